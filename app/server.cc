@@ -1,0 +1,271 @@
+// app/server.cc: see server.h.
+#include "app/server.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "core/worker.h"
+#include "http/proxy_config.h"
+#include "http/proxy_context.h"
+#include "http/proxy_session.h"
+
+namespace torii::app {
+
+namespace {
+
+std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c) {
+  auto p = std::make_shared<http::ProxyConfig>();
+  p->limits.header_bytes = static_cast<uint32_t>(c.limits.header_bytes);
+  p->limits.header_count = c.limits.header_count;
+  p->limits.body_bytes = c.limits.body_bytes;
+  p->limits.header_timeout_ms = static_cast<uint64_t>(c.limits.header_timeout.count());
+  p->limits.idle_timeout_ms = static_cast<uint64_t>(c.limits.idle_timeout.count());
+  p->limits.body_timeout_ms = static_cast<uint64_t>(c.limits.body_timeout.count());
+  p->limits.send_timeout_ms = static_cast<uint64_t>(c.limits.send_timeout.count());
+  p->limits.keepalive_requests = c.limits.keepalive_requests;
+  for (const conf::PoolConfig& pc : c.pools) {
+    http::PoolSpec ps;
+    ps.name = pc.name;
+    ps.algorithm = "round_robin";
+    for (const conf::BackendConfig& b : pc.backends) {
+      http::BackendTarget t;
+      t.addr = b.address.storage;
+      t.addr_len = b.address.len;
+      t.name = b.address.ToString();
+      t.weight = b.weight;
+      t.backup = b.backup;
+      ps.backends.push_back(std::move(t));
+    }
+    ps.connect_timeout_ms = static_cast<uint64_t>(pc.connect_timeout.count());
+    ps.response_timeout_ms = static_cast<uint64_t>(pc.response_timeout.count());
+    ps.keepalive_timeout_ms = static_cast<uint64_t>(pc.keepalive_timeout.count());
+    ps.keepalive = pc.keepalive;
+    ps.retries = pc.retries;
+    p->pools.push_back(std::move(ps));
+  }
+  for (const conf::RouteConfig& rc : c.routes) {
+    http::RouteSpec rs;
+    rs.host = rc.host;
+    rs.path_prefix = rc.path_prefix;
+    rs.pool = rc.pool_index;
+    rs.server_timing = rc.server_timing;
+    for (const auto& [name, value] : rc.add_headers) {
+      rs.add_headers += name + ": " + value + "\r\n";
+    }
+    p->routes.push_back(std::move(rs));
+  }
+  for (const conf::ListenerConfig& l : c.listeners) {
+    p->listener_names.push_back(l.name);
+  }
+  return p;
+}
+
+// Binds one SO_REUSEPORT listening socket. Returns the fd or -1 (errno set).
+int BindListener(const conf::SocketAddress& addr, uint32_t backlog) {
+  const int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return -1;
+  }
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (addr.family() == AF_INET6) {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  }
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr.storage), addr.len) != 0 ||
+      ::listen(fd, static_cast<int>(backlog)) != 0) {
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+int OpenAccessLog(const std::string& where) {
+  if (where == "off") {
+    return -1;
+  }
+  if (where == "-") {
+    return STDOUT_FILENO;
+  }
+  return ::open(where.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+bool WriteReadyFile(const std::string& path, const std::vector<std::string>& lines) {
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) {
+    return false;
+  }
+  for (const std::string& l : lines) {
+    std::fputs(l.c_str(), f);
+    std::fputc('\n', f);
+  }
+  const bool ok = std::fclose(f) == 0;
+  return ok && std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int RunServer(const conf::Config& config) {
+  // Signals are taken synchronously by this thread; workers inherit the blocked mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  uint32_t workers = config.server.workers;
+  if (workers == 0) {
+    workers = std::max(1u, std::thread::hardware_concurrency());
+  }
+
+  // Listeners: worker 0's socket binds first (port 0 picks a port), the others reuse it.
+  std::vector<std::vector<int>> fds(workers);
+  std::vector<std::string> ready_lines;
+  for (uint32_t li = 0; li < config.listeners.size(); ++li) {
+    const conf::ListenerConfig& l = config.listeners[li];
+    conf::SocketAddress addr = l.address;
+    for (uint32_t w = 0; w < workers; ++w) {
+      const int fd = BindListener(addr, l.backlog);
+      if (fd < 0) {
+        spdlog::critical("listener {}: cannot listen on {}: {}", l.name, addr.ToString(),
+                         strerror(errno));
+        return 1;
+      }
+      if (w == 0 && addr.port() == 0) {
+        sockaddr_storage bound{};
+        socklen_t len = sizeof(bound);
+        getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+        addr.set_port(ntohs(bound.ss_family == AF_INET
+                                ? reinterpret_cast<sockaddr_in&>(bound).sin_port
+                                : reinterpret_cast<sockaddr_in6&>(bound).sin6_port));
+      }
+      fds[w].push_back(fd);
+    }
+    ready_lines.push_back(l.name + " " + addr.ToString());
+    spdlog::info("listener {} on {} ({} workers)", l.name, addr.ToString(), workers);
+  }
+
+  const int log_fd = OpenAccessLog(config.server.access_log);
+  if (log_fd < 0 && config.server.access_log != "off") {
+    spdlog::critical("access_log {}: {}", config.server.access_log, strerror(errno));
+    return 1;
+  }
+  const auto log_format = config.server.access_log_format == conf::LogFormat::kJson
+                              ? http::AccessLogFormat::kJson
+                              : http::AccessLogFormat::kText;
+  auto proxy_config = BuildProxyConfig(config);
+
+  std::vector<std::unique_ptr<core::Worker>> ws;
+  std::vector<std::unique_ptr<http::ProxyContext>> contexts;
+  for (uint32_t w = 0; w < workers; ++w) {
+    core::WorkerOptions o;
+    o.id = w;
+    o.sq_entries = config.server.sq_entries;
+    o.cq_entries = config.server.cq_entries;
+    o.recv_buffers = config.server.recv_buffers;
+    o.recv_buffer_size = config.server.recv_buffer_size;
+    o.max_conns = config.server.max_connections;
+    o.drain_grace_ms = static_cast<uint64_t>(config.server.shutdown_grace.count());
+    auto worker = std::make_unique<core::Worker>(o);
+    auto ctx = std::make_unique<http::ProxyContext>(
+        *worker, proxy_config, std::make_unique<http::AccessLog>(log_fd, log_format));
+    for (uint32_t li = 0; li < fds[w].size(); ++li) {
+      worker->AddListener(fds[w][li], li);
+    }
+    http::ProxyContext* ctx_ptr = ctx.get();
+    worker->set_accept_fn([ctx_ptr](core::Conn& conn, uint32_t listener) {
+      return http::NewClientSession(*ctx_ptr, conn, listener);
+    });
+    worker->set_on_turn_end([ctx_ptr] { ctx_ptr->log().Flush(); });
+    ws.push_back(std::move(worker));
+    contexts.push_back(std::move(ctx));
+  }
+
+  std::atomic<uint32_t> exited{0};
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> threads;
+  for (uint32_t w = 0; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      auto r = ws[w]->Run();
+      if (!r) {
+        failed = true;
+      } else if (w == 0) {
+        spdlog::debug("worker 0 ring: {}", ws[w]->ring_flags_note());
+      }
+      exited.fetch_add(1);
+    });
+  }
+
+  if (!config.server.ready_file.empty() &&
+      !WriteReadyFile(config.server.ready_file, ready_lines)) {
+    spdlog::error("cannot write ready_file {}: {}", config.server.ready_file, strerror(errno));
+  }
+  spdlog::info("torii serving with {} worker(s)", workers);
+
+  bool stopping = false;
+  int exit_code = 0;
+  while (exited.load() < workers) {
+    timespec timeout{0, 200 * 1000 * 1000};
+    siginfo_t info{};
+    const int sig = sigtimedwait(&set, &info, &timeout);
+    if (failed.load() && !stopping) {
+      spdlog::critical("a worker failed to start; stopping");
+      exit_code = 1;
+      stopping = true;
+      for (auto& w : ws) {
+        w->RequestStop();
+      }
+    }
+    if (sig == SIGINT || sig == SIGTERM) {
+      if (!stopping) {
+        spdlog::info("{} received: stopping gracefully (grace {} ms)",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM", config.server.shutdown_grace.count());
+        stopping = true;
+        for (auto& w : ws) {
+          w->RequestStop();
+        }
+      } else {
+        spdlog::warn("second stop signal: exiting now");
+        std::_Exit(exit_code);
+      }
+    } else if (sig == SIGHUP) {
+      spdlog::warn("SIGHUP received: hot reload is not implemented yet (issue #9); "
+                   "the running configuration is unchanged");
+    } else if (sig == SIGUSR1) {
+      spdlog::info("SIGUSR1 received: log reopening is not implemented yet (issue #9)");
+    }
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  contexts.clear();
+  ws.clear();
+  if (failed.load()) {
+    exit_code = 1;
+  }
+  if (!config.server.ready_file.empty()) {
+    ::unlink(config.server.ready_file.c_str());
+  }
+  spdlog::info("torii stopped");
+  return exit_code;
+}
+
+}  // namespace torii::app

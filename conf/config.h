@@ -1,0 +1,133 @@
+// conf/config.h: the configuration model torii runs from.
+//
+// This is plain data: the TOML loader (load.cc) fills it and validates it, app/ wires it into
+// workers and sessions. Nothing here does I/O or knows about io_uring. Key names follow
+// ../shared/DESIGN.md, which is the operator contract; the README documents every key.
+//
+// Deliberately left out for now: TLS listeners (issue #5), caches (#6), rate limits (#7),
+// compression (#8). The loader refuses those tables with a clear error instead of silently
+// ignoring them, so an operator never believes a protection is on when it is not.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace torii::conf {
+
+using Duration = std::chrono::milliseconds;
+
+// A numeric socket address ("127.0.0.1:8080", "[::1]:8080", "0.0.0.0:0").
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t len = 0;
+  std::string text;  // as written by the operator, for logs and the ready file
+
+  int family() const { return storage.ss_family; }
+  uint16_t port() const;
+  void set_port(uint16_t port);
+  // "127.0.0.1:8080" / "[::1]:8080" with the current port.
+  std::string ToString() const;
+};
+
+// Parses "IPv4:port" or "[IPv6]:port". Host names are refused (no resolver on the hot path).
+// Returns nullopt and fills *why on error.
+std::optional<SocketAddress> ParseSocketAddress(std::string_view text, std::string* why);
+
+enum class LogFormat : uint8_t { kText, kJson };
+
+struct ServerConfig {
+  uint32_t workers = 0;             // 0 = one per CPU
+  std::string ready_file;           // empty = none
+  std::string access_log = "-";     // "-" = stdout, "off", or a path
+  LogFormat access_log_format = LogFormat::kText;
+  std::string error_log = "-";      // "-" = stderr, or a path
+  std::string log_level = "info";   // trace | debug | info | warn | error | critical | off
+  Duration shutdown_grace{std::chrono::seconds(10)};
+  uint32_t max_connections = 16384; // per worker, clients + upstreams
+  // io_uring sizing (debug knobs; defaults are fine for production).
+  uint32_t sq_entries = 4096;
+  uint32_t cq_entries = 0;          // 0 = 4 * sq_entries
+  uint32_t recv_buffers = 1024;     // provided buffers per worker (power of two)
+  uint32_t recv_buffer_size = 16384;
+};
+
+struct AdminConfig {
+  bool enabled = false;
+  SocketAddress address;
+  std::vector<std::string> allow;   // CIDRs
+};
+
+struct LimitsConfig {
+  uint64_t header_bytes = 16 * 1024;          // 431 (414 when the request line alone exceeds it)
+  uint32_t header_count = 100;                // 431
+  uint64_t body_bytes = 16ull * 1024 * 1024;  // 413
+  Duration header_timeout{std::chrono::seconds(10)};  // 408, close
+  Duration idle_timeout{std::chrono::seconds(60)};    // keep-alive idle, then close
+  Duration body_timeout{std::chrono::seconds(60)};    // no body byte for this long: 408, close
+  Duration send_timeout{std::chrono::seconds(60)};    // client not reading: close
+  uint32_t keepalive_requests = 1000;         // then Connection: close
+};
+
+struct ListenerConfig {
+  std::string name;
+  SocketAddress address;
+  uint32_t backlog = 4096;
+};
+
+enum class Algorithm : uint8_t { kRoundRobin, kLeastConn, kIpHash };
+
+struct BackendConfig {
+  SocketAddress address;
+  uint32_t weight = 1;  // 1..256
+  bool backup = false;
+};
+
+struct HealthConfig {
+  std::string path = "/";
+  Duration interval{std::chrono::seconds(2)};
+  Duration timeout{std::chrono::seconds(1)};
+  uint32_t rise = 2;
+  uint32_t fall = 3;
+};
+
+struct PoolConfig {
+  std::string name;
+  Algorithm algorithm = Algorithm::kRoundRobin;
+  std::vector<BackendConfig> backends;
+  std::optional<HealthConfig> health;
+  Duration connect_timeout{std::chrono::seconds(3)};
+  Duration response_timeout{std::chrono::seconds(60)};  // first byte of the response: 504
+  Duration keepalive_timeout{std::chrono::seconds(30)}; // idle pooled upstream connection
+  uint32_t keepalive = 64;  // idle upstream connections kept per backend per worker
+  uint32_t retries = 1;     // extra attempts on another backend (safe cases only)
+};
+
+struct RouteConfig {
+  std::string host = "*";         // exact, "*.example.com", or "*"
+  std::string path_prefix = "/";
+  std::string pool;               // name of a [[pool]]
+  uint32_t pool_index = 0;        // resolved by the loader
+  bool compress = false;
+  bool server_timing = false;
+  std::vector<std::pair<std::string, std::string>> add_headers;
+};
+
+struct Config {
+  std::string source;  // file the config came from (or a label)
+  ServerConfig server;
+  AdminConfig admin;
+  LimitsConfig limits;
+  std::vector<ListenerConfig> listeners;
+  std::vector<PoolConfig> pools;
+  std::vector<RouteConfig> routes;
+};
+
+}  // namespace torii::conf

@@ -1,0 +1,1053 @@
+// conf/load.cc: the TOML loader. toml++ document → validated Config, or one ConfigError.
+//
+// Owns: reading the file, parsing it with toml++, checking every table and key against the
+// operator contract in ../shared/DESIGN.md, converting durations and sizes, resolving route →
+// pool references and the whole-config checks (at least one listener/pool/route, unique names
+// and addresses). Each error names file:line:column of the offending key or value and says what
+// was expected; the first error found wins (one clear message beats a wall of them).
+//
+// Deliberately refused rather than ignored: TLS listeners (#5), caches (#6), rate limits (#7),
+// compression (#8) and the least_conn/ip_hash algorithms (#4). An operator must never believe a
+// protection is on when it is not.
+//
+// Exceptions: toml++ throws toml::parse_error, and the validators below throw a private
+// LoadFailure to unwind to LoadConfigString(), which turns both into a ConfigError. Nothing
+// thrown here leaves this file (config loading is off the data plane; see STYLE.md H).
+#include "conf/load.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <utility>
+
+namespace torii::conf {
+namespace {
+
+using namespace std::string_view_literals;
+
+constexpr uint64_t kKiB = 1024;
+constexpr uint64_t kMiB = 1024 * kKiB;
+constexpr uint64_t kGiB = 1024 * kMiB;
+// Longer timeouts than this are almost certainly typos, and keeping them bounded means adding
+// one to a steady_clock time point can never overflow.
+constexpr Duration kMaxDuration = std::chrono::hours(24 * 365);
+constexpr size_t kMaxNameLength = 64;
+// A config file is a few KiB; refuse to slurp something that is clearly not one.
+constexpr size_t kMaxFileBytes = 16 * kMiB;
+
+// Thrown by the validators, caught in LoadConfigString(). Private to this file.
+struct LoadFailure {
+  toml::source_position where;
+  std::string message;
+};
+
+[[noreturn]] void Fail(const toml::source_region& at, std::string message) {
+  throw LoadFailure{at.begin, std::move(message)};
+}
+
+// Fails with no position (line 0): for things that are missing from the whole file.
+[[noreturn]] void FailNoPosition(std::string message) {
+  throw LoadFailure{toml::source_position{0, 0}, std::move(message)};
+}
+
+// `text` in double quotes for a message, with control characters escaped and long text cut, so
+// an error line stays one short line whatever the operator wrote.
+std::string Quote(std::string_view text) {
+  constexpr size_t kMaxShown = 60;
+  std::string out = "\"";
+  for (size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > kMaxShown) {
+    out += "...";
+  }
+  out += '"';
+  return out;
+}
+
+// "a string", "an integer"...: what the operator wrote, for "expected X, got Y".
+std::string_view TypeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a floating-point number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+// The value as the operator wrote it (strings quoted), for "got ...".
+std::string Shown(const toml::node& node) {
+  if (const auto* s = node.as_string()) {
+    return Quote(s->get());
+  }
+  if (const auto* i = node.as_integer()) {
+    return std::to_string(i->get());
+  }
+  return std::string(TypeName(node));
+}
+
+// 1024 → "1KiB", 1536 → "1536B": the shortest exact spelling, for range messages.
+std::string FormatSize(uint64_t bytes) {
+  if (bytes != 0 && bytes % kGiB == 0) {
+    return std::to_string(bytes / kGiB) + "GiB";
+  }
+  if (bytes != 0 && bytes % kMiB == 0) {
+    return std::to_string(bytes / kMiB) + "MiB";
+  }
+  if (bytes != 0 && bytes % kKiB == 0) {
+    return std::to_string(bytes / kKiB) + "KiB";
+  }
+  return std::to_string(bytes) + "B";
+}
+
+// Levenshtein distance, capped work: config keys are short.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) {
+    row[j] = j;
+  }
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// Parses an unsigned decimal prefix of `text` (at least one digit) into *value, refusing
+// overflow. Returns the number of characters consumed, 0 when there is no digit or on overflow.
+size_t ParseDecimal(std::string_view text, uint64_t* value) {
+  uint64_t v = 0;
+  size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    if (__builtin_mul_overflow(v, 10u, &v) ||
+        __builtin_add_overflow(v, static_cast<uint64_t>(text[i] - '0'), &v)) {
+      return 0;
+    }
+  }
+  *value = v;
+  return i;
+}
+
+bool IsNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+// RFC 9110 5.6.2 tchar.
+bool IsTokenChar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+    return true;
+  }
+  return "!#$%&'*+-.^_`|~"sv.find(c) != std::string_view::npos;
+}
+
+std::string Lowercase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
+// A DNS-style host name (already lowercased): labels of [a-z0-9_-], 1..63 bytes, separated by
+// single dots, 253 bytes at most. '_' is tolerated because real internal names use it.
+bool IsHostName(std::string_view host) {
+  if (host.empty() || host.size() > 253) {
+    return false;
+  }
+  size_t label = 0;
+  for (char c : host) {
+    if (c == '.') {
+      if (label == 0) {
+        return false;
+      }
+      label = 0;
+      continue;
+    }
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+      return false;
+    }
+    if (++label > 63) {
+      return false;
+    }
+  }
+  return label != 0;
+}
+
+// Checks "a.b.c.d/len" or "v6/len" and returns it with the prefix spelled out; a bare address
+// becomes /32 or /128. Host bits below the prefix are refused (a likely typo: "10.0.0.1/8").
+std::optional<std::string> NormalizeCidr(std::string_view text, std::string* why) {
+  const size_t slash = text.find('/');
+  const std::string_view address = text.substr(0, slash);
+  std::string address_z(address);
+  std::array<unsigned char, 16> bytes{};
+  int family = AF_INET;
+  uint64_t max_prefix = 32;
+  if (address.find(':') != std::string_view::npos) {
+    family = AF_INET6;
+    max_prefix = 128;
+  }
+  if (address.empty() || inet_pton(family, address_z.c_str(), bytes.data()) != 1) {
+    *why = "expected a CIDR such as \"127.0.0.0/8\" or \"::1/128\"";
+    return std::nullopt;
+  }
+  uint64_t prefix = max_prefix;
+  if (slash != std::string_view::npos) {
+    const std::string_view len_text = text.substr(slash + 1);
+    if (len_text.empty() || len_text.size() > 3 ||
+        ParseDecimal(len_text, &prefix) != len_text.size() || prefix > max_prefix) {
+      *why = "expected a prefix length from 0 to " + std::to_string(max_prefix);
+      return std::nullopt;
+    }
+  }
+  const size_t total_bytes = max_prefix / 8;
+  for (size_t bit = prefix; bit < max_prefix; ++bit) {
+    if (bit / 8 < total_bytes && (bytes[bit / 8] & (0x80u >> (bit % 8))) != 0) {
+      *why = "address has bits set below the /" + std::to_string(prefix) + " prefix";
+      return std::nullopt;
+    }
+  }
+  return address_z + "/" + std::to_string(prefix);
+}
+
+// One TOML table being read, with the label used in messages ("[server]",
+// "[[pool]] \"app\" backend #2"). Every accessor returns nullopt when the key is absent (the
+// caller keeps its default) and fails at the node when it is present but wrong.
+class Section {
+ public:
+  Section(const toml::table& table, std::string label) : table_(table), label_(std::move(label)) {}
+
+  const toml::table& table() const { return table_; }
+  const std::string& label() const { return label_; }
+  void set_label(std::string label) { label_ = std::move(label); }
+
+  // Refuses the first key (in file order) that is not in `known`, pointing at the key, with a
+  // "did you mean" hint when a known key is one or two edits away.
+  void CheckKeys(std::initializer_list<std::string_view> known) const {
+    const toml::key* unknown = nullptr;
+    for (auto&& [key, node] : table_) {
+      if (std::find(known.begin(), known.end(), key.str()) != known.end()) {
+        continue;
+      }
+      if (unknown == nullptr || Before(key.source().begin, unknown->source().begin)) {
+        unknown = &key;
+      }
+    }
+    if (unknown == nullptr) {
+      return;
+    }
+    std::string message = "unknown key " + Quote(unknown->str()) + " in " + label_;
+    for (std::string_view candidate : known) {
+      if (EditDistance(unknown->str(), candidate) <= 2) {
+        message += "; did you mean " + Quote(candidate) + "?";
+        break;
+      }
+    }
+    Fail(unknown->source(), std::move(message));
+  }
+
+  const toml::node* Find(std::string_view key) const { return table_.get(key); }
+
+  // The key object itself (for errors that point at a key rather than at its value).
+  const toml::key* FindKey(std::string_view key) const {
+    auto it = table_.find(key);
+    return it == table_.end() ? nullptr : &it->first;
+  }
+
+  [[noreturn]] void FailAt(const toml::node& node, std::string_view key,
+                           std::string_view what) const {
+    Fail(node.source(), label_ + " " + std::string(key) + ": " + std::string(what));
+  }
+
+  // Fails at the table itself (its header) when `key` is absent.
+  const toml::node& Require(std::string_view key) const {
+    const toml::node* node = Find(key);
+    if (node == nullptr) {
+      Fail(table_.source(), label_ + ": missing required key " + Quote(key));
+    }
+    return *node;
+  }
+
+  std::optional<int64_t> Int(std::string_view key, int64_t min, int64_t max) const {
+    const toml::node* node = Find(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    const auto* value = node->as_integer();
+    if (value == nullptr) {
+      FailAt(*node, key, "expected an integer, got " + std::string(TypeName(*node)));
+    }
+    const int64_t v = value->get();
+    if (v < min || v > max) {
+      FailAt(*node, key,
+             "expected an integer " + RangeText(min, max) + ", got " + std::to_string(v));
+    }
+    return v;
+  }
+
+  // Int() narrowed to uint32_t and written into *out when present.
+  void U32(std::string_view key, int64_t min, int64_t max, uint32_t* out) const {
+    if (auto v = Int(key, min, max)) {
+      *out = static_cast<uint32_t>(*v);
+    }
+  }
+
+  std::optional<std::string> String(std::string_view key) const {
+    const toml::node* node = Find(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    return StringOf(*node, key);
+  }
+
+  std::string StringOf(const toml::node& node, std::string_view key) const {
+    const auto* value = node.as_string();
+    if (value == nullptr) {
+      FailAt(node, key, "expected a string, got " + std::string(TypeName(node)));
+    }
+    return value->get();
+  }
+
+  // A string that must not be empty (paths, log targets).
+  void NonEmptyString(std::string_view key, std::string* out) const {
+    if (auto v = String(key)) {
+      if (v->empty()) {
+        FailAt(*Find(key), key, "expected a non-empty string");
+      }
+      *out = std::move(*v);
+    }
+  }
+
+  void Bool(std::string_view key, bool* out) const {
+    const toml::node* node = Find(key);
+    if (node == nullptr) {
+      return;
+    }
+    const auto* value = node->as_boolean();
+    if (value == nullptr) {
+      FailAt(*node, key, "expected a boolean (true or false), got " + std::string(TypeName(*node)));
+    }
+    *out = value->get();
+  }
+
+  // A duration string ("2s"). Zero is refused unless `allow_zero`; more than a year is refused.
+  void Dur(std::string_view key, Duration* out, bool allow_zero = false) const {
+    const toml::node* node = Find(key);
+    if (node == nullptr) {
+      return;
+    }
+    const auto* value = node->as_string();
+    if (value == nullptr) {
+      FailAt(*node, key,
+             "expected a duration string such as \"2s\" or \"150ms\", got " +
+                 std::string(TypeName(*node)));
+    }
+    const std::optional<Duration> d = ParseDuration(value->get());
+    if (!d) {
+      FailAt(*node, key, "expected a duration such as \"2s\" or \"150ms\", got " + Shown(*node));
+    }
+    if (!allow_zero && d->count() == 0) {
+      FailAt(*node, key, "expected a duration greater than zero, got " + Shown(*node));
+    }
+    if (*d > kMaxDuration) {
+      FailAt(*node, key, "expected a duration of at most 8760h (one year), got " + Shown(*node));
+    }
+    *out = *d;
+  }
+
+  // A size: a string such as "16KiB" or a plain integer number of bytes, within [min, max].
+  void Size(std::string_view key, uint64_t min, uint64_t max, uint64_t* out) const {
+    const toml::node* node = Find(key);
+    if (node == nullptr) {
+      return;
+    }
+    std::optional<uint64_t> bytes;
+    if (const auto* s = node->as_string()) {
+      bytes = ParseSize(s->get());
+    } else if (const auto* i = node->as_integer()) {
+      if (i->get() >= 0) {
+        bytes = static_cast<uint64_t>(i->get());
+      }
+    } else {
+      FailAt(*node, key,
+             "expected a size such as \"16KiB\" or a number of bytes, got " +
+                 std::string(TypeName(*node)));
+    }
+    if (!bytes) {
+      FailAt(*node, key, "expected a size such as \"16KiB\", got " + Shown(*node));
+    }
+    if (*bytes < min || *bytes > max) {
+      std::string range = max == std::numeric_limits<uint64_t>::max()
+                              ? "of at least " + FormatSize(min)
+                              : "from " + FormatSize(min) + " to " + FormatSize(max);
+      FailAt(*node, key, "expected a size " + range + ", got " + Shown(*node));
+    }
+    *out = *bytes;
+  }
+
+  // One of `choices` (name → value), written into *out.
+  template <class T>
+  void Choice(std::string_view key, std::initializer_list<std::pair<std::string_view, T>> choices,
+              T* out) const {
+    const toml::node* node = Find(key);
+    if (node == nullptr) {
+      return;
+    }
+    const std::string value = StringOf(*node, key);
+    std::string names;
+    for (const auto& [name, v] : choices) {
+      if (name == value) {
+        *out = v;
+        return;
+      }
+      names += (names.empty() ? "" : ", ") + Quote(name);
+    }
+    FailAt(*node, key, "expected one of " + names + ", got " + Quote(value));
+  }
+
+  // A numeric socket address; `allow_port_zero` is false for addresses torii connects to.
+  std::optional<SocketAddress> Address(std::string_view key, bool allow_port_zero) const {
+    const toml::node* node = Find(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    const std::string text = StringOf(*node, key);
+    std::string why;
+    std::optional<SocketAddress> address = ParseSocketAddress(text, &why);
+    if (!address) {
+      FailAt(*node, key,
+             "expected an address such as \"127.0.0.1:8080\" or \"[::1]:8080\", got " +
+                 Quote(text) + " (" + why + ")");
+    }
+    if (!allow_port_zero && address->port() == 0) {
+      FailAt(*node, key, "port 0 is not valid here, got " + Quote(text));
+    }
+    return address;
+  }
+
+  // A nested table (inline or not), or nullptr when absent.
+  const toml::table* SubTable(std::string_view key) const {
+    const toml::node* node = Find(key);
+    if (node == nullptr) {
+      return nullptr;
+    }
+    const auto* table = node->as_table();
+    if (table == nullptr) {
+      FailAt(*node, key, "expected a table, got " + std::string(TypeName(*node)));
+    }
+    return table;
+  }
+
+ private:
+  static bool Before(const toml::source_position& a, const toml::source_position& b) {
+    return a.line != b.line ? a.line < b.line : a.column < b.column;
+  }
+
+  static std::string RangeText(int64_t min, int64_t max) {
+    if (max == std::numeric_limits<int64_t>::max() || max == std::numeric_limits<uint32_t>::max()) {
+      return "of at least " + std::to_string(min);
+    }
+    return "from " + std::to_string(min) + " to " + std::to_string(max);
+  }
+
+  const toml::table& table_;
+  std::string label_;
+};
+
+constexpr int64_t kNoMax = std::numeric_limits<int64_t>::max();
+
+// The whole document → Config. Sections are read in a fixed order (server, admin, limits,
+// listeners, pools, routes) so that routes can resolve pools.
+class Loader {
+ public:
+  explicit Loader(const toml::table& root) : root_(root) {}
+
+  Config Load(std::string source) {
+    Config config;
+    config.source = std::move(source);
+    RefuseNotImplementedTables();
+    Section top(root_, "the top level");
+    top.CheckKeys({"server", "admin", "limits", "listener", "pool", "route"});
+
+    if (const toml::table* t = top.SubTable("server")) {
+      LoadServer(Section(*t, "[server]"), &config.server);
+    }
+    if (const toml::table* t = top.SubTable("admin")) {
+      LoadAdmin(Section(*t, "[admin]"), &config.admin);
+    }
+    if (const toml::table* t = top.SubTable("limits")) {
+      LoadLimits(Section(*t, "[limits]"), &config.limits);
+    }
+    for (const toml::table* t : ArrayOfTables(top, "listener")) {
+      LoadListener(*t, config);
+    }
+    for (const toml::table* t : ArrayOfTables(top, "pool")) {
+      LoadPool(*t, config);
+    }
+    for (const toml::table* t : ArrayOfTables(top, "route")) {
+      LoadRoute(*t, config);
+    }
+    if (config.listeners.empty()) {
+      FailNoPosition("no [[listener]] defined: at least one is required");
+    }
+    if (config.pools.empty()) {
+      FailNoPosition("no [[pool]] defined: at least one is required");
+    }
+    if (config.routes.empty()) {
+      FailNoPosition("no [[route]] defined: at least one is required");
+    }
+    return config;
+  }
+
+ private:
+  // [cache.*], [rate_limit.*], [compression]: refused at their key, not silently ignored.
+  void RefuseNotImplementedTables() const {
+    static constexpr std::pair<std::string_view, std::string_view> kRefused[] = {
+        {"cache", "[cache.*] tables are not implemented yet (issue #6)"},
+        {"rate_limit", "[rate_limit.*] tables are not implemented yet (issue #7)"},
+        {"compression", "[compression] is not implemented yet (issue #8)"},
+    };
+    for (const auto& [name, message] : kRefused) {
+      auto it = root_.find(name);
+      if (it != root_.end()) {
+        Fail(it->first.source(), std::string(message));
+      }
+    }
+  }
+
+  // `[[name]]` entries in file order; refuses `[name]` (a single table) and non-table elements.
+  std::vector<const toml::table*> ArrayOfTables(const Section& top, std::string_view name) const {
+    std::vector<const toml::table*> out;
+    const toml::node* node = top.Find(name);
+    if (node == nullptr) {
+      return out;
+    }
+    const auto* array = node->as_array();
+    if (array == nullptr) {
+      Fail(node->source(), "expected [[" + std::string(name) + "]] (an array of tables), got " +
+                               std::string(TypeName(*node)));
+    }
+    for (const toml::node& element : *array) {
+      const auto* table = element.as_table();
+      if (table == nullptr) {
+        Fail(element.source(), "expected each " + std::string(name) + " to be a table, got " +
+                                   std::string(TypeName(element)));
+      }
+      out.push_back(table);
+    }
+    return out;
+  }
+
+  static void LoadServer(const Section& s, ServerConfig* out) {
+    s.CheckKeys({"workers", "ready_file", "access_log", "access_log_format", "error_log",
+                 "log_level", "shutdown_grace", "max_connections", "sq_entries", "cq_entries",
+                 "recv_buffers", "recv_buffer_size"});
+    s.U32("workers", 0, 1024, &out->workers);
+    if (auto v = s.String("ready_file")) {
+      out->ready_file = std::move(*v);
+    }
+    s.NonEmptyString("access_log", &out->access_log);
+    s.Choice<LogFormat>("access_log_format",
+                        {{"text", LogFormat::kText}, {"json", LogFormat::kJson}},
+                        &out->access_log_format);
+    s.NonEmptyString("error_log", &out->error_log);
+    s.Choice<std::string>("log_level",
+                          {{"trace", "trace"},
+                           {"debug", "debug"},
+                           {"info", "info"},
+                           {"warn", "warn"},
+                           {"error", "error"},
+                           {"critical", "critical"},
+                           {"off", "off"}},
+                          &out->log_level);
+    // Zero grace is meaningful: close everything at once on shutdown.
+    s.Dur("shutdown_grace", &out->shutdown_grace, /*allow_zero=*/true);
+    s.U32("max_connections", 16, 1 << 24, &out->max_connections);
+    // io_uring's own limits: IORING_MAX_ENTRIES and IORING_MAX_CQ_ENTRIES.
+    s.U32("sq_entries", 1, 32768, &out->sq_entries);
+    s.U32("cq_entries", 0, 65536, &out->cq_entries);
+    if (out->cq_entries != 0 && out->cq_entries < out->sq_entries) {
+      s.FailAt(*s.Find("cq_entries"), "cq_entries",
+               "expected 0 or at least sq_entries (" + std::to_string(out->sq_entries) + "), got " +
+                   std::to_string(out->cq_entries));
+    }
+    s.U32("recv_buffers", 1, 32768, &out->recv_buffers);
+    if ((out->recv_buffers & (out->recv_buffers - 1)) != 0) {
+      s.FailAt(*s.Find("recv_buffers"), "recv_buffers",
+               "expected a power of two from 1 to 32768, got " + std::to_string(out->recv_buffers));
+    }
+    uint64_t buffer_size = out->recv_buffer_size;
+    s.Size("recv_buffer_size", kKiB, kMiB, &buffer_size);
+    out->recv_buffer_size = static_cast<uint32_t>(buffer_size);
+  }
+
+  static void LoadAdmin(const Section& s, AdminConfig* out) {
+    s.CheckKeys({"address", "allow"});
+    out->enabled = true;
+    s.Require("address");
+    out->address = *s.Address("address", /*allow_port_zero=*/true);
+    if (const toml::node* node = s.Find("allow")) {
+      const auto* array = node->as_array();
+      if (array == nullptr) {
+        s.FailAt(*node, "allow",
+                 "expected an array of CIDR strings, got " + std::string(TypeName(*node)));
+      }
+      for (const toml::node& element : *array) {
+        const std::string text = s.StringOf(element, "allow");
+        std::string why;
+        std::optional<std::string> cidr = NormalizeCidr(text, &why);
+        if (!cidr) {
+          s.FailAt(element, "allow", why + ", got " + Quote(text));
+        }
+        out->allow.push_back(std::move(*cidr));
+      }
+    }
+  }
+
+  static void LoadLimits(const Section& s, LimitsConfig* out) {
+    s.CheckKeys({"header_bytes", "header_count", "body_bytes", "header_timeout", "idle_timeout",
+                 "body_timeout", "send_timeout", "keepalive_requests"});
+    s.Size("header_bytes", kKiB, kMiB, &out->header_bytes);
+    s.U32("header_count", 1, 10000, &out->header_count);
+    s.Size("body_bytes", 0, std::numeric_limits<uint64_t>::max(), &out->body_bytes);
+    s.Dur("header_timeout", &out->header_timeout);
+    s.Dur("idle_timeout", &out->idle_timeout);
+    s.Dur("body_timeout", &out->body_timeout);
+    s.Dur("send_timeout", &out->send_timeout);
+    s.U32("keepalive_requests", 1, std::numeric_limits<uint32_t>::max(), &out->keepalive_requests);
+  }
+
+  // Reads `name` (required, [A-Za-z0-9_-]+) and relabels the section with it.
+  static std::string LoadName(Section& s, std::string_view kind) {
+    const toml::node& node = s.Require("name");
+    std::string name = s.StringOf(node, "name");
+    if (name.empty() || name.size() > kMaxNameLength ||
+        !std::all_of(name.begin(), name.end(), IsNameChar)) {
+      s.FailAt(node, "name", "expected 1 to 64 letters, digits, '_' or '-', got " + Quote(name));
+    }
+    s.set_label("[[" + std::string(kind) + "]] " + Quote(name));
+    return name;
+  }
+
+  void LoadListener(const toml::table& table, Config& config) {
+    Section s(table, "[[listener]] #" + std::to_string(config.listeners.size() + 1));
+    if (const toml::key* tls = s.FindKey("tls")) {
+      Fail(tls->source(), s.label() + " tls: TLS listeners are not implemented yet (issue #5)");
+    }
+    s.CheckKeys({"name", "address", "backlog"});
+    ListenerConfig listener;
+    const toml::node& name_node = s.Require("name");
+    listener.name = LoadName(s, "listener");
+    for (size_t i = 0; i < config.listeners.size(); ++i) {
+      if (config.listeners[i].name == listener.name) {
+        s.FailAt(name_node, "name",
+                 "listener name " + Quote(listener.name) + " is already used at line " +
+                     std::to_string(listener_lines_[i]));
+      }
+    }
+    if (config.admin.enabled && listener.name == "admin") {
+      s.FailAt(name_node, "name",
+               "listener name \"admin\" is reserved for [admin] (it names it in the ready file)");
+    }
+    const toml::node& address_node = s.Require("address");
+    listener.address = *s.Address("address", /*allow_port_zero=*/true);
+    // Port 0 means "pick one", so two port-0 listeners never collide.
+    if (listener.address.port() != 0) {
+      const std::string key = listener.address.ToString();
+      for (const ListenerConfig& other : config.listeners) {
+        if (other.address.ToString() == key) {
+          s.FailAt(address_node, "address",
+                   "address " + Quote(listener.address.text) + " is already used by listener " +
+                       Quote(other.name));
+        }
+      }
+      if (config.admin.enabled && config.admin.address.ToString() == key) {
+        s.FailAt(address_node, "address",
+                 "address " + Quote(listener.address.text) + " is already used by [admin]");
+      }
+    }
+    s.U32("backlog", 1, 65535, &listener.backlog);
+    config.listeners.push_back(std::move(listener));
+    listener_lines_.push_back(table.source().begin.line);
+  }
+
+  void LoadPool(const toml::table& table, Config& config) {
+    Section s(table, "[[pool]] #" + std::to_string(config.pools.size() + 1));
+    s.CheckKeys({"name", "algorithm", "backends", "health", "connect_timeout", "response_timeout",
+                 "keepalive_timeout", "keepalive", "retries"});
+    PoolConfig pool;
+    const toml::node& name_node = s.Require("name");
+    pool.name = LoadName(s, "pool");
+    for (size_t i = 0; i < config.pools.size(); ++i) {
+      if (config.pools[i].name == pool.name) {
+        s.FailAt(name_node, "name",
+                 "pool name " + Quote(pool.name) + " is already used at line " +
+                     std::to_string(pool_lines_[i]));
+      }
+    }
+    s.Choice<Algorithm>("algorithm",
+                        {{"round_robin", Algorithm::kRoundRobin},
+                         {"least_conn", Algorithm::kLeastConn},
+                         {"ip_hash", Algorithm::kIpHash}},
+                        &pool.algorithm);
+    if (pool.algorithm != Algorithm::kRoundRobin) {
+      const toml::node& node = *s.Find("algorithm");
+      s.FailAt(node, "algorithm",
+               "algorithm " + Quote(node.as_string()->get()) +
+                   " is not implemented yet (issue #4); use round_robin");
+    }
+
+    const toml::node& backends_node = s.Require("backends");
+    const auto* backends = backends_node.as_array();
+    if (backends == nullptr || backends->empty()) {
+      s.FailAt(backends_node, "backends",
+               "expected a non-empty array of tables such as [{ address = \"10.0.0.1:9000\" }], "
+               "got " +
+                   (backends == nullptr ? std::string(TypeName(backends_node))
+                                        : std::string("an empty array")));
+    }
+    for (const toml::node& element : *backends) {
+      const std::string label = s.label() + " backend #" + std::to_string(pool.backends.size() + 1);
+      const auto* backend_table = element.as_table();
+      if (backend_table == nullptr) {
+        Fail(element.source(),
+             label + ": expected a table such as { address = \"10.0.0.1:9000\" }, got " +
+                 std::string(TypeName(element)));
+      }
+      Section b(*backend_table, label);
+      b.CheckKeys({"address", "weight", "backup"});
+      BackendConfig backend;
+      const toml::node& address_node = b.Require("address");
+      backend.address = *b.Address("address", /*allow_port_zero=*/false);
+      for (const BackendConfig& other : pool.backends) {
+        if (other.address.ToString() == backend.address.ToString()) {
+          b.FailAt(address_node, "address",
+                   "backend " + Quote(backend.address.text) + " is listed twice in this pool");
+        }
+      }
+      b.U32("weight", 1, 256, &backend.weight);
+      b.Bool("backup", &backend.backup);
+      pool.backends.push_back(std::move(backend));
+    }
+
+    if (const toml::table* health_table = s.SubTable("health")) {
+      Section h(*health_table, s.label() + " health");
+      h.CheckKeys({"path", "interval", "timeout", "rise", "fall"});
+      HealthConfig health;
+      if (auto path = h.String("path")) {
+        if (path->empty() || path->front() != '/' || !IsCleanPath(*path)) {
+          h.FailAt(*h.Find("path"), "path",
+                   "expected a path starting with '/' (no spaces or control characters), got " +
+                       Quote(*path));
+        }
+        health.path = std::move(*path);
+      }
+      h.Dur("interval", &health.interval);
+      h.Dur("timeout", &health.timeout);
+      h.U32("rise", 1, 1000, &health.rise);
+      h.U32("fall", 1, 1000, &health.fall);
+      pool.health = std::move(health);
+    }
+    s.Dur("connect_timeout", &pool.connect_timeout);
+    s.Dur("response_timeout", &pool.response_timeout);
+    s.Dur("keepalive_timeout", &pool.keepalive_timeout);
+    s.U32("keepalive", 0, 10000, &pool.keepalive);
+    s.U32("retries", 0, 10, &pool.retries);
+    config.pools.push_back(std::move(pool));
+    pool_lines_.push_back(table.source().begin.line);
+  }
+
+  // A request-target path: printable ASCII without spaces (anything else could not have come
+  // from a valid request line, so such a prefix would never match).
+  static bool IsCleanPath(std::string_view path) {
+    return std::all_of(path.begin(), path.end(),
+                       [](char c) { return static_cast<unsigned char>(c) > 0x20 && c != 0x7f; });
+  }
+
+  // Headers that torii itself manages (framing, hop-by-hop); adding them would break messages.
+  static bool IsManagedHeader(std::string_view lower_name) {
+    static constexpr std::string_view kManaged[] = {
+        "connection", "content-length", "transfer-encoding", "keep-alive", "upgrade",
+        "te",         "trailer",        "proxy-connection",  "host"};
+    return std::find(std::begin(kManaged), std::end(kManaged), lower_name) != std::end(kManaged);
+  }
+
+  void LoadRoute(const toml::table& table, Config& config) {
+    Section s(table, "[[route]] #" + std::to_string(config.routes.size() + 1));
+    static constexpr std::pair<std::string_view, std::string_view> kRefused[] = {
+        {"cache", "route caching is not implemented yet (issue #6)"},
+        {"rate_limit", "route rate limits are not implemented yet (issue #7)"},
+    };
+    for (const auto& [key, message] : kRefused) {
+      if (const toml::key* k = s.FindKey(key)) {
+        Fail(k->source(), s.label() + " " + std::string(key) + ": " + std::string(message));
+      }
+    }
+    s.CheckKeys({"host", "path_prefix", "pool", "compress", "server_timing", "add_headers"});
+    RouteConfig route;
+
+    if (auto host = s.String("host")) {
+      route.host = Lowercase(*host);
+      const bool ok = route.host == "*" ||
+                      (route.host.starts_with("*.") && IsHostName(route.host.substr(2))) ||
+                      IsHostName(route.host);
+      if (!ok) {
+        s.FailAt(*s.Find("host"), "host",
+                 "expected a host name (\"example.com\"), a wildcard (\"*.example.com\") or \"*\", "
+                 "got " +
+                     Quote(*host));
+      }
+    }
+    if (auto prefix = s.String("path_prefix")) {
+      if (prefix->empty() || prefix->front() != '/' || !IsCleanPath(*prefix)) {
+        s.FailAt(*s.Find("path_prefix"), "path_prefix",
+                 "expected a path starting with '/' (no spaces or control characters), got " +
+                     Quote(*prefix));
+      }
+      route.path_prefix = std::move(*prefix);
+    }
+
+    const toml::node& pool_node = s.Require("pool");
+    route.pool = s.StringOf(pool_node, "pool");
+    auto pool = std::find_if(config.pools.begin(), config.pools.end(),
+                             [&](const PoolConfig& p) { return p.name == route.pool; });
+    if (pool == config.pools.end()) {
+      s.FailAt(pool_node, "pool", "route pool " + Quote(route.pool) + " is not defined");
+    }
+    route.pool_index = static_cast<uint32_t>(pool - config.pools.begin());
+
+    s.Bool("compress", &route.compress);
+    s.Bool("server_timing", &route.server_timing);
+    if (const toml::table* headers = s.SubTable("add_headers")) {
+      LoadAddHeaders(Section(*headers, s.label() + " add_headers"), &route);
+    }
+
+    for (size_t i = 0; i < config.routes.size(); ++i) {
+      const RouteConfig& other = config.routes[i];
+      if (other.host == route.host && other.path_prefix == route.path_prefix) {
+        Fail(table.source(), s.label() + ": same host and path_prefix as [[route]] #" +
+                                 std::to_string(i + 1) + ", so it could never match");
+      }
+    }
+    config.routes.push_back(std::move(route));
+  }
+
+  // add_headers = { "Name" = "value", ... }: names are RFC 9110 tokens, values hold no CR, LF,
+  // NUL or other control character (HTAB is fine). Kept in file order, not toml++'s key order.
+  static void LoadAddHeaders(const Section& s, RouteConfig* route) {
+    std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+    for (auto&& [key, node] : s.table()) {
+      entries.emplace_back(&key, &node);
+    }
+    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+      const toml::source_position& pa = a.first->source().begin;
+      const toml::source_position& pb = b.first->source().begin;
+      return pa.line != pb.line ? pa.line < pb.line : pa.column < pb.column;
+    });
+    std::vector<std::string> seen;
+    for (const auto& [key, node] : entries) {
+      const std::string name(key->str());
+      if (name.empty() || !std::all_of(name.begin(), name.end(), IsTokenChar)) {
+        Fail(key->source(), s.label() + ": header name " + Quote(name) +
+                                " is not a valid token (letters, digits and !#$%&'*+-.^_`|~)");
+      }
+      const std::string lower = Lowercase(name);
+      if (IsManagedHeader(lower)) {
+        Fail(key->source(),
+             s.label() + ": header " + Quote(name) + " cannot be added: torii manages it");
+      }
+      if (std::find(seen.begin(), seen.end(), lower) != seen.end()) {
+        Fail(key->source(), s.label() + ": header " + Quote(name) + " is listed twice");
+      }
+      seen.push_back(lower);
+      std::string value = s.StringOf(*node, name);
+      const bool clean = std::all_of(value.begin(), value.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u == '\t' || (u >= 0x20 && u != 0x7f);
+      });
+      if (!clean) {
+        s.FailAt(*node, name,
+                 "header value must not contain CR, LF, NUL or other control characters, got " +
+                     Quote(value));
+      }
+      route->add_headers.emplace_back(name, std::move(value));
+    }
+  }
+
+  const toml::table& root_;
+  // Where each accepted [[listener]] / [[pool]] starts, to point duplicates at the original.
+  std::vector<uint32_t> listener_lines_;
+  std::vector<uint32_t> pool_lines_;
+};
+
+}  // namespace
+
+std::string ConfigError::ToString() const {
+  if (line == 0) {
+    return file + ": " + message;
+  }
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+std::expected<Config, ConfigError> LoadConfigFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return std::unexpected(
+        ConfigError{path, 0, 0, "cannot read file: " + std::string(std::strerror(errno))});
+  }
+  std::string text;
+  char buffer[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      const int saved = errno;
+      ::close(fd);
+      return std::unexpected(
+          ConfigError{path, 0, 0, "cannot read file: " + std::string(std::strerror(saved))});
+    }
+    if (n == 0) {
+      break;
+    }
+    text.append(buffer, static_cast<size_t>(n));
+    if (text.size() > kMaxFileBytes) {
+      ::close(fd);
+      return std::unexpected(ConfigError{path, 0, 0, "cannot read file: larger than 16MiB"});
+    }
+  }
+  ::close(fd);
+  return LoadConfigString(text, path);
+}
+
+std::expected<Config, ConfigError> LoadConfigString(std::string_view text,
+                                                    const std::string& source_name) {
+  try {
+    const toml::table root = toml::parse(text, std::string_view(source_name));
+    return Loader(root).Load(source_name);
+  } catch (const toml::parse_error& e) {
+    const toml::source_position& at = e.source().begin;
+    return std::unexpected(ConfigError{source_name, at.line, at.column,
+                                       "TOML syntax error: " + std::string(e.description())});
+  } catch (const LoadFailure& e) {
+    return std::unexpected(ConfigError{source_name, e.where.line, e.where.column, e.message});
+  } catch (const std::exception& e) {
+    return std::unexpected(ConfigError{source_name, 0, 0, std::string("cannot load: ") + e.what()});
+  } catch (...) {
+    return std::unexpected(ConfigError{source_name, 0, 0, "cannot load: unknown error"});
+  }
+}
+
+// Integer followed by one of us, ms, s, m, h. No sign, no fraction, no spaces; microseconds
+// round up to the next millisecond so that "500us" never becomes a zero timeout.
+std::optional<Duration> ParseDuration(std::string_view text) {
+  uint64_t value = 0;
+  const size_t digits = ParseDecimal(text, &value);
+  if (digits == 0) {
+    return std::nullopt;
+  }
+  const std::string_view unit = text.substr(digits);
+  uint64_t ms = 0;
+  if (unit == "us") {
+    ms = value / 1000 + (value % 1000 != 0 ? 1 : 0);
+  } else {
+    uint64_t scale = 0;
+    if (unit == "ms") {
+      scale = 1;
+    } else if (unit == "s") {
+      scale = 1000;
+    } else if (unit == "m") {
+      scale = 60 * 1000;
+    } else if (unit == "h") {
+      scale = 60 * 60 * 1000;
+    } else {
+      return std::nullopt;
+    }
+    if (__builtin_mul_overflow(value, scale, &ms)) {
+      return std::nullopt;
+    }
+  }
+  if (ms > static_cast<uint64_t>(std::numeric_limits<Duration::rep>::max())) {
+    return std::nullopt;
+  }
+  return Duration(static_cast<Duration::rep>(ms));
+}
+
+// Integer optionally followed by B, KiB/MiB/GiB/TiB (1024-based) or KB/MB/GB/TB (1000-based).
+// Units are case-sensitive on purpose: "mb" (millibits?) is more likely a mistake than a size.
+std::optional<uint64_t> ParseSize(std::string_view text) {
+  uint64_t value = 0;
+  const size_t digits = ParseDecimal(text, &value);
+  if (digits == 0) {
+    return std::nullopt;
+  }
+  static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
+      {"", 1},
+      {"B", 1},
+      {"KiB", kKiB},
+      {"MiB", kMiB},
+      {"GiB", kGiB},
+      {"TiB", kGiB * 1024},
+      {"KB", 1000},
+      {"MB", 1000 * 1000},
+      {"GB", 1000 * 1000 * 1000},
+      {"TB", 1000ull * 1000 * 1000 * 1000},
+  };
+  const std::string_view unit = text.substr(digits);
+  for (const auto& [name, scale] : kUnits) {
+    if (unit == name) {
+      uint64_t bytes = 0;
+      if (__builtin_mul_overflow(value, scale, &bytes)) {
+        return std::nullopt;
+      }
+      return bytes;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace torii::conf

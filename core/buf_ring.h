@@ -1,0 +1,57 @@
+// core/buf_ring.h: the worker's provided-buffer ring for multishot receives.
+//
+// With a buffer ring the kernel picks a buffer only when data arrives, so an idle connection
+// holds no receive buffer (DESIGN.md). liburing 2.3 has no io_uring_setup_buf_ring, so the
+// page-aligned ring is mapped here, initialised and registered by hand.
+//
+// Ownership: a CQE with IORING_CQE_F_BUFFER lends buffer `bid` to the handler for the
+// duration of one callback; the worker gives it back with Recycle() right after. Buffers are
+// recycled in batches: Recycle() writes the ring entry, Publish() makes them visible with one
+// release store per loop turn.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "core/result.h"
+
+namespace torii::core {
+
+class BufRing {
+ public:
+  BufRing() = default;
+  ~BufRing();
+  BufRing(const BufRing&) = delete;
+  BufRing& operator=(const BufRing&) = delete;
+
+  // `count` must be a power of two (1..32768). Registers the ring as buffer group `group_id`.
+  Result<void> Init(io_uring* ring, uint16_t group_id, uint32_t count, uint32_t buffer_size);
+
+  uint16_t group_id() const { return group_id_; }
+  uint32_t buffer_size() const { return buffer_size_; }
+  std::span<const char> Data(uint16_t bid, uint32_t len) const {
+    return {base_ + static_cast<size_t>(bid) * buffer_size_, len};
+  }
+  // Hands buffer `bid` back to the kernel (visible after the next Publish()).
+  void Recycle(uint16_t bid);
+  void Publish();
+  // Unregisters and unmaps (the destructor does this too); call before tearing the ring down.
+  void Reset();
+
+ private:
+  io_uring* ring_ = nullptr;
+  io_uring_buf_ring* br_ = nullptr;
+  size_t ring_bytes_ = 0;
+  char* base_ = nullptr;
+  size_t base_bytes_ = 0;
+  uint32_t count_ = 0;
+  uint32_t buffer_size_ = 0;
+  uint16_t group_id_ = 0;
+  int pending_ = 0;
+  bool registered_ = false;
+};
+
+}  // namespace torii::core

@@ -1,0 +1,93 @@
+// core/out_queue.cc: see out_queue.h.
+#include "core/out_queue.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace torii::core {
+
+BlockPool::~BlockPool() {
+  for (char* b : free_) {
+    delete[] b;
+  }
+}
+
+char* BlockPool::Get() {
+  if (!free_.empty()) {
+    char* b = free_.back();
+    free_.pop_back();
+    return b;
+  }
+  return new char[kBlockSize];
+}
+
+void BlockPool::Put(char* block) {
+  if (free_.size() < max_cached_) {
+    free_.push_back(block);
+  } else {
+    delete[] block;
+  }
+}
+
+void OutQueue::Append(std::string_view bytes) {
+  while (!bytes.empty()) {
+    if (tail_ == nullptr || tail_->end == kCapacity) {
+      Block* b = reinterpret_cast<Block*>(pool_->Get());
+      b->next = nullptr;
+      b->begin = 0;
+      b->end = 0;
+      if (tail_ == nullptr) {
+        head_ = b;
+      } else {
+        tail_->next = b;
+      }
+      tail_ = b;
+    }
+    const size_t n = std::min<size_t>(bytes.size(), kCapacity - tail_->end);
+    std::memcpy(tail_->data() + tail_->end, bytes.data(), n);
+    tail_->end += static_cast<uint32_t>(n);
+    size_ += n;
+    bytes.remove_prefix(n);
+  }
+}
+
+int OutQueue::FillIov(iovec* iov, int max) const {
+  int n = 0;
+  for (Block* b = head_; b != nullptr && n < max; b = b->next) {
+    if (b->end > b->begin) {
+      iov[n].iov_base = b->data() + b->begin;
+      iov[n].iov_len = b->end - b->begin;
+      ++n;
+    }
+  }
+  return n;
+}
+
+void OutQueue::Consume(size_t n) {
+  size_ -= n;
+  while (n > 0 && head_ != nullptr) {
+    const size_t take = std::min<size_t>(n, head_->end - head_->begin);
+    head_->begin += static_cast<uint32_t>(take);
+    n -= take;
+    if (head_->begin == head_->end) {
+      Block* done = head_;
+      head_ = done->next;
+      if (head_ == nullptr) {
+        tail_ = nullptr;
+      }
+      pool_->Put(reinterpret_cast<char*>(done));
+    }
+  }
+}
+
+void OutQueue::Clear() {
+  while (head_ != nullptr) {
+    Block* b = head_;
+    head_ = b->next;
+    pool_->Put(reinterpret_cast<char*>(b));
+  }
+  tail_ = nullptr;
+  size_ = 0;
+}
+
+}  // namespace torii::core

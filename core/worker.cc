@@ -1,0 +1,858 @@
+// core/worker.cc: the loop. See worker.h for the lifetime rules this file enforces.
+#include "core/worker.h"
+
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+namespace torii::core {
+
+namespace {
+
+constexpr uint16_t kBufGroup = 1;
+constexpr uint32_t kMaxBatch = 256;
+constexpr uint32_t kMaxTimerRounds = 4096;
+constexpr uint64_t kAcceptRetryMs = 100;
+
+bool IsFdExhaustion(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Error
+
+Error Error::FromErrno(int err, Side side) {
+  Errc code = Errc::kIo;
+  switch (err) {
+    case 0:
+      code = Errc::kOk;
+      break;
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNABORTED:
+      code = Errc::kReset;
+      break;
+    case ECONNREFUSED:
+      code = Errc::kRefused;
+      break;
+    case ETIMEDOUT:
+    case ETIME:
+      code = Errc::kTimeout;
+      break;
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case EADDRNOTAVAIL:
+      code = Errc::kUnreachable;
+      break;
+    case ENOMEM:
+    case ENOBUFS:
+      code = Errc::kNoMemory;
+      break;
+    case EMFILE:
+    case ENFILE:
+      code = Errc::kNoFds;
+      break;
+    case ECANCELED:
+      code = Errc::kCanceled;
+      break;
+    default:
+      break;
+  }
+  return Error{code, side, err};
+}
+
+std::string_view Error::name() const {
+  switch (code) {
+    case Errc::kOk: return "ok";
+    case Errc::kEof: return "eof";
+    case Errc::kReset: return "reset";
+    case Errc::kRefused: return "refused";
+    case Errc::kTimeout: return "timeout";
+    case Errc::kUnreachable: return "unreachable";
+    case Errc::kNoMemory: return "no_memory";
+    case Errc::kNoFds: return "no_fds";
+    case Errc::kCanceled: return "canceled";
+    case Errc::kTooManyConns: return "too_many_connections";
+    case Errc::kProtocol: return "protocol";
+    case Errc::kIo: return "io";
+  }
+  return "unknown";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conn
+
+void Conn::Write(std::string_view bytes) {
+  if (state_ == State::kClosing || state_ == State::kLingering || bytes.empty()) {
+    return;
+  }
+  out_.Append(bytes);
+  if (out_.size() > kHighWater) {
+    above_high_water_ = true;
+  }
+  worker_->MarkSend(*this);
+}
+
+void Conn::PauseRecv() {
+  want_recv_ = false;
+  if (recv_ == RecvState::kArmed && state_ != State::kClosing) {
+    io_uring_sqe* sqe = worker_->GetSqe();
+    io_uring_prep_cancel64(sqe, OpTag{slot_, gen_, Op::kRecv}.Encode(), 0);
+    worker_->Submit(sqe, OpTag{slot_, gen_, Op::kRecvCancel}, this);
+    recv_ = RecvState::kCancelling;
+  }
+}
+
+void Conn::ResumeRecv() {
+  want_recv_ = true;
+  if (recv_ == RecvState::kOff && (state_ == State::kOpen || state_ == State::kLingering)) {
+    worker_->ArmRecv(*this);
+  }
+}
+
+void Conn::SetTimer(uint64_t deadline_ms) {
+  if (state_ == State::kClosing) {
+    return;
+  }
+  timer_.owner = slot_;
+  timer_.kind = Worker::kConnTimer;
+  worker_->timers_.Schedule(timer_, deadline_ms);
+}
+
+void Conn::ClearTimer() { worker_->timers_.Cancel(timer_); }
+
+void Conn::Close() {
+  if (state_ == State::kClosing || state_ == State::kFree) {
+    return;
+  }
+  state_ = State::kClosing;
+  want_recv_ = false;
+  worker_->timers_.Cancel(timer_);
+  if (inflight_ > 0) {
+    io_uring_sqe* sqe = worker_->GetSqe();
+    io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
+    worker_->Submit(sqe, OpTag{slot_, gen_, Op::kCancel}, this);
+  } else {
+    worker_->MaybeFinishClose(*this);
+  }
+}
+
+void Conn::CloseAfterFlush() {
+  if (state_ == State::kClosing || state_ == State::kLingering || state_ == State::kFree) {
+    return;
+  }
+  if (state_ == State::kConnecting) {
+    Close();
+    return;
+  }
+  close_after_flush_ = true;
+  if (send_idle()) {
+    worker_->StartLinger(*this);
+  }
+}
+
+void Conn::Abort() {
+  if (fd_ >= 0 && state_ != State::kClosing) {
+    linger lg{1, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  }
+  Close();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker: setup
+
+Worker::Worker(const WorkerOptions& options)
+    : options_(options), blocks_(1024), timers_(MonotonicMs()), now_ms_(MonotonicMs()) {}
+
+Worker::~Worker() {
+  for (auto& c : conns_) {
+    if (c && c->fd_ >= 0) {
+      ::close(c->fd_);
+    }
+  }
+  for (Listener& l : listeners_) {
+    if (l.fd >= 0) {
+      ::close(l.fd);
+    }
+  }
+  if (wake_fd_ >= 0) {
+    ::close(wake_fd_);
+  }
+  if (ring_ready_) {
+    bufs_.Reset();  // unregister while the ring still exists
+    io_uring_queue_exit(&ring_);
+  }
+}
+
+uint64_t MonotonicMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+void Worker::AddListener(int fd, uint32_t index) { listeners_.push_back(Listener{fd, index}); }
+
+Result<void> Worker::SetupRing() {
+  io_uring_params p{};
+  const uint32_t cq = options_.cq_entries != 0 ? options_.cq_entries : options_.sq_entries * 4;
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+            IORING_SETUP_SUBMIT_ALL;
+  p.cq_entries = cq;
+  int rc = io_uring_queue_init_params(options_.sq_entries, &ring_, &p);
+  ring_flags_note_ = "SINGLE_ISSUER|DEFER_TASKRUN";
+  if (rc == -EINVAL) {
+    // Older kernels refuse DEFER_TASKRUN (6.1) or SINGLE_ISSUER (6.0): fall back cleanly.
+    p = io_uring_params{};
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = cq;
+    rc = io_uring_queue_init_params(options_.sq_entries, &ring_, &p);
+    ring_flags_note_ = "no SINGLE_ISSUER/DEFER_TASKRUN (kernel refused)";
+  }
+  if (rc < 0) {
+    spdlog::critical("worker {}: io_uring_queue_init failed: {}", options_.id, strerror(-rc));
+    return Fail(Errc::kIo, Side::kInternal, -rc);
+  }
+  ring_ready_ = true;
+  if (!(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_EXT_ARG)) {
+    spdlog::critical("worker {}: kernel lacks IORING_FEAT_NODROP/EXT_ARG", options_.id);
+    return Fail(Errc::kIo, Side::kInternal, ENOSYS);
+  }
+  // Probe the opcodes torii needs (Seastar's try_create_uring does the same).
+  io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+  if (probe == nullptr) {
+    return Fail(Errc::kIo, Side::kInternal, ENOSYS);
+  }
+  struct {
+    int op;
+    const char* name;
+  } const needed[] = {{IORING_OP_ACCEPT, "ACCEPT"},         {IORING_OP_RECV, "RECV"},
+                      {IORING_OP_SENDMSG, "SENDMSG"},       {IORING_OP_CONNECT, "CONNECT"},
+                      {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, {IORING_OP_SHUTDOWN, "SHUTDOWN"},
+                      {IORING_OP_CLOSE, "CLOSE"},           {IORING_OP_READ, "READ"}};
+  for (const auto& n : needed) {
+    if (!io_uring_opcode_supported(probe, n.op)) {
+      io_uring_free_probe(probe);
+      spdlog::critical("worker {}: kernel lacks io_uring opcode {}", options_.id, n.name);
+      return Fail(Errc::kIo, Side::kInternal, ENOSYS);
+    }
+  }
+  io_uring_free_probe(probe);
+  if (auto r = bufs_.Init(&ring_, kBufGroup, options_.recv_buffers, options_.recv_buffer_size);
+      !r) {
+    spdlog::critical("worker {}: provided buffer ring setup failed: {}", options_.id,
+                     strerror(r.error().sys_errno));
+    return r;
+  }
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) {
+    return Fail(Errc::kIo, Side::kInternal, errno);
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker: submission
+
+io_uring_sqe* Worker::GetSqe() {
+  for (;;) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe != nullptr) {
+      return sqe;
+    }
+    // SQ full (E4): push what is queued to the kernel and try again. If the kernel says EBUSY
+    // the CQ has a backlog (E3): reap it into cqe_backlog_ (dispatched later, nothing lost).
+    ++stats_.sq_full;
+    const int rc = io_uring_submit(&ring_);
+    if (rc == -EBUSY || rc == -EAGAIN) {
+      ++stats_.cq_backlog;
+      ReapInto(cqe_backlog_);
+    }
+  }
+}
+
+void Worker::Submit(io_uring_sqe* sqe, OpTag tag, Conn* conn) {
+  io_uring_sqe_set_data64(sqe, tag.Encode());
+  if (conn != nullptr) {
+    ++conn->inflight_;
+  }
+}
+
+void Worker::ReapInto(std::vector<io_uring_cqe>& out) {
+  io_uring_cqe* cqes[kMaxBatch];
+  for (;;) {
+    const unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, kMaxBatch);
+    if (n == 0) {
+      return;
+    }
+    for (unsigned i = 0; i < n; ++i) {
+      out.push_back(*cqes[i]);
+    }
+    io_uring_cq_advance(&ring_, n);
+  }
+}
+
+void Worker::ArmAccept(Listener& l) {
+  if (l.armed || l.fd < 0 || draining_) {
+    return;
+  }
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_multishot_accept(sqe, l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  Submit(sqe, OpTag{l.index, 0, Op::kAccept}, nullptr);
+  l.armed = true;
+}
+
+void Worker::ArmRecv(Conn& c) {
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_recv_multishot(sqe, c.fd_, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufGroup;
+  Submit(sqe, OpTag{c.slot_, c.gen_, Op::kRecv}, &c);
+  c.recv_ = Conn::RecvState::kArmed;
+}
+
+void Worker::ArmWake() {
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_read(sqe, wake_fd_, &wake_buf_, sizeof(wake_buf_), 0);
+  Submit(sqe, OpTag{0, 0, Op::kWake}, nullptr);
+}
+
+void Worker::MarkSend(Conn& c) {
+  if (!c.in_send_list_) {
+    c.in_send_list_ = true;
+    send_list_.push_back(c.slot_);
+  }
+}
+
+Conn* Worker::AllocConn(int fd) {
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    if (conns_.size() >= options_.max_conns) {
+      return nullptr;
+    }
+    slot = static_cast<uint32_t>(conns_.size());
+    conns_.push_back(std::unique_ptr<Conn>(new Conn(this, slot, &blocks_)));
+  }
+  Conn& c = *conns_[slot];
+  c.fd_ = fd;
+  c.state_ = Conn::State::kOpen;
+  c.recv_ = Conn::RecvState::kOff;
+  c.want_recv_ = true;
+  c.send_in_flight_ = false;
+  c.in_send_list_ = false;
+  c.close_after_flush_ = false;
+  c.close_submitted_ = false;
+  c.above_high_water_ = false;
+  c.in_rearm_list_ = false;
+  c.inflight_ = 0;
+  c.peer_len_ = 0;
+  ++stats_.conns_live;
+  return &c;
+}
+
+Conn* Worker::Resolve(ConnRef ref) const {
+  if (!ref.valid() || ref.slot >= conns_.size()) {
+    return nullptr;
+  }
+  Conn* c = conns_[ref.slot].get();
+  if (c->state_ == Conn::State::kFree || c->gen_ != (ref.gen & OpTag::kGenMask)) {
+    return nullptr;
+  }
+  return c;
+}
+
+Result<Conn*> Worker::Connect(const sockaddr* addr, socklen_t len,
+                              std::unique_ptr<ConnHandler> handler) {
+  const int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return std::unexpected(Error::FromErrno(errno, Side::kUpstream));
+  }
+  Conn* c = AllocConn(fd);
+  if (c == nullptr) {
+    ::close(fd);
+    return Fail(Errc::kTooManyConns, Side::kInternal);
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  std::memcpy(&c->peer_, addr, len);
+  c->peer_len_ = len;
+  c->state_ = Conn::State::kConnecting;
+  c->handler_ = std::move(handler);
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&c->peer_), len);
+  Submit(sqe, OpTag{c->slot_, c->gen_, Op::kConnect}, c);
+  ++stats_.connects;
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker: the loop
+
+Result<void> Worker::Run() {
+  if (auto r = SetupRing(); !r) {
+    return r;
+  }
+  now_ms_ = MonotonicMs();
+  for (Listener& l : listeners_) {
+    ArmAccept(l);
+  }
+  ArmWake();
+  accept_retry_.kind = kAcceptRetry;
+  drain_deadline_.kind = kDrainDeadline;
+  if (on_start_) {
+    on_start_(*this);
+  }
+  batch_.reserve(kMaxBatch);
+
+  for (;;) {
+    // (1) one submit per turn, waiting for at least one completion or the next timer.
+    bufs_.Publish();
+    __kernel_timespec ts{};
+    __kernel_timespec* tsp = nullptr;
+    if (auto next = timers_.NextDeadline()) {
+      const uint64_t now = MonotonicMs();
+      const uint64_t wait = *next > now ? *next - now : 0;
+      ts.tv_sec = static_cast<int64_t>(wait / 1000);
+      ts.tv_nsec = static_cast<int64_t>((wait % 1000) * 1000000);
+      tsp = &ts;
+    }
+    io_uring_cqe* first = nullptr;
+    if (cqe_backlog_.empty()) {
+      const int rc = io_uring_submit_and_wait_timeout(&ring_, &first, 1, tsp, nullptr);
+      if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
+        spdlog::error("worker {}: io_uring_submit_and_wait failed: {}", options_.id,
+                      strerror(-rc));
+      }
+    } else {
+      io_uring_submit(&ring_);
+    }
+    now_ms_ = MonotonicMs();
+
+    // (2) dispatch every completion: the backlog first (it is older), then the ring.
+    batch_.clear();
+    batch_.swap(cqe_backlog_);
+    ReapInto(batch_);
+    for (const io_uring_cqe& cqe : batch_) {
+      Dispatch(cqe);
+    }
+
+    // (3) timers, (4) before sleep: sends, re-arms, reclaim.
+    RunTimers();
+    BeforeSleep();
+
+    if (draining_ && stats_.conns_live == 0) {
+      break;
+    }
+  }
+  return {};
+}
+
+void Worker::Dispatch(const io_uring_cqe& cqe) {
+  const OpTag tag = OpTag::Decode(cqe.user_data);
+  if (tag.op == Op::kWake) {
+    OnWake();
+    return;
+  }
+  if (tag.op == Op::kAccept) {
+    OnAcceptCqe(tag.slot, cqe);
+    return;
+  }
+  Conn* c = tag.slot < conns_.size() ? conns_[tag.slot].get() : nullptr;
+  if (c == nullptr || c->state_ == Conn::State::kFree || c->gen_ != tag.gen) {
+    // Rule 2 says this cannot happen (a slot is reused only after its last CQE); count it
+    // the way HAProxy's COUNT_IF does, and never leak the buffer it may carry.
+    ++stats_.stale_completions;
+    if (cqe.flags & IORING_CQE_F_BUFFER) {
+      bufs_.Recycle(static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+    }
+    return;
+  }
+  if (!(cqe.flags & IORING_CQE_F_MORE)) {
+    --c->inflight_;
+  }
+  switch (tag.op) {
+    case Op::kRecv:
+      OnRecvCqe(*c, cqe);
+      break;
+    case Op::kSend:
+      OnSendCqe(*c, cqe.res);
+      break;
+    case Op::kConnect:
+      OnConnectCqe(*c, cqe.res);
+      break;
+    case Op::kClose:
+      c->fd_ = -1;
+      reclaim_list_.push_back(c->slot_);
+      return;
+    case Op::kCancel:
+    case Op::kRecvCancel:
+    case Op::kShutdown:
+    case Op::kAccept:
+    case Op::kWake:
+      break;
+  }
+  MaybeFinishClose(*c);
+}
+
+void Worker::OnAcceptCqe(uint32_t index, const io_uring_cqe& cqe) {
+  Listener* l = nullptr;
+  for (Listener& candidate : listeners_) {
+    if (candidate.index == index) {
+      l = &candidate;
+    }
+  }
+  if (l == nullptr) {
+    if (cqe.res >= 0) {
+      ::close(cqe.res);
+    }
+    return;
+  }
+  if (!(cqe.flags & IORING_CQE_F_MORE)) {
+    l->armed = false;
+  }
+  if (cqe.res < 0) {
+    if (cqe.res == -ECANCELED || draining_) {
+      return;
+    }
+    ++stats_.accept_errors;
+    if (IsFdExhaustion(-cqe.res)) {
+      // E1: out of fds. Pause accepting and retry on a timer (nginx does the same); never spin.
+      if (now_ms_ - last_accept_error_log_ms_ >= 1000) {
+        last_accept_error_log_ms_ = now_ms_;
+        spdlog::warn("worker {}: accept failed: {}; pausing accepts for {} ms", options_.id,
+                     strerror(-cqe.res), kAcceptRetryMs);
+      }
+      timers_.Schedule(accept_retry_, now_ms_ + kAcceptRetryMs);
+      return;
+    }
+    if (!l->armed) {
+      ArmAccept(*l);
+    }
+    return;
+  }
+  const int fd = cqe.res;
+  if (!l->armed && !accept_retry_.linked()) {
+    ArmAccept(*l);
+  }
+  if (draining_) {
+    ::close(fd);
+    ++stats_.accept_rejected;
+    return;
+  }
+  Conn* c = AllocConn(fd);
+  if (c == nullptr) {
+    // D5: over the connection limit, accept and close; the connections we have keep working.
+    ::close(fd);
+    ++stats_.accept_rejected;
+    if (now_ms_ - last_accept_error_log_ms_ >= 1000) {
+      last_accept_error_log_ms_ = now_ms_;
+      spdlog::warn("worker {}: connection table full ({}), refusing connections", options_.id,
+                   options_.max_conns);
+    }
+    return;
+  }
+  ++stats_.accepted;
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  c->peer_len_ = sizeof(c->peer_);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&c->peer_), &c->peer_len_) != 0) {
+    c->peer_len_ = 0;
+  }
+  c->handler_ = accept_fn_ ? accept_fn_(*c, index) : nullptr;
+  if (!c->handler_) {
+    c->Close();
+    return;
+  }
+  if (c->want_recv_ && c->state_ == Conn::State::kOpen && c->recv_ == Conn::RecvState::kOff) {
+    ArmRecv(*c);
+  }
+}
+
+void Worker::OnRecvCqe(Conn& c, const io_uring_cqe& cqe) {
+  const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+  if (!more) {
+    c.recv_ = Conn::RecvState::kOff;
+  }
+  if (cqe.res > 0) {
+    const auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+    if (c.state_ == Conn::State::kOpen && c.handler_) {
+      c.handler_->OnRecv(c, bufs_.Data(bid, static_cast<uint32_t>(cqe.res)));
+    }
+    // Lingering or closing: the bytes are discarded.
+    bufs_.Recycle(bid);
+    if (!more && c.want_recv_ && c.state_ != Conn::State::kClosing && !c.in_rearm_list_) {
+      c.in_rearm_list_ = true;
+      rearm_list_.push_back(c.slot_);
+    }
+    return;
+  }
+  if (cqe.res == -ENOBUFS) {
+    // E5: the buffer ring ran dry. Backpressure, not an error: re-arm once buffers are back.
+    ++stats_.enobufs;
+    if (c.want_recv_ && c.state_ != Conn::State::kClosing && !c.in_rearm_list_) {
+      c.in_rearm_list_ = true;
+      rearm_list_.push_back(c.slot_);
+    }
+    return;
+  }
+  if (cqe.res == -ECANCELED) {
+    if (c.want_recv_ && c.state_ != Conn::State::kClosing && !c.in_rearm_list_) {
+      c.in_rearm_list_ = true;
+      rearm_list_.push_back(c.slot_);
+    }
+    return;
+  }
+  if (c.state_ == Conn::State::kLingering) {
+    c.Close();
+    return;
+  }
+  if (c.state_ != Conn::State::kOpen || !c.handler_) {
+    return;
+  }
+  c.want_recv_ = false;
+  if (cqe.res == 0) {
+    c.handler_->OnEof(c);
+  } else {
+    c.handler_->OnError(c, Error::FromCqe(cqe.res, Side::kInternal));
+  }
+}
+
+void Worker::OnSendCqe(Conn& c, int res) {
+  c.send_in_flight_ = false;
+  if (res < 0) {
+    if (c.state_ == Conn::State::kClosing) {
+      return;
+    }
+    if (c.state_ == Conn::State::kLingering || !c.handler_) {
+      c.Close();
+      return;
+    }
+    c.handler_->OnError(c, Error::FromCqe(res, Side::kInternal));
+    return;
+  }
+  c.out_.Consume(static_cast<size_t>(res));
+  if (c.state_ == Conn::State::kClosing) {
+    return;
+  }
+  if (!c.out_.empty()) {
+    MarkSend(c);
+  } else if (c.close_after_flush_ && c.state_ == Conn::State::kOpen) {
+    StartLinger(c);
+    return;
+  }
+  if (c.above_high_water_ && c.out_.size() < Conn::kLowWater) {
+    c.above_high_water_ = false;
+    if (c.handler_ && c.state_ == Conn::State::kOpen) {
+      c.handler_->OnWritable(c);
+    }
+  }
+}
+
+void Worker::OnConnectCqe(Conn& c, int res) {
+  if (c.state_ != Conn::State::kConnecting) {
+    return;
+  }
+  if (res < 0) {
+    c.state_ = Conn::State::kOpen;  // so the handler's Close() proceeds normally
+    c.want_recv_ = false;
+    if (c.handler_) {
+      c.handler_->OnConnected(c, std::unexpected(Error::FromCqe(res, Side::kUpstream)));
+    }
+    c.Close();
+    return;
+  }
+  c.state_ = Conn::State::kOpen;
+  if (c.want_recv_) {
+    ArmRecv(c);
+  }
+  if (!c.out_.empty()) {
+    MarkSend(c);
+  }
+  if (c.handler_) {
+    c.handler_->OnConnected(c, {});
+  }
+}
+
+void Worker::StartLinger(Conn& c) {
+  c.state_ = Conn::State::kLingering;
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_shutdown(sqe, c.fd_, SHUT_WR);
+  Submit(sqe, OpTag{c.slot_, c.gen_, Op::kShutdown}, &c);
+  c.timer_.owner = c.slot_;
+  c.timer_.kind = kConnTimer;
+  timers_.Schedule(c.timer_, now_ms_ + options_.linger_ms);
+  c.want_recv_ = true;
+  if (c.recv_ == Conn::RecvState::kOff) {
+    ArmRecv(c);
+  }
+}
+
+void Worker::MaybeFinishClose(Conn& c) {
+  if (c.state_ != Conn::State::kClosing || c.inflight_ != 0 || c.close_submitted_) {
+    return;
+  }
+  c.close_submitted_ = true;
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_close(sqe, c.fd_);
+  Submit(sqe, OpTag{c.slot_, c.gen_, Op::kClose}, &c);
+}
+
+void Worker::OnWake() {
+  ArmWake();
+  std::vector<std::function<void()>> work;
+  {
+    std::lock_guard<std::mutex> lock(mailbox_mu_);
+    work.swap(mailbox_);
+  }
+  for (auto& fn : work) {
+    fn();
+  }
+  if (stop_requested_.load(std::memory_order_acquire) && !draining_) {
+    BeginDrain();
+  }
+}
+
+void Worker::RequestStop() {
+  stop_requested_.store(true, std::memory_order_release);
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0) {
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void Worker::Post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(mailbox_mu_);
+    mailbox_.push_back(std::move(fn));
+  }
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0) {
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void Worker::BeginDrain() {
+  draining_ = true;
+  // Stop accepting: closing the listening socket ends its multishot accept.
+  for (Listener& l : listeners_) {
+    if (l.fd >= 0) {
+      ::shutdown(l.fd, SHUT_RDWR);
+      ::close(l.fd);
+      l.fd = -1;
+    }
+  }
+  timers_.Cancel(accept_retry_);
+  timers_.Schedule(drain_deadline_, now_ms_ + options_.drain_grace_ms);
+  for (auto& c : conns_) {
+    if (c->state_ == Conn::State::kOpen || c->state_ == Conn::State::kConnecting) {
+      if (c->handler_) {
+        c->handler_->OnDrain(*c);
+      }
+    }
+  }
+}
+
+void Worker::RunTimers() {
+  for (uint32_t i = 0; i < kMaxTimerRounds; ++i) {
+    TimerWheel::Entry* e = timers_.PopExpired(now_ms_);
+    if (e == nullptr) {
+      return;
+    }
+    switch (e->kind) {
+      case kConnTimer: {
+        Conn* c = e->owner < conns_.size() ? conns_[e->owner].get() : nullptr;
+        if (c == nullptr || c->state_ == Conn::State::kFree ||
+            c->state_ == Conn::State::kClosing) {
+          break;
+        }
+        if (c->state_ == Conn::State::kLingering || !c->handler_) {
+          c->Close();
+        } else {
+          c->handler_->OnTimer(*c);
+        }
+        break;
+      }
+      case kAcceptRetry:
+        for (Listener& l : listeners_) {
+          ArmAccept(l);
+        }
+        break;
+      case kDrainDeadline:
+        for (auto& c : conns_) {
+          if (c->state_ != Conn::State::kFree) {
+            c->Close();
+          }
+        }
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+void Worker::BeforeSleep() {
+  // Slots whose close completed: destroy the handler, bump the generation, free the slot.
+  // First, so that whatever a handler does in OnClosed (write to its peer, close it) is
+  // submitted in this same turn.
+  for (size_t i = 0; i < reclaim_list_.size(); ++i) {
+    Conn& c = *conns_[reclaim_list_[i]];
+    if (c.handler_) {
+      c.handler_->OnClosed(c);
+      c.handler_.reset();
+    }
+    c.out_.Clear();
+    timers_.Cancel(c.timer_);
+    c.state_ = Conn::State::kFree;
+    c.gen_ = (c.gen_ + 1) & OpTag::kGenMask;
+    free_slots_.push_back(c.slot_);
+    --stats_.conns_live;
+  }
+  reclaim_list_.clear();
+
+  // Receives to re-arm (ENOBUFS, cancelled for a pause that has since been lifted, ...).
+  for (size_t i = 0; i < rearm_list_.size(); ++i) {
+    Conn& c = *conns_[rearm_list_[i]];
+    c.in_rearm_list_ = false;
+    if (c.want_recv_ && c.recv_ == Conn::RecvState::kOff &&
+        (c.state_ == Conn::State::kOpen || c.state_ == Conn::State::kLingering)) {
+      ArmRecv(c);
+    }
+  }
+  rearm_list_.clear();
+
+  // At most one send in flight per connection, carrying everything queued (up to kMaxIov).
+  for (size_t i = 0; i < send_list_.size(); ++i) {
+    Conn& c = *conns_[send_list_[i]];
+    c.in_send_list_ = false;
+    if (c.send_in_flight_ || c.out_.empty() ||
+        (c.state_ != Conn::State::kOpen && c.state_ != Conn::State::kLingering)) {
+      continue;
+    }
+    const int n = c.out_.FillIov(c.iov_, Conn::kMaxIov);
+    c.msg_ = msghdr{};
+    c.msg_.msg_iov = c.iov_;
+    c.msg_.msg_iovlen = static_cast<size_t>(n);
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_sendmsg(sqe, c.fd_, &c.msg_, MSG_NOSIGNAL);
+    Submit(sqe, OpTag{c.slot_, c.gen_, Op::kSend}, &c);
+    c.send_in_flight_ = true;
+  }
+  send_list_.clear();
+  if (on_turn_end_) {
+    on_turn_end_();
+  }
+}
+
+}  // namespace torii::core

@@ -1,0 +1,284 @@
+// core/worker.h: one io_uring event loop per thread, and the connections it owns.
+//
+// A Worker owns its ring, its provided-buffer ring, its listening sockets, a slab of
+// connection slots (client and upstream alike), its timers and its out-queue blocks. A
+// connection never moves between workers. Protocol code (http/) sees a Conn through a narrow
+// surface (Write, PauseRecv/ResumeRecv, SetTimer, Close, CloseAfterFlush) and receives events
+// through the ConnHandler interface; it never touches the ring.
+//
+// Lifetime rules (DESIGN.md "io_uring rules", STYLE.md §C):
+//  1. user_data carries (slot, generation, op), never a pointer. A completion whose generation
+//     no longer matches is dropped (and its provided buffer recycled).
+//  2. Every submitted operation counts +1 on its connection; a CQE without IORING_CQE_F_MORE
+//     counts -1. Close() is a state, not a delete: it cancels everything on the fd, waits for
+//     the count to reach zero, closes the fd through the ring, and only when that final CQE is
+//     in does BeforeSleep() destroy the handler and bump the slot's generation. So a handler
+//     may close its own connection (or another) from inside a callback and keep using `this`
+//     until the callback returns.
+//  3. Bytes being sent stay in the connection's OutQueue until the send completes.
+//  4. Timers are intrusive entries in the connection, unlinked on Close().
+//  5. Other code keeps ConnRef{slot, gen}, never Conn*, across loop turns; Resolve() gives
+//     nullptr for a connection that is gone.
+#pragma once
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "core/buf_ring.h"
+#include "core/op_tag.h"
+#include "core/out_queue.h"
+#include "core/result.h"
+#include "core/timer_wheel.h"
+
+namespace torii::core {
+
+class Conn;
+class Worker;
+
+// CLOCK_MONOTONIC in milliseconds: the time base of every timer.
+uint64_t MonotonicMs();
+
+// A reference to a connection that survives loop turns. Resolve it through the worker every
+// time; a stale reference resolves to nullptr.
+struct ConnRef {
+  static constexpr uint32_t kNone = ~uint32_t{0};
+  uint32_t slot = kNone;
+  uint32_t gen = 0;
+  bool valid() const { return slot != kNone; }
+  void reset() { slot = kNone; }
+};
+
+// What a connection's owner (http/) implements. Every callback runs on the worker's thread,
+// from the loop; `conn` is valid for the duration of the call.
+class ConnHandler {
+ public:
+  virtual ~ConnHandler() = default;
+  // Bytes arrived. `data` lives in a provided buffer that returns to the kernel as soon as
+  // the call returns: copy whatever must outlive it. May be called while receive is paused
+  // (completions already posted before the pause took effect).
+  virtual void OnRecv(Conn& conn, std::span<const char> data) = 0;
+  // The peer closed its sending side (FIN). No more OnRecv follows.
+  virtual void OnEof(Conn& conn) = 0;
+  // Receiving or sending failed (reset, broken pipe, ...). The connection is unusable; the
+  // handler should Close() it.
+  virtual void OnError(Conn& conn, Error error) = 0;
+  // The deadline set with Conn::SetTimer() passed.
+  virtual void OnTimer(Conn& conn) = 0;
+  // An outbound connect finished (Worker::Connect).
+  virtual void OnConnected(Conn& /*conn*/, Result<void> /*result*/) {}
+  // The output queue went from above Conn::kHighWater to below Conn::kLowWater.
+  virtual void OnWritable(Conn& /*conn*/) {}
+  // The worker is stopping gracefully: finish what is in progress and close.
+  virtual void OnDrain(Conn& /*conn*/) {}
+  // Last call before the handler is destroyed and the slot reused.
+  virtual void OnClosed(Conn& /*conn*/) {}
+};
+
+// Creates the handler of an accepted connection. `listener` is the index given to
+// Worker::AddListener. Returning nullptr closes the connection.
+using AcceptFn = std::function<std::unique_ptr<ConnHandler>(Conn& conn, uint32_t listener)>;
+
+struct WorkerOptions {
+  uint32_t id = 0;
+  uint32_t sq_entries = 4096;
+  uint32_t cq_entries = 0;  // 0 = 4 * sq_entries
+  uint32_t recv_buffers = 1024;
+  uint32_t recv_buffer_size = 16 * 1024;
+  uint32_t max_conns = 16384;
+  uint64_t drain_grace_ms = 10000;
+  uint64_t linger_ms = 2000;  // lingering close: how long to drain a closing client's input
+};
+
+struct WorkerStats {
+  uint64_t accepted = 0;
+  uint64_t accept_rejected = 0;    // table full or draining
+  uint64_t accept_errors = 0;      // EMFILE & co: accepting paused
+  uint64_t stale_completions = 0;  // generation mismatch: rule 1 says it can't hurt; counted
+  uint64_t enobufs = 0;            // recv re-armed after the buffer ring ran dry
+  uint64_t cq_backlog = 0;         // CQEs reaped early because submit said EBUSY
+  uint64_t sq_full = 0;            // io_uring_get_sqe had to submit to make room
+  uint64_t connects = 0;
+  uint64_t conns_live = 0;
+};
+
+class Conn {
+ public:
+  static constexpr size_t kHighWater = 256 * 1024;
+  static constexpr size_t kLowWater = 64 * 1024;
+  static constexpr int kMaxIov = 16;
+
+  enum class State : uint8_t { kFree, kConnecting, kOpen, kLingering, kClosing };
+
+  ConnRef ref() const { return ConnRef{slot_, gen_}; }
+  Worker& worker() const { return *worker_; }
+  int fd() const { return fd_; }
+  State state() const { return state_; }
+  bool closing() const { return state_ == State::kClosing || state_ == State::kLingering; }
+  const sockaddr_storage& peer() const { return peer_; }
+  ConnHandler* handler() const { return handler_.get(); }
+  void set_handler(std::unique_ptr<ConnHandler> handler) { handler_ = std::move(handler); }
+
+  // Queues bytes; they are sent in the loop's BeforeSleep step (one send in flight at most).
+  // Ignored once the connection is closing.
+  void Write(std::string_view bytes);
+  size_t queued() const { return out_.size(); }
+  bool send_idle() const { return out_.empty() && !send_in_flight_; }
+
+  // Backpressure: stop / restart the multishot receive.
+  void PauseRecv();
+  void ResumeRecv();
+
+  // One deadline per connection; the handler knows what it means.
+  void SetTimer(uint64_t deadline_ms);
+  void ClearTimer();
+
+  // Cancels everything, discards unsent output, closes. Idempotent.
+  void Close();
+  // Sends what is queued, then shuts down the write side and keeps reading (discarding) for
+  // up to WorkerOptions::linger_ms or until the peer closes, then closes: the client gets the
+  // final response instead of an RST caused by unread input (nginx's lingering close).
+  void CloseAfterFlush();
+  // Close with an RST (SO_LINGER 0).
+  void Abort();
+
+ private:
+  friend class Worker;
+  enum class RecvState : uint8_t { kOff, kArmed, kCancelling };
+
+  Conn(Worker* worker, uint32_t slot, BlockPool* pool) : worker_(worker), slot_(slot), out_(pool) {}
+
+  Worker* worker_;
+  uint32_t slot_;
+  uint32_t gen_ = 0;
+  int fd_ = -1;
+  State state_ = State::kFree;
+  RecvState recv_ = RecvState::kOff;
+  bool want_recv_ = false;
+  bool send_in_flight_ = false;
+  bool in_send_list_ = false;
+  bool close_after_flush_ = false;
+  bool close_submitted_ = false;
+  bool above_high_water_ = false;
+  bool in_rearm_list_ = false;
+  uint16_t inflight_ = 0;
+  OutQueue out_;
+  TimerWheel::Entry timer_;
+  sockaddr_storage peer_{};
+  socklen_t peer_len_ = 0;
+  msghdr msg_{};
+  iovec iov_[kMaxIov]{};
+  std::unique_ptr<ConnHandler> handler_;
+};
+
+class Worker {
+ public:
+  explicit Worker(const WorkerOptions& options);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Before Run(): hands a bound, listening, non-blocking socket to this worker (it owns and
+  // closes it). `index` is passed back to the AcceptFn.
+  void AddListener(int fd, uint32_t index);
+  void set_accept_fn(AcceptFn fn) { accept_fn_ = std::move(fn); }
+  // Called on the worker's thread once the ring exists, before the first turn.
+  void set_on_start(std::function<void(Worker&)> fn) { on_start_ = std::move(fn); }
+  // Called at the end of every loop turn, after the sends were queued (log flushing).
+  void set_on_turn_end(std::function<void()> fn) { on_turn_end_ = std::move(fn); }
+
+  // Sets up the ring on the calling thread and runs the loop until a requested stop has
+  // drained every connection (or the grace period ran out). Returns an error if the ring
+  // could not be set up.
+  Result<void> Run();
+
+  // Thread-safe: asks the loop to stop gracefully (stop accepting, drain, exit).
+  void RequestStop();
+  // Thread-safe: runs `fn` on the worker's thread during its next turn.
+  void Post(std::function<void()> fn);
+
+  // Opens a non-blocking TCP connection to `addr` with `handler`. OnConnected follows.
+  Result<Conn*> Connect(const sockaddr* addr, socklen_t len, std::unique_ptr<ConnHandler> handler);
+
+  Conn* Resolve(ConnRef ref) const;
+  uint64_t now_ms() const { return now_ms_; }
+  uint32_t id() const { return options_.id; }
+  bool draining() const { return draining_; }
+  const WorkerStats& stats() const { return stats_; }
+  const char* ring_flags_note() const { return ring_flags_note_; }
+
+ private:
+  friend class Conn;
+  enum TimerKind : uint8_t { kConnTimer = 1, kAcceptRetry, kDrainDeadline };
+  struct Listener {
+    int fd = -1;
+    uint32_t index = 0;
+    bool armed = false;
+  };
+
+  Result<void> SetupRing();
+  io_uring_sqe* GetSqe();
+  void Submit(io_uring_sqe* sqe, OpTag tag, Conn* conn);
+  void ReapInto(std::vector<io_uring_cqe>& out);
+  void Dispatch(const io_uring_cqe& cqe);
+  void OnAcceptCqe(uint32_t listener, const io_uring_cqe& cqe);
+  void OnRecvCqe(Conn& c, const io_uring_cqe& cqe);
+  void OnSendCqe(Conn& c, int res);
+  void OnConnectCqe(Conn& c, int res);
+  void OnWake();
+  void RunTimers();
+  void BeforeSleep();
+  void ArmAccept(Listener& l);
+  void ArmRecv(Conn& c);
+  void ArmWake();
+  void StartLinger(Conn& c);
+  void MaybeFinishClose(Conn& c);
+  void BeginDrain();
+  void MarkSend(Conn& c);
+  Conn* AllocConn(int fd);
+
+  WorkerOptions options_;
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  const char* ring_flags_note_ = "";
+  BufRing bufs_;
+  BlockPool blocks_;
+  TimerWheel timers_;
+  uint64_t now_ms_ = 0;
+
+  std::vector<std::unique_ptr<Conn>> conns_;
+  std::vector<uint32_t> free_slots_;
+  std::vector<uint32_t> send_list_;
+  std::vector<uint32_t> rearm_list_;
+  std::vector<uint32_t> reclaim_list_;
+  std::vector<io_uring_cqe> cqe_backlog_;  // reaped early (E3), dispatched next
+  std::vector<io_uring_cqe> batch_;
+
+  std::vector<Listener> listeners_;
+  AcceptFn accept_fn_;
+  std::function<void(Worker&)> on_start_;
+  std::function<void()> on_turn_end_;
+  TimerWheel::Entry accept_retry_;
+  TimerWheel::Entry drain_deadline_;
+  uint64_t last_accept_error_log_ms_ = 0;
+
+  int wake_fd_ = -1;
+  uint64_t wake_buf_ = 0;
+  std::atomic<bool> stop_requested_{false};
+  bool draining_ = false;
+  std::mutex mailbox_mu_;
+  std::vector<std::function<void()>> mailbox_;
+
+  WorkerStats stats_;
+};
+
+}  // namespace torii::core

@@ -1,0 +1,119 @@
+// http/access_log.cc: see access_log.h.
+#include "http/access_log.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+namespace torii::http {
+
+namespace {
+constexpr size_t kFlushAt = 64 * 1024;
+constexpr size_t kMaxTarget = 2048;
+constexpr size_t kMaxField = 256;
+constexpr char kHex[] = "0123456789abcdef";
+}  // namespace
+
+void AccessLog::AppendEscaped(std::string_view s, size_t max, bool json) {
+  const bool cut = s.size() > max;
+  if (cut) {
+    s = s.substr(0, max);
+  }
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
+      buf_.push_back(static_cast<char>(c));
+    } else if (json) {
+      buf_ += "\\u00";
+      buf_.push_back(kHex[c >> 4]);
+      buf_.push_back(kHex[c & 15]);
+    } else {
+      buf_ += "\\x";
+      buf_.push_back(kHex[c >> 4]);
+      buf_.push_back(kHex[c & 15]);
+    }
+  }
+  if (cut) {
+    buf_ += "...";
+  }
+}
+
+void AccessLog::Append(const AccessRecord& r) {
+  if (fd_ < 0) {
+    return;
+  }
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  if (ts.tv_sec != cached_second_) {
+    cached_second_ = ts.tv_sec;
+    tm t{};
+    gmtime_r(&ts.tv_sec, &t);
+    strftime(time_text_, sizeof(time_text_), "%Y-%m-%dT%H:%M:%SZ", &t);
+  }
+  const bool json = format_ == AccessLogFormat::kJson;
+  if (json) {
+    buf_ += "{\"time\":\"";
+    buf_ += time_text_;
+    buf_ += "\",\"client\":\"";
+    AppendEscaped(r.client, kMaxField, true);
+    buf_ += "\",\"method\":\"";
+    AppendEscaped(r.method, kMaxField, true);
+    buf_ += "\",\"host\":\"";
+    AppendEscaped(r.host, kMaxField, true);
+    buf_ += "\",\"target\":\"";
+    AppendEscaped(r.target, kMaxTarget, true);
+    fmt::format_to(std::back_inserter(buf_),
+                   "\",\"protocol\":\"HTTP/1.{}\",\"status\":{},\"bytes\":{},\"backend\":\"",
+                   r.version_minor, r.status, r.bytes_sent);
+    AppendEscaped(r.backend, kMaxField, true);
+    fmt::format_to(std::back_inserter(buf_), "\",\"duration_ms\":{},\"note\":\"", r.duration_ms);
+    AppendEscaped(r.note, kMaxField, true);
+    buf_ += "\"}\n";
+  } else {
+    AppendEscaped(r.client, kMaxField, false);
+    buf_ += " [";
+    buf_ += time_text_;
+    buf_ += "] \"";
+    AppendEscaped(r.method, kMaxField, false);
+    buf_ += ' ';
+    AppendEscaped(r.target, kMaxTarget, false);
+    fmt::format_to(std::back_inserter(buf_), " HTTP/1.{}\" {} {} host=\"", r.version_minor,
+                   r.status, r.bytes_sent);
+    AppendEscaped(r.host, kMaxField, false);
+    buf_ += "\" backend=";
+    if (r.backend.empty()) {
+      buf_ += '-';
+    } else {
+      AppendEscaped(r.backend, kMaxField, false);
+    }
+    fmt::format_to(std::back_inserter(buf_), " {}ms", r.duration_ms);
+    if (!r.note.empty()) {
+      buf_ += " note=\"";
+      AppendEscaped(r.note, kMaxField, false);
+      buf_ += '"';
+    }
+    buf_ += '\n';
+  }
+  if (buf_.size() >= kFlushAt) {
+    Flush();
+  }
+}
+
+void AccessLog::Flush() {
+  size_t off = 0;
+  while (fd_ >= 0 && off < buf_.size()) {
+    const ssize_t n = ::write(fd_, buf_.data() + off, buf_.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      break;  // a log that cannot be written must not stop the proxy
+    }
+    off += static_cast<size_t>(n);
+  }
+  buf_.clear();
+}
+
+}  // namespace torii::http

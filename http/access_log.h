@@ -1,0 +1,57 @@
+// http/access_log.h: one line per request, per worker, written without locks.
+//
+// Each worker formats its lines into its own buffer (fmt, spdlog's formatting library) and
+// writes the buffer with one write(2) per loop turn (Flush() from the worker's end-of-turn
+// hook), or sooner when it passes 64 KiB. Lines are never split across writes, and the file
+// is opened O_APPEND, so workers sharing a file interleave whole lines. spdlog's own sinks
+// would take a lock per line (the _mt sinks) or could cut a line between two workers' writes
+// (the _st sinks flush on buffer size, not on line boundaries), hence this small writer.
+// Hostile bytes in logged fields (CR, LF, ANSI escapes, quotes) are escaped and long fields
+// truncated (BAD-INPUTS L1), so one request is always one line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace torii::http {
+
+enum class AccessLogFormat : uint8_t { kText, kJson };
+
+struct AccessRecord {
+  std::string_view client;   // peer address
+  std::string_view method;
+  std::string_view target;
+  std::string_view host;
+  int version_minor = 1;
+  int status = 0;
+  uint64_t bytes_sent = 0;   // body bytes sent to the client
+  std::string_view backend;  // "" when answered locally
+  uint64_t duration_ms = 0;
+  std::string_view note;     // why a local reply was sent, or ""
+};
+
+class AccessLog {
+ public:
+  // `fd` < 0 disables the log. The fd is shared (not owned) by every worker's AccessLog.
+  AccessLog(int fd, AccessLogFormat format) : fd_(fd), format_(format) {}
+  ~AccessLog() { Flush(); }
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+
+  bool enabled() const { return fd_ >= 0; }
+  void Append(const AccessRecord& r);
+  void Flush();
+  // The pending text (tests).
+  const std::string& pending() const { return buf_; }
+
+ private:
+  void AppendEscaped(std::string_view s, size_t max, bool json);
+  int fd_;
+  AccessLogFormat format_;
+  std::string buf_;
+  int64_t cached_second_ = -1;
+  char time_text_[64] = {};
+};
+
+}  // namespace torii::http

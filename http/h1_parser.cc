@@ -1,0 +1,539 @@
+// http/h1_parser.cc: see h1_parser.h.
+#include "http/h1_parser.h"
+
+#include <algorithm>
+
+namespace torii::http {
+
+namespace {
+
+constexpr uint32_t kMaxChunkExtBytes = 4096;
+
+H1Parser& Self(llhttp_t* p) { return *static_cast<H1Parser*>(p->data); }
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// A Transfer-Encoding value made only of codings we know but do not implement.
+bool OnlyKnownCodings(std::string_view v) {
+  while (!v.empty()) {
+    const size_t comma = v.find(',');
+    std::string_view item = TrimOws(v.substr(0, comma));
+    if (!(EqualsIgnoreCase(item, "gzip") || EqualsIgnoreCase(item, "deflate") ||
+          EqualsIgnoreCase(item, "compress") || EqualsIgnoreCase(item, "x-gzip") ||
+          EqualsIgnoreCase(item, "x-compress"))) {
+      return false;
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    v.remove_prefix(comma + 1);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') {
+      x = static_cast<char>(x - 'A' + 'a');
+    }
+    if (y >= 'A' && y <= 'Z') {
+      y = static_cast<char>(y - 'A' + 'a');
+    }
+    if (x != y) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool IsToken(std::string_view s) {
+  if (s.empty()) {
+    return false;
+  }
+  for (unsigned char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '!' || c == '#' || c == '$' || c == '%' || c == '&' || c == '\'' ||
+                    c == '*' || c == '+' || c == '-' || c == '.' || c == '^' || c == '_' ||
+                    c == '`' || c == '|' || c == '~';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool IsCleanValue(std::string_view s) {
+  for (unsigned char c : s) {
+    if ((c < 0x20 && c != '\t') || c == 0x7F) {
+      return false;
+    }
+  }
+  return true;
+}
+
+const llhttp_settings_t& H1Parser::Settings() {
+  static const llhttp_settings_t settings = [] {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_message_begin = &H1Parser::OnMessageBegin;
+    s.on_url = &H1Parser::OnUrl;
+    s.on_status = &H1Parser::OnStatus;
+    s.on_method = &H1Parser::OnMethod;
+    s.on_header_field = &H1Parser::OnHeaderField;
+    s.on_header_value = &H1Parser::OnHeaderValue;
+    s.on_header_field_complete = &H1Parser::OnHeaderFieldComplete;
+    s.on_header_value_complete = &H1Parser::OnHeaderValueComplete;
+    s.on_url_complete = &H1Parser::OnUrlComplete;
+    s.on_headers_complete = &H1Parser::OnHeadersComplete;
+    s.on_body = &H1Parser::OnBody;
+    s.on_message_complete = &H1Parser::OnMessageComplete;
+    s.on_chunk_header = &H1Parser::OnChunkHeader;
+    s.on_chunk_extension_name = &H1Parser::OnChunkExt;
+    s.on_chunk_extension_value = &H1Parser::OnChunkExt;
+    s.on_chunk_complete = &H1Parser::OnChunkComplete;
+    return s;
+  }();
+  return settings;
+}
+
+H1Parser::H1Parser(Kind kind, const Limits& limits) : kind_(kind), limits_(limits) {
+  llhttp_init(&parser_, kind == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, &Settings());
+  parser_.data = this;
+}
+
+void H1Parser::Reset() {
+  head_.method = {};
+  head_.target = {};
+  head_.method_id = 0;
+  head_.status = 0;
+  head_.reason = {};
+  head_.version_minor = 1;
+  head_.headers.clear();
+  head_.framing = Framing::kNone;
+  head_.content_length = 0;
+  head_.keep_alive = true;
+  head_.upgrade = false;
+  fields_.clear();
+  method_off_ = method_len_ = target_off_ = target_len_ = reason_off_ = reason_len_ = 0;
+  head_start_ = static_cast<uint32_t>(consumed_);
+  body_span_ = {};
+  body_seen_ = 0;
+  chunk_ext_bytes_ = 0;
+  started_ = false;
+  head_done_ = false;
+  head_reported_ = false;
+  url_done_ = false;
+  in_field_ = false;
+  in_value_ = false;
+  message_done_ = false;
+  must_close_ = false;
+  request_was_head_ = false;
+  pending_ = Event::kNeedMore;
+}
+
+int H1Parser::Fail(int status, const char* reason) {
+  if (error_status_ == 0) {
+    error_status_ = status;
+    error_reason_ = reason;
+  }
+  return HPE_USER;
+}
+
+void H1Parser::Extend(uint32_t& off, uint32_t& len, const char* at, size_t n) {
+  const auto pos = static_cast<uint32_t>(at - base_);
+  if (len == 0 && off == 0) {
+    off = pos;
+    len = static_cast<uint32_t>(n);
+  } else if (off + len == pos) {
+    len += static_cast<uint32_t>(n);
+  } else {
+    // Non-contiguous pieces of one field: llhttp skipped bytes inside it, which happens only
+    // for obs-fold (the buffer itself is contiguous). RFC 9112 §5.2: reject.
+    Fail(kind_ == Kind::kRequest ? 400 : 502, "obs-fold");
+  }
+}
+
+H1Parser::Step H1Parser::Next(const char* buf, size_t len) {
+  if (error_status_ != 0) {
+    return Step{Event::kError, {}};
+  }
+  if (message_done_) {
+    if (!head_reported_) {
+      head_reported_ = true;
+      return Step{Event::kHead, {}};
+    }
+    if (pending_ == Event::kDone) {
+      pending_ = Event::kNeedMore;
+      return Step{Event::kDone, {}};
+    }
+    Reset();
+  }
+  base_ = buf;
+  // A parser paused at the end of a body span may complete the message without new input
+  // (Content-Length reached), so it runs even on an empty remainder.
+  if (consumed_ >= len && !paused_) {
+    return Step{Event::kNeedMore, {}};
+  }
+  if (paused_) {
+    llhttp_resume(&parser_);
+    paused_ = false;
+  }
+  pending_ = Event::kNeedMore;
+  body_span_ = {};
+  const char* start = buf + consumed_;
+  const llhttp_errno_t err = llhttp_execute(&parser_, start, len - consumed_);
+  if (error_status_ != 0) {
+    return Step{Event::kError, {}};
+  }
+  switch (err) {
+    case HPE_OK:
+      consumed_ = len;
+      if (!head_done_ && len - head_start_ > limits_.header_bytes) {
+        const bool line = kind_ == Kind::kRequest && !url_done_;
+        Fail(kind_ == Kind::kResponse ? 502 : (line ? 414 : 431),
+             line ? "request line too long" : "header section too large");
+        return Step{Event::kError, {}};
+      }
+      return Step{Event::kNeedMore, {}};
+    case HPE_PAUSED:
+    case HPE_PAUSED_UPGRADE: {
+      paused_ = err == HPE_PAUSED;
+      consumed_ = static_cast<size_t>(llhttp_get_error_pos(&parser_) - buf);
+      if (err == HPE_PAUSED_UPGRADE) {
+        // An Upgrade request completed: torii does not tunnel, and nothing after it is parsed.
+        message_done_ = true;
+        must_close_ = true;
+        pending_ = Event::kDone;
+      }
+      if (pending_ == Event::kDone && !head_reported_) {
+        head_reported_ = true;
+        return Step{Event::kHead, {}};
+      }
+      if (pending_ == Event::kHead) {
+        head_reported_ = true;
+      }
+      const Event e = pending_;
+      if (e == Event::kDone) {
+        pending_ = Event::kNeedMore;
+      }
+      return Step{e, e == Event::kBody ? body_span_ : std::string_view{}};
+    }
+    default:
+      if (kind_ == Kind::kResponse) {
+        Fail(502, llhttp_errno_name(err));
+      } else if (err == HPE_INVALID_TRANSFER_ENCODING) {
+        Fail(501, llhttp_errno_name(err));
+      } else {
+        Fail(400, llhttp_errno_name(err));
+      }
+      return Step{Event::kError, {}};
+  }
+}
+
+H1Parser::Step H1Parser::Finish() {
+  if (head_done_ && !message_done_ && head_.framing == Framing::kUntilClose) {
+    message_done_ = true;
+    must_close_ = true;
+    head_reported_ = true;
+    return Step{Event::kDone, {}};
+  }
+  Fail(502, started_ ? "truncated message" : "closed before any byte");
+  return Step{Event::kError, {}};
+}
+
+int H1Parser::OnMessageBegin(llhttp_t* p) {
+  Self(p).started_ = true;
+  return 0;
+}
+
+int H1Parser::OnUrl(llhttp_t* p, const char* at, size_t len) {
+  H1Parser& s = Self(p);
+  s.Extend(s.target_off_, s.target_len_, at, len);
+  if (s.target_off_ + s.target_len_ - s.head_start_ > s.limits_.header_bytes) {
+    return s.Fail(414, "request target too long");
+  }
+  return s.error_status_ != 0 ? HPE_USER : 0;
+}
+
+int H1Parser::OnUrlComplete(llhttp_t* p) {
+  Self(p).url_done_ = true;
+  return 0;
+}
+
+int H1Parser::OnMethod(llhttp_t* p, const char* at, size_t len) {
+  H1Parser& s = Self(p);
+  s.started_ = true;
+  s.Extend(s.method_off_, s.method_len_, at, len);
+  return 0;
+}
+
+int H1Parser::OnStatus(llhttp_t* p, const char* at, size_t len) {
+  H1Parser& s = Self(p);
+  s.Extend(s.reason_off_, s.reason_len_, at, len);
+  if (s.reason_off_ + s.reason_len_ - s.head_start_ > s.limits_.header_bytes) {
+    return s.Fail(502, "status line too long");
+  }
+  return 0;
+}
+
+int H1Parser::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
+  H1Parser& s = Self(p);
+  if (s.head_done_) {
+    // Trailer section: dropped (never merged into the head, never forwarded), but bounded.
+    s.chunk_ext_bytes_ += static_cast<uint32_t>(len);
+    return s.chunk_ext_bytes_ > s.limits_.header_bytes ? s.Fail(400, "trailers too large") : 0;
+  }
+  if (!s.in_field_) {
+    s.fields_.push_back(Field{});
+    s.in_field_ = true;
+  }
+  Field& f = s.fields_.back();
+  s.Extend(f.name_off, f.name_len, at, len);
+  if (f.name_off + f.name_len - s.head_start_ > s.limits_.header_bytes) {
+    return s.Fail(s.kind_ == Kind::kRequest ? 431 : 502, "header section too large");
+  }
+  return s.error_status_ != 0 ? HPE_USER : 0;
+}
+
+int H1Parser::OnHeaderFieldComplete(llhttp_t* p) {
+  H1Parser& s = Self(p);
+  if (s.head_done_) {
+    return 0;
+  }
+  if (!s.in_field_) {
+    // on_header_field is not called for an empty name.
+    s.fields_.push_back(Field{});
+  }
+  s.in_field_ = false;
+  if (s.fields_.back().name_len == 0) {
+    return s.Fail(s.kind_ == Kind::kRequest ? 400 : 502, "empty header name");
+  }
+  if (s.fields_.size() > s.limits_.header_count) {
+    return s.Fail(s.kind_ == Kind::kRequest ? 431 : 502, "too many headers");
+  }
+  return 0;
+}
+
+int H1Parser::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
+  H1Parser& s = Self(p);
+  if (s.head_done_) {
+    s.chunk_ext_bytes_ += static_cast<uint32_t>(len);
+    return s.chunk_ext_bytes_ > s.limits_.header_bytes ? s.Fail(400, "trailers too large") : 0;
+  }
+  if (s.fields_.empty()) {
+    return s.Fail(s.kind_ == Kind::kRequest ? 400 : 502, "value without a name");
+  }
+  Field& f = s.fields_.back();
+  s.Extend(f.value_off, f.value_len, at, len);
+  if (f.value_off + f.value_len - s.head_start_ > s.limits_.header_bytes) {
+    return s.Fail(s.kind_ == Kind::kRequest ? 431 : 502, "header section too large");
+  }
+  return s.error_status_ != 0 ? HPE_USER : 0;
+}
+
+int H1Parser::OnHeaderValueComplete(llhttp_t* p) {
+  Self(p).in_value_ = false;
+  return 0;
+}
+
+int H1Parser::ValidateHead() {
+  const bool req = kind_ == Kind::kRequest;
+  const int bad = req ? 400 : 502;
+  const char* b = base_;
+  head_.version_minor = parser_.http_minor > 1 ? 1 : parser_.http_minor;
+  if (req) {
+    if (parser_.http_major == 0) {
+      return Fail(400, "HTTP/0.9");
+    }
+    if (parser_.http_major != 1) {
+      return Fail(505, "HTTP version not supported");
+    }
+    head_.method = std::string_view(b + method_off_, method_len_);
+    head_.method_id = parser_.method;
+    head_.target = std::string_view(b + target_off_, target_len_);
+    if (head_.target.empty()) {
+      return Fail(400, "empty request target");
+    }
+    if (head_.target.find('#') != std::string_view::npos) {
+      return Fail(400, "fragment in request target");
+    }
+  } else {
+    if (parser_.http_major != 1) {
+      return Fail(502, "bad response version");
+    }
+    if (parser_.status_code < 100 || parser_.status_code > 599) {
+      return Fail(502, "bad status code");
+    }
+    head_.status = parser_.status_code;
+    head_.reason = std::string_view(b + reason_off_, reason_len_);
+    if (!IsCleanValue(head_.reason)) {
+      return Fail(502, "bad reason phrase");
+    }
+  }
+  // Obs-fold anywhere in the head (a fold line starts with SP or HTAB). Extend() already
+  // catches folds inside one value; this also catches a fold llhttp delivered contiguously.
+  uint32_t head_end = head_start_;
+  for (const Field& f : fields_) {
+    head_end = std::max(head_end, f.value_off + f.value_len);
+    head_end = std::max(head_end, f.name_off + f.name_len);
+  }
+  for (uint32_t i = head_start_ + 1; i < head_end; ++i) {
+    if (b[i - 1] == '\n' && (b[i] == ' ' || b[i] == '\t')) {
+      return Fail(bad, "obs-fold");
+    }
+  }
+
+  head_.headers.clear();
+  head_.headers.reserve(fields_.size());
+  int te_count = 0;
+  int cl_count = 0;
+  std::string_view te;
+  for (const Field& f : fields_) {
+    HeaderView h{std::string_view(b + f.name_off, f.name_len),
+                 TrimOws(std::string_view(b + f.value_off, f.value_len))};
+    if (!IsToken(h.name)) {
+      return Fail(bad, "invalid header name");
+    }
+    if (!IsCleanValue(h.value)) {
+      return Fail(bad, "control character in header value");
+    }
+    if (EqualsIgnoreCase(h.name, "transfer-encoding")) {
+      ++te_count;
+      te = h.value;
+    } else if (EqualsIgnoreCase(h.name, "content-length")) {
+      ++cl_count;
+    }
+    head_.headers.push_back(h);
+  }
+  if (te_count > 1) {
+    return Fail(bad, "duplicate Transfer-Encoding");
+  }
+  if (te_count == 1 && cl_count > 0) {
+    return Fail(bad, "Content-Length with Transfer-Encoding");
+  }
+  if (cl_count > 1) {
+    return Fail(bad, "duplicate Content-Length");
+  }
+  const bool chunked = te_count == 1 && EqualsIgnoreCase(te, "chunked");
+  if (te_count == 1 && !chunked) {
+    if (req && OnlyKnownCodings(te)) {
+      return Fail(501, "unsupported transfer coding");
+    }
+    return Fail(bad, "invalid Transfer-Encoding");
+  }
+  if (req && chunked && parser_.http_minor == 0) {
+    return Fail(400, "Transfer-Encoding in HTTP/1.0");
+  }
+  const bool has_cl = cl_count == 1;
+  head_.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
+  if (req) {
+    head_.upgrade = parser_.upgrade != 0;
+    for (const HeaderView& h : head_.headers) {
+      if (EqualsIgnoreCase(h.name, "upgrade")) {
+        head_.upgrade = true;
+      }
+    }
+    if (chunked) {
+      head_.framing = Framing::kChunked;
+    } else if (has_cl && parser_.content_length > 0) {
+      head_.framing = Framing::kContentLength;
+      head_.content_length = parser_.content_length;
+      if (head_.content_length > limits_.body_bytes) {
+        return Fail(413, "body too large");
+      }
+    }
+    return 0;
+  }
+  const uint16_t st = head_.status;
+  if (request_was_head_ || st < 200 || st == 204 || st == 304) {
+    head_.framing = Framing::kNone;
+    head_.content_length = has_cl ? parser_.content_length : 0;
+    return 1;  // no body, whatever the headers say (B8)
+  }
+  if (chunked) {
+    head_.framing = Framing::kChunked;
+  } else if (has_cl) {
+    head_.framing = parser_.content_length > 0 ? Framing::kContentLength : Framing::kNone;
+    head_.content_length = parser_.content_length;
+  } else {
+    head_.framing = Framing::kUntilClose;
+  }
+  return 0;
+}
+
+int H1Parser::OnHeadersComplete(llhttp_t* p) {
+  H1Parser& s = Self(p);
+  s.head_done_ = true;
+  const int rc = s.ValidateHead();
+  if (rc < 0 || s.error_status_ != 0) {
+    return HPE_USER;
+  }
+  if (rc == 1) {
+    // Skip the body: llhttp goes straight to on_message_complete, which pauses.
+    s.pending_ = Event::kHead;
+    return 1;
+  }
+  s.pending_ = Event::kHead;
+  return HPE_PAUSED;
+}
+
+int H1Parser::OnBody(llhttp_t* p, const char* at, size_t len) {
+  H1Parser& s = Self(p);
+  if (len == 0) {
+    return 0;  // llhttp flushes an open body span at the end of every execute, even empty
+  }
+  s.body_seen_ += len;
+  s.body_span_ = std::string_view(at, len);
+  s.pending_ = Event::kBody;
+  return HPE_PAUSED;
+}
+
+int H1Parser::OnChunkHeader(llhttp_t* p) {
+  H1Parser& s = Self(p);
+  s.chunk_ext_bytes_ = 0;
+  // C2: refuse a chunk that cannot fit in the remaining body budget, before reading it.
+  if (s.kind_ == Kind::kRequest && p->content_length > s.limits_.body_bytes - s.body_seen_) {
+    return s.Fail(413, "chunk exceeds body limit");
+  }
+  return 0;
+}
+
+int H1Parser::OnChunkExt(llhttp_t* p, const char* /*at*/, size_t len) {
+  H1Parser& s = Self(p);
+  s.chunk_ext_bytes_ += static_cast<uint32_t>(len);
+  if (s.chunk_ext_bytes_ > kMaxChunkExtBytes) {
+    return s.Fail(s.kind_ == Kind::kRequest ? 400 : 502, "chunk extension too long");
+  }
+  return 0;
+}
+
+int H1Parser::OnChunkComplete(llhttp_t* p) {
+  Self(p).chunk_ext_bytes_ = 0;
+  return 0;
+}
+
+int H1Parser::OnMessageComplete(llhttp_t* p) {
+  H1Parser& s = Self(p);
+  s.message_done_ = true;
+  s.must_close_ = llhttp_should_keep_alive(p) == 0 || s.head_.framing == Framing::kUntilClose ||
+                  s.head_.upgrade;
+  s.pending_ = Event::kDone;
+  return HPE_PAUSED;
+}
+
+}  // namespace torii::http

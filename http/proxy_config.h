@@ -1,0 +1,63 @@
+// http/proxy_config.h: what the proxy session needs to know, as plain data.
+//
+// http/ does not read the config file: app/ translates conf::Config into this (DESIGN.md's
+// arrows: conf/ is wired by app/, the data plane only sees its own option types). One
+// ProxyConfig is immutable once built and shared by every worker through a shared_ptr, so a
+// reload can swap in a new one while requests in flight finish on the old.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace torii::http {
+
+struct BackendTarget {
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  std::string name;  // "127.0.0.1:9001": logs and metrics
+  uint32_t weight = 1;
+  bool backup = false;
+};
+
+struct PoolSpec {
+  std::string name;
+  std::string algorithm = "round_robin";
+  std::vector<BackendTarget> backends;
+  uint64_t connect_timeout_ms = 3000;
+  uint64_t response_timeout_ms = 60000;
+  uint64_t keepalive_timeout_ms = 30000;
+  uint32_t keepalive = 64;  // idle upstream connections kept per backend per worker
+  uint32_t retries = 1;
+};
+
+struct RouteSpec {
+  std::string host = "*";  // lowercase: exact, "*.suffix" or "*"
+  std::string path_prefix = "/";
+  uint32_t pool = 0;
+  bool server_timing = false;
+  // Pre-serialised "Name: value\r\n" lines (validated by the config loader).
+  std::string add_headers;
+};
+
+struct ProxyLimits {
+  uint32_t header_bytes = 16 * 1024;
+  uint32_t header_count = 100;
+  uint64_t body_bytes = 16ull * 1024 * 1024;
+  uint64_t header_timeout_ms = 10000;
+  uint64_t idle_timeout_ms = 60000;
+  uint64_t body_timeout_ms = 60000;
+  uint64_t send_timeout_ms = 60000;
+  uint32_t keepalive_requests = 1000;
+};
+
+struct ProxyConfig {
+  ProxyLimits limits;
+  std::vector<PoolSpec> pools;
+  std::vector<RouteSpec> routes;
+  std::vector<std::string> listener_names;
+};
+
+}  // namespace torii::http

@@ -1,0 +1,66 @@
+// http/proxy_context.cc: see proxy_context.h.
+#include "http/proxy_context.h"
+
+#include <spdlog/spdlog.h>
+
+namespace torii::http {
+
+ProxyContext::ProxyContext(core::Worker& worker, std::shared_ptr<const ProxyConfig> config,
+                           std::unique_ptr<AccessLog> log)
+    : worker_(worker), config_(std::move(config)), log_(std::move(log)) {
+  pools_.resize(config_->pools.size());
+  for (size_t i = 0; i < config_->pools.size(); ++i) {
+    const PoolSpec& spec = config_->pools[i];
+    std::vector<balancer::BackendSpec> backends;
+    backends.reserve(spec.backends.size());
+    for (const BackendTarget& b : spec.backends) {
+      backends.push_back(balancer::BackendSpec{b.weight, b.backup});
+    }
+    const auto n = static_cast<uint32_t>(backends.size());
+    pools_[i].picker = balancer::MakePicker(spec.algorithm, std::move(backends));
+    if (!pools_[i].picker) {
+      // The loader refuses unknown algorithms; this is a wiring bug.
+      spdlog::critical("pool {}: algorithm {} has no picker", spec.name, spec.algorithm);
+      std::abort();
+    }
+    // Active health checks arrive with issue #4: until then every backend is eligible and a
+    // failed connect falls through to the next one (retries).
+    pools_[i].healthy = balancer::BackendMask(n, /*all_set=*/true);
+    pools_[i].idle.resize(n);
+  }
+}
+
+core::Conn* ProxyContext::TakeIdle(uint32_t pool, uint32_t backend) {
+  auto& list = pools_[pool].idle[backend];
+  while (!list.empty()) {
+    const core::ConnRef ref = list.back();
+    list.pop_back();
+    core::Conn* c = worker_.Resolve(ref);
+    if (c != nullptr && !c->closing()) {
+      return c;
+    }
+  }
+  return nullptr;
+}
+
+bool ProxyContext::PutIdle(uint32_t pool, uint32_t backend, core::Conn& conn) {
+  auto& list = pools_[pool].idle[backend];
+  if (worker_.draining() || list.size() >= config_->pools[pool].keepalive) {
+    return false;
+  }
+  list.push_back(conn.ref());
+  return true;
+}
+
+void ProxyContext::DropIdle(uint32_t pool, uint32_t backend, core::ConnRef ref) {
+  auto& list = pools_[pool].idle[backend];
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (list[i].slot == ref.slot && list[i].gen == ref.gen) {
+      list[i] = list.back();
+      list.pop_back();
+      return;
+    }
+  }
+}
+
+}  // namespace torii::http

@@ -1,0 +1,66 @@
+// http/proxy_context.h: what one worker's proxy sessions share.
+//
+// One ProxyContext per worker thread, created before the worker runs and destroyed after it
+// stops (so it outlives every session). It holds the active ProxyConfig, a Picker per pool
+// (per worker, so picks never contend), the idle upstream connections of each backend (as
+// ConnRefs: a pooled connection that closed resolves to nullptr and is skipped), the access
+// log writer and the worker's counters.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "balancer/picker.h"
+#include "core/worker.h"
+#include "http/access_log.h"
+#include "http/proxy_config.h"
+
+namespace torii::http {
+
+struct ProxyStats {
+  uint64_t requests = 0;
+  uint64_t responses_by_class[6] = {};  // index status / 100 (0 = aborted)
+  uint64_t upstream_connects = 0;
+  uint64_t upstream_reused = 0;
+  uint64_t upstream_connect_failures = 0;
+  uint64_t retries = 0;
+  uint64_t aborted = 0;  // client connections cut mid-response (backend died mid-body, ...)
+};
+
+class ProxyContext {
+ public:
+  ProxyContext(core::Worker& worker, std::shared_ptr<const ProxyConfig> config,
+               std::unique_ptr<AccessLog> log);
+
+  core::Worker& worker() { return worker_; }
+  const ProxyConfig& config() const { return *config_; }
+  AccessLog& log() { return *log_; }
+  ProxyStats& stats() { return stats_; }
+
+  balancer::Picker& picker(uint32_t pool) { return *pools_[pool].picker; }
+  const balancer::BackendMask& healthy(uint32_t pool) const { return pools_[pool].healthy; }
+
+  // An idle pooled connection to (pool, backend), or nullptr. The most recently used first,
+  // so surplus connections age out at the keep-alive timeout.
+  core::Conn* TakeIdle(uint32_t pool, uint32_t backend);
+  // Files `conn` as idle for (pool, backend). Returns false when the per-backend cap is
+  // reached or the worker is draining (the caller closes it then).
+  bool PutIdle(uint32_t pool, uint32_t backend, core::Conn& conn);
+  // Forgets `ref` (the connection closed while idle).
+  void DropIdle(uint32_t pool, uint32_t backend, core::ConnRef ref);
+
+ private:
+  struct PoolState {
+    std::unique_ptr<balancer::Picker> picker;
+    balancer::BackendMask healthy;
+    std::vector<std::vector<core::ConnRef>> idle;  // per backend
+  };
+  core::Worker& worker_;
+  std::shared_ptr<const ProxyConfig> config_;
+  std::unique_ptr<AccessLog> log_;
+  std::vector<PoolState> pools_;
+  ProxyStats stats_;
+};
+
+}  // namespace torii::http

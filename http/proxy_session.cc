@@ -1,0 +1,1058 @@
+// http/proxy_session.cc: see proxy_session.h.
+#include "http/proxy_session.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <charconv>
+
+#include <spdlog/spdlog.h>
+
+#include "http/router.h"
+#include "http/serialize.h"
+
+namespace torii::http {
+
+namespace {
+
+// Pipelined bytes buffered beyond the current request before receiving pauses.
+constexpr size_t kMaxPipelineBuffer = 64 * 1024;
+
+std::string FormatPeer(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, buf, sizeof(buf));
+  } else if (ss.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, buf, sizeof(buf));
+  }
+  return buf;
+}
+
+bool IsIdempotent(uint8_t method) {
+  switch (method) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+    case HTTP_TRACE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+// =============================================================================================
+// ClientSession
+
+class ClientSession final : public core::ConnHandler {
+ public:
+  ClientSession(ProxyContext& ctx, core::Conn& conn, uint32_t listener)
+      : ctx_(ctx),
+        self_(conn.ref()),
+        listener_(listener),
+        parser_(H1Parser::Kind::kRequest, RequestLimits(ctx.config().limits)),
+        peer_(FormatPeer(conn.peer())) {
+    SetTimerFor(conn, TimerFor::kIdle, ctx_.config().limits.idle_timeout_ms);
+  }
+
+  void OnRecv(core::Conn& conn, std::span<const char> data) override;
+  void OnEof(core::Conn& conn) override;
+  void OnError(core::Conn& conn, core::Error error) override;
+  void OnTimer(core::Conn& conn) override;
+  void OnWritable(core::Conn& conn) override;
+  void OnDrain(core::Conn& conn) override;
+  void OnClosed(core::Conn& conn) override;
+
+  // From the UpstreamConn lent to this session.
+  void OnUpstreamHead(core::Conn& up, const MessageHead& head);
+  void OnUpstreamBody(core::Conn& up, std::string_view body);
+  void OnUpstreamDone(bool reusable);
+  void OnUpstreamFailed(UpstreamFailure why, bool reused);
+  void OnUpstreamWritable();
+
+ private:
+  enum class Req : uint8_t { kIdle, kHead, kBody, kDone };
+  enum class Resp : uint8_t { kNone, kWaiting, kStreaming, kDone };
+  enum class TimerFor : uint8_t { kNone, kIdle, kHeader, kBody, kSend };
+
+  static H1Parser::Limits RequestLimits(const ProxyLimits& l) {
+    return H1Parser::Limits{l.header_bytes, l.header_count, l.body_bytes};
+  }
+  core::Conn* self() const { return ctx_.worker().Resolve(self_); }
+  core::Conn* upstream() const { return ctx_.worker().Resolve(up_); }
+  UpstreamConn* upstream_handler() const {
+    core::Conn* c = upstream();
+    return c != nullptr ? static_cast<UpstreamConn*>(c->handler()) : nullptr;
+  }
+
+  void Pump(core::Conn& conn);
+  void Compact();
+  bool OnRequestHead(core::Conn& conn);
+  bool CheckRequest(core::Conn& conn);
+  void PickBackendAndSend(core::Conn& conn);
+  void ForwardBody(std::string_view body);
+  void SendLocalReply(core::Conn& conn, int status, std::string_view note);
+  void FinishExchange(core::Conn& conn);
+  void DetachUpstream(bool reusable);
+  void AbortClient(core::Conn& conn, std::string_view note);
+  void SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms);
+  void LogExchange();
+
+  ProxyContext& ctx_;
+  core::ConnRef self_;
+  uint32_t listener_;
+  H1Parser parser_;
+  std::string in_;
+  std::string peer_;
+  TimerFor timer_for_ = TimerFor::kNone;
+
+  // Per exchange.
+  Req req_ = Req::kIdle;
+  Resp resp_ = Resp::kNone;
+  core::ConnRef up_;
+  uint32_t pool_ = 0;
+  uint32_t backend_ = 0;
+  bool have_backend_ = false;
+  balancer::BackendMask exclude_;
+  uint32_t attempts_ = 0;
+  std::string method_;
+  std::string target_;  // origin-form target sent upstream
+  std::string host_;    // Host sent upstream (authority of an absolute-form target wins)
+  std::string upstream_head_;  // the re-serialised request head, kept for a retry
+  std::string out_;            // scratch for response heads and chunk framing
+  Framing req_framing_ = Framing::kNone;
+  Framing resp_framing_ = Framing::kNone;  // how we frame the response to the client
+  uint8_t method_id_ = 0;
+  uint8_t version_minor_ = 1;
+  uint32_t route_ = 0;
+  int status_ = 0;
+  uint64_t bytes_sent_ = 0;
+  uint64_t start_ms_ = 0;
+  std::string_view note_;
+  bool close_after_ = false;
+  bool upstream_paused_ = false;  // we paused the upstream's receive for client backpressure
+  bool paused_for_upstream_ = false;  // we paused our receive for upstream backpressure
+  bool recv_paused_ = false;
+  bool draining_ = false;
+  bool peer_eof_ = false;     // the client half-closed: finish what is complete, then close
+  bool force_fresh_ = false;  // retry on a new connection, not a pooled one
+  uint32_t requests_ = 0;
+};
+
+void ClientSession::SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms) {
+  timer_for_ = what;
+  if (what == TimerFor::kNone) {
+    conn.ClearTimer();
+  } else {
+    conn.SetTimer(ctx_.worker().now_ms() + ms);
+  }
+}
+
+void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
+  if (req_ == Req::kIdle && in_.empty()) {
+    // First byte of a request: the header timeout runs from here and is not reset by later
+    // bytes (slowloris, BAD-INPUTS D1).
+    SetTimerFor(conn, TimerFor::kHeader, ctx_.config().limits.header_timeout_ms);
+    req_ = Req::kHead;
+    start_ms_ = ctx_.worker().now_ms();
+  }
+  in_.append(data.data(), data.size());
+  if (req_ == Req::kBody) {
+    SetTimerFor(conn, TimerFor::kBody, ctx_.config().limits.body_timeout_ms);
+  }
+  Pump(conn);
+  if (!conn.closing() && in_.size() > kMaxPipelineBuffer + ctx_.config().limits.header_bytes &&
+      !recv_paused_) {
+    // The client keeps sending while we cannot parse (pipelining ahead of a slow response):
+    // stop reading until the current exchange finishes (P1 flood).
+    recv_paused_ = true;
+    conn.PauseRecv();
+  }
+}
+
+void ClientSession::Compact() {
+  if (!parser_.in_head() && parser_.consumed() > 0) {
+    in_.erase(0, parser_.consumed());
+    parser_.DropConsumed();
+  }
+}
+
+void ClientSession::Pump(core::Conn& conn) {
+  while (!conn.closing()) {
+    if (req_ == Req::kDone || req_ == Req::kIdle) {
+      if (req_ == Req::kIdle && !in_.empty()) {
+        // Pipelined bytes of the next request.
+        req_ = Req::kHead;
+        start_ms_ = ctx_.worker().now_ms();
+        SetTimerFor(conn, TimerFor::kHeader, ctx_.config().limits.header_timeout_ms);
+        continue;
+      }
+      return;
+    }
+    if (paused_for_upstream_) {
+      return;
+    }
+    const H1Parser::Step step = parser_.Next(in_.data(), in_.size());
+    switch (step.event) {
+      case H1Parser::Event::kNeedMore:
+        Compact();
+        if (peer_eof_ && req_ == Req::kHead && resp_ == Resp::kNone) {
+          conn.Close();  // a partial head after the client's FIN can never complete
+        }
+        return;
+      case H1Parser::Event::kError:
+        if (resp_ == Resp::kNone) {
+          spdlog::debug("client {}: bad request: {}", peer_, parser_.error_reason());
+          SendLocalReply(conn, parser_.error_status(), parser_.error_reason());
+          return;
+        }
+        // The head was fine but the body is not (bad chunk, over the limit): the upstream
+        // got part of a body and must never be reused (B15).
+        DetachUpstream(false);
+        if (resp_ == Resp::kWaiting) {
+          resp_ = Resp::kNone;
+          SendLocalReply(conn, parser_.error_status(), parser_.error_reason());
+        } else {
+          AbortClient(conn, parser_.error_reason());
+        }
+        return;
+      case H1Parser::Event::kHead:
+        if (!OnRequestHead(conn)) {
+          return;
+        }
+        Compact();
+        break;
+      case H1Parser::Event::kBody:
+        ForwardBody(step.body);
+        Compact();
+        break;
+      case H1Parser::Event::kDone: {
+        Compact();
+        req_ = Req::kDone;
+        if (req_framing_ == Framing::kChunked && resp_ != Resp::kDone) {
+          if (core::Conn* up = upstream()) {
+            up->Write("0\r\n\r\n");
+          }
+        }
+        if (UpstreamConn* u = upstream_handler()) {
+          u->set_request_complete(true);
+        }
+        if (parser_.must_close()) {
+          close_after_ = true;
+        }
+        if (timer_for_ == TimerFor::kHeader || timer_for_ == TimerFor::kBody) {
+          SetTimerFor(conn, TimerFor::kNone, 0);
+        }
+        if (resp_ == Resp::kDone) {
+          FinishExchange(conn);
+        }
+        break;
+      }
+    }
+  }
+}
+
+bool ClientSession::OnRequestHead(core::Conn& conn) {
+  const MessageHead& h = parser_.head();
+  ++requests_;
+  ctx_.stats().requests++;
+  method_.assign(h.method);
+  method_id_ = h.method_id;
+  version_minor_ = h.version_minor;
+  req_framing_ = h.framing;
+  status_ = 0;
+  bytes_sent_ = 0;
+  note_ = {};
+  attempts_ = 0;
+  have_backend_ = false;
+  resp_ = Resp::kNone;
+  close_after_ = !h.keep_alive || h.upgrade || draining_ ||
+                 requests_ >= ctx_.config().limits.keepalive_requests;
+  if (!CheckRequest(conn)) {
+    return !conn.closing();
+  }
+  req_ = h.framing == Framing::kNone ? Req::kHead : Req::kBody;
+  if (req_ == Req::kBody) {
+    SetTimerFor(conn, TimerFor::kBody, ctx_.config().limits.body_timeout_ms);
+  } else {
+    SetTimerFor(conn, TimerFor::kNone, 0);
+  }
+  // Route → pick → send: the head goes out now; the body follows as it arrives.
+  const RouteSpec& route = ctx_.config().routes[route_];
+  pool_ = route.pool;
+  exclude_ = balancer::BackendMask(
+      static_cast<uint32_t>(ctx_.config().pools[pool_].backends.size()));
+  resp_ = Resp::kWaiting;
+  BuildUpstreamRequestHead(h, host_, target_, peer_, req_framing_, &upstream_head_);
+  // Expect: 100-continue is answered here (and not forwarded): we are ready for the body.
+  for (const HeaderView& hv : h.headers) {
+    if (EqualsIgnoreCase(hv.name, "expect") && req_framing_ != Framing::kNone) {
+      conn.Write("HTTP/1.1 100 Continue\r\n\r\n");
+    }
+  }
+  PickBackendAndSend(conn);
+  return !conn.closing();
+}
+
+bool ClientSession::CheckRequest(core::Conn& conn) {
+  const MessageHead& h = parser_.head();
+  auto reject = [&](int status, std::string_view why) {
+    // Without a body the exchange ends when the parser reports kDone; with one, the body is
+    // unread and SendLocalReply closes (P6).
+    req_framing_ = h.framing;
+    req_ = Req::kHead;
+    SendLocalReply(conn, status, why);
+    return false;
+  };
+  if (h.method_id == HTTP_CONNECT) {
+    close_after_ = true;
+    return reject(501, "CONNECT not supported");
+  }
+  // Expectations other than 100-continue: 417.
+  std::string_view host_header;
+  int host_count = 0;
+  for (const HeaderView& hv : h.headers) {
+    if (EqualsIgnoreCase(hv.name, "host")) {
+      ++host_count;
+      host_header = hv.value;
+    } else if (EqualsIgnoreCase(hv.name, "expect") && !EqualsIgnoreCase(hv.value, "100-continue")) {
+      close_after_ = true;
+      return reject(417, "unsupported expectation");
+    }
+  }
+  if (host_count > 1) {
+    close_after_ = true;
+    return reject(400, "duplicate Host");
+  }
+  // Request target: origin-form, absolute-form (its authority overrides Host, R7), or "*".
+  std::string_view target = h.target;
+  std::string_view authority;
+  if (target.front() == '/') {
+    // origin-form
+  } else if (target == "*" && h.method_id == HTTP_OPTIONS) {
+    // asterisk-form
+  } else {
+    std::string_view rest;
+    if (target.size() > 7 && EqualsIgnoreCase(target.substr(0, 7), "http://")) {
+      rest = target.substr(7);
+    } else if (target.size() > 8 && EqualsIgnoreCase(target.substr(0, 8), "https://")) {
+      rest = target.substr(8);
+    } else {
+      close_after_ = true;
+      return reject(400, "bad request target");
+    }
+    const size_t end = rest.find_first_of("/?");
+    authority = rest.substr(0, end);
+    target = end == std::string_view::npos ? std::string_view("/") : rest.substr(end);
+    if (!target.empty() && target.front() == '?') {
+      target_.assign("/");
+      target_.append(target);
+    }
+  }
+  if (authority.empty() && host_count == 0 && h.version_minor >= 1) {
+    close_after_ = true;
+    return reject(400, "missing Host");
+  }
+  const std::string_view host = authority.empty() ? host_header : authority;
+  std::string_view host_name;
+  if (!host.empty() || h.version_minor >= 1) {
+    auto name = ValidateHost(host);
+    if (!name) {
+      close_after_ = true;
+      return reject(400, "invalid Host");
+    }
+    host_name = *name;
+  }
+  host_.assign(host);
+  if (target.empty() || target.front() != '?') {
+    target_.assign(target);
+  }
+  // Route by the same host the upstream will see (R7: route and cache key never disagree).
+  std::string lower(host_name);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  const auto route = MatchRoute(ctx_.config().routes, lower, target_);
+  if (!route) {
+    return reject(404, "no route");
+  }
+  route_ = *route;
+  return true;
+}
+
+void ClientSession::PickBackendAndSend(core::Conn& conn) {
+  const PoolSpec& pool = ctx_.config().pools[pool_];
+  for (;;) {
+    ++attempts_;
+    auto pick = ctx_.picker(pool_).Pick(0, ctx_.healthy(pool_), exclude_);
+    if (!pick) {
+      // Nothing left: 503 when no backend was ever eligible, 502 after failed attempts.
+      const bool tried = exclude_.count() > 0;
+      resp_ = Resp::kNone;
+      SendLocalReply(conn, tried ? 502 : 503, tried ? "all backends failed" : "no backend");
+      return;
+    }
+    backend_ = *pick;
+    have_backend_ = true;
+    core::Conn* up = nullptr;
+    if (attempts_ == 1 || !force_fresh_) {
+      up = ctx_.TakeIdle(pool_, backend_);
+    }
+    if (up != nullptr) {
+      ctx_.stats().upstream_reused++;
+    } else {
+      const BackendTarget& b = pool.backends[backend_];
+      auto r = ctx_.worker().Connect(reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
+                                     std::make_unique<UpstreamConn>(ctx_, pool_, backend_));
+      if (!r) {
+        if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {
+          // E1: out of fds or connection slots: this is our limit, not the backend's.
+          resp_ = Resp::kNone;
+          SendLocalReply(conn, 503, "no upstream connection available");
+          return;
+        }
+        exclude_.set(backend_);
+        continue;
+      }
+      up = *r;
+      ctx_.stats().upstream_connects++;
+    }
+    up_ = up->ref();
+    auto* handler = static_cast<UpstreamConn*>(up->handler());
+    handler->Attach(*up, self_, method_id_ == HTTP_HEAD);
+    handler->set_request_complete(req_ == Req::kDone);
+    up->Write(upstream_head_);
+    return;
+  }
+}
+
+void ClientSession::ForwardBody(std::string_view body) {
+  core::Conn* up = upstream();
+  if (up == nullptr || body.empty()) {
+    return;  // upstream gone (error reply already on its way): discard
+  }
+  if (req_framing_ == Framing::kChunked) {
+    // Re-chunk without extensions: one chunk per span.
+    out_.clear();
+    AppendChunkHeader(body.size(), &out_);
+    up->Write(out_);
+    up->Write(body);
+    up->Write("\r\n");
+  } else {
+    up->Write(body);
+  }
+  if (up->queued() > core::Conn::kHighWater) {
+    // The backend reads slower than the client sends: stop reading the client.
+    paused_for_upstream_ = true;
+    if (core::Conn* me = self(); me != nullptr && !recv_paused_) {
+      recv_paused_ = true;
+      me->PauseRecv();
+    }
+  }
+}
+
+void ClientSession::OnUpstreamWritable() {
+  if (!paused_for_upstream_) {
+    return;
+  }
+  paused_for_upstream_ = false;
+  core::Conn* me = self();
+  if (me == nullptr) {
+    return;
+  }
+  if (recv_paused_) {
+    recv_paused_ = false;
+    me->ResumeRecv();
+  }
+  Pump(*me);
+}
+
+void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
+  core::Conn* me = self();
+  if (me == nullptr) {
+    return;
+  }
+  status_ = head.status;
+  resp_ = Resp::kStreaming;
+  const bool head_req = method_id_ == HTTP_HEAD;
+  const bool has_body = head.framing != Framing::kNone;
+  // How the body goes to the client: keep a known length; otherwise chunked for HTTP/1.1
+  // clients and close-delimited for HTTP/1.0 ones.
+  if (!has_body) {
+    resp_framing_ = Framing::kNone;
+  } else if (head.framing == Framing::kContentLength) {
+    resp_framing_ = Framing::kContentLength;
+  } else if (version_minor_ >= 1) {
+    resp_framing_ = Framing::kChunked;
+  } else {
+    resp_framing_ = Framing::kUntilClose;
+    close_after_ = true;
+  }
+  if (draining_) {
+    close_after_ = true;
+  }
+  out_.clear();
+  BuildClientResponseHead(head, resp_framing_, head_req, close_after_, version_minor_,
+                          ctx_.config().routes[route_].add_headers, &out_);
+  me->Write(out_);
+  (void)up;
+}
+
+void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
+  core::Conn* me = self();
+  if (me == nullptr || body.empty()) {
+    return;
+  }
+  bytes_sent_ += body.size();
+  if (resp_framing_ == Framing::kChunked) {
+    out_.clear();
+    AppendChunkHeader(body.size(), &out_);
+    me->Write(out_);
+    me->Write(body);
+    me->Write("\r\n");
+  } else {
+    me->Write(body);
+  }
+  if (me->queued() > core::Conn::kHighWater && !upstream_paused_) {
+    // Fast backend, slow client (E7): stop reading the backend until the client catches up;
+    // the client must drain within send_timeout (D3).
+    upstream_paused_ = true;
+    up.PauseRecv();
+    SetTimerFor(*me, TimerFor::kSend, ctx_.config().limits.send_timeout_ms);
+  }
+}
+
+void ClientSession::OnWritable(core::Conn& conn) {
+  if (timer_for_ == TimerFor::kSend) {
+    SetTimerFor(conn, TimerFor::kNone, 0);
+  }
+  if (upstream_paused_) {
+    upstream_paused_ = false;
+    if (core::Conn* up = upstream()) {
+      up->ResumeRecv();
+    }
+  }
+}
+
+void ClientSession::OnUpstreamDone(bool reusable) {
+  core::Conn* me = self();
+  if (resp_framing_ == Framing::kChunked && me != nullptr) {
+    me->Write("0\r\n\r\n");
+  }
+  resp_ = Resp::kDone;
+  // An upstream that answered before the request body was complete may not have read it:
+  // never pool it (B15), and close the client too since its body has nowhere to go.
+  const bool body_complete = req_ == Req::kDone || req_ == Req::kHead;
+  DetachUpstream(reusable && body_complete);
+  if (me == nullptr) {
+    return;
+  }
+  if (resp_framing_ == Framing::kUntilClose) {
+    close_after_ = true;
+  }
+  if (!body_complete && req_framing_ != Framing::kNone) {
+    close_after_ = true;
+    req_ = Req::kDone;
+  }
+  if (req_ == Req::kDone) {
+    FinishExchange(*me);
+  }
+}
+
+void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
+  up_.reset();
+  core::Conn* me = self();
+  if (me == nullptr || me->closing()) {
+    return;
+  }
+  const bool nothing_sent = resp_ == Resp::kWaiting;
+  const bool no_body = req_framing_ == Framing::kNone;
+  const PoolSpec& pool = ctx_.config().pools[pool_];
+  bool retry = false;
+  force_fresh_ = false;
+  if (nothing_sent && no_body && attempts_ <= pool.retries) {
+    switch (why) {
+      case UpstreamFailure::kConnectFailed:
+      case UpstreamFailure::kConnectTimeout:
+        // Nothing reached the backend: safe for any method (B1). Avoid this backend.
+        retry = true;
+        exclude_.set(backend_);
+        ctx_.stats().upstream_connect_failures++;
+        break;
+      case UpstreamFailure::kClosedEarly:
+        // The keep-alive race (B5): a pooled connection closed under us before any response
+        // byte. Retry an idempotent request once, on a fresh connection.
+        if (reused && IsIdempotent(method_id_)) {
+          retry = true;
+          force_fresh_ = true;
+        }
+        break;
+      default:
+        break;
+    }
+  } else if (why == UpstreamFailure::kConnectFailed || why == UpstreamFailure::kConnectTimeout) {
+    ctx_.stats().upstream_connect_failures++;
+  }
+  if (retry) {
+    ctx_.stats().retries++;
+    PickBackendAndSend(*me);
+    return;
+  }
+  if (nothing_sent) {
+    resp_ = Resp::kNone;
+    int status = 502;
+    std::string_view note = "upstream failed";
+    switch (why) {
+      case UpstreamFailure::kConnectFailed:
+        note = "upstream connect failed";
+        break;
+      case UpstreamFailure::kConnectTimeout:
+        status = 504;
+        note = "upstream connect timeout";
+        break;
+      case UpstreamFailure::kClosedEarly:
+        note = "upstream closed before responding";
+        break;
+      case UpstreamFailure::kTimeout:
+        status = 504;
+        note = "upstream response timeout";
+        break;
+      case UpstreamFailure::kBadResponse:
+        note = "malformed upstream response";
+        break;
+      case UpstreamFailure::kTruncated:
+        note = "upstream response truncated";
+        break;
+    }
+    if (req_ != Req::kDone && req_ != Req::kHead) {
+      close_after_ = true;  // the request body cannot be read to completion usefully
+    }
+    SendLocalReply(*me, status, note);
+    return;
+  }
+  // Part of the response already went out (B4): forward every byte we got, then end the
+  // connection without completing the message so the client sees the truncation.
+  AbortClient(*me, why == UpstreamFailure::kTimeout ? "upstream timeout mid-response"
+                                                     : "upstream failed mid-response");
+}
+
+void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_view note) {
+  status_ = status;
+  note_ = note;
+  resp_ = Resp::kDone;
+  if (status >= 400 && status != 404) {
+    // A request we refused for its framing or limits: whatever follows cannot be trusted.
+    if (status != 503 && status != 502 && status != 504) {
+      close_after_ = true;
+    }
+  }
+  if (draining_ || peer_eof_) {
+    close_after_ = true;
+  }
+  if (req_framing_ != Framing::kNone && req_ != Req::kDone) {
+    close_after_ = true;  // the body is unread: close rather than drain it (P6)
+  }
+  out_.clear();
+  const std::string_view body = BuildLocalReply(status, close_after_, &out_);
+  bytes_sent_ = body.size();
+  conn.Write(out_);
+  if (close_after_) {
+    req_ = Req::kDone;
+  }
+  if (req_ == Req::kDone) {
+    FinishExchange(conn);
+  }
+}
+
+void ClientSession::AbortClient(core::Conn& conn, std::string_view note) {
+  note_ = note;
+  ctx_.stats().aborted++;
+  DetachUpstream(false);
+  LogExchange();
+  resp_ = Resp::kNone;
+  req_ = Req::kIdle;
+  conn.CloseAfterFlush();
+}
+
+void ClientSession::DetachUpstream(bool reusable) {
+  if (!up_.valid()) {
+    return;
+  }
+  core::Conn* up = upstream();
+  up_.reset();
+  if (up == nullptr) {
+    return;
+  }
+  if (upstream_paused_) {
+    upstream_paused_ = false;
+    up->ResumeRecv();
+  }
+  static_cast<UpstreamConn*>(up->handler())->Release(*up, reusable);
+}
+
+void ClientSession::LogExchange() {
+  ctx_.stats().responses_by_class[status_ >= 100 && status_ < 600 ? status_ / 100 : 0]++;
+  if (!ctx_.log().enabled()) {
+    return;
+  }
+  AccessRecord r;
+  r.client = peer_;
+  r.method = method_;
+  r.target = target_;
+  r.host = host_;
+  r.version_minor = version_minor_;
+  r.status = status_;
+  r.bytes_sent = bytes_sent_;
+  r.backend = have_backend_ ? std::string_view(ctx_.config().pools[pool_].backends[backend_].name)
+                            : std::string_view();
+  r.duration_ms = ctx_.worker().now_ms() - start_ms_;
+  r.note = note_;
+  ctx_.log().Append(r);
+}
+
+void ClientSession::FinishExchange(core::Conn& conn) {
+  LogExchange();
+  if (upstream_paused_) {
+    upstream_paused_ = false;
+  }
+  DetachUpstream(false);
+  req_ = Req::kIdle;
+  resp_ = Resp::kNone;
+  if (close_after_ || draining_ || (peer_eof_ && in_.empty())) {
+    SetTimerFor(conn, TimerFor::kNone, 0);
+    conn.CloseAfterFlush();
+    return;
+  }
+  method_.clear();
+  target_.clear();
+  host_.clear();
+  if (recv_paused_ && !paused_for_upstream_) {
+    recv_paused_ = false;
+    conn.ResumeRecv();
+  }
+  if (in_.empty()) {
+    SetTimerFor(conn, TimerFor::kIdle, ctx_.config().limits.idle_timeout_ms);
+    // An idle connection keeps no buffer (E2).
+    std::string().swap(in_);
+    return;
+  }
+  Pump(conn);
+}
+
+void ClientSession::OnEof(core::Conn& conn) {
+  peer_eof_ = true;
+  if (req_ == Req::kIdle && in_.empty()) {
+    conn.Close();  // a keep-alive client went away between requests: normal
+    return;
+  }
+  if (req_ == Req::kBody) {
+    // FIN in the middle of a request body: the request can never complete. The upstream got
+    // part of it and must not be reused (B15).
+    note_ = "client closed mid-body";
+    status_ = status_ == 0 ? 499 : status_;
+    DetachUpstream(false);
+    LogExchange();
+    conn.Close();
+    return;
+  }
+  if (req_ == Req::kHead && resp_ == Resp::kNone) {
+    // Half a head and then FIN: nothing to answer.
+    conn.Close();
+    return;
+  }
+  // A half-close after a complete request (printf | nc): answer it (and any complete
+  // pipelined requests after it), then close.
+  close_after_ = in_.empty() ? true : close_after_;
+}
+
+void ClientSession::OnError(core::Conn& conn, core::Error /*error*/) {
+  if (resp_ == Resp::kWaiting || resp_ == Resp::kStreaming) {
+    note_ = "client reset";
+    status_ = status_ == 0 ? 499 : status_;
+    LogExchange();
+  }
+  DetachUpstream(false);
+  conn.Close();
+}
+
+void ClientSession::OnTimer(core::Conn& conn) {
+  switch (timer_for_) {
+    case TimerFor::kIdle:
+      conn.Close();
+      return;
+    case TimerFor::kHeader:
+    case TimerFor::kBody:
+      if (resp_ == Resp::kNone || resp_ == Resp::kWaiting) {
+        DetachUpstream(false);
+        resp_ = Resp::kNone;
+        close_after_ = true;
+        SendLocalReply(conn, 408, timer_for_ == TimerFor::kHeader ? "header timeout"
+                                                                  : "body timeout");
+      } else {
+        DetachUpstream(false);
+        conn.Close();
+      }
+      return;
+    case TimerFor::kSend:
+      // The client does not read its response (D3): give up on it and on the upstream.
+      note_ = "send timeout";
+      DetachUpstream(false);
+      LogExchange();
+      conn.Abort();
+      return;
+    case TimerFor::kNone:
+      return;
+  }
+}
+
+void ClientSession::OnDrain(core::Conn& conn) {
+  draining_ = true;
+  if (req_ == Req::kIdle && in_.empty()) {
+    conn.Close();
+  }
+}
+
+void ClientSession::OnClosed(core::Conn& /*conn*/) { DetachUpstream(false); }
+
+std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Conn& conn,
+                                                    uint32_t listener) {
+  return std::make_unique<ClientSession>(ctx, conn, listener);
+}
+
+// =============================================================================================
+// UpstreamConn
+
+UpstreamConn::UpstreamConn(ProxyContext& ctx, uint32_t pool, uint32_t backend)
+    : ctx_(ctx),
+      pool_(pool),
+      backend_(backend),
+      parser_(H1Parser::Kind::kResponse,
+              H1Parser::Limits{ctx.config().limits.header_bytes * 2,
+                               ctx.config().limits.header_count * 2, ~uint64_t{0}}) {}
+
+ClientSession* UpstreamConn::client() {
+  core::Conn* c = ctx_.worker().Resolve(client_);
+  return c != nullptr ? static_cast<ClientSession*>(c->handler()) : nullptr;
+}
+
+void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_request) {
+  reused_ = idle_;
+  idle_ = false;
+  client_ = client;
+  response_done_ = false;
+  request_complete_ = false;
+  parser_.set_request_was_head(head_request);
+  const PoolSpec& pool = ctx_.config().pools[pool_];
+  self.SetTimer(ctx_.worker().now_ms() +
+                (connected_ ? pool.response_timeout_ms : pool.connect_timeout_ms));
+}
+
+void UpstreamConn::Release(core::Conn& self, bool reusable) {
+  client_.reset();
+  if (self.closing()) {
+    return;
+  }
+  // Pool only a connection whose exchange ended cleanly with nothing left over (B9).
+  if (reusable && response_done_ && request_complete_ && in_.empty() && self.send_idle() &&
+      ctx_.PutIdle(pool_, backend_, self)) {
+    idle_ = true;
+    std::string().swap(in_);
+    self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].keepalive_timeout_ms);
+    return;
+  }
+  self.Close();
+}
+
+void UpstreamConn::Fail(core::Conn& self, UpstreamFailure why) {
+  ClientSession* c = client();
+  const bool reused = reused_;
+  client_.reset();
+  self.Close();
+  if (c != nullptr) {
+    c->OnUpstreamFailed(why, reused);
+  }
+}
+
+void UpstreamConn::OnConnected(core::Conn& self, core::Result<void> result) {
+  if (!result) {
+    Fail(self, UpstreamFailure::kConnectFailed);
+    return;
+  }
+  connected_ = true;
+  if (client_.valid()) {
+    self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].response_timeout_ms);
+  }
+}
+
+void UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
+  if (idle_ || !client_.valid()) {
+    // Bytes on an idle pooled connection (or after the exchange): never trust it again.
+    if (idle_) {
+      ctx_.DropIdle(pool_, backend_, self.ref());
+      idle_ = false;
+    }
+    self.Close();
+    return;
+  }
+  in_.append(data.data(), data.size());
+  self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].response_timeout_ms);
+  Pump(self);
+}
+
+void UpstreamConn::Pump(core::Conn& self) {
+  while (!self.closing() && client_.valid()) {
+    const H1Parser::Step step = parser_.Next(in_.data(), in_.size());
+    switch (step.event) {
+      case H1Parser::Event::kNeedMore:
+        if (!parser_.in_head()) {
+          in_.erase(0, parser_.consumed());
+          parser_.DropConsumed();
+        }
+        return;
+      case H1Parser::Event::kError:
+        spdlog::debug("upstream {}: bad response: {}",
+                      ctx_.config().pools[pool_].backends[backend_].name, parser_.error_reason());
+        Fail(self, parser_.any_response_byte() && response_started_
+                       ? UpstreamFailure::kTruncated
+                       : UpstreamFailure::kBadResponse);
+        return;
+      case H1Parser::Event::kHead: {
+        const MessageHead& h = parser_.head();
+        if (h.status >= 100 && h.status < 200) {
+          break;  // interim (100, 103): dropped; the final response follows (B10)
+        }
+        response_started_ = true;
+        if (ClientSession* c = client()) {
+          c->OnUpstreamHead(self, h);
+        }
+        in_.erase(0, parser_.consumed());
+        parser_.DropConsumed();
+        break;
+      }
+      case H1Parser::Event::kBody:
+        if (ClientSession* c = client()) {
+          c->OnUpstreamBody(self, step.body);
+        }
+        in_.erase(0, parser_.consumed());
+        parser_.DropConsumed();
+        break;
+      case H1Parser::Event::kDone: {
+        in_.erase(0, parser_.consumed());
+        parser_.DropConsumed();
+        if (!response_started_) {
+          break;  // end of an interim response
+        }
+        response_done_ = true;
+        response_started_ = false;
+        self.ClearTimer();
+        const bool reusable = !parser_.must_close() && in_.empty();
+        ClientSession* c = client();
+        if (c == nullptr) {
+          Release(self, false);
+          return;
+        }
+        c->OnUpstreamDone(reusable);
+        return;
+      }
+    }
+  }
+}
+
+void UpstreamConn::OnEof(core::Conn& self) {
+  if (idle_) {
+    ctx_.DropIdle(pool_, backend_, self.ref());
+    idle_ = false;
+    self.Close();
+    return;
+  }
+  if (!client_.valid()) {
+    self.Close();
+    return;
+  }
+  if (response_started_) {
+    const H1Parser::Step step = parser_.Finish();
+    if (step.event == H1Parser::Event::kDone) {
+      response_done_ = true;
+      response_started_ = false;
+      ClientSession* c = client();
+      client_.reset();
+      self.Close();
+      if (c != nullptr) {
+        c->OnUpstreamDone(false);
+      }
+      return;
+    }
+    Fail(self, UpstreamFailure::kTruncated);
+    return;
+  }
+  Fail(self, in_.empty() && !parser_.started() ? UpstreamFailure::kClosedEarly
+                                                : UpstreamFailure::kBadResponse);
+}
+
+void UpstreamConn::OnError(core::Conn& self, core::Error /*error*/) {
+  if (idle_) {
+    ctx_.DropIdle(pool_, backend_, self.ref());
+    idle_ = false;
+    self.Close();
+    return;
+  }
+  if (!client_.valid()) {
+    self.Close();
+    return;
+  }
+  Fail(self, response_started_ ? UpstreamFailure::kTruncated
+                               : (in_.empty() && !parser_.started() ? UpstreamFailure::kClosedEarly
+                                                                    : UpstreamFailure::kBadResponse));
+}
+
+void UpstreamConn::OnTimer(core::Conn& self) {
+  if (idle_) {
+    ctx_.DropIdle(pool_, backend_, self.ref());
+    idle_ = false;
+    self.Close();
+    return;
+  }
+  if (!client_.valid()) {
+    self.Close();
+    return;
+  }
+  Fail(self, connected_ ? UpstreamFailure::kTimeout : UpstreamFailure::kConnectTimeout);
+}
+
+void UpstreamConn::OnWritable(core::Conn& /*self*/) {
+  if (ClientSession* c = client()) {
+    c->OnUpstreamWritable();
+  }
+}
+
+void UpstreamConn::OnDrain(core::Conn& self) {
+  if (idle_) {
+    ctx_.DropIdle(pool_, backend_, self.ref());
+    idle_ = false;
+    self.Close();
+  }
+}
+
+void UpstreamConn::OnClosed(core::Conn& self) {
+  if (idle_) {
+    ctx_.DropIdle(pool_, backend_, self.ref());
+    idle_ = false;
+  }
+  if (client_.valid()) {
+    // Closed underneath an exchange without Fail() (should not happen): tell the client.
+    ClientSession* c = client();
+    client_.reset();
+    if (c != nullptr) {
+      c->OnUpstreamFailed(response_started_ ? UpstreamFailure::kTruncated
+                                            : UpstreamFailure::kClosedEarly,
+                          reused_);
+    }
+  }
+}
+
+}  // namespace torii::http

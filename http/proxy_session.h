@@ -1,0 +1,84 @@
+// http/proxy_session.h: the two connection handlers of a proxied exchange.
+//
+// ClientSession handles one client connection: it parses requests (H1Parser), routes them,
+// picks a backend, borrows an UpstreamConn (pooled or new), re-serialises the request to it,
+// streams the request body, and streams the response back, re-framed. UpstreamConn handles
+// one connection to a backend and reports the response to the session it is lent to.
+//
+// The phases read in the order of Pingora's: OnRequestHead → CheckRequest → Route →
+// PickBackend → AcquireUpstream → SendUpstreamRequest → OnUpstreamHead → (body) →
+// OnUpstreamDone → FinishExchange (keep-alive, access log, counters). Every local reply goes
+// through SendLocalReply(status, note), which also records why for the log.
+//
+// The two handlers refer to each other only by core::ConnRef, resolved on every use: either
+// side may close at any moment and the other sees nullptr, never a dangling pointer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/worker.h"
+#include "http/h1_parser.h"
+#include "http/proxy_context.h"
+
+namespace torii::http {
+
+class ClientSession;
+
+// Why an upstream exchange failed, as the session needs to know it to decide on a retry.
+enum class UpstreamFailure : uint8_t {
+  kConnectFailed,   // connect refused/unreachable: nothing reached the backend
+  kConnectTimeout,  // connect did not finish in time: nothing reached the backend
+  kClosedEarly,     // closed or reset before any response byte
+  kTimeout,         // no (further) response byte within response_timeout: 504
+  kBadResponse,     // malformed response: 502
+  kTruncated,       // closed or reset in the middle of the response body
+};
+
+class UpstreamConn final : public core::ConnHandler {
+ public:
+  UpstreamConn(ProxyContext& ctx, uint32_t pool, uint32_t backend);
+
+  // Lends the connection to `client` for one exchange. `head_request`: the request is HEAD
+  // (the response has no body whatever it says).
+  void Attach(core::Conn& self, core::ConnRef client, bool head_request);
+  // The client is done with this connection: pool it when `reusable`, else close it.
+  void Release(core::Conn& self, bool reusable);
+  bool reused() const { return reused_; }
+  uint32_t backend() const { return backend_; }
+  // Request bytes were all queued (the body is complete).
+  void set_request_complete(bool v) { request_complete_ = v; }
+
+  void OnRecv(core::Conn& conn, std::span<const char> data) override;
+  void OnEof(core::Conn& conn) override;
+  void OnError(core::Conn& conn, core::Error error) override;
+  void OnTimer(core::Conn& conn) override;
+  void OnConnected(core::Conn& conn, core::Result<void> result) override;
+  void OnWritable(core::Conn& conn) override;
+  void OnDrain(core::Conn& conn) override;
+  void OnClosed(core::Conn& conn) override;
+
+ private:
+  ClientSession* client();
+  void Pump(core::Conn& self);
+  void Fail(core::Conn& self, UpstreamFailure why);
+
+  ProxyContext& ctx_;
+  uint32_t pool_;
+  uint32_t backend_;
+  core::ConnRef client_;
+  std::string in_;
+  H1Parser parser_;
+  bool idle_ = false;
+  bool connected_ = false;
+  bool reused_ = false;
+  bool request_complete_ = false;
+  bool response_done_ = false;
+  bool response_started_ = false;  // a final response head was passed to the client
+};
+
+std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Conn& conn,
+                                                    uint32_t listener);
+
+}  // namespace torii::http

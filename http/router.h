@@ -1,0 +1,22 @@
+// http/router.h: which route a request belongs to (first match wins).
+//
+// Host patterns: exact ("api.example.com"), one-label wildcard suffix ("*.example.com",
+// which matches "a.example.com" and "a.b.example.com" but not "example.com"), or "*". The
+// host is compared without its port, case-insensitively (the caller lowercases it). The path
+// matches by prefix on the request target's path. No match is a 404, never "the first pool"
+// (BAD-INPUTS R8).
+#pragma once
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "http/proxy_config.h"
+
+namespace torii::http {
+
+// `host` lowercase and without port; `path` the origin-form target (query included is fine).
+std::optional<uint32_t> MatchRoute(const std::vector<RouteSpec>& routes, std::string_view host,
+                                   std::string_view path);
+
+}  // namespace torii::http

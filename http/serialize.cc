@@ -1,0 +1,300 @@
+// http/serialize.cc: see serialize.h.
+#include "http/serialize.h"
+
+#include <charconv>
+
+namespace torii::http {
+
+namespace {
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) plus the ones torii rewrites itself.
+bool IsDroppedRequestHeader(std::string_view name) {
+  static constexpr std::string_view kDropped[] = {
+      "connection",        "keep-alive",     "proxy-connection", "te",
+      "transfer-encoding", "content-length", "upgrade",          "trailer",
+      "expect",            "host",           "x-forwarded-for",  "x-forwarded-proto",
+      "x-forwarded-host",  "forwarded",      "x-real-ip",        "proxy-authorization",
+      "x-forwarded-scheme", "x-original-url", "x-rewrite-url",   "x-http-method-override"};
+  for (std::string_view d : kDropped) {
+    if (EqualsIgnoreCase(name, d)) {
+      return true;
+    }
+  }
+  return name.find('_') != std::string_view::npos;
+}
+
+bool IsDroppedResponseHeader(std::string_view name) {
+  static constexpr std::string_view kDropped[] = {
+      "connection", "keep-alive",     "proxy-connection", "te",     "transfer-encoding",
+      "trailer",    "content-length", "upgrade",          "proxy-authenticate"};
+  for (std::string_view d : kDropped) {
+    if (EqualsIgnoreCase(name, d)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// True when `name` is listed in one of the Connection headers of `head`.
+bool NamedInConnection(const MessageHead& head, std::string_view name) {
+  for (const HeaderView& h : head.headers) {
+    if (!EqualsIgnoreCase(h.name, "connection")) {
+      continue;
+    }
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      const size_t comma = v.find(',');
+      std::string_view token = v.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+        token.remove_prefix(1);
+      }
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
+        token.remove_suffix(1);
+      }
+      if (EqualsIgnoreCase(token, name)) {
+        return true;
+      }
+      if (comma == std::string_view::npos) {
+        break;
+      }
+      v.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+void AppendHeader(std::string* out, std::string_view name, std::string_view value) {
+  out->append(name);
+  out->append(": ");
+  out->append(value);
+  out->append("\r\n");
+}
+
+void AppendDecimal(std::string* out, uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  out->append(buf, static_cast<size_t>(end - buf));
+}
+
+}  // namespace
+
+std::string_view ReasonPhrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+void AppendChunkHeader(size_t size, std::string* out) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), size, 16);
+  out->append(buf, static_cast<size_t>(end - buf));
+  out->append("\r\n");
+}
+
+void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
+                              std::string_view target, std::string_view client_ip,
+                              Framing framing, std::string* out) {
+  out->clear();
+  out->append(req.method);
+  out->push_back(' ');
+  out->append(target);
+  out->append(" HTTP/1.1\r\n");
+  AppendHeader(out, "Host", host);
+  bool have_via = false;
+  for (const HeaderView& h : req.headers) {
+    if (IsDroppedRequestHeader(h.name) || NamedInConnection(req, h.name)) {
+      continue;
+    }
+    if (EqualsIgnoreCase(h.name, "via")) {
+      // Append our hop to the client's Via (RFC 9110 §7.6.3).
+      out->append(h.name);
+      out->append(": ");
+      out->append(h.value);
+      out->append(", 1.1 torii\r\n");
+      have_via = true;
+      continue;
+    }
+    AppendHeader(out, h.name, h.value);
+  }
+  AppendHeader(out, "X-Forwarded-For", client_ip);
+  AppendHeader(out, "X-Forwarded-Proto", "http");
+  if (!have_via) {
+    AppendHeader(out, "Via", "1.1 torii");
+  }
+  if (framing == Framing::kChunked) {
+    AppendHeader(out, "Transfer-Encoding", "chunked");
+  } else if (framing == Framing::kContentLength) {
+    out->append("Content-Length: ");
+    AppendDecimal(out, req.content_length);
+    out->append("\r\n");
+  } else if (req.method_id == HTTP_POST || req.method_id == HTTP_PUT ||
+             req.method_id == HTTP_PATCH) {
+    // An empty body stated explicitly, so the backend does not wait for one.
+    out->append("Content-Length: 0\r\n");
+  }
+  out->append("\r\n");
+}
+
+void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head_request,
+                             bool close, uint8_t client_minor, std::string_view extra,
+                             std::string* out) {
+  out->append(client_minor >= 1 ? "HTTP/1.1 " : "HTTP/1.0 ");
+  AppendDecimal(out, resp.status);
+  out->push_back(' ');
+  // Our own reason phrase: a backend's (possibly huge or odd) one is not forwarded.
+  out->append(ReasonPhrase(resp.status));
+  out->append("\r\n");
+  for (const HeaderView& h : resp.headers) {
+    if (IsDroppedResponseHeader(h.name) || NamedInConnection(resp, h.name)) {
+      continue;
+    }
+    AppendHeader(out, h.name, h.value);
+  }
+  if (framing == Framing::kContentLength ||
+      (head_request && resp.content_length > 0) ||
+      (resp.status == 304 && resp.content_length > 0)) {
+    out->append("Content-Length: ");
+    AppendDecimal(out, resp.content_length);
+    out->append("\r\n");
+  } else if (framing == Framing::kChunked) {
+    out->append("Transfer-Encoding: chunked\r\n");
+  } else if (framing == Framing::kNone && !head_request && resp.status >= 200 &&
+             resp.status != 204 && resp.status != 304) {
+    out->append("Content-Length: 0\r\n");
+  }
+  out->append(extra);
+  if (close) {
+    out->append("Connection: close\r\n");
+  } else if (client_minor == 0) {
+    out->append("Connection: keep-alive\r\n");
+  }
+  out->append("\r\n");
+}
+
+std::string_view BuildLocalReply(int status, bool close, std::string* out) {
+  out->append("HTTP/1.1 ");
+  AppendDecimal(out, static_cast<uint64_t>(status));
+  out->push_back(' ');
+  const std::string_view reason = ReasonPhrase(status);
+  out->append(reason);
+  out->append("\r\nServer: torii\r\nContent-Type: text/plain\r\nContent-Length: ");
+  AppendDecimal(out, reason.size() + 5);  // "NNN " + reason + "\n"
+  out->append("\r\n");
+  if (status == 503) {
+    out->append("Retry-After: 1\r\n");
+  }
+  out->append(close ? "Connection: close\r\n\r\n" : "\r\n");
+  const size_t body_at = out->size();
+  AppendDecimal(out, static_cast<uint64_t>(status));
+  out->push_back(' ');
+  out->append(reason);
+  out->push_back('\n');
+  return std::string_view(*out).substr(body_at);
+}
+
+std::optional<std::string_view> ValidateHost(std::string_view host) {
+  if (host.empty() || host.size() > 255) {
+    return std::nullopt;
+  }
+  std::string_view name = host;
+  std::string_view port;
+  if (host.front() == '[') {
+    const size_t close = host.find(']');
+    if (close == std::string_view::npos || close < 3) {
+      return std::nullopt;
+    }
+    for (char c : host.substr(1, close - 1)) {
+      const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                      (c >= 'A' && c <= 'F') || c == ':' || c == '.';
+      if (!ok) {
+        return std::nullopt;
+      }
+    }
+    name = host.substr(0, close + 1);
+    const std::string_view rest = host.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') {
+        return std::nullopt;
+      }
+      port = rest.substr(1);
+      if (port.empty()) {
+        return std::nullopt;
+      }
+    }
+  } else {
+    const size_t colon = host.find(':');
+    if (colon != std::string_view::npos) {
+      name = host.substr(0, colon);
+      port = host.substr(colon + 1);
+      if (port.empty()) {
+        return std::nullopt;
+      }
+    }
+    if (name.empty() || name.front() == '.' || name.front() == '-') {
+      return std::nullopt;
+    }
+    char prev = 0;
+    for (char c : name) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+      if (!ok || (c == '.' && prev == '.')) {
+        return std::nullopt;
+      }
+      prev = c;
+    }
+  }
+  if (port.size() > 5) {
+    return std::nullopt;
+  }
+  for (char c : port) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+  }
+  return name;
+}
+
+}  // namespace torii::http

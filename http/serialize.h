@@ -1,0 +1,44 @@
+// http/serialize.h: writing HTTP/1.1 heads. torii never forwards raw header bytes.
+//
+// Every head torii sends is rebuilt from parsed, validated fields (BAD-INPUTS "re-serialise"):
+// exactly one framing header of our own, hop-by-hop headers and the headers named in
+// Connection dropped, client-supplied forwarding headers replaced by ours (H3), names with
+// an underscore dropped (S18). Values that reach here were checked by H1Parser (no CR, LF,
+// NUL or other CTL) or by the config loader, so nothing can split a header (H2).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "http/h1_parser.h"
+
+namespace torii::http {
+
+// The request head for the backend: origin-form `target`, `host` as the Host header, the
+// client's end-to-end headers, X-Forwarded-For (the socket peer), X-Forwarded-Proto, Via, and
+// framing (Content-Length: N / Transfer-Encoding: chunked / nothing).
+void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
+                              std::string_view target, std::string_view client_ip,
+                              Framing framing, std::string* out);
+
+// The response head for the client. `framing` is how torii sends the body (which may differ
+// from the backend's). `head_request`: keep the backend's Content-Length (it describes the
+// GET body) without sending a body. `extra` holds pre-serialised "Name: value\r\n" lines.
+void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head_request,
+                             bool close, uint8_t client_minor, std::string_view extra,
+                             std::string* out);
+
+// A complete local reply (status line, headers, short text body) into `out`. Returns the body.
+std::string_view BuildLocalReply(int status, bool close, std::string* out);
+
+// "1a2b\r\n"
+void AppendChunkHeader(size_t size, std::string* out);
+
+std::string_view ReasonPhrase(int status);
+
+// Validates a Host value (reg-name or IP literal, optional :port). Returns the host without
+// the port, or nullopt for an empty, malformed or hostile value ("a,b", "a/b@c", "..").
+std::optional<std::string_view> ValidateHost(std::string_view host);
+
+}  // namespace torii::http

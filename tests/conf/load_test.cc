@@ -1,0 +1,865 @@
+// tests/conf/load_test.cc: the TOML loader (conf/load.cc) end to end: good configs become the
+// right Config (defaults included), and every class of mistake is refused with the exact
+// line:column of the offending key or value and a message saying what was expected.
+#include "conf/load.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace torii::conf {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// A minimal valid config; tests prepend tables to it or write their own document.
+constexpr std::string_view kBase = R"(
+[[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+
+[[route]]
+pool = "app"
+)";
+
+// `snippet` first (so its line numbers start at 1), then kBase.
+std::string WithBase(std::string_view snippet) { return std::string(snippet) + std::string(kBase); }
+
+Config LoadOk(std::string_view text) {
+  auto config = LoadConfigString(text, "test.toml");
+  EXPECT_TRUE(config.has_value()) << (config ? "" : config.error().ToString());
+  return config ? *config : Config{};
+}
+
+// Asserts that `text` is refused at line:column with a message containing `substring`.
+void ExpectError(std::string_view text, uint32_t line, uint32_t column,
+                 std::string_view substring) {
+  auto config = LoadConfigString(text, "test.toml");
+  ASSERT_FALSE(config.has_value()) << "config was accepted, expected: " << substring;
+  const ConfigError& error = config.error();
+  EXPECT_EQ(error.file, "test.toml");
+  EXPECT_EQ(error.line, line) << error.ToString();
+  EXPECT_EQ(error.column, column) << error.ToString();
+  EXPECT_NE(error.message.find(substring), std::string::npos)
+      << "message: " << error.message << "\nexpected to contain: " << substring;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Good configs.
+
+// Every key set to a non-default value lands in the right field with the right conversion.
+TEST(LoadConfig, FullConfigRoundTrips) {
+  const Config c = LoadOk(R"(
+[server]
+workers = 4
+ready_file = "/tmp/torii.ready"
+access_log = "/var/log/torii/access.log"
+access_log_format = "json"
+error_log = "/var/log/torii/error.log"
+log_level = "debug"
+shutdown_grace = "0s"
+max_connections = 1000
+sq_entries = 1024
+cq_entries = 8192
+recv_buffers = 512
+recv_buffer_size = "32KiB"
+
+[admin]
+address = "127.0.0.1:9901"
+allow = ["127.0.0.0/8", "::1/128", "10.1.2.3"]
+
+[limits]
+header_bytes = "8KiB"
+header_count = 50
+body_bytes = 1048576
+header_timeout = "5s"
+idle_timeout = "2m"
+body_timeout = "1500ms"
+send_timeout = "1h"
+keepalive_requests = 7
+
+[[listener]]
+name = "http"
+address = "0.0.0.0:8080"
+backlog = 128
+
+[[listener]]
+name = "v6"
+address = "[::1]:0"
+
+[[pool]]
+name = "app"
+algorithm = "round_robin"
+backends = [
+  { address = "10.0.0.11:9000", weight = 3 },
+  { address = "[fd00::12]:9000" },
+  { address = "10.0.0.13:9000", backup = true },
+]
+health = { path = "/healthz", interval = "500ms", timeout = "250ms", rise = 1, fall = 5 }
+connect_timeout = "1s"
+response_timeout = "30s"
+keepalive_timeout = "15s"
+keepalive = 0
+retries = 0
+
+[[pool]]
+name = "static-files_2"
+backends = [{ address = "10.0.1.1:80" }]
+
+[[route]]
+host = "WWW.Example.COM"
+path_prefix = "/static/"
+pool = "static-files_2"
+compress = true
+server_timing = true
+add_headers = { "X-Zeta" = "last?", "Strict-Transport-Security" = "max-age=60", "X-A" = "a\ttab" }
+
+[[route]]
+host = "*.example.com"
+pool = "app"
+
+[[route]]
+pool = "app"
+)");
+  EXPECT_EQ(c.source, "test.toml");
+  EXPECT_EQ(c.server.workers, 4u);
+  EXPECT_EQ(c.server.ready_file, "/tmp/torii.ready");
+  EXPECT_EQ(c.server.access_log, "/var/log/torii/access.log");
+  EXPECT_EQ(c.server.access_log_format, LogFormat::kJson);
+  EXPECT_EQ(c.server.error_log, "/var/log/torii/error.log");
+  EXPECT_EQ(c.server.log_level, "debug");
+  EXPECT_EQ(c.server.shutdown_grace, milliseconds(0));
+  EXPECT_EQ(c.server.max_connections, 1000u);
+  EXPECT_EQ(c.server.sq_entries, 1024u);
+  EXPECT_EQ(c.server.cq_entries, 8192u);
+  EXPECT_EQ(c.server.recv_buffers, 512u);
+  EXPECT_EQ(c.server.recv_buffer_size, 32u * 1024);
+
+  EXPECT_TRUE(c.admin.enabled);
+  EXPECT_EQ(c.admin.address.ToString(), "127.0.0.1:9901");
+  EXPECT_EQ(c.admin.allow, (std::vector<std::string>{"127.0.0.0/8", "::1/128", "10.1.2.3/32"}));
+
+  EXPECT_EQ(c.limits.header_bytes, 8u * 1024);
+  EXPECT_EQ(c.limits.header_count, 50u);
+  EXPECT_EQ(c.limits.body_bytes, 1048576u);
+  EXPECT_EQ(c.limits.header_timeout, seconds(5));
+  EXPECT_EQ(c.limits.idle_timeout, seconds(120));
+  EXPECT_EQ(c.limits.body_timeout, milliseconds(1500));
+  EXPECT_EQ(c.limits.send_timeout, seconds(3600));
+  EXPECT_EQ(c.limits.keepalive_requests, 7u);
+
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0].name, "http");
+  EXPECT_EQ(c.listeners[0].address.text, "0.0.0.0:8080");
+  EXPECT_EQ(c.listeners[0].address.family(), AF_INET);
+  EXPECT_EQ(c.listeners[0].address.port(), 8080);
+  EXPECT_EQ(c.listeners[0].backlog, 128u);
+  EXPECT_EQ(c.listeners[1].name, "v6");
+  EXPECT_EQ(c.listeners[1].address.family(), AF_INET6);
+  EXPECT_EQ(c.listeners[1].address.port(), 0);
+  EXPECT_EQ(c.listeners[1].backlog, 4096u);
+
+  ASSERT_EQ(c.pools.size(), 2u);
+  const PoolConfig& app = c.pools[0];
+  EXPECT_EQ(app.name, "app");
+  EXPECT_EQ(app.algorithm, Algorithm::kRoundRobin);
+  ASSERT_EQ(app.backends.size(), 3u);
+  EXPECT_EQ(app.backends[0].address.ToString(), "10.0.0.11:9000");
+  EXPECT_EQ(app.backends[0].weight, 3u);
+  EXPECT_FALSE(app.backends[0].backup);
+  EXPECT_EQ(app.backends[1].address.ToString(), "[fd00::12]:9000");
+  EXPECT_EQ(app.backends[1].weight, 1u);
+  EXPECT_TRUE(app.backends[2].backup);
+  ASSERT_TRUE(app.health.has_value());
+  EXPECT_EQ(app.health->path, "/healthz");
+  EXPECT_EQ(app.health->interval, milliseconds(500));
+  EXPECT_EQ(app.health->timeout, milliseconds(250));
+  EXPECT_EQ(app.health->rise, 1u);
+  EXPECT_EQ(app.health->fall, 5u);
+  EXPECT_EQ(app.connect_timeout, seconds(1));
+  EXPECT_EQ(app.response_timeout, seconds(30));
+  EXPECT_EQ(app.keepalive_timeout, seconds(15));
+  EXPECT_EQ(app.keepalive, 0u);
+  EXPECT_EQ(app.retries, 0u);
+  EXPECT_EQ(c.pools[1].name, "static-files_2");
+  EXPECT_FALSE(c.pools[1].health.has_value());
+
+  ASSERT_EQ(c.routes.size(), 3u);
+  EXPECT_EQ(c.routes[0].host, "www.example.com");
+  EXPECT_EQ(c.routes[0].path_prefix, "/static/");
+  EXPECT_EQ(c.routes[0].pool, "static-files_2");
+  EXPECT_EQ(c.routes[0].pool_index, 1u);
+  EXPECT_TRUE(c.routes[0].compress);
+  EXPECT_TRUE(c.routes[0].server_timing);
+  // File order, not alphabetical.
+  using Header = std::pair<std::string, std::string>;
+  EXPECT_EQ(
+      c.routes[0].add_headers,
+      (std::vector<Header>{
+          {"X-Zeta", "last?"}, {"Strict-Transport-Security", "max-age=60"}, {"X-A", "a\ttab"}}));
+  EXPECT_EQ(c.routes[1].host, "*.example.com");
+  EXPECT_EQ(c.routes[1].pool_index, 0u);
+  EXPECT_EQ(c.routes[2].host, "*");
+  EXPECT_EQ(c.routes[2].path_prefix, "/");
+  EXPECT_FALSE(c.routes[2].compress);
+}
+
+// A config that sets nothing optional gets config.h's defaults everywhere (compared with a
+// default-constructed Config, so retuning a default in config.h does not break this test).
+TEST(LoadConfig, DefaultsApply) {
+  const Config c = LoadOk(kBase);
+  const Config d;
+  EXPECT_EQ(c.server.workers, d.server.workers);
+  EXPECT_EQ(c.server.ready_file, "");
+  EXPECT_EQ(c.server.access_log, d.server.access_log);
+  EXPECT_EQ(c.server.access_log_format, d.server.access_log_format);
+  EXPECT_EQ(c.server.error_log, d.server.error_log);
+  EXPECT_EQ(c.server.log_level, d.server.log_level);
+  EXPECT_EQ(c.server.shutdown_grace, d.server.shutdown_grace);
+  EXPECT_EQ(c.server.max_connections, d.server.max_connections);
+  EXPECT_EQ(c.server.sq_entries, d.server.sq_entries);
+  EXPECT_EQ(c.server.cq_entries, d.server.cq_entries);
+  EXPECT_EQ(c.server.recv_buffers, d.server.recv_buffers);
+  EXPECT_EQ(c.server.recv_buffer_size, d.server.recv_buffer_size);
+  EXPECT_FALSE(c.admin.enabled);
+  EXPECT_TRUE(c.admin.allow.empty());
+  EXPECT_EQ(c.limits.header_bytes, d.limits.header_bytes);
+  EXPECT_EQ(c.limits.header_count, d.limits.header_count);
+  EXPECT_EQ(c.limits.body_bytes, d.limits.body_bytes);
+  EXPECT_EQ(c.limits.header_timeout, d.limits.header_timeout);
+  EXPECT_EQ(c.limits.idle_timeout, d.limits.idle_timeout);
+  EXPECT_EQ(c.limits.body_timeout, d.limits.body_timeout);
+  EXPECT_EQ(c.limits.send_timeout, d.limits.send_timeout);
+  EXPECT_EQ(c.limits.keepalive_requests, d.limits.keepalive_requests);
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0].backlog, ListenerConfig{}.backlog);
+  ASSERT_EQ(c.pools.size(), 1u);
+  const PoolConfig p;
+  EXPECT_EQ(c.pools[0].algorithm, Algorithm::kRoundRobin);
+  EXPECT_EQ(c.pools[0].backends[0].weight, 1u);
+  EXPECT_FALSE(c.pools[0].backends[0].backup);
+  EXPECT_FALSE(c.pools[0].health.has_value());
+  EXPECT_EQ(c.pools[0].connect_timeout, p.connect_timeout);
+  EXPECT_EQ(c.pools[0].response_timeout, p.response_timeout);
+  EXPECT_EQ(c.pools[0].keepalive_timeout, p.keepalive_timeout);
+  EXPECT_EQ(c.pools[0].keepalive, p.keepalive);
+  EXPECT_EQ(c.pools[0].retries, p.retries);
+  ASSERT_EQ(c.routes.size(), 1u);
+  EXPECT_EQ(c.routes[0].host, "*");
+  EXPECT_EQ(c.routes[0].path_prefix, "/");
+  EXPECT_EQ(c.routes[0].pool_index, 0u);
+  EXPECT_FALSE(c.routes[0].compress);
+  EXPECT_FALSE(c.routes[0].server_timing);
+  EXPECT_TRUE(c.routes[0].add_headers.empty());
+}
+
+// A health table with only some keys keeps the other health defaults.
+TEST(LoadConfig, PartialHealthKeepsDefaults) {
+  const Config c = LoadOk(R"(
+[[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+health = { path = "/up" }
+[[route]]
+pool = "app"
+)");
+  ASSERT_EQ(c.pools.size(), 1u);
+  ASSERT_TRUE(c.pools[0].health.has_value());
+  EXPECT_EQ(c.pools[0].health->path, "/up");
+  const HealthConfig d;
+  EXPECT_EQ(c.pools[0].health->interval, d.interval);
+  EXPECT_EQ(c.pools[0].health->timeout, d.timeout);
+  EXPECT_EQ(c.pools[0].health->rise, d.rise);
+  EXPECT_EQ(c.pools[0].health->fall, d.fall);
+}
+
+// The shipped demo config (conf/demo.toml) loads and says what its comments say.
+TEST(LoadConfig, DemoConfigLoads) {
+  std::filesystem::path demo;
+  if (const char* dir = std::getenv("TORII_SOURCE_DIR")) {
+    demo = std::filesystem::path(dir) / "conf" / "demo.toml";
+  } else {
+    // This file is <source>/tests/conf/load_test.cc.
+    demo = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "conf" /
+           "demo.toml";
+  }
+  auto config = LoadConfigFile(demo.string());
+  ASSERT_TRUE(config.has_value()) << config.error().ToString()
+                                  << " (set TORII_SOURCE_DIR to the source tree if the test "
+                                  << "binary was built from relative paths and runs elsewhere)";
+  EXPECT_EQ(config->source, demo.string());
+  EXPECT_EQ(config->server.workers, 0u);
+  EXPECT_EQ(config->server.access_log, "-");
+  EXPECT_EQ(config->server.ready_file, "");
+  ASSERT_EQ(config->listeners.size(), 1u);
+  EXPECT_EQ(config->listeners[0].name, "http");
+  EXPECT_EQ(config->listeners[0].address.ToString(), "127.0.0.1:8080");
+  ASSERT_EQ(config->pools.size(), 1u);
+  EXPECT_EQ(config->pools[0].name, "app");
+  ASSERT_EQ(config->pools[0].backends.size(), 3u);
+  EXPECT_EQ(config->pools[0].backends[0].address.ToString(), "127.0.0.1:9001");
+  EXPECT_EQ(config->pools[0].backends[1].address.ToString(), "127.0.0.1:9002");
+  EXPECT_EQ(config->pools[0].backends[2].address.ToString(), "127.0.0.1:9003");
+  ASSERT_EQ(config->routes.size(), 1u);
+  EXPECT_EQ(config->routes[0].host, "*");
+  EXPECT_EQ(config->routes[0].path_prefix, "/");
+  EXPECT_EQ(config->routes[0].pool, "app");
+}
+
+// LoadConfigFile reads a real file and reports its path as the source.
+TEST(LoadConfig, LoadsFromFile) {
+  char path[] = "/tmp/torii_conf_test_XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  {
+    std::ofstream out(path);
+    out << kBase;
+  }
+  auto config = LoadConfigFile(path);
+  std::remove(path);
+  ASSERT_TRUE(config.has_value()) << config.error().ToString();
+  EXPECT_EQ(config->source, path);
+  EXPECT_EQ(config->listeners.size(), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors: one test per class, each pinning line:column and the message.
+
+// A file that cannot be opened: "cannot read file" with no position.
+TEST(LoadConfigErrors, MissingFile) {
+  auto config = LoadConfigFile("/nonexistent/torii.toml");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().file, "/nonexistent/torii.toml");
+  EXPECT_EQ(config.error().line, 0u);
+  EXPECT_EQ(config.error().message, "cannot read file: No such file or directory");
+  EXPECT_EQ(config.error().ToString(),
+            "/nonexistent/torii.toml: cannot read file: No such file or directory");
+}
+
+// A directory opens but does not read.
+TEST(LoadConfigErrors, DirectoryIsNotAFile) {
+  auto config = LoadConfigFile("/tmp");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().line, 0u);
+  EXPECT_NE(config.error().message.find("cannot read file: Is a directory"), std::string::npos);
+}
+
+// toml++ syntax errors keep toml++'s position and description.
+TEST(LoadConfigErrors, TomlSyntaxError) {
+  ExpectError("[server]\nworkers = = 2\n", 2, 11, "TOML syntax error");
+  ExpectError("[server\n", 1, 8, "TOML syntax error");
+}
+
+// ConfigError prints as file:line:column: message.
+TEST(LoadConfigErrors, ToStringHasPosition) {
+  auto config =
+      LoadConfigString(WithBase("[limits]\nheader_bytes = \"16 potatoes\"\n"), "demo.toml");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().ToString(),
+            "demo.toml:2:16: [limits] header_bytes: expected a size such as \"16KiB\", got "
+            "\"16 potatoes\"");
+}
+
+// Unknown keys are refused at the key, with a suggestion when one is close.
+TEST(LoadConfigErrors, UnknownKey) {
+  ExpectError(WithBase("[server]\nworkers = 1\nwokers = 2\n"), 3, 1,
+              "unknown key \"wokers\" in [server]; did you mean \"workers\"?");
+  ExpectError(WithBase("[limits]\n  zzz = 1\n"), 2, 3, "unknown key \"zzz\" in [limits]");
+  ExpectError(WithBase("[admin]\naddress = \"127.0.0.1:9901\"\nallowed = []\n"), 3, 1,
+              "unknown key \"allowed\" in [admin]");
+  ExpectError(WithBase("[sever]\nworkers = 1\n"), 1, 2,
+              "unknown key \"sever\" in the top level; did you mean \"server\"?");
+  ExpectError(WithBase("timeout = \"1s\"\n"), 1, 1, "unknown key \"timeout\" in the top level");
+}
+
+// Unknown keys inside inline tables (backends, health) and in array-of-table entries.
+TEST(LoadConfigErrors, UnknownKeyInInlineTables) {
+  ExpectError(R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }, { address = "127.0.0.1:9002", wieght = 2 }]
+[[route]]
+pool = "app"
+)",
+              6, 75,
+              "unknown key \"wieght\" in [[pool]] \"app\" backend #2; did you mean \"weight\"?");
+  ExpectError(R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+health = { path = "/", intervall = "1s" }
+[[route]]
+pool = "app"
+)",
+              7, 24, "unknown key \"intervall\" in [[pool]] \"app\" health");
+  ExpectError(R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+port = 80
+)",
+              4, 1, "unknown key \"port\" in [[listener]] #1");
+  ExpectError(R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+[[route]]
+pool = "app"
+prefix = "/x"
+)",
+              9, 1, "unknown key \"prefix\" in [[route]] #1");
+}
+
+// A value of the wrong TOML type says what was expected and what was found.
+TEST(LoadConfigErrors, WrongType) {
+  ExpectError(WithBase("[server]\nworkers = \"4\"\n"), 2, 11,
+              "[server] workers: expected an integer, got a string");
+  ExpectError(WithBase("[server]\nworkers = 1.5\n"), 2, 11,
+              "expected an integer, got a floating-point number");
+  ExpectError(WithBase("[server]\naccess_log = 1\n"), 2, 14,
+              "[server] access_log: expected a string, got an integer");
+  ExpectError(WithBase("[server]\nlog_level = true\n"), 2, 13, "expected a string, got a boolean");
+  ExpectError(WithBase("server = 1\n"), 1, 10, "expected a table, got an integer");
+  ExpectError("[listener]\nname = \"x\"\n", 1, 1,
+              "expected [[listener]] (an array of tables), got a table");
+  ExpectError(R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+[[route]]
+pool = "app"
+compress = "yes"
+)",
+              9, 12, "[[route]] #1 compress: expected a boolean (true or false), got a string");
+}
+
+// Integers outside their range name the range.
+TEST(LoadConfigErrors, OutOfRange) {
+  ExpectError(WithBase("[server]\nworkers = 2000\n"), 2, 11,
+              "[server] workers: expected an integer from 0 to 1024, got 2000");
+  ExpectError(WithBase("[server]\nmax_connections = 8\n"), 2, 19, "from 16 to");
+  ExpectError(WithBase("[server]\nrecv_buffers = 1000\n"), 2, 16,
+              "expected a power of two from 1 to 32768, got 1000");
+  ExpectError(WithBase("[server]\nsq_entries = 4096\ncq_entries = 16\n"), 3, 14,
+              "expected 0 or at least sq_entries (4096)");
+  ExpectError(WithBase("[limits]\nheader_count = 0\n"), 2, 16, "from 1 to 10000, got 0");
+  ExpectError(WithBase("[limits]\nkeepalive_requests = -1\n"), 2, 22, "of at least 1, got -1");
+  ExpectError(WithBase("[server]\nlog_level = \"verbose\"\n"), 2, 13,
+              "expected one of \"trace\", \"debug\", \"info\", \"warn\", \"error\", \"critical\", "
+              "\"off\", got \"verbose\"");
+  ExpectError(WithBase("[server]\naccess_log_format = \"xml\"\n"), 2, 21,
+              "expected one of \"text\", \"json\", got \"xml\"");
+  ExpectError(WithBase("[server]\naccess_log = \"\"\n"), 2, 14, "expected a non-empty string");
+}
+
+// Durations: malformed, zero, integer instead of string, too long.
+TEST(LoadConfigErrors, BadDuration) {
+  ExpectError(WithBase("[limits]\nheader_timeout = \"10 seconds\"\n"), 2, 18,
+              "[limits] header_timeout: expected a duration such as \"2s\" or \"150ms\", got "
+              "\"10 seconds\"");
+  ExpectError(WithBase("[limits]\nidle_timeout = \"0s\"\n"), 2, 16,
+              "expected a duration greater than zero, got \"0s\"");
+  ExpectError(WithBase("[limits]\nidle_timeout = 60\n"), 2, 16,
+              "expected a duration string such as \"2s\" or \"150ms\", got an integer");
+  ExpectError(WithBase("[limits]\nidle_timeout = \"9000h\"\n"), 2, 16, "at most 8760h");
+  ExpectError(WithBase("[limits]\nidle_timeout = \"99999999999999999999s\"\n"), 2, 16,
+              "expected a duration such as");
+}
+
+// Sizes: malformed, out of range, overflow.
+TEST(LoadConfigErrors, BadSize) {
+  ExpectError(WithBase("[limits]\nheader_bytes = \"16 potatoes\"\n"), 2, 16,
+              "[limits] header_bytes: expected a size such as \"16KiB\", got \"16 potatoes\"");
+  ExpectError(WithBase("[limits]\nheader_bytes = \"2MiB\"\n"), 2, 16,
+              "expected a size from 1KiB to 1MiB, got \"2MiB\"");
+  ExpectError(WithBase("[limits]\nheader_bytes = 100\n"), 2, 16,
+              "expected a size from 1KiB to 1MiB, got 100");
+  ExpectError(WithBase("[limits]\nbody_bytes = \"99999999999GiB\"\n"), 2, 14,
+              "expected a size such as \"16KiB\", got \"99999999999GiB\"");
+  ExpectError(WithBase("[limits]\nbody_bytes = -1\n"), 2, 14, "got -1");
+  ExpectError(WithBase("[limits]\nbody_bytes = true\n"), 2, 14, "got a boolean");
+  ExpectError(WithBase("[server]\nrecv_buffer_size = \"4MiB\"\n"), 2, 20,
+              "[server] recv_buffer_size: expected a size from 1KiB to 1MiB");
+}
+
+// Listener and pool names are unique; the error points at the duplicate and the original.
+TEST(LoadConfigErrors, DuplicateName) {
+  ExpectError(R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[listener]]
+name = "http"
+address = "127.0.0.1:8081"
+)",
+              5, 8, "listener name \"http\" is already used at line 1");
+  ExpectError(R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9002" }]
+)",
+              8, 8, "pool name \"app\" is already used at line 4");
+}
+
+// Two listeners on the same address (port 0 excepted), or a listener on the admin address.
+TEST(LoadConfigErrors, DuplicateAddress) {
+  ExpectError(R"([[listener]]
+name = "a"
+address = "127.0.0.1:8080"
+[[listener]]
+name = "b"
+address = "127.0.0.1:8080"
+)",
+              6, 11, "address \"127.0.0.1:8080\" is already used by listener \"a\"");
+  ExpectError(R"([admin]
+address = "[::1]:9901"
+[[listener]]
+name = "a"
+address = "[0:0::1]:9901"
+)",
+              5, 11, "is already used by [admin]");
+  // Two "pick a port" listeners do not collide.
+  const Config c = LoadOk(R"([[listener]]
+name = "a"
+address = "127.0.0.1:0"
+[[listener]]
+name = "b"
+address = "127.0.0.1:0"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+[[route]]
+pool = "app"
+)");
+  EXPECT_EQ(c.listeners.size(), 2u);
+}
+
+// Names, required keys and missing sections.
+TEST(LoadConfigErrors, NamesAndRequiredKeys) {
+  ExpectError("[[listener]]\naddress = \"127.0.0.1:80\"\n", 1, 1,
+              "[[listener]] #1: missing required key \"name\"");
+  ExpectError("[[listener]]\nname = \"http\"\n", 1, 1,
+              "[[listener]] \"http\": missing required key \"address\"");
+  ExpectError("[[listener]]\nname = \"my listener\"\naddress = \"127.0.0.1:80\"\n", 2, 8,
+              "expected 1 to 64 letters, digits, '_' or '-', got \"my listener\"");
+  ExpectError("[admin]\naddress = \"127.0.0.1:9\"\n[[listener]]\nname = \"admin\"\n", 4, 8,
+              "reserved for [admin]");
+  ExpectError("[[pool]]\nname = \"app\"\n", 1, 1,
+              "[[pool]] \"app\": missing required key \"backends\"");
+  ExpectError("[[pool]]\nname = \"app\"\nbackends = []\n", 3, 12,
+              "expected a non-empty array of tables");
+  ExpectError("[[pool]]\nname = \"app\"\nbackends = [\"127.0.0.1:1\"]\n", 3, 13,
+              "backend #1: expected a table");
+  ExpectError("[[pool]]\nname = \"app\"\nbackends = [{ weight = 2 }]\n", 3, 13,
+              "[[pool]] \"app\" backend #1: missing required key \"address\"");
+  ExpectError("[admin]\nallow = []\n", 1, 1, "[admin]: missing required key \"address\"");
+  ExpectError(R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+[[route]]
+host = "*"
+)",
+              7, 1, "[[route]] #1: missing required key \"pool\"");
+}
+
+// Whole-config checks: at least one listener, pool and route (no position: nothing to point at).
+TEST(LoadConfigErrors, MissingSections) {
+  ExpectError("", 0, 0, "no [[listener]] defined");
+  ExpectError("[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:8080\"\n", 0, 0,
+              "no [[pool]] defined");
+  ExpectError(R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+)",
+              0, 0, "no [[route]] defined");
+}
+
+// A route naming a pool that does not exist is refused at the value.
+TEST(LoadConfigErrors, UnknownPool) {
+  ExpectError(R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+[[route]]
+pool = "nope"
+)",
+              8, 8, "route pool \"nope\" is not defined");
+}
+
+// Features that are not built yet are refused loudly, never ignored.
+TEST(LoadConfigErrors, NotImplemented) {
+  ExpectError(R"([[listener]]
+name = "https"
+address = "0.0.0.0:8443"
+tls = { certificates = [{ cert = "site.crt", key = "site.key" }] }
+)",
+              4, 1, "TLS listeners are not implemented yet (issue #5)");
+  ExpectError(WithBase("[cache.default]\nmemory = \"256MiB\"\n"), 1, 2,
+              "[cache.*] tables are not implemented yet (issue #6)");
+  ExpectError(WithBase("[rate_limit.per_ip]\nkey = \"client_ip\"\n"), 1, 2,
+              "not implemented yet (issue #7)");
+  ExpectError(WithBase("[compression]\nmin_bytes = 256\n"), 1, 2,
+              "[compression] is not implemented yet (issue #8)");
+  ExpectError(R"([[pool]]
+name = "app"
+algorithm = "least_conn"
+backends = [{ address = "127.0.0.1:9001" }]
+)",
+              3, 13, "algorithm \"least_conn\" is not implemented yet (issue #4); use round_robin");
+  ExpectError(R"([[pool]]
+name = "app"
+algorithm = "ip_hash"
+)",
+              3, 13, "algorithm \"ip_hash\" is not implemented yet (issue #4)");
+  ExpectError(R"([[pool]]
+name = "app"
+algorithm = "random"
+)",
+              3, 13, "expected one of \"round_robin\", \"least_conn\", \"ip_hash\"");
+  const std::string pools = R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+[[route]]
+pool = "app"
+)";
+  ExpectError(pools + "cache = \"default\"\n", 9, 1, "not implemented yet (issue #6)");
+  ExpectError(pools + "rate_limit = \"per_ip\"\n", 9, 1, "not implemented yet (issue #7)");
+}
+
+// Addresses must be numeric with a port; backends cannot use port 0.
+TEST(LoadConfigErrors, BadAddress) {
+  ExpectError("[[listener]]\nname = \"http\"\naddress = \"localhost:8080\"\n", 3, 11,
+              "[[listener]] \"http\" address: expected an address such as \"127.0.0.1:8080\" or "
+              "\"[::1]:8080\", got \"localhost:8080\"");
+  ExpectError("[[listener]]\nname = \"http\"\naddress = \"127.0.0.1\"\n", 3, 11,
+              "missing \":port\"");
+  ExpectError("[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:65536\"\n", 3, 11,
+              "port must be a number from 0 to 65535");
+  ExpectError("[[listener]]\nname = \"http\"\naddress = 8080\n", 3, 11,
+              "expected a string, got an integer");
+  ExpectError("[[pool]]\nname = \"app\"\nbackends = [{ address = \"10.0.0.1:0\" }]\n", 3, 25,
+              "port 0 is not valid here");
+  ExpectError(
+      "[[pool]]\nname = \"app\"\nbackends = [{ address = \"10.0.0.1:80\" }, { address = "
+      "\"10.0.0.1:80\" }]\n",
+      3, 54, "backend \"10.0.0.1:80\" is listed twice in this pool");
+  ExpectError("[admin]\naddress = \"127.0.0.1:99999\"\n", 2, 11, "[admin] address: expected an");
+}
+
+// Admin allow-lists take CIDRs and refuse junk, bad prefixes and host bits.
+TEST(LoadConfigErrors, BadCidr) {
+  ExpectError("[admin]\naddress = \"127.0.0.1:9901\"\nallow = [\"127.0.0.0/8\", \"localhost\"]\n",
+              3, 25, "[admin] allow: expected a CIDR such as \"127.0.0.0/8\"");
+  ExpectError("[admin]\naddress = \"127.0.0.1:9901\"\nallow = [\"10.0.0.0/33\"]\n", 3, 10,
+              "expected a prefix length from 0 to 32");
+  ExpectError("[admin]\naddress = \"127.0.0.1:9901\"\nallow = [\"::/129\"]\n", 3, 10,
+              "from 0 to 128");
+  ExpectError("[admin]\naddress = \"127.0.0.1:9901\"\nallow = [\"10.0.0.1/8\"]\n", 3, 10,
+              "bits set below the /8 prefix");
+  ExpectError("[admin]\naddress = \"127.0.0.1:9901\"\nallow = \"127.0.0.1/8\"\n", 3, 9,
+              "expected an array of CIDR strings");
+  ExpectError("[admin]\naddress = \"127.0.0.1:9901\"\nallow = [1]\n", 3, 10,
+              "expected a string, got an integer");
+  ExpectError("[admin]\naddress = \"127.0.0.1:9901\"\nallow = [\"10.0.0.0/\"]\n", 3, 10,
+              "prefix length");
+}
+
+// Route host and path_prefix validation.
+TEST(LoadConfigErrors, BadRoute) {
+  const std::string pools = R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+[[route]]
+pool = "app"
+)";
+  ExpectError(pools + "host = \"exa mple.com\"\n", 9, 8,
+              "[[route]] #1 host: expected a host name (\"example.com\"), a wildcard");
+  ExpectError(pools + "host = \"*example.com\"\n", 9, 8, "expected a host name");
+  ExpectError(pools + "host = \"a..b\"\n", 9, 8, "expected a host name");
+  ExpectError(pools + "host = \"example.com:80\"\n", 9, 8, "expected a host name");
+  ExpectError(pools + "host = \"\"\n", 9, 8, "expected a host name");
+  ExpectError(pools + "path_prefix = \"api\"\n", 9, 15,
+              "[[route]] #1 path_prefix: expected a path starting with '/'");
+  ExpectError(pools + "path_prefix = \"/a b\"\n", 9, 15, "expected a path starting with '/'");
+  ExpectError(pools + "[[route]]\npool = \"app\"\n", 9, 1,
+              "[[route]] #2: same host and path_prefix as [[route]] #1");
+  ExpectError(pools + "add_headers = { \"Bad Name\" = \"x\" }\n", 9, 17,
+              "header name \"Bad Name\" is not a valid token");
+  ExpectError(pools + "add_headers = { \"X-A\" = \"a\\r\\nInjected: 1\" }\n", 9, 25,
+              "must not contain CR, LF, NUL or other control characters, got "
+              "\"a\\x0d\\x0aInjected: 1\"");
+  ExpectError(pools + "add_headers = { \"X-A\" = 1 }\n", 9, 25,
+              "[[route]] #1 add_headers X-A: expected a string, got an integer");
+  ExpectError(pools + "add_headers = { \"Content-Length\" = \"1\" }\n", 9, 17,
+              "cannot be added: torii manages it");
+  ExpectError(pools + "add_headers = { \"x-a\" = \"1\", \"X-A\" = \"2\" }\n", 9, 30,
+              "header \"X-A\" is listed twice");
+  ExpectError(pools + "add_headers = \"X-A: 1\"\n", 9, 15, "expected a table, got a string");
+}
+
+// Health checks validate their own keys.
+TEST(LoadConfigErrors, BadHealth) {
+  const std::string head = R"([[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+)";
+  ExpectError(head + "health = { path = \"healthz\" }\n", 4, 19,
+              "[[pool]] \"app\" health path: expected a path starting with '/'");
+  ExpectError(head + "health = { interval = \"2\" }\n", 4, 23,
+              "[[pool]] \"app\" health interval: expected a duration");
+  ExpectError(head + "health = { rise = 0 }\n", 4, 19, "from 1 to 1000, got 0");
+  ExpectError(head + "health = true\n", 4, 10, "expected a table, got a boolean");
+  ExpectError(head + "retries = 11\n", 4, 11,
+              "[[pool]] \"app\" retries: expected an integer from 0 to 10");
+  ExpectError(head + "keepalive = 10001\n", 4, 13, "from 0 to 10000");
+  ExpectError(head + "connect_timeout = \"0ms\"\n", 4, 19, "greater than zero");
+  ExpectError(R"([[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001", weight = 0 }]
+)",
+              3, 52, "backend #1 weight: expected an integer from 1 to 256, got 0");
+  ExpectError(R"([[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001", weight = 257 }]
+)",
+              3, 52, "from 1 to 256, got 257");
+  ExpectError(R"([[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001", backup = 1 }]
+)",
+              3, 52, "backup: expected a boolean");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The value parsers on their own.
+
+TEST(ParseDuration, Table) {
+  struct Case {
+    std::string_view text;
+    std::optional<int64_t> ms;
+  };
+  const Case cases[] = {
+      {"150ms", 150},
+      {"2s", 2000},
+      {"1m", 60000},
+      {"1h", 3600000},
+      {"500us", 1},
+      {"1000us", 1},
+      {"1001us", 2},
+      {"0us", 0},
+      {"0s", 0},
+      {"0ms", 0},
+      {"007s", 7000},
+      {"8760h", 8760LL * 3600 * 1000},
+      {"", std::nullopt},
+      {"s", std::nullopt},
+      {"10", std::nullopt},
+      {"10 s", std::nullopt},
+      {" 10s", std::nullopt},
+      {"10s ", std::nullopt},
+      {"-1s", std::nullopt},
+      {"+1s", std::nullopt},
+      {"1.5s", std::nullopt},
+      {"1S", std::nullopt},
+      {"1d", std::nullopt},
+      {"1sec", std::nullopt},
+      {"1m30s", std::nullopt},
+      {"18446744073709551615ms", std::nullopt},  // above int64 milliseconds
+      {"18446744073709551616s", std::nullopt},   // above uint64
+      {"9223372036854775807h", std::nullopt},    // multiplication overflow
+      {"9223372036854775807ms", 9223372036854775807LL},
+  };
+  for (const Case& c : cases) {
+    const std::optional<Duration> d = ParseDuration(c.text);
+    if (c.ms) {
+      ASSERT_TRUE(d.has_value()) << c.text;
+      EXPECT_EQ(d->count(), *c.ms) << c.text;
+    } else {
+      EXPECT_FALSE(d.has_value()) << c.text << " → " << d->count();
+    }
+  }
+}
+
+TEST(ParseSize, Table) {
+  struct Case {
+    std::string_view text;
+    std::optional<uint64_t> bytes;
+  };
+  const Case cases[] = {
+      {"0", 0},
+      {"512", 512},
+      {"512B", 512},
+      {"16KiB", 16 * 1024},
+      {"16MiB", 16 * 1024 * 1024},
+      {"1GiB", 1024ULL * 1024 * 1024},
+      {"2TiB", 2ULL << 40},
+      {"10KB", 10000},
+      {"10MB", 10000000},
+      {"3GB", 3000000000ULL},
+      {"1TB", 1000000000000ULL},
+      {"18446744073709551615", 18446744073709551615ULL},
+      {"18446744073709551616", std::nullopt},  // overflow while reading digits
+      {"17179869184GiB", std::nullopt},        // 2^34 GiB = 2^64: overflow in the multiply
+      {"17179869183GiB", 17179869183ULL << 30},
+      {"", std::nullopt},
+      {"KiB", std::nullopt},
+      {"16 KiB", std::nullopt},
+      {"16kib", std::nullopt},
+      {"16K", std::nullopt},
+      {"16 potatoes", std::nullopt},
+      {"-1", std::nullopt},
+      {"1.5MiB", std::nullopt},
+      {"16KiB ", std::nullopt},
+  };
+  for (const Case& c : cases) {
+    const std::optional<uint64_t> bytes = ParseSize(c.text);
+    if (c.bytes) {
+      ASSERT_TRUE(bytes.has_value()) << c.text;
+      EXPECT_EQ(*bytes, *c.bytes) << c.text;
+    } else {
+      EXPECT_FALSE(bytes.has_value()) << c.text << " → " << *bytes;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace torii::conf
