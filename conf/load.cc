@@ -26,6 +26,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <limits>
+#include <optional>
 #include <utility>
 
 namespace torii::conf {
@@ -515,6 +516,10 @@ class Loader {
     if (const toml::table* t = top.SubTable("server")) {
       LoadServer(Section(*t, "[server]"), &config.server);
     }
+    if (const toml::key* k = top.FindKey("admin")) {
+      Refuse(k->source(), "[admin]: the admin listener (metrics, status) is not implemented yet "
+                          "(issue #9)");
+    }
     if (const toml::table* t = top.SubTable("admin")) {
       LoadAdmin(Section(*t, "[admin]"), &config.admin);
     }
@@ -539,7 +544,19 @@ class Loader {
     if (config.routes.empty()) {
       FailNoPosition("no [[route]] defined: at least one is required");
     }
+    // Keys that parse and validate but whose feature does not exist yet: refused after the
+    // whole file was checked, so a typo inside them is still reported precisely.
+    if (refused_) {
+      Fail(refused_->first, refused_->second);
+    }
     return config;
+  }
+
+  // Remembers the first key whose feature is not implemented.
+  void Refuse(const toml::source_region& where, std::string message) {
+    if (!refused_) {
+      refused_.emplace(where, std::move(message));
+    }
   }
 
  private:
@@ -773,6 +790,11 @@ class Loader {
       pool.backends.push_back(std::move(backend));
     }
 
+    if (const toml::key* k = s.FindKey("health")) {
+      Refuse(k->source(), s.label() +
+                              " health: active health checks are not implemented yet (issue #4); "
+                              "a backend that refuses connections is skipped by retries meanwhile");
+    }
     if (const toml::table* health_table = s.SubTable("health")) {
       Section h(*health_table, s.label() + " health");
       h.CheckKeys({"path", "interval", "timeout", "rise", "fall"});
@@ -861,6 +883,16 @@ class Loader {
 
     s.Bool("compress", &route.compress);
     s.Bool("server_timing", &route.server_timing);
+    // Accepted as false (the default) but refused as true until they exist: an operator must
+    // never believe a feature is on when it is not.
+    if (route.compress) {
+      Refuse(s.FindKey("compress")->source(),
+             s.label() + " compress: compression is not implemented yet (issue #8)");
+    }
+    if (route.server_timing) {
+      Refuse(s.FindKey("server_timing")->source(),
+             s.label() + " server_timing: Server-Timing is not implemented yet (issue #9)");
+    }
     if (const toml::table* headers = s.SubTable("add_headers")) {
       LoadAddHeaders(Section(*headers, s.label() + " add_headers"), &route);
     }
@@ -918,6 +950,7 @@ class Loader {
   }
 
   const toml::table& root_;
+  std::optional<std::pair<toml::source_region, std::string>> refused_;
   // Where each accepted [[listener]] / [[pool]] starts, to point duplicates at the original.
   std::vector<uint32_t> listener_lines_;
   std::vector<uint32_t> pool_lines_;

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs torii's build and test dependencies from Debian packages (nothing else is fetched).
+#   scripts/install-deps.sh          build + test dependencies
+#   scripts/install-deps.sh --bench  also nginx, HAProxy and wrk for bench/run.sh
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build pkg-config git
+      liburing-dev libssl-dev node-llhttp zlib1g-dev libbrotli-dev libzstd-dev
+      libspdlog-dev libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
+      python3 curl procps)
+if [[ "${1:-}" == "--bench" ]]; then
+  pkgs+=(nginx haproxy wrk)
+fi
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
