@@ -286,6 +286,10 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   exclude_ = balancer::BackendMask(
       static_cast<uint32_t>(ctx_.config().pools[pool_].backends.size()));
   resp_ = Resp::kWaiting;
+  if (host_.empty()) {
+    // HTTP/1.0 without Host: name the pool, as nginx sends $proxy_host.
+    host_ = ctx_.config().pools[pool_].name;
+  }
   BuildUpstreamRequestHead(h, host_, target_, peer_, req_framing_, &upstream_head_);
   // Expect: 100-continue is answered here (and not forwarded): we are ready for the body.
   for (const HeaderView& hv : h.headers) {
@@ -391,10 +395,10 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
     ++attempts_;
     auto pick = ctx_.picker(pool_).Pick(0, ctx_.healthy(pool_), exclude_);
     if (!pick) {
-      // Nothing left: 503 when no backend was ever eligible, 502 after failed attempts.
+      // Nothing left to try: no backend is configured/eligible, or every one refused.
       const bool tried = exclude_.count() > 0;
       resp_ = Resp::kNone;
-      SendLocalReply(conn, tried ? 502 : 503, tried ? "all backends failed" : "no backend");
+      SendLocalReply(conn, 503, tried ? "no backend reachable" : "no backend available");
       return;
     }
     backend_ = *pick;
@@ -610,6 +614,11 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
     switch (why) {
       case UpstreamFailure::kConnectFailed:
         note = "upstream connect failed";
+        if (exclude_.count() + 1 >= exclude_.size()) {
+          // Every backend of the pool refused: none is reachable (503 + Retry-After).
+          status = 503;
+          note = "no backend reachable";
+        }
         break;
       case UpstreamFailure::kConnectTimeout:
         status = 504;
