@@ -849,6 +849,22 @@ ClientSession* UpstreamConn::client() {
   return c != nullptr ? static_cast<ClientSession*>(c->handler()) : nullptr;
 }
 
+bool UpstreamConn::CloseIfUnattached(core::Conn& self) {
+  if (idle_) {
+    // Any event on an idle pooled connection (FIN, reset, unexpected bytes, keep-alive
+    // timeout) retires it: it leaves the pool and closes.
+    ctx_.DropIdle(pool_, backend_, self.ref());
+    idle_ = false;
+    self.Close();
+    return true;
+  }
+  if (!client_.valid()) {
+    self.Close();
+    return true;
+  }
+  return false;
+}
+
 void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_request) {
   reused_ = idle_;
   idle_ = false;
@@ -899,14 +915,8 @@ void UpstreamConn::OnConnected(core::Conn& self, core::Result<void> result) {
 }
 
 void UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
-  if (idle_ || !client_.valid()) {
-    // Bytes on an idle pooled connection (or after the exchange): never trust it again.
-    if (idle_) {
-      ctx_.DropIdle(pool_, backend_, self.ref());
-      idle_ = false;
-    }
-    self.Close();
-    return;
+  if (CloseIfUnattached(self)) {
+    return;  // bytes on an idle pooled connection (B9): never trust it again
   }
   in_.append(data.data(), data.size());
   self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].response_timeout_ms);
@@ -973,14 +983,7 @@ void UpstreamConn::Pump(core::Conn& self) {
 }
 
 void UpstreamConn::OnEof(core::Conn& self) {
-  if (idle_) {
-    ctx_.DropIdle(pool_, backend_, self.ref());
-    idle_ = false;
-    self.Close();
-    return;
-  }
-  if (!client_.valid()) {
-    self.Close();
+  if (CloseIfUnattached(self)) {
     return;
   }
   if (response_started_) {
@@ -1004,14 +1007,7 @@ void UpstreamConn::OnEof(core::Conn& self) {
 }
 
 void UpstreamConn::OnError(core::Conn& self, core::Error /*error*/) {
-  if (idle_) {
-    ctx_.DropIdle(pool_, backend_, self.ref());
-    idle_ = false;
-    self.Close();
-    return;
-  }
-  if (!client_.valid()) {
-    self.Close();
+  if (CloseIfUnattached(self)) {
     return;
   }
   Fail(self, response_started_ ? UpstreamFailure::kTruncated
@@ -1020,14 +1016,7 @@ void UpstreamConn::OnError(core::Conn& self, core::Error /*error*/) {
 }
 
 void UpstreamConn::OnTimer(core::Conn& self) {
-  if (idle_) {
-    ctx_.DropIdle(pool_, backend_, self.ref());
-    idle_ = false;
-    self.Close();
-    return;
-  }
-  if (!client_.valid()) {
-    self.Close();
+  if (CloseIfUnattached(self)) {
     return;
   }
   Fail(self, connected_ ? UpstreamFailure::kTimeout : UpstreamFailure::kConnectTimeout);
@@ -1041,9 +1030,7 @@ void UpstreamConn::OnWritable(core::Conn& /*self*/) {
 
 void UpstreamConn::OnDrain(core::Conn& self) {
   if (idle_) {
-    ctx_.DropIdle(pool_, backend_, self.ref());
-    idle_ = false;
-    self.Close();
+    CloseIfUnattached(self);
   }
 }
 

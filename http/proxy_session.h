@@ -61,6 +61,8 @@ class UpstreamConn final : public core::ConnHandler {
 
  private:
   ClientSession* client();
+  // Closes the connection when it is idle in the pool or lent to nobody; returns true then.
+  bool CloseIfUnattached(core::Conn& self);
   void Pump(core::Conn& self);
   void Fail(core::Conn& self, UpstreamFailure why);
 
