@@ -587,10 +587,10 @@ void Worker::OnRecvCqe(Conn& c, const io_uring_cqe& cqe) {
   }
   if (cqe.res > 0) {
     const auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-    if (c.state_ == Conn::State::kOpen && c.handler_) {
+    if (c.state_ == Conn::State::kOpen && !c.close_after_flush_ && c.handler_) {
       c.handler_->OnRecv(c, bufs_.Data(bid, static_cast<uint32_t>(cqe.res)));
     }
-    // Lingering or closing: the bytes are discarded.
+    // Closing, lingering or flushing before a close: the bytes are discarded.
     bufs_.Recycle(bid);
     if (!more && c.want_recv_ && c.state_ != Conn::State::kClosing && !c.in_rearm_list_) {
       c.in_rearm_list_ = true;
@@ -622,6 +622,14 @@ void Worker::OnRecvCqe(Conn& c, const io_uring_cqe& cqe) {
     return;
   }
   c.want_recv_ = false;
+  if (c.close_after_flush_) {
+    // The handler is done with this connection. A FIN does not cancel the queued bytes
+    // (StartLinger finishes the close once they are out); a reset makes them undeliverable.
+    if (cqe.res != 0) {
+      c.Close();
+    }
+    return;
+  }
   if (cqe.res == 0) {
     c.handler_->OnEof(c);
   } else {

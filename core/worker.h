@@ -123,7 +123,11 @@ class Conn {
   Worker& worker() const { return *worker_; }
   int fd() const { return fd_; }
   State state() const { return state_; }
-  bool closing() const { return state_ == State::kClosing || state_ == State::kLingering; }
+  // True once Close(), Abort() or CloseAfterFlush() was called: no new work may start, and
+  // the handler receives no more OnRecv (input after a decided close is never parsed, P2).
+  bool closing() const {
+    return state_ == State::kClosing || state_ == State::kLingering || close_after_flush_;
+  }
   const sockaddr_storage& peer() const { return peer_; }
   ConnHandler* handler() const { return handler_.get(); }
   void set_handler(std::unique_ptr<ConnHandler> handler) { handler_ = std::move(handler); }

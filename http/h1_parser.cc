@@ -128,9 +128,11 @@ void H1Parser::Reset() {
   head_.content_length = 0;
   head_.keep_alive = true;
   head_.upgrade = false;
+  head_.has_content_length = false;
   fields_.clear();
   method_off_ = method_len_ = target_off_ = target_len_ = reason_off_ = reason_len_ = 0;
   head_start_ = static_cast<uint32_t>(consumed_);
+  version_patched_ = false;
   body_span_ = {};
   body_seen_ = 0;
   chunk_ext_bytes_ = 0;
@@ -142,7 +144,6 @@ void H1Parser::Reset() {
   in_value_ = false;
   message_done_ = false;
   must_close_ = false;
-  request_was_head_ = false;
   pending_ = Event::kNeedMore;
 }
 
@@ -200,8 +201,15 @@ H1Parser::Step H1Parser::Next(const char* buf, size_t len) {
   if (error_status_ != 0) {
     return Step{Event::kError, {}};
   }
+  const auto note_tail = [&](size_t upto) {
+    // The last two bytes the parser consumed, across calls (the caller may erase them).
+    for (size_t i = upto >= consumed_ + 2 ? upto - 2 : consumed_; i < upto; ++i) {
+      tail_ = static_cast<uint16_t>((tail_ << 8) | static_cast<unsigned char>(buf[i]));
+    }
+  };
   switch (err) {
     case HPE_OK:
+      note_tail(len);
       consumed_ = len;
       if (!head_done_ && len - head_start_ > limits_.header_bytes) {
         const bool line = kind_ == Kind::kRequest && !url_done_;
@@ -213,7 +221,15 @@ H1Parser::Step H1Parser::Next(const char* buf, size_t len) {
     case HPE_PAUSED:
     case HPE_PAUSED_UPGRADE: {
       paused_ = err == HPE_PAUSED;
+      note_tail(static_cast<size_t>(llhttp_get_error_pos(&parser_) - buf));
       consumed_ = static_cast<size_t>(llhttp_get_error_pos(&parser_) - buf);
+      if (pending_ == Event::kDone && head_.framing == Framing::kChunked &&
+          tail_ != (('\r' << 8) | '\n')) {
+        // llhttp accepts a bare LF ending the last chunk or the trailer section ("0\r\n\n");
+        // RFC 9112 requires CRLF, and a lenient reading is a smuggling vector (C3).
+        Fail(kind_ == Kind::kRequest ? 400 : 502, "bare LF in chunked framing");
+        return Step{Event::kError, {}};
+      }
       if (err == HPE_PAUSED_UPGRADE) {
         // An Upgrade request completed: torii does not tunnel, and nothing after it is parsed.
         message_done_ = true;
@@ -236,13 +252,34 @@ H1Parser::Step H1Parser::Next(const char* buf, size_t len) {
     default:
       if (kind_ == Kind::kResponse) {
         Fail(502, llhttp_errno_name(err));
-      } else if (err == HPE_INVALID_TRANSFER_ENCODING) {
+      } else if (err == HPE_INVALID_TRANSFER_ENCODING && !head_done_) {
         Fail(501, llhttp_errno_name(err));
       } else {
         Fail(400, llhttp_errno_name(err));
       }
       return Step{Event::kError, {}};
   }
+}
+
+H1Parser::Step H1Parser::Next(char* buf, size_t len) {
+  if (kind_ == Kind::kRequest && !head_done_ && !version_patched_ && !message_done_) {
+    // RFC 9112 §2.3: a higher minor version of HTTP/1 is processed as HTTP/1.1 (R2). llhttp's
+    // strict mode refuses "HTTP/1.2", so the digit is rewritten before llhttp reads it.
+    const size_t from = consumed_ > head_start_ ? head_start_ : consumed_;
+    const std::string_view view(buf + from, len - from);
+    const size_t eol = view.find('\n');
+    const std::string_view line = view.substr(0, eol);
+    const size_t sp = line.rfind(' ');
+    if (sp != std::string_view::npos && line.substr(sp + 1).starts_with("HTTP/1.") &&
+        line.size() >= sp + 9) {
+      const size_t digit = from + sp + 8;
+      if (buf[digit] >= '2' && buf[digit] <= '9' && digit >= consumed_) {
+        buf[digit] = '1';
+      }
+      version_patched_ = true;
+    }
+  }
+  return Next(static_cast<const char*>(buf), len);
 }
 
 H1Parser::Step H1Parser::Finish() {
@@ -440,6 +477,7 @@ int H1Parser::ValidateHead() {
     return Fail(400, "Transfer-Encoding in HTTP/1.0");
   }
   const bool has_cl = cl_count == 1;
+  head_.has_content_length = has_cl;
   head_.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
   if (req) {
     head_.upgrade = parser_.upgrade != 0;

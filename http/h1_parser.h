@@ -55,6 +55,7 @@ struct MessageHead {
   uint64_t content_length = 0;
   bool keep_alive = true;  // llhttp_should_keep_alive after the head
   bool upgrade = false;    // request carried Upgrade (we refuse to tunnel it)
+  bool has_content_length = false;  // a Content-Length header was present (even 0)
 };
 
 class H1Parser {
@@ -78,6 +79,9 @@ class H1Parser {
   // Parses buf[consumed()..len). The views in head() point into `buf`: they are valid until the
   // caller modifies the buffer.
   Step Next(const char* buf, size_t len);
+  // The same on a mutable buffer: requests may then say HTTP/1.2..1.9 (read as HTTP/1.1,
+  // RFC 9112 §2.3), which llhttp's strict mode would refuse.
+  Step Next(char* buf, size_t len);
   // Bytes of the buffer already consumed by the parser.
   size_t consumed() const { return consumed_; }
   // Tells the parser that the caller erased the first consumed() bytes of its buffer.
@@ -166,6 +170,8 @@ class H1Parser {
   bool must_close_ = false;
   bool request_was_head_ = false;
   bool paused_ = false;
+  bool version_patched_ = false;
+  uint16_t tail_ = 0;  // last two bytes consumed
 };
 
 // Case-insensitive ASCII comparison for header names and tokens.

@@ -260,6 +260,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   ++requests_;
   ctx_.stats().requests++;
   method_.assign(h.method);
+  target_.assign(h.target);  // refined by CheckRequest (absolute-form); logged if refused
   method_id_ = h.method_id;
   version_minor_ = h.version_minor;
   req_framing_ = h.framing;
@@ -381,7 +382,8 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
       c = static_cast<char>(c - 'A' + 'a');
     }
   }
-  const auto route = MatchRoute(ctx_.config().routes, lower, target_);
+  // "OPTIONS *" concerns the server as a whole: route it by host, as the path "/".
+  const auto route = MatchRoute(ctx_.config().routes, lower, target_ == "*" ? "/" : target_);
   if (!route) {
     return reject(404, "no route");
   }

@@ -194,8 +194,7 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
     AppendHeader(out, h.name, h.value);
   }
   if (framing == Framing::kContentLength ||
-      (head_request && resp.content_length > 0) ||
-      (resp.status == 304 && resp.content_length > 0)) {
+      ((head_request || resp.status == 304) && resp.has_content_length)) {
     out->append("Content-Length: ");
     AppendDecimal(out, resp.content_length);
     out->append("\r\n");
