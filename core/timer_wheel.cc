@@ -1,56 +1,89 @@
 // core/timer_wheel.cc: see timer_wheel.h.
 #include "core/timer_wheel.h"
 
+#include <algorithm>
 #include <bit>
 
 namespace torii::core {
 
-TimerWheel::TimerWheel(uint64_t now_ms) : cursor_ms_(now_ms) {}
+TimerWheel::TimerWheel(uint64_t now_ms)
+    : cursor_ms_(now_ms), next_migration_(now_ms + kSlots / 2) {}
 
-void TimerWheel::Link(Entry& e, uint32_t slot) {
-  Head& h = slots_[slot];
-  e.prev = &sentinel_;  // first in its slot; real predecessor found through the slot index
-  e.next = h.first;
-  if (h.first != nullptr) {
-    h.first->prev = &e;
+void TimerWheel::Link(Entry& e, uint16_t list) {
+  e.list_ = list;
+  e.prev = nullptr;
+  e.next = heads_[list];
+  if (e.next != nullptr) {
+    e.next->prev = &e;
   }
-  h.first = &e;
-  bitmap_[slot / 64] |= (uint64_t{1} << (slot % 64));
+  heads_[list] = &e;
+  if (list != kFar) {
+    bitmap_[list / 64] |= uint64_t{1} << (list % 64);
+    ++near_size_;
+  }
   ++size_;
 }
 
 void TimerWheel::Unlink(Entry& e) {
-  const uint32_t slot = static_cast<uint32_t>(e.deadline_ms % kSlots);
-  if (e.prev == &sentinel_) {
-    slots_[slot].first = e.next;
-  } else {
+  const uint16_t list = e.list_;
+  if (e.prev != nullptr) {
     e.prev->next = e.next;
+  } else {
+    heads_[list] = e.next;
   }
   if (e.next != nullptr) {
     e.next->prev = e.prev;
   }
-  if (slots_[slot].first == nullptr) {
-    bitmap_[slot / 64] &= ~(uint64_t{1} << (slot % 64));
+  if (list != kFar) {
+    if (heads_[list] == nullptr) {
+      bitmap_[list / 64] &= ~(uint64_t{1} << (list % 64));
+    }
+    --near_size_;
   }
   e.prev = nullptr;
   e.next = nullptr;
+  e.list_ = kUnlinked;
   --size_;
+}
+
+void TimerWheel::File(Entry& e) {
+  if (e.deadline_ms < cursor_ms_ + kSlots) {
+    // Within one turn: the slot's tick is the deadline (an overdue one goes to the cursor).
+    const uint64_t tick = std::max(e.deadline_ms, cursor_ms_);
+    Link(e, static_cast<uint16_t>(tick % kSlots));
+    return;
+  }
+  if (heads_[kFar] == nullptr) {
+    next_migration_ = cursor_ms_ + kSlots / 2;
+  }
+  Link(e, kFar);
 }
 
 void TimerWheel::Schedule(Entry& e, uint64_t deadline_ms) {
   if (e.linked()) {
     Unlink(e);
   }
-  // Never file behind the cursor: a past deadline goes into the current slot and fires on the
-  // next Advance().
-  e.deadline_ms = deadline_ms < cursor_ms_ ? cursor_ms_ : deadline_ms;
-  Link(e, static_cast<uint32_t>(e.deadline_ms % kSlots));
+  e.deadline_ms = deadline_ms;
+  File(e);
 }
 
 void TimerWheel::Cancel(Entry& e) {
   if (e.linked()) {
     Unlink(e);
   }
+}
+
+void TimerWheel::Migrate() {
+  for (Entry* e = heads_[kFar]; e != nullptr;) {
+    Entry* following = e->next;
+    if (e->deadline_ms < cursor_ms_ + kSlots) {
+      Unlink(*e);
+      File(*e);
+    }
+    e = following;
+  }
+  // What is left is due at cursor + kSlots or later: the next sweep comes well before.
+  next_migration_ = cursor_ms_ + kSlots / 2;
 }
 
 uint32_t TimerWheel::NextNonEmpty(uint32_t from) const {
@@ -72,48 +105,48 @@ uint32_t TimerWheel::NextNonEmpty(uint32_t from) const {
 }
 
 TimerWheel::Entry* TimerWheel::PopExpired(uint64_t now_ms) {
-  while (size_ > 0 && cursor_ms_ <= now_ms) {
-    const uint32_t cur = static_cast<uint32_t>(cursor_ms_ % kSlots);
-    const uint32_t next = NextNonEmpty(cur);
-    const uint64_t distance = (next + kSlots - cur) % kSlots;
-    if (cursor_ms_ + distance > now_ms) {
-      cursor_ms_ = now_ms + 1;
-      // Keep the cursor's slot aligned: slots between were empty.
-      return nullptr;
+  for (;;) {
+    if (heads_[kFar] != nullptr && cursor_ms_ >= next_migration_) {
+      Migrate();
     }
-    cursor_ms_ += distance;
-    Head& h = slots_[next];
-    for (Entry* e = h.first; e != nullptr;) {
-      Entry* following = e->next;
-      if (e->deadline_ms <= now_ms) {
+    // Advance no further than the next sweep, so far entries join the wheel in time.
+    const uint64_t limit =
+        heads_[kFar] != nullptr ? std::min(now_ms, next_migration_) : now_ms;
+    if (near_size_ > 0) {
+      const uint32_t cur = static_cast<uint32_t>(cursor_ms_ % kSlots);
+      const uint32_t next = NextNonEmpty(cur);
+      const uint64_t tick = cursor_ms_ + (next + kSlots - cur) % kSlots;
+      if (tick <= limit) {
+        // Every entry of a slot is due at its tick (or overdue): hand out the first.
+        cursor_ms_ = tick;
+        Entry* e = heads_[next];
         Unlink(*e);
         return e;
       }
-      e = following;
     }
-    // Everything left in this slot belongs to a later turn of the wheel.
-    ++cursor_ms_;
+    if (limit >= now_ms) {
+      // Nothing is due up to now. The cursor stays at now (not past it), so an entry armed
+      // for now or earlier during this tick is still handed out by the next call.
+      cursor_ms_ = std::max(cursor_ms_, now_ms);
+      return nullptr;
+    }
+    cursor_ms_ = limit;  // reached the sweep point: migrate, then go on
   }
-  if (size_ == 0 && cursor_ms_ <= now_ms) {
-    cursor_ms_ = now_ms + 1;
-  }
-  return nullptr;
 }
 
 std::optional<uint64_t> TimerWheel::NextDeadline() const {
   if (size_ == 0) {
     return std::nullopt;
   }
-  const uint32_t cur = static_cast<uint32_t>(cursor_ms_ % kSlots);
-  const uint32_t next = NextNonEmpty(cur);
-  const uint64_t distance = (next + kSlots - cur) % kSlots;
-  // Entries of a later turn may sit there: the caller wakes early and PopExpired re-checks.
-  uint64_t earliest = ~uint64_t{0};
-  for (const Entry* e = slots_[next].first; e != nullptr; e = e->next) {
-    earliest = e->deadline_ms < earliest ? e->deadline_ms : earliest;
+  uint64_t next = ~uint64_t{0};
+  if (near_size_ > 0) {
+    const uint32_t cur = static_cast<uint32_t>(cursor_ms_ % kSlots);
+    next = cursor_ms_ + (NextNonEmpty(cur) + kSlots - cur) % kSlots;
   }
-  const uint64_t slot_tick = cursor_ms_ + distance;
-  return earliest < slot_tick + kSlots ? (earliest > slot_tick ? earliest : slot_tick) : slot_tick;
+  if (heads_[kFar] != nullptr) {
+    next = std::min(next, next_migration_);
+  }
+  return next;
 }
 
 }  // namespace torii::core

@@ -172,7 +172,11 @@ void Conn::Abort() {
 // Worker: setup
 
 Worker::Worker(const WorkerOptions& options)
-    : options_(options), blocks_(1024), timers_(MonotonicMs()), now_ms_(MonotonicMs()) {}
+    : options_(options), blocks_(1024), timers_(MonotonicMs()), now_ms_(MonotonicMs()) {
+  // Created here, not with the ring, so that RequestStop()/Post() from another thread before
+  // Run() starts are never lost (the eventfd counter keeps the wakeup until it is read).
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
 
 Worker::~Worker() {
   for (auto& c : conns_) {
@@ -253,9 +257,8 @@ Result<void> Worker::SetupRing() {
                      strerror(r.error().sys_errno));
     return r;
   }
-  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) {
-    return Fail(Errc::kIo, Side::kInternal, errno);
+    return Fail(Errc::kIo, Side::kInternal, EMFILE);
   }
   return {};
 }
@@ -409,6 +412,9 @@ Result<void> Worker::Run() {
     ArmAccept(l);
   }
   ArmWake();
+  if (stop_requested_.load(std::memory_order_acquire)) {
+    BeginDrain();  // asked to stop before the loop started
+  }
   accept_retry_.kind = kAcceptRetry;
   drain_deadline_.kind = kDrainDeadline;
   if (on_start_) {

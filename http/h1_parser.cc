@@ -2,6 +2,7 @@
 #include "http/h1_parser.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace torii::http {
 
@@ -236,12 +237,23 @@ H1Parser::Step H1Parser::Next(const char* buf, size_t len) {
         must_close_ = true;
         pending_ = Event::kDone;
       }
-      if (pending_ == Event::kDone && !head_reported_) {
+      if ((pending_ == Event::kHead || pending_ == Event::kDone) && !head_reported_) {
+        // llhttp accepts a bare LF after the start line and at the end of the head; RFC
+        // 9112 §2.2 lets a recipient do so, but torii must read exactly what its peers read.
+        const char* p = buf + head_start_;
+        const char* end = buf + consumed_;
+        while ((p = static_cast<const char*>(memchr(p, '\n', static_cast<size_t>(end - p)))) !=
+               nullptr) {
+          if (p == buf + head_start_ || p[-1] != '\r') {
+            Fail(kind_ == Kind::kRequest ? 400 : 502, "bare LF in head");
+            return Step{Event::kError, {}};
+          }
+          ++p;
+        }
         head_reported_ = true;
-        return Step{Event::kHead, {}};
-      }
-      if (pending_ == Event::kHead) {
-        head_reported_ = true;
+        if (pending_ == Event::kDone) {
+          return Step{Event::kHead, {}};
+        }
       }
       const Event e = pending_;
       if (e == Event::kDone) {
@@ -254,11 +266,30 @@ H1Parser::Step H1Parser::Next(const char* buf, size_t len) {
         Fail(502, llhttp_errno_name(err));
       } else if (err == HPE_INVALID_TRANSFER_ENCODING && !head_done_) {
         Fail(501, llhttp_errno_name(err));
+      } else if (err == HPE_INVALID_CHUNK_SIZE &&
+                 std::string_view(llhttp_get_error_reason(&parser_)) == "Chunk size overflow") {
+        Fail(413, "chunk size over the body limit");  // C2: 17+ hex digits
+      } else if (err == HPE_INVALID_VERSION && IsOtherHttpVersion(buf, len)) {
+        Fail(505, "HTTP version not supported");
       } else {
         Fail(400, llhttp_errno_name(err));
       }
       return Step{Event::kError, {}};
   }
+}
+
+bool H1Parser::IsOtherHttpVersion(const char* buf, size_t len) const {
+  // The request line's last token is "HTTP/d.d" with a major version other than 1 (llhttp's
+  // strict mode refuses e.g. HTTP/3.0 itself, before torii can answer 505).
+  const std::string_view view(buf + head_start_, len - head_start_);
+  const std::string_view line = view.substr(0, view.find('\r'));
+  const size_t sp = line.rfind(' ');
+  if (sp == std::string_view::npos) {
+    return false;
+  }
+  const std::string_view v = line.substr(sp + 1);
+  return v.size() == 8 && v.starts_with("HTTP/") && v[5] >= '0' && v[5] <= '9' && v[5] != '1' &&
+         v[6] == '.' && v[7] >= '0' && v[7] <= '9';
 }
 
 H1Parser::Step H1Parser::Next(char* buf, size_t len) {

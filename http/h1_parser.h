@@ -140,6 +140,7 @@ class H1Parser {
   static const llhttp_settings_t& Settings();
 
   int Fail(int status, const char* reason);
+  bool IsOtherHttpVersion(const char* buf, size_t len) const;
   int ValidateHead();
   void Extend(uint32_t& off, uint32_t& len, const char* at, size_t n);
 

@@ -143,22 +143,27 @@ void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
   out->append(target);
   out->append(" HTTP/1.1\r\n");
   AppendHeader(out, "Host", host);
-  bool have_via = false;
+  // Our hop goes after the client's last Via line (RFC 9110 §7.6.3), or in a Via of its own.
+  const HeaderView* last_via = nullptr;
+  for (const HeaderView& h : req.headers) {
+    if (EqualsIgnoreCase(h.name, "via") && !NamedInConnection(req, h.name)) {
+      last_via = &h;
+    }
+  }
   for (const HeaderView& h : req.headers) {
     if (IsDroppedRequestHeader(h.name) || NamedInConnection(req, h.name)) {
       continue;
     }
-    if (EqualsIgnoreCase(h.name, "via")) {
-      // Append our hop to the client's Via (RFC 9110 §7.6.3).
+    if (&h == last_via) {
       out->append(h.name);
       out->append(": ");
       out->append(h.value);
       out->append(", 1.1 torii\r\n");
-      have_via = true;
       continue;
     }
     AppendHeader(out, h.name, h.value);
   }
+  const bool have_via = last_via != nullptr;
   AppendHeader(out, "X-Forwarded-For", client_ip);
   AppendHeader(out, "X-Forwarded-Proto", "http");
   if (!have_via) {

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""bench/idle_conns.py: memory cost of idle keep-alive connections in a server.
+
+  idle_conns.py --addr HOST:PORT --pid PID [--pid PID ...] [-n 10000] [--path /?size=100]
+                [--batch 200] [--settle 2] [--label NAME]
+
+Opens N TCP connections to HOST:PORT; on each it sends one keep-alive GET and reads the
+whole response (status 200 required, Content-Length framing), then leaves it idle. RSS
+(VmRSS in /proc/PID/status, summed over every --pid) is read after a warm-up and again
+once all N connections are idle; the difference divided by N is the server's user-space
+memory per idle connection (kernel socket buffers are not in RSS). It also checks that the
+server kept every connection open. The last line of output is machine-readable:
+
+  RESULT label=NAME n=N alive=A rss_before_kib=B rss_after_kib=C bytes_per_conn=D
+
+The soft RLIMIT_NOFILE is raised to the hard limit; N must fit under it.
+Python 3 standard library only.
+"""
+import argparse
+import resource
+import socket
+import sys
+import time
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+    return total
+
+
+def read_response(sock):
+    """Reads one Content-Length-framed response; returns (status, body_len)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the response head")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    length = None
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+        elif name.strip().lower() == b"transfer-encoding":
+            raise ConnectionError("chunked response: use a path answered with Content-Length")
+    if length is None:
+        raise ConnectionError("response without Content-Length")
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed in the middle of the body")
+        rest += chunk
+    if len(rest) != length:
+        raise ConnectionError(f"{len(rest) - length} unexpected bytes after the body")
+    return status, length
+
+
+def open_batch(host, port, request, count):
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.create_connection((host, port), timeout=15)
+            socks.append(s)
+        for s in socks:
+            s.sendall(request)
+        for s in socks:
+            status, _ = read_response(s)
+            if status != 200:
+                raise ConnectionError(f"status {status}, expected 200")
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def alive(sock):
+    sock.setblocking(False)  # a socket with a timeout would wait in recv() despite DONTWAIT
+    try:
+        data = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True  # nothing to read and not closed
+    except OSError:
+        return False
+    return bool(data)  # b"" = the server closed it
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--addr", required=True)
+    ap.add_argument("--pid", type=int, action="append", required=True)
+    ap.add_argument("-n", type=int, default=10000)
+    ap.add_argument("--path", default="/?size=100")
+    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--label", default="server")
+    a = ap.parse_args()
+    host, port = a.addr.rsplit(":", 1)
+    port = int(port)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    if a.n + 64 > soft:
+        print(f"{a.label}: -n {a.n} needs {a.n + 64} file descriptors, the limit is {soft}; "
+              f"use -n {soft - 64} or raise the hard limit", file=sys.stderr)
+        return 2
+
+    request = (f"GET {a.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: torii-bench-idle\r\n"
+               f"Accept: */*\r\n\r\n").encode()
+
+    # Warm-up: one batch that connects, gets a response and closes, so the baseline already
+    # includes the server's lazily allocated per-worker state (buffer pools, upstream pool).
+    for s in open_batch(host, port, request, min(a.batch, a.n)):
+        s.close()
+    time.sleep(a.settle / 2)
+    before = rss_kib(a.pid)
+
+    socks = []
+    t0 = time.monotonic()
+    try:
+        while len(socks) < a.n:
+            socks += open_batch(host, port, request, min(a.batch, a.n - len(socks)))
+    except (OSError, ConnectionError, ValueError, IndexError) as e:
+        print(f"{a.label}: failed after {len(socks)} connections: {type(e).__name__}: {e}",
+              file=sys.stderr)
+        for s in socks:
+            s.close()
+        return 1
+    opened_s = time.monotonic() - t0
+    time.sleep(a.settle)
+    after = rss_kib(a.pid)
+    n_alive = sum(1 for s in socks if alive(s))
+    for s in socks:
+        s.close()
+    per_conn = (after - before) * 1024 / a.n
+    print(f"{a.label}: {a.n} connections opened in {opened_s:.1f}s, {n_alive} still open after "
+          f"{a.settle:.0f}s idle; RSS {before} KiB -> {after} KiB: "
+          f"{per_conn:,.0f} bytes per idle connection")
+    print(f"RESULT label={a.label} n={a.n} alive={n_alive} rss_before_kib={before} "
+          f"rss_after_kib={after} bytes_per_conn={per_conn:.0f}")
+    return 0 if n_alive == a.n else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

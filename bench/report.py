@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""bench/report.py: helpers for bench/run.sh (Python 3 standard library only).
+
+  report.py parse-wrk FILE
+      Parses `wrk --latency` output and prints one line:
+      "RPS REQUESTS P50_US P99_US NON2XX SOCKET_ERRORS" (fails if the output is incomplete).
+
+  report.py table RUNS_TSV [--duration S] [--conns N]
+      Reads the per-run records written by run.sh (tab separated:
+      scenario proxy round rps requests p50_us p99_us cpu_s non2xx sock_errors)
+      and prints, per scenario and proxy: median req/s, median p50/p99, proxy CPU use,
+      requests per proxy CPU-second (sum of requests / sum of CPU seconds over all rounds),
+      errors, and torii's ratios to nginx and HAProxy.
+"""
+import re
+import statistics
+import sys
+
+_UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0, "m": 60_000_000.0, "h": 3_600_000_000.0}
+
+
+def _latency_us(text):
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s|m|h)", text)
+    if not m:
+        raise ValueError(f"bad latency value {text!r}")
+    return float(m.group(1)) * _UNITS_US[m.group(2)]
+
+
+def parse_wrk(text):
+    """Returns (rps, requests, p50_us, p99_us, non2xx, socket_errors) from wrk --latency output."""
+    rps = re.search(r"^Requests/sec:\s+([0-9.]+)", text, re.M)
+    reqs = re.search(r"^\s*(\d+) requests in ", text, re.M)
+    p50 = re.search(r"^\s+50%\s+(\S+)", text, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", text, re.M)
+    if not (rps and reqs and p50 and p99):
+        raise ValueError("incomplete wrk output (no Requests/sec, request count or percentiles)")
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    sock_errors = sum(int(x) for x in sock.groups()) if sock else 0
+    return (float(rps.group(1)), int(reqs.group(1)), _latency_us(p50.group(1)),
+            _latency_us(p99.group(1)), int(non2xx.group(1)) if non2xx else 0, sock_errors)
+
+
+def _fmt_lat(us):
+    if us >= 1_000_000:
+        return f"{us / 1_000_000:.2f}s"
+    if us >= 1000:
+        return f"{us / 1000:.2f}ms"
+    return f"{us:.0f}us"
+
+
+def _fmt_ratio(a, b):
+    return f"x{a / b:.2f}" if a and b else "n/a"
+
+
+SCENARIO_TITLES = {
+    "small": "100-byte responses (GET /?size=100)",
+    "large": "100 KiB responses (GET /?size=102400)",
+}
+PROXY_ORDER = ["torii", "nginx", "haproxy"]
+
+
+def table(path, duration, conns):
+    runs = []
+    with open(path) as f:
+        for line in f:
+            if not line.strip() or line.startswith("#"):
+                continue
+            f = line.rstrip("\n").split("\t")
+            sc, px, rnd, rps, reqs, p50, p99, cpu, non2xx, sock = f[:10]
+            busy_p, busy_l = (float(f[10]), float(f[11])) if len(f) >= 12 else (0.0, 0.0)
+            runs.append(dict(scenario=sc, proxy=px, round=int(rnd), rps=float(rps),
+                             requests=int(reqs), p50=float(p50), p99=float(p99), cpu=float(cpu),
+                             non2xx=int(non2xx), sock=int(sock), busy_p=busy_p, busy_l=busy_l))
+    out = []
+    scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
+    for sc in scenarios:
+        mine = [r for r in runs if r["scenario"] == sc]
+        proxies = [p for p in PROXY_ORDER if any(r["proxy"] == p for r in mine)]
+        proxies += sorted({r["proxy"] for r in mine} - set(proxies))
+        rounds = max(r["round"] for r in mine)
+        out.append(f"Scenario {sc}: {SCENARIO_TITLES.get(sc, sc)}, {conns} keep-alive connections, "
+                   f"{rounds} round(s) x {duration}s per proxy, interleaved")
+        hdr = (f"  {'proxy':<8} {'req/s (median)':>15} {'p50':>9} {'p99':>9} {'proxy CPU':>10} "
+               f"{'req/CPU-s':>10} {'errors':>7} {'CPU busy P/L':>13}   per-round req/s")
+        out.append(hdr)
+        out.append("  " + "-" * (len(hdr) - 2))
+        summary = {}
+        for px in proxies:
+            rs = sorted((r for r in mine if r["proxy"] == px), key=lambda r: r["round"])
+            med_rps = statistics.median(r["rps"] for r in rs)
+            med_p50 = statistics.median(r["p50"] for r in rs)
+            med_p99 = statistics.median(r["p99"] for r in rs)
+            total_req = sum(r["requests"] for r in rs)
+            total_cpu = sum(r["cpu"] for r in rs)
+            cpu_pct = 100.0 * total_cpu / (duration * len(rs)) if duration else 0.0
+            per_cpu = total_req / total_cpu if total_cpu > 0 else 0.0
+            errors = sum(r["non2xx"] + r["sock"] for r in rs)
+            busy = f"{statistics.median(r['busy_p'] for r in rs):.0f}%/" \
+                   f"{statistics.median(r['busy_l'] for r in rs):.0f}%"
+            summary[px] = (med_rps, per_cpu)
+            out.append(f"  {px:<8} {med_rps:>15,.0f} {_fmt_lat(med_p50):>9} {_fmt_lat(med_p99):>9} "
+                       f"{cpu_pct:>9.0f}% {per_cpu:>10,.0f} {errors:>7} {busy:>13}   "
+                       + " ".join(f"{r['rps']:,.0f}" for r in rs))
+        if "torii" in summary:
+            t_rps, t_cpu = summary["torii"]
+            for peer in (p for p in proxies if p != "torii"):
+                p_rps, p_cpu = summary[peer]
+                out.append(f"  torii / {peer:<8} req/s {_fmt_ratio(t_rps, p_rps):>6}   "
+                           f"req per CPU-second {_fmt_ratio(t_cpu, p_cpu):>6}")
+        out.append("")
+    out.append("proxy CPU = proxy CPU seconds (utime+stime, all its processes) / wall seconds of "
+               "the runs; 100% = the one core it is pinned to.")
+    out.append("errors = wrk non-2xx/3xx responses + socket errors, summed over the rounds.")
+    out.append("CPU busy P/L = median share of the run during which the proxy's CPU / the load CPU "
+               "(wrk + origin) was busy with anything,\n  other tenants included: L near 100% "
+               "means wrk + origin, not the proxy, set req/s; req/CPU-s is then the figure\n"
+               "  that compares the proxies.")
+    return "\n".join(out)
+
+
+def main(argv):
+    if len(argv) >= 2 and argv[0] == "parse-wrk":
+        with open(argv[1]) as f:
+            try:
+                vals = parse_wrk(f.read())
+            except ValueError as e:
+                print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
+                return 1
+        print("%.2f %d %.1f %.1f %d %d" % vals)
+        return 0
+    if len(argv) >= 2 and argv[0] == "table":
+        duration, conns = 0.0, 0
+        args = argv[2:]
+        while args:
+            if args[0] == "--duration":
+                duration = float(args[1])
+            elif args[0] == "--conns":
+                conns = int(args[1])
+            else:
+                print(f"report.py: unknown option {args[0]}", file=sys.stderr)
+                return 2
+            args = args[2:]
+        print(table(argv[1], duration, conns))
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,614 @@
+#!/usr/bin/env bash
+# bench/run.sh: torii against nginx and HAProxy, configured alike (DESIGN.md "Benchmarks").
+#
+#   bash bench/run.sh [macro]   wrk throughput, latency and proxy CPU, interleaved rounds
+#   bash bench/run.sh idle      memory per idle keep-alive connection (bench/idle_conns.py)
+#   bash bench/run.sh parser    the H1Parser micro-benchmark (bench/h1_parser_bench.cc)
+#
+# One torii-origin serves all three proxies. Each proxy runs one worker (torii workers = 1,
+# nginx worker_processes 1, HAProxy nbthread 1) pinned to PROXY_CPU; wrk and the origin share
+# LOAD_CPU. Everything listens on 127.0.0.1 on free ports. Every process is started in the
+# background, recorded by PID and stopped by that PID at the end, on error and on Ctrl-C.
+# Each proxy must answer 200 with the origin's exact body before it is measured (and again
+# after), and every wrk run is checked for non-2xx answers and socket errors.
+#
+# Environment (defaults in brackets):
+#   DURATION [5]            seconds per wrk run
+#   ROUNDS [3]              rounds per scenario; a round runs every proxy once, in turn
+#   SCENARIOS [small large] small = GET /?size=100, large = GET /?size=102400 (a, b also work)
+#   PROXIES [torii nginx haproxy]
+#   CONNS [50]              wrk connections (wrk -t1)
+#   N [10000]               idle mode: connections to open
+#   BUILD_DIR [<repo>/build-bench]   Release build used (and made unless SKIP_BUILD=1)
+#   RESULTS_DIR [$BUILD_DIR/bench-results]   where the tables are written
+#   PROXY_CPU [0]  LOAD_CPU [1]      CPUs for the proxy under test / for wrk and the origin
+#   KEEP_WORK [0]           1 = keep the temp dir (configs, logs, wrk outputs)
+#   SKIP_BUILD [0]          1 = use the binaries already in BUILD_DIR
+#   BENCH_ARGS              parser mode: extra flags, e.g. "--benchmark_repetitions=5"
+set -euo pipefail
+
+MODE=${1:-macro}
+case $MODE in
+  macro | idle | parser) ;;
+  -h | --help | help)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser)" >&2
+    exit 2
+    ;;
+esac
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+SCENARIOS=${SCENARIOS:-small large}
+PROXIES=${PROXIES:-torii nginx haproxy}
+CONNS=${CONNS:-50}
+N=${N:-10000}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+RESULTS_DIR=${RESULTS_DIR:-$BUILD_DIR/bench-results}
+KEEP_WORK=${KEEP_WORK:-0}
+SKIP_BUILD=${SKIP_BUILD:-0}
+
+for v in DURATION ROUNDS CONNS N PROXY_CPU LOAD_CPU; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number (got '${!v}')" >&2; exit 2; }
+done
+((DURATION >= 1 && DURATION <= 600)) || { echo "run.sh: DURATION must be 1..600" >&2; exit 2; }
+((ROUNDS >= 1 && ROUNDS <= 20)) || { echo "run.sh: ROUNDS must be 1..20" >&2; exit 2; }
+for p in $PROXIES; do
+  [[ $p == torii || $p == nginx || $p == haproxy ]] ||
+    { echo "run.sh: unknown proxy '$p' in PROXIES" >&2; exit 2; }
+done
+
+TORII_BIN=$BUILD_DIR/app/torii
+ORIGIN_BIN=$BUILD_DIR/tests/origin/torii-origin
+PARSER_BENCH_BIN=$BUILD_DIR/bench/h1_parser_bench
+CLK_TCK=$(getconf CLK_TCK)
+STAMP=$(date +%Y%m%d-%H%M%S)
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# ---------------------------------------------------------------------------------------
+# Process bookkeeping: every background process is recorded by PID and stopped by PID.
+# ---------------------------------------------------------------------------------------
+OWN_PIDS=()   # our children, stopped in reverse order by cleanup
+EXTRA_PIDS=() # not our children (nginx workers): stopped only if still an nginx process
+WORK=""
+
+# True while PID is a live (non-zombie) process.
+pid_alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z && ${stat:0:1} != X ]]
+}
+
+# stop_pid PID: SIGTERM, up to 5 s to exit, then SIGKILL; reaps it if it is our child.
+stop_pid() {
+  local pid=$1 i
+  if pid_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+      pid_alive "$pid" || break
+      sleep 0.1
+    done
+    if pid_alive "$pid"; then
+      log "PID $pid did not exit within 5 s of SIGTERM: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+forget_pid() {
+  local pid=$1 i
+  for i in "${!OWN_PIDS[@]}"; do [[ ${OWN_PIDS[i]} == "$pid" ]] && unset 'OWN_PIDS[i]'; done
+  OWN_PIDS=("${OWN_PIDS[@]}")
+}
+
+# start_bg LOGFILE CMD...: runs CMD in the background; its PID is left in BG_PID.
+start_bg() {
+  local logfile=$1
+  shift
+  "$@" </dev/null >"$logfile" 2>&1 &
+  BG_PID=$!
+  OWN_PIDS+=("$BG_PID")
+}
+
+stop_extra_pids() {
+  local pid
+  for pid in "${EXTRA_PIDS[@]}"; do
+    if pid_alive "$pid" && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == nginx ]]; then
+      log "nginx worker $pid outlived its master: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  EXTRA_PIDS=()
+}
+
+cleanup() {
+  local rc=$? i
+  trap - EXIT INT TERM
+  for ((i = ${#OWN_PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${OWN_PIDS[i]}"; done
+  stop_extra_pids
+  if [[ -n $WORK && -d $WORK ]]; then
+    if [[ $KEEP_WORK == 1 || $rc != 0 ]]; then
+      log "work dir kept: $WORK"
+    else
+      rm -rf "$WORK"
+    fi
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_file FILE PID WHAT: waits (10 s at most) for FILE to appear while PID lives.
+wait_file() {
+  local file=$1 pid=$2 what=$3 i
+  for ((i = 0; i < 100; i++)); do
+    [[ -s $file ]] && return 0
+    pid_alive "$pid" || die "$what exited during start-up; its output: $(tail -n 20 "$WORK/$what.log" 2>/dev/null)"
+    sleep 0.1
+  done
+  die "$what wrote no ready file within 10 s; its output: $(tail -n 20 "$WORK/$what.log" 2>/dev/null)"
+}
+
+# cpu_ticks PID...: utime + stime (clock ticks) summed over the PIDs.
+cpu_ticks() {
+  local pid stat total=0
+  local -a f
+  for pid in "$@"; do
+    stat=$(cat "/proc/$pid/stat") || die "PID $pid is gone"
+    stat=${stat##*) }
+    read -ra f <<<"$stat"
+    total=$((total + f[11] + f[12]))
+  done
+  echo "$total"
+}
+
+# cpu_stat CPU: "BUSY TOTAL" jiffies of one CPU from /proc/stat (busy = all but idle and
+# iowait; steal counts as busy: the time was not ours).
+cpu_stat() {
+  awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat
+}
+
+# busy_pct "B0 T0" "B1 T1": percentage of the interval the CPU was busy (anyone's work).
+busy_pct() {
+  awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
+    t = y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
+}
+
+scenario_path() {
+  case $1 in
+    small | a) echo "/?size=100" ;;
+    large | b) echo "/?size=102400" ;;
+    *) die "unknown scenario '$1' (small | large)" ;;
+  esac
+}
+scenario_size() {
+  case $1 in
+    small | a) echo 100 ;;
+    large | b) echo 102400 ;;
+  esac
+}
+scenario_name() {
+  case $1 in
+    a) echo small ;;
+    b) echo large ;;
+    *) echo "$1" ;;
+  esac
+}
+
+raise_fd_limit() {
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  FD_LIMIT=$(ulimit -n)
+}
+
+# ---------------------------------------------------------------------------------------
+# Build
+# ---------------------------------------------------------------------------------------
+build() {
+  if [[ $SKIP_BUILD == 1 ]]; then
+    local b
+    for b in "$@"; do
+      case $b in
+        torii) [[ -x $TORII_BIN ]] || die "SKIP_BUILD=1 but $TORII_BIN is missing" ;;
+        torii-origin) [[ -x $ORIGIN_BIN ]] || die "SKIP_BUILD=1 but $ORIGIN_BIN is missing" ;;
+        h1_parser_bench) [[ -x $PARSER_BENCH_BIN ]] || die "SKIP_BUILD=1 but $PARSER_BENCH_BIN is missing" ;;
+      esac
+    done
+    return 0
+  fi
+  log "building Release in $BUILD_DIR: $*"
+  timeout 600 cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DTORII_SANITIZE=OFF -DTORII_BUILD_TESTS=ON -DTORII_BUILD_BENCH=ON >"$WORK/cmake.log" 2>&1 ||
+    die "cmake failed: $(tail -n 30 "$WORK/cmake.log")"
+  timeout 1800 ninja -C "$BUILD_DIR" -j"$(nproc)" "$@" >"$WORK/ninja.log" 2>&1 ||
+    die "build failed: $(tail -n 30 "$WORK/ninja.log")"
+}
+
+# ---------------------------------------------------------------------------------------
+# Servers. Each start_* fills PORT[name] and CPU_PIDS[name] (the PIDs whose CPU is counted).
+# ---------------------------------------------------------------------------------------
+declare -A PORT CPU_PIDS MAIN_PID
+ORIGIN_ADDR=""
+
+start_origin() {
+  start_bg "$WORK/origin.log" taskset -c "$LOAD_CPU" "$ORIGIN_BIN" --listen 127.0.0.1:0 \
+    --name bench-origin --ready-file "$WORK/origin.ready"
+  ORIGIN_PID=$BG_PID
+  wait_file "$WORK/origin.ready" "$ORIGIN_PID" origin
+  ORIGIN_ADDR=$(head -n 1 "$WORK/origin.ready" | tr -d '[:space:]')
+  python3 "$BENCH_DIR/check_http.py" --name origin --addr "$ORIGIN_ADDR" --path "/?size=100" \
+    --size 100 --count 3 >/dev/null || die "the origin does not answer 200 on $ORIGIN_ADDR"
+  log "origin (PID $ORIGIN_PID, CPU $LOAD_CPU) on $ORIGIN_ADDR"
+}
+
+start_torii() {
+  local dir=$WORK/torii
+  mkdir -p "$dir"
+  cat >"$dir/torii.toml" <<EOF
+# generated by bench/run.sh
+[server]
+workers = 1
+access_log = "off"
+error_log = "-"
+log_level = "warn"
+shutdown_grace = "1s"
+max_connections = 30000
+ready_file = "$dir/ready"
+
+[[listener]]
+name = "bench"
+address = "127.0.0.1:0"
+
+[[pool]]
+name = "origin"
+backends = [{ address = "$ORIGIN_ADDR" }]
+keepalive = 64
+
+[[route]]
+host = "*"
+path_prefix = "/"
+pool = "origin"
+EOF
+  "$TORII_BIN" -t -c "$dir/torii.toml" >"$dir/check.log" 2>&1 ||
+    die "torii rejects its bench config: $(cat "$dir/check.log")"
+  start_bg "$WORK/torii.log" taskset -c "$PROXY_CPU" "$TORII_BIN" -c "$dir/torii.toml"
+  MAIN_PID[torii]=$BG_PID
+  CPU_PIDS[torii]=$BG_PID
+  wait_file "$dir/ready" "$BG_PID" torii
+  local addr
+  addr=$(awk '$1 == "bench" { print $2 }' "$dir/ready")
+  [[ $addr == 127.0.0.1:* ]] || die "torii ready file has no 'bench' listener: $(cat "$dir/ready")"
+  PORT[torii]=${addr##*:}
+}
+
+start_nginx() {
+  local dir=$WORK/nginx port
+  port=$(free_port)
+  mkdir -p "$dir/logs" "$dir/tmp"
+  cat >"$dir/nginx.conf" <<EOF
+# generated by bench/run.sh
+user root;
+worker_processes 1;
+worker_rlimit_nofile $FD_LIMIT;
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events {
+    worker_connections 20000;
+}
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/client_body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    keepalive_timeout 75s;
+    upstream origin {
+        server $ORIGIN_ADDR;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # Buffer in memory only: never spill 100 KiB responses to temp files.
+            proxy_max_temp_file_size 0;
+        }
+    }
+}
+EOF
+  nginx -t -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" >"$dir/check.log" 2>&1 ||
+    die "nginx rejects its bench config: $(cat "$dir/check.log")"
+  start_bg "$WORK/nginx.log" taskset -c "$PROXY_CPU" nginx -p "$dir/" -e "$dir/logs/error.log" \
+    -c "$dir/nginx.conf"
+  MAIN_PID[nginx]=$BG_PID
+  local master=$BG_PID workers="" i
+  for ((i = 0; i < 100; i++)); do
+    pid_alive "$master" || die "nginx exited during start-up: $(tail -n 20 "$dir/logs/error.log" "$WORK/nginx.log" 2>/dev/null)"
+    workers=$({ ps -o pid= --ppid "$master" || true; } | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')
+    [[ -n $workers ]] && break
+    sleep 0.1
+  done
+  [[ -n $workers ]] || die "nginx started no worker within 10 s"
+  local -a wp
+  read -ra wp <<<"$workers"
+  EXTRA_PIDS+=("${wp[@]}")
+  CPU_PIDS[nginx]="$master $workers"
+  PORT[nginx]=$port
+}
+
+start_haproxy() {
+  local dir=$WORK/haproxy port
+  port=$(free_port)
+  mkdir -p "$dir"
+  # maxconn 30000 makes HAProxy ask for ~60000 descriptors; where the hard limit is lower
+  # (and cannot be raised), "no strict-limits" turns its start-up failure into a warning.
+  local strict=""
+  ((FD_LIMIT >= 60100)) || strict="    no strict-limits   # fd hard limit $FD_LIMIT < the ~60000 maxconn 30000 wants"
+  cat >"$dir/haproxy.cfg" <<EOF
+# generated by bench/run.sh (no log lines: no logging)
+global
+    nbthread 1
+    maxconn 30000
+$strict
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+    timeout http-request 10s
+
+frontend bench
+    bind 127.0.0.1:$port
+    default_backend origin
+
+backend origin
+    server origin1 $ORIGIN_ADDR
+EOF
+  haproxy -c -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 ||
+    die "haproxy rejects its bench config: $(cat "$dir/check.log")"
+  start_bg "$WORK/haproxy.log" taskset -c "$PROXY_CPU" haproxy -db -f "$dir/haproxy.cfg"
+  MAIN_PID[haproxy]=$BG_PID
+  CPU_PIDS[haproxy]=$BG_PID
+  PORT[haproxy]=$port
+}
+
+# check_proxy NAME PATH SIZE: 200 with the origin's exact body, or die.
+check_proxy() {
+  local name=$1 path=$2 size=$3 out
+  out=$(python3 "$BENCH_DIR/check_http.py" --name "$name" --addr "127.0.0.1:${PORT[$name]}" \
+    --path "$path" --size "$size" --reference "$ORIGIN_ADDR" --count 10 --wait 10) ||
+    die "$name failed its response check: $out"
+  log "check: $out"
+}
+
+start_proxy() {
+  "start_$1"
+  RUNNING+=" $1"
+  check_proxy "$1" "/?size=100" 100
+  log "$1 (PID ${MAIN_PID[$1]}, CPU-accounted PIDs ${CPU_PIDS[$1]}, CPU $PROXY_CPU) on 127.0.0.1:${PORT[$1]}"
+}
+
+stop_proxy() {
+  local pid=${MAIN_PID[$1]}
+  stop_pid "$pid"
+  forget_pid "$pid"
+  local p left=""
+  for p in $RUNNING; do [[ $p == "$1" ]] || left+=" $p"; done
+  RUNNING=$left
+  [[ $1 == nginx ]] && stop_extra_pids
+  return 0
+}
+
+proxies_alive() {
+  local p pid
+  for p in $RUNNING; do
+    for pid in ${CPU_PIDS[$p]}; do
+      pid_alive "$pid" || die "$p (PID $pid) died; last output: $(tail -n 20 "$WORK/$p.log" 2>/dev/null)"
+    done
+  done
+  pid_alive "$ORIGIN_PID" || die "the origin died: $(tail -n 20 "$WORK/origin.log")"
+}
+
+# Lines in the proxies' logs that point at a problem.
+log_problems() {
+  local f
+  {
+    [[ -f $WORK/torii.log ]] && grep -E '\[(warning|error|critical)\]' "$WORK/torii.log" | sed 's/^/torii: /'
+    f=$WORK/nginx/logs/error.log
+    [[ -f $f ]] && grep -E '\[(warn|error|crit|alert|emerg)\]' "$f" | sed 's/^/nginx: /'
+    [[ -f $WORK/haproxy.log ]] && grep -E '(WARNING|ALERT)' "$WORK/haproxy.log" | sed 's/^/haproxy: /'
+    grep -v '^$' "$WORK/origin.log" 2>/dev/null | grep -vi 'listening\|ready' | sed 's/^/origin: /'
+  } | head -n 40 || true
+}
+
+env_header() {
+  echo "date:      $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "commit:    $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
+  echo "machine:   $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "versions:  $("$TORII_BIN" --version 2>&1), $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -n 1 | cut -d' ' -f1-3), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+  echo "pinning:   proxy under test on CPU $PROXY_CPU; wrk and torii-origin on CPU $LOAD_CPU"
+}
+
+# ---------------------------------------------------------------------------------------
+# Modes
+# ---------------------------------------------------------------------------------------
+run_macro() {
+  command -v wrk >/dev/null || die "wrk is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/macro-$STAMP.txt runs=$RESULTS_DIR/macro-$STAMP.tsv
+  printf '# scenario\tproxy\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
+
+  start_origin
+  local p sc r
+  for p in $PROXIES; do start_proxy "$p"; done
+  for sc in $SCENARIOS; do
+    local path size name
+    path=$(scenario_path "$sc")
+    size=$(scenario_size "$sc")
+    name=$(scenario_name "$sc")
+    for p in $PROXIES; do check_proxy "$p" "$path" "$size"; done
+    # One short unrecorded warm-up run per proxy (connection pools, caches, page faults).
+    for p in $PROXIES; do
+      timeout -k 5 30 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s \
+        "http://127.0.0.1:${PORT[$p]}$path" >"$WORK/warmup-$name-$p.txt" 2>&1 ||
+        die "wrk warm-up against $p failed: $(cat "$WORK/warmup-$name-$p.txt")"
+    done
+    proxies_alive
+    for ((r = 1; r <= ROUNDS; r++)); do
+      for p in $PROXIES; do
+        local out=$WORK/wrk-$name-$p-$r.txt c0 c1 vals rps reqs p50 p99 non2xx sock cpu
+        local s0p s0l busy_p busy_l
+        local -a cpids
+        read -ra cpids <<<"${CPU_PIDS[$p]}"
+        sleep 1
+        s0p=$(cpu_stat "$PROXY_CPU")
+        s0l=$(cpu_stat "$LOAD_CPU")
+        c0=$(cpu_ticks "${cpids[@]}")
+        timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" \
+          --latency "http://127.0.0.1:${PORT[$p]}$path" >"$out" 2>&1 ||
+          die "wrk against $p failed (rc $?): $(cat "$out")"
+        c1=$(cpu_ticks "${cpids[@]}")
+        busy_p=$(busy_pct "$s0p" "$(cpu_stat "$PROXY_CPU")")
+        busy_l=$(busy_pct "$s0l" "$(cpu_stat "$LOAD_CPU")")
+        vals=$(python3 "$BENCH_DIR/report.py" parse-wrk "$out") || die "cannot parse $out: $(cat "$out")"
+        read -r rps reqs p50 p99 non2xx sock <<<"$vals"
+        cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
+        printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$p" "$r" "$rps" \
+          "$reqs" "$p50" "$p99" "$cpu" "$non2xx" "$sock" "$busy_p" "$busy_l" >>"$runs"
+        log "$name round $r/$ROUNDS $p: $rps req/s, p50 ${p50}us, p99 ${p99}us, proxy CPU ${cpu}s, CPU $PROXY_CPU/$LOAD_CPU busy $busy_p%/$busy_l%, non-2xx $non2xx, socket errors $sock"
+        if ((non2xx > 0 || sock > 0)); then
+          log "WARNING: $p: $non2xx non-2xx answers and $sock socket errors in this run"
+          cp "$out" "$RESULTS_DIR/macro-$STAMP-wrk-$name-$p-$r.txt"
+        fi
+        proxies_alive
+      done
+    done
+    for p in $PROXIES; do check_proxy "$p" "$path" "$size"; done
+  done
+
+  {
+    echo "torii benchmark: wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS interleaved round(s)"
+    env_header
+    echo
+    python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
+    local problems
+    problems=$(log_problems)
+    echo
+    if [[ -n $problems ]]; then
+      echo "log lines that may point at a problem:"
+      echo "$problems"
+    else
+      echo "logs: no warning or error lines from torii, nginx, HAProxy or the origin"
+    fi
+  } >"$results"
+  echo
+  cat "$results"
+  echo
+  echo "results: $results (per-run records: $runs)"
+}
+
+run_idle() {
+  build torii torii-origin
+  raise_fd_limit
+  if ((N + 200 > FD_LIMIT)); then
+    die "N=$N idle connections need about $((N + 200)) file descriptors per process; the limit is $FD_LIMIT (hard $(ulimit -Hn)): use N=$((FD_LIMIT - 200)) or less"
+  fi
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/idle-$STAMP.txt p line
+  local -a lines=()
+  start_origin
+  for p in $PROXIES; do
+    start_proxy "$p"
+    local pids=() pid
+    for pid in ${CPU_PIDS[$p]}; do pids+=(--pid "$pid"); done
+    log "$p: opening $N idle keep-alive connections"
+    line=$(timeout -k 5 300 taskset -c "$LOAD_CPU" python3 "$BENCH_DIR/idle_conns.py" \
+      --addr "127.0.0.1:${PORT[$p]}" "${pids[@]}" -n "$N" --label "$p" 2>&1) || {
+      proxies_alive
+      die "idle_conns.py against $p failed: $line"
+    }
+    log "$(echo "$line" | head -n 1)"
+    lines+=("$(echo "$line" | grep '^RESULT ')")
+    proxies_alive
+    check_proxy "$p" "/?size=100" 100
+    stop_proxy "$p"
+  done
+  {
+    echo "torii benchmark: memory per idle keep-alive connection, N=$N (each sent one GET /?size=100"
+    echo "and read the 200 response, then stayed idle; RSS = VmRSS of the proxy's processes)"
+    env_header
+    echo "fd limit:  $FD_LIMIT (soft = hard for the proxies and the client)"
+    echo
+    printf '  %-8s %14s %14s %18s %12s\n' proxy "RSS before" "RSS after" "bytes/idle conn" "still open"
+    printf '  %s\n' "--------------------------------------------------------------------"
+    for line in "${lines[@]}"; do
+      local label n alive before after per
+      label=$(sed -n 's/.*label=\([^ ]*\).*/\1/p' <<<"$line")
+      n=$(sed -n 's/.* n=\([0-9]*\).*/\1/p' <<<"$line")
+      alive=$(sed -n 's/.*alive=\([0-9]*\).*/\1/p' <<<"$line")
+      before=$(sed -n 's/.*rss_before_kib=\([0-9]*\).*/\1/p' <<<"$line")
+      after=$(sed -n 's/.*rss_after_kib=\([0-9]*\).*/\1/p' <<<"$line")
+      per=$(sed -n 's/.*bytes_per_conn=\(-\{0,1\}[0-9]*\).*/\1/p' <<<"$line")
+      printf '  %-8s %10s KiB %10s KiB %18s %12s\n' "$label" "$before" "$after" "$per" "$alive/$n"
+    done
+    echo
+    echo "nginx RSS is master + worker. Kernel socket memory is not included."
+  } >"$results"
+  echo
+  cat "$results"
+  echo
+  echo "results: $results"
+}
+
+run_parser() {
+  build h1_parser_bench
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/parser-$STAMP.txt
+  # shellcheck disable=SC2086  # BENCH_ARGS: extra Google Benchmark flags, word-split on purpose
+  timeout -k 5 600 taskset -c "$PROXY_CPU" "$PARSER_BENCH_BIN" --benchmark_min_time=1 \
+    ${BENCH_ARGS:-} >"$results" 2>&1 ||
+    die "h1_parser_bench failed: $(tail -n 20 "$results")"
+  cat "$results"
+  echo
+  echo "results: $results"
+}
+
+WORK=$(mktemp -d /tmp/torii-bench.XXXXXX)
+RUNNING=""  # proxies started and not yet stopped
+case $MODE in
+  macro) run_macro ;;
+  idle) run_idle ;;
+  parser) run_parser ;;
+esac

@@ -1,0 +1,1311 @@
+// tests/core/worker_test.cc: the io_uring worker loop (core/worker.cc) with a real ring on real
+// loopback sockets, meant to run under ASan+UBSan (STYLE.md §J). Each test runs one Worker on
+// its own std::thread, talks to it over sockets from the test thread, inspects it only through
+// Worker::Post (its state belongs to its thread) and stops it with RequestStop(). Every wait is
+// bounded; a worker that does not stop aborts the binary rather than hang ctest.
+//
+// What is pinned: accept + echo, outbound Connect, peer resets (with a request half-read and
+// with a send in flight), 10k connections churned through the same slots, CloseAfterFlush,
+// PauseRecv/ResumeRecv, per-connection timers, a tiny provided-buffer ring (BAD-INPUTS E5) and
+// tiny SQ/CQ rings (E3/E4), graceful stop.
+#include "core/worker.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace torii::core {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------------------------
+// Socket helpers (test thread side; blocking sockets with timeouts, or poll with a deadline).
+
+sockaddr_in Loopback(uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+uint16_t LocalPort(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof(a);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    return 0;
+  }
+  return ntohs(a.sin_port);
+}
+
+// A bound, listening socket on 127.0.0.1:0. `nonblocking` for the worker (AddListener).
+int MakeListener(uint16_t* port, bool nonblocking = true) {
+  const int fd =
+      ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+  if (fd < 0) {
+    return -1;
+  }
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a = Loopback(0);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd, 4096) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  *port = LocalPort(fd);
+  return fd;
+}
+
+void SetTimeouts(int fd, std::chrono::milliseconds t) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(t.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((t.count() % 1000) * 1000);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+// A blocking client connected to 127.0.0.1:port, with 5 s send/receive timeouts.
+int ConnectTo(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return -1;
+  }
+  SetTimeouts(fd, 5s);
+  sockaddr_in a = Loopback(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Reads until `n` bytes, EOF, an error or the deadline, whichever first.
+std::string ReadUpTo(int fd, size_t n, std::chrono::milliseconds timeout, bool* eof = nullptr) {
+  std::string out;
+  const auto deadline = Clock::now() + timeout;
+  if (eof != nullptr) {
+    *eof = false;
+  }
+  char buf[65536];
+  while (out.size() < n) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left <= 0ms) {
+      break;
+    }
+    pollfd p{fd, POLLIN, 0};
+    const int rc = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (rc <= 0) {
+      if (rc < 0 && errno == EINTR) {
+        continue;
+      }
+      break;
+    }
+    const ssize_t got = ::recv(fd, buf, std::min(sizeof(buf), n - out.size()), MSG_DONTWAIT);
+    if (got == 0) {
+      if (eof != nullptr) {
+        *eof = true;
+      }
+      break;
+    }
+    if (got < 0) {
+      if (errno == EAGAIN || errno == EINTR) {
+        continue;
+      }
+      break;
+    }
+    out.append(buf, static_cast<size_t>(got));
+  }
+  return out;
+}
+
+// Waits for EOF (true) or data/error/timeout (false).
+bool WaitEof(int fd, std::chrono::milliseconds timeout) {
+  bool eof = false;
+  const std::string extra = ReadUpTo(fd, 1, timeout, &eof);
+  return eof && extra.empty();
+}
+
+void CloseWithRst(int fd) {
+  linger lg{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  ::close(fd);
+}
+
+std::string Pattern(size_t n, uint32_t seed = 0) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) {
+    s[i] = static_cast<char>((i * 7 + seed + i / 253) & 0xFF);
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probe: what handlers saw, shared with the test thread under a mutex.
+
+struct Probe {
+  std::mutex mu;
+  std::condition_variable cv;
+  int accepted = 0;
+  int closed = 0;
+  int eofs = 0;
+  int errors = 0;
+  int timers = 0;
+  int drains = 0;
+  int writables = 0;
+  int connected_ok = 0;
+  int connected_err = 0;
+  std::vector<Errc> error_codes;
+  std::vector<ConnRef> refs;
+  std::string received;  // single-connection tests
+  uint64_t recv_calls = 0;
+  uint64_t bytes = 0;
+  std::vector<uint64_t> timer_fired_ms;
+  std::vector<uint64_t> timer_deadline_ms;
+  std::vector<std::string> failures;  // checks made on the worker thread
+
+  template <class F>
+  void Update(F&& f) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      f();
+    }
+    cv.notify_all();
+  }
+  template <class P>
+  bool WaitFor(P&& pred, std::chrono::milliseconds timeout = 5s) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, timeout, [&] { return pred(); });
+  }
+  template <class F>
+  auto Read(F&& f) {
+    std::lock_guard<std::mutex> lock(mu);
+    return f();
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// WorkerRunner: one Worker on its own thread.
+
+class WorkerRunner {
+ public:
+  explicit WorkerRunner(const WorkerOptions& options) : worker_(options) {}
+  ~WorkerRunner() {
+    if (thread_.joinable()) {
+      Stop();
+    }
+  }
+
+  Worker& worker() { return worker_; }
+
+  // Starts the loop and waits (bounded) until it runs. Returns false if it failed to start.
+  bool Start() {
+    auto started = started_.get_future();
+    worker_.set_on_start([this](Worker&) { started_.set_value(); });
+    thread_ = std::thread([this] {
+      result_ = worker_.Run();
+      done_.store(true);
+      if (!result_) {
+        try {
+          started_.set_value();
+        } catch (...) {
+        }
+      }
+    });
+    if (started.wait_for(10s) != std::future_status::ready) {
+      std::fprintf(stderr, "worker did not start within 10 s\n");
+      std::abort();
+    }
+    return !done_.load() || result_.has_value();
+  }
+
+  // Runs `fn` on the worker's thread and waits for it (bounded).
+  template <class F>
+  auto OnWorker(F&& fn) -> decltype(fn()) {
+    using R = decltype(fn());
+    auto task = std::make_shared<std::packaged_task<R()>>(std::forward<F>(fn));
+    auto fut = task->get_future();
+    worker_.Post([task] { (*task)(); });
+    if (fut.wait_for(10s) != std::future_status::ready) {
+      std::fprintf(stderr, "worker did not run a posted task within 10 s\n");
+      std::abort();
+    }
+    return fut.get();
+  }
+
+  WorkerStats Stats() {
+    return OnWorker([this] { return worker_.stats(); });
+  }
+
+  // Polls conns_live until it reaches `n` (bounded). Returns the last value seen.
+  uint64_t WaitConnsLive(uint64_t n, std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = Clock::now() + timeout;
+    uint64_t live = Stats().conns_live;
+    while (live != n && Clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+      live = Stats().conns_live;
+    }
+    return live;
+  }
+
+  // RequestStop, then wait (bounded) for Run() to return. Returns Run()'s result.
+  Result<void> Stop(std::chrono::milliseconds timeout = 15s) {
+    worker_.RequestStop();
+    return Join(timeout);
+  }
+
+  bool done() const { return done_.load(); }
+
+  Result<void> Join(std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (!done_.load() && Clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    if (!done_.load()) {
+      std::fprintf(stderr, "worker did not stop within %lld ms\n",
+                   static_cast<long long>(timeout.count()));
+      std::abort();
+    }
+    thread_.join();
+    return result_;
+  }
+
+  void StartThreadOnly() {
+    thread_ = std::thread([this] {
+      result_ = worker_.Run();
+      done_.store(true);
+    });
+  }
+
+ private:
+  Worker worker_;
+  std::thread thread_;
+  std::promise<void> started_;
+  std::atomic<bool> done_{false};
+  Result<void> result_;
+};
+
+WorkerOptions SmallOptions() {
+  WorkerOptions o;
+  o.sq_entries = 256;
+  o.recv_buffers = 64;
+  o.recv_buffer_size = 16 * 1024;
+  o.max_conns = 4096;
+  o.drain_grace_ms = 2000;
+  o.linger_ms = 1000;
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+// Echoes what it receives; closes after flushing on EOF; closes on error, timer or drain.
+class EchoHandler : public ConnHandler {
+ public:
+  explicit EchoHandler(Probe* probe) : probe_(probe) {}
+  void OnRecv(Conn& conn, std::span<const char> data) override {
+    probe_->Update([&] {
+      probe_->bytes += data.size();
+      ++probe_->recv_calls;
+    });
+    conn.Write(std::string_view(data.data(), data.size()));
+  }
+  void OnEof(Conn& conn) override {
+    probe_->Update([&] { ++probe_->eofs; });
+    conn.CloseAfterFlush();
+  }
+  void OnError(Conn& conn, Error error) override {
+    probe_->Update([&] {
+      ++probe_->errors;
+      probe_->error_codes.push_back(error.code);
+    });
+    conn.Close();
+  }
+  void OnTimer(Conn& conn) override { conn.Close(); }
+  void OnDrain(Conn& conn) override {
+    probe_->Update([&] { ++probe_->drains; });
+    conn.CloseAfterFlush();
+  }
+  void OnClosed(Conn& /*conn*/) override {
+    probe_->Update([&] { ++probe_->closed; });
+  }
+
+ private:
+  Probe* probe_;
+};
+
+// Records every byte; answers nothing. Closes on EOF, error, timer and drain.
+class RecordHandler : public ConnHandler {
+ public:
+  explicit RecordHandler(Probe* probe) : probe_(probe) {}
+  void OnRecv(Conn& /*conn*/, std::span<const char> data) override {
+    probe_->Update([&] {
+      probe_->received.append(data.data(), data.size());
+      probe_->bytes += data.size();
+      ++probe_->recv_calls;
+    });
+  }
+  void OnEof(Conn& conn) override {
+    probe_->Update([&] { ++probe_->eofs; });
+    conn.Close();
+  }
+  void OnError(Conn& conn, Error error) override {
+    probe_->Update([&] {
+      ++probe_->errors;
+      probe_->error_codes.push_back(error.code);
+    });
+    conn.Close();
+  }
+  void OnTimer(Conn& conn) override {
+    probe_->Update([&] {
+      ++probe_->timers;
+      probe_->timer_fired_ms.push_back(MonotonicMs());
+    });
+    conn.Close();
+  }
+  void OnDrain(Conn& conn) override { conn.Close(); }
+  void OnClosed(Conn& /*conn*/) override {
+    probe_->Update([&] { ++probe_->closed; });
+  }
+
+ protected:
+  Probe* probe_;
+};
+
+AcceptFn AcceptWith(Probe* probe, std::function<std::unique_ptr<ConnHandler>(Conn&)> make) {
+  return [probe, make = std::move(make)](Conn& conn, uint32_t /*listener*/) {
+    probe->Update([&] {
+      ++probe->accepted;
+      probe->refs.push_back(conn.ref());
+    });
+    return make(conn);
+  };
+}
+
+// Starts a worker with one listener whose connections get handlers from `make`.
+struct ListeningWorker {
+  std::unique_ptr<WorkerRunner> runner;
+  uint16_t port = 0;
+};
+
+ListeningWorker StartListening(const WorkerOptions& options, Probe* probe,
+                               std::function<std::unique_ptr<ConnHandler>(Conn&)> make) {
+  ListeningWorker lw;
+  lw.runner = std::make_unique<WorkerRunner>(options);
+  const int lfd = MakeListener(&lw.port);
+  EXPECT_GE(lfd, 0) << strerror(errno);
+  lw.runner->worker().AddListener(lfd, /*index=*/0);
+  lw.runner->worker().set_accept_fn(AcceptWith(probe, std::move(make)));
+  const bool ok = lw.runner->Start();
+  EXPECT_TRUE(ok) << "worker failed to set up its ring";
+  return lw;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+// An accepted connection with an echo handler returns every byte, small and large, in order;
+// FIN from the client ends in OnEof, a flushed close, OnClosed and a free slot.
+TEST(WorkerTest, AcceptedConnectionEchoes) {
+  Probe probe;
+  auto lw = StartListening(SmallOptions(), &probe,
+                           [&](Conn&) { return std::make_unique<EchoHandler>(&probe); });
+  const int fd = ConnectTo(lw.port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WriteAll(fd, "hello"));
+  EXPECT_EQ(ReadUpTo(fd, 5, 5s), "hello");
+
+  // 1 MiB, written from another thread while this one reads (the echo needs both directions).
+  const std::string big = Pattern(1 << 20, 3);
+  std::thread writer([&] { WriteAll(fd, big); });
+  const std::string back = ReadUpTo(fd, big.size(), 10s);
+  writer.join();
+  EXPECT_EQ(back.size(), big.size());
+  EXPECT_TRUE(back == big) << "echoed bytes differ";
+
+  ::shutdown(fd, SHUT_WR);
+  EXPECT_TRUE(WaitEof(fd, 5s)) << "no FIN after the client's FIN";
+  ::close(fd);
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.closed == 1; }));
+  EXPECT_EQ(probe.Read([&] { return probe.eofs; }), 1);
+  EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
+  const WorkerStats st = lw.runner->Stats();
+  EXPECT_EQ(st.accepted, 1u);
+  EXPECT_EQ(st.stale_completions, 0u);
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// A ConnHandler for Worker::Connect: reports OnConnected, writes "ping", records replies.
+class ConnectHandler : public RecordHandler {
+ public:
+  explicit ConnectHandler(Probe* probe) : RecordHandler(probe) {}
+  void OnConnected(Conn& conn, Result<void> result) override {
+    probe_->Update([&] {
+      if (result) {
+        ++probe_->connected_ok;
+      } else {
+        ++probe_->connected_err;
+        probe_->error_codes.push_back(result.error().code);
+      }
+    });
+    if (result) {
+      conn.Write("ping");
+    }
+  }
+  void OnRecv(Conn& conn, std::span<const char> data) override {
+    RecordHandler::OnRecv(conn, data);
+    if (probe_->Read([&] { return probe_->received; }) == "pong") {
+      conn.Close();
+    }
+  }
+};
+
+// Worker::Connect reaches a listening socket: bytes queued before the connect completes go
+// first, OnConnected(ok) follows, both directions work, and Close frees the slot.
+TEST(WorkerTest, ConnectReachesListenerAndReportsOnConnected) {
+  Probe probe;
+  WorkerRunner runner(SmallOptions());
+  ASSERT_TRUE(runner.Start());
+  uint16_t port = 0;
+  const int lfd = MakeListener(&port, /*nonblocking=*/false);
+  ASSERT_GE(lfd, 0);
+  const sockaddr_in addr = Loopback(port);
+  const bool connect_ok = runner.OnWorker([&] {
+    Result<Conn*> c =
+        runner.worker().Connect(reinterpret_cast<const sockaddr*>(&addr), sizeof(addr),
+                                std::make_unique<ConnectHandler>(&probe));
+    if (!c) {
+      return false;
+    }
+    (*c)->Write("early|");  // queued while connecting
+    return (*c)->state() == Conn::State::kConnecting;
+  });
+  ASSERT_TRUE(connect_ok);
+  SetTimeouts(lfd, 5s);
+  const int server = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(server, 0) << strerror(errno);
+  SetTimeouts(server, 5s);
+  EXPECT_EQ(ReadUpTo(server, 10, 5s), "early|ping");
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.connected_ok == 1; }));
+  ASSERT_TRUE(WriteAll(server, "pong"));
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.closed == 1; }));
+  EXPECT_TRUE(WaitEof(server, 5s));
+  EXPECT_EQ(probe.Read([&] { return probe.received; }), "pong");
+  EXPECT_EQ(runner.WaitConnsLive(0), 0u);
+  EXPECT_EQ(runner.Stats().connects, 1u);
+  ::close(server);
+  ::close(lfd);
+  EXPECT_TRUE(runner.Stop().has_value());
+}
+
+// Worker::Connect to a port nobody listens on reports OnConnected(kRefused) and frees the slot.
+TEST(WorkerTest, ConnectRefusedReportsError) {
+  Probe probe;
+  WorkerRunner runner(SmallOptions());
+  ASSERT_TRUE(runner.Start());
+  // A port that was just free: bound (so nobody else takes it) but not listening.
+  const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = Loopback(0);
+  ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  addr = Loopback(LocalPort(holder));
+  const bool submitted = runner.OnWorker([&] {
+    return runner.worker()
+        .Connect(reinterpret_cast<const sockaddr*>(&addr), sizeof(addr),
+                 std::make_unique<ConnectHandler>(&probe))
+        .has_value();
+  });
+  ASSERT_TRUE(submitted);
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.connected_err == 1 && probe.closed == 1; }));
+  EXPECT_EQ(probe.Read([&] { return probe.connected_ok; }), 0);
+  ASSERT_EQ(probe.Read([&] { return probe.error_codes.size(); }), 1u);
+  EXPECT_EQ(probe.Read([&] { return probe.error_codes[0]; }), Errc::kRefused);
+  EXPECT_EQ(runner.WaitConnsLive(0), 0u);
+  ::close(holder);
+  EXPECT_TRUE(runner.Stop().has_value());
+}
+
+// A peer that resets (SO_LINGER 0) with a request half-read: OnError (reset) or OnEof, then
+// Close and OnClosed; the slot is freed and nothing touches freed memory (ASan).
+TEST(WorkerTest, PeerResetWithRequestHalfRead) {
+  Probe probe;
+  auto lw = StartListening(SmallOptions(), &probe,
+                           [&](Conn&) { return std::make_unique<RecordHandler>(&probe); });
+  for (int round = 0; round < 20; ++round) {
+    const int fd = ConnectTo(lw.port);
+    ASSERT_GE(fd, 0);
+    const std::string half = "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123";
+    ASSERT_TRUE(WriteAll(fd, half));
+    const size_t want = half.size() * static_cast<size_t>(round + 1);
+    ASSERT_TRUE(probe.WaitFor([&] { return probe.bytes == want; }))
+        << "server did not read the half request";
+    CloseWithRst(fd);
+    ASSERT_TRUE(probe.WaitFor([&] { return probe.closed == round + 1; }))
+        << "no OnClosed after the reset";
+  }
+  EXPECT_EQ(probe.Read([&] { return probe.errors + probe.eofs; }), 20);
+  for (Errc code : probe.Read([&] { return probe.error_codes; })) {
+    EXPECT_EQ(code, Errc::kReset);
+  }
+  EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// Writes `reply_size` bytes when it first receives data; records the outcome.
+class BlastHandler : public RecordHandler {
+ public:
+  BlastHandler(Probe* probe, size_t reply_size, bool close_after_flush)
+      : RecordHandler(probe), reply_size_(reply_size), close_after_flush_(close_after_flush) {}
+  void OnRecv(Conn& conn, std::span<const char> data) override {
+    RecordHandler::OnRecv(conn, data);
+    if (!sent_) {
+      sent_ = true;
+      const std::string payload = Pattern(reply_size_, 11);
+      // In pieces, as a session would produce them.
+      for (size_t off = 0; off < payload.size(); off += 100'000) {
+        conn.Write(std::string_view(payload).substr(off, 100'000));
+      }
+      if (close_after_flush_) {
+        conn.CloseAfterFlush();
+      }
+    }
+  }
+  void OnEof(Conn& conn) override {
+    probe_->Update([&] { ++probe_->eofs; });
+    conn.Close();
+  }
+  void OnWritable(Conn& /*conn*/) override {
+    probe_->Update([&] { ++probe_->writables; });
+  }
+
+ private:
+  size_t reply_size_;
+  bool close_after_flush_;
+  bool sent_ = false;
+};
+
+// A peer that resets while a large send is in flight (its receive window full): the send
+// completes with an error or is cancelled, the OutQueue bytes stay alive until then, the slot
+// is freed, no ASan report.
+TEST(WorkerTest, PeerResetWhileLargeSendInFlight) {
+  Probe probe;
+  auto lw = StartListening(SmallOptions(), &probe, [&](Conn&) {
+    return std::make_unique<BlastHandler>(&probe, 16 << 20, /*close_after_flush=*/false);
+  });
+  for (int round = 0; round < 3; ++round) {
+    const int fd = ConnectTo(lw.port);
+    ASSERT_GE(fd, 0);
+    const int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    ASSERT_TRUE(WriteAll(fd, "go"));
+    // Read a little so the send is definitely under way, then stop reading.
+    EXPECT_EQ(ReadUpTo(fd, 1000, 5s).size(), 1000u);
+    std::this_thread::sleep_for(100ms);
+    CloseWithRst(fd);
+    ASSERT_TRUE(probe.WaitFor([&] { return probe.closed == round + 1; }, 10s))
+        << "no OnClosed after a reset during a send";
+  }
+  EXPECT_GE(probe.Read([&] { return probe.errors; }), 1);
+  for (Errc code : probe.Read([&] { return probe.error_codes; })) {
+    EXPECT_EQ(code, Errc::kReset);
+  }
+  EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// CloseAfterFlush delivers every queued byte (1 MiB) before the FIN: the client reads exactly
+// 1 MiB, byte-exact, then EOF; the lingering close then frees the slot.
+TEST(WorkerTest, CloseAfterFlushDeliversAllBytesBeforeFin) {
+  Probe probe;
+  constexpr size_t kSize = 1 << 20;
+  auto lw = StartListening(SmallOptions(), &probe, [&](Conn&) {
+    return std::make_unique<BlastHandler>(&probe, kSize, /*close_after_flush=*/true);
+  });
+  for (int round = 0; round < 3; ++round) {
+    const int fd = ConnectTo(lw.port);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(WriteAll(fd, "go"));
+    bool eof = false;
+    const std::string got = ReadUpTo(fd, kSize + 1, 10s, &eof);
+    EXPECT_EQ(got.size(), kSize);
+    EXPECT_TRUE(eof) << "no FIN after the flushed bytes";
+    EXPECT_TRUE(got == Pattern(kSize, 11)) << "flushed bytes differ";
+    // Bytes sent by the client after the FIN are discarded by the lingering close (no RST).
+    WriteAll(fd, "late bytes");
+    ::close(fd);
+    ASSERT_TRUE(probe.WaitFor([&] { return probe.closed == round + 1; }));
+  }
+  EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// OnWritable fires once a queue that went above the high-water mark drains below the low one.
+TEST(WorkerTest, OnWritableAfterHighWaterDrains) {
+  Probe probe;
+  constexpr size_t kSize = 1 << 20;  // > Conn::kHighWater
+  auto lw = StartListening(SmallOptions(), &probe, [&](Conn&) {
+    return std::make_unique<BlastHandler>(&probe, kSize, /*close_after_flush=*/false);
+  });
+  const int fd = ConnectTo(lw.port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WriteAll(fd, "go"));
+  EXPECT_EQ(ReadUpTo(fd, kSize, 10s).size(), kSize);
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.writables == 1; })) << "no OnWritable";
+  ::close(fd);
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.closed == 1; }));
+  EXPECT_EQ(probe.Read([&] { return probe.writables; }), 1);
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// The lingering close after CloseAfterFlush ends at linger_ms even if the peer never closes.
+TEST(WorkerTest, LingeringCloseEndsAtLingerTimeout) {
+  Probe probe;
+  WorkerOptions options = SmallOptions();
+  options.linger_ms = 200;
+  auto lw = StartListening(options, &probe, [&](Conn&) {
+    return std::make_unique<BlastHandler>(&probe, 10, /*close_after_flush=*/true);
+  });
+  const int fd = ConnectTo(lw.port);
+  ASSERT_GE(fd, 0);
+  const auto t0 = Clock::now();  // the linger period starts after this
+  ASSERT_TRUE(WriteAll(fd, "go"));
+  bool eof = false;
+  EXPECT_EQ(ReadUpTo(fd, 11, 5s, &eof).size(), 10u);
+  EXPECT_TRUE(eof);
+  // The client keeps its socket open and silent.
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.closed == 1; }, 3s)) << "linger never ended";
+  EXPECT_GE(Clock::now() - t0, 190ms) << "closed before the linger period";
+  EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
+  ::close(fd);
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// Closes with an RST when it receives "abort".
+class AbortHandler : public RecordHandler {
+ public:
+  explicit AbortHandler(Probe* probe) : RecordHandler(probe) {}
+  void OnRecv(Conn& conn, std::span<const char> data) override {
+    RecordHandler::OnRecv(conn, data);
+    conn.Write("bye");  // discarded: Abort drops unsent output
+    conn.Abort();
+  }
+};
+
+// Conn::Abort closes with an RST: the peer's next read fails with ECONNRESET, not EOF.
+TEST(WorkerTest, AbortSendsReset) {
+  Probe probe;
+  auto lw = StartListening(SmallOptions(), &probe,
+                           [&](Conn&) { return std::make_unique<AbortHandler>(&probe); });
+  const int fd = ConnectTo(lw.port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WriteAll(fd, "abort"));
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.closed == 1; }));
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  char c;
+  errno = 0;
+  const ssize_t n = ::recv(fd, &c, 1, 0);
+  EXPECT_EQ(n, -1);
+  EXPECT_EQ(errno, ECONNRESET);
+  ::close(fd);
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// Over max_conns, a new connection is accepted and closed at once; the others keep working.
+TEST(WorkerTest, ConnectionTableFullRefusesNewConnections) {
+  Probe probe;
+  WorkerOptions options = SmallOptions();
+  options.max_conns = 2;
+  auto lw =
+      StartListening(options, &probe, [&](Conn&) { return std::make_unique<EchoHandler>(&probe); });
+  const int a = ConnectTo(lw.port);
+  const int b = ConnectTo(lw.port);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.accepted == 2; }));
+  const int c = ConnectTo(lw.port);
+  ASSERT_GE(c, 0);
+  EXPECT_TRUE(WaitEof(c, 5s)) << "the third connection was not closed";
+  ASSERT_TRUE(WriteAll(a, "still"));
+  EXPECT_EQ(ReadUpTo(a, 5, 5s), "still");
+  EXPECT_EQ(lw.runner->Stats().accept_rejected, 1u);
+  ::close(c);
+  ::close(b);
+  // A slot freed by a close is usable again.
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.closed == 1; }));
+  const int d = ConnectTo(lw.port);
+  ASSERT_GE(d, 0);
+  ASSERT_TRUE(WriteAll(d, "again"));
+  EXPECT_EQ(ReadUpTo(d, 5, 5s), "again");
+  ::close(d);
+  ::close(a);
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.closed == 3; }));
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// Close() while an outbound connect is still pending (the peer's accept queue is full, so the
+// SYN goes unanswered): the connect is cancelled, OnConnected never reports success, and the
+// slot is freed.
+TEST(WorkerTest, CloseDuringPendingConnect) {
+  Probe probe;
+  WorkerRunner runner(SmallOptions());
+  ASSERT_TRUE(runner.Start());
+  // A listener that never accepts, with its tiny queue filled.
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = Loopback(0);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(lfd, 0), 0);
+  addr = Loopback(LocalPort(lfd));
+  std::vector<int> fillers;
+  bool pending = false;
+  for (int i = 0; i < 16 && !pending; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    fillers.push_back(fd);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 &&
+        errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      pending = ::poll(&p, 1, 200) == 0;
+    }
+  }
+  if (!pending) {
+    for (int fd : fillers) {
+      ::close(fd);
+    }
+    ::close(lfd);
+    GTEST_SKIP() << "could not make a connect hang on this kernel";
+  }
+  const ConnRef ref = runner.OnWorker([&] {
+    Result<Conn*> c =
+        runner.worker().Connect(reinterpret_cast<const sockaddr*>(&addr), sizeof(addr),
+                                std::make_unique<ConnectHandler>(&probe));
+    return c ? (*c)->ref() : ConnRef{};
+  });
+  ASSERT_TRUE(ref.valid());
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(probe.Read([&] { return probe.connected_ok + probe.connected_err; }), 0)
+      << "the connect did not stay pending";
+  ASSERT_TRUE(runner.OnWorker([&] {
+    Conn* c = runner.worker().Resolve(ref);
+    if (c == nullptr) {
+      return false;
+    }
+    c->Close();
+    return true;
+  }));
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.closed == 1; })) << "no OnClosed";
+  EXPECT_EQ(probe.Read([&] { return probe.connected_ok; }), 0);
+  EXPECT_EQ(runner.WaitConnsLive(0), 0u);
+  EXPECT_EQ(runner.OnWorker([&] { return runner.worker().Resolve(ref) == nullptr; }), true);
+  for (int fd : fillers) {
+    ::close(fd);
+  }
+  ::close(lfd);
+  EXPECT_TRUE(runner.Stop().has_value());
+}
+
+// 10k connections churned through the same few slots (open, send a byte, close with FIN or
+// RST, in batches): every one is accepted and reclaimed, conns_live returns to 0, and stale
+// completions (if any) are harmless.
+TEST(WorkerTest, TenThousandConnectionsChurnThroughSlots) {
+  Probe probe;
+  WorkerOptions options = SmallOptions();
+  options.max_conns = 1024;
+  auto lw =
+      StartListening(options, &probe, [&](Conn&) { return std::make_unique<EchoHandler>(&probe); });
+  constexpr int kTotal = 10'000;
+  constexpr int kBatch = 50;
+  const auto deadline = Clock::now() + 20s;
+  int opened = 0;
+  std::vector<int> fds;
+  while (opened < kTotal && Clock::now() < deadline) {
+    fds.clear();
+    for (int i = 0; i < kBatch && opened < kTotal; ++i, ++opened) {
+      const int fd = ConnectTo(lw.port);
+      ASSERT_GE(fd, 0) << "connect " << opened << ": " << strerror(errno);
+      fds.push_back(fd);
+    }
+    for (size_t i = 0; i < fds.size(); ++i) {
+      ASSERT_EQ(::send(fds[i], "x", 1, MSG_NOSIGNAL), 1);
+    }
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if ((opened + static_cast<int>(i)) % 3 == 0) {
+        CloseWithRst(fds[i]);
+      } else {
+        ::close(fds[i]);
+      }
+    }
+    // Keep the number of live server-side connections bounded (the table is 1024).
+    if (opened % 500 == 0) {
+      probe.WaitFor([&] { return probe.closed >= opened - 400; }, 5s);
+    }
+  }
+  ASSERT_EQ(opened, kTotal) << "churn did not finish within 20 s";
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.closed == kTotal; }, 20s))
+      << "closed " << probe.Read([&] { return probe.closed; }) << " of " << kTotal;
+  EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
+  const WorkerStats st = lw.runner->Stats();
+  EXPECT_EQ(st.accepted, static_cast<uint64_t>(kTotal));
+  EXPECT_EQ(st.accept_rejected, 0u);
+  RecordProperty("stale_completions", std::to_string(st.stale_completions));
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// PauseRecv stops OnRecv once the pause has settled (bytes stay in the socket), and
+// ResumeRecv delivers them.
+TEST(WorkerTest, PauseAndResumeRecv) {
+  Probe probe;
+  auto lw = StartListening(SmallOptions(), &probe,
+                           [&](Conn&) { return std::make_unique<RecordHandler>(&probe); });
+  const int fd = ConnectTo(lw.port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WriteAll(fd, "first"));
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.received == "first"; }));
+  const ConnRef ref = probe.Read([&] { return probe.refs.at(0); });
+  ASSERT_TRUE(lw.runner->OnWorker([&] {
+    Conn* c = lw.runner->worker().Resolve(ref);
+    if (c == nullptr) {
+      return false;
+    }
+    c->PauseRecv();
+    return true;
+  }));
+  // Let the cancel complete: its completion is dispatched within a turn or two of the submit.
+  std::this_thread::sleep_for(100ms);
+  lw.runner->OnWorker([] { return 0; });
+  lw.runner->OnWorker([] { return 0; });
+  const uint64_t calls_after_pause = probe.Read([&] { return probe.recv_calls; });
+  ASSERT_TRUE(WriteAll(fd, "second"));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(probe.Read([&] { return probe.recv_calls; }), calls_after_pause)
+      << "OnRecv while paused";
+  EXPECT_EQ(probe.Read([&] { return probe.received; }), "first");
+
+  // Pause twice and resume twice: idempotent.
+  ASSERT_TRUE(lw.runner->OnWorker([&] {
+    Conn* c = lw.runner->worker().Resolve(ref);
+    if (c == nullptr) {
+      return false;
+    }
+    c->PauseRecv();
+    c->ResumeRecv();
+    c->ResumeRecv();
+    return true;
+  }));
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.received == "firstsecond"; }))
+      << "got '" << probe.Read([&] { return probe.received; }) << "'";
+  ASSERT_TRUE(WriteAll(fd, "third"));
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.received == "firstsecondthird"; }));
+  // Pause and resume within one turn, before the cancel completes: nothing is lost.
+  ASSERT_TRUE(lw.runner->OnWorker([&] {
+    Conn* c = lw.runner->worker().Resolve(ref);
+    if (c == nullptr) {
+      return false;
+    }
+    c->PauseRecv();
+    c->ResumeRecv();
+    return true;
+  }));
+  ASSERT_TRUE(WriteAll(fd, "fourth"));
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.received == "firstsecondthirdfourth"; }));
+  ::close(fd);
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.closed == 1; }));
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// Arms timers from the accept callback: `fire_in` ms (if >= 0), optionally cleared or moved.
+class TimerHandler : public RecordHandler {
+ public:
+  TimerHandler(Probe* probe, Conn& conn, int64_t first_in, int64_t then_in, bool clear)
+      : RecordHandler(probe) {
+    const uint64_t now = conn.worker().now_ms();
+    conn.SetTimer(now + static_cast<uint64_t>(first_in));
+    uint64_t deadline = now + static_cast<uint64_t>(first_in);
+    if (then_in >= 0) {
+      conn.SetTimer(now + static_cast<uint64_t>(then_in));
+      deadline = now + static_cast<uint64_t>(then_in);
+    }
+    if (clear) {
+      conn.ClearTimer();
+    }
+    probe->Update([&] { probe->timer_deadline_ms.push_back(deadline); });
+  }
+};
+
+// SetTimer fires OnTimer once, not before its deadline; a re-armed timer fires at its new
+// deadline only; a cleared timer never fires.
+TEST(WorkerTest, SetTimerFiresOnTimer) {
+  Probe probe;
+  int mode = 0;
+  std::mutex mode_mu;
+  auto lw = StartListening(SmallOptions(), &probe, [&](Conn& conn) {
+    std::lock_guard<std::mutex> lock(mode_mu);
+    switch (mode) {
+      case 0:
+        return std::make_unique<TimerHandler>(&probe, conn, 100, -1, false);
+      case 1:
+        return std::make_unique<TimerHandler>(&probe, conn, 5000, 80, false);
+      default:
+        return std::make_unique<TimerHandler>(&probe, conn, 50, -1, true);
+    }
+  });
+  // Plain timer.
+  int fd = ConnectTo(lw.port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.timers == 1; }, 3s)) << "OnTimer never came";
+  EXPECT_GE(probe.Read([&] { return probe.timer_fired_ms.at(0); }), probe.Read([&] {
+    return probe.timer_deadline_ms.at(0);
+  })) << "OnTimer before the deadline";
+  EXPECT_TRUE(WaitEof(fd, 3s));  // the handler closes on its timer
+  ::close(fd);
+
+  // Re-armed from 5 s to 80 ms: fires at ~80 ms, once.
+  {
+    std::lock_guard<std::mutex> lock(mode_mu);
+    mode = 1;
+  }
+  fd = ConnectTo(lw.port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.timers == 2; }, 3s));
+  EXPECT_GE(probe.Read([&] { return probe.timer_fired_ms.at(1); }),
+            probe.Read([&] { return probe.timer_deadline_ms.at(1); }));
+  EXPECT_LT(probe.Read([&] { return probe.timer_fired_ms.at(1); }),
+            probe.Read([&] { return probe.timer_deadline_ms.at(1); }) + 2000)
+      << "fired at the old deadline";
+  ::close(fd);
+
+  // Cleared: no OnTimer.
+  {
+    std::lock_guard<std::mutex> lock(mode_mu);
+    mode = 2;
+  }
+  fd = ConnectTo(lw.port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.accepted == 3; }));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(probe.Read([&] { return probe.timers; }), 2) << "a cleared timer fired";
+  ::close(fd);
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.closed == 3; }));
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// Verifies an incoming stream byte by byte against Pattern(seed 0) and, on EOF, answers with
+// the number of bytes it saw, then closes after flushing.
+class CountHandler : public ConnHandler {
+ public:
+  explicit CountHandler(Probe* probe) : probe_(probe) {}
+  void OnRecv(Conn& /*conn*/, std::span<const char> data) override {
+    for (char ch : data) {
+      const size_t i = seen_++;
+      if (ch != static_cast<char>((i * 7 + i / 253) & 0xFF) && ok_) {
+        ok_ = false;
+        probe_->Update([&] { probe_->failures.push_back("byte " + std::to_string(i)); });
+      }
+    }
+    probe_->Update([&] { probe_->bytes += data.size(); });
+  }
+  void OnEof(Conn& conn) override {
+    conn.Write(std::to_string(seen_) + (ok_ ? " ok" : " bad"));
+    conn.CloseAfterFlush();
+  }
+  void OnError(Conn& conn, Error error) override {
+    probe_->Update([&] {
+      ++probe_->errors;
+      probe_->error_codes.push_back(error.code);
+    });
+    conn.Close();
+  }
+  void OnTimer(Conn& conn) override { conn.Close(); }
+  void OnDrain(Conn& conn) override { conn.Close(); }
+  void OnClosed(Conn& /*conn*/) override {
+    probe_->Update([&] { ++probe_->closed; });
+  }
+
+ private:
+  Probe* probe_;
+  size_t seen_ = 0;
+  bool ok_ = true;
+};
+
+// Client side of a many-connection exchange: sends `payload` on every connection (non-blocking,
+// poll-driven), half-closes, and collects each connection's reply until EOF. Bounded.
+struct Exchange {
+  std::vector<std::string> replies;
+  std::vector<bool> eof;
+  bool timed_out = false;
+};
+
+Exchange SendAllAndCollect(uint16_t port, int conns, const std::string& payload,
+                           std::chrono::milliseconds timeout) {
+  Exchange ex;
+  ex.replies.resize(static_cast<size_t>(conns));
+  ex.eof.assign(static_cast<size_t>(conns), false);
+  std::vector<int> fds;
+  std::vector<size_t> sent(static_cast<size_t>(conns), 0);
+  for (int i = 0; i < conns; ++i) {
+    const int fd = ConnectTo(port);
+    EXPECT_GE(fd, 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    fds.push_back(fd);
+  }
+  const auto deadline = Clock::now() + timeout;
+  int open = conns;
+  char buf[65536];
+  while (open > 0) {
+    if (Clock::now() > deadline) {
+      ex.timed_out = true;
+      break;
+    }
+    std::vector<pollfd> pfds;
+    for (int i = 0; i < conns; ++i) {
+      const size_t k = static_cast<size_t>(i);
+      if (ex.eof[k]) {
+        continue;
+      }
+      short events = POLLIN;
+      if (sent[k] < payload.size()) {
+        events |= POLLOUT;
+      }
+      pfds.push_back(pollfd{fds[k], events, 0});
+    }
+    if (::poll(pfds.data(), pfds.size(), 100) < 0 && errno != EINTR) {
+      break;
+    }
+    for (const pollfd& p : pfds) {
+      size_t k = 0;
+      while (fds[k] != p.fd) {
+        ++k;
+      }
+      if ((p.revents & POLLOUT) && sent[k] < payload.size()) {
+        const ssize_t n = ::send(p.fd, payload.data() + sent[k],
+                                 std::min<size_t>(payload.size() - sent[k], 16384), MSG_NOSIGNAL);
+        if (n > 0) {
+          sent[k] += static_cast<size_t>(n);
+          if (sent[k] == payload.size()) {
+            ::shutdown(p.fd, SHUT_WR);
+          }
+        }
+      }
+      if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+        const ssize_t n = ::recv(p.fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+          ex.replies[k].append(buf, static_cast<size_t>(n));
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+          ex.eof[k] = true;
+          --open;
+        }
+      }
+    }
+  }
+  for (int fd : fds) {
+    ::close(fd);
+  }
+  return ex;
+}
+
+// A provided-buffer ring of 8 x 1 KiB buffers with 100 connections each sending 64 KiB: the
+// ring runs dry (ENOBUFS ends multishot receives), receives are re-armed, and every byte of
+// every connection arrives in order (BAD-INPUTS E5).
+TEST(WorkerTest, TinyBufferRingDeliversEveryByte) {
+  Probe probe;
+  WorkerOptions options = SmallOptions();
+  options.recv_buffers = 8;
+  options.recv_buffer_size = 1024;
+  auto lw = StartListening(options, &probe,
+                           [&](Conn&) { return std::make_unique<CountHandler>(&probe); });
+  constexpr int kConns = 100;
+  constexpr size_t kPerConn = 64 * 1024;
+  const Exchange ex = SendAllAndCollect(lw.port, kConns, Pattern(kPerConn), 30s);
+  EXPECT_FALSE(ex.timed_out) << "exchange did not finish in 30 s";
+  int good = 0;
+  for (int i = 0; i < kConns; ++i) {
+    if (ex.replies[static_cast<size_t>(i)] == std::to_string(kPerConn) + " ok") {
+      ++good;
+    } else if (good + 5 > i) {
+      ADD_FAILURE() << "conn " << i << " replied '" << ex.replies[static_cast<size_t>(i)] << "'";
+    }
+  }
+  EXPECT_EQ(good, kConns);
+  EXPECT_EQ(probe.Read([&] { return probe.bytes; }), kConns * kPerConn);
+  EXPECT_TRUE(probe.Read([&] { return probe.failures.empty(); }));
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.closed == kConns; }, 10s));
+  const WorkerStats st = lw.runner->Stats();
+  EXPECT_GT(st.enobufs, 0u) << "the buffer ring never ran dry: the test did not reach E5";
+  RecordProperty("enobufs", std::to_string(st.enobufs));
+  EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// Answers every 13-byte request "REQ nnnnnnnn\n" with "RSP nnnnnnnn\n", whatever the split.
+class ReqRspHandler : public EchoHandler {
+ public:
+  explicit ReqRspHandler(Probe* probe) : EchoHandler(probe), probe_(probe) {}
+  void OnRecv(Conn& conn, std::span<const char> data) override {
+    buf_.append(data.data(), data.size());
+    size_t off = 0;
+    std::string out;
+    while (buf_.size() - off >= 13) {
+      std::string msg = buf_.substr(off, 13);
+      if (msg.compare(0, 4, "REQ ") != 0) {
+        probe_->Update([&] { probe_->failures.push_back("bad request " + msg); });
+        conn.Close();
+        return;
+      }
+      msg.replace(0, 3, "RSP");
+      out += msg;
+      off += 13;
+    }
+    buf_.erase(0, off);
+    probe_->Update([&] { probe_->bytes += out.size(); });
+    conn.Write(out);
+  }
+
+ private:
+  Probe* probe_;
+  std::string buf_;
+};
+
+// Tiny rings (SQ 4, CQ 8) under load from 128 connections with pipelined requests: the SQ
+// fills (E4) and the CQ overflows (E3), yet no operation or completion is lost: responses
+// equal requests, each matching its request.
+TEST(WorkerTest, TinyRingsLoseNoCompletion) {
+  Probe probe;
+  WorkerOptions options = SmallOptions();
+  options.sq_entries = 4;
+  options.cq_entries = 8;
+  auto lw = StartListening(options, &probe,
+                           [&](Conn&) { return std::make_unique<ReqRspHandler>(&probe); });
+  constexpr int kConns = 128;
+  constexpr int kRequests = 300;
+  std::string payload;
+  for (int r = 0; r < kRequests; ++r) {
+    char line[16];
+    std::snprintf(line, sizeof(line), "REQ %08d\n", r);
+    payload += line;
+  }
+  std::string expected = payload;
+  for (size_t off = 0; off < expected.size(); off += 13) {
+    expected.replace(off, 3, "RSP");
+  }
+  const Exchange ex = SendAllAndCollect(lw.port, kConns, payload, 30s);
+  EXPECT_FALSE(ex.timed_out) << "exchange did not finish in 30 s";
+  size_t responses = 0;
+  for (int i = 0; i < kConns; ++i) {
+    const std::string& got = ex.replies[static_cast<size_t>(i)];
+    responses += got.size() / 13;
+    EXPECT_EQ(got, expected) << "conn " << i;
+  }
+  EXPECT_EQ(responses, static_cast<size_t>(kConns * kRequests));
+  EXPECT_TRUE(probe.Read([&] { return probe.failures.empty(); }));
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.closed == kConns; }, 10s));
+  const WorkerStats st = lw.runner->Stats();
+  EXPECT_GT(st.sq_full, 0u) << "the SQ never filled: the test did not reach E4";
+  RecordProperty("sq_full", std::to_string(st.sq_full));
+  RecordProperty("cq_backlog", std::to_string(st.cq_backlog));
+  EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// RequestStop with a connection open: the handler gets OnDrain, the listener stops accepting,
+// the client sees the close, and Run() returns.
+TEST(WorkerTest, RequestStopDrainsOpenConnections) {
+  Probe probe;
+  auto lw = StartListening(SmallOptions(), &probe,
+                           [&](Conn&) { return std::make_unique<EchoHandler>(&probe); });
+  const int fd = ConnectTo(lw.port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WriteAll(fd, "abc"));
+  EXPECT_EQ(ReadUpTo(fd, 3, 5s), "abc");
+  lw.runner->worker().RequestStop();
+  EXPECT_TRUE(WaitEof(fd, 5s)) << "no FIN after RequestStop";
+  ::close(fd);
+  EXPECT_TRUE(lw.runner->Join(10s).has_value());
+  EXPECT_EQ(probe.Read([&] { return probe.drains; }), 1);
+  EXPECT_EQ(probe.Read([&] { return probe.closed; }), 1);
+  // The listener is gone.
+  EXPECT_LT(ConnectTo(lw.port), 0);
+}
+
+// Ignores OnDrain: the worker must close it itself when the drain grace period ends.
+class StubbornHandler : public RecordHandler {
+ public:
+  explicit StubbornHandler(Probe* probe) : RecordHandler(probe) {}
+  void OnDrain(Conn& /*conn*/) override {
+    probe_->Update([&] { ++probe_->drains; });
+  }
+};
+
+// A handler that ignores OnDrain is closed when drain_grace_ms runs out, and Run() returns.
+TEST(WorkerTest, DrainGraceClosesStragglers) {
+  Probe probe;
+  WorkerOptions options = SmallOptions();
+  options.drain_grace_ms = 300;
+  auto lw = StartListening(options, &probe,
+                           [&](Conn&) { return std::make_unique<StubbornHandler>(&probe); });
+  const int fd = ConnectTo(lw.port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.accepted == 1; }));
+  const auto t0 = Clock::now();
+  lw.runner->worker().RequestStop();
+  EXPECT_TRUE(lw.runner->Join(10s).has_value());
+  EXPECT_GE(Clock::now() - t0, 250ms) << "closed before the grace period";
+  EXPECT_EQ(probe.Read([&] { return probe.drains; }), 1);
+  EXPECT_EQ(probe.Read([&] { return probe.closed; }), 1);
+  EXPECT_TRUE(WaitEof(fd, 2s));
+  ::close(fd);
+}
+
+// RequestStop issued before the loop has set up its ring (a SIGTERM right after start-up)
+// still stops the worker: the request must not be lost.
+TEST(WorkerTest, RequestStopBeforeRunIsNotLost) {
+  WorkerRunner runner(SmallOptions());
+  runner.worker().RequestStop();
+  runner.StartThreadOnly();
+  const auto deadline = Clock::now() + 3s;
+  while (!runner.done() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(runner.done()) << "a RequestStop() made before Run() was lost";
+  if (!runner.done()) {
+    runner.worker().Post([] {});  // wake it so the test can finish
+  }
+  EXPECT_TRUE(runner.Join(10s).has_value());
+}
+
+}  // namespace
+}  // namespace torii::core

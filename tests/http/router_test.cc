@@ -1,0 +1,95 @@
+// tests/http/router_test.cc: route matching (http/router.cc). Plain data in, an index out: host
+// patterns (exact, "*.suffix", "*"), path prefixes, first match wins, no match is nullopt (a
+// 404, never "the first pool", BAD-INPUTS R8).
+#include "http/router.h"
+
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace torii::http {
+namespace {
+
+RouteSpec Route(std::string host, std::string prefix, uint32_t pool = 0) {
+  RouteSpec r;
+  r.host = std::move(host);
+  r.path_prefix = std::move(prefix);
+  r.pool = pool;
+  return r;
+}
+
+// An exact host pattern matches only that host.
+TEST(RouterTest, ExactHost) {
+  const std::vector<RouteSpec> routes = {Route("api.example.com", "/")};
+  EXPECT_EQ(MatchRoute(routes, "api.example.com", "/"), 0u);
+  EXPECT_EQ(MatchRoute(routes, "api.example.com", "/x/y?z"), 0u);
+  EXPECT_EQ(MatchRoute(routes, "example.com", "/"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, "xapi.example.com", "/"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, "a.api.example.com", "/"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, "api.example.com.evil", "/"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, "", "/"), std::nullopt);
+}
+
+// "*.suffix" matches any host with at least one label before the suffix, not the bare suffix
+// and not a host that merely ends with the same characters.
+TEST(RouterTest, WildcardSuffix) {
+  const std::vector<RouteSpec> routes = {Route("*.example.com", "/")};
+  EXPECT_EQ(MatchRoute(routes, "a.example.com", "/"), 0u);
+  EXPECT_EQ(MatchRoute(routes, "a.b.example.com", "/"), 0u);
+  EXPECT_EQ(MatchRoute(routes, "example.com", "/"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, ".example.com", "/"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, "badexample.com", "/"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, "a.example.com.evil", "/"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, "a.example.org", "/"), std::nullopt);
+}
+
+// "*" matches every host, the empty one included.
+TEST(RouterTest, StarMatchesAnyHost) {
+  const std::vector<RouteSpec> routes = {Route("*", "/")};
+  EXPECT_EQ(MatchRoute(routes, "anything.test", "/"), 0u);
+  EXPECT_EQ(MatchRoute(routes, "127.0.0.1", "/a"), 0u);
+  EXPECT_EQ(MatchRoute(routes, "", "/"), 0u);
+}
+
+// The path must start with the route's prefix; a query string does not get in the way.
+TEST(RouterTest, PathPrefix) {
+  const std::vector<RouteSpec> routes = {Route("*", "/api/")};
+  EXPECT_EQ(MatchRoute(routes, "h", "/api/"), 0u);
+  EXPECT_EQ(MatchRoute(routes, "h", "/api/v1/users?id=3"), 0u);
+  EXPECT_EQ(MatchRoute(routes, "h", "/api"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, "h", "/"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, "h", "/static/api/"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, "h", "/API/"), std::nullopt);  // paths are case-sensitive
+  EXPECT_EQ(MatchRoute(routes, "h", ""), std::nullopt);
+}
+
+// Routes are tried in order and the first match wins, even when a later one is more specific.
+TEST(RouterTest, FirstMatchWins) {
+  const std::vector<RouteSpec> routes = {
+      Route("api.example.com", "/v2/", 10),
+      Route("*.example.com", "/", 11),
+      Route("api.example.com", "/", 12),
+      Route("*", "/static/", 13),
+      Route("*", "/", 14),
+  };
+  EXPECT_EQ(MatchRoute(routes, "api.example.com", "/v2/x"), 0u);
+  EXPECT_EQ(MatchRoute(routes, "api.example.com", "/v1/x"), 1u);  // not 2: 1 comes first
+  EXPECT_EQ(MatchRoute(routes, "www.example.com", "/static/a.css"), 1u);
+  EXPECT_EQ(MatchRoute(routes, "other.test", "/static/a.css"), 3u);
+  EXPECT_EQ(MatchRoute(routes, "other.test", "/x"), 4u);
+  EXPECT_EQ(MatchRoute(routes, "example.com", "/"), 4u);
+}
+
+// No matching route (or no routes at all) gives nullopt, never a default index.
+TEST(RouterTest, NoMatchIsNullopt) {
+  EXPECT_EQ(MatchRoute({}, "a", "/"), std::nullopt);
+  const std::vector<RouteSpec> routes = {Route("a.test", "/"), Route("*.b.test", "/x")};
+  EXPECT_EQ(MatchRoute(routes, "c.test", "/"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, "q.b.test", "/y"), std::nullopt);
+  EXPECT_EQ(MatchRoute(routes, "q.b.test", "/x"), 1u);
+}
+
+}  // namespace
+}  // namespace torii::http
