@@ -256,8 +256,9 @@ int RunServer(const conf::Config& config) {
   for (auto& t : threads) {
     t.join();
   }
-  contexts.clear();
+  // Workers first: their connections' handlers hand their buffers back to the contexts.
   ws.clear();
+  contexts.clear();
   if (failed.load()) {
     exit_code = 1;
   }

@@ -45,6 +45,11 @@ void BackendMask::set(uint32_t i, bool value) {
   }
 }
 
+void BackendMask::Reset(uint32_t size) {
+  size_ = size;
+  words_.assign((static_cast<size_t>(size) + 63) / 64, 0);
+}
+
 uint32_t BackendMask::count() const {
   uint32_t n = 0;
   for (uint64_t word : words_) {

@@ -24,6 +24,9 @@ class BackendMask {
   bool test(uint32_t i) const;
   void set(uint32_t i, bool value = true);
   uint32_t count() const;
+  // Clears the mask and gives it `size` backends, reusing its memory (no allocation when the
+  // size does not grow).
+  void Reset(uint32_t size);
 
  private:
   uint32_t size_ = 0;

@@ -378,6 +378,9 @@ Conn* Worker::Resolve(ConnRef ref) const {
 
 Result<Conn*> Worker::Connect(const sockaddr* addr, socklen_t len,
                               std::unique_ptr<ConnHandler> handler) {
+  if (len > sizeof(sockaddr_in6)) {
+    return Fail(Errc::kIo, Side::kInternal, EAFNOSUPPORT);  // TCP over IPv4/IPv6 only
+  }
   const int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     return std::unexpected(Error::FromErrno(errno, Side::kUpstream));
@@ -394,7 +397,7 @@ Result<Conn*> Worker::Connect(const sockaddr* addr, socklen_t len,
   c->state_ = Conn::State::kConnecting;
   c->handler_ = std::move(handler);
   io_uring_sqe* sqe = GetSqe();
-  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&c->peer_), len);
+  io_uring_prep_connect(sqe, fd, &c->peer_.sa, len);
   Submit(sqe, OpTag{c->slot_, c->gen_, Op::kConnect}, c);
   ++stats_.connects;
   return c;
@@ -573,7 +576,7 @@ void Worker::OnAcceptCqe(uint32_t index, const io_uring_cqe& cqe) {
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   c->peer_len_ = sizeof(c->peer_);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&c->peer_), &c->peer_len_) != 0) {
+  if (getpeername(fd, &c->peer_.sa, &c->peer_len_) != 0) {
     c->peer_len_ = 0;
   }
   c->handler_ = accept_fn_ ? accept_fn_(*c, index) : nullptr;
@@ -645,6 +648,8 @@ void Worker::OnRecvCqe(Conn& c, const io_uring_cqe& cqe) {
 
 void Worker::OnSendCqe(Conn& c, int res) {
   c.send_in_flight_ = false;
+  free_send_ops_.push_back(c.send_op_);
+  c.send_op_ = ~uint32_t{0};
   if (res < 0) {
     if (c.state_ == Conn::State::kClosing) {
       return;
@@ -854,12 +859,19 @@ void Worker::BeforeSleep() {
         (c.state_ != Conn::State::kOpen && c.state_ != Conn::State::kLingering)) {
       continue;
     }
-    const int n = c.out_.FillIov(c.iov_, Conn::kMaxIov);
-    c.msg_ = msghdr{};
-    c.msg_.msg_iov = c.iov_;
-    c.msg_.msg_iovlen = static_cast<size_t>(n);
+    if (free_send_ops_.empty()) {
+      free_send_ops_.push_back(static_cast<uint32_t>(send_ops_.size()));
+      send_ops_.push_back(std::make_unique<SendOp>());
+    }
+    c.send_op_ = free_send_ops_.back();
+    free_send_ops_.pop_back();
+    SendOp& op = *send_ops_[c.send_op_];
+    const int n = c.out_.FillIov(op.iov, Conn::kMaxIov);
+    op.msg = msghdr{};
+    op.msg.msg_iov = op.iov;
+    op.msg.msg_iovlen = static_cast<size_t>(n);
     io_uring_sqe* sqe = GetSqe();
-    io_uring_prep_sendmsg(sqe, c.fd_, &c.msg_, MSG_NOSIGNAL);
+    io_uring_prep_sendmsg(sqe, c.fd_, &op.msg, MSG_NOSIGNAL);
     Submit(sqe, OpTag{c.slot_, c.gen_, Op::kSend}, &c);
     c.send_in_flight_ = true;
   }

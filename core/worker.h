@@ -128,7 +128,8 @@ class Conn {
   bool closing() const {
     return state_ == State::kClosing || state_ == State::kLingering || close_after_flush_;
   }
-  const sockaddr_storage& peer() const { return peer_; }
+  // The peer's address (IPv4 or IPv6): the client, or the backend connected to.
+  const sockaddr* peer() const { return &peer_.sa; }
   ConnHandler* handler() const { return handler_.get(); }
   void set_handler(std::unique_ptr<ConnHandler> handler) { handler_ = std::move(handler); }
 
@@ -177,10 +178,13 @@ class Conn {
   uint16_t inflight_ = 0;
   OutQueue out_;
   TimerWheel::Entry timer_;
-  sockaddr_storage peer_{};
+  union PeerAddr {
+    sockaddr sa;
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  } peer_{};
   socklen_t peer_len_ = 0;
-  msghdr msg_{};
-  iovec iov_[kMaxIov]{};
+  uint32_t send_op_ = ~uint32_t{0};  // the SendOp lent for the send in flight
   std::unique_ptr<ConnHandler> handler_;
 };
 
@@ -228,6 +232,12 @@ class Worker {
     uint32_t index = 0;
     bool armed = false;
   };
+  // The msghdr and iovecs of one sendmsg, lent to a connection while its send is in flight
+  // (the kernel reads them until the CQE), so an idle connection carries none of it.
+  struct SendOp {
+    msghdr msg{};
+    iovec iov[Conn::kMaxIov]{};
+  };
 
   Result<void> SetupRing();
   io_uring_sqe* GetSqe();
@@ -266,6 +276,8 @@ class Worker {
   std::vector<uint32_t> reclaim_list_;
   std::vector<io_uring_cqe> cqe_backlog_;  // reaped early (E3), dispatched next
   std::vector<io_uring_cqe> batch_;
+  std::vector<std::unique_ptr<SendOp>> send_ops_;
+  std::vector<uint32_t> free_send_ops_;
 
   std::vector<Listener> listeners_;
   AcceptFn accept_fn_;

@@ -124,13 +124,13 @@ void H1Parser::Reset() {
   head_.status = 0;
   head_.reason = {};
   head_.version_minor = 1;
-  head_.headers.clear();
+  head_.headers = {};
   head_.framing = Framing::kNone;
   head_.content_length = 0;
   head_.keep_alive = true;
   head_.upgrade = false;
   head_.has_content_length = false;
-  fields_.clear();
+  storage_->clear();
   method_off_ = method_len_ = target_off_ = target_len_ = reason_off_ = reason_len_ = 0;
   head_start_ = static_cast<uint32_t>(consumed_);
   version_patched_ = false;
@@ -367,10 +367,10 @@ int H1Parser::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
     return s.chunk_ext_bytes_ > s.limits_.header_bytes ? s.Fail(400, "trailers too large") : 0;
   }
   if (!s.in_field_) {
-    s.fields_.push_back(Field{});
+    s.storage_->fields.push_back(FieldOffsets{});
     s.in_field_ = true;
   }
-  Field& f = s.fields_.back();
+  FieldOffsets& f = s.storage_->fields.back();
   s.Extend(f.name_off, f.name_len, at, len);
   if (f.name_off + f.name_len - s.head_start_ > s.limits_.header_bytes) {
     return s.Fail(s.kind_ == Kind::kRequest ? 431 : 502, "header section too large");
@@ -385,13 +385,13 @@ int H1Parser::OnHeaderFieldComplete(llhttp_t* p) {
   }
   if (!s.in_field_) {
     // on_header_field is not called for an empty name.
-    s.fields_.push_back(Field{});
+    s.storage_->fields.push_back(FieldOffsets{});
   }
   s.in_field_ = false;
-  if (s.fields_.back().name_len == 0) {
+  if (s.storage_->fields.back().name_len == 0) {
     return s.Fail(s.kind_ == Kind::kRequest ? 400 : 502, "empty header name");
   }
-  if (s.fields_.size() > s.limits_.header_count) {
+  if (s.storage_->fields.size() > s.limits_.header_count) {
     return s.Fail(s.kind_ == Kind::kRequest ? 431 : 502, "too many headers");
   }
   return 0;
@@ -403,10 +403,10 @@ int H1Parser::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
     s.chunk_ext_bytes_ += static_cast<uint32_t>(len);
     return s.chunk_ext_bytes_ > s.limits_.header_bytes ? s.Fail(400, "trailers too large") : 0;
   }
-  if (s.fields_.empty()) {
+  if (s.storage_->fields.empty()) {
     return s.Fail(s.kind_ == Kind::kRequest ? 400 : 502, "value without a name");
   }
-  Field& f = s.fields_.back();
+  FieldOffsets& f = s.storage_->fields.back();
   s.Extend(f.value_off, f.value_len, at, len);
   if (f.value_off + f.value_len - s.head_start_ > s.limits_.header_bytes) {
     return s.Fail(s.kind_ == Kind::kRequest ? 431 : 502, "header section too large");
@@ -456,7 +456,8 @@ int H1Parser::ValidateHead() {
   // Obs-fold anywhere in the head (a fold line starts with SP or HTAB). Extend() already
   // catches folds inside one value; this also catches a fold llhttp delivered contiguously.
   uint32_t head_end = head_start_;
-  for (const Field& f : fields_) {
+  const std::vector<FieldOffsets>& fields = storage_->fields;
+  for (const FieldOffsets& f : fields) {
     head_end = std::max(head_end, f.value_off + f.value_len);
     head_end = std::max(head_end, f.name_off + f.name_len);
   }
@@ -466,12 +467,12 @@ int H1Parser::ValidateHead() {
     }
   }
 
-  head_.headers.clear();
-  head_.headers.reserve(fields_.size());
+  std::vector<HeaderView>& headers = storage_->headers;
+  headers.clear();
   int te_count = 0;
   int cl_count = 0;
   std::string_view te;
-  for (const Field& f : fields_) {
+  for (const FieldOffsets& f : fields) {
     HeaderView h{std::string_view(b + f.name_off, f.name_len),
                  TrimOws(std::string_view(b + f.value_off, f.value_len))};
     if (!IsToken(h.name)) {
@@ -486,8 +487,9 @@ int H1Parser::ValidateHead() {
     } else if (EqualsIgnoreCase(h.name, "content-length")) {
       ++cl_count;
     }
-    head_.headers.push_back(h);
+    headers.push_back(h);
   }
+  head_.headers = headers;
   if (te_count > 1) {
     return Fail(bad, "duplicate Transfer-Encoding");
   }

@@ -23,6 +23,7 @@
 #include <llhttp.h>
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -40,6 +41,27 @@ enum class Framing : uint8_t {
   kUntilClose,     // response only: body ends when the connection closes
 };
 
+// Where a header field sits in the caller's buffer while a head is parsed (offsets, so the
+// buffer may grow and move until the head is complete).
+struct FieldOffsets {
+  uint32_t name_off = 0;
+  uint32_t name_len = 0;
+  uint32_t value_off = 0;
+  uint32_t value_len = 0;
+};
+
+// The growable storage of one head. A connection borrows one from a per-worker pool while it
+// has a message in progress (H1Parser::set_storage), so an idle connection holds none and a
+// busy one allocates nothing per request once the pool is warm.
+struct HeadStorage {
+  std::vector<FieldOffsets> fields;
+  std::vector<HeaderView> headers;
+  void clear() {
+    fields.clear();
+    headers.clear();
+  }
+};
+
 struct MessageHead {
   // Request fields.
   std::string_view method;
@@ -50,7 +72,7 @@ struct MessageHead {
   std::string_view reason;
   // Both.
   uint8_t version_minor = 1;  // HTTP/1.x
-  std::vector<HeaderView> headers;
+  std::span<const HeaderView> headers;  // in the parser's HeadStorage
   Framing framing = Framing::kNone;
   uint64_t content_length = 0;
   bool keep_alive = true;  // llhttp_should_keep_alive after the head
@@ -100,6 +122,9 @@ class H1Parser {
   // Responses: the method of the request this response answers (HEAD has no body), set
   // before the response head is parsed.
   void set_request_was_head(bool v) { request_was_head_ = v; }
+  // Lends the storage for heads (nullptr: the parser's own). Change it only between
+  // messages: the current head's views point into it.
+  void set_storage(HeadStorage* storage) { storage_ = storage != nullptr ? storage : &own_; }
   // Limits can change per request (route-specific bodies later).
   void set_limits(const Limits& limits) { limits_ = limits; }
   // After kDone: true when the connection must not carry another message (Connection:
@@ -116,12 +141,6 @@ class H1Parser {
   Step Finish();
 
  private:
-  struct Field {
-    uint32_t name_off = 0;
-    uint32_t name_len = 0;
-    uint32_t value_off = 0;
-    uint32_t value_len = 0;
-  };
   static int OnMessageBegin(llhttp_t* p);
   static int OnUrl(llhttp_t* p, const char* at, size_t len);
   static int OnStatus(llhttp_t* p, const char* at, size_t len);
@@ -150,7 +169,8 @@ class H1Parser {
   const char* base_ = nullptr;  // buffer of the current Next() call
   size_t consumed_ = 0;
   MessageHead head_;
-  std::vector<Field> fields_;
+  HeadStorage own_;
+  HeadStorage* storage_ = &own_;
   uint32_t method_off_ = 0, method_len_ = 0;
   uint32_t target_off_ = 0, target_len_ = 0;
   uint32_t reason_off_ = 0, reason_len_ = 0;

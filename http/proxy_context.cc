@@ -30,6 +30,32 @@ ProxyContext::ProxyContext(core::Worker& worker, std::shared_ptr<const ProxyConf
   }
 }
 
+namespace {
+// Buffers kept warm per worker, and the largest input buffer worth keeping.
+constexpr size_t kMaxPooledBuffers = 1024;
+constexpr size_t kMaxPooledInput = 64 * 1024;
+}  // namespace
+
+std::unique_ptr<ExchangeBuffers> ProxyContext::AcquireBuffers() {
+  if (free_buffers_.empty()) {
+    return std::make_unique<ExchangeBuffers>();
+  }
+  std::unique_ptr<ExchangeBuffers> b = std::move(free_buffers_.back());
+  free_buffers_.pop_back();
+  return b;
+}
+
+void ProxyContext::ReleaseBuffers(std::unique_ptr<ExchangeBuffers> buffers) {
+  if (!buffers || free_buffers_.size() >= kMaxPooledBuffers) {
+    return;
+  }
+  buffers->clear();
+  if (buffers->in.capacity() > kMaxPooledInput) {
+    std::string().swap(buffers->in);  // a flood's buffer is not kept warm
+  }
+  free_buffers_.push_back(std::move(buffers));
+}
+
 core::Conn* ProxyContext::TakeIdle(uint32_t pool, uint32_t backend) {
   auto& list = pools_[pool].idle[backend];
   while (!list.empty()) {

@@ -9,14 +9,37 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "balancer/picker.h"
 #include "core/worker.h"
 #include "http/access_log.h"
+#include "http/h1_parser.h"
 #include "http/proxy_config.h"
 
 namespace torii::http {
+
+// The growable memory of one exchange (a request and its response on one connection): the
+// input buffer, the head storage and the strings kept for the log and a retry. Borrowed from
+// the worker's pool when a message starts and returned when the connection goes idle, so an
+// idle connection holds none of it and a busy worker allocates nothing per request.
+struct ExchangeBuffers {
+  HeadStorage head;
+  std::string in;
+  std::string method;
+  std::string target;  // origin-form target sent upstream
+  std::string host;    // Host sent upstream (authority of an absolute-form target wins)
+  std::string upstream_head;  // the re-serialised request head, kept for a retry
+  void clear() {
+    head.clear();
+    in.clear();
+    method.clear();
+    target.clear();
+    host.clear();
+    upstream_head.clear();
+  }
+};
 
 struct ProxyStats {
   uint64_t requests = 0;
@@ -37,6 +60,12 @@ class ProxyContext {
   const ProxyConfig& config() const { return *config_; }
   AccessLog& log() { return *log_; }
   ProxyStats& stats() { return stats_; }
+  // Scratch for building a head or a chunk header that is written out at once (never held
+  // across calls).
+  std::string& scratch() { return scratch_; }
+
+  std::unique_ptr<ExchangeBuffers> AcquireBuffers();
+  void ReleaseBuffers(std::unique_ptr<ExchangeBuffers> buffers);
 
   balancer::Picker& picker(uint32_t pool) { return *pools_[pool].picker; }
   const balancer::BackendMask& healthy(uint32_t pool) const { return pools_[pool].healthy; }
@@ -61,6 +90,8 @@ class ProxyContext {
   std::unique_ptr<AccessLog> log_;
   std::vector<PoolState> pools_;
   ProxyStats stats_;
+  std::string scratch_;
+  std::vector<std::unique_ptr<ExchangeBuffers>> free_buffers_;
 };
 
 }  // namespace torii::http

@@ -18,12 +18,12 @@ namespace {
 // Pipelined bytes buffered beyond the current request before receiving pauses.
 constexpr size_t kMaxPipelineBuffer = 64 * 1024;
 
-std::string FormatPeer(const sockaddr_storage& ss) {
+std::string FormatPeer(const sockaddr* sa) {
   char buf[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, buf, sizeof(buf));
-  } else if (ss.ss_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, buf, sizeof(buf));
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof(buf));
+  } else if (sa->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof(buf));
   }
   return buf;
 }
@@ -82,6 +82,22 @@ class ClientSession final : public core::ConnHandler {
     return H1Parser::Limits{l.header_bytes, l.header_count, l.body_bytes};
   }
   core::Conn* self() const { return ctx_.worker().Resolve(self_); }
+  // The exchange's buffers, borrowed from the worker's pool on first use.
+  ExchangeBuffers& B() {
+    if (!b_) {
+      b_ = ctx_.AcquireBuffers();
+      parser_.set_storage(&b_->head);
+    }
+    return *b_;
+  }
+  const std::string& input() const { return b_ ? b_->in : kNoInput; }
+  void ReleaseBuffers() {
+    if (b_) {
+      parser_.set_storage(nullptr);
+      ctx_.ReleaseBuffers(std::move(b_));
+    }
+  }
+  static inline const std::string kNoInput;
   core::Conn* upstream() const { return ctx_.worker().Resolve(up_); }
   UpstreamConn* upstream_handler() const {
     core::Conn* c = upstream();
@@ -105,7 +121,7 @@ class ClientSession final : public core::ConnHandler {
   core::ConnRef self_;
   uint32_t listener_;
   H1Parser parser_;
-  std::string in_;
+  std::unique_ptr<ExchangeBuffers> b_;  // borrowed while a request is in progress
   std::string peer_;
   TimerFor timer_for_ = TimerFor::kNone;
 
@@ -118,11 +134,6 @@ class ClientSession final : public core::ConnHandler {
   bool have_backend_ = false;
   balancer::BackendMask exclude_;
   uint32_t attempts_ = 0;
-  std::string method_;
-  std::string target_;  // origin-form target sent upstream
-  std::string host_;    // Host sent upstream (authority of an absolute-form target wins)
-  std::string upstream_head_;  // the re-serialised request head, kept for a retry
-  std::string out_;            // scratch for response heads and chunk framing
   Framing req_framing_ = Framing::kNone;
   Framing resp_framing_ = Framing::kNone;  // how we frame the response to the client
   uint8_t method_id_ = 0;
@@ -152,19 +163,19 @@ void ClientSession::SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms) {
 }
 
 void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
-  if (req_ == Req::kIdle && in_.empty()) {
+  if (req_ == Req::kIdle && input().empty()) {
     // First byte of a request: the header timeout runs from here and is not reset by later
     // bytes (slowloris, BAD-INPUTS D1).
     SetTimerFor(conn, TimerFor::kHeader, ctx_.config().limits.header_timeout_ms);
     req_ = Req::kHead;
     start_ms_ = ctx_.worker().now_ms();
   }
-  in_.append(data.data(), data.size());
+  B().in.append(data.data(), data.size());
   if (req_ == Req::kBody) {
     SetTimerFor(conn, TimerFor::kBody, ctx_.config().limits.body_timeout_ms);
   }
   Pump(conn);
-  if (!conn.closing() && in_.size() > kMaxPipelineBuffer + ctx_.config().limits.header_bytes &&
+  if (!conn.closing() && input().size() > kMaxPipelineBuffer + ctx_.config().limits.header_bytes &&
       !recv_paused_) {
     // The client keeps sending while we cannot parse (pipelining ahead of a slow response):
     // stop reading until the current exchange finishes (P1 flood).
@@ -175,7 +186,7 @@ void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
 
 void ClientSession::Compact() {
   if (!parser_.in_head() && parser_.consumed() > 0) {
-    in_.erase(0, parser_.consumed());
+    B().in.erase(0, parser_.consumed());
     parser_.DropConsumed();
   }
 }
@@ -183,7 +194,7 @@ void ClientSession::Compact() {
 void ClientSession::Pump(core::Conn& conn) {
   while (!conn.closing()) {
     if (req_ == Req::kDone || req_ == Req::kIdle) {
-      if (req_ == Req::kIdle && !in_.empty()) {
+      if (req_ == Req::kIdle && !input().empty()) {
         // Pipelined bytes of the next request.
         req_ = Req::kHead;
         start_ms_ = ctx_.worker().now_ms();
@@ -195,7 +206,8 @@ void ClientSession::Pump(core::Conn& conn) {
     if (paused_for_upstream_) {
       return;
     }
-    const H1Parser::Step step = parser_.Next(in_.data(), in_.size());
+    std::string& in = B().in;
+    const H1Parser::Step step = parser_.Next(in.data(), in.size());
     switch (step.event) {
       case H1Parser::Event::kNeedMore:
         Compact();
@@ -259,8 +271,8 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   const MessageHead& h = parser_.head();
   ++requests_;
   ctx_.stats().requests++;
-  method_.assign(h.method);
-  target_.assign(h.target);  // refined by CheckRequest (absolute-form); logged if refused
+  B().method.assign(h.method);
+  B().target.assign(h.target);  // refined by CheckRequest (absolute-form); logged if refused
   method_id_ = h.method_id;
   version_minor_ = h.version_minor;
   req_framing_ = h.framing;
@@ -284,14 +296,13 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   // Route → pick → send: the head goes out now; the body follows as it arrives.
   const RouteSpec& route = ctx_.config().routes[route_];
   pool_ = route.pool;
-  exclude_ = balancer::BackendMask(
-      static_cast<uint32_t>(ctx_.config().pools[pool_].backends.size()));
+  exclude_.Reset(static_cast<uint32_t>(ctx_.config().pools[pool_].backends.size()));
   resp_ = Resp::kWaiting;
-  if (host_.empty()) {
+  if (B().host.empty()) {
     // HTTP/1.0 without Host: name the pool, as nginx sends $proxy_host.
-    host_ = ctx_.config().pools[pool_].name;
+    B().host = ctx_.config().pools[pool_].name;
   }
-  BuildUpstreamRequestHead(h, host_, target_, peer_, req_framing_, &upstream_head_);
+  BuildUpstreamRequestHead(h, B().host, B().target, peer_, req_framing_, &B().upstream_head);
   // Expect: 100-continue is answered here (and not forwarded): we are ready for the body.
   for (const HeaderView& hv : h.headers) {
     if (EqualsIgnoreCase(hv.name, "expect") && req_framing_ != Framing::kNone) {
@@ -353,8 +364,8 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
     authority = rest.substr(0, end);
     target = end == std::string_view::npos ? std::string_view("/") : rest.substr(end);
     if (!target.empty() && target.front() == '?') {
-      target_.assign("/");
-      target_.append(target);
+      B().target.assign("/");
+      B().target.append(target);
     }
   }
   if (authority.empty() && host_count == 0 && h.version_minor >= 1) {
@@ -371,9 +382,9 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
     }
     host_name = *name;
   }
-  host_.assign(host);
+  B().host.assign(host);
   if (target.empty() || target.front() != '?') {
-    target_.assign(target);
+    B().target.assign(target);
   }
   // Route by the same host the upstream will see (R7: route and cache key never disagree).
   std::string lower(host_name);
@@ -383,7 +394,7 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
     }
   }
   // "OPTIONS *" concerns the server as a whole: route it by host, as the path "/".
-  const auto route = MatchRoute(ctx_.config().routes, lower, target_ == "*" ? "/" : target_);
+  const auto route = MatchRoute(ctx_.config().routes, lower, B().target == "*" ? "/" : B().target);
   if (!route) {
     return reject(404, "no route");
   }
@@ -432,7 +443,7 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
     auto* handler = static_cast<UpstreamConn*>(up->handler());
     handler->Attach(*up, self_, method_id_ == HTTP_HEAD);
     handler->set_request_complete(req_ == Req::kDone);
-    up->Write(upstream_head_);
+    up->Write(B().upstream_head);
     return;
   }
 }
@@ -444,9 +455,9 @@ void ClientSession::ForwardBody(std::string_view body) {
   }
   if (req_framing_ == Framing::kChunked) {
     // Re-chunk without extensions: one chunk per span.
-    out_.clear();
-    AppendChunkHeader(body.size(), &out_);
-    up->Write(out_);
+    ctx_.scratch().clear();
+    AppendChunkHeader(body.size(), &ctx_.scratch());
+    up->Write(ctx_.scratch());
     up->Write(body);
     up->Write("\r\n");
   } else {
@@ -502,10 +513,10 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   if (draining_) {
     close_after_ = true;
   }
-  out_.clear();
+  ctx_.scratch().clear();
   BuildClientResponseHead(head, resp_framing_, head_req, close_after_, version_minor_,
-                          ctx_.config().routes[route_].add_headers, &out_);
-  me->Write(out_);
+                          ctx_.config().routes[route_].add_headers, &ctx_.scratch());
+  me->Write(ctx_.scratch());
   (void)up;
 }
 
@@ -516,9 +527,9 @@ void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
   }
   bytes_sent_ += body.size();
   if (resp_framing_ == Framing::kChunked) {
-    out_.clear();
-    AppendChunkHeader(body.size(), &out_);
-    me->Write(out_);
+    ctx_.scratch().clear();
+    AppendChunkHeader(body.size(), &ctx_.scratch());
+    me->Write(ctx_.scratch());
     me->Write(body);
     me->Write("\r\n");
   } else {
@@ -668,10 +679,10 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
   if (req_framing_ != Framing::kNone && req_ != Req::kDone) {
     close_after_ = true;  // the body is unread: close rather than drain it (P6)
   }
-  out_.clear();
-  const std::string_view body = BuildLocalReply(status, close_after_, &out_);
+  ctx_.scratch().clear();
+  const std::string_view body = BuildLocalReply(status, close_after_, &ctx_.scratch());
   bytes_sent_ = body.size();
-  conn.Write(out_);
+  conn.Write(ctx_.scratch());
   if (close_after_) {
     req_ = Req::kDone;
   }
@@ -713,9 +724,9 @@ void ClientSession::LogExchange() {
   }
   AccessRecord r;
   r.client = peer_;
-  r.method = method_;
-  r.target = target_;
-  r.host = host_;
+  r.method = B().method;
+  r.target = B().target;
+  r.host = B().host;
   r.version_minor = version_minor_;
   r.status = status_;
   r.bytes_sent = bytes_sent_;
@@ -734,22 +745,22 @@ void ClientSession::FinishExchange(core::Conn& conn) {
   DetachUpstream(false);
   req_ = Req::kIdle;
   resp_ = Resp::kNone;
-  if (close_after_ || draining_ || (peer_eof_ && in_.empty())) {
+  if (close_after_ || draining_ || (peer_eof_ && input().empty())) {
     SetTimerFor(conn, TimerFor::kNone, 0);
     conn.CloseAfterFlush();
     return;
   }
-  method_.clear();
-  target_.clear();
-  host_.clear();
+  B().method.clear();
+  B().target.clear();
+  B().host.clear();
   if (recv_paused_ && !paused_for_upstream_) {
     recv_paused_ = false;
     conn.ResumeRecv();
   }
-  if (in_.empty()) {
+  if (input().empty()) {
     SetTimerFor(conn, TimerFor::kIdle, ctx_.config().limits.idle_timeout_ms);
-    // An idle connection keeps no buffer (E2).
-    std::string().swap(in_);
+    // An idle connection keeps no buffer (E2): they go back to the worker's pool.
+    ReleaseBuffers();
     return;
   }
   Pump(conn);
@@ -757,7 +768,7 @@ void ClientSession::FinishExchange(core::Conn& conn) {
 
 void ClientSession::OnEof(core::Conn& conn) {
   peer_eof_ = true;
-  if (req_ == Req::kIdle && in_.empty()) {
+  if (req_ == Req::kIdle && input().empty()) {
     conn.Close();  // a keep-alive client went away between requests: normal
     return;
   }
@@ -778,7 +789,7 @@ void ClientSession::OnEof(core::Conn& conn) {
   }
   // A half-close after a complete request (printf | nc): answer it (and any complete
   // pipelined requests after it), then close.
-  close_after_ = in_.empty() ? true : close_after_;
+  close_after_ = input().empty() ? true : close_after_;
 }
 
 void ClientSession::OnError(core::Conn& conn, core::Error /*error*/) {
@@ -823,12 +834,15 @@ void ClientSession::OnTimer(core::Conn& conn) {
 
 void ClientSession::OnDrain(core::Conn& conn) {
   draining_ = true;
-  if (req_ == Req::kIdle && in_.empty()) {
+  if (req_ == Req::kIdle && input().empty()) {
     conn.Close();
   }
 }
 
-void ClientSession::OnClosed(core::Conn& /*conn*/) { DetachUpstream(false); }
+void ClientSession::OnClosed(core::Conn& /*conn*/) {
+  DetachUpstream(false);
+  ReleaseBuffers();
+}
 
 std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Conn& conn,
                                                     uint32_t listener) {
@@ -868,6 +882,10 @@ bool UpstreamConn::CloseIfUnattached(core::Conn& self) {
 }
 
 void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_request) {
+  if (!b_) {
+    b_ = ctx_.AcquireBuffers();
+    parser_.set_storage(&b_->head);
+  }
   reused_ = idle_;
   idle_ = false;
   client_ = client;
@@ -885,10 +903,12 @@ void UpstreamConn::Release(core::Conn& self, bool reusable) {
     return;
   }
   // Pool only a connection whose exchange ended cleanly with nothing left over (B9).
-  if (reusable && response_done_ && request_complete_ && in_.empty() && self.send_idle() &&
+  if (reusable && response_done_ && request_complete_ && input().empty() && self.send_idle() &&
       ctx_.PutIdle(pool_, backend_, self)) {
     idle_ = true;
-    std::string().swap(in_);
+    // A pooled connection keeps no buffer: it goes back to the worker's pool.
+    parser_.set_storage(nullptr);
+    ctx_.ReleaseBuffers(std::move(b_));
     self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].keepalive_timeout_ms);
     return;
   }
@@ -920,18 +940,18 @@ void UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
   if (CloseIfUnattached(self)) {
     return;  // bytes on an idle pooled connection (B9): never trust it again
   }
-  in_.append(data.data(), data.size());
+  b_->in.append(data.data(), data.size());
   self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].response_timeout_ms);
   Pump(self);
 }
 
 void UpstreamConn::Pump(core::Conn& self) {
   while (!self.closing() && client_.valid()) {
-    const H1Parser::Step step = parser_.Next(in_.data(), in_.size());
+    const H1Parser::Step step = parser_.Next(b_->in.data(), b_->in.size());
     switch (step.event) {
       case H1Parser::Event::kNeedMore:
         if (!parser_.in_head()) {
-          in_.erase(0, parser_.consumed());
+          b_->in.erase(0, parser_.consumed());
           parser_.DropConsumed();
         }
         return;
@@ -951,7 +971,7 @@ void UpstreamConn::Pump(core::Conn& self) {
         if (ClientSession* c = client()) {
           c->OnUpstreamHead(self, h);
         }
-        in_.erase(0, parser_.consumed());
+        b_->in.erase(0, parser_.consumed());
         parser_.DropConsumed();
         break;
       }
@@ -959,11 +979,11 @@ void UpstreamConn::Pump(core::Conn& self) {
         if (ClientSession* c = client()) {
           c->OnUpstreamBody(self, step.body);
         }
-        in_.erase(0, parser_.consumed());
+        b_->in.erase(0, parser_.consumed());
         parser_.DropConsumed();
         break;
       case H1Parser::Event::kDone: {
-        in_.erase(0, parser_.consumed());
+        b_->in.erase(0, parser_.consumed());
         parser_.DropConsumed();
         if (!response_started_) {
           break;  // end of an interim response
@@ -971,7 +991,7 @@ void UpstreamConn::Pump(core::Conn& self) {
         response_done_ = true;
         response_started_ = false;
         self.ClearTimer();
-        const bool reusable = !parser_.must_close() && in_.empty();
+        const bool reusable = !parser_.must_close() && input().empty();
         ClientSession* c = client();
         if (c == nullptr) {
           Release(self, false);
@@ -1004,7 +1024,7 @@ void UpstreamConn::OnEof(core::Conn& self) {
     Fail(self, UpstreamFailure::kTruncated);
     return;
   }
-  Fail(self, in_.empty() && !parser_.started() ? UpstreamFailure::kClosedEarly
+  Fail(self, input().empty() && !parser_.started() ? UpstreamFailure::kClosedEarly
                                                 : UpstreamFailure::kBadResponse);
 }
 
@@ -1013,7 +1033,7 @@ void UpstreamConn::OnError(core::Conn& self, core::Error /*error*/) {
     return;
   }
   Fail(self, response_started_ ? UpstreamFailure::kTruncated
-                               : (in_.empty() && !parser_.started() ? UpstreamFailure::kClosedEarly
+                               : (input().empty() && !parser_.started() ? UpstreamFailure::kClosedEarly
                                                                     : UpstreamFailure::kBadResponse));
 }
 
@@ -1037,6 +1057,10 @@ void UpstreamConn::OnDrain(core::Conn& self) {
 }
 
 void UpstreamConn::OnClosed(core::Conn& self) {
+  if (b_) {
+    parser_.set_storage(nullptr);
+    ctx_.ReleaseBuffers(std::move(b_));
+  }
   if (idle_) {
     ctx_.DropIdle(pool_, backend_, self.ref());
     idle_ = false;

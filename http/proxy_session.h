@@ -61,6 +61,8 @@ class UpstreamConn final : public core::ConnHandler {
 
  private:
   ClientSession* client();
+  const std::string& input() const { return b_ ? b_->in : kNoInput; }
+  static inline const std::string kNoInput;
   // Closes the connection when it is idle in the pool or lent to nobody; returns true then.
   bool CloseIfUnattached(core::Conn& self);
   void Pump(core::Conn& self);
@@ -70,7 +72,7 @@ class UpstreamConn final : public core::ConnHandler {
   uint32_t pool_;
   uint32_t backend_;
   core::ConnRef client_;
-  std::string in_;
+  std::unique_ptr<ExchangeBuffers> b_;  // borrowed while lent to a client
   H1Parser parser_;
   bool idle_ = false;
   bool connected_ = false;
