@@ -112,9 +112,21 @@ const llhttp_settings_t& H1Parser::Settings() {
   return settings;
 }
 
-H1Parser::H1Parser(Kind kind, const Limits& limits) : kind_(kind), limits_(limits) {
+H1Parser::H1Parser(Kind kind, const Limits& limits) { Init(kind, limits); }
+
+void H1Parser::Init(Kind kind, const Limits& limits) {
+  kind_ = kind;
+  limits_ = limits;
   llhttp_init(&parser_, kind == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, &Settings());
   parser_.data = this;
+  base_ = nullptr;
+  consumed_ = 0;
+  error_status_ = 0;
+  error_reason_ = "";
+  paused_ = false;
+  tail_ = 0;
+  request_was_head_ = false;
+  Reset();
 }
 
 void H1Parser::Reset() {

@@ -94,7 +94,11 @@ class H1Parser {
     std::string_view body;  // kBody: a span of decoded body bytes (inside the caller's buffer)
   };
 
+  H1Parser() : H1Parser(Kind::kRequest, Limits{}) {}
   H1Parser(Kind kind, const Limits& limits);
+  // Starts over as a fresh parser (between messages only: a pooled parser is re-used by
+  // another connection this way).
+  void Init(Kind kind, const Limits& limits);
   H1Parser(const H1Parser&) = delete;
   H1Parser& operator=(const H1Parser&) = delete;
 

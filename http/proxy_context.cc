@@ -36,12 +36,16 @@ constexpr size_t kMaxPooledBuffers = 1024;
 constexpr size_t kMaxPooledInput = 64 * 1024;
 }  // namespace
 
-std::unique_ptr<ExchangeBuffers> ProxyContext::AcquireBuffers() {
+std::unique_ptr<ExchangeBuffers> ProxyContext::AcquireBuffers(H1Parser::Kind kind,
+                                                             const H1Parser::Limits& limits) {
+  std::unique_ptr<ExchangeBuffers> b;
   if (free_buffers_.empty()) {
-    return std::make_unique<ExchangeBuffers>();
+    b = std::make_unique<ExchangeBuffers>();
+  } else {
+    b = std::move(free_buffers_.back());
+    free_buffers_.pop_back();
   }
-  std::unique_ptr<ExchangeBuffers> b = std::move(free_buffers_.back());
-  free_buffers_.pop_back();
+  b->parser.Init(kind, limits);
   return b;
 }
 

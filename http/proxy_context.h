@@ -25,6 +25,10 @@ namespace torii::http {
 // the worker's pool when a message starts and returned when the connection goes idle, so an
 // idle connection holds none of it and a busy worker allocates nothing per request.
 struct ExchangeBuffers {
+  ExchangeBuffers() { parser.set_storage(&head); }
+  ExchangeBuffers(const ExchangeBuffers&) = delete;
+  ExchangeBuffers& operator=(const ExchangeBuffers&) = delete;
+  H1Parser parser;  // re-initialised for each exchange (llhttp keeps no state between messages)
   HeadStorage head;
   std::string in;
   std::string method;
@@ -64,7 +68,9 @@ class ProxyContext {
   // across calls).
   std::string& scratch() { return scratch_; }
 
-  std::unique_ptr<ExchangeBuffers> AcquireBuffers();
+  // Buffers for a new exchange, with their parser initialised as `kind` with `limits`.
+  std::unique_ptr<ExchangeBuffers> AcquireBuffers(H1Parser::Kind kind,
+                                                  const H1Parser::Limits& limits);
   void ReleaseBuffers(std::unique_ptr<ExchangeBuffers> buffers);
 
   balancer::Picker& picker(uint32_t pool) { return *pools_[pool].picker; }

@@ -53,7 +53,6 @@ class ClientSession final : public core::ConnHandler {
       : ctx_(ctx),
         self_(conn.ref()),
         listener_(listener),
-        parser_(H1Parser::Kind::kRequest, RequestLimits(ctx.config().limits)),
         peer_(FormatPeer(conn.peer())) {
     SetTimerFor(conn, TimerFor::kIdle, ctx_.config().limits.idle_timeout_ms);
   }
@@ -85,15 +84,13 @@ class ClientSession final : public core::ConnHandler {
   // The exchange's buffers, borrowed from the worker's pool on first use.
   ExchangeBuffers& B() {
     if (!b_) {
-      b_ = ctx_.AcquireBuffers();
-      parser_.set_storage(&b_->head);
+      b_ = ctx_.AcquireBuffers(H1Parser::Kind::kRequest, RequestLimits(ctx_.config().limits));
     }
     return *b_;
   }
   const std::string& input() const { return b_ ? b_->in : kNoInput; }
   void ReleaseBuffers() {
     if (b_) {
-      parser_.set_storage(nullptr);
       ctx_.ReleaseBuffers(std::move(b_));
     }
   }
@@ -120,7 +117,6 @@ class ClientSession final : public core::ConnHandler {
   ProxyContext& ctx_;
   core::ConnRef self_;
   uint32_t listener_;
-  H1Parser parser_;
   std::unique_ptr<ExchangeBuffers> b_;  // borrowed while a request is in progress
   std::string peer_;
   TimerFor timer_for_ = TimerFor::kNone;
@@ -185,9 +181,9 @@ void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
 }
 
 void ClientSession::Compact() {
-  if (!parser_.in_head() && parser_.consumed() > 0) {
-    B().in.erase(0, parser_.consumed());
-    parser_.DropConsumed();
+  if (!B().parser.in_head() && B().parser.consumed() > 0) {
+    B().in.erase(0, B().parser.consumed());
+    B().parser.DropConsumed();
   }
 }
 
@@ -207,7 +203,7 @@ void ClientSession::Pump(core::Conn& conn) {
       return;
     }
     std::string& in = B().in;
-    const H1Parser::Step step = parser_.Next(in.data(), in.size());
+    const H1Parser::Step step = B().parser.Next(in.data(), in.size());
     switch (step.event) {
       case H1Parser::Event::kNeedMore:
         Compact();
@@ -217,8 +213,8 @@ void ClientSession::Pump(core::Conn& conn) {
         return;
       case H1Parser::Event::kError:
         if (resp_ == Resp::kNone) {
-          spdlog::debug("client {}: bad request: {}", peer_, parser_.error_reason());
-          SendLocalReply(conn, parser_.error_status(), parser_.error_reason());
+          spdlog::debug("client {}: bad request: {}", peer_, B().parser.error_reason());
+          SendLocalReply(conn, B().parser.error_status(), B().parser.error_reason());
           return;
         }
         // The head was fine but the body is not (bad chunk, over the limit): the upstream
@@ -226,9 +222,9 @@ void ClientSession::Pump(core::Conn& conn) {
         DetachUpstream(false);
         if (resp_ == Resp::kWaiting) {
           resp_ = Resp::kNone;
-          SendLocalReply(conn, parser_.error_status(), parser_.error_reason());
+          SendLocalReply(conn, B().parser.error_status(), B().parser.error_reason());
         } else {
-          AbortClient(conn, parser_.error_reason());
+          AbortClient(conn, B().parser.error_reason());
         }
         return;
       case H1Parser::Event::kHead:
@@ -252,7 +248,7 @@ void ClientSession::Pump(core::Conn& conn) {
         if (UpstreamConn* u = upstream_handler()) {
           u->set_request_complete(true);
         }
-        if (parser_.must_close()) {
+        if (B().parser.must_close()) {
           close_after_ = true;
         }
         if (timer_for_ == TimerFor::kHeader || timer_for_ == TimerFor::kBody) {
@@ -268,7 +264,7 @@ void ClientSession::Pump(core::Conn& conn) {
 }
 
 bool ClientSession::OnRequestHead(core::Conn& conn) {
-  const MessageHead& h = parser_.head();
+  const MessageHead& h = B().parser.head();
   ++requests_;
   ctx_.stats().requests++;
   B().method.assign(h.method);
@@ -314,7 +310,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
 }
 
 bool ClientSession::CheckRequest(core::Conn& conn) {
-  const MessageHead& h = parser_.head();
+  const MessageHead& h = B().parser.head();
   auto reject = [&](int status, std::string_view why) {
     // Without a body the exchange ends when the parser reports kDone; with one, the body is
     // unread and SendLocalReply closes (P6).
@@ -856,9 +852,8 @@ UpstreamConn::UpstreamConn(ProxyContext& ctx, uint32_t pool, uint32_t backend)
     : ctx_(ctx),
       pool_(pool),
       backend_(backend),
-      parser_(H1Parser::Kind::kResponse,
-              H1Parser::Limits{ctx.config().limits.header_bytes * 2,
-                               ctx.config().limits.header_count * 2, ~uint64_t{0}}) {}
+      limits_{ctx.config().limits.header_bytes * 2, ctx.config().limits.header_count * 2,
+              ~uint64_t{0}} {}
 
 ClientSession* UpstreamConn::client() {
   core::Conn* c = ctx_.worker().Resolve(client_);
@@ -883,15 +878,14 @@ bool UpstreamConn::CloseIfUnattached(core::Conn& self) {
 
 void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_request) {
   if (!b_) {
-    b_ = ctx_.AcquireBuffers();
-    parser_.set_storage(&b_->head);
+    b_ = ctx_.AcquireBuffers(H1Parser::Kind::kResponse, limits_);
   }
   reused_ = idle_;
   idle_ = false;
   client_ = client;
   response_done_ = false;
   request_complete_ = false;
-  parser_.set_request_was_head(head_request);
+  b_->parser.set_request_was_head(head_request);
   const PoolSpec& pool = ctx_.config().pools[pool_];
   self.SetTimer(ctx_.worker().now_ms() +
                 (connected_ ? pool.response_timeout_ms : pool.connect_timeout_ms));
@@ -907,7 +901,6 @@ void UpstreamConn::Release(core::Conn& self, bool reusable) {
       ctx_.PutIdle(pool_, backend_, self)) {
     idle_ = true;
     // A pooled connection keeps no buffer: it goes back to the worker's pool.
-    parser_.set_storage(nullptr);
     ctx_.ReleaseBuffers(std::move(b_));
     self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].keepalive_timeout_ms);
     return;
@@ -947,23 +940,23 @@ void UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
 
 void UpstreamConn::Pump(core::Conn& self) {
   while (!self.closing() && client_.valid()) {
-    const H1Parser::Step step = parser_.Next(b_->in.data(), b_->in.size());
+    const H1Parser::Step step = b_->parser.Next(b_->in.data(), b_->in.size());
     switch (step.event) {
       case H1Parser::Event::kNeedMore:
-        if (!parser_.in_head()) {
-          b_->in.erase(0, parser_.consumed());
-          parser_.DropConsumed();
+        if (!b_->parser.in_head()) {
+          b_->in.erase(0, b_->parser.consumed());
+          b_->parser.DropConsumed();
         }
         return;
       case H1Parser::Event::kError:
         spdlog::debug("upstream {}: bad response: {}",
-                      ctx_.config().pools[pool_].backends[backend_].name, parser_.error_reason());
-        Fail(self, parser_.any_response_byte() && response_started_
+                      ctx_.config().pools[pool_].backends[backend_].name, b_->parser.error_reason());
+        Fail(self, b_->parser.any_response_byte() && response_started_
                        ? UpstreamFailure::kTruncated
                        : UpstreamFailure::kBadResponse);
         return;
       case H1Parser::Event::kHead: {
-        const MessageHead& h = parser_.head();
+        const MessageHead& h = b_->parser.head();
         if (h.status >= 100 && h.status < 200) {
           break;  // interim (100, 103): dropped; the final response follows (B10)
         }
@@ -971,27 +964,27 @@ void UpstreamConn::Pump(core::Conn& self) {
         if (ClientSession* c = client()) {
           c->OnUpstreamHead(self, h);
         }
-        b_->in.erase(0, parser_.consumed());
-        parser_.DropConsumed();
+        b_->in.erase(0, b_->parser.consumed());
+        b_->parser.DropConsumed();
         break;
       }
       case H1Parser::Event::kBody:
         if (ClientSession* c = client()) {
           c->OnUpstreamBody(self, step.body);
         }
-        b_->in.erase(0, parser_.consumed());
-        parser_.DropConsumed();
+        b_->in.erase(0, b_->parser.consumed());
+        b_->parser.DropConsumed();
         break;
       case H1Parser::Event::kDone: {
-        b_->in.erase(0, parser_.consumed());
-        parser_.DropConsumed();
+        b_->in.erase(0, b_->parser.consumed());
+        b_->parser.DropConsumed();
         if (!response_started_) {
           break;  // end of an interim response
         }
         response_done_ = true;
         response_started_ = false;
         self.ClearTimer();
-        const bool reusable = !parser_.must_close() && input().empty();
+        const bool reusable = !b_->parser.must_close() && input().empty();
         ClientSession* c = client();
         if (c == nullptr) {
           Release(self, false);
@@ -1009,7 +1002,7 @@ void UpstreamConn::OnEof(core::Conn& self) {
     return;
   }
   if (response_started_) {
-    const H1Parser::Step step = parser_.Finish();
+    const H1Parser::Step step = b_->parser.Finish();
     if (step.event == H1Parser::Event::kDone) {
       response_done_ = true;
       response_started_ = false;
@@ -1024,7 +1017,7 @@ void UpstreamConn::OnEof(core::Conn& self) {
     Fail(self, UpstreamFailure::kTruncated);
     return;
   }
-  Fail(self, input().empty() && !parser_.started() ? UpstreamFailure::kClosedEarly
+  Fail(self, input().empty() && !b_->parser.started() ? UpstreamFailure::kClosedEarly
                                                 : UpstreamFailure::kBadResponse);
 }
 
@@ -1033,7 +1026,7 @@ void UpstreamConn::OnError(core::Conn& self, core::Error /*error*/) {
     return;
   }
   Fail(self, response_started_ ? UpstreamFailure::kTruncated
-                               : (input().empty() && !parser_.started() ? UpstreamFailure::kClosedEarly
+                               : (input().empty() && !b_->parser.started() ? UpstreamFailure::kClosedEarly
                                                                     : UpstreamFailure::kBadResponse));
 }
 
@@ -1058,7 +1051,6 @@ void UpstreamConn::OnDrain(core::Conn& self) {
 
 void UpstreamConn::OnClosed(core::Conn& self) {
   if (b_) {
-    parser_.set_storage(nullptr);
     ctx_.ReleaseBuffers(std::move(b_));
   }
   if (idle_) {

@@ -72,8 +72,8 @@ class UpstreamConn final : public core::ConnHandler {
   uint32_t pool_;
   uint32_t backend_;
   core::ConnRef client_;
-  std::unique_ptr<ExchangeBuffers> b_;  // borrowed while lent to a client
-  H1Parser parser_;
+  std::unique_ptr<ExchangeBuffers> b_;  // borrowed while lent to a client (with the parser)
+  H1Parser::Limits limits_;
   bool idle_ = false;
   bool connected_ = false;
   bool reused_ = false;
