@@ -933,30 +933,54 @@ void UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
   if (CloseIfUnattached(self)) {
     return;  // bytes on an idle pooled connection (B9): never trust it again
   }
-  b_->in.append(data.data(), data.size());
   self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].response_timeout_ms);
-  Pump(self);
+  if (b_->in.empty()) {
+    // The common case: parse straight from the receive buffer, so a body is copied once
+    // (into the client's out queue); only a partial head or an unread tail is kept.
+    Pump(self, data.data(), data.size(), /*owned=*/false);
+  } else {
+    b_->in.append(data.data(), data.size());
+    Pump(self, b_->in.data(), b_->in.size(), /*owned=*/true);
+  }
 }
 
-void UpstreamConn::Pump(core::Conn& self) {
+void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owned) {
+  H1Parser& parser = b_->parser;
+  // Forgets what the parser consumed: from b_->in when it holds the bytes, else by moving
+  // the view over the receive buffer.
+  const auto drop = [&] {
+    const size_t n = parser.consumed();
+    if (owned) {
+      b_->in.erase(0, n);
+      buf = b_->in.data();
+      len = b_->in.size();
+    } else {
+      buf += n;
+      len -= n;
+    }
+    parser.DropConsumed();
+  };
   while (!self.closing() && client_.valid()) {
-    const H1Parser::Step step = b_->parser.Next(b_->in.data(), b_->in.size());
+    const H1Parser::Step step = parser.Next(buf, len);
     switch (step.event) {
       case H1Parser::Event::kNeedMore:
-        if (!b_->parser.in_head()) {
-          b_->in.erase(0, b_->parser.consumed());
-          b_->parser.DropConsumed();
+        if (!parser.in_head()) {
+          drop();
+        }
+        if (!owned && len > 0) {
+          // A partial head: keep it from the message start (the parser's offsets count
+          // from there), to be completed by the next receive.
+          b_->in.assign(buf, len);
         }
         return;
       case H1Parser::Event::kError:
         spdlog::debug("upstream {}: bad response: {}",
-                      ctx_.config().pools[pool_].backends[backend_].name, b_->parser.error_reason());
-        Fail(self, b_->parser.any_response_byte() && response_started_
-                       ? UpstreamFailure::kTruncated
-                       : UpstreamFailure::kBadResponse);
+                      ctx_.config().pools[pool_].backends[backend_].name, parser.error_reason());
+        Fail(self, response_started_ ? UpstreamFailure::kTruncated
+                                     : UpstreamFailure::kBadResponse);
         return;
       case H1Parser::Event::kHead: {
-        const MessageHead& h = b_->parser.head();
+        const MessageHead& h = parser.head();
         if (h.status >= 100 && h.status < 200) {
           break;  // interim (100, 103): dropped; the final response follows (B10)
         }
@@ -964,33 +988,32 @@ void UpstreamConn::Pump(core::Conn& self) {
         if (ClientSession* c = client()) {
           c->OnUpstreamHead(self, h);
         }
-        b_->in.erase(0, b_->parser.consumed());
-        b_->parser.DropConsumed();
+        drop();
         break;
       }
       case H1Parser::Event::kBody:
         if (ClientSession* c = client()) {
           c->OnUpstreamBody(self, step.body);
         }
-        b_->in.erase(0, b_->parser.consumed());
-        b_->parser.DropConsumed();
+        drop();
         break;
       case H1Parser::Event::kDone: {
-        b_->in.erase(0, b_->parser.consumed());
-        b_->parser.DropConsumed();
+        drop();
         if (!response_started_) {
           break;  // end of an interim response
         }
         response_done_ = true;
         response_started_ = false;
         self.ClearTimer();
-        const bool reusable = !b_->parser.must_close() && input().empty();
+        // Bytes after a complete response (B9) make the connection unusable; they are never
+        // parsed as the next response.
+        const bool reusable = !parser.must_close() && len == 0;
         ClientSession* c = client();
         if (c == nullptr) {
           Release(self, false);
           return;
         }
-        c->OnUpstreamDone(reusable);
+        c->OnUpstreamDone(reusable);  // may pool this connection and return b_: stop here
         return;
       }
     }

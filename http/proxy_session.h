@@ -65,7 +65,9 @@ class UpstreamConn final : public core::ConnHandler {
   static inline const std::string kNoInput;
   // Closes the connection when it is idle in the pool or lent to nobody; returns true then.
   bool CloseIfUnattached(core::Conn& self);
-  void Pump(core::Conn& self);
+  // Parses the response from buf[0..len): either the receive buffer itself (owned = false;
+  // an unconsumed tail is then copied to b_->in) or b_->in (owned = true).
+  void Pump(core::Conn& self, const char* buf, size_t len, bool owned);
   void Fail(core::Conn& self, UpstreamFailure why);
 
   ProxyContext& ctx_;
