@@ -16,6 +16,7 @@ Result<void> BufRing::Init(io_uring* ring, uint16_t group_id, uint32_t count,
   group_id_ = group_id;
   count_ = count;
   buffer_size_ = buffer_size;
+  refs_.assign(count, 0);
   ring_bytes_ = sizeof(io_uring_buf) * count;
   void* mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
                    0);

@@ -15,15 +15,19 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
+#include "core/out_queue.h"
 #include "core/result.h"
 
 namespace torii::core {
 
-class BufRing {
+// A buffer is back in the ring only when nobody holds it: the worker holds it for the
+// duration of the handler's OnRecv, and an OutQueue holds it while it sends from it (Lend).
+class BufRing final : public BufferLender {
  public:
   BufRing() = default;
-  ~BufRing();
+  ~BufRing() override;
   BufRing(const BufRing&) = delete;
   BufRing& operator=(const BufRing&) = delete;
 
@@ -37,6 +41,28 @@ class BufRing {
   }
   // Hands buffer `bid` back to the kernel (visible after the next Publish()).
   void Recycle(uint16_t bid);
+  // Reference counting for buffers that outlive their CQE.
+  void Hold(uint16_t bid) { ++refs_[bid]; }
+  void Drop(uint16_t bid) {
+    if (--refs_[bid] == 0) {
+      Recycle(bid);
+    }
+  }
+  // Lends `bid` to an OutQueue (zero-copy send) unless half the ring is already lent out:
+  // slow readers must never starve every connection's receives. Returns false to say "copy".
+  bool Lend(uint16_t bid) {
+    if (lent_ >= count_ / 2) {
+      return false;
+    }
+    ++lent_;
+    Hold(bid);
+    return true;
+  }
+  void Return(uint16_t bid) override {
+    --lent_;
+    Drop(bid);
+  }
+  uint32_t lent() const { return lent_; }
   void Publish();
   // Unregisters and unmaps (the destructor does this too); call before tearing the ring down.
   void Reset();
@@ -51,6 +77,8 @@ class BufRing {
   uint32_t buffer_size_ = 0;
   uint16_t group_id_ = 0;
   int pending_ = 0;
+  uint32_t lent_ = 0;
+  std::vector<uint16_t> refs_;
   bool registered_ = false;
 };
 

@@ -10,6 +10,26 @@ BlockPool::~BlockPool() {
   for (char* b : free_) {
     delete[] b;
   }
+  for (char* n : free_nodes_) {
+    delete[] n;
+  }
+}
+
+char* BlockPool::GetNode() {
+  if (!free_nodes_.empty()) {
+    char* n = free_nodes_.back();
+    free_nodes_.pop_back();
+    return n;
+  }
+  return new char[kNodeSize];
+}
+
+void BlockPool::PutNode(char* node) {
+  if (free_nodes_.size() < max_cached_ * 16) {
+    free_nodes_.push_back(node);
+  } else {
+    delete[] node;
+  }
 }
 
 char* BlockPool::Get() {
@@ -31,11 +51,13 @@ void BlockPool::Put(char* block) {
 
 void OutQueue::Append(std::string_view bytes) {
   while (!bytes.empty()) {
-    if (tail_ == nullptr || tail_->end == kCapacity) {
+    if (tail_ == nullptr || tail_->lent_id >= 0 || tail_->end == kCapacity) {
       Block* b = reinterpret_cast<Block*>(pool_->Get());
       b->next = nullptr;
+      b->base = b->data();
       b->begin = 0;
       b->end = 0;
+      b->lent_id = -1;
       if (tail_ == nullptr) {
         head_ = b;
       } else {
@@ -51,16 +73,44 @@ void OutQueue::Append(std::string_view bytes) {
   }
 }
 
+void OutQueue::AppendLent(std::string_view bytes, uint16_t id) {
+  Block* b = reinterpret_cast<Block*>(pool_->GetNode());
+  b->next = nullptr;
+  b->base = bytes.data();
+  b->begin = 0;
+  b->end = static_cast<uint32_t>(bytes.size());
+  b->lent_id = id;
+  if (tail_ == nullptr) {
+    head_ = b;
+  } else {
+    tail_->next = b;
+  }
+  tail_ = b;
+  size_ += bytes.size();
+}
+
 int OutQueue::FillIov(iovec* iov, int max) const {
   int n = 0;
   for (Block* b = head_; b != nullptr && n < max; b = b->next) {
     if (b->end > b->begin) {
-      iov[n].iov_base = b->data() + b->begin;
+      iov[n].iov_base = const_cast<char*>(b->base + b->begin);
       iov[n].iov_len = b->end - b->begin;
       ++n;
     }
   }
   return n;
+}
+
+void OutQueue::Retire(Block* b) {
+  if (b->lent_id >= 0) {
+    const auto id = static_cast<uint16_t>(b->lent_id);
+    pool_->PutNode(reinterpret_cast<char*>(b));
+    if (lender_ != nullptr) {
+      lender_->Return(id);
+    }
+  } else {
+    pool_->Put(reinterpret_cast<char*>(b));
+  }
 }
 
 void OutQueue::Consume(size_t n) {
@@ -75,7 +125,7 @@ void OutQueue::Consume(size_t n) {
       if (head_ == nullptr) {
         tail_ = nullptr;
       }
-      pool_->Put(reinterpret_cast<char*>(done));
+      Retire(done);
     }
   }
 }
@@ -84,7 +134,7 @@ void OutQueue::Clear() {
   while (head_ != nullptr) {
     Block* b = head_;
     head_ = b->next;
-    pool_->Put(reinterpret_cast<char*>(b));
+    Retire(b);
   }
   tail_ = nullptr;
   size_ = 0;

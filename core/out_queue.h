@@ -19,6 +19,7 @@ namespace torii::core {
 class BlockPool {
  public:
   static constexpr size_t kBlockSize = 16 * 1024;
+  static constexpr size_t kNodeSize = 32;  // a segment that points at lent memory
   explicit BlockPool(size_t max_cached = 256) : max_cached_(max_cached) {}
   ~BlockPool();
   BlockPool(const BlockPool&) = delete;
@@ -26,20 +27,35 @@ class BlockPool {
 
   char* Get();
   void Put(char* block);
+  char* GetNode();
+  void PutNode(char* node);
 
  private:
   std::vector<char*> free_;
+  std::vector<char*> free_nodes_;
   size_t max_cached_;
+};
+
+// Memory lent to an OutQueue instead of copied into it (a provided receive buffer); the queue
+// gives it back once the bytes were sent or dropped.
+class BufferLender {
+ public:
+  virtual ~BufferLender() = default;
+  virtual void Return(uint16_t id) = 0;
 };
 
 class OutQueue {
  public:
-  explicit OutQueue(BlockPool* pool) : pool_(pool) {}
+  explicit OutQueue(BlockPool* pool, BufferLender* lender = nullptr)
+      : pool_(pool), lender_(lender) {}
   ~OutQueue() { Clear(); }
   OutQueue(const OutQueue&) = delete;
   OutQueue& operator=(const OutQueue&) = delete;
 
   void Append(std::string_view bytes);
+  // Queues `bytes` without copying them: they belong to buffer `id` of the lender, which
+  // must keep them unchanged until the queue calls lender->Return(id) (once per call).
+  void AppendLent(std::string_view bytes, uint16_t id);
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   // Points up to `max` iovecs at the queued bytes, oldest first. Returns how many were filled.
@@ -49,17 +65,22 @@ class OutQueue {
   void Clear();
 
  private:
-  // Blocks form an intrusive singly linked list; the header lives at the start of the block,
-  // so an empty queue is three words and no allocation.
+  // Segments form an intrusive singly linked list, so an empty queue is a few words and no
+  // allocation. An owned segment is a pool block with its bytes right after the header; a
+  // lent one is a small node pointing at the lender's memory.
   struct Block {
     Block* next;
+    const char* base;  // bytes [base + begin, base + end)
     uint32_t begin;
     uint32_t end;
+    int32_t lent_id;   // -1: owned block
     char* data() { return reinterpret_cast<char*>(this + 1); }
-    const char* data() const { return reinterpret_cast<const char*>(this + 1); }
   };
+  static_assert(sizeof(Block) <= BlockPool::kNodeSize);
   static constexpr uint32_t kCapacity = BlockPool::kBlockSize - sizeof(Block);
+  void Retire(Block* b);
   BlockPool* pool_;
+  BufferLender* lender_;
   Block* head_ = nullptr;
   Block* tail_ = nullptr;
   size_t size_ = 0;

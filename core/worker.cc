@@ -102,6 +102,24 @@ void Conn::Write(std::string_view bytes) {
   worker_->MarkSend(*this);
 }
 
+void Conn::WriteFromRecvBuffer(std::string_view bytes) {
+  if (state_ == State::kClosing || state_ == State::kLingering || bytes.empty()) {
+    return;
+  }
+  const std::span<const char> cur = worker_->recv_data_;
+  const bool inside = !cur.empty() && bytes.data() >= cur.data() &&
+                      bytes.data() + bytes.size() <= cur.data() + cur.size();
+  if (inside && out_.size() < kLowWater && worker_->bufs_.Lend(worker_->recv_bid_)) {
+    out_.AppendLent(bytes, worker_->recv_bid_);
+  } else {
+    out_.Append(bytes);
+  }
+  if (out_.size() > kHighWater) {
+    above_high_water_ = true;
+  }
+  worker_->MarkSend(*this);
+}
+
 void Conn::PauseRecv() {
   want_recv_ = false;
   if (recv_ == RecvState::kArmed && state_ != State::kClosing) {
@@ -179,6 +197,9 @@ Worker::Worker(const WorkerOptions& options)
 }
 
 Worker::~Worker() {
+  for (auto& c : conns_) {
+    c->out_.Clear();  // returns lent receive buffers while the ring still exists
+  }
   for (auto& c : conns_) {
     if (c && c->fd_ >= 0) {
       ::close(c->fd_);
@@ -346,7 +367,7 @@ Conn* Worker::AllocConn(int fd) {
       return nullptr;
     }
     slot = static_cast<uint32_t>(conns_.size());
-    conns_.push_back(std::unique_ptr<Conn>(new Conn(this, slot, &blocks_)));
+    conns_.push_back(std::unique_ptr<Conn>(new Conn(this, slot, &blocks_, &bufs_)));
   }
   Conn& c = *conns_[slot];
   c.fd_ = fd;
@@ -597,10 +618,15 @@ void Worker::OnRecvCqe(Conn& c, const io_uring_cqe& cqe) {
   if (cqe.res > 0) {
     const auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
     if (c.state_ == Conn::State::kOpen && !c.close_after_flush_ && c.handler_) {
-      c.handler_->OnRecv(c, bufs_.Data(bid, static_cast<uint32_t>(cqe.res)));
+      bufs_.Hold(bid);
+      recv_data_ = bufs_.Data(bid, static_cast<uint32_t>(cqe.res));
+      recv_bid_ = bid;
+      c.handler_->OnRecv(c, recv_data_);
+      recv_data_ = {};
+      bufs_.Drop(bid);  // back to the kernel unless a send borrowed it
+    } else {
+      bufs_.Recycle(bid);  // closing, lingering or flushing before a close: discarded
     }
-    // Closing, lingering or flushing before a close: the bytes are discarded.
-    bufs_.Recycle(bid);
     if (!more && c.want_recv_ && c.state_ != Conn::State::kClosing && !c.in_rearm_list_) {
       c.in_rearm_list_ = true;
       rearm_list_.push_back(c.slot_);

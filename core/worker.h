@@ -136,6 +136,10 @@ class Conn {
   // Queues bytes; they are sent in the loop's BeforeSleep step (one send in flight at most).
   // Ignored once the connection is closing.
   void Write(std::string_view bytes);
+  // Like Write() for bytes that lie inside the receive buffer being delivered right now (by
+  // this or another connection's OnRecv): the buffer is lent to the send instead of copied,
+  // while the ring can spare it and this queue is short; otherwise the bytes are copied.
+  void WriteFromRecvBuffer(std::string_view bytes);
   size_t queued() const { return out_.size(); }
   bool send_idle() const { return out_.empty() && !send_in_flight_; }
 
@@ -160,7 +164,8 @@ class Conn {
   friend class Worker;
   enum class RecvState : uint8_t { kOff, kArmed, kCancelling };
 
-  Conn(Worker* worker, uint32_t slot, BlockPool* pool) : worker_(worker), slot_(slot), out_(pool) {}
+  Conn(Worker* worker, uint32_t slot, BlockPool* pool, BufferLender* lender)
+      : worker_(worker), slot_(slot), out_(pool, lender) {}
 
   Worker* worker_;
   uint32_t slot_;
@@ -268,6 +273,9 @@ class Worker {
   BlockPool blocks_;
   TimerWheel timers_;
   uint64_t now_ms_ = 0;
+  // The provided buffer being delivered to a handler's OnRecv (for WriteFromRecvBuffer).
+  std::span<const char> recv_data_;
+  uint16_t recv_bid_ = 0;
 
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<uint32_t> free_slots_;

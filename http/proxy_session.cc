@@ -522,14 +522,15 @@ void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
     return;
   }
   bytes_sent_ += body.size();
+  // The body is sent from the upstream's receive buffer itself when it can be (no copy).
   if (resp_framing_ == Framing::kChunked) {
     ctx_.scratch().clear();
     AppendChunkHeader(body.size(), &ctx_.scratch());
     me->Write(ctx_.scratch());
-    me->Write(body);
+    me->WriteFromRecvBuffer(body);
     me->Write("\r\n");
   } else {
-    me->Write(body);
+    me->WriteFromRecvBuffer(body);
   }
   if (me->queued() > core::Conn::kHighWater && !upstream_paused_) {
     // Fast backend, slow client (E7): stop reading the backend until the client catches up;

@@ -258,5 +258,40 @@ TEST(OutQueueTest, CyclesReuseOneBlock) {
   EXPECT_EQ(seen.size(), 1u);
 }
 
+// Records the lent buffers handed back, in order.
+class RecordingLender : public BufferLender {
+ public:
+  void Return(uint16_t id) override { returned.push_back(id); }
+  std::vector<uint16_t> returned;
+};
+
+// Lent bytes are sent in place (the iovec points at the lender's memory), in order with copied
+// ones, and each lent buffer is returned exactly once, only when all its bytes were consumed.
+TEST(OutQueueTest, LentSegmentsAreSentInPlaceAndReturnedOnce) {
+  BlockPool pool;
+  RecordingLender lender;
+  OutQueue q(&pool, &lender);
+  const std::string lent1(3000, 'a');
+  const std::string lent2(5000, 'b');
+  q.Append("HEAD");
+  q.AppendLent(lent1, 7);
+  q.Append("\r\n");
+  q.AppendLent(lent2, 9);
+  ASSERT_EQ(q.size(), 4u + 3000 + 2 + 5000);
+  iovec iov[8];
+  ASSERT_EQ(q.FillIov(iov, 8), 4);
+  EXPECT_EQ(iov[1].iov_base, lent1.data());
+  EXPECT_EQ(iov[3].iov_base, lent2.data());
+  q.Consume(4 + 2999);  // one byte of the first lent segment left
+  EXPECT_TRUE(lender.returned.empty());
+  q.Consume(1);
+  EXPECT_EQ(lender.returned, (std::vector<uint16_t>{7}));
+  q.Consume(2 + 100);
+  EXPECT_EQ(lender.returned.size(), 1u);
+  q.Clear();  // dropped unsent: still returned, once
+  EXPECT_EQ(lender.returned, (std::vector<uint16_t>{7, 9}));
+  EXPECT_TRUE(q.empty());
+}
+
 }  // namespace
 }  // namespace torii::core
