@@ -462,7 +462,15 @@ env_header() {
 # ---------------------------------------------------------------------------------------
 # Modes
 # ---------------------------------------------------------------------------------------
+ensure_peers() {
+  # nginx, HAProxy and wrk come from Debian packages, like everything else.
+  if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then
+    bash "$ROOT/scripts/install-deps.sh" --bench
+  fi
+}
+
 run_macro() {
+  ensure_peers
   command -v wrk >/dev/null || die "wrk is not installed"
   build torii torii-origin
   raise_fd_limit
@@ -540,6 +548,7 @@ run_macro() {
 }
 
 run_idle() {
+  ensure_peers
   build torii torii-origin
   raise_fd_limit
   if ((N + 200 > FD_LIMIT)); then
