@@ -2,8 +2,9 @@
 //
 // The table is a plain array rather than self-registration (HAProxy INITCALL, Envoy
 // REGISTER_FACTORY): with a handful of algorithms it is simpler and has no static
-// initialization order to get wrong (STYLE.md E). Algorithms live in their own files
-// (round_robin.cc; least_conn.cc and ip_hash.cc arrive with issue #4).
+// initialization order to get wrong (STYLE.md E). Each entry also says what the algorithm needs
+// from its caller (HAProxy BE_LB_NEED_*), for config loading to check. Algorithms live in their
+// own files: round_robin.cc, least_conn.cc, ip_hash.cc.
 #include "balancer/picker.h"
 
 #include <bit>
@@ -19,15 +20,6 @@ BackendMask::BackendMask(uint32_t size, bool all_set)
   if (all_set && size % 64 != 0) {
     words_.back() = (uint64_t{1} << (size % 64)) - 1;
   }
-}
-
-// An index outside 0..size-1 reads as clear: a mask built for fewer backends (or a
-// default-constructed one) simply holds none of the extra ones.
-bool BackendMask::test(uint32_t i) const {
-  if (i >= size_) {
-    return false;
-  }
-  return (words_[i / 64] >> (i % 64)) & 1;
 }
 
 // Setting an index outside 0..size-1 is a caller bug: asserted in debug builds, ignored in
@@ -60,28 +52,65 @@ uint32_t BackendMask::count() const {
 
 namespace {
 
-using Factory = std::unique_ptr<Picker> (*)(std::vector<BackendSpec>);
+using Factory = std::unique_ptr<Picker> (*)(std::vector<BackendSpec>,
+                                            std::shared_ptr<LoadCounters>);
 
 struct Algorithm {
   std::string_view name;
   Factory make;
+  bool needs_key_hash;       // Pick() reads key_hash (NeedsKeyHash)
+  bool needs_load_counters;  // shares LoadCounters across workers (NeedsLoadCounters)
 };
 
-// Config names (conf/config.h Algorithm) → constructors. Not listed yet: "least_conn",
-// "ip_hash" (issue #4); MakePicker() returns nullptr for them.
+// Config names (conf/config.h Algorithm) → constructors and the inputs each needs. The
+// algorithms that take no counters ignore them.
 constexpr Algorithm kAlgorithms[] = {
-    {"round_robin", &MakeRoundRobin},
+    {"round_robin",
+     [](std::vector<BackendSpec> backends, std::shared_ptr<LoadCounters> /*load*/) {
+       return MakeRoundRobin(std::move(backends));
+     },
+     /*needs_key_hash=*/false, /*needs_load_counters=*/false},
+    {"least_conn", &MakeLeastConn, /*needs_key_hash=*/false, /*needs_load_counters=*/true},
+    {"ip_hash",
+     [](std::vector<BackendSpec> backends, std::shared_ptr<LoadCounters> /*load*/) {
+       return MakeIpHash(std::move(backends));
+     },
+     /*needs_key_hash=*/true, /*needs_load_counters=*/false},
 };
 
-}  // namespace
-
-std::unique_ptr<Picker> MakePicker(std::string_view algorithm, std::vector<BackendSpec> backends) {
+// The table entry named `algorithm` (exact, case-sensitive), or nullptr.
+const Algorithm* Find(std::string_view algorithm) {
   for (const Algorithm& entry : kAlgorithms) {
     if (entry.name == algorithm) {
-      return entry.make(std::move(backends));
+      return &entry;
     }
   }
   return nullptr;
+}
+
+}  // namespace
+
+std::unique_ptr<Picker> MakePicker(std::string_view algorithm, std::vector<BackendSpec> backends,
+                                   std::shared_ptr<LoadCounters> load) {
+  const Algorithm* entry = Find(algorithm);
+  if (entry == nullptr) {
+    return nullptr;
+  }
+  return entry->make(std::move(backends), std::move(load));
+}
+
+std::unique_ptr<Picker> MakePicker(std::string_view algorithm, std::vector<BackendSpec> backends) {
+  return MakePicker(algorithm, std::move(backends), nullptr);
+}
+
+bool NeedsKeyHash(std::string_view algorithm) {
+  const Algorithm* entry = Find(algorithm);
+  return entry != nullptr && entry->needs_key_hash;
+}
+
+bool NeedsLoadCounters(std::string_view algorithm) {
+  const Algorithm* entry = Find(algorithm);
+  return entry != nullptr && entry->needs_load_counters;
 }
 
 }  // namespace torii::balancer

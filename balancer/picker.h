@@ -4,6 +4,8 @@
 // has its own instance, so picks never contend). Health reaches Pick() only through the
 // `healthy` mask the caller passes (Pingora's ready()); `exclude` holds the backends already
 // tried for this request (HAProxy's "server to avoid"), so a retry never lands on the same one.
+// The one piece of state shared between workers is least_conn's LoadCounters (load.h), which
+// the caller creates once per pool and passes to every worker's picker.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +13,8 @@
 #include <optional>
 #include <string_view>
 #include <vector>
+
+#include "balancer/load.h"
 
 namespace torii::balancer {
 
@@ -21,7 +25,10 @@ class BackendMask {
   explicit BackendMask(uint32_t size, bool all_set = false);
 
   uint32_t size() const { return size_; }
-  bool test(uint32_t i) const;
+  // An index outside 0..size-1 reads as clear: a mask built for fewer backends (or a
+  // default-constructed one) simply holds none of the extra ones. Inline: pickers call it once
+  // or twice per backend per pick.
+  bool test(uint32_t i) const { return i < size_ && ((words_[i / 64] >> (i % 64)) & 1) != 0; }
   void set(uint32_t i, bool value = true);
   uint32_t count() const;
   // Clears the mask and gives it `size` backends, reusing its memory (no allocation when the
@@ -36,6 +43,10 @@ class BackendMask {
 struct BackendSpec {
   uint32_t weight = 1;  // 1..256
   bool backup = false;  // serves only when no primary is eligible
+  // Stable identity for consistent hashing (ip_hash): HashBytes() of the backend's address, so
+  // a backend keeps its share of the keys when others are added or removed around it. 0 = use
+  // the backend's index, which is stable only while backends are appended at the end.
+  uint64_t id = 0;
 };
 
 class Picker {
@@ -46,7 +57,9 @@ class Picker {
   // Backups are eligible only when no primary is (healthy and not excluded).
   virtual std::optional<uint32_t> Pick(uint64_t key_hash, const BackendMask& healthy,
                                        const BackendMask& exclude) = 0;
-  // Bookkeeping hooks for algorithms that count load (least-connections).
+  // Bookkeeping hooks for algorithms that count load (least-connections): OnRequestStart(b)
+  // when a request is committed to backend b, and OnRequestEnd(b) exactly once when it is over,
+  // whatever the outcome (response, error, timeout, client gone). No-ops for the others.
   virtual void OnRequestStart(uint32_t /*backend*/) {}
   virtual void OnRequestEnd(uint32_t /*backend*/) {}
   virtual uint32_t size() const = 0;
@@ -56,8 +69,48 @@ class Picker {
 // against a weight-2 one, interleaved (a b a b a), not in bursts.
 std::unique_ptr<Picker> MakeRoundRobin(std::vector<BackendSpec> backends);
 
-// Name → factory: "round_robin" (the others arrive with issue #4). nullptr for an unknown or
-// not yet implemented name.
+// Least connections, weighted (nginx least_conn, HAProxy leastconn): the eligible backend with
+// the fewest active requests relative to its weight (active_i / weight_i, compared without
+// division), counted across all workers through `load`. Ties go round-robin, weighted (a
+// weight-3 backend gets 3 of every 4 tied picks against a weight-1 one), so a lightly loaded
+// pool, where every count is 0, still honours the weights. OnRequestStart()/OnRequestEnd() call
+// load->Add()/Sub(): the caller must pair them, on this same picker, for every request.
+// `load` is shared by the pool's pickers and must have backends.size() counters; nullptr gives
+// the picker private counters (single worker, tests). Returns nullptr when `load` has the wrong
+// size (a wiring bug).
+std::unique_ptr<Picker> MakeLeastConn(std::vector<BackendSpec> backends,
+                                      std::shared_ptr<LoadCounters> load);
+
+// Consistent hashing on Pick()'s `key_hash` through a Maglev lookup table (Eisenbud et al.,
+// NSDI 2016): a key keeps its backend across picks, workers and restarts, a backend's share of
+// the keys is proportional to its weight, and removing one backend of N moves about 1/N of the
+// keys (plus a small Maglev surplus, see ip_hash.cc). A key whose backend is unhealthy or
+// excluded goes to the next eligible entry along its probe sequence through the table, and
+// returns when the backend does. Backends are placed by BackendSpec::id. The table (65537 slots,
+// or 100 per backend beyond 655) is built here, once: a few milliseconds, ~256 KiB per picker.
+std::unique_ptr<Picker> MakeIpHash(std::vector<BackendSpec> backends);
+
+// A 64-bit non-cryptographic hash of `bytes` for Pick()'s `key_hash` (a client address, a header
+// or cookie value) and for BackendSpec::id (a backend address). Deterministic across calls,
+// processes and builds: changing it remaps every ip_hash client, so treat it as a format.
+uint64_t HashBytes(std::string_view bytes);
+
+// Name → factory: "round_robin", "least_conn", "ip_hash". `load` is least_conn's shared
+// counters (see MakeLeastConn; nullptr = private ones) and is ignored by the others. nullptr for
+// an unknown name, or for least_conn with `load` of the wrong size.
+std::unique_ptr<Picker> MakePicker(std::string_view algorithm, std::vector<BackendSpec> backends,
+                                   std::shared_ptr<LoadCounters> load);
+// As above with `load` = nullptr (least_conn then counts this picker's requests only).
 std::unique_ptr<Picker> MakePicker(std::string_view algorithm, std::vector<BackendSpec> backends);
+
+// What an algorithm needs from its caller (HAProxy BE_LB_NEED_*), so config loading can refuse a
+// combination that cannot work. False for an unknown name.
+//
+// Pick() reads `key_hash`: the caller hashes the client address (or the configured hash_key
+// header/cookie) with HashBytes(). For the others key_hash is ignored, so a hash_key is an error.
+bool NeedsKeyHash(std::string_view algorithm);
+// The picker counts load: the caller creates one LoadCounters per pool, shares it among the
+// workers' pickers, and calls OnRequestStart()/OnRequestEnd() around every request.
+bool NeedsLoadCounters(std::string_view algorithm);
 
 }  // namespace torii::balancer

@@ -113,15 +113,16 @@ TEST(BackendMask, DefaultAndCopy) {
 // ---------------------------------------------------------------------------------------------
 // MakePicker
 
-// "round_robin" builds a picker; unknown and not-yet-implemented names give nullptr.
+// Every config name builds a picker of the pool's size; unknown names give nullptr.
 TEST(MakePicker, NameTable) {
-  std::unique_ptr<Picker> rr = MakePicker("round_robin", Weights({1, 1}));
-  ASSERT_NE(rr, nullptr);
-  EXPECT_EQ(rr->size(), 2u);
-  EXPECT_EQ(MakePicker("least_conn", Weights({1})), nullptr);
-  EXPECT_EQ(MakePicker("ip_hash", Weights({1})), nullptr);
+  for (std::string_view name : {"round_robin", "least_conn", "ip_hash"}) {
+    std::unique_ptr<Picker> picker = MakePicker(name, Weights({1, 1}));
+    ASSERT_NE(picker, nullptr) << name;
+    EXPECT_EQ(picker->size(), 2u) << name;
+  }
   EXPECT_EQ(MakePicker("", Weights({1})), nullptr);
   EXPECT_EQ(MakePicker("Round_Robin", Weights({1})), nullptr);
+  EXPECT_EQ(MakePicker("random", Weights({1}), nullptr), nullptr);
 }
 
 // ---------------------------------------------------------------------------------------------

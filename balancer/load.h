@@ -1,0 +1,78 @@
+// balancer/load.h: per-backend active-request counts shared by every worker of a pool.
+//
+// least_conn compares backends by load, and a backend's load is the sum over all workers (each
+// worker has its own Picker, but they all send to the same backends). So the counts live here,
+// in one object per pool that the caller creates once and hands (std::shared_ptr) to every
+// worker's picker. Each count is a relaxed atomic on its own cache line: workers bump different
+// backends without false sharing, and a pick reads a snapshot that may be a few requests stale,
+// which is inherent to any lock-free least-connections (HAProxy and nginx accept the same).
+//
+// Deliberately left out: counting connections rather than requests (torii pools upstream
+// connections, so an idle pooled connection is no load), and any decay or slow start.
+#pragma once
+
+#include <atomic>
+#include <cassert>
+#include <cstdint>
+#include <memory>
+
+namespace torii::balancer {
+
+class LoadCounters {
+ public:
+  // `size` backends, every count 0. Sized once: a membership change builds a new pool (and new
+  // counters), as it builds a new Picker.
+  explicit LoadCounters(uint32_t size) : size_(size), slots_(std::make_unique<Slot[]>(size)) {}
+
+  LoadCounters(const LoadCounters&) = delete;
+  LoadCounters& operator=(const LoadCounters&) = delete;
+
+  uint32_t size() const { return size_; }
+
+  // One more active request on backend `i`. An index outside 0..size-1 is a caller bug:
+  // asserted in debug builds, ignored in release so that it can never write out of bounds.
+  void Add(uint32_t i) {
+    assert(i < size_);
+    if (i >= size_) {
+      return;
+    }
+    slots_[i].active.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // One request fewer on backend `i`, saturating at 0: an unmatched Sub (a bookkeeping bug) must
+  // not wrap the count to 4 billion and starve the backend for good. Out-of-range `i` as Add().
+  void Sub(uint32_t i) {
+    assert(i < size_);
+    if (i >= size_) {
+      return;
+    }
+    std::atomic<uint32_t>& active = slots_[i].active;
+    uint32_t current = active.load(std::memory_order_relaxed);
+    // A CAS loop rather than fetch_sub: fetch_sub followed by a repair would let other workers
+    // see the wrapped value in between.
+    while (current != 0 &&
+           !active.compare_exchange_weak(current, current - 1, std::memory_order_relaxed)) {
+    }
+  }
+
+  // Active requests on backend `i` summed over all workers; 0 for an index outside 0..size-1.
+  // A relaxed read: it orders nothing else, and a pick only needs a recent value.
+  uint32_t Get(uint32_t i) const {
+    if (i >= size_) {
+      return 0;
+    }
+    return slots_[i].active.load(std::memory_order_relaxed);
+  }
+
+ private:
+  // One cache line per backend: workers updating neighbouring backends never contend.
+  struct alignas(64) Slot {
+    std::atomic<uint32_t> active{0};
+  };
+  static_assert(sizeof(Slot) == 64);
+
+  uint32_t size_;
+  std::unique_ptr<Slot[]> slots_;
+};
+
+}  // namespace torii::balancer
