@@ -16,6 +16,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "app/health_checker.h"
+#include "balancer/health.h"
 #include "core/worker.h"
 #include "http/proxy_config.h"
 #include "http/proxy_context.h"
@@ -38,7 +40,11 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
   for (const conf::PoolConfig& pc : c.pools) {
     http::PoolSpec ps;
     ps.name = pc.name;
-    ps.algorithm = "round_robin";
+    switch (pc.algorithm) {
+      case conf::Algorithm::kRoundRobin: ps.algorithm = "round_robin"; break;
+      case conf::Algorithm::kLeastConn: ps.algorithm = "least_conn"; break;
+      case conf::Algorithm::kIpHash: ps.algorithm = "ip_hash"; break;
+    }
     for (const conf::BackendConfig& b : pc.backends) {
       http::BackendTarget t;
       t.addr = b.address.storage;
@@ -53,6 +59,31 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
     ps.keepalive_timeout_ms = static_cast<uint64_t>(pc.keepalive_timeout.count());
     ps.keepalive = pc.keepalive;
     ps.retries = pc.retries;
+    ps.needs_key_hash = balancer::NeedsKeyHash(ps.algorithm);
+    switch (pc.hash_key.kind) {
+      case conf::HashKeyConfig::Kind::kClientIp: ps.hash_key = http::PoolSpec::HashKey::kClientIp; break;
+      case conf::HashKeyConfig::Kind::kHeader: ps.hash_key = http::PoolSpec::HashKey::kHeader; break;
+      case conf::HashKeyConfig::Kind::kCookie: ps.hash_key = http::PoolSpec::HashKey::kCookie; break;
+    }
+    ps.hash_key_name = pc.hash_key.name;
+    for (const conf::StatusRange& r : pc.fail_status) {
+      ps.fail_status.emplace_back(r.first, r.last);
+    }
+    balancer::HealthPolicy policy;
+    policy.active = pc.health.has_value();
+    if (pc.health) {
+      policy.rise = pc.health->rise;
+      policy.fall = pc.health->fall;
+    }
+    policy.max_fails = pc.max_fails;
+    policy.fail_window_ms = static_cast<uint64_t>(pc.fail_window.count());
+    policy.eject_ms = policy.fail_window_ms;
+    policy.max_eject_ms = static_cast<uint64_t>(pc.max_eject.count());
+    const auto n = static_cast<uint32_t>(ps.backends.size());
+    ps.health = std::make_shared<balancer::PoolHealth>(n, policy);
+    if (balancer::NeedsLoadCounters(ps.algorithm)) {
+      ps.load = std::make_shared<balancer::LoadCounters>(n);
+    }
     p->pools.push_back(std::move(ps));
   }
   for (const conf::RouteConfig& rc : c.routes) {
@@ -60,6 +91,11 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
     rs.host = rc.host;
     rs.path_prefix = rc.path_prefix;
     rs.pool = rc.pool_index;
+    if (!rc.redirect.empty()) {
+      rs.redirect = rc.redirect;
+      rs.redirect_prefix = rc.redirect_prefix;
+      rs.redirect_status = rc.redirect_status;
+    }
     rs.server_timing = rc.server_timing;
     for (const auto& [name, value] : rc.add_headers) {
       rs.add_headers += name + ": " + value + "\r\n";
@@ -173,6 +209,8 @@ int RunServer(const conf::Config& config) {
                               : http::AccessLogFormat::kText;
   auto proxy_config = BuildProxyConfig(config);
 
+  // Active health checks run on worker 0's ring; the checker outlives every worker.
+  HealthChecker checker(config, *proxy_config);
   std::vector<std::unique_ptr<core::Worker>> ws;
   std::vector<std::unique_ptr<http::ProxyContext>> contexts;
   for (uint32_t w = 0; w < workers; ++w) {
@@ -195,6 +233,9 @@ int RunServer(const conf::Config& config) {
       return http::NewClientSession(*ctx_ptr, conn, listener);
     });
     worker->set_on_turn_end([ctx_ptr] { ctx_ptr->log().Flush(); });
+    if (w == 0 && !checker.empty()) {
+      worker->set_on_start([&checker](core::Worker& self) { checker.Start(self); });
+    }
     ws.push_back(std::move(worker));
     contexts.push_back(std::move(ctx));
   }

@@ -90,12 +90,29 @@ struct BackendConfig {
   bool backup = false;
 };
 
+// An inclusive range of HTTP status codes ("2xx" is {200, 299}).
+struct StatusRange {
+  uint16_t first = 0;
+  uint16_t last = 0;
+  bool operator==(const StatusRange&) const = default;
+};
+
 struct HealthConfig {
   std::string path = "/";
+  std::string host;  // Host header of the check; empty = the backend's address
   Duration interval{std::chrono::seconds(2)};
   Duration timeout{std::chrono::seconds(1)};
   uint32_t rise = 2;
   uint32_t fall = 3;
+  std::vector<StatusRange> expect_status{{200, 399}};
+};
+
+// ip_hash's key: the client address (default), or a request header or cookie (falling back to
+// the client address when the request has none).
+struct HashKeyConfig {
+  enum class Kind : uint8_t { kClientIp, kHeader, kCookie };
+  Kind kind = Kind::kClientIp;
+  std::string name;  // header (lowercase) or cookie name
 };
 
 struct PoolConfig {
@@ -108,13 +125,25 @@ struct PoolConfig {
   Duration keepalive_timeout{std::chrono::seconds(30)}; // idle pooled upstream connection
   uint32_t keepalive = 64;  // idle upstream connections kept per backend per worker
   uint32_t retries = 1;     // extra attempts on another backend (safe cases only)
+  HashKeyConfig hash_key;   // ip_hash only
+  // Passive health: max_fails failures within fail_window eject a backend for fail_window,
+  // doubling per consecutive ejection up to max_eject. max_fails = 0 turns it off.
+  uint32_t max_fails = 3;
+  Duration fail_window{std::chrono::seconds(10)};
+  Duration max_eject{std::chrono::minutes(5)};
+  std::vector<StatusRange> fail_status;  // responses that count as failures (default: none)
 };
 
 struct RouteConfig {
   std::string host = "*";         // exact, "*.example.com", or "*"
   std::string path_prefix = "/";
-  std::string pool;               // name of a [[pool]]
+  std::string pool;               // name of a [[pool]]; empty for a redirect route
   uint32_t pool_index = 0;        // resolved by the loader
+  // A redirect route answers itself: Location = redirect, plus the request's path and query
+  // when redirect_prefix (HAProxy's "redirect prefix", nginx's "return 301 https://x$request_uri").
+  std::string redirect;
+  bool redirect_prefix = false;
+  uint16_t redirect_status = 302;  // 301, 302, 303, 307 or 308
   bool compress = false;
   bool server_timing = false;
   std::vector<std::pair<std::string, std::string>> add_headers;

@@ -734,7 +734,8 @@ class Loader {
   void LoadPool(const toml::table& table, Config& config) {
     Section s(table, "[[pool]] #" + std::to_string(config.pools.size() + 1));
     s.CheckKeys({"name", "algorithm", "backends", "health", "connect_timeout", "response_timeout",
-                 "keepalive_timeout", "keepalive", "retries"});
+                 "keepalive_timeout", "keepalive", "retries", "hash_key", "max_fails",
+                 "fail_window", "max_eject", "fail_status"});
     PoolConfig pool;
     const toml::node& name_node = s.Require("name");
     pool.name = LoadName(s, "pool");
@@ -750,11 +751,13 @@ class Loader {
                          {"least_conn", Algorithm::kLeastConn},
                          {"ip_hash", Algorithm::kIpHash}},
                         &pool.algorithm);
-    if (pool.algorithm != Algorithm::kRoundRobin) {
-      const toml::node& node = *s.Find("algorithm");
-      s.FailAt(node, "algorithm",
-               "algorithm " + Quote(node.as_string()->get()) +
-                   " is not implemented yet (issue #4); use round_robin");
+    if (auto key = s.String("hash_key")) {
+      const toml::node& node = *s.Find("hash_key");
+      if (pool.algorithm != Algorithm::kIpHash) {
+        s.FailAt(node, "hash_key", "only ip_hash pools hash a key; remove it or set "
+                                   "algorithm = \"ip_hash\"");
+      }
+      pool.hash_key = ParseHashKey(s, node, *key);
     }
 
     const toml::node& backends_node = s.Require("backends");
@@ -790,14 +793,9 @@ class Loader {
       pool.backends.push_back(std::move(backend));
     }
 
-    if (const toml::key* k = s.FindKey("health")) {
-      Refuse(k->source(), s.label() +
-                              " health: active health checks are not implemented yet (issue #4); "
-                              "a backend that refuses connections is skipped by retries meanwhile");
-    }
     if (const toml::table* health_table = s.SubTable("health")) {
       Section h(*health_table, s.label() + " health");
-      h.CheckKeys({"path", "interval", "timeout", "rise", "fall"});
+      h.CheckKeys({"path", "host", "interval", "timeout", "rise", "fall", "expect_status"});
       HealthConfig health;
       if (auto path = h.String("path")) {
         if (path->empty() || path->front() != '/' || !IsCleanPath(*path)) {
@@ -811,7 +809,31 @@ class Loader {
       h.Dur("timeout", &health.timeout);
       h.U32("rise", 1, 1000, &health.rise);
       h.U32("fall", 1, 1000, &health.fall);
+      if (auto host = h.String("host")) {
+        if (!IsHostName(Lowercase(*host))) {
+          h.FailAt(*h.Find("host"), "host", "expected a host name, got " + Quote(*host));
+        }
+        health.host = std::move(*host);
+      }
+      if (health.timeout > health.interval) {
+        h.FailAt(*h.Find("timeout"), "timeout",
+                 "must not be longer than interval (one check per backend at a time)");
+      }
+      if (h.Find("expect_status") != nullptr) {
+        health.expect_status = StatusList(h, "expect_status", 100, 599);
+      }
       pool.health = std::move(health);
+    }
+    s.U32("max_fails", 0, 1000, &pool.max_fails);
+    s.Dur("fail_window", &pool.fail_window);
+    s.Dur("max_eject", &pool.max_eject);
+    if (pool.max_eject < pool.fail_window) {
+      const toml::node* node = s.Find("max_eject");
+      s.FailAt(node != nullptr ? *node : *s.Find("fail_window"), "max_eject",
+               "must be at least fail_window (the first ejection lasts fail_window)");
+    }
+    if (s.Find("fail_status") != nullptr) {
+      pool.fail_status = StatusList(s, "fail_status", 500, 599);
     }
     s.Dur("connect_timeout", &pool.connect_timeout);
     s.Dur("response_timeout", &pool.response_timeout);
@@ -822,11 +844,94 @@ class Loader {
     pool_lines_.push_back(table.source().begin.line);
   }
 
+  // "header:X-User-Id" or "cookie:session" (names are RFC 9110 tokens).
+  static HashKeyConfig ParseHashKey(const Section& s, const toml::node& node,
+                                    std::string_view text) {
+    HashKeyConfig key;
+    const size_t colon = text.find(':');
+    const std::string_view kind = text.substr(0, colon);
+    const std::string_view name =
+        colon == std::string_view::npos ? std::string_view() : text.substr(colon + 1);
+    if (colon != std::string_view::npos && !name.empty() &&
+        std::all_of(name.begin(), name.end(), IsTokenChar)) {
+      if (kind == "header") {
+        key.kind = HashKeyConfig::Kind::kHeader;
+        key.name = Lowercase(name);
+        return key;
+      }
+      if (kind == "cookie") {
+        key.kind = HashKeyConfig::Kind::kCookie;
+        key.name = std::string(name);
+        return key;
+      }
+    }
+    if (text == "client_ip") {
+      return key;
+    }
+    s.FailAt(node, "hash_key",
+             "expected \"client_ip\", \"header:NAME\" or \"cookie:NAME\", got " + Quote(text));
+  }
+
+  // An array of status codes (404) or classes ("5xx") within [min, max].
+  static std::vector<StatusRange> StatusList(const Section& s, std::string_view key, int min,
+                                             int max) {
+    const toml::node& node = *s.Find(key);
+    const auto* array = node.as_array();
+    const std::string expected = "expected an array of status codes (" + std::to_string(min) +
+                                 ") or classes (\"" + std::to_string(min / 100) + "xx\")";
+    if (array == nullptr || array->empty()) {
+      s.FailAt(node, key, expected + ", got " +
+                              (array == nullptr ? std::string(TypeName(node)) : "an empty array"));
+    }
+    std::vector<StatusRange> out;
+    for (const toml::node& element : *array) {
+      StatusRange range;
+      if (const auto* i = element.as_integer()) {
+        if (i->get() < min || i->get() > max) {
+          s.FailAt(element, key, expected + ", got " + std::to_string(i->get()));
+        }
+        range = {static_cast<uint16_t>(i->get()), static_cast<uint16_t>(i->get())};
+      } else if (const auto* str = element.as_string()) {
+        const std::string& v = str->get();
+        if (v.size() != 3 || v[0] < '1' || v[0] > '5' || (v[1] != 'x' && v[1] != 'X') ||
+            (v[2] != 'x' && v[2] != 'X') || (v[0] - '0') * 100 < min || (v[0] - '0') * 100 > max) {
+          s.FailAt(element, key, expected + ", got " + Quote(v));
+        }
+        const auto first = static_cast<uint16_t>((v[0] - '0') * 100);
+        range = {first, static_cast<uint16_t>(first + 99)};
+      } else {
+        s.FailAt(element, key, expected + ", got " + std::string(TypeName(element)));
+      }
+      out.push_back(range);
+    }
+    return out;
+  }
+
   // A request-target path: printable ASCII without spaces (anything else could not have come
   // from a valid request line, so such a prefix would never match).
   static bool IsCleanPath(std::string_view path) {
     return std::all_of(path.begin(), path.end(),
                        [](char c) { return static_cast<unsigned char>(c) > 0x20 && c != 0x7f; });
+  }
+
+  // A Location value: "http(s)://host..." or "/path", printable ASCII without spaces. A prefix
+  // gets the request path appended, so it must not end in '/' (that would double it).
+  static bool IsRedirectTarget(std::string_view url, bool prefix) {
+    if (!IsCleanPath(url) || url.empty()) {
+      return false;
+    }
+    if (prefix && url.back() == '/') {
+      return false;
+    }
+    if (url.front() == '/') {
+      return url.size() == 1 || url[1] != '/';  // "//host" would be scheme-relative
+    }
+    for (std::string_view scheme : {"http://", "https://"}) {
+      if (url.size() > scheme.size() && Lowercase(url.substr(0, scheme.size())) == scheme) {
+        return url[scheme.size()] != '/';
+      }
+    }
+    return false;
   }
 
   // Headers that torii itself manages (framing, hop-by-hop); adding them would break messages.
@@ -848,7 +953,8 @@ class Loader {
         Fail(k->source(), s.label() + " " + std::string(key) + ": " + std::string(message));
       }
     }
-    s.CheckKeys({"host", "path_prefix", "pool", "compress", "server_timing", "add_headers"});
+    s.CheckKeys({"host", "path_prefix", "pool", "compress", "server_timing", "add_headers",
+                 "redirect", "redirect_prefix", "redirect_status"});
     RouteConfig route;
 
     if (auto host = s.String("host")) {
@@ -872,14 +978,48 @@ class Loader {
       route.path_prefix = std::move(*prefix);
     }
 
-    const toml::node& pool_node = s.Require("pool");
-    route.pool = s.StringOf(pool_node, "pool");
-    auto pool = std::find_if(config.pools.begin(), config.pools.end(),
-                             [&](const PoolConfig& p) { return p.name == route.pool; });
-    if (pool == config.pools.end()) {
-      s.FailAt(pool_node, "pool", "route pool " + Quote(route.pool) + " is not defined");
+    const toml::node* redirect_node = s.Find("redirect");
+    const toml::node* prefix_node = s.Find("redirect_prefix");
+    if (redirect_node != nullptr && prefix_node != nullptr) {
+      s.FailAt(*prefix_node, "redirect_prefix",
+               "a route has either redirect (exact Location) or redirect_prefix (Location plus "
+               "the request's path), not both");
     }
-    route.pool_index = static_cast<uint32_t>(pool - config.pools.begin());
+    if (redirect_node != nullptr || prefix_node != nullptr) {
+      const std::string_view key = redirect_node != nullptr ? "redirect" : "redirect_prefix";
+      const toml::node& node = redirect_node != nullptr ? *redirect_node : *prefix_node;
+      route.redirect = s.StringOf(node, key);
+      route.redirect_prefix = prefix_node != nullptr;
+      if (!IsRedirectTarget(route.redirect, route.redirect_prefix)) {
+        s.FailAt(node, key,
+                 "expected an absolute URL (\"https://example.com/\") or a path (\"/new\") "
+                 "without spaces or control characters" +
+                     std::string(route.redirect_prefix ? " and not ending in '/'" : "") +
+                     ", got " + Quote(route.redirect));
+      }
+      if (const toml::key* k = s.FindKey("pool")) {
+        Fail(k->source(), s.label() + " pool: a redirect route answers itself; remove pool");
+      }
+      if (auto status = s.Int("redirect_status", 301, 308)) {
+        if (*status == 304 || *status == 305 || *status == 306) {
+          s.FailAt(*s.Find("redirect_status"), "redirect_status",
+                   "expected 301, 302, 303, 307 or 308, got " + std::to_string(*status));
+        }
+        route.redirect_status = static_cast<uint16_t>(*status);
+      }
+    } else {
+      if (const toml::key* k = s.FindKey("redirect_status")) {
+        Fail(k->source(), s.label() + " redirect_status: set only with redirect or redirect_prefix");
+      }
+      const toml::node& pool_node = s.Require("pool");
+      route.pool = s.StringOf(pool_node, "pool");
+      auto pool = std::find_if(config.pools.begin(), config.pools.end(),
+                               [&](const PoolConfig& p) { return p.name == route.pool; });
+      if (pool == config.pools.end()) {
+        s.FailAt(pool_node, "pool", "route pool " + Quote(route.pool) + " is not defined");
+      }
+      route.pool_index = static_cast<uint32_t>(pool - config.pools.begin());
+    }
 
     s.Bool("compress", &route.compress);
     s.Bool("server_timing", &route.server_timing);

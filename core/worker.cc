@@ -809,6 +809,27 @@ void Worker::BeginDrain() {
   }
 }
 
+Worker::TaskId Worker::AddTask(std::function<void()> fn) {
+  auto task = std::make_unique<Task>();
+  task->fn = std::move(fn);
+  task->entry.kind = kTask;
+  task->entry.owner = static_cast<uint32_t>(tasks_.size());
+  tasks_.push_back(std::move(task));
+  return static_cast<TaskId>(tasks_.size() - 1);
+}
+
+void Worker::ArmTask(TaskId id, uint64_t deadline_ms) {
+  if (id < tasks_.size()) {
+    timers_.Schedule(tasks_[id]->entry, deadline_ms);
+  }
+}
+
+void Worker::CancelTask(TaskId id) {
+  if (id < tasks_.size()) {
+    timers_.Cancel(tasks_[id]->entry);
+  }
+}
+
 void Worker::RunTimers() {
   for (uint32_t i = 0; i < kMaxTimerRounds; ++i) {
     TimerWheel::Entry* e = timers_.PopExpired(now_ms_);
@@ -832,6 +853,11 @@ void Worker::RunTimers() {
       case kAcceptRetry:
         for (Listener& l : listeners_) {
           ArmAccept(l);
+        }
+        break;
+      case kTask:
+        if (e->owner < tasks_.size()) {
+          tasks_[e->owner]->fn();
         }
         break;
       case kDrainDeadline:

@@ -223,6 +223,15 @@ class Worker {
   Result<Conn*> Connect(const sockaddr* addr, socklen_t len, std::unique_ptr<ConnHandler> handler);
 
   Conn* Resolve(ConnRef ref) const;
+
+  // Timers that belong to no connection (health-check rounds): a task is a callback registered
+  // once and armed for a deadline as often as needed; it fires once per ArmTask(), on the
+  // worker's thread, from the loop. Worker's thread only. Tasks live as long as the worker.
+  using TaskId = uint32_t;
+  TaskId AddTask(std::function<void()> fn);
+  void ArmTask(TaskId id, uint64_t deadline_ms);
+  void CancelTask(TaskId id);
+
   uint64_t now_ms() const { return now_ms_; }
   uint32_t id() const { return options_.id; }
   bool draining() const { return draining_; }
@@ -231,7 +240,11 @@ class Worker {
 
  private:
   friend class Conn;
-  enum TimerKind : uint8_t { kConnTimer = 1, kAcceptRetry, kDrainDeadline };
+  enum TimerKind : uint8_t { kConnTimer = 1, kAcceptRetry, kDrainDeadline, kTask };
+  struct Task {
+    TimerWheel::Entry entry;
+    std::function<void()> fn;
+  };
   struct Listener {
     int fd = -1;
     uint32_t index = 0;
@@ -291,6 +304,7 @@ class Worker {
   AcceptFn accept_fn_;
   std::function<void(Worker&)> on_start_;
   std::function<void()> on_turn_end_;
+  std::vector<std::unique_ptr<Task>> tasks_;
   TimerWheel::Entry accept_retry_;
   TimerWheel::Entry drain_deadline_;
   uint64_t last_accept_error_log_ms_ = 0;

@@ -9,8 +9,13 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "balancer/health.h"
+#include "balancer/load.h"
 
 namespace torii::http {
 
@@ -31,12 +36,29 @@ struct PoolSpec {
   uint64_t keepalive_timeout_ms = 30000;
   uint32_t keepalive = 64;  // idle upstream connections kept per backend per worker
   uint32_t retries = 1;
+  // ip_hash: what to hash (the client address when the header or cookie is absent).
+  enum class HashKey : uint8_t { kClientIp, kHeader, kCookie };
+  bool needs_key_hash = false;  // the algorithm reads Pick()'s key_hash (ip_hash)
+  HashKey hash_key = HashKey::kClientIp;
+  std::string hash_key_name;  // lowercase header name, or cookie name
+  // Responses whose status counts as a passive health failure (inclusive ranges).
+  std::vector<std::pair<uint16_t, uint16_t>> fail_status;
+  // Process-wide state shared by every worker (the config itself stays immutable): the
+  // backends' health (written by the checker and by passive observations) and least_conn's
+  // active-request counts (null for the other algorithms).
+  std::shared_ptr<balancer::PoolHealth> health;
+  std::shared_ptr<balancer::LoadCounters> load;
 };
 
 struct RouteSpec {
   std::string host = "*";  // lowercase: exact, "*.suffix" or "*"
   std::string path_prefix = "/";
   uint32_t pool = 0;
+  // A redirect route answers itself with redirect_status and Location = redirect (plus the
+  // request target when redirect_prefix); `pool` is unused then.
+  std::string redirect;
+  bool redirect_prefix = false;
+  uint16_t redirect_status = 0;  // 0 = not a redirect route
   bool server_timing = false;
   // Pre-serialised "Name: value\r\n" lines (validated by the config loader).
   std::string add_headers;

@@ -14,20 +14,46 @@ ProxyContext::ProxyContext(core::Worker& worker, std::shared_ptr<const ProxyConf
     std::vector<balancer::BackendSpec> backends;
     backends.reserve(spec.backends.size());
     for (const BackendTarget& b : spec.backends) {
-      backends.push_back(balancer::BackendSpec{b.weight, b.backup});
+      // The address identifies a backend on the ip_hash ring, so adding or removing another
+      // one does not move this one's clients.
+      backends.push_back(balancer::BackendSpec{b.weight, b.backup, balancer::HashBytes(b.name)});
     }
     const auto n = static_cast<uint32_t>(backends.size());
-    pools_[i].picker = balancer::MakePicker(spec.algorithm, std::move(backends));
-    if (!pools_[i].picker) {
-      // The loader refuses unknown algorithms; this is a wiring bug.
-      spdlog::critical("pool {}: algorithm {} has no picker", spec.name, spec.algorithm);
+    pools_[i].picker = balancer::MakePicker(spec.algorithm, std::move(backends), spec.load);
+    if (!pools_[i].picker || !spec.health || spec.health->size() != n) {
+      // The loader refuses unknown algorithms and app/ sizes the shared state: a wiring bug.
+      spdlog::critical("pool {}: algorithm {} has no picker or no health state", spec.name,
+                       spec.algorithm);
       std::abort();
     }
-    // Active health checks arrive with issue #4: until then every backend is eligible and a
-    // failed connect falls through to the next one (retries).
-    pools_[i].healthy = balancer::BackendMask(n, /*all_set=*/true);
+    pools_[i].health = balancer::HealthView(spec.health);
     pools_[i].idle.resize(n);
   }
+}
+
+void ProxyContext::ReportBackendFailure(uint32_t pool, uint32_t backend, std::string_view why) {
+  const PoolSpec& spec = config_->pools[pool];
+  balancer::PoolHealth& health = *spec.health;
+  if (health.ReportFailure(backend, worker_.now_ms()) == balancer::HealthChange::kEjected) {
+    const uint64_t until = health.ejected_until(backend);
+    spdlog::warn("pool {} backend {} ejected for {} ms after {} failures within {} ms (last: {})",
+                 spec.name, spec.backends[backend].name,
+                 until > worker_.now_ms() ? until - worker_.now_ms() : 0,
+                 health.policy().max_fails, health.policy().fail_window_ms, why);
+  }
+}
+
+void ProxyContext::ReportBackendSuccess(uint32_t pool, uint32_t backend) {
+  config_->pools[pool].health->ReportSuccess(backend, worker_.now_ms());
+}
+
+bool ProxyContext::IsFailureStatus(uint32_t pool, int status) const {
+  for (const auto& [first, last] : config_->pools[pool].fail_status) {
+    if (status >= first && status <= last) {
+      return true;
+    }
+  }
+  return false;
 }
 
 namespace {

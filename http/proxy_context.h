@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "balancer/picker.h"
@@ -74,7 +75,16 @@ class ProxyContext {
   void ReleaseBuffers(std::unique_ptr<ExchangeBuffers> buffers);
 
   balancer::Picker& picker(uint32_t pool) { return *pools_[pool].picker; }
-  const balancer::BackendMask& healthy(uint32_t pool) const { return pools_[pool].healthy; }
+  // The backends of `pool` that may take traffic now (health checks, passive ejections).
+  const balancer::BackendMask& healthy(uint32_t pool) {
+    return pools_[pool].health.eligible(worker_.now_ms());
+  }
+  // Live-traffic evidence about a backend (passive health): a failure (logged when it ejects
+  // the backend) or a response that went well.
+  void ReportBackendFailure(uint32_t pool, uint32_t backend, std::string_view why);
+  void ReportBackendSuccess(uint32_t pool, uint32_t backend);
+  // Whether a response status counts as a backend failure for `pool` (fail_status).
+  bool IsFailureStatus(uint32_t pool, int status) const;
 
   // An idle pooled connection to (pool, backend), or nullptr. The most recently used first,
   // so surplus connections age out at the keep-alive timeout.
@@ -88,7 +98,7 @@ class ProxyContext {
  private:
   struct PoolState {
     std::unique_ptr<balancer::Picker> picker;
-    balancer::BackendMask healthy;
+    balancer::HealthView health;
     std::vector<std::vector<core::ConnRef>> idle;  // per backend
   };
   core::Worker& worker_;

@@ -28,6 +28,18 @@ std::string FormatPeer(const sockaddr* sa) {
   return buf;
 }
 
+std::string_view FailureNote(UpstreamFailure why) {
+  switch (why) {
+    case UpstreamFailure::kConnectFailed: return "connect failed";
+    case UpstreamFailure::kConnectTimeout: return "connect timeout";
+    case UpstreamFailure::kClosedEarly: return "closed before responding";
+    case UpstreamFailure::kTimeout: return "response timeout";
+    case UpstreamFailure::kBadResponse: return "malformed response";
+    case UpstreamFailure::kTruncated: return "response truncated";
+  }
+  return "failure";
+}
+
 bool IsIdempotent(uint8_t method) {
   switch (method) {
     case HTTP_GET:
@@ -107,7 +119,11 @@ class ClientSession final : public core::ConnHandler {
   bool CheckRequest(core::Conn& conn);
   void PickBackendAndSend(core::Conn& conn);
   void ForwardBody(std::string_view body);
-  void SendLocalReply(core::Conn& conn, int status, std::string_view note);
+  void SendLocalReply(core::Conn& conn, int status, std::string_view note,
+                      std::string_view extra_headers = {});
+  void SendRedirect(core::Conn& conn, const RouteSpec& route);
+  uint64_t KeyHash(const core::Conn& conn, const MessageHead& h, const PoolSpec& pool) const;
+  bool CanRetryElsewhere();
   void FinishExchange(core::Conn& conn);
   void DetachUpstream(bool reusable);
   void AbortClient(core::Conn& conn, std::string_view note);
@@ -130,6 +146,9 @@ class ClientSession final : public core::ConnHandler {
   bool have_backend_ = false;
   balancer::BackendMask exclude_;
   uint32_t attempts_ = 0;
+  uint32_t retries_used_ = 0;     // retries on another backend (pool.retries caps them)
+  bool stale_retry_used_ = false;  // the one retry of a reused connection's keep-alive race
+  uint64_t key_hash_ = 0;          // ip_hash key of the current request
   Framing req_framing_ = Framing::kNone;
   Framing resp_framing_ = Framing::kNone;  // how we frame the response to the client
   uint8_t method_id_ = 0;
@@ -276,6 +295,8 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   bytes_sent_ = 0;
   note_ = {};
   attempts_ = 0;
+  retries_used_ = 0;
+  stale_retry_used_ = false;
   have_backend_ = false;
   resp_ = Resp::kNone;
   close_after_ = !h.keep_alive || h.upgrade || draining_ ||
@@ -291,6 +312,10 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   }
   // Route → pick → send: the head goes out now; the body follows as it arrives.
   const RouteSpec& route = ctx_.config().routes[route_];
+  if (route.redirect_status != 0) {
+    SendRedirect(conn, route);
+    return !conn.closing();
+  }
   pool_ = route.pool;
   exclude_.Reset(static_cast<uint32_t>(ctx_.config().pools[pool_].backends.size()));
   resp_ = Resp::kWaiting;
@@ -298,6 +323,8 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
     // HTTP/1.0 without Host: name the pool, as nginx sends $proxy_host.
     B().host = ctx_.config().pools[pool_].name;
   }
+  const PoolSpec& pool = ctx_.config().pools[pool_];
+  key_hash_ = pool.needs_key_hash ? KeyHash(conn, h, pool) : 0;
   BuildUpstreamRequestHead(h, B().host, B().target, peer_, req_framing_, &B().upstream_head);
   // Expect: 100-continue is answered here (and not forwarded): we are ready for the body.
   for (const HeaderView& hv : h.headers) {
@@ -398,11 +425,74 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
   return true;
 }
 
+void ClientSession::SendRedirect(core::Conn& conn, const RouteSpec& route) {
+  // Location: the configured URL, plus the request's path and query for a prefix redirect.
+  std::string& extra = B().upstream_head;  // unused by a route that never goes upstream
+  extra.assign("Location: ");
+  extra.append(route.redirect);
+  if (route.redirect_prefix) {
+    extra.append(B().target == "*" ? std::string_view("/") : std::string_view(B().target));
+  }
+  extra.append("\r\n");
+  extra.append(route.add_headers);
+  SendLocalReply(conn, route.redirect_status, "redirect", extra);
+}
+
+uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
+                                const PoolSpec& pool) const {
+  if (pool.hash_key == PoolSpec::HashKey::kHeader) {
+    for (const HeaderView& hv : h.headers) {
+      if (EqualsIgnoreCase(hv.name, pool.hash_key_name)) {
+        return balancer::HashBytes(hv.value);
+      }
+    }
+  } else if (pool.hash_key == PoolSpec::HashKey::kCookie) {
+    const std::string_view want = pool.hash_key_name;
+    for (const HeaderView& hv : h.headers) {
+      if (!EqualsIgnoreCase(hv.name, "cookie")) {
+        continue;
+      }
+      // "a=1; b=2": pairs separated by ';' and optional spaces (RFC 6265 §5.4).
+      std::string_view rest = hv.value;
+      while (!rest.empty()) {
+        const size_t semi = rest.find(';');
+        std::string_view pair = rest.substr(0, semi);
+        rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+        while (!pair.empty() && (pair.front() == ' ' || pair.front() == '\t')) {
+          pair.remove_prefix(1);
+        }
+        if (pair.size() > want.size() && pair[want.size()] == '=' && pair.starts_with(want)) {
+          return balancer::HashBytes(pair.substr(want.size() + 1));
+        }
+      }
+    }
+  }
+  // The client address, without the port (a client keeps its backend across connections).
+  const sockaddr* sa = conn.peer();
+  if (sa->sa_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in*>(sa)->sin_addr;
+    return balancer::HashBytes(
+        std::string_view(reinterpret_cast<const char*>(&in), sizeof(in)));
+  }
+  const auto& in6 = reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr;
+  return balancer::HashBytes(std::string_view(reinterpret_cast<const char*>(&in6), sizeof(in6)));
+}
+
+bool ClientSession::CanRetryElsewhere() {
+  const balancer::BackendMask& healthy = ctx_.healthy(pool_);
+  for (uint32_t i = 0; i < healthy.size(); ++i) {
+    if (healthy.test(i) && !exclude_.test(i)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void ClientSession::PickBackendAndSend(core::Conn& conn) {
   const PoolSpec& pool = ctx_.config().pools[pool_];
   for (;;) {
     ++attempts_;
-    auto pick = ctx_.picker(pool_).Pick(0, ctx_.healthy(pool_), exclude_);
+    auto pick = ctx_.picker(pool_).Pick(key_hash_, ctx_.healthy(pool_), exclude_);
     if (!pick) {
       // Nothing left to try: no backend is configured/eligible, or every one refused.
       const bool tried = exclude_.count() > 0;
@@ -492,6 +582,11 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   }
   status_ = head.status;
   resp_ = Resp::kStreaming;
+  if (ctx_.IsFailureStatus(pool_, head.status)) {
+    ctx_.ReportBackendFailure(pool_, backend_, "failure status");
+  } else {
+    ctx_.ReportBackendSuccess(pool_, backend_);
+  }
   const bool head_req = method_id_ == HTTP_HEAD;
   const bool has_body = head.framing != Framing::kNone;
   // How the body goes to the client: keep a known length; otherwise chunked for HTTP/1.1
@@ -587,30 +682,34 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
   const bool nothing_sent = resp_ == Resp::kWaiting;
   const bool no_body = req_framing_ == Framing::kNone;
   const PoolSpec& pool = ctx_.config().pools[pool_];
+  const bool connect_failed =
+      why == UpstreamFailure::kConnectFailed || why == UpstreamFailure::kConnectTimeout;
+  // The keep-alive race (B5): a pooled connection the backend closed while it sat idle says
+  // nothing about the backend's health.
+  const bool stale_pooled = why == UpstreamFailure::kClosedEarly && reused;
+  if (connect_failed) {
+    ctx_.stats().upstream_connect_failures++;
+  }
+  if (!stale_pooled) {
+    ctx_.ReportBackendFailure(pool_, backend_, FailureNote(why));
+  }
   bool retry = false;
   force_fresh_ = false;
-  if (nothing_sent && no_body && attempts_ <= pool.retries) {
-    switch (why) {
-      case UpstreamFailure::kConnectFailed:
-      case UpstreamFailure::kConnectTimeout:
-        // Nothing reached the backend: safe for any method (B1). Avoid this backend.
+  if (nothing_sent && no_body) {
+    if (stale_pooled && IsIdempotent(method_id_) && !stale_retry_used_) {
+      // Retried once on a fresh connection, not counted against `retries`.
+      stale_retry_used_ = true;
+      retry = true;
+      force_fresh_ = true;
+    } else if (retries_used_ < pool.retries && (connect_failed || IsIdempotent(method_id_))) {
+      // Another backend, never this one: a connect failure reached nothing (safe for any
+      // method, B1); an idempotent request may be repeated whatever happened.
+      exclude_.set(backend_);
+      if (CanRetryElsewhere()) {
+        ++retries_used_;
         retry = true;
-        exclude_.set(backend_);
-        ctx_.stats().upstream_connect_failures++;
-        break;
-      case UpstreamFailure::kClosedEarly:
-        // The keep-alive race (B5): a pooled connection closed under us before any response
-        // byte. Retry an idempotent request once, on a fresh connection.
-        if (reused && IsIdempotent(method_id_)) {
-          retry = true;
-          force_fresh_ = true;
-        }
-        break;
-      default:
-        break;
+      }
     }
-  } else if (why == UpstreamFailure::kConnectFailed || why == UpstreamFailure::kConnectTimeout) {
-    ctx_.stats().upstream_connect_failures++;
   }
   if (retry) {
     ctx_.stats().retries++;
@@ -624,7 +723,8 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
     switch (why) {
       case UpstreamFailure::kConnectFailed:
         note = "upstream connect failed";
-        if (exclude_.count() + 1 >= exclude_.size()) {
+        exclude_.set(backend_);
+        if (!CanRetryElsewhere()) {
           // Every backend of the pool refused: none is reachable (503 + Retry-After).
           status = 503;
           note = "no backend reachable";
@@ -660,7 +760,8 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
                                                      : "upstream failed mid-response");
 }
 
-void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_view note) {
+void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_view note,
+                                   std::string_view extra_headers) {
   status_ = status;
   note_ = note;
   resp_ = Resp::kDone;
@@ -677,7 +778,8 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
     close_after_ = true;  // the body is unread: close rather than drain it (P6)
   }
   ctx_.scratch().clear();
-  const std::string_view body = BuildLocalReply(status, close_after_, &ctx_.scratch());
+  const std::string_view body =
+      BuildLocalReply(status, close_after_, extra_headers, &ctx_.scratch());
   bytes_sent_ = body.size();
   conn.Write(ctx_.scratch());
   if (close_after_) {
@@ -887,13 +989,25 @@ void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_requ
   response_done_ = false;
   request_complete_ = false;
   b_->parser.set_request_was_head(head_request);
+  if (!counted_) {
+    counted_ = true;
+    ctx_.picker(pool_).OnRequestStart(backend_);
+  }
   const PoolSpec& pool = ctx_.config().pools[pool_];
   self.SetTimer(ctx_.worker().now_ms() +
                 (connected_ ? pool.response_timeout_ms : pool.connect_timeout_ms));
 }
 
+void UpstreamConn::EndCount() {
+  if (counted_) {
+    counted_ = false;
+    ctx_.picker(pool_).OnRequestEnd(backend_);
+  }
+}
+
 void UpstreamConn::Release(core::Conn& self, bool reusable) {
   client_.reset();
+  EndCount();
   if (self.closing()) {
     return;
   }
@@ -913,6 +1027,7 @@ void UpstreamConn::Fail(core::Conn& self, UpstreamFailure why) {
   ClientSession* c = client();
   const bool reused = reused_;
   client_.reset();
+  EndCount();
   self.Close();
   if (c != nullptr) {
     c->OnUpstreamFailed(why, reused);
@@ -1074,6 +1189,7 @@ void UpstreamConn::OnDrain(core::Conn& self) {
 }
 
 void UpstreamConn::OnClosed(core::Conn& self) {
+  EndCount();
   if (b_) {
     ctx_.ReleaseBuffers(std::move(b_));
   }

@@ -82,6 +82,9 @@ class UpstreamConn final : public core::ConnHandler {
   bool request_complete_ = false;
   bool response_done_ = false;
   bool response_started_ = false;  // a final response head was passed to the client
+  bool counted_ = false;  // the picker counts a request on this backend (least_conn load)
+  // Ends the picker's count of the current request, exactly once per Attach().
+  void EndCount();
 };
 
 std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Conn& conn,

@@ -218,7 +218,8 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
   out->append("\r\n");
 }
 
-std::string_view BuildLocalReply(int status, bool close, std::string* out) {
+std::string_view BuildLocalReply(int status, bool close, std::string_view extra,
+                                 std::string* out) {
   out->append("HTTP/1.1 ");
   AppendDecimal(out, static_cast<uint64_t>(status));
   out->push_back(' ');
@@ -230,6 +231,7 @@ std::string_view BuildLocalReply(int status, bool close, std::string* out) {
   if (status == 503) {
     out->append("Retry-After: 1\r\n");
   }
+  out->append(extra);
   out->append(close ? "Connection: close\r\n\r\n" : "\r\n");
   const size_t body_at = out->size();
   AppendDecimal(out, static_cast<uint64_t>(status));

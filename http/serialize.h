@@ -30,7 +30,12 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
                              std::string* out);
 
 // A complete local reply (status line, headers, short text body) into `out`. Returns the body.
-std::string_view BuildLocalReply(int status, bool close, std::string* out);
+// `extra` holds pre-serialised "Name: value\r\n" lines (Location, add_headers).
+std::string_view BuildLocalReply(int status, bool close, std::string_view extra,
+                                 std::string* out);
+inline std::string_view BuildLocalReply(int status, bool close, std::string* out) {
+  return BuildLocalReply(status, close, {}, out);
+}
 
 // "1a2b\r\n"
 void AppendChunkHeader(size_t size, std::string* out);

@@ -256,17 +256,6 @@ address = "127.0.0.1:8080"
 [[pool]]
 name = "app"
 backends = [{ address = "127.0.0.1:9001" }]
-health = { path = "/up" }
-[[route]]
-pool = "app"
-)",
-              7, 1, "active health checks are not implemented yet (issue #4)");
-  ExpectError(R"([[listener]]
-name = "http"
-address = "127.0.0.1:8080"
-[[pool]]
-name = "app"
-backends = [{ address = "127.0.0.1:9001" }]
 [[route]]
 pool = "app"
 compress = true
@@ -285,8 +274,8 @@ server_timing = true
               9, 1, "Server-Timing is not implemented yet (issue #9)");
 }
 
-// A malformed value inside a refused feature is still reported precisely (it is checked first).
-TEST(LoadConfig, RefusedFeatureStillValidated) {
+// A malformed health value is reported precisely.
+TEST(LoadConfig, BadHealthIntervalIsPinpointed) {
   ExpectError(R"([[listener]]
 name = "http"
 address = "127.0.0.1:8080"
@@ -327,6 +316,9 @@ TEST(LoadConfig, DemoConfigLoads) {
   EXPECT_EQ(config->pools[0].backends[0].address.ToString(), "127.0.0.1:9001");
   EXPECT_EQ(config->pools[0].backends[1].address.ToString(), "127.0.0.1:9002");
   EXPECT_EQ(config->pools[0].backends[2].address.ToString(), "127.0.0.1:9003");
+  ASSERT_TRUE(config->pools[0].health.has_value());
+  EXPECT_EQ(config->pools[0].health->path, "/health");
+  EXPECT_EQ(config->pools[0].max_fails, 3u);
   ASSERT_EQ(config->routes.size(), 1u);
   EXPECT_EQ(config->routes[0].host, "*");
   EXPECT_EQ(config->routes[0].path_prefix, "/");
@@ -649,17 +641,6 @@ tls = { certificates = [{ cert = "site.crt", key = "site.key" }] }
               "[compression] is not implemented yet (issue #8)");
   ExpectError(R"([[pool]]
 name = "app"
-algorithm = "least_conn"
-backends = [{ address = "127.0.0.1:9001" }]
-)",
-              3, 13, "algorithm \"least_conn\" is not implemented yet (issue #4); use round_robin");
-  ExpectError(R"([[pool]]
-name = "app"
-algorithm = "ip_hash"
-)",
-              3, 13, "algorithm \"ip_hash\" is not implemented yet (issue #4)");
-  ExpectError(R"([[pool]]
-name = "app"
 algorithm = "random"
 )",
               3, 13, "expected one of \"round_robin\", \"least_conn\", \"ip_hash\"");
@@ -873,6 +854,137 @@ TEST(ParseSize, Table) {
       EXPECT_FALSE(bytes.has_value()) << c.text << " → " << *bytes;
     }
   }
+}
+
+}  // namespace
+}  // namespace torii::conf
+
+namespace torii::conf {
+namespace {
+
+const char kPoolHead[] = R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }, { address = "127.0.0.1:9002", backup = true }]
+)";
+
+std::string PoolWith(std::string_view keys, std::string_view route = "[[route]]\npool = \"app\"\n") {
+  return std::string(kPoolHead) + std::string(keys) + std::string(route);
+}
+
+TEST(LoadBalancing, AlgorithmsAndHashKeys) {
+  EXPECT_EQ(LoadOk(PoolWith("algorithm = \"least_conn\"\n")).pools[0].algorithm,
+            Algorithm::kLeastConn);
+  Config c = LoadOk(PoolWith("algorithm = \"ip_hash\"\n"));
+  EXPECT_EQ(c.pools[0].algorithm, Algorithm::kIpHash);
+  EXPECT_EQ(c.pools[0].hash_key.kind, HashKeyConfig::Kind::kClientIp);
+  c = LoadOk(PoolWith("algorithm = \"ip_hash\"\nhash_key = \"header:X-User-Id\"\n"));
+  EXPECT_EQ(c.pools[0].hash_key.kind, HashKeyConfig::Kind::kHeader);
+  EXPECT_EQ(c.pools[0].hash_key.name, "x-user-id");
+  c = LoadOk(PoolWith("algorithm = \"ip_hash\"\nhash_key = \"cookie:Session\"\n"));
+  EXPECT_EQ(c.pools[0].hash_key.kind, HashKeyConfig::Kind::kCookie);
+  EXPECT_EQ(c.pools[0].hash_key.name, "Session");
+  EXPECT_TRUE(c.pools[0].backends[1].backup);
+
+  ExpectError(PoolWith("hash_key = \"header:X\"\n"), 7, 12, "only ip_hash pools hash a key");
+  ExpectError(PoolWith("algorithm = \"ip_hash\"\nhash_key = \"header:\"\n"), 8, 12,
+              "expected \"client_ip\", \"header:NAME\" or \"cookie:NAME\"");
+  ExpectError(PoolWith("algorithm = \"ip_hash\"\nhash_key = \"query:id\"\n"), 8, 12,
+              "got \"query:id\"");
+  ExpectError(PoolWith("algorithm = \"ip_hash\"\nhash_key = \"header:a b\"\n"), 8, 12,
+              "got \"header:a b\"");
+}
+
+TEST(LoadBalancing, HealthChecks) {
+  Config c = LoadOk(PoolWith(
+      "health = { path = \"/healthz\", host = \"app.internal\", interval = \"500ms\", "
+      "timeout = \"200ms\", rise = 1, fall = 2, expect_status = [200, \"3xx\"] }\n"));
+  ASSERT_TRUE(c.pools[0].health.has_value());
+  const HealthConfig& h = *c.pools[0].health;
+  EXPECT_EQ(h.path, "/healthz");
+  EXPECT_EQ(h.host, "app.internal");
+  EXPECT_EQ(h.interval, Duration(500));
+  EXPECT_EQ(h.timeout, Duration(200));
+  EXPECT_EQ(h.rise, 1u);
+  EXPECT_EQ(h.fall, 2u);
+  EXPECT_EQ(h.expect_status, (std::vector<StatusRange>{{200, 200}, {300, 399}}));
+  // Defaults.
+  c = LoadOk(PoolWith("health = { path = \"/up\" }\n"));
+  EXPECT_EQ(c.pools[0].health->expect_status, (std::vector<StatusRange>{{200, 399}}));
+  EXPECT_EQ(c.pools[0].health->rise, 2u);
+  EXPECT_EQ(c.pools[0].health->fall, 3u);
+  EXPECT_FALSE(LoadOk(PoolWith("")).pools[0].health.has_value());
+
+  ExpectError(PoolWith("health = { path = \"up\" }\n"), 7, 19, "expected a path starting with '/'");
+  ExpectError(PoolWith("health = { interval = \"1s\", timeout = \"2s\" }\n"), 7, 39,
+              "must not be longer than interval");
+  ExpectError(PoolWith("health = { expect_status = [99] }\n"), 7, 29,
+              "expected an array of status codes");
+  ExpectError(PoolWith("health = { expect_status = [\"6xx\"] }\n"), 7, 29, "got \"6xx\"");
+  ExpectError(PoolWith("health = { expect_status = [] }\n"), 7, 28, "an empty array");
+  ExpectError(PoolWith("health = { host = \"a b\" }\n"), 7, 19, "expected a host name");
+  ExpectError(PoolWith("health = { rise = 0 }\n"), 7, 19, "rise");
+  ExpectError(PoolWith("health = { paht = \"/\" }\n"), 7, 12, "did you mean \"path\"?");
+}
+
+TEST(LoadBalancing, PassiveHealth) {
+  Config c = LoadOk(PoolWith(""));
+  EXPECT_EQ(c.pools[0].max_fails, 3u);
+  EXPECT_EQ(c.pools[0].fail_window, std::chrono::seconds(10));
+  EXPECT_EQ(c.pools[0].max_eject, std::chrono::minutes(5));
+  EXPECT_TRUE(c.pools[0].fail_status.empty());
+  c = LoadOk(PoolWith("max_fails = 0\nfail_window = \"30s\"\nmax_eject = \"1m\"\n"
+                      "fail_status = [\"5xx\"]\n"));
+  EXPECT_EQ(c.pools[0].max_fails, 0u);
+  EXPECT_EQ(c.pools[0].fail_window, std::chrono::seconds(30));
+  EXPECT_EQ(c.pools[0].max_eject, std::chrono::minutes(1));
+  EXPECT_EQ(c.pools[0].fail_status, (std::vector<StatusRange>{{500, 599}}));
+  c = LoadOk(PoolWith("fail_status = [502, 503]\n"));
+  EXPECT_EQ(c.pools[0].fail_status, (std::vector<StatusRange>{{502, 502}, {503, 503}}));
+
+  ExpectError(PoolWith("fail_status = [404]\n"), 7, 16, "expected an array of status codes (500)");
+  ExpectError(PoolWith("fail_window = \"10m\"\n"), 7, 15, "must be at least fail_window");
+  ExpectError(PoolWith("fail_window = \"10s\"\nmax_eject = \"5s\"\n"), 8, 13,
+              "must be at least fail_window");
+  ExpectError(PoolWith("max_fails = -1\n"), 7, 13, "max_fails");
+}
+
+TEST(LoadRouting, Redirects) {
+  const std::string route = "[[route]]\nhost = \"old.example.com\"\n";
+  Config c = LoadOk(PoolWith("", route + "redirect = \"https://new.example.com/\"\n"
+                                         "[[route]]\npool = \"app\"\n"));
+  ASSERT_EQ(c.routes.size(), 2u);
+  EXPECT_EQ(c.routes[0].redirect, "https://new.example.com/");
+  EXPECT_FALSE(c.routes[0].redirect_prefix);
+  EXPECT_EQ(c.routes[0].redirect_status, 302);
+  EXPECT_TRUE(c.routes[0].pool.empty());
+  c = LoadOk(PoolWith("", route + "redirect_prefix = \"https://new.example.com\"\n"
+                                  "redirect_status = 308\n"));
+  EXPECT_EQ(c.routes[0].redirect, "https://new.example.com");
+  EXPECT_TRUE(c.routes[0].redirect_prefix);
+  EXPECT_EQ(c.routes[0].redirect_status, 308);
+  c = LoadOk(PoolWith("", route + "redirect = \"/moved\"\nadd_headers = { \"X-A\" = \"1\" }\n"));
+  EXPECT_EQ(c.routes[0].redirect, "/moved");
+
+  ExpectError(PoolWith("", route + "redirect = \"ftp://x\"\n"), 9, 12, "expected an absolute URL");
+  ExpectError(PoolWith("", route + "redirect = \"//evil.example\"\n"), 9, 12,
+              "expected an absolute URL");
+  ExpectError(PoolWith("", route + "redirect = \"https://a/b c\"\n"), 9, 12,
+              "expected an absolute URL");
+  ExpectError(PoolWith("", route + "redirect_prefix = \"https://a/\"\n"), 9, 19,
+              "not ending in '/'");
+  ExpectError(PoolWith("", route + "redirect = \"/a\"\nredirect_prefix = \"/b\"\n"), 10, 19,
+              "not both");
+  ExpectError(PoolWith("", route + "redirect = \"/a\"\npool = \"app\"\n"), 10, 1,
+              "a redirect route answers itself");
+  ExpectError(PoolWith("", route + "redirect = \"/a\"\nredirect_status = 304\n"), 10, 19,
+              "expected 301, 302, 303, 307 or 308");
+  ExpectError(PoolWith("", route + "redirect = \"/a\"\nredirect_status = 200\n"), 10, 19,
+              "redirect_status");
+  ExpectError(PoolWith("", route + "pool = \"app\"\nredirect_status = 301\n"), 10, 1,
+              "set only with redirect");
 }
 
 }  // namespace

@@ -1292,6 +1292,57 @@ TEST(WorkerTest, DrainGraceClosesStragglers) {
 
 // RequestStop issued before the loop has set up its ring (a SIGTERM right after start-up)
 // still stops the worker: the request must not be lost.
+// Tasks (timers owned by no connection): fire once per ArmTask, never early, can be re-armed
+// from their own callback and cancelled; a stopping worker does not wait for them.
+TEST(WorkerTest, TasksFireOncePerArmAndCanBeCancelled) {
+  WorkerRunner runner(SmallOptions());
+  ASSERT_TRUE(runner.Start());
+  struct Shared {
+    std::atomic<int> fired_a{0};
+    std::atomic<int> fired_b{0};
+    std::atomic<uint64_t> early{0};
+    uint64_t due = 0;
+    Worker::TaskId a = 0;
+    Worker::TaskId b = 0;
+  };
+  auto shared = std::make_shared<Shared>();
+  Worker& w = runner.worker();
+  runner.OnWorker([&w, shared] {
+    shared->a = w.AddTask([&w, shared] {
+      if (MonotonicMs() < shared->due) {
+        shared->early++;
+      }
+      // Re-arms itself twice from inside its own callback.
+      if (shared->fired_a.fetch_add(1) + 1 < 3) {
+        shared->due = w.now_ms() + 30;
+        w.ArmTask(shared->a, shared->due);
+      }
+    });
+    shared->b = w.AddTask([shared] { shared->fired_b++; });
+    shared->due = w.now_ms() + 30;
+    w.ArmTask(shared->a, shared->due);
+    w.ArmTask(shared->b, w.now_ms() + 50);
+    w.CancelTask(shared->b);
+    return 0;
+  });
+  const auto deadline = Clock::now() + 5s;
+  while (shared->fired_a.load() < 3 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(shared->fired_a.load(), 3);
+  EXPECT_EQ(shared->fired_b.load(), 0) << "a cancelled task fired";
+  EXPECT_EQ(shared->early.load(), 0u);
+  // An armed task far in the future does not keep a stopping worker alive.
+  runner.OnWorker([&w, shared] {
+    w.ArmTask(shared->b, w.now_ms() + 3600 * 1000);
+    return 0;
+  });
+  runner.worker().RequestStop();
+  EXPECT_TRUE(runner.Join(5s).has_value());
+  EXPECT_EQ(shared->fired_b.load(), 0);
+}
+
 TEST(WorkerTest, RequestStopBeforeRunIsNotLost) {
   WorkerRunner runner(SmallOptions());
   runner.worker().RequestStop();

@@ -673,8 +673,11 @@ def finals(responses):
     return [r for r in responses if r.status >= 200]
 
 
-def connect(addr, timeout=5):
-    s = socket.create_connection(addr, timeout=timeout)
+def connect(addr, timeout=5, source=None):
+    """A TCP connection to `addr`; `source` binds the client side to that local IP (any
+    127.x.y.z works on loopback, so tests can play many clients)."""
+    s = socket.create_connection(addr, timeout=timeout,
+                                 source_address=(source, 0) if source else None)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 
@@ -760,8 +763,8 @@ def build_request(method, path, headers=None, body=None, host="test.local", vers
 class Client:
     """One persistent client connection (keep-alive, pipelining)."""
 
-    def __init__(self, addr, timeout=10):
-        self.sock = connect(addr, timeout)
+    def __init__(self, addr, timeout=10, source=None):
+        self.sock = connect(addr, timeout, source)
         self.timeout = timeout
         self.buf = b""
         self.eof = False
@@ -911,7 +914,7 @@ class Client:
 
 def get(addr, path, **kw):
     """One request on a fresh connection."""
-    c = Client(addr, timeout=kw.pop("timeout", 10))
+    c = Client(addr, timeout=kw.pop("timeout", 10), source=kw.pop("source", None))
     try:
         return c.request(kw.pop("method", "GET"), path, **kw)
     finally:

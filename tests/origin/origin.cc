@@ -79,6 +79,7 @@ std::atomic<uint64_t> g_connections{0};  // accepted connections
 std::atomic<int64_t> g_active{0};        // currently open connections
 std::atomic<uint64_t> g_next_conn_id{0};
 std::atomic<uint64_t> g_health_toggle{0};
+std::atomic<int> g_health_status{200};  // what /health answers; set with /__health?status=N
 
 int g_log_fd = -1;
 std::mutex g_log_mu;
@@ -937,7 +938,7 @@ class Loop {
 
   void on_request(Conn& c) {
     ++c.nrequests;
-    if (c.req.path() != "/__stats") {
+    if (c.req.path() != "/__stats" && c.req.path() != "/__health") {
       g_requests.fetch_add(1, std::memory_order_relaxed);
       log_request(c);
     }
@@ -1117,7 +1118,18 @@ class Loop {
       s += "}";
       simple(c, 200, std::move(s), "application/json");
     } else if (path == "/health") {
-      simple(c, 200, "ok");
+      const int status = g_health_status.load();
+      simple(c, status, status == 200 ? "ok" : "unhealthy");
+    } else if (path == "/__health") {
+      // Sets what /health answers from now on (the test's switch for active health checks).
+      for_each_param(query, [&](std::string_view k, std::string_view v) {
+        if (k == "status") {
+          if (auto n = parse_num<int>(std::string(v)); n && *n >= 100 && *n <= 599) {
+            g_health_status = *n;
+          }
+        }
+      });
+      simple(c, 200, "health status " + std::to_string(g_health_status.load()));
     } else if (path == "/health-toggle") {
       bool up = g_health_toggle.fetch_add(1) % 2 == 0;
       simple(c, up ? 200 : 503, up ? "ok" : "down");

@@ -1,0 +1,175 @@
+// app/health_checker.cc: see health_checker.h.
+#include "app/health_checker.h"
+
+#include <algorithm>
+#include <limits>
+
+#include <spdlog/spdlog.h>
+
+namespace torii::app {
+
+namespace {
+
+// Reads the status line of one check's response and reports the verdict once.
+class HealthProbe final : public core::ConnHandler {
+ public:
+  HealthProbe(HealthChecker& checker, uint32_t target, std::string_view request,
+              std::vector<conf::StatusRange> expect)
+      : checker_(checker), target_(target), request_(request), expect_(std::move(expect)) {}
+
+  void OnConnected(core::Conn& conn, core::Result<void> result) override {
+    if (!result) {
+      Finish(conn, false, std::string("connect: ") + std::string(result.error().name()));
+      return;
+    }
+    conn.Write(request_);
+  }
+
+  void OnRecv(core::Conn& conn, std::span<const char> data) override {
+    if (done_) {
+      return;
+    }
+    // "HTTP/1.1 200" is all we need: 12 bytes.
+    const size_t want = kStatusLineBytes - std::min(head_.size(), kStatusLineBytes);
+    head_.append(data.data(), std::min(want, data.size()));
+    if (head_.size() < kStatusLineBytes) {
+      return;
+    }
+    const bool well_formed = head_.starts_with("HTTP/1.") && head_[7] >= '0' && head_[7] <= '9' &&
+                             head_[8] == ' ' && IsDigit(head_[9]) && IsDigit(head_[10]) &&
+                             IsDigit(head_[11]);
+    if (!well_formed) {
+      Finish(conn, false, "not an HTTP/1.x response");
+      return;
+    }
+    const int status = (head_[9] - '0') * 100 + (head_[10] - '0') * 10 + (head_[11] - '0');
+    const bool ok = std::any_of(expect_.begin(), expect_.end(), [&](const conf::StatusRange& r) {
+      return status >= r.first && status <= r.last;
+    });
+    Finish(conn, ok, "status " + std::to_string(status));
+  }
+
+  void OnEof(core::Conn& conn) override { Finish(conn, false, "closed before a status line"); }
+  void OnError(core::Conn& conn, core::Error error) override {
+    Finish(conn, false, std::string(error.name()));
+  }
+  void OnTimer(core::Conn& conn) override { Finish(conn, false, "timeout"); }
+  void OnWritable(core::Conn& /*conn*/) override {}
+  void OnDrain(core::Conn& conn) override {
+    done_ = true;  // stopping: no verdict
+    conn.Close();
+  }
+  void OnClosed(core::Conn& /*conn*/) override {}
+
+ private:
+  static constexpr size_t kStatusLineBytes = 12;
+  static bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+  void Finish(core::Conn& conn, bool ok, std::string_view detail) {
+    if (done_) {
+      return;
+    }
+    done_ = true;
+    conn.Close();
+    checker_.OnResult(target_, ok, detail);
+  }
+
+  HealthChecker& checker_;
+  uint32_t target_;
+  std::string_view request_;  // owned by the checker
+  std::vector<conf::StatusRange> expect_;
+  std::string head_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+HealthChecker::HealthChecker(const conf::Config& config, const http::ProxyConfig& proxy) {
+  for (size_t p = 0; p < config.pools.size(); ++p) {
+    const conf::PoolConfig& pool = config.pools[p];
+    if (!pool.health) {
+      continue;
+    }
+    const conf::HealthConfig& h = *pool.health;
+    for (size_t b = 0; b < pool.backends.size(); ++b) {
+      const conf::BackendConfig& backend = pool.backends[b];
+      Target t;
+      t.pool = pool.name;
+      t.backend = backend.address.ToString();
+      t.index = static_cast<uint32_t>(b);
+      t.addr = backend.address.storage;
+      t.addr_len = backend.address.len;
+      t.request = "GET " + h.path + " HTTP/1.1\r\nHost: " + (h.host.empty() ? t.backend : h.host) +
+                  "\r\nUser-Agent: torii-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+      t.interval_ms = static_cast<uint64_t>(h.interval.count());
+      t.timeout_ms = static_cast<uint64_t>(h.timeout.count());
+      t.expect = h.expect_status;
+      t.health = proxy.pools[p].health;
+      targets_.push_back(std::move(t));
+    }
+  }
+}
+
+void HealthChecker::Start(core::Worker& worker) {
+  worker_ = &worker;
+  task_ = worker.AddTask([this] { Round(); });
+  Round();
+}
+
+void HealthChecker::Round() {
+  if (worker_->draining()) {
+    return;  // stopping: no new checks, and no re-arm
+  }
+  const uint64_t now = worker_->now_ms();
+  uint64_t next = std::numeric_limits<uint64_t>::max();
+  for (uint32_t i = 0; i < targets_.size(); ++i) {
+    Target& t = targets_[i];
+    if (now >= t.next_due_ms) {
+      t.next_due_ms = now + t.interval_ms;
+      if (!t.in_flight) {
+        StartProbe(i);
+      }
+    }
+    next = std::min(next, t.next_due_ms);
+  }
+  if (next != std::numeric_limits<uint64_t>::max()) {
+    worker_->ArmTask(task_, next);
+  }
+}
+
+void HealthChecker::StartProbe(uint32_t target) {
+  Target& t = targets_[target];
+  auto probe = std::make_unique<HealthProbe>(*this, target, t.request, t.expect);
+  auto conn = worker_->Connect(reinterpret_cast<const sockaddr*>(&t.addr), t.addr_len,
+                               std::move(probe));
+  if (!conn) {
+    if (conn.error().code == core::Errc::kTooManyConns || conn.error().code == core::Errc::kNoFds) {
+      // Our own limit, not the backend's fault: skip this round rather than fail the check.
+      spdlog::debug("pool {} backend {}: health check skipped: {}", t.pool, t.backend,
+                    conn.error().name());
+      return;
+    }
+    OnResult(target, false, std::string("connect: ") + std::string(conn.error().name()));
+    return;
+  }
+  t.in_flight = true;
+  (*conn)->SetTimer(worker_->now_ms() + t.timeout_ms);
+}
+
+void HealthChecker::OnResult(uint32_t target, bool ok, std::string_view detail) {
+  Target& t = targets_[target];
+  t.in_flight = false;
+  t.fails_in_row = ok ? 0 : t.fails_in_row + 1;
+  const balancer::HealthChange change = t.health->ReportCheck(t.index, ok, worker_->now_ms());
+  if (change == balancer::HealthChange::kDown) {
+    spdlog::warn("pool {} backend {} is DOWN: {} failed health checks in a row (last: {})", t.pool,
+                 t.backend, t.fails_in_row, detail);
+  } else if (change == balancer::HealthChange::kUp) {
+    spdlog::info("pool {} backend {} is UP: {} passing health checks in a row ({})", t.pool,
+                 t.backend, t.health->policy().rise, detail);
+  } else if (!ok) {
+    spdlog::debug("pool {} backend {} health check failed: {}", t.pool, t.backend, detail);
+  }
+}
+
+}  // namespace torii::app

@@ -1,0 +1,70 @@
+// app/health_checker.h: active health checks, once per process.
+//
+// One HealthChecker per process runs on worker 0's ring (DESIGN.md: app/ schedules the checks,
+// balancer/ keeps the state): every `interval` it opens a connection to each backend of each
+// pool that has `health` configured, sends `GET path`, reads the status line, and reports
+// pass or fail into the pool's shared balancer::PoolHealth, which every worker reads. A
+// check that does not answer within `timeout` fails. State changes are logged.
+//
+// Checks are ordinary core::Conn connections with their own handler, so they obey the same
+// lifetime rules as proxied traffic and stop when the worker drains. One check per backend is
+// in flight at a time (the loader keeps timeout <= interval).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "balancer/health.h"
+#include "conf/config.h"
+#include "core/worker.h"
+#include "http/proxy_config.h"
+
+namespace torii::app {
+
+class HealthChecker {
+ public:
+  // `proxy` holds the shared PoolHealth objects the checks report into; `config` the check
+  // settings. Both must outlive the checker's use.
+  HealthChecker(const conf::Config& config, const http::ProxyConfig& proxy);
+  HealthChecker(const HealthChecker&) = delete;
+  HealthChecker& operator=(const HealthChecker&) = delete;
+
+  // No pool has checks configured.
+  bool empty() const { return targets_.empty(); }
+  // On `worker`'s thread, once its loop runs (its on_start hook): the first round starts now.
+  void Start(core::Worker& worker);
+
+  // A probe's verdict (called by the probe's handler).
+  void OnResult(uint32_t target, bool ok, std::string_view detail);
+
+ private:
+  struct Target {
+    std::string pool;
+    std::string backend;  // "127.0.0.1:9001", for logs
+    uint32_t index = 0;   // backend index in its pool
+    sockaddr_storage addr{};
+    socklen_t addr_len = 0;
+    std::string request;  // the whole GET request
+    uint64_t interval_ms = 0;
+    uint64_t timeout_ms = 0;
+    std::vector<conf::StatusRange> expect;
+    std::shared_ptr<balancer::PoolHealth> health;
+    uint64_t next_due_ms = 0;
+    bool in_flight = false;
+    uint32_t fails_in_row = 0;  // for the log line
+  };
+
+  void Round();
+  void StartProbe(uint32_t target);
+
+  std::vector<Target> targets_;
+  core::Worker* worker_ = nullptr;
+  core::Worker::TaskId task_ = 0;
+};
+
+}  // namespace torii::app
