@@ -81,6 +81,11 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
     policy.max_eject_ms = static_cast<uint64_t>(pc.max_eject.count());
     const auto n = static_cast<uint32_t>(ps.backends.size());
     ps.health = std::make_shared<balancer::PoolHealth>(n, policy);
+    ps.max_conns = pc.max_conns;
+    ps.queue_timeout_ms = static_cast<uint64_t>(pc.queue_timeout.count());
+    if (ps.max_conns > 0) {
+      ps.slots = std::make_shared<balancer::BackendSlots>(n);
+    }
     if (balancer::NeedsLoadCounters(ps.algorithm)) {
       ps.load = std::make_shared<balancer::LoadCounters>(n);
     }

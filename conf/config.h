@@ -132,6 +132,10 @@ struct PoolConfig {
   Duration fail_window{std::chrono::seconds(10)};
   Duration max_eject{std::chrono::minutes(5)};
   std::vector<StatusRange> fail_status;  // responses that count as failures (default: none)
+  // At most max_conns requests in flight per backend (all workers together; 0 = no limit).
+  // A request finding every eligible backend full waits up to queue_timeout, then 503.
+  uint32_t max_conns = 0;
+  Duration queue_timeout{std::chrono::seconds(5)};
 };
 
 struct RouteConfig {

@@ -735,7 +735,7 @@ class Loader {
     Section s(table, "[[pool]] #" + std::to_string(config.pools.size() + 1));
     s.CheckKeys({"name", "algorithm", "backends", "health", "connect_timeout", "response_timeout",
                  "keepalive_timeout", "keepalive", "retries", "hash_key", "max_fails",
-                 "fail_window", "max_eject", "fail_status"});
+                 "fail_window", "max_eject", "fail_status", "max_conns", "queue_timeout"});
     PoolConfig pool;
     const toml::node& name_node = s.Require("name");
     pool.name = LoadName(s, "pool");
@@ -835,6 +835,8 @@ class Loader {
     if (s.Find("fail_status") != nullptr) {
       pool.fail_status = StatusList(s, "fail_status", 500, 599);
     }
+    s.U32("max_conns", 0, 1000000, &pool.max_conns);
+    s.Dur("queue_timeout", &pool.queue_timeout);
     s.Dur("connect_timeout", &pool.connect_timeout);
     s.Dur("response_timeout", &pool.response_timeout);
     s.Dur("keepalive_timeout", &pool.keepalive_timeout);

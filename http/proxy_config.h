@@ -16,6 +16,7 @@
 
 #include "balancer/health.h"
 #include "balancer/load.h"
+#include "balancer/slots.h"
 
 namespace torii::http {
 
@@ -48,6 +49,10 @@ struct PoolSpec {
   // active-request counts (null for the other algorithms).
   std::shared_ptr<balancer::PoolHealth> health;
   std::shared_ptr<balancer::LoadCounters> load;
+  // max_conns: requests in flight per backend across workers (slots non-null when > 0).
+  uint32_t max_conns = 0;
+  uint64_t queue_timeout_ms = 5000;
+  std::shared_ptr<balancer::BackendSlots> slots;
 };
 
 struct RouteSpec {

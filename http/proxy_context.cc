@@ -1,6 +1,8 @@
 // http/proxy_context.cc: see proxy_context.h.
 #include "http/proxy_context.h"
 
+#include "http/proxy_session.h"
+
 #include <spdlog/spdlog.h>
 
 namespace torii::http {
@@ -45,6 +47,92 @@ void ProxyContext::ReportBackendFailure(uint32_t pool, uint32_t backend, std::st
 
 void ProxyContext::ReportBackendSuccess(uint32_t pool, uint32_t backend) {
   config_->pools[pool].health->ReportSuccess(backend, worker_.now_ms());
+}
+
+const balancer::BackendMask& ProxyContext::available(uint32_t pool) {
+  const balancer::BackendMask& healthy = this->healthy(pool);
+  const PoolSpec& spec = config_->pools[pool];
+  if (spec.max_conns == 0) {
+    return healthy;
+  }
+  balancer::BackendMask& out = pools_[pool].available;
+  out.Reset(healthy.size());
+  for (uint32_t i = 0; i < healthy.size(); ++i) {
+    if (healthy.test(i) && spec.slots->InUse(i) < spec.max_conns) {
+      out.set(i);
+    }
+  }
+  return out;
+}
+
+bool ProxyContext::TryAcquireSlot(uint32_t pool, uint32_t backend) {
+  const PoolSpec& spec = config_->pools[pool];
+  return spec.max_conns == 0 || spec.slots->TryAcquire(backend, spec.max_conns);
+}
+
+void ProxyContext::ReleaseSlot(uint32_t pool, uint32_t backend) {
+  const PoolSpec& spec = config_->pools[pool];
+  if (spec.max_conns == 0) {
+    return;
+  }
+  spec.slots->Release(backend);
+  if (!pools_[pool].waiters.empty()) {
+    ArmKick(0);  // the next loop turn, not from inside whoever released it
+  }
+}
+
+namespace {
+// How often waiters look for slots freed by other workers.
+constexpr uint64_t kQueuePollMs = 5;
+}  // namespace
+
+void ProxyContext::Enqueue(uint32_t pool, core::ConnRef client, uint64_t ticket, bool front) {
+  auto& waiters = pools_[pool].waiters;
+  if (front) {
+    waiters.push_front(Waiter{client, ticket});
+  } else {
+    waiters.push_back(Waiter{client, ticket});
+  }
+  ArmKick(kQueuePollMs);
+}
+
+void ProxyContext::ArmKick(uint64_t delay_ms) {
+  if (!kick_created_) {
+    kick_task_ = worker_.AddTask([this] { KickWaiters(); });
+    kick_created_ = true;
+  }
+  const uint64_t at = worker_.now_ms() + delay_ms;
+  if (kick_at_ == 0 || at < kick_at_) {
+    kick_at_ = at;
+    worker_.ArmTask(kick_task_, at);
+  }
+}
+
+void ProxyContext::KickWaiters() {
+  kick_at_ = 0;
+  bool pending = false;
+  for (uint32_t p = 0; p < pools_.size(); ++p) {
+    auto& waiters = pools_[p].waiters;
+    // Resume waiters in order while they find slots; one that loses the race goes back to
+    // the front (ResumeQueuedRequest re-enqueues it) and the rest keep waiting.
+    while (!waiters.empty()) {
+      const Waiter w = waiters.front();
+      waiters.pop_front();
+      core::Conn* c = worker_.Resolve(w.client);
+      if (c == nullptr || c->closing()) {
+        continue;  // the client left while queued
+      }
+      const size_t before = waiters.size();
+      ResumeQueuedRequest(*c, w.ticket);
+      if (waiters.size() > before) {
+        break;  // re-queued: no slot for it yet
+      }
+    }
+    pending = pending || !waiters.empty();
+  }
+  if (pending) {
+    ArmKick(kQueuePollMs);
+  }
 }
 
 bool ProxyContext::IsFailureStatus(uint32_t pool, int status) const {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -86,6 +87,20 @@ class ProxyContext {
   // Whether a response status counts as a backend failure for `pool` (fail_status).
   bool IsFailureStatus(uint32_t pool, int status) const;
 
+  // max_conns. The backends that are healthy and have a free slot (the healthy mask itself
+  // when the pool has no limit); valid until the next call.
+  const balancer::BackendMask& available(uint32_t pool);
+  // Takes one of `backend`'s slots (always succeeds without a limit). The holder must give it
+  // back with ReleaseSlot() exactly once.
+  bool TryAcquireSlot(uint32_t pool, uint32_t backend);
+  void ReleaseSlot(uint32_t pool, uint32_t backend);
+  // A request waiting for a slot: the client connection and the ticket it was queued with.
+  // Waiters are resumed in FIFO order (ResumeQueuedRequest) when a slot frees on this worker,
+  // and polled every few ms for slots freed by other workers. `front` puts back a waiter that
+  // was resumed but lost the race for the slot.
+  void Enqueue(uint32_t pool, core::ConnRef client, uint64_t ticket, bool front);
+  uint64_t NextQueueTicket() { return ++queue_tickets_; }
+
   // An idle pooled connection to (pool, backend), or nullptr. The most recently used first,
   // so surplus connections age out at the keep-alive timeout.
   core::Conn* TakeIdle(uint32_t pool, uint32_t backend);
@@ -96,9 +111,15 @@ class ProxyContext {
   void DropIdle(uint32_t pool, uint32_t backend, core::ConnRef ref);
 
  private:
+  struct Waiter {
+    core::ConnRef client;
+    uint64_t ticket = 0;
+  };
   struct PoolState {
     std::unique_ptr<balancer::Picker> picker;
     balancer::HealthView health;
+    balancer::BackendMask available;  // scratch for available()
+    std::deque<Waiter> waiters;
     std::vector<std::vector<core::ConnRef>> idle;  // per backend
   };
   core::Worker& worker_;
@@ -108,6 +129,13 @@ class ProxyContext {
   ProxyStats stats_;
   std::string scratch_;
   std::vector<std::unique_ptr<ExchangeBuffers>> free_buffers_;
+  // The queue's wake-up: a worker task, created with the first waiter.
+  void KickWaiters();
+  void ArmKick(uint64_t delay_ms);
+  bool kick_created_ = false;
+  core::Worker::TaskId kick_task_ = 0;
+  uint64_t kick_at_ = 0;  // when the armed kick fires (0 = not armed)
+  uint64_t queue_tickets_ = 0;
 };
 
 }  // namespace torii::http

@@ -87,7 +87,7 @@ class ClientSession final : public core::ConnHandler {
  private:
   enum class Req : uint8_t { kIdle, kHead, kBody, kDone };
   enum class Resp : uint8_t { kNone, kWaiting, kStreaming, kDone };
-  enum class TimerFor : uint8_t { kNone, kIdle, kHeader, kBody, kSend };
+  enum class TimerFor : uint8_t { kNone, kIdle, kHeader, kBody, kSend, kQueue };
 
   static H1Parser::Limits RequestLimits(const ProxyLimits& l) {
     return H1Parser::Limits{l.header_bytes, l.header_count, l.body_bytes};
@@ -122,6 +122,11 @@ class ClientSession final : public core::ConnHandler {
   void SendLocalReply(core::Conn& conn, int status, std::string_view note,
                       std::string_view extra_headers = {});
   void SendRedirect(core::Conn& conn, const RouteSpec& route);
+  // max_conns: wait for a slot (true), or false when waiting cannot help.
+  bool QueueForSlot(core::Conn& conn);
+ public:
+  void ResumeFromQueue(core::Conn& conn, uint64_t ticket);
+ private:
   uint64_t KeyHash(const core::Conn& conn, const MessageHead& h, const PoolSpec& pool) const;
   bool CanRetryElsewhere();
   void FinishExchange(core::Conn& conn);
@@ -149,6 +154,10 @@ class ClientSession final : public core::ConnHandler {
   uint32_t retries_used_ = 0;     // retries on another backend (pool.retries caps them)
   bool stale_retry_used_ = false;  // the one retry of a reused connection's keep-alive race
   uint64_t key_hash_ = 0;          // ip_hash key of the current request
+  // max_conns queue: the ticket this request waits with (0 = not queued), and whether a
+  // resumed waiter that finds no slot goes back to the front of the queue.
+  uint64_t queue_ticket_ = 0;
+  bool requeue_front_ = false;
   Framing req_framing_ = Framing::kNone;
   Framing resp_framing_ = Framing::kNone;  // how we frame the response to the client
   uint8_t method_id_ = 0;
@@ -297,6 +306,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   attempts_ = 0;
   retries_used_ = 0;
   stale_retry_used_ = false;
+  queue_ticket_ = 0;
   have_backend_ = false;
   resp_ = Resp::kNone;
   close_after_ = !h.keep_alive || h.upgrade || draining_ ||
@@ -490,15 +500,23 @@ bool ClientSession::CanRetryElsewhere() {
 
 void ClientSession::PickBackendAndSend(core::Conn& conn) {
   const PoolSpec& pool = ctx_.config().pools[pool_];
-  for (;;) {
+  // Bounded: every turn either sends, answers, queues, or excludes a backend / loses a slot
+  // race (which another worker won, so the backend shows as full on the next turn).
+  for (uint32_t turn = 0; turn < 2 * pool.backends.size() + 4; ++turn) {
     ++attempts_;
-    auto pick = ctx_.picker(pool_).Pick(key_hash_, ctx_.healthy(pool_), exclude_);
+    auto pick = ctx_.picker(pool_).Pick(key_hash_, ctx_.available(pool_), exclude_);
     if (!pick) {
+      if (QueueForSlot(conn)) {
+        return;
+      }
       // Nothing left to try: no backend is configured/eligible, or every one refused.
       const bool tried = exclude_.count() > 0;
       resp_ = Resp::kNone;
       SendLocalReply(conn, 503, tried ? "no backend reachable" : "no backend available");
       return;
+    }
+    if (!ctx_.TryAcquireSlot(pool_, *pick)) {
+      continue;  // another worker took the last slot since available() looked
     }
     backend_ = *pick;
     have_backend_ = true;
@@ -513,6 +531,7 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
       auto r = ctx_.worker().Connect(reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
                                      std::make_unique<UpstreamConn>(ctx_, pool_, backend_));
       if (!r) {
+        ctx_.ReleaseSlot(pool_, backend_);
         if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {
           // E1: out of fds or connection slots: this is our limit, not the backend's.
           resp_ = Resp::kNone;
@@ -527,11 +546,65 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
     }
     up_ = up->ref();
     auto* handler = static_cast<UpstreamConn*>(up->handler());
-    handler->Attach(*up, self_, method_id_ == HTTP_HEAD);
+    handler->Attach(*up, self_, method_id_ == HTTP_HEAD, /*holds_slot=*/pool.max_conns > 0);
     handler->set_request_complete(req_ == Req::kDone);
     up->Write(B().upstream_head);
     return;
   }
+  // Lost every slot race in a row: wait like any request that found the backends full.
+  if (!QueueForSlot(conn)) {
+    resp_ = Resp::kNone;
+    SendLocalReply(conn, 503, "no backend available");
+  }
+}
+
+bool ClientSession::QueueForSlot(core::Conn& conn) {
+  const PoolSpec& pool = ctx_.config().pools[pool_];
+  if (pool.max_conns == 0) {
+    return false;
+  }
+  // Waiting helps only if some eligible backend is merely full.
+  const balancer::BackendMask& healthy = ctx_.healthy(pool_);
+  bool full_only = false;
+  for (uint32_t i = 0; i < healthy.size() && !full_only; ++i) {
+    full_only = healthy.test(i) && !exclude_.test(i);
+  }
+  if (!full_only) {
+    return false;
+  }
+  const bool first = queue_ticket_ == 0;
+  if (first) {
+    queue_ticket_ = ctx_.NextQueueTicket();
+    // The request waits up to queue_timeout in all, however often it is resumed.
+    SetTimerFor(conn, TimerFor::kQueue, pool.queue_timeout_ms);
+  }
+  // Hold the body (and the next pipelined request) until a backend takes the request.
+  paused_for_upstream_ = true;
+  ctx_.Enqueue(pool_, self_, queue_ticket_, requeue_front_);
+  return true;
+}
+
+void ClientSession::ResumeFromQueue(core::Conn& conn, uint64_t ticket) {
+  if (ticket != queue_ticket_ || conn.closing()) {
+    return;  // answered (queue timeout) or gone since it was queued
+  }
+  paused_for_upstream_ = false;
+  requeue_front_ = true;
+  PickBackendAndSend(conn);
+  requeue_front_ = false;
+  if (conn.closing() || paused_for_upstream_) {
+    return;  // still waiting (back at the front of the queue), or answered and closing
+  }
+  queue_ticket_ = 0;
+  if (resp_ == Resp::kWaiting) {
+    SetTimerFor(conn, req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone,
+                ctx_.config().limits.body_timeout_ms);
+  }
+  Pump(conn);
+}
+
+void ResumeQueuedRequest(core::Conn& client, uint64_t ticket) {
+  static_cast<ClientSession*>(client.handler())->ResumeFromQueue(client, ticket);
 }
 
 void ClientSession::ForwardBody(std::string_view body) {
@@ -919,6 +992,14 @@ void ClientSession::OnTimer(core::Conn& conn) {
         conn.Close();
       }
       return;
+    case TimerFor::kQueue:
+      // max_conns: no backend slot freed within queue_timeout.
+      queue_ticket_ = 0;
+      paused_for_upstream_ = false;
+      resp_ = Resp::kNone;
+      SendLocalReply(conn, 503, "queue timeout");
+      Pump(conn);  // the request's end (or the rest of its body) is still unparsed
+      return;
     case TimerFor::kSend:
       // The client does not read its response (D3): give up on it and on the upstream.
       note_ = "send timeout";
@@ -979,7 +1060,8 @@ bool UpstreamConn::CloseIfUnattached(core::Conn& self) {
   return false;
 }
 
-void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_request) {
+void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_request,
+                          bool holds_slot) {
   if (!b_) {
     b_ = ctx_.AcquireBuffers(H1Parser::Kind::kResponse, limits_);
   }
@@ -993,6 +1075,7 @@ void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_requ
     counted_ = true;
     ctx_.picker(pool_).OnRequestStart(backend_);
   }
+  holds_slot_ = holds_slot;
   const PoolSpec& pool = ctx_.config().pools[pool_];
   self.SetTimer(ctx_.worker().now_ms() +
                 (connected_ ? pool.response_timeout_ms : pool.connect_timeout_ms));
@@ -1002,6 +1085,10 @@ void UpstreamConn::EndCount() {
   if (counted_) {
     counted_ = false;
     ctx_.picker(pool_).OnRequestEnd(backend_);
+  }
+  if (holds_slot_) {
+    holds_slot_ = false;
+    ctx_.ReleaseSlot(pool_, backend_);
   }
 }
 

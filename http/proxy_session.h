@@ -42,7 +42,7 @@ class UpstreamConn final : public core::ConnHandler {
 
   // Lends the connection to `client` for one exchange. `head_request`: the request is HEAD
   // (the response has no body whatever it says).
-  void Attach(core::Conn& self, core::ConnRef client, bool head_request);
+  void Attach(core::Conn& self, core::ConnRef client, bool head_request, bool holds_slot);
   // The client is done with this connection: pool it when `reusable`, else close it.
   void Release(core::Conn& self, bool reusable);
   bool reused() const { return reused_; }
@@ -83,11 +83,18 @@ class UpstreamConn final : public core::ConnHandler {
   bool response_done_ = false;
   bool response_started_ = false;  // a final response head was passed to the client
   bool counted_ = false;  // the picker counts a request on this backend (least_conn load)
-  // Ends the picker's count of the current request, exactly once per Attach().
+  bool holds_slot_ = false;  // the request holds one of the backend's max_conns slots
+  // Ends the picker's count of the current request and gives back its slot, exactly once per
+  // Attach().
   void EndCount();
 };
 
 std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Conn& conn,
                                                     uint32_t listener);
+
+// Called by ProxyContext for a client whose request waits for a backend slot (max_conns):
+// tries again; the session re-enqueues itself at the front when there is still none. A stale
+// `ticket` (the request was answered meanwhile) does nothing.
+void ResumeQueuedRequest(core::Conn& client, uint64_t ticket);
 
 }  // namespace torii::http

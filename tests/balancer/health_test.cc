@@ -1,5 +1,7 @@
-// tests/balancer/health_test.cc: PoolHealth and HealthView, driven by an injected clock.
+// tests/balancer/health_test.cc: PoolHealth and HealthView, driven by an injected clock, and
+// the max_conns slots (BackendSlots).
 #include "balancer/health.h"
+#include "balancer/slots.h"
 
 #include <gtest/gtest.h>
 
@@ -230,6 +232,55 @@ TEST(HealthViewTest, ConcurrentReportersAndReadersAgree) {
   }
   HealthView view(h);
   EXPECT_EQ(Members(view.eligible(1)), (std::vector<uint32_t>{0, 2, 4, 6}));
+}
+
+}  // namespace
+}  // namespace torii::balancer
+
+namespace torii::balancer {
+namespace {
+
+TEST(BackendSlotsTest, LimitIsExactAndReleaseSaturates) {
+  BackendSlots slots(2);
+  EXPECT_TRUE(slots.TryAcquire(0, 2));
+  EXPECT_TRUE(slots.TryAcquire(0, 2));
+  EXPECT_FALSE(slots.TryAcquire(0, 2));
+  EXPECT_TRUE(slots.TryAcquire(1, 2));
+  EXPECT_EQ(slots.InUse(0), 2u);
+  slots.Release(0);
+  EXPECT_TRUE(slots.TryAcquire(0, 2));
+  slots.Release(1);
+  slots.Release(1);  // unmatched: stays at 0
+  EXPECT_EQ(slots.InUse(1), 0u);
+  EXPECT_FALSE(slots.TryAcquire(7, 2));
+  slots.Release(7);
+}
+
+TEST(BackendSlotsTest, ConcurrentAcquirersNeverExceedTheLimit) {
+  BackendSlots slots(1);
+  constexpr uint32_t kLimit = 5;
+  std::atomic<uint32_t> held{0};
+  std::atomic<uint32_t> peak{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20000; ++i) {
+        if (slots.TryAcquire(0, kLimit)) {
+          const uint32_t now = held.fetch_add(1) + 1;
+          uint32_t p = peak.load();
+          while (now > p && !peak.compare_exchange_weak(p, now)) {
+          }
+          held.fetch_sub(1);
+          slots.Release(0);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_LE(peak.load(), kLimit);
+  EXPECT_EQ(slots.InUse(0), 0u);
 }
 
 }  // namespace

@@ -951,6 +951,17 @@ TEST(LoadBalancing, PassiveHealth) {
   ExpectError(PoolWith("max_fails = -1\n"), 7, 13, "max_fails");
 }
 
+TEST(LoadBalancing, MaxConnsAndQueue) {
+  Config c = LoadOk(PoolWith(""));
+  EXPECT_EQ(c.pools[0].max_conns, 0u);
+  EXPECT_EQ(c.pools[0].queue_timeout, std::chrono::seconds(5));
+  c = LoadOk(PoolWith("max_conns = 100\nqueue_timeout = \"250ms\"\n"));
+  EXPECT_EQ(c.pools[0].max_conns, 100u);
+  EXPECT_EQ(c.pools[0].queue_timeout, Duration(250));
+  ExpectError(PoolWith("max_conns = \"many\"\n"), 7, 13, "expected an integer");
+  ExpectError(PoolWith("queue_timeout = \"0s\"\n"), 7, 17, "greater than zero");
+}
+
 TEST(LoadRouting, Redirects) {
   const std::string route = "[[route]]\nhost = \"old.example.com\"\n";
   Config c = LoadOk(PoolWith("", route + "redirect = \"https://new.example.com/\"\n"

@@ -283,10 +283,164 @@ class Health(h.ToriiCase):
         t = self.torii(h.proxy_config([o], pool_extra=self.health_pool({"rise": 1, "fall": 1})))
         h.get(o.addr, "/__health?status=500")
         h.wait_for(lambda: "is DOWN" in t.error_log(), 5 * h.SLOW, what="down")
-        r = h.get(t.addr(), "/")
-        self.assertEqual(r.status, 503)
-        self.assertIsNotNone(r.header("Retry-After"))
+        # B2: 503 at once, with Retry-After, no hanging.
+        for _ in range(5):
+            t0 = time.monotonic()
+            r = h.get(t.addr(), "/")
+            self.assertLess(time.monotonic() - t0, 0.5)
+            self.assertEqual(r.status, 503)
+            self.assertIsNotNone(r.header("Retry-After"))
         self.assertEqual([e for e in o.log_entries() if e["target"] == "/"], [])
+        # Back in service within rise x interval of the backend recovering.
+        h.get(o.addr, "/__health?status=200")
+        t0 = time.monotonic()
+        h.wait_for(lambda: h.get(t.addr(), "/").status == 200, 5 * h.SLOW, what="back")
+        self.assertLess(time.monotonic() - t0, 1.0 * h.SLOW)
+
+    # B12: a backend whose checks alternate pass/fail never reaches fall = 3 failures in a row:
+    # it stays in rotation, traffic does not oscillate, and nothing is logged.
+    def test_flapping_checks_do_not_flap_traffic(self):
+        os_ = [self.origin(f"o{i}") for i in (1, 2)]
+        t = self.torii(h.proxy_config(os_, pool_extra={
+            "health": {"path": "/health-toggle", "interval": "50ms", "timeout": "50ms",
+                       "rise": 2, "fall": 3}}))
+        time.sleep(1.0)
+        self.assertGreaterEqual(len(requests_for(os_[0], "/health-toggle")), 8)
+        self.assertEqual(backend_counts(t.addr(), 20), {"o1": 10, "o2": 10})
+        self.assertNotIn("is DOWN", t.error_log())
+        self.assertNotIn("is UP", t.error_log())
+
+    # B12: clients hammering a URL that answers 500 cannot eject a backend (statuses count only
+    # when fail_status names them).
+    def test_clients_cannot_poison_passive_health_with_500s(self):
+        os_ = [self.origin(f"o{i}") for i in (1, 2)]
+        t = self.torii(h.proxy_config(os_, pool_extra={"max_fails": 2}))
+        with h.Client(t.addr()) as c:
+            for i in range(30):
+                self.assertEqual(c.get(f"/boom?status=500&i={i}").status, 500)
+        self.assertNotIn("ejected", t.error_log())
+        self.assertEqual(backend_counts(t.addr(), 10), {"o1": 5, "o2": 5})
+
+
+class LeastConnCounters(h.ToriiCase):
+    # B13: after timeouts, resets, early closes and clients vanishing mid-request, every
+    # in-flight count is back to 0: sequential requests rotate evenly over all backends again
+    # (a leaked count would make least_conn avoid that backend for good).
+    def test_counts_return_to_zero_after_chaos(self):
+        os_ = [self.origin(f"o{i}", threads=2) for i in (1, 2, 3)]
+        t = self.torii(h.proxy_config(os_, workers=2, pool_extra={
+            "algorithm": "least_conn", "response_timeout": "300ms", "max_fails": 0}))
+
+        def chaos(i):
+            kind = i % 5
+            try:
+                if kind == 0:
+                    h.get(t.addr(), "/sleep", timeout=5)           # 504 at response_timeout
+                elif kind == 1:
+                    h.get(t.addr(), "/reset", timeout=5)           # reset before a response
+                elif kind == 2:
+                    h.get(t.addr(), "/close", method="POST", timeout=5)  # closed, not retried
+                elif kind == 3:
+                    s = h.connect(t.addr())                          # client leaves mid-request
+                    s.sendall(h.build_request("GET", "/echo?delay=400", None, None,
+                                              "test.local", "1.1", False))
+                    time.sleep(0.05)
+                    s.close()
+                else:
+                    h.get(t.addr(), "/die-mid", timeout=5)         # backend dies mid-body
+            except (OSError, TimeoutError, ValueError):
+                pass
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(chaos, range(60)))
+        time.sleep(1.0 * h.SLOW)  # the abandoned /echo?delay=400 requests finish
+        counts = backend_counts(t.addr(), 30, path="/calm")
+        self.assertEqual(counts, {"o1": 10, "o2": 10, "o3": 10})
+        t.check_alive()
+
+
+class MaxConns(h.ToriiCase):
+    def slow_requests(self, addr, n, delay_ms, stagger=0.05):
+        """n concurrent GET /echo?delay=..., one connection each: [(status, seconds)]."""
+        def one(i):
+            time.sleep(i * stagger)
+            t0 = time.monotonic()
+            r = h.get(addr, f"/echo?delay={delay_ms}&i={i}", timeout=20)
+            return r.status, time.monotonic() - t0, r.header("Retry-After")
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            return list(pool.map(one, range(n)))
+
+    def test_requests_over_max_conns_wait_for_a_slot(self):
+        o = self.origin("o1", threads=4)
+        t = self.torii(h.proxy_config([o], pool_extra={"max_conns": 1, "queue_timeout": "10s"}))
+        t0 = time.monotonic()
+        results = self.slow_requests(t.addr(), 3, 400)
+        elapsed = time.monotonic() - t0
+        self.assertEqual([r[0] for r in results], [200, 200, 200])
+        # One at a time: three 400 ms requests take at least 1.2 s in all.
+        self.assertGreaterEqual(elapsed, 1.15)
+        self.assertGreaterEqual(max(r[1] for r in results), 1.0)
+
+    def test_limit_holds_across_workers(self):
+        o = self.origin("o1", threads=8)
+        t = self.torii(h.proxy_config([o], workers=4,
+                                      pool_extra={"max_conns": 2, "queue_timeout": "10s"}))
+        t0 = time.monotonic()
+        results = self.slow_requests(t.addr(), 6, 400, stagger=0.01)
+        elapsed = time.monotonic() - t0
+        self.assertEqual([r[0] for r in results], [200] * 6)
+        # Two at a time over four workers: at least three rounds of 400 ms.
+        self.assertGreaterEqual(elapsed, 1.15)
+
+    def test_queue_timeout_answers_503(self):
+        o = self.origin("o1", threads=4)
+        t = self.torii(h.proxy_config([o], pool_extra={"max_conns": 1,
+                                                       "queue_timeout": "300ms"}))
+        results = self.slow_requests(t.addr(), 2, 1500, stagger=0.2)
+        self.assertEqual(results[0][0], 200)
+        status, seconds, retry_after = results[1]
+        self.assertEqual(status, 503)
+        self.assertIsNotNone(retry_after)
+        self.assertGreaterEqual(seconds, 0.25)
+        self.assertLess(seconds, 1.2)
+        # The waiter never reached the origin.
+        self.assertEqual(len(requests_for(o, "/echo?delay=1500&i=1")), 0)
+        self.assertEqual(h.get(t.addr(), "/").status, 200)
+
+    def test_a_full_backend_sends_requests_to_the_others(self):
+        os_ = [self.origin(f"o{i}", threads=4) for i in (1, 2)]
+        t = self.torii(h.proxy_config(os_, pool_extra={"max_conns": 1}))
+        slow = h.Client(t.addr(), timeout=20)
+        try:
+            slow.send(h.build_request("GET", "/echo?delay=1500", None, None, "test.local",
+                                      "1.1", False))
+            h.wait_for(lambda: any(requests_for(o, "/echo?delay") for o in os_), 5 * h.SLOW,
+                       what="slow request at an origin")
+            busy = next(o.name for o in os_ if requests_for(o, "/echo?delay"))
+            counts = backend_counts(t.addr(), 6, path="/quick")
+            self.assertEqual(set(counts), {"o1", "o2"} - {busy})
+            self.assertEqual(slow.read_response(timeout=10).status, 200)
+        finally:
+            slow.close()
+
+    def test_body_of_a_queued_request_is_forwarded_intact(self):
+        o = self.origin("o1", threads=4)
+        t = self.torii(h.proxy_config([o], pool_extra={"max_conns": 1}))
+        blocker = h.Client(t.addr(), timeout=20)
+        try:
+            blocker.send(h.build_request("GET", "/echo?delay=600", None, None, "test.local",
+                                         "1.1", False))
+            h.wait_for(lambda: requests_for(o, "/echo?delay"), 5 * h.SLOW, what="blocker")
+            body = h.pattern_bytes(200000)
+            with h.Client(t.addr(), timeout=20) as c:
+                r = c.request("POST", "/echo", body=body)
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.body, body)
+                r = c.request("POST", "/echo", body=b"x" * 10, chunked=True)
+                self.assertEqual(r.body, b"x" * 10)
+            self.assertEqual(blocker.read_response(timeout=10).status, 200)
+        finally:
+            blocker.close()
 
 
 class Retries(h.ToriiCase):
