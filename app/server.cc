@@ -7,8 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <thread>
@@ -27,6 +29,24 @@ namespace torii::app {
 
 namespace {
 
+// Client addresses tracked by a listener's max_conns_per_ip.
+constexpr size_t kMaxConnKeys = 1 << 20;
+
+// The loader already normalised and checked every CIDR.
+ratelimit::IpList IpListOf(const std::vector<std::string>& cidrs) {
+  ratelimit::IpList list;
+  for (const std::string& text : cidrs) {
+    std::string why;
+    if (auto cidr = ratelimit::ParseCidr(text, &why)) {
+      list.Add(*cidr);
+    } else {
+      spdlog::critical("CIDR {} passed the loader but not ratelimit::ParseCidr: {}", text, why);
+      std::abort();
+    }
+  }
+  return list;
+}
+
 std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c) {
   auto p = std::make_shared<http::ProxyConfig>();
   p->limits.header_bytes = static_cast<uint32_t>(c.limits.header_bytes);
@@ -35,6 +55,8 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
   p->limits.header_timeout_ms = static_cast<uint64_t>(c.limits.header_timeout.count());
   p->limits.idle_timeout_ms = static_cast<uint64_t>(c.limits.idle_timeout.count());
   p->limits.body_timeout_ms = static_cast<uint64_t>(c.limits.body_timeout.count());
+  p->limits.body_min_rate = c.limits.body_min_rate;
+  p->limits.body_grace_ms = static_cast<uint64_t>(c.limits.body_rate_grace.count());
   p->limits.send_timeout_ms = static_cast<uint64_t>(c.limits.send_timeout.count());
   p->limits.keepalive_requests = c.limits.keepalive_requests;
   for (const conf::PoolConfig& pc : c.pools) {
@@ -91,8 +113,48 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
     }
     p->pools.push_back(std::move(ps));
   }
+  for (const conf::RateLimitConfig& rc : c.rate_limits) {
+    http::RateLimitSpec rl;
+    rl.name = rc.name;
+    switch (rc.key) {
+      case conf::RateLimitConfig::Key::kClientIp: rl.key = http::RateLimitSpec::Key::kClientIp; break;
+      case conf::RateLimitConfig::Key::kHeader: rl.key = http::RateLimitSpec::Key::kHeader; break;
+      case conf::RateLimitConfig::Key::kRoute: rl.key = http::RateLimitSpec::Key::kRoute; break;
+    }
+    rl.prefix_v4 = rc.prefix_v4;
+    rl.prefix_v6 = rc.prefix_v6;
+    rl.header = rc.header;
+    const auto period_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(rc.rate_period).count());
+    rl.window_s = std::max<uint64_t>(1, period_ns / 1000000000);
+    rl.quota = rc.rate_count;
+    ratelimit::LimitSpec spec;
+    spec.rate = ratelimit::Rate{rc.rate_count, period_ns};
+    spec.burst = rc.burst;
+    spec.max_keys = rc.max_keys;
+    spec.delay_mode = rc.delay;
+    rl.table = std::make_shared<ratelimit::RateTable>(spec);
+    if (rc.ban_after > 0) {
+      ratelimit::BanSpec ban;
+      ban.ban_after = rc.ban_after;
+      ban.window_ns = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(rc.ban_window).count());
+      ban.ban_for_ns = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(rc.ban_for).count());
+      ban.max_keys = rc.max_keys;
+      rl.bans = std::make_shared<ratelimit::BanList>(ban);
+      rl.ban_after = rc.ban_after;
+      rl.ban_for_s = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::seconds>(rc.ban_for).count());
+    }
+    p->rate_limits.push_back(std::move(rl));
+  }
+  p->trusted_proxies = IpListOf(c.server.trusted_proxies);
   for (const conf::RouteConfig& rc : c.routes) {
     http::RouteSpec rs;
+    rs.allow = IpListOf(rc.allow);
+    rs.deny = IpListOf(rc.deny);
+    rs.rate_limit = rc.rate_limit.empty() ? -1 : static_cast<int32_t>(rc.rate_limit_index);
     rs.host = rc.host;
     rs.path_prefix = rc.path_prefix;
     rs.pool = rc.pool_index;
@@ -108,7 +170,20 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
     p->routes.push_back(std::move(rs));
   }
   for (const conf::ListenerConfig& l : c.listeners) {
-    p->listener_names.push_back(l.name);
+    http::ListenerSpec ls;
+    ls.name = l.name;
+    ls.allow = IpListOf(l.allow);
+    ls.deny = IpListOf(l.deny);
+    ls.max_conns_per_ip = l.max_conns_per_ip;
+    if (l.max_conns_per_ip > 0) {
+      // One key per client address; a flood of distinct addresses is bounded by the table.
+      ls.per_ip = std::make_shared<ratelimit::ConnLimiter>(l.max_conns_per_ip, kMaxConnKeys);
+    }
+    ls.max_conns = l.max_conns;
+    if (l.max_conns > 0) {
+      ls.conns = std::make_shared<std::atomic<uint32_t>>(0);
+    }
+    p->listeners.push_back(std::move(ls));
   }
   return p;
 }

@@ -4,8 +4,8 @@
 // workers and sessions. Nothing here does I/O or knows about io_uring. Key names follow
 // ../shared/DESIGN.md, which is the operator contract; the README documents every key.
 //
-// Deliberately left out for now: TLS listeners (issue #5), caches (#6), rate limits (#7),
-// compression (#8). The loader refuses those tables with a clear error instead of silently
+// Deliberately left out for now: TLS listeners (issue #5), caches (#6), compression (#8).
+// The loader refuses those tables with a clear error instead of silently
 // ignoring them, so an operator never believes a protection is on when it is not.
 #pragma once
 
@@ -57,6 +57,9 @@ struct ServerConfig {
   uint32_t cq_entries = 0;          // 0 = 4 * sq_entries
   uint32_t recv_buffers = 1024;     // provided buffers per worker (power of two)
   uint32_t recv_buffer_size = 16384;
+  // Peers whose X-Forwarded-For is believed (CIDRs): the client is the right-most hop that
+  // is not one of them. Empty = the socket peer is always the client.
+  std::vector<std::string> trusted_proxies;
 };
 
 struct AdminConfig {
@@ -72,6 +75,10 @@ struct LimitsConfig {
   Duration header_timeout{std::chrono::seconds(10)};  // 408, close
   Duration idle_timeout{std::chrono::seconds(60)};    // keep-alive idle, then close
   Duration body_timeout{std::chrono::seconds(60)};    // no body byte for this long: 408, close
+  // Slow POST: after a 10 s grace, a request body arriving slower than this (bytes per second
+  // on average since the head) gets 408 and close. 0 = off.
+  uint64_t body_min_rate = 256;
+  Duration body_rate_grace{std::chrono::seconds(10)};
   Duration send_timeout{std::chrono::seconds(60)};    // client not reading: close
   uint32_t keepalive_requests = 1000;         // then Connection: close
 };
@@ -80,6 +87,32 @@ struct ListenerConfig {
   std::string name;
   SocketAddress address;
   uint32_t backlog = 4096;
+  // Access: a client matching `deny`, or not matching a non-empty `allow`, gets 403.
+  std::vector<std::string> allow;  // normalised CIDRs
+  std::vector<std::string> deny;
+  // Concurrent connections per client address and on the whole listener (all workers);
+  // over either, a new connection is closed at accept. 0 = no limit.
+  uint32_t max_conns_per_ip = 0;
+  uint32_t max_conns = 0;
+};
+
+// [rate_limit.NAME]: a request rate per key (GCRA), shared by every worker.
+struct RateLimitConfig {
+  enum class Key : uint8_t { kClientIp, kHeader, kRoute };
+  std::string name;
+  Key key = Key::kClientIp;
+  uint8_t prefix_v4 = 32;      // client_ip/N: the key is the client's /N (v4) ...
+  uint8_t prefix_v6 = 128;     // ... or /N (v6); "client_ip/24" sets v4 24 and v6 56 unless both are given
+  std::string header;          // Key::kHeader: lowercase header name
+  uint64_t rate_count = 0;     // "100/s" = 100 per 1000 ms
+  Duration rate_period{1000};
+  uint32_t burst = 0;          // requests allowed at once beyond the steady rate
+  bool delay = false;          // mode = "delay": hold excess requests (up to burst) instead of 429
+  uint32_t max_keys = 100000;  // keys tracked; idle ones are evicted first
+  // Automatic bans: ban_after rejections within ban_window deny the key for ban_for (403).
+  uint32_t ban_after = 0;      // 0 = no bans
+  Duration ban_window{std::chrono::minutes(1)};
+  Duration ban_for{std::chrono::minutes(10)};
 };
 
 enum class Algorithm : uint8_t { kRoundRobin, kLeastConn, kIpHash };
@@ -151,6 +184,10 @@ struct RouteConfig {
   bool compress = false;
   bool server_timing = false;
   std::vector<std::pair<std::string, std::string>> add_headers;
+  std::string rate_limit;          // name of a [rate_limit.*] table, or empty
+  uint32_t rate_limit_index = 0;   // resolved by the loader
+  std::vector<std::string> allow;  // normalised CIDRs (403 as for listeners)
+  std::vector<std::string> deny;
 };
 
 struct Config {
@@ -161,6 +198,7 @@ struct Config {
   std::vector<ListenerConfig> listeners;
   std::vector<PoolConfig> pools;
   std::vector<RouteConfig> routes;
+  std::vector<RateLimitConfig> rate_limits;
 };
 
 }  // namespace torii::conf

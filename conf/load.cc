@@ -6,9 +6,8 @@
 // and addresses). Each error names file:line:column of the offending key or value and says what
 // was expected; the first error found wins (one clear message beats a wall of them).
 //
-// Deliberately refused rather than ignored: TLS listeners (#5), caches (#6), rate limits (#7),
-// compression (#8) and the least_conn/ip_hash algorithms (#4). An operator must never believe a
-// protection is on when it is not.
+// Deliberately refused rather than ignored: TLS listeners (#5), caches (#6) and compression
+// (#8). An operator must never believe a protection is on when it is not.
 //
 // Exceptions: toml++ throws toml::parse_error, and the validators below throw a private
 // LoadFailure to unwind to LoadConfigString(), which turns both into a ConfigError. Nothing
@@ -482,10 +481,11 @@ class Section {
     return table;
   }
 
- private:
   static bool Before(const toml::source_position& a, const toml::source_position& b) {
     return a.line != b.line ? a.line < b.line : a.column < b.column;
   }
+
+ private:
 
   static std::string RangeText(int64_t min, int64_t max) {
     if (max == std::numeric_limits<int64_t>::max() || max == std::numeric_limits<uint32_t>::max()) {
@@ -511,7 +511,7 @@ class Loader {
     config.source = std::move(source);
     RefuseNotImplementedTables();
     Section top(root_, "the top level");
-    top.CheckKeys({"server", "admin", "limits", "listener", "pool", "route"});
+    top.CheckKeys({"server", "admin", "limits", "listener", "pool", "route", "rate_limit"});
 
     if (const toml::table* t = top.SubTable("server")) {
       LoadServer(Section(*t, "[server]"), &config.server);
@@ -531,6 +531,9 @@ class Loader {
     }
     for (const toml::table* t : ArrayOfTables(top, "pool")) {
       LoadPool(*t, config);
+    }
+    if (const toml::table* t = top.SubTable("rate_limit")) {
+      LoadRateLimits(Section(*t, "[rate_limit]"), config);
     }
     for (const toml::table* t : ArrayOfTables(top, "route")) {
       LoadRoute(*t, config);
@@ -564,7 +567,6 @@ class Loader {
   void RefuseNotImplementedTables() const {
     static constexpr std::pair<std::string_view, std::string_view> kRefused[] = {
         {"cache", "[cache.*] tables are not implemented yet (issue #6)"},
-        {"rate_limit", "[rate_limit.*] tables are not implemented yet (issue #7)"},
         {"compression", "[compression] is not implemented yet (issue #8)"},
     };
     for (const auto& [name, message] : kRefused) {
@@ -601,8 +603,9 @@ class Loader {
   static void LoadServer(const Section& s, ServerConfig* out) {
     s.CheckKeys({"workers", "ready_file", "access_log", "access_log_format", "error_log",
                  "log_level", "shutdown_grace", "max_connections", "sq_entries", "cq_entries",
-                 "recv_buffers", "recv_buffer_size"});
+                 "recv_buffers", "recv_buffer_size", "trusted_proxies"});
     s.U32("workers", 0, 1024, &out->workers);
+    out->trusted_proxies = CidrList(s, "trusted_proxies");
     if (auto v = s.String("ready_file")) {
       out->ready_file = std::move(*v);
     }
@@ -646,33 +649,44 @@ class Loader {
     out->enabled = true;
     s.Require("address");
     out->address = *s.Address("address", /*allow_port_zero=*/true);
-    if (const toml::node* node = s.Find("allow")) {
-      const auto* array = node->as_array();
-      if (array == nullptr) {
-        s.FailAt(*node, "allow",
-                 "expected an array of CIDR strings, got " + std::string(TypeName(*node)));
-      }
-      for (const toml::node& element : *array) {
-        const std::string text = s.StringOf(element, "allow");
-        std::string why;
-        std::optional<std::string> cidr = NormalizeCidr(text, &why);
-        if (!cidr) {
-          s.FailAt(element, "allow", why + ", got " + Quote(text));
-        }
-        out->allow.push_back(std::move(*cidr));
-      }
+    out->allow = CidrList(s, "allow");
+  }
+
+  // An array of CIDR strings, normalised ("10.0.0.1" → "10.0.0.1/32"); empty when absent.
+  static std::vector<std::string> CidrList(const Section& s, std::string_view key) {
+    std::vector<std::string> out;
+    const toml::node* node = s.Find(key);
+    if (node == nullptr) {
+      return out;
     }
+    const auto* array = node->as_array();
+    if (array == nullptr) {
+      s.FailAt(*node, key, "expected an array of CIDR strings, got " + std::string(TypeName(*node)));
+    }
+    for (const toml::node& element : *array) {
+      const std::string text = s.StringOf(element, key);
+      std::string why;
+      std::optional<std::string> cidr = NormalizeCidr(text, &why);
+      if (!cidr) {
+        s.FailAt(element, key, why + ", got " + Quote(text));
+      }
+      out.push_back(std::move(*cidr));
+    }
+    return out;
   }
 
   static void LoadLimits(const Section& s, LimitsConfig* out) {
     s.CheckKeys({"header_bytes", "header_count", "body_bytes", "header_timeout", "idle_timeout",
-                 "body_timeout", "send_timeout", "keepalive_requests"});
+                 "body_timeout", "send_timeout", "keepalive_requests", "body_min_rate",
+                 "body_rate_grace"});
     s.Size("header_bytes", kKiB, kMiB, &out->header_bytes);
     s.U32("header_count", 1, 10000, &out->header_count);
     s.Size("body_bytes", 0, std::numeric_limits<uint64_t>::max(), &out->body_bytes);
     s.Dur("header_timeout", &out->header_timeout);
     s.Dur("idle_timeout", &out->idle_timeout);
     s.Dur("body_timeout", &out->body_timeout);
+    s.Size("body_min_rate", 0, kGiB, &out->body_min_rate);
+    s.Dur("body_rate_grace", &out->body_rate_grace, /*allow_zero=*/true);
     s.Dur("send_timeout", &out->send_timeout);
     s.U32("keepalive_requests", 1, std::numeric_limits<uint32_t>::max(), &out->keepalive_requests);
   }
@@ -694,7 +708,8 @@ class Loader {
     if (const toml::key* tls = s.FindKey("tls")) {
       Fail(tls->source(), s.label() + " tls: TLS listeners are not implemented yet (issue #5)");
     }
-    s.CheckKeys({"name", "address", "backlog"});
+    s.CheckKeys({"name", "address", "backlog", "allow", "deny", "max_conns_per_ip",
+                 "max_conns"});
     ListenerConfig listener;
     const toml::node& name_node = s.Require("name");
     listener.name = LoadName(s, "listener");
@@ -727,6 +742,10 @@ class Loader {
       }
     }
     s.U32("backlog", 1, 65535, &listener.backlog);
+    listener.allow = CidrList(s, "allow");
+    listener.deny = CidrList(s, "deny");
+    s.U32("max_conns_per_ip", 0, 1 << 24, &listener.max_conns_per_ip);
+    s.U32("max_conns", 0, 1 << 24, &listener.max_conns);
     config.listeners.push_back(std::move(listener));
     listener_lines_.push_back(table.source().begin.line);
   }
@@ -846,6 +865,139 @@ class Loader {
     pool_lines_.push_back(table.source().begin.line);
   }
 
+  // [rate_limit.NAME] tables, in file order.
+  static void LoadRateLimits(const Section& top, Config& config) {
+    std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+    for (auto&& [key, node] : top.table()) {
+      entries.emplace_back(&key, &node);
+    }
+    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+      return Section::Before(a.first->source().begin, b.first->source().begin);
+    });
+    for (const auto& [key, node] : entries) {
+      const std::string name(key->str());
+      const auto* table = node->as_table();
+      if (table == nullptr) {
+        Fail(key->source(), "expected [rate_limit." + name + "] to be a table, got " +
+                                std::string(TypeName(*node)));
+      }
+      if (name.empty() || name.size() > kMaxNameLength ||
+          !std::all_of(name.begin(), name.end(), IsNameChar)) {
+        Fail(key->source(), "rate limit name " + Quote(name) +
+                                " must be 1 to 64 letters, digits, '_' or '-'");
+      }
+      Section s(*table, "[rate_limit." + name + "]");
+      s.CheckKeys({"key", "rate", "burst", "mode", "max_keys", "ban_after", "ban_window",
+                   "ban_for"});
+      RateLimitConfig r;
+      r.name = name;
+      if (auto k = s.String("key")) {
+        ParseRateKey(s, *k, &r);
+      }
+      const toml::node& rate_node = s.Require("rate");
+      const std::string rate = s.StringOf(rate_node, "rate");
+      if (!ParseRate(rate, &r.rate_count, &r.rate_period)) {
+        s.FailAt(rate_node, "rate",
+                 "expected COUNT/UNIT such as \"100/s\", \"6000/m\" or \"10/h\" (count 1 to "
+                 "1000000000), got " + Quote(rate));
+      }
+      s.U32("burst", 0, 1000000, &r.burst);
+      s.Choice<bool>("mode", {{"reject", false}, {"delay", true}}, &r.delay);
+      if (r.delay && r.burst == 0) {
+        s.FailAt(*s.Find("mode"), "mode",
+                 "delay mode needs a burst (how many requests may wait), got burst = 0");
+      }
+      s.U32("max_keys", 16, 100000000, &r.max_keys);
+      s.U32("ban_after", 0, 64, &r.ban_after);
+      s.Dur("ban_window", &r.ban_window);
+      s.Dur("ban_for", &r.ban_for);
+      config.rate_limits.push_back(std::move(r));
+    }
+  }
+
+  // "client_ip", "client_ip/24" (and "client_ip/24/64" for v4/v6), "header:X-Api-Key",
+  // "route".
+  static void ParseRateKey(const Section& s, std::string_view text, RateLimitConfig* r) {
+    const toml::node& node = *s.Find("key");
+    auto fail = [&] {
+      s.FailAt(node, "key",
+               "expected \"client_ip\", \"client_ip/PREFIX\" (\"client_ip/24\", or "
+               "\"client_ip/24/64\" for IPv4/IPv6), \"header:NAME\" or \"route\", got " +
+                   Quote(text));
+    };
+    if (text == "route") {
+      r->key = RateLimitConfig::Key::kRoute;
+      return;
+    }
+    if (text.starts_with("header:")) {
+      const std::string_view name = text.substr(7);
+      if (name.empty() || !std::all_of(name.begin(), name.end(), IsTokenChar)) {
+        fail();
+      }
+      r->key = RateLimitConfig::Key::kHeader;
+      r->header = Lowercase(name);
+      return;
+    }
+    if (!text.starts_with("client_ip")) {
+      fail();
+    }
+    std::string_view rest = text.substr(9);
+    r->key = RateLimitConfig::Key::kClientIp;
+    if (rest.empty()) {
+      return;
+    }
+    uint64_t v4 = 0;
+    uint64_t v6 = 0;
+    if (rest.front() != '/') {
+      fail();
+    }
+    rest.remove_prefix(1);
+    const size_t n = ParseDecimal(rest, &v4);
+    if (n == 0 || v4 < 1 || v4 > 32) {
+      fail();
+    }
+    rest.remove_prefix(n);
+    if (rest.empty()) {
+      v6 = std::min<uint64_t>(128, v4 + 32);  // a v4 /24 is roughly a v6 /56 (one site)
+    } else {
+      if (rest.front() != '/') {
+        fail();
+      }
+      rest.remove_prefix(1);
+      if (ParseDecimal(rest, &v6) != rest.size() || v6 < 1 || v6 > 128) {
+        fail();
+      }
+    }
+    r->prefix_v4 = static_cast<uint8_t>(v4);
+    r->prefix_v6 = static_cast<uint8_t>(v6);
+  }
+
+  // "100/s", "6000/m", "10/h", "1000/d" → count and period.
+  static bool ParseRate(std::string_view text, uint64_t* count, Duration* period) {
+    const size_t slash = text.find('/');
+    if (slash == std::string_view::npos || slash == 0) {
+      return false;
+    }
+    uint64_t n = 0;
+    if (ParseDecimal(text.substr(0, slash), &n) != slash || n < 1 || n > 1000000000) {
+      return false;
+    }
+    const std::string_view unit = text.substr(slash + 1);
+    if (unit == "s") {
+      *period = std::chrono::seconds(1);
+    } else if (unit == "m") {
+      *period = std::chrono::minutes(1);
+    } else if (unit == "h") {
+      *period = std::chrono::hours(1);
+    } else if (unit == "d") {
+      *period = std::chrono::hours(24);
+    } else {
+      return false;
+    }
+    *count = n;
+    return true;
+  }
+
   // "header:X-User-Id" or "cookie:session" (names are RFC 9110 tokens).
   static HashKeyConfig ParseHashKey(const Section& s, const toml::node& node,
                                     std::string_view text) {
@@ -948,7 +1100,6 @@ class Loader {
     Section s(table, "[[route]] #" + std::to_string(config.routes.size() + 1));
     static constexpr std::pair<std::string_view, std::string_view> kRefused[] = {
         {"cache", "route caching is not implemented yet (issue #6)"},
-        {"rate_limit", "route rate limits are not implemented yet (issue #7)"},
     };
     for (const auto& [key, message] : kRefused) {
       if (const toml::key* k = s.FindKey(key)) {
@@ -956,7 +1107,7 @@ class Loader {
       }
     }
     s.CheckKeys({"host", "path_prefix", "pool", "compress", "server_timing", "add_headers",
-                 "redirect", "redirect_prefix", "redirect_status"});
+                 "redirect", "redirect_prefix", "redirect_status", "rate_limit", "allow", "deny"});
     RouteConfig route;
 
     if (auto host = s.String("host")) {
@@ -1023,6 +1174,18 @@ class Loader {
       route.pool_index = static_cast<uint32_t>(pool - config.pools.begin());
     }
 
+    if (auto name = s.String("rate_limit")) {
+      auto it = std::find_if(config.rate_limits.begin(), config.rate_limits.end(),
+                             [&](const RateLimitConfig& r) { return r.name == *name; });
+      if (it == config.rate_limits.end()) {
+        s.FailAt(*s.Find("rate_limit"), "rate_limit",
+                 "no [rate_limit." + *name + "] table is defined");
+      }
+      route.rate_limit = std::move(*name);
+      route.rate_limit_index = static_cast<uint32_t>(it - config.rate_limits.begin());
+    }
+    route.allow = CidrList(s, "allow");
+    route.deny = CidrList(s, "deny");
     s.Bool("compress", &route.compress);
     s.Bool("server_timing", &route.server_timing);
     // Accepted as false (the default) but refused as true until they exist: an operator must

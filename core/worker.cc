@@ -20,6 +20,7 @@ constexpr uint16_t kBufGroup = 1;
 constexpr uint32_t kMaxBatch = 256;
 constexpr uint32_t kMaxTimerRounds = 4096;
 constexpr uint64_t kAcceptRetryMs = 100;
+constexpr uint32_t kNoSlot = ~uint32_t{0};
 
 bool IsFdExhaustion(int err) {
   return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
@@ -148,10 +149,19 @@ void Conn::SetTimer(uint64_t deadline_ms) {
 
 void Conn::ClearTimer() { worker_->timers_.Cancel(timer_); }
 
+void Conn::SetIdle(Idle idle) {
+  worker_->UnlinkIdle(*this);
+  if (idle != Idle::kNo && state_ == State::kOpen) {
+    idle_ = idle;
+    worker_->LinkIdle(*this);
+  }
+}
+
 void Conn::Close() {
   if (state_ == State::kClosing || state_ == State::kFree) {
     return;
   }
+  worker_->UnlinkIdle(*this);
   state_ = State::kClosing;
   want_recv_ = false;
   worker_->timers_.Cancel(timer_);
@@ -173,6 +183,7 @@ void Conn::CloseAfterFlush() {
     return;
   }
   close_after_flush_ = true;
+  worker_->UnlinkIdle(*this);
   if (send_idle()) {
     worker_->StartLinger(*this);
   }
@@ -357,15 +368,48 @@ void Worker::MarkSend(Conn& c) {
   }
 }
 
-Conn* Worker::AllocConn(int fd) {
+void Worker::LinkIdle(Conn& c) {
+  const auto k = static_cast<size_t>(c.idle_);
+  c.idle_prev_ = idle_tail_[k];
+  c.idle_next_ = kNoSlot;
+  if (idle_tail_[k] != kNoSlot) {
+    conns_[idle_tail_[k]]->idle_next_ = c.slot_;
+  } else {
+    idle_head_[k] = c.slot_;
+  }
+  idle_tail_[k] = c.slot_;
+}
+
+void Worker::UnlinkIdle(Conn& c) {
+  if (c.idle_ == Conn::Idle::kNo) {
+    return;
+  }
+  const auto k = static_cast<size_t>(c.idle_);
+  if (c.idle_prev_ != kNoSlot) {
+    conns_[c.idle_prev_]->idle_next_ = c.idle_next_;
+  } else {
+    idle_head_[k] = c.idle_next_;
+  }
+  if (c.idle_next_ != kNoSlot) {
+    conns_[c.idle_next_]->idle_prev_ = c.idle_prev_;
+  } else {
+    idle_tail_[k] = c.idle_prev_;
+  }
+  c.idle_ = Conn::Idle::kNo;
+  c.idle_prev_ = c.idle_next_ = kNoSlot;
+}
+
+Conn* Worker::AllocConn(int fd, bool overflow) {
+  // Live connections (closing ones included) stay within max_conns, plus a small headroom
+  // while evicted idle connections finish closing.
+  if (stats_.conns_live >= options_.max_conns + (overflow ? EvictionHeadroom() : 0)) {
+    return nullptr;
+  }
   uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
     free_slots_.pop_back();
   } else {
-    if (conns_.size() >= options_.max_conns) {
-      return nullptr;
-    }
     slot = static_cast<uint32_t>(conns_.size());
     conns_.push_back(std::unique_ptr<Conn>(new Conn(this, slot, &blocks_, &bufs_)));
   }
@@ -407,7 +451,9 @@ Result<Conn*> Worker::Connect(const sockaddr* addr, socklen_t len,
     return std::unexpected(Error::FromErrno(errno, Side::kUpstream));
   }
   Conn* c = AllocConn(fd);
-  if (c == nullptr) {
+  // Evict only while the headroom lasts: victims still closing count as live, so a burst of
+  // accepts within one turn displaces at most that many connections, never every idle one.
+  if (c == nullptr && stats_.conns_live < options_.max_conns + EvictionHeadroom()) {
     ::close(fd);
     return Fail(Errc::kTooManyConns, Side::kInternal);
   }
@@ -582,6 +628,21 @@ void Worker::OnAcceptCqe(uint32_t index, const io_uring_cqe& cqe) {
     return;
   }
   Conn* c = AllocConn(fd);
+  // Evict only while the headroom lasts: victims still closing count as live, so a burst of
+  // accepts within one turn displaces at most that many connections, never every idle one.
+  if (c == nullptr && stats_.conns_live < options_.max_conns + EvictionHeadroom()) {
+    // At the limit: the longest-silent fresh connection, else the longest-idle keep-alive
+    // one, makes room for the newcomer (a keep-alive client reconnects if it wants to).
+    for (Conn::Idle kind : {Conn::Idle::kFresh, Conn::Idle::kKeepAlive}) {
+      const uint32_t victim = idle_head_[static_cast<size_t>(kind)];
+      if (victim != kNoSlot) {
+        conns_[victim]->Close();
+        ++stats_.idle_evicted;
+        c = AllocConn(fd, /*overflow=*/true);
+        break;
+      }
+    }
+  }
   if (c == nullptr) {
     // D5: over the connection limit, accept and close; the connections we have keep working.
     ::close(fd);

@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -107,6 +108,7 @@ struct WorkerStats {
   uint64_t enobufs = 0;            // recv re-armed after the buffer ring ran dry
   uint64_t cq_backlog = 0;         // CQEs reaped early because submit said EBUSY
   uint64_t sq_full = 0;            // io_uring_get_sqe had to submit to make room
+  uint64_t idle_evicted = 0;       // idle connections closed to admit a new client at max_conns
   uint64_t connects = 0;
   uint64_t conns_live = 0;
 };
@@ -159,6 +161,14 @@ class Conn {
   void CloseAfterFlush();
   // Close with an RST (SO_LINGER 0).
   void Abort();
+  // The handler's hint that the connection may be closed to make room (nginx's reusable
+  // connections). When the worker is at max_conns, a new client is admitted by closing the
+  // longest-waiting kFresh connection (accepted, not a byte received yet), else the
+  // longest-idle kKeepAlive one (between exchanges: a keep-alive client, a pooled upstream),
+  // instead of being refused. A silent flood thus displaces itself before it displaces
+  // clients that have been served.
+  enum class Idle : uint8_t { kNo, kFresh, kKeepAlive };
+  void SetIdle(Idle idle);
 
  private:
   friend class Worker;
@@ -181,6 +191,9 @@ class Conn {
   bool above_high_water_ = false;
   bool in_rearm_list_ = false;
   uint16_t inflight_ = 0;
+  Idle idle_ = Idle::kNo;  // which of the worker's idle lists holds it (SetIdle)
+  uint32_t idle_prev_ = ~uint32_t{0};
+  uint32_t idle_next_ = ~uint32_t{0};
   OutQueue out_;
   TimerWheel::Entry timer_;
   union PeerAddr {
@@ -276,7 +289,13 @@ class Worker {
   void MaybeFinishClose(Conn& c);
   void BeginDrain();
   void MarkSend(Conn& c);
-  Conn* AllocConn(int fd);
+  // `overflow`: may exceed max_conns by a small headroom (an idle connection is closing to
+  // give its slot back).
+  Conn* AllocConn(int fd, bool overflow = false);
+  // How far live connections may exceed max_conns while evicted ones finish closing.
+  uint64_t EvictionHeadroom() const { return std::max<uint64_t>(16, options_.max_conns / 64); }
+  void LinkIdle(Conn& c);
+  void UnlinkIdle(Conn& c);
 
   WorkerOptions options_;
   io_uring ring_{};
@@ -305,6 +324,10 @@ class Worker {
   std::function<void(Worker&)> on_start_;
   std::function<void()> on_turn_end_;
   std::vector<std::unique_ptr<Task>> tasks_;
+  // Idle connections per Conn::Idle kind (kFresh, kKeepAlive), least recently idle first
+  // (intrusive, by slot).
+  uint32_t idle_head_[3] = {~uint32_t{0}, ~uint32_t{0}, ~uint32_t{0}};
+  uint32_t idle_tail_[3] = {~uint32_t{0}, ~uint32_t{0}, ~uint32_t{0}};
   TimerWheel::Entry accept_retry_;
   TimerWheel::Entry drain_deadline_;
   uint64_t last_accept_error_log_ms_ = 0;

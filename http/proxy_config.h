@@ -8,6 +8,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -17,6 +18,12 @@
 #include "balancer/health.h"
 #include "balancer/load.h"
 #include "balancer/slots.h"
+#include "ratelimit/ban_list.h"
+#include "ratelimit/client_ip.h"
+#include "ratelimit/conn_limit.h"
+#include "ratelimit/hash.h"
+#include "ratelimit/ip.h"
+#include "ratelimit/rate_table.h"
 
 namespace torii::http {
 
@@ -67,6 +74,37 @@ struct RouteSpec {
   bool server_timing = false;
   // Pre-serialised "Name: value\r\n" lines (validated by the config loader).
   std::string add_headers;
+  // Access: deny wins; a non-empty allow admits only its members (403 otherwise).
+  ratelimit::IpList allow;
+  ratelimit::IpList deny;
+  int32_t rate_limit = -1;  // index into ProxyConfig::rate_limits, or -1
+};
+
+struct ListenerSpec {
+  std::string name;
+  ratelimit::IpList allow;
+  ratelimit::IpList deny;
+  // Connection limits, counted across workers; a connection over either is closed at accept.
+  uint32_t max_conns_per_ip = 0;
+  std::shared_ptr<ratelimit::ConnLimiter> per_ip;  // set when max_conns_per_ip > 0
+  uint32_t max_conns = 0;
+  std::shared_ptr<std::atomic<uint32_t>> conns;    // set when max_conns > 0
+};
+
+// One [rate_limit.NAME]: the shared table (and bans) plus how to key a request.
+struct RateLimitSpec {
+  enum class Key : uint8_t { kClientIp, kHeader, kRoute };
+  std::string name;
+  Key key = Key::kClientIp;
+  uint8_t prefix_v4 = 32;
+  uint8_t prefix_v6 = 128;
+  std::string header;  // lowercase
+  uint64_t window_s = 1;  // the rate's period in seconds (RateLimit-Policy w=)
+  uint64_t quota = 0;     // requests per window (RateLimit-Policy q=)
+  std::shared_ptr<ratelimit::RateTable> table;
+  std::shared_ptr<ratelimit::BanList> bans;  // null when ban_after = 0
+  uint64_t ban_for_s = 0;
+  uint32_t ban_after = 0;
 };
 
 struct ProxyLimits {
@@ -76,6 +114,8 @@ struct ProxyLimits {
   uint64_t header_timeout_ms = 10000;
   uint64_t idle_timeout_ms = 60000;
   uint64_t body_timeout_ms = 60000;
+  uint64_t body_min_rate = 256;        // bytes/s on average after body_grace_ms; 0 = off
+  uint64_t body_grace_ms = 10000;
   uint64_t send_timeout_ms = 60000;
   uint32_t keepalive_requests = 1000;
 };
@@ -84,7 +124,10 @@ struct ProxyConfig {
   ProxyLimits limits;
   std::vector<PoolSpec> pools;
   std::vector<RouteSpec> routes;
-  std::vector<std::string> listener_names;
+  std::vector<ListenerSpec> listeners;  // by listener index
+  std::vector<RateLimitSpec> rate_limits;
+  // Peers whose X-Forwarded-For names the client (empty: the peer is the client).
+  ratelimit::IpList trusted_proxies;
 };
 
 }  // namespace torii::http

@@ -135,6 +135,18 @@ void ProxyContext::KickWaiters() {
   }
 }
 
+void ProxyContext::NoteRefusedConnection(std::string_view listener, std::string_view why) {
+  stats_.conns_refused++;
+  refused_since_log_++;
+  const uint64_t now = worker_.now_ms();
+  if (last_refused_log_ms_ == 0 || now - last_refused_log_ms_ >= 1000) {
+    spdlog::warn("listener {}: {} connection(s) closed at accept ({}; {} in all on worker {})",
+                 listener, refused_since_log_, why, stats_.conns_refused, worker_.id());
+    refused_since_log_ = 0;
+    last_refused_log_ms_ = now;
+  }
+}
+
 bool ProxyContext::IsFailureStatus(uint32_t pool, int status) const {
   for (const auto& [first, last] : config_->pools[pool].fail_status) {
     if (status >= first && status <= last) {

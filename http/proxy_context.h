@@ -37,6 +37,7 @@ struct ExchangeBuffers {
   std::string target;  // origin-form target sent upstream
   std::string host;    // Host sent upstream (authority of an absolute-form target wins)
   std::string upstream_head;  // the re-serialised request head, kept for a retry
+  std::string resp_extra;     // headers added to this exchange's response (rate limit state)
   void clear() {
     head.clear();
     in.clear();
@@ -44,6 +45,7 @@ struct ExchangeBuffers {
     target.clear();
     host.clear();
     upstream_head.clear();
+    resp_extra.clear();
   }
 };
 
@@ -55,6 +57,7 @@ struct ProxyStats {
   uint64_t upstream_connect_failures = 0;
   uint64_t retries = 0;
   uint64_t aborted = 0;  // client connections cut mid-response (backend died mid-body, ...)
+  uint64_t conns_refused = 0;  // closed at accept by max_conns / max_conns_per_ip
 };
 
 class ProxyContext {
@@ -101,6 +104,10 @@ class ProxyContext {
   void Enqueue(uint32_t pool, core::ConnRef client, uint64_t ticket, bool front);
   uint64_t NextQueueTicket() { return ++queue_tickets_; }
 
+  // A connection closed at accept by a connection limit: counted, and logged at most once a
+  // second per worker (a flood must not flood the log).
+  void NoteRefusedConnection(std::string_view listener, std::string_view why);
+
   // An idle pooled connection to (pool, backend), or nullptr. The most recently used first,
   // so surplus connections age out at the keep-alive timeout.
   core::Conn* TakeIdle(uint32_t pool, uint32_t backend);
@@ -136,6 +143,8 @@ class ProxyContext {
   core::Worker::TaskId kick_task_ = 0;
   uint64_t kick_at_ = 0;  // when the armed kick fires (0 = not armed)
   uint64_t queue_tickets_ = 0;
+  uint64_t refused_since_log_ = 0;
+  uint64_t last_refused_log_ms_ = 0;
 };
 
 }  // namespace torii::http

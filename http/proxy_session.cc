@@ -4,7 +4,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -40,6 +43,29 @@ std::string_view FailureNote(UpstreamFailure why) {
   return "failure";
 }
 
+// The peer as a ratelimit address; an IPv4-mapped IPv6 peer (dual-stack listener) is IPv4.
+ratelimit::IpAddr IpOf(const sockaddr* sa) {
+  if (sa->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    return ratelimit::IpFromBytes(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&in->sin_addr), 4));
+  }
+  if (sa->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    return ratelimit::IpFromBytes(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&in6->sin6_addr), 16));
+  }
+  return ratelimit::IpAddr{};
+}
+
+uint64_t MonotonicNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+uint64_t CeilSeconds(uint64_t ns) { return ns / 1000000000 + (ns % 1000000000 != 0 ? 1 : 0); }
+
 bool IsIdempotent(uint8_t method) {
   switch (method) {
     case HTTP_GET:
@@ -67,6 +93,23 @@ class ClientSession final : public core::ConnHandler {
         listener_(listener),
         peer_(FormatPeer(conn.peer())) {
     SetTimerFor(conn, TimerFor::kIdle, ctx_.config().limits.idle_timeout_ms);
+    conn.SetIdle(core::Conn::Idle::kFresh);  // silent so far: the first to make room
+  }
+
+  ~ClientSession() override {
+    const ListenerSpec& spec = ctx_.config().listeners[listener_];
+    if (holds_listener_slot_) {
+      spec.conns->fetch_sub(1, std::memory_order_acq_rel);
+    }
+    if (holds_ip_slot_) {
+      spec.per_ip->Release(ip_key_);
+    }
+  }
+  // The connection-limit slots this session gives back when it ends (NewClientSession).
+  void HoldConnectionSlots(bool listener, bool per_ip, uint64_t ip_key) {
+    holds_listener_slot_ = listener;
+    holds_ip_slot_ = per_ip;
+    ip_key_ = ip_key;
   }
 
   void OnRecv(core::Conn& conn, std::span<const char> data) override;
@@ -87,7 +130,7 @@ class ClientSession final : public core::ConnHandler {
  private:
   enum class Req : uint8_t { kIdle, kHead, kBody, kDone };
   enum class Resp : uint8_t { kNone, kWaiting, kStreaming, kDone };
-  enum class TimerFor : uint8_t { kNone, kIdle, kHeader, kBody, kSend, kQueue };
+  enum class TimerFor : uint8_t { kNone, kIdle, kHeader, kBody, kSend, kQueue, kDelay };
 
   static H1Parser::Limits RequestLimits(const ProxyLimits& l) {
     return H1Parser::Limits{l.header_bytes, l.header_count, l.body_bytes};
@@ -124,6 +167,21 @@ class ClientSession final : public core::ConnHandler {
   void SendRedirect(core::Conn& conn, const RouteSpec& route);
   // max_conns: wait for a slot (true), or false when waiting cannot help.
   bool QueueForSlot(core::Conn& conn);
+  // Listener and route access lists, bans and the route's rate limit; false = answered.
+  bool CheckAccess(core::Conn& conn);
+  void EndDelay(core::Conn& conn);
+  // The body timer: body_timeout since the last byte, and never past the moment the body falls
+  // below body_min_rate on average (after the grace period): slow POST (BAD-INPUTS D2).
+  uint64_t BodyTimerMs() const {
+    const ProxyLimits& l = ctx_.config().limits;
+    uint64_t ms = l.body_timeout_ms;
+    if (l.body_min_rate > 0) {
+      const uint64_t now = ctx_.worker().now_ms();
+      const uint64_t due = body_start_ms_ + l.body_grace_ms + body_bytes_ * 1000 / l.body_min_rate;
+      ms = std::min(ms, due > now ? due - now : 1);
+    }
+    return ms;
+  }
  public:
   void ResumeFromQueue(core::Conn& conn, uint64_t ticket);
  private:
@@ -158,6 +216,10 @@ class ClientSession final : public core::ConnHandler {
   // resumed waiter that finds no slot goes back to the front of the queue.
   uint64_t queue_ticket_ = 0;
   bool requeue_front_ = false;
+  uint64_t delay_ms_ = 0;        // rate limit delay mode: hold the request this long
+  uint64_t body_start_ms_ = 0;   // when the current request's body phase began
+  uint64_t body_bytes_ = 0;      // bytes received since then (body_min_rate)
+  bool has_resp_extra_ = false;  // B().resp_extra holds this request's response headers
   Framing req_framing_ = Framing::kNone;
   Framing resp_framing_ = Framing::kNone;  // how we frame the response to the client
   uint8_t method_id_ = 0;
@@ -175,6 +237,9 @@ class ClientSession final : public core::ConnHandler {
   bool peer_eof_ = false;     // the client half-closed: finish what is complete, then close
   bool force_fresh_ = false;  // retry on a new connection, not a pooled one
   uint32_t requests_ = 0;
+  bool holds_listener_slot_ = false;
+  bool holds_ip_slot_ = false;
+  uint64_t ip_key_ = 0;
 };
 
 void ClientSession::SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms) {
@@ -190,13 +255,17 @@ void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
   if (req_ == Req::kIdle && input().empty()) {
     // First byte of a request: the header timeout runs from here and is not reset by later
     // bytes (slowloris, BAD-INPUTS D1).
+    conn.SetIdle(core::Conn::Idle::kNo);
     SetTimerFor(conn, TimerFor::kHeader, ctx_.config().limits.header_timeout_ms);
     req_ = Req::kHead;
     start_ms_ = ctx_.worker().now_ms();
   }
   B().in.append(data.data(), data.size());
   if (req_ == Req::kBody) {
-    SetTimerFor(conn, TimerFor::kBody, ctx_.config().limits.body_timeout_ms);
+    body_bytes_ += data.size();
+    if (timer_for_ == TimerFor::kBody) {
+      SetTimerFor(conn, TimerFor::kBody, BodyTimerMs());
+    }
   }
   Pump(conn);
   if (!conn.closing() && input().size() > kMaxPipelineBuffer + ctx_.config().limits.header_bytes &&
@@ -307,16 +376,20 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   retries_used_ = 0;
   stale_retry_used_ = false;
   queue_ticket_ = 0;
+  delay_ms_ = 0;
+  has_resp_extra_ = false;
   have_backend_ = false;
   resp_ = Resp::kNone;
   close_after_ = !h.keep_alive || h.upgrade || draining_ ||
                  requests_ >= ctx_.config().limits.keepalive_requests;
-  if (!CheckRequest(conn)) {
+  if (!CheckRequest(conn) || !CheckAccess(conn)) {
     return !conn.closing();
   }
   req_ = h.framing == Framing::kNone ? Req::kHead : Req::kBody;
   if (req_ == Req::kBody) {
-    SetTimerFor(conn, TimerFor::kBody, ctx_.config().limits.body_timeout_ms);
+    body_start_ms_ = ctx_.worker().now_ms();
+    body_bytes_ = 0;
+    SetTimerFor(conn, TimerFor::kBody, BodyTimerMs());
   } else {
     SetTimerFor(conn, TimerFor::kNone, 0);
   }
@@ -342,8 +415,125 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
       conn.Write("HTTP/1.1 100 Continue\r\n\r\n");
     }
   }
+  if (delay_ms_ > 0) {
+    // Rate limit in delay mode: the request is spaced out at the limit's rate (nginx limit_req
+    // without nodelay). Its body waits with it.
+    paused_for_upstream_ = true;
+    SetTimerFor(conn, TimerFor::kDelay, delay_ms_);
+    return true;
+  }
   PickBackendAndSend(conn);
   return !conn.closing();
+}
+
+void ClientSession::EndDelay(core::Conn& conn) {
+  delay_ms_ = 0;
+  paused_for_upstream_ = false;
+  SetTimerFor(conn, req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone, BodyTimerMs());
+  PickBackendAndSend(conn);
+  if (!conn.closing() && !paused_for_upstream_) {
+    Pump(conn);
+  }
+}
+
+
+bool ClientSession::CheckAccess(core::Conn& conn) {
+  const ProxyConfig& cfg = ctx_.config();
+  const ListenerSpec& listener = cfg.listeners[listener_];
+  const RouteSpec& route = cfg.routes[route_];
+  delay_ms_ = 0;
+  if (listener.allow.empty() && listener.deny.empty() && route.allow.empty() &&
+      route.deny.empty() && route.rate_limit < 0) {
+    return true;  // the common case costs three branches
+  }
+  const MessageHead& h = B().parser.head();
+  auto reject = [&](int status, std::string_view why, std::string_view extra = {}) {
+    req_framing_ = h.framing;
+    req_ = Req::kHead;
+    SendLocalReply(conn, status, why, extra);
+    return false;
+  };
+  // The client: the peer, or behind trusted proxies the right-most untrusted X-Forwarded-For.
+  ratelimit::IpAddr client = IpOf(conn.peer());
+  if (!cfg.trusted_proxies.empty() && cfg.trusted_proxies.Contains(client)) {
+    std::string& xff = ctx_.scratch();
+    xff.clear();
+    for (const HeaderView& hv : h.headers) {
+      if (EqualsIgnoreCase(hv.name, "x-forwarded-for")) {
+        if (!xff.empty()) {
+          xff.push_back(',');
+        }
+        xff.append(hv.value);
+      }
+    }
+    client = ratelimit::RealClient(client, xff, cfg.trusted_proxies);
+  }
+  if (listener.deny.Contains(client) || (!listener.allow.empty() && !listener.allow.Contains(client))) {
+    return reject(403, "denied by listener access list");
+  }
+  if (route.deny.Contains(client) || (!route.allow.empty() && !route.allow.Contains(client))) {
+    return reject(403, "denied by route access list");
+  }
+  if (route.rate_limit < 0) {
+    return true;
+  }
+  const RateLimitSpec& limit = cfg.rate_limits[static_cast<uint32_t>(route.rate_limit)];
+  uint64_t key = 0;
+  bool keyed = false;
+  if (limit.key == RateLimitSpec::Key::kRoute) {
+    key = ratelimit::HashKey(std::string_view(reinterpret_cast<const char*>(&route_),
+                                              sizeof(route_)));
+    keyed = true;
+  } else if (limit.key == RateLimitSpec::Key::kHeader) {
+    for (const HeaderView& hv : h.headers) {
+      if (EqualsIgnoreCase(hv.name, limit.header)) {
+        // Keyed per process: a client cannot pick a value that collides with another's.
+        key = ratelimit::HashKey(hv.value);
+        keyed = true;
+        break;
+      }
+    }
+  }
+  if (!keyed) {
+    // client_ip (or a header the request lacks: omitting it must not escape the limit).
+    key = ratelimit::HashIp(client, client.family == 4 ? limit.prefix_v4 : limit.prefix_v6);
+  }
+  const uint64_t now = MonotonicNs();
+  if (limit.bans && limit.bans->IsBanned(key, now)) {
+    return reject(403, "banned");
+  }
+  const ratelimit::Decision d = limit.table->Check(key, now);
+  // RateLimit-Policy / RateLimit (draft-ietf-httpapi-ratelimit-headers), on every response
+  // of the route: the quota per window, and what is left of it now.
+  std::string& extra = B().resp_extra;
+  extra.assign("RateLimit-Policy: \"");
+  extra.append(limit.name);
+  extra.append("\";q=");
+  extra.append(std::to_string(limit.quota));
+  extra.append(";w=");
+  extra.append(std::to_string(limit.window_s));
+  extra.append("\r\nRateLimit: \"");
+  extra.append(limit.name);
+  extra.append("\";r=");
+  extra.append(std::to_string(d.allowed ? d.remaining : 0));
+  extra.append(";t=");
+  extra.append(std::to_string(CeilSeconds(d.allowed ? d.reset_ns : d.retry_after_ns)));
+  extra.append("\r\n");
+  if (!d.allowed) {
+    if (limit.bans && limit.bans->RecordViolation(key, now)) {
+      spdlog::warn("client {} banned for {} s after {} rejections by rate_limit {}",
+                   ratelimit::ToString(client), limit.ban_for_s, limit.ban_after, limit.name);
+    }
+    extra.append("Retry-After: ");
+    extra.append(std::to_string(std::max<uint64_t>(1, CeilSeconds(d.retry_after_ns))));
+    extra.append("\r\n");
+    extra.append(route.add_headers);
+    return reject(429, "rate limited", extra);
+  }
+  extra.append(route.add_headers);
+  has_resp_extra_ = true;
+  delay_ms_ = (d.delay_ns + 999999) / 1000000;
+  return true;
 }
 
 bool ClientSession::CheckRequest(core::Conn& conn) {
@@ -597,8 +787,7 @@ void ClientSession::ResumeFromQueue(core::Conn& conn, uint64_t ticket) {
   }
   queue_ticket_ = 0;
   if (resp_ == Resp::kWaiting) {
-    SetTimerFor(conn, req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone,
-                ctx_.config().limits.body_timeout_ms);
+    SetTimerFor(conn, req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone, BodyTimerMs());
   }
   Pump(conn);
 }
@@ -679,7 +868,9 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   }
   ctx_.scratch().clear();
   BuildClientResponseHead(head, resp_framing_, head_req, close_after_, version_minor_,
-                          ctx_.config().routes[route_].add_headers, &ctx_.scratch());
+                          has_resp_extra_ ? std::string_view(B().resp_extra)
+                                          : std::string_view(ctx_.config().routes[route_].add_headers),
+                          &ctx_.scratch());
   me->Write(ctx_.scratch());
   (void)up;
 }
@@ -838,9 +1029,12 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
   status_ = status;
   note_ = note;
   resp_ = Resp::kDone;
-  if (status >= 400 && status != 404) {
+  if (status >= 400) {
     // A request we refused for its framing or limits: whatever follows cannot be trusted.
-    if (status != 503 && status != 502 && status != 504) {
+    // Refusals of a well-formed request (access, rate, route, backend) keep the connection.
+    const bool well_formed = status == 403 || status == 404 || status == 429 || status == 502 ||
+                             status == 503 || status == 504;
+    if (!well_formed) {
       close_after_ = true;
     }
   }
@@ -933,6 +1127,7 @@ void ClientSession::FinishExchange(core::Conn& conn) {
     SetTimerFor(conn, TimerFor::kIdle, ctx_.config().limits.idle_timeout_ms);
     // An idle connection keeps no buffer (E2): they go back to the worker's pool.
     ReleaseBuffers();
+    conn.SetIdle(core::Conn::Idle::kKeepAlive);  // may make room at the connection limit
     return;
   }
   Pump(conn);
@@ -992,6 +1187,9 @@ void ClientSession::OnTimer(core::Conn& conn) {
         conn.Close();
       }
       return;
+    case TimerFor::kDelay:
+      EndDelay(conn);
+      return;
     case TimerFor::kQueue:
       // max_conns: no backend slot freed within queue_timeout.
       queue_ticket_ = 0;
@@ -1026,7 +1224,31 @@ void ClientSession::OnClosed(core::Conn& /*conn*/) {
 
 std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Conn& conn,
                                                     uint32_t listener) {
-  return std::make_unique<ClientSession>(ctx, conn, listener);
+  const ListenerSpec& spec = ctx.config().listeners[listener];
+  // Connection limits (listener-wide, then per client address), counted across workers.
+  bool counted = false;
+  if (spec.conns) {
+    if (spec.conns->fetch_add(1, std::memory_order_acq_rel) >= spec.max_conns) {
+      spec.conns->fetch_sub(1, std::memory_order_acq_rel);
+      ctx.NoteRefusedConnection(spec.name, "listener max_conns");
+      return nullptr;
+    }
+    counted = true;
+  }
+  uint64_t ip_key = 0;
+  if (spec.per_ip) {
+    ip_key = ratelimit::HashIp(IpOf(conn.peer()), 255);
+    if (!spec.per_ip->TryAcquire(ip_key)) {
+      if (counted) {
+        spec.conns->fetch_sub(1, std::memory_order_acq_rel);
+      }
+      ctx.NoteRefusedConnection(spec.name, "max_conns_per_ip");
+      return nullptr;
+    }
+  }
+  auto session = std::make_unique<ClientSession>(ctx, conn, listener);
+  session->HoldConnectionSlots(counted, spec.per_ip != nullptr, ip_key);
+  return session;
 }
 
 // =============================================================================================
@@ -1067,6 +1289,7 @@ void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_requ
   }
   reused_ = idle_;
   idle_ = false;
+  self.SetIdle(core::Conn::Idle::kNo);
   client_ = client;
   response_done_ = false;
   request_complete_ = false;
@@ -1102,6 +1325,7 @@ void UpstreamConn::Release(core::Conn& self, bool reusable) {
   if (reusable && response_done_ && request_complete_ && input().empty() && self.send_idle() &&
       ctx_.PutIdle(pool_, backend_, self)) {
     idle_ = true;
+    self.SetIdle(core::Conn::Idle::kKeepAlive);
     // A pooled connection keeps no buffer: it goes back to the worker's pool.
     ctx_.ReleaseBuffers(std::move(b_));
     self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].keepalive_timeout_ms);

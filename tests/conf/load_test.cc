@@ -635,8 +635,6 @@ tls = { certificates = [{ cert = "site.crt", key = "site.key" }] }
               4, 1, "TLS listeners are not implemented yet (issue #5)");
   ExpectError(WithBase("[cache.default]\nmemory = \"256MiB\"\n"), 1, 2,
               "[cache.*] tables are not implemented yet (issue #6)");
-  ExpectError(WithBase("[rate_limit.per_ip]\nkey = \"client_ip\"\n"), 1, 2,
-              "not implemented yet (issue #7)");
   ExpectError(WithBase("[compression]\nmin_bytes = 256\n"), 1, 2,
               "[compression] is not implemented yet (issue #8)");
   ExpectError(R"([[pool]]
@@ -654,7 +652,6 @@ backends = [{ address = "127.0.0.1:9001" }]
 pool = "app"
 )";
   ExpectError(pools + "cache = \"default\"\n", 9, 1, "not implemented yet (issue #6)");
-  ExpectError(pools + "rate_limit = \"per_ip\"\n", 9, 1, "not implemented yet (issue #7)");
 }
 
 // Addresses must be numeric with a port; backends cannot use port 0.
@@ -996,6 +993,110 @@ TEST(LoadRouting, Redirects) {
               "redirect_status");
   ExpectError(PoolWith("", route + "pool = \"app\"\nredirect_status = 301\n"), 10, 1,
               "set only with redirect");
+}
+
+}  // namespace
+}  // namespace torii::conf
+
+namespace torii::conf {
+namespace {
+
+std::string WithLimit(std::string_view limit, std::string_view route_extra = "") {
+  return std::string(kPoolHead) + "[[route]]\npool = \"app\"\nrate_limit = \"per_ip\"\n" +
+         std::string(route_extra) + "[rate_limit.per_ip]\n" + std::string(limit);
+}
+
+TEST(LoadRateLimits, TablesKeysAndModes) {
+  Config c = LoadOk(WithLimit("rate = \"100/s\"\nburst = 50\n"));
+  ASSERT_EQ(c.rate_limits.size(), 1u);
+  const RateLimitConfig& r = c.rate_limits[0];
+  EXPECT_EQ(r.name, "per_ip");
+  EXPECT_EQ(r.key, RateLimitConfig::Key::kClientIp);
+  EXPECT_EQ(r.prefix_v4, 32);
+  EXPECT_EQ(r.prefix_v6, 128);
+  EXPECT_EQ(r.rate_count, 100u);
+  EXPECT_EQ(r.rate_period, std::chrono::seconds(1));
+  EXPECT_EQ(r.burst, 50u);
+  EXPECT_FALSE(r.delay);
+  EXPECT_EQ(r.ban_after, 0u);
+  EXPECT_EQ(c.routes[0].rate_limit, "per_ip");
+  EXPECT_EQ(c.routes[0].rate_limit_index, 0u);
+
+  c = LoadOk(WithLimit("key = \"client_ip/24\"\nrate = \"6000/m\"\nburst = 5\nmode = \"delay\"\n"
+                       "ban_after = 3\nban_window = \"30s\"\nban_for = \"1h\"\nmax_keys = 1000\n"));
+  EXPECT_EQ(c.rate_limits[0].prefix_v4, 24);
+  EXPECT_EQ(c.rate_limits[0].prefix_v6, 56);
+  EXPECT_EQ(c.rate_limits[0].rate_count, 6000u);
+  EXPECT_EQ(c.rate_limits[0].rate_period, std::chrono::minutes(1));
+  EXPECT_TRUE(c.rate_limits[0].delay);
+  EXPECT_EQ(c.rate_limits[0].ban_after, 3u);
+  EXPECT_EQ(c.rate_limits[0].ban_window, std::chrono::seconds(30));
+  EXPECT_EQ(c.rate_limits[0].ban_for, std::chrono::hours(1));
+  EXPECT_EQ(c.rate_limits[0].max_keys, 1000u);
+  c = LoadOk(WithLimit("key = \"client_ip/16/48\"\nrate = \"10/h\"\n"));
+  EXPECT_EQ(c.rate_limits[0].prefix_v4, 16);
+  EXPECT_EQ(c.rate_limits[0].prefix_v6, 48);
+  c = LoadOk(WithLimit("key = \"header:X-Api-Key\"\nrate = \"1/d\"\n"));
+  EXPECT_EQ(c.rate_limits[0].key, RateLimitConfig::Key::kHeader);
+  EXPECT_EQ(c.rate_limits[0].header, "x-api-key");
+  EXPECT_EQ(c.rate_limits[0].rate_period, std::chrono::hours(24));
+  c = LoadOk(WithLimit("key = \"route\"\nrate = \"5/s\"\n"));
+  EXPECT_EQ(c.rate_limits[0].key, RateLimitConfig::Key::kRoute);
+}
+
+TEST(LoadRateLimits, Errors) {
+  ExpectError(WithLimit("burst = 5\n"), 10, 1, "missing required key \"rate\"");
+  ExpectError(WithLimit("rate = \"100/ms\"\n"), 11, 8, "expected COUNT/UNIT");
+  ExpectError(WithLimit("rate = \"0/s\"\n"), 11, 8, "expected COUNT/UNIT");
+  ExpectError(WithLimit("rate = \"fast\"\n"), 11, 8, "got \"fast\"");
+  ExpectError(WithLimit("rate = 100\n"), 11, 8, "expected a string");
+  ExpectError(WithLimit("rate = \"1/s\"\nkey = \"client_ip/33\"\n"), 12, 7, "client_ip/PREFIX");
+  ExpectError(WithLimit("rate = \"1/s\"\nkey = \"client_ip/24/129\"\n"), 12, 7, "client_ip/PREFIX");
+  ExpectError(WithLimit("rate = \"1/s\"\nkey = \"header:\"\n"), 12, 7, "header:NAME");
+  ExpectError(WithLimit("rate = \"1/s\"\nkey = \"cookie:x\"\n"), 12, 7, "got \"cookie:x\"");
+  ExpectError(WithLimit("rate = \"1/s\"\nmode = \"delay\"\n"), 12, 8, "delay mode needs a burst");
+  ExpectError(WithLimit("rate = \"1/s\"\nmode = \"queue\"\n"), 12, 8,
+              "expected one of \"reject\", \"delay\"");
+  ExpectError(WithLimit("rate = \"1/s\"\nbrust = 1\n"), 12, 1, "did you mean \"burst\"?");
+  // A route naming a table that does not exist.
+  ExpectError(std::string(kPoolHead) + "[[route]]\npool = \"app\"\nrate_limit = \"nope\"\n", 9, 14,
+              "no [rate_limit.nope] table is defined");
+  ExpectError(std::string(kPoolHead) + "[[route]]\npool = \"app\"\n[rate_limit]\nx = 1\n", 10, 1,
+              "expected [rate_limit.x] to be a table");
+}
+
+TEST(LoadAccess, ListsAndConnectionLimits) {
+  Config c = LoadOk(std::string(R"([server]
+trusted_proxies = ["10.0.0.0/8", "::1"]
+[[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+allow = ["127.0.0.0/8", "2001:db8::/32"]
+deny = ["127.0.0.66"]
+max_conns_per_ip = 10
+max_conns = 1000
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+[[route]]
+pool = "app"
+deny = ["192.168.0.0/16"]
+allow = ["0.0.0.0/0", "::/0"]
+)"));
+  EXPECT_EQ(c.server.trusted_proxies, (std::vector<std::string>{"10.0.0.0/8", "::1/128"}));
+  EXPECT_EQ(c.listeners[0].allow, (std::vector<std::string>{"127.0.0.0/8", "2001:db8::/32"}));
+  EXPECT_EQ(c.listeners[0].deny, (std::vector<std::string>{"127.0.0.66/32"}));
+  EXPECT_EQ(c.listeners[0].max_conns_per_ip, 10u);
+  EXPECT_EQ(c.listeners[0].max_conns, 1000u);
+  EXPECT_EQ(c.routes[0].deny, (std::vector<std::string>{"192.168.0.0/16"}));
+  EXPECT_EQ(c.routes[0].allow, (std::vector<std::string>{"0.0.0.0/0", "::/0"}));
+
+  ExpectError(PoolWith("", "[[route]]\npool = \"app\"\ndeny = [\"10.0.0.1/8\"]\n"), 9, 9,
+              "bits set below the /8 prefix");
+  ExpectError(PoolWith("", "[[route]]\npool = \"app\"\nallow = \"10.0.0.0/8\"\n"), 9, 9,
+              "expected an array of CIDR strings");
+  ExpectError("[server]\ntrusted_proxies = [\"proxy.local\"]\n" + PoolWith(""), 2, 20,
+              "expected a CIDR");
 }
 
 }  // namespace

@@ -782,6 +782,84 @@ TEST(WorkerTest, ConnectionTableFullRefusesNewConnections) {
 // Close() while an outbound connect is still pending (the peer's accept queue is full, so the
 // SYN goes unanswered): the connect is cancelled, OnConnected never reports success, and the
 // slot is freed.
+// An echo handler that marks its connection idle after echoing "idle" and busy otherwise.
+class IdleMarkingHandler : public EchoHandler {
+ public:
+  using EchoHandler::EchoHandler;
+  void OnRecv(Conn& conn, std::span<const char> data) override {
+    EchoHandler::OnRecv(conn, data);
+    conn.SetIdle(std::string_view(data.data(), data.size()) == "idle" ? Conn::Idle::kKeepAlive
+                                                                      : Conn::Idle::kNo);
+  }
+};
+
+// At max_conns, the longest-idle connection is closed to admit a newcomer; busy ones stay.
+TEST(WorkerTest, TableFullEvictsTheLongestIdleConnectionFirst) {
+  Probe probe;
+  WorkerOptions options = SmallOptions();
+  options.max_conns = 3;
+  auto lw = StartListening(options, &probe,
+                           [&](Conn&) { return std::make_unique<IdleMarkingHandler>(&probe); });
+  const int busy = ConnectTo(lw.port);
+  const int idle_old = ConnectTo(lw.port);
+  const int idle_new = ConnectTo(lw.port);
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.accepted == 3; }));
+  ASSERT_TRUE(WriteAll(busy, "busy"));
+  EXPECT_EQ(ReadUpTo(busy, 4, 5s), "busy");
+  ASSERT_TRUE(WriteAll(idle_old, "idle"));
+  EXPECT_EQ(ReadUpTo(idle_old, 4, 5s), "idle");
+  ASSERT_TRUE(WriteAll(idle_new, "idle"));
+  EXPECT_EQ(ReadUpTo(idle_new, 4, 5s), "idle");
+  const int newcomer = ConnectTo(lw.port);
+  ASSERT_GE(newcomer, 0);
+  ASSERT_TRUE(WriteAll(newcomer, "hello"));
+  EXPECT_EQ(ReadUpTo(newcomer, 5, 5s), "hello") << "the newcomer was refused";
+  EXPECT_TRUE(WaitEof(idle_old, 5s)) << "the longest-idle connection was not evicted";
+  ASSERT_TRUE(WriteAll(busy, "still"));
+  EXPECT_EQ(ReadUpTo(busy, 5, 5s), "still");
+  ASSERT_TRUE(WriteAll(idle_new, "still"));
+  EXPECT_EQ(ReadUpTo(idle_new, 5, 5s), "still");
+  const WorkerStats stats = lw.runner->Stats();
+  EXPECT_EQ(stats.idle_evicted, 1u);
+  EXPECT_EQ(stats.accept_rejected, 0u);
+  // With no idle connection left (the others are busy again), a newcomer is refused.
+  const int refused = ConnectTo(lw.port);
+  ASSERT_GE(refused, 0);
+  EXPECT_TRUE(WaitEof(refused, 5s));
+  EXPECT_LE(lw.runner->Stats().conns_live, 3u);
+  for (int fd : {busy, idle_old, idle_new, newcomer, refused}) {
+    ::close(fd);
+  }
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+// A connection that never sent a byte (kFresh) goes before a served keep-alive one.
+TEST(WorkerTest, TableFullEvictsSilentConnectionsBeforeKeepAliveOnes) {
+  Probe probe;
+  WorkerOptions options = SmallOptions();
+  options.max_conns = 2;
+  auto lw = StartListening(options, &probe, [&](Conn& conn) {
+    conn.SetIdle(Conn::Idle::kFresh);
+    return std::make_unique<IdleMarkingHandler>(&probe);
+  });
+  const int served = ConnectTo(lw.port);
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.accepted == 1; }));
+  ASSERT_TRUE(WriteAll(served, "idle"));
+  EXPECT_EQ(ReadUpTo(served, 4, 5s), "idle");
+  const int silent = ConnectTo(lw.port);  // younger than `served`'s idleness, but silent
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.accepted == 2; }));
+  const int newcomer = ConnectTo(lw.port);
+  ASSERT_TRUE(WriteAll(newcomer, "hello"));
+  EXPECT_EQ(ReadUpTo(newcomer, 5, 5s), "hello");
+  EXPECT_TRUE(WaitEof(silent, 5s)) << "the silent connection was not the one evicted";
+  ASSERT_TRUE(WriteAll(served, "still"));
+  EXPECT_EQ(ReadUpTo(served, 5, 5s), "still");
+  for (int fd : {served, silent, newcomer}) {
+    ::close(fd);
+  }
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
 TEST(WorkerTest, CloseDuringPendingConnect) {
   Probe probe;
   WorkerRunner runner(SmallOptions());

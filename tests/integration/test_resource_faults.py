@@ -145,6 +145,48 @@ class SlowPost(h.ToriiCase):
         t.check_alive()
 
 
+class SlowBodyRate(h.ToriiCase):
+    def test_d2_body_below_min_rate_is_cut_while_a_fast_one_passes(self):
+        """D2: a body whose every byte arrives well within body_timeout, but at 500 B/s on
+        average, falls below body_min_rate (1000 B/s after a 0.5 s grace) and gets 408 +
+        close within ~1-2 s; a 20 KB/s upload of the same size on another connection is fine."""
+        o = self.origin("o1")
+        t = self.torii(h.proxy_config([o], limits={
+            "body_timeout": "10s", "body_min_rate": 1000, "body_rate_grace": "500ms"}))
+        addr = t.addr()
+        slow = h.connect(addr)
+        self.addCleanup(slow.close)
+        slow.sendall(b"POST /echo?slow HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4000\r\n\r\n")
+        fast = h.connect(addr)
+        self.addCleanup(fast.close)
+        fast.sendall(b"POST /echo?fast HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4000\r\n\r\n")
+        t0 = time.monotonic()
+        answered = None
+        for i in range(40):  # up to 4 s: 100 bytes per 0.1 s (slow) and 2000 per 0.1 s (fast)
+            r, _, _ = select.select([slow], [], [], 0.1)
+            if r:
+                answered = time.monotonic() - t0
+                break
+            try:
+                slow.sendall(b"s" * 50)
+            except (BrokenPipeError, ConnectionResetError):
+                answered = time.monotonic() - t0
+                break
+            if i < 2:
+                fast.sendall(b"f" * 2000)
+        self.assertIsNotNone(answered, "the slow body was never cut")
+        self.assertGreater(answered, 0.5)
+        self.assertLess(answered, 3.0 * h.SLOW)
+        data, closed = h.read_until_eof(slow, 3 * h.SLOW)
+        self.assertEqual(h.status_of(data), 408, data[:200])
+        self.assertTrue(closed)
+        fast.settimeout(5)
+        resp = fast.recv(65536)
+        self.assertEqual(h.status_of(resp), 200)
+        self.assertEqual([e["target"] for e in o.log_entries() if e["method"] == "POST"],
+                         ["/echo?fast"])
+
+
 class SlowRead(h.ToriiCase):
     def test_d3_e7_slow_read_send_timeout(self):
         """D3 + E7: a client that asks for 100 MiB and never reads (SO_RCVBUF 4 KiB) is cut
