@@ -11,7 +11,19 @@
       and prints, per scenario and proxy: median req/s, median p50/p99, proxy CPU use,
       requests per proxy CPU-second (sum of requests / sum of CPU seconds over all rounds),
       errors, and torii's ratios to nginx and HAProxy.
+
+  report.py balance-table RUNS_TSV [--duration S] [--conns N] [--slow-ms MS]
+      Reads balance mode's per-run records (tab separated: proxy algorithm round rps requests
+      p50_us p99_us cpu_s non2xx sock_errors slow_requests all_requests [busy P, busy L];
+      algorithm rr or lc) and prints, per proxy and algorithm: median req/s, p50 and p99,
+      the slow origin's share of the requests, errors; then per proxy the ratio of the
+      median p99s, round robin / least_conn.
+
+  report.py origin-requests HOST:PORT...
+      Prints the sum of the torii-origins' request counts (GET /__stats).
 """
+import http.client
+import json
 import re
 import statistics
 import sys
@@ -119,6 +131,89 @@ def table(path, duration, conns):
     return "\n".join(out)
 
 
+ALGO_TITLES = {"rr": "round robin", "lc": "least_conn"}
+ALGO_DIRECTIVES = {
+    "torii": {"rr": 'algorithm = "round_robin"', "lc": 'algorithm = "least_conn"'},
+    "nginx": {"rr": "(default)", "lc": "least_conn;"},
+    "haproxy": {"rr": "balance roundrobin", "lc": "balance leastconn"},
+}
+
+
+def balance_table(path, duration, conns, slow_ms):
+    runs = []
+    with open(path) as f:
+        for line in f:
+            if not line.strip() or line.startswith("#"):
+                continue
+            f = line.rstrip("\n").split("\t")
+            px, algo, rnd, rps, reqs, p50, p99, cpu, non2xx, sock, slow, total = f[:12]
+            busy_p, busy_l = (float(f[12]), float(f[13])) if len(f) >= 14 else (0.0, 0.0)
+            runs.append(dict(proxy=px, algo=algo, round=int(rnd), rps=float(rps),
+                             requests=int(reqs), p50=float(p50), p99=float(p99), cpu=float(cpu),
+                             non2xx=int(non2xx), sock=int(sock), slow=int(slow), total=int(total),
+                             busy_p=busy_p, busy_l=busy_l))
+    if not runs:
+        return "no runs recorded"
+    proxies = [p for p in PROXY_ORDER if any(r["proxy"] == p for r in runs)]
+    proxies += sorted({r["proxy"] for r in runs} - set(proxies))
+    rounds = max(r["round"] for r in runs)
+    out = [f"Balance: GET /?size=100 over 3 origins, one of them delaying every response by "
+           f"{slow_ms:g} ms; {conns} keep-alive connections, {rounds} round(s) x {duration:g}s "
+           f"per (proxy, algorithm), interleaved"]
+    hdr = (f"  {'proxy':<8} {'algorithm':<12} {'directive':<28} {'req/s (median)':>15} {'p50':>9} "
+           f"{'p99':>9} {'slow share':>10} {'errors':>7} {'CPU busy P/L':>13}   per-round p99")
+    out.append(hdr)
+    out.append("  " + "-" * (len(hdr) - 2))
+    p99s = {}
+    for px in proxies:
+        for algo in ("rr", "lc"):
+            rs = sorted((r for r in runs if r["proxy"] == px and r["algo"] == algo),
+                        key=lambda r: r["round"])
+            if not rs:
+                continue
+            med_rps = statistics.median(r["rps"] for r in rs)
+            med_p50 = statistics.median(r["p50"] for r in rs)
+            med_p99 = statistics.median(r["p99"] for r in rs)
+            slow = sum(r["slow"] for r in rs)
+            total = sum(r["total"] for r in rs)
+            share = f"{100.0 * slow / total:.2f}%" if total else "n/a"
+            errors = sum(r["non2xx"] + r["sock"] for r in rs)
+            busy = f"{statistics.median(r['busy_p'] for r in rs):.0f}%/" \
+                   f"{statistics.median(r['busy_l'] for r in rs):.0f}%"
+            p99s[(px, algo)] = med_p99
+            directive = ALGO_DIRECTIVES.get(px, {}).get(algo, algo)
+            out.append(f"  {px:<8} {ALGO_TITLES.get(algo, algo):<12} {directive:<28} "
+                       f"{med_rps:>15,.0f} {_fmt_lat(med_p50):>9} {_fmt_lat(med_p99):>9} "
+                       f"{share:>10} {errors:>7} {busy:>13}   "
+                       + " ".join(_fmt_lat(r["p99"]) for r in rs))
+    out.append("")
+    for px in proxies:
+        rr, lc = p99s.get((px, "rr")), p99s.get((px, "lc"))
+        out.append(f"  {px:<8} p99 round robin / p99 least_conn: {_fmt_ratio(rr, lc):>7}"
+                   + (f"   ({_fmt_lat(rr)} / {_fmt_lat(lc)})" if rr and lc else ""))
+    out.append("")
+    out.append("slow share = requests the slow origin received / requests all three received "
+               "during the runs (their /__stats counts).")
+    out.append("errors = wrk non-2xx/3xx responses + socket errors, summed over the rounds; "
+               "p50/p99 = medians over the rounds.")
+    return "\n".join(out)
+
+
+def origin_requests(addrs):
+    total = 0
+    for addr in addrs:
+        host, port = addr.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", "/__stats")
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        if resp.status != 200:
+            raise ValueError(f"{addr}: /__stats answered {resp.status}")
+        total += int(json.loads(body)["requests"])
+    return total
+
+
 def main(argv):
     if len(argv) >= 2 and argv[0] == "parse-wrk":
         with open(argv[1]) as f:
@@ -142,6 +237,29 @@ def main(argv):
                 return 2
             args = args[2:]
         print(table(argv[1], duration, conns))
+        return 0
+    if len(argv) >= 2 and argv[0] == "balance-table":
+        duration, conns, slow_ms = 0.0, 0, 0.0
+        args = argv[2:]
+        while args:
+            if args[0] == "--duration":
+                duration = float(args[1])
+            elif args[0] == "--conns":
+                conns = int(args[1])
+            elif args[0] == "--slow-ms":
+                slow_ms = float(args[1])
+            else:
+                print(f"report.py: unknown option {args[0]}", file=sys.stderr)
+                return 2
+            args = args[2:]
+        print(balance_table(argv[1], duration, conns, slow_ms))
+        return 0
+    if len(argv) >= 2 and argv[0] == "origin-requests":
+        try:
+            print(origin_requests(argv[1:]))
+        except (OSError, ValueError, KeyError) as e:
+            print(f"report.py: {e}", file=sys.stderr)
+            return 1
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -4,8 +4,9 @@
 #   bash bench/run.sh [macro]   wrk throughput, latency and proxy CPU, interleaved rounds
 #   bash bench/run.sh idle      memory per idle keep-alive connection (bench/idle_conns.py)
 #   bash bench/run.sh parser    the H1Parser micro-benchmark (bench/h1_parser_bench.cc)
+#   bash bench/run.sh balance   round robin against least_conn with one slow origin (below)
 #
-# One torii-origin serves all three proxies. Each proxy runs one worker (torii workers = 1,
+# One torii-origin serves all three proxies (balance mode: three, one of them slow). Each proxy runs one worker (torii workers = 1,
 # nginx worker_processes 1, HAProxy nbthread 1) pinned to PROXY_CPU; wrk and the origin share
 # LOAD_CPU. Everything listens on 127.0.0.1 on free ports. Every process is started in the
 # background, recorded by PID and stopped by that PID at the end, on error and on Ctrl-C.
@@ -25,17 +26,29 @@
 #   KEEP_WORK [0]           1 = keep the temp dir (configs, logs, wrk outputs)
 #   SKIP_BUILD [0]          1 = use the binaries already in BUILD_DIR
 #   BENCH_ARGS              parser mode: extra flags, e.g. "--benchmark_repetitions=5"
+#   SLOW_MS [20]            balance mode: the slow origin's added delay per response, in ms
+#
+# balance mode: three torii-origins on LOAD_CPU, one started with --delay-ms SLOW_MS, the
+# other two answering at once. Each proxy gets one pool/upstream/backend of the three (slow
+# one listed first: a tie broken by position would go against it), same keep-alive settings
+# as macro mode, twice: round robin (torii algorithm = "round_robin", nginx's default,
+# HAProxy balance roundrobin) and least connections (torii "least_conn", nginx least_conn;,
+# HAProxy balance leastconn). All six instances run at once, pinned to PROXY_CPU, and are
+# measured in turn with wrk -t1 -cCONNS -dDURATION --latency on GET /?size=100, ROUNDS
+# interleaved rounds. Reported per (proxy, algorithm): median req/s, p50, p99 and the share
+# of requests the slow origin served (its /__stats count); per proxy: p99 round robin /
+# p99 least_conn. SCENARIOS does not apply.
 set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser) ;;
+  macro | idle | parser | balance) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance)" >&2
     exit 2
     ;;
 esac
@@ -54,12 +67,14 @@ LOAD_CPU=${LOAD_CPU:-1}
 RESULTS_DIR=${RESULTS_DIR:-$BUILD_DIR/bench-results}
 KEEP_WORK=${KEEP_WORK:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
+SLOW_MS=${SLOW_MS:-20}
 
-for v in DURATION ROUNDS CONNS N PROXY_CPU LOAD_CPU; do
+for v in DURATION ROUNDS CONNS N PROXY_CPU LOAD_CPU SLOW_MS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number (got '${!v}')" >&2; exit 2; }
 done
 ((DURATION >= 1 && DURATION <= 600)) || { echo "run.sh: DURATION must be 1..600" >&2; exit 2; }
 ((ROUNDS >= 1 && ROUNDS <= 20)) || { echo "run.sh: ROUNDS must be 1..20" >&2; exit 2; }
+((SLOW_MS >= 1 && SLOW_MS <= 10000)) || { echo "run.sh: SLOW_MS must be 1..10000" >&2; exit 2; }
 for p in $PROXIES; do
   [[ $p == torii || $p == nginx || $p == haproxy ]] ||
     { echo "run.sh: unknown proxy '$p' in PROXIES" >&2; exit 2; }
@@ -120,15 +135,20 @@ start_bg() {
   OWN_PIDS+=("$BG_PID")
 }
 
+# stop_extra_pids [PID...]: SIGKILLs those of the PIDs (default: all of EXTRA_PIDS) that are
+# still nginx processes, and forgets them.
 stop_extra_pids() {
-  local pid
-  for pid in "${EXTRA_PIDS[@]}"; do
+  local pid i
+  local -a which=("$@")
+  (($# > 0)) || which=("${EXTRA_PIDS[@]}")
+  for pid in "${which[@]}"; do
     if pid_alive "$pid" && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == nginx ]]; then
       log "nginx worker $pid outlived its master: SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
     fi
+    for i in "${!EXTRA_PIDS[@]}"; do [[ ${EXTRA_PIDS[i]} == "$pid" ]] && unset 'EXTRA_PIDS[i]'; done
   done
-  EXTRA_PIDS=()
+  EXTRA_PIDS=("${EXTRA_PIDS[@]}")
 }
 
 cleanup() {
@@ -247,23 +267,45 @@ build() {
 
 # ---------------------------------------------------------------------------------------
 # Servers. Each start_* fills PORT[name] and CPU_PIDS[name] (the PIDs whose CPU is counted).
+# A proxy instance is named after its kind (torii, nginx, haproxy), optionally followed by
+# "-SUFFIX" (balance mode runs torii-rr, torii-lc, ...); its files are $WORK/NAME/ and
+# $WORK/NAME.log. It proxies to every address in BACKENDS with the algorithm ALGO given to
+# start_proxy: "" (the proxy's default, no directive written), rr or lc.
 # ---------------------------------------------------------------------------------------
-declare -A PORT CPU_PIDS MAIN_PID
-ORIGIN_ADDR=""
+declare -A PORT CPU_PIDS MAIN_PID NGINX_WORKERS ORIGIN_AT
+ORIGIN_ADDR=""  # the origin whose bytes check_proxy compares against
+ORIGIN_PID=""
+ORIGIN_PIDS=()  # every origin started
+BACKENDS=()     # the origin addresses the proxies are configured with
 
+# start_origin [NAME [DELAY_MS]]: one torii-origin on LOAD_CPU (--name bench-NAME, output in
+# $WORK/NAME.log, every response delayed DELAY_MS); its address goes to ORIGIN_AT[NAME] and
+# BACKENDS (and to ORIGIN_ADDR if it is the first origin without delay), its PID to ORIGIN_PID
+# and ORIGIN_PIDS.
 start_origin() {
-  start_bg "$WORK/origin.log" taskset -c "$LOAD_CPU" "$ORIGIN_BIN" --listen 127.0.0.1:0 \
-    --name bench-origin --ready-file "$WORK/origin.ready"
+  local name=${1:-origin} delay=${2:-0}
+  local -a extra=()
+  ((delay > 0)) && extra=(--delay-ms "$delay")
+  start_bg "$WORK/$name.log" taskset -c "$LOAD_CPU" "$ORIGIN_BIN" --listen 127.0.0.1:0 \
+    --name "bench-$name" --ready-file "$WORK/$name.ready" "${extra[@]}"
   ORIGIN_PID=$BG_PID
-  wait_file "$WORK/origin.ready" "$ORIGIN_PID" origin
-  ORIGIN_ADDR=$(head -n 1 "$WORK/origin.ready" | tr -d '[:space:]')
-  python3 "$BENCH_DIR/check_http.py" --name origin --addr "$ORIGIN_ADDR" --path "/?size=100" \
-    --size 100 --count 3 >/dev/null || die "the origin does not answer 200 on $ORIGIN_ADDR"
-  log "origin (PID $ORIGIN_PID, CPU $LOAD_CPU) on $ORIGIN_ADDR"
+  ORIGIN_PIDS+=("$BG_PID")
+  wait_file "$WORK/$name.ready" "$ORIGIN_PID" "$name"
+  ORIGIN_AT[$name]=$(head -n 1 "$WORK/$name.ready" | tr -d '[:space:]')
+  BACKENDS+=("${ORIGIN_AT[$name]}")
+  [[ -z $ORIGIN_ADDR && $delay == 0 ]] && ORIGIN_ADDR=${ORIGIN_AT[$name]}
+  python3 "$BENCH_DIR/check_http.py" --name "$name" --addr "${ORIGIN_AT[$name]}" --path "/?size=100" \
+    --size 100 --count 3 >/dev/null || die "the origin $name does not answer 200 on ${ORIGIN_AT[$name]}"
+  log "$name (PID $ORIGIN_PID, CPU $LOAD_CPU$( ((delay > 0)) && echo ", every response delayed ${delay} ms")) on ${ORIGIN_AT[$name]}"
 }
 
 start_torii() {
-  local dir=$WORK/torii
+  local name=$1 algo=$2 dir=$WORK/$1 algo_line="" backends="" b
+  case $algo in
+    rr) algo_line=$'\nalgorithm = "round_robin"' ;;
+    lc) algo_line=$'\nalgorithm = "least_conn"' ;;
+  esac
+  for b in "${BACKENDS[@]}"; do backends+="${backends:+, }{ address = \"$b\" }"; done
   mkdir -p "$dir"
   cat >"$dir/torii.toml" <<EOF
 # generated by bench/run.sh
@@ -282,8 +324,8 @@ address = "127.0.0.1:0"
 
 [[pool]]
 name = "origin"
-backends = [{ address = "$ORIGIN_ADDR" }]
-keepalive = 64
+backends = [$backends]
+keepalive = 64$algo_line
 
 [[route]]
 host = "*"
@@ -291,19 +333,21 @@ path_prefix = "/"
 pool = "origin"
 EOF
   "$TORII_BIN" -t -c "$dir/torii.toml" >"$dir/check.log" 2>&1 ||
-    die "torii rejects its bench config: $(cat "$dir/check.log")"
-  start_bg "$WORK/torii.log" taskset -c "$PROXY_CPU" "$TORII_BIN" -c "$dir/torii.toml"
-  MAIN_PID[torii]=$BG_PID
-  CPU_PIDS[torii]=$BG_PID
-  wait_file "$dir/ready" "$BG_PID" torii
+    die "$name rejects its bench config: $(cat "$dir/check.log")"
+  start_bg "$WORK/$name.log" taskset -c "$PROXY_CPU" "$TORII_BIN" -c "$dir/torii.toml"
+  MAIN_PID[$name]=$BG_PID
+  CPU_PIDS[$name]=$BG_PID
+  wait_file "$dir/ready" "$BG_PID" "$name"
   local addr
   addr=$(awk '$1 == "bench" { print $2 }' "$dir/ready")
-  [[ $addr == 127.0.0.1:* ]] || die "torii ready file has no 'bench' listener: $(cat "$dir/ready")"
-  PORT[torii]=${addr##*:}
+  [[ $addr == 127.0.0.1:* ]] || die "$name ready file has no 'bench' listener: $(cat "$dir/ready")"
+  PORT[$name]=${addr##*:}
 }
 
 start_nginx() {
-  local dir=$WORK/nginx port
+  local name=$1 algo=$2 dir=$WORK/$1 port algo_line="" servers="" b
+  [[ $algo == lc ]] && algo_line=$'\n        least_conn;'
+  for b in "${BACKENDS[@]}"; do servers+=$'\n'"        server $b;"; done
   port=$(free_port)
   mkdir -p "$dir/logs" "$dir/tmp"
   cat >"$dir/nginx.conf" <<EOF
@@ -326,8 +370,7 @@ http {
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
     keepalive_timeout 75s;
-    upstream origin {
-        server $ORIGIN_ADDR;
+    upstream origin {$algo_line$servers
         keepalive 64;
     }
     server {
@@ -343,27 +386,33 @@ http {
 }
 EOF
   nginx -t -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" >"$dir/check.log" 2>&1 ||
-    die "nginx rejects its bench config: $(cat "$dir/check.log")"
-  start_bg "$WORK/nginx.log" taskset -c "$PROXY_CPU" nginx -p "$dir/" -e "$dir/logs/error.log" \
+    die "$name rejects its bench config: $(cat "$dir/check.log")"
+  start_bg "$WORK/$name.log" taskset -c "$PROXY_CPU" nginx -p "$dir/" -e "$dir/logs/error.log" \
     -c "$dir/nginx.conf"
-  MAIN_PID[nginx]=$BG_PID
+  MAIN_PID[$name]=$BG_PID
   local master=$BG_PID workers="" i
   for ((i = 0; i < 100; i++)); do
-    pid_alive "$master" || die "nginx exited during start-up: $(tail -n 20 "$dir/logs/error.log" "$WORK/nginx.log" 2>/dev/null)"
+    pid_alive "$master" || die "$name exited during start-up: $(tail -n 20 "$dir/logs/error.log" "$WORK/$name.log" 2>/dev/null)"
     workers=$({ ps -o pid= --ppid "$master" || true; } | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')
     [[ -n $workers ]] && break
     sleep 0.1
   done
-  [[ -n $workers ]] || die "nginx started no worker within 10 s"
+  [[ -n $workers ]] || die "$name started no worker within 10 s"
   local -a wp
   read -ra wp <<<"$workers"
   EXTRA_PIDS+=("${wp[@]}")
-  CPU_PIDS[nginx]="$master $workers"
-  PORT[nginx]=$port
+  NGINX_WORKERS[$name]=$workers
+  CPU_PIDS[$name]="$master $workers"
+  PORT[$name]=$port
 }
 
 start_haproxy() {
-  local dir=$WORK/haproxy port
+  local name=$1 algo=$2 dir=$WORK/$1 port algo_line="" servers="" b i=0
+  case $algo in
+    rr) algo_line=$'\n    balance roundrobin' ;;
+    lc) algo_line=$'\n    balance leastconn' ;;
+  esac
+  for b in "${BACKENDS[@]}"; do servers+=$'\n'"    server origin$((++i)) $b"; done
   port=$(free_port)
   mkdir -p "$dir"
   # maxconn 30000 makes HAProxy ask for ~60000 descriptors; where the hard limit is lower
@@ -391,15 +440,14 @@ frontend bench
     bind 127.0.0.1:$port
     default_backend origin
 
-backend origin
-    server origin1 $ORIGIN_ADDR
+backend origin$algo_line$servers
 EOF
   haproxy -c -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 ||
-    die "haproxy rejects its bench config: $(cat "$dir/check.log")"
-  start_bg "$WORK/haproxy.log" taskset -c "$PROXY_CPU" haproxy -db -f "$dir/haproxy.cfg"
-  MAIN_PID[haproxy]=$BG_PID
-  CPU_PIDS[haproxy]=$BG_PID
-  PORT[haproxy]=$port
+    die "$name rejects its bench config: $(cat "$dir/check.log")"
+  start_bg "$WORK/$name.log" taskset -c "$PROXY_CPU" haproxy -db -f "$dir/haproxy.cfg"
+  MAIN_PID[$name]=$BG_PID
+  CPU_PIDS[$name]=$BG_PID
+  PORT[$name]=$port
 }
 
 # check_proxy NAME PATH SIZE: 200 with the origin's exact body, or die.
@@ -411,8 +459,9 @@ check_proxy() {
   log "check: $out"
 }
 
+# start_proxy NAME [ALGO]: starts the instance NAME (kind = NAME up to the first "-").
 start_proxy() {
-  "start_$1"
+  "start_${1%%-*}" "$1" "${2:-}"
   RUNNING+=" $1"
   check_proxy "$1" "/?size=100" 100
   log "$1 (PID ${MAIN_PID[$1]}, CPU-accounted PIDs ${CPU_PIDS[$1]}, CPU $PROXY_CPU) on 127.0.0.1:${PORT[$1]}"
@@ -425,7 +474,11 @@ stop_proxy() {
   local p left=""
   for p in $RUNNING; do [[ $p == "$1" ]] || left+=" $p"; done
   RUNNING=$left
-  [[ $1 == nginx ]] && stop_extra_pids
+  if [[ ${1%%-*} == nginx ]]; then
+    local -a wp
+    read -ra wp <<<"${NGINX_WORKERS[$1]}"
+    ((${#wp[@]} == 0)) || stop_extra_pids "${wp[@]}"
+  fi
   return 0
 }
 
@@ -436,19 +489,73 @@ proxies_alive() {
       pid_alive "$pid" || die "$p (PID $pid) died; last output: $(tail -n 20 "$WORK/$p.log" 2>/dev/null)"
     done
   done
-  pid_alive "$ORIGIN_PID" || die "the origin died: $(tail -n 20 "$WORK/origin.log")"
+  for pid in "${ORIGIN_PIDS[@]}"; do
+    pid_alive "$pid" || die "an origin (PID $pid) died: $(tail -n 20 "$WORK"/origin*.log)"
+  done
 }
 
 # Lines in the proxies' logs that point at a problem.
 log_problems() {
-  local f
+  local f n
   {
-    [[ -f $WORK/torii.log ]] && grep -E '\[(warning|error|critical)\]' "$WORK/torii.log" | sed 's/^/torii: /'
-    f=$WORK/nginx/logs/error.log
-    [[ -f $f ]] && grep -E '\[(warn|error|crit|alert|emerg)\]' "$f" | sed 's/^/nginx: /'
-    [[ -f $WORK/haproxy.log ]] && grep -E '(WARNING|ALERT)' "$WORK/haproxy.log" | sed 's/^/haproxy: /'
-    grep -v '^$' "$WORK/origin.log" 2>/dev/null | grep -vi 'listening\|ready' | sed 's/^/origin: /'
+    for f in "$WORK"/torii*.log; do
+      n=$(basename "$f" .log)
+      [[ -f $f ]] && grep -E '\[(warning|error|critical)\]' "$f" | sed "s/^/$n: /"
+    done
+    for f in "$WORK"/nginx*/logs/error.log; do
+      n=$(basename "$(dirname "$(dirname "$f")")")
+      [[ -f $f ]] && grep -E '\[(warn|error|crit|alert|emerg)\]' "$f" | sed "s/^/$n: /"
+    done
+    for f in "$WORK"/haproxy*.log; do
+      n=$(basename "$f" .log)
+      [[ -f $f ]] && grep -E '(WARNING|ALERT)' "$f" | sed "s/^/$n: /"
+    done
+    for f in "$WORK"/origin*.log; do
+      n=$(basename "$f" .log)
+      grep -v '^$' "$f" 2>/dev/null | grep -vi 'listening\|ready' | sed "s/^/$n: /"
+    done
   } | head -n 40 || true
+}
+
+# warm_up NAME PATH OUT: one short unrecorded wrk run (connection pools, caches, page faults).
+warm_up() {
+  timeout -k 5 30 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s \
+    "http://127.0.0.1:${PORT[$1]}$2" >"$3" 2>&1 ||
+    die "wrk warm-up against $1 failed: $(cat "$3")"
+}
+
+# measure NAME PATH OUT: one recorded wrk run against the instance NAME, after a 1 s pause.
+# Leaves in M_RPS M_REQS M_P50 M_P99 M_NON2XX M_SOCK the parsed wrk figures, in M_CPU the
+# proxy's CPU seconds and in M_BUSY_P / M_BUSY_L how busy PROXY_CPU / LOAD_CPU were (%).
+measure() {
+  local name=$1 path=$2 out=$3 c0 c1 vals s0p s0l
+  local -a cpids
+  read -ra cpids <<<"${CPU_PIDS[$name]}"
+  sleep 1
+  s0p=$(cpu_stat "$PROXY_CPU")
+  s0l=$(cpu_stat "$LOAD_CPU")
+  c0=$(cpu_ticks "${cpids[@]}")
+  timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" \
+    --latency "http://127.0.0.1:${PORT[$name]}$path" >"$out" 2>&1 ||
+    die "wrk against $name failed (rc $?): $(cat "$out")"
+  c1=$(cpu_ticks "${cpids[@]}")
+  M_BUSY_P=$(busy_pct "$s0p" "$(cpu_stat "$PROXY_CPU")")
+  M_BUSY_L=$(busy_pct "$s0l" "$(cpu_stat "$LOAD_CPU")")
+  vals=$(python3 "$BENCH_DIR/report.py" parse-wrk "$out") || die "cannot parse $out: $(cat "$out")"
+  read -r M_RPS M_REQS M_P50 M_P99 M_NON2XX M_SOCK <<<"$vals"
+  M_CPU=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
+}
+
+# problems_footer: the log lines that may point at a problem, or a line saying there are none.
+problems_footer() {
+  local problems
+  problems=$(log_problems)
+  if [[ -n $problems ]]; then
+    echo "log lines that may point at a problem:"
+    echo "$problems"
+  else
+    echo "logs: no warning or error lines from torii, nginx, HAProxy or the origin"
+  fi
 }
 
 env_header() {
@@ -488,31 +595,14 @@ run_macro() {
     name=$(scenario_name "$sc")
     for p in $PROXIES; do check_proxy "$p" "$path" "$size"; done
     # One short unrecorded warm-up run per proxy (connection pools, caches, page faults).
-    for p in $PROXIES; do
-      timeout -k 5 30 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s \
-        "http://127.0.0.1:${PORT[$p]}$path" >"$WORK/warmup-$name-$p.txt" 2>&1 ||
-        die "wrk warm-up against $p failed: $(cat "$WORK/warmup-$name-$p.txt")"
-    done
+    for p in $PROXIES; do warm_up "$p" "$path" "$WORK/warmup-$name-$p.txt"; done
     proxies_alive
     for ((r = 1; r <= ROUNDS; r++)); do
       for p in $PROXIES; do
-        local out=$WORK/wrk-$name-$p-$r.txt c0 c1 vals rps reqs p50 p99 non2xx sock cpu
-        local s0p s0l busy_p busy_l
-        local -a cpids
-        read -ra cpids <<<"${CPU_PIDS[$p]}"
-        sleep 1
-        s0p=$(cpu_stat "$PROXY_CPU")
-        s0l=$(cpu_stat "$LOAD_CPU")
-        c0=$(cpu_ticks "${cpids[@]}")
-        timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" \
-          --latency "http://127.0.0.1:${PORT[$p]}$path" >"$out" 2>&1 ||
-          die "wrk against $p failed (rc $?): $(cat "$out")"
-        c1=$(cpu_ticks "${cpids[@]}")
-        busy_p=$(busy_pct "$s0p" "$(cpu_stat "$PROXY_CPU")")
-        busy_l=$(busy_pct "$s0l" "$(cpu_stat "$LOAD_CPU")")
-        vals=$(python3 "$BENCH_DIR/report.py" parse-wrk "$out") || die "cannot parse $out: $(cat "$out")"
-        read -r rps reqs p50 p99 non2xx sock <<<"$vals"
-        cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
+        local out=$WORK/wrk-$name-$p-$r.txt rps reqs p50 p99 non2xx sock cpu busy_p busy_l
+        measure "$p" "$path" "$out"
+        rps=$M_RPS reqs=$M_REQS p50=$M_P50 p99=$M_P99 non2xx=$M_NON2XX sock=$M_SOCK
+        cpu=$M_CPU busy_p=$M_BUSY_P busy_l=$M_BUSY_L
         printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$p" "$r" "$rps" \
           "$reqs" "$p50" "$p99" "$cpu" "$non2xx" "$sock" "$busy_p" "$busy_l" >>"$runs"
         log "$name round $r/$ROUNDS $p: $rps req/s, p50 ${p50}us, p99 ${p99}us, proxy CPU ${cpu}s, CPU $PROXY_CPU/$LOAD_CPU busy $busy_p%/$busy_l%, non-2xx $non2xx, socket errors $sock"
@@ -531,15 +621,8 @@ run_macro() {
     env_header
     echo
     python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
-    local problems
-    problems=$(log_problems)
     echo
-    if [[ -n $problems ]]; then
-      echo "log lines that may point at a problem:"
-      echo "$problems"
-    else
-      echo "logs: no warning or error lines from torii, nginx, HAProxy or the origin"
-    fi
+    problems_footer
   } >"$results"
   echo
   cat "$results"
@@ -601,6 +684,83 @@ run_idle() {
   echo "results: $results"
 }
 
+# origin_requests NAME...: the origins' request counts (/__stats), summed.
+origin_requests() {
+  local -a addrs=()
+  local n
+  for n in "$@"; do addrs+=("${ORIGIN_AT[$n]}"); done
+  python3 "$BENCH_DIR/report.py" origin-requests "${addrs[@]}" ||
+    die "cannot read /__stats from the origins ${addrs[*]}"
+}
+
+run_balance() {
+  ensure_peers
+  command -v wrk >/dev/null || die "wrk is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/balance-$STAMP.txt runs=$RESULTS_DIR/balance-$STAMP.tsv
+  local path="/?size=100" size=100 p a r inst
+  printf '# proxy\talgorithm\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tslow_requests\tall_requests\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
+
+  # The slow origin first: the backend every proxy lists first.
+  start_origin origin-slow "$SLOW_MS"
+  start_origin origin1
+  start_origin origin2
+  local -a instances=()
+  for p in $PROXIES; do
+    for a in rr lc; do
+      start_proxy "$p-$a" "$a"
+      instances+=("$p-$a")
+    done
+  done
+  for inst in "${instances[@]}"; do warm_up "$inst" "$path" "$WORK/warmup-$inst.txt"; done
+  proxies_alive
+  for ((r = 1; r <= ROUNDS; r++)); do
+    # Odd rounds measure round robin first, even rounds least_conn first.
+    local order="rr lc"
+    ((r % 2 == 0)) && order="lc rr"
+    for p in $PROXIES; do
+      for a in $order; do
+        inst=$p-$a
+        local out=$WORK/wrk-balance-$inst-$r.txt s0 s1 a0 a1 slow all share
+        s0=$(origin_requests origin-slow)
+        a0=$(origin_requests origin-slow origin1 origin2)
+        measure "$inst" "$path" "$out"
+        s1=$(origin_requests origin-slow)
+        a1=$(origin_requests origin-slow origin1 origin2)
+        slow=$((s1 - s0)) all=$((a1 - a0))
+        share=$(awk -v s="$slow" -v a="$all" 'BEGIN { printf "%.2f", (a > 0 ? 100 * s / a : 0) }')
+        printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$a" "$r" \
+          "$M_RPS" "$M_REQS" "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" "$slow" "$all" \
+          "$M_BUSY_P" "$M_BUSY_L" >>"$runs"
+        log "balance round $r/$ROUNDS $inst: $M_RPS req/s, p50 ${M_P50}us, p99 ${M_P99}us, slow origin $slow of $all requests ($share%), proxy CPU ${M_CPU}s, CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
+        if ((M_NON2XX > 0 || M_SOCK > 0)); then
+          log "WARNING: $inst: $M_NON2XX non-2xx answers and $M_SOCK socket errors in this run"
+          cp "$out" "$RESULTS_DIR/balance-$STAMP-wrk-$inst-$r.txt"
+        fi
+        proxies_alive
+      done
+    done
+  done
+  for inst in "${instances[@]}"; do check_proxy "$inst" "$path" "$size"; done
+
+  {
+    echo "torii benchmark: balance, wrk -t1 -c$CONNS -d${DURATION}s --latency GET $path, $ROUNDS interleaved round(s)"
+    env_header
+    echo "origins:   ${ORIGIN_AT[origin-slow]} (every response delayed $SLOW_MS ms), ${ORIGIN_AT[origin1]}, ${ORIGIN_AT[origin2]}"
+    echo
+    python3 "$BENCH_DIR/report.py" balance-table "$runs" --duration "$DURATION" --conns "$CONNS" \
+      --slow-ms "$SLOW_MS"
+    echo
+    problems_footer
+  } >"$results"
+  echo
+  cat "$results"
+  echo
+  echo "results: $results (per-run records: $runs)"
+}
+
 run_parser() {
   build h1_parser_bench
   mkdir -p "$RESULTS_DIR"
@@ -620,4 +780,5 @@ case $MODE in
   macro) run_macro ;;
   idle) run_idle ;;
   parser) run_parser ;;
+  balance) run_balance ;;
 esac

@@ -9,7 +9,11 @@
 // framing, bad header bytes) so the proxy's defences can be tested from both sides.
 //
 //   torii-origin --listen 127.0.0.1:0 --name NAME [--ready-file PATH] [--log PATH]
-//                [--threads N] [--keepalive-timeout SECONDS]
+//                [--threads N] [--keepalive-timeout SECONDS] [--delay-ms N]
+//
+// --delay-ms N holds every response (the control endpoints /__stats and /__health excepted)
+// for N ms before producing it, on the same timer path as the per-request delay= parameter
+// (the two add up): a slow backend for the load-balancing benchmark (bench/run.sh balance).
 //
 // Every parsed request can be appended to a JSON-lines log (--log), so tests can assert on
 // exactly what reached the origin. The endpoint list is in Loop::route() below and in
@@ -69,6 +73,7 @@ struct Options {
   std::string log_path;
   int threads = 1;
   double keepalive_s = 60;  // 0 disables the idle timeout
+  int64_t delay_ms = 0;     // --delay-ms: added to every response's delay= (control paths excepted)
 };
 
 Options g_opt;
@@ -1082,6 +1087,8 @@ class Loop {
       for_each_param(query, [&](std::string_view k, std::string_view v) {
         if (k == "delay") delay = parse_num<int64_t>(v).value_or(0);
       });
+      if (g_opt.delay_ms > 0 && c.req.path() != "/__stats" && c.req.path() != "/__health")
+        delay = std::max<int64_t>(delay, 0) + g_opt.delay_ms;
       if (delay > 0) {
         arm_timer(c, delay, OnTimer::Dispatch);
         return;
@@ -1230,9 +1237,11 @@ class Loop {
   if (msg) fprintf(stderr, "torii-origin: %s\n", msg);
   fputs(
       "usage: torii-origin --listen ADDR:PORT --name NAME [--ready-file PATH] [--log PATH]\n"
-      "                    [--threads N] [--keepalive-timeout SECONDS]\n"
+      "                    [--threads N] [--keepalive-timeout SECONDS] [--delay-ms N]\n"
       "  ADDR:PORT is a.b.c.d:port or [v6]:port; port 0 picks a free port.\n"
       "  --keepalive-timeout 0 disables the idle timeout (default 60 s).\n"
+      "  --delay-ms N delays every response by N ms (added to delay=; /__stats and\n"
+      "  /__health are not delayed); default 0.\n"
       "query parameters (any path not below): size=N chunked=1 delay=MS status=NNN cc=V\n"
       "  etag=V ct=TYPE close=1 hdr=Name:Value (repeatable)\n"
       "paths: /echo /headers /__stats /health /health-toggle /die-mid /die-mid-rst\n"
@@ -1274,6 +1283,10 @@ void parse_args(int argc, char** argv) {
       if (value.empty() || *end != '\0' || !(s >= 0) || s > 1e6)
         usage("--keepalive-timeout must be a number of seconds >= 0");
       g_opt.keepalive_s = s;
+    } else if (key == "--delay-ms") {
+      auto n = parse_num<int64_t>(value);
+      if (!n || *n < 0 || *n > 3600000) usage("--delay-ms must be 0..3600000");
+      g_opt.delay_ms = *n;
     } else {
       usage(("unknown option " + std::string(key)).c_str());
     }
