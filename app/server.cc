@@ -150,6 +150,16 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
     p->rate_limits.push_back(std::move(rl));
   }
   p->trusted_proxies = IpListOf(c.server.trusted_proxies);
+  p->compression.order.clear();
+  for (const std::string& name : c.compression.algorithms) {
+    p->compression.order.push_back(*codec::ParseCoding(name));  // the loader checked the names
+  }
+  p->compression.min_bytes = c.compression.min_bytes;
+  p->compression.types = c.compression.types.empty() ? codec::DefaultTypes() : c.compression.types;
+  p->compression.level[static_cast<int>(codec::Coding::kGzip)] = c.compression.gzip_level;
+  p->compression.level[static_cast<int>(codec::Coding::kBrotli)] = c.compression.br_level;
+  p->compression.level[static_cast<int>(codec::Coding::kZstd)] = c.compression.zstd_level;
+  p->compression.decompress = c.compression.decompress;
   for (const conf::RouteConfig& rc : c.routes) {
     http::RouteSpec rs;
     rs.allow = IpListOf(rc.allow);
@@ -164,6 +174,7 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
       rs.redirect_status = rc.redirect_status;
     }
     rs.server_timing = rc.server_timing;
+    rs.compress = rc.compress;
     for (const auto& [name, value] : rc.add_headers) {
       rs.add_headers += name + ": " + value + "\r\n";
     }

@@ -19,12 +19,27 @@
       the slow origin's share of the requests, errors; then per proxy the ratio of the
       median p99s, round robin / least_conn.
 
+  report.py ratelimit-table RUNS_TSV [--duration S] [--conns N]
+      Reads ratelimit mode's per-run records (tab separated: proxy limit round rps requests
+      p50_us p99_us cpu_s non2xx sock_errors [busy P, busy L]; limit off or on) and prints,
+      per proxy and limit: median req/s, p50 and p99, proxy CPU use, requests per proxy
+      CPU-second, errors; then per proxy the limit's overhead, 1 - (req/CPU-s on / off), over
+      all rounds and round by round (each round's "on" run against the same round's "off").
+
   report.py origin-requests HOST:PORT...
       Prints the sum of the torii-origins' request counts (GET /__stats).
+
+  report.py header HOST:PORT PATH NAME
+      GETs PATH and prints the value of the response header NAME; exits 1 if it is absent
+      or the status is not 200.
+
+  report.py haproxy-table SOCKET TABLE
+      Prints HAProxy's "show table TABLE" from its stats socket SOCKET.
 """
 import http.client
 import json
 import re
+import socket
 import statistics
 import sys
 
@@ -199,6 +214,124 @@ def balance_table(path, duration, conns, slow_ms):
     return "\n".join(out)
 
 
+LIMIT_TITLES = {"off": "no limit", "on": "limit, not hit"}
+LIMIT_DIRECTIVES = {
+    "torii": 'rate_limit = "per_ip"',
+    "nginx": "limit_req zone=per_ip nodelay",
+    "haproxy": "track-sc0 src + deny if",
+}
+
+
+def ratelimit_table(path, duration, conns):
+    runs = []
+    with open(path) as f:
+        for line in f:
+            if not line.strip() or line.startswith("#"):
+                continue
+            f = line.rstrip("\n").split("\t")
+            px, limit, rnd, rps, reqs, p50, p99, cpu, non2xx, sock = f[:10]
+            busy_p, busy_l = (float(f[10]), float(f[11])) if len(f) >= 12 else (0.0, 0.0)
+            runs.append(dict(proxy=px, limit=limit, round=int(rnd), rps=float(rps),
+                             requests=int(reqs), p50=float(p50), p99=float(p99), cpu=float(cpu),
+                             non2xx=int(non2xx), sock=int(sock), busy_p=busy_p, busy_l=busy_l))
+    if not runs:
+        return "no runs recorded"
+    proxies = [p for p in PROXY_ORDER if any(r["proxy"] == p for r in runs)]
+    proxies += sorted({r["proxy"] for r in runs} - set(proxies))
+    rounds = max(r["round"] for r in runs)
+    out = [f"Rate limit not hit: GET /?size=100, {conns} keep-alive connections, {rounds} round(s) "
+           f"x {duration:g}s per (proxy, limit), interleaved"]
+    hdr = (f"  {'proxy':<8} {'limit':<15} {'directive':<30} {'req/s (median)':>15} {'p50':>9} "
+           f"{'p99':>9} {'proxy CPU':>15} {'req/CPU-s':>10} {'errors':>7} {'CPU busy P/L':>13}"
+           f"   per-round req/CPU-s")
+    out.append(hdr)
+    out.append("  " + "-" * (len(hdr) - 2))
+
+    def per_cpu(rs):
+        cpu = sum(r["cpu"] for r in rs)
+        return sum(r["requests"] for r in rs) / cpu if cpu > 0 else 0.0
+
+    summary = {}
+    for px in proxies:
+        for limit in ("off", "on"):
+            rs = sorted((r for r in runs if r["proxy"] == px and r["limit"] == limit),
+                        key=lambda r: r["round"])
+            if not rs:
+                continue
+            med_rps = statistics.median(r["rps"] for r in rs)
+            med_p50 = statistics.median(r["p50"] for r in rs)
+            med_p99 = statistics.median(r["p99"] for r in rs)
+            total_cpu = sum(r["cpu"] for r in rs)
+            cpu_pct = 100.0 * total_cpu / (duration * len(rs)) if duration else 0.0
+            errors = sum(r["non2xx"] + r["sock"] for r in rs)
+            busy = f"{statistics.median(r['busy_p'] for r in rs):.0f}%/" \
+                   f"{statistics.median(r['busy_l'] for r in rs):.0f}%"
+            summary[(px, limit)] = (per_cpu(rs), med_p50, med_p99, rs)
+            directive = LIMIT_DIRECTIVES.get(px, "?") if limit == "on" else "-"
+            out.append(f"  {px:<8} {LIMIT_TITLES.get(limit, limit):<15} {directive:<30} "
+                       f"{med_rps:>15,.0f} {_fmt_lat(med_p50):>9} {_fmt_lat(med_p99):>9} "
+                       f"{f'{total_cpu:.2f}s ({cpu_pct:.0f}%)':>15} {per_cpu(rs):>10,.0f} "
+                       f"{errors:>7} {busy:>13}   "
+                       + " ".join(f"{per_cpu([r]):,.0f}" for r in rs))
+    out.append("")
+    for px in proxies:
+        off, on = summary.get((px, "off")), summary.get((px, "on"))
+        if not (off and on and off[0] > 0):
+            continue
+        overhead = 100.0 * (1.0 - on[0] / off[0])
+        by_round = []
+        for r_on in on[3]:
+            r_off = [r for r in off[3] if r["round"] == r_on["round"]]
+            if r_off and per_cpu(r_off) > 0:
+                by_round.append(100.0 * (1.0 - per_cpu([r_on]) / per_cpu(r_off)))
+        spread = ""
+        if len(by_round) >= 2:
+            se = statistics.stdev(by_round) / len(by_round) ** 0.5
+            spread = (f" (median {statistics.median(by_round):+.1f}%, mean "
+                      f"{statistics.mean(by_round):+.1f}% +- {se:.1f}% s.e.)")
+        out.append(f"  {px:<8} limit overhead (1 - req/CPU-s on / off): {overhead:+6.1f}%   "
+                   f"per round: " + " ".join(f"{o:+.1f}%" for o in by_round) + spread
+                   + f"   p50 {_fmt_lat(off[1])} -> {_fmt_lat(on[1])}, "
+                   f"p99 {_fmt_lat(off[2])} -> {_fmt_lat(on[2])}")
+    out.append("")
+    out.append("proxy CPU = the proxy's CPU seconds (utime+stime, all its processes) summed over "
+               "the rounds (and, in brackets, / wall\n  seconds of the runs: 100% = the one core "
+               "it is pinned to); req/CPU-s = requests / those CPU seconds.")
+    out.append("overhead > 0: the limit costs that share of the requests per CPU-second; < 0 is "
+               "noise in the limit's favour. Per round:\n  each round's \"on\" run against the "
+               "same round's \"off\" run; their spread (s.e. = standard error of the mean) "
+               "is the\n  resolution of the overall figure.")
+    out.append("errors = wrk non-2xx/3xx responses + socket errors, summed over the rounds (any "
+               "non-2xx stops the run: a limit was hit).")
+    return "\n".join(out)
+
+
+def header_value(addr, path, name):
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", path, headers={"User-Agent": "torii-bench-check"})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    if resp.status != 200:
+        raise ValueError(f"{addr}{path}: status {resp.status}")
+    return resp.getheader(name)
+
+
+def haproxy_table(sock_path, table_name):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(sock_path)
+        s.sendall(f"show table {table_name}\n".encode())
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    return b"".join(chunks).decode(errors="replace")
+
+
 def origin_requests(addrs):
     total = 0
     for addr in addrs:
@@ -253,6 +386,37 @@ def main(argv):
                 return 2
             args = args[2:]
         print(balance_table(argv[1], duration, conns, slow_ms))
+        return 0
+    if len(argv) >= 2 and argv[0] == "ratelimit-table":
+        duration, conns = 0.0, 0
+        args = argv[2:]
+        while args:
+            if args[0] == "--duration":
+                duration = float(args[1])
+            elif args[0] == "--conns":
+                conns = int(args[1])
+            else:
+                print(f"report.py: unknown option {args[0]}", file=sys.stderr)
+                return 2
+            args = args[2:]
+        print(ratelimit_table(argv[1], duration, conns))
+        return 0
+    if len(argv) == 4 and argv[0] == "header":
+        try:
+            value = header_value(argv[1], argv[2], argv[3])
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            print(f"report.py: {e}", file=sys.stderr)
+            return 1
+        if value is None:
+            return 1
+        print(value)
+        return 0
+    if len(argv) == 3 and argv[0] == "haproxy-table":
+        try:
+            print(haproxy_table(argv[1], argv[2]), end="")
+        except OSError as e:
+            print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
+            return 1
         return 0
     if len(argv) >= 2 and argv[0] == "origin-requests":
         try:

@@ -5,6 +5,7 @@
 #   bash bench/run.sh idle      memory per idle keep-alive connection (bench/idle_conns.py)
 #   bash bench/run.sh parser    the H1Parser micro-benchmark (bench/h1_parser_bench.cc)
 #   bash bench/run.sh balance   round robin against least_conn with one slow origin (below)
+#   bash bench/run.sh ratelimit the cost of a per-client-IP rate limit that is never hit (below)
 #
 # One torii-origin serves all three proxies (balance mode: three, one of them slow). Each proxy runs one worker (torii workers = 1,
 # nginx worker_processes 1, HAProxy nbthread 1) pinned to PROXY_CPU; wrk and the origin share
@@ -38,17 +39,34 @@
 # interleaved rounds. Reported per (proxy, algorithm): median req/s, p50, p99 and the share
 # of requests the slow origin served (its /__stats count); per proxy: p99 round robin /
 # p99 least_conn. SCENARIOS does not apply.
+#
+# ratelimit mode: one torii-origin (as macro mode); each proxy runs twice, same settings as
+# macro mode: without a limit ("off") and with a per-client-IP request rate limit on the route
+# that is never hit ("on"): torii [rate_limit.per_ip] key = "client_ip",
+# rate = "RL_RATE/s", burst = RL_BURST, and rate_limit = "per_ip" on the route; nginx
+# limit_req_zone $binary_remote_addr zone=per_ip:10m rate=RL_RATEr/s + limit_req
+# zone=per_ip burst=RL_BURST nodelay (limit_req_status 429); HAProxy a stick-table (type ip,
+# store http_req_rate(1s)), http-request track-sc0 src and deny deny_status 429 if
+# sc_http_req_rate(0) gt RL_RATE. RL_RATE = 100,000,000 per second and RL_BURST = 1,000,000
+# (torii's maximum burst): no single client comes near. All six instances run at once, pinned
+# to PROXY_CPU, measured in turn with wrk -t1 -cCONNS -dDURATION --latency on GET /?size=100,
+# ROUNDS interleaved rounds (odd rounds "off" first, even rounds "on" first). Before the runs
+# torii "on" must answer with RateLimit-Policy (and "off" without) and, after a warm-up,
+# HAProxy "on" must hold a stick-table entry for 127.0.0.1 (its stats socket). Any non-2xx
+# answer means a limit was hit: the run stops. Reported per (proxy, limit): median req/s,
+# p50, p99, proxy CPU, requests per proxy CPU-second; per proxy the limit's overhead
+# 1 - (req/CPU-s on / req/CPU-s off), overall and round by round. SCENARIOS does not apply.
 set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance) ;;
+  macro | idle | parser | balance | ratelimit) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit)" >&2
     exit 2
     ;;
 esac
@@ -68,6 +86,9 @@ RESULTS_DIR=${RESULTS_DIR:-$BUILD_DIR/bench-results}
 KEEP_WORK=${KEEP_WORK:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SLOW_MS=${SLOW_MS:-20}
+# ratelimit mode: the limit every "on" instance enforces (never reached by the benchmark).
+RL_RATE=100000000 # requests per second per client address (torii accepts 1..1e9)
+RL_BURST=1000000  # torii's maximum
 
 for v in DURATION ROUNDS CONNS N PROXY_CPU LOAD_CPU SLOW_MS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number (got '${!v}')" >&2; exit 2; }
@@ -270,7 +291,9 @@ build() {
 # A proxy instance is named after its kind (torii, nginx, haproxy), optionally followed by
 # "-SUFFIX" (balance mode runs torii-rr, torii-lc, ...); its files are $WORK/NAME/ and
 # $WORK/NAME.log. It proxies to every address in BACKENDS with the algorithm ALGO given to
-# start_proxy: "" (the proxy's default, no directive written), rr or lc.
+# start_proxy: "" (the proxy's default, no directive written), rr or lc. With LIMIT = on it also
+# limits each client address to RL_RATE requests per second with a burst of RL_BURST
+# (ratelimit mode); with LIMIT = "" or off, no limit.
 # ---------------------------------------------------------------------------------------
 declare -A PORT CPU_PIDS MAIN_PID NGINX_WORKERS ORIGIN_AT
 ORIGIN_ADDR=""  # the origin whose bytes check_proxy compares against
@@ -300,7 +323,16 @@ start_origin() {
 }
 
 start_torii() {
-  local name=$1 algo=$2 dir=$WORK/$1 algo_line="" backends="" b
+  local name=$1 algo=$2 limit=${3:-} dir=$WORK/$1 algo_line="" backends="" b
+  local limit_table="" limit_line=""
+  if [[ $limit == on ]]; then
+    limit_table=$'\n'"[rate_limit.per_ip]
+key = \"client_ip\"
+rate = \"$RL_RATE/s\"
+burst = $RL_BURST
+"
+    limit_line=$'\nrate_limit = "per_ip"'
+  fi
   case $algo in
     rr) algo_line=$'\nalgorithm = "round_robin"' ;;
     lc) algo_line=$'\nalgorithm = "least_conn"' ;;
@@ -326,11 +358,11 @@ address = "127.0.0.1:0"
 name = "origin"
 backends = [$backends]
 keepalive = 64$algo_line
-
+$limit_table
 [[route]]
 host = "*"
 path_prefix = "/"
-pool = "origin"
+pool = "origin"$limit_line
 EOF
   "$TORII_BIN" -t -c "$dir/torii.toml" >"$dir/check.log" 2>&1 ||
     die "$name rejects its bench config: $(cat "$dir/check.log")"
@@ -345,8 +377,14 @@ EOF
 }
 
 start_nginx() {
-  local name=$1 algo=$2 dir=$WORK/$1 port algo_line="" servers="" b
+  local name=$1 algo=$2 limit=${3:-} dir=$WORK/$1 port algo_line="" servers="" b
+  local zone_line="" limit_lines=""
   [[ $algo == lc ]] && algo_line=$'\n        least_conn;'
+  if [[ $limit == on ]]; then
+    zone_line=$'\n'"    limit_req_zone \$binary_remote_addr zone=per_ip:10m rate=${RL_RATE}r/s;"
+    limit_lines=$'\n'"            limit_req zone=per_ip burst=$RL_BURST nodelay;"
+    limit_lines+=$'\n'"            limit_req_status 429;"
+  fi
   for b in "${BACKENDS[@]}"; do servers+=$'\n'"        server $b;"; done
   port=$(free_port)
   mkdir -p "$dir/logs" "$dir/tmp"
@@ -369,7 +407,7 @@ http {
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
-    keepalive_timeout 75s;
+    keepalive_timeout 75s;$zone_line
     upstream origin {$algo_line$servers
         keepalive 64;
     }
@@ -380,7 +418,7 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             # Buffer in memory only: never spill 100 KiB responses to temp files.
-            proxy_max_temp_file_size 0;
+            proxy_max_temp_file_size 0;$limit_lines
         }
     }
 }
@@ -407,7 +445,15 @@ EOF
 }
 
 start_haproxy() {
-  local name=$1 algo=$2 dir=$WORK/$1 port algo_line="" servers="" b i=0
+  local name=$1 algo=$2 limit=${3:-} dir=$WORK/$1 port algo_line="" servers="" b i=0
+  local limit_lines="" stats_line=""
+  # ratelimit mode (LIMIT on or off): a stats socket, to look at the stick-table afterwards.
+  [[ -n $limit ]] && stats_line=$'\n'"    stats socket $dir/admin.sock mode 600 level admin"
+  if [[ $limit == on ]]; then
+    limit_lines=$'\n'"    stick-table type ip size 100k expire 30s store http_req_rate(1s)"
+    limit_lines+=$'\n'"    http-request track-sc0 src"
+    limit_lines+=$'\n'"    http-request deny deny_status 429 if { sc_http_req_rate(0) gt $RL_RATE }"
+  fi
   case $algo in
     rr) algo_line=$'\n    balance roundrobin' ;;
     lc) algo_line=$'\n    balance leastconn' ;;
@@ -423,7 +469,7 @@ start_haproxy() {
 # generated by bench/run.sh (no log lines: no logging)
 global
     nbthread 1
-    maxconn 30000
+    maxconn 30000$stats_line
 $strict
 
 defaults
@@ -437,7 +483,7 @@ defaults
     timeout http-request 10s
 
 frontend bench
-    bind 127.0.0.1:$port
+    bind 127.0.0.1:$port$limit_lines
     default_backend origin
 
 backend origin$algo_line$servers
@@ -459,9 +505,9 @@ check_proxy() {
   log "check: $out"
 }
 
-# start_proxy NAME [ALGO]: starts the instance NAME (kind = NAME up to the first "-").
+# start_proxy NAME [ALGO [LIMIT]]: starts the instance NAME (kind = NAME up to the first "-").
 start_proxy() {
-  "start_${1%%-*}" "$1" "${2:-}"
+  "start_${1%%-*}" "$1" "${2:-}" "${3:-}"
   RUNNING+=" $1"
   check_proxy "$1" "/?size=100" 100
   log "$1 (PID ${MAIN_PID[$1]}, CPU-accounted PIDs ${CPU_PIDS[$1]}, CPU $PROXY_CPU) on 127.0.0.1:${PORT[$1]}"
@@ -761,6 +807,94 @@ run_balance() {
   echo "results: $results (per-run records: $runs)"
 }
 
+# check_limit_live NAME: evidence that the "on" instance NAME applies its limit. torii: the
+# RateLimit-Policy header on the response (and no such header from the "off" instance);
+# HAProxy: an entry for 127.0.0.1 in its stick-table (after a warm-up). nginx shows nothing at
+# run time: its config (limit_req, checked by nginx -t) is the evidence.
+check_limit_live() {
+  local name=$1 kind=${1%%-*} out
+  case $kind in
+    torii)
+      out=$(python3 "$BENCH_DIR/report.py" header "127.0.0.1:${PORT[$name]}" "/?size=100" \
+        RateLimit-Policy) || die "$name (rate limit on) answers without a RateLimit-Policy header"
+      log "check: $name answers with RateLimit-Policy: $out"
+      if out=$(python3 "$BENCH_DIR/report.py" header "127.0.0.1:${PORT[torii-off]}" "/?size=100" \
+        RateLimit-Policy); then
+        die "torii-off (no rate limit) answers with a RateLimit-Policy header: $out"
+      fi
+      ;;
+    haproxy)
+      out=$(python3 "$BENCH_DIR/report.py" haproxy-table "$WORK/$name/admin.sock" bench) ||
+        die "cannot read $name's stick-table: $out"
+      grep -q 'key=127\.0\.0\.1 ' <<<"$out" ||
+        die "$name's stick-table has no entry for 127.0.0.1 after a warm-up: $out"
+      log "check: $name stick-table: $(grep 'key=127\.0\.0\.1 ' <<<"$out" | sed 's/^0x[0-9a-f]*: //')"
+      ;;
+    nginx) log "check: $name: limit_req zone=per_ip in its config (nginx -t passed)" ;;
+  esac
+}
+
+run_ratelimit() {
+  ensure_peers
+  command -v wrk >/dev/null || die "wrk is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/ratelimit-$STAMP.txt runs=$RESULTS_DIR/ratelimit-$STAMP.tsv
+  local path="/?size=100" size=100 p l r inst
+  printf '# proxy\tlimit\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
+
+  start_origin
+  local -a instances=()
+  for p in $PROXIES; do
+    for l in off on; do
+      start_proxy "$p-$l" "" "$l"
+      instances+=("$p-$l")
+    done
+  done
+  for inst in "${instances[@]}"; do warm_up "$inst" "$path" "$WORK/warmup-$inst.txt"; done
+  for p in $PROXIES; do check_limit_live "$p-on"; done
+  proxies_alive
+  for ((r = 1; r <= ROUNDS; r++)); do
+    # Odd rounds measure the instance without a limit first, even rounds the one with it.
+    local order="off on"
+    ((r % 2 == 0)) && order="on off"
+    for p in $PROXIES; do
+      for l in $order; do
+        inst=$p-$l
+        local out=$WORK/wrk-ratelimit-$inst-$r.txt
+        measure "$inst" "$path" "$out"
+        printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$l" "$r" "$M_RPS" \
+          "$M_REQS" "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" "$M_BUSY_P" "$M_BUSY_L" >>"$runs"
+        log "ratelimit round $r/$ROUNDS $inst: $M_RPS req/s, p50 ${M_P50}us, p99 ${M_P99}us, proxy CPU ${M_CPU}s, CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
+        if ((M_NON2XX > 0 || M_SOCK > 0)); then
+          cp "$out" "$RESULTS_DIR/ratelimit-$STAMP-wrk-$inst-$r.txt"
+          # A non-2xx answer (429) means a limit was hit: not the scenario this mode measures.
+          ((M_NON2XX == 0)) ||
+            die "$inst: $M_NON2XX non-2xx answers (a limit was hit?); wrk output kept in $RESULTS_DIR/ratelimit-$STAMP-wrk-$inst-$r.txt, runs so far in $runs"
+          log "WARNING: $inst: $M_SOCK socket errors in this run"
+        fi
+        proxies_alive
+      done
+    done
+  done
+  for inst in "${instances[@]}"; do check_proxy "$inst" "$path" "$size"; done
+
+  {
+    echo "torii benchmark: ratelimit, wrk -t1 -c$CONNS -d${DURATION}s --latency GET $path, $ROUNDS interleaved round(s)"
+    env_header
+    echo "limit:     per client address, $RL_RATE requests/s, burst $RL_BURST (\"on\" instances; never hit)"
+    echo
+    python3 "$BENCH_DIR/report.py" ratelimit-table "$runs" --duration "$DURATION" --conns "$CONNS"
+    echo
+    problems_footer
+  } >"$results"
+  echo
+  cat "$results"
+  echo
+  echo "results: $results (per-run records: $runs)"
+}
+
 run_parser() {
   build h1_parser_bench
   mkdir -p "$RESULTS_DIR"
@@ -781,4 +915,5 @@ case $MODE in
   idle) run_idle ;;
   parser) run_parser ;;
   balance) run_balance ;;
+  ratelimit) run_ratelimit ;;
 esac

@@ -4,7 +4,7 @@
 // workers and sessions. Nothing here does I/O or knows about io_uring. Key names follow
 // ../shared/DESIGN.md, which is the operator contract; the README documents every key.
 //
-// Deliberately left out for now: TLS listeners (issue #5), caches (#6), compression (#8).
+// Deliberately left out for now: TLS listeners (issue #5) and caches (#6).
 // The loader refuses those tables with a clear error instead of silently
 // ignoring them, so an operator never believes a protection is on when it is not.
 #pragma once
@@ -190,6 +190,19 @@ struct RouteConfig {
   std::vector<std::string> deny;
 };
 
+// [compression]: how routes with compress = true encode responses.
+struct CompressionConfig {
+  // Server preference among the codings the client accepts: "br", "zstd", "gzip".
+  std::vector<std::string> algorithms{"br", "zstd", "gzip"};
+  uint64_t min_bytes = 256;        // smaller bodies (by Content-Length) are sent as they are
+  std::vector<std::string> types;  // Content-Type patterns ("text/*"); empty = the default list
+  int gzip_level = 5;              // 1..9
+  int br_level = 4;                // 0..11
+  int zstd_level = 3;              // 1..19
+  // Decode a backend's gzip/br/zstd body for a client that does not accept that coding.
+  bool decompress = false;
+};
+
 struct Config {
   std::string source;  // file the config came from (or a label)
   ServerConfig server;
@@ -199,6 +212,7 @@ struct Config {
   std::vector<PoolConfig> pools;
   std::vector<RouteConfig> routes;
   std::vector<RateLimitConfig> rate_limits;
+  CompressionConfig compression;
 };
 
 }  // namespace torii::conf

@@ -6,8 +6,8 @@
 // and addresses). Each error names file:line:column of the offending key or value and says what
 // was expected; the first error found wins (one clear message beats a wall of them).
 //
-// Deliberately refused rather than ignored: TLS listeners (#5), caches (#6) and compression
-// (#8). An operator must never believe a protection is on when it is not.
+// Deliberately refused rather than ignored: TLS listeners (#5) and caches (#6). An operator
+// must never believe a protection is on when it is not.
 //
 // Exceptions: toml++ throws toml::parse_error, and the validators below throw a private
 // LoadFailure to unwind to LoadConfigString(), which turns both into a ConfigError. Nothing
@@ -511,7 +511,8 @@ class Loader {
     config.source = std::move(source);
     RefuseNotImplementedTables();
     Section top(root_, "the top level");
-    top.CheckKeys({"server", "admin", "limits", "listener", "pool", "route", "rate_limit"});
+    top.CheckKeys({"server", "admin", "limits", "listener", "pool", "route", "rate_limit",
+                   "compression"});
 
     if (const toml::table* t = top.SubTable("server")) {
       LoadServer(Section(*t, "[server]"), &config.server);
@@ -531,6 +532,9 @@ class Loader {
     }
     for (const toml::table* t : ArrayOfTables(top, "pool")) {
       LoadPool(*t, config);
+    }
+    if (const toml::table* t = top.SubTable("compression")) {
+      LoadCompression(Section(*t, "[compression]"), &config.compression);
     }
     if (const toml::table* t = top.SubTable("rate_limit")) {
       LoadRateLimits(Section(*t, "[rate_limit]"), config);
@@ -563,11 +567,10 @@ class Loader {
   }
 
  private:
-  // [cache.*], [rate_limit.*], [compression]: refused at their key, not silently ignored.
+  // [cache.*]: refused at its key, not silently ignored.
   void RefuseNotImplementedTables() const {
     static constexpr std::pair<std::string_view, std::string_view> kRefused[] = {
         {"cache", "[cache.*] tables are not implemented yet (issue #6)"},
-        {"compression", "[compression] is not implemented yet (issue #8)"},
     };
     for (const auto& [name, message] : kRefused) {
       auto it = root_.find(name);
@@ -863,6 +866,74 @@ class Loader {
     s.U32("retries", 0, 10, &pool.retries);
     config.pools.push_back(std::move(pool));
     pool_lines_.push_back(table.source().begin.line);
+  }
+
+  static void LoadCompression(const Section& s, CompressionConfig* out) {
+    s.CheckKeys({"algorithms", "min_bytes", "types", "gzip_level", "br_level", "zstd_level",
+                 "decompress"});
+    if (const toml::node* node = s.Find("algorithms")) {
+      const auto* array = node->as_array();
+      if (array == nullptr || array->empty()) {
+        s.FailAt(*node, "algorithms",
+                 "expected a non-empty array of \"br\", \"zstd\" and \"gzip\" in order of "
+                 "preference, got " + (array == nullptr ? std::string(TypeName(*node))
+                                                        : std::string("an empty array")));
+      }
+      out->algorithms.clear();
+      for (const toml::node& element : *array) {
+        const std::string name = s.StringOf(element, "algorithms");
+        if (name != "br" && name != "zstd" && name != "gzip") {
+          s.FailAt(element, "algorithms",
+                   "expected \"br\", \"zstd\" or \"gzip\", got " + Quote(name));
+        }
+        if (std::find(out->algorithms.begin(), out->algorithms.end(), name) !=
+            out->algorithms.end()) {
+          s.FailAt(element, "algorithms", Quote(name) + " is listed twice");
+        }
+        out->algorithms.push_back(name);
+      }
+    }
+    s.Size("min_bytes", 0, kGiB, &out->min_bytes);
+    if (const toml::node* node = s.Find("types")) {
+      const auto* array = node->as_array();
+      if (array == nullptr || array->empty()) {
+        s.FailAt(*node, "types",
+                 "expected a non-empty array of content types such as \"text/*\", got " +
+                     (array == nullptr ? std::string(TypeName(*node))
+                                       : std::string("an empty array")));
+      }
+      for (const toml::node& element : *array) {
+        const std::string type = Lowercase(s.StringOf(element, "types"));
+        const size_t slash = type.find('/');
+        const bool ok = slash != std::string::npos && slash > 0 && slash + 1 < type.size() &&
+                        std::all_of(type.begin(), type.end(),
+                                    [](char c) { return IsTokenChar(c) || c == '/'; }) &&
+                        type.find('/', slash + 1) == std::string::npos &&
+                        type.substr(0, slash).find('*') == std::string::npos &&
+                        (type.substr(slash + 1) == "*" ||
+                         type.substr(slash + 1).find('*') == std::string::npos);
+        if (!ok) {
+          s.FailAt(element, "types",
+                   "expected a media type (\"application/json\") or \"type/*\", got " +
+                       Quote(type));
+        }
+        out->types.push_back(type);
+      }
+    }
+    uint32_t level = 0;
+    if (s.Find("gzip_level") != nullptr) {
+      s.U32("gzip_level", 1, 9, &level);
+      out->gzip_level = static_cast<int>(level);
+    }
+    if (s.Find("br_level") != nullptr) {
+      s.U32("br_level", 0, 11, &level);
+      out->br_level = static_cast<int>(level);
+    }
+    if (s.Find("zstd_level") != nullptr) {
+      s.U32("zstd_level", 1, 19, &level);
+      out->zstd_level = static_cast<int>(level);
+    }
+    s.Bool("decompress", &out->decompress);
   }
 
   // [rate_limit.NAME] tables, in file order.
@@ -1190,10 +1261,6 @@ class Loader {
     s.Bool("server_timing", &route.server_timing);
     // Accepted as false (the default) but refused as true until they exist: an operator must
     // never believe a feature is on when it is not.
-    if (route.compress) {
-      Refuse(s.FindKey("compress")->source(),
-             s.label() + " compress: compression is not implemented yet (issue #8)");
-    }
     if (route.server_timing) {
       Refuse(s.FindKey("server_timing")->source(),
              s.label() + " server_timing: Server-Timing is not implemented yet (issue #9)");

@@ -18,6 +18,7 @@
 #include "balancer/health.h"
 #include "balancer/load.h"
 #include "balancer/slots.h"
+#include "http/codec/codec.h"
 #include "ratelimit/ban_list.h"
 #include "ratelimit/client_ip.h"
 #include "ratelimit/conn_limit.h"
@@ -72,6 +73,7 @@ struct RouteSpec {
   bool redirect_prefix = false;
   uint16_t redirect_status = 0;  // 0 = not a redirect route
   bool server_timing = false;
+  bool compress = false;  // encode responses per ProxyConfig::compression
   // Pre-serialised "Name: value\r\n" lines (validated by the config loader).
   std::string add_headers;
   // Access: deny wins; a non-empty allow admits only its members (403 otherwise).
@@ -120,6 +122,16 @@ struct ProxyLimits {
   uint32_t keepalive_requests = 1000;
 };
 
+struct CompressionSpec {
+  std::vector<codec::Coding> order{codec::Coding::kBrotli, codec::Coding::kZstd,
+                                   codec::Coding::kGzip};
+  uint64_t min_bytes = 256;
+  std::vector<std::string> types;  // Content-Type patterns
+  int level[4] = {0, 5, 4, 3};     // by codec::Coding
+  bool decompress = false;
+  uint64_t max_decoded = 1ull << 30;  // a backend's compressed body may expand to this much
+};
+
 struct ProxyConfig {
   ProxyLimits limits;
   std::vector<PoolSpec> pools;
@@ -128,6 +140,7 @@ struct ProxyConfig {
   std::vector<RateLimitSpec> rate_limits;
   // Peers whose X-Forwarded-For names the client (empty: the peer is the client).
   ratelimit::IpList trusted_proxies;
+  CompressionSpec compression;
 };
 
 }  // namespace torii::http

@@ -135,6 +135,31 @@ void ProxyContext::KickWaiters() {
   }
 }
 
+namespace {
+// Warm encoders kept per coding and worker.
+constexpr size_t kMaxPooledEncoders = 16;
+}  // namespace
+
+std::unique_ptr<codec::Encoder> ProxyContext::AcquireEncoder(codec::Coding coding) {
+  auto& pool = free_encoders_[static_cast<int>(coding)];
+  if (!pool.empty()) {
+    auto e = std::move(pool.back());
+    pool.pop_back();
+    return e;
+  }
+  return codec::MakeEncoder(coding, config_->compression.level[static_cast<int>(coding)]);
+}
+
+void ProxyContext::ReleaseEncoder(std::unique_ptr<codec::Encoder> encoder) {
+  if (!encoder) {
+    return;
+  }
+  auto& pool = free_encoders_[static_cast<int>(encoder->coding())];
+  if (pool.size() < kMaxPooledEncoders && encoder->Reset()) {
+    pool.push_back(std::move(encoder));
+  }
+}
+
 void ProxyContext::NoteRefusedConnection(std::string_view listener, std::string_view why) {
   stats_.conns_refused++;
   refused_since_log_++;

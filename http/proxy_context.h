@@ -58,6 +58,9 @@ struct ProxyStats {
   uint64_t retries = 0;
   uint64_t aborted = 0;  // client connections cut mid-response (backend died mid-body, ...)
   uint64_t conns_refused = 0;  // closed at accept by max_conns / max_conns_per_ip
+  uint64_t compressed = 0;      // responses encoded
+  uint64_t compress_in = 0;     // bytes before / after encoding
+  uint64_t compress_out = 0;
 };
 
 class ProxyContext {
@@ -104,6 +107,12 @@ class ProxyContext {
   void Enqueue(uint32_t pool, core::ConnRef client, uint64_t ticket, bool front);
   uint64_t NextQueueTicket() { return ++queue_tickets_; }
 
+  // Encoders kept warm per coding (a compressor's state is hundreds of KiB to set up).
+  std::unique_ptr<codec::Encoder> AcquireEncoder(codec::Coding coding);
+  void ReleaseEncoder(std::unique_ptr<codec::Encoder> encoder);
+  // Where a codec writes what it produced (never held across calls).
+  std::string& codec_out() { return codec_out_; }
+
   // A connection closed at accept by a connection limit: counted, and logged at most once a
   // second per worker (a flood must not flood the log).
   void NoteRefusedConnection(std::string_view listener, std::string_view why);
@@ -143,6 +152,8 @@ class ProxyContext {
   core::Worker::TaskId kick_task_ = 0;
   uint64_t kick_at_ = 0;  // when the armed kick fires (0 = not armed)
   uint64_t queue_tickets_ = 0;
+  std::vector<std::unique_ptr<codec::Encoder>> free_encoders_[4];  // by codec::Coding
+  std::string codec_out_;
   uint64_t refused_since_log_ = 0;
   uint64_t last_refused_log_ms_ = 0;
 };

@@ -170,6 +170,13 @@ class ClientSession final : public core::ConnHandler {
   // Listener and route access lists, bans and the route's rate limit; false = answered.
   bool CheckAccess(core::Conn& conn);
   void EndDelay(core::Conn& conn);
+  // Compression decisions: at the request head (what the client accepts) and at the response
+  // head (whether this response may and should be encoded; fills `edits`).
+  void NegotiateCoding(const MessageHead& h);
+  void DecideCompression(const MessageHead& head, HeadEdits* edits);
+  // Writes response body bytes to the client in the response framing (copied).
+  void WriteBody(core::Conn& me, std::string_view bytes);
+  void EndEncoder(bool finished);
   // The body timer: body_timeout since the last byte, and never past the moment the body falls
   // below body_min_rate on average (after the grace period): slow POST (BAD-INPUTS D2).
   uint64_t BodyTimerMs() const {
@@ -217,6 +224,14 @@ class ClientSession final : public core::ConnHandler {
   uint64_t queue_ticket_ = 0;
   bool requeue_front_ = false;
   uint64_t delay_ms_ = 0;        // rate limit delay mode: hold the request this long
+  // Compression: what the client accepts for this request (negotiated from its head) and the
+  // encoder of the response being sent, if it is being compressed.
+  codec::Coding accept_coding_ = codec::Coding::kIdentity;
+  bool range_request_ = false;
+  std::unique_ptr<codec::Encoder> encoder_;
+  std::unique_ptr<codec::Decoder> decoder_;  // decompress: the backend's coding, undone
+  uint8_t accepted_mask_ = 0;  // bit per codec::Coding the client accepts (q > 0)
+  bool flush_each_piece_ = false;  // the backend streams (chunked): do not hold output back
   uint64_t body_start_ms_ = 0;   // when the current request's body phase began
   uint64_t body_bytes_ = 0;      // bytes received since then (body_min_rate)
   bool has_resp_extra_ = false;  // B().resp_extra holds this request's response headers
@@ -378,6 +393,9 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   queue_ticket_ = 0;
   delay_ms_ = 0;
   has_resp_extra_ = false;
+  accept_coding_ = codec::Coding::kIdentity;
+  accepted_mask_ = 0;
+  range_request_ = false;
   have_backend_ = false;
   resp_ = Resp::kNone;
   close_after_ = !h.keep_alive || h.upgrade || draining_ ||
@@ -408,6 +426,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   }
   const PoolSpec& pool = ctx_.config().pools[pool_];
   key_hash_ = pool.needs_key_hash ? KeyHash(conn, h, pool) : 0;
+  NegotiateCoding(h);
   BuildUpstreamRequestHead(h, B().host, B().target, peer_, req_framing_, &B().upstream_head);
   // Expect: 100-continue is answered here (and not forwarded): we are ready for the body.
   for (const HeaderView& hv : h.headers) {
@@ -863,6 +882,18 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
     resp_framing_ = Framing::kUntilClose;
     close_after_ = true;
   }
+  HeadEdits edits;
+  DecideCompression(head, &edits);
+  if (encoder_ || decoder_) {
+    // The encoded length is unknown until the end: chunked (or close-delimited for 1.0).
+    if (version_minor_ >= 1) {
+      resp_framing_ = Framing::kChunked;
+    } else {
+      resp_framing_ = Framing::kUntilClose;
+      close_after_ = true;
+    }
+    flush_each_piece_ = head.framing != Framing::kContentLength;
+  }
   if (draining_) {
     close_after_ = true;
   }
@@ -870,14 +901,163 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   BuildClientResponseHead(head, resp_framing_, head_req, close_after_, version_minor_,
                           has_resp_extra_ ? std::string_view(B().resp_extra)
                                           : std::string_view(ctx_.config().routes[route_].add_headers),
-                          &ctx_.scratch());
+                          edits, &ctx_.scratch());
   me->Write(ctx_.scratch());
   (void)up;
+}
+
+void ClientSession::NegotiateCoding(const MessageHead& h) {
+  if (!ctx_.config().routes[route_].compress) {
+    return;
+  }
+  std::string& joined = ctx_.scratch();
+  joined.clear();
+  for (const HeaderView& hv : h.headers) {
+    if (EqualsIgnoreCase(hv.name, "accept-encoding")) {
+      if (!joined.empty()) {
+        joined.push_back(',');
+      }
+      joined.append(hv.value);
+    } else if (EqualsIgnoreCase(hv.name, "range")) {
+      range_request_ = true;
+    }
+  }
+  accept_coding_ = codec::Negotiate(joined, ctx_.config().compression.order);
+  if (ctx_.config().compression.decompress) {
+    accepted_mask_ = 0;
+    for (codec::Coding c : {codec::Coding::kGzip, codec::Coding::kBrotli, codec::Coding::kZstd}) {
+      if (codec::Negotiate(joined, std::span<const codec::Coding>(&c, 1)) == c) {
+        accepted_mask_ |= static_cast<uint8_t>(1u << static_cast<int>(c));
+      }
+    }
+  }
+}
+
+void ClientSession::DecideCompression(const MessageHead& head, HeadEdits* edits) {
+  const CompressionSpec& spec = ctx_.config().compression;
+  if (!ctx_.config().routes[route_].compress || head.status < 200 || head.status == 204 ||
+      head.status == 206 || head.status == 304) {
+    return;
+  }
+  std::string_view content_type;
+  bool encoded = false;
+  int codings = 0;
+  std::optional<codec::Coding> backend_coding;
+  for (const HeaderView& hv : head.headers) {
+    if (EqualsIgnoreCase(hv.name, "content-type")) {
+      content_type = hv.value;
+    } else if (EqualsIgnoreCase(hv.name, "content-encoding")) {
+      if (!EqualsIgnoreCase(hv.value, "identity")) {
+        encoded = true;
+        ++codings;
+        backend_coding = codec::ParseCoding(hv.value);
+      }
+    } else if (EqualsIgnoreCase(hv.name, "cache-control")) {
+      // no-transform: intermediaries must not change the representation (RFC 9111 §5.2.2.6).
+      std::string_view v = hv.value;
+      for (size_t i = 0; i + 12 <= v.size(); ++i) {
+        if (EqualsIgnoreCase(v.substr(i, 12), "no-transform")) {
+          return;
+        }
+      }
+    }
+  }
+  if (encoded) {
+    // The backend's coding passes through, unless the client does not accept it and
+    // decompress = true: then torii decodes it (one coding we know, nothing stacked).
+    if (spec.decompress && codings == 1 && backend_coding &&
+        *backend_coding != codec::Coding::kIdentity &&
+        (accepted_mask_ & (1u << static_cast<int>(*backend_coding))) == 0 &&
+        method_id_ != HTTP_HEAD && head.framing != Framing::kNone && !range_request_) {
+      decoder_ = codec::MakeDecoder(*backend_coding, spec.max_decoded);
+      if (decoder_) {
+        edits->drop_content_encoding = true;
+        edits->vary_accept_encoding = true;
+        edits->weaken_etag = true;
+      }
+    }
+    return;
+  }
+  if (!codec::TypeMatches(content_type, spec.types)) {
+    return;
+  }
+  const bool has_body = head.framing != Framing::kNone;
+  if (head.framing == Framing::kContentLength && head.content_length < spec.min_bytes) {
+    return;
+  }
+  // From here the representation depends on Accept-Encoding: say so to caches, compressed or
+  // not (nginx gzip_vary).
+  edits->vary_accept_encoding = true;
+  if (accept_coding_ == codec::Coding::kIdentity || method_id_ == HTTP_HEAD || !has_body ||
+      range_request_) {
+    return;
+  }
+  encoder_ = ctx_.AcquireEncoder(accept_coding_);
+  if (!encoder_) {
+    return;  // out of memory for a codec: send it as it is
+  }
+  edits->content_encoding = codec::Name(accept_coding_);
+  edits->weaken_etag = true;
+  ctx_.stats().compressed++;
+}
+
+void ClientSession::WriteBody(core::Conn& me, std::string_view bytes) {
+  if (bytes.empty()) {
+    return;
+  }
+  bytes_sent_ += bytes.size();
+  if (resp_framing_ == Framing::kChunked) {
+    ctx_.scratch().clear();
+    AppendChunkHeader(bytes.size(), &ctx_.scratch());
+    me.Write(ctx_.scratch());
+    me.Write(bytes);
+    me.Write("\r\n");
+  } else {
+    me.Write(bytes);
+  }
+}
+
+void ClientSession::EndEncoder(bool finished) {
+  decoder_.reset();
+  if (!encoder_) {
+    return;
+  }
+  if (finished) {
+    ctx_.stats().compress_in += encoder_->total_in();
+    ctx_.stats().compress_out += encoder_->total_out();
+  }
+  ctx_.ReleaseEncoder(std::move(encoder_));
 }
 
 void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
   core::Conn* me = self();
   if (me == nullptr || body.empty()) {
+    return;
+  }
+  if (encoder_ || decoder_) {
+    std::string& out = ctx_.codec_out();
+    out.clear();
+    bool ok;
+    if (decoder_) {
+      ok = decoder_->Write(body, &out);  // false: corrupt, or over max_decoded (a bomb)
+    } else {
+      ok = encoder_->Write(body, &out);
+      if (ok && flush_each_piece_) {
+        ok = encoder_->Flush(&out);
+      }
+    }
+    if (!ok) {
+      const bool decoding = decoder_ != nullptr;
+      EndEncoder(false);
+      AbortClient(*me, decoding ? "backend body could not be decoded" : "compression failed");
+      return;
+    }
+    WriteBody(*me, out);
+    if (me->queued() > core::Conn::kHighWater && !upstream_paused_) {
+      upstream_paused_ = true;
+      up.PauseRecv();
+      SetTimerFor(*me, TimerFor::kSend, ctx_.config().limits.send_timeout_ms);
+    }
     return;
   }
   bytes_sent_ += body.size();
@@ -914,6 +1094,17 @@ void ClientSession::OnWritable(core::Conn& conn) {
 
 void ClientSession::OnUpstreamDone(bool reusable) {
   core::Conn* me = self();
+  if ((encoder_ || decoder_) && me != nullptr) {
+    std::string& out = ctx_.codec_out();
+    out.clear();
+    if (!(decoder_ ? decoder_->Finish(&out) : encoder_->Finish(&out))) {
+      EndEncoder(false);
+      AbortClient(*me, "compression failed");
+      return;
+    }
+    WriteBody(*me, out);
+  }
+  EndEncoder(true);
   if (resp_framing_ == Framing::kChunked && me != nullptr) {
     me->Write("0\r\n\r\n");
   }
@@ -1058,6 +1249,7 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
 }
 
 void ClientSession::AbortClient(core::Conn& conn, std::string_view note) {
+  EndEncoder(false);
   note_ = note;
   ctx_.stats().aborted++;
   DetachUpstream(false);
@@ -1218,6 +1410,7 @@ void ClientSession::OnDrain(core::Conn& conn) {
 }
 
 void ClientSession::OnClosed(core::Conn& /*conn*/) {
+  EndEncoder(false);
   DetachUpstream(false);
   ReleaseBuffers();
 }

@@ -186,17 +186,77 @@ void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
 void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head_request,
                              bool close, uint8_t client_minor, std::string_view extra,
                              std::string* out) {
+  BuildClientResponseHead(resp, framing, head_request, close, client_minor, extra, HeadEdits{},
+                          out);
+}
+
+namespace {
+
+// Whether a Vary value already names Accept-Encoding (or is "*", which covers everything).
+bool VaryCoversAcceptEncoding(std::string_view vary) {
+  while (!vary.empty()) {
+    const size_t comma = vary.find(',');
+    std::string_view item = vary.substr(0, comma);
+    vary = comma == std::string_view::npos ? std::string_view() : vary.substr(comma + 1);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
+      item.remove_prefix(1);
+    }
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
+      item.remove_suffix(1);
+    }
+    if (item == "*" || EqualsIgnoreCase(item, "accept-encoding")) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head_request,
+                             bool close, uint8_t client_minor, std::string_view extra,
+                             const HeadEdits& edits, std::string* out) {
   out->append(client_minor >= 1 ? "HTTP/1.1 " : "HTTP/1.0 ");
   AppendDecimal(out, resp.status);
   out->push_back(' ');
   // Our own reason phrase: a backend's (possibly huge or odd) one is not forwarded.
   out->append(ReasonPhrase(resp.status));
   out->append("\r\n");
+  bool vary_done = !edits.vary_accept_encoding;
   for (const HeaderView& h : resp.headers) {
     if (IsDroppedResponseHeader(h.name) || NamedInConnection(resp, h.name)) {
       continue;
     }
+    if ((!edits.content_encoding.empty() || edits.drop_content_encoding) &&
+        EqualsIgnoreCase(h.name, "content-encoding")) {
+      continue;  // replaced below (or gone: the body was decoded)
+    }
+    if (!vary_done && EqualsIgnoreCase(h.name, "vary")) {
+      vary_done = true;
+      if (!VaryCoversAcceptEncoding(h.value)) {
+        out->append(h.name);
+        out->append(": ");
+        out->append(h.value);
+        out->append(h.value.empty() ? "Accept-Encoding\r\n" : ", Accept-Encoding\r\n");
+        continue;
+      }
+    }
+    if (edits.weaken_etag && EqualsIgnoreCase(h.name, "etag") && !h.value.starts_with("W/")) {
+      out->append(h.name);
+      out->append(": W/");
+      out->append(h.value);
+      out->append("\r\n");
+      continue;
+    }
     AppendHeader(out, h.name, h.value);
+  }
+  if (!edits.content_encoding.empty()) {
+    out->append("Content-Encoding: ");
+    out->append(edits.content_encoding);
+    out->append("\r\n");
+  }
+  if (!vary_done) {
+    out->append("Vary: Accept-Encoding\r\n");
   }
   if (framing == Framing::kContentLength ||
       ((head_request || resp.status == 304) && resp.has_content_length)) {

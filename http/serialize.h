@@ -29,6 +29,19 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
                              bool close, uint8_t client_minor, std::string_view extra,
                              std::string* out);
 
+// What compression changes in a response head: the coding it is now in, a Vary that names
+// Accept-Encoding (merged into the backend's Vary), and a strong ETag made weak (the bytes
+// differ from the backend's, RFC 9110 §8.8.1).
+struct HeadEdits {
+  std::string_view content_encoding;  // empty = unchanged
+  bool vary_accept_encoding = false;
+  bool weaken_etag = false;
+  bool drop_content_encoding = false;  // the body was decoded (decompress = true)
+};
+void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head_request,
+                             bool close, uint8_t client_minor, std::string_view extra,
+                             const HeadEdits& edits, std::string* out);
+
 // A complete local reply (status line, headers, short text body) into `out`. Returns the body.
 // `extra` holds pre-serialised "Name: value\r\n" lines (Location, add_headers).
 std::string_view BuildLocalReply(int status, bool close, std::string_view extra,

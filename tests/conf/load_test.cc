@@ -258,17 +258,6 @@ name = "app"
 backends = [{ address = "127.0.0.1:9001" }]
 [[route]]
 pool = "app"
-compress = true
-)",
-              9, 1, "compression is not implemented yet (issue #8)");
-  ExpectError(R"([[listener]]
-name = "http"
-address = "127.0.0.1:8080"
-[[pool]]
-name = "app"
-backends = [{ address = "127.0.0.1:9001" }]
-[[route]]
-pool = "app"
 server_timing = true
 )",
               9, 1, "Server-Timing is not implemented yet (issue #9)");
@@ -635,8 +624,6 @@ tls = { certificates = [{ cert = "site.crt", key = "site.key" }] }
               4, 1, "TLS listeners are not implemented yet (issue #5)");
   ExpectError(WithBase("[cache.default]\nmemory = \"256MiB\"\n"), 1, 2,
               "[cache.*] tables are not implemented yet (issue #6)");
-  ExpectError(WithBase("[compression]\nmin_bytes = 256\n"), 1, 2,
-              "[compression] is not implemented yet (issue #8)");
   ExpectError(R"([[pool]]
 name = "app"
 algorithm = "random"
@@ -1097,6 +1084,40 @@ allow = ["0.0.0.0/0", "::/0"]
               "expected an array of CIDR strings");
   ExpectError("[server]\ntrusted_proxies = [\"proxy.local\"]\n" + PoolWith(""), 2, 20,
               "expected a CIDR");
+}
+
+}  // namespace
+}  // namespace torii::conf
+
+namespace torii::conf {
+namespace {
+
+TEST(LoadCompression, KeysDefaultsAndErrors) {
+  Config c = LoadOk(PoolWith("", "[[route]]\npool = \"app\"\ncompress = true\n"));
+  EXPECT_TRUE(c.routes[0].compress);
+  EXPECT_EQ(c.compression.algorithms, (std::vector<std::string>{"br", "zstd", "gzip"}));
+  EXPECT_EQ(c.compression.min_bytes, 256u);
+  EXPECT_TRUE(c.compression.types.empty());
+  EXPECT_FALSE(c.compression.decompress);
+  c = LoadOk(PoolWith("", "[[route]]\npool = \"app\"\n[compression]\nalgorithms = [\"gzip\"]\n"
+                          "min_bytes = \"1KiB\"\ntypes = [\"text/*\", \"Application/JSON\"]\n"
+                          "gzip_level = 9\nbr_level = 11\nzstd_level = 19\ndecompress = true\n"));
+  EXPECT_EQ(c.compression.algorithms, (std::vector<std::string>{"gzip"}));
+  EXPECT_EQ(c.compression.min_bytes, 1024u);
+  EXPECT_EQ(c.compression.types, (std::vector<std::string>{"text/*", "application/json"}));
+  EXPECT_EQ(c.compression.gzip_level, 9);
+  EXPECT_EQ(c.compression.br_level, 11);
+  EXPECT_EQ(c.compression.zstd_level, 19);
+  EXPECT_TRUE(c.compression.decompress);
+
+  const std::string base = PoolWith("", "[[route]]\npool = \"app\"\n") + "[compression]\n";
+  ExpectError(base + "algorithms = [\"deflate\"]\n", 10, 15, "expected \"br\", \"zstd\" or \"gzip\"");
+  ExpectError(base + "algorithms = [\"br\", \"br\"]\n", 10, 21, "listed twice");
+  ExpectError(base + "algorithms = []\n", 10, 14, "an empty array");
+  ExpectError(base + "gzip_level = 10\n", 10, 14, "gzip_level");
+  ExpectError(base + "types = [\"*/json\"]\n", 10, 10, "expected a media type");
+  ExpectError(base + "types = [\"text\"]\n", 10, 10, "expected a media type");
+  ExpectError(base + "level = 3\n", 10, 1, "unknown key \"level\"");
 }
 
 }  // namespace

@@ -640,3 +640,62 @@ TEST(UpstreamHeadTest, MutatedRequestsNeverSplitHeaderLines) {
 
 }  // namespace
 }  // namespace torii::http
+
+namespace torii::http {
+namespace {
+
+// Compression's head edits: the coding replaces the backend's, Vary names Accept-Encoding
+// exactly once (merged into the backend's Vary, left alone when it already covers it or is
+// "*"), a strong ETag becomes weak and a weak one stays as it is.
+TEST(ClientHeadTest, CompressionEdits) {
+  auto r = Parse(
+      "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nVary: Cookie\r\nETag: \"v1\"\r\n"
+      "Content-Length: 5\r\n\r\nhello",
+      H1Parser::Kind::kResponse);
+  ASSERT_TRUE(r->head) << r->error;
+  HeadEdits edits;
+  edits.content_encoding = "br";
+  edits.vary_accept_encoding = true;
+  edits.weaken_etag = true;
+  std::string out;
+  BuildClientResponseHead(r->h(), Framing::kChunked, false, false, 1, "", edits, &out);
+  auto h = Headers(out);
+  EXPECT_EQ(Get(h, "content-encoding"), "br");
+  EXPECT_EQ(Count(h, "vary"), 1);
+  EXPECT_EQ(Get(h, "vary"), "Cookie, Accept-Encoding");
+  EXPECT_EQ(Get(h, "etag"), "W/\"v1\"");
+  EXPECT_EQ(Count(h, "content-length"), 0);
+  EXPECT_EQ(Get(h, "transfer-encoding"), "chunked");
+
+  for (const char* vary : {"accept-encoding", "Cookie, Accept-Encoding", "*"}) {
+    auto v = Parse(std::string("HTTP/1.1 200 OK\r\nVary: ") + vary +
+                       "\r\nETag: W/\"x\"\r\nContent-Length: 0\r\n\r\n",
+                   H1Parser::Kind::kResponse);
+    ASSERT_TRUE(v->head);
+    out.clear();
+    BuildClientResponseHead(v->h(), Framing::kChunked, false, false, 1, "", edits, &out);
+    h = Headers(out);
+    EXPECT_EQ(Count(h, "vary"), 1) << vary;
+    EXPECT_EQ(Get(h, "vary"), vary);
+    EXPECT_EQ(Get(h, "etag"), "W/\"x\"");
+  }
+  // No Vary at all: one is added. A backend's own coding is replaced, not duplicated.
+  auto n = Parse("HTTP/1.1 200 OK\r\nContent-Encoding: identity\r\nContent-Length: 0\r\n\r\n",
+                 H1Parser::Kind::kResponse);
+  ASSERT_TRUE(n->head);
+  out.clear();
+  BuildClientResponseHead(n->h(), Framing::kChunked, false, false, 1, "", edits, &out);
+  h = Headers(out);
+  EXPECT_EQ(Get(h, "vary"), "Accept-Encoding");
+  EXPECT_EQ(Count(h, "content-encoding"), 1);
+  EXPECT_EQ(Get(h, "content-encoding"), "br");
+  // Decoded for the client: the backend's Content-Encoding is gone.
+  HeadEdits decoded;
+  decoded.drop_content_encoding = true;
+  out.clear();
+  BuildClientResponseHead(n->h(), Framing::kChunked, false, false, 1, "", decoded, &out);
+  EXPECT_EQ(Count(Headers(out), "content-encoding"), 0);
+}
+
+}  // namespace
+}  // namespace torii::http

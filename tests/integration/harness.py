@@ -313,6 +313,7 @@ class Config:
         self.listeners = [{"name": "http", "address": "127.0.0.1:0"}]
         self.pools = []
         self.routes = []
+        self.tables = {}  # other tables by name: {"compression": {...}, "rate_limit.x": {...}}
 
     def add_pool(self, name, origins, **extra):
         p = {"name": name, "backends": [_backend_of(o) for o in origins]}
@@ -342,6 +343,9 @@ class Config:
             for item in items:
                 lines.append(f"\n[[{section}]]")
                 lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in item.items()]
+        for name, table in self.tables.items():
+            lines.append(f"\n[{name}]")
+            lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in table.items()]
         return "\n".join(lines) + "\n"
 
 

@@ -28,6 +28,8 @@
 
 #include <llhttp.h>
 
+#include "http/codec/codec.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -1127,6 +1129,40 @@ class Loop {
     } else if (path == "/health") {
       const int status = g_health_status.load();
       simple(c, status, status == 200 ? "ok" : "unhealthy");
+    } else if (path == "/encoded") {
+      // /encoded?coding=gzip|br|zstd&size=N: the size=N pattern body, already compressed,
+      // with Content-Encoding (a backend that compresses; tests torii's decompress = true).
+      // coding=garbage sends "Content-Encoding: gzip" over bytes that are not gzip.
+      std::string coding = "gzip";
+      uint64_t size = 1000;
+      for_each_param(query, [&](std::string_view k, std::string_view v) {
+        if (k == "coding") coding = std::string(v);
+        if (k == "size") size = parse_num<uint64_t>(v).value_or(size);
+      });
+      std::string body;
+      std::string name = coding;
+      if (coding == "garbage") {
+        body = "this is not gzip at all";
+        name = "gzip";
+      } else if (auto parsed = torii::codec::ParseCoding(coding);
+                 parsed && *parsed != torii::codec::Coding::kIdentity && size <= (64u << 20)) {
+        auto enc = torii::codec::MakeEncoder(*parsed, torii::codec::DefaultLevel(*parsed));
+        std::string plain;
+        plain.reserve(size);
+        for (uint64_t i = 0; i < size; ++i) {
+          plain.push_back("abcdefghijklmnopqrstuvwxyz0123456789"[i % 36]);
+        }
+        if (!enc || !enc->Write(plain, &body) || !enc->Finish(&body)) {
+          simple(c, 500, "encoder failed\n");
+          return;
+        }
+      } else {
+        simple(c, 400, "bad coding or size\n");
+        return;
+      }
+      raw(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: " + name +
+                 "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n",
+          body, true);
     } else if (path == "/__health") {
       // Sets what /health answers from now on (the test's switch for active health checks).
       for_each_param(query, [&](std::string_view k, std::string_view v) {

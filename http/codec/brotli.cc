@@ -1,0 +1,271 @@
+// http/codec/brotli.cc: Brotli Encoder and Decoder over libbrotli (see brotli.h).
+#include "http/codec/brotli.h"
+
+#include <brotli/decode.h>
+#include <brotli/encode.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "http/codec/detail.h"
+
+namespace torii::codec {
+namespace {
+
+constexpr uint32_t kLgWin = 16;  // see brotli.h
+
+class BrotliEncoder final : public Encoder {
+ public:
+  explicit BrotliEncoder(int level) : level_(level) {}
+  ~BrotliEncoder() override { Destroy(); }
+  BrotliEncoder(const BrotliEncoder&) = delete;
+  BrotliEncoder& operator=(const BrotliEncoder&) = delete;
+
+  bool Init() {
+    state_ = BrotliEncoderCreateInstance(&detail::MemoryMeter::Alloc, &detail::MemoryMeter::Free,
+                                         &meter_);
+    if (state_ == nullptr ||
+        !BrotliEncoderSetParameter(state_, BROTLI_PARAM_QUALITY, static_cast<uint32_t>(level_)) ||
+        !BrotliEncoderSetParameter(state_, BROTLI_PARAM_LGWIN, kLgWin)) {
+      Destroy();
+      return false;
+    }
+    return true;
+  }
+
+  Coding coding() const override { return Coding::kBrotli; }
+
+  bool Write(std::string_view in, std::string* out) override {
+    if (phase_ != Phase::kOpen) {
+      return false;
+    }
+    if (in.empty()) {
+      return true;
+    }
+    dirty_ = true;
+    return Run(in, BROTLI_OPERATION_PROCESS, out);
+  }
+
+  bool Flush(std::string* out) override {
+    if (phase_ != Phase::kOpen) {
+      return false;
+    }
+    if (!dirty_) {
+      return true;
+    }
+    dirty_ = false;
+    return Run({}, BROTLI_OPERATION_FLUSH, out);
+  }
+
+  bool Finish(std::string* out) override {
+    if (phase_ != Phase::kOpen || !Run({}, BROTLI_OPERATION_FINISH, out)) {
+      return false;
+    }
+    phase_ = Phase::kFinished;
+    return true;
+  }
+
+  // libbrotli 1.0.9 cannot reset an encoder: start over with a fresh instance.
+  bool Reset() override {
+    Destroy();
+    total_in_ = 0;
+    total_out_ = 0;
+    dirty_ = false;
+    if (!Init()) {
+      phase_ = Phase::kFailed;
+      return false;
+    }
+    phase_ = Phase::kOpen;
+    return true;
+  }
+
+  size_t total_in() const override { return total_in_; }
+  size_t total_out() const override { return total_out_; }
+  size_t memory_bytes() const override { return meter_.current(); }
+
+ private:
+  enum class Phase : uint8_t { kOpen, kFinished, kFailed };
+
+  void Destroy() {
+    if (state_ != nullptr) {
+      BrotliEncoderDestroyInstance(state_);
+      state_ = nullptr;
+    }
+  }
+
+  // Runs `op` over `in` until the input is consumed and the operation has completed (brotli's
+  // contract: repeat a FLUSH or FINISH until there is no more output), appending the output.
+  bool Run(std::string_view in, BrotliEncoderOperation op, std::string* out) {
+    uint8_t stage[detail::kStageBytes];
+    size_t avail_in = in.size();
+    const uint8_t* next_in = reinterpret_cast<const uint8_t*>(in.data());
+    for (;;) {
+      size_t avail_out = sizeof(stage);
+      uint8_t* next_out = stage;
+      const bool ok = BrotliEncoderCompressStream(state_, op, &avail_in, &next_in, &avail_out,
+                                                  &next_out, nullptr) == BROTLI_TRUE;
+      const size_t produced = sizeof(stage) - avail_out;
+      if (!ok || !detail::Append(out, reinterpret_cast<const char*>(stage), produced)) {
+        phase_ = Phase::kFailed;
+        return false;
+      }
+      total_out_ += produced;
+      const bool done = op == BROTLI_OPERATION_FINISH
+                            ? BrotliEncoderIsFinished(state_) == BROTLI_TRUE
+                            : avail_in == 0 && BrotliEncoderHasMoreOutput(state_) == BROTLI_FALSE;
+      if (done) {
+        break;
+      }
+    }
+    total_in_ += in.size();
+    return true;
+  }
+
+  int level_;
+  Phase phase_ = Phase::kOpen;
+  bool dirty_ = false;  // bytes written since the last flush
+  size_t total_in_ = 0;
+  size_t total_out_ = 0;
+  detail::MemoryMeter meter_;
+  BrotliEncoderState* state_ = nullptr;
+};
+
+class BrotliDecoder final : public Decoder {
+ public:
+  explicit BrotliDecoder(uint64_t max_output) : max_output_(max_output) {}
+  ~BrotliDecoder() override {
+    if (state_ != nullptr) {
+      BrotliDecoderDestroyInstance(state_);
+    }
+  }
+  BrotliDecoder(const BrotliDecoder&) = delete;
+  BrotliDecoder& operator=(const BrotliDecoder&) = delete;
+
+  bool Init() {
+    state_ = BrotliDecoderCreateInstance(&detail::MemoryMeter::Alloc, &detail::MemoryMeter::Free,
+                                         &meter_);
+    return state_ != nullptr;
+  }
+
+  bool Write(std::string_view in, std::string* out) override {
+    if (error_ != nullptr) {
+      return false;
+    }
+    if (finished_) {
+      return Fail("Write() after Finish()");
+    }
+    if (in.empty()) {
+      return true;
+    }
+    total_in_ += in.size();
+    if (done_) {
+      return Fail("bytes after the end of the brotli stream");
+    }
+    uint8_t stage[detail::kStageBytes];
+    size_t avail_in = in.size();
+    const uint8_t* next_in = reinterpret_cast<const uint8_t*>(in.data());
+    for (;;) {
+      // At most one byte more than the limit allows: going over is seen, never appended.
+      const uint64_t allowance = max_output_ - total_out_;
+      const size_t room = allowance >= sizeof(stage) ? sizeof(stage) : allowance + 1;
+      size_t avail_out = room;
+      uint8_t* next_out = stage;
+      const BrotliDecoderResult result = BrotliDecoderDecompressStream(
+          state_, &avail_in, &next_in, &avail_out, &next_out, nullptr);
+      const size_t produced = room - avail_out;
+      if (produced > allowance) {
+        // Keep what fits, so the caller holds exactly max_output bytes.
+        if (detail::Append(out, reinterpret_cast<const char*>(stage), allowance)) {
+          total_out_ += allowance;
+        }
+        return Fail("decoded body exceeds max_output");
+      }
+      if (!detail::Append(out, reinterpret_cast<const char*>(stage), produced)) {
+        return Fail("out of memory");
+      }
+      total_out_ += produced;
+      switch (result) {
+        case BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT:
+          continue;
+        case BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT:
+          // All input is consumed, but libbrotli says so even when the output it was given
+          // filled up exactly and more is waiting: drain that first.
+          if (BrotliDecoderHasMoreOutput(state_) == BROTLI_TRUE) {
+            continue;
+          }
+          return true;
+        case BROTLI_DECODER_RESULT_SUCCESS:
+          done_ = true;
+          if (avail_in != 0) {
+            return Fail("bytes after the end of the brotli stream");
+          }
+          return true;
+        case BROTLI_DECODER_RESULT_ERROR:
+        default: {
+          // Codes -30..-21 are allocation failures; the other errors are about the input.
+          const int code = BrotliDecoderGetErrorCode(state_);
+          return Fail(code <= -21 && code >= -30 ? "out of memory" : "corrupt brotli data");
+        }
+      }
+    }
+  }
+
+  bool Finish(std::string* /*out*/) override {
+    if (error_ != nullptr) {
+      return false;
+    }
+    if (finished_) {
+      return Fail("Finish() called twice");
+    }
+    finished_ = true;
+    if (total_in_ != 0 && !done_) {
+      return Fail("truncated brotli stream");
+    }
+    return true;
+  }
+
+  std::string_view error() const override { return error_ == nullptr ? "" : error_; }
+  size_t total_in() const override { return total_in_; }
+  size_t total_out() const override { return total_out_; }
+  size_t memory_bytes() const override { return meter_.current(); }
+
+ private:
+  bool Fail(const char* why) {
+    error_ = why;
+    return false;
+  }
+
+  uint64_t max_output_;
+  uint64_t total_out_ = 0;
+  size_t total_in_ = 0;
+  const char* error_ = nullptr;  // static text
+  bool finished_ = false;        // Finish() was called
+  bool done_ = false;            // the stream's last meta-block was decoded
+  detail::MemoryMeter meter_;
+  BrotliDecoderState* state_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Encoder> MakeBrotliEncoder(int level) {
+  if (level < BROTLI_MIN_QUALITY || level > BROTLI_MAX_QUALITY) {
+    return nullptr;
+  }
+  auto encoder = std::make_unique<BrotliEncoder>(level);
+  if (!encoder->Init()) {
+    return nullptr;
+  }
+  return encoder;
+}
+
+std::unique_ptr<Decoder> MakeBrotliDecoder(uint64_t max_output) {
+  auto decoder = std::make_unique<BrotliDecoder>(max_output);
+  if (!decoder->Init()) {
+    return nullptr;
+  }
+  return decoder;
+}
+
+}  // namespace torii::codec

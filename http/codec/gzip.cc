@@ -1,0 +1,307 @@
+// http/codec/gzip.cc: gzip Encoder and Decoder over zlib (see gzip.h).
+#include "http/codec/gzip.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "http/codec/detail.h"
+
+namespace torii::codec {
+namespace {
+
+constexpr int kWindowBits = 15;
+constexpr int kGzipWrapper = 16;  // windowBits + 16: write a gzip header and trailer
+constexpr int kAutoWrapper = 32;  // windowBits + 32: accept a gzip or a zlib header
+constexpr int kMemLevel = 8;
+// zlib counts input in uInt (32 bits); larger inputs go in slices.
+constexpr size_t kMaxSlice = size_t{1} << 30;
+
+voidpf ZAlloc(voidpf opaque, uInt items, uInt size) {
+  return detail::MemoryMeter::Alloc(opaque, size_t{items} * size);
+}
+void ZFree(voidpf opaque, voidpf p) { detail::MemoryMeter::Free(opaque, p); }
+
+class GzipEncoder final : public Encoder {
+ public:
+  explicit GzipEncoder(int level) : level_(level) {
+    zs_.zalloc = &ZAlloc;
+    zs_.zfree = &ZFree;
+    zs_.opaque = &meter_;
+  }
+  ~GzipEncoder() override {
+    if (ready_) {
+      deflateEnd(&zs_);
+    }
+  }
+  GzipEncoder(const GzipEncoder&) = delete;
+  GzipEncoder& operator=(const GzipEncoder&) = delete;
+
+  bool Init() {
+    ready_ = deflateInit2(&zs_, level_, Z_DEFLATED, kWindowBits + kGzipWrapper, kMemLevel,
+                          Z_DEFAULT_STRATEGY) == Z_OK;
+    return ready_;
+  }
+
+  Coding coding() const override { return Coding::kGzip; }
+
+  bool Write(std::string_view in, std::string* out) override {
+    if (state_ != State::kOpen) {
+      return false;
+    }
+    if (in.empty()) {
+      return true;
+    }
+    dirty_ = true;
+    return Run(in, Z_NO_FLUSH, out);
+  }
+
+  bool Flush(std::string* out) override {
+    if (state_ != State::kOpen) {
+      return false;
+    }
+    if (!dirty_) {
+      return true;
+    }
+    dirty_ = false;
+    return Run({}, Z_SYNC_FLUSH, out);
+  }
+
+  bool Finish(std::string* out) override {
+    if (state_ != State::kOpen || !Run({}, Z_FINISH, out)) {
+      return false;
+    }
+    state_ = State::kFinished;
+    return true;
+  }
+
+  bool Reset() override {
+    total_in_ = 0;
+    total_out_ = 0;
+    dirty_ = false;
+    if (deflateReset(&zs_) != Z_OK) {
+      state_ = State::kFailed;
+      return false;
+    }
+    state_ = State::kOpen;
+    return true;
+  }
+
+  size_t total_in() const override { return total_in_; }
+  size_t total_out() const override { return total_out_; }
+  size_t memory_bytes() const override { return meter_.current(); }
+
+ private:
+  enum class State : uint8_t { kOpen, kFinished, kFailed };
+
+  // Feeds `in` with `flush` (Z_NO_FLUSH, Z_SYNC_FLUSH or Z_FINISH; the last two only with
+  // empty input) and appends everything deflate produces until it has consumed all input and
+  // completed the flush.
+  bool Run(std::string_view in, int flush, std::string* out) {
+    char stage[detail::kStageBytes];
+    const char* next = in.data();
+    size_t left = in.size();
+    zs_.avail_in = 0;
+    for (;;) {
+      if (zs_.avail_in == 0 && left > 0) {
+        const size_t slice = std::min(left, kMaxSlice);
+        zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(next));
+        zs_.avail_in = static_cast<uInt>(slice);
+        next += slice;
+        left -= slice;
+      }
+      zs_.next_out = reinterpret_cast<Bytef*>(stage);
+      zs_.avail_out = sizeof(stage);
+      const int rc = deflate(&zs_, flush);
+      const size_t produced = sizeof(stage) - zs_.avail_out;
+      // Z_BUF_ERROR only means "no progress possible", which the checks below rule out
+      // before it could repeat; anything else but Z_OK / Z_STREAM_END is a broken state.
+      if ((rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) ||
+          !detail::Append(out, stage, produced)) {
+        state_ = State::kFailed;
+        return false;
+      }
+      total_out_ += produced;
+      if (flush == Z_FINISH) {
+        if (rc == Z_STREAM_END) {
+          break;
+        }
+        if (rc == Z_BUF_ERROR && produced == 0) {  // cannot happen with room to write
+          state_ = State::kFailed;
+          return false;
+        }
+        continue;
+      }
+      // Done once all input is in and deflate stopped with room to spare (zlib's contract:
+      // avail_out == 0 means "call again", for Z_SYNC_FLUSH too).
+      if (zs_.avail_in == 0 && left == 0 && zs_.avail_out != 0) {
+        break;
+      }
+    }
+    total_in_ += in.size();
+    return true;
+  }
+
+  int level_;
+  State state_ = State::kOpen;
+  bool ready_ = false;
+  bool dirty_ = false;  // bytes written since the last flush
+  size_t total_in_ = 0;
+  size_t total_out_ = 0;
+  detail::MemoryMeter meter_;
+  z_stream zs_{};
+};
+
+class GzipDecoder final : public Decoder {
+ public:
+  explicit GzipDecoder(uint64_t max_output) : max_output_(max_output) {
+    zs_.zalloc = &ZAlloc;
+    zs_.zfree = &ZFree;
+    zs_.opaque = &meter_;
+  }
+  ~GzipDecoder() override {
+    if (ready_) {
+      inflateEnd(&zs_);
+    }
+  }
+  GzipDecoder(const GzipDecoder&) = delete;
+  GzipDecoder& operator=(const GzipDecoder&) = delete;
+
+  bool Init() {
+    ready_ = inflateInit2(&zs_, kWindowBits + kAutoWrapper) == Z_OK;
+    return ready_;
+  }
+
+  bool Write(std::string_view in, std::string* out) override {
+    if (error_ != nullptr) {
+      return false;
+    }
+    if (finished_) {
+      return Fail("Write() after Finish()");
+    }
+    char stage[detail::kStageBytes];
+    const char* next = in.data();
+    size_t left = in.size();
+    total_in_ += in.size();
+    zs_.avail_in = 0;
+    while (left > 0 || zs_.avail_in > 0 || produced_full_) {
+      if (member_done_) {
+        // More bytes after a complete member: the next member of a multi-member file.
+        if (inflateReset(&zs_) != Z_OK) {
+          return Fail("gzip: inflateReset failed");
+        }
+        member_done_ = false;
+      }
+      if (zs_.avail_in == 0 && left > 0) {
+        const size_t slice = std::min(left, kMaxSlice);
+        zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(next));
+        zs_.avail_in = static_cast<uInt>(slice);
+        next += slice;
+        left -= slice;
+      }
+      // Offer at most one byte more than the limit allows, so that going over is seen
+      // without ever appending past it.
+      const uint64_t allowance = max_output_ - total_out_;
+      const size_t room = allowance >= sizeof(stage) ? sizeof(stage) : allowance + 1;
+      zs_.next_out = reinterpret_cast<Bytef*>(stage);
+      zs_.avail_out = static_cast<uInt>(room);
+      const int rc = inflate(&zs_, Z_NO_FLUSH);
+      const size_t produced = room - zs_.avail_out;
+      if (produced > allowance) {
+        // Keep what fits, so the caller holds exactly max_output bytes.
+        if (detail::Append(out, stage, allowance)) {
+          total_out_ += allowance;
+        }
+        return Fail("decoded body exceeds max_output");
+      }
+      if (!detail::Append(out, stage, produced)) {
+        return Fail("out of memory");
+      }
+      total_out_ += produced;
+      produced_full_ = zs_.avail_out == 0;
+      switch (rc) {
+        case Z_OK:
+          break;
+        case Z_STREAM_END:
+          member_done_ = true;
+          produced_full_ = false;
+          break;
+        case Z_BUF_ERROR:
+          // No progress: fine when the input is used up (wait for more), impossible otherwise.
+          if (zs_.avail_in != 0 || left != 0) {
+            return Fail("gzip: no progress");
+          }
+          produced_full_ = false;
+          break;
+        case Z_MEM_ERROR:
+          return Fail("out of memory");
+        default:  // Z_DATA_ERROR, Z_NEED_DICT, Z_STREAM_ERROR
+          return Fail("corrupt gzip data");
+      }
+    }
+    return true;
+  }
+
+  bool Finish(std::string* /*out*/) override {
+    if (error_ != nullptr) {
+      return false;
+    }
+    if (finished_) {
+      return Fail("Finish() called twice");
+    }
+    finished_ = true;
+    if (total_in_ != 0 && !member_done_) {
+      return Fail("truncated gzip stream");
+    }
+    return true;
+  }
+
+  std::string_view error() const override { return error_ == nullptr ? "" : error_; }
+  size_t total_in() const override { return total_in_; }
+  size_t total_out() const override { return total_out_; }
+  size_t memory_bytes() const override { return meter_.current(); }
+
+ private:
+  bool Fail(const char* why) {
+    error_ = why;
+    return false;
+  }
+
+  uint64_t max_output_;
+  uint64_t total_out_ = 0;
+  size_t total_in_ = 0;
+  const char* error_ = nullptr;  // static text
+  bool finished_ = false;        // Finish() was called
+  bool ready_ = false;
+  bool member_done_ = false;    // the last member ended with its trailer
+  bool produced_full_ = false;  // the last inflate filled its output: call again
+  detail::MemoryMeter meter_;
+  z_stream zs_{};
+};
+
+}  // namespace
+
+std::unique_ptr<Encoder> MakeGzipEncoder(int level) {
+  if (level < 1 || level > 9) {
+    return nullptr;
+  }
+  auto encoder = std::make_unique<GzipEncoder>(level);
+  if (!encoder->Init()) {
+    return nullptr;
+  }
+  return encoder;
+}
+
+std::unique_ptr<Decoder> MakeGzipDecoder(uint64_t max_output) {
+  auto decoder = std::make_unique<GzipDecoder>(max_output);
+  if (!decoder->Init()) {
+    return nullptr;
+  }
+  return decoder;
+}
+
+}  // namespace torii::codec

@@ -1,0 +1,198 @@
+// http/codec/negotiate.cc: coding names and Accept-Encoding negotiation (RFC 9110 §12.5.3);
+// the rules are spelled out above Negotiate() in codec.h.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "http/codec/codec.h"
+
+namespace torii::codec {
+namespace {
+
+bool IsOws(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && IsOws(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && IsOws(s.back())) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// RFC 9110 §5.6.2 tchar.
+bool IsTchar(char c) {
+  const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  return alnum || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool IsToken(std::string_view s) {
+  if (s.empty()) {
+    return false;
+  }
+  for (char c : s) {
+    if (!IsTchar(c)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// `lower` must be lower case already.
+bool EqualsLower(std::string_view s, std::string_view lower) {
+  if (s.size() != lower.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (Lower(s[i]) != lower[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ).
+// Returns whether `v` is a qvalue; *positive says whether it is above zero.
+bool ParseQvalue(std::string_view v, bool* positive) {
+  if (v.empty() || (v[0] != '0' && v[0] != '1')) {
+    return false;
+  }
+  const bool one = v[0] == '1';
+  if (v.size() == 1) {
+    *positive = one;
+    return true;
+  }
+  if (v[1] != '.' || v.size() > 5) {
+    return false;
+  }
+  bool nonzero = false;
+  for (char c : v.substr(2)) {
+    if (c < '0' || c > '9' || (one && c != '0')) {
+      return false;
+    }
+    nonzero = nonzero || c != '0';
+  }
+  *positive = one || nonzero;
+  return true;
+}
+
+// What the header says about one coding (or about "*"), over all the members that name it.
+struct Verdict {
+  bool listed = false;
+  bool refused = false;  // some member gave it q=0, or a q we could not read
+
+  void Add(bool acceptable) {
+    listed = true;
+    refused = refused || !acceptable;
+  }
+};
+
+// Parses the parameters of one member (what follows the coding, starting at the first ';').
+// Returns whether the member is acceptable: a well-formed q > 0, or no q at all.
+bool MemberAcceptable(std::string_view params) {
+  bool seen_q = false;
+  bool positive = true;
+  while (!params.empty()) {
+    // params starts with ';'.
+    params.remove_prefix(1);
+    const size_t end = params.find(';');
+    const std::string_view param = TrimOws(params.substr(0, end));
+    params = end == std::string_view::npos ? std::string_view() : params.substr(end);
+    if (param.empty()) {
+      continue;  // "gzip;" or "gzip;;q=1": tolerated
+    }
+    const size_t eq = param.find('=');
+    if (eq == std::string_view::npos || seen_q) {
+      return false;  // a bare name, or a second q
+    }
+    const std::string_view name = TrimOws(param.substr(0, eq));
+    if (!EqualsLower(name, "q")) {
+      return false;  // Accept-Encoding has no other parameter
+    }
+    seen_q = true;
+    if (!ParseQvalue(TrimOws(param.substr(eq + 1)), &positive)) {
+      return false;
+    }
+  }
+  return positive;
+}
+
+}  // namespace
+
+std::string_view Name(Coding c) {
+  switch (c) {
+    case Coding::kIdentity:
+      return "identity";
+    case Coding::kGzip:
+      return "gzip";
+    case Coding::kBrotli:
+      return "br";
+    case Coding::kZstd:
+      return "zstd";
+  }
+  return "";
+}
+
+std::optional<Coding> ParseCoding(std::string_view name) {
+  if (EqualsLower(name, "gzip") || EqualsLower(name, "x-gzip")) {
+    return Coding::kGzip;
+  }
+  if (EqualsLower(name, "br")) {
+    return Coding::kBrotli;
+  }
+  if (EqualsLower(name, "zstd")) {
+    return Coding::kZstd;
+  }
+  if (EqualsLower(name, "identity")) {
+    return Coding::kIdentity;
+  }
+  return std::nullopt;
+}
+
+Coding Negotiate(std::string_view accept_encoding, std::span<const Coding> server_order) {
+  constexpr size_t kCodings = 4;  // indexed by Coding
+  Verdict codings[kCodings];
+  Verdict star;
+  std::string_view rest = accept_encoding;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string_view member = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+
+    const size_t semi = member.find(';');
+    const std::string_view name = TrimOws(member.substr(0, semi));
+    if (name.empty() || !IsToken(name)) {
+      continue;  // an empty member (",,"), or one we cannot attribute to any coding
+    }
+    const std::string_view params =
+        semi == std::string_view::npos ? std::string_view() : member.substr(semi);
+    if (name == "*") {
+      star.Add(MemberAcceptable(params));
+    } else if (std::optional<Coding> c = ParseCoding(name)) {
+      codings[static_cast<size_t>(*c)].Add(MemberAcceptable(params));
+    }
+    // Other codings (deflate, compress, ...) cannot change the answer.
+  }
+
+  for (Coding c : server_order) {
+    const auto i = static_cast<size_t>(c);
+    if (c == Coding::kIdentity) {
+      return Coding::kIdentity;  // the server prefers identity here: stop
+    }
+    if (i >= kCodings) {
+      continue;  // not a Coding value
+    }
+    const Verdict& v = codings[i].listed ? codings[i] : star;
+    if (v.listed && !v.refused) {
+      return c;
+    }
+  }
+  return Coding::kIdentity;
+}
+
+}  // namespace torii::codec

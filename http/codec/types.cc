@@ -1,0 +1,147 @@
+// http/codec/types.cc: which Content-Types are worth compressing (TypeMatches, DefaultTypes);
+// the rules are in codec.h.
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/codec/codec.h"
+
+namespace torii::codec {
+namespace {
+
+bool IsOws(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && IsOws(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && IsOws(s.back())) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// RFC 9110 §5.6.2 token.
+bool IsToken(std::string_view s) {
+  if (s.empty()) {
+    return false;
+  }
+  for (char c : s) {
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool EqualsNoCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    x = x >= 'A' && x <= 'Z' ? static_cast<char>(x - 'A' + 'a') : x;
+    y = y >= 'A' && y <= 'Z' ? static_cast<char>(y - 'A' + 'a') : y;
+    if (x != y) {
+      return false;
+    }
+  }
+  return true;
+}
+
+struct MediaType {
+  std::string_view type;
+  std::string_view subtype;
+};
+
+// "type/subtype" with both parts tokens; false otherwise.
+bool Split(std::string_view s, MediaType* m) {
+  const size_t slash = s.find('/');
+  if (slash == std::string_view::npos) {
+    return false;
+  }
+  m->type = s.substr(0, slash);
+  m->subtype = s.substr(slash + 1);
+  return IsToken(m->type) && IsToken(m->subtype);
+}
+
+}  // namespace
+
+bool IsValidTypePattern(std::string_view pattern) {
+  MediaType p;
+  if (!Split(pattern, &p)) {
+    return false;
+  }
+  // '*' is a tchar, so Split accepts "te*t/h*ml"; only a whole "*" is a wildcard, and "*/x"
+  // means nothing.
+  const bool type_star = p.type == "*";
+  const bool subtype_star = p.subtype == "*";
+  if (type_star && !subtype_star) {
+    return false;
+  }
+  return (type_star || p.type.find('*') == std::string_view::npos) &&
+         (subtype_star || p.subtype.find('*') == std::string_view::npos);
+}
+
+bool TypeMatches(std::string_view content_type, std::span<const std::string> patterns) {
+  MediaType t;
+  if (!Split(TrimOws(content_type.substr(0, content_type.find(';'))), &t)) {
+    return false;
+  }
+  for (const std::string& pattern : patterns) {
+    if (!IsValidTypePattern(pattern)) {
+      continue;
+    }
+    MediaType p;
+    Split(pattern, &p);
+    if (p.type == "*") {
+      return true;  // "*/*"
+    }
+    if (EqualsNoCase(p.type, t.type) && (p.subtype == "*" || EqualsNoCase(p.subtype, t.subtype))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> DefaultTypes() {
+  return {
+      // Text: HTML, CSS, plain, CSV, XML, JavaScript (text/javascript is the registered one),
+      // Markdown, event streams (the caller flushes per event; see the wiring notes).
+      "text/*",
+      // JSON and JSON-based.
+      "application/json",
+      "application/ld+json",
+      "application/manifest+json",
+      "application/geo+json",
+      "application/problem+json",
+      "application/vnd.api+json",
+      "application/x-ndjson",
+      // JavaScript under its older names.
+      "application/javascript",
+      "application/x-javascript",
+      "application/ecmascript",
+      // XML family.
+      "application/xml",
+      "application/xhtml+xml",
+      "application/rss+xml",
+      "application/atom+xml",
+      // Images that are text or uncompressed.
+      "image/svg+xml",
+      "image/x-icon",
+      "image/vnd.microsoft.icon",
+      "image/bmp",
+      // Fonts without their own compression (woff/woff2 already are compressed).
+      "font/ttf",
+      "font/otf",
+      "application/vnd.ms-fontobject",
+      // WebAssembly: binary, but very redundant.
+      "application/wasm",
+  };
+}
+
+}  // namespace torii::codec

@@ -1,0 +1,266 @@
+// http/codec/zstd.cc: Zstandard Encoder and Decoder over libzstd (see zstd.h).
+//
+// Uses libzstd's "experimental" API (ZSTD_createCCtx_advanced / ZSTD_createDCtx_advanced for
+// the allocation hooks, ZSTD_getCParams for the per-level defaults). Debian's shared libzstd
+// exports those symbols; they have been stable since 1.4.
+#define ZSTD_STATIC_LINKING_ONLY
+#include "http/codec/zstd.h"
+
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "http/codec/detail.h"
+
+namespace torii::codec {
+namespace {
+
+// Encoder caps (see zstd.h for the measurements behind them).
+constexpr unsigned kMaxWindowLog = 19;    // 512 KiB window
+constexpr unsigned kMaxHashLog = 17;      // 512 KiB of hash table
+constexpr unsigned kMaxChainLog = 17;     // 512 KiB of chain table / binary tree
+constexpr int kDecoderMaxWindowLog = 23;  // RFC 9659: 8 MiB
+
+ZSTD_customMem Hooks(detail::MemoryMeter* meter) {
+  return ZSTD_customMem{&detail::MemoryMeter::Alloc, &detail::MemoryMeter::Free, meter};
+}
+
+class ZstdEncoder final : public Encoder {
+ public:
+  explicit ZstdEncoder(int level) : level_(level) {}
+  ~ZstdEncoder() override { ZSTD_freeCCtx(cctx_); }
+  ZstdEncoder(const ZstdEncoder&) = delete;
+  ZstdEncoder& operator=(const ZstdEncoder&) = delete;
+
+  bool Init() {
+    cctx_ = ZSTD_createCCtx_advanced(Hooks(&meter_));
+    if (cctx_ == nullptr) {
+      return false;
+    }
+    // The level's own parameters for an input of unknown size, each capped. Setting a field
+    // explicitly overrides what the level would choose for it.
+    const ZSTD_compressionParameters p = ZSTD_getCParams(level_, 0, 0);
+    return Set(ZSTD_c_compressionLevel, level_) &&
+           Set(ZSTD_c_windowLog, static_cast<int>(std::min(p.windowLog, kMaxWindowLog))) &&
+           Set(ZSTD_c_hashLog, static_cast<int>(std::min(p.hashLog, kMaxHashLog))) &&
+           Set(ZSTD_c_chainLog, static_cast<int>(std::min(p.chainLog, kMaxChainLog))) &&
+           Set(ZSTD_c_checksumFlag, 1);
+  }
+
+  Coding coding() const override { return Coding::kZstd; }
+
+  bool Write(std::string_view in, std::string* out) override {
+    if (phase_ != Phase::kOpen) {
+      return false;
+    }
+    if (in.empty()) {
+      return true;
+    }
+    dirty_ = true;
+    return Run(in, ZSTD_e_continue, out);
+  }
+
+  bool Flush(std::string* out) override {
+    if (phase_ != Phase::kOpen) {
+      return false;
+    }
+    if (!dirty_) {
+      return true;
+    }
+    dirty_ = false;
+    return Run({}, ZSTD_e_flush, out);
+  }
+
+  bool Finish(std::string* out) override {
+    if (phase_ != Phase::kOpen || !Run({}, ZSTD_e_end, out)) {
+      return false;
+    }
+    phase_ = Phase::kFinished;
+    return true;
+  }
+
+  bool Reset() override {
+    total_in_ = 0;
+    total_out_ = 0;
+    dirty_ = false;
+    // session_only keeps the parameters (level, window, checksum) and the allocated tables.
+    if (ZSTD_isError(ZSTD_CCtx_reset(cctx_, ZSTD_reset_session_only))) {
+      phase_ = Phase::kFailed;
+      return false;
+    }
+    phase_ = Phase::kOpen;
+    return true;
+  }
+
+  size_t total_in() const override { return total_in_; }
+  size_t total_out() const override { return total_out_; }
+  size_t memory_bytes() const override { return meter_.current(); }
+
+ private:
+  enum class Phase : uint8_t { kOpen, kFinished, kFailed };
+
+  bool Set(ZSTD_cParameter param, int value) {
+    return !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_, param, value));
+  }
+
+  // e_continue: until all input is consumed and the output did not fill up (anything still
+  // inside zstd comes out on a later call). e_flush / e_end: until zstd reports 0 bytes left.
+  bool Run(std::string_view in, ZSTD_EndDirective mode, std::string* out) {
+    char stage[detail::kStageBytes];
+    ZSTD_inBuffer input{in.data(), in.size(), 0};
+    for (;;) {
+      ZSTD_outBuffer output{stage, sizeof(stage), 0};
+      const size_t left = ZSTD_compressStream2(cctx_, &output, &input, mode);
+      if (ZSTD_isError(left) || !detail::Append(out, stage, output.pos)) {
+        phase_ = Phase::kFailed;
+        return false;
+      }
+      total_out_ += output.pos;
+      const bool done =
+          mode == ZSTD_e_continue ? input.pos == input.size && output.pos < output.size : left == 0;
+      if (done) {
+        break;
+      }
+    }
+    total_in_ += in.size();
+    return true;
+  }
+
+  int level_;
+  Phase phase_ = Phase::kOpen;
+  bool dirty_ = false;  // bytes written since the last flush
+  size_t total_in_ = 0;
+  size_t total_out_ = 0;
+  detail::MemoryMeter meter_;
+  ZSTD_CCtx* cctx_ = nullptr;
+};
+
+class ZstdDecoder final : public Decoder {
+ public:
+  explicit ZstdDecoder(uint64_t max_output) : max_output_(max_output) {}
+  ~ZstdDecoder() override { ZSTD_freeDCtx(dctx_); }
+  ZstdDecoder(const ZstdDecoder&) = delete;
+  ZstdDecoder& operator=(const ZstdDecoder&) = delete;
+
+  bool Init() {
+    dctx_ = ZSTD_createDCtx_advanced(Hooks(&meter_));
+    return dctx_ != nullptr &&
+           !ZSTD_isError(ZSTD_DCtx_setParameter(dctx_, ZSTD_d_windowLogMax, kDecoderMaxWindowLog));
+  }
+
+  bool Write(std::string_view in, std::string* out) override {
+    if (error_ != nullptr) {
+      return false;
+    }
+    if (finished_) {
+      return Fail("Write() after Finish()");
+    }
+    if (in.empty()) {
+      return true;
+    }
+    total_in_ += in.size();
+    char stage[detail::kStageBytes];
+    ZSTD_inBuffer input{in.data(), in.size(), 0};
+    for (;;) {
+      // At most one byte more than the limit allows: going over is seen, never appended.
+      const uint64_t allowance = max_output_ - total_out_;
+      const size_t room = allowance >= sizeof(stage) ? sizeof(stage) : allowance + 1;
+      ZSTD_outBuffer output{stage, room, 0};
+      const size_t consumed_before = input.pos;
+      const size_t hint = ZSTD_decompressStream(dctx_, &output, &input);
+      if (ZSTD_isError(hint)) {
+        // ZSTD_getErrorName returns static text ("Data corruption detected", "Frame requires
+        // too much memory for decoding", ...).
+        return Fail(ZSTD_getErrorCode(hint) == ZSTD_error_memory_allocation
+                        ? "out of memory"
+                        : ZSTD_getErrorName(hint));
+      }
+      if (output.pos > allowance) {
+        // Keep what fits, so the caller holds exactly max_output bytes.
+        if (detail::Append(out, stage, allowance)) {
+          total_out_ += allowance;
+        }
+        return Fail("decoded body exceeds max_output");
+      }
+      if (!detail::Append(out, stage, output.pos)) {
+        return Fail("out of memory");
+      }
+      total_out_ += output.pos;
+      // 0: a frame ended and everything it held is out. A call that only drains output of a
+      // frame that has not ended, or finds nothing to do, leaves the flag as it was; one that
+      // consumes the start of another frame clears it.
+      if (hint == 0) {
+        frame_done_ = true;
+      } else if (input.pos != consumed_before) {
+        frame_done_ = false;
+      }
+      // Stop once the input is used up and zstd has nothing more to give: it said so (0), or
+      // it left room in the output. (Calling again after a 0 would start an empty next frame.)
+      if (input.pos == input.size && (hint == 0 || output.pos < output.size)) {
+        return true;
+      }
+    }
+  }
+
+  bool Finish(std::string* /*out*/) override {
+    if (error_ != nullptr) {
+      return false;
+    }
+    if (finished_) {
+      return Fail("Finish() called twice");
+    }
+    finished_ = true;
+    if (total_in_ != 0 && !frame_done_) {
+      return Fail("truncated zstd stream");
+    }
+    return true;
+  }
+
+  std::string_view error() const override { return error_ == nullptr ? "" : error_; }
+  size_t total_in() const override { return total_in_; }
+  size_t total_out() const override { return total_out_; }
+  size_t memory_bytes() const override { return meter_.current(); }
+
+ private:
+  bool Fail(const char* why) {
+    error_ = why;
+    return false;
+  }
+
+  uint64_t max_output_;
+  uint64_t total_out_ = 0;
+  size_t total_in_ = 0;
+  const char* error_ = nullptr;  // static text
+  bool finished_ = false;        // Finish() was called
+  bool frame_done_ = false;
+  detail::MemoryMeter meter_;
+  ZSTD_DCtx* dctx_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Encoder> MakeZstdEncoder(int level) {
+  if (level < 1 || level > 19) {
+    return nullptr;
+  }
+  auto encoder = std::make_unique<ZstdEncoder>(level);
+  if (!encoder->Init()) {
+    return nullptr;
+  }
+  return encoder;
+}
+
+std::unique_ptr<Decoder> MakeZstdDecoder(uint64_t max_output) {
+  auto decoder = std::make_unique<ZstdDecoder>(max_output);
+  if (!decoder->Init()) {
+    return nullptr;
+  }
+  return decoder;
+}
+
+}  // namespace torii::codec
