@@ -136,24 +136,33 @@ void ProxyContext::KickWaiters() {
 }
 
 namespace {
-// Warm encoders kept per coding and worker.
-constexpr size_t kMaxPooledEncoders = 16;
+// Warm encoders kept per coding and worker (zstd keeps ~2 MiB after a reset).
+constexpr size_t kMaxPooledEncoders = 4;
 }  // namespace
 
 std::unique_ptr<codec::Encoder> ProxyContext::AcquireEncoder(codec::Coding coding) {
+  if (active_encoders_ >= kMaxActiveEncoders) {
+    return nullptr;
+  }
+  std::unique_ptr<codec::Encoder> e;
   auto& pool = free_encoders_[static_cast<int>(coding)];
   if (!pool.empty()) {
-    auto e = std::move(pool.back());
+    e = std::move(pool.back());
     pool.pop_back();
-    return e;
+  } else {
+    e = codec::MakeEncoder(coding, config_->compression.level[static_cast<int>(coding)]);
   }
-  return codec::MakeEncoder(coding, config_->compression.level[static_cast<int>(coding)]);
+  if (e) {
+    ++active_encoders_;
+  }
+  return e;
 }
 
 void ProxyContext::ReleaseEncoder(std::unique_ptr<codec::Encoder> encoder) {
   if (!encoder) {
     return;
   }
+  --active_encoders_;
   auto& pool = free_encoders_[static_cast<int>(encoder->coding())];
   if (pool.size() < kMaxPooledEncoders && encoder->Reset()) {
     pool.push_back(std::move(encoder));

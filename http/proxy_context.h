@@ -107,7 +107,10 @@ class ProxyContext {
   void Enqueue(uint32_t pool, core::ConnRef client, uint64_t ticket, bool front);
   uint64_t NextQueueTicket() { return ++queue_tickets_; }
 
-  // Encoders kept warm per coding (a compressor's state is hundreds of KiB to set up).
+  // Encoders kept warm per coding (a compressor's state is hundreds of KiB to set up). At most
+  // kMaxActiveEncoders are in use per worker (each holds up to ~2 MiB): past that, responses go
+  // out uncompressed (nullptr) rather than let concurrency grow memory without bound.
+  static constexpr uint32_t kMaxActiveEncoders = 256;
   std::unique_ptr<codec::Encoder> AcquireEncoder(codec::Coding coding);
   void ReleaseEncoder(std::unique_ptr<codec::Encoder> encoder);
   // Where a codec writes what it produced (never held across calls).
@@ -153,6 +156,7 @@ class ProxyContext {
   uint64_t kick_at_ = 0;  // when the armed kick fires (0 = not armed)
   uint64_t queue_tickets_ = 0;
   std::vector<std::unique_ptr<codec::Encoder>> free_encoders_[4];  // by codec::Coding
+  uint32_t active_encoders_ = 0;
   std::string codec_out_;
   uint64_t refused_since_log_ = 0;
   uint64_t last_refused_log_ms_ = 0;

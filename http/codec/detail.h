@@ -2,12 +2,13 @@
 // part of the public interface; include http/codec/codec.h instead.
 //
 // Owns: MemoryMeter, the allocation hooks handed to zlib, libbrotli and libzstd so each
-// encoder/decoder knows (and tests can pin) the memory its codec holds; AppendWith, the one
-// place that appends codec output to a caller's string.
+// encoder/decoder knows (and tests can pin) the memory its codec holds; Append, the one place
+// that appends codec output to a caller's string.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <string>
@@ -21,6 +22,9 @@ class MemoryMeter {
  public:
   static void* Alloc(void* opaque, size_t size) {
     auto* meter = static_cast<MemoryMeter*>(opaque);
+    if (size > SIZE_MAX - kHeader) {
+      return nullptr;
+    }
     void* block = std::malloc(size + kHeader);
     if (block == nullptr) {
       return nullptr;
