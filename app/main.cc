@@ -8,6 +8,7 @@
 #include <string>
 
 #include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/dist_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -81,16 +82,20 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // The error log: stderr or a file, at the configured level.
+  // The error log: stderr or a file, at the configured level. A file sits behind a
+  // distribution sink so that SIGUSR1 can swap in a freshly opened one while workers log
+  // (logrotate's "move, then signal").
   std::shared_ptr<spdlog::logger> logger;
+  std::shared_ptr<spdlog::sinks::dist_sink_mt> file_sinks;
   if (config->server.error_log == "-") {
     logger = std::make_shared<spdlog::logger>(
         "torii", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   } else {
     try {
-      logger = std::make_shared<spdlog::logger>(
-          "torii",
+      file_sinks = std::make_shared<spdlog::sinks::dist_sink_mt>();
+      file_sinks->add_sink(
           std::make_shared<spdlog::sinks::basic_file_sink_mt>(config->server.error_log));
+      logger = std::make_shared<spdlog::logger>("torii", file_sinks);
     } catch (const spdlog::spdlog_ex& e) {
       std::fprintf(stderr, "torii: error_log %s: %s\n", config->server.error_log.c_str(),
                    e.what());
@@ -101,5 +106,20 @@ int main(int argc, char** argv) {
   logger->set_level(spdlog::level::from_str(config->server.log_level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
-  return torii::app::RunServer(*config);
+  torii::app::ReopenFn reopen_error_log;
+  if (file_sinks) {
+    reopen_error_log = [&config, file_sinks, logger]() -> bool {
+      try {
+        auto fresh = std::make_shared<spdlog::sinks::basic_file_sink_mt>(config->server.error_log);
+        fresh->set_pattern("%Y-%m-%dT%H:%M:%S.%e [%l] %v");
+        file_sinks->set_sinks({fresh});
+        return true;
+      } catch (const spdlog::spdlog_ex& e) {
+        spdlog::error("SIGUSR1: cannot reopen error_log {}: {} (still writing the old file)",
+                      config->server.error_log, e.what());
+        return false;
+      }
+    };
+  }
+  return torii::app::RunServer(*config, reopen_error_log);
 }

@@ -247,7 +247,7 @@ bool WriteReadyFile(const std::string& path, const std::vector<std::string>& lin
 
 }  // namespace
 
-int RunServer(const conf::Config& config) {
+int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
   // Signals are taken synchronously by this thread; workers inherit the blocked mask.
   sigset_t set;
   sigemptyset(&set);
@@ -382,7 +382,27 @@ int RunServer(const conf::Config& config) {
       spdlog::warn("SIGHUP received: hot reload is not implemented yet (issue #9); "
                    "the running configuration is unchanged");
     } else if (sig == SIGUSR1) {
-      spdlog::info("SIGUSR1 received: log reopening is not implemented yet (issue #9)");
+      // logrotate: the files were moved aside; write new ones at the configured paths.
+      bool ok = true;
+      if (log_fd > STDERR_FILENO) {
+        // The workers keep writing to the same descriptor number, now the new file (dup2 is
+        // atomic: no line is lost or split between the two files).
+        const int fresh = OpenAccessLog(config.server.access_log);
+        if (fresh < 0 || ::dup2(fresh, log_fd) < 0) {
+          ok = false;
+          spdlog::error("SIGUSR1: cannot reopen access_log {}: {} (still writing the old file)",
+                        config.server.access_log, strerror(errno));
+        }
+        if (fresh >= 0) {
+          ::close(fresh);
+        }
+      }
+      if (reopen_error_log && !reopen_error_log()) {
+        ok = false;
+      }
+      if (ok) {
+        spdlog::info("SIGUSR1 received: log files reopened");
+      }
     }
   }
   for (auto& t : threads) {

@@ -4,9 +4,10 @@
 // http::ProxyContext per worker thread, and the shared ProxyConfig. Run() blocks the calling
 // thread on signals: SIGTERM/SIGINT stop gracefully (stop accepting, finish in-flight
 // requests within shutdown_grace, exit 0); SIGHUP is acknowledged with a log line (hot reload
-// is issue #9); SIGPIPE is ignored.
+// is issue #9); SIGUSR1 reopens the log files; SIGPIPE is ignored.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -14,8 +15,12 @@
 
 namespace torii::app {
 
+// Reopens a log file in place (SIGUSR1); false when it could not (the old one stays).
+using ReopenFn = std::function<bool()>;
+
 // Builds everything, binds every listener, writes the ready file, serves until a stop
-// signal. Returns the process exit code.
-int RunServer(const conf::Config& config);
+// signal. Returns the process exit code. SIGUSR1 reopens the access log (when it is a file)
+// and calls `reopen_error_log` (when set) for logrotate.
+int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log = {});
 
 }  // namespace torii::app

@@ -117,6 +117,35 @@ class ReadyFileAndStop(h.ToriiCase):
         self.assertEqual(t.stop(), 0)
         self.assertFalse(os.path.exists(t.ready_file))
 
+    # logrotate: the log files are moved aside, SIGUSR1 makes torii write new ones at the
+    # configured paths; nothing is lost and the old files keep what was written before.
+    def test_sigusr1_reopens_log_files(self):
+        o = self.origin("o1")
+        t = self.torii(h.proxy_config([o], workers=2))
+        with h.Client(t.addr()) as c:
+            self.assertEqual(c.get("/before").status, 200)
+            h.wait_for(lambda: "/before" in open(t.access_log_path).read(), 3 * h.SLOW,
+                       what="the first access log line")
+            os.rename(t.access_log_path, t.access_log_path + ".1")
+            os.rename(t.error_log_path, t.error_log_path + ".1")
+            os.kill(t.pid, signal.SIGUSR1)
+            h.wait_for(lambda: os.path.exists(t.error_log_path) and
+                       "log files reopened" in open(t.error_log_path).read(), 3 * h.SLOW,
+                       what="the new error log")
+            self.assertEqual(c.get("/after").status, 200)  # same connection, same worker
+        self.assertEqual(h.get(t.addr(), "/after2").status, 200)
+        h.wait_for(lambda: os.path.exists(t.access_log_path) and
+                   "/after2" in open(t.access_log_path).read(), 3 * h.SLOW,
+                   what="the new access log")
+        new = open(t.access_log_path).read()
+        old = open(t.access_log_path + ".1").read()
+        self.assertIn("/after", new)
+        self.assertIn("/before", old)
+        self.assertNotIn("/after", old)
+        self.assertNotIn("/before", new)
+        self.assertIn("torii serving", open(t.error_log_path + ".1").read())
+        self.assertEqual(t.stop(), 0)
+
     # Graceful stop: an in-flight slow request completes with 200 after SIGTERM, new
     # connections are refused, idle keep-alive clients are closed, and torii exits 0 quickly.
     def test_graceful_stop(self):
