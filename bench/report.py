@@ -26,6 +26,25 @@
       CPU-second, errors; then per proxy the limit's overhead, 1 - (req/CPU-s on / off), over
       all rounds and round by round (each round's "on" run against the same round's "off").
 
+  report.py compress-table RUNS_TSV --sizes SIZES_TSV [--duration S] [--conns N] [--level L]
+      Reads compress mode's per-run records (tab separated: proxy round rps requests p50_us
+      p99_us cpu_s non2xx sock_errors busy_p busy_l bytes_read) and the compressed sizes
+      check-gzip recorded, and prints per proxy: median req/s, p50 and p99, proxy CPU use,
+      requests per proxy CPU-second, the gzip body size, the bytes wrk read per response,
+      errors; then torii's ratios to nginx and HAProxy (req/s and req per CPU-second).
+
+  report.py check-gzip --name NAME --addr HOST:PORT --path PATH --reference HOST:PORT
+                       [--count K] [--record FILE]
+      GETs PATH from the origin (--reference, no compression) and then K times from the
+      proxy over one keep-alive connection (and once more on a fresh one) with
+      "Accept-Encoding: gzip": each answer must be 200 with Content-Encoding: gzip and a
+      body that gunzips to the origin's exact bytes. Prints one line; with --record, appends
+      "NAME plain_bytes gzip_min gzip_max framing vary" (tab separated) to FILE. Exits 1 on
+      the first failure, with the reason.
+
+  report.py wrk-read FILE
+      Prints the bytes wrk read ("N requests in Ts, X.YZMB read"), as a whole number.
+
   report.py origin-requests HOST:PORT...
       Prints the sum of the torii-origins' request counts (GET /__stats).
 
@@ -36,8 +55,10 @@
   report.py haproxy-table SOCKET TABLE
       Prints HAProxy's "show table TABLE" from its stats socket SOCKET.
 """
+import gzip
 import http.client
 import json
+import zlib
 import re
 import socket
 import statistics
@@ -306,6 +327,165 @@ def ratelimit_table(path, duration, conns):
     return "\n".join(out)
 
 
+def compress_table(path, sizes_path, duration, conns, level):
+    runs = []
+    with open(path) as f:
+        for line in f:
+            if not line.strip() or line.startswith("#"):
+                continue
+            f = line.rstrip("\n").split("\t")
+            px, rnd, rps, reqs, p50, p99, cpu, non2xx, sock, busy_p, busy_l, nread = f[:12]
+            runs.append(dict(proxy=px, round=int(rnd), rps=float(rps), requests=int(reqs),
+                             p50=float(p50), p99=float(p99), cpu=float(cpu), non2xx=int(non2xx),
+                             sock=int(sock), busy_p=float(busy_p), busy_l=float(busy_l),
+                             read=int(nread)))
+    sizes = {}
+    with open(sizes_path) as f:
+        for line in f:
+            if not line.strip() or line.startswith("#"):
+                continue
+            px, plain, gmin, gmax, framing, vary = (line.rstrip("\n").split("\t") + [""] * 6)[:6]
+            sizes[px] = dict(plain=int(plain), gmin=int(gmin), gmax=int(gmax), framing=framing,
+                             vary=vary)
+    if not runs:
+        return "no runs recorded"
+    proxies = [p for p in PROXY_ORDER if any(r["proxy"] == p for r in runs)]
+    proxies += sorted({r["proxy"] for r in runs} - set(proxies))
+    rounds = max(r["round"] for r in runs)
+    plain = next((v["plain"] for v in sizes.values()), 0)
+    out = [f"gzip on the fly, level {level}: GET /?size={plain}&text=1 ({plain:,} bytes of "
+           f"English-like text/plain), Accept-Encoding: gzip, {conns} keep-alive connections, "
+           f"{rounds} round(s) x {duration:g}s per proxy, interleaved"]
+    hdr = (f"  {'proxy':<8} {'req/s (median)':>15} {'p50':>9} {'p99':>9} {'proxy CPU':>15} "
+           f"{'req/CPU-s':>10} {'gzip body':>17} {'read/resp':>10} {'errors':>7} "
+           f"{'CPU busy P/L':>13}   per-round req/CPU-s")
+    out.append(hdr)
+    out.append("  " + "-" * (len(hdr) - 2))
+
+    def per_cpu(rs):
+        cpu = sum(r["cpu"] for r in rs)
+        return sum(r["requests"] for r in rs) / cpu if cpu > 0 else 0.0
+
+    summary = {}
+    for px in proxies:
+        rs = sorted((r for r in runs if r["proxy"] == px), key=lambda r: r["round"])
+        med_rps = statistics.median(r["rps"] for r in rs)
+        med_p50 = statistics.median(r["p50"] for r in rs)
+        med_p99 = statistics.median(r["p99"] for r in rs)
+        total_cpu = sum(r["cpu"] for r in rs)
+        cpu_pct = 100.0 * total_cpu / (duration * len(rs)) if duration else 0.0
+        reqs = sum(r["requests"] for r in rs)
+        read = sum(r["read"] for r in rs) / reqs if reqs else 0.0
+        errors = sum(r["non2xx"] + r["sock"] for r in rs)
+        busy = f"{statistics.median(r['busy_p'] for r in rs):.0f}%/" \
+               f"{statistics.median(r['busy_l'] for r in rs):.0f}%"
+        sz = sizes.get(px)
+        if sz:
+            g = f"{sz['gmin']:,}" if sz["gmin"] == sz["gmax"] else f"{sz['gmin']:,}-{sz['gmax']:,}"
+            gz = f"{g} ({sz['plain'] / sz['gmax']:.2f}x)"
+        else:
+            gz = "n/a"
+        summary[px] = (med_rps, per_cpu(rs), rs)
+        out.append(f"  {px:<8} {med_rps:>15,.0f} {_fmt_lat(med_p50):>9} {_fmt_lat(med_p99):>9} "
+                   f"{f'{total_cpu:.2f}s ({cpu_pct:.0f}%)':>15} {per_cpu(rs):>10,.0f} {gz:>17} "
+                   f"{read:>10,.0f} {errors:>7} {busy:>13}   "
+                   + " ".join(f"{per_cpu([r]):,.0f}" for r in rs))
+    out.append("")
+    if "torii" in summary:
+        t_rps, t_cpu, t_rs = summary["torii"]
+        for peer in (p for p in proxies if p != "torii"):
+            p_rps, p_cpu, p_rs = summary[peer]
+            by_round = []
+            for r in t_rs:
+                pr = [x for x in p_rs if x["round"] == r["round"]]
+                if pr and per_cpu(pr) > 0:
+                    by_round.append(per_cpu([r]) / per_cpu(pr))
+            out.append(f"  torii / {peer:<8} req/s {_fmt_ratio(t_rps, p_rps):>6}   "
+                       f"req per CPU-second {_fmt_ratio(t_cpu, p_cpu):>6}   per round: "
+                       + " ".join(f"x{x:.2f}" for x in by_round))
+        out.append("")
+    out.append("proxy CPU = the proxy's CPU seconds (utime+stime, all its processes) summed over "
+               "the rounds (and, in brackets, / wall\n  seconds of the runs: 100% = the one core "
+               "it is pinned to); req/CPU-s = requests / those CPU seconds.")
+    out.append("gzip body = the compressed body's size in the checks before the runs (the "
+               "origin's bytes / it); read/resp = bytes wrk read\n  per response during the "
+               "runs (status line, headers and chunk framing included).")
+    out.append("errors = wrk non-2xx/3xx responses + socket errors, summed over the rounds (any "
+               "non-2xx stops the run).")
+    framings = ", ".join(f"{px} {sizes[px]['framing']}" + (f" (Vary: {sizes[px]['vary']})"
+                                                          if sizes[px]["vary"] else " (no Vary)")
+                         for px in proxies if px in sizes)
+    if framings:
+        out.append(f"framing of the compressed responses: {framings}.")
+    return "\n".join(out)
+
+
+def _fetch(conn, path, headers):
+    conn.request("GET", path, headers=headers)
+    resp = conn.getresponse()
+    return resp.status, resp, resp.read()
+
+
+def check_gzip(name, addr, path, reference, count, record):
+    rhost, rport = reference.rsplit(":", 1)
+    rc = http.client.HTTPConnection(rhost, int(rport), timeout=10)
+    st, _, expected = _fetch(rc, path, {"User-Agent": "torii-bench-check"})
+    rc.close()
+    if st != 200 or not expected:
+        raise ValueError(f"the origin answered {st} with {len(expected)} bytes for {path}")
+    host, port = addr.rsplit(":", 1)
+    hdrs = {"User-Agent": "torii-bench-check", "Accept-Encoding": "gzip"}
+    sizes, framing, vary = [], set(), set()
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    for i in range(count + 1):
+        if i == count:  # one more on a fresh connection
+            conn.close()
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        st, resp, body = _fetch(conn, path, hdrs)
+        where = f"{name}: request {i + 1} GET {path} (Accept-Encoding: gzip)"
+        if st != 200:
+            raise ValueError(f"{where} answered {st}; headers {resp.getheaders()}")
+        ce = (resp.getheader("Content-Encoding") or "").strip().lower()
+        if ce != "gzip":
+            raise ValueError(f"{where}: Content-Encoding {ce or '(none)'!r}, expected gzip; "
+                             f"{len(body)} bytes; headers {resp.getheaders()}")
+        try:
+            plain = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as e:
+            raise ValueError(f"{where}: the body ({len(body)} bytes) does not gunzip: {e}")
+        if plain != expected:
+            at = next((j for j in range(min(len(plain), len(expected)))
+                       if plain[j] != expected[j]), min(len(plain), len(expected)))
+            raise ValueError(f"{where}: gunzipped {len(plain)} bytes, the origin's are "
+                             f"{len(expected)}; first difference at byte {at}")
+        sizes.append(len(body))
+        te = resp.getheader("Transfer-Encoding")
+        cl = resp.getheader("Content-Length")
+        framing.add(f"Transfer-Encoding: {te}" if te else
+                    f"Content-Length" if cl else "close-delimited")
+        vary.add(resp.getheader("Vary") or "")
+    conn.close()
+    fr = " / ".join(sorted(framing))
+    va = " / ".join(sorted(vary))
+    if record:
+        with open(record, "a") as f:
+            f.write(f"{name}\t{len(expected)}\t{min(sizes)}\t{max(sizes)}\t{fr}\t{va}\n")
+    g = f"{min(sizes)}" if min(sizes) == max(sizes) else f"{min(sizes)}-{max(sizes)}"
+    return (f"{name}: {count + 1} x 200, Content-Encoding: gzip, {fr}, Vary: {va or '(none)'}; "
+            f"gzip body {g} bytes, gunzips to the origin's {len(expected)} bytes "
+            f"({len(expected) / max(sizes):.2f}x)")
+
+
+_SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "TB": 1024 ** 4}
+
+
+def wrk_read(text):
+    m = re.search(r"^\s*\d+ requests in [^,]+,\s+([0-9.]+)([KMGT]?B) read", text, re.M)
+    if not m:
+        raise ValueError("no 'N requests in T, X read' line")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+
+
 def header_value(addr, path, name):
     host, port = addr.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -400,6 +580,55 @@ def main(argv):
                 return 2
             args = args[2:]
         print(ratelimit_table(argv[1], duration, conns))
+        return 0
+    if len(argv) >= 2 and argv[0] == "compress-table":
+        duration, conns, level, sizes = 0.0, 0, 0, None
+        args = argv[2:]
+        while args:
+            if args[0] == "--duration":
+                duration = float(args[1])
+            elif args[0] == "--conns":
+                conns = int(args[1])
+            elif args[0] == "--level":
+                level = int(args[1])
+            elif args[0] == "--sizes":
+                sizes = args[1]
+            else:
+                print(f"report.py: unknown option {args[0]}", file=sys.stderr)
+                return 2
+            args = args[2:]
+        if sizes is None:
+            print("report.py: compress-table needs --sizes", file=sys.stderr)
+            return 2
+        print(compress_table(argv[1], sizes, duration, conns, level))
+        return 0
+    if len(argv) >= 1 and argv[0] == "check-gzip":
+        opts = {"--name": "proxy", "--addr": None, "--path": None, "--reference": None,
+                "--count": "10", "--record": None}
+        args = argv[1:]
+        while args:
+            if args[0] not in opts or len(args) < 2:
+                print(f"report.py: bad option {args[0]}", file=sys.stderr)
+                return 2
+            opts[args[0]] = args[1]
+            args = args[2:]
+        if not (opts["--addr"] and opts["--path"] and opts["--reference"]):
+            print("report.py: check-gzip needs --addr, --path and --reference", file=sys.stderr)
+            return 2
+        try:
+            print(check_gzip(opts["--name"], opts["--addr"], opts["--path"], opts["--reference"],
+                             int(opts["--count"]), opts["--record"]))
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            print(f"{opts['--name']}: {e}")
+            return 1
+        return 0
+    if len(argv) == 2 and argv[0] == "wrk-read":
+        with open(argv[1]) as f:
+            try:
+                print(wrk_read(f.read()))
+            except ValueError as e:
+                print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
+                return 1
         return 0
     if len(argv) == 4 and argv[0] == "header":
         try:

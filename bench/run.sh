@@ -6,6 +6,7 @@
 #   bash bench/run.sh parser    the H1Parser micro-benchmark (bench/h1_parser_bench.cc)
 #   bash bench/run.sh balance   round robin against least_conn with one slow origin (below)
 #   bash bench/run.sh ratelimit the cost of a per-client-IP rate limit that is never hit (below)
+#   bash bench/run.sh compress  gzip on the fly of a 100 KiB text response, CPU per request (below)
 #
 # One torii-origin serves all three proxies (balance mode: three, one of them slow). Each proxy runs one worker (torii workers = 1,
 # nginx worker_processes 1, HAProxy nbthread 1) pinned to PROXY_CPU; wrk and the origin share
@@ -28,6 +29,7 @@
 #   SKIP_BUILD [0]          1 = use the binaries already in BUILD_DIR
 #   BENCH_ARGS              parser mode: extra flags, e.g. "--benchmark_repetitions=5"
 #   SLOW_MS [20]            balance mode: the slow origin's added delay per response, in ms
+#   COMP_LEVEL [5]          compress mode: the gzip level, 1..9 (5 = torii's default)
 #
 # balance mode: three torii-origins on LOAD_CPU, one started with --delay-ms SLOW_MS, the
 # other two answering at once. Each proxy gets one pool/upstream/backend of the three (slow
@@ -56,17 +58,38 @@
 # answer means a limit was hit: the run stops. Reported per (proxy, limit): median req/s,
 # p50, p99, proxy CPU, requests per proxy CPU-second; per proxy the limit's overhead
 # 1 - (req/CPU-s on / req/CPU-s off), overall and round by round. SCENARIOS does not apply.
+#
+# compress mode: one torii-origin (as macro mode) serving GET /?size=102400&text=1, 100 KiB of
+# English-like text (~3.3x with gzip -6; the plain size=N pattern would compress ~300x). Each
+# proxy runs once, same settings as macro mode, compressing gzip on the fly at COMP_LEVEL:
+# torii [compression] algorithms = ["gzip"], gzip_level = COMP_LEVEL and compress = true on
+# the route; nginx gzip on, gzip_comp_level COMP_LEVEL, gzip_types text/plain,
+# gzip_min_length 256, gzip_proxied any, gzip_http_version 1.1, gzip_vary on; HAProxy filter
+# compression, compression algo gzip, compression type text/plain and global
+# tune.comp.maxlevel COMP_LEVEL. (Debian's HAProxy 2.6 is built with libslz, not zlib:
+# "haproxy -vv" says "Built with libslz"; slz has a single level, so HAProxy compresses
+# alike at any level >= 1 and its output is larger. The table gives each proxy's size.)
+# Before the runs (and again after) each proxy must answer a request carrying
+# "Accept-Encoding: gzip" with 200, Content-Encoding: gzip and a body that gunzips to the
+# origin's exact bytes (report.py check-gzip; the compressed size is recorded), and a request
+# without Accept-Encoding with the origin's exact bytes. wrk -t1 -cCONNS -dDURATION --latency
+# -H "Accept-Encoding: gzip", ROUNDS interleaved rounds. Reported per proxy: median req/s,
+# p50, p99, proxy CPU, requests per proxy CPU-second, the compressed body size and the bytes
+# per response wrk read (headers and chunk framing included: the runs were compressed too);
+# torii / nginx and torii / HAProxy in req/s and req per CPU-second. Any non-2xx answer stops
+# the run. SCENARIOS does not apply. (Compressing once per cached variant needs the cache,
+# which torii does not have yet: not measured.)
 set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit) ;;
+  macro | idle | parser | balance | ratelimit | compress) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress)" >&2
     exit 2
     ;;
 esac
@@ -86,16 +109,18 @@ RESULTS_DIR=${RESULTS_DIR:-$BUILD_DIR/bench-results}
 KEEP_WORK=${KEEP_WORK:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SLOW_MS=${SLOW_MS:-20}
+COMP_LEVEL=${COMP_LEVEL:-5}
 # ratelimit mode: the limit every "on" instance enforces (never reached by the benchmark).
 RL_RATE=100000000 # requests per second per client address (torii accepts 1..1e9)
 RL_BURST=1000000  # torii's maximum
 
-for v in DURATION ROUNDS CONNS N PROXY_CPU LOAD_CPU SLOW_MS; do
+for v in DURATION ROUNDS CONNS N PROXY_CPU LOAD_CPU SLOW_MS COMP_LEVEL; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number (got '${!v}')" >&2; exit 2; }
 done
 ((DURATION >= 1 && DURATION <= 600)) || { echo "run.sh: DURATION must be 1..600" >&2; exit 2; }
 ((ROUNDS >= 1 && ROUNDS <= 20)) || { echo "run.sh: ROUNDS must be 1..20" >&2; exit 2; }
 ((SLOW_MS >= 1 && SLOW_MS <= 10000)) || { echo "run.sh: SLOW_MS must be 1..10000" >&2; exit 2; }
+((COMP_LEVEL >= 1 && COMP_LEVEL <= 9)) || { echo "run.sh: COMP_LEVEL must be 1..9" >&2; exit 2; }
 for p in $PROXIES; do
   [[ $p == torii || $p == nginx || $p == haproxy ]] ||
     { echo "run.sh: unknown proxy '$p' in PROXIES" >&2; exit 2; }
@@ -293,7 +318,8 @@ build() {
 # $WORK/NAME.log. It proxies to every address in BACKENDS with the algorithm ALGO given to
 # start_proxy: "" (the proxy's default, no directive written), rr or lc. With LIMIT = on it also
 # limits each client address to RL_RATE requests per second with a burst of RL_BURST
-# (ratelimit mode); with LIMIT = "" or off, no limit.
+# (ratelimit mode); with LIMIT = "" or off, no limit. With COMP = gzip it compresses text/plain
+# responses with gzip at COMP_LEVEL (compress mode); with COMP = "", not at all.
 # ---------------------------------------------------------------------------------------
 declare -A PORT CPU_PIDS MAIN_PID NGINX_WORKERS ORIGIN_AT
 ORIGIN_ADDR=""  # the origin whose bytes check_proxy compares against
@@ -323,8 +349,15 @@ start_origin() {
 }
 
 start_torii() {
-  local name=$1 algo=$2 limit=${3:-} dir=$WORK/$1 algo_line="" backends="" b
-  local limit_table="" limit_line=""
+  local name=$1 algo=$2 limit=${3:-} comp=${4:-} dir=$WORK/$1 algo_line="" backends="" b
+  local limit_table="" limit_line="" comp_table="" comp_line=""
+  if [[ $comp == gzip ]]; then
+    comp_table=$'\n'"[compression]
+algorithms = [\"gzip\"]
+gzip_level = $COMP_LEVEL
+"
+    comp_line=$'\ncompress = true'
+  fi
   if [[ $limit == on ]]; then
     limit_table=$'\n'"[rate_limit.per_ip]
 key = \"client_ip\"
@@ -358,11 +391,11 @@ address = "127.0.0.1:0"
 name = "origin"
 backends = [$backends]
 keepalive = 64$algo_line
-$limit_table
+$limit_table$comp_table
 [[route]]
 host = "*"
 path_prefix = "/"
-pool = "origin"$limit_line
+pool = "origin"$limit_line$comp_line
 EOF
   "$TORII_BIN" -t -c "$dir/torii.toml" >"$dir/check.log" 2>&1 ||
     die "$name rejects its bench config: $(cat "$dir/check.log")"
@@ -377,8 +410,17 @@ EOF
 }
 
 start_nginx() {
-  local name=$1 algo=$2 limit=${3:-} dir=$WORK/$1 port algo_line="" servers="" b
-  local zone_line="" limit_lines=""
+  local name=$1 algo=$2 limit=${3:-} comp=${4:-} dir=$WORK/$1 port algo_line="" servers="" b
+  local zone_line="" limit_lines="" comp_lines=""
+  if [[ $comp == gzip ]]; then
+    comp_lines=$'\n'"    gzip on;"
+    comp_lines+=$'\n'"    gzip_comp_level $COMP_LEVEL;"
+    comp_lines+=$'\n'"    gzip_types text/plain;"
+    comp_lines+=$'\n'"    gzip_min_length 256;"
+    comp_lines+=$'\n'"    gzip_proxied any;"
+    comp_lines+=$'\n'"    gzip_http_version 1.1;"
+    comp_lines+=$'\n'"    gzip_vary on;"
+  fi
   [[ $algo == lc ]] && algo_line=$'\n        least_conn;'
   if [[ $limit == on ]]; then
     zone_line=$'\n'"    limit_req_zone \$binary_remote_addr zone=per_ip:10m rate=${RL_RATE}r/s;"
@@ -407,7 +449,7 @@ http {
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
-    keepalive_timeout 75s;$zone_line
+    keepalive_timeout 75s;$zone_line$comp_lines
     upstream origin {$algo_line$servers
         keepalive 64;
     }
@@ -445,8 +487,14 @@ EOF
 }
 
 start_haproxy() {
-  local name=$1 algo=$2 limit=${3:-} dir=$WORK/$1 port algo_line="" servers="" b i=0
-  local limit_lines="" stats_line=""
+  local name=$1 algo=$2 limit=${3:-} comp=${4:-} dir=$WORK/$1 port algo_line="" servers="" b i=0
+  local limit_lines="" stats_line="" comp_global="" comp_lines=""
+  if [[ $comp == gzip ]]; then
+    comp_global=$'\n'"    tune.comp.maxlevel $COMP_LEVEL"
+    comp_lines=$'\n'"    filter compression"
+    comp_lines+=$'\n'"    compression algo gzip"
+    comp_lines+=$'\n'"    compression type text/plain"
+  fi
   # ratelimit mode (LIMIT on or off): a stats socket, to look at the stick-table afterwards.
   [[ -n $limit ]] && stats_line=$'\n'"    stats socket $dir/admin.sock mode 600 level admin"
   if [[ $limit == on ]]; then
@@ -469,7 +517,7 @@ start_haproxy() {
 # generated by bench/run.sh (no log lines: no logging)
 global
     nbthread 1
-    maxconn 30000$stats_line
+    maxconn 30000$stats_line$comp_global
 $strict
 
 defaults
@@ -483,7 +531,7 @@ defaults
     timeout http-request 10s
 
 frontend bench
-    bind 127.0.0.1:$port$limit_lines
+    bind 127.0.0.1:$port$limit_lines$comp_lines
     default_backend origin
 
 backend origin$algo_line$servers
@@ -505,9 +553,10 @@ check_proxy() {
   log "check: $out"
 }
 
-# start_proxy NAME [ALGO [LIMIT]]: starts the instance NAME (kind = NAME up to the first "-").
+# start_proxy NAME [ALGO [LIMIT [COMP]]]: starts the instance NAME (kind = NAME up to the
+# first "-").
 start_proxy() {
-  "start_${1%%-*}" "$1" "${2:-}" "${3:-}"
+  "start_${1%%-*}" "$1" "${2:-}" "${3:-}" "${4:-}"
   RUNNING+=" $1"
   check_proxy "$1" "/?size=100" 100
   log "$1 (PID ${MAIN_PID[$1]}, CPU-accounted PIDs ${CPU_PIDS[$1]}, CPU $PROXY_CPU) on 127.0.0.1:${PORT[$1]}"
@@ -563,9 +612,12 @@ log_problems() {
   } | head -n 40 || true
 }
 
+# Extra wrk arguments for every run (compress mode: -H "Accept-Encoding: gzip").
+WRK_HEADERS=()
+
 # warm_up NAME PATH OUT: one short unrecorded wrk run (connection pools, caches, page faults).
 warm_up() {
-  timeout -k 5 30 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s \
+  timeout -k 5 30 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "${WRK_HEADERS[@]}" \
     "http://127.0.0.1:${PORT[$1]}$2" >"$3" 2>&1 ||
     die "wrk warm-up against $1 failed: $(cat "$3")"
 }
@@ -582,7 +634,7 @@ measure() {
   s0l=$(cpu_stat "$LOAD_CPU")
   c0=$(cpu_ticks "${cpids[@]}")
   timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" \
-    --latency "http://127.0.0.1:${PORT[$name]}$path" >"$out" 2>&1 ||
+    --latency "${WRK_HEADERS[@]}" "http://127.0.0.1:${PORT[$name]}$path" >"$out" 2>&1 ||
     die "wrk against $name failed (rc $?): $(cat "$out")"
   c1=$(cpu_ticks "${cpids[@]}")
   M_BUSY_P=$(busy_pct "$s0p" "$(cpu_stat "$PROXY_CPU")")
@@ -895,6 +947,78 @@ run_ratelimit() {
   echo "results: $results (per-run records: $runs)"
 }
 
+# check_gzip NAME PATH RECORD: NAME must answer GET PATH with Accept-Encoding: gzip with 200,
+# Content-Encoding: gzip and a body that gunzips to the origin's bytes; appends the sizes
+# to RECORD (report.py check-gzip).
+check_gzip() {
+  local name=$1 path=$2 record=$3 out
+  out=$(python3 "$BENCH_DIR/report.py" check-gzip --name "$name" --addr "127.0.0.1:${PORT[$name]}" \
+    --path "$path" --reference "$ORIGIN_ADDR" --count 10 --record "$record") ||
+    die "$name failed its gzip check: $out"
+  log "check: $out"
+}
+
+run_compress() {
+  ensure_peers
+  command -v wrk >/dev/null || die "wrk is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/compress-$STAMP.txt runs=$RESULTS_DIR/compress-$STAMP.tsv
+  local sizes=$RESULTS_DIR/compress-$STAMP-sizes.tsv
+  local path="/?size=102400&text=1" size=102400 p r
+  printf '# proxy\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\tbytes_read\n' >"$runs"
+  printf '# proxy\tplain_bytes\tgzip_bytes_min\tgzip_bytes_max\tframing\tvary\n' >"$sizes"
+
+  start_origin
+  for p in $PROXIES; do start_proxy "$p" "" "" gzip; done
+  for p in $PROXIES; do
+    check_proxy "$p" "$path" "$size" # no Accept-Encoding: the origin's bytes as they are
+    check_gzip "$p" "$path" "$sizes"
+  done
+  WRK_HEADERS=(-H "Accept-Encoding: gzip")
+  for p in $PROXIES; do warm_up "$p" "$path" "$WORK/warmup-compress-$p.txt"; done
+  proxies_alive
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for p in $PROXIES; do
+      local out=$WORK/wrk-compress-$p-$r.txt bytes
+      measure "$p" "$path" "$out"
+      bytes=$(python3 "$BENCH_DIR/report.py" wrk-read "$out") || die "cannot parse $out: $(cat "$out")"
+      printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$r" "$M_RPS" "$M_REQS" \
+        "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" "$M_BUSY_P" "$M_BUSY_L" "$bytes" >>"$runs"
+      log "compress round $r/$ROUNDS $p: $M_RPS req/s, p50 ${M_P50}us, p99 ${M_P99}us, proxy CPU ${M_CPU}s, $((bytes / (M_REQS > 0 ? M_REQS : 1))) bytes read per response, CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
+      if ((M_NON2XX > 0 || M_SOCK > 0)); then
+        cp "$out" "$RESULTS_DIR/compress-$STAMP-wrk-$p-$r.txt"
+        ((M_NON2XX == 0)) ||
+          die "$p: $M_NON2XX non-2xx answers; wrk output kept in $RESULTS_DIR/compress-$STAMP-wrk-$p-$r.txt, runs so far in $runs"
+        log "WARNING: $p: $M_SOCK socket errors in this run"
+      fi
+      proxies_alive
+    done
+  done
+  WRK_HEADERS=()
+  local after=$WORK/sizes-after.tsv
+  for p in $PROXIES; do
+    check_proxy "$p" "$path" "$size"
+    check_gzip "$p" "$path" "$after"
+  done
+
+  {
+    echo "torii benchmark: compress, wrk -t1 -c$CONNS -d${DURATION}s --latency -H \"Accept-Encoding: gzip\" GET $path, $ROUNDS interleaved round(s)"
+    env_header
+    echo "gzip:      level $COMP_LEVEL (torii gzip_level, nginx gzip_comp_level, HAProxy tune.comp.maxlevel; HAProxy: $(haproxy -vv 2>/dev/null | grep -m1 -o 'Built with libslz[^.]*\|Built with zlib[^.]*' || echo 'compression library unknown'))"
+    echo
+    python3 "$BENCH_DIR/report.py" compress-table "$runs" --sizes "$sizes" --duration "$DURATION" \
+      --conns "$CONNS" --level "$COMP_LEVEL"
+    echo
+    problems_footer
+  } >"$results"
+  echo
+  cat "$results"
+  echo
+  echo "results: $results (per-run records: $runs, compressed sizes: $sizes)"
+}
+
 run_parser() {
   build h1_parser_bench
   mkdir -p "$RESULTS_DIR"
@@ -916,4 +1040,5 @@ case $MODE in
   parser) run_parser ;;
   balance) run_balance ;;
   ratelimit) run_ratelimit ;;
+  compress) run_compress ;;
 esac

@@ -24,7 +24,8 @@
 // buffer (and the socket is not read) until the current response has been written, which
 // answers pipelined requests in order and bounds memory. Bodies are read (and discarded,
 // except for /echo) before the response is produced. Large generated bodies (size=N) are
-// streamed from a fixed pattern buffer, never allocated whole.
+// streamed from a fixed pattern buffer (or, with text=1, a fixed buffer of English-like
+// text), never allocated whole.
 
 #include <llhttp.h>
 
@@ -112,6 +113,114 @@ const std::string& pattern() {
     return s;
   }();
   return p;
+}
+
+// text=1 bodies: English-like prose, so that a compressing proxy has realistic work (the
+// 36-byte pattern above compresses ~300x; this compresses ~3.3x with gzip -6). Words come
+// from a fixed vocabulary; each next word is, 70% of the time, one of 4 fixed successors of
+// the previous word (the phrases repeat, as in real text) and otherwise any word, drawn by
+// a seeded splitmix64, so the bytes are the same in every run and every process. Sentences
+// of 5..18 words with a capital, commas and . ? !, paragraphs of 3..7 sentences separated by
+// an empty line, lines wrapped at 72 columns. Generated once (on first use) as a
+// kTextPeriod-byte cycle followed by its first kFillBytes again, so that any slice of up to
+// kFillBytes can be copied from offset (pos % kTextPeriod); a body longer than the period
+// repeats it (invisible to gzip's 32 KiB window).
+constexpr size_t kTextPeriod = 1u << 20;
+constexpr std::string_view kWords[] = {
+    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be",
+    "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but",
+    "have", "an", "they", "you", "were", "her", "she", "there", "their", "one", "all",
+    "we", "can", "has", "been", "if", "more", "when", "will", "would", "who", "so", "no",
+    "out", "up", "into", "do", "than", "time", "its", "only", "other", "new", "some",
+    "could", "these", "two", "may", "first", "then", "any", "like", "now", "my", "over",
+    "such", "our", "man", "me", "even", "most", "made", "after", "also", "did", "many",
+    "before", "must", "through", "back", "years", "where", "much", "your", "way", "well",
+    "down", "should", "because", "each", "just", "those", "people", "how", "too", "little",
+    "state", "good", "very", "make", "world", "still", "own", "see", "men", "work", "long",
+    "here", "get", "both", "between", "life", "being", "under", "never", "day", "same",
+    "another", "know", "while", "last", "might", "us", "great", "old", "year", "off",
+    "come", "since", "against", "go", "came", "right", "used", "take", "three", "states",
+    "himself", "few", "house", "use", "during", "without", "again", "place", "around",
+    "however", "home", "small", "found", "thought", "went", "say", "part", "once",
+    "general", "high", "upon", "school", "every", "town", "does", "got", "united", "left",
+    "number", "course", "war", "until", "always", "away", "something", "fact", "though",
+    "water", "less", "public", "put", "think", "almost", "hand", "enough", "far", "took",
+    "head", "yet", "government", "system", "better", "set", "told", "nothing", "night",
+    "end", "why", "called", "river", "eyes", "find", "going", "look", "asked", "later",
+    "knew", "point", "next", "city", "give", "group", "toward", "young", "let", "room",
+    "president", "side", "social", "given", "present", "several", "order", "national",
+    "possible", "rather", "second", "face", "per", "among", "form", "important", "often",
+    "things", "looked", "early", "white", "case", "garden", "become", "large", "big", "need",
+    "four", "within", "felt", "along", "children", "saw", "best", "church", "ever",
+    "least", "power", "development", "light", "thing", "seemed", "family", "interest",
+    "want", "members", "mind", "country", "area", "others", "done", "turned", "although",
+    "open", "story", "service", "problem", "certain", "kind", "different", "thus", "began",
+    "door", "help", "means", "sense", "whole", "matter", "perhaps", "itself", "market",
+    "times", "human", "law", "line", "above", "name", "example", "action", "company",
+    "hands", "local", "show", "whether", "five", "history", "gave", "today", "either",
+    "act", "feet", "across", "taken", "past", "quite", "anything", "seen", "having",
+    "death", "week", "experience", "body", "word", "half", "really", "field", "car",
+    "words", "already", "themselves", "information", "tell", "together", "college",
+    "shall", "money", "period", "held", "keep", "sure", "free", "probably", "seems",
+    "political", "real", "behind", "question", "air", "office", "making", "brought",
+    "whose", "special", "heard", "major", "problems", "ago", "became", "federal", "moment",
+    "study", "available", "known", "result", "street", "economic", "boy", "position",
+    "reason", "change", "south", "board", "individual", "job", "society", "areas", "west",
+    "close", "turn", "love", "community", "true", "court", "force", "full",
+};
+constexpr size_t kNumWords = sizeof kWords / sizeof kWords[0];
+
+struct SplitMix64 {
+  uint64_t x;
+  uint64_t next() {
+    uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  size_t below(size_t n) { return size_t(((next() >> 32) * n) >> 32); }
+};
+
+const std::string& text_buffer() {
+  static const std::string t = [] {
+    constexpr size_t kSucc = 4;
+    SplitMix64 r{0x746f726969ull};  // "torii"
+    std::vector<uint16_t> succ(kNumWords * kSucc);
+    for (auto& s : succ) s = uint16_t(r.below(kNumWords));
+    std::string s;
+    s.reserve(kTextPeriod + kFillBytes + 4096);
+    size_t col = 0, prev = 0;
+    while (s.size() < kTextPeriod) {
+      for (size_t sentences = 3 + r.below(5); sentences > 0; --sentences) {
+        size_t words = 5 + r.below(14);
+        for (size_t w = 0; w < words; ++w) {
+          size_t i = r.below(100) < 70 ? succ[prev * kSucc + r.below(kSucc)] : r.below(kNumWords);
+          prev = i;
+          std::string word(kWords[i]);
+          if (w == 0) word[0] = char(word[0] - 'a' + 'A');
+          if (w + 1 == words)
+            word += ".?!."[r.below(4)];
+          else if (r.below(10) == 0)
+            word += ',';
+          if (col > 0 && col + 1 + word.size() > 72) {
+            s += '\n';
+            col = 0;
+          } else if (col > 0) {
+            s += ' ';
+            ++col;
+          }
+          s += word;
+          col += word.size();
+        }
+      }
+      s += "\n\n";
+      col = 0;
+    }
+    s.resize(kTextPeriod);
+    s.append(s, 0, kFillBytes);
+    return s;
+  }();
+  return t;
 }
 
 int64_t mono_ms() {
@@ -346,6 +455,7 @@ struct Conn {
   // Streamed (generated) body: gen_left pattern bytes still to produce.
   bool gen_active = false;
   bool gen_chunked = false;
+  bool gen_text = false;  // text=1: slices of text_buffer() instead of pattern()
   uint64_t gen_left = 0;
   uint64_t gen_pos = 0;
 
@@ -517,18 +627,21 @@ struct Response {
   std::string content_type = "text/plain";
   std::string body;
   std::optional<uint64_t> size;  // generated body of this many bytes instead of `body`
+  bool text = false;             // text=1: the generated body is English-like text
   bool chunked = false;
   bool close = false;
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
-// Applies size=, chunked=, status=, cc=, etag=, ct=, close=, hdr= (delay= is handled by
+// Applies size=, text=, chunked=, status=, cc=, etag=, ct=, close=, hdr= (delay= is handled by
 // the dispatcher, before any handler runs).
 void apply_params(Response& r, std::string_view query) {
   for_each_param(query, [&](std::string_view key, std::string_view raw) {
     std::string v = url_decode(raw);
     if (key == "size") {
       if (auto n = parse_num<uint64_t>(v)) r.size = *n;
+    } else if (key == "text") {
+      r.text = v == "1";
     } else if (key == "chunked") {
       r.chunked = v == "1";
     } else if (key == "status") {
@@ -743,10 +856,11 @@ class Loop {
   // Appends the next slice of a generated body to c.out; false when there is none.
   static bool fill_generated(Conn& c) {
     if (!c.gen_active) return false;
-    const std::string& pat = pattern();
+    const std::string& pat = c.gen_text ? text_buffer() : pattern();
+    const size_t period = c.gen_text ? kTextPeriod : kAlphabet.size();
     if (!c.gen_chunked) {
       size_t n = size_t(std::min<uint64_t>(c.gen_left, kFillBytes));
-      c.out.append(pat, size_t(c.gen_pos % kAlphabet.size()), n);
+      c.out.append(pat, size_t(c.gen_pos % period), n);
       c.gen_pos += n;
       c.gen_left -= n;
     } else {
@@ -754,7 +868,7 @@ class Loop {
         size_t n = size_t(std::min<uint64_t>(c.gen_left, kChunkBytes));
         append_hex(c.out, n);
         c.out += "\r\n";
-        c.out.append(pat, size_t(c.gen_pos % kAlphabet.size()), n);
+        c.out.append(pat, size_t(c.gen_pos % period), n);
         c.out += "\r\n";
         c.gen_pos += n;
         c.gen_left -= n;
@@ -1041,6 +1155,7 @@ class Loop {
         c.gen_left = *r.size;
         c.gen_pos = 0;
         c.gen_chunked = r.chunked;
+        c.gen_text = r.text;
         c.gen_active = r.chunked || *r.size > 0;
       } else if (r.chunked) {
         std::string_view b = r.body;
@@ -1280,6 +1395,8 @@ class Loop {
       "  /__health are not delayed); default 0.\n"
       "query parameters (any path not below): size=N chunked=1 delay=MS status=NNN cc=V\n"
       "  etag=V ct=TYPE close=1 hdr=Name:Value (repeatable)\n"
+      "  text=1 makes the size=N body English-like text (~3.3x with gzip -6) instead of\n"
+      "  a 36-byte repeating pattern; the same bytes for the same N, every time\n"
       "paths: /echo /headers /__stats /health /health-toggle /die-mid /die-mid-rst\n"
       "  /die-mid-chunked /reset /close /sleep /garbage /cl-te /dup-cl /nul-hdr /cr-hdr\n"
       "  /obs-fold /bad-status /long-reason /r304cl /r204cl /extra-bytes /103-then-200\n"
