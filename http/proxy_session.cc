@@ -67,6 +67,15 @@ uint64_t MonotonicNs() {
 const std::string kEventStreamType = "text/event-stream";
 const std::span<const std::string> kEventStream(&kEventStreamType, 1);
 
+bool ContainsIgnoreCase(std::string_view haystack, std::string_view needle) {
+  for (size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
+    if (EqualsIgnoreCase(haystack.substr(i, needle.size()), needle)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 uint64_t CeilSeconds(uint64_t ns) { return ns / 1000000000 + (ns % 1000000000 != 0 ? 1 : 0); }
 
 bool IsIdempotent(uint8_t method) {
@@ -964,12 +973,13 @@ void ClientSession::DecideCompression(const MessageHead& head, HeadEdits* edits)
       }
     } else if (EqualsIgnoreCase(hv.name, "cache-control")) {
       // no-transform: intermediaries must not change the representation (RFC 9111 §5.2.2.6).
-      std::string_view v = hv.value;
-      for (size_t i = 0; i + 12 <= v.size(); ++i) {
-        if (EqualsIgnoreCase(v.substr(i, 12), "no-transform")) {
-          return;
-        }
+      // private: per-user content, where compression next to reflected input leaks secrets
+      // through the compressed size (BREACH, BAD-INPUTS Z3); not compressed either.
+      if (ContainsIgnoreCase(hv.value, "no-transform") || ContainsIgnoreCase(hv.value, "private")) {
+        return;
       }
+    } else if (EqualsIgnoreCase(hv.name, "set-cookie")) {
+      return;  // a response that sets a secret is not compressed (BREACH)
     }
   }
   if (encoded) {

@@ -96,6 +96,8 @@ class Codings(h.ToriiCase):
             "not a compressible type": "/?size=5000&ct=image/png",
             "already encoded": "/?size=5000&hdr=Content-Encoding:zstd",
             "no-transform": "/?size=5000&cc=no-transform",
+            "private (BREACH)": "/?size=5000&cc=private,%20max-age=60",
+            "sets a cookie (BREACH)": "/?size=5000&hdr=Set-Cookie:%20sid=secret",
             "204": "/?status=204",
         }
         for why, path in skip.items():
