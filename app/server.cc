@@ -18,6 +18,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "app/admin.h"
 #include "app/health_checker.h"
 #include "balancer/health.h"
 #include "core/worker.h"
@@ -290,6 +291,28 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     spdlog::info("listener {} on {} ({} workers)", l.name, addr.ToString(), workers);
   }
 
+  // The admin listener: one socket, served by worker 0.
+  int admin_fd = -1;
+  const auto admin_index = static_cast<uint32_t>(config.listeners.size());
+  if (config.admin.enabled) {
+    conf::SocketAddress addr = config.admin.address;
+    admin_fd = BindListener(addr, 128);
+    if (admin_fd < 0) {
+      spdlog::critical("[admin]: cannot listen on {}: {}", addr.ToString(), strerror(errno));
+      return 1;
+    }
+    if (addr.port() == 0) {
+      sockaddr_storage bound{};
+      socklen_t len = sizeof(bound);
+      getsockname(admin_fd, reinterpret_cast<sockaddr*>(&bound), &len);
+      addr.set_port(ntohs(bound.ss_family == AF_INET
+                              ? reinterpret_cast<sockaddr_in&>(bound).sin_port
+                              : reinterpret_cast<sockaddr_in6&>(bound).sin6_port));
+    }
+    ready_lines.push_back("admin " + addr.ToString());
+    spdlog::info("admin on {} (/metrics, /status.json)", addr.ToString());
+  }
+
   const int log_fd = OpenAccessLog(config.server.access_log);
   if (log_fd < 0 && config.server.access_log != "off") {
     spdlog::critical("access_log {}: {}", config.server.access_log, strerror(errno));
@@ -302,6 +325,7 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
 
   // Active health checks run on worker 0's ring; the checker outlives every worker.
   HealthChecker checker(config, *proxy_config);
+  std::unique_ptr<Admin> admin;  // made once the contexts exist; outlives the workers
   std::vector<std::unique_ptr<core::Worker>> ws;
   std::vector<std::unique_ptr<http::ProxyContext>> contexts;
   for (uint32_t w = 0; w < workers; ++w) {
@@ -319,8 +343,14 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     for (uint32_t li = 0; li < fds[w].size(); ++li) {
       worker->AddListener(fds[w][li], li);
     }
+    if (w == 0 && admin_fd >= 0) {
+      worker->AddListener(admin_fd, admin_index);
+    }
     http::ProxyContext* ctx_ptr = ctx.get();
-    worker->set_accept_fn([ctx_ptr](core::Conn& conn, uint32_t listener) {
+    worker->set_accept_fn([ctx_ptr, &admin, admin_index](core::Conn& conn, uint32_t listener) {
+      if (listener == admin_index) {
+        return admin->Accept(conn);
+      }
       return http::NewClientSession(*ctx_ptr, conn, listener);
     });
     worker->set_on_turn_end([ctx_ptr] { ctx_ptr->log().Flush(); });
@@ -329,6 +359,14 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     }
     ws.push_back(std::move(worker));
     contexts.push_back(std::move(ctx));
+  }
+
+  if (admin_fd >= 0) {
+    std::vector<const http::ProxyContext*> views;
+    for (const auto& c : contexts) {
+      views.push_back(c.get());
+    }
+    admin = std::make_unique<Admin>(config, proxy_config, std::move(views));
   }
 
   std::atomic<uint32_t> exited{0};

@@ -517,10 +517,6 @@ class Loader {
     if (const toml::table* t = top.SubTable("server")) {
       LoadServer(Section(*t, "[server]"), &config.server);
     }
-    if (const toml::key* k = top.FindKey("admin")) {
-      Refuse(k->source(), "[admin]: the admin listener (metrics, status) is not implemented yet "
-                          "(issue #9)");
-    }
     if (const toml::table* t = top.SubTable("admin")) {
       LoadAdmin(Section(*t, "[admin]"), &config.admin);
     }

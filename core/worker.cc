@@ -935,6 +935,10 @@ void Worker::RunTimers() {
 }
 
 void Worker::BeforeSleep() {
+  published_.conns_live.Set(stats_.conns_live);
+  published_.accepted.Set(stats_.accepted);
+  published_.accept_rejected.Set(stats_.accept_rejected);
+  published_.idle_evicted.Set(stats_.idle_evicted);
   // Slots whose close completed: destroy the handler, bump the generation, free the slot.
   // First, so that whatever a handler does in OnClosed (write to its peer, close it) is
   // submitted in this same turn.

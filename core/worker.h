@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "core/buf_ring.h"
+#include "core/counter.h"
 #include "core/op_tag.h"
 #include "core/out_queue.h"
 #include "core/result.h"
@@ -249,6 +250,14 @@ class Worker {
   uint32_t id() const { return options_.id; }
   bool draining() const { return draining_; }
   const WorkerStats& stats() const { return stats_; }
+  // A copy of some of stats() that any thread may read (metrics): published once per loop turn.
+  struct Published {
+    Counter conns_live;
+    Counter accepted;
+    Counter accept_rejected;
+    Counter idle_evicted;
+  };
+  const Published& published() const { return published_; }
   const char* ring_flags_note() const { return ring_flags_note_; }
 
  private:
@@ -324,6 +333,7 @@ class Worker {
   std::function<void(Worker&)> on_start_;
   std::function<void()> on_turn_end_;
   std::vector<std::unique_ptr<Task>> tasks_;
+  Published published_;
   // Idle connections per Conn::Idle kind (kFresh, kKeepAlive), least recently idle first
   // (intrusive, by slot).
   uint32_t idle_head_[3] = {~uint32_t{0}, ~uint32_t{0}, ~uint32_t{0}};

@@ -175,7 +175,7 @@ void ProxyContext::NoteRefusedConnection(std::string_view listener, std::string_
   const uint64_t now = worker_.now_ms();
   if (last_refused_log_ms_ == 0 || now - last_refused_log_ms_ >= 1000) {
     spdlog::warn("listener {}: {} connection(s) closed at accept ({}; {} in all on worker {})",
-                 listener, refused_since_log_, why, stats_.conns_refused, worker_.id());
+                 listener, refused_since_log_, why, stats_.conns_refused.get(), worker_.id());
     refused_since_log_ = 0;
     last_refused_log_ms_ = now;
   }

@@ -9,12 +9,14 @@
 
 #include <cstdint>
 #include <deque>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "balancer/picker.h"
+#include "core/counter.h"
 #include "core/worker.h"
 #include "http/access_log.h"
 #include "http/h1_parser.h"
@@ -49,18 +51,42 @@ struct ExchangeBuffers {
   }
 };
 
+// Per-worker counters (core::Counter: written by this worker only, read by the admin
+// endpoint from its own thread and summed over workers).
 struct ProxyStats {
-  uint64_t requests = 0;
-  uint64_t responses_by_class[6] = {};  // index status / 100 (0 = aborted)
-  uint64_t upstream_connects = 0;
-  uint64_t upstream_reused = 0;
-  uint64_t upstream_connect_failures = 0;
-  uint64_t retries = 0;
-  uint64_t aborted = 0;  // client connections cut mid-response (backend died mid-body, ...)
-  uint64_t conns_refused = 0;  // closed at accept by max_conns / max_conns_per_ip
-  uint64_t compressed = 0;      // responses encoded
-  uint64_t compress_in = 0;     // bytes before / after encoding
-  uint64_t compress_out = 0;
+  // Request durations (first byte to response end), for the latency histogram.
+  static constexpr uint64_t kLatencyBoundsUs[] = {1000,   5000,   10000,   25000,   50000,
+                                                  100000, 250000, 500000, 1000000, 2500000,
+                                                  5000000, 10000000};
+  static constexpr size_t kLatencyBuckets = std::size(kLatencyBoundsUs) + 1;  // + "+Inf"
+
+  core::Counter requests;
+  core::Counter responses_by_class[6];  // index status / 100 (0 = aborted)
+  core::Counter bytes_sent;             // response body bytes to clients
+  core::Counter upstream_connects;
+  core::Counter upstream_reused;
+  core::Counter upstream_connect_failures;
+  core::Counter retries;
+  core::Counter aborted;  // client connections cut mid-response (backend died mid-body, ...)
+  core::Counter conns_refused;  // closed at accept by max_conns / max_conns_per_ip
+  core::Counter denied;         // 403 by an access list or a ban
+  core::Counter rate_limited;   // 429
+  core::Counter bans;           // keys banned
+  core::Counter queued;         // requests that waited for a max_conns slot
+  core::Counter compressed;     // responses encoded
+  core::Counter compress_in;    // bytes before / after encoding
+  core::Counter compress_out;
+  core::Counter latency_buckets[kLatencyBuckets];  // non-cumulative
+  core::Counter latency_sum_us;
+
+  void ObserveLatency(uint64_t us) {
+    size_t i = 0;
+    while (i < std::size(kLatencyBoundsUs) && us > kLatencyBoundsUs[i]) {
+      ++i;
+    }
+    latency_buckets[i]++;
+    latency_sum_us += us;
+  }
 };
 
 class ProxyContext {
@@ -72,6 +98,8 @@ class ProxyContext {
   const ProxyConfig& config() const { return *config_; }
   AccessLog& log() { return *log_; }
   ProxyStats& stats() { return stats_; }
+  const ProxyStats& stats() const { return stats_; }
+  const core::Worker& worker() const { return worker_; }
   // Scratch for building a head or a chunk header that is written out at once (never held
   // across calls).
   std::string& scratch() { return scratch_; }

@@ -500,9 +500,11 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
     client = ratelimit::RealClient(client, xff, cfg.trusted_proxies);
   }
   if (listener.deny.Contains(client) || (!listener.allow.empty() && !listener.allow.Contains(client))) {
+    ctx_.stats().denied++;
     return reject(403, "denied by listener access list");
   }
   if (route.deny.Contains(client) || (!route.allow.empty() && !route.allow.Contains(client))) {
+    ctx_.stats().denied++;
     return reject(403, "denied by route access list");
   }
   if (route.rate_limit < 0) {
@@ -531,6 +533,7 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
   }
   const uint64_t now = MonotonicNs();
   if (limit.bans && limit.bans->IsBanned(key, now)) {
+    ctx_.stats().denied++;
     return reject(403, "banned");
   }
   const ratelimit::Decision d = limit.table->Check(key, now);
@@ -551,7 +554,9 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
   extra.append(std::to_string(CeilSeconds(d.allowed ? d.reset_ns : d.retry_after_ns)));
   extra.append("\r\n");
   if (!d.allowed) {
+    ctx_.stats().rate_limited++;
     if (limit.bans && limit.bans->RecordViolation(key, now)) {
+      ctx_.stats().bans++;
       spdlog::warn("client {} banned for {} s after {} rejections by rate_limit {}",
                    ratelimit::ToString(client), limit.ban_for_s, limit.ban_after, limit.name);
     }
@@ -795,6 +800,7 @@ bool ClientSession::QueueForSlot(core::Conn& conn) {
   }
   const bool first = queue_ticket_ == 0;
   if (first) {
+    ctx_.stats().queued++;
     queue_ticket_ = ctx_.NextQueueTicket();
     // The request waits up to queue_timeout in all, however often it is resumed.
     SetTimerFor(conn, TimerFor::kQueue, pool.queue_timeout_ms);
@@ -1296,7 +1302,10 @@ void ClientSession::DetachUpstream(bool reusable) {
 }
 
 void ClientSession::LogExchange() {
-  ctx_.stats().responses_by_class[status_ >= 100 && status_ < 600 ? status_ / 100 : 0]++;
+  ProxyStats& stats = ctx_.stats();
+  stats.responses_by_class[status_ >= 100 && status_ < 600 ? status_ / 100 : 0]++;
+  stats.bytes_sent += bytes_sent_;
+  stats.ObserveLatency((ctx_.worker().now_ms() - start_ms_) * 1000);
   if (!ctx_.log().enabled()) {
     return;
   }

@@ -37,6 +37,9 @@ Try:
   curl -i http://127.0.0.1:8080/                 # X-Backend rotates origin-1, -2, -3
   curl -s 'http://127.0.0.1:8080/?size=1000000' | wc -c
   curl -s -X POST --data-binary @README.md http://127.0.0.1:8080/echo
+  curl -s -H 'Accept-Encoding: gzip' 'http://127.0.0.1:8080/?size=100000' | gzip -d | wc -c
+  curl -s http://127.0.0.1:9901/metrics          # Prometheus metrics
+  curl -s http://127.0.0.1:9901/status.json      # backends, health, counters
 Access log lines appear below. Ctrl-C stops torii and the origins.
 
 MSG

@@ -247,9 +247,14 @@ TEST(LoadConfig, DefaultsApply) {
 
 // Features whose keys are decided but whose code has not landed are refused, at the key,
 // after the rest of the file was validated: never silently accepted and ignored.
+TEST(LoadConfig, AdminListener) {
+  Config c = LoadOk(WithBase("[admin]\naddress = \"127.0.0.1:9901\"\nallow = [\"10.0.0.0/8\"]\n"));
+  EXPECT_TRUE(c.admin.enabled);
+  EXPECT_EQ(c.admin.address.ToString(), "127.0.0.1:9901");
+  EXPECT_EQ(c.admin.allow, (std::vector<std::string>{"10.0.0.0/8"}));
+}
+
 TEST(LoadConfig, UnimplementedFeaturesAreRefused) {
-  ExpectError(WithBase("[admin]\naddress = \"127.0.0.1:9901\"\n"), 1, 2,
-              "admin listener (metrics, status) is not implemented yet (issue #9)");
   ExpectError(R"([[listener]]
 name = "http"
 address = "127.0.0.1:8080"

@@ -1,0 +1,434 @@
+// app/admin.cc: see admin.h.
+#include "app/admin.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "balancer/health.h"
+
+namespace torii::app {
+
+namespace {
+
+constexpr size_t kMaxRequestBytes = 8192;
+constexpr uint64_t kRequestTimeoutMs = 10000;
+
+ratelimit::IpAddr IpOfPeer(const sockaddr* sa) {
+  if (sa->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    return ratelimit::IpFromBytes(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&in->sin_addr), 4));
+  }
+  if (sa->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    return ratelimit::IpFromBytes(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&in6->sin6_addr), 16));
+  }
+  return ratelimit::IpAddr{};
+}
+
+// A label value for the Prometheus text format: backslash, quote and newline escaped.
+std::string Label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// A JSON string (the values here are names and addresses, but escape anyway).
+std::string Json(std::string_view v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+class Writer {
+ public:
+  void Help(std::string_view name, std::string_view type, std::string_view help) {
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+  void Sample(std::string_view name, std::string_view labels, uint64_t value) {
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += '{';
+      out_ += labels;
+      out_ += '}';
+    }
+    out_ += ' ';
+    out_ += std::to_string(value);
+    out_ += '\n';
+  }
+  void Sample(std::string_view name, std::string_view labels, double value) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.6f", value);
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += '{';
+      out_ += labels;
+      out_ += '}';
+    }
+    out_ += ' ';
+    out_ += buf;
+    out_ += '\n';
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+// Backend in-flight requests when the pool counts them (least_conn load or max_conns slots).
+std::optional<uint64_t> InFlight(const http::PoolSpec& pool, uint32_t b) {
+  if (pool.slots) {
+    return pool.slots->InUse(b);
+  }
+  if (pool.load) {
+    return pool.load->Get(b);
+  }
+  return std::nullopt;
+}
+
+class AdminSession final : public core::ConnHandler {
+ public:
+  AdminSession(Admin& admin, core::Conn& conn) : admin_(admin) {
+    conn.SetTimer(conn.worker().now_ms() + kRequestTimeoutMs);
+  }
+
+  void OnRecv(core::Conn& conn, std::span<const char> data) override {
+    if (done_) {
+      return;
+    }
+    in_.append(data.data(), std::min(data.size(), kMaxRequestBytes + 4 - in_.size()));
+    const size_t end = in_.find("\r\n\r\n");
+    if (end == std::string::npos) {
+      if (in_.size() > kMaxRequestBytes) {
+        Reply(conn, 431, "text/plain", "request head too large\n");
+      }
+      return;
+    }
+    // "METHOD SP target SP HTTP/1.x"
+    const std::string_view line = std::string_view(in_).substr(0, in_.find("\r\n"));
+    const size_t sp1 = line.find(' ');
+    const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+    if (sp2 == std::string_view::npos || !line.substr(sp2 + 1).starts_with("HTTP/1.")) {
+      Reply(conn, 400, "text/plain", "bad request\n");
+      return;
+    }
+    const std::string_view method = line.substr(0, sp1);
+    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    target = target.substr(0, target.find('?'));
+    head_only_ = method == "HEAD";
+    if (!admin_.Allowed(IpOfPeer(conn.peer()))) {
+      Reply(conn, 403, "text/plain", "forbidden\n");
+    } else if (method != "GET" && method != "HEAD") {
+      Reply(conn, 405, "text/plain", "method not allowed\n");
+    } else if (target == "/metrics") {
+      Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", admin_.Metrics());
+    } else if (target == "/status.json") {
+      Reply(conn, 200, "application/json", admin_.StatusJson());
+    } else {
+      Reply(conn, 404, "text/plain", "not found: try /metrics or /status.json\n");
+    }
+  }
+  void OnEof(core::Conn& conn) override {
+    if (!done_) {
+      conn.Close();
+    }
+  }
+  void OnError(core::Conn& conn, core::Error /*error*/) override { conn.Close(); }
+  void OnTimer(core::Conn& conn) override { conn.Close(); }
+  void OnWritable(core::Conn& /*conn*/) override {}
+  void OnDrain(core::Conn& conn) override {
+    if (!done_) {
+      conn.Close();
+    }
+  }
+  void OnClosed(core::Conn& /*conn*/) override {}
+
+ private:
+  void Reply(core::Conn& conn, int status, std::string_view type, const std::string& body) {
+    done_ = true;
+    std::string_view reason = status == 200   ? "OK"
+                              : status == 400 ? "Bad Request"
+                              : status == 403 ? "Forbidden"
+                              : status == 404 ? "Not Found"
+                              : status == 405 ? "Method Not Allowed"
+                                              : "Request Header Fields Too Large";
+    std::string head = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+                       "\r\nServer: torii\r\nContent-Type: " + std::string(type) +
+                       "\r\nContent-Length: " + std::to_string(body.size()) +
+                       "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+    conn.Write(head);
+    if (!head_only_) {
+      conn.Write(body);
+    }
+    conn.CloseAfterFlush();
+  }
+
+  Admin& admin_;
+  std::string in_;
+  bool done_ = false;
+  bool head_only_ = false;
+};
+
+}  // namespace
+
+Admin::Admin(const conf::Config& config, std::shared_ptr<const http::ProxyConfig> proxy,
+             std::vector<const http::ProxyContext*> contexts)
+    : proxy_(std::move(proxy)), contexts_(std::move(contexts)), started_ms_(core::MonotonicMs()) {
+  std::vector<std::string> allow = config.admin.allow;
+  if (allow.empty()) {
+    allow = {"127.0.0.0/8", "::1/128"};  // loopback only unless configured
+  }
+  for (const std::string& text : allow) {
+    std::string why;
+    if (auto cidr = ratelimit::ParseCidr(text, &why)) {
+      allow_.Add(*cidr);
+    }
+  }
+  for (const conf::ListenerConfig& l : config.listeners) {
+    listener_names_.push_back(l.name);
+  }
+}
+
+std::unique_ptr<core::ConnHandler> Admin::Accept(core::Conn& conn) {
+  return std::make_unique<AdminSession>(*this, conn);
+}
+
+bool Admin::Allowed(const ratelimit::IpAddr& client) const { return allow_.Contains(client); }
+
+std::string Admin::Metrics() const {
+  Writer w;
+  auto sum = [&](auto member) {
+    uint64_t total = 0;
+    for (const http::ProxyContext* c : contexts_) {
+      total += member(c->stats());
+    }
+    return total;
+  };
+  struct Plain {
+    std::string_view name;
+    std::string_view help;
+    uint64_t (*get)(const http::ProxyStats&);
+  };
+  static constexpr Plain kCounters[] = {
+      {"torii_requests_total", "Requests received (complete heads).",
+       [](const http::ProxyStats& s) { return s.requests.get(); }},
+      {"torii_response_body_bytes_total", "Response body bytes sent to clients.",
+       [](const http::ProxyStats& s) { return s.bytes_sent.get(); }},
+      {"torii_upstream_connects_total", "Upstream connections opened.",
+       [](const http::ProxyStats& s) { return s.upstream_connects.get(); }},
+      {"torii_upstream_reused_total", "Requests sent on a pooled upstream connection.",
+       [](const http::ProxyStats& s) { return s.upstream_reused.get(); }},
+      {"torii_upstream_connect_failures_total", "Upstream connects refused or timed out.",
+       [](const http::ProxyStats& s) { return s.upstream_connect_failures.get(); }},
+      {"torii_retries_total", "Requests retried on another backend or a fresh connection.",
+       [](const http::ProxyStats& s) { return s.retries.get(); }},
+      {"torii_aborted_total", "Client connections cut mid-response.",
+       [](const http::ProxyStats& s) { return s.aborted.get(); }},
+      {"torii_connections_refused_total", "Connections closed at accept by max_conns limits.",
+       [](const http::ProxyStats& s) { return s.conns_refused.get(); }},
+      {"torii_denied_total", "Requests answered 403 by an access list or a ban.",
+       [](const http::ProxyStats& s) { return s.denied.get(); }},
+      {"torii_rate_limited_total", "Requests answered 429 by a rate limit.",
+       [](const http::ProxyStats& s) { return s.rate_limited.get(); }},
+      {"torii_bans_total", "Clients banned after repeated rate-limit rejections.",
+       [](const http::ProxyStats& s) { return s.bans.get(); }},
+      {"torii_queued_total", "Requests that waited for a backend slot (max_conns).",
+       [](const http::ProxyStats& s) { return s.queued.get(); }},
+      {"torii_compressed_responses_total", "Responses compressed.",
+       [](const http::ProxyStats& s) { return s.compressed.get(); }},
+      {"torii_compression_in_bytes_total", "Bytes before compression.",
+       [](const http::ProxyStats& s) { return s.compress_in.get(); }},
+      {"torii_compression_out_bytes_total", "Bytes after compression.",
+       [](const http::ProxyStats& s) { return s.compress_out.get(); }},
+  };
+  for (const Plain& p : kCounters) {
+    w.Help(p.name, "counter", p.help);
+    w.Sample(p.name, "", sum(p.get));
+  }
+
+  w.Help("torii_responses_total", "counter", "Responses by status class (aborted: none sent).");
+  static constexpr std::string_view kClasses[] = {"aborted", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (size_t i = 0; i < std::size(kClasses); ++i) {
+    uint64_t total = 0;
+    for (const http::ProxyContext* c : contexts_) {
+      total += c->stats().responses_by_class[i].get();
+    }
+    w.Sample("torii_responses_total", "class=\"" + std::string(kClasses[i]) + "\"", total);
+  }
+
+  w.Help("torii_request_duration_seconds", "histogram",
+         "Time from a request's first byte to the end of its response.");
+  uint64_t cumulative = 0;
+  uint64_t sum_us = 0;
+  for (size_t b = 0; b < http::ProxyStats::kLatencyBuckets; ++b) {
+    for (const http::ProxyContext* c : contexts_) {
+      cumulative += c->stats().latency_buckets[b].get();
+    }
+    std::string le = "+Inf";
+    if (b < std::size(http::ProxyStats::kLatencyBoundsUs)) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%g",
+                    static_cast<double>(http::ProxyStats::kLatencyBoundsUs[b]) / 1e6);
+      le = buf;
+    }
+    w.Sample("torii_request_duration_seconds_bucket", "le=\"" + le + "\"", cumulative);
+  }
+  for (const http::ProxyContext* c : contexts_) {
+    sum_us += c->stats().latency_sum_us.get();
+  }
+  w.Sample("torii_request_duration_seconds_sum", "", static_cast<double>(sum_us) / 1e6);
+  w.Sample("torii_request_duration_seconds_count", "", cumulative);
+
+  w.Help("torii_connections", "gauge", "Open connections (clients and upstreams) per worker.");
+  for (const http::ProxyContext* c : contexts_) {
+    w.Sample("torii_connections", "worker=\"" + std::to_string(c->worker().id()) + "\"",
+             c->worker().published().conns_live.get());
+  }
+  w.Help("torii_accepted_total", "counter", "Client connections accepted.");
+  w.Help("torii_idle_evicted_total", "counter",
+         "Idle connections closed to admit a client at max_connections.");
+  uint64_t accepted = 0;
+  uint64_t evicted = 0;
+  for (const http::ProxyContext* c : contexts_) {
+    accepted += c->worker().published().accepted.get();
+    evicted += c->worker().published().idle_evicted.get();
+  }
+  w.Sample("torii_accepted_total", "", accepted);
+  w.Sample("torii_idle_evicted_total", "", evicted);
+
+  w.Help("torii_backend_up", "gauge",
+         "1 when the backend may take traffic (health checks passing, not ejected).");
+  w.Help("torii_backend_ejections", "gauge", "Consecutive passive ejections of the backend.");
+  w.Help("torii_backend_in_flight", "gauge",
+         "Requests in flight to the backend (pools with least_conn or max_conns).");
+  const uint64_t now = core::MonotonicMs();
+  for (const http::PoolSpec& pool : proxy_->pools) {
+    for (uint32_t b = 0; b < pool.backends.size(); ++b) {
+      const std::string labels = "pool=\"" + Label(pool.name) + "\",backend=\"" +
+                                 Label(pool.backends[b].name) + "\"";
+      const bool up = pool.health->up(b) && pool.health->ejected_until(b) <= now;
+      w.Sample("torii_backend_up", labels, uint64_t{up ? 1u : 0u});
+      w.Sample("torii_backend_ejections", labels, uint64_t{pool.health->ejections(b)});
+      if (auto n = InFlight(pool, b)) {
+        w.Sample("torii_backend_in_flight", labels, *n);
+      }
+    }
+  }
+  w.Help("torii_rate_limit_keys", "gauge", "Keys tracked by each rate limit table.");
+  for (const http::RateLimitSpec& r : proxy_->rate_limits) {
+    w.Sample("torii_rate_limit_keys", "table=\"" + Label(r.name) + "\"",
+             static_cast<uint64_t>(r.table->size()));
+  }
+  w.Help("torii_workers", "gauge", "Worker threads (one io_uring each).");
+  w.Sample("torii_workers", "", static_cast<uint64_t>(contexts_.size()));
+  w.Help("torii_uptime_seconds", "gauge", "Seconds since torii started.");
+  w.Sample("torii_uptime_seconds", "", (now - started_ms_) / 1000);
+  return w.take();
+}
+
+std::string Admin::StatusJson() const {
+  const uint64_t now = core::MonotonicMs();
+  uint64_t requests = 0;
+  uint64_t classes[6] = {};
+  uint64_t conns = 0;
+  uint64_t compressed = 0;
+  uint64_t comp_in = 0;
+  uint64_t comp_out = 0;
+  for (const http::ProxyContext* c : contexts_) {
+    const http::ProxyStats& s = c->stats();
+    requests += s.requests.get();
+    for (size_t i = 0; i < 6; ++i) {
+      classes[i] += s.responses_by_class[i].get();
+    }
+    conns += c->worker().published().conns_live.get();
+    compressed += s.compressed.get();
+    comp_in += s.compress_in.get();
+    comp_out += s.compress_out.get();
+  }
+  std::string o = "{";
+  o += "\"uptime_s\":" + std::to_string((now - started_ms_) / 1000);
+  o += ",\"workers\":" + std::to_string(contexts_.size());
+  o += ",\"connections\":" + std::to_string(conns);
+  o += ",\"requests\":" + std::to_string(requests);
+  o += ",\"responses\":{\"aborted\":" + std::to_string(classes[0]);
+  for (size_t i = 1; i < 6; ++i) {
+    o += ",\"" + std::to_string(i) + "xx\":" + std::to_string(classes[i]);
+  }
+  o += "},\"listeners\":[";
+  for (size_t i = 0; i < listener_names_.size(); ++i) {
+    o += (i ? "," : "") + std::string("{\"name\":") + Json(listener_names_[i]) + "}";
+  }
+  o += "],\"pools\":[";
+  for (size_t p = 0; p < proxy_->pools.size(); ++p) {
+    const http::PoolSpec& pool = proxy_->pools[p];
+    o += p ? "," : "";
+    o += "{\"name\":" + Json(pool.name) + ",\"algorithm\":" + Json(pool.algorithm) +
+         ",\"backends\":[";
+    for (uint32_t b = 0; b < pool.backends.size(); ++b) {
+      const uint64_t until = pool.health->ejected_until(b);
+      const bool checks_up = pool.health->up(b);
+      o += b ? "," : "";
+      o += "{\"address\":" + Json(pool.backends[b].name) +
+           ",\"weight\":" + std::to_string(pool.backends[b].weight) +
+           ",\"backup\":" + (pool.backends[b].backup ? "true" : "false") +
+           ",\"up\":" + (checks_up && until <= now ? "true" : "false") +
+           ",\"checks_passing\":" + (checks_up ? "true" : "false") +
+           ",\"ejected_ms\":" + std::to_string(until > now ? until - now : 0) +
+           ",\"ejections\":" + std::to_string(pool.health->ejections(b));
+      if (auto n = InFlight(pool, b)) {
+        o += ",\"in_flight\":" + std::to_string(*n);
+      }
+      o += "}";
+    }
+    o += "]}";
+  }
+  o += "],\"rate_limits\":[";
+  for (size_t i = 0; i < proxy_->rate_limits.size(); ++i) {
+    const http::RateLimitSpec& r = proxy_->rate_limits[i];
+    o += (i ? "," : "") + std::string("{\"name\":") + Json(r.name) +
+         ",\"keys\":" + std::to_string(r.table->size()) + "}";
+  }
+  o += "],\"compression\":{\"responses\":" + std::to_string(compressed) +
+       ",\"bytes_in\":" + std::to_string(comp_in) + ",\"bytes_out\":" + std::to_string(comp_out) +
+       "}}\n";
+  return o;
+}
+
+}  // namespace torii::app

@@ -1,0 +1,50 @@
+// app/admin.h: the admin listener: Prometheus metrics and a JSON status document.
+//
+// One [admin] listener per process, served by worker 0 (DESIGN.md: listed as "admin" in the
+// ready file). It answers, one request per connection (Connection: close):
+//   GET /metrics      Prometheus text format 0.0.4: counters summed over the workers when read,
+//                     gauges for connections and backend health, a request-duration histogram
+//   GET /status.json  the same state as JSON for people and dashboards (documented in README)
+// Clients outside [admin] allow (default: loopback only) get 403; other paths 404; methods
+// other than GET/HEAD 405.
+//
+// Reads, never writes: every number comes from core::Counter values owned by the workers, or
+// from the shared balancer/ratelimit state (atomics). Leaves out: the HTML status page and
+// hot reload (issue #9).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "conf/config.h"
+#include "core/worker.h"
+#include "http/proxy_config.h"
+#include "http/proxy_context.h"
+#include "ratelimit/ip.h"
+
+namespace torii::app {
+
+class Admin {
+ public:
+  Admin(const conf::Config& config, std::shared_ptr<const http::ProxyConfig> proxy,
+        std::vector<const http::ProxyContext*> contexts);
+
+  // The handler of a connection accepted on the admin listener.
+  std::unique_ptr<core::ConnHandler> Accept(core::Conn& conn);
+
+  // The documents (public for tests and the handler).
+  std::string Metrics() const;
+  std::string StatusJson() const;
+  bool Allowed(const ratelimit::IpAddr& client) const;
+
+ private:
+  std::shared_ptr<const http::ProxyConfig> proxy_;
+  std::vector<const http::ProxyContext*> contexts_;
+  std::vector<std::string> listener_names_;
+  ratelimit::IpList allow_;
+  uint64_t started_ms_;
+};
+
+}  // namespace torii::app

@@ -1,0 +1,107 @@
+"""The admin listener through the real binary (issue #9, first part): Prometheus metrics whose
+counts match the requests sent, the JSON status document with each backend's health, the
+allow list, and the admin address in the ready file."""
+
+import json
+import re
+import unittest
+
+import harness as h
+
+SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)'
+                    r'(\{(?P<labels>[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"'
+                    r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*)?\})? '
+                    r'(?P<value>-?[0-9.e+]+|\+Inf)$')
+
+
+def parse_metrics(text):
+    """{(name, labels): value}; fails on any line that is not valid text format 0.0.4."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("# HELP ") or line.startswith("# TYPE "):
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a Prometheus sample line: {line!r}"
+        out[(m.group("name"), m.group("labels") or "")] = float(m.group("value"))
+    return out
+
+
+def admin_config(origins, allow=None, workers=2, pool_extra=None):
+    c = h.proxy_config(origins, workers=workers, pool_extra=pool_extra)
+    c.tables["admin"] = {"address": "127.0.0.1:0"}
+    if allow is not None:
+        c.tables["admin"]["allow"] = allow
+    return c
+
+
+class Admin(h.ToriiCase):
+    def test_metrics_count_what_was_sent(self):
+        os_ = [self.origin(f"o{i}") for i in (1, 2)]
+        t = self.torii(admin_config(os_))
+        self.assertIn("admin", t.listeners)
+        with h.Client(t.addr()) as c:
+            for i in range(10):
+                self.assertEqual(c.get(f"/?size=100&i={i}").status, 200)
+        for _ in range(2):  # and on fresh connections (possibly the other worker)
+            self.assertEqual(h.get(t.addr(), "/").status, 200)
+        r = h.get(t.addr("admin"), "/metrics")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.header("Content-Type").startswith("text/plain; version=0.0.4"))
+        m = parse_metrics(r.body.decode())
+        self.assertEqual(m[("torii_requests_total", "")], 12)
+        self.assertEqual(m[("torii_responses_total", 'class="2xx"')], 12)
+        self.assertEqual(m[("torii_request_duration_seconds_count", "")], 12)
+        self.assertEqual(m[("torii_request_duration_seconds_bucket", 'le="+Inf"')], 12)
+        self.assertGreaterEqual(m[("torii_response_body_bytes_total", "")], 10 * 100)
+        self.assertEqual(m[("torii_workers", "")], 2)
+        for o in os_:
+            key = ("torii_backend_up", f'pool="app",backend="{o.address}"')
+            self.assertEqual(m[key], 1, key)
+        # Buckets are cumulative and non-decreasing.
+        buckets = [v for (n, _), v in m.items() if n == "torii_request_duration_seconds_bucket"]
+        self.assertEqual(buckets, sorted(buckets))
+
+    def test_status_json_reflects_backend_health(self):
+        os_ = [self.origin(f"o{i}") for i in (1, 2)]
+        t = self.torii(admin_config(os_, pool_extra={
+            "algorithm": "least_conn",
+            "health": {"path": "/health", "interval": "100ms", "timeout": "100ms",
+                       "rise": 1, "fall": 1}}))
+        s = json.loads(h.get(t.addr("admin"), "/status.json").body)
+        self.assertEqual(s["workers"], 2)
+        pool = s["pools"][0]
+        self.assertEqual(pool["name"], "app")
+        self.assertEqual(pool["algorithm"], "least_conn")
+        self.assertEqual([b["address"] for b in pool["backends"]], [o.address for o in os_])
+        self.assertTrue(all(b["up"] for b in pool["backends"]))
+        self.assertTrue(all(b["in_flight"] == 0 for b in pool["backends"]))
+        h.get(os_[1].addr, "/__health?status=503")
+        h.wait_for(lambda: not json.loads(h.get(t.addr("admin"), "/status.json").body)
+                   ["pools"][0]["backends"][1]["up"], 5 * h.SLOW, what="o2 down in status.json")
+        m = parse_metrics(h.get(t.addr("admin"), "/metrics").body.decode())
+        self.assertEqual(m[("torii_backend_up", f'pool="app",backend="{os_[1].address}"')], 0)
+
+    def test_allow_list_methods_and_paths(self):
+        o = self.origin("o1")
+        t = self.torii(admin_config([o], allow=["127.0.0.2/32"]))
+        self.assertEqual(h.get(t.addr("admin"), "/metrics", source="127.0.0.3").status, 403)
+        self.assertEqual(h.get(t.addr("admin"), "/metrics", source="127.0.0.2").status, 200)
+        self.assertEqual(h.get(t.addr("admin"), "/nope", source="127.0.0.2").status, 404)
+        self.assertEqual(h.get(t.addr("admin"), "/metrics", method="POST",
+                               source="127.0.0.2").status, 405)
+        # The proxy listener does not serve admin paths.
+        self.assertNotIn(b"torii_requests_total", h.get(t.addr(), "/metrics").body)
+        t.check_alive()
+
+    def test_default_allow_is_loopback(self):
+        o = self.origin("o1")
+        t = self.torii(admin_config([o]))
+        self.assertEqual(h.get(t.addr("admin"), "/status.json", source="127.0.0.9").status, 200)
+        # Garbage on the admin port: a clean 400, never a crash.
+        data, _ = h.raw(t.addr("admin"), b"\x00\x01garbage\r\n\r\n", timeout=5)
+        self.assertEqual(h.status_of(data), 400)
+        t.check_alive()
+
+
+if __name__ == "__main__":
+    unittest.main()
