@@ -5,6 +5,16 @@
       Parses `wrk --latency` output and prints one line:
       "RPS REQUESTS P50_US P99_US NON2XX SOCKET_ERRORS" (fails if the output is incomplete).
 
+  report.py parse-ab FILE CSV RAW [--size N]
+      Parses the output of `ab -k -e CSV -g RAW` and prints one line:
+      "RPS REQUESTS P50_US P90_US P99_US P999_US NON2XX FAILED KEEPALIVE". p50/p90/p99 are
+      ab's own per-request percentiles from its -e table (microsecond resolution; ab takes
+      the sorted request times' element at index (int)(0.5 + n * p / 100)); p99.9 is the
+      nearest-rank percentile of the -g per-request dump's ttime column, which ab writes in
+      whole milliseconds. None is corrected for coordinated omission. Fails if the output is
+      incomplete, the dump does not hold one line per completed request, or (--size) the
+      document length ab saw is not N.
+
   report.py table RUNS_TSV [--duration S] [--conns N]
       Reads the per-run records written by run.sh (tab separated:
       scenario proxy round rps requests p50_us p99_us cpu_s non2xx sock_errors)
@@ -14,10 +24,14 @@
 
   report.py balance-table RUNS_TSV [--duration S] [--conns N] [--slow-ms MS]
       Reads balance mode's per-run records (tab separated: proxy algorithm round rps requests
-      p50_us p99_us cpu_s non2xx sock_errors slow_requests all_requests [busy P, busy L];
-      algorithm rr or lc) and prints, per proxy and algorithm: median req/s, p50 and p99,
-      the slow origin's share of the requests, errors; then per proxy the ratio of the
-      median p99s, round robin / least_conn.
+      p50_us p99_us cpu_s non2xx sock_errors slow_requests all_requests [busy P, busy L
+      [ab_rps ab_requests ab_p50_us ab_p90_us ab_p99_us ab_p999_us ab_non2xx ab_failed
+      ab_keepalive ab_slow_requests ab_all_requests ab_busy_P ab_busy_L]]; algorithm rr or
+      lc) and prints, per proxy and algorithm: from ab's runs (when recorded) median req/s,
+      per-request p50, p90, p99 and p99.9, the slow origin's share of the requests, errors;
+      from wrk's runs median req/s, p50 and p99 (corrected for coordinated omission), the
+      slow share, errors; then per proxy the ratio of the median p99s, round robin /
+      least_conn, from each tool.
 
   report.py ratelimit-table RUNS_TSV [--duration S] [--conns N]
       Reads ratelimit mode's per-run records (tab separated: proxy limit round rps requests
@@ -87,6 +101,54 @@ def parse_wrk(text):
     sock_errors = sum(int(x) for x in sock.groups()) if sock else 0
     return (float(rps.group(1)), int(reqs.group(1)), _latency_us(p50.group(1)),
             _latency_us(p99.group(1)), int(non2xx.group(1)) if non2xx else 0, sock_errors)
+
+
+def parse_ab(text, csv_text, raw_path, size=None):
+    """Returns (rps, requests, p50_us, p90_us, p99_us, p999_us, non2xx, failed, keepalive)
+    from ab's report, its -e CSV table and its -g per-request dump (see the module doc)."""
+    rps = re.search(r"^Requests per second:\s+([0-9.]+)", text, re.M)
+    complete = re.search(r"^Complete requests:\s+(\d+)", text, re.M)
+    failed = re.search(r"^Failed requests:\s+(\d+)", text, re.M)
+    keepalive = re.search(r"^Keep-Alive requests:\s+(\d+)", text, re.M)
+    doclen = re.search(r"^Document Length:\s+(\d+) bytes", text, re.M)
+    if not (rps and complete and failed and keepalive and doclen):
+        raise ValueError("incomplete ab output (no requests per second, complete, failed or "
+                         "Keep-Alive request count, or document length)")
+    if size is not None and int(doclen.group(1)) != size:
+        raise ValueError(f"ab saw {doclen.group(1)}-byte documents, expected {size}")
+    n = int(complete.group(1))
+    if n == 0:
+        raise ValueError("ab completed no request")
+    non2xx = re.search(r"^Non-2xx responses:\s+(\d+)", text, re.M)
+    pct = {}
+    for line in csv_text.splitlines()[1:]:
+        if line.strip():
+            k, v = line.split(",")
+            pct[int(k)] = float(v) * 1000.0  # ms -> us
+    if not all(k in pct for k in (50, 90, 99)):
+        raise ValueError("ab's -e table lacks the 50, 90 or 99 % rows")
+    # -g: "starttime seconds ctime dtime ttime wait", one line per completed request.
+    counts = {}
+    lines = 0
+    with open(raw_path) as f:
+        header = f.readline().rstrip("\n").split("\t")
+        if header[-2:] != ["ttime", "wait"]:
+            raise ValueError(f"unexpected ab -g header {header!r}")
+        for line in f:
+            ttime = int(line.rsplit("\t", 2)[1])
+            counts[ttime] = counts.get(ttime, 0) + 1
+            lines += 1
+    if lines != n:
+        raise ValueError(f"ab's -g dump holds {lines} requests, its report {n}")
+    rank = -(-n * 999 // 1000)  # nearest rank: ceil(0.999 n)
+    seen = 0
+    for ms in sorted(counts):
+        seen += counts[ms]
+        if seen >= rank:
+            p999 = ms * 1000.0
+            break
+    return (float(rps.group(1)), n, pct[50], pct[90], pct[99], p999,
+            int(non2xx.group(1)) if non2xx else 0, int(failed.group(1)), int(keepalive.group(1)))
 
 
 def _fmt_lat(us):
@@ -184,54 +246,112 @@ def balance_table(path, duration, conns, slow_ms):
             f = line.rstrip("\n").split("\t")
             px, algo, rnd, rps, reqs, p50, p99, cpu, non2xx, sock, slow, total = f[:12]
             busy_p, busy_l = (float(f[12]), float(f[13])) if len(f) >= 14 else (0.0, 0.0)
-            runs.append(dict(proxy=px, algo=algo, round=int(rnd), rps=float(rps),
-                             requests=int(reqs), p50=float(p50), p99=float(p99), cpu=float(cpu),
-                             non2xx=int(non2xx), sock=int(sock), slow=int(slow), total=int(total),
-                             busy_p=busy_p, busy_l=busy_l))
+            run = dict(proxy=px, algo=algo, round=int(rnd), rps=float(rps),
+                       requests=int(reqs), p50=float(p50), p99=float(p99), cpu=float(cpu),
+                       non2xx=int(non2xx), sock=int(sock), slow=int(slow), total=int(total),
+                       busy_p=busy_p, busy_l=busy_l, ab=None)
+            if len(f) >= 27:
+                a = f[14:27]
+                run["ab"] = dict(rps=float(a[0]), requests=int(a[1]), p50=float(a[2]),
+                                 p90=float(a[3]), p99=float(a[4]), p999=float(a[5]),
+                                 non2xx=int(a[6]), failed=int(a[7]), keepalive=int(a[8]),
+                                 slow=int(a[9]), total=int(a[10]), busy_p=float(a[11]),
+                                 busy_l=float(a[12]))
+            runs.append(run)
     if not runs:
         return "no runs recorded"
     proxies = [p for p in PROXY_ORDER if any(r["proxy"] == p for r in runs)]
     proxies += sorted({r["proxy"] for r in runs} - set(proxies))
     rounds = max(r["round"] for r in runs)
+    has_ab = all(r["ab"] is not None for r in runs)
     out = [f"Balance: GET /?size=100 over 3 origins, one of them delaying every response by "
            f"{slow_ms:g} ms; {conns} keep-alive connections, {rounds} round(s) x {duration:g}s "
-           f"per (proxy, algorithm), interleaved"]
+           f"per (proxy, algorithm){' and tool' if has_ab else ''}, interleaved"]
+
+    def share(rs):
+        slow, total = sum(r["slow"] for r in rs), sum(r["total"] for r in rs)
+        return f"{100.0 * slow / total:.2f}%" if total else "n/a"
+
+    def busy(rs):
+        return (f"{statistics.median(r['busy_p'] for r in rs):.0f}%/"
+                f"{statistics.median(r['busy_l'] for r in rs):.0f}%")
+
+    def groups():
+        for px in proxies:
+            for algo in ("rr", "lc"):
+                rs = sorted((r for r in runs if r["proxy"] == px and r["algo"] == algo),
+                            key=lambda r: r["round"])
+                if rs:
+                    yield px, algo, rs
+
+    def label(px, algo):
+        directive = ALGO_DIRECTIVES.get(px, {}).get(algo, algo)
+        return f"  {px:<8} {ALGO_TITLES.get(algo, algo):<12} {directive:<28} "
+
+    ab_p99s, wrk_p99s = {}, {}
+    if has_ab:
+        out.append("")
+        out.append(f"Per-request latency, NOT corrected for coordinated omission (ab -k -c{conns} "
+                   f"-t{duration:g}: each request timed from its send to its last byte)")
+        hdr = (f"  {'proxy':<8} {'algorithm':<12} {'directive':<28} {'req/s (median)':>15} "
+               f"{'p50':>9} {'p90':>9} {'p99':>9} {'p99.9':>9} {'slow share':>10} {'errors':>7} "
+               f"{'CPU busy P/L':>13}   per-round p99")
+        out.append(hdr)
+        out.append("  " + "-" * (len(hdr) - 2))
+        for px, algo, rs in groups():
+            ab = [r["ab"] for r in rs]
+            med = {k: statistics.median(a[k] for a in ab) for k in ("rps", "p50", "p90", "p99", "p999")}
+            errors = sum(a["non2xx"] + a["failed"] for a in ab)
+            ab_p99s[(px, algo)] = med["p99"]
+            out.append(label(px, algo)
+                       + f"{med['rps']:>15,.0f} {_fmt_lat(med['p50']):>9} {_fmt_lat(med['p90']):>9} "
+                       f"{_fmt_lat(med['p99']):>9} {_fmt_lat(med['p999']):>9} {share(ab):>10} "
+                       f"{errors:>7} {busy(ab):>13}   "
+                       + " ".join(_fmt_lat(a["p99"]) for a in ab))
+        out.append("")
+        out.append(f"wrk's latency, corrected for coordinated omission (wrk -t1 -c{conns} "
+                   f"-d{duration:g}s --latency: wrk adds the samples a connection stalled on a "
+                   f"slow response did not send)")
     hdr = (f"  {'proxy':<8} {'algorithm':<12} {'directive':<28} {'req/s (median)':>15} {'p50':>9} "
            f"{'p99':>9} {'slow share':>10} {'errors':>7} {'CPU busy P/L':>13}   per-round p99")
     out.append(hdr)
     out.append("  " + "-" * (len(hdr) - 2))
-    p99s = {}
-    for px in proxies:
-        for algo in ("rr", "lc"):
-            rs = sorted((r for r in runs if r["proxy"] == px and r["algo"] == algo),
-                        key=lambda r: r["round"])
-            if not rs:
-                continue
-            med_rps = statistics.median(r["rps"] for r in rs)
-            med_p50 = statistics.median(r["p50"] for r in rs)
-            med_p99 = statistics.median(r["p99"] for r in rs)
-            slow = sum(r["slow"] for r in rs)
-            total = sum(r["total"] for r in rs)
-            share = f"{100.0 * slow / total:.2f}%" if total else "n/a"
-            errors = sum(r["non2xx"] + r["sock"] for r in rs)
-            busy = f"{statistics.median(r['busy_p'] for r in rs):.0f}%/" \
-                   f"{statistics.median(r['busy_l'] for r in rs):.0f}%"
-            p99s[(px, algo)] = med_p99
-            directive = ALGO_DIRECTIVES.get(px, {}).get(algo, algo)
-            out.append(f"  {px:<8} {ALGO_TITLES.get(algo, algo):<12} {directive:<28} "
-                       f"{med_rps:>15,.0f} {_fmt_lat(med_p50):>9} {_fmt_lat(med_p99):>9} "
-                       f"{share:>10} {errors:>7} {busy:>13}   "
-                       + " ".join(_fmt_lat(r["p99"]) for r in rs))
+    for px, algo, rs in groups():
+        med_rps = statistics.median(r["rps"] for r in rs)
+        med_p50 = statistics.median(r["p50"] for r in rs)
+        med_p99 = statistics.median(r["p99"] for r in rs)
+        errors = sum(r["non2xx"] + r["sock"] for r in rs)
+        wrk_p99s[(px, algo)] = med_p99
+        out.append(label(px, algo)
+                   + f"{med_rps:>15,.0f} {_fmt_lat(med_p50):>9} {_fmt_lat(med_p99):>9} "
+                   f"{share(rs):>10} {errors:>7} {busy(rs):>13}   "
+                   + " ".join(_fmt_lat(r["p99"]) for r in rs))
     out.append("")
-    for px in proxies:
+    out.append("p99 round robin / p99 least_conn (medians over the rounds):")
+
+    def ratio(p99s, px):
         rr, lc = p99s.get((px, "rr")), p99s.get((px, "lc"))
-        out.append(f"  {px:<8} p99 round robin / p99 least_conn: {_fmt_ratio(rr, lc):>7}"
-                   + (f"   ({_fmt_lat(rr)} / {_fmt_lat(lc)})" if rr and lc else ""))
+        text = f"{_fmt_ratio(rr, lc):>7}"
+        if rr and lc:
+            text += f" ({_fmt_lat(rr)} / {_fmt_lat(lc)})"
+        return text
+
+    for px in proxies:
+        line = f"  {px:<8} "
+        if has_ab:
+            line += f"per request (ab) {ratio(ab_p99s, px):<31} "
+        line += f"wrk, corrected {ratio(wrk_p99s, px)}"
+        out.append(line)
     out.append("")
     out.append("slow share = requests the slow origin received / requests all three received "
-               "during the runs (their /__stats counts).")
-    out.append("errors = wrk non-2xx/3xx responses + socket errors, summed over the rounds; "
-               "p50/p99 = medians over the rounds.")
+               "during that tool's runs (their /__stats counts).")
+    if has_ab:
+        out.append("ab: p50/p90/p99 from ab's -e table (microseconds); p99.9 from its -g dump, "
+                   "which holds whole milliseconds; errors = non-2xx\n"
+                   "  responses + failed requests (connect, receive, length, exceptions); requests "
+                   "still in flight when -t ends are not counted.")
+    out.append("wrk: errors = non-2xx/3xx responses + socket errors. Errors are summed over the "
+               "rounds; req/s and percentiles are medians over the rounds.")
     return "\n".join(out)
 
 
@@ -536,6 +656,21 @@ def main(argv):
                 print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
                 return 1
         print("%.2f %d %.1f %.1f %d %d" % vals)
+        return 0
+    if len(argv) >= 4 and argv[0] == "parse-ab":
+        size = None
+        if len(argv) == 6 and argv[4] == "--size":
+            size = int(argv[5])
+        elif len(argv) != 4:
+            print("report.py: parse-ab FILE CSV RAW [--size N]", file=sys.stderr)
+            return 2
+        try:
+            with open(argv[1]) as f, open(argv[2]) as c:
+                vals = parse_ab(f.read(), c.read(), argv[3], size)
+        except (OSError, ValueError) as e:
+            print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
+            return 1
+        print("%.2f %d %.1f %.1f %.1f %.1f %d %d %d" % vals)
         return 0
     if len(argv) >= 2 and argv[0] == "table":
         duration, conns = 0.0, 0

@@ -4,7 +4,8 @@
 #   bash bench/run.sh [macro]   wrk throughput, latency and proxy CPU, interleaved rounds
 #   bash bench/run.sh idle      memory per idle keep-alive connection (bench/idle_conns.py)
 #   bash bench/run.sh parser    the H1Parser micro-benchmark (bench/h1_parser_bench.cc)
-#   bash bench/run.sh balance   round robin against least_conn with one slow origin (below)
+#   bash bench/run.sh balance   round robin against least_conn with one slow origin (below;
+#                               wrk and ApacheBench)
 #   bash bench/run.sh ratelimit the cost of a per-client-IP rate limit that is never hit (below)
 #   bash bench/run.sh compress  gzip on the fly of a 100 KiB text response, CPU per request (below)
 #
@@ -13,14 +14,15 @@
 # LOAD_CPU. Everything listens on 127.0.0.1 on free ports. Every process is started in the
 # background, recorded by PID and stopped by that PID at the end, on error and on Ctrl-C.
 # Each proxy must answer 200 with the origin's exact body before it is measured (and again
-# after), and every wrk run is checked for non-2xx answers and socket errors.
+# after), and every wrk run is checked for non-2xx answers and socket errors (every ab run,
+# balance mode, for non-2xx answers and failed requests).
 #
 # Environment (defaults in brackets):
-#   DURATION [5]            seconds per wrk run
+#   DURATION [5]            seconds per wrk run (balance mode: and per ab run)
 #   ROUNDS [3]              rounds per scenario; a round runs every proxy once, in turn
 #   SCENARIOS [small large] small = GET /?size=100, large = GET /?size=102400 (a, b also work)
 #   PROXIES [torii nginx haproxy]
-#   CONNS [50]              wrk connections (wrk -t1)
+#   CONNS [50]              wrk connections (wrk -t1; balance mode: and ab -c)
 #   N [10000]               idle mode: connections to open
 #   BUILD_DIR [<repo>/build-bench]   Release build used (and made unless SKIP_BUILD=1)
 #   RESULTS_DIR [$BUILD_DIR/bench-results]   where the tables are written
@@ -28,7 +30,7 @@
 #   KEEP_WORK [0]           1 = keep the temp dir (configs, logs, wrk outputs)
 #   SKIP_BUILD [0]          1 = use the binaries already in BUILD_DIR
 #   BENCH_ARGS              parser mode: extra flags, e.g. "--benchmark_repetitions=5"
-#   SLOW_MS [20]            balance mode: the slow origin's added delay per response, in ms
+#   SLOW_MS [100]           balance mode: the slow origin's added delay per response, in ms
 #   COMP_LEVEL [5]          compress mode: the gzip level, 1..9 (5 = torii's default)
 #
 # balance mode: three torii-origins on LOAD_CPU, one started with --delay-ms SLOW_MS, the
@@ -37,10 +39,22 @@
 # as macro mode, twice: round robin (torii algorithm = "round_robin", nginx's default,
 # HAProxy balance roundrobin) and least connections (torii "least_conn", nginx least_conn;,
 # HAProxy balance leastconn). All six instances run at once, pinned to PROXY_CPU, and are
-# measured in turn with wrk -t1 -cCONNS -dDURATION --latency on GET /?size=100, ROUNDS
-# interleaved rounds. Reported per (proxy, algorithm): median req/s, p50, p99 and the share
-# of requests the slow origin served (its /__stats count); per proxy: p99 round robin /
-# p99 least_conn. SCENARIOS does not apply.
+# measured in turn on GET /?size=100, ROUNDS interleaved rounds, each instance twice a round:
+#   - wrk -t1 -cCONNS -dDURATION --latency. wrk 4 corrects its percentiles for coordinated
+#     omission (it adds the samples a connection stalled on a slow response did not send),
+#     so its p99 follows the share of *time* connections spend waiting on the slow origin;
+#   - ab -k -r -cCONNS -tDURATION (ApacheBench, Debian's apache2-utils, installed if missing):
+#     every request's own time, from sending it to its last byte, NOT corrected: p50, p90,
+#     p99 (ab's -e table, microsecond resolution) and p99.9 (from ab's -g per-request dump,
+#     whole milliseconds), the per-request distribution that shows where requests went.
+# Reported per (proxy, algorithm) and tool: median req/s, the percentiles (medians over the
+# rounds) and the share of requests the slow origin served during that tool's runs (its
+# /__stats count); per proxy: p99 round robin / p99 least_conn from each tool. Each ab run
+# is checked for non-2xx answers, failed requests (connect, receive, length, exceptions) and
+# connections that were not kept alive. SCENARIOS does not apply. SLOW_MS defaults to 100:
+# with 20, least_conn still sends 2-4 % of the requests to the slow origin, so the p99 of
+# either distribution is a slow request under both algorithms; at 100 that share falls
+# below 1 % and the per-request p99 can tell the algorithms apart.
 #
 # ratelimit mode: one torii-origin (as macro mode); each proxy runs twice, same settings as
 # macro mode: without a limit ("off") and with a per-client-IP request rate limit on the route
@@ -108,7 +122,7 @@ LOAD_CPU=${LOAD_CPU:-1}
 RESULTS_DIR=${RESULTS_DIR:-$BUILD_DIR/bench-results}
 KEEP_WORK=${KEEP_WORK:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
-SLOW_MS=${SLOW_MS:-20}
+SLOW_MS=${SLOW_MS:-100}
 COMP_LEVEL=${COMP_LEVEL:-5}
 # ratelimit mode: the limit every "on" instance enforces (never reached by the benchmark).
 RL_RATE=100000000 # requests per second per client address (torii accepts 1..1e9)
@@ -644,6 +658,36 @@ measure() {
   M_CPU=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
 }
 
+# ab keeps every request's time in memory (32 bytes each) and needs a request count: -n caps a
+# run at AB_MAX_REQS, far above what one ab process on one CPU makes in DURATION seconds.
+AB_MAX_REQS=$((DURATION * 100000))
+
+# measure_ab NAME PATH SIZE OUT: one recorded ApacheBench run (ab -k -cCONNS -tDURATION) against
+# the instance NAME, after a 1 s pause: per-request latencies, not corrected for coordinated
+# omission. Leaves in A_RPS A_REQS A_P50 A_P90 A_P99 A_P999 A_NON2XX A_FAILED A_KA the parsed
+# ab figures (report.py parse-ab; dies if the body length is not SIZE) and in A_BUSY_P /
+# A_BUSY_L how busy PROXY_CPU / LOAD_CPU were (%). ab's -e table goes to OUT.csv; its -g
+# per-request dump (OUT.raw) is read for p99.9 and deleted.
+measure_ab() {
+  local name=$1 path=$2 size=$3 out=$4 vals s0p s0l
+  sleep 1
+  s0p=$(cpu_stat "$PROXY_CPU")
+  s0l=$(cpu_stat "$LOAD_CPU")
+  # -t before -n: -t resets the request count to 50,000; -r: count receive errors as failed
+  # requests instead of stopping ab.
+  timeout -k 5 $((DURATION + 60)) taskset -c "$LOAD_CPU" ab -k -r -q -c "$CONNS" -t "$DURATION" \
+    -n "$AB_MAX_REQS" -e "$out.csv" -g "$out.raw" "http://127.0.0.1:${PORT[$name]}$path" >"$out" 2>&1 ||
+    die "ab against $name failed (rc $?): $(tail -n 30 "$out")"
+  A_BUSY_P=$(busy_pct "$s0p" "$(cpu_stat "$PROXY_CPU")")
+  A_BUSY_L=$(busy_pct "$s0l" "$(cpu_stat "$LOAD_CPU")")
+  vals=$(python3 "$BENCH_DIR/report.py" parse-ab "$out" "$out.csv" "$out.raw" --size "$size" 2>&1) ||
+    die "cannot parse ab's output against $name: $vals; $(tail -n 30 "$out")"
+  rm -f "$out.raw"
+  read -r A_RPS A_REQS A_P50 A_P90 A_P99 A_P999 A_NON2XX A_FAILED A_KA <<<"$vals"
+  ((A_REQS < AB_MAX_REQS)) ||
+    log "WARNING: ab against $name stopped at its cap of $AB_MAX_REQS requests before ${DURATION}s"
+}
+
 # problems_footer: the log lines that may point at a problem, or a line saying there are none.
 problems_footer() {
   local problems
@@ -667,10 +711,25 @@ env_header() {
 # ---------------------------------------------------------------------------------------
 # Modes
 # ---------------------------------------------------------------------------------------
+# ensure_peers [ab]: nginx, HAProxy and wrk (and with "ab", ApacheBench: balance mode) come
+# from Debian packages, like everything else.
 ensure_peers() {
-  # nginx, HAProxy and wrk come from Debian packages, like everything else.
   if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then
     bash "$ROOT/scripts/install-deps.sh" --bench
+  fi
+  if [[ ${1:-} == ab ]] && ! command -v ab >/dev/null; then
+    local -a sudo=()
+    (($(id -u) == 0)) || sudo=(sudo)
+    log "installing apache2-utils (ab) from Debian"
+    if ! timeout 600 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+      >"$WORK/apt.log" 2>&1; then
+      die "apt-get update failed: $(tail -n 20 "$WORK/apt.log")"
+    fi
+    if ! timeout 600 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends apache2-utils >>"$WORK/apt.log" 2>&1; then
+      die "cannot install apache2-utils (ab): $(tail -n 20 "$WORK/apt.log")"
+    fi
+    command -v ab >/dev/null || die "apache2-utils is installed but there is no ab on PATH"
   fi
 }
 
@@ -792,14 +851,16 @@ origin_requests() {
 }
 
 run_balance() {
-  ensure_peers
+  ensure_peers ab
   command -v wrk >/dev/null || die "wrk is not installed"
+  command -v ab >/dev/null || die "ab (apache2-utils) is not installed"
   build torii torii-origin
   raise_fd_limit
   mkdir -p "$RESULTS_DIR"
   local results=$RESULTS_DIR/balance-$STAMP.txt runs=$RESULTS_DIR/balance-$STAMP.tsv
   local path="/?size=100" size=100 p a r inst
-  printf '# proxy\talgorithm\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tslow_requests\tall_requests\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
+  # One line per (proxy, algorithm, round): the wrk run's figures, then the ab run's.
+  printf '# proxy\talgorithm\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tslow_requests\tall_requests\tproxy_cpu_busy_pct\tload_cpu_busy_pct\tab_rps\tab_requests\tab_p50_us\tab_p90_us\tab_p99_us\tab_p999_us\tab_non2xx\tab_failed\tab_keepalive\tab_slow_requests\tab_all_requests\tab_proxy_cpu_busy_pct\tab_load_cpu_busy_pct\n' >"$runs"
 
   # The slow origin first: the backend every proxy lists first.
   start_origin origin-slow "$SLOW_MS"
@@ -821,7 +882,9 @@ run_balance() {
     for p in $PROXIES; do
       for a in $order; do
         inst=$p-$a
-        local out=$WORK/wrk-balance-$inst-$r.txt s0 s1 a0 a1 slow all share
+        local out=$WORK/wrk-balance-$inst-$r.txt abo=$WORK/ab-balance-$inst-$r.txt
+        local s0 s1 a0 a1 slow all share ab_slow ab_all ab_share
+        # wrk: percentiles corrected for coordinated omission.
         s0=$(origin_requests origin-slow)
         a0=$(origin_requests origin-slow origin1 origin2)
         measure "$inst" "$path" "$out"
@@ -829,13 +892,35 @@ run_balance() {
         a1=$(origin_requests origin-slow origin1 origin2)
         slow=$((s1 - s0)) all=$((a1 - a0))
         share=$(awk -v s="$slow" -v a="$all" 'BEGIN { printf "%.2f", (a > 0 ? 100 * s / a : 0) }')
-        printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$a" "$r" \
-          "$M_RPS" "$M_REQS" "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" "$slow" "$all" \
-          "$M_BUSY_P" "$M_BUSY_L" >>"$runs"
-        log "balance round $r/$ROUNDS $inst: $M_RPS req/s, p50 ${M_P50}us, p99 ${M_P99}us, slow origin $slow of $all requests ($share%), proxy CPU ${M_CPU}s, CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
+        log "balance round $r/$ROUNDS $inst wrk: $M_RPS req/s, p50 ${M_P50}us, p99 ${M_P99}us (corrected), slow origin $slow of $all requests ($share%), proxy CPU ${M_CPU}s, CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
         if ((M_NON2XX > 0 || M_SOCK > 0)); then
-          log "WARNING: $inst: $M_NON2XX non-2xx answers and $M_SOCK socket errors in this run"
+          log "WARNING: $inst: $M_NON2XX non-2xx answers and $M_SOCK socket errors in this wrk run"
           cp "$out" "$RESULTS_DIR/balance-$STAMP-wrk-$inst-$r.txt"
+        fi
+        proxies_alive
+        # ab: every request's own latency, not corrected.
+        s0=$(origin_requests origin-slow)
+        a0=$(origin_requests origin-slow origin1 origin2)
+        measure_ab "$inst" "$path" "$size" "$abo"
+        s1=$(origin_requests origin-slow)
+        a1=$(origin_requests origin-slow origin1 origin2)
+        ab_slow=$((s1 - s0)) ab_all=$((a1 - a0))
+        ab_share=$(awk -v s="$ab_slow" -v a="$ab_all" 'BEGIN { printf "%.2f", (a > 0 ? 100 * s / a : 0) }')
+        printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+          "$p" "$a" "$r" "$M_RPS" "$M_REQS" "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" \
+          "$slow" "$all" "$M_BUSY_P" "$M_BUSY_L" "$A_RPS" "$A_REQS" "$A_P50" "$A_P90" "$A_P99" \
+          "$A_P999" "$A_NON2XX" "$A_FAILED" "$A_KA" "$ab_slow" "$ab_all" "$A_BUSY_P" "$A_BUSY_L" >>"$runs"
+        log "balance round $r/$ROUNDS $inst ab: $A_RPS req/s, per request p50 ${A_P50}us, p90 ${A_P90}us, p99 ${A_P99}us, p99.9 ${A_P999}us, slow origin $ab_slow of $ab_all requests ($ab_share%), $A_KA of $A_REQS requests on kept-alive connections, CPU $PROXY_CPU/$LOAD_CPU busy $A_BUSY_P%/$A_BUSY_L%, non-2xx $A_NON2XX, failed $A_FAILED"
+        if ((A_NON2XX > 0 || A_FAILED > 0)); then
+          log "WARNING: $inst: $A_NON2XX non-2xx answers and $A_FAILED failed requests in this ab run"
+          cp "$abo" "$RESULTS_DIR/balance-$STAMP-ab-$inst-$r.txt"
+        fi
+        # A proxy closes a client connection after so many requests (torii and nginx: 1000),
+        # and ab then opens another: more than 1 % of the requests outside kept-alive
+        # connections would mean connection set-up in the latencies.
+        if ((A_KA * 100 < A_REQS * 99)); then
+          log "WARNING: $inst: only $A_KA of $A_REQS ab requests were on kept-alive connections"
+          cp "$abo" "$RESULTS_DIR/balance-$STAMP-ab-$inst-$r.txt"
         fi
         proxies_alive
       done
@@ -844,8 +929,9 @@ run_balance() {
   for inst in "${instances[@]}"; do check_proxy "$inst" "$path" "$size"; done
 
   {
-    echo "torii benchmark: balance, wrk -t1 -c$CONNS -d${DURATION}s --latency GET $path, $ROUNDS interleaved round(s)"
+    echo "torii benchmark: balance, GET $path, $ROUNDS interleaved round(s) of wrk -t1 -c$CONNS -d${DURATION}s --latency and ab -k -c$CONNS -t$DURATION"
     env_header
+    echo "ab:        $(ab -V 2>&1 | head -n 1 | sed 's/^This is //; s/ <.*//') (apache2-utils $(dpkg-query -W -f '${Version}' apache2-utils 2>/dev/null || echo '?'))"
     echo "origins:   ${ORIGIN_AT[origin-slow]} (every response delayed $SLOW_MS ms), ${ORIGIN_AT[origin1]}, ${ORIGIN_AT[origin2]}"
     echo
     python3 "$BENCH_DIR/report.py" balance-table "$runs" --duration "$DURATION" --conns "$CONNS" \
