@@ -10,10 +10,12 @@
 // taking the first backend would send all sequential traffic to backend 0 and ignore weights.
 // nginx breaks ties with weighted round-robin among the tied backends; this does the same with
 // stride scheduling, which needs one pass and touches only the winner's state: each backend
-// carries a virtual time `pass` that advances by kStrideUnit / weight when it wins a tie, and
+// carries a virtual time `pass` that advances by kStrideUnit / weight each time it is picked, and
 // the tied backend with the lowest pass wins (a weight-3 backend wins 3 of every 4 ties against
-// a weight-1 one). Equal passes fall back to a rotating cursor, so equal weights rotate
-// a b c a b c instead of restarting at backend 0.
+// a weight-1 one). A pass that fell behind the virtual time (the pass of the last winner) counts
+// as level with it (see Commit). Equal passes fall back to a rotating cursor, the first in index
+// order from one past the previous winner, so equal weights rotate a b c a b c instead of
+// restarting at backend 0.
 //
 // Cost (bench/pick_bench.cc). A pick is O(backends): other workers move the counts between
 // picks, so every one is read. What keeps the constant small:
@@ -25,11 +27,11 @@
 //   pool whose weights have a small lcm (all weights <= 16, say) meets up to millions of
 //   requests per backend; beyond it a pick takes the general comparison (PickExact), which
 //   cross-multiplies pairs.
-// - The masks are hardly read. Only the winner's state changes, so the best backend of a scan
-//   that ignores `exclude` and health changes since the last full read of the mask is also the
-//   best eligible one, unless it is itself excluded or down: two test()s. The backends last
-//   seen down (DownSet) are re-tested one by one and parked (their key raised past every other)
-//   for the scan.
+// - The masks are read a word at a time (mask_scan.h). The scan leaves out (parks: a key
+//   raised past every other) the backends that are not healthy primaries, kept in a per-backend
+//   array that is rewritten only where health changed since the previous pick. Exclusions are
+//   not parked: the scan's winner is tested once, and only a retry whose best backend is
+//   excluded takes the general path, which parks everything but the eligible backends.
 // - LoadCounters keeps the counts packed (load.h): 64 backends are 4 cache lines, not 64.
 //
 // Deliberately left out: slow start for a recovering backend (HAProxy `slowstart`), and any
@@ -37,7 +39,6 @@
 // the same backend; the next picks see it). Each worker's tie-breaking state is its own.
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <cstdint>
 #include <memory>
 #include <numeric>
@@ -46,91 +47,18 @@
 #include <vector>
 
 #include "balancer/load.h"
+#include "balancer/mask_scan.h"
 #include "balancer/picker.h"
 
 namespace torii::balancer {
 namespace {
 
-// --- Reading the masks (round_robin.cc has the same helpers) ------------------------------------
-//
-// BackendMask offers only test(), count() and size(). One test() costs a bounds check, a load
-// and a shift by a variable count (~1.3 ns here); 64 test()s at constant bit positions
-// (GatherWord) fold to an AND each (~0.5 ns); count() reads a word at a time. So a pick reads a
-// mask in full only when it must. Health changes rarely: the backends last seen down are kept
-// (DownSet) and re-tested one by one. An empty `exclude` (a first attempt) shows as count() 0.
+using mask_scan::ForEachSet;
+using mask_scan::Test;
+using mask_scan::WordCount;
 
-// Up to this many backends, the plain loop with a test() per backend is the cheapest pick.
+// Up to this many backends, the general comparison (PickExact) is the cheapest pick.
 constexpr uint32_t kSmallPool = 4;
-
-uint32_t Words(uint32_t n) { return static_cast<uint32_t>((uint64_t{n} + 63) / 64); }
-
-template <uint32_t... K>
-[[gnu::always_inline]] inline uint64_t GatherWord(const BackendMask& mask, uint32_t word,
-                                                  std::integer_sequence<uint32_t, K...>) {
-  return ((uint64_t{mask.test((word << 6) | K)} << K) | ...);
-}
-
-// Bits word·64 .. word·64+63 of `mask`, those at and past `n` clear.
-uint64_t ReadWord(const BackendMask& mask, uint32_t word, uint32_t n) {
-  if (word >= (uint32_t{1} << 26)) {
-    __builtin_unreachable();  // indexes are uint32_t, so word·64 + k never wraps
-  }
-  const uint32_t bits = n - word * 64 < 64 ? n - word * 64 : 64;
-  if (bits > 16) {
-    const uint64_t all = GatherWord(mask, word, std::make_integer_sequence<uint32_t, 64>{});
-    return bits == 64 ? all : all & ((uint64_t{1} << bits) - 1);
-  }
-  uint64_t out = 0;
-  for (uint32_t k = 0; k < bits; ++k) {
-    out |= uint64_t{mask.test((word << 6) | k)} << k;
-  }
-  return out;
-}
-
-// The backends that were unhealthy when the health mask was last read in full, as words (bit i
-// set: backend i is down) and as a list. Sized once; Read() never allocates.
-class DownSet {
- public:
-  explicit DownSet(uint32_t n) : n_(n), words_(Words(n), 0) { list_.reserve(n); }
-
-  const std::vector<uint32_t>& list() const { return list_; }
-  const uint64_t* words() const { return words_.data(); }
-
-  // True when every backend of the set still tests unhealthy: one test() each. A backend that
-  // went down since the last Read() is not noticed here.
-  bool StillDown(const BackendMask& healthy) const {
-    for (uint32_t i : list_) {
-      if (healthy.test(i)) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  // Reads backends 0..n-1 of `healthy` and rebuilds the set. Returns true when it changed.
-  bool Read(const BackendMask& healthy) {
-    bool changed = false;
-    list_.clear();
-    for (uint32_t w = 0; w < words_.size(); ++w) {
-      const uint32_t bits = n_ - w * 64 < 64 ? n_ - w * 64 : 64;
-      const uint64_t valid = bits == 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
-      const uint64_t down = ~ReadWord(healthy, w, n_) & valid;
-      changed = changed || down != words_[w];
-      words_[w] = down;
-      for (uint64_t rest = down; rest != 0; rest &= rest - 1) {
-        list_.push_back(w * 64 + static_cast<uint32_t>(std::countr_zero(rest)));
-      }
-    }
-    return changed;
-  }
-
- private:
-  uint32_t n_;
-  std::vector<uint64_t> words_;
-  std::vector<uint32_t> list_;
-};
-
-// ----------------------------------------------------------------------------------------------
 
 // Virtual time a weight-1 backend's pass advances per tie won; a weight-w one advances by
 // kStrideUnit / w. 2^20 keeps the rounding error below 1/4096 for weights up to 256.
@@ -147,25 +75,20 @@ class LeastConn final : public Picker {
   LeastConn(std::vector<BackendSpec> backends, std::shared_ptr<LoadCounters> load)
       : load_(std::move(load)),
         n_(static_cast<uint32_t>(backends.size())),
+        classes_(mask_scan::SplitByClass(backends)),
         scale_(n_, 0),
         offset_(n_, 0),
         parked_(n_, 0),
         stride_(n_),
         weight_(n_),
-        primary_(Words(n_), 0),
-        backup_(Words(n_), 0),
-        down_(n_),
-        eligible_(Words(n_), 0),
-        chosen_(Words(n_), 0) {
+        open_(WordCount(n_), 0),
+        chosen_(WordCount(n_), 0) {
     uint64_t lcm = 1;
     for (uint32_t i = 0; i < n_; ++i) {
-      const BackendSpec& spec = backends[i];
       // The loader enforces 1..256; clamp anyway so a bad caller cannot divide by zero.
-      const uint32_t weight = std::clamp<uint32_t>(spec.weight, 1, 256);
+      const uint32_t weight = std::clamp<uint32_t>(backends[i].weight, 1, 256);
       weight_[i] = weight;
       stride_[i] = static_cast<int32_t>(kStrideUnit / weight);
-      (spec.backup ? backup_ : primary_)[i / 64] |= uint64_t{1} << (i % 64);
-      has_backups_ = has_backups_ || spec.backup;
       if (lcm < (uint64_t{1} << kRatioBits)) {
         lcm = std::lcm(lcm, uint64_t{weight});  // < 2^49: no overflow
       }
@@ -178,61 +101,46 @@ class LeastConn final : public Picker {
     }
     // Otherwise scale_ stays 0 and active_limit_ 0: the scan key is exact only while every
     // count is 0 (all tied on the ratio), and any load takes the general comparison.
-    Repark();
+
+    // Nothing is parked yet: open every backend, then leave the backups out.
+    for (uint32_t w = 0; w < WordCount(n_); ++w) {
+      open_[w] = mask_scan::ValidBits(n_, w);
+    }
+    Open([&](uint32_t w) { return classes_.primary[w]; });
   }
 
   // Primaries first; backups only when no primary is eligible. O(n), no allocation; one relaxed
   // atomic load per backend. Returns nullopt, touching no state, when nothing is eligible.
   std::optional<uint32_t> Pick(uint64_t /*key_hash*/, const BackendMask& healthy,
                                const BackendMask& exclude) override {
-    if (n_ == 0) {
-      return std::nullopt;
-    }
-    if (n_ <= kSmallPool) {
-      auto eligible = [&](uint32_t i) { return healthy.test(i) && !exclude.test(i); };
-      if (std::optional<uint32_t> primary = PickExact(/*backup=*/false, eligible)) {
-        return Commit(*primary);
-      }
-      if (std::optional<uint32_t> backup = PickExact(/*backup=*/true, eligible)) {
-        return Commit(*backup);
-      }
-      return std::nullopt;
-    }
-    if (!down_.StillDown(healthy) && down_.Read(healthy)) {
-      Repark();  // a backend came back
-    }
-    // The scan parks the down set and the backups. Its winner is the best eligible primary
-    // unless it went down since (then read the mask and scan again: the winner is healthy) or is
-    // excluded (a retry: the general path below).
-    for (int scan = 0; scan < 2; ++scan) {
+    bool scan_exact = n_ > kSmallPool;
+    if (scan_exact) {
+      // The scan over the healthy primaries, ignoring `exclude`: its winner is the pick unless
+      // it is excluded (a retry), there is none (no primary is up), or the keys were not exact.
+      const uint64_t* const primary = classes_.primary.data();
+      Open([&](uint32_t w) { return primary[w] & healthy.word(w); });
       const Best best = parked_any_ ? Scan</*kPark=*/true>() : Scan</*kPark=*/false>();
-      if (best.key >= kParked || best.active_or > active_limit_) {
-        break;  // no primary is up, or the keys were not exact
+      scan_exact = best.active_or <= active_limit_;
+      if (scan_exact && best.key < kParked && !exclude.test(best.index)) {
+        return Commit(best.index);
       }
-      if (!healthy.test(best.index)) {
-        if (down_.Read(healthy)) {
-          Repark();
-        }
+    }
+    // The general path: the eligible backends of each class in turn, all others parked. The scan
+    // again when its keys were exact a moment ago (they may not be any more: other workers move
+    // the counts), else the pairwise comparison. Exact keys are below kParked, so the winner is
+    // one of the eligible backends.
+    for (const std::vector<uint64_t>* cls : {&classes_.primary, &classes_.backup}) {
+      if (!mask_scan::Eligible(*cls, healthy, exclude, chosen_)) {
         continue;
       }
-      if (exclude.test(best.index)) {
-        break;
+      if (scan_exact) {
+        Open([&](uint32_t w) { return chosen_[w]; });
+        const Best best = Scan</*kPark=*/true>();
+        if (best.active_or <= active_limit_) {
+          return Commit(best.index);
+        }
       }
-      return Commit(best.index);
-    }
-    // The general path: both masks read in full.
-    for (uint32_t w = 0; w < Words(n_); ++w) {
-      eligible_[w] = ReadWord(healthy, w, n_) & ~ReadWord(exclude, w, n_);
-    }
-    for (bool backup : {false, true}) {
-      uint64_t any = 0;
-      for (uint32_t w = 0; w < Words(n_); ++w) {
-        chosen_[w] = (backup ? backup_ : primary_)[w] & eligible_[w];
-        any |= chosen_[w];
-      }
-      if (any != 0) {
-        return Commit(ScanAmong(backup, chosen_.data()));
-      }
+      return Commit(PickExact(chosen_.data()));
     }
     return std::nullopt;
   }
@@ -251,29 +159,30 @@ class LeastConn final : public Picker {
     uint32_t active_or;
   };
 
-  // Parks the down set and the backups: what a scan leaves out unless told otherwise.
-  void Repark() {
-    parked_any_ = false;
-    for (uint32_t i = 0; i < n_; ++i) {
-      const bool out = ((down_.words()[i / 64] | backup_[i / 64]) >> (i % 64)) & 1;
-      parked_[i] = out ? kParked : 0;
-      parked_any_ = parked_any_ || out;
+  // Makes the backends set in words(0) .. words(WordCount(n_) - 1) (no bit past n_) the ones a
+  // scan considers, parking the others. parked_[i] is rewritten only where the set differs from
+  // open_, the previous one, so an unchanged set (the usual case: health changes rarely) costs
+  // one pass over the words.
+  template <class Words>
+  void Open(Words words) {
+    bool changed = false;
+    for (uint32_t w = 0; w < WordCount(n_); ++w) {
+      const uint64_t want = words(w);
+      const uint64_t diff = want ^ open_[w];
+      if (diff == 0) {
+        continue;
+      }
+      changed = true;
+      open_[w] = want;
+      ForEachSet(&diff, 1,
+                 [&](uint32_t k) { parked_[w * 64 + k] = ((want >> k) & 1) != 0 ? 0 : kParked; });
     }
-  }
-
-  // The best of the backends set in `words` (at least one, all of class `backup`), parking all
-  // the others for the scan.
-  uint32_t ScanAmong(bool backup, const uint64_t* words) {
-    for (uint32_t i = 0; i < n_; ++i) {
-      parked_[i] = ((words[i / 64] >> (i % 64)) & 1) != 0 ? 0 : kParked;
+    if (changed) {
+      parked_any_ = false;
+      for (uint32_t w = 0; w < WordCount(n_); ++w) {
+        parked_any_ = parked_any_ || open_[w] != mask_scan::ValidBits(n_, w);
+      }
     }
-    const Best best = Scan</*kPark=*/true>();
-    Repark();
-    if (best.active_or <= active_limit_) {
-      return best.index;
-    }
-    return *PickExact(backup,
-                      [words](uint32_t i) { return ((words[i / 64] >> (i % 64)) & 1) != 0; });
   }
 
   // The backend with the lowest key (see kOffsetBits; plus parked_ when kParked), the first in
@@ -329,17 +238,16 @@ class LeastConn final : public Picker {
   }
 
   // The general comparison, for counts or weights beyond the scan key's range, and for small
-  // pools: one pass in the rotation from the cursor over the backends of class `backup` for
-  // which eligible(i) holds, comparing active/weight by cross-multiplying in 64 bits, then
-  // offset; a full tie keeps the earlier one. nullopt when there is none.
-  template <class Eligible>
-  std::optional<uint32_t> PickExact(bool backup, Eligible eligible) const {
+  // pools: one pass in the rotation from the cursor over the backends set in `words` (at least
+  // one), comparing active/weight by cross-multiplying in 64 bits, then offset; a full tie keeps
+  // the earlier one.
+  uint32_t PickExact(const uint64_t* words) const {
     uint32_t best = UINT32_MAX;
     uint64_t best_active = 0;
     int32_t best_offset = 0;
     uint32_t i = cursor_ < n_ ? cursor_ : 0;
     for (uint32_t step = 0; step < n_; ++step, i = (i + 1 == n_ ? 0 : i + 1)) {
-      if (((backup_[i / 64] >> (i % 64)) & 1) != uint64_t{backup} || !eligible(i)) {
+      if (!Test(words, i)) {
         continue;
       }
       const uint64_t active = load_->Get(i);
@@ -353,9 +261,6 @@ class LeastConn final : public Picker {
       best = i;
       best_active = active;
       best_offset = offset_[i];
-    }
-    if (best == UINT32_MAX) {
-      return std::nullopt;
     }
     return best;
   }
@@ -383,24 +288,21 @@ class LeastConn final : public Picker {
 
   std::shared_ptr<LoadCounters> load_;  // shared with the pool's other pickers; never null
   uint32_t n_;
-  bool has_backups_ = false;
-  bool parked_any_ = false;    // some backend is parked (down or a backup)
-  uint64_t active_limit_ = 0;  // the scan key is exact while every count is <= this
-  uint32_t cursor_ = 0;        // where the next scan starts: one past the last winner
+  mask_scan::Classes classes_;  // primaries and backups, as words
+  bool parked_any_ = false;     // some backend is parked (open_ is not every backend)
+  uint64_t active_limit_ = 0;   // the scan key is exact while every count is <= this
+  uint32_t cursor_ = 0;         // where the next scan starts: one past the last winner
   // What the scan reads, contiguous: (L / weight) << kOffsetBits; how far each backend's pass is
   // ahead of the virtual time (0..kStrideUnit); kParked for a backend the scan leaves out.
   std::vector<uint64_t> scale_;
   std::vector<int32_t> offset_;
   std::vector<uint64_t> parked_;
   // Read for the winner, and by the general comparison.
-  std::vector<int32_t> stride_;    // kStrideUnit / weight
-  std::vector<uint32_t> weight_;   // 1..256
-  std::vector<uint64_t> primary_;  // bit i: backend i is a primary
-  std::vector<uint64_t> backup_;   // bit i: backend i is a backup
-  DownSet down_;                   // unhealthy at the last full read of the mask
+  std::vector<int32_t> stride_;   // kStrideUnit / weight
+  std::vector<uint32_t> weight_;  // 1..256
+  std::vector<uint64_t> open_;    // bit i: parked_[i] is 0 (the scan considers backend i)
   // Per-pick scratch, sized once so that Pick() never allocates.
-  std::vector<uint64_t> eligible_;  // healthy and not excluded, as words
-  std::vector<uint64_t> chosen_;    // eligible_ within the class being picked from
+  std::vector<uint64_t> chosen_;  // the backends to scan or compare, as words
 };
 
 }  // namespace

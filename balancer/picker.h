@@ -31,6 +31,12 @@ class BackendMask {
   bool test(uint32_t i) const { return i < size_ && ((words_[i / 64] >> (i % 64)) & 1) != 0; }
   void set(uint32_t i, bool value = true);
   uint32_t count() const;
+  // The mask 64 backends at a time, for pickers that read it whole: bit k of word(w) is
+  // test(w * 64 + k). words() is (size() + 63) / 64. Bits at and past size() are always clear,
+  // and a word past the end reads as 0, so like test() a mask built for fewer backends reads as
+  // holding none of the extra ones.
+  uint32_t words() const { return static_cast<uint32_t>(words_.size()); }
+  uint64_t word(uint32_t w) const { return w < words_.size() ? words_[w] : 0; }
   // Clears the mask and gives it `size` backends, reusing its memory (no allocation when the
   // size does not grow).
   void Reset(uint32_t size);

@@ -9,6 +9,10 @@
 //       backends: 3, 64, 1024, weights 1..4 mixed; down %: 0 (all healthy) or 10 (every tenth
 //       backend, rounded up, so 1 of 3, 7 of 64, 103 of 1024, spread over the pool).
 //       `exclude` is the empty mask the proxy passes on a first attempt (sized to the pool).
+//   BM_PickRetry/<algorithm>/<backends>: round_robin and least_conn at 64 and 1024 backends,
+//       all healthy, every pick a retry: `exclude` holds the backend the previous pick chose
+//       (the proxy's retry after a failure), so the pickers' word-wise exclude path is timed.
+//       No load is counted (least_conn's counts stay 0: ties only).
 //   BM_LeastConnHooks/64: least_conn's OnRequestStart() + OnRequestEnd() alone, the part of
 //       BM_Pick/least_conn that is not the pick (two atomic read-modify-writes).
 //   BM_HashBytes/4, BM_HashBytes/16: HashBytes() of a 4-byte (a packed IPv4 address) and a
@@ -165,6 +169,40 @@ void PickArgs(benchmark::internal::Benchmark* b) {
 BENCHMARK_CAPTURE(BM_Pick, round_robin, std::string_view("round_robin"))->Apply(PickArgs);
 BENCHMARK_CAPTURE(BM_Pick, least_conn, std::string_view("least_conn"))->Apply(PickArgs);
 BENCHMARK_CAPTURE(BM_Pick, ip_hash, std::string_view("ip_hash"))->Apply(PickArgs);
+
+// Every pick excludes the previous pick's backend, as a retry after a failure does.
+void BM_PickRetry(benchmark::State& state, std::string_view algorithm) {
+  const auto n = static_cast<uint32_t>(state.range(0));
+  std::unique_ptr<Picker> picker = MakePicker(algorithm, Pool(n));
+  if (picker == nullptr) {
+    state.SkipWithError("MakePicker returned nullptr");
+    return;
+  }
+  const BackendMask healthy(n, /*all_set=*/true);
+  BackendMask exclude(n);
+  uint32_t previous = 0;
+  uint64_t sum = 0;
+  for (auto _ : state) {
+    exclude.set(previous, true);
+    const std::optional<uint32_t> pick = picker->Pick(0, healthy, exclude);
+    exclude.set(previous, false);
+    if (!pick || *pick == previous) {
+      state.SkipWithError("a retry was nullopt or landed on the excluded backend");
+      return;
+    }
+    previous = *pick;
+    sum += previous;
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(state.iterations());
+}
+
+void RetryArgs(benchmark::internal::Benchmark* b) {
+  b->ArgName("backends")->Arg(64)->Arg(1024)->ComputeStatistics("min", Min);
+}
+
+BENCHMARK_CAPTURE(BM_PickRetry, round_robin, std::string_view("round_robin"))->Apply(RetryArgs);
+BENCHMARK_CAPTURE(BM_PickRetry, least_conn, std::string_view("least_conn"))->Apply(RetryArgs);
 
 // least_conn's two hooks alone, as BM_Pick/least_conn calls them (one OnRequestStart and one
 // OnRequestEnd per iteration, 32 requests in flight): two atomic read-modify-writes on the

@@ -324,6 +324,28 @@ TEST(LeastConn, ManyBackends) {
   EXPECT_EQ(counts.size(), 256u);
 }
 
+// The count at which least_conn.cc's packed 64-bit key stops being exact: weights whose lcm L
+// is about 2^36.8 leave a weight-1 backend room for 18 requests (18 · L < 2^41 <= 19 · L). At
+// 18 the fast scan decides, at 19 the pairwise comparison must; either way the one healthy
+// primary is picked, never a down backend whose parked key the overflowing one would exceed.
+TEST(LeastConn, ExactKeyLimitBoundary) {
+  for (uint32_t active : {17u, 18u, 19u, 20u, 1000u}) {
+    SCOPED_TRACE(active);
+    auto load = std::make_shared<LoadCounters>(6);
+    auto picker = MakeLeastConn(Weights({1, 256, 255, 253, 247, 29}), load);
+    for (uint32_t k = 0; k < active; ++k) {
+      load->Add(0);
+    }
+    BackendMask healthy(6);
+    healthy.set(0);
+    EXPECT_EQ(Sequence(*picker, 3, healthy), "aaa");
+    // The same with the others up but excluded (a retry).
+    BackendMask others(6, /*all_set=*/true);
+    others.set(0, false);
+    EXPECT_EQ(Sequence(*picker, 3, BackendMask(6, true), others), "aaa");
+  }
+}
+
 // Random loads, weights and health never break the invariants: a pick is eligible, is a
 // primary whenever one is eligible, and has the lowest active/weight of its class.
 TEST(LeastConn, RandomStateStaysCorrect) {
