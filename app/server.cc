@@ -175,6 +175,7 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
       rs.redirect_status = rc.redirect_status;
     }
     rs.server_timing = rc.server_timing;
+    p->any_server_timing = p->any_server_timing || rc.server_timing;
     rs.compress = rc.compress;
     for (const auto& [name, value] : rc.add_headers) {
       rs.add_headers += name + ": " + value + "\r\n";

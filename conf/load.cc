@@ -1257,10 +1257,6 @@ class Loader {
     s.Bool("server_timing", &route.server_timing);
     // Accepted as false (the default) but refused as true until they exist: an operator must
     // never believe a feature is on when it is not.
-    if (route.server_timing) {
-      Refuse(s.FindKey("server_timing")->source(),
-             s.label() + " server_timing: Server-Timing is not implemented yet (issue #9)");
-    }
     if (const toml::table* headers = s.SubTable("add_headers")) {
       LoadAddHeaders(Section(*headers, s.label() + " add_headers"), &route);
     }

@@ -141,6 +141,7 @@ struct ProxyConfig {
   // Peers whose X-Forwarded-For names the client (empty: the peer is the client).
   ratelimit::IpList trusted_proxies;
   CompressionSpec compression;
+  bool any_server_timing = false;  // some route has server_timing: sessions take timestamps
 };
 
 }  // namespace torii::http

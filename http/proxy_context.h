@@ -40,6 +40,16 @@ struct ExchangeBuffers {
   std::string host;    // Host sent upstream (authority of an absolute-form target wins)
   std::string upstream_head;  // the re-serialised request head, kept for a retry
   std::string resp_extra;     // headers added to this exchange's response (rate limit state)
+  // Server-Timing (routes with server_timing): CLOCK_MONOTONIC ns at each phase boundary of
+  // the exchange; 0 = not reached. Kept here, not in the session, so idle connections pay nothing.
+  struct Timing {
+    uint64_t first_byte = 0;    // the request's first byte arrived
+    uint64_t head = 0;          // its head was parsed
+    uint64_t access = 0;        // access lists and rate limit done (incl. nothing to do)
+    uint64_t sent = 0;          // handed to an upstream connection (after queue or delay)
+    uint64_t connected = 0;     // that connection finished connecting (0: it was pooled)
+    uint64_t response = 0;      // the backend's response head arrived
+  } timing;
   void clear() {
     head.clear();
     in.clear();
@@ -48,6 +58,7 @@ struct ExchangeBuffers {
     host.clear();
     upstream_head.clear();
     resp_extra.clear();
+    timing = Timing{};
   }
 };
 

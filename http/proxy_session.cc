@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -189,6 +190,16 @@ class ClientSession final : public core::ConnHandler {
   // Writes response body bytes to the client in the response framing (copied).
   void WriteBody(core::Conn& me, std::string_view bytes);
   void EndEncoder(bool finished);
+  // "Server-Timing: ..." for the current exchange (routes with server_timing = true).
+  void AppendServerTiming(std::string* out) const;
+ public:
+  // The upstream connection this exchange was sent on finished connecting (Server-Timing).
+  void NoteUpstreamConnected() {
+    if (b_ && ctx_.config().any_server_timing) {
+      b_->timing.connected = MonotonicNs();
+    }
+  }
+ private:
   // The body timer: body_timeout since the last byte, and never past the moment the body falls
   // below body_min_rate on average (after the grace period): slow POST (BAD-INPUTS D2).
   uint64_t BodyTimerMs() const {
@@ -286,6 +297,9 @@ void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
     SetTimerFor(conn, TimerFor::kHeader, ctx_.config().limits.header_timeout_ms);
     req_ = Req::kHead;
     start_ms_ = ctx_.worker().now_ms();
+    if (ctx_.config().any_server_timing) {
+      B().timing.first_byte = MonotonicNs();
+    }
   }
   B().in.append(data.data(), data.size());
   if (req_ == Req::kBody) {
@@ -318,6 +332,10 @@ void ClientSession::Pump(core::Conn& conn) {
         // Pipelined bytes of the next request.
         req_ = Req::kHead;
         start_ms_ = ctx_.worker().now_ms();
+        if (ctx_.config().any_server_timing) {
+          B().timing = ExchangeBuffers::Timing{};
+          B().timing.first_byte = MonotonicNs();
+        }
         SetTimerFor(conn, TimerFor::kHeader, ctx_.config().limits.header_timeout_ms);
         continue;
       }
@@ -412,8 +430,15 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   resp_ = Resp::kNone;
   close_after_ = !h.keep_alive || h.upgrade || draining_ ||
                  requests_ >= ctx_.config().limits.keepalive_requests;
+  const bool timing = ctx_.config().any_server_timing;
+  if (timing) {
+    B().timing.head = MonotonicNs();
+  }
   if (!CheckRequest(conn) || !CheckAccess(conn)) {
     return !conn.closing();
+  }
+  if (timing) {
+    B().timing.access = MonotonicNs();
   }
   req_ = h.framing == Framing::kNone ? Req::kHead : Req::kBody;
   if (req_ == Req::kBody) {
@@ -775,6 +800,10 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
     handler->Attach(*up, self_, method_id_ == HTTP_HEAD, /*holds_slot=*/pool.max_conns > 0);
     handler->set_request_complete(req_ == Req::kDone);
     up->Write(B().upstream_head);
+    if (ctx_.config().any_server_timing) {
+      B().timing.sent = MonotonicNs();
+      B().timing.connected = 0;
+    }
     return;
   }
   // Lost every slot race in a row: wait like any request that found the backends full.
@@ -902,6 +931,18 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   }
   HeadEdits edits;
   DecideCompression(head, &edits);
+  const RouteSpec& route = ctx_.config().routes[route_];
+  std::string_view extra = has_resp_extra_ ? std::string_view(B().resp_extra)
+                                           : std::string_view(route.add_headers);
+  if (route.server_timing) {
+    B().timing.response = MonotonicNs();
+    if (!has_resp_extra_) {
+      B().resp_extra.assign(route.add_headers);
+      has_resp_extra_ = true;
+    }
+    AppendServerTiming(&B().resp_extra);
+    extra = B().resp_extra;
+  }
   if (encoder_ || decoder_) {
     // The encoded length is unknown until the end: chunked (or close-delimited for 1.0).
     if (version_minor_ >= 1) {
@@ -923,9 +964,7 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
     close_after_ = true;
   }
   ctx_.scratch().clear();
-  BuildClientResponseHead(head, resp_framing_, head_req, close_after_, version_minor_,
-                          has_resp_extra_ ? std::string_view(B().resp_extra)
-                                          : std::string_view(ctx_.config().routes[route_].add_headers),
+  BuildClientResponseHead(head, resp_framing_, head_req, close_after_, version_minor_, extra,
                           edits, &ctx_.scratch());
   me->Write(ctx_.scratch());
   (void)up;
@@ -1041,6 +1080,31 @@ void ClientSession::WriteBody(core::Conn& me, std::string_view bytes) {
   } else {
     me.Write(bytes);
   }
+}
+
+void ClientSession::AppendServerTiming(std::string* out) const {
+  // Durations in ms with µs precision (W3C Server-Timing). The phases torii controls:
+  // head = reading the request head, access = access lists and rate limit, wait = picking a
+  // backend incl. a max_conns queue or a rate-limit delay, connect = a new upstream connection
+  // (absent when a pooled one was reused), backend = the backend's time to its response head,
+  // total = first request byte to response head.
+  const ExchangeBuffers::Timing& t = b_->timing;
+  char buf[256];
+  auto ms = [](uint64_t from, uint64_t to) {
+    return from != 0 && to >= from ? static_cast<double>(to - from) / 1e6 : 0.0;
+  };
+  const uint64_t upstream_ready = t.connected != 0 ? t.connected : t.sent;
+  int n = std::snprintf(buf, sizeof(buf),
+                        "Server-Timing: head;dur=%.3f, access;dur=%.3f, wait;dur=%.3f",
+                        ms(t.first_byte, t.head), ms(t.head, t.access), ms(t.access, t.sent));
+  if (t.connected != 0) {
+    n += std::snprintf(buf + n, sizeof(buf) - static_cast<size_t>(n), ", connect;dur=%.3f",
+                       ms(t.sent, t.connected));
+  }
+  std::snprintf(buf + n, sizeof(buf) - static_cast<size_t>(n),
+                ", backend;dur=%.3f, total;dur=%.3f\r\n", ms(upstream_ready, t.response),
+                ms(t.first_byte, t.response));
+  out->append(buf);
 }
 
 void ClientSession::EndEncoder(bool finished) {
@@ -1575,6 +1639,9 @@ void UpstreamConn::OnConnected(core::Conn& self, core::Result<void> result) {
   connected_ = true;
   if (client_.valid()) {
     self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].response_timeout_ms);
+    if (ClientSession* c = client()) {
+      c->NoteUpstreamConnected();
+    }
   }
 }
 

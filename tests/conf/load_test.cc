@@ -254,8 +254,8 @@ TEST(LoadConfig, AdminListener) {
   EXPECT_EQ(c.admin.allow, (std::vector<std::string>{"10.0.0.0/8"}));
 }
 
-TEST(LoadConfig, UnimplementedFeaturesAreRefused) {
-  ExpectError(R"([[listener]]
+TEST(LoadConfig, ServerTimingPerRoute) {
+  Config c = LoadOk(R"([[listener]]
 name = "http"
 address = "127.0.0.1:8080"
 [[pool]]
@@ -264,8 +264,8 @@ backends = [{ address = "127.0.0.1:9001" }]
 [[route]]
 pool = "app"
 server_timing = true
-)",
-              9, 1, "Server-Timing is not implemented yet (issue #9)");
+)");
+  EXPECT_TRUE(c.routes[0].server_timing);
 }
 
 // A malformed health value is reported precisely.

@@ -4,6 +4,7 @@ allow list, and the admin address in the ready file."""
 
 import json
 import re
+import time
 import unittest
 
 import harness as h
@@ -105,3 +106,45 @@ class Admin(h.ToriiCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def server_timing(value):
+    """{"head": ms, ...} from a Server-Timing value."""
+    out = {}
+    for item in value.split(","):
+        name, _, params = item.strip().partition(";")
+        m = re.search(r"dur=([0-9.]+)", params)
+        assert m, f"no dur in {item!r}"
+        out[name] = float(m.group(1))
+    return out
+
+
+class ServerTiming(h.ToriiCase):
+    def test_phases_on_opted_in_routes(self):
+        o = self.origin("o1")
+        c = h.proxy_config([o], routes=[
+            {"host": "*", "path_prefix": "/timed", "pool": "app", "server_timing": True,
+             "add_headers": {"X-Extra": "1"}},
+            {"host": "*", "path_prefix": "/", "pool": "app"}])
+        t = self.torii(c)
+        with h.Client(t.addr()) as cl:
+            t0 = time.monotonic()
+            r = cl.get("/timed/echo?delay=200")
+            wall_ms = (time.monotonic() - t0) * 1000
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.header("X-Extra"), "1")
+            st = server_timing(r.header("Server-Timing"))
+            self.assertEqual(list(st), ["head", "access", "wait", "connect", "backend", "total"])
+            # The backend's 200 ms is in "backend"; the parts add up to the total; the total
+            # is within what the client measured.
+            self.assertGreaterEqual(st["backend"], 190)
+            self.assertLessEqual(st["total"], wall_ms + 1)
+            parts = st["head"] + st["access"] + st["wait"] + st["connect"] + st["backend"]
+            self.assertAlmostEqual(parts, st["total"], delta=0.01 * 5)
+            # The next request reuses the pooled connection: no connect phase.
+            st2 = server_timing(cl.get("/timed/x").header("Server-Timing"))
+            self.assertNotIn("connect", st2)
+            self.assertLess(st2["backend"], 190)
+            # Routes without server_timing say nothing.
+            self.assertIsNone(cl.get("/plain").header("Server-Timing"))
+        t.check_alive()
