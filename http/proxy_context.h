@@ -40,6 +40,7 @@ struct ExchangeBuffers {
   std::string host;    // Host sent upstream (authority of an absolute-form target wins)
   std::string upstream_head;  // the re-serialised request head, kept for a retry
   std::string resp_extra;     // headers added to this exchange's response (rate limit state)
+  balancer::BackendMask exclude;  // backends already tried for this request (retries)
   // Server-Timing (routes with server_timing): CLOCK_MONOTONIC ns at each phase boundary of
   // the exchange; 0 = not reached. Kept here, not in the session, so idle connections pay nothing.
   struct Timing {

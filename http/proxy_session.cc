@@ -101,10 +101,7 @@ bool IsIdempotent(uint8_t method) {
 class ClientSession final : public core::ConnHandler {
  public:
   ClientSession(ProxyContext& ctx, core::Conn& conn, uint32_t listener)
-      : ctx_(ctx),
-        self_(conn.ref()),
-        listener_(listener),
-        peer_(FormatPeer(conn.peer())) {
+      : ctx_(ctx), peer_(FormatPeer(conn.peer())), self_(conn.ref()), listener_(listener) {
     SetTimerFor(conn, TimerFor::kIdle, ctx_.config().limits.idle_timeout_ms);
     conn.SetIdle(core::Conn::Idle::kFresh);  // silent so far: the first to make room
   }
@@ -223,50 +220,50 @@ class ClientSession final : public core::ConnHandler {
   void SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms);
   void LogExchange();
 
+  // Laid out by size (8, 4, then 1-byte fields) so that an idle connection, which holds
+  // nothing else, stays small. Per-exchange state that needs memory of its own (the retry
+  // exclusion mask, head storage, timings) lives in the pooled ExchangeBuffers instead.
   ProxyContext& ctx_;
-  core::ConnRef self_;
-  uint32_t listener_;
   std::unique_ptr<ExchangeBuffers> b_;  // borrowed while a request is in progress
   std::string peer_;
-  TimerFor timer_for_ = TimerFor::kNone;
-
-  // Per exchange.
-  Req req_ = Req::kIdle;
-  Resp resp_ = Resp::kNone;
-  core::ConnRef up_;
-  uint32_t pool_ = 0;
-  uint32_t backend_ = 0;
-  bool have_backend_ = false;
-  balancer::BackendMask exclude_;
-  uint32_t attempts_ = 0;
-  uint32_t retries_used_ = 0;     // retries on another backend (pool.retries caps them)
-  bool stale_retry_used_ = false;  // the one retry of a reused connection's keep-alive race
-  uint64_t key_hash_ = 0;          // ip_hash key of the current request
-  // max_conns queue: the ticket this request waits with (0 = not queued), and whether a
-  // resumed waiter that finds no slot goes back to the front of the queue.
-  uint64_t queue_ticket_ = 0;
-  bool requeue_front_ = false;
-  uint64_t delay_ms_ = 0;        // rate limit delay mode: hold the request this long
-  // Compression: what the client accepts for this request (negotiated from its head) and the
-  // encoder of the response being sent, if it is being compressed.
-  codec::Coding accept_coding_ = codec::Coding::kIdentity;
-  bool range_request_ = false;
-  std::unique_ptr<codec::Encoder> encoder_;
+  std::unique_ptr<codec::Encoder> encoder_;  // compressing the response being sent
   std::unique_ptr<codec::Decoder> decoder_;  // decompress: the backend's coding, undone
-  uint8_t accepted_mask_ = 0;  // bit per codec::Coding the client accepts (q > 0)
-  bool flush_each_piece_ = false;  // the backend streams (chunked): do not hold output back
+  std::string_view note_;
+  uint64_t key_hash_ = 0;          // ip_hash key of the current request
+  // max_conns queue: the ticket this request waits with (0 = not queued).
+  uint64_t queue_ticket_ = 0;
+  uint64_t delay_ms_ = 0;        // rate limit delay mode: hold the request this long
   uint64_t body_start_ms_ = 0;   // when the current request's body phase began
   uint64_t body_bytes_ = 0;      // bytes received since then (body_min_rate)
-  bool has_resp_extra_ = false;  // B().resp_extra holds this request's response headers
+  uint64_t bytes_sent_ = 0;
+  uint64_t start_ms_ = 0;
+  uint64_t ip_key_ = 0;          // max_conns_per_ip slot held by this connection
+  core::ConnRef self_;
+  core::ConnRef up_;
+  uint32_t listener_;
+  uint32_t pool_ = 0;
+  uint32_t backend_ = 0;
+  uint32_t attempts_ = 0;
+  uint32_t retries_used_ = 0;     // retries on another backend (pool.retries caps them)
+  uint32_t route_ = 0;
+  int status_ = 0;
+  uint32_t requests_ = 0;
+  TimerFor timer_for_ = TimerFor::kNone;
+  Req req_ = Req::kIdle;
+  Resp resp_ = Resp::kNone;
   Framing req_framing_ = Framing::kNone;
   Framing resp_framing_ = Framing::kNone;  // how we frame the response to the client
   uint8_t method_id_ = 0;
   uint8_t version_minor_ = 1;
-  uint32_t route_ = 0;
-  int status_ = 0;
-  uint64_t bytes_sent_ = 0;
-  uint64_t start_ms_ = 0;
-  std::string_view note_;
+  // Compression: what the client accepts for this request (negotiated from its head).
+  codec::Coding accept_coding_ = codec::Coding::kIdentity;
+  uint8_t accepted_mask_ = 0;  // bit per codec::Coding the client accepts (q > 0)
+  bool range_request_ = false;
+  bool flush_each_piece_ = false;  // event stream: flush the encoder per piece
+  bool has_resp_extra_ = false;  // B().resp_extra holds this request's response headers
+  bool have_backend_ = false;
+  bool stale_retry_used_ = false;  // the one retry of a reused connection's keep-alive race
+  bool requeue_front_ = false;     // a resumed waiter without a slot goes back to the front
   bool close_after_ = false;
   bool upstream_paused_ = false;  // we paused the upstream's receive for client backpressure
   bool paused_for_upstream_ = false;  // we paused our receive for upstream backpressure
@@ -274,10 +271,8 @@ class ClientSession final : public core::ConnHandler {
   bool draining_ = false;
   bool peer_eof_ = false;     // the client half-closed: finish what is complete, then close
   bool force_fresh_ = false;  // retry on a new connection, not a pooled one
-  uint32_t requests_ = 0;
   bool holds_listener_slot_ = false;
   bool holds_ip_slot_ = false;
-  uint64_t ip_key_ = 0;
 };
 
 void ClientSession::SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms) {
@@ -455,7 +450,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
     return !conn.closing();
   }
   pool_ = route.pool;
-  exclude_.Reset(static_cast<uint32_t>(ctx_.config().pools[pool_].backends.size()));
+  B().exclude.Reset(static_cast<uint32_t>(ctx_.config().pools[pool_].backends.size()));
   resp_ = Resp::kWaiting;
   if (B().host.empty()) {
     // HTTP/1.0 without Host: name the pool, as nginx sends $proxy_host.
@@ -742,7 +737,7 @@ uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
 bool ClientSession::CanRetryElsewhere() {
   const balancer::BackendMask& healthy = ctx_.healthy(pool_);
   for (uint32_t i = 0; i < healthy.size(); ++i) {
-    if (healthy.test(i) && !exclude_.test(i)) {
+    if (healthy.test(i) && !B().exclude.test(i)) {
       return true;
     }
   }
@@ -755,13 +750,13 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
   // race (which another worker won, so the backend shows as full on the next turn).
   for (uint32_t turn = 0; turn < 2 * pool.backends.size() + 4; ++turn) {
     ++attempts_;
-    auto pick = ctx_.picker(pool_).Pick(key_hash_, ctx_.available(pool_), exclude_);
+    auto pick = ctx_.picker(pool_).Pick(key_hash_, ctx_.available(pool_), B().exclude);
     if (!pick) {
       if (QueueForSlot(conn)) {
         return;
       }
       // Nothing left to try: no backend is configured/eligible, or every one refused.
-      const bool tried = exclude_.count() > 0;
+      const bool tried = B().exclude.count() > 0;
       resp_ = Resp::kNone;
       SendLocalReply(conn, 503, tried ? "no backend reachable" : "no backend available");
       return;
@@ -789,7 +784,7 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
           SendLocalReply(conn, 503, "no upstream connection available");
           return;
         }
-        exclude_.set(backend_);
+        B().exclude.set(backend_);
         continue;
       }
       up = *r;
@@ -822,7 +817,7 @@ bool ClientSession::QueueForSlot(core::Conn& conn) {
   const balancer::BackendMask& healthy = ctx_.healthy(pool_);
   bool full_only = false;
   for (uint32_t i = 0; i < healthy.size() && !full_only; ++i) {
-    full_only = healthy.test(i) && !exclude_.test(i);
+    full_only = healthy.test(i) && !B().exclude.test(i);
   }
   if (!full_only) {
     return false;
@@ -1249,7 +1244,7 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
     } else if (retries_used_ < pool.retries && (connect_failed || IsIdempotent(method_id_))) {
       // Another backend, never this one: a connect failure reached nothing (safe for any
       // method, B1); an idempotent request may be repeated whatever happened.
-      exclude_.set(backend_);
+      B().exclude.set(backend_);
       if (CanRetryElsewhere()) {
         ++retries_used_;
         retry = true;
@@ -1268,7 +1263,7 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
     switch (why) {
       case UpstreamFailure::kConnectFailed:
         note = "upstream connect failed";
-        exclude_.set(backend_);
+        B().exclude.set(backend_);
         if (!CanRetryElsewhere()) {
           // Every backend of the pool refused: none is reachable (503 + Retry-After).
           status = 503;
