@@ -18,6 +18,53 @@ namespace torii::app {
 namespace {
 
 constexpr size_t kMaxRequestBytes = 8192;
+
+// The live status page: self-contained (no external script, style or font), it polls
+// /status.json every 2 s and renders listeners, pools with each backend's health and load,
+// traffic and compression. Text is set with textContent only (no HTML injection from names).
+constexpr std::string_view kStatusPage = R"html(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>torii status</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;background:#fafafa}
+h1{font-size:20px;margin:0 0 .2em}h2{font-size:16px;margin:1.5em 0 .4em}
+table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:4px 10px;text-align:left}
+th{background:#f0f0f0}.up{color:#137333;font-weight:600}.down{color:#c5221f;font-weight:600}
+#err{color:#c5221f}.muted{color:#777}
+</style></head><body>
+<h1>torii</h1><div class="muted" id="summary">loading…</div><div id="err"></div>
+<h2>Traffic</h2><table id="traffic"></table>
+<h2>Pools</h2><div id="pools"></div>
+<h2>Rate limits</h2><table id="limits"></table>
+<script>
+"use strict";
+function el(tag, text, cls){const e=document.createElement(tag);if(text!==undefined)e.textContent=String(text);if(cls)e.className=cls;return e;}
+function row(cells, head){const tr=el("tr");for(const c of cells){tr.appendChild(c instanceof Node?c:el(head?"th":"td",c));}return tr;}
+function fill(table, head, rows){table.replaceChildren(row(head,true));for(const r of rows)table.appendChild(row(r));}
+function render(s){
+  document.getElementById("summary").textContent=`up ${s.uptime_s} s · ${s.workers} worker(s) · ${s.connections} connection(s) · listeners: ${s.listeners.map(l=>l.name).join(", ")}`;
+  const r=s.responses;
+  fill(document.getElementById("traffic"),["requests","2xx","3xx","4xx","5xx","aborted","compressed","compression"],
+    [[s.requests,r["2xx"],r["3xx"],r["4xx"],r["5xx"],r.aborted,s.compression.responses,
+      s.compression.bytes_in?(s.compression.bytes_in/Math.max(1,s.compression.bytes_out)).toFixed(2)+"x":"-"]]);
+  const pools=document.getElementById("pools");pools.replaceChildren();
+  for(const p of s.pools){
+    pools.appendChild(el("h3",`${p.name} (${p.algorithm})`));
+    const t=el("table");
+    fill(t,["backend","state","weight","backup","in flight","ejected for","ejections"],
+      p.backends.map(b=>[b.address,el("td",b.up?"UP":(b.checks_passing?"EJECTED":"DOWN"),b.up?"up":"down"),
+        b.weight,b.backup?"yes":"",b.in_flight===undefined?"-":b.in_flight,b.ejected_ms?(b.ejected_ms/1000).toFixed(1)+" s":"",b.ejections]));
+    pools.appendChild(t);
+  }
+  fill(document.getElementById("limits"),["table","keys"],s.rate_limits.map(l=>[l.name,l.keys]));
+}
+async function tick(){
+  try{const res=await fetch("status.json",{cache:"no-store"});render(await res.json());document.getElementById("err").textContent="";}
+  catch(e){document.getElementById("err").textContent="cannot reach torii: "+e;}
+}
+tick();setInterval(tick,2000);
+</script></body></html>
+)html";
 constexpr uint64_t kRequestTimeoutMs = 10000;
 
 ratelimit::IpAddr IpOfPeer(const sockaddr* sa) {
@@ -161,8 +208,10 @@ class AdminSession final : public core::ConnHandler {
       Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", admin_.Metrics());
     } else if (target == "/status.json") {
       Reply(conn, 200, "application/json", admin_.StatusJson());
+    } else if (target == "/" || target == "/status") {
+      Reply(conn, 200, "text/html; charset=utf-8", std::string(kStatusPage));
     } else {
-      Reply(conn, 404, "text/plain", "not found: try /metrics or /status.json\n");
+      Reply(conn, 404, "text/plain", "not found: try /, /metrics or /status.json\n");
     }
   }
   void OnEof(core::Conn& conn) override {

@@ -5,12 +5,12 @@
 //   GET /metrics      Prometheus text format 0.0.4: counters summed over the workers when read,
 //                     gauges for connections and backend health, a request-duration histogram
 //   GET /status.json  the same state as JSON for people and dashboards (documented in README)
+//   GET /             a live HTML status page (self-contained; polls /status.json)
 // Clients outside [admin] allow (default: loopback only) get 403; other paths 404; methods
 // other than GET/HEAD 405.
 //
 // Reads, never writes: every number comes from core::Counter values owned by the workers, or
-// from the shared balancer/ratelimit state (atomics). Leaves out: the HTML status page and
-// hot reload (issue #9).
+// from the shared balancer/ratelimit state (atomics). Leaves out: hot reload (issue #9).
 #pragma once
 
 #include <cstdint>

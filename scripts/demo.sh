@@ -40,6 +40,7 @@ Try:
   curl -s -H 'Accept-Encoding: gzip' 'http://127.0.0.1:8080/?size=100000' | gzip -d | wc -c
   curl -s http://127.0.0.1:9901/metrics          # Prometheus metrics
   curl -s http://127.0.0.1:9901/status.json      # backends, health, counters
+  open http://127.0.0.1:9901/ in a browser         # live status page
 Access log lines appear below. Ctrl-C stops torii and the origins.
 
 MSG

@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config git
       liburing-dev libssl-dev node-llhttp zlib1g-dev libbrotli-dev libzstd-dev
       libspdlog-dev libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
-      python3 curl procps gzip brotli zstd)
+      python3 curl procps gzip brotli zstd chromium)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(nginx haproxy wrk)
 fi

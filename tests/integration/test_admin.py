@@ -148,3 +148,52 @@ class ServerTiming(h.ToriiCase):
             # Routes without server_timing say nothing.
             self.assertIsNone(cl.get("/plain").header("Server-Timing"))
         t.check_alive()
+
+
+def chromium():
+    import shutil as _shutil
+    return _shutil.which("chromium") or _shutil.which("chromium-browser")
+
+
+def browse(url, tmpdir, what="--dump-dom", budget_ms=3000):
+    """Loads `url` in headless Chromium, runs its scripts for `budget_ms` of virtual time."""
+    import subprocess
+    args = [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu",
+            "--no-first-run", f"--user-data-dir={tmpdir}/chromium-profile",
+            f"--virtual-time-budget={budget_ms}", "--window-size=1000,700", what, url]
+    r = subprocess.run(args, capture_output=True, timeout=90)
+    return r.stdout.decode("utf-8", "replace")
+
+
+class StatusPage(h.ToriiCase):
+    def test_status_page_in_a_real_browser(self):
+        if chromium() is None:
+            self.skipTest("chromium is not installed (scripts/install-deps.sh installs it)")
+        os_ = [self.origin(f"o{i}") for i in (1, 2)]
+        t = self.torii(admin_config(os_, pool_extra={
+            "health": {"path": "/health", "interval": "100ms", "timeout": "100ms",
+                       "rise": 1, "fall": 1}}))
+        url = "http://%s:%d/" % t.addr("admin")
+        page = h.get(t.addr("admin"), "/")
+        self.assertEqual(page.status, 200)
+        self.assertTrue(page.header("Content-Type").startswith("text/html"))
+        # Self-contained: no external script, stylesheet or font.
+        self.assertNotIn(b"<script src", page.body)
+        self.assertNotIn(b"<link", page.body)
+        self.assertNotIn(b"http://", page.body)
+        self.assertNotIn(b"https://", page.body)
+        for i in range(3):
+            self.assertEqual(h.get(t.addr(), f"/?i={i}").status, 200)
+        h.get(os_[1].addr, "/__health?status=503")
+        h.wait_for(lambda: "is DOWN" in t.error_log(), 5 * h.SLOW, what="o2 down")
+        dom = browse(url, self.tmpdir())
+        # The script ran: the tables hold the backends, their health and the counters.
+        self.assertIn(f"<td>{os_[0].address}</td><td class=\"up\">UP</td>", dom)
+        self.assertIn(f"<td>{os_[1].address}</td><td class=\"down\">DOWN</td>", dom)
+        self.assertIn("app (round_robin)", dom)
+        self.assertRegex(dom, r"<td>3</td><td>3</td>")  # 3 requests, 3 of them 2xx
+        shot = f"{self.tmpdir()}/status.png"
+        browse(url, self.tmpdir(), what=f"--screenshot={shot}")
+        with open(shot, "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        t.check_alive()
