@@ -16,7 +16,7 @@ namespace {
 
 constexpr uint32_t kLgWin = 16;  // see brotli.h
 
-class BrotliEncoder final : public Encoder {
+class BrotliEncoder final : public detail::StreamEncoder {
  public:
   explicit BrotliEncoder(int level) : level_(level) {}
   ~BrotliEncoder() override { Destroy(); }
@@ -37,56 +37,12 @@ class BrotliEncoder final : public Encoder {
 
   Coding coding() const override { return Coding::kBrotli; }
 
-  bool Write(std::string_view in, std::string* out) override {
-    if (phase_ != Phase::kOpen) {
-      return false;
-    }
-    if (in.empty()) {
-      return true;
-    }
-    dirty_ = true;
-    return Run(in, BROTLI_OPERATION_PROCESS, out);
-  }
-
-  bool Flush(std::string* out) override {
-    if (phase_ != Phase::kOpen) {
-      return false;
-    }
-    if (!dirty_) {
-      return true;
-    }
-    dirty_ = false;
-    return Run({}, BROTLI_OPERATION_FLUSH, out);
-  }
-
-  bool Finish(std::string* out) override {
-    if (phase_ != Phase::kOpen || !Run({}, BROTLI_OPERATION_FINISH, out)) {
-      return false;
-    }
-    phase_ = Phase::kFinished;
-    return true;
-  }
-
-  // libbrotli 1.0.9 cannot reset an encoder: start over with a fresh instance.
-  bool Reset() override {
-    Destroy();
-    total_in_ = 0;
-    total_out_ = 0;
-    dirty_ = false;
-    if (!Init()) {
-      phase_ = Phase::kFailed;
-      return false;
-    }
-    phase_ = Phase::kOpen;
-    return true;
-  }
-
-  size_t total_in() const override { return total_in_; }
-  size_t total_out() const override { return total_out_; }
-  size_t memory_bytes() const override { return meter_.current(); }
-
  private:
-  enum class Phase : uint8_t { kOpen, kFinished, kFailed };
+  // libbrotli 1.0.9 cannot reset an encoder: start over with a fresh instance.
+  bool ResetCodec() override {
+    Destroy();
+    return Init();
+  }
 
   void Destroy() {
     if (state_ != nullptr) {
@@ -95,40 +51,35 @@ class BrotliEncoder final : public Encoder {
     }
   }
 
-  // Runs `op` over `in` until the input is consumed and the operation has completed (brotli's
-  // contract: repeat a FLUSH or FINISH until there is no more output), appending the output.
-  bool Run(std::string_view in, BrotliEncoderOperation op, std::string* out) {
+  // Runs the operation over `in` until the input is consumed and the operation has completed
+  // (brotli's contract: repeat a FLUSH or FINISH until there is no more output), appending the
+  // output.
+  bool Run(std::string_view in, Op op, std::string* out) override {
+    const BrotliEncoderOperation operation = op == Op::kProcess ? BROTLI_OPERATION_PROCESS
+                                             : op == Op::kFlush ? BROTLI_OPERATION_FLUSH
+                                                                : BROTLI_OPERATION_FINISH;
     uint8_t stage[detail::kStageBytes];
     size_t avail_in = in.size();
     const uint8_t* next_in = reinterpret_cast<const uint8_t*>(in.data());
     for (;;) {
       size_t avail_out = sizeof(stage);
       uint8_t* next_out = stage;
-      const bool ok = BrotliEncoderCompressStream(state_, op, &avail_in, &next_in, &avail_out,
-                                                  &next_out, nullptr) == BROTLI_TRUE;
+      const bool ok = BrotliEncoderCompressStream(state_, operation, &avail_in, &next_in,
+                                                  &avail_out, &next_out, nullptr) == BROTLI_TRUE;
       const size_t produced = sizeof(stage) - avail_out;
       if (!ok || !detail::Append(out, reinterpret_cast<const char*>(stage), produced)) {
-        phase_ = Phase::kFailed;
         return false;
       }
-      total_out_ += produced;
-      const bool done = op == BROTLI_OPERATION_FINISH
+      const bool done = op == Op::kFinish
                             ? BrotliEncoderIsFinished(state_) == BROTLI_TRUE
                             : avail_in == 0 && BrotliEncoderHasMoreOutput(state_) == BROTLI_FALSE;
       if (done) {
-        break;
+        return true;
       }
     }
-    total_in_ += in.size();
-    return true;
   }
 
   int level_;
-  Phase phase_ = Phase::kOpen;
-  bool dirty_ = false;  // bytes written since the last flush
-  size_t total_in_ = 0;
-  size_t total_out_ = 0;
-  detail::MemoryMeter meter_;
   BrotliEncoderState* state_ = nullptr;
 };
 

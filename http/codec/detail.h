@@ -3,7 +3,7 @@
 //
 // Owns: MemoryMeter, the allocation hooks handed to zlib, libbrotli and libzstd so each
 // encoder/decoder knows (and tests can pin) the memory its codec holds; Append, the one place
-// that appends codec output to a caller's string.
+// that appends codec output to a caller's string; StreamEncoder, the state every encoder shares.
 #pragma once
 
 #include <algorithm>
@@ -12,6 +12,9 @@
 #include <cstdlib>
 #include <exception>
 #include <string>
+#include <string_view>
+
+#include "http/codec/codec.h"
 
 namespace torii::codec::detail {
 
@@ -72,5 +75,83 @@ inline bool Append(std::string* out, const char* p, size_t n) {
   }
   return true;
 }
+
+// The part every streaming encoder shares: the open → finished/failed state, the "nothing
+// written since the last flush" shortcut, the byte totals and Reset()'s bookkeeping. A back end
+// implements Run() (one zlib/brotli/zstd operation driven to completion, appending its output)
+// and ResetCodec(); a false from either leaves the encoder failed until the next Reset().
+class StreamEncoder : public Encoder {
+ public:
+  bool Write(std::string_view in, std::string* out) final {
+    if (phase_ != Phase::kOpen) {
+      return false;
+    }
+    if (in.empty()) {
+      return true;
+    }
+    dirty_ = true;
+    return Step(in, Op::kProcess, out);
+  }
+
+  bool Flush(std::string* out) final {
+    if (phase_ != Phase::kOpen) {
+      return false;
+    }
+    if (!dirty_) {
+      return true;
+    }
+    dirty_ = false;
+    return Step({}, Op::kFlush, out);
+  }
+
+  bool Finish(std::string* out) final {
+    if (phase_ != Phase::kOpen || !Step({}, Op::kFinish, out)) {
+      return false;
+    }
+    phase_ = Phase::kFinished;
+    return true;
+  }
+
+  bool Reset() final {
+    total_in_ = 0;
+    total_out_ = 0;
+    dirty_ = false;
+    phase_ = ResetCodec() ? Phase::kOpen : Phase::kFailed;
+    return phase_ == Phase::kOpen;
+  }
+
+  size_t total_in() const final { return total_in_; }
+  size_t total_out() const final { return total_out_; }
+  size_t memory_bytes() const final { return meter_.current(); }
+
+ protected:
+  // kProcess: consume `in`; kFlush: emit everything so far as a decodable prefix; kFinish:
+  // end the stream (both with empty `in`).
+  enum class Op : uint8_t { kProcess, kFlush, kFinish };
+  virtual bool Run(std::string_view in, Op op, std::string* out) = 0;
+  // Back to a fresh stream with the same settings.
+  virtual bool ResetCodec() = 0;
+
+  MemoryMeter meter_;  // hand it to the codec library's allocation hooks
+
+ private:
+  enum class Phase : uint8_t { kOpen, kFinished, kFailed };
+
+  bool Step(std::string_view in, Op op, std::string* out) {
+    const size_t before = out->size();
+    if (!Run(in, op, out)) {
+      phase_ = Phase::kFailed;
+      return false;
+    }
+    total_out_ += out->size() - before;
+    total_in_ += in.size();
+    return true;
+  }
+
+  Phase phase_ = Phase::kOpen;
+  bool dirty_ = false;  // bytes written since the last flush
+  size_t total_in_ = 0;
+  size_t total_out_ = 0;
+};
 
 }  // namespace torii::codec::detail

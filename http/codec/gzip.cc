@@ -26,7 +26,7 @@ voidpf ZAlloc(voidpf opaque, uInt items, uInt size) {
 }
 void ZFree(voidpf opaque, voidpf p) { detail::MemoryMeter::Free(opaque, p); }
 
-class GzipEncoder final : public Encoder {
+class GzipEncoder final : public detail::StreamEncoder {
  public:
   explicit GzipEncoder(int level) : level_(level) {
     zs_.zalloc = &ZAlloc;
@@ -49,59 +49,14 @@ class GzipEncoder final : public Encoder {
 
   Coding coding() const override { return Coding::kGzip; }
 
-  bool Write(std::string_view in, std::string* out) override {
-    if (state_ != State::kOpen) {
-      return false;
-    }
-    if (in.empty()) {
-      return true;
-    }
-    dirty_ = true;
-    return Run(in, Z_NO_FLUSH, out);
-  }
-
-  bool Flush(std::string* out) override {
-    if (state_ != State::kOpen) {
-      return false;
-    }
-    if (!dirty_) {
-      return true;
-    }
-    dirty_ = false;
-    return Run({}, Z_SYNC_FLUSH, out);
-  }
-
-  bool Finish(std::string* out) override {
-    if (state_ != State::kOpen || !Run({}, Z_FINISH, out)) {
-      return false;
-    }
-    state_ = State::kFinished;
-    return true;
-  }
-
-  bool Reset() override {
-    total_in_ = 0;
-    total_out_ = 0;
-    dirty_ = false;
-    if (deflateReset(&zs_) != Z_OK) {
-      state_ = State::kFailed;
-      return false;
-    }
-    state_ = State::kOpen;
-    return true;
-  }
-
-  size_t total_in() const override { return total_in_; }
-  size_t total_out() const override { return total_out_; }
-  size_t memory_bytes() const override { return meter_.current(); }
-
  private:
-  enum class State : uint8_t { kOpen, kFinished, kFailed };
+  bool ResetCodec() override { return deflateReset(&zs_) == Z_OK; }
 
-  // Feeds `in` with `flush` (Z_NO_FLUSH, Z_SYNC_FLUSH or Z_FINISH; the last two only with
-  // empty input) and appends everything deflate produces until it has consumed all input and
+  // Feeds `in` with Z_NO_FLUSH, Z_SYNC_FLUSH or Z_FINISH (the last two only with empty
+  // input) and appends everything deflate produces until it has consumed all input and
   // completed the flush.
-  bool Run(std::string_view in, int flush, std::string* out) {
+  bool Run(std::string_view in, Op op, std::string* out) override {
+    const int flush = op == Op::kProcess ? Z_NO_FLUSH : op == Op::kFlush ? Z_SYNC_FLUSH : Z_FINISH;
     char stage[detail::kStageBytes];
     const char* next = in.data();
     size_t left = in.size();
@@ -122,16 +77,13 @@ class GzipEncoder final : public Encoder {
       // before it could repeat; anything else but Z_OK / Z_STREAM_END is a broken state.
       if ((rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) ||
           !detail::Append(out, stage, produced)) {
-        state_ = State::kFailed;
         return false;
       }
-      total_out_ += produced;
       if (flush == Z_FINISH) {
         if (rc == Z_STREAM_END) {
           break;
         }
         if (rc == Z_BUF_ERROR && produced == 0) {  // cannot happen with room to write
-          state_ = State::kFailed;
           return false;
         }
         continue;
@@ -142,17 +94,11 @@ class GzipEncoder final : public Encoder {
         break;
       }
     }
-    total_in_ += in.size();
     return true;
   }
 
   int level_;
-  State state_ = State::kOpen;
   bool ready_ = false;
-  bool dirty_ = false;  // bytes written since the last flush
-  size_t total_in_ = 0;
-  size_t total_out_ = 0;
-  detail::MemoryMeter meter_;
   z_stream zs_{};
 };
 

@@ -30,7 +30,7 @@ ZSTD_customMem Hooks(detail::MemoryMeter* meter) {
   return ZSTD_customMem{&detail::MemoryMeter::Alloc, &detail::MemoryMeter::Free, meter};
 }
 
-class ZstdEncoder final : public Encoder {
+class ZstdEncoder final : public detail::StreamEncoder {
  public:
   explicit ZstdEncoder(int level) : level_(level) {}
   ~ZstdEncoder() override { ZSTD_freeCCtx(cctx_); }
@@ -54,55 +54,11 @@ class ZstdEncoder final : public Encoder {
 
   Coding coding() const override { return Coding::kZstd; }
 
-  bool Write(std::string_view in, std::string* out) override {
-    if (phase_ != Phase::kOpen) {
-      return false;
-    }
-    if (in.empty()) {
-      return true;
-    }
-    dirty_ = true;
-    return Run(in, ZSTD_e_continue, out);
-  }
-
-  bool Flush(std::string* out) override {
-    if (phase_ != Phase::kOpen) {
-      return false;
-    }
-    if (!dirty_) {
-      return true;
-    }
-    dirty_ = false;
-    return Run({}, ZSTD_e_flush, out);
-  }
-
-  bool Finish(std::string* out) override {
-    if (phase_ != Phase::kOpen || !Run({}, ZSTD_e_end, out)) {
-      return false;
-    }
-    phase_ = Phase::kFinished;
-    return true;
-  }
-
-  bool Reset() override {
-    total_in_ = 0;
-    total_out_ = 0;
-    dirty_ = false;
-    // session_only keeps the parameters (level, window, checksum) and the allocated tables.
-    if (ZSTD_isError(ZSTD_CCtx_reset(cctx_, ZSTD_reset_session_only))) {
-      phase_ = Phase::kFailed;
-      return false;
-    }
-    phase_ = Phase::kOpen;
-    return true;
-  }
-
-  size_t total_in() const override { return total_in_; }
-  size_t total_out() const override { return total_out_; }
-  size_t memory_bytes() const override { return meter_.current(); }
-
  private:
-  enum class Phase : uint8_t { kOpen, kFinished, kFailed };
+  // session_only keeps the parameters (level, window, checksum) and the allocated tables.
+  bool ResetCodec() override {
+    return !ZSTD_isError(ZSTD_CCtx_reset(cctx_, ZSTD_reset_session_only));
+  }
 
   bool Set(ZSTD_cParameter param, int value) {
     return !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_, param, value));
@@ -110,33 +66,27 @@ class ZstdEncoder final : public Encoder {
 
   // e_continue: until all input is consumed and the output did not fill up (anything still
   // inside zstd comes out on a later call). e_flush / e_end: until zstd reports 0 bytes left.
-  bool Run(std::string_view in, ZSTD_EndDirective mode, std::string* out) {
+  bool Run(std::string_view in, Op op, std::string* out) override {
+    const ZSTD_EndDirective mode = op == Op::kProcess ? ZSTD_e_continue
+                                   : op == Op::kFlush ? ZSTD_e_flush
+                                                      : ZSTD_e_end;
     char stage[detail::kStageBytes];
     ZSTD_inBuffer input{in.data(), in.size(), 0};
     for (;;) {
       ZSTD_outBuffer output{stage, sizeof(stage), 0};
       const size_t left = ZSTD_compressStream2(cctx_, &output, &input, mode);
       if (ZSTD_isError(left) || !detail::Append(out, stage, output.pos)) {
-        phase_ = Phase::kFailed;
         return false;
       }
-      total_out_ += output.pos;
       const bool done =
           mode == ZSTD_e_continue ? input.pos == input.size && output.pos < output.size : left == 0;
       if (done) {
-        break;
+        return true;
       }
     }
-    total_in_ += in.size();
-    return true;
   }
 
   int level_;
-  Phase phase_ = Phase::kOpen;
-  bool dirty_ = false;  // bytes written since the last flush
-  size_t total_in_ = 0;
-  size_t total_out_ = 0;
-  detail::MemoryMeter meter_;
   ZSTD_CCtx* cctx_ = nullptr;
 };
 
