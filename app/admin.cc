@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "balancer/health.h"
+#include "http/serialize.h"
 
 namespace torii::app {
 
@@ -66,20 +67,6 @@ tick();setInterval(tick,2000);
 </script></body></html>
 )html";
 constexpr uint64_t kRequestTimeoutMs = 10000;
-
-ratelimit::IpAddr IpOfPeer(const sockaddr* sa) {
-  if (sa->sa_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-    return ratelimit::IpFromBytes(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&in->sin_addr), 4));
-  }
-  if (sa->sa_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    return ratelimit::IpFromBytes(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&in6->sin6_addr), 16));
-  }
-  return ratelimit::IpAddr{};
-}
 
 // A label value for the Prometheus text format: backslash, quote and newline escaped.
 std::string Label(std::string_view v) {
@@ -200,7 +187,7 @@ class AdminSession final : public core::ConnHandler {
     std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
     target = target.substr(0, target.find('?'));
     head_only_ = method == "HEAD";
-    if (!admin_.Allowed(IpOfPeer(conn.peer()))) {
+    if (!admin_.Allowed(ratelimit::IpFromSockaddr(conn.peer()))) {
       Reply(conn, 403, "text/plain", "forbidden\n");
     } else if (method != "GET" && method != "HEAD") {
       Reply(conn, 405, "text/plain", "method not allowed\n");
@@ -232,13 +219,8 @@ class AdminSession final : public core::ConnHandler {
  private:
   void Reply(core::Conn& conn, int status, std::string_view type, const std::string& body) {
     done_ = true;
-    std::string_view reason = status == 200   ? "OK"
-                              : status == 400 ? "Bad Request"
-                              : status == 403 ? "Forbidden"
-                              : status == 404 ? "Not Found"
-                              : status == 405 ? "Method Not Allowed"
-                                              : "Request Header Fields Too Large";
-    std::string head = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+    std::string head = "HTTP/1.1 " + std::to_string(status) + " " +
+                       std::string(http::ReasonPhrase(status)) +
                        "\r\nServer: torii\r\nContent-Type: " + std::string(type) +
                        "\r\nContent-Length: " + std::to_string(body.size()) +
                        "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";

@@ -223,6 +223,15 @@ int BindListener(const conf::SocketAddress& addr, uint32_t backlog) {
   return fd;
 }
 
+// The port the kernel picked for a socket bound to port 0.
+uint16_t BoundPort(int fd) {
+  sockaddr_storage bound{};
+  socklen_t len = sizeof(bound);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  return ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in&>(bound).sin_port
+                                          : reinterpret_cast<sockaddr_in6&>(bound).sin6_port);
+}
+
 int OpenAccessLog(const std::string& where) {
   if (where == "off") {
     return -1;
@@ -279,12 +288,7 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
         return 1;
       }
       if (w == 0 && addr.port() == 0) {
-        sockaddr_storage bound{};
-        socklen_t len = sizeof(bound);
-        getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
-        addr.set_port(ntohs(bound.ss_family == AF_INET
-                                ? reinterpret_cast<sockaddr_in&>(bound).sin_port
-                                : reinterpret_cast<sockaddr_in6&>(bound).sin6_port));
+        addr.set_port(BoundPort(fd));
       }
       fds[w].push_back(fd);
     }
@@ -303,12 +307,7 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
       return 1;
     }
     if (addr.port() == 0) {
-      sockaddr_storage bound{};
-      socklen_t len = sizeof(bound);
-      getsockname(admin_fd, reinterpret_cast<sockaddr*>(&bound), &len);
-      addr.set_port(ntohs(bound.ss_family == AF_INET
-                              ? reinterpret_cast<sockaddr_in&>(bound).sin_port
-                              : reinterpret_cast<sockaddr_in6&>(bound).sin6_port));
+      addr.set_port(BoundPort(admin_fd));
     }
     ready_lines.push_back("admin " + addr.ToString());
     spdlog::info("admin on {} (/metrics, /status.json)", addr.ToString());

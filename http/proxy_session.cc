@@ -44,21 +44,6 @@ std::string_view FailureNote(UpstreamFailure why) {
   return "failure";
 }
 
-// The peer as a ratelimit address; an IPv4-mapped IPv6 peer (dual-stack listener) is IPv4.
-ratelimit::IpAddr IpOf(const sockaddr* sa) {
-  if (sa->sa_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-    return ratelimit::IpFromBytes(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&in->sin_addr), 4));
-  }
-  if (sa->sa_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    return ratelimit::IpFromBytes(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&in6->sin6_addr), 16));
-  }
-  return ratelimit::IpAddr{};
-}
-
 uint64_t MonotonicNs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())
@@ -505,7 +490,7 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
     return false;
   };
   // The client: the peer, or behind trusted proxies the right-most untrusted X-Forwarded-For.
-  ratelimit::IpAddr client = IpOf(conn.peer());
+  ratelimit::IpAddr client = ratelimit::IpFromSockaddr(conn.peer());
   if (!cfg.trusted_proxies.empty() && cfg.trusted_proxies.Contains(client)) {
     std::string& xff = ctx_.scratch();
     xff.clear();
@@ -1518,7 +1503,7 @@ std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Con
   }
   uint64_t ip_key = 0;
   if (spec.per_ip) {
-    ip_key = ratelimit::HashIp(IpOf(conn.peer()), 255);
+    ip_key = ratelimit::HashIp(ratelimit::IpFromSockaddr(conn.peer()), 255);
     if (!spec.per_ip->TryAcquire(ip_key)) {
       if (counted) {
         spec.conns->fetch_sub(1, std::memory_order_acq_rel);

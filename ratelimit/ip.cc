@@ -2,6 +2,7 @@
 #include "ratelimit/ip.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <cstring>
@@ -90,6 +91,19 @@ std::optional<IpAddr> ParseIp(std::string_view text) {
     return Unmap(*a);
   }
   return a;
+}
+
+IpAddr IpFromSockaddr(const sockaddr* sa) {
+  if (sa->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    return IpFromBytes(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&in->sin_addr), 4));
+  }
+  if (sa->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    return IpFromBytes(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&in6->sin6_addr), 16));
+  }
+  return IpAddr{};
 }
 
 IpAddr IpFromBytes(std::span<const uint8_t> bytes) {

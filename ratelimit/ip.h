@@ -15,6 +15,8 @@
 // inet_aton accepts but no proxy writes (10.1, 0x0a.0.0.1, leading zeros).
 #pragma once
 
+#include <sys/socket.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -41,6 +43,9 @@ std::optional<IpAddr> ParseIp(std::string_view text);
 // An address from the raw bytes a socket gives: 4 bytes (sin_addr) → IPv4; 16 bytes
 // (sin6_addr) → IPv6, or IPv4 when mapped. Any other length → family 0.
 IpAddr IpFromBytes(std::span<const uint8_t> bytes);
+// The same from a socket address (AF_INET or AF_INET6; the port is ignored). Family 0 for any
+// other family.
+IpAddr IpFromSockaddr(const sockaddr* sa);
 
 // For logs: "10.0.0.1", "2001:db8::1" (RFC 5952 form); "-" for family 0.
 std::string ToString(const IpAddr& a);

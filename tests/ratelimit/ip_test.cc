@@ -2,7 +2,9 @@
 // (ratelimit/ip.h), and the keyed hash under them (ratelimit/hash.h).
 #include "ratelimit/ip.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <random>
@@ -359,6 +361,30 @@ TEST(IpListTest, AgreesWithALinearScan) {
     ASSERT_EQ(list.Contains(a), want) << ToString(a);
   }
   EXPECT_GE(hits, 500);
+}
+
+}  // namespace
+}  // namespace torii::ratelimit
+
+namespace torii::ratelimit {
+namespace {
+
+TEST(IpFromSockaddrTest, FamiliesAndMappedAddresses) {
+  sockaddr_in v4{};
+  v4.sin_family = AF_INET;
+  v4.sin_port = htons(8080);
+  inet_pton(AF_INET, "10.1.2.3", &v4.sin_addr);
+  EXPECT_EQ(IpFromSockaddr(reinterpret_cast<const sockaddr*>(&v4)), *ParseIp("10.1.2.3"));
+  sockaddr_in6 v6{};
+  v6.sin6_family = AF_INET6;
+  inet_pton(AF_INET6, "2001:db8::7", &v6.sin6_addr);
+  EXPECT_EQ(IpFromSockaddr(reinterpret_cast<const sockaddr*>(&v6)), *ParseIp("2001:db8::7"));
+  inet_pton(AF_INET6, "::ffff:192.0.2.9", &v6.sin6_addr);  // a dual-stack listener's IPv4 peer
+  EXPECT_EQ(IpFromSockaddr(reinterpret_cast<const sockaddr*>(&v6)).family, 4);
+  EXPECT_EQ(IpFromSockaddr(reinterpret_cast<const sockaddr*>(&v6)), *ParseIp("192.0.2.9"));
+  sockaddr_storage other{};
+  other.ss_family = AF_UNIX;
+  EXPECT_EQ(IpFromSockaddr(reinterpret_cast<const sockaddr*>(&other)).family, 0);
 }
 
 }  // namespace
