@@ -672,70 +672,32 @@ def main(argv):
             return 1
         print("%.2f %d %.1f %.1f %.1f %.1f %d %d %d" % vals)
         return 0
-    if len(argv) >= 2 and argv[0] == "table":
-        duration, conns = 0.0, 0
+    tables = {
+        # subcommand: (function, its options beyond --duration/--conns with their types)
+        "table": (lambda f, o: table(f, o["duration"], o["conns"]), {}),
+        "balance-table": (lambda f, o: balance_table(f, o["duration"], o["conns"], o["slow_ms"]),
+                          {"slow_ms": float}),
+        "ratelimit-table": (lambda f, o: ratelimit_table(f, o["duration"], o["conns"]), {}),
+        "compress-table": (lambda f, o: compress_table(f, o["sizes"], o["duration"], o["conns"],
+                                                       o["level"]),
+                           {"level": int, "sizes": str}),
+    }
+    if len(argv) >= 2 and argv[0] in tables:
+        render, extra = tables[argv[0]]
+        types = {"duration": float, "conns": int, **extra}
+        opts = {"duration": 0.0, "conns": 0, "slow_ms": 0.0, "level": 0, "sizes": None}
         args = argv[2:]
         while args:
-            if args[0] == "--duration":
-                duration = float(args[1])
-            elif args[0] == "--conns":
-                conns = int(args[1])
-            else:
+            key = args[0][2:].replace("-", "_") if args[0].startswith("--") else ""
+            if key not in types or len(args) < 2:
                 print(f"report.py: unknown option {args[0]}", file=sys.stderr)
                 return 2
+            opts[key] = types[key](args[1])
             args = args[2:]
-        print(table(argv[1], duration, conns))
-        return 0
-    if len(argv) >= 2 and argv[0] == "balance-table":
-        duration, conns, slow_ms = 0.0, 0, 0.0
-        args = argv[2:]
-        while args:
-            if args[0] == "--duration":
-                duration = float(args[1])
-            elif args[0] == "--conns":
-                conns = int(args[1])
-            elif args[0] == "--slow-ms":
-                slow_ms = float(args[1])
-            else:
-                print(f"report.py: unknown option {args[0]}", file=sys.stderr)
-                return 2
-            args = args[2:]
-        print(balance_table(argv[1], duration, conns, slow_ms))
-        return 0
-    if len(argv) >= 2 and argv[0] == "ratelimit-table":
-        duration, conns = 0.0, 0
-        args = argv[2:]
-        while args:
-            if args[0] == "--duration":
-                duration = float(args[1])
-            elif args[0] == "--conns":
-                conns = int(args[1])
-            else:
-                print(f"report.py: unknown option {args[0]}", file=sys.stderr)
-                return 2
-            args = args[2:]
-        print(ratelimit_table(argv[1], duration, conns))
-        return 0
-    if len(argv) >= 2 and argv[0] == "compress-table":
-        duration, conns, level, sizes = 0.0, 0, 0, None
-        args = argv[2:]
-        while args:
-            if args[0] == "--duration":
-                duration = float(args[1])
-            elif args[0] == "--conns":
-                conns = int(args[1])
-            elif args[0] == "--level":
-                level = int(args[1])
-            elif args[0] == "--sizes":
-                sizes = args[1]
-            else:
-                print(f"report.py: unknown option {args[0]}", file=sys.stderr)
-                return 2
-            args = args[2:]
-        if sizes is None:
+        if argv[0] == "compress-table" and opts["sizes"] is None:
             print("report.py: compress-table needs --sizes", file=sys.stderr)
             return 2
-        print(compress_table(argv[1], sizes, duration, conns, level))
+        print(render(argv[1], opts))
         return 0
     if len(argv) >= 1 and argv[0] == "check-gzip":
         opts = {"--name": "proxy", "--addr": None, "--path": None, "--reference": None,
