@@ -13,17 +13,14 @@
 
 #include "balancer/load.h"
 #include "balancer/picker.h"
+#include "tests/balancer/picker_test_util.h"
 
 namespace torii::balancer {
 namespace {
 
-std::vector<BackendSpec> Weights(std::initializer_list<uint32_t> weights) {
-  std::vector<BackendSpec> specs;
-  for (uint32_t w : weights) {
-    specs.push_back(BackendSpec{w, /*backup=*/false});
-  }
-  return specs;
-}
+using test::Counts;
+using test::Sequence;
+using test::Weights;
 
 // Counters for `specs` with backend i holding `active[i]` requests.
 std::shared_ptr<LoadCounters> Loaded(std::initializer_list<uint32_t> active) {
@@ -36,31 +33,6 @@ std::shared_ptr<LoadCounters> Loaded(std::initializer_list<uint32_t> active) {
     ++i;
   }
   return load;
-}
-
-// `n` picks without OnRequestStart() as letters ('a' = backend 0), '-' for nullopt.
-std::string Sequence(Picker& picker, int n, const BackendMask& healthy,
-                     const BackendMask& exclude = BackendMask()) {
-  std::string out;
-  for (int i = 0; i < n; ++i) {
-    std::optional<uint32_t> pick = picker.Pick(/*key_hash=*/0, healthy, exclude);
-    out += pick ? static_cast<char>('a' + *pick) : '-';
-  }
-  return out;
-}
-
-// Picks per backend over `n` picks without OnRequestStart().
-std::map<uint32_t, int> Counts(Picker& picker, int n, const BackendMask& healthy,
-                               const BackendMask& exclude = BackendMask()) {
-  std::map<uint32_t, int> counts;
-  for (int i = 0; i < n; ++i) {
-    std::optional<uint32_t> pick = picker.Pick(/*key_hash=*/0, healthy, exclude);
-    EXPECT_TRUE(pick.has_value());
-    if (pick) {
-      ++counts[*pick];
-    }
-  }
-  return counts;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,42 +9,14 @@
 #include <vector>
 
 #include "balancer/picker.h"
+#include "tests/balancer/picker_test_util.h"
 
 namespace torii::balancer {
 namespace {
 
-std::vector<BackendSpec> Weights(std::initializer_list<uint32_t> weights) {
-  std::vector<BackendSpec> specs;
-  for (uint32_t w : weights) {
-    specs.push_back(BackendSpec{w, /*backup=*/false});
-  }
-  return specs;
-}
-
-// `n` picks as a string of letters ('a' = backend 0), '-' for nullopt.
-std::string Sequence(Picker& picker, int n, const BackendMask& healthy,
-                     const BackendMask& exclude = BackendMask()) {
-  std::string out;
-  for (int i = 0; i < n; ++i) {
-    std::optional<uint32_t> pick = picker.Pick(/*key_hash=*/0, healthy, exclude);
-    out += pick ? static_cast<char>('a' + *pick) : '-';
-  }
-  return out;
-}
-
-// Picks per backend over `n` picks.
-std::map<uint32_t, int> Counts(Picker& picker, int n, const BackendMask& healthy,
-                               const BackendMask& exclude = BackendMask()) {
-  std::map<uint32_t, int> counts;
-  for (int i = 0; i < n; ++i) {
-    std::optional<uint32_t> pick = picker.Pick(/*key_hash=*/0, healthy, exclude);
-    EXPECT_TRUE(pick.has_value());
-    if (pick) {
-      ++counts[*pick];
-    }
-  }
-  return counts;
-}
+using test::Counts;
+using test::Sequence;
+using test::Weights;
 
 // ---------------------------------------------------------------------------------------------
 // BackendMask
