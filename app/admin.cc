@@ -308,6 +308,22 @@ std::string Admin::Metrics() const {
        [](const http::ProxyStats& s) { return s.compress_in.get(); }},
       {"torii_compression_out_bytes_total", "Bytes after compression.",
        [](const http::ProxyStats& s) { return s.compress_out.get(); }},
+      {"torii_cache_hits_total", "Requests answered from the response cache.",
+       [](const http::ProxyStats& s) { return s.cache_hits.get(); }},
+      {"torii_cache_misses_total", "Cacheable requests forwarded: nothing usable stored.",
+       [](const http::ProxyStats& s) { return s.cache_misses.get(); }},
+      {"torii_cache_revalidated_total", "Stale entries refreshed by a 304 from the backend.",
+       [](const http::ProxyStats& s) { return s.cache_revalidated.get(); }},
+      {"torii_cache_stale_total", "Stale entries served because the backend failed.",
+       [](const http::ProxyStats& s) { return s.cache_stale.get(); }},
+      {"torii_cache_collapsed_total", "Requests that waited for another's fetch of the URL.",
+       [](const http::ProxyStats& s) { return s.cache_collapsed.get(); }},
+      {"torii_cache_stored_total", "Responses stored in the cache.",
+       [](const http::ProxyStats& s) { return s.cache_stored.get(); }},
+      {"torii_cache_variants_total", "Compressed variants made from cached responses.",
+       [](const http::ProxyStats& s) { return s.cache_variants.get(); }},
+      {"torii_cache_purged_total", "PURGEs and unsafe requests that removed cached entries.",
+       [](const http::ProxyStats& s) { return s.cache_purged.get(); }},
   };
   for (const Plain& p : kCounters) {
     w.Help(p.name, "counter", p.help);
@@ -387,6 +403,17 @@ std::string Admin::Metrics() const {
     w.Sample("torii_rate_limit_keys", "table=\"" + Label(r.name) + "\"",
              static_cast<uint64_t>(r.table->size()));
   }
+  w.Help("torii_cache_bytes", "gauge", "Bytes held by each cache (bodies, headers, keys).");
+  w.Help("torii_cache_capacity_bytes", "gauge", "Each cache's memory bound.");
+  w.Help("torii_cache_entries", "gauge", "Responses (and compressed variants) stored.");
+  w.Help("torii_cache_evictions_total", "counter", "Entries evicted to make room.");
+  for (const http::CacheSpec& cache : proxy_->caches) {
+    const std::string labels = "cache=\"" + Label(cache.name) + "\"";
+    w.Sample("torii_cache_bytes", labels, static_cast<uint64_t>(cache.store->bytes()));
+    w.Sample("torii_cache_capacity_bytes", labels, static_cast<uint64_t>(cache.store->capacity()));
+    w.Sample("torii_cache_entries", labels, static_cast<uint64_t>(cache.store->entries()));
+    w.Sample("torii_cache_evictions_total", labels, cache.store->Stats().evictions);
+  }
   w.Help("torii_workers", "gauge", "Worker threads (one io_uring each).");
   w.Sample("torii_workers", "", static_cast<uint64_t>(contexts_.size()));
   w.Help("torii_uptime_seconds", "gauge", "Seconds since torii started.");
@@ -400,6 +427,8 @@ std::string Admin::StatusJson() const {
   uint64_t classes[6] = {};
   uint64_t conns = 0;
   uint64_t compressed = 0;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
   uint64_t comp_in = 0;
   uint64_t comp_out = 0;
   for (const http::ProxyContext* c : contexts_) {
@@ -410,6 +439,8 @@ std::string Admin::StatusJson() const {
     }
     conns += c->worker().published().conns_live.get();
     compressed += s.compressed.get();
+    hits += s.cache_hits.get();
+    misses += s.cache_misses.get();
     comp_in += s.compress_in.get();
     comp_out += s.compress_out.get();
   }
@@ -456,7 +487,16 @@ std::string Admin::StatusJson() const {
     o += (i ? "," : "") + std::string("{\"name\":") + Json(r.name) +
          ",\"keys\":" + std::to_string(r.table->size()) + "}";
   }
-  o += "],\"compression\":{\"responses\":" + std::to_string(compressed) +
+  o += "],\"caches\":[";
+  for (size_t i = 0; i < proxy_->caches.size(); ++i) {
+    const http::CacheSpec& cache = proxy_->caches[i];
+    o += (i ? "," : "") + std::string("{\"name\":") + Json(cache.name) +
+         ",\"bytes\":" + std::to_string(cache.store->bytes()) +
+         ",\"capacity\":" + std::to_string(cache.store->capacity()) +
+         ",\"entries\":" + std::to_string(cache.store->entries()) + "}";
+  }
+  o += "],\"cache\":{\"hits\":" + std::to_string(hits) + ",\"misses\":" + std::to_string(misses);
+  o += "},\"compression\":{\"responses\":" + std::to_string(compressed) +
        ",\"bytes_in\":" + std::to_string(comp_in) + ",\"bytes_out\":" + std::to_string(comp_out) +
        "}}\n";
   return o;

@@ -150,6 +150,20 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
     }
     p->rate_limits.push_back(std::move(rl));
   }
+  for (const conf::CacheConfig& cc : c.caches) {
+    http::CacheSpec cs;
+    cs.name = cc.name;
+    cache::StoreOptions so;
+    so.memory = cc.memory;
+    so.max_object = cc.max_object;
+    cs.store = std::make_shared<cache::Store>(so, &cache::VaryMatches);
+    cs.policy.negative_ttl = std::chrono::duration_cast<std::chrono::seconds>(cc.negative_ttl).count();
+    cs.lock_timeout_ms = static_cast<uint64_t>(cc.lock_timeout.count());
+    cs.key_query = cc.key_query;
+    cs.key_headers = cc.key_headers;
+    cs.purge_allow = IpListOf(cc.purge_allow);
+    p->caches.push_back(std::move(cs));
+  }
   p->trusted_proxies = IpListOf(c.server.trusted_proxies);
   p->compression.order.clear();
   for (const std::string& name : c.compression.algorithms) {
@@ -166,6 +180,7 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
     rs.allow = IpListOf(rc.allow);
     rs.deny = IpListOf(rc.deny);
     rs.rate_limit = rc.rate_limit.empty() ? -1 : static_cast<int32_t>(rc.rate_limit_index);
+    rs.cache = rc.cache.empty() ? -1 : static_cast<int32_t>(rc.cache_index);
     rs.host = rc.host;
     rs.path_prefix = rc.path_prefix;
     rs.pool = rc.pool_index;
@@ -361,6 +376,16 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     contexts.push_back(std::move(ctx));
   }
 
+  {
+    // Request coalescing wakes waiters on other workers through their contexts.
+    auto all = std::make_shared<std::vector<http::ProxyContext*>>();
+    for (const auto& c : contexts) {
+      all->push_back(c.get());
+    }
+    for (const auto& c : contexts) {
+      c->set_siblings(all);
+    }
+  }
   if (admin_fd >= 0) {
     std::vector<const http::ProxyContext*> views;
     for (const auto& c : contexts) {

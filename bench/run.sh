@@ -8,6 +8,7 @@
 #                               wrk and ApacheBench)
 #   bash bench/run.sh ratelimit the cost of a per-client-IP rate limit that is never hit (below)
 #   bash bench/run.sh compress  gzip on the fly of a 100 KiB text response, CPU per request (below)
+#   bash bench/run.sh cache     cache hits: 4 KiB, and 100 KiB gzip from the cache (run_cache)
 #
 # One torii-origin serves all three proxies (balance mode: three, one of them slow). Each proxy runs one worker (torii workers = 1,
 # nginx worker_processes 1, HAProxy nbthread 1) pinned to PROXY_CPU; wrk and the origin share
@@ -91,19 +92,19 @@
 # p50, p99, proxy CPU, requests per proxy CPU-second, the compressed body size and the bytes
 # per response wrk read (headers and chunk framing included: the runs were compressed too);
 # torii / nginx and torii / HAProxy in req/s and req per CPU-second. Any non-2xx answer stops
-# the run. SCENARIOS does not apply. (Compressing once per cached variant needs the cache,
-# which torii does not have yet: not measured.)
+# the run. SCENARIOS does not apply. Compressing once per cached variant is measured by cache
+# mode (run_cache).
 set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit | compress) ;;
+  macro | idle | parser | balance | ratelimit | compress | cache) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress | cache)" >&2
     exit 2
     ;;
 esac
@@ -153,6 +154,7 @@ log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 # ---------------------------------------------------------------------------------------
 OWN_PIDS=()   # our children, stopped in reverse order by cleanup
 EXTRA_PIDS=() # not our children (nginx workers): stopped only if still an nginx process
+EXTRA_DIRS=() # made outside WORK (nginx's cache in /dev/shm): removed at exit
 WORK=""
 
 # True while PID is a live (non-zombie) process.
@@ -216,6 +218,7 @@ cleanup() {
   trap - EXIT INT TERM
   for ((i = ${#OWN_PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${OWN_PIDS[i]}"; done
   stop_extra_pids
+  for i in "${EXTRA_DIRS[@]}"; do [[ $i == /dev/shm/torii-bench-* ]] && rm -rf "$i"; done
   if [[ -n $WORK && -d $WORK ]]; then
     if [[ $KEEP_WORK == 1 || $rc != 0 ]]; then
       log "work dir kept: $WORK"
@@ -364,8 +367,15 @@ start_origin() {
 
 start_torii() {
   local name=$1 algo=$2 limit=${3:-} comp=${4:-} dir=$WORK/$1 algo_line="" backends="" b
-  local limit_table="" limit_line="" comp_table="" comp_line=""
-  if [[ $comp == gzip ]]; then
+  local limit_table="" limit_line="" comp_table="" comp_line="" cache_table="" cache_line=""
+  if [[ $comp == *cache* ]]; then
+    cache_table=$'\n'"[cache.bench]
+memory = \"256MiB\"
+max_object = \"1MiB\"
+"
+    cache_line=$'\ncache = "bench"'
+  fi
+  if [[ $comp == *gzip* ]]; then
     comp_table=$'\n'"[compression]
 algorithms = [\"gzip\"]
 gzip_level = $COMP_LEVEL
@@ -405,11 +415,11 @@ address = "127.0.0.1:0"
 name = "origin"
 backends = [$backends]
 keepalive = 64$algo_line
-$limit_table$comp_table
+$limit_table$comp_table$cache_table
 [[route]]
 host = "*"
 path_prefix = "/"
-pool = "origin"$limit_line$comp_line
+pool = "origin"$limit_line$comp_line$cache_line
 EOF
   "$TORII_BIN" -t -c "$dir/torii.toml" >"$dir/check.log" 2>&1 ||
     die "$name rejects its bench config: $(cat "$dir/check.log")"
@@ -425,8 +435,18 @@ EOF
 
 start_nginx() {
   local name=$1 algo=$2 limit=${3:-} comp=${4:-} dir=$WORK/$1 port algo_line="" servers="" b
-  local zone_line="" limit_lines="" comp_lines=""
-  if [[ $comp == gzip ]]; then
+  local zone_line="" limit_lines="" comp_lines="" cache_path="" cache_lines=""
+  if [[ $comp == *cache* ]]; then
+    # nginx's cache lives in files: put them in RAM (/dev/shm) when there is one, so the
+    # comparison is of the cache code, not of a disk.
+    local store=$dir/cache
+    [[ -d /dev/shm && -w /dev/shm ]] && store=$(mktemp -d /dev/shm/torii-bench-nginx.XXXXXX)
+    EXTRA_DIRS+=("$store")
+    cache_path=$'\n'"    proxy_cache_path $store levels=1:2 keys_zone=bench:10m max_size=256m inactive=60m use_temp_path=off;"
+    cache_lines=$'\n'"            proxy_cache bench;"
+    cache_lines+=$'\n'"            proxy_cache_lock on;"
+  fi
+  if [[ $comp == *gzip* ]]; then
     comp_lines=$'\n'"    gzip on;"
     comp_lines+=$'\n'"    gzip_comp_level $COMP_LEVEL;"
     comp_lines+=$'\n'"    gzip_types text/plain;"
@@ -463,7 +483,7 @@ http {
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
-    keepalive_timeout 75s;$zone_line$comp_lines
+    keepalive_timeout 75s;$zone_line$comp_lines$cache_path
     upstream origin {$algo_line$servers
         keepalive 64;
     }
@@ -474,7 +494,7 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             # Buffer in memory only: never spill 100 KiB responses to temp files.
-            proxy_max_temp_file_size 0;$limit_lines
+            proxy_max_temp_file_size 0;$limit_lines$cache_lines
         }
     }
 }
@@ -502,10 +522,22 @@ EOF
 
 start_haproxy() {
   local name=$1 algo=$2 limit=${3:-} comp=${4:-} dir=$WORK/$1 port algo_line="" servers="" b i=0
-  local limit_lines="" stats_line="" comp_global="" comp_lines=""
-  if [[ $comp == gzip ]]; then
+  local limit_lines="" stats_line="" comp_global="" comp_lines="" cache_section=""
+  if [[ $comp == *cache* ]]; then
+    # Declared before the compression filter: the cache keeps the origin's bytes and every
+    # hit is compressed again, as nginx does.
+    cache_section=$'\n'"cache bench
+    total-max-size 256
+    max-object-size 1048576
+    max-age 3600
+"
+    comp_lines=$'\n'"    filter cache bench"
+    comp_lines+=$'\n'"    http-request cache-use bench"
+    comp_lines+=$'\n'"    http-response cache-store bench"
+  fi
+  if [[ $comp == *gzip* ]]; then
     comp_global=$'\n'"    tune.comp.maxlevel $COMP_LEVEL"
-    comp_lines=$'\n'"    filter compression"
+    comp_lines+=$'\n'"    filter compression"
     comp_lines+=$'\n'"    compression algo gzip"
     comp_lines+=$'\n'"    compression type text/plain"
   fi
@@ -549,6 +581,7 @@ frontend bench
     default_backend origin
 
 backend origin$algo_line$servers
+$cache_section
 EOF
   haproxy -c -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 ||
     die "$name rejects its bench config: $(cat "$dir/check.log")"
@@ -1105,6 +1138,81 @@ run_compress() {
   echo "results: $results (per-run records: $runs, compressed sizes: $sizes)"
 }
 
+# cache mode: every proxy with its response cache on (torii [cache.*], nginx proxy_cache in
+# /dev/shm, HAProxy "cache" section, 256 MiB each) and gzip at COMP_LEVEL, measured on two
+# responses the origin marks Cache-Control: max-age=3600, so that after the warm-up every
+# request is a hit (the origin's request count during the recorded runs is reported):
+#   hit4k:    GET /?size=4096 (no Accept-Encoding): a 4 KiB hit;
+#   hitgzip:  GET /?size=102400&text=1 with Accept-Encoding: gzip: a 100 KiB text hit that the
+#             client wants compressed. torii stores one gzip variant and serves it on every
+#             later hit; nginx and HAProxy compress the stored bytes again on every hit.
+run_cache() {
+  ensure_peers
+  command -v wrk >/dev/null || die "wrk is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/cache-$STAMP.txt runs=$RESULTS_DIR/cache-$STAMP.tsv
+  local origin_log=$RESULTS_DIR/cache-$STAMP-origin.tsv
+  printf '# scenario\tproxy\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
+  printf '# scenario\tproxy\trequests_answered\torigin_requests\n' >"$origin_log"
+
+  start_origin
+  local p sc r
+  for p in $PROXIES; do start_proxy "$p" "" "" cache+gzip; done
+  for sc in hit4k hitgzip; do
+    local path size sizes=$WORK/sizes-$sc.tsv
+    case $sc in
+      hit4k) path="/?size=4096&cc=max-age=3600" size=4096 WRK_HEADERS=() ;;
+      hitgzip) path="/?size=102400&text=1&cc=max-age=3600" size=102400
+        WRK_HEADERS=(-H "Accept-Encoding: gzip") ;;
+    esac
+    for p in $PROXIES; do
+      check_proxy "$p" "$path" "$size"
+      [[ $sc == hitgzip ]] && check_gzip "$p" "$path" "$sizes"
+    done
+    for p in $PROXIES; do warm_up "$p" "$path" "$WORK/warmup-$sc-$p.txt"; done
+    proxies_alive
+    for ((r = 1; r <= ROUNDS; r++)); do
+      for p in $PROXIES; do
+        local out=$WORK/wrk-$sc-$p-$r.txt o0 o1
+        o0=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
+        measure "$p" "$path" "$out"
+        o1=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
+        printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$p" "$r" "$M_RPS" \
+          "$M_REQS" "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" "$M_BUSY_P" "$M_BUSY_L" >>"$runs"
+        printf '%s\t%s\t%s\t%s\n' "$sc" "$p" "$M_REQS" "$((o1 - o0))" >>"$origin_log"
+        log "$sc round $r/$ROUNDS $p: $M_RPS req/s, p50 ${M_P50}us, p99 ${M_P99}us, proxy CPU ${M_CPU}s, origin requests $((o1 - o0)), CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
+        if ((M_NON2XX > 0 || M_SOCK > 0)); then
+          log "WARNING: $p: $M_NON2XX non-2xx answers and $M_SOCK socket errors in this run"
+          cp "$out" "$RESULTS_DIR/cache-$STAMP-wrk-$sc-$p-$r.txt"
+        fi
+        proxies_alive
+      done
+    done
+    WRK_HEADERS=()
+    for p in $PROXIES; do check_proxy "$p" "$path" "$size"; done
+  done
+
+  {
+    echo "torii benchmark: cache hits, wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS interleaved round(s)"
+    env_header
+    echo "hit4k: GET /?size=4096 (Cache-Control: max-age=3600); hitgzip: GET /?size=102400&text=1 with Accept-Encoding: gzip, gzip level $COMP_LEVEL"
+    echo "caches: torii [cache.bench] 256 MiB; nginx proxy_cache (files in /dev/shm); HAProxy cache section (256 MB, filter cache before filter compression)"
+    echo
+    python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
+    echo
+    echo "origin requests during the recorded runs (all hits when 0):"
+    awk -F'\t' '!/^#/ { n[$1" "$2] += $4; q[$1" "$2] += $3 } END { for (k in n) printf "  %-20s %d of %d requests\n", k, n[k], q[k] }' "$origin_log" | sort
+    echo
+    problems_footer
+  } >"$results"
+  echo
+  cat "$results"
+  echo
+  echo "results: $results (per-run records: $runs)"
+}
+
 run_parser() {
   build h1_parser_bench
   mkdir -p "$RESULTS_DIR"
@@ -1127,4 +1235,5 @@ case $MODE in
   balance) run_balance ;;
   ratelimit) run_ratelimit ;;
   compress) run_compress ;;
+  cache) run_cache ;;
 esac

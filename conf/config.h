@@ -186,6 +186,8 @@ struct RouteConfig {
   std::vector<std::pair<std::string, std::string>> add_headers;
   std::string rate_limit;          // name of a [rate_limit.*] table, or empty
   uint32_t rate_limit_index = 0;   // resolved by the loader
+  std::string cache;               // name of a [cache.*] table, or empty
+  uint32_t cache_index = 0;        // resolved by the loader
   std::vector<std::string> allow;  // normalised CIDRs (403 as for listeners)
   std::vector<std::string> deny;
 };
@@ -203,6 +205,22 @@ struct CompressionConfig {
   bool decompress = false;
 };
 
+// [cache.NAME]: an RFC 9111 shared response cache, used by routes with cache = "NAME". One
+// store per table, shared by every worker.
+struct CacheConfig {
+  std::string name;
+  uint64_t memory = 256ull * 1024 * 1024;  // bound on stored bytes (bodies, headers, keys)
+  uint64_t max_object = 8ull * 1024 * 1024;  // larger responses pass through, not stored
+  // 404 / 410 without freshness information are stored this long (0 = not stored).
+  Duration negative_ttl{0};
+  // Request coalescing: how long a request waits for another request's fetch of the same URL
+  // before it goes to the backend itself.
+  Duration lock_timeout{std::chrono::seconds(5)};
+  bool key_query = true;                 // the query string is part of the key
+  std::vector<std::string> key_headers;  // lowercase request headers added to the key
+  std::vector<std::string> purge_allow;  // CIDRs allowed to send PURGE (empty: nobody)
+};
+
 struct Config {
   std::string source;  // file the config came from (or a label)
   ServerConfig server;
@@ -212,6 +230,7 @@ struct Config {
   std::vector<PoolConfig> pools;
   std::vector<RouteConfig> routes;
   std::vector<RateLimitConfig> rate_limits;
+  std::vector<CacheConfig> caches;
   CompressionConfig compression;
 };
 

@@ -6,8 +6,8 @@
 // and addresses). Each error names file:line:column of the offending key or value and says what
 // was expected; the first error found wins (one clear message beats a wall of them).
 //
-// Deliberately refused rather than ignored: TLS listeners (#5) and caches (#6). An operator
-// must never believe a protection is on when it is not.
+// Deliberately refused rather than ignored: TLS listeners (#5). An operator must never believe
+// a protection is on when it is not.
 //
 // Exceptions: toml++ throws toml::parse_error, and the validators below throw a private
 // LoadFailure to unwind to LoadConfigString(), which turns both into a ConfigError. Nothing
@@ -509,10 +509,9 @@ class Loader {
   Config Load(std::string source) {
     Config config;
     config.source = std::move(source);
-    RefuseNotImplementedTables();
     Section top(root_, "the top level");
     top.CheckKeys({"server", "admin", "limits", "listener", "pool", "route", "rate_limit",
-                   "compression"});
+                   "compression", "cache"});
 
     if (const toml::table* t = top.SubTable("server")) {
       LoadServer(Section(*t, "[server]"), &config.server);
@@ -534,6 +533,9 @@ class Loader {
     }
     if (const toml::table* t = top.SubTable("rate_limit")) {
       LoadRateLimits(Section(*t, "[rate_limit]"), config);
+    }
+    if (const toml::table* t = top.SubTable("cache")) {
+      LoadCaches(Section(*t, "[cache]"), config);
     }
     for (const toml::table* t : ArrayOfTables(top, "route")) {
       LoadRoute(*t, config);
@@ -563,19 +565,6 @@ class Loader {
   }
 
  private:
-  // [cache.*]: refused at its key, not silently ignored.
-  void RefuseNotImplementedTables() const {
-    static constexpr std::pair<std::string_view, std::string_view> kRefused[] = {
-        {"cache", "[cache.*] tables are not implemented yet (issue #6)"},
-    };
-    for (const auto& [name, message] : kRefused) {
-      auto it = root_.find(name);
-      if (it != root_.end()) {
-        Fail(it->first.source(), std::string(message));
-      }
-    }
-  }
-
   // `[[name]]` entries in file order; refuses `[name]` (a single table) and non-table elements.
   std::vector<const toml::table*> ArrayOfTables(const Section& top, std::string_view name) const {
     std::vector<const toml::table*> out;
@@ -982,6 +971,64 @@ class Loader {
     }
   }
 
+  // [cache.NAME] tables, in file order.
+  static void LoadCaches(const Section& top, Config& config) {
+    std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+    for (auto&& [key, node] : top.table()) {
+      entries.emplace_back(&key, &node);
+    }
+    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+      return Section::Before(a.first->source().begin, b.first->source().begin);
+    });
+    for (const auto& [key, node] : entries) {
+      const std::string name(key->str());
+      const auto* table = node->as_table();
+      if (table == nullptr) {
+        Fail(key->source(), "expected [cache." + name + "] to be a table, got " +
+                                std::string(TypeName(*node)));
+      }
+      if (name.empty() || name.size() > kMaxNameLength ||
+          !std::all_of(name.begin(), name.end(), IsNameChar)) {
+        Fail(key->source(), "cache name " + Quote(name) +
+                                " must be 1 to 64 letters, digits, '_' or '-'");
+      }
+      Section s(*table, "[cache." + name + "]");
+      s.CheckKeys({"memory", "max_object", "negative_ttl", "lock_timeout", "key_query",
+                   "key_headers", "purge_allow"});
+      CacheConfig c;
+      c.name = name;
+      s.Size("memory", kMiB, 1024 * kGiB, &c.memory);
+      s.Size("max_object", 1, kGiB, &c.max_object);
+      if (c.max_object > c.memory / 4) {
+        const toml::node* where = s.Find("max_object");
+        s.FailAt(where != nullptr ? *where : *s.Find("memory"), "max_object",
+                 "max_object (" + FormatSize(c.max_object) +
+                     ") must be at most a quarter of memory (" + FormatSize(c.memory) + ")");
+      }
+      s.Dur("negative_ttl", &c.negative_ttl, /*allow_zero=*/true);
+      s.Dur("lock_timeout", &c.lock_timeout);
+      s.Bool("key_query", &c.key_query);
+      if (const toml::node* list = s.Find("key_headers")) {
+        const auto* array = list->as_array();
+        if (array == nullptr) {
+          s.FailAt(*list, "key_headers",
+                   "expected an array of header names, got " + std::string(TypeName(*list)));
+        }
+        for (const toml::node& element : *array) {
+          std::string header = s.StringOf(element, "key_headers");
+          if (header.empty() || !std::all_of(header.begin(), header.end(), IsTokenChar)) {
+            s.FailAt(element, "key_headers", "expected a header name, got " + Quote(header));
+          }
+          std::transform(header.begin(), header.end(), header.begin(),
+                         [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+          c.key_headers.push_back(std::move(header));
+        }
+      }
+      c.purge_allow = CidrList(s, "purge_allow");
+      config.caches.push_back(std::move(c));
+    }
+  }
+
   // "client_ip", "client_ip/24" (and "client_ip/24/64" for v4/v6), "header:X-Api-Key",
   // "route".
   static void ParseRateKey(const Section& s, std::string_view text, RateLimitConfig* r) {
@@ -1165,16 +1212,9 @@ class Loader {
 
   void LoadRoute(const toml::table& table, Config& config) {
     Section s(table, "[[route]] #" + std::to_string(config.routes.size() + 1));
-    static constexpr std::pair<std::string_view, std::string_view> kRefused[] = {
-        {"cache", "route caching is not implemented yet (issue #6)"},
-    };
-    for (const auto& [key, message] : kRefused) {
-      if (const toml::key* k = s.FindKey(key)) {
-        Fail(k->source(), s.label() + " " + std::string(key) + ": " + std::string(message));
-      }
-    }
     s.CheckKeys({"host", "path_prefix", "pool", "compress", "server_timing", "add_headers",
-                 "redirect", "redirect_prefix", "redirect_status", "rate_limit", "allow", "deny"});
+                 "redirect", "redirect_prefix", "redirect_status", "rate_limit", "allow", "deny",
+                 "cache"});
     RouteConfig route;
 
     if (auto host = s.String("host")) {
@@ -1250,6 +1290,18 @@ class Loader {
       }
       route.rate_limit = std::move(*name);
       route.rate_limit_index = static_cast<uint32_t>(it - config.rate_limits.begin());
+    }
+    if (auto name = s.String("cache")) {
+      auto it = std::find_if(config.caches.begin(), config.caches.end(),
+                             [&](const CacheConfig& c) { return c.name == *name; });
+      if (it == config.caches.end()) {
+        s.FailAt(*s.Find("cache"), "cache", "no [cache." + *name + "] table is defined");
+      }
+      if (route.pool.empty()) {
+        s.FailAt(*s.Find("cache"), "cache", "a redirect route answers itself: nothing to cache");
+      }
+      route.cache = std::move(*name);
+      route.cache_index = static_cast<uint32_t>(it - config.caches.begin());
     }
     route.allow = CidrList(s, "allow");
     route.deny = CidrList(s, "deny");

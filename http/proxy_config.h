@@ -18,6 +18,8 @@
 #include "balancer/health.h"
 #include "balancer/load.h"
 #include "balancer/slots.h"
+#include "cache/policy.h"
+#include "cache/store.h"
 #include "http/codec/codec.h"
 #include "ratelimit/ban_list.h"
 #include "ratelimit/client_ip.h"
@@ -80,6 +82,7 @@ struct RouteSpec {
   ratelimit::IpList allow;
   ratelimit::IpList deny;
   int32_t rate_limit = -1;  // index into ProxyConfig::rate_limits, or -1
+  int32_t cache = -1;       // index into ProxyConfig::caches, or -1
 };
 
 struct ListenerSpec {
@@ -132,6 +135,17 @@ struct CompressionSpec {
   uint64_t max_decoded = 1ull << 30;  // a backend's compressed body may expand to this much
 };
 
+// One [cache.NAME]: the shared store and how requests are keyed and answered from it.
+struct CacheSpec {
+  std::string name;
+  std::shared_ptr<cache::Store> store;
+  cache::Options policy;
+  uint64_t lock_timeout_ms = 5000;       // request coalescing: the longest a request waits
+  bool key_query = true;                 // the query string is part of the key
+  std::vector<std::string> key_headers;  // lowercase request headers appended to the key
+  ratelimit::IpList purge_allow;         // who may PURGE (empty: nobody)
+};
+
 struct ProxyConfig {
   ProxyLimits limits;
   std::vector<PoolSpec> pools;
@@ -141,6 +155,7 @@ struct ProxyConfig {
   // Peers whose X-Forwarded-For names the client (empty: the peer is the client).
   ratelimit::IpList trusted_proxies;
   CompressionSpec compression;
+  std::vector<CacheSpec> caches;
   bool any_server_timing = false;  // some route has server_timing: sessions take timestamps
 };
 

@@ -3,6 +3,10 @@
 
 #include "http/proxy_session.h"
 
+#include <time.h>
+
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 namespace torii::http {
@@ -166,6 +170,48 @@ void ProxyContext::ReleaseEncoder(std::unique_ptr<codec::Encoder> encoder) {
   auto& pool = free_encoders_[static_cast<int>(encoder->coding())];
   if (pool.size() < kMaxPooledEncoders && encoder->Reset()) {
     pool.push_back(std::move(encoder));
+  }
+}
+
+int64_t ProxyContext::UnixNow() {
+  const uint64_t now = worker_.now_ms();
+  if (now != unix_at_ms_) {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    unix_now_ = ts.tv_sec;
+    unix_at_ms_ = now;
+  }
+  return unix_now_;
+}
+
+void ProxyContext::WakeCacheWaiters(const std::vector<cache::Waiter>& waiters) {
+  if (waiters.empty() || !siblings_) {
+    return;
+  }
+  // One message per worker, carrying that worker's waiters (Waiter: a = worker, b = the
+  // connection's slot << 32 | generation, c = ticket). Same-worker waiters go through the
+  // mailbox too: they resume on the next turn, never inside the fetch that woke them.
+  const std::vector<ProxyContext*>& all = *siblings_;
+  for (size_t w = 0; w < all.size(); ++w) {
+    std::vector<cache::Waiter> mine;
+    for (const cache::Waiter& waiter : waiters) {
+      if (waiter.a == w) {
+        mine.push_back(waiter);
+      }
+    }
+    if (mine.empty()) {
+      continue;
+    }
+    ProxyContext* target = all[w];
+    target->worker().Post([target, mine = std::move(mine)] {
+      for (const cache::Waiter& waiter : mine) {
+        const core::ConnRef ref{static_cast<uint32_t>(waiter.b >> 32),
+                                static_cast<uint32_t>(waiter.b)};
+        if (core::Conn* conn = target->worker().Resolve(ref)) {
+          ResumeCacheWaiter(*conn, waiter.c);
+        }
+      }
+    });
   }
 }
 

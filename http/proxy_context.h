@@ -16,6 +16,9 @@
 #include <vector>
 
 #include "balancer/picker.h"
+#include "cache/entry.h"
+#include "cache/policy.h"
+#include "cache/store.h"
 #include "core/counter.h"
 #include "core/worker.h"
 #include "http/access_log.h"
@@ -51,7 +54,48 @@ struct ExchangeBuffers {
     uint64_t connected = 0;     // that connection finished connecting (0: it was pooled)
     uint64_t response = 0;      // the backend's response head arrived
   } timing;
+  // The response cache's state for this exchange (routes with a cache; session_cache.cc).
+  struct CacheState {
+    int32_t cache = -1;  // the route's cache (ProxyConfig::caches) when this request uses it
+    std::string key;     // primary key: scheme, host, target, key headers
+    uint64_t hash = 0;   // keyed hash of `key`
+    cache::Request req;  // the request's cache-relevant facts (method is a literal)
+    int64_t request_time = 0;  // when the request went to the backend (Unix s)
+    std::shared_ptr<const cache::Entry> entry;  // a stored response still usable (revalidation,
+                                                // stale-if-error)
+    std::shared_ptr<cache::Entry> pending;      // the backend's response being stored
+    std::string pending_body;
+    std::shared_ptr<const std::string> serving;  // body being written to the client
+    size_t offset = 0;
+    cache::Waiter filler;      // coalescing: this request's record (c = its ticket)
+    const char* fwd = "miss";  // Cache-Status fwd= of a forwarded request
+    std::string saved;         // the request's header fields, kept past its head
+    std::vector<HeaderView> saved_views;
+    std::vector<HeaderView> entry_views;  // scratch: a stored head as views
+    bool filling = false;      // this request leads the fetch of `key` (EndFill due)
+    bool waiting = false;      // parked behind another request's fetch
+    bool revalidating = false; // the request carries the entry's validators
+    bool from_store = false;   // the client is answered from the store; upstream body ignored
+    bool collapsed = false;    // it waited for another request's fetch
+    bool no_store = false;     // the response must not be stored (a GET with a body)
+    void clear() {
+      cache = -1;
+      key.clear();
+      hash = 0;
+      entry.reset();
+      pending.reset();
+      pending_body.clear();
+      serving.reset();
+      offset = 0;
+      filler = cache::Waiter{};
+      fwd = "miss";
+      saved.clear();
+      saved_views.clear();
+      filling = waiting = revalidating = from_store = collapsed = no_store = false;
+    }
+  } cache;
   void clear() {
+    cache.clear();
     head.clear();
     in.clear();
     method.clear();
@@ -88,6 +132,15 @@ struct ProxyStats {
   core::Counter compressed;     // responses encoded
   core::Counter compress_in;    // bytes before / after encoding
   core::Counter compress_out;
+  // Response cache (RFC 9211 Cache-Status outcomes).
+  core::Counter cache_hits;         // answered from the store (fresh, or stale within limits)
+  core::Counter cache_misses;       // forwarded: nothing usable stored
+  core::Counter cache_revalidated;  // a stale entry refreshed by a 304
+  core::Counter cache_stale;        // served stale (stale-if-error)
+  core::Counter cache_collapsed;    // waited for another request's fetch of the same URL
+  core::Counter cache_stored;       // responses stored
+  core::Counter cache_variants;     // compressed variants made (once per coding and version)
+  core::Counter cache_purged;       // PURGE and unsafe-method invalidations that removed entries
   core::Counter latency_buckets[kLatencyBuckets];  // non-cumulative
   core::Counter latency_sum_us;
 
@@ -156,6 +209,18 @@ class ProxyContext {
   // Where a codec writes what it produced (never held across calls).
   std::string& codec_out() { return codec_out_; }
 
+  // Request coalescing across workers: every worker's context (set once before the workers
+  // run), so the end of a fetch can wake the requests other workers park behind it.
+  void set_siblings(std::shared_ptr<const std::vector<ProxyContext*>> all) {
+    siblings_ = std::move(all);
+  }
+  // Wakes the waiters of a fetch that ended (their worker runs ResumeCacheWaiter).
+  void WakeCacheWaiters(const std::vector<cache::Waiter>& waiters);
+  // Wall clock in Unix seconds (cache freshness and Age), read once per loop turn at most.
+  int64_t UnixNow();
+  // Scratch for header views handed to the cache (never held across calls).
+  std::vector<cache::HeaderView>& cache_headers() { return cache_headers_; }
+
   // A connection closed at accept by a connection limit: counted, and logged at most once a
   // second per worker (a flood must not flood the log).
   void NoteRefusedConnection(std::string_view listener, std::string_view why);
@@ -198,6 +263,10 @@ class ProxyContext {
   std::vector<std::unique_ptr<codec::Encoder>> free_encoders_[4];  // by codec::Coding
   uint32_t active_encoders_ = 0;
   std::string codec_out_;
+  std::shared_ptr<const std::vector<ProxyContext*>> siblings_;
+  std::vector<cache::HeaderView> cache_headers_;
+  uint64_t unix_at_ms_ = ~uint64_t{0};  // worker now_ms() when unix_now_ was read
+  int64_t unix_now_ = 0;
   uint64_t refused_since_log_ = 0;
   uint64_t last_refused_log_ms_ = 0;
 };

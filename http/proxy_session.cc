@@ -1,6 +1,8 @@
 // http/proxy_session.cc: see proxy_session.h.
 #include "http/proxy_session.h"
 
+#include "http/client_session.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -44,12 +46,6 @@ std::string_view FailureNote(UpstreamFailure why) {
   return "failure";
 }
 
-uint64_t MonotonicNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
-
 const std::string kEventStreamType = "text/event-stream";
 const std::span<const std::string> kEventStream(&kEventStreamType, 1);
 
@@ -83,182 +79,12 @@ bool IsIdempotent(uint8_t method) {
 // =============================================================================================
 // ClientSession
 
-class ClientSession final : public core::ConnHandler {
- public:
-  ClientSession(ProxyContext& ctx, core::Conn& conn, uint32_t listener)
-      : ctx_(ctx), peer_(FormatPeer(conn.peer())), self_(conn.ref()), listener_(listener) {
-    SetTimerFor(conn, TimerFor::kIdle, ctx_.config().limits.idle_timeout_ms);
-    conn.SetIdle(core::Conn::Idle::kFresh);  // silent so far: the first to make room
-  }
+ClientSession::ClientSession(ProxyContext& ctx, core::Conn& conn, uint32_t listener)
+    : ctx_(ctx), peer_(FormatPeer(conn.peer())), self_(conn.ref()), listener_(listener) {
+  SetTimerFor(conn, TimerFor::kIdle, ctx_.config().limits.idle_timeout_ms);
+  conn.SetIdle(core::Conn::Idle::kFresh);  // silent so far: the first to make room
+}
 
-  ~ClientSession() override {
-    const ListenerSpec& spec = ctx_.config().listeners[listener_];
-    if (holds_listener_slot_) {
-      spec.conns->fetch_sub(1, std::memory_order_acq_rel);
-    }
-    if (holds_ip_slot_) {
-      spec.per_ip->Release(ip_key_);
-    }
-  }
-  // The connection-limit slots this session gives back when it ends (NewClientSession).
-  void HoldConnectionSlots(bool listener, bool per_ip, uint64_t ip_key) {
-    holds_listener_slot_ = listener;
-    holds_ip_slot_ = per_ip;
-    ip_key_ = ip_key;
-  }
-
-  void OnRecv(core::Conn& conn, std::span<const char> data) override;
-  void OnEof(core::Conn& conn) override;
-  void OnError(core::Conn& conn, core::Error error) override;
-  void OnTimer(core::Conn& conn) override;
-  void OnWritable(core::Conn& conn) override;
-  void OnDrain(core::Conn& conn) override;
-  void OnClosed(core::Conn& conn) override;
-
-  // From the UpstreamConn lent to this session.
-  void OnUpstreamHead(core::Conn& up, const MessageHead& head);
-  void OnUpstreamBody(core::Conn& up, std::string_view body);
-  void OnUpstreamDone(bool reusable);
-  void OnUpstreamFailed(UpstreamFailure why, bool reused);
-  void OnUpstreamWritable();
-
- private:
-  enum class Req : uint8_t { kIdle, kHead, kBody, kDone };
-  enum class Resp : uint8_t { kNone, kWaiting, kStreaming, kDone };
-  enum class TimerFor : uint8_t { kNone, kIdle, kHeader, kBody, kSend, kQueue, kDelay };
-
-  static H1Parser::Limits RequestLimits(const ProxyLimits& l) {
-    return H1Parser::Limits{l.header_bytes, l.header_count, l.body_bytes};
-  }
-  core::Conn* self() const { return ctx_.worker().Resolve(self_); }
-  // The exchange's buffers, borrowed from the worker's pool on first use.
-  ExchangeBuffers& B() {
-    if (!b_) {
-      b_ = ctx_.AcquireBuffers(H1Parser::Kind::kRequest, RequestLimits(ctx_.config().limits));
-    }
-    return *b_;
-  }
-  const std::string& input() const { return b_ ? b_->in : kNoInput; }
-  void ReleaseBuffers() {
-    if (b_) {
-      ctx_.ReleaseBuffers(std::move(b_));
-    }
-  }
-  static inline const std::string kNoInput;
-  core::Conn* upstream() const { return ctx_.worker().Resolve(up_); }
-  UpstreamConn* upstream_handler() const {
-    core::Conn* c = upstream();
-    return c != nullptr ? static_cast<UpstreamConn*>(c->handler()) : nullptr;
-  }
-
-  void Pump(core::Conn& conn);
-  void Compact();
-  bool OnRequestHead(core::Conn& conn);
-  bool CheckRequest(core::Conn& conn);
-  void PickBackendAndSend(core::Conn& conn);
-  void ForwardBody(std::string_view body);
-  void SendLocalReply(core::Conn& conn, int status, std::string_view note,
-                      std::string_view extra_headers = {});
-  void SendRedirect(core::Conn& conn, const RouteSpec& route);
-  // max_conns: wait for a slot (true), or false when waiting cannot help.
-  bool QueueForSlot(core::Conn& conn);
-  // Listener and route access lists, bans and the route's rate limit; false = answered.
-  bool CheckAccess(core::Conn& conn);
-  void EndDelay(core::Conn& conn);
-  // Compression decisions: at the request head (what the client accepts) and at the response
-  // head (whether this response may and should be encoded; fills `edits`).
-  void NegotiateCoding(const MessageHead& h);
-  void DecideCompression(const MessageHead& head, HeadEdits* edits);
-  // Writes response body bytes to the client in the response framing (copied).
-  void WriteBody(core::Conn& me, std::string_view bytes);
-  void EndEncoder(bool finished);
-  // "Server-Timing: ..." for the current exchange (routes with server_timing = true).
-  void AppendServerTiming(std::string* out) const;
- public:
-  // The upstream connection this exchange was sent on finished connecting (Server-Timing).
-  void NoteUpstreamConnected() {
-    if (b_ && ctx_.config().any_server_timing) {
-      b_->timing.connected = MonotonicNs();
-    }
-  }
- private:
-  // The body timer: body_timeout since the last byte, and never past the moment the body falls
-  // below body_min_rate on average (after the grace period): slow POST (BAD-INPUTS D2).
-  uint64_t BodyTimerMs() const {
-    const ProxyLimits& l = ctx_.config().limits;
-    uint64_t ms = l.body_timeout_ms;
-    if (l.body_min_rate > 0) {
-      const uint64_t now = ctx_.worker().now_ms();
-      const uint64_t due = body_start_ms_ + l.body_grace_ms + body_bytes_ * 1000 / l.body_min_rate;
-      ms = std::min(ms, due > now ? due - now : 1);
-    }
-    return ms;
-  }
- public:
-  void ResumeFromQueue(core::Conn& conn, uint64_t ticket);
- private:
-  uint64_t KeyHash(const core::Conn& conn, const MessageHead& h, const PoolSpec& pool) const;
-  bool CanRetryElsewhere();
-  void FinishExchange(core::Conn& conn);
-  void DetachUpstream(bool reusable);
-  void AbortClient(core::Conn& conn, std::string_view note);
-  void SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms);
-  void LogExchange();
-
-  // Laid out by size (8, 4, then 1-byte fields) so that an idle connection, which holds
-  // nothing else, stays small. Per-exchange state that needs memory of its own (the retry
-  // exclusion mask, head storage, timings) lives in the pooled ExchangeBuffers instead.
-  ProxyContext& ctx_;
-  std::unique_ptr<ExchangeBuffers> b_;  // borrowed while a request is in progress
-  std::string peer_;
-  std::unique_ptr<codec::Encoder> encoder_;  // compressing the response being sent
-  std::unique_ptr<codec::Decoder> decoder_;  // decompress: the backend's coding, undone
-  std::string_view note_;
-  uint64_t key_hash_ = 0;          // ip_hash key of the current request
-  // max_conns queue: the ticket this request waits with (0 = not queued).
-  uint64_t queue_ticket_ = 0;
-  uint64_t delay_ms_ = 0;        // rate limit delay mode: hold the request this long
-  uint64_t body_start_ms_ = 0;   // when the current request's body phase began
-  uint64_t body_bytes_ = 0;      // bytes received since then (body_min_rate)
-  uint64_t bytes_sent_ = 0;
-  uint64_t start_ms_ = 0;
-  uint64_t ip_key_ = 0;          // max_conns_per_ip slot held by this connection
-  core::ConnRef self_;
-  core::ConnRef up_;
-  uint32_t listener_;
-  uint32_t pool_ = 0;
-  uint32_t backend_ = 0;
-  uint32_t attempts_ = 0;
-  uint32_t retries_used_ = 0;     // retries on another backend (pool.retries caps them)
-  uint32_t route_ = 0;
-  int status_ = 0;
-  uint32_t requests_ = 0;
-  TimerFor timer_for_ = TimerFor::kNone;
-  Req req_ = Req::kIdle;
-  Resp resp_ = Resp::kNone;
-  Framing req_framing_ = Framing::kNone;
-  Framing resp_framing_ = Framing::kNone;  // how we frame the response to the client
-  uint8_t method_id_ = 0;
-  uint8_t version_minor_ = 1;
-  // Compression: what the client accepts for this request (negotiated from its head).
-  codec::Coding accept_coding_ = codec::Coding::kIdentity;
-  uint8_t accepted_mask_ = 0;  // bit per codec::Coding the client accepts (q > 0)
-  bool range_request_ = false;
-  bool flush_each_piece_ = false;  // event stream: flush the encoder per piece
-  bool has_resp_extra_ = false;  // B().resp_extra holds this request's response headers
-  bool have_backend_ = false;
-  bool stale_retry_used_ = false;  // the one retry of a reused connection's keep-alive race
-  bool requeue_front_ = false;     // a resumed waiter without a slot goes back to the front
-  bool close_after_ = false;
-  bool upstream_paused_ = false;  // we paused the upstream's receive for client backpressure
-  bool paused_for_upstream_ = false;  // we paused our receive for upstream backpressure
-  bool recv_paused_ = false;
-  bool draining_ = false;
-  bool peer_eof_ = false;     // the client half-closed: finish what is complete, then close
-  bool force_fresh_ = false;  // retry on a new connection, not a pooled one
-  bool holds_listener_slot_ = false;
-  bool holds_ip_slot_ = false;
-};
 
 void ClientSession::SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms) {
   timer_for_ = what;
@@ -410,6 +236,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   resp_ = Resp::kNone;
   close_after_ = !h.keep_alive || h.upgrade || draining_ ||
                  requests_ >= ctx_.config().limits.keepalive_requests;
+  CacheEndExchange();  // normally done already by the previous exchange's end
   const bool timing = ctx_.config().any_server_timing;
   if (timing) {
     B().timing.head = MonotonicNs();
@@ -449,6 +276,15 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   for (const HeaderView& hv : h.headers) {
     if (EqualsIgnoreCase(hv.name, "expect") && req_framing_ != Framing::kNone) {
       conn.Write("HTTP/1.1 100 Continue\r\n\r\n");
+    }
+  }
+  if (route.cache >= 0) {
+    if (method_id_ == HTTP_PURGE) {
+      CachePurge(conn, h);
+      return !conn.closing();
+    }
+    if (CacheBeforeUpstream(conn, h)) {
+      return !conn.closing();
     }
   }
   if (delay_ms_ > 0) {
@@ -780,6 +616,9 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
     handler->Attach(*up, self_, method_id_ == HTTP_HEAD, /*holds_slot=*/pool.max_conns > 0);
     handler->set_request_complete(req_ == Req::kDone);
     up->Write(B().upstream_head);
+    if (B().cache.cache >= 0) {
+      B().cache.request_time = ctx_.UnixNow();
+    }
     if (ctx_.config().any_server_timing) {
       B().timing.sent = MonotonicNs();
       B().timing.connected = 0;
@@ -895,6 +734,9 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   } else {
     ctx_.ReportBackendSuccess(pool_, backend_);
   }
+  if (b_->cache.cache >= 0 && CacheOnUpstreamHead(*me, head)) {
+    return;  // answered from the store (refreshed by a 304, or stale-if-error)
+  }
   const bool head_req = method_id_ == HTTP_HEAD;
   const bool has_body = head.framing != Framing::kNone;
   // How the body goes to the client: keep a known length; otherwise chunked for HTTP/1.1
@@ -977,11 +819,12 @@ void ClientSession::NegotiateCoding(const MessageHead& h) {
   }
 }
 
-void ClientSession::DecideCompression(const MessageHead& head, HeadEdits* edits) {
+ClientSession::CompressionPlan ClientSession::PlanCompression(const MessageHead& head) const {
+  CompressionPlan plan;
   const CompressionSpec& spec = ctx_.config().compression;
   if (!ctx_.config().routes[route_].compress || head.status < 200 || head.status == 204 ||
       head.status == 206 || head.status == 304) {
-    return;
+    return plan;
   }
   std::string_view content_type;
   bool encoded = false;
@@ -1001,47 +844,59 @@ void ClientSession::DecideCompression(const MessageHead& head, HeadEdits* edits)
       // private: per-user content, where compression next to reflected input leaks secrets
       // through the compressed size (BREACH, BAD-INPUTS Z3); not compressed either.
       if (ContainsIgnoreCase(hv.value, "no-transform") || ContainsIgnoreCase(hv.value, "private")) {
-        return;
+        return plan;
       }
     } else if (EqualsIgnoreCase(hv.name, "set-cookie")) {
-      return;  // a response that sets a secret is not compressed (BREACH)
+      return plan;  // a response that sets a secret is not compressed (BREACH)
     }
   }
+  const bool has_body = head.framing != Framing::kNone;
   if (encoded) {
     // The backend's coding passes through, unless the client does not accept it and
     // decompress = true: then torii decodes it (one coding we know, nothing stacked).
     if (spec.decompress && codings == 1 && backend_coding &&
         *backend_coding != codec::Coding::kIdentity &&
         (accepted_mask_ & (1u << static_cast<int>(*backend_coding))) == 0 &&
-        method_id_ != HTTP_HEAD && head.framing != Framing::kNone && !range_request_) {
-      decoder_ = codec::MakeDecoder(*backend_coding, spec.max_decoded);
-      if (decoder_) {
-        edits->drop_content_encoding = true;
-        edits->vary_accept_encoding = true;
-        edits->weaken_etag = true;
-      }
+        method_id_ != HTTP_HEAD && has_body && !range_request_) {
+      plan.decode = backend_coding;
     }
-    return;
+    return plan;
   }
   if (!codec::TypeMatches(content_type, spec.types)) {
-    return;
+    return plan;
   }
-  const bool has_body = head.framing != Framing::kNone;
   if (head.framing == Framing::kContentLength && head.content_length < spec.min_bytes) {
-    return;
+    return plan;
   }
   // From here the representation depends on Accept-Encoding: say so to caches, compressed or
   // not (nginx gzip_vary).
-  edits->vary_accept_encoding = true;
-  if (accept_coding_ == codec::Coding::kIdentity || method_id_ == HTTP_HEAD || !has_body ||
-      range_request_) {
+  plan.vary = true;
+  if (method_id_ != HTTP_HEAD && has_body && !range_request_) {
+    plan.encode = accept_coding_;
+  }
+  return plan;
+}
+
+void ClientSession::DecideCompression(const MessageHead& head, HeadEdits* edits) {
+  const CompressionPlan plan = PlanCompression(head);
+  if (plan.decode) {
+    decoder_ = codec::MakeDecoder(*plan.decode, ctx_.config().compression.max_decoded);
+    if (decoder_) {
+      edits->drop_content_encoding = true;
+      edits->vary_accept_encoding = true;
+      edits->weaken_etag = true;
+    }
     return;
   }
-  encoder_ = ctx_.AcquireEncoder(accept_coding_);
+  edits->vary_accept_encoding = plan.vary;
+  if (plan.encode == codec::Coding::kIdentity) {
+    return;
+  }
+  encoder_ = ctx_.AcquireEncoder(plan.encode);
   if (!encoder_) {
     return;  // at the worker's encoder cap, or out of memory: send it as it is
   }
-  edits->content_encoding = codec::Name(accept_coding_);
+  edits->content_encoding = codec::Name(plan.encode);
   edits->weaken_etag = true;
   ctx_.stats().compressed++;
 }
@@ -1104,6 +959,14 @@ void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
   if (me == nullptr || body.empty()) {
     return;
   }
+  if (b_->cache.cache >= 0) {
+    if (b_->cache.from_store) {
+      return;  // the client is answered from the store: the backend's body is not wanted
+    }
+    if (b_->cache.pending) {
+      CacheOnUpstreamBody(body);
+    }
+  }
   if (encoder_ || decoder_) {
     std::string& out = ctx_.codec_out();
     out.clear();
@@ -1160,10 +1023,27 @@ void ClientSession::OnWritable(core::Conn& conn) {
       up->ResumeRecv();
     }
   }
+  if (b_ && b_->cache.serving && ContinueServing(conn)) {
+    if (timer_for_ == TimerFor::kSend) {
+      SetTimerFor(conn, TimerFor::kNone, 0);
+    }
+    resp_ = Resp::kDone;
+    MaybeFinishServed(conn);
+  }
 }
 
 void ClientSession::OnUpstreamDone(bool reusable) {
   core::Conn* me = self();
+  if (b_ && b_->cache.cache >= 0) {
+    if (b_->cache.from_store) {
+      DetachUpstream(reusable && (req_ == Req::kDone || req_ == Req::kHead));
+      if (me != nullptr) {
+        MaybeFinishServed(*me);
+      }
+      return;
+    }
+    CacheOnUpstreamDone();
+  }
   if ((encoder_ || decoder_) && me != nullptr) {
     std::string& out = ctx_.codec_out();
     out.clear();
@@ -1287,6 +1167,9 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
 
 void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_view note,
                                    std::string_view extra_headers) {
+  if (status >= 500 && b_ && b_->cache.entry && CacheServeStaleOnError(conn, status)) {
+    return;
+  }
   status_ = status;
   note_ = note;
   resp_ = Resp::kDone;
@@ -1324,6 +1207,7 @@ void ClientSession::AbortClient(core::Conn& conn, std::string_view note) {
   ctx_.stats().aborted++;
   DetachUpstream(false);
   LogExchange();
+  CacheEndExchange();
   resp_ = Resp::kNone;
   req_ = Req::kIdle;
   conn.CloseAfterFlush();
@@ -1370,6 +1254,7 @@ void ClientSession::LogExchange() {
 
 void ClientSession::FinishExchange(core::Conn& conn) {
   LogExchange();
+  CacheEndExchange();
   if (upstream_paused_) {
     upstream_paused_ = false;
   }
@@ -1455,6 +1340,9 @@ void ClientSession::OnTimer(core::Conn& conn) {
     case TimerFor::kDelay:
       EndDelay(conn);
       return;
+    case TimerFor::kCacheWait:
+      CacheWaitTimeout(conn);
+      return;
     case TimerFor::kQueue:
       // max_conns: no backend slot freed within queue_timeout.
       queue_ticket_ = 0;
@@ -1485,6 +1373,7 @@ void ClientSession::OnDrain(core::Conn& conn) {
 void ClientSession::OnClosed(core::Conn& /*conn*/) {
   EndEncoder(false);
   DetachUpstream(false);
+  CacheEndExchange();
   ReleaseBuffers();
 }
 

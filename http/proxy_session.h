@@ -97,4 +97,8 @@ std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Con
 // `ticket` (the request was answered meanwhile) does nothing.
 void ResumeQueuedRequest(core::Conn& client, uint64_t ticket);
 
+// Called on the waiter's worker when a fetch it was coalesced behind ended (ProxyContext::
+// WakeCacheWaiters). A stale `ticket` does nothing.
+void ResumeCacheWaiter(core::Conn& client, uint64_t ticket);
+
 }  // namespace torii::http

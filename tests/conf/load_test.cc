@@ -313,10 +313,15 @@ TEST(LoadConfig, DemoConfigLoads) {
   ASSERT_TRUE(config->pools[0].health.has_value());
   EXPECT_EQ(config->pools[0].health->path, "/health");
   EXPECT_EQ(config->pools[0].max_fails, 3u);
-  ASSERT_EQ(config->routes.size(), 1u);
-  EXPECT_EQ(config->routes[0].host, "*");
-  EXPECT_EQ(config->routes[0].path_prefix, "/");
-  EXPECT_EQ(config->routes[0].pool, "app");
+  ASSERT_EQ(config->routes.size(), 2u);
+  EXPECT_EQ(config->routes[0].path_prefix, "/static/");
+  EXPECT_EQ(config->routes[0].cache, "main");
+  ASSERT_EQ(config->caches.size(), 1u);
+  EXPECT_EQ(config->caches[0].memory, 64ull << 20);
+  EXPECT_EQ(config->routes[1].host, "*");
+  EXPECT_EQ(config->routes[1].path_prefix, "/");
+  EXPECT_EQ(config->routes[1].pool, "app");
+  EXPECT_TRUE(config->routes[1].cache.empty());
 }
 
 // LoadConfigFile reads a real file and reports its path as the source.
@@ -627,23 +632,11 @@ address = "0.0.0.0:8443"
 tls = { certificates = [{ cert = "site.crt", key = "site.key" }] }
 )",
               4, 1, "TLS listeners are not implemented yet (issue #5)");
-  ExpectError(WithBase("[cache.default]\nmemory = \"256MiB\"\n"), 1, 2,
-              "[cache.*] tables are not implemented yet (issue #6)");
   ExpectError(R"([[pool]]
 name = "app"
 algorithm = "random"
 )",
               3, 13, "expected one of \"round_robin\", \"least_conn\", \"ip_hash\"");
-  const std::string pools = R"([[listener]]
-name = "http"
-address = "127.0.0.1:8080"
-[[pool]]
-name = "app"
-backends = [{ address = "127.0.0.1:9001" }]
-[[route]]
-pool = "app"
-)";
-  ExpectError(pools + "cache = \"default\"\n", 9, 1, "not implemented yet (issue #6)");
 }
 
 // Addresses must be numeric with a port; backends cannot use port 0.
@@ -1055,6 +1048,52 @@ TEST(LoadRateLimits, Errors) {
               "no [rate_limit.nope] table is defined");
   ExpectError(std::string(kPoolHead) + "[[route]]\npool = \"app\"\n[rate_limit]\nx = 1\n", 10, 1,
               "expected [rate_limit.x] to be a table");
+}
+
+std::string WithCache(std::string_view keys, std::string_view route_extra = "") {
+  return std::string(kPoolHead) + "[[route]]\npool = \"app\"\ncache = \"main\"\n" +
+         std::string(route_extra) + "[cache.main]\n" + std::string(keys);
+}
+
+TEST(LoadCaches, KeysAndDefaults) {
+  Config c = LoadOk(WithCache(""));
+  ASSERT_EQ(c.caches.size(), 1u);
+  EXPECT_EQ(c.caches[0].name, "main");
+  EXPECT_EQ(c.caches[0].memory, 256ull << 20);
+  EXPECT_EQ(c.caches[0].max_object, 8ull << 20);
+  EXPECT_EQ(c.caches[0].negative_ttl.count(), 0);
+  EXPECT_EQ(c.caches[0].lock_timeout, std::chrono::seconds(5));
+  EXPECT_TRUE(c.caches[0].key_query);
+  EXPECT_TRUE(c.caches[0].key_headers.empty());
+  EXPECT_TRUE(c.caches[0].purge_allow.empty());
+  EXPECT_EQ(c.routes[0].cache, "main");
+  EXPECT_EQ(c.routes[0].cache_index, 0u);
+
+  c = LoadOk(WithCache("memory = \"64MiB\"\nmax_object = \"1MiB\"\nnegative_ttl = \"30s\"\n"
+                       "lock_timeout = \"250ms\"\nkey_query = false\n"
+                       "key_headers = [\"X-Tenant\"]\npurge_allow = [\"127.0.0.1\", \"::1\"]\n"));
+  EXPECT_EQ(c.caches[0].memory, 64ull << 20);
+  EXPECT_EQ(c.caches[0].max_object, 1ull << 20);
+  EXPECT_EQ(c.caches[0].negative_ttl, std::chrono::seconds(30));
+  EXPECT_EQ(c.caches[0].lock_timeout, std::chrono::milliseconds(250));
+  EXPECT_FALSE(c.caches[0].key_query);
+  EXPECT_EQ(c.caches[0].key_headers, std::vector<std::string>{"x-tenant"});
+  EXPECT_EQ(c.caches[0].purge_allow, (std::vector<std::string>{"127.0.0.1/32", "::1/128"}));
+}
+
+TEST(LoadCaches, Errors) {
+  ExpectError(WithCache("memory = \"lots\"\n"), 11, 10, "expected a size");
+  ExpectError(WithCache("memory = \"512KiB\"\n"), 11, 10, "expected a size from 1MiB");
+  ExpectError(WithCache("memory = \"4MiB\"\nmax_object = \"2MiB\"\n"), 12, 14,
+              "must be at most a quarter of memory");
+  ExpectError(WithCache("key_headers = [\"bad header\"]\n"), 11, 16, "expected a header name");
+  ExpectError(WithCache("key_headers = \"x\"\n"), 11, 15, "expected an array of header names");
+  ExpectError(WithCache("purge_allow = [\"10.0.0.0/33\"]\n"), 11, 16, "got \"10.0.0.0/33\"");
+  ExpectError(WithCache("stale = true\n"), 11, 1, "unknown key \"stale\"");
+  ExpectError(std::string(kPoolHead) + "[[route]]\npool = \"app\"\ncache = \"nope\"\n", 9, 9,
+              "no [cache.nope] table is defined");
+  ExpectError(std::string(kPoolHead) + "[[route]]\npool = \"app\"\n[cache]\nx = 1\n", 10, 1,
+              "expected [cache.x] to be a table");
 }
 
 TEST(LoadAccess, ListsAndConnectionLimits) {

@@ -50,6 +50,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <strings.h>
 #include <ctime>
 #include <functional>
 #include <memory>
@@ -1127,6 +1128,21 @@ class Loop {
 
   void respond(Conn& c, Response& r) {
     std::string& o = c.out;
+    // A conditional GET whose If-None-Match names this response's ETag (etag=) gets 304, as
+    // an origin behind a cache would answer a revalidation.
+    if (r.status == 200) {
+      for (auto& [k, v] : r.headers) {
+        if (strcasecmp(k.c_str(), "etag") != 0) continue;
+        for (auto& [qk, qv] : c.req.headers) {
+          if (strcasecmp(qk.c_str(), "if-none-match") == 0 &&
+              (qv == v || qv == "W/" + v || qv == "*")) {
+            r.status = 304;
+            r.size.reset();
+            r.body.clear();
+          }
+        }
+      }
+    }
     bool bodiless_status = r.status < 200 || r.status == 204 || r.status == 304;
     status_line(o, r.status);
     if (!bodiless_status) {
@@ -1292,7 +1308,8 @@ class Loop {
       bool up = g_health_toggle.fetch_add(1) % 2 == 0;
       simple(c, up ? 200 : 503, up ? "ok" : "down");
     } else if (path == "/die-mid" || path == "/die-mid-rst") {
-      raw(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n",
+      raw(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n"
+             "Cache-Control: max-age=60\r\n",
           "0123456789", false, path == "/die-mid" ? After::Close : After::Rst);
     } else if (path == "/die-mid-chunked") {
       raw(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n",
@@ -1395,6 +1412,7 @@ class Loop {
       "  /__health are not delayed); default 0.\n"
       "query parameters (any path not below): size=N chunked=1 delay=MS status=NNN cc=V\n"
       "  etag=V ct=TYPE close=1 hdr=Name:Value (repeatable)\n"
+      "  etag=V also answers 304 to If-None-Match: \"V\" (a revalidation)\n"
       "  text=1 makes the size=N body English-like text (~3.3x with gzip -6) instead of\n"
       "  a 36-byte repeating pattern; the same bytes for the same N, every time\n"
       "paths: /echo /headers /__stats /health /health-toggle /die-mid /die-mid-rst\n"

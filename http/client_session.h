@@ -1,0 +1,257 @@
+// http/client_session.h: the client side of a proxied exchange (internal to http/).
+//
+// Declared here, rather than inside proxy_session.cc, so that the response cache's part of the
+// session (session_cache.cc) is a translation unit of its own. Nothing outside http/ includes
+// this header: the public surface is proxy_session.h.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "cache/entry.h"
+#include "core/worker.h"
+#include "http/h1_parser.h"
+#include "http/proxy_context.h"
+#include "http/proxy_session.h"
+#include "http/serialize.h"
+
+namespace torii::http {
+
+// CLOCK_MONOTONIC in nanoseconds (Server-Timing, rate limits).
+inline uint64_t MonotonicNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+class ClientSession final : public core::ConnHandler {
+ public:
+  ClientSession(ProxyContext& ctx, core::Conn& conn, uint32_t listener);
+
+  ~ClientSession() override {
+    const ListenerSpec& spec = ctx_.config().listeners[listener_];
+    if (holds_listener_slot_) {
+      spec.conns->fetch_sub(1, std::memory_order_acq_rel);
+    }
+    if (holds_ip_slot_) {
+      spec.per_ip->Release(ip_key_);
+    }
+  }
+  // The connection-limit slots this session gives back when it ends (NewClientSession).
+  void HoldConnectionSlots(bool listener, bool per_ip, uint64_t ip_key) {
+    holds_listener_slot_ = listener;
+    holds_ip_slot_ = per_ip;
+    ip_key_ = ip_key;
+  }
+
+  void OnRecv(core::Conn& conn, std::span<const char> data) override;
+  void OnEof(core::Conn& conn) override;
+  void OnError(core::Conn& conn, core::Error error) override;
+  void OnTimer(core::Conn& conn) override;
+  void OnWritable(core::Conn& conn) override;
+  void OnDrain(core::Conn& conn) override;
+  void OnClosed(core::Conn& conn) override;
+
+  // From the UpstreamConn lent to this session.
+  void OnUpstreamHead(core::Conn& up, const MessageHead& head);
+  void OnUpstreamBody(core::Conn& up, std::string_view body);
+  void OnUpstreamDone(bool reusable);
+  void OnUpstreamFailed(UpstreamFailure why, bool reused);
+  void OnUpstreamWritable();
+
+ private:
+  enum class Req : uint8_t { kIdle, kHead, kBody, kDone };
+  enum class Resp : uint8_t { kNone, kWaiting, kStreaming, kDone };
+  enum class TimerFor : uint8_t { kNone, kIdle, kHeader, kBody, kSend, kQueue, kDelay, kCacheWait };
+
+  static H1Parser::Limits RequestLimits(const ProxyLimits& l) {
+    return H1Parser::Limits{l.header_bytes, l.header_count, l.body_bytes};
+  }
+  core::Conn* self() const { return ctx_.worker().Resolve(self_); }
+  // The exchange's buffers, borrowed from the worker's pool on first use.
+  ExchangeBuffers& B() {
+    if (!b_) {
+      b_ = ctx_.AcquireBuffers(H1Parser::Kind::kRequest, RequestLimits(ctx_.config().limits));
+    }
+    return *b_;
+  }
+  const std::string& input() const { return b_ ? b_->in : kNoInput; }
+  void ReleaseBuffers() {
+    if (b_) {
+      ctx_.ReleaseBuffers(std::move(b_));
+    }
+  }
+  static inline const std::string kNoInput;
+  core::Conn* upstream() const { return ctx_.worker().Resolve(up_); }
+  UpstreamConn* upstream_handler() const {
+    core::Conn* c = upstream();
+    return c != nullptr ? static_cast<UpstreamConn*>(c->handler()) : nullptr;
+  }
+
+  void Pump(core::Conn& conn);
+  void Compact();
+  bool OnRequestHead(core::Conn& conn);
+  bool CheckRequest(core::Conn& conn);
+  void PickBackendAndSend(core::Conn& conn);
+  void ForwardBody(std::string_view body);
+  void SendLocalReply(core::Conn& conn, int status, std::string_view note,
+                      std::string_view extra_headers = {});
+  void SendRedirect(core::Conn& conn, const RouteSpec& route);
+  // max_conns: wait for a slot (true), or false when waiting cannot help.
+  bool QueueForSlot(core::Conn& conn);
+  // Listener and route access lists, bans and the route's rate limit; false = answered.
+  bool CheckAccess(core::Conn& conn);
+  void EndDelay(core::Conn& conn);
+  // Compression decisions: at the request head (what the client accepts) and at the response
+  // head (whether this response may and should be encoded; fills `edits`).
+  void NegotiateCoding(const MessageHead& h);
+  // What compression would do to a response with `head` for this request (no side effect).
+  struct CompressionPlan {
+    bool vary = false;  // the representation depends on Accept-Encoding (Vary it)
+    codec::Coding encode = codec::Coding::kIdentity;  // encode the body so
+    std::optional<codec::Coding> decode;  // undo the backend's coding (decompress = true)
+  };
+  CompressionPlan PlanCompression(const MessageHead& head) const;
+  void DecideCompression(const MessageHead& head, HeadEdits* edits);
+  // Writes response body bytes to the client in the response framing (copied).
+  void WriteBody(core::Conn& me, std::string_view bytes);
+  void EndEncoder(bool finished);
+  // "Server-Timing: ..." for the current exchange (routes with server_timing = true).
+  void AppendServerTiming(std::string* out) const;
+ public:
+  // The upstream connection this exchange was sent on finished connecting (Server-Timing).
+  void NoteUpstreamConnected() {
+    if (b_ && ctx_.config().any_server_timing) {
+      b_->timing.connected = MonotonicNs();
+    }
+  }
+ private:
+  // The body timer: body_timeout since the last byte, and never past the moment the body falls
+  // below body_min_rate on average (after the grace period): slow POST (BAD-INPUTS D2).
+  uint64_t BodyTimerMs() const {
+    const ProxyLimits& l = ctx_.config().limits;
+    uint64_t ms = l.body_timeout_ms;
+    if (l.body_min_rate > 0) {
+      const uint64_t now = ctx_.worker().now_ms();
+      const uint64_t due = body_start_ms_ + l.body_grace_ms + body_bytes_ * 1000 / l.body_min_rate;
+      ms = std::min(ms, due > now ? due - now : 1);
+    }
+    return ms;
+  }
+ public:
+  void ResumeFromQueue(core::Conn& conn, uint64_t ticket);
+  // Request coalescing: the fetch this request waited for ended (session_cache.cc).
+  void ResumeFromCacheWait(core::Conn& conn, uint64_t ticket);
+
+ private:
+  // ---- The response cache's part of the exchange (session_cache.cc) ----
+  // At the request head of a route with a cache: answers from the store, or parks the request
+  // behind another request's fetch of the same key (true); or prepares this request's fetch,
+  // with validators when a stale entry can be revalidated (false: go on to the backend).
+  bool CacheBeforeUpstream(core::Conn& conn, const MessageHead& h);
+  // PURGE of a URL on a route with a cache (allowed CIDRs only).
+  void CachePurge(core::Conn& conn, const MessageHead& h);
+  // At the backend's response head. True: the client is answered from the store instead
+  // (a 304 refreshed the entry, or stale-if-error); the backend's body is then discarded.
+  bool CacheOnUpstreamHead(core::Conn& me, const MessageHead& head);
+  void CacheOnUpstreamBody(std::string_view body);
+  // The backend's response ended complete: store it (when it is being stored).
+  void CacheOnUpstreamDone();
+  // A 5xx local reply is due: serve the stale entry instead when stale-if-error allows (true).
+  bool CacheServeStaleOnError(core::Conn& conn, int status);
+  // End of the exchange however it ended: the fetch this request led is over (waiters woken),
+  // or it stops waiting for another's.
+  void CacheEndExchange();
+  void CacheWaitTimeout(core::Conn& conn);
+  // Writes a stored response to the client (304 to a matching conditional request; a
+  // compressed variant when the route compresses), with Age and Cache-Status.
+  void ServeEntry(core::Conn& conn, const std::shared_ptr<const cache::Entry>& entry,
+                  std::span<const HeaderView> request_headers, std::string_view cache_status);
+  // The body of `entry` in `coding`: the stored variant, or made now and stored (nullptr:
+  // no encoder free, send identity).
+  std::shared_ptr<const std::string> CompressedVariant(
+      const std::shared_ptr<const cache::Entry>& entry, codec::Coding coding,
+      std::span<const HeaderView> request_headers);
+  void SaveRequestHeaders(std::span<const HeaderView> headers);
+  static void StripConditionals(std::string* head);
+  // Ends the fetch this request leads (EndFill) and wakes its waiters; no-op otherwise.
+  void CacheEndFill();
+  // RFC 9111 §4.4: a successful unsafe request removes the URL (and Location /
+  // Content-Location on the same host).
+  void Invalidate(const CacheSpec& spec, const MessageHead& head);
+  // Writes more of the stored body as the client drains (true when it is all queued).
+  bool ContinueServing(core::Conn& conn);
+  // The exchange is over once the response is queued, the request read and no upstream
+  // connection is still attached.
+  void MaybeFinishServed(core::Conn& conn);
+  // Forwards the request to the backend as a plain miss (after a wait, a bypass).
+  void CacheGoUpstream(core::Conn& conn);
+ private:
+  uint64_t KeyHash(const core::Conn& conn, const MessageHead& h, const PoolSpec& pool) const;
+  bool CanRetryElsewhere();
+  void FinishExchange(core::Conn& conn);
+  void DetachUpstream(bool reusable);
+  void AbortClient(core::Conn& conn, std::string_view note);
+  void SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms);
+  void LogExchange();
+
+  // Laid out by size (8, 4, then 1-byte fields) so that an idle connection, which holds
+  // nothing else, stays small. Per-exchange state that needs memory of its own (the retry
+  // exclusion mask, head storage, timings) lives in the pooled ExchangeBuffers instead.
+  ProxyContext& ctx_;
+  std::unique_ptr<ExchangeBuffers> b_;  // borrowed while a request is in progress
+  std::string peer_;
+  std::unique_ptr<codec::Encoder> encoder_;  // compressing the response being sent
+  std::unique_ptr<codec::Decoder> decoder_;  // decompress: the backend's coding, undone
+  std::string_view note_;
+  uint64_t key_hash_ = 0;          // ip_hash key of the current request
+  // max_conns queue: the ticket this request waits with (0 = not queued).
+  uint64_t queue_ticket_ = 0;
+  uint64_t delay_ms_ = 0;        // rate limit delay mode: hold the request this long
+  uint64_t body_start_ms_ = 0;   // when the current request's body phase began
+  uint64_t body_bytes_ = 0;      // bytes received since then (body_min_rate)
+  uint64_t bytes_sent_ = 0;
+  uint64_t start_ms_ = 0;
+  uint64_t ip_key_ = 0;          // max_conns_per_ip slot held by this connection
+  core::ConnRef self_;
+  core::ConnRef up_;
+  uint32_t listener_;
+  uint32_t pool_ = 0;
+  uint32_t backend_ = 0;
+  uint32_t attempts_ = 0;
+  uint32_t retries_used_ = 0;     // retries on another backend (pool.retries caps them)
+  uint32_t route_ = 0;
+  int status_ = 0;
+  uint32_t requests_ = 0;
+  TimerFor timer_for_ = TimerFor::kNone;
+  Req req_ = Req::kIdle;
+  Resp resp_ = Resp::kNone;
+  Framing req_framing_ = Framing::kNone;
+  Framing resp_framing_ = Framing::kNone;  // how we frame the response to the client
+  uint8_t method_id_ = 0;
+  uint8_t version_minor_ = 1;
+  // Compression: what the client accepts for this request (negotiated from its head).
+  codec::Coding accept_coding_ = codec::Coding::kIdentity;
+  uint8_t accepted_mask_ = 0;  // bit per codec::Coding the client accepts (q > 0)
+  bool range_request_ = false;
+  bool flush_each_piece_ = false;  // event stream: flush the encoder per piece
+  bool has_resp_extra_ = false;  // B().resp_extra holds this request's response headers
+  bool have_backend_ = false;
+  bool stale_retry_used_ = false;  // the one retry of a reused connection's keep-alive race
+  bool requeue_front_ = false;     // a resumed waiter without a slot goes back to the front
+  bool close_after_ = false;
+  bool upstream_paused_ = false;  // we paused the upstream's receive for client backpressure
+  bool paused_for_upstream_ = false;  // we paused our receive for upstream backpressure
+  bool recv_paused_ = false;
+  bool draining_ = false;
+  bool peer_eof_ = false;     // the client half-closed: finish what is complete, then close
+  bool force_fresh_ = false;  // retry on a new connection, not a pooled one
+  bool holds_listener_slot_ = false;
+  bool holds_ip_slot_ = false;
+};
+
+}  // namespace torii::http

@@ -1,0 +1,668 @@
+// http/session_cache.cc: the response cache's part of ClientSession (RFC 9111 shared cache).
+//
+// The decisions are cache/'s (policy.h: storable, fresh, age, validators; store.h: the shared
+// store and the coalescing registry). This file only wires them into the exchange:
+//
+//   request head ─► key ─► Lookup ─ fresh ─────────────────────────► ServeEntry (hit)
+//                                  ├ stale, validators ─► JoinFill ─► backend with
+//                                  │                      If-None-Match / If-Modified-Since
+//                                  ├ stale-while-revalidate: the first request refreshes,
+//                                  │   the others are served the stale entry meanwhile
+//                                  └ nothing usable ─► JoinFill ─┬ kFill: fetch and store
+//                                                                ├ kWait: park until EndFill
+//                                                                └ kBypass: plain miss
+//   response head ─► 304 for our validators: refresh, serve from the store
+//                 ─► 5xx with a stale entry and stale-if-error: serve the stale entry
+//                 ─► storable: keep the body while it streams to the client; store at the end
+//                 ─► not storable: end the fill now, so waiters go to the backend at once
+//
+// A request that waited is resumed on its own worker (ProxyContext::WakeCacheWaiters) and looks
+// the key up again: a hit is served, anything else goes to the backend without waiting again
+// (an uncacheable URL must not serialise its requests).
+//
+// The request head's views die when the session compacts its input after the head, so a
+// request that goes on past its head (to the backend, or to wait) keeps a copy of its header
+// fields (SaveRequestHeaders): Vary values, validators and conditionals are read from it.
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+#include <spdlog/spdlog.h>
+
+#include "cache/policy.h"
+#include "http/cache_key.h"
+#include "http/client_session.h"
+#include "ratelimit/hash.h"
+#include "ratelimit/ip.h"
+
+namespace torii::http {
+
+namespace {
+
+// Request header fields, as cache/ reads them (Vary, conditionals).
+class RequestHeaders final : public cache::HeaderSource {
+ public:
+  explicit RequestHeaders(std::span<const HeaderView> headers) : headers_(headers) {}
+  bool Get(std::string_view lower_name, std::string* out) const override {
+    bool found = false;
+    out->clear();
+    for (const HeaderView& h : headers_) {
+      if (EqualsIgnoreCase(h.name, lower_name)) {
+        if (found) {
+          out->append(", ");
+        }
+        out->append(h.value);
+        found = true;
+      }
+    }
+    return found;
+  }
+
+ private:
+  std::span<const HeaderView> headers_;
+};
+
+// Fields a cache never stores: hop-by-hop ones and the framing torii sets itself (RFC 9111
+// §3.1). Age is stored (the policy reads it as age_value) and replaced when served.
+bool IsUnstoredHeader(std::string_view name) {
+  static constexpr std::string_view kUnstored[] = {
+      "connection", "keep-alive", "proxy-connection", "te",
+      "transfer-encoding", "trailer", "content-length", "upgrade", "proxy-authenticate"};
+  for (std::string_view u : kUnstored) {
+    if (EqualsIgnoreCase(name, u)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::span<const cache::HeaderView> ToCacheHeaders(std::span<const HeaderView> in,
+                                                  std::vector<cache::HeaderView>* out) {
+  out->clear();
+  for (const HeaderView& h : in) {
+    if (!IsUnstoredHeader(h.name)) {
+      out->push_back(cache::HeaderView{h.name, h.value});
+    }
+  }
+  return *out;
+}
+
+constexpr codec::Coding kVariantCodings[] = {codec::Coding::kGzip, codec::Coding::kBrotli,
+                                             codec::Coding::kZstd};
+
+// Removes `key` and the compressed variants made from it. True if anything was stored.
+bool RemoveWithVariants(cache::Store& store, std::string_view key, std::string* scratch) {
+  bool removed = store.Remove(key, ratelimit::HashKey(key));
+  for (codec::Coding c : kVariantCodings) {
+    VariantKey(key, codec::Name(c), scratch);
+    removed = store.Remove(*scratch, ratelimit::HashKey(*scratch)) || removed;
+  }
+  return removed;
+}
+
+void AppendDecimal(std::string* out, int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  out->append(buf, static_cast<size_t>(end - buf));
+}
+
+}  // namespace
+
+// A copy of the request's header fields that outlives the parser's view of them.
+void ClientSession::SaveRequestHeaders(std::span<const HeaderView> headers) {
+  ExchangeBuffers::CacheState& cs = B().cache;
+  cs.saved.clear();
+  for (const HeaderView& h : headers) {
+    cs.saved.append(h.name);
+    cs.saved.append(h.value);
+  }
+  cs.saved_views.clear();
+  size_t at = 0;
+  for (const HeaderView& h : headers) {
+    const std::string_view name(cs.saved.data() + at, h.name.size());
+    at += h.name.size();
+    const std::string_view value(cs.saved.data() + at, h.value.size());
+    at += h.value.size();
+    cs.saved_views.push_back(HeaderView{name, value});
+  }
+}
+
+bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) {
+  const ProxyConfig& cfg = ctx_.config();
+  const RouteSpec& route = cfg.routes[route_];
+  const CacheSpec& spec = cfg.caches[static_cast<uint32_t>(route.cache)];
+  ExchangeBuffers::CacheState& cs = B().cache;
+  cs.cache = route.cache;
+  BuildCacheKey("http", B().host, B().target, spec.key_query, spec.key_headers, h.headers,
+                &cs.key);
+  cs.hash = ratelimit::HashKey(cs.key);
+  const bool safe = method_id_ == HTTP_GET || method_id_ == HTTP_HEAD;
+  if (!safe) {
+    // Forwarded; a successful unsafe request invalidates the URL (CacheOnUpstreamHead).
+    cs.fwd = "method";
+    SaveRequestHeaders(h.headers);
+    return false;
+  }
+  const RequestHeaders source(h.headers);
+  cs.req = cache::ReadRequest(method_id_ == HTTP_HEAD ? "HEAD" : "GET", source);
+  if (req_framing_ != Framing::kNone || cs.req.has_authorization) {
+    // A GET with a body is never answered from the store (its body must be read and
+    // forwarded, P5); a request with credentials is never answered with a shared response
+    // (RFC 9111 §3.5, K6). Both go to the backend; the response may still be stored if the
+    // policy allows, except a GET with a body: the response may depend on the body.
+    cs.fwd = "request";
+    cs.no_store = req_framing_ != Framing::kNone;
+    SaveRequestHeaders(h.headers);
+    return false;
+  }
+  std::shared_ptr<const cache::Entry> entry = spec.store->Lookup(cs.key, cs.hash, source);
+  const int64_t now = ctx_.UnixNow();
+  bool refresh = false;  // a stale entry may be revalidated with its validators
+  if (entry) {
+    const cache::Serve serve = cache::Evaluate(*entry, cs.req, now);
+    switch (serve.verdict) {
+      case cache::Verdict::kFresh:
+        ctx_.stats().cache_hits++;
+        ServeEntry(conn, entry, h.headers, "torii; hit");
+        return true;
+      case cache::Verdict::kStaleWhileRevalidate:
+      case cache::Verdict::kRevalidate:
+        cs.entry = entry;
+        refresh = cache::CanRevalidate(*entry);
+        break;
+      case cache::Verdict::kMiss:
+        cs.entry = entry;  // fetched in full, but it may still answer a failure (stale-if-error)
+        break;
+    }
+  }
+  if (cs.req.cc.only_if_cached && !cs.entry) {
+    SendLocalReply(conn, 504, "only-if-cached: not stored");
+    return true;
+  }
+  if (method_id_ == HTTP_HEAD) {
+    // A HEAD is answered from a stored GET but never fills the store (K8).
+    ctx_.stats().cache_misses++;
+    cs.fwd = cs.entry ? "stale" : "miss";
+    SaveRequestHeaders(h.headers);
+    return false;
+  }
+  const cache::Waiter self{ctx_.worker().id(), (uint64_t{self_.slot} << 32) | self_.gen,
+                           ctx_.NextQueueTicket()};
+  switch (spec.store->JoinFill(cs.key, cs.hash, self, now)) {
+    case cache::FillRole::kFill:
+      cs.filling = true;
+      cs.filler = self;
+      break;
+    case cache::FillRole::kWait:
+      if (cs.entry && cache::Evaluate(*cs.entry, cs.req, now).verdict ==
+                          cache::Verdict::kStaleWhileRevalidate) {
+        // Another request is refreshing it: this one gets the stale entry now.
+        spec.store->LeaveFill(cs.key, cs.hash, self);
+        ctx_.stats().cache_hits++;
+        ServeEntry(conn, cs.entry, h.headers, "torii; hit; detail=stale-while-revalidate");
+        return true;
+      }
+      ctx_.stats().cache_collapsed++;
+      cs.waiting = true;
+      cs.collapsed = true;
+      cs.filler = self;  // our own waiter record, for LeaveFill
+      SaveRequestHeaders(h.headers);
+      paused_for_upstream_ = true;  // hold the next pipelined request meanwhile
+      SetTimerFor(conn, TimerFor::kCacheWait, spec.lock_timeout_ms);
+      return true;
+    case cache::FillRole::kBypass:
+      break;
+  }
+  ctx_.stats().cache_misses++;
+  SaveRequestHeaders(h.headers);
+  if (refresh) {
+    // Ask the backend whether the stored response is still good (RFC 9111 §4.3.1): our own
+    // validators replace the client's conditionals, which are answered from the refreshed entry.
+    cs.revalidating = true;
+    cs.fwd = "stale";
+    std::string& head = B().upstream_head;
+    head.resize(head.size() - 2);  // before the blank line
+    cache::AddValidators(*cs.entry, &head);
+    head.append("\r\n");
+    StripConditionals(&head);
+  } else {
+    cs.fwd = "miss";
+  }
+  return false;
+}
+
+// Removes the client's If-None-Match / If-Modified-Since lines from a built upstream head that
+// carries the entry's validators (appended last, so the last occurrence of each is ours).
+void ClientSession::StripConditionals(std::string* head) {
+  for (std::string_view name : {std::string_view("if-none-match"),
+                                std::string_view("if-modified-since")}) {
+    size_t ours = std::string::npos;
+    size_t at = head->find("\r\n") + 2;  // after the request line
+    std::vector<std::pair<size_t, size_t>> lines;
+    while (at < head->size()) {
+      const size_t end = head->find("\r\n", at);
+      if (end == std::string::npos || end == at) {
+        break;
+      }
+      const std::string_view line(head->data() + at, end - at);
+      const size_t colon = line.find(':');
+      if (colon != std::string_view::npos && EqualsIgnoreCase(line.substr(0, colon), name)) {
+        lines.emplace_back(at, end + 2 - at);
+        ours = lines.size() - 1;
+      }
+      at = end + 2;
+    }
+    // Every occurrence but ours, back to front so offsets stay valid.
+    for (size_t i = lines.size(); i-- > 0;) {
+      if (i != ours) {
+        head->erase(lines[i].first, lines[i].second);
+      }
+    }
+  }
+}
+
+void ClientSession::CachePurge(core::Conn& conn, const MessageHead& h) {
+  const ProxyConfig& cfg = ctx_.config();
+  const CacheSpec& spec = cfg.caches[static_cast<uint32_t>(cfg.routes[route_].cache)];
+  // The socket peer only: a PURGE is an administrative act, never trusted from a header.
+  const ratelimit::IpAddr peer = ratelimit::IpFromSockaddr(conn.peer());
+  if (spec.purge_allow.empty() || !spec.purge_allow.Contains(peer)) {
+    SendLocalReply(conn, 403, "purge not allowed");
+    return;
+  }
+  std::string key;
+  BuildCacheKey("http", B().host, B().target, spec.key_query, spec.key_headers, h.headers, &key);
+  const bool removed = RemoveWithVariants(*spec.store, key, &ctx_.scratch());
+  if (removed) {
+    ctx_.stats().cache_purged++;
+  }
+  SendLocalReply(conn, removed ? 200 : 404, removed ? "purged" : "purge: not stored");
+}
+
+void ClientSession::ResumeFromCacheWait(core::Conn& conn, uint64_t ticket) {
+  if (!b_ || !B().cache.waiting || B().cache.filler.c != ticket || conn.closing()) {
+    return;  // answered (lock timeout) or gone since it began waiting
+  }
+  ExchangeBuffers::CacheState& cs = B().cache;
+  cs.waiting = false;
+  paused_for_upstream_ = false;
+  SetTimerFor(conn, TimerFor::kNone, 0);
+  const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+  const RequestHeaders source(cs.saved_views);
+  std::shared_ptr<const cache::Entry> entry = spec.store->Lookup(cs.key, cs.hash, source);
+  if (entry &&
+      cache::Evaluate(*entry, cs.req, ctx_.UnixNow()).verdict == cache::Verdict::kFresh) {
+    ctx_.stats().cache_hits++;
+    ServeEntry(conn, entry, cs.saved_views, "torii; hit; collapsed");
+  } else {
+    CacheGoUpstream(conn);
+  }
+  if (!conn.closing() && !paused_for_upstream_) {
+    Pump(conn);
+  }
+}
+
+void ResumeCacheWaiter(core::Conn& client, uint64_t ticket) {
+  static_cast<ClientSession*>(client.handler())->ResumeFromCacheWait(client, ticket);
+}
+
+void ClientSession::CacheWaitTimeout(core::Conn& conn) {
+  ExchangeBuffers::CacheState& cs = B().cache;
+  const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+  spec.store->LeaveFill(cs.key, cs.hash, cs.filler);
+  cs.waiting = false;
+  paused_for_upstream_ = false;
+  SetTimerFor(conn, TimerFor::kNone, 0);
+  CacheGoUpstream(conn);
+  if (!conn.closing() && !paused_for_upstream_) {
+    Pump(conn);
+  }
+}
+
+void ClientSession::CacheGoUpstream(core::Conn& conn) {
+  ctx_.stats().cache_misses++;
+  B().cache.fwd = "miss";
+  PickBackendAndSend(conn);
+}
+
+void ClientSession::CacheEndFill() {
+  ExchangeBuffers::CacheState& cs = B().cache;
+  if (!cs.filling) {
+    return;
+  }
+  cs.filling = false;
+  const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+  ctx_.WakeCacheWaiters(spec.store->EndFill(cs.key, cs.hash, cs.filler));
+}
+
+bool ClientSession::CacheOnUpstreamHead(core::Conn& me, const MessageHead& head) {
+  ExchangeBuffers::CacheState& cs = B().cache;
+  const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+  const int64_t now = ctx_.UnixNow();
+  const std::span<const cache::HeaderView> headers =
+      ToCacheHeaders(head.headers, &ctx_.cache_headers());
+  if (method_id_ != HTTP_GET && method_id_ != HTTP_HEAD) {
+    if (cache::InvalidatesOnUnsafe(B().method, head.status)) {
+      Invalidate(spec, head);
+    }
+    return false;
+  }
+  if (cs.revalidating && head.status == 304 && cs.entry) {
+    auto refreshed = std::make_shared<cache::Entry>();
+    const cache::Refresh r = cache::Refresh304(*cs.entry, headers, cs.request_time, now,
+                                               spec.policy, refreshed.get());
+    std::shared_ptr<const cache::Entry> serve = refreshed;
+    if (r == cache::Refresh::kStore) {
+      if (auto stored = spec.store->Insert(cs.key, cs.hash, refreshed)) {
+        serve = std::move(stored);
+      }
+    } else {
+      // The 304 made the response uncacheable, or validated another representation: the
+      // stored one goes.
+      RemoveWithVariants(*spec.store, cs.key, &ctx_.scratch());
+    }
+    CacheEndFill();
+    if (r == cache::Refresh::kMismatch) {
+      // Our validators were answered for a representation we do not hold; the client sent
+      // none of its own, so a 304 cannot go to it. Nothing left to serve it from.
+      cs.entry.reset();
+      cs.from_store = true;  // the backend's (empty) 304 body is not wanted either
+      resp_ = Resp::kNone;
+      SendLocalReply(me, 502, "revalidation answered for another representation");
+      return true;
+    }
+    ctx_.stats().cache_revalidated++;
+    cs.from_store = true;
+    ServeEntry(me, serve, cs.saved_views, "torii; fwd=stale; fwd-status=304");
+    return true;
+  }
+  if (head.status >= 500 && cs.entry &&
+      cache::StaleIfErrorAllowed(*cs.entry, cs.req, now)) {
+    ctx_.stats().cache_stale++;
+    CacheEndFill();
+    cs.from_store = true;
+    note_ = "stale-if-error";
+    std::string& status = ctx_.scratch();
+    status.assign("torii; fwd=stale; fwd-status=");
+    AppendDecimal(&status, head.status);
+    status.append("; detail=stale-if-error");
+    const std::string cache_status = status;
+    ServeEntry(me, cs.entry, cs.saved_views, cache_status);
+    return true;
+  }
+  bool storing = false;
+  if (method_id_ == HTTP_GET && !cs.no_store) {
+    const cache::StoreDecision d = cache::Storable(cs.req, head.status, headers, spec.policy);
+    const bool fits = head.framing != Framing::kContentLength ||
+                      head.content_length <= spec.store->max_object();
+    if (d.store && fits) {
+      cs.pending = std::make_shared<cache::Entry>();
+      cache::BuildEntryMeta(cs.req, head.status, headers, RequestHeaders(cs.saved_views),
+                            cs.request_time, now, spec.policy, cs.pending.get());
+      cs.pending_body.clear();
+      if (head.framing == Framing::kContentLength) {
+        cs.pending_body.reserve(head.content_length);
+      }
+      storing = true;
+    }
+  }
+  if (!storing) {
+    CacheEndFill();  // waiters go to the backend now rather than wait for nothing
+  }
+  // Cache-Status (RFC 9211) on the forwarded response.
+  std::string& extra = B().resp_extra;
+  if (!has_resp_extra_) {
+    extra.assign(ctx_.config().routes[route_].add_headers);
+    has_resp_extra_ = true;
+  }
+  extra.append("Cache-Status: torii; fwd=");
+  extra.append(cs.fwd);
+  if (cs.revalidating) {
+    extra.append("; fwd-status=");
+    AppendDecimal(&extra, head.status);
+  }
+  if (storing) {
+    extra.append("; stored");
+  }
+  extra.append("\r\n");
+  (void)me;
+  return false;
+}
+
+void ClientSession::Invalidate(const CacheSpec& spec, const MessageHead& head) {
+  // RFC 9111 §4.4: the target URI, and Location / Content-Location when they name the same
+  // host (another host's entries are never touched from here).
+  ExchangeBuffers::CacheState& cs = B().cache;
+  std::string& scratch = ctx_.scratch();
+  bool removed = RemoveWithVariants(*spec.store, cs.key, &scratch);
+  for (const HeaderView& hv : head.headers) {
+    if (!EqualsIgnoreCase(hv.name, "location") && !EqualsIgnoreCase(hv.name, "content-location")) {
+      continue;
+    }
+    std::string_view target = hv.value;
+    std::string_view host = B().host;
+    for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
+      if (target.size() > scheme.size() && EqualsIgnoreCase(target.substr(0, scheme.size()), scheme)) {
+        const std::string_view rest = target.substr(scheme.size());
+        const size_t slash = rest.find('/');
+        if (!EqualsIgnoreCase(rest.substr(0, slash), host)) {
+          target = {};
+        } else {
+          target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+        }
+      }
+    }
+    if (target.empty() || target.front() != '/') {
+      continue;  // another host, or a relative reference we do not resolve
+    }
+    std::string key;
+    BuildCacheKey("http", host, target, spec.key_query, spec.key_headers, cs.saved_views, &key);
+    removed = RemoveWithVariants(*spec.store, key, &scratch) || removed;
+  }
+  if (removed) {
+    ctx_.stats().cache_purged++;
+  }
+}
+
+void ClientSession::CacheOnUpstreamBody(std::string_view body) {
+  ExchangeBuffers::CacheState& cs = B().cache;
+  const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+  if (cs.pending_body.size() + body.size() > spec.store->max_object()) {
+    // Larger than max_object: passed through, not stored.
+    cs.pending.reset();
+    std::string().swap(cs.pending_body);
+    CacheEndFill();
+    return;
+  }
+  cs.pending_body.append(body);
+}
+
+void ClientSession::CacheOnUpstreamDone() {
+  ExchangeBuffers::CacheState& cs = B().cache;
+  if (cs.pending) {
+    const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+    cs.pending->body = std::make_shared<const std::string>(std::move(cs.pending_body));
+    cs.pending_body.clear();
+    if (spec.store->Insert(cs.key, cs.hash, std::move(cs.pending))) {
+      ctx_.stats().cache_stored++;
+    }
+    cs.pending.reset();
+  }
+  CacheEndFill();
+}
+
+bool ClientSession::CacheServeStaleOnError(core::Conn& conn, int status) {
+  ExchangeBuffers::CacheState& cs = B().cache;
+  if (cs.cache < 0 || !cs.entry || cs.from_store ||
+      !cache::StaleIfErrorAllowed(*cs.entry, cs.req, ctx_.UnixNow())) {
+    return false;
+  }
+  ctx_.stats().cache_stale++;
+  CacheEndFill();
+  cs.from_store = true;
+  note_ = "stale-if-error";
+  std::string cache_status = "torii; fwd=stale; fwd-status=";
+  AppendDecimal(&cache_status, status);
+  cache_status.append("; detail=stale-if-error");
+  ServeEntry(conn, cs.entry, cs.saved_views, cache_status);
+  return true;
+}
+
+void ClientSession::CacheEndExchange() {
+  if (!b_) {
+    return;
+  }
+  ExchangeBuffers::CacheState& cs = B().cache;
+  if (cs.cache >= 0) {
+    CacheEndFill();
+    if (cs.waiting) {
+      const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+      spec.store->LeaveFill(cs.key, cs.hash, cs.filler);
+    }
+  }
+  cs.clear();
+}
+
+std::shared_ptr<const std::string> ClientSession::CompressedVariant(
+    const std::shared_ptr<const cache::Entry>& entry, codec::Coding coding,
+    std::span<const HeaderView> request_headers) {
+  // Compressed once per coding and entry version, then served from the store: nginx and
+  // HAProxy compress every hit again.
+  ExchangeBuffers::CacheState& cs = B().cache;
+  const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+  std::string key;
+  VariantKey(cs.key, codec::Name(coding), &key);
+  const uint64_t hash = ratelimit::HashKey(key);
+  if (auto v = spec.store->Lookup(key, hash, RequestHeaders(request_headers));
+      v && v->source_id == entry->id && v->coding == static_cast<uint8_t>(coding)) {
+    return v->body;
+  }
+  std::unique_ptr<codec::Encoder> encoder = ctx_.AcquireEncoder(coding);
+  if (!encoder) {
+    return nullptr;  // at the encoder cap: identity this time
+  }
+  std::string out;
+  const bool ok = encoder->Write(*entry->body, &out) && encoder->Finish(&out);
+  ctx_.stats().compressed++;
+  ctx_.stats().compress_in += encoder->total_in();
+  ctx_.stats().compress_out += encoder->total_out();
+  ctx_.ReleaseEncoder(std::move(encoder));
+  if (!ok) {
+    return nullptr;
+  }
+  auto variant = std::make_shared<cache::Entry>(*entry);
+  variant->body = std::make_shared<const std::string>(std::move(out));
+  variant->coding = static_cast<uint8_t>(coding);
+  variant->source_id = entry->id;
+  variant->id = 0;
+  variant->charge = 0;
+  ctx_.stats().cache_variants++;
+  std::shared_ptr<const std::string> body = variant->body;
+  spec.store->Insert(key, hash, std::move(variant));
+  return body;
+}
+
+void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cache::Entry>& entry,
+                               std::span<const HeaderView> request_headers,
+                               std::string_view cache_status) {
+  ExchangeBuffers::CacheState& cs = B().cache;
+  const int64_t now = ctx_.UnixNow();
+  const bool not_modified = cache::ClientNotModified(*entry, RequestHeaders(request_headers));
+  // The stored head, less Age (ours replaces it).
+  std::vector<HeaderView>& views = cs.entry_views;
+  views.clear();
+  for (const cache::Header& h : entry->headers) {
+    if (!EqualsIgnoreCase(h.name, "age")) {
+      views.push_back(HeaderView{h.name, h.value});
+    }
+  }
+  MessageHead head;
+  head.status = not_modified ? 304 : entry->status;
+  head.headers = views;
+  head.version_minor = 1;
+  std::shared_ptr<const std::string> body = entry->body;
+  head.framing = not_modified || entry->status == 204 ? Framing::kNone : Framing::kContentLength;
+  head.content_length = body ? body->size() : 0;
+  head.has_content_length = head.framing == Framing::kContentLength;
+  HeadEdits edits;
+  if (!not_modified) {
+    const CompressionPlan plan = PlanCompression(head);
+    edits.vary_accept_encoding = plan.vary;
+    if (plan.encode != codec::Coding::kIdentity) {
+      if (auto variant = CompressedVariant(entry, plan.encode, request_headers)) {
+        body = std::move(variant);
+        edits.content_encoding = codec::Name(plan.encode);
+        edits.weaken_etag = true;
+      }
+    } else if (plan.decode) {
+      // Stored as the backend coded it; this client does not accept that (decompress = true).
+      auto decoder = codec::MakeDecoder(*plan.decode, ctx_.config().compression.max_decoded);
+      std::string out;
+      if (decoder && decoder->Write(*body, &out) && decoder->Finish(&out)) {
+        body = std::make_shared<const std::string>(std::move(out));
+        edits.drop_content_encoding = true;
+        edits.vary_accept_encoding = true;
+        edits.weaken_etag = true;
+      }
+    }
+    head.content_length = body ? body->size() : 0;
+  }
+  // Age (RFC 9111 §5.1), Cache-Status (RFC 9211), then the route's own headers.
+  std::string& extra = B().resp_extra;
+  if (!has_resp_extra_) {
+    extra.assign(ctx_.config().routes[route_].add_headers);
+    has_resp_extra_ = true;
+  }
+  extra.append("Age: ");
+  AppendDecimal(&extra, cache::CurrentAge(*entry, now));
+  extra.append("\r\nCache-Status: ");
+  extra.append(cache_status);
+  extra.append("\r\n");
+  if (draining_) {
+    close_after_ = true;
+  }
+  const bool head_req = method_id_ == HTTP_HEAD;
+  status_ = head.status;
+  resp_framing_ = head.framing;
+  resp_ = Resp::kStreaming;
+  ctx_.scratch().clear();
+  BuildClientResponseHead(head, head.framing, head_req, close_after_, version_minor_, extra,
+                          edits, &ctx_.scratch());
+  conn.Write(ctx_.scratch());
+  if (!head_req && head.framing == Framing::kContentLength && body && !body->empty()) {
+    cs.serving = std::move(body);
+    cs.offset = 0;
+    if (!ContinueServing(conn)) {
+      return;  // the rest follows as the client drains (OnWritable)
+    }
+  }
+  resp_ = Resp::kDone;
+  MaybeFinishServed(conn);
+}
+
+bool ClientSession::ContinueServing(core::Conn& conn) {
+  ExchangeBuffers::CacheState& cs = B().cache;
+  constexpr size_t kSlice = 64 * 1024;
+  const std::string& body = *cs.serving;
+  while (cs.offset < body.size() && conn.queued() < core::Conn::kHighWater && !conn.closing()) {
+    const size_t n = std::min(kSlice, body.size() - cs.offset);
+    conn.Write(std::string_view(body).substr(cs.offset, n));
+    cs.offset += n;
+    bytes_sent_ += n;
+  }
+  if (cs.offset < body.size()) {
+    // A slow reader must drain within send_timeout (D3), as for a proxied body.
+    SetTimerFor(conn, TimerFor::kSend, ctx_.config().limits.send_timeout_ms);
+    return false;
+  }
+  cs.serving.reset();
+  return true;
+}
+
+void ClientSession::MaybeFinishServed(core::Conn& conn) {
+  if (resp_ == Resp::kDone && req_ == Req::kDone && !up_.valid() && !conn.closing()) {
+    FinishExchange(conn);
+  }
+}
+
+}  // namespace torii::http

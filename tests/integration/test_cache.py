@@ -1,0 +1,504 @@
+"""The response cache through the real binary (issue #6, BAD-INPUTS K1-K10, P5): hits and
+misses counted at the origin, expiry, Age, Vary, 304 revalidation, client conditionals,
+stale-while-revalidate, stale-if-error with the origin down, unsafe-method invalidation, PURGE,
+negative caching, what must never be stored, request coalescing (1,000 concurrent clients, one
+origin request), compressed variants made once, and the memory bound under a flood of URLs."""
+
+import gzip
+import re
+import resource
+import selectors
+import socket
+import threading
+import time
+import unittest
+
+import harness as h
+
+SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
+
+
+def metrics(t):
+    out = {}
+    for line in h.get(t.addr("admin"), "/metrics").body.decode().splitlines():
+        m = SAMPLE.match(line)
+        if m:
+            out[(m.group("name"), m.group("labels") or "")] = float(m.group("value"))
+    return out
+
+
+def cache_config(origin, cache=None, route_extra=None, workers=1, extra_routes=None):
+    c = h.proxy_config([origin], workers=workers)
+    c.routes[0]["cache"] = "main"
+    c.routes[0].update(route_extra or {})
+    for r in extra_routes or []:
+        c.routes.insert(0, dict(r))
+    table = {"memory": "16MiB", "max_object": "1MiB", "purge_allow": ["127.0.0.1"]}
+    table.update(cache or {})
+    c.tables["cache.main"] = table
+    c.tables["admin"] = {"address": "127.0.0.1:0"}
+    return c
+
+
+class CacheCase(h.ToriiCase):
+    """One origin and one torii per class; every test uses URLs of its own."""
+
+    cache = None
+    route_extra = None
+    workers = 1
+
+    @classmethod
+    def setUpClass(cls):
+        cls.o = cls.class_origin("o1")
+        cls.t = cls.class_torii(cache_config(cls.o, cls.cache, cls.route_extra, cls.workers))
+        cls.addr = cls.t.addr()
+
+    def tearDown(self):
+        self.t.check_alive()
+
+    def origin_count(self):
+        return self.o.stats()["requests"]
+
+    def get(self, path, **kw):
+        return h.get(self.addr, path, **kw)
+
+    def assertCacheStatus(self, r, expected):
+        self.assertEqual(r.header("Cache-Status"), expected, f"{r.status} {r.headers}")
+
+
+class Basics(CacheCase):
+    cache = {"negative_ttl": "30s"}
+
+    def test_hit_after_miss_reaches_the_origin_once(self):
+        before = self.origin_count()
+        r1 = self.get("/basic?cc=max-age=60&size=4096")
+        self.assertEqual(r1.status, 200)
+        self.assertCacheStatus(r1, "torii; fwd=miss; stored")
+        for _ in range(3):
+            r = self.get("/basic?cc=max-age=60&size=4096")
+            self.assertEqual(r.status, 200)
+            self.assertCacheStatus(r, "torii; hit")
+            self.assertEqual(r.body, r1.body)
+            self.assertEqual(r.header("Content-Length"), "4096")
+            self.assertIsNotNone(r.header("Age"))
+        self.assertEqual(self.origin_count() - before, 1)
+
+    def test_query_is_part_of_the_key(self):
+        before = self.origin_count()
+        self.get("/q?cc=max-age=60&a=1")
+        r = self.get("/q?cc=max-age=60&a=2")
+        self.assertCacheStatus(r, "torii; fwd=miss; stored")
+        self.assertEqual(self.origin_count() - before, 2)
+
+    def test_age_counts_the_age_on_arrival_and_the_time_stored(self):
+        self.get("/age?cc=max-age=100&hdr=Age:10")
+        r = self.get("/age?cc=max-age=100&hdr=Age:10")
+        self.assertCacheStatus(r, "torii; hit")
+        self.assertGreaterEqual(int(r.header("Age")), 10)
+        self.assertLess(int(r.header("Age")), 15)
+        self.assertEqual(len(r.header_all("Age")), 1)
+        time.sleep(2.1)
+        r = self.get("/age?cc=max-age=100&hdr=Age:10")
+        self.assertGreaterEqual(int(r.header("Age")), 12)
+
+    def test_expired_entry_is_fetched_again(self):
+        before = self.origin_count()
+        self.get("/exp?cc=max-age=2")
+        self.assertCacheStatus(self.get("/exp?cc=max-age=2"), "torii; hit")
+        time.sleep(3.1)
+        r = self.get("/exp?cc=max-age=2")
+        self.assertCacheStatus(r, "torii; fwd=miss; stored")
+        self.assertEqual(self.origin_count() - before, 2)
+
+    def test_vary_selects_a_variant_per_header_value(self):
+        path = "/vary?cc=max-age=60&hdr=Vary:X-Lang"
+        before = self.origin_count()
+        self.assertCacheStatus(self.get(path, headers=[("X-Lang", "en")]),
+                               "torii; fwd=miss; stored")
+        self.assertCacheStatus(self.get(path, headers=[("X-Lang", "fr")]),
+                               "torii; fwd=miss; stored")
+        self.assertCacheStatus(self.get(path, headers=[("X-Lang", "en")]), "torii; hit")
+        self.assertCacheStatus(self.get(path, headers=[("X-Lang", "fr")]), "torii; hit")
+        self.assertCacheStatus(self.get(path), "torii; fwd=miss; stored")
+        self.assertEqual(self.origin_count() - before, 3)
+
+    def test_vary_star_is_never_stored(self):
+        path = "/varystar?cc=max-age=60&hdr=Vary:*"
+        self.get(path)
+        self.assertCacheStatus(self.get(path), "torii; fwd=miss")
+
+    def test_odd_accept_encoding_normalises_no_bypass_no_crash(self):
+        # K3: spellings of one meaning share a variant; garbage is survived.
+        path = "/ae?cc=max-age=60&hdr=Vary:Accept-Encoding"
+        self.get(path, headers=[("Accept-Encoding", "gzip, br")])
+        self.assertCacheStatus(self.get(path, headers=[("Accept-Encoding", "br,gzip")]),
+                               "torii; hit")
+        self.assertCacheStatus(self.get(path, headers=[("Accept-Encoding", "BR ;q=1, gzip")]),
+                               "torii; hit")
+        for odd in (",,,;q=x", ";" * 1000, "gzip;q=" + "9" * 5000, "," * 3000):
+            r = self.get(path, headers=[("Accept-Encoding", odd)])
+            self.assertEqual(r.status, 200)
+
+    def test_revalidation_with_304_refreshes_the_entry(self):
+        path = "/reval?cc=max-age=2&etag=v1&size=2000"
+        before = self.origin_count()
+        full = self.get(path).body
+        time.sleep(3.1)
+        r = self.get(path)
+        self.assertEqual(r.status, 200)
+        self.assertCacheStatus(r, "torii; fwd=stale; fwd-status=304")
+        self.assertEqual(r.body, full)
+        self.assertCacheStatus(self.get(path), "torii; hit")
+        self.assertEqual(self.origin_count() - before, 2)
+        # The revalidation carried our validator, not a client's.
+        conditional = [e for e in self.o.log_entries() if e["target"] == path][-1]
+        self.assertEqual(h.header_of(conditional, "If-None-Match"), ['"v1"'])
+
+    def test_client_conditional_is_answered_304_from_the_cache(self):
+        path = "/cond?cc=max-age=60&etag=c1&size=100"
+        self.get(path)
+        before = self.origin_count()
+        r = self.get(path, headers=[("If-None-Match", '"c1"')])
+        self.assertEqual(r.status, 304)
+        self.assertEqual(r.body, b"")
+        self.assertEqual(r.header("ETag"), '"c1"')
+        r = self.get(path, headers=[("If-None-Match", '"other"')])
+        self.assertEqual(r.status, 200)
+        self.assertEqual(len(r.body), 100)
+        self.assertEqual(self.origin_count(), before)
+
+    def test_head_is_answered_from_a_stored_get_and_never_stored_as_it(self):
+        # K8: a HEAD first must not become the GET entry.
+        c = h.Client(self.addr)
+        try:
+            r = c.request("HEAD", "/k8?cc=max-age=60&size=50")
+            self.assertEqual(r.status, 200)
+        finally:
+            c.close()
+        r = self.get("/k8?cc=max-age=60&size=50")
+        self.assertEqual(len(r.body), 50)
+        self.assertCacheStatus(r, "torii; fwd=miss; stored")
+        c = h.Client(self.addr)
+        try:
+            r = c.request("HEAD", "/k8?cc=max-age=60&size=50")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.header("Content-Length"), "50")
+            self.assertCacheStatus(r, "torii; hit")
+            # The connection stays usable: no body was sent after the HEAD response.
+            r = c.request("GET", "/k8?cc=max-age=60&size=50")
+            self.assertEqual(len(r.body), 50)
+        finally:
+            c.close()
+
+    def test_unsafe_method_invalidates(self):
+        path = "/inv?cc=max-age=60"
+        self.get(path)
+        self.assertCacheStatus(self.get(path), "torii; hit")
+        r = self.get(path, method="POST", body=b"x")
+        self.assertEqual(r.status, 200)
+        self.assertCacheStatus(self.get(path), "torii; fwd=miss; stored")
+        # A failed unsafe request (4xx) leaves the entry alone.
+        self.get(path + "&status=404", method="DELETE")
+        self.get(path)
+        self.assertCacheStatus(self.get(path), "torii; hit")
+
+    def test_unsafe_method_invalidates_location_on_the_same_host(self):
+        self.get("/loc-target?cc=max-age=60")
+        self.assertCacheStatus(self.get("/loc-target?cc=max-age=60"), "torii; hit")
+        self.get("/loc-post?hdr=Location:/loc-target%3Fcc=max-age=60", method="POST", body=b"x")
+        self.assertCacheStatus(self.get("/loc-target?cc=max-age=60"), "torii; fwd=miss; stored")
+
+    def test_purge(self):
+        path = "/purge-me?cc=max-age=60"
+        self.get(path)
+        self.assertEqual(self.get(path, method="PURGE", source="127.0.0.2").status, 403)
+        self.assertCacheStatus(self.get(path), "torii; hit")
+        self.assertEqual(self.get(path, method="PURGE").status, 200)
+        self.assertEqual(self.get(path, method="PURGE").status, 404)
+        self.assertCacheStatus(self.get(path), "torii; fwd=miss; stored")
+
+    def test_negative_caching(self):
+        before = self.origin_count()
+        r = self.get("/missing?status=404")
+        self.assertEqual(r.status, 404)
+        self.assertCacheStatus(r, "torii; fwd=miss; stored")
+        r = self.get("/missing?status=404")
+        self.assertEqual(r.status, 404)
+        self.assertCacheStatus(r, "torii; hit")
+        self.assertEqual(self.origin_count() - before, 1)
+
+    def test_errors_are_never_stored(self):
+        # K4 (CPDoS): not even with explicit freshness.
+        for status in (500, 502, 503, 400, 431):
+            path = f"/err?status={status}&cc=max-age=60"
+            self.assertEqual(self.get(path).status, status)
+            self.assertCacheStatus(self.get(path), "torii; fwd=miss")
+
+    def test_private_no_store_and_set_cookie_are_not_stored(self):
+        # K5, K6: the response decides; a second client never gets the first one's cookie.
+        for q in ("cc=private,max-age=60", "cc=no-store", "cc=max-age=60&hdr=Set-Cookie:sid=1"):
+            path = f"/private?{q}"
+            self.get(path)
+            r = self.get(path)
+            self.assertCacheStatus(r, "torii; fwd=miss")
+
+    def test_authorization_is_not_served_from_the_cache(self):
+        path = "/auth?cc=max-age=60"
+        self.get(path)
+        self.assertCacheStatus(self.get(path), "torii; hit")
+        r = self.get(path, headers=[("Authorization", "Bearer x")])
+        self.assertCacheStatus(r, "torii; fwd=request")
+
+    def test_host_is_part_of_the_key(self):
+        # K1: the origin reflects the Host it got.
+        a = self.get("/headers?cc=max-age=60", host="a.test")
+        b = self.get("/headers?cc=max-age=60", host="b.test")
+        self.assertIn(b"a.test", a.body)
+        self.assertIn(b"b.test", b.body)
+        self.assertNotIn(b"a.test", b.body)
+
+    def test_unkeyed_forwarding_headers_cannot_poison(self):
+        # K2: X-Forwarded-Host and friends are stripped before the origin sees them.
+        path = "/headers?cc=max-age=60&k2=1"
+        r = self.get(path, headers=[("X-Forwarded-Host", "evil"), ("X-Original-URL", "/evil")])
+        self.assertNotIn(b"evil", r.body)
+        r = self.get(path)
+        self.assertCacheStatus(r, "torii; hit")
+        self.assertNotIn(b"evil", r.body)
+
+    def test_truncated_response_is_never_stored(self):
+        # K7: the origin promises 100000 bytes, sends 10 and closes.
+        for _ in range(2):
+            before = self.origin_count()
+            c = h.Client(self.addr)
+            try:
+                c.send(h.build_request("GET", "/die-mid"))
+                data, closed = c.read_eof(timeout=5)
+            finally:
+                c.close()
+            self.assertTrue(closed)
+            self.assertTrue(data.endswith(b"0123456789"), data[-100:])
+            self.assertEqual(self.origin_count() - before, 1)
+
+    def test_only_if_cached_on_a_cold_key_is_504(self):
+        r = self.get("/oic?cc=max-age=60", headers=[("Cache-Control", "only-if-cached")])
+        self.assertEqual(r.status, 504)
+        self.get("/oic?cc=max-age=60")
+        r = self.get("/oic?cc=max-age=60", headers=[("Cache-Control", "only-if-cached")])
+        self.assertEqual(r.status, 200)
+
+    def test_request_no_cache_revalidates(self):
+        path = "/nc?cc=max-age=60&etag=n1"
+        self.get(path)
+        r = self.get(path, headers=[("Cache-Control", "no-cache")])
+        self.assertCacheStatus(r, "torii; fwd=stale; fwd-status=304")
+
+    def test_larger_than_max_object_passes_through_unstored(self):
+        path = "/big?cc=max-age=60&size=1500000"
+        for _ in range(2):
+            r = self.get(path)
+            self.assertEqual(len(r.body), 1500000)
+            self.assertCacheStatus(r, "torii; fwd=miss")
+        path = "/bigchunked?cc=max-age=60&size=1500000&chunked=1"
+        self.assertEqual(len(self.get(path).body), 1500000)
+        self.assertCacheStatus(self.get(path), "torii; fwd=miss; stored")  # decided at the head
+        r = self.get(path)
+        self.assertEqual(len(r.body), 1500000)
+        self.assertNotEqual(r.header("Cache-Status"), "torii; hit")
+
+    def test_get_with_a_body_is_forwarded_and_the_next_request_gets_its_own_answer(self):
+        # P5: a GET with a body on a cached URL: the body is read (forwarded), never parsed as
+        # the next request.
+        path = "/p5?cc=max-age=60"
+        self.get(path)
+        smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+        c = h.Client(self.addr)
+        try:
+            c.send(h.build_request("GET", path, headers=[("Content-Length", str(len(smuggled)))])
+                   + smuggled)
+            r1 = c.read_response()
+            self.assertEqual(r1.status, 200)
+            self.assertCacheStatus(r1, "torii; fwd=request")
+            r2 = c.request("GET", path)
+            self.assertCacheStatus(r2, "torii; hit")
+        finally:
+            c.close()
+        # The bytes reached the origin as the GET's body, never as a request of their own.
+        self.assertNotIn("/smuggled", [e["target"] for e in self.o.log_entries()])
+
+    def test_many_ranges_get_the_full_body(self):
+        # K9: Range is not served piecewise from the cache; the full 200 is safe.
+        path = "/range?cc=max-age=60&size=1000"
+        self.get(path)
+        r = self.get(path, headers=[("Range", "bytes=" + ",".join(["0-"] * 1000))])
+        self.assertEqual(r.status, 200)
+        self.assertEqual(len(r.body), 1000)
+
+    def test_cache_metrics(self):
+        self.get("/m?cc=max-age=60")
+        self.get("/m?cc=max-age=60")
+        m = metrics(self.t)
+        self.assertGreaterEqual(m[("torii_cache_hits_total", "")], 1)
+        self.assertGreaterEqual(m[("torii_cache_stored_total", "")], 1)
+        self.assertGreater(m[("torii_cache_bytes", 'cache="main"')], 0)
+        self.assertEqual(m[("torii_cache_capacity_bytes", 'cache="main"')], 16 << 20)
+
+
+class StaleWhileRevalidate(CacheCase):
+    def test_one_request_refreshes_while_others_get_the_stale_entry(self):
+        path = "/swr?cc=max-age=3,stale-while-revalidate=60&etag=s1&delay=600"
+        self.get(path)
+        time.sleep(3.6)
+        before = self.origin_count()
+        results = {}
+
+        def refresher():
+            results["a"] = self.get(path)
+
+        t = threading.Thread(target=refresher)
+        t.start()
+        time.sleep(0.2)
+        b = self.get(path)
+        t.join(10)
+        self.assertCacheStatus(b, "torii; hit; detail=stale-while-revalidate")
+        self.assertCacheStatus(results["a"], "torii; fwd=stale; fwd-status=304")
+        self.assertCacheStatus(self.get(path), "torii; hit")
+        self.assertEqual(self.origin_count() - before, 1)
+
+
+class StaleIfError(h.ToriiCase):
+    def test_stale_entry_answers_while_the_origin_is_down(self):
+        o = self.origin("o1")
+        t = self.torii(cache_config(o))
+        self.assertEqual(h.get(t.addr(), "/sie?cc=max-age=1,stale-if-error=60&size=10").status,
+                         200)
+        self.assertEqual(h.get(t.addr(), "/nosie?cc=max-age=1&size=10").status, 200)
+        o.stop()
+        time.sleep(2.1)
+        r = h.get(t.addr(), "/sie?cc=max-age=1,stale-if-error=60&size=10")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(len(r.body), 10)
+        self.assertTrue(r.header("Cache-Status").startswith("torii; fwd=stale; fwd-status=50"),
+                        r.header("Cache-Status"))
+        self.assertIn("detail=stale-if-error", r.header("Cache-Status"))
+        # Without stale-if-error the failure shows.
+        self.assertIn(h.get(t.addr(), "/nosie?cc=max-age=1&size=10").status, (502, 503))
+
+
+class Coalescing(h.ToriiCase):
+    CLIENTS = 1000
+
+    def test_a_thousand_concurrent_misses_make_one_origin_request(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = self.CLIENTS + 512
+        if soft < want:
+            if hard != resource.RLIM_INFINITY and hard < want:
+                self.skipTest(f"RLIMIT_NOFILE hard limit {hard} < {want}")
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        o = self.origin("o1")
+        t = self.torii(cache_config(o, workers=2))
+        addr = t.addr()
+        before = o.stats()["requests"]
+        path = "/coalesce?cc=max-age=60&size=4096&delay=1500"
+        request = h.build_request("GET", path)
+        sel = selectors.DefaultSelector()
+        socks = []
+        try:
+            for _ in range(self.CLIENTS):
+                s = socket.create_connection(addr, timeout=10)
+                s.sendall(request)
+                s.setblocking(False)
+                socks.append(s)
+                sel.register(s, selectors.EVENT_READ, bytearray())
+            done = 0
+            deadline = time.monotonic() + 60
+            bodies = {}
+            while done < self.CLIENTS and time.monotonic() < deadline:
+                for key, _ in sel.select(timeout=1):
+                    chunk = key.fileobj.recv(65536)
+                    key.data.extend(chunk)
+                    resp = h.parse_responses(bytes(key.data))
+                    if (resp and resp[0].complete) or not chunk:
+                        sel.unregister(key.fileobj)
+                        done += 1
+                        bodies[key.fileobj] = resp
+            self.assertEqual(done, self.CLIENTS)
+            statuses = [r[0].status for r in bodies.values() if r]
+            self.assertEqual(statuses.count(200), self.CLIENTS)
+            self.assertTrue(all(len(r[0].body) == 4096 for r in bodies.values()))
+        finally:
+            for s in socks:
+                s.close()
+        self.assertEqual(o.stats()["requests"] - before, 1)
+        collapsed = metrics(t)[("torii_cache_collapsed_total", "")]
+        self.assertGreaterEqual(collapsed, self.CLIENTS - 1 - 50)  # a few may arrive after it
+
+    def test_uncacheable_response_releases_the_waiters_at_once(self):
+        o = self.origin("o1")
+        t = self.torii(cache_config(o, cache={"lock_timeout": "30s"}))
+        path = "/nocache?cc=no-store&delay=500"
+        results = []
+
+        def one():
+            start = time.monotonic()
+            r = h.get(t.addr(), path)
+            results.append((r.status, time.monotonic() - start))
+
+        threads = [threading.Thread(target=one) for _ in range(5)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(20)
+        self.assertEqual([s for s, _ in results], [200] * 5)
+        # Released when the first response turned out unstorable, not at lock_timeout.
+        self.assertLess(max(d for _, d in results), 10)
+
+
+class CompressedVariants(CacheCase):
+    route_extra = {"compress": True}
+
+    def test_variant_is_made_once_and_served_from_the_cache(self):
+        path = "/cv?cc=max-age=60&size=20000&text=1&etag=e"
+        plain = self.get(path).body
+        before = metrics(self.t)
+        bodies = []
+        for _ in range(3):
+            r = self.get(path, headers=[("Accept-Encoding", "gzip")])
+            self.assertEqual(r.header("Content-Encoding"), "gzip")
+            self.assertEqual(r.header("Vary"), "Accept-Encoding")
+            self.assertEqual(r.header("ETag"), 'W/"e"')
+            self.assertCacheStatus(r, "torii; hit")
+            self.assertEqual(gzip.decompress(r.body), plain)
+            bodies.append(r.body)
+        after = metrics(self.t)
+        self.assertEqual(after[("torii_cache_variants_total", "")] -
+                         before[("torii_cache_variants_total", "")], 1)
+        self.assertEqual(after[("torii_compressed_responses_total", "")] -
+                         before[("torii_compressed_responses_total", "")], 1)
+        self.assertEqual(len(set(bodies)), 1)
+        r = self.get(path)
+        self.assertIsNone(r.header("Content-Encoding"))
+        self.assertEqual(r.body, plain)
+
+
+class MemoryBound(CacheCase):
+    cache = {"memory": "1MiB", "max_object": "64KiB"}
+
+    def test_a_flood_of_distinct_urls_stays_within_memory(self):
+        for start in range(0, 1500, 500):  # within keepalive_requests per connection
+            c = h.Client(self.addr)
+            try:
+                for i in range(start, start + 500):
+                    r = c.request("GET", f"/flood{i}?cc=max-age=600&size=2000")
+                    self.assertEqual(r.status, 200)
+            finally:
+                c.close()
+        m = metrics(self.t)
+        self.assertLessEqual(m[("torii_cache_bytes", 'cache="main"')], 1 << 20)
+        self.assertGreater(m[("torii_cache_evictions_total", 'cache="main"')], 0)
+        # The most recent ones are still there.
+        self.assertCacheStatus(self.get("/flood1499?cc=max-age=600&size=2000"), "torii; hit")
+
+
+if __name__ == "__main__":
+    unittest.main()
