@@ -177,6 +177,9 @@ class ClientSession final : public core::ConnHandler {
       const std::shared_ptr<const cache::Entry>& entry, codec::Coding coding,
       std::span<const HeaderView> request_headers);
   void SaveRequestHeaders(std::span<const HeaderView> headers);
+  // A revalidation: the stale entry's validators replace the client's conditionals in the
+  // upstream head just built.
+  void CacheAddValidators();
   static void StripConditionals(std::string* head);
   // Ends the fetch this request leads (EndFill) and wakes its waiters; no-op otherwise.
   void CacheEndFill();

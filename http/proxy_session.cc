@@ -271,20 +271,24 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   const PoolSpec& pool = ctx_.config().pools[pool_];
   key_hash_ = pool.needs_key_hash ? KeyHash(conn, h, pool) : 0;
   NegotiateCoding(h);
-  BuildUpstreamRequestHead(h, B().host, B().target, peer_, req_framing_, &B().upstream_head);
-  // Expect: 100-continue is answered here (and not forwarded): we are ready for the body.
-  for (const HeaderView& hv : h.headers) {
-    if (EqualsIgnoreCase(hv.name, "expect") && req_framing_ != Framing::kNone) {
-      conn.Write("HTTP/1.1 100 Continue\r\n\r\n");
-    }
-  }
   if (route.cache >= 0) {
+    // Before the upstream head is built: a hit needs none of it.
     if (method_id_ == HTTP_PURGE) {
       CachePurge(conn, h);
       return !conn.closing();
     }
     if (CacheBeforeUpstream(conn, h)) {
       return !conn.closing();
+    }
+  }
+  BuildUpstreamRequestHead(h, B().host, B().target, peer_, req_framing_, &B().upstream_head);
+  if (B().cache.revalidating) {
+    CacheAddValidators();
+  }
+  // Expect: 100-continue is answered here (and not forwarded): we are ready for the body.
+  for (const HeaderView& hv : h.headers) {
+    if (EqualsIgnoreCase(hv.name, "expect") && req_framing_ != Framing::kNone) {
+      conn.Write("HTTP/1.1 100 Continue\r\n\r\n");
     }
   }
   if (delay_ms_ > 0) {

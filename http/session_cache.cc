@@ -207,6 +207,8 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
       cs.collapsed = true;
       cs.filler = self;  // our own waiter record, for LeaveFill
       SaveRequestHeaders(h.headers);
+      // Built now, while the head is still readable: a miss after the wait goes upstream.
+      BuildUpstreamRequestHead(h, B().host, B().target, peer_, req_framing_, &B().upstream_head);
       paused_for_upstream_ = true;  // hold the next pipelined request meanwhile
       SetTimerFor(conn, TimerFor::kCacheWait, spec.lock_timeout_ms);
       return true;
@@ -217,18 +219,22 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
   SaveRequestHeaders(h.headers);
   if (refresh) {
     // Ask the backend whether the stored response is still good (RFC 9111 §4.3.1): our own
-    // validators replace the client's conditionals, which are answered from the refreshed entry.
-    cs.revalidating = true;
+    // validators replace the client's conditionals, which are answered from the refreshed
+    // entry.
+    cs.revalidating = true;  // CacheAddValidators() once the upstream head is built
     cs.fwd = "stale";
-    std::string& head = B().upstream_head;
-    head.resize(head.size() - 2);  // before the blank line
-    cache::AddValidators(*cs.entry, &head);
-    head.append("\r\n");
-    StripConditionals(&head);
   } else {
     cs.fwd = "miss";
   }
   return false;
+}
+
+void ClientSession::CacheAddValidators() {
+  std::string& head = B().upstream_head;
+  head.resize(head.size() - 2);  // before the blank line
+  cache::AddValidators(*B().cache.entry, &head);
+  head.append("\r\n");
+  StripConditionals(&head);
 }
 
 // Removes the client's If-None-Match / If-Modified-Since lines from a built upstream head that
