@@ -1,0 +1,57 @@
+// tls/options.h: what conf/ fills to describe TLS on a listener (ServerOptions) or towards a
+// pool's backends (ClientOptions).
+//
+// Plain data only: no OpenSSL type, no validation. ServerContext::Create and
+// ClientContext::Create validate it (at load time) and name the offending file or value.
+// Leaves out: parsing (conf/), durations as strings (conf/ turns "1h" into seconds).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace torii::tls {
+
+// One certificate and its private key, both PEM file paths. The certificate file may hold the
+// chain after the leaf (leaf first, as nginx's ssl_certificate). The key must not be encrypted.
+struct CertificateSpec {
+  std::string cert;
+  std::string key;
+};
+
+struct ServerOptions {
+  // The first certificate (with any other certificate for the same names, e.g. its RSA
+  // twin) is the default, served when SNI is absent or matches no certificate's names.
+  std::vector<CertificateSpec> certificates;
+  // Protocols offered by ALPN, in server preference order. Empty = ALPN not negotiated.
+  std::vector<std::string> alpn = {"http/1.1"};
+  std::string min_version = "1.3";  // "1.3" or "1.2" (only with `ciphers` all ECDHE + AEAD)
+  std::string ciphersuites;         // TLS 1.3 suites (OpenSSL syntax); empty = OpenSSL default
+  // TLS 1.2 cipher list (OpenSSL syntax), used only when min_version is "1.2".
+  std::string ciphers =
+      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+      "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+      "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+  // The caller's deadline from accept to handshake done (the engine keeps no timer).
+  uint64_t handshake_timeout_ms = 10000;
+  // Stateless session tickets: keys shared by every worker, a new one every
+  // `ticket_rotation_s` (the previous one still decrypts). 0 = never rotate. A ticket's
+  // lifetime hint is the rotation interval (1 h when 0), so a ticket stays decryptable for
+  // as long as it is valid.
+  bool session_tickets = true;
+  uint64_t ticket_rotation_s = 3600;
+  // Optional: a file of one or more 80-byte keys (name 16 + HMAC 32 + AES 32, nginx's
+  // ssl_session_ticket_key format). The first key encrypts, all decrypt; no rotation (the
+  // operator replaces the file and reloads), so several processes can share the keys.
+  std::string session_ticket_key_file;
+};
+
+// TLS from torii to a pool's backends.
+struct ClientOptions {
+  bool verify = true;             // verify the backend's chain and name
+  std::string ca;                 // PEM CA file; empty = the system's default trust store
+  std::string sni;                // SNI and name to verify; empty = the backend's host
+  std::vector<std::string> alpn;  // offered protocols; empty = no ALPN
+};
+
+}  // namespace torii::tls

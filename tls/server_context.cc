@@ -1,0 +1,492 @@
+// tls/server_context.cc: loading certificates, grouping them by name set, one SSL_CTX per
+// group, and the callbacks every handshake runs (ClientHello → SNI, server name ack, ALPN).
+#include "tls/server_context.h"
+
+#include <openssl/asn1.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include "tls/ossl.h"
+
+namespace torii::tls {
+namespace {
+
+using Error = std::unexpected<std::string>;
+
+constexpr char kGroups[] = "X25519:P-256:P-384";
+constexpr uint64_t kDefaultTicketLifetimeS = 3600;
+constexpr uint64_t kMaxTicketLifetimeS = 7 * 24 * 3600;  // RFC 8446 §4.6.1
+constexpr size_t kMaxNameLength = 253;
+
+struct LoadedCert {
+  const CertificateSpec* spec = nullptr;
+  ossl::X509Ptr leaf;
+  std::vector<ossl::X509Ptr> chain;
+  ossl::PkeyPtr key;
+  std::vector<std::string> names;
+};
+
+// Refuses encrypted keys instead of prompting on the terminal (OpenSSL's default).
+int NoPassword(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
+
+std::string TimeText(const ASN1_TIME* time) {
+  ossl::BioPtr bio(BIO_new(BIO_s_mem()));
+  if (bio == nullptr || ASN1_TIME_print_ex(bio.get(), time, ASN1_DTFLGS_ISO8601) != 1) {
+    ERR_clear_error();
+    return "(unreadable date)";
+  }
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
+// Lowercase, without a trailing dot; empty when the name cannot be a DNS name or wildcard.
+std::string NormalizeName(std::string_view name) {
+  if (!name.empty() && name.back() == '.') {
+    name.remove_suffix(1);
+  }
+  if (name.empty() || name.size() > kMaxNameLength) {
+    return {};
+  }
+  std::string out(name);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    } else if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9') && c != '-' && c != '.' &&
+               c != '_' && c != '*') {
+      return {};
+    }
+  }
+  // A wildcard is only a whole first label: "*.example.com".
+  const size_t star = out.find('*');
+  if (star != std::string::npos &&
+      (star != 0 || out.size() < 3 || out[1] != '.' || out.find('*', 1) != std::string::npos)) {
+    return {};
+  }
+  return out;
+}
+
+// The names SNI can select: the SAN DNS names, or the subject CN when there is no DNS SAN.
+std::vector<std::string> ReadNames(X509* cert) {
+  std::vector<std::string> names;
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  bool has_dns = false;
+  for (int i = 0; sans != nullptr && i < sk_GENERAL_NAME_num(sans); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);
+    if (name->type != GEN_DNS) {
+      continue;
+    }
+    has_dns = true;
+    const ASN1_IA5STRING* dns = name->d.dNSName;
+    std::string normal =
+        NormalizeName(std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
+                                       static_cast<size_t>(ASN1_STRING_length(dns))));
+    if (!normal.empty()) {
+      names.push_back(std::move(normal));
+    }
+  }
+  GENERAL_NAMES_free(sans);
+  if (!has_dns) {
+    X509_NAME* subject = X509_get_subject_name(cert);
+    const int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+    unsigned char* utf8 = nullptr;
+    const int len = index >= 0
+                        ? ASN1_STRING_to_UTF8(
+                              &utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index)))
+                        : -1;
+    if (len > 0) {
+      std::string normal = NormalizeName(
+          std::string_view(reinterpret_cast<const char*>(utf8), static_cast<size_t>(len)));
+      if (!normal.empty()) {
+        names.push_back(std::move(normal));
+      }
+    }
+    OPENSSL_free(utf8);
+  }
+  ERR_clear_error();
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+std::expected<void, std::string> CheckValidity(X509* leaf, const std::string& file) {
+  const ASN1_TIME* not_before = X509_get0_notBefore(leaf);
+  const ASN1_TIME* not_after = X509_get0_notAfter(leaf);
+  const int before = X509_cmp_current_time(not_before);
+  const int after = X509_cmp_current_time(not_after);
+  if (before == 0 || after == 0) {
+    ERR_clear_error();
+    return Error("certificate " + file + ": unreadable validity dates");
+  }
+  if (before > 0) {
+    return Error("certificate " + file + " is not valid yet (notBefore " + TimeText(not_before) +
+                 ")");
+  }
+  if (after < 0) {
+    return Error("certificate " + file + " has expired (notAfter " + TimeText(not_after) + ")");
+  }
+  return {};
+}
+
+std::expected<LoadedCert, std::string> LoadCertificate(const CertificateSpec& spec) {
+  LoadedCert loaded;
+  loaded.spec = &spec;
+  ossl::BioPtr cert_bio(BIO_new_file(spec.cert.c_str(), "r"));
+  if (cert_bio == nullptr) {
+    ERR_clear_error();
+    return Error("certificate " + spec.cert + ": cannot open (" + std::strerror(errno) + ")");
+  }
+  loaded.leaf.reset(PEM_read_bio_X509_AUX(cert_bio.get(), nullptr, NoPassword, nullptr));
+  if (loaded.leaf == nullptr) {
+    return Error("certificate " + spec.cert + ": no PEM certificate (" + ossl::TakeError() + ")");
+  }
+  while (X509* extra = PEM_read_bio_X509(cert_bio.get(), nullptr, NoPassword, nullptr)) {
+    loaded.chain.emplace_back(extra);
+  }
+  ERR_clear_error();  // the end of the file reads as "no start line"
+
+  ossl::BioPtr key_bio(BIO_new_file(spec.key.c_str(), "r"));
+  if (key_bio == nullptr) {
+    ERR_clear_error();
+    return Error("key " + spec.key + ": cannot open (" + std::strerror(errno) + ")");
+  }
+  loaded.key.reset(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, NoPassword, nullptr));
+  if (loaded.key == nullptr) {
+    return Error("key " + spec.key + ": no unencrypted PEM private key (" + ossl::TakeError() +
+                 ")");
+  }
+  if (X509_check_private_key(loaded.leaf.get(), loaded.key.get()) != 1) {
+    ERR_clear_error();
+    return Error("key " + spec.key + " does not match certificate " + spec.cert);
+  }
+  if (auto valid = CheckValidity(loaded.leaf.get(), spec.cert); !valid) {
+    return std::unexpected(valid.error());
+  }
+  loaded.names = ReadNames(loaded.leaf.get());
+  return loaded;
+}
+
+// Every TLS 1.2 suite must be ECDHE (forward secrecy) with an AEAD cipher.
+std::expected<void, std::string> CheckModernCiphers(SSL_CTX* ctx) {
+  const STACK_OF(SSL_CIPHER)* ciphers = SSL_CTX_get_ciphers(ctx);
+  for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); ++i) {
+    const SSL_CIPHER* cipher = sk_SSL_CIPHER_value(ciphers, i);
+    if (std::strcmp(SSL_CIPHER_get_version(cipher), "TLSv1.3") == 0) {
+      continue;
+    }
+    if (SSL_CIPHER_get_kx_nid(cipher) != NID_kx_ecdhe ||
+        SSL_CIPHER_get_auth_nid(cipher) == NID_auth_null || SSL_CIPHER_is_aead(cipher) != 1) {
+      return Error(std::string("ciphers: ") + SSL_CIPHER_get_name(cipher) +
+                   " is not ECDHE with an AEAD cipher (TLS 1.2 needs a modern list)");
+    }
+  }
+  return {};
+}
+
+std::expected<void, std::string> ApplyPolicy(SSL_CTX* ctx, const ServerOptions& options) {
+  int min_version = 0;
+  if (options.min_version == "1.3") {
+    min_version = TLS1_3_VERSION;
+  } else if (options.min_version == "1.2") {
+    min_version = TLS1_2_VERSION;
+  } else {
+    return Error("min_version \"" + options.min_version + "\": expected \"1.3\" or \"1.2\"");
+  }
+  uint64_t lifetime =
+      options.ticket_rotation_s != 0 ? options.ticket_rotation_s : kDefaultTicketLifetimeS;
+  lifetime = std::min(lifetime, kMaxTicketLifetimeS);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE |
+                               (options.session_tickets ? 0 : SSL_OP_NO_TICKET));
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_timeout(ctx, static_cast<long>(lifetime));
+  const bool ok = SSL_CTX_set_min_proto_version(ctx, min_version) == 1 &&
+                  SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) == 1 &&
+                  SSL_CTX_set_max_early_data(ctx, 0) == 1 &&
+                  SSL_CTX_set_recv_max_early_data(ctx, 0) == 1 &&
+                  SSL_CTX_set_num_tickets(ctx, options.session_tickets ? 1 : 0) == 1 &&
+                  SSL_CTX_set1_groups_list(ctx, kGroups) == 1;
+  if (!ok) {
+    return Error("tls: cannot apply the protocol policy (" + ossl::TakeError() + ")");
+  }
+  if (!options.ciphersuites.empty() &&
+      SSL_CTX_set_ciphersuites(ctx, options.ciphersuites.c_str()) != 1) {
+    return Error("ciphersuites \"" + options.ciphersuites + "\": " + ossl::TakeError());
+  }
+  if (min_version == TLS1_2_VERSION) {
+    if (SSL_CTX_set_cipher_list(ctx, options.ciphers.c_str()) != 1) {
+      return Error("ciphers \"" + options.ciphers + "\": " + ossl::TakeError());
+    }
+    return CheckModernCiphers(ctx);
+  }
+  return {};
+}
+
+// A hash of the group's certificates: equal for contexts built from the same files (so they
+// resume each other's tickets), different between groups (so they never do).
+std::expected<void, std::string> SetSessionIdContext(SSL_CTX* ctx,
+                                                     const std::vector<LoadedCert*>& certs) {
+  ossl::BioPtr der(BIO_new(BIO_s_mem()));
+  for (const LoadedCert* cert : certs) {
+    if (der == nullptr || i2d_X509_bio(der.get(), cert->leaf.get()) != 1) {
+      return Error("tls: cannot hash certificate " + cert->spec->cert);
+    }
+  }
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(der.get(), &data);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  static_assert(sizeof(digest) <= SSL_MAX_SID_CTX_LENGTH);
+  if (SHA256(reinterpret_cast<unsigned char*>(data), static_cast<size_t>(len), digest) == nullptr ||
+      SSL_CTX_set_session_id_context(ctx, digest, sizeof(digest)) != 1) {
+    return Error("tls: cannot set the session id context (" + ossl::TakeError() + ")");
+  }
+  return {};
+}
+
+std::expected<void, std::string> UseCertificates(SSL_CTX* ctx,
+                                                 const std::vector<LoadedCert*>& certs) {
+  for (const LoadedCert* cert : certs) {
+    const std::string& file = cert->spec->cert;
+    if (SSL_CTX_use_certificate(ctx, cert->leaf.get()) != 1) {
+      return Error("certificate " + file + ": " + ossl::TakeError());
+    }
+    for (const ossl::X509Ptr& extra : cert->chain) {
+      if (SSL_CTX_add1_chain_cert(ctx, extra.get()) != 1) {
+        return Error("certificate " + file + ": chain: " + ossl::TakeError());
+      }
+    }
+    if (SSL_CTX_use_PrivateKey(ctx, cert->key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+      return Error("key " + cert->spec->key + ": " + ossl::TakeError());
+    }
+  }
+  return {};
+}
+
+// The server_name extension's body: a list (u16 length) of (u8 type, u16 length, name);
+// the first host_name (type 0) entry counts.
+bool ParseServerName(const unsigned char* ext, size_t len, std::string_view* name) {
+  if (len < 2 || static_cast<size_t>((ext[0] << 8) | ext[1]) != len - 2) {
+    return false;
+  }
+  size_t pos = 2;
+  while (pos + 3 <= len) {
+    const unsigned type = ext[pos];
+    const size_t name_len = static_cast<size_t>((ext[pos + 1] << 8) | ext[pos + 2]);
+    pos += 3;
+    if (pos + name_len > len) {
+      return false;
+    }
+    if (type == 0) {
+      *name = std::string_view(reinterpret_cast<const char*>(ext + pos), name_len);
+      return true;
+    }
+    pos += name_len;
+  }
+  return false;
+}
+
+}  // namespace
+
+// The callbacks and the steps of Create, with access to ServerContext's members.
+struct ServerContextBuilder {
+  // Runs first on every ClientHello, before OpenSSL looks at tickets: switches to the SNI's
+  // group so the session-id context checked on resumption is that group's.
+  static int OnClientHello(SSL* ssl, int* alert, void* arg) {
+    const auto* self = static_cast<const ServerContext*>(arg);
+    const unsigned char* ext = nullptr;
+    size_t len = 0;
+    if (self->groups_.size() == 1 ||
+        SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) != 1) {
+      return SSL_CLIENT_HELLO_SUCCESS;
+    }
+    std::string_view name;
+    if (!ParseServerName(ext, len, &name)) {
+      *alert = SSL_AD_DECODE_ERROR;
+      return SSL_CLIENT_HELLO_ERROR;
+    }
+    SSL_CTX* ctx = self->groups_[self->Lookup(name)].ctx;
+    if (ctx != SSL_get_SSL_CTX(ssl) && SSL_set_SSL_CTX(ssl, ctx) == nullptr) {
+      *alert = SSL_AD_INTERNAL_ERROR;
+      return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+  }
+
+  // The group is already chosen; accepting the name makes OpenSSL acknowledge it and keep it
+  // for SSL_get_servername.
+  static int OnServerName(SSL* /*ssl*/, int* /*alert*/, void* /*arg*/) { return SSL_TLSEXT_ERR_OK; }
+
+  static int OnAlpn(SSL* /*ssl*/, const unsigned char** out, unsigned char* out_len,
+                    const unsigned char* in, unsigned int in_len, void* arg) {
+    const std::string& ours = static_cast<const ServerContext*>(arg)->alpn_wire_;
+    for (size_t i = 0; i < ours.size(); i += 1 + static_cast<unsigned char>(ours[i])) {
+      const auto len = static_cast<unsigned char>(ours[i]);
+      for (unsigned j = 0; j < in_len && j + 1 + in[j] <= in_len; j += 1 + in[j]) {
+        if (in[j] == len && std::memcmp(in + j + 1, ours.data() + i + 1, len) == 0) {
+          *out = in + j + 1;
+          *out_len = len;
+          return SSL_TLSEXT_ERR_OK;
+        }
+      }
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL;  // no_application_protocol (see the header)
+  }
+
+  static std::expected<void, std::string> BuildAlpn(ServerContext& self,
+                                                    const std::vector<std::string>& alpn) {
+    for (const std::string& proto : alpn) {
+      if (proto.empty() || proto.size() > 255) {
+        return Error("alpn: protocol name \"" + proto + "\" must be 1 to 255 bytes");
+      }
+      self.alpn_wire_.push_back(static_cast<char>(proto.size()));
+      self.alpn_wire_.append(proto);
+    }
+    return {};
+  }
+
+  // Certificates with the same name set share a group (one SSL_CTX), in first-seen order.
+  static std::expected<std::vector<std::vector<LoadedCert*>>, std::string> Group(
+      std::vector<LoadedCert>& certs) {
+    std::vector<std::vector<LoadedCert*>> groups;
+    std::map<std::vector<std::string>, size_t> by_names;
+    for (LoadedCert& cert : certs) {
+      auto [it, added] = by_names.emplace(cert.names, groups.size());
+      if (added) {
+        groups.emplace_back();
+      }
+      for (const LoadedCert* other : groups[it->second]) {
+        if (EVP_PKEY_get_base_id(other->key.get()) == EVP_PKEY_get_base_id(cert.key.get())) {
+          return Error("certificates " + other->spec->cert + " and " + cert.spec->cert +
+                       " have the same names and key type: keep one");
+        }
+      }
+      groups[it->second].push_back(&cert);
+    }
+    return groups;
+  }
+
+  static std::expected<SSL_CTX*, std::string> BuildCtx(ServerContext& self,
+                                                       const ServerOptions& options,
+                                                       const std::vector<LoadedCert*>& certs) {
+    ossl::SslCtxPtr ctx(SSL_CTX_new_ex(nullptr, nullptr, TLS_server_method()));
+    if (ctx == nullptr) {
+      return Error("tls: cannot create an SSL_CTX (" + ossl::TakeError() + ")");
+    }
+    if (auto policy = ApplyPolicy(ctx.get(), options); !policy) {
+      return std::unexpected(policy.error());
+    }
+    if (auto used = UseCertificates(ctx.get(), certs); !used) {
+      return std::unexpected(used.error());
+    }
+    if (auto sid = SetSessionIdContext(ctx.get(), certs); !sid) {
+      return std::unexpected(sid.error());
+    }
+    SSL_CTX_set_client_hello_cb(ctx.get(), OnClientHello, &self);
+    SSL_CTX_set_tlsext_servername_callback(ctx.get(), OnServerName);
+    if (!self.alpn_wire_.empty()) {
+      SSL_CTX_set_alpn_select_cb(ctx.get(), OnAlpn, &self);
+    }
+    if (options.session_tickets && !TicketKeys::Install(ctx.get(), self.keys_.get())) {
+      return Error("tls: cannot install the session ticket callback (" + ossl::TakeError() + ")");
+    }
+    return ctx.release();
+  }
+
+  static void IndexNames(ServerContext& self) {
+    for (size_t g = 0; g < self.groups_.size(); ++g) {
+      for (const std::string& name : self.groups_[g].names) {
+        if (name.starts_with("*.")) {
+          self.wildcard_.emplace(name.substr(2), g);  // emplace keeps the first group's claim
+        } else {
+          self.exact_.emplace(name, g);
+        }
+      }
+    }
+  }
+};
+
+std::expected<std::shared_ptr<const ServerContext>, std::string> ServerContext::Create(
+    const ServerOptions& options, std::shared_ptr<TicketKeys> keys,
+    std::shared_ptr<HandshakeStats> stats) {
+  if (options.certificates.empty()) {
+    return Error("tls: at least one certificate is required");
+  }
+  std::shared_ptr<ServerContext> self(new ServerContext());
+  self->handshake_timeout_ms_ = options.handshake_timeout_ms;
+  self->stats_ = stats != nullptr ? std::move(stats) : std::make_shared<HandshakeStats>();
+  if (keys == nullptr && options.session_tickets) {
+    auto made = TicketKeys::FromOptions(options);
+    if (!made) {
+      return std::unexpected(made.error());
+    }
+    keys = std::move(*made);
+  }
+  self->keys_ = std::move(keys);
+  if (auto alpn = ServerContextBuilder::BuildAlpn(*self, options.alpn); !alpn) {
+    return std::unexpected(alpn.error());
+  }
+
+  std::vector<LoadedCert> certs;
+  certs.reserve(options.certificates.size());
+  for (const CertificateSpec& spec : options.certificates) {
+    auto loaded = LoadCertificate(spec);
+    if (!loaded) {
+      return std::unexpected(loaded.error());
+    }
+    certs.push_back(std::move(*loaded));
+  }
+  auto groups = ServerContextBuilder::Group(certs);
+  if (!groups) {
+    return std::unexpected(groups.error());
+  }
+  for (const std::vector<LoadedCert*>& group : *groups) {
+    auto ctx = ServerContextBuilder::BuildCtx(*self, options, group);
+    if (!ctx) {
+      return std::unexpected(ctx.error());
+    }
+    self->groups_.push_back(Group{*ctx, group.front()->names});
+  }
+  ServerContextBuilder::IndexNames(*self);
+  return std::shared_ptr<const ServerContext>(std::move(self));
+}
+
+ServerContext::~ServerContext() {
+  for (Group& group : groups_) {
+    SSL_CTX_free(group.ctx);
+  }
+}
+
+size_t ServerContext::Lookup(std::string_view server_name) const {
+  char buf[kMaxNameLength + 2];
+  if (server_name.empty() || server_name.size() >= sizeof(buf)) {
+    return 0;
+  }
+  size_t n = 0;
+  for (char c : server_name) {
+    buf[n++] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  if (buf[n - 1] == '.') {
+    --n;
+  }
+  const std::string_view name(buf, n);
+  if (auto it = exact_.find(name); it != exact_.end()) {
+    return it->second;
+  }
+  const size_t dot = name.find('.');
+  if (dot != std::string_view::npos && dot > 0 && dot + 1 < name.size()) {
+    if (auto it = wildcard_.find(name.substr(dot + 1)); it != wildcard_.end()) {
+      return it->second;
+    }
+  }
+  return 0;
+}
+
+}  // namespace torii::tls

@@ -1,0 +1,99 @@
+// tls/server_context.h: everything a TLS listener shares between its connections and workers,
+// built once at start-up (or reload) from ServerOptions.
+//
+// Owns: the certificates, one SSL_CTX per set of server names, the SNI map, the ALPN list,
+// the handshake counters and (a reference to) the ticket keys.
+//  - Certificates are grouped by their name set (SAN DNS names, or the CN when there is no
+//    SAN): an ECDSA and an RSA certificate for the same names share one SSL_CTX, and OpenSSL
+//    picks the ECDSA one when the client's signature_algorithms allow it. Each group gets a
+//    session-id context derived from its certificates, so a ticket issued under one group is
+//    never resumed under another (BAD-INPUTS T6, nginx CVE-2025-23419), while two contexts
+//    built from the same files (workers, reloads, processes sharing a key file) resume each
+//    other's tickets.
+//  - SNI is matched in the ClientHello callback, before OpenSSL looks at any ticket: an
+//    exact name, else "*.rest" for a name with one more label, else the default group (the
+//    first certificate's). A name claimed by two groups belongs to the first.
+//  - Policy: TLS 1.3 only by default, 1.2 allowed only with an ECDHE + AEAD cipher list;
+//    no renegotiation, no compression, no 0-RTT, one ticket per handshake, no server-side
+//    session cache (stateless tickets only).
+//  - ALPN: the first of our protocols (in our order) that the client offers. A client that
+//    offers ALPN without any of ours gets a fatal no_application_protocol alert (RFC 7301
+//    §3.2, as nginx does since 1.21.4): continuing would let an "h2"-only client speak h2 to
+//    our HTTP/1.1 parser. A client offering no ALPN at all gets HTTP/1.1.
+//
+// Thread safety: immutable after Create except the counters (atomics) and the ticket keys
+// (their own seqlock). Leaves out: sockets, timers (the caller enforces
+// handshake_timeout_ms), OCSP stapling, client certificates.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tls/options.h"
+#include "tls/stats.h"
+#include "tls/ticket_keys.h"
+
+struct ssl_ctx_st;
+
+namespace torii::tls {
+
+class ServerContext {
+ public:
+  // Loads and checks every certificate and key: a missing or unreadable file, a key that does
+  // not match its certificate, a certificate outside its validity period (with its notBefore /
+  // notAfter date), two certificates of one key type for the same names, a bad version or
+  // cipher list: each an error message naming the file or the value. `keys` (shared by every
+  // listener and kept across reloads so tickets survive them) defaults to
+  // TicketKeys::FromOptions(options); `stats` to a fresh set of counters.
+  static std::expected<std::shared_ptr<const ServerContext>, std::string> Create(
+      const ServerOptions& options, std::shared_ptr<TicketKeys> keys = nullptr,
+      std::shared_ptr<HandshakeStats> stats = nullptr);
+
+  ~ServerContext();
+  ServerContext(const ServerContext&) = delete;
+  ServerContext& operator=(const ServerContext&) = delete;
+
+  // The SSL_CTX a connection starts from (the default certificate group).
+  ssl_ctx_st* default_ctx() const { return groups_.front().ctx; }
+  // The group serving `server_name` (ASCII, any case, may end with a dot): its index in
+  // group_names() order, the default group 0 when nothing matches.
+  size_t Lookup(std::string_view server_name) const;
+  ssl_ctx_st* ctx(size_t group) const { return groups_[group].ctx; }
+  size_t group_count() const { return groups_.size(); }
+  // The names group `group` serves, lowercase, as read from its certificates.
+  const std::vector<std::string>& group_names(size_t group) const { return groups_[group].names; }
+
+  HandshakeStats& stats() const { return *stats_; }
+  const std::shared_ptr<TicketKeys>& ticket_keys() const { return keys_; }
+  uint64_t handshake_timeout_ms() const { return handshake_timeout_ms_; }
+
+ private:
+  struct Group {
+    ssl_ctx_st* ctx = nullptr;
+    std::vector<std::string> names;
+  };
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using NameMap = std::unordered_map<std::string, size_t, Hash, std::equal_to<>>;
+  friend struct ServerContextBuilder;
+
+  ServerContext() = default;
+
+  std::vector<Group> groups_;
+  NameMap exact_;
+  NameMap wildcard_;       // "*.example.com" stored as "example.com"
+  std::string alpn_wire_;  // length-prefixed protocol names, our preference order
+  std::shared_ptr<TicketKeys> keys_;
+  std::shared_ptr<HandshakeStats> stats_;
+  uint64_t handshake_timeout_ms_ = 0;
+};
+
+}  // namespace torii::tls
