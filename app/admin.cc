@@ -414,6 +414,27 @@ std::string Admin::Metrics() const {
     w.Sample("torii_cache_entries", labels, static_cast<uint64_t>(cache.store->entries()));
     w.Sample("torii_cache_evictions_total", labels, cache.store->Stats().evictions);
   }
+  w.Help("torii_tls_handshakes_total", "counter",
+         "TLS handshakes completed on each listener, full or resumed (session tickets).");
+  w.Help("torii_tls_handshake_failures_total", "counter",
+         "TLS handshakes (and sessions) that failed, by reason.");
+  for (const http::ListenerSpec& l : proxy_->listeners) {
+    if (!l.tls) {
+      continue;
+    }
+    const tls::HandshakeStats& st = l.tls->stats();
+    const std::string name = "listener=\"" + Label(l.name) + "\"";
+    w.Sample("torii_tls_handshakes_total", name + ",kind=\"full\"",
+             st.full.load(std::memory_order_relaxed));
+    w.Sample("torii_tls_handshakes_total", name + ",kind=\"resumed\"",
+             st.resumed.load(std::memory_order_relaxed));
+    for (size_t f = 1; f < tls::kFailureCount; ++f) {
+      const auto failure = static_cast<tls::Failure>(f);
+      w.Sample("torii_tls_handshake_failures_total",
+               name + ",reason=\"" + Label(std::string(tls::FailureName(failure))) + "\"",
+               st.failures(failure));
+    }
+  }
   w.Help("torii_workers", "gauge", "Worker threads (one io_uring each).");
   w.Sample("torii_workers", "", static_cast<uint64_t>(contexts_.size()));
   w.Help("torii_uptime_seconds", "gauge", "Seconds since torii started.");

@@ -78,6 +78,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (test_only) {
+    // Certificates, keys and CA files are part of the config: read and check them too.
+    if (auto tls = torii::app::BuildTls(*config); !tls) {
+      std::fprintf(stderr, "torii: %s: %s\n", config_path.c_str(), tls.error().c_str());
+      std::fprintf(stderr, "torii: configuration file %s test failed\n", config_path.c_str());
+      return 1;
+    }
     std::printf("torii: configuration file %s test is successful\n", config_path.c_str());
     return 0;
   }

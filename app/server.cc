@@ -48,7 +48,17 @@ ratelimit::IpList IpListOf(const std::vector<std::string>& cidrs) {
   return list;
 }
 
-std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c) {
+// "127.0.0.1:9001" → "127.0.0.1", "[::1]:9001" → "::1": the name a backend is verified
+// against when its pool's tls sets no sni.
+std::string HostOf(const std::string& address) {
+  if (!address.empty() && address.front() == '[') {
+    return address.substr(1, address.find(']') - 1);
+  }
+  return address.substr(0, address.rfind(':'));
+}
+
+std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
+                                                          const TlsContexts& tls) {
   auto p = std::make_shared<http::ProxyConfig>();
   p->limits.header_bytes = static_cast<uint32_t>(c.limits.header_bytes);
   p->limits.header_count = c.limits.header_count;
@@ -111,6 +121,13 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
     }
     if (balancer::NeedsLoadCounters(ps.algorithm)) {
       ps.load = std::make_shared<balancer::LoadCounters>(n);
+    }
+    ps.tls = tls.pools[p->pools.size()];
+    if (ps.tls) {
+      for (const http::BackendTarget& b : ps.backends) {
+        ps.tls_names.push_back(pc.tls->sni.empty() ? HostOf(b.name) : pc.tls->sni);
+        ps.tls_sessions.push_back(std::make_shared<tls::ClientSessionCache>());
+      }
     }
     p->pools.push_back(std::move(ps));
   }
@@ -211,6 +228,8 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c)
     if (l.max_conns > 0) {
       ls.conns = std::make_shared<std::atomic<uint32_t>>(0);
     }
+    ls.tls = tls.listeners[p->listeners.size()];
+    ls.http_to_https = l.http_to_https;
     p->listeners.push_back(std::move(ls));
   }
   return p;
@@ -272,6 +291,33 @@ bool WriteReadyFile(const std::string& path, const std::vector<std::string>& lin
 }
 
 }  // namespace
+
+std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config) {
+  TlsContexts out;
+  for (const conf::ListenerConfig& l : config.listeners) {
+    if (!l.tls) {
+      out.listeners.push_back(nullptr);
+      continue;
+    }
+    auto ctx = tls::ServerContext::Create(*l.tls);
+    if (!ctx) {
+      return std::unexpected("listener " + l.name + " tls: " + ctx.error());
+    }
+    out.listeners.push_back(std::move(*ctx));
+  }
+  for (const conf::PoolConfig& pc : config.pools) {
+    if (!pc.tls) {
+      out.pools.push_back(nullptr);
+      continue;
+    }
+    auto ctx = tls::ClientContext::Create(*pc.tls);
+    if (!ctx) {
+      return std::unexpected("pool " + pc.name + " tls: " + ctx.error());
+    }
+    out.pools.push_back(std::move(*ctx));
+  }
+  return out;
+}
 
 int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
   // Signals are taken synchronously by this thread; workers inherit the blocked mask.
@@ -336,7 +382,12 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
   const auto log_format = config.server.access_log_format == conf::LogFormat::kJson
                               ? http::AccessLogFormat::kJson
                               : http::AccessLogFormat::kText;
-  auto proxy_config = BuildProxyConfig(config);
+  auto tls_contexts = BuildTls(config);
+  if (!tls_contexts) {
+    spdlog::critical("{}", tls_contexts.error());
+    return 1;
+  }
+  auto proxy_config = BuildProxyConfig(config, *tls_contexts);
 
   // Active health checks run on worker 0's ring; the checker outlives every worker.
   HealthChecker checker(config, *proxy_config);
@@ -369,8 +420,34 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
       return http::NewClientSession(*ctx_ptr, conn, listener);
     });
     worker->set_on_turn_end([ctx_ptr] { ctx_ptr->log().Flush(); });
-    if (w == 0 && !checker.empty()) {
-      worker->set_on_start([&checker](core::Worker& self) { checker.Start(self); });
+    if (w == 0) {
+      // Once per process, on worker 0's ring: active health checks, and the rotation of the
+      // TLS session-ticket keys (checked every minute; each key set rotates on its interval).
+      worker->set_on_start([&checker, proxy_config](core::Worker& self) {
+        if (!checker.empty()) {
+          checker.Start(self);
+        }
+        std::vector<std::shared_ptr<tls::TicketKeys>> keys;
+        for (const http::ListenerSpec& l : proxy_config->listeners) {
+          if (l.tls && l.tls->ticket_keys()) {
+            keys.push_back(l.tls->ticket_keys());
+          }
+        }
+        if (keys.empty()) {
+          return;
+        }
+        auto task = std::make_shared<core::Worker::TaskId>();
+        *task = self.AddTask([&self, keys, task] {
+          for (const auto& k : keys) {
+            k->Rotate(core::MonotonicMs());
+          }
+          self.ArmTask(*task, self.now_ms() + 60000);
+        });
+        for (const auto& k : keys) {
+          k->Rotate(core::MonotonicMs());  // starts each key set's clock
+        }
+        self.ArmTask(*task, self.now_ms() + 60000);
+      });
     }
     ws.push_back(std::move(worker));
     contexts.push_back(std::move(ctx));

@@ -11,9 +11,24 @@
 #include <memory>
 #include <string>
 
+#include <expected>
+#include <vector>
+
 #include "conf/config.h"
+#include "tls/client_context.h"
+#include "tls/server_context.h"
 
 namespace torii::app {
+
+// The TLS contexts a config needs, built (certificates and keys read and checked, CA files
+// loaded) once at start-up and by `torii -t`: by listener index and by pool index, null where
+// there is no TLS.
+struct TlsContexts {
+  std::vector<std::shared_ptr<const tls::ServerContext>> listeners;
+  std::vector<std::shared_ptr<const tls::ClientContext>> pools;
+};
+// The first problem found, naming the listener or pool and the file.
+std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config);
 
 // Reopens a log file in place (SIGUSR1); false when it could not (the old one stays).
 using ReopenFn = std::function<bool()>;

@@ -20,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include "tls/options.h"
+
 namespace torii::conf {
 
 using Duration = std::chrono::milliseconds;
@@ -94,6 +96,13 @@ struct ListenerConfig {
   // over either, a new connection is closed at accept. 0 = no limit.
   uint32_t max_conns_per_ip = 0;
   uint32_t max_conns = 0;
+  // TLS termination (tls = { ... }); absent = plain HTTP. Certificate paths are resolved
+  // against the config file's directory; the files are checked when the server context is
+  // built (torii -t does that too).
+  std::optional<tls::ServerOptions> tls;
+  // Plain listeners: answer every request with a redirect to https://HOST/TARGET (301 for
+  // GET and HEAD, 308 otherwise).
+  bool http_to_https = false;
 };
 
 // [rate_limit.NAME]: a request rate per key (GCRA), shared by every worker.
@@ -169,6 +178,8 @@ struct PoolConfig {
   // A request finding every eligible backend full waits up to queue_timeout, then 503.
   uint32_t max_conns = 0;
   Duration queue_timeout{std::chrono::seconds(5)};
+  // TLS to the backends (tls = { verify, ca, sni }); absent = plain HTTP.
+  std::optional<tls::ClientOptions> tls;
 };
 
 struct RouteConfig {

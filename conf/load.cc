@@ -693,11 +693,8 @@ class Loader {
 
   void LoadListener(const toml::table& table, Config& config) {
     Section s(table, "[[listener]] #" + std::to_string(config.listeners.size() + 1));
-    if (const toml::key* tls = s.FindKey("tls")) {
-      Fail(tls->source(), s.label() + " tls: TLS listeners are not implemented yet (issue #5)");
-    }
     s.CheckKeys({"name", "address", "backlog", "allow", "deny", "max_conns_per_ip",
-                 "max_conns"});
+                 "max_conns", "tls", "http_to_https"});
     ListenerConfig listener;
     const toml::node& name_node = s.Require("name");
     listener.name = LoadName(s, "listener");
@@ -734,15 +731,101 @@ class Loader {
     listener.deny = CidrList(s, "deny");
     s.U32("max_conns_per_ip", 0, 1 << 24, &listener.max_conns_per_ip);
     s.U32("max_conns", 0, 1 << 24, &listener.max_conns);
+    if (const toml::table* t = s.SubTable("tls")) {
+      listener.tls = LoadTls(Section(*t, s.label() + " tls"), config.source);
+    }
+    s.Bool("http_to_https", &listener.http_to_https);
+    if (listener.http_to_https && listener.tls) {
+      s.FailAt(*s.Find("http_to_https"), "http_to_https",
+               "a TLS listener cannot redirect to itself: set http_to_https on a plain listener");
+    }
     config.listeners.push_back(std::move(listener));
     listener_lines_.push_back(table.source().begin.line);
+  }
+
+  // A listener's tls = { certificates = [{ cert, key }], alpn, min_version, ... }.
+  static tls::ServerOptions LoadTls(const Section& s, const std::string& source) {
+    s.CheckKeys({"certificates", "alpn", "min_version", "ciphersuites", "ciphers",
+                 "handshake_timeout", "session_tickets", "ticket_rotation",
+                 "session_ticket_key_file"});
+    tls::ServerOptions o;
+    const toml::node& certs = s.Require("certificates");
+    const auto* array = certs.as_array();
+    if (array == nullptr || array->empty()) {
+      s.FailAt(certs, "certificates",
+               "expected an array of { cert = \"FILE\", key = \"FILE\" } tables, got " +
+                   (array == nullptr ? std::string(TypeName(certs)) : std::string("[]")));
+    }
+    for (const toml::node& element : *array) {
+      const auto* t = element.as_table();
+      if (t == nullptr) {
+        s.FailAt(element, "certificates",
+                 "expected { cert = \"FILE\", key = \"FILE\" }, got " +
+                     std::string(TypeName(element)));
+      }
+      Section c(*t, s.label() + " certificate");
+      c.CheckKeys({"cert", "key"});
+      tls::CertificateSpec spec;
+      spec.cert = RelativeTo(source, c.StringOf(c.Require("cert"), "cert"));
+      spec.key = RelativeTo(source, c.StringOf(c.Require("key"), "key"));
+      o.certificates.push_back(std::move(spec));
+    }
+    if (const toml::node* alpn = s.Find("alpn")) {
+      const auto* list = alpn->as_array();
+      if (list == nullptr) {
+        s.FailAt(*alpn, "alpn", "expected an array such as [\"http/1.1\"], got " +
+                                    std::string(TypeName(*alpn)));
+      }
+      o.alpn.clear();
+      for (const toml::node& element : *list) {
+        std::string proto = s.StringOf(element, "alpn");
+        if (proto != "http/1.1") {
+          s.FailAt(element, "alpn",
+                   "expected \"http/1.1\" (the only protocol torii speaks), got " + Quote(proto));
+        }
+        o.alpn.push_back(std::move(proto));
+      }
+    }
+    s.Choice<std::string>("min_version", {{"1.3", "1.3"}, {"1.2", "1.2"}}, &o.min_version);
+    if (auto v = s.String("ciphersuites")) {
+      o.ciphersuites = std::move(*v);
+    }
+    if (auto v = s.String("ciphers")) {
+      o.ciphers = std::move(*v);
+    }
+    Duration handshake{o.handshake_timeout_ms};
+    s.Dur("handshake_timeout", &handshake);
+    o.handshake_timeout_ms = static_cast<uint64_t>(handshake.count());
+    s.Bool("session_tickets", &o.session_tickets);
+    Duration rotation{o.ticket_rotation_s * 1000};
+    s.Dur("ticket_rotation", &rotation, /*allow_zero=*/true);
+    if (rotation.count() % 1000 != 0 || (rotation.count() > 0 && rotation.count() < 60000)) {
+      s.FailAt(*s.Find("ticket_rotation"), "ticket_rotation",
+               "expected whole seconds of at least 60s (or \"0s\" = never), got " +
+                   Shown(*s.Find("ticket_rotation")));
+    }
+    o.ticket_rotation_s = static_cast<uint64_t>(rotation.count() / 1000);
+    if (auto v = s.String("session_ticket_key_file")) {
+      o.session_ticket_key_file = RelativeTo(source, *v);
+    }
+    return o;
+  }
+
+  // A path from the config file: relative ones are taken from the file's directory.
+  static std::string RelativeTo(const std::string& source, const std::string& path) {
+    if (path.empty() || path.front() == '/') {
+      return path;
+    }
+    const size_t slash = source.rfind('/');
+    return slash == std::string::npos ? path : source.substr(0, slash + 1) + path;
   }
 
   void LoadPool(const toml::table& table, Config& config) {
     Section s(table, "[[pool]] #" + std::to_string(config.pools.size() + 1));
     s.CheckKeys({"name", "algorithm", "backends", "health", "connect_timeout", "response_timeout",
                  "keepalive_timeout", "keepalive", "retries", "hash_key", "max_fails",
-                 "fail_window", "max_eject", "fail_status", "max_conns", "queue_timeout"});
+                 "fail_window", "max_eject", "fail_status", "max_conns", "queue_timeout",
+                 "tls"});
     PoolConfig pool;
     const toml::node& name_node = s.Require("name");
     pool.name = LoadName(s, "pool");
@@ -849,6 +932,19 @@ class Loader {
     s.Dur("keepalive_timeout", &pool.keepalive_timeout);
     s.U32("keepalive", 0, 10000, &pool.keepalive);
     s.U32("retries", 0, 10, &pool.retries);
+    if (const toml::table* t = s.SubTable("tls")) {
+      Section ts(*t, s.label() + " tls");
+      ts.CheckKeys({"verify", "ca", "sni"});
+      tls::ClientOptions o;
+      ts.Bool("verify", &o.verify);
+      if (auto ca = ts.String("ca")) {
+        o.ca = RelativeTo(config.source, *ca);
+      }
+      if (auto sni = ts.String("sni")) {
+        o.sni = std::move(*sni);
+      }
+      pool.tls = std::move(o);
+    }
     config.pools.push_back(std::move(pool));
     pool_lines_.push_back(table.source().begin.line);
   }

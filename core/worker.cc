@@ -96,6 +96,17 @@ void Conn::Write(std::string_view bytes) {
   if (state_ == State::kClosing || state_ == State::kLingering || bytes.empty()) {
     return;
   }
+  if (transport_) {
+    transport_->Write(*this, bytes);
+    return;
+  }
+  WriteRaw(bytes);
+}
+
+void Conn::WriteRaw(std::string_view bytes) {
+  if (state_ == State::kClosing || state_ == State::kLingering || bytes.empty()) {
+    return;
+  }
   out_.Append(bytes);
   if (out_.size() > kHighWater) {
     above_high_water_ = true;
@@ -105,6 +116,10 @@ void Conn::Write(std::string_view bytes) {
 
 void Conn::WriteFromRecvBuffer(std::string_view bytes) {
   if (state_ == State::kClosing || state_ == State::kLingering || bytes.empty()) {
+    return;
+  }
+  if (transport_) {
+    transport_->Write(*this, bytes);  // transformed: nothing of the receive buffer is lent
     return;
   }
   const std::span<const char> cur = worker_->recv_data_;
@@ -181,6 +196,9 @@ void Conn::CloseAfterFlush() {
   if (state_ == State::kConnecting) {
     Close();
     return;
+  }
+  if (transport_ && !close_after_flush_) {
+    transport_->OnCloseAfterFlush(*this);
   }
   close_after_flush_ = true;
   worker_->UnlinkIdle(*this);
@@ -682,7 +700,11 @@ void Worker::OnRecvCqe(Conn& c, const io_uring_cqe& cqe) {
       bufs_.Hold(bid);
       recv_data_ = bufs_.Data(bid, static_cast<uint32_t>(cqe.res));
       recv_bid_ = bid;
-      c.handler_->OnRecv(c, recv_data_);
+      if (c.transport_) {
+        c.transport_->OnReceived(c, recv_data_);
+      } else {
+        c.handler_->OnRecv(c, recv_data_);
+      }
       recv_data_ = {};
       bufs_.Drop(bid);  // back to the kernel unless a send borrowed it
     } else {
@@ -786,7 +808,10 @@ void Worker::OnConnectCqe(Conn& c, int res) {
   if (!c.out_.empty()) {
     MarkSend(c);
   }
-  if (c.handler_) {
+  if (c.transport_) {
+    c.transport_->OnConnected(c);
+  }
+  if (c.handler_ && c.state_ == Conn::State::kOpen) {
     c.handler_->OnConnected(c, {});
   }
 }
@@ -948,6 +973,7 @@ void Worker::BeforeSleep() {
       c.handler_->OnClosed(c);
       c.handler_.reset();
     }
+    c.transport_.reset();
     c.out_.Clear();
     timers_.Cancel(c.timer_);
     c.state_ = Conn::State::kFree;

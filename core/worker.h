@@ -41,6 +41,7 @@
 #include "core/out_queue.h"
 #include "core/result.h"
 #include "core/timer_wheel.h"
+#include "core/transport.h"
 
 namespace torii::core {
 
@@ -135,6 +136,10 @@ class Conn {
   const sockaddr* peer() const { return &peer_.sa; }
   ConnHandler* handler() const { return handler_.get(); }
   void set_handler(std::unique_ptr<ConnHandler> handler) { handler_ = std::move(handler); }
+  // A layer between the socket and the handler (TLS); see core/transport.h. Set it before
+  // the first byte moves (at accept, or right after Worker::Connect).
+  Transport* transport() const { return transport_.get(); }
+  void set_transport(std::unique_ptr<Transport> transport) { transport_ = std::move(transport); }
 
   // Queues bytes; they are sent in the loop's BeforeSleep step (one send in flight at most).
   // Ignored once the connection is closing.
@@ -143,6 +148,8 @@ class Conn {
   // this or another connection's OnRecv): the buffer is lent to the send instead of copied,
   // while the ring can spare it and this queue is short; otherwise the bytes are copied.
   void WriteFromRecvBuffer(std::string_view bytes);
+  // Queues bytes for the wire as they are, past the transport (the transport's own output).
+  void WriteRaw(std::string_view bytes);
   size_t queued() const { return out_.size(); }
   bool send_idle() const { return out_.empty() && !send_in_flight_; }
 
@@ -205,6 +212,7 @@ class Conn {
   socklen_t peer_len_ = 0;
   uint32_t send_op_ = ~uint32_t{0};  // the SendOp lent for the send in flight
   std::unique_ptr<ConnHandler> handler_;
+  std::unique_ptr<Transport> transport_;
 };
 
 class Worker {

@@ -70,7 +70,22 @@ void AccessLog::Append(const AccessRecord& r) {
     AppendEscaped(r.backend, kMaxField, true);
     fmt::format_to(std::back_inserter(buf_), "\",\"duration_ms\":{},\"note\":\"", r.duration_ms);
     AppendEscaped(r.note, kMaxField, true);
-    buf_ += "\"}\n";
+    buf_ += '"';
+    if (!r.cache.empty()) {
+      buf_ += ",\"cache\":\"";
+      AppendEscaped(r.cache, kMaxField, true);
+      buf_ += '"';
+    }
+    if (!r.tls_version.empty()) {
+      buf_ += ",\"tls\":{\"version\":\"";
+      AppendEscaped(r.tls_version, kMaxField, true);
+      buf_ += "\",\"cipher\":\"";
+      AppendEscaped(r.tls_cipher, kMaxField, true);
+      buf_ += "\",\"sni\":\"";
+      AppendEscaped(r.sni, kMaxField, true);
+      buf_ += r.tls_resumed ? "\",\"resumed\":true}" : "\",\"resumed\":false}";
+    }
+    buf_ += "}\n";
   } else {
     AppendEscaped(r.client, kMaxField, false);
     buf_ += " [";
@@ -93,6 +108,20 @@ void AccessLog::Append(const AccessRecord& r) {
       buf_ += " note=\"";
       AppendEscaped(r.note, kMaxField, false);
       buf_ += '"';
+    }
+    if (!r.cache.empty()) {
+      buf_ += " cache=\"";
+      AppendEscaped(r.cache, kMaxField, false);
+      buf_ += '"';
+    }
+    if (!r.tls_version.empty()) {
+      buf_ += " tls=";
+      AppendEscaped(r.tls_version, kMaxField, false);
+      buf_ += '/';
+      AppendEscaped(r.tls_cipher, kMaxField, false);
+      buf_ += " sni=";
+      AppendEscaped(r.sni.empty() ? std::string_view("-") : r.sni, kMaxField, false);
+      buf_ += r.tls_resumed ? " resumed=1" : " resumed=0";
     }
     buf_ += '\n';
   }

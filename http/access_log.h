@@ -29,6 +29,12 @@ struct AccessRecord {
   std::string_view backend;  // "" when answered locally
   uint64_t duration_ms = 0;
   std::string_view note;     // why a local reply was sent, or ""
+  std::string_view cache;    // the Cache-Status of a cached route's response, or ""
+  // TLS listeners: what the handshake agreed (empty version = plain HTTP).
+  std::string_view tls_version;
+  std::string_view tls_cipher;
+  std::string_view sni;
+  bool tls_resumed = false;
 };
 
 class AccessLog {

@@ -72,6 +72,8 @@ class ClientSession final : public core::ConnHandler {
     return H1Parser::Limits{l.header_bytes, l.header_count, l.body_bytes};
   }
   core::Conn* self() const { return ctx_.worker().Resolve(self_); }
+  // "https" on a TLS listener, else "http" (X-Forwarded-Proto, cache keys, redirects).
+  const char* scheme() const { return ctx_.config().listeners[listener_].scheme(); }
   // The exchange's buffers, borrowed from the worker's pool on first use.
   ExchangeBuffers& B() {
     if (!b_) {
@@ -101,6 +103,8 @@ class ClientSession final : public core::ConnHandler {
   void SendLocalReply(core::Conn& conn, int status, std::string_view note,
                       std::string_view extra_headers = {});
   void SendRedirect(core::Conn& conn, const RouteSpec& route);
+  // A plain listener with http_to_https: every request goes to https://HOST/TARGET.
+  void RedirectToHttps(core::Conn& conn);
   // max_conns: wait for a slot (true), or false when waiting cannot help.
   bool QueueForSlot(core::Conn& conn);
   // Listener and route access lists, bans and the route's rate limit; false = answered.

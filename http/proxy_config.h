@@ -27,6 +27,8 @@
 #include "ratelimit/hash.h"
 #include "ratelimit/ip.h"
 #include "ratelimit/rate_table.h"
+#include "tls/client_context.h"
+#include "tls/server_context.h"
 
 namespace torii::http {
 
@@ -63,6 +65,11 @@ struct PoolSpec {
   uint32_t max_conns = 0;
   uint64_t queue_timeout_ms = 5000;
   std::shared_ptr<balancer::BackendSlots> slots;
+  // TLS to the backends (null: plain): the pool's context, and per backend the name to send
+  // as SNI and verify, and the session cache that lets pooled connections resume.
+  std::shared_ptr<const tls::ClientContext> tls;
+  std::vector<std::string> tls_names;
+  std::vector<std::shared_ptr<tls::ClientSessionCache>> tls_sessions;
 };
 
 struct RouteSpec {
@@ -94,6 +101,10 @@ struct ListenerSpec {
   std::shared_ptr<ratelimit::ConnLimiter> per_ip;  // set when max_conns_per_ip > 0
   uint32_t max_conns = 0;
   std::shared_ptr<std::atomic<uint32_t>> conns;    // set when max_conns > 0
+  // TLS termination (null: plain HTTP). One context per listener, shared by every worker.
+  std::shared_ptr<const tls::ServerContext> tls;
+  bool http_to_https = false;  // plain listener: every request is redirected to https://
+  const char* scheme() const { return tls ? "https" : "http"; }
 };
 
 // One [rate_limit.NAME]: the shared table (and bans) plus how to key a request.

@@ -215,6 +215,23 @@ void ProxyContext::WakeCacheWaiters(const std::vector<cache::Waiter>& waiters) {
   }
 }
 
+void ProxyContext::NoteTlsFailure(const core::Conn& conn, std::string_view why) {
+  ++tls_failures_since_log_;
+  const uint64_t now = worker_.now_ms();
+  if (last_tls_log_ms_ != 0 && now - last_tls_log_ms_ < 1000) {
+    return;
+  }
+  const std::string peer = ratelimit::ToString(ratelimit::IpFromSockaddr(conn.peer()));
+  if (tls_failures_since_log_ > 1) {
+    spdlog::info("TLS with {} failed: {} ({} more TLS failures since the last such line)", peer,
+                 why, tls_failures_since_log_ - 1);
+  } else {
+    spdlog::info("TLS with {} failed: {}", peer, why);
+  }
+  tls_failures_since_log_ = 0;
+  last_tls_log_ms_ = now;
+}
+
 void ProxyContext::NoteRefusedConnection(std::string_view listener, std::string_view why) {
   stats_.conns_refused++;
   refused_since_log_++;

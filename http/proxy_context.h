@@ -69,6 +69,7 @@ struct ExchangeBuffers {
     size_t offset = 0;
     cache::Waiter filler;      // coalescing: this request's record (c = its ticket)
     const char* fwd = "miss";  // Cache-Status fwd= of a forwarded request
+    std::string status;        // the Cache-Status sent (for the access log)
     std::string saved;         // the request's header fields, kept past its head
     std::vector<HeaderView> saved_views;
     std::vector<HeaderView> entry_views;  // scratch: a stored head as views
@@ -89,6 +90,7 @@ struct ExchangeBuffers {
       offset = 0;
       filler = cache::Waiter{};
       fwd = "miss";
+      status.clear();
       saved.clear();
       saved_views.clear();
       filling = waiting = revalidating = from_store = collapsed = no_store = false;
@@ -224,6 +226,10 @@ class ProxyContext {
   // A connection closed at accept by a connection limit: counted, and logged at most once a
   // second per worker (a flood must not flood the log).
   void NoteRefusedConnection(std::string_view listener, std::string_view why);
+  // A TLS handshake (or session) failed: logged with the peer and the reason, at most once a
+  // second per worker with a count of the others (a flood of garbage must not flood the log).
+  // Counted by tls/ (HandshakeStats).
+  void NoteTlsFailure(const core::Conn& conn, std::string_view why);
 
   // An idle pooled connection to (pool, backend), or nullptr. The most recently used first,
   // so surplus connections age out at the keep-alive timeout.
@@ -267,6 +273,8 @@ class ProxyContext {
   std::vector<cache::HeaderView> cache_headers_;
   uint64_t unix_at_ms_ = ~uint64_t{0};  // worker now_ms() when unix_now_ was read
   int64_t unix_now_ = 0;
+  uint64_t tls_failures_since_log_ = 0;
+  uint64_t last_tls_log_ms_ = 0;
   uint64_t refused_since_log_ = 0;
   uint64_t last_refused_log_ms_ = 0;
 };

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "http/router.h"
+#include "http/tls_transport.h"
 #include "http/serialize.h"
 
 namespace torii::http {
@@ -81,7 +82,12 @@ bool IsIdempotent(uint8_t method) {
 
 ClientSession::ClientSession(ProxyContext& ctx, core::Conn& conn, uint32_t listener)
     : ctx_(ctx), peer_(FormatPeer(conn.peer())), self_(conn.ref()), listener_(listener) {
-  SetTimerFor(conn, TimerFor::kIdle, ctx_.config().limits.idle_timeout_ms);
+  // A TLS client has handshake_timeout to finish its handshake (then, silent, idle_timeout).
+  const ListenerSpec& spec = ctx_.config().listeners[listener];
+  SetTimerFor(conn, TimerFor::kIdle,
+              spec.tls ? std::min(spec.tls->handshake_timeout_ms(),
+                                  ctx_.config().limits.idle_timeout_ms)
+                       : ctx_.config().limits.idle_timeout_ms);
   conn.SetIdle(core::Conn::Idle::kFresh);  // silent so far: the first to make room
 }
 
@@ -244,6 +250,10 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   if (!CheckRequest(conn) || !CheckAccess(conn)) {
     return !conn.closing();
   }
+  if (ctx_.config().listeners[listener_].http_to_https) {
+    RedirectToHttps(conn);
+    return !conn.closing();
+  }
   if (timing) {
     B().timing.access = MonotonicNs();
   }
@@ -281,7 +291,8 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
       return !conn.closing();
     }
   }
-  BuildUpstreamRequestHead(h, B().host, B().target, peer_, req_framing_, &B().upstream_head);
+  BuildUpstreamRequestHead(h, B().host, B().target, peer_, req_framing_, &B().upstream_head,
+                           scheme());
   if (B().cache.revalidating) {
     CacheAddValidators();
   }
@@ -506,6 +517,25 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
   return true;
 }
 
+void ClientSession::RedirectToHttps(core::Conn& conn) {
+  // https://HOST/TARGET on the default port: the host without the port the client named.
+  req_ = B().parser.head().framing == Framing::kNone ? Req::kHead : Req::kBody;
+  std::string_view host = B().host;
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(0, host.find(']') + 1);  // IPv6 literal
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  std::string& extra = B().upstream_head;  // unused: this request never goes upstream
+  extra.assign("Location: https://");
+  extra.append(host);
+  extra.append(B().target == "*" ? std::string_view("/") : std::string_view(B().target));
+  extra.append("\r\n");
+  // 301 keeps browsers on https for GET; 308 keeps the method and body of anything else.
+  const bool safe = method_id_ == HTTP_GET || method_id_ == HTTP_HEAD;
+  SendLocalReply(conn, safe ? 301 : 308, "http_to_https", extra);
+}
+
 void ClientSession::SendRedirect(core::Conn& conn, const RouteSpec& route) {
   // Location: the configured URL, plus the request's path and query for a prefix redirect.
   std::string& extra = B().upstream_head;  // unused by a route that never goes upstream
@@ -613,6 +643,10 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
         continue;
       }
       up = *r;
+      if (pool.tls) {
+        up->set_transport(std::make_unique<TlsClientTransport>(
+            ctx_, *up, pool.tls, pool.tls_names[backend_], pool.tls_sessions[backend_]));
+      }
       ctx_.stats().upstream_connects++;
     }
     up_ = up->ref();
@@ -1253,6 +1287,17 @@ void ClientSession::LogExchange() {
                             : std::string_view();
   r.duration_ms = ctx_.worker().now_ms() - start_ms_;
   r.note = note_;
+  r.cache = B().cache.status;
+  if (ctx_.config().listeners[listener_].tls) {
+    if (core::Conn* me = self()) {
+      const tls::ServerSession& tls =
+          static_cast<const TlsServerTransport*>(me->transport())->session();
+      r.tls_version = tls.version();
+      r.tls_cipher = tls.cipher();
+      r.sni = tls.sni();
+      r.tls_resumed = tls.resumed();
+    }
+  }
   ctx_.log().Append(r);
 }
 
@@ -1326,6 +1371,9 @@ void ClientSession::OnError(core::Conn& conn, core::Error /*error*/) {
 void ClientSession::OnTimer(core::Conn& conn) {
   switch (timer_for_) {
     case TimerFor::kIdle:
+      if (ctx_.config().listeners[listener_].tls) {
+        static_cast<TlsServerTransport*>(conn.transport())->HandshakeTimedOut(conn);
+      }
       conn.Close();
       return;
     case TimerFor::kHeader:
@@ -1404,6 +1452,9 @@ std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Con
       ctx.NoteRefusedConnection(spec.name, "max_conns_per_ip");
       return nullptr;
     }
+  }
+  if (spec.tls) {
+    conn.set_transport(std::make_unique<TlsServerTransport>(ctx, conn, spec.tls));
   }
   auto session = std::make_unique<ClientSession>(ctx, conn, listener);
   session->HoldConnectionSlots(counted, spec.per_ip != nullptr, ip_key);

@@ -136,7 +136,7 @@ void AppendChunkHeader(size_t size, std::string* out) {
 
 void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
                               std::string_view target, std::string_view client_ip,
-                              Framing framing, std::string* out) {
+                              Framing framing, std::string* out, std::string_view proto) {
   out->clear();
   out->append(req.method);
   out->push_back(' ');
@@ -165,7 +165,7 @@ void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
   }
   const bool have_via = last_via != nullptr;
   AppendHeader(out, "X-Forwarded-For", client_ip);
-  AppendHeader(out, "X-Forwarded-Proto", "http");
+  AppendHeader(out, "X-Forwarded-Proto", proto);
   if (!have_via) {
     AppendHeader(out, "Via", "1.1 torii");
   }

@@ -16,11 +16,13 @@
 namespace torii::http {
 
 // The request head for the backend: origin-form `target`, `host` as the Host header, the
-// client's end-to-end headers, X-Forwarded-For (the socket peer), X-Forwarded-Proto, Via, and
-// framing (Content-Length: N / Transfer-Encoding: chunked / nothing).
+// client's end-to-end headers, X-Forwarded-For (the socket peer), X-Forwarded-Proto (`proto`:
+// the scheme the client used), Via, and framing (Content-Length: N / Transfer-Encoding:
+// chunked / nothing).
 void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
                               std::string_view target, std::string_view client_ip,
-                              Framing framing, std::string* out);
+                              Framing framing, std::string* out,
+                              std::string_view proto = "http");
 
 // The response head for the client. `framing` is how torii sends the body (which may differ
 // from the backend's). `head_request`: keep the backend's Content-Length (it describes the

@@ -133,7 +133,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
   const CacheSpec& spec = cfg.caches[static_cast<uint32_t>(route.cache)];
   ExchangeBuffers::CacheState& cs = B().cache;
   cs.cache = route.cache;
-  BuildCacheKey("http", B().host, B().target, spec.key_query, spec.key_headers, h.headers,
+  BuildCacheKey(scheme(), B().host, B().target, spec.key_query, spec.key_headers, h.headers,
                 &cs.key);
   cs.hash = ratelimit::HashKey(cs.key);
   const bool safe = method_id_ == HTTP_GET || method_id_ == HTTP_HEAD;
@@ -208,7 +208,8 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
       cs.filler = self;  // our own waiter record, for LeaveFill
       SaveRequestHeaders(h.headers);
       // Built now, while the head is still readable: a miss after the wait goes upstream.
-      BuildUpstreamRequestHead(h, B().host, B().target, peer_, req_framing_, &B().upstream_head);
+      BuildUpstreamRequestHead(h, B().host, B().target, peer_, req_framing_, &B().upstream_head,
+                           scheme());
       paused_for_upstream_ = true;  // hold the next pipelined request meanwhile
       SetTimerFor(conn, TimerFor::kCacheWait, spec.lock_timeout_ms);
       return true;
@@ -277,7 +278,8 @@ void ClientSession::CachePurge(core::Conn& conn, const MessageHead& h) {
     return;
   }
   std::string key;
-  BuildCacheKey("http", B().host, B().target, spec.key_query, spec.key_headers, h.headers, &key);
+  BuildCacheKey(scheme(), B().host, B().target, spec.key_query, spec.key_headers, h.headers,
+                &key);
   const bool removed = RemoveWithVariants(*spec.store, key, &ctx_.scratch());
   if (removed) {
     ctx_.stats().cache_purged++;
@@ -421,15 +423,17 @@ bool ClientSession::CacheOnUpstreamHead(core::Conn& me, const MessageHead& head)
     extra.assign(ctx_.config().routes[route_].add_headers);
     has_resp_extra_ = true;
   }
-  extra.append("Cache-Status: torii; fwd=");
-  extra.append(cs.fwd);
+  cs.status.assign("torii; fwd=");
+  cs.status.append(cs.fwd);
   if (cs.revalidating) {
-    extra.append("; fwd-status=");
-    AppendDecimal(&extra, head.status);
+    cs.status.append("; fwd-status=");
+    AppendDecimal(&cs.status, head.status);
   }
   if (storing) {
-    extra.append("; stored");
+    cs.status.append("; stored");
   }
+  extra.append("Cache-Status: ");
+  extra.append(cs.status);
   extra.append("\r\n");
   (void)me;
   return false;
@@ -447,9 +451,10 @@ void ClientSession::Invalidate(const CacheSpec& spec, const MessageHead& head) {
     }
     std::string_view target = hv.value;
     std::string_view host = B().host;
-    for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
-      if (target.size() > scheme.size() && EqualsIgnoreCase(target.substr(0, scheme.size()), scheme)) {
-        const std::string_view rest = target.substr(scheme.size());
+    for (std::string_view prefix : {std::string_view("http://"), std::string_view("https://")}) {
+      if (target.size() > prefix.size() &&
+          EqualsIgnoreCase(target.substr(0, prefix.size()), prefix)) {
+        const std::string_view rest = target.substr(prefix.size());
         const size_t slash = rest.find('/');
         if (!EqualsIgnoreCase(rest.substr(0, slash), host)) {
           target = {};
@@ -462,7 +467,8 @@ void ClientSession::Invalidate(const CacheSpec& spec, const MessageHead& head) {
       continue;  // another host, or a relative reference we do not resolve
     }
     std::string key;
-    BuildCacheKey("http", host, target, spec.key_query, spec.key_headers, cs.saved_views, &key);
+    BuildCacheKey(scheme(), host, target, spec.key_query, spec.key_headers, cs.saved_views,
+                  &key);
     removed = RemoveWithVariants(*spec.store, key, &scratch) || removed;
   }
   if (removed) {
@@ -624,6 +630,7 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   extra.append("\r\nCache-Status: ");
   extra.append(cache_status);
   extra.append("\r\n");
+  cs.status.assign(cache_status);
   if (draining_) {
     close_after_ = true;
   }

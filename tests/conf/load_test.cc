@@ -624,14 +624,8 @@ pool = "nope"
               8, 8, "route pool \"nope\" is not defined");
 }
 
-// Features that are not built yet are refused loudly, never ignored.
-TEST(LoadConfigErrors, NotImplemented) {
-  ExpectError(R"([[listener]]
-name = "https"
-address = "0.0.0.0:8443"
-tls = { certificates = [{ cert = "site.crt", key = "site.key" }] }
-)",
-              4, 1, "TLS listeners are not implemented yet (issue #5)");
+// An algorithm that does not exist is refused at its value.
+TEST(LoadConfigErrors, UnknownAlgorithm) {
   ExpectError(R"([[pool]]
 name = "app"
 algorithm = "random"
@@ -1094,6 +1088,73 @@ TEST(LoadCaches, Errors) {
               "no [cache.nope] table is defined");
   ExpectError(std::string(kPoolHead) + "[[route]]\npool = \"app\"\n[cache]\nx = 1\n", 10, 1,
               "expected [cache.x] to be a table");
+}
+
+std::string WithTls(std::string_view tls, std::string_view listener_extra = "") {
+  return std::string(R"([[listener]]
+name = "https"
+address = "127.0.0.1:8443"
+)") + std::string(listener_extra) + "tls = " + std::string(tls) + R"(
+[[pool]]
+name = "app"
+backends = [{ address = "127.0.0.1:9001" }]
+[[route]]
+pool = "app"
+)";
+}
+
+TEST(LoadTls, ListenerAndPoolOptions) {
+  auto config = LoadConfigString(WithTls(R"({ certificates = [{ cert = "a.crt", key = "/k/a.key" }, { cert = "b.crt", key = "b.key" }], alpn = ["http/1.1"], min_version = "1.2", ciphersuites = "TLS_AES_128_GCM_SHA256", handshake_timeout = "3s", session_tickets = false, ticket_rotation = "2h", session_ticket_key_file = "keys/t.key" })"),
+                                 "/etc/torii/torii.toml");
+  ASSERT_TRUE(config.has_value()) << config.error().ToString();
+  const auto& tls = config->listeners[0].tls;
+  ASSERT_TRUE(tls.has_value());
+  ASSERT_EQ(tls->certificates.size(), 2u);
+  // Relative paths are taken from the config file's directory.
+  EXPECT_EQ(tls->certificates[0].cert, "/etc/torii/a.crt");
+  EXPECT_EQ(tls->certificates[0].key, "/k/a.key");
+  EXPECT_EQ(tls->certificates[1].key, "/etc/torii/b.key");
+  EXPECT_EQ(tls->min_version, "1.2");
+  EXPECT_EQ(tls->ciphersuites, "TLS_AES_128_GCM_SHA256");
+  EXPECT_EQ(tls->handshake_timeout_ms, 3000u);
+  EXPECT_FALSE(tls->session_tickets);
+  EXPECT_EQ(tls->ticket_rotation_s, 7200u);
+  EXPECT_EQ(tls->session_ticket_key_file, "/etc/torii/keys/t.key");
+
+  Config c = LoadOk(WithTls(R"({ certificates = [{ cert = "a.crt", key = "a.key" }] })"));
+  EXPECT_EQ(c.listeners[0].tls->min_version, "1.3");
+  EXPECT_EQ(c.listeners[0].tls->alpn, std::vector<std::string>{"http/1.1"});
+  EXPECT_EQ(c.listeners[0].tls->ticket_rotation_s, 3600u);
+  EXPECT_FALSE(c.pools[0].tls.has_value());
+
+  c = LoadOk(std::string(kPoolHead).replace(std::string(kPoolHead).find("backends"), 0,
+                                            "tls = { verify = false, ca = \"ca.pem\", sni = "
+                                            "\"api.internal\" }\n") +
+             "[[route]]\npool = \"app\"\n");
+  ASSERT_TRUE(c.pools[0].tls.has_value());
+  EXPECT_FALSE(c.pools[0].tls->verify);
+  EXPECT_EQ(c.pools[0].tls->ca, "ca.pem");
+  EXPECT_EQ(c.pools[0].tls->sni, "api.internal");
+}
+
+TEST(LoadTls, Errors) {
+  ExpectError(WithTls("{ alpn = [\"http/1.1\"] }"), 4, 7, "missing required key \"certificates\"");
+  ExpectError(WithTls("{ certificates = [] }"), 4, 24, "expected an array of { cert");
+  ExpectError(WithTls("{ certificates = [{ cert = \"a\" }] }"), 4, 25,
+              "missing required key \"key\"");
+  ExpectError(WithTls("{ certificates = [{ cert = \"a\", key = \"b\" }], alpn = [\"h2\"] }"),
+              4, 61, "expected \"http/1.1\"");
+  ExpectError(
+      WithTls("{ certificates = [{ cert = \"a\", key = \"b\" }], min_version = \"1.1\" }"), 4,
+      67, "expected one of \"1.3\", \"1.2\"");
+  ExpectError(
+      WithTls("{ certificates = [{ cert = \"a\", key = \"b\" }], ticket_rotation = \"10s\" }"),
+      4, 71, "at least 60s");
+  ExpectError(WithTls("{ certificates = [{ cert = \"a\", key = \"b\" }], ocsp = true }"), 4, 53,
+              "unknown key \"ocsp\"");
+  ExpectError(
+      WithTls("{ certificates = [{ cert = \"a\", key = \"b\" }] }", "http_to_https = true\n"), 4,
+      17, "a TLS listener cannot redirect to itself");
 }
 
 TEST(LoadAccess, ListsAndConnectionLimits) {

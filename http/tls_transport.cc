@@ -1,0 +1,122 @@
+// http/tls_transport.cc: see tls_transport.h.
+#include "http/tls_transport.h"
+
+#include <cerrno>
+
+#include <spdlog/spdlog.h>
+
+#include "http/proxy_context.h"
+#include "ratelimit/ip.h"
+
+namespace torii::http {
+
+namespace {
+
+// Records go straight into the connection's out queue as OpenSSL produces them.
+tls::OutputSink SinkTo(core::Conn& conn) {
+  return tls::OutputSink{
+      [](void* c, std::string_view bytes) { static_cast<core::Conn*>(c)->WriteRaw(bytes); },
+      &conn};
+}
+
+// nginx answers a plain HTTP request on a TLS port the same way: the client may be a person
+// who typed http:// for https://.
+constexpr std::string_view kPlainHttpReply =
+    "HTTP/1.1 400 Bad Request\r\nServer: torii\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 52\r\nConnection: close\r\n\r\n"
+    "400 Bad Request: plain HTTP sent to an HTTPS port\n\n";
+
+}  // namespace
+
+TlsServerTransport::TlsServerTransport(ProxyContext& ctx, core::Conn& conn,
+                                       std::shared_ptr<const tls::ServerContext> tls)
+    : ctx_(ctx), idle_timeout_ms_(ctx.config().limits.idle_timeout_ms), session_(std::move(tls)) {
+  session_.SetOutputSink(SinkTo(conn));
+}
+
+void TlsServerTransport::OnReceived(core::Conn& conn, std::span<const char> bytes) {
+  const tls::Status status = session_.Receive(bytes, [&](std::string_view plain) {
+    if (!ready_seen_) {
+      ready_seen_ = true;  // the first request byte: the handler's own timers take over
+    }
+    conn.handler()->OnRecv(conn, std::span<const char>(plain.data(), plain.size()));
+    return !conn.closing();
+  });
+  if (status == tls::Status::kFailed) {
+    Failed(conn);
+    return;
+  }
+  if (!ready_seen_ && session_.handshake_done()) {
+    // Handshake done, no request yet: the connection is idle like a fresh plain one.
+    ready_seen_ = true;
+    conn.SetTimer(ctx_.worker().now_ms() + idle_timeout_ms_);
+  }
+}
+
+void TlsServerTransport::Write(core::Conn& conn, std::string_view bytes) {
+  if (session_.Write(bytes) == tls::Status::kFailed) {
+    Failed(conn);
+  }
+}
+
+void TlsServerTransport::OnCloseAfterFlush(core::Conn& /*conn*/) {
+  session_.Shutdown();  // close_notify, so the client can tell the end from a truncation
+}
+
+void TlsServerTransport::HandshakeTimedOut(core::Conn& conn) {
+  if (!session_.handshake_done() && !session_.failed()) {
+    session_.FailTimeout();
+    ctx_.NoteTlsFailure(conn, session_.failure_reason());
+  }
+}
+
+void TlsServerTransport::Failed(core::Conn& conn) {
+  ctx_.NoteTlsFailure(conn, session_.failure_reason());
+  if (session_.failure() == tls::Failure::kPlainHttp) {
+    conn.WriteRaw(kPlainHttpReply);
+  }
+  conn.CloseAfterFlush();  // the alert (or the 400) goes out, then the connection closes
+}
+
+TlsClientTransport::TlsClientTransport(ProxyContext& ctx, core::Conn& conn,
+                                       std::shared_ptr<const tls::ClientContext> tls,
+                                       std::string_view host,
+                                       std::shared_ptr<tls::ClientSessionCache> sessions)
+    : ctx_(ctx), session_(std::move(tls), host, std::move(sessions)) {
+  session_.SetOutputSink(SinkTo(conn));
+}
+
+void TlsClientTransport::OnConnected(core::Conn& conn) {
+  if (session_.Start() == tls::Status::kFailed) {
+    Failed(conn);
+  }
+}
+
+void TlsClientTransport::OnReceived(core::Conn& conn, std::span<const char> bytes) {
+  const tls::Status status = session_.Receive(bytes, [&](std::string_view plain) {
+    conn.handler()->OnRecv(conn, std::span<const char>(plain.data(), plain.size()));
+    return !conn.closing();
+  });
+  if (status == tls::Status::kFailed) {
+    Failed(conn);
+  }
+}
+
+void TlsClientTransport::Write(core::Conn& conn, std::string_view bytes) {
+  if (session_.Write(bytes) == tls::Status::kFailed) {
+    Failed(conn);
+  }
+}
+
+void TlsClientTransport::OnCloseAfterFlush(core::Conn& /*conn*/) { session_.Shutdown(); }
+
+void TlsClientTransport::Failed(core::Conn& conn) {
+  if (conn.closing()) {
+    return;
+  }
+  ctx_.NoteTlsFailure(conn, session_.failure_reason());
+  // To the upstream handler this is a broken connection: retried or 502 as any other.
+  conn.handler()->OnError(conn, core::Error::FromCqe(-EPROTO, core::Side::kUpstream));
+}
+
+}  // namespace torii::http

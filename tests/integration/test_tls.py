@@ -1,0 +1,369 @@
+"""TLS through the real binary (issue #5, BAD-INPUTS T1-T8): TLS 1.3 negotiated, SNI picks the
+certificate, ALPN, ECDSA and RSA side by side, session resumption across reconnects and
+workers and across processes sharing a key file, TLS 1.2 refused by default, plain HTTP and
+garbage on the TLS port closed cleanly (no fd leak), a stalled handshake closed at
+handshake_timeout, X-Forwarded-Proto and the access log, http_to_https, and TLS to backends
+with verification (a wrong CA is a 502). Certificates are made at run time with openssl."""
+
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness as h
+
+OPENSSL = shutil.which("openssl")
+
+
+def run(args, cwd):
+    subprocess.run(args, cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+class Pki:
+    """A test CA and leaf certificates signed by it (made once per test class)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="torii-tls-pki-")
+        run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "3",
+             "-subj", "/CN=torii test CA"], self.dir)
+        # A second CA that signed nothing torii serves (the "wrong CA").
+        run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", "other-ca.key", "-out", "other-ca.crt", "-days", "3",
+             "-subj", "/CN=another CA"], self.dir)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def leaf(self, name, sans, kind="ec"):
+        """{name}.crt / {name}.key for DNS `sans`, EC P-256 or RSA 2048."""
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if kind == "ec" else \
+              ["-newkey", "rsa:2048"]
+        run([OPENSSL, "req"] + key + ["-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                                      "-subj", f"/CN={sans[0]}"], self.dir)
+        with open(self.path(f"{name}.ext"), "w") as f:
+            f.write("subjectAltName=" + ",".join(f"DNS:{s}" for s in sans) + "\n")
+        run([OPENSSL, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", f"{name}.crt", "-days", "3", "-extfile", f"{name}.ext"],
+            self.dir)
+        return {"cert": self.path(f"{name}.crt"), "key": self.path(f"{name}.key")}
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def client_context(pki, alpn=("http/1.1",), max_version=None, min_version=None):
+    ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    if max_version:
+        ctx.maximum_version = max_version
+    if min_version:
+        ctx.minimum_version = min_version
+    return ctx
+
+
+def tls_connect(addr, ctx, server_name="a.test", session=None, timeout=10):
+    raw = socket.create_connection(addr, timeout=timeout)
+    try:
+        return ctx.wrap_socket(raw, server_hostname=server_name, session=session)
+    except Exception:
+        raw.close()
+        raise
+
+
+def tls_get(s, path, host="a.test"):
+    """One request on an established TLS socket; returns the harness Response."""
+    s.sendall(h.build_request("GET", path, host=host))
+    data = b""
+    while True:
+        resp = h.parse_responses(data) if data else []
+        if resp and resp[0].complete:
+            return resp[0]
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {data[:200]!r}")
+        data += chunk
+
+
+def tls_config(origin, pki, certificates, tls_extra=None, workers=1, listeners_extra=None):
+    c = h.proxy_config([origin], workers=workers)
+    tls = {"certificates": certificates, "handshake_timeout": "1s"}
+    tls.update(tls_extra or {})
+    c.listeners = [{"name": "https", "address": "127.0.0.1:0", "tls": tls}]
+    c.listeners += listeners_extra or []
+    c.tables["admin"] = {"address": "127.0.0.1:0"}
+    return c
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@unittest.skipIf(OPENSSL is None, "openssl is not installed")
+class Termination(h.ToriiCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = Pki()
+        cls.addClassCleanup(cls.pki.cleanup)
+        a_ec = cls.pki.leaf("a-ec", ["a.test", "www.a.test"])
+        a_rsa = cls.pki.leaf("a-rsa", ["a.test", "www.a.test"], kind="rsa")
+        wild = cls.pki.leaf("wild", ["*.c.test"])
+        cls.o = cls.class_origin("o1")
+        cls.t = cls.class_torii(tls_config(cls.o, cls.pki, [a_ec, a_rsa, wild], workers=2))
+        cls.addr = cls.t.addr("https")
+
+    def tearDown(self):
+        self.t.check_alive()
+
+    def test_tls13_alpn_and_forwarded_proto(self):
+        with tls_connect(self.addr, client_context(self.pki)) as s:
+            self.assertEqual(s.version(), "TLSv1.3")
+            self.assertEqual(s.selected_alpn_protocol(), "http/1.1")
+            r = tls_get(s, "/headers")
+            self.assertEqual(r.status, 200)
+            self.assertIn(b"X-Forwarded-Proto: https", r.body)
+            # Keep-alive over TLS: a second request on the same connection.
+            self.assertEqual(tls_get(s, "/?size=100000").body_len if hasattr(r, "body_len")
+                             else len(tls_get(s, "/?size=100000").body), 100000)
+
+    def test_sni_picks_the_certificate(self):
+        for name, want in (("a.test", "a.test"), ("www.a.test", "a.test"),
+                           ("x.c.test", "*.c.test")):
+            with self.subTest(sni=name):
+                with tls_connect(self.addr, client_context(self.pki), server_name=name) as s:
+                    sans = [v for k, v in s.getpeercert()["subjectAltName"] if k == "DNS"]
+                    self.assertIn(want, sans)
+        # Unknown or absent SNI: the default (first) certificate.
+        ctx = client_context(self.pki)
+        ctx.check_hostname = False
+        with tls_connect(self.addr, ctx, server_name="unknown.test") as s:
+            sans = [v for k, v in s.getpeercert()["subjectAltName"] if k == "DNS"]
+            self.assertIn("a.test", sans)
+
+    def test_ecdsa_preferred_rsa_for_rsa_only_clients(self):
+        def peer_type(sigalgs):
+            p = subprocess.run(
+                [OPENSSL, "s_client", "-connect", f"127.0.0.1:{self.addr[1]}", "-servername",
+                 "a.test", "-sigalgs", sigalgs, "-CAfile", self.pki.path("ca.crt")],
+                input=b"", capture_output=True, timeout=30)
+            out = p.stdout.decode(errors="replace")
+            m = re.search(r"Peer signature type: (\S+)", out)
+            return m.group(1) if m else out[-500:]
+
+        self.assertEqual(peer_type("ECDSA+SHA256:RSA-PSS+SHA256"), "ECDSA")
+        self.assertEqual(peer_type("RSA-PSS+SHA256"), "RSA-PSS")
+
+    def test_resumption_across_reconnects_and_workers(self):
+        ctx = client_context(self.pki)
+        with tls_connect(self.addr, ctx) as s:
+            tls_get(s, "/")  # the ticket arrives after the handshake
+            session = s.session
+            self.assertFalse(s.session_reused)
+        reused = 0
+        for _ in range(20):  # two workers: the connections land on both
+            with tls_connect(self.addr, ctx, session=session) as s:
+                tls_get(s, "/")
+                reused += 1 if s.session_reused else 0
+                session = s.session
+        self.assertGreaterEqual(reused, 19)
+
+    def test_tls12_is_refused_by_default(self):
+        with self.assertRaises(ssl.SSLError):
+            with tls_connect(self.addr, client_context(self.pki,
+                                                       max_version=ssl.TLSVersion.TLSv1_2)):
+                pass
+        self.t.check_alive()
+
+    def test_plain_http_gets_400_and_a_close(self):
+        data, closed = self._raw_exchange(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        self.assertTrue(data.startswith(b"HTTP/1.1 400"), data[:200])
+        self.assertIn(b"plain HTTP", data)
+        self.assertTrue(closed)
+        # Logged (at most one line a second per worker: other tests' failures may take it).
+        self.assertRegex(self.t.error_log(), r"TLS with 127\.0\.0\.1 failed: ")
+
+    def test_garbage_is_closed_without_leaking(self):
+        pid = self.t.proc.pid
+        before = fd_count(pid)
+        for i in range(200):
+            data, closed = self._raw_exchange(os.urandom(64 + i) if i % 2 else
+                                              b"\x16\x03\x01\x00\x05hello-not-a-client-hello")
+            self.assertTrue(closed)
+        h.wait_for(lambda: fd_count(pid) <= before + 2, 10, what="fds back to the baseline")
+
+    def test_stalled_handshake_is_closed_at_handshake_timeout(self):
+        s = socket.create_connection(self.addr, timeout=10)
+        try:
+            s.sendall(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello, then nothing
+            start = time.monotonic()
+            data, closed = h.read_until_eof(s, 8)
+            self.assertTrue(closed)
+            self.assertLess(time.monotonic() - start, 6)
+        finally:
+            s.close()
+
+    def test_access_log_has_the_tls_facts(self):
+        with tls_connect(self.addr, client_context(self.pki)) as s:
+            tls_get(s, "/logged-tls")
+        line = h.wait_for(lambda: next((l for l in self.t.access_log_lines()
+                                        if "/logged-tls" in l), None), 5, what="access line")
+        self.assertRegex(line, r"tls=TLSv1\.3/TLS_\S+ sni=a\.test resumed=0")
+
+    def test_metrics_count_full_resumed_and_failed_handshakes(self):
+        def sample(name, labels):
+            text = h.get(self.t.addr("admin"), "/metrics").body.decode()
+            m = re.search(re.escape(name + "{" + labels + "}") + r" (\d+)", text)
+            return int(m.group(1)) if m else None
+
+        before = sample("torii_tls_handshakes_total", 'listener="https",kind="resumed"')
+        ctx = client_context(self.pki)
+        with tls_connect(self.addr, ctx) as s:
+            tls_get(s, "/")
+            session = s.session
+        with tls_connect(self.addr, ctx, session=session) as s:
+            tls_get(s, "/")
+        self._raw_exchange(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertGreater(sample("torii_tls_handshakes_total", 'listener="https",kind="resumed"'),
+                           before)
+        self.assertGreater(sample("torii_tls_handshakes_total", 'listener="https",kind="full"'), 0)
+        self.assertGreater(sample("torii_tls_handshake_failures_total",
+                                  'listener="https",reason="plain HTTP on TLS port"'), 0)
+
+    def _raw_exchange(self, payload):
+        s = socket.create_connection(self.addr, timeout=5)
+        try:
+            s.sendall(payload)
+            return h.read_until_eof(s, 5)
+        finally:
+            s.close()
+
+
+@unittest.skipIf(OPENSSL is None, "openssl is not installed")
+class Options(h.ToriiCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = Pki()
+        cls.addClassCleanup(cls.pki.cleanup)
+        cls.cert = cls.pki.leaf("a", ["a.test"])
+
+    def test_tls12_allowed_when_configured(self):
+        o = self.origin("o1")
+        t = self.torii(tls_config(o, self.pki, [self.cert], {"min_version": "1.2"}))
+        with tls_connect(t.addr("https"), client_context(self.pki,
+                                                         max_version=ssl.TLSVersion.TLSv1_2)) as s:
+            self.assertEqual(s.version(), "TLSv1.2")
+            self.assertEqual(tls_get(s, "/").status, 200)
+
+    def test_processes_sharing_a_key_file_resume_each_other(self):
+        key_file = os.path.join(self.tmpdir(), "ticket.key")
+        with open(key_file, "wb") as f:
+            f.write(os.urandom(80))
+        o = self.origin("o1")
+        shared = {"session_ticket_key_file": key_file}
+        a = self.torii(tls_config(o, self.pki, [self.cert], shared))
+        b = self.torii(tls_config(o, self.pki, [self.cert], shared))
+        c = self.torii(tls_config(o, self.pki, [self.cert]))  # its own random keys
+        ctx = client_context(self.pki)
+        with tls_connect(a.addr("https"), ctx) as s:
+            tls_get(s, "/")
+            session = s.session
+        with tls_connect(b.addr("https"), ctx, session=session) as s:
+            tls_get(s, "/")
+            self.assertTrue(s.session_reused)
+        with tls_connect(c.addr("https"), ctx, session=session) as s:
+            tls_get(s, "/")
+            self.assertFalse(s.session_reused)  # a full handshake, no error
+
+    def test_http_to_https_redirect(self):
+        o = self.origin("o1")
+        c = tls_config(o, self.pki, [self.cert], listeners_extra=[
+            {"name": "http", "address": "127.0.0.1:0", "http_to_https": True}])
+        t = self.torii(c)
+        r = h.get(t.addr("http"), "/a/b?c=1", host="a.test:8080")
+        self.assertEqual(r.status, 301)
+        self.assertEqual(r.header("Location"), "https://a.test/a/b?c=1")
+        r = h.get(t.addr("http"), "/form", host="a.test", method="POST", body=b"x")
+        self.assertEqual(r.status, 308)
+
+    def test_example_config_checks_once_its_certificate_exists(self):
+        d = self.tmpdir()
+        shutil.copy(os.path.join(h.REPO, "conf", "tls.toml"), d)
+        path = os.path.join(d, "tls.toml")
+        p = subprocess.run([h.torii_bin(), "-t", "-c", path], capture_output=True, timeout=30,
+                           env=h.child_env())
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("site.crt", p.stderr.decode())
+        shutil.copy(self.cert["cert"], os.path.join(d, "site.crt"))
+        shutil.copy(self.cert["key"], os.path.join(d, "site.key"))
+        p = subprocess.run([h.torii_bin(), "-t", "-c", path], capture_output=True, timeout=30,
+                           env=h.child_env())
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_bad_certificate_files_are_refused_naming_the_file(self):
+        o = self.origin("o1")
+        other = self.pki.leaf("other", ["other.test"])
+        cases = {
+            "missing": ({"cert": "/nonexistent/site.crt", "key": self.cert["key"]},
+                        "/nonexistent/site.crt"),
+            "mismatch": ({"cert": self.cert["cert"], "key": other["key"]}, self.cert["cert"]),
+        }
+        for name, (cert, word) in cases.items():
+            with self.subTest(case=name):
+                c = tls_config(o, self.pki, [cert])
+                text = c.render("/tmp/unused.ready", "off", "-")
+                path = os.path.join(self.tmpdir(), f"{name}.toml")
+                with open(path, "w") as f:
+                    f.write(text)
+                for args in (["-t", "-c", path], ["-c", path]):
+                    p = subprocess.run([h.torii_bin()] + args, capture_output=True, timeout=30,
+                                       env=h.child_env())
+                    self.assertEqual(p.returncode, 1, p.stderr)
+                    self.assertIn(word, p.stderr.decode())
+                    self.assertIn("listener https tls", p.stderr.decode())
+
+
+@unittest.skipIf(OPENSSL is None, "openssl is not installed")
+class ToBackends(h.ToriiCase):
+    """torii → (TLS) → a second torii terminating TLS → the origin."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = Pki()
+        cls.addClassCleanup(cls.pki.cleanup)
+        cls.o = cls.class_origin("o1")
+        cls.backend = cls.class_torii(tls_config(cls.o, cls.pki,
+                                                 [cls.pki.leaf("b", ["backend.test"])]))
+
+    def front(self, tls):
+        c = h.proxy_config([{"address": f"127.0.0.1:{self.backend.addr('https')[1]}"}],
+                           pool_extra={"tls": tls, "retries": 0, "max_fails": 0})
+        return self.torii(c)
+
+    def test_verified_backend_and_resumed_sessions(self):
+        t = self.front({"verify": True, "ca": self.pki.path("ca.crt"), "sni": "backend.test"})
+        for i in range(3):
+            # Connection: close makes torii open a new upstream connection each time.
+            r = h.get(t.addr(), f"/headers?i={i}", headers=[("Connection", "close")])
+            self.assertEqual(r.status, 200)
+            self.assertIn(b"X-Forwarded-Proto: https", r.body)  # the backend torii saw TLS
+
+    def test_wrong_ca_is_a_502(self):
+        t = self.front({"verify": True, "ca": self.pki.path("other-ca.crt"),
+                        "sni": "backend.test"})
+        r = h.get(t.addr(), "/")
+        self.assertEqual(r.status, 502)
+        self.assertRegex(t.error_log(), r"TLS with 127\.0\.0\.1 failed: certificate")
+
+    def test_wrong_name_is_a_502(self):
+        t = self.front({"verify": True, "ca": self.pki.path("ca.crt"), "sni": "evil.test"})
+        self.assertEqual(h.get(t.addr(), "/").status, 502)
+
+
+if __name__ == "__main__":
+    unittest.main()
