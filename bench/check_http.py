@@ -2,7 +2,7 @@
 """bench/check_http.py: checks that a proxy answers correctly before it is measured.
 
   check_http.py --addr HOST:PORT --path /?size=N --size N [--reference HOST:PORT]
-                [--count K] [--wait SECONDS]
+                [--count K] [--wait SECONDS] [--tls]
 
 Waits up to --wait seconds for HOST:PORT to accept connections, then sends K requests over
 one keep-alive connection and checks each response: status 200, body of exactly N bytes,
@@ -14,6 +14,7 @@ Python 3 standard library only.
 import argparse
 import http.client
 import socket
+import ssl
 import sys
 import time
 
@@ -46,6 +47,7 @@ def main():
     ap.add_argument("--count", type=int, default=10)
     ap.add_argument("--wait", type=float, default=10.0)
     ap.add_argument("--name", default="server")
+    ap.add_argument("--tls", action="store_true", help="speak TLS to --addr (not verified)")
     a = ap.parse_args()
     host, port = a.addr.rsplit(":", 1)
     port = int(port)
@@ -63,8 +65,16 @@ def main():
             print(f"{a.name}: the origin itself answered {st} with {len(expected)} bytes "
                   f"for {a.path} (expected 200, {a.size} bytes)")
             return 1
+    def connect():
+        if not a.tls:
+            return http.client.HTTPConnection(host, port, timeout=10)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection(host, port, timeout=10, context=ctx)
+
     try:
-        conn = http.client.HTTPConnection(host, port, timeout=10)
+        conn = connect()
         for i in range(a.count):
             st, headers, body = fetch(conn, a.path)
             if st != 200:
@@ -81,7 +91,7 @@ def main():
                       f"at byte {at}")
                 return 1
         conn.close()
-        conn = http.client.HTTPConnection(host, port, timeout=10)
+        conn = connect()
         st, _, body = fetch(conn, a.path)
         conn.close()
         if st != 200 or len(body) != a.size:

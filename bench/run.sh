@@ -9,6 +9,7 @@
 #   bash bench/run.sh ratelimit the cost of a per-client-IP rate limit that is never hit (below)
 #   bash bench/run.sh compress  gzip on the fly of a 100 KiB text response, CPU per request (below)
 #   bash bench/run.sh cache     cache hits: 4 KiB, and 100 KiB gzip from the cache (run_cache)
+#   bash bench/run.sh tls       TLS 1.3: keep-alive, full and resumed handshakes (run_tls)
 #
 # One torii-origin serves all three proxies (balance mode: three, one of them slow). Each proxy runs one worker (torii workers = 1,
 # nginx worker_processes 1, HAProxy nbthread 1) pinned to PROXY_CPU; wrk and the origin share
@@ -98,13 +99,13 @@ set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit | compress | cache) ;;
+  macro | idle | parser | balance | ratelimit | compress | cache | tls) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress | cache)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress | cache | tls)" >&2
     exit 2
     ;;
 esac
@@ -155,6 +156,8 @@ log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 OWN_PIDS=()   # our children, stopped in reverse order by cleanup
 EXTRA_PIDS=() # not our children (nginx workers): stopped only if still an nginx process
 EXTRA_DIRS=() # made outside WORK (nginx's cache in /dev/shm): removed at exit
+SCHEME=http   # tls mode: https (wrk and the checks speak TLS to the proxies)
+CHECK_TLS=()
 WORK=""
 
 # True while PID is a live (non-zombie) process.
@@ -338,7 +341,7 @@ build() {
 # (ratelimit mode); with LIMIT = "" or off, no limit. With COMP = gzip it compresses text/plain
 # responses with gzip at COMP_LEVEL (compress mode); with COMP = "", not at all.
 # ---------------------------------------------------------------------------------------
-declare -A PORT CPU_PIDS MAIN_PID NGINX_WORKERS ORIGIN_AT
+declare -A PORT CPU_PIDS MAIN_PID NGINX_WORKERS ORIGIN_AT ADMIN_PORT
 ORIGIN_ADDR=""  # the origin whose bytes check_proxy compares against
 ORIGIN_PID=""
 ORIGIN_PIDS=()  # every origin started
@@ -368,6 +371,16 @@ start_origin() {
 start_torii() {
   local name=$1 algo=$2 limit=${3:-} comp=${4:-} dir=$WORK/$1 algo_line="" backends="" b
   local limit_table="" limit_line="" comp_table="" comp_line="" cache_table="" cache_line=""
+  local tls_line="" admin_table=""
+  if [[ $comp == tls* ]]; then
+    local tickets=true
+    [[ $comp == tls-notickets ]] && tickets=false
+    tls_line=$'\n'"tls = { certificates = [{ cert = \"$WORK/tls/site.crt\", key = \"$WORK/tls/site.key\" }], session_tickets = $tickets }"
+    # The admin listener: its /metrics tells how many handshakes were resumed.
+    admin_table=$'\n'"[admin]
+address = \"127.0.0.1:0\"
+"
+  fi
   if [[ $comp == *cache* ]]; then
     cache_table=$'\n'"[cache.bench]
 memory = \"256MiB\"
@@ -409,8 +422,8 @@ ready_file = "$dir/ready"
 
 [[listener]]
 name = "bench"
-address = "127.0.0.1:0"
-
+address = "127.0.0.1:0"$tls_line
+$admin_table
 [[pool]]
 name = "origin"
 backends = [$backends]
@@ -431,11 +444,27 @@ EOF
   addr=$(awk '$1 == "bench" { print $2 }' "$dir/ready")
   [[ $addr == 127.0.0.1:* ]] || die "$name ready file has no 'bench' listener: $(cat "$dir/ready")"
   PORT[$name]=${addr##*:}
+  addr=$(awk '$1 == "admin" { print $2 }' "$dir/ready")
+  [[ -n $addr ]] && ADMIN_PORT[$name]=${addr##*:}
+  return 0
 }
 
 start_nginx() {
   local name=$1 algo=$2 limit=${3:-} comp=${4:-} dir=$WORK/$1 port algo_line="" servers="" b
   local zone_line="" limit_lines="" comp_lines="" cache_path="" cache_lines=""
+  local listen_extra="" ssl_lines=""
+  if [[ $comp == tls* ]]; then
+    listen_extra=" ssl"
+    ssl_lines=$'\n'"        ssl_certificate $WORK/tls/site.crt;"
+    ssl_lines+=$'\n'"        ssl_certificate_key $WORK/tls/site.key;"
+    ssl_lines+=$'\n'"        ssl_protocols TLSv1.3;"
+    if [[ $comp == tls-notickets ]]; then
+      ssl_lines+=$'\n'"        ssl_session_tickets off;"
+      ssl_lines+=$'\n'"        ssl_session_cache off;"
+    else
+      ssl_lines+=$'\n'"        ssl_session_tickets on;"
+    fi
+  fi
   if [[ $comp == *cache* ]]; then
     # nginx's cache lives in files: put them in RAM (/dev/shm) when there is one, so the
     # comparison is of the cache code, not of a disk.
@@ -488,7 +517,7 @@ http {
         keepalive 64;
     }
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port$listen_extra;$ssl_lines
         location / {
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -507,7 +536,10 @@ EOF
   local master=$BG_PID workers="" i
   for ((i = 0; i < 100; i++)); do
     pid_alive "$master" || die "$name exited during start-up: $(tail -n 20 "$dir/logs/error.log" "$WORK/$name.log" 2>/dev/null)"
-    workers=$({ ps -o pid= --ppid "$master" || true; } | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')
+    # Workers (and the cache manager); not nginx's cache loader, which exits by design
+    # about a minute after start-up.
+    workers=$({ ps -o pid=,args= --ppid "$master" || true; } | awk '!/cache loader/ { print $1 }' |
+      tr -s ' \n' ' ' | sed 's/^ //; s/ $//')
     [[ -n $workers ]] && break
     sleep 0.1
   done
@@ -523,6 +555,15 @@ EOF
 start_haproxy() {
   local name=$1 algo=$2 limit=${3:-} comp=${4:-} dir=$WORK/$1 port algo_line="" servers="" b i=0
   local limit_lines="" stats_line="" comp_global="" comp_lines="" cache_section=""
+  local bind_extra="" ssl_global=""
+  if [[ $comp == tls* ]]; then
+    cat "$WORK/tls/site.crt" "$WORK/tls/site.key" >"$dir.pem"
+    bind_extra=" ssl crt $dir.pem ssl-min-ver TLSv1.3 alpn http/1.1"
+    if [[ $comp == tls-notickets ]]; then
+      bind_extra+=" no-tls-tickets"
+      ssl_global=$'\n'"    tune.ssl.cachesize 0"
+    fi
+  fi
   if [[ $comp == *cache* ]]; then
     # Declared before the compression filter: the cache keeps the origin's bytes and every
     # hit is compressed again, as nginx does.
@@ -563,7 +604,7 @@ start_haproxy() {
 # generated by bench/run.sh (no log lines: no logging)
 global
     nbthread 1
-    maxconn 30000$stats_line$comp_global
+    maxconn 30000$stats_line$comp_global$ssl_global
 $strict
 
 defaults
@@ -577,7 +618,7 @@ defaults
     timeout http-request 10s
 
 frontend bench
-    bind 127.0.0.1:$port$limit_lines$comp_lines
+    bind 127.0.0.1:$port$bind_extra$limit_lines$comp_lines
     default_backend origin
 
 backend origin$algo_line$servers
@@ -595,7 +636,8 @@ EOF
 check_proxy() {
   local name=$1 path=$2 size=$3 out
   out=$(python3 "$BENCH_DIR/check_http.py" --name "$name" --addr "127.0.0.1:${PORT[$name]}" \
-    --path "$path" --size "$size" --reference "$ORIGIN_ADDR" --count 10 --wait 10) ||
+    --path "$path" --size "$size" --reference "$ORIGIN_ADDR" --count 10 --wait 10 \
+    "${CHECK_TLS[@]}") ||
     die "$name failed its response check: $out"
   log "check: $out"
 }
@@ -665,7 +707,7 @@ WRK_HEADERS=()
 # warm_up NAME PATH OUT: one short unrecorded wrk run (connection pools, caches, page faults).
 warm_up() {
   timeout -k 5 30 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "${WRK_HEADERS[@]}" \
-    "http://127.0.0.1:${PORT[$1]}$2" >"$3" 2>&1 ||
+    "$SCHEME://127.0.0.1:${PORT[$1]}$2" >"$3" 2>&1 ||
     die "wrk warm-up against $1 failed: $(cat "$3")"
 }
 
@@ -681,7 +723,7 @@ measure() {
   s0l=$(cpu_stat "$LOAD_CPU")
   c0=$(cpu_ticks "${cpids[@]}")
   timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" \
-    --latency "${WRK_HEADERS[@]}" "http://127.0.0.1:${PORT[$name]}$path" >"$out" 2>&1 ||
+    --latency "${WRK_HEADERS[@]}" "$SCHEME://127.0.0.1:${PORT[$name]}$path" >"$out" 2>&1 ||
     die "wrk against $name failed (rc $?): $(cat "$out")"
   c1=$(cpu_ticks "${cpids[@]}")
   M_BUSY_P=$(busy_pct "$s0p" "$(cpu_stat "$PROXY_CPU")")
@@ -1213,6 +1255,95 @@ run_cache() {
   echo "results: $results (per-run records: $runs)"
 }
 
+# tls mode: each proxy terminating TLS 1.3 with one ECDSA P-256 certificate (made here with
+# openssl), twice: with session tickets (NAME-tk) and without tickets or a session cache
+# (NAME-nt), all pinned to PROXY_CPU. Scenarios, GET /?size=4096 over https:
+#   keepalive: wrk -cCONNS on keep-alive connections (-tk instances): record crypto only;
+#   full:      Connection: close on the -nt instances: every request a full handshake;
+#   resumed:   Connection: close on the -tk instances: handshakes resume when the client offers
+#              a ticket (wrk may or may not: torii's counters say how many did, below).
+# Requests per proxy CPU-second is handshakes per CPU-second in full / resumed.
+run_tls() {
+  ensure_peers
+  command -v wrk >/dev/null || die "wrk is not installed"
+  command -v openssl >/dev/null || die "openssl is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR" "$WORK/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -keyout "$WORK/tls/site.key" -out "$WORK/tls/site.crt" -subj /CN=bench.test \
+    -addext subjectAltName=DNS:bench.test >"$WORK/tls/openssl.log" 2>&1 ||
+    die "openssl could not make the bench certificate: $(cat "$WORK/tls/openssl.log")"
+  local results=$RESULTS_DIR/tls-$STAMP.txt runs=$RESULTS_DIR/tls-$STAMP.tsv
+  printf '# scenario\tproxy\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
+  SCHEME=https
+  CHECK_TLS=(--tls)
+  start_origin
+  local p sc r inst path="/?size=4096" size=4096 resumed_note=""
+  for p in $PROXIES; do
+    start_proxy "$p-tk" "" "" tls
+    start_proxy "$p-nt" "" "" tls-notickets
+  done
+  for sc in keepalive full resumed; do
+    case $sc in
+      keepalive) WRK_HEADERS=() ;;
+      *) WRK_HEADERS=(-H "Connection: close") ;;
+    esac
+    for p in $PROXIES; do
+      inst=$p-tk
+      [[ $sc == full ]] && inst=$p-nt
+      check_proxy "$inst" "$path" "$size"
+      warm_up "$inst" "$path" "$WORK/warmup-$sc-$inst.txt"
+    done
+    proxies_alive
+    local t0="" t1=""
+    [[ $sc == resumed && -n ${ADMIN_PORT[torii-tk]:-} ]] && t0=$(tls_handshakes torii-tk)
+    for ((r = 1; r <= ROUNDS; r++)); do
+      for p in $PROXIES; do
+        inst=$p-tk
+        [[ $sc == full ]] && inst=$p-nt
+        local out=$WORK/wrk-$sc-$inst-$r.txt
+        measure "$inst" "$path" "$out"
+        printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "tls-$sc" "$p" "$r" "$M_RPS" \
+          "$M_REQS" "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" "$M_BUSY_P" "$M_BUSY_L" >>"$runs"
+        log "tls $sc round $r/$ROUNDS $inst: $M_RPS req/s, p50 ${M_P50}us, p99 ${M_P99}us, proxy CPU ${M_CPU}s, CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
+        if ((M_NON2XX > 0 || M_SOCK > 0)); then
+          log "WARNING: $inst: $M_NON2XX non-2xx answers and $M_SOCK socket errors in this run"
+          cp "$out" "$RESULTS_DIR/tls-$STAMP-wrk-$sc-$inst-$r.txt"
+        fi
+        proxies_alive
+      done
+    done
+    if [[ -n $t0 ]]; then
+      t1=$(tls_handshakes torii-tk)
+      resumed_note="torii handshakes during the resumed runs (full resumed): $(awk -v a="$t0" -v b="$t1" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%d %d", y[1] - x[1], y[2] - x[2] }')"
+      log "$resumed_note"
+    fi
+  done
+  WRK_HEADERS=()
+
+  {
+    echo "torii benchmark: TLS 1.3 (ECDSA P-256), wrk -t1 -c$CONNS -d${DURATION}s --latency GET $path over https, $ROUNDS interleaved round(s)"
+    env_header
+    echo "tls-keepalive: keep-alive connections; tls-full: Connection: close, no tickets or session cache (full handshakes); tls-resumed: Connection: close, tickets on"
+    [[ -n $resumed_note ]] && echo "$resumed_note"
+    echo
+    python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
+    echo
+    problems_footer
+  } >"$results"
+  echo
+  cat "$results"
+  echo
+  echo "results: $results (per-run records: $runs)"
+}
+
+# tls_handshakes NAME: "FULL RESUMED" from the torii instance NAME's /metrics.
+tls_handshakes() {
+  curl -s "http://127.0.0.1:${ADMIN_PORT[$1]}/metrics" |
+    awk '/^torii_tls_handshakes_total/ && /kind="full"/ { f = $2 } /^torii_tls_handshakes_total/ && /kind="resumed"/ { r = $2 } END { printf "%d %d", f, r }'
+}
+
 run_parser() {
   build h1_parser_bench
   mkdir -p "$RESULTS_DIR"
@@ -1236,4 +1367,5 @@ case $MODE in
   ratelimit) run_ratelimit ;;
   compress) run_compress ;;
   cache) run_cache ;;
+  tls) run_tls ;;
 esac

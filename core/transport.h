@@ -5,8 +5,11 @@
 // surface whether the wire is encrypted or not. core/ only routes bytes through it:
 //  - received bytes go to OnReceived() instead of the handler's OnRecv(); the transport hands
 //    what it decodes to conn.handler()->OnRecv() itself;
-//  - Conn::Write() / WriteFromRecvBuffer() go to Write(); the transport queues what goes on
-//    the wire with Conn::WriteRaw();
+//  - Conn::Write() / WriteFromRecvBuffer() go to Write(); the transport may transform the bytes
+//    at once, or hold them (pending() counts them as queued) until Flush(), which the worker
+//    calls before it sends: what a handler writes during one loop turn (a response head, then
+//    its body) then goes out as one TLS record instead of several. Either way the transport
+//    queues what goes on the wire with Conn::WriteRaw();
 //  - an outbound connection that finished connecting calls OnConnected() (a ClientHello) before
 //    the handler's OnConnected();
 //  - Conn::CloseAfterFlush() calls OnCloseAfterFlush() first (close_notify).
@@ -14,6 +17,7 @@
 // connection from any of these calls (a failed handshake).
 #pragma once
 
+#include <cstddef>
 #include <span>
 #include <string_view>
 
@@ -28,6 +32,10 @@ class Transport {
   virtual void OnReceived(Conn& conn, std::span<const char> bytes) = 0;
   // The handler wrote `bytes` of plaintext.
   virtual void Write(Conn& conn, std::string_view bytes) = 0;
+  // Bytes written and held back, not yet on the out queue.
+  virtual size_t pending() const { return 0; }
+  // Transforms what is held back onto the out queue (the worker, before sending).
+  virtual void Flush(Conn& /*conn*/) {}
   virtual void OnConnected(Conn& /*conn*/) {}
   virtual void OnCloseAfterFlush(Conn& /*conn*/) {}
 };

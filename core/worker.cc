@@ -98,6 +98,7 @@ void Conn::Write(std::string_view bytes) {
   }
   if (transport_) {
     transport_->Write(*this, bytes);
+    worker_->MarkSend(*this);  // Flush() before the send
     return;
   }
   WriteRaw(bytes);
@@ -120,6 +121,7 @@ void Conn::WriteFromRecvBuffer(std::string_view bytes) {
   }
   if (transport_) {
     transport_->Write(*this, bytes);  // transformed: nothing of the receive buffer is lent
+    worker_->MarkSend(*this);
     return;
   }
   const std::span<const char> cur = worker_->recv_data_;
@@ -997,6 +999,9 @@ void Worker::BeforeSleep() {
   // At most one send in flight per connection, carrying everything queued (up to kMaxIov).
   for (size_t i = 0; i < send_list_.size(); ++i) {
     Conn& c = *conns_[send_list_[i]];
+    if (c.transport_ && c.state_ == Conn::State::kOpen) {
+      c.transport_->Flush(c);  // still in the send list: its WriteRaw() does not re-add it
+    }
     c.in_send_list_ = false;
     if (c.send_in_flight_ || c.out_.empty() ||
         (c.state_ != Conn::State::kOpen && c.state_ != Conn::State::kLingering)) {

@@ -150,8 +150,10 @@ class Conn {
   void WriteFromRecvBuffer(std::string_view bytes);
   // Queues bytes for the wire as they are, past the transport (the transport's own output).
   void WriteRaw(std::string_view bytes);
-  size_t queued() const { return out_.size(); }
-  bool send_idle() const { return out_.empty() && !send_in_flight_; }
+  size_t queued() const { return out_.size() + (transport_ ? transport_->pending() : 0); }
+  bool send_idle() const {
+    return out_.empty() && !send_in_flight_ && (!transport_ || transport_->pending() == 0);
+  }
 
   // Backpressure: stop / restart the multishot receive.
   void PauseRecv();

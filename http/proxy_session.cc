@@ -1291,7 +1291,7 @@ void ClientSession::LogExchange() {
   if (ctx_.config().listeners[listener_].tls) {
     if (core::Conn* me = self()) {
       const tls::ServerSession& tls =
-          static_cast<const TlsServerTransport*>(me->transport())->session();
+          static_cast<const TlsServerTransport*>(me->transport())->server_session();
       r.tls_version = tls.version();
       r.tls_cipher = tls.cipher();
       r.sni = tls.sni();

@@ -28,9 +28,34 @@ constexpr std::string_view kPlainHttpReply =
 
 }  // namespace
 
+void TlsTransport::Write(core::Conn& conn, std::string_view bytes) {
+  pending_.append(bytes);
+  if (pending_.size() >= kMaxPending) {
+    Flush(conn);
+  }
+}
+
+void TlsTransport::Flush(core::Conn& conn) {
+  if (pending_.empty()) {
+    return;
+  }
+  const tls::Status status = session().Write(pending_);
+  std::string().swap(pending_);  // an idle connection keeps no plaintext buffer
+  if (status == tls::Status::kFailed) {
+    Failed(conn);
+  }
+}
+
+void TlsTransport::OnCloseAfterFlush(core::Conn& conn) {
+  Flush(conn);
+  session().Shutdown();  // close_notify, so the peer can tell the end from a truncation
+}
+
 TlsServerTransport::TlsServerTransport(ProxyContext& ctx, core::Conn& conn,
                                        std::shared_ptr<const tls::ServerContext> tls)
-    : ctx_(ctx), idle_timeout_ms_(ctx.config().limits.idle_timeout_ms), session_(std::move(tls)) {
+    : TlsTransport(ctx),
+      idle_timeout_ms_(ctx.config().limits.idle_timeout_ms),
+      session_(std::move(tls)) {
   session_.SetOutputSink(SinkTo(conn));
 }
 
@@ -53,16 +78,6 @@ void TlsServerTransport::OnReceived(core::Conn& conn, std::span<const char> byte
   }
 }
 
-void TlsServerTransport::Write(core::Conn& conn, std::string_view bytes) {
-  if (session_.Write(bytes) == tls::Status::kFailed) {
-    Failed(conn);
-  }
-}
-
-void TlsServerTransport::OnCloseAfterFlush(core::Conn& /*conn*/) {
-  session_.Shutdown();  // close_notify, so the client can tell the end from a truncation
-}
-
 void TlsServerTransport::HandshakeTimedOut(core::Conn& conn) {
   if (!session_.handshake_done() && !session_.failed()) {
     session_.FailTimeout();
@@ -82,7 +97,7 @@ TlsClientTransport::TlsClientTransport(ProxyContext& ctx, core::Conn& conn,
                                        std::shared_ptr<const tls::ClientContext> tls,
                                        std::string_view host,
                                        std::shared_ptr<tls::ClientSessionCache> sessions)
-    : ctx_(ctx), session_(std::move(tls), host, std::move(sessions)) {
+    : TlsTransport(ctx), session_(std::move(tls), host, std::move(sessions)) {
   session_.SetOutputSink(SinkTo(conn));
 }
 
@@ -101,14 +116,6 @@ void TlsClientTransport::OnReceived(core::Conn& conn, std::span<const char> byte
     Failed(conn);
   }
 }
-
-void TlsClientTransport::Write(core::Conn& conn, std::string_view bytes) {
-  if (session_.Write(bytes) == tls::Status::kFailed) {
-    Failed(conn);
-  }
-}
-
-void TlsClientTransport::OnCloseAfterFlush(core::Conn& /*conn*/) { session_.Shutdown(); }
 
 void TlsClientTransport::Failed(core::Conn& conn) {
   if (conn.closing()) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <span>
 #include <string_view>
 
@@ -23,46 +24,65 @@ namespace torii::http {
 
 class ProxyContext;
 
-class TlsServerTransport final : public core::Transport {
+// What both directions share: plaintext written during a loop turn is held and sealed at
+// Flush() (the worker calls it before sending), so a response head and its body become one
+// record, not one record per Write(). The held bytes are capped (kMaxPending: sealed at once
+// past it) and their buffer is freed after each flush, so an idle connection holds none.
+class TlsTransport : public core::Transport {
+ public:
+  static constexpr size_t kMaxPending = 64 * 1024;
+
+  void Write(core::Conn& conn, std::string_view bytes) override;
+  size_t pending() const override { return pending_.size(); }
+  void Flush(core::Conn& conn) override;
+  void OnCloseAfterFlush(core::Conn& conn) override;
+
+ protected:
+  explicit TlsTransport(ProxyContext& ctx) : ctx_(ctx) {}
+  virtual tls::Session& session() = 0;
+  virtual void Failed(core::Conn& conn) = 0;
+
+  ProxyContext& ctx_;
+
+ private:
+  std::string pending_;
+};
+
+class TlsServerTransport final : public TlsTransport {
  public:
   TlsServerTransport(ProxyContext& ctx, core::Conn& conn,
                      std::shared_ptr<const tls::ServerContext> tls);
 
   void OnReceived(core::Conn& conn, std::span<const char> bytes) override;
-  void Write(core::Conn& conn, std::string_view bytes) override;
-  void OnCloseAfterFlush(core::Conn& conn) override;
 
   // The handshake finished: plaintext flows.
   bool ready() const { return session_.handshake_done(); }
   // The handler's handshake deadline passed (counted and logged as a failure).
   void HandshakeTimedOut(core::Conn& conn);
-  const tls::ServerSession& session() const { return session_; }
+  const tls::ServerSession& server_session() const { return session_; }
 
  private:
-  void Failed(core::Conn& conn);
+  tls::Session& session() override { return session_; }
+  void Failed(core::Conn& conn) override;
 
-  ProxyContext& ctx_;
   uint64_t idle_timeout_ms_;
   tls::ServerSession session_;
   bool ready_seen_ = false;
 };
 
-class TlsClientTransport final : public core::Transport {
+class TlsClientTransport final : public TlsTransport {
  public:
   TlsClientTransport(ProxyContext& ctx, core::Conn& conn,
                      std::shared_ptr<const tls::ClientContext> tls, std::string_view host,
                      std::shared_ptr<tls::ClientSessionCache> sessions);
 
   void OnReceived(core::Conn& conn, std::span<const char> bytes) override;
-  void Write(core::Conn& conn, std::string_view bytes) override;
   void OnConnected(core::Conn& conn) override;
-  void OnCloseAfterFlush(core::Conn& conn) override;
-  const tls::ClientSession& session() const { return session_; }
 
  private:
-  void Failed(core::Conn& conn);
+  tls::Session& session() override { return session_; }
+  void Failed(core::Conn& conn) override;
 
-  ProxyContext& ctx_;
   tls::ClientSession session_;
 };
 

@@ -73,7 +73,12 @@ int TicketCallback(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_
     } else {
       const bool ok = SetHmacKey(mac, key) &&
                       EVP_DecryptInit_ex2(cipher, Aes256Cbc(), key.aes.data(), iv, nullptr) == 1;
-      result = !ok ? -1 : match == TicketKeys::Match::kCurrent ? 1 : 2;
+      // 2 = resume and issue a fresh ticket. Always under TLS 1.3: clients use a ticket once
+      // (RFC 8446 §C.4; OpenSSL's client marks a resumed session spent), so without a new
+      // ticket on every resumption they fall back to a full handshake every other connection.
+      // Under TLS 1.2, only when the ticket was sealed with the previous key.
+      const bool renew = match != TicketKeys::Match::kCurrent || SSL_version(ssl) >= TLS1_3_VERSION;
+      result = !ok ? -1 : renew ? 2 : 1;
     }
   }
   OPENSSL_cleanse(&key, sizeof(key));
