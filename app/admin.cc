@@ -437,6 +437,8 @@ std::string Admin::Metrics() const {
   }
   w.Help("torii_workers", "gauge", "Worker threads (one io_uring each).");
   w.Sample("torii_workers", "", static_cast<uint64_t>(contexts_.size()));
+  w.Help("torii_config_reloads_total", "counter", "Configurations swapped in by SIGHUP.");
+  w.Sample("torii_config_reloads_total", "", reloads_);
   w.Help("torii_uptime_seconds", "gauge", "Seconds since torii started.");
   w.Sample("torii_uptime_seconds", "", (now - started_ms_) / 1000);
   return w.take();
@@ -467,6 +469,7 @@ std::string Admin::StatusJson() const {
   }
   std::string o = "{";
   o += "\"uptime_s\":" + std::to_string((now - started_ms_) / 1000);
+  o += ",\"reloads\":" + std::to_string(reloads_);
   o += ",\"workers\":" + std::to_string(contexts_.size());
   o += ",\"connections\":" + std::to_string(conns);
   o += ",\"requests\":" + std::to_string(requests);

@@ -38,6 +38,9 @@ class Admin {
   std::string Metrics() const;
   std::string StatusJson() const;
   bool Allowed(const ratelimit::IpAddr& client) const;
+  // Hot reload (on worker 0's thread, where the admin listener is served).
+  void SetProxyConfig(std::shared_ptr<const http::ProxyConfig> proxy) { proxy_ = std::move(proxy); }
+  void CountReload() { ++reloads_; }
 
  private:
   std::shared_ptr<const http::ProxyConfig> proxy_;
@@ -45,6 +48,7 @@ class Admin {
   std::vector<std::string> listener_names_;
   ratelimit::IpList allow_;
   uint64_t started_ms_;
+  uint64_t reloads_ = 0;
 };
 
 }  // namespace torii::app

@@ -116,8 +116,15 @@ void HealthChecker::Start(core::Worker& worker) {
   Round();
 }
 
+void HealthChecker::Stop() {
+  stopped_ = true;
+  if (worker_ != nullptr) {
+    worker_->CancelTask(task_);
+  }
+}
+
 void HealthChecker::Round() {
-  if (worker_->draining()) {
+  if (stopped_ || worker_->draining()) {
     return;  // stopping: no new checks, and no re-arm
   }
   const uint64_t now = worker_->now_ms();
@@ -159,6 +166,9 @@ void HealthChecker::StartProbe(uint32_t target) {
 void HealthChecker::OnResult(uint32_t target, bool ok, std::string_view detail) {
   Target& t = targets_[target];
   t.in_flight = false;
+  if (stopped_) {
+    return;  // replaced by a reload: its successor reports
+  }
   t.fails_in_row = ok ? 0 : t.fails_in_row + 1;
   const balancer::HealthChange change = t.health->ReportCheck(t.index, ok, worker_->now_ms());
   if (change == balancer::HealthChange::kDown) {

@@ -38,6 +38,10 @@ class HealthChecker {
   bool empty() const { return targets_.empty(); }
   // On `worker`'s thread, once its loop runs (its on_start hook): the first round starts now.
   void Start(core::Worker& worker);
+  // Hot reload, on the same thread: no further round, and results of checks in flight are
+  // dropped (a new checker for the new config takes over; this object must stay alive while
+  // its probes are).
+  void Stop();
 
   // A probe's verdict (called by the probe's handler).
   void OnResult(uint32_t target, bool ok, std::string_view detail);
@@ -65,6 +69,7 @@ class HealthChecker {
   std::vector<Target> targets_;
   core::Worker* worker_ = nullptr;
   core::Worker::TaskId task_ = 0;
+  bool stopped_ = false;
 };
 
 }  // namespace torii::app

@@ -20,6 +20,7 @@
 
 #include "app/admin.h"
 #include "app/health_checker.h"
+#include "conf/load.h"
 #include "balancer/health.h"
 #include "core/worker.h"
 #include "http/proxy_config.h"
@@ -57,8 +58,8 @@ std::string HostOf(const std::string& address) {
   return address.substr(0, address.rfind(':'));
 }
 
-std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
-                                                          const TlsContexts& tls) {
+std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
+                                                    const TlsContexts& tls) {
   auto p = std::make_shared<http::ProxyConfig>();
   p->limits.header_bytes = static_cast<uint32_t>(c.limits.header_bytes);
   p->limits.header_count = c.limits.header_count;
@@ -122,6 +123,14 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     if (balancer::NeedsLoadCounters(ps.algorithm)) {
       ps.load = std::make_shared<balancer::LoadCounters>(n);
     }
+    ps.fingerprint = ps.algorithm + "|" + std::to_string(ps.max_conns) + "|" +
+                     std::to_string(policy.active) + "," + std::to_string(policy.rise) + "," +
+                     std::to_string(policy.fall) + "," + std::to_string(policy.max_fails) + "," +
+                     std::to_string(policy.fail_window_ms) + "," +
+                     std::to_string(policy.max_eject_ms) + "|" + (pc.tls ? "tls" : "plain");
+    for (const http::BackendTarget& b : ps.backends) {
+      ps.fingerprint += "|" + b.name + "*" + std::to_string(b.weight) + (b.backup ? "b" : "");
+    }
     ps.tls = tls.pools[p->pools.size()];
     if (ps.tls) {
       for (const http::BackendTarget& b : ps.backends) {
@@ -152,6 +161,13 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     spec.max_keys = rc.max_keys;
     spec.delay_mode = rc.delay;
     rl.table = std::make_shared<ratelimit::RateTable>(spec);
+    rl.fingerprint = std::to_string(static_cast<int>(rc.key)) + "|" + rc.header + "|" +
+                     std::to_string(rc.prefix_v4) + "/" + std::to_string(rc.prefix_v6) + "|" +
+                     std::to_string(rc.rate_count) + "/" + std::to_string(period_ns) + "|" +
+                     std::to_string(rc.burst) + "|" + std::to_string(rc.delay) + "|" +
+                     std::to_string(rc.max_keys) + "|" + std::to_string(rc.ban_after) + "," +
+                     std::to_string(rc.ban_window.count()) + "," +
+                     std::to_string(rc.ban_for.count());
     if (rc.ban_after > 0) {
       ratelimit::BanSpec ban;
       ban.ban_after = rc.ban_after;
@@ -174,6 +190,7 @@ std::shared_ptr<const http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     so.memory = cc.memory;
     so.max_object = cc.max_object;
     cs.store = std::make_shared<cache::Store>(so, &cache::VaryMatches);
+    cs.fingerprint = std::to_string(cc.memory) + "|" + std::to_string(cc.max_object);
     cs.policy.negative_ttl = std::chrono::duration_cast<std::chrono::seconds>(cc.negative_ttl).count();
     cs.lock_timeout_ms = static_cast<uint64_t>(cc.lock_timeout.count());
     cs.key_query = cc.key_query;
@@ -292,14 +309,31 @@ bool WriteReadyFile(const std::string& path, const std::vector<std::string>& lin
 
 }  // namespace
 
-std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config) {
+std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config,
+                                                 const conf::Config* previous,
+                                                 const TlsContexts* previous_contexts) {
   TlsContexts out;
-  for (const conf::ListenerConfig& l : config.listeners) {
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    const conf::ListenerConfig& l = config.listeners[i];
     if (!l.tls) {
       out.listeners.push_back(nullptr);
       continue;
     }
-    auto ctx = tls::ServerContext::Create(*l.tls);
+    std::shared_ptr<tls::TicketKeys> keys;
+    std::shared_ptr<tls::HandshakeStats> stats;
+    if (previous != nullptr && previous_contexts != nullptr && i < previous->listeners.size() &&
+        previous->listeners[i].tls && previous_contexts->listeners[i]) {
+      const tls::ServerOptions& before = *previous->listeners[i].tls;
+      const auto& old = previous_contexts->listeners[i];
+      stats = old->stats_ptr();
+      if (before.session_tickets == l.tls->session_tickets &&
+          before.ticket_rotation_s == l.tls->ticket_rotation_s &&
+          before.session_ticket_key_file == l.tls->session_ticket_key_file &&
+          l.tls->session_ticket_key_file.empty()) {
+        keys = old->ticket_keys();
+      }
+    }
+    auto ctx = tls::ServerContext::Create(*l.tls, keys, stats);
     if (!ctx) {
       return std::unexpected("listener " + l.name + " tls: " + ctx.error());
     }
@@ -317,6 +351,82 @@ std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config) {
     out.pools.push_back(std::move(*ctx));
   }
   return out;
+}
+
+// Hot reload keeps what must outlive a config version: a pool's health, load and max_conns
+// state and TLS sessions when its fingerprint is unchanged, a rate-limit table (and its bans)
+// with the same settings, a cache store of the same size (entries survive a reload), and every
+// listener's connection counters (listeners themselves do not change on reload).
+void CarryOver(const http::ProxyConfig& old, http::ProxyConfig* fresh) {
+  for (http::PoolSpec& pool : fresh->pools) {
+    for (const http::PoolSpec& before : old.pools) {
+      if (before.name == pool.name && before.fingerprint == pool.fingerprint) {
+        pool.health = before.health;
+        pool.load = before.load;
+        pool.slots = before.slots;
+        pool.tls_sessions = before.tls_sessions;
+      }
+    }
+  }
+  for (http::RateLimitSpec& limit : fresh->rate_limits) {
+    for (const http::RateLimitSpec& before : old.rate_limits) {
+      if (before.name == limit.name && before.fingerprint == limit.fingerprint) {
+        limit.table = before.table;
+        limit.bans = before.bans;
+      }
+    }
+  }
+  for (http::CacheSpec& cache : fresh->caches) {
+    for (const http::CacheSpec& before : old.caches) {
+      if (before.name == cache.name && before.fingerprint == cache.fingerprint) {
+        cache.store = before.store;
+      }
+    }
+  }
+  for (size_t i = 0; i < fresh->listeners.size() && i < old.listeners.size(); ++i) {
+    http::ListenerSpec& l = fresh->listeners[i];
+    const http::ListenerSpec& before = old.listeners[i];
+    l.max_conns = before.max_conns;
+    l.conns = before.conns;
+    l.max_conns_per_ip = before.max_conns_per_ip;
+    l.per_ip = before.per_ip;
+  }
+}
+
+// What a reload cannot change (the sockets and threads are made once): empty when `fresh` may
+// replace `old`, else why not.
+std::string ReloadBlocker(const conf::Config& old, const conf::Config& fresh) {
+  if (fresh.server.workers != old.server.workers) {
+    return "[server] workers changed";
+  }
+  if (fresh.listeners.size() != old.listeners.size()) {
+    return "listeners were added or removed";
+  }
+  for (size_t i = 0; i < fresh.listeners.size(); ++i) {
+    const conf::ListenerConfig& a = old.listeners[i];
+    const conf::ListenerConfig& b = fresh.listeners[i];
+    if (a.name != b.name || a.address.ToString() != b.address.ToString() ||
+        a.backlog != b.backlog) {
+      return "listener " + b.name + ": name, address or backlog changed";
+    }
+    if (a.tls.has_value() != b.tls.has_value()) {
+      return "listener " + b.name + ": tls turned on or off";
+    }
+    if (a.max_conns != b.max_conns || a.max_conns_per_ip != b.max_conns_per_ip) {
+      return "listener " + b.name + ": max_conns or max_conns_per_ip changed";
+    }
+  }
+  if (fresh.admin.enabled != old.admin.enabled ||
+      (fresh.admin.enabled && (fresh.admin.address.ToString() != old.admin.address.ToString() ||
+                               fresh.admin.allow != old.admin.allow))) {
+    return "[admin] changed";
+  }
+  if (fresh.server.access_log != old.server.access_log ||
+      fresh.server.access_log_format != old.server.access_log_format ||
+      fresh.server.error_log != old.server.error_log) {
+    return "log files or formats changed";
+  }
+  return {};
 }
 
 int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
@@ -387,10 +497,25 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     spdlog::critical("{}", tls_contexts.error());
     return 1;
   }
-  auto proxy_config = BuildProxyConfig(config, *tls_contexts);
+  std::shared_ptr<const http::ProxyConfig> proxy_config = BuildProxyConfig(config, *tls_contexts);
+  // Hot reload's state: the configs read since start (each one's HealthChecker refers to it)
+  // and the TLS contexts in use.
+  TlsContexts current_tls = *tls_contexts;
+  std::vector<std::unique_ptr<conf::Config>> configs;
 
-  // Active health checks run on worker 0's ring; the checker outlives every worker.
-  HealthChecker checker(config, *proxy_config);
+  // Active health checks run on worker 0's ring; a checker outlives every worker (a reload
+  // stops the running one and starts another: all are kept until exit, their probes may be in
+  // flight).
+  std::vector<std::unique_ptr<HealthChecker>> checkers;
+  checkers.push_back(std::make_unique<HealthChecker>(config, *proxy_config));
+  HealthChecker* checker = checkers.back().get();
+  // The ticket keys worker 0 rotates (replaced on reload, on worker 0's thread).
+  auto ticket_keys = std::make_shared<std::vector<std::shared_ptr<tls::TicketKeys>>>();
+  for (const http::ListenerSpec& l : proxy_config->listeners) {
+    if (l.tls && l.tls->ticket_keys()) {
+      ticket_keys->push_back(l.tls->ticket_keys());
+    }
+  }
   std::unique_ptr<Admin> admin;  // made once the contexts exist; outlives the workers
   std::vector<std::unique_ptr<core::Worker>> ws;
   std::vector<std::unique_ptr<http::ProxyContext>> contexts;
@@ -423,28 +548,19 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     if (w == 0) {
       // Once per process, on worker 0's ring: active health checks, and the rotation of the
       // TLS session-ticket keys (checked every minute; each key set rotates on its interval).
-      worker->set_on_start([&checker, proxy_config](core::Worker& self) {
-        if (!checker.empty()) {
-          checker.Start(self);
-        }
-        std::vector<std::shared_ptr<tls::TicketKeys>> keys;
-        for (const http::ListenerSpec& l : proxy_config->listeners) {
-          if (l.tls && l.tls->ticket_keys()) {
-            keys.push_back(l.tls->ticket_keys());
-          }
-        }
-        if (keys.empty()) {
-          return;
+      worker->set_on_start([checker, ticket_keys](core::Worker& self) {
+        if (!checker->empty()) {
+          checker->Start(self);
         }
         auto task = std::make_shared<core::Worker::TaskId>();
-        *task = self.AddTask([&self, keys, task] {
-          for (const auto& k : keys) {
-            k->Rotate(core::MonotonicMs());
+        *task = self.AddTask([&self, ticket_keys, task] {
+          for (const auto& k : *ticket_keys) {
+            k->Rotate(core::MonotonicMs());  // the first call starts a key set's clock
           }
           self.ArmTask(*task, self.now_ms() + 60000);
         });
-        for (const auto& k : keys) {
-          k->Rotate(core::MonotonicMs());  // starts each key set's clock
+        for (const auto& k : *ticket_keys) {
+          k->Rotate(core::MonotonicMs());
         }
         self.ArmTask(*task, self.now_ms() + 60000);
       });
@@ -518,9 +634,58 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
         spdlog::warn("second stop signal: exiting now");
         std::_Exit(exit_code);
       }
-    } else if (sig == SIGHUP) {
-      spdlog::warn("SIGHUP received: hot reload is not implemented yet (issue #9); "
-                   "the running configuration is unchanged");
+    } else if (sig == SIGHUP && !stopping) {
+      // Hot reload: read and check everything off the workers' threads, then hand each worker
+      // the new generation. Anything wrong leaves the running configuration as it is.
+      const conf::Config& running = configs.empty() ? config : *configs.back();
+      auto fresh = conf::LoadConfigFile(running.source);
+      std::string refused;
+      std::expected<TlsContexts, std::string> tls = std::unexpected(std::string());
+      if (!fresh) {
+        refused = fresh.error().ToString();
+      } else if (std::string why = ReloadBlocker(running, *fresh); !why.empty()) {
+        refused = running.source + ": " + why + " (that needs a restart)";
+      } else if (tls = BuildTls(*fresh, &running, &current_tls); !tls) {
+        refused = running.source + ": " + tls.error();
+      }
+      if (!refused.empty()) {
+        spdlog::error("SIGHUP: reload refused, still serving the previous configuration: {}",
+                      refused);
+        continue;
+      }
+      std::shared_ptr<http::ProxyConfig> next = BuildProxyConfig(*fresh, *tls);
+      CarryOver(*proxy_config, next.get());
+      proxy_config = next;
+      current_tls = std::move(*tls);
+      configs.push_back(std::make_unique<conf::Config>(std::move(*fresh)));
+      checkers.push_back(std::make_unique<HealthChecker>(*configs.back(), *proxy_config));
+      HealthChecker* previous_checker = checker;
+      checker = checkers.back().get();
+      auto keys = std::make_shared<std::vector<std::shared_ptr<tls::TicketKeys>>>();
+      for (const http::ListenerSpec& l : proxy_config->listeners) {
+        if (l.tls && l.tls->ticket_keys()) {
+          keys->push_back(l.tls->ticket_keys());
+        }
+      }
+      for (const auto& c : contexts) {
+        http::ProxyContext* ctx = c.get();
+        ctx->worker().Post([ctx, cfg = proxy_config] { ctx->Reload(cfg); });
+      }
+      core::Worker* w0 = ws[0].get();
+      w0->Post([w0, previous_checker, next_checker = checker, &admin, cfg = proxy_config,
+                keys, ticket_keys] {
+        previous_checker->Stop();
+        if (!next_checker->empty()) {
+          next_checker->Start(*w0);
+        }
+        if (admin) {
+          admin->SetProxyConfig(cfg);
+          admin->CountReload();
+        }
+        *ticket_keys = *keys;  // worker 0's rotation task reads it on this thread
+      });
+      spdlog::info("SIGHUP: reloaded {} ({} reload(s)); new requests use it, requests in flight "
+                   "finish on the previous one", configs.back()->source, configs.size());
     } else if (sig == SIGUSR1) {
       // logrotate: the files were moved aside; write new ones at the configured paths.
       bool ok = true;

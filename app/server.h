@@ -27,8 +27,12 @@ struct TlsContexts {
   std::vector<std::shared_ptr<const tls::ServerContext>> listeners;
   std::vector<std::shared_ptr<const tls::ClientContext>> pools;
 };
-// The first problem found, naming the listener or pool and the file.
-std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config);
+// The first problem found, naming the listener or pool and the file. With `previous` (a
+// reload), a listener of the same name keeps its ticket keys (when its ticket settings are
+// unchanged: tickets issued before the reload still resume) and its handshake counters.
+std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config,
+                                                 const conf::Config* previous = nullptr,
+                                                 const TlsContexts* previous_contexts = nullptr);
 
 // Reopens a log file in place (SIGUSR1); false when it could not (the old one stays).
 using ReopenFn = std::function<bool()>;

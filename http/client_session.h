@@ -33,7 +33,7 @@ class ClientSession final : public core::ConnHandler {
   ClientSession(ProxyContext& ctx, core::Conn& conn, uint32_t listener);
 
   ~ClientSession() override {
-    const ListenerSpec& spec = ctx_.config().listeners[listener_];
+    const ListenerSpec& spec = cfg().listeners[listener_];
     if (holds_listener_slot_) {
       spec.conns->fetch_sub(1, std::memory_order_acq_rel);
     }
@@ -72,12 +72,14 @@ class ClientSession final : public core::ConnHandler {
     return H1Parser::Limits{l.header_bytes, l.header_count, l.body_bytes};
   }
   core::Conn* self() const { return ctx_.worker().Resolve(self_); }
+  // The config of the generation this session's current exchange runs under (hot reload).
+  const ProxyConfig& cfg() const { return gen_->config(); }
   // "https" on a TLS listener, else "http" (X-Forwarded-Proto, cache keys, redirects).
-  const char* scheme() const { return ctx_.config().listeners[listener_].scheme(); }
+  const char* scheme() const { return cfg().listeners[listener_].scheme(); }
   // The exchange's buffers, borrowed from the worker's pool on first use.
   ExchangeBuffers& B() {
     if (!b_) {
-      b_ = ctx_.AcquireBuffers(H1Parser::Kind::kRequest, RequestLimits(ctx_.config().limits));
+      b_ = ctx_.AcquireBuffers(H1Parser::Kind::kRequest, RequestLimits(cfg().limits));
     }
     return *b_;
   }
@@ -129,7 +131,7 @@ class ClientSession final : public core::ConnHandler {
  public:
   // The upstream connection this exchange was sent on finished connecting (Server-Timing).
   void NoteUpstreamConnected() {
-    if (b_ && ctx_.config().any_server_timing) {
+    if (b_ && cfg().any_server_timing) {
       b_->timing.connected = MonotonicNs();
     }
   }
@@ -137,7 +139,7 @@ class ClientSession final : public core::ConnHandler {
   // The body timer: body_timeout since the last byte, and never past the moment the body falls
   // below body_min_rate on average (after the grace period): slow POST (BAD-INPUTS D2).
   uint64_t BodyTimerMs() const {
-    const ProxyLimits& l = ctx_.config().limits;
+    const ProxyLimits& l = cfg().limits;
     uint64_t ms = l.body_timeout_ms;
     if (l.body_min_rate > 0) {
       const uint64_t now = ctx_.worker().now_ms();
@@ -210,6 +212,8 @@ class ClientSession final : public core::ConnHandler {
   // nothing else, stays small. Per-exchange state that needs memory of its own (the retry
   // exclusion mask, head storage, timings) lives in the pooled ExchangeBuffers instead.
   ProxyContext& ctx_;
+  // Taken at accept, renewed at each request head: a reload applies from the next request.
+  std::shared_ptr<Generation> gen_;
   std::unique_ptr<ExchangeBuffers> b_;  // borrowed while a request is in progress
   std::string peer_;
   std::unique_ptr<codec::Encoder> encoder_;  // compressing the response being sent

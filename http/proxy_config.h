@@ -70,6 +70,9 @@ struct PoolSpec {
   std::shared_ptr<const tls::ClientContext> tls;
   std::vector<std::string> tls_names;
   std::vector<std::shared_ptr<tls::ClientSessionCache>> tls_sessions;
+  // The settings the shared state above depends on (hot reload keeps that state when the new
+  // config's pool of the same name has the same fingerprint).
+  std::string fingerprint;
 };
 
 struct RouteSpec {
@@ -121,6 +124,7 @@ struct RateLimitSpec {
   std::shared_ptr<ratelimit::BanList> bans;  // null when ban_after = 0
   uint64_t ban_for_s = 0;
   uint32_t ban_after = 0;
+  std::string fingerprint;  // every setting of the table (hot reload keeps equal tables)
 };
 
 struct ProxyLimits {
@@ -155,6 +159,7 @@ struct CacheSpec {
   bool key_query = true;                 // the query string is part of the key
   std::vector<std::string> key_headers;  // lowercase request headers appended to the key
   ratelimit::IpList purge_allow;         // who may PURGE (empty: nobody)
+  std::string fingerprint;  // memory and max_object (hot reload keeps the store when equal)
 };
 
 struct ProxyConfig {

@@ -13,7 +13,26 @@ namespace torii::http {
 
 ProxyContext::ProxyContext(core::Worker& worker, std::shared_ptr<const ProxyConfig> config,
                            std::unique_ptr<AccessLog> log)
-    : worker_(worker), config_(std::move(config)), log_(std::move(log)) {
+    : worker_(worker), log_(std::move(log)) {
+  current_ = std::make_shared<Generation>(*this, std::move(config));
+  generations_.push_back(current_);
+}
+
+void ProxyContext::Reload(std::shared_ptr<const ProxyConfig> config) {
+  std::shared_ptr<Generation> old = std::move(current_);
+  current_ = std::make_shared<Generation>(*this, std::move(config));
+  generations_.push_back(current_);
+  ++reloads_;
+  old->Retire();
+  for (auto& pool : free_encoders_) {
+    pool.clear();  // warm encoders keep their old level: new ones get the new config's
+  }
+  // Forget generations nobody holds any more (their waiters are gone with them).
+  std::erase_if(generations_, [](const std::weak_ptr<Generation>& g) { return g.expired(); });
+}
+
+Generation::Generation(ProxyContext& ctx, std::shared_ptr<const ProxyConfig> config)
+    : ctx_(ctx), config_(std::move(config)) {
   pools_.resize(config_->pools.size());
   for (size_t i = 0; i < config_->pools.size(); ++i) {
     const PoolSpec& spec = config_->pools[i];
@@ -37,23 +56,43 @@ ProxyContext::ProxyContext(core::Worker& worker, std::shared_ptr<const ProxyConf
   }
 }
 
-void ProxyContext::ReportBackendFailure(uint32_t pool, uint32_t backend, std::string_view why) {
+bool Generation::current() const { return ctx_.current_.get() == this; }
+
+const balancer::BackendMask& Generation::healthy(uint32_t pool) {
+  return pools_[pool].health.eligible(ctx_.worker_.now_ms());
+}
+
+void Generation::Retire() {
+  std::vector<core::ConnRef> idle;
+  for (PoolState& p : pools_) {
+    for (auto& list : p.idle) {
+      idle.insert(idle.end(), list.begin(), list.end());
+    }
+  }
+  for (const core::ConnRef ref : idle) {
+    if (core::Conn* c = ctx_.worker_.Resolve(ref)) {
+      c->Close();  // its handler drops it from the idle list as it closes
+    }
+  }
+}
+
+void Generation::ReportBackendFailure(uint32_t pool, uint32_t backend, std::string_view why) {
   const PoolSpec& spec = config_->pools[pool];
   balancer::PoolHealth& health = *spec.health;
-  if (health.ReportFailure(backend, worker_.now_ms()) == balancer::HealthChange::kEjected) {
+  if (health.ReportFailure(backend, ctx_.worker_.now_ms()) == balancer::HealthChange::kEjected) {
     const uint64_t until = health.ejected_until(backend);
     spdlog::warn("pool {} backend {} ejected for {} ms after {} failures within {} ms (last: {})",
                  spec.name, spec.backends[backend].name,
-                 until > worker_.now_ms() ? until - worker_.now_ms() : 0,
+                 until > ctx_.worker_.now_ms() ? until - ctx_.worker_.now_ms() : 0,
                  health.policy().max_fails, health.policy().fail_window_ms, why);
   }
 }
 
-void ProxyContext::ReportBackendSuccess(uint32_t pool, uint32_t backend) {
-  config_->pools[pool].health->ReportSuccess(backend, worker_.now_ms());
+void Generation::ReportBackendSuccess(uint32_t pool, uint32_t backend) {
+  config_->pools[pool].health->ReportSuccess(backend, ctx_.worker_.now_ms());
 }
 
-const balancer::BackendMask& ProxyContext::available(uint32_t pool) {
+const balancer::BackendMask& Generation::available(uint32_t pool) {
   const balancer::BackendMask& healthy = this->healthy(pool);
   const PoolSpec& spec = config_->pools[pool];
   if (spec.max_conns == 0) {
@@ -69,19 +108,19 @@ const balancer::BackendMask& ProxyContext::available(uint32_t pool) {
   return out;
 }
 
-bool ProxyContext::TryAcquireSlot(uint32_t pool, uint32_t backend) {
+bool Generation::TryAcquireSlot(uint32_t pool, uint32_t backend) {
   const PoolSpec& spec = config_->pools[pool];
   return spec.max_conns == 0 || spec.slots->TryAcquire(backend, spec.max_conns);
 }
 
-void ProxyContext::ReleaseSlot(uint32_t pool, uint32_t backend) {
+void Generation::ReleaseSlot(uint32_t pool, uint32_t backend) {
   const PoolSpec& spec = config_->pools[pool];
   if (spec.max_conns == 0) {
     return;
   }
   spec.slots->Release(backend);
   if (!pools_[pool].waiters.empty()) {
-    ArmKick(0);  // the next loop turn, not from inside whoever released it
+    ctx_.ArmKick(0);  // the next loop turn, not from inside whoever released it
   }
 }
 
@@ -90,14 +129,14 @@ namespace {
 constexpr uint64_t kQueuePollMs = 5;
 }  // namespace
 
-void ProxyContext::Enqueue(uint32_t pool, core::ConnRef client, uint64_t ticket, bool front) {
+void Generation::Enqueue(uint32_t pool, core::ConnRef client, uint64_t ticket, bool front) {
   auto& waiters = pools_[pool].waiters;
   if (front) {
     waiters.push_front(Waiter{client, ticket});
   } else {
     waiters.push_back(Waiter{client, ticket});
   }
-  ArmKick(kQueuePollMs);
+  ctx_.ArmKick(kQueuePollMs);
 }
 
 void ProxyContext::ArmKick(uint64_t delay_ms) {
@@ -115,6 +154,18 @@ void ProxyContext::ArmKick(uint64_t delay_ms) {
 void ProxyContext::KickWaiters() {
   kick_at_ = 0;
   bool pending = false;
+  for (const std::weak_ptr<Generation>& weak : generations_) {
+    if (std::shared_ptr<Generation> g = weak.lock()) {
+      pending = g->KickWaiters() || pending;
+    }
+  }
+  if (pending) {
+    ArmKick(kQueuePollMs);
+  }
+}
+
+bool Generation::KickWaiters() {
+  bool pending = false;
   for (uint32_t p = 0; p < pools_.size(); ++p) {
     auto& waiters = pools_[p].waiters;
     // Resume waiters in order while they find slots; one that loses the race goes back to
@@ -122,7 +173,7 @@ void ProxyContext::KickWaiters() {
     while (!waiters.empty()) {
       const Waiter w = waiters.front();
       waiters.pop_front();
-      core::Conn* c = worker_.Resolve(w.client);
+      core::Conn* c = ctx_.worker_.Resolve(w.client);
       if (c == nullptr || c->closing()) {
         continue;  // the client left while queued
       }
@@ -134,9 +185,7 @@ void ProxyContext::KickWaiters() {
     }
     pending = pending || !waiters.empty();
   }
-  if (pending) {
-    ArmKick(kQueuePollMs);
-  }
+  return pending;
 }
 
 namespace {
@@ -154,7 +203,7 @@ std::unique_ptr<codec::Encoder> ProxyContext::AcquireEncoder(codec::Coding codin
     e = std::move(pool.back());
     pool.pop_back();
   } else {
-    e = codec::MakeEncoder(coding, config_->compression.level[static_cast<int>(coding)]);
+    e = codec::MakeEncoder(coding, config().compression.level[static_cast<int>(coding)]);
   }
   if (e) {
     ++active_encoders_;
@@ -244,7 +293,7 @@ void ProxyContext::NoteRefusedConnection(std::string_view listener, std::string_
   }
 }
 
-bool ProxyContext::IsFailureStatus(uint32_t pool, int status) const {
+bool Generation::IsFailureStatus(uint32_t pool, int status) const {
   for (const auto& [first, last] : config_->pools[pool].fail_status) {
     if (status >= first && status <= last) {
       return true;
@@ -283,12 +332,12 @@ void ProxyContext::ReleaseBuffers(std::unique_ptr<ExchangeBuffers> buffers) {
   free_buffers_.push_back(std::move(buffers));
 }
 
-core::Conn* ProxyContext::TakeIdle(uint32_t pool, uint32_t backend) {
+core::Conn* Generation::TakeIdle(uint32_t pool, uint32_t backend) {
   auto& list = pools_[pool].idle[backend];
   while (!list.empty()) {
     const core::ConnRef ref = list.back();
     list.pop_back();
-    core::Conn* c = worker_.Resolve(ref);
+    core::Conn* c = ctx_.worker_.Resolve(ref);
     if (c != nullptr && !c->closing()) {
       return c;
     }
@@ -296,16 +345,16 @@ core::Conn* ProxyContext::TakeIdle(uint32_t pool, uint32_t backend) {
   return nullptr;
 }
 
-bool ProxyContext::PutIdle(uint32_t pool, uint32_t backend, core::Conn& conn) {
+bool Generation::PutIdle(uint32_t pool, uint32_t backend, core::Conn& conn) {
   auto& list = pools_[pool].idle[backend];
-  if (worker_.draining() || list.size() >= config_->pools[pool].keepalive) {
+  if (ctx_.worker_.draining() || !current() || list.size() >= config_->pools[pool].keepalive) {
     return false;
   }
   list.push_back(conn.ref());
   return true;
 }
 
-void ProxyContext::DropIdle(uint32_t pool, uint32_t backend, core::ConnRef ref) {
+void Generation::DropIdle(uint32_t pool, uint32_t backend, core::ConnRef ref) {
   auto& list = pools_[pool].idle[backend];
   for (size_t i = 0; i < list.size(); ++i) {
     if (list[i].slot == ref.slot && list[i].gen == ref.gen) {

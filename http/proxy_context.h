@@ -156,31 +156,27 @@ struct ProxyStats {
   }
 };
 
-class ProxyContext {
+class ProxyContext;
+
+// One config version on one worker: the ProxyConfig and this worker's state for its pools
+// (pickers, health views, idle upstream connections, max_conns waiters). A session holds the
+// generation its exchange started under (a shared_ptr), so a reload never changes the config
+// under a request in flight: requests in flight finish on the old generation, new requests
+// start on the new one, and an old generation's idle upstream connections are closed rather
+// than reused (its pools drain as their exchanges end).
+class Generation {
  public:
-  ProxyContext(core::Worker& worker, std::shared_ptr<const ProxyConfig> config,
-               std::unique_ptr<AccessLog> log);
+  Generation(ProxyContext& ctx, std::shared_ptr<const ProxyConfig> config);
+  Generation(const Generation&) = delete;
+  Generation& operator=(const Generation&) = delete;
 
-  core::Worker& worker() { return worker_; }
   const ProxyConfig& config() const { return *config_; }
-  AccessLog& log() { return *log_; }
-  ProxyStats& stats() { return stats_; }
-  const ProxyStats& stats() const { return stats_; }
-  const core::Worker& worker() const { return worker_; }
-  // Scratch for building a head or a chunk header that is written out at once (never held
-  // across calls).
-  std::string& scratch() { return scratch_; }
-
-  // Buffers for a new exchange, with their parser initialised as `kind` with `limits`.
-  std::unique_ptr<ExchangeBuffers> AcquireBuffers(H1Parser::Kind kind,
-                                                  const H1Parser::Limits& limits);
-  void ReleaseBuffers(std::unique_ptr<ExchangeBuffers> buffers);
+  // Still the worker's active generation (connections of a retired one are not pooled).
+  bool current() const;
 
   balancer::Picker& picker(uint32_t pool) { return *pools_[pool].picker; }
   // The backends of `pool` that may take traffic now (health checks, passive ejections).
-  const balancer::BackendMask& healthy(uint32_t pool) {
-    return pools_[pool].health.eligible(worker_.now_ms());
-  }
+  const balancer::BackendMask& healthy(uint32_t pool);
   // Live-traffic evidence about a backend (passive health): a failure (logged when it ejects
   // the backend) or a response that went well.
   void ReportBackendFailure(uint32_t pool, uint32_t backend, std::string_view why);
@@ -200,6 +196,63 @@ class ProxyContext {
   // and polled every few ms for slots freed by other workers. `front` puts back a waiter that
   // was resumed but lost the race for the slot.
   void Enqueue(uint32_t pool, core::ConnRef client, uint64_t ticket, bool front);
+  // Resumes the waiters that may go; true when some still wait.
+  bool KickWaiters();
+
+  // An idle pooled connection to (pool, backend), or nullptr. The most recently used first,
+  // so surplus connections age out at the keep-alive timeout.
+  core::Conn* TakeIdle(uint32_t pool, uint32_t backend);
+  // Files `conn` as idle for (pool, backend). Returns false when the per-backend cap is
+  // reached, the worker is draining or this generation was retired (the caller closes it).
+  bool PutIdle(uint32_t pool, uint32_t backend, core::Conn& conn);
+  // Forgets `ref` (the connection closed while idle).
+  void DropIdle(uint32_t pool, uint32_t backend, core::ConnRef ref);
+  // Replaced by a reload: closes the idle upstream connections of every pool.
+  void Retire();
+
+ private:
+  struct Waiter {
+    core::ConnRef client;
+    uint64_t ticket = 0;
+  };
+  struct PoolState {
+    std::unique_ptr<balancer::Picker> picker;
+    balancer::HealthView health;
+    balancer::BackendMask available;  // scratch for available()
+    std::deque<Waiter> waiters;
+    std::vector<std::vector<core::ConnRef>> idle;  // per backend
+  };
+  ProxyContext& ctx_;
+  std::shared_ptr<const ProxyConfig> config_;
+  std::vector<PoolState> pools_;
+};
+
+class ProxyContext {
+ public:
+  ProxyContext(core::Worker& worker, std::shared_ptr<const ProxyConfig> config,
+               std::unique_ptr<AccessLog> log);
+
+  core::Worker& worker() { return worker_; }
+  // The active config (new sessions and requests); a session reads its own generation's.
+  const ProxyConfig& config() const { return current_->config(); }
+  const std::shared_ptr<Generation>& generation() const { return current_; }
+  // Hot reload, on the worker's thread: `config` becomes the active generation; the old one
+  // serves the requests in flight and is retired (its idle upstream connections close).
+  void Reload(std::shared_ptr<const ProxyConfig> config);
+  uint64_t reloads() const { return reloads_; }
+  AccessLog& log() { return *log_; }
+  ProxyStats& stats() { return stats_; }
+  const ProxyStats& stats() const { return stats_; }
+  const core::Worker& worker() const { return worker_; }
+  // Scratch for building a head or a chunk header that is written out at once (never held
+  // across calls).
+  std::string& scratch() { return scratch_; }
+
+  // Buffers for a new exchange, with their parser initialised as `kind` with `limits`.
+  std::unique_ptr<ExchangeBuffers> AcquireBuffers(H1Parser::Kind kind,
+                                                  const H1Parser::Limits& limits);
+  void ReleaseBuffers(std::unique_ptr<ExchangeBuffers> buffers);
+
   uint64_t NextQueueTicket() { return ++queue_tickets_; }
 
   // Encoders kept warm per coding (a compressor's state is hundreds of KiB to set up). At most
@@ -231,31 +284,14 @@ class ProxyContext {
   // Counted by tls/ (HandshakeStats).
   void NoteTlsFailure(const core::Conn& conn, std::string_view why);
 
-  // An idle pooled connection to (pool, backend), or nullptr. The most recently used first,
-  // so surplus connections age out at the keep-alive timeout.
-  core::Conn* TakeIdle(uint32_t pool, uint32_t backend);
-  // Files `conn` as idle for (pool, backend). Returns false when the per-backend cap is
-  // reached or the worker is draining (the caller closes it then).
-  bool PutIdle(uint32_t pool, uint32_t backend, core::Conn& conn);
-  // Forgets `ref` (the connection closed while idle).
-  void DropIdle(uint32_t pool, uint32_t backend, core::ConnRef ref);
-
  private:
-  struct Waiter {
-    core::ConnRef client;
-    uint64_t ticket = 0;
-  };
-  struct PoolState {
-    std::unique_ptr<balancer::Picker> picker;
-    balancer::HealthView health;
-    balancer::BackendMask available;  // scratch for available()
-    std::deque<Waiter> waiters;
-    std::vector<std::vector<core::ConnRef>> idle;  // per backend
-  };
+  friend class Generation;
   core::Worker& worker_;
-  std::shared_ptr<const ProxyConfig> config_;
+  std::shared_ptr<Generation> current_;
+  // Every generation that may still have max_conns waiters (the kick task polls them all).
+  std::vector<std::weak_ptr<Generation>> generations_;
+  uint64_t reloads_ = 0;
   std::unique_ptr<AccessLog> log_;
-  std::vector<PoolState> pools_;
   ProxyStats stats_;
   std::string scratch_;
   std::vector<std::unique_ptr<ExchangeBuffers>> free_buffers_;

@@ -81,13 +81,17 @@ bool IsIdempotent(uint8_t method) {
 // ClientSession
 
 ClientSession::ClientSession(ProxyContext& ctx, core::Conn& conn, uint32_t listener)
-    : ctx_(ctx), peer_(FormatPeer(conn.peer())), self_(conn.ref()), listener_(listener) {
+    : ctx_(ctx),
+      gen_(ctx.generation()),
+      peer_(FormatPeer(conn.peer())),
+      self_(conn.ref()),
+      listener_(listener) {
   // A TLS client has handshake_timeout to finish its handshake (then, silent, idle_timeout).
-  const ListenerSpec& spec = ctx_.config().listeners[listener];
+  const ListenerSpec& spec = cfg().listeners[listener];
   SetTimerFor(conn, TimerFor::kIdle,
               spec.tls ? std::min(spec.tls->handshake_timeout_ms(),
-                                  ctx_.config().limits.idle_timeout_ms)
-                       : ctx_.config().limits.idle_timeout_ms);
+                                  cfg().limits.idle_timeout_ms)
+                       : cfg().limits.idle_timeout_ms);
   conn.SetIdle(core::Conn::Idle::kFresh);  // silent so far: the first to make room
 }
 
@@ -106,10 +110,10 @@ void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
     // First byte of a request: the header timeout runs from here and is not reset by later
     // bytes (slowloris, BAD-INPUTS D1).
     conn.SetIdle(core::Conn::Idle::kNo);
-    SetTimerFor(conn, TimerFor::kHeader, ctx_.config().limits.header_timeout_ms);
+    SetTimerFor(conn, TimerFor::kHeader, cfg().limits.header_timeout_ms);
     req_ = Req::kHead;
     start_ms_ = ctx_.worker().now_ms();
-    if (ctx_.config().any_server_timing) {
+    if (cfg().any_server_timing) {
       B().timing.first_byte = MonotonicNs();
     }
   }
@@ -121,7 +125,7 @@ void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
     }
   }
   Pump(conn);
-  if (!conn.closing() && input().size() > kMaxPipelineBuffer + ctx_.config().limits.header_bytes &&
+  if (!conn.closing() && input().size() > kMaxPipelineBuffer + cfg().limits.header_bytes &&
       !recv_paused_) {
     // The client keeps sending while we cannot parse (pipelining ahead of a slow response):
     // stop reading until the current exchange finishes (P1 flood).
@@ -144,11 +148,11 @@ void ClientSession::Pump(core::Conn& conn) {
         // Pipelined bytes of the next request.
         req_ = Req::kHead;
         start_ms_ = ctx_.worker().now_ms();
-        if (ctx_.config().any_server_timing) {
+        if (cfg().any_server_timing) {
           B().timing = ExchangeBuffers::Timing{};
           B().timing.first_byte = MonotonicNs();
         }
-        SetTimerFor(conn, TimerFor::kHeader, ctx_.config().limits.header_timeout_ms);
+        SetTimerFor(conn, TimerFor::kHeader, cfg().limits.header_timeout_ms);
         continue;
       }
       return;
@@ -241,16 +245,19 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   have_backend_ = false;
   resp_ = Resp::kNone;
   close_after_ = !h.keep_alive || h.upgrade || draining_ ||
-                 requests_ >= ctx_.config().limits.keepalive_requests;
+                 requests_ >= cfg().limits.keepalive_requests;
   CacheEndExchange();  // normally done already by the previous exchange's end
-  const bool timing = ctx_.config().any_server_timing;
+  if (gen_ != ctx_.generation()) {
+    gen_ = ctx_.generation();  // a reload since the last request: this one uses the new config
+  }
+  const bool timing = cfg().any_server_timing;
   if (timing) {
     B().timing.head = MonotonicNs();
   }
   if (!CheckRequest(conn) || !CheckAccess(conn)) {
     return !conn.closing();
   }
-  if (ctx_.config().listeners[listener_].http_to_https) {
+  if (cfg().listeners[listener_].http_to_https) {
     RedirectToHttps(conn);
     return !conn.closing();
   }
@@ -266,19 +273,19 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
     SetTimerFor(conn, TimerFor::kNone, 0);
   }
   // Route → pick → send: the head goes out now; the body follows as it arrives.
-  const RouteSpec& route = ctx_.config().routes[route_];
+  const RouteSpec& route = cfg().routes[route_];
   if (route.redirect_status != 0) {
     SendRedirect(conn, route);
     return !conn.closing();
   }
   pool_ = route.pool;
-  B().exclude.Reset(static_cast<uint32_t>(ctx_.config().pools[pool_].backends.size()));
+  B().exclude.Reset(static_cast<uint32_t>(cfg().pools[pool_].backends.size()));
   resp_ = Resp::kWaiting;
   if (B().host.empty()) {
     // HTTP/1.0 without Host: name the pool, as nginx sends $proxy_host.
-    B().host = ctx_.config().pools[pool_].name;
+    B().host = cfg().pools[pool_].name;
   }
-  const PoolSpec& pool = ctx_.config().pools[pool_];
+  const PoolSpec& pool = cfg().pools[pool_];
   key_hash_ = pool.needs_key_hash ? KeyHash(conn, h, pool) : 0;
   NegotiateCoding(h);
   if (route.cache >= 0) {
@@ -325,9 +332,9 @@ void ClientSession::EndDelay(core::Conn& conn) {
 
 
 bool ClientSession::CheckAccess(core::Conn& conn) {
-  const ProxyConfig& cfg = ctx_.config();
-  const ListenerSpec& listener = cfg.listeners[listener_];
-  const RouteSpec& route = cfg.routes[route_];
+  const ProxyConfig& config = cfg();
+  const ListenerSpec& listener = config.listeners[listener_];
+  const RouteSpec& route = config.routes[route_];
   delay_ms_ = 0;
   if (listener.allow.empty() && listener.deny.empty() && route.allow.empty() &&
       route.deny.empty() && route.rate_limit < 0) {
@@ -342,7 +349,7 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
   };
   // The client: the peer, or behind trusted proxies the right-most untrusted X-Forwarded-For.
   ratelimit::IpAddr client = ratelimit::IpFromSockaddr(conn.peer());
-  if (!cfg.trusted_proxies.empty() && cfg.trusted_proxies.Contains(client)) {
+  if (!config.trusted_proxies.empty() && config.trusted_proxies.Contains(client)) {
     std::string& xff = ctx_.scratch();
     xff.clear();
     for (const HeaderView& hv : h.headers) {
@@ -353,7 +360,7 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
         xff.append(hv.value);
       }
     }
-    client = ratelimit::RealClient(client, xff, cfg.trusted_proxies);
+    client = ratelimit::RealClient(client, xff, config.trusted_proxies);
   }
   if (listener.deny.Contains(client) || (!listener.allow.empty() && !listener.allow.Contains(client))) {
     ctx_.stats().denied++;
@@ -366,7 +373,7 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
   if (route.rate_limit < 0) {
     return true;
   }
-  const RateLimitSpec& limit = cfg.rate_limits[static_cast<uint32_t>(route.rate_limit)];
+  const RateLimitSpec& limit = config.rate_limits[static_cast<uint32_t>(route.rate_limit)];
   uint64_t key = 0;
   bool keyed = false;
   if (limit.key == RateLimitSpec::Key::kRoute) {
@@ -509,7 +516,7 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
     }
   }
   // "OPTIONS *" concerns the server as a whole: route it by host, as the path "/".
-  const auto route = MatchRoute(ctx_.config().routes, lower, B().target == "*" ? "/" : B().target);
+  const auto route = MatchRoute(cfg().routes, lower, B().target == "*" ? "/" : B().target);
   if (!route) {
     return reject(404, "no route");
   }
@@ -590,7 +597,7 @@ uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
 }
 
 bool ClientSession::CanRetryElsewhere() {
-  const balancer::BackendMask& healthy = ctx_.healthy(pool_);
+  const balancer::BackendMask& healthy = gen_->healthy(pool_);
   for (uint32_t i = 0; i < healthy.size(); ++i) {
     if (healthy.test(i) && !B().exclude.test(i)) {
       return true;
@@ -600,12 +607,12 @@ bool ClientSession::CanRetryElsewhere() {
 }
 
 void ClientSession::PickBackendAndSend(core::Conn& conn) {
-  const PoolSpec& pool = ctx_.config().pools[pool_];
+  const PoolSpec& pool = cfg().pools[pool_];
   // Bounded: every turn either sends, answers, queues, or excludes a backend / loses a slot
   // race (which another worker won, so the backend shows as full on the next turn).
   for (uint32_t turn = 0; turn < 2 * pool.backends.size() + 4; ++turn) {
     ++attempts_;
-    auto pick = ctx_.picker(pool_).Pick(key_hash_, ctx_.available(pool_), B().exclude);
+    auto pick = gen_->picker(pool_).Pick(key_hash_, gen_->available(pool_), B().exclude);
     if (!pick) {
       if (QueueForSlot(conn)) {
         return;
@@ -616,23 +623,23 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
       SendLocalReply(conn, 503, tried ? "no backend reachable" : "no backend available");
       return;
     }
-    if (!ctx_.TryAcquireSlot(pool_, *pick)) {
+    if (!gen_->TryAcquireSlot(pool_, *pick)) {
       continue;  // another worker took the last slot since available() looked
     }
     backend_ = *pick;
     have_backend_ = true;
     core::Conn* up = nullptr;
     if (attempts_ == 1 || !force_fresh_) {
-      up = ctx_.TakeIdle(pool_, backend_);
+      up = gen_->TakeIdle(pool_, backend_);
     }
     if (up != nullptr) {
       ctx_.stats().upstream_reused++;
     } else {
       const BackendTarget& b = pool.backends[backend_];
       auto r = ctx_.worker().Connect(reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
-                                     std::make_unique<UpstreamConn>(ctx_, pool_, backend_));
+                                     std::make_unique<UpstreamConn>(ctx_, gen_, pool_, backend_));
       if (!r) {
-        ctx_.ReleaseSlot(pool_, backend_);
+        gen_->ReleaseSlot(pool_, backend_);
         if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {
           // E1: out of fds or connection slots: this is our limit, not the backend's.
           resp_ = Resp::kNone;
@@ -657,7 +664,7 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
     if (B().cache.cache >= 0) {
       B().cache.request_time = ctx_.UnixNow();
     }
-    if (ctx_.config().any_server_timing) {
+    if (cfg().any_server_timing) {
       B().timing.sent = MonotonicNs();
       B().timing.connected = 0;
     }
@@ -671,12 +678,12 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
 }
 
 bool ClientSession::QueueForSlot(core::Conn& conn) {
-  const PoolSpec& pool = ctx_.config().pools[pool_];
+  const PoolSpec& pool = cfg().pools[pool_];
   if (pool.max_conns == 0) {
     return false;
   }
   // Waiting helps only if some eligible backend is merely full.
-  const balancer::BackendMask& healthy = ctx_.healthy(pool_);
+  const balancer::BackendMask& healthy = gen_->healthy(pool_);
   bool full_only = false;
   for (uint32_t i = 0; i < healthy.size() && !full_only; ++i) {
     full_only = healthy.test(i) && !B().exclude.test(i);
@@ -693,7 +700,7 @@ bool ClientSession::QueueForSlot(core::Conn& conn) {
   }
   // Hold the body (and the next pipelined request) until a backend takes the request.
   paused_for_upstream_ = true;
-  ctx_.Enqueue(pool_, self_, queue_ticket_, requeue_front_);
+  gen_->Enqueue(pool_, self_, queue_ticket_, requeue_front_);
   return true;
 }
 
@@ -767,10 +774,10 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   }
   status_ = head.status;
   resp_ = Resp::kStreaming;
-  if (ctx_.IsFailureStatus(pool_, head.status)) {
-    ctx_.ReportBackendFailure(pool_, backend_, "failure status");
+  if (gen_->IsFailureStatus(pool_, head.status)) {
+    gen_->ReportBackendFailure(pool_, backend_, "failure status");
   } else {
-    ctx_.ReportBackendSuccess(pool_, backend_);
+    gen_->ReportBackendSuccess(pool_, backend_);
   }
   if (b_->cache.cache >= 0 && CacheOnUpstreamHead(*me, head)) {
     return;  // answered from the store (refreshed by a 304, or stale-if-error)
@@ -791,7 +798,7 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   }
   HeadEdits edits;
   DecideCompression(head, &edits);
-  const RouteSpec& route = ctx_.config().routes[route_];
+  const RouteSpec& route = cfg().routes[route_];
   std::string_view extra = has_resp_extra_ ? std::string_view(B().resp_extra)
                                            : std::string_view(route.add_headers);
   if (route.server_timing) {
@@ -831,7 +838,7 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
 }
 
 void ClientSession::NegotiateCoding(const MessageHead& h) {
-  if (!ctx_.config().routes[route_].compress) {
+  if (!cfg().routes[route_].compress) {
     return;
   }
   std::string& joined = ctx_.scratch();
@@ -846,8 +853,8 @@ void ClientSession::NegotiateCoding(const MessageHead& h) {
       range_request_ = true;
     }
   }
-  accept_coding_ = codec::Negotiate(joined, ctx_.config().compression.order);
-  if (ctx_.config().compression.decompress) {
+  accept_coding_ = codec::Negotiate(joined, cfg().compression.order);
+  if (cfg().compression.decompress) {
     accepted_mask_ = 0;
     for (codec::Coding c : {codec::Coding::kGzip, codec::Coding::kBrotli, codec::Coding::kZstd}) {
       if (codec::Negotiate(joined, std::span<const codec::Coding>(&c, 1)) == c) {
@@ -859,8 +866,8 @@ void ClientSession::NegotiateCoding(const MessageHead& h) {
 
 ClientSession::CompressionPlan ClientSession::PlanCompression(const MessageHead& head) const {
   CompressionPlan plan;
-  const CompressionSpec& spec = ctx_.config().compression;
-  if (!ctx_.config().routes[route_].compress || head.status < 200 || head.status == 204 ||
+  const CompressionSpec& spec = cfg().compression;
+  if (!cfg().routes[route_].compress || head.status < 200 || head.status == 204 ||
       head.status == 206 || head.status == 304) {
     return plan;
   }
@@ -918,7 +925,7 @@ ClientSession::CompressionPlan ClientSession::PlanCompression(const MessageHead&
 void ClientSession::DecideCompression(const MessageHead& head, HeadEdits* edits) {
   const CompressionPlan plan = PlanCompression(head);
   if (plan.decode) {
-    decoder_ = codec::MakeDecoder(*plan.decode, ctx_.config().compression.max_decoded);
+    decoder_ = codec::MakeDecoder(*plan.decode, cfg().compression.max_decoded);
     if (decoder_) {
       edits->drop_content_encoding = true;
       edits->vary_accept_encoding = true;
@@ -1027,7 +1034,7 @@ void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
     if (me->queued() > core::Conn::kHighWater && !upstream_paused_) {
       upstream_paused_ = true;
       up.PauseRecv();
-      SetTimerFor(*me, TimerFor::kSend, ctx_.config().limits.send_timeout_ms);
+      SetTimerFor(*me, TimerFor::kSend, cfg().limits.send_timeout_ms);
     }
     return;
   }
@@ -1047,7 +1054,7 @@ void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
     // the client must drain within send_timeout (D3).
     upstream_paused_ = true;
     up.PauseRecv();
-    SetTimerFor(*me, TimerFor::kSend, ctx_.config().limits.send_timeout_ms);
+    SetTimerFor(*me, TimerFor::kSend, cfg().limits.send_timeout_ms);
   }
 }
 
@@ -1124,7 +1131,7 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
   }
   const bool nothing_sent = resp_ == Resp::kWaiting;
   const bool no_body = req_framing_ == Framing::kNone;
-  const PoolSpec& pool = ctx_.config().pools[pool_];
+  const PoolSpec& pool = cfg().pools[pool_];
   const bool connect_failed =
       why == UpstreamFailure::kConnectFailed || why == UpstreamFailure::kConnectTimeout;
   // The keep-alive race (B5): a pooled connection the backend closed while it sat idle says
@@ -1134,7 +1141,7 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
     ctx_.stats().upstream_connect_failures++;
   }
   if (!stale_pooled) {
-    ctx_.ReportBackendFailure(pool_, backend_, FailureNote(why));
+    gen_->ReportBackendFailure(pool_, backend_, FailureNote(why));
   }
   bool retry = false;
   force_fresh_ = false;
@@ -1283,12 +1290,12 @@ void ClientSession::LogExchange() {
   r.version_minor = version_minor_;
   r.status = status_;
   r.bytes_sent = bytes_sent_;
-  r.backend = have_backend_ ? std::string_view(ctx_.config().pools[pool_].backends[backend_].name)
+  r.backend = have_backend_ ? std::string_view(cfg().pools[pool_].backends[backend_].name)
                             : std::string_view();
   r.duration_ms = ctx_.worker().now_ms() - start_ms_;
   r.note = note_;
   r.cache = B().cache.status;
-  if (ctx_.config().listeners[listener_].tls) {
+  if (cfg().listeners[listener_].tls) {
     if (core::Conn* me = self()) {
       const tls::ServerSession& tls =
           static_cast<const TlsServerTransport*>(me->transport())->server_session();
@@ -1323,7 +1330,7 @@ void ClientSession::FinishExchange(core::Conn& conn) {
     conn.ResumeRecv();
   }
   if (input().empty()) {
-    SetTimerFor(conn, TimerFor::kIdle, ctx_.config().limits.idle_timeout_ms);
+    SetTimerFor(conn, TimerFor::kIdle, cfg().limits.idle_timeout_ms);
     // An idle connection keeps no buffer (E2): they go back to the worker's pool.
     ReleaseBuffers();
     conn.SetIdle(core::Conn::Idle::kKeepAlive);  // may make room at the connection limit
@@ -1371,7 +1378,7 @@ void ClientSession::OnError(core::Conn& conn, core::Error /*error*/) {
 void ClientSession::OnTimer(core::Conn& conn) {
   switch (timer_for_) {
     case TimerFor::kIdle:
-      if (ctx_.config().listeners[listener_].tls) {
+      if (cfg().listeners[listener_].tls) {
         static_cast<TlsServerTransport*>(conn.transport())->HandshakeTimedOut(conn);
       }
       conn.Close();
@@ -1464,11 +1471,13 @@ std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Con
 // =============================================================================================
 // UpstreamConn
 
-UpstreamConn::UpstreamConn(ProxyContext& ctx, uint32_t pool, uint32_t backend)
+UpstreamConn::UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> gen, uint32_t pool,
+                           uint32_t backend)
     : ctx_(ctx),
+      gen_(std::move(gen)),
       pool_(pool),
       backend_(backend),
-      limits_{ctx.config().limits.header_bytes * 2, ctx.config().limits.header_count * 2,
+      limits_{gen_->config().limits.header_bytes * 2, gen_->config().limits.header_count * 2,
               ~uint64_t{0}} {}
 
 ClientSession* UpstreamConn::client() {
@@ -1480,7 +1489,7 @@ bool UpstreamConn::CloseIfUnattached(core::Conn& self) {
   if (idle_) {
     // Any event on an idle pooled connection (FIN, reset, unexpected bytes, keep-alive
     // timeout) retires it: it leaves the pool and closes.
-    ctx_.DropIdle(pool_, backend_, self.ref());
+    gen_->DropIdle(pool_, backend_, self.ref());
     idle_ = false;
     self.Close();
     return true;
@@ -1506,10 +1515,10 @@ void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_requ
   b_->parser.set_request_was_head(head_request);
   if (!counted_) {
     counted_ = true;
-    ctx_.picker(pool_).OnRequestStart(backend_);
+    gen_->picker(pool_).OnRequestStart(backend_);
   }
   holds_slot_ = holds_slot;
-  const PoolSpec& pool = ctx_.config().pools[pool_];
+  const PoolSpec& pool = cfg().pools[pool_];
   self.SetTimer(ctx_.worker().now_ms() +
                 (connected_ ? pool.response_timeout_ms : pool.connect_timeout_ms));
 }
@@ -1517,11 +1526,11 @@ void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_requ
 void UpstreamConn::EndCount() {
   if (counted_) {
     counted_ = false;
-    ctx_.picker(pool_).OnRequestEnd(backend_);
+    gen_->picker(pool_).OnRequestEnd(backend_);
   }
   if (holds_slot_) {
     holds_slot_ = false;
-    ctx_.ReleaseSlot(pool_, backend_);
+    gen_->ReleaseSlot(pool_, backend_);
   }
 }
 
@@ -1533,12 +1542,12 @@ void UpstreamConn::Release(core::Conn& self, bool reusable) {
   }
   // Pool only a connection whose exchange ended cleanly with nothing left over (B9).
   if (reusable && response_done_ && request_complete_ && input().empty() && self.send_idle() &&
-      ctx_.PutIdle(pool_, backend_, self)) {
+      gen_->PutIdle(pool_, backend_, self)) {
     idle_ = true;
     self.SetIdle(core::Conn::Idle::kKeepAlive);
     // A pooled connection keeps no buffer: it goes back to the worker's pool.
     ctx_.ReleaseBuffers(std::move(b_));
-    self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].keepalive_timeout_ms);
+    self.SetTimer(ctx_.worker().now_ms() + cfg().pools[pool_].keepalive_timeout_ms);
     return;
   }
   self.Close();
@@ -1562,7 +1571,7 @@ void UpstreamConn::OnConnected(core::Conn& self, core::Result<void> result) {
   }
   connected_ = true;
   if (client_.valid()) {
-    self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].response_timeout_ms);
+    self.SetTimer(ctx_.worker().now_ms() + cfg().pools[pool_].response_timeout_ms);
     if (ClientSession* c = client()) {
       c->NoteUpstreamConnected();
     }
@@ -1573,7 +1582,7 @@ void UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
   if (CloseIfUnattached(self)) {
     return;  // bytes on an idle pooled connection (B9): never trust it again
   }
-  self.SetTimer(ctx_.worker().now_ms() + ctx_.config().pools[pool_].response_timeout_ms);
+  self.SetTimer(ctx_.worker().now_ms() + cfg().pools[pool_].response_timeout_ms);
   if (b_->in.empty()) {
     // The common case: parse straight from the receive buffer, so a body is copied once
     // (into the client's out queue); only a partial head or an unread tail is kept.
@@ -1615,7 +1624,7 @@ void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owne
         return;
       case H1Parser::Event::kError:
         spdlog::debug("upstream {}: bad response: {}",
-                      ctx_.config().pools[pool_].backends[backend_].name, parser.error_reason());
+                      cfg().pools[pool_].backends[backend_].name, parser.error_reason());
         Fail(self, response_started_ ? UpstreamFailure::kTruncated
                                      : UpstreamFailure::kBadResponse);
         return;
@@ -1718,7 +1727,7 @@ void UpstreamConn::OnClosed(core::Conn& self) {
     ctx_.ReleaseBuffers(std::move(b_));
   }
   if (idle_) {
-    ctx_.DropIdle(pool_, backend_, self.ref());
+    gen_->DropIdle(pool_, backend_, self.ref());
     idle_ = false;
   }
   if (client_.valid()) {

@@ -38,7 +38,8 @@ enum class UpstreamFailure : uint8_t {
 
 class UpstreamConn final : public core::ConnHandler {
  public:
-  UpstreamConn(ProxyContext& ctx, uint32_t pool, uint32_t backend);
+  UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> gen, uint32_t pool,
+               uint32_t backend);
 
   // Lends the connection to `client` for one exchange. `head_request`: the request is HEAD
   // (the response has no body whatever it says).
@@ -70,7 +71,12 @@ class UpstreamConn final : public core::ConnHandler {
   void Pump(core::Conn& self, const char* buf, size_t len, bool owned);
   void Fail(core::Conn& self, UpstreamFailure why);
 
+  const ProxyConfig& cfg() const { return gen_->config(); }
+
   ProxyContext& ctx_;
+  // The generation the connection was opened under: its pool and backend indices refer to it,
+  // and it is pooled only while that generation is the worker's active one.
+  std::shared_ptr<Generation> gen_;
   uint32_t pool_;
   uint32_t backend_;
   core::ConnRef client_;

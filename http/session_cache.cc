@@ -128,9 +128,9 @@ void ClientSession::SaveRequestHeaders(std::span<const HeaderView> headers) {
 }
 
 bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) {
-  const ProxyConfig& cfg = ctx_.config();
-  const RouteSpec& route = cfg.routes[route_];
-  const CacheSpec& spec = cfg.caches[static_cast<uint32_t>(route.cache)];
+  const ProxyConfig& config = cfg();
+  const RouteSpec& route = config.routes[route_];
+  const CacheSpec& spec = config.caches[static_cast<uint32_t>(route.cache)];
   ExchangeBuffers::CacheState& cs = B().cache;
   cs.cache = route.cache;
   BuildCacheKey(scheme(), B().host, B().target, spec.key_query, spec.key_headers, h.headers,
@@ -269,8 +269,8 @@ void ClientSession::StripConditionals(std::string* head) {
 }
 
 void ClientSession::CachePurge(core::Conn& conn, const MessageHead& h) {
-  const ProxyConfig& cfg = ctx_.config();
-  const CacheSpec& spec = cfg.caches[static_cast<uint32_t>(cfg.routes[route_].cache)];
+  const ProxyConfig& config = cfg();
+  const CacheSpec& spec = config.caches[static_cast<uint32_t>(config.routes[route_].cache)];
   // The socket peer only: a PURGE is an administrative act, never trusted from a header.
   const ratelimit::IpAddr peer = ratelimit::IpFromSockaddr(conn.peer());
   if (spec.purge_allow.empty() || !spec.purge_allow.Contains(peer)) {
@@ -295,7 +295,7 @@ void ClientSession::ResumeFromCacheWait(core::Conn& conn, uint64_t ticket) {
   cs.waiting = false;
   paused_for_upstream_ = false;
   SetTimerFor(conn, TimerFor::kNone, 0);
-  const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+  const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   const RequestHeaders source(cs.saved_views);
   std::shared_ptr<const cache::Entry> entry = spec.store->Lookup(cs.key, cs.hash, source);
   if (entry &&
@@ -316,7 +316,7 @@ void ResumeCacheWaiter(core::Conn& client, uint64_t ticket) {
 
 void ClientSession::CacheWaitTimeout(core::Conn& conn) {
   ExchangeBuffers::CacheState& cs = B().cache;
-  const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+  const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   spec.store->LeaveFill(cs.key, cs.hash, cs.filler);
   cs.waiting = false;
   paused_for_upstream_ = false;
@@ -339,13 +339,13 @@ void ClientSession::CacheEndFill() {
     return;
   }
   cs.filling = false;
-  const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+  const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   ctx_.WakeCacheWaiters(spec.store->EndFill(cs.key, cs.hash, cs.filler));
 }
 
 bool ClientSession::CacheOnUpstreamHead(core::Conn& me, const MessageHead& head) {
   ExchangeBuffers::CacheState& cs = B().cache;
-  const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+  const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   const int64_t now = ctx_.UnixNow();
   const std::span<const cache::HeaderView> headers =
       ToCacheHeaders(head.headers, &ctx_.cache_headers());
@@ -420,7 +420,7 @@ bool ClientSession::CacheOnUpstreamHead(core::Conn& me, const MessageHead& head)
   // Cache-Status (RFC 9211) on the forwarded response.
   std::string& extra = B().resp_extra;
   if (!has_resp_extra_) {
-    extra.assign(ctx_.config().routes[route_].add_headers);
+    extra.assign(cfg().routes[route_].add_headers);
     has_resp_extra_ = true;
   }
   cs.status.assign("torii; fwd=");
@@ -478,7 +478,7 @@ void ClientSession::Invalidate(const CacheSpec& spec, const MessageHead& head) {
 
 void ClientSession::CacheOnUpstreamBody(std::string_view body) {
   ExchangeBuffers::CacheState& cs = B().cache;
-  const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+  const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   if (cs.pending_body.size() + body.size() > spec.store->max_object()) {
     // Larger than max_object: passed through, not stored.
     cs.pending.reset();
@@ -492,7 +492,7 @@ void ClientSession::CacheOnUpstreamBody(std::string_view body) {
 void ClientSession::CacheOnUpstreamDone() {
   ExchangeBuffers::CacheState& cs = B().cache;
   if (cs.pending) {
-    const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+    const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
     cs.pending->body = std::make_shared<const std::string>(std::move(cs.pending_body));
     cs.pending_body.clear();
     if (spec.store->Insert(cs.key, cs.hash, std::move(cs.pending))) {
@@ -528,7 +528,7 @@ void ClientSession::CacheEndExchange() {
   if (cs.cache >= 0) {
     CacheEndFill();
     if (cs.waiting) {
-      const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+      const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
       spec.store->LeaveFill(cs.key, cs.hash, cs.filler);
     }
   }
@@ -541,7 +541,7 @@ std::shared_ptr<const std::string> ClientSession::CompressedVariant(
   // Compressed once per coding and entry version, then served from the store: nginx and
   // HAProxy compress every hit again.
   ExchangeBuffers::CacheState& cs = B().cache;
-  const CacheSpec& spec = ctx_.config().caches[static_cast<uint32_t>(cs.cache)];
+  const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   std::string key;
   VariantKey(cs.key, codec::Name(coding), &key);
   const uint64_t hash = ratelimit::HashKey(key);
@@ -608,7 +608,7 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
       }
     } else if (plan.decode) {
       // Stored as the backend coded it; this client does not accept that (decompress = true).
-      auto decoder = codec::MakeDecoder(*plan.decode, ctx_.config().compression.max_decoded);
+      auto decoder = codec::MakeDecoder(*plan.decode, cfg().compression.max_decoded);
       std::string out;
       if (decoder && decoder->Write(*body, &out) && decoder->Finish(&out)) {
         body = std::make_shared<const std::string>(std::move(out));
@@ -622,7 +622,7 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   // Age (RFC 9111 §5.1), Cache-Status (RFC 9211), then the route's own headers.
   std::string& extra = B().resp_extra;
   if (!has_resp_extra_) {
-    extra.assign(ctx_.config().routes[route_].add_headers);
+    extra.assign(cfg().routes[route_].add_headers);
     has_resp_extra_ = true;
   }
   extra.append("Age: ");
@@ -665,7 +665,7 @@ bool ClientSession::ContinueServing(core::Conn& conn) {
   }
   if (cs.offset < body.size()) {
     // A slow reader must drain within send_timeout (D3), as for a proxied body.
-    SetTimerFor(conn, TimerFor::kSend, ctx_.config().limits.send_timeout_ms);
+    SetTimerFor(conn, TimerFor::kSend, cfg().limits.send_timeout_ms);
     return false;
   }
   cs.serving.reset();

@@ -70,6 +70,7 @@ class ServerContext {
   const std::vector<std::string>& group_names(size_t group) const { return groups_[group].names; }
 
   HandshakeStats& stats() const { return *stats_; }
+  const std::shared_ptr<HandshakeStats>& stats_ptr() const { return stats_; }
   const std::shared_ptr<TicketKeys>& ticket_keys() const { return keys_; }
   uint64_t handshake_timeout_ms() const { return handshake_timeout_ms_; }
 
