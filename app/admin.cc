@@ -32,10 +32,13 @@ h1{font-size:20px;margin:0 0 .2em}h2{font-size:16px;margin:1.5em 0 .4em}
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:4px 10px;text-align:left}
 th{background:#f0f0f0}.up{color:#137333;font-weight:600}.down{color:#c5221f;font-weight:600}
 #err{color:#c5221f}.muted{color:#777}
+.bar{display:inline-block;height:12px;background:#4a7bd0;vertical-align:middle}
 </style></head><body>
 <h1>torii</h1><div class="muted" id="summary">loading…</div><div id="err"></div>
 <h2>Traffic</h2><table id="traffic"></table>
 <h2>Pools</h2><div id="pools"></div>
+<h2>Latency budget (average per request, ms)</h2><table id="phases"></table>
+<h2>Caches</h2><table id="caches"></table>
 <h2>Rate limits</h2><table id="limits"></table>
 <script>
 "use strict";
@@ -58,6 +61,13 @@ function render(s){
     pools.appendChild(t);
   }
   fill(document.getElementById("limits"),["table","keys"],s.rate_limits.map(l=>[l.name,l.keys]));
+  const ph=s.phases||[];const top=Math.max(0.001,...ph.map(p=>p.avg_ms));
+  fill(document.getElementById("phases"),["phase","avg ms","","requests"],
+    ph.map(p=>{const b=el("td");const bar=el("span","", "bar");bar.style.width=Math.round(300*p.avg_ms/top)+"px";b.appendChild(bar);
+      return [p.name,p.avg_ms.toFixed(3),b,p.count];}));
+  const hits=s.cache.hits,all=s.cache.hits+s.cache.misses;
+  fill(document.getElementById("caches"),["cache","entries","bytes","capacity","hit ratio (all caches)"],
+    s.caches.map(c=>[c.name,c.entries,c.bytes,c.capacity,all?(100*hits/all).toFixed(1)+" %":"-"]));
 }
 async function tick(){
   try{const res=await fetch("status.json",{cache:"no-store"});render(await res.json());document.getElementById("err").textContent="";}
@@ -435,6 +445,32 @@ std::string Admin::Metrics() const {
                st.failures(failure));
     }
   }
+  w.Help("torii_phase_duration_seconds", "histogram",
+         "The latency budget: time per request in each phase torii controls (tls, head, "
+         "access, cache, wait, connect, backend, stream, total).");
+  for (size_t p = 0; p < http::kPhaseCount; ++p) {
+    const std::string phase = "phase=\"" + std::string(http::kPhaseNames[p]) + "\"";
+    uint64_t cumulative = 0;
+    uint64_t sum_us = 0;
+    for (size_t b = 0; b < http::ProxyStats::kPhaseBuckets; ++b) {
+      for (const http::ProxyContext* c : contexts_) {
+        cumulative += c->stats().phase_buckets[p][b].get();
+      }
+      std::string le = "+Inf";
+      if (b < std::size(http::ProxyStats::kPhaseBoundsUs)) {
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), "%g",
+                      static_cast<double>(http::ProxyStats::kPhaseBoundsUs[b]) / 1e6);
+        le = buf;
+      }
+      w.Sample("torii_phase_duration_seconds_bucket", phase + ",le=\"" + le + "\"", cumulative);
+    }
+    for (const http::ProxyContext* c : contexts_) {
+      sum_us += c->stats().phase_sum_us[p].get();
+    }
+    w.Sample("torii_phase_duration_seconds_sum", phase, static_cast<double>(sum_us) / 1e6);
+    w.Sample("torii_phase_duration_seconds_count", phase, cumulative);
+  }
   w.Help("torii_workers", "gauge", "Worker threads (one io_uring each).");
   w.Sample("torii_workers", "", static_cast<uint64_t>(contexts_.size()));
   w.Help("torii_config_reloads_total", "counter", "Configurations swapped in by SIGHUP.");
@@ -518,6 +554,22 @@ std::string Admin::StatusJson() const {
          ",\"bytes\":" + std::to_string(cache.store->bytes()) +
          ",\"capacity\":" + std::to_string(cache.store->capacity()) +
          ",\"entries\":" + std::to_string(cache.store->entries()) + "}";
+  }
+  o += "],\"phases\":[";
+  for (size_t p = 0; p < http::kPhaseCount; ++p) {
+    uint64_t count = 0;
+    uint64_t sum_us = 0;
+    for (const http::ProxyContext* c : contexts_) {
+      for (size_t b = 0; b < http::ProxyStats::kPhaseBuckets; ++b) {
+        count += c->stats().phase_buckets[p][b].get();
+      }
+      sum_us += c->stats().phase_sum_us[p].get();
+    }
+    char avg[32];
+    std::snprintf(avg, sizeof(avg), "%.3f",
+                  count ? static_cast<double>(sum_us) / 1e3 / static_cast<double>(count) : 0.0);
+    o += (p ? "," : "") + std::string("{\"name\":\"") + std::string(http::kPhaseNames[p]) +
+         "\",\"count\":" + std::to_string(count) + ",\"avg_ms\":" + avg + "}";
   }
   o += "],\"cache\":{\"hits\":" + std::to_string(hits) + ",\"misses\":" + std::to_string(misses);
   o += "},\"compression\":{\"responses\":" + std::to_string(compressed) +

@@ -71,6 +71,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
   p->limits.body_grace_ms = static_cast<uint64_t>(c.limits.body_rate_grace.count());
   p->limits.send_timeout_ms = static_cast<uint64_t>(c.limits.send_timeout.count());
   p->limits.keepalive_requests = c.limits.keepalive_requests;
+  p->timing = c.server.phase_timing;
   for (const conf::PoolConfig& pc : c.pools) {
     http::PoolSpec ps;
     ps.name = pc.name;
@@ -224,7 +225,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
       rs.redirect_status = rc.redirect_status;
     }
     rs.server_timing = rc.server_timing;
-    p->any_server_timing = p->any_server_timing || rc.server_timing;
+    p->timing = p->timing || rc.server_timing;
     rs.compress = rc.compress;
     for (const auto& [name, value] : rc.add_headers) {
       rs.add_headers += name + ": " + value + "\r\n";

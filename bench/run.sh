@@ -10,6 +10,7 @@
 #   bash bench/run.sh compress  gzip on the fly of a 100 KiB text response, CPU per request (below)
 #   bash bench/run.sh cache     cache hits: 4 KiB, and 100 KiB gzip from the cache (run_cache)
 #   bash bench/run.sh tls       TLS 1.3: keep-alive, full and resumed handshakes (run_tls)
+#   bash bench/run.sh timing    the cost of the per-request latency budget (run_timing)
 #
 # One torii-origin serves all three proxies (balance mode: three, one of them slow). Each proxy runs one worker (torii workers = 1,
 # nginx worker_processes 1, HAProxy nbthread 1) pinned to PROXY_CPU; wrk and the origin share
@@ -99,13 +100,13 @@ set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit | compress | cache | tls) ;;
+  macro | idle | parser | balance | ratelimit | compress | cache | tls | timing) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress | cache | tls)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress | cache | tls | timing)" >&2
     exit 2
     ;;
 esac
@@ -371,7 +372,8 @@ start_origin() {
 start_torii() {
   local name=$1 algo=$2 limit=${3:-} comp=${4:-} dir=$WORK/$1 algo_line="" backends="" b
   local limit_table="" limit_line="" comp_table="" comp_line="" cache_table="" cache_line=""
-  local tls_line="" admin_table=""
+  local tls_line="" admin_table="" timing_line=""
+  [[ $comp == notiming ]] && timing_line=$'\nphase_timing = false'
   if [[ $comp == tls* ]]; then
     local tickets=true
     [[ $comp == tls-notickets ]] && tickets=false
@@ -418,7 +420,7 @@ error_log = "-"
 log_level = "warn"
 shutdown_grace = "1s"
 max_connections = 30000
-ready_file = "$dir/ready"
+ready_file = "$dir/ready"$timing_line
 
 [[listener]]
 name = "bench"
@@ -1255,6 +1257,51 @@ run_cache() {
   echo "results: $results (per-run records: $runs)"
 }
 
+# timing mode: what the latency budget costs (issue #9's goal: under 3 % of requests per CPU-
+# second). Two torii instances, identical but for [server] phase_timing (on: every request's
+# phases timed into the access log's fields and the /metrics histograms; off), are measured in
+# interleaved rounds on GET /?size=100 (the per-request overhead weighs most on the smallest
+# responses). Counters and the latency histogram are always on in both. The table's
+# "torii / torii-off" line is the ratio; overhead = 1 - ratio.
+run_timing() {
+  ensure_peers
+  command -v wrk >/dev/null || die "wrk is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/timing-$STAMP.txt runs=$RESULTS_DIR/timing-$STAMP.tsv
+  printf '# scenario\tproxy\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
+  start_origin
+  start_proxy torii
+  start_proxy torii-off "" "" notiming
+  local inst r path="/?size=100"
+  for inst in torii torii-off; do
+    check_proxy "$inst" "$path" 100
+    warm_up "$inst" "$path" "$WORK/warmup-$inst.txt"
+  done
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for inst in torii torii-off; do
+      measure "$inst" "$path" "$WORK/wrk-$inst-$r.txt"
+      printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' small "$inst" "$r" "$M_RPS" \
+        "$M_REQS" "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" "$M_BUSY_P" "$M_BUSY_L" >>"$runs"
+      log "timing round $r/$ROUNDS $inst: $M_RPS req/s, proxy CPU ${M_CPU}s, CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
+      proxies_alive
+    done
+  done
+  {
+    echo "torii benchmark: latency budget on (torii) vs phase_timing = false (torii-off), wrk -t1 -c$CONNS -d${DURATION}s GET $path, $ROUNDS interleaved round(s)"
+    env_header
+    echo
+    python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
+    echo
+    problems_footer
+  } >"$results"
+  echo
+  cat "$results"
+  echo
+  echo "results: $results (per-run records: $runs)"
+}
+
 # tls mode: each proxy terminating TLS 1.3 with one ECDSA P-256 certificate (made here with
 # openssl), twice: with session tickets (NAME-tk) and without tickets or a session cache
 # (NAME-nt), all pinned to PROXY_CPU. Scenarios, GET /?size=4096 over https:
@@ -1368,4 +1415,5 @@ case $MODE in
   compress) run_compress ;;
   cache) run_cache ;;
   tls) run_tls ;;
+  timing) run_timing ;;
 esac

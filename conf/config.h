@@ -62,6 +62,9 @@ struct ServerConfig {
   // Peers whose X-Forwarded-For is believed (CIDRs): the client is the right-most hop that
   // is not one of them. Empty = the socket peer is always the client.
   std::vector<std::string> trusted_proxies;
+  // The latency budget of every request (phases in the access log and /metrics): a few clock
+  // reads per request. Routes with server_timing take them whatever this says.
+  bool phase_timing = true;
 };
 
 struct AdminConfig {

@@ -591,8 +591,9 @@ class Loader {
   static void LoadServer(const Section& s, ServerConfig* out) {
     s.CheckKeys({"workers", "ready_file", "access_log", "access_log_format", "error_log",
                  "log_level", "shutdown_grace", "max_connections", "sq_entries", "cq_entries",
-                 "recv_buffers", "recv_buffer_size", "trusted_proxies"});
+                 "recv_buffers", "recv_buffer_size", "trusted_proxies", "phase_timing"});
     s.U32("workers", 0, 1024, &out->workers);
+    s.Bool("phase_timing", &out->phase_timing);
     out->trusted_proxies = CidrList(s, "trusted_proxies");
     if (auto v = s.String("ready_file")) {
       out->ready_file = std::move(*v);

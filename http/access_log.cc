@@ -76,6 +76,10 @@ void AccessLog::Append(const AccessRecord& r) {
       AppendEscaped(r.cache, kMaxField, true);
       buf_ += '"';
     }
+    if (r.phases != nullptr) {
+      buf_ += ",\"phases_ms\":";
+      AppendPhasesJson(*r.phases, &buf_);
+    }
     if (!r.tls_version.empty()) {
       buf_ += ",\"tls\":{\"version\":\"";
       AppendEscaped(r.tls_version, kMaxField, true);
@@ -113,6 +117,10 @@ void AccessLog::Append(const AccessRecord& r) {
       buf_ += " cache=\"";
       AppendEscaped(r.cache, kMaxField, false);
       buf_ += '"';
+    }
+    if (r.phases != nullptr && r.phases->present != 0) {
+      buf_ += " phases_ms=";
+      AppendPhasesText(*r.phases, &buf_);
     }
     if (!r.tls_version.empty()) {
       buf_ += " tls=";

@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "http/phases.h"
+
 namespace torii::http {
 
 enum class AccessLogFormat : uint8_t { kText, kJson };
@@ -30,6 +32,7 @@ struct AccessRecord {
   uint64_t duration_ms = 0;
   std::string_view note;     // why a local reply was sent, or ""
   std::string_view cache;    // the Cache-Status of a cached route's response, or ""
+  const PhaseTimes* phases = nullptr;  // the latency budget (null: phase_timing off)
   // TLS listeners: what the handshake agreed (empty version = plain HTTP).
   std::string_view tls_version;
   std::string_view tls_cipher;

@@ -131,7 +131,7 @@ class ClientSession final : public core::ConnHandler {
  public:
   // The upstream connection this exchange was sent on finished connecting (Server-Timing).
   void NoteUpstreamConnected() {
-    if (b_ && cfg().any_server_timing) {
+    if (b_ && cfg().timing) {
       b_->timing.connected = MonotonicNs();
     }
   }

@@ -172,7 +172,8 @@ struct ProxyConfig {
   ratelimit::IpList trusted_proxies;
   CompressionSpec compression;
   std::vector<CacheSpec> caches;
-  bool any_server_timing = false;  // some route has server_timing: sessions take timestamps
+  // Sessions take phase timestamps: [server] phase_timing, or some route has server_timing.
+  bool timing = false;
 };
 
 }  // namespace torii::http

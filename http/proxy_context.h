@@ -23,6 +23,7 @@
 #include "core/worker.h"
 #include "http/access_log.h"
 #include "http/h1_parser.h"
+#include "http/phases.h"
 #include "http/proxy_config.h"
 
 namespace torii::http {
@@ -44,16 +45,9 @@ struct ExchangeBuffers {
   std::string upstream_head;  // the re-serialised request head, kept for a retry
   std::string resp_extra;     // headers added to this exchange's response (rate limit state)
   balancer::BackendMask exclude;  // backends already tried for this request (retries)
-  // Server-Timing (routes with server_timing): CLOCK_MONOTONIC ns at each phase boundary of
-  // the exchange; 0 = not reached. Kept here, not in the session, so idle connections pay nothing.
-  struct Timing {
-    uint64_t first_byte = 0;    // the request's first byte arrived
-    uint64_t head = 0;          // its head was parsed
-    uint64_t access = 0;        // access lists and rate limit done (incl. nothing to do)
-    uint64_t sent = 0;          // handed to an upstream connection (after queue or delay)
-    uint64_t connected = 0;     // that connection finished connecting (0: it was pooled)
-    uint64_t response = 0;      // the backend's response head arrived
-  } timing;
+  // Phase timestamps (ProxyConfig::timing): the latency budget (phases.h). Kept here, not in
+  // the session, so idle connections pay nothing.
+  ExchangeTiming timing;
   // The response cache's state for this exchange (routes with a cache; session_cache.cc).
   struct CacheState {
     int32_t cache = -1;  // the route's cache (ProxyConfig::caches) when this request uses it
@@ -105,7 +99,7 @@ struct ExchangeBuffers {
     host.clear();
     upstream_head.clear();
     resp_extra.clear();
-    timing = Timing{};
+    timing = ExchangeTiming{};
   }
 };
 
@@ -145,6 +139,28 @@ struct ProxyStats {
   core::Counter cache_purged;       // PURGE and unsafe-method invalidations that removed entries
   core::Counter latency_buckets[kLatencyBuckets];  // non-cumulative
   core::Counter latency_sum_us;
+  // The latency budget: a histogram per phase (phases.h), buckets kPhaseBoundsUs.
+  static constexpr uint64_t kPhaseBoundsUs[] = {50,    100,   250,    500,    1000,   2500,
+                                                5000,  10000, 25000,  50000,  100000, 250000,
+                                                1000000};
+  static constexpr size_t kPhaseBuckets = std::size(kPhaseBoundsUs) + 1;
+  core::Counter phase_buckets[kPhaseCount][kPhaseBuckets];  // non-cumulative
+  core::Counter phase_sum_us[kPhaseCount];
+
+  void ObservePhases(const PhaseTimes& p) {
+    for (size_t i = 0; i < kPhaseCount; ++i) {
+      if (!p.has(static_cast<Phase>(i))) {
+        continue;
+      }
+      const uint64_t us = p.ns[i] / 1000;
+      size_t b = 0;
+      while (b < std::size(kPhaseBoundsUs) && us > kPhaseBoundsUs[b]) {
+        ++b;
+      }
+      phase_buckets[i][b]++;
+      phase_sum_us[i] += us;
+    }
+  }
 
   void ObserveLatency(uint64_t us) {
     size_t i = 0;

@@ -113,7 +113,7 @@ void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
     SetTimerFor(conn, TimerFor::kHeader, cfg().limits.header_timeout_ms);
     req_ = Req::kHead;
     start_ms_ = ctx_.worker().now_ms();
-    if (cfg().any_server_timing) {
+    if (cfg().timing) {
       B().timing.first_byte = MonotonicNs();
     }
   }
@@ -148,8 +148,8 @@ void ClientSession::Pump(core::Conn& conn) {
         // Pipelined bytes of the next request.
         req_ = Req::kHead;
         start_ms_ = ctx_.worker().now_ms();
-        if (cfg().any_server_timing) {
-          B().timing = ExchangeBuffers::Timing{};
+        if (cfg().timing) {
+          B().timing = ExchangeTiming{};
           B().timing.first_byte = MonotonicNs();
         }
         SetTimerFor(conn, TimerFor::kHeader, cfg().limits.header_timeout_ms);
@@ -250,7 +250,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   if (gen_ != ctx_.generation()) {
     gen_ = ctx_.generation();  // a reload since the last request: this one uses the new config
   }
-  const bool timing = cfg().any_server_timing;
+  const bool timing = cfg().timing;
   if (timing) {
     B().timing.head = MonotonicNs();
   }
@@ -263,6 +263,10 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   }
   if (timing) {
     B().timing.access = MonotonicNs();
+    if (requests_ == 1 && cfg().listeners[listener_].tls) {
+      B().timing.tls_ns =
+          static_cast<const TlsServerTransport*>(conn.transport())->handshake_ns();
+    }
   }
   req_ = h.framing == Framing::kNone ? Req::kHead : Req::kBody;
   if (req_ == Req::kBody) {
@@ -664,7 +668,7 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
     if (B().cache.cache >= 0) {
       B().cache.request_time = ctx_.UnixNow();
     }
-    if (cfg().any_server_timing) {
+    if (cfg().timing) {
       B().timing.sent = MonotonicNs();
       B().timing.connected = 0;
     }
@@ -801,8 +805,10 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   const RouteSpec& route = cfg().routes[route_];
   std::string_view extra = has_resp_extra_ ? std::string_view(B().resp_extra)
                                            : std::string_view(route.add_headers);
-  if (route.server_timing) {
+  if (cfg().timing) {
     B().timing.response = MonotonicNs();
+  }
+  if (route.server_timing) {
     if (!has_resp_extra_) {
       B().resp_extra.assign(route.add_headers);
       has_resp_extra_ = true;
@@ -968,7 +974,7 @@ void ClientSession::AppendServerTiming(std::string* out) const {
   // backend incl. a max_conns queue or a rate-limit delay, connect = a new upstream connection
   // (absent when a pooled one was reused), backend = the backend's time to its response head,
   // total = first request byte to response head.
-  const ExchangeBuffers::Timing& t = b_->timing;
+  const ExchangeTiming& t = b_->timing;
   char buf[256];
   auto ms = [](uint64_t from, uint64_t to) {
     return from != 0 && to >= from ? static_cast<double>(to - from) / 1e6 : 0.0;
@@ -1279,6 +1285,12 @@ void ClientSession::LogExchange() {
   stats.responses_by_class[status_ >= 100 && status_ < 600 ? status_ / 100 : 0]++;
   stats.bytes_sent += bytes_sent_;
   stats.ObserveLatency((ctx_.worker().now_ms() - start_ms_) * 1000);
+  PhaseTimes phases;
+  if (cfg().timing && b_) {
+    B().timing.done = MonotonicNs();
+    phases = ComputePhases(B().timing);
+    stats.ObservePhases(phases);
+  }
   if (!ctx_.log().enabled()) {
     return;
   }
@@ -1295,6 +1307,9 @@ void ClientSession::LogExchange() {
   r.duration_ms = ctx_.worker().now_ms() - start_ms_;
   r.note = note_;
   r.cache = B().cache.status;
+  if (cfg().timing) {
+    r.phases = &phases;
+  }
   if (cfg().listeners[listener_].tls) {
     if (core::Conn* me = self()) {
       const tls::ServerSession& tls =

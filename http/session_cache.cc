@@ -156,6 +156,9 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
     return false;
   }
   std::shared_ptr<const cache::Entry> entry = spec.store->Lookup(cs.key, cs.hash, source);
+  if (cfg().timing) {
+    B().timing.cache = MonotonicNs();
+  }
   const int64_t now = ctx_.UnixNow();
   bool refresh = false;  // a stale entry may be revalidated with its validators
   if (entry) {
@@ -642,6 +645,9 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   BuildClientResponseHead(head, head.framing, head_req, close_after_, version_minor_, extra,
                           edits, &ctx_.scratch());
   conn.Write(ctx_.scratch());
+  if (cfg().timing) {
+    B().timing.response = MonotonicNs();
+  }
   if (!head_req && head.framing == Framing::kContentLength && body && !body->empty()) {
     cs.serving = std::move(body);
     cs.offset = 0;

@@ -1,7 +1,9 @@
 // http/tls_transport.cc: see tls_transport.h.
 #include "http/tls_transport.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 
 #include <spdlog/spdlog.h>
 
@@ -13,6 +15,12 @@ namespace torii::http {
 namespace {
 
 // Records go straight into the connection's out queue as OpenSSL produces them.
+uint64_t NowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
 tls::OutputSink SinkTo(core::Conn& conn) {
   return tls::OutputSink{
       [](void* c, std::string_view bytes) { static_cast<core::Conn*>(c)->WriteRaw(bytes); },
@@ -55,6 +63,7 @@ TlsServerTransport::TlsServerTransport(ProxyContext& ctx, core::Conn& conn,
                                        std::shared_ptr<const tls::ServerContext> tls)
     : TlsTransport(ctx),
       idle_timeout_ms_(ctx.config().limits.idle_timeout_ms),
+      accepted_ns_(NowNs()),
       session_(std::move(tls)) {
   session_.SetOutputSink(SinkTo(conn));
 }
@@ -63,6 +72,7 @@ void TlsServerTransport::OnReceived(core::Conn& conn, std::span<const char> byte
   const tls::Status status = session_.Receive(bytes, [&](std::string_view plain) {
     if (!ready_seen_) {
       ready_seen_ = true;  // the first request byte: the handler's own timers take over
+      NoteHandshakeDone();
     }
     conn.handler()->OnRecv(conn, std::span<const char>(plain.data(), plain.size()));
     return !conn.closing();
@@ -74,7 +84,14 @@ void TlsServerTransport::OnReceived(core::Conn& conn, std::span<const char> byte
   if (!ready_seen_ && session_.handshake_done()) {
     // Handshake done, no request yet: the connection is idle like a fresh plain one.
     ready_seen_ = true;
+    NoteHandshakeDone();
     conn.SetTimer(ctx_.worker().now_ms() + idle_timeout_ms_);
+  }
+}
+
+void TlsServerTransport::NoteHandshakeDone() {
+  if (handshake_ns_ == 0) {
+    handshake_ns_ = std::max<uint64_t>(1, NowNs() - accepted_ns_);
   }
 }
 

@@ -60,12 +60,18 @@ class TlsServerTransport final : public TlsTransport {
   // The handler's handshake deadline passed (counted and logged as a failure).
   void HandshakeTimedOut(core::Conn& conn);
   const tls::ServerSession& server_session() const { return session_; }
+  // How long the handshake took, accept to done (0 until it is done).
+  uint64_t handshake_ns() const { return handshake_ns_; }
 
  private:
   tls::Session& session() override { return session_; }
   void Failed(core::Conn& conn) override;
 
+  void NoteHandshakeDone();
+
   uint64_t idle_timeout_ms_;
+  uint64_t accepted_ns_;
+  uint64_t handshake_ns_ = 0;
   tls::ServerSession session_;
   bool ready_seen_ = false;
 };

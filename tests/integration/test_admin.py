@@ -150,6 +150,49 @@ class ServerTiming(h.ToriiCase):
         t.check_alive()
 
 
+class LatencyBudget(h.ToriiCase):
+    """Every request's phases in the access log (JSON and text) and /metrics histograms."""
+
+    def test_phases_in_the_json_access_log_and_metrics(self):
+        o = self.origin("o1")
+        c = admin_config([o], workers=1)
+        c.server["access_log_format"] = "json"
+        t = self.torii(c)
+        with h.Client(t.addr()) as cl:
+            for path in ("/a?delay=100", "/b", "/c"):
+                self.assertEqual(cl.get(path).status, 200)
+        lines = t.access_log_lines(wait_for_count=3)
+        records = [json.loads(line) for line in lines]
+        first = records[0]["phases_ms"]
+        self.assertEqual(list(first), ["head", "access", "wait", "connect", "backend", "stream",
+                                       "total"])
+        self.assertGreaterEqual(first["backend"], 95)
+        parts = sum(v for k, v in first.items() if k != "total")
+        self.assertAlmostEqual(parts, first["total"], delta=0.001 * len(first))
+        self.assertNotIn("connect", records[1]["phases_ms"])  # a pooled connection
+        m = parse_metrics(h.get(t.addr("admin"), "/metrics").body.decode())
+        self.assertEqual(m[("torii_phase_duration_seconds_count", 'phase="total"')], 3)
+        self.assertEqual(m[("torii_phase_duration_seconds_count", 'phase="connect"')], 1)
+        self.assertGreaterEqual(m[("torii_phase_duration_seconds_sum", 'phase="backend"')], 0.095)
+        st = json.loads(h.get(t.addr("admin"), "/status.json").body)
+        backend = next(p for p in st["phases"] if p["name"] == "backend")
+        self.assertEqual(backend["count"], 3)
+        self.assertGreater(backend["avg_ms"], 30)
+        t.check_alive()
+
+    def test_text_log_and_off_switch(self):
+        o = self.origin("o1")
+        t = self.torii(h.proxy_config([o]))
+        self.assertEqual(h.get(t.addr(), "/x").status, 200)
+        line = t.access_log_lines(wait_for_count=1)[0]
+        self.assertRegex(line, r" phases_ms=head:[0-9.]+,access:[0-9.]+,wait:[0-9.]+,"
+                               r"connect:[0-9.]+,backend:[0-9.]+,stream:[0-9.]+,total:[0-9.]+")
+        c = h.proxy_config([o], server_extra={"phase_timing": False})
+        t2 = self.torii(c)
+        self.assertEqual(h.get(t2.addr(), "/x").status, 200)
+        self.assertNotIn("phases_ms", t2.access_log_lines(wait_for_count=1)[0])
+
+
 def chromium():
     import shutil as _shutil
     return _shutil.which("chromium") or _shutil.which("chromium-browser")
@@ -192,6 +235,8 @@ class StatusPage(h.ToriiCase):
         self.assertIn(f"<td>{os_[1].address}</td><td class=\"down\">DOWN</td>", dom)
         self.assertIn("app (round_robin)", dom)
         self.assertRegex(dom, r"<td>3</td><td>3</td>")  # 3 requests, 3 of them 2xx
+        # The latency budget as a chart: one bar per phase.
+        self.assertRegex(dom, r"<td>backend</td><td>[0-9.]+</td><td><span class=\"bar\"")
         shot = f"{self.tmpdir()}/status.png"
         browse(url, self.tmpdir(), what=f"--screenshot={shot}")
         with open(shot, "rb") as f:

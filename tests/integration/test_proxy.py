@@ -395,7 +395,8 @@ class Routing(h.ToriiCase):
 
 
 TEXT_LINE = re.compile(r'^(\S+) \[([^\]]+)\] "(\S*) (\S*) HTTP/1\.(\d)" (\d{3}) (\d+) '
-                       r'host="([^"]*)" backend=(\S+) (\d+)ms( note="[^"]*")?$')
+                       r'host="([^"]*)" backend=(\S+) (\d+)ms( note="[^"]*")?'
+                       r'( phases_ms=[a-z]+:[0-9.]+(?:,[a-z]+:[0-9.]+)*)?$')
 
 
 class AccessLog(h.ToriiCase):

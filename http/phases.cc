@@ -1,0 +1,79 @@
+// http/phases.cc: see phases.h.
+#include "http/phases.h"
+
+#include <cstdio>
+
+namespace torii::http {
+
+namespace {
+
+void Set(PhaseTimes* p, Phase phase, uint64_t from, uint64_t to) {
+  if (from == 0 || to == 0 || to < from) {
+    return;
+  }
+  p->ns[static_cast<size_t>(phase)] = to - from;
+  p->present |= 1u << static_cast<int>(phase);
+}
+
+void AppendMs(uint64_t ns, std::string* out) {
+  char buf[32];
+  const int n = std::snprintf(buf, sizeof(buf), "%.3f", static_cast<double>(ns) / 1e6);
+  out->append(buf, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+PhaseTimes ComputePhases(const ExchangeTiming& t) {
+  PhaseTimes p;
+  if (t.tls_ns != 0) {
+    p.ns[static_cast<size_t>(Phase::kTls)] = t.tls_ns;
+    p.present |= 1u << static_cast<int>(Phase::kTls);
+  }
+  Set(&p, Phase::kHead, t.first_byte, t.head);
+  Set(&p, Phase::kAccess, t.head, t.access);
+  Set(&p, Phase::kCache, t.access, t.cache);
+  const uint64_t before_pick = t.cache != 0 ? t.cache : t.access;
+  Set(&p, Phase::kWait, before_pick, t.sent);
+  Set(&p, Phase::kConnect, t.sent, t.connected);
+  Set(&p, Phase::kBackend, t.connected != 0 ? t.connected : t.sent, t.response);
+  Set(&p, Phase::kStream, t.response, t.done);
+  Set(&p, Phase::kTotal, t.first_byte, t.done);
+  return p;
+}
+
+void AppendPhasesText(const PhaseTimes& p, std::string* out) {
+  bool first = true;
+  for (size_t i = 0; i < kPhaseCount; ++i) {
+    if (!p.has(static_cast<Phase>(i))) {
+      continue;
+    }
+    if (!first) {
+      out->push_back(',');
+    }
+    first = false;
+    out->append(kPhaseNames[i]);
+    out->push_back(':');
+    AppendMs(p.ns[i], out);
+  }
+}
+
+void AppendPhasesJson(const PhaseTimes& p, std::string* out) {
+  out->push_back('{');
+  bool first = true;
+  for (size_t i = 0; i < kPhaseCount; ++i) {
+    if (!p.has(static_cast<Phase>(i))) {
+      continue;
+    }
+    if (!first) {
+      out->push_back(',');
+    }
+    first = false;
+    out->push_back('"');
+    out->append(kPhaseNames[i]);
+    out->append("\":");
+    AppendMs(p.ns[i], out);
+  }
+  out->push_back('}');
+}
+
+}  // namespace torii::http
