@@ -250,6 +250,12 @@ Worker::~Worker() {
   }
 }
 
+uint64_t MonotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 uint64_t MonotonicMs() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -497,7 +503,8 @@ Result<void> Worker::Run() {
   if (auto r = SetupRing(); !r) {
     return r;
   }
-  now_ms_ = MonotonicMs();
+  now_ns_ = MonotonicNs();
+  now_ms_ = now_ns_ / 1000000;
   for (Listener& l : listeners_) {
     ArmAccept(l);
   }
@@ -534,7 +541,8 @@ Result<void> Worker::Run() {
     } else {
       io_uring_submit(&ring_);
     }
-    now_ms_ = MonotonicMs();
+    now_ns_ = MonotonicNs();
+    now_ms_ = now_ns_ / 1000000;
 
     // (2) dispatch every completion: the backlog first (it is older), then the ring.
     batch_.clear();

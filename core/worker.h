@@ -50,6 +50,8 @@ class Worker;
 
 // CLOCK_MONOTONIC in milliseconds: the time base of every timer.
 uint64_t MonotonicMs();
+// The same clock in nanoseconds.
+uint64_t MonotonicNs();
 
 // A reference to a connection that survives loop turns. Resolve it through the worker every
 // time; a stale reference resolves to nullptr.
@@ -257,6 +259,9 @@ class Worker {
   void CancelTask(TaskId id);
 
   uint64_t now_ms() const { return now_ms_; }
+  // The loop turn's time in ns (read once per turn with now_ms(): timestamps that cost no
+  // clock read, precise to the turn; the latency budget uses them).
+  uint64_t now_ns() const { return now_ns_; }
   uint32_t id() const { return options_.id; }
   bool draining() const { return draining_; }
   const WorkerStats& stats() const { return stats_; }
@@ -324,6 +329,7 @@ class Worker {
   BlockPool blocks_;
   TimerWheel timers_;
   uint64_t now_ms_ = 0;
+  uint64_t now_ns_ = 0;
   // The provided buffer being delivered to a handler's OnRecv (for WriteFromRecvBuffer).
   std::span<const char> recv_data_;
   uint16_t recv_bid_ = 0;

@@ -132,7 +132,7 @@ class ClientSession final : public core::ConnHandler {
   // The upstream connection this exchange was sent on finished connecting (Server-Timing).
   void NoteUpstreamConnected() {
     if (b_ && cfg().timing) {
-      b_->timing.connected = MonotonicNs();
+      b_->timing.connected = ctx_.worker().now_ns();
     }
   }
  private:

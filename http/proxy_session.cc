@@ -114,7 +114,7 @@ void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
     req_ = Req::kHead;
     start_ms_ = ctx_.worker().now_ms();
     if (cfg().timing) {
-      B().timing.first_byte = MonotonicNs();
+      B().timing.first_byte = ctx_.worker().now_ns();
     }
   }
   B().in.append(data.data(), data.size());
@@ -150,7 +150,7 @@ void ClientSession::Pump(core::Conn& conn) {
         start_ms_ = ctx_.worker().now_ms();
         if (cfg().timing) {
           B().timing = ExchangeTiming{};
-          B().timing.first_byte = MonotonicNs();
+          B().timing.first_byte = ctx_.worker().now_ns();
         }
         SetTimerFor(conn, TimerFor::kHeader, cfg().limits.header_timeout_ms);
         continue;
@@ -252,7 +252,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   }
   const bool timing = cfg().timing;
   if (timing) {
-    B().timing.head = MonotonicNs();
+    B().timing.head = ctx_.worker().now_ns();
   }
   if (!CheckRequest(conn) || !CheckAccess(conn)) {
     return !conn.closing();
@@ -262,7 +262,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
     return !conn.closing();
   }
   if (timing) {
-    B().timing.access = MonotonicNs();
+    B().timing.access = ctx_.worker().now_ns();
     if (requests_ == 1 && cfg().listeners[listener_].tls) {
       B().timing.tls_ns =
           static_cast<const TlsServerTransport*>(conn.transport())->handshake_ns();
@@ -669,7 +669,7 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
       B().cache.request_time = ctx_.UnixNow();
     }
     if (cfg().timing) {
-      B().timing.sent = MonotonicNs();
+      B().timing.sent = ctx_.worker().now_ns();
       B().timing.connected = 0;
     }
     return;
@@ -806,7 +806,7 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   std::string_view extra = has_resp_extra_ ? std::string_view(B().resp_extra)
                                            : std::string_view(route.add_headers);
   if (cfg().timing) {
-    B().timing.response = MonotonicNs();
+    B().timing.response = ctx_.worker().now_ns();
   }
   if (route.server_timing) {
     if (!has_resp_extra_) {
@@ -1287,7 +1287,7 @@ void ClientSession::LogExchange() {
   stats.ObserveLatency((ctx_.worker().now_ms() - start_ms_) * 1000);
   PhaseTimes phases;
   if (cfg().timing && b_) {
-    B().timing.done = MonotonicNs();
+    B().timing.done = ctx_.worker().now_ns();
     phases = ComputePhases(B().timing);
     stats.ObservePhases(phases);
   }

@@ -157,7 +157,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
   }
   std::shared_ptr<const cache::Entry> entry = spec.store->Lookup(cs.key, cs.hash, source);
   if (cfg().timing) {
-    B().timing.cache = MonotonicNs();
+    B().timing.cache = ctx_.worker().now_ns();
   }
   const int64_t now = ctx_.UnixNow();
   bool refresh = false;  // a stale entry may be revalidated with its validators
@@ -646,7 +646,7 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
                           edits, &ctx_.scratch());
   conn.Write(ctx_.scratch());
   if (cfg().timing) {
-    B().timing.response = MonotonicNs();
+    B().timing.response = ctx_.worker().now_ns();
   }
   if (!head_req && head.framing == Framing::kContentLength && body && !body->empty()) {
     cs.serving = std::move(body);
