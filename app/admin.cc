@@ -36,6 +36,7 @@ th{background:#f0f0f0}.up{color:#137333;font-weight:600}.down{color:#c5221f;font
 </style></head><body>
 <h1>torii</h1><div class="muted" id="summary">loading…</div><div id="err"></div>
 <h2>Traffic</h2><table id="traffic"></table>
+<h2>Routes</h2><table id="routes"></table>
 <h2>Pools</h2><div id="pools"></div>
 <h2>Latency budget (average per request, ms)</h2><table id="phases"></table>
 <h2>Caches</h2><table id="caches"></table>
@@ -55,12 +56,15 @@ function render(s){
   for(const p of s.pools){
     pools.appendChild(el("h3",`${p.name} (${p.algorithm})`));
     const t=el("table");
-    fill(t,["backend","state","weight","backup","in flight","ejected for","ejections"],
+    fill(t,["backend","state","weight","backup","in flight","selected","avg response ms","ejected for","ejections"],
       p.backends.map(b=>[b.address,el("td",b.up?"UP":(b.checks_passing?"EJECTED":"DOWN"),b.up?"up":"down"),
-        b.weight,b.backup?"yes":"",b.in_flight===undefined?"-":b.in_flight,b.ejected_ms?(b.ejected_ms/1000).toFixed(1)+" s":"",b.ejections]));
+        b.weight,b.backup?"yes":"",b.in_flight===undefined?"-":b.in_flight,b.selected,
+        b.responses?b.avg_response_ms.toFixed(3):"-",b.ejected_ms?(b.ejected_ms/1000).toFixed(1)+" s":"",b.ejections]));
     pools.appendChild(t);
   }
   fill(document.getElementById("limits"),["table","keys"],s.rate_limits.map(l=>[l.name,l.keys]));
+  fill(document.getElementById("routes"),["host","path prefix","to","requests"],
+    (s.routes||[]).map(r=>[r.host,r.path_prefix,r.to,r.requests]));
   const ph=s.phases||[];const top=Math.max(0.001,...ph.map(p=>p.avg_ms));
   fill(document.getElementById("phases"),["phase","avg ms","","requests"],
     ph.map(p=>{const b=el("td");const bar=el("span","", "bar");bar.style.width=Math.round(300*p.avg_ms/top)+"px";b.appendChild(bar);
@@ -408,6 +412,30 @@ std::string Admin::Metrics() const {
       }
     }
   }
+  w.Help("torii_backend_selections_total", "counter", "Requests sent to the backend.");
+  w.Help("torii_backend_responses_total", "counter", "Response heads received from the backend.");
+  w.Help("torii_backend_response_seconds_sum", "counter",
+         "Time from sending a request to its response head, summed (with phase_timing); "
+         "divide by torii_backend_responses_total for the average.");
+  for (const http::PoolSpec& pool : proxy_->pools) {
+    for (uint32_t b = 0; b < pool.backends.size(); ++b) {
+      const std::string labels = "pool=\"" + Label(pool.name) + "\",backend=\"" +
+                                 Label(pool.backends[b].name) + "\"";
+      const uint32_t base = b * http::PoolSpec::kBackendColumns;
+      w.Sample("torii_backend_selections_total", labels,
+               pool.counters->Sum(base + http::PoolSpec::kSelected));
+      w.Sample("torii_backend_responses_total", labels,
+               pool.counters->Sum(base + http::PoolSpec::kResponses));
+      w.Sample("torii_backend_response_seconds_sum", labels,
+               static_cast<double>(pool.counters->Sum(base + http::PoolSpec::kTtfbUs)) / 1e6);
+    }
+  }
+  w.Help("torii_route_requests_total", "counter", "Requests routed to each route.");
+  for (const http::RouteSpec& route : proxy_->routes) {
+    w.Sample("torii_route_requests_total",
+             "host=\"" + Label(route.host) + "\",path_prefix=\"" + Label(route.path_prefix) + "\"",
+             route.requests->Sum(0));
+  }
   w.Help("torii_rate_limit_keys", "gauge", "Keys tracked by each rate limit table.");
   for (const http::RateLimitSpec& r : proxy_->rate_limits) {
     w.Sample("torii_rate_limit_keys", "table=\"" + Label(r.name) + "\"",
@@ -537,9 +565,28 @@ std::string Admin::StatusJson() const {
       if (auto n = InFlight(pool, b)) {
         o += ",\"in_flight\":" + std::to_string(*n);
       }
+      const uint32_t base = b * http::PoolSpec::kBackendColumns;
+      const uint64_t responses = pool.counters->Sum(base + http::PoolSpec::kResponses);
+      char avg[32];
+      std::snprintf(avg, sizeof(avg), "%.3f",
+                    responses ? static_cast<double>(
+                                    pool.counters->Sum(base + http::PoolSpec::kTtfbUs)) /
+                                    1e3 / static_cast<double>(responses)
+                              : 0.0);
+      o += ",\"selected\":" + std::to_string(pool.counters->Sum(base + http::PoolSpec::kSelected)) +
+           ",\"responses\":" + std::to_string(responses) + ",\"avg_response_ms\":" + avg;
       o += "}";
     }
     o += "]}";
+  }
+  o += "],\"routes\":[";
+  for (size_t i = 0; i < proxy_->routes.size(); ++i) {
+    const http::RouteSpec& r = proxy_->routes[i];
+    const std::string to = r.redirect_status != 0 ? "redirect " + r.redirect
+                                                   : "pool " + proxy_->pools[r.pool].name;
+    o += (i ? "," : "") + std::string("{\"host\":") + Json(r.host) +
+         ",\"path_prefix\":" + Json(r.path_prefix) + ",\"to\":" + Json(to) +
+         ",\"requests\":" + std::to_string(r.requests->Sum(0)) + "}";
   }
   o += "],\"rate_limits\":[";
   for (size_t i = 0; i < proxy_->rate_limits.size(); ++i) {

@@ -59,7 +59,7 @@ std::string HostOf(const std::string& address) {
 }
 
 std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
-                                                    const TlsContexts& tls) {
+                                                    const TlsContexts& tls, uint32_t workers) {
   auto p = std::make_shared<http::ProxyConfig>();
   p->limits.header_bytes = static_cast<uint32_t>(c.limits.header_bytes);
   p->limits.header_count = c.limits.header_count;
@@ -132,6 +132,8 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     for (const http::BackendTarget& b : ps.backends) {
       ps.fingerprint += "|" + b.name + "*" + std::to_string(b.weight) + (b.backup ? "b" : "");
     }
+    ps.counters = std::make_shared<http::CounterGrid>(
+        workers, n * http::PoolSpec::kBackendColumns);
     ps.tls = tls.pools[p->pools.size()];
     if (ps.tls) {
       for (const http::BackendTarget& b : ps.backends) {
@@ -216,6 +218,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     rs.deny = IpListOf(rc.deny);
     rs.rate_limit = rc.rate_limit.empty() ? -1 : static_cast<int32_t>(rc.rate_limit_index);
     rs.cache = rc.cache.empty() ? -1 : static_cast<int32_t>(rc.cache_index);
+    rs.requests = std::make_shared<http::CounterGrid>(workers, 1);
     rs.host = rc.host;
     rs.path_prefix = rc.path_prefix;
     rs.pool = rc.pool_index;
@@ -366,6 +369,14 @@ void CarryOver(const http::ProxyConfig& old, http::ProxyConfig* fresh) {
         pool.load = before.load;
         pool.slots = before.slots;
         pool.tls_sessions = before.tls_sessions;
+        pool.counters = before.counters;
+      }
+    }
+  }
+  for (http::RouteSpec& route : fresh->routes) {
+    for (const http::RouteSpec& before : old.routes) {
+      if (before.host == route.host && before.path_prefix == route.path_prefix) {
+        route.requests = before.requests;  // a route's count survives edits to its settings
       }
     }
   }
@@ -498,7 +509,8 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     spdlog::critical("{}", tls_contexts.error());
     return 1;
   }
-  std::shared_ptr<const http::ProxyConfig> proxy_config = BuildProxyConfig(config, *tls_contexts);
+  std::shared_ptr<const http::ProxyConfig> proxy_config =
+      BuildProxyConfig(config, *tls_contexts, workers);
   // Hot reload's state: the configs read since start (each one's HealthChecker refers to it)
   // and the TLS contexts in use.
   TlsContexts current_tls = *tls_contexts;
@@ -654,7 +666,7 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
                       refused);
         continue;
       }
-      std::shared_ptr<http::ProxyConfig> next = BuildProxyConfig(*fresh, *tls);
+      std::shared_ptr<http::ProxyConfig> next = BuildProxyConfig(*fresh, *tls, workers);
       CarryOver(*proxy_config, next.get());
       proxy_config = next;
       current_tls = std::move(*tls);

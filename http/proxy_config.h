@@ -21,6 +21,7 @@
 #include "cache/policy.h"
 #include "cache/store.h"
 #include "http/codec/codec.h"
+#include "http/counter_grid.h"
 #include "ratelimit/ban_list.h"
 #include "ratelimit/client_ip.h"
 #include "ratelimit/conn_limit.h"
@@ -70,6 +71,10 @@ struct PoolSpec {
   std::shared_ptr<const tls::ClientContext> tls;
   std::vector<std::string> tls_names;
   std::vector<std::shared_ptr<tls::ClientSessionCache>> tls_sessions;
+  // Per backend, per worker: kSelected (requests sent to it), kResponses (response heads
+  // received), kTtfbUs (their time to first byte, summed, µs; with phase_timing).
+  enum BackendColumn : uint32_t { kSelected, kResponses, kTtfbUs, kBackendColumns };
+  std::shared_ptr<CounterGrid> counters;  // column = backend * kBackendColumns + BackendColumn
   // The settings the shared state above depends on (hot reload keeps that state when the new
   // config's pool of the same name has the same fingerprint).
   std::string fingerprint;
@@ -93,6 +98,7 @@ struct RouteSpec {
   ratelimit::IpList deny;
   int32_t rate_limit = -1;  // index into ProxyConfig::rate_limits, or -1
   int32_t cache = -1;       // index into ProxyConfig::caches, or -1
+  std::shared_ptr<CounterGrid> requests;  // requests routed here, per worker (one column)
 };
 
 struct ListenerSpec {

@@ -525,6 +525,7 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
     return reject(404, "no route");
   }
   route_ = *route;
+  cfg().routes[route_].requests->at(ctx_.worker().id(), 0)++;
   return true;
 }
 
@@ -665,6 +666,8 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
     handler->Attach(*up, self_, method_id_ == HTTP_HEAD, /*holds_slot=*/pool.max_conns > 0);
     handler->set_request_complete(req_ == Req::kDone);
     up->Write(B().upstream_head);
+    pool.counters->at(ctx_.worker().id(), backend_ * PoolSpec::kBackendColumns +
+                                              PoolSpec::kSelected)++;
     if (B().cache.cache >= 0) {
       B().cache.request_time = ctx_.UnixNow();
     }
@@ -778,6 +781,16 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   }
   status_ = head.status;
   resp_ = Resp::kStreaming;
+  {
+    CounterGrid& counters = *cfg().pools[pool_].counters;
+    const uint32_t worker = ctx_.worker().id();
+    const uint32_t base = backend_ * PoolSpec::kBackendColumns;
+    counters.at(worker, base + PoolSpec::kResponses)++;
+    if (b_->timing.sent != 0) {
+      counters.at(worker, base + PoolSpec::kTtfbUs) +=
+          (ctx_.worker().now_ns() - std::min(b_->timing.sent, ctx_.worker().now_ns())) / 1000;
+    }
+  }
   if (gen_->IsFailureStatus(pool_, head.status)) {
     gen_->ReportBackendFailure(pool_, backend_, "failure status");
   } else {

@@ -58,6 +58,21 @@ class Admin(h.ToriiCase):
         for o in os_:
             key = ("torii_backend_up", f'pool="app",backend="{o.address}"')
             self.assertEqual(m[key], 1, key)
+        # Selections and responses per backend (round robin per worker: 5 or more each, 12 in
+        # all), requests per route.
+        selected = []
+        for o in os_:
+            labels = f'pool="app",backend="{o.address}"'
+            selected.append(m[("torii_backend_selections_total", labels)])
+            self.assertEqual(m[("torii_backend_responses_total", labels)], selected[-1], labels)
+            self.assertGreater(m[("torii_backend_response_seconds_sum", labels)], 0)
+        self.assertEqual(sum(selected), 12)
+        self.assertGreaterEqual(min(selected), 5)
+        self.assertEqual(m[("torii_route_requests_total", 'host="*",path_prefix="/"')], 12)
+        st = json.loads(h.get(t.addr("admin"), "/status.json").body)
+        self.assertEqual([b["selected"] for b in st["pools"][0]["backends"]], selected)
+        self.assertEqual(st["routes"], [{"host": "*", "path_prefix": "/", "to": "pool app",
+                                         "requests": 12}])
         # Buckets are cumulative and non-decreasing.
         buckets = [v for (n, _), v in m.items() if n == "torii_request_duration_seconds_bucket"]
         self.assertEqual(buckets, sorted(buckets))
