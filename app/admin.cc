@@ -49,8 +49,8 @@ function fill(table, head, rows){table.replaceChildren(row(head,true));for(const
 function render(s){
   document.getElementById("summary").textContent=`up ${s.uptime_s} s · ${s.workers} worker(s) · ${s.connections} connection(s) · listeners: ${s.listeners.map(l=>l.name).join(", ")}`;
   const r=s.responses;
-  fill(document.getElementById("traffic"),["requests","2xx","3xx","4xx","5xx","aborted","compressed","compression"],
-    [[s.requests,r["2xx"],r["3xx"],r["4xx"],r["5xx"],r.aborted,s.compression.responses,
+  fill(document.getElementById("traffic"),["requests","2xx","3xx","4xx","5xx","aborted","rate limited","denied","compressed","compression"],
+    [[s.requests,r["2xx"],r["3xx"],r["4xx"],r["5xx"],r.aborted,s.rate_limited,s.denied,s.compression.responses,
       s.compression.bytes_in?(s.compression.bytes_in/Math.max(1,s.compression.bytes_out)).toFixed(2)+"x":"-"]]);
   const pools=document.getElementById("pools");pools.replaceChildren();
   for(const p of s.pools){
@@ -516,6 +516,8 @@ std::string Admin::StatusJson() const {
   uint64_t compressed = 0;
   uint64_t hits = 0;
   uint64_t misses = 0;
+  uint64_t rate_limited = 0;
+  uint64_t denied = 0;
   uint64_t comp_in = 0;
   uint64_t comp_out = 0;
   for (const http::ProxyContext* c : contexts_) {
@@ -527,6 +529,8 @@ std::string Admin::StatusJson() const {
     conns += c->worker().published().conns_live.get();
     compressed += s.compressed.get();
     hits += s.cache_hits.get();
+    rate_limited += s.rate_limited.get();
+    denied += s.denied.get();
     misses += s.cache_misses.get();
     comp_in += s.compress_in.get();
     comp_out += s.compress_out.get();
@@ -534,6 +538,8 @@ std::string Admin::StatusJson() const {
   std::string o = "{";
   o += "\"uptime_s\":" + std::to_string((now - started_ms_) / 1000);
   o += ",\"reloads\":" + std::to_string(reloads_);
+  o += ",\"rate_limited\":" + std::to_string(rate_limited);
+  o += ",\"denied\":" + std::to_string(denied);
   o += ",\"workers\":" + std::to_string(contexts_.size());
   o += ",\"connections\":" + std::to_string(conns);
   o += ",\"requests\":" + std::to_string(requests);

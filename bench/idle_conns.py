@@ -2,14 +2,16 @@
 """bench/idle_conns.py: memory cost of idle keep-alive connections in a server.
 
   idle_conns.py --addr HOST:PORT --pid PID [--pid PID ...] [-n 10000] [--path /?size=100]
-                [--batch 200] [--settle 2] [--label NAME]
+                [--batch 200] [--settle 2] [--label NAME] [--tls]
 
 Opens N TCP connections to HOST:PORT; on each it sends one keep-alive GET and reads the
 whole response (status 200 required, Content-Length framing), then leaves it idle. RSS
 (VmRSS in /proc/PID/status, summed over every --pid) is read after a warm-up and again
 once all N connections are idle; the difference divided by N is the server's user-space
 memory per idle connection (kernel socket buffers are not in RSS). It also checks that the
-server kept every connection open. The last line of output is machine-readable:
+server kept every connection open. With --tls every connection first completes a TLS
+handshake (certificate not verified; the TLS state is then part of what an idle connection
+costs). The last line of output is machine-readable:
 
   RESULT label=NAME n=N alive=A rss_before_kib=B rss_after_kib=C bytes_per_conn=D
 
@@ -19,6 +21,7 @@ Python 3 standard library only.
 import argparse
 import resource
 import socket
+import ssl
 import sys
 import time
 
@@ -64,11 +67,13 @@ def read_response(sock):
     return status, length
 
 
-def open_batch(host, port, request, count):
+def open_batch(host, port, request, count, tls=None):
     socks = []
     try:
         for _ in range(count):
             s = socket.create_connection((host, port), timeout=15)
+            if tls is not None:
+                s = tls.wrap_socket(s, server_hostname="bench.test")
             socks.append(s)
         for s in socks:
             s.sendall(request)
@@ -86,7 +91,9 @@ def open_batch(host, port, request, count):
 def alive(sock):
     sock.setblocking(False)  # a socket with a timeout would wait in recv() despite DONTWAIT
     try:
-        data = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        # The plain socket's recv, also for a TLS socket (which refuses flags): it peeks at
+        # raw bytes, enough to tell open from closed.
+        data = socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except BlockingIOError:
         return True  # nothing to read and not closed
     except OSError:
@@ -103,7 +110,13 @@ def main():
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--settle", type=float, default=2.0)
     ap.add_argument("--label", default="server")
+    ap.add_argument("--tls", action="store_true", help="TLS on every connection (not verified)")
     a = ap.parse_args()
+    tls = None
+    if a.tls:
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
     host, port = a.addr.rsplit(":", 1)
     port = int(port)
 
@@ -121,7 +134,7 @@ def main():
 
     # Warm-up: one batch that connects, gets a response and closes, so the baseline already
     # includes the server's lazily allocated per-worker state (buffer pools, upstream pool).
-    for s in open_batch(host, port, request, min(a.batch, a.n)):
+    for s in open_batch(host, port, request, min(a.batch, a.n), tls):
         s.close()
     time.sleep(a.settle / 2)
     before = rss_kib(a.pid)
@@ -130,7 +143,7 @@ def main():
     t0 = time.monotonic()
     try:
         while len(socks) < a.n:
-            socks += open_batch(host, port, request, min(a.batch, a.n - len(socks)))
+            socks += open_batch(host, port, request, min(a.batch, a.n - len(socks)), tls)
     except (OSError, ConnectionError, ValueError, IndexError) as e:
         print(f"{a.label}: failed after {len(socks)} connections: {type(e).__name__}: {e}",
               file=sys.stderr)

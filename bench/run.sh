@@ -35,6 +35,7 @@
 #   BENCH_ARGS              parser mode: extra flags, e.g. "--benchmark_repetitions=5"
 #   SLOW_MS [100]           balance mode: the slow origin's added delay per response, in ms
 #   COMP_LEVEL [5]          compress mode: the gzip level, 1..9 (5 = torii's default)
+#   TLS [0]                 idle mode: 1 = every idle connection over TLS 1.3 (E2)
 #
 # balance mode: three torii-origins on LOAD_CPU, one started with --delay-ms SLOW_MS, the
 # other two answering at once. Each proxy gets one pool/upstream/backend of the three (slow
@@ -127,6 +128,7 @@ KEEP_WORK=${KEEP_WORK:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SLOW_MS=${SLOW_MS:-100}
 COMP_LEVEL=${COMP_LEVEL:-5}
+TLS=${TLS:-0}
 # ratelimit mode: the limit every "on" instance enforces (never reached by the benchmark).
 RL_RATE=100000000 # requests per second per client address (torii accepts 1..1e9)
 RL_BURST=1000000  # torii's maximum
@@ -872,16 +874,25 @@ run_idle() {
     die "N=$N idle connections need about $((N + 200)) file descriptors per process; the limit is $FD_LIMIT (hard $(ulimit -Hn)): use N=$((FD_LIMIT - 200)) or less"
   fi
   mkdir -p "$RESULTS_DIR"
-  local results=$RESULTS_DIR/idle-$STAMP.txt p line
-  local -a lines=()
+  local results=$RESULTS_DIR/idle-$STAMP.txt p line comp="" kind="keep-alive"
+  local -a lines=() tls_flag=()
+  if [[ $TLS == 1 ]]; then
+    # Every connection over TLS 1.3 (ECDSA P-256) first: what an idle TLS connection costs.
+    make_bench_cert
+    SCHEME=https
+    CHECK_TLS=(--tls)
+    comp=tls
+    tls_flag=(--tls)
+    kind="TLS keep-alive"
+  fi
   start_origin
   for p in $PROXIES; do
-    start_proxy "$p"
+    start_proxy "$p" "" "" "$comp"
     local pids=() pid
     for pid in ${CPU_PIDS[$p]}; do pids+=(--pid "$pid"); done
-    log "$p: opening $N idle keep-alive connections"
-    line=$(timeout -k 5 300 taskset -c "$LOAD_CPU" python3 "$BENCH_DIR/idle_conns.py" \
-      --addr "127.0.0.1:${PORT[$p]}" "${pids[@]}" -n "$N" --label "$p" 2>&1) || {
+    log "$p: opening $N idle $kind connections"
+    line=$(timeout -k 5 600 taskset -c "$LOAD_CPU" python3 "$BENCH_DIR/idle_conns.py" \
+      --addr "127.0.0.1:${PORT[$p]}" "${pids[@]}" -n "$N" --label "$p" "${tls_flag[@]}" 2>&1) || {
       proxies_alive
       die "idle_conns.py against $p failed: $line"
     }
@@ -892,7 +903,7 @@ run_idle() {
     stop_proxy "$p"
   done
   {
-    echo "torii benchmark: memory per idle keep-alive connection, N=$N (each sent one GET /?size=100"
+    echo "torii benchmark: memory per idle $kind connection, N=$N (each sent one GET /?size=100"
     echo "and read the 200 response, then stayed idle; RSS = VmRSS of the proxy's processes)"
     env_header
     echo "fd limit:  $FD_LIMIT (soft = hard for the proxies and the client)"
@@ -1316,11 +1327,8 @@ run_tls() {
   command -v openssl >/dev/null || die "openssl is not installed"
   build torii torii-origin
   raise_fd_limit
-  mkdir -p "$RESULTS_DIR" "$WORK/tls"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -keyout "$WORK/tls/site.key" -out "$WORK/tls/site.crt" -subj /CN=bench.test \
-    -addext subjectAltName=DNS:bench.test >"$WORK/tls/openssl.log" 2>&1 ||
-    die "openssl could not make the bench certificate: $(cat "$WORK/tls/openssl.log")"
+  mkdir -p "$RESULTS_DIR"
+  make_bench_cert
   local results=$RESULTS_DIR/tls-$STAMP.txt runs=$RESULTS_DIR/tls-$STAMP.tsv
   printf '# scenario\tproxy\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
   SCHEME=https
@@ -1383,6 +1391,16 @@ run_tls() {
   cat "$results"
   echo
   echo "results: $results (per-run records: $runs)"
+}
+
+# make_bench_cert: $WORK/tls/site.crt and site.key, ECDSA P-256, for bench.test.
+make_bench_cert() {
+  command -v openssl >/dev/null || die "openssl is not installed"
+  mkdir -p "$WORK/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -keyout "$WORK/tls/site.key" -out "$WORK/tls/site.crt" -subj /CN=bench.test \
+    -addext subjectAltName=DNS:bench.test >"$WORK/tls/openssl.log" 2>&1 ||
+    die "openssl could not make the bench certificate: $(cat "$WORK/tls/openssl.log")"
 }
 
 # tls_handshakes NAME: "FULL RESUMED" from the torii instance NAME's /metrics.

@@ -227,6 +227,7 @@ class ClientSession final : public core::ConnHandler {
   uint64_t body_bytes_ = 0;      // bytes received since then (body_min_rate)
   uint64_t bytes_sent_ = 0;
   uint64_t start_ms_ = 0;
+  uint64_t accepted_ns_ = 0;     // the loop turn that accepted the connection (accept phase)
   uint64_t ip_key_ = 0;          // max_conns_per_ip slot held by this connection
   core::ConnRef self_;
   core::ConnRef up_;

@@ -25,9 +25,16 @@ void AppendMs(uint64_t ns, std::string* out) {
 
 PhaseTimes ComputePhases(const ExchangeTiming& t) {
   PhaseTimes p;
+  const auto put = [&p](Phase phase, uint64_t ns) {
+    p.ns[static_cast<size_t>(phase)] = ns;
+    p.present |= 1u << static_cast<int>(phase);
+  };
+  if (t.accept_ns != 0) {
+    // The TLS handshake is its own phase: what is left is the client's silence.
+    put(Phase::kAccept, t.accept_ns > t.tls_ns ? t.accept_ns - t.tls_ns : 0);
+  }
   if (t.tls_ns != 0) {
-    p.ns[static_cast<size_t>(Phase::kTls)] = t.tls_ns;
-    p.present |= 1u << static_cast<int>(Phase::kTls);
+    put(Phase::kTls, t.tls_ns);
   }
   Set(&p, Phase::kHead, t.first_byte, t.head);
   Set(&p, Phase::kAccess, t.head, t.access);
@@ -37,6 +44,9 @@ PhaseTimes ComputePhases(const ExchangeTiming& t) {
   Set(&p, Phase::kConnect, t.sent, t.connected);
   Set(&p, Phase::kBackend, t.connected != 0 ? t.connected : t.sent, t.response);
   Set(&p, Phase::kStream, t.response, t.done);
+  if (t.codec_ns != 0) {
+    put(Phase::kCompress, t.codec_ns);
+  }
   Set(&p, Phase::kTotal, t.first_byte, t.done);
   return p;
 }

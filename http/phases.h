@@ -6,13 +6,15 @@
 // (ProxyStats) and the status page. Server-Timing (per route) reports the phases up to the
 // response head.
 //
-// Phases: tls (handshake, on a connection's first request), head (first request byte to end
+// Phases: accept (accept, or the end of the TLS handshake, to the connection's first request
+// byte), tls (handshake, on a connection's first request), head (first request byte to end
 // of head), access (access lists, rate limit), cache (lookup), wait (backend pick, incl. a
 // max_conns queue or a rate-limit delay), connect (a new upstream connection; absent when a
 // pooled one was reused), backend (the backend's time to its response head), stream (response
-// head to its last byte queued: body relay and compression, or the cached body), total (first
-// request byte to last response byte queued). A phase the exchange did not go through is
-// absent, not zero.
+// head to its last byte queued: body relay and compression, or the cached body), compress
+// (the time inside gzip/br/zstd, part of stream or of a cache hit), total (first request byte
+// to last response byte queued). head..stream chain, so they add up to total; accept and tls
+// come before it. A phase the exchange did not go through is absent, not zero.
 #pragma once
 
 #include <array>
@@ -32,13 +34,16 @@ struct ExchangeTiming {
   uint64_t response = 0;    // the response head is out (from the backend or the cache)
   uint64_t done = 0;        // the last response byte is queued
   uint64_t tls_ns = 0;      // the TLS handshake's duration (the connection's first request)
+  uint64_t accept_ns = 0;   // accept to the first request byte (the connection's first request)
+  uint64_t codec_ns = 0;    // time spent compressing or decompressing the body
 };
 
-enum class Phase : uint8_t { kTls, kHead, kAccess, kCache, kWait, kConnect, kBackend, kStream,
-                             kTotal, kCount };
+enum class Phase : uint8_t { kAccept, kTls, kHead, kAccess, kCache, kWait, kConnect, kBackend,
+                             kStream, kCompress, kTotal, kCount };
 inline constexpr size_t kPhaseCount = static_cast<size_t>(Phase::kCount);
 inline constexpr std::array<std::string_view, kPhaseCount> kPhaseNames = {
-    "tls", "head", "access", "cache", "wait", "connect", "backend", "stream", "total"};
+    "accept", "tls", "head", "access", "cache", "wait", "connect", "backend", "stream",
+    "compress", "total"};
 
 struct PhaseTimes {
   std::array<uint64_t, kPhaseCount> ns{};

@@ -84,6 +84,7 @@ ClientSession::ClientSession(ProxyContext& ctx, core::Conn& conn, uint32_t liste
     : ctx_(ctx),
       gen_(ctx.generation()),
       peer_(FormatPeer(conn.peer())),
+      accepted_ns_(ctx.worker().now_ns()),
       self_(conn.ref()),
       listener_(listener) {
   // A TLS client has handshake_timeout to finish its handshake (then, silent, idle_timeout).
@@ -115,6 +116,9 @@ void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
     start_ms_ = ctx_.worker().now_ms();
     if (cfg().timing) {
       B().timing.first_byte = ctx_.worker().now_ns();
+      if (requests_ == 0) {
+        B().timing.accept_ns = std::max<uint64_t>(1, B().timing.first_byte - accepted_ns_);
+      }
     }
   }
   B().in.append(data.data(), data.size());
@@ -1034,6 +1038,7 @@ void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
   if (encoder_ || decoder_) {
     std::string& out = ctx_.codec_out();
     out.clear();
+    const uint64_t codec_start = cfg().timing ? core::MonotonicNs() : 0;
     bool ok;
     if (decoder_) {
       ok = decoder_->Write(body, &out);  // false: corrupt, or over max_decoded (a bomb)
@@ -1042,6 +1047,9 @@ void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
       if (ok && flush_each_piece_) {
         ok = encoder_->Flush(&out);
       }
+    }
+    if (codec_start != 0) {
+      b_->timing.codec_ns += core::MonotonicNs() - codec_start;
     }
     if (!ok) {
       const bool decoding = decoder_ != nullptr;
@@ -1111,7 +1119,12 @@ void ClientSession::OnUpstreamDone(bool reusable) {
   if ((encoder_ || decoder_) && me != nullptr) {
     std::string& out = ctx_.codec_out();
     out.clear();
-    if (!(decoder_ ? decoder_->Finish(&out) : encoder_->Finish(&out))) {
+    const uint64_t codec_start = cfg().timing ? core::MonotonicNs() : 0;
+    const bool ok = decoder_ ? decoder_->Finish(&out) : encoder_->Finish(&out);
+    if (codec_start != 0) {
+      b_->timing.codec_ns += core::MonotonicNs() - codec_start;
+    }
+    if (!ok) {
       EndEncoder(false);
       AbortClient(*me, "compression failed");
       return;

@@ -557,7 +557,11 @@ std::shared_ptr<const std::string> ClientSession::CompressedVariant(
     return nullptr;  // at the encoder cap: identity this time
   }
   std::string out;
+  const uint64_t codec_start = cfg().timing ? core::MonotonicNs() : 0;
   const bool ok = encoder->Write(*entry->body, &out) && encoder->Finish(&out);
+  if (codec_start != 0) {
+    B().timing.codec_ns += core::MonotonicNs() - codec_start;
+  }
   ctx_.stats().compressed++;
   ctx_.stats().compress_in += encoder->total_in();
   ctx_.stats().compress_out += encoder->total_out();
