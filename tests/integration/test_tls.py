@@ -291,6 +291,41 @@ class Options(h.ToriiCase):
         r = h.get(t.addr("http"), "/form", host="a.test", method="POST", body=b"x")
         self.assertEqual(r.status, 308)
 
+    def test_truncated_or_corrupted_body_aborts_and_never_pools_the_upstream(self):
+        # T9: a request body cut short without close_notify, or a forged record in the middle
+        # of it: the request is aborted and its upstream connection closed, never reused.
+        for how in ("truncate", "corrupt"):
+            with self.subTest(how=how):
+                o = self.origin(f"o-{how}")
+                t = self.torii(tls_config(o, self.pki, [self.cert]))  # one worker
+                ctx = client_context(self.pki)
+                with tls_connect(t.addr("https"), ctx) as s:
+                    self.assertEqual(tls_get(s, "/warm").status, 200)  # pools one connection
+                s = tls_connect(t.addr("https"), ctx)
+                try:
+                    s.sendall(b"POST /echo HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1000\r\n"
+                              b"\r\n" + b"x" * 500)
+                    time.sleep(0.3)  # the head and half the body reach the origin
+                    if how == "corrupt":
+                        socket.socket.sendall(s, b"\x17\x03\x03\x00\x20" + os.urandom(32))
+                    else:
+                        socket.socket.shutdown(s, socket.SHUT_WR)  # FIN, no close_notify
+                    try:
+                        data, closed = h.read_until_eof(s, 5)
+                    except ssl.SSLError:  # the alert torii sends for the forged record
+                        data, closed = b"", True
+                    self.assertTrue(closed)
+                    self.assertNotIn(b"HTTP/1.1 200", data)
+                finally:
+                    socket.socket.close(s)
+                with tls_connect(t.addr("https"), ctx) as s2:
+                    self.assertEqual(tls_get(s2, "/after").status, 200)
+                conn_of = {e["target"]: e["conn"] for e in o.log_entries()}
+                # The cut request went out on the pooled connection; the next one needed another.
+                self.assertNotIn("/echo", conn_of)  # never completed at the origin
+                self.assertNotEqual(conn_of["/after"], conn_of["/warm"])
+                t.check_alive()
+
     def test_example_config_checks_once_its_certificate_exists(self):
         d = self.tmpdir()
         shutil.copy(os.path.join(h.REPO, "conf", "tls.toml"), d)
