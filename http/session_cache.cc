@@ -587,12 +587,30 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   ExchangeBuffers::CacheState& cs = B().cache;
   const int64_t now = ctx_.UnixNow();
   const bool not_modified = cache::ClientNotModified(*entry, RequestHeaders(request_headers));
-  // The stored head, less Age (ours replaces it).
+  // The stored head, less Age (ours replaces it). cache/ keeps names lowercased; they go out
+  // in the usual capitalisation ("content-type" → "Content-Type"), as a miss sends them.
   std::vector<HeaderView>& views = cs.entry_views;
+  std::string& names = cs.entry_names;
   views.clear();
+  names.clear();
+  for (const cache::Header& h : entry->headers) {
+    if (EqualsIgnoreCase(h.name, "age")) {
+      continue;
+    }
+    const size_t start = names.size();
+    names.append(h.name);
+    for (size_t i = start; i < names.size(); ++i) {
+      char& c = names[i];
+      if ((i == start || names[i - 1] == '-') && c >= 'a' && c <= 'z') {
+        c = static_cast<char>(c - 'a' + 'A');
+      }
+    }
+  }
+  size_t at = 0;
   for (const cache::Header& h : entry->headers) {
     if (!EqualsIgnoreCase(h.name, "age")) {
-      views.push_back(HeaderView{h.name, h.value});
+      views.push_back(HeaderView{std::string_view(names).substr(at, h.name.size()), h.value});
+      at += h.name.size();
     }
   }
   MessageHead head;

@@ -81,6 +81,9 @@ class Basics(CacheCase):
             self.assertEqual(r.body, r1.body)
             self.assertEqual(r.header("Content-Length"), "4096")
             self.assertIsNotNone(r.header("Age"))
+            # Names go out capitalised as on the miss, though the store keeps them lowercased.
+            self.assertIn(("Content-Type", "text/plain"), r.headers)
+            self.assertIn(("Cache-Control", "max-age=60"), r.headers)
         self.assertEqual(self.origin_count() - before, 1)
 
     def test_query_is_part_of_the_key(self):
