@@ -737,6 +737,32 @@ measure() {
   M_CPU=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
 }
 
+# The per-run records of the modes report.py's table reads: runs_header FILE KEY1 KEY2 writes
+# the header (KEY1 KEY2 name the first two columns), record_run FILE KEY1 KEY2 ROUND appends the
+# figures measure() left in M_*.
+runs_header() {
+  printf '# %s\t%s\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' \
+    "$2" "$3" >"$1"
+}
+record_run() {
+  printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$2" "$3" "$4" "$M_RPS" "$M_REQS" \
+    "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" "$M_BUSY_P" "$M_BUSY_L" >>"$1"
+}
+
+# log_run LABEL [NOTE]: measure()'s figures in one log line (NOTE after the proxy CPU).
+log_run() {
+  log "$1: $M_RPS req/s, p50 ${M_P50}us, p99 ${M_P99}us, proxy CPU ${M_CPU}s${2:+, $2}, CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
+}
+
+# keep_failed_run NAME OUT KEPT: a run with non-2xx answers or socket errors is logged and its
+# wrk output kept as KEPT.
+keep_failed_run() {
+  if ((M_NON2XX > 0 || M_SOCK > 0)); then
+    log "WARNING: $1: $M_NON2XX non-2xx answers and $M_SOCK socket errors in this run"
+    cp "$2" "$3"
+  fi
+}
+
 # ab keeps every request's time in memory (32 bytes each) and needs a request count: -n caps a
 # run at AB_MAX_REQS, far above what one ab process on one CPU makes in DURATION seconds.
 AB_MAX_REQS=$((DURATION * 100000))
@@ -819,7 +845,7 @@ run_macro() {
   raise_fd_limit
   mkdir -p "$RESULTS_DIR"
   local results=$RESULTS_DIR/macro-$STAMP.txt runs=$RESULTS_DIR/macro-$STAMP.tsv
-  printf '# scenario\tproxy\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
+  runs_header "$runs" scenario proxy
 
   start_origin
   local p sc r
@@ -835,17 +861,11 @@ run_macro() {
     proxies_alive
     for ((r = 1; r <= ROUNDS; r++)); do
       for p in $PROXIES; do
-        local out=$WORK/wrk-$name-$p-$r.txt rps reqs p50 p99 non2xx sock cpu busy_p busy_l
+        local out=$WORK/wrk-$name-$p-$r.txt
         measure "$p" "$path" "$out"
-        rps=$M_RPS reqs=$M_REQS p50=$M_P50 p99=$M_P99 non2xx=$M_NON2XX sock=$M_SOCK
-        cpu=$M_CPU busy_p=$M_BUSY_P busy_l=$M_BUSY_L
-        printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$p" "$r" "$rps" \
-          "$reqs" "$p50" "$p99" "$cpu" "$non2xx" "$sock" "$busy_p" "$busy_l" >>"$runs"
-        log "$name round $r/$ROUNDS $p: $rps req/s, p50 ${p50}us, p99 ${p99}us, proxy CPU ${cpu}s, CPU $PROXY_CPU/$LOAD_CPU busy $busy_p%/$busy_l%, non-2xx $non2xx, socket errors $sock"
-        if ((non2xx > 0 || sock > 0)); then
-          log "WARNING: $p: $non2xx non-2xx answers and $sock socket errors in this run"
-          cp "$out" "$RESULTS_DIR/macro-$STAMP-wrk-$name-$p-$r.txt"
-        fi
+        record_run "$runs" "$name" "$p" "$r"
+        log_run "$name round $r/$ROUNDS $p"
+        keep_failed_run "$p" "$out" "$RESULTS_DIR/macro-$STAMP-wrk-$name-$p-$r.txt"
         proxies_alive
       done
     done
@@ -1068,7 +1088,7 @@ run_ratelimit() {
   mkdir -p "$RESULTS_DIR"
   local results=$RESULTS_DIR/ratelimit-$STAMP.txt runs=$RESULTS_DIR/ratelimit-$STAMP.tsv
   local path="/?size=100" size=100 p l r inst
-  printf '# proxy\tlimit\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
+  runs_header "$runs" proxy limit
 
   start_origin
   local -a instances=()
@@ -1090,9 +1110,8 @@ run_ratelimit() {
         inst=$p-$l
         local out=$WORK/wrk-ratelimit-$inst-$r.txt
         measure "$inst" "$path" "$out"
-        printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$l" "$r" "$M_RPS" \
-          "$M_REQS" "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" "$M_BUSY_P" "$M_BUSY_L" >>"$runs"
-        log "ratelimit round $r/$ROUNDS $inst: $M_RPS req/s, p50 ${M_P50}us, p99 ${M_P99}us, proxy CPU ${M_CPU}s, CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
+        record_run "$runs" "$p" "$l" "$r"
+        log_run "ratelimit round $r/$ROUNDS $inst"
         if ((M_NON2XX > 0 || M_SOCK > 0)); then
           cp "$out" "$RESULTS_DIR/ratelimit-$STAMP-wrk-$inst-$r.txt"
           # A non-2xx answer (429) means a limit was hit: not the scenario this mode measures.
@@ -1209,7 +1228,7 @@ run_cache() {
   mkdir -p "$RESULTS_DIR"
   local results=$RESULTS_DIR/cache-$STAMP.txt runs=$RESULTS_DIR/cache-$STAMP.tsv
   local origin_log=$RESULTS_DIR/cache-$STAMP-origin.tsv
-  printf '# scenario\tproxy\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
+  runs_header "$runs" scenario proxy
   printf '# scenario\tproxy\trequests_answered\torigin_requests\n' >"$origin_log"
 
   start_origin
@@ -1234,14 +1253,10 @@ run_cache() {
         o0=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
         measure "$p" "$path" "$out"
         o1=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
-        printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$p" "$r" "$M_RPS" \
-          "$M_REQS" "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" "$M_BUSY_P" "$M_BUSY_L" >>"$runs"
+        record_run "$runs" "$sc" "$p" "$r"
         printf '%s\t%s\t%s\t%s\n' "$sc" "$p" "$M_REQS" "$((o1 - o0))" >>"$origin_log"
-        log "$sc round $r/$ROUNDS $p: $M_RPS req/s, p50 ${M_P50}us, p99 ${M_P99}us, proxy CPU ${M_CPU}s, origin requests $((o1 - o0)), CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
-        if ((M_NON2XX > 0 || M_SOCK > 0)); then
-          log "WARNING: $p: $M_NON2XX non-2xx answers and $M_SOCK socket errors in this run"
-          cp "$out" "$RESULTS_DIR/cache-$STAMP-wrk-$sc-$p-$r.txt"
-        fi
+        log_run "$sc round $r/$ROUNDS $p" "origin requests $((o1 - o0))"
+        keep_failed_run "$p" "$out" "$RESULTS_DIR/cache-$STAMP-wrk-$sc-$p-$r.txt"
         proxies_alive
       done
     done
@@ -1281,7 +1296,7 @@ run_timing() {
   raise_fd_limit
   mkdir -p "$RESULTS_DIR"
   local results=$RESULTS_DIR/timing-$STAMP.txt runs=$RESULTS_DIR/timing-$STAMP.tsv
-  printf '# scenario\tproxy\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
+  runs_header "$runs" scenario proxy
   start_origin
   start_proxy torii
   start_proxy torii-off "" "" notiming
@@ -1293,9 +1308,8 @@ run_timing() {
   for ((r = 1; r <= ROUNDS; r++)); do
     for inst in torii torii-off; do
       measure "$inst" "$path" "$WORK/wrk-$inst-$r.txt"
-      printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' small "$inst" "$r" "$M_RPS" \
-        "$M_REQS" "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" "$M_BUSY_P" "$M_BUSY_L" >>"$runs"
-      log "timing round $r/$ROUNDS $inst: $M_RPS req/s, proxy CPU ${M_CPU}s, CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
+      record_run "$runs" small "$inst" "$r"
+      log_run "timing round $r/$ROUNDS $inst"
       proxies_alive
     done
   done
@@ -1330,7 +1344,7 @@ run_tls() {
   mkdir -p "$RESULTS_DIR"
   make_bench_cert
   local results=$RESULTS_DIR/tls-$STAMP.txt runs=$RESULTS_DIR/tls-$STAMP.tsv
-  printf '# scenario\tproxy\tround\trps\trequests\tp50_us\tp99_us\tcpu_s\tnon2xx\tsock_errors\tproxy_cpu_busy_pct\tload_cpu_busy_pct\n' >"$runs"
+  runs_header "$runs" scenario proxy
   SCHEME=https
   CHECK_TLS=(--tls)
   start_origin
@@ -1359,13 +1373,9 @@ run_tls() {
         [[ $sc == full ]] && inst=$p-nt
         local out=$WORK/wrk-$sc-$inst-$r.txt
         measure "$inst" "$path" "$out"
-        printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "tls-$sc" "$p" "$r" "$M_RPS" \
-          "$M_REQS" "$M_P50" "$M_P99" "$M_CPU" "$M_NON2XX" "$M_SOCK" "$M_BUSY_P" "$M_BUSY_L" >>"$runs"
-        log "tls $sc round $r/$ROUNDS $inst: $M_RPS req/s, p50 ${M_P50}us, p99 ${M_P99}us, proxy CPU ${M_CPU}s, CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
-        if ((M_NON2XX > 0 || M_SOCK > 0)); then
-          log "WARNING: $inst: $M_NON2XX non-2xx answers and $M_SOCK socket errors in this run"
-          cp "$out" "$RESULTS_DIR/tls-$STAMP-wrk-$sc-$inst-$r.txt"
-        fi
+        record_run "$runs" "tls-$sc" "$p" "$r"
+        log_run "tls $sc round $r/$ROUNDS $inst"
+        keep_failed_run "$inst" "$out" "$RESULTS_DIR/tls-$STAMP-wrk-$sc-$inst-$r.txt"
         proxies_alive
       done
     done
