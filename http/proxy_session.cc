@@ -250,7 +250,6 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   resp_ = Resp::kNone;
   close_after_ = !h.keep_alive || h.upgrade || draining_ ||
                  requests_ >= cfg().limits.keepalive_requests;
-  CacheEndExchange();  // normally done already by the previous exchange's end
   if (gen_ != ctx_.generation()) {
     gen_ = ctx_.generation();  // a reload since the last request: this one uses the new config
   }

@@ -23,17 +23,6 @@ bool IsDroppedRequestHeader(std::string_view name) {
   return name.find('_') != std::string_view::npos;
 }
 
-bool IsDroppedResponseHeader(std::string_view name) {
-  static constexpr std::string_view kDropped[] = {
-      "connection", "keep-alive",     "proxy-connection", "te",     "transfer-encoding",
-      "trailer",    "content-length", "upgrade",          "proxy-authenticate"};
-  for (std::string_view d : kDropped) {
-    if (EqualsIgnoreCase(name, d)) {
-      return true;
-    }
-  }
-  return false;
-}
 
 // True when `name` is listed in one of the Connection headers of `head`.
 bool NamedInConnection(const MessageHead& head, std::string_view name) {
@@ -70,13 +59,26 @@ void AppendHeader(std::string* out, std::string_view name, std::string_view valu
   out->append("\r\n");
 }
 
+
+}  // namespace
+
+bool IsDroppedResponseHeader(std::string_view name) {
+  static constexpr std::string_view kDropped[] = {
+      "connection", "keep-alive",     "proxy-connection", "te",     "transfer-encoding",
+      "trailer",    "content-length", "upgrade",          "proxy-authenticate"};
+  for (std::string_view d : kDropped) {
+    if (EqualsIgnoreCase(name, d)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void AppendDecimal(std::string* out, uint64_t v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
   out->append(buf, static_cast<size_t>(end - buf));
 }
-
-}  // namespace
 
 std::string_view ReasonPhrase(int status) {
   switch (status) {

@@ -7,6 +7,7 @@
 // NUL or other CTL) or by the config loader, so nothing can split a header (H2).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,6 +55,13 @@ inline std::string_view BuildLocalReply(int status, bool close, std::string* out
 
 // "1a2b\r\n"
 void AppendChunkHeader(size_t size, std::string* out);
+
+// "1234"
+void AppendDecimal(std::string* out, uint64_t v);
+
+// Response header fields torii never passes on as they are: hop-by-hop ones (RFC 9110 §7.6.1)
+// and the framing it writes itself (Content-Length, Transfer-Encoding).
+bool IsDroppedResponseHeader(std::string_view name);
 
 std::string_view ReasonPhrase(int status);
 

@@ -24,7 +24,6 @@
 // request that goes on past its head (to the backend, or to wait) keeps a copy of its header
 // fields (SaveRequestHeaders): Vary values, validators and conditionals are read from it.
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 
 #include <spdlog/spdlog.h>
@@ -62,25 +61,13 @@ class RequestHeaders final : public cache::HeaderSource {
   std::span<const HeaderView> headers_;
 };
 
-// Fields a cache never stores: hop-by-hop ones and the framing torii sets itself (RFC 9111
-// §3.1). Age is stored (the policy reads it as age_value) and replaced when served.
-bool IsUnstoredHeader(std::string_view name) {
-  static constexpr std::string_view kUnstored[] = {
-      "connection", "keep-alive", "proxy-connection", "te",
-      "transfer-encoding", "trailer", "content-length", "upgrade", "proxy-authenticate"};
-  for (std::string_view u : kUnstored) {
-    if (EqualsIgnoreCase(name, u)) {
-      return true;
-    }
-  }
-  return false;
-}
-
 std::span<const cache::HeaderView> ToCacheHeaders(std::span<const HeaderView> in,
                                                   std::vector<cache::HeaderView>* out) {
   out->clear();
   for (const HeaderView& h : in) {
-    if (!IsUnstoredHeader(h.name)) {
+    // Hop-by-hop fields and framing are never stored (RFC 9111 §3.1); Age is (the policy
+    // reads it as age_value) and replaced when served.
+    if (!IsDroppedResponseHeader(h.name)) {
       out->push_back(cache::HeaderView{h.name, h.value});
     }
   }
@@ -100,11 +87,6 @@ bool RemoveWithVariants(cache::Store& store, std::string_view key, std::string* 
   return removed;
 }
 
-void AppendDecimal(std::string* out, int64_t v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-  out->append(buf, static_cast<size_t>(end - buf));
-}
 
 }  // namespace
 
@@ -387,18 +369,7 @@ bool ClientSession::CacheOnUpstreamHead(core::Conn& me, const MessageHead& head)
     ServeEntry(me, serve, cs.saved_views, "torii; fwd=stale; fwd-status=304");
     return true;
   }
-  if (head.status >= 500 && cs.entry &&
-      cache::StaleIfErrorAllowed(*cs.entry, cs.req, now)) {
-    ctx_.stats().cache_stale++;
-    CacheEndFill();
-    cs.from_store = true;
-    note_ = "stale-if-error";
-    std::string& status = ctx_.scratch();
-    status.assign("torii; fwd=stale; fwd-status=");
-    AppendDecimal(&status, head.status);
-    status.append("; detail=stale-if-error");
-    const std::string cache_status = status;
-    ServeEntry(me, cs.entry, cs.saved_views, cache_status);
+  if (head.status >= 500 && CacheServeStaleOnError(me, head.status)) {
     return true;
   }
   bool storing = false;
@@ -517,7 +488,7 @@ bool ClientSession::CacheServeStaleOnError(core::Conn& conn, int status) {
   cs.from_store = true;
   note_ = "stale-if-error";
   std::string cache_status = "torii; fwd=stale; fwd-status=";
-  AppendDecimal(&cache_status, status);
+  AppendDecimal(&cache_status, static_cast<uint64_t>(status));
   cache_status.append("; detail=stale-if-error");
   ServeEntry(conn, cs.entry, cs.saved_views, cache_status);
   return true;
@@ -651,7 +622,7 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
     has_resp_extra_ = true;
   }
   extra.append("Age: ");
-  AppendDecimal(&extra, cache::CurrentAge(*entry, now));
+  AppendDecimal(&extra, static_cast<uint64_t>(cache::CurrentAge(*entry, now)));
   extra.append("\r\nCache-Status: ");
   extra.append(cache_status);
   extra.append("\r\n");
