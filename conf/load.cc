@@ -1018,8 +1018,10 @@ class Loader {
     s.Bool("decompress", &out->decompress);
   }
 
-  // [rate_limit.NAME] tables, in file order.
-  static void LoadRateLimits(const Section& top, Config& config) {
+  // The NAME = table entries of [KIND.NAME] tables, in file order, each checked to be a table
+  // with a valid name (`what` names the kind in messages: "rate limit").
+  static std::vector<std::pair<std::string, const toml::table*>> NamedTables(
+      const Section& top, std::string_view kind, std::string_view what) {
     std::vector<std::pair<const toml::key*, const toml::node*>> entries;
     for (auto&& [key, node] : top.table()) {
       entries.emplace_back(&key, &node);
@@ -1027,18 +1029,27 @@ class Loader {
     std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
       return Section::Before(a.first->source().begin, b.first->source().begin);
     });
+    std::vector<std::pair<std::string, const toml::table*>> out;
     for (const auto& [key, node] : entries) {
-      const std::string name(key->str());
+      std::string name(key->str());
       const auto* table = node->as_table();
       if (table == nullptr) {
-        Fail(key->source(), "expected [rate_limit." + name + "] to be a table, got " +
-                                std::string(TypeName(*node)));
+        Fail(key->source(), "expected [" + std::string(kind) + "." + name +
+                                "] to be a table, got " + std::string(TypeName(*node)));
       }
       if (name.empty() || name.size() > kMaxNameLength ||
           !std::all_of(name.begin(), name.end(), IsNameChar)) {
-        Fail(key->source(), "rate limit name " + Quote(name) +
+        Fail(key->source(), std::string(what) + " name " + Quote(name) +
                                 " must be 1 to 64 letters, digits, '_' or '-'");
       }
+      out.emplace_back(std::move(name), table);
+    }
+    return out;
+  }
+
+  // [rate_limit.NAME] tables, in file order.
+  static void LoadRateLimits(const Section& top, Config& config) {
+    for (const auto& [name, table] : NamedTables(top, "rate_limit", "rate limit")) {
       Section s(*table, "[rate_limit." + name + "]");
       s.CheckKeys({"key", "rate", "burst", "mode", "max_keys", "ban_after", "ban_window",
                    "ban_for"});
@@ -1070,25 +1081,7 @@ class Loader {
 
   // [cache.NAME] tables, in file order.
   static void LoadCaches(const Section& top, Config& config) {
-    std::vector<std::pair<const toml::key*, const toml::node*>> entries;
-    for (auto&& [key, node] : top.table()) {
-      entries.emplace_back(&key, &node);
-    }
-    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
-      return Section::Before(a.first->source().begin, b.first->source().begin);
-    });
-    for (const auto& [key, node] : entries) {
-      const std::string name(key->str());
-      const auto* table = node->as_table();
-      if (table == nullptr) {
-        Fail(key->source(), "expected [cache." + name + "] to be a table, got " +
-                                std::string(TypeName(*node)));
-      }
-      if (name.empty() || name.size() > kMaxNameLength ||
-          !std::all_of(name.begin(), name.end(), IsNameChar)) {
-        Fail(key->source(), "cache name " + Quote(name) +
-                                " must be 1 to 64 letters, digits, '_' or '-'");
-      }
+    for (const auto& [name, table] : NamedTables(top, "cache", "cache")) {
       Section s(*table, "[cache." + name + "]");
       s.CheckKeys({"memory", "max_object", "negative_ttl", "lock_timeout", "key_query",
                    "key_headers", "purge_allow"});
