@@ -119,6 +119,27 @@ std::string Json(std::string_view v) {
 
 class Writer {
  public:
+  // A histogram from its non-cumulative bucket counts (`bounds_us` in µs; one more count than
+  // bounds, the last for +Inf) and the sum of the observations in µs; seconds on the wire.
+  void Histogram(std::string_view name, std::string_view labels,
+                 std::span<const uint64_t> bounds_us, std::span<const uint64_t> counts,
+                 uint64_t sum_us) {
+    const std::string bucket = std::string(name) + "_bucket";
+    const std::string prefix = labels.empty() ? std::string() : std::string(labels) + ",";
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < counts.size(); ++b) {
+      cumulative += counts[b];
+      std::string le = "+Inf";
+      if (b < bounds_us.size()) {
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), "%g", static_cast<double>(bounds_us[b]) / 1e6);
+        le = buf;
+      }
+      Sample(bucket, prefix + "le=\"" + le + "\"", cumulative);
+    }
+    Sample(std::string(name) + "_sum", labels, static_cast<double>(sum_us) / 1e6);
+    Sample(std::string(name) + "_count", labels, cumulative);
+  }
   void Help(std::string_view name, std::string_view type, std::string_view help) {
     out_ += "# HELP ";
     out_ += name;
@@ -356,26 +377,18 @@ std::string Admin::Metrics() const {
 
   w.Help("torii_request_duration_seconds", "histogram",
          "Time from a request's first byte to the end of its response.");
-  uint64_t cumulative = 0;
-  uint64_t sum_us = 0;
-  for (size_t b = 0; b < http::ProxyStats::kLatencyBuckets; ++b) {
+  {
+    std::vector<uint64_t> counts(http::ProxyStats::kLatencyBuckets);
+    uint64_t sum_us = 0;
     for (const http::ProxyContext* c : contexts_) {
-      cumulative += c->stats().latency_buckets[b].get();
+      for (size_t b = 0; b < counts.size(); ++b) {
+        counts[b] += c->stats().latency_buckets[b].get();
+      }
+      sum_us += c->stats().latency_sum_us.get();
     }
-    std::string le = "+Inf";
-    if (b < std::size(http::ProxyStats::kLatencyBoundsUs)) {
-      char buf[32];
-      std::snprintf(buf, sizeof(buf), "%g",
-                    static_cast<double>(http::ProxyStats::kLatencyBoundsUs[b]) / 1e6);
-      le = buf;
-    }
-    w.Sample("torii_request_duration_seconds_bucket", "le=\"" + le + "\"", cumulative);
+    w.Histogram("torii_request_duration_seconds", "", http::ProxyStats::kLatencyBoundsUs, counts,
+                sum_us);
   }
-  for (const http::ProxyContext* c : contexts_) {
-    sum_us += c->stats().latency_sum_us.get();
-  }
-  w.Sample("torii_request_duration_seconds_sum", "", static_cast<double>(sum_us) / 1e6);
-  w.Sample("torii_request_duration_seconds_count", "", cumulative);
 
   w.Help("torii_connections", "gauge", "Open connections (clients and upstreams) per worker.");
   for (const http::ProxyContext* c : contexts_) {
@@ -474,30 +487,20 @@ std::string Admin::Metrics() const {
     }
   }
   w.Help("torii_phase_duration_seconds", "histogram",
-         "The latency budget: time per request in each phase torii controls (tls, head, "
-         "access, cache, wait, connect, backend, stream, total).");
+         "The latency budget: time per request in each phase torii controls (accept, tls, "
+         "head, access, cache, wait, connect, backend, stream, compress, total).");
   for (size_t p = 0; p < http::kPhaseCount; ++p) {
-    const std::string phase = "phase=\"" + std::string(http::kPhaseNames[p]) + "\"";
-    uint64_t cumulative = 0;
+    std::vector<uint64_t> counts(http::ProxyStats::kPhaseBuckets);
     uint64_t sum_us = 0;
-    for (size_t b = 0; b < http::ProxyStats::kPhaseBuckets; ++b) {
-      for (const http::ProxyContext* c : contexts_) {
-        cumulative += c->stats().phase_buckets[p][b].get();
-      }
-      std::string le = "+Inf";
-      if (b < std::size(http::ProxyStats::kPhaseBoundsUs)) {
-        char buf[32];
-        std::snprintf(buf, sizeof(buf), "%g",
-                      static_cast<double>(http::ProxyStats::kPhaseBoundsUs[b]) / 1e6);
-        le = buf;
-      }
-      w.Sample("torii_phase_duration_seconds_bucket", phase + ",le=\"" + le + "\"", cumulative);
-    }
     for (const http::ProxyContext* c : contexts_) {
+      for (size_t b = 0; b < counts.size(); ++b) {
+        counts[b] += c->stats().phase_buckets[p][b].get();
+      }
       sum_us += c->stats().phase_sum_us[p].get();
     }
-    w.Sample("torii_phase_duration_seconds_sum", phase, static_cast<double>(sum_us) / 1e6);
-    w.Sample("torii_phase_duration_seconds_count", phase, cumulative);
+    w.Histogram("torii_phase_duration_seconds",
+                "phase=\"" + std::string(http::kPhaseNames[p]) + "\"",
+                http::ProxyStats::kPhaseBoundsUs, counts, sum_us);
   }
   w.Help("torii_workers", "gauge", "Worker threads (one io_uring each).");
   w.Sample("torii_workers", "", static_cast<uint64_t>(contexts_.size()));

@@ -357,6 +357,18 @@ std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config,
   return out;
 }
 
+// The session-ticket key sets of a config's TLS listeners (rotated by worker 0).
+std::shared_ptr<std::vector<std::shared_ptr<tls::TicketKeys>>> TicketKeysOf(
+    const http::ProxyConfig& proxy) {
+  auto keys = std::make_shared<std::vector<std::shared_ptr<tls::TicketKeys>>>();
+  for (const http::ListenerSpec& l : proxy.listeners) {
+    if (l.tls && l.tls->ticket_keys()) {
+      keys->push_back(l.tls->ticket_keys());
+    }
+  }
+  return keys;
+}
+
 // Hot reload keeps what must outlive a config version: a pool's health, load and max_conns
 // state and TLS sessions when its fingerprint is unchanged, a rate-limit table (and its bans)
 // with the same settings, a cache store of the same size (entries survive a reload), and every
@@ -523,12 +535,7 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
   checkers.push_back(std::make_unique<HealthChecker>(config, *proxy_config));
   HealthChecker* checker = checkers.back().get();
   // The ticket keys worker 0 rotates (replaced on reload, on worker 0's thread).
-  auto ticket_keys = std::make_shared<std::vector<std::shared_ptr<tls::TicketKeys>>>();
-  for (const http::ListenerSpec& l : proxy_config->listeners) {
-    if (l.tls && l.tls->ticket_keys()) {
-      ticket_keys->push_back(l.tls->ticket_keys());
-    }
-  }
+  auto ticket_keys = TicketKeysOf(*proxy_config);
   std::unique_ptr<Admin> admin;  // made once the contexts exist; outlives the workers
   std::vector<std::unique_ptr<core::Worker>> ws;
   std::vector<std::unique_ptr<http::ProxyContext>> contexts;
@@ -674,12 +681,7 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
       checkers.push_back(std::make_unique<HealthChecker>(*configs.back(), *proxy_config));
       HealthChecker* previous_checker = checker;
       checker = checkers.back().get();
-      auto keys = std::make_shared<std::vector<std::shared_ptr<tls::TicketKeys>>>();
-      for (const http::ListenerSpec& l : proxy_config->listeners) {
-        if (l.tls && l.tls->ticket_keys()) {
-          keys->push_back(l.tls->ticket_keys());
-        }
-      }
+      auto keys = TicketKeysOf(*proxy_config);
       for (const auto& c : contexts) {
         http::ProxyContext* ctx = c.get();
         ctx->worker().Post([ctx, cfg = proxy_config] { ctx->Reload(cfg); });
