@@ -51,7 +51,10 @@ PhaseTimes ComputePhases(const ExchangeTiming& t) {
   return p;
 }
 
-void AppendPhasesText(const PhaseTimes& p, std::string* out) {
+namespace {
+
+// "name:ms,..." or, with `json`, "\"name\":ms,...", for the phases present.
+void AppendPhaseList(const PhaseTimes& p, bool json, std::string* out) {
   bool first = true;
   for (size_t i = 0; i < kPhaseCount; ++i) {
     if (!p.has(static_cast<Phase>(i))) {
@@ -61,28 +64,22 @@ void AppendPhasesText(const PhaseTimes& p, std::string* out) {
       out->push_back(',');
     }
     first = false;
+    if (json) {
+      out->push_back('"');
+    }
     out->append(kPhaseNames[i]);
-    out->push_back(':');
+    out->append(json ? "\":" : ":");
     AppendMs(p.ns[i], out);
   }
 }
 
+}  // namespace
+
+void AppendPhasesText(const PhaseTimes& p, std::string* out) { AppendPhaseList(p, false, out); }
+
 void AppendPhasesJson(const PhaseTimes& p, std::string* out) {
   out->push_back('{');
-  bool first = true;
-  for (size_t i = 0; i < kPhaseCount; ++i) {
-    if (!p.has(static_cast<Phase>(i))) {
-      continue;
-    }
-    if (!first) {
-      out->push_back(',');
-    }
-    first = false;
-    out->push_back('"');
-    out->append(kPhaseNames[i]);
-    out->append("\":");
-    AppendMs(p.ns[i], out);
-  }
+  AppendPhaseList(p, true, out);
   out->push_back('}');
 }
 
