@@ -72,7 +72,6 @@ struct ExchangeBuffers {
     bool waiting = false;      // parked behind another request's fetch
     bool revalidating = false; // the request carries the entry's validators
     bool from_store = false;   // the client is answered from the store; upstream body ignored
-    bool collapsed = false;    // it waited for another request's fetch
     bool no_store = false;     // the response must not be stored (a GET with a body)
     void clear() {
       cache = -1;
@@ -88,7 +87,7 @@ struct ExchangeBuffers {
       status.clear();
       saved.clear();
       saved_views.clear();
-      filling = waiting = revalidating = from_store = collapsed = no_store = false;
+      filling = waiting = revalidating = from_store = no_store = false;
     }
   } cache;
   void clear() {

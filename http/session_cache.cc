@@ -143,6 +143,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
   }
   const int64_t now = ctx_.UnixNow();
   bool refresh = false;  // a stale entry may be revalidated with its validators
+  bool swr = false;      // ... and served stale meanwhile (stale-while-revalidate)
   if (entry) {
     const cache::Serve serve = cache::Evaluate(*entry, cs.req, now);
     switch (serve.verdict) {
@@ -154,6 +155,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
       case cache::Verdict::kRevalidate:
         cs.entry = entry;
         refresh = cache::CanRevalidate(*entry);
+        swr = serve.verdict == cache::Verdict::kStaleWhileRevalidate;
         break;
       case cache::Verdict::kMiss:
         cs.entry = entry;  // fetched in full, but it may still answer a failure (stale-if-error)
@@ -179,8 +181,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
       cs.filler = self;
       break;
     case cache::FillRole::kWait:
-      if (cs.entry && cache::Evaluate(*cs.entry, cs.req, now).verdict ==
-                          cache::Verdict::kStaleWhileRevalidate) {
+      if (swr) {
         // Another request is refreshing it: this one gets the stale entry now.
         spec.store->LeaveFill(cs.key, cs.hash, self);
         ctx_.stats().cache_hits++;
@@ -189,7 +190,6 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
       }
       ctx_.stats().cache_collapsed++;
       cs.waiting = true;
-      cs.collapsed = true;
       cs.filler = self;  // our own waiter record, for LeaveFill
       SaveRequestHeaders(h.headers);
       // Built now, while the head is still readable: a miss after the wait goes upstream.
