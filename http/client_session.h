@@ -5,7 +5,6 @@
 // this header: the public surface is proxy_session.h.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -20,13 +19,6 @@
 #include "http/serialize.h"
 
 namespace torii::http {
-
-// CLOCK_MONOTONIC in nanoseconds (Server-Timing, rate limits).
-inline uint64_t MonotonicNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
 
 class ClientSession final : public core::ConnHandler {
  public:

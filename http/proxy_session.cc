@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -401,7 +400,7 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
     // client_ip (or a header the request lacks: omitting it must not escape the limit).
     key = ratelimit::HashIp(client, client.family == 4 ? limit.prefix_v4 : limit.prefix_v6);
   }
-  const uint64_t now = MonotonicNs();
+  const uint64_t now = core::MonotonicNs();
   if (limit.bans && limit.bans->IsBanned(key, now)) {
     ctx_.stats().denied++;
     return reject(403, "banned");

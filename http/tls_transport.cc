@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 
 #include <spdlog/spdlog.h>
 
@@ -15,12 +14,6 @@ namespace torii::http {
 namespace {
 
 // Records go straight into the connection's out queue as OpenSSL produces them.
-uint64_t NowNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
-
 tls::OutputSink SinkTo(core::Conn& conn) {
   return tls::OutputSink{
       [](void* c, std::string_view bytes) { static_cast<core::Conn*>(c)->WriteRaw(bytes); },
@@ -63,17 +56,14 @@ TlsServerTransport::TlsServerTransport(ProxyContext& ctx, core::Conn& conn,
                                        std::shared_ptr<const tls::ServerContext> tls)
     : TlsTransport(ctx),
       idle_timeout_ms_(ctx.config().limits.idle_timeout_ms),
-      accepted_ns_(NowNs()),
+      accepted_ns_(core::MonotonicNs()),
       session_(std::move(tls)) {
   session_.SetOutputSink(SinkTo(conn));
 }
 
 void TlsServerTransport::OnReceived(core::Conn& conn, std::span<const char> bytes) {
   const tls::Status status = session_.Receive(bytes, [&](std::string_view plain) {
-    if (!ready_seen_) {
-      ready_seen_ = true;  // the first request byte: the handler's own timers take over
-      NoteHandshakeDone();
-    }
+    NoteHandshakeDone();  // the first request byte: the handler's own timers take over
     conn.handler()->OnRecv(conn, std::span<const char>(plain.data(), plain.size()));
     return !conn.closing();
   });
@@ -81,9 +71,8 @@ void TlsServerTransport::OnReceived(core::Conn& conn, std::span<const char> byte
     Failed(conn);
     return;
   }
-  if (!ready_seen_ && session_.handshake_done()) {
+  if (handshake_ns_ == 0 && session_.handshake_done()) {
     // Handshake done, no request yet: the connection is idle like a fresh plain one.
-    ready_seen_ = true;
     NoteHandshakeDone();
     conn.SetTimer(ctx_.worker().now_ms() + idle_timeout_ms_);
   }
@@ -91,7 +80,7 @@ void TlsServerTransport::OnReceived(core::Conn& conn, std::span<const char> byte
 
 void TlsServerTransport::NoteHandshakeDone() {
   if (handshake_ns_ == 0) {
-    handshake_ns_ = std::max<uint64_t>(1, NowNs() - accepted_ns_);
+    handshake_ns_ = std::max<uint64_t>(1, core::MonotonicNs() - accepted_ns_);
   }
 }
 

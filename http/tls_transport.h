@@ -71,9 +71,8 @@ class TlsServerTransport final : public TlsTransport {
 
   uint64_t idle_timeout_ms_;
   uint64_t accepted_ns_;
-  uint64_t handshake_ns_ = 0;
+  uint64_t handshake_ns_ = 0;  // 0 until the handshake is seen done
   tls::ServerSession session_;
-  bool ready_seen_ = false;
 };
 
 class TlsClientTransport final : public TlsTransport {
