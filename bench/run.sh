@@ -754,6 +754,27 @@ log_run() {
   log "$1: $M_RPS req/s, p50 ${M_P50}us, p99 ${M_P99}us, proxy CPU ${M_CPU}s${2:+, $2}, CPU $PROXY_CPU/$LOAD_CPU busy $M_BUSY_P%/$M_BUSY_L%, non-2xx $M_NON2XX, socket errors $M_SOCK"
 }
 
+# write_table_results RESULTS RUNS TITLE [LINE...]: the results file of a mode whose runs
+# report.py's table sums up (TITLE, the environment, the LINEs, the table, the log problems),
+# then shown.
+write_table_results() {
+  local results=$1 runs=$2 title=$3 line
+  shift 3
+  {
+    echo "$title"
+    env_header
+    for line in "$@"; do echo "$line"; done
+    echo
+    python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
+    echo
+    problems_footer
+  } >"$results"
+  echo
+  cat "$results"
+  echo
+  echo "results: $results (per-run records: $runs)"
+}
+
 # keep_failed_run NAME OUT KEPT: a run with non-2xx answers or socket errors is logged and its
 # wrk output kept as KEPT.
 keep_failed_run() {
@@ -872,18 +893,8 @@ run_macro() {
     for p in $PROXIES; do check_proxy "$p" "$path" "$size"; done
   done
 
-  {
-    echo "torii benchmark: wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS interleaved round(s)"
-    env_header
-    echo
-    python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
-    echo
-    problems_footer
-  } >"$results"
-  echo
-  cat "$results"
-  echo
-  echo "results: $results (per-run records: $runs)"
+  write_table_results "$results" "$runs" \
+    "torii benchmark: wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS interleaved round(s)"
 }
 
 run_idle() {
@@ -1313,18 +1324,8 @@ run_timing() {
       proxies_alive
     done
   done
-  {
-    echo "torii benchmark: latency budget on (torii) vs phase_timing = false (torii-off), wrk -t1 -c$CONNS -d${DURATION}s GET $path, $ROUNDS interleaved round(s)"
-    env_header
-    echo
-    python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
-    echo
-    problems_footer
-  } >"$results"
-  echo
-  cat "$results"
-  echo
-  echo "results: $results (per-run records: $runs)"
+  write_table_results "$results" "$runs" \
+    "torii benchmark: latency budget on (torii) vs phase_timing = false (torii-off), wrk -t1 -c$CONNS -d${DURATION}s GET $path, $ROUNDS interleaved round(s)"
 }
 
 # tls mode: each proxy terminating TLS 1.3 with one ECDSA P-256 certificate (made here with
@@ -1387,20 +1388,11 @@ run_tls() {
   done
   WRK_HEADERS=()
 
-  {
-    echo "torii benchmark: TLS 1.3 (ECDSA P-256), wrk -t1 -c$CONNS -d${DURATION}s --latency GET $path over https, $ROUNDS interleaved round(s)"
-    env_header
-    echo "tls-keepalive: keep-alive connections; tls-full: Connection: close, no tickets or session cache (full handshakes); tls-resumed: Connection: close, tickets on"
-    [[ -n $resumed_note ]] && echo "$resumed_note"
-    echo
-    python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
-    echo
-    problems_footer
-  } >"$results"
-  echo
-  cat "$results"
-  echo
-  echo "results: $results (per-run records: $runs)"
+  local -a notes=("tls-keepalive: keep-alive connections; tls-full: Connection: close, no tickets or session cache (full handshakes); tls-resumed: Connection: close, tickets on")
+  [[ -n $resumed_note ]] && notes+=("$resumed_note")
+  write_table_results "$results" "$runs" \
+    "torii benchmark: TLS 1.3 (ECDSA P-256), wrk -t1 -c$CONNS -d${DURATION}s --latency GET $path over https, $ROUNDS interleaved round(s)" \
+    "${notes[@]}"
 }
 
 # make_bench_cert: $WORK/tls/site.crt and site.key, ECDSA P-256, for bench.test.
