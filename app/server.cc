@@ -251,6 +251,9 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     }
     ls.tls = tls.listeners[p->listeners.size()];
     ls.http_to_https = l.http_to_https;
+    ls.path.merge_slashes = c.server.merge_slashes;
+    ls.path.allow_encoded_slash = l.allow_encoded_slash;
+    ls.path.allow_encoded_nul = l.allow_encoded_nul;
     p->listeners.push_back(std::move(ls));
   }
   return p;

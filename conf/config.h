@@ -65,6 +65,8 @@ struct ServerConfig {
   // The latency budget of every request (phases in the access log and /metrics): a few clock
   // reads per request. Routes with server_timing take them whatever this says.
   bool phase_timing = true;
+  // Path normalisation (before routing and access decisions) merges runs of '/' into one.
+  bool merge_slashes = true;
 };
 
 struct AdminConfig {
@@ -106,6 +108,10 @@ struct ListenerConfig {
   // Plain listeners: answer every request with a redirect to https://HOST/TARGET (301 for
   // GET and HEAD, 308 otherwise).
   bool http_to_https = false;
+  // Paths with an encoded '/' or '\' (%2F, %5C) or NUL (%00) are refused with 400 unless
+  // allowed here; allowed ones are forwarded still encoded.
+  bool allow_encoded_slash = false;
+  bool allow_encoded_nul = false;
 };
 
 // [rate_limit.NAME]: a request rate per key (GCRA), shared by every worker.

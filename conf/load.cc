@@ -591,9 +591,11 @@ class Loader {
   static void LoadServer(const Section& s, ServerConfig* out) {
     s.CheckKeys({"workers", "ready_file", "access_log", "access_log_format", "error_log",
                  "log_level", "shutdown_grace", "max_connections", "sq_entries", "cq_entries",
-                 "recv_buffers", "recv_buffer_size", "trusted_proxies", "phase_timing"});
+                 "recv_buffers", "recv_buffer_size", "trusted_proxies", "phase_timing",
+                 "merge_slashes"});
     s.U32("workers", 0, 1024, &out->workers);
     s.Bool("phase_timing", &out->phase_timing);
+    s.Bool("merge_slashes", &out->merge_slashes);
     out->trusted_proxies = CidrList(s, "trusted_proxies");
     if (auto v = s.String("ready_file")) {
       out->ready_file = std::move(*v);
@@ -695,7 +697,8 @@ class Loader {
   void LoadListener(const toml::table& table, Config& config) {
     Section s(table, "[[listener]] #" + std::to_string(config.listeners.size() + 1));
     s.CheckKeys({"name", "address", "backlog", "allow", "deny", "max_conns_per_ip",
-                 "max_conns", "tls", "http_to_https"});
+                 "max_conns", "tls", "http_to_https", "allow_encoded_slash",
+                 "allow_encoded_nul"});
     ListenerConfig listener;
     const toml::node& name_node = s.Require("name");
     listener.name = LoadName(s, "listener");
@@ -736,6 +739,8 @@ class Loader {
       listener.tls = LoadTls(Section(*t, s.label() + " tls"), config.source);
     }
     s.Bool("http_to_https", &listener.http_to_https);
+    s.Bool("allow_encoded_slash", &listener.allow_encoded_slash);
+    s.Bool("allow_encoded_nul", &listener.allow_encoded_nul);
     if (listener.http_to_https && listener.tls) {
       s.FailAt(*s.Find("http_to_https"), "http_to_https",
                "a TLS listener cannot redirect to itself: set http_to_https on a plain listener");

@@ -22,6 +22,7 @@
 #include "cache/store.h"
 #include "http/codec/codec.h"
 #include "http/counter_grid.h"
+#include "http/path.h"
 #include "ratelimit/ban_list.h"
 #include "ratelimit/client_ip.h"
 #include "ratelimit/conn_limit.h"
@@ -113,6 +114,9 @@ struct ListenerSpec {
   // TLS termination (null: plain HTTP). One context per listener, shared by every worker.
   std::shared_ptr<const tls::ServerContext> tls;
   bool http_to_https = false;  // plain listener: every request is redirected to https://
+  // Path normalisation before routing ([server] merge_slashes; the listener's
+  // allow_encoded_slash / allow_encoded_nul).
+  PathOptions path;
   const char* scheme() const { return tls ? "https" : "http"; }
 };
 

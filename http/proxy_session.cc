@@ -514,6 +514,16 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
   if (target.empty() || target.front() != '?') {
     B().target.assign(target);
   }
+  // Route, access lists, limits, the cache key and the backend all see the normalised path:
+  // a spelling the backend would read as another path cannot pass a rule meant for it.
+  if (B().target != "*") {
+    if (const PathError bad = NormalizePath(&B().target, cfg().listeners[listener_].path);
+        bad != PathError::kNone) {
+      B().target.assign(h.target);  // the log shows what the client sent
+      close_after_ = true;
+      return reject(400, ToString(bad));
+    }
+  }
   // Route by the same host the upstream will see (R7: route and cache key never disagree).
   std::string lower(host_name);
   for (char& c : lower) {

@@ -73,6 +73,7 @@ sq_entries = 1024
 cq_entries = 8192
 recv_buffers = 512
 recv_buffer_size = "32KiB"
+merge_slashes = false
 
 [limits]
 header_bytes = "8KiB"
@@ -92,6 +93,8 @@ backlog = 128
 [[listener]]
 name = "v6"
 address = "[::1]:0"
+allow_encoded_slash = true
+allow_encoded_nul = true
 
 [[pool]]
 name = "app"
@@ -133,6 +136,11 @@ pool = "app"
   EXPECT_EQ(c.server.log_level, "debug");
   EXPECT_EQ(c.server.shutdown_grace, milliseconds(0));
   EXPECT_EQ(c.server.max_connections, 1000u);
+  EXPECT_FALSE(c.server.merge_slashes);
+  EXPECT_FALSE(c.listeners[0].allow_encoded_slash);
+  EXPECT_FALSE(c.listeners[0].allow_encoded_nul);
+  EXPECT_TRUE(c.listeners[1].allow_encoded_slash);
+  EXPECT_TRUE(c.listeners[1].allow_encoded_nul);
   EXPECT_EQ(c.server.sq_entries, 1024u);
   EXPECT_EQ(c.server.cq_entries, 8192u);
   EXPECT_EQ(c.server.recv_buffers, 512u);

@@ -405,9 +405,10 @@ class AccessLog(h.ToriiCase):
             c.get("/one?x=1")
             c.request("POST", "/echo", body=b"abc")
             c.get("/nothing", host="unknown.test")  # 404 no route
-        # Hostile targets (BAD-INPUTS L1): quote, backslash, long; CR/LF/ESC are refused by
-        # the parser but still logged as one line each.
-        h.get(t.addr(), '/q"uote\\back')
+        # Hostile targets (BAD-INPUTS L1): quote, backslash (in the query: a raw backslash in
+        # the path is refused), long; CR/LF/ESC are refused by the parser but still logged as
+        # one line each.
+        h.get(t.addr(), '/q"uote?back\\slash')
         h.get(t.addr(), "/long" + "L" * 5000)
         for bad in (b"GET /a\x1b[31mred HTTP/1.1\r\nHost: a.test\r\n\r\n",
                     b"GET /a\r\nInjected: x HTTP/1.1\r\nHost: a.test\r\n\r\n",
@@ -460,7 +461,7 @@ class AccessLog(h.ToriiCase):
         self.assertEqual(recs[0]["host"], "test.local")
         self.assertEqual(recs[1]["method"], "POST")
         self.assertEqual(recs[2]["backend"], "")
-        self.assertEqual(recs[3]["target"], '/q"uote\\back')
+        self.assertEqual(recs[3]["target"], '/q"uote?back\\slash')
         self.assertLess(len(recs[4]["target"]), 2100)
         for line in lines:
             self.assertTrue(all(0x20 <= ord(ch) < 0x7f for ch in line), repr(line))

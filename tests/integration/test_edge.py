@@ -1,0 +1,122 @@
+"""The edge (issue #15) through the real binary: path normalisation before routing and every
+access decision (the /admin bypasses), the normalised path forwarded to the backend, and the
+ambiguous spellings refused with 400 before anything reaches a backend (BAD-INPUTS K5)."""
+
+import unittest
+
+import harness as h
+
+# Spellings that most backends read as /admin. Each must meet the /admin route's deny list.
+ADMIN_SPELLINGS = [
+    "/admin",
+    "/%61dmin",
+    "/%61%64%6d%69%6E",
+    "//admin",
+    "///admin",
+    "/./admin",
+    "/x/../admin",
+    "/x/y/../../admin",
+    "/../admin",
+    "/%2e/admin",
+    "/x/%2E%2E/admin",
+    "/x/.%2e/admin",
+    "/x//../admin",
+    "/admin/./secret",
+    "/public/../admin/secret",
+    "/public/%2e%2e/admin?q=1",
+]
+
+# Spellings backends disagree about: refused, never forwarded.
+REFUSED = [
+    "/admin%2fsecret",
+    "/public/..%2fadmin",
+    "/public/..%5cadmin",
+    "/public%2F..%2Fadmin",
+    "/a%00b",
+    "/%c0%ae%c0%ae/admin",
+    "/%e0%80%ae/admin",
+    "/a%zz",
+    "/a%4",
+]
+
+
+def request_line(path, host="test.local"):
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+
+
+class PathNormalisation(h.ToriiCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.o = cls.class_origin("o1")
+        c = h.proxy_config([cls.o])
+        c.routes = [{"host": "*", "path_prefix": "/admin", "pool": "app",
+                     "deny": ["0.0.0.0/0"]},
+                    {"host": "*", "path_prefix": "/", "pool": "app"}]
+        c.listeners.append({"name": "lax", "address": "127.0.0.1:0",
+                            "allow_encoded_slash": True, "allow_encoded_nul": True})
+        cls.t = cls.class_torii(c)
+
+    def targets_seen(self):
+        return [e["target"] for e in self.o.log_entries()]
+
+    # issue #15 defect 1: every spelling of /admin gets the /admin route's 403, and none of
+    # them reaches the backend.
+    def test_access_list_cannot_be_bypassed_by_spelling(self):
+        for path in ADMIN_SPELLINGS:
+            with self.subTest(path=path):
+                data, _ = h.raw(self.t.addr(), request_line(path))
+                self.assertEqual(h.status_of(data), 403, data[:200])
+        # Absolute-form: the path inside the target is normalised the same way.
+        data, _ = h.raw(self.t.addr(), request_line("http://test.local/x/../admin"))
+        self.assertEqual(h.status_of(data), 403, data[:200])
+        self.assertFalse([t for t in self.targets_seen() if "admin" in t], self.targets_seen())
+
+    # Ambiguous spellings (encoded slash or backslash, NUL, overlong UTF-8, bad escapes) get
+    # 400 and a close, and the backend sees nothing of them.
+    def test_ambiguous_paths_are_refused(self):
+        before = len(self.targets_seen())
+        for path in REFUSED:
+            with self.subTest(path=path):
+                data, closed = h.raw(self.t.addr(), request_line(path).replace(
+                    b"Connection: close\r\n", b""))
+                self.assertEqual(h.status_of(data), 400, data[:200])
+                self.assertTrue(closed)
+        self.assertEqual(len(self.targets_seen()), before)
+
+    # The backend receives exactly the normalised path the route was chosen on; the query is
+    # not touched.
+    def test_backend_receives_the_normalised_path(self):
+        cases = {
+            "/a/./b/../c//d?q=/../x%2f": "/a/c/d?q=/../x%2f",
+            "/%7euser/%41%62c/%e2%82%ac": "/~user/Abc/%E2%82%AC",
+            "/x/..": "/",
+            "/plain/path": "/plain/path",
+        }
+        for sent, expected in cases.items():
+            with self.subTest(sent=sent):
+                r = h.get(self.t.addr(), sent)
+                self.assertEqual(r.status, 200)
+                self.assertEqual(self.o.log_entries()[-1]["target"], expected)
+
+    # A listener that allows encoded slashes and NUL forwards them still encoded: the backend
+    # sees one segment, and the deny rule still applies to the decoded-unreserved path.
+    def test_listener_may_allow_encoded_slash_and_nul(self):
+        r = h.get(self.t.addr("lax"), "/a%2fb/%00")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(self.o.log_entries()[-1]["target"], "/a%2Fb/%00")
+        data, _ = h.raw(self.t.addr("lax"), request_line("/%61dmin%2Fx"))
+        self.assertEqual(h.status_of(data), 403)
+
+
+class MergeSlashesOff(h.ToriiCase):
+    # [server] merge_slashes = false keeps empty segments (dot segments still go).
+    def test_empty_segments_kept(self):
+        o = self.origin("o1")
+        c = h.proxy_config([o], server_extra={"merge_slashes": False})
+        t = self.torii(c)
+        self.assertEqual(h.get(t.addr(), "//a//b/./c").status, 200)
+        self.assertEqual(o.log_entries()[-1]["target"], "//a//b/c")
+
+
+if __name__ == "__main__":
+    unittest.main()
