@@ -138,6 +138,16 @@ void Conn::WriteFromRecvBuffer(std::string_view bytes) {
   worker_->MarkSend(*this);
 }
 
+bool Conn::WriteBlocked() {
+  if (queued() <= kHighWater) {
+    return false;
+  }
+  // The transport's pending bytes reach out_ before the next send, so out_ crosses the mark
+  // too and the drain notification comes.
+  above_high_water_ = true;
+  return true;
+}
+
 void Conn::PauseRecv() {
   want_recv_ = false;
   if (recv_ == RecvState::kArmed && state_ != State::kClosing) {

@@ -153,6 +153,9 @@ class Conn {
   // Queues bytes for the wire as they are, past the transport (the transport's own output).
   void WriteRaw(std::string_view bytes);
   size_t queued() const { return out_.size() + (transport_ ? transport_->pending() : 0); }
+  // True while more than kHighWater bytes wait to be sent (the transport's held-back output
+  // included); the handler's OnWritable then follows once the queue drains below kLowWater.
+  bool WriteBlocked();
   bool send_idle() const {
     return out_.empty() && !send_in_flight_ && (!transport_ || transport_->pending() == 0);
   }

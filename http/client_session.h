@@ -89,6 +89,8 @@ class ClientSession final : public core::ConnHandler {
   }
 
   void Pump(core::Conn& conn);
+  // Between exchanges: the client is owed more than the high-water mark; stop until it reads.
+  void WaitForReader(core::Conn& conn);
   void Compact();
   bool OnRequestHead(core::Conn& conn);
   bool CheckRequest(core::Conn& conn);
@@ -251,6 +253,7 @@ class ClientSession final : public core::ConnHandler {
   bool upstream_paused_ = false;  // we paused the upstream's receive for client backpressure
   bool paused_for_upstream_ = false;  // we paused our receive for upstream backpressure
   bool recv_paused_ = false;
+  bool waiting_reader_ = false;  // WaitForReader: no next request until OnWritable
   bool draining_ = false;
   bool peer_eof_ = false;     // the client half-closed: finish what is complete, then close
   bool force_fresh_ = false;  // retry on a new connection, not a pooled one

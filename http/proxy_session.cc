@@ -106,7 +106,7 @@ void ClientSession::SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms) {
 }
 
 void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
-  if (req_ == Req::kIdle && input().empty()) {
+  if (req_ == Req::kIdle && input().empty() && !conn.WriteBlocked()) {
     // First byte of a request: the header timeout runs from here and is not reset by later
     // bytes (slowloris, BAD-INPUTS D1).
     conn.SetIdle(core::Conn::Idle::kNo);
@@ -137,6 +137,19 @@ void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
   }
 }
 
+void ClientSession::WaitForReader(core::Conn& conn) {
+  // The client sends requests faster than it reads the responses (pipelining without reading,
+  // BAD-INPUTS P1): no next exchange starts while what it is owed exceeds the high-water
+  // mark, and nothing more is read, so memory stays bounded whatever it sends. OnWritable
+  // resumes; a client that never reads meets the send timeout (D3).
+  waiting_reader_ = true;
+  if (!recv_paused_) {
+    recv_paused_ = true;
+    conn.PauseRecv();
+  }
+  SetTimerFor(conn, TimerFor::kSend, cfg().limits.send_timeout_ms);
+}
+
 void ClientSession::Compact() {
   if (!B().parser.in_head() && B().parser.consumed() > 0) {
     B().in.erase(0, B().parser.consumed());
@@ -148,7 +161,12 @@ void ClientSession::Pump(core::Conn& conn) {
   while (!conn.closing()) {
     if (req_ == Req::kDone || req_ == Req::kIdle) {
       if (req_ == Req::kIdle && !input().empty()) {
+        if (conn.WriteBlocked()) {
+          WaitForReader(conn);
+          return;
+        }
         // Pipelined bytes of the next request.
+        conn.SetIdle(core::Conn::Idle::kNo);
         req_ = Req::kHead;
         start_ms_ = ctx_.worker().now_ms();
         if (cfg().timing) {
@@ -1097,6 +1115,20 @@ void ClientSession::OnWritable(core::Conn& conn) {
   if (timer_for_ == TimerFor::kSend) {
     SetTimerFor(conn, TimerFor::kNone, 0);
   }
+  if (waiting_reader_) {
+    // Between exchanges, the client read enough: go on with the requests it sent.
+    waiting_reader_ = false;
+    if (recv_paused_ && !paused_for_upstream_) {
+      recv_paused_ = false;
+      conn.ResumeRecv();
+    }
+    if (input().empty()) {
+      SetTimerFor(conn, TimerFor::kIdle, cfg().limits.idle_timeout_ms);
+    } else {
+      Pump(conn);
+    }
+    return;
+  }
   if (upstream_paused_) {
     upstream_paused_ = false;
     if (core::Conn* up = upstream()) {
@@ -1461,9 +1493,11 @@ void ClientSession::OnTimer(core::Conn& conn) {
       return;
     case TimerFor::kSend:
       // The client does not read its response (D3): give up on it and on the upstream.
-      note_ = "send timeout";
-      DetachUpstream(false);
-      LogExchange();
+      if (!waiting_reader_) {
+        note_ = "send timeout";
+        DetachUpstream(false);
+        LogExchange();
+      }
       conn.Abort();
       return;
     case TimerFor::kNone:

@@ -677,11 +677,20 @@ def finals(responses):
     return [r for r in responses if r.status >= 200]
 
 
-def connect(addr, timeout=5, source=None):
+def connect(addr, timeout=5, source=None, rcvbuf=None):
     """A TCP connection to `addr`; `source` binds the client side to that local IP (any
-    127.x.y.z works on loopback, so tests can play many clients)."""
-    s = socket.create_connection(addr, timeout=timeout,
-                                 source_address=(source, 0) if source else None)
+    127.x.y.z works on loopback, so tests can play many clients); `rcvbuf` sets SO_RCVBUF
+    before connecting (a client that reads slowly holds little in its kernel buffer)."""
+    if rcvbuf is None:
+        s = socket.create_connection(addr, timeout=timeout,
+                                     source_address=(source, 0) if source else None)
+    else:
+        s = socket.socket(socket.AF_INET6 if ":" in addr[0] else socket.AF_INET)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:
+            s.bind((source, 0))
+        s.settimeout(timeout)
+        s.connect(addr)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 
@@ -767,8 +776,8 @@ def build_request(method, path, headers=None, body=None, host="test.local", vers
 class Client:
     """One persistent client connection (keep-alive, pipelining)."""
 
-    def __init__(self, addr, timeout=10, source=None):
-        self.sock = connect(addr, timeout, source)
+    def __init__(self, addr, timeout=10, source=None, rcvbuf=None):
+        self.sock = connect(addr, timeout, source, rcvbuf)
         self.timeout = timeout
         self.buf = b""
         self.eof = False
