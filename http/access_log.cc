@@ -71,6 +71,11 @@ void AccessLog::Append(const AccessRecord& r) {
     fmt::format_to(std::back_inserter(buf_), "\",\"duration_ms\":{},\"note\":\"", r.duration_ms);
     AppendEscaped(r.note, kMaxField, true);
     buf_ += '"';
+    if (!r.peer.empty()) {
+      buf_ += ",\"peer\":\"";
+      AppendEscaped(r.peer, kMaxField, true);
+      buf_ += '"';
+    }
     if (!r.cache.empty()) {
       buf_ += ",\"cache\":\"";
       AppendEscaped(r.cache, kMaxField, true);
@@ -130,6 +135,10 @@ void AccessLog::Append(const AccessRecord& r) {
       buf_ += " sni=";
       AppendEscaped(r.sni.empty() ? std::string_view("-") : r.sni, kMaxField, false);
       buf_ += r.tls_resumed ? " resumed=1" : " resumed=0";
+    }
+    if (!r.peer.empty()) {
+      buf_ += " peer=";
+      AppendEscaped(r.peer, kMaxField, false);
     }
     buf_ += '\n';
   }

@@ -21,7 +21,8 @@ namespace torii::http {
 enum class AccessLogFormat : uint8_t { kText, kJson };
 
 struct AccessRecord {
-  std::string_view client;   // peer address
+  std::string_view client;   // the client: the peer, or the address a trusted proxy named
+  std::string_view peer;     // the socket peer when it is not the client ("" otherwise)
   std::string_view method;
   std::string_view target;
   std::string_view host;

@@ -94,6 +94,12 @@ class ClientSession final : public core::ConnHandler {
   void Compact();
   bool OnRequestHead(core::Conn& conn);
   bool CheckRequest(core::Conn& conn);
+  // Who the client is (B().client, client_text, forwarded_for): the peer, or behind
+  // trusted_proxies the right-most untrusted X-Forwarded-For hop (issue #15).
+  void ResolveClient(const core::Conn& conn, const MessageHead& h);
+  // The upstream request head (B().upstream_head) for this request, with the forwarding
+  // headers ResolveClient decided.
+  void BuildUpstreamHead(const MessageHead& h);
   void PickBackendAndSend(core::Conn& conn);
   void ForwardBody(std::string_view body);
   void SendLocalReply(core::Conn& conn, int status, std::string_view note,

@@ -44,6 +44,11 @@ struct ExchangeBuffers {
   std::string host;    // Host sent upstream (authority of an absolute-form target wins)
   std::string upstream_head;  // the re-serialised request head, kept for a retry
   std::string resp_extra;     // headers added to this exchange's response (rate limit state)
+  // Who the client is (ClientSession::ResolveClient, at the request head): the socket peer,
+  // or behind trusted_proxies the right-most untrusted X-Forwarded-For hop.
+  ratelimit::IpAddr client;
+  std::string client_text;    // the client's address when it is not the peer ("" otherwise)
+  std::string forwarded_for;  // from a trusted peer: its X-Forwarded-For chain, then the peer
   balancer::BackendMask exclude;  // backends already tried for this request (retries)
   // Phase timestamps (ProxyConfig::timing): the latency budget (phases.h). Kept here, not in
   // the session, so idle connections pay nothing.
@@ -99,6 +104,8 @@ struct ExchangeBuffers {
     host.clear();
     upstream_head.clear();
     resp_extra.clear();
+    client_text.clear();
+    forwarded_for.clear();
     timing = ExchangeTiming{};
   }
 };

@@ -274,6 +274,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   if (timing) {
     B().timing.head = ctx_.worker().now_ns();
   }
+  ResolveClient(conn, h);
   if (!CheckRequest(conn) || !CheckAccess(conn)) {
     return !conn.closing();
   }
@@ -322,8 +323,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
       return !conn.closing();
     }
   }
-  BuildUpstreamRequestHead(h, B().host, B().target, peer_, req_framing_, &B().upstream_head,
-                           scheme());
+  BuildUpstreamHead(h);
   if (B().cache.revalidating) {
     CacheAddValidators();
   }
@@ -371,21 +371,7 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
     SendLocalReply(conn, status, why, extra);
     return false;
   };
-  // The client: the peer, or behind trusted proxies the right-most untrusted X-Forwarded-For.
-  ratelimit::IpAddr client = ratelimit::IpFromSockaddr(conn.peer());
-  if (!config.trusted_proxies.empty() && config.trusted_proxies.Contains(client)) {
-    std::string& xff = ctx_.scratch();
-    xff.clear();
-    for (const HeaderView& hv : h.headers) {
-      if (EqualsIgnoreCase(hv.name, "x-forwarded-for")) {
-        if (!xff.empty()) {
-          xff.push_back(',');
-        }
-        xff.append(hv.value);
-      }
-    }
-    client = ratelimit::RealClient(client, xff, config.trusted_proxies);
-  }
+  const ratelimit::IpAddr& client = B().client;
   if (listener.deny.Contains(client) || (!listener.allow.empty() && !listener.allow.Contains(client))) {
     ctx_.stats().denied++;
     return reject(403, "denied by listener access list");
@@ -457,6 +443,69 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
   has_resp_extra_ = true;
   delay_ms_ = (d.delay_ns + 999999) / 1000000;
   return true;
+}
+
+void ClientSession::ResolveClient(const core::Conn& conn, const MessageHead& h) {
+  ExchangeBuffers& b = B();
+  b.client = ratelimit::IpFromSockaddr(conn.peer());
+  b.client_text.clear();
+  b.forwarded_for.clear();
+  const ratelimit::IpList& trusted = cfg().trusted_proxies;
+  if (trusted.empty() || !trusted.Contains(b.client)) {
+    return;  // the peer is the client; whatever it says about others is dropped
+  }
+  // A trusted proxy: its X-Forwarded-For chain (repeated headers joined in order) names the
+  // client, and the backend gets that chain with the proxy appended (nginx's
+  // $proxy_add_x_forwarded_for).
+  for (const HeaderView& hv : h.headers) {
+    if (EqualsIgnoreCase(hv.name, "x-forwarded-for")) {
+      if (!b.forwarded_for.empty()) {
+        b.forwarded_for.append(", ");
+      }
+      b.forwarded_for.append(hv.value);
+    }
+  }
+  const ratelimit::IpAddr peer = b.client;
+  b.client = ratelimit::RealClient(peer, b.forwarded_for, trusted);
+  if (b.client != peer) {
+    b.client_text = ratelimit::ToString(b.client);
+  }
+  if (!b.forwarded_for.empty()) {
+    b.forwarded_for.append(", ");
+  }
+  b.forwarded_for.append(peer_);
+}
+
+void ClientSession::BuildUpstreamHead(const MessageHead& h) {
+  ExchangeBuffers& b = B();
+  std::string_view proto = scheme();
+  std::string_view forwarded_host;
+  if (!b.forwarded_for.empty()) {
+    // From a trusted proxy, the scheme and host the client used at that proxy are kept: the
+    // left-most X-Forwarded-Proto element when it is http or https, and a well-formed
+    // X-Forwarded-Host. Anything else is replaced (ours) or dropped.
+    bool proto_seen = false;
+    for (const HeaderView& hv : h.headers) {
+      if (!proto_seen && EqualsIgnoreCase(hv.name, "x-forwarded-proto")) {
+        proto_seen = true;
+        std::string_view first = hv.value.substr(0, hv.value.find(','));
+        while (!first.empty() && (first.back() == ' ' || first.back() == '\t')) {
+          first.remove_suffix(1);
+        }
+        if (EqualsIgnoreCase(first, "https")) {
+          proto = "https";
+        } else if (EqualsIgnoreCase(first, "http")) {
+          proto = "http";
+        }
+      } else if (forwarded_host.empty() && EqualsIgnoreCase(hv.name, "x-forwarded-host") &&
+                 ValidateHost(hv.value)) {
+        forwarded_host = hv.value;
+      }
+    }
+  }
+  BuildUpstreamRequestHead(h, b.host, b.target,
+                           b.forwarded_for.empty() ? std::string_view(peer_) : b.forwarded_for,
+                           req_framing_, &b.upstream_head, proto, forwarded_host);
 }
 
 bool ClientSession::CheckRequest(core::Conn& conn) {
@@ -620,7 +669,13 @@ uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
       }
     }
   }
-  // The client address, without the port (a client keeps its backend across connections).
+  // The client address, without the port (a client keeps its backend across connections);
+  // behind a trusted proxy, the client it names.
+  if (!b_->client_text.empty()) {
+    const ratelimit::IpAddr& c = b_->client;
+    return balancer::HashBytes(std::string_view(reinterpret_cast<const char*>(c.bytes.data()),
+                                                c.family == 4 ? 4 : 16));
+  }
   const sockaddr* sa = conn.peer();
   if (sa->sa_family == AF_INET) {
     const auto& in = reinterpret_cast<const sockaddr_in*>(sa)->sin_addr;
@@ -1361,7 +1416,12 @@ void ClientSession::LogExchange() {
     return;
   }
   AccessRecord r;
-  r.client = peer_;
+  if (B().client_text.empty()) {
+    r.client = peer_;
+  } else {
+    r.client = B().client_text;
+    r.peer = peer_;
+  }
   r.method = B().method;
   r.target = B().target;
   r.host = B().host;

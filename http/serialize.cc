@@ -137,8 +137,9 @@ void AppendChunkHeader(size_t size, std::string* out) {
 }
 
 void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
-                              std::string_view target, std::string_view client_ip,
-                              Framing framing, std::string* out, std::string_view proto) {
+                              std::string_view target, std::string_view forwarded_for,
+                              Framing framing, std::string* out, std::string_view proto,
+                              std::string_view forwarded_host) {
   out->clear();
   out->append(req.method);
   out->push_back(' ');
@@ -166,8 +167,11 @@ void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
     AppendHeader(out, h.name, h.value);
   }
   const bool have_via = last_via != nullptr;
-  AppendHeader(out, "X-Forwarded-For", client_ip);
+  AppendHeader(out, "X-Forwarded-For", forwarded_for);
   AppendHeader(out, "X-Forwarded-Proto", proto);
+  if (!forwarded_host.empty()) {
+    AppendHeader(out, "X-Forwarded-Host", forwarded_host);
+  }
   if (!have_via) {
     AppendHeader(out, "Via", "1.1 torii");
   }

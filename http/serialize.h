@@ -17,13 +17,16 @@
 namespace torii::http {
 
 // The request head for the backend: origin-form `target`, `host` as the Host header, the
-// client's end-to-end headers, X-Forwarded-For (the socket peer), X-Forwarded-Proto (`proto`:
-// the scheme the client used), Via, and framing (Content-Length: N / Transfer-Encoding:
-// chunked / nothing).
+// client's end-to-end headers, X-Forwarded-For (`forwarded_for`: the socket peer, or behind a
+// trusted proxy its chain with the peer appended), X-Forwarded-Proto (`proto`: the scheme the
+// client used), X-Forwarded-Host (`forwarded_host`, when not empty), Via, and framing
+// (Content-Length: N / Transfer-Encoding: chunked / nothing). The client's own forwarding
+// headers are never copied: the caller decides what of them to believe.
 void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
-                              std::string_view target, std::string_view client_ip,
+                              std::string_view target, std::string_view forwarded_for,
                               Framing framing, std::string* out,
-                              std::string_view proto = "http");
+                              std::string_view proto = "http",
+                              std::string_view forwarded_host = {});
 
 // The response head for the client. `framing` is how torii sends the body (which may differ
 // from the backend's). `head_request`: keep the backend's Content-Length (it describes the

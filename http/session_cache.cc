@@ -193,8 +193,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
       cs.filler = self;  // our own waiter record, for LeaveFill
       SaveRequestHeaders(h.headers);
       // Built now, while the head is still readable: a miss after the wait goes upstream.
-      BuildUpstreamRequestHead(h, B().host, B().target, peer_, req_framing_, &B().upstream_head,
-                           scheme());
+      BuildUpstreamHead(h);
       paused_for_upstream_ = true;  // hold the next pipelined request meanwhile
       SetTimerFor(conn, TimerFor::kCacheWait, spec.lock_timeout_ms);
       return true;

@@ -331,6 +331,18 @@ TEST(AccessLogTextTest, LocalReplyNote) {
   EXPECT_TRUE(log.pending().ends_with(" note=\"obs-fold\"\n")) << log.pending();
 }
 
+// Behind a trusted proxy the line starts with the client it named and ends with the peer.
+TEST(AccessLogTextTest, ClientAndPeer) {
+  NullFd null;
+  AccessLog log(null.fd(), AccessLogFormat::kText);
+  AccessRecord r = Record("/x");
+  r.client = "203.0.113.9";
+  r.peer = "127.0.0.10";
+  log.Append(r);
+  EXPECT_TRUE(log.pending().starts_with("203.0.113.9 [")) << log.pending();
+  EXPECT_TRUE(log.pending().ends_with(" peer=127.0.0.10\n")) << log.pending();
+}
+
 // L1: CR, LF, ESC, NUL, DEL, TAB, quotes, backslashes and non-ASCII in every text field are
 // escaped as \xNN: the line holds no raw control byte and no unescaped quote from the input.
 TEST(AccessLogTextTest, EscapesHostileBytes) {
@@ -453,6 +465,21 @@ TEST(AccessLogJsonTest, LineIsValidJson) {
   EXPECT_EQ(json.Str("backend"), "127.0.0.1:9001");
   EXPECT_EQ(json.Int("duration_ms"), 7);
   EXPECT_EQ(json.Str("note"), "");
+}
+
+// JSON: "peer" appears only when the peer is not the client.
+TEST(AccessLogJsonTest, PeerWhenNotTheClient) {
+  NullFd null;
+  AccessLog log(null.fd(), AccessLogFormat::kJson);
+  AccessRecord r = Record("/x");
+  r.client = "203.0.113.9";
+  r.peer = "127.0.0.10";
+  log.Append(r);
+  const std::string& line = log.pending();
+  JsonLine json(std::string_view(line).substr(0, line.size() - 1));
+  ASSERT_TRUE(json.Parse()) << json.error() << ": " << line;
+  EXPECT_EQ(json.Str("client"), "203.0.113.9");
+  EXPECT_EQ(json.Str("peer"), "127.0.0.10");
 }
 
 // L1 in JSON: hostile bytes in every string field are escaped (\u00XX), the line stays one

@@ -1,7 +1,10 @@
 """The edge (issue #15) through the real binary: path normalisation before routing and every
 access decision (the /admin bypasses), the normalised path forwarded to the backend, and the
-ambiguous spellings refused with 400 before anything reaches a backend (BAD-INPUTS K5)."""
+ambiguous spellings refused with 400 before anything reaches a backend (BAD-INPUTS K5); the
+real client carried end to end behind trusted proxies (X-Forwarded-For/-Proto/-Host, the
+access log, ip_hash), and never believed from anyone else (H3)."""
 
+import json
 import unittest
 
 import harness as h
@@ -116,6 +119,86 @@ class MergeSlashesOff(h.ToriiCase):
         t = self.torii(c)
         self.assertEqual(h.get(t.addr(), "//a//b/./c").status, 200)
         self.assertEqual(o.log_entries()[-1]["target"], "//a//b/c")
+
+
+TRUSTED = "127.0.0.10"
+SPOOF = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Proto", "https"),
+         ("X-Forwarded-Host", "shop.example"), ("X-Real-IP", "203.0.113.9")]
+
+
+class ClientIdentity(h.ToriiCase):
+    def start(self, fmt="text"):
+        self.o = self.origin("o1")
+        c = h.proxy_config([self.o], server_extra={"trusted_proxies": [TRUSTED + "/32"],
+                                                   "access_log_format": fmt})
+        self.t = self.torii(c)
+
+    def seen(self, name):
+        return h.header_of(self.o.log_entries()[-1], name)
+
+    # issue #15 defect 2: behind a trusted load balancer the backend learns the real client
+    # (the chain with the balancer appended), the scheme and host the client used there, and
+    # the access log names the client first and the balancer as peer=.
+    def test_trusted_proxy_chain_reaches_the_backend(self):
+        self.start()
+        r = h.get(self.t.addr(), "/", source=TRUSTED, headers=SPOOF)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(self.seen("X-Forwarded-For"), ["203.0.113.9, " + TRUSTED])
+        self.assertEqual(self.seen("X-Forwarded-Proto"), ["https"])
+        self.assertEqual(self.seen("X-Forwarded-Host"), ["shop.example"])
+        self.assertEqual(self.seen("X-Real-IP"), [])
+        # Repeated X-Forwarded-For headers are one chain, in order.
+        h.get(self.t.addr(), "/", source=TRUSTED,
+              headers=[("X-Forwarded-For", "198.51.100.1"), ("X-Forwarded-For", "203.0.113.9")])
+        self.assertEqual(self.seen("X-Forwarded-For"),
+                         ["198.51.100.1, 203.0.113.9, " + TRUSTED])
+        # Only http and https are believed as a scheme; a malformed host is dropped.
+        h.get(self.t.addr(), "/", source=TRUSTED,
+              headers=[("X-Forwarded-Proto", "javascript"), ("X-Forwarded-Host", "a/b@c")])
+        self.assertEqual(self.seen("X-Forwarded-Proto"), ["http"])
+        self.assertEqual(self.seen("X-Forwarded-Host"), [])
+        self.assertEqual(self.seen("X-Forwarded-For"), [TRUSTED])
+        lines = self.t.access_log_lines(wait_for_count=3)
+        self.assertTrue(lines[0].startswith("203.0.113.9 ["), lines[0])
+        self.assertTrue(lines[0].endswith(" peer=" + TRUSTED), lines[0])
+        self.assertTrue(lines[2].startswith(TRUSTED + " ["), lines[2])
+        self.assertNotIn("peer=", lines[2])
+
+    # H3: from an untrusted peer every forwarding header is replaced by torii's own.
+    def test_untrusted_peer_cannot_claim_another_client(self):
+        self.start()
+        r = h.get(self.t.addr(), "/", source="127.0.0.2", headers=SPOOF)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(self.seen("X-Forwarded-For"), ["127.0.0.2"])
+        self.assertEqual(self.seen("X-Forwarded-Proto"), ["http"])
+        self.assertEqual(self.seen("X-Forwarded-Host"), [])
+        self.assertEqual(self.seen("X-Real-IP"), [])
+        line = self.t.access_log_lines(wait_for_count=1)[0]
+        self.assertTrue(line.startswith("127.0.0.2 ["), line)
+        self.assertNotIn("peer=", line)
+
+    # The JSON access log carries the client and the peer as two fields.
+    def test_json_log_client_and_peer(self):
+        self.start("json")
+        h.get(self.t.addr(), "/", source=TRUSTED, headers=SPOOF)
+        rec = json.loads(self.t.access_log_lines(wait_for_count=1)[0])
+        self.assertEqual((rec["client"], rec["peer"]), ("203.0.113.9", TRUSTED))
+
+    # ip_hash keys on the client the trusted proxy names, not on the proxy: clients spread
+    # over the backends, and each one keeps its backend.
+    def test_ip_hash_uses_the_real_client(self):
+        origins = [self.origin(f"o{i}") for i in range(3)]
+        c = h.proxy_config(origins, pool_extra={"algorithm": "ip_hash"},
+                           server_extra={"trusted_proxies": [TRUSTED]})
+        t = self.torii(c)
+        chosen = {}
+        for i in range(24):
+            client = f"198.51.100.{i + 1}"
+            for _ in range(2):
+                r = h.get(t.addr(), "/", source=TRUSTED, headers=[("X-Forwarded-For", client)])
+                chosen.setdefault(client, set()).add(r.header("X-Backend"))
+        self.assertTrue(all(len(b) == 1 for b in chosen.values()), chosen)
+        self.assertGreater(len(set().union(*chosen.values())), 1, chosen)
 
 
 if __name__ == "__main__":
