@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "http/tls_transport.h"
+
 namespace torii::app {
 
 namespace {
@@ -22,7 +24,11 @@ class HealthProbe final : public core::ConnHandler {
       Finish(conn, false, std::string("connect: ") + std::string(result.error().name()));
       return;
     }
-    conn.Write(request_);
+    if (request_.empty()) {
+      Finish(conn, true, "connected");  // type = "tcp"
+      return;
+    }
+    conn.Write(request_);  // over TLS: held by the transport until the handshake is done
   }
 
   void OnRecv(core::Conn& conn, std::span<const char> data) override {
@@ -51,7 +57,10 @@ class HealthProbe final : public core::ConnHandler {
 
   void OnEof(core::Conn& conn) override { Finish(conn, false, "closed before a status line"); }
   void OnError(core::Conn& conn, core::Error error) override {
-    Finish(conn, false, std::string(error.name()));
+    // A TLS transport reports a failed handshake or verification as EPROTO.
+    Finish(conn, false, conn.transport() != nullptr && error.sys_errno == EPROTO
+                            ? std::string("TLS failed")
+                            : std::string(error.name()));
   }
   void OnTimer(core::Conn& conn) override { Finish(conn, false, "timeout"); }
   void OnWritable(core::Conn& /*conn*/) override {}
@@ -99,8 +108,18 @@ HealthChecker::HealthChecker(const conf::Config& config, const http::ProxyConfig
       t.index = static_cast<uint32_t>(b);
       t.addr = backend.address.storage;
       t.addr_len = backend.address.len;
-      t.request = "GET " + h.path + " HTTP/1.1\r\nHost: " + (h.host.empty() ? t.backend : h.host) +
-                  "\r\nUser-Agent: torii-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+      if (h.type == conf::HealthConfig::Type::kHttp) {
+        t.request = "GET " + h.path + " HTTP/1.1\r\nHost: " +
+                    (h.host.empty() ? t.backend : h.host) +
+                    "\r\nUser-Agent: torii-health-check\r\nAccept: */*\r\n"
+                    "Connection: close\r\n\r\n";
+        const http::PoolSpec& spec = proxy.pools[p];
+        if (spec.tls) {
+          t.tls = spec.tls;
+          t.tls_name = spec.tls_names[b];
+          t.tls_sessions = spec.tls_sessions[b];
+        }
+      }
       t.interval_ms = static_cast<uint64_t>(h.interval.count());
       t.timeout_ms = static_cast<uint64_t>(h.timeout.count());
       t.expect = h.expect_status;
@@ -110,9 +129,10 @@ HealthChecker::HealthChecker(const conf::Config& config, const http::ProxyConfig
   }
 }
 
-void HealthChecker::Start(core::Worker& worker) {
-  worker_ = &worker;
-  task_ = worker.AddTask([this] { Round(); });
+void HealthChecker::Start(http::ProxyContext& ctx) {
+  ctx_ = &ctx;
+  worker_ = &ctx.worker();
+  task_ = worker_->AddTask([this] { Round(); });
   Round();
 }
 
@@ -158,6 +178,10 @@ void HealthChecker::StartProbe(uint32_t target) {
     }
     OnResult(target, false, std::string("connect: ") + std::string(conn.error().name()));
     return;
+  }
+  if (t.tls) {
+    (*conn)->set_transport(std::make_unique<http::TlsClientTransport>(
+        *ctx_, **conn, t.tls, t.tls_name, t.tls_sessions));
   }
   t.in_flight = true;
   (*conn)->SetTimer(worker_->now_ms() + t.timeout_ms);

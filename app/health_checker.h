@@ -4,7 +4,9 @@
 // balancer/ keeps the state): every `interval` it opens a connection to each backend of each
 // pool that has `health` configured, sends `GET path`, reads the status line, and reports
 // pass or fail into the pool's shared balancer::PoolHealth, which every worker reads. A
-// check that does not answer within `timeout` fails. State changes are logged.
+// check that does not answer within `timeout` fails. State changes are logged. A pool with
+// `tls` is checked over TLS with the same context, verification, SNI and session cache as its
+// traffic; `type = "tcp"` checks only that the TCP connect completes.
 //
 // Checks are ordinary core::Conn connections with their own handler, so they obey the same
 // lifetime rules as proxied traffic and stop when the worker drains. One check per backend is
@@ -23,6 +25,7 @@
 #include "conf/config.h"
 #include "core/worker.h"
 #include "http/proxy_config.h"
+#include "http/proxy_context.h"
 
 namespace torii::app {
 
@@ -36,8 +39,9 @@ class HealthChecker {
 
   // No pool has checks configured.
   bool empty() const { return targets_.empty(); }
-  // On `worker`'s thread, once its loop runs (its on_start hook): the first round starts now.
-  void Start(core::Worker& worker);
+  // On worker 0's thread, once its loop runs (its on_start hook): the first round starts now.
+  // `ctx` is that worker's proxy context (TLS checks count their failures there).
+  void Start(http::ProxyContext& ctx);
   // Hot reload, on the same thread: no further round, and results of checks in flight are
   // dropped (a new checker for the new config takes over; this object must stay alive while
   // its probes are).
@@ -53,7 +57,11 @@ class HealthChecker {
     uint32_t index = 0;   // backend index in its pool
     sockaddr_storage addr{};
     socklen_t addr_len = 0;
-    std::string request;  // the whole GET request
+    std::string request;  // the whole GET request; empty: a TCP connect check
+    // The pool's TLS (null: plain): context, name to send and verify, session cache.
+    std::shared_ptr<const tls::ClientContext> tls;
+    std::string tls_name;
+    std::shared_ptr<tls::ClientSessionCache> tls_sessions;
     uint64_t interval_ms = 0;
     uint64_t timeout_ms = 0;
     std::vector<conf::StatusRange> expect;
@@ -67,6 +75,7 @@ class HealthChecker {
   void StartProbe(uint32_t target);
 
   std::vector<Target> targets_;
+  http::ProxyContext* ctx_ = nullptr;
   core::Worker* worker_ = nullptr;
   core::Worker::TaskId task_ = 0;
   bool stopped_ = false;

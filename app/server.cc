@@ -571,9 +571,9 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     if (w == 0) {
       // Once per process, on worker 0's ring: active health checks, and the rotation of the
       // TLS session-ticket keys (checked every minute; each key set rotates on its interval).
-      worker->set_on_start([checker, ticket_keys](core::Worker& self) {
+      worker->set_on_start([checker, ticket_keys, ctx_ptr](core::Worker& self) {
         if (!checker->empty()) {
-          checker->Start(self);
+          checker->Start(*ctx_ptr);
         }
         auto task = std::make_shared<core::Worker::TaskId>();
         *task = self.AddTask([&self, ticket_keys, task] {
@@ -690,11 +690,12 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
         ctx->worker().Post([ctx, cfg = proxy_config] { ctx->Reload(cfg); });
       }
       core::Worker* w0 = ws[0].get();
-      w0->Post([w0, previous_checker, next_checker = checker, &admin, cfg = proxy_config,
+      http::ProxyContext* ctx0 = contexts[0].get();
+      w0->Post([w0, ctx0, previous_checker, next_checker = checker, &admin, cfg = proxy_config,
                 keys, ticket_keys] {
         previous_checker->Stop();
         if (!next_checker->empty()) {
-          next_checker->Start(*w0);
+          next_checker->Start(*ctx0);
         }
         if (admin) {
           admin->SetProxyConfig(cfg);

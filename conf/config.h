@@ -149,6 +149,10 @@ struct StatusRange {
 };
 
 struct HealthConfig {
+  // kHttp: GET path, judged by the status; kTcp: a completed TCP connect passes (no TLS
+  // handshake, no request).
+  enum class Type : uint8_t { kHttp, kTcp };
+  Type type = Type::kHttp;
   std::string path = "/";
   std::string host;  // Host header of the check; empty = the backend's address
   Duration interval{std::chrono::seconds(2)};

@@ -891,8 +891,16 @@ class Loader {
 
     if (const toml::table* health_table = s.SubTable("health")) {
       Section h(*health_table, s.label() + " health");
-      h.CheckKeys({"path", "host", "interval", "timeout", "rise", "fall", "expect_status"});
+      h.CheckKeys({"type", "path", "host", "interval", "timeout", "rise", "fall",
+                   "expect_status"});
       HealthConfig health;
+      if (auto type = h.String("type")) {
+        if (*type == "tcp") {
+          health.type = HealthConfig::Type::kTcp;
+        } else if (*type != "http") {
+          h.FailAt(*h.Find("type"), "type", "expected \"http\" or \"tcp\", got " + Quote(*type));
+        }
+      }
       if (auto path = h.String("path")) {
         if (path->empty() || path->front() != '/' || !IsCleanPath(*path)) {
           h.FailAt(*h.Find("path"), "path",

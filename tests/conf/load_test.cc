@@ -899,7 +899,11 @@ TEST(LoadBalancing, HealthChecks) {
   EXPECT_EQ(c.pools[0].health->expect_status, (std::vector<StatusRange>{{200, 399}}));
   EXPECT_EQ(c.pools[0].health->rise, 2u);
   EXPECT_EQ(c.pools[0].health->fall, 3u);
+  EXPECT_EQ(c.pools[0].health->type, HealthConfig::Type::kHttp);
   EXPECT_FALSE(LoadOk(PoolWith("")).pools[0].health.has_value());
+  c = LoadOk(PoolWith("health = { type = \"tcp\" }\n"));
+  EXPECT_EQ(c.pools[0].health->type, HealthConfig::Type::kTcp);
+  ExpectError(PoolWith("health = { type = \"udp\" }\n"), 7, 19, "expected \"http\" or \"tcp\"");
 
   ExpectError(PoolWith("health = { path = \"up\" }\n"), 7, 19, "expected a path starting with '/'");
   ExpectError(PoolWith("health = { interval = \"1s\", timeout = \"2s\" }\n"), 7, 39,

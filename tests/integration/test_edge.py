@@ -201,5 +201,26 @@ class ClientIdentity(h.ToriiCase):
         self.assertGreater(len(set().union(*chosen.values())), 1, chosen)
 
 
+class TcpHealthChecks(h.ToriiCase):
+    # type = "tcp": a backend that accepts connections is UP without any request reaching it;
+    # one that refuses them goes DOWN and gets no traffic.
+    def test_tcp_check_connects_only(self):
+        live = self.origin("live")
+        dead = self.origin("dead")
+        dead_address = dead.address
+        dead.stop()
+        c = h.proxy_config([live, {"address": dead_address}], pool_extra={
+            "health": {"type": "tcp", "interval": "100ms", "timeout": "100ms",
+                       "rise": 1, "fall": 1}, "retries": 0})
+        t = self.torii(c)
+        h.wait_for(lambda: f"backend {dead_address} is DOWN" in t.error_log(), 10 * h.SLOW,
+                   what="dead backend down")
+        seen = {h.get(t.addr(), f"/?i={i}").header("X-Backend") for i in range(6)}
+        self.assertEqual(seen, {"live"})
+        self.assertNotIn(f"backend {live.address} is DOWN", t.error_log())
+        self.assertEqual([e["target"] for e in live.log_entries()],
+                         [f"/?i={i}" for i in range(6)])
+
+
 if __name__ == "__main__":
     unittest.main()

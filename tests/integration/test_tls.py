@@ -400,5 +400,38 @@ class ToBackends(h.ToriiCase):
         self.assertEqual(h.get(t.addr(), "/").status, 502)
 
 
+    def health_checks_seen(self):
+        return [e for e in self.o.log_entries()
+                if h.header_of(e, "User-Agent") == ["torii-health-check"]]
+
+    # issue #15 defect 3: a pool with tls and health is checked over TLS (same CA, SNI and
+    # verification as its traffic), so it stays UP and serves.
+    def test_health_checks_over_tls_keep_the_pool_up(self):
+        before = len(self.health_checks_seen())
+        c = h.proxy_config([{"address": f"127.0.0.1:{self.backend.addr('https')[1]}"}],
+                           pool_extra={"tls": {"verify": True, "ca": self.pki.path("ca.crt"),
+                                               "sni": "backend.test"},
+                                       "health": {"path": "/health", "interval": "100ms",
+                                                  "timeout": "100ms", "rise": 1, "fall": 1}})
+        t = self.torii(c)
+        h.wait_for(lambda: len(self.health_checks_seen()) >= before + 3, 10 * h.SLOW,
+                   what="three health checks through the TLS backend")
+        self.assertNotIn("is DOWN", t.error_log())
+        self.assertEqual(h.get(t.addr(), "/").status, 200)
+
+    # A check that fails verification marks the backend DOWN and says why.
+    def test_health_check_with_the_wrong_ca_marks_the_backend_down(self):
+        c = h.proxy_config([{"address": f"127.0.0.1:{self.backend.addr('https')[1]}"}],
+                           pool_extra={"tls": {"verify": True,
+                                               "ca": self.pki.path("other-ca.crt"),
+                                               "sni": "backend.test"},
+                                       "health": {"path": "/health", "interval": "100ms",
+                                                  "timeout": "100ms", "rise": 1, "fall": 1}})
+        t = self.torii(c)
+        h.wait_for(lambda: "is DOWN" in t.error_log(), 10 * h.SLOW, what="backend down")
+        self.assertIn("last: TLS failed", t.error_log())
+        self.assertEqual(h.get(t.addr(), "/").status, 503)
+
+
 if __name__ == "__main__":
     unittest.main()
