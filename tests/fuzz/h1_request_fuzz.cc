@@ -7,9 +7,9 @@
 //   - the method, target, forwarded headers and body are the ones torii parsed (differential);
 //   - what torii sends is exactly one request: nothing is left over (no smuggled second one);
 //   - no header line carries CR, LF or NUL (H2).
-// A violation aborts (libFuzzer reports it). Built two ways: as a libFuzzer target with clang
-// (-DTORII_FUZZ=ON, see tests/CMakeLists.txt) and, always, inside http_test, which replays the
-// seed corpus plus deterministic mutations under ASan/UBSan on every CI run.
+// A violation aborts (libFuzzer reports it). Built two ways (tests/fuzz/fuzz.h): as a libFuzzer
+// target by scripts/fuzz.sh, and always inside fuzz_test, which replays the seed corpus plus
+// deterministic mutations under ASan/UBSan on every CI run.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -20,16 +20,13 @@
 
 #include "http/h1_parser.h"
 #include "http/serialize.h"
+#include "tests/fuzz/fuzz.h"
 
 namespace torii::fuzz {
 
 namespace {
 
-[[noreturn]] void Violation(const char* what, std::string_view detail) {
-  std::fprintf(stderr, "h1_request_fuzz: %s: %.*s\n", what, static_cast<int>(detail.size()),
-               detail.data());
-  std::abort();
-}
+constexpr const char* kName = "h1_request_fuzz";
 
 struct Parsed {
   std::string method;
@@ -82,7 +79,7 @@ bool ReferenceParse(std::string_view in, Parsed* out, std::string_view* rest) {
     }
     if (!http::IsToken(name) || !http::IsCleanValue(value) ||
         line.find('\0') != std::string_view::npos) {
-      Violation("unclean header line", line);
+      Violation(kName, "unclean header line", line);
     }
     if (http::EqualsIgnoreCase(name, "content-length")) {
       if (content_length >= 0 || chunked || value.empty() || value.size() > 18) {
@@ -183,7 +180,7 @@ int FuzzH1Request(const uint8_t* data, size_t size) {
       }
       case http::H1Parser::Event::kError:
         if (parser.error_status() < 400 || parser.error_status() > 505) {
-          Violation("error status out of range", std::to_string(parser.error_status()));
+          Violation(kName, "error status out of range", std::to_string(parser.error_status()));
         }
         return checked;
       case http::H1Parser::Event::kHead: {
@@ -223,7 +220,7 @@ int FuzzH1Request(const uint8_t* data, size_t size) {
         buf.erase(0, parser.consumed());
         parser.DropConsumed();
         if (!in_message) {
-          Violation("kDone without kHead", "");
+          Violation(kName, "kDone without kHead", "");
         }
         in_message = false;
         if (framing == http::Framing::kChunked) {
@@ -232,13 +229,13 @@ int FuzzH1Request(const uint8_t* data, size_t size) {
         Parsed p;
         std::string_view rest;
         if (!ReferenceParse(upstream, &p, &rest)) {
-          Violation("torii's upstream request does not parse", upstream);
+          Violation(kName, "torii's upstream request does not parse", upstream);
         }
         if (!rest.empty()) {
-          Violation("bytes after the upstream request (smuggling)", rest);
+          Violation(kName, "bytes after the upstream request (smuggling)", rest);
         }
         if (p.method != method || p.target != target || p.body != body) {
-          Violation("upstream request differs from the parsed one", upstream);
+          Violation(kName, "upstream request differs from the parsed one", upstream);
         }
         ++checked;
         if (parser.must_close()) {
@@ -248,14 +245,9 @@ int FuzzH1Request(const uint8_t* data, size_t size) {
       }
     }
   }
-  Violation("parser made no progress", "");
+  Violation(kName, "parser made no progress", "");
 }
 
 }  // namespace torii::fuzz
 
-#ifdef TORII_LIBFUZZER
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  torii::fuzz::FuzzH1Request(data, size);
-  return 0;
-}
-#endif
+TORII_FUZZ_ENTRY(FuzzH1Request)
