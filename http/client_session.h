@@ -13,6 +13,7 @@
 
 #include "cache/entry.h"
 #include "core/worker.h"
+#include "http/compression_plan.h"
 #include "http/h1_parser.h"
 #include "http/proxy_context.h"
 #include "http/proxy_session.h"
@@ -112,16 +113,7 @@ class ClientSession final : public core::ConnHandler {
   // Listener and route access lists, bans and the route's rate limit; false = answered.
   bool CheckAccess(core::Conn& conn);
   void EndDelay(core::Conn& conn);
-  // Compression decisions: at the request head (what the client accepts) and at the response
-  // head (whether this response may and should be encoded; fills `edits`).
-  void NegotiateCoding(const MessageHead& h);
-  // What compression would do to a response with `head` for this request (no side effect).
-  struct CompressionPlan {
-    bool vary = false;  // the representation depends on Accept-Encoding (Vary it)
-    codec::Coding encode = codec::Coding::kIdentity;  // encode the body so
-    std::optional<codec::Coding> decode;  // undo the backend's coding (decompress = true)
-  };
-  CompressionPlan PlanCompression(const MessageHead& head) const;
+  // Compression at the response head: applies PlanCompression() (encoder or decoder, `edits`).
   void DecideCompression(const MessageHead& head, HeadEdits* edits);
   // Writes response body bytes to the client in the response framing (copied).
   void WriteBody(core::Conn& me, std::string_view bytes);
@@ -201,7 +193,8 @@ class ClientSession final : public core::ConnHandler {
   void CacheGoUpstream(core::Conn& conn);
  private:
   uint64_t KeyHash(const core::Conn& conn, const MessageHead& h, const PoolSpec& pool) const;
-  bool CanRetryElsewhere();
+  // Some eligible backend of the pool is neither excluded nor `failed`.
+  bool CanRetryElsewhere(uint32_t failed);
   void FinishExchange(core::Conn& conn);
   void DetachUpstream(bool reusable);
   void AbortClient(core::Conn& conn, std::string_view note);
@@ -246,10 +239,8 @@ class ClientSession final : public core::ConnHandler {
   Framing resp_framing_ = Framing::kNone;  // how we frame the response to the client
   uint8_t method_id_ = 0;
   uint8_t version_minor_ = 1;
-  // Compression: what the client accepts for this request (negotiated from its head).
-  codec::Coding accept_coding_ = codec::Coding::kIdentity;
-  uint8_t accepted_mask_ = 0;  // bit per codec::Coding the client accepts (q > 0)
-  bool range_request_ = false;
+  // Compression: what the client accepts for this request (read from its head).
+  CodingRequest coding_;
   bool flush_each_piece_ = false;  // event stream: flush the encoder per piece
   bool has_resp_extra_ = false;  // B().resp_extra holds this request's response headers
   bool have_backend_ = false;

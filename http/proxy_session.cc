@@ -13,7 +13,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "http/compression_plan.h"
 #include "http/router.h"
+#include "ratelimit/access.h"
 #include "http/tls_transport.h"
 #include "http/serialize.h"
 
@@ -34,45 +36,12 @@ std::string FormatPeer(const sockaddr* sa) {
   return buf;
 }
 
-std::string_view FailureNote(UpstreamFailure why) {
-  switch (why) {
-    case UpstreamFailure::kConnectFailed: return "connect failed";
-    case UpstreamFailure::kConnectTimeout: return "connect timeout";
-    case UpstreamFailure::kClosedEarly: return "closed before responding";
-    case UpstreamFailure::kTimeout: return "response timeout";
-    case UpstreamFailure::kBadResponse: return "malformed response";
-    case UpstreamFailure::kTruncated: return "response truncated";
-  }
-  return "failure";
-}
 
 const std::string kEventStreamType = "text/event-stream";
 const std::span<const std::string> kEventStream(&kEventStreamType, 1);
 
-bool ContainsIgnoreCase(std::string_view haystack, std::string_view needle) {
-  for (size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
-    if (EqualsIgnoreCase(haystack.substr(i, needle.size()), needle)) {
-      return true;
-    }
-  }
-  return false;
-}
-
 uint64_t CeilSeconds(uint64_t ns) { return ns / 1000000000 + (ns % 1000000000 != 0 ? 1 : 0); }
 
-bool IsIdempotent(uint8_t method) {
-  switch (method) {
-    case HTTP_GET:
-    case HTTP_HEAD:
-    case HTTP_OPTIONS:
-    case HTTP_PUT:
-    case HTTP_DELETE:
-    case HTTP_TRACE:
-      return true;
-    default:
-      return false;
-  }
-}
 
 }  // namespace
 
@@ -260,9 +229,6 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   queue_ticket_ = 0;
   delay_ms_ = 0;
   has_resp_extra_ = false;
-  accept_coding_ = codec::Coding::kIdentity;
-  accepted_mask_ = 0;
-  range_request_ = false;
   have_backend_ = false;
   resp_ = Resp::kNone;
   close_after_ = !h.keep_alive || h.upgrade || draining_ ||
@@ -312,7 +278,8 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   }
   const PoolSpec& pool = cfg().pools[pool_];
   key_hash_ = pool.needs_key_hash ? KeyHash(conn, h, pool) : 0;
-  NegotiateCoding(h);
+  coding_ = ReadCodingRequest(cfg().compression, cfg().routes[route_].compress,
+                              method_id_ == HTTP_HEAD, h.headers);
   if (route.cache >= 0) {
     // Before the upstream head is built: a hit needs none of it.
     if (method_id_ == HTTP_PURGE) {
@@ -372,13 +339,11 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
     return false;
   };
   const ratelimit::IpAddr& client = B().client;
-  if (listener.deny.Contains(client) || (!listener.allow.empty() && !listener.allow.Contains(client))) {
+  if (const ratelimit::AccessVerdict verdict = ratelimit::DecideAccess(
+          listener.allow, listener.deny, route.allow, route.deny, client);
+      verdict != ratelimit::AccessVerdict::kAllow) {
     ctx_.stats().denied++;
-    return reject(403, "denied by listener access list");
-  }
-  if (route.deny.Contains(client) || (!route.allow.empty() && !route.allow.Contains(client))) {
-    ctx_.stats().denied++;
-    return reject(403, "denied by route access list");
+    return reject(403, ratelimit::ToString(verdict));
   }
   if (route.rate_limit < 0) {
     return true;
@@ -686,10 +651,10 @@ uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
   return balancer::HashBytes(std::string_view(reinterpret_cast<const char*>(&in6), sizeof(in6)));
 }
 
-bool ClientSession::CanRetryElsewhere() {
+bool ClientSession::CanRetryElsewhere(uint32_t failed) {
   const balancer::BackendMask& healthy = gen_->healthy(pool_);
   for (uint32_t i = 0; i < healthy.size(); ++i) {
-    if (healthy.test(i) && !B().exclude.test(i)) {
+    if (healthy.test(i) && !B().exclude.test(i) && i != failed) {
       return true;
     }
   }
@@ -941,93 +906,9 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   (void)up;
 }
 
-void ClientSession::NegotiateCoding(const MessageHead& h) {
-  if (!cfg().routes[route_].compress) {
-    return;
-  }
-  std::string& joined = ctx_.scratch();
-  joined.clear();
-  for (const HeaderView& hv : h.headers) {
-    if (EqualsIgnoreCase(hv.name, "accept-encoding")) {
-      if (!joined.empty()) {
-        joined.push_back(',');
-      }
-      joined.append(hv.value);
-    } else if (EqualsIgnoreCase(hv.name, "range")) {
-      range_request_ = true;
-    }
-  }
-  accept_coding_ = codec::Negotiate(joined, cfg().compression.order);
-  if (cfg().compression.decompress) {
-    accepted_mask_ = 0;
-    for (codec::Coding c : {codec::Coding::kGzip, codec::Coding::kBrotli, codec::Coding::kZstd}) {
-      if (codec::Negotiate(joined, std::span<const codec::Coding>(&c, 1)) == c) {
-        accepted_mask_ |= static_cast<uint8_t>(1u << static_cast<int>(c));
-      }
-    }
-  }
-}
-
-ClientSession::CompressionPlan ClientSession::PlanCompression(const MessageHead& head) const {
-  CompressionPlan plan;
-  const CompressionSpec& spec = cfg().compression;
-  if (!cfg().routes[route_].compress || head.status < 200 || head.status == 204 ||
-      head.status == 206 || head.status == 304) {
-    return plan;
-  }
-  std::string_view content_type;
-  bool encoded = false;
-  int codings = 0;
-  std::optional<codec::Coding> backend_coding;
-  for (const HeaderView& hv : head.headers) {
-    if (EqualsIgnoreCase(hv.name, "content-type")) {
-      content_type = hv.value;
-    } else if (EqualsIgnoreCase(hv.name, "content-encoding")) {
-      if (!EqualsIgnoreCase(hv.value, "identity")) {
-        encoded = true;
-        ++codings;
-        backend_coding = codec::ParseCoding(hv.value);
-      }
-    } else if (EqualsIgnoreCase(hv.name, "cache-control")) {
-      // no-transform: intermediaries must not change the representation (RFC 9111 §5.2.2.6).
-      // private: per-user content, where compression next to reflected input leaks secrets
-      // through the compressed size (BREACH, BAD-INPUTS Z3); not compressed either.
-      if (ContainsIgnoreCase(hv.value, "no-transform") || ContainsIgnoreCase(hv.value, "private")) {
-        return plan;
-      }
-    } else if (EqualsIgnoreCase(hv.name, "set-cookie")) {
-      return plan;  // a response that sets a secret is not compressed (BREACH)
-    }
-  }
-  const bool has_body = head.framing != Framing::kNone;
-  if (encoded) {
-    // The backend's coding passes through, unless the client does not accept it and
-    // decompress = true: then torii decodes it (one coding we know, nothing stacked).
-    if (spec.decompress && codings == 1 && backend_coding &&
-        *backend_coding != codec::Coding::kIdentity &&
-        (accepted_mask_ & (1u << static_cast<int>(*backend_coding))) == 0 &&
-        method_id_ != HTTP_HEAD && has_body && !range_request_) {
-      plan.decode = backend_coding;
-    }
-    return plan;
-  }
-  if (!codec::TypeMatches(content_type, spec.types)) {
-    return plan;
-  }
-  if (head.framing == Framing::kContentLength && head.content_length < spec.min_bytes) {
-    return plan;
-  }
-  // From here the representation depends on Accept-Encoding: say so to caches, compressed or
-  // not (nginx gzip_vary).
-  plan.vary = true;
-  if (method_id_ != HTTP_HEAD && has_body && !range_request_) {
-    plan.encode = accept_coding_;
-  }
-  return plan;
-}
-
 void ClientSession::DecideCompression(const MessageHead& head, HeadEdits* edits) {
-  const CompressionPlan plan = PlanCompression(head);
+  const CompressionPlan plan =
+      PlanCompression(cfg().compression, cfg().routes[route_].compress, coding_, head);
   if (plan.decode) {
     decoder_ = codec::MakeDecoder(*plan.decode, cfg().compression.max_decoded);
     if (decoder_) {
@@ -1257,78 +1138,49 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
     return;
   }
   const bool nothing_sent = resp_ == Resp::kWaiting;
-  const bool no_body = req_framing_ == Framing::kNone;
-  const PoolSpec& pool = cfg().pools[pool_];
-  const bool connect_failed =
-      why == UpstreamFailure::kConnectFailed || why == UpstreamFailure::kConnectTimeout;
-  // The keep-alive race (B5): a pooled connection the backend closed while it sat idle says
-  // nothing about the backend's health.
-  const bool stale_pooled = why == UpstreamFailure::kClosedEarly && reused;
-  if (connect_failed) {
+  if (why == UpstreamFailure::kConnectFailed || why == UpstreamFailure::kConnectTimeout) {
     ctx_.stats().upstream_connect_failures++;
   }
-  if (!stale_pooled) {
-    gen_->ReportBackendFailure(pool_, backend_, FailureNote(why));
+  if (!IsKeepAliveRace(why, reused)) {
+    gen_->ReportBackendFailure(pool_, backend_, ToString(why));
   }
-  bool retry = false;
+  RetryFacts facts;
+  facts.why = why;
+  facts.reused = reused;
+  facts.response_started = !nothing_sent;
+  facts.request_has_body = req_framing_ != Framing::kNone;
+  facts.idempotent = IsIdempotentMethod(method_id_);
+  facts.fresh_retry_used = stale_retry_used_;
+  facts.retries_used = retries_used_;
+  facts.max_retries = cfg().pools[pool_].retries;
+  facts.other_backend_left = CanRetryElsewhere(backend_);
   force_fresh_ = false;
-  if (nothing_sent && no_body) {
-    if (stale_pooled && IsIdempotent(method_id_) && !stale_retry_used_) {
-      // Retried once on a fresh connection, not counted against `retries`.
+  switch (DecideRetry(facts)) {
+    case RetryAction::kRetryFresh:
       stale_retry_used_ = true;
-      retry = true;
       force_fresh_ = true;
-    } else if (retries_used_ < pool.retries && (connect_failed || IsIdempotent(method_id_))) {
-      // Another backend, never this one: a connect failure reached nothing (safe for any
-      // method, B1); an idempotent request may be repeated whatever happened.
+      ctx_.stats().retries++;
+      PickBackendAndSend(*me);
+      return;
+    case RetryAction::kRetryElsewhere:
       B().exclude.set(backend_);
-      if (CanRetryElsewhere()) {
-        ++retries_used_;
-        retry = true;
-      }
-    }
-  }
-  if (retry) {
-    ctx_.stats().retries++;
-    PickBackendAndSend(*me);
-    return;
+      ++retries_used_;
+      ctx_.stats().retries++;
+      PickBackendAndSend(*me);
+      return;
+    case RetryAction::kFail:
+      break;
   }
   if (nothing_sent) {
     resp_ = Resp::kNone;
-    int status = 502;
-    std::string_view note = "upstream failed";
-    switch (why) {
-      case UpstreamFailure::kConnectFailed:
-        note = "upstream connect failed";
-        B().exclude.set(backend_);
-        if (!CanRetryElsewhere()) {
-          // Every backend of the pool refused: none is reachable (503 + Retry-After).
-          status = 503;
-          note = "no backend reachable";
-        }
-        break;
-      case UpstreamFailure::kConnectTimeout:
-        status = 504;
-        note = "upstream connect timeout";
-        break;
-      case UpstreamFailure::kClosedEarly:
-        note = "upstream closed before responding";
-        break;
-      case UpstreamFailure::kTimeout:
-        status = 504;
-        note = "upstream response timeout";
-        break;
-      case UpstreamFailure::kBadResponse:
-        note = "malformed upstream response";
-        break;
-      case UpstreamFailure::kTruncated:
-        note = "upstream response truncated";
-        break;
+    const FailureReply reply = FailureReplyFor(why, facts.other_backend_left);
+    if (why == UpstreamFailure::kConnectFailed) {
+      B().exclude.set(backend_);
     }
     if (req_ != Req::kDone && req_ != Req::kHead) {
       close_after_ = true;  // the request body cannot be read to completion usefully
     }
-    SendLocalReply(*me, status, note);
+    SendLocalReply(*me, reply.status, reply.note);
     return;
   }
   // Part of the response already went out (B4): forward every byte we got, then end the

@@ -21,20 +21,11 @@
 #include "core/worker.h"
 #include "http/h1_parser.h"
 #include "http/proxy_context.h"
+#include "http/retry.h"
 
 namespace torii::http {
 
 class ClientSession;
-
-// Why an upstream exchange failed, as the session needs to know it to decide on a retry.
-enum class UpstreamFailure : uint8_t {
-  kConnectFailed,   // connect refused/unreachable: nothing reached the backend
-  kConnectTimeout,  // connect did not finish in time: nothing reached the backend
-  kClosedEarly,     // closed or reset before any response byte
-  kTimeout,         // no (further) response byte within response_timeout: 504
-  kBadResponse,     // malformed response: 502
-  kTruncated,       // closed or reset in the middle of the response body
-};
 
 class UpstreamConn final : public core::ConnHandler {
  public:

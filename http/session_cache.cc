@@ -593,7 +593,8 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   head.has_content_length = head.framing == Framing::kContentLength;
   HeadEdits edits;
   if (!not_modified) {
-    const CompressionPlan plan = PlanCompression(head);
+    const CompressionPlan plan =
+        PlanCompression(cfg().compression, cfg().routes[route_].compress, coding_, head);
     edits.vary_accept_encoding = plan.vary;
     if (plan.encode != codec::Coding::kIdentity) {
       if (auto variant = CompressedVariant(entry, plan.encode, request_headers)) {
