@@ -211,40 +211,42 @@ class ClientSession final : public core::ConnHandler {
   std::string peer_;
   std::unique_ptr<codec::Encoder> encoder_;  // compressing the response being sent
   std::unique_ptr<codec::Decoder> decoder_;  // decompress: the backend's coding, undone
-  std::string_view note_;
-  uint64_t key_hash_ = 0;          // ip_hash key of the current request
-  // max_conns queue: the ticket this request waits with (0 = not queued).
-  uint64_t queue_ticket_ = 0;
-  uint64_t delay_ms_ = 0;        // rate limit delay mode: hold the request this long
+  // The current exchange's own state: one struct, reset in one go at each request head.
+  struct ExchangeState {
+    std::string_view note;      // why torii answered locally or cut the exchange (access log)
+    uint64_t key_hash = 0;      // ip_hash key
+    uint64_t queue_ticket = 0;  // max_conns queue: the ticket this request waits with (0: none)
+    uint64_t delay_ms = 0;      // rate limit delay mode: hold the request this long
+    uint64_t bytes_sent = 0;    // response body bytes sent to the client
+    uint32_t pool = 0;
+    uint32_t backend = 0;
+    uint32_t attempts = 0;
+    uint32_t retries_used = 0;  // retries on another backend (pool.retries caps them)
+    uint32_t route = 0;
+    int status = 0;
+    Framing req_framing = Framing::kNone;
+    Framing resp_framing = Framing::kNone;  // how the response is framed to the client
+    uint8_t method_id = 0;
+    uint8_t version_minor = 1;
+    CodingRequest coding;             // what the client accepts (compression)
+    bool flush_each_piece = false;    // event stream: flush the encoder per piece
+    bool has_resp_extra = false;      // B().resp_extra holds this request's response headers
+    bool have_backend = false;
+    bool fresh_retry_used = false;    // the one retry of a reused connection's keep-alive race
+    bool force_fresh = false;         // retry on a new connection, not a pooled one
+  } x_;
   uint64_t body_start_ms_ = 0;   // when the current request's body phase began
   uint64_t body_bytes_ = 0;      // bytes received since then (body_min_rate)
-  uint64_t bytes_sent_ = 0;
   uint64_t start_ms_ = 0;
   uint64_t accepted_ns_ = 0;     // the loop turn that accepted the connection (accept phase)
   uint64_t ip_key_ = 0;          // max_conns_per_ip slot held by this connection
   core::ConnRef self_;
   core::ConnRef up_;
   uint32_t listener_;
-  uint32_t pool_ = 0;
-  uint32_t backend_ = 0;
-  uint32_t attempts_ = 0;
-  uint32_t retries_used_ = 0;     // retries on another backend (pool.retries caps them)
-  uint32_t route_ = 0;
-  int status_ = 0;
   uint32_t requests_ = 0;
   TimerFor timer_for_ = TimerFor::kNone;
   Req req_ = Req::kIdle;
   Resp resp_ = Resp::kNone;
-  Framing req_framing_ = Framing::kNone;
-  Framing resp_framing_ = Framing::kNone;  // how we frame the response to the client
-  uint8_t method_id_ = 0;
-  uint8_t version_minor_ = 1;
-  // Compression: what the client accepts for this request (read from its head).
-  CodingRequest coding_;
-  bool flush_each_piece_ = false;  // event stream: flush the encoder per piece
-  bool has_resp_extra_ = false;  // B().resp_extra holds this request's response headers
-  bool have_backend_ = false;
-  bool stale_retry_used_ = false;  // the one retry of a reused connection's keep-alive race
   bool requeue_front_ = false;     // a resumed waiter without a slot goes back to the front
   bool close_after_ = false;
   bool upstream_paused_ = false;  // we paused the upstream's receive for client backpressure
@@ -253,7 +255,6 @@ class ClientSession final : public core::ConnHandler {
   bool waiting_reader_ = false;  // WaitForReader: no next request until OnWritable
   bool draining_ = false;
   bool peer_eof_ = false;     // the client half-closed: finish what is complete, then close
-  bool force_fresh_ = false;  // retry on a new connection, not a pooled one
   bool holds_listener_slot_ = false;
   bool holds_ip_slot_ = false;
 };

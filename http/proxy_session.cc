@@ -188,7 +188,7 @@ void ClientSession::Pump(core::Conn& conn) {
       case H1Parser::Event::kDone: {
         Compact();
         req_ = Req::kDone;
-        if (req_framing_ == Framing::kChunked && resp_ != Resp::kDone) {
+        if (x_.req_framing == Framing::kChunked && resp_ != Resp::kDone) {
           if (core::Conn* up = upstream()) {
             up->Write("0\r\n\r\n");
           }
@@ -217,19 +217,10 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   ctx_.stats().requests++;
   B().method.assign(h.method);
   B().target.assign(h.target);  // refined by CheckRequest (absolute-form); logged if refused
-  method_id_ = h.method_id;
-  version_minor_ = h.version_minor;
-  req_framing_ = h.framing;
-  status_ = 0;
-  bytes_sent_ = 0;
-  note_ = {};
-  attempts_ = 0;
-  retries_used_ = 0;
-  stale_retry_used_ = false;
-  queue_ticket_ = 0;
-  delay_ms_ = 0;
-  has_resp_extra_ = false;
-  have_backend_ = false;
+  x_ = ExchangeState{};
+  x_.method_id = h.method_id;
+  x_.version_minor = h.version_minor;
+  x_.req_framing = h.framing;
   resp_ = Resp::kNone;
   close_after_ = !h.keep_alive || h.upgrade || draining_ ||
                  requests_ >= cfg().limits.keepalive_requests;
@@ -264,25 +255,25 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
     SetTimerFor(conn, TimerFor::kNone, 0);
   }
   // Route → pick → send: the head goes out now; the body follows as it arrives.
-  const RouteSpec& route = cfg().routes[route_];
+  const RouteSpec& route = cfg().routes[x_.route];
   if (route.redirect_status != 0) {
     SendRedirect(conn, route);
     return !conn.closing();
   }
-  pool_ = route.pool;
-  B().exclude.Reset(static_cast<uint32_t>(cfg().pools[pool_].backends.size()));
+  x_.pool = route.pool;
+  B().exclude.Reset(static_cast<uint32_t>(cfg().pools[x_.pool].backends.size()));
   resp_ = Resp::kWaiting;
   if (B().host.empty()) {
     // HTTP/1.0 without Host: name the pool, as nginx sends $proxy_host.
-    B().host = cfg().pools[pool_].name;
+    B().host = cfg().pools[x_.pool].name;
   }
-  const PoolSpec& pool = cfg().pools[pool_];
-  key_hash_ = pool.needs_key_hash ? KeyHash(conn, h, pool) : 0;
-  coding_ = ReadCodingRequest(cfg().compression, cfg().routes[route_].compress,
-                              method_id_ == HTTP_HEAD, h.headers);
+  const PoolSpec& pool = cfg().pools[x_.pool];
+  x_.key_hash = pool.needs_key_hash ? KeyHash(conn, h, pool) : 0;
+  x_.coding = ReadCodingRequest(cfg().compression, cfg().routes[x_.route].compress,
+                              x_.method_id == HTTP_HEAD, h.headers);
   if (route.cache >= 0) {
     // Before the upstream head is built: a hit needs none of it.
-    if (method_id_ == HTTP_PURGE) {
+    if (x_.method_id == HTTP_PURGE) {
       CachePurge(conn, h);
       return !conn.closing();
     }
@@ -296,15 +287,15 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   }
   // Expect: 100-continue is answered here (and not forwarded): we are ready for the body.
   for (const HeaderView& hv : h.headers) {
-    if (EqualsIgnoreCase(hv.name, "expect") && req_framing_ != Framing::kNone) {
+    if (EqualsIgnoreCase(hv.name, "expect") && x_.req_framing != Framing::kNone) {
       conn.Write("HTTP/1.1 100 Continue\r\n\r\n");
     }
   }
-  if (delay_ms_ > 0) {
+  if (x_.delay_ms > 0) {
     // Rate limit in delay mode: the request is spaced out at the limit's rate (nginx limit_req
     // without nodelay). Its body waits with it.
     paused_for_upstream_ = true;
-    SetTimerFor(conn, TimerFor::kDelay, delay_ms_);
+    SetTimerFor(conn, TimerFor::kDelay, x_.delay_ms);
     return true;
   }
   PickBackendAndSend(conn);
@@ -312,7 +303,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
 }
 
 void ClientSession::EndDelay(core::Conn& conn) {
-  delay_ms_ = 0;
+  x_.delay_ms = 0;
   paused_for_upstream_ = false;
   SetTimerFor(conn, req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone, BodyTimerMs());
   PickBackendAndSend(conn);
@@ -325,15 +316,15 @@ void ClientSession::EndDelay(core::Conn& conn) {
 bool ClientSession::CheckAccess(core::Conn& conn) {
   const ProxyConfig& config = cfg();
   const ListenerSpec& listener = config.listeners[listener_];
-  const RouteSpec& route = config.routes[route_];
-  delay_ms_ = 0;
+  const RouteSpec& route = config.routes[x_.route];
+  x_.delay_ms = 0;
   if (listener.allow.empty() && listener.deny.empty() && route.allow.empty() &&
       route.deny.empty() && route.rate_limit < 0) {
     return true;  // the common case costs three branches
   }
   const MessageHead& h = B().parser.head();
   auto reject = [&](int status, std::string_view why, std::string_view extra = {}) {
-    req_framing_ = h.framing;
+    x_.req_framing = h.framing;
     req_ = Req::kHead;
     SendLocalReply(conn, status, why, extra);
     return false;
@@ -352,8 +343,8 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
   uint64_t key = 0;
   bool keyed = false;
   if (limit.key == RateLimitSpec::Key::kRoute) {
-    key = ratelimit::HashKey(std::string_view(reinterpret_cast<const char*>(&route_),
-                                              sizeof(route_)));
+    key = ratelimit::HashKey(std::string_view(reinterpret_cast<const char*>(&x_.route),
+                                              sizeof(x_.route)));
     keyed = true;
   } else if (limit.key == RateLimitSpec::Key::kHeader) {
     for (const HeaderView& hv : h.headers) {
@@ -405,8 +396,8 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
     return reject(429, "rate limited", extra);
   }
   extra.append(route.add_headers);
-  has_resp_extra_ = true;
-  delay_ms_ = (d.delay_ns + 999999) / 1000000;
+  x_.has_resp_extra = true;
+  x_.delay_ms = (d.delay_ns + 999999) / 1000000;
   return true;
 }
 
@@ -470,7 +461,7 @@ void ClientSession::BuildUpstreamHead(const MessageHead& h) {
   }
   BuildUpstreamRequestHead(h, b.host, b.target,
                            b.forwarded_for.empty() ? std::string_view(peer_) : b.forwarded_for,
-                           req_framing_, &b.upstream_head, proto, forwarded_host);
+                           x_.req_framing, &b.upstream_head, proto, forwarded_host);
 }
 
 bool ClientSession::CheckRequest(core::Conn& conn) {
@@ -478,7 +469,7 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
   auto reject = [&](int status, std::string_view why) {
     // Without a body the exchange ends when the parser reports kDone; with one, the body is
     // unread and SendLocalReply closes (P6).
-    req_framing_ = h.framing;
+    x_.req_framing = h.framing;
     req_ = Req::kHead;
     SendLocalReply(conn, status, why);
     return false;
@@ -568,8 +559,8 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
   if (!route) {
     return reject(404, "no route");
   }
-  route_ = *route;
-  cfg().routes[route_].requests->at(ctx_.worker().id(), 0)++;
+  x_.route = *route;
+  cfg().routes[x_.route].requests->at(ctx_.worker().id(), 0)++;
   return true;
 }
 
@@ -588,7 +579,7 @@ void ClientSession::RedirectToHttps(core::Conn& conn) {
   extra.append(B().target == "*" ? std::string_view("/") : std::string_view(B().target));
   extra.append("\r\n");
   // 301 keeps browsers on https for GET; 308 keeps the method and body of anything else.
-  const bool safe = method_id_ == HTTP_GET || method_id_ == HTTP_HEAD;
+  const bool safe = x_.method_id == HTTP_GET || x_.method_id == HTTP_HEAD;
   SendLocalReply(conn, safe ? 301 : 308, "http_to_https", extra);
 }
 
@@ -652,7 +643,7 @@ uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
 }
 
 bool ClientSession::CanRetryElsewhere(uint32_t failed) {
-  const balancer::BackendMask& healthy = gen_->healthy(pool_);
+  const balancer::BackendMask& healthy = gen_->healthy(x_.pool);
   for (uint32_t i = 0; i < healthy.size(); ++i) {
     if (healthy.test(i) && !B().exclude.test(i) && i != failed) {
       return true;
@@ -662,12 +653,12 @@ bool ClientSession::CanRetryElsewhere(uint32_t failed) {
 }
 
 void ClientSession::PickBackendAndSend(core::Conn& conn) {
-  const PoolSpec& pool = cfg().pools[pool_];
+  const PoolSpec& pool = cfg().pools[x_.pool];
   // Bounded: every turn either sends, answers, queues, or excludes a backend / loses a slot
   // race (which another worker won, so the backend shows as full on the next turn).
   for (uint32_t turn = 0; turn < 2 * pool.backends.size() + 4; ++turn) {
-    ++attempts_;
-    auto pick = gen_->picker(pool_).Pick(key_hash_, gen_->available(pool_), B().exclude);
+    ++x_.attempts;
+    auto pick = gen_->picker(x_.pool).Pick(x_.key_hash, gen_->available(x_.pool), B().exclude);
     if (!pick) {
       if (QueueForSlot(conn)) {
         return;
@@ -678,45 +669,45 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
       SendLocalReply(conn, 503, tried ? "no backend reachable" : "no backend available");
       return;
     }
-    if (!gen_->TryAcquireSlot(pool_, *pick)) {
+    if (!gen_->TryAcquireSlot(x_.pool, *pick)) {
       continue;  // another worker took the last slot since available() looked
     }
-    backend_ = *pick;
-    have_backend_ = true;
+    x_.backend = *pick;
+    x_.have_backend = true;
     core::Conn* up = nullptr;
-    if (attempts_ == 1 || !force_fresh_) {
-      up = gen_->TakeIdle(pool_, backend_);
+    if (x_.attempts == 1 || !x_.force_fresh) {
+      up = gen_->TakeIdle(x_.pool, x_.backend);
     }
     if (up != nullptr) {
       ctx_.stats().upstream_reused++;
     } else {
-      const BackendTarget& b = pool.backends[backend_];
+      const BackendTarget& b = pool.backends[x_.backend];
       auto r = ctx_.worker().Connect(reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
-                                     std::make_unique<UpstreamConn>(ctx_, gen_, pool_, backend_));
+                                     std::make_unique<UpstreamConn>(ctx_, gen_, x_.pool, x_.backend));
       if (!r) {
-        gen_->ReleaseSlot(pool_, backend_);
+        gen_->ReleaseSlot(x_.pool, x_.backend);
         if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {
           // E1: out of fds or connection slots: this is our limit, not the backend's.
           resp_ = Resp::kNone;
           SendLocalReply(conn, 503, "no upstream connection available");
           return;
         }
-        B().exclude.set(backend_);
+        B().exclude.set(x_.backend);
         continue;
       }
       up = *r;
       if (pool.tls) {
         up->set_transport(std::make_unique<TlsClientTransport>(
-            ctx_, *up, pool.tls, pool.tls_names[backend_], pool.tls_sessions[backend_]));
+            ctx_, *up, pool.tls, pool.tls_names[x_.backend], pool.tls_sessions[x_.backend]));
       }
       ctx_.stats().upstream_connects++;
     }
     up_ = up->ref();
     auto* handler = static_cast<UpstreamConn*>(up->handler());
-    handler->Attach(*up, self_, method_id_ == HTTP_HEAD, /*holds_slot=*/pool.max_conns > 0);
+    handler->Attach(*up, self_, x_.method_id == HTTP_HEAD, /*holds_slot=*/pool.max_conns > 0);
     handler->set_request_complete(req_ == Req::kDone);
     up->Write(B().upstream_head);
-    pool.counters->at(ctx_.worker().id(), backend_ * PoolSpec::kBackendColumns +
+    pool.counters->at(ctx_.worker().id(), x_.backend * PoolSpec::kBackendColumns +
                                               PoolSpec::kSelected)++;
     if (B().cache.cache >= 0) {
       B().cache.request_time = ctx_.UnixNow();
@@ -735,12 +726,12 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
 }
 
 bool ClientSession::QueueForSlot(core::Conn& conn) {
-  const PoolSpec& pool = cfg().pools[pool_];
+  const PoolSpec& pool = cfg().pools[x_.pool];
   if (pool.max_conns == 0) {
     return false;
   }
   // Waiting helps only if some eligible backend is merely full.
-  const balancer::BackendMask& healthy = gen_->healthy(pool_);
+  const balancer::BackendMask& healthy = gen_->healthy(x_.pool);
   bool full_only = false;
   for (uint32_t i = 0; i < healthy.size() && !full_only; ++i) {
     full_only = healthy.test(i) && !B().exclude.test(i);
@@ -748,21 +739,21 @@ bool ClientSession::QueueForSlot(core::Conn& conn) {
   if (!full_only) {
     return false;
   }
-  const bool first = queue_ticket_ == 0;
+  const bool first = x_.queue_ticket == 0;
   if (first) {
     ctx_.stats().queued++;
-    queue_ticket_ = ctx_.NextQueueTicket();
+    x_.queue_ticket = ctx_.NextQueueTicket();
     // The request waits up to queue_timeout in all, however often it is resumed.
     SetTimerFor(conn, TimerFor::kQueue, pool.queue_timeout_ms);
   }
   // Hold the body (and the next pipelined request) until a backend takes the request.
   paused_for_upstream_ = true;
-  gen_->Enqueue(pool_, self_, queue_ticket_, requeue_front_);
+  gen_->Enqueue(x_.pool, self_, x_.queue_ticket, requeue_front_);
   return true;
 }
 
 void ClientSession::ResumeFromQueue(core::Conn& conn, uint64_t ticket) {
-  if (ticket != queue_ticket_ || conn.closing()) {
+  if (ticket != x_.queue_ticket || conn.closing()) {
     return;  // answered (queue timeout) or gone since it was queued
   }
   paused_for_upstream_ = false;
@@ -772,7 +763,7 @@ void ClientSession::ResumeFromQueue(core::Conn& conn, uint64_t ticket) {
   if (conn.closing() || paused_for_upstream_) {
     return;  // still waiting (back at the front of the queue), or answered and closing
   }
-  queue_ticket_ = 0;
+  x_.queue_ticket = 0;
   if (resp_ == Resp::kWaiting) {
     SetTimerFor(conn, req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone, BodyTimerMs());
   }
@@ -788,7 +779,7 @@ void ClientSession::ForwardBody(std::string_view body) {
   if (up == nullptr || body.empty()) {
     return;  // upstream gone (error reply already on its way): discard
   }
-  if (req_framing_ == Framing::kChunked) {
+  if (x_.req_framing == Framing::kChunked) {
     // Re-chunk without extensions: one chunk per span.
     ctx_.scratch().clear();
     AppendChunkHeader(body.size(), &ctx_.scratch());
@@ -829,70 +820,70 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   if (me == nullptr) {
     return;
   }
-  status_ = head.status;
+  x_.status = head.status;
   resp_ = Resp::kStreaming;
   {
-    CounterGrid& counters = *cfg().pools[pool_].counters;
+    CounterGrid& counters = *cfg().pools[x_.pool].counters;
     const uint32_t worker = ctx_.worker().id();
-    const uint32_t base = backend_ * PoolSpec::kBackendColumns;
+    const uint32_t base = x_.backend * PoolSpec::kBackendColumns;
     counters.at(worker, base + PoolSpec::kResponses)++;
     if (b_->timing.sent != 0) {
       counters.at(worker, base + PoolSpec::kTtfbUs) +=
           (ctx_.worker().now_ns() - std::min(b_->timing.sent, ctx_.worker().now_ns())) / 1000;
     }
   }
-  if (gen_->IsFailureStatus(pool_, head.status)) {
-    gen_->ReportBackendFailure(pool_, backend_, "failure status");
+  if (gen_->IsFailureStatus(x_.pool, head.status)) {
+    gen_->ReportBackendFailure(x_.pool, x_.backend, "failure status");
   } else {
-    gen_->ReportBackendSuccess(pool_, backend_);
+    gen_->ReportBackendSuccess(x_.pool, x_.backend);
   }
   if (b_->cache.cache >= 0 && CacheOnUpstreamHead(*me, head)) {
     return;  // answered from the store (refreshed by a 304, or stale-if-error)
   }
-  const bool head_req = method_id_ == HTTP_HEAD;
+  const bool head_req = x_.method_id == HTTP_HEAD;
   const bool has_body = head.framing != Framing::kNone;
   // How the body goes to the client: keep a known length; otherwise chunked for HTTP/1.1
   // clients and close-delimited for HTTP/1.0 ones.
   if (!has_body) {
-    resp_framing_ = Framing::kNone;
+    x_.resp_framing = Framing::kNone;
   } else if (head.framing == Framing::kContentLength) {
-    resp_framing_ = Framing::kContentLength;
-  } else if (version_minor_ >= 1) {
-    resp_framing_ = Framing::kChunked;
+    x_.resp_framing = Framing::kContentLength;
+  } else if (x_.version_minor >= 1) {
+    x_.resp_framing = Framing::kChunked;
   } else {
-    resp_framing_ = Framing::kUntilClose;
+    x_.resp_framing = Framing::kUntilClose;
     close_after_ = true;
   }
   HeadEdits edits;
   DecideCompression(head, &edits);
-  const RouteSpec& route = cfg().routes[route_];
-  std::string_view extra = has_resp_extra_ ? std::string_view(B().resp_extra)
+  const RouteSpec& route = cfg().routes[x_.route];
+  std::string_view extra = x_.has_resp_extra ? std::string_view(B().resp_extra)
                                            : std::string_view(route.add_headers);
   if (cfg().timing) {
     B().timing.response = ctx_.worker().now_ns();
   }
   if (route.server_timing) {
-    if (!has_resp_extra_) {
+    if (!x_.has_resp_extra) {
       B().resp_extra.assign(route.add_headers);
-      has_resp_extra_ = true;
+      x_.has_resp_extra = true;
     }
     AppendServerTiming(&B().resp_extra);
     extra = B().resp_extra;
   }
   if (encoder_ || decoder_) {
     // The encoded length is unknown until the end: chunked (or close-delimited for 1.0).
-    if (version_minor_ >= 1) {
-      resp_framing_ = Framing::kChunked;
+    if (x_.version_minor >= 1) {
+      x_.resp_framing = Framing::kChunked;
     } else {
-      resp_framing_ = Framing::kUntilClose;
+      x_.resp_framing = Framing::kUntilClose;
       close_after_ = true;
     }
     // Event streams must reach the client event by event; anything else is flushed only as the
     // codec's buffers fill (a flush per upstream read would cost 1-45% of the ratio).
-    flush_each_piece_ = false;
+    x_.flush_each_piece = false;
     for (const HeaderView& hv : head.headers) {
       if (EqualsIgnoreCase(hv.name, "content-type") && codec::TypeMatches(hv.value, kEventStream)) {
-        flush_each_piece_ = true;
+        x_.flush_each_piece = true;
       }
     }
   }
@@ -900,7 +891,7 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
     close_after_ = true;
   }
   ctx_.scratch().clear();
-  BuildClientResponseHead(head, resp_framing_, head_req, close_after_, version_minor_, extra,
+  BuildClientResponseHead(head, x_.resp_framing, head_req, close_after_, x_.version_minor, extra,
                           edits, &ctx_.scratch());
   me->Write(ctx_.scratch());
   (void)up;
@@ -908,7 +899,7 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
 
 void ClientSession::DecideCompression(const MessageHead& head, HeadEdits* edits) {
   const CompressionPlan plan =
-      PlanCompression(cfg().compression, cfg().routes[route_].compress, coding_, head);
+      PlanCompression(cfg().compression, cfg().routes[x_.route].compress, x_.coding, head);
   if (plan.decode) {
     decoder_ = codec::MakeDecoder(*plan.decode, cfg().compression.max_decoded);
     if (decoder_) {
@@ -935,8 +926,8 @@ void ClientSession::WriteBody(core::Conn& me, std::string_view bytes) {
   if (bytes.empty()) {
     return;
   }
-  bytes_sent_ += bytes.size();
-  if (resp_framing_ == Framing::kChunked) {
+  x_.bytes_sent += bytes.size();
+  if (x_.resp_framing == Framing::kChunked) {
     ctx_.scratch().clear();
     AppendChunkHeader(bytes.size(), &ctx_.scratch());
     me.Write(ctx_.scratch());
@@ -1006,7 +997,7 @@ void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
       ok = decoder_->Write(body, &out);  // false: corrupt, or over max_decoded (a bomb)
     } else {
       ok = encoder_->Write(body, &out);
-      if (ok && flush_each_piece_) {
+      if (ok && x_.flush_each_piece) {
         ok = encoder_->Flush(&out);
       }
     }
@@ -1027,9 +1018,9 @@ void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
     }
     return;
   }
-  bytes_sent_ += body.size();
+  x_.bytes_sent += body.size();
   // The body is sent from the upstream's receive buffer itself when it can be (no copy).
-  if (resp_framing_ == Framing::kChunked) {
+  if (x_.resp_framing == Framing::kChunked) {
     ctx_.scratch().clear();
     AppendChunkHeader(body.size(), &ctx_.scratch());
     me->Write(ctx_.scratch());
@@ -1108,7 +1099,7 @@ void ClientSession::OnUpstreamDone(bool reusable) {
     WriteBody(*me, out);
   }
   EndEncoder(true);
-  if (resp_framing_ == Framing::kChunked && me != nullptr) {
+  if (x_.resp_framing == Framing::kChunked && me != nullptr) {
     me->Write("0\r\n\r\n");
   }
   resp_ = Resp::kDone;
@@ -1119,10 +1110,10 @@ void ClientSession::OnUpstreamDone(bool reusable) {
   if (me == nullptr) {
     return;
   }
-  if (resp_framing_ == Framing::kUntilClose) {
+  if (x_.resp_framing == Framing::kUntilClose) {
     close_after_ = true;
   }
-  if (!body_complete && req_framing_ != Framing::kNone) {
+  if (!body_complete && x_.req_framing != Framing::kNone) {
     close_after_ = true;
     req_ = Req::kDone;
   }
@@ -1142,29 +1133,29 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
     ctx_.stats().upstream_connect_failures++;
   }
   if (!IsKeepAliveRace(why, reused)) {
-    gen_->ReportBackendFailure(pool_, backend_, ToString(why));
+    gen_->ReportBackendFailure(x_.pool, x_.backend, ToString(why));
   }
   RetryFacts facts;
   facts.why = why;
   facts.reused = reused;
   facts.response_started = !nothing_sent;
-  facts.request_has_body = req_framing_ != Framing::kNone;
-  facts.idempotent = IsIdempotentMethod(method_id_);
-  facts.fresh_retry_used = stale_retry_used_;
-  facts.retries_used = retries_used_;
-  facts.max_retries = cfg().pools[pool_].retries;
-  facts.other_backend_left = CanRetryElsewhere(backend_);
-  force_fresh_ = false;
+  facts.request_has_body = x_.req_framing != Framing::kNone;
+  facts.idempotent = IsIdempotentMethod(x_.method_id);
+  facts.fresh_retry_used = x_.fresh_retry_used;
+  facts.retries_used = x_.retries_used;
+  facts.max_retries = cfg().pools[x_.pool].retries;
+  facts.other_backend_left = CanRetryElsewhere(x_.backend);
+  x_.force_fresh = false;
   switch (DecideRetry(facts)) {
     case RetryAction::kRetryFresh:
-      stale_retry_used_ = true;
-      force_fresh_ = true;
+      x_.fresh_retry_used = true;
+      x_.force_fresh = true;
       ctx_.stats().retries++;
       PickBackendAndSend(*me);
       return;
     case RetryAction::kRetryElsewhere:
-      B().exclude.set(backend_);
-      ++retries_used_;
+      B().exclude.set(x_.backend);
+      ++x_.retries_used;
       ctx_.stats().retries++;
       PickBackendAndSend(*me);
       return;
@@ -1175,7 +1166,7 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
     resp_ = Resp::kNone;
     const FailureReply reply = FailureReplyFor(why, facts.other_backend_left);
     if (why == UpstreamFailure::kConnectFailed) {
-      B().exclude.set(backend_);
+      B().exclude.set(x_.backend);
     }
     if (req_ != Req::kDone && req_ != Req::kHead) {
       close_after_ = true;  // the request body cannot be read to completion usefully
@@ -1194,8 +1185,8 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
   if (status >= 500 && b_ && b_->cache.entry && CacheServeStaleOnError(conn, status)) {
     return;
   }
-  status_ = status;
-  note_ = note;
+  x_.status = status;
+  x_.note = note;
   resp_ = Resp::kDone;
   if (status >= 400) {
     // A request we refused for its framing or limits: whatever follows cannot be trusted.
@@ -1209,13 +1200,13 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
   if (draining_ || peer_eof_) {
     close_after_ = true;
   }
-  if (req_framing_ != Framing::kNone && req_ != Req::kDone) {
+  if (x_.req_framing != Framing::kNone && req_ != Req::kDone) {
     close_after_ = true;  // the body is unread: close rather than drain it (P6)
   }
   ctx_.scratch().clear();
   const std::string_view body =
       BuildLocalReply(status, close_after_, extra_headers, &ctx_.scratch());
-  bytes_sent_ = body.size();
+  x_.bytes_sent = body.size();
   conn.Write(ctx_.scratch());
   if (close_after_) {
     req_ = Req::kDone;
@@ -1227,7 +1218,7 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
 
 void ClientSession::AbortClient(core::Conn& conn, std::string_view note) {
   EndEncoder(false);
-  note_ = note;
+  x_.note = note;
   ctx_.stats().aborted++;
   DetachUpstream(false);
   LogExchange();
@@ -1255,8 +1246,8 @@ void ClientSession::DetachUpstream(bool reusable) {
 
 void ClientSession::LogExchange() {
   ProxyStats& stats = ctx_.stats();
-  stats.responses_by_class[status_ >= 100 && status_ < 600 ? status_ / 100 : 0]++;
-  stats.bytes_sent += bytes_sent_;
+  stats.responses_by_class[x_.status >= 100 && x_.status < 600 ? x_.status / 100 : 0]++;
+  stats.bytes_sent += x_.bytes_sent;
   stats.ObserveLatency((ctx_.worker().now_ms() - start_ms_) * 1000);
   PhaseTimes phases;
   if (cfg().timing && b_) {
@@ -1277,13 +1268,13 @@ void ClientSession::LogExchange() {
   r.method = B().method;
   r.target = B().target;
   r.host = B().host;
-  r.version_minor = version_minor_;
-  r.status = status_;
-  r.bytes_sent = bytes_sent_;
-  r.backend = have_backend_ ? std::string_view(cfg().pools[pool_].backends[backend_].name)
+  r.version_minor = x_.version_minor;
+  r.status = x_.status;
+  r.bytes_sent = x_.bytes_sent;
+  r.backend = x_.have_backend ? std::string_view(cfg().pools[x_.pool].backends[x_.backend].name)
                             : std::string_view();
   r.duration_ms = ctx_.worker().now_ms() - start_ms_;
-  r.note = note_;
+  r.note = x_.note;
   r.cache = B().cache.status;
   if (cfg().timing) {
     r.phases = &phases;
@@ -1341,8 +1332,8 @@ void ClientSession::OnEof(core::Conn& conn) {
   if (req_ == Req::kBody) {
     // FIN in the middle of a request body: the request can never complete. The upstream got
     // part of it and must not be reused (B15).
-    note_ = "client closed mid-body";
-    status_ = status_ == 0 ? 499 : status_;
+    x_.note = "client closed mid-body";
+    x_.status = x_.status == 0 ? 499 : x_.status;
     DetachUpstream(false);
     LogExchange();
     conn.Close();
@@ -1360,8 +1351,8 @@ void ClientSession::OnEof(core::Conn& conn) {
 
 void ClientSession::OnError(core::Conn& conn, core::Error /*error*/) {
   if (resp_ == Resp::kWaiting || resp_ == Resp::kStreaming) {
-    note_ = "client reset";
-    status_ = status_ == 0 ? 499 : status_;
+    x_.note = "client reset";
+    x_.status = x_.status == 0 ? 499 : x_.status;
     LogExchange();
   }
   DetachUpstream(false);
@@ -1397,7 +1388,7 @@ void ClientSession::OnTimer(core::Conn& conn) {
       return;
     case TimerFor::kQueue:
       // max_conns: no backend slot freed within queue_timeout.
-      queue_ticket_ = 0;
+      x_.queue_ticket = 0;
       paused_for_upstream_ = false;
       resp_ = Resp::kNone;
       SendLocalReply(conn, 503, "queue timeout");
@@ -1406,7 +1397,7 @@ void ClientSession::OnTimer(core::Conn& conn) {
     case TimerFor::kSend:
       // The client does not read its response (D3): give up on it and on the upstream.
       if (!waiting_reader_) {
-        note_ = "send timeout";
+        x_.note = "send timeout";
         DetachUpstream(false);
         LogExchange();
       }

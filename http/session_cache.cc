@@ -111,14 +111,14 @@ void ClientSession::SaveRequestHeaders(std::span<const HeaderView> headers) {
 
 bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) {
   const ProxyConfig& config = cfg();
-  const RouteSpec& route = config.routes[route_];
+  const RouteSpec& route = config.routes[x_.route];
   const CacheSpec& spec = config.caches[static_cast<uint32_t>(route.cache)];
   ExchangeBuffers::CacheState& cs = B().cache;
   cs.cache = route.cache;
   BuildCacheKey(scheme(), B().host, B().target, spec.key_query, spec.key_headers, h.headers,
                 &cs.key);
   cs.hash = ratelimit::HashKey(cs.key);
-  const bool safe = method_id_ == HTTP_GET || method_id_ == HTTP_HEAD;
+  const bool safe = x_.method_id == HTTP_GET || x_.method_id == HTTP_HEAD;
   if (!safe) {
     // Forwarded; a successful unsafe request invalidates the URL (CacheOnUpstreamHead).
     cs.fwd = "method";
@@ -126,14 +126,14 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
     return false;
   }
   const RequestHeaders source(h.headers);
-  cs.req = cache::ReadRequest(method_id_ == HTTP_HEAD ? "HEAD" : "GET", source);
-  if (req_framing_ != Framing::kNone || cs.req.has_authorization) {
+  cs.req = cache::ReadRequest(x_.method_id == HTTP_HEAD ? "HEAD" : "GET", source);
+  if (x_.req_framing != Framing::kNone || cs.req.has_authorization) {
     // A GET with a body is never answered from the store (its body must be read and
     // forwarded, P5); a request with credentials is never answered with a shared response
     // (RFC 9111 §3.5, K6). Both go to the backend; the response may still be stored if the
     // policy allows, except a GET with a body: the response may depend on the body.
     cs.fwd = "request";
-    cs.no_store = req_framing_ != Framing::kNone;
+    cs.no_store = x_.req_framing != Framing::kNone;
     SaveRequestHeaders(h.headers);
     return false;
   }
@@ -166,7 +166,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
     SendLocalReply(conn, 504, "only-if-cached: not stored");
     return true;
   }
-  if (method_id_ == HTTP_HEAD) {
+  if (x_.method_id == HTTP_HEAD) {
     // A HEAD is answered from a stored GET but never fills the store (K8).
     ctx_.stats().cache_misses++;
     cs.fwd = cs.entry ? "stale" : "miss";
@@ -254,7 +254,7 @@ void ClientSession::StripConditionals(std::string* head) {
 
 void ClientSession::CachePurge(core::Conn& conn, const MessageHead& h) {
   const ProxyConfig& config = cfg();
-  const CacheSpec& spec = config.caches[static_cast<uint32_t>(config.routes[route_].cache)];
+  const CacheSpec& spec = config.caches[static_cast<uint32_t>(config.routes[x_.route].cache)];
   // The socket peer only: a PURGE is an administrative act, never trusted from a header.
   const ratelimit::IpAddr peer = ratelimit::IpFromSockaddr(conn.peer());
   if (spec.purge_allow.empty() || !spec.purge_allow.Contains(peer)) {
@@ -333,7 +333,7 @@ bool ClientSession::CacheOnUpstreamHead(core::Conn& me, const MessageHead& head)
   const int64_t now = ctx_.UnixNow();
   const std::span<const cache::HeaderView> headers =
       ToCacheHeaders(head.headers, &ctx_.cache_headers());
-  if (method_id_ != HTTP_GET && method_id_ != HTTP_HEAD) {
+  if (x_.method_id != HTTP_GET && x_.method_id != HTTP_HEAD) {
     if (cache::InvalidatesOnUnsafe(B().method, head.status)) {
       Invalidate(spec, head);
     }
@@ -372,7 +372,7 @@ bool ClientSession::CacheOnUpstreamHead(core::Conn& me, const MessageHead& head)
     return true;
   }
   bool storing = false;
-  if (method_id_ == HTTP_GET && !cs.no_store) {
+  if (x_.method_id == HTTP_GET && !cs.no_store) {
     const cache::StoreDecision d = cache::Storable(cs.req, head.status, headers, spec.policy);
     const bool fits = head.framing != Framing::kContentLength ||
                       head.content_length <= spec.store->max_object();
@@ -392,9 +392,9 @@ bool ClientSession::CacheOnUpstreamHead(core::Conn& me, const MessageHead& head)
   }
   // Cache-Status (RFC 9211) on the forwarded response.
   std::string& extra = B().resp_extra;
-  if (!has_resp_extra_) {
-    extra.assign(cfg().routes[route_].add_headers);
-    has_resp_extra_ = true;
+  if (!x_.has_resp_extra) {
+    extra.assign(cfg().routes[x_.route].add_headers);
+    x_.has_resp_extra = true;
   }
   cs.status.assign("torii; fwd=");
   cs.status.append(cs.fwd);
@@ -485,7 +485,7 @@ bool ClientSession::CacheServeStaleOnError(core::Conn& conn, int status) {
   ctx_.stats().cache_stale++;
   CacheEndFill();
   cs.from_store = true;
-  note_ = "stale-if-error";
+  x_.note = "stale-if-error";
   std::string cache_status = "torii; fwd=stale; fwd-status=";
   AppendDecimal(&cache_status, static_cast<uint64_t>(status));
   cache_status.append("; detail=stale-if-error");
@@ -594,7 +594,7 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   HeadEdits edits;
   if (!not_modified) {
     const CompressionPlan plan =
-        PlanCompression(cfg().compression, cfg().routes[route_].compress, coding_, head);
+        PlanCompression(cfg().compression, cfg().routes[x_.route].compress, x_.coding, head);
     edits.vary_accept_encoding = plan.vary;
     if (plan.encode != codec::Coding::kIdentity) {
       if (auto variant = CompressedVariant(entry, plan.encode, request_headers)) {
@@ -617,9 +617,9 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   }
   // Age (RFC 9111 §5.1), Cache-Status (RFC 9211), then the route's own headers.
   std::string& extra = B().resp_extra;
-  if (!has_resp_extra_) {
-    extra.assign(cfg().routes[route_].add_headers);
-    has_resp_extra_ = true;
+  if (!x_.has_resp_extra) {
+    extra.assign(cfg().routes[x_.route].add_headers);
+    x_.has_resp_extra = true;
   }
   extra.append("Age: ");
   AppendDecimal(&extra, static_cast<uint64_t>(cache::CurrentAge(*entry, now)));
@@ -630,12 +630,12 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   if (draining_) {
     close_after_ = true;
   }
-  const bool head_req = method_id_ == HTTP_HEAD;
-  status_ = head.status;
-  resp_framing_ = head.framing;
+  const bool head_req = x_.method_id == HTTP_HEAD;
+  x_.status = head.status;
+  x_.resp_framing = head.framing;
   resp_ = Resp::kStreaming;
   ctx_.scratch().clear();
-  BuildClientResponseHead(head, head.framing, head_req, close_after_, version_minor_, extra,
+  BuildClientResponseHead(head, head.framing, head_req, close_after_, x_.version_minor, extra,
                           edits, &ctx_.scratch());
   conn.Write(ctx_.scratch());
   if (cfg().timing) {
@@ -660,7 +660,7 @@ bool ClientSession::ContinueServing(core::Conn& conn) {
     const size_t n = std::min(kSlice, body.size() - cs.offset);
     conn.Write(std::string_view(body).substr(cs.offset, n));
     cs.offset += n;
-    bytes_sent_ += n;
+    x_.bytes_sent += n;
   }
   if (cs.offset < body.size()) {
     // A slow reader must drain within send_timeout (D3), as for a proxied body.
