@@ -682,8 +682,9 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
       ctx_.stats().upstream_reused++;
     } else {
       const BackendTarget& b = pool.backends[x_.backend];
-      auto r = ctx_.worker().Connect(reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
-                                     std::make_unique<UpstreamConn>(ctx_, gen_, x_.pool, x_.backend));
+      auto r = ctx_.worker().Connect(
+          reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
+          std::make_unique<UpstreamConn>(ctx_, gen_, x_.pool, x_.backend));
       if (!r) {
         gen_->ReleaseSlot(x_.pool, x_.backend);
         if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {
@@ -1281,7 +1282,7 @@ void ClientSession::LogExchange() {
   }
   if (cfg().listeners[listener_].tls) {
     if (core::Conn* me = self()) {
-      const tls::ServerSession& tls =
+      const tls::DownstreamSession& tls =
           static_cast<const TlsServerTransport*>(me->transport())->server_session();
       r.tls_version = tls.version();
       r.tls_cipher = tls.cipher();

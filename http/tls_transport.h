@@ -59,7 +59,7 @@ class TlsServerTransport final : public TlsTransport {
   bool ready() const { return session_.handshake_done(); }
   // The handler's handshake deadline passed (counted and logged as a failure).
   void HandshakeTimedOut(core::Conn& conn);
-  const tls::ServerSession& server_session() const { return session_; }
+  const tls::DownstreamSession& server_session() const { return session_; }
   // How long the handshake took, accept to done (0 until it is done).
   uint64_t handshake_ns() const { return handshake_ns_; }
 
@@ -72,7 +72,7 @@ class TlsServerTransport final : public TlsTransport {
   uint64_t idle_timeout_ms_;
   uint64_t accepted_ns_;
   uint64_t handshake_ns_ = 0;  // 0 until the handshake is seen done
-  tls::ServerSession session_;
+  tls::DownstreamSession session_;
 };
 
 class TlsClientTransport final : public TlsTransport {
@@ -88,7 +88,7 @@ class TlsClientTransport final : public TlsTransport {
   tls::Session& session() override { return session_; }
   void Failed(core::Conn& conn) override;
 
-  tls::ClientSession session_;
+  tls::UpstreamSession session_;
 };
 
 }  // namespace torii::http

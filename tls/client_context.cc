@@ -63,7 +63,7 @@ std::expected<std::shared_ptr<const ClientContext>, std::string> ClientContext::
                               static_cast<unsigned>(wire.size())) != 0) {
     return Error("alpn: " + ossl::TakeError());
   }
-  // ClientSession hands sessions to the backend's ClientSessionCache itself. OpenSSL's client
+  // UpstreamSession hands sessions to the backend's ClientSessionCache itself. OpenSSL's client
   // cache mode stays off: with it, OpenSSL marks a resumed TLS 1.3 session, and every ticket
   // later copied from it, not resumable (single-use tickets), so a pool would resume only
   // every other connection.

@@ -4,7 +4,7 @@
 // Owns: ClientContext (an SSL_CTX built from ClientOptions: verification against the system
 // trust store or a CA file, TLS 1.2 minimum, ALPN, no renegotiation) and ClientSessionCache
 // (the last resumable session a backend gave us, so the next pooled connection to it resumes
-// instead of paying a full handshake). ClientSession (session.h) applies the per-connection
+// instead of paying a full handshake). UpstreamSession (session.h) applies the per-connection
 // parts: SNI, the name checked against the certificate, the cached session.
 //
 // Thread safety: ClientContext is immutable after Create; ClientSessionCache takes a mutex

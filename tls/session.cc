@@ -441,7 +441,7 @@ std::string_view Session::sni() const {
 
 bool Session::resumed() const { return handshake_done() && SSL_session_reused(ssl_) == 1; }
 
-ServerSession::ServerSession(std::shared_ptr<const ServerContext> context)
+DownstreamSession::DownstreamSession(std::shared_ptr<const ServerContext> context)
     : Session(context != nullptr ? SSL_new(context->default_ctx()) : nullptr,
               context != nullptr ? &context->stats() : nullptr),
       context_(std::move(context)) {
@@ -450,8 +450,8 @@ ServerSession::ServerSession(std::shared_ptr<const ServerContext> context)
   }
 }
 
-ClientSession::ClientSession(std::shared_ptr<const ClientContext> context, std::string_view host,
-                             std::shared_ptr<ClientSessionCache> cache)
+UpstreamSession::UpstreamSession(std::shared_ptr<const ClientContext> context,
+                                 std::string_view host, std::shared_ptr<ClientSessionCache> cache)
     : Session(context != nullptr ? SSL_new(context->ctx()) : nullptr,
               context != nullptr ? &context->stats() : nullptr),
       context_(std::move(context)),
@@ -475,7 +475,7 @@ ClientSession::ClientSession(std::shared_ptr<const ClientContext> context, std::
 
 // TLS 1.3 delivers tickets after the handshake (kept when they arrive); TLS 1.2 within it
 // (kept when it completes). A TLS 1.3 session without a ticket cannot be resumed.
-void ClientSession::OnSessionUpdate() {
+void UpstreamSession::OnSessionUpdate() {
   if (cache_ == nullptr) {
     return;
   }
@@ -488,7 +488,7 @@ void ClientSession::OnSessionUpdate() {
   cache_->Store(session);
 }
 
-std::string_view ClientSession::verify_error() const {
+std::string_view UpstreamSession::verify_error() const {
   return ssl() != nullptr ? X509_verify_cert_error_string(SSL_get_verify_result(ssl())) : "";
 }
 

@@ -1,7 +1,7 @@
 // tls/session.h: the per-connection TLS engine, pure in memory (no socket, no timer).
 //
 // Owns: Session, one OpenSSL SSL driven through a custom BIO, and its two faces
-// ServerSession (client connections, built from a ServerContext) and ClientSession (backend
+// DownstreamSession (client connections, built from a ServerContext) and UpstreamSession (backend
 // connections, built from a ClientContext). http/ hands it the ciphertext core/ received and
 // gets back plaintext through a sink; it writes plaintext and takes the ciphertext produced.
 //
@@ -188,23 +188,23 @@ class Session {
 };
 
 // A client connection's session. The ServerContext must outlive it (held by shared_ptr).
-class ServerSession : public Session {
+class DownstreamSession : public Session {
  public:
-  explicit ServerSession(std::shared_ptr<const ServerContext> context);
+  explicit DownstreamSession(std::shared_ptr<const ServerContext> context);
 
  private:
   std::shared_ptr<const ServerContext> context_;
 };
 
 // A backend connection's session: call Start() once to produce the ClientHello.
-class ClientSession : public Session {
+class UpstreamSession : public Session {
  public:
   // `host` is the backend's name or address: the SNI and the name verified, unless
   // ClientOptions::sni overrides it (no SNI is sent for an IP address; the certificate must
   // then carry that IP). `cache` (may be null) resumes this backend's last session and
   // receives the new ones.
-  ClientSession(std::shared_ptr<const ClientContext> context, std::string_view host,
-                std::shared_ptr<ClientSessionCache> cache = nullptr);
+  UpstreamSession(std::shared_ptr<const ClientContext> context, std::string_view host,
+                  std::shared_ptr<ClientSessionCache> cache = nullptr);
   // Queues the ClientHello. Returns kOk or kFailed.
   Status Start() { return Advance(); }
   // The X509 verification error of a kCertificate failure, e.g. "unable to get local issuer

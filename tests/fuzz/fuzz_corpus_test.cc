@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ struct Target {
   int mutations;     // per seed
   int min_checked;   // how many seeds (as is) the oracle must have checked something of
 };
+
+// gtest prints a parameter in the test's description: the target's name says it all.
+void PrintTo(const Target& t, std::ostream* os) { *os << t.name; }
 
 const Target kTargets[] = {
     {"h1_request", torii::fuzz::FuzzH1Request, 5000, 8},

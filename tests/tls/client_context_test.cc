@@ -31,8 +31,8 @@ struct Outcome {
 Outcome Connect(const std::shared_ptr<const ServerContext>& server_ctx,
                 const std::shared_ptr<const ClientContext>& client_ctx, const std::string& host,
                 std::shared_ptr<ClientSessionCache> cache = nullptr) {
-  ServerSession server(server_ctx);
-  ClientSession client(client_ctx, host, std::move(cache));
+  DownstreamSession server(server_ctx);
+  UpstreamSession client(client_ctx, host, std::move(cache));
   EXPECT_EQ(client.Start(), Status::kOk);
   Collector at_client, at_server;
   Pump(client, at_client, server, at_server);

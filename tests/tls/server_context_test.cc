@@ -138,7 +138,7 @@ TEST(ServerContextTest, SniSelectsCertificate) {
       {"nobody.test", "a.test"}, {"", "a.test"},       {"WWW.A.TEST", "a.test"},
   };
   for (const auto& [sni, cn] : cases) {
-    ServerSession server(ctx);
+    DownstreamSession server(ctx);
     RawClient client(sni);
     Pump(client, server);
     ASSERT_TRUE(server.handshake_done()) << sni << ": " << server.failure_reason();
@@ -154,14 +154,14 @@ TEST(ServerContextTest, EcdsaPreferredRsaForRsaOnlyClients) {
   ASSERT_NE(ctx, nullptr);
   ASSERT_EQ(ctx->group_count(), 1u);
   {
-    ServerSession server(ctx);
+    DownstreamSession server(ctx);
     RawClient client("a.test");
     Pump(client, server);
     ASSERT_TRUE(server.handshake_done());
     EXPECT_EQ(client.PeerKeyType(), EVP_PKEY_EC);
   }
   {
-    ServerSession server(ctx);
+    DownstreamSession server(ctx);
     RawClient client("a.test", [](SSL_CTX* c) {
       ASSERT_EQ(SSL_CTX_set1_sigalgs_list(c, "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384"), 1);
     });
@@ -170,7 +170,7 @@ TEST(ServerContextTest, EcdsaPreferredRsaForRsaOnlyClients) {
     EXPECT_EQ(client.PeerKeyType(), EVP_PKEY_RSA);
   }
   {
-    ServerSession server(ctx);
+    DownstreamSession server(ctx);
     RawClient client("a.test", [](SSL_CTX* c) {
       ASSERT_EQ(SSL_CTX_set1_sigalgs_list(c, "ecdsa_secp256r1_sha256"), 1);
     });
@@ -185,7 +185,7 @@ TEST(ServerContextTest, EcdsaPreferredRsaForRsaOnlyClients) {
 TEST(ServerContextTest, ChainFromCertificateFileIsSent) {
   auto ctx = MakeServer(Options({Pki::Get().a_chain}));
   ASSERT_NE(ctx, nullptr);
-  ServerSession server(ctx);
+  DownstreamSession server(ctx);
   RawClient client("a.test", [](SSL_CTX* c) {
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
     ASSERT_EQ(SSL_CTX_load_verify_locations(c, Pki::Get().ca.cert.c_str(), nullptr), 1);
@@ -199,7 +199,7 @@ TEST(ServerContextTest, ChainFromCertificateFileIsSent) {
 TEST(ServerContextTest, Tls12RefusedByDefault) {
   auto ctx = MakeServer(Options({Pki::Get().a_ec}));
   ASSERT_NE(ctx, nullptr);
-  ServerSession server(ctx);
+  DownstreamSession server(ctx);
   RawClient client("a.test", [](SSL_CTX* c) { SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION); });
   Pump(client, server);
   EXPECT_TRUE(server.failed());
@@ -216,7 +216,7 @@ TEST(ServerContextTest, Tls12AcceptedWhenEnabled) {
   options.min_version = "1.2";
   auto ctx = MakeServer(options);
   ASSERT_NE(ctx, nullptr);
-  ServerSession server(ctx);
+  DownstreamSession server(ctx);
   RawClient client("a.test", [](SSL_CTX* c) { SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION); });
   Pump(client, server);
   ASSERT_TRUE(server.handshake_done()) << server.failure_reason();
@@ -230,7 +230,7 @@ TEST(ServerContextTest, Tls11AlwaysRefused) {
   options.min_version = "1.2";
   auto ctx = MakeServer(options);
   ASSERT_NE(ctx, nullptr);
-  ServerSession server(ctx);
+  DownstreamSession server(ctx);
   RawClient client("a.test", [](SSL_CTX* c) {
     SSL_CTX_set_security_level(c, 0);
     SSL_CTX_set_min_proto_version(c, TLS1_1_VERSION);
@@ -248,7 +248,7 @@ TEST(ServerContextTest, WeakCiphersAloneAreRefused) {
   options.min_version = "1.2";
   auto ctx = MakeServer(options);
   ASSERT_NE(ctx, nullptr);
-  ServerSession server(ctx);
+  DownstreamSession server(ctx);
   RawClient client("a.test", [](SSL_CTX* c) {
     SSL_CTX_set_security_level(c, 0);
     SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION);
@@ -266,7 +266,7 @@ TEST(ServerContextTest, FallbackScsvIsRefused) {
   options.min_version = "1.2";
   auto ctx = MakeServer(options);
   ASSERT_NE(ctx, nullptr);
-  ServerSession server(ctx);
+  DownstreamSession server(ctx);
   RawClient client("a.test", [](SSL_CTX* c) {
     SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION);
     SSL_CTX_set_mode(c, SSL_MODE_SEND_FALLBACK_SCSV);
@@ -289,14 +289,14 @@ TEST(ServerContextTest, AlpnSelection) {
     };
   };
   {
-    ServerSession server(ctx);
+    DownstreamSession server(ctx);
     RawClient client("a.test", offer("\x02h2\x08http/1.1", 12));
     Pump(client, server);
     ASSERT_TRUE(server.handshake_done());
     EXPECT_EQ(server.alpn(), "http/1.1");
   }
   {
-    ServerSession server(ctx);
+    DownstreamSession server(ctx);
     RawClient client("a.test", offer("\x02h2", 3));
     Pump(client, server);
     EXPECT_TRUE(server.failed());
@@ -304,7 +304,7 @@ TEST(ServerContextTest, AlpnSelection) {
     EXPECT_TRUE(client.failed());
   }
   {
-    ServerSession server(ctx);
+    DownstreamSession server(ctx);
     RawClient client("a.test");
     Pump(client, server);
     ASSERT_TRUE(server.handshake_done());
@@ -318,7 +318,7 @@ TEST(ServerContextTest, AlpnServerPreference) {
   options.alpn = {"h2", "http/1.1"};
   auto ctx = MakeServer(options);
   ASSERT_NE(ctx, nullptr);
-  ServerSession server(ctx);
+  DownstreamSession server(ctx);
   RawClient client("a.test", [](SSL_CTX* c) {
     SSL_CTX_set_alpn_protos(c, reinterpret_cast<const unsigned char*>("\x08http/1.1\x02h2"), 12);
   });
@@ -335,7 +335,7 @@ TEST(ServerContextTest, RenegotiationRefused) {
   options.min_version = "1.2";
   auto ctx = MakeServer(options);
   ASSERT_NE(ctx, nullptr);
-  ServerSession server(ctx);
+  DownstreamSession server(ctx);
   RawClient client("a.test", [](SSL_CTX* c) {
     SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION);
     SSL_CTX_clear_options(c, SSL_OP_NO_RENEGOTIATION);

@@ -1,5 +1,5 @@
-// tests/tls/session_test.cc: the memory engine (tls/session.h): a ServerSession and a
-// ClientSession back to back: handshake facts, plaintext both ways in bounded chunks, the
+// tests/tls/session_test.cc: the memory engine (tls/session.h): a DownstreamSession and a
+// UpstreamSession back to back: handshake facts, plaintext both ways in bounded chunks, the
 // pause/drain backpressure, close_notify, bad input (plain HTTP, garbage), floods, timeouts.
 #include "tls/session.h"
 
@@ -40,8 +40,8 @@ std::string Pattern(size_t size, uint32_t seed) {
 // A torii client and a torii server agree on TLS 1.3, ALPN http/1.1 and the SNI, and the
 // server counts one full handshake.
 TEST_F(SessionTest, HandshakeFacts) {
-  ServerSession server(server_ctx_);
-  ClientSession client(client_ctx_, "b.test");
+  DownstreamSession server(server_ctx_);
+  UpstreamSession client(client_ctx_, "b.test");
   EXPECT_EQ(server.handshake_state(), HandshakeState::kInProgress);
   ASSERT_EQ(client.Start(), Status::kOk);
   Collector from_server, from_client;
@@ -64,7 +64,7 @@ TEST_F(SessionTest, HandshakeFacts) {
 
 // Facts are empty before the handshake completes.
 TEST_F(SessionTest, FactsEmptyBeforeHandshake) {
-  ServerSession server(server_ctx_);
+  DownstreamSession server(server_ctx_);
   EXPECT_EQ(server.version(), "");
   EXPECT_EQ(server.cipher(), "");
   EXPECT_EQ(server.alpn(), "");
@@ -74,8 +74,8 @@ TEST_F(SessionTest, FactsEmptyBeforeHandshake) {
 
 // 1 MiB each way arrives intact, in chunks of at most kChunk bytes.
 TEST_F(SessionTest, MebibyteRoundTrip) {
-  ServerSession server(server_ctx_);
-  ClientSession client(client_ctx_, "a.test");
+  DownstreamSession server(server_ctx_);
+  UpstreamSession client(client_ctx_, "a.test");
   ASSERT_EQ(client.Start(), Status::kOk);
   Collector at_client, at_server;
   Pump(client, at_client, server, at_server);
@@ -96,8 +96,8 @@ TEST_F(SessionTest, MebibyteRoundTrip) {
 
 // Ciphertext fed a few bytes at a time (records split anywhere) still decrypts in order.
 TEST_F(SessionTest, FragmentedCiphertext) {
-  ServerSession server(server_ctx_);
-  ClientSession client(client_ctx_, "a.test");
+  DownstreamSession server(server_ctx_);
+  UpstreamSession client(client_ctx_, "a.test");
   ASSERT_EQ(client.Start(), Status::kOk);
   Collector at_client, at_server;
   Pump(client, at_client, server, at_server);
@@ -116,8 +116,8 @@ TEST_F(SessionTest, FragmentedCiphertext) {
 // A sink that pauses gets no more plaintext; the rest stays buffered as ciphertext (bounded)
 // and comes out with Drain().
 TEST_F(SessionTest, PauseAndDrain) {
-  ServerSession server(server_ctx_);
-  ClientSession client(client_ctx_, "a.test");
+  DownstreamSession server(server_ctx_);
+  UpstreamSession client(client_ctx_, "a.test");
   ASSERT_EQ(client.Start(), Status::kOk);
   Collector at_client, at_server;
   Pump(client, at_client, server, at_server);
@@ -149,8 +149,8 @@ TEST_F(SessionTest, PauseAndDrain) {
 
 // A peer that keeps sending while the caller refuses plaintext hits kMaxBufferedInput.
 TEST_F(SessionTest, BufferedInputIsBounded) {
-  ServerSession server(server_ctx_);
-  ClientSession client(client_ctx_, "a.test");
+  DownstreamSession server(server_ctx_);
+  UpstreamSession client(client_ctx_, "a.test");
   ASSERT_EQ(client.Start(), Status::kOk);
   Collector at_client, at_server;
   Pump(client, at_client, server, at_server);
@@ -174,8 +174,8 @@ TEST_F(SessionTest, BufferedInputIsBounded) {
 
 // A client's request written before the handshake completes is sent once it does.
 TEST_F(SessionTest, WriteBeforeHandshakeIsSentAfter) {
-  ServerSession server(server_ctx_);
-  ClientSession client(client_ctx_, "a.test");
+  DownstreamSession server(server_ctx_);
+  UpstreamSession client(client_ctx_, "a.test");
   ASSERT_EQ(client.Start(), Status::kOk);
   ASSERT_EQ(client.Write("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"), Status::kOk);
   Collector at_client, at_server;
@@ -186,8 +186,8 @@ TEST_F(SessionTest, WriteBeforeHandshakeIsSentAfter) {
 // close_notify: the receiver reports kClosed once, and keeps reporting it; writes after our
 // own Shutdown() are refused.
 TEST_F(SessionTest, CloseNotify) {
-  ServerSession server(server_ctx_);
-  ClientSession client(client_ctx_, "a.test");
+  DownstreamSession server(server_ctx_);
+  UpstreamSession client(client_ctx_, "a.test");
   ASSERT_EQ(client.Start(), Status::kOk);
   Collector at_client, at_server;
   Pump(client, at_client, server, at_server);
@@ -207,8 +207,8 @@ TEST_F(SessionTest, CloseNotify) {
 
 // Output can go straight to a sink instead of the buffer (and what was pending goes first).
 TEST_F(SessionTest, OutputSink) {
-  ServerSession server(server_ctx_);
-  ClientSession client(client_ctx_, "a.test");
+  DownstreamSession server(server_ctx_);
+  UpstreamSession client(client_ctx_, "a.test");
   ASSERT_EQ(client.Start(), Status::kOk);
   const std::string hello(client.PendingOutput());
   ASSERT_FALSE(hello.empty());
@@ -242,7 +242,7 @@ TEST_F(SessionTest, OutputSink) {
 TEST_F(SessionTest, PlainHttpIsRecognised) {
   for (const std::string request :
        {"GET / HTTP/1.1\r\n\r\n", "OPTIONS * HTTP/1.1\r\n\r\n", "PRI * HTTP/2.0\r\n", "POS"}) {
-    ServerSession server(server_ctx_);
+    DownstreamSession server(server_ctx_);
     Collector plain;
     EXPECT_EQ(server.Receive(request, plain), Status::kFailed) << request;
     EXPECT_EQ(server.failure(), Failure::kPlainHttp) << request;
@@ -252,7 +252,7 @@ TEST_F(SessionTest, PlainHttpIsRecognised) {
   }
   EXPECT_EQ(server_ctx_->stats().failures(Failure::kPlainHttp), 4u);
   // A backend answering in plain HTTP is recognised the same way.
-  ClientSession client(client_ctx_, "a.test");
+  UpstreamSession client(client_ctx_, "a.test");
   ASSERT_EQ(client.Start(), Status::kOk);
   Collector plain;
   EXPECT_EQ(client.Receive(std::string_view("HTTP/1.1 400 Bad Request\r\n"), plain),
@@ -272,7 +272,7 @@ TEST_F(SessionTest, GarbageFailsWithoutCrash) {
       junk[1] = 0x03;
       junk[2] = 0x01;
     }
-    ServerSession server(server_ctx_);
+    DownstreamSession server(server_ctx_);
     Collector plain;
     const Status status = server.Receive(junk, plain);
     EXPECT_NE(status, Status::kClosed);
@@ -290,8 +290,8 @@ TEST_F(SessionTest, GarbageFailsWithoutCrash) {
 
 // A corrupted record after the handshake fails as "bad record" (T9: tampering/truncation).
 TEST_F(SessionTest, CorruptedRecordIsBadRecord) {
-  ServerSession server(server_ctx_);
-  ClientSession client(client_ctx_, "a.test");
+  DownstreamSession server(server_ctx_);
+  UpstreamSession client(client_ctx_, "a.test");
   ASSERT_EQ(client.Start(), Status::kOk);
   Collector at_client, at_server;
   Pump(client, at_client, server, at_server);
@@ -309,7 +309,7 @@ TEST_F(SessionTest, CorruptedRecordIsBadRecord) {
 // A stream of KeyUpdates is cut off (T3); a handful is fine.
 TEST_F(SessionTest, KeyUpdateFloodIsCutOff) {
   for (const int updates : {5, 200}) {
-    ServerSession server(server_ctx_);
+    DownstreamSession server(server_ctx_);
     RawClient client("a.test");
     Pump(client, server);
     ASSERT_TRUE(server.handshake_done());
@@ -336,11 +336,11 @@ TEST_F(SessionTest, KeyUpdateFloodIsCutOff) {
 
 // The caller's handshake deadline fails the session and is counted; no effect afterwards.
 TEST_F(SessionTest, TimeoutIsCounted) {
-  ServerSession slow(server_ctx_);
+  DownstreamSession slow(server_ctx_);
   slow.FailTimeout();
   EXPECT_EQ(slow.failure(), Failure::kTimeout);
   EXPECT_EQ(server_ctx_->stats().failures(Failure::kTimeout), 1u);
-  ServerSession server(server_ctx_);
+  DownstreamSession server(server_ctx_);
   RawClient client("a.test");
   Pump(client, server);
   server.FailTimeout();
@@ -350,7 +350,7 @@ TEST_F(SessionTest, TimeoutIsCounted) {
 
 // ReleaseBuffers drops idle buffers and keeps pending bytes.
 TEST_F(SessionTest, ReleaseBuffersKeepsPendingOutput) {
-  ClientSession client(client_ctx_, "a.test");
+  UpstreamSession client(client_ctx_, "a.test");
   ASSERT_EQ(client.Start(), Status::kOk);
   const std::string hello(client.PendingOutput());
   client.ReleaseBuffers();

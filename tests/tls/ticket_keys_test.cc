@@ -41,7 +41,7 @@ std::string WriteKeyFile(const std::string& name, const std::vector<TicketKey>& 
 
 // A full handshake with `ctx` for `sni`, returning the ticket the client got (or nullptr).
 SSL_SESSION* FirstTicket(const std::shared_ptr<const ServerContext>& ctx, const std::string& sni) {
-  ServerSession server(ctx);
+  DownstreamSession server(ctx);
   RawClient client(sni);
   Pump(client, server);
   EXPECT_TRUE(server.handshake_done()) << server.failure_reason();
@@ -54,11 +54,11 @@ SSL_SESSION* FirstTicket(const std::shared_ptr<const ServerContext>& ctx, const 
   return session;
 }
 
-// Offers `session` to a new ServerSession; true when it resumed. The handshake must succeed
+// Offers `session` to a new DownstreamSession; true when it resumed. The handshake must succeed
 // either way. `next` receives the ticket issued by this handshake, if wanted.
 bool Resumes(const std::shared_ptr<const ServerContext>& ctx, const std::string& sni,
              SSL_SESSION* session, SSL_SESSION** next = nullptr) {
-  ServerSession server(ctx);
+  DownstreamSession server(ctx);
   RawClient client(sni);
   SSL_SESSION_up_ref(session);
   client.Resume(session);
@@ -183,7 +183,7 @@ TEST(TicketKeysTest, ReadersSeeConsistentKeys) {
   EXPECT_EQ(torn.load(), 0u);
 }
 
-// A ticket from one ServerSession resumes on another (as on another worker), counted.
+// A ticket from one DownstreamSession resumes on another (as on another worker), counted.
 TEST(TicketResumptionTest, ResumesAcrossSessions) {
   auto ctx = MakeServer(Options({Pki::Get().a_ec}));
   ASSERT_NE(ctx, nullptr);
