@@ -171,11 +171,11 @@ bool HeuristicStatus(uint16_t status) {
   return std::find(kStatuses.begin(), kStatuses.end(), status) != kStatuses.end();
 }
 
-// The statuses this cache stores at all (policy.h: no 206, no errors but 404 405 410 414).
+// The statuses this cache stores at all (RFC 9111 §3: any final status whose meaning it
+// understands): 200-599 but 206 (partial content is never stored) and 304 (it only refreshes an
+// entry). Whether one is stored then depends on its freshness information (Storable()).
 bool StoredStatus(uint16_t status) {
-  static constexpr std::array<uint16_t, 13> kStatuses = {200, 203, 204, 300, 301, 302, 303,
-                                                         307, 308, 404, 405, 410, 414};
-  return std::find(kStatuses.begin(), kStatuses.end(), status) != kStatuses.end();
+  return status >= 200 && status <= 599 && status != 206 && status != 304;
 }
 
 bool IsNegative(uint16_t status) { return status == 404 || status == 410; }

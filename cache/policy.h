@@ -12,9 +12,12 @@
 // Decisions taken where the RFC leaves a choice (each also noted at its function):
 //  - Only GET responses are stored; HEAD responses never become the GET entry (a GET entry may
 //    answer a HEAD: the caller's choice). Requests with Range are not stored, nor is any 206.
-//  - Errors are never stored, whatever their Cache-Control says (CPDoS: an attacker who can make
-//    the origin fail must not be able to pin that failure in the cache). Stored statuses are
-//    200 203 204, 300 301 302 303 307 308, and of the 4xx only 404 405 410 414.
+//  - Any final status may be stored (RFC 9111 §3) except 206 and 304, but only with the
+//    freshness information below: an error (a status that is not heuristically cacheable) needs
+//    explicit freshness (s-maxage, max-age, Expires) from the origin, or `public` with a
+//    validator, or negative_ttl for 404/410. So an error an attacker provokes at an origin that
+//    does not mark its errors cacheable is never pinned in the cache (CPDoS, BAD-INPUTS K4),
+//    and torii's own error pages never reach the store.
 //  - A response needs some freshness information to be stored: explicit (s-maxage, max-age,
 //    Expires), or heuristic (a heuristically cacheable status, or `public`, with a valid
 //    Last-Modified or an ETag; with only an ETag its lifetime is 0 and each use revalidates), or

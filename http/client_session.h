@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "cache/entry.h"
+#include "cache/range.h"
 #include "core/worker.h"
 #include "http/compression_plan.h"
 #include "http/h1_parser.h"
@@ -184,6 +185,10 @@ class ClientSession final : public core::ConnHandler {
   // RFC 9111 §4.4: a successful unsafe request removes the URL (and Location /
   // Content-Location on the same host).
   void Invalidate(const CacheSpec& spec, const MessageHead& head);
+  // What a Range in `request_headers` asks of a stored `entry` (cache/range.h); kIgnore unless
+  // this is a GET of a stored 200 with one Range (and an If-Range that holds).
+  cache::RangeAnswer RangeOf(const cache::Entry& entry,
+                             std::span<const HeaderView> request_headers) const;
   // Writes more of the stored body as the client drains (true when it is all queued).
   bool ContinueServing(core::Conn& conn);
   // The exchange is over once the response is queued, the request read and no upstream

@@ -66,6 +66,7 @@ struct ExchangeBuffers {
     std::string pending_body;
     std::shared_ptr<const std::string> serving;  // body being written to the client
     size_t offset = 0;
+    size_t end = 0;            // serving a range: where it ends (0: the body's end)
     cache::Waiter filler;      // coalescing: this request's record (c = its ticket)
     const char* fwd = "miss";  // Cache-Status fwd= of a forwarded request
     std::string status;        // the Cache-Status sent (for the access log)
@@ -87,6 +88,7 @@ struct ExchangeBuffers {
       pending_body.clear();
       serving.reset();
       offset = 0;
+      end = 0;
       filler = cache::Waiter{};
       fwd = "miss";
       status.clear();

@@ -24,34 +24,6 @@ bool IsDroppedRequestHeader(std::string_view name) {
 }
 
 
-// True when `name` is listed in one of the Connection headers of `head`.
-bool NamedInConnection(const MessageHead& head, std::string_view name) {
-  for (const HeaderView& h : head.headers) {
-    if (!EqualsIgnoreCase(h.name, "connection")) {
-      continue;
-    }
-    std::string_view v = h.value;
-    while (!v.empty()) {
-      const size_t comma = v.find(',');
-      std::string_view token = v.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-        token.remove_prefix(1);
-      }
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
-        token.remove_suffix(1);
-      }
-      if (EqualsIgnoreCase(token, name)) {
-        return true;
-      }
-      if (comma == std::string_view::npos) {
-        break;
-      }
-      v.remove_prefix(comma + 1);
-    }
-  }
-  return false;
-}
-
 void AppendHeader(std::string* out, std::string_view name, std::string_view value) {
   out->append(name);
   out->append(": ");
@@ -129,6 +101,33 @@ std::string_view ReasonPhrase(int status) {
   }
 }
 
+bool NamedInConnection(std::span<const HeaderView> headers, std::string_view name) {
+  for (const HeaderView& h : headers) {
+    if (!EqualsIgnoreCase(h.name, "connection")) {
+      continue;
+    }
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      const size_t comma = v.find(',');
+      std::string_view token = v.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+        token.remove_prefix(1);
+      }
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
+        token.remove_suffix(1);
+      }
+      if (EqualsIgnoreCase(token, name)) {
+        return true;
+      }
+      if (comma == std::string_view::npos) {
+        break;
+      }
+      v.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
 void AppendChunkHeader(size_t size, std::string* out) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), size, 16);
@@ -149,12 +148,12 @@ void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
   // Our hop goes after the client's last Via line (RFC 9110 §7.6.3), or in a Via of its own.
   const HeaderView* last_via = nullptr;
   for (const HeaderView& h : req.headers) {
-    if (EqualsIgnoreCase(h.name, "via") && !NamedInConnection(req, h.name)) {
+    if (EqualsIgnoreCase(h.name, "via") && !NamedInConnection(req.headers, h.name)) {
       last_via = &h;
     }
   }
   for (const HeaderView& h : req.headers) {
-    if (IsDroppedRequestHeader(h.name) || NamedInConnection(req, h.name)) {
+    if (IsDroppedRequestHeader(h.name) || NamedInConnection(req.headers, h.name)) {
       continue;
     }
     if (&h == last_via) {
@@ -230,7 +229,7 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
   out->append("\r\n");
   bool vary_done = !edits.vary_accept_encoding;
   for (const HeaderView& h : resp.headers) {
-    if (IsDroppedResponseHeader(h.name) || NamedInConnection(resp, h.name)) {
+    if (IsDroppedResponseHeader(h.name) || NamedInConnection(resp.headers, h.name)) {
       continue;
     }
     if ((!edits.content_encoding.empty() || edits.drop_content_encoding) &&

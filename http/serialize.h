@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -61,6 +62,10 @@ void AppendChunkHeader(size_t size, std::string* out);
 
 // "1234"
 void AppendDecimal(std::string* out, uint64_t v);
+
+// True when `name` is listed in one of the Connection fields of `headers` (so it is hop-by-hop
+// for this message, RFC 9110 §7.6.1).
+bool NamedInConnection(std::span<const HeaderView> headers, std::string_view name);
 
 // Response header fields torii never passes on as they are: hop-by-hop ones (RFC 9110 §7.6.1)
 // and the framing it writes itself (Content-Length, Transfer-Encoding).

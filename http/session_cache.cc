@@ -65,9 +65,10 @@ std::span<const cache::HeaderView> ToCacheHeaders(std::span<const HeaderView> in
                                                   std::vector<cache::HeaderView>* out) {
   out->clear();
   for (const HeaderView& h : in) {
-    // Hop-by-hop fields and framing are never stored (RFC 9111 §3.1); Age is (the policy
-    // reads it as age_value) and replaced when served.
-    if (!IsDroppedResponseHeader(h.name)) {
+    // Hop-by-hop fields (also those the Connection field names) and framing are never
+    // stored (RFC 9111 §3.1); Age is (the policy reads it as age_value) and replaced when
+    // served.
+    if (!IsDroppedResponseHeader(h.name) && !NamedInConnection(in, h.name)) {
       out->push_back(cache::HeaderView{h.name, h.value});
     }
   }
@@ -551,6 +552,29 @@ std::shared_ptr<const std::string> ClientSession::CompressedVariant(
   return body;
 }
 
+cache::RangeAnswer ClientSession::RangeOf(const cache::Entry& entry,
+                                          std::span<const HeaderView> request_headers) const {
+  if (entry.status != 200 || x_.method_id != HTTP_GET || !entry.body) {
+    return {};  // Range is defined for GET only (RFC 9110 §14.2), and served on a 200
+  }
+  const HeaderView* range = nullptr;
+  const HeaderView* if_range = nullptr;
+  for (const HeaderView& hv : request_headers) {
+    if (EqualsIgnoreCase(hv.name, "range")) {
+      if (range != nullptr) {
+        return {};  // two Range fields: ambiguous, ignored
+      }
+      range = &hv;
+    } else if (EqualsIgnoreCase(hv.name, "if-range")) {
+      if_range = &hv;
+    }
+  }
+  if (range == nullptr || (if_range != nullptr && !cache::IfRangeHolds(if_range->value, entry))) {
+    return {};
+  }
+  return cache::EvaluateRange(range->value, entry.body->size());
+}
+
 void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cache::Entry>& entry,
                                std::span<const HeaderView> request_headers,
                                std::string_view cache_status) {
@@ -591,8 +615,38 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   head.framing = not_modified || entry->status == 204 ? Framing::kNone : Framing::kContentLength;
   head.content_length = body ? body->size() : 0;
   head.has_content_length = head.framing == Framing::kContentLength;
+  // A Range on a GET of a stored 200 (RFC 9110 §14, cache/range.h): one range gets 206 and
+  // its bytes, one that selects nothing gets 416; anything else gets the whole 200.
+  const cache::RangeAnswer range =
+      not_modified ? cache::RangeAnswer{} : RangeOf(*entry, request_headers);
+  std::string& extra = B().resp_extra;
+  if (!x_.has_resp_extra) {
+    extra.assign(cfg().routes[x_.route].add_headers);
+    x_.has_resp_extra = true;
+  }
+  cs.end = 0;
+  if (range.kind == cache::RangeKind::kSatisfiable) {
+    head.status = 206;
+    head.content_length = range.last - range.first + 1;
+    extra.append("Content-Range: bytes ");
+    AppendDecimal(&extra, range.first);
+    extra.push_back('-');
+    AppendDecimal(&extra, range.last);
+    extra.push_back('/');
+    AppendDecimal(&extra, body->size());
+    extra.append("\r\n");
+    cs.end = range.last + 1;
+  } else if (range.kind == cache::RangeKind::kUnsatisfiable) {
+    head.status = 416;
+    head.headers = {};
+    head.content_length = 0;
+    extra.append("Content-Range: bytes */");
+    AppendDecimal(&extra, body ? body->size() : 0);
+    extra.append("\r\n");
+    body.reset();
+  }
   HeadEdits edits;
-  if (!not_modified) {
+  if (!not_modified && range.kind == cache::RangeKind::kIgnore) {
     const CompressionPlan plan =
         PlanCompression(cfg().compression, cfg().routes[x_.route].compress, x_.coding, head);
     edits.vary_accept_encoding = plan.vary;
@@ -615,12 +669,7 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
     }
     head.content_length = body ? body->size() : 0;
   }
-  // Age (RFC 9111 §5.1), Cache-Status (RFC 9211), then the route's own headers.
-  std::string& extra = B().resp_extra;
-  if (!x_.has_resp_extra) {
-    extra.assign(cfg().routes[x_.route].add_headers);
-    x_.has_resp_extra = true;
-  }
+  // Age (RFC 9111 §5.1) and Cache-Status (RFC 9211), after the route's own headers.
   extra.append("Age: ");
   AppendDecimal(&extra, static_cast<uint64_t>(cache::CurrentAge(*entry, now)));
   extra.append("\r\nCache-Status: ");
@@ -643,7 +692,7 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   }
   if (!head_req && head.framing == Framing::kContentLength && body && !body->empty()) {
     cs.serving = std::move(body);
-    cs.offset = 0;
+    cs.offset = range.kind == cache::RangeKind::kSatisfiable ? range.first : 0;
     if (!ContinueServing(conn)) {
       return;  // the rest follows as the client drains (OnWritable)
     }
@@ -656,13 +705,14 @@ bool ClientSession::ContinueServing(core::Conn& conn) {
   ExchangeBuffers::CacheState& cs = B().cache;
   constexpr size_t kSlice = 64 * 1024;
   const std::string& body = *cs.serving;
-  while (cs.offset < body.size() && conn.queued() < core::Conn::kHighWater && !conn.closing()) {
-    const size_t n = std::min(kSlice, body.size() - cs.offset);
+  const size_t end = cs.end != 0 ? cs.end : body.size();
+  while (cs.offset < end && conn.queued() < core::Conn::kHighWater && !conn.closing()) {
+    const size_t n = std::min(kSlice, end - cs.offset);
     conn.Write(std::string_view(body).substr(cs.offset, n));
     cs.offset += n;
     x_.bytes_sent += n;
   }
-  if (cs.offset < body.size()) {
+  if (cs.offset < end) {
     // A slow reader must drain within send_timeout (D3), as for a proxied body.
     SetTimerFor(conn, TimerFor::kSend, cfg().limits.send_timeout_ms);
     return false;

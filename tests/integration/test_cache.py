@@ -230,10 +230,17 @@ class Basics(CacheCase):
         self.assertCacheStatus(r, "torii; hit")
         self.assertEqual(self.origin_count() - before, 1)
 
-    def test_errors_are_never_stored(self):
-        # K4 (CPDoS): not even with explicit freshness.
+    def test_errors_are_stored_only_with_explicit_freshness(self):
+        # Issue #17 (RFC 9111 §3): any final status the origin marks fresh is stored and served.
+        for status in (299, 400, 500, 502, 503, 504, 599):
+            path = f"/err-fresh?status={status}&cc=max-age=60"
+            self.assertEqual(self.get(path).status, status)
+            r = self.get(path)
+            self.assertEqual(r.status, status)
+            self.assertCacheStatus(r, "torii; hit")
+        # K4 (CPDoS): an error without freshness information is never stored.
         for status in (500, 502, 503, 400, 431):
-            path = f"/err?status={status}&cc=max-age=60"
+            path = f"/err?status={status}"
             self.assertEqual(self.get(path).status, status)
             self.assertCacheStatus(self.get(path), "torii; fwd=miss")
 
@@ -345,6 +352,73 @@ class Basics(CacheCase):
         self.assertGreaterEqual(m[("torii_cache_stored_total", "")], 1)
         self.assertGreater(m[("torii_cache_bytes", 'cache="main"')], 0)
         self.assertEqual(m[("torii_cache_capacity_bytes", 'cache="main"')], 16 << 20)
+
+
+class RangesFromTheStore(CacheCase):
+    """Issue #17 / BAD-INPUTS K9: Range requests answered from a stored complete response."""
+
+    def prime(self, path):
+        full = self.get(path)
+        self.assertEqual((full.status, len(full.body)), (200, 1024))
+        self.assertCacheStatus(full, "torii; fwd=miss; stored")
+        return full.body
+
+    def test_single_range_is_a_206_from_the_store(self):
+        path = "/ranged?size=1024&cc=max-age=60&etag=v1"
+        body = self.prime(path)
+        before = self.origin_count()
+        for spec, first, last in (("bytes=10-19", 10, 19), ("bytes=-10", 1014, 1023),
+                                  ("bytes=1000-", 1000, 1023), ("bytes=1000-5000", 1000, 1023)):
+            r = self.get(path, headers=[("Range", spec)])
+            self.assertEqual(r.status, 206, spec)
+            self.assertEqual(r.header("Content-Range"), f"bytes {first}-{last}/1024", spec)
+            self.assertEqual(r.header("Content-Length"), str(last - first + 1), spec)
+            self.assertEqual(r.body, body[first:last + 1], spec)
+            self.assertCacheStatus(r, "torii; hit")
+        self.assertEqual(self.origin_count(), before)
+
+    def test_unsatisfiable_range_is_a_416(self):
+        path = "/ranged416?size=1024&cc=max-age=60"
+        self.prime(path)
+        before = self.origin_count()
+        r = self.get(path, headers=[("Range", "bytes=5000-6000")])
+        self.assertEqual(r.status, 416)
+        self.assertEqual(r.header("Content-Range"), "bytes */1024")
+        self.assertEqual(r.body, b"")
+        # The connection stays usable after a 416.
+        with h.Client(self.addr) as c:
+            self.assertEqual(c.get(path, headers=[("Range", "bytes=-0")]).status, 416)
+            self.assertEqual(c.get(path).status, 200)
+        self.assertEqual(self.origin_count(), before)
+
+    def test_if_range_and_ignored_ranges_get_the_whole_response(self):
+        path = "/rangedif?size=1024&cc=max-age=60&etag=v7"
+        body = self.prime(path)
+        r = self.get(path, headers=[("Range", "bytes=0-9"), ("If-Range", '"v7"')])
+        self.assertEqual((r.status, r.body), (206, body[:10]))
+        for headers in ([("Range", "bytes=0-9"), ("If-Range", '"other"')],
+                        [("Range", "bytes=0-9"), ("If-Range", 'W/"v7"')],
+                        [("Range", "bytes=0-1,5-6")],
+                        [("Range", "bytes=" + ",".join(["0-"] * 1000))],
+                        [("Range", "lines=1-2")]):
+            r = self.get(path, headers=headers)
+            self.assertEqual((r.status, r.body), (200, body), headers[-1][1][:40])
+        # HEAD ignores Range.
+        r = self.get(path, method="HEAD", headers=[("Range", "bytes=0-9")])
+        self.assertEqual(r.status, 200)
+
+
+class HopByHopOnHits(CacheCase):
+    # Issue #17: fields the stored response's Connection header names are hop-by-hop: never
+    # forwarded on the miss, never stored, never sent on a hit.
+    def test_connection_named_fields_are_not_stored(self):
+        path = "/hop?cc=max-age=60&hdr=Connection:X-Hop&hdr=X-Hop:secret&hdr=X-Kept:yes"
+        miss = self.get(path)
+        hit = self.get(path)
+        self.assertCacheStatus(hit, "torii; hit")
+        for r in (miss, hit):
+            self.assertIsNone(r.header("X-Hop"), r.headers)
+            self.assertEqual(r.header("X-Kept"), "yes")
 
 
 class StaleWhileRevalidate(CacheCase):
