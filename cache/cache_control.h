@@ -58,6 +58,8 @@ struct CacheControl {
   bool no_transform = false;
   bool only_if_cached = false;  // request
   bool immutable = false;       // response (RFC 8246)
+  // Read from a targeted field (RFC 9213, policy.h): the response's Expires is then ignored.
+  bool targeted = false;
 
   friend bool operator==(const CacheControl&, const CacheControl&) = default;
 };

@@ -191,6 +191,9 @@ std::optional<int64_t> ExplicitLifetime(const CacheControl& cc, std::span<const 
   if (cc.max_age) {
     return *cc.max_age;
   }
+  if (cc.targeted) {
+    return std::nullopt;  // RFC 9213 §2.2: a targeted field replaces Expires too
+  }
   const size_t expires_fields = CountFields(headers, "expires");
   if (expires_fields == 0) {
     return std::nullopt;
@@ -427,7 +430,7 @@ void FinishMeta(std::span<const HeaderView> received, int64_t request_time, int6
   out->age_value = AgeValue(received);
   out->headers.push_back({"date", FormatHttpDate(out->date_value)});
   const std::vector<HeaderView> views = ViewsOf(out->headers);
-  out->cc = ResponseCacheControl(views);
+  out->cc = ResponseCacheControl(views, options);
   const Freshness f = ComputeFreshness(out->status, out->cc, views, out->date_value, options);
   out->freshness_lifetime = f.lifetime;
   out->heuristic = f.heuristic;
@@ -467,6 +470,24 @@ CacheControl ResponseCacheControl(std::span<const HeaderView> headers) {
     }
   }
   return cc;
+}
+
+CacheControl ResponseCacheControl(std::span<const HeaderView> headers, const Options& options) {
+  for (const std::string& name : options.targeted) {
+    CacheControl cc;
+    bool found = false;
+    for (const HeaderView& h : headers) {
+      if (IEquals(h.name, name) && h.value.find_first_not_of(" \t") != std::string_view::npos) {
+        ParseCacheControl(h.value, &cc);
+        found = true;
+      }
+    }
+    if (found) {
+      cc.targeted = true;
+      return cc;
+    }
+  }
+  return ResponseCacheControl(headers);
 }
 
 CacheControl RequestCacheControl(std::span<const HeaderView> headers) {
@@ -514,7 +535,7 @@ StoreDecision Storable(const Request& req, uint16_t status,
   if (!StoredStatus(status)) {
     return {false, "status"};
   }
-  const CacheControl cc = ResponseCacheControl(response_headers);
+  const CacheControl cc = ResponseCacheControl(response_headers, options);
   if (req.cc.no_store || cc.no_store) {
     return {false, "no-store"};
   }
@@ -531,7 +552,7 @@ StoreDecision Storable(const Request& req, uint16_t status,
     return {false, "vary-star"};
   }
   const bool explicit_freshness =
-      cc.s_maxage || cc.max_age || CountFields(response_headers, "expires") > 0;
+      cc.s_maxage || cc.max_age || (!cc.targeted && CountFields(response_headers, "expires") > 0);
   const bool heuristic = (HeuristicStatus(status) || cc.public_) &&
                          (!FirstField(response_headers, "etag").value_or("").empty() ||
                           HasLastModified(response_headers));

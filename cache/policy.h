@@ -34,6 +34,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cache/cache_control.h"
 #include "cache/entry.h"
@@ -56,6 +57,11 @@ struct Options {
   // freshness, no Last-Modified). 0 = such a response is not stored unless it has an ETag (then
   // it is stored stale and revalidated on each use).
   int64_t default_ttl = 0;
+  // Targeted Cache-Control fields (RFC 9213), lowercase, in priority order: the first one a
+  // response carries with a non-empty value replaces its Cache-Control and Expires for this
+  // cache's decisions (downstream caches still get every field unchanged). torii acts as a
+  // CDN, so CDN-Cache-Control by default.
+  std::vector<std::string> targeted{"cdn-cache-control"};
 };
 
 // The facts about a request that the decisions read. `method` is case-sensitive (RFC 9110
@@ -69,6 +75,10 @@ struct Request {
 
 // Folds every Cache-Control field of a response (names compared case-insensitively).
 CacheControl ResponseCacheControl(std::span<const HeaderView> headers);
+// The directives this cache obeys (RFC 9213 §2.2): the first field of options.targeted the
+// response carries with a non-empty value (every line of it folded, `targeted` set), else
+// every Cache-Control field.
+CacheControl ResponseCacheControl(std::span<const HeaderView> headers, const Options& options);
 
 // Folds every Cache-Control field of a request; when there is none, `Pragma: no-cache` reads
 // as Cache-Control: no-cache (RFC 9111 §5.4).

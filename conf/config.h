@@ -243,6 +243,8 @@ struct CacheConfig {
   bool key_query = true;                 // the query string is part of the key
   std::vector<std::string> key_headers;  // lowercase request headers added to the key
   std::vector<std::string> purge_allow;  // CIDRs allowed to send PURGE (empty: nobody)
+  // Targeted Cache-Control fields (RFC 9213), lowercase, first found wins.
+  std::vector<std::string> targeted{"cdn-cache-control"};
 };
 
 struct Config {

@@ -1092,12 +1092,35 @@ class Loader {
     }
   }
 
+  // An array of header names, lowercased ([cache.NAME] key_headers, targeted).
+  static std::vector<std::string> HeaderNames(const Section& s, std::string_view key) {
+    std::vector<std::string> out;
+    const toml::node* list = s.Find(key);
+    if (list == nullptr) {
+      return out;
+    }
+    const auto* array = list->as_array();
+    if (array == nullptr) {
+      s.FailAt(*list, key, "expected an array of header names, got " + std::string(TypeName(*list)));
+    }
+    for (const toml::node& element : *array) {
+      std::string header = s.StringOf(element, key);
+      if (header.empty() || !std::all_of(header.begin(), header.end(), IsTokenChar)) {
+        s.FailAt(element, key, "expected a header name, got " + Quote(header));
+      }
+      std::transform(header.begin(), header.end(), header.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      out.push_back(std::move(header));
+    }
+    return out;
+  }
+
   // [cache.NAME] tables, in file order.
   static void LoadCaches(const Section& top, Config& config) {
     for (const auto& [name, table] : NamedTables(top, "cache", "cache")) {
       Section s(*table, "[cache." + name + "]");
       s.CheckKeys({"memory", "max_object", "negative_ttl", "lock_timeout", "key_query",
-                   "key_headers", "purge_allow"});
+                   "key_headers", "purge_allow", "targeted"});
       CacheConfig c;
       c.name = name;
       s.Size("memory", kMiB, 1024 * kGiB, &c.memory);
@@ -1111,20 +1134,15 @@ class Loader {
       s.Dur("negative_ttl", &c.negative_ttl, /*allow_zero=*/true);
       s.Dur("lock_timeout", &c.lock_timeout);
       s.Bool("key_query", &c.key_query);
-      if (const toml::node* list = s.Find("key_headers")) {
-        const auto* array = list->as_array();
-        if (array == nullptr) {
-          s.FailAt(*list, "key_headers",
-                   "expected an array of header names, got " + std::string(TypeName(*list)));
-        }
-        for (const toml::node& element : *array) {
-          std::string header = s.StringOf(element, "key_headers");
-          if (header.empty() || !std::all_of(header.begin(), header.end(), IsTokenChar)) {
-            s.FailAt(element, "key_headers", "expected a header name, got " + Quote(header));
+      c.key_headers = HeaderNames(s, "key_headers");
+      if (s.Find("targeted") != nullptr) {
+        c.targeted = HeaderNames(s, "targeted");
+        for (const std::string& name : c.targeted) {
+          if (name == "cache-control") {
+            s.FailAt(*s.Find("targeted"), "targeted",
+                     "Cache-Control is what targeted fields replace: list only targeted ones "
+                     "such as \"CDN-Cache-Control\"");
           }
-          std::transform(header.begin(), header.end(), header.begin(),
-                         [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-          c.key_headers.push_back(std::move(header));
         }
       }
       c.purge_allow = CidrList(s, "purge_allow");

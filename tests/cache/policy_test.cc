@@ -424,6 +424,55 @@ TEST(PolicyFreshnessTest, PrecedenceTable) {
   }
 }
 
+// RFC 9213: the first targeted field present replaces Cache-Control and Expires for this
+// cache's decisions; an empty one does not count; the operator's list sets the order.
+TEST(PolicyTargetedTest, TargetedFieldsReplaceCacheControl) {
+  const Options cdn;  // default: CDN-Cache-Control
+  const std::string lm = Date(kT - 1000);
+  struct Case {
+    const char* name;
+    Fields headers;
+    Options options;
+    bool store;
+    int64_t lifetime;
+  };
+  Options custom;
+  custom.targeted = {"torii-cache-control", "cdn-cache-control"};
+  Options none;
+  none.targeted = {};
+  const Case cases[] = {
+      {"cdn allows what cache-control forbids",
+       {{"Cache-Control", "no-store"}, {"CDN-Cache-Control", "max-age=60"}}, cdn, true, 60},
+      {"cdn forbids what cache-control allows",
+       {{"Cache-Control", "max-age=60"}, {"CDN-Cache-Control", "no-store"}}, cdn, false, 0},
+      {"cdn private", {{"Cache-Control", "public, max-age=9"}, {"cdn-cache-control", "private"}},
+       cdn, false, 0},
+      {"cdn lifetime wins", {{"Cache-Control", "max-age=100"}, {"CDN-Cache-Control", "max-age=10"}},
+       cdn, true, 10},
+      {"cdn ignores Expires",
+       {{"CDN-Cache-Control", "must-revalidate"}, {"Expires", Date(kT + 60)}}, cdn, false, 0},
+      {"empty cdn falls back", {{"Cache-Control", "max-age=30"}, {"CDN-Cache-Control", " "}}, cdn,
+       true, 30},
+      {"first in the list wins",
+       {{"CDN-Cache-Control", "max-age=10"}, {"Torii-Cache-Control", "max-age=20"}}, custom, true,
+       20},
+      {"second when the first is absent", {{"CDN-Cache-Control", "max-age=10"}}, custom, true, 10},
+      {"no list: cache-control only",
+       {{"Cache-Control", "max-age=30"}, {"CDN-Cache-Control", "no-store"}}, none, true, 30},
+  };
+  for (const Case& c : cases) {
+    const StoreDecision d = Storable(Get(), 200, c.headers, c.options);
+    EXPECT_EQ(d.store, c.store) << c.name << ": " << d.reason;
+    if (c.store) {
+      const Freshness f = ComputeFreshness(200, ResponseCacheControl(c.headers, c.options),
+                                           c.headers, kT, c.options);
+      EXPECT_EQ(f.lifetime, c.lifetime) << c.name;
+    }
+  }
+  EXPECT_TRUE(ResponseCacheControl(Fields{{"CDN-Cache-Control", "max-age=1"}}, cdn).targeted);
+  EXPECT_FALSE(ResponseCacheControl(Fields{{"Cache-Control", "max-age=1"}}, cdn).targeted);
+}
+
 // =============================================================================================
 // BuildEntryMeta.
 

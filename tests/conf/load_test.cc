@@ -1072,12 +1072,14 @@ TEST(LoadCaches, KeysAndDefaults) {
   EXPECT_TRUE(c.caches[0].key_query);
   EXPECT_TRUE(c.caches[0].key_headers.empty());
   EXPECT_TRUE(c.caches[0].purge_allow.empty());
+  EXPECT_EQ(c.caches[0].targeted, std::vector<std::string>{"cdn-cache-control"});
   EXPECT_EQ(c.routes[0].cache, "main");
   EXPECT_EQ(c.routes[0].cache_index, 0u);
 
   c = LoadOk(WithCache("memory = \"64MiB\"\nmax_object = \"1MiB\"\nnegative_ttl = \"30s\"\n"
                        "lock_timeout = \"250ms\"\nkey_query = false\n"
-                       "key_headers = [\"X-Tenant\"]\npurge_allow = [\"127.0.0.1\", \"::1\"]\n"));
+                       "key_headers = [\"X-Tenant\"]\npurge_allow = [\"127.0.0.1\", \"::1\"]\n"
+                       "targeted = [\"Torii-Cache-Control\", \"CDN-Cache-Control\"]\n"));
   EXPECT_EQ(c.caches[0].memory, 64ull << 20);
   EXPECT_EQ(c.caches[0].max_object, 1ull << 20);
   EXPECT_EQ(c.caches[0].negative_ttl, std::chrono::seconds(30));
@@ -1085,6 +1087,9 @@ TEST(LoadCaches, KeysAndDefaults) {
   EXPECT_FALSE(c.caches[0].key_query);
   EXPECT_EQ(c.caches[0].key_headers, std::vector<std::string>{"x-tenant"});
   EXPECT_EQ(c.caches[0].purge_allow, (std::vector<std::string>{"127.0.0.1/32", "::1/128"}));
+  EXPECT_EQ(c.caches[0].targeted,
+            (std::vector<std::string>{"torii-cache-control", "cdn-cache-control"}));
+  EXPECT_TRUE(LoadOk(WithCache("targeted = []\n")).caches[0].targeted.empty());
 }
 
 TEST(LoadCaches, Errors) {
@@ -1095,6 +1100,8 @@ TEST(LoadCaches, Errors) {
   ExpectError(WithCache("key_headers = [\"bad header\"]\n"), 11, 16, "expected a header name");
   ExpectError(WithCache("key_headers = \"x\"\n"), 11, 15, "expected an array of header names");
   ExpectError(WithCache("purge_allow = [\"10.0.0.0/33\"]\n"), 11, 16, "got \"10.0.0.0/33\"");
+  ExpectError(WithCache("targeted = [\"Cache-Control\"]\n"), 11, 12, "what targeted fields replace");
+  ExpectError(WithCache("targeted = [\"a b\"]\n"), 11, 13, "expected a header name");
   ExpectError(WithCache("stale = true\n"), 11, 1, "unknown key \"stale\"");
   ExpectError(std::string(kPoolHead) + "[[route]]\npool = \"app\"\ncache = \"nope\"\n", 9, 9,
               "no [cache.nope] table is defined");

@@ -421,6 +421,36 @@ class HopByHopOnHits(CacheCase):
             self.assertEqual(r.header("X-Kept"), "yes")
 
 
+class TargetedCacheControl(CacheCase):
+    """RFC 9213 (issue #17): CDN-Cache-Control decides for torii; browsers still see both."""
+
+    def test_cdn_cache_control_takes_precedence(self):
+        path = "/cdn?cc=no-store&hdr=CDN-Cache-Control:max-age%3D60"
+        miss = self.get(path)
+        self.assertCacheStatus(miss, "torii; fwd=miss; stored")
+        hit = self.get(path)
+        self.assertCacheStatus(hit, "torii; hit")
+        for r in (miss, hit):
+            self.assertEqual(r.header("Cache-Control"), "no-store")
+            self.assertEqual(r.header("CDN-Cache-Control"), "max-age=60")
+        path = "/cdn2?cc=max-age%3D60&hdr=CDN-Cache-Control:no-store"
+        self.get(path)
+        self.assertCacheStatus(self.get(path), "torii; fwd=miss")
+
+
+class OwnTargetedField(CacheCase):
+    cache = {"targeted": ["Torii-Cache-Control"]}
+
+    # An operator can address torii alone; CDN-Cache-Control is then one more field.
+    def test_configured_field_wins(self):
+        path = "/own?cc=no-store&hdr=Torii-Cache-Control:max-age%3D60"
+        self.get(path)
+        self.assertCacheStatus(self.get(path), "torii; hit")
+        path = "/own2?cc=no-store&hdr=CDN-Cache-Control:max-age%3D60"
+        self.get(path)
+        self.assertCacheStatus(self.get(path), "torii; fwd=miss")
+
+
 class StaleWhileRevalidate(CacheCase):
     def test_one_request_refreshes_while_others_get_the_stale_entry(self):
         path = "/swr?cc=max-age=3,stale-while-revalidate=60&etag=s1&delay=600"
