@@ -52,6 +52,8 @@ class ClientSession final : public core::ConnHandler {
 
   // From the UpstreamConn lent to this session.
   void OnUpstreamHead(core::Conn& up, const MessageHead& head);
+  // A 103 Early Hints from the backend, before its final response.
+  void OnUpstreamInterim(const MessageHead& head);
   void OnUpstreamBody(core::Conn& up, std::string_view body);
   void OnUpstreamDone(bool reusable);
   void OnUpstreamFailed(UpstreamFailure why, bool reused);
@@ -239,7 +241,9 @@ class ClientSession final : public core::ConnHandler {
     bool have_backend = false;
     bool fresh_retry_used = false;    // the one retry of a reused connection's keep-alive race
     bool force_fresh = false;         // retry on a new connection, not a pooled one
+    uint8_t interim_sent = 0;         // 103 responses forwarded (at most kMaxInterim)
   } x_;
+  static constexpr uint8_t kMaxInterim = 4;
   uint64_t body_start_ms_ = 0;   // when the current request's body phase began
   uint64_t body_bytes_ = 0;      // bytes received since then (body_min_rate)
   uint64_t start_ms_ = 0;

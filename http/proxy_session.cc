@@ -816,6 +816,23 @@ void ClientSession::OnUpstreamWritable() {
   Pump(*me);
 }
 
+void ClientSession::OnUpstreamInterim(const MessageHead& head) {
+  // 103 Early Hints (RFC 8297) lets the client start fetching while the backend works. Never
+  // to an HTTP/1.0 client (RFC 9110 §15.2), never after the final response began, and at most
+  // kMaxInterim per exchange and only while the client reads: a backend cannot make torii
+  // buffer interim responses without bound.
+  core::Conn* me = self();
+  if (me == nullptr || x_.version_minor == 0 || resp_ != Resp::kWaiting ||
+      x_.interim_sent >= kMaxInterim || me->WriteBlocked()) {
+    return;
+  }
+  ++x_.interim_sent;
+  ctx_.scratch().clear();
+  BuildClientResponseHead(head, Framing::kNone, /*head_request=*/false, /*close=*/false,
+                          /*client_minor=*/1, /*extra=*/{}, &ctx_.scratch());
+  me->Write(ctx_.scratch());
+}
+
 void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   core::Conn* me = self();
   if (me == nullptr) {
@@ -1618,7 +1635,12 @@ void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owne
       case H1Parser::Event::kHead: {
         const MessageHead& h = parser.head();
         if (h.status >= 100 && h.status < 200) {
-          break;  // interim (100, 103): dropped; the final response follows (B10)
+          // Interim: 103 Early Hints goes on to the client, the rest is dropped; the final
+          // response follows either way (B10).
+          if (ClientSession* c = client(); c != nullptr && h.status == 103) {
+            c->OnUpstreamInterim(h);
+          }
+          break;
         }
         response_started_ = true;
         if (ClientSession* c = client()) {

@@ -153,6 +153,22 @@ class Faults(h.ToriiCase):
                     self.assertEqual((r.status, r.body), (200, b"ok"))
                     self.assertEqual(c.get("/").status, 200)
 
+    # Issue #15/#17: 103 Early Hints reaches an HTTP/1.1 client (with its Link header) before
+    # the final response; 100 from the backend is dropped; an HTTP/1.0 client gets no 1xx.
+    def test_early_hints_forwarded_to_http11_clients(self):
+        with h.Client(self.addr) as c:
+            c.send(h.build_request("GET", "/103-then-200"))
+            interim = c.read_response(interim=True, timeout=3)
+            self.assertEqual(interim.status, 103)
+            self.assertEqual(interim.header("Link"), "</a.css>; rel=preload")
+            final = c.read_response(timeout=3)
+            self.assertEqual((final.status, final.body), (200, b"ok"))
+            c.send(h.build_request("GET", "/100-then-200"))
+            self.assertEqual(c.read_response(interim=True, timeout=3).status, 200)
+        data, _ = h.raw(self.addr, b"GET /103-then-200 HTTP/1.0\r\n\r\n", timeout=3)
+        self.assertTrue(data.startswith(b"HTTP/1.0 200 "), data[:80])
+        self.assertNotIn(b" 103 ", data)
+
     # B11: a close-delimited response reaches an HTTP/1.1 client complete, chunked (the client
     # connection survives) or close-delimited.
     def test_b11_no_length(self):
