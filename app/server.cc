@@ -196,6 +196,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     cs.fingerprint = std::to_string(cc.memory) + "|" + std::to_string(cc.max_object);
     cs.policy.negative_ttl = std::chrono::duration_cast<std::chrono::seconds>(cc.negative_ttl).count();
     cs.policy.targeted = cc.targeted;
+    cs.policy.set_cookie = cc.set_cookie;
     cs.lock_timeout_ms = static_cast<uint64_t>(cc.lock_timeout.count());
     cs.key_query = cc.key_query;
     cs.key_headers = cc.key_headers;

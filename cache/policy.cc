@@ -114,7 +114,8 @@ bool NeverStored(std::string_view lower_name) {
 bool NeverUpdated(std::string_view lower_name, const Options& options) {
   return NeverStored(lower_name) || lower_name == "content-length" ||
          lower_name == "content-encoding" || lower_name == "content-range" ||
-         lower_name == "vary" || (lower_name == "set-cookie" && !options.store_set_cookie);
+         lower_name == "vary" ||
+         (lower_name == "set-cookie" && options.set_cookie != Options::SetCookie::kStore);
 }
 
 // Date and Age are kept as numbers in the Entry (date_value, age_value), not as stored fields.
@@ -545,8 +546,12 @@ StoreDecision Storable(const Request& req, uint16_t status,
   if (req.has_authorization && !cc.public_ && !cc.s_maxage && !cc.must_revalidate) {
     return {false, "authorization"};  // §3.5
   }
-  if (!options.store_set_cookie && CountFields(response_headers, "set-cookie") > 0) {
-    return {false, "set-cookie"};
+  if (CountFields(response_headers, "set-cookie") > 0) {
+    const bool shared = cc.public_ || cc.s_maxage;
+    if (options.set_cookie == Options::SetCookie::kBypass ||
+        (options.set_cookie == Options::SetCookie::kStrip && !shared)) {
+      return {false, "set-cookie"};
+    }
   }
   if (HasVaryStar(response_headers)) {
     return {false, "vary-star"};
@@ -593,7 +598,9 @@ void BuildEntryMeta(const Request& /*req*/, uint16_t status,
   out->headers.reserve(response_headers.size() + 1);
   for (const HeaderView& h : response_headers) {
     std::string name = LowerCopy(h.name);
-    if (!NeverStored(name) && !KeptAsNumber(name)) {
+    const bool cookie =
+        name == "set-cookie" && options.set_cookie != Options::SetCookie::kStore;
+    if (!NeverStored(name) && !KeptAsNumber(name) && !cookie) {
       out->headers.push_back({std::move(name), std::string(h.value)});
     }
   }

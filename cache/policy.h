@@ -43,9 +43,16 @@ namespace torii::cache {
 
 // A route's cache policy knobs. Negative values read as 0.
 struct Options {
-  // Store responses carrying Set-Cookie (and replay the cookie to every client). Off: such
-  // responses are not stored (BAD-INPUTS K6).
-  bool store_set_cookie = false;
+  // Responses carrying Set-Cookie (RFC 9111 §3 lets a shared cache store them; a cookie is
+  // usually one client's, BAD-INPUTS K6):
+  enum class SetCookie : uint8_t {
+    kStrip,   // stored only when the origin marked them for shared caches (public or
+              // s-maxage), and without their Set-Cookie fields: the client that fetched the
+              // response gets its cookie, later clients none
+    kBypass,  // never stored
+    kStore,   // stored with the cookie and replayed to every client (site-wide cookies only)
+  };
+  SetCookie set_cookie = SetCookie::kStrip;
   // Seconds of freshness given to a 404 or 410 that has no explicit freshness (s-maxage,
   // max-age, Expires); it takes precedence over heuristic freshness. 0 = none.
   int64_t negative_ttl = 0;
@@ -102,7 +109,8 @@ struct StoreDecision {
 // method GET; no Range in the request; a status in the stored set (206 and errors never);
 // no no-store in request or response; no private; a request with Authorization only when the
 // response has public, s-maxage or must-revalidate (§3.5); no Set-Cookie unless
-// options.store_set_cookie; no Vary: *; some freshness information (file comment).
+// options.set_cookie allows it (kStrip: public or s-maxage); no Vary: *; some freshness
+// information (file comment).
 StoreDecision Storable(const Request& req, uint16_t status,
                        std::span<const HeaderView> response_headers, const Options& options);
 
@@ -231,7 +239,7 @@ enum class Refresh : uint8_t {
 // (the same shared string), Vary, coding and source_id; id and charge 0; old's header fields with
 // each field the 304 carries replaced by the 304's, except those never updated: Content-Length,
 // Content-Encoding, Content-Range, Transfer-Encoding and other hop-by-hop fields, Vary (the
-// stored variant depends on them), and Set-Cookie unless options.store_set_cookie; and date,
+// stored variant depends on them), and Set-Cookie unless options.set_cookie is kStore; and date,
 // age, Cache-Control, ETag, Last-Modified and freshness recomputed from the merged fields as
 // BuildEntryMeta() does. `out` must not be null and must not be `old`.
 [[nodiscard]] Refresh Refresh304(const Entry& old, std::span<const HeaderView> headers_304,

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "cache/policy.h"
 #include "tls/options.h"
 
 namespace torii::conf {
@@ -243,6 +244,8 @@ struct CacheConfig {
   bool key_query = true;                 // the query string is part of the key
   std::vector<std::string> key_headers;  // lowercase request headers added to the key
   std::vector<std::string> purge_allow;  // CIDRs allowed to send PURGE (empty: nobody)
+  // Responses with Set-Cookie: set_cookie = "strip" | "bypass" | "store" (cache/policy.h).
+  cache::Options::SetCookie set_cookie = cache::Options::SetCookie::kStrip;
   // Targeted Cache-Control fields (RFC 9213), lowercase, first found wins.
   std::vector<std::string> targeted{"cdn-cache-control"};
 };

@@ -1120,7 +1120,7 @@ class Loader {
     for (const auto& [name, table] : NamedTables(top, "cache", "cache")) {
       Section s(*table, "[cache." + name + "]");
       s.CheckKeys({"memory", "max_object", "negative_ttl", "lock_timeout", "key_query",
-                   "key_headers", "purge_allow", "targeted"});
+                   "key_headers", "purge_allow", "targeted", "set_cookie"});
       CacheConfig c;
       c.name = name;
       s.Size("memory", kMiB, 1024 * kGiB, &c.memory);
@@ -1135,6 +1135,19 @@ class Loader {
       s.Dur("lock_timeout", &c.lock_timeout);
       s.Bool("key_query", &c.key_query);
       c.key_headers = HeaderNames(s, "key_headers");
+      if (auto v = s.String("set_cookie")) {
+        using SetCookie = cache::Options::SetCookie;
+        if (*v == "strip") {
+          c.set_cookie = SetCookie::kStrip;
+        } else if (*v == "bypass") {
+          c.set_cookie = SetCookie::kBypass;
+        } else if (*v == "store") {
+          c.set_cookie = SetCookie::kStore;
+        } else {
+          s.FailAt(*s.Find("set_cookie"), "set_cookie",
+                   "expected \"strip\", \"bypass\" or \"store\", got " + Quote(*v));
+        }
+      }
       if (s.Find("targeted") != nullptr) {
         c.targeted = HeaderNames(s, "targeted");
         for (const std::string& name : c.targeted) {

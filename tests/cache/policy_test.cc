@@ -143,9 +143,15 @@ Options WithDefaultTtl(int64_t ttl) {
   return o;
 }
 
+Options BypassingCookies() {
+  Options o;
+  o.set_cookie = Options::SetCookie::kBypass;
+  return o;
+}
+
 Options StoringCookies() {
   Options o;
-  o.store_set_cookie = true;
+  o.set_cookie = Options::SetCookie::kStore;
   return o;
 }
 
@@ -238,6 +244,14 @@ TEST(PolicyStorableTest, Table) {
        StoringCookies(),
        true,
        "ok"},
+      // Default (strip): stored when marked for shared caches, without the cookie.
+      {"set-cookie public", Get(), 200,
+       {{"Cache-Control", "public, max-age=60"}, {"Set-Cookie", "a=1"}}, {}, true, "ok"},
+      {"set-cookie s-maxage", Get(), 200,
+       {{"Cache-Control", "s-maxage=60"}, {"Set-Cookie", "a=1"}}, {}, true, "ok"},
+      {"set-cookie public bypass", Get(), 200,
+       {{"Cache-Control", "public, max-age=60"}, {"Set-Cookie", "a=1"}}, BypassingCookies(),
+       false, "set-cookie"},
       {"vary star",
        Get(),
        200,
@@ -477,6 +491,30 @@ TEST(PolicyTargetedTest, TargetedFieldsReplaceCacheControl) {
 // BuildEntryMeta.
 
 // Names lowercased, hop-by-hop and Age dropped, Date normalised, validators and Vary kept.
+std::string FieldValues(const Entry& e, std::string_view name) {
+  std::string out;
+  for (const Header& h : e.headers) {
+    if (h.name == name) {
+      out += (out.empty() ? "" : "|") + h.value;
+    }
+  }
+  return out;
+}
+
+// Set-Cookie is kept in the stored entry only when the options replay cookies.
+TEST(PolicyBuildTest, SetCookieStrippedUnlessStored) {
+  const Fields response{{"Cache-Control", "public, max-age=60"}, {"Set-Cookie", "sid=1"},
+                        {"Content-Type", "text/plain"}};
+  const FakeHeaders request{};
+  Entry stripped;
+  BuildEntryMeta(Get(), 200, response, request, kT, kT, Options{}, &stripped);
+  EXPECT_EQ(FieldValues(stripped, "set-cookie"), "");
+  EXPECT_EQ(FieldValues(stripped, "content-type"), "text/plain");
+  Entry kept;
+  BuildEntryMeta(Get(), 200, response, request, kT, kT, StoringCookies(), &kept);
+  EXPECT_EQ(FieldValues(kept, "set-cookie"), "sid=1");
+}
+
 TEST(PolicyBuildTest, FillsTheEntry) {
   const Fields response{{"Date", Date(kT - 2)},
                         {"Cache-Control", "max-age=60, stale-if-error=30"},
@@ -1008,15 +1046,6 @@ Entry StoredForRefresh(std::string etag = "\"v1\"", std::string last_modified = 
   return e;
 }
 
-std::string FieldValues(const Entry& e, std::string_view name) {
-  std::string out;
-  for (const Header& h : e.headers) {
-    if (h.name == name) {
-      out += (out.empty() ? "" : "|") + h.value;
-    }
-  }
-  return out;
-}
 
 // The 304's fields replace the stored ones, except those the stored bytes depend on.
 TEST(PolicyRefreshTest, MergesFieldsAndRecomputesFreshness) {

@@ -1090,6 +1090,11 @@ TEST(LoadCaches, KeysAndDefaults) {
   EXPECT_EQ(c.caches[0].targeted,
             (std::vector<std::string>{"torii-cache-control", "cdn-cache-control"}));
   EXPECT_TRUE(LoadOk(WithCache("targeted = []\n")).caches[0].targeted.empty());
+  EXPECT_EQ(c.caches[0].set_cookie, cache::Options::SetCookie::kStrip);
+  EXPECT_EQ(LoadOk(WithCache("set_cookie = \"store\"\n")).caches[0].set_cookie,
+            cache::Options::SetCookie::kStore);
+  EXPECT_EQ(LoadOk(WithCache("set_cookie = \"bypass\"\n")).caches[0].set_cookie,
+            cache::Options::SetCookie::kBypass);
 }
 
 TEST(LoadCaches, Errors) {
@@ -1102,6 +1107,7 @@ TEST(LoadCaches, Errors) {
   ExpectError(WithCache("purge_allow = [\"10.0.0.0/33\"]\n"), 11, 16, "got \"10.0.0.0/33\"");
   ExpectError(WithCache("targeted = [\"Cache-Control\"]\n"), 11, 12, "what targeted fields replace");
   ExpectError(WithCache("targeted = [\"a b\"]\n"), 11, 13, "expected a header name");
+  ExpectError(WithCache("set_cookie = \"keep\"\n"), 11, 14, "expected \"strip\", \"bypass\"");
   ExpectError(WithCache("stale = true\n"), 11, 1, "unknown key \"stale\"");
   ExpectError(std::string(kPoolHead) + "[[route]]\npool = \"app\"\ncache = \"nope\"\n", 9, 9,
               "no [cache.nope] table is defined");

@@ -451,6 +451,31 @@ class OwnTargetedField(CacheCase):
         self.assertCacheStatus(self.get(path), "torii; fwd=miss")
 
 
+class SetCookiePolicy(CacheCase):
+    """Issue #17: a public response with Set-Cookie is stored without the cookie (default)."""
+
+    def test_public_response_stored_without_its_cookie(self):
+        path = "/cookie?cc=public,max-age%3D60&hdr=Set-Cookie:sid%3Dfirst-client"
+        miss = self.get(path)
+        self.assertCacheStatus(miss, "torii; fwd=miss; stored")
+        self.assertEqual(miss.header("Set-Cookie"), "sid=first-client")
+        hit = self.get(path, source="127.0.0.2")
+        self.assertCacheStatus(hit, "torii; hit")
+        self.assertIsNone(hit.header("Set-Cookie"), hit.headers)
+
+
+class SetCookieStored(CacheCase):
+    cache = {"set_cookie": "store"}
+
+    # set_cookie = "store": the cookie is replayed (for site-wide cookies only).
+    def test_cookie_replayed(self):
+        path = "/cookie-store?cc=max-age%3D60&hdr=Set-Cookie:lang%3Den"
+        self.get(path)
+        hit = self.get(path)
+        self.assertCacheStatus(hit, "torii; hit")
+        self.assertEqual(hit.header("Set-Cookie"), "lang=en")
+
+
 class StaleWhileRevalidate(CacheCase):
     def test_one_request_refreshes_while_others_get_the_stale_entry(self):
         path = "/swr?cc=max-age=3,stale-while-revalidate=60&etag=s1&delay=600"
