@@ -126,26 +126,32 @@ bool KeptAsNumber(std::string_view lower_name) {
 // ---------------------------------------------------------------------------------------------
 // Numbers and dates.
 
-// RFC 9111 §5.1: Age = delta-seconds. The largest valid member of every Age field (a list can
-// only come from a broken or hostile hop; the oldest claim is the safe one), 0 when none.
+// RFC 9111 §5.1: Age = delta-seconds, a singleton. A list (several members, or several Age
+// lines, which are one list) is read by its first member, the rest discarded; a first member
+// that is not a non-negative integer makes the field ignored (0), as "5x" does. Values past
+// 2^31 read as 2^31 (§1.2.2).
 int64_t AgeValue(std::span<const HeaderView> headers) {
-  int64_t age = 0;
+  std::optional<std::string_view> first;
   for (const HeaderView& h : headers) {
-    if (!IEquals(h.name, "age")) {
-      continue;
-    }
-    ForEachElement(h.value, [&](std::string_view member) {
-      int64_t v = 0;
-      for (const char c : member) {
-        if (c < '0' || c > '9') {
-          return;
+    if (!first && IEquals(h.name, "age")) {
+      ForEachElement(h.value, [&](std::string_view member) {
+        if (!first) {
+          first = member;
         }
-        v = std::min(v * 10 + (c - '0'), kMaxDeltaSeconds);
-      }
-      age = std::max(age, v);
-    });
+      });
+    }
   }
-  return age;
+  if (!first) {
+    return 0;
+  }
+  int64_t v = 0;
+  for (const char c : *first) {
+    if (c < '0' || c > '9') {
+      return 0;
+    }
+    v = std::min(v * 10 + (c - '0'), kMaxDeltaSeconds);
+  }
+  return v;
 }
 
 // The first Date field that is a valid HTTP-date.

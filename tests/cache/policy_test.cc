@@ -487,6 +487,37 @@ TEST(PolicyTargetedTest, TargetedFieldsReplaceCacheControl) {
   EXPECT_FALSE(ResponseCacheControl(Fields{{"Cache-Control", "max-age=1"}}, cdn).targeted);
 }
 
+// RFC 9111 §5.1: the first member of a list-based Age counts, the rest is discarded; an invalid
+// first member makes Age ignored; a response whose Age exceeds its lifetime is stale on arrival.
+TEST(PolicyAgeTest, AgeFieldParsing) {
+  struct Case {
+    const char* name;
+    Fields headers;
+    int64_t age;
+  };
+  const Case cases[] = {
+      {"plain", {{"Age", "7"}}, 7},
+      {"list: first wins", {{"Age", "7, 100"}}, 7},
+      {"two lines: first wins", {{"Age", "9"}, {"age", "1000"}}, 9},
+      {"empty members skipped", {{"Age", " , 12"}}, 12},
+      {"digits then junk: ignored", {{"Age", "5x"}}, 0},
+      {"negative: ignored", {{"Age", "-5"}}, 0},
+      {"first invalid, second valid: ignored", {{"Age", "x"}, {"Age", "50"}}, 0},
+      {"huge: 2^31", {{"Age", "99999999999999999999"}}, kMaxDeltaSeconds},
+      {"none", {}, 0},
+  };
+  const FakeHeaders request{};
+  for (const Case& c : cases) {
+    Entry e;
+    BuildEntryMeta(Get(), 200, c.headers, request, kT, kT, Options{}, &e);
+    EXPECT_EQ(e.age_value, c.age) << c.name;
+  }
+  const Fields old{{"Cache-Control", "max-age=60"}, {"Age", "120"}, {"Date", Date(kT)}};
+  Entry e;
+  BuildEntryMeta(Get(), 200, old, request, kT, kT, Options{}, &e);
+  EXPECT_NE(Evaluate(e, Get(), kT).verdict, Verdict::kFresh);
+}
+
 // =============================================================================================
 // BuildEntryMeta.
 
