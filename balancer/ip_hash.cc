@@ -44,19 +44,10 @@
 #include <vector>
 
 #include "balancer/picker.h"
+#include "base/hash.h"
 
 namespace torii::balancer {
 namespace {
-
-// splitmix64's finalizer (Stafford's "Mix13"): a bijection on 64 bits with full avalanche.
-uint64_t Mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return x;
-}
 
 // The 8 bytes at `p` as a little-endian integer, whatever the host's byte order, so that
 // HashBytes() gives the same value on every machine.
@@ -136,11 +127,11 @@ struct HashClass {
     for (uint32_t index : members) {
       const BackendSpec& spec = specs[index];
       // Without an id, the index stands in (stable only while backends are appended).
-      const uint64_t id = spec.id != 0 ? spec.id : Mix64(uint64_t{index} + 1);
+      const uint64_t id = spec.id != 0 ? spec.id : base::Mix64Stafford13(uint64_t{index} + 1);
       const uint32_t weight = std::clamp<uint32_t>(spec.weight, 1, 256);
       max_weight = std::max(max_weight, weight);
-      builders.push_back(Builder{index, id, weight, Mix64(id ^ kOffsetSeed) % m,
-                                 Mix64(id ^ kSkipSeed) % (m - 1) + 1, 0});
+      builders.push_back(Builder{index, id, weight, base::Mix64Stafford13(id ^ kOffsetSeed) % m,
+                                 base::Mix64Stafford13(id ^ kSkipSeed) % (m - 1) + 1, 0});
     }
     // Claim order by identity, not by position in the config: reordering backends changes
     // nothing, and removing one leaves the others' relative order as it was.
@@ -198,7 +189,8 @@ struct HashClass {
       return std::nullopt;
     }
     // Double hashing: a per-key step in 1..m-1 from other bits of the key.
-    const uint32_t step = static_cast<uint32_t>(Mix64(key ^ kProbeSeed) % (m - 1)) + 1;
+    const uint32_t step =
+        static_cast<uint32_t>(base::Mix64Stafford13(key ^ kProbeSeed) % (m - 1)) + 1;
     for (uint32_t probe = 1; probe < m; ++probe) {
       slot = slot >= m - step ? slot - (m - step) : slot + step;
       if (eligible(table[slot])) {
@@ -226,7 +218,7 @@ class IpHash final : public Picker {
   // once more so that a caller passing a weak hash (a raw IPv4 address) still spreads.
   std::optional<uint32_t> Pick(uint64_t key_hash, const BackendMask& healthy,
                                const BackendMask& exclude) override {
-    const uint64_t key = Mix64(key_hash);
+    const uint64_t key = base::Mix64Stafford13(key_hash);
     if (std::optional<uint32_t> primary = primaries_.Pick(key, healthy, exclude)) {
       return primary;
     }
@@ -253,14 +245,14 @@ std::unique_ptr<Picker> MakeIpHash(std::vector<BackendSpec> backends) {
 uint64_t HashBytes(std::string_view bytes) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   size_t n = bytes.size();
-  uint64_t h = 0x746f7269692d6862ull ^ Mix64(n);  // "torii-hb"
+  uint64_t h = 0x746f7269692d6862ull ^ base::Mix64Stafford13(n);  // "torii-hb"
   for (; n >= 8; p += 8, n -= 8) {
-    h = Mix64(h ^ LoadLittleEndian64(p));
+    h = base::Mix64Stafford13(h ^ LoadLittleEndian64(p));
   }
   if (n > 0) {
-    h = Mix64(h ^ LoadLittleEndianTail(p, n));
+    h = base::Mix64Stafford13(h ^ LoadLittleEndianTail(p, n));
   }
-  return Mix64(h ^ (uint64_t{bytes.size()} * 0x9e3779b97f4a7c15ull));
+  return base::Mix64Stafford13(h ^ (uint64_t{bytes.size()} * 0x9e3779b97f4a7c15ull));
 }
 
 }  // namespace torii::balancer

@@ -5,6 +5,8 @@
 #include <array>
 #include <chrono>
 
+#include "base/text.h"
+
 namespace torii::cache {
 namespace {
 
@@ -196,16 +198,6 @@ void ResolveTwoDigitYear(int64_t now, Fields* f) {
   }
 }
 
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 void Put2(char* p, int v) {
   p[0] = static_cast<char>('0' + v / 10);
   p[1] = static_cast<char>('0' + v % 10);
@@ -214,7 +206,7 @@ void Put2(char* p, int v) {
 }  // namespace
 
 std::optional<int64_t> ParseHttpDate(std::string_view value, int64_t now) {
-  const std::string_view s = TrimOws(value);
+  const std::string_view s = base::TrimOws(value);
   Fields f;
   if (s.size() > 3 && s[3] == ',') {
     if (!ReadImfFixdate(s, &f)) {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "base/text.h"
 #include "cache/http_date.h"
 
 namespace torii::cache {
@@ -15,40 +16,7 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Text helpers.
 
-char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c; }
-
 bool IsOws(char c) { return c == ' ' || c == '\t'; }
-
-// `s` equals the lowercase literal `lower`, ignoring ASCII case.
-bool IEquals(std::string_view s, std::string_view lower) {
-  if (s.size() != lower.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (Lower(s[i]) != lower[i]) {
-      return false;
-    }
-  }
-  return true;
-}
-
-std::string LowerCopy(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    c = Lower(c);
-  }
-  return out;
-}
-
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && IsOws(s.front())) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && IsOws(s.back())) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 // Calls fn(element) for each comma-separated element of `value`, trimmed, empty ones skipped.
 template <class Fn>
@@ -56,7 +24,7 @@ void ForEachElement(std::string_view value, Fn fn) {
   while (!value.empty()) {
     const size_t comma = value.find(',');
     const std::string_view element =
-        TrimOws(comma == std::string_view::npos ? value : value.substr(0, comma));
+        base::TrimOws(comma == std::string_view::npos ? value : value.substr(0, comma));
     value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
     if (!element.empty()) {
       fn(element);
@@ -76,16 +44,17 @@ bool SafeFieldValue(std::string_view v) {
 std::optional<std::string_view> FirstField(std::span<const HeaderView> headers,
                                            std::string_view lower_name) {
   for (const HeaderView& h : headers) {
-    if (IEquals(h.name, lower_name)) {
-      return TrimOws(h.value);
+    if (base::EqualsIgnoreCase(h.name, lower_name)) {
+      return base::TrimOws(h.value);
     }
   }
   return std::nullopt;
 }
 
 size_t CountFields(std::span<const HeaderView> headers, std::string_view lower_name) {
-  return static_cast<size_t>(std::count_if(
-      headers.begin(), headers.end(), [&](const auto& h) { return IEquals(h.name, lower_name); }));
+  return static_cast<size_t>(std::count_if(headers.begin(), headers.end(), [&](const auto& h) {
+    return base::EqualsIgnoreCase(h.name, lower_name);
+  }));
 }
 
 std::vector<HeaderView> ViewsOf(const std::vector<Header>& headers) {
@@ -133,7 +102,7 @@ bool KeptAsNumber(std::string_view lower_name) {
 int64_t AgeValue(std::span<const HeaderView> headers) {
   std::optional<std::string_view> first;
   for (const HeaderView& h : headers) {
-    if (!first && IEquals(h.name, "age")) {
+    if (!first && base::EqualsIgnoreCase(h.name, "age")) {
       ForEachElement(h.value, [&](std::string_view member) {
         if (!first) {
           first = member;
@@ -157,7 +126,7 @@ int64_t AgeValue(std::span<const HeaderView> headers) {
 // The first Date field that is a valid HTTP-date.
 std::optional<int64_t> DateValue(std::span<const HeaderView> headers, int64_t now) {
   for (const HeaderView& h : headers) {
-    if (IEquals(h.name, "date")) {
+    if (base::EqualsIgnoreCase(h.name, "date")) {
       if (std::optional<int64_t> t = ParseHttpDate(h.value, now)) {
         return t;
       }
@@ -239,14 +208,14 @@ std::optional<int64_t> HeuristicLifetime(std::span<const HeaderView> headers, in
 std::vector<std::string> VaryNames(std::span<const HeaderView> headers, bool* star) {
   std::vector<std::string> names;
   for (const HeaderView& h : headers) {
-    if (!IEquals(h.name, "vary")) {
+    if (!base::EqualsIgnoreCase(h.name, "vary")) {
       continue;
     }
     ForEachElement(h.value, [&](std::string_view name) {
       if (name == "*") {
         *star = true;
       } else {
-        names.push_back(LowerCopy(name));
+        names.push_back(base::ToLowerAscii(name));
       }
     });
   }
@@ -258,7 +227,7 @@ std::vector<std::string> VaryNames(std::span<const HeaderView> headers, bool* st
 bool HasVaryStar(std::span<const HeaderView> headers) {
   bool star = false;
   for (const HeaderView& h : headers) {
-    if (IEquals(h.name, "vary")) {
+    if (base::EqualsIgnoreCase(h.name, "vary")) {
       ForEachElement(h.value, [&](std::string_view name) { star = star || name == "*"; });
     }
   }
@@ -290,16 +259,17 @@ std::optional<int> ParseQvalue(std::string_view s) {
 // kCodings, kStar, or nullopt when it is another coding or malformed; *q gets its weight.
 std::optional<int> ParseCodingElement(std::string_view element, int* q) {
   const size_t semi = element.find(';');
-  const std::string_view coding = TrimOws(element.substr(0, semi));
+  const std::string_view coding = base::TrimOws(element.substr(0, semi));
   *q = 1000;
   std::string_view params = semi == std::string_view::npos ? "" : element.substr(semi + 1);
   while (!params.empty()) {
     const size_t next = params.find(';');
-    const std::string_view param = TrimOws(params.substr(0, next));
+    const std::string_view param = base::TrimOws(params.substr(0, next));
     params = next == std::string_view::npos ? "" : params.substr(next + 1);
     const size_t eq = param.find('=');
-    if (eq != std::string_view::npos && IEquals(TrimOws(param.substr(0, eq)), "q")) {
-      const std::optional<int> parsed = ParseQvalue(TrimOws(param.substr(eq + 1)));
+    if (eq != std::string_view::npos &&
+        base::EqualsIgnoreCase(base::TrimOws(param.substr(0, eq)), "q")) {
+      const std::optional<int> parsed = ParseQvalue(base::TrimOws(param.substr(eq + 1)));
       if (!parsed) {
         return std::nullopt;
       }
@@ -309,9 +279,9 @@ std::optional<int> ParseCodingElement(std::string_view element, int* q) {
   if (coding == "*") {
     return kStar;
   }
-  const std::string_view name = IEquals(coding, "x-gzip") ? "gzip" : coding;
+  const std::string_view name = base::EqualsIgnoreCase(coding, "x-gzip") ? "gzip" : coding;
   for (size_t i = 0; i < kCodings.size(); ++i) {
-    if (IEquals(name, kCodings[i])) {
+    if (base::EqualsIgnoreCase(name, kCodings[i])) {
       return static_cast<int>(i);
     }
   }
@@ -339,7 +309,7 @@ std::string NormaliseAcceptEncoding(std::string_view value) {
 
 // OWS trimmed at the ends and around commas; everything else as it was.
 std::string NormaliseList(std::string_view value) {
-  value = TrimOws(value);
+  value = base::TrimOws(value);
   std::string out;
   out.reserve(value.size());
   for (size_t i = 0; i < value.size(); ++i) {
@@ -389,7 +359,7 @@ size_t EntityTagLength(std::string_view s) {
 
 // If-None-Match (RFC 9110 §13.1.2) against the stored `etag`, with weak comparison.
 bool NoneMatchHits(std::string_view etag, std::string_view field) {
-  field = TrimOws(field);
+  field = base::TrimOws(field);
   if (field == "*") {
     return true;
   }
@@ -472,7 +442,7 @@ bool StaleWhileRevalidateAllows(const CacheControl& response, int64_t staleness)
 CacheControl ResponseCacheControl(std::span<const HeaderView> headers) {
   CacheControl cc;
   for (const HeaderView& h : headers) {
-    if (IEquals(h.name, "cache-control")) {
+    if (base::EqualsIgnoreCase(h.name, "cache-control")) {
       ParseCacheControl(h.value, &cc);
     }
   }
@@ -484,7 +454,8 @@ CacheControl ResponseCacheControl(std::span<const HeaderView> headers, const Opt
     CacheControl cc;
     bool found = false;
     for (const HeaderView& h : headers) {
-      if (IEquals(h.name, name) && h.value.find_first_not_of(" \t") != std::string_view::npos) {
+      if (base::EqualsIgnoreCase(h.name, name) &&
+          h.value.find_first_not_of(" \t") != std::string_view::npos) {
         ParseCacheControl(h.value, &cc);
         found = true;
       }
@@ -503,8 +474,10 @@ CacheControl RequestCacheControl(std::span<const HeaderView> headers) {
   }
   CacheControl cc;
   for (const HeaderView& h : headers) {
-    if (IEquals(h.name, "pragma")) {
-      ForEachElement(h.value, [&](std::string_view e) { cc.no_cache |= IEquals(e, "no-cache"); });
+    if (base::EqualsIgnoreCase(h.name, "pragma")) {
+      ForEachElement(h.value, [&](std::string_view e) {
+        cc.no_cache |= base::EqualsIgnoreCase(e, "no-cache");
+      });
     }
   }
   return cc;
@@ -603,7 +576,7 @@ void BuildEntryMeta(const Request& /*req*/, uint16_t status,
   out->headers.clear();
   out->headers.reserve(response_headers.size() + 1);
   for (const HeaderView& h : response_headers) {
-    std::string name = LowerCopy(h.name);
+    std::string name = base::ToLowerAscii(h.name);
     const bool cookie =
         name == "set-cookie" && options.set_cookie != Options::SetCookie::kStore;
     if (!NeverStored(name) && !KeptAsNumber(name) && !cookie) {
@@ -739,7 +712,7 @@ Refresh Refresh304(const Entry& old, std::span<const HeaderView> headers_304, in
   std::vector<Header> updates;
   std::vector<std::string_view> updated_names;
   for (const HeaderView& h : headers_304) {
-    std::string name = LowerCopy(h.name);
+    std::string name = base::ToLowerAscii(h.name);
     if (!NeverUpdated(name, options) && !KeptAsNumber(name)) {
       updates.push_back({std::move(name), std::string(h.value)});
     }

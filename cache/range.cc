@@ -3,21 +3,12 @@
 
 #include <optional>
 
+#include "base/text.h"
 #include "cache/http_date.h"
 
 namespace torii::cache {
 
 namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 // 1*DIGIT, without overflow (values past 2^62 are refused: no representation is that long).
 std::optional<uint64_t> Digits(std::string_view s) {
@@ -53,17 +44,17 @@ bool UnitIsBytes(std::string_view unit) {
 RangeAnswer EvaluateRange(std::string_view range, uint64_t length) {
   RangeAnswer ignore;
   const size_t eq = range.find('=');
-  if (eq == std::string_view::npos || !UnitIsBytes(Trim(range.substr(0, eq)))) {
+  if (eq == std::string_view::npos || !UnitIsBytes(base::TrimOws(range.substr(0, eq)))) {
     return ignore;
   }
-  std::string_view spec = Trim(range.substr(eq + 1));
+  std::string_view spec = base::TrimOws(range.substr(eq + 1));
   // Empty list elements are allowed by the list syntax (RFC 9110 §5.6.1); more than one
   // real element is a multi-range request, which is not served from here.
   std::string_view only;
   int elements = 0;
   while (!spec.empty()) {
     const size_t comma = spec.find(',');
-    const std::string_view element = Trim(spec.substr(0, comma));
+    const std::string_view element = base::TrimOws(spec.substr(0, comma));
     spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
     if (element.empty()) {
       continue;
@@ -111,7 +102,7 @@ RangeAnswer EvaluateRange(std::string_view range, uint64_t length) {
 }
 
 bool IfRangeHolds(std::string_view if_range, const Entry& entry) {
-  if_range = Trim(if_range);
+  if_range = base::TrimOws(if_range);
   if (if_range.starts_with("W/")) {
     return false;  // a weak tag never matches (strong comparison)
   }

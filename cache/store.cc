@@ -16,6 +16,9 @@
 #include <thread>
 #include <utility>
 
+#include "base/hash.h"
+#include "base/spin_lock.h"
+
 namespace torii::cache {
 namespace {
 
@@ -23,53 +26,12 @@ constexpr uint32_t kNil = 0xffffffffu;
 constexpr uint32_t kMaxShards = 4096;
 constexpr uint8_t kMaxFreq = 3;  // S3-FIFO's 2-bit frequency
 
-// MurmurHash3's fmix64: spreads the caller's (keyed) hash over the shard and bucket bits.
-// Invertible, so distinct hashes stay distinct. Not a defence against chosen keys: the
-// caller's keyed hash is.
-uint64_t Mix64(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return x;
-}
-
 // Lemire's multiply-shift range reduction on the high half; the bucket uses the low bits.
 uint32_t ShardOf(uint64_t mixed, uint32_t shards) {
   return static_cast<uint32_t>(((mixed >> 32) * shards) >> 32);
 }
 
-// A test-and-test-and-set lock, as ratelimit/ uses (cache/ depends on nothing of ours, hence
-// the copy). The sections it guards are a probe, a key compare and a few links; a waiter
-// spins with the pause hint and yields after a while, so a preempted holder costs no core.
-class SpinLock {
- public:
-  void lock() {
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      int spins = 0;
-      while (locked_.load(std::memory_order_relaxed)) {
-        if (++spins < 128) {
-          Pause();
-        } else {
-          std::this_thread::yield();
-          spins = 0;
-        }
-      }
-    }
-  }
-  void unlock() { locked_.store(false, std::memory_order_release); }
-
- private:
-  static void Pause() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
-  }
-  std::atomic<bool> locked_{false};
-};
+using SpinLock = base::SpinLock;
 
 // Adds to a counter that only its shard's lock holder writes: a plain load and store, no
 // locked instruction; readers load it relaxed without the lock.
@@ -170,7 +132,7 @@ struct alignas(64) Store::Shard {
 
   // --- index -----------------------------------------------------------------------------
 
-  // The rec of `key`, or kNil. `mixed` = Mix64(hash).
+  // The rec of `key`, or kNil. `mixed` = base::Mix64(hash).
   uint32_t Find(std::string_view key, uint64_t hash, uint64_t mixed) const {
     if (slots.empty()) {
       return kNil;
@@ -235,7 +197,7 @@ struct alignas(64) Store::Shard {
     const size_t mask = n - 1;
     for (const Slot& s : old) {
       if (s.rec != kNil) {
-        size_t i = Mix64(s.hash) & mask;
+        size_t i = base::Mix64(s.hash) & mask;
         while (slots[i].rec != kNil) {
           i = (i + 1) & mask;
         }
@@ -248,12 +210,12 @@ struct alignas(64) Store::Shard {
   // sit closer to their home move into the hole, so probes never meet tombstones.
   void EraseSlot(uint64_t hash, uint32_t r) {
     const size_t mask = slots.size() - 1;
-    size_t hole = Mix64(hash) & mask;
+    size_t hole = base::Mix64(hash) & mask;
     while (slots[hole].rec != r) {
       hole = (hole + 1) & mask;
     }
     for (size_t j = (hole + 1) & mask; slots[j].rec != kNil; j = (j + 1) & mask) {
-      const size_t home = Mix64(slots[j].hash) & mask;
+      const size_t home = base::Mix64(slots[j].hash) & mask;
       if (((j - home) & mask) >= ((j - hole) & mask)) {
         slots[hole] = slots[j];
         hole = j;
@@ -303,7 +265,9 @@ struct alignas(64) Store::Shard {
   }
 
   // The ghost slot of a key hash (bits apart from those that chose the shard and the bucket).
-  uint64_t& GhostSlot(uint64_t hash) { return ghost[(Mix64(hash) >> 20) & (ghost.size() - 1)]; }
+  uint64_t& GhostSlot(uint64_t hash) {
+    return ghost[(base::Mix64(hash) >> 20) & (ghost.size() - 1)];
+  }
 
   void RememberEvicted(uint64_t hash) {
     if (ghost.size() <= entries) {  // at least one slot per entry held; regrown empty
@@ -477,7 +441,7 @@ Store::Shard& Store::ShardFor(uint64_t mixed) const {
 
 std::shared_ptr<const Entry> Store::Lookup(std::string_view key, uint64_t hash,
                                            const HeaderSource& request) {
-  const uint64_t mixed = Mix64(hash);
+  const uint64_t mixed = base::Mix64(hash);
   Shard& s = ShardFor(mixed);
   // Variants that need the matcher, newest first, copied so that they outlive the lock.
   std::shared_ptr<const Entry> candidates[kMaxVariants];
@@ -533,7 +497,7 @@ std::shared_ptr<const Entry> Store::Lookup(std::string_view key, uint64_t hash,
 
 std::shared_ptr<const Entry> Store::Insert(std::string_view key, uint64_t hash,
                                            std::shared_ptr<Entry> entry) {
-  const uint64_t mixed = Mix64(hash);
+  const uint64_t mixed = base::Mix64(hash);
   Shard& s = ShardFor(mixed);
   if (entry == nullptr) {
     s.refusals.fetch_add(1, std::memory_order_relaxed);
@@ -589,7 +553,7 @@ std::shared_ptr<const Entry> Store::Insert(std::string_view key, uint64_t hash,
 }
 
 bool Store::Remove(std::string_view key, uint64_t hash) {
-  const uint64_t mixed = Mix64(hash);
+  const uint64_t mixed = base::Mix64(hash);
   Shard& s = ShardFor(mixed);
   Graveyard grave;
   std::lock_guard<SpinLock> hold(s.lock);
@@ -607,7 +571,7 @@ bool Store::Remove(std::string_view key, uint64_t hash) {
 }
 
 bool Store::RemoveEntry(std::string_view key, uint64_t hash, uint64_t id) {
-  const uint64_t mixed = Mix64(hash);
+  const uint64_t mixed = base::Mix64(hash);
   Shard& s = ShardFor(mixed);
   Graveyard grave;
   std::lock_guard<SpinLock> hold(s.lock);
@@ -627,7 +591,7 @@ bool Store::RemoveEntry(std::string_view key, uint64_t hash, uint64_t id) {
 }
 
 FillRole Store::JoinFill(std::string_view key, uint64_t hash, const Waiter& self, int64_t now) {
-  const uint64_t mixed = Mix64(hash);
+  const uint64_t mixed = base::Mix64(hash);
   Shard& s = ShardFor(mixed);
   std::lock_guard<SpinLock> hold(s.lock);
   uint32_t r = s.Find(key, hash, mixed);
@@ -667,7 +631,7 @@ FillRole Store::JoinFill(std::string_view key, uint64_t hash, const Waiter& self
 }
 
 std::vector<Waiter> Store::EndFill(std::string_view key, uint64_t hash, const Waiter& filler) {
-  const uint64_t mixed = Mix64(hash);
+  const uint64_t mixed = base::Mix64(hash);
   Shard& s = ShardFor(mixed);
   std::vector<Waiter> woken;
   std::lock_guard<SpinLock> hold(s.lock);
@@ -685,7 +649,7 @@ std::vector<Waiter> Store::EndFill(std::string_view key, uint64_t hash, const Wa
 }
 
 bool Store::LeaveFill(std::string_view key, uint64_t hash, const Waiter& waiter) {
-  const uint64_t mixed = Mix64(hash);
+  const uint64_t mixed = base::Mix64(hash);
   Shard& s = ShardFor(mixed);
   std::lock_guard<SpinLock> hold(s.lock);
   const uint32_t r = s.Find(key, hash, mixed);

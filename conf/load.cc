@@ -28,6 +28,8 @@
 #include <optional>
 #include <utility>
 
+#include "base/text.h"
+
 namespace torii::conf {
 namespace {
 
@@ -180,16 +182,6 @@ bool IsTokenChar(char c) {
     return true;
   }
   return "!#$%&'*+-.^_`|~"sv.find(c) != std::string_view::npos;
-}
-
-std::string Lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
 }
 
 // A DNS-style host name (already lowercased): labels of [a-z0-9_-], 1..63 bytes, separated by
@@ -914,7 +906,7 @@ class Loader {
       h.U32("rise", 1, 1000, &health.rise);
       h.U32("fall", 1, 1000, &health.fall);
       if (auto host = h.String("host")) {
-        if (!IsHostName(Lowercase(*host))) {
+        if (!IsHostName(base::ToLowerAscii(*host))) {
           h.FailAt(*h.Find("host"), "host", "expected a host name, got " + Quote(*host));
         }
         health.host = std::move(*host);
@@ -998,7 +990,7 @@ class Loader {
                                        : std::string("an empty array")));
       }
       for (const toml::node& element : *array) {
-        const std::string type = Lowercase(s.StringOf(element, "types"));
+        const std::string type = base::ToLowerAscii(s.StringOf(element, "types"));
         const size_t slash = type.find('/');
         const bool ok = slash != std::string::npos && slash > 0 && slash + 1 < type.size() &&
                         std::all_of(type.begin(), type.end(),
@@ -1183,7 +1175,7 @@ class Loader {
         fail();
       }
       r->key = RateLimitConfig::Key::kHeader;
-      r->header = Lowercase(name);
+      r->header = base::ToLowerAscii(name);
       return;
     }
     if (!text.starts_with("client_ip")) {
@@ -1258,7 +1250,7 @@ class Loader {
         std::all_of(name.begin(), name.end(), IsTokenChar)) {
       if (kind == "header") {
         key.kind = HashKeyConfig::Kind::kHeader;
-        key.name = Lowercase(name);
+        key.name = base::ToLowerAscii(name);
         return key;
       }
       if (kind == "cookie") {
@@ -1329,7 +1321,8 @@ class Loader {
       return url.size() == 1 || url[1] != '/';  // "//host" would be scheme-relative
     }
     for (std::string_view scheme : {"http://", "https://"}) {
-      if (url.size() > scheme.size() && Lowercase(url.substr(0, scheme.size())) == scheme) {
+      if (url.size() > scheme.size() &&
+          base::ToLowerAscii(url.substr(0, scheme.size())) == scheme) {
         return url[scheme.size()] != '/';
       }
     }
@@ -1352,7 +1345,7 @@ class Loader {
     RouteConfig route;
 
     if (auto host = s.String("host")) {
-      route.host = Lowercase(*host);
+      route.host = base::ToLowerAscii(*host);
       const bool ok = route.host == "*" ||
                       (route.host.starts_with("*.") && IsHostName(route.host.substr(2))) ||
                       IsHostName(route.host);
@@ -1476,7 +1469,7 @@ class Loader {
         Fail(key->source(), s.label() + ": header name " + Quote(name) +
                                 " is not a valid token (letters, digits and !#$%&'*+-.^_`|~)");
       }
-      const std::string lower = Lowercase(name);
+      const std::string lower = base::ToLowerAscii(name);
       if (IsManagedHeader(lower)) {
         Fail(key->source(),
              s.label() + ": header " + Quote(name) + " cannot be added: torii manages it");

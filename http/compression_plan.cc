@@ -7,14 +7,6 @@ namespace torii::http {
 
 namespace {
 
-bool ContainsIgnoreCase(std::string_view haystack, std::string_view needle) {
-  for (size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
-    if (EqualsIgnoreCase(haystack.substr(i, needle.size()), needle)) {
-      return true;
-    }
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -82,7 +74,8 @@ CompressionPlan PlanCompression(const CompressionSpec& spec, bool route_compress
       // no-transform: intermediaries must not change the representation (RFC 9111 §5.2.2.6).
       // private: per-user content, where compression next to reflected input leaks secrets
       // through the compressed size (BREACH, BAD-INPUTS Z3); not compressed either.
-      if (ContainsIgnoreCase(hv.value, "no-transform") || ContainsIgnoreCase(hv.value, "private")) {
+      if (base::ContainsIgnoreCase(hv.value, "no-transform") ||
+          base::ContainsIgnoreCase(hv.value, "private")) {
         return plan;
       }
     } else if (EqualsIgnoreCase(hv.name, "set-cookie")) {

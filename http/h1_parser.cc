@@ -12,21 +12,11 @@ constexpr uint32_t kMaxChunkExtBytes = 4096;
 
 H1Parser& Self(llhttp_t* p) { return *static_cast<H1Parser*>(p->data); }
 
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 // A Transfer-Encoding value made only of codings we know but do not implement.
 bool OnlyKnownCodings(std::string_view v) {
   while (!v.empty()) {
     const size_t comma = v.find(',');
-    std::string_view item = TrimOws(v.substr(0, comma));
+    std::string_view item = base::TrimOws(v.substr(0, comma));
     if (!(EqualsIgnoreCase(item, "gzip") || EqualsIgnoreCase(item, "deflate") ||
           EqualsIgnoreCase(item, "compress") || EqualsIgnoreCase(item, "x-gzip") ||
           EqualsIgnoreCase(item, "x-compress"))) {
@@ -41,26 +31,6 @@ bool OnlyKnownCodings(std::string_view v) {
 }
 
 }  // namespace
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z') {
-      x = static_cast<char>(x - 'A' + 'a');
-    }
-    if (y >= 'A' && y <= 'Z') {
-      y = static_cast<char>(y - 'A' + 'a');
-    }
-    if (x != y) {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool IsToken(std::string_view s) {
   if (s.empty()) {
@@ -486,7 +456,7 @@ int H1Parser::ValidateHead() {
   std::string_view te;
   for (const FieldOffsets& f : fields) {
     HeaderView h{std::string_view(b + f.name_off, f.name_len),
-                 TrimOws(std::string_view(b + f.value_off, f.value_len))};
+                 base::TrimOws(std::string_view(b + f.value_off, f.value_len))};
     if (!IsToken(h.name)) {
       return Fail(bad, "invalid header name");
     }

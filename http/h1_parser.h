@@ -27,6 +27,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/text.h"
+
 namespace torii::http {
 
 struct HeaderView {
@@ -199,8 +201,8 @@ class H1Parser {
   uint16_t tail_ = 0;  // last two bytes consumed
 };
 
-// Case-insensitive ASCII comparison for header names and tokens.
-bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+// Case-insensitive ASCII comparison for header names and tokens (base/text.h).
+using base::EqualsIgnoreCase;
 // RFC 9110 token characters (header names, methods).
 bool IsToken(std::string_view s);
 // A header value torii is willing to forward: no NUL, CR, LF or other CTL except HTAB.

@@ -46,12 +46,6 @@ bool IsDroppedResponseHeader(std::string_view name) {
   return false;
 }
 
-void AppendDecimal(std::string* out, uint64_t v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-  out->append(buf, static_cast<size_t>(end - buf));
-}
-
 std::string_view ReasonPhrase(int status) {
   switch (status) {
     case 100: return "Continue";

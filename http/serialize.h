@@ -60,8 +60,8 @@ inline std::string_view BuildLocalReply(int status, bool close, std::string* out
 // "1a2b\r\n"
 void AppendChunkHeader(size_t size, std::string* out);
 
-// "1234"
-void AppendDecimal(std::string* out, uint64_t v);
+// "1234" (base/text.h)
+using base::AppendDecimal;
 
 // True when `name` is listed in one of the Connection fields of `headers` (so it is hop-by-hop
 // for this message, RFC 9110 §7.6.1).

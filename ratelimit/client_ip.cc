@@ -1,18 +1,11 @@
 // ratelimit/client_ip.cc: RealClient (client_ip.h).
 #include "ratelimit/client_ip.h"
 
+#include "base/text.h"
+
 namespace torii::ratelimit {
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 }  // namespace
 
@@ -25,7 +18,7 @@ IpAddr RealClient(const IpAddr& peer, std::string_view xff, const IpList& truste
   while (!rest.empty()) {
     const size_t comma = rest.rfind(',');
     const std::string_view hop =
-        Trim(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+        base::TrimOws(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(0, comma);
     if (hop.empty()) {
       continue;

@@ -26,42 +26,12 @@
 #include <thread>
 #include <type_traits>
 
+#include "base/spin_lock.h"
 #include "ratelimit/hash.h"
 
 namespace torii::ratelimit::detail {
 
-// A test-and-test-and-set lock. The critical sections it guards are a few dozen nanoseconds
-// (one probe and some arithmetic); a std::mutex costs about as much again uncontended. A
-// waiter spins with the CPU's pause hint and yields after a while, so a holder that was
-// preempted (or is sweeping a full shard, a few microseconds) does not burn a core.
-class SpinLock {
- public:
-  void lock() {
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      int spins = 0;
-      while (locked_.load(std::memory_order_relaxed)) {
-        if (++spins < 128) {
-          Pause();
-        } else {
-          std::this_thread::yield();
-          spins = 0;
-        }
-      }
-    }
-  }
-  bool try_lock() { return !locked_.exchange(true, std::memory_order_acquire); }
-  void unlock() { locked_.store(false, std::memory_order_release); }
-
- private:
-  static void Pause() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
-  }
-  std::atomic<bool> locked_{false};
-};
+using SpinLock = base::SpinLock;  // base/spin_lock.h
 
 template <class V>
 class FlatTable {

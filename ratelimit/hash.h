@@ -20,6 +20,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "base/hash.h"
+
 namespace torii::ratelimit {
 
 // The keyed hash of `bytes`, for keys built from text ("header:X-Api-Key" values, routes).
@@ -85,14 +87,7 @@ uint64_t KeyedHash(const uint8_t* data, size_t len);
 // A fast invertible mixer (MurmurHash3's fmix64) that the tables apply to a caller's key
 // before placing it: callers may pass weak hashes (a route index), and an invertible mix keeps
 // distinct keys distinct. Not a defence against chosen keys; the keyed hash is.
-inline uint64_t Mix64(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return x;
-}
+using base::Mix64;
 
 // The shard of a mixed key among `shards` (Lemire's multiply-shift range reduction, on the
 // high half so the slot index inside the shard, taken from the low bits, stays independent).

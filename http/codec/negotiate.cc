@@ -6,22 +6,13 @@
 #include <span>
 #include <string_view>
 
+#include "base/text.h"
 #include "http/codec/codec.h"
 
 namespace torii::codec {
 namespace {
 
 bool IsOws(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && IsOws(s.front())) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && IsOws(s.back())) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 // RFC 9110 §5.6.2 tchar.
 bool IsTchar(char c) {
@@ -101,7 +92,7 @@ bool MemberAcceptable(std::string_view params) {
     // params starts with ';'.
     params.remove_prefix(1);
     const size_t end = params.find(';');
-    const std::string_view param = TrimOws(params.substr(0, end));
+    const std::string_view param = base::TrimOws(params.substr(0, end));
     params = end == std::string_view::npos ? std::string_view() : params.substr(end);
     if (param.empty()) {
       continue;  // "gzip;" or "gzip;;q=1": tolerated
@@ -110,12 +101,12 @@ bool MemberAcceptable(std::string_view params) {
     if (eq == std::string_view::npos || seen_q) {
       return false;  // a bare name, or a second q
     }
-    const std::string_view name = TrimOws(param.substr(0, eq));
+    const std::string_view name = base::TrimOws(param.substr(0, eq));
     if (!EqualsLower(name, "q")) {
       return false;  // Accept-Encoding has no other parameter
     }
     seen_q = true;
-    if (!ParseQvalue(TrimOws(param.substr(eq + 1)), &positive)) {
+    if (!ParseQvalue(base::TrimOws(param.substr(eq + 1)), &positive)) {
       return false;
     }
   }
@@ -165,7 +156,7 @@ Coding Negotiate(std::string_view accept_encoding, std::span<const Coding> serve
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
 
     const size_t semi = member.find(';');
-    const std::string_view name = TrimOws(member.substr(0, semi));
+    const std::string_view name = base::TrimOws(member.substr(0, semi));
     if (name.empty() || !IsToken(name)) {
       continue;  // an empty member (",,"), or one we cannot attribute to any coding
     }

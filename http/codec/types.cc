@@ -6,22 +6,13 @@
 #include <string_view>
 #include <vector>
 
+#include "base/text.h"
 #include "http/codec/codec.h"
 
 namespace torii::codec {
 namespace {
 
 bool IsOws(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && IsOws(s.front())) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && IsOws(s.back())) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 // RFC 9110 §5.6.2 token.
 bool IsToken(std::string_view s) {
@@ -89,7 +80,7 @@ bool IsValidTypePattern(std::string_view pattern) {
 
 bool TypeMatches(std::string_view content_type, std::span<const std::string> patterns) {
   MediaType t;
-  if (!Split(TrimOws(content_type.substr(0, content_type.find(';'))), &t)) {
+  if (!Split(base::TrimOws(content_type.substr(0, content_type.find(';'))), &t)) {
     return false;
   }
   for (const std::string& pattern : patterns) {

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/text.h"
 #include "ratelimit/client_ip.h"
 #include "ratelimit/ip.h"
 #include "tests/fuzz/fuzz.h"
@@ -20,16 +21,6 @@ namespace torii::fuzz {
 namespace {
 
 constexpr const char* kName = "client_ip_fuzz";
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 }  // namespace
 
@@ -44,7 +35,7 @@ int FuzzClientIp(const uint8_t* data, size_t size) {
   std::string_view rest = cidrs;
   while (!rest.empty() && added.size() < 256) {
     const size_t comma = rest.find(',');
-    const std::string_view item = Trim(rest.substr(0, comma));
+    const std::string_view item = base::TrimOws(rest.substr(0, comma));
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     if (auto c = ratelimit::ParseCidr(item, nullptr)) {
       trusted.Add(*c);
@@ -78,7 +69,7 @@ int FuzzClientIp(const uint8_t* data, size_t size) {
     std::string_view hops = xff;
     while (!named) {
       const size_t comma = hops.find(',');
-      if (auto a = ratelimit::ParseIp(Trim(hops.substr(0, comma)))) {
+      if (auto a = ratelimit::ParseIp(base::TrimOws(hops.substr(0, comma)))) {
         named = *a == client;
       }
       if (comma == std::string_view::npos) {

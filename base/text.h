@@ -1,0 +1,72 @@
+// base/text.h: ASCII text helpers for protocol fields: no locale, no allocation unless the
+// function returns a std::string. Header-only (they sit on every hot path).
+//
+// Owns: optional-whitespace trimming (RFC 9110 §5.6.3 OWS: SP and HTAB), ASCII
+// case-insensitive comparison and search, lowercasing, decimal formatting. Leaves out: list
+// parsing, token validation and anything protocol-specific (the modules that parse a field
+// know its grammar).
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace torii::base {
+
+constexpr char LowerAscii(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// `s` without SP / HTAB at either end.
+constexpr std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// Equal ignoring ASCII case (header names, tokens, directive names).
+constexpr bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (LowerAscii(a[i]) != LowerAscii(b[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// `needle` occurs in `haystack`, ignoring ASCII case. O(|haystack| × |needle|): for short
+// needles in bounded fields.
+constexpr bool ContainsIgnoreCase(std::string_view haystack, std::string_view needle) {
+  for (size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
+    if (EqualsIgnoreCase(haystack.substr(i, needle.size()), needle)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A lowercased copy.
+inline std::string ToLowerAscii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    c = LowerAscii(c);
+  }
+  return out;
+}
+
+// Appends `v` in decimal ("1234").
+inline void AppendDecimal(std::string* out, uint64_t v) {
+  char buf[24];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  out->append(buf, static_cast<size_t>(end - buf));
+}
+
+}  // namespace torii::base
