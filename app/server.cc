@@ -23,6 +23,7 @@
 #include "conf/load.h"
 #include "balancer/health.h"
 #include "core/worker.h"
+#include "base/text.h"
 #include "http/proxy_config.h"
 #include "http/proxy_context.h"
 #include "http/proxy_session.h"
@@ -72,6 +73,14 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
   p->limits.send_timeout_ms = static_cast<uint64_t>(c.limits.send_timeout.count());
   p->limits.keepalive_requests = c.limits.keepalive_requests;
   p->timing = c.server.phase_timing;
+  p->request_id_header = c.server.request_id_header;
+  p->trace_context = c.server.trace_context;
+  if (!p->request_id_header.empty()) {
+    p->replaced_request_fields.push_back(base::ToLowerAscii(p->request_id_header));
+  }
+  if (p->trace_context) {
+    p->replaced_request_fields.push_back("traceparent");
+  }
   for (const conf::PoolConfig& pc : c.pools) {
     http::PoolSpec ps;
     ps.name = pc.name;

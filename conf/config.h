@@ -68,6 +68,10 @@ struct ServerConfig {
   bool phase_timing = true;
   // Path normalisation (before routing and access decisions) merges runs of '/' into one.
   bool merge_slashes = true;
+  // Request IDs: the header that carries one to the backend and back to the client (kept from
+  // a trusted proxy, made otherwise); "" turns IDs off. W3C traceparent continued or started.
+  std::string request_id_header = "X-Request-Id";
+  bool trace_context = true;
 };
 
 struct AdminConfig {

@@ -584,10 +584,19 @@ class Loader {
     s.CheckKeys({"workers", "ready_file", "access_log", "access_log_format", "error_log",
                  "log_level", "shutdown_grace", "max_connections", "sq_entries", "cq_entries",
                  "recv_buffers", "recv_buffer_size", "trusted_proxies", "phase_timing",
-                 "merge_slashes"});
+                 "merge_slashes", "request_id_header", "trace_context"});
     s.U32("workers", 0, 1024, &out->workers);
     s.Bool("phase_timing", &out->phase_timing);
     s.Bool("merge_slashes", &out->merge_slashes);
+    s.Bool("trace_context", &out->trace_context);
+    if (auto v = s.String("request_id_header")) {
+      if (!std::all_of(v->begin(), v->end(), IsTokenChar) ||
+          base::EqualsIgnoreCase(*v, "traceparent") || base::EqualsIgnoreCase(*v, "host")) {
+        s.FailAt(*s.Find("request_id_header"), "request_id_header",
+                 "expected a header name (or \"\" for none), got " + Quote(*v));
+      }
+      out->request_id_header = std::move(*v);
+    }
     out->trusted_proxies = CidrList(s, "trusted_proxies");
     if (auto v = s.String("ready_file")) {
       out->ready_file = std::move(*v);

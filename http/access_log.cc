@@ -76,6 +76,16 @@ void AccessLog::Append(const AccessRecord& r) {
       AppendEscaped(r.peer, kMaxField, true);
       buf_ += '"';
     }
+    if (!r.request_id.empty()) {
+      buf_ += ",\"request_id\":\"";
+      AppendEscaped(r.request_id, kMaxField, true);
+      buf_ += '"';
+    }
+    if (!r.trace_id.empty()) {
+      buf_ += ",\"trace_id\":\"";
+      AppendEscaped(r.trace_id, kMaxField, true);
+      buf_ += '"';
+    }
     if (!r.cache.empty()) {
       buf_ += ",\"cache\":\"";
       AppendEscaped(r.cache, kMaxField, true);
@@ -139,6 +149,14 @@ void AccessLog::Append(const AccessRecord& r) {
     if (!r.peer.empty()) {
       buf_ += " peer=";
       AppendEscaped(r.peer, kMaxField, false);
+    }
+    if (!r.request_id.empty()) {
+      buf_ += " rid=";
+      AppendEscaped(r.request_id, kMaxField, false);
+    }
+    if (!r.trace_id.empty()) {
+      buf_ += " trace=";
+      AppendEscaped(r.trace_id, kMaxField, false);
     }
     buf_ += '\n';
   }

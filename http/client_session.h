@@ -101,6 +101,11 @@ class ClientSession final : public core::ConnHandler {
   // Who the client is (B().client, client_text, forwarded_for): the peer, or behind
   // trusted_proxies the right-most untrusted X-Forwarded-For hop (issue #15).
   void ResolveClient(const core::Conn& conn, const MessageHead& h);
+  // The request ID (kept from a trusted peer or made) and the traceparent (continued or
+  // started) of this request: B().request_id, trace_id, id_lines (http/trace.h).
+  void AssignIds(const MessageHead& h);
+  // "Request-Id-Header: ID\r\n" onto a response's extra lines, when IDs are on.
+  void AppendRequestId(std::string* lines) const;
   // The upstream request head (B().upstream_head) for this request, with the forwarding
   // headers ResolveClient decided.
   void BuildUpstreamHead(const MessageHead& h);

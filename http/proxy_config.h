@@ -184,6 +184,11 @@ struct ProxyConfig {
   std::vector<CacheSpec> caches;
   // Sessions take phase timestamps: [server] phase_timing, or some route has server_timing.
   bool timing = false;
+  // Request IDs ([server] request_id_header; empty: off) and W3C trace context
+  // ([server] trace_context): the client fields the exchange replaces (lowercase names).
+  std::string request_id_header;
+  bool trace_context = false;
+  std::vector<std::string> replaced_request_fields;
 };
 
 }  // namespace torii::http

@@ -25,6 +25,7 @@
 #include "http/h1_parser.h"
 #include "http/phases.h"
 #include "http/proxy_config.h"
+#include "http/trace.h"
 
 namespace torii::http {
 
@@ -49,6 +50,11 @@ struct ExchangeBuffers {
   ratelimit::IpAddr client;
   std::string client_text;    // the client's address when it is not the peer ("" otherwise)
   std::string forwarded_for;  // from a trusted peer: its X-Forwarded-For chain, then the peer
+  // Request ID and trace context (AssignIds): the ID, the trace's 32-hex id for the log, and
+  // the "Name: value\r\n" lines the backend gets in place of the client's.
+  std::string request_id;
+  std::string trace_id;
+  std::string id_lines;
   balancer::BackendMask exclude;  // backends already tried for this request (retries)
   // Phase timestamps (ProxyConfig::timing): the latency budget (phases.h). Kept here, not in
   // the session, so idle connections pay nothing.
@@ -108,6 +114,9 @@ struct ExchangeBuffers {
     resp_extra.clear();
     client_text.clear();
     forwarded_for.clear();
+    request_id.clear();
+    trace_id.clear();
+    id_lines.clear();
     timing = ExchangeTiming{};
   }
 };
@@ -272,6 +281,8 @@ class ProxyContext {
   // Scratch for building a head or a chunk header that is written out at once (never held
   // across calls).
   std::string& scratch() { return scratch_; }
+  // Random IDs for requests and traces (this worker's).
+  IdSource& ids() { return ids_; }
 
   // Buffers for a new exchange, with their parser initialised as `kind` with `limits`.
   std::unique_ptr<ExchangeBuffers> AcquireBuffers(H1Parser::Kind kind,
@@ -319,6 +330,7 @@ class ProxyContext {
   std::unique_ptr<AccessLog> log_;
   ProxyStats stats_;
   std::string scratch_;
+  IdSource ids_;
   std::vector<std::unique_ptr<ExchangeBuffers>> free_buffers_;
   // The queue's wake-up: a worker task, created with the first waiter.
   void KickWaiters();

@@ -232,6 +232,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
     B().timing.head = ctx_.worker().now_ns();
   }
   ResolveClient(conn, h);
+  AssignIds(h);
   if (!CheckRequest(conn) || !CheckAccess(conn)) {
     return !conn.closing();
   }
@@ -432,6 +433,60 @@ void ClientSession::ResolveClient(const core::Conn& conn, const MessageHead& h) 
   b.forwarded_for.append(peer_);
 }
 
+void ClientSession::AssignIds(const MessageHead& h) {
+  const ProxyConfig& config = cfg();
+  ExchangeBuffers& b = B();
+  b.request_id.clear();
+  b.trace_id.clear();
+  b.id_lines.clear();
+  if (!config.request_id_header.empty()) {
+    // Kept from a trusted proxy (so one ID follows the request through the fleet), made here
+    // otherwise: a client cannot choose the ID the logs will show for it.
+    if (!b.forwarded_for.empty()) {
+      for (const HeaderView& hv : h.headers) {
+        if (EqualsIgnoreCase(hv.name, config.request_id_header) && IsValidRequestId(hv.value)) {
+          b.request_id.assign(hv.value);
+          break;
+        }
+      }
+    }
+    if (b.request_id.empty()) {
+      uint8_t raw[16];
+      ctx_.ids().Fill(raw, sizeof(raw));
+      AppendHex(raw, sizeof(raw), &b.request_id);
+    }
+    b.id_lines.append(config.request_id_header).append(": ").append(b.request_id).append("\r\n");
+  }
+  if (config.trace_context) {
+    // W3C Trace Context: continue the client's trace with torii as the parent span, or start
+    // one. tracestate passes through untouched as an end-to-end field.
+    std::optional<TraceParent> tp;
+    for (const HeaderView& hv : h.headers) {
+      if (EqualsIgnoreCase(hv.name, "traceparent")) {
+        tp = tp ? std::nullopt : ParseTraceParent(hv.value);  // two: invalid, start anew
+        if (!tp) {
+          break;
+        }
+      }
+    }
+    if (!tp) {
+      tp.emplace();
+      ctx_.ids().Fill(tp->trace_id.data(), tp->trace_id.size());
+    }
+    ctx_.ids().Fill(tp->parent_id.data(), tp->parent_id.size());
+    AppendHex(tp->trace_id.data(), tp->trace_id.size(), &b.trace_id);
+    b.id_lines.append("traceparent: ");
+    AppendTraceParent(*tp, &b.id_lines);
+    b.id_lines.append("\r\n");
+  }
+}
+
+void ClientSession::AppendRequestId(std::string* lines) const {
+  if (b_ && !b_->request_id.empty()) {
+    lines->append(cfg().request_id_header).append(": ").append(b_->request_id).append("\r\n");
+  }
+}
+
 void ClientSession::BuildUpstreamHead(const MessageHead& h) {
   ExchangeBuffers& b = B();
   std::string_view proto = scheme();
@@ -461,7 +516,8 @@ void ClientSession::BuildUpstreamHead(const MessageHead& h) {
   }
   BuildUpstreamRequestHead(h, b.host, b.target,
                            b.forwarded_for.empty() ? std::string_view(peer_) : b.forwarded_for,
-                           x_.req_framing, &b.upstream_head, proto, forwarded_host);
+                           x_.req_framing, &b.upstream_head, proto, forwarded_host,
+                           UpstreamHeadEdits{cfg().replaced_request_fields, b.id_lines});
 }
 
 bool ClientSession::CheckRequest(core::Conn& conn) {
@@ -880,12 +936,15 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   if (cfg().timing) {
     B().timing.response = ctx_.worker().now_ns();
   }
-  if (route.server_timing) {
+  if (route.server_timing || !B().request_id.empty()) {
     if (!x_.has_resp_extra) {
       B().resp_extra.assign(route.add_headers);
       x_.has_resp_extra = true;
     }
-    AppendServerTiming(&B().resp_extra);
+    if (route.server_timing) {
+      AppendServerTiming(&B().resp_extra);
+    }
+    AppendRequestId(&B().resp_extra);
     extra = B().resp_extra;
   }
   if (encoder_ || decoder_) {
@@ -1221,6 +1280,12 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
   if (x_.req_framing != Framing::kNone && req_ != Req::kDone) {
     close_after_ = true;  // the body is unread: close rather than drain it (P6)
   }
+  std::string with_id;
+  if (b_ && !b_->request_id.empty()) {
+    with_id.assign(extra_headers);
+    AppendRequestId(&with_id);
+    extra_headers = with_id;
+  }
   ctx_.scratch().clear();
   const std::string_view body =
       BuildLocalReply(status, close_after_, extra_headers, &ctx_.scratch());
@@ -1283,6 +1348,8 @@ void ClientSession::LogExchange() {
     r.client = B().client_text;
     r.peer = peer_;
   }
+  r.request_id = B().request_id;
+  r.trace_id = B().trace_id;
   r.method = B().method;
   r.target = B().target;
   r.host = B().host;

@@ -132,7 +132,7 @@ void AppendChunkHeader(size_t size, std::string* out) {
 void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
                               std::string_view target, std::string_view forwarded_for,
                               Framing framing, std::string* out, std::string_view proto,
-                              std::string_view forwarded_host) {
+                              std::string_view forwarded_host, const UpstreamHeadEdits& edits) {
   out->clear();
   out->append(req.method);
   out->push_back(' ');
@@ -150,6 +150,13 @@ void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
     if (IsDroppedRequestHeader(h.name) || NamedInConnection(req.headers, h.name)) {
       continue;
     }
+    bool removed = false;
+    for (const std::string& name : edits.remove) {
+      removed = removed || EqualsIgnoreCase(h.name, name);
+    }
+    if (removed) {
+      continue;
+    }
     if (&h == last_via) {
       out->append(h.name);
       out->append(": ");
@@ -165,6 +172,7 @@ void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
   if (!forwarded_host.empty()) {
     AppendHeader(out, "X-Forwarded-Host", forwarded_host);
   }
+  out->append(edits.add);
   if (!have_via) {
     AppendHeader(out, "Via", "1.1 torii");
   }

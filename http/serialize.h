@@ -23,11 +23,17 @@ namespace torii::http {
 // client used), X-Forwarded-Host (`forwarded_host`, when not empty), Via, and framing
 // (Content-Length: N / Transfer-Encoding: chunked / nothing). The client's own forwarding
 // headers are never copied: the caller decides what of them to believe.
+// `edits` names client fields not to copy and adds the exchange's own lines.
+struct UpstreamHeadEdits {
+  std::span<const std::string> remove;  // lowercase names of client fields not copied
+  std::string_view add;                 // pre-serialised "Name: value\r\n" lines added
+};
 void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
                               std::string_view target, std::string_view forwarded_for,
                               Framing framing, std::string* out,
                               std::string_view proto = "http",
-                              std::string_view forwarded_host = {});
+                              std::string_view forwarded_host = {},
+                              const UpstreamHeadEdits& edits = {});
 
 // The response head for the client. `framing` is how torii sends the body (which may differ
 // from the backend's). `head_request`: keep the backend's Content-Length (it describes the

@@ -675,6 +675,7 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   extra.append("\r\nCache-Status: ");
   extra.append(cache_status);
   extra.append("\r\n");
+  AppendRequestId(&extra);
   cs.status.assign(cache_status);
   if (draining_) {
     close_after_ = true;

@@ -74,6 +74,8 @@ cq_entries = 8192
 recv_buffers = 512
 recv_buffer_size = "32KiB"
 merge_slashes = false
+request_id_header = "X-Trace-Id"
+trace_context = false
 
 [limits]
 header_bytes = "8KiB"
@@ -137,6 +139,8 @@ pool = "app"
   EXPECT_EQ(c.server.shutdown_grace, milliseconds(0));
   EXPECT_EQ(c.server.max_connections, 1000u);
   EXPECT_FALSE(c.server.merge_slashes);
+  EXPECT_EQ(c.server.request_id_header, "X-Trace-Id");
+  EXPECT_FALSE(c.server.trace_context);
   EXPECT_FALSE(c.listeners[0].allow_encoded_slash);
   EXPECT_FALSE(c.listeners[0].allow_encoded_nul);
   EXPECT_TRUE(c.listeners[1].allow_encoded_slash);
@@ -221,6 +225,9 @@ TEST(LoadConfig, DefaultsApply) {
   EXPECT_EQ(c.server.cq_entries, d.server.cq_entries);
   EXPECT_EQ(c.server.recv_buffers, d.server.recv_buffers);
   EXPECT_EQ(c.server.recv_buffer_size, d.server.recv_buffer_size);
+  EXPECT_EQ(c.server.request_id_header, "X-Request-Id");
+  EXPECT_TRUE(c.server.trace_context);
+  EXPECT_TRUE(c.server.merge_slashes);
   EXPECT_FALSE(c.admin.enabled);
   EXPECT_TRUE(c.admin.allow.empty());
   EXPECT_EQ(c.limits.header_bytes, d.limits.header_bytes);
@@ -397,6 +404,8 @@ TEST(LoadConfigErrors, UnknownKey) {
   ExpectError(WithBase("[sever]\nworkers = 1\n"), 1, 2,
               "unknown key \"sever\" in the top level; did you mean \"server\"?");
   ExpectError(WithBase("timeout = \"1s\"\n"), 1, 1, "unknown key \"timeout\" in the top level");
+  ExpectError(WithBase("[server]\nrequest_id_header = \"X Id\"\n"), 2, 21,
+              "expected a header name");
 }
 
 // Unknown keys inside inline tables (backends, health) and in array-of-table entries.

@@ -5,6 +5,7 @@ real client carried end to end behind trusted proxies (X-Forwarded-For/-Proto/-H
 access log, ip_hash), and never believed from anyone else (H3)."""
 
 import json
+import re
 import unittest
 
 import harness as h
@@ -160,7 +161,7 @@ class ClientIdentity(h.ToriiCase):
         self.assertEqual(self.seen("X-Forwarded-For"), [TRUSTED])
         lines = self.t.access_log_lines(wait_for_count=3)
         self.assertTrue(lines[0].startswith("203.0.113.9 ["), lines[0])
-        self.assertTrue(lines[0].endswith(" peer=" + TRUSTED), lines[0])
+        self.assertIn(" peer=" + TRUSTED + " ", lines[0])
         self.assertTrue(lines[2].startswith(TRUSTED + " ["), lines[2])
         self.assertNotIn("peer=", lines[2])
 
@@ -199,6 +200,81 @@ class ClientIdentity(h.ToriiCase):
                 chosen.setdefault(client, set()).add(r.header("X-Backend"))
         self.assertTrue(all(len(b) == 1 for b in chosen.values()), chosen)
         self.assertGreater(len(set().union(*chosen.values())), 1, chosen)
+
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+class RequestIdsAndTraceContext(h.ToriiCase):
+    def start(self, **server):
+        self.o = self.origin("o1")
+        extra = {"trusted_proxies": [TRUSTED + "/32"], "access_log_format": "json"}
+        extra.update(server)
+        self.t = self.torii(h.proxy_config([self.o], server_extra=extra))
+
+    def seen(self, name):
+        return h.header_of(self.o.log_entries()[-1], name)
+
+    # A client's X-Request-Id is replaced by torii's own (it cannot choose what the logs show);
+    # the backend, the response and the access log carry the same ID.
+    def test_request_id_made_for_untrusted_clients(self):
+        self.start()
+        r = h.get(self.t.addr(), "/", source="127.0.0.2", headers=[("X-Request-Id", "evil")])
+        rid = r.header("X-Request-Id")
+        self.assertRegex(rid, HEX32)
+        self.assertEqual(self.seen("X-Request-Id"), [rid])
+        rec = json.loads(self.t.access_log_lines(wait_for_count=1)[0])
+        self.assertEqual(rec["request_id"], rid)
+        other = h.get(self.t.addr(), "/").header("X-Request-Id")
+        self.assertNotEqual(other, rid)
+
+    # From a trusted proxy the ID is kept, so one ID follows the request through the fleet.
+    def test_request_id_kept_from_a_trusted_proxy(self):
+        self.start()
+        r = h.get(self.t.addr(), "/", source=TRUSTED, headers=[("X-Request-Id", "lb-42")])
+        self.assertEqual(r.header("X-Request-Id"), "lb-42")
+        self.assertEqual(self.seen("X-Request-Id"), ["lb-42"])
+        # An unsafe value is replaced even from a trusted peer.
+        r = h.get(self.t.addr(), "/", source=TRUSTED, headers=[("X-Request-Id", "a b")])
+        self.assertRegex(r.header("X-Request-Id"), HEX32)
+
+    # Responses torii makes itself carry the ID too.
+    def test_local_replies_carry_the_id(self):
+        self.start()
+        data, _ = h.raw(self.t.addr(), b"GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(h.status_of(data), 400)
+        self.assertRegex(data.decode("latin-1"), r"\r\nX-Request-Id: [0-9a-f]{32}\r\n")
+
+    # W3C trace context: a valid traceparent is continued (same trace id and flags, torii's
+    # span as the parent); none, or an invalid one, starts a trace; the log shows the trace id.
+    def test_traceparent_continued_or_started(self):
+        self.start()
+        incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        h.get(self.t.addr(), "/", headers=[("traceparent", incoming), ("tracestate", "k=v")])
+        tp = self.seen("traceparent")
+        self.assertEqual(len(tp), 1)
+        m = TRACEPARENT.match(tp[0])
+        self.assertIsNotNone(m, tp)
+        self.assertEqual(m.group(1), "4bf92f3577b34da6a3ce929d0e0e4736")
+        self.assertNotEqual(m.group(2), "00f067aa0ba902b7")
+        self.assertEqual(m.group(3), "01")
+        self.assertEqual(self.seen("tracestate"), ["k=v"])
+        rec = json.loads(self.t.access_log_lines(wait_for_count=1)[0])
+        self.assertEqual(rec["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736")
+        for headers in ([], [("traceparent", incoming.upper())]):
+            h.get(self.t.addr(), "/", headers=headers)
+            m = TRACEPARENT.match(self.seen("traceparent")[0])
+            self.assertIsNotNone(m)
+            self.assertNotEqual(m.group(1), "4bf92f3577b34da6a3ce929d0e0e4736")
+
+    # Both can be turned off: the client's fields then pass through as any other.
+    def test_off(self):
+        self.start(request_id_header="", trace_context=False)
+        r = h.get(self.t.addr(), "/", headers=[("X-Request-Id", "c-1"), ("traceparent", "x")])
+        self.assertIsNone(r.header("X-Request-Id"))
+        self.assertEqual(self.seen("X-Request-Id"), ["c-1"])
+        self.assertEqual(self.seen("traceparent"), ["x"])
 
 
 class TcpHealthChecks(h.ToriiCase):

@@ -432,7 +432,8 @@ class Routing(h.ToriiCase):
 
 TEXT_LINE = re.compile(r'^(\S+) \[([^\]]+)\] "(\S*) (\S*) HTTP/1\.(\d)" (\d{3}) (\d+) '
                        r'host="([^"]*)" backend=(\S+) (\d+)ms( note="[^"]*")?'
-                       r'( phases_ms=[a-z]+:[0-9.]+(?:,[a-z]+:[0-9.]+)*)?$')
+                       r'( phases_ms=[a-z]+:[0-9.]+(?:,[a-z]+:[0-9.]+)*)?'
+                       r'( rid=[0-9a-f]{32})?( trace=[0-9a-f]{32})?$')
 
 
 class AccessLog(h.ToriiCase):

@@ -1,0 +1,142 @@
+// http/trace.cc: see trace.h.
+#include "http/trace.h"
+
+#include <sys/random.h>
+
+#include <chrono>
+#include <cstring>
+
+namespace torii::http {
+
+namespace {
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  return -1;  // uppercase is invalid in traceparent
+}
+
+bool ParseHex(std::string_view text, uint8_t* out) {
+  for (size_t i = 0; i < text.size() / 2; ++i) {
+    const int hi = HexDigit(text[2 * i]);
+    const int lo = HexDigit(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      return false;
+    }
+    out[i] = static_cast<uint8_t>(hi * 16 + lo);
+  }
+  return true;
+}
+
+template <size_t N>
+bool AllZero(const std::array<uint8_t, N>& a) {
+  for (uint8_t b : a) {
+    if (b != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+}  // namespace
+
+bool IsValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) {
+    return false;
+  }
+  for (const char c : id) {
+    if (c <= 0x20 || c >= 0x7f || c == '"' || c == ',' || c == ';' || c == '\\') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::optional<TraceParent> ParseTraceParent(std::string_view v) {
+  constexpr size_t kLength = 55;  // 2 + 1 + 32 + 1 + 16 + 1 + 2
+  if (v.size() < kLength || v[2] != '-' || v[35] != '-' || v[52] != '-') {
+    return std::nullopt;
+  }
+  uint8_t version = 0;
+  if (!ParseHex(v.substr(0, 2), &version) || version == 0xff) {
+    return std::nullopt;
+  }
+  if (version == 0 ? v.size() != kLength : (v.size() > kLength && v[kLength] != '-')) {
+    return std::nullopt;
+  }
+  TraceParent tp;
+  if (!ParseHex(v.substr(3, 32), tp.trace_id.data()) ||
+      !ParseHex(v.substr(36, 16), tp.parent_id.data()) || !ParseHex(v.substr(53, 2), &tp.flags) ||
+      AllZero(tp.trace_id) || AllZero(tp.parent_id)) {
+    return std::nullopt;
+  }
+  return tp;
+}
+
+void AppendHex(const uint8_t* bytes, size_t n, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; ++i) {
+    out->push_back(kHex[bytes[i] >> 4]);
+    out->push_back(kHex[bytes[i] & 15]);
+  }
+}
+
+void AppendTraceParent(const TraceParent& tp, std::string* out) {
+  out->append("00-");
+  AppendHex(tp.trace_id.data(), tp.trace_id.size(), out);
+  out->push_back('-');
+  AppendHex(tp.parent_id.data(), tp.parent_id.size(), out);
+  out->push_back('-');
+  AppendHex(&tp.flags, 1, out);
+}
+
+IdSource::IdSource() {
+  if (getrandom(s_, sizeof(s_), 0) != static_cast<ssize_t>(sizeof(s_))) {
+    // No entropy source: IDs need to be unique, not secret. Mix the clock and the address.
+    uint64_t x = static_cast<uint64_t>(
+                     std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                 reinterpret_cast<uintptr_t>(this);
+    for (uint64_t& s : s_) {
+      x += 0x9e3779b97f4a7c15ull;
+      s = x;
+    }
+  }
+  if ((s_[0] | s_[1] | s_[2] | s_[3]) == 0) {
+    s_[0] = 1;  // xoshiro's only forbidden state
+  }
+}
+
+uint64_t IdSource::Next() {
+  const uint64_t result = Rotl(s_[1] * 5, 7) * 9;
+  const uint64_t t = s_[1] << 17;
+  s_[2] ^= s_[0];
+  s_[3] ^= s_[1];
+  s_[1] ^= s_[2];
+  s_[0] ^= s_[3];
+  s_[2] ^= t;
+  s_[3] = Rotl(s_[3], 45);
+  return result;
+}
+
+void IdSource::Fill(uint8_t* out, size_t n) {
+  bool nonzero = false;
+  for (size_t i = 0; i < n; i += 8) {
+    const uint64_t r = Next();
+    const size_t take = n - i < 8 ? n - i : 8;
+    std::memcpy(out + i, &r, take);
+    for (size_t j = 0; j < take; ++j) {
+      nonzero = nonzero || out[i + j] != 0;
+    }
+  }
+  if (!nonzero && n > 0) {
+    out[n - 1] = 1;
+  }
+}
+
+}  // namespace torii::http
