@@ -244,6 +244,31 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     for (const auto& [name, value] : rc.add_headers) {
       rs.add_headers += name + ": " + value + "\r\n";
     }
+    rs.strip_prefix = rc.strip_prefix;
+    rs.has_replace_prefix = rc.replace_prefix.has_value();
+    rs.replace_prefix = rc.replace_prefix.value_or("");
+    rs.host_rewrite = rc.host_rewrite;
+    rs.upstream_remove = p->replaced_request_fields;
+    for (const auto& [name, value] : rc.request_headers.set) {
+      rs.upstream_remove.push_back(base::ToLowerAscii(name));
+      rs.upstream_add += name + ": " + value + "\r\n";
+    }
+    for (const auto& [name, value] : rc.request_headers.add) {
+      rs.upstream_add += name + ": " + value + "\r\n";
+    }
+    for (const std::string& name : rc.request_headers.remove) {
+      rs.upstream_remove.push_back(name);
+    }
+    for (const auto& [name, value] : rc.response_headers.set) {
+      rs.response_remove.push_back(base::ToLowerAscii(name));
+      rs.add_headers += name + ": " + value + "\r\n";
+    }
+    for (const auto& [name, value] : rc.response_headers.add) {
+      rs.add_headers += name + ": " + value + "\r\n";
+    }
+    for (const std::string& name : rc.response_headers.remove) {
+      rs.response_remove.push_back(name);
+    }
     p->routes.push_back(std::move(rs));
   }
   for (const conf::ListenerConfig& l : c.listeners) {

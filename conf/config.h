@@ -200,6 +200,13 @@ struct PoolConfig {
   std::optional<tls::ClientOptions> tls;
 };
 
+// request_headers / response_headers = { set = {...}, add = {...}, remove = [...] }.
+struct HeaderRewrite {
+  std::vector<std::pair<std::string, std::string>> set;  // replace any field of that name
+  std::vector<std::pair<std::string, std::string>> add;  // add next to the ones there
+  std::vector<std::string> remove;                       // lowercase names dropped
+};
+
 struct RouteConfig {
   std::string host = "*";         // exact, "*.example.com", or "*"
   std::string path_prefix = "/";
@@ -219,6 +226,14 @@ struct RouteConfig {
   uint32_t cache_index = 0;        // resolved by the loader
   std::vector<std::string> allow;  // normalised CIDRs (403 as for listeners)
   std::vector<std::string> deny;
+  // Rewrites toward the backend (after routing and access decisions, which use the client's
+  // normalised request): the path's leading strip_prefix removed, or the matched path_prefix
+  // replaced by replace_prefix; the Host sent; request and response header fields.
+  std::string strip_prefix;
+  std::optional<std::string> replace_prefix;
+  std::string host_rewrite;
+  HeaderRewrite request_headers;
+  HeaderRewrite response_headers;
 };
 
 // [compression]: how routes with compress = true encode responses.

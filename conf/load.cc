@@ -1350,7 +1350,8 @@ class Loader {
     Section s(table, "[[route]] #" + std::to_string(config.routes.size() + 1));
     s.CheckKeys({"host", "path_prefix", "pool", "compress", "server_timing", "add_headers",
                  "redirect", "redirect_prefix", "redirect_status", "rate_limit", "allow", "deny",
-                 "cache"});
+                 "cache", "strip_prefix", "replace_prefix", "host_rewrite", "request_headers",
+                 "response_headers"});
     RouteConfig route;
 
     if (auto host = s.String("host")) {
@@ -1446,8 +1447,9 @@ class Loader {
     // Accepted as false (the default) but refused as true until they exist: an operator must
     // never believe a feature is on when it is not.
     if (const toml::table* headers = s.SubTable("add_headers")) {
-      LoadAddHeaders(Section(*headers, s.label() + " add_headers"), &route);
+      route.add_headers = LoadHeaderMap(Section(*headers, s.label() + " add_headers"));
     }
+    LoadRewrites(s, &route);
 
     for (size_t i = 0; i < config.routes.size(); ++i) {
       const RouteConfig& other = config.routes[i];
@@ -1461,7 +1463,8 @@ class Loader {
 
   // add_headers = { "Name" = "value", ... }: names are RFC 9110 tokens, values hold no CR, LF,
   // NUL or other control character (HTAB is fine). Kept in file order, not toml++'s key order.
-  static void LoadAddHeaders(const Section& s, RouteConfig* route) {
+  static std::vector<std::pair<std::string, std::string>> LoadHeaderMap(const Section& s) {
+    std::vector<std::pair<std::string, std::string>> out;
     std::vector<std::pair<const toml::key*, const toml::node*>> entries;
     for (auto&& [key, node] : s.table()) {
       entries.emplace_back(&key, &node);
@@ -1497,7 +1500,92 @@ class Loader {
                  "header value must not contain CR, LF, NUL or other control characters, got " +
                      Quote(value));
       }
-      route->add_headers.emplace_back(name, std::move(value));
+      out.emplace_back(name, std::move(value));
+    }
+    return out;
+  }
+
+  // strip_prefix / replace_prefix, host_rewrite, request_headers, response_headers.
+  static void LoadRewrites(const Section& s, RouteConfig* route) {
+    const toml::node* strip = s.Find("strip_prefix");
+    const toml::node* replace = s.Find("replace_prefix");
+    if (strip != nullptr && replace != nullptr) {
+      s.FailAt(*replace, "replace_prefix",
+               "a route has either strip_prefix or replace_prefix, not both");
+    }
+    if (route->pool.empty()) {
+      for (const std::string_view key :
+           {"strip_prefix", "replace_prefix", "host_rewrite", "request_headers"}) {
+        if (const toml::node* n = s.Find(key)) {
+          s.FailAt(*n, key, "a redirect route answers itself: nothing goes to a backend to rewrite");
+        }
+      }
+    }
+    for (const auto& [node, key] :
+         {std::pair{strip, "strip_prefix"}, std::pair{replace, "replace_prefix"}}) {
+      if (node == nullptr) {
+        continue;
+      }
+      std::string value = s.StringOf(*node, key);
+      if (value.empty() || value.front() != '/' || !IsCleanPath(value)) {
+        s.FailAt(*node, key,
+                 "expected a path starting with '/' (no spaces or control characters), got " +
+                     Quote(value));
+      }
+      if (node == strip) {
+        route->strip_prefix = std::move(value);
+      } else {
+        route->replace_prefix = std::move(value);
+      }
+    }
+    if (auto host = s.String("host_rewrite")) {
+      const std::string_view name = std::string_view(*host).substr(0, host->rfind(':'));
+      const bool port_ok = host->rfind(':') == std::string::npos ||
+                           (host->size() > name.size() + 1 &&
+                            std::all_of(host->begin() + name.size() + 1, host->end(),
+                                        [](char c) { return c >= '0' && c <= '9'; }));
+      if (!IsHostName(base::ToLowerAscii(name)) || !port_ok) {
+        s.FailAt(*s.Find("host_rewrite"), "host_rewrite",
+                 "expected a host name with an optional port (\"api.internal:8080\"), got " +
+                     Quote(*host));
+      }
+      route->host_rewrite = std::move(*host);
+    }
+    for (const auto& [key, out] : {std::pair{"request_headers", &route->request_headers},
+                                   std::pair{"response_headers", &route->response_headers}}) {
+      const toml::table* table = s.SubTable(key);
+      if (table == nullptr) {
+        continue;
+      }
+      Section h(*table, s.label() + " " + key);
+      h.CheckKeys({"set", "add", "remove"});
+      if (std::string_view(key) == "request_headers") {
+        // Fields torii writes itself for the backend: a second copy would contradict it.
+        for (const std::string_view sub : {"set", "add"}) {
+          const toml::table* t = h.SubTable(sub);
+          for (auto&& [k, v] : t != nullptr ? *t : toml::table{}) {
+            const std::string lower = base::ToLowerAscii(k.str());
+            if (lower == "x-forwarded-for" || lower == "x-forwarded-proto" ||
+                lower == "x-forwarded-host" || lower == "via") {
+              Fail(k.source(), h.label() + " " + std::string(sub) + ": " + Quote(std::string(k.str())) +
+                                   " is written by torii (trusted_proxies decides what it says)");
+            }
+          }
+        }
+      }
+      if (const toml::table* set = h.SubTable("set")) {
+        out->set = LoadHeaderMap(Section(*set, h.label() + " set"));
+      }
+      if (const toml::table* add = h.SubTable("add")) {
+        out->add = LoadHeaderMap(Section(*add, h.label() + " add"));
+      }
+      out->remove = HeaderNames(h, "remove");
+      for (const std::string& name : out->remove) {
+        if (IsManagedHeader(name)) {
+          h.FailAt(*h.Find("remove"), "remove",
+                   "header " + Quote(name) + " cannot be removed: torii manages it");
+        }
+      }
     }
   }
 

@@ -100,6 +100,18 @@ struct RouteSpec {
   int32_t rate_limit = -1;  // index into ProxyConfig::rate_limits, or -1
   int32_t cache = -1;       // index into ProxyConfig::caches, or -1
   std::shared_ptr<CounterGrid> requests;  // requests routed here, per worker (one column)
+  // Rewrites toward the backend (RewriteTarget in router.h; validated by the config loader).
+  std::string strip_prefix;
+  std::string replace_prefix;
+  bool has_replace_prefix = false;
+  std::string host_rewrite;  // the Host the backend gets ("" = the client's)
+  // Client fields not copied to the backend (lowercase): the server-wide replaced ones
+  // (request ID, traceparent) plus this route's request_headers set / remove.
+  std::vector<std::string> upstream_remove;
+  std::string upstream_add;  // "Name: value\r\n" lines: request_headers set and add
+  // Backend response fields dropped (lowercase): response_headers set / remove. The set and
+  // add values are in add_headers.
+  std::vector<std::string> response_remove;
 };
 
 struct ListenerSpec {

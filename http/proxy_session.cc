@@ -514,10 +514,21 @@ void ClientSession::BuildUpstreamHead(const MessageHead& h) {
       }
     }
   }
-  BuildUpstreamRequestHead(h, b.host, b.target,
+  // The route's rewrites apply to what the backend gets only: routing, access, limits, the
+  // cache key and the log all used the client's (normalised) request.
+  const RouteSpec& route = cfg().routes[x_.route];
+  std::string_view target = b.target;
+  std::string& rewritten = ctx_.scratch();
+  if (RewriteTarget(route, b.target, &rewritten)) {
+    target = rewritten;
+  }
+  b.id_lines.append(route.upstream_add);
+  BuildUpstreamRequestHead(h, route.host_rewrite.empty() ? std::string_view(b.host)
+                                                         : std::string_view(route.host_rewrite),
+                           target,
                            b.forwarded_for.empty() ? std::string_view(peer_) : b.forwarded_for,
                            x_.req_framing, &b.upstream_head, proto, forwarded_host,
-                           UpstreamHeadEdits{cfg().replaced_request_fields, b.id_lines});
+                           UpstreamHeadEdits{route.upstream_remove, b.id_lines});
 }
 
 bool ClientSession::CheckRequest(core::Conn& conn) {
@@ -931,6 +942,7 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   HeadEdits edits;
   DecideCompression(head, &edits);
   const RouteSpec& route = cfg().routes[x_.route];
+  edits.remove = route.response_remove;
   std::string_view extra = x_.has_resp_extra ? std::string_view(B().resp_extra)
                                            : std::string_view(route.add_headers);
   if (cfg().timing) {

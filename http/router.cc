@@ -29,4 +29,30 @@ std::optional<uint32_t> MatchRoute(const std::vector<RouteSpec>& routes, std::st
   return std::nullopt;
 }
 
+bool RewriteTarget(const RouteSpec& route, std::string_view target, std::string* out) {
+  std::string_view rest;
+  std::string_view head;
+  if (target.empty() || target.front() != '/') {
+    return false;  // "*"
+  }
+  if (route.has_replace_prefix && target.starts_with(route.path_prefix)) {
+    head = route.replace_prefix;
+    rest = target.substr(route.path_prefix.size());
+  } else if (!route.strip_prefix.empty() && target.starts_with(route.strip_prefix)) {
+    rest = target.substr(route.strip_prefix.size());
+  } else {
+    return false;
+  }
+  out->assign(head);
+  if (out->empty()) {
+    if (rest.empty() || rest.front() != '/') {
+      out->push_back('/');  // "/api" stripped from "/api" or "/api?x": the root
+    }
+  } else if (out->back() == '/' && !rest.empty() && rest.front() == '/') {
+    rest.remove_prefix(1);  // "/v2/" + "/users": one slash
+  }
+  out->append(rest);
+  return true;
+}
+
 }  // namespace torii::http

@@ -234,6 +234,13 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
     if (IsDroppedResponseHeader(h.name) || NamedInConnection(resp.headers, h.name)) {
       continue;
     }
+    bool removed = false;
+    for (const std::string& name : edits.remove) {
+      removed = removed || EqualsIgnoreCase(h.name, name);
+    }
+    if (removed) {
+      continue;
+    }
     if ((!edits.content_encoding.empty() || edits.drop_content_encoding) &&
         EqualsIgnoreCase(h.name, "content-encoding")) {
       continue;  // replaced below (or gone: the body was decoded)

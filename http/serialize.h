@@ -50,6 +50,7 @@ struct HeadEdits {
   bool vary_accept_encoding = false;
   bool weaken_etag = false;
   bool drop_content_encoding = false;  // the body was decoded (decompress = true)
+  std::span<const std::string> remove;  // lowercase names of the backend's fields dropped
 };
 void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head_request,
                              bool close, uint8_t client_minor, std::string_view extra,

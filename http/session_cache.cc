@@ -646,6 +646,7 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
     body.reset();
   }
   HeadEdits edits;
+  edits.remove = cfg().routes[x_.route].response_remove;
   if (!not_modified && range.kind == cache::RangeKind::kIgnore) {
     const CompressionPlan plan =
         PlanCompression(cfg().compression, cfg().routes[x_.route].compress, x_.coding, head);

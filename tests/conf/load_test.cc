@@ -867,6 +867,47 @@ std::string PoolWith(std::string_view keys, std::string_view route = "[[route]]\
   return std::string(kPoolHead) + std::string(keys) + std::string(route);
 }
 
+// Route rewrites: prefixes, Host, request and response fields; each misuse names its key.
+TEST(LoadRoutes, Rewrites) {
+  const Config c = LoadOk(PoolWith("", R"([[route]]
+pool = "app"
+path_prefix = "/api/"
+strip_prefix = "/api"
+host_rewrite = "api.internal:8080"
+request_headers = { set = { "X-Env" = "prod" }, add = { "X-Tag" = "a" }, remove = ["X-Debug"] }
+response_headers = { set = { "Server" = "edge" }, remove = ["X-Powered-By"] }
+[[route]]
+pool = "app"
+path_prefix = "/old/"
+replace_prefix = "/new/"
+)"));
+  const RouteConfig& r = c.routes[0];
+  EXPECT_EQ(r.strip_prefix, "/api");
+  EXPECT_FALSE(r.replace_prefix.has_value());
+  EXPECT_EQ(r.host_rewrite, "api.internal:8080");
+  EXPECT_EQ(r.request_headers.set.size(), 1u);
+  EXPECT_EQ(r.request_headers.add[0].first, "X-Tag");
+  EXPECT_EQ(r.request_headers.remove, std::vector<std::string>{"x-debug"});
+  EXPECT_EQ(r.response_headers.set[0].second, "edge");
+  EXPECT_EQ(r.response_headers.remove, std::vector<std::string>{"x-powered-by"});
+  EXPECT_EQ(c.routes[1].replace_prefix, "/new/");
+
+  const std::string route = "[[route]]\npool = \"app\"\n";
+  ExpectError(PoolWith("", route + "strip_prefix = \"/a\"\nreplace_prefix = \"/b\"\n"), 10, 18,
+              "either strip_prefix or replace_prefix");
+  ExpectError(PoolWith("", route + "strip_prefix = \"api\"\n"), 9, 16,
+              "expected a path starting with '/'");
+  ExpectError(PoolWith("", route + "host_rewrite = \"a b\"\n"), 9, 16, "expected a host name");
+  ExpectError(PoolWith("", route + "request_headers = { set = { \"Host\" = \"x\" } }\n"), 9, 29,
+              "torii manages it");
+  ExpectError(PoolWith("", route + "request_headers = { add = { \"X-Forwarded-For\" = \"1\" } }\n"),
+              9, 29, "is written by torii");
+  ExpectError(PoolWith("", route + "response_headers = { remove = [\"Content-Length\"] }\n"), 9,
+              31, "cannot be removed");
+  ExpectError(PoolWith("", route + "request_headers = { drop = [] }\n"), 9, 21,
+              "unknown key \"drop\"");
+}
+
 TEST(LoadBalancing, AlgorithmsAndHashKeys) {
   EXPECT_EQ(LoadOk(PoolWith("algorithm = \"least_conn\"\n")).pools[0].algorithm,
             Algorithm::kLeastConn);

@@ -93,3 +93,47 @@ TEST(RouterTest, NoMatchIsNullopt) {
 
 }  // namespace
 }  // namespace torii::http
+
+namespace torii::http {
+namespace {
+
+RouteSpec Rewriting(std::string prefix, std::string strip, std::string replace = "",
+                    bool has_replace = false) {
+  RouteSpec r;
+  r.path_prefix = std::move(prefix);
+  r.strip_prefix = std::move(strip);
+  r.replace_prefix = std::move(replace);
+  r.has_replace_prefix = has_replace;
+  return r;
+}
+
+std::string Rewritten(const RouteSpec& r, std::string_view target) {
+  std::string out = "unchanged";
+  return RewriteTarget(r, target, &out) ? out : "unchanged";
+}
+
+// strip_prefix removes a leading prefix; what is left always starts with '/'; the query stays.
+TEST(RewriteTest, StripPrefix) {
+  const RouteSpec r = Rewriting("/api/", "/api");
+  EXPECT_EQ(Rewritten(r, "/api/users?x=1"), "/users?x=1");
+  EXPECT_EQ(Rewritten(r, "/api"), "/");
+  EXPECT_EQ(Rewritten(r, "/api?x=1"), "/?x=1");
+  EXPECT_EQ(Rewritten(r, "/apiv2/x"), "/v2/x");  // a prefix, not a segment (as nginx)
+  EXPECT_EQ(Rewritten(r, "/other"), "unchanged");
+  EXPECT_EQ(Rewritten(r, "*"), "unchanged");
+}
+
+// replace_prefix swaps the matched path_prefix, with one slash at the seam.
+TEST(RewriteTest, ReplacePrefix) {
+  EXPECT_EQ(Rewritten(Rewriting("/api/", "", "/v2/", true), "/api/users?x"), "/v2/users?x");
+  EXPECT_EQ(Rewritten(Rewriting("/api", "", "/v2", true), "/api/users"), "/v2/users");
+  EXPECT_EQ(Rewritten(Rewriting("/api", "", "/v2", true), "/api"), "/v2");
+  EXPECT_EQ(Rewritten(Rewriting("/api", "", "/v2/", true), "/api/users"), "/v2/users");
+  EXPECT_EQ(Rewritten(Rewriting("/api/", "", "/", true), "/api/users"), "/users");
+  EXPECT_EQ(Rewritten(Rewriting("/", "", "/app/", true), "/x?q"), "/app/x?q");
+  // No rewrite configured.
+  EXPECT_EQ(Rewritten(Rewriting("/api/", ""), "/api/users"), "unchanged");
+}
+
+}  // namespace
+}  // namespace torii::http

@@ -277,6 +277,59 @@ class RequestIdsAndTraceContext(h.ToriiCase):
         self.assertEqual(self.seen("traceparent"), ["x"])
 
 
+class Rewrites(h.ToriiCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.o = cls.class_origin("o1")
+        c = h.proxy_config([cls.o], server_extra={"access_log_format": "json"})
+        c.routes = [
+            {"host": "*", "path_prefix": "/api/admin", "pool": "app", "deny": ["0.0.0.0/0"],
+             "strip_prefix": "/api"},
+            {"host": "*", "path_prefix": "/api/", "pool": "app", "strip_prefix": "/api",
+             "host_rewrite": "api.internal:8080",
+             "request_headers": {"set": {"X-Env": "prod"}, "add": {"X-Tag": "torii"},
+                                 "remove": ["X-Debug"]},
+             "response_headers": {"set": {"Server": "edge"}, "remove": ["X-Powered-By"]}},
+            {"host": "*", "path_prefix": "/old/", "pool": "app", "replace_prefix": "/new/"},
+            {"host": "*", "path_prefix": "/", "pool": "app"},
+        ]
+        cls.t = cls.class_torii(c)
+
+    def last(self):
+        return self.o.log_entries()[-1]
+
+    # The backend gets the rewritten path, Host and fields; the client gets the response with
+    # its fields rewritten; the log keeps the client's target.
+    def test_prefix_host_and_header_rewrites(self):
+        r = h.get(self.t.addr(), "/api/users?id=7&hdr=X-Powered-By:php&hdr=Server:apache",
+                  headers=[("X-Env", "dev"), ("X-Debug", "1"), ("X-Keep", "k")])
+        self.assertEqual(r.status, 200)
+        e = self.last()
+        self.assertEqual(e["target"], "/users?id=7&hdr=X-Powered-By:php&hdr=Server:apache")
+        self.assertEqual(h.header_of(e, "Host"), ["api.internal:8080"])
+        self.assertEqual(h.header_of(e, "X-Env"), ["prod"])
+        self.assertEqual(h.header_of(e, "X-Tag"), ["torii"])
+        self.assertEqual(h.header_of(e, "X-Debug"), [])
+        self.assertEqual(h.header_of(e, "X-Keep"), ["k"])
+        self.assertIsNone(r.header("X-Powered-By"))
+        self.assertEqual(r.header_all("Server"), ["edge"])
+        rec = json.loads(self.t.access_log_lines(wait_for_count=1)[-1])
+        self.assertTrue(rec["target"].startswith("/api/users?id=7"), rec)
+
+    # replace_prefix swaps the matched prefix.
+    def test_replace_prefix(self):
+        self.assertEqual(h.get(self.t.addr(), "/old/page?q=1").status, 200)
+        self.assertEqual(self.last()["target"], "/new/page?q=1")
+
+    # Access decisions use the client's path: /api/admin is denied although the backend would
+    # have seen /admin.
+    def test_access_decided_before_rewrites(self):
+        before = len(self.o.log_entries())
+        self.assertEqual(h.get(self.t.addr(), "/api/admin/x").status, 403)
+        self.assertEqual(h.get(self.t.addr(), "/api/./admin").status, 403)
+        self.assertEqual(len(self.o.log_entries()), before)
+
+
 class TcpHealthChecks(h.ToriiCase):
     # type = "tcp": a backend that accepts connections is UP without any request reaching it;
     # one that refuses them goes DOWN and gets no traffic.
