@@ -23,6 +23,9 @@
 #include "conf/load.h"
 #include "balancer/health.h"
 #include "core/worker.h"
+#include <llhttp.h>
+#include <re2/re2.h>
+
 #include "base/text.h"
 #include "http/proxy_config.h"
 #include "http/proxy_context.h"
@@ -31,6 +34,23 @@
 namespace torii::app {
 
 namespace {
+
+// A route's regular expression, checked by the config loader already (RE2 syntax).
+std::shared_ptr<const re2::RE2> CompileRegex(const std::string& pattern) {
+  RE2::Options options;
+  options.set_log_errors(false);
+  return std::make_shared<const re2::RE2>(pattern, options);
+}
+
+// The llhttp id of a method name the loader accepted ("GET" → HTTP_GET).
+uint32_t MethodId(std::string_view name) {
+  for (uint32_t id = 0; id < 64; ++id) {
+    if (name == llhttp_method_name(static_cast<llhttp_method_t>(id))) {
+      return id;
+    }
+  }
+  return 63;  // not reached: the loader knows only llhttp's methods
+}
 
 // Client addresses tracked by a listener's max_conns_per_ip.
 constexpr size_t kMaxConnKeys = 1 << 20;
@@ -244,6 +264,28 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     for (const auto& [name, value] : rc.add_headers) {
       rs.add_headers += name + ": " + value + "\r\n";
     }
+    rs.path_exact = rc.path_exact;
+    if (!rc.path_regex.empty()) {
+      rs.path_regex = CompileRegex(rc.path_regex);
+    }
+    for (const std::string& m : rc.methods) {
+      rs.methods |= uint64_t{1} << MethodId(m);
+    }
+    for (const auto& [from, to] : {std::pair{&rc.headers, &rs.headers},
+                                   std::pair{&rc.query, &rs.query}}) {
+      for (const conf::FieldMatch& f : *from) {
+        http::FieldMatchSpec m;
+        m.name = f.name;
+        m.kind = static_cast<http::FieldMatchSpec::Kind>(f.kind);
+        m.value = f.value;
+        if (f.kind == conf::FieldMatch::Kind::kRegex) {
+          m.regex = CompileRegex(f.value);
+        }
+        to->push_back(std::move(m));
+      }
+    }
+    rs.return_status = rc.return_status;
+    rs.return_body = rc.return_body;
     rs.strip_prefix = rc.strip_prefix;
     rs.has_replace_prefix = rc.replace_prefix.has_value();
     rs.replace_prefix = rc.replace_prefix.value_or("");

@@ -207,9 +207,30 @@ struct HeaderRewrite {
   std::vector<std::string> remove;                       // lowercase names dropped
 };
 
+// A request field a route matches on: headers = [{ name = "X-Canary", value = "1" }], or
+// present = true / false, or regex = "..." (RE2, the whole value); the same for query = [...]
+// (parameters of the query string, values percent-decoded).
+struct FieldMatch {
+  enum class Kind : uint8_t { kExact, kPresent, kAbsent, kRegex };
+  std::string name;  // headers: lowercase; query: as written
+  Kind kind = Kind::kPresent;
+  std::string value;  // kExact: the value; kRegex: the pattern
+};
+
 struct RouteConfig {
   std::string host = "*";         // exact, "*.example.com", or "*"
+  // The path: a prefix (default), or path_exact, or path_regex (RE2 against the whole
+  // normalised path, query excluded). With the matchers below, all must hold.
   std::string path_prefix = "/";
+  std::string path_exact;
+  std::string path_regex;
+  std::vector<std::string> methods;  // uppercase; empty = any
+  std::vector<FieldMatch> headers;
+  std::vector<FieldMatch> query;
+  // return = { status = 403, body = "..." }: the route answers itself with that status and
+  // text body (no pool).
+  uint16_t return_status = 0;
+  std::string return_body;
   std::string pool;               // name of a [[pool]]; empty for a redirect route
   uint32_t pool_index = 0;        // resolved by the loader
   // A redirect route answers itself: Location = redirect, plus the request's path and query

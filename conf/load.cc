@@ -28,6 +28,8 @@
 #include <optional>
 #include <utility>
 
+#include <re2/re2.h>
+
 #include "base/text.h"
 
 namespace torii::conf {
@@ -1351,7 +1353,8 @@ class Loader {
     s.CheckKeys({"host", "path_prefix", "pool", "compress", "server_timing", "add_headers",
                  "redirect", "redirect_prefix", "redirect_status", "rate_limit", "allow", "deny",
                  "cache", "strip_prefix", "replace_prefix", "host_rewrite", "request_headers",
-                 "response_headers"});
+                 "response_headers", "path_exact", "path_regex", "methods", "headers", "query",
+                 "return"});
     RouteConfig route;
 
     if (auto host = s.String("host")) {
@@ -1374,6 +1377,7 @@ class Loader {
       }
       route.path_prefix = std::move(*prefix);
     }
+    LoadMatchers(s, &route);
 
     const toml::node* redirect_node = s.Find("redirect");
     const toml::node* prefix_node = s.Find("redirect_prefix");
@@ -1403,6 +1407,10 @@ class Loader {
                    "expected 301, 302, 303, 307 or 308, got " + std::to_string(*status));
         }
         route.redirect_status = static_cast<uint16_t>(*status);
+      }
+    } else if (route.return_status != 0) {
+      if (const toml::key* k = s.FindKey("pool")) {
+        Fail(k->source(), s.label() + " pool: a return route answers itself; remove pool");
       }
     } else {
       if (const toml::key* k = s.FindKey("redirect_status")) {
@@ -1451,9 +1459,14 @@ class Loader {
     }
     LoadRewrites(s, &route);
 
+    auto plain = [](const RouteConfig& r) {
+      return r.path_exact.empty() && r.path_regex.empty() && r.methods.empty() &&
+             r.headers.empty() && r.query.empty();
+    };
     for (size_t i = 0; i < config.routes.size(); ++i) {
       const RouteConfig& other = config.routes[i];
-      if (other.host == route.host && other.path_prefix == route.path_prefix) {
+      if (plain(other) && plain(route) && other.host == route.host &&
+          other.path_prefix == route.path_prefix) {
         Fail(table.source(), s.label() + ": same host and path_prefix as [[route]] #" +
                                  std::to_string(i + 1) + ", so it could never match");
       }
@@ -1503,6 +1516,121 @@ class Loader {
       out.emplace_back(name, std::move(value));
     }
     return out;
+  }
+
+  // path_exact / path_regex, methods, headers, query, return.
+  static void LoadMatchers(const Section& s, RouteConfig* route) {
+    const int paths = (s.Find("path_prefix") != nullptr) + (s.Find("path_exact") != nullptr) +
+                      (s.Find("path_regex") != nullptr);
+    if (paths > 1) {
+      const toml::node& n = s.Find("path_regex") != nullptr ? *s.Find("path_regex")
+                                                            : *s.Find("path_exact");
+      s.FailAt(n, s.Find("path_regex") != nullptr ? "path_regex" : "path_exact",
+               "a route matches one of path_prefix, path_exact or path_regex");
+    }
+    if (auto exact = s.String("path_exact")) {
+      if (exact->empty() || exact->front() != '/' || !IsCleanPath(*exact)) {
+        s.FailAt(*s.Find("path_exact"), "path_exact",
+                 "expected a path starting with '/' (no spaces or control characters), got " +
+                     Quote(*exact));
+      }
+      route->path_exact = std::move(*exact);
+    }
+    if (auto regex = s.String("path_regex")) {
+      CheckRegex(s, *s.Find("path_regex"), "path_regex", *regex);
+      route->path_regex = std::move(*regex);
+    }
+    if (const toml::node* list = s.Find("methods")) {
+      static constexpr std::string_view kKnown[] = {"GET",     "HEAD",  "POST",  "PUT",  "DELETE",
+                                                    "OPTIONS", "TRACE", "PATCH", "PURGE"};
+      const auto* array = list->as_array();
+      if (array == nullptr || array->empty()) {
+        s.FailAt(*list, "methods", "expected a non-empty array of methods such as [\"GET\"]");
+      }
+      for (const toml::node& element : *array) {
+        std::string m = s.StringOf(element, "methods");
+        if (std::find(std::begin(kKnown), std::end(kKnown), m) == std::end(kKnown)) {
+          s.FailAt(element, "methods",
+                   "expected one of GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, PURGE "
+                   "(uppercase), got " +
+                       Quote(m));
+        }
+        route->methods.push_back(std::move(m));
+      }
+    }
+    for (const auto& [key, out] :
+         {std::pair{"headers", &route->headers}, std::pair{"query", &route->query}}) {
+      const toml::node* list = s.Find(key);
+      if (list == nullptr) {
+        continue;
+      }
+      const auto* array = list->as_array();
+      if (array == nullptr) {
+        s.FailAt(*list, key, "expected an array of { name = ..., value | present | regex = ... }");
+      }
+      for (const toml::node& element : *array) {
+        const toml::table* t = element.as_table();
+        if (t == nullptr) {
+          s.FailAt(element, key, "expected { name = ..., value | present | regex = ... }");
+        }
+        Section m(*t, s.label() + " " + key);
+        m.CheckKeys({"name", "value", "present", "regex"});
+        FieldMatch f;
+        f.name = m.StringOf(m.Require("name"), "name");
+        if (f.name.empty() || !std::all_of(f.name.begin(), f.name.end(), IsTokenChar)) {
+          m.FailAt(*m.Find("name"), "name", "expected a field name, got " + Quote(f.name));
+        }
+        if (std::string_view(key) == "headers") {
+          f.name = base::ToLowerAscii(f.name);
+        }
+        const int kinds = (m.Find("value") != nullptr) + (m.Find("present") != nullptr) +
+                          (m.Find("regex") != nullptr);
+        if (kinds != 1) {
+          m.FailAt(*m.Find("name"), "name", "give exactly one of value, present or regex");
+        }
+        if (auto v = m.String("value")) {
+          f.kind = FieldMatch::Kind::kExact;
+          f.value = std::move(*v);
+        } else if (auto r = m.String("regex")) {
+          CheckRegex(m, *m.Find("regex"), "regex", *r);
+          f.kind = FieldMatch::Kind::kRegex;
+          f.value = std::move(*r);
+        } else {
+          bool present = true;
+          m.Bool("present", &present);
+          f.kind = present ? FieldMatch::Kind::kPresent : FieldMatch::Kind::kAbsent;
+        }
+        out->push_back(std::move(f));
+      }
+    }
+    if (const toml::table* ret = s.SubTable("return")) {
+      Section r(*ret, s.label() + " return");
+      r.CheckKeys({"status", "body"});
+      const auto status = r.Int("status", 200, 599);
+      if (!status) {
+        r.FailAt(*ret, "status", "expected status = 200..599");
+      }
+      route->return_status = static_cast<uint16_t>(*status);
+      if (auto body = r.String("body")) {
+        if (body->size() > 64 * 1024) {
+          r.FailAt(*r.Find("body"), "body", "expected at most 64KiB");
+        }
+        route->return_body = std::move(*body);
+      }
+      if (s.Find("redirect") != nullptr || s.Find("redirect_prefix") != nullptr) {
+        s.FailAt(*s.Find("return"), "return", "a route either redirects or returns, not both");
+      }
+    }
+  }
+
+  static void CheckRegex(const Section& s, const toml::node& node, std::string_view key,
+                         const std::string& pattern) {
+    RE2::Options options;
+    options.set_log_errors(false);
+    const RE2 re(pattern, options);
+    if (!re.ok()) {
+      s.FailAt(node, key, "invalid regular expression (RE2 syntax): " + re.error());
+    }
   }
 
   // strip_prefix / replace_prefix, host_rewrite, request_headers, response_headers.

@@ -111,8 +111,9 @@ class ClientSession final : public core::ConnHandler {
   void BuildUpstreamHead(const MessageHead& h);
   void PickBackendAndSend(core::Conn& conn);
   void ForwardBody(std::string_view body);
+  // A reply torii makes itself: `body_text` (text/plain), or the status line's text when empty.
   void SendLocalReply(core::Conn& conn, int status, std::string_view note,
-                      std::string_view extra_headers = {});
+                      std::string_view extra_headers = {}, std::string_view body_text = {});
   void SendRedirect(core::Conn& conn, const RouteSpec& route);
   // A plain listener with http_to_https: every request goes to https://HOST/TARGET.
   void RedirectToHttps(core::Conn& conn);
@@ -247,6 +248,7 @@ class ClientSession final : public core::ConnHandler {
     bool fresh_retry_used = false;    // the one retry of a reused connection's keep-alive race
     bool force_fresh = false;         // retry on a new connection, not a pooled one
     uint8_t interim_sent = 0;         // 103 responses forwarded (at most kMaxInterim)
+    bool configured_reply = false;    // a return route's reply: the connection stays open
   } x_;
   static constexpr uint8_t kMaxInterim = 4;
   uint64_t body_start_ms_ = 0;   // when the current request's body phase began

@@ -32,6 +32,10 @@
 #include "tls/client_context.h"
 #include "tls/server_context.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace torii::http {
 
 struct BackendTarget {
@@ -81,9 +85,26 @@ struct PoolSpec {
   std::string fingerprint;
 };
 
+// A request header or query parameter a route matches on (router.h).
+struct FieldMatchSpec {
+  enum class Kind : uint8_t { kExact, kPresent, kAbsent, kRegex };
+  std::string name;  // headers: lowercase
+  Kind kind = Kind::kPresent;
+  std::string value;
+  std::shared_ptr<const re2::RE2> regex;  // kRegex
+};
+
 struct RouteSpec {
   std::string host = "*";  // lowercase: exact, "*.suffix" or "*"
   std::string path_prefix = "/";
+  std::string path_exact;                      // instead of path_prefix when not empty
+  std::shared_ptr<const re2::RE2> path_regex;  // instead of both when set
+  uint64_t methods = 0;                        // bit per llhttp method id; 0 = any
+  std::vector<FieldMatchSpec> headers;
+  std::vector<FieldMatchSpec> query;
+  // A return route answers itself: this status and text body (0 = not a return route).
+  uint16_t return_status = 0;
+  std::string return_body;
   uint32_t pool = 0;
   // A redirect route answers itself with redirect_status and Location = redirect (plus the
   // request target when redirect_prefix); `pool` is unused then.

@@ -261,6 +261,11 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
     SendRedirect(conn, route);
     return !conn.closing();
   }
+  if (route.return_status != 0) {
+    x_.configured_reply = true;  // whatever its status, the request itself was fine
+    SendLocalReply(conn, route.return_status, "return", route.add_headers, route.return_body);
+    return !conn.closing();
+  }
   x_.pool = route.pool;
   B().exclude.Reset(static_cast<uint32_t>(cfg().pools[x_.pool].backends.size()));
   resp_ = Resp::kWaiting;
@@ -622,7 +627,10 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
     }
   }
   // "OPTIONS *" concerns the server as a whole: route it by host, as the path "/".
-  const auto route = MatchRoute(cfg().routes, lower, B().target == "*" ? "/" : B().target);
+  const auto route = MatchRoute(
+      cfg().routes,
+      RouteRequest{lower, B().target == "*" ? std::string_view("/") : std::string_view(B().target),
+                   h.method_id, h.headers});
   if (!route) {
     return reject(404, "no route");
   }
@@ -1270,7 +1278,7 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
 }
 
 void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_view note,
-                                   std::string_view extra_headers) {
+                                   std::string_view extra_headers, std::string_view body_text) {
   if (status >= 500 && b_ && b_->cache.entry && CacheServeStaleOnError(conn, status)) {
     return;
   }
@@ -1281,7 +1289,7 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
     // A request we refused for its framing or limits: whatever follows cannot be trusted.
     // Refusals of a well-formed request (access, rate, route, backend) keep the connection.
     const bool well_formed = status == 403 || status == 404 || status == 429 || status == 502 ||
-                             status == 503 || status == 504;
+                             status == 503 || status == 504 || x_.configured_reply;
     if (!well_formed) {
       close_after_ = true;
     }
@@ -1300,7 +1308,9 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
   }
   ctx_.scratch().clear();
   const std::string_view body =
-      BuildLocalReply(status, close_after_, extra_headers, &ctx_.scratch());
+      body_text.empty() ? BuildLocalReply(status, close_after_, extra_headers, &ctx_.scratch())
+                        : BuildLocalReply(status, close_after_, extra_headers, body_text,
+                                          &ctx_.scratch());
   x_.bytes_sent = body.size();
   conn.Write(ctx_.scratch());
   if (close_after_) {

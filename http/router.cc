@@ -1,6 +1,12 @@
 // http/router.cc: see router.h.
 #include "http/router.h"
 
+#include <re2/re2.h>
+
+#include <string>
+
+#include "base/text.h"
+
 namespace torii::http {
 
 namespace {
@@ -16,17 +22,123 @@ bool HostMatches(std::string_view pattern, std::string_view host) {
   return pattern == host;
 }
 
+// Percent-decodes `in` into `out` (a query value as the application reads it; '+' is kept).
+void Decode(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    auto hex = [](char c) {
+      return c >= '0' && c <= '9' ? c - '0'
+             : c >= 'a' && c <= 'f' ? c - 'a' + 10
+             : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                    : -1;
+    };
+    if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+      out->push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
+      i += 2;
+    } else {
+      out->push_back(in[i]);
+    }
+  }
+}
+
+bool ValueMatches(const FieldMatchSpec& m, std::string_view value) {
+  switch (m.kind) {
+    case FieldMatchSpec::Kind::kExact:
+      return value == m.value;
+    case FieldMatchSpec::Kind::kRegex:
+      return RE2::FullMatch(re2::StringPiece(value.data(), value.size()), *m.regex);
+    case FieldMatchSpec::Kind::kPresent:
+      return true;
+    case FieldMatchSpec::Kind::kAbsent:
+      return false;
+  }
+  return false;
+}
+
+// Header matchers: a field of that name must (not) be there; with a value or regex, some field
+// of that name must match it.
+bool HeadersMatch(const std::vector<FieldMatchSpec>& matchers, std::span<const HeaderView> headers) {
+  for (const FieldMatchSpec& m : matchers) {
+    bool found = false;
+    bool matched = false;
+    for (const HeaderView& h : headers) {
+      if (EqualsIgnoreCase(h.name, m.name)) {
+        found = true;
+        matched = matched || ValueMatches(m, base::TrimOws(h.value));
+      }
+    }
+    if (m.kind == FieldMatchSpec::Kind::kAbsent ? found : !matched) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Query matchers, over "a=1&b=2" (names compared exactly, values percent-decoded).
+bool QueryMatches(const std::vector<FieldMatchSpec>& matchers, std::string_view query) {
+  std::string decoded;
+  for (const FieldMatchSpec& m : matchers) {
+    bool found = false;
+    bool matched = false;
+    std::string_view rest = query;
+    while (!rest.empty()) {
+      const size_t amp = rest.find('&');
+      const std::string_view pair = rest.substr(0, amp);
+      rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+      const size_t eq = pair.find('=');
+      const std::string_view name = pair.substr(0, eq);
+      Decode(name, &decoded);
+      if (decoded != m.name) {
+        continue;
+      }
+      found = true;
+      Decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), &decoded);
+      matched = matched || ValueMatches(m, decoded);
+    }
+    if (m.kind == FieldMatchSpec::Kind::kAbsent ? found : !matched) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+std::optional<uint32_t> MatchRoute(const std::vector<RouteSpec>& routes, const RouteRequest& req) {
+  const size_t q = req.target.find('?');
+  const std::string_view path = req.target.substr(0, q);
+  const std::string_view query =
+      q == std::string_view::npos ? std::string_view() : req.target.substr(q + 1);
+  for (uint32_t i = 0; i < routes.size(); ++i) {
+    const RouteSpec& r = routes[i];
+    if (!HostMatches(r.host, req.host)) {
+      continue;
+    }
+    if (r.path_regex) {
+      if (!RE2::FullMatch(re2::StringPiece(path.data(), path.size()), *r.path_regex)) {
+        continue;
+      }
+    } else if (!r.path_exact.empty()) {
+      if (path != r.path_exact) {
+        continue;
+      }
+    } else if (!req.target.starts_with(r.path_prefix)) {
+      continue;
+    }
+    if (r.methods != 0 && (req.method >= 64 || (r.methods & (uint64_t{1} << req.method)) == 0)) {
+      continue;
+    }
+    if (!HeadersMatch(r.headers, req.headers) || !QueryMatches(r.query, query)) {
+      continue;
+    }
+    return i;
+  }
+  return std::nullopt;
+}
 
 std::optional<uint32_t> MatchRoute(const std::vector<RouteSpec>& routes, std::string_view host,
                                    std::string_view path) {
-  for (uint32_t i = 0; i < routes.size(); ++i) {
-    const RouteSpec& r = routes[i];
-    if (HostMatches(r.host, host) && path.starts_with(r.path_prefix)) {
-      return i;
-    }
-  }
-  return std::nullopt;
+  return MatchRoute(routes, RouteRequest{host, path, 1, {}});
 }
 
 bool RewriteTarget(const RouteSpec& route, std::string_view target, std::string* out) {

@@ -3,19 +3,34 @@
 // Host patterns: exact ("api.example.com"), one-label wildcard suffix ("*.example.com",
 // which matches "a.example.com" and "a.b.example.com" but not "example.com"), or "*". The
 // host is compared without its port, case-insensitively (the caller lowercases it). The path
-// matches by prefix on the request target's path. No match is a 404, never "the first pool"
-// (BAD-INPUTS R8).
+// matches by prefix on the request target (nginx's location prefix), exactly, or by an RE2
+// expression on the whole path; a route may also require methods, request header fields and
+// query parameters (each present, absent, equal or matching a regex). No match is a 404, never
+// "the first pool" (BAD-INPUTS R8).
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
+#include "http/h1_parser.h"
 #include "http/proxy_config.h"
 
 namespace torii::http {
 
-// `host` lowercase and without port; `path` the origin-form target (query included is fine).
+// What routing reads of a request.
+struct RouteRequest {
+  std::string_view host;    // lowercase, without the port
+  std::string_view target;  // the normalised origin-form target, query included
+  uint8_t method = 1;       // llhttp method id (HTTP_GET)
+  std::span<const HeaderView> headers;
+};
+
+// The first route whose host, path (prefix, exact or regex, on the path without the query),
+// methods, header matchers and query matchers all hold; nullopt when none does.
+std::optional<uint32_t> MatchRoute(const std::vector<RouteSpec>& routes, const RouteRequest& req);
+// The same for a GET without header fields (tests, tools).
 std::optional<uint32_t> MatchRoute(const std::vector<RouteSpec>& routes, std::string_view host,
                                    std::string_view path);
 

@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh --bench  also nginx, HAProxy and wrk for bench/run.sh
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config git
-      liburing-dev libssl-dev node-llhttp zlib1g-dev libbrotli-dev libzstd-dev
+      liburing-dev libssl-dev node-llhttp zlib1g-dev libbrotli-dev libzstd-dev libre2-dev
       libspdlog-dev libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
       python3 curl procps gzip brotli zstd chromium openssl
       clang-16 libclang-rt-16-dev)

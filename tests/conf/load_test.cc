@@ -908,6 +908,50 @@ replace_prefix = "/new/"
               "unknown key \"drop\"");
 }
 
+// Route matchers: path kinds, methods, header and query fields, return routes.
+TEST(LoadRoutes, Matchers) {
+  const Config c = LoadOk(PoolWith("", R"([[route]]
+path_regex = "/users/[0-9]+"
+methods = ["GET", "HEAD"]
+headers = [{ name = "X-Canary", value = "1" }, { name = "X-Debug", present = false }]
+query = [{ name = "v", regex = "2|3" }, { name = "x", present = true }]
+pool = "app"
+[[route]]
+path_exact = "/robots.txt"
+return = { status = 200, body = "ok" }
+[[route]]
+pool = "app"
+)"));
+  const RouteConfig& r = c.routes[0];
+  EXPECT_EQ(r.path_regex, "/users/[0-9]+");
+  EXPECT_EQ(r.methods, (std::vector<std::string>{"GET", "HEAD"}));
+  ASSERT_EQ(r.headers.size(), 2u);
+  EXPECT_EQ(r.headers[0].name, "x-canary");
+  EXPECT_EQ(r.headers[0].kind, FieldMatch::Kind::kExact);
+  EXPECT_EQ(r.headers[1].kind, FieldMatch::Kind::kAbsent);
+  ASSERT_EQ(r.query.size(), 2u);
+  EXPECT_EQ(r.query[0].kind, FieldMatch::Kind::kRegex);
+  EXPECT_EQ(r.query[1].kind, FieldMatch::Kind::kPresent);
+  EXPECT_EQ(c.routes[1].path_exact, "/robots.txt");
+  EXPECT_EQ(c.routes[1].return_status, 200);
+  EXPECT_EQ(c.routes[1].return_body, "ok");
+
+  const std::string pool = "pool = \"app\"\n";
+  ExpectError(PoolWith("", "[[route]]\n" + pool + "path_regex = \"(\"\n"), 9, 14,
+              "invalid regular expression");
+  ExpectError(PoolWith("", "[[route]]\n" + pool + "path_prefix = \"/\"\npath_exact = \"/a\"\n"),
+              10, 14, "one of path_prefix, path_exact or path_regex");
+  ExpectError(PoolWith("", "[[route]]\n" + pool + "methods = [\"get\"]\n"), 9, 12,
+              "(uppercase)");
+  ExpectError(PoolWith("", "[[route]]\n" + pool + "headers = [{ name = \"a\" }]\n"), 9, 21,
+              "exactly one of value, present or regex");
+  ExpectError(PoolWith("", "[[route]]\n" + pool + "query = [{ name = \"a\", regex = \"[\" }]\n"),
+              9, 32, "invalid regular expression");
+  ExpectError(PoolWith("", "[[route]]\n" + pool + "return = { status = 200 }\n"), 8, 1,
+              "a return route answers itself");
+  ExpectError(PoolWith("", "[[route]]\nreturn = { status = 99 }\n"), 8, 21, "from 200 to 599");
+}
+
 TEST(LoadBalancing, AlgorithmsAndHashKeys) {
   EXPECT_EQ(LoadOk(PoolWith("algorithm = \"least_conn\"\n")).pools[0].algorithm,
             Algorithm::kLeastConn);

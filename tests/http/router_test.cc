@@ -3,6 +3,9 @@
 // 404, never "the first pool", BAD-INPUTS R8).
 #include "http/router.h"
 
+#include <re2/re2.h>
+#include <llhttp.h>
+
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -133,6 +136,78 @@ TEST(RewriteTest, ReplacePrefix) {
   EXPECT_EQ(Rewritten(Rewriting("/", "", "/app/", true), "/x?q"), "/app/x?q");
   // No rewrite configured.
   EXPECT_EQ(Rewritten(Rewriting("/api/", ""), "/api/users"), "unchanged");
+}
+
+}  // namespace
+}  // namespace torii::http
+
+namespace torii::http {
+namespace {
+
+std::shared_ptr<const re2::RE2> Re(const char* pattern) {
+  return std::make_shared<const re2::RE2>(pattern);
+}
+
+FieldMatchSpec Field(std::string name, FieldMatchSpec::Kind kind, std::string value = "") {
+  FieldMatchSpec m;
+  m.name = std::move(name);
+  m.kind = kind;
+  m.value = std::move(value);
+  if (kind == FieldMatchSpec::Kind::kRegex) {
+    m.regex = Re(m.value.c_str());
+  }
+  return m;
+}
+
+std::optional<uint32_t> Match(const std::vector<RouteSpec>& routes, std::string_view target,
+                              uint8_t method = HTTP_GET, std::vector<HeaderView> headers = {}) {
+  return MatchRoute(routes, RouteRequest{"a.test", target, method, headers});
+}
+
+// path_exact and path_regex match the path without its query; the regex must match it whole.
+TEST(RouterMatchTest, ExactAndRegexPaths) {
+  std::vector<RouteSpec> routes(3);
+  routes[0].path_exact = "/health";
+  routes[1].path_regex = Re("/users/[0-9]+");
+  routes[2].path_prefix = "/";
+  EXPECT_EQ(Match(routes, "/health"), 0u);
+  EXPECT_EQ(Match(routes, "/health?full=1"), 0u);
+  EXPECT_EQ(Match(routes, "/healthz"), 2u);
+  EXPECT_EQ(Match(routes, "/users/42"), 1u);
+  EXPECT_EQ(Match(routes, "/users/42?x"), 1u);
+  EXPECT_EQ(Match(routes, "/users/42/x"), 2u);
+  EXPECT_EQ(Match(routes, "/x/users/42"), 2u);
+}
+
+// Methods, header and query matchers must all hold; otherwise the next route is tried.
+TEST(RouterMatchTest, MethodsHeadersAndQuery) {
+  std::vector<RouteSpec> routes(4);
+  routes[0].methods = uint64_t{1} << HTTP_POST;
+  routes[0].path_prefix = "/api/";
+  routes[1].headers = {Field("x-canary", FieldMatchSpec::Kind::kExact, "1")};
+  routes[2].query = {Field("v", FieldMatchSpec::Kind::kRegex, "2|3"),
+                     Field("debug", FieldMatchSpec::Kind::kAbsent)};
+  routes[3].path_prefix = "/";
+  EXPECT_EQ(Match(routes, "/api/x", HTTP_POST), 0u);
+  EXPECT_EQ(Match(routes, "/api/x", HTTP_GET), 3u);
+  EXPECT_EQ(Match(routes, "/", HTTP_GET, {{"X-Canary", " 1 "}}), 1u);
+  EXPECT_EQ(Match(routes, "/", HTTP_GET, {{"X-Canary", "0"}, {"x-canary", "1"}}), 1u);
+  EXPECT_EQ(Match(routes, "/", HTTP_GET, {{"X-Canary", "yes"}}), 3u);
+  EXPECT_EQ(Match(routes, "/p?v=2"), 2u);
+  EXPECT_EQ(Match(routes, "/p?a=1&v=%33"), 2u);  // values are percent-decoded
+  EXPECT_EQ(Match(routes, "/p?v=2&debug"), 3u);  // debug must be absent
+  EXPECT_EQ(Match(routes, "/p?v=4"), 3u);
+  EXPECT_EQ(Match(routes, "/p?vv=2"), 3u);
+}
+
+// A present/absent header matcher looks only at the name.
+TEST(RouterMatchTest, PresentAndAbsentHeaders) {
+  std::vector<RouteSpec> routes(2);
+  routes[0].headers = {Field("authorization", FieldMatchSpec::Kind::kPresent),
+                       Field("x-debug", FieldMatchSpec::Kind::kAbsent)};
+  EXPECT_EQ(Match(routes, "/", HTTP_GET, {{"Authorization", ""}}), 0u);
+  EXPECT_EQ(Match(routes, "/", HTTP_GET, {{"Authorization", "x"}, {"X-Debug", "1"}}), 1u);
+  EXPECT_EQ(Match(routes, "/"), 1u);
 }
 
 }  // namespace

@@ -330,6 +330,61 @@ class Rewrites(h.ToriiCase):
         self.assertEqual(len(self.o.log_entries()), before)
 
 
+class RicherRouting(h.ToriiCase):
+    @classmethod
+    def setUpClass(cls):
+        names = ("main", "posts", "canary", "v2", "users")
+        cls.os = {n: cls.class_origin(n) for n in names}
+        c = h.proxy_config([cls.os["main"]],
+                           pools={n: [cls.os[n]] for n in names if n != "main"})
+        c.routes = [
+            {"path_exact": "/robots.txt", "return": {"status": 200,
+                                                     "body": "User-agent: *\nDisallow: /\n"}},
+            {"path_exact": "/gone", "return": {"status": 410}},
+            {"path_prefix": "/api/", "methods": ["POST", "PUT"], "pool": "posts"},
+            {"path_prefix": "/", "headers": [{"name": "X-Canary", "value": "1"}],
+             "pool": "canary"},
+            {"path_prefix": "/", "query": [{"name": "v", "regex": "2|two"}], "pool": "v2"},
+            {"path_regex": "/users/[0-9]+", "pool": "users"},
+            {"path_prefix": "/", "pool": "app"},
+        ]
+        cls.t = cls.class_torii(c)
+
+    def backend(self, path, **kw):
+        r = h.get(self.t.addr(), path, **kw)
+        self.assertEqual(r.status, 200, (path, r.status))
+        return r.header("X-Backend")
+
+    # Each matcher sends its requests to its pool; what matches none goes on down the list.
+    def test_matchers_pick_the_pool(self):
+        self.assertEqual(self.backend("/api/x", method="POST", body=b"b"), "posts")
+        self.assertEqual(self.backend("/api/x"), "main")
+        self.assertEqual(self.backend("/x", headers=[("X-Canary", "1")]), "canary")
+        self.assertEqual(self.backend("/x", headers=[("X-Canary", "0")]), "main")
+        self.assertEqual(self.backend("/x?v=2"), "v2")
+        self.assertEqual(self.backend("/x?a=b&v=%74wo"), "v2")
+        self.assertEqual(self.backend("/x?v=3"), "main")
+        self.assertEqual(self.backend("/users/42"), "users")
+        self.assertEqual(self.backend("/users/42?x=1"), "users")
+        self.assertEqual(self.backend("/users/abc"), "main")
+        # The regex sees the normalised path.
+        self.assertEqual(self.backend("/x/../users/%34%32"), "users")
+
+    # A return route answers itself with its status and body; no backend is asked.
+    def test_return_routes(self):
+        before = sum(len(o.log_entries()) for o in self.os.values())
+        r = h.get(self.t.addr(), "/robots.txt")
+        self.assertEqual((r.status, r.body), (200, b"User-agent: *\nDisallow: /\n"))
+        self.assertEqual(r.header("Content-Type"), "text/plain")
+        self.assertEqual(h.get(self.t.addr(), "/gone").status, 410)
+        # The connection stays usable after a return, whatever its status.
+        with h.Client(self.t.addr()) as c:
+            self.assertEqual(c.get("/gone").status, 410)
+            self.assertEqual(c.get("/robots.txt").status, 200)
+            self.assertEqual(c.get("/x").header("X-Backend"), "main")
+        self.assertEqual(sum(len(o.log_entries()) for o in self.os.values()), before + 1)
+
+
 class TcpHealthChecks(h.ToriiCase):
     # type = "tcp": a backend that accepts connections is UP without any request reaching it;
     # one that refuses them goes DOWN and gets no traffic.
