@@ -166,7 +166,7 @@ class RequestFraming(BadRequestBase):
                          host=b"capture.test"), 200, forwarded=1)
         wire = self.cap.requests[-1]
         self.assertIn(b"\r\nContent-Length: 2\r\n", wire)
-        self.assertNotIn(b"0002", wire)
+        self.assertNotIn(b"Content-Length: 0002", wire)
         self.assertTrue(wire.endswith(b"\r\n\r\nab"), wire)
 
     # S7: Transfer-Encoding other than exactly "chunked" → 400 (or 501), close.
@@ -340,7 +340,7 @@ class ChunkedBodies(BadRequestBase):
                     200, forwarded=1)
         wire = self.cap.requests[-1]
         self.assertTrue(wire.endswith(b"\r\n0\r\n\r\n"), wire)
-        for t in (b"evil.test", b"Authorization", b"99"):
+        for t in (b"evil.test", b"Authorization", b"Content-Length: 99"):
             self.assertNotIn(t, wire)
         rs = self.expect(post([b"Transfer-Encoding: chunked", b"Connection: close"],
                               b"2\r\nab\r\n0\r\n" + trailers + b"\r\n", target="/echo"),
