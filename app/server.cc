@@ -284,6 +284,17 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
         to->push_back(std::move(m));
       }
     }
+    for (const conf::RouteConfig::SplitTarget& t : rc.split) {
+      rs.split.push_back(http::RouteSpec::SplitTarget{t.pool_index, t.weight});
+      rs.split_total += t.weight;
+    }
+    rs.split_sticky = rc.split_sticky;
+    if (rc.split_by) {
+      rs.split_by = rc.split_by->kind == conf::HashKeyConfig::Kind::kCookie
+                        ? http::PoolSpec::HashKey::kCookie
+                        : http::PoolSpec::HashKey::kHeader;
+      rs.split_by_name = rc.split_by->name;
+    }
     rs.return_status = rc.return_status;
     rs.return_body = rc.return_body;
     rs.strip_prefix = rc.strip_prefix;

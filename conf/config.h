@@ -227,6 +227,18 @@ struct RouteConfig {
   std::vector<std::string> methods;  // uppercase; empty = any
   std::vector<FieldMatch> headers;
   std::vector<FieldMatch> query;
+  // split = [{ pool = "v1", weight = 95 }, { pool = "v2", weight = 5 }] instead of pool: each
+  // request goes to one of them by weight; split_sticky keeps a client on one (by its
+  // address); split_by = "header:NAME" / "cookie:NAME" sends a request whose field names one
+  // of the pools there (canary by header). `pool` then holds the first one's name.
+  struct SplitTarget {
+    std::string pool;
+    uint32_t pool_index = 0;
+    uint32_t weight = 1;
+  };
+  std::vector<SplitTarget> split;
+  bool split_sticky = false;
+  std::optional<HashKeyConfig> split_by;
   // return = { status = 403, body = "..." }: the route answers itself with that status and
   // text body (no pool).
   uint16_t return_status = 0;

@@ -1250,8 +1250,8 @@ class Loader {
   }
 
   // "header:X-User-Id" or "cookie:session" (names are RFC 9110 tokens).
-  static HashKeyConfig ParseHashKey(const Section& s, const toml::node& node,
-                                    std::string_view text) {
+  static HashKeyConfig ParseHashKey(const Section& s, const toml::node& node, std::string_view text,
+                                    std::string_view key_name = "hash_key") {
     HashKeyConfig key;
     const size_t colon = text.find(':');
     const std::string_view kind = text.substr(0, colon);
@@ -1273,7 +1273,7 @@ class Loader {
     if (text == "client_ip") {
       return key;
     }
-    s.FailAt(node, "hash_key",
+    s.FailAt(node, key_name,
              "expected \"client_ip\", \"header:NAME\" or \"cookie:NAME\", got " + Quote(text));
   }
 
@@ -1350,11 +1350,15 @@ class Loader {
 
   void LoadRoute(const toml::table& table, Config& config) {
     Section s(table, "[[route]] #" + std::to_string(config.routes.size() + 1));
-    s.CheckKeys({"host", "path_prefix", "pool", "compress", "server_timing", "add_headers",
-                 "redirect", "redirect_prefix", "redirect_status", "rate_limit", "allow", "deny",
-                 "cache", "strip_prefix", "replace_prefix", "host_rewrite", "request_headers",
-                 "response_headers", "path_exact", "path_regex", "methods", "headers", "query",
-                 "return"});
+    s.CheckKeys({"host",         "path_prefix",     "pool",
+                 "compress",     "server_timing",   "add_headers",
+                 "redirect",     "redirect_prefix", "redirect_status",
+                 "rate_limit",   "allow",           "deny",
+                 "cache",        "strip_prefix",    "replace_prefix",
+                 "host_rewrite", "request_headers", "response_headers",
+                 "path_exact",   "path_regex",      "methods",
+                 "headers",      "query",           "return",
+                 "split",        "split_sticky",    "split_by"});
     RouteConfig route;
 
     if (auto host = s.String("host")) {
@@ -1416,14 +1420,23 @@ class Loader {
       if (const toml::key* k = s.FindKey("redirect_status")) {
         Fail(k->source(), s.label() + " redirect_status: set only with redirect or redirect_prefix");
       }
-      const toml::node& pool_node = s.Require("pool");
-      route.pool = s.StringOf(pool_node, "pool");
-      auto pool = std::find_if(config.pools.begin(), config.pools.end(),
-                               [&](const PoolConfig& p) { return p.name == route.pool; });
-      if (pool == config.pools.end()) {
-        s.FailAt(pool_node, "pool", "route pool " + Quote(route.pool) + " is not defined");
+      if (s.Find("split") != nullptr) {
+        LoadSplit(s, config, &route);
+      } else {
+        const toml::node& pool_node = s.Require("pool");
+        route.pool = s.StringOf(pool_node, "pool");
+        auto pool = std::find_if(config.pools.begin(), config.pools.end(),
+                                 [&](const PoolConfig& p) { return p.name == route.pool; });
+        if (pool == config.pools.end()) {
+          s.FailAt(pool_node, "pool", "route pool " + Quote(route.pool) + " is not defined");
+        }
+        route.pool_index = static_cast<uint32_t>(pool - config.pools.begin());
       }
-      route.pool_index = static_cast<uint32_t>(pool - config.pools.begin());
+    }
+    for (const std::string_view key : {"split_sticky", "split_by"}) {
+      if (route.split.empty() && s.Find(key) != nullptr) {
+        s.FailAt(*s.Find(key), key, "set only with split");
+      }
     }
 
     if (auto name = s.String("rate_limit")) {
@@ -1516,6 +1529,59 @@ class Loader {
       out.emplace_back(name, std::move(value));
     }
     return out;
+  }
+
+  // split = [{ pool, weight }, ...], split_sticky, split_by.
+  static void LoadSplit(const Section& s, const Config& config, RouteConfig* route) {
+    const toml::node& list = *s.Find("split");
+    if (s.Find("pool") != nullptr) {
+      s.FailAt(*s.Find("pool"), "pool", "a route has either pool or split, not both");
+    }
+    const auto* array = list.as_array();
+    if (array == nullptr || array->size() < 2) {
+      s.FailAt(list, "split", "expected at least two { pool = \"...\", weight = N } entries");
+    }
+    for (const toml::node& element : *array) {
+      const toml::table* t = element.as_table();
+      if (t == nullptr) {
+        s.FailAt(element, "split", "expected { pool = \"...\", weight = N }");
+      }
+      Section e(*t, s.label() + " split");
+      e.CheckKeys({"pool", "weight"});
+      RouteConfig::SplitTarget target;
+      const toml::node& pool_node = e.Require("pool");
+      target.pool = e.StringOf(pool_node, "pool");
+      auto pool = std::find_if(config.pools.begin(), config.pools.end(),
+                               [&](const PoolConfig& p) { return p.name == target.pool; });
+      if (pool == config.pools.end()) {
+        e.FailAt(pool_node, "pool", "route pool " + Quote(target.pool) + " is not defined");
+      }
+      for (const RouteConfig::SplitTarget& other : route->split) {
+        if (other.pool == target.pool) {
+          e.FailAt(pool_node, "pool", "pool " + Quote(target.pool) + " is listed twice");
+        }
+      }
+      target.pool_index = static_cast<uint32_t>(pool - config.pools.begin());
+      e.U32("weight", 0, 1000000, &target.weight);
+      route->split.push_back(std::move(target));
+    }
+    uint64_t total = 0;
+    for (const RouteConfig::SplitTarget& t : route->split) {
+      total += t.weight;
+    }
+    if (total == 0) {
+      s.FailAt(list, "split", "at least one weight must be above 0");
+    }
+    route->pool = route->split[0].pool;
+    route->pool_index = route->split[0].pool_index;
+    s.Bool("split_sticky", &route->split_sticky);
+    if (auto by = s.String("split_by")) {
+      route->split_by = ParseHashKey(s, *s.Find("split_by"), *by, "split_by");
+      if (route->split_by->kind == HashKeyConfig::Kind::kClientIp) {
+        s.FailAt(*s.Find("split_by"), "split_by",
+                 "expected \"header:NAME\" or \"cookie:NAME\" (split_sticky keys on the client)");
+      }
+    }
   }
 
   // path_exact / path_regex, methods, headers, query, return.

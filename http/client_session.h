@@ -206,6 +206,8 @@ class ClientSession final : public core::ConnHandler {
   void CacheGoUpstream(core::Conn& conn);
  private:
   uint64_t KeyHash(const core::Conn& conn, const MessageHead& h, const PoolSpec& pool) const;
+  // The pool a split route sends this request to (split_by, split_sticky, else by weight).
+  uint32_t ChooseSplit(const RouteSpec& route, const MessageHead& h);
   // Some eligible backend of the pool is neither excluded nor `failed`.
   bool CanRetryElsewhere(uint32_t failed);
   void FinishExchange(core::Conn& conn);

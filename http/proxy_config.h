@@ -102,6 +102,18 @@ struct RouteSpec {
   uint64_t methods = 0;                        // bit per llhttp method id; 0 = any
   std::vector<FieldMatchSpec> headers;
   std::vector<FieldMatchSpec> query;
+  // Weighted split over pools instead of `pool` (empty: `pool`): split_total is the sum of
+  // the weights; split_sticky picks by the client's address; split_by names a request header
+  // or cookie whose value, when it is one of the split's pool names, picks that pool.
+  struct SplitTarget {
+    uint32_t pool = 0;
+    uint32_t weight = 1;
+  };
+  std::vector<SplitTarget> split;
+  uint64_t split_total = 0;
+  bool split_sticky = false;
+  PoolSpec::HashKey split_by = PoolSpec::HashKey::kClientIp;  // kClientIp: no split_by
+  std::string split_by_name;                                  // header (lowercase) or cookie name
   // A return route answers itself: this status and text body (0 = not a return route).
   uint16_t return_status = 0;
   std::string return_body;

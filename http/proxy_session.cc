@@ -1,23 +1,22 @@
 // http/proxy_session.cc: see proxy_session.h.
 #include "http/proxy_session.h"
 
-#include "http/client_session.h"
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
 
-#include <spdlog/spdlog.h>
-
+#include "base/text.h"
+#include "http/client_session.h"
 #include "http/compression_plan.h"
 #include "http/router.h"
-#include "ratelimit/access.h"
-#include "http/tls_transport.h"
 #include "http/serialize.h"
+#include "http/tls_transport.h"
+#include "ratelimit/access.h"
 
 namespace torii::http {
 
@@ -266,7 +265,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
     SendLocalReply(conn, route.return_status, "return", route.add_headers, route.return_body);
     return !conn.closing();
   }
-  x_.pool = route.pool;
+  x_.pool = route.split.empty() ? route.pool : ChooseSplit(route, h);
   B().exclude.Reset(static_cast<uint32_t>(cfg().pools[x_.pool].backends.size()));
   resp_ = Resp::kWaiting;
   if (B().host.empty()) {
@@ -671,6 +670,38 @@ void ClientSession::SendRedirect(core::Conn& conn, const RouteSpec& route) {
   SendLocalReply(conn, route.redirect_status, "redirect", extra);
 }
 
+uint32_t ClientSession::ChooseSplit(const RouteSpec& route, const MessageHead& h) {
+  // A header or cookie naming one of the split's pools forces it (canary by header).
+  if (route.split_by != PoolSpec::HashKey::kClientIp) {
+    std::optional<std::string_view> named;
+    if (route.split_by == PoolSpec::HashKey::kCookie) {
+      named = CookieValue(h.headers, route.split_by_name);
+    } else {
+      for (const HeaderView& hv : h.headers) {
+        if (EqualsIgnoreCase(hv.name, route.split_by_name)) {
+          named = base::TrimOws(hv.value);
+          break;
+        }
+      }
+    }
+    if (named) {
+      for (const RouteSpec::SplitTarget& t : route.split) {
+        if (cfg().pools[t.pool].name == *named) {
+          return t.pool;
+        }
+      }
+    }
+  }
+  // Sticky: the client's address decides, so a client stays on one side of the split.
+  const ratelimit::IpAddr& c = B().client;
+  const uint64_t r =
+      route.split_sticky
+          ? balancer::HashBytes(std::string_view(reinterpret_cast<const char*>(c.bytes.data()),
+                                                 c.family == 4 ? 4 : 16))
+          : ctx_.ids().Next();
+  return PickSplit(route, r % route.split_total);
+}
+
 uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
                                 const PoolSpec& pool) const {
   if (pool.hash_key == PoolSpec::HashKey::kHeader) {
@@ -680,24 +711,8 @@ uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
       }
     }
   } else if (pool.hash_key == PoolSpec::HashKey::kCookie) {
-    const std::string_view want = pool.hash_key_name;
-    for (const HeaderView& hv : h.headers) {
-      if (!EqualsIgnoreCase(hv.name, "cookie")) {
-        continue;
-      }
-      // "a=1; b=2": pairs separated by ';' and optional spaces (RFC 6265 §5.4).
-      std::string_view rest = hv.value;
-      while (!rest.empty()) {
-        const size_t semi = rest.find(';');
-        std::string_view pair = rest.substr(0, semi);
-        rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
-        while (!pair.empty() && (pair.front() == ' ' || pair.front() == '\t')) {
-          pair.remove_prefix(1);
-        }
-        if (pair.size() > want.size() && pair[want.size()] == '=' && pair.starts_with(want)) {
-          return balancer::HashBytes(pair.substr(want.size() + 1));
-        }
-      }
+    if (const auto value = CookieValue(h.headers, pool.hash_key_name)) {
+      return balancer::HashBytes(*value);
     }
   }
   // The client address, without the port (a client keeps its backend across connections);

@@ -141,6 +141,35 @@ std::optional<uint32_t> MatchRoute(const std::vector<RouteSpec>& routes, std::st
   return MatchRoute(routes, RouteRequest{host, path, 1, {}});
 }
 
+uint32_t PickSplit(const RouteSpec& route, uint64_t r) {
+  for (const RouteSpec::SplitTarget& t : route.split) {
+    if (r < t.weight) {
+      return t.pool;
+    }
+    r -= t.weight;
+  }
+  return route.split.empty() ? route.pool : route.split.back().pool;
+}
+
+std::optional<std::string_view> CookieValue(std::span<const HeaderView> headers,
+                                            std::string_view name) {
+  for (const HeaderView& hv : headers) {
+    if (!EqualsIgnoreCase(hv.name, "cookie")) {
+      continue;
+    }
+    std::string_view rest = hv.value;
+    while (!rest.empty()) {
+      const size_t semi = rest.find(';');
+      const std::string_view pair = base::TrimOws(rest.substr(0, semi));
+      rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+      if (pair.size() > name.size() && pair[name.size()] == '=' && pair.starts_with(name)) {
+        return pair.substr(name.size() + 1);
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 bool RewriteTarget(const RouteSpec& route, std::string_view target, std::string* out) {
   std::string_view rest;
   std::string_view head;

@@ -34,6 +34,15 @@ std::optional<uint32_t> MatchRoute(const std::vector<RouteSpec>& routes, const R
 std::optional<uint32_t> MatchRoute(const std::vector<RouteSpec>& routes, std::string_view host,
                                    std::string_view path);
 
+// The pool of a split route for a draw `r` in [0, route.split_total): the target whose
+// cumulative weight range holds it.
+uint32_t PickSplit(const RouteSpec& route, uint64_t r);
+
+// The value of cookie `name` in the request's Cookie fields ("a=1; b=2", RFC 6265 §5.4), or
+// nullopt.
+std::optional<std::string_view> CookieValue(std::span<const HeaderView> headers,
+                                            std::string_view name);
+
 // The request target the backend gets on `route`: the client's normalised origin-form
 // `target` with the route's strip_prefix removed from its front (when it starts with it), or
 // the matched path_prefix replaced by replace_prefix; a path left empty becomes "/", and one

@@ -952,6 +952,41 @@ pool = "app"
   ExpectError(PoolWith("", "[[route]]\nreturn = { status = 99 }\n"), 8, 21, "from 200 to 599");
 }
 
+// split instead of pool: weights, stickiness, a forcing header or cookie; misuse refused.
+TEST(LoadRoutes, Split) {
+  const std::string two = std::string(kPoolHead) +
+                          "[[pool]]\nname = \"v2\"\n"
+                          "backends = [{ address = \"127.0.0.1:9003\" }]\n";
+  const Config c = LoadOk(two + R"([[route]]
+split = [{ pool = "app", weight = 95 }, { pool = "v2", weight = 5 }]
+split_sticky = true
+split_by = "cookie:pool"
+)");
+  const RouteConfig& r = c.routes[0];
+  ASSERT_EQ(r.split.size(), 2u);
+  EXPECT_EQ(r.split[1].pool, "v2");
+  EXPECT_EQ(r.split[1].pool_index, 1u);
+  EXPECT_EQ(r.split[0].weight, 95u);
+  EXPECT_EQ(r.pool, "app");
+  EXPECT_TRUE(r.split_sticky);
+  ASSERT_TRUE(r.split_by.has_value());
+  EXPECT_EQ(r.split_by->kind, HashKeyConfig::Kind::kCookie);
+
+  ExpectError(two + "[[route]]\npool = \"app\"\nsplit = [{ pool = \"app\" }, { pool = \"v2\" }]\n",
+              11, 8, "either pool or split");
+  ExpectError(two + "[[route]]\nsplit = [{ pool = \"app\" }]\n", 11, 9, "at least two");
+  ExpectError(two + "[[route]]\nsplit = [{ pool = \"app\" }, { pool = \"nope\" }]\n", 11, 37,
+              "is not defined");
+  ExpectError(
+      two + "[[route]]\nsplit = [{ pool = \"app\", weight = 0 }, { pool = \"v2\", weight = 0 }]\n",
+      11, 9, "above 0");
+  ExpectError(two + "[[route]]\npool = \"app\"\nsplit_sticky = true\n", 12, 16, "only with split");
+  ExpectError(
+      two +
+          "[[route]]\nsplit = [{ pool = \"app\" }, { pool = \"v2\" }]\nsplit_by = \"client_ip\"\n",
+      12, 12, "header:NAME");
+}
+
 TEST(LoadBalancing, AlgorithmsAndHashKeys) {
   EXPECT_EQ(LoadOk(PoolWith("algorithm = \"least_conn\"\n")).pools[0].algorithm,
             Algorithm::kLeastConn);

@@ -212,3 +212,30 @@ TEST(RouterMatchTest, PresentAndAbsentHeaders) {
 
 }  // namespace
 }  // namespace torii::http
+
+namespace torii::http {
+namespace {
+
+// A draw in [0, total) lands in the cumulative weight range of one target; weight 0 never wins.
+TEST(SplitTest, PickByCumulativeWeight) {
+  RouteSpec r;
+  r.split = {{/*pool=*/4, /*weight=*/95}, {/*pool=*/7, /*weight=*/0}, {/*pool=*/9, /*weight=*/5}};
+  r.split_total = 100;
+  EXPECT_EQ(PickSplit(r, 0), 4u);
+  EXPECT_EQ(PickSplit(r, 94), 4u);
+  EXPECT_EQ(PickSplit(r, 95), 9u);
+  EXPECT_EQ(PickSplit(r, 99), 9u);
+}
+
+// Cookie values by name, with the RFC 6265 pair syntax; prefixes of names do not match.
+TEST(SplitTest, CookieValue) {
+  const std::vector<HeaderView> h = {{"Cookie", "a=1; pool=v2"}, {"cookie", "poolx=v9"}};
+  EXPECT_EQ(CookieValue(h, "pool"), "v2");
+  EXPECT_EQ(CookieValue(h, "a"), "1");
+  EXPECT_EQ(CookieValue(h, "poolx"), "v9");
+  EXPECT_EQ(CookieValue(h, "poo"), std::nullopt);
+  EXPECT_EQ(CookieValue({}, "pool"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace torii::http

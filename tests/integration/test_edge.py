@@ -385,6 +385,46 @@ class RicherRouting(h.ToriiCase):
         self.assertEqual(sum(len(o.log_entries()) for o in self.os.values()), before + 1)
 
 
+class TrafficSplit(h.ToriiCase):
+    def start(self, **route):
+        self.v1, self.v2 = self.origin("v1"), self.origin("v2")
+        c = h.proxy_config([self.v1], pools={"v2": [self.v2]})
+        r = {"host": "*", "path_prefix": "/",
+             "split": [{"pool": "app", "weight": 3}, {"pool": "v2", "weight": 1}]}
+        r.update(route)
+        c.routes = [r]
+        self.t = self.torii(c)
+
+    # Weighted: 3:1 over 400 requests (a binomial draw: bounds at ±4.6 standard deviations).
+    def test_weighted_split(self):
+        self.start()
+        with h.Client(self.t.addr()) as c:
+            seen = [c.get(f"/?i={i}").header("X-Backend") for i in range(400)]
+        self.assertEqual(set(seen), {"v1", "v2"})
+        self.assertTrue(60 <= seen.count("v2") <= 140, seen.count("v2"))
+
+    # Sticky: a client stays on its side; clients spread over both.
+    def test_sticky_split(self):
+        self.start(split_sticky=True)
+        sides = {}
+        for i in range(2, 42):
+            src = f"127.0.3.{i}"
+            got = {h.get(self.t.addr(), "/", source=src).header("X-Backend") for _ in range(3)}
+            self.assertEqual(len(got), 1, (src, got))
+            sides[src] = got.pop()
+        self.assertEqual(set(sides.values()), {"v1", "v2"})
+
+    # A header (or cookie) naming a pool of the split forces it: canary by header.
+    def test_split_by_header_and_cookie(self):
+        self.start(split_by="header:X-Pool")
+        for _ in range(20):
+            r = h.get(self.t.addr(), "/", headers=[("X-Pool", "v2")])
+            self.assertEqual(r.header("X-Backend"), "v2")
+        # A value that names no pool of the split falls back to the weights.
+        self.assertIn(h.get(self.t.addr(), "/", headers=[("X-Pool", "nope")]).header("X-Backend"),
+                      ("v1", "v2"))
+
+
 class TcpHealthChecks(h.ToriiCase):
     # type = "tcp": a backend that accepts connections is UP without any request reaching it;
     # one that refuses them goes DOWN and gets no traffic.
