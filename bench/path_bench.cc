@@ -10,6 +10,8 @@
 //   BM_Short               "/": the common benchmark path
 //   BM_DotsAndEscapes      "/static/./css/%7Euser/../app.%63ss?v=3": the slow pass
 //   BM_LongNormal1K        a 1 KiB path with no work to do
+//   BM_RequestIdAndTraceparent  a request ID and a traceparent made and formatted
+//   BM_MatchRouteTenPrefixes    route matching over ten prefix routes (last one matches)
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -58,5 +60,48 @@ BENCHMARK(BM_AlreadyNormal);
 BENCHMARK(BM_Short);
 BENCHMARK(BM_DotsAndEscapes);
 BENCHMARK(BM_LongNormal1K);
+
+}  // namespace
+
+// The per-request cost of the request ID and traceparent torii adds (http/trace.h), and of
+// route matching with matchers, for the same "< 3 % of a request" budget.
+#include "http/router.h"
+#include "http/trace.h"
+
+namespace {
+
+void BM_RequestIdAndTraceparent(benchmark::State& state) {
+  torii::http::IdSource ids;
+  std::string id;
+  std::string lines;
+  for (auto _ : state) {
+    id.clear();
+    lines.clear();
+    uint8_t raw[16];
+    ids.Fill(raw, sizeof(raw));
+    torii::http::AppendHex(raw, sizeof(raw), &id);
+    torii::http::TraceParent tp;
+    ids.Fill(tp.trace_id.data(), tp.trace_id.size());
+    ids.Fill(tp.parent_id.data(), tp.parent_id.size());
+    lines.append("X-Request-Id: ").append(id).append("\r\ntraceparent: ");
+    torii::http::AppendTraceParent(tp, &lines);
+    benchmark::DoNotOptimize(lines.data());
+  }
+}
+BENCHMARK(BM_RequestIdAndTraceparent);
+
+// Ten prefix routes, the request matching the last (the common shape of a config).
+void BM_MatchRouteTenPrefixes(benchmark::State& state) {
+  std::vector<torii::http::RouteSpec> routes(10);
+  for (int i = 0; i < 9; ++i) {
+    routes[i].path_prefix.assign("/service-").append(1, static_cast<char>('0' + i)).append("/");
+  }
+  routes[9].path_prefix = "/";
+  for (auto _ : state) {
+    auto r = torii::http::MatchRoute(routes, "app.example.com", kTypical);
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_MatchRouteTenPrefixes);
 
 }  // namespace

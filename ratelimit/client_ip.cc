@@ -6,7 +6,6 @@
 namespace torii::ratelimit {
 namespace {
 
-
 }  // namespace
 
 IpAddr RealClient(const IpAddr& peer, std::string_view xff, const IpList& trusted) {

@@ -12,8 +12,6 @@
 namespace torii::codec {
 namespace {
 
-bool IsOws(char c) { return c == ' ' || c == '\t'; }
-
 // RFC 9110 §5.6.2 tchar.
 bool IsTchar(char c) {
   const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');

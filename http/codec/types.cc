@@ -12,8 +12,6 @@
 namespace torii::codec {
 namespace {
 
-bool IsOws(char c) { return c == ' ' || c == '\t'; }
-
 // RFC 9110 §5.6.2 token.
 bool IsToken(std::string_view s) {
   if (s.empty()) {
