@@ -289,6 +289,10 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
       rs.split_total += t.weight;
     }
     rs.split_sticky = rc.split_sticky;
+    rs.connect_timeout_ms =
+        rc.connect_timeout ? static_cast<uint64_t>(rc.connect_timeout->count()) : 0;
+    rs.response_timeout_ms =
+        rc.response_timeout ? static_cast<uint64_t>(rc.response_timeout->count()) : 0;
     if (rc.split_by) {
       rs.split_by = rc.split_by->kind == conf::HashKeyConfig::Kind::kCookie
                         ? http::PoolSpec::HashKey::kCookie

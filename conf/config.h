@@ -238,6 +238,9 @@ struct RouteConfig {
   };
   std::vector<SplitTarget> split;
   bool split_sticky = false;
+  // Override the pool's connect_timeout / response_timeout for this route's requests.
+  std::optional<Duration> connect_timeout;
+  std::optional<Duration> response_timeout;
   std::optional<HashKeyConfig> split_by;
   // return = { status = 403, body = "..." }: the route answers itself with that status and
   // text body (no pool).

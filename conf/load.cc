@@ -1358,7 +1358,8 @@ class Loader {
                  "host_rewrite", "request_headers", "response_headers",
                  "path_exact",   "path_regex",      "methods",
                  "headers",      "query",           "return",
-                 "split",        "split_sticky",    "split_by"});
+                 "split",        "split_sticky",    "split_by",
+                 "connect_timeout", "response_timeout"});
     RouteConfig route;
 
     if (auto host = s.String("host")) {
@@ -1471,6 +1472,17 @@ class Loader {
       route.add_headers = LoadHeaderMap(Section(*headers, s.label() + " add_headers"));
     }
     LoadRewrites(s, &route);
+    for (const auto& [key, out] : {std::pair{"connect_timeout", &route.connect_timeout},
+                                   std::pair{"response_timeout", &route.response_timeout}}) {
+      if (s.Find(key) != nullptr) {
+        if (route.pool.empty()) {
+          s.FailAt(*s.Find(key), key, "a route that answers itself has no backend to wait for");
+        }
+        Duration d{};
+        s.Dur(key, &d);
+        *out = d;
+      }
+    }
 
     auto plain = [](const RouteConfig& r) {
       return r.path_exact.empty() && r.path_regex.empty() && r.methods.empty() &&

@@ -111,6 +111,9 @@ struct RouteSpec {
   };
   std::vector<SplitTarget> split;
   uint64_t split_total = 0;
+  // The pool's timeouts for this route's requests (0 = the pool's).
+  uint64_t connect_timeout_ms = 0;
+  uint64_t response_timeout_ms = 0;
   bool split_sticky = false;
   PoolSpec::HashKey split_by = PoolSpec::HashKey::kClientIp;  // kClientIp: no split_by
   std::string split_by_name;                                  // header (lowercase) or cookie name

@@ -795,7 +795,12 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
     }
     up_ = up->ref();
     auto* handler = static_cast<UpstreamConn*>(up->handler());
-    handler->Attach(*up, self_, x_.method_id == HTTP_HEAD, /*holds_slot=*/pool.max_conns > 0);
+    const RouteSpec& route = cfg().routes[x_.route];
+    handler->Attach(*up, self_, x_.method_id == HTTP_HEAD, /*holds_slot=*/pool.max_conns > 0,
+                    route.connect_timeout_ms != 0 ? route.connect_timeout_ms
+                                                  : pool.connect_timeout_ms,
+                    route.response_timeout_ms != 0 ? route.response_timeout_ms
+                                                   : pool.response_timeout_ms);
     handler->set_request_complete(req_ == Req::kDone);
     up->Write(B().upstream_head);
     pool.counters->at(ctx_.worker().id(), x_.backend * PoolSpec::kBackendColumns +
@@ -1610,7 +1615,8 @@ bool UpstreamConn::CloseIfUnattached(core::Conn& self) {
 }
 
 void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_request,
-                          bool holds_slot) {
+                          bool holds_slot, uint64_t connect_timeout_ms,
+                          uint64_t response_timeout_ms) {
   if (!b_) {
     b_ = ctx_.AcquireBuffers(H1Parser::Kind::kResponse, limits_);
   }
@@ -1626,9 +1632,9 @@ void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_requ
     gen_->picker(pool_).OnRequestStart(backend_);
   }
   holds_slot_ = holds_slot;
-  const PoolSpec& pool = cfg().pools[pool_];
-  self.SetTimer(ctx_.worker().now_ms() +
-                (connected_ ? pool.response_timeout_ms : pool.connect_timeout_ms));
+  connect_timeout_ms_ = connect_timeout_ms;
+  response_timeout_ms_ = response_timeout_ms;
+  self.SetTimer(ctx_.worker().now_ms() + (connected_ ? response_timeout_ms_ : connect_timeout_ms_));
 }
 
 void UpstreamConn::EndCount() {
@@ -1679,7 +1685,7 @@ void UpstreamConn::OnConnected(core::Conn& self, core::Result<void> result) {
   }
   connected_ = true;
   if (client_.valid()) {
-    self.SetTimer(ctx_.worker().now_ms() + cfg().pools[pool_].response_timeout_ms);
+    self.SetTimer(ctx_.worker().now_ms() + response_timeout_ms_);
     if (ClientSession* c = client()) {
       c->NoteUpstreamConnected();
     }
@@ -1690,7 +1696,7 @@ void UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
   if (CloseIfUnattached(self)) {
     return;  // bytes on an idle pooled connection (B9): never trust it again
   }
-  self.SetTimer(ctx_.worker().now_ms() + cfg().pools[pool_].response_timeout_ms);
+  self.SetTimer(ctx_.worker().now_ms() + response_timeout_ms_);
   if (b_->in.empty()) {
     // The common case: parse straight from the receive buffer, so a body is copied once
     // (into the client's out queue); only a partial head or an unread tail is kept.

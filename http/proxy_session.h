@@ -34,7 +34,10 @@ class UpstreamConn final : public core::ConnHandler {
 
   // Lends the connection to `client` for one exchange. `head_request`: the request is HEAD
   // (the response has no body whatever it says).
-  void Attach(core::Conn& self, core::ConnRef client, bool head_request, bool holds_slot);
+  // Lends this connection to `client` for one exchange, waiting at most `connect_timeout_ms`
+  // for the connect and `response_timeout_ms` between response bytes.
+  void Attach(core::Conn& self, core::ConnRef client, bool head_request, bool holds_slot,
+              uint64_t connect_timeout_ms, uint64_t response_timeout_ms);
   // The client is done with this connection: pool it when `reusable`, else close it.
   void Release(core::Conn& self, bool reusable);
   bool reused() const { return reused_; }
@@ -70,6 +73,8 @@ class UpstreamConn final : public core::ConnHandler {
   std::shared_ptr<Generation> gen_;
   uint32_t pool_;
   uint32_t backend_;
+  uint64_t connect_timeout_ms_ = 0;   // of the exchange attached (route or pool)
+  uint64_t response_timeout_ms_ = 0;
   core::ConnRef client_;
   std::unique_ptr<ExchangeBuffers> b_;  // borrowed while lent to a client (with the parser)
   H1Parser::Limits limits_;

@@ -891,6 +891,11 @@ replace_prefix = "/new/"
   EXPECT_EQ(r.response_headers.set[0].second, "edge");
   EXPECT_EQ(r.response_headers.remove, std::vector<std::string>{"x-powered-by"});
   EXPECT_EQ(c.routes[1].replace_prefix, "/new/");
+  EXPECT_FALSE(c.routes[1].connect_timeout.has_value());
+  const Config t = LoadOk(PoolWith("", "[[route]]\npool = \"app\"\nconnect_timeout = \"250ms\"\n"
+                                       "response_timeout = \"2s\"\n"));
+  EXPECT_EQ(t.routes[0].connect_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(t.routes[0].response_timeout, std::chrono::seconds(2));
 
   const std::string route = "[[route]]\npool = \"app\"\n";
   ExpectError(PoolWith("", route + "strip_prefix = \"/a\"\nreplace_prefix = \"/b\"\n"), 10, 18,

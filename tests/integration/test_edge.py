@@ -425,6 +425,20 @@ class TrafficSplit(h.ToriiCase):
                       ("v1", "v2"))
 
 
+class RouteTimeouts(h.ToriiCase):
+    # A route's response_timeout overrides its pool's: the same 1 s answer is a 504 on the
+    # impatient route and a 200 elsewhere.
+    def test_route_response_timeout(self):
+        o = self.origin("o1")
+        c = h.proxy_config([o], pool_extra={"response_timeout": "30s", "retries": 0})
+        c.routes = [{"host": "*", "path_prefix": "/quick/", "pool": "app",
+                     "response_timeout": "200ms"},
+                    {"host": "*", "path_prefix": "/", "pool": "app"}]
+        t = self.torii(c)
+        self.assertEqual(h.get(t.addr(), "/quick/x?delay=1000", timeout=10).status, 504)
+        self.assertEqual(h.get(t.addr(), "/slow?delay=1000", timeout=10).status, 200)
+
+
 class TcpHealthChecks(h.ToriiCase):
     # type = "tcp": a backend that accepts connections is UP without any request reaching it;
     # one that refuses them goes DOWN and gets no traffic.
