@@ -94,6 +94,9 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
   p->limits.keepalive_requests = c.limits.keepalive_requests;
   p->timing = c.server.phase_timing;
   p->request_id_header = c.server.request_id_header;
+  for (const conf::ErrorPage& e : c.server.error_pages) {
+    p->error_pages.push_back(http::ErrorPage{e.status, e.content_type, e.body});
+  }
   p->trace_context = c.server.trace_context;
   if (!p->request_id_header.empty()) {
     p->replaced_request_fields.push_back(base::ToLowerAscii(p->request_id_header));
@@ -298,6 +301,9 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
                         ? http::PoolSpec::HashKey::kCookie
                         : http::PoolSpec::HashKey::kHeader;
       rs.split_by_name = rc.split_by->name;
+    }
+    for (const conf::ErrorPage& e : rc.error_pages) {
+      rs.error_pages.push_back(http::ErrorPage{e.status, e.content_type, e.body});
     }
     rs.return_status = rc.return_status;
     rs.return_body = rc.return_body;

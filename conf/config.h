@@ -46,6 +46,15 @@ std::optional<SocketAddress> ParseSocketAddress(std::string_view text, std::stri
 
 enum class LogFormat : uint8_t { kText, kJson };
 
+// error_pages = { 404 = "errors/404.html", 503 = "errors/busy.html" }: the body of the 4xx /
+// 5xx replies torii makes itself, read when the config loads (at most 64 KiB each; the type
+// from the extension: .html, .json, else text/plain).
+struct ErrorPage {
+  uint16_t status = 0;
+  std::string content_type;
+  std::string body;
+};
+
 struct ServerConfig {
   uint32_t workers = 0;             // 0 = one per CPU
   std::string ready_file;           // empty = none
@@ -72,6 +81,7 @@ struct ServerConfig {
   // a trusted proxy, made otherwise); "" turns IDs off. W3C traceparent continued or started.
   std::string request_id_header = "X-Request-Id";
   bool trace_context = true;
+  std::vector<ErrorPage> error_pages;  // for every route (a route's own ones come first)
 };
 
 struct AdminConfig {
@@ -238,6 +248,7 @@ struct RouteConfig {
   };
   std::vector<SplitTarget> split;
   bool split_sticky = false;
+  std::vector<ErrorPage> error_pages;  // this route's, before [server] error_pages
   // Override the pool's connect_timeout / response_timeout for this route's requests.
   std::optional<Duration> connect_timeout;
   std::optional<Duration> response_timeout;

@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <re2/re2.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -23,12 +24,13 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <utility>
-
-#include <re2/re2.h>
 
 #include "base/text.h"
 
@@ -509,6 +511,7 @@ class Loader {
 
     if (const toml::table* t = top.SubTable("server")) {
       LoadServer(Section(*t, "[server]"), &config.server);
+      config.server.error_pages = LoadErrorPages(Section(*t, "[server]"), config.source);
     }
     if (const toml::table* t = top.SubTable("admin")) {
       LoadAdmin(Section(*t, "[admin]"), &config.admin);
@@ -586,7 +589,7 @@ class Loader {
     s.CheckKeys({"workers", "ready_file", "access_log", "access_log_format", "error_log",
                  "log_level", "shutdown_grace", "max_connections", "sq_entries", "cq_entries",
                  "recv_buffers", "recv_buffer_size", "trusted_proxies", "phase_timing",
-                 "merge_slashes", "request_id_header", "trace_context"});
+                 "merge_slashes", "request_id_header", "trace_context", "error_pages"});
     s.U32("workers", 0, 1024, &out->workers);
     s.Bool("phase_timing", &out->phase_timing);
     s.Bool("merge_slashes", &out->merge_slashes);
@@ -818,6 +821,47 @@ class Loader {
       o.session_ticket_key_file = RelativeTo(source, *v);
     }
     return o;
+  }
+
+  // error_pages = { 404 = "path", ... } in `s`: each file read now (so torii -t checks it).
+  static std::vector<ErrorPage> LoadErrorPages(const Section& s, const std::string& source) {
+    std::vector<ErrorPage> out;
+    const toml::table* table = s.SubTable("error_pages");
+    if (table == nullptr) {
+      return out;
+    }
+    for (auto&& [key, node] : *table) {
+      const std::string code(key.str());
+      const bool numeric = code.size() == 3 && std::all_of(code.begin(), code.end(), [](char c) {
+                             return c >= '0' && c <= '9';
+                           });
+      const int status = numeric ? std::stoi(code) : 0;
+      if (status < 400 || status > 599) {
+        Fail(key.source(),
+             s.label() + " error_pages: expected a status from 400 to 599, got " + Quote(code));
+      }
+      const std::string path = RelativeTo(source, s.StringOf(node, "error_pages"));
+      std::ifstream f(path, std::ios::binary);
+      std::string body((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      if (!f.good() && !f.eof()) {
+        s.FailAt(node, "error_pages", "cannot read " + Quote(path));
+      }
+      if (!std::filesystem::is_regular_file(path)) {
+        s.FailAt(node, "error_pages", "cannot read " + Quote(path) + ": not a file");
+      }
+      if (body.size() > 64 * 1024) {
+        s.FailAt(node, "error_pages", Quote(path) + " is larger than 64KiB");
+      }
+      ErrorPage page;
+      page.status = static_cast<uint16_t>(status);
+      page.content_type = path.ends_with(".html") || path.ends_with(".htm")
+                              ? "text/html; charset=utf-8"
+                          : path.ends_with(".json") ? "application/json"
+                                                    : "text/plain; charset=utf-8";
+      page.body = std::move(body);
+      out.push_back(std::move(page));
+    }
+    return out;
   }
 
   // A path from the config file: relative ones are taken from the file's directory.
@@ -1350,16 +1394,36 @@ class Loader {
 
   void LoadRoute(const toml::table& table, Config& config) {
     Section s(table, "[[route]] #" + std::to_string(config.routes.size() + 1));
-    s.CheckKeys({"host",         "path_prefix",     "pool",
-                 "compress",     "server_timing",   "add_headers",
-                 "redirect",     "redirect_prefix", "redirect_status",
-                 "rate_limit",   "allow",           "deny",
-                 "cache",        "strip_prefix",    "replace_prefix",
-                 "host_rewrite", "request_headers", "response_headers",
-                 "path_exact",   "path_regex",      "methods",
-                 "headers",      "query",           "return",
-                 "split",        "split_sticky",    "split_by",
-                 "connect_timeout", "response_timeout"});
+    s.CheckKeys({"host",
+                 "path_prefix",
+                 "pool",
+                 "compress",
+                 "server_timing",
+                 "add_headers",
+                 "redirect",
+                 "redirect_prefix",
+                 "redirect_status",
+                 "rate_limit",
+                 "allow",
+                 "deny",
+                 "cache",
+                 "strip_prefix",
+                 "replace_prefix",
+                 "host_rewrite",
+                 "request_headers",
+                 "response_headers",
+                 "path_exact",
+                 "path_regex",
+                 "methods",
+                 "headers",
+                 "query",
+                 "return",
+                 "split",
+                 "split_sticky",
+                 "split_by",
+                 "connect_timeout",
+                 "response_timeout",
+                 "error_pages"});
     RouteConfig route;
 
     if (auto host = s.String("host")) {
@@ -1472,6 +1536,7 @@ class Loader {
       route.add_headers = LoadHeaderMap(Section(*headers, s.label() + " add_headers"));
     }
     LoadRewrites(s, &route);
+    route.error_pages = LoadErrorPages(s, config.source);
     for (const auto& [key, out] : {std::pair{"connect_timeout", &route.connect_timeout},
                                    std::pair{"response_timeout", &route.response_timeout}}) {
       if (s.Find(key) != nullptr) {

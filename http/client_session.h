@@ -111,7 +111,10 @@ class ClientSession final : public core::ConnHandler {
   void BuildUpstreamHead(const MessageHead& h);
   void PickBackendAndSend(core::Conn& conn);
   void ForwardBody(std::string_view body);
-  // A reply torii makes itself: `body_text` (text/plain), or the status line's text when empty.
+  // The error page configured for `status` (this request's route's, then the server's).
+  const ErrorPage* FindErrorPage(int status) const;
+  // A reply torii makes itself: `body_text` (text/plain), an error page for its status, or the
+  // status line's text.
   void SendLocalReply(core::Conn& conn, int status, std::string_view note,
                       std::string_view extra_headers = {}, std::string_view body_text = {});
   void SendRedirect(core::Conn& conn, const RouteSpec& route);
@@ -251,6 +254,7 @@ class ClientSession final : public core::ConnHandler {
     bool force_fresh = false;         // retry on a new connection, not a pooled one
     uint8_t interim_sent = 0;         // 103 responses forwarded (at most kMaxInterim)
     bool configured_reply = false;    // a return route's reply: the connection stays open
+    bool routed = false;              // `route` holds this request's route
   } x_;
   static constexpr uint8_t kMaxInterim = 4;
   uint64_t body_start_ms_ = 0;   // when the current request's body phase began

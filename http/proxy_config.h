@@ -85,6 +85,13 @@ struct PoolSpec {
   std::string fingerprint;
 };
 
+// The body of a 4xx/5xx reply torii makes itself ([server] / [[route]] error_pages).
+struct ErrorPage {
+  uint16_t status = 0;
+  std::string content_type;
+  std::string body;
+};
+
 // A request header or query parameter a route matches on (router.h).
 struct FieldMatchSpec {
   enum class Kind : uint8_t { kExact, kPresent, kAbsent, kRegex };
@@ -117,6 +124,7 @@ struct RouteSpec {
   bool split_sticky = false;
   PoolSpec::HashKey split_by = PoolSpec::HashKey::kClientIp;  // kClientIp: no split_by
   std::string split_by_name;                                  // header (lowercase) or cookie name
+  std::vector<ErrorPage> error_pages;  // looked up before ProxyConfig::error_pages
   // A return route answers itself: this status and text body (0 = not a return route).
   uint16_t return_status = 0;
   std::string return_body;
@@ -236,6 +244,7 @@ struct ProxyConfig {
   // ([server] trace_context): the client fields the exchange replaces (lowercase names).
   std::string request_id_header;
   bool trace_context = false;
+  std::vector<ErrorPage> error_pages;  // [server] error_pages
   std::vector<std::string> replaced_request_fields;
 };
 

@@ -634,6 +634,7 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
     return reject(404, "no route");
   }
   x_.route = *route;
+  x_.routed = true;
   cfg().routes[x_.route].requests->at(ctx_.worker().id(), 0)++;
   return true;
 }
@@ -1297,6 +1298,22 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
                                                      : "upstream failed mid-response");
 }
 
+const ErrorPage* ClientSession::FindErrorPage(int status) const {
+  if (x_.routed) {
+    for (const ErrorPage& page : cfg().routes[x_.route].error_pages) {
+      if (page.status == status) {
+        return &page;
+      }
+    }
+  }
+  for (const ErrorPage& page : cfg().error_pages) {
+    if (page.status == status) {
+      return &page;
+    }
+  }
+  return nullptr;
+}
+
 void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_view note,
                                    std::string_view extra_headers, std::string_view body_text) {
   if (status >= 500 && b_ && b_->cache.entry && CacheServeStaleOnError(conn, status)) {
@@ -1327,10 +1344,19 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
     extra_headers = with_id;
   }
   ctx_.scratch().clear();
+  // The operator's page for this status (the route's, then the server's), for the replies
+  // torii makes itself; a return route's body is its own.
+  std::string_view content_type = "text/plain";
+  if (body_text.empty() && status >= 400 && !x_.configured_reply) {
+    if (const ErrorPage* page = FindErrorPage(status)) {
+      body_text = page->body;
+      content_type = page->content_type;
+    }
+  }
   const std::string_view body =
       body_text.empty() ? BuildLocalReply(status, close_after_, extra_headers, &ctx_.scratch())
                         : BuildLocalReply(status, close_after_, extra_headers, body_text,
-                                          &ctx_.scratch());
+                                          content_type, &ctx_.scratch());
   x_.bytes_sent = body.size();
   conn.Write(ctx_.scratch());
   if (close_after_) {

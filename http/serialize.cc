@@ -293,14 +293,20 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
 }
 
 std::string_view BuildLocalReply(int status, bool close, std::string_view extra,
-                                 std::string_view body, std::string* out) {
+                                 std::string_view body, std::string_view content_type,
+                                 std::string* out) {
   out->append("HTTP/1.1 ");
   AppendDecimal(out, static_cast<uint64_t>(status));
   out->push_back(' ');
   out->append(ReasonPhrase(status));
-  out->append("\r\nServer: torii\r\nContent-Type: text/plain\r\nContent-Length: ");
+  out->append("\r\nServer: torii\r\nContent-Type: ");
+  out->append(content_type);
+  out->append("\r\nContent-Length: ");
   AppendDecimal(out, body.size());
   out->append("\r\n");
+  if (status == 503) {
+    out->append("Retry-After: 1\r\n");
+  }
   out->append(extra);
   out->append(close ? "Connection: close\r\n\r\n" : "\r\n");
   const size_t body_at = out->size();

@@ -60,9 +60,10 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
 // `extra` holds pre-serialised "Name: value\r\n" lines (Location, add_headers).
 std::string_view BuildLocalReply(int status, bool close, std::string_view extra,
                                  std::string* out);
-// The same with `body` as the text/plain body.
+// The same with `body` (of `content_type`) as the body.
 std::string_view BuildLocalReply(int status, bool close, std::string_view extra,
-                                 std::string_view body, std::string* out);
+                                 std::string_view body, std::string_view content_type,
+                                 std::string* out);
 inline std::string_view BuildLocalReply(int status, bool close, std::string* out) {
   return BuildLocalReply(status, close, {}, out);
 }

@@ -992,6 +992,23 @@ split_by = "cookie:pool"
       12, 12, "header:NAME");
 }
 
+// error_pages: files read at load time, typed by extension; bad statuses and files refused.
+TEST(LoadRoutes, ErrorPages) {
+  const std::string dir = ::testing::TempDir();
+  { std::ofstream(dir + "/torii-404.html") << "<p>gone</p>"; }
+  const Config c = LoadOk("[server]\nerror_pages = { 404 = \"" + dir + "/torii-404.html\" }\n" +
+                          PoolWith("", "[[route]]\npool = \"app\"\nerror_pages = { 503 = \"" + dir +
+                                           "/torii-404.html\" }\n"));
+  ASSERT_EQ(c.server.error_pages.size(), 1u);
+  EXPECT_EQ(c.server.error_pages[0].status, 404);
+  EXPECT_EQ(c.server.error_pages[0].body, "<p>gone</p>");
+  EXPECT_EQ(c.server.error_pages[0].content_type, "text/html; charset=utf-8");
+  ASSERT_EQ(c.routes[0].error_pages.size(), 1u);
+  EXPECT_EQ(c.routes[0].error_pages[0].status, 503);
+  ExpectError("[server]\nerror_pages = { 200 = \"x\" }\n", 2, 17, "from 400 to 599");
+  ExpectError("[server]\nerror_pages = { 404 = \"/nonexistent/x.html\" }\n", 2, 23, "cannot read");
+}
+
 TEST(LoadBalancing, AlgorithmsAndHashKeys) {
   EXPECT_EQ(LoadOk(PoolWith("algorithm = \"least_conn\"\n")).pools[0].algorithm,
             Algorithm::kLeastConn);

@@ -5,7 +5,9 @@ real client carried end to end behind trusted proxies (X-Forwarded-For/-Proto/-H
 access log, ip_hash), and never believed from anyone else (H3)."""
 
 import json
+import os
 import re
+import subprocess
 import unittest
 
 import harness as h
@@ -437,6 +439,51 @@ class RouteTimeouts(h.ToriiCase):
         t = self.torii(c)
         self.assertEqual(h.get(t.addr(), "/quick/x?delay=1000", timeout=10).status, 504)
         self.assertEqual(h.get(t.addr(), "/slow?delay=1000", timeout=10).status, 200)
+
+
+class ErrorPages(h.ToriiCase):
+    # The 4xx/5xx replies torii makes itself use the operator's pages: the route's first,
+    # then the server's; others keep the built-in text.
+    def test_server_and_route_pages(self):
+        d = self.tmpdir()
+        with open(os.path.join(d, "404.html"), "w") as f:
+            f.write("<h1>not here</h1>\n")
+        with open(os.path.join(d, "busy.json"), "w") as f:
+            f.write('{"error": "busy"}\n')
+        o = self.origin("o1")
+        dead = self.origin("dead")
+        dead_address = dead.address
+        dead.stop()
+        c = h.proxy_config([o], server_extra={
+            "error_pages": {"404": os.path.join(d, "404.html")}},
+            pools={"gone": [{"address": dead_address}]})
+        c.routes = [{"host": "a.test", "path_prefix": "/api/", "pool": "gone",
+                     "error_pages": {"503": os.path.join(d, "busy.json")}},
+                    {"host": "a.test", "path_prefix": "/", "pool": "app"}]
+        t = self.torii(c)
+        r = h.get(t.addr(), "/x", host="nowhere.test")
+        self.assertEqual((r.status, r.body), (404, b"<h1>not here</h1>\n"))
+        self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8")
+        r = h.get(t.addr(), "/api/x", host="a.test")
+        self.assertEqual((r.status, r.body), (503, b'{"error": "busy"}\n'))
+        self.assertEqual(r.header("Content-Type"), "application/json")
+        self.assertEqual(r.header("Retry-After"), "1")
+        data, _ = h.raw(t.addr(), b"GET /a%zz HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        self.assertEqual(h.status_of(data), 400)
+        self.assertIn(b"Content-Type: text/plain", data)
+
+    # A missing page is a start-up error naming the file (torii -t checks it too).
+    def test_missing_page_refused(self):
+        c = h.proxy_config([self.origin("o1")],
+                           server_extra={"error_pages": {"404": "/nonexistent/404.html"}})
+        text = c.render("/tmp/unused.ready", "off", "-")
+        path = os.path.join(self.tmpdir(), "bad.toml")
+        with open(path, "w") as f:
+            f.write(text)
+        p = subprocess.run([h.torii_bin(), "-t", "-c", path], capture_output=True, timeout=30,
+                           env=h.child_env())
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("/nonexistent/404.html", p.stderr.decode())
 
 
 class TcpHealthChecks(h.ToriiCase):
