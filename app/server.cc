@@ -94,6 +94,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
   p->limits.keepalive_requests = c.limits.keepalive_requests;
   p->timing = c.server.phase_timing;
   p->request_id_header = c.server.request_id_header;
+  p->forwarded_header = c.server.forwarded_header;
   for (const conf::ErrorPage& e : c.server.error_pages) {
     p->error_pages.push_back(http::ErrorPage{e.status, e.content_type, e.body});
   }

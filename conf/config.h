@@ -82,6 +82,9 @@ struct ServerConfig {
   std::string request_id_header = "X-Request-Id";
   bool trace_context = true;
   std::vector<ErrorPage> error_pages;  // for every route (a route's own ones come first)
+  // Also send RFC 7239 Forwarded (for / host / proto of torii's hop, appended to a trusted
+  // proxy's elements; a client's own Forwarded is always dropped).
+  bool forwarded_header = false;
 };
 
 struct AdminConfig {

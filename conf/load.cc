@@ -589,11 +589,13 @@ class Loader {
     s.CheckKeys({"workers", "ready_file", "access_log", "access_log_format", "error_log",
                  "log_level", "shutdown_grace", "max_connections", "sq_entries", "cq_entries",
                  "recv_buffers", "recv_buffer_size", "trusted_proxies", "phase_timing",
-                 "merge_slashes", "request_id_header", "trace_context", "error_pages"});
+                 "merge_slashes", "request_id_header", "trace_context", "error_pages",
+                 "forwarded_header"});
     s.U32("workers", 0, 1024, &out->workers);
     s.Bool("phase_timing", &out->phase_timing);
     s.Bool("merge_slashes", &out->merge_slashes);
     s.Bool("trace_context", &out->trace_context);
+    s.Bool("forwarded_header", &out->forwarded_header);
     if (auto v = s.String("request_id_header")) {
       if (!std::all_of(v->begin(), v->end(), IsTokenChar) ||
           base::EqualsIgnoreCase(*v, "traceparent") || base::EqualsIgnoreCase(*v, "host")) {

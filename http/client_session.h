@@ -106,6 +106,8 @@ class ClientSession final : public core::ConnHandler {
   void AssignIds(const MessageHead& h);
   // "Request-Id-Header: ID\r\n" onto a response's extra lines, when IDs are on.
   void AppendRequestId(std::string* lines) const;
+  // "Forwarded: ...\r\n" (RFC 7239) for the backend: a trusted proxy's elements plus ours.
+  void AppendForwarded(const MessageHead& h, std::string* lines) const;
   // The upstream request head (B().upstream_head) for this request, with the forwarding
   // headers ResolveClient decided.
   void BuildUpstreamHead(const MessageHead& h);

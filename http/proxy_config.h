@@ -245,6 +245,7 @@ struct ProxyConfig {
   std::string request_id_header;
   bool trace_context = false;
   std::vector<ErrorPage> error_pages;  // [server] error_pages
+  bool forwarded_header = false;       // [server] forwarded_header (RFC 7239)
   std::vector<std::string> replaced_request_fields;
 };
 

@@ -527,12 +527,42 @@ void ClientSession::BuildUpstreamHead(const MessageHead& h) {
     target = rewritten;
   }
   b.id_lines.append(route.upstream_add);
+  if (cfg().forwarded_header) {
+    AppendForwarded(h, &b.id_lines);
+  }
   BuildUpstreamRequestHead(h, route.host_rewrite.empty() ? std::string_view(b.host)
                                                          : std::string_view(route.host_rewrite),
                            target,
                            b.forwarded_for.empty() ? std::string_view(peer_) : b.forwarded_for,
                            x_.req_framing, &b.upstream_head, proto, forwarded_host,
                            UpstreamHeadEdits{route.upstream_remove, b.id_lines});
+}
+
+void ClientSession::AppendForwarded(const MessageHead& h, std::string* lines) const {
+  // RFC 7239: a trusted proxy's elements stay, in order, and torii's hop is appended; from
+  // anyone else only torii's hop is sent (the client's field was dropped).
+  lines->append("Forwarded: ");
+  const size_t start = lines->size();
+  if (!b_->forwarded_for.empty()) {
+    for (const HeaderView& hv : h.headers) {
+      if (EqualsIgnoreCase(hv.name, "forwarded") && !base::TrimOws(hv.value).empty()) {
+        if (lines->size() > start) {
+          lines->append(", ");
+        }
+        lines->append(base::TrimOws(hv.value));
+      }
+    }
+  }
+  if (lines->size() > start) {
+    lines->append(", ");
+  }
+  // for=: the node that sent the request to torii; an IPv6 address is quoted and bracketed.
+  const bool v6 = peer_.find(':') != std::string::npos;
+  lines->append(v6 ? "for=\"[" : "for=").append(peer_).append(v6 ? "]\"" : "");
+  if (!b_->host.empty()) {
+    lines->append(";host=\"").append(b_->host).append("\"");  // ValidateHost: no quote in it
+  }
+  lines->append(";proto=").append(scheme()).append("\r\n");
 }
 
 bool ClientSession::CheckRequest(core::Conn& conn) {

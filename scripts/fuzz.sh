@@ -35,7 +35,7 @@ declare -A LIBS=(
   [h1_response]="llhttp"
   [access_log]="-lfmt"
   [decoder]="-lz -lbrotlienc -lbrotlidec -lzstd"
-  [config]="-ltomlplusplus"
+  [config]="-ltomlplusplus -lre2"
 )
 TARGETS=(h1_request h1_response path cache negotiate client_ip access_log decoder config)
 
@@ -44,15 +44,26 @@ cxxflags=(-std=c++2b -U__cpp_concepts -D__cpp_concepts=202002L -O1 -g -fsanitize
           # toml++ as torii links it (Debian's shared library), not its header-only debug build
           -DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1)
 
-# Compiles `src` once into $out/obj (instrumented for coverage, no main).
+# Compiles `src` once into $out/obj (instrumented for coverage, no main); again when it or any
+# header it includes (the compiler's dependency file says which) changed since.
+stale() {
+  local obj=$1 src=$2
+  [[ ! -f "$obj" || ! -f "$obj.d" || "$src" -nt "$obj" ]] && return 0
+  local dep
+  for dep in $(sed -e 's/^[^:]*://' -e 's/\\$//' "$obj.d"); do
+    [[ "$dep" -nt "$obj" ]] && return 0
+  done
+  return 1
+}
+
 object() {
   local src=$1 obj="$out/obj/${1//\//_}.o"
-  if [[ ! -f "$obj" || "$src" -nt "$obj" ]]; then
+  if stale "$obj" "$src"; then
     if [[ "$src" == *.c ]]; then
       "$CC" -O1 -g -fsanitize=fuzzer-no-link,address,undefined -DLLHTTP_STRICT_MODE=1 \
-        -I/usr/share/include/llhttp -c "$src" -o "$obj"
+        -I/usr/share/include/llhttp -MMD -MF "$obj.d" -c "$src" -o "$obj"
     else
-      "$CXX" "${cxxflags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
+      "$CXX" "${cxxflags[@]}" -fsanitize=fuzzer-no-link -MMD -MF "$obj.d" -c "$src" -o "$obj"
     fi
   fi
   echo "$obj"

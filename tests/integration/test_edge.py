@@ -187,6 +187,20 @@ class ClientIdentity(h.ToriiCase):
         rec = json.loads(self.t.access_log_lines(wait_for_count=1)[0])
         self.assertEqual((rec["client"], rec["peer"]), ("203.0.113.9", TRUSTED))
 
+    # RFC 7239 (forwarded_header = true): a trusted proxy's elements are kept and torii's hop
+    # appended; anyone else's Forwarded is replaced by torii's hop alone.
+    def test_forwarded_header(self):
+        self.o = self.origin("o1")
+        c = h.proxy_config([self.o], server_extra={"trusted_proxies": [TRUSTED + "/32"],
+                                                   "forwarded_header": True})
+        self.t = self.torii(c)
+        spoof = [("Forwarded", "for=203.0.113.9;proto=https")]
+        h.get(self.t.addr(), "/", source=TRUSTED, headers=spoof)
+        self.assertEqual(self.seen("Forwarded"),
+                         [f'for=203.0.113.9;proto=https, for={TRUSTED};host="test.local";proto=http'])
+        h.get(self.t.addr(), "/", source="127.0.0.2", headers=spoof)
+        self.assertEqual(self.seen("Forwarded"), ['for=127.0.0.2;host="test.local";proto=http'])
+
     # ip_hash keys on the client the trusted proxy names, not on the proxy: clients spread
     # over the backends, and each one keeps its backend.
     def test_ip_hash_uses_the_real_client(self):
