@@ -3,22 +3,11 @@
 
 #include <cstring>
 
+#include "base/text.h"
+
 namespace torii::http {
 
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 
 bool IsUnreserved(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -117,8 +106,8 @@ PathError NormalizePath(std::string* target, const PathOptions& options) {
       if (r + 2 >= plen) {
         return PathError::kBadEscape;
       }
-      const int hi = HexValue(p[r + 1]);
-      const int lo = HexValue(p[r + 2]);
+      const int hi = base::HexDigitValue(p[r + 1]);
+      const int lo = base::HexDigitValue(p[r + 2]);
       if (hi < 0 || lo < 0) {
         return PathError::kBadEscape;
       }

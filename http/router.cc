@@ -26,12 +26,7 @@ bool HostMatches(std::string_view pattern, std::string_view host) {
 void Decode(std::string_view in, std::string* out) {
   out->clear();
   for (size_t i = 0; i < in.size(); ++i) {
-    auto hex = [](char c) {
-      return c >= '0' && c <= '9' ? c - '0'
-             : c >= 'a' && c <= 'f' ? c - 'a' + 10
-             : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                    : -1;
-    };
+    constexpr auto hex = base::HexDigitValue;
     if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
       out->push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
       i += 2;

@@ -24,6 +24,16 @@ bool IsDroppedRequestHeader(std::string_view name) {
 }
 
 
+// `name` is one of `names` (lowercase), compared ignoring case.
+bool Listed(std::span<const std::string> names, std::string_view name) {
+  for (const std::string& n : names) {
+    if (EqualsIgnoreCase(name, n)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void AppendHeader(std::string* out, std::string_view name, std::string_view value) {
   out->append(name);
   out->append(": ");
@@ -150,11 +160,7 @@ void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
     if (IsDroppedRequestHeader(h.name) || NamedInConnection(req.headers, h.name)) {
       continue;
     }
-    bool removed = false;
-    for (const std::string& name : edits.remove) {
-      removed = removed || EqualsIgnoreCase(h.name, name);
-    }
-    if (removed) {
+    if (Listed(edits.remove, h.name)) {
       continue;
     }
     if (&h == last_via) {
@@ -234,11 +240,7 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
     if (IsDroppedResponseHeader(h.name) || NamedInConnection(resp.headers, h.name)) {
       continue;
     }
-    bool removed = false;
-    for (const std::string& name : edits.remove) {
-      removed = removed || EqualsIgnoreCase(h.name, name);
-    }
-    if (removed) {
+    if (Listed(edits.remove, h.name)) {
       continue;
     }
     if ((!edits.content_encoding.empty() || edits.drop_content_encoding) &&

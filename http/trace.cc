@@ -6,19 +6,14 @@
 #include <chrono>
 #include <cstring>
 
+#include "base/text.h"
+
 namespace torii::http {
 
 namespace {
 
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  return -1;  // uppercase is invalid in traceparent
-}
+// Lowercase hex only: traceparent forbids uppercase.
+int HexDigit(char c) { return c >= 'A' && c <= 'F' ? -1 : base::HexDigitValue(c); }
 
 bool ParseHex(std::string_view text, uint8_t* out) {
   for (size_t i = 0; i < text.size() / 2; ++i) {
