@@ -119,10 +119,6 @@ class Admin(h.ToriiCase):
         t.check_alive()
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 def server_timing(value):
     """{"head": ms, ...} from a Server-Timing value."""
     out = {}
@@ -275,3 +271,7 @@ class StatusPage(h.ToriiCase):
         with open(shot, "rb") as f:
             self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
         t.check_alive()
+
+
+if __name__ == "__main__":
+    unittest.main()
