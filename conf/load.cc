@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <re2/re2.h>
 #include <toml++/toml.h>
 #include <unistd.h>
@@ -782,6 +783,12 @@ class Loader {
       tls::CertificateSpec spec;
       spec.cert = RelativeTo(source, c.StringOf(c.Require("cert"), "cert"));
       spec.key = RelativeTo(source, c.StringOf(c.Require("key"), "key"));
+      // A private key any local user can replace lets them impersonate the site: refused.
+      struct stat st {};
+      if (::stat(spec.key.c_str(), &st) == 0 && (st.st_mode & S_IWOTH) != 0) {
+        c.FailAt(*c.Find("key"), "key",
+                 "refused: " + Quote(spec.key) + " is writable by every user (chmod o-w on it)");
+      }
       o.certificates.push_back(std::move(spec));
     }
     if (const toml::node* alpn = s.Find("alpn")) {
@@ -1883,6 +1890,13 @@ std::expected<Config, ConfigError> LoadConfigFile(const std::string& path) {
   if (fd < 0) {
     return std::unexpected(
         ConfigError{path, 0, 0, "cannot read file: " + std::string(std::strerror(errno))});
+  }
+  // A config any local user can rewrite lets any local user reroute the traffic: refused.
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IWOTH) != 0) {
+    ::close(fd);
+    return std::unexpected(ConfigError{
+        path, 0, 0, "refused: the file is writable by every user (chmod o-w " + path + ")"});
   }
   std::string text;
   char buffer[16384];

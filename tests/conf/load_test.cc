@@ -4,6 +4,7 @@
 #include "conf/load.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -1007,6 +1008,31 @@ TEST(LoadRoutes, ErrorPages) {
   EXPECT_EQ(c.routes[0].error_pages[0].status, 503);
   ExpectError("[server]\nerror_pages = { 200 = \"x\" }\n", 2, 17, "from 400 to 599");
   ExpectError("[server]\nerror_pages = { 404 = \"/nonexistent/x.html\" }\n", 2, 23, "cannot read");
+}
+
+// A config file, or a TLS key, that every local user may write is refused (#18).
+TEST(LoadConfigErrors, WorldWritableFilesRefused) {
+  const std::string dir = ::testing::TempDir();
+  const std::string conf = dir + "/torii-ww.toml";
+  {
+    std::ofstream(conf) << kPoolHead << "[[route]]\npool = \"app\"\n";
+  }
+  ::chmod(conf.c_str(), 0666);
+  auto loaded = LoadConfigFile(conf);
+  ASSERT_FALSE(loaded.has_value());
+  EXPECT_NE(loaded.error().message.find("writable by every user"), std::string::npos);
+  ::chmod(conf.c_str(), 0644);
+  EXPECT_TRUE(LoadConfigFile(conf).has_value());
+
+  const std::string key = dir + "/torii-ww.key";
+  {
+    std::ofstream(key) << "not a key";
+  }
+  ::chmod(key.c_str(), 0646);
+  ExpectError(std::string("[[listener]]\nname = \"https\"\naddress = \"127.0.0.1:0\"\n"
+                          "tls = { certificates = [{ cert = \"c.pem\", key = \"") +
+                  key + "\" }] }\n",
+              4, 49, "writable by every user");
 }
 
 TEST(LoadBalancing, AlgorithmsAndHashKeys) {

@@ -500,6 +500,25 @@ class ErrorPages(h.ToriiCase):
         self.assertIn("/nonexistent/404.html", p.stderr.decode())
 
 
+class FilePermissions(h.ToriiCase):
+    # #18: a config any local user may rewrite is refused, by torii -t and at start.
+    def test_world_writable_config_refused(self):
+        c = h.proxy_config([self.origin("o1")])
+        path = os.path.join(self.tmpdir(), "ww.toml")
+        with open(path, "w") as f:
+            f.write(c.render(os.path.join(self.tmpdir(), "r"), "off", "-"))
+        os.chmod(path, 0o666)
+        for args in (["-t", "-c", path], ["-c", path]):
+            p = subprocess.run([h.torii_bin()] + args, capture_output=True, timeout=30,
+                               env=h.child_env())
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("writable by every user", p.stderr.decode())
+        os.chmod(path, 0o644)
+        p = subprocess.run([h.torii_bin(), "-t", "-c", path], capture_output=True, timeout=30,
+                           env=h.child_env())
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+
 class TcpHealthChecks(h.ToriiCase):
     # type = "tcp": a backend that accepts connections is UP without any request reaching it;
     # one that refuses them goes DOWN and gets no traffic.
