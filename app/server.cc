@@ -2,8 +2,13 @@
 #include "app/server.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <llhttp.h>
 #include <netinet/in.h>
+#include <pwd.h>
+#include <re2/re2.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,17 +21,12 @@
 #include <thread>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
 #include "app/admin.h"
 #include "app/health_checker.h"
-#include "conf/load.h"
 #include "balancer/health.h"
-#include "core/worker.h"
-#include <llhttp.h>
-#include <re2/re2.h>
-
 #include "base/text.h"
+#include "conf/load.h"
+#include "core/worker.h"
 #include "http/proxy_config.h"
 #include "http/proxy_context.h"
 #include "http/proxy_session.h"
@@ -400,6 +400,40 @@ int OpenAccessLog(const std::string& where) {
   return ::open(where.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
+// Switches the process (every thread) to `user` and `group` (default: the user's group), with
+// no supplementary groups. Returns "" on success, else what went wrong. Not root: succeeds
+// only when already running as that user.
+std::string DropPrivileges(const std::string& user, const std::string& group) {
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+    return "no such user: " + user;
+  }
+  gid_t gid = pw.pw_gid;
+  if (!group.empty()) {
+    std::vector<char> gbuf(16384);
+    ::group gr{};
+    ::group* gfound = nullptr;
+    if (getgrnam_r(group.c_str(), &gr, gbuf.data(), gbuf.size(), &gfound) != 0 ||
+        gfound == nullptr) {
+      return "no such group: " + group;
+    }
+    gid = gr.gr_gid;
+  }
+  if (geteuid() != 0) {
+    return geteuid() == pw.pw_uid ? std::string()
+                                  : "cannot switch to user " + user + ": not started as root";
+  }
+  if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(pw.pw_uid) != 0) {
+    return "cannot switch to user " + user + ": " + strerror(errno);
+  }
+  if (getuid() != pw.pw_uid || geteuid() != pw.pw_uid || setuid(0) == 0) {
+    return "cannot switch to user " + user + ": root could be regained";
+  }
+  return {};
+}
+
 bool WriteReadyFile(const std::string& path, const std::vector<std::string>& lines) {
   const std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "w");
@@ -710,6 +744,19 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     admin = std::make_unique<Admin>(config, proxy_config, std::move(views));
   }
 
+  // Everything that needs root is done (listeners bound, logs open, keys read, rings set
+  // up): the ready file is written, then root is given up before any request is served.
+  if (!config.server.ready_file.empty() && !WriteReadyFile(config.server.ready_file, ready_lines)) {
+    spdlog::error("cannot write ready_file {}: {}", config.server.ready_file, strerror(errno));
+  }
+  if (!config.server.user.empty()) {
+    if (std::string why = DropPrivileges(config.server.user, config.server.group); !why.empty()) {
+      spdlog::critical("{}", why);
+      return 1;
+    }
+    spdlog::info("running as user {} (uid {}, gid {})", config.server.user, getuid(), getgid());
+  }
+
   std::atomic<uint32_t> exited{0};
   std::atomic<bool> failed{false};
   std::vector<std::thread> threads;
@@ -725,10 +772,6 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     });
   }
 
-  if (!config.server.ready_file.empty() &&
-      !WriteReadyFile(config.server.ready_file, ready_lines)) {
-    spdlog::error("cannot write ready_file {}: {}", config.server.ready_file, strerror(errno));
-  }
   spdlog::info("torii serving with {} worker(s)", workers);
 
   bool stopping = false;

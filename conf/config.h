@@ -85,6 +85,10 @@ struct ServerConfig {
   // Also send RFC 7239 Forwarded (for / host / proto of torii's hop, appended to a trusted
   // proxy's elements; a client's own Forwarded is always dropped).
   bool forwarded_header = false;
+  // Drop root after binding the listeners and reading the keys: run as this user (and group;
+  // default the user's own). Empty: stay as started.
+  std::string user;
+  std::string group;
 };
 
 struct AdminConfig {

@@ -587,16 +587,49 @@ class Loader {
   }
 
   static void LoadServer(const Section& s, ServerConfig* out) {
-    s.CheckKeys({"workers", "ready_file", "access_log", "access_log_format", "error_log",
-                 "log_level", "shutdown_grace", "max_connections", "sq_entries", "cq_entries",
-                 "recv_buffers", "recv_buffer_size", "trusted_proxies", "phase_timing",
-                 "merge_slashes", "request_id_header", "trace_context", "error_pages",
-                 "forwarded_header"});
+    s.CheckKeys({"workers",
+                 "ready_file",
+                 "access_log",
+                 "access_log_format",
+                 "error_log",
+                 "log_level",
+                 "shutdown_grace",
+                 "max_connections",
+                 "sq_entries",
+                 "cq_entries",
+                 "recv_buffers",
+                 "recv_buffer_size",
+                 "trusted_proxies",
+                 "phase_timing",
+                 "merge_slashes",
+                 "request_id_header",
+                 "trace_context",
+                 "error_pages",
+                 "forwarded_header",
+                 "user",
+                 "group"});
     s.U32("workers", 0, 1024, &out->workers);
     s.Bool("phase_timing", &out->phase_timing);
     s.Bool("merge_slashes", &out->merge_slashes);
     s.Bool("trace_context", &out->trace_context);
     s.Bool("forwarded_header", &out->forwarded_header);
+    for (const auto& [key, field] :
+         {std::pair{"user", &out->user}, std::pair{"group", &out->group}}) {
+      if (auto v = s.String(key)) {
+        const bool ok =
+            !v->empty() && v->size() <= 32 && std::all_of(v->begin(), v->end(), [](char c) {
+              return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '_' || c == '-' || c == '.';
+            });
+        if (!ok) {
+          s.FailAt(*s.Find(key), key, "expected a user or group name, got " + Quote(*v));
+        }
+        *field = std::move(*v);
+      }
+    }
+    if (!out->group.empty() && out->user.empty()) {
+      s.FailAt(*s.Find("group"), "group", "set user too (group alone drops nothing)");
+    }
     if (auto v = s.String("request_id_header")) {
       if (!std::all_of(v->begin(), v->end(), IsTokenChar) ||
           base::EqualsIgnoreCase(*v, "traceparent") || base::EqualsIgnoreCase(*v, "host")) {

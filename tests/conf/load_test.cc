@@ -228,6 +228,9 @@ TEST(LoadConfig, DefaultsApply) {
   EXPECT_EQ(c.server.recv_buffer_size, d.server.recv_buffer_size);
   EXPECT_EQ(c.server.request_id_header, "X-Request-Id");
   EXPECT_TRUE(c.server.trace_context);
+  EXPECT_EQ(c.server.user, "");
+  EXPECT_EQ(LoadOk(WithBase("[server]\nuser = \"torii\"\ngroup = \"www-data\"\n")).server.group,
+            "www-data");
   EXPECT_TRUE(c.server.merge_slashes);
   EXPECT_FALSE(c.admin.enabled);
   EXPECT_TRUE(c.admin.allow.empty());
@@ -407,6 +410,8 @@ TEST(LoadConfigErrors, UnknownKey) {
   ExpectError(WithBase("timeout = \"1s\"\n"), 1, 1, "unknown key \"timeout\" in the top level");
   ExpectError(WithBase("[server]\nrequest_id_header = \"X Id\"\n"), 2, 21,
               "expected a header name");
+  ExpectError(WithBase("[server]\nuser = \"a b\"\n"), 2, 8, "expected a user or group name");
+  ExpectError(WithBase("[server]\ngroup = \"g\"\n"), 2, 9, "set user too");
 }
 
 // Unknown keys inside inline tables (backends, health) and in array-of-table entries.

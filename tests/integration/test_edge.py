@@ -519,6 +519,39 @@ class FilePermissions(h.ToriiCase):
         self.assertEqual(p.returncode, 0, p.stderr)
 
 
+class Privileges(h.ToriiCase):
+    # #18: [server] user drops root after binding and reading keys: workers serve as that
+    # user (no supplementary groups), and a user that does not exist stops the start.
+    # LeakSanitizer cannot inspect a process that gave up root (it is no longer dumpable), so
+    # leak checking is off for this process only; ASan and UBSan stay on.
+    NO_LSAN = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:halt_on_error=1"}
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to drop it")
+
+    def test_runs_as_the_configured_user(self):
+        o = self.origin("o1")
+        t = self.torii(h.proxy_config([o], server_extra={"user": "nobody"}),
+                       env_extra=self.NO_LSAN)
+        self.assertEqual(h.get(t.addr(), "/").status, 200)
+        with open(f"/proc/{t.pid}/status") as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        self.assertEqual(status["Uid"].split(), ["65534"] * 4)
+        self.assertEqual(status["Gid"].split(), ["65534"] * 4)
+        self.assertEqual(status["Groups"].split(), ["65534"])
+
+    def test_unknown_user_stops_the_start(self):
+        c = h.proxy_config([self.origin("o1")], server_extra={"user": "no-such-user-x"})
+        path = os.path.join(self.tmpdir(), "u.toml")
+        with open(path, "w") as f:
+            f.write(c.render(os.path.join(self.tmpdir(), "r"), "off", "-"))
+        p = subprocess.run([h.torii_bin(), "-c", path], capture_output=True, timeout=30,
+                           env=h.child_env(self.NO_LSAN))
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("no such user: no-such-user-x", p.stderr.decode())
+
+
 class TcpHealthChecks(h.ToriiCase):
     # type = "tcp": a backend that accepts connections is UP without any request reaching it;
     # one that refuses them goes DOWN and gets no traffic.
