@@ -1,7 +1,9 @@
 // http/serialize.cc: see serialize.h.
 #include "http/serialize.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdio>
 
 namespace torii::http {
 
@@ -318,25 +320,14 @@ std::string_view BuildLocalReply(int status, bool close, std::string_view extra,
 
 std::string_view BuildLocalReply(int status, bool close, std::string_view extra,
                                  std::string* out) {
-  out->append("HTTP/1.1 ");
-  AppendDecimal(out, static_cast<uint64_t>(status));
-  out->push_back(' ');
+  // The body is the status line's text: "503 Service Unavailable\n".
+  char text[64];
   const std::string_view reason = ReasonPhrase(status);
-  out->append(reason);
-  out->append("\r\nServer: torii\r\nContent-Type: text/plain\r\nContent-Length: ");
-  AppendDecimal(out, reason.size() + 5);  // "NNN " + reason + "\n"
-  out->append("\r\n");
-  if (status == 503) {
-    out->append("Retry-After: 1\r\n");
-  }
-  out->append(extra);
-  out->append(close ? "Connection: close\r\n\r\n" : "\r\n");
-  const size_t body_at = out->size();
-  AppendDecimal(out, static_cast<uint64_t>(status));
-  out->push_back(' ');
-  out->append(reason);
-  out->push_back('\n');
-  return std::string_view(*out).substr(body_at);
+  const int n = std::snprintf(text, sizeof(text), "%d %.*s\n", status,
+                              static_cast<int>(reason.size()), reason.data());
+  return BuildLocalReply(status, close, extra,
+                         std::string_view(text, static_cast<size_t>(std::max(n, 0))),
+                         "text/plain", out);
 }
 
 std::optional<std::string_view> ValidateHost(std::string_view host) {
