@@ -211,6 +211,8 @@ class ClientSession final : public core::ConnHandler {
   void CacheGoUpstream(core::Conn& conn);
  private:
   uint64_t KeyHash(const core::Conn& conn, const MessageHead& h, const PoolSpec& pool) const;
+  // A hash of B().client's address bytes (ip_hash behind trusted proxies, sticky splits).
+  uint64_t ClientAddressHash() const;
   // The pool a split route sends this request to (split_by, split_sticky, else by weight).
   uint32_t ChooseSplit(const RouteSpec& route, const MessageHead& h);
   // Some eligible backend of the pool is neither excluded nor `failed`.

@@ -72,7 +72,7 @@ struct ExchangeBuffers {
     std::string pending_body;
     std::shared_ptr<const std::string> serving;  // body being written to the client
     size_t offset = 0;
-    size_t end = 0;            // serving a range: where it ends (0: the body's end)
+    size_t end = 0;            // where the bytes being served end (a range's, or the body's)
     cache::Waiter filler;      // coalescing: this request's record (c = its ticket)
     const char* fwd = "miss";  // Cache-Status fwd= of a forwarded request
     std::string status;        // the Cache-Status sent (for the access log)

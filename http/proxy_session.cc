@@ -35,12 +35,10 @@ std::string FormatPeer(const sockaddr* sa) {
   return buf;
 }
 
-
 const std::string kEventStreamType = "text/event-stream";
 const std::span<const std::string> kEventStream(&kEventStreamType, 1);
 
 uint64_t CeilSeconds(uint64_t ns) { return ns / 1000000000 + (ns % 1000000000 != 0 ? 1 : 0); }
-
 
 }  // namespace
 
@@ -62,7 +60,6 @@ ClientSession::ClientSession(ProxyContext& ctx, core::Conn& conn, uint32_t liste
                        : cfg().limits.idle_timeout_ms);
   conn.SetIdle(core::Conn::Idle::kFresh);  // silent so far: the first to make room
 }
-
 
 void ClientSession::SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms) {
   timer_for_ = what;
@@ -274,8 +271,8 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   }
   const PoolSpec& pool = cfg().pools[x_.pool];
   x_.key_hash = pool.needs_key_hash ? KeyHash(conn, h, pool) : 0;
-  x_.coding = ReadCodingRequest(cfg().compression, cfg().routes[x_.route].compress,
-                              x_.method_id == HTTP_HEAD, h.headers);
+  x_.coding =
+      ReadCodingRequest(cfg().compression, route.compress, x_.method_id == HTTP_HEAD, h.headers);
   if (route.cache >= 0) {
     // Before the upstream head is built: a hit needs none of it.
     if (x_.method_id == HTTP_PURGE) {
@@ -316,7 +313,6 @@ void ClientSession::EndDelay(core::Conn& conn) {
     Pump(conn);
   }
 }
-
 
 bool ClientSession::CheckAccess(core::Conn& conn) {
   const ProxyConfig& config = cfg();
@@ -459,7 +455,7 @@ void ClientSession::AssignIds(const MessageHead& h) {
       ctx_.ids().Fill(raw, sizeof(raw));
       AppendHex(raw, sizeof(raw), &b.request_id);
     }
-    b.id_lines.append(config.request_id_header).append(": ").append(b.request_id).append("\r\n");
+    AppendRequestId(&b.id_lines);
   }
   if (config.trace_context) {
     // W3C Trace Context: continue the client's trace with torii as the parent span, or start
@@ -503,10 +499,7 @@ void ClientSession::BuildUpstreamHead(const MessageHead& h) {
     for (const HeaderView& hv : h.headers) {
       if (!proto_seen && EqualsIgnoreCase(hv.name, "x-forwarded-proto")) {
         proto_seen = true;
-        std::string_view first = hv.value.substr(0, hv.value.find(','));
-        while (!first.empty() && (first.back() == ' ' || first.back() == '\t')) {
-          first.remove_suffix(1);
-        }
+        const std::string_view first = base::TrimOws(hv.value.substr(0, hv.value.find(',')));
         if (EqualsIgnoreCase(first, "https")) {
           proto = "https";
         } else if (EqualsIgnoreCase(first, "http")) {
@@ -724,13 +717,14 @@ uint32_t ClientSession::ChooseSplit(const RouteSpec& route, const MessageHead& h
     }
   }
   // Sticky: the client's address decides, so a client stays on one side of the split.
-  const ratelimit::IpAddr& c = B().client;
-  const uint64_t r =
-      route.split_sticky
-          ? balancer::HashBytes(std::string_view(reinterpret_cast<const char*>(c.bytes.data()),
-                                                 c.family == 4 ? 4 : 16))
-          : ctx_.ids().Next();
+  const uint64_t r = route.split_sticky ? ClientAddressHash() : ctx_.ids().Next();
   return PickSplit(route, r % route.split_total);
+}
+
+uint64_t ClientSession::ClientAddressHash() const {
+  const ratelimit::IpAddr& c = b_->client;
+  return balancer::HashBytes(
+      std::string_view(reinterpret_cast<const char*>(c.bytes.data()), c.family == 4 ? 4 : 16));
 }
 
 uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
@@ -749,9 +743,7 @@ uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
   // The client address, without the port (a client keeps its backend across connections);
   // behind a trusted proxy, the client it names.
   if (!b_->client_text.empty()) {
-    const ratelimit::IpAddr& c = b_->client;
-    return balancer::HashBytes(std::string_view(reinterpret_cast<const char*>(c.bytes.data()),
-                                                c.family == 4 ? 4 : 16));
+    return ClientAddressHash();
   }
   const sockaddr* sa = conn.peer();
   if (sa->sa_family == AF_INET) {
@@ -1313,9 +1305,6 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
   if (nothing_sent) {
     resp_ = Resp::kNone;
     const FailureReply reply = FailureReplyFor(why, facts.other_backend_left);
-    if (why == UpstreamFailure::kConnectFailed) {
-      B().exclude.set(x_.backend);
-    }
     if (req_ != Req::kDone && req_ != Req::kHead) {
       close_after_ = true;  // the request body cannot be read to completion usefully
     }

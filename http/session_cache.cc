@@ -624,7 +624,6 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
     extra.assign(cfg().routes[x_.route].add_headers);
     x_.has_resp_extra = true;
   }
-  cs.end = 0;
   if (range.kind == cache::RangeKind::kSatisfiable) {
     head.status = 206;
     head.content_length = range.last - range.first + 1;
@@ -635,7 +634,6 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
     extra.push_back('/');
     AppendDecimal(&extra, body->size());
     extra.append("\r\n");
-    cs.end = range.last + 1;
   } else if (range.kind == cache::RangeKind::kUnsatisfiable) {
     head.status = 416;
     head.headers = {};
@@ -694,7 +692,9 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   }
   if (!head_req && head.framing == Framing::kContentLength && body && !body->empty()) {
     cs.serving = std::move(body);
-    cs.offset = range.kind == cache::RangeKind::kSatisfiable ? range.first : 0;
+    const bool ranged = range.kind == cache::RangeKind::kSatisfiable;
+    cs.offset = ranged ? range.first : 0;
+    cs.end = ranged ? range.last + 1 : cs.serving->size();
     if (!ContinueServing(conn)) {
       return;  // the rest follows as the client drains (OnWritable)
     }
@@ -707,7 +707,7 @@ bool ClientSession::ContinueServing(core::Conn& conn) {
   ExchangeBuffers::CacheState& cs = B().cache;
   constexpr size_t kSlice = 64 * 1024;
   const std::string& body = *cs.serving;
-  const size_t end = cs.end != 0 ? cs.end : body.size();
+  const size_t end = cs.end;
   while (cs.offset < end && conn.queued() < core::Conn::kHighWater && !conn.closing()) {
     const size_t n = std::min(kSlice, end - cs.offset);
     conn.Write(std::string_view(body).substr(cs.offset, n));
