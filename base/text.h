@@ -37,6 +37,15 @@ constexpr std::string_view TrimOws(std::string_view s) {
   return s;
 }
 
+// The part of *rest before the first `sep` (all of it when there is none); *rest keeps what
+// follows that separator. Walks a list: while (!rest.empty()) { item = PopField(&rest, ','); }
+constexpr std::string_view PopField(std::string_view* rest, char sep) {
+  const size_t at = rest->find(sep);
+  const std::string_view field = rest->substr(0, at);
+  *rest = at == std::string_view::npos ? std::string_view() : rest->substr(at + 1);
+  return field;
+}
+
 // Equal ignoring ASCII case (header names, tokens, directive names).
 constexpr bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) {

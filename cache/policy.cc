@@ -22,10 +22,7 @@ bool IsOws(char c) { return c == ' ' || c == '\t'; }
 template <class Fn>
 void ForEachElement(std::string_view value, Fn fn) {
   while (!value.empty()) {
-    const size_t comma = value.find(',');
-    const std::string_view element =
-        base::TrimOws(comma == std::string_view::npos ? value : value.substr(0, comma));
-    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+    const std::string_view element = base::TrimOws(base::PopField(&value, ','));
     if (!element.empty()) {
       fn(element);
     }
@@ -263,9 +260,7 @@ std::optional<int> ParseCodingElement(std::string_view element, int* q) {
   *q = 1000;
   std::string_view params = semi == std::string_view::npos ? "" : element.substr(semi + 1);
   while (!params.empty()) {
-    const size_t next = params.find(';');
-    const std::string_view param = base::TrimOws(params.substr(0, next));
-    params = next == std::string_view::npos ? "" : params.substr(next + 1);
+    const std::string_view param = base::TrimOws(base::PopField(&params, ';'));
     const size_t eq = param.find('=');
     if (eq != std::string_view::npos &&
         base::EqualsIgnoreCase(base::TrimOws(param.substr(0, eq)), "q")) {

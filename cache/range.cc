@@ -53,9 +53,7 @@ RangeAnswer EvaluateRange(std::string_view range, uint64_t length) {
   std::string_view only;
   int elements = 0;
   while (!spec.empty()) {
-    const size_t comma = spec.find(',');
-    const std::string_view element = base::TrimOws(spec.substr(0, comma));
-    spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
+    const std::string_view element = base::TrimOws(base::PopField(&spec, ','));
     if (element.empty()) {
       continue;
     }

@@ -15,17 +15,12 @@ H1Parser& Self(llhttp_t* p) { return *static_cast<H1Parser*>(p->data); }
 // A Transfer-Encoding value made only of codings we know but do not implement.
 bool OnlyKnownCodings(std::string_view v) {
   while (!v.empty()) {
-    const size_t comma = v.find(',');
-    std::string_view item = base::TrimOws(v.substr(0, comma));
+    const std::string_view item = base::TrimOws(base::PopField(&v, ','));
     if (!(EqualsIgnoreCase(item, "gzip") || EqualsIgnoreCase(item, "deflate") ||
           EqualsIgnoreCase(item, "compress") || EqualsIgnoreCase(item, "x-gzip") ||
           EqualsIgnoreCase(item, "x-compress"))) {
       return false;
     }
-    if (comma == std::string_view::npos) {
-      break;
-    }
-    v.remove_prefix(comma + 1);
   }
   return true;
 }

@@ -77,9 +77,7 @@ bool QueryMatches(const std::vector<FieldMatchSpec>& matchers, std::string_view 
     bool matched = false;
     std::string_view rest = query;
     while (!rest.empty()) {
-      const size_t amp = rest.find('&');
-      const std::string_view pair = rest.substr(0, amp);
-      rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+      const std::string_view pair = base::PopField(&rest, '&');
       const size_t eq = pair.find('=');
       const std::string_view name = pair.substr(0, eq);
       Decode(name, &decoded);
@@ -154,9 +152,7 @@ std::optional<std::string_view> CookieValue(std::span<const HeaderView> headers,
     }
     std::string_view rest = hv.value;
     while (!rest.empty()) {
-      const size_t semi = rest.find(';');
-      const std::string_view pair = base::TrimOws(rest.substr(0, semi));
-      rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+      const std::string_view pair = base::TrimOws(base::PopField(&rest, ';'));
       if (pair.size() > name.size() && pair[name.size()] == '=' && pair.starts_with(name)) {
         return pair.substr(name.size() + 1);
       }

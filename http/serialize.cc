@@ -114,21 +114,9 @@ bool NamedInConnection(std::span<const HeaderView> headers, std::string_view nam
     }
     std::string_view v = h.value;
     while (!v.empty()) {
-      const size_t comma = v.find(',');
-      std::string_view token = v.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-        token.remove_prefix(1);
-      }
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
-        token.remove_suffix(1);
-      }
-      if (EqualsIgnoreCase(token, name)) {
+      if (EqualsIgnoreCase(base::TrimOws(base::PopField(&v, ',')), name)) {
         return true;
       }
-      if (comma == std::string_view::npos) {
-        break;
-      }
-      v.remove_prefix(comma + 1);
     }
   }
   return false;
@@ -210,15 +198,7 @@ namespace {
 // Whether a Vary value already names Accept-Encoding (or is "*", which covers everything).
 bool VaryCoversAcceptEncoding(std::string_view vary) {
   while (!vary.empty()) {
-    const size_t comma = vary.find(',');
-    std::string_view item = vary.substr(0, comma);
-    vary = comma == std::string_view::npos ? std::string_view() : vary.substr(comma + 1);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
-      item.remove_prefix(1);
-    }
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
-      item.remove_suffix(1);
-    }
+    const std::string_view item = base::TrimOws(base::PopField(&vary, ','));
     if (item == "*" || EqualsIgnoreCase(item, "accept-encoding")) {
       return true;
     }

@@ -149,9 +149,7 @@ Coding Negotiate(std::string_view accept_encoding, std::span<const Coding> serve
   Verdict star;
   std::string_view rest = accept_encoding;
   while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    const std::string_view member = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    const std::string_view member = base::PopField(&rest, ',');
 
     const size_t semi = member.find(';');
     const std::string_view name = base::TrimOws(member.substr(0, semi));
