@@ -35,6 +35,26 @@ namespace torii::app {
 
 namespace {
 
+// "Name: value\r\n" for each pair, appended to `lines` (values checked by the config loader).
+void AppendHeaderLines(const std::vector<std::pair<std::string, std::string>>& pairs,
+                       std::string* lines) {
+  for (const auto& [name, value] : pairs) {
+    lines->append(name).append(": ").append(value).append("\r\n");
+  }
+}
+
+// A route's header rewrite as the data plane applies it: the names `set` replaces and those
+// `remove` drops go to `remove` (lowercase), the lines `set` and `add` write go to `lines`.
+void FlattenRewrite(const conf::HeaderRewrite& rewrite, std::vector<std::string>* remove,
+                    std::string* lines) {
+  for (const auto& [name, value] : rewrite.set) {
+    remove->push_back(base::ToLowerAscii(name));
+  }
+  remove->insert(remove->end(), rewrite.remove.begin(), rewrite.remove.end());
+  AppendHeaderLines(rewrite.set, lines);
+  AppendHeaderLines(rewrite.add, lines);
+}
+
 // A route's regular expression, checked by the config loader already (RE2 syntax).
 std::shared_ptr<const re2::RE2> CompileRegex(const std::string& pattern) {
   RE2::Options options;
@@ -265,9 +285,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     rs.server_timing = rc.server_timing;
     p->timing = p->timing || rc.server_timing;
     rs.compress = rc.compress;
-    for (const auto& [name, value] : rc.add_headers) {
-      rs.add_headers += name + ": " + value + "\r\n";
-    }
+    AppendHeaderLines(rc.add_headers, &rs.add_headers);
     rs.path_exact = rc.path_exact;
     if (!rc.path_regex.empty()) {
       rs.path_regex = CompileRegex(rc.path_regex);
@@ -313,26 +331,8 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     rs.replace_prefix = rc.replace_prefix.value_or("");
     rs.host_rewrite = rc.host_rewrite;
     rs.upstream_remove = p->replaced_request_fields;
-    for (const auto& [name, value] : rc.request_headers.set) {
-      rs.upstream_remove.push_back(base::ToLowerAscii(name));
-      rs.upstream_add += name + ": " + value + "\r\n";
-    }
-    for (const auto& [name, value] : rc.request_headers.add) {
-      rs.upstream_add += name + ": " + value + "\r\n";
-    }
-    for (const std::string& name : rc.request_headers.remove) {
-      rs.upstream_remove.push_back(name);
-    }
-    for (const auto& [name, value] : rc.response_headers.set) {
-      rs.response_remove.push_back(base::ToLowerAscii(name));
-      rs.add_headers += name + ": " + value + "\r\n";
-    }
-    for (const auto& [name, value] : rc.response_headers.add) {
-      rs.add_headers += name + ": " + value + "\r\n";
-    }
-    for (const std::string& name : rc.response_headers.remove) {
-      rs.response_remove.push_back(name);
-    }
+    FlattenRewrite(rc.request_headers, &rs.upstream_remove, &rs.upstream_add);
+    FlattenRewrite(rc.response_headers, &rs.response_remove, &rs.add_headers);
     p->routes.push_back(std::move(rs));
   }
   for (const conf::ListenerConfig& l : c.listeners) {

@@ -883,17 +883,18 @@ class Loader {
              s.label() + " error_pages: expected a status from 400 to 599, got " + Quote(code));
       }
       const std::string path = RelativeTo(source, s.StringOf(node, "error_pages"));
-      std::ifstream f(path, std::ios::binary);
-      std::string body((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-      if (!f.good() && !f.eof()) {
-        s.FailAt(node, "error_pages", "cannot read " + Quote(path));
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(path, ec)) {
+        s.FailAt(node, "error_pages", "cannot read " + Quote(path) + ": not a readable file");
       }
-      if (!std::filesystem::is_regular_file(path)) {
-        s.FailAt(node, "error_pages", "cannot read " + Quote(path) + ": not a file");
-      }
-      if (body.size() > 64 * 1024) {
+      if (std::filesystem::file_size(path, ec) > 64 * 1024) {
         s.FailAt(node, "error_pages", Quote(path) + " is larger than 64KiB");
       }
+      std::ifstream f(path, std::ios::binary);
+      if (!f.is_open()) {
+        s.FailAt(node, "error_pages", "cannot read " + Quote(path));
+      }
+      std::string body((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
       ErrorPage page;
       page.status = static_cast<uint16_t>(status);
       page.content_type = path.ends_with(".html") || path.ends_with(".htm")
