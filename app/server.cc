@@ -329,6 +329,10 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     rs.strip_prefix = rc.strip_prefix;
     rs.has_replace_prefix = rc.replace_prefix.has_value();
     rs.replace_prefix = rc.replace_prefix.value_or("");
+    if (!rc.rewrite_pattern.empty()) {
+      rs.rewrite_regex = CompileRegex(rc.rewrite_pattern);
+      rs.rewrite_substitution = rc.rewrite_substitution;
+    }
     rs.host_rewrite = rc.host_rewrite;
     rs.upstream_remove = p->replaced_request_fields;
     FlattenRewrite(rc.request_headers, &rs.upstream_remove, &rs.upstream_add);

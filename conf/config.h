@@ -285,6 +285,10 @@ struct RouteConfig {
   // replaced by replace_prefix; the Host sent; request and response header fields.
   std::string strip_prefix;
   std::optional<std::string> replace_prefix;
+  // Or regex_rewrite = { pattern, substitution }: RE2 over the whole path (query excluded),
+  // \1..\9 in the substitution naming its groups (Envoy's regex_rewrite).
+  std::string rewrite_pattern;
+  std::string rewrite_substitution;
   std::string host_rewrite;
   HeaderRewrite request_headers;
   HeaderRewrite response_headers;

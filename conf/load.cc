@@ -1452,6 +1452,7 @@ class Loader {
                  "cache",
                  "strip_prefix",
                  "replace_prefix",
+                 "regex_rewrite",
                  "host_rewrite",
                  "request_headers",
                  "response_headers",
@@ -1823,13 +1824,15 @@ class Loader {
   static void LoadRewrites(const Section& s, RouteConfig* route) {
     const toml::node* strip = s.Find("strip_prefix");
     const toml::node* replace = s.Find("replace_prefix");
-    if (strip != nullptr && replace != nullptr) {
-      s.FailAt(*replace, "replace_prefix",
-               "a route has either strip_prefix or replace_prefix, not both");
+    const toml::node* regex = s.Find("regex_rewrite");
+    if ((strip != nullptr) + (replace != nullptr) + (regex != nullptr) > 1) {
+      s.FailAt(replace != nullptr ? *replace : *regex,
+               replace != nullptr ? "replace_prefix" : "regex_rewrite",
+               "a route has one of strip_prefix, replace_prefix or regex_rewrite");
     }
     if (route->pool.empty()) {
       for (const std::string_view key :
-           {"strip_prefix", "replace_prefix", "host_rewrite", "request_headers"}) {
+           {"strip_prefix", "replace_prefix", "regex_rewrite", "host_rewrite", "request_headers"}) {
         if (const toml::node* n = s.Find(key)) {
           s.FailAt(*n, key, "a redirect route answers itself: nothing goes to a backend to rewrite");
         }
@@ -1851,6 +1854,32 @@ class Loader {
       } else {
         route->replace_prefix = std::move(value);
       }
+    }
+    if (const toml::table* rw = s.SubTable("regex_rewrite")) {
+      Section r(*rw, s.label() + " regex_rewrite");
+      r.CheckKeys({"pattern", "substitution"});
+      auto pattern = r.String("pattern");
+      auto substitution = r.String("substitution");
+      if (!pattern || !substitution) {
+        r.FailAt(*rw, pattern ? "substitution" : "pattern",
+                 "expected regex_rewrite = { pattern = \"^/old/(.*)$\", substitution = "
+                 "\"/new/\\\\1\" }");
+      }
+      CheckRegex(r, *r.Find("pattern"), "pattern", *pattern);
+      RE2::Options options;
+      options.set_log_errors(false);
+      const RE2 re(*pattern, options);
+      std::string why;
+      if (!re.CheckRewriteString(*substitution, &why)) {
+        r.FailAt(*r.Find("substitution"), "substitution", why);
+      }
+      if (!IsCleanPath(*substitution)) {
+        r.FailAt(
+            *r.Find("substitution"), "substitution",
+            "expected path text (no spaces or control characters), got " + Quote(*substitution));
+      }
+      route->rewrite_pattern = std::move(*pattern);
+      route->rewrite_substitution = std::move(*substitution);
     }
     if (auto host = s.String("host_rewrite")) {
       const std::string_view name = std::string_view(*host).substr(0, host->rfind(':'));

@@ -148,6 +148,9 @@ struct RouteSpec {
   std::string strip_prefix;
   std::string replace_prefix;
   bool has_replace_prefix = false;
+  // regex_rewrite: the path (without the query) through RE2::Replace when it matches.
+  std::shared_ptr<const re2::RE2> rewrite_regex;
+  std::string rewrite_substitution;
   std::string host_rewrite;  // the Host the backend gets ("" = the client's)
   // Client fields not copied to the backend (lowercase): the server-wide replaced ones
   // (request ID, traceparent) plus this route's request_headers set / remove.

@@ -167,6 +167,23 @@ bool RewriteTarget(const RouteSpec& route, std::string_view target, std::string*
   if (target.empty() || target.front() != '/') {
     return false;  // "*"
   }
+  if (route.rewrite_regex) {
+    const size_t query = target.find('?');
+    std::string path(target.substr(0, query));
+    if (RE2::GlobalReplace(&path, *route.rewrite_regex, route.rewrite_substitution) == 0) {
+      return false;
+    }
+    if (path.empty() || path.front() != '/') {
+      out->assign("/");
+    } else {
+      out->clear();
+    }
+    out->append(path);
+    if (query != std::string_view::npos) {
+      out->append(target.substr(query));
+    }
+    return true;
+  }
   if (route.has_replace_prefix && target.starts_with(route.path_prefix)) {
     head = route.replace_prefix;
     rest = target.substr(route.path_prefix.size());

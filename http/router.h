@@ -45,9 +45,10 @@ std::optional<std::string_view> CookieValue(std::span<const HeaderView> headers,
 
 // The request target the backend gets on `route`: the client's normalised origin-form
 // `target` with the route's strip_prefix removed from its front (when it starts with it), or
-// the matched path_prefix replaced by replace_prefix; a path left empty becomes "/", and one
-// that no longer starts with '/' gets one. The query is kept. Returns false (and leaves `out`
-// alone) when the route rewrites nothing or the target is "*".
+// the matched path_prefix replaced by replace_prefix, or every match of the route's
+// regex_rewrite in the path replaced by its substitution (RE2::GlobalReplace, as Envoy); a path
+// left empty becomes "/", and one that no longer starts with '/' gets one. The query is kept.
+// Returns false (and leaves `out` alone) when the route rewrites nothing or the target is "*".
 bool RewriteTarget(const RouteSpec& route, std::string_view target, std::string* out);
 
 }  // namespace torii::http

@@ -905,7 +905,19 @@ replace_prefix = "/new/"
 
   const std::string route = "[[route]]\npool = \"app\"\n";
   ExpectError(PoolWith("", route + "strip_prefix = \"/a\"\nreplace_prefix = \"/b\"\n"), 10, 18,
-              "either strip_prefix or replace_prefix");
+              "one of strip_prefix, replace_prefix or regex_rewrite");
+  const Config rx = LoadOk(PoolWith(
+      "", route + "regex_rewrite = { pattern = '^/u/([0-9]+)$', substitution = '/users/\\1' }\n"));
+  EXPECT_EQ(rx.routes[0].rewrite_pattern, "^/u/([0-9]+)$");
+  EXPECT_EQ(rx.routes[0].rewrite_substitution, "/users/\\1");
+  ExpectError(PoolWith("", route + "regex_rewrite = { pattern = '(' , substitution = '/' }\n"), 9,
+              29, "invalid regular expression");
+  ExpectError(PoolWith("", route + "regex_rewrite = { pattern = '/(a)', substitution = '/\\2' }\n"),
+              9, 52, "parenthesized");
+  ExpectError(PoolWith("", route + "regex_rewrite = { pattern = '/a' }\n"), 9, 17, "substitution");
+  ExpectError(PoolWith("", route + "strip_prefix = \"/a\"\nregex_rewrite = { pattern = '/a', "
+                                   "substitution = '/b' }\n"),
+              10, 17, "one of strip_prefix");
   ExpectError(PoolWith("", route + "strip_prefix = \"api\"\n"), 9, 16,
               "expected a path starting with '/'");
   ExpectError(PoolWith("", route + "host_rewrite = \"a b\"\n"), 9, 16, "expected a host name");

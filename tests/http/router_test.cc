@@ -138,6 +138,24 @@ TEST(RewriteTest, ReplacePrefix) {
   EXPECT_EQ(Rewritten(Rewriting("/api/", ""), "/api/users"), "unchanged");
 }
 
+// regex_rewrite: every match in the path is substituted (groups by \\N); the query is never
+// rewritten and stays; a result that lost its leading '/' gets it back.
+TEST(RewriteTest, Regex) {
+  RouteSpec r = Rewriting("/", "");
+  r.rewrite_regex = std::make_shared<const re2::RE2>("^/u/([0-9]+)/(\\w+)$");
+  r.rewrite_substitution = "/users/\\2/\\1";
+  EXPECT_EQ(Rewritten(r, "/u/42/posts?u=1"), "/users/posts/42?u=1");
+  EXPECT_EQ(Rewritten(r, "/u/x/posts"), "unchanged");
+  EXPECT_EQ(Rewritten(r, "*"), "unchanged");
+  r.rewrite_regex = std::make_shared<const re2::RE2>("/v1/");
+  r.rewrite_substitution = "/v2/";
+  EXPECT_EQ(Rewritten(r, "/v1/a/v1/b?q=/v1/"), "/v2/a/v2/b?q=/v1/");
+  r.rewrite_regex = std::make_shared<const re2::RE2>("^/strip");
+  r.rewrite_substitution = "";
+  EXPECT_EQ(Rewritten(r, "/strip"), "/");
+  EXPECT_EQ(Rewritten(r, "/stripped"), "/ped");
+}
+
 }  // namespace
 }  // namespace torii::http
 

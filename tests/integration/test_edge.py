@@ -307,6 +307,9 @@ class Rewrites(h.ToriiCase):
                                  "remove": ["X-Debug"]},
              "response_headers": {"set": {"Server": "edge"}, "remove": ["X-Powered-By"]}},
             {"host": "*", "path_prefix": "/old/", "pool": "app", "replace_prefix": "/new/"},
+            {"host": "*", "path_prefix": "/u/", "pool": "app",
+             "regex_rewrite": {"pattern": "^/u/([0-9]+)/(\\w+)$",
+                               "substitution": "/users/\\2/\\1"}},
             {"host": "*", "path_prefix": "/", "pool": "app"},
         ]
         cls.t = cls.class_torii(c)
@@ -336,6 +339,13 @@ class Rewrites(h.ToriiCase):
     def test_replace_prefix(self):
         self.assertEqual(h.get(self.t.addr(), "/old/page?q=1").status, 200)
         self.assertEqual(self.last()["target"], "/new/page?q=1")
+
+    # regex_rewrite substitutes groups in the path; the query stays; no match, no rewrite.
+    def test_regex_rewrite(self):
+        self.assertEqual(h.get(self.t.addr(), "/u/42/posts?x=/u/1/a").status, 200)
+        self.assertEqual(self.last()["target"], "/users/posts/42?x=/u/1/a")
+        self.assertEqual(h.get(self.t.addr(), "/u/abc").status, 200)
+        self.assertEqual(self.last()["target"], "/u/abc")
 
     # Access decisions use the client's path: /api/admin is denied although the backend would
     # have seen /admin.
