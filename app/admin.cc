@@ -359,10 +359,24 @@ std::string Admin::Metrics() const {
        [](const http::ProxyStats& s) { return s.cache_variants.get(); }},
       {"torii_cache_purged_total", "PURGEs and unsafe requests that removed cached entries.",
        [](const http::ProxyStats& s) { return s.cache_purged.get(); }},
+      {"torii_tunnels_total", "Upgraded connections (WebSocket) opened after a backend's 101.",
+       [](const http::ProxyStats& s) { return s.tunnels_opened.get(); }},
+      {"torii_tunnel_sent_bytes_total", "Tunnel bytes from clients to backends.",
+       [](const http::ProxyStats& s) { return s.tunnel_bytes_up.get(); }},
+      {"torii_tunnel_received_bytes_total", "Tunnel bytes from backends to clients.",
+       [](const http::ProxyStats& s) { return s.tunnel_bytes_down.get(); }},
   };
   for (const Plain& p : kCounters) {
     w.Help(p.name, "counter", p.help);
     w.Sample(p.name, "", sum(p.get));
+  }
+
+  w.Help("torii_tunnels_active", "gauge", "Upgraded connections (WebSocket) open now.");
+  {
+    // Closed first: a tunnel opened and closed between the two reads cannot make it negative.
+    const uint64_t closed = sum([](const http::ProxyStats& s) { return s.tunnels_closed.get(); });
+    const uint64_t opened = sum([](const http::ProxyStats& s) { return s.tunnels_opened.get(); });
+    w.Sample("torii_tunnels_active", "", opened > closed ? opened - closed : 0);
   }
 
   w.Help("torii_responses_total", "counter", "Responses by status class (aborted: none sent).");

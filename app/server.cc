@@ -111,6 +111,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
   p->limits.body_min_rate = c.limits.body_min_rate;
   p->limits.body_grace_ms = static_cast<uint64_t>(c.limits.body_rate_grace.count());
   p->limits.send_timeout_ms = static_cast<uint64_t>(c.limits.send_timeout.count());
+  p->limits.tunnel_idle_timeout_ms = static_cast<uint64_t>(c.limits.tunnel_idle_timeout.count());
   p->limits.keepalive_requests = c.limits.keepalive_requests;
   p->timing = c.server.phase_timing;
   p->request_id_header = c.server.request_id_header;
@@ -334,6 +335,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
       rs.rewrite_substitution = rc.rewrite_substitution;
     }
     rs.host_rewrite = rc.host_rewrite;
+    rs.upgrades = rc.upgrades;
     rs.upstream_remove = p->replaced_request_fields;
     FlattenRewrite(rc.request_headers, &rs.upstream_remove, &rs.upstream_add);
     FlattenRewrite(rc.response_headers, &rs.response_remove, &rs.add_headers);

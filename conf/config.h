@@ -109,6 +109,8 @@ struct LimitsConfig {
   uint64_t body_min_rate = 256;
   Duration body_rate_grace{std::chrono::seconds(10)};
   Duration send_timeout{std::chrono::seconds(60)};    // client not reading: close
+  // An upgraded connection (WebSocket) with no byte either way for this long is closed.
+  Duration tunnel_idle_timeout{std::chrono::minutes(5)};
   uint32_t keepalive_requests = 1000;         // then Connection: close
 };
 
@@ -290,6 +292,9 @@ struct RouteConfig {
   std::string rewrite_pattern;
   std::string rewrite_substitution;
   std::string host_rewrite;
+  // The Upgrade protocols (lowercase) tunnelled to the backend after its 101 (RFC 9110 §7.8);
+  // a request asking for another one is forwarded without the upgrade. [] = none.
+  std::vector<std::string> upgrades{"websocket"};
   HeaderRewrite request_headers;
   HeaderRewrite response_headers;
 };

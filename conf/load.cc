@@ -711,7 +711,7 @@ class Loader {
   static void LoadLimits(const Section& s, LimitsConfig* out) {
     s.CheckKeys({"header_bytes", "header_count", "body_bytes", "header_timeout", "idle_timeout",
                  "body_timeout", "send_timeout", "keepalive_requests", "body_min_rate",
-                 "body_rate_grace"});
+                 "body_rate_grace", "tunnel_idle_timeout"});
     s.Size("header_bytes", kKiB, kMiB, &out->header_bytes);
     s.U32("header_count", 1, 10000, &out->header_count);
     s.Size("body_bytes", 0, std::numeric_limits<uint64_t>::max(), &out->body_bytes);
@@ -721,6 +721,7 @@ class Loader {
     s.Size("body_min_rate", 0, kGiB, &out->body_min_rate);
     s.Dur("body_rate_grace", &out->body_rate_grace, /*allow_zero=*/true);
     s.Dur("send_timeout", &out->send_timeout);
+    s.Dur("tunnel_idle_timeout", &out->tunnel_idle_timeout);
     s.U32("keepalive_requests", 1, std::numeric_limits<uint32_t>::max(), &out->keepalive_requests);
   }
 
@@ -1453,6 +1454,7 @@ class Loader {
                  "strip_prefix",
                  "replace_prefix",
                  "regex_rewrite",
+                 "upgrades",
                  "host_rewrite",
                  "request_headers",
                  "response_headers",
@@ -1853,6 +1855,25 @@ class Loader {
         route->strip_prefix = std::move(value);
       } else {
         route->replace_prefix = std::move(value);
+      }
+    }
+    if (const toml::node* list = s.Find("upgrades")) {
+      const auto* array = list->as_array();
+      if (array == nullptr) {
+        s.FailAt(*list, "upgrades", "expected an array of protocols such as [\"websocket\"]");
+      }
+      route->upgrades.clear();
+      for (const toml::node& element : *array) {
+        std::string name = base::ToLowerAscii(s.StringOf(element, "upgrades"));
+        if (name.empty() || name == "h2c" || !std::all_of(name.begin(), name.end(), [](char c) {
+              return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+                     c == '_';
+            })) {
+          s.FailAt(element, "upgrades",
+                   "expected a protocol token such as \"websocket\" (h2c is not tunnelled), got " +
+                       Quote(name));
+        }
+        route->upgrades.push_back(std::move(name));
       }
     }
     if (const toml::table* rw = s.SubTable("regex_rewrite")) {

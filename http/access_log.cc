@@ -71,6 +71,9 @@ void AccessLog::Append(const AccessRecord& r) {
     fmt::format_to(std::back_inserter(buf_), "\",\"duration_ms\":{},\"note\":\"", r.duration_ms);
     AppendEscaped(r.note, kMaxField, true);
     buf_ += '"';
+    if (r.tunnel_bytes_up) {
+      fmt::format_to(std::back_inserter(buf_), ",\"bytes_up\":{}", *r.tunnel_bytes_up);
+    }
     if (!r.peer.empty()) {
       buf_ += ",\"peer\":\"";
       AppendEscaped(r.peer, kMaxField, true);
@@ -123,6 +126,9 @@ void AccessLog::Append(const AccessRecord& r) {
       AppendEscaped(r.backend, kMaxField, false);
     }
     fmt::format_to(std::back_inserter(buf_), " {}ms", r.duration_ms);
+    if (r.tunnel_bytes_up) {
+      fmt::format_to(std::back_inserter(buf_), " up={}", *r.tunnel_bytes_up);
+    }
     if (!r.note.empty()) {
       buf_ += " note=\"";
       AppendEscaped(r.note, kMaxField, false);

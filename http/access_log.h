@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,7 +31,9 @@ struct AccessRecord {
   std::string_view host;
   int version_minor = 1;
   int status = 0;
-  uint64_t bytes_sent = 0;   // body bytes sent to the client
+  uint64_t bytes_sent = 0;  // body bytes sent to the client (a tunnel: bytes to the client)
+  // A tunnel (status 101): bytes from the client to the backend; nullopt otherwise.
+  std::optional<uint64_t> tunnel_bytes_up;
   std::string_view backend;  // "" when answered locally
   uint64_t duration_ms = 0;
   std::string_view note;     // why a local reply was sent, or ""

@@ -59,10 +59,31 @@ class ClientSession final : public core::ConnHandler {
   void OnUpstreamFailed(UpstreamFailure why, bool reused);
   void OnUpstreamWritable();
 
+  // ---- Upgrades (session_tunnel.cc) ----
+  // This exchange forwarded an upgrade the route tunnels (http/upgrade.h).
+  bool upgrade_requested() const { return x_.upgrade; }
+  // The backend switched protocols: the 101 goes to the client, and from here both
+  // connections are one byte tunnel until either side closes or it idles out.
+  void OnUpstreamUpgrade(const MessageHead& head);
+  // Tunnel bytes from the backend (inside its receive buffer).
+  void OnTunnelData(core::Conn& up, std::string_view bytes);
+  // The backend's side of the tunnel closed (`error`: reset rather than FIN).
+  void OnTunnelUpstreamClosed(bool error);
+
  private:
   enum class Req : uint8_t { kIdle, kHead, kBody, kDone };
   enum class Resp : uint8_t { kNone, kWaiting, kStreaming, kDone };
-  enum class TimerFor : uint8_t { kNone, kIdle, kHeader, kBody, kSend, kQueue, kDelay, kCacheWait };
+  enum class TimerFor : uint8_t {
+    kNone,
+    kIdle,
+    kHeader,
+    kBody,
+    kSend,
+    kQueue,
+    kDelay,
+    kCacheWait,
+    kTunnel
+  };
 
   static H1Parser::Limits RequestLimits(const ProxyLimits& l) {
     return H1Parser::Limits{l.header_bytes, l.header_count, l.body_bytes};
@@ -222,6 +243,11 @@ class ClientSession final : public core::ConnHandler {
   void AbortClient(core::Conn& conn, std::string_view note);
   void SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms);
   void LogExchange();
+  // Tunnel bytes from the client to the backend, with back-pressure both ways.
+  void RelayToUpstream(core::Conn& conn, std::string_view bytes);
+  // Ends the tunnel: logged once, both connections closed (after what is queued is sent, or
+  // at once when `abort`).
+  void EndTunnel(core::Conn& conn, std::string_view note, bool abort);
 
   // Laid out by size (8, 4, then 1-byte fields) so that an idle connection, which holds
   // nothing else, stays small. Per-exchange state that needs memory of its own (the retry
@@ -240,6 +266,7 @@ class ClientSession final : public core::ConnHandler {
     uint64_t queue_ticket = 0;  // max_conns queue: the ticket this request waits with (0: none)
     uint64_t delay_ms = 0;      // rate limit delay mode: hold the request this long
     uint64_t bytes_sent = 0;    // response body bytes sent to the client
+    uint64_t bytes_up = 0;      // tunnel bytes from the client to the backend
     uint32_t pool = 0;
     uint32_t backend = 0;
     uint32_t attempts = 0;
@@ -259,6 +286,8 @@ class ClientSession final : public core::ConnHandler {
     uint8_t interim_sent = 0;         // 103 responses forwarded (at most kMaxInterim)
     bool configured_reply = false;    // a return route's reply: the connection stays open
     bool routed = false;              // `route` holds this request's route
+    bool upgrade = false;             // the request's upgrade was forwarded (upgrade.h)
+    bool tunnel = false;              // the backend said 101: the connection is a tunnel
   } x_;
   static constexpr uint8_t kMaxInterim = 4;
   uint64_t body_start_ms_ = 0;   // when the current request's body phase began

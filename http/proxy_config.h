@@ -152,6 +152,8 @@ struct RouteSpec {
   std::shared_ptr<const re2::RE2> rewrite_regex;
   std::string rewrite_substitution;
   std::string host_rewrite;  // the Host the backend gets ("" = the client's)
+  // Upgrade protocols tunnelled after the backend's 101 (lowercase; empty: none).
+  std::vector<std::string> upgrades;
   // Client fields not copied to the backend (lowercase): the server-wide replaced ones
   // (request ID, traceparent) plus this route's request_headers set / remove.
   std::vector<std::string> upstream_remove;
@@ -206,6 +208,7 @@ struct ProxyLimits {
   uint64_t body_min_rate = 256;        // bytes/s on average after body_grace_ms; 0 = off
   uint64_t body_grace_ms = 10000;
   uint64_t send_timeout_ms = 60000;
+  uint64_t tunnel_idle_timeout_ms = 300000;
   uint32_t keepalive_requests = 1000;
 };
 

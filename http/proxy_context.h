@@ -155,6 +155,12 @@ struct ProxyStats {
   core::Counter cache_stored;       // responses stored
   core::Counter cache_variants;     // compressed variants made (once per coding and version)
   core::Counter cache_purged;       // PURGE and unsafe-method invalidations that removed entries
+  // Upgraded connections (WebSocket): opened and ended (active = the difference), and the
+  // bytes they carried each way.
+  core::Counter tunnels_opened;
+  core::Counter tunnels_closed;
+  core::Counter tunnel_bytes_up;                   // client to backend
+  core::Counter tunnel_bytes_down;                 // backend to client
   core::Counter latency_buckets[kLatencyBuckets];  // non-cumulative
   core::Counter latency_sum_us;
   // The latency budget: a histogram per phase (phases.h), buckets kPhaseBoundsUs.

@@ -16,6 +16,7 @@
 #include "http/router.h"
 #include "http/serialize.h"
 #include "http/tls_transport.h"
+#include "http/upgrade.h"
 #include "ratelimit/access.h"
 
 namespace torii::http {
@@ -71,6 +72,10 @@ void ClientSession::SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms) {
 }
 
 void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
+  if (x_.tunnel) {
+    RelayToUpstream(conn, std::string_view(data.data(), data.size()));
+    return;
+  }
   if (req_ == Req::kIdle && input().empty() && !conn.WriteBlocked()) {
     // First byte of a request: the header timeout runs from here and is not reset by later
     // bytes (slowloris, BAD-INPUTS D1).
@@ -273,7 +278,8 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   x_.key_hash = pool.needs_key_hash ? KeyHash(conn, h, pool) : 0;
   x_.coding =
       ReadCodingRequest(cfg().compression, route.compress, x_.method_id == HTTP_HEAD, h.headers);
-  if (route.cache >= 0) {
+  x_.upgrade = h.upgrade && TunnelledUpgrade(h, route.upgrades).has_value();
+  if (route.cache >= 0 && !x_.upgrade) {
     // Before the upstream head is built: a hit needs none of it.
     if (x_.method_id == HTTP_PURGE) {
       CachePurge(conn, h);
@@ -520,6 +526,11 @@ void ClientSession::BuildUpstreamHead(const MessageHead& h) {
     target = rewritten;
   }
   b.id_lines.append(route.upstream_add);
+  if (x_.upgrade) {
+    b.id_lines.append("Connection: upgrade\r\nUpgrade: ")
+        .append(*TunnelledUpgrade(h, route.upgrades))
+        .append("\r\n");
+  }
   if (cfg().forwarded_header) {
     AppendForwarded(h, &b.id_lines);
   }
@@ -931,6 +942,9 @@ void ClientSession::OnUpstreamWritable() {
     recv_paused_ = false;
     me->ResumeRecv();
   }
+  if (x_.tunnel) {
+    return;  // tunnel bytes are relayed as they come, never parsed
+  }
   Pump(*me);
 }
 
@@ -1246,7 +1260,8 @@ void ClientSession::OnUpstreamDone(bool reusable) {
   // An upstream that answered before the request body was complete may not have read it:
   // never pool it (B15), and close the client too since its body has nowhere to go.
   const bool body_complete = req_ == Req::kDone || req_ == Req::kHead;
-  DetachUpstream(reusable && body_complete);
+  // A connection that was asked to switch protocols is not trusted with another request.
+  DetachUpstream(reusable && body_complete && !x_.upgrade);
   if (me == nullptr) {
     return;
   }
@@ -1448,6 +1463,9 @@ void ClientSession::LogExchange() {
   r.duration_ms = ctx_.worker().now_ms() - start_ms_;
   r.note = x_.note;
   r.cache = B().cache.status;
+  if (x_.status == 101) {
+    r.tunnel_bytes_up = x_.bytes_up;
+  }
   if (cfg().timing) {
     r.phases = &phases;
   }
@@ -1497,6 +1515,10 @@ void ClientSession::FinishExchange(core::Conn& conn) {
 
 void ClientSession::OnEof(core::Conn& conn) {
   peer_eof_ = true;
+  if (x_.tunnel) {
+    EndTunnel(conn, "client closed", /*abort=*/false);
+    return;
+  }
   if (req_ == Req::kIdle && input().empty()) {
     conn.Close();  // a keep-alive client went away between requests: normal
     return;
@@ -1522,6 +1544,10 @@ void ClientSession::OnEof(core::Conn& conn) {
 }
 
 void ClientSession::OnError(core::Conn& conn, core::Error /*error*/) {
+  if (x_.tunnel) {
+    EndTunnel(conn, "client reset", /*abort=*/true);
+    return;
+  }
   if (resp_ == Resp::kWaiting || resp_ == Resp::kStreaming) {
     x_.note = "client reset";
     x_.status = x_.status == 0 ? 499 : x_.status;
@@ -1558,6 +1584,9 @@ void ClientSession::OnTimer(core::Conn& conn) {
     case TimerFor::kCacheWait:
       CacheWaitTimeout(conn);
       return;
+    case TimerFor::kTunnel:
+      EndTunnel(conn, "tunnel idle timeout", /*abort=*/false);
+      return;
     case TimerFor::kQueue:
       // max_conns: no backend slot freed within queue_timeout.
       x_.queue_ticket = 0;
@@ -1582,12 +1611,18 @@ void ClientSession::OnTimer(core::Conn& conn) {
 
 void ClientSession::OnDrain(core::Conn& conn) {
   draining_ = true;
+  if (x_.tunnel) {
+    return;  // a tunnel runs on until either side closes or shutdown_grace ends (OnClosed)
+  }
   if (req_ == Req::kIdle && input().empty()) {
     conn.Close();
   }
 }
 
-void ClientSession::OnClosed(core::Conn& /*conn*/) {
+void ClientSession::OnClosed(core::Conn& conn) {
+  if (x_.tunnel) {
+    EndTunnel(conn, "tunnel closed at shutdown", /*abort=*/true);
+  }
   EndEncoder(false);
   DetachUpstream(false);
   CacheEndExchange();
@@ -1741,6 +1776,12 @@ void UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
   if (CloseIfUnattached(self)) {
     return;  // bytes on an idle pooled connection (B9): never trust it again
   }
+  if (tunnel_) {
+    if (ClientSession* c = client()) {
+      c->OnTunnelData(self, std::string_view(data.data(), data.size()));
+    }
+    return;
+  }
   self.SetTimer(ctx_.worker().now_ms() + response_timeout_ms_);
   if (b_->in.empty()) {
     // The common case: parse straight from the receive buffer, so a body is copied once
@@ -1789,6 +1830,33 @@ void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owne
         return;
       case H1Parser::Event::kHead: {
         const MessageHead& h = parser.head();
+        if (h.status == 101) {
+          // Switching protocols: only an answer to an upgrade this exchange forwarded.
+          // RFC 9110 §15.2.2: a 101 names the protocol it switches to.
+          ClientSession* c = client();
+          const bool names_protocol = std::any_of(
+              h.headers.begin(), h.headers.end(),
+              [](const HeaderView& hv) { return EqualsIgnoreCase(hv.name, "upgrade"); });
+          if (c == nullptr || !c->upgrade_requested() || !names_protocol) {
+            Fail(self, UpstreamFailure::kBadResponse);
+            return;
+          }
+          tunnel_ = true;
+          response_started_ = true;
+          self.ClearTimer();  // the client's tunnel_idle_timeout watches both sides now
+          c->OnUpstreamUpgrade(h);
+          drop();
+          if (len > 0 && !self.closing()) {
+            // What the backend sent right after its 101 is already the new protocol.
+            if (ClientSession* again = client()) {
+              again->OnTunnelData(self, std::string_view(buf, len));
+            }
+          }
+          if (owned) {
+            b_->in.clear();
+          }
+          return;
+        }
         if (h.status >= 100 && h.status < 200) {
           // Interim: 103 Early Hints goes on to the client, the rest is dropped; the final
           // response follows either way (B10).
@@ -1837,6 +1905,10 @@ void UpstreamConn::OnEof(core::Conn& self) {
   if (CloseIfUnattached(self)) {
     return;
   }
+  if (tunnel_) {
+    EndTunnel(self, /*error=*/false);
+    return;
+  }
   if (response_started_) {
     const H1Parser::Step step = b_->parser.Finish();
     if (step.event == H1Parser::Event::kDone) {
@@ -1861,9 +1933,27 @@ void UpstreamConn::OnError(core::Conn& self, core::Error /*error*/) {
   if (CloseIfUnattached(self)) {
     return;
   }
+  if (tunnel_) {
+    EndTunnel(self, /*error=*/true);
+    return;
+  }
   Fail(self, response_started_ ? UpstreamFailure::kTruncated
                                : (input().empty() && !b_->parser.started() ? UpstreamFailure::kClosedEarly
                                                                     : UpstreamFailure::kBadResponse));
+}
+
+void UpstreamConn::EndTunnel(core::Conn& self, bool error) {
+  ClientSession* c = client();
+  client_.reset();
+  EndCount();
+  if (error) {
+    self.Close();
+  } else {
+    self.CloseAfterFlush();  // what the client sent last still reaches the backend
+  }
+  if (c != nullptr) {
+    c->OnTunnelUpstreamClosed(error);
+  }
 }
 
 void UpstreamConn::OnTimer(core::Conn& self) {

@@ -44,6 +44,9 @@ class UpstreamConn final : public core::ConnHandler {
   uint32_t backend() const { return backend_; }
   // Request bytes were all queued (the body is complete).
   void set_request_complete(bool v) { request_complete_ = v; }
+  // Ends the tunnel this connection carries (after a 101): detached from the client and
+  // closed, after its queued bytes when not `error`; the client is told unless it asked.
+  void EndTunnel(core::Conn& self, bool error);
 
   void OnRecv(core::Conn& conn, std::span<const char> data) override;
   void OnEof(core::Conn& conn) override;
@@ -86,6 +89,7 @@ class UpstreamConn final : public core::ConnHandler {
   bool response_started_ = false;  // a final response head was passed to the client
   bool counted_ = false;  // the picker counts a request on this backend (least_conn load)
   bool holds_slot_ = false;  // the request holds one of the backend's max_conns slots
+  bool tunnel_ = false;      // after a 101: bytes are relayed to the client, never parsed
   // Ends the picker's count of the current request and gives back its slot, exactly once per
   // Attach().
   void EndCount();

@@ -86,6 +86,7 @@ header_timeout = "5s"
 idle_timeout = "2m"
 body_timeout = "1500ms"
 send_timeout = "1h"
+tunnel_idle_timeout = "90s"
 keepalive_requests = 7
 
 [[listener]]
@@ -159,6 +160,7 @@ pool = "app"
   EXPECT_EQ(c.limits.idle_timeout, seconds(120));
   EXPECT_EQ(c.limits.body_timeout, milliseconds(1500));
   EXPECT_EQ(c.limits.send_timeout, seconds(3600));
+  EXPECT_EQ(c.limits.tunnel_idle_timeout, seconds(90));
   EXPECT_EQ(c.limits.keepalive_requests, 7u);
 
   ASSERT_EQ(c.listeners.size(), 2u);
@@ -914,6 +916,12 @@ replace_prefix = "/new/"
               29, "invalid regular expression");
   ExpectError(PoolWith("", route + "regex_rewrite = { pattern = '/(a)', substitution = '/\\2' }\n"),
               9, 52, "parenthesized");
+  EXPECT_EQ(rx.routes[0].upgrades, std::vector<std::string>{"websocket"});  // the default
+  const Config up = LoadOk(PoolWith("", route + "upgrades = [\"WebSocket\", \"foo\"]\n"));
+  EXPECT_EQ(up.routes[0].upgrades, (std::vector<std::string>{"websocket", "foo"}));
+  EXPECT_TRUE(LoadOk(PoolWith("", route + "upgrades = []\n")).routes[0].upgrades.empty());
+  ExpectError(PoolWith("", route + "upgrades = [\"h2c\"]\n"), 9, 13, "h2c is not tunnelled");
+  ExpectError(PoolWith("", route + "upgrades = \"websocket\"\n"), 9, 12, "expected an array");
   ExpectError(PoolWith("", route + "regex_rewrite = { pattern = '/a' }\n"), 9, 17, "substitution");
   ExpectError(PoolWith("", route + "strip_prefix = \"/a\"\nregex_rewrite = { pattern = '/a', "
                                    "substitution = '/b' }\n"),
