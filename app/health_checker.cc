@@ -1,11 +1,12 @@
 // app/health_checker.cc: see health_checker.h.
 #include "app/health_checker.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <limits>
 
-#include <spdlog/spdlog.h>
-
+#include "http/proxy_protocol.h"
 #include "http/tls_transport.h"
 
 namespace torii::app {
@@ -120,6 +121,7 @@ HealthChecker::HealthChecker(const conf::Config& config, const http::ProxyConfig
           t.tls_sessions = spec.tls_sessions[b];
         }
       }
+      t.send_proxy = proxy.pools[p].send_proxy;
       t.interval_ms = static_cast<uint64_t>(h.interval.count());
       t.timeout_ms = static_cast<uint64_t>(h.timeout.count());
       t.expect = h.expect_status;
@@ -178,6 +180,13 @@ void HealthChecker::StartProbe(uint32_t target) {
     }
     OnResult(target, false, std::string("connect: ") + std::string(conn.error().name()));
     return;
+  }
+  if (t.send_proxy != 0) {
+    // A backend that expects a PROXY header gets one naming no client (HAProxy's
+    // check-send-proxy), before the TLS handshake.
+    std::string header;
+    http::AppendLocalProxyHeader(t.send_proxy, &header);
+    (*conn)->WriteRaw(header);
   }
   if (t.tls) {
     (*conn)->set_transport(std::make_unique<http::TlsClientTransport>(

@@ -62,6 +62,7 @@ class HealthChecker {
     std::shared_ptr<const tls::ClientContext> tls;
     std::string tls_name;
     std::shared_ptr<tls::ClientSessionCache> tls_sessions;
+    uint8_t send_proxy = 0;  // the pool's send_proxy: a LOCAL PROXY header first
     uint64_t interval_ms = 0;
     uint64_t timeout_ms = 0;
     std::vector<conf::StatusRange> expect;

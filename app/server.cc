@@ -147,6 +147,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     ps.response_timeout_ms = static_cast<uint64_t>(pc.response_timeout.count());
     ps.keepalive_timeout_ms = static_cast<uint64_t>(pc.keepalive_timeout.count());
     ps.keepalive = pc.keepalive;
+    ps.send_proxy = pc.send_proxy;
     ps.retries = pc.retries;
     ps.needs_key_hash = balancer::NeedsKeyHash(ps.algorithm);
     switch (pc.hash_key.kind) {
@@ -357,6 +358,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     }
     ls.tls = tls.listeners[p->listeners.size()];
     ls.http_to_https = l.http_to_https;
+    ls.proxy_protocol = l.proxy_protocol;
     ls.path.merge_slashes = c.server.merge_slashes;
     ls.path.allow_encoded_slash = l.allow_encoded_slash;
     ls.path.allow_encoded_nul = l.allow_encoded_nul;

@@ -136,6 +136,9 @@ struct ListenerConfig {
   // allowed here; allowed ones are forwarded still encoded.
   bool allow_encoded_slash = false;
   bool allow_encoded_nul = false;
+  // Every connection starts with a PROXY protocol header (v1 or v2), read before TLS and
+  // accepted only from [server] trusted_proxies; its source is the client.
+  bool proxy_protocol = false;
 };
 
 // [rate_limit.NAME]: a request rate per key (GCRA), shared by every worker.
@@ -217,6 +220,8 @@ struct PoolConfig {
   Duration queue_timeout{std::chrono::seconds(5)};
   // TLS to the backends (tls = { verify, ca, sni }); absent = plain HTTP.
   std::optional<tls::ClientOptions> tls;
+  // send_proxy = "v1" | "v2": a PROXY protocol header on each backend connection (0 = none).
+  uint8_t send_proxy = 0;
 };
 
 // request_headers / response_headers = { set = {...}, add = {...}, remove = [...] }.

@@ -739,9 +739,9 @@ class Loader {
 
   void LoadListener(const toml::table& table, Config& config) {
     Section s(table, "[[listener]] #" + std::to_string(config.listeners.size() + 1));
-    s.CheckKeys({"name", "address", "backlog", "allow", "deny", "max_conns_per_ip",
-                 "max_conns", "tls", "http_to_https", "allow_encoded_slash",
-                 "allow_encoded_nul"});
+    s.CheckKeys({"name", "address", "backlog", "allow", "deny", "max_conns_per_ip", "max_conns",
+                 "tls", "http_to_https", "allow_encoded_slash", "allow_encoded_nul",
+                 "proxy_protocol"});
     ListenerConfig listener;
     const toml::node& name_node = s.Require("name");
     listener.name = LoadName(s, "listener");
@@ -784,6 +784,11 @@ class Loader {
     s.Bool("http_to_https", &listener.http_to_https);
     s.Bool("allow_encoded_slash", &listener.allow_encoded_slash);
     s.Bool("allow_encoded_nul", &listener.allow_encoded_nul);
+    s.Bool("proxy_protocol", &listener.proxy_protocol);
+    if (listener.proxy_protocol && config.server.trusted_proxies.empty()) {
+      s.FailAt(*s.Find("proxy_protocol"), "proxy_protocol",
+               "a PROXY header is accepted only from [server] trusted_proxies, which is empty");
+    }
     if (listener.http_to_https && listener.tls) {
       s.FailAt(*s.Find("http_to_https"), "http_to_https",
                "a TLS listener cannot redirect to itself: set http_to_https on a plain listener");
@@ -921,8 +926,8 @@ class Loader {
     Section s(table, "[[pool]] #" + std::to_string(config.pools.size() + 1));
     s.CheckKeys({"name", "algorithm", "backends", "health", "connect_timeout", "response_timeout",
                  "keepalive_timeout", "keepalive", "retries", "hash_key", "max_fails",
-                 "fail_window", "max_eject", "fail_status", "max_conns", "queue_timeout",
-                 "tls"});
+                 "fail_window", "max_eject", "fail_status", "max_conns", "queue_timeout", "tls",
+                 "send_proxy"});
     PoolConfig pool;
     const toml::node& name_node = s.Require("name");
     pool.name = LoadName(s, "pool");
@@ -1037,6 +1042,13 @@ class Loader {
     s.Dur("keepalive_timeout", &pool.keepalive_timeout);
     s.U32("keepalive", 0, 10000, &pool.keepalive);
     s.U32("retries", 0, 10, &pool.retries);
+    if (auto v = s.String("send_proxy")) {
+      if (*v != "v1" && *v != "v2") {
+        s.FailAt(*s.Find("send_proxy"), "send_proxy",
+                 "expected \"v1\" or \"v2\", got " + Quote(*v));
+      }
+      pool.send_proxy = (*v)[1] == '1' ? 1 : 2;
+    }
     if (const toml::table* t = s.SubTable("tls")) {
       Section ts(*t, s.label() + " tls");
       ts.CheckKeys({"verify", "ca", "sni"});

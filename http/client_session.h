@@ -17,6 +17,7 @@
 #include "http/compression_plan.h"
 #include "http/h1_parser.h"
 #include "http/proxy_context.h"
+#include "http/proxy_protocol.h"
 #include "http/proxy_session.h"
 #include "http/serialize.h"
 
@@ -58,6 +59,9 @@ class ClientSession final : public core::ConnHandler {
   void OnUpstreamDone(bool reusable);
   void OnUpstreamFailed(UpstreamFailure why, bool reused);
   void OnUpstreamWritable();
+  // The listener's PROXY header arrived (ProxyHeaderReader): its source is this connection's
+  // client from now on. Returns false to refuse the connection.
+  bool OnProxyHeader(core::Conn& conn, const ProxyHeader& header);
 
   // ---- Upgrades (session_tunnel.cc) ----
   // This exchange forwarded an upgrade the route tunnels (http/upgrade.h).
@@ -89,6 +93,14 @@ class ClientSession final : public core::ConnHandler {
     return H1Parser::Limits{l.header_bytes, l.header_count, l.body_bytes};
   }
   core::Conn* self() const { return ctx_.worker().Resolve(self_); }
+  // The first wait of a connection: handshake_timeout on TLS (bounded by idle_timeout).
+  uint64_t FirstIdleMs() const;
+  // The connection's client: the PROXY header's source on a proxy_protocol listener, else the
+  // socket peer. Who the request's client is may go further (ResolveClient).
+  const sockaddr* ConnClient(const core::Conn& conn) const {
+    return proxied_ ? reinterpret_cast<const sockaddr*>(&proxied_->source) : conn.peer();
+  }
+  std::string_view ConnClientText() const { return proxied_ ? proxied_->text : peer_; }
   // The config of the generation this session's current exchange runs under (hot reload).
   const ProxyConfig& cfg() const { return gen_->config(); }
   // "https" on a TLS listener, else "http" (X-Forwarded-Proto, cache keys, redirects).
@@ -256,7 +268,14 @@ class ClientSession final : public core::ConnHandler {
   // Taken at accept, renewed at each request head: a reload applies from the next request.
   std::shared_ptr<Generation> gen_;
   std::unique_ptr<ExchangeBuffers> b_;  // borrowed while a request is in progress
-  std::string peer_;
+  std::string peer_;                    // the socket peer's address
+  // From a PROXY header (null without one): the client and the address it connected to.
+  struct Proxied {
+    sockaddr_storage source;
+    sockaddr_storage dest;
+    std::string text;  // source's address, as peer_
+  };
+  std::unique_ptr<Proxied> proxied_;
   std::unique_ptr<codec::Encoder> encoder_;  // compressing the response being sent
   std::unique_ptr<codec::Decoder> decoder_;  // decompress: the backend's coding, undone
   // The current exchange's own state: one struct, reset in one go at each request head.
@@ -312,6 +331,7 @@ class ClientSession final : public core::ConnHandler {
   bool peer_eof_ = false;     // the client half-closed: finish what is complete, then close
   bool holds_listener_slot_ = false;
   bool holds_ip_slot_ = false;
+  bool awaiting_proxy_ = false;  // a proxy_protocol listener's connection before its header
 };
 
 }  // namespace torii::http

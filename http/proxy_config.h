@@ -76,6 +76,9 @@ struct PoolSpec {
   std::shared_ptr<const tls::ClientContext> tls;
   std::vector<std::string> tls_names;
   std::vector<std::shared_ptr<tls::ClientSessionCache>> tls_sessions;
+  // A PROXY protocol header (1 or 2; 0 = none) opens each backend connection. It names one
+  // client, so such connections are never pooled for another request.
+  uint8_t send_proxy = 0;
   // Per backend, per worker: kSelected (requests sent to it), kResponses (response heads
   // received), kTtfbUs (their time to first byte, summed, µs; with phase_timing).
   enum BackendColumn : uint32_t { kSelected, kResponses, kTtfbUs, kBackendColumns };
@@ -178,6 +181,7 @@ struct ListenerSpec {
   // Path normalisation before routing ([server] merge_slashes; the listener's
   // allow_encoded_slash / allow_encoded_nul).
   PathOptions path;
+  bool proxy_protocol = false;  // a PROXY header first, from trusted_proxies only
   const char* scheme() const { return tls ? "https" : "http"; }
 };
 

@@ -53,13 +53,31 @@ ClientSession::ClientSession(ProxyContext& ctx, core::Conn& conn, uint32_t liste
       accepted_ns_(ctx.worker().now_ns()),
       self_(conn.ref()),
       listener_(listener) {
-  // A TLS client has handshake_timeout to finish its handshake (then, silent, idle_timeout).
+  // A TLS client has handshake_timeout to finish its handshake (then, silent, idle_timeout);
+  // a PROXY header must be complete within header_timeout.
   const ListenerSpec& spec = cfg().listeners[listener];
+  awaiting_proxy_ = spec.proxy_protocol;
   SetTimerFor(conn, TimerFor::kIdle,
-              spec.tls ? std::min(spec.tls->handshake_timeout_ms(),
-                                  cfg().limits.idle_timeout_ms)
-                       : cfg().limits.idle_timeout_ms);
+              awaiting_proxy_ ? cfg().limits.header_timeout_ms : FirstIdleMs());
   conn.SetIdle(core::Conn::Idle::kFresh);  // silent so far: the first to make room
+}
+
+uint64_t ClientSession::FirstIdleMs() const {
+  const ListenerSpec& spec = cfg().listeners[listener_];
+  return spec.tls ? std::min(spec.tls->handshake_timeout_ms(), cfg().limits.idle_timeout_ms)
+                  : cfg().limits.idle_timeout_ms;
+}
+
+bool ClientSession::OnProxyHeader(core::Conn& conn, const ProxyHeader& header) {
+  awaiting_proxy_ = false;
+  if (!header.local) {
+    proxied_ = std::make_unique<Proxied>();
+    proxied_->source = header.source;
+    proxied_->dest = header.dest;
+    proxied_->text = FormatPeer(reinterpret_cast<const sockaddr*>(&header.source));
+  }
+  SetTimerFor(conn, TimerFor::kIdle, FirstIdleMs());
+  return true;
 }
 
 void ClientSession::SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms) {
@@ -410,7 +428,7 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
 
 void ClientSession::ResolveClient(const core::Conn& conn, const MessageHead& h) {
   ExchangeBuffers& b = B();
-  b.client = ratelimit::IpFromSockaddr(conn.peer());
+  b.client = ratelimit::IpFromSockaddr(ConnClient(conn));
   b.client_text.clear();
   b.forwarded_for.clear();
   const ratelimit::IpList& trusted = cfg().trusted_proxies;
@@ -436,7 +454,7 @@ void ClientSession::ResolveClient(const core::Conn& conn, const MessageHead& h) 
   if (!b.forwarded_for.empty()) {
     b.forwarded_for.append(", ");
   }
-  b.forwarded_for.append(peer_);
+  b.forwarded_for.append(ConnClientText());
 }
 
 void ClientSession::AssignIds(const MessageHead& h) {
@@ -534,12 +552,12 @@ void ClientSession::BuildUpstreamHead(const MessageHead& h) {
   if (cfg().forwarded_header) {
     AppendForwarded(h, &b.id_lines);
   }
-  BuildUpstreamRequestHead(h, route.host_rewrite.empty() ? std::string_view(b.host)
-                                                         : std::string_view(route.host_rewrite),
-                           target,
-                           b.forwarded_for.empty() ? std::string_view(peer_) : b.forwarded_for,
-                           x_.req_framing, &b.upstream_head, proto, forwarded_host,
-                           UpstreamHeadEdits{route.upstream_remove, b.id_lines});
+  BuildUpstreamRequestHead(
+      h,
+      route.host_rewrite.empty() ? std::string_view(b.host) : std::string_view(route.host_rewrite),
+      target, b.forwarded_for.empty() ? ConnClientText() : b.forwarded_for, x_.req_framing,
+      &b.upstream_head, proto, forwarded_host,
+      UpstreamHeadEdits{route.upstream_remove, b.id_lines});
 }
 
 void ClientSession::AppendForwarded(const MessageHead& h, std::string* lines) const {
@@ -561,8 +579,9 @@ void ClientSession::AppendForwarded(const MessageHead& h, std::string* lines) co
     lines->append(", ");
   }
   // for=: the node that sent the request to torii; an IPv6 address is quoted and bracketed.
-  const bool v6 = peer_.find(':') != std::string::npos;
-  lines->append(v6 ? "for=\"[" : "for=").append(peer_).append(v6 ? "]\"" : "");
+  const std::string_view node = ConnClientText();
+  const bool v6 = node.find(':') != std::string_view::npos;
+  lines->append(v6 ? "for=\"[" : "for=").append(node).append(v6 ? "]\"" : "");
   if (!b_->host.empty()) {
     lines->append(";host=\"").append(b_->host).append("\"");  // ValidateHost: no quote in it
   }
@@ -756,7 +775,7 @@ uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
   if (!b_->client_text.empty()) {
     return ClientAddressHash();
   }
-  const sockaddr* sa = conn.peer();
+  const sockaddr* sa = ConnClient(conn);
   if (sa->sa_family == AF_INET) {
     const auto& in = reinterpret_cast<const sockaddr_in*>(sa)->sin_addr;
     return balancer::HashBytes(
@@ -821,6 +840,21 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
         continue;
       }
       up = *r;
+      if (pool.send_proxy != 0) {
+        // Before anything else on the wire (the TLS ClientHello included): who the client is,
+        // and the address it reached (the PROXY header's, else this listener's).
+        sockaddr_storage local{};
+        const sockaddr* dest = reinterpret_cast<const sockaddr*>(&local);
+        if (proxied_) {
+          dest = reinterpret_cast<const sockaddr*>(&proxied_->dest);
+        } else {
+          socklen_t len = sizeof(local);
+          getsockname(conn.fd(), reinterpret_cast<sockaddr*>(&local), &len);
+        }
+        ctx_.scratch().clear();
+        AppendProxyHeader(pool.send_proxy, ConnClient(conn), dest, &ctx_.scratch());
+        up->WriteRaw(ctx_.scratch());
+      }
       if (pool.tls) {
         up->set_transport(std::make_unique<TlsClientTransport>(
             ctx_, *up, pool.tls, pool.tls_names[x_.backend], pool.tls_sessions[x_.backend]));
@@ -1445,7 +1479,8 @@ void ClientSession::LogExchange() {
   }
   AccessRecord r;
   if (B().client_text.empty()) {
-    r.client = peer_;
+    r.client = ConnClientText();
+    r.peer = proxied_ ? std::string_view(peer_) : std::string_view();
   } else {
     r.client = B().client_text;
     r.peer = peer_;
@@ -1560,7 +1595,7 @@ void ClientSession::OnError(core::Conn& conn, core::Error /*error*/) {
 void ClientSession::OnTimer(core::Conn& conn) {
   switch (timer_for_) {
     case TimerFor::kIdle:
-      if (cfg().listeners[listener_].tls) {
+      if (cfg().listeners[listener_].tls && !awaiting_proxy_) {
         static_cast<TlsServerTransport*>(conn.transport())->HandshakeTimedOut(conn);
       }
       conn.Close();
@@ -1632,7 +1667,13 @@ void ClientSession::OnClosed(core::Conn& conn) {
 std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Conn& conn,
                                                     uint32_t listener) {
   const ListenerSpec& spec = ctx.config().listeners[listener];
-  // Connection limits (listener-wide, then per client address), counted across workers.
+  if (spec.proxy_protocol &&
+      !ctx.config().trusted_proxies.Contains(ratelimit::IpFromSockaddr(conn.peer()))) {
+    // Whoever may write a PROXY header names the client: only trusted_proxies may.
+    ctx.NoteRefusedConnection(spec.name, "PROXY header from a peer not in trusted_proxies");
+    return nullptr;
+  }
+  // Connection limits (listener-wide, then per socket peer), counted across workers.
   bool counted = false;
   if (spec.conns) {
     if (spec.conns->fetch_add(1, std::memory_order_acq_rel) >= spec.max_conns) {
@@ -1653,8 +1694,18 @@ std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Con
       return nullptr;
     }
   }
+  std::unique_ptr<core::Transport> tls;
   if (spec.tls) {
-    conn.set_transport(std::make_unique<TlsServerTransport>(ctx, conn, spec.tls));
+    tls = std::make_unique<TlsServerTransport>(ctx, conn, spec.tls);
+  }
+  if (spec.proxy_protocol) {
+    // The PROXY header comes before anything else, the TLS handshake included.
+    conn.set_transport(std::make_unique<ProxyHeaderReader>(
+        std::move(tls), [](core::Conn& c, const ProxyHeader& header) {
+          return static_cast<ClientSession*>(c.handler())->OnProxyHeader(c, header);
+        }));
+  } else if (tls) {
+    conn.set_transport(std::move(tls));
   }
   auto session = std::make_unique<ClientSession>(ctx, conn, listener);
   session->HoldConnectionSlots(counted, spec.per_ip != nullptr, ip_key);
@@ -1734,9 +1785,10 @@ void UpstreamConn::Release(core::Conn& self, bool reusable) {
   if (self.closing()) {
     return;
   }
-  // Pool only a connection whose exchange ended cleanly with nothing left over (B9).
-  if (reusable && response_done_ && request_complete_ && input().empty() && self.send_idle() &&
-      gen_->PutIdle(pool_, backend_, self)) {
+  // Pool only a connection whose exchange ended cleanly with nothing left over (B9), and never
+  // one whose PROXY header named this client.
+  if (reusable && cfg().pools[pool_].send_proxy == 0 && response_done_ && request_complete_ &&
+      input().empty() && self.send_idle() && gen_->PutIdle(pool_, backend_, self)) {
     idle_ = true;
     self.SetIdle(core::Conn::Idle::kKeepAlive);
     // A pooled connection keeps no buffer: it goes back to the worker's pool.

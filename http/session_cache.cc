@@ -256,8 +256,9 @@ void ClientSession::StripConditionals(std::string* head) {
 void ClientSession::CachePurge(core::Conn& conn, const MessageHead& h) {
   const ProxyConfig& config = cfg();
   const CacheSpec& spec = config.caches[static_cast<uint32_t>(config.routes[x_.route].cache)];
-  // The socket peer only: a PURGE is an administrative act, never trusted from a header.
-  const ratelimit::IpAddr peer = ratelimit::IpFromSockaddr(conn.peer());
+  // The connection's client only (the socket peer, or a trusted PROXY header's source): a
+  // PURGE is an administrative act, never trusted from a header.
+  const ratelimit::IpAddr peer = ratelimit::IpFromSockaddr(ConnClient(conn));
   if (spec.purge_allow.empty() || !spec.purge_allow.Contains(peer)) {
     SendLocalReply(conn, 403, "purge not allowed");
     return;

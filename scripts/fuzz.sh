@@ -29,6 +29,7 @@ declare -A SOURCES=(
   [decoder]="http/codec/codec.cc http/codec/gzip.cc http/codec/brotli.cc http/codec/zstd.cc
              http/codec/negotiate.cc http/codec/types.cc"
   [config]="conf/load.cc conf/address.cc"
+  [proxy_protocol]="http/proxy_protocol.cc"
 )
 declare -A LIBS=(
   [h1_request]="llhttp"
@@ -37,7 +38,8 @@ declare -A LIBS=(
   [decoder]="-lz -lbrotlienc -lbrotlidec -lzstd"
   [config]="-ltomlplusplus -lre2"
 )
-TARGETS=(h1_request h1_response path cache negotiate client_ip access_log decoder config)
+TARGETS=(h1_request h1_response path cache negotiate client_ip access_log decoder config
+         proxy_protocol)
 
 cxxflags=(-std=c++2b -U__cpp_concepts -D__cpp_concepts=202002L -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined
           -DTORII_LIBFUZZER -DLLHTTP_STRICT_MODE=1 -I. -I/usr/share/include/llhttp

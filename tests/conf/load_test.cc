@@ -875,6 +875,26 @@ std::string PoolWith(std::string_view keys, std::string_view route = "[[route]]\
   return std::string(kPoolHead) + std::string(keys) + std::string(route);
 }
 
+// PROXY protocol: received on a listener (only with trusted_proxies), sent by a pool.
+TEST(LoadConfig, ProxyProtocol) {
+  const std::string trusted = "[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n";
+  const Config c = LoadOk(trusted +
+                          "[[listener]]\nname = \"http\"\naddress = "
+                          "\"127.0.0.1:8080\"\nproxy_protocol = true\n[[pool]]\nname = \"app\"\n"
+                          "backends = [{ address = \"127.0.0.1:9001\" }]\nsend_proxy = \"v2\"\n"
+                          "[[route]]\npool = \"app\"\n");
+  EXPECT_TRUE(c.listeners[0].proxy_protocol);
+  EXPECT_EQ(c.pools[0].send_proxy, 2);
+  EXPECT_EQ(LoadOk(PoolWith("send_proxy = \"v1\"\n")).pools[0].send_proxy, 1);
+  EXPECT_EQ(LoadOk(PoolWith("")).pools[0].send_proxy, 0);
+  ExpectError(
+      "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:8080\"\n"
+      "proxy_protocol = true\n[[pool]]\nname = \"app\"\nbackends = []\n"
+      "[[route]]\npool = \"app\"\n",
+      4, 18, "trusted_proxies, which is empty");
+  ExpectError(PoolWith("send_proxy = \"v3\"\n"), 7, 14, "expected \"v1\" or \"v2\"");
+}
+
 // Route rewrites: prefixes, Host, request and response fields; each misuse names its key.
 TEST(LoadRoutes, Rewrites) {
   const Config c = LoadOk(PoolWith("", R"([[route]]

@@ -24,6 +24,7 @@ int FuzzClientIp(const uint8_t* data, size_t size);
 int FuzzAccessLog(const uint8_t* data, size_t size);
 int FuzzDecoder(const uint8_t* data, size_t size);
 int FuzzConfig(const uint8_t* data, size_t size);
+int FuzzProxyProtocol(const uint8_t* data, size_t size);
 }  // namespace torii::fuzz
 
 namespace {
@@ -48,6 +49,7 @@ const Target kTargets[] = {
     {"access_log", torii::fuzz::FuzzAccessLog, 1000, 2},
     {"decoder", torii::fuzz::FuzzDecoder, 200, 3},
     {"config", torii::fuzz::FuzzConfig, 300, 1},
+    {"proxy_protocol", torii::fuzz::FuzzProxyProtocol, 5000, 5},
 };
 
 std::vector<std::string> LoadCorpus(const std::string& target) {

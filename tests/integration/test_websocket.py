@@ -71,11 +71,14 @@ class WsBackend:
             raise RuntimeError("WebSocket backend did not start")
 
     def stop(self):
-        def shut():
+        async def shut():
             self._server.close()
-            self._loop.stop()
-        self._loop.call_soon_threadsafe(shut)
-        self._thread.join(5)
+            await self._server.wait_closed()
+        try:
+            asyncio.run_coroutine_threadsafe(shut(), self._loop).result(10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
 
 
 def run(coro, timeout=30):
