@@ -27,6 +27,7 @@
 #include "base/text.h"
 #include "conf/load.h"
 #include "core/worker.h"
+#include "http/basic_auth.h"
 #include "http/proxy_config.h"
 #include "http/proxy_context.h"
 #include "http/proxy_session.h"
@@ -339,6 +340,12 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     rs.upgrades = rc.upgrades;
     rs.upstream_remove = p->replaced_request_fields;
     FlattenRewrite(rc.request_headers, &rs.upstream_remove, &rs.upstream_add);
+    if (rc.auth) {
+      rs.auth = std::make_shared<http::BasicAuth>(rc.auth->users, rc.auth->realm);
+      if (!rc.auth->forward) {
+        rs.upstream_remove.push_back("authorization");  // the password stays here
+      }
+    }
     FlattenRewrite(rc.response_headers, &rs.response_remove, &rs.add_headers);
     p->routes.push_back(std::move(rs));
   }

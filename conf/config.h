@@ -241,6 +241,15 @@ struct FieldMatch {
   std::string value;  // kExact: the value; kRegex: the pattern
 };
 
+// auth = { users_file = "htpasswd", realm = "...", forward = false }: HTTP Basic
+// authentication (http/basic_auth.h). The users are read by the loader (and again on reload).
+struct BasicAuthConfig {
+  std::string users_file;  // resolved against the config file's directory
+  std::string realm = "torii";
+  bool forward = false;  // pass the Authorization field on to the backend
+  std::vector<std::pair<std::string, std::string>> users;  // (name, libcrypt hash)
+};
+
 struct RouteConfig {
   std::string host = "*";         // exact, "*.example.com", or "*"
   // The path: a prefix (default), or path_exact, or path_regex (RE2 against the whole
@@ -302,6 +311,7 @@ struct RouteConfig {
   std::vector<std::string> upgrades{"websocket"};
   HeaderRewrite request_headers;
   HeaderRewrite response_headers;
+  std::optional<BasicAuthConfig> auth;
 };
 
 // [compression]: how routes with compress = true encode responses.

@@ -15,9 +15,10 @@
 #include "conf/load.h"
 
 #include <arpa/inet.h>
+#include <crypt.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <re2/re2.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -1467,6 +1468,7 @@ class Loader {
                  "replace_prefix",
                  "regex_rewrite",
                  "upgrades",
+                 "auth",
                  "host_rewrite",
                  "request_headers",
                  "response_headers",
@@ -1594,6 +1596,12 @@ class Loader {
       route.add_headers = LoadHeaderMap(Section(*headers, s.label() + " add_headers"));
     }
     LoadRewrites(s, &route);
+    if (const toml::table* t = s.SubTable("auth")) {
+      if (route.pool.empty()) {
+        s.FailAt(*s.Find("auth"), "auth", "a redirect route answers itself: nothing to protect");
+      }
+      route.auth = LoadBasicAuth(Section(*t, s.label() + " auth"), config.source);
+    }
     route.error_pages = LoadErrorPages(s, config.source);
     for (const auto& [key, out] : {std::pair{"connect_timeout", &route.connect_timeout},
                                    std::pair{"response_timeout", &route.response_timeout}}) {
@@ -1822,6 +1830,73 @@ class Loader {
         s.FailAt(*s.Find("return"), "return", "a route either redirects or returns, not both");
       }
     }
+  }
+
+  // A bcrypt, SHA-crypt or yescrypt hash as libcrypt reads it (http/basic_auth.h checks
+  // passwords against them); the legacy and foreign formats are refused.
+  static bool IsSupportedPasswordHash(const std::string& hash) {
+    static constexpr std::string_view kPrefixes[] = {"$2b$", "$2y$", "$2a$", "$5$", "$6$", "$y$"};
+    return std::any_of(std::begin(kPrefixes), std::end(kPrefixes),
+                       [&](std::string_view p) { return hash.starts_with(p); }) &&
+           crypt_checksalt(hash.c_str()) == CRYPT_SALT_OK;
+  }
+
+  // auth = { users_file, realm, forward }: the htpasswd file is read here, one "user:hash"
+  // per line ('#' comments and blank lines skipped); each hash must be one libcrypt checks
+  // and that is not a weak legacy one.
+  static BasicAuthConfig LoadBasicAuth(const Section& s, const std::string& source) {
+    s.CheckKeys({"users_file", "realm", "forward"});
+    BasicAuthConfig auth;
+    const toml::node& file_node = s.Require("users_file");
+    auth.users_file = RelativeTo(source, s.StringOf(file_node, "users_file"));
+    if (auto realm = s.String("realm")) {
+      if (realm->empty() || realm->size() > 128 ||
+          !std::all_of(realm->begin(), realm->end(),
+                       [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; })) {
+        s.FailAt(*s.Find("realm"), "realm",
+                 "expected 1-128 printable characters without quotes or backslashes, got " +
+                     Quote(*realm));
+      }
+      auth.realm = std::move(*realm);
+    }
+    s.Bool("forward", &auth.forward);
+    std::ifstream f(auth.users_file);
+    if (!f) {
+      s.FailAt(file_node, "users_file", "cannot read " + Quote(auth.users_file));
+    }
+    std::string line;
+    for (uint32_t n = 1; std::getline(f, line); ++n) {
+      if (!line.empty() && line.back() == '\r') {
+        line.pop_back();
+      }
+      const std::string_view text = base::TrimOws(line);
+      if (text.empty() || text.front() == '#') {
+        continue;
+      }
+      const std::string where = auth.users_file + ":" + std::to_string(n) + ": ";
+      const size_t colon = text.find(':');
+      if (colon == 0 || colon == std::string_view::npos) {
+        s.FailAt(file_node, "users_file", where + "expected USER:HASH");
+      }
+      std::string user(text.substr(0, colon));
+      std::string hash(text.substr(colon + 1));
+      if (!IsSupportedPasswordHash(hash)) {
+        s.FailAt(file_node, "users_file",
+                 where + "the hash of " + Quote(user) +
+                     " is not bcrypt ($2y$, from htpasswd -B), SHA-crypt ($5$, $6$) or yescrypt "
+                     "($y$); MD5 ($apr1$, $1$), DES, {SHA} and plain text are refused");
+      }
+      for (const auto& [other, unused] : auth.users) {
+        if (other == user) {
+          s.FailAt(file_node, "users_file", where + "user " + Quote(user) + " listed twice");
+        }
+      }
+      auth.users.emplace_back(std::move(user), std::move(hash));
+    }
+    if (auth.users.empty()) {
+      s.FailAt(file_node, "users_file", Quote(auth.users_file) + " lists no user");
+    }
+    return auth;
   }
 
   static void CheckRegex(const Section& s, const toml::node& node, std::string_view key,

@@ -79,6 +79,11 @@ void AccessLog::Append(const AccessRecord& r) {
       AppendEscaped(r.peer, kMaxField, true);
       buf_ += '"';
     }
+    if (!r.user.empty()) {
+      buf_ += ",\"user\":\"";
+      AppendEscaped(r.user, kMaxField, true);
+      buf_ += '"';
+    }
     if (!r.request_id.empty()) {
       buf_ += ",\"request_id\":\"";
       AppendEscaped(r.request_id, kMaxField, true);
@@ -155,6 +160,10 @@ void AccessLog::Append(const AccessRecord& r) {
     if (!r.peer.empty()) {
       buf_ += " peer=";
       AppendEscaped(r.peer, kMaxField, false);
+    }
+    if (!r.user.empty()) {
+      buf_ += " user=";
+      AppendEscaped(r.user, kMaxField, false);
     }
     if (!r.request_id.empty()) {
       buf_ += " rid=";

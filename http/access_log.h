@@ -25,6 +25,7 @@ struct AccessRecord {
   std::string_view client;   // the client: the peer, or the address a trusted proxy named
   std::string_view peer;     // the socket peer when it is not the client ("" otherwise)
   std::string_view request_id;  // "" when request IDs are off
+  std::string_view user;        // the Basic-authenticated user, or ""  (never the password)
   std::string_view trace_id;    // the W3C trace id (32 hex), "" when trace context is off
   std::string_view method;
   std::string_view target;

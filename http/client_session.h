@@ -159,6 +159,9 @@ class ClientSession final : public core::ConnHandler {
   bool QueueForSlot(core::Conn& conn);
   // Listener and route access lists, bans and the route's rate limit; false = answered.
   bool CheckAccess(core::Conn& conn);
+  // The route's Basic authentication (basic_auth.h): true when the credentials hold, else 401
+  // with the challenge (false = answered).
+  bool CheckAuth(core::Conn& conn, const MessageHead& h);
   void EndDelay(core::Conn& conn);
   // Compression at the response head: applies PlanCompression() (encoder or decoder, `edits`).
   void DecideCompression(const MessageHead& head, HeadEdits* edits);

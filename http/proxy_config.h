@@ -20,6 +20,7 @@
 #include "balancer/slots.h"
 #include "cache/policy.h"
 #include "cache/store.h"
+#include "http/basic_auth.h"
 #include "http/codec/codec.h"
 #include "http/counter_grid.h"
 #include "http/path.h"
@@ -155,6 +156,8 @@ struct RouteSpec {
   std::shared_ptr<const re2::RE2> rewrite_regex;
   std::string rewrite_substitution;
   std::string host_rewrite;  // the Host the backend gets ("" = the client's)
+  // HTTP Basic authentication (null: none); its verdicts are shared by every worker.
+  std::shared_ptr<BasicAuth> auth;
   // Upgrade protocols tunnelled after the backend's 101 (lowercase; empty: none).
   std::vector<std::string> upgrades;
   // Client fields not copied to the backend (lowercase): the server-wide replaced ones

@@ -54,6 +54,7 @@ struct ExchangeBuffers {
   // the "Name: value\r\n" lines the backend gets in place of the client's.
   std::string request_id;
   std::string trace_id;
+  std::string user;  // who Basic authentication admitted ("" when the route has none)
   std::string id_lines;
   balancer::BackendMask exclude;  // backends already tried for this request (retries)
   // Phase timestamps (ProxyConfig::timing): the latency budget (phases.h). Kept here, not in

@@ -236,6 +236,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   ctx_.stats().requests++;
   B().method.assign(h.method);
   B().target.assign(h.target);  // refined by CheckRequest (absolute-form); logged if refused
+  B().user.clear();
   x_ = ExchangeState{};
   x_.method_id = h.method_id;
   x_.version_minor = h.version_minor;
@@ -257,6 +258,9 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   }
   if (cfg().listeners[listener_].http_to_https) {
     RedirectToHttps(conn);
+    return !conn.closing();
+  }
+  if (cfg().routes[x_.route].auth && !CheckAuth(conn, h)) {
     return !conn.closing();
   }
   if (timing) {
@@ -336,6 +340,38 @@ void ClientSession::EndDelay(core::Conn& conn) {
   if (!conn.closing() && !paused_for_upstream_) {
     Pump(conn);
   }
+}
+
+bool ClientSession::CheckAuth(core::Conn& conn, const MessageHead& h) {
+  BasicAuth& auth = *cfg().routes[x_.route].auth;
+  std::string_view value;
+  int fields = 0;
+  for (const HeaderView& hv : h.headers) {
+    if (EqualsIgnoreCase(hv.name, "authorization")) {
+      ++fields;
+      value = hv.value;
+    }
+  }
+  // The decoded credentials live in scratch for this call only, and are wiped after it.
+  std::string& decoded = ctx_.scratch();
+  std::optional<BasicCredentials> creds;
+  if (fields == 1) {
+    creds = ParseBasicCredentials(value, &decoded);
+  }
+  const bool ok = creds && auth.Verify(creds->user, creds->password);
+  if (ok) {
+    B().user.assign(creds->user);
+  }
+  std::fill(decoded.begin(), decoded.end(), '\0');
+  decoded.clear();
+  if (ok) {
+    return true;
+  }
+  x_.req_framing = h.framing;
+  req_ = Req::kHead;
+  SendLocalReply(conn, 401, fields == 0 ? "credentials required" : "bad credentials",
+                 auth.challenge());
+  return false;
 }
 
 bool ClientSession::CheckAccess(core::Conn& conn) {
@@ -1393,8 +1429,8 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
   if (status >= 400) {
     // A request we refused for its framing or limits: whatever follows cannot be trusted.
     // Refusals of a well-formed request (access, rate, route, backend) keep the connection.
-    const bool well_formed = status == 403 || status == 404 || status == 429 || status == 502 ||
-                             status == 503 || status == 504 || x_.configured_reply;
+    const bool well_formed = status == 401 || status == 403 || status == 404 || status == 429 ||
+                             status == 502 || status == 503 || status == 504 || x_.configured_reply;
     if (!well_formed) {
       close_after_ = true;
     }
@@ -1486,6 +1522,7 @@ void ClientSession::LogExchange() {
     r.peer = peer_;
   }
   r.request_id = B().request_id;
+  r.user = B().user;
   r.trace_id = B().trace_id;
   r.method = B().method;
   r.target = B().target;

@@ -4,11 +4,14 @@ ambiguous spellings refused with 400 before anything reaches a backend (BAD-INPU
 real client carried end to end behind trusted proxies (X-Forwarded-For/-Proto/-Host, the
 access log, ip_hash), and never believed from anyone else (H3)."""
 
+import base64
 import json
 import os
 import re
 import subprocess
+import tempfile
 import unittest
+import warnings
 
 import harness as h
 
@@ -508,6 +511,110 @@ class ErrorPages(h.ToriiCase):
                            env=h.child_env())
         self.assertEqual(p.returncode, 1)
         self.assertIn("/nonexistent/404.html", p.stderr.decode())
+
+
+def crypt_hash(password, method):
+    """A libcrypt hash made by Python's crypt module (Debian's python3 3.11 still has it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    if method == "bcrypt":
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 4))
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_SHA512))
+
+
+def basic(user, password):
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class BasicAuth(h.ToriiCase):
+    @classmethod
+    def setUpClass(cls):
+        d = cls.class_tmpdir()
+        cls.users = os.path.join(d, "htpasswd")
+        with open(cls.users, "w") as f:
+            f.write("# staff\n\nalice:%s\nbob:%s\n" % (crypt_hash("s3cret", "bcrypt"),
+                                                     crypt_hash("hunter2", "sha512")))
+        cls.o = cls.class_origin("o1")
+        c = h.proxy_config([cls.o], server_extra={"access_log_format": "json"})
+        c.routes = [
+            {"path_prefix": "/private/", "pool": "app",
+             "auth": {"users_file": cls.users, "realm": "staff only"}},
+            {"path_prefix": "/fwd/", "pool": "app",
+             "auth": {"users_file": cls.users, "forward": True}},
+            {"path_prefix": "/", "pool": "app"},
+        ]
+        cls.t = cls.class_torii(c)
+
+    # No credentials, another scheme, a wrong password, an unknown user: 401 with the
+    # challenge, nothing forwarded, and the connection stays open for the retry a browser makes.
+    def test_refused_then_admitted_on_the_same_connection(self):
+        before = len(self.o.log_entries())
+        with h.Client(self.t.addr()) as c:
+            for headers in ([], [("Authorization", "Bearer abc")],
+                            [("Authorization", basic("alice", "wrong"))],
+                            [("Authorization", basic("mallory", "s3cret"))],
+                            [("Authorization", "Basic !!!")]):
+                r = c.get("/private/x", headers=headers)
+                self.assertEqual(r.status, 401, headers)
+                self.assertEqual(r.header("WWW-Authenticate"),
+                                 'Basic realm="staff only", charset="UTF-8"')
+            self.assertEqual(len(self.o.log_entries()), before)
+            for user, pw in (("alice", "s3cret"), ("bob", "hunter2")):
+                r = c.get("/private/x", headers=[("Authorization", basic(user, pw))])
+                self.assertEqual(r.status, 200)
+        e = self.o.log_entries()[-1]
+        self.assertEqual(h.header_of(e, "Authorization"), [])  # the password stays at torii
+        lines = self.t.access_log_lines(wait_for_count=7)
+        recs = [json.loads(line) for line in lines]
+        self.assertEqual([r["status"] for r in recs[-7:]], [401] * 5 + [200] * 2)
+        self.assertEqual(recs[-1]["user"], "bob")
+        self.assertNotIn("user", recs[-3])
+        text = "\n".join(lines)
+        for secret in ("s3cret", "hunter2", basic("alice", "s3cret").split()[1]):
+            self.assertNotIn(secret, text)
+
+    # P6: a 401 while the request body is still unread closes the connection; the body never
+    # reaches the backend.
+    def test_401_before_the_body_closes(self):
+        before = len(self.o.log_entries())
+        data, closed = h.raw(self.t.addr(), b"POST /private/up HTTP/1.1\r\nHost: a\r\n"
+                                            b"Content-Length: 100000\r\n\r\n" + b"x" * 1000)
+        self.assertEqual(h.status_of(data), 401)
+        self.assertIn(b"connection: close", data.lower())
+        self.assertTrue(closed)
+        self.assertEqual(len(self.o.log_entries()), before)
+
+    # forward = true passes the Authorization field on; routes without auth are open.
+    def test_forward_and_open_routes(self):
+        r = h.get(self.t.addr(), "/fwd/x", headers=[("Authorization", basic("alice", "s3cret"))])
+        self.assertEqual(r.status, 200)
+        self.assertEqual(h.header_of(self.o.log_entries()[-1], "Authorization"),
+                         [basic("alice", "s3cret")])
+        self.assertEqual(h.get(self.t.addr(), "/open").status, 200)
+
+    # Hashes torii will not check (Apache MD5, DES, plain text) and broken files are refused by
+    # the loader, naming the file and line.
+    def test_weak_or_broken_users_files_refused(self):
+        d = self.tmpdir()
+        for content, message in (("carol:$apr1$abc$V7uD6Y3Ey1b.T8QFySWI51\n", "MD5"),
+                                 ("carol:plain\n", "is not bcrypt"),
+                                 ("just-a-name\n", "expected USER:HASH"),
+                                 ("# nobody\n", "lists no user")):
+            path = os.path.join(d, "users")
+            with open(path, "w") as f:
+                f.write(content)
+            c = h.proxy_config([self.o])
+            c.routes = [{"path_prefix": "/", "pool": "app", "auth": {"users_file": path}}]
+            cfg = os.path.join(d, "t.toml")
+            with open(cfg, "w") as f:
+                f.write(c.render(os.path.join(d, "r"), "off", "-"))
+            p = subprocess.run([h.torii_bin(), "-t", "-c", cfg], capture_output=True, timeout=30,
+                               env=h.child_env())
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(message, p.stderr.decode())
+            if message != "lists no user":
+                self.assertIn(f"{path}:1:", p.stderr.decode())
 
 
 class FilePermissions(h.ToriiCase):
