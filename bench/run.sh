@@ -11,6 +11,8 @@
 #   bash bench/run.sh cache     cache hits: 4 KiB, and 100 KiB gzip from the cache (run_cache)
 #   bash bench/run.sh tls       TLS 1.3: keep-alive, full and resumed handshakes (run_tls)
 #   bash bench/run.sh timing    the cost of the per-request latency budget (run_timing)
+#   bash bench/run.sh edge      the cost of the edge features: richer routes, request IDs and
+#                               trace context, merge_slashes (run_edge)
 #
 # One torii-origin serves all three proxies (balance mode: three, one of them slow). Each proxy runs one worker (torii workers = 1,
 # nginx worker_processes 1, HAProxy nbthread 1) pinned to PROXY_CPU; wrk and the origin share
@@ -101,13 +103,13 @@ set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit | compress | cache | tls | timing) ;;
+  macro | idle | parser | balance | ratelimit | compress | cache | tls | timing | edge) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress | cache | tls | timing)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress | cache | tls | timing | edge)" >&2
     exit 2
     ;;
 esac
@@ -374,8 +376,46 @@ start_origin() {
 start_torii() {
   local name=$1 algo=$2 limit=${3:-} comp=${4:-} dir=$WORK/$1 algo_line="" backends="" b
   local limit_table="" limit_line="" comp_table="" comp_line="" cache_table="" cache_line=""
-  local tls_line="" admin_table="" timing_line=""
+  local tls_line="" admin_table="" timing_line="" routes_before=""
   [[ $comp == notiming ]] && timing_line=$'\nphase_timing = false'
+  if [[ $comp == edge-off ]]; then
+    # The edge features that can be off: no request IDs, no trace context, slashes kept.
+    timing_line+=$'\nrequest_id_header = ""\ntrace_context = false\nmerge_slashes = false'
+  elif [[ $comp == edge-on ]]; then
+    # Eight routes a request is matched against before the catch-all, one of each kind.
+    routes_before="
+[[route]]
+path_exact = \"/robots.txt\"
+return = { status = 200, body = \"User-agent: *\" }
+[[route]]
+path_prefix = \"/api/\"
+methods = [\"POST\", \"PUT\"]
+pool = \"origin\"
+[[route]]
+path_regex = \"/users/[0-9]+/posts\"
+pool = \"origin\"
+[[route]]
+host = \"admin.example.com\"
+pool = \"origin\"
+[[route]]
+path_prefix = \"/\"
+headers = [{ name = \"X-Canary\", value = \"1\" }]
+pool = \"origin\"
+[[route]]
+path_prefix = \"/\"
+query = [{ name = \"v\", regex = \"2|two\" }]
+pool = \"origin\"
+[[route]]
+path_prefix = \"/static/\"
+regex_rewrite = { pattern = '^/static/(.*)$', substitution = '/assets/\\1' }
+pool = \"origin\"
+[[route]]
+path_prefix = \"/old/\"
+strip_prefix = \"/old\"
+request_headers = { set = { \"X-Env\" = \"prod\" }, remove = [\"X-Debug\"] }
+pool = \"origin\"
+"
+  fi
   if [[ $comp == tls* ]]; then
     local tickets=true
     [[ $comp == tls-notickets ]] && tickets=false
@@ -432,7 +472,7 @@ $admin_table
 name = "origin"
 backends = [$backends]
 keepalive = 64$algo_line
-$limit_table$comp_table$cache_table
+$limit_table$comp_table$cache_table$routes_before
 [[route]]
 host = "*"
 path_prefix = "/"
@@ -1328,6 +1368,43 @@ run_timing() {
     "torii benchmark: latency budget on (torii) vs phase_timing = false (torii-off), wrk -t1 -c$CONNS -d${DURATION}s GET $path, $ROUNDS interleaved round(s)"
 }
 
+# edge mode: torii alone, twice, pinned to PROXY_CPU, on GET /?size=100 (ROUNDS interleaved
+# rounds): torii-edge-off with the edge features that can be off turned off (request_id_header
+# = "", trace_context = false, merge_slashes = false; one catch-all route), torii-edge-on with
+# them on and eight routes of every matcher kind (path_exact, methods, path_regex, host,
+# headers, query, regex_rewrite, strip_prefix + request_headers) tried before the catch-all
+# that serves the request. Path normalisation itself cannot be turned off (it is a security
+# decision): bench/path_bench.cc measures it alone. Reported: req/s and requests per proxy
+# CPU-second of each, and the cost 1 - (on / off).
+run_edge() {
+  command -v wrk >/dev/null || die "wrk is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/edge-$STAMP.txt runs=$RESULTS_DIR/edge-$STAMP.tsv
+  runs_header "$runs" scenario proxy
+  start_origin
+  start_proxy torii-edge-off "" "" edge-off
+  start_proxy torii-edge-on "" "" edge-on
+  local inst r path="/?size=100"
+  for inst in torii-edge-off torii-edge-on; do
+    check_proxy "$inst" "$path" 100
+    warm_up "$inst" "$path" "$WORK/warmup-$inst.txt"
+  done
+  for ((r = 1; r <= ROUNDS; r++)); do
+    local order="torii-edge-off torii-edge-on"
+    ((r % 2 == 0)) && order="torii-edge-on torii-edge-off"
+    for inst in $order; do
+      measure "$inst" "$path" "$WORK/wrk-$inst-$r.txt"
+      record_run "$runs" small "$inst" "$r"
+      log_run "edge round $r/$ROUNDS $inst"
+      proxies_alive
+    done
+  done
+  write_table_results "$results" "$runs" \
+    "torii benchmark: edge features off (torii-edge-off) vs on with eight matcher routes (torii-edge-on), wrk -t1 -c$CONNS -d${DURATION}s GET $path, $ROUNDS interleaved round(s)"
+}
+
 # tls mode: each proxy terminating TLS 1.3 with one ECDSA P-256 certificate (made here with
 # openssl), twice: with session tickets (NAME-tk) and without tickets or a session cache
 # (NAME-nt), all pinned to PROXY_CPU. Scenarios, GET /?size=4096 over https:
@@ -1436,4 +1513,5 @@ case $MODE in
   cache) run_cache ;;
   tls) run_tls ;;
   timing) run_timing ;;
+  edge) run_edge ;;
 esac
