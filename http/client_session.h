@@ -159,6 +159,9 @@ class ClientSession final : public core::ConnHandler {
   bool QueueForSlot(core::Conn& conn);
   // Listener and route access lists, bans and the route's rate limit; false = answered.
   bool CheckAccess(core::Conn& conn);
+  // Answers `status` to a request refused at its head (before any of its body was read); false.
+  bool RefuseAtHead(core::Conn& conn, int status, std::string_view note,
+                    std::string_view extra_headers = {});
   // The route's Basic authentication (basic_auth.h): true when the credentials hold, else 401
   // with the challenge (false = answered).
   bool CheckAuth(core::Conn& conn, const MessageHead& h);

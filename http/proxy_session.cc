@@ -342,6 +342,15 @@ void ClientSession::EndDelay(core::Conn& conn) {
   }
 }
 
+bool ClientSession::RefuseAtHead(core::Conn& conn, int status, std::string_view note,
+                                 std::string_view extra_headers) {
+  // Without a body the exchange ends when the parser reports kDone; with one, the body is
+  // unread and SendLocalReply closes (P6).
+  req_ = Req::kHead;
+  SendLocalReply(conn, status, note, extra_headers);
+  return false;
+}
+
 bool ClientSession::CheckAuth(core::Conn& conn, const MessageHead& h) {
   BasicAuth& auth = *cfg().routes[x_.route].auth;
   std::string_view value;
@@ -367,11 +376,8 @@ bool ClientSession::CheckAuth(core::Conn& conn, const MessageHead& h) {
   if (ok) {
     return true;
   }
-  x_.req_framing = h.framing;
-  req_ = Req::kHead;
-  SendLocalReply(conn, 401, fields == 0 ? "credentials required" : "bad credentials",
-                 auth.challenge());
-  return false;
+  return RefuseAtHead(conn, 401, fields == 0 ? "credentials required" : "bad credentials",
+                      auth.challenge());
 }
 
 bool ClientSession::CheckAccess(core::Conn& conn) {
@@ -385,10 +391,7 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
   }
   const MessageHead& h = B().parser.head();
   auto reject = [&](int status, std::string_view why, std::string_view extra = {}) {
-    x_.req_framing = h.framing;
-    req_ = Req::kHead;
-    SendLocalReply(conn, status, why, extra);
-    return false;
+    return RefuseAtHead(conn, status, why, extra);
   };
   const ratelimit::IpAddr& client = B().client;
   if (const ratelimit::AccessVerdict verdict = ratelimit::DecideAccess(
@@ -626,14 +629,7 @@ void ClientSession::AppendForwarded(const MessageHead& h, std::string* lines) co
 
 bool ClientSession::CheckRequest(core::Conn& conn) {
   const MessageHead& h = B().parser.head();
-  auto reject = [&](int status, std::string_view why) {
-    // Without a body the exchange ends when the parser reports kDone; with one, the body is
-    // unread and SendLocalReply closes (P6).
-    x_.req_framing = h.framing;
-    req_ = Req::kHead;
-    SendLocalReply(conn, status, why);
-    return false;
-  };
+  auto reject = [&](int status, std::string_view why) { return RefuseAtHead(conn, status, why); };
   if (h.method_id == HTTP_CONNECT) {
     close_after_ = true;
     return reject(501, "CONNECT not supported");
