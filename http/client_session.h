@@ -16,6 +16,7 @@
 #include "core/worker.h"
 #include "http/compression_plan.h"
 #include "http/h1_parser.h"
+#include "http/h1_response_writer.h"
 #include "http/proxy_context.h"
 #include "http/proxy_protocol.h"
 #include "http/proxy_session.h"
@@ -299,7 +300,6 @@ class ClientSession final : public core::ConnHandler {
     uint32_t route = 0;
     int status = 0;
     Framing req_framing = Framing::kNone;
-    Framing resp_framing = Framing::kNone;  // how the response is framed to the client
     uint8_t method_id = 0;
     uint8_t version_minor = 1;
     CodingRequest coding;             // what the client accepts (compression)
@@ -325,6 +325,7 @@ class ClientSession final : public core::ConnHandler {
   uint32_t listener_;
   uint32_t requests_ = 0;
   TimerFor timer_for_ = TimerFor::kNone;
+  H1ResponseWriter out_;  // the response half of the HTTP/1.1 codec (framing for this client)
   Req req_ = Req::kIdle;
   Resp resp_ = Resp::kNone;
   bool requeue_front_ = false;     // a resumed waiter without a slot goes back to the front

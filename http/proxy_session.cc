@@ -241,6 +241,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   x_.method_id = h.method_id;
   x_.version_minor = h.version_minor;
   x_.req_framing = h.framing;
+  out_.Reset(h.version_minor);
   resp_ = Resp::kNone;
   close_after_ = !h.keep_alive || h.upgrade || draining_ ||
                  requests_ >= cfg().limits.keepalive_requests;
@@ -318,7 +319,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   // Expect: 100-continue is answered here (and not forwarded): we are ready for the body.
   for (const HeaderView& hv : h.headers) {
     if (EqualsIgnoreCase(hv.name, "expect") && x_.req_framing != Framing::kNone) {
-      conn.Write("HTTP/1.1 100 Continue\r\n\r\n");
+      H1ResponseWriter::WriteContinue(conn);
     }
   }
   if (x_.delay_ms > 0) {
@@ -1016,19 +1017,17 @@ void ClientSession::OnUpstreamWritable() {
 
 void ClientSession::OnUpstreamInterim(const MessageHead& head) {
   // 103 Early Hints (RFC 8297) lets the client start fetching while the backend works. Never
-  // to an HTTP/1.0 client (RFC 9110 §15.2), never after the final response began, and at most
-  // kMaxInterim per exchange and only while the client reads: a backend cannot make torii
-  // buffer interim responses without bound.
+  // after the final response began (nor to a client whose protocol has none: the writer
+  // says), and at most kMaxInterim per exchange and only while the client reads: a backend
+  // cannot make torii buffer interim responses without bound.
   core::Conn* me = self();
-  if (me == nullptr || x_.version_minor == 0 || resp_ != Resp::kWaiting ||
-      x_.interim_sent >= kMaxInterim || me->WriteBlocked()) {
+  if (me == nullptr || resp_ != Resp::kWaiting || x_.interim_sent >= kMaxInterim ||
+      me->WriteBlocked()) {
     return;
   }
-  ++x_.interim_sent;
-  ctx_.scratch().clear();
-  BuildClientResponseHead(head, Framing::kNone, /*head_request=*/false, /*close=*/false,
-                          /*client_minor=*/1, /*extra=*/{}, &ctx_.scratch());
-  me->Write(ctx_.scratch());
+  if (out_.WriteInterim(*me, head, &ctx_.scratch())) {
+    ++x_.interim_sent;
+  }
 }
 
 void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
@@ -1057,19 +1056,6 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
     return;  // answered from the store (refreshed by a 304, or stale-if-error)
   }
   const bool head_req = x_.method_id == HTTP_HEAD;
-  const bool has_body = head.framing != Framing::kNone;
-  // How the body goes to the client: keep a known length; otherwise chunked for HTTP/1.1
-  // clients and close-delimited for HTTP/1.0 ones.
-  if (!has_body) {
-    x_.resp_framing = Framing::kNone;
-  } else if (head.framing == Framing::kContentLength) {
-    x_.resp_framing = Framing::kContentLength;
-  } else if (x_.version_minor >= 1) {
-    x_.resp_framing = Framing::kChunked;
-  } else {
-    x_.resp_framing = Framing::kUntilClose;
-    close_after_ = true;
-  }
   HeadEdits edits;
   DecideCompression(head, &edits);
   const RouteSpec& route = cfg().routes[x_.route];
@@ -1090,14 +1076,14 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
     AppendRequestId(&B().resp_extra);
     extra = B().resp_extra;
   }
+  // What the client learns of the body's length: the backend's, unless the body is re-coded
+  // here (its length is then known only at its end).
+  using Body = H1ResponseWriter::Body;
+  Body body = head.framing == Framing::kNone            ? Body::kNone
+              : head.framing == Framing::kContentLength ? Body::kLength
+                                                        : Body::kUnknown;
   if (encoder_ || decoder_) {
-    // The encoded length is unknown until the end: chunked (or close-delimited for 1.0).
-    if (x_.version_minor >= 1) {
-      x_.resp_framing = Framing::kChunked;
-    } else {
-      x_.resp_framing = Framing::kUntilClose;
-      close_after_ = true;
-    }
+    body = Body::kUnknown;
     // Event streams must reach the client event by event; anything else is flushed only as the
     // codec's buffers fill (a flush per upstream read would cost 1-45% of the ratio).
     x_.flush_each_piece = false;
@@ -1110,10 +1096,7 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   if (draining_) {
     close_after_ = true;
   }
-  ctx_.scratch().clear();
-  BuildClientResponseHead(head, x_.resp_framing, head_req, close_after_, x_.version_minor, extra,
-                          edits, &ctx_.scratch());
-  me->Write(ctx_.scratch());
+  out_.WriteHead(*me, head, body, head_req, &close_after_, extra, edits, &ctx_.scratch());
   (void)up;
 }
 
@@ -1143,19 +1126,8 @@ void ClientSession::DecideCompression(const MessageHead& head, HeadEdits* edits)
 }
 
 void ClientSession::WriteBody(core::Conn& me, std::string_view bytes) {
-  if (bytes.empty()) {
-    return;
-  }
   x_.bytes_sent += bytes.size();
-  if (x_.resp_framing == Framing::kChunked) {
-    ctx_.scratch().clear();
-    AppendChunkHeader(bytes.size(), &ctx_.scratch());
-    me.Write(ctx_.scratch());
-    me.Write(bytes);
-    me.Write("\r\n");
-  } else {
-    me.Write(bytes);
-  }
+  out_.WriteBody(me, bytes, /*lend=*/false, &ctx_.scratch());
 }
 
 void ClientSession::AppendServerTiming(std::string* out) const {
@@ -1240,15 +1212,7 @@ void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
   }
   x_.bytes_sent += body.size();
   // The body is sent from the upstream's receive buffer itself when it can be (no copy).
-  if (x_.resp_framing == Framing::kChunked) {
-    ctx_.scratch().clear();
-    AppendChunkHeader(body.size(), &ctx_.scratch());
-    me->Write(ctx_.scratch());
-    me->WriteFromRecvBuffer(body);
-    me->Write("\r\n");
-  } else {
-    me->WriteFromRecvBuffer(body);
-  }
+  out_.WriteBody(*me, body, /*lend=*/true, &ctx_.scratch());
   if (me->queued() > core::Conn::kHighWater && !upstream_paused_) {
     // Fast backend, slow client (E7): stop reading the backend until the client catches up;
     // the client must drain within send_timeout (D3).
@@ -1319,9 +1283,8 @@ void ClientSession::OnUpstreamDone(bool reusable) {
     WriteBody(*me, out);
   }
   EndEncoder(true);
-  if (x_.resp_framing == Framing::kChunked && me != nullptr) {
-    me->Write("0\r\n\r\n");
-  }
+  // A close-delimited body ends with the connection.
+  const bool close_to_end = me != nullptr && out_.WriteEnd(*me);
   resp_ = Resp::kDone;
   // An upstream that answered before the request body was complete may not have read it:
   // never pool it (B15), and close the client too since its body has nowhere to go.
@@ -1331,7 +1294,7 @@ void ClientSession::OnUpstreamDone(bool reusable) {
   if (me == nullptr) {
     return;
   }
-  if (x_.resp_framing == Framing::kUntilClose) {
+  if (close_to_end) {
     close_after_ = true;
   }
   if (!body_complete && x_.req_framing != Framing::kNone) {
@@ -1443,7 +1406,6 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
     AppendRequestId(&with_id);
     extra_headers = with_id;
   }
-  ctx_.scratch().clear();
   // The operator's page for this status (the route's, then the server's), for the replies
   // torii makes itself; a return route's body is its own.
   std::string_view content_type = "text/plain";
@@ -1453,12 +1415,8 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
       content_type = page->content_type;
     }
   }
-  const std::string_view body =
-      body_text.empty() ? BuildLocalReply(status, close_after_, extra_headers, &ctx_.scratch())
-                        : BuildLocalReply(status, close_after_, extra_headers, body_text,
-                                          content_type, &ctx_.scratch());
-  x_.bytes_sent = body.size();
-  conn.Write(ctx_.scratch());
+  x_.bytes_sent = out_.WriteLocalReply(conn, status, close_after_, extra_headers, body_text,
+                                       content_type, &ctx_.scratch());
   if (close_after_) {
     req_ = Req::kDone;
   }

@@ -682,12 +682,12 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   }
   const bool head_req = x_.method_id == HTTP_HEAD;
   x_.status = head.status;
-  x_.resp_framing = head.framing;
   resp_ = Resp::kStreaming;
-  ctx_.scratch().clear();
-  BuildClientResponseHead(head, head.framing, head_req, close_after_, x_.version_minor, extra,
-                          edits, &ctx_.scratch());
-  conn.Write(ctx_.scratch());
+  // A stored body's length is always known.
+  out_.WriteHead(conn, head,
+                 head.framing == Framing::kContentLength ? H1ResponseWriter::Body::kLength
+                                                         : H1ResponseWriter::Body::kNone,
+                 head_req, &close_after_, extra, edits, &ctx_.scratch());
   if (cfg().timing) {
     B().timing.response = ctx_.worker().now_ns();
   }
@@ -711,7 +711,8 @@ bool ClientSession::ContinueServing(core::Conn& conn) {
   const size_t end = cs.end;
   while (cs.offset < end && conn.queued() < core::Conn::kHighWater && !conn.closing()) {
     const size_t n = std::min(kSlice, end - cs.offset);
-    conn.Write(std::string_view(body).substr(cs.offset, n));
+    out_.WriteBody(conn, std::string_view(body).substr(cs.offset, n), /*lend=*/false,
+                   &ctx_.scratch());
     cs.offset += n;
     x_.bytes_sent += n;
   }

@@ -45,10 +45,7 @@ void ClientSession::OnUpstreamUpgrade(const MessageHead& head) {
   extra.append(protocol);
   extra.append("\r\n");
   AppendRequestId(&extra);
-  ctx_.scratch().clear();
-  BuildClientResponseHead(head, Framing::kNone, /*head_request=*/false, /*close=*/false,
-                          /*client_minor=*/1, extra, &ctx_.scratch());
-  me->Write(ctx_.scratch());
+  out_.WriteSwitchingProtocols(*me, head, extra, &ctx_.scratch());
   SetTimerFor(*me, TimerFor::kTunnel, cfg().limits.tunnel_idle_timeout_ms);
   // Bytes the client sent after its request head, before the 101, are the new protocol's.
   if (!B().in.empty()) {
