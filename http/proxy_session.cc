@@ -690,6 +690,17 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
     }
     host_name = *name;
   }
+  if (const tls::ServerContext* tls = cfg().listeners[listener_].tls.get();
+      tls != nullptr && tls->group_count() > 1 && !host_name.empty()) {
+    // RFC 9110 §15.5.20 (BAD-INPUTS R8): the TLS server name chose one certificate; a Host
+    // that another certificate serves (the default one, for a name none lists) was not meant
+    // for this connection. Without SNI there is no claim to contradict.
+    const std::string_view sni =
+        static_cast<const TlsServerTransport*>(conn.transport())->server_session().sni();
+    if (!sni.empty() && tls->Lookup(sni) != tls->Lookup(host_name)) {
+      return reject(421, "misdirected request (SNI names another certificate)");
+    }
+  }
   B().host.assign(host);
   if (target.empty() || target.front() != '?') {
     B().target.assign(target);
@@ -1388,8 +1399,9 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
   if (status >= 400) {
     // A request we refused for its framing or limits: whatever follows cannot be trusted.
     // Refusals of a well-formed request (access, rate, route, backend) keep the connection.
-    const bool well_formed = status == 401 || status == 403 || status == 404 || status == 429 ||
-                             status == 502 || status == 503 || status == 504 || x_.configured_reply;
+    const bool well_formed = status == 401 || status == 403 || status == 404 || status == 421 ||
+                             status == 429 || status == 502 || status == 503 || status == 504 ||
+                             x_.configured_reply;
     if (!well_formed) {
       close_after_ = true;
     }

@@ -146,6 +146,22 @@ class Termination(h.ToriiCase):
             sans = [v for k, v in s.getpeercert()["subjectAltName"] if k == "DNS"]
             self.assertIn("a.test", sans)
 
+    # R8: the server name picked one certificate, Host names a site another one serves (the
+    # default certificate, for a name no certificate lists): 421 Misdirected Request, nothing
+    # forwarded, and the connection stays usable for a request that matches. A Host the same
+    # certificate covers is fine.
+    def test_misdirected_request_421(self):
+        before = len(self.o.log_entries())
+        with tls_connect(self.addr, client_context(self.pki), server_name="a.test") as s:
+            self.assertEqual(tls_get(s, "/", host="x.c.test").status, 421)
+            self.assertEqual(len(self.o.log_entries()), before)
+            for host in ("a.test", "WWW.A.TEST:443"):
+                self.assertEqual(tls_get(s, "/", host=host).status, 200, host)
+        with tls_connect(self.addr, client_context(self.pki), server_name="x.c.test") as s:
+            self.assertEqual(tls_get(s, "/", host="y.c.test").status, 200)
+            for host in ("a.test", "other.example"):
+                self.assertEqual(tls_get(s, "/", host=host).status, 421, host)
+
     def test_ecdsa_preferred_rsa_for_rsa_only_clients(self):
         def peer_type(sigalgs):
             p = subprocess.run(
