@@ -338,6 +338,8 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     }
     rs.host_rewrite = rc.host_rewrite;
     rs.upgrades = rc.upgrades;
+    rs.require_client_cert = rc.require_client_cert;
+    rs.client_cert_allow = rc.client_cert_allow;
     rs.upstream_remove = p->replaced_request_fields;
     FlattenRewrite(rc.request_headers, &rs.upstream_remove, &rs.upstream_add);
     if (rc.auth) {
@@ -366,6 +368,8 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     ls.tls = tls.listeners[p->listeners.size()];
     ls.http_to_https = l.http_to_https;
     ls.proxy_protocol = l.proxy_protocol;
+    ls.client_auth = l.tls && l.tls->client_auth.mode != tls::ClientAuthOptions::Mode::kOff;
+    ls.client_cert_forward = l.client_cert_forward;
     ls.path.merge_slashes = c.server.merge_slashes;
     ls.path.allow_encoded_slash = l.allow_encoded_slash;
     ls.path.allow_encoded_nul = l.allow_encoded_nul;

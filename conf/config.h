@@ -139,6 +139,10 @@ struct ListenerConfig {
   // Every connection starts with a PROXY protocol header (v1 or v2), read before TLS and
   // accepted only from [server] trusted_proxies; its source is the client.
   bool proxy_protocol = false;
+  // client_auth = { ca, mode, crl, verify_depth, forward } (in tls->client_auth, but for
+  // `forward`): a verified client certificate goes to the backend as RFC 9440 Client-Cert and
+  // Client-Cert-Chain unless forward = false.
+  bool client_cert_forward = true;
 };
 
 // [rate_limit.NAME]: a request rate per key (GCRA), shared by every worker.
@@ -312,6 +316,10 @@ struct RouteConfig {
   HeaderRewrite request_headers;
   HeaderRewrite response_headers;
   std::optional<BasicAuthConfig> auth;
+  // Mutual TLS per route: a verified client certificate required (403 otherwise), and when
+  // client_cert_allow is not empty, one whose subject CN or a SAN is listed.
+  bool require_client_cert = false;
+  std::vector<std::string> client_cert_allow;
 };
 
 // [compression]: how routes with compress = true encode responses.

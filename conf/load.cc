@@ -742,7 +742,7 @@ class Loader {
     Section s(table, "[[listener]] #" + std::to_string(config.listeners.size() + 1));
     s.CheckKeys({"name", "address", "backlog", "allow", "deny", "max_conns_per_ip", "max_conns",
                  "tls", "http_to_https", "allow_encoded_slash", "allow_encoded_nul",
-                 "proxy_protocol"});
+                 "proxy_protocol", "client_auth"});
     ListenerConfig listener;
     const toml::node& name_node = s.Require("name");
     listener.name = LoadName(s, "listener");
@@ -781,6 +781,27 @@ class Loader {
     s.U32("max_conns", 0, 1 << 24, &listener.max_conns);
     if (const toml::table* t = s.SubTable("tls")) {
       listener.tls = LoadTls(Section(*t, s.label() + " tls"), config.source);
+    }
+    if (const toml::table* t = s.SubTable("client_auth")) {
+      if (!listener.tls) {
+        s.FailAt(*s.Find("client_auth"), "client_auth",
+                 "client certificates need TLS: add tls = { ... } to this listener");
+      }
+      Section a(*t, s.label() + " client_auth");
+      a.CheckKeys({"ca", "mode", "crl", "verify_depth", "forward"});
+      tls::ClientAuthOptions& auth = listener.tls->client_auth;
+      auth.ca = RelativeTo(config.source, a.StringOf(a.Require("ca"), "ca"));
+      auth.mode = tls::ClientAuthOptions::Mode::kRequire;
+      a.Choice<tls::ClientAuthOptions::Mode>(
+          "mode",
+          {{"require", tls::ClientAuthOptions::Mode::kRequire},
+           {"optional", tls::ClientAuthOptions::Mode::kOptional}},
+          &auth.mode);
+      if (auto crl = a.String("crl")) {
+        auth.crl = RelativeTo(config.source, *crl);
+      }
+      a.U32("verify_depth", 1, 16, &auth.verify_depth);
+      a.Bool("forward", &listener.client_cert_forward);
     }
     s.Bool("http_to_https", &listener.http_to_https);
     s.Bool("allow_encoded_slash", &listener.allow_encoded_slash);
@@ -1052,11 +1073,18 @@ class Loader {
     }
     if (const toml::table* t = s.SubTable("tls")) {
       Section ts(*t, s.label() + " tls");
-      ts.CheckKeys({"verify", "ca", "sni"});
+      ts.CheckKeys({"verify", "ca", "sni", "cert", "key"});
       tls::ClientOptions o;
       ts.Bool("verify", &o.verify);
       if (auto ca = ts.String("ca")) {
         o.ca = RelativeTo(config.source, *ca);
+      }
+      if ((ts.Find("cert") != nullptr) != (ts.Find("key") != nullptr)) {
+        ts.FailAt(*t, "cert", "a client certificate needs both cert and key");
+      }
+      if (auto cert = ts.String("cert")) {
+        o.cert = RelativeTo(config.source, *cert);
+        o.key = RelativeTo(config.source, *ts.String("key"));
       }
       if (auto sni = ts.String("sni")) {
         o.sni = std::move(*sni);
@@ -1469,6 +1497,8 @@ class Loader {
                  "regex_rewrite",
                  "upgrades",
                  "auth",
+                 "require_client_cert",
+                 "client_cert_allow",
                  "host_rewrite",
                  "request_headers",
                  "response_headers",
@@ -1596,6 +1626,22 @@ class Loader {
       route.add_headers = LoadHeaderMap(Section(*headers, s.label() + " add_headers"));
     }
     LoadRewrites(s, &route);
+    s.Bool("require_client_cert", &route.require_client_cert);
+    if (const toml::node* list = s.Find("client_cert_allow")) {
+      const auto* array = list->as_array();
+      if (array == nullptr || array->empty()) {
+        s.FailAt(*list, "client_cert_allow",
+                 "expected a non-empty array of certificate names (subject CN or SAN)");
+      }
+      for (const toml::node& element : *array) {
+        std::string name = s.StringOf(element, "client_cert_allow");
+        if (name.empty()) {
+          s.FailAt(element, "client_cert_allow", "expected a name, got \"\"");
+        }
+        route.client_cert_allow.push_back(std::move(name));
+      }
+      route.require_client_cert = true;
+    }
     if (const toml::table* t = s.SubTable("auth")) {
       if (route.pool.empty()) {
         s.FailAt(*s.Find("auth"), "auth", "a redirect route answers itself: nothing to protect");

@@ -84,6 +84,13 @@ void AccessLog::Append(const AccessRecord& r) {
       AppendEscaped(r.user, kMaxField, true);
       buf_ += '"';
     }
+    if (!r.client_verify.empty()) {
+      buf_ += ",\"client_cert\":{\"verify\":\"";
+      AppendEscaped(r.client_verify, kMaxField, true);
+      buf_ += "\",\"subject\":\"";
+      AppendEscaped(r.client_dn, kMaxField, true);
+      buf_ += "\"}";
+    }
     if (!r.request_id.empty()) {
       buf_ += ",\"request_id\":\"";
       AppendEscaped(r.request_id, kMaxField, true);
@@ -164,6 +171,13 @@ void AccessLog::Append(const AccessRecord& r) {
     if (!r.user.empty()) {
       buf_ += " user=";
       AppendEscaped(r.user, kMaxField, false);
+    }
+    if (!r.client_verify.empty()) {
+      buf_ += " client_verify=";
+      AppendEscaped(r.client_verify, kMaxField, false);
+      buf_ += " client_dn=\"";
+      AppendEscaped(r.client_dn, kMaxField, false);
+      buf_ += '"';
     }
     if (!r.request_id.empty()) {
       buf_ += " rid=";

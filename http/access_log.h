@@ -26,6 +26,10 @@ struct AccessRecord {
   std::string_view peer;     // the socket peer when it is not the client ("" otherwise)
   std::string_view request_id;  // "" when request IDs are off
   std::string_view user;        // the Basic-authenticated user, or ""  (never the password)
+  // client_auth listeners: the certificate's verification ("SUCCESS", "FAILED:why", "NONE")
+  // and subject; "" elsewhere.
+  std::string_view client_verify;
+  std::string_view client_dn;
   std::string_view trace_id;    // the W3C trace id (32 hex), "" when trace context is off
   std::string_view method;
   std::string_view target;

@@ -9,51 +9,10 @@
 #include <cstring>
 #include <memory>
 
+#include "base/base64.h"
 #include "base/text.h"
 
 namespace torii::http {
-
-namespace {
-
-int Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// Strict RFC 4648 base64 with padding; false on any other byte or a bad length.
-bool DecodeBase64(std::string_view in, std::string* out) {
-  out->clear();
-  if (in.empty() || in.size() % 4 != 0) {
-    return false;
-  }
-  for (size_t i = 0; i < in.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = in[i + k];
-      if (c == '=' && i + 4 == in.size() && k >= 2) {
-        ++pad;
-        v[k] = 0;
-        continue;
-      }
-      if (pad > 0 || (v[k] = Base64Value(c)) < 0) {
-        return false;  // data after padding, or not a base64 character
-      }
-    }
-    const uint32_t n =
-        (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12) | (uint32_t(v[2]) << 6) | uint32_t(v[3]);
-    out->push_back(static_cast<char>(n >> 16));
-    if (pad < 2) out->push_back(static_cast<char>((n >> 8) & 0xff));
-    if (pad < 1) out->push_back(static_cast<char>(n & 0xff));
-  }
-  return true;
-}
-
-}  // namespace
 
 std::optional<BasicCredentials> ParseBasicCredentials(std::string_view authorization,
                                                       std::string* storage) {
@@ -63,7 +22,7 @@ std::optional<BasicCredentials> ParseBasicCredentials(std::string_view authoriza
     return std::nullopt;
   }
   const std::string_view token = base::TrimOws(value.substr(sp + 1));
-  if (token.size() > 4096 || !DecodeBase64(token, storage)) {
+  if (token.size() > 4096 || !base::DecodeBase64(token, storage)) {
     return std::nullopt;
   }
   const size_t colon = storage->find(':');

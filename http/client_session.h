@@ -21,6 +21,7 @@
 #include "http/proxy_protocol.h"
 #include "http/proxy_session.h"
 #include "http/serialize.h"
+#include "tls/session.h"
 
 namespace torii::http {
 
@@ -160,6 +161,19 @@ class ClientSession final : public core::ConnHandler {
   bool QueueForSlot(core::Conn& conn);
   // Listener and route access lists, bans and the route's rate limit; false = answered.
   bool CheckAccess(core::Conn& conn);
+  // The client's certificate on a client_auth listener (none elsewhere): read from the TLS
+  // session at the connection's first use and kept for its other requests.
+  struct ClientCertInfo {
+    tls::DownstreamSession::ClientCert state = tls::DownstreamSession::ClientCert::kNone;
+    std::string verify;   // for the log: "SUCCESS", "FAILED:<why>" or "NONE" (as nginx's)
+    std::string subject;  // RFC 2253
+    std::vector<std::string> names;  // subject CN and SANs (client_cert_allow)
+    std::string fields;  // RFC 9440 Client-Cert / Client-Cert-Chain lines, when verified
+  };
+  const ClientCertInfo& ClientCert();
+  // A route with require_client_cert: true when the certificate verified (and is allowed),
+  // else 403 (false = answered).
+  bool CheckClientCert(core::Conn& conn, const RouteSpec& route);
   // Answers `status` to a request refused at its head (before any of its body was read); false.
   bool RefuseAtHead(core::Conn& conn, int status, std::string_view note,
                     std::string_view extra_headers = {});
@@ -283,6 +297,7 @@ class ClientSession final : public core::ConnHandler {
     std::string text;  // source's address, as peer_
   };
   std::unique_ptr<Proxied> proxied_;
+  std::unique_ptr<ClientCertInfo> client_cert_;  // client_auth listeners, from the first request
   std::unique_ptr<codec::Encoder> encoder_;  // compressing the response being sent
   std::unique_ptr<codec::Decoder> decoder_;  // decompress: the backend's coding, undone
   // The current exchange's own state: one struct, reset in one go at each request head.

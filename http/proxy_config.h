@@ -156,6 +156,10 @@ struct RouteSpec {
   std::shared_ptr<const re2::RE2> rewrite_regex;
   std::string rewrite_substitution;
   std::string host_rewrite;  // the Host the backend gets ("" = the client's)
+  // Mutual TLS: a verified client certificate (listed in client_cert_allow, by subject CN or
+  // SAN, when that is not empty) or 403.
+  bool require_client_cert = false;
+  std::vector<std::string> client_cert_allow;
   // HTTP Basic authentication (null: none); its verdicts are shared by every worker.
   std::shared_ptr<BasicAuth> auth;
   // Upgrade protocols tunnelled after the backend's 101 (lowercase; empty: none).
@@ -185,6 +189,8 @@ struct ListenerSpec {
   // allow_encoded_slash / allow_encoded_nul).
   PathOptions path;
   bool proxy_protocol = false;  // a PROXY header first, from trusted_proxies only
+  bool client_auth = false;     // tls asks clients for certificates (client_auth)
+  bool client_cert_forward = true;  // RFC 9440 Client-Cert(-Chain) to the backend
   const char* scheme() const { return tls ? "https" : "http"; }
 };
 

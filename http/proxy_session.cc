@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/base64.h"
 #include "base/text.h"
 #include "http/client_session.h"
 #include "http/compression_plan.h"
@@ -261,6 +262,10 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
     RedirectToHttps(conn);
     return !conn.closing();
   }
+  if (cfg().routes[x_.route].require_client_cert &&
+      !CheckClientCert(conn, cfg().routes[x_.route])) {
+    return !conn.closing();
+  }
   if (cfg().routes[x_.route].auth && !CheckAuth(conn, h)) {
     return !conn.closing();
   }
@@ -350,6 +355,66 @@ bool ClientSession::RefuseAtHead(core::Conn& conn, int status, std::string_view 
   req_ = Req::kHead;
   SendLocalReply(conn, status, note, extra_headers);
   return false;
+}
+
+const ClientSession::ClientCertInfo& ClientSession::ClientCert() {
+  if (client_cert_) {
+    return *client_cert_;
+  }
+  client_cert_ = std::make_unique<ClientCertInfo>();
+  ClientCertInfo& info = *client_cert_;
+  info.verify = "NONE";
+  core::Conn* me = self();
+  if (me == nullptr || !cfg().listeners[listener_].client_auth) {
+    return info;
+  }
+  const tls::DownstreamSession& tls =
+      static_cast<const TlsServerTransport*>(me->transport())->server_session();
+  info.state = tls.client_cert();
+  if (info.state == tls::DownstreamSession::ClientCert::kNone) {
+    return info;
+  }
+  info.subject = tls.ClientSubject();
+  if (info.state == tls::DownstreamSession::ClientCert::kFailed) {
+    info.verify = "FAILED:";
+    info.verify.append(tls.client_cert_error());
+    return info;
+  }
+  info.verify = "SUCCESS";
+  info.names = tls.ClientNames();
+  // RFC 9440: each certificate as a structured-field byte sequence (:base64 of the DER:).
+  const std::vector<std::string> chain = tls.ClientChainDer();
+  for (size_t i = 0; i < chain.size(); ++i) {
+    if (i == 0) {
+      info.fields.append("Client-Cert: :");
+    } else {
+      info.fields.append(i == 1 ? "Client-Cert-Chain: :" : ", :");
+    }
+    base::AppendBase64(chain[i], &info.fields);
+    info.fields.append(i == 0 || i + 1 == chain.size() ? ":\r\n" : ":");
+  }
+  return info;
+}
+
+bool ClientSession::CheckClientCert(core::Conn& conn, const RouteSpec& route) {
+  const ClientCertInfo& info = ClientCert();
+  if (info.state != tls::DownstreamSession::ClientCert::kVerified) {
+    return RefuseAtHead(conn, 403,
+                        info.state == tls::DownstreamSession::ClientCert::kNone
+                            ? "client certificate required"
+                            : "client certificate not verified");
+  }
+  if (route.client_cert_allow.empty()) {
+    return true;
+  }
+  for (const std::string& name : info.names) {
+    for (const std::string& allowed : route.client_cert_allow) {
+      if (name == allowed) {
+        return true;
+      }
+    }
+  }
+  return RefuseAtHead(conn, 403, "client certificate not allowed");
 }
 
 bool ClientSession::CheckAuth(core::Conn& conn, const MessageHead& h) {
@@ -584,6 +649,9 @@ void ClientSession::BuildUpstreamHead(const MessageHead& h) {
     target = rewritten;
   }
   b.id_lines.append(route.upstream_add);
+  if (cfg().listeners[listener_].client_auth && cfg().listeners[listener_].client_cert_forward) {
+    b.id_lines.append(ClientCert().fields);  // empty unless the certificate verified
+  }
   if (x_.upgrade) {
     b.id_lines.append("Connection: upgrade\r\nUpgrade: ")
         .append(*TunnelledUpgrade(h, route.upgrades))
@@ -1489,6 +1557,11 @@ void ClientSession::LogExchange() {
   }
   r.request_id = B().request_id;
   r.user = B().user;
+  if (cfg().listeners[listener_].client_auth) {
+    const ClientCertInfo& cert = ClientCert();
+    r.client_verify = cert.verify;
+    r.client_dn = cert.subject;
+  }
   r.trace_id = B().trace_id;
   r.method = B().method;
   r.target = B().target;

@@ -11,12 +11,28 @@ namespace {
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) plus the ones torii rewrites itself.
 bool IsDroppedRequestHeader(std::string_view name) {
-  static constexpr std::string_view kDropped[] = {
-      "connection",        "keep-alive",     "proxy-connection", "te",
-      "transfer-encoding", "content-length", "upgrade",          "trailer",
-      "expect",            "host",           "x-forwarded-for",  "x-forwarded-proto",
-      "x-forwarded-host",  "forwarded",      "x-real-ip",        "proxy-authorization",
-      "x-forwarded-scheme", "x-original-url", "x-rewrite-url",   "x-http-method-override"};
+  static constexpr std::string_view kDropped[] = {"connection",
+                                                  "keep-alive",
+                                                  "proxy-connection",
+                                                  "te",
+                                                  "transfer-encoding",
+                                                  "content-length",
+                                                  "upgrade",
+                                                  "trailer",
+                                                  "expect",
+                                                  "host",
+                                                  "x-forwarded-for",
+                                                  "x-forwarded-proto",
+                                                  "x-forwarded-host",
+                                                  "forwarded",
+                                                  "x-real-ip",
+                                                  "proxy-authorization",
+                                                  "x-forwarded-scheme",
+                                                  "x-original-url",
+                                                  "x-rewrite-url",
+                                                  "x-http-method-override",
+                                                  "client-cert",
+                                                  "client-cert-chain"};
   for (std::string_view d : kDropped) {
     if (EqualsIgnoreCase(name, d)) {
       return true;

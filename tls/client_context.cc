@@ -49,6 +49,18 @@ std::expected<std::shared_ptr<const ClientContext>, std::string> ClientContext::
   } else {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
+  if (!options.cert.empty()) {
+    // Our certificate for backends that ask for one (mutual TLS toward the pool).
+    if (SSL_CTX_use_certificate_chain_file(ctx, options.cert.c_str()) != 1) {
+      return Error("cert " + options.cert + ": " + ossl::TakeError());
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, options.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      return Error("key " + options.key + ": " + ossl::TakeError());
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+      return Error("key " + options.key + " does not match cert " + options.cert);
+    }
+  }
   std::string wire;
   for (const std::string& proto : options.alpn) {
     if (proto.empty() || proto.size() > 255) {

@@ -19,6 +19,20 @@ struct CertificateSpec {
   std::string key;
 };
 
+// Client certificates asked of the clients of a listener (mutual TLS).
+struct ClientAuthOptions {
+  enum class Mode : uint8_t {
+    kOff,
+    kOptional,  // asked for; the handshake completes with none or a bad one, the result is
+                // recorded (DownstreamSession::client_cert) for the routes to decide
+    kRequire,   // a client without a certificate that verifies against `ca` fails the handshake
+  };
+  Mode mode = Mode::kOff;
+  std::string ca;   // PEM: the issuers client certificates must chain to
+  std::string crl;  // PEM: revoked certificates (leaf checked), or empty
+  uint32_t verify_depth = 4;
+};
+
 struct ServerOptions {
   // The first certificate (with any other certificate for the same names, e.g. its RSA
   // twin) is the default, served when SNI is absent or matches no certificate's names.
@@ -44,6 +58,7 @@ struct ServerOptions {
   // ssl_session_ticket_key format). The first key encrypts, all decrypt; no rotation (the
   // operator replaces the file and reloads), so several processes can share the keys.
   std::string session_ticket_key_file;
+  ClientAuthOptions client_auth;
 };
 
 // TLS from torii to a pool's backends.
@@ -52,6 +67,9 @@ struct ClientOptions {
   std::string ca;                 // PEM CA file; empty = the system's default trust store
   std::string sni;                // SNI and name to verify; empty = the backend's host
   std::vector<std::string> alpn;  // offered protocols; empty = no ALPN
+  // A client certificate for backends that ask for one (PEM; the cert file may hold the chain).
+  std::string cert;
+  std::string key;
 };
 
 }  // namespace torii::tls

@@ -232,12 +232,28 @@ std::expected<void, std::string> ApplyPolicy(SSL_CTX* ctx, const ServerOptions& 
 
 // A hash of the group's certificates: equal for contexts built from the same files (so they
 // resume each other's tickets), different between groups (so they never do).
+// The session id context: a digest of the group's certificates and of the client_auth policy,
+// so that a ticket is resumed only under the same certificates and the same demands on the
+// client (a session that never showed a client certificate cannot resume on a listener that
+// requires one).
 std::expected<void, std::string> SetSessionIdContext(SSL_CTX* ctx,
-                                                     const std::vector<LoadedCert*>& certs) {
+                                                     const std::vector<LoadedCert*>& certs,
+                                                     const ClientAuthOptions& auth) {
   ossl::BioPtr der(BIO_new(BIO_s_mem()));
   for (const LoadedCert* cert : certs) {
     if (der == nullptr || i2d_X509_bio(der.get(), cert->leaf.get()) != 1) {
       return Error("tls: cannot hash certificate " + cert->spec->cert);
+    }
+  }
+  if (auth.mode != ClientAuthOptions::Mode::kOff) {
+    const std::string policy = "client_auth " + std::to_string(static_cast<int>(auth.mode)) + " " +
+                               auth.ca + " " + auth.crl;
+    BIO_write(der.get(), policy.data(), static_cast<int>(policy.size()));
+    STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+    for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+      if (X509* ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) {
+        i2d_X509_bio(der.get(), ca);
+      }
     }
   }
   char* data = nullptr;
@@ -248,6 +264,53 @@ std::expected<void, std::string> SetSessionIdContext(SSL_CTX* ctx,
       SSL_CTX_set_session_id_context(ctx, digest, sizeof(digest)) != 1) {
     return Error("tls: cannot set the session id context (" + ossl::TakeError() + ")");
   }
+  return {};
+}
+
+// Optional mode: every chain is accepted by the handshake; SSL_get_verify_result keeps what
+// verification found, for the routes to act on.
+int AcceptAnyClientCert(int /*preverify_ok*/, X509_STORE_CTX* /*store*/) { return 1; }
+
+// client_auth: the CA list sent in the CertificateRequest, the store client chains are checked
+// against (with the CRL when given), and the verify mode.
+std::expected<void, std::string> ApplyClientAuth(SSL_CTX* ctx, const ClientAuthOptions& auth) {
+  if (auth.mode == ClientAuthOptions::Mode::kOff) {
+    return {};
+  }
+  if (SSL_CTX_load_verify_locations(ctx, auth.ca.c_str(), nullptr) != 1) {
+    return Error("client_auth ca " + auth.ca + ": " + ossl::TakeError());
+  }
+  STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(auth.ca.c_str());
+  if (names == nullptr) {
+    return Error("client_auth ca " + auth.ca + ": no certificate in it (" + ossl::TakeError() +
+                 ")");
+  }
+  SSL_CTX_set_client_CA_list(ctx, names);
+  if (!auth.crl.empty()) {
+    ossl::BioPtr bio(BIO_new_file(auth.crl.c_str(), "r"));
+    if (bio == nullptr) {
+      return Error("client_auth crl " + auth.crl + ": cannot read (" + ossl::TakeError() + ")");
+    }
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+    int loaded = 0;
+    while (X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) {
+      const int ok = X509_STORE_add_crl(store, crl);
+      X509_CRL_free(crl);
+      if (ok != 1) {
+        return Error("client_auth crl " + auth.crl + ": " + ossl::TakeError());
+      }
+      ++loaded;
+    }
+    ERR_clear_error();  // the end of the file reads as an error
+    if (loaded == 0) {
+      return Error("client_auth crl " + auth.crl + ": no CRL in it");
+    }
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+  }
+  const bool require = auth.mode == ClientAuthOptions::Mode::kRequire;
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (require ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                     require ? nullptr : AcceptAnyClientCert);
+  SSL_CTX_set_verify_depth(ctx, static_cast<int>(auth.verify_depth));
   return {};
 }
 
@@ -386,7 +449,10 @@ struct ServerContextBuilder {
     if (auto used = UseCertificates(ctx.get(), certs); !used) {
       return std::unexpected(used.error());
     }
-    if (auto sid = SetSessionIdContext(ctx.get(), certs); !sid) {
+    if (auto auth = ApplyClientAuth(ctx.get(), options.client_auth); !auth) {
+      return std::unexpected(auth.error());
+    }
+    if (auto sid = SetSessionIdContext(ctx.get(), certs, options.client_auth); !sid) {
       return std::unexpected(sid.error());
     }
     SSL_CTX_set_client_hello_cb(ctx.get(), OnClientHello, &self);

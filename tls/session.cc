@@ -2,10 +2,12 @@
 // record loop, and OpenSSL errors turned into a Failure.
 #include "tls/session.h"
 
+#include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cstring>
@@ -448,6 +450,100 @@ DownstreamSession::DownstreamSession(std::shared_ptr<const ServerContext> contex
   if (!failed()) {
     SSL_set_accept_state(ssl());
   }
+}
+
+DownstreamSession::ClientCert DownstreamSession::client_cert() const {
+  if (!handshake_done() || SSL_get0_peer_certificate(ssl()) == nullptr) {
+    return ClientCert::kNone;
+  }
+  return SSL_get_verify_result(ssl()) == X509_V_OK ? ClientCert::kVerified : ClientCert::kFailed;
+}
+
+std::string_view DownstreamSession::client_cert_error() const {
+  if (client_cert() != ClientCert::kFailed) {
+    return {};
+  }
+  return X509_verify_cert_error_string(SSL_get_verify_result(ssl()));
+}
+
+namespace {
+
+void AppendDer(X509* cert, std::vector<std::string>* out) {
+  unsigned char* der = nullptr;
+  const int len = i2d_X509(cert, &der);
+  if (len > 0) {
+    out->emplace_back(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
+  }
+  OPENSSL_free(der);
+}
+
+}  // namespace
+
+std::vector<std::string> DownstreamSession::ClientChainDer() const {
+  std::vector<std::string> out;
+  X509* leaf = handshake_done() ? SSL_get0_peer_certificate(ssl()) : nullptr;
+  if (leaf == nullptr) {
+    return out;
+  }
+  AppendDer(leaf, &out);
+  // On the server side OpenSSL's peer chain leaves the leaf out: what follows it, as sent.
+  if (STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl())) {
+    for (int i = 0; i < sk_X509_num(chain); ++i) {
+      AppendDer(sk_X509_value(chain, i), &out);
+    }
+  }
+  return out;
+}
+
+std::string DownstreamSession::ClientSubject() const {
+  X509* leaf = handshake_done() ? SSL_get0_peer_certificate(ssl()) : nullptr;
+  if (leaf == nullptr) {
+    return {};
+  }
+  BIO* bio = BIO_new(BIO_s_mem());
+  std::string out;
+  if (bio != nullptr &&
+      X509_NAME_print_ex(bio, X509_get_subject_name(leaf), 0, XN_FLAG_RFC2253) >= 0) {
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(bio, &data);
+    out.assign(data, static_cast<size_t>(len));
+  }
+  BIO_free(bio);
+  return out;
+}
+
+std::vector<std::string> DownstreamSession::ClientNames() const {
+  std::vector<std::string> out;
+  X509* leaf = handshake_done() ? SSL_get0_peer_certificate(ssl()) : nullptr;
+  if (leaf == nullptr) {
+    return out;
+  }
+  char cn[256];
+  const int n =
+      X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn, sizeof(cn));
+  if (n > 0) {
+    out.emplace_back(cn, static_cast<size_t>(n));
+  }
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; sans != nullptr && i < sk_GENERAL_NAME_num(sans); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);
+    if (name->type == GEN_DNS || name->type == GEN_EMAIL || name->type == GEN_URI) {
+      const ASN1_IA5STRING* s = name->d.ia5;
+      out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                       static_cast<size_t>(ASN1_STRING_length(s)));
+    } else if (name->type == GEN_IPADD) {
+      const int len = ASN1_STRING_length(name->d.ip);
+      char text[INET6_ADDRSTRLEN] = {};
+      if ((len == 4 || len == 16) &&
+          inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(name->d.ip), text,
+                    sizeof(text)) != nullptr) {
+        out.emplace_back(text);
+      }
+    }
+  }
+  GENERAL_NAMES_free(sans);
+  return out;
 }
 
 UpstreamSession::UpstreamSession(std::shared_ptr<const ClientContext> context,

@@ -39,6 +39,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "tls/stats.h"
 
@@ -191,6 +192,20 @@ class Session {
 class DownstreamSession : public Session {
  public:
   explicit DownstreamSession(std::shared_ptr<const ServerContext> context);
+
+  // The client's certificate, on a listener with client_auth (valid once the handshake is
+  // done, resumed sessions included): none sent, sent and verified against the listener's CA
+  // (and CRL), or sent and not verified (optional mode lets the handshake complete).
+  enum class ClientCert : uint8_t { kNone, kVerified, kFailed };
+  ClientCert client_cert() const;
+  // Why verification failed ("certificate has expired"), "" otherwise.
+  std::string_view client_cert_error() const;
+  // The client's certificate then the chain it sent with it, DER each; empty without one.
+  std::vector<std::string> ClientChainDer() const;
+  // The certificate's subject, RFC 2253 ("CN=alice,O=Example"); "" without one.
+  std::string ClientSubject() const;
+  // The names the certificate is for: its subject CN and every SAN (DNS, email, URI, IP).
+  std::vector<std::string> ClientNames() const;
 
  private:
   std::shared_ptr<const ServerContext> context_;

@@ -895,6 +895,36 @@ TEST(LoadConfig, ProxyProtocol) {
   ExpectError(PoolWith("send_proxy = \"v3\"\n"), 7, 14, "expected \"v1\" or \"v2\"");
 }
 
+// Client certificates: client_auth on a TLS listener, route demands, a pool's certificate.
+TEST(LoadConfig, ClientCertificates) {
+  const std::string head = "[[listener]]\nname = \"https\"\naddress = \"127.0.0.1:8443\"\n";
+  const std::string tls = "tls = { certificates = [{ cert = \"/s.crt\", key = \"/s.key\" }] }\n";
+  const std::string rest =
+      "[[pool]]\nname = \"app\"\nbackends = [{ address = \"127.0.0.1:9001\" }]\n"
+      "tls = { ca = \"/ca.pem\", cert = \"/c.crt\", key = \"/c.key\" }\n"
+      "[[route]]\npool = \"app\"\nclient_cert_allow = [\"ops.example.com\"]\n";
+  const Config c = LoadOk(head + tls +
+                          "client_auth = { ca = \"/ca.pem\", mode = \"optional\", crl = "
+                          "\"/c.crl\", forward = false }\n" +
+                          rest);
+  const tls::ClientAuthOptions& auth = c.listeners[0].tls->client_auth;
+  EXPECT_EQ(auth.mode, tls::ClientAuthOptions::Mode::kOptional);
+  EXPECT_EQ(auth.ca, "/ca.pem");
+  EXPECT_EQ(auth.crl, "/c.crl");
+  EXPECT_FALSE(c.listeners[0].client_cert_forward);
+  EXPECT_EQ(c.pools[0].tls->cert, "/c.crt");
+  EXPECT_TRUE(c.routes[0].require_client_cert);  // an allow list implies it
+  EXPECT_EQ(c.routes[0].client_cert_allow, std::vector<std::string>{"ops.example.com"});
+  EXPECT_EQ(LoadOk(head + tls + "client_auth = { ca = \"/ca.pem\" }\n" + rest)
+                .listeners[0]
+                .tls->client_auth.mode,
+            tls::ClientAuthOptions::Mode::kRequire);
+  ExpectError(head + "client_auth = { ca = \"/ca.pem\" }\n" + rest, 4, 15,
+              "client certificates need TLS");
+  ExpectError(head + tls + "client_auth = { ca = \"/ca.pem\", mode = \"maybe\" }\n" + rest, 5, 40,
+              "require");
+}
+
 // Route rewrites: prefixes, Host, request and response fields; each misuse names its key.
 TEST(LoadRoutes, Rewrites) {
   const Config c = LoadOk(PoolWith("", R"([[route]]

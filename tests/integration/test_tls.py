@@ -5,6 +5,8 @@ garbage on the TLS port closed cleanly (no fd leak), a stalled handshake closed 
 handshake_timeout, X-Forwarded-Proto and the access log, http_to_https, and TLS to backends
 with verification (a wrong CA is a 502). Certificates are made at run time with openssl."""
 
+import base64
+import json
 import os
 import re
 import shutil
@@ -40,18 +42,33 @@ class Pki:
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def leaf(self, name, sans, kind="ec"):
-        """{name}.crt / {name}.key for DNS `sans`, EC P-256 or RSA 2048."""
+    def leaf(self, name, sans, kind="ec", ca="ca"):
+        """{name}.crt / {name}.key for DNS `sans`, EC P-256 or RSA 2048, signed by `ca`
+        ("ca", or "other-ca": one torii does not trust)."""
         key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if kind == "ec" else \
               ["-newkey", "rsa:2048"]
         run([OPENSSL, "req"] + key + ["-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
                                       "-subj", f"/CN={sans[0]}"], self.dir)
         with open(self.path(f"{name}.ext"), "w") as f:
             f.write("subjectAltName=" + ",".join(f"DNS:{s}" for s in sans) + "\n")
-        run([OPENSSL, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        run([OPENSSL, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
              "-CAcreateserial", "-out", f"{name}.crt", "-days", "3", "-extfile", f"{name}.ext"],
             self.dir)
         return {"cert": self.path(f"{name}.crt"), "key": self.path(f"{name}.key")}
+
+    def revoke(self, names):
+        """A CRL (crl.pem) from the test CA revoking the leaves `names`."""
+        with open(self.path("ca.cnf"), "w") as f:
+            f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ncrlnumber = crlnumber\n"
+                    "default_md = sha256\ndefault_crl_days = 3\n")
+        open(self.path("index.txt"), "w").close()
+        with open(self.path("crlnumber"), "w") as f:
+            f.write("01\n")
+        base = [OPENSSL, "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt"]
+        for name in names:
+            run(base + ["-revoke", f"{name}.crt"], self.dir)
+        run(base + ["-gencrl", "-out", "crl.pem"], self.dir)
+        return self.path("crl.pem")
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -261,6 +278,124 @@ class Termination(h.ToriiCase):
 
 
 @unittest.skipIf(OPENSSL is None, "openssl is not installed")
+def der_of(pem_path):
+    with open(pem_path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+def client_cert_context(pki, name):
+    ctx = client_context(pki)
+    ctx.load_cert_chain(pki.path(f"{name}.crt"), pki.path(f"{name}.key"))
+    return ctx
+
+
+class MutualTls(h.ToriiCase):
+    """Client certificates (#21): a listener that requires one, one that asks for one with
+    routes that require it (and an allow list), a CRL, RFC 9440 fields to the backend, the
+    verification in the log, and a pool presenting its own certificate to a backend."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = Pki()
+        cls.addClassCleanup(cls.pki.cleanup)
+        site = cls.pki.leaf("site", ["a.test"])
+        for name in ("alice", "bob", "mallory"):
+            cls.pki.leaf(name, [f"{name}.test"])
+        cls.pki.leaf("eve", ["alice.test"], ca="other-ca")  # alice's name, the wrong CA
+        crl = cls.pki.revoke(["mallory"])
+        cls.o = cls.class_origin("o1")
+        c = h.proxy_config([cls.o], server_extra={"access_log_format": "json"})
+        tls = {"certificates": [site], "handshake_timeout": "2s"}
+        c.listeners = [
+            {"name": "req", "address": "127.0.0.1:0", "tls": tls,
+             "client_auth": {"ca": cls.pki.path("ca.crt"), "mode": "require"}},
+            {"name": "opt", "address": "127.0.0.1:0", "tls": tls,
+             "client_auth": {"ca": cls.pki.path("ca.crt"), "mode": "optional", "crl": crl}},
+        ]
+        c.routes = [
+            {"path_prefix": "/secure/", "pool": "app", "require_client_cert": True},
+            {"path_prefix": "/alice/", "pool": "app", "client_cert_allow": ["alice.test"]},
+            {"path_prefix": "/", "pool": "app"},
+        ]
+        cls.t = cls.class_torii(c)
+
+    def get(self, listener, path, cert=None, headers=None):
+        ctx = client_cert_context(self.pki, cert) if cert else client_context(self.pki)
+        with tls_connect(self.t.addr(listener), ctx) as s:
+            s.sendall(h.build_request("GET", path, headers=headers, host="a.test"))
+            data = b""
+            while True:
+                resp = h.parse_responses(data) if data else []
+                if resp and resp[0].complete:
+                    return resp[0]
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ConnectionError(f"closed after {data[:200]!r}")
+                data += chunk
+
+    def last_record(self):
+        return json.loads(self.t.access_log_lines(wait_for_count=1)[-1])
+
+    # require: no certificate, or one from another CA, fails the handshake; a good one is
+    # served and its DER reaches the backend as Client-Cert (a client's own is dropped).
+    def test_required(self):
+        for cert in (None, "eve"):
+            with self.assertRaises((ssl.SSLError, ConnectionError, OSError), msg=cert):
+                self.get("req", "/headers", cert)
+        r = self.get("req", "/headers", "alice", headers=[("Client-Cert", ":Zm9v:")])
+        self.assertEqual(r.status, 200)
+        e = self.o.log_entries()[-1]
+        self.assertEqual(h.header_of(e, "Client-Cert"),
+                         [":" + base64.b64encode(der_of(self.pki.path("alice.crt"))).decode() + ":"])
+        rec = self.last_record()
+        self.assertEqual(rec["client_cert"]["verify"], "SUCCESS")
+        self.assertIn("CN=alice.test", rec["client_cert"]["subject"])
+
+    # optional: the handshake completes whatever the client sends; routes decide.
+    def test_optional_routes_decide(self):
+        self.assertEqual(self.get("opt", "/open").status, 200)
+        self.assertEqual(self.last_record()["client_cert"]["verify"], "NONE")
+        self.assertEqual(h.header_of(self.o.log_entries()[-1], "Client-Cert"), [])
+        for cert, status in ((None, 403), ("eve", 403), ("mallory", 403), ("bob", 200),
+                             ("alice", 200)):
+            self.assertEqual(self.get("opt", "/secure/x", cert).status, status, cert)
+        for cert, status in (("alice", 200), ("bob", 403), ("eve", 403)):
+            self.assertEqual(self.get("opt", "/alice/x", cert).status, status, cert)
+        r = self.get("opt", "/open", "mallory")
+        self.assertEqual(r.status, 200)  # no route demand: served, logged as failed
+        self.assertEqual(self.last_record()["client_cert"]["verify"],
+                         "FAILED:certificate revoked")
+        self.assertEqual(h.header_of(self.o.log_entries()[-1], "Client-Cert"), [])
+
+    # A pool with tls = { cert, key } presents its certificate to a backend that requires one
+    # (a second torii here, which forwards what it verified).
+    def test_pool_client_certificate(self):
+        backend = self.torii(self.plain_backend_config())
+        c = h.Config()
+        c.server["workers"] = 1
+        host, port = backend.addr("req")
+        c.add_pool("app", [f"{host}:{port}"],
+                   tls={"ca": self.pki.path("ca.crt"), "sni": "a.test",
+                        "cert": self.pki.path("bob.crt"), "key": self.pki.path("bob.key")})
+        c.add_route("app")
+        front = self.torii(c)
+        self.assertEqual(h.get(front.addr(), "/headers").status, 200)
+        e = self.o.log_entries()[-1]
+        self.assertEqual(h.header_of(e, "Client-Cert"),
+                         [":" + base64.b64encode(der_of(self.pki.path("bob.crt"))).decode() + ":"])
+        # Without the certificate the backend refuses the handshake: 502.
+        c.pools[0]["tls"] = {"ca": self.pki.path("ca.crt"), "sni": "a.test"}
+        self.assertEqual(h.get(self.torii(c).addr(), "/headers").status, 502)
+
+    def plain_backend_config(self):
+        c = h.proxy_config([self.o])
+        c.listeners = [{"name": "req", "address": "127.0.0.1:0",
+                        "tls": {"certificates": [{"cert": self.pki.path("site.crt"),
+                                                  "key": self.pki.path("site.key")}]},
+                        "client_auth": {"ca": self.pki.path("ca.crt")}}]
+        return c
+
+
 class Options(h.ToriiCase):
     @classmethod
     def setUpClass(cls):
