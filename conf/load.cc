@@ -823,7 +823,7 @@ class Loader {
   static tls::ServerOptions LoadTls(const Section& s, const std::string& source) {
     s.CheckKeys({"certificates", "alpn", "min_version", "ciphersuites", "ciphers",
                  "handshake_timeout", "session_tickets", "ticket_rotation",
-                 "session_ticket_key_file"});
+                 "session_ticket_key_file", "groups"});
     tls::ServerOptions o;
     const toml::node& certs = s.Require("certificates");
     const auto* array = certs.as_array();
@@ -889,6 +889,16 @@ class Loader {
     o.ticket_rotation_s = static_cast<uint64_t>(rotation.count() / 1000);
     if (auto v = s.String("session_ticket_key_file")) {
       o.session_ticket_key_file = RelativeTo(source, *v);
+    }
+    if (const toml::node* list = s.Find("groups")) {
+      const auto* array = list->as_array();
+      if (array == nullptr || array->empty()) {
+        s.FailAt(*list, "groups", "expected a non-empty array such as [\"X25519\", \"P-256\"]");
+      }
+      o.groups.clear();
+      for (const toml::node& element : *array) {
+        o.groups.push_back(s.StringOf(element, "groups"));  // names: checked with the context
+      }
     }
     return o;
   }

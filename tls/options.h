@@ -59,6 +59,12 @@ struct ServerOptions {
   // operator replaces the file and reloads), so several processes can share the keys.
   std::string session_ticket_key_file;
   ClientAuthOptions client_auth;
+  // Key exchange groups, in preference order (OpenSSL names). The default takes every group
+  // OpenSSL offers for TLS 1.3 key exchange: a client offering only X448 or only the RFC 7919
+  // FFDHE groups gets a HelloRetryRequest or a matching share, not a handshake failure.
+  std::vector<std::string> groups = {"X25519",    "P-256",     "P-384",     "X448",
+                                     "P-521",     "ffdhe2048", "ffdhe3072", "ffdhe4096",
+                                     "ffdhe6144", "ffdhe8192"};
 };
 
 // TLS from torii to a pool's backends.

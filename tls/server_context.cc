@@ -19,7 +19,6 @@ namespace {
 
 using Error = std::unexpected<std::string>;
 
-constexpr char kGroups[] = "X25519:P-256:P-384";
 constexpr uint64_t kDefaultTicketLifetimeS = 3600;
 constexpr uint64_t kMaxTicketLifetimeS = 7 * 24 * 3600;  // RFC 8446 §4.6.1
 constexpr size_t kMaxNameLength = 253;
@@ -212,10 +211,20 @@ std::expected<void, std::string> ApplyPolicy(SSL_CTX* ctx, const ServerOptions& 
                   SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) == 1 &&
                   SSL_CTX_set_max_early_data(ctx, 0) == 1 &&
                   SSL_CTX_set_recv_max_early_data(ctx, 0) == 1 &&
-                  SSL_CTX_set_num_tickets(ctx, options.session_tickets ? 1 : 0) == 1 &&
-                  SSL_CTX_set1_groups_list(ctx, kGroups) == 1;
+                  SSL_CTX_set_num_tickets(ctx, options.session_tickets ? 1 : 0) == 1;
   if (!ok) {
     return Error("tls: cannot apply the protocol policy (" + ossl::TakeError() + ")");
+  }
+  std::string groups;
+  for (const std::string& g : options.groups) {
+    groups.append(groups.empty() ? "" : ":").append(g);
+  }
+  if (groups.empty() || groups.find_first_of(" ,") != std::string::npos ||
+      SSL_CTX_set1_groups_list(ctx, groups.c_str()) != 1) {
+    ERR_clear_error();
+    return Error("groups [" + groups +
+                 "]: expected key exchange groups OpenSSL knows (X25519, P-256, P-384, P-521, "
+                 "X448, ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192)");
   }
   if (!options.ciphersuites.empty() &&
       SSL_CTX_set_ciphersuites(ctx, options.ciphersuites.c_str()) != 1) {

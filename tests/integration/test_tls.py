@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -394,6 +395,87 @@ class MutualTls(h.ToriiCase):
                                                   "key": self.pki.path("site.key")}]},
                         "client_auth": {"ca": self.pki.path("ca.crt")}}]
         return c
+
+
+class CertificateReload(h.ToriiCase):
+    """SIGHUP with changed certificate files: new handshakes get the new certificate, open
+    connections go on; a broken new pair is refused and the old one keeps serving (#21)."""
+
+    def reload(self, t, expect):
+        before = t.error_log().count(expect)
+        os.kill(t.pid, signal.SIGHUP)
+        h.wait_for(lambda: t.error_log().count(expect) > before, 10 * h.SLOW,
+                   what=f"'{expect}' in the error log")
+
+    def serial(self, t):
+        with tls_connect(t.addr("https"), client_context(self.pki)) as s:
+            self.assertEqual(tls_get(s, "/").status, 200)
+            return s.getpeercert()["serialNumber"]
+
+    def test_swap_and_refuse_broken(self):
+        self.pki = Pki()
+        self.addCleanup(self.pki.cleanup)
+        old = self.pki.leaf("old", ["a.test"])
+        new = self.pki.leaf("new", ["a.test"])
+        other = self.pki.leaf("other", ["a.test"])
+        d = self.tmpdir()
+        live = {"cert": os.path.join(d, "site.crt"), "key": os.path.join(d, "site.key")}
+        for k in ("cert", "key"):
+            shutil.copy(old[k], live[k])
+        t = self.torii(tls_config(self.origin("o1"), self.pki, [live]))
+        old_serial = self.serial(t)
+        kept = tls_connect(t.addr("https"), client_context(self.pki))
+        self.addCleanup(kept.close)
+        self.assertEqual(tls_get(kept, "/").status, 200)
+        for k in ("cert", "key"):
+            shutil.copy(new[k], live[k])
+        self.reload(t, "SIGHUP: reloaded")
+        new_serial = self.serial(t)
+        self.assertNotEqual(new_serial, old_serial)
+        self.assertEqual(tls_get(kept, "/").status, 200)  # the old connection goes on
+        # A key that does not match the certificate: refused, the new pair keeps serving.
+        shutil.copy(other["key"], live["key"])
+        self.reload(t, "reload refused")
+        self.assertEqual(self.serial(t), new_serial)
+        self.assertIn("does not match", t.error_log().split("reload refused")[-1])
+
+
+class Groups(h.ToriiCase):
+    """Key exchange groups (#21): the default serves clients that offer only X448 or only
+    FFDHE; `groups` narrows it; unknown names are refused by torii -t."""
+
+    def handshake(self, port, group):
+        p = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
+                            "a.test", "-groups", group, "-CAfile", self.pki.path("ca.crt")],
+                           input=b"", capture_output=True, timeout=30)
+        out = p.stdout.decode(errors="replace")
+        m = re.search(r"(?:Server Temp Key|Negotiated TLS1.3 group): (\S+)", out)
+        return (m.group(1).rstrip(",") if m else None), out
+
+    def test_default_and_narrowed(self):
+        self.pki = Pki()
+        self.addCleanup(self.pki.cleanup)
+        site = self.pki.leaf("site", ["a.test"])
+        o = self.origin("o1")
+        c = tls_config(o, self.pki, [site])
+        c.listeners.append({"name": "narrow", "address": "127.0.0.1:0",
+                            "tls": {"certificates": [site], "groups": ["X25519", "P-256"]}})
+        t = self.torii(c)
+        for group, shown in (("X448", "X448"), ("ffdhe2048", "DH, 2048 bits"),
+                             ("P-384", "prime384v1|secp384r1|P-384"), ("X25519", "X25519")):
+            got, out = self.handshake(t.addr("https")[1], group)
+            self.assertIsNotNone(got, f"{group}: {out[-400:]}")
+            self.assertRegex(out, r"Server Temp Key: [^\n]*(" + shown + ")")
+        got, out = self.handshake(t.addr("narrow")[1], "X448")
+        self.assertIsNone(got, out[-400:])
+        c.listeners[1]["tls"]["groups"] = ["X25519", "nope"]
+        path = os.path.join(self.tmpdir(), "bad.toml")
+        with open(path, "w") as f:
+            f.write(c.render(os.path.join(self.tmpdir(), "r"), "off", "-"))
+        p = subprocess.run([h.torii_bin(), "-t", "-c", path], capture_output=True, timeout=30,
+                           env=h.child_env())
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("groups [X25519:nope]", p.stderr.decode())
 
 
 class Options(h.ToriiCase):
