@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -152,6 +153,12 @@ class Writer {
     out_ += '\n';
   }
   void Sample(std::string_view name, std::string_view labels, uint64_t value) {
+    Line(name, labels, std::to_string(value));
+  }
+  void SampleSigned(std::string_view name, std::string_view labels, int64_t value) {
+    Line(name, labels, std::to_string(value));
+  }
+  void Line(std::string_view name, std::string_view labels, std::string_view value) {
     out_ += name;
     if (!labels.empty()) {
       out_ += '{';
@@ -159,21 +166,13 @@ class Writer {
       out_ += '}';
     }
     out_ += ' ';
-    out_ += std::to_string(value);
+    out_ += value;
     out_ += '\n';
   }
   void Sample(std::string_view name, std::string_view labels, double value) {
     char buf[64];
     std::snprintf(buf, sizeof(buf), "%.6f", value);
-    out_ += name;
-    if (!labels.empty()) {
-      out_ += '{';
-      out_ += labels;
-      out_ += '}';
-    }
-    out_ += ' ';
-    out_ += buf;
-    out_ += '\n';
+    Line(name, labels, buf);
   }
   std::string take() { return std::move(out_); }
 
@@ -498,6 +497,22 @@ std::string Admin::Metrics() const {
       w.Sample("torii_tls_handshake_failures_total",
                name + ",reason=\"" + Label(std::string(tls::FailureName(failure))) + "\"",
                st.failures(failure));
+    }
+  }
+  w.Help("torii_tls_certificate_expiry_seconds", "gauge",
+         "Seconds until each served certificate's notAfter (negative once expired).");
+  {
+    const int64_t now = static_cast<int64_t>(std::time(nullptr));
+    for (const http::ListenerSpec& l : proxy_->listeners) {
+      if (!l.tls) {
+        continue;
+      }
+      for (const tls::ServerContext::Certificate& cert : l.tls->certificates()) {
+        w.SampleSigned("torii_tls_certificate_expiry_seconds",
+                       "listener=\"" + Label(l.name) + "\",certificate=\"" + Label(cert.file) +
+                           "\",name=\"" + Label(cert.name) + "\"",
+                       cert.not_after - now);
+      }
     }
   }
   w.Help("torii_phase_duration_seconds", "histogram",

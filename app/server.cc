@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <thread>
 #include <vector>
 
@@ -496,6 +497,15 @@ std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config,
     auto ctx = tls::ServerContext::Create(*l.tls, keys, stats);
     if (!ctx) {
       return std::unexpected("listener " + l.name + " tls: " + ctx.error());
+    }
+    // At start, reload and torii -t: a certificate close to its end is worth a warning
+    // (torii_tls_certificate_expiry_seconds tracks it in between).
+    const int64_t now = static_cast<int64_t>(std::time(nullptr));
+    for (const tls::ServerContext::Certificate& cert : (*ctx)->certificates()) {
+      if (cert.not_after - now < 30 * 24 * 3600) {
+        spdlog::warn("listener {}: certificate {} ({}) expires in {} day(s)", l.name, cert.file,
+                     cert.name, (cert.not_after - now) / (24 * 3600));
+      }
     }
     out.listeners.push_back(std::move(*ctx));
   }

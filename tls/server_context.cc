@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <map>
 
 #include "tls/ossl.h"
@@ -517,6 +518,15 @@ std::expected<std::shared_ptr<const ServerContext>, std::string> ServerContext::
       return std::unexpected(loaded.error());
     }
     certs.push_back(std::move(*loaded));
+  }
+  for (const LoadedCert& cert : certs) {
+    std::tm tm{};
+    int64_t not_after = 0;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.leaf.get()), &tm) == 1) {
+      not_after = static_cast<int64_t>(timegm(&tm));
+    }
+    self->certificates_.push_back(Certificate{
+        cert.spec->cert, cert.names.empty() ? std::string() : cert.names.front(), not_after});
   }
   auto groups = ServerContextBuilder::Group(certs);
   if (!groups) {

@@ -69,6 +69,15 @@ class ServerContext {
   // The names group `group` serves, lowercase, as read from its certificates.
   const std::vector<std::string>& group_names(size_t group) const { return groups_[group].names; }
 
+  // Each certificate served, in configuration order: its file, first name and the end of
+  // its validity (Unix seconds), for expiry metrics and warnings.
+  struct Certificate {
+    std::string file;
+    std::string name;
+    int64_t not_after = 0;
+  };
+  const std::vector<Certificate>& certificates() const { return certificates_; }
+
   HandshakeStats& stats() const { return *stats_; }
   const std::shared_ptr<HandshakeStats>& stats_ptr() const { return stats_; }
   const std::shared_ptr<TicketKeys>& ticket_keys() const { return keys_; }
@@ -89,6 +98,7 @@ class ServerContext {
   ServerContext() = default;
 
   std::vector<Group> groups_;
+  std::vector<Certificate> certificates_;
   NameMap exact_;
   NameMap wildcard_;       // "*.example.com" stored as "example.com"
   std::string alpn_wire_;  // length-prefixed protocol names, our preference order

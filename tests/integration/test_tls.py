@@ -440,6 +440,25 @@ class CertificateReload(h.ToriiCase):
         self.assertIn("does not match", t.error_log().split("reload refused")[-1])
 
 
+class CertificateExpiry(h.ToriiCase):
+    # #21: seconds to each certificate's notAfter on /metrics, and a warning at start for one
+    # that ends within 30 days (the test CA's leaves live 3 days).
+    def test_metric_and_warning(self):
+        self.pki = Pki()
+        self.addCleanup(self.pki.cleanup)
+        site = self.pki.leaf("site", ["a.test"])
+        t = self.torii(tls_config(self.origin("o1"), self.pki, [site]))
+        from test_admin import parse_metrics
+        m = parse_metrics(h.get(t.addr("admin"), "/metrics").body.decode())
+        key = ("torii_tls_certificate_expiry_seconds",
+               f'listener="https",certificate="{site["cert"]}",name="a.test"')
+        self.assertIn(key, m)
+        self.assertGreater(m[key], 2 * 86400)
+        self.assertLessEqual(m[key], 3 * 86400)
+        self.assertRegex(t.error_log() + t.stderr_text(),
+                         r"listener https: certificate \S+site.crt \(a.test\) expires in [23] day")
+
+
 class Groups(h.ToriiCase):
     """Key exchange groups (#21): the default serves clients that offer only X448 or only
     FFDHE; `groups` narrows it; unknown names are refused by torii -t."""
