@@ -48,7 +48,7 @@ function el(tag, text, cls){const e=document.createElement(tag);if(text!==undefi
 function row(cells, head){const tr=el("tr");for(const c of cells){tr.appendChild(c instanceof Node?c:el(head?"th":"td",c));}return tr;}
 function fill(table, head, rows){table.replaceChildren(row(head,true));for(const r of rows)table.appendChild(row(r));}
 function render(s){
-  document.getElementById("summary").textContent=`up ${s.uptime_s} s · ${s.workers} worker(s) · ${s.connections} connection(s) · listeners: ${s.listeners.map(l=>l.name).join(", ")}`;
+  document.getElementById("summary").textContent=`up ${s.uptime_s} s · ${s.workers} worker(s) · ${s.connections} connection(s) · listeners: ${s.listeners.map(l=>l.name+(l.certificates?" ("+l.certificates.map(c=>`${c.name} expires in ${Math.floor(c.expires_in_s/86400)} d`).join(", ")+")":"")).join(", ")}`;
   const r=s.responses;
   fill(document.getElementById("traffic"),["requests","2xx","3xx","4xx","5xx","aborted","rate limited","denied","compressed","compression"],
     [[s.requests,r["2xx"],r["3xx"],r["4xx"],r["5xx"],r.aborted,s.rate_limited,s.denied,s.compression.responses,
@@ -580,8 +580,21 @@ std::string Admin::StatusJson() const {
     o += ",\"" + std::to_string(i) + "xx\":" + std::to_string(classes[i]);
   }
   o += "},\"listeners\":[";
+  const int64_t unix_now = static_cast<int64_t>(std::time(nullptr));
   for (size_t i = 0; i < listener_names_.size(); ++i) {
-    o += (i ? "," : "") + std::string("{\"name\":") + Json(listener_names_[i]) + "}";
+    o += (i ? "," : "") + std::string("{\"name\":") + Json(listener_names_[i]);
+    if (i < proxy_->listeners.size() && proxy_->listeners[i].tls) {
+      o += ",\"certificates\":[";
+      bool first = true;
+      for (const tls::ServerContext::Certificate& cert : proxy_->listeners[i].tls->certificates()) {
+        o += first ? "" : ",";
+        first = false;
+        o += "{\"file\":" + Json(cert.file) + ",\"name\":" + Json(cert.name) +
+             ",\"expires_in_s\":" + std::to_string(cert.not_after - unix_now) + "}";
+      }
+      o += "]";
+    }
+    o += "}";
   }
   o += "],\"pools\":[";
   for (size_t p = 0; p < proxy_->pools.size(); ++p) {

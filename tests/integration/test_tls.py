@@ -455,6 +455,10 @@ class CertificateExpiry(h.ToriiCase):
         self.assertIn(key, m)
         self.assertGreater(m[key], 2 * 86400)
         self.assertLessEqual(m[key], 3 * 86400)
+        status = json.loads(h.get(t.addr("admin"), "/status.json").body)
+        certs = [l for l in status["listeners"] if l["name"] == "https"][0]["certificates"]
+        self.assertEqual(certs[0]["name"], "a.test")
+        self.assertGreater(certs[0]["expires_in_s"], 2 * 86400)
         self.assertRegex(t.error_log() + t.stderr_text(),
                          r"listener https: certificate \S+site.crt \(a.test\) expires in [23] day")
 
