@@ -840,10 +840,13 @@ class Loader {
                      std::string(TypeName(element)));
       }
       Section c(*t, s.label() + " certificate");
-      c.CheckKeys({"cert", "key"});
+      c.CheckKeys({"cert", "key", "ocsp_file"});
       tls::CertificateSpec spec;
       spec.cert = RelativeTo(source, c.StringOf(c.Require("cert"), "cert"));
       spec.key = RelativeTo(source, c.StringOf(c.Require("key"), "key"));
+      if (auto ocsp = c.String("ocsp_file")) {
+        spec.ocsp_file = RelativeTo(source, *ocsp);
+      }
       // A private key any local user can replace lets them impersonate the site: refused.
       struct stat st {};
       if (::stat(spec.key.c_str(), &st) == 0 && (st.st_mode & S_IWOTH) != 0) {

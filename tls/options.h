@@ -17,6 +17,10 @@ namespace torii::tls {
 struct CertificateSpec {
   std::string cert;
   std::string key;
+  // An OCSP response (DER, as `openssl ocsp -respout` writes) to staple: checked at load
+  // (signed by the certificate's issuer, about this certificate, "good", not outside its
+  // validity), stapled to clients that ask while it is within it, read again on reload.
+  std::string ocsp_file;
 };
 
 // Client certificates asked of the clients of a listener (mutual TLS).

@@ -3,6 +3,7 @@
 #include "tls/server_context.h"
 
 #include <openssl/asn1.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
@@ -174,6 +175,88 @@ std::expected<LoadedCert, std::string> LoadCertificate(const CertificateSpec& sp
 }
 
 // Every TLS 1.2 suite must be ECDHE (forward secrecy) with an AEAD cipher.
+int64_t UnixTime(const ASN1_GENERALIZEDTIME* t) {
+  std::tm tm{};
+  return t != nullptr && ASN1_TIME_to_tm(t, &tm) == 1 ? static_cast<int64_t>(timegm(&tm)) : 0;
+}
+
+// Reads the OCSP response to staple for `cert` (spec->ocsp_file) and checks it is one a client
+// may trust: a successful response signed by the certificate's issuer (or a responder it
+// delegated to), about this certificate, "good", and within its validity now.
+std::expected<std::pair<std::string, int64_t>, std::string> LoadStaple(const LoadedCert& cert) {
+  const std::string& file = cert.spec->ocsp_file;
+  const auto fail = [&](const std::string& why) {
+    ERR_clear_error();
+    return Error("ocsp_file " + file + ": " + why);
+  };
+  ossl::BioPtr bio(BIO_new_file(file.c_str(), "rb"));
+  if (bio == nullptr) {
+    return fail("cannot read");
+  }
+  std::string der;
+  char buf[4096];
+  int n;
+  while ((n = BIO_read(bio.get(), buf, sizeof(buf))) > 0 && der.size() < 64 * 1024) {
+    der.append(buf, static_cast<size_t>(n));
+  }
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  OCSP_RESPONSE* resp = d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(der.size()));
+  if (resp == nullptr) {
+    return fail("not a DER OCSP response");
+  }
+  std::unique_ptr<OCSP_RESPONSE, decltype(&OCSP_RESPONSE_free)> resp_owner(resp,
+                                                                           OCSP_RESPONSE_free);
+  if (OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+    return fail("the responder did not answer successfully");
+  }
+  OCSP_BASICRESP* basic = OCSP_response_get1_basic(resp);
+  if (basic == nullptr) {
+    return fail("no basic response in it");
+  }
+  std::unique_ptr<OCSP_BASICRESP, decltype(&OCSP_BASICRESP_free)> basic_owner(basic,
+                                                                              OCSP_BASICRESP_free);
+  if (cert.chain.empty()) {
+    return fail("the certificate file must hold the issuer after the leaf to check it");
+  }
+  X509* issuer = cert.chain.front().get();
+  // The issuer is the trust anchor: the response is signed by it or by a responder it
+  // certified (PARTIAL_CHAIN: no root needed above it).
+  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
+  STACK_OF(X509)* certs = sk_X509_new_null();
+  std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> certs_owner(
+      certs, [](STACK_OF(X509) * s) { sk_X509_free(s); });
+  if (store == nullptr || certs == nullptr || X509_STORE_add_cert(store.get(), issuer) != 1 ||
+      sk_X509_push(certs, issuer) <= 0) {
+    return fail("cannot set up its verification");
+  }
+  X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);
+  if (OCSP_basic_verify(basic, certs, store.get(), 0) != 1) {
+    return fail("not signed by the certificate's issuer (" + ossl::TakeError() + ")");
+  }
+  OCSP_CERTID* id = OCSP_cert_to_id(nullptr, cert.leaf.get(), issuer);
+  std::unique_ptr<OCSP_CERTID, decltype(&OCSP_CERTID_free)> id_owner(id, OCSP_CERTID_free);
+  int status = 0;
+  int reason = 0;
+  ASN1_GENERALIZEDTIME* revoked = nullptr;
+  ASN1_GENERALIZEDTIME* this_update = nullptr;
+  ASN1_GENERALIZEDTIME* next_update = nullptr;
+  if (id == nullptr || OCSP_resp_find_status(basic, id, &status, &reason, &revoked, &this_update,
+                                             &next_update) != 1) {
+    return fail("it is not about certificate " + cert.spec->cert);
+  }
+  if (status != V_OCSP_CERTSTATUS_GOOD) {
+    return fail(status == V_OCSP_CERTSTATUS_REVOKED ? "the certificate is revoked"
+                                                    : "the certificate's status is unknown");
+  }
+  if (OCSP_check_validity(this_update, next_update, 300, -1) != 1) {
+    return fail("outside its validity (thisUpdate / nextUpdate)");
+  }
+  return std::pair{std::move(der), UnixTime(next_update)};
+}
+
+// RFC 7633 Must-Staple: the certificate's TLS Feature extension lists status_request.
+bool MustStaple(X509* leaf) { return X509_get_ext_by_NID(leaf, NID_tlsfeature, -1) >= 0; }
+
 std::expected<void, std::string> CheckModernCiphers(SSL_CTX* ctx) {
   const STACK_OF(SSL_CIPHER)* ciphers = SSL_CTX_get_ciphers(ctx);
   for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); ++i) {
@@ -370,6 +453,31 @@ bool ParseServerName(const unsigned char* ext, size_t len, std::string_view* nam
 
 // The callbacks and the steps of Create, with access to ServerContext's members.
 struct ServerContextBuilder {
+  // A client asked for the certificate status (status_request): staple the response of the
+  // certificate chosen for it, while the response is valid; otherwise none (never a stale
+  // one).
+  static int OnStatusRequest(SSL* ssl, void* arg) {
+    const auto* self = static_cast<const ServerContext*>(arg);
+    X509* cert = SSL_get_certificate(ssl);
+    const int64_t now = static_cast<int64_t>(std::time(nullptr));
+    for (const ServerContext::Staple& staple : self->staples_) {
+      if (staple.leaf != cert && X509_cmp(static_cast<X509*>(staple.leaf), cert) != 0) {
+        continue;
+      }
+      if (staple.next_update != 0 && now >= staple.next_update) {
+        return SSL_TLSEXT_ERR_NOACK;
+      }
+      auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(staple.der.size()));
+      if (copy == nullptr) {
+        return SSL_TLSEXT_ERR_NOACK;
+      }
+      memcpy(copy, staple.der.data(), staple.der.size());
+      SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(staple.der.size()));
+      return SSL_TLSEXT_ERR_OK;  // OpenSSL owns (and frees) the copy
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+
   // Runs first on every ClientHello, before OpenSSL looks at tickets: switches to the SNI's
   // group so the session-id context checked on resumption is that group's.
   static int OnClientHello(SSL* ssl, int* alert, void* arg) {
@@ -466,6 +574,8 @@ struct ServerContextBuilder {
       return std::unexpected(sid.error());
     }
     SSL_CTX_set_client_hello_cb(ctx.get(), OnClientHello, &self);
+    SSL_CTX_set_tlsext_status_cb(ctx.get(), OnStatusRequest);
+    SSL_CTX_set_tlsext_status_arg(ctx.get(), &self);
     SSL_CTX_set_tlsext_servername_callback(ctx.get(), OnServerName);
     if (!self.alpn_wire_.empty()) {
       SSL_CTX_set_alpn_select_cb(ctx.get(), OnAlpn, &self);
@@ -520,6 +630,17 @@ std::expected<std::shared_ptr<const ServerContext>, std::string> ServerContext::
     certs.push_back(std::move(*loaded));
   }
   for (const LoadedCert& cert : certs) {
+    if (!cert.spec->ocsp_file.empty()) {
+      auto staple = LoadStaple(cert);
+      if (!staple) {
+        return std::unexpected(staple.error());
+      }
+      X509_up_ref(cert.leaf.get());  // released by ~ServerContext
+      self->staples_.push_back(Staple{cert.leaf.get(), std::move(staple->first), staple->second});
+    } else if (MustStaple(cert.leaf.get())) {
+      return Error("certificate " + cert.spec->cert +
+                   " requires OCSP stapling (Must-Staple): give it an ocsp_file");
+    }
     std::tm tm{};
     int64_t not_after = 0;
     if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.leaf.get()), &tm) == 1) {
@@ -546,6 +667,9 @@ std::expected<std::shared_ptr<const ServerContext>, std::string> ServerContext::
 ServerContext::~ServerContext() {
   for (Group& group : groups_) {
     SSL_CTX_free(group.ctx);
+  }
+  for (Staple& staple : staples_) {
+    X509_free(static_cast<X509*>(staple.leaf));
   }
 }
 

@@ -99,6 +99,13 @@ class ServerContext {
 
   std::vector<Group> groups_;
   std::vector<Certificate> certificates_;
+  // OCSP responses to staple, per certificate served (ocsp_file), until their nextUpdate.
+  struct Staple {
+    void* leaf = nullptr;  // the X509 the SSL_CTX serves (one reference held here)
+    std::string der;
+    int64_t next_update = 0;  // Unix seconds; 0 = the response names none
+  };
+  std::vector<Staple> staples_;
   NameMap exact_;
   NameMap wildcard_;       // "*.example.com" stored as "example.com"
   std::string alpn_wire_;  // length-prefixed protocol names, our preference order

@@ -43,15 +43,15 @@ class Pki:
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def leaf(self, name, sans, kind="ec", ca="ca"):
+    def leaf(self, name, sans, kind="ec", ca="ca", ext=""):
         """{name}.crt / {name}.key for DNS `sans`, EC P-256 or RSA 2048, signed by `ca`
-        ("ca", or "other-ca": one torii does not trust)."""
+        ("ca", or "other-ca": one torii does not trust); `ext`: more extension lines."""
         key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if kind == "ec" else \
               ["-newkey", "rsa:2048"]
         run([OPENSSL, "req"] + key + ["-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
                                       "-subj", f"/CN={sans[0]}"], self.dir)
         with open(self.path(f"{name}.ext"), "w") as f:
-            f.write("subjectAltName=" + ",".join(f"DNS:{s}" for s in sans) + "\n")
+            f.write("subjectAltName=" + ",".join(f"DNS:{s}" for s in sans) + "\n" + ext)
         run([OPENSSL, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
              "-CAcreateserial", "-out", f"{name}.crt", "-days", "3", "-extfile", f"{name}.ext"],
             self.dir)
@@ -70,6 +70,36 @@ class Pki:
             run(base + ["-revoke", f"{name}.crt"], self.dir)
         run(base + ["-gencrl", "-out", "crl.pem"], self.dir)
         return self.path("crl.pem")
+
+    def ocsp(self, name, status="V"):
+        """{name}.ocsp: a DER OCSP response from the test CA saying `name` is good ("V") or
+        revoked ("R"), valid for a day (openssl ocsp as the responder)."""
+        def field(flag):
+            out = subprocess.run([OPENSSL, "x509", "-in", f"{name}.crt", "-noout", flag],
+                                 cwd=self.dir, capture_output=True, check=True).stdout.decode()
+            return out.strip().split("=", 1)[1]
+        serial = field("-serial")
+        end = subprocess.run([OPENSSL, "x509", "-in", f"{name}.crt", "-noout", "-enddate",
+                              "-dateopt", "iso_8601"], cwd=self.dir, capture_output=True,
+                             check=True).stdout.decode()
+        stamp = re.sub(r"[^0-9]", "", end.split("=", 1)[1])[2:14] + "Z"
+        revoked = stamp if status == "R" else ""
+        with open(self.path(f"{name}.index"), "w") as f:
+            f.write(f"{status}\t{stamp}\t{revoked}\t{serial}\tunknown\t/CN={name}\n")
+        run([OPENSSL, "ocsp", "-issuer", "ca.crt", "-cert", f"{name}.crt", "-no_nonce",
+             "-reqout", f"{name}.req"], self.dir)
+        run([OPENSSL, "ocsp", "-index", f"{name}.index", "-rsigner", "ca.crt", "-rkey", "ca.key",
+             "-CA", "ca.crt", "-reqin", f"{name}.req", "-respout", f"{name}.ocsp", "-ndays", "1"],
+            self.dir)
+        return self.path(f"{name}.ocsp")
+
+    def fullchain(self, name):
+        """{name}.full.crt: the leaf, then the CA (the issuer an OCSP response is checked with)."""
+        with open(self.path(f"{name}.full.crt"), "w") as out:
+            for part in (f"{name}.crt", "ca.crt"):
+                with open(self.path(part)) as f:
+                    out.write(f.read())
+        return self.path(f"{name}.full.crt")
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -461,6 +491,60 @@ class CertificateExpiry(h.ToriiCase):
         self.assertGreater(certs[0]["expires_in_s"], 2 * 86400)
         self.assertRegex(t.error_log() + t.stderr_text(),
                          r"listener https: certificate \S+site.crt \(a.test\) expires in [23] day")
+
+
+class OcspStapling(h.ToriiCase):
+    """OCSP stapling from a file (#21): stapled to clients that ask (openssl s_client -status),
+    checked at load (revoked, another certificate's, not the issuer's signature: refused), and
+    a Must-Staple certificate refused without one."""
+
+    def status(self, port):
+        p = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
+                            "a.test", "-status", "-CAfile", self.pki.path("ca.crt")],
+                           input=b"", capture_output=True, timeout=30)
+        return p.stdout.decode(errors="replace")
+
+    def check(self, c):
+        path = os.path.join(self.tmpdir(), "check.toml")
+        with open(path, "w") as f:
+            f.write(c.render(os.path.join(self.tmpdir(), "r"), "off", "-"))
+        return subprocess.run([h.torii_bin(), "-t", "-c", path], capture_output=True, timeout=30,
+                              env=h.child_env())
+
+    def test_stapled_and_checked(self):
+        self.pki = Pki()
+        self.addCleanup(self.pki.cleanup)
+        site = self.pki.leaf("site", ["a.test"])
+        other = self.pki.leaf("other", ["b.test"])
+        good = self.pki.ocsp("site")
+        o = self.origin("o1")
+        stapled = {"cert": self.pki.fullchain("site"), "key": site["key"], "ocsp_file": good}
+        c = tls_config(o, self.pki, [stapled])
+        c.listeners.append({"name": "plain", "address": "127.0.0.1:0",
+                            "tls": {"certificates": [site]}})
+        t = self.torii(c)
+        out = self.status(t.addr("https")[1])
+        self.assertIn("OCSP Response Status: successful", out)
+        self.assertIn("Cert Status: good", out)
+        self.assertIn("Verify return code: 0 (ok)", out)
+        self.assertIn("OCSP response: no response sent", self.status(t.addr("plain")[1]))
+        # Refused at load, each naming why.
+        for ocsp, why in ((self.pki.ocsp("site", "R"), "revoked"),
+                          (self.pki.ocsp("other"), "not about certificate")):
+            c.listeners[0]["tls"]["certificates"] = [dict(stapled, ocsp_file=ocsp)]
+            p = self.check(c)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(why, p.stderr.decode())
+        c.listeners[0]["tls"]["certificates"] = [dict(stapled, cert=site["cert"])]
+        p = self.check(c)
+        self.assertIn("issuer after the leaf", p.stderr.decode())
+        # Must-Staple (RFC 7633) without an ocsp_file: refused.
+        must = self.pki.leaf("must", ["a.test"], ext="tlsfeature=status_request\n")
+        c.listeners = [c.listeners[1]]
+        c.listeners[0]["tls"]["certificates"] = [must]
+        p = self.check(c)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("Must-Staple", p.stderr.decode())
 
 
 class Groups(h.ToriiCase):

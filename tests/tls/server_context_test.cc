@@ -41,7 +41,7 @@ TEST(ServerContextTest, MissingKeyFileIsNamed) {
 // A key that belongs to another certificate is refused, naming both files.
 TEST(ServerContextTest, MismatchedKeyIsRefused) {
   ServerOptions options;
-  options.certificates.push_back({Pki::Get().a_ec.cert, Pki::Get().b_ec.key});
+  options.certificates.push_back({Pki::Get().a_ec.cert, Pki::Get().b_ec.key, {}});
   const std::string error = CreateError(options);
   EXPECT_EQ(error,
             "key " + Pki::Get().b_ec.key + " does not match certificate " + Pki::Get().a_ec.cert);

@@ -190,7 +190,9 @@ class Pki {
   }
 };
 
-inline CertificateSpec Spec(const KeyPair& pair) { return CertificateSpec{pair.cert, pair.key}; }
+inline CertificateSpec Spec(const KeyPair& pair) {
+  return CertificateSpec{pair.cert, pair.key, {}};
+}
 
 inline ServerOptions Options(std::vector<KeyPair> certs) {
   ServerOptions options;
