@@ -9,6 +9,7 @@
 #include <re2/re2.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -619,6 +620,40 @@ std::string ReloadBlocker(const conf::Config& old, const conf::Config& fresh) {
   return {};
 }
 
+// RLIMIT_NOFILE for `workers` x max_connections sockets (each a client or an upstream) plus
+// the listeners, logs and rings: raised as far as the hard limit allows, or set to
+// max_open_files. False (logged) when max_open_files is above the hard limit.
+static bool SetOpenFileLimit(const conf::ServerConfig& server, uint32_t workers) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    return true;
+  }
+  const uint64_t needed = uint64_t{workers} * server.max_connections + 256;
+  uint64_t want = server.max_open_files != 0 ? server.max_open_files : needed;
+  if (want > lim.rlim_max) {
+    if (server.max_open_files != 0) {
+      spdlog::critical(
+          "max_open_files {} is above the hard RLIMIT_NOFILE {} (raise it: "
+          "ulimit -Hn, LimitNOFILE= in the unit)",
+          want, static_cast<uint64_t>(lim.rlim_max));
+      return false;
+    }
+    want = lim.rlim_max;
+    spdlog::warn(
+        "RLIMIT_NOFILE: the hard limit {} is below the {} that {} worker(s) x "
+        "max_connections {} need; connections past it get 503 or wait (raise it: "
+        "ulimit -Hn, LimitNOFILE= in the unit)",
+        want, needed, workers, server.max_connections);
+  }
+  if (want != lim.rlim_cur && (server.max_open_files != 0 || want > lim.rlim_cur)) {
+    lim.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+      spdlog::warn("RLIMIT_NOFILE: cannot set the soft limit to {}: {}", want, strerror(errno));
+    }
+  }
+  return true;
+}
+
 int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
   // Signals are taken synchronously by this thread; workers inherit the blocked mask.
   sigset_t set;
@@ -633,6 +668,9 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
   uint32_t workers = config.server.workers;
   if (workers == 0) {
     workers = std::max(1u, std::thread::hardware_concurrency());
+  }
+  if (!SetOpenFileLimit(config.server, workers)) {
+    return 1;
   }
 
   // Listeners: worker 0's socket binds first (port 0 picks a port), the others reuse it.

@@ -64,6 +64,10 @@ struct ServerConfig {
   std::string log_level = "info";   // trace | debug | info | warn | error | critical | off
   Duration shutdown_grace{std::chrono::seconds(10)};
   uint32_t max_connections = 16384; // per worker, clients + upstreams
+  // RLIMIT_NOFILE: 0 = raised at start to what workers x max_connections need (capped by the
+  // hard limit, with a warning when that is short); N = set to exactly N (nginx's
+  // worker_rlimit_nofile).
+  uint32_t max_open_files = 0;
   // io_uring sizing (debug knobs; defaults are fine for production).
   uint32_t sq_entries = 4096;
   uint32_t cq_entries = 0;          // 0 = 4 * sq_entries

@@ -596,6 +596,7 @@ class Loader {
                  "log_level",
                  "shutdown_grace",
                  "max_connections",
+                 "max_open_files",
                  "sq_entries",
                  "cq_entries",
                  "recv_buffers",
@@ -660,6 +661,7 @@ class Loader {
     // Zero grace is meaningful: close everything at once on shutdown.
     s.Dur("shutdown_grace", &out->shutdown_grace, /*allow_zero=*/true);
     s.U32("max_connections", 16, 1 << 24, &out->max_connections);
+    s.U32("max_open_files", 0, 1 << 30, &out->max_open_files);
     // io_uring's own limits: IORING_MAX_ENTRIES and IORING_MAX_CQ_ENTRIES.
     s.U32("sq_entries", 1, 32768, &out->sq_entries);
     s.U32("cq_entries", 0, 65536, &out->cq_entries);

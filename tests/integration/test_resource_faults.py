@@ -6,6 +6,7 @@ upstream connection it no longer needs, and serves everyone else."""
 
 import os
 import resource
+import subprocess
 import select
 import socket
 import struct
@@ -295,6 +296,31 @@ class ConnectionFlood(h.ToriiCase):
 class FdExhaustion(h.ToriiCase):
     NOFILE = 64
 
+    def test_open_file_limit_raised_to_what_max_connections_needs(self):
+        """#18: started under a low soft RLIMIT_NOFILE, torii raises it to workers x
+        max_connections (+ its own files), capped by the hard limit; max_open_files above the
+        hard limit is a clear start-up error."""
+        o = self.origin("o1")
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        try:
+            t = self.torii(h.proxy_config([o], server_extra={"max_connections": 2000}))
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        want = 2000 + 256
+        got = resource.prlimit(t.pid, resource.RLIMIT_NOFILE)[0]
+        self.assertEqual(got, min(want, hard) if hard != resource.RLIM_INFINITY else want)
+        self.assertEqual(h.get(t.addr(), "/").status, 200)
+        if hard != resource.RLIM_INFINITY:
+            c = h.proxy_config([o], server_extra={"max_open_files": hard + 1})
+            path = os.path.join(self.tmpdir(), "big.toml")
+            with open(path, "w") as f:
+                f.write(c.render(os.path.join(self.tmpdir(), "ready"), "off", "-"))
+            p = subprocess.run([h.torii_bin(), "-c", path], capture_output=True, timeout=30,
+                               env=h.child_env())
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("above the hard RLIMIT_NOFILE", p.stderr.decode())
+
     def test_e1_emfile_pauses_accepting(self):
         """E1: torii (one worker) runs with RLIMIT_NOFILE 64 and 100 idle clients connect:
         accept fails with EMFILE, torii pauses accepting and retries on a timer, so it uses
@@ -315,7 +341,10 @@ class FdExhaustion(h.ToriiCase):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (self.NOFILE, hard))
         try:
-            t = self.torii(h.proxy_config([o], pool_extra={"keepalive": 0}))
+            # max_open_files: torii keeps the limit it was given (by default it raises the soft
+            # limit to what max_connections needs).
+            t = self.torii(h.proxy_config([o], pool_extra={"keepalive": 0},
+                                          server_extra={"max_open_files": self.NOFILE}))
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         # Raise it again before torii's stop (cleanups run last-in first-out) so that
