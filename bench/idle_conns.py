@@ -132,9 +132,10 @@ def main():
     request = (f"GET {a.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: torii-bench-idle\r\n"
                f"Accept: */*\r\n\r\n").encode()
 
-    # Warm-up: one batch that connects, gets a response and closes, so the baseline already
+    # Warm-up: 200 connections that connect, get a response and close, so the baseline already
     # includes the server's lazily allocated per-worker state (buffer pools, upstream pool).
-    for s in open_batch(host, port, request, min(a.batch, a.n), tls):
+    # Not --batch: with --batch N the burst itself must land after the baseline.
+    for s in open_batch(host, port, request, min(200, a.n), tls):
         s.close()
     time.sleep(a.settle / 2)
     before = rss_kib(a.pid)

@@ -29,6 +29,8 @@
 #   PROXIES [torii nginx haproxy]
 #   CONNS [50]              wrk connections (wrk -t1; balance mode: and ab -c)
 #   N [10000]               idle mode: connections to open
+#   BATCH [200]             idle mode: connections opened (and their requests in flight) at
+#                           once; BATCH=N opens them all together (a burst)
 #   BUILD_DIR [<repo>/build-bench]   Release build used (and made unless SKIP_BUILD=1)
 #   RESULTS_DIR [$BUILD_DIR/bench-results]   where the tables are written
 #   PROXY_CPU [0]  LOAD_CPU [1]      CPUs for the proxy under test / for wrk and the origin
@@ -123,6 +125,7 @@ SCENARIOS=${SCENARIOS:-small large}
 PROXIES=${PROXIES:-torii nginx haproxy}
 CONNS=${CONNS:-50}
 N=${N:-10000}
+BATCH=${BATCH:-200}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 RESULTS_DIR=${RESULTS_DIR:-$BUILD_DIR/bench-results}
@@ -963,7 +966,8 @@ run_idle() {
     for pid in ${CPU_PIDS[$p]}; do pids+=(--pid "$pid"); done
     log "$p: opening $N idle $kind connections"
     line=$(timeout -k 5 600 taskset -c "$LOAD_CPU" python3 "$BENCH_DIR/idle_conns.py" \
-      --addr "127.0.0.1:${PORT[$p]}" "${pids[@]}" -n "$N" --label "$p" "${tls_flag[@]}" 2>&1) || {
+      --addr "127.0.0.1:${PORT[$p]}" "${pids[@]}" -n "$N" --batch "$BATCH" --label "$p" \
+      "${tls_flag[@]}" 2>&1) || {
       proxies_alive
       die "idle_conns.py against $p failed: $line"
     }
@@ -974,7 +978,7 @@ run_idle() {
     stop_proxy "$p"
   done
   {
-    echo "torii benchmark: memory per idle $kind connection, N=$N (each sent one GET /?size=100"
+    echo "torii benchmark: memory per idle $kind connection, N=$N opened $BATCH at a time (each sent one GET /?size=100"
     echo "and read the 200 response, then stayed idle; RSS = VmRSS of the proxy's processes)"
     env_header
     echo "fd limit:  $FD_LIMIT (soft = hard for the proxies and the client)"

@@ -2,12 +2,17 @@
 //
 // ClientSession handles one client connection: it parses requests (H1Parser), routes them,
 // picks a backend, borrows an UpstreamConn (pooled or new), re-serialises the request to it,
-// streams the request body, and streams the response back, re-framed. UpstreamConn handles
-// one connection to a backend and reports the response to the session it is lent to.
+// streams the request body, and streams the response back through H1ResponseWriter (the
+// response half of the HTTP/1.1 codec). UpstreamConn handles one connection to a backend and
+// reports the response to the session it is lent to.
 //
-// The phases read in the order of Pingora's: OnRequestHead → CheckRequest → Route →
-// PickBackend → AcquireUpstream → SendUpstreamRequest → OnUpstreamHead → (body) →
-// OnUpstreamDone → FinishExchange (keep-alive, access log, counters). Every local reply goes
+// The phases, as methods, in order: OnRequestHead → ResolveClient → AssignIds →
+// CheckRequest (target, Host, path normalisation, SNI vs Host, route) → CheckAccess (lists,
+// bans, rate limit) → CheckClientCert → CheckAuth → a route's redirect or return, or the
+// cache (CacheBeforeUpstream) → BuildUpstreamHead → PickBackendAndSend (pick, slot, pooled
+// or new connection, send) → ForwardBody → OnUpstreamHead (DecideCompression, the head) →
+// OnUpstreamBody → OnUpstreamDone → FinishExchange (access log, counters, keep-alive); a 101
+// leads to OnUpstreamUpgrade and the tunnel (session_tunnel.cc). Every local reply goes
 // through SendLocalReply(status, note), which also records why for the log.
 //
 // The two handlers refer to each other only by core::ConnRef, resolved on every use: either
