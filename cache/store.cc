@@ -570,6 +570,35 @@ bool Store::Remove(std::string_view key, uint64_t hash) {
   return any;
 }
 
+size_t Store::PurgeMatching(const PurgeDecision& decide) {
+  size_t changed = 0;
+  for (uint32_t i = 0; i < shard_count_; ++i) {
+    Shard& s = shards_[i];
+    Graveyard grave;  // destroyed after the lock is released
+    std::lock_guard<SpinLock> hold(s.lock);
+    for (Shard::Queue* q : {&s.small, &s.main}) {
+      uint32_t v = q->head;
+      while (v != kNil) {
+        const uint32_t next = s.nodes[v].next;
+        std::shared_ptr<const Entry> kept = decide(s.nodes[v].entry);
+        if (kept == nullptr) {
+          const uint32_t r = s.nodes[v].rec;
+          s.DropNode(v, grave);
+          s.ReleaseIfUnused(r);
+          ++changed;
+        } else if (kept != s.nodes[v].entry) {
+          grave.push_back(std::move(s.nodes[v].entry));
+          s.nodes[v].entry = std::move(kept);
+          ++changed;
+        }
+        v = next;
+      }
+    }
+    s.Publish();
+  }
+  return changed;
+}
+
 bool Store::RemoveEntry(std::string_view key, uint64_t hash, uint64_t id) {
   const uint64_t mixed = base::Mix64(hash);
   Shard& s = ShardFor(mixed);

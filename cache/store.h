@@ -60,6 +60,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -147,6 +148,14 @@ class Store {
   // Removes every variant of `key` (invalidation, PURGE). A fill in flight for it goes on.
   // Returns whether any variant was stored.
   bool Remove(std::string_view key, uint64_t hash);
+
+  // Walks every stored entry (all shards, each under its lock in turn): `decide` returns the
+  // entry itself to keep it, nullptr to remove it, or a replacement with the same charge (a
+  // copy with other metadata, e.g. marked stale). Returns how many were removed or replaced.
+  // O(entries): for administrative purges (by tag), not the request path.
+  using PurgeDecision =
+      std::function<std::shared_ptr<const Entry>(const std::shared_ptr<const Entry>&)>;
+  size_t PurgeMatching(const PurgeDecision& decide);
 
   // Removes the one variant of `key` whose id is `id` (a compressed variant whose source is
   // gone). Returns whether it was stored.

@@ -23,12 +23,13 @@
 // The request head's views die when the session compacts its input after the head, so a
 // request that goes on past its head (to the backend, or to wait) keeps a copy of its header
 // fields (SaveRequestHeaders): Vary values, validators and conditionals are read from it.
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstdio>
 
-#include <spdlog/spdlog.h>
-
 #include "cache/policy.h"
+#include "cache/tags.h"
 #include "http/cache_key.h"
 #include "http/client_session.h"
 #include "ratelimit/hash.h"
@@ -261,6 +262,33 @@ void ClientSession::CachePurge(core::Conn& conn, const MessageHead& h) {
   const ratelimit::IpAddr peer = ratelimit::IpFromSockaddr(ConnClient(conn));
   if (spec.purge_allow.empty() || !spec.purge_allow.Contains(peer)) {
     SendLocalReply(conn, 403, "purge not allowed");
+    return;
+  }
+  // Purge by tag: every entry of this cache stored with one of the request's Cache-Tag values
+  // (in its Cache-Tag or Surrogate-Key field) goes, or with Soft-Purge: 1 turns stale.
+  std::vector<std::string> tags;
+  bool soft = false;
+  for (const HeaderView& hv : h.headers) {
+    if (EqualsIgnoreCase(hv.name, "cache-tag")) {
+      cache::AppendTags(hv.value, &tags);
+    } else if (EqualsIgnoreCase(hv.name, "soft-purge")) {
+      soft = base::TrimOws(hv.value) == "1";
+    }
+  }
+  if (!tags.empty()) {
+    const int64_t now = ctx_.UnixNow();
+    const size_t n = spec.store->PurgeMatching(
+        [&](const std::shared_ptr<const cache::Entry>& e) -> std::shared_ptr<const cache::Entry> {
+          if (!cache::CarriesTag(*e, tags)) {
+            return e;
+          }
+          return soft ? cache::MarkedStale(*e, now) : nullptr;
+        });
+    ctx_.stats().cache_purged += n;
+    std::string text = soft ? "marked stale: " : "purged: ";
+    AppendDecimal(&text, n);
+    text.append(" entries\n");
+    SendLocalReply(conn, n > 0 ? 200 : 404, soft ? "soft purge by tag" : "purge by tag", {}, text);
     return;
   }
   std::string key;

@@ -220,6 +220,35 @@ class Basics(CacheCase):
         self.assertEqual(self.get(path, method="PURGE").status, 404)
         self.assertCacheStatus(self.get(path), "torii; fwd=miss; stored")
 
+    # #17: PURGE with Cache-Tag removes every entry stored with one of the tags (Cache-Tag or
+    # Surrogate-Key from the backend), and nothing else; Soft-Purge: 1 marks them stale, so
+    # the next use revalidates (304 from the origin keeps the body).
+    def test_purge_by_tag(self):
+        a = "/tag-a?cc=max-age=60&hdr=Cache-Tag:product-1,list"
+        b = "/tag-b?cc=max-age=60&hdr=Surrogate-Key:list%20product-2"
+        c = "/tag-c?cc=max-age=60&hdr=Cache-Tag:product-3"
+        for path in (a, b, c):
+            self.get(path)
+            self.assertCacheStatus(self.get(path), "torii; hit")
+        self.assertEqual(self.get("/", method="PURGE", headers=[("Cache-Tag", "list")],
+                                  source="127.0.0.2").status, 403)
+        r = self.get("/", method="PURGE", headers=[("Cache-Tag", "list, nothing")])
+        self.assertEqual((r.status, r.body), (200, b"purged: 2 entries\n"))
+        self.assertCacheStatus(self.get(a), "torii; fwd=miss; stored")
+        self.assertCacheStatus(self.get(b), "torii; fwd=miss; stored")
+        self.assertCacheStatus(self.get(c), "torii; hit")
+        self.assertEqual(self.get("/", method="PURGE",
+                                  headers=[("Cache-Tag", "nothing")]).status, 404)
+        # Soft: stale at once, revalidated with the stored validator on next use.
+        d = "/tag-d?cc=max-age=60&etag=v1&size=500&hdr=Cache-Tag:soft"
+        self.get(d)
+        r = self.get("/", method="PURGE", headers=[("Cache-Tag", "soft"), ("Soft-Purge", "1")])
+        self.assertEqual((r.status, r.body), (200, b"marked stale: 1 entries\n"))
+        r = self.get(d)
+        self.assertEqual((r.status, len(r.body)), (200, 500))
+        self.assertCacheStatus(r, "torii; fwd=stale; fwd-status=304")
+        self.assertCacheStatus(self.get(d), "torii; hit")
+
     def test_negative_caching(self):
         before = self.origin_count()
         r = self.get("/missing?status=404")
