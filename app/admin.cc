@@ -64,8 +64,8 @@ function render(s){
     pools.appendChild(t);
   }
   fill(document.getElementById("limits"),["table","keys"],s.rate_limits.map(l=>[l.name,l.keys]));
-  fill(document.getElementById("routes"),["host","path prefix","to","requests"],
-    (s.routes||[]).map(r=>[r.host,r.path_prefix,r.to,r.requests]));
+  fill(document.getElementById("routes"),["host","path prefix","to","requests","cache hits","misses","revalidated","stale","bytes from cache"],
+    (s.routes||[]).map(r=>[r.host,r.path_prefix,r.to,r.requests].concat(r.cache?[r.cache.hits,r.cache.misses,r.cache.revalidated,r.cache.stale,r.cache.bytes]:["","","","",""])));
   const ph=s.phases||[];const top=Math.max(0.001,...ph.map(p=>p.avg_ms));
   fill(document.getElementById("phases"),["phase","avg ms","","requests"],
     ph.map(p=>{const b=el("td");const bar=el("span","", "bar");bar.style.width=Math.round(300*p.avg_ms/top)+"px";b.appendChild(bar);
@@ -457,10 +457,29 @@ std::string Admin::Metrics() const {
     }
   }
   w.Help("torii_route_requests_total", "counter", "Requests routed to each route.");
+  w.Help("torii_route_cache_requests_total", "counter",
+         "What the cache of each route with one did: hit, miss, revalidated (304), stale (served "
+         "because the backend failed).");
+  w.Help("torii_route_cache_sent_bytes_total", "counter",
+         "Body bytes each route with a cache sent from it.");
   for (const http::RouteSpec& route : proxy_->routes) {
-    w.Sample("torii_route_requests_total",
-             "host=\"" + Label(route.host) + "\",path_prefix=\"" + Label(route.path_prefix) + "\"",
-             route.requests->Sum(0));
+    const std::string labels =
+        "host=\"" + Label(route.host) + "\",path_prefix=\"" + Label(route.path_prefix) + "\"";
+    w.Sample("torii_route_requests_total", labels, route.requests->Sum(http::RouteSpec::kRequests));
+    if (route.cache < 0) {
+      continue;
+    }
+    static constexpr std::pair<std::string_view, uint32_t> kOutcomes[] = {
+        {"hit", http::RouteSpec::kCacheHits},
+        {"miss", http::RouteSpec::kCacheMisses},
+        {"revalidated", http::RouteSpec::kCacheRevalidated},
+        {"stale", http::RouteSpec::kCacheStale}};
+    for (const auto& [outcome, column] : kOutcomes) {
+      w.Sample("torii_route_cache_requests_total",
+               labels + ",outcome=\"" + std::string(outcome) + "\"", route.requests->Sum(column));
+    }
+    w.Sample("torii_route_cache_sent_bytes_total", labels,
+             route.requests->Sum(http::RouteSpec::kCacheBytes));
   }
   w.Help("torii_rate_limit_keys", "gauge", "Keys tracked by each rate limit table.");
   for (const http::RateLimitSpec& r : proxy_->rate_limits) {
@@ -637,7 +656,16 @@ std::string Admin::StatusJson() const {
                                                    : "pool " + proxy_->pools[r.pool].name;
     o += (i ? "," : "") + std::string("{\"host\":") + Json(r.host) +
          ",\"path_prefix\":" + Json(r.path_prefix) + ",\"to\":" + Json(to) +
-         ",\"requests\":" + std::to_string(r.requests->Sum(0)) + "}";
+         ",\"requests\":" + std::to_string(r.requests->Sum(http::RouteSpec::kRequests));
+    if (r.cache >= 0) {
+      o += ",\"cache\":{\"hits\":" + std::to_string(r.requests->Sum(http::RouteSpec::kCacheHits)) +
+           ",\"misses\":" + std::to_string(r.requests->Sum(http::RouteSpec::kCacheMisses)) +
+           ",\"revalidated\":" +
+           std::to_string(r.requests->Sum(http::RouteSpec::kCacheRevalidated)) +
+           ",\"stale\":" + std::to_string(r.requests->Sum(http::RouteSpec::kCacheStale)) +
+           ",\"bytes\":" + std::to_string(r.requests->Sum(http::RouteSpec::kCacheBytes)) + "}";
+    }
+    o += "}";
   }
   o += "],\"rate_limits\":[";
   for (size_t i = 0; i < proxy_->rate_limits.size(); ++i) {

@@ -278,7 +278,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     rs.deny = IpListOf(rc.deny);
     rs.rate_limit = rc.rate_limit.empty() ? -1 : static_cast<int32_t>(rc.rate_limit_index);
     rs.cache = rc.cache.empty() ? -1 : static_cast<int32_t>(rc.cache_index);
-    rs.requests = std::make_shared<http::CounterGrid>(workers, 1);
+    rs.requests = std::make_shared<http::CounterGrid>(workers, http::RouteSpec::kColumns);
     rs.host = rc.host;
     rs.path_prefix = rc.path_prefix;
     rs.pool = rc.pool_index;

@@ -276,6 +276,10 @@ class ClientSession final : public core::ConnHandler {
   void AbortClient(core::Conn& conn, std::string_view note);
   void SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms);
   void LogExchange();
+  // Adds `n` to this request's route's counter `column` (RouteSpec::Column).
+  void CountRoute(uint32_t column, uint64_t n = 1) {
+    cfg().routes[x_.route].requests->at(ctx_.worker().id(), column) += n;
+  }
   // Tunnel bytes from the client to the backend, with back-pressure both ways.
   void RelayToUpstream(core::Conn& conn, std::string_view bytes);
   // Ends the tunnel: logged once, both connections closed (after what is queued is sent, or

@@ -147,7 +147,17 @@ struct RouteSpec {
   ratelimit::IpList deny;
   int32_t rate_limit = -1;  // index into ProxyConfig::rate_limits, or -1
   int32_t cache = -1;       // index into ProxyConfig::caches, or -1
-  std::shared_ptr<CounterGrid> requests;  // requests routed here, per worker (one column)
+  // Per worker: requests routed here, and for a route with a cache what it did with them.
+  enum Column : uint32_t {
+    kRequests,
+    kCacheHits,         // answered from the store (fresh, collapsed, stale-while-revalidate)
+    kCacheMisses,       // forwarded: nothing usable stored
+    kCacheRevalidated,  // a stale entry refreshed by a 304
+    kCacheStale,        // served stale because the backend failed (stale-if-error)
+    kCacheBytes,        // body bytes sent from the store
+    kColumns
+  };
+  std::shared_ptr<CounterGrid> requests;
   // Rewrites toward the backend (RewriteTarget in router.h; validated by the config loader).
   std::string strip_prefix;
   std::string replace_prefix;

@@ -800,7 +800,7 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
   }
   x_.route = *route;
   x_.routed = true;
-  cfg().routes[x_.route].requests->at(ctx_.worker().id(), 0)++;
+  CountRoute(RouteSpec::kRequests);
   return true;
 }
 

@@ -151,6 +151,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
     switch (serve.verdict) {
       case cache::Verdict::kFresh:
         ctx_.stats().cache_hits++;
+        CountRoute(RouteSpec::kCacheHits);
         ServeEntry(conn, entry, h.headers, "torii; hit");
         return true;
       case cache::Verdict::kStaleWhileRevalidate:
@@ -171,6 +172,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
   if (x_.method_id == HTTP_HEAD) {
     // A HEAD is answered from a stored GET but never fills the store (K8).
     ctx_.stats().cache_misses++;
+    CountRoute(RouteSpec::kCacheMisses);
     cs.fwd = cs.entry ? "stale" : "miss";
     SaveRequestHeaders(h.headers);
     return false;
@@ -187,6 +189,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
         // Another request is refreshing it: this one gets the stale entry now.
         spec.store->LeaveFill(cs.key, cs.hash, self);
         ctx_.stats().cache_hits++;
+        CountRoute(RouteSpec::kCacheHits);
         ServeEntry(conn, cs.entry, h.headers, "torii; hit; detail=stale-while-revalidate");
         return true;
       }
@@ -203,6 +206,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
       break;
   }
   ctx_.stats().cache_misses++;
+  CountRoute(RouteSpec::kCacheMisses);
   SaveRequestHeaders(h.headers);
   if (refresh) {
     // Ask the backend whether the stored response is still good (RFC 9111 §4.3.1): our own
@@ -315,6 +319,7 @@ void ClientSession::ResumeFromCacheWait(core::Conn& conn, uint64_t ticket) {
   if (entry &&
       cache::Evaluate(*entry, cs.req, ctx_.UnixNow()).verdict == cache::Verdict::kFresh) {
     ctx_.stats().cache_hits++;
+    CountRoute(RouteSpec::kCacheHits);
     ServeEntry(conn, entry, cs.saved_views, "torii; hit; collapsed");
   } else {
     CacheGoUpstream(conn);
@@ -343,6 +348,7 @@ void ClientSession::CacheWaitTimeout(core::Conn& conn) {
 
 void ClientSession::CacheGoUpstream(core::Conn& conn) {
   ctx_.stats().cache_misses++;
+  CountRoute(RouteSpec::kCacheMisses);
   B().cache.fwd = "miss";
   PickBackendAndSend(conn);
 }
@@ -394,6 +400,7 @@ bool ClientSession::CacheOnUpstreamHead(core::Conn& me, const MessageHead& head)
       return true;
     }
     ctx_.stats().cache_revalidated++;
+    CountRoute(RouteSpec::kCacheRevalidated);
     cs.from_store = true;
     ServeEntry(me, serve, cs.saved_views, "torii; fwd=stale; fwd-status=304");
     return true;
@@ -513,6 +520,7 @@ bool ClientSession::CacheServeStaleOnError(core::Conn& conn, int status) {
     return false;
   }
   ctx_.stats().cache_stale++;
+  CountRoute(RouteSpec::kCacheStale);
   CacheEndFill();
   cs.from_store = true;
   x_.note = "stale-if-error";
@@ -743,6 +751,7 @@ bool ClientSession::ContinueServing(core::Conn& conn) {
                    &ctx_.scratch());
     cs.offset += n;
     x_.bytes_sent += n;
+    CountRoute(RouteSpec::kCacheBytes, n);
   }
   if (cs.offset < end) {
     // A slow reader must drain within send_timeout (D3), as for a proxied body.

@@ -5,6 +5,7 @@ negative caching, what must never be stored, request coalescing (1,000 concurren
 origin request), compressed variants made once, and the memory bound under a flood of URLs."""
 
 import gzip
+import json
 import re
 import resource
 import selectors
@@ -381,6 +382,32 @@ class Basics(CacheCase):
         self.assertGreaterEqual(m[("torii_cache_stored_total", "")], 1)
         self.assertGreater(m[("torii_cache_bytes", 'cache="main"')], 0)
         self.assertEqual(m[("torii_cache_capacity_bytes", 'cache="main"')], 16 << 20)
+
+
+class PerRouteMetrics(h.ToriiCase):
+    # #17: each route with a cache counts its hits, misses, revalidations and bytes sent from
+    # the store, on /metrics and the status page; a route without one shows none.
+    def test_per_route_cache_counters(self):
+        o = self.origin("o1")
+        c = cache_config(o, extra_routes=[{"path_prefix": "/nocache/", "pool": "app"}])
+        c.routes[-1]["path_prefix"] = "/"
+        t = self.torii(c)
+        for _ in range(3):
+            self.assertEqual(h.get(t.addr(), "/r?cc=max-age=60&size=1000").status, 200)
+        self.assertEqual(h.get(t.addr(), "/nocache/x").status, 200)
+        m = metrics(t)
+        labels = 'host="*",path_prefix="/"'
+        self.assertEqual(m[("torii_route_cache_requests_total", labels + ',outcome="hit"')], 2)
+        self.assertEqual(m[("torii_route_cache_requests_total", labels + ',outcome="miss"')], 1)
+        self.assertEqual(m[("torii_route_cache_sent_bytes_total", labels)], 2000)
+        self.assertEqual(m[("torii_route_requests_total", labels)], 3)
+        self.assertNotIn(("torii_route_cache_sent_bytes_total", 'host="*",path_prefix="/nocache/"'),
+                         m)
+        status = json.loads(h.get(t.addr("admin"), "/status.json").body)
+        routes = {r["path_prefix"]: r for r in status["routes"]}
+        self.assertEqual(routes["/"]["cache"], {"hits": 2, "misses": 1, "revalidated": 0,
+                                                "stale": 0, "bytes": 2000})
+        self.assertNotIn("cache", routes["/nocache/"])
 
 
 class RangesFromTheStore(CacheCase):
