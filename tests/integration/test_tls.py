@@ -547,6 +547,57 @@ class OcspStapling(h.ToriiCase):
         self.assertIn("Must-Staple", p.stderr.decode())
 
 
+class SecretsNeverLogged(h.ToriiCase):
+    """#18: private keys, session ticket keys and Basic-auth passwords never reach a log (at
+    debug level), the metrics or the status page, even when loading them fails."""
+
+    def test_no_secret_in_any_output(self):
+        self.pki = Pki()
+        self.addCleanup(self.pki.cleanup)
+        site = self.pki.leaf("site", ["a.test"])
+        d = self.tmpdir()
+        ticket_key = os.urandom(80)
+        with open(os.path.join(d, "ticket.key"), "wb") as f:
+            f.write(ticket_key)
+        from test_edge import crypt_hash
+        with open(os.path.join(d, "htpasswd"), "w") as f:
+            f.write("alice:" + crypt_hash("pa55-w0rd-secret", "sha512") + "\n")
+        c = tls_config(self.origin("o1"), self.pki, [site],
+                       tls_extra={"session_ticket_key_file": os.path.join(d, "ticket.key")})
+        c.server.update({"log_level": "debug", "access_log_format": "json"})
+        c.routes = [{"path_prefix": "/", "pool": "app",
+                     "auth": {"users_file": os.path.join(d, "htpasswd")}}]
+        t = self.torii(c)
+        for password in ("pa55-w0rd-secret", "wrong-secret-guess"):
+            with tls_connect(t.addr("https"), client_context(self.pki)) as s:
+                token = base64.b64encode(f"alice:{password}".encode()).decode()
+                s.sendall(h.build_request("GET", "/headers", host="a.test",
+                                          headers=[("Authorization", "Basic " + token)]))
+                s.recv(65536)
+        with socket.create_connection(t.addr("https")) as raw:  # a failed handshake
+            raw.sendall(b"\x16\x03\x01\x00\x05hello")
+            raw.recv(100)
+        # A reload with a key file that is not a key: refused, naming the file only.
+        with open(site["key"]) as f:
+            key_pem = f.read()
+        with open(site["key"], "w") as f:
+            f.write(key_pem.replace("PRIVATE KEY", "PRIVATE KEZ"))
+        before = t.error_log().count("reload refused")
+        os.kill(t.pid, signal.SIGHUP)
+        h.wait_for(lambda: t.error_log().count("reload refused") > before, 10 * h.SLOW,
+                   what="the refused reload")
+        outputs = [t.error_log(), t.stderr_text(), "\n".join(t.access_log_lines()),
+                   h.get(t.addr("admin"), "/metrics").body.decode(),
+                   h.get(t.addr("admin"), "/status.json").body.decode()]
+        key_lines = [l for l in key_pem.splitlines() if l and not l.startswith("-----")]
+        secrets = key_lines + ["pa55-w0rd-secret", "wrong-secret-guess", ticket_key.hex(),
+                               base64.b64encode(ticket_key).decode()[:40]]
+        for text in outputs:
+            for secret in secrets:
+                self.assertNotIn(secret, text)
+        self.assertIn("alice", outputs[2])  # the user is logged, the password is not
+
+
 class Groups(h.ToriiCase):
     """Key exchange groups (#21): the default serves clients that offer only X448 or only
     FFDHE; `groups` narrows it; unknown names are refused by torii -t."""
