@@ -294,6 +294,34 @@ class WebSocket(h.ToriiCase):
         self.assertGreaterEqual(m[("torii_tunnel_received_bytes_total", "")], 100)
 
 
+@unittest.skipIf(websockets is None, "python3-websockets is not importable")
+class SecureWebSocket(h.ToriiCase):
+    # wss://: the tunnel runs inside the client's TLS session (its records carry the frames
+    # both ways), a 1 MiB message included.
+    def test_wss_echo(self):
+        from test_tls import Pki, client_context, tls_config
+        pki = Pki()
+        self.addCleanup(pki.cleanup)
+        ws = WsBackend()
+        self.addCleanup(ws.stop)
+        c = tls_config(ws.address, pki, [pki.leaf("site", ["a.test"])])
+        t = self.torii(c)
+        host, port = t.addr("https")
+        big = os.urandom(1 << 20)
+
+        async def go():
+            async with websockets.connect(f"wss://a.test:{port}/secure", max_size=None,
+                                          ping_interval=None, ssl=client_context(pki),
+                                          host=host, port=port, server_hostname="a.test") as c:
+                await c.send("over tls")
+                self.assertEqual(await c.recv(), "over tls")
+                await c.send(big)
+                self.assertEqual(await c.recv(), big)
+        run(go(), timeout=60)
+        self.assertEqual(ws.requests[-1][0], "/secure")
+        self.assertEqual(ws.requests[-1][1]["X-Forwarded-Proto"], "https")
+
+
 class RawBackend:
     """Answers every connection's first request with `response` (bytes), then keeps it open."""
 
