@@ -125,9 +125,9 @@ def tls_connect(addr, ctx, server_name="a.test", session=None, timeout=10):
         raise
 
 
-def tls_get(s, path, host="a.test"):
+def tls_get(s, path, host="a.test", headers=None):
     """One request on an established TLS socket; returns the harness Response."""
-    s.sendall(h.build_request("GET", path, host=host))
+    s.sendall(h.build_request("GET", path, headers=headers, host=host))
     data = b""
     while True:
         resp = h.parse_responses(data) if data else []
@@ -353,16 +353,7 @@ class MutualTls(h.ToriiCase):
     def get(self, listener, path, cert=None, headers=None):
         ctx = client_cert_context(self.pki, cert) if cert else client_context(self.pki)
         with tls_connect(self.t.addr(listener), ctx) as s:
-            s.sendall(h.build_request("GET", path, headers=headers, host="a.test"))
-            data = b""
-            while True:
-                resp = h.parse_responses(data) if data else []
-                if resp and resp[0].complete:
-                    return resp[0]
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise ConnectionError(f"closed after {data[:200]!r}")
-                data += chunk
+            return tls_get(s, path, headers=headers)
 
     def last_record(self):
         return json.loads(self.t.access_log_lines(wait_for_count=1)[-1])
