@@ -203,7 +203,8 @@ class ClientSession final : public core::ConnHandler {
     uint64_t ms = l.body_timeout_ms;
     if (l.body_min_rate > 0) {
       const uint64_t now = ctx_.worker().now_ms();
-      const uint64_t due = body_start_ms_ + l.body_grace_ms + body_bytes_ * 1000 / l.body_min_rate;
+      const uint64_t due =
+          x_.body_start_ms + l.body_grace_ms + x_.body_bytes * 1000 / l.body_min_rate;
       ms = std::min(ms, due > now ? due - now : 1);
     }
     return ms;
@@ -312,6 +313,8 @@ class ClientSession final : public core::ConnHandler {
     uint64_t delay_ms = 0;      // rate limit delay mode: hold the request this long
     uint64_t bytes_sent = 0;    // response body bytes sent to the client
     uint64_t bytes_up = 0;      // tunnel bytes from the client to the backend
+    uint64_t body_start_ms = 0;  // when the request's body phase began
+    uint64_t body_bytes = 0;     // request bytes received since then (body_min_rate)
     uint32_t pool = 0;
     uint32_t backend = 0;
     uint32_t attempts = 0;
@@ -334,8 +337,6 @@ class ClientSession final : public core::ConnHandler {
     bool tunnel = false;              // the backend said 101: the connection is a tunnel
   } x_;
   static constexpr uint8_t kMaxInterim = 4;
-  uint64_t body_start_ms_ = 0;   // when the current request's body phase began
-  uint64_t body_bytes_ = 0;      // bytes received since then (body_min_rate)
   uint64_t start_ms_ = 0;
   uint64_t accepted_ns_ = 0;     // the loop turn that accepted the connection (accept phase)
   uint64_t ip_key_ = 0;          // max_conns_per_ip slot held by this connection

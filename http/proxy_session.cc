@@ -111,7 +111,7 @@ void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
   }
   B().in.append(data.data(), data.size());
   if (req_ == Req::kBody) {
-    body_bytes_ += data.size();
+    x_.body_bytes += data.size();
     if (timer_for_ == TimerFor::kBody) {
       SetTimerFor(conn, TimerFor::kBody, BodyTimerMs());
     }
@@ -278,8 +278,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   }
   req_ = h.framing == Framing::kNone ? Req::kHead : Req::kBody;
   if (req_ == Req::kBody) {
-    body_start_ms_ = ctx_.worker().now_ms();
-    body_bytes_ = 0;
+    x_.body_start_ms = ctx_.worker().now_ms();
     SetTimerFor(conn, TimerFor::kBody, BodyTimerMs());
   } else {
     SetTimerFor(conn, TimerFor::kNone, 0);
