@@ -313,6 +313,8 @@ class Rewrites(h.ToriiCase):
             {"host": "*", "path_prefix": "/u/", "pool": "app",
              "regex_rewrite": {"pattern": "^/u/([0-9]+)/(\\w+)$",
                                "substitution": "/users/\\2/\\1"}},
+            {"host": "*", "path_prefix": "/go/", "redirect_prefix": "http://elsewhere.test",
+             "redirect_status": 302},
             {"host": "*", "path_prefix": "/", "pool": "app"},
         ]
         cls.t = cls.class_torii(c)
@@ -342,6 +344,20 @@ class Rewrites(h.ToriiCase):
     def test_replace_prefix(self):
         self.assertEqual(h.get(self.t.addr(), "/old/page?q=1").status, 200)
         self.assertEqual(self.last()["target"], "/new/page?q=1")
+
+    # H1: an encoded CR LF in the path stays encoded through a rewrite (the backend's request
+    # line) and a prefix redirect (Location): no header can be injected either way.
+    def test_h1_crlf_in_path_stays_encoded(self):
+        r = h.get(self.t.addr(), "/api/a%0d%0aX-Injected:%201")
+        self.assertEqual(r.status, 200)
+        e = self.last()
+        self.assertEqual(e["target"], "/a%0D%0AX-Injected:%201")
+        self.assertEqual(h.header_of(e, "X-Injected"), [])
+        r = h.get(self.t.addr(), "/go/a%0d%0aX-Injected:%201")
+        self.assertEqual(r.status, 302)
+        self.assertEqual(r.header("Location"), "http://elsewhere.test/go/a%0D%0AX-Injected:%201")
+        self.assertIsNone(r.header("X-Injected"))
+        self.assertNotIn(b"\r\nX-Injected", r.raw_head)
 
     # regex_rewrite substitutes groups in the path; the query stays; no match, no rewrite.
     def test_regex_rewrite(self):

@@ -642,6 +642,40 @@ class Options(h.ToriiCase):
             self.assertEqual(s.version(), "TLSv1.2")
             self.assertEqual(tls_get(s, "/").status, 200)
 
+    # T4 (RFC 7507): a client that falls back to TLS 1.2 with TLS_FALLBACK_SCSV while torii
+    # speaks 1.3 gets inappropriate_fallback, not a downgraded session.
+    def test_t4_fallback_scsv_is_refused(self):
+        t = self.torii(tls_config(self.origin("o1"), self.pki, [self.cert], {"min_version": "1.2"}))
+        p = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{t.addr('https')[1]}",
+                            "-servername", "a.test", "-tls1_2", "-fallback_scsv"],
+                           input=b"", capture_output=True, timeout=30)
+        out = (p.stdout + p.stderr).decode(errors="replace")
+        self.assertIn("inappropriate fallback", out)
+        self.assertIn("Cipher is (NONE)", out)
+
+    # T5: early data (0-RTT) is off: a resumed client offering it is not accepted, and the
+    # request is answered once, after the handshake.
+    def test_t5_early_data_is_not_accepted(self):
+        o = self.origin("o1")
+        t = self.torii(tls_config(o, self.pki, [self.cert]))
+        port = t.addr("https")[1]
+        d = self.tmpdir()
+        sess, req = os.path.join(d, "sess.pem"), os.path.join(d, "early.txt")
+        with open(req, "wb") as f:
+            f.write(b"GET /early HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        base = [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "a.test",
+                "-CAfile", self.pki.path("ca.crt")]
+        # -ign_eof: wait for the answer (and the ticket after the handshake) before quitting.
+        subprocess.run(base + ["-ign_eof", "-sess_out", sess],
+                       input=b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+                       capture_output=True, timeout=30)
+        self.assertTrue(os.path.exists(sess))
+        p = subprocess.run(base + ["-sess_in", sess, "-early_data", req], input=b"",
+                           capture_output=True, timeout=30)
+        out = p.stdout.decode(errors="replace")
+        self.assertRegex(out, r"Early data was (not sent|rejected)")
+        self.assertNotIn("Early data was accepted", out)
+
     def test_processes_sharing_a_key_file_resume_each_other(self):
         key_file = os.path.join(self.tmpdir(), "ticket.key")
         with open(key_file, "wb") as f:
