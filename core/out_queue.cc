@@ -10,6 +10,9 @@ BlockPool::~BlockPool() {
   for (char* b : free_) {
     delete[] b;
   }
+  for (char* b : free_small_) {
+    delete[] b;
+  }
   for (char* n : free_nodes_) {
     delete[] n;
   }
@@ -49,15 +52,35 @@ void BlockPool::Put(char* block) {
   }
 }
 
+char* BlockPool::GetSmall() {
+  if (!free_small_.empty()) {
+    char* b = free_small_.back();
+    free_small_.pop_back();
+    return b;
+  }
+  return new char[kSmallBlockSize];
+}
+
+void BlockPool::PutSmall(char* block) {
+  // As many small blocks as large ones fit in the same memory.
+  if (free_small_.size() < max_cached_ * (kBlockSize / kSmallBlockSize)) {
+    free_small_.push_back(block);
+  } else {
+    delete[] block;
+  }
+}
+
 void OutQueue::Append(std::string_view bytes) {
   while (!bytes.empty()) {
-    if (tail_ == nullptr || tail_->lent_id >= 0 || tail_->end == kCapacity) {
-      Block* b = reinterpret_cast<Block*>(pool_->Get());
+    if (tail_ == nullptr || tail_->lent_id >= 0 || tail_->end == tail_->capacity) {
+      const bool small = bytes.size() <= kSmallCapacity;
+      Block* b = reinterpret_cast<Block*>(small ? pool_->GetSmall() : pool_->Get());
       b->next = nullptr;
       b->base = b->data();
       b->begin = 0;
       b->end = 0;
       b->lent_id = -1;
+      b->capacity = small ? kSmallCapacity : kCapacity;
       if (tail_ == nullptr) {
         head_ = b;
       } else {
@@ -65,7 +88,7 @@ void OutQueue::Append(std::string_view bytes) {
       }
       tail_ = b;
     }
-    const size_t n = std::min<size_t>(bytes.size(), kCapacity - tail_->end);
+    const size_t n = std::min<size_t>(bytes.size(), tail_->capacity - tail_->end);
     std::memcpy(tail_->data() + tail_->end, bytes.data(), n);
     tail_->end += static_cast<uint32_t>(n);
     size_ += n;
@@ -80,6 +103,7 @@ void OutQueue::AppendLent(std::string_view bytes, uint16_t id) {
   b->begin = 0;
   b->end = static_cast<uint32_t>(bytes.size());
   b->lent_id = id;
+  b->capacity = 0;
   if (tail_ == nullptr) {
     head_ = b;
   } else {
@@ -108,6 +132,8 @@ void OutQueue::Retire(Block* b) {
     if (lender_ != nullptr) {
       lender_->Return(id);
     }
+  } else if (b->capacity == kSmallCapacity) {
+    pool_->PutSmall(reinterpret_cast<char*>(b));
   } else {
     pool_->Put(reinterpret_cast<char*>(b));
   }

@@ -2,15 +2,16 @@
 #include "core/worker.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 namespace torii::core {
 
@@ -231,7 +232,7 @@ void Conn::Abort() {
 // Worker: setup
 
 Worker::Worker(const WorkerOptions& options)
-    : options_(options), blocks_(1024), timers_(MonotonicMs()), now_ms_(MonotonicMs()) {
+    : options_(options), blocks_(256), timers_(MonotonicMs()), now_ms_(MonotonicMs()) {
   // Created here, not with the ring, so that RequestStop()/Post() from another thread before
   // Run() starts are never lost (the eventfd counter keeps the wakeup until it is read).
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -975,6 +976,23 @@ void Worker::RunTimers() {
   }
 }
 
+void Worker::TrimAfterBurst() {
+  // A burst of connections grows the heap (their sessions, exchange buffers, out-queue
+  // blocks); once most of them are gone, glibc keeps the freed memory in its arenas. Give it
+  // back (malloc_trim returns the free pages of every arena) when the live count fell to a
+  // quarter of its peak, at most once a second: a handful of calls per burst, none in a
+  // steady state.
+  peak_live_ = std::max(peak_live_, stats_.conns_live);
+  if (peak_live_ - stats_.conns_live < kTrimDrop || stats_.conns_live > peak_live_ / 4 ||
+      now_ms_ - last_trim_ms_ < 1000) {
+    return;
+  }
+  malloc_trim(0);
+  last_trim_ms_ = now_ms_;
+  peak_live_ = stats_.conns_live;
+  ++stats_.heap_trims;
+}
+
 void Worker::BeforeSleep() {
   published_.conns_live.Set(stats_.conns_live);
   published_.accepted.Set(stats_.accepted);
@@ -998,6 +1016,7 @@ void Worker::BeforeSleep() {
     --stats_.conns_live;
   }
   reclaim_list_.clear();
+  TrimAfterBurst();
 
   // Receives to re-arm (ENOBUFS, cancelled for a pause that has since been lifted, ...).
   for (size_t i = 0; i < rearm_list_.size(); ++i) {

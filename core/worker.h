@@ -115,6 +115,7 @@ struct WorkerStats {
   uint64_t idle_evicted = 0;       // idle connections closed to admit a new client at max_conns
   uint64_t connects = 0;
   uint64_t conns_live = 0;
+  uint64_t heap_trims = 0;  // malloc_trim calls after bursts (TrimAfterBurst)
 };
 
 class Conn {
@@ -309,6 +310,7 @@ class Worker {
   void OnWake();
   void RunTimers();
   void BeforeSleep();
+  void TrimAfterBurst();
   void ArmAccept(Listener& l);
   void ArmRecv(Conn& c);
   void ArmWake();
@@ -365,6 +367,10 @@ class Worker {
   uint64_t wake_buf_ = 0;
   std::atomic<bool> stop_requested_{false};
   bool draining_ = false;
+  // TrimAfterBurst: the live-connection peak since the last trim, and when that was.
+  static constexpr uint64_t kTrimDrop = 1024;
+  uint64_t peak_live_ = 0;
+  uint64_t last_trim_ms_ = 0;
   std::mutex mailbox_mu_;
   std::vector<std::function<void()>> mailbox_;
 

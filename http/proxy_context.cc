@@ -304,7 +304,7 @@ bool Generation::IsFailureStatus(uint32_t pool, int status) const {
 
 namespace {
 // Buffers kept warm per worker, and the largest input buffer worth keeping.
-constexpr size_t kMaxPooledBuffers = 1024;
+constexpr size_t kMaxPooledBuffers = 256;
 constexpr size_t kMaxPooledInput = 64 * 1024;
 }  // namespace
 

@@ -55,6 +55,31 @@ TEST(OutQueueTest, EmptyQueueHoldsNothing) {
   EXPECT_TRUE(q.empty());
 }
 
+// A write that fits a small block gets one (2 KiB, not 16): a head queued on each of
+// thousands of connections pins megabytes, not a large block each. What follows it fills the
+// small block first, then goes on in a large one, in order.
+TEST(OutQueueTest, SmallWritesGetSmallBlocks) {
+  BlockPool pool;
+  OutQueue q(&pool);
+  const std::string head = Pattern(300);
+  const std::string body = Pattern(5000, 1);
+  q.Append(head);
+  iovec iov[4];
+  ASSERT_EQ(q.FillIov(iov, 4), 1);
+  q.Append(body);
+  ASSERT_EQ(q.FillIov(iov, 4), 2);
+  const size_t small = BlockPool::kSmallBlockSize - (BlockPool::kNodeSize);
+  EXPECT_EQ(iov[0].iov_len, small);  // the small block, full
+  EXPECT_EQ(iov[1].iov_len, head.size() + body.size() - small);
+  EXPECT_EQ(Exposed(q), head + body);
+  q.Consume(q.size());
+  // Blocks go back to their own pools and are reused by the next writes of their size.
+  q.Append(head);
+  EXPECT_EQ(Exposed(q), head);
+  q.Append(Pattern(3 * BlockPool::kBlockSize, 2));
+  EXPECT_EQ(Exposed(q), head + Pattern(3 * BlockPool::kBlockSize, 2));
+}
+
 // Small appends accumulate in order in one block and come back as a single iovec.
 TEST(OutQueueTest, SmallAppendsInOrder) {
   BlockPool pool;

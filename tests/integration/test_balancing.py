@@ -118,9 +118,11 @@ class Algorithms(h.ToriiCase):
 
     def test_ip_hash_moves_clients_of_a_down_backend_and_brings_them_back(self):
         os_ = [self.origin(f"o{i}") for i in (1, 2, 3)]
+        # A 400 ms check timeout: on a loaded 2-core machine (CI under ASan) a 100 ms one let a
+        # healthy backend flap DOWN for a check, and its clients moved with it.
         t = self.torii(h.proxy_config(os_, pool_extra={
             "algorithm": "ip_hash",
-            "health": {"path": "/health", "interval": "100ms", "timeout": "100ms",
+            "health": {"path": "/health", "interval": "400ms", "timeout": "400ms",
                        "rise": 1, "fall": 1}}))
         sources = [f"127.0.1.{i}" for i in range(2, 42)]
         first = {s: h.get(t.addr(), "/", source=s).header("X-Backend") for s in sources}
