@@ -131,7 +131,12 @@ class ClientSession final : public core::ConnHandler {
   // Between exchanges: the client is owed more than the high-water mark; stop until it reads.
   void WaitForReader(core::Conn& conn);
   void Compact();
+  // The request codec's events for the exchange: the head (false: answered or closing), a
+  // body piece (ForwardBody), the end of the request (`must_close`: the client's framing
+  // ends the connection), and a request the codec refused (its status and why).
   bool OnRequestHead(core::Conn& conn);
+  void OnRequestEnd(core::Conn& conn, bool must_close);
+  void OnRequestError(core::Conn& conn, int status, const char* reason);
   bool CheckRequest(core::Conn& conn);
   // Who the client is (B().client, client_text, forwarded_for): the peer, or behind
   // trusted_proxies the right-most untrusted X-Forwarded-For hop (issue #15).

@@ -180,20 +180,7 @@ void ClientSession::Pump(core::Conn& conn) {
         }
         return;
       case H1Parser::Event::kError:
-        if (resp_ == Resp::kNone) {
-          spdlog::debug("client {}: bad request: {}", peer_, B().parser.error_reason());
-          SendLocalReply(conn, B().parser.error_status(), B().parser.error_reason());
-          return;
-        }
-        // The head was fine but the body is not (bad chunk, over the limit): the upstream
-        // got part of a body and must never be reused (B15).
-        DetachUpstream(false);
-        if (resp_ == Resp::kWaiting) {
-          resp_ = Resp::kNone;
-          SendLocalReply(conn, B().parser.error_status(), B().parser.error_reason());
-        } else {
-          AbortClient(conn, B().parser.error_reason());
-        }
+        OnRequestError(conn, B().parser.error_status(), B().parser.error_reason());
         return;
       case H1Parser::Event::kHead:
         if (!OnRequestHead(conn)) {
@@ -205,29 +192,49 @@ void ClientSession::Pump(core::Conn& conn) {
         ForwardBody(step.body);
         Compact();
         break;
-      case H1Parser::Event::kDone: {
+      case H1Parser::Event::kDone:
         Compact();
-        req_ = Req::kDone;
-        if (x_.req_framing == Framing::kChunked && resp_ != Resp::kDone) {
-          if (core::Conn* up = upstream()) {
-            up->Write("0\r\n\r\n");
-          }
-        }
-        if (UpstreamConn* u = upstream_handler()) {
-          u->set_request_complete(true);
-        }
-        if (B().parser.must_close()) {
-          close_after_ = true;
-        }
-        if (timer_for_ == TimerFor::kHeader || timer_for_ == TimerFor::kBody) {
-          SetTimerFor(conn, TimerFor::kNone, 0);
-        }
-        if (resp_ == Resp::kDone) {
-          FinishExchange(conn);
-        }
+        OnRequestEnd(conn, B().parser.must_close());
         break;
-      }
     }
+  }
+}
+
+void ClientSession::OnRequestError(core::Conn& conn, int status, const char* reason) {
+  if (resp_ == Resp::kNone) {
+    spdlog::debug("client {}: bad request: {}", peer_, reason);
+    SendLocalReply(conn, status, reason);
+    return;
+  }
+  // The head was fine but the body is not (bad chunk, over the limit): the upstream got part
+  // of a body and must never be reused (B15).
+  DetachUpstream(false);
+  if (resp_ == Resp::kWaiting) {
+    resp_ = Resp::kNone;
+    SendLocalReply(conn, status, reason);
+  } else {
+    AbortClient(conn, reason);
+  }
+}
+
+void ClientSession::OnRequestEnd(core::Conn& conn, bool must_close) {
+  req_ = Req::kDone;
+  if (core::Conn* up = upstream()) {
+    auto* u = static_cast<UpstreamConn*>(up->handler());
+    if (resp_ != Resp::kDone) {
+      u->EndRequestBody(*up, x_.req_framing == Framing::kChunked);
+    } else {
+      u->set_request_complete(true);  // answered already: nothing more is sent
+    }
+  }
+  if (must_close) {
+    close_after_ = true;
+  }
+  if (timer_for_ == TimerFor::kHeader || timer_for_ == TimerFor::kBody) {
+    SetTimerFor(conn, TimerFor::kNone, 0);
+  }
+  if (resp_ == Resp::kDone) {
+    FinishExchange(conn);
   }
 }
 
@@ -1054,16 +1061,8 @@ void ClientSession::ForwardBody(std::string_view body) {
   if (up == nullptr || body.empty()) {
     return;  // upstream gone (error reply already on its way): discard
   }
-  if (x_.req_framing == Framing::kChunked) {
-    // Re-chunk without extensions: one chunk per span.
-    ctx_.scratch().clear();
-    AppendChunkHeader(body.size(), &ctx_.scratch());
-    up->Write(ctx_.scratch());
-    up->Write(body);
-    up->Write("\r\n");
-  } else {
-    up->Write(body);
-  }
+  static_cast<UpstreamConn*>(up->handler())
+      ->WriteRequestBody(*up, body, x_.req_framing == Framing::kChunked, &ctx_.scratch());
   if (up->queued() > core::Conn::kHighWater) {
     // The backend reads slower than the client sends: stop reading the client.
     paused_for_upstream_ = true;
@@ -1841,6 +1840,27 @@ void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_requ
   connect_timeout_ms_ = connect_timeout_ms;
   response_timeout_ms_ = response_timeout_ms;
   self.SetTimer(ctx_.worker().now_ms() + (connected_ ? response_timeout_ms_ : connect_timeout_ms_));
+}
+
+void UpstreamConn::WriteRequestBody(core::Conn& self, std::string_view bytes, bool chunked,
+                                    std::string* scratch) {
+  if (chunked) {
+    // Re-chunked without extensions: one chunk per piece.
+    scratch->clear();
+    AppendChunkHeader(bytes.size(), scratch);
+    self.Write(*scratch);
+    self.Write(bytes);
+    self.Write("\r\n");
+  } else {
+    self.Write(bytes);
+  }
+}
+
+void UpstreamConn::EndRequestBody(core::Conn& self, bool chunked) {
+  if (chunked) {
+    self.Write("0\r\n\r\n");
+  }
+  request_complete_ = true;
 }
 
 void UpstreamConn::EndCount() {

@@ -6,7 +6,8 @@
 // response half of the HTTP/1.1 codec). UpstreamConn handles one connection to a backend and
 // reports the response to the session it is lent to.
 //
-// The phases, as methods, in order: OnRequestHead → ResolveClient → AssignIds →
+// The phases, as methods, in order (Pump, the HTTP/1.1 request codec, calls OnRequestHead,
+// ForwardBody, OnRequestEnd or OnRequestError): OnRequestHead → ResolveClient → AssignIds →
 // CheckRequest (target, Host, path normalisation, SNI vs Host, route) → CheckAccess (lists,
 // bans, rate limit) → CheckClientCert → CheckAuth → a route's redirect or return, or the
 // cache (CacheBeforeUpstream) → BuildUpstreamHead → PickBackendAndSend (pick, slot, pooled
@@ -49,6 +50,11 @@ class UpstreamConn final : public core::ConnHandler {
   uint32_t backend() const { return backend_; }
   // Request bytes were all queued (the body is complete).
   void set_request_complete(bool v) { request_complete_ = v; }
+  // The HTTP/1.1 upstream codec's request side: body bytes in the request's framing
+  // (re-chunked without extensions when `chunked`), then its end (the last chunk).
+  void WriteRequestBody(core::Conn& self, std::string_view bytes, bool chunked,
+                        std::string* scratch);
+  void EndRequestBody(core::Conn& self, bool chunked);
   // Ends the tunnel this connection carries (after a 101): detached from the client and
   // closed, after its queued bytes when not `error`; the client is told unless it asked.
   void EndTunnel(core::Conn& self, bool error);
