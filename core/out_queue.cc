@@ -6,67 +6,26 @@
 
 namespace torii::core {
 
-BlockPool::~BlockPool() {
-  for (char* b : free_) {
-    delete[] b;
-  }
-  for (char* b : free_small_) {
-    delete[] b;
-  }
-  for (char* n : free_nodes_) {
-    delete[] n;
+BlockPool::FreeList::~FreeList() {
+  for (char* p : free_) {
+    delete[] p;
   }
 }
 
-char* BlockPool::GetNode() {
-  if (!free_nodes_.empty()) {
-    char* n = free_nodes_.back();
-    free_nodes_.pop_back();
-    return n;
+char* BlockPool::FreeList::Get() {
+  if (free_.empty()) {
+    return new char[size_];
   }
-  return new char[kNodeSize];
+  char* p = free_.back();
+  free_.pop_back();
+  return p;
 }
 
-void BlockPool::PutNode(char* node) {
-  if (free_nodes_.size() < max_cached_ * 16) {
-    free_nodes_.push_back(node);
+void BlockPool::FreeList::Put(char* piece) {
+  if (free_.size() < max_) {
+    free_.push_back(piece);
   } else {
-    delete[] node;
-  }
-}
-
-char* BlockPool::Get() {
-  if (!free_.empty()) {
-    char* b = free_.back();
-    free_.pop_back();
-    return b;
-  }
-  return new char[kBlockSize];
-}
-
-void BlockPool::Put(char* block) {
-  if (free_.size() < max_cached_) {
-    free_.push_back(block);
-  } else {
-    delete[] block;
-  }
-}
-
-char* BlockPool::GetSmall() {
-  if (!free_small_.empty()) {
-    char* b = free_small_.back();
-    free_small_.pop_back();
-    return b;
-  }
-  return new char[kSmallBlockSize];
-}
-
-void BlockPool::PutSmall(char* block) {
-  // As many small blocks as large ones fit in the same memory.
-  if (free_small_.size() < max_cached_ * (kBlockSize / kSmallBlockSize)) {
-    free_small_.push_back(block);
-  } else {
-    delete[] block;
+    delete[] piece;
   }
 }
 

@@ -25,23 +25,41 @@ class BlockPool {
   static constexpr size_t kBlockSize = 16 * 1024;
   static constexpr size_t kSmallBlockSize = 2 * 1024;
   static constexpr size_t kNodeSize = 32;  // a segment that points at lent memory
-  explicit BlockPool(size_t max_cached = 256) : max_cached_(max_cached) {}
-  ~BlockPool();
+  // Keeps up to `max_cached` large blocks, as many small ones as fit in the same memory, and
+  // 16 nodes per large block; more are freed as they come back.
+  explicit BlockPool(size_t max_cached = 256)
+      : large_(kBlockSize, max_cached),
+        small_(kSmallBlockSize, max_cached * (kBlockSize / kSmallBlockSize)),
+        nodes_(kNodeSize, max_cached * 16) {}
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;
 
-  char* Get();
-  void Put(char* block);
-  char* GetSmall();
-  void PutSmall(char* block);
-  char* GetNode();
-  void PutNode(char* node);
+  char* Get() { return large_.Get(); }
+  void Put(char* block) { large_.Put(block); }
+  char* GetSmall() { return small_.Get(); }
+  void PutSmall(char* block) { small_.Put(block); }
+  char* GetNode() { return nodes_.Get(); }
+  void PutNode(char* node) { nodes_.Put(node); }
 
  private:
-  std::vector<char*> free_;
-  std::vector<char*> free_small_;
-  std::vector<char*> free_nodes_;
-  size_t max_cached_;
+  // Pieces of one size: reused last-in first-out, at most `max` kept.
+  class FreeList {
+   public:
+    FreeList(size_t size, size_t max) : size_(size), max_(max) {}
+    ~FreeList();
+    FreeList(const FreeList&) = delete;
+    FreeList& operator=(const FreeList&) = delete;
+    char* Get();
+    void Put(char* piece);
+
+   private:
+    std::vector<char*> free_;
+    size_t size_;
+    size_t max_;
+  };
+  FreeList large_;
+  FreeList small_;
+  FreeList nodes_;
 };
 
 // Memory lent to an OutQueue instead of copied into it (a provided receive buffer); the queue
