@@ -1595,12 +1595,7 @@ class Loader {
       } else {
         const toml::node& pool_node = s.Require("pool");
         route.pool = s.StringOf(pool_node, "pool");
-        auto pool = std::find_if(config.pools.begin(), config.pools.end(),
-                                 [&](const PoolConfig& p) { return p.name == route.pool; });
-        if (pool == config.pools.end()) {
-          s.FailAt(pool_node, "pool", "route pool " + Quote(route.pool) + " is not defined");
-        }
-        route.pool_index = static_cast<uint32_t>(pool - config.pools.begin());
+        route.pool_index = PoolIndex(s, pool_node, config, route.pool);
       }
     }
     for (const std::string_view key : {"split_sticky", "split_by"}) {
@@ -1736,6 +1731,18 @@ class Loader {
   }
 
   // split = [{ pool, weight }, ...], split_sticky, split_by.
+  // The index of the pool a route (or one of its split targets) names at `node`; an error
+  // there when no [[pool]] has that name.
+  static uint32_t PoolIndex(const Section& s, const toml::node& node, const Config& config,
+                            const std::string& name) {
+    auto pool = std::find_if(config.pools.begin(), config.pools.end(),
+                             [&](const PoolConfig& p) { return p.name == name; });
+    if (pool == config.pools.end()) {
+      s.FailAt(node, "pool", "route pool " + Quote(name) + " is not defined");
+    }
+    return static_cast<uint32_t>(pool - config.pools.begin());
+  }
+
   static void LoadSplit(const Section& s, const Config& config, RouteConfig* route) {
     const toml::node& list = *s.Find("split");
     if (s.Find("pool") != nullptr) {
@@ -1755,17 +1762,12 @@ class Loader {
       RouteConfig::SplitTarget target;
       const toml::node& pool_node = e.Require("pool");
       target.pool = e.StringOf(pool_node, "pool");
-      auto pool = std::find_if(config.pools.begin(), config.pools.end(),
-                               [&](const PoolConfig& p) { return p.name == target.pool; });
-      if (pool == config.pools.end()) {
-        e.FailAt(pool_node, "pool", "route pool " + Quote(target.pool) + " is not defined");
-      }
+      target.pool_index = PoolIndex(e, pool_node, config, target.pool);
       for (const RouteConfig::SplitTarget& other : route->split) {
         if (other.pool == target.pool) {
           e.FailAt(pool_node, "pool", "pool " + Quote(target.pool) + " is listed twice");
         }
       }
-      target.pool_index = static_cast<uint32_t>(pool - config.pools.begin());
       e.U32("weight", 0, 1000000, &target.weight);
       route->split.push_back(std::move(target));
     }
