@@ -68,9 +68,10 @@ class ClientSession final : public core::ConnHandler {
   // ---- Upgrades (session_tunnel.cc) ----
   // This exchange forwarded an upgrade the route tunnels (http/upgrade.h).
   bool upgrade_requested() const { return x_.upgrade; }
-  // The backend switched protocols: the 101 goes to the client, and from here both
-  // connections are one byte tunnel until either side closes or it idles out.
-  void OnUpstreamUpgrade(const MessageHead& head);
+  // The backend switched protocols to `protocol` (its 101's Upgrade): the 101 goes to the
+  // client, and from here both connections are one byte tunnel until either side closes or
+  // it idles out.
+  void OnUpstreamUpgrade(const MessageHead& head, std::string_view protocol);
   // Tunnel bytes from the backend (inside its receive buffer).
   void OnTunnelData(core::Conn& up, std::string_view bytes);
   // The backend's side of the tunnel closed (`error`: reset rather than FIN).
@@ -150,7 +151,8 @@ class ClientSession final : public core::ConnHandler {
   void AppendForwarded(const MessageHead& h, std::string* lines) const;
   // The upstream request head (B().upstream_head) for this request, with the forwarding
   // headers ResolveClient decided.
-  void BuildUpstreamHead(const MessageHead& h);
+  // `upgrade`: the Upgrade value forwarded when the route tunnels it (upgrade.h), else "".
+  void BuildUpstreamHead(const MessageHead& h, std::string_view upgrade = {});
   void PickBackendAndSend(core::Conn& conn);
   void ForwardBody(std::string_view body);
   // The error page configured for `status` (this request's route's, then the server's).
@@ -186,6 +188,9 @@ class ClientSession final : public core::ConnHandler {
   // with the challenge (false = answered).
   bool CheckAuth(core::Conn& conn, const MessageHead& h);
   void EndDelay(core::Conn& conn);
+  // A response head from the backend: its pool's counters (responses, time to first byte)
+  // and passive health (a fail_status counts as a failure).
+  void NoteUpstreamResponse(int status);
   // Compression at the response head: applies PlanCompression() (encoder or decoder, `edits`).
   void DecideCompression(const MessageHead& head, HeadEdits* edits);
   // Writes response body bytes to the client in the response framing (copied).

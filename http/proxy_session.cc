@@ -312,7 +312,9 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   x_.key_hash = pool.needs_key_hash ? KeyHash(conn, h, pool) : 0;
   x_.coding =
       ReadCodingRequest(cfg().compression, route.compress, x_.method_id == HTTP_HEAD, h.headers);
-  x_.upgrade = h.upgrade && TunnelledUpgrade(h, route.upgrades).has_value();
+  const std::optional<std::string_view> upgrade =
+      h.upgrade ? TunnelledUpgrade(h, route.upgrades) : std::nullopt;
+  x_.upgrade = upgrade.has_value();
   if (route.cache >= 0 && !x_.upgrade) {
     // Before the upstream head is built: a hit needs none of it.
     if (x_.method_id == HTTP_PURGE) {
@@ -323,7 +325,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
       return !conn.closing();
     }
   }
-  BuildUpstreamHead(h);
+  BuildUpstreamHead(h, upgrade.value_or(std::string_view()));
   if (B().cache.revalidating) {
     CacheAddValidators();
   }
@@ -622,7 +624,7 @@ void ClientSession::AppendRequestId(std::string* lines) const {
   }
 }
 
-void ClientSession::BuildUpstreamHead(const MessageHead& h) {
+void ClientSession::BuildUpstreamHead(const MessageHead& h, std::string_view upgrade) {
   ExchangeBuffers& b = B();
   std::string_view proto = scheme();
   std::string_view forwarded_host;
@@ -658,10 +660,8 @@ void ClientSession::BuildUpstreamHead(const MessageHead& h) {
   if (cfg().listeners[listener_].client_auth && cfg().listeners[listener_].client_cert_forward) {
     b.id_lines.append(ClientCert().fields);  // empty unless the certificate verified
   }
-  if (x_.upgrade) {
-    b.id_lines.append("Connection: upgrade\r\nUpgrade: ")
-        .append(*TunnelledUpgrade(h, route.upgrades))
-        .append("\r\n");
+  if (!upgrade.empty()) {
+    b.id_lines.append("Connection: upgrade\r\nUpgrade: ").append(upgrade).append("\r\n");
   }
   if (cfg().forwarded_header) {
     AppendForwarded(h, &b.id_lines);
@@ -1114,21 +1114,7 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   }
   x_.status = head.status;
   resp_ = Resp::kStreaming;
-  {
-    CounterGrid& counters = *cfg().pools[x_.pool].counters;
-    const uint32_t worker = ctx_.worker().id();
-    const uint32_t base = x_.backend * PoolSpec::kBackendColumns;
-    counters.at(worker, base + PoolSpec::kResponses)++;
-    if (b_->timing.sent != 0) {
-      counters.at(worker, base + PoolSpec::kTtfbUs) +=
-          (ctx_.worker().now_ns() - std::min(b_->timing.sent, ctx_.worker().now_ns())) / 1000;
-    }
-  }
-  if (gen_->IsFailureStatus(x_.pool, head.status)) {
-    gen_->ReportBackendFailure(x_.pool, x_.backend, "failure status");
-  } else {
-    gen_->ReportBackendSuccess(x_.pool, x_.backend);
-  }
+  NoteUpstreamResponse(head.status);
   if (b_->cache.cache >= 0 && CacheOnUpstreamHead(*me, head)) {
     return;  // answered from the store (refreshed by a 304, or stale-if-error)
   }
@@ -1175,6 +1161,22 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   }
   out_.WriteHead(*me, head, body, head_req, &close_after_, extra, edits, &ctx_.scratch());
   (void)up;
+}
+
+void ClientSession::NoteUpstreamResponse(int status) {
+  CounterGrid& counters = *cfg().pools[x_.pool].counters;
+  const uint32_t worker = ctx_.worker().id();
+  const uint32_t base = x_.backend * PoolSpec::kBackendColumns;
+  counters.at(worker, base + PoolSpec::kResponses)++;
+  if (b_->timing.sent != 0) {
+    counters.at(worker, base + PoolSpec::kTtfbUs) +=
+        (ctx_.worker().now_ns() - std::min(b_->timing.sent, ctx_.worker().now_ns())) / 1000;
+  }
+  if (gen_->IsFailureStatus(x_.pool, status)) {
+    gen_->ReportBackendFailure(x_.pool, x_.backend, "failure status");
+  } else {
+    gen_->ReportBackendSuccess(x_.pool, x_.backend);
+  }
 }
 
 void ClientSession::DecideCompression(const MessageHead& head, HeadEdits* edits) {
@@ -1981,17 +1983,20 @@ void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owne
           // Switching protocols: only an answer to an upgrade this exchange forwarded.
           // RFC 9110 §15.2.2: a 101 names the protocol it switches to.
           ClientSession* c = client();
-          const bool names_protocol = std::any_of(
-              h.headers.begin(), h.headers.end(),
-              [](const HeaderView& hv) { return EqualsIgnoreCase(hv.name, "upgrade"); });
-          if (c == nullptr || !c->upgrade_requested() || !names_protocol) {
+          std::optional<std::string_view> protocol;
+          for (const HeaderView& hv : h.headers) {
+            if (EqualsIgnoreCase(hv.name, "upgrade")) {
+              protocol = hv.value;
+            }
+          }
+          if (c == nullptr || !c->upgrade_requested() || !protocol) {
             Fail(self, UpstreamFailure::kBadResponse);
             return;
           }
           tunnel_ = true;
           response_started_ = true;
           self.ClearTimer();  // the client's tunnel_idle_timeout watches both sides now
-          c->OnUpstreamUpgrade(h);
+          c->OnUpstreamUpgrade(h, *protocol);
           drop();
           if (len > 0 && !self.closing()) {
             // What the backend sent right after its 101 is already the new protocol.

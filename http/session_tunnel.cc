@@ -14,7 +14,7 @@
 
 namespace torii::http {
 
-void ClientSession::OnUpstreamUpgrade(const MessageHead& head) {
+void ClientSession::OnUpstreamUpgrade(const MessageHead& head, std::string_view protocol) {
   core::Conn* me = self();
   if (me == nullptr) {
     return;
@@ -22,24 +22,13 @@ void ClientSession::OnUpstreamUpgrade(const MessageHead& head) {
   x_.status = 101;
   x_.tunnel = true;
   resp_ = Resp::kStreaming;
-  {
-    CounterGrid& counters = *cfg().pools[x_.pool].counters;
-    counters.at(ctx_.worker().id(),
-                x_.backend * PoolSpec::kBackendColumns + PoolSpec::kResponses)++;
-  }
-  gen_->ReportBackendSuccess(x_.pool, x_.backend);
+  NoteUpstreamResponse(101);
   ctx_.stats().tunnels_opened++;
   if (cfg().timing) {
     B().timing.response = ctx_.worker().now_ns();
   }
   // The 101 is rebuilt like any response head; Connection and Upgrade are hop-by-hop, so
-  // ours name the protocol the backend switched to (UpstreamConn checked it sent one).
-  std::string_view protocol = "websocket";
-  for (const HeaderView& hv : head.headers) {
-    if (EqualsIgnoreCase(hv.name, "upgrade")) {
-      protocol = hv.value;
-    }
-  }
+  // ours name the protocol the backend switched to.
   std::string& extra = B().resp_extra;
   extra.assign("Connection: upgrade\r\nUpgrade: ");
   extra.append(protocol);
