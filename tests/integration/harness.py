@@ -142,6 +142,11 @@ def pattern_bytes(n):
     return (ALPHABET * (n // len(ALPHABET) + 1))[:n]
 
 
+def fd_count(pid):
+    """Open file descriptors of process `pid`."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def vm_rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

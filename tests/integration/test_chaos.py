@@ -15,10 +15,6 @@ import unittest
 import harness as h
 
 
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 class Load:
     """`threads` clients, each on its own keep-alive connection (a new one after a failure),
     sending `method` `path` in a loop until stop(); every request is recorded as
@@ -98,7 +94,7 @@ class ConnectionChurn(h.ToriiCase):
         t = self.torii(h.proxy_config([o]))
         addr = t.addr()
         self.assertEqual(h.get(addr, "/").status, 200)
-        base = fd_count(t.pid)
+        base = h.fd_count(t.pid)
         linger = struct.pack("ii", 1, 0)
         counts = {"clean_ok": 0, "clean_bad": 0}
         lock = threading.Lock()
@@ -149,8 +145,8 @@ class ConnectionChurn(h.ToriiCase):
         self.assertEqual(h.get(addr, "/").status, 200)
         # Every client connection torii saw reset is closed; pooled upstreams (keepalive 64
         # per backend) may remain.
-        h.wait_for(lambda: fd_count(t.pid) <= base + 64, 10 * h.SLOW,
-                   what=f"fds back near {base} (now {fd_count(t.pid)})")
+        h.wait_for(lambda: h.fd_count(t.pid) <= base + 64, 10 * h.SLOW,
+                   what=f"fds back near {base} (now {h.fd_count(t.pid)})")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,29 @@ defaults
 """
 
 
+def sends_proxy(name, port, host, target_port, option):
+    """A TCP frontend on `port` passing connections to torii with `option` (send-proxy...)."""
+    return f"""
+frontend {name}
+  mode tcp
+  bind 127.0.0.1:{port}
+  default_backend {name}
+backend {name}
+  mode tcp
+  server torii {host}:{target_port} {option}
+"""
+
+
+def echoes_source(name, port):
+    """An HTTP frontend on `port` that reads a PROXY header and answers with its source."""
+    return f"""
+frontend {name}
+  mode http
+  bind 127.0.0.1:{port} accept-proxy
+  http-request return status 200 content-type text/plain lf-string "src=%[src]"
+"""
+
+
 @unittest.skipIf(HAPROXY is None, "haproxy is not installed")
 class WithHAProxy(h.ToriiCase):
     def haproxy(self, cfg, ports):
@@ -85,22 +108,8 @@ class WithHAProxy(h.ToriiCase):
         t = self.torii(c)
         host, port = t.addr()
         v1, v2 = free_port(), free_port()
-        self.haproxy(f"""
-frontend v1
-  mode tcp
-  bind 127.0.0.1:{v1}
-  default_backend v1
-backend v1
-  mode tcp
-  server torii {host}:{port} send-proxy
-frontend v2
-  mode tcp
-  bind 127.0.0.1:{v2}
-  default_backend v2
-backend v2
-  mode tcp
-  server torii {host}:{port} send-proxy-v2
-""", [v1, v2])
+        self.haproxy(sends_proxy("v1", v1, host, port, "send-proxy") +
+                     sends_proxy("v2", v2, host, port, "send-proxy-v2"), [v1, v2])
         for fe, source in ((v1, "127.0.0.3"), (v2, "127.0.0.4")):
             r = h.get(("127.0.0.1", fe), "/headers", source=source)
             self.assertEqual(r.status, 200)
@@ -114,16 +123,7 @@ backend v2
     # the source they read from it; health checks send a LOCAL header and keep the pool UP.
     def test_sent_to_haproxy(self):
         v1, v2 = free_port(), free_port()
-        self.haproxy(f"""
-frontend v1
-  mode http
-  bind 127.0.0.1:{v1} accept-proxy
-  http-request return status 200 content-type text/plain lf-string "src=%[src]"
-frontend v2
-  mode http
-  bind 127.0.0.1:{v2} accept-proxy
-  http-request return status 200 content-type text/plain lf-string "src=%[src]"
-""", [v1, v2])
+        self.haproxy(echoes_source("v1", v1) + echoes_source("v2", v2), [v1, v2])
         c = h.Config()
         c.server["workers"] = 1
         health = {"path": "/", "interval": "100ms", "timeout": "100ms"}
@@ -144,12 +144,7 @@ frontend v2
     # (accept-proxy): the client's address survives both hops.
     def test_chain(self):
         fe_in, fe_out = free_port(), free_port()
-        self.haproxy(f"""
-frontend out
-  mode http
-  bind 127.0.0.1:{fe_out} accept-proxy
-  http-request return status 200 content-type text/plain lf-string "src=%[src]"
-""", [fe_out])
+        self.haproxy(echoes_source("out", fe_out), [fe_out])
         c = h.Config()
         c.server.update({"workers": 1, "trusted_proxies": ["127.0.0.1/32"]})
         c.listeners[0]["proxy_protocol"] = True
@@ -157,15 +152,7 @@ frontend out
         c.add_route("app")
         t = self.torii(c)
         host, port = t.addr()
-        self.haproxy(f"""
-frontend in
-  mode tcp
-  bind 127.0.0.1:{fe_in}
-  default_backend torii
-backend torii
-  mode tcp
-  server torii {host}:{port} send-proxy-v2
-""", [fe_in])
+        self.haproxy(sends_proxy("in", fe_in, host, port, "send-proxy-v2"), [fe_in])
         r = h.get(("127.0.0.1", fe_in), "/", source="127.0.0.7")
         self.assertEqual((r.status, r.body), (200, b"src=127.0.0.7"))
 

@@ -50,10 +50,6 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 def close_all(socks):
     for s in socks:
         try:
@@ -354,7 +350,7 @@ class FdExhaustion(h.ToriiCase):
         self.assertEqual(resource.prlimit(t.pid, resource.RLIMIT_NOFILE)[0], self.NOFILE)
         addr = t.addr()
         self.assertEqual(h.get(addr, "/").status, 200)
-        base_fds = fd_count(t.pid)
+        base_fds = h.fd_count(t.pid)
         self.assertLess(base_fds, self.NOFILE - 8, f"torii already holds {base_fds} fds")
         clients = []
         self.addCleanup(close_all, clients)
@@ -362,7 +358,7 @@ class FdExhaustion(h.ToriiCase):
             clients.append(socket.create_connection(addr, timeout=5))
         h.wait_for(lambda: "accept failed" in t.error_log(), 5 * h.SLOW, interval=0.05,
                    what="torii to log the EMFILE accept failure")
-        self.assertLessEqual(fd_count(t.pid), self.NOFILE)
+        self.assertLessEqual(h.fd_count(t.pid), self.NOFILE)
         # No busy loop while the backlog holds connections it cannot accept.
         time.sleep(0.2)
         c0, w0 = cpu_seconds(t.pid), time.monotonic()

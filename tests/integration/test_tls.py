@@ -149,10 +149,6 @@ def tls_config(origin, pki, certificates, tls_extra=None, workers=1, listeners_e
     return c
 
 
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 @unittest.skipIf(OPENSSL is None, "openssl is not installed")
 class Termination(h.ToriiCase):
     @classmethod
@@ -254,12 +250,12 @@ class Termination(h.ToriiCase):
 
     def test_garbage_is_closed_without_leaking(self):
         pid = self.t.proc.pid
-        before = fd_count(pid)
+        before = h.fd_count(pid)
         for i in range(200):
             data, closed = self._raw_exchange(os.urandom(64 + i) if i % 2 else
                                               b"\x16\x03\x01\x00\x05hello-not-a-client-hello")
             self.assertTrue(closed)
-        h.wait_for(lambda: fd_count(pid) <= before + 2, 10, what="fds back to the baseline")
+        h.wait_for(lambda: h.fd_count(pid) <= before + 2, 10, what="fds back to the baseline")
 
     def test_stalled_handshake_is_closed_at_handshake_timeout(self):
         s = socket.create_connection(self.addr, timeout=10)
