@@ -364,6 +364,15 @@ std::string Admin::Metrics() const {
        [](const http::ProxyStats& s) { return s.tunnel_bytes_up.get(); }},
       {"torii_tunnel_received_bytes_total", "Tunnel bytes from backends to clients.",
        [](const http::ProxyStats& s) { return s.tunnel_bytes_down.get(); }},
+      {"torii_http2_connections_total", "Client connections that spoke HTTP/2.",
+       [](const http::ProxyStats& s) { return s.h2_connections.get(); }},
+      {"torii_http2_streams_total", "HTTP/2 request streams from clients.",
+       [](const http::ProxyStats& s) { return s.h2_streams.get(); }},
+      {"torii_http2_resets_total", "HTTP/2 client streams that ended with an error code.",
+       [](const http::ProxyStats& s) { return s.h2_resets.get(); }},
+      {"torii_http2_enhance_your_calm_total",
+       "HTTP/2 connections ended for resetting streams too fast (rapid reset).",
+       [](const http::ProxyStats& s) { return s.h2_calm.get(); }},
   };
   for (const Plain& p : kCounters) {
     w.Help(p.name, "counter", p.help);

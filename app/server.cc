@@ -116,6 +116,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
   p->limits.send_timeout_ms = static_cast<uint64_t>(c.limits.send_timeout.count());
   p->limits.tunnel_idle_timeout_ms = static_cast<uint64_t>(c.limits.tunnel_idle_timeout.count());
   p->limits.keepalive_requests = c.limits.keepalive_requests;
+  p->limits.max_concurrent_streams = c.limits.max_concurrent_streams;
   p->timing = c.server.phase_timing;
   p->request_id_header = c.server.request_id_header;
   p->forwarded_header = c.server.forwarded_header;
@@ -369,6 +370,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     }
     ls.tls = tls.listeners[p->listeners.size()];
     ls.http_to_https = l.http_to_https;
+    ls.h2c = l.h2c;
     ls.proxy_protocol = l.proxy_protocol;
     ls.client_auth = l.tls && l.tls->client_auth.mode != tls::ClientAuthOptions::Mode::kOff;
     ls.client_cert_forward = l.client_cert_forward;

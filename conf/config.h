@@ -116,6 +116,7 @@ struct LimitsConfig {
   // An upgraded connection (WebSocket) with no byte either way for this long is closed.
   Duration tunnel_idle_timeout{std::chrono::minutes(5)};
   uint32_t keepalive_requests = 1000;         // then Connection: close
+  uint32_t max_concurrent_streams = 128;      // HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS
 };
 
 struct ListenerConfig {
@@ -136,6 +137,7 @@ struct ListenerConfig {
   // Plain listeners: answer every request with a redirect to https://HOST/TARGET (301 for
   // GET and HEAD, 308 otherwise).
   bool http_to_https = false;
+  bool h2c = false;  // plain listener: HTTP/2 with prior knowledge (the preface) is served too
   // Paths with an encoded '/' or '\' (%2F, %5C) or NUL (%00) are refused with 400 unless
   // allowed here; allowed ones are forwarded still encoded.
   bool allow_encoded_slash = false;

@@ -714,7 +714,7 @@ class Loader {
   static void LoadLimits(const Section& s, LimitsConfig* out) {
     s.CheckKeys({"header_bytes", "header_count", "body_bytes", "header_timeout", "idle_timeout",
                  "body_timeout", "send_timeout", "keepalive_requests", "body_min_rate",
-                 "body_rate_grace", "tunnel_idle_timeout"});
+                 "body_rate_grace", "tunnel_idle_timeout", "max_concurrent_streams"});
     s.Size("header_bytes", kKiB, kMiB, &out->header_bytes);
     s.U32("header_count", 1, 10000, &out->header_count);
     s.Size("body_bytes", 0, std::numeric_limits<uint64_t>::max(), &out->body_bytes);
@@ -726,6 +726,7 @@ class Loader {
     s.Dur("send_timeout", &out->send_timeout);
     s.Dur("tunnel_idle_timeout", &out->tunnel_idle_timeout);
     s.U32("keepalive_requests", 1, std::numeric_limits<uint32_t>::max(), &out->keepalive_requests);
+    s.U32("max_concurrent_streams", 1, 65536, &out->max_concurrent_streams);
   }
 
   // Reads `name` (required, [A-Za-z0-9_-]+) and relabels the section with it.
@@ -744,7 +745,7 @@ class Loader {
     Section s(table, "[[listener]] #" + std::to_string(config.listeners.size() + 1));
     s.CheckKeys({"name", "address", "backlog", "allow", "deny", "max_conns_per_ip", "max_conns",
                  "tls", "http_to_https", "allow_encoded_slash", "allow_encoded_nul",
-                 "proxy_protocol", "client_auth"});
+                 "proxy_protocol", "client_auth", "h2c"});
     ListenerConfig listener;
     const toml::node& name_node = s.Require("name");
     listener.name = LoadName(s, "listener");
@@ -809,6 +810,11 @@ class Loader {
     s.Bool("allow_encoded_slash", &listener.allow_encoded_slash);
     s.Bool("allow_encoded_nul", &listener.allow_encoded_nul);
     s.Bool("proxy_protocol", &listener.proxy_protocol);
+    s.Bool("h2c", &listener.h2c);
+    if (listener.h2c && listener.tls) {
+      s.FailAt(*s.Find("h2c"), "h2c",
+               "h2c is HTTP/2 without TLS: on a TLS listener, list \"h2\" in tls.alpn instead");
+    }
     if (listener.proxy_protocol && config.server.trusted_proxies.empty()) {
       s.FailAt(*s.Find("proxy_protocol"), "proxy_protocol",
                "a PROXY header is accepted only from [server] trusted_proxies, which is empty");
@@ -866,9 +872,13 @@ class Loader {
       o.alpn.clear();
       for (const toml::node& element : *list) {
         std::string proto = s.StringOf(element, "alpn");
-        if (proto != "http/1.1") {
-          s.FailAt(element, "alpn",
-                   "expected \"http/1.1\" (the only protocol torii speaks), got " + Quote(proto));
+        if (proto != "http/1.1" && proto != "h2") {
+          s.FailAt(element, "alpn", "expected \"h2\" or \"http/1.1\", got " + Quote(proto));
+        }
+        for (const std::string& seen : o.alpn) {
+          if (seen == proto) {
+            s.FailAt(element, "alpn", Quote(proto) + " is listed twice");
+          }
         }
         o.alpn.push_back(std::move(proto));
       }

@@ -394,6 +394,13 @@ void Worker::ArmWake() {
   Submit(sqe, OpTag{0, 0, Op::kWake}, nullptr);
 }
 
+void Conn::WantFlush() {
+  if (!in_flush_list_ && state_ == State::kOpen) {
+    in_flush_list_ = true;
+    worker_->flush_list_.push_back(slot_);
+  }
+}
+
 void Worker::MarkSend(Conn& c) {
   if (!c.in_send_list_) {
     c.in_send_list_ = true;
@@ -1028,6 +1035,17 @@ void Worker::BeforeSleep() {
     }
   }
   rearm_list_.clear();
+
+  // Handlers that batch their output write it now (what they write joins the sends below).
+  // A handler may ask again from OnFlush: it runs again, in this same pass.
+  for (size_t i = 0; i < flush_list_.size(); ++i) {
+    Conn& c = *conns_[flush_list_[i]];
+    c.in_flush_list_ = false;
+    if (c.state_ == Conn::State::kOpen && c.handler_) {
+      c.handler_->OnFlush(c);
+    }
+  }
+  flush_list_.clear();
 
   // At most one send in flight per connection, carrying everything queued (up to kMaxIov).
   for (size_t i = 0; i < send_list_.size(); ++i) {

@@ -85,6 +85,8 @@ class ConnHandler {
   virtual void OnWritable(Conn& /*conn*/) {}
   // The worker is stopping gracefully: finish what is in progress and close.
   virtual void OnDrain(Conn& /*conn*/) {}
+  // Asked for by Conn::WantFlush(): once, late in the loop turn, before the sends go out.
+  virtual void OnFlush(Conn& /*conn*/) {}
   // Last call before the handler is destroyed and the slot reused.
   virtual void OnClosed(Conn& /*conn*/) {}
 };
@@ -161,6 +163,10 @@ class Conn {
     return out_.empty() && !send_in_flight_ && (!transport_ || transport_->pending() == 0);
   }
 
+  // The handler's OnFlush() runs once late in this loop turn, before the sends: a handler that
+  // batches its output (HTTP/2 frames of many streams) writes it there, once per turn.
+  void WantFlush();
+
   // Backpressure: stop / restart the multishot receive.
   void PauseRecv();
   void ResumeRecv();
@@ -202,6 +208,7 @@ class Conn {
   bool want_recv_ = false;
   bool send_in_flight_ = false;
   bool in_send_list_ = false;
+  bool in_flush_list_ = false;
   bool close_after_flush_ = false;
   bool close_submitted_ = false;
   bool above_high_water_ = false;
@@ -342,6 +349,7 @@ class Worker {
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> send_list_;
+  std::vector<uint32_t> flush_list_;  // Conn::WantFlush
   std::vector<uint32_t> rearm_list_;
   std::vector<uint32_t> reclaim_list_;
   std::vector<io_uring_cqe> cqe_backlog_;  // reaped early (E3), dispatched next

@@ -65,8 +65,8 @@ void AccessLog::Append(const AccessRecord& r) {
     buf_ += "\",\"target\":\"";
     AppendEscaped(r.target, kMaxTarget, true);
     fmt::format_to(std::back_inserter(buf_),
-                   "\",\"protocol\":\"HTTP/1.{}\",\"status\":{},\"bytes\":{},\"backend\":\"",
-                   r.version_minor, r.status, r.bytes_sent);
+                   "\",\"protocol\":\"HTTP/{}.{}\",\"status\":{},\"bytes\":{},\"backend\":\"",
+                   r.version_major, r.version_minor, r.status, r.bytes_sent);
     AppendEscaped(r.backend, kMaxField, true);
     fmt::format_to(std::back_inserter(buf_), "\",\"duration_ms\":{},\"note\":\"", r.duration_ms);
     AppendEscaped(r.note, kMaxField, true);
@@ -128,8 +128,8 @@ void AccessLog::Append(const AccessRecord& r) {
     AppendEscaped(r.method, kMaxField, false);
     buf_ += ' ';
     AppendEscaped(r.target, kMaxTarget, false);
-    fmt::format_to(std::back_inserter(buf_), " HTTP/1.{}\" {} {} host=\"", r.version_minor,
-                   r.status, r.bytes_sent);
+    fmt::format_to(std::back_inserter(buf_), " HTTP/{}.{}\" {} {} host=\"", r.version_major,
+                   r.version_minor, r.status, r.bytes_sent);
     AppendEscaped(r.host, kMaxField, false);
     buf_ += "\" backend=";
     if (r.backend.empty()) {

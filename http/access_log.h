@@ -34,6 +34,7 @@ struct AccessRecord {
   std::string_view method;
   std::string_view target;
   std::string_view host;
+  int version_major = 1;
   int version_minor = 1;
   int status = 0;
   uint64_t bytes_sent = 0;  // body bytes sent to the client (a tunnel: bytes to the client)

@@ -73,6 +73,7 @@ struct MessageHead {
   uint16_t status = 0;
   std::string_view reason;
   // Both.
+  uint8_t version_major = 1;  // 2 for a head an HTTP/2 stream carried
   uint8_t version_minor = 1;  // HTTP/1.x
   std::span<const HeaderView> headers;  // in the parser's HeadStorage
   Framing framing = Framing::kNone;

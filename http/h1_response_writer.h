@@ -1,12 +1,13 @@
 // http/h1_response_writer.h: the response half of the HTTP/1.1 downstream codec.
 //
-// The exchange (ClientSession) decides what the client gets: a response head and its fields,
+// The exchange (exchange.h) decides what the client gets: a response head and its fields,
 // body bytes, the end, an interim response, a reply of its own. This class decides how that
 // goes on an HTTP/1.x wire, and nothing else: the status line and header block
 // (serialize.h), the body's framing for this client (the backend's length when it is known
 // and kept, else chunked for HTTP/1.1 and close-delimited for HTTP/1.0), chunk framing, the
-// last chunk, and which interim responses an HTTP/1.0 client may not get. The HTTP/2 codec
-// gives the exchange the same operations on a stream.
+// last chunk, and which interim responses an HTTP/1.0 client may not get. H1Session offers
+// these operations to the exchange as its Downstream; H2Session's streams do the same in
+// HTTP/2 frames.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include <string_view>
 
 #include "core/worker.h"
+#include "http/downstream.h"
 #include "http/h1_parser.h"
 #include "http/serialize.h"
 
@@ -21,12 +23,7 @@ namespace torii::http {
 
 class H1ResponseWriter {
  public:
-  // What the exchange knows of the body it is about to send.
-  enum class Body : uint8_t {
-    kNone,     // no body (HEAD, 1xx, 204, 304, or an empty local reply's)
-    kLength,   // exactly head.content_length bytes
-    kUnknown,  // a length known only at its end (chunked or close-delimited backend, encoded)
-  };
+  using Body = ResponseBody;
 
   // A new exchange, from a client that spoke HTTP/1.`client_minor`.
   void Reset(uint8_t client_minor) {

@@ -195,6 +195,7 @@ struct ListenerSpec {
   // TLS termination (null: plain HTTP). One context per listener, shared by every worker.
   std::shared_ptr<const tls::ServerContext> tls;
   bool http_to_https = false;  // plain listener: every request is redirected to https://
+  bool h2c = false;            // plain listener: HTTP/2 with prior knowledge too
   // Path normalisation before routing ([server] merge_slashes; the listener's
   // allow_encoded_slash / allow_encoded_nul).
   PathOptions path;
@@ -233,6 +234,7 @@ struct ProxyLimits {
   uint64_t send_timeout_ms = 60000;
   uint64_t tunnel_idle_timeout_ms = 300000;
   uint32_t keepalive_requests = 1000;
+  uint32_t max_concurrent_streams = 128;  // HTTP/2 streams open at once per connection
 };
 
 struct CompressionSpec {

@@ -162,6 +162,12 @@ struct ProxyStats {
   core::Counter tunnels_closed;
   core::Counter tunnel_bytes_up;                   // client to backend
   core::Counter tunnel_bytes_down;                 // backend to client
+  // HTTP/2 to clients: connections, request streams, streams reset (by either side, with an
+  // error code), and connections ended for resetting streams too fast (rapid reset).
+  core::Counter h2_connections;
+  core::Counter h2_streams;
+  core::Counter h2_resets;
+  core::Counter h2_calm;
   core::Counter latency_buckets[kLatencyBuckets];  // non-cumulative
   core::Counter latency_sum_us;
   // The latency budget: a histogram per phase (phases.h), buckets kPhaseBoundsUs.

@@ -1,23 +1,12 @@
-// http/proxy_session.h: the two connection handlers of a proxied exchange.
+// http/proxy_session.h: the public surface of the proxy's connection handlers.
 //
-// ClientSession handles one client connection: it parses requests (H1Parser), routes them,
-// picks a backend, borrows an UpstreamConn (pooled or new), re-serialises the request to it,
-// streams the request body, and streams the response back through H1ResponseWriter (the
-// response half of the HTTP/1.1 codec). UpstreamConn handles one connection to a backend and
-// reports the response to the session it is lent to.
-//
-// The phases, as methods, in order (Pump, the HTTP/1.1 request codec, calls OnRequestHead,
-// ForwardBody, OnRequestEnd or OnRequestError): OnRequestHead → ResolveClient → AssignIds →
-// CheckRequest (target, Host, path normalisation, SNI vs Host, route) → CheckAccess (lists,
-// bans, rate limit) → CheckClientCert → CheckAuth → a route's redirect or return, or the
-// cache (CacheBeforeUpstream) → BuildUpstreamHead → PickBackendAndSend (pick, slot, pooled
-// or new connection, send) → ForwardBody → OnUpstreamHead (DecideCompression, the head) →
-// OnUpstreamBody → OnUpstreamDone → FinishExchange (access log, counters, keep-alive); a 101
-// leads to OnUpstreamUpgrade and the tunnel (session_tunnel.cc). Every local reply goes
-// through SendLocalReply(status, note), which also records why for the log.
-//
-// The two handlers refer to each other only by core::ConnRef, resolved on every use: either
-// side may close at any moment and the other sees nullptr, never a dangling pointer.
+// A client connection gets a downstream codec (h1_session.h for HTTP/1.1, h2_session.h for
+// HTTP/2 once ALPN or the h2c preface says so) that runs one Exchange (exchange.h) per
+// request. UpstreamConn handles one connection to a backend, speaking HTTP/1.1 (the upstream
+// codec): it is lent to one exchange at a time, pooled per worker and backend between
+// exchanges, and reports the response to the exchange it is lent to, found again by the
+// client connection's ConnRef and the exchange's id on every use: either side may close at
+// any moment and the other sees nullptr, never a dangling pointer.
 #pragma once
 
 #include <cstdint>
@@ -31,19 +20,18 @@
 
 namespace torii::http {
 
-class ClientSession;
+class Exchange;
 
 class UpstreamConn final : public core::ConnHandler {
  public:
   UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> gen, uint32_t pool,
                uint32_t backend);
 
-  // Lends the connection to `client` for one exchange. `head_request`: the request is HEAD
-  // (the response has no body whatever it says).
-  // Lends this connection to `client` for one exchange, waiting at most `connect_timeout_ms`
-  // for the connect and `response_timeout_ms` between response bytes.
-  void Attach(core::Conn& self, core::ConnRef client, bool head_request, bool holds_slot,
-              uint64_t connect_timeout_ms, uint64_t response_timeout_ms);
+  // Lends this connection to exchange `id` of client connection `client`, waiting at most
+  // `connect_timeout_ms` for the connect and `response_timeout_ms` between response bytes.
+  // `head_request`: the request is HEAD (the response has no body whatever it says).
+  void Attach(core::Conn& self, core::ConnRef client, uint32_t id, bool head_request,
+              bool holds_slot, uint64_t connect_timeout_ms, uint64_t response_timeout_ms);
   // The client is done with this connection: pool it when `reusable`, else close it.
   void Release(core::Conn& self, bool reusable);
   bool reused() const { return reused_; }
@@ -69,7 +57,7 @@ class UpstreamConn final : public core::ConnHandler {
   void OnClosed(core::Conn& conn) override;
 
  private:
-  ClientSession* client();
+  Exchange* client();
   const std::string& input() const { return b_ ? b_->in : kNoInput; }
   static inline const std::string kNoInput;
   // Closes the connection when it is idle in the pool or lent to nobody; returns true then.
@@ -90,6 +78,7 @@ class UpstreamConn final : public core::ConnHandler {
   uint64_t connect_timeout_ms_ = 0;   // of the exchange attached (route or pool)
   uint64_t response_timeout_ms_ = 0;
   core::ConnRef client_;
+  uint32_t client_id_ = 0;              // the exchange's id on that connection
   std::unique_ptr<ExchangeBuffers> b_;  // borrowed while lent to a client (with the parser)
   H1Parser::Limits limits_;
   bool idle_ = false;

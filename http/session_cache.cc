@@ -31,7 +31,7 @@
 #include "cache/policy.h"
 #include "cache/tags.h"
 #include "http/cache_key.h"
-#include "http/client_session.h"
+#include "http/exchange.h"
 #include "ratelimit/hash.h"
 #include "ratelimit/ip.h"
 
@@ -93,7 +93,7 @@ bool RemoveWithVariants(cache::Store& store, std::string_view key, std::string* 
 }  // namespace
 
 // A copy of the request's header fields that outlives the parser's view of them.
-void ClientSession::SaveRequestHeaders(std::span<const HeaderView> headers) {
+void Exchange::SaveRequestHeaders(std::span<const HeaderView> headers) {
   ExchangeBuffers::CacheState& cs = B().cache;
   cs.saved.clear();
   for (const HeaderView& h : headers) {
@@ -111,7 +111,7 @@ void ClientSession::SaveRequestHeaders(std::span<const HeaderView> headers) {
   }
 }
 
-bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) {
+bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
   const ProxyConfig& config = cfg();
   const RouteSpec& route = config.routes[x_.route];
   const CacheSpec& spec = config.caches[static_cast<uint32_t>(route.cache)];
@@ -152,7 +152,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
       case cache::Verdict::kFresh:
         ctx_.stats().cache_hits++;
         CountRoute(RouteSpec::kCacheHits);
-        ServeEntry(conn, entry, h.headers, "torii; hit");
+        ServeEntry(entry, h.headers, "torii; hit");
         return true;
       case cache::Verdict::kStaleWhileRevalidate:
       case cache::Verdict::kRevalidate:
@@ -166,7 +166,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
     }
   }
   if (cs.req.cc.only_if_cached && !cs.entry) {
-    SendLocalReply(conn, 504, "only-if-cached: not stored");
+    SendLocalReply(504, "only-if-cached: not stored");
     return true;
   }
   if (x_.method_id == HTTP_HEAD) {
@@ -177,7 +177,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
     SaveRequestHeaders(h.headers);
     return false;
   }
-  const cache::Waiter self{ctx_.worker().id(), (uint64_t{self_.slot} << 32) | self_.gen,
+  const cache::Waiter self{ctx_.worker().id(), (uint64_t{conn_.ref.slot} << 32) | conn_.ref.gen,
                            ctx_.NextQueueTicket()};
   switch (spec.store->JoinFill(cs.key, cs.hash, self, now)) {
     case cache::FillRole::kFill:
@@ -190,7 +190,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
         spec.store->LeaveFill(cs.key, cs.hash, self);
         ctx_.stats().cache_hits++;
         CountRoute(RouteSpec::kCacheHits);
-        ServeEntry(conn, cs.entry, h.headers, "torii; hit; detail=stale-while-revalidate");
+        ServeEntry(cs.entry, h.headers, "torii; hit; detail=stale-while-revalidate");
         return true;
       }
       ctx_.stats().cache_collapsed++;
@@ -199,8 +199,8 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
       SaveRequestHeaders(h.headers);
       // Built now, while the head is still readable: a miss after the wait goes upstream.
       BuildUpstreamHead(h);
-      paused_for_upstream_ = true;  // hold the next pipelined request meanwhile
-      SetTimerFor(conn, TimerFor::kCacheWait, spec.lock_timeout_ms);
+      held_ = true;  // hold the next pipelined request meanwhile
+      SetTimerFor(TimerFor::kCacheWait, spec.lock_timeout_ms);
       return true;
     case cache::FillRole::kBypass:
       break;
@@ -220,7 +220,7 @@ bool ClientSession::CacheBeforeUpstream(core::Conn& conn, const MessageHead& h) 
   return false;
 }
 
-void ClientSession::CacheAddValidators() {
+void Exchange::CacheAddValidators() {
   std::string& head = B().upstream_head;
   head.resize(head.size() - 2);  // before the blank line
   cache::AddValidators(*B().cache.entry, &head);
@@ -230,7 +230,7 @@ void ClientSession::CacheAddValidators() {
 
 // Removes the client's If-None-Match / If-Modified-Since lines from a built upstream head that
 // carries the entry's validators (appended last, so the last occurrence of each is ours).
-void ClientSession::StripConditionals(std::string* head) {
+void Exchange::StripConditionals(std::string* head) {
   for (std::string_view name : {std::string_view("if-none-match"),
                                 std::string_view("if-modified-since")}) {
     size_t ours = std::string::npos;
@@ -258,14 +258,14 @@ void ClientSession::StripConditionals(std::string* head) {
   }
 }
 
-void ClientSession::CachePurge(core::Conn& conn, const MessageHead& h) {
+void Exchange::CachePurge(const MessageHead& h) {
   const ProxyConfig& config = cfg();
   const CacheSpec& spec = config.caches[static_cast<uint32_t>(config.routes[x_.route].cache)];
   // The connection's client only (the socket peer, or a trusted PROXY header's source): a
   // PURGE is an administrative act, never trusted from a header.
-  const ratelimit::IpAddr peer = ratelimit::IpFromSockaddr(ConnClient(conn));
+  const ratelimit::IpAddr peer = ratelimit::IpFromSockaddr(ConnClient());
   if (spec.purge_allow.empty() || !spec.purge_allow.Contains(peer)) {
-    SendLocalReply(conn, 403, "purge not allowed");
+    SendLocalReply(403, "purge not allowed");
     return;
   }
   // Purge by tag: every entry of this cache stored with one of the request's Cache-Tag values
@@ -292,7 +292,7 @@ void ClientSession::CachePurge(core::Conn& conn, const MessageHead& h) {
     std::string text = soft ? "marked stale: " : "purged: ";
     AppendDecimal(&text, n);
     text.append(" entries\n");
-    SendLocalReply(conn, n > 0 ? 200 : 404, soft ? "soft purge by tag" : "purge by tag", {}, text);
+    SendLocalReply(n > 0 ? 200 : 404, soft ? "soft purge by tag" : "purge by tag", {}, text);
     return;
   }
   std::string key;
@@ -302,17 +302,17 @@ void ClientSession::CachePurge(core::Conn& conn, const MessageHead& h) {
   if (removed) {
     ctx_.stats().cache_purged++;
   }
-  SendLocalReply(conn, removed ? 200 : 404, removed ? "purged" : "purge: not stored");
+  SendLocalReply(removed ? 200 : 404, removed ? "purged" : "purge: not stored");
 }
 
-void ClientSession::ResumeFromCacheWait(core::Conn& conn, uint64_t ticket) {
-  if (!b_ || !B().cache.waiting || B().cache.filler.c != ticket || conn.closing()) {
+void Exchange::ResumeFromCacheWait(uint64_t ticket) {
+  if (!b_ || !B().cache.waiting || B().cache.filler.c != ticket || down_.closing()) {
     return;  // answered (lock timeout) or gone since it began waiting
   }
   ExchangeBuffers::CacheState& cs = B().cache;
   cs.waiting = false;
-  paused_for_upstream_ = false;
-  SetTimerFor(conn, TimerFor::kNone, 0);
+  held_ = false;
+  SetTimerFor(TimerFor::kNone, 0);
   const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   const RequestHeaders source(cs.saved_views);
   std::shared_ptr<const cache::Entry> entry = spec.store->Lookup(cs.key, cs.hash, source);
@@ -320,40 +320,36 @@ void ClientSession::ResumeFromCacheWait(core::Conn& conn, uint64_t ticket) {
       cache::Evaluate(*entry, cs.req, ctx_.UnixNow()).verdict == cache::Verdict::kFresh) {
     ctx_.stats().cache_hits++;
     CountRoute(RouteSpec::kCacheHits);
-    ServeEntry(conn, entry, cs.saved_views, "torii; hit; collapsed");
+    ServeEntry(entry, cs.saved_views, "torii; hit; collapsed");
   } else {
-    CacheGoUpstream(conn);
+    CacheGoUpstream();
   }
-  if (!conn.closing() && !paused_for_upstream_) {
-    Pump(conn);
+  if (!down_.closing() && !held_) {
+    down_.Continue();
   }
 }
 
-void ResumeCacheWaiter(core::Conn& client, uint64_t ticket) {
-  static_cast<ClientSession*>(client.handler())->ResumeFromCacheWait(client, ticket);
-}
-
-void ClientSession::CacheWaitTimeout(core::Conn& conn) {
+void Exchange::CacheWaitTimeout() {
   ExchangeBuffers::CacheState& cs = B().cache;
   const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   spec.store->LeaveFill(cs.key, cs.hash, cs.filler);
   cs.waiting = false;
-  paused_for_upstream_ = false;
-  SetTimerFor(conn, TimerFor::kNone, 0);
-  CacheGoUpstream(conn);
-  if (!conn.closing() && !paused_for_upstream_) {
-    Pump(conn);
+  held_ = false;
+  SetTimerFor(TimerFor::kNone, 0);
+  CacheGoUpstream();
+  if (!down_.closing() && !held_) {
+    down_.Continue();
   }
 }
 
-void ClientSession::CacheGoUpstream(core::Conn& conn) {
+void Exchange::CacheGoUpstream() {
   ctx_.stats().cache_misses++;
   CountRoute(RouteSpec::kCacheMisses);
   B().cache.fwd = "miss";
-  PickBackendAndSend(conn);
+  PickBackendAndSend();
 }
 
-void ClientSession::CacheEndFill() {
+void Exchange::CacheEndFill() {
   ExchangeBuffers::CacheState& cs = B().cache;
   if (!cs.filling) {
     return;
@@ -363,7 +359,7 @@ void ClientSession::CacheEndFill() {
   ctx_.WakeCacheWaiters(spec.store->EndFill(cs.key, cs.hash, cs.filler));
 }
 
-bool ClientSession::CacheOnUpstreamHead(core::Conn& me, const MessageHead& head) {
+bool Exchange::CacheOnUpstreamHead(const MessageHead& head) {
   ExchangeBuffers::CacheState& cs = B().cache;
   const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   const int64_t now = ctx_.UnixNow();
@@ -396,16 +392,16 @@ bool ClientSession::CacheOnUpstreamHead(core::Conn& me, const MessageHead& head)
       cs.entry.reset();
       cs.from_store = true;  // the backend's (empty) 304 body is not wanted either
       resp_ = Resp::kNone;
-      SendLocalReply(me, 502, "revalidation answered for another representation");
+      SendLocalReply(502, "revalidation answered for another representation");
       return true;
     }
     ctx_.stats().cache_revalidated++;
     CountRoute(RouteSpec::kCacheRevalidated);
     cs.from_store = true;
-    ServeEntry(me, serve, cs.saved_views, "torii; fwd=stale; fwd-status=304");
+    ServeEntry(serve, cs.saved_views, "torii; fwd=stale; fwd-status=304");
     return true;
   }
-  if (head.status >= 500 && CacheServeStaleOnError(me, head.status)) {
+  if (head.status >= 500 && CacheServeStaleOnError(head.status)) {
     return true;
   }
   bool storing = false;
@@ -445,11 +441,10 @@ bool ClientSession::CacheOnUpstreamHead(core::Conn& me, const MessageHead& head)
   extra.append("Cache-Status: ");
   extra.append(cs.status);
   extra.append("\r\n");
-  (void)me;
   return false;
 }
 
-void ClientSession::Invalidate(const CacheSpec& spec, const MessageHead& head) {
+void Exchange::Invalidate(const CacheSpec& spec, const MessageHead& head) {
   // RFC 9111 §4.4: the target URI, and Location / Content-Location when they name the same
   // host (another host's entries are never touched from here).
   ExchangeBuffers::CacheState& cs = B().cache;
@@ -486,7 +481,7 @@ void ClientSession::Invalidate(const CacheSpec& spec, const MessageHead& head) {
   }
 }
 
-void ClientSession::CacheOnUpstreamBody(std::string_view body) {
+void Exchange::CacheOnUpstreamBody(std::string_view body) {
   ExchangeBuffers::CacheState& cs = B().cache;
   const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   if (cs.pending_body.size() + body.size() > spec.store->max_object()) {
@@ -499,7 +494,7 @@ void ClientSession::CacheOnUpstreamBody(std::string_view body) {
   cs.pending_body.append(body);
 }
 
-void ClientSession::CacheOnUpstreamDone() {
+void Exchange::CacheOnUpstreamDone() {
   ExchangeBuffers::CacheState& cs = B().cache;
   if (cs.pending) {
     const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
@@ -513,7 +508,7 @@ void ClientSession::CacheOnUpstreamDone() {
   CacheEndFill();
 }
 
-bool ClientSession::CacheServeStaleOnError(core::Conn& conn, int status) {
+bool Exchange::CacheServeStaleOnError(int status) {
   ExchangeBuffers::CacheState& cs = B().cache;
   if (cs.cache < 0 || !cs.entry || cs.from_store ||
       !cache::StaleIfErrorAllowed(*cs.entry, cs.req, ctx_.UnixNow())) {
@@ -527,11 +522,11 @@ bool ClientSession::CacheServeStaleOnError(core::Conn& conn, int status) {
   std::string cache_status = "torii; fwd=stale; fwd-status=";
   AppendDecimal(&cache_status, static_cast<uint64_t>(status));
   cache_status.append("; detail=stale-if-error");
-  ServeEntry(conn, cs.entry, cs.saved_views, cache_status);
+  ServeEntry(cs.entry, cs.saved_views, cache_status);
   return true;
 }
 
-void ClientSession::CacheEndExchange() {
+void Exchange::CacheEndExchange() {
   if (!b_) {
     return;
   }
@@ -546,7 +541,7 @@ void ClientSession::CacheEndExchange() {
   cs.clear();
 }
 
-std::shared_ptr<const std::string> ClientSession::CompressedVariant(
+std::shared_ptr<const std::string> Exchange::CompressedVariant(
     const std::shared_ptr<const cache::Entry>& entry, codec::Coding coding,
     std::span<const HeaderView> request_headers) {
   // Compressed once per coding and entry version, then served from the store: nginx and
@@ -589,8 +584,8 @@ std::shared_ptr<const std::string> ClientSession::CompressedVariant(
   return body;
 }
 
-cache::RangeAnswer ClientSession::RangeOf(const cache::Entry& entry,
-                                          std::span<const HeaderView> request_headers) const {
+cache::RangeAnswer Exchange::RangeOf(const cache::Entry& entry,
+                                     std::span<const HeaderView> request_headers) const {
   if (entry.status != 200 || x_.method_id != HTTP_GET || !entry.body) {
     return {};  // Range is defined for GET only (RFC 9110 §14.2), and served on a 200
   }
@@ -612,9 +607,9 @@ cache::RangeAnswer ClientSession::RangeOf(const cache::Entry& entry,
   return cache::EvaluateRange(range->value, entry.body->size());
 }
 
-void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cache::Entry>& entry,
-                               std::span<const HeaderView> request_headers,
-                               std::string_view cache_status) {
+void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
+                          std::span<const HeaderView> request_headers,
+                          std::string_view cache_status) {
   ExchangeBuffers::CacheState& cs = B().cache;
   const int64_t now = ctx_.UnixNow();
   const bool not_modified = cache::ClientNotModified(*entry, RequestHeaders(request_headers));
@@ -713,17 +708,16 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
   extra.append("\r\n");
   AppendRequestId(&extra);
   cs.status.assign(cache_status);
-  if (draining_) {
+  if (conn_.draining) {
     close_after_ = true;
   }
   const bool head_req = x_.method_id == HTTP_HEAD;
   x_.status = head.status;
   resp_ = Resp::kStreaming;
   // A stored body's length is always known.
-  out_.WriteHead(conn, head,
-                 head.framing == Framing::kContentLength ? H1ResponseWriter::Body::kLength
-                                                         : H1ResponseWriter::Body::kNone,
-                 head_req, &close_after_, extra, edits, &ctx_.scratch());
+  down_.WriteHead(
+      head, head.framing == Framing::kContentLength ? ResponseBody::kLength : ResponseBody::kNone,
+      head_req, &close_after_, extra, edits);
   if (cfg().timing) {
     B().timing.response = ctx_.worker().now_ns();
   }
@@ -732,39 +726,38 @@ void ClientSession::ServeEntry(core::Conn& conn, const std::shared_ptr<const cac
     const bool ranged = range.kind == cache::RangeKind::kSatisfiable;
     cs.offset = ranged ? range.first : 0;
     cs.end = ranged ? range.last + 1 : cs.serving->size();
-    if (!ContinueServing(conn)) {
+    if (!ContinueServing()) {
       return;  // the rest follows as the client drains (OnWritable)
     }
   }
   resp_ = Resp::kDone;
-  MaybeFinishServed(conn);
+  MaybeFinishServed();
 }
 
-bool ClientSession::ContinueServing(core::Conn& conn) {
+bool Exchange::ContinueServing() {
   ExchangeBuffers::CacheState& cs = B().cache;
   constexpr size_t kSlice = 64 * 1024;
   const std::string& body = *cs.serving;
   const size_t end = cs.end;
-  while (cs.offset < end && conn.queued() < core::Conn::kHighWater && !conn.closing()) {
+  while (cs.offset < end && down_.queued() < core::Conn::kHighWater && !down_.closing()) {
     const size_t n = std::min(kSlice, end - cs.offset);
-    out_.WriteBody(conn, std::string_view(body).substr(cs.offset, n), /*lend=*/false,
-                   &ctx_.scratch());
+    down_.WriteBody(std::string_view(body).substr(cs.offset, n), /*lend=*/false);
     cs.offset += n;
     x_.bytes_sent += n;
     CountRoute(RouteSpec::kCacheBytes, n);
   }
   if (cs.offset < end) {
     // A slow reader must drain within send_timeout (D3), as for a proxied body.
-    SetTimerFor(conn, TimerFor::kSend, cfg().limits.send_timeout_ms);
+    SetTimerFor(TimerFor::kSend, cfg().limits.send_timeout_ms);
     return false;
   }
   cs.serving.reset();
   return true;
 }
 
-void ClientSession::MaybeFinishServed(core::Conn& conn) {
-  if (resp_ == Resp::kDone && req_ == Req::kDone && !up_.valid() && !conn.closing()) {
-    FinishExchange(conn);
+void Exchange::MaybeFinishServed() {
+  if (resp_ == Resp::kDone && req_ == Req::kDone && !up_.valid() && !down_.closing()) {
+    FinishExchange();
   }
 }
 

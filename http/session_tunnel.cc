@@ -9,16 +9,12 @@
 // tunnel ends when either side closes (what is queued for the other is sent first), resets,
 // is silent both ways for tunnel_idle_timeout, or at shutdown once shutdown_grace is over;
 // it is logged once, with the bytes each way, and counted in metrics.
-#include "http/client_session.h"
+#include "http/exchange.h"
 #include "http/serialize.h"
 
 namespace torii::http {
 
-void ClientSession::OnUpstreamUpgrade(const MessageHead& head, std::string_view protocol) {
-  core::Conn* me = self();
-  if (me == nullptr) {
-    return;
-  }
+void Exchange::OnUpstreamUpgrade(const MessageHead& head, std::string_view protocol) {
   x_.status = 101;
   x_.tunnel = true;
   resp_ = Resp::kStreaming;
@@ -34,20 +30,22 @@ void ClientSession::OnUpstreamUpgrade(const MessageHead& head, std::string_view 
   extra.append(protocol);
   extra.append("\r\n");
   AppendRequestId(&extra);
-  out_.WriteSwitchingProtocols(*me, head, extra, &ctx_.scratch());
-  SetTimerFor(*me, TimerFor::kTunnel, cfg().limits.tunnel_idle_timeout_ms);
+  if (!down_.WriteSwitchingProtocols(head, extra)) {
+    AbortClient("101 on a protocol without upgrades");
+    return;
+  }
+  SetTimerFor(TimerFor::kTunnel, cfg().limits.tunnel_idle_timeout_ms);
   // Bytes the client sent after its request head, before the 101, are the new protocol's.
   if (!B().in.empty()) {
-    RelayToUpstream(*me, B().in);
+    RelayToUpstream(B().in);
     B().in.clear();
   }
-  if (recv_paused_ && !paused_for_upstream_) {
-    recv_paused_ = false;  // paused while the request waited (pipelining guard)
-    me->ResumeRecv();
+  if (!held_) {
+    down_.ResumeReading();  // paused while the request waited (pipelining guard)
   }
 }
 
-void ClientSession::RelayToUpstream(core::Conn& conn, std::string_view bytes) {
+void Exchange::RelayToUpstream(std::string_view bytes) {
   core::Conn* up = upstream();
   if (up == nullptr || bytes.empty()) {
     return;
@@ -55,45 +53,39 @@ void ClientSession::RelayToUpstream(core::Conn& conn, std::string_view bytes) {
   x_.bytes_up += bytes.size();
   ctx_.stats().tunnel_bytes_up += bytes.size();
   up->WriteFromRecvBuffer(bytes);
-  if (up->queued() > core::Conn::kHighWater && !paused_for_upstream_) {
+  if (up->queued() > core::Conn::kHighWater && !held_) {
     // The backend reads slower than the client sends: stop reading the client.
-    paused_for_upstream_ = true;
-    if (!recv_paused_) {
-      recv_paused_ = true;
-      conn.PauseRecv();
-    }
+    held_ = true;
+    down_.PauseReading();
   }
-  SetTimerFor(conn, TimerFor::kTunnel, cfg().limits.tunnel_idle_timeout_ms);
+  SetTimerFor(TimerFor::kTunnel, cfg().limits.tunnel_idle_timeout_ms);
 }
 
-void ClientSession::OnTunnelData(core::Conn& up, std::string_view bytes) {
-  core::Conn* me = self();
-  if (me == nullptr || !x_.tunnel || bytes.empty()) {
+void Exchange::OnTunnelData(core::Conn& up, std::string_view bytes) {
+  if (down_.closing() || !x_.tunnel || bytes.empty()) {
     return;
   }
   x_.bytes_sent += bytes.size();
   ctx_.stats().tunnel_bytes_down += bytes.size();
-  me->WriteFromRecvBuffer(bytes);
-  if (me->queued() > core::Conn::kHighWater && !upstream_paused_) {
+  down_.WriteBody(bytes, /*lend=*/true);
+  if (down_.queued() > core::Conn::kHighWater && !upstream_paused_) {
     // The client reads slower than the backend sends: stop reading the backend (OnWritable
     // resumes it).
     upstream_paused_ = true;
     up.PauseRecv();
   }
-  SetTimerFor(*me, TimerFor::kTunnel, cfg().limits.tunnel_idle_timeout_ms);
+  SetTimerFor(TimerFor::kTunnel, cfg().limits.tunnel_idle_timeout_ms);
 }
 
-void ClientSession::OnTunnelUpstreamClosed(bool error) {
+void Exchange::OnTunnelUpstreamClosed(bool error) {
   if (!x_.tunnel) {
     return;  // the client ended the tunnel itself (EndTunnel)
   }
   up_.reset();  // the upstream detached and closed itself
-  if (core::Conn* me = self()) {
-    EndTunnel(*me, error ? "backend reset" : "backend closed", /*abort=*/false);
-  }
+  EndTunnel(error ? "backend reset" : "backend closed", /*abort=*/false);
 }
 
-void ClientSession::EndTunnel(core::Conn& conn, std::string_view note, bool abort) {
+void Exchange::EndTunnel(std::string_view note, bool abort) {
   if (!x_.tunnel) {
     return;
   }
@@ -107,13 +99,13 @@ void ClientSession::EndTunnel(core::Conn& conn, std::string_view note, bool abor
     handler->EndTunnel(*up, abort);
   }
   LogExchange();
-  SetTimerFor(conn, TimerFor::kNone, 0);
+  SetTimerFor(TimerFor::kNone, 0);
   resp_ = Resp::kNone;
   req_ = Req::kIdle;
   if (abort) {
-    conn.Close();
+    down_.Close();
   } else {
-    conn.CloseAfterFlush();
+    down_.CloseAfterFlush();
   }
 }
 

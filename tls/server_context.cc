@@ -529,6 +529,7 @@ struct ServerContextBuilder {
       }
       self.alpn_wire_.push_back(static_cast<char>(proto.size()));
       self.alpn_wire_.append(proto);
+      self.offers_h2_ = self.offers_h2_ || proto == "h2";
     }
     return {};
   }

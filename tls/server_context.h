@@ -82,6 +82,8 @@ class ServerContext {
   const std::shared_ptr<HandshakeStats>& stats_ptr() const { return stats_; }
   const std::shared_ptr<TicketKeys>& ticket_keys() const { return keys_; }
   uint64_t handshake_timeout_ms() const { return handshake_timeout_ms_; }
+  // "h2" is among the protocols ALPN may choose.
+  bool offers_h2() const { return offers_h2_; }
 
  private:
   struct Group {
@@ -109,6 +111,7 @@ class ServerContext {
   NameMap exact_;
   NameMap wildcard_;       // "*.example.com" stored as "example.com"
   std::string alpn_wire_;  // length-prefixed protocol names, our preference order
+  bool offers_h2_ = false;
   std::shared_ptr<TicketKeys> keys_;
   std::shared_ptr<HandshakeStats> stats_;
   uint64_t handshake_timeout_ms_ = 0;

@@ -88,6 +88,7 @@ body_timeout = "1500ms"
 send_timeout = "1h"
 tunnel_idle_timeout = "90s"
 keepalive_requests = 7
+max_concurrent_streams = 32
 
 [[listener]]
 name = "http"
@@ -162,6 +163,7 @@ pool = "app"
   EXPECT_EQ(c.limits.send_timeout, seconds(3600));
   EXPECT_EQ(c.limits.tunnel_idle_timeout, seconds(90));
   EXPECT_EQ(c.limits.keepalive_requests, 7u);
+  EXPECT_EQ(c.limits.max_concurrent_streams, 32u);
 
   ASSERT_EQ(c.listeners.size(), 2u);
   EXPECT_EQ(c.listeners[0].name, "http");
@@ -495,6 +497,7 @@ TEST(LoadConfigErrors, OutOfRange) {
               "expected 0 or at least sq_entries (4096)");
   ExpectError(WithBase("[limits]\nheader_count = 0\n"), 2, 16, "from 1 to 10000, got 0");
   ExpectError(WithBase("[limits]\nkeepalive_requests = -1\n"), 2, 22, "of at least 1, got -1");
+  ExpectError(WithBase("[limits]\nmax_concurrent_streams = 0\n"), 2, 26, "from 1 to 65536, got 0");
   ExpectError(WithBase("[server]\nlog_level = \"verbose\"\n"), 2, 13,
               "expected one of \"trace\", \"debug\", \"info\", \"warn\", \"error\", \"critical\", "
               "\"off\", got \"verbose\"");
@@ -1419,8 +1422,11 @@ TEST(LoadTls, Errors) {
   ExpectError(WithTls("{ certificates = [] }"), 4, 24, "expected an array of { cert");
   ExpectError(WithTls("{ certificates = [{ cert = \"a\" }] }"), 4, 25,
               "missing required key \"key\"");
-  ExpectError(WithTls("{ certificates = [{ cert = \"a\", key = \"b\" }], alpn = [\"h2\"] }"),
-              4, 61, "expected \"http/1.1\"");
+  ExpectError(WithTls("{ certificates = [{ cert = \"a\", key = \"b\" }], alpn = [\"h3\"] }"), 4, 61,
+              "expected \"h2\" or \"http/1.1\"");
+  ExpectError(
+      WithTls("{ certificates = [{ cert = \"a\", key = \"b\" }], alpn = [\"h2\", \"h2\"] }"), 4, 67,
+      "\"h2\" is listed twice");
   ExpectError(
       WithTls("{ certificates = [{ cert = \"a\", key = \"b\" }], min_version = \"1.1\" }"), 4,
       67, "expected one of \"1.3\", \"1.2\"");
@@ -1432,6 +1438,8 @@ TEST(LoadTls, Errors) {
   ExpectError(
       WithTls("{ certificates = [{ cert = \"a\", key = \"b\" }] }", "http_to_https = true\n"), 4,
       17, "a TLS listener cannot redirect to itself");
+  ExpectError(WithTls("{ certificates = [{ cert = \"a\", key = \"b\" }] }", "h2c = true\n"), 4, 7,
+              "h2c is HTTP/2 without TLS");
 }
 
 TEST(LoadAccess, ListsAndConnectionLimits) {

@@ -1,5 +1,6 @@
-// http/proxy_session.cc: see proxy_session.h.
-#include "http/proxy_session.h"
+// http/exchange.cc: see exchange.h (its cache part is session_cache.cc, its tunnel part
+// session_tunnel.cc).
+#include "http/exchange.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -12,7 +13,6 @@
 
 #include "base/base64.h"
 #include "base/text.h"
-#include "http/client_session.h"
 #include "http/compression_plan.h"
 #include "http/router.h"
 #include "http/serialize.h"
@@ -24,19 +24,6 @@ namespace torii::http {
 
 namespace {
 
-// Pipelined bytes buffered beyond the current request before receiving pauses.
-constexpr size_t kMaxPipelineBuffer = 64 * 1024;
-
-std::string FormatPeer(const sockaddr* sa) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (sa->sa_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof(buf));
-  } else if (sa->sa_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof(buf));
-  }
-  return buf;
-}
-
 const std::string kEventStreamType = "text/event-stream";
 const std::span<const std::string> kEventStream(&kEventStreamType, 1);
 
@@ -44,166 +31,55 @@ uint64_t CeilSeconds(uint64_t ns) { return ns / 1000000000 + (ns % 1000000000 !=
 
 }  // namespace
 
-// =============================================================================================
-// ClientSession
+Exchange::Exchange(ProxyContext& ctx, ClientConn& conn, Downstream& down)
+    : ctx_(ctx), conn_(conn), down_(down), gen_(ctx.generation()) {}
 
-ClientSession::ClientSession(ProxyContext& ctx, core::Conn& conn, uint32_t listener)
-    : ctx_(ctx),
-      gen_(ctx.generation()),
-      peer_(FormatPeer(conn.peer())),
-      accepted_ns_(ctx.worker().now_ns()),
-      self_(conn.ref()),
-      listener_(listener) {
-  // A TLS client has handshake_timeout to finish its handshake (then, silent, idle_timeout);
-  // a PROXY header must be complete within header_timeout.
-  const ListenerSpec& spec = cfg().listeners[listener];
-  awaiting_proxy_ = spec.proxy_protocol;
-  SetTimerFor(conn, TimerFor::kIdle,
-              awaiting_proxy_ ? cfg().limits.header_timeout_ms : FirstIdleMs());
-  conn.SetIdle(core::Conn::Idle::kFresh);  // silent so far: the first to make room
-}
-
-uint64_t ClientSession::FirstIdleMs() const {
-  const ListenerSpec& spec = cfg().listeners[listener_];
-  return spec.tls ? std::min(spec.tls->handshake_timeout_ms(), cfg().limits.idle_timeout_ms)
-                  : cfg().limits.idle_timeout_ms;
-}
-
-bool ClientSession::OnProxyHeader(core::Conn& conn, const ProxyHeader& header) {
-  awaiting_proxy_ = false;
-  if (!header.local) {
-    proxied_ = std::make_unique<Proxied>();
-    proxied_->source = header.source;
-    proxied_->dest = header.dest;
-    proxied_->text = FormatPeer(reinterpret_cast<const sockaddr*>(&header.source));
+void Exchange::Begin(uint32_t id) {
+  id_ = id;
+  x_ = ExchangeState{};
+  if (b_) {
+    b_->method.clear();
+    b_->target.clear();
+    b_->host.clear();
   }
-  SetTimerFor(conn, TimerFor::kIdle, FirstIdleMs());
-  return true;
+  req_ = Req::kHead;
+  resp_ = Resp::kNone;
+  close_after_ = false;
+  held_ = false;
+  start_ms_ = ctx_.worker().now_ms();
+  if (cfg().timing) {
+    B().timing = ExchangeTiming{};
+    B().timing.first_byte = ctx_.worker().now_ns();
+    if (conn_.requests == 0) {
+      B().timing.accept_ns = std::max<uint64_t>(1, B().timing.first_byte - conn_.accepted_ns);
+    }
+  }
 }
 
-void ClientSession::SetTimerFor(core::Conn& conn, TimerFor what, uint64_t ms) {
+uint64_t Exchange::waiter_ticket() const {
+  if (x_.queue_ticket != 0) {
+    return x_.queue_ticket;
+  }
+  return b_ && b_->cache.waiting ? b_->cache.filler.c : 0;
+}
+
+const tls::DownstreamSession& Exchange::tls_session() const {
+  return static_cast<const TlsServerTransport*>(client_conn()->transport())->server_session();
+}
+
+void Exchange::SetTimerFor(TimerFor what, uint64_t ms) {
   timer_for_ = what;
   if (what == TimerFor::kNone) {
-    conn.ClearTimer();
+    down_.ClearTimer();
   } else {
-    conn.SetTimer(ctx_.worker().now_ms() + ms);
+    down_.SetTimer(ms);
   }
 }
 
-void ClientSession::OnRecv(core::Conn& conn, std::span<const char> data) {
-  if (x_.tunnel) {
-    RelayToUpstream(conn, std::string_view(data.data(), data.size()));
-    return;
-  }
-  if (req_ == Req::kIdle && input().empty() && !conn.WriteBlocked()) {
-    // First byte of a request: the header timeout runs from here and is not reset by later
-    // bytes (slowloris, BAD-INPUTS D1).
-    conn.SetIdle(core::Conn::Idle::kNo);
-    SetTimerFor(conn, TimerFor::kHeader, cfg().limits.header_timeout_ms);
-    req_ = Req::kHead;
-    start_ms_ = ctx_.worker().now_ms();
-    if (cfg().timing) {
-      B().timing.first_byte = ctx_.worker().now_ns();
-      if (requests_ == 0) {
-        B().timing.accept_ns = std::max<uint64_t>(1, B().timing.first_byte - accepted_ns_);
-      }
-    }
-  }
-  B().in.append(data.data(), data.size());
-  if (req_ == Req::kBody) {
-    x_.body_bytes += data.size();
-    if (timer_for_ == TimerFor::kBody) {
-      SetTimerFor(conn, TimerFor::kBody, BodyTimerMs());
-    }
-  }
-  Pump(conn);
-  if (!conn.closing() && input().size() > kMaxPipelineBuffer + cfg().limits.header_bytes &&
-      !recv_paused_) {
-    // The client keeps sending while we cannot parse (pipelining ahead of a slow response):
-    // stop reading until the current exchange finishes (P1 flood).
-    recv_paused_ = true;
-    conn.PauseRecv();
-  }
-}
-
-void ClientSession::WaitForReader(core::Conn& conn) {
-  // The client sends requests faster than it reads the responses (pipelining without reading,
-  // BAD-INPUTS P1): no next exchange starts while what it is owed exceeds the high-water
-  // mark, and nothing more is read, so memory stays bounded whatever it sends. OnWritable
-  // resumes; a client that never reads meets the send timeout (D3).
-  waiting_reader_ = true;
-  if (!recv_paused_) {
-    recv_paused_ = true;
-    conn.PauseRecv();
-  }
-  SetTimerFor(conn, TimerFor::kSend, cfg().limits.send_timeout_ms);
-}
-
-void ClientSession::Compact() {
-  if (!B().parser.in_head() && B().parser.consumed() > 0) {
-    B().in.erase(0, B().parser.consumed());
-    B().parser.DropConsumed();
-  }
-}
-
-void ClientSession::Pump(core::Conn& conn) {
-  while (!conn.closing()) {
-    if (req_ == Req::kDone || req_ == Req::kIdle) {
-      if (req_ == Req::kIdle && !input().empty()) {
-        if (conn.WriteBlocked()) {
-          WaitForReader(conn);
-          return;
-        }
-        // Pipelined bytes of the next request.
-        conn.SetIdle(core::Conn::Idle::kNo);
-        req_ = Req::kHead;
-        start_ms_ = ctx_.worker().now_ms();
-        if (cfg().timing) {
-          B().timing = ExchangeTiming{};
-          B().timing.first_byte = ctx_.worker().now_ns();
-        }
-        SetTimerFor(conn, TimerFor::kHeader, cfg().limits.header_timeout_ms);
-        continue;
-      }
-      return;
-    }
-    if (paused_for_upstream_) {
-      return;
-    }
-    std::string& in = B().in;
-    const H1Parser::Step step = B().parser.Next(in.data(), in.size());
-    switch (step.event) {
-      case H1Parser::Event::kNeedMore:
-        Compact();
-        if (peer_eof_ && req_ == Req::kHead && resp_ == Resp::kNone) {
-          conn.Close();  // a partial head after the client's FIN can never complete
-        }
-        return;
-      case H1Parser::Event::kError:
-        OnRequestError(conn, B().parser.error_status(), B().parser.error_reason());
-        return;
-      case H1Parser::Event::kHead:
-        if (!OnRequestHead(conn)) {
-          return;
-        }
-        Compact();
-        break;
-      case H1Parser::Event::kBody:
-        ForwardBody(step.body);
-        Compact();
-        break;
-      case H1Parser::Event::kDone:
-        Compact();
-        OnRequestEnd(conn, B().parser.must_close());
-        break;
-    }
-  }
-}
-
-void ClientSession::OnRequestError(core::Conn& conn, int status, const char* reason) {
+void Exchange::OnRequestError(int status, const char* reason) {
   if (resp_ == Resp::kNone) {
-    spdlog::debug("client {}: bad request: {}", peer_, reason);
-    SendLocalReply(conn, status, reason);
+    spdlog::debug("client {}: bad request: {}", conn_.peer, reason);
+    SendLocalReply(status, reason);
     return;
   }
   // The head was fine but the body is not (bad chunk, over the limit): the upstream got part
@@ -211,13 +87,13 @@ void ClientSession::OnRequestError(core::Conn& conn, int status, const char* rea
   DetachUpstream(false);
   if (resp_ == Resp::kWaiting) {
     resp_ = Resp::kNone;
-    SendLocalReply(conn, status, reason);
+    SendLocalReply(status, reason);
   } else {
-    AbortClient(conn, reason);
+    AbortClient(reason);
   }
 }
 
-void ClientSession::OnRequestEnd(core::Conn& conn, bool must_close) {
+void Exchange::OnRequestEnd(bool must_close) {
   req_ = Req::kDone;
   if (core::Conn* up = upstream()) {
     auto* u = static_cast<UpstreamConn*>(up->handler());
@@ -230,29 +106,28 @@ void ClientSession::OnRequestEnd(core::Conn& conn, bool must_close) {
   if (must_close) {
     close_after_ = true;
   }
-  if (timer_for_ == TimerFor::kHeader || timer_for_ == TimerFor::kBody) {
-    SetTimerFor(conn, TimerFor::kNone, 0);
+  if (timer_for_ == TimerFor::kBody) {
+    SetTimerFor(TimerFor::kNone, 0);
   }
   if (resp_ == Resp::kDone) {
-    FinishExchange(conn);
+    FinishExchange();
   }
 }
 
-bool ClientSession::OnRequestHead(core::Conn& conn) {
-  const MessageHead& h = B().parser.head();
-  ++requests_;
+bool Exchange::OnRequestHead(const MessageHead& h) {
+  ++conn_.requests;
   ctx_.stats().requests++;
   B().method.assign(h.method);
   B().target.assign(h.target);  // refined by CheckRequest (absolute-form); logged if refused
   B().user.clear();
   x_ = ExchangeState{};
   x_.method_id = h.method_id;
+  x_.version_major = h.version_major;
   x_.version_minor = h.version_minor;
   x_.req_framing = h.framing;
-  out_.Reset(h.version_minor);
   resp_ = Resp::kNone;
-  close_after_ = !h.keep_alive || h.upgrade || draining_ ||
-                 requests_ >= cfg().limits.keepalive_requests;
+  close_after_ = !h.keep_alive || h.upgrade || conn_.draining ||
+                 conn_.requests >= cfg().limits.keepalive_requests;
   if (gen_ != ctx_.generation()) {
     gen_ = ctx_.generation();  // a reload since the last request: this one uses the new config
   }
@@ -260,46 +135,45 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   if (timing) {
     B().timing.head = ctx_.worker().now_ns();
   }
-  ResolveClient(conn, h);
+  ResolveClient(h);
   AssignIds(h);
-  if (!CheckRequest(conn) || !CheckAccess(conn)) {
-    return !conn.closing();
+  if (!CheckRequest(h) || !CheckAccess(h)) {
+    return !down_.closing();
   }
-  if (cfg().listeners[listener_].http_to_https) {
-    RedirectToHttps(conn);
-    return !conn.closing();
+  if (cfg().listeners[conn_.listener].http_to_https) {
+    RedirectToHttps();
+    return !down_.closing();
   }
-  if (cfg().routes[x_.route].require_client_cert &&
-      !CheckClientCert(conn, cfg().routes[x_.route])) {
-    return !conn.closing();
+  if (cfg().routes[x_.route].require_client_cert && !CheckClientCert(cfg().routes[x_.route])) {
+    return !down_.closing();
   }
-  if (cfg().routes[x_.route].auth && !CheckAuth(conn, h)) {
-    return !conn.closing();
+  if (cfg().routes[x_.route].auth && !CheckAuth(h)) {
+    return !down_.closing();
   }
   if (timing) {
     B().timing.access = ctx_.worker().now_ns();
-    if (requests_ == 1 && cfg().listeners[listener_].tls) {
+    if (conn_.requests == 1 && cfg().listeners[conn_.listener].tls) {
       B().timing.tls_ns =
-          static_cast<const TlsServerTransport*>(conn.transport())->handshake_ns();
+          static_cast<const TlsServerTransport*>(client_conn()->transport())->handshake_ns();
     }
   }
   req_ = h.framing == Framing::kNone ? Req::kHead : Req::kBody;
   if (req_ == Req::kBody) {
     x_.body_start_ms = ctx_.worker().now_ms();
-    SetTimerFor(conn, TimerFor::kBody, BodyTimerMs());
+    SetTimerFor(TimerFor::kBody, BodyTimerMs());
   } else {
-    SetTimerFor(conn, TimerFor::kNone, 0);
+    SetTimerFor(TimerFor::kNone, 0);
   }
   // Route → pick → send: the head goes out now; the body follows as it arrives.
   const RouteSpec& route = cfg().routes[x_.route];
   if (route.redirect_status != 0) {
-    SendRedirect(conn, route);
-    return !conn.closing();
+    SendRedirect(route);
+    return !down_.closing();
   }
   if (route.return_status != 0) {
     x_.configured_reply = true;  // whatever its status, the request itself was fine
-    SendLocalReply(conn, route.return_status, "return", route.add_headers, route.return_body);
-    return !conn.closing();
+    SendLocalReply(route.return_status, "return", route.add_headers, route.return_body);
+    return !down_.closing();
   }
   x_.pool = route.split.empty() ? route.pool : ChooseSplit(route, h);
   B().exclude.Reset(static_cast<uint32_t>(cfg().pools[x_.pool].backends.size()));
@@ -309,7 +183,7 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
     B().host = cfg().pools[x_.pool].name;
   }
   const PoolSpec& pool = cfg().pools[x_.pool];
-  x_.key_hash = pool.needs_key_hash ? KeyHash(conn, h, pool) : 0;
+  x_.key_hash = pool.needs_key_hash ? KeyHash(h, pool) : 0;
   x_.coding =
       ReadCodingRequest(cfg().compression, route.compress, x_.method_id == HTTP_HEAD, h.headers);
   const std::optional<std::string_view> upgrade =
@@ -318,11 +192,11 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   if (route.cache >= 0 && !x_.upgrade) {
     // Before the upstream head is built: a hit needs none of it.
     if (x_.method_id == HTTP_PURGE) {
-      CachePurge(conn, h);
-      return !conn.closing();
+      CachePurge(h);
+      return !down_.closing();
     }
-    if (CacheBeforeUpstream(conn, h)) {
-      return !conn.closing();
+    if (CacheBeforeUpstream(h)) {
+      return !down_.closing();
     }
   }
   BuildUpstreamHead(h, upgrade.value_or(std::string_view()));
@@ -332,52 +206,49 @@ bool ClientSession::OnRequestHead(core::Conn& conn) {
   // Expect: 100-continue is answered here (and not forwarded): we are ready for the body.
   for (const HeaderView& hv : h.headers) {
     if (EqualsIgnoreCase(hv.name, "expect") && x_.req_framing != Framing::kNone) {
-      H1ResponseWriter::WriteContinue(conn);
+      down_.WriteContinue();
     }
   }
   if (x_.delay_ms > 0) {
     // Rate limit in delay mode: the request is spaced out at the limit's rate (nginx limit_req
     // without nodelay). Its body waits with it.
-    paused_for_upstream_ = true;
-    SetTimerFor(conn, TimerFor::kDelay, x_.delay_ms);
+    held_ = true;
+    SetTimerFor(TimerFor::kDelay, x_.delay_ms);
     return true;
   }
-  PickBackendAndSend(conn);
-  return !conn.closing();
+  PickBackendAndSend();
+  return !down_.closing();
 }
 
-void ClientSession::EndDelay(core::Conn& conn) {
+void Exchange::EndDelay() {
   x_.delay_ms = 0;
-  paused_for_upstream_ = false;
-  SetTimerFor(conn, req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone, BodyTimerMs());
-  PickBackendAndSend(conn);
-  if (!conn.closing() && !paused_for_upstream_) {
-    Pump(conn);
+  held_ = false;
+  SetTimerFor(req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone, BodyTimerMs());
+  PickBackendAndSend();
+  if (!down_.closing() && !held_) {
+    down_.Continue();
   }
 }
 
-bool ClientSession::RefuseAtHead(core::Conn& conn, int status, std::string_view note,
-                                 std::string_view extra_headers) {
+bool Exchange::RefuseAtHead(int status, std::string_view note, std::string_view extra_headers) {
   // Without a body the exchange ends when the parser reports kDone; with one, the body is
   // unread and SendLocalReply closes (P6).
   req_ = Req::kHead;
-  SendLocalReply(conn, status, note, extra_headers);
+  SendLocalReply(status, note, extra_headers);
   return false;
 }
 
-const ClientSession::ClientCertInfo& ClientSession::ClientCert() {
-  if (client_cert_) {
-    return *client_cert_;
+const ClientCertInfo& Exchange::ClientCert() {
+  if (conn_.client_cert) {
+    return *conn_.client_cert;
   }
-  client_cert_ = std::make_unique<ClientCertInfo>();
-  ClientCertInfo& info = *client_cert_;
+  conn_.client_cert = std::make_unique<ClientCertInfo>();
+  ClientCertInfo& info = *conn_.client_cert;
   info.verify = "NONE";
-  core::Conn* me = self();
-  if (me == nullptr || !cfg().listeners[listener_].client_auth) {
+  if (!cfg().listeners[conn_.listener].client_auth) {
     return info;
   }
-  const tls::DownstreamSession& tls =
-      static_cast<const TlsServerTransport*>(me->transport())->server_session();
+  const tls::DownstreamSession& tls = tls_session();
   info.state = tls.client_cert();
   if (info.state == tls::DownstreamSession::ClientCert::kNone) {
     return info;
@@ -404,13 +275,12 @@ const ClientSession::ClientCertInfo& ClientSession::ClientCert() {
   return info;
 }
 
-bool ClientSession::CheckClientCert(core::Conn& conn, const RouteSpec& route) {
+bool Exchange::CheckClientCert(const RouteSpec& route) {
   const ClientCertInfo& info = ClientCert();
   if (info.state != tls::DownstreamSession::ClientCert::kVerified) {
-    return RefuseAtHead(conn, 403,
-                        info.state == tls::DownstreamSession::ClientCert::kNone
-                            ? "client certificate required"
-                            : "client certificate not verified");
+    return RefuseAtHead(403, info.state == tls::DownstreamSession::ClientCert::kNone
+                                 ? "client certificate required"
+                                 : "client certificate not verified");
   }
   if (route.client_cert_allow.empty()) {
     return true;
@@ -422,10 +292,10 @@ bool ClientSession::CheckClientCert(core::Conn& conn, const RouteSpec& route) {
       }
     }
   }
-  return RefuseAtHead(conn, 403, "client certificate not allowed");
+  return RefuseAtHead(403, "client certificate not allowed");
 }
 
-bool ClientSession::CheckAuth(core::Conn& conn, const MessageHead& h) {
+bool Exchange::CheckAuth(const MessageHead& h) {
   BasicAuth& auth = *cfg().routes[x_.route].auth;
   std::string_view value;
   int fields = 0;
@@ -450,26 +320,25 @@ bool ClientSession::CheckAuth(core::Conn& conn, const MessageHead& h) {
   if (ok) {
     return true;
   }
-  return RefuseAtHead(conn, 401, fields == 0 ? "credentials required" : "bad credentials",
+  return RefuseAtHead(401, fields == 0 ? "credentials required" : "bad credentials",
                       auth.challenge());
 }
 
-bool ClientSession::CheckAccess(core::Conn& conn) {
+bool Exchange::CheckAccess(const MessageHead& h) {
   const ProxyConfig& config = cfg();
-  const ListenerSpec& listener = config.listeners[listener_];
+  const ListenerSpec& listener = config.listeners[conn_.listener];
   const RouteSpec& route = config.routes[x_.route];
   x_.delay_ms = 0;
   if (listener.allow.empty() && listener.deny.empty() && route.allow.empty() &&
       route.deny.empty() && route.rate_limit < 0) {
     return true;  // the common case costs three branches
   }
-  const MessageHead& h = B().parser.head();
   auto reject = [&](int status, std::string_view why, std::string_view extra = {}) {
-    return RefuseAtHead(conn, status, why, extra);
+    return RefuseAtHead(status, why, extra);
   };
   const ratelimit::IpAddr& client = B().client;
-  if (const ratelimit::AccessVerdict verdict = ratelimit::DecideAccess(
-          listener.allow, listener.deny, route.allow, route.deny, client);
+  if (const ratelimit::AccessVerdict verdict =
+          ratelimit::DecideAccess(listener.allow, listener.deny, route.allow, route.deny, client);
       verdict != ratelimit::AccessVerdict::kAllow) {
     ctx_.stats().denied++;
     return reject(403, ratelimit::ToString(verdict));
@@ -481,8 +350,8 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
   uint64_t key = 0;
   bool keyed = false;
   if (limit.key == RateLimitSpec::Key::kRoute) {
-    key = ratelimit::HashKey(std::string_view(reinterpret_cast<const char*>(&x_.route),
-                                              sizeof(x_.route)));
+    key = ratelimit::HashKey(
+        std::string_view(reinterpret_cast<const char*>(&x_.route), sizeof(x_.route)));
     keyed = true;
   } else if (limit.key == RateLimitSpec::Key::kHeader) {
     for (const HeaderView& hv : h.headers) {
@@ -539,9 +408,9 @@ bool ClientSession::CheckAccess(core::Conn& conn) {
   return true;
 }
 
-void ClientSession::ResolveClient(const core::Conn& conn, const MessageHead& h) {
+void Exchange::ResolveClient(const MessageHead& h) {
   ExchangeBuffers& b = B();
-  b.client = ratelimit::IpFromSockaddr(ConnClient(conn));
+  b.client = ratelimit::IpFromSockaddr(ConnClient());
   b.client_text.clear();
   b.forwarded_for.clear();
   const ratelimit::IpList& trusted = cfg().trusted_proxies;
@@ -570,7 +439,7 @@ void ClientSession::ResolveClient(const core::Conn& conn, const MessageHead& h) 
   b.forwarded_for.append(ConnClientText());
 }
 
-void ClientSession::AssignIds(const MessageHead& h) {
+void Exchange::AssignIds(const MessageHead& h) {
   const ProxyConfig& config = cfg();
   ExchangeBuffers& b = B();
   b.request_id.clear();
@@ -618,13 +487,13 @@ void ClientSession::AssignIds(const MessageHead& h) {
   }
 }
 
-void ClientSession::AppendRequestId(std::string* lines) const {
+void Exchange::AppendRequestId(std::string* lines) const {
   if (b_ && !b_->request_id.empty()) {
     lines->append(cfg().request_id_header).append(": ").append(b_->request_id).append("\r\n");
   }
 }
 
-void ClientSession::BuildUpstreamHead(const MessageHead& h, std::string_view upgrade) {
+void Exchange::BuildUpstreamHead(const MessageHead& h, std::string_view upgrade) {
   ExchangeBuffers& b = B();
   std::string_view proto = scheme();
   std::string_view forwarded_host;
@@ -657,7 +526,8 @@ void ClientSession::BuildUpstreamHead(const MessageHead& h, std::string_view upg
     target = rewritten;
   }
   b.id_lines.append(route.upstream_add);
-  if (cfg().listeners[listener_].client_auth && cfg().listeners[listener_].client_cert_forward) {
+  if (cfg().listeners[conn_.listener].client_auth &&
+      cfg().listeners[conn_.listener].client_cert_forward) {
     b.id_lines.append(ClientCert().fields);  // empty unless the certificate verified
   }
   if (!upgrade.empty()) {
@@ -674,7 +544,7 @@ void ClientSession::BuildUpstreamHead(const MessageHead& h, std::string_view upg
       UpstreamHeadEdits{route.upstream_remove, b.id_lines});
 }
 
-void ClientSession::AppendForwarded(const MessageHead& h, std::string* lines) const {
+void Exchange::AppendForwarded(const MessageHead& h, std::string* lines) const {
   // RFC 7239: a trusted proxy's elements stay, in order, and torii's hop is appended; from
   // anyone else only torii's hop is sent (the client's field was dropped).
   lines->append("Forwarded: ");
@@ -702,9 +572,8 @@ void ClientSession::AppendForwarded(const MessageHead& h, std::string* lines) co
   lines->append(";proto=").append(scheme()).append("\r\n");
 }
 
-bool ClientSession::CheckRequest(core::Conn& conn) {
-  const MessageHead& h = B().parser.head();
-  auto reject = [&](int status, std::string_view why) { return RefuseAtHead(conn, status, why); };
+bool Exchange::CheckRequest(const MessageHead& h) {
+  auto reject = [&](int status, std::string_view why) { return RefuseAtHead(status, why); };
   if (h.method_id == HTTP_CONNECT) {
     close_after_ = true;
     return reject(501, "CONNECT not supported");
@@ -764,13 +633,12 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
     }
     host_name = *name;
   }
-  if (const tls::ServerContext* tls = cfg().listeners[listener_].tls.get();
+  if (const tls::ServerContext* tls = cfg().listeners[conn_.listener].tls.get();
       tls != nullptr && tls->group_count() > 1 && !host_name.empty()) {
     // RFC 9110 §15.5.20 (BAD-INPUTS R8): the TLS server name chose one certificate; a Host
     // that another certificate serves (the default one, for a name none lists) was not meant
     // for this connection. Without SNI there is no claim to contradict.
-    const std::string_view sni =
-        static_cast<const TlsServerTransport*>(conn.transport())->server_session().sni();
+    const std::string_view sni = tls_session().sni();
     if (!sni.empty() && tls->Lookup(sni) != tls->Lookup(host_name)) {
       return reject(421, "misdirected request (SNI names another certificate)");
     }
@@ -782,7 +650,7 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
   // Route, access lists, limits, the cache key and the backend all see the normalised path:
   // a spelling the backend would read as another path cannot pass a rule meant for it.
   if (B().target != "*") {
-    if (const PathError bad = NormalizePath(&B().target, cfg().listeners[listener_].path);
+    if (const PathError bad = NormalizePath(&B().target, cfg().listeners[conn_.listener].path);
         bad != PathError::kNone) {
       B().target.assign(h.target);  // the log shows what the client sent
       close_after_ = true;
@@ -810,9 +678,9 @@ bool ClientSession::CheckRequest(core::Conn& conn) {
   return true;
 }
 
-void ClientSession::RedirectToHttps(core::Conn& conn) {
+void Exchange::RedirectToHttps() {
   // https://HOST/TARGET on the default port: the host without the port the client named.
-  req_ = B().parser.head().framing == Framing::kNone ? Req::kHead : Req::kBody;
+  req_ = x_.req_framing == Framing::kNone ? Req::kHead : Req::kBody;
   std::string_view host = B().host;
   if (!host.empty() && host.front() == '[') {
     host = host.substr(0, host.find(']') + 1);  // IPv6 literal
@@ -826,10 +694,10 @@ void ClientSession::RedirectToHttps(core::Conn& conn) {
   extra.append("\r\n");
   // 301 keeps browsers on https for GET; 308 keeps the method and body of anything else.
   const bool safe = x_.method_id == HTTP_GET || x_.method_id == HTTP_HEAD;
-  SendLocalReply(conn, safe ? 301 : 308, "http_to_https", extra);
+  SendLocalReply(safe ? 301 : 308, "http_to_https", extra);
 }
 
-void ClientSession::SendRedirect(core::Conn& conn, const RouteSpec& route) {
+void Exchange::SendRedirect(const RouteSpec& route) {
   // Location: the configured URL, plus the request's path and query for a prefix redirect.
   std::string& extra = B().upstream_head;  // unused by a route that never goes upstream
   extra.assign("Location: ");
@@ -839,10 +707,10 @@ void ClientSession::SendRedirect(core::Conn& conn, const RouteSpec& route) {
   }
   extra.append("\r\n");
   extra.append(route.add_headers);
-  SendLocalReply(conn, route.redirect_status, "redirect", extra);
+  SendLocalReply(route.redirect_status, "redirect", extra);
 }
 
-uint32_t ClientSession::ChooseSplit(const RouteSpec& route, const MessageHead& h) {
+uint32_t Exchange::ChooseSplit(const RouteSpec& route, const MessageHead& h) {
   // A header or cookie naming one of the split's pools forces it (canary by header).
   if (route.split_by != PoolSpec::HashKey::kClientIp) {
     std::optional<std::string_view> named;
@@ -869,14 +737,13 @@ uint32_t ClientSession::ChooseSplit(const RouteSpec& route, const MessageHead& h
   return PickSplit(route, r % route.split_total);
 }
 
-uint64_t ClientSession::ClientAddressHash() const {
+uint64_t Exchange::ClientAddressHash() const {
   const ratelimit::IpAddr& c = b_->client;
   return balancer::HashBytes(
       std::string_view(reinterpret_cast<const char*>(c.bytes.data()), c.family == 4 ? 4 : 16));
 }
 
-uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
-                                const PoolSpec& pool) const {
+uint64_t Exchange::KeyHash(const MessageHead& h, const PoolSpec& pool) const {
   if (pool.hash_key == PoolSpec::HashKey::kHeader) {
     for (const HeaderView& hv : h.headers) {
       if (EqualsIgnoreCase(hv.name, pool.hash_key_name)) {
@@ -893,17 +760,16 @@ uint64_t ClientSession::KeyHash(const core::Conn& conn, const MessageHead& h,
   if (!b_->client_text.empty()) {
     return ClientAddressHash();
   }
-  const sockaddr* sa = ConnClient(conn);
+  const sockaddr* sa = ConnClient();
   if (sa->sa_family == AF_INET) {
     const auto& in = reinterpret_cast<const sockaddr_in*>(sa)->sin_addr;
-    return balancer::HashBytes(
-        std::string_view(reinterpret_cast<const char*>(&in), sizeof(in)));
+    return balancer::HashBytes(std::string_view(reinterpret_cast<const char*>(&in), sizeof(in)));
   }
   const auto& in6 = reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr;
   return balancer::HashBytes(std::string_view(reinterpret_cast<const char*>(&in6), sizeof(in6)));
 }
 
-bool ClientSession::CanRetryElsewhere(uint32_t failed) {
+bool Exchange::CanRetryElsewhere(uint32_t failed) {
   const balancer::BackendMask& healthy = gen_->healthy(x_.pool);
   for (uint32_t i = 0; i < healthy.size(); ++i) {
     if (healthy.test(i) && !B().exclude.test(i) && i != failed) {
@@ -913,7 +779,7 @@ bool ClientSession::CanRetryElsewhere(uint32_t failed) {
   return false;
 }
 
-void ClientSession::PickBackendAndSend(core::Conn& conn) {
+void Exchange::PickBackendAndSend() {
   const PoolSpec& pool = cfg().pools[x_.pool];
   // Bounded: every turn either sends, answers, queues, or excludes a backend / loses a slot
   // race (which another worker won, so the backend shows as full on the next turn).
@@ -921,13 +787,13 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
     ++x_.attempts;
     auto pick = gen_->picker(x_.pool).Pick(x_.key_hash, gen_->available(x_.pool), B().exclude);
     if (!pick) {
-      if (QueueForSlot(conn)) {
+      if (QueueForSlot()) {
         return;
       }
       // Nothing left to try: no backend is configured/eligible, or every one refused.
       const bool tried = B().exclude.count() > 0;
       resp_ = Resp::kNone;
-      SendLocalReply(conn, 503, tried ? "no backend reachable" : "no backend available");
+      SendLocalReply(503, tried ? "no backend reachable" : "no backend available");
       return;
     }
     if (!gen_->TryAcquireSlot(x_.pool, *pick)) {
@@ -943,15 +809,15 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
       ctx_.stats().upstream_reused++;
     } else {
       const BackendTarget& b = pool.backends[x_.backend];
-      auto r = ctx_.worker().Connect(
-          reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
-          std::make_unique<UpstreamConn>(ctx_, gen_, x_.pool, x_.backend));
+      auto r =
+          ctx_.worker().Connect(reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
+                                std::make_unique<UpstreamConn>(ctx_, gen_, x_.pool, x_.backend));
       if (!r) {
         gen_->ReleaseSlot(x_.pool, x_.backend);
         if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {
           // E1: out of fds or connection slots: this is our limit, not the backend's.
           resp_ = Resp::kNone;
-          SendLocalReply(conn, 503, "no upstream connection available");
+          SendLocalReply(503, "no upstream connection available");
           return;
         }
         B().exclude.set(x_.backend);
@@ -963,14 +829,14 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
         // and the address it reached (the PROXY header's, else this listener's).
         sockaddr_storage local{};
         const sockaddr* dest = reinterpret_cast<const sockaddr*>(&local);
-        if (proxied_) {
-          dest = reinterpret_cast<const sockaddr*>(&proxied_->dest);
+        if (conn_.proxied) {
+          dest = reinterpret_cast<const sockaddr*>(&conn_.proxied->dest);
         } else {
           socklen_t len = sizeof(local);
-          getsockname(conn.fd(), reinterpret_cast<sockaddr*>(&local), &len);
+          getsockname(client_conn()->fd(), reinterpret_cast<sockaddr*>(&local), &len);
         }
         ctx_.scratch().clear();
-        AppendProxyHeader(pool.send_proxy, ConnClient(conn), dest, &ctx_.scratch());
+        AppendProxyHeader(pool.send_proxy, ConnClient(), dest, &ctx_.scratch());
         up->WriteRaw(ctx_.scratch());
       }
       if (pool.tls) {
@@ -982,15 +848,14 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
     up_ = up->ref();
     auto* handler = static_cast<UpstreamConn*>(up->handler());
     const RouteSpec& route = cfg().routes[x_.route];
-    handler->Attach(*up, self_, x_.method_id == HTTP_HEAD, /*holds_slot=*/pool.max_conns > 0,
-                    route.connect_timeout_ms != 0 ? route.connect_timeout_ms
-                                                  : pool.connect_timeout_ms,
-                    route.response_timeout_ms != 0 ? route.response_timeout_ms
-                                                   : pool.response_timeout_ms);
+    handler->Attach(
+        *up, conn_.ref, id_, x_.method_id == HTTP_HEAD, /*holds_slot=*/pool.max_conns > 0,
+        route.connect_timeout_ms != 0 ? route.connect_timeout_ms : pool.connect_timeout_ms,
+        route.response_timeout_ms != 0 ? route.response_timeout_ms : pool.response_timeout_ms);
     handler->set_request_complete(req_ == Req::kDone);
     up->Write(B().upstream_head);
-    pool.counters->at(ctx_.worker().id(), x_.backend * PoolSpec::kBackendColumns +
-                                              PoolSpec::kSelected)++;
+    pool.counters->at(ctx_.worker().id(),
+                      x_.backend * PoolSpec::kBackendColumns + PoolSpec::kSelected)++;
     if (B().cache.cache >= 0) {
       B().cache.request_time = ctx_.UnixNow();
     }
@@ -1001,13 +866,13 @@ void ClientSession::PickBackendAndSend(core::Conn& conn) {
     return;
   }
   // Lost every slot race in a row: wait like any request that found the backends full.
-  if (!QueueForSlot(conn)) {
+  if (!QueueForSlot()) {
     resp_ = Resp::kNone;
-    SendLocalReply(conn, 503, "no backend available");
+    SendLocalReply(503, "no backend available");
   }
 }
 
-bool ClientSession::QueueForSlot(core::Conn& conn) {
+bool Exchange::QueueForSlot() {
   const PoolSpec& pool = cfg().pools[x_.pool];
   if (pool.max_conns == 0) {
     return false;
@@ -1026,37 +891,42 @@ bool ClientSession::QueueForSlot(core::Conn& conn) {
     ctx_.stats().queued++;
     x_.queue_ticket = ctx_.NextQueueTicket();
     // The request waits up to queue_timeout in all, however often it is resumed.
-    SetTimerFor(conn, TimerFor::kQueue, pool.queue_timeout_ms);
+    SetTimerFor(TimerFor::kQueue, pool.queue_timeout_ms);
   }
   // Hold the body (and the next pipelined request) until a backend takes the request.
-  paused_for_upstream_ = true;
-  gen_->Enqueue(x_.pool, self_, x_.queue_ticket, requeue_front_);
+  held_ = true;
+  gen_->Enqueue(x_.pool, conn_.ref, x_.queue_ticket, requeue_front_);
   return true;
 }
 
-void ClientSession::ResumeFromQueue(core::Conn& conn, uint64_t ticket) {
-  if (ticket != x_.queue_ticket || conn.closing()) {
+void Exchange::ResumeFromQueue(uint64_t ticket) {
+  if (ticket != x_.queue_ticket || down_.closing()) {
     return;  // answered (queue timeout) or gone since it was queued
   }
-  paused_for_upstream_ = false;
+  held_ = false;
   requeue_front_ = true;
-  PickBackendAndSend(conn);
+  PickBackendAndSend();
   requeue_front_ = false;
-  if (conn.closing() || paused_for_upstream_) {
+  if (down_.closing() || held_) {
     return;  // still waiting (back at the front of the queue), or answered and closing
   }
   x_.queue_ticket = 0;
   if (resp_ == Resp::kWaiting) {
-    SetTimerFor(conn, req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone, BodyTimerMs());
+    SetTimerFor(req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone, BodyTimerMs());
   }
-  Pump(conn);
+  down_.Continue();
 }
 
-void ResumeQueuedRequest(core::Conn& client, uint64_t ticket) {
-  static_cast<ClientSession*>(client.handler())->ResumeFromQueue(client, ticket);
+void Exchange::OnRequestBytes(size_t n) {
+  if (req_ == Req::kBody) {
+    x_.body_bytes += n;
+    if (timer_for_ == TimerFor::kBody) {
+      SetTimerFor(TimerFor::kBody, BodyTimerMs());
+    }
+  }
 }
 
-void ClientSession::ForwardBody(std::string_view body) {
+void Exchange::OnRequestBody(std::string_view body) {
   core::Conn* up = upstream();
   if (up == nullptr || body.empty()) {
     return;  // upstream gone (error reply already on its way): discard
@@ -1065,57 +935,48 @@ void ClientSession::ForwardBody(std::string_view body) {
       ->WriteRequestBody(*up, body, x_.req_framing == Framing::kChunked, &ctx_.scratch());
   if (up->queued() > core::Conn::kHighWater) {
     // The backend reads slower than the client sends: stop reading the client.
-    paused_for_upstream_ = true;
-    if (core::Conn* me = self(); me != nullptr && !recv_paused_) {
-      recv_paused_ = true;
-      me->PauseRecv();
-    }
+    held_ = true;
+    down_.PauseReading();
   }
 }
 
-void ClientSession::OnUpstreamWritable() {
-  if (!paused_for_upstream_) {
+void Exchange::OnUpstreamWritable() {
+  if (!held_) {
     return;
   }
-  paused_for_upstream_ = false;
-  core::Conn* me = self();
-  if (me == nullptr) {
+  held_ = false;
+  if (down_.closing()) {
     return;
   }
-  if (recv_paused_) {
-    recv_paused_ = false;
-    me->ResumeRecv();
-  }
+  down_.ResumeReading();
   if (x_.tunnel) {
     return;  // tunnel bytes are relayed as they come, never parsed
   }
-  Pump(*me);
+  down_.Continue();
 }
 
-void ClientSession::OnUpstreamInterim(const MessageHead& head) {
+void Exchange::OnUpstreamInterim(const MessageHead& head) {
   // 103 Early Hints (RFC 8297) lets the client start fetching while the backend works. Never
   // after the final response began (nor to a client whose protocol has none: the writer
   // says), and at most kMaxInterim per exchange and only while the client reads: a backend
   // cannot make torii buffer interim responses without bound.
-  core::Conn* me = self();
-  if (me == nullptr || resp_ != Resp::kWaiting || x_.interim_sent >= kMaxInterim ||
-      me->WriteBlocked()) {
+  if (down_.closing() || resp_ != Resp::kWaiting || x_.interim_sent >= kMaxInterim ||
+      down_.WriteBlocked()) {
     return;
   }
-  if (out_.WriteInterim(*me, head, &ctx_.scratch())) {
+  if (down_.WriteInterim(head)) {
     ++x_.interim_sent;
   }
 }
 
-void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
-  core::Conn* me = self();
-  if (me == nullptr) {
+void Exchange::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
+  if (down_.closing()) {
     return;
   }
   x_.status = head.status;
   resp_ = Resp::kStreaming;
   NoteUpstreamResponse(head.status);
-  if (b_->cache.cache >= 0 && CacheOnUpstreamHead(*me, head)) {
+  if (b_->cache.cache >= 0 && CacheOnUpstreamHead(head)) {
     return;  // answered from the store (refreshed by a 304, or stale-if-error)
   }
   const bool head_req = x_.method_id == HTTP_HEAD;
@@ -1123,8 +984,8 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   DecideCompression(head, &edits);
   const RouteSpec& route = cfg().routes[x_.route];
   edits.remove = route.response_remove;
-  std::string_view extra = x_.has_resp_extra ? std::string_view(B().resp_extra)
-                                           : std::string_view(route.add_headers);
+  std::string_view extra =
+      x_.has_resp_extra ? std::string_view(B().resp_extra) : std::string_view(route.add_headers);
   if (cfg().timing) {
     B().timing.response = ctx_.worker().now_ns();
   }
@@ -1141,7 +1002,7 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
   }
   // What the client learns of the body's length: the backend's, unless the body is re-coded
   // here (its length is then known only at its end).
-  using Body = H1ResponseWriter::Body;
+  using Body = ResponseBody;
   Body body = head.framing == Framing::kNone            ? Body::kNone
               : head.framing == Framing::kContentLength ? Body::kLength
                                                         : Body::kUnknown;
@@ -1156,14 +1017,14 @@ void ClientSession::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
       }
     }
   }
-  if (draining_) {
+  if (conn_.draining) {
     close_after_ = true;
   }
-  out_.WriteHead(*me, head, body, head_req, &close_after_, extra, edits, &ctx_.scratch());
+  down_.WriteHead(head, body, head_req, &close_after_, extra, edits);
   (void)up;
 }
 
-void ClientSession::NoteUpstreamResponse(int status) {
+void Exchange::NoteUpstreamResponse(int status) {
   CounterGrid& counters = *cfg().pools[x_.pool].counters;
   const uint32_t worker = ctx_.worker().id();
   const uint32_t base = x_.backend * PoolSpec::kBackendColumns;
@@ -1179,7 +1040,7 @@ void ClientSession::NoteUpstreamResponse(int status) {
   }
 }
 
-void ClientSession::DecideCompression(const MessageHead& head, HeadEdits* edits) {
+void Exchange::DecideCompression(const MessageHead& head, HeadEdits* edits) {
   const CompressionPlan plan =
       PlanCompression(cfg().compression, cfg().routes[x_.route].compress, x_.coding, head);
   if (plan.decode) {
@@ -1204,12 +1065,12 @@ void ClientSession::DecideCompression(const MessageHead& head, HeadEdits* edits)
   ctx_.stats().compressed++;
 }
 
-void ClientSession::WriteBody(core::Conn& me, std::string_view bytes) {
+void Exchange::WriteBody(std::string_view bytes) {
   x_.bytes_sent += bytes.size();
-  out_.WriteBody(me, bytes, /*lend=*/false, &ctx_.scratch());
+  down_.WriteBody(bytes, /*lend=*/false);
 }
 
-void ClientSession::AppendServerTiming(std::string* out) const {
+void Exchange::AppendServerTiming(std::string* out) const {
   // Durations in ms with µs precision (W3C Server-Timing). The phases torii controls:
   // head = reading the request head, access = access lists and rate limit, wait = picking a
   // backend incl. a max_conns queue or a rate-limit delay, connect = a new upstream connection
@@ -1234,7 +1095,7 @@ void ClientSession::AppendServerTiming(std::string* out) const {
   out->append(buf);
 }
 
-void ClientSession::EndEncoder(bool finished) {
+void Exchange::EndEncoder(bool finished) {
   decoder_.reset();
   if (!encoder_) {
     return;
@@ -1246,9 +1107,8 @@ void ClientSession::EndEncoder(bool finished) {
   ctx_.ReleaseEncoder(std::move(encoder_));
 }
 
-void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
-  core::Conn* me = self();
-  if (me == nullptr || body.empty()) {
+void Exchange::OnUpstreamBody(core::Conn& up, std::string_view body) {
+  if (down_.closing() || body.empty()) {
     return;
   }
   if (b_->cache.cache >= 0) {
@@ -1278,46 +1138,32 @@ void ClientSession::OnUpstreamBody(core::Conn& up, std::string_view body) {
     if (!ok) {
       const bool decoding = decoder_ != nullptr;
       EndEncoder(false);
-      AbortClient(*me, decoding ? "backend body could not be decoded" : "compression failed");
+      AbortClient(decoding ? "backend body could not be decoded" : "compression failed");
       return;
     }
-    WriteBody(*me, out);
-    if (me->queued() > core::Conn::kHighWater && !upstream_paused_) {
+    WriteBody(out);
+    if (down_.queued() > core::Conn::kHighWater && !upstream_paused_) {
       upstream_paused_ = true;
       up.PauseRecv();
-      SetTimerFor(*me, TimerFor::kSend, cfg().limits.send_timeout_ms);
+      SetTimerFor(TimerFor::kSend, cfg().limits.send_timeout_ms);
     }
     return;
   }
   x_.bytes_sent += body.size();
   // The body is sent from the upstream's receive buffer itself when it can be (no copy).
-  out_.WriteBody(*me, body, /*lend=*/true, &ctx_.scratch());
-  if (me->queued() > core::Conn::kHighWater && !upstream_paused_) {
+  down_.WriteBody(body, /*lend=*/true);
+  if (down_.queued() > core::Conn::kHighWater && !upstream_paused_) {
     // Fast backend, slow client (E7): stop reading the backend until the client catches up;
     // the client must drain within send_timeout (D3).
     upstream_paused_ = true;
     up.PauseRecv();
-    SetTimerFor(*me, TimerFor::kSend, cfg().limits.send_timeout_ms);
+    SetTimerFor(TimerFor::kSend, cfg().limits.send_timeout_ms);
   }
 }
 
-void ClientSession::OnWritable(core::Conn& conn) {
+void Exchange::OnWritable() {
   if (timer_for_ == TimerFor::kSend) {
-    SetTimerFor(conn, TimerFor::kNone, 0);
-  }
-  if (waiting_reader_) {
-    // Between exchanges, the client read enough: go on with the requests it sent.
-    waiting_reader_ = false;
-    if (recv_paused_ && !paused_for_upstream_) {
-      recv_paused_ = false;
-      conn.ResumeRecv();
-    }
-    if (input().empty()) {
-      SetTimerFor(conn, TimerFor::kIdle, cfg().limits.idle_timeout_ms);
-    } else {
-      Pump(conn);
-    }
-    return;
+    SetTimerFor(TimerFor::kNone, 0);
   }
   if (upstream_paused_) {
     upstream_paused_ = false;
@@ -1325,28 +1171,25 @@ void ClientSession::OnWritable(core::Conn& conn) {
       up->ResumeRecv();
     }
   }
-  if (b_ && b_->cache.serving && ContinueServing(conn)) {
+  if (b_ && b_->cache.serving && ContinueServing()) {
     if (timer_for_ == TimerFor::kSend) {
-      SetTimerFor(conn, TimerFor::kNone, 0);
+      SetTimerFor(TimerFor::kNone, 0);
     }
     resp_ = Resp::kDone;
-    MaybeFinishServed(conn);
+    MaybeFinishServed();
   }
 }
 
-void ClientSession::OnUpstreamDone(bool reusable) {
-  core::Conn* me = self();
+void Exchange::OnUpstreamDone(bool reusable) {
   if (b_ && b_->cache.cache >= 0) {
     if (b_->cache.from_store) {
       DetachUpstream(reusable && (req_ == Req::kDone || req_ == Req::kHead));
-      if (me != nullptr) {
-        MaybeFinishServed(*me);
-      }
+      MaybeFinishServed();
       return;
     }
     CacheOnUpstreamDone();
   }
-  if ((encoder_ || decoder_) && me != nullptr) {
+  if (encoder_ || decoder_) {
     std::string& out = ctx_.codec_out();
     out.clear();
     const uint64_t codec_start = cfg().timing ? core::MonotonicNs() : 0;
@@ -1356,23 +1199,20 @@ void ClientSession::OnUpstreamDone(bool reusable) {
     }
     if (!ok) {
       EndEncoder(false);
-      AbortClient(*me, "compression failed");
+      AbortClient("compression failed");
       return;
     }
-    WriteBody(*me, out);
+    WriteBody(out);
   }
   EndEncoder(true);
   // A close-delimited body ends with the connection.
-  const bool close_to_end = me != nullptr && out_.WriteEnd(*me);
+  const bool close_to_end = down_.WriteEnd();
   resp_ = Resp::kDone;
   // An upstream that answered before the request body was complete may not have read it:
   // never pool it (B15), and close the client too since its body has nowhere to go.
   const bool body_complete = req_ == Req::kDone || req_ == Req::kHead;
   // A connection that was asked to switch protocols is not trusted with another request.
   DetachUpstream(reusable && body_complete && !x_.upgrade);
-  if (me == nullptr) {
-    return;
-  }
   if (close_to_end) {
     close_after_ = true;
   }
@@ -1381,14 +1221,13 @@ void ClientSession::OnUpstreamDone(bool reusable) {
     req_ = Req::kDone;
   }
   if (req_ == Req::kDone) {
-    FinishExchange(*me);
+    FinishExchange();
   }
 }
 
-void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
+void Exchange::OnUpstreamFailed(UpstreamFailure why, bool reused) {
   up_.reset();
-  core::Conn* me = self();
-  if (me == nullptr || me->closing()) {
+  if (down_.closing()) {
     return;
   }
   const bool nothing_sent = resp_ == Resp::kWaiting;
@@ -1414,13 +1253,13 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
       x_.fresh_retry_used = true;
       x_.force_fresh = true;
       ctx_.stats().retries++;
-      PickBackendAndSend(*me);
+      PickBackendAndSend();
       return;
     case RetryAction::kRetryElsewhere:
       B().exclude.set(x_.backend);
       ++x_.retries_used;
       ctx_.stats().retries++;
-      PickBackendAndSend(*me);
+      PickBackendAndSend();
       return;
     case RetryAction::kFail:
       break;
@@ -1431,16 +1270,16 @@ void ClientSession::OnUpstreamFailed(UpstreamFailure why, bool reused) {
     if (req_ != Req::kDone && req_ != Req::kHead) {
       close_after_ = true;  // the request body cannot be read to completion usefully
     }
-    SendLocalReply(*me, reply.status, reply.note);
+    SendLocalReply(reply.status, reply.note);
     return;
   }
   // Part of the response already went out (B4): forward every byte we got, then end the
   // connection without completing the message so the client sees the truncation.
-  AbortClient(*me, why == UpstreamFailure::kTimeout ? "upstream timeout mid-response"
-                                                     : "upstream failed mid-response");
+  AbortClient(why == UpstreamFailure::kTimeout ? "upstream timeout mid-response"
+                                               : "upstream failed mid-response");
 }
 
-const ErrorPage* ClientSession::FindErrorPage(int status) const {
+const ErrorPage* Exchange::FindErrorPage(int status) const {
   if (x_.routed) {
     for (const ErrorPage& page : cfg().routes[x_.route].error_pages) {
       if (page.status == status) {
@@ -1456,9 +1295,9 @@ const ErrorPage* ClientSession::FindErrorPage(int status) const {
   return nullptr;
 }
 
-void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_view note,
-                                   std::string_view extra_headers, std::string_view body_text) {
-  if (status >= 500 && b_ && b_->cache.entry && CacheServeStaleOnError(conn, status)) {
+void Exchange::SendLocalReply(int status, std::string_view note, std::string_view extra_headers,
+                              std::string_view body_text) {
+  if (status >= 500 && b_ && b_->cache.entry && CacheServeStaleOnError(status)) {
     return;
   }
   x_.status = status;
@@ -1474,7 +1313,7 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
       close_after_ = true;
     }
   }
-  if (draining_ || peer_eof_) {
+  if (conn_.draining || conn_.peer_eof) {
     close_after_ = true;
   }
   if (x_.req_framing != Framing::kNone && req_ != Req::kDone) {
@@ -1495,17 +1334,17 @@ void ClientSession::SendLocalReply(core::Conn& conn, int status, std::string_vie
       content_type = page->content_type;
     }
   }
-  x_.bytes_sent = out_.WriteLocalReply(conn, status, close_after_, extra_headers, body_text,
-                                       content_type, &ctx_.scratch());
+  x_.bytes_sent =
+      down_.WriteLocalReply(status, close_after_, extra_headers, body_text, content_type);
   if (close_after_) {
     req_ = Req::kDone;
   }
   if (req_ == Req::kDone) {
-    FinishExchange(conn);
+    FinishExchange();
   }
 }
 
-void ClientSession::AbortClient(core::Conn& conn, std::string_view note) {
+void Exchange::AbortClient(std::string_view note) {
   EndEncoder(false);
   x_.note = note;
   ctx_.stats().aborted++;
@@ -1514,10 +1353,10 @@ void ClientSession::AbortClient(core::Conn& conn, std::string_view note) {
   CacheEndExchange();
   resp_ = Resp::kNone;
   req_ = Req::kIdle;
-  conn.CloseAfterFlush();
+  down_.CloseAfterFlush();
 }
 
-void ClientSession::DetachUpstream(bool reusable) {
+void Exchange::DetachUpstream(bool reusable) {
   if (!up_.valid()) {
     return;
   }
@@ -1533,7 +1372,7 @@ void ClientSession::DetachUpstream(bool reusable) {
   static_cast<UpstreamConn*>(up->handler())->Release(*up, reusable);
 }
 
-void ClientSession::LogExchange() {
+void Exchange::LogExchange() {
   ProxyStats& stats = ctx_.stats();
   stats.responses_by_class[x_.status >= 100 && x_.status < 600 ? x_.status / 100 : 0]++;
   stats.bytes_sent += x_.bytes_sent;
@@ -1550,14 +1389,14 @@ void ClientSession::LogExchange() {
   AccessRecord r;
   if (B().client_text.empty()) {
     r.client = ConnClientText();
-    r.peer = proxied_ ? std::string_view(peer_) : std::string_view();
+    r.peer = conn_.proxied ? std::string_view(conn_.peer) : std::string_view();
   } else {
     r.client = B().client_text;
-    r.peer = peer_;
+    r.peer = conn_.peer;
   }
   r.request_id = B().request_id;
   r.user = B().user;
-  if (cfg().listeners[listener_].client_auth) {
+  if (cfg().listeners[conn_.listener].client_auth) {
     const ClientCertInfo& cert = ClientCert();
     r.client_verify = cert.verify;
     r.client_dn = cert.subject;
@@ -1566,11 +1405,12 @@ void ClientSession::LogExchange() {
   r.method = B().method;
   r.target = B().target;
   r.host = B().host;
-  r.version_minor = x_.version_minor;
+  r.version_major = x_.version_major;
+  r.version_minor = x_.version_major == 2 ? 0 : x_.version_minor;  // "HTTP/2.0"
   r.status = x_.status;
   r.bytes_sent = x_.bytes_sent;
   r.backend = x_.have_backend ? std::string_view(cfg().pools[x_.pool].backends[x_.backend].name)
-                            : std::string_view();
+                              : std::string_view();
   r.duration_ms = ctx_.worker().now_ms() - start_ms_;
   r.note = x_.note;
   r.cache = B().cache.status;
@@ -1580,159 +1420,48 @@ void ClientSession::LogExchange() {
   if (cfg().timing) {
     r.phases = &phases;
   }
-  if (cfg().listeners[listener_].tls) {
-    if (core::Conn* me = self()) {
-      const tls::DownstreamSession& tls =
-          static_cast<const TlsServerTransport*>(me->transport())->server_session();
-      r.tls_version = tls.version();
-      r.tls_cipher = tls.cipher();
-      r.sni = tls.sni();
-      r.tls_resumed = tls.resumed();
-    }
+  if (cfg().listeners[conn_.listener].tls) {
+    const tls::DownstreamSession& tls = tls_session();
+    r.tls_version = tls.version();
+    r.tls_cipher = tls.cipher();
+    r.sni = tls.sni();
+    r.tls_resumed = tls.resumed();
   }
   ctx_.log().Append(r);
 }
 
-void ClientSession::FinishExchange(core::Conn& conn) {
+void Exchange::FinishExchange() {
   LogExchange();
   CacheEndExchange();
-  if (upstream_paused_) {
-    upstream_paused_ = false;
-  }
+  upstream_paused_ = false;
   DetachUpstream(false);
   req_ = Req::kIdle;
   resp_ = Resp::kNone;
-  if (close_after_ || draining_ || (peer_eof_ && input().empty())) {
-    SetTimerFor(conn, TimerFor::kNone, 0);
-    conn.CloseAfterFlush();
-    return;
-  }
-  B().method.clear();
-  B().target.clear();
-  B().host.clear();
-  if (recv_paused_ && !paused_for_upstream_) {
-    recv_paused_ = false;
-    conn.ResumeRecv();
-  }
-  if (input().empty()) {
-    SetTimerFor(conn, TimerFor::kIdle, cfg().limits.idle_timeout_ms);
-    // An idle connection keeps no buffer (E2): they go back to the worker's pool.
-    ReleaseBuffers();
-    conn.SetIdle(core::Conn::Idle::kKeepAlive);  // may make room at the connection limit
-    return;
-  }
-  Pump(conn);
+  held_ = false;
+  SetTimerFor(TimerFor::kNone, 0);
+  down_.Finished();
 }
 
-void ClientSession::OnEof(core::Conn& conn) {
-  peer_eof_ = true;
+void Exchange::Abandon(std::string_view note) {
   if (x_.tunnel) {
-    EndTunnel(conn, "client closed", /*abort=*/false);
+    EndTunnel(note, /*abort=*/true);
     return;
   }
-  if (req_ == Req::kIdle && input().empty()) {
-    conn.Close();  // a keep-alive client went away between requests: normal
-    return;
-  }
-  if (req_ == Req::kBody) {
-    // FIN in the middle of a request body: the request can never complete. The upstream got
-    // part of it and must not be reused (B15).
-    x_.note = "client closed mid-body";
-    x_.status = x_.status == 0 ? 499 : x_.status;
-    DetachUpstream(false);
-    LogExchange();
-    conn.Close();
-    return;
-  }
-  if (req_ == Req::kHead && resp_ == Resp::kNone) {
-    // Half a head and then FIN: nothing to answer.
-    conn.Close();
-    return;
-  }
-  // A half-close after a complete request (printf | nc): answer it (and any complete
-  // pipelined requests after it), then close.
-  close_after_ = input().empty() ? true : close_after_;
-}
-
-void ClientSession::OnError(core::Conn& conn, core::Error /*error*/) {
-  if (x_.tunnel) {
-    EndTunnel(conn, "client reset", /*abort=*/true);
-    return;
-  }
-  if (resp_ == Resp::kWaiting || resp_ == Resp::kStreaming) {
-    x_.note = "client reset";
-    x_.status = x_.status == 0 ? 499 : x_.status;
-    LogExchange();
-  }
+  SetTimerFor(TimerFor::kNone, 0);
+  EndEncoder(false);
   DetachUpstream(false);
-  conn.Close();
-}
-
-void ClientSession::OnTimer(core::Conn& conn) {
-  switch (timer_for_) {
-    case TimerFor::kIdle:
-      if (cfg().listeners[listener_].tls && !awaiting_proxy_) {
-        static_cast<TlsServerTransport*>(conn.transport())->HandshakeTimedOut(conn);
-      }
-      conn.Close();
-      return;
-    case TimerFor::kHeader:
-    case TimerFor::kBody:
-      if (resp_ == Resp::kNone || resp_ == Resp::kWaiting) {
-        DetachUpstream(false);
-        resp_ = Resp::kNone;
-        close_after_ = true;
-        SendLocalReply(conn, 408, timer_for_ == TimerFor::kHeader ? "header timeout"
-                                                                  : "body timeout");
-      } else {
-        DetachUpstream(false);
-        conn.Close();
-      }
-      return;
-    case TimerFor::kDelay:
-      EndDelay(conn);
-      return;
-    case TimerFor::kCacheWait:
-      CacheWaitTimeout(conn);
-      return;
-    case TimerFor::kTunnel:
-      EndTunnel(conn, "tunnel idle timeout", /*abort=*/false);
-      return;
-    case TimerFor::kQueue:
-      // max_conns: no backend slot freed within queue_timeout.
-      x_.queue_ticket = 0;
-      paused_for_upstream_ = false;
-      resp_ = Resp::kNone;
-      SendLocalReply(conn, 503, "queue timeout");
-      Pump(conn);  // the request's end (or the rest of its body) is still unparsed
-      return;
-    case TimerFor::kSend:
-      // The client does not read its response (D3): give up on it and on the upstream.
-      if (!waiting_reader_) {
-        x_.note = "send timeout";
-        DetachUpstream(false);
-        LogExchange();
-      }
-      conn.Abort();
-      return;
-    case TimerFor::kNone:
-      return;
+  if (!note.empty()) {
+    x_.note = note;
+    x_.status = x_.status == 0 ? 499 : x_.status;
+    LogExchange();
   }
+  req_ = Req::kIdle;
+  resp_ = Resp::kNone;
 }
 
-void ClientSession::OnDrain(core::Conn& conn) {
-  draining_ = true;
+void Exchange::OnClosed() {
   if (x_.tunnel) {
-    return;  // a tunnel runs on until either side closes or shutdown_grace ends (OnClosed)
-  }
-  if (req_ == Req::kIdle && input().empty()) {
-    conn.Close();
-  }
-}
-
-void ClientSession::OnClosed(core::Conn& conn) {
-  if (x_.tunnel) {
-    EndTunnel(conn, "tunnel closed at shutdown", /*abort=*/true);
+    EndTunnel("tunnel closed at shutdown", /*abort=*/true);
   }
   EndEncoder(false);
   DetachUpstream(false);
@@ -1740,411 +1469,57 @@ void ClientSession::OnClosed(core::Conn& conn) {
   ReleaseBuffers();
 }
 
-std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Conn& conn,
-                                                    uint32_t listener) {
-  const ListenerSpec& spec = ctx.config().listeners[listener];
-  if (spec.proxy_protocol &&
-      !ctx.config().trusted_proxies.Contains(ratelimit::IpFromSockaddr(conn.peer()))) {
-    // Whoever may write a PROXY header names the client: only trusted_proxies may.
-    ctx.NoteRefusedConnection(spec.name, "PROXY header from a peer not in trusted_proxies");
-    return nullptr;
-  }
-  // Connection limits (listener-wide, then per socket peer), counted across workers.
-  bool counted = false;
-  if (spec.conns) {
-    if (spec.conns->fetch_add(1, std::memory_order_acq_rel) >= spec.max_conns) {
-      spec.conns->fetch_sub(1, std::memory_order_acq_rel);
-      ctx.NoteRefusedConnection(spec.name, "listener max_conns");
-      return nullptr;
-    }
-    counted = true;
-  }
-  uint64_t ip_key = 0;
-  if (spec.per_ip) {
-    ip_key = ratelimit::HashIp(ratelimit::IpFromSockaddr(conn.peer()), 255);
-    if (!spec.per_ip->TryAcquire(ip_key)) {
-      if (counted) {
-        spec.conns->fetch_sub(1, std::memory_order_acq_rel);
-      }
-      ctx.NoteRefusedConnection(spec.name, "max_conns_per_ip");
-      return nullptr;
-    }
-  }
-  std::unique_ptr<core::Transport> tls;
-  if (spec.tls) {
-    tls = std::make_unique<TlsServerTransport>(ctx, conn, spec.tls);
-  }
-  if (spec.proxy_protocol) {
-    // The PROXY header comes before anything else, the TLS handshake included.
-    conn.set_transport(std::make_unique<ProxyHeaderReader>(
-        std::move(tls), [](core::Conn& c, const ProxyHeader& header) {
-          return static_cast<ClientSession*>(c.handler())->OnProxyHeader(c, header);
-        }));
-  } else if (tls) {
-    conn.set_transport(std::move(tls));
-  }
-  auto session = std::make_unique<ClientSession>(ctx, conn, listener);
-  session->HoldConnectionSlots(counted, spec.per_ip != nullptr, ip_key);
-  return session;
-}
-
-// =============================================================================================
-// UpstreamConn
-
-UpstreamConn::UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> gen, uint32_t pool,
-                           uint32_t backend)
-    : ctx_(ctx),
-      gen_(std::move(gen)),
-      pool_(pool),
-      backend_(backend),
-      limits_{gen_->config().limits.header_bytes * 2, gen_->config().limits.header_count * 2,
-              ~uint64_t{0}} {}
-
-ClientSession* UpstreamConn::client() {
-  core::Conn* c = ctx_.worker().Resolve(client_);
-  return c != nullptr ? static_cast<ClientSession*>(c->handler()) : nullptr;
-}
-
-bool UpstreamConn::CloseIfUnattached(core::Conn& self) {
-  if (idle_) {
-    // Any event on an idle pooled connection (FIN, reset, unexpected bytes, keep-alive
-    // timeout) retires it: it leaves the pool and closes.
-    gen_->DropIdle(pool_, backend_, self.ref());
-    idle_ = false;
-    self.Close();
-    return true;
-  }
-  if (!client_.valid()) {
-    self.Close();
-    return true;
-  }
-  return false;
-}
-
-void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, bool head_request,
-                          bool holds_slot, uint64_t connect_timeout_ms,
-                          uint64_t response_timeout_ms) {
-  if (!b_) {
-    b_ = ctx_.AcquireBuffers(H1Parser::Kind::kResponse, limits_);
-  }
-  reused_ = idle_;
-  idle_ = false;
-  self.SetIdle(core::Conn::Idle::kNo);
-  client_ = client;
-  response_done_ = false;
-  request_complete_ = false;
-  b_->parser.set_request_was_head(head_request);
-  if (!counted_) {
-    counted_ = true;
-    gen_->picker(pool_).OnRequestStart(backend_);
-  }
-  holds_slot_ = holds_slot;
-  connect_timeout_ms_ = connect_timeout_ms;
-  response_timeout_ms_ = response_timeout_ms;
-  self.SetTimer(ctx_.worker().now_ms() + (connected_ ? response_timeout_ms_ : connect_timeout_ms_));
-}
-
-void UpstreamConn::WriteRequestBody(core::Conn& self, std::string_view bytes, bool chunked,
-                                    std::string* scratch) {
-  if (chunked) {
-    // Re-chunked without extensions: one chunk per piece.
-    scratch->clear();
-    AppendChunkHeader(bytes.size(), scratch);
-    self.Write(*scratch);
-    self.Write(bytes);
-    self.Write("\r\n");
-  } else {
-    self.Write(bytes);
-  }
-}
-
-void UpstreamConn::EndRequestBody(core::Conn& self, bool chunked) {
-  if (chunked) {
-    self.Write("0\r\n\r\n");
-  }
-  request_complete_ = true;
-}
-
-void UpstreamConn::EndCount() {
-  if (counted_) {
-    counted_ = false;
-    gen_->picker(pool_).OnRequestEnd(backend_);
-  }
-  if (holds_slot_) {
-    holds_slot_ = false;
-    gen_->ReleaseSlot(pool_, backend_);
-  }
-}
-
-void UpstreamConn::Release(core::Conn& self, bool reusable) {
-  client_.reset();
-  EndCount();
-  if (self.closing()) {
-    return;
-  }
-  // Pool only a connection whose exchange ended cleanly with nothing left over (B9), and never
-  // one whose PROXY header named this client.
-  if (reusable && cfg().pools[pool_].send_proxy == 0 && response_done_ && request_complete_ &&
-      input().empty() && self.send_idle() && gen_->PutIdle(pool_, backend_, self)) {
-    idle_ = true;
-    self.SetIdle(core::Conn::Idle::kKeepAlive);
-    // A pooled connection keeps no buffer: it goes back to the worker's pool.
-    ctx_.ReleaseBuffers(std::move(b_));
-    self.SetTimer(ctx_.worker().now_ms() + cfg().pools[pool_].keepalive_timeout_ms);
-    return;
-  }
-  self.Close();
-}
-
-void UpstreamConn::Fail(core::Conn& self, UpstreamFailure why) {
-  ClientSession* c = client();
-  const bool reused = reused_;
-  client_.reset();
-  EndCount();
-  self.Close();
-  if (c != nullptr) {
-    c->OnUpstreamFailed(why, reused);
-  }
-}
-
-void UpstreamConn::OnConnected(core::Conn& self, core::Result<void> result) {
-  if (!result) {
-    Fail(self, UpstreamFailure::kConnectFailed);
-    return;
-  }
-  connected_ = true;
-  if (client_.valid()) {
-    self.SetTimer(ctx_.worker().now_ms() + response_timeout_ms_);
-    if (ClientSession* c = client()) {
-      c->NoteUpstreamConnected();
-    }
-  }
-}
-
-void UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
-  if (CloseIfUnattached(self)) {
-    return;  // bytes on an idle pooled connection (B9): never trust it again
-  }
-  if (tunnel_) {
-    if (ClientSession* c = client()) {
-      c->OnTunnelData(self, std::string_view(data.data(), data.size()));
-    }
-    return;
-  }
-  self.SetTimer(ctx_.worker().now_ms() + response_timeout_ms_);
-  if (b_->in.empty()) {
-    // The common case: parse straight from the receive buffer, so a body is copied once
-    // (into the client's out queue); only a partial head or an unread tail is kept.
-    Pump(self, data.data(), data.size(), /*owned=*/false);
-  } else {
-    b_->in.append(data.data(), data.size());
-    Pump(self, b_->in.data(), b_->in.size(), /*owned=*/true);
-  }
-}
-
-void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owned) {
-  H1Parser& parser = b_->parser;
-  // Forgets what the parser consumed: from b_->in when it holds the bytes, else by moving
-  // the view over the receive buffer.
-  const auto drop = [&] {
-    const size_t n = parser.consumed();
-    if (owned) {
-      b_->in.erase(0, n);
-      buf = b_->in.data();
-      len = b_->in.size();
-    } else {
-      buf += n;
-      len -= n;
-    }
-    parser.DropConsumed();
-  };
-  while (!self.closing() && client_.valid()) {
-    const H1Parser::Step step = parser.Next(buf, len);
-    switch (step.event) {
-      case H1Parser::Event::kNeedMore:
-        if (!parser.in_head()) {
-          drop();
-        }
-        if (!owned && len > 0) {
-          // A partial head: keep it from the message start (the parser's offsets count
-          // from there), to be completed by the next receive.
-          b_->in.assign(buf, len);
-        }
-        return;
-      case H1Parser::Event::kError:
-        spdlog::debug("upstream {}: bad response: {}",
-                      cfg().pools[pool_].backends[backend_].name, parser.error_reason());
-        Fail(self, response_started_ ? UpstreamFailure::kTruncated
-                                     : UpstreamFailure::kBadResponse);
-        return;
-      case H1Parser::Event::kHead: {
-        const MessageHead& h = parser.head();
-        if (h.status == 101) {
-          // Switching protocols: only an answer to an upgrade this exchange forwarded.
-          // RFC 9110 §15.2.2: a 101 names the protocol it switches to.
-          ClientSession* c = client();
-          std::optional<std::string_view> protocol;
-          for (const HeaderView& hv : h.headers) {
-            if (EqualsIgnoreCase(hv.name, "upgrade")) {
-              protocol = hv.value;
-            }
-          }
-          if (c == nullptr || !c->upgrade_requested() || !protocol) {
-            Fail(self, UpstreamFailure::kBadResponse);
-            return;
-          }
-          tunnel_ = true;
-          response_started_ = true;
-          self.ClearTimer();  // the client's tunnel_idle_timeout watches both sides now
-          c->OnUpstreamUpgrade(h, *protocol);
-          drop();
-          if (len > 0 && !self.closing()) {
-            // What the backend sent right after its 101 is already the new protocol.
-            if (ClientSession* again = client()) {
-              again->OnTunnelData(self, std::string_view(buf, len));
-            }
-          }
-          if (owned) {
-            b_->in.clear();
-          }
-          return;
-        }
-        if (h.status >= 100 && h.status < 200) {
-          // Interim: 103 Early Hints goes on to the client, the rest is dropped; the final
-          // response follows either way (B10).
-          if (ClientSession* c = client(); c != nullptr && h.status == 103) {
-            c->OnUpstreamInterim(h);
-          }
-          break;
-        }
-        response_started_ = true;
-        if (ClientSession* c = client()) {
-          c->OnUpstreamHead(self, h);
-        }
-        drop();
-        break;
-      }
-      case H1Parser::Event::kBody:
-        if (ClientSession* c = client()) {
-          c->OnUpstreamBody(self, step.body);
-        }
-        drop();
-        break;
-      case H1Parser::Event::kDone: {
-        drop();
-        if (!response_started_) {
-          break;  // end of an interim response
-        }
-        response_done_ = true;
-        response_started_ = false;
-        self.ClearTimer();
-        // Bytes after a complete response (B9) make the connection unusable; they are never
-        // parsed as the next response.
-        const bool reusable = !parser.must_close() && len == 0;
-        ClientSession* c = client();
-        if (c == nullptr) {
-          Release(self, false);
-          return;
-        }
-        c->OnUpstreamDone(reusable);  // may pool this connection and return b_: stop here
-        return;
-      }
-    }
-  }
-}
-
-void UpstreamConn::OnEof(core::Conn& self) {
-  if (CloseIfUnattached(self)) {
-    return;
-  }
-  if (tunnel_) {
-    EndTunnel(self, /*error=*/false);
-    return;
-  }
-  if (response_started_) {
-    const H1Parser::Step step = b_->parser.Finish();
-    if (step.event == H1Parser::Event::kDone) {
-      response_done_ = true;
-      response_started_ = false;
-      ClientSession* c = client();
-      client_.reset();
-      self.Close();
-      if (c != nullptr) {
-        c->OnUpstreamDone(false);
+void Exchange::OnTimer() {
+  switch (timer_for_) {
+    case TimerFor::kBody:
+      if (resp_ == Resp::kNone || resp_ == Resp::kWaiting) {
+        DetachUpstream(false);
+        resp_ = Resp::kNone;
+        close_after_ = true;
+        SendLocalReply(408, "body timeout");
+      } else {
+        DetachUpstream(false);
+        down_.Close();
       }
       return;
-    }
-    Fail(self, UpstreamFailure::kTruncated);
-    return;
-  }
-  Fail(self, input().empty() && !b_->parser.started() ? UpstreamFailure::kClosedEarly
-                                                : UpstreamFailure::kBadResponse);
-}
-
-void UpstreamConn::OnError(core::Conn& self, core::Error /*error*/) {
-  if (CloseIfUnattached(self)) {
-    return;
-  }
-  if (tunnel_) {
-    EndTunnel(self, /*error=*/true);
-    return;
-  }
-  Fail(self, response_started_ ? UpstreamFailure::kTruncated
-                               : (input().empty() && !b_->parser.started() ? UpstreamFailure::kClosedEarly
-                                                                    : UpstreamFailure::kBadResponse));
-}
-
-void UpstreamConn::EndTunnel(core::Conn& self, bool error) {
-  ClientSession* c = client();
-  client_.reset();
-  EndCount();
-  if (error) {
-    self.Close();
-  } else {
-    self.CloseAfterFlush();  // what the client sent last still reaches the backend
-  }
-  if (c != nullptr) {
-    c->OnTunnelUpstreamClosed(error);
+    case TimerFor::kDelay:
+      EndDelay();
+      return;
+    case TimerFor::kCacheWait:
+      CacheWaitTimeout();
+      return;
+    case TimerFor::kTunnel:
+      EndTunnel("tunnel idle timeout", /*abort=*/false);
+      return;
+    case TimerFor::kQueue:
+      // max_conns: no backend slot freed within queue_timeout.
+      x_.queue_ticket = 0;
+      held_ = false;
+      resp_ = Resp::kNone;
+      SendLocalReply(503, "queue timeout");
+      down_.Continue();  // the request's end (or the rest of its body) is still unparsed
+      return;
+    case TimerFor::kSend:
+      // The client does not read its response (D3): give up on it and on the upstream.
+      x_.note = "send timeout";
+      DetachUpstream(false);
+      LogExchange();
+      down_.Abort();
+      return;
+    case TimerFor::kNone:
+      return;
   }
 }
 
-void UpstreamConn::OnTimer(core::Conn& self) {
-  if (CloseIfUnattached(self)) {
-    return;
-  }
-  Fail(self, connected_ ? UpstreamFailure::kTimeout : UpstreamFailure::kConnectTimeout);
-}
-
-void UpstreamConn::OnWritable(core::Conn& /*self*/) {
-  if (ClientSession* c = client()) {
-    c->OnUpstreamWritable();
+void ResumeQueuedRequest(core::Conn& client, uint64_t ticket) {
+  if (Exchange* x = static_cast<ExchangeHost*>(client.handler())->FindWaiter(ticket)) {
+    x->ResumeFromQueue(ticket);
   }
 }
 
-void UpstreamConn::OnDrain(core::Conn& self) {
-  if (idle_) {
-    CloseIfUnattached(self);
-  }
-}
-
-void UpstreamConn::OnClosed(core::Conn& self) {
-  EndCount();
-  if (b_) {
-    ctx_.ReleaseBuffers(std::move(b_));
-  }
-  if (idle_) {
-    gen_->DropIdle(pool_, backend_, self.ref());
-    idle_ = false;
-  }
-  if (client_.valid()) {
-    // Closed underneath an exchange without Fail() (should not happen): tell the client.
-    ClientSession* c = client();
-    client_.reset();
-    if (c != nullptr) {
-      c->OnUpstreamFailed(response_started_ ? UpstreamFailure::kTruncated
-                                            : UpstreamFailure::kClosedEarly,
-                          reused_);
-    }
+void ResumeCacheWaiter(core::Conn& client, uint64_t ticket) {
+  if (Exchange* x = static_cast<ExchangeHost*>(client.handler())->FindWaiter(ticket)) {
+    x->ResumeFromCacheWait(ticket);
   }
 }
 

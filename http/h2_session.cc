@@ -1,0 +1,826 @@
+// http/h2_session.cc: see h2_session.h.
+#include "http/h2_session.h"
+
+#include <llhttp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <string>
+
+#include "base/text.h"
+#include "http/serialize.h"
+
+namespace torii::http {
+
+namespace {
+
+// Rapid reset (CVE-2023-44487): a client may reset this many streams in a burst, refilled at
+// kResetRate per second; past that the connection ends with GOAWAY ENHANCE_YOUR_CALM.
+constexpr double kResetBurst = 200;
+constexpr double kResetRate = 100;
+// The connection-level receive window (stream windows stay at the protocol's 64 KiB): bodies
+// of several streams in flight without a WINDOW_UPDATE each round trip.
+constexpr int32_t kConnectionWindow = 1 << 20;
+
+// llhttp's method number for an HTTP/2 :method, or -1 for a method llhttp does not know (the
+// same set an HTTP/1.1 request may use).
+int MethodId(std::string_view method) {
+  struct Entry {
+    std::string_view name;
+    int id;
+  };
+  static const std::vector<Entry> kMethods = [] {
+    std::vector<Entry> v;
+#define TORII_METHOD(NUM, NAME, STRING) v.push_back(Entry{#STRING, NUM});
+    HTTP_METHOD_MAP(TORII_METHOD)
+#undef TORII_METHOD
+    return v;
+  }();
+  for (const Entry& e : kMethods) {
+    if (e.name == method) {
+      return e.id;
+    }
+  }
+  return -1;
+}
+
+// Header fields HTTP/2 forbids in a response (RFC 9113 §8.2.2); the HTTP/1.1 head serialiser
+// may write some of them.
+bool IsConnectionSpecific(std::string_view lower_name) {
+  return lower_name == "connection" || lower_name == "keep-alive" ||
+         lower_name == "proxy-connection" || lower_name == "transfer-encoding" ||
+         lower_name == "upgrade";
+}
+
+nghttp2_nv Nv(std::string_view name, std::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+// An HTTP/1.1 head ("HTTP/1.1 200 OK\r\nName: value\r\n...\r\n\r\n", as serialize.h writes
+// it) as HTTP/2 fields: :status, then the fields with lowercase names, the connection-specific
+// ones left out. `head` is rewritten in place (names lowercased); `nv` points into it and into
+// `status`.
+void HeadToNv(std::string* head, char (&status)[4], std::vector<nghttp2_nv>* nv) {
+  nv->clear();
+  std::string& h = *head;
+  // "HTTP/1.1 NNN ..."
+  std::copy_n(h.data() + 9, 3, status);
+  status[3] = '\0';
+  nv->push_back(Nv(":status", std::string_view(status, 3)));
+  size_t at = h.find("\r\n");
+  while (at != std::string::npos && at + 2 < h.size()) {
+    const size_t start = at + 2;
+    const size_t end = h.find("\r\n", start);
+    if (end == std::string::npos || end == start) {
+      break;
+    }
+    const size_t colon = h.find(':', start);
+    if (colon != std::string::npos && colon < end) {
+      for (size_t i = start; i < colon; ++i) {
+        h[i] = base::LowerAscii(h[i]);
+      }
+      const std::string_view name(h.data() + start, colon - start);
+      const std::string_view value =
+          base::TrimOws(std::string_view(h.data() + colon + 1, end - colon - 1));
+      if (!IsConnectionSpecific(name)) {
+        nv->push_back(Nv(name, value));
+      }
+    }
+    at = end;
+  }
+}
+
+}  // namespace
+
+// =============================================================================================
+// One request stream: its exchange, and the exchange's Downstream.
+
+class H2Session::Stream final : public Downstream {
+ public:
+  Stream(H2Session& s, int32_t id) : s_(s), id_(id), x_(s.ctx_, s.client_, *this) {}
+
+  // ---- The request, from nghttp2 ----
+  void AddField(std::string_view name, std::string_view value) {
+    const ProxyLimits& l = s_.cfg().limits;
+    field_bytes_ += name.size() + value.size() + 32;  // RFC 9113 §6.5.2's accounting
+    if (field_bytes_ > l.header_bytes || ++field_count_ > l.header_count) {
+      too_large_ = true;
+      return;
+    }
+    if (too_large_) {
+      return;
+    }
+    if (!name.empty() && name.front() == ':') {
+      std::string* slot = name == ":method"      ? &method_
+                          : name == ":path"      ? &path_
+                          : name == ":authority" ? &authority_
+                                                 : nullptr;
+      if (slot != nullptr) {
+        slot->assign(value);
+      }
+      return;  // :scheme (and anything nghttp2 let through) plays no part here
+    }
+    fields_.push_back(Field{static_cast<uint32_t>(store_.size()),
+                            static_cast<uint32_t>(name.size()),
+                            static_cast<uint32_t>(value.size())});
+    store_.append(name);
+    store_.append(value);
+  }
+
+  // The request's HEADERS are complete: its head goes to the exchange.
+  void DispatchHead(bool end_stream) {
+    s_.ctx_.stats().h2_streams++;
+    x_.Begin(static_cast<uint32_t>(id_));
+    remote_done_ = end_stream;
+    if (too_large_) {
+      x_.OnRequestError(431, "request header fields too large");
+      return;
+    }
+    const int method = MethodId(method_);
+    if (method < 0) {
+      x_.OnRequestError(501, "unknown method");
+      return;
+    }
+    MessageHead h;
+    h.method = method_;
+    h.method_id = static_cast<uint8_t>(method);
+    h.target = path_;
+    h.version_major = 2;
+    h.version_minor = 1;  // the exchange applies HTTP/1.1's rules (a Host is required)
+    h.keep_alive = true;
+    h.framing = end_stream ? Framing::kNone : Framing::kChunked;
+    // Fields as views into store_; the cookie crumbs (RFC 9113 §8.2.3) joined into one field
+    // for the HTTP/1.1 backend; :authority as Host (it must agree with a Host sent as well).
+    std::vector<HeaderView>& views = views_;
+    views.clear();
+    std::string& cookie = cookie_;
+    cookie.clear();
+    std::string_view host;
+    for (const Field& f : fields_) {
+      const std::string_view name(store_.data() + f.at, f.name);
+      const std::string_view value(store_.data() + f.at + f.name, f.value);
+      if (name == "cookie") {
+        if (!cookie.empty()) {
+          cookie.append("; ");
+        }
+        cookie.append(value);
+        continue;
+      }
+      if (name == "host") {
+        host = value;
+      } else if (name == "content-length") {
+        uint64_t n = 0;
+        const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+        if (ec != std::errc() || p != value.data() + value.size()) {
+          x_.OnRequestError(400, "bad content-length");
+          return;
+        }
+        h.has_content_length = true;
+        h.content_length = n;
+        h.framing = n == 0 && end_stream ? Framing::kNone : Framing::kContentLength;
+      }
+      views.push_back(HeaderView{name, value});
+    }
+    if (!cookie.empty()) {
+      views.push_back(HeaderView{"cookie", cookie});
+    }
+    if (!authority_.empty()) {
+      if (!host.empty() && !base::EqualsIgnoreCase(host, authority_)) {
+        x_.OnRequestError(400, "Host differs from :authority");
+        return;
+      }
+      if (host.empty()) {
+        views.push_back(HeaderView{"host", authority_});
+      }
+    }
+    if (h.framing == Framing::kContentLength && h.content_length > s_.cfg().limits.body_bytes) {
+      x_.OnRequestError(413, "request body too large");
+      return;
+    }
+    head_request_ = method == HTTP_HEAD;
+    h.headers = views;
+    if (!x_.OnRequestHead(h)) {
+      return;
+    }
+    if (end_stream && !x_.idle()) {
+      x_.OnRequestEnd(false);
+    }
+  }
+
+  // Request body bytes (DATA): to the exchange, or held while it holds the request.
+  void OnData(std::string_view bytes) {
+    body_bytes_ += bytes.size();
+    if (finished_ || x_.idle()) {
+      Consume(bytes.size());  // answered already: the rest of the body is not wanted
+      return;
+    }
+    x_.OnRequestBytes(bytes.size());
+    if (body_bytes_ > s_.cfg().limits.body_bytes) {
+      Consume(bytes.size());
+      x_.OnRequestError(413, "request body too large");
+      return;
+    }
+    if (x_.held() || !held_in_.empty()) {
+      held_in_.append(bytes);  // bounded by the stream's window: nothing is acknowledged
+      return;
+    }
+    Consume(bytes.size());
+    x_.OnRequestBody(bytes);
+  }
+
+  // The client's END_STREAM (after the last DATA or trailers).
+  void OnRemoteEnd() {
+    remote_done_ = true;
+    if (finished_ || x_.idle()) {
+      return;
+    }
+    if (x_.held() || !held_in_.empty()) {
+      end_held_ = true;
+      return;
+    }
+    x_.OnRequestEnd(false);
+  }
+
+  // The stream closed (either side, or the connection): the exchange gives everything back.
+  void OnClose(bool reset_by_peer) {
+    if (!finished_ && !x_.idle()) {
+      x_.Abandon(reset_by_peer ? "client reset stream" : "stream closed");
+    }
+    finished_ = true;
+    x_.OnClosed();
+  }
+
+  // ---- Downstream ----
+  std::string_view protocol() const override { return "HTTP/2.0"; }
+  bool closing() const override { return reset_ || s_.conn_.closing(); }
+  size_t queued() const override { return out_.size() - out_off_; }
+  bool WriteBlocked() override { return queued() > core::Conn::kHighWater; }
+
+  bool WriteInterim(const MessageHead& head) override {
+    std::string& scratch = s_.ctx_.scratch();
+    scratch.clear();
+    BuildClientResponseHead(head, Framing::kNone, false, false, 1, {}, &scratch);
+    return SubmitHeaders(&scratch, /*end_stream=*/false, /*final=*/false);
+  }
+  void WriteContinue() override {
+    const nghttp2_nv nv = Nv(":status", "100");
+    nghttp2_submit_headers(s_.ng_, NGHTTP2_FLAG_NONE, id_, nullptr, &nv, 1, nullptr);
+    s_.conn_.WantFlush();
+  }
+  bool WriteSwitchingProtocols(const MessageHead&, std::string_view) override { return false; }
+  void WriteHead(const MessageHead& head, ResponseBody body, bool head_request, bool* /*close*/,
+                 std::string_view extra, const HeadEdits& edits) override {
+    std::string& scratch = s_.ctx_.scratch();
+    scratch.clear();
+    BuildClientResponseHead(head,
+                            body == ResponseBody::kLength ? Framing::kContentLength
+                            : body == ResponseBody::kUnknown
+                                ? Framing::kUntilClose  // DATA frames end it
+                                : Framing::kNone,
+                            head_request, /*close=*/false, 1, extra, edits, &scratch);
+    SubmitHeaders(&scratch, head_request || body == ResponseBody::kNone, /*final=*/true);
+  }
+  void WriteBody(std::string_view bytes, bool /*lend*/) override {
+    if (reset_ || no_body_ || bytes.empty()) {
+      return;
+    }
+    if (out_off_ == out_.size()) {
+      out_.clear();
+      out_off_ = 0;
+    }
+    out_.append(bytes);
+    Resume();
+  }
+  bool WriteEnd() override {
+    out_end_ = true;
+    Resume();
+    return false;
+  }
+  size_t WriteLocalReply(int status, bool /*close*/, std::string_view extra, std::string_view body,
+                         std::string_view content_type) override {
+    std::string& scratch = s_.ctx_.scratch();
+    scratch.clear();
+    const std::string_view sent =
+        body.empty() ? BuildLocalReply(status, false, extra, &scratch)
+                     : BuildLocalReply(status, false, extra, body, content_type, &scratch);
+    // The head ends where the body begins; the body moves to the stream's queue first.
+    scratch.resize(scratch.size() - sent.size());
+    const bool no_body = head_request_ || sent.empty();
+    if (!no_body) {
+      out_.append(sent);
+    }
+    out_end_ = true;
+    SubmitHeaders(&scratch, no_body, /*final=*/true);
+    return sent.size();
+  }
+
+  void SetTimer(uint64_t ms) override {
+    deadline_ms_ = s_.ctx_.worker().now_ms() + ms;
+    s_.ArmTimer();
+  }
+  void ClearTimer() override { deadline_ms_ = 0; }
+  // Request DATA is held back by not acknowledging it (the stream's window closes); nothing to
+  // pause on the connection, which other streams share.
+  void PauseReading() override {}
+  void ResumeReading() override {}
+  void Continue() override {
+    if (!held_in_.empty() && !x_.held()) {
+      std::string bytes = std::move(held_in_);
+      held_in_.clear();
+      Consume(bytes.size());
+      x_.OnRequestBody(bytes);
+    }
+    if (end_held_ && held_in_.empty() && !x_.held() && !x_.idle()) {
+      end_held_ = false;
+      x_.OnRequestEnd(false);
+    }
+  }
+  void Finished() override {
+    finished_ = true;
+    // A response that ended before the request did: the rest of the request is not wanted
+    // (RST_STREAM NO_ERROR once the response is out, RFC 9113 §8.1).
+    reset_after_response_ = !remote_done_;
+    s_.conn_.WantFlush();
+  }
+  void CloseAfterFlush() override { Reset(NGHTTP2_INTERNAL_ERROR); }
+  void Close() override { Reset(NGHTTP2_INTERNAL_ERROR); }
+  void Abort() override { Reset(NGHTTP2_CANCEL); }
+
+  Exchange& exchange() { return x_; }
+  uint64_t deadline_ms() const { return deadline_ms_; }
+  void clear_deadline() { deadline_ms_ = 0; }
+  bool reset_after_response() const { return reset_after_response_; }
+
+  // nghttp2's data source: what the response queue holds.
+  ssize_t Read(size_t length, uint32_t* flags) {
+    const size_t avail = queued();
+    const size_t n = std::min(length, avail);
+    if (n == 0 && !out_end_) {
+      deferred_ = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == avail && out_end_) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+    return static_cast<ssize_t>(n);
+  }
+  // Writes `length` queued bytes to the connection (after nghttp2's frame header).
+  void Send(size_t length) {
+    const bool was_blocked = queued() > core::Conn::kLowWater;
+    s_.conn_.Write(std::string_view(out_.data() + out_off_, length));
+    out_off_ += length;
+    if (out_off_ == out_.size()) {
+      out_.clear();
+      out_off_ = 0;
+    } else if (out_off_ > 64 * 1024 && out_off_ * 2 > out_.size()) {
+      out_.erase(0, out_off_);
+      out_off_ = 0;
+    }
+    if (was_blocked && queued() <= core::Conn::kLowWater) {
+      s_.writable_.push_back(id_);
+    }
+  }
+
+ private:
+  struct Field {
+    uint32_t at;
+    uint32_t name;
+    uint32_t value;
+  };
+
+  bool SubmitHeaders(std::string* head, bool end_stream, bool final) {
+    if (reset_) {
+      return false;
+    }
+    char status[4];
+    std::vector<nghttp2_nv>& nv = s_.nv_scratch_;
+    HeadToNv(head, status, &nv);
+    int rv;
+    if (!final) {
+      rv = nghttp2_submit_headers(s_.ng_, NGHTTP2_FLAG_NONE, id_, nullptr, nv.data(), nv.size(),
+                                  nullptr);
+    } else if (end_stream) {
+      no_body_ = true;
+      out_.clear();
+      out_off_ = 0;
+      rv = nghttp2_submit_response(s_.ng_, id_, nv.data(), nv.size(), nullptr);
+    } else {
+      nghttp2_data_provider provider;
+      provider.source.ptr = this;
+      provider.read_callback = &H2Session::ReadBody;
+      rv = nghttp2_submit_response(s_.ng_, id_, nv.data(), nv.size(), &provider);
+    }
+    s_.conn_.WantFlush();
+    return rv == 0;
+  }
+  void Resume() {
+    if (deferred_) {
+      deferred_ = false;
+      nghttp2_session_resume_data(s_.ng_, id_);
+    }
+    s_.conn_.WantFlush();
+  }
+  void Consume(size_t n) {
+    nghttp2_session_consume(s_.ng_, id_, n);
+    s_.conn_.WantFlush();
+  }
+  void Reset(uint32_t code) {
+    if (reset_) {
+      return;
+    }
+    reset_ = true;
+    finished_ = true;
+    nghttp2_submit_rst_stream(s_.ng_, NGHTTP2_FLAG_NONE, id_, code);
+    s_.conn_.WantFlush();
+  }
+
+  H2Session& s_;
+  int32_t id_;
+  Exchange x_;
+  // The request head as it arrives: pseudo-header fields, then the others in store_.
+  std::string method_;
+  std::string path_;
+  std::string authority_;
+  std::string store_;
+  std::vector<Field> fields_;
+  std::vector<HeaderView> views_;
+  std::string cookie_;
+  uint64_t field_bytes_ = 0;
+  uint64_t body_bytes_ = 0;
+  uint64_t deadline_ms_ = 0;  // the exchange's timer (0: none)
+  uint32_t field_count_ = 0;
+  std::string held_in_;  // request DATA the exchange is not taking yet (unacknowledged)
+  std::string out_;      // response body bytes for nghttp2 to frame
+  size_t out_off_ = 0;
+  bool too_large_ = false;
+  bool head_request_ = false;
+  bool remote_done_ = false;  // END_STREAM from the client
+  bool end_held_ = false;     // ... while request bytes were still held
+  bool finished_ = false;     // the exchange is over (or the stream was reset by us)
+  bool reset_ = false;
+  bool reset_after_response_ = false;
+  bool out_end_ = false;
+  bool no_body_ = false;   // the response has no DATA (HEAD, 204, 304, ...)
+  bool deferred_ = false;  // nghttp2 waits for body bytes (resume_data)
+};
+
+// =============================================================================================
+// H2Session
+
+H2Session::H2Session(ProxyContext& ctx, core::Conn& conn, ClientConn client)
+    : ctx_(ctx), conn_(conn), client_(std::move(client)), reset_budget_(kResetBurst) {
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &OnBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, &OnHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &OnFrameRecv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &OnDataChunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &OnStreamClose);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &OnFrameSend);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, &SendData);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  // Request DATA is acknowledged as the exchange takes it (Stream::Consume).
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  // Backstops behind torii's own rapid-reset budget; CONTINUATION floods; the header block.
+  nghttp2_option_set_stream_reset_rate_limit(opt, 2 * static_cast<uint64_t>(kResetBurst),
+                                             static_cast<uint64_t>(kResetRate));
+  nghttp2_option_set_max_continuations(opt, 16);
+  const ProxyLimits& l = cfg().limits;
+  nghttp2_session_server_new2(&ng_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, l.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(l.header_bytes)},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+  };
+  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  reset_refill_ms_ = ctx_.worker().now_ms();
+  idle_since_ms_ = ctx_.worker().now_ms();
+  ctx_.stats().h2_connections++;
+  conn_.SetIdle(core::Conn::Idle::kNo);
+  conn_.WantFlush();
+  ArmTimer();
+}
+
+H2Session::~H2Session() {
+  streams_.clear();
+  nghttp2_session_del(ng_);
+}
+
+H2Session::Stream* H2Session::Find(int32_t id) {
+  auto it = streams_.find(id);
+  return it != streams_.end() ? it->second.get() : nullptr;
+}
+
+Exchange* H2Session::FindExchange(uint32_t id) {
+  Stream* st = Find(static_cast<int32_t>(id));
+  return st != nullptr ? &st->exchange() : nullptr;
+}
+
+Exchange* H2Session::FindWaiter(uint64_t ticket) {
+  for (auto& [id, st] : streams_) {
+    if (st->exchange().waiter_ticket() == ticket) {
+      return &st->exchange();
+    }
+  }
+  return nullptr;
+}
+
+int H2Session::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* s = static_cast<H2Session*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0;
+  }
+  if (s->goaway_ || s->streams_.size() >= s->cfg().limits.max_concurrent_streams) {
+    // Over SETTINGS_MAX_CONCURRENT_STREAMS (before the client saw it), or shutting down.
+    nghttp2_submit_rst_stream(s->ng_, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                              NGHTTP2_REFUSED_STREAM);
+    return 0;
+  }
+  s->streams_.emplace(frame->hd.stream_id, std::make_unique<Stream>(*s, frame->hd.stream_id));
+  return 0;
+}
+
+int H2Session::OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                        size_t namelen, const uint8_t* value, size_t valuelen, uint8_t /*flags*/,
+                        void* user) {
+  auto* s = static_cast<H2Session*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0;  // trailers: not forwarded to an HTTP/1.1 backend
+  }
+  if (Stream* st = s->Find(frame->hd.stream_id)) {
+    st->AddField(std::string_view(reinterpret_cast<const char*>(name), namelen),
+                 std::string_view(reinterpret_cast<const char*>(value), valuelen));
+  }
+  return 0;
+}
+
+int H2Session::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* s = static_cast<H2Session*>(user);
+  switch (frame->hd.type) {
+    case NGHTTP2_HEADERS: {
+      Stream* st = s->Find(frame->hd.stream_id);
+      if (st == nullptr) {
+        return 0;
+      }
+      const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+      if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        st->DispatchHead(end);
+      } else if (end) {
+        st->OnRemoteEnd();  // trailers end the request
+      }
+      return 0;
+    }
+    case NGHTTP2_DATA:
+      if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+        if (Stream* st = s->Find(frame->hd.stream_id)) {
+          st->OnRemoteEnd();
+        }
+      }
+      return 0;
+    case NGHTTP2_RST_STREAM:
+      s->NoteClientReset();
+      return 0;
+    default:
+      return 0;
+  }
+}
+
+int H2Session::OnDataChunk(nghttp2_session*, uint8_t /*flags*/, int32_t stream_id,
+                           const uint8_t* data, size_t len, void* user) {
+  auto* s = static_cast<H2Session*>(user);
+  Stream* st = s->Find(stream_id);
+  if (st == nullptr) {
+    nghttp2_session_consume(s->ng_, stream_id, len);
+    return 0;
+  }
+  st->OnData(std::string_view(reinterpret_cast<const char*>(data), len));
+  return 0;
+}
+
+int H2Session::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user) {
+  auto* s = static_cast<H2Session*>(user);
+  auto it = s->streams_.find(stream_id);
+  if (it == s->streams_.end()) {
+    return 0;
+  }
+  if (error_code != NGHTTP2_NO_ERROR) {
+    s->ctx_.stats().h2_resets++;
+  }
+  // Called from nghttp2_session_mem_recv / mem_send only (OnRecv, Flush): no exchange is on
+  // the stack, so the stream can go now.
+  std::unique_ptr<Stream> st = std::move(it->second);
+  s->streams_.erase(it);
+  st->OnClose(error_code != NGHTTP2_NO_ERROR);
+  if (s->streams_.empty()) {
+    s->idle_since_ms_ = s->ctx_.worker().now_ms();
+  }
+  return 0;
+}
+
+int H2Session::OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* s = static_cast<H2Session*>(user);
+  if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+    Stream* st = s->Find(frame->hd.stream_id);
+    if (st != nullptr && st->reset_after_response()) {
+      nghttp2_submit_rst_stream(s->ng_, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
+  }
+  return 0;
+}
+
+ssize_t H2Session::ReadBody(nghttp2_session*, int32_t /*stream_id*/, uint8_t* /*buf*/,
+                            size_t length, uint32_t* data_flags, nghttp2_data_source* source,
+                            void* /*user*/) {
+  return static_cast<Stream*>(source->ptr)->Read(length, data_flags);
+}
+
+int H2Session::SendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
+                        size_t length, nghttp2_data_source* source, void* user) {
+  auto* s = static_cast<H2Session*>(user);
+  s->conn_.Write(std::string_view(reinterpret_cast<const char*>(framehd), 9));
+  if (frame->data.padlen > 0) {
+    const char pad = static_cast<char>(frame->data.padlen - 1);
+    s->conn_.Write(std::string_view(&pad, 1));
+  }
+  static_cast<Stream*>(source->ptr)->Send(length);
+  if (frame->data.padlen > 1) {
+    s->conn_.Write(std::string(frame->data.padlen - 1, '\0'));
+  }
+  return 0;
+}
+
+void H2Session::NoteClientReset() {
+  const uint64_t now = ctx_.worker().now_ms();
+  reset_budget_ =
+      std::min(kResetBurst,
+               reset_budget_ + static_cast<double>(now - reset_refill_ms_) * kResetRate / 1000.0);
+  reset_refill_ms_ = now;
+  reset_budget_ -= 1;
+  if (reset_budget_ < 0 && !goaway_) {
+    spdlog::warn("client {}: HTTP/2 streams reset faster than {}/s: GOAWAY", client_.peer,
+                 kResetRate);
+    ctx_.stats().h2_calm++;
+    goaway_ = true;
+    nghttp2_session_terminate_session(ng_, NGHTTP2_ENHANCE_YOUR_CALM);
+    AbandonAll("rapid reset");
+  }
+}
+
+void H2Session::OnRecv(core::Conn& conn, std::span<const char> data) {
+  const ssize_t n =
+      nghttp2_session_mem_recv(ng_, reinterpret_cast<const uint8_t*>(data.data()), data.size());
+  if (n < 0) {
+    // A connection error nghttp2 could not answer itself (bad preface, flood): end it.
+    spdlog::debug("client {}: HTTP/2: {}", client_.peer, nghttp2_strerror(static_cast<int>(n)));
+    AbandonAll("protocol error");
+    conn.Close();
+    return;
+  }
+  conn.WantFlush();
+  ArmTimer();
+}
+
+void H2Session::Flush() {
+  for (int round = 0; round < 8; ++round) {
+    while (conn_.queued() < core::Conn::kHighWater && !conn_.closing()) {
+      const uint8_t* bytes = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(ng_, &bytes);
+      if (n < 0) {
+        AbandonAll("protocol error");
+        conn_.Close();
+        return;
+      }
+      if (n == 0) {
+        break;
+      }
+      conn_.Write(std::string_view(reinterpret_cast<const char*>(bytes), static_cast<size_t>(n)));
+    }
+    if (writable_.empty() || conn_.closing()) {
+      break;
+    }
+    // Streams whose queue drained: their exchanges may go on (resume a paused backend, serve
+    // more of a cached body), which queues more to send.
+    std::vector<int32_t> ids;
+    ids.swap(writable_);
+    for (int32_t id : ids) {
+      if (Stream* st = Find(id)) {
+        st->exchange().OnWritable();
+      }
+    }
+  }
+  MaybeFinish();
+}
+
+void H2Session::MaybeFinish() {
+  if (conn_.closing()) {
+    return;
+  }
+  if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_)) {
+    conn_.CloseAfterFlush();  // GOAWAY both ways, or a connection error: nothing more to do
+    return;
+  }
+  if (goaway_ && streams_.empty() && !nghttp2_session_want_write(ng_)) {
+    conn_.CloseAfterFlush();
+  }
+}
+
+void H2Session::OnFlush(core::Conn& /*conn*/) { Flush(); }
+
+void H2Session::OnWritable(core::Conn& /*conn*/) { Flush(); }
+
+void H2Session::ArmTimer() {
+  uint64_t due = 0;
+  for (auto& [id, st] : streams_) {
+    if (st->deadline_ms() != 0 && (due == 0 || st->deadline_ms() < due)) {
+      due = st->deadline_ms();
+    }
+  }
+  if (streams_.empty()) {
+    const uint64_t idle = idle_since_ms_ + cfg().limits.idle_timeout_ms;
+    due = due == 0 ? idle : std::min(due, idle);
+    conn_.SetIdle(core::Conn::Idle::kKeepAlive);  // may make room at the connection limit
+  } else {
+    conn_.SetIdle(core::Conn::Idle::kNo);
+  }
+  if (due != 0) {
+    conn_.SetTimer(due);
+  } else {
+    conn_.ClearTimer();
+  }
+}
+
+void H2Session::OnTimer(core::Conn& conn) {
+  const uint64_t now = ctx_.worker().now_ms();
+  // The exchanges whose timer is due; collected first, as an exchange may set its timer again.
+  std::vector<int32_t> due;
+  for (auto& [id, st] : streams_) {
+    if (st->deadline_ms() != 0 && st->deadline_ms() <= now) {
+      due.push_back(id);
+    }
+  }
+  for (int32_t id : due) {
+    if (Stream* st = Find(id);
+        st != nullptr && st->deadline_ms() != 0 && st->deadline_ms() <= now) {
+      st->clear_deadline();
+      st->exchange().OnTimer();
+    }
+  }
+  if (streams_.empty() && now >= idle_since_ms_ + cfg().limits.idle_timeout_ms) {
+    // Idle: GOAWAY (NO_ERROR, the last stream we processed), then close.
+    goaway_ = true;
+    nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_),
+                          NGHTTP2_NO_ERROR, nullptr, 0);
+    Flush();
+    conn.CloseAfterFlush();
+    return;
+  }
+  conn.WantFlush();
+  ArmTimer();
+}
+
+void H2Session::AbandonAll(std::string_view note) {
+  for (auto& [id, st] : streams_) {
+    st->exchange().Abandon(note);
+  }
+}
+
+void H2Session::OnEof(core::Conn& conn) {
+  client_.peer_eof = true;
+  AbandonAll("client closed");
+  conn.Close();
+}
+
+void H2Session::OnError(core::Conn& conn, core::Error /*error*/) {
+  AbandonAll("client reset");
+  conn.Close();
+}
+
+void H2Session::OnDrain(core::Conn& conn) {
+  // Graceful shutdown: GOAWAY with the last stream we processed; the streams in flight finish.
+  client_.draining = true;
+  if (!goaway_) {
+    goaway_ = true;
+    nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_),
+                          NGHTTP2_NO_ERROR, nullptr, 0);
+  }
+  conn.WantFlush();
+}
+
+void H2Session::OnClosed(core::Conn& /*conn*/) {
+  for (auto& [id, st] : streams_) {
+    st->OnClose(/*reset_by_peer=*/false);
+  }
+  streams_.clear();
+}
+
+}  // namespace torii::http
