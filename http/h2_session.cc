@@ -719,6 +719,9 @@ void H2Session::Flush() {
     }
   }
   MaybeFinish();
+  if (!conn_.closing()) {
+    ArmTimer();  // streams may have ended (idle from now) or set their timers
+  }
 }
 
 void H2Session::MaybeFinish() {
