@@ -94,6 +94,8 @@ struct ClientCertInfo {
 };
 
 // What every exchange of one client connection shares. Owned by the connection's handler.
+class ExchangeHost;
+
 struct ClientConn {
   // From a PROXY header: the client and the address it connected to.
   struct Proxied {
@@ -103,6 +105,7 @@ struct ClientConn {
   };
 
   core::ConnRef ref;
+  ExchangeHost* host = nullptr;  // the connection's handler (set by it)
   uint32_t listener = 0;
   uint32_t requests = 0;             // requests begun on the connection (HTTP/2: streams)
   uint64_t accepted_ns = 0;          // the loop turn that accepted it (accept phase)

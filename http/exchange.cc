@@ -849,7 +849,8 @@ void Exchange::PickBackendAndSend() {
     auto* handler = static_cast<UpstreamConn*>(up->handler());
     const RouteSpec& route = cfg().routes[x_.route];
     handler->Attach(
-        *up, conn_.ref, id_, x_.method_id == HTTP_HEAD, /*holds_slot=*/pool.max_conns > 0,
+        *up, conn_.ref, conn_.host, id_, x_.method_id == HTTP_HEAD,
+        /*holds_slot=*/pool.max_conns > 0,
         route.connect_timeout_ms != 0 ? route.connect_timeout_ms : pool.connect_timeout_ms,
         route.response_timeout_ms != 0 ? route.response_timeout_ms : pool.response_timeout_ms);
     handler->set_request_complete(req_ == Req::kDone);
@@ -1511,14 +1512,18 @@ void Exchange::OnTimer() {
   }
 }
 
+// The waiter lists keep connection references only; these (rare) wake-ups find the handler's
+// ExchangeHost side by its dynamic type.
 void ResumeQueuedRequest(core::Conn& client, uint64_t ticket) {
-  if (Exchange* x = static_cast<ExchangeHost*>(client.handler())->FindWaiter(ticket)) {
+  auto* host = dynamic_cast<ExchangeHost*>(client.handler());
+  if (Exchange* x = host != nullptr ? host->FindWaiter(ticket) : nullptr) {
     x->ResumeFromQueue(ticket);
   }
 }
 
 void ResumeCacheWaiter(core::Conn& client, uint64_t ticket) {
-  if (Exchange* x = static_cast<ExchangeHost*>(client.handler())->FindWaiter(ticket)) {
+  auto* host = dynamic_cast<ExchangeHost*>(client.handler());
+  if (Exchange* x = host != nullptr ? host->FindWaiter(ticket) : nullptr) {
     x->ResumeFromCacheWait(ticket);
   }
 }

@@ -41,13 +41,17 @@ namespace torii::http {
 
 class Exchange;
 
-// The handler of a client connection: finds the exchange an upstream connection, a slot queue
-// or a cache fetch reports to, by the id the exchange was given (nullptr once it is gone).
-class ExchangeHost : public core::ConnHandler {
+// What the handler of a client connection (a downstream codec) also is: it finds the exchange
+// an upstream connection, a slot queue or a cache fetch reports to, by the id the exchange was
+// given (nullptr once it is gone). Not a ConnHandler itself: the codecs derive from both.
+class ExchangeHost {
  public:
   virtual Exchange* FindExchange(uint32_t id) = 0;
   // The exchange waiting with `ticket` (max_conns queue, or a coalesced cache fetch).
   virtual Exchange* FindWaiter(uint64_t ticket) = 0;
+
+ protected:
+  ~ExchangeHost() = default;
 };
 
 class Exchange {

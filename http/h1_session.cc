@@ -33,6 +33,7 @@ std::string FormatAddress(const sockaddr* sa) {
 
 H1Session::H1Session(ProxyContext& ctx, core::Conn& conn, ClientConn client)
     : ctx_(ctx), conn_(conn), client_(std::move(client)), x_(ctx, client_, *this) {
+  client_.host = this;
   // A TLS client has handshake_timeout to finish its handshake (then, silent, idle_timeout);
   // a PROXY header must be complete within header_timeout.
   const ListenerSpec& spec = cfg().listeners[client_.listener];

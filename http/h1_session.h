@@ -22,7 +22,7 @@
 
 namespace torii::http {
 
-class H1Session final : public ExchangeHost, private Downstream {
+class H1Session final : public core::ConnHandler, public ExchangeHost, private Downstream {
  public:
   H1Session(ProxyContext& ctx, core::Conn& conn, ClientConn client);
 

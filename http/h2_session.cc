@@ -1,14 +1,13 @@
 // http/h2_session.cc: see h2_session.h.
 #include "http/h2_session.h"
 
-#include <llhttp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <string>
 
 #include "base/text.h"
+#include "http/h2_fields.h"
 #include "http/serialize.h"
 
 namespace torii::http {
@@ -23,74 +22,10 @@ constexpr double kResetRate = 100;
 // of several streams in flight without a WINDOW_UPDATE each round trip.
 constexpr int32_t kConnectionWindow = 1 << 20;
 
-// llhttp's method number for an HTTP/2 :method, or -1 for a method llhttp does not know (the
-// same set an HTTP/1.1 request may use).
-int MethodId(std::string_view method) {
-  struct Entry {
-    std::string_view name;
-    int id;
-  };
-  static const std::vector<Entry> kMethods = [] {
-    std::vector<Entry> v;
-#define TORII_METHOD(NUM, NAME, STRING) v.push_back(Entry{#STRING, NUM});
-    HTTP_METHOD_MAP(TORII_METHOD)
-#undef TORII_METHOD
-    return v;
-  }();
-  for (const Entry& e : kMethods) {
-    if (e.name == method) {
-      return e.id;
-    }
-  }
-  return -1;
-}
-
-// Header fields HTTP/2 forbids in a response (RFC 9113 §8.2.2); the HTTP/1.1 head serialiser
-// may write some of them.
-bool IsConnectionSpecific(std::string_view lower_name) {
-  return lower_name == "connection" || lower_name == "keep-alive" ||
-         lower_name == "proxy-connection" || lower_name == "transfer-encoding" ||
-         lower_name == "upgrade";
-}
-
 nghttp2_nv Nv(std::string_view name, std::string_view value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
                     value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
-// An HTTP/1.1 head ("HTTP/1.1 200 OK\r\nName: value\r\n...\r\n\r\n", as serialize.h writes
-// it) as HTTP/2 fields: :status, then the fields with lowercase names, the connection-specific
-// ones left out. `head` is rewritten in place (names lowercased); `nv` points into it and into
-// `status`.
-void HeadToNv(std::string* head, char (&status)[4], std::vector<nghttp2_nv>* nv) {
-  nv->clear();
-  std::string& h = *head;
-  // "HTTP/1.1 NNN ..."
-  std::copy_n(h.data() + 9, 3, status);
-  status[3] = '\0';
-  nv->push_back(Nv(":status", std::string_view(status, 3)));
-  size_t at = h.find("\r\n");
-  while (at != std::string::npos && at + 2 < h.size()) {
-    const size_t start = at + 2;
-    const size_t end = h.find("\r\n", start);
-    if (end == std::string::npos || end == start) {
-      break;
-    }
-    const size_t colon = h.find(':', start);
-    if (colon != std::string::npos && colon < end) {
-      for (size_t i = start; i < colon; ++i) {
-        h[i] = base::LowerAscii(h[i]);
-      }
-      const std::string_view name(h.data() + start, colon - start);
-      const std::string_view value =
-          base::TrimOws(std::string_view(h.data() + colon + 1, end - colon - 1));
-      if (!IsConnectionSpecific(name)) {
-        nv->push_back(Nv(name, value));
-      }
-    }
-    at = end;
-  }
 }
 
 }  // namespace
@@ -100,108 +35,26 @@ void HeadToNv(std::string* head, char (&status)[4], std::vector<nghttp2_nv>* nv)
 
 class H2Session::Stream final : public Downstream {
  public:
-  Stream(H2Session& s, int32_t id) : s_(s), id_(id), x_(s.ctx_, s.client_, *this) {}
+  Stream(H2Session& s, int32_t id)
+      : s_(s),
+        id_(id),
+        x_(s.ctx_, s.client_, *this),
+        fields_(s.cfg().limits.header_bytes, s.cfg().limits.header_count) {}
 
   // ---- The request, from nghttp2 ----
-  void AddField(std::string_view name, std::string_view value) {
-    const ProxyLimits& l = s_.cfg().limits;
-    field_bytes_ += name.size() + value.size() + 32;  // RFC 9113 §6.5.2's accounting
-    if (field_bytes_ > l.header_bytes || ++field_count_ > l.header_count) {
-      too_large_ = true;
-      return;
-    }
-    if (too_large_) {
-      return;
-    }
-    if (!name.empty() && name.front() == ':') {
-      std::string* slot = name == ":method"      ? &method_
-                          : name == ":path"      ? &path_
-                          : name == ":authority" ? &authority_
-                                                 : nullptr;
-      if (slot != nullptr) {
-        slot->assign(value);
-      }
-      return;  // :scheme (and anything nghttp2 let through) plays no part here
-    }
-    fields_.push_back(Field{static_cast<uint32_t>(store_.size()),
-                            static_cast<uint32_t>(name.size()),
-                            static_cast<uint32_t>(value.size())});
-    store_.append(name);
-    store_.append(value);
-  }
+  void AddField(std::string_view name, std::string_view value) { fields_.Add(name, value); }
 
   // The request's HEADERS are complete: its head goes to the exchange.
   void DispatchHead(bool end_stream) {
     s_.ctx_.stats().h2_streams++;
     x_.Begin(static_cast<uint32_t>(id_));
     remote_done_ = end_stream;
-    if (too_large_) {
-      x_.OnRequestError(431, "request header fields too large");
-      return;
-    }
-    const int method = MethodId(method_);
-    if (method < 0) {
-      x_.OnRequestError(501, "unknown method");
-      return;
-    }
     MessageHead h;
-    h.method = method_;
-    h.method_id = static_cast<uint8_t>(method);
-    h.target = path_;
-    h.version_major = 2;
-    h.version_minor = 1;  // the exchange applies HTTP/1.1's rules (a Host is required)
-    h.keep_alive = true;
-    h.framing = end_stream ? Framing::kNone : Framing::kChunked;
-    // Fields as views into store_; the cookie crumbs (RFC 9113 §8.2.3) joined into one field
-    // for the HTTP/1.1 backend; :authority as Host (it must agree with a Host sent as well).
-    std::vector<HeaderView>& views = views_;
-    views.clear();
-    std::string& cookie = cookie_;
-    cookie.clear();
-    std::string_view host;
-    for (const Field& f : fields_) {
-      const std::string_view name(store_.data() + f.at, f.name);
-      const std::string_view value(store_.data() + f.at + f.name, f.value);
-      if (name == "cookie") {
-        if (!cookie.empty()) {
-          cookie.append("; ");
-        }
-        cookie.append(value);
-        continue;
-      }
-      if (name == "host") {
-        host = value;
-      } else if (name == "content-length") {
-        uint64_t n = 0;
-        const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-        if (ec != std::errc() || p != value.data() + value.size()) {
-          x_.OnRequestError(400, "bad content-length");
-          return;
-        }
-        h.has_content_length = true;
-        h.content_length = n;
-        h.framing = n == 0 && end_stream ? Framing::kNone : Framing::kContentLength;
-      }
-      views.push_back(HeaderView{name, value});
-    }
-    if (!cookie.empty()) {
-      views.push_back(HeaderView{"cookie", cookie});
-    }
-    if (!authority_.empty()) {
-      if (!host.empty() && !base::EqualsIgnoreCase(host, authority_)) {
-        x_.OnRequestError(400, "Host differs from :authority");
-        return;
-      }
-      if (host.empty()) {
-        views.push_back(HeaderView{"host", authority_});
-      }
-    }
-    if (h.framing == Framing::kContentLength && h.content_length > s_.cfg().limits.body_bytes) {
-      x_.OnRequestError(413, "request body too large");
+    if (const auto refusal = fields_.Build(end_stream, s_.cfg().limits.body_bytes, &h)) {
+      x_.OnRequestError(refusal->status, refusal->reason);
       return;
     }
-    head_request_ = method == HTTP_HEAD;
-    h.headers = views;
+    head_request_ = h.method_id == HTTP_HEAD;
     if (!x_.OnRequestHead(h)) {
       return;
     }
@@ -386,19 +239,16 @@ class H2Session::Stream final : public Downstream {
   }
 
  private:
-  struct Field {
-    uint32_t at;
-    uint32_t name;
-    uint32_t value;
-  };
-
   bool SubmitHeaders(std::string* head, bool end_stream, bool final) {
     if (reset_) {
       return false;
     }
-    char status[4];
+    ResponseFields(head, &s_.fields_scratch_);
     std::vector<nghttp2_nv>& nv = s_.nv_scratch_;
-    HeadToNv(head, status, &nv);
+    nv.clear();
+    for (const H2Field& f : s_.fields_scratch_) {
+      nv.push_back(Nv(f.name, f.value));
+    }
     int rv;
     if (!final) {
       rv = nghttp2_submit_headers(s_.ng_, NGHTTP2_FLAG_NONE, id_, nullptr, nv.data(), nv.size(),
@@ -441,22 +291,12 @@ class H2Session::Stream final : public Downstream {
   H2Session& s_;
   int32_t id_;
   Exchange x_;
-  // The request head as it arrives: pseudo-header fields, then the others in store_.
-  std::string method_;
-  std::string path_;
-  std::string authority_;
-  std::string store_;
-  std::vector<Field> fields_;
-  std::vector<HeaderView> views_;
-  std::string cookie_;
-  uint64_t field_bytes_ = 0;
+  H2RequestFields fields_;  // the request head as it arrives
   uint64_t body_bytes_ = 0;
   uint64_t deadline_ms_ = 0;  // the exchange's timer (0: none)
-  uint32_t field_count_ = 0;
   std::string held_in_;  // request DATA the exchange is not taking yet (unacknowledged)
   std::string out_;      // response body bytes for nghttp2 to frame
   size_t out_off_ = 0;
-  bool too_large_ = false;
   bool head_request_ = false;
   bool remote_done_ = false;  // END_STREAM from the client
   bool end_held_ = false;     // ... while request bytes were still held
@@ -473,6 +313,7 @@ class H2Session::Stream final : public Downstream {
 
 H2Session::H2Session(ProxyContext& ctx, core::Conn& conn, ClientConn client)
     : ctx_(ctx), conn_(conn), client_(std::move(client)), reset_budget_(kResetBurst) {
+  client_.host = this;
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &OnBeginHeaders);

@@ -34,6 +34,7 @@
 #include "core/worker.h"
 #include "http/downstream.h"
 #include "http/exchange.h"
+#include "http/h2_fields.h"
 #include "http/proxy_context.h"
 
 namespace torii::http {
@@ -41,7 +42,7 @@ namespace torii::http {
 // What an HTTP/2 client sends first (RFC 9113 §3.4).
 inline constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-class H2Session final : public ExchangeHost {
+class H2Session final : public core::ConnHandler, public ExchangeHost {
  public:
   H2Session(ProxyContext& ctx, core::Conn& conn, ClientConn client);
   ~H2Session() override;
@@ -99,7 +100,8 @@ class H2Session final : public ExchangeHost {
   nghttp2_session* ng_ = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
   std::vector<int32_t> writable_;       // streams whose response queue drained (Flush)
-  std::vector<nghttp2_nv> nv_scratch_;  // a response head's fields, for nghttp2 to copy
+  std::vector<H2Field> fields_scratch_;  // a response head's fields (ResponseFields)
+  std::vector<nghttp2_nv> nv_scratch_;   // ... for nghttp2 to copy
   uint64_t idle_since_ms_ = 0;
   double reset_budget_;  // rapid reset: resets the client may still make now
   uint64_t reset_refill_ms_ = 0;

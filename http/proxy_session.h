@@ -21,6 +21,7 @@
 namespace torii::http {
 
 class Exchange;
+class ExchangeHost;
 
 class UpstreamConn final : public core::ConnHandler {
  public:
@@ -30,8 +31,11 @@ class UpstreamConn final : public core::ConnHandler {
   // Lends this connection to exchange `id` of client connection `client`, waiting at most
   // `connect_timeout_ms` for the connect and `response_timeout_ms` between response bytes.
   // `head_request`: the request is HEAD (the response has no body whatever it says).
-  void Attach(core::Conn& self, core::ConnRef client, uint32_t id, bool head_request,
-              bool holds_slot, uint64_t connect_timeout_ms, uint64_t response_timeout_ms);
+  // `host` is `client`'s handler: used only while `client` resolves (a handler is replaced only
+  // before its connection's first request, when nothing is attached to it).
+  void Attach(core::Conn& self, core::ConnRef client, ExchangeHost* host, uint32_t id,
+              bool head_request, bool holds_slot, uint64_t connect_timeout_ms,
+              uint64_t response_timeout_ms);
   // The client is done with this connection: pool it when `reusable`, else close it.
   void Release(core::Conn& self, bool reusable);
   bool reused() const { return reused_; }
@@ -78,7 +82,8 @@ class UpstreamConn final : public core::ConnHandler {
   uint64_t connect_timeout_ms_ = 0;   // of the exchange attached (route or pool)
   uint64_t response_timeout_ms_ = 0;
   core::ConnRef client_;
-  uint32_t client_id_ = 0;              // the exchange's id on that connection
+  ExchangeHost* client_host_ = nullptr;  // its handler
+  uint32_t client_id_ = 0;               // the exchange's id on that connection
   std::unique_ptr<ExchangeBuffers> b_;  // borrowed while lent to a client (with the parser)
   H1Parser::Limits limits_;
   bool idle_ = false;

@@ -19,8 +19,7 @@ UpstreamConn::UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> gen, u
 
 Exchange* UpstreamConn::client() {
   core::Conn* c = ctx_.worker().Resolve(client_);
-  return c != nullptr ? static_cast<ExchangeHost*>(c->handler())->FindExchange(client_id_)
-                      : nullptr;
+  return c != nullptr ? client_host_->FindExchange(client_id_) : nullptr;
 }
 
 bool UpstreamConn::CloseIfUnattached(core::Conn& self) {
@@ -39,8 +38,8 @@ bool UpstreamConn::CloseIfUnattached(core::Conn& self) {
   return false;
 }
 
-void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, uint32_t id, bool head_request,
-                          bool holds_slot, uint64_t connect_timeout_ms,
+void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, ExchangeHost* host, uint32_t id,
+                          bool head_request, bool holds_slot, uint64_t connect_timeout_ms,
                           uint64_t response_timeout_ms) {
   if (!b_) {
     b_ = ctx_.AcquireBuffers(H1Parser::Kind::kResponse, limits_);
@@ -49,6 +48,7 @@ void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, uint32_t id, b
   idle_ = false;
   self.SetIdle(core::Conn::Idle::kNo);
   client_ = client;
+  client_host_ = host;
   client_id_ = id;
   response_done_ = false;
   request_complete_ = false;

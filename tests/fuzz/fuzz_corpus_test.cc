@@ -25,6 +25,7 @@ int FuzzAccessLog(const uint8_t* data, size_t size);
 int FuzzDecoder(const uint8_t* data, size_t size);
 int FuzzConfig(const uint8_t* data, size_t size);
 int FuzzProxyProtocol(const uint8_t* data, size_t size);
+int FuzzH2Fields(const uint8_t* data, size_t size);
 }  // namespace torii::fuzz
 
 namespace {
@@ -50,6 +51,7 @@ const Target kTargets[] = {
     {"decoder", torii::fuzz::FuzzDecoder, 200, 3},
     {"config", torii::fuzz::FuzzConfig, 300, 1},
     {"proxy_protocol", torii::fuzz::FuzzProxyProtocol, 5000, 5},
+    {"h2_fields", torii::fuzz::FuzzH2Fields, 3000, 4},
 };
 
 std::vector<std::string> LoadCorpus(const std::string& target) {

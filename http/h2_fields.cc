@@ -1,0 +1,169 @@
+// http/h2_fields.cc: see h2_fields.h.
+#include "http/h2_fields.h"
+
+#include <llhttp.h>
+
+#include <charconv>
+
+#include "base/text.h"
+
+namespace torii::http {
+
+void H2RequestFields::Add(std::string_view name, std::string_view value) {
+  bytes_ += name.size() + value.size() + 32;  // RFC 9113 §6.5.2's accounting
+  if (bytes_ > max_bytes_ || ++count_ > max_count_) {
+    too_large_ = true;
+  }
+  if (too_large_) {
+    return;  // nothing more is kept: the request is answered 431
+  }
+  if (name.empty()) {
+    malformed_ = true;  // nghttp2 lets none through; never trusted to hold either
+    return;
+  }
+  if (!name.empty() && name.front() == ':') {
+    std::string* slot = name == ":method"      ? &method_
+                        : name == ":path"      ? &path_
+                        : name == ":authority" ? &authority_
+                                               : nullptr;
+    if (slot != nullptr) {
+      slot->assign(value);
+    }
+    return;  // :scheme plays no part: the listener says whether the client used TLS
+  }
+  fields_.push_back(Field{static_cast<uint32_t>(store_.size()), static_cast<uint32_t>(name.size()),
+                          static_cast<uint32_t>(value.size())});
+  store_.append(name);
+  store_.append(value);
+}
+
+std::optional<H2RequestFields::Refusal> H2RequestFields::Build(bool end_stream, uint64_t max_body,
+                                                               MessageHead* head) {
+  if (too_large_) {
+    return Refusal{431, "request header fields too large"};
+  }
+  if (malformed_) {
+    return Refusal{400, "empty field name"};
+  }
+  const std::optional<uint8_t> method = MethodId(method_);
+  if (!method) {
+    return Refusal{501, "unknown method"};
+  }
+  MessageHead& h = *head;
+  h = MessageHead{};
+  h.method = method_;
+  h.method_id = *method;
+  h.target = path_;
+  h.version_major = 2;
+  h.version_minor = 1;  // the exchange applies HTTP/1.1's rules (a Host is required)
+  h.keep_alive = true;
+  h.framing = end_stream ? Framing::kNone : Framing::kChunked;
+  views_.clear();
+  cookie_.clear();
+  std::optional<std::string_view> host;
+  for (const Field& f : fields_) {
+    const std::string_view name(store_.data() + f.at, f.name);
+    const std::string_view value(store_.data() + f.at + f.name, f.value);
+    if (name == "cookie") {
+      if (!cookie_.empty()) {
+        cookie_.append("; ");
+      }
+      cookie_.append(value);
+      continue;
+    }
+    if (name == "host") {
+      if (host) {
+        return Refusal{400, "duplicate Host"};
+      }
+      host = value;
+    } else if (name == "content-length") {
+      uint64_t n = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (value.empty() || ec != std::errc() || end != value.data() + value.size() ||
+          h.has_content_length) {
+        return Refusal{400, "bad Content-Length"};
+      }
+      h.has_content_length = true;
+      h.content_length = n;
+      h.framing = end_stream ? Framing::kNone : Framing::kContentLength;
+    }
+    views_.push_back(HeaderView{name, value});
+  }
+  if (!cookie_.empty()) {
+    views_.push_back(HeaderView{"cookie", cookie_});
+  }
+  if (!authority_.empty()) {
+    if (host && !base::EqualsIgnoreCase(*host, authority_)) {
+      return Refusal{400, "Host differs from :authority"};
+    }
+    if (!host) {
+      views_.push_back(HeaderView{"host", authority_});
+    }
+  }
+  if (h.framing == Framing::kContentLength && h.content_length > max_body) {
+    return Refusal{413, "request body too large"};
+  }
+  h.headers = views_;
+  return std::nullopt;
+}
+
+std::optional<uint8_t> MethodId(std::string_view method) {
+  struct Entry {
+    std::string_view name;
+    uint8_t id;
+  };
+  static constexpr Entry kMethods[] = {
+#define TORII_METHOD(NUM, NAME, STRING) Entry{#STRING, NUM},
+      HTTP_METHOD_MAP(TORII_METHOD)
+#undef TORII_METHOD
+  };
+  for (const Entry& e : kMethods) {
+    if (e.name == method) {
+      return e.id;
+    }
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+bool IsConnectionSpecific(std::string_view lower_name) {
+  return lower_name == "connection" || lower_name == "keep-alive" ||
+         lower_name == "proxy-connection" || lower_name == "transfer-encoding" ||
+         lower_name == "upgrade";
+}
+
+}  // namespace
+
+void ResponseFields(std::string* head, std::vector<H2Field>* out) {
+  out->clear();
+  std::string& h = *head;
+  // "HTTP/1.1 NNN ..."
+  if (h.size() < 12) {
+    return;
+  }
+  out->push_back(H2Field{":status", std::string_view(h).substr(9, 3)});
+  size_t at = h.find("\r\n");
+  while (at != std::string::npos && at + 2 < h.size()) {
+    const size_t start = at + 2;
+    const size_t end = h.find("\r\n", start);
+    if (end == std::string::npos || end == start) {
+      break;
+    }
+    const size_t colon = h.find(':', start);
+    if (colon != std::string::npos && colon < end && colon > start) {
+      for (size_t i = start; i < colon; ++i) {
+        h[i] = base::LowerAscii(h[i]);
+      }
+      const std::string_view name(h.data() + start, colon - start);
+      const std::string_view value =
+          base::TrimOws(std::string_view(h.data() + colon + 1, end - colon - 1));
+      if (!IsConnectionSpecific(name)) {
+        out->push_back(H2Field{name, value});
+      }
+    }
+    at = end;
+  }
+}
+
+}  // namespace torii::http

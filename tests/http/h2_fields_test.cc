@@ -1,0 +1,165 @@
+// tests/http/h2_fields_test.cc: HTTP/2 fields to the exchange's request head and back
+// (http/h2_fields.h).
+#include "http/h2_fields.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "http/serialize.h"
+
+namespace torii::http {
+namespace {
+
+H2RequestFields Fields(std::vector<std::pair<std::string, std::string>> list,
+                       uint64_t max_bytes = 16384, uint32_t max_count = 100) {
+  H2RequestFields f(max_bytes, max_count);
+  for (const auto& [n, v] : list) {
+    f.Add(n, v);
+  }
+  return f;
+}
+
+std::vector<std::string> Values(const MessageHead& h, std::string_view name) {
+  std::vector<std::string> out;
+  for (const HeaderView& hv : h.headers) {
+    if (hv.name == name) {
+      out.emplace_back(hv.value);
+    }
+  }
+  return out;
+}
+
+TEST(H2RequestFields, BuildsTheHeadTheExchangeTakes) {
+  H2RequestFields f = Fields({{":method", "GET"},
+                              {":scheme", "https"},
+                              {":path", "/a?b=1"},
+                              {":authority", "example.com:8443"},
+                              {"accept", "*/*"},
+                              {"cookie", "a=1"},
+                              {"x-y", "z"},
+                              {"cookie", "b=2"}});
+  MessageHead h;
+  ASSERT_FALSE(f.Build(/*end_stream=*/true, 1 << 20, &h));
+  EXPECT_EQ(h.method, "GET");
+  EXPECT_EQ(h.method_id, HTTP_GET);
+  EXPECT_EQ(h.target, "/a?b=1");
+  EXPECT_EQ(h.version_major, 2);
+  EXPECT_EQ(h.framing, Framing::kNone);
+  // :authority becomes Host; the cookie crumbs are one field again (RFC 9113 §8.2.3).
+  EXPECT_EQ(Values(h, "host"), std::vector<std::string>{"example.com:8443"});
+  EXPECT_EQ(Values(h, "cookie"), std::vector<std::string>{"a=1; b=2"});
+  EXPECT_EQ(Values(h, "x-y"), std::vector<std::string>{"z"});
+  EXPECT_TRUE(Values(h, ":scheme").empty());
+}
+
+TEST(H2RequestFields, BodyFraming) {
+  MessageHead h;
+  H2RequestFields open = Fields({{":method", "POST"}, {":path", "/"}, {":authority", "a"}});
+  ASSERT_FALSE(open.Build(/*end_stream=*/false, 100, &h));
+  EXPECT_EQ(h.framing, Framing::kChunked);  // a length known only at its end
+
+  H2RequestFields sized =
+      Fields({{":method", "POST"}, {":path", "/"}, {":authority", "a"}, {"content-length", "42"}});
+  ASSERT_FALSE(sized.Build(false, 100, &h));
+  EXPECT_EQ(h.framing, Framing::kContentLength);
+  EXPECT_EQ(h.content_length, 42u);
+
+  // Declared larger than body_bytes: 413 before any DATA is read.
+  const auto refusal = sized.Build(false, 41, &h);
+  ASSERT_TRUE(refusal);
+  EXPECT_EQ(refusal->status, 413);
+}
+
+TEST(H2RequestFields, Refusals) {
+  MessageHead h;
+  auto status = [&](H2RequestFields f) {
+    const auto r = f.Build(true, 100, &h);
+    return r ? r->status : 0;
+  };
+  EXPECT_EQ(
+      status(Fields(
+          {{":method", "GET"}, {":path", "/"}, {":authority", "a.test"}, {"host", "b.test"}})),
+      400);
+  EXPECT_EQ(
+      status(Fields(
+          {{":method", "GET"}, {":path", "/"}, {":authority", "A.test"}, {"host", "a.TEST"}})),
+      0);  // the same authority, spelt differently
+  EXPECT_EQ(status(Fields({{":method", "GET"}, {":path", "/"}, {"host", "a"}, {"host", "b"}})),
+            400);
+  EXPECT_EQ(status(Fields({{":method", "BREW"}, {":path", "/"}, {":authority", "a"}})), 501);
+  EXPECT_EQ(status(Fields({{":method", "POST"}, {":path", "/"}, {"content-length", "1x"}})), 400);
+  EXPECT_EQ(status(Fields({{":method", "POST"}, {":path", "/"}, {"content-length", ""}})), 400);
+  EXPECT_EQ(
+      status(Fields(
+          {{":method", "POST"}, {":path", "/"}, {"content-length", "1"}, {"content-length", "1"}})),
+      400);
+}
+
+TEST(H2RequestFields, HeaderListBounds) {
+  MessageHead h;
+  // RFC 9113 §6.5.2: name + value + 32 per field.
+  H2RequestFields big = Fields({{":method", "GET"}, {":path", "/"}, {"x", std::string(100, 'v')}},
+                               /*max_bytes=*/150);
+  ASSERT_TRUE(big.too_large());
+  EXPECT_EQ(big.Build(true, 0, &h)->status, 431);
+  std::vector<std::pair<std::string, std::string>> many = {{":method", "GET"}, {":path", "/"}};
+  for (int i = 0; i < 10; ++i) {
+    many.emplace_back("x" + std::to_string(i), "v");
+  }
+  EXPECT_EQ(Fields(many, 16384, /*max_count=*/11).Build(true, 0, &h)->status, 431);
+  EXPECT_FALSE(Fields(many, 16384, /*max_count=*/12).Build(true, 0, &h));
+}
+
+TEST(MethodId, KnowsLlhttpsMethods) {
+  EXPECT_EQ(MethodId("GET"), HTTP_GET);
+  EXPECT_EQ(MethodId("PURGE"), HTTP_PURGE);
+  EXPECT_EQ(MethodId("OPTIONS"), HTTP_OPTIONS);
+  EXPECT_FALSE(MethodId("get"));  // methods are case-sensitive
+  EXPECT_FALSE(MethodId(""));
+}
+
+TEST(ResponseFields, FromTheSerialisedHead) {
+  const HeaderView backend[] = {{"Content-Type", "text/plain"},
+                                {"Connection", "keep-alive, X-Hop"},
+                                {"X-Hop", "1"},
+                                {"Keep-Alive", "timeout=5"},
+                                {"Set-Cookie", "a=1"},
+                                {"Set-Cookie", "b=2"}};
+  MessageHead resp;
+  resp.status = 200;
+  resp.headers = backend;
+  resp.has_content_length = true;
+  resp.content_length = 5;
+  std::string head;
+  BuildClientResponseHead(resp, Framing::kContentLength, false, /*close=*/true, 1,
+                          "X-Added: yes\r\n", &head);
+  std::vector<H2Field> fields;
+  ResponseFields(&head, &fields);
+  std::vector<std::pair<std::string, std::string>> got;
+  for (const H2Field& f : fields) {
+    got.emplace_back(f.name, f.value);
+  }
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {":status", "200"},    {"content-type", "text/plain"}, {"set-cookie", "a=1"},
+      {"set-cookie", "b=2"}, {"content-length", "5"},        {"x-added", "yes"}};
+  EXPECT_EQ(got, want);
+}
+
+TEST(ResponseFields, TransferEncodingAndUpgradeNeverReachAClient) {
+  std::string head =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n"
+      "Proxy-Connection: x\r\nX-Ok: 1\r\n\r\n";
+  std::vector<H2Field> fields;
+  ResponseFields(&head, &fields);
+  ASSERT_EQ(fields.size(), 2u);
+  EXPECT_EQ(fields[0].value, "101");
+  EXPECT_EQ(fields[1].name, "x-ok");
+  std::string shorter = "HTTP/1.1";
+  ResponseFields(&shorter, &fields);
+  EXPECT_TRUE(fields.empty());
+}
+
+}  // namespace
+}  // namespace torii::http
