@@ -46,6 +46,8 @@ class H2Session::Stream final : public Downstream {
 
   // The request's HEADERS are complete: its head goes to the exchange.
   void DispatchHead(bool end_stream) {
+    awaiting_head_ = false;
+    deadline_ms_ = 0;
     s_.ctx_.stats().h2_streams++;
     x_.Begin(static_cast<uint32_t>(id_));
     remote_done_ = end_stream;
@@ -204,6 +206,13 @@ class H2Session::Stream final : public Downstream {
 
   Exchange& exchange() { return x_; }
   uint64_t deadline_ms() const { return deadline_ms_; }
+  // Between the stream's first HEADERS frame and the end of its header block, the timer is
+  // header_timeout (the exchange's own timers come after).
+  void AwaitHead(uint64_t ms) {
+    awaiting_head_ = true;
+    deadline_ms_ = s_.ctx_.worker().now_ms() + ms;
+  }
+  bool awaiting_head() const { return awaiting_head_; }
   void clear_deadline() { deadline_ms_ = 0; }
   bool reset_after_response() const { return reset_after_response_; }
 
@@ -298,6 +307,7 @@ class H2Session::Stream final : public Downstream {
   std::string out_;      // response body bytes for nghttp2 to frame
   size_t out_off_ = 0;
   bool head_request_ = false;
+  bool awaiting_head_ = false;  // HEADERS begun, the header block not complete yet
   bool remote_done_ = false;  // END_STREAM from the client
   bool end_held_ = false;     // ... while request bytes were still held
   bool finished_ = false;     // the exchange is over (or the stream was reset by us)
@@ -386,7 +396,9 @@ int H2Session::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void
                               NGHTTP2_REFUSED_STREAM);
     return 0;
   }
-  s->streams_.emplace(frame->hd.stream_id, std::make_unique<Stream>(*s, frame->hd.stream_id));
+  auto st = std::make_unique<Stream>(*s, frame->hd.stream_id);
+  st->AwaitHead(s->cfg().limits.header_timeout_ms);
+  s->streams_.emplace(frame->hd.stream_id, std::move(st));
   return 0;
 }
 
@@ -613,11 +625,24 @@ void H2Session::OnTimer(core::Conn& conn) {
     }
   }
   for (int32_t id : due) {
-    if (Stream* st = Find(id);
-        st != nullptr && st->deadline_ms() != 0 && st->deadline_ms() <= now) {
-      st->clear_deadline();
-      st->exchange().OnTimer();
+    Stream* st = Find(id);
+    if (st == nullptr || st->deadline_ms() == 0 || st->deadline_ms() > now) {
+      continue;
     }
+    st->clear_deadline();
+    if (st->awaiting_head()) {
+      // A header block left unfinished (slow or missing CONTINUATION): nothing else may be
+      // sent on the connection meanwhile, so it ends (BAD-INPUTS D1 for HTTP/2).
+      spdlog::debug("client {}: HTTP/2 header block not complete within header_timeout",
+                    client_.peer);
+      goaway_ = true;
+      nghttp2_session_terminate_session(ng_, NGHTTP2_PROTOCOL_ERROR);
+      AbandonAll("header timeout");
+      Flush();
+      conn.CloseAfterFlush();
+      return;
+    }
+    st->exchange().OnTimer();
   }
   if (streams_.empty() && now >= idle_since_ms_ + cfg().limits.idle_timeout_ms) {
     // Idle: GOAWAY (NO_ERROR, the last stream we processed), then close.

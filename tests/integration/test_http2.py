@@ -17,6 +17,8 @@ import unittest
 import harness as h
 
 try:
+    import hpack
+    from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, SettingsFrame
     import h2.config
     import h2.connection
     import h2.errors
@@ -492,6 +494,138 @@ class H2Defences(h.ToriiCase):
         self.assertTrue(c.read_until(lambda: c.goaway is not None, timeout=5))
         self.assertEqual(c.goaway[0], h2.errors.ErrorCodes.NO_ERROR)
         self.assertTrue(c.read_until(lambda: c.closed, timeout=5))
+
+    def _raw_h2(self, addr):
+        """A socket that has sent the preface and an empty SETTINGS (frames go raw after)."""
+        sock = socket.create_connection(addr, timeout=5)
+        self.addCleanup(sock.close)
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0).serialize())
+        return sock
+
+    def _read_until_closed(self, sock, timeout=5):
+        """Everything the server sends until it closes (or `timeout`); and whether it closed."""
+        data, deadline = b"", time.monotonic() + timeout
+        sock.settimeout(0.2)
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return data, True
+            if not chunk:
+                return data, True
+            data += chunk
+        return data, False
+
+    @staticmethod
+    def _goaway_codes(data):
+        """The error codes of the GOAWAY frames in raw server bytes (after its SETTINGS)."""
+        codes, pos = [], 0
+        while pos + 9 <= len(data):
+            length = int.from_bytes(data[pos:pos + 3], "big")
+            ftype = data[pos + 3]
+            if ftype == 7 and pos + 9 + 8 <= len(data):
+                codes.append(int.from_bytes(data[pos + 13:pos + 17], "big"))
+            pos += 9 + length
+        return codes
+
+    @staticmethod
+    def _frames(data):
+        """(type, flags, stream, payload) of each complete frame in raw server bytes."""
+        out, pos = [], 0
+        while pos + 9 <= len(data):
+            length = int.from_bytes(data[pos:pos + 3], "big")
+            if pos + 9 + length > len(data):
+                break
+            stream = int.from_bytes(data[pos + 5:pos + 9], "big") & 0x7FFFFFFF
+            out.append((data[pos + 3], data[pos + 4], stream, data[pos + 9:pos + 9 + length]))
+            pos += 9 + length
+        return out
+
+    def test_hpack_bomb_is_bounded_by_header_bytes(self):
+        # One large field indexed once, then referenced a thousand times: a few KiB on the wire,
+        # 4 MB decoded. The header list bound answers 431 and torii does not grow.
+        o = self.origin("o1")
+        t = self.torii(h2c_config([o], limits={"header_bytes": "16KiB"}))
+        before = t.rss_kib()
+        sock = self._raw_h2(t.addr("http"))
+        fields = [(":method", "GET"), (":scheme", "http"), (":path", "/bomb"),
+                  (":authority", "a")] + [("x-bomb", "v" * 4000)] * 1000
+        block = hpack.Encoder().encode(fields)
+        self.assertLess(len(block), 16384)
+        sock.sendall(HeadersFrame(1, data=block, flags=["END_HEADERS", "END_STREAM"])
+                     .serialize())
+        data, deadline = b"", time.monotonic() + 5
+        heads = []
+        while not heads and time.monotonic() < deadline:
+            try:
+                data += sock.recv(65536)
+            except (socket.timeout, TimeoutError):
+                pass
+            heads = [f for f in self._frames(data) if f[0] == 1 and f[2] == 1]
+        self.assertTrue(heads, data)
+        status = dict(hpack.Decoder().decode(heads[0][3]))[":status"]
+        self.assertEqual(status, "431")
+        self.assertLess(t.rss_kib() - before, 8 * 1024)
+        self.assertNotIn("/bomb", {e["target"] for e in o.log_entries()})
+
+    def test_continuation_flood_ends_the_connection(self):
+        o = self.origin("o1")
+        t = self.torii(h2c_config([o]))
+        sock = self._raw_h2(t.addr("http"))
+        block = hpack.Encoder().encode([(":method", "GET"), (":scheme", "http"),
+                                        (":path", "/cont"), (":authority", "a")])
+        frames = HeadersFrame(1, data=block, flags=["END_STREAM"]).serialize()
+        filler = hpack.Encoder().encode([("x-a", "b")])
+        for _ in range(200):
+            frames += ContinuationFrame(1, data=filler).serialize()
+        try:
+            sock.sendall(frames)
+        except OSError:
+            pass
+        data, closed = self._read_until_closed(sock)
+        self.assertTrue(closed, "connection still open after 200 CONTINUATION frames")
+        self.assertNotIn("/cont", {e["target"] for e in o.log_entries()})
+        self.assertEqual(h.get(t.addr("http"), "/alive").status, 200)
+
+    def test_unfinished_header_block_meets_header_timeout(self):
+        o = self.origin("o1")
+        t = self.torii(h2c_config([o], limits={"header_timeout": "1s"}))
+        sock = self._raw_h2(t.addr("http"))
+        block = hpack.Encoder().encode([(":method", "GET"), (":scheme", "http"),
+                                        (":path", "/slowhead"), (":authority", "a")])
+        sock.sendall(HeadersFrame(1, data=block, flags=["END_STREAM"]).serialize())
+        start = time.monotonic()
+        data, closed = self._read_until_closed(sock, timeout=5)
+        self.assertTrue(closed)
+        self.assertGreater(time.monotonic() - start, 0.8)
+        self.assertIn(1, self._goaway_codes(data))  # PROTOCOL_ERROR
+
+    def test_ping_flood_from_a_client_that_does_not_read(self):
+        o = self.origin("o1")
+        t = self.torii(h2c_config([o]))
+        sock = socket.create_connection(t.addr("http"), timeout=5)
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        before = t.rss_kib()
+        pings = b"".join(PingFrame(0, opaque_data=i.to_bytes(8, "big")).serialize()
+                         for i in range(2000))
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0).serialize())
+        closed = False
+        sock.settimeout(0.5)
+        for _ in range(40):
+            try:
+                sock.sendall(pings)
+            except (OSError, socket.timeout):
+                closed = True
+                break
+        if not closed:
+            # Still open: torii must at least not have buffered the answers.
+            self.assertLess(t.rss_kib() - before, 16 * 1024)
+        h.wait_for(lambda: h.fd_count(t.pid) <= 12, 10, what="the flooding connection closed")
+        self.assertLess(t.rss_kib() - before, 16 * 1024)
+        self.assertEqual(h.get(t.addr("http"), "/alive").status, 200)
 
     def test_garbage_after_the_preface_closes(self):
         o = self.origin("o1")
