@@ -103,6 +103,21 @@ def parse_wrk(text):
             _latency_us(p99.group(1)), int(non2xx.group(1)) if non2xx else 0, sock_errors)
 
 
+def parse_h2load(text):
+    """(rps, requests, mean_us, max_us, non2xx, errors) from h2load's output."""
+    rps = re.search(r"^finished in [^,]+, ([0-9.]+) req/s", text, re.M)
+    done = re.search(r"^requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                     r"(\d+) errored, (\d+) timeout", text, re.M)
+    codes = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text, re.M)
+    req = re.search(r"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text, re.M)
+    if not (rps and done and codes and req):
+        raise ValueError("incomplete h2load output")
+    errors = int(done.group(3)) + int(done.group(4)) + int(done.group(5))
+    non2xx = int(codes.group(2)) + int(codes.group(3)) + int(codes.group(4))
+    return (float(rps.group(1)), int(done.group(2)), _latency_us(req.group(3)),
+            _latency_us(req.group(2)), non2xx, errors)
+
+
 def parse_ab(text, csv_text, raw_path, size=None):
     """Returns (rps, requests, p50_us, p90_us, p99_us, p999_us, non2xx, failed, keepalive)
     from ab's report, its -e CSV table and its -g per-request dump (see the module doc)."""
@@ -166,6 +181,10 @@ def _fmt_ratio(a, b):
 SCENARIO_TITLES = {
     "small": "100-byte responses (GET /?size=100)",
     "large": "100 KiB responses (GET /?size=102400)",
+    "h2tls-small": "HTTP/2 over TLS 1.3, 100-byte responses",
+    "h2tls-4k": "HTTP/2 over TLS 1.3, 4 KiB responses",
+    "h2c-small": "h2c (prior knowledge), 100-byte responses",
+    "h2c-4k": "h2c (prior knowledge), 4 KiB responses",
 }
 PROXY_ORDER = ["torii", "nginx", "haproxy"]
 
@@ -652,6 +671,15 @@ def main(argv):
         with open(argv[1]) as f:
             try:
                 vals = parse_wrk(f.read())
+            except ValueError as e:
+                print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
+                return 1
+        print("%.2f %d %.1f %.1f %d %d" % vals)
+        return 0
+    if len(argv) >= 2 and argv[0] == "parse-h2load":
+        with open(argv[1]) as f:
+            try:
+                vals = parse_h2load(f.read())
             except ValueError as e:
                 print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
                 return 1

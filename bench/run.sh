@@ -13,6 +13,8 @@
 #   bash bench/run.sh timing    the cost of the per-request latency budget (run_timing)
 #   bash bench/run.sh edge      the cost of the edge features: richer routes, request IDs and
 #                               trace context, merge_slashes (run_edge)
+#   bash bench/run.sh h2        HTTP/2 clients (h2load): h2c and h2 over TLS 1.3, 100 B and
+#                               4 KiB responses (run_h2)
 #
 # One torii-origin serves all three proxies (balance mode: three, one of them slow). Each proxy runs one worker (torii workers = 1,
 # nginx worker_processes 1, HAProxy nbthread 1) pinned to PROXY_CPU; wrk and the origin share
@@ -105,13 +107,13 @@ set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit | compress | cache | tls | timing | edge) ;;
+  macro | idle | parser | balance | ratelimit | compress | cache | tls | timing | edge | h2) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress | cache | tls | timing | edge)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress | cache | tls | timing | edge | h2)" >&2
     exit 2
     ;;
 esac
@@ -428,6 +430,11 @@ pool = \"origin\"
 address = \"127.0.0.1:0\"
 "
   fi
+  if [[ $comp == h2tls ]]; then
+    tls_line=$'\n'"tls = { certificates = [{ cert = \"$WORK/tls/site.crt\", key = \"$WORK/tls/site.key\" }], alpn = [\"h2\", \"http/1.1\"] }"
+  elif [[ $comp == h2c ]]; then
+    tls_line=$'\nh2c = true'
+  fi
   if [[ $comp == *cache* ]]; then
     cache_table=$'\n'"[cache.bench]
 memory = \"256MiB\"
@@ -474,7 +481,7 @@ $admin_table
 [[pool]]
 name = "origin"
 backends = [$backends]
-keepalive = 64$algo_line
+keepalive = $POOL_KEEPALIVE$algo_line
 $limit_table$comp_table$cache_table$routes_before
 [[route]]
 host = "*"
@@ -511,6 +518,21 @@ start_nginx() {
     else
       ssl_lines+=$'\n'"        ssl_session_tickets on;"
     fi
+  fi
+  if [[ $comp == h2tls ]]; then
+    listen_extra=" ssl http2"
+    ssl_lines=$'\n'"        ssl_certificate $WORK/tls/site.crt;"
+    ssl_lines+=$'\n'"        ssl_certificate_key $WORK/tls/site.key;"
+    ssl_lines+=$'\n'"        ssl_protocols TLSv1.3;"
+  elif [[ $comp == h2c ]]; then
+    listen_extra=" http2"  # prior knowledge: nginx takes the preface on a plain http2 listen
+  fi
+  if [[ $comp == h2* ]]; then
+    # The same bound on streams per connection as torii's default (nginx: 128 too), and no
+    # GOAWAY after 1000 requests (keepalive_requests also bounds HTTP/2 connections in nginx;
+    # h2load does not reconnect in a timed run, torii and HAProxy set no such bound on h2).
+    ssl_lines+=$'\n'"        http2_max_concurrent_streams 128;"
+    ssl_lines+=$'\n'"        keepalive_requests 1000000000;"
   fi
   if [[ $comp == *cache* ]]; then
     # nginx's cache lives in files: put them in RAM (/dev/shm) when there is one, so the
@@ -561,7 +583,7 @@ http {
     scgi_temp_path $dir/tmp/scgi;
     keepalive_timeout 75s;$zone_line$comp_lines$cache_path
     upstream origin {$algo_line$servers
-        keepalive 64;
+        keepalive $POOL_KEEPALIVE;
     }
     server {
         listen 127.0.0.1:$port$listen_extra;$ssl_lines
@@ -610,6 +632,12 @@ start_haproxy() {
       bind_extra+=" no-tls-tickets"
       ssl_global=$'\n'"    tune.ssl.cachesize 0"
     fi
+  fi
+  if [[ $comp == h2tls ]]; then
+    cat "$WORK/tls/site.crt" "$WORK/tls/site.key" >"$dir.pem"
+    bind_extra=" ssl crt $dir.pem ssl-min-ver TLSv1.3 alpn h2,http/1.1"
+  elif [[ $comp == h2c ]]; then
+    bind_extra=" proto h2"
   fi
   if [[ $comp == *cache* ]]; then
     # Declared before the compression filter: the cache keeps the origin's bytes and every
@@ -1492,6 +1520,104 @@ tls_handshakes() {
     awk '/^torii_tls_handshakes_total/ && /kind="full"/ { f = $2 } /^torii_tls_handshakes_total/ && /kind="resumed"/ { r = $2 } END { printf "%d %d", f, r }'
 }
 
+# h2 mode: every proxy twice, HTTP/2 over TLS 1.3 (torii alpn = ["h2", "http/1.1"], nginx
+# listen ... ssl http2, HAProxy bind ... alpn h2,http/1.1) and h2c with prior knowledge (torii
+# h2c = true, nginx listen ... http2, HAProxy bind ... proto h2), HTTP/1.1 keep-alive to the
+# origin as in macro mode. Load: h2load -c CONNS -m H2_STREAMS (streams in flight per
+# connection) -D DURATION with a 1 s warm-up, pinned to LOAD_CPU; 100-byte and 4 KiB
+# responses; ROUNDS interleaved rounds. Each instance must first answer curl --http2 with 200,
+# HTTP/2 and the origin's exact size. h2load gives no percentiles: the table's p50 column is
+# its mean time per request and p99 its maximum.
+run_h2() {
+  ensure_peers
+  command -v h2load >/dev/null || bash "$ROOT/scripts/install-deps.sh"
+  command -v h2load >/dev/null || die "h2load (nghttp2-client) is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  make_bench_cert
+  local results=$RESULTS_DIR/h2-$STAMP.txt runs=$RESULTS_DIR/h2-$STAMP.tsv
+  POOL_KEEPALIVE=$((CONNS * H2_STREAMS * 2))
+  runs_header "$runs" scenario proxy
+  start_origin
+  local p kind sc r inst path size scheme
+  for p in $PROXIES; do
+    for kind in h2tls h2c; do
+      "start_$p" "$p-$kind" "" "" "$kind"
+      RUNNING+=" $p-$kind"
+      log "$p-$kind (PID ${MAIN_PID[$p-$kind]}, CPU $PROXY_CPU) on 127.0.0.1:${PORT[$p-$kind]}"
+    done
+  done
+  for kind in h2tls h2c; do
+    scheme=http
+    [[ $kind == h2tls ]] && scheme=https
+    for sc in small 4k; do
+      size=100
+      [[ $sc == 4k ]] && size=4096
+      path="/?size=$size"
+      for p in $PROXIES; do
+        check_h2 "$p-$kind" "$scheme" "$path" "$size"
+        measure_h2 "$p-$kind" "$scheme" "$path" "$WORK/warmup-$kind-$sc-$p.txt" 1
+      done
+      proxies_alive
+      for ((r = 1; r <= ROUNDS; r++)); do
+        for p in $PROXIES; do
+          inst=$p-$kind
+          local out=$WORK/h2load-$kind-$sc-$inst-$r.txt
+          measure_h2 "$inst" "$scheme" "$path" "$out" "$DURATION"
+          record_run "$runs" "$kind-$sc" "$p" "$r"
+          log_run "h2 $kind $sc round $r/$ROUNDS $inst"
+          keep_failed_run "$inst" "$out" "$RESULTS_DIR/h2-$STAMP-h2load-$kind-$sc-$inst-$r.txt"
+          proxies_alive
+        done
+      done
+    done
+  done
+  write_table_results "$results" "$runs" \
+    "torii benchmark: HTTP/2 clients, h2load -c$CONNS -m$H2_STREAMS -D ${DURATION}s, $ROUNDS interleaved round(s)" \
+    "h2tls = HTTP/2 over TLS 1.3 (ECDSA P-256, ALPN h2); h2c = HTTP/2 with prior knowledge" \
+    "upstream: HTTP/1.1 keep-alive, up to $POOL_KEEPALIVE idle connections kept (torii keepalive, nginx keepalive; HAProxy keeps all)" \
+    "p50 / p99 columns: h2load's mean / maximum time per request (it reports no percentiles)"
+}
+
+H2_STREAMS=${H2_STREAMS:-10}
+# Idle upstream connections kept per backend (torii keepalive, nginx keepalive; HAProxy keeps
+# them without a count). h2 mode has CONNS x H2_STREAMS requests in flight: 64 would make
+# torii and nginx open and close backend connections all the time.
+POOL_KEEPALIVE=64
+
+# check_h2 NAME SCHEME PATH SIZE: curl over HTTP/2 gets 200 and SIZE bytes, or die.
+check_h2() {
+  local name=$1 scheme=$2 path=$3 size=$4 out
+  local -a opt=(--http2-prior-knowledge)
+  [[ $scheme == https ]] && opt=(--http2 -k)
+  out=$(curl -s "${opt[@]}" -o /dev/null -w '%{http_version} %{http_code} %{size_download}' \
+    "$scheme://127.0.0.1:${PORT[$name]}$path") || die "$name: curl over HTTP/2 failed"
+  [[ $out == "2 200 $size" ]] || die "$name: expected HTTP/2 200 with $size bytes, got '$out'"
+  log "check: $name answers HTTP/2 200 with $size bytes"
+}
+
+# measure_h2 NAME SCHEME PATH OUT SECONDS: one h2load run (as measure() for wrk), leaving the
+# same M_* figures.
+measure_h2() {
+  local name=$1 scheme=$2 path=$3 out=$4 secs=$5 c0 c1 vals s0p s0l
+  local -a cpids
+  read -ra cpids <<<"${CPU_PIDS[$name]}"
+  sleep 1
+  s0p=$(cpu_stat "$PROXY_CPU")
+  s0l=$(cpu_stat "$LOAD_CPU")
+  c0=$(cpu_ticks "${cpids[@]}")
+  timeout -k 5 $((secs + 30)) taskset -c "$LOAD_CPU" h2load -c "$CONNS" -m "$H2_STREAMS" \
+    -D "$secs" --warm-up-time 1 "$scheme://127.0.0.1:${PORT[$name]}$path" >"$out" 2>&1 ||
+    die "h2load against $name failed (rc $?): $(tail -n 20 "$out")"
+  c1=$(cpu_ticks "${cpids[@]}")
+  M_BUSY_P=$(busy_pct "$s0p" "$(cpu_stat "$PROXY_CPU")")
+  M_BUSY_L=$(busy_pct "$s0l" "$(cpu_stat "$LOAD_CPU")")
+  vals=$(python3 "$BENCH_DIR/report.py" parse-h2load "$out") || die "cannot parse $out: $(cat "$out")"
+  read -r M_RPS M_REQS M_P50 M_P99 M_NON2XX M_SOCK <<<"$vals"
+  M_CPU=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
+}
+
 run_parser() {
   build h1_parser_bench
   mkdir -p "$RESULTS_DIR"
@@ -1518,4 +1644,5 @@ case $MODE in
   tls) run_tls ;;
   timing) run_timing ;;
   edge) run_edge ;;
+  h2) run_h2 ;;
 esac
