@@ -2,7 +2,7 @@
 """bench/idle_conns.py: memory cost of idle keep-alive connections in a server.
 
   idle_conns.py --addr HOST:PORT --pid PID [--pid PID ...] [-n 10000] [--path /?size=100]
-                [--batch 200] [--settle 2] [--label NAME] [--tls]
+                [--batch 200] [--settle 2] [--label NAME] [--tls] [--h2c]
 
 Opens N TCP connections to HOST:PORT; on each it sends one keep-alive GET and reads the
 whole response (status 200 required, Content-Length framing), then leaves it idle. RSS
@@ -11,7 +11,10 @@ once all N connections are idle; the difference divided by N is the server's use
 memory per idle connection (kernel socket buffers are not in RSS). It also checks that the
 server kept every connection open. With --tls every connection first completes a TLS
 handshake (certificate not verified; the TLS state is then part of what an idle connection
-costs). The last line of output is machine-readable:
+costs). With --h2c every connection speaks HTTP/2 with prior knowledge instead: the preface,
+SETTINGS (and the ACK of the server's), one GET on stream 1 read to its END_STREAM; the
+connection then stays open and idle (the HPACK tables and whatever the server keeps per
+HTTP/2 connection are part of the cost). The last line of output is machine-readable:
 
   RESULT label=NAME n=N alive=A rss_before_kib=B rss_after_kib=C bytes_per_conn=D
 
@@ -67,7 +70,48 @@ def read_response(sock):
     return status, length
 
 
-def open_batch(host, port, request, count, tls=None):
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(ftype, flags, stream, payload=b""):
+    return (len(payload).to_bytes(3, "big") + bytes([ftype, flags]) +
+            stream.to_bytes(4, "big") + payload)
+
+
+def h2_request(host, path):
+    """Preface, empty SETTINGS, and HEADERS (END_STREAM | END_HEADERS) for GET `path` on
+    stream 1, HPACK-encoded by hand: static-table indices and literals without Huffman."""
+    def literal(index, value):
+        v = value.encode()
+        assert len(v) < 127
+        return bytes([0x00 | index, len(v)]) + v  # literal without indexing, indexed name
+    block = bytes([0x82, 0x86]) + literal(4, path) + literal(1, host)  # GET, http, :path, :auth
+    return H2_PREFACE + h2_frame(4, 0, 0) + h2_frame(1, 0x05, 1, block)
+
+
+def read_h2_response(sock):
+    """Reads frames until stream 1 ends (its status is not decoded: HPACK would be needed;
+    an RST_STREAM or GOAWAY instead is an error). ACKs the server's SETTINGS."""
+    buf = b""
+    while True:
+        while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed before the response ended")
+            buf += chunk
+        length = int.from_bytes(buf[:3], "big")
+        ftype, flags = buf[3], buf[4]
+        stream = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+        buf = buf[9 + length:]
+        if ftype == 4 and not flags & 1:
+            sock.sendall(h2_frame(4, 1, 0))  # SETTINGS ACK
+        elif ftype in (3, 7):
+            raise ConnectionError("RST_STREAM or GOAWAY instead of a response")
+        elif ftype in (0, 1) and stream == 1 and flags & 1:
+            return 200, 0
+
+
+def open_batch(host, port, request, count, tls=None, h2c=False):
     socks = []
     try:
         for _ in range(count):
@@ -78,7 +122,7 @@ def open_batch(host, port, request, count, tls=None):
         for s in socks:
             s.sendall(request)
         for s in socks:
-            status, _ = read_response(s)
+            status, _ = read_h2_response(s) if h2c else read_response(s)
             if status != 200:
                 raise ConnectionError(f"status {status}, expected 200")
     except BaseException:
@@ -111,6 +155,7 @@ def main():
     ap.add_argument("--settle", type=float, default=2.0)
     ap.add_argument("--label", default="server")
     ap.add_argument("--tls", action="store_true", help="TLS on every connection (not verified)")
+    ap.add_argument("--h2c", action="store_true", help="HTTP/2 with prior knowledge")
     a = ap.parse_args()
     tls = None
     if a.tls:
@@ -131,11 +176,13 @@ def main():
 
     request = (f"GET {a.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: torii-bench-idle\r\n"
                f"Accept: */*\r\n\r\n").encode()
+    if a.h2c:
+        request = h2_request(f"{host}:{port}", a.path)
 
     # Warm-up: 200 connections that connect, get a response and close, so the baseline already
     # includes the server's lazily allocated per-worker state (buffer pools, upstream pool).
     # Not --batch: with --batch N the burst itself must land after the baseline.
-    for s in open_batch(host, port, request, min(200, a.n), tls):
+    for s in open_batch(host, port, request, min(200, a.n), tls, a.h2c):
         s.close()
     time.sleep(a.settle / 2)
     before = rss_kib(a.pid)
@@ -144,7 +191,7 @@ def main():
     t0 = time.monotonic()
     try:
         while len(socks) < a.n:
-            socks += open_batch(host, port, request, min(a.batch, a.n - len(socks)), tls)
+            socks += open_batch(host, port, request, min(a.batch, a.n - len(socks)), tls, a.h2c)
     except (OSError, ConnectionError, ValueError, IndexError) as e:
         print(f"{a.label}: failed after {len(socks)} connections: {type(e).__name__}: {e}",
               file=sys.stderr)

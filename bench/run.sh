@@ -42,6 +42,7 @@
 #   SLOW_MS [100]           balance mode: the slow origin's added delay per response, in ms
 #   COMP_LEVEL [5]          compress mode: the gzip level, 1..9 (5 = torii's default)
 #   TLS [0]                 idle mode: 1 = every idle connection over TLS 1.3 (E2)
+#   H2C [0]                 idle mode: 1 = every idle connection speaks HTTP/2 (prior knowledge)
 #
 # balance mode: three torii-origins on LOAD_CPU, one started with --delay-ms SLOW_MS, the
 # other two answering at once. Each proxy gets one pool/upstream/backend of the three (slow
@@ -978,7 +979,13 @@ run_idle() {
   mkdir -p "$RESULTS_DIR"
   local results=$RESULTS_DIR/idle-$STAMP.txt p line comp="" kind="keep-alive"
   local -a lines=() tls_flag=()
-  if [[ $TLS == 1 ]]; then
+  if [[ ${H2C:-0} == 1 ]]; then
+    # Every connection HTTP/2 with prior knowledge: what an idle HTTP/2 connection costs.
+    comp=h2c
+    tls_flag=(--h2c)
+    kind="HTTP/2 (h2c)"
+    POOL_KEEPALIVE=$BATCH
+  elif [[ $TLS == 1 ]]; then
     # Every connection over TLS 1.3 (ECDSA P-256) first: what an idle TLS connection costs.
     make_bench_cert
     SCHEME=https
@@ -989,7 +996,13 @@ run_idle() {
   fi
   start_origin
   for p in $PROXIES; do
-    start_proxy "$p" "" "" "$comp"
+    if [[ $comp == h2c ]]; then
+      "start_$p" "$p" "" "" h2c  # nginx and HAProxy take only HTTP/2 on such a listener
+      RUNNING+=" $p"
+      check_h2 "$p" http "/?size=100" 100
+    else
+      start_proxy "$p" "" "" "$comp"
+    fi
     local pids=() pid
     for pid in ${CPU_PIDS[$p]}; do pids+=(--pid "$pid"); done
     log "$p: opening $N idle $kind connections"
@@ -1002,7 +1015,11 @@ run_idle() {
     log "$(echo "$line" | head -n 1)"
     lines+=("$(echo "$line" | grep '^RESULT ')")
     proxies_alive
-    check_proxy "$p" "/?size=100" 100
+    if [[ $comp == h2c ]]; then
+      check_h2 "$p" http "/?size=100" 100
+    else
+      check_proxy "$p" "/?size=100" 100
+    fi
     stop_proxy "$p"
   done
   {

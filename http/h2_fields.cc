@@ -9,6 +9,20 @@
 
 namespace torii::http {
 
+void H2RequestFields::Clear() {
+  bytes_ = 0;
+  count_ = 0;
+  too_large_ = false;
+  malformed_ = false;
+  method_.clear();
+  path_.clear();
+  authority_.clear();
+  store_.clear();
+  fields_.clear();
+  views_.clear();
+  cookie_.clear();
+}
+
 void H2RequestFields::Add(std::string_view name, std::string_view value) {
   bytes_ += name.size() + value.size() + 32;  // RFC 9113 §6.5.2's accounting
   if (bytes_ > max_bytes_ || ++count_ > max_count_) {

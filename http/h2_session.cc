@@ -21,6 +21,8 @@ constexpr double kResetRate = 100;
 // The connection-level receive window (stream windows stay at the protocol's 64 KiB): bodies
 // of several streams in flight without a WINDOW_UPDATE each round trip.
 constexpr int32_t kConnectionWindow = 1 << 20;
+// Ended streams a connection keeps for its next ones (their objects and small buffers).
+constexpr size_t kSpareStreams = 4;
 
 nghttp2_nv Nv(std::string_view name, std::string_view value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
@@ -40,6 +42,26 @@ class H2Session::Stream final : public Downstream {
         id_(id),
         x_(s.ctx_, s.client_, *this),
         fields_(s.cfg().limits.header_bytes, s.cfg().limits.header_count) {}
+
+  // Made ready for another stream of the connection (H2Session keeps a few spare), keeping
+  // small buffers and dropping large ones.
+  void Reuse(int32_t id) {
+    id_ = id;
+    fields_.Clear();
+    held_in_.clear();
+    out_.clear();
+    if (out_.capacity() > kKeptBuffer) {
+      std::string().swap(out_);
+    }
+    if (held_in_.capacity() > kKeptBuffer) {
+      std::string().swap(held_in_);
+    }
+    out_off_ = 0;
+    body_bytes_ = 0;
+    deadline_ms_ = 0;
+    head_request_ = awaiting_head_ = remote_done_ = end_held_ = finished_ = reset_ =
+        reset_after_response_ = out_end_ = no_body_ = deferred_ = false;
+  }
 
   // ---- The request, from nghttp2 ----
   void AddField(std::string_view name, std::string_view value) { fields_.Add(name, value); }
@@ -297,6 +319,8 @@ class H2Session::Stream final : public Downstream {
     s_.conn_.WantFlush();
   }
 
+  static constexpr size_t kKeptBuffer = 16 * 1024;
+
   H2Session& s_;
   int32_t id_;
   Exchange x_;
@@ -356,13 +380,13 @@ H2Session::H2Session(ProxyContext& ctx, core::Conn& conn, ClientConn client)
   reset_refill_ms_ = ctx_.worker().now_ms();
   idle_since_ms_ = ctx_.worker().now_ms();
   ctx_.stats().h2_connections++;
-  conn_.SetIdle(core::Conn::Idle::kNo);
   conn_.WantFlush();
   ArmTimer();
 }
 
 H2Session::~H2Session() {
   streams_.clear();
+  spare_.clear();
   nghttp2_session_del(ng_);
 }
 
@@ -396,7 +420,14 @@ int H2Session::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void
                               NGHTTP2_REFUSED_STREAM);
     return 0;
   }
-  auto st = std::make_unique<Stream>(*s, frame->hd.stream_id);
+  std::unique_ptr<Stream> st;
+  if (s->spare_.empty()) {
+    st = std::make_unique<Stream>(*s, frame->hd.stream_id);
+  } else {
+    st = std::move(s->spare_.back());
+    s->spare_.pop_back();
+    st->Reuse(frame->hd.stream_id);
+  }
   st->AwaitHead(s->cfg().limits.header_timeout_ms);
   s->streams_.emplace(frame->hd.stream_id, std::move(st));
   return 0;
@@ -473,6 +504,9 @@ int H2Session::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error
   std::unique_ptr<Stream> st = std::move(it->second);
   s->streams_.erase(it);
   st->OnClose(error_code != NGHTTP2_NO_ERROR);
+  if (s->spare_.size() < kSpareStreams) {
+    s->spare_.push_back(std::move(st));
+  }
   if (s->streams_.empty()) {
     s->idle_since_ms_ = s->ctx_.worker().now_ms();
   }
@@ -601,13 +635,20 @@ void H2Session::ArmTimer() {
       due = st->deadline_ms();
     }
   }
-  if (streams_.empty()) {
-    const uint64_t idle = idle_since_ms_ + cfg().limits.idle_timeout_ms;
-    due = due == 0 ? idle : std::min(due, idle);
-    conn_.SetIdle(core::Conn::Idle::kKeepAlive);  // may make room at the connection limit
-  } else {
-    conn_.SetIdle(core::Conn::Idle::kNo);
+  const bool idle = streams_.empty();
+  if (idle) {
+    const uint64_t at = idle_since_ms_ + cfg().limits.idle_timeout_ms;
+    due = due == 0 ? at : std::min(due, at);
   }
+  if (idle != idle_listed_) {
+    idle_listed_ = idle;
+    // An idle connection may make room at the connection limit (Worker eviction).
+    conn_.SetIdle(idle ? core::Conn::Idle::kKeepAlive : core::Conn::Idle::kNo);
+  }
+  if (due == armed_ms_) {
+    return;  // already armed for it (or cleared)
+  }
+  armed_ms_ = due;
   if (due != 0) {
     conn_.SetTimer(due);
   } else {
@@ -617,6 +658,7 @@ void H2Session::ArmTimer() {
 
 void H2Session::OnTimer(core::Conn& conn) {
   const uint64_t now = ctx_.worker().now_ms();
+  armed_ms_ = 0;  // it fired
   // The exchanges whose timer is due; collected first, as an exchange may set its timer again.
   std::vector<int32_t> due;
   for (auto& [id, st] : streams_) {

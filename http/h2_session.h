@@ -99,10 +99,13 @@ class H2Session final : public core::ConnHandler, public ExchangeHost {
   ClientConn client_;
   nghttp2_session* ng_ = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  std::vector<std::unique_ptr<Stream>> spare_;  // ended streams kept for the next ones
   std::vector<int32_t> writable_;       // streams whose response queue drained (Flush)
   std::vector<H2Field> fields_scratch_;  // a response head's fields (ResponseFields)
   std::vector<nghttp2_nv> nv_scratch_;   // ... for nghttp2 to copy
   uint64_t idle_since_ms_ = 0;
+  uint64_t armed_ms_ = 0;    // the connection timer's deadline (0: not armed)
+  bool idle_listed_ = false;  // in the worker's idle list (no stream open)
   double reset_budget_;  // rapid reset: resets the client may still make now
   uint64_t reset_refill_ms_ = 0;
   bool goaway_ = false;  // GOAWAY submitted: no new stream, close when the last ends

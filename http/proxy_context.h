@@ -45,7 +45,7 @@ struct ExchangeBuffers {
   std::string host;    // Host sent upstream (authority of an absolute-form target wins)
   std::string upstream_head;  // the re-serialised request head, kept for a retry
   std::string resp_extra;     // headers added to this exchange's response (rate limit state)
-  // Who the client is (ClientSession::ResolveClient, at the request head): the socket peer,
+  // Who the client is (Exchange::ResolveClient, at the request head): the socket peer,
   // or behind trusted_proxies the right-most untrusted X-Forwarded-For hop.
   ratelimit::IpAddr client;
   std::string client_text;    // the client's address when it is not the peer ("" otherwise)

@@ -100,6 +100,9 @@ class UpstreamConn final : public core::ConnHandler {
   void EndCount();
 };
 
+// The handler of an accepted client connection (its listener's connection limits taken, its
+// transports set): an H1Session, which hands the connection to an H2Session when it turns out to
+// speak HTTP/2. nullptr refuses the connection.
 std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Conn& conn,
                                                     uint32_t listener);
 

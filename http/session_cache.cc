@@ -1,4 +1,4 @@
-// http/session_cache.cc: the response cache's part of ClientSession (RFC 9111 shared cache).
+// http/session_cache.cc: the response cache's part of the Exchange (RFC 9111 shared cache).
 //
 // The decisions are cache/'s (policy.h: storable, fresh, age, validators; store.h: the shared
 // store and the coalescing registry). This file only wires them into the exchange:

@@ -2,13 +2,14 @@
 //
 // Owns: one tls::Session per connection, fed with the bytes core/ received and writing the
 // records it produces straight into the connection's out queue (Session::SetOutputSink), so
-// ClientSession and UpstreamConn read and write plaintext through the same Conn calls whether
-// the wire is encrypted or not. Also: what a failed handshake does (a log line at most once a
+// the downstream codecs and UpstreamConn read and write plaintext through the same Conn calls
+// whether the wire is encrypted or not. Also: what a failed handshake does (a log line at most once a
 // second per worker, an alert, a clean close; "400 plain HTTP on TLS port" for a client that
 // spoke plain HTTP) and the facts the access log shows.
 //
 // Leaves out: certificates, SNI, tickets and verification (tls/), timers (the handlers keep
-// theirs: the client session arms handshake_timeout for a TLS listener).
+// theirs: H1Session arms handshake_timeout for a TLS listener; ALPN "h2" hands the connection
+// to H2Session at its first bytes).
 #pragma once
 
 #include <memory>
