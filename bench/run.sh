@@ -1608,8 +1608,13 @@ check_h2() {
   local name=$1 scheme=$2 path=$3 size=$4 out
   local -a opt=(--http2-prior-knowledge)
   [[ $scheme == https ]] && opt=(--http2 -k)
-  out=$(curl -s "${opt[@]}" -o /dev/null -w '%{http_version} %{http_code} %{size_download}' \
-    "$scheme://127.0.0.1:${PORT[$name]}$path") || die "$name: curl over HTTP/2 failed"
+  local i
+  for ((i = 0; i < 100; i++)); do  # a proxy just started may not listen yet: up to 10 s
+    out=$(curl -s "${opt[@]}" -o /dev/null -w '%{http_version} %{http_code} %{size_download}' \
+      "$scheme://127.0.0.1:${PORT[$name]}$path") && break
+    sleep 0.1
+  done
+  [[ -n $out ]] || die "$name: curl over HTTP/2 failed"
   [[ $out == "2 200 $size" ]] || die "$name: expected HTTP/2 200 with $size bytes, got '$out'"
   log "check: $name answers HTTP/2 200 with $size bytes"
 }

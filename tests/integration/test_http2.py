@@ -8,6 +8,7 @@ import collections
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -404,6 +405,33 @@ class H2Stages(h.ToriiCase):
         import gzip
         self.assertEqual(gzip.decompress(second["data"]), gzip.decompress(first["data"]))
         self.assertEqual(len([e for e in o.log_entries() if e["target"] == path]), 1)
+
+
+@unittest.skipIf(h2 is None, "python3-h2 is not installed")
+class H2Reload(h.ToriiCase):
+    def test_reload_applies_to_new_streams_and_spares_the_one_in_flight(self):
+        o1, o2 = self.origin("o1"), self.origin("o2")
+        c = h2c_config([o1])
+        c.add_pool("two", [o2])
+        t = self.torii(c)
+        cl = H2Client(t.addr("http"))
+        self.addCleanup(cl.close)
+        self.assertEqual(header(cl.get("/before"), "x-backend"), ["o1"])
+        slow = cl.request("GET", "/slow?delay=800&size=10")
+        h.wait_for(lambda: any(e["target"].startswith("/slow") for e in o1.log_entries()), 5,
+                   what="the slow request at o1")
+        c.routes[0]["pool"] = "two"
+        with open(t.config_path, "w") as f:
+            f.write(c.render(t.ready_file, t.access_log_path, t.error_log_path))
+        before = t.error_log().count("SIGHUP: reloaded")
+        t.proc.send_signal(signal.SIGHUP)
+        h.wait_for(lambda: t.error_log().count("SIGHUP: reloaded") > before, 10,
+                   what="the reload")
+        # The stream in flight finishes where it started; the next stream on the same
+        # connection runs on the new config.
+        r = cl.response(slow)
+        self.assertEqual((r["status"], header(r, "x-backend")), (200, ["o1"]))
+        self.assertEqual(header(cl.get("/after"), "x-backend"), ["o2"])
 
 
 @unittest.skipIf(h2 is None, "python3-h2 is not installed")
