@@ -667,19 +667,11 @@ def origin_requests(addrs):
 
 
 def main(argv):
-    if len(argv) >= 2 and argv[0] == "parse-wrk":
+    load_parsers = {"parse-wrk": parse_wrk, "parse-h2load": parse_h2load}
+    if len(argv) >= 2 and argv[0] in load_parsers:
         with open(argv[1]) as f:
             try:
-                vals = parse_wrk(f.read())
-            except ValueError as e:
-                print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
-                return 1
-        print("%.2f %d %.1f %.1f %d %d" % vals)
-        return 0
-    if len(argv) >= 2 and argv[0] == "parse-h2load":
-        with open(argv[1]) as f:
-            try:
-                vals = parse_h2load(f.read())
+                vals = load_parsers[argv[0]](f.read())
             except ValueError as e:
                 print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
                 return 1

@@ -787,24 +787,31 @@ warm_up() {
     die "wrk warm-up against $1 failed: $(cat "$3")"
 }
 
-# measure NAME PATH OUT: one recorded wrk run against the instance NAME, after a 1 s pause.
-# Leaves in M_RPS M_REQS M_P50 M_P99 M_NON2XX M_SOCK the parsed wrk figures, in M_CPU the
-# proxy's CPU seconds and in M_BUSY_P / M_BUSY_L how busy PROXY_CPU / LOAD_CPU were (%).
+# measure NAME PATH OUT: one recorded load run against the instance NAME, after a 1 s pause:
+# wrk, or with LOADER=h2load h2load -cCONNS -mH2_STREAMS (LOAD_SECS: the run's seconds,
+# DURATION by default). Leaves in M_RPS M_REQS M_P50 M_P99 M_NON2XX M_SOCK the parsed figures,
+# in M_CPU the proxy's CPU seconds and in M_BUSY_P / M_BUSY_L how busy PROXY_CPU / LOAD_CPU
+# were (%).
 measure() {
-  local name=$1 path=$2 out=$3 c0 c1 vals s0p s0l
-  local -a cpids
+  local name=$1 path=$2 out=$3 c0 c1 vals s0p s0l secs=${LOAD_SECS:-$DURATION}
+  local url="$SCHEME://127.0.0.1:${PORT[$name]}$path"
+  local -a cpids load
   read -ra cpids <<<"${CPU_PIDS[$name]}"
+  if [[ $LOADER == h2load ]]; then
+    load=(h2load -c "$CONNS" -m "$H2_STREAMS" -D "$secs" --warm-up-time 1 "$url")
+  else
+    load=(wrk -t1 -c"$CONNS" -d"${secs}s" --latency "${WRK_HEADERS[@]}" "$url")
+  fi
   sleep 1
   s0p=$(cpu_stat "$PROXY_CPU")
   s0l=$(cpu_stat "$LOAD_CPU")
   c0=$(cpu_ticks "${cpids[@]}")
-  timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" \
-    --latency "${WRK_HEADERS[@]}" "$SCHEME://127.0.0.1:${PORT[$name]}$path" >"$out" 2>&1 ||
-    die "wrk against $name failed (rc $?): $(cat "$out")"
+  timeout -k 5 $((secs + 30)) taskset -c "$LOAD_CPU" "${load[@]}" >"$out" 2>&1 ||
+    die "$LOADER against $name failed (rc $?): $(tail -n 30 "$out")"
   c1=$(cpu_ticks "${cpids[@]}")
   M_BUSY_P=$(busy_pct "$s0p" "$(cpu_stat "$PROXY_CPU")")
   M_BUSY_L=$(busy_pct "$s0l" "$(cpu_stat "$LOAD_CPU")")
-  vals=$(python3 "$BENCH_DIR/report.py" parse-wrk "$out") || die "cannot parse $out: $(cat "$out")"
+  vals=$(python3 "$BENCH_DIR/report.py" "parse-$LOADER" "$out") || die "cannot parse $out: $(cat "$out")"
   read -r M_RPS M_REQS M_P50 M_P99 M_NON2XX M_SOCK <<<"$vals"
   M_CPU=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
 }
@@ -1557,7 +1564,7 @@ run_h2() {
   POOL_KEEPALIVE=$((CONNS * H2_STREAMS * 2))
   runs_header "$runs" scenario proxy
   start_origin
-  local p kind sc r inst path size scheme
+  local p kind sc r inst path size
   for p in $PROXIES; do
     for kind in h2tls h2c; do
       "start_$p" "$p-$kind" "" "" "$kind"
@@ -1565,23 +1572,24 @@ run_h2() {
       log "$p-$kind (PID ${MAIN_PID[$p-$kind]}, CPU $PROXY_CPU) on 127.0.0.1:${PORT[$p-$kind]}"
     done
   done
+  LOADER=h2load
   for kind in h2tls h2c; do
-    scheme=http
-    [[ $kind == h2tls ]] && scheme=https
+    SCHEME=http
+    [[ $kind == h2tls ]] && SCHEME=https
     for sc in small 4k; do
       size=100
       [[ $sc == 4k ]] && size=4096
       path="/?size=$size"
       for p in $PROXIES; do
-        check_h2 "$p-$kind" "$scheme" "$path" "$size"
-        measure_h2 "$p-$kind" "$scheme" "$path" "$WORK/warmup-$kind-$sc-$p.txt" 1
+        check_h2 "$p-$kind" "$SCHEME" "$path" "$size"
+        LOAD_SECS=1 measure "$p-$kind" "$path" "$WORK/warmup-$kind-$sc-$p.txt"
       done
       proxies_alive
       for ((r = 1; r <= ROUNDS; r++)); do
         for p in $PROXIES; do
           inst=$p-$kind
           local out=$WORK/h2load-$kind-$sc-$inst-$r.txt
-          measure_h2 "$inst" "$scheme" "$path" "$out" "$DURATION"
+          measure "$inst" "$path" "$out"
           record_run "$runs" "$kind-$sc" "$p" "$r"
           log_run "h2 $kind $sc round $r/$ROUNDS $inst"
           keep_failed_run "$inst" "$out" "$RESULTS_DIR/h2-$STAMP-h2load-$kind-$sc-$inst-$r.txt"
@@ -1598,6 +1606,7 @@ run_h2() {
 }
 
 H2_STREAMS=${H2_STREAMS:-10}
+LOADER=wrk  # measure()'s load generator (h2 mode: h2load)
 # Idle upstream connections kept per backend (torii keepalive, nginx keepalive; HAProxy keeps
 # them without a count). h2 mode has CONNS x H2_STREAMS requests in flight: 64 would make
 # torii and nginx open and close backend connections all the time.
@@ -1617,27 +1626,6 @@ check_h2() {
   [[ -n $out ]] || die "$name: curl over HTTP/2 failed"
   [[ $out == "2 200 $size" ]] || die "$name: expected HTTP/2 200 with $size bytes, got '$out'"
   log "check: $name answers HTTP/2 200 with $size bytes"
-}
-
-# measure_h2 NAME SCHEME PATH OUT SECONDS: one h2load run (as measure() for wrk), leaving the
-# same M_* figures.
-measure_h2() {
-  local name=$1 scheme=$2 path=$3 out=$4 secs=$5 c0 c1 vals s0p s0l
-  local -a cpids
-  read -ra cpids <<<"${CPU_PIDS[$name]}"
-  sleep 1
-  s0p=$(cpu_stat "$PROXY_CPU")
-  s0l=$(cpu_stat "$LOAD_CPU")
-  c0=$(cpu_ticks "${cpids[@]}")
-  timeout -k 5 $((secs + 30)) taskset -c "$LOAD_CPU" h2load -c "$CONNS" -m "$H2_STREAMS" \
-    -D "$secs" --warm-up-time 1 "$scheme://127.0.0.1:${PORT[$name]}$path" >"$out" 2>&1 ||
-    die "h2load against $name failed (rc $?): $(tail -n 20 "$out")"
-  c1=$(cpu_ticks "${cpids[@]}")
-  M_BUSY_P=$(busy_pct "$s0p" "$(cpu_stat "$PROXY_CPU")")
-  M_BUSY_L=$(busy_pct "$s0l" "$(cpu_stat "$LOAD_CPU")")
-  vals=$(python3 "$BENCH_DIR/report.py" parse-h2load "$out") || die "cannot parse $out: $(cat "$out")"
-  read -r M_RPS M_REQS M_P50 M_P99 M_NON2XX M_SOCK <<<"$vals"
-  M_CPU=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
 }
 
 run_parser() {
