@@ -1176,6 +1176,7 @@ void Exchange::OnWritable() {
     if (timer_for_ == TimerFor::kSend) {
       SetTimerFor(TimerFor::kNone, 0);
     }
+    down_.WriteEnd();
     resp_ = Resp::kDone;
     MaybeFinishServed();
   }

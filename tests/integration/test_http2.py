@@ -143,7 +143,11 @@ class H2Client:
         return st["ended"] or st["reset"] is not None
 
     def response(self, sid, timeout=10):
-        self.read_until(lambda: self.done(sid), timeout)
+        """The stream's outcome once it ended or was reset; AssertionError when it did neither
+        within `timeout` (a response whose END_STREAM never comes is a failure)."""
+        if not self.read_until(lambda: self.done(sid), timeout):
+            raise AssertionError(f"stream {sid} neither ended nor was reset within {timeout}s: "
+                                 f"{self.streams[sid]}")
         return self.streams[sid]
 
     def get(self, path, **kw):
@@ -405,6 +409,33 @@ class H2Stages(h.ToriiCase):
         import gzip
         self.assertEqual(gzip.decompress(second["data"]), gzip.decompress(first["data"]))
         self.assertEqual(len([e for e in o.log_entries() if e["target"] == path]), 1)
+
+
+    def test_purge_coalescing_and_server_timing_on_streams(self):
+        o = self.origin("o1")
+        c = h2c_config([o])
+        c.tables["cache.main"] = {"memory": "16MiB", "max_object": "1MiB",
+                                  "purge_allow": ["127.0.0.1"]}
+        c.routes[0]["cache"] = "main"
+        c.routes[0]["server_timing"] = True
+        t = self.torii(c)
+        cl = H2Client(t.addr("http"))
+        self.addCleanup(cl.close)
+        # Ten streams for the same slow, cacheable URL at once: one fetch, nine wait for it.
+        path = "/co?delay=300&size=50&cc=max-age%3D60"
+        sids = [cl.request("GET", path) for _ in range(10)]
+        rs = [cl.response(s) for s in sids]
+        self.assertEqual([r["status"] for r in rs], [200] * 10)
+        self.assertEqual(len([e for e in o.log_entries() if e["target"] == path]), 1)
+        self.assertTrue(any("collapsed" in header(r, "cache-status")[0] for r in rs))
+        # Server-Timing on a response the backend gave.
+        r = cl.get("/st?size=5")
+        self.assertTrue(header(r, "server-timing")[0].startswith("head;dur="), r["headers"])
+        # PURGE on a stream: the next GET goes to the origin again.
+        self.assertEqual(cl.get(path)["status"], 200)
+        self.assertEqual(cl.response(cl.request("PURGE", path))["status"], 200)
+        self.assertEqual(cl.get(path)["status"], 200)
+        self.assertEqual(len([e for e in o.log_entries() if e["target"] == path]), 2)
 
 
 @unittest.skipIf(h2 is None, "python3-h2 is not installed")
