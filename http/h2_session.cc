@@ -235,6 +235,7 @@ class H2Session::Stream final : public Downstream {
     deadline_ms_ = s_.ctx_.worker().now_ms() + ms;
   }
   bool awaiting_head() const { return awaiting_head_; }
+  bool finished() const { return finished_; }
   void clear_deadline() { deadline_ms_ = 0; }
   bool reset_after_response() const { return reset_after_response_; }
 
@@ -471,7 +472,12 @@ int H2Session::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* u
       }
       return 0;
     case NGHTTP2_RST_STREAM:
-      s->NoteClientReset();
+      // Rapid reset is streams opened and cancelled while torii works on them; a reset of a
+      // stream already answered (or unknown: a peer's reply to frames that crossed) costs
+      // nothing and is not counted.
+      if (Stream* st = s->Find(frame->hd.stream_id); st != nullptr && !st->finished()) {
+        s->NoteClientReset();
+      }
       return 0;
     default:
       return 0;
