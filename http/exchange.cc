@@ -918,6 +918,12 @@ void Exchange::ResumeFromQueue(uint64_t ticket) {
   down_.Continue();
 }
 
+void Exchange::NoteRequestLine(std::string_view method, std::string_view target, uint8_t major) {
+  B().method.assign(method);
+  B().target.assign(target);
+  x_.version_major = major;
+}
+
 void Exchange::OnRequestBytes(size_t n) {
   if (req_ == Req::kBody) {
     x_.body_bytes += n;

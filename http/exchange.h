@@ -78,6 +78,9 @@ class Exchange {
   void OnRequestEnd(bool must_close);
   // The codec refused the request (its status and why), before or after its head.
   void OnRequestError(int status, const char* reason);
+  // What the log shows of a request refused before its head reached the exchange, when the
+  // codec knows it (HTTP/2: the fields arrive whole).
+  void NoteRequestLine(std::string_view method, std::string_view target, uint8_t major);
   // The client took what was queued: below the high-water mark again.
   void OnWritable();
   // The timer set through Downstream::SetTimer fired.

@@ -37,6 +37,9 @@ class H2RequestFields {
   // One field of the request's HEADERS (and CONTINUATION), in order.
   void Add(std::string_view name, std::string_view value);
   bool too_large() const { return too_large_; }
+  // :method and :path as received (kept even when the head is refused: for the log).
+  std::string_view method() const { return method_; }
+  std::string_view path() const { return path_; }
 
   // Why a request cannot go on: the status to answer and the note for the log.
   struct Refusal {

@@ -75,6 +75,7 @@ class H2Session::Stream final : public Downstream {
     remote_done_ = end_stream;
     MessageHead h;
     if (const auto refusal = fields_.Build(end_stream, s_.cfg().limits.body_bytes, &h)) {
+      x_.NoteRequestLine(fields_.method(), fields_.path(), 2);
       x_.OnRequestError(refusal->status, refusal->reason);
       return;
     }

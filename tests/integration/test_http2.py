@@ -323,6 +323,9 @@ class H2Basics(h.ToriiCase):
         r = c.get("/big-head", headers=[("x-big", "v" * 9000)])
         self.assertEqual(r["status"], 431)
         self.assertEqual(c.get("/after")["status"], 200)
+        # Refused before the exchange saw a head: the log still names the request.
+        lines = self.t.access_log_lines()
+        self.assertTrue(any('"GET /big-head HTTP/2.0" 431' in l for l in lines), lines[-3:])
 
     def test_body_over_the_limit_is_413(self):
         c = self.client()
