@@ -128,6 +128,11 @@ class H2Session::Stream final : public Downstream {
       x_.Abandon(reset_by_peer ? "client reset stream" : "stream closed");
     }
     finished_ = true;
+    if (!held_in_.empty()) {
+      // The stream is gone; its unacknowledged bytes still hold the connection's window.
+      nghttp2_session_consume_connection(s_.ng_, held_in_.size());
+      held_in_.clear();
+    }
     x_.OnClosed();
   }
 
@@ -218,6 +223,7 @@ class H2Session::Stream final : public Downstream {
   }
   void Finished() override {
     finished_ = true;
+    DropHeldRequest();
     // A response that ended before the request did: the rest of the request is not wanted
     // (RST_STREAM NO_ERROR once the response is out, RFC 9113 §8.1).
     reset_after_response_ = !remote_done_;
@@ -311,12 +317,22 @@ class H2Session::Stream final : public Downstream {
     nghttp2_session_consume(s_.ng_, id_, n);
     s_.conn_.WantFlush();
   }
+  // Request DATA held back for an exchange that no longer wants it: acknowledged, so the
+  // client's windows (the connection's too) open again for its other streams.
+  void DropHeldRequest() {
+    if (!held_in_.empty()) {
+      Consume(held_in_.size());
+      held_in_.clear();
+    }
+    end_held_ = false;
+  }
   void Reset(uint32_t code) {
     if (reset_) {
       return;
     }
     reset_ = true;
     finished_ = true;
+    DropHeldRequest();
     nghttp2_submit_rst_stream(s_.ng_, NGHTTP2_FLAG_NONE, id_, code);
     s_.conn_.WantFlush();
   }
