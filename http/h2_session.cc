@@ -189,12 +189,13 @@ class H2Session::Stream final : public Downstream {
     const std::string_view sent =
         body.empty() ? BuildLocalReply(status, false, extra, &scratch)
                      : BuildLocalReply(status, false, extra, body, content_type, &scratch);
-    // The head ends where the body begins; the body moves to the stream's queue first.
-    scratch.resize(scratch.size() - sent.size());
+    // The head ends where the body begins: the body moves to the stream's queue before the
+    // head is cut from it (resize writes a terminator over the body's first byte).
     const bool no_body = head_request_ || sent.empty();
     if (!no_body) {
       out_.append(sent);
     }
+    scratch.resize(scratch.size() - sent.size());
     out_end_ = true;
     SubmitHeaders(&scratch, no_body, /*final=*/true);
     return sent.size();
