@@ -341,6 +341,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     }
     rs.host_rewrite = rc.host_rewrite;
     rs.upgrades = rc.upgrades;
+    rs.trailers = rc.trailers;
     rs.require_client_cert = rc.require_client_cert;
     rs.client_cert_allow = rc.client_cert_allow;
     rs.upstream_remove = p->replaced_request_fields;

@@ -319,6 +319,10 @@ struct RouteConfig {
   // The Upgrade protocols (lowercase) tunnelled to the backend after its 101 (RFC 9110 §7.8);
   // a request asking for another one is forwarded without the upgrade. [] = none.
   std::vector<std::string> upgrades{"websocket"};
+  // Trailer fields (lowercase) passed on after a chunked body or as HTTP/2 trailing HEADERS,
+  // both ways; any other trailer is dropped (BAD-INPUTS C7), and so are fields that belong in
+  // a head (framing, routing, authentication, caching, content description) even if listed.
+  std::vector<std::string> trailers{"grpc-status", "grpc-message", "grpc-status-details-bin"};
   HeaderRewrite request_headers;
   HeaderRewrite response_headers;
   std::optional<BasicAuthConfig> auth;

@@ -1521,6 +1521,7 @@ class Loader {
                  "replace_prefix",
                  "regex_rewrite",
                  "upgrades",
+                 "trailers",
                  "auth",
                  "require_client_cert",
                  "client_cert_allow",
@@ -2015,6 +2016,14 @@ class Loader {
         route->strip_prefix = std::move(value);
       } else {
         route->replace_prefix = std::move(value);
+      }
+    }
+    if (const toml::node* list = s.Find("trailers")) {
+      route->trailers = HeaderNames(s, "trailers");
+      for (const std::string& name : route->trailers) {
+        if (IsManagedHeader(name)) {
+          s.FailAt(*list, "trailers", Quote(name) + " frames the message: never a trailer");
+        }
       }
     }
     if (const toml::node* list = s.Find("upgrades")) {

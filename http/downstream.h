@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,8 +61,10 @@ class Downstream {
   // Body bytes. `lend`: they lie in a receive buffer being delivered now (no copy needed
   // before this call returns), else they are copied.
   virtual void WriteBody(std::string_view bytes, bool lend) = 0;
-  // The end of the response. True when the connection must close for the client to see it.
-  virtual bool WriteEnd() = 0;
+  // The end of the response, with the trailer fields the backend sent after its body (passed
+  // on where the framing has room for them: a chunked body's last chunk, HTTP/2 trailing
+  // HEADERS; else dropped). True when the connection must close for the client to see it.
+  virtual bool WriteEnd(std::span<const HeaderView> trailers) = 0;
   // A complete reply torii makes itself. Returns the body's size.
   virtual size_t WriteLocalReply(int status, bool close, std::string_view extra,
                                  std::string_view body, std::string_view content_type) = 0;

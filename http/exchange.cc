@@ -93,12 +93,16 @@ void Exchange::OnRequestError(int status, const char* reason) {
   }
 }
 
-void Exchange::OnRequestEnd(bool must_close) {
+void Exchange::OnRequestEnd(bool must_close, std::span<const HeaderView> trailers) {
   req_ = Req::kDone;
   if (core::Conn* up = upstream()) {
     auto* u = static_cast<UpstreamConn*>(up->handler());
     if (resp_ != Resp::kDone) {
-      u->EndRequestBody(*up, x_.req_framing == Framing::kChunked);
+      std::vector<HeaderView> kept;
+      if (!trailers.empty()) {
+        KeepTrailers(trailers, cfg().routes[x_.route].trailers, &kept);
+      }
+      u->EndRequestBody(*up, x_.req_framing == Framing::kChunked, kept);
     } else {
       u->set_request_complete(true);  // answered already: nothing more is sent
     }
@@ -1182,13 +1186,13 @@ void Exchange::OnWritable() {
     if (timer_for_ == TimerFor::kSend) {
       SetTimerFor(TimerFor::kNone, 0);
     }
-    down_.WriteEnd();
+    down_.WriteEnd({});  // stored responses keep no trailers
     resp_ = Resp::kDone;
     MaybeFinishServed();
   }
 }
 
-void Exchange::OnUpstreamDone(bool reusable) {
+void Exchange::OnUpstreamDone(bool reusable, std::span<const HeaderView> trailers) {
   if (b_ && b_->cache.cache >= 0) {
     if (b_->cache.from_store) {
       DetachUpstream(reusable && (req_ == Req::kDone || req_ == Req::kHead));
@@ -1214,7 +1218,11 @@ void Exchange::OnUpstreamDone(bool reusable) {
   }
   EndEncoder(true);
   // A close-delimited body ends with the connection.
-  const bool close_to_end = down_.WriteEnd();
+  std::vector<HeaderView> kept;
+  if (!trailers.empty()) {
+    KeepTrailers(trailers, cfg().routes[x_.route].trailers, &kept);
+  }
+  const bool close_to_end = down_.WriteEnd(kept);
   resp_ = Resp::kDone;
   // An upstream that answered before the request body was complete may not have read it:
   // never pool it (B15), and close the client too since its body has nowhere to go.

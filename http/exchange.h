@@ -74,8 +74,9 @@ class Exchange {
   void OnRequestBytes(size_t n);
   // A piece of the request body, forwarded as it comes.
   void OnRequestBody(std::string_view body);
-  // The request is complete (`must_close`: its framing ends the connection).
-  void OnRequestEnd(bool must_close);
+  // The request is complete (`must_close`: its framing ends the connection); `trailers` (valid
+  // for this call) followed its body.
+  void OnRequestEnd(bool must_close, std::span<const HeaderView> trailers);
   // The codec refused the request (its status and why), before or after its head.
   void OnRequestError(int status, const char* reason);
   // What the log shows of a request refused before its head reached the exchange, when the
@@ -130,7 +131,8 @@ class Exchange {
   // A 103 Early Hints from the backend, before its final response.
   void OnUpstreamInterim(const MessageHead& head);
   void OnUpstreamBody(core::Conn& up, std::string_view body);
-  void OnUpstreamDone(bool reusable);
+  // The response is complete; `trailers` (valid for this call) are what followed its body.
+  void OnUpstreamDone(bool reusable, std::span<const HeaderView> trailers);
   void OnUpstreamFailed(UpstreamFailure why, bool reused);
   void OnUpstreamWritable();
   // The upstream connection this exchange was sent on finished connecting (Server-Timing).

@@ -108,6 +108,9 @@ void H1Parser::Reset() {
   head_.upgrade = false;
   head_.has_content_length = false;
   storage_->clear();
+  trailer_text_.clear();
+  trailer_fields_.clear();
+  trailer_views_.clear();
   method_off_ = method_len_ = target_off_ = target_len_ = reason_off_ = reason_len_ = 0;
   head_start_ = static_cast<uint32_t>(consumed_);
   version_patched_ = false;
@@ -339,9 +342,14 @@ int H1Parser::OnStatus(llhttp_t* p, const char* at, size_t len) {
 int H1Parser::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
   H1Parser& s = Self(p);
   if (s.head_done_) {
-    // Trailer section: dropped (never merged into the head, never forwarded), but bounded.
-    s.chunk_ext_bytes_ += static_cast<uint32_t>(len);
-    return s.chunk_ext_bytes_ > s.limits_.header_bytes ? s.Fail(400, "trailers too large") : 0;
+    // Trailer section: copied aside (the caller's buffer moves on with the body), bounded as
+    // a head is, never merged into it.
+    if (!s.in_field_) {
+      s.trailer_fields_.push_back(
+          FieldOffsets{static_cast<uint32_t>(s.trailer_text_.size()), 0, 0, 0});
+      s.in_field_ = true;
+    }
+    return s.AppendTrailer(s.trailer_fields_.back().name_len, at, len);
   }
   if (!s.in_field_) {
     s.storage_->fields.push_back(FieldOffsets{});
@@ -358,6 +366,19 @@ int H1Parser::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
 int H1Parser::OnHeaderFieldComplete(llhttp_t* p) {
   H1Parser& s = Self(p);
   if (s.head_done_) {
+    const int bad = s.kind_ == Kind::kRequest ? 400 : 502;
+    if (!s.in_field_) {
+      return s.Fail(bad, "empty trailer name");
+    }
+    s.in_field_ = false;
+    FieldOffsets& f = s.trailer_fields_.back();
+    if (!IsToken(std::string_view(s.trailer_text_).substr(f.name_off, f.name_len))) {
+      return s.Fail(bad, "invalid trailer name");
+    }
+    if (s.trailer_fields_.size() > s.limits_.header_count) {
+      return s.Fail(bad, "too many trailer fields");
+    }
+    f.value_off = static_cast<uint32_t>(s.trailer_text_.size());
     return 0;
   }
   if (!s.in_field_) {
@@ -377,8 +398,9 @@ int H1Parser::OnHeaderFieldComplete(llhttp_t* p) {
 int H1Parser::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
   H1Parser& s = Self(p);
   if (s.head_done_) {
-    s.chunk_ext_bytes_ += static_cast<uint32_t>(len);
-    return s.chunk_ext_bytes_ > s.limits_.header_bytes ? s.Fail(400, "trailers too large") : 0;
+    return s.trailer_fields_.empty()
+               ? s.Fail(s.kind_ == Kind::kRequest ? 400 : 502, "trailer value without a name")
+               : s.AppendTrailer(s.trailer_fields_.back().value_len, at, len);
   }
   if (s.storage_->fields.empty()) {
     return s.Fail(s.kind_ == Kind::kRequest ? 400 : 502, "value without a name");
@@ -392,7 +414,23 @@ int H1Parser::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
 }
 
 int H1Parser::OnHeaderValueComplete(llhttp_t* p) {
-  Self(p).in_value_ = false;
+  H1Parser& s = Self(p);
+  s.in_value_ = false;
+  if (s.head_done_ && !s.trailer_fields_.empty()) {
+    const FieldOffsets& f = s.trailer_fields_.back();
+    if (!IsCleanValue(std::string_view(s.trailer_text_).substr(f.value_off, f.value_len))) {
+      return s.Fail(s.kind_ == Kind::kRequest ? 400 : 502, "control character in trailer value");
+    }
+  }
+  return 0;
+}
+
+int H1Parser::AppendTrailer(uint32_t& len, const char* at, size_t n) {
+  trailer_text_.append(at, n);
+  len += static_cast<uint32_t>(n);
+  if (trailer_text_.size() > limits_.header_bytes) {
+    return Fail(kind_ == Kind::kRequest ? 431 : 502, "trailer section too large");
+  }
   return 0;
 }
 
@@ -578,6 +616,11 @@ int H1Parser::OnChunkComplete(llhttp_t* p) {
 int H1Parser::OnMessageComplete(llhttp_t* p) {
   H1Parser& s = Self(p);
   s.message_done_ = true;
+  for (const FieldOffsets& f : s.trailer_fields_) {
+    const std::string_view text = s.trailer_text_;
+    s.trailer_views_.push_back(HeaderView{text.substr(f.name_off, f.name_len),
+                                          base::TrimOws(text.substr(f.value_off, f.value_len))});
+  }
   s.must_close_ = llhttp_should_keep_alive(p) == 0 || s.head_.framing == Framing::kUntilClose ||
                   s.head_.upgrade;
   s.pending_ = Event::kDone;

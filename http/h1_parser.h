@@ -14,7 +14,9 @@
 //  - empty header names, obs-fold anywhere, CTLs and NUL in values → 400 / 502;
 //  - HTTP/0.9 → 400, versions other than 1.x → 505, HTTP/1.0 + Transfer-Encoding → 400;
 //  - Transfer-Encoding other than exactly "chunked" → 400 / 501, CL + TE → 400;
-//  - trailers are dropped; chunk extensions are bounded (4 KiB a line) and never forwarded;
+//  - trailer fields are checked and bounded as header fields are (header_bytes, header_count)
+//    and kept apart from the head (trailers()); chunk extensions are bounded (4 KiB a line)
+//    and never forwarded;
 //  - responses: HEAD / 1xx / 204 / 304 have no body whatever Content-Length says; status
 //    outside 100..599 → 502.
 // Nothing here allocates per message once the header vector has grown to its working size.
@@ -24,6 +26,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -138,6 +141,9 @@ class H1Parser {
   // close, HTTP/1.0 without keep-alive, close-delimited body, upgrade).
   bool must_close() const { return must_close_; }
   uint64_t body_bytes_seen() const { return body_seen_; }
+  // After kDone: the chunked body's trailer fields (names and values checked, values trimmed),
+  // in the parser's own storage; valid until the next message begins.
+  std::span<const HeaderView> trailers() const { return trailer_views_; }
   // Response: the status line was seen (some byte of a response arrived).
   bool any_response_byte() const { return started_; }
   // Resets for a new message on the same connection (called automatically after kDone is
@@ -169,6 +175,8 @@ class H1Parser {
   bool IsOtherHttpVersion(const char* buf, size_t len) const;
   int ValidateHead();
   void Extend(uint32_t& off, uint32_t& len, const char* at, size_t n);
+  // Trailer bytes copied aside, `len` (a field's name or value length) growing with them.
+  int AppendTrailer(uint32_t& len, const char* at, size_t n);
 
   Kind kind_;
   Limits limits_;
@@ -185,6 +193,9 @@ class H1Parser {
   std::string_view body_span_;
   uint64_t body_seen_ = 0;
   uint32_t chunk_ext_bytes_ = 0;
+  std::string trailer_text_;  // the trailer section's names and values, back to back
+  std::vector<FieldOffsets> trailer_fields_;  // ... where each field is in it
+  std::vector<HeaderView> trailer_views_;     // ... and as views, once the message is complete
   int error_status_ = 0;
   const char* error_reason_ = "";
   Event pending_ = Event::kNeedMore;  // what the callbacks of the current execute produced

@@ -75,9 +75,16 @@ void H1ResponseWriter::WriteBody(core::Conn& conn, std::string_view bytes, bool 
   }
 }
 
-bool H1ResponseWriter::WriteEnd(core::Conn& conn) const {
+bool H1ResponseWriter::WriteEnd(core::Conn& conn, std::span<const HeaderView> trailers,
+                                std::string* scratch) const {
   if (framing_ == Framing::kChunked) {
-    conn.Write("0\r\n\r\n");
+    if (trailers.empty()) {
+      conn.Write("0\r\n\r\n");
+    } else {
+      scratch->clear();
+      AppendLastChunk(trailers, scratch);
+      conn.Write(*scratch);
+    }
   }
   return framing_ == Framing::kUntilClose;
 }

@@ -49,9 +49,9 @@ class H1ResponseWriter {
   // Body bytes in the framing WriteHead chose. `lend`: the bytes lie in a receive buffer being
   // delivered now (Conn::WriteFromRecvBuffer), else they are copied.
   void WriteBody(core::Conn& conn, std::string_view bytes, bool lend, std::string* scratch) const;
-  // The end of the body (the last chunk when chunked). True when the connection must close
-  // for the client to see the end (a close-delimited body).
-  bool WriteEnd(core::Conn& conn) const;
+  // The end of the body (the last chunk when chunked, with the forwarded `trailers`). True
+  // when the connection must close for the client to see the end (a close-delimited body).
+  bool WriteEnd(core::Conn& conn, std::span<const HeaderView> trailers, std::string* scratch) const;
 
   // A complete reply torii makes itself: `body` of `content_type`, or the status line's text
   // when `body` is empty. Returns the body's size.

@@ -213,7 +213,7 @@ void H1Session::Pump() {
         break;
       case H1Parser::Event::kDone:
         Compact();
-        x_.OnRequestEnd(b.parser.must_close());
+        x_.OnRequestEnd(b.parser.must_close(), b.parser.trailers());
         break;
     }
   }

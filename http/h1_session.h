@@ -75,7 +75,9 @@ class H1Session final : public core::ConnHandler, public ExchangeHost, private D
   void WriteHead(const MessageHead& head, ResponseBody body, bool head_request, bool* close,
                  std::string_view extra, const HeadEdits& edits) override;
   void WriteBody(std::string_view bytes, bool lend) override;
-  bool WriteEnd() override { return out_.WriteEnd(conn_); }
+  bool WriteEnd(std::span<const HeaderView> trailers) override {
+    return out_.WriteEnd(conn_, trailers, &ctx_.scratch());
+  }
   size_t WriteLocalReply(int status, bool close, std::string_view extra, std::string_view body,
                          std::string_view content_type) override;
   void SetTimer(uint64_t ms) override { SetConnTimer(Timer::kExchange, ms); }

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <deque>
 #include <string>
 
 #include "base/text.h"
@@ -49,6 +50,11 @@ class H2Session::Stream final : public Downstream {
     id_ = id;
     fields_.Clear();
     held_in_.clear();
+    trailers_.clear();
+    req_trailers_.clear();
+    trailer_text_.clear();
+    trailer_bytes_ = 0;
+    trailers_too_large_ = false;
     out_.clear();
     if (out_.capacity() > kKeptBuffer) {
       std::string().swap(out_);
@@ -65,6 +71,17 @@ class H2Session::Stream final : public Downstream {
 
   // ---- The request, from nghttp2 ----
   void AddField(std::string_view name, std::string_view value) { fields_.Add(name, value); }
+  // A field of the request's trailing HEADERS (nghttp2 checked it as RFC 9113 §8.2 says),
+  // bounded as the head is by header_bytes and header_count.
+  void AddTrailer(std::string_view name, std::string_view value) {
+    trailer_bytes_ += name.size() + value.size() + 32;  // as SETTINGS_MAX_HEADER_LIST_SIZE counts
+    if (trailer_bytes_ <= s_.cfg().limits.header_bytes &&
+        req_trailers_.size() < s_.cfg().limits.header_count) {
+      req_trailers_.push_back(HeaderView{Keep(name), Keep(value)});
+    } else {
+      trailers_too_large_ = true;
+    }
+  }
 
   // The request's HEADERS are complete: its head goes to the exchange.
   void DispatchHead(bool end_stream) {
@@ -84,7 +101,7 @@ class H2Session::Stream final : public Downstream {
       return;
     }
     if (end_stream && !x_.idle()) {
-      x_.OnRequestEnd(false);
+      x_.OnRequestEnd(false, {});
     }
   }
 
@@ -115,11 +132,15 @@ class H2Session::Stream final : public Downstream {
     if (finished_ || x_.idle()) {
       return;
     }
+    if (trailers_too_large_) {
+      x_.OnRequestError(431, "trailer section too large");
+      return;
+    }
     if (x_.held() || !held_in_.empty()) {
       end_held_ = true;
       return;
     }
-    x_.OnRequestEnd(false);
+    x_.OnRequestEnd(false, req_trailers_);
   }
 
   // The stream closed (either side, or the connection): the exchange gives everything back.
@@ -177,7 +198,11 @@ class H2Session::Stream final : public Downstream {
     out_.append(bytes);
     Resume();
   }
-  bool WriteEnd() override {
+  bool WriteEnd(std::span<const HeaderView> trailers) override {
+    trailers_.clear();
+    for (const HeaderView& t : trailers) {
+      trailers_.emplace_back(base::ToLowerAscii(t.name), t.value);  // HTTP/2: lowercase
+    }
     out_end_ = true;
     Resume();
     return false;
@@ -219,7 +244,7 @@ class H2Session::Stream final : public Downstream {
     }
     if (end_held_ && held_in_.empty() && !x_.held() && !x_.idle()) {
       end_held_ = false;
-      x_.OnRequestEnd(false);
+      x_.OnRequestEnd(false, req_trailers_);
     }
   }
   void Finished() override {
@@ -258,6 +283,9 @@ class H2Session::Stream final : public Downstream {
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (n == avail && out_end_) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!trailers_.empty() && SubmitTrailers()) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;  // the trailing HEADERS end the stream
+      }
     }
     return static_cast<ssize_t>(n);
   }
@@ -307,6 +335,17 @@ class H2Session::Stream final : public Downstream {
     s_.conn_.WantFlush();
     return rv == 0;
   }
+  bool SubmitTrailers() {
+    std::vector<nghttp2_nv>& nv = s_.nv_scratch_;
+    nv.clear();
+    for (const auto& [name, value] : trailers_) {
+      nv.push_back(Nv(name, value));
+    }
+    const int rv = nghttp2_submit_trailer(s_.ng_, id_, nv.data(), nv.size());
+    trailers_.clear();
+    return rv == 0;
+  }
+  std::string_view Keep(std::string_view s) { return trailer_text_.emplace_back(s); }
   void Resume() {
     if (deferred_) {
       deferred_ = false;
@@ -348,6 +387,11 @@ class H2Session::Stream final : public Downstream {
   uint64_t deadline_ms_ = 0;  // the exchange's timer (0: none)
   std::string held_in_;  // request DATA the exchange is not taking yet (unacknowledged)
   std::string out_;      // response body bytes for nghttp2 to frame
+  std::vector<std::pair<std::string, std::string>> trailers_;  // sent after out_ (lowercase)
+  std::deque<std::string> trailer_text_;  // the request trailers' names and values
+  std::vector<HeaderView> req_trailers_;  // ... as fields (views into trailer_text_)
+  size_t trailer_bytes_ = 0;
+  bool trailers_too_large_ = false;
   size_t out_off_ = 0;
   bool head_request_ = false;
   bool awaiting_head_ = false;  // HEADERS begun, the header block not complete yet
@@ -456,12 +500,19 @@ int H2Session::OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint
                         size_t namelen, const uint8_t* value, size_t valuelen, uint8_t /*flags*/,
                         void* user) {
   auto* s = static_cast<H2Session*>(user);
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
-    return 0;  // trailers: not forwarded to an HTTP/1.1 backend
+  if (frame->hd.type != NGHTTP2_HEADERS) {
+    return 0;
   }
-  if (Stream* st = s->Find(frame->hd.stream_id)) {
-    st->AddField(std::string_view(reinterpret_cast<const char*>(name), namelen),
-                 std::string_view(reinterpret_cast<const char*>(value), valuelen));
+  Stream* st = s->Find(frame->hd.stream_id);
+  if (st == nullptr) {
+    return 0;
+  }
+  const std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    st->AddField(n, v);
+  } else {
+    st->AddTrailer(n, v);  // trailing HEADERS (nghttp2 refuses a second header block otherwise)
   }
   return 0;
 }

@@ -174,6 +174,8 @@ struct RouteSpec {
   std::shared_ptr<BasicAuth> auth;
   // Upgrade protocols tunnelled after the backend's 101 (lowercase; empty: none).
   std::vector<std::string> upgrades;
+  // Trailer fields passed on both ways (lowercase), those IsForwardedTrailer allows.
+  std::vector<std::string> trailers;
   // Client fields not copied to the backend (lowercase): the server-wide replaced ones
   // (request ID, traceparent) plus this route's request_headers set / remove.
   std::vector<std::string> upstream_remove;

@@ -46,7 +46,8 @@ class UpstreamConn final : public core::ConnHandler {
   // (re-chunked without extensions when `chunked`), then its end (the last chunk).
   void WriteRequestBody(core::Conn& self, std::string_view bytes, bool chunked,
                         std::string* scratch);
-  void EndRequestBody(core::Conn& self, bool chunked);
+  // The end of the request body: a chunked one's last chunk carries the client's `trailers`.
+  void EndRequestBody(core::Conn& self, bool chunked, std::span<const HeaderView> trailers);
   // Ends the tunnel this connection carries (after a 101): detached from the client and
   // closed, after its queued bytes when not `error`; the client is told unless it asked.
   void EndTunnel(core::Conn& self, bool error);

@@ -145,6 +145,64 @@ void AppendChunkHeader(size_t size, std::string* out) {
   out->append("\r\n");
 }
 
+bool IsForwardedTrailer(std::string_view name) {
+  // RFC 9110 §6.5.1: fields that frame, route, authenticate or control a message, or that
+  // describe its content, belong in the head; a recipient must not merge them from trailers.
+  // Some backends merge trailers anyway, so none of those (nor the forwarding fields torii
+  // writes itself) may pass as a trailer.
+  static constexpr std::string_view kHeadOnly[] = {"age",
+                                                   "authorization",
+                                                   "cache-control",
+                                                   "content-encoding",
+                                                   "content-range",
+                                                   "content-type",
+                                                   "content-location",
+                                                   "cookie",
+                                                   "date",
+                                                   "etag",
+                                                   "expires",
+                                                   "last-modified",
+                                                   "location",
+                                                   "max-forwards",
+                                                   "pragma",
+                                                   "range",
+                                                   "retry-after",
+                                                   "set-cookie",
+                                                   "vary",
+                                                   "via",
+                                                   "www-authenticate",
+                                                   "early-data",
+                                                   "x-request-id"};
+  if (name.empty() || name.front() == ':' || IsDroppedRequestHeader(name) ||
+      IsDroppedResponseHeader(name) || EqualsIgnoreCase(name.substr(0, 3), "if-")) {
+    return false;
+  }
+  for (std::string_view d : kHeadOnly) {
+    if (EqualsIgnoreCase(name, d)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void KeepTrailers(std::span<const HeaderView> trailers, std::span<const std::string> allow,
+                  std::vector<HeaderView>* kept) {
+  kept->clear();
+  for (const HeaderView& t : trailers) {
+    if (Listed(allow, t.name) && IsForwardedTrailer(t.name)) {
+      kept->push_back(t);
+    }
+  }
+}
+
+void AppendLastChunk(std::span<const HeaderView> trailers, std::string* out) {
+  out->append("0\r\n");
+  for (const HeaderView& t : trailers) {
+    AppendHeader(out, t.name, t.value);
+  }
+  out->append("\r\n");
+}
+
 void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
                               std::string_view target, std::string_view forwarded_for,
                               Framing framing, std::string* out, std::string_view proto,

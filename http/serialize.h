@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "http/h1_parser.h"
 
@@ -70,6 +71,17 @@ inline std::string_view BuildLocalReply(int status, bool close, std::string* out
 
 // "1a2b\r\n"
 void AppendChunkHeader(size_t size, std::string* out);
+
+// Trailer fields torii passes on: none that belongs in a head (framing, routing,
+// authentication, caching, content description, hop-by-hop, forwarding fields it writes
+// itself), RFC 9110 §6.5.1.
+bool IsForwardedTrailer(std::string_view name);
+// Into `kept`: the `trailers` a route passes on, those named in `allow` (lowercase) that
+// IsForwardedTrailer allows.
+void KeepTrailers(std::span<const HeaderView> trailers, std::span<const std::string> allow,
+                  std::vector<HeaderView>* kept);
+// The end of a chunked body: "0\r\n", the `trailers` (as KeepTrailers left them), "\r\n".
+void AppendLastChunk(std::span<const HeaderView> trailers, std::string* out);
 
 // "1234" (base/text.h)
 using base::AppendDecimal;

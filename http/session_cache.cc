@@ -730,7 +730,7 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
       return;  // the rest follows as the client drains (OnWritable)
     }
   }
-  down_.WriteEnd();  // a stored response has its length: never the connection's end
+  down_.WriteEnd({});  // a stored response has its length: never the connection's end
   resp_ = Resp::kDone;
   MaybeFinishServed();
 }

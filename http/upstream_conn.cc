@@ -77,9 +77,14 @@ void UpstreamConn::WriteRequestBody(core::Conn& self, std::string_view bytes, bo
   }
 }
 
-void UpstreamConn::EndRequestBody(core::Conn& self, bool chunked) {
-  if (chunked) {
+void UpstreamConn::EndRequestBody(core::Conn& self, bool chunked,
+                                  std::span<const HeaderView> trailers) {
+  if (chunked && trailers.empty()) {
     self.Write("0\r\n\r\n");
+  } else if (chunked) {
+    std::string last;
+    AppendLastChunk(trailers, &last);
+    self.Write(last);
   }
   request_complete_ = true;
 }
@@ -264,8 +269,9 @@ void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owne
           Release(self, false);
           return;
         }
-        c->OnUpstreamDone(reusable);  // may pool this connection and return b_: stop here
-        return;
+        // May pool this connection and return b_ (the trailers live there until then).
+        c->OnUpstreamDone(reusable, parser.trailers());
+        return;  // b_ may be gone: stop here
       }
     }
   }
@@ -288,7 +294,7 @@ void UpstreamConn::OnEof(core::Conn& self) {
       client_.reset();
       self.Close();
       if (c != nullptr) {
-        c->OnUpstreamDone(false);
+        c->OnUpstreamDone(false, {});  // close-delimited: no trailers
       }
       return;
     }

@@ -975,6 +975,14 @@ replace_prefix = "/new/"
   EXPECT_TRUE(LoadOk(PoolWith("", route + "upgrades = []\n")).routes[0].upgrades.empty());
   ExpectError(PoolWith("", route + "upgrades = [\"h2c\"]\n"), 9, 13, "h2c is not tunnelled");
   ExpectError(PoolWith("", route + "upgrades = \"websocket\"\n"), 9, 12, "expected an array");
+  // trailers: gRPC's by default, lowercased, never a framing field.
+  EXPECT_EQ(rx.routes[0].trailers,
+            (std::vector<std::string>{"grpc-status", "grpc-message", "grpc-status-details-bin"}));
+  EXPECT_EQ(LoadOk(PoolWith("", route + "trailers = [\"X-Sum\"]\n")).routes[0].trailers,
+            std::vector<std::string>{"x-sum"});
+  EXPECT_TRUE(LoadOk(PoolWith("", route + "trailers = []\n")).routes[0].trailers.empty());
+  ExpectError(PoolWith("", route + "trailers = [\"Content-Length\"]\n"), 9, 12, "never a trailer");
+  ExpectError(PoolWith("", route + "trailers = [\"a b\"]\n"), 9, 13, "expected a header name");
   ExpectError(PoolWith("", route + "regex_rewrite = { pattern = '/a' }\n"), 9, 17, "substitution");
   ExpectError(PoolWith("", route + "strip_prefix = \"/a\"\nregex_rewrite = { pattern = '/a', "
                                    "substitution = '/b' }\n"),

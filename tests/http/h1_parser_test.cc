@@ -72,6 +72,7 @@ struct Message {
   std::vector<Event> events;
   OwnedHead head;
   std::string body;
+  std::vector<std::pair<std::string, std::string>> trailers;
   bool must_close = false;
 };
 
@@ -115,6 +116,9 @@ class Driver {
           break;
         case Event::kDone:
           cur_.must_close = parser_.must_close();
+          for (const HeaderView& t : parser_.trailers()) {
+            cur_.trailers.emplace_back(std::string(t.name), std::string(t.value));
+          }
           done_.push_back(std::move(cur_));
           cur_ = Message{};
           Compact();
@@ -320,8 +324,9 @@ TEST(H1RequestTest, UpgradeRequestMustClose) {
   EXPECT_EQ(d.buffer(), kSmuggled);
 }
 
-// C7: trailers are dropped: never merged into the head, whatever they carry (Content-Length,
-// Host, Authorization, anything else); the message completes normally.
+// C7: trailers are never merged into the head, whatever they carry (Content-Length, Host,
+// Authorization, anything else); they are kept apart (what passes on is serialize.h's call),
+// and the message completes normally.
 TEST(H1RequestTest, C7_TrailersNotInHeaders) {
   auto d = Req(PostHead("Transfer-Encoding: chunked\r\n") +
                "2\r\nok\r\n0\r\nContent-Length: 50\r\nHost: evil\r\nAuthorization: x\r\n"
@@ -336,6 +341,47 @@ TEST(H1RequestTest, C7_TrailersNotInHeaders) {
   EXPECT_EQ(h.Count("host"), 1);
   EXPECT_EQ(h.Get("host"), "a");
   EXPECT_EQ(h.Count("transfer-encoding"), 1);
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(
+      d->done()[0].trailers,
+      (Fields{
+          {"Content-Length", "50"}, {"Host", "evil"}, {"Authorization", "x"}, {"X-Trailer", "1"}}));
+}
+
+// Trailer fields: values trimmed of OWS, kept apart per message (the next message starts with
+// none), whole when they arrive a byte at a time.
+TEST(H1RequestTest, TrailersPerMessageAndByteAtATime) {
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+  const std::string msg = PostHead("Transfer-Encoding: chunked\r\n") +
+                          "2\r\nok\r\n0\r\nX-Sum:  abc \t\r\nGrpc-Status: 0\r\n\r\n" +
+                          PostHead("Transfer-Encoding: chunked\r\n") + "1\r\nz\r\n0\r\n\r\n";
+  Driver d(Kind::kRequest);
+  for (char c : msg) {
+    d.Feed(std::string_view(&c, 1));
+  }
+  ASSERT_EQ(d.error(), 0) << d.reason();
+  ASSERT_EQ(d.done().size(), 2u);
+  EXPECT_EQ(d.done()[0].trailers, (Fields{{"X-Sum", "abc"}, {"Grpc-Status", "0"}}));
+  EXPECT_EQ(d.done()[1].body, "z");
+  EXPECT_TRUE(d.done()[1].trailers.empty());
+}
+
+// Trailer sections are bounded as heads are, and checked as header fields are.
+TEST(H1RequestTest, TrailersBoundedAndChecked) {
+  Limits small;
+  small.header_bytes = 64;
+  small.header_count = 3;
+  const std::string head = PostHead("Transfer-Encoding: chunked\r\n") + "2\r\nok\r\n0\r\n";
+  EXPECT_EQ(Req(head + "X-Big: " + std::string(80, 'v') + "\r\n\r\n", small)->error(), 431);
+  EXPECT_EQ(Req(head + "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", small)->error(), 400);
+  EXPECT_EQ(Req(head + "A: 1\r\nB: 2\r\nC: 3\r\n\r\n", small)->error(), 0);
+  EXPECT_EQ(Req(head + "X-Bad: a\x01"
+                       "b\r\n\r\n")
+                ->error(),
+            400);
+  EXPECT_EQ(Req(head + "X-Bad: a\0b\r\n\r\n"s)->error(), 400);
+  const int bad_name = Req(head + "X Bad: 1\r\n\r\n")->error();
+  EXPECT_EQ(bad_name, 400);
 }
 
 // C7: a Transfer-Encoding trailer never reaches the head: the trailer is dropped (the message
@@ -890,6 +936,19 @@ TEST(H1ResponseTest, ChunkedResponse) {
   ASSERT_EQ(d->error(), 0) << d->reason();
   ASSERT_EQ(d->done().size(), 1u);
   EXPECT_EQ(d->done()[0].body, "abc");
+  EXPECT_TRUE(d->done()[0].trailers.empty());
+}
+
+// A backend's trailer fields are kept for the client; a bad one is a bad response (502).
+TEST(H1ResponseTest, ChunkedResponseTrailers) {
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+  const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n";
+  auto d = Resp(head + "Grpc-Status: 0\r\nGrpc-Message: ok\r\n\r\n");
+  ASSERT_EQ(d->error(), 0) << d->reason();
+  ASSERT_EQ(d->done().size(), 1u);
+  EXPECT_EQ(d->done()[0].trailers, (Fields{{"Grpc-Status", "0"}, {"Grpc-Message", "ok"}}));
+  EXPECT_EQ(Resp(head + "X-Bad: a\rb\r\n\r\n")->error(), 502);
+  EXPECT_EQ(Resp(head + "X-Big: " + std::string(20000, 'v') + "\r\n\r\n")->error(), 502);
 }
 
 // B8: a response to HEAD with Content-Length has no body: kDone right after kHead, and the

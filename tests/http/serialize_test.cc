@@ -697,5 +697,55 @@ TEST(ClientHeadTest, CompressionEdits) {
   EXPECT_EQ(Count(Headers(out), "content-encoding"), 0);
 }
 
+// Trailer fields pass on unless they belong in a head (RFC 9110 §6.5.1) or are hop-by-hop or
+// torii's own forwarding fields.
+TEST(TrailerTest, WhatPassesOn) {
+  for (std::string_view ok : {"grpc-status", "Grpc-Message", "x-checksum", "server-timing"}) {
+    EXPECT_TRUE(IsForwardedTrailer(ok)) << ok;
+  }
+  for (std::string_view no : {"content-length",
+                              "Transfer-Encoding",
+                              "host",
+                              "authorization",
+                              "set-cookie",
+                              "cookie",
+                              "content-type",
+                              "content-encoding",
+                              "cache-control",
+                              "x-forwarded-for",
+                              "forwarded",
+                              "connection",
+                              "te",
+                              "trailer",
+                              "if-match",
+                              "If-None-Match",
+                              "client-cert",
+                              "x_under",
+                              ":status",
+                              "",
+                              "location",
+                              "vary"}) {
+    EXPECT_FALSE(IsForwardedTrailer(no)) << no;
+  }
+}
+
+// A route keeps the trailers it lists, except those never forwarded; the last chunk carries them.
+TEST(TrailerTest, KeptAndLastChunk) {
+  std::string out;
+  AppendLastChunk({}, &out);
+  EXPECT_EQ(out, "0\r\n\r\n");
+  const HeaderView fields[] = {
+      {"Grpc-Status", "0"}, {"Set-Cookie", "a=b"}, {"X-Sum", "1"}, {"X-Other", "2"}};
+  const std::string allow[] = {"grpc-status", "set-cookie", "x-sum"};
+  std::vector<HeaderView> kept;
+  KeepTrailers(fields, allow, &kept);
+  ASSERT_EQ(kept.size(), 2u);
+  out.clear();
+  AppendLastChunk(kept, &out);
+  EXPECT_EQ(out, "0\r\nGrpc-Status: 0\r\nX-Sum: 1\r\n\r\n");
+  KeepTrailers(fields, {}, &kept);
+  EXPECT_TRUE(kept.empty());
+}
+
 }  // namespace
 }  // namespace torii::http

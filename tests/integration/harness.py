@@ -548,6 +548,7 @@ class Response:
         self.complete = complete
         self.raw_head = raw_head
         self.chunked = False
+        self.trailers = []  # [(name, value)] after a chunked body
 
     def header(self, name, default=None):
         for k, v in self.headers:
@@ -636,6 +637,9 @@ def _parse_one(data, pos, head_request=False, eof=False):
                 if t_end < 0:
                     break
                 r.body = bytes(body)
+                for line in data[line_end + 2:t_end].split(b"\r\n"):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    r.trailers.append((name, value.strip()))
                 return r, t_end + 4
             if len(data) < line_end + 2 + size + 2:
                 body += data[line_end + 2:line_end + 2 + size]

@@ -124,6 +124,8 @@ class H2Client:
         if isinstance(ev, h2.events.ResponseReceived):
             st["headers"] = ev.headers
             st["status"] = int(dict(ev.headers)[":status"])
+        elif isinstance(ev, h2.events.TrailersReceived):
+            st["trailers"] = ev.headers
         elif isinstance(ev, h2.events.InformationalResponseReceived):
             st["info"].append(ev.headers)
         elif isinstance(ev, h2.events.DataReceived):
@@ -189,6 +191,7 @@ class H2Basics(h.ToriiCase):
     def setUpClass(cls):
         cls.o = cls.class_origin("o1")
         c = h2c_config([cls.o], limits={"body_bytes": "4MiB", "header_bytes": "8KiB"})
+        c.routes[0]["trailers"] = ["grpc-status", "x-checksum", "x-sum"]
         c.add_route("app", path_prefix="/denied", deny=["127.0.0.0/8"])
         c.routes.insert(0, c.routes.pop())
         cls.t = cls.class_torii(c)
@@ -350,6 +353,29 @@ class H2Basics(h.ToriiCase):
         # The connection lives on (the client's resets of a stream already answered are not
         # counted as rapid reset).
         self.assertEqual(c2.get("/after-413")["status"], 200, (c2.goaway, c2.closed))
+
+    def test_trailers_both_ways(self):
+        c = self.client()
+        r = c.get("/trailers")
+        self.assertEqual(r["status"], 200)
+        self.assertEqual(r["data"], b"hello world")
+        self.assertTrue(r["ended"])
+        # The backend's chunked trailers arrive as trailing HEADERS, lowercase, the ones that
+        # belong in a head left out.
+        self.assertEqual(r.get("trailers"), [("grpc-status", "0"), ("x-checksum", "abc")])
+        self.assertEqual(header(r, "content-type"), ["text/plain"])
+        # The client's trailing HEADERS reach the backend as the last chunk's trailer fields.
+        sid = c.request("POST", "/echo", end=False)
+        c.send_body(sid, b"hello", end=False)
+        c.conn.send_headers(sid, [("x-sum", "42"), ("authorization", "Basic eA==")],
+                            end_stream=True)
+        c.flush()
+        r = c.response(sid)
+        self.assertEqual(r["status"], 200)
+        self.assertEqual(r["data"], b"hello")
+        e = self.o.log_entries()[-1]
+        self.assertEqual(e["trailers"], [["x-sum", "42"]])
+        self.assertEqual(h.header_of(e, "Transfer-Encoding"), ["chunked"])
 
     def test_access_list_on_a_stream(self):
         c = self.client()

@@ -36,6 +36,71 @@ class Balancing(h.ToriiCase):
             self.assertEqual(seen[i:i + 4].count("light"), 1, seen)
 
 
+class Trailers(h.ToriiCase):
+    # Trailer fields after a chunked body pass on both ways when the route lists them (gRPC's
+    # by default; C7: any other is dropped), never one that belongs in a head (RFC 9110
+    # §6.5.1) even when listed, and never where the framing has no place for them.
+    @classmethod
+    def setUpClass(cls):
+        cls.o = cls.class_origin("o1")
+        cls.t = cls.class_torii(h.proxy_config([cls.o], routes=[
+            {"path_prefix": "/plain/", "pool": "app", "strip_prefix": "/plain"},
+            {"path_prefix": "/", "pool": "app",
+             "trailers": ["grpc-status", "x-checksum", "x-sum", "authorization", "set-cookie"]}]))
+        cls.addr = cls.t.addr()
+
+    def test_unlisted_trailers_are_dropped_by_default(self):
+        with h.Client(self.addr) as c:
+            r = c.get("/plain/trailers")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, b"hello world")
+            self.assertEqual(r.trailers, [("Grpc-Status", "0")])  # the default list: gRPC's
+            c.send(b"POST /plain/echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"2\r\nok\r\n0\r\nX-Sum: 1\r\nContent-Length: 50\r\nHost: evil\r\n\r\n")
+            self.assertEqual(c.read_response().body, b"ok")
+        self.assertEqual(self.o.log_entries()[-1]["trailers"], [])  # C7: the origin sees none
+
+    def test_response_trailers_reach_a_chunked_client(self):
+        with h.Client(self.addr) as c:
+            r = c.get("/trailers")
+            self.assertEqual(r.status, 200)
+            self.assertTrue(r.chunked)
+            self.assertEqual(r.body, b"hello world")
+            self.assertEqual(r.trailers, [("Grpc-Status", "0"), ("X-Checksum", "abc")])
+            self.assertEqual(r.header("Content-Type"), "text/plain")  # not the trailer's
+            self.assertIsNone(r.header("Set-Cookie"))
+            self.assertEqual(c.get("/").status, 200)  # the connection goes on
+
+    def test_http10_client_gets_the_body_without_trailers(self):
+        data, closed = h.raw(self.addr, b"GET /trailers HTTP/1.0\r\n\r\n", timeout=3 * h.SLOW)
+        self.assertTrue(closed)
+        rs = h.parse_responses(data)
+        self.assertEqual(len(rs), 1)
+        self.assertEqual(rs[0].body, b"hello world")
+        self.assertNotIn(b"Grpc-Status", data)
+
+    def test_bad_trailer_from_the_backend_truncates_the_response(self):
+        data, closed = h.raw(self.addr, b"GET /bad-trailer HTTP/1.1\r\nHost: a\r\n\r\n",
+                             timeout=3 * h.SLOW)
+        self.assertTrue(closed)
+        rs = h.parse_responses(data)
+        self.assertEqual(len(rs), 1)
+        self.assertFalse(rs[0].complete)  # the last chunk never comes: the client sees a cut
+        self.assertNotIn(b"X-Bad", data)
+
+    def test_request_trailers_reach_the_backend(self):
+        body = (b"5\r\nhello\r\n0\r\nX-Sum: 42\r\nAuthorization: Basic eA==\r\n"
+                b"X-Forwarded-For: 6.6.6.6\r\nHost: evil\r\n\r\n")
+        with h.Client(self.addr) as c:
+            c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, b"hello")
+        e = self.o.log_entries()[-1]
+        self.assertEqual(e["trailers"], [["X-Sum", "42"]])
+        self.assertEqual(h.header_of(e, "Host"), ["a"])
+
+
 class IdleMemory(h.ToriiCase):
     # E2: an idle keep-alive connection holds no receive buffer and no exchange buffers (both
     # go back to the worker's pools between requests): 1,000 of them, each after one request,

@@ -395,6 +395,8 @@ struct Request {
   std::string target;
   int vmajor = 1, vminor = 1;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> trailers;  // after a chunked body
+  bool head_done = false;
   std::string cur_field, cur_value;
   std::string body;        // whole body for /echo, the first kLogBodyBytes otherwise
   uint64_t body_len = 0;
@@ -407,6 +409,8 @@ struct Request {
     method.clear();
     target.clear();
     headers.clear();
+    trailers.clear();
+    head_done = false;
     cur_field.clear();
     cur_value.clear();
     if (body.capacity() > (1u << 20)) std::string().swap(body);
@@ -519,7 +523,8 @@ int on_header_value_complete(llhttp_t* p) {
   Request& r = conn_of(p).req;
   while (!r.cur_value.empty() && (r.cur_value.back() == ' ' || r.cur_value.back() == '\t'))
     r.cur_value.pop_back();
-  r.headers.emplace_back(std::move(r.cur_field), std::move(r.cur_value));
+  (r.head_done ? r.trailers : r.headers)
+      .emplace_back(std::move(r.cur_field), std::move(r.cur_value));
   r.cur_field.clear();
   r.cur_value.clear();
   return 0;
@@ -528,6 +533,7 @@ int on_header_value_complete(llhttp_t* p) {
 int on_headers_complete(llhttp_t* p) {
   Conn& c = conn_of(p);
   Request& r = c.req;
+  r.head_done = true;
   r.vmajor = p->http_major;
   r.vminor = p->http_minor;
   r.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
@@ -601,6 +607,15 @@ void log_request(const Conn& c) {
     append_json(s, r.headers[i].first);
     s += ',';
     append_json(s, r.headers[i].second);
+    s += ']';
+  }
+  s += "],\"trailers\":[";
+  for (size_t i = 0; i < r.trailers.size(); ++i) {
+    if (i) s += ',';
+    s += '[';
+    append_json(s, r.trailers[i].first);
+    s += ',';
+    append_json(s, r.trailers[i].second);
     s += ']';
   }
   s += "],\"body\":";
@@ -1314,6 +1329,20 @@ class Loop {
     } else if (path == "/die-mid-chunked") {
       raw(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n",
           "a\r\n0123456789\r\n", false, After::Close);
+    } else if (path == "/trailers") {
+      // A chunked body and trailer fields after it: one a client may get (Grpc-Status,
+      // X-Checksum), two that belong in a head and must not pass as trailers.
+      raw(c,
+          "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+          "Trailer: Grpc-Status, X-Checksum\r\n",
+          "5\r\nhello\r\n6\r\n world\r\n0\r\nGrpc-Status: 0\r\nX-Checksum:  abc \r\n"
+          "Content-Type: evil/x\r\nSet-Cookie: stolen=1\r\n\r\n",
+          true);
+    } else if (path == "/bad-trailer") {
+      raw(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n",
+          "5\r\nhello\r\n0\r\nX-Bad: a\x01"
+          "b\r\n\r\n",
+          true);
     } else if (path == "/reset") {
       rst_close(c);
     } else if (path == "/close") {
@@ -1416,9 +1445,9 @@ class Loop {
       "  text=1 makes the size=N body English-like text (~3.3x with gzip -6) instead of\n"
       "  a 36-byte repeating pattern; the same bytes for the same N, every time\n"
       "paths: /echo /headers /__stats /health /health-toggle /die-mid /die-mid-rst\n"
-      "  /die-mid-chunked /reset /close /sleep /garbage /cl-te /dup-cl /nul-hdr /cr-hdr\n"
-      "  /obs-fold /bad-status /long-reason /r304cl /r204cl /extra-bytes /103-then-200\n"
-      "  /100-then-200 /no-length /big-headers\n",
+      "  /die-mid-chunked /trailers /bad-trailer /reset /close /sleep /garbage /cl-te /dup-cl\n"
+      "  /nul-hdr /cr-hdr /obs-fold /bad-status /long-reason /r304cl /r204cl /extra-bytes\n"
+      "  /103-then-200 /100-then-200 /no-length /big-headers\n",
       stderr);
   std::exit(2);
 }
