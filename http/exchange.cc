@@ -95,14 +95,13 @@ void Exchange::OnRequestError(int status, const char* reason) {
 
 void Exchange::OnRequestEnd(bool must_close, std::span<const HeaderView> trailers) {
   req_ = Req::kDone;
-  if (core::Conn* up = upstream()) {
-    auto* u = static_cast<UpstreamConn*>(up->handler());
+  if (Upstream* u = upstream()) {
     if (resp_ != Resp::kDone) {
       std::vector<HeaderView> kept;
       if (!trailers.empty()) {
         KeepTrailers(trailers, cfg().routes[x_.route].trailers, &kept);
       }
-      u->EndRequestBody(*up, x_.req_framing == Framing::kChunked, kept);
+      u->EndRequestBody(x_.req_framing == Framing::kChunked, kept);
     } else {
       u->set_request_complete(true);  // answered already: nothing more is sent
     }
@@ -849,7 +848,7 @@ void Exchange::PickBackendAndSend() {
       }
       ctx_.stats().upstream_connects++;
     }
-    up_ = up->ref();
+    up_ = UpstreamRef{up->ref(), 0};
     auto* handler = static_cast<UpstreamConn*>(up->handler());
     const RouteSpec& route = cfg().routes[x_.route];
     handler->Attach(
@@ -938,13 +937,12 @@ void Exchange::OnRequestBytes(size_t n) {
 }
 
 void Exchange::OnRequestBody(std::string_view body) {
-  core::Conn* up = upstream();
+  Upstream* up = upstream();
   if (up == nullptr || body.empty()) {
     return;  // upstream gone (error reply already on its way): discard
   }
-  static_cast<UpstreamConn*>(up->handler())
-      ->WriteRequestBody(*up, body, x_.req_framing == Framing::kChunked, &ctx_.scratch());
-  if (up->queued() > core::Conn::kHighWater) {
+  up->WriteRequestBody(body, x_.req_framing == Framing::kChunked, &ctx_.scratch());
+  if (up->WriteBlocked()) {
     // The backend reads slower than the client sends: stop reading the client.
     held_ = true;
     down_.PauseReading();
@@ -980,7 +978,7 @@ void Exchange::OnUpstreamInterim(const MessageHead& head) {
   }
 }
 
-void Exchange::OnUpstreamHead(core::Conn& up, const MessageHead& head) {
+void Exchange::OnUpstreamHead(Upstream& up, const MessageHead& head) {
   if (down_.closing()) {
     return;
   }
@@ -1118,7 +1116,7 @@ void Exchange::EndEncoder(bool finished) {
   ctx_.ReleaseEncoder(std::move(encoder_));
 }
 
-void Exchange::OnUpstreamBody(core::Conn& up, std::string_view body) {
+void Exchange::OnUpstreamBody(Upstream& up, std::string_view body) {
   if (down_.closing() || body.empty()) {
     return;
   }
@@ -1155,7 +1153,7 @@ void Exchange::OnUpstreamBody(core::Conn& up, std::string_view body) {
     WriteBody(out);
     if (down_.queued() > core::Conn::kHighWater && !upstream_paused_) {
       upstream_paused_ = true;
-      up.PauseRecv();
+      up.PauseResponse();
       SetTimerFor(TimerFor::kSend, cfg().limits.send_timeout_ms);
     }
     return;
@@ -1167,7 +1165,7 @@ void Exchange::OnUpstreamBody(core::Conn& up, std::string_view body) {
     // Fast backend, slow client (E7): stop reading the backend until the client catches up;
     // the client must drain within send_timeout (D3).
     upstream_paused_ = true;
-    up.PauseRecv();
+    up.PauseResponse();
     SetTimerFor(TimerFor::kSend, cfg().limits.send_timeout_ms);
   }
 }
@@ -1178,8 +1176,8 @@ void Exchange::OnWritable() {
   }
   if (upstream_paused_) {
     upstream_paused_ = false;
-    if (core::Conn* up = upstream()) {
-      up->ResumeRecv();
+    if (Upstream* up = upstream()) {
+      up->ResumeResponse();
     }
   }
   if (b_ && b_->cache.serving && ContinueServing()) {
@@ -1376,16 +1374,16 @@ void Exchange::DetachUpstream(bool reusable) {
   if (!up_.valid()) {
     return;
   }
-  core::Conn* up = upstream();
+  Upstream* up = upstream();
   up_.reset();
   if (up == nullptr) {
     return;
   }
   if (upstream_paused_) {
     upstream_paused_ = false;
-    up->ResumeRecv();
+    up->ResumeResponse();
   }
-  static_cast<UpstreamConn*>(up->handler())->Release(*up, reusable);
+  up->Release(reusable);
 }
 
 void Exchange::LogExchange() {

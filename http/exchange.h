@@ -35,6 +35,7 @@
 #include "http/proxy_protocol.h"
 #include "http/proxy_session.h"
 #include "http/serialize.h"
+#include "http/upstream.h"
 #include "tls/session.h"
 
 namespace torii::http {
@@ -127,10 +128,10 @@ class Exchange {
   }
 
   // ---- From the UpstreamConn lent to this exchange ----
-  void OnUpstreamHead(core::Conn& up, const MessageHead& head);
+  void OnUpstreamHead(Upstream& up, const MessageHead& head);
   // A 103 Early Hints from the backend, before its final response.
   void OnUpstreamInterim(const MessageHead& head);
-  void OnUpstreamBody(core::Conn& up, std::string_view body);
+  void OnUpstreamBody(Upstream& up, std::string_view body);
   // The response is complete; `trailers` (valid for this call) are what followed its body.
   void OnUpstreamDone(bool reusable, std::span<const HeaderView> trailers);
   void OnUpstreamFailed(UpstreamFailure why, bool reused);
@@ -176,7 +177,14 @@ class Exchange {
   // "https" on a TLS listener, else "http" (X-Forwarded-Proto, cache keys, redirects).
   const char* scheme() const { return cfg().listeners[conn_.listener].scheme(); }
   static inline const std::string kNoInput;
-  core::Conn* upstream() const { return ctx_.worker().Resolve(up_); }
+  // The exchange's backend request (nullptr: none, or gone).
+  Upstream* upstream() const {
+    core::Conn* c = ctx_.worker().Resolve(up_.conn);
+    return c != nullptr ? static_cast<UpstreamHandler*>(c->handler())->FindUpstream(up_.stream)
+                        : nullptr;
+  }
+  // The connection of an HTTP/1.1 upstream carrying a tunnel (after a 101).
+  core::Conn* tunnel_upstream() const { return ctx_.worker().Resolve(up_.conn); }
   // The TLS session of the client connection (TLS listeners only).
   const tls::DownstreamSession& tls_session() const;
 
@@ -359,7 +367,7 @@ class Exchange {
   } x_;
   static constexpr uint8_t kMaxInterim = 4;
   uint64_t start_ms_ = 0;
-  core::ConnRef up_;
+  UpstreamRef up_;
   uint32_t id_ = 0;
   TimerFor timer_for_ = TimerFor::kNone;
   Req req_ = Req::kIdle;

@@ -17,13 +17,14 @@
 #include "http/h1_parser.h"
 #include "http/proxy_context.h"
 #include "http/retry.h"
+#include "http/upstream.h"
 
 namespace torii::http {
 
 class Exchange;
 class ExchangeHost;
 
-class UpstreamConn final : public core::ConnHandler {
+class UpstreamConn final : public UpstreamHandler, public Upstream {
  public:
   UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> gen, uint32_t pool,
                uint32_t backend);
@@ -36,18 +37,21 @@ class UpstreamConn final : public core::ConnHandler {
   void Attach(core::Conn& self, core::ConnRef client, ExchangeHost* host, uint32_t id,
               bool head_request, bool holds_slot, uint64_t connect_timeout_ms,
               uint64_t response_timeout_ms);
-  // The client is done with this connection: pool it when `reusable`, else close it.
-  void Release(core::Conn& self, bool reusable);
-  bool reused() const { return reused_; }
   uint32_t backend() const { return backend_; }
-  // Request bytes were all queued (the body is complete).
-  void set_request_complete(bool v) { request_complete_ = v; }
-  // The HTTP/1.1 upstream codec's request side: body bytes in the request's framing
-  // (re-chunked without extensions when `chunked`), then its end (the last chunk).
-  void WriteRequestBody(core::Conn& self, std::string_view bytes, bool chunked,
-                        std::string* scratch);
-  // The end of the request body: a chunked one's last chunk carries the client's `trailers`.
-  void EndRequestBody(core::Conn& self, bool chunked, std::span<const HeaderView> trailers);
+
+  // ---- Upstream (the connection is lent whole to one exchange) ----
+  // The client is done with this connection: pool it when `reusable`, else close it.
+  void Release(bool reusable) override;
+  bool reused() const override { return reused_; }
+  void set_request_complete(bool v) override { request_complete_ = v; }
+  void WriteRequestBody(std::string_view bytes, bool chunked, std::string* scratch) override;
+  // A chunked body's last chunk carries the client's `trailers`.
+  void EndRequestBody(bool chunked, std::span<const HeaderView> trailers) override;
+  bool WriteBlocked() const override { return self_->queued() > core::Conn::kHighWater; }
+  void PauseResponse() override { self_->PauseRecv(); }
+  void ResumeResponse() override { self_->ResumeRecv(); }
+  Upstream* FindUpstream(uint32_t /*stream*/) override { return this; }
+
   // Ends the tunnel this connection carries (after a 101): detached from the client and
   // closed, after its queued bytes when not `error`; the client is told unless it asked.
   void EndTunnel(core::Conn& self, bool error);
@@ -75,6 +79,7 @@ class UpstreamConn final : public core::ConnHandler {
   const ProxyConfig& cfg() const { return gen_->config(); }
 
   ProxyContext& ctx_;
+  core::Conn* self_ = nullptr;  // the connection (set by Attach; the handler lives as long)
   // The generation the connection was opened under: its pool and backend indices refer to it,
   // and it is pooled only while that generation is the worker's active one.
   std::shared_ptr<Generation> gen_;

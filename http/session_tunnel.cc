@@ -46,7 +46,7 @@ void Exchange::OnUpstreamUpgrade(const MessageHead& head, std::string_view proto
 }
 
 void Exchange::RelayToUpstream(std::string_view bytes) {
-  core::Conn* up = upstream();
+  core::Conn* up = tunnel_upstream();
   if (up == nullptr || bytes.empty()) {
     return;
   }
@@ -92,7 +92,7 @@ void Exchange::EndTunnel(std::string_view note, bool abort) {
   x_.tunnel = false;
   x_.note = note;
   ctx_.stats().tunnels_closed++;
-  if (core::Conn* up = upstream()) {
+  if (core::Conn* up = tunnel_upstream()) {
     auto* handler = static_cast<UpstreamConn*>(up->handler());
     up_.reset();
     upstream_paused_ = false;

@@ -44,6 +44,7 @@ void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, ExchangeHost* 
   if (!b_) {
     b_ = ctx_.AcquireBuffers(H1Parser::Kind::kResponse, limits_);
   }
+  self_ = &self;
   reused_ = idle_;
   idle_ = false;
   self.SetIdle(core::Conn::Idle::kNo);
@@ -63,8 +64,8 @@ void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, ExchangeHost* 
   self.SetTimer(ctx_.worker().now_ms() + (connected_ ? response_timeout_ms_ : connect_timeout_ms_));
 }
 
-void UpstreamConn::WriteRequestBody(core::Conn& self, std::string_view bytes, bool chunked,
-                                    std::string* scratch) {
+void UpstreamConn::WriteRequestBody(std::string_view bytes, bool chunked, std::string* scratch) {
+  core::Conn& self = *self_;
   if (chunked) {
     // Re-chunked without extensions: one chunk per piece.
     scratch->clear();
@@ -77,8 +78,8 @@ void UpstreamConn::WriteRequestBody(core::Conn& self, std::string_view bytes, bo
   }
 }
 
-void UpstreamConn::EndRequestBody(core::Conn& self, bool chunked,
-                                  std::span<const HeaderView> trailers) {
+void UpstreamConn::EndRequestBody(bool chunked, std::span<const HeaderView> trailers) {
+  core::Conn& self = *self_;
   if (chunked && trailers.empty()) {
     self.Write("0\r\n\r\n");
   } else if (chunked) {
@@ -100,7 +101,8 @@ void UpstreamConn::EndCount() {
   }
 }
 
-void UpstreamConn::Release(core::Conn& self, bool reusable) {
+void UpstreamConn::Release(bool reusable) {
+  core::Conn& self = *self_;
   client_.reset();
   EndCount();
   if (self.closing()) {
@@ -242,14 +244,14 @@ void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owne
         }
         response_started_ = true;
         if (Exchange* c = client()) {
-          c->OnUpstreamHead(self, h);
+          c->OnUpstreamHead(*this, h);
         }
         drop();
         break;
       }
       case H1Parser::Event::kBody:
         if (Exchange* c = client()) {
-          c->OnUpstreamBody(self, step.body);
+          c->OnUpstreamBody(*this, step.body);
         }
         drop();
         break;
@@ -266,7 +268,7 @@ void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owne
         const bool reusable = !parser.must_close() && len == 0;
         Exchange* c = client();
         if (c == nullptr) {
-          Release(self, false);
+          Release(false);
           return;
         }
         // May pool this connection and return b_ (the trailers live there until then).
