@@ -152,6 +152,8 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
     ps.keepalive_timeout_ms = static_cast<uint64_t>(pc.keepalive_timeout.count());
     ps.keepalive = pc.keepalive;
     ps.send_proxy = pc.send_proxy;
+    ps.h2 = pc.protocol != conf::PoolConfig::Protocol::kHttp11;
+    ps.max_streams = pc.max_streams;
     ps.retries = pc.retries;
     ps.needs_key_hash = balancer::NeedsKeyHash(ps.algorithm);
     switch (pc.hash_key.kind) {
@@ -187,7 +189,8 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
                      std::to_string(policy.active) + "," + std::to_string(policy.rise) + "," +
                      std::to_string(policy.fall) + "," + std::to_string(policy.max_fails) + "," +
                      std::to_string(policy.fail_window_ms) + "," +
-                     std::to_string(policy.max_eject_ms) + "|" + (pc.tls ? "tls" : "plain");
+                     std::to_string(policy.max_eject_ms) + "|" + (pc.tls ? "tls" : "plain") +
+                     (ps.h2 ? "|h2" : "");
     for (const http::BackendTarget& b : ps.backends) {
       ps.fingerprint += "|" + b.name + "*" + std::to_string(b.weight) + (b.backup ? "b" : "");
     }

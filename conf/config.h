@@ -232,6 +232,12 @@ struct PoolConfig {
   std::optional<tls::ClientOptions> tls;
   // send_proxy = "v1" | "v2": a PROXY protocol header on each backend connection (0 = none).
   uint8_t send_proxy = 0;
+  // protocol = "http/1.1" (one request per connection at a time, pooled), "h2" (over tls,
+  // ALPN h2) or "h2c" (prior knowledge): HTTP/2 connections each carry up to max_streams
+  // requests at once (and no more than the backend's SETTINGS_MAX_CONCURRENT_STREAMS).
+  enum class Protocol : uint8_t { kHttp11, kH2, kH2c };
+  Protocol protocol = Protocol::kHttp11;
+  uint32_t max_streams = 128;
 };
 
 // request_headers / response_headers = { set = {...}, add = {...}, remove = [...] }.

@@ -971,10 +971,26 @@ class Loader {
 
   void LoadPool(const toml::table& table, Config& config) {
     Section s(table, "[[pool]] #" + std::to_string(config.pools.size() + 1));
-    s.CheckKeys({"name", "algorithm", "backends", "health", "connect_timeout", "response_timeout",
-                 "keepalive_timeout", "keepalive", "retries", "hash_key", "max_fails",
-                 "fail_window", "max_eject", "fail_status", "max_conns", "queue_timeout", "tls",
-                 "send_proxy"});
+    s.CheckKeys({"name",
+                 "algorithm",
+                 "backends",
+                 "health",
+                 "connect_timeout",
+                 "response_timeout",
+                 "keepalive_timeout",
+                 "keepalive",
+                 "retries",
+                 "hash_key",
+                 "max_fails",
+                 "fail_window",
+                 "max_eject",
+                 "fail_status",
+                 "max_conns",
+                 "queue_timeout",
+                 "tls",
+                 "send_proxy",
+                 "protocol",
+                 "max_streams"});
     PoolConfig pool;
     const toml::node& name_node = s.Require("name");
     pool.name = LoadName(s, "pool");
@@ -1089,6 +1105,19 @@ class Loader {
     s.Dur("keepalive_timeout", &pool.keepalive_timeout);
     s.U32("keepalive", 0, 10000, &pool.keepalive);
     s.U32("retries", 0, 10, &pool.retries);
+    if (auto v = s.String("protocol")) {
+      if (*v == "http/1.1") {
+        pool.protocol = PoolConfig::Protocol::kHttp11;
+      } else if (*v == "h2") {
+        pool.protocol = PoolConfig::Protocol::kH2;
+      } else if (*v == "h2c") {
+        pool.protocol = PoolConfig::Protocol::kH2c;
+      } else {
+        s.FailAt(*s.Find("protocol"), "protocol",
+                 "expected \"http/1.1\", \"h2\" or \"h2c\", got " + Quote(*v));
+      }
+    }
+    s.U32("max_streams", 1, 1000000, &pool.max_streams);
     if (auto v = s.String("send_proxy")) {
       if (*v != "v1" && *v != "v2") {
         s.FailAt(*s.Find("send_proxy"), "send_proxy",
@@ -1115,6 +1144,20 @@ class Loader {
         o.sni = std::move(*sni);
       }
       pool.tls = std::move(o);
+    }
+    if (pool.protocol == PoolConfig::Protocol::kH2) {
+      if (!pool.tls) {
+        s.FailAt(*s.Find("protocol"), "protocol",
+                 "\"h2\" is HTTP/2 over TLS: add tls = { ... }, or say \"h2c\" for cleartext");
+      }
+      pool.tls->alpn = {"h2"};
+    } else if (pool.protocol == PoolConfig::Protocol::kH2c && pool.tls) {
+      s.FailAt(*s.Find("protocol"), "protocol",
+               "\"h2c\" is cleartext HTTP/2: say \"h2\" for HTTP/2 over this pool's tls");
+    }
+    if (pool.protocol != PoolConfig::Protocol::kHttp11 && pool.send_proxy != 0) {
+      s.FailAt(*s.Find("send_proxy"), "send_proxy",
+               "a PROXY header names one client; an HTTP/2 connection carries many");
     }
     config.pools.push_back(std::move(pool));
     pool_lines_.push_back(table.source().begin.line);

@@ -14,6 +14,7 @@
 #include "base/base64.h"
 #include "base/text.h"
 #include "http/compression_plan.h"
+#include "http/h2_upstream.h"
 #include "http/router.h"
 #include "http/serialize.h"
 #include "http/tls_transport.h"
@@ -804,6 +805,12 @@ void Exchange::PickBackendAndSend() {
     }
     x_.backend = *pick;
     x_.have_backend = true;
+    if (pool.h2) {
+      if (SendOnStream(pool)) {
+        return;
+      }
+      continue;  // that backend is excluded now
+    }
     core::Conn* up = nullptr;
     if (x_.attempts == 1 || !x_.force_fresh) {
       up = gen_->TakeIdle(x_.pool, x_.backend);
@@ -874,6 +881,65 @@ void Exchange::PickBackendAndSend() {
     resp_ = Resp::kNone;
     SendLocalReply(503, "no backend available");
   }
+}
+
+bool Exchange::SendOnStream(const PoolSpec& pool) {
+  core::Conn* up = H2UpstreamConn::FindWithRoom(ctx_.worker(), *gen_, x_.pool, x_.backend);
+  if (up != nullptr && (x_.attempts == 1 || !x_.force_fresh)) {
+    ctx_.stats().upstream_reused++;
+  } else {
+    const BackendTarget& b = pool.backends[x_.backend];
+    auto handler = std::make_unique<H2UpstreamConn>(ctx_, gen_, x_.pool, x_.backend);
+    H2UpstreamConn* h = handler.get();
+    auto r = ctx_.worker().Connect(reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
+                                   std::move(handler));
+    if (!r) {
+      gen_->ReleaseSlot(x_.pool, x_.backend);
+      if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {
+        resp_ = Resp::kNone;
+        SendLocalReply(503, "no upstream connection available");
+        return true;
+      }
+      B().exclude.set(x_.backend);
+      return false;
+    }
+    up = *r;
+    if (pool.tls) {
+      up->set_transport(std::make_unique<TlsClientTransport>(
+          ctx_, *up, pool.tls, pool.tls_names[x_.backend], pool.tls_sessions[x_.backend]));
+    }
+    h->Register(*up);
+    ctx_.stats().upstream_connects++;
+  }
+  const RouteSpec& route = cfg().routes[x_.route];
+  H2UpstreamConn::StreamParams p;
+  p.client = conn_.ref;
+  p.host = conn_.host;
+  p.id = id_;
+  p.head_request = x_.method_id == HTTP_HEAD;
+  p.holds_slot = pool.max_conns > 0;
+  p.end_stream = x_.req_framing == Framing::kNone;
+  p.connect_timeout_ms =
+      route.connect_timeout_ms != 0 ? route.connect_timeout_ms : pool.connect_timeout_ms;
+  p.response_timeout_ms =
+      route.response_timeout_ms != 0 ? route.response_timeout_ms : pool.response_timeout_ms;
+  const uint32_t stream =
+      static_cast<H2UpstreamConn*>(up->handler())->Open(*up, p, &B().upstream_head);
+  if (stream == 0) {
+    B().exclude.set(x_.backend);  // the refused stream gave back its slot as it went
+    return false;
+  }
+  up_ = UpstreamRef{up->ref(), stream};
+  pool.counters->at(ctx_.worker().id(),
+                    x_.backend * PoolSpec::kBackendColumns + PoolSpec::kSelected)++;
+  if (B().cache.cache >= 0) {
+    B().cache.request_time = ctx_.UnixNow();
+  }
+  if (cfg().timing) {
+    B().timing.sent = ctx_.worker().now_ns();
+    B().timing.connected = 0;
+  }
+  return true;
 }
 
 bool Exchange::QueueForSlot() {
@@ -1248,7 +1314,7 @@ void Exchange::OnUpstreamFailed(UpstreamFailure why, bool reused) {
   if (why == UpstreamFailure::kConnectFailed || why == UpstreamFailure::kConnectTimeout) {
     ctx_.stats().upstream_connect_failures++;
   }
-  if (!IsKeepAliveRace(why, reused)) {
+  if (!SaysNothingOfBackend(why, reused)) {
     gen_->ReportBackendFailure(x_.pool, x_.backend, ToString(why));
   }
   RetryFacts facts;

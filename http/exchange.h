@@ -215,6 +215,9 @@ class Exchange {
   void RedirectToHttps();
   // max_conns: wait for a slot (true), or false when waiting cannot help.
   bool QueueForSlot();
+  // HTTP/2 pools: a stream on a connection to x_.backend with room, or on a new one. False
+  // when that failed (the backend is excluded); true when sent, or answered (503).
+  bool SendOnStream(const PoolSpec& pool);
   // Listener and route access lists, bans and the route's rate limit; false = answered.
   bool CheckAccess(const MessageHead& h);
   // The client's certificate on a client_auth listener (none elsewhere): read from the TLS

@@ -180,4 +180,44 @@ void ResponseFields(std::string* head, std::vector<H2Field>* out) {
   }
 }
 
+void RequestFields(std::string* head, std::string_view scheme, std::vector<H2Field>* out) {
+  out->clear();
+  std::string& h = *head;
+  // "METHOD target HTTP/1.1\r\n"
+  const size_t line_end = h.find("\r\n");
+  const size_t sp1 = h.find(' ');
+  const size_t sp2 = sp1 == std::string::npos ? std::string::npos : h.find(' ', sp1 + 1);
+  if (line_end == std::string::npos || sp2 == std::string::npos || sp2 > line_end) {
+    return;
+  }
+  const std::string_view text(h);
+  out->push_back(H2Field{":method", text.substr(0, sp1)});
+  out->push_back(H2Field{":scheme", scheme});
+  out->push_back(H2Field{":authority", {}});  // the Host line's value, below
+  out->push_back(H2Field{":path", text.substr(sp1 + 1, sp2 - sp1 - 1)});
+  out->push_back(H2Field{"te", "trailers"});  // torii passes trailers on (gRPC requires it)
+  size_t at = line_end;
+  while (at + 2 < h.size()) {
+    const size_t start = at + 2;
+    const size_t end = h.find("\r\n", start);
+    if (end == std::string::npos || end == start) {
+      break;
+    }
+    const size_t colon = h.find(':', start);
+    if (colon != std::string::npos && colon < end && colon > start) {
+      for (size_t i = start; i < colon; ++i) {
+        h[i] = base::LowerAscii(h[i]);
+      }
+      const std::string_view name = text.substr(start, colon - start);
+      const std::string_view value = base::TrimOws(text.substr(colon + 1, end - colon - 1));
+      if (name == "host") {
+        (*out)[2].value = value;
+      } else if (!IsConnectionSpecific(name) && name != "te") {
+        out->push_back(H2Field{name, value});
+      }
+    }
+    at = end;
+  }
+}
+
 }  // namespace torii::http

@@ -13,7 +13,7 @@
 //    a length known only at its end);
 //  - ResponseFields turns a response head written by serialize.h into HTTP/2 fields, so one
 //    serialiser decides what a client gets (hop-by-hop fields, compression edits, added
-//    headers) whatever the protocol.
+//    headers) whatever the protocol; RequestFields does the same for a backend's request.
 #pragma once
 
 #include <cstdint>
@@ -85,5 +85,11 @@ struct H2Field {
   std::string_view value;
 };
 void ResponseFields(std::string* head, std::vector<H2Field>* out);
+
+// A request head as serialize.h writes it for a backend ("GET /p HTTP/1.1\r\nHost: h\r\n...")
+// as HTTP/2 fields for an HTTP/2 backend: :method, :scheme (`scheme`), :authority (the Host
+// field's value), :path, "te: trailers", then the fields lowercased (in place in `head`)
+// without Host and the connection-specific ones. The views point into `head`.
+void RequestFields(std::string* head, std::string_view scheme, std::vector<H2Field>* out);
 
 }  // namespace torii::http

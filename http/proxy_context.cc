@@ -53,6 +53,7 @@ Generation::Generation(ProxyContext& ctx, std::shared_ptr<const ProxyConfig> con
     }
     pools_[i].health = balancer::HealthView(spec.health);
     pools_[i].idle.resize(n);
+    pools_[i].shared.resize(n);
   }
 }
 
@@ -72,6 +73,19 @@ void Generation::Retire() {
   for (const core::ConnRef ref : idle) {
     if (core::Conn* c = ctx_.worker_.Resolve(ref)) {
       c->Close();  // its handler drops it from the idle list as it closes
+    }
+  }
+  // Multiplexed connections take no new stream and close once their streams are done.
+  std::vector<core::ConnRef> shared;
+  for (PoolState& p : pools_) {
+    for (auto& list : p.shared) {
+      shared.insert(shared.end(), list.begin(), list.end());
+      list.clear();
+    }
+  }
+  for (const core::ConnRef ref : shared) {
+    if (core::Conn* c = ctx_.worker_.Resolve(ref); c != nullptr && !c->closing()) {
+      c->handler()->OnDrain(*c);
     }
   }
 }

@@ -254,7 +254,13 @@ class Generation {
   bool PutIdle(uint32_t pool, uint32_t backend, core::Conn& conn);
   // Forgets `ref` (the connection closed while idle).
   void DropIdle(uint32_t pool, uint32_t backend, core::ConnRef ref);
-  // Replaced by a reload: closes the idle upstream connections of every pool.
+  // HTTP/2 pools: this worker's multiplexed connections to (pool, backend), each open to new
+  // streams (h2_upstream.h adds and removes itself).
+  std::vector<core::ConnRef>& shared(uint32_t pool, uint32_t backend) {
+    return pools_[pool].shared[backend];
+  }
+  // Replaced by a reload: closes the idle upstream connections of every pool, and lets the
+  // multiplexed ones finish their streams and close.
   void Retire();
 
  private:
@@ -267,7 +273,8 @@ class Generation {
     balancer::HealthView health;
     balancer::BackendMask available;  // scratch for available()
     std::deque<Waiter> waiters;
-    std::vector<std::vector<core::ConnRef>> idle;  // per backend
+    std::vector<std::vector<core::ConnRef>> idle;    // per backend
+    std::vector<std::vector<core::ConnRef>> shared;  // per backend: HTTP/2 connections
   };
   ProxyContext& ctx_;
   std::shared_ptr<const ProxyConfig> config_;

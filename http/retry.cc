@@ -13,6 +13,8 @@ std::string_view ToString(UpstreamFailure why) {
     case UpstreamFailure::kTimeout: return "response timeout";
     case UpstreamFailure::kBadResponse: return "malformed response";
     case UpstreamFailure::kTruncated: return "response truncated";
+    case UpstreamFailure::kRefused:
+      return "stream refused";
   }
   return "failure";
 }
@@ -24,8 +26,12 @@ RetryAction DecideRetry(const RetryFacts& f) {
   if (IsKeepAliveRace(f.why, f.reused) && f.idempotent && !f.fresh_retry_used) {
     return RetryAction::kRetryFresh;
   }
-  const bool connect_failed =
-      f.why == UpstreamFailure::kConnectFailed || f.why == UpstreamFailure::kConnectTimeout;
+  if (f.why == UpstreamFailure::kRefused && !f.fresh_retry_used) {
+    return RetryAction::kRetryFresh;  // never reached the application: safe for any method
+  }
+  const bool connect_failed = f.why == UpstreamFailure::kConnectFailed ||
+                              f.why == UpstreamFailure::kConnectTimeout ||
+                              f.why == UpstreamFailure::kRefused;
   if (f.retries_used < f.max_retries && (connect_failed || f.idempotent) &&
       f.other_backend_left) {
     return RetryAction::kRetryElsewhere;
@@ -49,6 +55,8 @@ FailureReply FailureReplyFor(UpstreamFailure why, bool other_backend_left) {
       return {502, "malformed upstream response"};
     case UpstreamFailure::kTruncated:
       return {502, "upstream response truncated"};
+    case UpstreamFailure::kRefused:
+      return {503, "upstream refused the stream"};
   }
   return {502, "upstream failed"};
 }

@@ -4,6 +4,8 @@
 // redispatch to another server) and the status a failure turns into. A request is re-sent
 // only while no response byte reached the client and it has no body (bodies are streamed, not
 // kept). Then:
+//  - a stream the backend refused unprocessed (HTTP/2): once more, on a new stream, whatever
+//    the method, not counted against `retries`;
 //  - the keep-alive race (a pooled connection the backend had closed, before any response
 //    byte): one retry on a fresh connection for an idempotent method, not counted against
 //    `retries`, and no mark against the backend's health;
@@ -27,6 +29,9 @@ enum class UpstreamFailure : uint8_t {
   kTimeout,         // no (further) response byte within response_timeout: 504
   kBadResponse,     // malformed response: 502
   kTruncated,       // closed or reset in the middle of the response body
+  // HTTP/2: the backend refused the stream before processing it (REFUSED_STREAM, or above
+  // the last stream id of its GOAWAY): nothing reached the application (RFC 9113 §8.7).
+  kRefused,
 };
 
 // Short text for logs and passive-health reasons ("connect failed", ...).
@@ -55,6 +60,11 @@ RetryAction DecideRetry(const RetryFacts& facts);
 // The keep-alive race: says nothing about the backend (no passive-health failure).
 inline bool IsKeepAliveRace(UpstreamFailure why, bool reused) {
   return why == UpstreamFailure::kClosedEarly && reused;
+}
+// Failures that are no mark against the backend's health: the keep-alive race, and a stream
+// the backend refused unprocessed (it is draining or at its stream limit).
+inline bool SaysNothingOfBackend(UpstreamFailure why, bool reused) {
+  return IsKeepAliveRace(why, reused) || why == UpstreamFailure::kRefused;
 }
 
 // The local reply for a failure before any response byte: 502, 504 for timeouts, 503 when

@@ -161,5 +161,32 @@ TEST(ResponseFields, TransferEncodingAndUpgradeNeverReachAClient) {
   EXPECT_TRUE(fields.empty());
 }
 
+// A backend request head becomes HTTP/2 fields: pseudo-header fields first (Host as
+// :authority), te: trailers, lowercase names, no connection-specific field.
+TEST(RequestFields, FromTheSerialisedHead) {
+  std::string head =
+      "POST /svc/Call?x=1 HTTP/1.1\r\nHost: api.test:8080\r\nContent-Type: application/grpc\r\n"
+      "Connection: keep-alive\r\nTransfer-Encoding: chunked\r\nTE: gzip\r\nVia: 1.1 torii\r\n"
+      "Content-Length: 5\r\n\r\n";
+  std::vector<H2Field> fields;
+  RequestFields(&head, "https", &fields);
+  std::vector<std::pair<std::string_view, std::string_view>> got;
+  for (const H2Field& f : fields) {
+    got.emplace_back(f.name, f.value);
+  }
+  EXPECT_EQ(got, (std::vector<std::pair<std::string_view, std::string_view>>{
+                     {":method", "POST"},
+                     {":scheme", "https"},
+                     {":authority", "api.test:8080"},
+                     {":path", "/svc/Call?x=1"},
+                     {"te", "trailers"},
+                     {"content-type", "application/grpc"},
+                     {"via", "1.1 torii"},
+                     {"content-length", "5"}}));
+  std::string bad = "GARBAGE";
+  RequestFields(&bad, "http", &fields);
+  EXPECT_TRUE(fields.empty());
+}
+
 }  // namespace
 }  // namespace torii::http

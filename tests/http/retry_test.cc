@@ -71,6 +71,25 @@ TEST(RetryTest, KeepAliveRaceRetriesOnceFresh) {
   EXPECT_FALSE(IsKeepAliveRace(UpstreamFailure::kTimeout, true));
 }
 
+// HTTP/2: a stream the backend refused unprocessed is retried once on a new stream whatever
+// the method (then elsewhere, as a connect failure is); no mark against the backend.
+TEST(RetryTest, RefusedStreamRetriesAnyMethod) {
+  RetryFacts f = Facts(UpstreamFailure::kRefused, /*idempotent=*/false);
+  f.max_retries = 0;
+  f.other_backend_left = false;
+  EXPECT_EQ(DecideRetry(f), RetryAction::kRetryFresh);
+  f.fresh_retry_used = true;
+  EXPECT_EQ(DecideRetry(f), RetryAction::kFail);
+  f.max_retries = 1;
+  f.other_backend_left = true;
+  EXPECT_EQ(DecideRetry(f), RetryAction::kRetryElsewhere);
+  f.request_has_body = true;  // its body was streamed: gone
+  EXPECT_EQ(DecideRetry(f), RetryAction::kFail);
+  EXPECT_TRUE(SaysNothingOfBackend(UpstreamFailure::kRefused, false));
+  EXPECT_FALSE(SaysNothingOfBackend(UpstreamFailure::kTruncated, true));
+  EXPECT_EQ(FailureReplyFor(UpstreamFailure::kRefused, true).status, 503);
+}
+
 // The replies: 503 only when every backend refused, 504 for timeouts, 502 otherwise.
 TEST(RetryTest, FailureReplies) {
   EXPECT_EQ(FailureReplyFor(UpstreamFailure::kConnectFailed, false).status, 503);

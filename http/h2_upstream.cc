@@ -1,0 +1,794 @@
+// http/h2_upstream.cc: see h2_upstream.h.
+#include "http/h2_upstream.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "base/text.h"
+#include "http/exchange.h"
+#include "http/serialize.h"
+
+namespace torii::http {
+
+namespace {
+
+// The connection-level receive window: many streams' responses in flight at once (each
+// stream's own window stays at the protocol's 64 KiB, returned as the exchange takes bytes).
+constexpr int32_t kConnectionWindow = 8 << 20;
+
+nghttp2_nv Nv(std::string_view name, std::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+// =============================================================================================
+// One stream: the Upstream of one exchange.
+
+class H2UpstreamConn::Stream final : public Upstream {
+ public:
+  Stream(H2UpstreamConn& c, const StreamParams& p, bool reused)
+      : c_(c),
+        client_(p.client),
+        host_(p.host),
+        client_id_(p.id),
+        head_request_(p.head_request),
+        holds_slot_(p.holds_slot),
+        request_ended_(p.end_stream),
+        reused_(reused),
+        response_timeout_ms_(p.response_timeout_ms) {
+    c_.gen_->picker(c_.pool_).OnRequestStart(c_.backend_);
+    counted_ = true;
+  }
+  ~Stream() { EndCount(); }
+
+  void set_id(int32_t id) { id_ = id; }
+  int32_t id() const { return id_; }
+
+  // ---- Upstream ----
+  void WriteRequestBody(std::string_view bytes, bool /*chunked*/, std::string*) override {
+    if (released_ || request_ended_ || bytes.empty()) {
+      return;
+    }
+    if (out_off_ == out_.size()) {
+      out_.clear();
+      out_off_ = 0;
+    }
+    out_.append(bytes);
+    Resume();
+  }
+  void EndRequestBody(bool /*chunked*/, std::span<const HeaderView> trailers) override {
+    if (released_ || request_ended_) {
+      return;
+    }
+    for (const HeaderView& t : trailers) {
+      trailers_.emplace_back(base::ToLowerAscii(t.name), t.value);
+    }
+    request_ended_ = true;
+    Resume();
+  }
+  void set_request_complete(bool /*complete*/) override {}  // END_STREAM says it
+  bool WriteBlocked() const override { return queued() > core::Conn::kHighWater; }
+  void PauseResponse() override { paused_ = true; }
+  void ResumeResponse() override {
+    paused_ = false;
+    if (unacked_ > 0) {
+      nghttp2_session_consume(c_.ng_, id_, unacked_);
+      unacked_ = 0;
+      c_.self_->WantFlush();
+    }
+  }
+  void Release(bool reusable) override {
+    client_.reset();
+    released_ = true;
+    EndCount();
+    if (unacked_ > 0) {
+      nghttp2_session_consume(c_.ng_, id_, unacked_);
+      unacked_ = 0;
+    }
+    if (!response_done_ || !request_sent_) {
+      // The exchange no longer wants the rest either way: the stream ends here (NO_ERROR
+      // after a complete response, RFC 9113 §8.1; CANCEL otherwise).
+      nghttp2_submit_rst_stream(c_.ng_, NGHTTP2_FLAG_NONE, id_,
+                                reusable && response_done_ ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+    }
+    c_.self_->WantFlush();
+  }
+  bool reused() const override { return reused_; }
+
+  // ---- From the connection ----
+  Exchange* client() {
+    core::Conn* c = c_.ctx_.worker().Resolve(client_);
+    return c != nullptr ? host_->FindExchange(client_id_) : nullptr;
+  }
+  bool released() const { return released_; }
+  bool response_started() const { return head_done_; }
+  uint64_t deadline_ms() const { return deadline_ms_; }
+  void set_deadline(uint64_t ms) { deadline_ms_ = ms; }
+  void Touch() { deadline_ms_ = c_.ctx_.worker().now_ms() + response_timeout_ms_; }
+
+  // A field of a response head or of its trailers (nghttp2 checked its syntax).
+  void AddField(std::string_view name, std::string_view value) {
+    if (name == ":status") {
+      uint16_t st = 0;
+      std::from_chars(value.data(), value.data() + value.size(), st);
+      status_ = st;
+      return;
+    }
+    if (!name.empty() && name.front() == ':') {
+      return;
+    }
+    field_bytes_ += name.size() + value.size() + 32;
+    if (field_bytes_ > 2 * c_.cfg().limits.header_bytes ||
+        fields_.size() >= 2 * c_.cfg().limits.header_count) {
+      too_large_ = true;
+      return;
+    }
+    fields_.push_back({static_cast<uint32_t>(text_.size()), static_cast<uint32_t>(name.size()),
+                       static_cast<uint32_t>(value.size())});
+    text_.append(name);
+    text_.append(value);
+  }
+
+  // A header block ended: the response head (interim or final), or its trailers.
+  void OnHeaders(bool end_stream) {
+    Touch();
+    if (too_large_) {
+      Fail(UpstreamFailure::kBadResponse);
+      return;
+    }
+    BuildViews();
+    if (head_done_) {
+      Done(views_);  // trailers (nghttp2 made sure they end the stream)
+      return;
+    }
+    MessageHead head;
+    head.status = status_;
+    head.reason = ReasonPhrase(status_);
+    head.headers = views_;
+    if (status_ >= 100 && status_ < 200) {
+      if (Exchange* x = client(); x != nullptr && status_ == 103) {
+        x->OnUpstreamInterim(head);
+      }
+      ClearFields();
+      return;
+    }
+    head_done_ = true;
+    uint64_t length = 0;
+    bool has_length = false;
+    for (const HeaderView& h : views_) {
+      if (h.name == "content-length") {
+        has_length = std::from_chars(h.value.data(), h.value.data() + h.value.size(), length).ec ==
+                     std::errc();
+      }
+    }
+    head.has_content_length = has_length;
+    head.content_length = length;
+    if (head_request_ || status_ == 204 || status_ == 304) {
+      head.framing = Framing::kNone;
+    } else if (has_length) {
+      head.framing = length > 0 ? Framing::kContentLength : Framing::kNone;
+    } else {
+      head.framing = end_stream ? Framing::kNone : Framing::kChunked;  // ends with the stream
+    }
+    if (Exchange* x = client()) {
+      x->OnUpstreamHead(*this, head);
+    }
+    ClearFields();
+    if (end_stream) {
+      Done({});
+    }
+  }
+
+  void OnData(std::string_view bytes) {
+    Touch();
+    Exchange* x = released_ ? nullptr : client();
+    if (x != nullptr) {
+      x->OnUpstreamBody(*this, bytes);
+    }
+    // Acknowledged as the client takes it; held back (the backend's window closes) while the
+    // exchange has paused the response. A released stream's bytes are simply dropped.
+    if (paused_ && !released_) {
+      unacked_ += bytes.size();
+    } else {
+      nghttp2_session_consume(c_.ng_, id_, bytes.size());
+    }
+  }
+
+  void OnDataEnd() { Done({}); }
+
+  // The stream failed: its exchange hears why (once), and the stream is reset if still open.
+  void Fail(UpstreamFailure why) {
+    if (released_) {
+      return;
+    }
+    Exchange* x = client();
+    client_.reset();
+    released_ = true;
+    EndCount();
+    nghttp2_submit_rst_stream(c_.ng_, NGHTTP2_FLAG_NONE, id_, NGHTTP2_CANCEL);
+    c_.self_->WantFlush();
+    if (x != nullptr) {
+      x->OnUpstreamFailed(why, reused_);
+    }
+  }
+
+  // The stream closed (nghttp2 dropped it): an exchange still attached hears it as a failure.
+  void OnClosed(uint32_t error_code) {
+    if (released_) {
+      return;
+    }
+    released_ = true;
+    Exchange* x = client();
+    client_.reset();
+    EndCount();
+    if (x == nullptr) {
+      return;
+    }
+    const UpstreamFailure why = error_code == NGHTTP2_REFUSED_STREAM ? UpstreamFailure::kRefused
+                                : head_done_                         ? UpstreamFailure::kTruncated
+                                             : UpstreamFailure::kClosedEarly;
+    x->OnUpstreamFailed(why, reused_);
+  }
+
+  // The connection is lost under the stream.
+  void OnLost(UpstreamFailure why) {
+    if (released_) {
+      return;
+    }
+    released_ = true;
+    Exchange* x = client();
+    client_.reset();
+    EndCount();
+    if (x != nullptr) {
+      x->OnUpstreamFailed(head_done_ && why != UpstreamFailure::kConnectFailed &&
+                                  why != UpstreamFailure::kConnectTimeout
+                              ? UpstreamFailure::kTruncated
+                              : why,
+                          reused_);
+    }
+  }
+
+  void NoteConnected() {
+    Touch();
+    if (Exchange* x = released_ ? nullptr : client()) {
+      x->NoteUpstreamConnected();
+    }
+  }
+
+  // nghttp2's data source: the request body queued here.
+  ssize_t Read(size_t length, uint32_t* flags) {
+    const size_t avail = queued();
+    const size_t n = std::min(length, avail);
+    if (n == 0 && !request_ended_) {
+      deferred_ = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == avail && request_ended_) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      request_sent_ = true;
+      if (!trailers_.empty()) {
+        std::vector<nghttp2_nv>& nv = c_.nv_scratch_;
+        nv.clear();
+        for (const auto& [name, value] : trailers_) {
+          nv.push_back(Nv(name, value));
+        }
+        if (nghttp2_submit_trailer(c_.ng_, id_, nv.data(), nv.size()) == 0) {
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
+        trailers_.clear();
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+  // Writes `length` queued bytes to the connection (after nghttp2's frame header).
+  void Send(size_t length) {
+    const bool was_blocked = queued() > core::Conn::kLowWater;
+    c_.self_->Write(std::string_view(out_.data() + out_off_, length));
+    out_off_ += length;
+    if (out_off_ == out_.size()) {
+      out_.clear();
+      out_off_ = 0;
+    } else if (out_off_ > 64 * 1024 && out_off_ * 2 > out_.size()) {
+      out_.erase(0, out_off_);
+      out_off_ = 0;
+    }
+    if (was_blocked && queued() <= core::Conn::kLowWater) {
+      c_.writable_.push_back(id_);
+    }
+  }
+  void mark_request_sent() { request_sent_ = true; }
+
+ private:
+  struct Field {
+    uint32_t at;
+    uint32_t name;
+    uint32_t value;
+  };
+  size_t queued() const { return out_.size() - out_off_; }
+  void Resume() {
+    if (deferred_) {
+      deferred_ = false;
+      nghttp2_session_resume_data(c_.ng_, id_);
+    }
+    c_.self_->WantFlush();
+  }
+  void BuildViews() {
+    views_.clear();
+    const std::string_view text = text_;
+    for (const Field& f : fields_) {
+      views_.push_back(HeaderView{text.substr(f.at, f.name), text.substr(f.at + f.name, f.value)});
+    }
+  }
+  void ClearFields() {
+    text_.clear();
+    fields_.clear();
+    views_.clear();
+    field_bytes_ = 0;
+    status_ = 0;
+  }
+  void Done(std::span<const HeaderView> trailers) {
+    if (response_done_) {
+      return;
+    }
+    response_done_ = true;
+    Exchange* x = released_ ? nullptr : client();
+    if (x == nullptr) {
+      return;
+    }
+    x->OnUpstreamDone(/*reusable=*/true, trailers);  // the exchange releases the stream
+  }
+  void EndCount() {
+    if (counted_) {
+      counted_ = false;
+      c_.gen_->picker(c_.pool_).OnRequestEnd(c_.backend_);
+    }
+    if (holds_slot_) {
+      holds_slot_ = false;
+      c_.gen_->ReleaseSlot(c_.pool_, c_.backend_);
+    }
+  }
+
+  H2UpstreamConn& c_;
+  int32_t id_ = 0;
+  core::ConnRef client_;
+  ExchangeHost* host_;
+  uint32_t client_id_;
+  bool head_request_;
+  bool holds_slot_;
+  bool request_ended_;  // the request body's end is queued (or there is none)
+  bool reused_;
+  uint64_t response_timeout_ms_;
+  uint64_t deadline_ms_ = 0;
+  std::string out_;  // request body bytes for nghttp2 to frame
+  size_t out_off_ = 0;
+  std::vector<std::pair<std::string, std::string>> trailers_;  // the request's (lowercase)
+  std::string text_;  // the response head's (or trailers') names and values, back to back
+  std::vector<Field> fields_;
+  std::vector<HeaderView> views_;
+  size_t field_bytes_ = 0;
+  size_t unacked_ = 0;  // response DATA held unacknowledged while paused
+  uint16_t status_ = 0;
+  bool counted_ = false;
+  bool deferred_ = false;
+  bool paused_ = false;
+  bool released_ = false;
+  bool head_done_ = false;
+  bool response_done_ = false;
+  bool request_sent_ = false;
+  bool too_large_ = false;
+};
+
+// =============================================================================================
+// H2UpstreamConn
+
+H2UpstreamConn::H2UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> gen, uint32_t pool,
+                               uint32_t backend)
+    : ctx_(ctx), gen_(std::move(gen)), pool_(pool), backend_(backend) {
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, &OnHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &OnFrameRecv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &OnDataChunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &OnStreamClose);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, &SendData);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);  // acknowledged as the client takes it
+  nghttp2_session_client_new2(&ng_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(2 * cfg().limits.header_bytes)},
+  };
+  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  idle_since_ms_ = ctx_.worker().now_ms();
+}
+
+H2UpstreamConn::~H2UpstreamConn() {
+  streams_.clear();
+  nghttp2_session_del(ng_);
+}
+
+core::Conn* H2UpstreamConn::FindWithRoom(core::Worker& worker, Generation& gen, uint32_t pool,
+                                         uint32_t backend) {
+  std::vector<core::ConnRef>& list = gen.shared(pool, backend);
+  for (size_t i = 0; i < list.size();) {
+    core::Conn* c = worker.Resolve(list[i]);
+    if (c == nullptr || c->closing()) {
+      list[i] = list.back();
+      list.pop_back();
+      continue;
+    }
+    if (static_cast<H2UpstreamConn*>(c->handler())->HasRoom()) {
+      return c;
+    }
+    ++i;
+  }
+  return nullptr;
+}
+
+void H2UpstreamConn::Register(core::Conn& self) {
+  self_ = &self;
+  shared_ = true;
+  gen_->shared(pool_, backend_).push_back(self.ref());
+  self.WantFlush();  // the connection preface and SETTINGS
+}
+
+void H2UpstreamConn::Unshare() {
+  if (!shared_) {
+    return;
+  }
+  shared_ = false;
+  std::vector<core::ConnRef>& list = gen_->shared(pool_, backend_);
+  const core::ConnRef me = self_->ref();
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (list[i].slot == me.slot && list[i].gen == me.gen) {
+      list[i] = list.back();
+      list.pop_back();
+      return;
+    }
+  }
+}
+
+bool H2UpstreamConn::HasRoom() const {
+  if (draining_ || failed_ || !shared_) {
+    return false;
+  }
+  const uint32_t peer =
+      nghttp2_session_get_remote_settings(ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  return streams_.size() < std::min(peer, cfg().pools[pool_].max_streams);
+}
+
+H2UpstreamConn::Stream* H2UpstreamConn::Find(int32_t id) {
+  auto it = streams_.find(id);
+  return it != streams_.end() ? it->second.get() : nullptr;
+}
+
+Upstream* H2UpstreamConn::FindUpstream(uint32_t stream) {
+  Stream* st = Find(static_cast<int32_t>(stream));
+  return st != nullptr && !st->released() ? st : nullptr;
+}
+
+uint32_t H2UpstreamConn::Open(core::Conn& self, const StreamParams& params, std::string* head) {
+  self_ = &self;
+  RequestFields(head, cfg().pools[pool_].tls ? "https" : "http", &fields_scratch_);
+  if (fields_scratch_.empty()) {
+    return 0;
+  }
+  std::vector<nghttp2_nv>& nv = nv_scratch_;
+  nv.clear();
+  for (const H2Field& f : fields_scratch_) {
+    nv.push_back(Nv(f.name, f.value));
+  }
+  auto st = std::make_unique<Stream>(*this, params, /*reused=*/opened_ > 0);
+  nghttp2_data_provider provider;
+  provider.source.ptr = st.get();
+  provider.read_callback = &H2UpstreamConn::ReadBody;
+  const int32_t id = nghttp2_submit_request(ng_, nullptr, nv.data(), nv.size(),
+                                            params.end_stream ? nullptr : &provider, nullptr);
+  if (id < 0) {
+    return 0;  // the stream's destructor gives back its count and slot
+  }
+  st->set_id(id);
+  if (params.end_stream) {
+    st->mark_request_sent();
+  }
+  st->set_deadline(ctx_.worker().now_ms() +
+                   (connected_ ? params.response_timeout_ms : params.connect_timeout_ms));
+  streams_.emplace(id, std::move(st));
+  ++opened_;
+  self.SetIdle(core::Conn::Idle::kNo);
+  self.WantFlush();
+  ArmTimer();
+  return static_cast<uint32_t>(id);
+}
+
+// ---- nghttp2 callbacks ----
+
+int H2UpstreamConn::OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                             size_t namelen, const uint8_t* value, size_t valuelen,
+                             uint8_t /*flags*/, void* user) {
+  auto* c = static_cast<H2UpstreamConn*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS) {
+    return 0;
+  }
+  if (Stream* st = c->Find(frame->hd.stream_id)) {
+    st->AddField(std::string_view(reinterpret_cast<const char*>(name), namelen),
+                 std::string_view(reinterpret_cast<const char*>(value), valuelen));
+  }
+  return 0;
+}
+
+int H2UpstreamConn::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* c = static_cast<H2UpstreamConn*>(user);
+  const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+      if (Stream* st = c->Find(frame->hd.stream_id)) {
+        st->OnHeaders(end);
+      }
+      return 0;
+    case NGHTTP2_DATA:
+      if (end) {
+        if (Stream* st = c->Find(frame->hd.stream_id)) {
+          st->OnDataEnd();
+        }
+      }
+      return 0;
+    case NGHTTP2_GOAWAY:
+      // No new stream here; those above last_stream_id are closed by nghttp2 as refused.
+      c->draining_ = true;
+      c->Unshare();
+      return 0;
+    default:
+      return 0;
+  }
+}
+
+int H2UpstreamConn::OnDataChunk(nghttp2_session*, uint8_t /*flags*/, int32_t stream_id,
+                                const uint8_t* data, size_t len, void* user) {
+  auto* c = static_cast<H2UpstreamConn*>(user);
+  Stream* st = c->Find(stream_id);
+  if (st == nullptr) {
+    nghttp2_session_consume(c->ng_, stream_id, len);
+    return 0;
+  }
+  st->OnData(std::string_view(reinterpret_cast<const char*>(data), len));
+  return 0;
+}
+
+int H2UpstreamConn::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                                  void* user) {
+  auto* c = static_cast<H2UpstreamConn*>(user);
+  auto it = c->streams_.find(stream_id);
+  if (it == c->streams_.end()) {
+    return 0;
+  }
+  // Off the map before its exchange hears of it (a retry may open another stream here).
+  std::unique_ptr<Stream> st = std::move(it->second);
+  c->streams_.erase(it);
+  if (c->streams_.empty()) {
+    c->idle_since_ms_ = c->ctx_.worker().now_ms();
+  }
+  st->OnClosed(error_code);
+  return 0;
+}
+
+ssize_t H2UpstreamConn::ReadBody(nghttp2_session*, int32_t /*stream_id*/, uint8_t* /*buf*/,
+                                 size_t length, uint32_t* data_flags, nghttp2_data_source* source,
+                                 void* /*user*/) {
+  return static_cast<Stream*>(source->ptr)->Read(length, data_flags);
+}
+
+int H2UpstreamConn::SendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
+                             size_t length, nghttp2_data_source* source, void* user) {
+  auto* c = static_cast<H2UpstreamConn*>(user);
+  c->self_->Write(std::string_view(reinterpret_cast<const char*>(framehd), 9));
+  if (frame->data.padlen > 0) {
+    const char pad = static_cast<char>(frame->data.padlen - 1);
+    c->self_->Write(std::string_view(&pad, 1));
+  }
+  static_cast<Stream*>(source->ptr)->Send(length);
+  if (frame->data.padlen > 1) {
+    c->self_->Write(std::string(frame->data.padlen - 1, '\0'));
+  }
+  return 0;
+}
+
+// ---- The connection ----
+
+void H2UpstreamConn::Flush() {
+  if (self_ == nullptr) {
+    return;
+  }
+  for (int round = 0; round < 8; ++round) {
+    while (self_->queued() < core::Conn::kHighWater && !self_->closing()) {
+      const uint8_t* bytes = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(ng_, &bytes);
+      if (n < 0) {
+        FailAll(UpstreamFailure::kBadResponse);
+        return;
+      }
+      if (n == 0) {
+        break;
+      }
+      self_->Write(std::string_view(reinterpret_cast<const char*>(bytes), static_cast<size_t>(n)));
+    }
+    if (writable_.empty() || self_->closing()) {
+      break;
+    }
+    std::vector<int32_t> ids;
+    ids.swap(writable_);
+    for (int32_t id : ids) {
+      if (Stream* st = Find(id); st != nullptr && !st->released()) {
+        if (Exchange* x = st->client()) {
+          x->OnUpstreamWritable();
+        }
+      }
+    }
+  }
+  MaybeClose();
+  if (!self_->closing()) {
+    ArmTimer();
+  }
+}
+
+void H2UpstreamConn::MaybeClose() {
+  if (self_->closing()) {
+    return;
+  }
+  if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_)) {
+    Unshare();
+    FailAll(UpstreamFailure::kClosedEarly);
+    return;
+  }
+  if (draining_ && streams_.empty() && !nghttp2_session_want_write(ng_)) {
+    Unshare();
+    self_->CloseAfterFlush();
+  }
+}
+
+void H2UpstreamConn::FailAll(UpstreamFailure why) {
+  if (failed_) {
+    return;
+  }
+  failed_ = true;
+  Unshare();
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (auto& [id, st] : streams_) {
+    streams.push_back(std::move(st));
+  }
+  streams_.clear();
+  if (self_ != nullptr && !self_->closing()) {
+    self_->Close();
+  }
+  for (auto& st : streams) {
+    st->OnLost(why);
+  }
+}
+
+void H2UpstreamConn::ArmTimer() {
+  uint64_t due = 0;
+  for (auto& [id, st] : streams_) {
+    if (!st->released() && st->deadline_ms() != 0 && (due == 0 || st->deadline_ms() < due)) {
+      due = st->deadline_ms();
+    }
+  }
+  if (streams_.empty()) {
+    const uint64_t at = idle_since_ms_ + cfg().pools[pool_].keepalive_timeout_ms;
+    due = due == 0 ? at : std::min(due, at);
+  }
+  if (due == armed_ms_) {
+    return;
+  }
+  armed_ms_ = due;
+  if (due != 0) {
+    self_->SetTimer(due);
+  } else {
+    self_->ClearTimer();
+  }
+}
+
+void H2UpstreamConn::OnConnected(core::Conn& self, core::Result<void> result) {
+  self_ = &self;
+  if (!result) {
+    FailAll(UpstreamFailure::kConnectFailed);
+    return;
+  }
+  connected_ = true;
+  std::vector<int32_t> ids;
+  for (auto& [id, st] : streams_) {
+    ids.push_back(id);
+  }
+  for (int32_t id : ids) {
+    if (Stream* st = Find(id)) {
+      st->NoteConnected();
+    }
+  }
+  self.WantFlush();
+  ArmTimer();
+}
+
+void H2UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
+  const ssize_t n =
+      nghttp2_session_mem_recv(ng_, reinterpret_cast<const uint8_t*>(data.data()), data.size());
+  if (n < 0) {
+    spdlog::debug("upstream {}: HTTP/2: {}", cfg().pools[pool_].backends[backend_].name,
+                  nghttp2_strerror(static_cast<int>(n)));
+    FailAll(UpstreamFailure::kBadResponse);
+    return;
+  }
+  if (!self.closing()) {
+    self.WantFlush();
+    ArmTimer();
+  }
+}
+
+void H2UpstreamConn::OnEof(core::Conn& /*self*/) { FailAll(UpstreamFailure::kClosedEarly); }
+
+void H2UpstreamConn::OnError(core::Conn& /*self*/, core::Error /*error*/) {
+  FailAll(UpstreamFailure::kClosedEarly);
+}
+
+void H2UpstreamConn::OnTimer(core::Conn& self) {
+  const uint64_t now = ctx_.worker().now_ms();
+  armed_ms_ = 0;
+  if (!connected_ && !streams_.empty()) {
+    FailAll(UpstreamFailure::kConnectTimeout);
+    return;
+  }
+  std::vector<int32_t> due;
+  for (auto& [id, st] : streams_) {
+    if (!st->released() && st->deadline_ms() != 0 && st->deadline_ms() <= now) {
+      due.push_back(id);
+    }
+  }
+  for (int32_t id : due) {
+    if (Stream* st = Find(id)) {
+      st->Fail(UpstreamFailure::kTimeout);
+    }
+  }
+  if (streams_.empty() && now >= idle_since_ms_ + cfg().pools[pool_].keepalive_timeout_ms) {
+    // Idle past keepalive_timeout: GOAWAY, then close.
+    Unshare();
+    draining_ = true;
+    nghttp2_session_terminate_session(ng_, NGHTTP2_NO_ERROR);
+    Flush();
+    if (!self.closing()) {
+      self.CloseAfterFlush();
+    }
+    return;
+  }
+  self.WantFlush();
+  ArmTimer();
+}
+
+void H2UpstreamConn::OnWritable(core::Conn& /*self*/) { Flush(); }
+
+void H2UpstreamConn::OnFlush(core::Conn& /*self*/) { Flush(); }
+
+void H2UpstreamConn::OnDrain(core::Conn& self) {
+  // Shutdown or reload: no new stream; the ones in flight finish, then GOAWAY and close.
+  self_ = &self;
+  draining_ = true;
+  Unshare();
+  if (streams_.empty()) {
+    nghttp2_session_terminate_session(ng_, NGHTTP2_NO_ERROR);
+  }
+  self.WantFlush();
+}
+
+void H2UpstreamConn::OnClosed(core::Conn& /*self*/) {
+  Unshare();
+  FailAll(UpstreamFailure::kClosedEarly);
+}
+
+}  // namespace torii::http

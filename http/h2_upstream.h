@@ -1,0 +1,133 @@
+// http/h2_upstream.h: the HTTP/2 upstream codec (internal to http/), on nghttp2.
+//
+// H2UpstreamConn is one connection to a backend of a pool with protocol = "h2" (TLS, ALPN h2)
+// or "h2c" (prior knowledge). Each worker keeps its connections to a backend in the
+// Generation's shared list; an exchange takes a stream on the first one with room (under the
+// backend's SETTINGS_MAX_CONCURRENT_STREAMS and the pool's max_streams) and a new connection is
+// opened only when none has. Each stream is the Upstream (upstream.h) of one exchange, found
+// again by its id; the exchange reaches it, and it reaches the exchange, only by resolving
+// references, so either may end first.
+//
+// Flow control is chained end to end: a stream's request body is queued here only up to the
+// high-water mark (the exchange then stops reading its client until the backend's window takes
+// it), and response DATA is acknowledged (WINDOW_UPDATE) as the exchange passes it to its
+// client, except while the client is slow (PauseResponse): the backend's stream window then
+// closes instead of a buffer growing.
+//
+// Failures: a stream reset by the backend with REFUSED_STREAM, or above the last stream id of
+// its GOAWAY, never reached the application (UpstreamFailure::kRefused: retried); a reset or a
+// connection lost before the response head is kClosedEarly, after it kTruncated; no response
+// byte within response_timeout is kTimeout. GOAWAY drains a connection: no new stream on it,
+// closed once its streams are done. A connection without streams for keepalive_timeout closes.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/worker.h"
+#include "http/h2_fields.h"
+#include "http/proxy_context.h"
+#include "http/retry.h"
+#include "http/upstream.h"
+
+namespace torii::http {
+
+class ExchangeHost;
+
+class H2UpstreamConn final : public UpstreamHandler {
+ public:
+  H2UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> gen, uint32_t pool,
+                 uint32_t backend);
+  ~H2UpstreamConn() override;
+  H2UpstreamConn(const H2UpstreamConn&) = delete;
+  H2UpstreamConn& operator=(const H2UpstreamConn&) = delete;
+
+  // A connection of this worker to (pool, backend) that takes another stream now, or nullptr.
+  static core::Conn* FindWithRoom(core::Worker& worker, Generation& gen, uint32_t pool,
+                                  uint32_t backend);
+  // A new connection (just connecting) joins the shared list.
+  void Register(core::Conn& self);
+
+  // What a stream is for: exchange `id` of client connection `client` (handled by `host`).
+  struct StreamParams {
+    core::ConnRef client;
+    ExchangeHost* host = nullptr;
+    uint32_t id = 0;
+    bool head_request = false;
+    bool holds_slot = false;  // one of the backend's max_conns slots, given back at its end
+    bool end_stream = false;  // the request has no body: HEADERS end it
+    uint64_t connect_timeout_ms = 0;
+    uint64_t response_timeout_ms = 0;
+  };
+  // Opens a stream carrying `head` (as BuildUpstreamRequestHead wrote it; rewritten in place).
+  // Returns its id, or 0 when nghttp2 refused it (the caller tries elsewhere).
+  uint32_t Open(core::Conn& self, const StreamParams& params, std::string* head);
+
+  Upstream* FindUpstream(uint32_t stream) override;
+
+  void OnRecv(core::Conn& conn, std::span<const char> data) override;
+  void OnEof(core::Conn& conn) override;
+  void OnError(core::Conn& conn, core::Error error) override;
+  void OnTimer(core::Conn& conn) override;
+  void OnConnected(core::Conn& conn, core::Result<void> result) override;
+  void OnWritable(core::Conn& conn) override;
+  void OnDrain(core::Conn& conn) override;
+  void OnFlush(core::Conn& conn) override;
+  void OnClosed(core::Conn& conn) override;
+
+ private:
+  class Stream;
+  friend class Stream;
+
+  static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags,
+                      void* user);
+  static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int OnDataChunk(nghttp2_session*, uint8_t flags, int32_t stream_id, const uint8_t* data,
+                         size_t len, void* user);
+  static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user);
+  static int SendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                      nghttp2_data_source* source, void* user);
+  static ssize_t ReadBody(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
+                          uint32_t* data_flags, nghttp2_data_source* source, void* user);
+
+  const ProxyConfig& cfg() const { return gen_->config(); }
+  Stream* Find(int32_t id);
+  bool HasRoom() const;
+  // Frames out while the connection is under its high-water mark; streams whose request queue
+  // drained hear it (OnUpstreamWritable).
+  void Flush();
+  // No new stream on this connection (GOAWAY either way, shutdown, reload): off the shared list.
+  void Unshare();
+  // Every stream fails with `why` (the connection is lost); the connection closes.
+  void FailAll(UpstreamFailure why);
+  // The timer: the earliest stream deadline, else keepalive_timeout without streams.
+  void ArmTimer();
+  void MaybeClose();
+
+  ProxyContext& ctx_;
+  std::shared_ptr<Generation> gen_;
+  uint32_t pool_;
+  uint32_t backend_;
+  core::Conn* self_ = nullptr;
+  nghttp2_session* ng_ = nullptr;
+  std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  std::vector<int32_t> writable_;  // streams whose request queue drained (Flush)
+  std::vector<H2Field> fields_scratch_;
+  std::vector<nghttp2_nv> nv_scratch_;
+  uint64_t idle_since_ms_ = 0;
+  uint64_t armed_ms_ = 0;
+  uint32_t opened_ = 0;  // streams opened so far (the next one is "reused" when > 0)
+  bool connected_ = false;
+  bool shared_ = false;    // on the Generation's shared list
+  bool draining_ = false;  // no new stream: close when the last one ends
+  bool failed_ = false;    // FailAll ran: the connection is going
+};
+
+}  // namespace torii::http

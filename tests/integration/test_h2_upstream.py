@@ -1,0 +1,232 @@
+"""HTTP/2 to backends (pool protocol = "h2c" / "h2"): requests from HTTP/1.1 and HTTP/2
+clients multiplexed as streams on shared upstream connections, bodies and trailers both
+ways, and what the backend's resets, GOAWAY and disappearance turn into. The backend is
+h2_origin.py (python3-h2)."""
+import concurrent.futures
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+import harness as h
+from test_http2 import H2Client, h2, header
+from test_tls import Pki
+
+H2_ORIGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "h2_origin.py")
+
+
+class H2Origin(h.Origin):
+    """An h2_origin.py process (h2c, or h2 over TLS with `tls` = {"cert", "key"})."""
+
+    def __init__(self, name, dir=None, tls=None, max_streams=0, start=True):
+        self.tls = tls
+        self.max_streams = max_streams
+        super().__init__(name, dir=dir, start=start)
+
+    def start(self, listen="127.0.0.1:0"):
+        if os.path.exists(self.ready_file):
+            os.unlink(self.ready_file)
+        args = [sys.executable, H2_ORIGIN, "--listen", listen, "--name", self.name,
+                "--ready-file", self.ready_file, "--log", self.log_path]
+        if self.tls:
+            args += ["--cert", self.tls["cert"], "--key", self.tls["key"]]
+        if self.max_streams:
+            args += ["--max-streams", str(self.max_streams)]
+        self._stderr = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
+                                     stderr=self._stderr, env=h.child_env())
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"h2 origin {self.name} exited early: "
+                                     f"{self._stderr_text()}")
+            try:
+                with open(self.ready_file) as f:
+                    return f.read().strip() or None
+            except FileNotFoundError:
+                return None
+
+        text = h.wait_for(ready, 10 * h.SLOW, what=f"h2 origin {self.name} ready file")
+        host, port = text.rsplit(":", 1)
+        self.host, self.port, self.addr = host, int(port), (host, int(port))
+        return self
+
+    def stats(self):
+        """{"connections", "streams", "max_concurrent"} (asked over HTTP/2 directly)."""
+        cl = H2Client(self.addr)
+        try:
+            return json.loads(cl.get("/__stats")["data"])
+        finally:
+            cl.close()
+
+
+def pattern(n):
+    unit = b"0123456789abcdefghijklmnopqrstuvwxyz"
+    return (unit * (n // len(unit) + 1))[:n]
+
+
+def h2_pool_config(origins, protocol="h2c", pool_extra=None, **kw):
+    c = h.proxy_config(origins, pool_extra=dict({"protocol": protocol}, **(pool_extra or {})),
+                       **kw)
+    c.listeners[0]["h2c"] = True
+    c.routes[0]["trailers"] = ["grpc-status", "x-checksum", "x-sum"]
+    return c
+
+
+@unittest.skipIf(h2 is None, "python3-h2 is not installed")
+class H2Upstream(h.ToriiCase):
+    def h2origin(self, name, **kw):
+        o = H2Origin(name, dir=self.tmpdir(), **kw)
+        self.addCleanup(o.cleanup)
+        return o
+
+    def test_requests_from_http11_clients_are_multiplexed_on_one_connection(self):
+        o = self.h2origin("b1")
+        t = self.torii(h2_pool_config([o]))
+        r = h.get(t.addr(), "/hello")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"b1\n")
+        self.assertEqual(r.header("X-Backend"), "b1")
+        e = o.log_entries()[-1]
+        self.assertEqual((e["method"], e["path"], e["scheme"]), ("GET", "/hello", "http"))
+        self.assertEqual(e["authority"], "test.local")
+        self.assertIn(["te", "trailers"], e["headers"])
+        self.assertIn(["via", "1.1 torii"], e["headers"])
+        # 16 clients at once, each on its own connection to torii: one connection upstream
+        # carries them as concurrent streams.
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            rs = list(ex.map(lambda i: h.get(t.addr(), f"/slow?ms=300&i={i}"), range(16)))
+        self.assertEqual([r.status for r in rs], [200] * 16)
+        self.assertEqual({r.header("X-Conn") for r in rs}, {"1"})
+        s = o.stats()
+        self.assertGreater(s["max_concurrent"], 4, s)
+        self.assertEqual(s["connections"], 2, s)  # torii's, and this stats request's
+
+    def test_http2_client_streams_and_bodies_both_ways(self):
+        o = self.h2origin("b1")
+        t = self.torii(h2_pool_config([o]))
+        c = H2Client(t.addr())
+        self.addCleanup(c.close)
+        sids = [c.request("GET", f"/size?n={100000 + i}") for i in range(8)]
+        for i, sid in enumerate(sids):
+            r = c.response(sid)
+            self.assertEqual(r["status"], 200)
+            self.assertEqual(r["data"], pattern(100000 + i))
+        body = os.urandom(1 << 20)
+        r = c.response(c.request("POST", "/echo", body=body,
+                                 headers=[("content-type", "application/x-test")]))
+        self.assertEqual(r["status"], 200)
+        self.assertEqual(r["data"], body)
+        self.assertEqual(header(r, "content-type"), ["application/x-test"])
+        # An HTTP/1.1 chunked upload too.
+        with h.Client(t.addr()) as hc:
+            r = hc.request("POST", "/echo", body=body[:300000], chunked=True)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, body[:300000])
+
+    def test_trailers_both_ways(self):
+        o = self.h2origin("b1")
+        t = self.torii(h2_pool_config([o]))
+        c = H2Client(t.addr())
+        self.addCleanup(c.close)
+        r = c.get("/trailers")
+        self.assertEqual(r["data"], b"hello world")
+        self.assertEqual(r.get("trailers"), [("grpc-status", "0"), ("x-checksum", "abc")])
+        sid = c.request("POST", "/echo", end=False)
+        c.send_body(sid, b"abc", end=False)
+        c.conn.send_headers(sid, [("x-sum", "42"), ("x-not-listed", "1")], end_stream=True)
+        c.flush()
+        self.assertEqual(c.response(sid)["data"], b"abc")
+        self.assertEqual(o.log_entries()[-1]["trailers"], [["x-sum", "42"]])
+        # An HTTP/1.1 client gets them in the last chunk.
+        with h.Client(t.addr()) as hc:
+            r = hc.get("/trailers")
+            self.assertEqual(r.body, b"hello world")
+            self.assertEqual(r.trailers, [("grpc-status", "0"), ("x-checksum", "abc")])
+
+    def test_backend_resets_and_goaway(self):
+        o = self.h2origin("b1")
+        t = self.torii(h2_pool_config([o]))
+        with h.Client(t.addr()) as c:
+            # REFUSED_STREAM never reached the application: retried once on a new stream, then
+            # 503 (the backend refuses every time here).
+            before = len(o.log_entries())
+            r = c.get("/refuse")
+            self.assertEqual(r.status, 503)
+            self.assertEqual(len(o.log_entries()) - before, 2)
+            self.assertEqual(c.get("/").status, 200)
+            self.assertEqual(c.get("/rst").status, 502)
+        data, closed = h.raw(t.addr(), b"GET /rst-mid HTTP/1.1\r\nHost: a\r\n\r\n",
+                             timeout=3 * h.SLOW)
+        self.assertTrue(closed)
+        rs = h.parse_responses(data)
+        self.assertEqual(rs[0].status, 200)
+        self.assertFalse(rs[0].complete)  # the client sees the cut
+        # GOAWAY: the answer still arrives, and the next request goes on a new connection.
+        with h.Client(t.addr()) as c:
+            first = c.get("/goaway")
+            self.assertEqual(first.status, 200)
+            deadline = time.monotonic() + 5
+            while True:
+                r = c.get("/")
+                self.assertEqual(r.status, 200)
+                if r.header("X-Conn") != first.header("X-Conn") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertNotEqual(r.header("X-Conn"), first.header("X-Conn"))
+            # The backend vanishing without a word: 502, and the next request opens a new one.
+            self.assertEqual(c.get("/die").status, 502)
+            self.assertEqual(c.get("/").status, 200)
+        lines = t.access_log_lines()
+        self.assertTrue(any('"GET /refuse HTTP/1.1" 503' in l for l in lines), lines[-5:])
+
+    def test_max_streams_opens_more_connections(self):
+        o = self.h2origin("b1")
+        t = self.torii(h2_pool_config([o], pool_extra={"max_streams": 2}))
+        with concurrent.futures.ThreadPoolExecutor(6) as ex:
+            rs = list(ex.map(lambda i: h.get(t.addr(), f"/slow?ms=400&i={i}"), range(6)))
+        self.assertEqual([r.status for r in rs], [200] * 6)
+        conns = {r.header("X-Conn") for r in rs}
+        self.assertGreaterEqual(len(conns), 3, conns)
+        self.assertLessEqual(o.stats()["max_concurrent"], 2)
+
+    def test_backend_stream_limit_is_honoured(self):
+        o = self.h2origin("b1", max_streams=3)
+        t = self.torii(h2_pool_config([o]))
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            rs = list(ex.map(lambda i: h.get(t.addr(), f"/slow?ms=300&i={i}"), range(8)))
+        self.assertEqual([r.status for r in rs], [200] * 8)
+        self.assertLessEqual(o.stats()["max_concurrent"], 3)
+
+    def test_response_timeout_and_unreachable_backend(self):
+        o = self.h2origin("b1")
+        t = self.torii(h2_pool_config([o], pool_extra={"response_timeout": "300ms",
+                                                      "retries": 0}))
+        self.assertEqual(h.get(t.addr(), "/slow?ms=2000").status, 504)
+        self.assertEqual(h.get(t.addr(), "/").status, 200)
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        t2 = self.torii(h2_pool_config([f"127.0.0.1:{port}"]))
+        self.assertEqual(h.get(t2.addr(), "/").status, 503)
+
+    def test_h2_over_tls(self):
+        pki = Pki()
+        self.addCleanup(pki.cleanup)
+        leaf = pki.leaf("backend", ["backend.test"])
+        o = self.h2origin("tls1", tls=leaf)
+        c = h2_pool_config([o], protocol="h2",
+                           pool_extra={"tls": {"ca": pki.path("ca.crt"), "sni": "backend.test"}})
+        t = self.torii(c)
+        r = h.get(t.addr(), "/over-tls")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"tls1\n")
+        self.assertEqual(o.log_entries()[-1]["scheme"], "https")
+
+
+if __name__ == "__main__":
+    unittest.main()
