@@ -65,7 +65,8 @@ class Downstream {
   // on where the framing has room for them: a chunked body's last chunk, HTTP/2 trailing
   // HEADERS; else dropped). True when the connection must close for the client to see it.
   virtual bool WriteEnd(std::span<const HeaderView> trailers) = 0;
-  // A complete reply torii makes itself. Returns the body's size.
+  // A complete reply torii makes itself: `body` (possibly empty) of `content_type`, or the
+  // status line's text as text/plain when `content_type` is empty. Returns the body's size.
   virtual size_t WriteLocalReply(int status, bool close, std::string_view extra,
                                  std::string_view body, std::string_view content_type) = 0;
 

@@ -14,6 +14,7 @@
 #include "base/base64.h"
 #include "base/text.h"
 #include "http/compression_plan.h"
+#include "http/grpc.h"
 #include "http/h2_upstream.h"
 #include "http/router.h"
 #include "http/serialize.h"
@@ -129,6 +130,17 @@ bool Exchange::OnRequestHead(const MessageHead& h) {
   x_.version_major = h.version_major;
   x_.version_minor = h.version_minor;
   x_.req_framing = h.framing;
+  if (h.method_id == HTTP_POST) {
+    // gRPC calls are POSTs: their failures are answered as gRPC, their grpc-timeout bounds
+    // the wait for the backend.
+    for (const HeaderView& hv : h.headers) {
+      if (EqualsIgnoreCase(hv.name, "content-type")) {
+        x_.grpc = IsGrpcContentType(hv.value);
+      } else if (EqualsIgnoreCase(hv.name, "grpc-timeout")) {
+        x_.grpc_timeout_ms = ParseGrpcTimeout(hv.value).value_or(0);
+      }
+    }
+  }
   resp_ = Resp::kNone;
   close_after_ = !h.keep_alive || h.upgrade || conn_.draining ||
                  conn_.requests >= cfg().limits.keepalive_requests;
@@ -862,7 +874,7 @@ void Exchange::PickBackendAndSend() {
         *up, conn_.ref, conn_.host, id_, x_.method_id == HTTP_HEAD,
         /*holds_slot=*/pool.max_conns > 0,
         route.connect_timeout_ms != 0 ? route.connect_timeout_ms : pool.connect_timeout_ms,
-        route.response_timeout_ms != 0 ? route.response_timeout_ms : pool.response_timeout_ms);
+        ResponseTimeoutMs(pool, route));
     handler->set_request_complete(req_ == Req::kDone);
     up->Write(B().upstream_head);
     pool.counters->at(ctx_.worker().id(),
@@ -881,6 +893,13 @@ void Exchange::PickBackendAndSend() {
     resp_ = Resp::kNone;
     SendLocalReply(503, "no backend available");
   }
+}
+
+uint64_t Exchange::ResponseTimeoutMs(const PoolSpec& pool, const RouteSpec& route) const {
+  const uint64_t configured =
+      route.response_timeout_ms != 0 ? route.response_timeout_ms : pool.response_timeout_ms;
+  // A gRPC client's deadline: the backend wait ends with it (DEADLINE_EXCEEDED).
+  return x_.grpc_timeout_ms != 0 ? std::min(configured, x_.grpc_timeout_ms) : configured;
 }
 
 bool Exchange::SendOnStream(const PoolSpec& pool) {
@@ -921,8 +940,7 @@ bool Exchange::SendOnStream(const PoolSpec& pool) {
   p.end_stream = x_.req_framing == Framing::kNone;
   p.connect_timeout_ms =
       route.connect_timeout_ms != 0 ? route.connect_timeout_ms : pool.connect_timeout_ms;
-  p.response_timeout_ms =
-      route.response_timeout_ms != 0 ? route.response_timeout_ms : pool.response_timeout_ms;
+  p.response_timeout_ms = ResponseTimeoutMs(pool, route);
   const uint32_t stream =
       static_cast<H2UpstreamConn*>(up->handler())->Open(*up, p, &B().upstream_head);
   if (stream == 0) {
@@ -1407,12 +1425,24 @@ void Exchange::SendLocalReply(int status, std::string_view note, std::string_vie
   }
   // The operator's page for this status (the route's, then the server's), for the replies
   // torii makes itself; a return route's body is its own.
-  std::string_view content_type = "text/plain";
+  std::string_view content_type = body_text.empty() ? "" : "text/plain";
   if (body_text.empty() && status >= 400 && !x_.configured_reply) {
     if (const ErrorPage* page = FindErrorPage(status)) {
       body_text = page->body;
       content_type = page->content_type;
     }
+  }
+  std::string grpc_fields;
+  if (x_.grpc && status >= 400) {
+    // A gRPC client reads the outcome from grpc-status: 200 and a trailers-only reply (the
+    // access log shows the 200 sent, and the note why).
+    grpc_fields.assign(extra_headers);
+    AppendGrpcStatusFields(GrpcStatusFor(status), note.empty() ? ReasonPhrase(status) : note,
+                           &grpc_fields);
+    extra_headers = grpc_fields;
+    status = x_.status = 200;
+    body_text = {};
+    content_type = "application/grpc";
   }
   x_.bytes_sent =
       down_.WriteLocalReply(status, close_after_, extra_headers, body_text, content_type);

@@ -218,6 +218,9 @@ class Exchange {
   // HTTP/2 pools: a stream on a connection to x_.backend with room, or on a new one. False
   // when that failed (the backend is excluded); true when sent, or answered (503).
   bool SendOnStream(const PoolSpec& pool);
+  // How long the backend may take between response bytes: the route's or the pool's
+  // response_timeout, or a gRPC call's grpc-timeout when shorter.
+  uint64_t ResponseTimeoutMs(const PoolSpec& pool, const RouteSpec& route) const;
   // Listener and route access lists, bans and the route's rate limit; false = answered.
   bool CheckAccess(const MessageHead& h);
   // The client's certificate on a client_auth listener (none elsewhere): read from the TLS
@@ -367,6 +370,8 @@ class Exchange {
     bool routed = false;            // `route` holds this request's route
     bool upgrade = false;           // the request's upgrade was forwarded (upgrade.h)
     bool tunnel = false;            // the backend said 101: the connection is a tunnel
+    bool grpc = false;              // a gRPC call (grpc.h): local failures answered as gRPC
+    uint64_t grpc_timeout_ms = 0;   // its grpc-timeout (0: none)
   } x_;
   static constexpr uint8_t kMaxInterim = 4;
   uint64_t start_ms_ = 0;

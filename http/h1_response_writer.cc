@@ -95,8 +95,8 @@ size_t H1ResponseWriter::WriteLocalReply(core::Conn& conn, int status, bool clos
   framing_ = Framing::kContentLength;
   scratch->clear();
   const std::string_view sent =
-      body.empty() ? BuildLocalReply(status, close, extra, scratch)
-                   : BuildLocalReply(status, close, extra, body, content_type, scratch);
+      content_type.empty() ? BuildLocalReply(status, close, extra, scratch)
+                           : BuildLocalReply(status, close, extra, body, content_type, scratch);
   conn.Write(*scratch);
   return sent.size();
 }

@@ -54,7 +54,7 @@ class H1ResponseWriter {
   bool WriteEnd(core::Conn& conn, std::span<const HeaderView> trailers, std::string* scratch) const;
 
   // A complete reply torii makes itself: `body` of `content_type`, or the status line's text
-  // when `body` is empty. Returns the body's size.
+  // when `content_type` is empty. Returns the body's size.
   size_t WriteLocalReply(core::Conn& conn, int status, bool close, std::string_view extra,
                          std::string_view body, std::string_view content_type,
                          std::string* scratch);

@@ -212,8 +212,8 @@ class H2Session::Stream final : public Downstream {
     std::string& scratch = s_.ctx_.scratch();
     scratch.clear();
     const std::string_view sent =
-        body.empty() ? BuildLocalReply(status, false, extra, &scratch)
-                     : BuildLocalReply(status, false, extra, body, content_type, &scratch);
+        content_type.empty() ? BuildLocalReply(status, false, extra, &scratch)
+                             : BuildLocalReply(status, false, extra, body, content_type, &scratch);
     // The head ends where the body begins: the body moves to the stream's queue before the
     // head is cut from it (resize writes a terminator over the body's first byte).
     const bool no_body = head_request_ || sent.empty();

@@ -898,6 +898,25 @@ TEST(LoadConfig, ProxyProtocol) {
   ExpectError(PoolWith("send_proxy = \"v3\"\n"), 7, 14, "expected \"v1\" or \"v2\"");
 }
 
+// protocol: HTTP/1.1 by default, h2c cleartext, h2 only over tls (offering ALPN h2 alone);
+// a PROXY header names one client, so never on a multiplexed pool.
+TEST(LoadConfig, PoolProtocol) {
+  using P = PoolConfig::Protocol;
+  EXPECT_EQ(LoadOk(PoolWith("")).pools[0].protocol, P::kHttp11);
+  EXPECT_EQ(LoadOk(PoolWith("")).pools[0].max_streams, 128u);
+  const Config c = LoadOk(PoolWith("protocol = \"h2c\"\nmax_streams = 8\n"));
+  EXPECT_EQ(c.pools[0].protocol, P::kH2c);
+  EXPECT_EQ(c.pools[0].max_streams, 8u);
+  const Config tls = LoadOk(PoolWith("protocol = \"h2\"\ntls = { verify = false }\n"));
+  EXPECT_EQ(tls.pools[0].protocol, P::kH2);
+  EXPECT_EQ(tls.pools[0].tls->alpn, std::vector<std::string>{"h2"});
+  ExpectError(PoolWith("protocol = \"h2\"\n"), 7, 12, "add tls");
+  ExpectError(PoolWith("protocol = \"h2c\"\ntls = { verify = false }\n"), 7, 12, "cleartext");
+  ExpectError(PoolWith("protocol = \"h3\"\n"), 7, 12, "expected \"http/1.1\", \"h2\" or \"h2c\"");
+  ExpectError(PoolWith("protocol = \"h2c\"\nsend_proxy = \"v2\"\n"), 8, 14, "carries many");
+  ExpectError(PoolWith("max_streams = 0\n"), 7, 15, "max_streams");
+}
+
 // Client certificates: client_auth on a TLS listener, route demands, a pool's certificate.
 TEST(LoadConfig, ClientCertificates) {
   const std::string head = "[[listener]]\nname = \"https\"\naddress = \"127.0.0.1:8443\"\n";
