@@ -15,6 +15,8 @@
 #                               trace context, merge_slashes (run_edge)
 #   bash bench/run.sh h2        HTTP/2 clients (h2load): h2c and h2 over TLS 1.3, 100 B and
 #                               4 KiB responses (run_h2)
+#   bash bench/run.sh h2up      HTTP/2 to the backend (h2c both sides), and the upstream
+#                               connections each proxy used (run_h2up)
 #
 # One torii-origin serves all three proxies (balance mode: three, one of them slow). Each proxy runs one worker (torii workers = 1,
 # nginx worker_processes 1, HAProxy nbthread 1) pinned to PROXY_CPU; wrk and the origin share
@@ -108,13 +110,13 @@ set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit | compress | cache | tls | timing | edge | h2) ;;
+  macro | idle | parser | balance | ratelimit | compress | cache | tls | timing | edge | h2 | h2up) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress | cache | tls | timing | edge | h2)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress | cache | tls | timing | edge | h2 | h2up)" >&2
     exit 2
     ;;
 esac
@@ -433,9 +435,11 @@ address = \"127.0.0.1:0\"
   fi
   if [[ $comp == h2tls ]]; then
     tls_line=$'\n'"tls = { certificates = [{ cert = \"$WORK/tls/site.crt\", key = \"$WORK/tls/site.key\" }], alpn = [\"h2\", \"http/1.1\"] }"
-  elif [[ $comp == h2c ]]; then
+  elif [[ $comp == h2c || $comp == h2up ]]; then
     tls_line=$'\nh2c = true'
   fi
+  local proto_line=""
+  [[ $comp == h2up ]] && proto_line=$'\nprotocol = "h2c"'
   if [[ $comp == *cache* ]]; then
     cache_table=$'\n'"[cache.bench]
 memory = \"256MiB\"
@@ -482,7 +486,7 @@ $admin_table
 [[pool]]
 name = "origin"
 backends = [$backends]
-keepalive = $POOL_KEEPALIVE$algo_line
+keepalive = $POOL_KEEPALIVE$algo_line$proto_line
 $limit_table$comp_table$cache_table$routes_before
 [[route]]
 host = "*"
@@ -525,9 +529,13 @@ start_nginx() {
     ssl_lines=$'\n'"        ssl_certificate $WORK/tls/site.crt;"
     ssl_lines+=$'\n'"        ssl_certificate_key $WORK/tls/site.key;"
     ssl_lines+=$'\n'"        ssl_protocols TLSv1.3;"
-  elif [[ $comp == h2c ]]; then
+  elif [[ $comp == h2c || $comp == h2up ]]; then
     listen_extra=" http2"  # prior knowledge: nginx takes the preface on a plain http2 listen
   fi
+  # proxy_max_temp_file_size 0: buffer in memory only, never spill 100 KiB responses to files.
+  local pass_lines=$'proxy_pass http://origin;\n            proxy_http_version 1.1;\n            proxy_set_header Connection "";\n            proxy_max_temp_file_size 0;'
+  # HTTP/2 to the backend: nginx's grpc module (one stream per upstream connection).
+  [[ $comp == h2up ]] && pass_lines="grpc_pass grpc://origin;"
   if [[ $comp == h2* ]]; then
     # The same bound on streams per connection as torii's default (nginx: 128 too), and no
     # GOAWAY after 1000 requests (keepalive_requests also bounds HTTP/2 connections in nginx;
@@ -589,11 +597,7 @@ http {
     server {
         listen 127.0.0.1:$port$listen_extra;$ssl_lines
         location / {
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            # Buffer in memory only: never spill 100 KiB responses to temp files.
-            proxy_max_temp_file_size 0;$limit_lines$cache_lines
+            $pass_lines$limit_lines$cache_lines
         }
     }
 }
@@ -637,9 +641,11 @@ start_haproxy() {
   if [[ $comp == h2tls ]]; then
     cat "$WORK/tls/site.crt" "$WORK/tls/site.key" >"$dir.pem"
     bind_extra=" ssl crt $dir.pem ssl-min-ver TLSv1.3 alpn h2,http/1.1"
-  elif [[ $comp == h2c ]]; then
+  elif [[ $comp == h2c || $comp == h2up ]]; then
     bind_extra=" proto h2"
   fi
+  local server_extra=""
+  [[ $comp == h2up ]] && server_extra=" proto h2"
   if [[ $comp == *cache* ]]; then
     # Declared before the compression filter: the cache keeps the origin's bytes and every
     # hit is compressed again, as nginx does.
@@ -669,7 +675,7 @@ start_haproxy() {
     rr) algo_line=$'\n    balance roundrobin' ;;
     lc) algo_line=$'\n    balance leastconn' ;;
   esac
-  for b in "${BACKENDS[@]}"; do servers+=$'\n'"    server origin$((++i)) $b"; done
+  for b in "${BACKENDS[@]}"; do servers+=$'\n'"    server origin$((++i)) $b$server_extra"; done
   port=$(free_port)
   mkdir -p "$dir"
   # maxconn 30000 makes HAProxy ask for ~60000 descriptors; where the hard limit is lower
@@ -1605,6 +1611,132 @@ run_h2() {
     "p50 / p99 columns: h2load's mean / maximum time per request (it reports no percentiles)"
 }
 
+# h2up mode: HTTP/2 to the backend. The backend is an nginx answering h2c with prior
+# knowledge (listen ... http2; location = /s100 and = /s4k return 100 bytes / 4 KiB), one
+# worker pinned to LOAD_CPU with h2load. Each proxy takes h2c from h2load and speaks h2c to
+# it: torii pool protocol = "h2c" (streams multiplexed on shared connections), HAProxy
+# server ... proto h2 (multiplexed), nginx grpc_pass grpc://origin with keepalive (its only
+# HTTP/2 upstream: one stream per connection). h2load -c CONNS -m H2_STREAMS -D DURATION,
+# 1 s warm-up, ROUNDS interleaved rounds, 100 B and 4 KiB. Besides the usual columns, the log
+# gives per run the proxy's established connections to the backend right after it (ss).
+run_h2up() {
+  ensure_peers
+  command -v h2load >/dev/null || bash "$ROOT/scripts/install-deps.sh"
+  command -v h2load >/dev/null || die "h2load (nghttp2-client) is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/h2up-$STAMP.txt runs=$RESULTS_DIR/h2up-$STAMP.tsv
+  POOL_KEEPALIVE=$((CONNS * H2_STREAMS * 2))
+  runs_header "$runs" scenario proxy
+  start_h2_backend
+  local p sc r inst path size conns
+  for p in $PROXIES; do
+    "start_$p" "$p-h2up" "" "" h2up
+    RUNNING+=" $p-h2up"
+    log "$p-h2up (PID ${MAIN_PID[$p-h2up]}, CPU $PROXY_CPU) on 127.0.0.1:${PORT[$p-h2up]}"
+  done
+  LOADER=h2load
+  SCHEME=http
+  for sc in small 4k; do
+    size=100 path=/s100
+    [[ $sc == 4k ]] && size=4096 path=/s4k
+    for p in $PROXIES; do
+      check_h2 "$p-h2up" http "$path" "$size"
+      LOAD_SECS=1 measure "$p-h2up" "$path" "$WORK/warmup-h2up-$sc-$p.txt"
+    done
+    proxies_alive
+    for ((r = 1; r <= ROUNDS; r++)); do
+      for p in $PROXIES; do
+        inst=$p-h2up
+        local out=$WORK/h2load-h2up-$sc-$inst-$r.txt
+        measure "$inst" "$path" "$out"
+        conns=$(upstream_conns "$inst")
+        record_run "$runs" "h2up-$sc" "$p" "$r"
+        log_run "h2up $sc round $r/$ROUNDS $inst" "upstream connections $conns"
+        keep_failed_run "$inst" "$out" "$RESULTS_DIR/h2up-$STAMP-h2load-$sc-$inst-$r.txt"
+        proxies_alive
+      done
+    done
+  done
+  write_table_results "$results" "$runs" \
+    "torii benchmark: HTTP/2 to the backend, h2load -c$CONNS -m$H2_STREAMS -D ${DURATION}s (h2c), $ROUNDS interleaved round(s)" \
+    "backend: nginx h2c (one worker, CPU $LOAD_CPU) returning 100 B / 4 KiB" \
+    "torii protocol = \"h2c\" (multiplexed); HAProxy proto h2 (multiplexed); nginx grpc_pass (a stream per connection)" \
+    "upstream connections per run: in the log ('upstream connections N')" \
+    "p50 / p99 columns: h2load's mean / maximum time per request (it reports no percentiles)"
+}
+
+# start_h2_backend: an nginx serving h2c (prior knowledge) on LOAD_CPU; BACKENDS is it.
+start_h2_backend() {
+  local dir=$WORK/h2backend port body100 body4k
+  port=$(free_port)
+  body100=$(head -c 100 /dev/zero | tr '\0' 'x')
+  body4k=$(head -c 4096 /dev/zero | tr '\0' 'x')
+  mkdir -p "$dir/logs" "$dir/tmp"
+  cat >"$dir/nginx.conf" <<EOF
+user root;
+worker_processes 1;
+worker_rlimit_nofile $FD_LIMIT;
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events {
+    worker_connections 20000;
+}
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/client_body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 1000000000;
+    http2_max_concurrent_streams 1000;
+    default_type text/plain;
+    server {
+        listen 127.0.0.1:$port http2;
+        location = /s100 { return 200 "$body100"; }
+        location = /s4k { return 200 "$body4k"; }
+    }
+}
+EOF
+  nginx -t -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" >"$dir/check.log" 2>&1 ||
+    die "the h2 backend rejects its config: $(cat "$dir/check.log")"
+  start_bg "$WORK/h2backend.log" taskset -c "$LOAD_CPU" nginx -p "$dir/" -e "$dir/logs/error.log" \
+    -c "$dir/nginx.conf"
+  local master=$BG_PID workers="" i
+  for ((i = 0; i < 100; i++)); do
+    workers=$({ ps -o pid= --ppid "$master" || true; } | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')
+    [[ -n $workers ]] && break
+    sleep 0.1
+  done
+  [[ -n $workers ]] || die "the h2 backend started no worker within 10 s"
+  local -a wp
+  read -ra wp <<<"$workers"
+  EXTRA_PIDS+=("${wp[@]}")
+  H2_BACKEND_PORT=$port
+  BACKENDS+=("127.0.0.1:$port")
+  log "h2 backend: nginx h2c (PID $master, CPU $LOAD_CPU) on 127.0.0.1:$port"
+}
+
+# upstream_conns NAME: established TCP connections from proxy NAME's processes to the h2
+# backend.
+upstream_conns() {
+  local pid n=0 line
+  while read -r line; do
+    for pid in ${CPU_PIDS[$1]}; do
+      if [[ $line == *"pid=$pid,"* ]]; then
+        n=$((n + 1))
+        break
+      fi
+    done
+  done < <(ss -Htnp state established "( dport = :$H2_BACKEND_PORT )" 2>/dev/null)
+  echo "$n"
+}
+
 H2_STREAMS=${H2_STREAMS:-10}
 LOADER=wrk  # measure()'s load generator (h2 mode: h2load)
 # Idle upstream connections kept per backend (torii keepalive, nginx keepalive; HAProxy keeps
@@ -1655,4 +1787,5 @@ case $MODE in
   timing) run_timing ;;
   edge) run_edge ;;
   h2) run_h2 ;;
+  h2up) run_h2up ;;
 esac

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/text.h"
+#include "http/h2_body.h"
 #include "http/h2_fields.h"
 #include "http/serialize.h"
 
@@ -24,12 +25,6 @@ constexpr double kResetRate = 100;
 constexpr int32_t kConnectionWindow = 1 << 20;
 // Ended streams a connection keeps for its next ones (their objects and small buffers).
 constexpr size_t kSpareStreams = 4;
-
-nghttp2_nv Nv(std::string_view name, std::string_view value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
-}
 
 }  // namespace
 
@@ -50,23 +45,18 @@ class H2Session::Stream final : public Downstream {
     id_ = id;
     fields_.Clear();
     held_in_.clear();
-    trailers_.clear();
     req_trailers_.clear();
     trailer_text_.clear();
     trailer_bytes_ = 0;
     trailers_too_large_ = false;
-    out_.clear();
-    if (out_.capacity() > kKeptBuffer) {
-      std::string().swap(out_);
-    }
+    body_.Clear(kKeptBuffer);
     if (held_in_.capacity() > kKeptBuffer) {
       std::string().swap(held_in_);
     }
-    out_off_ = 0;
     body_bytes_ = 0;
     deadline_ms_ = 0;
     head_request_ = awaiting_head_ = remote_done_ = end_held_ = finished_ = reset_ =
-        reset_after_response_ = out_end_ = no_body_ = deferred_ = false;
+        reset_after_response_ = no_body_ = false;
   }
 
   // ---- The request, from nghttp2 ----
@@ -160,7 +150,7 @@ class H2Session::Stream final : public Downstream {
   // ---- Downstream ----
   std::string_view protocol() const override { return "HTTP/2.0"; }
   bool closing() const override { return reset_ || s_.conn_.closing(); }
-  size_t queued() const override { return out_.size() - out_off_; }
+  size_t queued() const override { return body_.queued(); }
   bool WriteBlocked() override { return queued() > core::Conn::kHighWater; }
 
   bool WriteInterim(const MessageHead& head) override {
@@ -191,19 +181,11 @@ class H2Session::Stream final : public Downstream {
     if (reset_ || no_body_ || bytes.empty()) {
       return;
     }
-    if (out_off_ == out_.size()) {
-      out_.clear();
-      out_off_ = 0;
-    }
-    out_.append(bytes);
+    body_.Append(bytes);
     Resume();
   }
   bool WriteEnd(std::span<const HeaderView> trailers) override {
-    trailers_.clear();
-    for (const HeaderView& t : trailers) {
-      trailers_.emplace_back(base::ToLowerAscii(t.name), t.value);  // HTTP/2: lowercase
-    }
-    out_end_ = true;
+    body_.End(trailers);
     Resume();
     return false;
   }
@@ -218,10 +200,10 @@ class H2Session::Stream final : public Downstream {
     // head is cut from it (resize writes a terminator over the body's first byte).
     const bool no_body = head_request_ || sent.empty();
     if (!no_body) {
-      out_.append(sent);
+      body_.Append(sent);
     }
     scratch.resize(scratch.size() - sent.size());
-    out_end_ = true;
+    body_.End({});
     SubmitHeaders(&scratch, no_body, /*final=*/true);
     return sent.size();
   }
@@ -274,37 +256,10 @@ class H2Session::Stream final : public Downstream {
 
   // nghttp2's data source: what the response queue holds.
   ssize_t Read(size_t length, uint32_t* flags) {
-    const size_t avail = queued();
-    const size_t n = std::min(length, avail);
-    if (n == 0 && !out_end_) {
-      deferred_ = true;
-      return NGHTTP2_ERR_DEFERRED;
-    }
-    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (n == avail && out_end_) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (!trailers_.empty() && SubmitTrailers()) {
-        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;  // the trailing HEADERS end the stream
-      }
-    }
-    return static_cast<ssize_t>(n);
+    return body_.Read(s_.ng_, id_, length, flags, &s_.nv_scratch_);
   }
-  // Writes `length` queued bytes to the connection (after nghttp2's frame header).
-  void Send(size_t length) {
-    const bool was_blocked = queued() > core::Conn::kLowWater;
-    s_.conn_.Write(std::string_view(out_.data() + out_off_, length));
-    out_off_ += length;
-    if (out_off_ == out_.size()) {
-      out_.clear();
-      out_off_ = 0;
-    } else if (out_off_ > 64 * 1024 && out_off_ * 2 > out_.size()) {
-      out_.erase(0, out_off_);
-      out_off_ = 0;
-    }
-    if (was_blocked && queued() <= core::Conn::kLowWater) {
-      s_.writable_.push_back(id_);
-    }
-  }
+  H2BodyQueue& body() { return body_; }
+  int32_t id() const { return id_; }
 
  private:
   bool SubmitHeaders(std::string* head, bool end_stream, bool final) {
@@ -323,8 +278,7 @@ class H2Session::Stream final : public Downstream {
                                   nullptr);
     } else if (end_stream) {
       no_body_ = true;
-      out_.clear();
-      out_off_ = 0;
+      body_.Clear(kKeptBuffer);
       rv = nghttp2_submit_response(s_.ng_, id_, nv.data(), nv.size(), nullptr);
     } else {
       nghttp2_data_provider provider;
@@ -335,22 +289,9 @@ class H2Session::Stream final : public Downstream {
     s_.conn_.WantFlush();
     return rv == 0;
   }
-  bool SubmitTrailers() {
-    std::vector<nghttp2_nv>& nv = s_.nv_scratch_;
-    nv.clear();
-    for (const auto& [name, value] : trailers_) {
-      nv.push_back(Nv(name, value));
-    }
-    const int rv = nghttp2_submit_trailer(s_.ng_, id_, nv.data(), nv.size());
-    trailers_.clear();
-    return rv == 0;
-  }
   std::string_view Keep(std::string_view s) { return trailer_text_.emplace_back(s); }
   void Resume() {
-    if (deferred_) {
-      deferred_ = false;
-      nghttp2_session_resume_data(s_.ng_, id_);
-    }
+    body_.Resume(s_.ng_, id_);
     s_.conn_.WantFlush();
   }
   void Consume(size_t n) {
@@ -386,13 +327,11 @@ class H2Session::Stream final : public Downstream {
   uint64_t body_bytes_ = 0;
   uint64_t deadline_ms_ = 0;  // the exchange's timer (0: none)
   std::string held_in_;  // request DATA the exchange is not taking yet (unacknowledged)
-  std::string out_;      // response body bytes for nghttp2 to frame
-  std::vector<std::pair<std::string, std::string>> trailers_;  // sent after out_ (lowercase)
+  H2BodyQueue body_;     // the response body for nghttp2 to frame
   std::deque<std::string> trailer_text_;  // the request trailers' names and values
   std::vector<HeaderView> req_trailers_;  // ... as fields (views into trailer_text_)
   size_t trailer_bytes_ = 0;
   bool trailers_too_large_ = false;
-  size_t out_off_ = 0;
   bool head_request_ = false;
   bool awaiting_head_ = false;  // HEADERS begun, the header block not complete yet
   bool remote_done_ = false;  // END_STREAM from the client
@@ -400,9 +339,7 @@ class H2Session::Stream final : public Downstream {
   bool finished_ = false;     // the exchange is over (or the stream was reset by us)
   bool reset_ = false;
   bool reset_after_response_ = false;
-  bool out_end_ = false;
-  bool no_body_ = false;   // the response has no DATA (HEAD, 204, 304, ...)
-  bool deferred_ = false;  // nghttp2 waits for body bytes (resume_data)
+  bool no_body_ = false;  // the response has no DATA (HEAD, 204, 304, ...)
 };
 
 // =============================================================================================
@@ -609,14 +546,11 @@ ssize_t H2Session::ReadBody(nghttp2_session*, int32_t /*stream_id*/, uint8_t* /*
 int H2Session::SendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
                         size_t length, nghttp2_data_source* source, void* user) {
   auto* s = static_cast<H2Session*>(user);
-  s->conn_.Write(std::string_view(reinterpret_cast<const char*>(framehd), 9));
-  if (frame->data.padlen > 0) {
-    const char pad = static_cast<char>(frame->data.padlen - 1);
-    s->conn_.Write(std::string_view(&pad, 1));
-  }
-  static_cast<Stream*>(source->ptr)->Send(length);
-  if (frame->data.padlen > 1) {
-    s->conn_.Write(std::string(frame->data.padlen - 1, '\0'));
+  auto* st = static_cast<Stream*>(source->ptr);
+  bool drained = false;
+  H2BodyQueue::SendDataFrame(s->conn_, *frame, framehd, length, st->body(), &drained);
+  if (drained) {
+    s->writable_.push_back(st->id());  // its exchange may go on (OnWritable)
   }
   return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "base/text.h"
 #include "http/exchange.h"
+#include "http/h2_body.h"
 #include "http/serialize.h"
 
 namespace torii::http {
@@ -17,12 +18,6 @@ namespace {
 // The connection-level receive window: many streams' responses in flight at once (each
 // stream's own window stays at the protocol's 64 KiB, returned as the exchange takes bytes).
 constexpr int32_t kConnectionWindow = 8 << 20;
-
-nghttp2_nv Nv(std::string_view name, std::string_view value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
-}
 
 }  // namespace
 
@@ -54,25 +49,19 @@ class H2UpstreamConn::Stream final : public Upstream {
     if (released_ || request_ended_ || bytes.empty()) {
       return;
     }
-    if (out_off_ == out_.size()) {
-      out_.clear();
-      out_off_ = 0;
-    }
-    out_.append(bytes);
+    body_.Append(bytes);
     Resume();
   }
   void EndRequestBody(bool /*chunked*/, std::span<const HeaderView> trailers) override {
     if (released_ || request_ended_) {
       return;
     }
-    for (const HeaderView& t : trailers) {
-      trailers_.emplace_back(base::ToLowerAscii(t.name), t.value);
-    }
+    body_.End(trailers);
     request_ended_ = true;
     Resume();
   }
   void set_request_complete(bool /*complete*/) override {}  // END_STREAM says it
-  bool WriteBlocked() const override { return queued() > core::Conn::kHighWater; }
+  bool WriteBlocked() const override { return body_.queued() > core::Conn::kHighWater; }
   void PauseResponse() override { paused_ = true; }
   void ResumeResponse() override {
     paused_ = false;
@@ -262,46 +251,13 @@ class H2UpstreamConn::Stream final : public Upstream {
 
   // nghttp2's data source: the request body queued here.
   ssize_t Read(size_t length, uint32_t* flags) {
-    const size_t avail = queued();
-    const size_t n = std::min(length, avail);
-    if (n == 0 && !request_ended_) {
-      deferred_ = true;
-      return NGHTTP2_ERR_DEFERRED;
-    }
-    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (n == avail && request_ended_) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
+    const ssize_t n = body_.Read(c_.ng_, id_, length, flags, &c_.nv_scratch_);
+    if ((*flags & NGHTTP2_DATA_FLAG_EOF) != 0) {
       request_sent_ = true;
-      if (!trailers_.empty()) {
-        std::vector<nghttp2_nv>& nv = c_.nv_scratch_;
-        nv.clear();
-        for (const auto& [name, value] : trailers_) {
-          nv.push_back(Nv(name, value));
-        }
-        if (nghttp2_submit_trailer(c_.ng_, id_, nv.data(), nv.size()) == 0) {
-          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        }
-        trailers_.clear();
-      }
     }
-    return static_cast<ssize_t>(n);
+    return n;
   }
-  // Writes `length` queued bytes to the connection (after nghttp2's frame header).
-  void Send(size_t length) {
-    const bool was_blocked = queued() > core::Conn::kLowWater;
-    c_.self_->Write(std::string_view(out_.data() + out_off_, length));
-    out_off_ += length;
-    if (out_off_ == out_.size()) {
-      out_.clear();
-      out_off_ = 0;
-    } else if (out_off_ > 64 * 1024 && out_off_ * 2 > out_.size()) {
-      out_.erase(0, out_off_);
-      out_off_ = 0;
-    }
-    if (was_blocked && queued() <= core::Conn::kLowWater) {
-      c_.writable_.push_back(id_);
-    }
-  }
+  H2BodyQueue& body() { return body_; }
   void mark_request_sent() { request_sent_ = true; }
 
  private:
@@ -310,12 +266,8 @@ class H2UpstreamConn::Stream final : public Upstream {
     uint32_t name;
     uint32_t value;
   };
-  size_t queued() const { return out_.size() - out_off_; }
   void Resume() {
-    if (deferred_) {
-      deferred_ = false;
-      nghttp2_session_resume_data(c_.ng_, id_);
-    }
+    body_.Resume(c_.ng_, id_);
     c_.self_->WantFlush();
   }
   void BuildViews() {
@@ -365,9 +317,7 @@ class H2UpstreamConn::Stream final : public Upstream {
   bool reused_;
   uint64_t response_timeout_ms_;
   uint64_t deadline_ms_ = 0;
-  std::string out_;  // request body bytes for nghttp2 to frame
-  size_t out_off_ = 0;
-  std::vector<std::pair<std::string, std::string>> trailers_;  // the request's (lowercase)
+  H2BodyQueue body_;  // the request body for nghttp2 to frame
   std::string text_;  // the response head's (or trailers') names and values, back to back
   std::vector<Field> fields_;
   std::vector<HeaderView> views_;
@@ -375,7 +325,6 @@ class H2UpstreamConn::Stream final : public Upstream {
   size_t unacked_ = 0;  // response DATA held unacknowledged while paused
   uint16_t status_ = 0;
   bool counted_ = false;
-  bool deferred_ = false;
   bool paused_ = false;
   bool released_ = false;
   bool head_done_ = false;
@@ -591,14 +540,11 @@ ssize_t H2UpstreamConn::ReadBody(nghttp2_session*, int32_t /*stream_id*/, uint8_
 int H2UpstreamConn::SendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
                              size_t length, nghttp2_data_source* source, void* user) {
   auto* c = static_cast<H2UpstreamConn*>(user);
-  c->self_->Write(std::string_view(reinterpret_cast<const char*>(framehd), 9));
-  if (frame->data.padlen > 0) {
-    const char pad = static_cast<char>(frame->data.padlen - 1);
-    c->self_->Write(std::string_view(&pad, 1));
-  }
-  static_cast<Stream*>(source->ptr)->Send(length);
-  if (frame->data.padlen > 1) {
-    c->self_->Write(std::string(frame->data.padlen - 1, '\0'));
+  auto* st = static_cast<Stream*>(source->ptr);
+  bool drained = false;
+  H2BodyQueue::SendDataFrame(*c->self_, *frame, framehd, length, st->body(), &drained);
+  if (drained) {
+    c->writable_.push_back(st->id());  // its exchange may read its client again
   }
   return 0;
 }

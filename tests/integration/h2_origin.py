@@ -60,10 +60,13 @@ class Conn:
             self.w.write(data)
 
     async def run(self):
-        self.h2.initiate_connection()
         if self.args.max_streams:
-            self.h2.update_settings(
-                {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.args.max_streams})
+            # In the first SETTINGS frame (a later one would leave a window for more).
+            self.h2.local_settings = h2.settings.Settings(
+                client=False,
+                initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
+                                self.args.max_streams})
+        self.h2.initiate_connection()
         self.flush()
         try:
             while not self.closed:

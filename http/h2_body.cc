@@ -1,0 +1,96 @@
+// http/h2_body.cc: see h2_body.h.
+#include "http/h2_body.h"
+
+#include <algorithm>
+
+#include "base/text.h"
+
+namespace torii::http {
+
+void H2BodyQueue::Append(std::string_view bytes) {
+  if (off_ == out_.size()) {
+    out_.clear();
+    off_ = 0;
+  }
+  out_.append(bytes);
+}
+
+void H2BodyQueue::End(std::span<const HeaderView> trailers) {
+  trailers_.clear();
+  for (const HeaderView& t : trailers) {
+    trailers_.emplace_back(base::ToLowerAscii(t.name), t.value);
+  }
+  end_ = true;
+}
+
+void H2BodyQueue::Clear(size_t keep) {
+  out_.clear();
+  if (out_.capacity() > keep) {
+    std::string().swap(out_);
+  }
+  off_ = 0;
+  trailers_.clear();
+  end_ = deferred_ = false;
+}
+
+ssize_t H2BodyQueue::Read(nghttp2_session* ng, int32_t id, size_t length, uint32_t* flags,
+                          std::vector<nghttp2_nv>* nv_scratch) {
+  const size_t avail = queued();
+  const size_t n = std::min(length, avail);
+  if (n == 0 && !end_) {
+    deferred_ = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  if (n == avail && end_) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!trailers_.empty()) {
+      nv_scratch->clear();
+      for (const auto& [name, value] : trailers_) {
+        nv_scratch->push_back(Nv(name, value));
+      }
+      if (nghttp2_submit_trailer(ng, id, nv_scratch->data(), nv_scratch->size()) == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;  // the trailing HEADERS end the stream
+      }
+      trailers_.clear();
+    }
+  }
+  return static_cast<ssize_t>(n);
+}
+
+void H2BodyQueue::Resume(nghttp2_session* ng, int32_t id) {
+  if (deferred_) {
+    deferred_ = false;
+    nghttp2_session_resume_data(ng, id);
+  }
+}
+
+bool H2BodyQueue::Send(core::Conn& conn, size_t length) {
+  const bool was_above = queued() > core::Conn::kLowWater;
+  conn.Write(std::string_view(out_.data() + off_, length));
+  off_ += length;
+  if (off_ == out_.size()) {
+    out_.clear();
+    off_ = 0;
+  } else if (off_ > 64 * 1024 && off_ * 2 > out_.size()) {
+    out_.erase(0, off_);
+    off_ = 0;
+  }
+  return was_above && queued() <= core::Conn::kLowWater;
+}
+
+void H2BodyQueue::SendDataFrame(core::Conn& conn, const nghttp2_frame& frame,
+                                const uint8_t* framehd, size_t length, H2BodyQueue& queue,
+                                bool* drained) {
+  conn.Write(std::string_view(reinterpret_cast<const char*>(framehd), 9));
+  if (frame.data.padlen > 0) {
+    const char pad = static_cast<char>(frame.data.padlen - 1);
+    conn.Write(std::string_view(&pad, 1));
+  }
+  *drained = queue.Send(conn, length);
+  if (frame.data.padlen > 1) {
+    conn.Write(std::string(frame.data.padlen - 1, '\0'));
+  }
+}
+
+}  // namespace torii::http

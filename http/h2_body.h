@@ -1,0 +1,65 @@
+// http/h2_body.h: the outgoing body of one HTTP/2 stream, shared by both HTTP/2 codecs.
+//
+// The bytes of a body (a response to a client, h2_session.h; a request to a backend,
+// h2_upstream.h) wait here until nghttp2 frames them: its data source reads how much goes in
+// the next DATA frame (Read), and its send_data callback writes them straight from here to the
+// connection (SendDataFrame; DATA is never copied into nghttp2). The end of the body can carry
+// trailer fields, sent as trailing HEADERS.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/worker.h"
+#include "http/h1_parser.h"
+
+namespace torii::http {
+
+// A header field for nghttp2 to copy (it never keeps the pointers).
+inline nghttp2_nv Nv(std::string_view name, std::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+class H2BodyQueue {
+ public:
+  size_t queued() const { return out_.size() - off_; }
+  bool ended() const { return end_; }
+
+  void Append(std::string_view bytes);
+  // The end of the body, with its trailer fields (names lowercased here: HTTP/2's rule).
+  void End(std::span<const HeaderView> trailers);
+  // Empty again for another stream; a buffer grown past `keep` bytes is freed.
+  void Clear(size_t keep);
+
+  // nghttp2's data source read callback for stream `id`: the length of the next DATA frame,
+  // or NGHTTP2_ERR_DEFERRED until more bytes come (Resume). At the end, EOF; with trailers they
+  // are submitted here and END_STREAM goes on them.
+  ssize_t Read(nghttp2_session* ng, int32_t id, size_t length, uint32_t* flags,
+               std::vector<nghttp2_nv>* nv_scratch);
+  // Wakes nghttp2 when its data source waits for bytes (after Append or End).
+  void Resume(nghttp2_session* ng, int32_t id);
+  // send_data: `length` queued bytes to `conn`. True when the queue just fell to the
+  // low-water mark from above it (the producer may go on).
+  bool Send(core::Conn& conn, size_t length);
+
+  // The whole send_data callback: frame header, padding and the bytes of `queue`.
+  static void SendDataFrame(core::Conn& conn, const nghttp2_frame& frame, const uint8_t* framehd,
+                            size_t length, H2BodyQueue& queue, bool* drained);
+
+ private:
+  std::string out_;
+  size_t off_ = 0;
+  std::vector<std::pair<std::string, std::string>> trailers_;
+  bool end_ = false;
+  bool deferred_ = false;  // nghttp2 waits for bytes (resume_data)
+};
+
+}  // namespace torii::http
