@@ -1612,7 +1612,7 @@ run_h2() {
 }
 
 # h2up mode: HTTP/2 to the backend. The backend is an nginx answering h2c with prior
-# knowledge (listen ... http2; location = /s100 and = /s4k return 100 bytes / 4 KiB), one
+# knowledge (listen ... http2; /s100 and /s4k are files of 100 bytes / 4 KiB), one
 # worker pinned to LOAD_CPU with h2load. Each proxy takes h2c from h2load and speaks h2c to
 # it: torii pool protocol = "h2c" (streams multiplexed on shared connections), HAProxy
 # server ... proto h2 (multiplexed), nginx grpc_pass grpc://origin with keepalive (its only
@@ -1669,11 +1669,11 @@ run_h2up() {
 
 # start_h2_backend: an nginx serving h2c (prior knowledge) on LOAD_CPU; BACKENDS is it.
 start_h2_backend() {
-  local dir=$WORK/h2backend port body100 body4k
+  local dir=$WORK/h2backend port
   port=$(free_port)
-  body100=$(head -c 100 /dev/zero | tr '\0' 'x')
-  body4k=$(head -c 4096 /dev/zero | tr '\0' 'x')
-  mkdir -p "$dir/logs" "$dir/tmp"
+  mkdir -p "$dir/logs" "$dir/tmp" "$dir/www"
+  head -c 100 /dev/zero | tr '\0' 'x' >"$dir/www/s100"
+  head -c 4096 /dev/zero | tr '\0' 'x' >"$dir/www/s4k"
   cat >"$dir/nginx.conf" <<EOF
 user root;
 worker_processes 1;
@@ -1698,8 +1698,8 @@ http {
     default_type text/plain;
     server {
         listen 127.0.0.1:$port http2;
-        location = /s100 { return 200 "$body100"; }
-        location = /s4k { return 200 "$body4k"; }
+        root $dir/www;
+        open_file_cache max=16;
     }
 }
 EOF

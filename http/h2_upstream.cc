@@ -631,6 +631,11 @@ void H2UpstreamConn::ArmTimer() {
   if (streams_.empty()) {
     const uint64_t at = idle_since_ms_ + cfg().pools[pool_].keepalive_timeout_ms;
     due = due == 0 ? at : std::min(due, at);
+  } else if (connected_) {
+    // Liveness: a PING after PingInterval() of silence, the connection's end after as long
+    // again without an answer.
+    const uint64_t at = (ping_sent_ms_ != 0 ? ping_sent_ms_ : last_recv_ms_) + PingInterval();
+    due = due == 0 ? at : std::min(due, at);
   }
   if (due == armed_ms_) {
     return;
@@ -650,6 +655,7 @@ void H2UpstreamConn::OnConnected(core::Conn& self, core::Result<void> result) {
     return;
   }
   connected_ = true;
+  last_recv_ms_ = ctx_.worker().now_ms();
   std::vector<int32_t> ids;
   for (auto& [id, st] : streams_) {
     ids.push_back(id);
@@ -672,10 +678,16 @@ void H2UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
     FailAll(UpstreamFailure::kBadResponse);
     return;
   }
+  last_recv_ms_ = ctx_.worker().now_ms();
+  ping_sent_ms_ = 0;  // any byte shows the peer alive
   if (!self.closing()) {
     self.WantFlush();
     ArmTimer();
   }
+}
+
+uint64_t H2UpstreamConn::PingInterval() const {
+  return std::max<uint64_t>(1000, cfg().pools[pool_].keepalive_timeout_ms / 2);
 }
 
 void H2UpstreamConn::OnEof(core::Conn& /*self*/) { FailAll(UpstreamFailure::kClosedEarly); }
@@ -700,6 +712,19 @@ void H2UpstreamConn::OnTimer(core::Conn& self) {
   for (int32_t id : due) {
     if (Stream* st = Find(id)) {
       st->Fail(UpstreamFailure::kTimeout);
+    }
+  }
+  if (!streams_.empty() && connected_) {
+    if (ping_sent_ms_ != 0 && now >= ping_sent_ms_ + PingInterval()) {
+      // Silent through a PING's round trip: the peer is gone (crashed host, lost route).
+      spdlog::debug("upstream {}: HTTP/2 PING unanswered: connection dropped",
+                    cfg().pools[pool_].backends[backend_].name);
+      FailAll(UpstreamFailure::kClosedEarly);
+      return;
+    }
+    if (ping_sent_ms_ == 0 && now >= last_recv_ms_ + PingInterval()) {
+      nghttp2_submit_ping(ng_, NGHTTP2_FLAG_NONE, nullptr);
+      ping_sent_ms_ = now;
     }
   }
   if (streams_.empty() && now >= idle_since_ms_ + cfg().pools[pool_].keepalive_timeout_ms) {

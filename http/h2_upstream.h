@@ -18,7 +18,9 @@
 // its GOAWAY, never reached the application (UpstreamFailure::kRefused: retried); a reset or a
 // connection lost before the response head is kClosedEarly, after it kTruncated; no response
 // byte within response_timeout is kTimeout. GOAWAY drains a connection: no new stream on it,
-// closed once its streams are done. A connection without streams for keepalive_timeout closes.
+// closed once its streams are done. A connection without streams for keepalive_timeout closes;
+// one with streams that hears nothing for keepalive_timeout / 2 sends PING, and without an answer
+// as long again its streams fail (a dead peer; retried when safe).
 #pragma once
 
 #include <nghttp2/nghttp2.h>
@@ -110,6 +112,9 @@ class H2UpstreamConn final : public UpstreamHandler {
   // The timer: the earliest stream deadline, else keepalive_timeout without streams.
   void ArmTimer();
   void MaybeClose();
+  // Streams in flight and nothing received for this long: PING (keepalive_timeout / 2, at
+  // least 1 s); no answer within as long again: the peer is dead.
+  uint64_t PingInterval() const;
 
   ProxyContext& ctx_;
   std::shared_ptr<Generation> gen_;
@@ -123,6 +128,8 @@ class H2UpstreamConn final : public UpstreamHandler {
   std::vector<nghttp2_nv> nv_scratch_;
   uint64_t idle_since_ms_ = 0;
   uint64_t armed_ms_ = 0;
+  uint64_t last_recv_ms_ = 0;  // the last bytes from the backend
+  uint64_t ping_sent_ms_ = 0;  // a PING waits for its answer since then (0: none)
   uint32_t opened_ = 0;  // streams opened so far (the next one is "reused" when > 0)
   bool connected_ = false;
   bool shared_ = false;    // on the Generation's shared list

@@ -5,6 +5,7 @@ h2_origin.py (python3-h2)."""
 import concurrent.futures
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -216,6 +217,21 @@ class H2Upstream(h.ToriiCase):
         s.close()
         t2 = self.torii(h2_pool_config([f"127.0.0.1:{port}"]))
         self.assertEqual(h.get(t2.addr(), "/").status, 503)
+
+    def test_silent_backend_is_found_dead_by_ping(self):
+        # A backend that stops answering without closing (SIGSTOP: a hung host) is found out by
+        # PING within about keepalive_timeout, long before response_timeout.
+        o = self.h2origin("b1")
+        t = self.torii(h2_pool_config([o], pool_extra={
+            "keepalive_timeout": "1s", "response_timeout": "60s", "retries": 0}))
+        self.assertEqual(h.get(t.addr(), "/").status, 200)
+        os.kill(o.proc.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, o.proc.pid, signal.SIGCONT)
+        start = time.monotonic()
+        with h.Client(t.addr(), timeout=30) as c:
+            r = c.get("/")
+        self.assertEqual(r.status, 502)
+        self.assertLess(time.monotonic() - start, 15)
 
     def test_h2_over_tls(self):
         pki = Pki()
