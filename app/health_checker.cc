@@ -1,11 +1,16 @@
 // app/health_checker.cc: see health_checker.h.
 #include "app/health_checker.h"
 
+#include <nghttp2/nghttp2.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
+#include <optional>
 
+#include "http/grpc.h"
+#include "http/h2_body.h"
 #include "http/proxy_protocol.h"
 #include "http/tls_transport.h"
 
@@ -92,6 +97,177 @@ class HealthProbe final : public core::ConnHandler {
   bool done_ = false;
 };
 
+// An HTTP/2 check (pools with protocol "h2" / "h2c"): one stream, GET path (judged by its
+// status) or the gRPC health protocol's Check (grpc-status 0 and SERVING pass).
+class H2HealthProbe final : public core::ConnHandler {
+ public:
+  struct Request {
+    bool grpc = false;
+    bool tls = false;
+    std::string path;
+    std::string authority;
+    std::string message;  // gRPC: the framed HealthCheckRequest
+  };
+  H2HealthProbe(HealthChecker& checker, uint32_t target, Request request,
+                std::vector<conf::StatusRange> expect)
+      : checker_(checker), target_(target), req_(std::move(request)), expect_(std::move(expect)) {}
+  ~H2HealthProbe() override {
+    if (ng_ != nullptr) {
+      nghttp2_session_del(ng_);
+    }
+  }
+  H2HealthProbe(const H2HealthProbe&) = delete;
+  H2HealthProbe& operator=(const H2HealthProbe&) = delete;
+
+  void OnConnected(core::Conn& conn, core::Result<void> result) override {
+    if (!result) {
+      Finish(conn, false, std::string("connect: ") + std::string(result.error().name()));
+      return;
+    }
+    conn_ = &conn;
+    nghttp2_session_callbacks* cbs = nullptr;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, &OnHeader);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &OnData);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &OnStreamClose);
+    nghttp2_session_client_new(&ng_, cbs, this);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, nullptr, 0);
+    std::vector<nghttp2_nv> nv = {
+        http::Nv(":method", req_.grpc ? "POST" : "GET"),
+        http::Nv(":scheme", req_.tls ? "https" : "http"), http::Nv(":authority", req_.authority),
+        http::Nv(":path", req_.path), http::Nv("user-agent", "torii-health-check")};
+    nghttp2_data_provider provider;
+    provider.source.ptr = this;
+    provider.read_callback = &ReadMessage;
+    if (req_.grpc) {
+      nv.push_back(http::Nv("content-type", "application/grpc"));
+      nv.push_back(http::Nv("te", "trailers"));
+    }
+    if (nghttp2_submit_request(ng_, nullptr, nv.data(), nv.size(), req_.grpc ? &provider : nullptr,
+                               nullptr) < 0) {
+      Finish(conn, false, "HTTP/2 request refused");
+      return;
+    }
+    Flush(conn);
+  }
+
+  void OnRecv(core::Conn& conn, std::span<const char> data) override {
+    if (done_) {
+      return;
+    }
+    if (nghttp2_session_mem_recv(ng_, reinterpret_cast<const uint8_t*>(data.data()), data.size()) <
+        0) {
+      Finish(conn, false, "HTTP/2 protocol error");
+      return;
+    }
+    Flush(conn);
+  }
+  void OnEof(core::Conn& conn) override { Finish(conn, false, "closed before the answer"); }
+  void OnError(core::Conn& conn, core::Error error) override {
+    Finish(conn, false,
+           conn.transport() != nullptr && error.sys_errno == EPROTO ? std::string("TLS failed")
+                                                                    : std::string(error.name()));
+  }
+  void OnTimer(core::Conn& conn) override { Finish(conn, false, "timeout"); }
+  void OnDrain(core::Conn& conn) override {
+    done_ = true;
+    conn.Close();
+  }
+
+ private:
+  static int OnHeader(nghttp2_session*, const nghttp2_frame* /*frame*/, const uint8_t* name,
+                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t /*flags*/,
+                      void* user) {
+    auto* p = static_cast<H2HealthProbe*>(user);
+    const std::string_view n(reinterpret_cast<const char*>(name), namelen);
+    const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    if (n == ":status") {
+      p->status_ = 0;
+      for (char c : v) {
+        p->status_ = p->status_ * 10 + (c - '0');
+      }
+    } else if (n == "grpc-status") {
+      p->grpc_status_ = std::string(v);
+    }
+    return 0;
+  }
+  static int OnData(nghttp2_session*, uint8_t /*flags*/, int32_t /*stream_id*/, const uint8_t* data,
+                    size_t len, void* user) {
+    auto* p = static_cast<H2HealthProbe*>(user);
+    if (p->body_.size() < kMaxBody) {
+      p->body_.append(reinterpret_cast<const char*>(data),
+                      std::min(len, kMaxBody - p->body_.size()));
+    }
+    return 0;
+  }
+  static int OnStreamClose(nghttp2_session*, int32_t /*stream_id*/, uint32_t error_code,
+                           void* user) {
+    auto* p = static_cast<H2HealthProbe*>(user);
+    if (error_code != NGHTTP2_NO_ERROR) {
+      p->Finish(*p->conn_, false, "stream reset");
+    } else if (!p->req_.grpc) {
+      const bool ok =
+          std::any_of(p->expect_.begin(), p->expect_.end(), [&](const conf::StatusRange& r) {
+            return p->status_ >= r.first && p->status_ <= r.last;
+          });
+      p->Finish(*p->conn_, ok, "status " + std::to_string(p->status_));
+    } else if (p->status_ != 200 || p->grpc_status_ != "0") {
+      p->Finish(*p->conn_, false,
+                "status " + std::to_string(p->status_) + ", grpc-status " + p->grpc_status_);
+    } else {
+      const std::optional<uint32_t> serving = http::GrpcHealthStatus(p->body_);
+      p->Finish(*p->conn_, serving == 1u,
+                serving ? "health status " + std::to_string(*serving) : "bad HealthCheckResponse");
+    }
+    return 0;
+  }
+  static ssize_t ReadMessage(nghttp2_session*, int32_t /*stream_id*/, uint8_t* buf, size_t length,
+                             uint32_t* flags, nghttp2_data_source* source, void* /*user*/) {
+    auto* p = static_cast<H2HealthProbe*>(source->ptr);
+    const size_t n = std::min(length, p->req_.message.size() - p->sent_);
+    std::memcpy(buf, p->req_.message.data() + p->sent_, n);
+    p->sent_ += n;
+    if (p->sent_ == p->req_.message.size()) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  void Flush(core::Conn& conn) {
+    while (!done_) {
+      const uint8_t* bytes = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(ng_, &bytes);
+      if (n <= 0) {
+        break;
+      }
+      conn.Write(std::string_view(reinterpret_cast<const char*>(bytes), static_cast<size_t>(n)));
+    }
+  }
+  void Finish(core::Conn& conn, bool ok, std::string_view detail) {
+    if (done_) {
+      return;
+    }
+    done_ = true;
+    conn.Close();
+    checker_.OnResult(target_, ok, detail);
+  }
+
+  static constexpr size_t kMaxBody = 1024;  // a HealthCheckResponse is a few bytes
+
+  HealthChecker& checker_;
+  uint32_t target_;
+  Request req_;
+  std::vector<conf::StatusRange> expect_;
+  core::Conn* conn_ = nullptr;
+  nghttp2_session* ng_ = nullptr;
+  size_t sent_ = 0;
+  int status_ = 0;
+  std::string grpc_status_;
+  std::string body_;
+  bool done_ = false;
+};
+
 }  // namespace
 
 HealthChecker::HealthChecker(const conf::Config& config, const http::ProxyConfig& proxy) {
@@ -109,17 +285,26 @@ HealthChecker::HealthChecker(const conf::Config& config, const http::ProxyConfig
       t.index = static_cast<uint32_t>(b);
       t.addr = backend.address.storage;
       t.addr_len = backend.address.len;
-      if (h.type == conf::HealthConfig::Type::kHttp) {
+      const bool h2 = pool.protocol != conf::PoolConfig::Protocol::kHttp11;
+      if (h.type != conf::HealthConfig::Type::kTcp && h2) {
+        t.h2 = true;
+        t.grpc = h.type == conf::HealthConfig::Type::kGrpc;
+        t.path = t.grpc ? "/grpc.health.v1.Health/Check" : h.path;
+        t.authority = h.host.empty() ? t.backend : h.host;
+        if (t.grpc) {
+          t.grpc_message = http::GrpcHealthCheckRequest(h.service);
+        }
+      } else if (h.type == conf::HealthConfig::Type::kHttp) {
         t.request = "GET " + h.path + " HTTP/1.1\r\nHost: " +
                     (h.host.empty() ? t.backend : h.host) +
                     "\r\nUser-Agent: torii-health-check\r\nAccept: */*\r\n"
                     "Connection: close\r\n\r\n";
-        const http::PoolSpec& spec = proxy.pools[p];
-        if (spec.tls) {
-          t.tls = spec.tls;
-          t.tls_name = spec.tls_names[b];
-          t.tls_sessions = spec.tls_sessions[b];
-        }
+      }
+      if (const http::PoolSpec& spec = proxy.pools[p];
+          h.type != conf::HealthConfig::Type::kTcp && spec.tls) {
+        t.tls = spec.tls;
+        t.tls_name = spec.tls_names[b];
+        t.tls_sessions = spec.tls_sessions[b];
       }
       t.send_proxy = proxy.pools[p].send_proxy;
       t.interval_ms = static_cast<uint64_t>(h.interval.count());
@@ -168,7 +353,15 @@ void HealthChecker::Round() {
 
 void HealthChecker::StartProbe(uint32_t target) {
   Target& t = targets_[target];
-  auto probe = std::make_unique<HealthProbe>(*this, target, t.request, t.expect);
+  std::unique_ptr<core::ConnHandler> probe;
+  if (t.h2) {
+    probe = std::make_unique<H2HealthProbe>(
+        *this, target,
+        H2HealthProbe::Request{t.grpc, t.tls != nullptr, t.path, t.authority, t.grpc_message},
+        t.expect);
+  } else {
+    probe = std::make_unique<HealthProbe>(*this, target, t.request, t.expect);
+  }
   auto conn = worker_->Connect(reinterpret_cast<const sockaddr*>(&t.addr), t.addr_len,
                                std::move(probe));
   if (!conn) {

@@ -6,7 +6,10 @@
 // pass or fail into the pool's shared balancer::PoolHealth, which every worker reads. A
 // check that does not answer within `timeout` fails. State changes are logged. A pool with
 // `tls` is checked over TLS with the same context, verification, SNI and session cache as its
-// traffic; `type = "tcp"` checks only that the TCP connect completes.
+// traffic; `type = "tcp"` checks only that the TCP connect completes. An HTTP/2 pool (protocol
+// "h2" / "h2c") is checked over HTTP/2: `GET path` judged by its status, or with `type =
+// "grpc"` the gRPC health protocol (grpc.health.v1.Health/Check for `service`), which passes
+// on grpc-status 0 and SERVING.
 //
 // Checks are ordinary core::Conn connections with their own handler, so they obey the same
 // lifetime rules as proxied traffic and stop when the worker drains. One check per backend is
@@ -57,7 +60,13 @@ class HealthChecker {
     uint32_t index = 0;   // backend index in its pool
     sockaddr_storage addr{};
     socklen_t addr_len = 0;
-    std::string request;  // the whole GET request; empty: a TCP connect check
+    std::string request;  // the whole GET request; empty: a TCP connect check (or HTTP/2)
+    // HTTP/2 pools: the request as fields (path, :authority) and, for gRPC, its message.
+    bool h2 = false;
+    bool grpc = false;
+    std::string path;
+    std::string authority;
+    std::string grpc_message;
     // The pool's TLS (null: plain): context, name to send and verify, session cache.
     std::shared_ptr<const tls::ClientContext> tls;
     std::string tls_name;

@@ -186,11 +186,13 @@ struct StatusRange {
 };
 
 struct HealthConfig {
-  // kHttp: GET path, judged by the status; kTcp: a completed TCP connect passes (no TLS
-  // handshake, no request).
-  enum class Type : uint8_t { kHttp, kTcp };
+  // kHttp: GET path, judged by the status (over HTTP/2 for an HTTP/2 pool); kTcp: a
+  // completed TCP connect passes (no TLS handshake, no request); kGrpc (HTTP/2 pools): the
+  // gRPC health protocol, grpc.health.v1.Health/Check for `service`, passes when SERVING.
+  enum class Type : uint8_t { kHttp, kTcp, kGrpc };
   Type type = Type::kHttp;
   std::string path = "/";
+  std::string service;  // kGrpc: the service asked about ("" = the server as a whole)
   std::string host;  // Host header of the check; empty = the backend's address
   Duration interval{std::chrono::seconds(2)};
   Duration timeout{std::chrono::seconds(1)};

@@ -1050,15 +1050,29 @@ class Loader {
 
     if (const toml::table* health_table = s.SubTable("health")) {
       Section h(*health_table, s.label() + " health");
-      h.CheckKeys({"type", "path", "host", "interval", "timeout", "rise", "fall",
-                   "expect_status"});
+      h.CheckKeys({"type", "path", "host", "interval", "timeout", "rise", "fall", "expect_status",
+                   "service"});
       HealthConfig health;
       if (auto type = h.String("type")) {
         if (*type == "tcp") {
           health.type = HealthConfig::Type::kTcp;
+        } else if (*type == "grpc") {
+          health.type = HealthConfig::Type::kGrpc;
         } else if (*type != "http") {
-          h.FailAt(*h.Find("type"), "type", "expected \"http\" or \"tcp\", got " + Quote(*type));
+          h.FailAt(*h.Find("type"), "type",
+                   "expected \"http\", \"tcp\" or \"grpc\", got " + Quote(*type));
         }
+      }
+      if (auto service = h.String("service")) {
+        if (health.type != HealthConfig::Type::kGrpc) {
+          h.FailAt(*h.Find("service"), "service", "only a type = \"grpc\" check names a service");
+        }
+        if (!std::all_of(service->begin(), service->end(),
+                         [](char c) { return c > 0x20 && c < 0x7f; })) {
+          h.FailAt(*h.Find("service"), "service",
+                   "expected a gRPC service name such as \"pkg.Service\", got " + Quote(*service));
+        }
+        health.service = std::move(*service);
       }
       if (auto path = h.String("path")) {
         if (path->empty() || path->front() != '/' || !IsCleanPath(*path)) {
@@ -1154,6 +1168,11 @@ class Loader {
     } else if (pool.protocol == PoolConfig::Protocol::kH2c && pool.tls) {
       s.FailAt(*s.Find("protocol"), "protocol",
                "\"h2c\" is cleartext HTTP/2: say \"h2\" for HTTP/2 over this pool's tls");
+    }
+    if (pool.protocol == PoolConfig::Protocol::kHttp11 && pool.health &&
+        pool.health->type == HealthConfig::Type::kGrpc) {
+      s.FailAt(*s.Find("health"), "health",
+               "gRPC health checks speak HTTP/2: set protocol = \"h2c\" or \"h2\"");
     }
     if (pool.protocol != PoolConfig::Protocol::kHttp11 && pool.send_proxy != 0) {
       s.FailAt(*s.Find("send_proxy"), "send_proxy",

@@ -95,4 +95,99 @@ void AppendGrpcStatusFields(int grpc_status, std::string_view message, std::stri
   out->append("\r\n");
 }
 
+namespace {
+
+void AppendVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// A protobuf varint from *in (consumed); nullopt when truncated or over 10 bytes.
+std::optional<uint64_t> ReadVarint(std::string_view* in) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 70 && !in->empty(); shift += 7) {
+    const auto b = static_cast<unsigned char>(in->front());
+    in->remove_prefix(1);
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) {
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string GrpcHealthCheckRequest(std::string_view service) {
+  std::string message;
+  if (!service.empty()) {
+    message.push_back(0x0a);  // field 1 (service), length-delimited
+    AppendVarint(service.size(), &message);
+    message.append(service);
+  }
+  std::string framed(1, '\0');  // not compressed
+  const auto n = static_cast<uint32_t>(message.size());
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    framed.push_back(static_cast<char>((n >> shift) & 0xff));
+  }
+  framed.append(message);
+  return framed;
+}
+
+std::optional<uint32_t> GrpcHealthStatus(std::string_view framed) {
+  if (framed.size() < 5 || framed[0] != 0) {
+    return std::nullopt;  // absent, or compressed (never asked for)
+  }
+  uint32_t n = 0;
+  for (int i = 1; i <= 4; ++i) {
+    n = (n << 8) | static_cast<unsigned char>(framed[i]);
+  }
+  std::string_view in = framed.substr(5);
+  if (in.size() != n) {
+    return std::nullopt;
+  }
+  uint32_t status = 0;  // proto3: absent is the default, UNKNOWN
+  while (!in.empty()) {
+    const auto key = ReadVarint(&in);
+    if (!key) {
+      return std::nullopt;
+    }
+    switch (*key & 7) {
+      case 0: {
+        const auto v = ReadVarint(&in);
+        if (!v) {
+          return std::nullopt;
+        }
+        if ((*key >> 3) == 1) {
+          status = static_cast<uint32_t>(*v);
+        }
+        break;
+      }
+      case 1:
+      case 5: {
+        const size_t skip = (*key & 7) == 1 ? 8 : 4;
+        if (in.size() < skip) {
+          return std::nullopt;
+        }
+        in.remove_prefix(skip);
+        break;
+      }
+      case 2: {
+        const auto len = ReadVarint(&in);
+        if (!len || *len > in.size()) {
+          return std::nullopt;
+        }
+        in.remove_prefix(*len);
+        break;
+      }
+      default:
+        return std::nullopt;
+    }
+  }
+  return status;
+}
+
 }  // namespace torii::http

@@ -32,4 +32,10 @@ std::optional<uint64_t> ParseGrpcTimeout(std::string_view value);
 // percent-encoded as gRPC requires.
 void AppendGrpcStatusFields(int grpc_status, std::string_view message, std::string* out);
 
+// The gRPC health protocol (grpc.health.v1.Health/Check), as framed messages: the request for
+// `service` ("" = the server as a whole), and the status a response reports (1 SERVING,
+// 2 NOT_SERVING, 0 UNKNOWN, 3 SERVICE_UNKNOWN), nullopt when it is not one framed message.
+std::string GrpcHealthCheckRequest(std::string_view service);
+std::optional<uint32_t> GrpcHealthStatus(std::string_view framed);
+
 }  // namespace torii::http

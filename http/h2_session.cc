@@ -210,7 +210,7 @@ class H2Session::Stream final : public Downstream {
 
   void SetTimer(uint64_t ms) override {
     deadline_ms_ = s_.ctx_.worker().now_ms() + ms;
-    s_.ArmTimer();
+    s_.ArmAt(deadline_ms_);
   }
   void ClearTimer() override { deadline_ms_ = 0; }
   // Request DATA is held back by not acknowledging it (the stream's window closes); nothing to
@@ -429,6 +429,7 @@ int H2Session::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void
     st->Reuse(frame->hd.stream_id);
   }
   st->AwaitHead(s->cfg().limits.header_timeout_ms);
+  s->awaiting_.push_back(frame->hd.stream_id);  // its header_timeout (Rearm)
   s->streams_.emplace(frame->hd.stream_id, std::move(st));
   return 0;
 }
@@ -583,7 +584,7 @@ void H2Session::OnRecv(core::Conn& conn, std::span<const char> data) {
     return;
   }
   conn.WantFlush();
-  ArmTimer();
+  Rearm();
 }
 
 void H2Session::Flush() {
@@ -616,7 +617,7 @@ void H2Session::Flush() {
   }
   MaybeFinish();
   if (!conn_.closing()) {
-    ArmTimer();  // streams may have ended (idle from now) or set their timers
+    Rearm();  // streams may have ended (idle from now) or begun
   }
 }
 
@@ -636,6 +637,34 @@ void H2Session::MaybeFinish() {
 void H2Session::OnFlush(core::Conn& /*conn*/) { Flush(); }
 
 void H2Session::OnWritable(core::Conn& /*conn*/) { Flush(); }
+
+void H2Session::ArmAt(uint64_t at) {
+  if (armed_ms_ == 0 || at < armed_ms_) {
+    armed_ms_ = at;
+    conn_.SetTimer(at);
+  }
+}
+
+void H2Session::Rearm() {
+  const bool idle = streams_.empty();
+  if (idle != idle_listed_) {
+    idle_listed_ = idle;
+    // An idle connection may make room at the connection limit (Worker eviction).
+    conn_.SetIdle(idle ? core::Conn::Idle::kKeepAlive : core::Conn::Idle::kNo);
+    if (idle) {
+      ArmAt(idle_since_ms_ + cfg().limits.idle_timeout_ms);
+    }
+  }
+  for (int32_t id : awaiting_) {
+    if (Stream* st = Find(id); st != nullptr && st->awaiting_head()) {
+      ArmAt(st->deadline_ms());
+    }
+  }
+  awaiting_.clear();
+  if (armed_ms_ == 0) {
+    ArmTimer();
+  }
+}
 
 void H2Session::ArmTimer() {
   uint64_t due = 0;

@@ -85,8 +85,13 @@ class H2Session final : public core::ConnHandler, public ExchangeHost {
   // nghttp2's frames to the connection while it is under the high-water mark; then the
   // streams whose queue drained hear OnWritable.
   void Flush();
-  // The connection's timer: the earliest stream deadline, or idle_timeout without streams.
+  // The connection's timer: the earliest stream deadline, or idle_timeout without streams (a
+  // scan of the streams: at start and when the timer fires). Between, ArmAt only brings it
+  // earlier (deadlines that move later are found when it fires), and Rearm after each read or
+  // flush notes the connection going idle or busy and the header blocks begun.
   void ArmTimer();
+  void ArmAt(uint64_t at);
+  void Rearm();
   // A client reset a stream: within the budget, or the connection ends (rapid reset).
   void NoteClientReset();
   // Ends every exchange still running (the connection is going): logged with `note`.
@@ -101,6 +106,7 @@ class H2Session final : public core::ConnHandler, public ExchangeHost {
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
   std::vector<std::unique_ptr<Stream>> spare_;  // ended streams kept for the next ones
   std::vector<int32_t> writable_;       // streams whose response queue drained (Flush)
+  std::vector<int32_t> awaiting_;       // streams begun since the last Rearm (header_timeout)
   std::vector<H2Field> fields_scratch_;  // a response head's fields (ResponseFields)
   std::vector<nghttp2_nv> nv_scratch_;   // ... for nghttp2 to copy
   uint64_t idle_since_ms_ = 0;

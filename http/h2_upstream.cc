@@ -18,6 +18,8 @@ namespace {
 // The connection-level receive window: many streams' responses in flight at once (each
 // stream's own window stays at the protocol's 64 KiB, returned as the exchange takes bytes).
 constexpr int32_t kConnectionWindow = 8 << 20;
+// Ended streams a connection keeps for its next ones (their objects and small buffers).
+constexpr size_t kSpareStreams = 16;
 
 }  // namespace
 
@@ -26,20 +28,33 @@ constexpr int32_t kConnectionWindow = 8 << 20;
 
 class H2UpstreamConn::Stream final : public Upstream {
  public:
-  Stream(H2UpstreamConn& c, const StreamParams& p, bool reused)
-      : c_(c),
-        client_(p.client),
-        host_(p.host),
-        client_id_(p.id),
-        head_request_(p.head_request),
-        holds_slot_(p.holds_slot),
-        request_ended_(p.end_stream),
-        reused_(reused),
-        response_timeout_ms_(p.response_timeout_ms) {
+  explicit Stream(H2UpstreamConn& c) : c_(c) {}
+  ~Stream() { EndCount(); }
+
+  // Takes on exchange `p.id` (a new stream, or a spare one of an ended stream).
+  void Start(const StreamParams& p, bool reused) {
+    client_ = p.client;
+    host_ = p.host;
+    client_id_ = p.id;
+    head_request_ = p.head_request;
+    holds_slot_ = p.holds_slot;
+    request_ended_ = p.end_stream;
+    reused_ = reused;
+    response_timeout_ms_ = p.response_timeout_ms;
     c_.gen_->picker(c_.pool_).OnRequestStart(c_.backend_);
     counted_ = true;
   }
-  ~Stream() { EndCount(); }
+  // Ended: kept as a spare for a later stream, small buffers kept.
+  void Recycle() {
+    EndCount();
+    id_ = 0;
+    client_.reset();
+    deadline_ms_ = 0;
+    body_.Clear(kKeptBuffer);
+    ClearFields();
+    unacked_ = 0;
+    paused_ = released_ = head_done_ = response_done_ = request_sent_ = too_large_ = false;
+  }
 
   void set_id(int32_t id) { id_ = id; }
   int32_t id() const { return id_; }
@@ -306,16 +321,18 @@ class H2UpstreamConn::Stream final : public Upstream {
     }
   }
 
+  static constexpr size_t kKeptBuffer = 16 * 1024;
+
   H2UpstreamConn& c_;
   int32_t id_ = 0;
   core::ConnRef client_;
-  ExchangeHost* host_;
-  uint32_t client_id_;
-  bool head_request_;
-  bool holds_slot_;
-  bool request_ended_;  // the request body's end is queued (or there is none)
-  bool reused_;
-  uint64_t response_timeout_ms_;
+  ExchangeHost* host_ = nullptr;
+  uint32_t client_id_ = 0;
+  bool head_request_ = false;
+  bool holds_slot_ = false;
+  bool request_ended_ = false;  // the request body's end is queued (or there is none)
+  bool reused_ = false;
+  uint64_t response_timeout_ms_ = 0;
   uint64_t deadline_ms_ = 0;
   H2BodyQueue body_;  // the request body for nghttp2 to frame
   std::string text_;  // the response head's (or trailers') names and values, back to back
@@ -363,6 +380,7 @@ H2UpstreamConn::H2UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> ge
 
 H2UpstreamConn::~H2UpstreamConn() {
   streams_.clear();
+  spare_.clear();
   nghttp2_session_del(ng_);
 }
 
@@ -437,26 +455,36 @@ uint32_t H2UpstreamConn::Open(core::Conn& self, const StreamParams& params, std:
   for (const H2Field& f : fields_scratch_) {
     nv.push_back(Nv(f.name, f.value));
   }
-  auto st = std::make_unique<Stream>(*this, params, /*reused=*/opened_ > 0);
+  std::unique_ptr<Stream> st;
+  if (spare_.empty()) {
+    st = std::make_unique<Stream>(*this);
+  } else {
+    st = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  st->Start(params, /*reused=*/opened_ > 0);
   nghttp2_data_provider provider;
   provider.source.ptr = st.get();
   provider.read_callback = &H2UpstreamConn::ReadBody;
   const int32_t id = nghttp2_submit_request(ng_, nullptr, nv.data(), nv.size(),
                                             params.end_stream ? nullptr : &provider, nullptr);
   if (id < 0) {
-    return 0;  // the stream's destructor gives back its count and slot
+    st->Recycle();  // gives back its count and slot
+    spare_.push_back(std::move(st));
+    return 0;
   }
   st->set_id(id);
   if (params.end_stream) {
     st->mark_request_sent();
   }
-  st->set_deadline(ctx_.worker().now_ms() +
-                   (connected_ ? params.response_timeout_ms : params.connect_timeout_ms));
+  const uint64_t deadline = ctx_.worker().now_ms() +
+                            (connected_ ? params.response_timeout_ms : params.connect_timeout_ms);
+  st->set_deadline(deadline);
   streams_.emplace(id, std::move(st));
   ++opened_;
   self.SetIdle(core::Conn::Idle::kNo);
   self.WantFlush();
-  ArmTimer();
+  ArmAt(deadline);
   return static_cast<uint32_t>(id);
 }
 
@@ -526,8 +554,13 @@ int H2UpstreamConn::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t 
   c->streams_.erase(it);
   if (c->streams_.empty()) {
     c->idle_since_ms_ = c->ctx_.worker().now_ms();
+    c->ArmAt(c->idle_since_ms_ + c->cfg().pools[c->pool_].keepalive_timeout_ms);
   }
   st->OnClosed(error_code);
+  if (c->spare_.size() < kSpareStreams) {
+    st->Recycle();
+    c->spare_.push_back(std::move(st));
+  }
   return 0;
 }
 
@@ -582,7 +615,7 @@ void H2UpstreamConn::Flush() {
     }
   }
   MaybeClose();
-  if (!self_->closing()) {
+  if (!self_->closing() && armed_ms_ == 0) {
     ArmTimer();
   }
 }
@@ -618,6 +651,13 @@ void H2UpstreamConn::FailAll(UpstreamFailure why) {
   }
   for (auto& st : streams) {
     st->OnLost(why);
+  }
+}
+
+void H2UpstreamConn::ArmAt(uint64_t at) {
+  if (armed_ms_ == 0 || at < armed_ms_) {
+    armed_ms_ = at;
+    self_->SetTimer(at);
   }
 }
 
@@ -682,7 +722,9 @@ void H2UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
   ping_sent_ms_ = 0;  // any byte shows the peer alive
   if (!self.closing()) {
     self.WantFlush();
-    ArmTimer();
+    if (armed_ms_ == 0) {
+      ArmTimer();
+    }
   }
 }
 

@@ -109,8 +109,11 @@ class H2UpstreamConn final : public UpstreamHandler {
   void Unshare();
   // Every stream fails with `why` (the connection is lost); the connection closes.
   void FailAll(UpstreamFailure why);
-  // The timer: the earliest stream deadline, else keepalive_timeout without streams.
+  // The timer: the earliest stream deadline, the PING due, else keepalive_timeout without
+  // streams (a scan of the streams: when the timer fires). Between, ArmAt only brings it
+  // earlier: deadlines that move later are found when it fires.
   void ArmTimer();
+  void ArmAt(uint64_t at);
   void MaybeClose();
   // Streams in flight and nothing received for this long: PING (keepalive_timeout / 2, at
   // least 1 s); no answer within as long again: the peer is dead.
@@ -123,6 +126,7 @@ class H2UpstreamConn final : public UpstreamHandler {
   core::Conn* self_ = nullptr;
   nghttp2_session* ng_ = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  std::vector<std::unique_ptr<Stream>> spare_;  // ended streams kept for the next ones
   std::vector<int32_t> writable_;  // streams whose request queue drained (Flush)
   std::vector<H2Field> fields_scratch_;
   std::vector<nghttp2_nv> nv_scratch_;

@@ -1185,7 +1185,15 @@ TEST(LoadBalancing, HealthChecks) {
   EXPECT_FALSE(LoadOk(PoolWith("")).pools[0].health.has_value());
   c = LoadOk(PoolWith("health = { type = \"tcp\" }\n"));
   EXPECT_EQ(c.pools[0].health->type, HealthConfig::Type::kTcp);
-  ExpectError(PoolWith("health = { type = \"udp\" }\n"), 7, 19, "expected \"http\" or \"tcp\"");
+  ExpectError(PoolWith("health = { type = \"udp\" }\n"), 7, 19,
+              "expected \"http\", \"tcp\" or \"grpc\"");
+  // gRPC health checks: HTTP/2 pools only; a service name only for them.
+  const Config grpc =
+      LoadOk(PoolWith("protocol = \"h2c\"\nhealth = { type = \"grpc\", service = \"pkg.Svc\" }\n"));
+  EXPECT_EQ(grpc.pools[0].health->type, HealthConfig::Type::kGrpc);
+  EXPECT_EQ(grpc.pools[0].health->service, "pkg.Svc");
+  ExpectError(PoolWith("health = { type = \"grpc\" }\n"), 7, 10, "speak HTTP/2");
+  ExpectError(PoolWith("health = { service = \"x\" }\n"), 7, 22, "only a type = \"grpc\"");
 
   ExpectError(PoolWith("health = { path = \"up\" }\n"), 7, 19, "expected a path starting with '/'");
   ExpectError(PoolWith("health = { interval = \"1s\", timeout = \"2s\" }\n"), 7, 39,

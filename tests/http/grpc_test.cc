@@ -51,5 +51,21 @@ TEST(Grpc, StatusFields) {
   EXPECT_EQ(out, "grpc-status: 14\r\ngrpc-message: no backend: 100%25 down%0A\r\n");
 }
 
+TEST(Grpc, HealthCheckMessages) {
+  using namespace std::string_literals;
+  EXPECT_EQ(GrpcHealthCheckRequest(""), "\0\0\0\0\0"s);
+  EXPECT_EQ(GrpcHealthCheckRequest("pkg.Svc"), "\0\0\0\0\x09\x0a\x07pkg.Svc"s);
+  EXPECT_EQ(GrpcHealthStatus("\0\0\0\0\x02\x08\x01"s), 1u);  // SERVING
+  EXPECT_EQ(GrpcHealthStatus("\0\0\0\0\x02\x08\x02"s), 2u);  // NOT_SERVING
+  EXPECT_EQ(GrpcHealthStatus("\0\0\0\0\0"s), 0u);            // UNKNOWN (the default)
+  // Unknown fields are skipped: a string field 2, then status.
+  EXPECT_EQ(GrpcHealthStatus("\0\0\0\0\x06\x12\x02hi\x08\x01"s), 1u);
+  for (const std::string& bad :
+       {""s, "\0\0\0"s, "\x01\0\0\0\x02\x08\x01"s, "\0\0\0\0\x03\x08\x01"s, "\0\0\0\0\x01\x08"s,
+        "\0\0\0\0\x02\x12\x05"s, "\0\0\0\0\x01\x0f"s}) {
+    EXPECT_FALSE(GrpcHealthStatus(bad).has_value());
+  }
+}
+
 }  // namespace
 }  // namespace torii::http

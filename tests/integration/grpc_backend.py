@@ -7,6 +7,8 @@ and return raw bytes). Writes "HOST:PORT" to --ready-file once serving.
 /test.Echo/Slow     the request back after 2 s
 /test.Echo/Stream   server streaming: int(request) messages of 100 bytes, numbered
 /test.Echo/Collect  client streaming: the total length of the messages, as text
+/test.Echo/SetHealth  b"1": the health service says SERVING from now on, b"0": NOT_SERVING
+/grpc.health.v1.Health/Check  the gRPC health protocol (raw protobuf: status 1 or 2)
 """
 import argparse
 import os
@@ -16,6 +18,7 @@ from concurrent import futures
 import grpc
 
 MAX = 32 << 20
+HEALTH = {"serving": True}
 
 
 def unary(request, context):
@@ -40,6 +43,15 @@ def collect(request_iterator, context):
     return str(sum(len(m) for m in request_iterator)).encode()
 
 
+def set_health(request, context):
+    HEALTH["serving"] = request == b"1"
+    return b""
+
+
+def health_check(request, context):
+    return b"\x08\x01" if HEALTH["serving"] else b"\x08\x02"  # HealthCheckResponse.status
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ready-file", required=True)
@@ -53,8 +65,12 @@ def main():
         "Slow": grpc.unary_unary_rpc_method_handler(slow),
         "Stream": grpc.unary_stream_rpc_method_handler(stream),
         "Collect": grpc.stream_unary_rpc_method_handler(collect),
+        "SetHealth": grpc.unary_unary_rpc_method_handler(set_health),
     })
-    server.add_generic_rpc_handlers((handler,))
+    health = grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+        "Check": grpc.unary_unary_rpc_method_handler(health_check),
+    })
+    server.add_generic_rpc_handlers((handler, health))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     with open(args.ready_file + ".tmp", "w") as f:

@@ -15,6 +15,7 @@ Paths:
                      new connection
   /die               closes the TCP connection without answering
   /__stats           {"connections", "streams", "max_concurrent"} as JSON
+  /health            an empty answer with the status /__health?status=N set (200 at first)
 anything else        200 with the backend's name.
 Every response carries x-backend (--name), x-conn (connection number) and x-stream.
 """
@@ -34,6 +35,7 @@ import h2.exceptions
 import h2.settings
 
 STATS = {"connections": 0, "streams": 0, "max_concurrent": 0}
+HEALTH = {"status": 200}
 
 
 def pattern(n):
@@ -190,6 +192,11 @@ class Conn:
                 await self.send_body(sid, b"hello world", end=False)
                 self.h2.send_headers(sid, [("grpc-status", "0"), ("x-checksum", "abc")],
                                      end_stream=True)
+            elif u.path in ("/health", "/__health"):
+                if u.path == "/__health":
+                    HEALTH["status"] = int(q.get("status", "200"))
+                self.h2.send_headers(sid, [(":status", str(HEALTH["status"])),
+                                           ("content-length", "0")] + common, end_stream=True)
             elif u.path == "/__stats":
                 body = json.dumps(STATS).encode()
                 self.h2.send_headers(sid, [(":status", "200"),

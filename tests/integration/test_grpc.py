@@ -45,8 +45,9 @@ class GrpcBackend(h.Origin):
         return self
 
 
-def grpc_config(backends, **kw):
-    c = h.proxy_config(backends, pool_extra={"protocol": "h2c", "retries": 0}, **kw)
+def grpc_config(backends, pool_extra=None, **kw):
+    c = h.proxy_config(backends, pool_extra=dict({"protocol": "h2c", "retries": 0},
+                                                 **(pool_extra or {})), **kw)
     c.listeners[0]["h2c"] = True
     return c
 
@@ -113,6 +114,35 @@ class Grpc(h.ToriiCase):
         self.assertEqual(header(r, "grpc-status"), ["4"])
         self.assertEqual(header(r, "content-type"), ["application/grpc"])
         self.assertEqual(r["data"], b"")
+
+
+@unittest.skipIf(grpc is None, "python3-grpcio is not installed")
+class GrpcHealthCheck(h.ToriiCase):
+    def test_grpc_health_protocol_takes_the_backend_out_and_back(self):
+        b = GrpcBackend("g1", dir=self.tmpdir())
+        self.addCleanup(b.cleanup)
+        c = grpc_config([b], pool_extra=None)
+        c.pools[0]["health"] = {"type": "grpc", "interval": "200ms", "timeout": "200ms",
+                                "rise": 1, "fall": 1}
+        t = self.torii(c)
+        addr = t.addr()
+        with grpc.insecure_channel(f"{addr[0]}:{addr[1]}") as ch:
+            call = ch.unary_unary("/test.Echo/Unary")
+
+            def outcome():
+                try:
+                    return call(b"x", timeout=5) == b"x"
+                except grpc.RpcError as e:
+                    return e.code()
+
+            h.wait_for(lambda: outcome() is True, 10 * h.SLOW, what="backend up")
+            with grpc.insecure_channel(f"127.0.0.1:{b.port}") as direct:
+                direct.unary_unary("/test.Echo/SetHealth")(b"0", timeout=5)
+                h.wait_for(lambda: outcome() == grpc.StatusCode.UNAVAILABLE, 10 * h.SLOW,
+                           what="NOT_SERVING takes the backend out")
+                direct.unary_unary("/test.Echo/SetHealth")(b"1", timeout=5)
+            h.wait_for(lambda: outcome() is True, 10 * h.SLOW, what="SERVING brings it back")
+        self.assertIn("is DOWN", t.error_log())
 
 
 @unittest.skipIf(grpc is None, "python3-grpcio is not installed")

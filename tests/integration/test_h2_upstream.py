@@ -233,6 +233,24 @@ class H2Upstream(h.ToriiCase):
         self.assertEqual(r.status, 502)
         self.assertLess(time.monotonic() - start, 15)
 
+    def test_http_health_check_over_h2(self):
+        o = self.h2origin("b1")
+        t = self.torii(h2_pool_config([o], pool_extra={
+            "health": {"path": "/health", "interval": "200ms", "timeout": "200ms", "rise": 1,
+                       "fall": 1}}))
+        h.wait_for(lambda: h.get(t.addr(), "/").status == 200, 10 * h.SLOW, what="backend up")
+        self.assertEqual(o.stats()["streams"] > 0, True)
+        cl = H2Client(o.addr)
+        self.addCleanup(cl.close)
+        self.assertEqual(cl.get("/__health?status=503")["status"], 503)
+        h.wait_for(lambda: h.get(t.addr(), "/").status == 503, 10 * h.SLOW,
+                   what="a failing check takes the backend out")
+        self.assertEqual(cl.get("/__health?status=200")["status"], 200)
+        h.wait_for(lambda: h.get(t.addr(), "/").status == 200, 10 * h.SLOW, what="back")
+        checks = [e for e in o.log_entries() if e["path"] == "/health"]
+        self.assertTrue(checks)
+        self.assertEqual(checks[-1]["method"], "GET")
+
     def test_h2_over_tls(self):
         pki = Pki()
         self.addCleanup(pki.cleanup)
