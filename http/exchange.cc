@@ -830,42 +830,15 @@ void Exchange::PickBackendAndSend() {
     if (up != nullptr) {
       ctx_.stats().upstream_reused++;
     } else {
-      const BackendTarget& b = pool.backends[x_.backend];
-      auto r =
-          ctx_.worker().Connect(reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
-                                std::make_unique<UpstreamConn>(ctx_, gen_, x_.pool, x_.backend));
-      if (!r) {
-        gen_->ReleaseSlot(x_.pool, x_.backend);
-        if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {
-          // E1: out of fds or connection slots: this is our limit, not the backend's.
-          resp_ = Resp::kNone;
-          SendLocalReply(503, "no upstream connection available");
-          return;
-        }
-        B().exclude.set(x_.backend);
-        continue;
+      bool answered = false;
+      up = ConnectUpstream(pool, std::make_unique<UpstreamConn>(ctx_, gen_, x_.pool, x_.backend),
+                           &answered);
+      if (answered) {
+        return;
       }
-      up = *r;
-      if (pool.send_proxy != 0) {
-        // Before anything else on the wire (the TLS ClientHello included): who the client is,
-        // and the address it reached (the PROXY header's, else this listener's).
-        sockaddr_storage local{};
-        const sockaddr* dest = reinterpret_cast<const sockaddr*>(&local);
-        if (conn_.proxied) {
-          dest = reinterpret_cast<const sockaddr*>(&conn_.proxied->dest);
-        } else {
-          socklen_t len = sizeof(local);
-          getsockname(client_conn()->fd(), reinterpret_cast<sockaddr*>(&local), &len);
-        }
-        ctx_.scratch().clear();
-        AppendProxyHeader(pool.send_proxy, ConnClient(), dest, &ctx_.scratch());
-        up->WriteRaw(ctx_.scratch());
+      if (up == nullptr) {
+        continue;  // that backend is excluded now
       }
-      if (pool.tls) {
-        up->set_transport(std::make_unique<TlsClientTransport>(
-            ctx_, *up, pool.tls, pool.tls_names[x_.backend], pool.tls_sessions[x_.backend]));
-      }
-      ctx_.stats().upstream_connects++;
     }
     up_ = UpstreamRef{up->ref(), 0};
     auto* handler = static_cast<UpstreamConn*>(up->handler());
@@ -895,6 +868,47 @@ void Exchange::PickBackendAndSend() {
   }
 }
 
+core::Conn* Exchange::ConnectUpstream(const PoolSpec& pool,
+                                      std::unique_ptr<core::ConnHandler> handler, bool* answered) {
+  const BackendTarget& b = pool.backends[x_.backend];
+  auto r = ctx_.worker().Connect(reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
+                                 std::move(handler));
+  if (!r) {
+    gen_->ReleaseSlot(x_.pool, x_.backend);
+    if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {
+      // E1: out of fds or connection slots: this is our limit, not the backend's.
+      resp_ = Resp::kNone;
+      SendLocalReply(503, "no upstream connection available");
+      *answered = true;
+      return nullptr;
+    }
+    B().exclude.set(x_.backend);
+    return nullptr;
+  }
+  core::Conn* up = *r;
+  if (pool.send_proxy != 0) {
+    // Before anything else on the wire (the TLS ClientHello included): who the client is,
+    // and the address it reached (the PROXY header's, else this listener's).
+    sockaddr_storage local{};
+    const sockaddr* dest = reinterpret_cast<const sockaddr*>(&local);
+    if (conn_.proxied) {
+      dest = reinterpret_cast<const sockaddr*>(&conn_.proxied->dest);
+    } else {
+      socklen_t len = sizeof(local);
+      getsockname(client_conn()->fd(), reinterpret_cast<sockaddr*>(&local), &len);
+    }
+    ctx_.scratch().clear();
+    AppendProxyHeader(pool.send_proxy, ConnClient(), dest, &ctx_.scratch());
+    up->WriteRaw(ctx_.scratch());
+  }
+  if (pool.tls) {
+    up->set_transport(std::make_unique<TlsClientTransport>(
+        ctx_, *up, pool.tls, pool.tls_names[x_.backend], pool.tls_sessions[x_.backend]));
+  }
+  ctx_.stats().upstream_connects++;
+  return up;
+}
+
 uint64_t Exchange::ResponseTimeoutMs(const PoolSpec& pool, const RouteSpec& route) const {
   const uint64_t configured =
       route.response_timeout_ms != 0 ? route.response_timeout_ms : pool.response_timeout_ms;
@@ -907,28 +921,13 @@ bool Exchange::SendOnStream(const PoolSpec& pool) {
   if (up != nullptr && (x_.attempts == 1 || !x_.force_fresh)) {
     ctx_.stats().upstream_reused++;
   } else {
-    const BackendTarget& b = pool.backends[x_.backend];
-    auto handler = std::make_unique<H2UpstreamConn>(ctx_, gen_, x_.pool, x_.backend);
-    H2UpstreamConn* h = handler.get();
-    auto r = ctx_.worker().Connect(reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
-                                   std::move(handler));
-    if (!r) {
-      gen_->ReleaseSlot(x_.pool, x_.backend);
-      if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {
-        resp_ = Resp::kNone;
-        SendLocalReply(503, "no upstream connection available");
-        return true;
-      }
-      B().exclude.set(x_.backend);
-      return false;
+    bool answered = false;
+    up = ConnectUpstream(pool, std::make_unique<H2UpstreamConn>(ctx_, gen_, x_.pool, x_.backend),
+                         &answered);
+    if (up == nullptr) {
+      return answered;
     }
-    up = *r;
-    if (pool.tls) {
-      up->set_transport(std::make_unique<TlsClientTransport>(
-          ctx_, *up, pool.tls, pool.tls_names[x_.backend], pool.tls_sessions[x_.backend]));
-    }
-    h->Register(*up);
-    ctx_.stats().upstream_connects++;
+    static_cast<H2UpstreamConn*>(up->handler())->Register(*up);
   }
   const RouteSpec& route = cfg().routes[x_.route];
   H2UpstreamConn::StreamParams p;

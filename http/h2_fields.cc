@@ -147,17 +147,11 @@ bool IsConnectionSpecific(std::string_view lower_name) {
          lower_name == "upgrade";
 }
 
-}  // namespace
-
-void ResponseFields(std::string* head, std::vector<H2Field>* out) {
-  out->clear();
-  std::string& h = *head;
-  // "HTTP/1.1 NNN ..."
-  if (h.size() < 12) {
-    return;
-  }
-  out->push_back(H2Field{":status", std::string_view(h).substr(9, 3)});
-  size_t at = h.find("\r\n");
+// The "Name: value" lines of a serialised head from `at` (the CRLF ending its first line):
+// names lowercased in place, values trimmed, each passed to `field(name, value)`.
+template <typename Fn>
+void ForEachField(std::string& h, size_t at, Fn field) {
+  const std::string_view text(h);
   while (at != std::string::npos && at + 2 < h.size()) {
     const size_t start = at + 2;
     const size_t end = h.find("\r\n", start);
@@ -169,15 +163,28 @@ void ResponseFields(std::string* head, std::vector<H2Field>* out) {
       for (size_t i = start; i < colon; ++i) {
         h[i] = base::LowerAscii(h[i]);
       }
-      const std::string_view name(h.data() + start, colon - start);
-      const std::string_view value =
-          base::TrimOws(std::string_view(h.data() + colon + 1, end - colon - 1));
-      if (!IsConnectionSpecific(name)) {
-        out->push_back(H2Field{name, value});
-      }
+      field(text.substr(start, colon - start),
+            base::TrimOws(text.substr(colon + 1, end - colon - 1)));
     }
     at = end;
   }
+}
+
+}  // namespace
+
+void ResponseFields(std::string* head, std::vector<H2Field>* out) {
+  out->clear();
+  std::string& h = *head;
+  // "HTTP/1.1 NNN ..."
+  if (h.size() < 12) {
+    return;
+  }
+  out->push_back(H2Field{":status", std::string_view(h).substr(9, 3)});
+  ForEachField(h, h.find("\r\n"), [&](std::string_view name, std::string_view value) {
+    if (!IsConnectionSpecific(name)) {
+      out->push_back(H2Field{name, value});
+    }
+  });
 }
 
 void RequestFields(std::string* head, std::string_view scheme, std::vector<H2Field>* out) {
@@ -196,28 +203,13 @@ void RequestFields(std::string* head, std::string_view scheme, std::vector<H2Fie
   out->push_back(H2Field{":authority", {}});  // the Host line's value, below
   out->push_back(H2Field{":path", text.substr(sp1 + 1, sp2 - sp1 - 1)});
   out->push_back(H2Field{"te", "trailers"});  // torii passes trailers on (gRPC requires it)
-  size_t at = line_end;
-  while (at + 2 < h.size()) {
-    const size_t start = at + 2;
-    const size_t end = h.find("\r\n", start);
-    if (end == std::string::npos || end == start) {
-      break;
+  ForEachField(h, line_end, [&](std::string_view name, std::string_view value) {
+    if (name == "host") {
+      (*out)[2].value = value;
+    } else if (!IsConnectionSpecific(name) && name != "te") {
+      out->push_back(H2Field{name, value});
     }
-    const size_t colon = h.find(':', start);
-    if (colon != std::string::npos && colon < end && colon > start) {
-      for (size_t i = start; i < colon; ++i) {
-        h[i] = base::LowerAscii(h[i]);
-      }
-      const std::string_view name = text.substr(start, colon - start);
-      const std::string_view value = base::TrimOws(text.substr(colon + 1, end - colon - 1));
-      if (name == "host") {
-        (*out)[2].value = value;
-      } else if (!IsConnectionSpecific(name) && name != "te") {
-        out->push_back(H2Field{name, value});
-      }
-    }
-    at = end;
-  }
+  });
 }
 
 }  // namespace torii::http

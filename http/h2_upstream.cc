@@ -205,56 +205,25 @@ class H2UpstreamConn::Stream final : public Upstream {
 
   void OnDataEnd() { Done({}); }
 
-  // The stream failed: its exchange hears why (once), and the stream is reset if still open.
+  // The stream failed: its exchange hears why (once), and the stream is reset.
   void Fail(UpstreamFailure why) {
-    if (released_) {
-      return;
-    }
-    Exchange* x = client();
-    client_.reset();
-    released_ = true;
-    EndCount();
-    nghttp2_submit_rst_stream(c_.ng_, NGHTTP2_FLAG_NONE, id_, NGHTTP2_CANCEL);
-    c_.self_->WantFlush();
-    if (x != nullptr) {
-      x->OnUpstreamFailed(why, reused_);
+    if (!released_) {
+      nghttp2_submit_rst_stream(c_.ng_, NGHTTP2_FLAG_NONE, id_, NGHTTP2_CANCEL);
+      c_.self_->WantFlush();
+      Detach(why);
     }
   }
-
   // The stream closed (nghttp2 dropped it): an exchange still attached hears it as a failure.
   void OnClosed(uint32_t error_code) {
-    if (released_) {
-      return;
-    }
-    released_ = true;
-    Exchange* x = client();
-    client_.reset();
-    EndCount();
-    if (x == nullptr) {
-      return;
-    }
-    const UpstreamFailure why = error_code == NGHTTP2_REFUSED_STREAM ? UpstreamFailure::kRefused
-                                : head_done_                         ? UpstreamFailure::kTruncated
-                                             : UpstreamFailure::kClosedEarly;
-    x->OnUpstreamFailed(why, reused_);
+    Detach(error_code == NGHTTP2_REFUSED_STREAM ? UpstreamFailure::kRefused
+           : head_done_                         ? UpstreamFailure::kTruncated
+                                                : UpstreamFailure::kClosedEarly);
   }
-
-  // The connection is lost under the stream.
+  // The connection is lost under the stream: once the response began, a truncation.
   void OnLost(UpstreamFailure why) {
-    if (released_) {
-      return;
-    }
-    released_ = true;
-    Exchange* x = client();
-    client_.reset();
-    EndCount();
-    if (x != nullptr) {
-      x->OnUpstreamFailed(head_done_ && why != UpstreamFailure::kConnectFailed &&
-                                  why != UpstreamFailure::kConnectTimeout
-                              ? UpstreamFailure::kTruncated
-                              : why,
-                          reused_);
-    }
+    const bool before_connect =
+        why == UpstreamFailure::kConnectFailed || why == UpstreamFailure::kConnectTimeout;
+    Detach(head_done_ && !before_connect ? UpstreamFailure::kTruncated : why);
   }
 
   void NoteConnected() {
@@ -309,6 +278,19 @@ class H2UpstreamConn::Stream final : public Upstream {
       return;
     }
     x->OnUpstreamDone(/*reusable=*/true, trailers);  // the exchange releases the stream
+  }
+  // Lets go of the exchange (once), which hears `why`.
+  void Detach(UpstreamFailure why) {
+    if (released_) {
+      return;
+    }
+    released_ = true;
+    Exchange* x = client();
+    client_.reset();
+    EndCount();
+    if (x != nullptr) {
+      x->OnUpstreamFailed(why, reused_);
+    }
   }
   void EndCount() {
     if (counted_) {
