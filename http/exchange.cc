@@ -850,15 +850,7 @@ void Exchange::PickBackendAndSend() {
         ResponseTimeoutMs(pool, route));
     handler->set_request_complete(req_ == Req::kDone);
     up->Write(B().upstream_head);
-    pool.counters->at(ctx_.worker().id(),
-                      x_.backend * PoolSpec::kBackendColumns + PoolSpec::kSelected)++;
-    if (B().cache.cache >= 0) {
-      B().cache.request_time = ctx_.UnixNow();
-    }
-    if (cfg().timing) {
-      B().timing.sent = ctx_.worker().now_ns();
-      B().timing.connected = 0;
-    }
+    NoteSent(pool);
     return;
   }
   // Lost every slot race in a row: wait like any request that found the backends full.
@@ -947,6 +939,11 @@ bool Exchange::SendOnStream(const PoolSpec& pool) {
     return false;
   }
   up_ = UpstreamRef{up->ref(), stream};
+  NoteSent(pool);
+  return true;
+}
+
+void Exchange::NoteSent(const PoolSpec& pool) {
   pool.counters->at(ctx_.worker().id(),
                     x_.backend * PoolSpec::kBackendColumns + PoolSpec::kSelected)++;
   if (B().cache.cache >= 0) {
@@ -956,7 +953,6 @@ bool Exchange::SendOnStream(const PoolSpec& pool) {
     B().timing.sent = ctx_.worker().now_ns();
     B().timing.connected = 0;
   }
-  return true;
 }
 
 bool Exchange::QueueForSlot() {

@@ -218,6 +218,8 @@ class Exchange {
   // HTTP/2 pools: a stream on a connection to x_.backend with room, or on a new one. False
   // when that failed (the backend is excluded); true when sent, or answered (503).
   bool SendOnStream(const PoolSpec& pool);
+  // The request went to x_.backend: counted, and its time noted (cache, phases).
+  void NoteSent(const PoolSpec& pool);
   // A new connection to x_.backend handled by `handler` (PROXY header and TLS as the pool
   // says), or nullptr: the backend is excluded, or (*answered) torii is out of connections and
   // answered 503. Either way the slot taken for it is given back.
