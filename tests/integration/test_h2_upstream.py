@@ -251,6 +251,36 @@ class H2Upstream(h.ToriiCase):
         self.assertTrue(checks)
         self.assertEqual(checks[-1]["method"], "GET")
 
+    def test_reload_drains_the_old_connections(self):
+        # A reload: streams in flight finish on the old generation's connection, which then
+        # closes; new requests open a connection of the new generation.
+        o = self.h2origin("b1")
+        c = h2_pool_config([o])
+        t = self.torii(c)
+        self.assertEqual(h.get(t.addr(), "/").header("X-Conn"), "1")
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            slow = ex.submit(h.get, t.addr(), "/slow?ms=800")
+            time.sleep(0.2)
+            c.routes[0]["trailers"] = ["grpc-status"]
+            with open(t.config_path, "w") as f:
+                f.write(c.render(t.ready_file, t.access_log_path, t.error_log_path))
+            os.kill(t.pid, signal.SIGHUP)
+            h.wait_for(lambda: "SIGHUP: reloaded" in t.error_log(), 10 * h.SLOW,
+                       what="the reload")
+            r = h.get(t.addr(), "/")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.header("X-Conn"), "2")  # the new generation's connection
+            first = slow.result(timeout=10)
+        self.assertEqual(first.status, 200)
+        self.assertEqual(first.header("X-Conn"), "1")  # finished where it began
+        # The old connection closes once its stream is done.
+        def connections():
+            out = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{o.port} )"],
+                                 capture_output=True, text=True, check=True).stdout
+            return len(out.splitlines())
+
+        h.wait_for(lambda: connections() == 1, 10 * h.SLOW, what="the old connection to close")
+
     def test_h2_over_tls(self):
         pki = Pki()
         self.addCleanup(pki.cleanup)
