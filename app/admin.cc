@@ -373,6 +373,13 @@ std::string Admin::Metrics() const {
       {"torii_http2_enhance_your_calm_total",
        "HTTP/2 connections ended for resetting streams too fast (rapid reset).",
        [](const http::ProxyStats& s) { return s.h2_calm.get(); }},
+      {"torii_upstream_http2_connections_total", "HTTP/2 connections opened to backends.",
+       [](const http::ProxyStats& s) { return s.h2_up_connections.get(); }},
+      {"torii_upstream_http2_streams_total", "Requests sent to backends as HTTP/2 streams.",
+       [](const http::ProxyStats& s) { return s.h2_up_streams.get(); }},
+      {"torii_upstream_http2_refused_total",
+       "HTTP/2 streams a backend refused unprocessed (REFUSED_STREAM, or above its GOAWAY).",
+       [](const http::ProxyStats& s) { return s.h2_up_refused.get(); }},
   };
   for (const Plain& p : kCounters) {
     w.Help(p.name, "counter", p.help);

@@ -215,6 +215,9 @@ class H2UpstreamConn::Stream final : public Upstream {
   }
   // The stream closed (nghttp2 dropped it): an exchange still attached hears it as a failure.
   void OnClosed(uint32_t error_code) {
+    if (error_code == NGHTTP2_REFUSED_STREAM && !released_) {
+      c_.ctx_.stats().h2_up_refused++;
+    }
     Detach(error_code == NGHTTP2_REFUSED_STREAM ? UpstreamFailure::kRefused
            : head_done_                         ? UpstreamFailure::kTruncated
                                                 : UpstreamFailure::kClosedEarly);
@@ -386,6 +389,7 @@ core::Conn* H2UpstreamConn::FindWithRoom(core::Worker& worker, Generation& gen, 
 
 void H2UpstreamConn::Register(core::Conn& self) {
   self_ = &self;
+  ctx_.stats().h2_up_connections++;
   shared_ = true;
   gen_->shared(pool_, backend_).push_back(self.ref());
   self.WantFlush();  // the connection preface and SETTINGS
@@ -464,6 +468,7 @@ uint32_t H2UpstreamConn::Open(core::Conn& self, const StreamParams& params, std:
   st->set_deadline(deadline);
   streams_.emplace(id, std::move(st));
   ++opened_;
+  ctx_.stats().h2_up_streams++;
   self.SetIdle(core::Conn::Idle::kNo);
   self.WantFlush();
   ArmAt(deadline);

@@ -168,6 +168,11 @@ struct ProxyStats {
   core::Counter h2_streams;
   core::Counter h2_resets;
   core::Counter h2_calm;
+  // HTTP/2 to backends: connections opened, streams opened, streams the backend refused
+  // unprocessed (REFUSED_STREAM or above its GOAWAY's last stream id).
+  core::Counter h2_up_connections;
+  core::Counter h2_up_streams;
+  core::Counter h2_up_refused;
   core::Counter latency_buckets[kLatencyBuckets];  // non-cumulative
   core::Counter latency_sum_us;
   // The latency budget: a histogram per phase (phases.h), buckets kPhaseBoundsUs.

@@ -26,6 +26,7 @@ int FuzzDecoder(const uint8_t* data, size_t size);
 int FuzzConfig(const uint8_t* data, size_t size);
 int FuzzProxyProtocol(const uint8_t* data, size_t size);
 int FuzzH2Fields(const uint8_t* data, size_t size);
+int FuzzGrpc(const uint8_t* data, size_t size);
 }  // namespace torii::fuzz
 
 namespace {
@@ -52,6 +53,7 @@ const Target kTargets[] = {
     {"config", torii::fuzz::FuzzConfig, 300, 1},
     {"proxy_protocol", torii::fuzz::FuzzProxyProtocol, 5000, 5},
     {"h2_fields", torii::fuzz::FuzzH2Fields, 3000, 4},
+    {"grpc", torii::fuzz::FuzzGrpc, 3000, 6},
 };
 
 std::vector<std::string> LoadCorpus(const std::string& target) {

@@ -8,7 +8,9 @@
 //  - the framing agrees with Content-Length and the end of the stream;
 //  - every header view lies inside what the fields held (no dangling view).
 // Then the same bytes as a response head: ResponseFields gives :status first and only
-// lowercase names, none of them connection-specific.
+// lowercase names, none of them connection-specific; and as a backend request head:
+// RequestFields gives the four pseudo-header fields and te first, then lowercase names, never
+// Host, a connection-specific field or another te.
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,6 +83,28 @@ int FuzzH2Fields(const uint8_t* data, size_t size) {
     if (name == "connection" || name == "transfer-encoding" || name == "keep-alive" ||
         name == "upgrade" || name == "proxy-connection") {
       Violation(kName, "a connection-specific field", name);
+    }
+  }
+  std::string request(reinterpret_cast<const char*>(data), size);
+  http::RequestFields(&request, "http", &out);
+  static constexpr std::string_view kFirst[] = {":method", ":scheme", ":authority", ":path", "te"};
+  for (size_t i = 0; i < out.size(); ++i) {
+    const std::string_view name = out[i].name;
+    if (i < std::size(kFirst)) {
+      if (name != kFirst[i]) {
+        Violation(kName, "a request's pseudo-header fields out of order", name);
+      }
+      continue;
+    }
+    for (char c : name) {
+      if (c >= 'A' && c <= 'Z') {
+        Violation(kName, "an uppercase field name in a request", name);
+      }
+    }
+    if (name.empty() || name.front() == ':' || name == "host" || name == "te" ||
+        name == "connection" || name == "transfer-encoding" || name == "keep-alive" ||
+        name == "upgrade" || name == "proxy-connection") {
+      Violation(kName, "a field HTTP/2 forbids (or torii writes) in a request", name);
     }
   }
   return checked;

@@ -5,6 +5,7 @@ h2_origin.py (python3-h2)."""
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -74,6 +75,7 @@ def h2_pool_config(origins, protocol="h2c", pool_extra=None, **kw):
                        **kw)
     c.listeners[0]["h2c"] = True
     c.routes[0]["trailers"] = ["grpc-status", "x-checksum", "x-sum"]
+    c.tables["admin"] = {"address": "127.0.0.1:0"}
     return c
 
 
@@ -183,6 +185,13 @@ class H2Upstream(h.ToriiCase):
             self.assertEqual(c.get("/").status, 200)
         lines = t.access_log_lines()
         self.assertTrue(any('"GET /refuse HTTP/1.1" 503' in l for l in lines), lines[-5:])
+        m = h.get(t.addr("admin"), "/metrics").body.decode()
+        def metric(name):
+            return int(re.search(rf"^{name} (\d+)$", m, re.M).group(1))
+
+        # The two refusals of /refuse, and any stream that crossed the GOAWAY.
+        self.assertGreaterEqual(metric("torii_upstream_http2_refused_total"), 2)
+        self.assertGreaterEqual(metric("torii_upstream_http2_connections_total"), 3)
 
     def test_max_streams_opens_more_connections(self):
         o = self.h2origin("b1")
