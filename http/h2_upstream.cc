@@ -415,8 +415,11 @@ bool H2UpstreamConn::HasRoom() const {
   if (draining_ || failed_ || !shared_) {
     return false;
   }
-  const uint32_t peer =
-      nghttp2_session_get_remote_settings(ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  // Before this connection's SETTINGS, what the backend said on an earlier one (a new
+  // connection is opened when the others are full: it must not overshoot the same limit).
+  const uint32_t peer = settings_seen_ ? nghttp2_session_get_remote_settings(
+                                             ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+                                       : gen_->h2_peer_streams(pool_, backend_);
   return streams_.size() < std::min(peer, cfg().pools[pool_].max_streams);
 }
 
@@ -505,6 +508,13 @@ int H2UpstreamConn::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, vo
         if (Stream* st = c->Find(frame->hd.stream_id)) {
           st->OnDataEnd();
         }
+      }
+      return 0;
+    case NGHTTP2_SETTINGS:
+      if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+        c->settings_seen_ = true;
+        c->gen_->h2_peer_streams(c->pool_, c->backend_) =
+            nghttp2_session_get_remote_settings(c->ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
       }
       return 0;
     case NGHTTP2_GOAWAY:

@@ -136,6 +136,7 @@ class H2UpstreamConn final : public UpstreamHandler {
   uint64_t ping_sent_ms_ = 0;  // a PING waits for its answer since then (0: none)
   uint32_t opened_ = 0;  // streams opened so far (the next one is "reused" when > 0)
   bool connected_ = false;
+  bool settings_seen_ = false;  // the backend's SETTINGS arrived
   bool shared_ = false;    // on the Generation's shared list
   bool draining_ = false;  // no new stream: close when the last one ends
   bool failed_ = false;    // FailAll ran: the connection is going

@@ -54,6 +54,7 @@ Generation::Generation(ProxyContext& ctx, std::shared_ptr<const ProxyConfig> con
     pools_[i].health = balancer::HealthView(spec.health);
     pools_[i].idle.resize(n);
     pools_[i].shared.resize(n);
+    pools_[i].h2_peer_streams.assign(n, 100);
   }
 }
 

@@ -264,6 +264,11 @@ class Generation {
   std::vector<core::ConnRef>& shared(uint32_t pool, uint32_t backend) {
     return pools_[pool].shared[backend];
   }
+  // ... and the SETTINGS_MAX_CONCURRENT_STREAMS the backend said last: what a new connection
+  // to it may carry before its own SETTINGS arrive (100 until one did, as nghttp2 assumes).
+  uint32_t& h2_peer_streams(uint32_t pool, uint32_t backend) {
+    return pools_[pool].h2_peer_streams[backend];
+  }
   // Replaced by a reload: closes the idle upstream connections of every pool, and lets the
   // multiplexed ones finish their streams and close.
   void Retire();
@@ -280,6 +285,7 @@ class Generation {
     std::deque<Waiter> waiters;
     std::vector<std::vector<core::ConnRef>> idle;    // per backend
     std::vector<std::vector<core::ConnRef>> shared;  // per backend: HTTP/2 connections
+    std::vector<uint32_t> h2_peer_streams;           // per backend (h2_peer_streams())
   };
   ProxyContext& ctx_;
   std::shared_ptr<const ProxyConfig> config_;
