@@ -49,9 +49,9 @@ class CommandLine(h.ToriiCase):
         p = run_torii(["-t", "-c", self.write("good.toml", GOOD)])
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("successful", p.stdout)
-        demo = os.path.join(h.REPO, "conf", "demo.toml")
-        p = run_torii(["-t", "-c", demo])
-        self.assertEqual(p.returncode, 0, p.stderr)
+        for example in ("demo.toml", "grpc.toml"):
+            p = run_torii(["-t", "-c", os.path.join(h.REPO, "conf", example)])
+            self.assertEqual(p.returncode, 0, (example, p.stderr))
 
     # Bad configs exit 1 with file:line:col pointing at the offending key or value.
     def test_check_bad_configs(self):
