@@ -18,12 +18,53 @@ namespace torii::app {
 
 namespace {
 
-// Reads the status line of one check's response and reports the verdict once.
-class HealthProbe final : public core::ConnHandler {
+// What every check shares: one verdict, reported once. A timeout, a transport error (a failed
+// TLS handshake or verification named as such) or the connection's end before the answer
+// (`eof_detail`) fails it; a drain (stopping) gives none.
+class Probe : public core::ConnHandler {
+ public:
+  Probe(HealthChecker& checker, uint32_t target, const char* eof_detail)
+      : checker_(checker), target_(target), eof_detail_(eof_detail) {}
+
+  void OnEof(core::Conn& conn) override { Finish(conn, false, eof_detail_); }
+  void OnError(core::Conn& conn, core::Error error) override {
+    // A TLS transport reports a failed handshake or verification as EPROTO.
+    Finish(conn, false,
+           conn.transport() != nullptr && error.sys_errno == EPROTO ? std::string("TLS failed")
+                                                                    : std::string(error.name()));
+  }
+  void OnTimer(core::Conn& conn) override { Finish(conn, false, "timeout"); }
+  void OnDrain(core::Conn& conn) override {
+    done_ = true;  // stopping: no verdict
+    conn.Close();
+  }
+
+ protected:
+  bool done() const { return done_; }
+  void Finish(core::Conn& conn, bool ok, std::string_view detail) {
+    if (done_) {
+      return;
+    }
+    done_ = true;
+    conn.Close();
+    checker_.OnResult(target_, ok, detail);
+  }
+
+ private:
+  HealthChecker& checker_;
+  uint32_t target_;
+  const char* eof_detail_;
+  bool done_ = false;
+};
+
+// Reads the status line of one check's response.
+class HealthProbe final : public Probe {
  public:
   HealthProbe(HealthChecker& checker, uint32_t target, std::string_view request,
               std::vector<conf::StatusRange> expect)
-      : checker_(checker), target_(target), request_(request), expect_(std::move(expect)) {}
+      : Probe(checker, target, "closed before a status line"),
+        request_(request),
+        expect_(std::move(expect)) {}
 
   void OnConnected(core::Conn& conn, core::Result<void> result) override {
     if (!result) {
@@ -38,7 +79,7 @@ class HealthProbe final : public core::ConnHandler {
   }
 
   void OnRecv(core::Conn& conn, std::span<const char> data) override {
-    if (done_) {
+    if (done()) {
       return;
     }
     // "HTTP/1.1 200" is all we need: 12 bytes.
@@ -61,45 +102,18 @@ class HealthProbe final : public core::ConnHandler {
     Finish(conn, ok, "status " + std::to_string(status));
   }
 
-  void OnEof(core::Conn& conn) override { Finish(conn, false, "closed before a status line"); }
-  void OnError(core::Conn& conn, core::Error error) override {
-    // A TLS transport reports a failed handshake or verification as EPROTO.
-    Finish(conn, false, conn.transport() != nullptr && error.sys_errno == EPROTO
-                            ? std::string("TLS failed")
-                            : std::string(error.name()));
-  }
-  void OnTimer(core::Conn& conn) override { Finish(conn, false, "timeout"); }
-  void OnWritable(core::Conn& /*conn*/) override {}
-  void OnDrain(core::Conn& conn) override {
-    done_ = true;  // stopping: no verdict
-    conn.Close();
-  }
-  void OnClosed(core::Conn& /*conn*/) override {}
-
  private:
   static constexpr size_t kStatusLineBytes = 12;
   static bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
-  void Finish(core::Conn& conn, bool ok, std::string_view detail) {
-    if (done_) {
-      return;
-    }
-    done_ = true;
-    conn.Close();
-    checker_.OnResult(target_, ok, detail);
-  }
-
-  HealthChecker& checker_;
-  uint32_t target_;
   std::string_view request_;  // owned by the checker
   std::vector<conf::StatusRange> expect_;
   std::string head_;
-  bool done_ = false;
 };
 
 // An HTTP/2 check (pools with protocol "h2" / "h2c"): one stream, GET path (judged by its
 // status) or the gRPC health protocol's Check (grpc-status 0 and SERVING pass).
-class H2HealthProbe final : public core::ConnHandler {
+class H2HealthProbe final : public Probe {
  public:
   struct Request {
     bool grpc = false;
@@ -110,7 +124,9 @@ class H2HealthProbe final : public core::ConnHandler {
   };
   H2HealthProbe(HealthChecker& checker, uint32_t target, Request request,
                 std::vector<conf::StatusRange> expect)
-      : checker_(checker), target_(target), req_(std::move(request)), expect_(std::move(expect)) {}
+      : Probe(checker, target, "closed before the answer"),
+        req_(std::move(request)),
+        expect_(std::move(expect)) {}
   ~H2HealthProbe() override {
     if (ng_ != nullptr) {
       nghttp2_session_del(ng_);
@@ -153,7 +169,7 @@ class H2HealthProbe final : public core::ConnHandler {
   }
 
   void OnRecv(core::Conn& conn, std::span<const char> data) override {
-    if (done_) {
+    if (done()) {
       return;
     }
     if (nghttp2_session_mem_recv(ng_, reinterpret_cast<const uint8_t*>(data.data()), data.size()) <
@@ -162,17 +178,6 @@ class H2HealthProbe final : public core::ConnHandler {
       return;
     }
     Flush(conn);
-  }
-  void OnEof(core::Conn& conn) override { Finish(conn, false, "closed before the answer"); }
-  void OnError(core::Conn& conn, core::Error error) override {
-    Finish(conn, false,
-           conn.transport() != nullptr && error.sys_errno == EPROTO ? std::string("TLS failed")
-                                                                    : std::string(error.name()));
-  }
-  void OnTimer(core::Conn& conn) override { Finish(conn, false, "timeout"); }
-  void OnDrain(core::Conn& conn) override {
-    done_ = true;
-    conn.Close();
   }
 
  private:
@@ -235,28 +240,12 @@ class H2HealthProbe final : public core::ConnHandler {
   }
 
   void Flush(core::Conn& conn) {
-    while (!done_) {
-      const uint8_t* bytes = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(ng_, &bytes);
-      if (n <= 0) {
-        break;
-      }
-      conn.Write(std::string_view(reinterpret_cast<const char*>(bytes), static_cast<size_t>(n)));
+    if (!http::SendFrames(ng_, conn)) {
+      Finish(conn, false, "HTTP/2 protocol error");
     }
   }
-  void Finish(core::Conn& conn, bool ok, std::string_view detail) {
-    if (done_) {
-      return;
-    }
-    done_ = true;
-    conn.Close();
-    checker_.OnResult(target_, ok, detail);
-  }
-
   static constexpr size_t kMaxBody = 1024;  // a HealthCheckResponse is a few bytes
 
-  HealthChecker& checker_;
-  uint32_t target_;
   Request req_;
   std::vector<conf::StatusRange> expect_;
   core::Conn* conn_ = nullptr;
@@ -265,7 +254,6 @@ class H2HealthProbe final : public core::ConnHandler {
   int status_ = 0;
   std::string grpc_status_;
   std::string body_;
-  bool done_ = false;
 };
 
 }  // namespace

@@ -99,10 +99,8 @@ void Exchange::OnRequestEnd(bool must_close, std::span<const HeaderView> trailer
   req_ = Req::kDone;
   if (Upstream* u = upstream()) {
     if (resp_ != Resp::kDone) {
-      std::vector<HeaderView> kept;
-      if (!trailers.empty()) {
-        KeepTrailers(trailers, cfg().routes[x_.route].trailers, &kept);
-      }
+      std::vector<HeaderView> kept;  // allocates only when there are trailers
+      KeepTrailers(trailers, cfg().routes[x_.route].trailers, &kept);
       u->EndRequestBody(x_.req_framing == Framing::kChunked, kept);
     } else {
       u->set_request_complete(true);  // answered already: nothing more is sent
@@ -843,11 +841,9 @@ void Exchange::PickBackendAndSend() {
     up_ = UpstreamRef{up->ref(), 0};
     auto* handler = static_cast<UpstreamConn*>(up->handler());
     const RouteSpec& route = cfg().routes[x_.route];
-    handler->Attach(
-        *up, conn_.ref, conn_.host, id_, x_.method_id == HTTP_HEAD,
-        /*holds_slot=*/pool.max_conns > 0,
-        route.connect_timeout_ms != 0 ? route.connect_timeout_ms : pool.connect_timeout_ms,
-        ResponseTimeoutMs(pool, route));
+    handler->Attach(*up, conn_.ref, conn_.host, id_, x_.method_id == HTTP_HEAD,
+                    /*holds_slot=*/pool.max_conns > 0, ConnectTimeoutMs(pool, route),
+                    ResponseTimeoutMs(pool, route));
     handler->set_request_complete(req_ == Req::kDone);
     up->Write(B().upstream_head);
     NoteSent(pool);
@@ -901,6 +897,10 @@ core::Conn* Exchange::ConnectUpstream(const PoolSpec& pool,
   return up;
 }
 
+uint64_t Exchange::ConnectTimeoutMs(const PoolSpec& pool, const RouteSpec& route) {
+  return route.connect_timeout_ms != 0 ? route.connect_timeout_ms : pool.connect_timeout_ms;
+}
+
 uint64_t Exchange::ResponseTimeoutMs(const PoolSpec& pool, const RouteSpec& route) const {
   const uint64_t configured =
       route.response_timeout_ms != 0 ? route.response_timeout_ms : pool.response_timeout_ms;
@@ -909,8 +909,11 @@ uint64_t Exchange::ResponseTimeoutMs(const PoolSpec& pool, const RouteSpec& rout
 }
 
 bool Exchange::SendOnStream(const PoolSpec& pool) {
-  core::Conn* up = H2UpstreamConn::FindWithRoom(ctx_.worker(), *gen_, x_.pool, x_.backend);
-  if (up != nullptr && (x_.attempts == 1 || !x_.force_fresh)) {
+  core::Conn* up = nullptr;
+  if (x_.attempts == 1 || !x_.force_fresh) {
+    up = H2UpstreamConn::FindWithRoom(ctx_.worker(), *gen_, x_.pool, x_.backend);
+  }
+  if (up != nullptr) {
     ctx_.stats().upstream_reused++;
   } else {
     bool answered = false;
@@ -929,8 +932,7 @@ bool Exchange::SendOnStream(const PoolSpec& pool) {
   p.head_request = x_.method_id == HTTP_HEAD;
   p.holds_slot = pool.max_conns > 0;
   p.end_stream = x_.req_framing == Framing::kNone;
-  p.connect_timeout_ms =
-      route.connect_timeout_ms != 0 ? route.connect_timeout_ms : pool.connect_timeout_ms;
+  p.connect_timeout_ms = ConnectTimeoutMs(pool, route);
   p.response_timeout_ms = ResponseTimeoutMs(pool, route);
   const uint32_t stream =
       static_cast<H2UpstreamConn*>(up->handler())->Open(*up, p, &B().upstream_head);
@@ -1295,10 +1297,8 @@ void Exchange::OnUpstreamDone(bool reusable, std::span<const HeaderView> trailer
   }
   EndEncoder(true);
   // A close-delimited body ends with the connection.
-  std::vector<HeaderView> kept;
-  if (!trailers.empty()) {
-    KeepTrailers(trailers, cfg().routes[x_.route].trailers, &kept);
-  }
+  std::vector<HeaderView> kept;  // allocates only when there are trailers
+  KeepTrailers(trailers, cfg().routes[x_.route].trailers, &kept);
   const bool close_to_end = down_.WriteEnd(kept);
   resp_ = Resp::kDone;
   // An upstream that answered before the request body was complete may not have read it:

@@ -225,6 +225,8 @@ class Exchange {
   // answered 503. Either way the slot taken for it is given back.
   core::Conn* ConnectUpstream(const PoolSpec& pool, std::unique_ptr<core::ConnHandler> handler,
                               bool* answered);
+  // How long the connect may take: the route's connect_timeout, else the pool's.
+  static uint64_t ConnectTimeoutMs(const PoolSpec& pool, const RouteSpec& route);
   // How long the backend may take between response bytes: the route's or the pool's
   // response_timeout, or a gRPC call's grpc-timeout when shorter.
   uint64_t ResponseTimeoutMs(const PoolSpec& pool, const RouteSpec& route) const;

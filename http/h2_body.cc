@@ -7,6 +7,21 @@
 
 namespace torii::http {
 
+bool SendFrames(nghttp2_session* ng, core::Conn& conn) {
+  while (conn.queued() < core::Conn::kHighWater && !conn.closing()) {
+    const uint8_t* bytes = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(ng, &bytes);
+    if (n < 0) {
+      return false;
+    }
+    if (n == 0) {
+      break;
+    }
+    conn.Write(std::string_view(reinterpret_cast<const char*>(bytes), static_cast<size_t>(n)));
+  }
+  return true;
+}
+
 void H2BodyQueue::Append(std::string_view bytes) {
   if (off_ == out_.size()) {
     out_.clear();

@@ -28,6 +28,11 @@ inline nghttp2_nv Nv(std::string_view name, std::string_view value) {
                     value.size(), NGHTTP2_NV_FLAG_NONE};
 }
 
+// nghttp2's pending frames to `conn` while it holds less than the high-water mark (a peer that
+// does not read holds nghttp2 back, not the connection's memory). False on an nghttp2 error
+// (the connection is beyond saving).
+bool SendFrames(nghttp2_session* ng, core::Conn& conn);
+
 class H2BodyQueue {
  public:
   size_t queued() const { return out_.size() - off_; }

@@ -589,18 +589,10 @@ void H2Session::OnRecv(core::Conn& conn, std::span<const char> data) {
 
 void H2Session::Flush() {
   for (int round = 0; round < 8; ++round) {
-    while (conn_.queued() < core::Conn::kHighWater && !conn_.closing()) {
-      const uint8_t* bytes = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(ng_, &bytes);
-      if (n < 0) {
-        AbandonAll("protocol error");
-        conn_.Close();
-        return;
-      }
-      if (n == 0) {
-        break;
-      }
-      conn_.Write(std::string_view(reinterpret_cast<const char*>(bytes), static_cast<size_t>(n)));
+    if (!SendFrames(ng_, conn_)) {
+      AbandonAll("protocol error");
+      conn_.Close();
+      return;
     }
     if (writable_.empty() || conn_.closing()) {
       break;

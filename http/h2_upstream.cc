@@ -586,17 +586,9 @@ void H2UpstreamConn::Flush() {
     return;
   }
   for (int round = 0; round < 8; ++round) {
-    while (self_->queued() < core::Conn::kHighWater && !self_->closing()) {
-      const uint8_t* bytes = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(ng_, &bytes);
-      if (n < 0) {
-        FailAll(UpstreamFailure::kBadResponse);
-        return;
-      }
-      if (n == 0) {
-        break;
-      }
-      self_->Write(std::string_view(reinterpret_cast<const char*>(bytes), static_cast<size_t>(n)));
+    if (!SendFrames(ng_, *self_)) {
+      FailAll(UpstreamFailure::kBadResponse);
+      return;
     }
     if (writable_.empty() || self_->closing()) {
       break;

@@ -9,6 +9,17 @@ namespace torii::http {
 
 namespace {
 
+// `name` is one of `names` (lowercase), compared ignoring case.
+template <typename Name>
+bool Listed(std::span<const Name> names, std::string_view name) {
+  for (const Name& n : names) {
+    if (EqualsIgnoreCase(name, n)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Hop-by-hop headers (RFC 9110 §7.6.1) plus the ones torii rewrites itself.
 bool IsDroppedRequestHeader(std::string_view name) {
   static constexpr std::string_view kDropped[] = {"connection",
@@ -33,23 +44,7 @@ bool IsDroppedRequestHeader(std::string_view name) {
                                                   "x-http-method-override",
                                                   "client-cert",
                                                   "client-cert-chain"};
-  for (std::string_view d : kDropped) {
-    if (EqualsIgnoreCase(name, d)) {
-      return true;
-    }
-  }
-  return name.find('_') != std::string_view::npos;
-}
-
-
-// `name` is one of `names` (lowercase), compared ignoring case.
-bool Listed(std::span<const std::string> names, std::string_view name) {
-  for (const std::string& n : names) {
-    if (EqualsIgnoreCase(name, n)) {
-      return true;
-    }
-  }
-  return false;
+  return Listed<std::string_view>(kDropped, name) || name.find('_') != std::string_view::npos;
 }
 
 void AppendHeader(std::string* out, std::string_view name, std::string_view value) {
@@ -66,12 +61,7 @@ bool IsDroppedResponseHeader(std::string_view name) {
   static constexpr std::string_view kDropped[] = {
       "connection", "keep-alive",     "proxy-connection", "te",     "transfer-encoding",
       "trailer",    "content-length", "upgrade",          "proxy-authenticate"};
-  for (std::string_view d : kDropped) {
-    if (EqualsIgnoreCase(name, d)) {
-      return true;
-    }
-  }
-  return false;
+  return Listed<std::string_view>(kDropped, name);
 }
 
 std::string_view ReasonPhrase(int status) {
@@ -173,16 +163,9 @@ bool IsForwardedTrailer(std::string_view name) {
                                                    "www-authenticate",
                                                    "early-data",
                                                    "x-request-id"};
-  if (name.empty() || name.front() == ':' || IsDroppedRequestHeader(name) ||
-      IsDroppedResponseHeader(name) || EqualsIgnoreCase(name.substr(0, 3), "if-")) {
-    return false;
-  }
-  for (std::string_view d : kHeadOnly) {
-    if (EqualsIgnoreCase(name, d)) {
-      return false;
-    }
-  }
-  return true;
+  return !name.empty() && name.front() != ':' && !IsDroppedRequestHeader(name) &&
+         !IsDroppedResponseHeader(name) && !EqualsIgnoreCase(name.substr(0, 3), "if-") &&
+         !Listed<std::string_view>(kHeadOnly, name);
 }
 
 void KeepTrailers(std::span<const HeaderView> trailers, std::span<const std::string> allow,

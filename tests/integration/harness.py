@@ -178,13 +178,19 @@ class Origin:
             self.start()
 
     def start(self, listen="127.0.0.1:0"):
-        if os.path.exists(self.ready_file):
-            os.unlink(self.ready_file)
         args = [origin_bin(), "--listen", listen, "--name", self.name,
                 "--ready-file", self.ready_file, "--log", self.log_path,
                 "--threads", str(self.threads)]
         if self.keepalive_timeout is not None:
             args += ["--keepalive-timeout", str(self.keepalive_timeout)]
+        return self._launch(args)
+
+    def _launch(self, args, ready_timeout=10):
+        """Starts `args` (a backend that writes "HOST:PORT" to self.ready_file once it
+        listens) and waits for it (ready_timeout x SLOW seconds); its output goes to
+        self.stderr_path."""
+        if os.path.exists(self.ready_file):
+            os.unlink(self.ready_file)
         self._stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
                                      stderr=self._stderr, env=child_env())
@@ -200,7 +206,7 @@ class Origin:
                 return None
             return text or None
 
-        text = wait_for(ready, 10 * SLOW, what=f"origin {self.name} ready file")
+        text = wait_for(ready, ready_timeout * SLOW, what=f"origin {self.name} ready file")
         host, port = text.splitlines()[0].rsplit(":", 1)
         self.host = host
         self.port = int(port)

@@ -29,32 +29,13 @@ class H2Origin(h.Origin):
         super().__init__(name, dir=dir, start=start)
 
     def start(self, listen="127.0.0.1:0"):
-        if os.path.exists(self.ready_file):
-            os.unlink(self.ready_file)
         args = [sys.executable, H2_ORIGIN, "--listen", listen, "--name", self.name,
                 "--ready-file", self.ready_file, "--log", self.log_path]
         if self.tls:
             args += ["--cert", self.tls["cert"], "--key", self.tls["key"]]
         if self.max_streams:
             args += ["--max-streams", str(self.max_streams)]
-        self._stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
-                                     stderr=self._stderr, env=h.child_env())
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"h2 origin {self.name} exited early: "
-                                     f"{self._stderr_text()}")
-            try:
-                with open(self.ready_file) as f:
-                    return f.read().strip() or None
-            except FileNotFoundError:
-                return None
-
-        text = h.wait_for(ready, 10 * h.SLOW, what=f"h2 origin {self.name} ready file")
-        host, port = text.rsplit(":", 1)
-        self.host, self.port, self.addr = host, int(port), (host, int(port))
-        return self
+        return self._launch(args)
 
     def stats(self):
         """{"connections", "streams", "max_concurrent"} (asked over HTTP/2 directly)."""

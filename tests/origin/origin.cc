@@ -600,25 +600,24 @@ void log_request(const Conn& c) {
   append_num(s, uint64_t(r.vmajor));
   s += '.';
   append_num(s, uint64_t(r.vminor));
-  s += "\",\"headers\":[";
-  for (size_t i = 0; i < r.headers.size(); ++i) {
-    if (i) s += ',';
+  // [["name","value"],...]
+  const auto append_fields = [&s](const std::vector<std::pair<std::string, std::string>>& fields) {
     s += '[';
-    append_json(s, r.headers[i].first);
-    s += ',';
-    append_json(s, r.headers[i].second);
+    for (size_t i = 0; i < fields.size(); ++i) {
+      if (i) s += ',';
+      s += '[';
+      append_json(s, fields[i].first);
+      s += ',';
+      append_json(s, fields[i].second);
+      s += ']';
+    }
     s += ']';
-  }
-  s += "],\"trailers\":[";
-  for (size_t i = 0; i < r.trailers.size(); ++i) {
-    if (i) s += ',';
-    s += '[';
-    append_json(s, r.trailers[i].first);
-    s += ',';
-    append_json(s, r.trailers[i].second);
-    s += ']';
-  }
-  s += "],\"body\":";
+  };
+  s += "\",\"headers\":";
+  append_fields(r.headers);
+  s += ",\"trailers\":";
+  append_fields(r.trailers);
+  s += ",\"body\":";
   append_json(s, std::string_view(r.body).substr(0, kLogBodyBytes));
   s += ",\"body_len\":";
   append_num(s, r.body_len);
