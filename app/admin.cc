@@ -663,7 +663,28 @@ std::string Admin::StatusJson() const {
            ",\"responses\":" + std::to_string(responses) + ",\"avg_response_ms\":" + avg;
       o += "}";
     }
-    o += "]}";
+    o += "]";
+    // Backends found by DNS: each name asked, what it answered, and whether that answer is
+    // stale (the resolver failed since: the last good addresses stay in use).
+    if (discovery_ != nullptr) {
+      const std::vector<Discovery::NameStatus> names = discovery_->Status(p);
+      if (!names.empty()) {
+        o += ",\"dns\":[";
+        const uint64_t mono = core::MonotonicMs();
+        for (size_t i = 0; i < names.size(); ++i) {
+          const Discovery::NameStatus& n = names[i];
+          o += (i ? "," : "") + std::string("{\"name\":") + Json(n.name) +
+               ",\"type\":" + Json(n.type) + ",\"records\":" + std::to_string(n.records) +
+               ",\"resolved\":" + (n.resolved ? "true" : "false") +
+               ",\"negative\":" + (n.negative ? "true" : "false") +
+               ",\"stale\":" + (n.stale ? "true" : "false") + ",\"error\":" + Json(n.error) +
+               ",\"next_query_ms\":" +
+               std::to_string(n.next_query_ms > mono ? n.next_query_ms - mono : 0) + "}";
+        }
+        o += "]";
+      }
+    }
+    o += "}";
   }
   o += "],\"routes\":[";
   for (size_t i = 0; i < proxy_->routes.size(); ++i) {

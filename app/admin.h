@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "app/discovery.h"
 #include "conf/config.h"
 #include "core/worker.h"
 #include "http/proxy_config.h"
@@ -41,6 +42,8 @@ class Admin {
   // Hot reload (on worker 0's thread, where the admin listener is served).
   void SetProxyConfig(std::shared_ptr<const http::ProxyConfig> proxy) { proxy_ = std::move(proxy); }
   void CountReload() { ++reloads_; }
+  // The Discovery of the config in use (backends found by DNS), for the status page.
+  void SetDiscovery(const Discovery* discovery) { discovery_ = discovery; }
 
  private:
   std::shared_ptr<const http::ProxyConfig> proxy_;
@@ -49,6 +52,7 @@ class Admin {
   ratelimit::IpList allow_;
   uint64_t started_ms_;
   uint64_t reloads_ = 0;
+  const Discovery* discovery_ = nullptr;
 };
 
 }  // namespace torii::app

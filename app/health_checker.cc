@@ -265,40 +265,44 @@ HealthChecker::HealthChecker(const conf::Config& config, const http::ProxyConfig
       continue;
     }
     const conf::HealthConfig& h = *pool.health;
-    for (size_t b = 0; b < pool.backends.size(); ++b) {
-      const conf::BackendConfig& backend = pool.backends[b];
+    const http::PoolSpec& spec = proxy.pools[p];
+    for (size_t b = 0; b < spec.backends.size(); ++b) {
+      const http::BackendTarget& backend = spec.backends[b];
       Target t;
       t.pool = pool.name;
-      t.backend = backend.address.ToString();
+      t.backend = backend.name;
       t.index = static_cast<uint32_t>(b);
-      t.addr = backend.address.storage;
-      t.addr_len = backend.address.len;
+      t.addr = backend.addr;
+      t.addr_len = backend.addr_len;
+      // The Host a check sends by default: the name the backend was found by, else its address.
+      const std::string host = !h.host.empty() ? h.host
+                               : backend.host.empty()
+                                   ? backend.name
+                                   : backend.host + backend.name.substr(backend.name.rfind(':'));
       const bool h2 = pool.protocol != conf::PoolConfig::Protocol::kHttp11;
       if (h.type != conf::HealthConfig::Type::kTcp && h2) {
         t.h2 = true;
         t.grpc = h.type == conf::HealthConfig::Type::kGrpc;
         t.path = t.grpc ? "/grpc.health.v1.Health/Check" : h.path;
-        t.authority = h.host.empty() ? t.backend : h.host;
+        t.authority = host;
         if (t.grpc) {
           t.grpc_message = http::GrpcHealthCheckRequest(h.service);
         }
       } else if (h.type == conf::HealthConfig::Type::kHttp) {
-        t.request = "GET " + h.path + " HTTP/1.1\r\nHost: " +
-                    (h.host.empty() ? t.backend : h.host) +
+        t.request = "GET " + h.path + " HTTP/1.1\r\nHost: " + host +
                     "\r\nUser-Agent: torii-health-check\r\nAccept: */*\r\n"
                     "Connection: close\r\n\r\n";
       }
-      if (const http::PoolSpec& spec = proxy.pools[p];
-          h.type != conf::HealthConfig::Type::kTcp && spec.tls) {
+      if (h.type != conf::HealthConfig::Type::kTcp && spec.tls) {
         t.tls = spec.tls;
         t.tls_name = spec.tls_names[b];
         t.tls_sessions = spec.tls_sessions[b];
       }
-      t.send_proxy = proxy.pools[p].send_proxy;
+      t.send_proxy = spec.send_proxy;
       t.interval_ms = static_cast<uint64_t>(h.interval.count());
       t.timeout_ms = static_cast<uint64_t>(h.timeout.count());
       t.expect = h.expect_status;
-      t.health = proxy.pools[p].health;
+      t.health = spec.health;
       targets_.push_back(std::move(t));
     }
   }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "app/admin.h"
+#include "app/discovery.h"
 #include "app/health_checker.h"
 #include "balancer/health.h"
 #include "base/text.h"
@@ -102,8 +103,8 @@ std::string HostOf(const std::string& address) {
   return address.substr(0, address.rfind(':'));
 }
 
-std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
-                                                    const TlsContexts& tls, uint32_t workers) {
+std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const TlsContexts& tls,
+                                                    uint32_t workers, const Discovery& discovery) {
   auto p = std::make_shared<http::ProxyConfig>();
   p->limits.header_bytes = static_cast<uint32_t>(c.limits.header_bytes);
   p->limits.header_count = c.limits.header_count;
@@ -138,15 +139,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
       case conf::Algorithm::kLeastConn: ps.algorithm = "least_conn"; break;
       case conf::Algorithm::kIpHash: ps.algorithm = "ip_hash"; break;
     }
-    for (const conf::BackendConfig& b : pc.backends) {
-      http::BackendTarget t;
-      t.addr = b.address.storage;
-      t.addr_len = b.address.len;
-      t.name = b.address.ToString();
-      t.weight = b.weight;
-      t.backup = b.backup;
-      ps.backends.push_back(std::move(t));
-    }
+    ps.backends = discovery.Backends(p->pools.size());
     ps.connect_timeout_ms = static_cast<uint64_t>(pc.connect_timeout.count());
     ps.response_timeout_ms = static_cast<uint64_t>(pc.response_timeout.count());
     ps.keepalive_timeout_ms = static_cast<uint64_t>(pc.keepalive_timeout.count());
@@ -191,15 +184,14 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c,
                      std::to_string(policy.fail_window_ms) + "," +
                      std::to_string(policy.max_eject_ms) + "|" + (pc.tls ? "tls" : "plain") +
                      (ps.h2 ? "|h2" : "");
-    for (const http::BackendTarget& b : ps.backends) {
-      ps.fingerprint += "|" + b.name + "*" + std::to_string(b.weight) + (b.backup ? "b" : "");
-    }
     ps.counters = std::make_shared<http::CounterGrid>(
         workers, n * http::PoolSpec::kBackendColumns);
     ps.tls = tls.pools[p->pools.size()];
     if (ps.tls) {
       for (const http::BackendTarget& b : ps.backends) {
-        ps.tls_names.push_back(pc.tls->sni.empty() ? HostOf(b.name) : pc.tls->sni);
+        ps.tls_names.push_back(!pc.tls->sni.empty() ? pc.tls->sni
+                               : !b.host.empty()    ? b.host
+                                                    : HostOf(b.name));
         ps.tls_sessions.push_back(std::make_shared<tls::ClientSessionCache>());
       }
     }
@@ -549,12 +541,35 @@ std::shared_ptr<std::vector<std::shared_ptr<tls::TicketKeys>>> TicketKeysOf(
 void CarryOver(const http::ProxyConfig& old, http::ProxyConfig* fresh) {
   for (http::PoolSpec& pool : fresh->pools) {
     for (const http::PoolSpec& before : old.pools) {
-      if (before.name == pool.name && before.fingerprint == pool.fingerprint) {
+      if (before.name != pool.name || before.fingerprint != pool.fingerprint) {
+        continue;
+      }
+      const bool same_backends = std::equal(
+          before.backends.begin(), before.backends.end(), pool.backends.begin(),
+          pool.backends.end(), [](const http::BackendTarget& a, const http::BackendTarget& b) {
+            return a.name == b.name && a.weight == b.weight && a.backup == b.backup;
+          });
+      if (same_backends) {
         pool.health = before.health;
         pool.load = before.load;
         pool.slots = before.slots;
         pool.tls_sessions = before.tls_sessions;
         pool.counters = before.counters;
+        continue;
+      }
+      // The backends changed (DNS, or an edit): an address that stays keeps its health and
+      // TLS sessions; a new one starts with none. In-flight counts (least_conn, max_conns)
+      // start over: requests in flight finish on the previous generation's counters.
+      for (size_t i = 0; i < pool.backends.size(); ++i) {
+        for (size_t j = 0; j < before.backends.size(); ++j) {
+          if (pool.backends[i].name != before.backends[j].name) {
+            continue;
+          }
+          pool.health->Adopt(static_cast<uint32_t>(i), *before.health, static_cast<uint32_t>(j));
+          if (i < pool.tls_sessions.size() && j < before.tls_sessions.size()) {
+            pool.tls_sessions[i] = before.tls_sessions[j];
+          }
+        }
       }
     }
   }
@@ -731,8 +746,20 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     spdlog::critical("{}", tls_contexts.error());
     return 1;
   }
+  // Backends given by name: resolved once now (start-up fails when one does not resolve,
+  // unless [dns] resolve_at_start = false), then kept current on worker 0's ring. Like the
+  // checkers, every config's Discovery is kept until the workers stop.
+  std::vector<std::unique_ptr<Discovery>> discoveries;
+  discoveries.push_back(std::make_unique<Discovery>(config));
+  Discovery* discovery = discoveries.back().get();
+  if (!discovery->empty()) {
+    if (std::string why = discovery->ResolveNow(); !why.empty()) {
+      spdlog::critical("{}", why);
+      return 1;
+    }
+  }
   std::shared_ptr<const http::ProxyConfig> proxy_config =
-      BuildProxyConfig(config, *tls_contexts, workers);
+      BuildProxyConfig(config, *tls_contexts, workers, *discovery);
   // Hot reload's state: the configs read since start (each one's HealthChecker refers to it)
   // and the TLS contexts in use.
   TlsContexts current_tls = *tls_contexts;
@@ -778,9 +805,12 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     if (w == 0) {
       // Once per process, on worker 0's ring: active health checks, and the rotation of the
       // TLS session-ticket keys (checked every minute; each key set rotates on its interval).
-      worker->set_on_start([checker, ticket_keys, ctx_ptr](core::Worker& self) {
+      worker->set_on_start([checker, discovery, ticket_keys, ctx_ptr](core::Worker& self) {
         if (!checker->empty()) {
           checker->Start(*ctx_ptr);
+        }
+        if (!discovery->empty()) {
+          discovery->Start(self);
         }
         auto task = std::make_shared<core::Worker::TaskId>();
         *task = self.AddTask([&self, ticket_keys, task] {
@@ -815,6 +845,7 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
       views.push_back(c.get());
     }
     admin = std::make_unique<Admin>(config, proxy_config, std::move(views));
+    admin->SetDiscovery(discovery);
   }
 
   // Everything that needs root is done (listeners bound, logs open, keys read, rings set
@@ -847,12 +878,59 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
 
   spdlog::info("torii serving with {} worker(s)", workers);
 
+  // Hands every worker `next` as its new generation (requests in flight finish on theirs), and
+  // worker 0 the checker and Discovery that go with it: SIGHUP, and DNS changing a pool.
+  auto install = [&](std::shared_ptr<http::ProxyConfig> next, const conf::Config& conf,
+                     Discovery* next_discovery, bool reload) {
+    CarryOver(*proxy_config, next.get());
+    proxy_config = next;
+    checkers.push_back(std::make_unique<HealthChecker>(conf, *proxy_config));
+    HealthChecker* previous_checker = checker;
+    checker = checkers.back().get();
+    Discovery* previous_discovery = discovery;
+    discovery = next_discovery;
+    auto keys = TicketKeysOf(*proxy_config);
+    for (const auto& c : contexts) {
+      http::ProxyContext* ctx = c.get();
+      ctx->worker().Post([ctx, cfg = proxy_config] { ctx->Reload(cfg); });
+    }
+    core::Worker* w0 = ws[0].get();
+    http::ProxyContext* ctx0 = contexts[0].get();
+    w0->Post([w0, ctx0, previous_checker, next_checker = checker, previous_discovery,
+              next_discovery, reload, &admin, cfg = proxy_config, keys, ticket_keys] {
+      previous_checker->Stop();
+      if (!next_checker->empty()) {
+        next_checker->Start(*ctx0);
+      }
+      if (previous_discovery != next_discovery) {
+        previous_discovery->Stop();
+        if (!next_discovery->empty()) {
+          next_discovery->Start(*w0);
+        }
+      }
+      if (admin) {
+        admin->SetProxyConfig(cfg);
+        admin->SetDiscovery(next_discovery);
+        if (reload) {
+          admin->CountReload();
+        }
+      }
+      *ticket_keys = *keys;  // worker 0's rotation task reads it on this thread
+    });
+  };
+
   bool stopping = false;
   int exit_code = 0;
   while (exited.load() < workers) {
     timespec timeout{0, 200 * 1000 * 1000};
     siginfo_t info{};
     const int sig = sigtimedwait(&set, &info, &timeout);
+    if (!stopping && discovery->TakeChanged()) {
+      // DNS changed a pool's backends: the next generation, from the running config.
+      const conf::Config& running = configs.empty() ? config : *configs.back();
+      install(BuildProxyConfig(running, current_tls, workers, *discovery), running, discovery,
+              /*reload=*/false);
+    }
     if (failed.load() && !stopping) {
       spdlog::critical("a worker failed to start; stopping");
       exit_code = 1;
@@ -892,33 +970,20 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
                       refused);
         continue;
       }
-      std::shared_ptr<http::ProxyConfig> next = BuildProxyConfig(*fresh, *tls, workers);
-      CarryOver(*proxy_config, next.get());
-      proxy_config = next;
+      auto next_discovery = std::make_unique<Discovery>(*fresh);
+      if (!next_discovery->empty()) {
+        if (std::string why = next_discovery->ResolveNow(); !why.empty()) {
+          spdlog::error("SIGHUP: reload refused, still serving the previous configuration: {}",
+                        why);
+          continue;
+        }
+      }
+      std::shared_ptr<http::ProxyConfig> next =
+          BuildProxyConfig(*fresh, *tls, workers, *next_discovery);
       current_tls = std::move(*tls);
       configs.push_back(std::make_unique<conf::Config>(std::move(*fresh)));
-      checkers.push_back(std::make_unique<HealthChecker>(*configs.back(), *proxy_config));
-      HealthChecker* previous_checker = checker;
-      checker = checkers.back().get();
-      auto keys = TicketKeysOf(*proxy_config);
-      for (const auto& c : contexts) {
-        http::ProxyContext* ctx = c.get();
-        ctx->worker().Post([ctx, cfg = proxy_config] { ctx->Reload(cfg); });
-      }
-      core::Worker* w0 = ws[0].get();
-      http::ProxyContext* ctx0 = contexts[0].get();
-      w0->Post([w0, ctx0, previous_checker, next_checker = checker, &admin, cfg = proxy_config,
-                keys, ticket_keys] {
-        previous_checker->Stop();
-        if (!next_checker->empty()) {
-          next_checker->Start(*ctx0);
-        }
-        if (admin) {
-          admin->SetProxyConfig(cfg);
-          admin->CountReload();
-        }
-        *ticket_keys = *keys;  // worker 0's rotation task reads it on this thread
-      });
+      discoveries.push_back(std::move(next_discovery));
+      install(next, *configs.back(), discoveries.back().get(), /*reload=*/true);
       spdlog::info("SIGHUP: reloaded {} ({} reload(s)); new requests use it, requests in flight "
                    "finish on the previous one", configs.back()->source, configs.size());
     } else if (sig == SIGUSR1) {
@@ -948,7 +1013,10 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
   for (auto& t : threads) {
     t.join();
   }
-  // Workers first: their connections' handlers hand their buffers back to the contexts.
+  // The resolvers first (they unwatch their sockets on worker 0's ring, which must still
+  // exist), then the workers: their connections' handlers hand their buffers back to the
+  // contexts.
+  discoveries.clear();
   ws.clear();
   contexts.clear();
   if (failed.load()) {

@@ -17,6 +17,25 @@ PoolHealth::PoolHealth(uint32_t backends, const HealthPolicy& policy)
   }
 }
 
+void PoolHealth::Adopt(uint32_t to, const PoolHealth& other, uint32_t from) {
+  if (to >= size_ || from >= other.size_) {
+    return;
+  }
+  std::scoped_lock lock(mu_, other.mu_);
+  Backend& b = backends_[to];
+  const Backend& o = other.backends_[from];
+  b.up.store(o.up.load(std::memory_order_acquire), std::memory_order_release);
+  b.ejected_until.store(o.ejected_until.load(std::memory_order_acquire), std::memory_order_release);
+  b.ejections.store(o.ejections.load(std::memory_order_acquire), std::memory_order_release);
+  b.ok_streak = o.ok_streak;
+  b.fail_streak = o.fail_streak;
+  if (o.fail_times.size() == b.fail_times.size()) {
+    b.fail_times = o.fail_times;
+    b.fail_next = o.fail_next;
+  }
+  Bump();
+}
+
 uint64_t PoolHealth::Snapshot(uint64_t now_ms, BackendMask* eligible) const {
   eligible->Reset(size_);
   uint64_t valid_until = std::numeric_limits<uint64_t>::max();

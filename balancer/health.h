@@ -77,6 +77,12 @@ class PoolHealth {
   // unless the backend has been ejected before.
   void ReportSuccess(uint32_t backend, uint64_t now_ms);
 
+  // Backend `to` takes over the state of backend `from` of `other` (the same address in the
+  // pool's previous backend list, after DNS changed the list): up or down, ejection and
+  // backoff, streaks and recent failures. `other` must have the same policy. Call before this
+  // PoolHealth is shared.
+  void Adopt(uint32_t to, const PoolHealth& other, uint32_t from);
+
   // For logs and status: the active state, the ejection end (0 = not ejected) and how many
   // ejections in a row the current backoff reflects.
   bool up(uint32_t backend) const;

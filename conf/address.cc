@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/text.h"
 #include "conf/config.h"
 
 namespace torii::conf {
@@ -163,6 +164,56 @@ std::optional<SocketAddress> ParseSocketAddress(std::string_view text, std::stri
   }
   address.text = std::string(text);
   return address;
+}
+
+std::optional<HostPort> ParseHostPort(std::string_view text, bool port_required, std::string* why) {
+  auto refuse = [why](std::string message) -> std::optional<HostPort> {
+    if (why != nullptr) {
+      *why = std::move(message);
+    }
+    return std::nullopt;
+  };
+  HostPort out;
+  std::string_view host = text;
+  if (const size_t colon = text.rfind(':'); colon != std::string_view::npos) {
+    host = text.substr(0, colon);
+    if (!ParsePort(text.substr(colon + 1), &out.port) || out.port == 0) {
+      return refuse("port must be a number from 1 to 65535");
+    }
+  } else if (port_required) {
+    return refuse("missing \":port\"");
+  }
+  if (!host.empty() && host.back() == '.') {
+    host.remove_suffix(1);
+  }
+  if (host.empty()) {
+    return refuse("missing host name");
+  }
+  if (host.size() > 253) {
+    return refuse("host name longer than 253 bytes");
+  }
+  size_t label = 0;
+  for (size_t i = 0; i <= host.size(); ++i) {
+    if (i == host.size() || host[i] == '.') {
+      if (label == 0) {
+        return refuse("empty label in host name");
+      }
+      if (label > 63) {
+        return refuse("host name label longer than 63 bytes");
+      }
+      label = 0;
+      continue;
+    }
+    const char c = host[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_';
+    if (!ok) {
+      return refuse(std::string("invalid character '") + c + "' in host name");
+    }
+    ++label;
+  }
+  out.host = base::ToLowerAscii(host);
+  return out;
 }
 
 }  // namespace torii::conf

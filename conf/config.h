@@ -44,6 +44,16 @@ struct SocketAddress {
 // Returns nullopt and fills *why on error.
 std::optional<SocketAddress> ParseSocketAddress(std::string_view text, std::string* why);
 
+// A DNS name and a port ("app.internal:8080"), for backends found by DNS. The name is checked
+// as a host name (RFC 1123 labels of letters, digits, '-' and '_' for SRV owners, at most 63
+// bytes each and 253 in all) and returned lowercase without a trailing dot; `port_required`
+// false accepts a bare name (port 0).
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+std::optional<HostPort> ParseHostPort(std::string_view text, bool port_required, std::string* why);
+
 enum class LogFormat : uint8_t { kText, kJson };
 
 // error_pages = { 404 = "errors/404.html", 503 = "errors/busy.html" }: the body of the 4xx /
@@ -173,9 +183,30 @@ struct RateLimitConfig {
 enum class Algorithm : uint8_t { kRoundRobin, kLeastConn, kIpHash };
 
 struct BackendConfig {
-  SocketAddress address;
+  SocketAddress address;  // a numeric address (len 0 when `host` is set)
+  // resolve = true with a name: the DNS name (lowercase, no trailing dot) and port; its A and
+  // AAAA records are the backends, re-resolved at their TTL (app/discovery.h).
+  std::string host;
+  uint16_t port = 0;
   uint32_t weight = 1;  // 1..256
   bool backup = false;
+  // "10.0.0.1:9000" or "app.internal:8080", for messages.
+  std::string Label() const {
+    return host.empty() ? address.ToString() : host + ":" + std::to_string(port);
+  }
+};
+
+// [dns]: the resolver of the backends given by name (resolve = true) or found by SRV
+// (discover), and how often it asks again.
+struct DnsConfig {
+  std::vector<std::string> servers;           // "IP:port"; empty: /etc/resolv.conf
+  Duration timeout{std::chrono::seconds(2)};  // per attempt
+  uint32_t attempts = 2;
+  Duration min_ttl{std::chrono::seconds(1)};  // TTLs are clamped to [min_ttl, max_ttl]
+  Duration max_ttl{std::chrono::hours(1)};
+  // Start-up (and reload) fails when a name does not resolve; false: start without its
+  // backends and keep asking.
+  bool resolve_at_start = true;
 };
 
 // An inclusive range of HTTP status codes ("2xx" is {200, 299}).
@@ -213,6 +244,21 @@ struct PoolConfig {
   std::string name;
   Algorithm algorithm = Algorithm::kRoundRobin;
   std::vector<BackendConfig> backends;
+  // discover = { srv = "_http._tcp.app.internal" }: backends from these SRV records (targets,
+  // ports, weights; the lowest priority serves, higher ones are backups), besides `backends`.
+  std::string discover_srv;
+  // Some backends come from DNS (a resolve = true name, or discover).
+  bool dynamic() const {
+    if (!discover_srv.empty()) {
+      return true;
+    }
+    for (const BackendConfig& b : backends) {
+      if (!b.host.empty()) {
+        return true;
+      }
+    }
+    return false;
+  }
   std::optional<HealthConfig> health;
   Duration connect_timeout{std::chrono::seconds(3)};
   Duration response_timeout{std::chrono::seconds(60)};  // first byte of the response: 504
@@ -384,6 +430,7 @@ struct Config {
   std::vector<RateLimitConfig> rate_limits;
   std::vector<CacheConfig> caches;
   CompressionConfig compression;
+  DnsConfig dns;
 };
 
 }  // namespace torii::conf

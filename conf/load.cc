@@ -509,7 +509,7 @@ class Loader {
     config.source = std::move(source);
     Section top(root_, "the top level");
     top.CheckKeys({"server", "admin", "limits", "listener", "pool", "route", "rate_limit",
-                   "compression", "cache"});
+                   "compression", "cache", "dns"});
 
     if (const toml::table* t = top.SubTable("server")) {
       LoadServer(Section(*t, "[server]"), &config.server);
@@ -520,6 +520,9 @@ class Loader {
     }
     if (const toml::table* t = top.SubTable("limits")) {
       LoadLimits(Section(*t, "[limits]"), &config.limits);
+    }
+    if (const toml::table* t = top.SubTable("dns")) {
+      LoadDns(Section(*t, "[dns]"), &config.dns);
     }
     for (const toml::table* t : ArrayOfTables(top, "listener")) {
       LoadListener(*t, config);
@@ -969,6 +972,37 @@ class Loader {
     return slash == std::string::npos ? path : source.substr(0, slash + 1) + path;
   }
 
+  static void LoadDns(const Section& s, DnsConfig* out) {
+    s.CheckKeys({"servers", "timeout", "attempts", "min_ttl", "max_ttl", "resolve_at_start"});
+    if (const toml::node* node = s.Find("servers")) {
+      const auto* list = node->as_array();
+      if (list == nullptr || list->empty()) {
+        s.FailAt(*node, "servers",
+                 "expected a non-empty array of addresses such as [\"127.0.0.1:53\"], got " +
+                     (list == nullptr ? std::string(TypeName(*node)) : std::string("[]")));
+      }
+      for (const toml::node& element : *list) {
+        const std::string text = s.StringOf(element, "servers");
+        std::string why;
+        if (!ParseSocketAddress(text, &why)) {
+          s.FailAt(element, "servers",
+                   "expected a numeric address such as \"127.0.0.1:53\" or \"[::1]:53\", got " +
+                       Quote(text) + " (" + why + ")");
+        }
+        out->servers.push_back(text);
+      }
+    }
+    s.Dur("timeout", &out->timeout);
+    s.U32("attempts", 1, 16, &out->attempts);
+    s.Dur("min_ttl", &out->min_ttl);
+    s.Dur("max_ttl", &out->max_ttl);
+    if (out->max_ttl < out->min_ttl) {
+      const toml::node* at = s.Find("max_ttl") != nullptr ? s.Find("max_ttl") : s.Find("min_ttl");
+      s.FailAt(*at, "max_ttl", "must not be shorter than min_ttl");
+    }
+    s.Bool("resolve_at_start", &out->resolve_at_start);
+  }
+
   void LoadPool(const toml::table& table, Config& config) {
     Section s(table, "[[pool]] #" + std::to_string(config.pools.size() + 1));
     s.CheckKeys({"name",
@@ -990,7 +1024,8 @@ class Loader {
                  "tls",
                  "send_proxy",
                  "protocol",
-                 "max_streams"});
+                 "max_streams",
+                 "discover"});
     PoolConfig pool;
     const toml::node& name_node = s.Require("name");
     pool.name = LoadName(s, "pool");
@@ -1015,16 +1050,35 @@ class Loader {
       pool.hash_key = ParseHashKey(s, node, *key);
     }
 
-    const toml::node& backends_node = s.Require("backends");
-    const auto* backends = backends_node.as_array();
-    if (backends == nullptr || backends->empty()) {
-      s.FailAt(backends_node, "backends",
+    if (const toml::table* discover = s.SubTable("discover")) {
+      Section d(*discover, s.label() + " discover");
+      d.CheckKeys({"srv"});
+      const toml::node& srv_node = d.Require("srv");
+      std::string why;
+      const std::string text = d.StringOf(srv_node, "srv");
+      auto name = ParseHostPort(text, /*port_required=*/false, &why);
+      if (!name || name->port != 0) {
+        d.FailAt(srv_node, "srv",
+                 "expected an SRV name such as \"_http._tcp.app.internal\", got " + Quote(text) +
+                     (name ? std::string(" (no port: SRV records carry it)") : " (" + why + ")"));
+      }
+      pool.discover_srv = name->host;
+    }
+    const toml::node* backends_node = s.Find("backends");
+    const auto* backends = backends_node != nullptr ? backends_node->as_array() : nullptr;
+    if (backends_node == nullptr && pool.discover_srv.empty()) {
+      s.Require("backends");
+    }
+    if (backends_node != nullptr &&
+        (backends == nullptr || (backends->empty() && pool.discover_srv.empty()))) {
+      s.FailAt(*backends_node, "backends",
                "expected a non-empty array of tables such as [{ address = \"10.0.0.1:9000\" }], "
                "got " +
-                   (backends == nullptr ? std::string(TypeName(backends_node))
+                   (backends == nullptr ? std::string(TypeName(*backends_node))
                                         : std::string("an empty array")));
     }
-    for (const toml::node& element : *backends) {
+    static const toml::array kNoBackends;
+    for (const toml::node& element : backends != nullptr ? *backends : kNoBackends) {
       const std::string label = s.label() + " backend #" + std::to_string(pool.backends.size() + 1);
       const auto* backend_table = element.as_table();
       if (backend_table == nullptr) {
@@ -1033,14 +1087,38 @@ class Loader {
                  std::string(TypeName(element)));
       }
       Section b(*backend_table, label);
-      b.CheckKeys({"address", "weight", "backup"});
+      b.CheckKeys({"address", "weight", "backup", "resolve"});
       BackendConfig backend;
       const toml::node& address_node = b.Require("address");
-      backend.address = *b.Address("address", /*allow_port_zero=*/false);
-      for (const BackendConfig& other : pool.backends) {
-        if (other.address.ToString() == backend.address.ToString()) {
+      bool resolve = false;
+      b.Bool("resolve", &resolve);
+      const std::string text = b.StringOf(address_node, "address");
+      std::string why;
+      if (std::optional<SocketAddress> numeric = ParseSocketAddress(text, &why)) {
+        backend.address = *b.Address("address", /*allow_port_zero=*/false);
+      } else if (resolve) {
+        std::optional<HostPort> named = ParseHostPort(text, /*port_required=*/true, &why);
+        if (!named) {
           b.FailAt(address_node, "address",
-                   "backend " + Quote(backend.address.text) + " is listed twice in this pool");
+                   "expected \"NAME:PORT\" such as \"app.internal:8080\" or a numeric address, "
+                   "got " +
+                       Quote(text) + " (" + why + ")");
+        }
+        backend.host = named->host;
+        backend.port = named->port;
+      } else if (!text.empty() && text.front() != '[' &&
+                 ParseHostPort(text, /*port_required=*/true, nullptr)) {
+        b.FailAt(address_node, "address",
+                 Quote(text) +
+                     " is a host name: add resolve = true to find its addresses in DNS "
+                     "(re-resolved at the record's TTL), or give a numeric address");
+      } else {
+        backend.address = *b.Address("address", /*allow_port_zero=*/false);
+      }
+      for (const BackendConfig& other : pool.backends) {
+        if (other.Label() == backend.Label()) {
+          b.FailAt(address_node, "address",
+                   "backend " + Quote(text) + " is listed twice in this pool");
         }
       }
       b.U32("weight", 1, 256, &backend.weight);

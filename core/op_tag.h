@@ -11,15 +11,17 @@
 namespace torii::core {
 
 enum class Op : uint8_t {
-  kAccept,    // multishot accept on a listener (slot = listener index)
-  kRecv,      // multishot recv from the provided buffer ring
-  kSend,      // sendmsg from the connection's OutQueue
-  kConnect,   // outbound connect
-  kCancel,    // cancel of every operation on a closing connection's fd
-  kRecvCancel,// cancel of just the multishot recv (receive paused for backpressure)
-  kShutdown,  // shutdown(SHUT_WR) before a lingering close
-  kClose,     // close(fd): the last operation of a slot's life
-  kWake,      // eventfd read: another thread asked this worker to look at its mailbox
+  kAccept,      // multishot accept on a listener (slot = listener index)
+  kRecv,        // multishot recv from the provided buffer ring
+  kSend,        // sendmsg from the connection's OutQueue
+  kConnect,     // outbound connect
+  kCancel,      // cancel of every operation on a closing connection's fd
+  kRecvCancel,  // cancel of just the multishot recv (receive paused for backpressure)
+  kShutdown,    // shutdown(SHUT_WR) before a lingering close
+  kClose,       // close(fd): the last operation of a slot's life
+  kWake,        // eventfd read: another thread asked this worker to look at its mailbox
+  kPoll,        // readiness of a watched descriptor (slot = watch id, gen = its generation)
+  kPollRemove,  // removal of a watch's poll (its completion carries nothing)
 };
 
 struct OpTag {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -587,6 +588,13 @@ void Worker::Dispatch(const io_uring_cqe& cqe) {
     OnAcceptCqe(tag.slot, cqe);
     return;
   }
+  if (tag.op == Op::kPoll) {
+    OnPollCqe(tag, cqe.res);
+    return;
+  }
+  if (tag.op == Op::kPollRemove) {
+    return;
+  }
   Conn* c = tag.slot < conns_.size() ? conns_[tag.slot].get() : nullptr;
   if (c == nullptr || c->state_ == Conn::State::kFree || c->gen_ != tag.gen) {
     // Rule 2 says this cannot happen (a slot is reused only after its last CQE); count it
@@ -619,6 +627,8 @@ void Worker::Dispatch(const io_uring_cqe& cqe) {
     case Op::kShutdown:
     case Op::kAccept:
     case Op::kWake:
+    case Op::kPoll:
+    case Op::kPollRemove:
       break;
   }
   MaybeFinishClose(*c);
@@ -916,6 +926,89 @@ void Worker::BeginDrain() {
         c->handler_->OnDrain(*c);
       }
     }
+  }
+}
+
+Worker::WatchId Worker::Watch(int fd, uint32_t events, WatchFn fn) {
+  WatchId id = 0;
+  if (!free_watches_.empty()) {
+    id = free_watches_.back();
+    free_watches_.pop_back();
+  } else {
+    id = static_cast<WatchId>(watches_.size());
+    watches_.emplace_back();
+  }
+  FdWatch& w = watches_[id];
+  w.fd = fd;
+  w.events = events;
+  w.armed = false;
+  w.fn = std::move(fn);
+  ArmWatch(id);
+  return id;
+}
+
+void Worker::Rewatch(WatchId id, uint32_t events) {
+  if (id >= watches_.size() || watches_[id].fd < 0 || watches_[id].events == events) {
+    return;
+  }
+  DisarmWatch(id);  // a poll's mask cannot change in flight: remove it, arm another
+  watches_[id].events = events;
+  ArmWatch(id);
+}
+
+void Worker::Unwatch(WatchId id) {
+  if (id >= watches_.size() || watches_[id].fd < 0) {
+    return;
+  }
+  DisarmWatch(id);
+  FdWatch& w = watches_[id];
+  w.gen = (w.gen + 1) & OpTag::kGenMask;  // also when unarmed: OnPollCqe may be calling fn
+  w.fd = -1;
+  w.events = 0;
+  w.fn = nullptr;
+  free_watches_.push_back(id);
+}
+
+void Worker::ArmWatch(WatchId id) {
+  FdWatch& w = watches_[id];
+  if (w.fd < 0 || w.armed || w.events == 0) {
+    return;
+  }
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_poll_add(sqe, w.fd, w.events);
+  Submit(sqe, OpTag{id, w.gen, Op::kPoll}, nullptr);
+  w.armed = true;
+}
+
+void Worker::DisarmWatch(WatchId id) {
+  FdWatch& w = watches_[id];
+  if (!w.armed) {
+    return;
+  }
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_poll_remove(sqe, OpTag{id, w.gen, Op::kPoll}.Encode());
+  Submit(sqe, OpTag{id, 0, Op::kPollRemove}, nullptr);
+  w.armed = false;
+  w.gen = (w.gen + 1) & OpTag::kGenMask;  // the removed poll's completion is now stale
+}
+
+void Worker::OnPollCqe(const OpTag& tag, int res) {
+  if (tag.slot >= watches_.size()) {
+    return;
+  }
+  FdWatch& w = watches_[tag.slot];
+  if (w.fd < 0 || w.gen != tag.gen || !w.armed) {
+    return;  // removed, or replaced by a poll for other events
+  }
+  w.armed = false;
+  // fn may unwatch (or watch again, growing watches_): call a moved-out copy, then put it back
+  // only if the same watch is still there.
+  WatchFn fn = std::move(w.fn);
+  fn(res < 0 ? static_cast<uint32_t>(POLLERR) : static_cast<uint32_t>(res));
+  FdWatch& after = watches_[tag.slot];
+  if (after.fd >= 0 && after.gen == tag.gen && !after.fn) {
+    after.fn = std::move(fn);
+    ArmWatch(tag.slot);
   }
 }
 

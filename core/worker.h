@@ -269,6 +269,19 @@ class Worker {
   void ArmTask(TaskId id, uint64_t deadline_ms);
   void CancelTask(TaskId id);
 
+  // Readiness of a descriptor that is not a connection (a DNS client's sockets): the ring polls
+  // `fd` for `events` (POLLIN / POLLOUT) and calls `fn` with the revents (POLLERR / POLLHUP
+  // included; POLLERR alone when the poll itself failed), on the worker's thread, once per
+  // readiness: the poll is re-armed after `fn` returns while the watch lives and wants events.
+  // The caller owns `fd`: it may close it right after Unwatch() (the poll in flight is removed
+  // and its completion dropped). Worker's thread only.
+  using WatchId = uint32_t;
+  using WatchFn = std::function<void(uint32_t revents)>;
+  WatchId Watch(int fd, uint32_t events, WatchFn fn);
+  // Changes what the watch waits for (0 = nothing until changed again).
+  void Rewatch(WatchId id, uint32_t events);
+  void Unwatch(WatchId id);
+
   uint64_t now_ms() const { return now_ms_; }
   // The loop turn's time in ns (read once per turn with now_ms(): timestamps that cost no
   // clock read, precise to the turn; the latency budget uses them).
@@ -315,6 +328,9 @@ class Worker {
   void OnSendCqe(Conn& c, int res);
   void OnConnectCqe(Conn& c, int res);
   void OnWake();
+  void OnPollCqe(const OpTag& tag, int res);
+  void ArmWatch(WatchId id);
+  void DisarmWatch(WatchId id);
   void RunTimers();
   void BeforeSleep();
   void TrimAfterBurst();
@@ -362,6 +378,15 @@ class Worker {
   std::function<void(Worker&)> on_start_;
   std::function<void()> on_turn_end_;
   std::vector<std::unique_ptr<Task>> tasks_;
+  struct FdWatch {
+    int fd = -1;  // -1: free
+    uint32_t events = 0;
+    uint32_t gen = 0;    // bumped when a poll is removed: its completion is then stale
+    bool armed = false;  // a poll of generation `gen` is in flight
+    WatchFn fn;
+  };
+  std::vector<FdWatch> watches_;
+  std::vector<WatchId> free_watches_;
   Published published_;
   // Idle connections per Conn::Idle kind (kFresh, kKeepAlive), least recently idle first
   // (intrusive, by slot).

@@ -43,6 +43,7 @@ struct BackendTarget {
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
   std::string name;  // "127.0.0.1:9001": logs and metrics
+  std::string host;  // the DNS name it was found by ("" = listed by address): SNI, check Host
   uint32_t weight = 1;
   bool backup = false;
 };
@@ -88,8 +89,9 @@ struct PoolSpec {
   // received), kTtfbUs (their time to first byte, summed, µs; with phase_timing).
   enum BackendColumn : uint32_t { kSelected, kResponses, kTtfbUs, kBackendColumns };
   std::shared_ptr<CounterGrid> counters;  // column = backend * kBackendColumns + BackendColumn
-  // The settings the shared state above depends on (hot reload keeps that state when the new
-  // config's pool of the same name has the same fingerprint).
+  // The settings the shared state above depends on, backends aside (hot reload keeps that
+  // state when the new config's pool of the same name has the same fingerprint: all of it when
+  // the backends are the same too, else each staying address's health and TLS sessions).
   std::string fingerprint;
 };
 

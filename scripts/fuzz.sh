@@ -32,6 +32,7 @@ declare -A SOURCES=(
   [proxy_protocol]="http/proxy_protocol.cc"
   [h2_fields]="http/h2_fields.cc"
   [grpc]="http/grpc.cc"
+  [dns_message]="dns/message.cc"
 )
 declare -A LIBS=(
   [h1_request]="llhttp"
@@ -41,7 +42,7 @@ declare -A LIBS=(
   [config]="-ltomlplusplus -lre2 -lcrypt"
 )
 TARGETS=(h1_request h1_response path cache negotiate client_ip access_log decoder config
-         proxy_protocol h2_fields grpc)
+         proxy_protocol h2_fields grpc dns_message)
 
 cxxflags=(-std=c++2b -U__cpp_concepts -D__cpp_concepts=202002L -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined
           -DTORII_LIBFUZZER -DLLHTTP_STRICT_MODE=1 -I. -I/usr/share/include/llhttp

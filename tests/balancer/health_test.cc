@@ -283,5 +283,29 @@ TEST(BackendSlotsTest, ConcurrentAcquirersNeverExceedTheLimit) {
   EXPECT_EQ(slots.InUse(0), 0u);
 }
 
+// After DNS changed a pool's list, an address that stays keeps its state in the new PoolHealth:
+// down stays down until `rise` passes, an ejection keeps its end and backoff.
+TEST(PoolHealthTest, AdoptCarriesABackendsStateToANewList) {
+  HealthPolicy policy = Active(3, 1);
+  policy.max_fails = 1;
+  PoolHealth old(3, policy);
+  EXPECT_EQ(old.ReportCheck(1, false, 100), HealthChange::kDown);
+  EXPECT_EQ(old.ReportCheck(1, true, 200), HealthChange::kNone);  // 1 of 3 passes
+  EXPECT_EQ(old.ReportFailure(2, 300), HealthChange::kEjected);
+  const uint64_t until = old.ejected_until(2);
+  PoolHealth next(3, policy);  // new order: old 2, a new address, old 1
+  next.Adopt(0, old, 2);
+  next.Adopt(2, old, 1);
+  EXPECT_EQ(next.ejected_until(0), until);
+  EXPECT_EQ(next.ejections(0), 1u);
+  EXPECT_FALSE(next.up(2));
+  EXPECT_TRUE(next.up(1));  // new: no history
+  EXPECT_EQ(Eligible(next, 400), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(next.ReportCheck(2, true, 500), HealthChange::kNone);  // 2 of 3: the streak moved
+  EXPECT_EQ(next.ReportCheck(2, true, 600), HealthChange::kUp);
+  next.Adopt(7, old, 0);  // out of range: ignored
+  next.Adopt(0, old, 9);
+}
+
 }  // namespace
 }  // namespace torii::balancer

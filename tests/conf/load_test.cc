@@ -1545,5 +1545,88 @@ TEST(LoadCompression, KeysDefaultsAndErrors) {
   ExpectError(base + "level = 3\n", 10, 1, "unknown key \"level\"");
 }
 
+// Backends found by DNS: names with resolve = true, SRV discovery, and [dns].
+TEST(LoadConfig, BackendsByNameAndDns) {
+  Config c = LoadOk(R"([[listener]]
+name = "http"
+address = "127.0.0.1:8080"
+
+[dns]
+servers = ["127.0.0.1:5353", "[::1]:53"]
+timeout = "500ms"
+attempts = 3
+min_ttl = "2s"
+max_ttl = "10m"
+resolve_at_start = false
+
+[[pool]]
+name = "app"
+backends = [{ address = "App.Internal.:8080", resolve = true, weight = 3 },
+            { address = "10.0.0.1:9000", resolve = true }]
+
+[[pool]]
+name = "srv"
+discover = { srv = "_http._tcp.app.internal" }
+
+[[route]]
+pool = "app"
+)");
+  ASSERT_EQ(c.pools.size(), 2u);
+  EXPECT_EQ(c.pools[0].backends[0].host, "app.internal");
+  EXPECT_EQ(c.pools[0].backends[0].port, 8080);
+  EXPECT_EQ(c.pools[0].backends[0].weight, 3u);
+  EXPECT_EQ(c.pools[0].backends[0].Label(), "app.internal:8080");
+  EXPECT_TRUE(c.pools[0].backends[1].host.empty());  // numeric: listed as is
+  EXPECT_EQ(c.pools[0].backends[1].address.ToString(), "10.0.0.1:9000");
+  EXPECT_TRUE(c.pools[0].dynamic());
+  EXPECT_TRUE(c.pools[1].backends.empty());
+  EXPECT_EQ(c.pools[1].discover_srv, "_http._tcp.app.internal");
+  EXPECT_TRUE(c.pools[1].dynamic());
+  EXPECT_EQ(c.dns.servers, (std::vector<std::string>{"127.0.0.1:5353", "[::1]:53"}));
+  EXPECT_EQ(c.dns.timeout, std::chrono::milliseconds(500));
+  EXPECT_EQ(c.dns.attempts, 3u);
+  EXPECT_EQ(c.dns.min_ttl, seconds(2));
+  EXPECT_EQ(c.dns.max_ttl, seconds(600));
+  EXPECT_FALSE(c.dns.resolve_at_start);
+  const Config d = LoadOk(kBase);
+  EXPECT_FALSE(d.pools[0].dynamic());
+  EXPECT_TRUE(d.dns.resolve_at_start);
+  EXPECT_EQ(d.dns.min_ttl, seconds(1));
+}
+
+TEST(LoadConfig, BadDnsBackendsAreRefused) {
+  const std::string head =
+      "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:8080\"\n"
+      "[[route]]\npool = \"app\"\n[[pool]]\nname = \"app\"\n";
+  ExpectError(head + "backends = [{ address = \"app.internal:8080\" }]\n", 8, 25,
+              "add resolve = true");
+  ExpectError(head + "backends = [{ address = \"app.internal\", resolve = true }]\n", 8, 25,
+              "missing \":port\"");
+  ExpectError(head + "backends = [{ address = \"app..internal:80\", resolve = true }]\n", 8, 25,
+              "empty label");
+  ExpectError(head + "backends = [{ address = \"a b:80\", resolve = true }]\n", 8, 25,
+              "invalid character");
+  ExpectError(head + "backends = [{ address = \"app:0\", resolve = true }]\n", 8, 25,
+              "port must be");
+  ExpectError(
+      head + "backends = [{ address = \"" + std::string(64, 'a') + ".x:80\", resolve = true }]\n",
+      8, 25, "longer than 63");
+  ExpectError(head +
+                  "backends = [{ address = \"a.test:80\", resolve = true },"
+                  " { address = \"A.test:80\", resolve = true }]\n",
+              8, 68, "listed twice");
+  ExpectError(head + "discover = { srv = \"_http._tcp.x:80\" }\n", 8, 20, "no port");
+  ExpectError(head + "discover = { srv = \"\" }\n", 8, 20, "SRV name");
+  ExpectError(head + "discover = { service = \"x\" }\n", 8, 14, "unknown key");
+  ExpectError(head + "backends = []\n", 8, 12, "non-empty array");
+  ExpectError(head + "algorithm = \"round_robin\"\n", 6, 1, "backends");
+  ExpectError(WithBase("[dns]\nservers = [\"dns.example:53\"]\n"), 2, 12, "numeric address");
+  ExpectError(WithBase("[dns]\nservers = []\n"), 2, 11, "non-empty array");
+  ExpectError(WithBase("[dns]\nmin_ttl = \"1m\"\nmax_ttl = \"30s\"\n"), 3, 11,
+              "must not be shorter than min_ttl");
+  ExpectError(WithBase("[dns]\nattempts = 0\n"), 2, 12, "expected an integer");
+  ExpectError(WithBase("[dns]\ntimeout = \"0s\"\n"), 2, 11, "greater than zero");
+}
+
 }  // namespace
 }  // namespace torii::conf

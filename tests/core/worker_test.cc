@@ -1436,5 +1436,55 @@ TEST(WorkerTest, RequestStopBeforeRunIsNotLost) {
   EXPECT_TRUE(runner.Join(10s).has_value());
 }
 
+// Watch(): a descriptor that is no connection (a DNS client's socket) polled by the ring: each
+// readiness calls the function once, Rewatch(0) pauses it, Unwatch() from inside the function
+// stops it (and the caller may close the descriptor at once).
+TEST(WorkerTest, WatchReportsReadinessUntilUnwatched) {
+  WorkerRunner runner(SmallOptions());
+  ASSERT_TRUE(runner.Start());
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_NONBLOCK), 0);
+  std::atomic<int> calls{0};
+  std::atomic<bool> unwatch_next{false};
+  Worker& w = runner.worker();
+  const Worker::WatchId id = runner.OnWorker([&] {
+    auto id_holder = std::make_shared<Worker::WatchId>(0);
+    *id_holder = w.Watch(fds[0], POLLIN, [&, id_holder](uint32_t revents) {
+      EXPECT_TRUE(revents & POLLIN);
+      char c;
+      while (::read(fds[0], &c, 1) == 1) {
+      }
+      ++calls;
+      if (unwatch_next.load()) {
+        w.Unwatch(*id_holder);
+      }
+    });
+    return *id_holder;
+  });
+  auto wait_calls = [&](int n) {
+    const auto deadline = Clock::now() + 5s;
+    while (calls.load() < n && Clock::now() < deadline) {
+      std::this_thread::sleep_for(2ms);
+    }
+    return calls.load();
+  };
+  ASSERT_EQ(::write(fds[1], "a", 1), 1);
+  EXPECT_EQ(wait_calls(1), 1);
+  ASSERT_EQ(::write(fds[1], "b", 1), 1);
+  EXPECT_EQ(wait_calls(2), 2);  // re-armed after the first
+  runner.OnWorker([&] { w.Rewatch(id, 0); });
+  ASSERT_EQ(::write(fds[1], "c", 1), 1);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(calls.load(), 2);  // paused
+  unwatch_next = true;
+  runner.OnWorker([&] { w.Rewatch(id, POLLIN); });
+  EXPECT_EQ(wait_calls(3), 3);  // the byte waiting since the pause
+  ::close(fds[0]);              // unwatched inside the call: closing is safe
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(calls.load(), 3);
+  ::close(fds[1]);
+  EXPECT_TRUE(runner.Stop().has_value());
+}
+
 }  // namespace
 }  // namespace torii::core

@@ -27,6 +27,7 @@ int FuzzConfig(const uint8_t* data, size_t size);
 int FuzzProxyProtocol(const uint8_t* data, size_t size);
 int FuzzH2Fields(const uint8_t* data, size_t size);
 int FuzzGrpc(const uint8_t* data, size_t size);
+int FuzzDnsMessage(const uint8_t* data, size_t size);
 }  // namespace torii::fuzz
 
 namespace {
@@ -54,6 +55,7 @@ const Target kTargets[] = {
     {"proxy_protocol", torii::fuzz::FuzzProxyProtocol, 5000, 5},
     {"h2_fields", torii::fuzz::FuzzH2Fields, 3000, 4},
     {"grpc", torii::fuzz::FuzzGrpc, 3000, 6},
+    {"dns_message", torii::fuzz::FuzzDnsMessage, 3000, 5},
 };
 
 std::vector<std::string> LoadCorpus(const std::string& target) {
