@@ -90,6 +90,7 @@ Discovery::Discovery(const conf::Config& config) {
   }
   published_.resize(pools_.size());
   status_.resize(pools_.size());
+  added_.resize(pools_.size());
   for (size_t p = 0; p < pools_.size(); ++p) {
     published_[p] = Compute(pools_[p]);
   }
@@ -261,7 +262,15 @@ void Discovery::Publish(bool log) {
         }
       }
     }
-    (void)now;
+    // An address keeps the time it first appeared while it stays; one that leaves and comes
+    // back is new again.
+    std::map<std::string, uint64_t> added;
+    for (http::BackendTarget& t : list) {
+      auto it = added_[p].find(t.name);
+      t.added_ms = it != added_[p].end() ? it->second : (started_ ? std::max<uint64_t>(now, 1) : 0);
+      added.emplace(t.name, t.added_ms);
+    }
+    added_[p] = std::move(added);
     std::lock_guard<std::mutex> lock(mu_);
     status_[p] = std::move(status);
     if (SameList(list, published_[p])) {
@@ -387,6 +396,7 @@ void Discovery::Start(core::Worker& worker) {
     return;
   }
   resolver_ = std::move(*resolver);
+  started_ = true;
   task_ = worker.AddTask([this] { Tick(); });
   Tick();
 }

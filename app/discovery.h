@@ -118,6 +118,10 @@ class Discovery {
   mutable std::mutex mu_;                                    // guards what other threads read
   std::vector<std::vector<http::BackendTarget>> published_;  // per pool
   std::vector<std::vector<NameStatus>> status_;              // per pool
+  // When each address was first published (monotonic ms), per pool: slow_start ramps from it.
+  // Addresses of the first answers (before the workers serve) count as there from the start.
+  std::vector<std::map<std::string, uint64_t>> added_;
+  bool started_ = false;
   bool changed_ = false;
 };
 

@@ -148,6 +148,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const
     ps.h2 = pc.protocol != conf::PoolConfig::Protocol::kHttp11;
     ps.max_streams = pc.max_streams;
     ps.retries = pc.retries;
+    ps.slow_start_ms = static_cast<uint64_t>(pc.slow_start.count());
     ps.needs_key_hash = balancer::NeedsKeyHash(ps.algorithm);
     switch (pc.hash_key.kind) {
       case conf::HashKeyConfig::Kind::kClientIp: ps.hash_key = http::PoolSpec::HashKey::kClientIp; break;

@@ -247,6 +247,9 @@ struct PoolConfig {
   // discover = { srv = "_http._tcp.app.internal" }: backends from these SRV records (targets,
   // ports, weights; the lowest priority serves, higher ones are backups), besides `backends`.
   std::string discover_srv;
+  // A backend DNS adds while torii runs gets its full share of requests over this long (0 = at
+  // once). round_robin and least_conn only.
+  Duration slow_start{0};
   // Some backends come from DNS (a resolve = true name, or discover).
   bool dynamic() const {
     if (!discover_srv.empty()) {

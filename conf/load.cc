@@ -1025,7 +1025,8 @@ class Loader {
                  "send_proxy",
                  "protocol",
                  "max_streams",
-                 "discover"});
+                 "discover",
+                 "slow_start"});
     PoolConfig pool;
     const toml::node& name_node = s.Require("name");
     pool.name = LoadName(s, "pool");
@@ -1050,6 +1051,12 @@ class Loader {
       pool.hash_key = ParseHashKey(s, node, *key);
     }
 
+    s.Dur("slow_start", &pool.slow_start, /*allow_zero=*/true);
+    if (pool.slow_start.count() > 0 && pool.algorithm == Algorithm::kIpHash) {
+      s.FailAt(*s.Find("slow_start"), "slow_start",
+               "ip_hash keeps each client on its backend, so it cannot ramp a new one's share: "
+               "use round_robin or least_conn, or remove slow_start");
+    }
     if (const toml::table* discover = s.SubTable("discover")) {
       Section d(*discover, s.label() + " discover");
       d.CheckKeys({"srv"});

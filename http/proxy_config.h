@@ -44,6 +44,9 @@ struct BackendTarget {
   socklen_t addr_len = 0;
   std::string name;  // "127.0.0.1:9001": logs and metrics
   std::string host;  // the DNS name it was found by ("" = listed by address): SNI, check Host
+  // When DNS added it while torii ran (monotonic ms; 0 = there from the start): the pool's
+  // slow_start ramps its share from then.
+  uint64_t added_ms = 0;
   uint32_t weight = 1;
   bool backup = false;
 };
@@ -57,6 +60,9 @@ struct PoolSpec {
   uint64_t keepalive_timeout_ms = 30000;
   uint32_t keepalive = 64;  // idle upstream connections kept per backend per worker
   uint32_t retries = 1;
+  // A backend DNS adds takes part in a pick with the probability elapsed / slow_start_ms (at
+  // least 1/20) until slow_start_ms has passed (0 = full share at once).
+  uint64_t slow_start_ms = 0;
   // ip_hash: what to hash (the client address when the header or cookie is absent).
   enum class HashKey : uint8_t { kClientIp, kHeader, kCookie };
   bool needs_key_hash = false;  // the algorithm reads Pick()'s key_hash (ip_hash)

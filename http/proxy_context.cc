@@ -55,7 +55,15 @@ Generation::Generation(ProxyContext& ctx, std::shared_ptr<const ProxyConfig> con
     pools_[i].idle.resize(n);
     pools_[i].shared.resize(n);
     pools_[i].h2_peer_streams.assign(n, 100);
+    if (spec.slow_start_ms > 0) {
+      for (const BackendTarget& b : spec.backends) {
+        if (b.added_ms != 0) {
+          pools_[i].ramp_until = std::max(pools_[i].ramp_until, b.added_ms + spec.slow_start_ms);
+        }
+      }
+    }
   }
+  rng_ ^= reinterpret_cast<uintptr_t>(this);
 }
 
 bool Generation::current() const { return ctx_.current_.get() == this; }
@@ -111,7 +119,7 @@ const balancer::BackendMask& Generation::available(uint32_t pool) {
   const balancer::BackendMask& healthy = this->healthy(pool);
   const PoolSpec& spec = config_->pools[pool];
   if (spec.max_conns == 0) {
-    return healthy;
+    return Ramp(pool, healthy);
   }
   balancer::BackendMask& out = pools_[pool].available;
   out.Reset(healthy.size());
@@ -120,7 +128,42 @@ const balancer::BackendMask& Generation::available(uint32_t pool) {
       out.set(i);
     }
   }
-  return out;
+  return Ramp(pool, out);
+}
+
+const balancer::BackendMask& Generation::Ramp(uint32_t pool, const balancer::BackendMask& base) {
+  PoolState& ps = pools_[pool];
+  const uint64_t now = ctx_.worker_.now_ms();
+  if (now >= ps.ramp_until) {
+    return base;
+  }
+  // HAProxy's slowstart and nginx's slow_start ramp a new server's weight; leaving it out of
+  // a pick with the complementary probability scales its share the same way under every
+  // algorithm without touching the pickers' state. A ramping backend is never left out when it
+  // is the only one eligible.
+  const PoolSpec& spec = config_->pools[pool];
+  ps.ramped.Reset(base.size());
+  bool others = false;
+  for (uint32_t i = 0; i < base.size(); ++i) {
+    if (!base.test(i)) {
+      continue;
+    }
+    const BackendTarget& b = spec.backends[i];
+    if (b.added_ms == 0 || now >= b.added_ms + spec.slow_start_ms) {
+      others = true;
+      ps.ramped.set(i);
+      continue;
+    }
+    const uint64_t elapsed = now > b.added_ms ? now - b.added_ms : 0;
+    const uint64_t per_mille = std::max<uint64_t>(50, elapsed * 1000 / spec.slow_start_ms);
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    if (rng_ % 1000 < per_mille) {
+      ps.ramped.set(i);
+    }
+  }
+  return others || ps.ramped.count() > 0 ? ps.ramped : base;
 }
 
 bool Generation::TryAcquireSlot(uint32_t pool, uint32_t backend) {

@@ -282,14 +282,20 @@ class Generation {
     std::unique_ptr<balancer::Picker> picker;
     balancer::HealthView health;
     balancer::BackendMask available;  // scratch for available()
+    balancer::BackendMask ramped;     // scratch for available() during a slow start
+    uint64_t ramp_until = 0;          // no backend is in its slow start from then on
     std::deque<Waiter> waiters;
     std::vector<std::vector<core::ConnRef>> idle;    // per backend
     std::vector<std::vector<core::ConnRef>> shared;  // per backend: HTTP/2 connections
     std::vector<uint32_t> h2_peer_streams;           // per backend (h2_peer_streams())
   };
+  // Slow start: `base` without the backends that sit this pick out.
+  const balancer::BackendMask& Ramp(uint32_t pool, const balancer::BackendMask& base);
+
   ProxyContext& ctx_;
   std::shared_ptr<const ProxyConfig> config_;
   std::vector<PoolState> pools_;
+  uint64_t rng_ = 0x9E3779B97F4A7C15ull;  // xorshift state for slow start's draws
 };
 
 class ProxyContext {

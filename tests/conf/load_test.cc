@@ -1620,6 +1620,14 @@ TEST(LoadConfig, BadDnsBackendsAreRefused) {
   ExpectError(head + "discover = { service = \"x\" }\n", 8, 14, "unknown key");
   ExpectError(head + "backends = []\n", 8, 12, "non-empty array");
   ExpectError(head + "algorithm = \"round_robin\"\n", 6, 1, "backends");
+  ExpectError(head +
+                  "algorithm = \"ip_hash\"\nslow_start = \"10s\"\n"
+                  "backends = [{ address = \"10.0.0.1:80\" }]\n",
+              9, 14, "cannot ramp");
+  EXPECT_EQ(LoadOk(head + "slow_start = \"10s\"\nbackends = [{ address = \"10.0.0.1:80\" }]\n")
+                .pools[0]
+                .slow_start,
+            seconds(10));
   ExpectError(WithBase("[dns]\nservers = [\"dns.example:53\"]\n"), 2, 12, "numeric address");
   ExpectError(WithBase("[dns]\nservers = []\n"), 2, 11, "non-empty array");
   ExpectError(WithBase("[dns]\nmin_ttl = \"1m\"\nmax_ttl = \"30s\"\n"), 3, 11,

@@ -252,6 +252,30 @@ class Resolve(DnsCase):
             self.assertIn(r.header("X-Backend"), ("o1", "o3"))
 
 
+    def test_slow_start_ramps_a_new_address(self):
+        dns = self.dns()
+        (o1, o2), port = self.origins_on_one_port(["o1", "o2"])
+        dns.set_a("app.test", ["127.0.0.1"], ttl=1)
+        t = self.torii(dns_config(dns, [{"address": f"app.test:{port}", "resolve": True}],
+                                  pool_extra={"slow_start": "6s"}))
+        dns.set_a("app.test", ["127.0.0.1", "127.0.0.2"], ttl=1)
+        h.wait_for(lambda: len(status(t)["pools"][0]["backends"]) == 2, 10 * h.SLOW,
+                   what="o2 added")
+        added = time.monotonic()
+        early = collections.Counter()
+        while time.monotonic() - added < 1.0:
+            with h.Client(t.addr()) as c:  # under keepalive_requests
+                for _ in range(100):
+                    early[c.get("/").header("X-Backend")] += 1
+        # In its first second o2 takes part in at most ~1/6 of the picks: a small share.
+        self.assertGreater(early["o1"], 20)
+        self.assertLess(early["o2"] / sum(early.values()), 0.2, early)
+        time.sleep(max(0.0, 6.5 - (time.monotonic() - added)))
+        late = collections.Counter(h.get(t.addr(), f"/?i={i}").header("X-Backend")
+                                   for i in range(40))
+        self.assertEqual(late, {"o1": 20, "o2": 20})  # full share: plain round-robin again
+
+
 class Srv(DnsCase):
     def test_srv_targets_ports_and_backup_priority(self):
         dns = self.dns()
