@@ -386,6 +386,23 @@ std::string Admin::Metrics() const {
     w.Sample(p.name, "", sum(p.get));
   }
 
+  // Fleet-wide rate limits (store = "redis"): lease requests to Redis, and the failed ones
+  // (down, slower than [redis] timeout, or an error reply: on_store_error applied).
+  {
+    uint64_t asks = 0;
+    uint64_t errors = 0;
+    for (const http::ProxyContext* c : contexts_) {
+      asks += c->fleet().asks.get();
+      errors += c->fleet().errors.get();
+    }
+    w.Help("torii_redis_requests_total", "counter",
+           "Lease requests of fleet-wide rate limits sent to Redis.");
+    w.Sample("torii_redis_requests_total", "", asks);
+    w.Help("torii_redis_errors_total", "counter",
+           "Lease requests that failed (Redis down, slow or an error reply).");
+    w.Sample("torii_redis_errors_total", "", errors);
+  }
+
   w.Help("torii_tunnels_active", "gauge", "Upgraded connections (WebSocket) open now.");
   {
     // Closed first: a tunnel opened and closed between the two reads cannot make it negative.

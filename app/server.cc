@@ -239,7 +239,37 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const
       rl.ban_for_s = static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::seconds>(rc.ban_for).count());
     }
+    if (rc.redis) {
+      rl.fleet = static_cast<int32_t>(p->fleet_limits++);
+      const uint64_t sync_ns = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(rc.sync_interval).count());
+      rl.lease.batch = ratelimit::LeaseBatch(rl.table->interval_ns(), rc.burst, sync_ns);
+      rl.lease.hold_ns = sync_ns;
+      rl.lease.down_ns = std::max<uint64_t>(1000000000, 2 * sync_ns);
+      rl.lease.max_keys = std::min<size_t>(rc.max_keys, 100000);
+      rl.leases = std::make_shared<ratelimit::LeaseTable>(rl.lease);
+      rl.interval_us = std::max<uint64_t>(1, rl.table->interval_ns() / 1000);
+      rl.tolerance_us = rl.table->tolerance_ns() / 1000;
+      switch (rc.on_store_error) {
+        case conf::RateLimitConfig::OnStoreError::kLocal:
+          rl.on_store_error = http::RateLimitSpec::OnStoreError::kLocal;
+          break;
+        case conf::RateLimitConfig::OnStoreError::kAllow:
+          rl.on_store_error = http::RateLimitSpec::OnStoreError::kAllow;
+          break;
+        case conf::RateLimitConfig::OnStoreError::kDeny:
+          rl.on_store_error = http::RateLimitSpec::OnStoreError::kDeny;
+          break;
+      }
+      rl.fingerprint += "|redis," + std::to_string(sync_ns) + "," +
+                        std::to_string(static_cast<int>(rc.on_store_error));
+    }
     p->rate_limits.push_back(std::move(rl));
+  }
+  if (c.redis.enabled) {
+    p->redis = true;
+    p->redis_options.address = c.redis.address.ToString();
+    p->redis_options.timeout_ms = static_cast<uint64_t>(c.redis.timeout.count());
   }
   for (const conf::CacheConfig& cc : c.caches) {
     http::CacheSpec cs;
@@ -586,6 +616,7 @@ void CarryOver(const http::ProxyConfig& old, http::ProxyConfig* fresh) {
       if (before.name == limit.name && before.fingerprint == limit.fingerprint) {
         limit.table = before.table;
         limit.bans = before.bans;
+        limit.leases = before.leases;
       }
     }
   }
@@ -807,6 +838,7 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
       // Once per process, on worker 0's ring: active health checks, and the rotation of the
       // TLS session-ticket keys (checked every minute; each key set rotates on its interval).
       worker->set_on_start([checker, discovery, ticket_keys, ctx_ptr](core::Worker& self) {
+        ctx_ptr->fleet().Connect();
         if (!checker->empty()) {
           checker->Start(*ctx_ptr);
         }
@@ -825,6 +857,9 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
         }
         self.ArmTask(*task, self.now_ms() + 60000);
       });
+    } else {
+      // Each worker's own Redis connection (fleet-wide rate limits), made before it serves.
+      worker->set_on_start([ctx_ptr](core::Worker&) { ctx_ptr->fleet().Connect(); });
     }
     ws.push_back(std::move(worker));
     contexts.push_back(std::move(ctx));
@@ -1018,6 +1053,9 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
   // exist), then the workers: their connections' handlers hand their buffers back to the
   // contexts.
   discoveries.clear();
+  for (const auto& c : contexts) {
+    c->fleet().Close();
+  }
   ws.clear();
   contexts.clear();
   if (failed.load()) {

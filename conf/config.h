@@ -178,6 +178,18 @@ struct RateLimitConfig {
   uint32_t ban_after = 0;      // 0 = no bans
   Duration ban_window{std::chrono::minutes(1)};
   Duration ban_for{std::chrono::minutes(10)};
+  // store = "redis": one limit for every torii sharing [redis] (leases, ratelimit/lease.h).
+  bool redis = false;
+  Duration sync_interval{100};  // unspent leased requests go back after this
+  enum class OnStoreError : uint8_t { kLocal, kAllow, kDeny };
+  OnStoreError on_store_error = OnStoreError::kLocal;  // Redis slow or down
+};
+
+// [redis]: the store of fleet-wide rate limits and bans.
+struct RedisConfig {
+  bool enabled = false;
+  SocketAddress address;  // numeric
+  Duration timeout{50};   // per command; longer counts as the store down
 };
 
 enum class Algorithm : uint8_t { kRoundRobin, kLeastConn, kIpHash };
@@ -434,6 +446,7 @@ struct Config {
   std::vector<CacheConfig> caches;
   CompressionConfig compression;
   DnsConfig dns;
+  RedisConfig redis;
 };
 
 }  // namespace torii::conf

@@ -509,7 +509,7 @@ class Loader {
     config.source = std::move(source);
     Section top(root_, "the top level");
     top.CheckKeys({"server", "admin", "limits", "listener", "pool", "route", "rate_limit",
-                   "compression", "cache", "dns"});
+                   "compression", "cache", "dns", "redis"});
 
     if (const toml::table* t = top.SubTable("server")) {
       LoadServer(Section(*t, "[server]"), &config.server);
@@ -523,6 +523,14 @@ class Loader {
     }
     if (const toml::table* t = top.SubTable("dns")) {
       LoadDns(Section(*t, "[dns]"), &config.dns);
+    }
+    if (const toml::table* t = top.SubTable("redis")) {
+      Section s(*t, "[redis]");
+      s.CheckKeys({"address", "timeout"});
+      s.Require("address");
+      config.redis.enabled = true;
+      config.redis.address = *s.Address("address", /*allow_port_zero=*/false);
+      s.Dur("timeout", &config.redis.timeout);
     }
     for (const toml::table* t : ArrayOfTables(top, "listener")) {
       LoadListener(*t, config);
@@ -1368,8 +1376,8 @@ class Loader {
   static void LoadRateLimits(const Section& top, Config& config) {
     for (const auto& [name, table] : NamedTables(top, "rate_limit", "rate limit")) {
       Section s(*table, "[rate_limit." + name + "]");
-      s.CheckKeys({"key", "rate", "burst", "mode", "max_keys", "ban_after", "ban_window",
-                   "ban_for"});
+      s.CheckKeys({"key", "rate", "burst", "mode", "max_keys", "ban_after", "ban_window", "ban_for",
+                   "store", "sync_interval", "on_store_error"});
       RateLimitConfig r;
       r.name = name;
       if (auto k = s.String("key")) {
@@ -1392,6 +1400,29 @@ class Loader {
       s.U32("ban_after", 0, 64, &r.ban_after);
       s.Dur("ban_window", &r.ban_window);
       s.Dur("ban_for", &r.ban_for);
+      s.Choice<bool>("store", {{"local", false}, {"redis", true}}, &r.redis);
+      s.Dur("sync_interval", &r.sync_interval);
+      s.Choice<RateLimitConfig::OnStoreError>("on_store_error",
+                                              {{"local", RateLimitConfig::OnStoreError::kLocal},
+                                               {"allow", RateLimitConfig::OnStoreError::kAllow},
+                                               {"deny", RateLimitConfig::OnStoreError::kDeny}},
+                                              &r.on_store_error);
+      if (r.redis && !config.redis.enabled) {
+        s.FailAt(*s.Find("store"), "store",
+                 "store = \"redis\" needs a [redis] table with its address");
+      }
+      if (r.redis && r.delay) {
+        s.FailAt(*s.Find("mode"), "mode",
+                 "delay mode holds requests on one process: it cannot be shared through Redis "
+                 "(use mode = \"reject\", or store = \"local\")");
+      }
+      if (!r.redis) {
+        for (std::string_view key : {"sync_interval", "on_store_error"}) {
+          if (const toml::node* node = s.Find(key)) {
+            s.FailAt(*node, key, "only a store = \"redis\" limit has it");
+          }
+        }
+      }
       config.rate_limits.push_back(std::move(r));
     }
   }

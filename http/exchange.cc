@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -386,29 +387,85 @@ bool Exchange::CheckAccess(const MessageHead& h) {
     ctx_.stats().denied++;
     return reject(403, "banned");
   }
-  const ratelimit::Decision d = limit.table->Check(key, now);
+  ratelimit::Decision d;
+  bool headers = true;
+  if (limit.fleet >= 0) {
+    // The fleet's limit, from this worker's leases: never waits for Redis.
+    FleetLimits& fleet = ctx_.fleet();
+    ratelimit::LeaseTable& leases = fleet.table(limit);
+    ratelimit::LeaseTable::Outcome o = leases.Check(key, now);
+    if (o.new_key) {
+      const std::string name = FleetKeyName(limit, h, client);
+      leases.SetStoreKey(key, name);
+      o.request.store_key = name;
+    }
+    if (o.ask) {
+      fleet.Send(limit, std::move(o.request));
+      if (o.verdict != ratelimit::LeaseTable::Verdict::kBanned && leases.store_down(now)) {
+        o.verdict = ratelimit::LeaseTable::Verdict::kStoreDown;  // it failed at once
+      }
+    }
+    using Verdict = ratelimit::LeaseTable::Verdict;
+    switch (o.verdict) {
+      case Verdict::kAllow:
+        d.remaining = o.remaining;
+        d.reset_ns = o.reset_ns;
+        break;
+      case Verdict::kDeny:
+        d.allowed = false;
+        d.retry_after_ns = o.retry_after_ns;
+        break;
+      case Verdict::kBanned:
+        ctx_.stats().denied++;
+        return reject(403, "banned");
+      case Verdict::kStoreDown:
+        switch (limit.on_store_error) {
+          case RateLimitSpec::OnStoreError::kAllow:
+            headers = false;  // nothing is known of the fleet's state
+            break;
+          case RateLimitSpec::OnStoreError::kDeny:
+            d.allowed = false;
+            d.retry_after_ns = 1000000000;
+            break;
+          case RateLimitSpec::OnStoreError::kLocal:
+            d = limit.table->Check(key, now);  // this process's share of nothing: the limit alone
+            break;
+        }
+        break;
+    }
+  } else {
+    d = limit.table->Check(key, now);
+  }
   // RateLimit-Policy / RateLimit (draft-ietf-httpapi-ratelimit-headers), on every response
   // of the route: the quota per window, and what is left of it now.
   std::string& extra = B().resp_extra;
-  extra.assign("RateLimit-Policy: \"");
-  extra.append(limit.name);
-  extra.append("\";q=");
-  extra.append(std::to_string(limit.quota));
-  extra.append(";w=");
-  extra.append(std::to_string(limit.window_s));
-  extra.append("\r\nRateLimit: \"");
-  extra.append(limit.name);
-  extra.append("\";r=");
-  extra.append(std::to_string(d.allowed ? d.remaining : 0));
-  extra.append(";t=");
-  extra.append(std::to_string(CeilSeconds(d.allowed ? d.reset_ns : d.retry_after_ns)));
-  extra.append("\r\n");
+  extra.clear();
+  if (headers) {
+    extra.assign("RateLimit-Policy: \"");
+    extra.append(limit.name);
+    extra.append("\";q=");
+    extra.append(std::to_string(limit.quota));
+    extra.append(";w=");
+    extra.append(std::to_string(limit.window_s));
+    extra.append("\r\nRateLimit: \"");
+    extra.append(limit.name);
+    extra.append("\";r=");
+    extra.append(std::to_string(d.allowed ? d.remaining : 0));
+    extra.append(";t=");
+    extra.append(std::to_string(CeilSeconds(d.allowed ? d.reset_ns : d.retry_after_ns)));
+    extra.append("\r\n");
+  }
   if (!d.allowed) {
     ctx_.stats().rate_limited++;
     if (limit.bans && limit.bans->RecordViolation(key, now)) {
       ctx_.stats().bans++;
       spdlog::warn("client {} banned for {} s after {} rejections by rate_limit {}",
                    ratelimit::ToString(client), limit.ban_for_s, limit.ban_after, limit.name);
+      if (limit.fleet >= 0) {
+        // The fleet learns of the ban through Redis (with its remaining time).
+        FleetLimits& fleet = ctx_.fleet();
+        fleet.Send(limit, fleet.table(limit).Ban(key, limit.ban_for_s * 1000000000, now));
+      }
     }
     extra.append("Retry-After: ");
     extra.append(std::to_string(std::max<uint64_t>(1, CeilSeconds(d.retry_after_ns))));
@@ -420,6 +477,35 @@ bool Exchange::CheckAccess(const MessageHead& h) {
   x_.has_resp_extra = true;
   x_.delay_ms = (d.delay_ns + 999999) / 1000000;
   return true;
+}
+
+std::string Exchange::FleetKeyName(const RateLimitSpec& limit, const MessageHead& h,
+                                   const ratelimit::IpAddr& client) const {
+  // The same in every process (the local hash is keyed per process): the client's address or
+  // prefix as text, a header value's SHA-256 (bounded, and no value can be chosen to collide),
+  // or the route's host and path.
+  if (limit.key == RateLimitSpec::Key::kRoute) {
+    const RouteSpec& route = cfg().routes[x_.route];
+    return "route:" + route.host + route.path_prefix + route.path_exact;
+  }
+  if (limit.key == RateLimitSpec::Key::kHeader) {
+    for (const HeaderView& hv : h.headers) {
+      if (EqualsIgnoreCase(hv.name, limit.header)) {
+        unsigned char md[SHA256_DIGEST_LENGTH];
+        SHA256(reinterpret_cast<const unsigned char*>(hv.value.data()), hv.value.size(), md);
+        static constexpr char kHex[] = "0123456789abcdef";
+        std::string out = "h:";
+        for (size_t i = 0; i < 16; ++i) {
+          out.push_back(kHex[md[i] >> 4]);
+          out.push_back(kHex[md[i] & 15]);
+        }
+        return out;
+      }
+    }
+  }
+  const uint8_t prefix = client.family == 4 ? limit.prefix_v4 : limit.prefix_v6;
+  return "ip:" + ratelimit::ToString(ratelimit::MaskPrefix(client, prefix)) + "/" +
+         std::to_string(prefix);
 }
 
 void Exchange::ResolveClient(const MessageHead& h) {

@@ -232,6 +232,9 @@ class Exchange {
   uint64_t ResponseTimeoutMs(const PoolSpec& pool, const RouteSpec& route) const;
   // Listener and route access lists, bans and the route's rate limit; false = answered.
   bool CheckAccess(const MessageHead& h);
+  // The name of the request's key of a fleet-wide `limit` in Redis (the same in every process).
+  std::string FleetKeyName(const RateLimitSpec& limit, const MessageHead& h,
+                           const ratelimit::IpAddr& client) const;
   // The client's certificate on a client_auth listener (none elsewhere): read from the TLS
   // session at the connection's first request and kept for its other requests.
   const ClientCertInfo& ClientCert();

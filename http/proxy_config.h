@@ -29,7 +29,9 @@
 #include "ratelimit/conn_limit.h"
 #include "ratelimit/hash.h"
 #include "ratelimit/ip.h"
+#include "ratelimit/lease.h"
 #include "ratelimit/rate_table.h"
+#include "redis/client.h"
 #include "tls/client_context.h"
 #include "tls/server_context.h"
 
@@ -234,6 +236,16 @@ struct RateLimitSpec {
   uint64_t ban_for_s = 0;
   uint32_t ban_after = 0;
   std::string fingerprint;  // every setting of the table (hot reload keeps equal tables)
+  // store = "redis": one limit for the whole fleet, spent from leases of a budget kept in Redis
+  // (ratelimit/lease.h; the requests to Redis go through each worker's http/fleet_limits.h).
+  // -1: this process only.
+  int32_t fleet = -1;
+  std::shared_ptr<ratelimit::LeaseTable> leases;  // this process's leases (kept by a reload)
+  ratelimit::LeaseSpec lease;
+  uint64_t interval_us = 1;  // the GCRA's T and tau, for the store (whole µs)
+  uint64_t tolerance_us = 0;
+  enum class OnStoreError : uint8_t { kLocal, kAllow, kDeny };
+  OnStoreError on_store_error = OnStoreError::kLocal;
 };
 
 struct ProxyLimits {
@@ -279,6 +291,11 @@ struct ProxyConfig {
   std::vector<RouteSpec> routes;
   std::vector<ListenerSpec> listeners;  // by listener index
   std::vector<RateLimitSpec> rate_limits;
+  // [redis]: the store of the fleet-wide limits (rate_limits with fleet >= 0; fleet_limits of
+  // them). Each worker opens its own connection when it first needs one.
+  bool redis = false;
+  redis::ClientOptions redis_options;
+  uint32_t fleet_limits = 0;
   // Peers whose X-Forwarded-For names the client (empty: the peer is the client).
   ratelimit::IpList trusted_proxies;
   CompressionSpec compression;

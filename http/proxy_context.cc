@@ -13,13 +13,16 @@ namespace torii::http {
 
 ProxyContext::ProxyContext(core::Worker& worker, std::shared_ptr<const ProxyConfig> config,
                            std::unique_ptr<AccessLog> log)
-    : worker_(worker), log_(std::move(log)) {
+    : worker_(worker), log_(std::move(log)), fleet_(worker) {
+  fleet_.Configure(config);
   current_ = std::make_shared<Generation>(*this, std::move(config));
   generations_.push_back(current_);
 }
 
 void ProxyContext::Reload(std::shared_ptr<const ProxyConfig> config) {
   std::shared_ptr<Generation> old = std::move(current_);
+  fleet_.Configure(config);
+  fleet_.Connect();
   current_ = std::make_shared<Generation>(*this, std::move(config));
   generations_.push_back(current_);
   ++reloads_;

@@ -22,6 +22,7 @@
 #include "core/counter.h"
 #include "core/worker.h"
 #include "http/access_log.h"
+#include "http/fleet_limits.h"
 #include "http/h1_parser.h"
 #include "http/phases.h"
 #include "http/proxy_config.h"
@@ -320,6 +321,9 @@ class ProxyContext {
   std::string& scratch() { return scratch_; }
   // Random IDs for requests and traces (this worker's).
   IdSource& ids() { return ids_; }
+  // This worker's leases of the fleet-wide rate limits, and its Redis connection.
+  FleetLimits& fleet() { return fleet_; }
+  const FleetLimits& fleet() const { return fleet_; }
 
   // Buffers for a new exchange, with their parser initialised as `kind` with `limits`.
   std::unique_ptr<ExchangeBuffers> AcquireBuffers(H1Parser::Kind kind,
@@ -366,6 +370,7 @@ class ProxyContext {
   uint64_t reloads_ = 0;
   std::unique_ptr<AccessLog> log_;
   ProxyStats stats_;
+  FleetLimits fleet_;
   std::string scratch_;
   IdSource ids_;
   std::vector<std::unique_ptr<ExchangeBuffers>> free_buffers_;

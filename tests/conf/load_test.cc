@@ -1636,5 +1636,48 @@ TEST(LoadConfig, BadDnsBackendsAreRefused) {
   ExpectError(WithBase("[dns]\ntimeout = \"0s\"\n"), 2, 11, "greater than zero");
 }
 
+// Fleet-wide limits: [redis] and store = "redis".
+TEST(LoadConfig, RedisStoreForRateLimits) {
+  Config c = LoadOk(WithBase(R"([redis]
+address = "127.0.0.1:6379"
+timeout = "20ms"
+
+[rate_limit.fleet]
+rate = "100/s"
+store = "redis"
+sync_interval = "250ms"
+on_store_error = "deny"
+
+[rate_limit.alone]
+rate = "5/s"
+)"));
+  EXPECT_TRUE(c.redis.enabled);
+  EXPECT_EQ(c.redis.address.ToString(), "127.0.0.1:6379");
+  EXPECT_EQ(c.redis.timeout, std::chrono::milliseconds(20));
+  ASSERT_EQ(c.rate_limits.size(), 2u);
+  EXPECT_TRUE(c.rate_limits[0].redis);
+  EXPECT_EQ(c.rate_limits[0].sync_interval, std::chrono::milliseconds(250));
+  EXPECT_EQ(c.rate_limits[0].on_store_error, RateLimitConfig::OnStoreError::kDeny);
+  EXPECT_FALSE(c.rate_limits[1].redis);
+  EXPECT_EQ(c.rate_limits[1].on_store_error, RateLimitConfig::OnStoreError::kLocal);
+  EXPECT_FALSE(LoadOk(kBase).redis.enabled);
+}
+
+TEST(LoadConfig, BadRedisSettingsAreRefused) {
+  ExpectError(WithBase("[rate_limit.f]\nrate = \"1/s\"\nstore = \"redis\"\n"), 3, 9,
+              "needs a [redis] table");
+  ExpectError(WithBase("[redis]\naddress = \"127.0.0.1:6379\"\n[rate_limit.f]\nrate = \"1/s\"\n"
+                       "burst = 2\nmode = \"delay\"\nstore = \"redis\"\n"),
+              6, 8, "cannot be shared through Redis");
+  ExpectError(WithBase("[rate_limit.f]\nrate = \"1/s\"\non_store_error = \"allow\"\n"), 3, 18,
+              "only a store = \"redis\" limit");
+  ExpectError(WithBase("[redis]\naddress = \"127.0.0.1:6379\"\n[rate_limit.f]\nrate = \"1/s\"\n"
+                       "store = \"redis\"\non_store_error = \"maybe\"\n"),
+              6, 18, "expected one of");
+  ExpectError(WithBase("[redis]\naddress = \"redis.internal:6379\"\n"), 2, 11, "numeric");
+  ExpectError(WithBase("[redis]\ntimeout = \"1s\"\n"), 1, 1, "missing required key");
+  ExpectError(WithBase("[redis]\naddress = \"127.0.0.1:6379\"\npool = 3\n"), 3, 1, "unknown key");
+}
+
 }  // namespace
 }  // namespace torii::conf
