@@ -248,8 +248,8 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const
       rl.lease.down_ns = std::max<uint64_t>(1000000000, 2 * sync_ns);
       rl.lease.max_keys = std::min<size_t>(rc.max_keys, 100000);
       rl.leases = std::make_shared<ratelimit::LeaseTable>(rl.lease);
-      rl.interval_us = std::max<uint64_t>(1, rl.table->interval_ns() / 1000);
-      rl.tolerance_us = rl.table->tolerance_ns() / 1000;
+      rl.interval_us = std::to_string(static_cast<double>(rl.table->interval_ns()) / 1000.0);
+      rl.tolerance_us = std::to_string(static_cast<double>(rl.table->tolerance_ns()) / 1000.0);
       switch (rc.on_store_error) {
         case conf::RateLimitConfig::OnStoreError::kLocal:
           rl.on_store_error = http::RateLimitSpec::OnStoreError::kLocal;

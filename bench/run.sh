@@ -116,7 +116,7 @@ case $MODE in
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | compress | cache | tls | timing | edge | h2 | h2up)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up)" >&2
     exit 2
     ;;
 esac
@@ -142,6 +142,9 @@ TLS=${TLS:-0}
 # ratelimit mode: the limit every "on" instance enforces (never reached by the benchmark).
 RL_RATE=100000000 # requests per second per client address (torii accepts 1..1e9)
 RL_BURST=1000000  # torii's maximum
+# fleet mode: the same for a limit shared through Redis (at most 1e6/s per key there).
+FLEET_RATE=1000000
+REDIS_ADDR=
 
 for v in DURATION ROUNDS CONNS N PROXY_CPU LOAD_CPU SLOW_MS COMP_LEVEL; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number (got '${!v}')" >&2; exit 2; }
@@ -459,6 +462,19 @@ gzip_level = $COMP_LEVEL
 key = \"client_ip\"
 rate = \"$RL_RATE/s\"
 burst = $RL_BURST
+"
+    limit_line=$'\nrate_limit = "per_ip"'
+  elif [[ $limit == fleet || $limit == local ]]; then
+    # fleet mode: the same never-hit limit, kept in Redis (fleet) or in the process (local), at
+    # the highest rate a fleet limit takes (µs resolution in Redis).
+    limit_table=$'\n'"[rate_limit.per_ip]
+key = \"client_ip\"
+rate = \"$FLEET_RATE/s\"
+burst = $RL_BURST
+"
+    [[ $limit == fleet ]] && limit_table+="store = \"redis\"
+[redis]
+address = \"$REDIS_ADDR\"
 "
     limit_line=$'\nrate_limit = "per_ip"'
   fi
@@ -1263,6 +1279,60 @@ run_ratelimit() {
   echo "results: $results (per-run records: $runs)"
 }
 
+# fleet mode: what a rate limit shared through Redis costs when it is never hit (issue #19's
+# goal: under 5 % of requests per CPU-second). torii alone, three instances pinned to PROXY_CPU
+# on GET /?size=100, ROUNDS interleaved rounds: torii-off (no limit), torii-local (a per-client
+# limit of FLEET_RATE/s, burst RL_BURST, in the process) and torii-fleet (the same limit with
+# store = "redis": leases from a redis-server on LOAD_CPU, started here). The table's ratios
+# torii-fleet / torii-off and torii-fleet / torii-local are the cost.
+run_fleet() {
+  command -v wrk >/dev/null || die "wrk is not installed"
+  command -v redis-server >/dev/null || die "redis-server is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/fleet-$STAMP.txt runs=$RESULTS_DIR/fleet-$STAMP.tsv
+  runs_header "$runs" scenario proxy
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  start_bg "$WORK/redis.log" taskset -c "$LOAD_CPU" redis-server --port "$port" --bind 127.0.0.1 \
+    --save "" --appendonly no --dir "$WORK"
+  ORIGIN_PIDS+=("$BG_PID")
+  REDIS_ADDR=127.0.0.1:$port
+  local i
+  for ((i = 0; i < 50; i++)); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+    sleep 0.1
+  done
+  start_origin
+  start_proxy torii-off
+  start_proxy torii-local "" local
+  start_proxy torii-fleet "" fleet
+  local inst r path="/?size=100"
+  for inst in torii-off torii-local torii-fleet; do warm_up "$inst" "$path" "$WORK/warmup-$inst.txt"; done
+  python3 -c "
+import socket, sys
+s = socket.create_connection(('127.0.0.1', $port), 2)
+s.sendall(b'KEYS torii:rl:*\r\n')
+reply = s.recv(4096)
+sys.exit(0 if b'torii:rl:per_ip:ip:127.0.0.1/32' in reply else 1)" ||
+    die "torii-fleet left no key in Redis after its warm-up: the limit is not shared"
+  log "check: Redis holds torii:rl:per_ip:ip:127.0.0.1/32"
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for inst in torii-off torii-local torii-fleet; do
+      local out=$WORK/wrk-$inst-$r.txt
+      measure "$inst" "$path" "$out"
+      ((M_NON2XX == 0)) || die "$inst: $M_NON2XX non-2xx answers (the limit was hit?)"
+      record_run "$runs" small "$inst" "$r"
+      log_run "fleet round $r/$ROUNDS $inst"
+      proxies_alive
+    done
+  done
+  write_table_results "$results" "$runs" \
+    "torii benchmark: a rate limit shared through Redis, never hit (torii-fleet) vs the same limit in the process (torii-local) vs none (torii-off), wrk -t1 -c$CONNS -d${DURATION}s GET $path, $ROUNDS interleaved round(s)" \
+    "limit:     per client address, $FLEET_RATE requests/s, burst $RL_BURST; Redis $REDIS_ADDR on CPU $LOAD_CPU"
+}
+
 # check_gzip NAME PATH RECORD: NAME must answer GET PATH with Accept-Encoding: gzip with 200,
 # Content-Encoding: gzip and a body that gunzips to the origin's bytes; appends the sizes
 # to RECORD (report.py check-gzip).
@@ -1777,6 +1847,7 @@ case $MODE in
   parser) run_parser ;;
   balance) run_balance ;;
   ratelimit) run_ratelimit ;;
+  fleet) run_fleet ;;
   compress) run_compress ;;
   cache) run_cache ;;
   tls) run_tls ;;

@@ -1411,6 +1411,12 @@ class Loader {
         s.FailAt(*s.Find("store"), "store",
                  "store = \"redis\" needs a [redis] table with its address");
       }
+      if (r.redis && r.rate_count * 1000 > static_cast<uint64_t>(r.rate_period.count()) * 1000000) {
+        s.FailAt(rate_node, "rate",
+                 "a limit shared through Redis takes at most 1000000/s per key (the store counts "
+                 "in microseconds), got " +
+                     Quote(rate));
+      }
       if (r.redis && r.delay) {
         s.FailAt(*s.Find("mode"), "mode",
                  "delay mode holds requests on one process: it cannot be shared through Redis "

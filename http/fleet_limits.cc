@@ -70,8 +70,8 @@ void FleetLimits::Send(const RateLimitSpec& limit, ratelimit::LeaseAsk ask) {
   asks++;
   const std::string prefix = ":" + limit.name + ":";
   c->Eval(*script_, {"torii:rl" + prefix + ask.store_key, "torii:ban" + prefix + ask.store_key},
-          {std::to_string(limit.interval_us), std::to_string(limit.tolerance_us),
-           std::to_string(ask.want), std::to_string(ask.give_back), std::to_string(ask.ban_ms)},
+          {limit.interval_us, limit.tolerance_us, std::to_string(ask.want),
+           std::to_string(ask.give_back), std::to_string(ask.ban_ms)},
           [table, key, seq, fail](redis::Result result) {
             auto t = table.lock();
             if (!t) {

@@ -242,8 +242,8 @@ struct RateLimitSpec {
   int32_t fleet = -1;
   std::shared_ptr<ratelimit::LeaseTable> leases;  // this process's leases (kept by a reload)
   ratelimit::LeaseSpec lease;
-  uint64_t interval_us = 1;  // the GCRA's T and tau, for the store (whole µs)
-  uint64_t tolerance_us = 0;
+  std::string interval_us;  // the GCRA's T and tau for the store, in µs as decimal text
+  std::string tolerance_us;
   enum class OnStoreError : uint8_t { kLocal, kAllow, kDeny };
   OnStoreError on_store_error = OnStoreError::kLocal;
 };

@@ -1674,6 +1674,9 @@ TEST(LoadConfig, BadRedisSettingsAreRefused) {
   ExpectError(WithBase("[redis]\naddress = \"127.0.0.1:6379\"\n[rate_limit.f]\nrate = \"1/s\"\n"
                        "store = \"redis\"\non_store_error = \"maybe\"\n"),
               6, 18, "expected one of");
+  ExpectError(WithBase("[redis]\naddress = \"127.0.0.1:6379\"\n[rate_limit.f]\n"
+                       "rate = \"2000000/s\"\nstore = \"redis\"\n"),
+              4, 8, "at most 1000000/s");
   ExpectError(WithBase("[redis]\naddress = \"redis.internal:6379\"\n"), 2, 11, "numeric");
   ExpectError(WithBase("[redis]\ntimeout = \"1s\"\n"), 1, 1, "missing required key");
   ExpectError(WithBase("[redis]\naddress = \"127.0.0.1:6379\"\npool = 3\n"), 3, 1, "unknown key");
