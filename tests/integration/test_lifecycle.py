@@ -49,7 +49,7 @@ class CommandLine(h.ToriiCase):
         p = run_torii(["-t", "-c", self.write("good.toml", GOOD)])
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("successful", p.stdout)
-        for example in ("demo.toml", "grpc.toml", "dns.toml"):
+        for example in ("demo.toml", "grpc.toml", "dns.toml", "fleet.toml"):
             p = run_torii(["-t", "-c", os.path.join(h.REPO, "conf", example)])
             self.assertEqual(p.returncode, 0, (example, p.stderr))
 
