@@ -96,7 +96,13 @@ Discovery::Discovery(const conf::Config& config) {
   }
 }
 
-Discovery::~Discovery() { resolver_.reset(); }
+Discovery::~Discovery() {
+  // After the workers stopped (app/server.cc): worker 0's ring and timers still exist.
+  if (worker_ != nullptr && resolver_ != nullptr) {
+    worker_->RemoveTask(task_);
+  }
+  resolver_.reset();
+}
 
 Discovery::Question& Discovery::Want(const std::string& name, dns::Type type) {
   auto [it, inserted] = questions_.try_emplace(Key{name, type}, name, type, policy_);
@@ -314,6 +320,10 @@ std::string Discovery::ResolveNow() {
     }
   }
   Publish(/*log=*/false);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    changed_ = false;  // the config is built from these answers: nothing to rebuild yet
+  }
 
   std::string problems;
   auto why_not = [&](const std::string& name) {
@@ -404,7 +414,7 @@ void Discovery::Start(core::Worker& worker) {
 void Discovery::Stop() {
   stopped_ = true;
   if (worker_ != nullptr && resolver_ != nullptr) {
-    worker_->CancelTask(task_);
+    worker_->RemoveTask(task_);
   }
   resolver_.reset();
 }
@@ -438,6 +448,19 @@ void Discovery::Tick() {
   if (stopped_ || resolver_ == nullptr || worker_->draining()) {
     return;
   }
+  if (ticking_) {
+    tick_again_ = true;  // an answer came back inside Ask (c-ares may call back at once)
+    return;
+  }
+  ticking_ = true;
+  do {
+    tick_again_ = false;
+    TickOnce();
+  } while (tick_again_ && !stopped_);
+  ticking_ = false;
+}
+
+void Discovery::TickOnce() {
   const uint64_t now = worker_->now_ms();
   std::vector<Key> due;
   uint64_t next = std::numeric_limits<uint64_t>::max();
@@ -453,6 +476,9 @@ void Discovery::Tick() {
   }
   for (const Key& key : due) {
     Ask(key);
+  }
+  if (tick_again_) {
+    return;  // an answer changed the times: the loop in Tick() computes them again
   }
   if (next != std::numeric_limits<uint64_t>::max()) {
     worker_->ArmTask(task_, next);

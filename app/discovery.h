@@ -102,6 +102,7 @@ class Discovery {
   // Recomputes every pool's list; marks changed_ (under mu_) when one differs.
   void Publish(bool log);
   void Tick();
+  void TickOnce();
   void Ask(const Key& key);
 
   dns::ResolverOptions resolver_options_;
@@ -114,6 +115,8 @@ class Discovery {
   std::unique_ptr<dns::Resolver> resolver_;
   core::Worker::TaskId task_ = 0;
   bool stopped_ = false;
+  bool ticking_ = false;  // Tick() is running (an answer may arrive inside it)
+  bool tick_again_ = false;
 
   mutable std::mutex mu_;                                    // guards what other threads read
   std::vector<std::vector<http::BackendTarget>> published_;  // per pool

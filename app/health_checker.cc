@@ -316,10 +316,22 @@ void HealthChecker::Start(http::ProxyContext& ctx) {
 }
 
 void HealthChecker::Stop() {
+  if (stopped_) {
+    return;
+  }
   stopped_ = true;
   if (worker_ != nullptr) {
-    worker_->CancelTask(task_);
+    worker_->RemoveTask(task_);
   }
+}
+
+bool HealthChecker::busy() const {
+  for (const Target& t : targets_) {
+    if (t.in_flight) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void HealthChecker::Round() {

@@ -49,6 +49,9 @@ class HealthChecker {
   // dropped (a new checker for the new config takes over; this object must stay alive while
   // its probes are).
   void Stop();
+  // A probe is in flight (it calls OnResult: the checker must live until it did). Worker 0's
+  // thread.
+  bool busy() const;
 
   // A probe's verdict (called by the probe's handler).
   void OnResult(uint32_t target, bool ok, std::string_view detail);

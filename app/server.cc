@@ -779,8 +779,8 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     return 1;
   }
   // Backends given by name: resolved once now (start-up fails when one does not resolve,
-  // unless [dns] resolve_at_start = false), then kept current on worker 0's ring. Like the
-  // checkers, every config's Discovery is kept until the workers stop.
+  // unless [dns] resolve_at_start = false), then kept current on worker 0's ring. Every
+  // config's Discovery (one per reload) is kept until the workers stop.
   std::vector<std::unique_ptr<Discovery>> discoveries;
   discoveries.push_back(std::make_unique<Discovery>(config));
   Discovery* discovery = discoveries.back().get();
@@ -800,9 +800,10 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
   // Active health checks run on worker 0's ring; a checker outlives every worker (a reload
   // stops the running one and starts another: all are kept until exit, their probes may be in
   // flight).
-  std::vector<std::unique_ptr<HealthChecker>> checkers;
-  checkers.push_back(std::make_unique<HealthChecker>(config, *proxy_config));
-  HealthChecker* checker = checkers.back().get();
+  // The checker of the config in use; replaced ones are kept on worker 0 until their probes in
+  // flight are done (DNS may replace the checker often).
+  std::shared_ptr<HealthChecker> checker = std::make_shared<HealthChecker>(config, *proxy_config);
+  auto retired_checkers = std::make_shared<std::vector<std::shared_ptr<HealthChecker>>>();
   // The ticket keys worker 0 rotates (replaced on reload, on worker 0's thread).
   auto ticket_keys = TicketKeysOf(*proxy_config);
   std::unique_ptr<Admin> admin;  // made once the contexts exist; outlives the workers
@@ -837,7 +838,8 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     if (w == 0) {
       // Once per process, on worker 0's ring: active health checks, and the rotation of the
       // TLS session-ticket keys (checked every minute; each key set rotates on its interval).
-      worker->set_on_start([checker, discovery, ticket_keys, ctx_ptr](core::Worker& self) {
+      worker->set_on_start([checker = checker.get(), discovery, ticket_keys,
+                            ctx_ptr](core::Worker& self) {
         ctx_ptr->fleet().Connect();
         if (!checker->empty()) {
           checker->Start(*ctx_ptr);
@@ -920,9 +922,8 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
                      Discovery* next_discovery, bool reload) {
     CarryOver(*proxy_config, next.get());
     proxy_config = next;
-    checkers.push_back(std::make_unique<HealthChecker>(conf, *proxy_config));
-    HealthChecker* previous_checker = checker;
-    checker = checkers.back().get();
+    std::shared_ptr<HealthChecker> previous_checker = std::move(checker);
+    checker = std::make_shared<HealthChecker>(conf, *proxy_config);
     Discovery* previous_discovery = discovery;
     discovery = next_discovery;
     auto keys = TicketKeysOf(*proxy_config);
@@ -932,9 +933,12 @@ int RunServer(const conf::Config& config, const ReopenFn& reopen_error_log) {
     }
     core::Worker* w0 = ws[0].get();
     http::ProxyContext* ctx0 = contexts[0].get();
-    w0->Post([w0, ctx0, previous_checker, next_checker = checker, previous_discovery,
-              next_discovery, reload, &admin, cfg = proxy_config, keys, ticket_keys] {
+    w0->Post([w0, ctx0, previous_checker, next_checker = checker.get(), retired_checkers,
+              previous_discovery, next_discovery, reload, &admin, cfg = proxy_config, keys,
+              ticket_keys] {
       previous_checker->Stop();
+      retired_checkers->push_back(previous_checker);
+      std::erase_if(*retired_checkers, [](const auto& c) { return !c->busy(); });
       if (!next_checker->empty()) {
         next_checker->Start(*ctx0);
       }

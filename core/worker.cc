@@ -1013,12 +1013,31 @@ void Worker::OnPollCqe(const OpTag& tag, int res) {
 }
 
 Worker::TaskId Worker::AddTask(std::function<void()> fn) {
+  if (!free_tasks_.empty()) {
+    const TaskId id = free_tasks_.back();
+    free_tasks_.pop_back();
+    tasks_[id]->fn = std::move(fn);
+    return id;
+  }
   auto task = std::make_unique<Task>();
   task->fn = std::move(fn);
   task->entry.kind = kTask;
   task->entry.owner = static_cast<uint32_t>(tasks_.size());
   tasks_.push_back(std::move(task));
   return static_cast<TaskId>(tasks_.size() - 1);
+}
+
+void Worker::RemoveTask(TaskId id) {
+  if (id >= tasks_.size() || !tasks_[id]->fn) {
+    return;
+  }
+  timers_.Cancel(tasks_[id]->entry);
+  if (id == running_task_) {
+    running_removed_ = true;  // freed once its fn returns
+    return;
+  }
+  tasks_[id]->fn = nullptr;
+  free_tasks_.push_back(id);
 }
 
 void Worker::ArmTask(TaskId id, uint64_t deadline_ms) {
@@ -1059,8 +1078,15 @@ void Worker::RunTimers() {
         }
         break;
       case kTask:
-        if (e->owner < tasks_.size()) {
+        if (e->owner < tasks_.size() && tasks_[e->owner]->fn) {
+          running_task_ = e->owner;
+          running_removed_ = false;
           tasks_[e->owner]->fn();
+          running_task_ = kNoTask;
+          if (running_removed_) {
+            tasks_[e->owner]->fn = nullptr;
+            free_tasks_.push_back(e->owner);
+          }
         }
         break;
       case kDrainDeadline:

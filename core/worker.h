@@ -263,11 +263,13 @@ class Worker {
 
   // Timers that belong to no connection (health-check rounds): a task is a callback registered
   // once and armed for a deadline as often as needed; it fires once per ArmTask(), on the
-  // worker's thread, from the loop. Worker's thread only. Tasks live as long as the worker.
+  // worker's thread, from the loop. Worker's thread only. A task lives until RemoveTask() (its
+  // fn may remove it), after which its id may be given to another task: forget it.
   using TaskId = uint32_t;
   TaskId AddTask(std::function<void()> fn);
   void ArmTask(TaskId id, uint64_t deadline_ms);
   void CancelTask(TaskId id);
+  void RemoveTask(TaskId id);
 
   // Readiness of a descriptor that is not a connection (a DNS client's sockets): the ring polls
   // `fd` for `events` (POLLIN / POLLOUT) and calls `fn` with the revents (POLLERR / POLLHUP
@@ -378,6 +380,10 @@ class Worker {
   std::function<void(Worker&)> on_start_;
   std::function<void()> on_turn_end_;
   std::vector<std::unique_ptr<Task>> tasks_;
+  std::vector<TaskId> free_tasks_;
+  static constexpr TaskId kNoTask = ~TaskId{0};
+  TaskId running_task_ = kNoTask;  // whose fn RunTimers is calling
+  bool running_removed_ = false;   // ... and it removed itself
   struct FdWatch {
     int fd = -1;  // -1: free
     uint32_t events = 0;

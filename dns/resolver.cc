@@ -108,7 +108,7 @@ Resolver::Resolver(core::Worker& worker, std::unique_ptr<Channel> channel)
 
 Resolver::~Resolver() {
   destroying_ = true;
-  worker_.CancelTask(timeout_task_);
+  worker_.RemoveTask(timeout_task_);
   channel_.reset();  // ends the queries in flight (their callbacks see destroying_) and sockets
   for (const auto& [fd, watch] : watches_) {
     worker_.Unwatch(watch);

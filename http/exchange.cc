@@ -464,7 +464,8 @@ bool Exchange::CheckAccess(const MessageHead& h) {
       if (limit.fleet >= 0) {
         // The fleet learns of the ban through Redis (with its remaining time).
         FleetLimits& fleet = ctx_.fleet();
-        fleet.Send(limit, fleet.table(limit).Ban(key, limit.ban_for_s * 1000000000, now));
+        fleet.Send(limit, fleet.table(limit).Ban(key, FleetKeyName(limit, h, client),
+                                                 limit.ban_for_s * 1000000000, now));
       }
     }
     extra.append("Retry-After: ");

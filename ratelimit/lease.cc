@@ -6,14 +6,26 @@
 
 namespace torii::ratelimit {
 
-LeaseTable::LeaseTable(const LeaseSpec& spec) : spec_(spec) {
+LeaseTable::LeaseTable(const LeaseSpec& spec)
+    : spec_(spec), shards_(std::make_unique<Shard[]>(kShards)) {
   spec_.batch = std::max<uint32_t>(spec_.batch, 1);
   spec_.max_keys = std::max<size_t>(spec_.max_keys, 1);
+  shard_keys_ = std::max<size_t>(1, (spec_.max_keys + kShards - 1) / kShards);
 }
 
-LeaseAsk LeaseTable::AskFor(uint64_t key, Lease& lease, uint64_t now_ns) {
+namespace {
+
+// `now - since` when `now` is later, else 0: another worker may have stamped a time read after
+// this caller's `now` (the clock is read before the shard's lock is taken).
+uint64_t Since(uint64_t now_ns, uint64_t since_ns) {
+  return now_ns > since_ns ? now_ns - since_ns : 0;
+}
+
+}  // namespace
+
+LeaseAsk LeaseTable::AskFor(Shard& shard, uint64_t key, Lease& lease, uint64_t now_ns) {
   lease.pending = true;
-  lease.pending_seq = ++next_seq_ == 0 ? ++next_seq_ : next_seq_;
+  lease.pending_seq = ++shard.next_seq == 0 ? ++shard.next_seq : shard.next_seq;
   lease.pending_since = now_ns;
   lease.asked_debt = lease.debt;
   LeaseAsk ask;
@@ -25,15 +37,20 @@ LeaseAsk LeaseTable::AskFor(uint64_t key, Lease& lease, uint64_t now_ns) {
 }
 
 void LeaseTable::SetStoreKey(uint64_t key, std::string_view name) {
-  std::lock_guard<base::SpinLock> lock(mu_);
-  if (auto it = keys_.find(key); it != keys_.end()) {
+  Shard& shard = ShardOf(key);
+  std::lock_guard<base::SpinLock> lock(shard.mu);
+  if (auto it = shard.keys.find(key); it != shard.keys.end()) {
     it->second.store_key.assign(name);
   }
 }
 
 size_t LeaseTable::size() const {
-  std::lock_guard<base::SpinLock> lock(mu_);
-  return keys_.size();
+  size_t n = 0;
+  for (uint32_t i = 0; i < kShards; ++i) {
+    std::lock_guard<base::SpinLock> lock(shards_[i].mu);
+    n += shards_[i].keys.size();
+  }
+  return n;
 }
 
 LeaseTable::Outcome LeaseTable::Check(uint64_t key, uint64_t now_ns) {
@@ -42,18 +59,19 @@ LeaseTable::Outcome LeaseTable::Check(uint64_t key, uint64_t now_ns) {
     o.verdict = Verdict::kStoreDown;
     return o;
   }
-  std::lock_guard<base::SpinLock> lock(mu_);
-  auto it = keys_.find(key);
-  if (it == keys_.end()) {
-    if (keys_.size() >= spec_.max_keys) {
-      MakeRoom(now_ns, &evicted_);
+  Shard& shard = ShardOf(key);
+  std::lock_guard<base::SpinLock> lock(shard.mu);
+  auto it = shard.keys.find(key);
+  if (it == shard.keys.end()) {
+    if (shard.keys.size() >= shard_keys_) {
+      MakeRoom(shard, key);
     }
-    it = keys_.emplace(key, Lease{}).first;
+    it = shard.keys.emplace(key, Lease{}).first;
     o.new_key = true;
   }
   Lease& lease = it->second;
-  lease.last_ns = now_ns;
-  if (lease.pending && now_ns - lease.pending_since > spec_.down_ns) {
+  lease.last_ns = std::max(lease.last_ns, now_ns);
+  if (lease.pending && Since(now_ns, lease.pending_since) > spec_.down_ns) {
     lease.pending = false;  // never answered: its debt is forgiven, a new request goes out
     lease.debt = 0;
     lease.asked_debt = 0;
@@ -70,7 +88,7 @@ LeaseTable::Outcome LeaseTable::Check(uint64_t key, uint64_t now_ns) {
     o.reset_ns = lease.reset_at > now_ns ? lease.reset_at - now_ns : 0;
     if (lease.tokens == 0 && !lease.pending && now_ns >= lease.denied_until) {
       o.ask = true;
-      o.request = AskFor(key, lease, now_ns);
+      o.request = AskFor(shard, key, lease, now_ns);
     }
     return o;
   }
@@ -86,22 +104,23 @@ LeaseTable::Outcome LeaseTable::Check(uint64_t key, uint64_t now_ns) {
     o.retry_after_ns = 1000000000;
     if (!lease.pending) {
       o.ask = true;
-      o.request = AskFor(key, lease, now_ns);
+      o.request = AskFor(shard, key, lease, now_ns);
     }
     return o;
   }
   ++lease.debt;
   if (!lease.pending) {
     o.ask = true;
-    o.request = AskFor(key, lease, now_ns);
+    o.request = AskFor(shard, key, lease, now_ns);
   }
   return o;
 }
 
 void LeaseTable::OnGrant(uint64_t key, uint32_t seq, const Grant& grant, uint64_t now_ns) {
-  std::lock_guard<base::SpinLock> lock(mu_);
-  auto it = keys_.find(key);
-  if (it == keys_.end()) {
+  Shard& shard = ShardOf(key);
+  std::lock_guard<base::SpinLock> lock(shard.mu);
+  auto it = shard.keys.find(key);
+  if (it == shard.keys.end()) {
     return;  // evicted meanwhile: its tokens lapse with the TAT in the store
   }
   Lease& lease = it->second;
@@ -125,8 +144,11 @@ void LeaseTable::OnGrant(uint64_t key, uint32_t seq, const Grant& grant, uint64_
   // The debt the request covered is settled (what the store could not grant was admitted over
   // the limit: the bounded error of lease.h); debt made meanwhile comes out of the new tokens.
   const uint32_t settled = std::min(grant.granted, lease.asked_debt);
-  lease.debt -= lease.asked_debt;
+  lease.debt -= std::min(lease.debt, lease.asked_debt);
   lease.asked_debt = 0;
+  if (lease.banned) {
+    return;  // banned here meanwhile: what was granted lapses in the store
+  }
   lease.tokens += grant.granted - settled;
   const uint32_t more = std::min(lease.tokens, lease.debt);
   lease.tokens -= more;
@@ -145,18 +167,32 @@ void LeaseTable::OnGrant(uint64_t key, uint32_t seq, const Grant& grant, uint64_
 
 void LeaseTable::OnStoreError(uint64_t key, uint32_t seq, uint64_t now_ns, uint64_t down_ns) {
   down_until_.store(now_ns + (down_ns != 0 ? down_ns : spec_.down_ns), std::memory_order_relaxed);
-  std::lock_guard<base::SpinLock> lock(mu_);
-  auto it = keys_.find(key);
-  if (it != keys_.end() && seq != 0 && seq == it->second.pending_seq) {
+  Shard& shard = ShardOf(key);
+  std::lock_guard<base::SpinLock> lock(shard.mu);
+  auto it = shard.keys.find(key);
+  if (it != shard.keys.end() && seq != 0 && seq == it->second.pending_seq) {
     it->second.pending = false;
     it->second.debt = 0;
     it->second.asked_debt = 0;
   }
 }
 
-LeaseAsk LeaseTable::Ban(uint64_t key, uint64_t ban_ns, uint64_t now_ns) {
-  std::lock_guard<base::SpinLock> lock(mu_);
-  Lease& lease = keys_[key];
+LeaseAsk LeaseTable::Ban(uint64_t key, std::string_view store_key, uint64_t ban_ns,
+                         uint64_t now_ns) {
+  Shard& shard = ShardOf(key);
+  std::lock_guard<base::SpinLock> lock(shard.mu);
+  auto it = shard.keys.find(key);
+  if (it == shard.keys.end()) {
+    if (shard.keys.size() >= shard_keys_) {
+      MakeRoom(shard, key);
+    }
+    it = shard.keys.emplace(key, Lease{}).first;
+  }
+  Lease& lease = it->second;
+  if (lease.store_key.empty()) {
+    lease.store_key.assign(store_key);
+  }
+  lease.last_ns = std::max(lease.last_ns, now_ns);
   lease.banned = true;
   lease.denied_until = now_ns + ban_ns;
   LeaseAsk ask;
@@ -164,56 +200,73 @@ LeaseAsk LeaseTable::Ban(uint64_t key, uint64_t ban_ns, uint64_t now_ns) {
   ask.store_key = lease.store_key;
   ask.give_back = lease.tokens;
   ask.ban_ms = (ban_ns + 999999) / 1000000;
+  // Whatever is in flight settles nothing now (its answer's tokens lapse in the store).
   lease.tokens = 0;
   lease.debt = 0;
+  lease.asked_debt = 0;
+  lease.pending = false;
+  lease.pending_seq = 0;
   return ask;
 }
 
 void LeaseTable::Sweep(uint64_t now_ns, std::vector<LeaseAsk>* out) {
-  std::lock_guard<base::SpinLock> lock(mu_);
-  if (last_sweep_ != 0 && now_ns - last_sweep_ < spec_.hold_ns / 2) {
-    return;  // another worker just did
-  }
-  last_sweep_ = now_ns;
-  out->insert(out->end(), evicted_.begin(), evicted_.end());
-  evicted_.clear();
-  for (auto it = keys_.begin(); it != keys_.end();) {
-    Lease& lease = it->second;
-    if (lease.pending) {
-      ++it;
-      continue;
+  // Forgotten after a second unused (ten sync intervals at least), and only once the store's
+  // budget for it is whole again (as of its last answer): a key at the fleet's limit that
+  // came back to this process as new would pass on credit.
+  const uint64_t keep_ns = std::max<uint64_t>(10 * spec_.hold_ns, 1000000000);
+  for (uint32_t i = 0; i < kShards; ++i) {
+    Shard& shard = shards_[i];
+    std::lock_guard<base::SpinLock> lock(shard.mu);
+    if (shard.last_sweep != 0 && Since(now_ns, shard.last_sweep) < spec_.hold_ns / 2) {
+      continue;  // another worker just did
     }
-    if (lease.tokens > 0 && now_ns - lease.granted_ns >= spec_.hold_ns) {
-      out->push_back(LeaseAsk{it->first, lease.store_key, 0, lease.tokens, 0});
-      lease.tokens = 0;
+    shard.last_sweep = now_ns;
+    out->insert(out->end(), shard.evicted.begin(), shard.evicted.end());
+    shard.evicted.clear();
+    for (auto it = shard.keys.begin(); it != shard.keys.end();) {
+      Lease& lease = it->second;
+      if (lease.pending) {
+        ++it;
+        continue;
+      }
+      if (lease.tokens > 0 && Since(now_ns, lease.granted_ns) >= spec_.hold_ns) {
+        out->push_back(LeaseAsk{it->first, lease.store_key, 0, lease.tokens, 0});
+        lease.tokens = 0;
+      }
+      const bool idle = lease.tokens == 0 && lease.debt == 0 && now_ns >= lease.denied_until &&
+                        now_ns >= lease.reset_at && Since(now_ns, lease.last_ns) >= keep_ns;
+      it = idle ? shard.keys.erase(it) : std::next(it);
     }
-    // Forgotten after a second unused (ten sync intervals at least), and only once the store's
-    // budget for it is whole again (as of its last answer): a key at the fleet's limit that
-    // came back to this worker as new would pass on credit.
-    const uint64_t keep_ns = std::max<uint64_t>(10 * spec_.hold_ns, 1000000000);
-    const bool idle = lease.tokens == 0 && lease.debt == 0 && now_ns >= lease.denied_until &&
-                      now_ns >= lease.reset_at && now_ns - lease.last_ns >= keep_ns;
-    it = idle ? keys_.erase(it) : std::next(it);
   }
 }
 
-void LeaseTable::MakeRoom(uint64_t now_ns, std::vector<LeaseAsk>* out) {
-  // The least recently used key that is not waiting for the store goes (its tokens back).
-  auto victim = keys_.end();
-  for (auto it = keys_.begin(); it != keys_.end(); ++it) {
-    if (!it->second.pending &&
-        (victim == keys_.end() || it->second.last_ns < victim->second.last_ns)) {
-      victim = it;
+void LeaseTable::MakeRoom(Shard& shard, uint64_t key) {
+  // Up to 8 keys from up to 64 buckets, starting at one the new key picks.
+  const size_t buckets = shard.keys.bucket_count();
+  const size_t start = static_cast<size_t>(key >> 7) % buckets;
+  uint64_t victim = 0;
+  const Lease* oldest = nullptr;
+  uint32_t seen = 0;
+  for (size_t b = 0; b < std::min<size_t>(buckets, 64) && seen < 8; ++b) {
+    const size_t bucket = (start + b) % buckets;
+    for (auto it = shard.keys.begin(bucket); it != shard.keys.end(bucket); ++it) {
+      if (it->second.pending) {
+        continue;
+      }
+      ++seen;
+      if (oldest == nullptr || it->second.last_ns < oldest->last_ns) {
+        oldest = &it->second;
+        victim = it->first;
+      }
     }
   }
-  if (victim == keys_.end()) {
-    return;
+  if (oldest == nullptr) {
+    return;  // every key sampled waits for the store: the shard grows past its share briefly
   }
-  if (victim->second.tokens > 0) {
-    out->push_back(LeaseAsk{victim->first, victim->second.store_key, 0, victim->second.tokens, 0});
+  if (oldest->tokens > 0) {
+    shard.evicted.push_back(LeaseAsk{victim, oldest->store_key, 0, oldest->tokens, 0});
   }
-  (void)now_ns;
-  keys_.erase(victim);
+  shard.keys.erase(victim);
 }
 
 const std::string& LeaseScript() {

@@ -3,8 +3,8 @@
 // Several torii processes (and each one's workers) share one limit through a store (Redis:
 // http/ runs LeaseScript() there). The store keeps the key's GCRA state (its TAT, as in
 // rate_table.h) and hands out leases: "you may admit up to g requests now". A LeaseTable (one
-// per process per limit, shared by its workers under one lock as a RateTable shard is) spends
-// its leases locally, so the request path never waits for the store:
+// per process per limit, shared by its workers; sharded, one spin lock per shard, as a
+// RateTable is) spends its leases locally, so the request path never waits for the store:
 //
 //  - a key with tokens left: one is spent, the request passes;
 //  - a key without tokens: the request passes on credit (at most `batch` of them) and Check()
@@ -33,6 +33,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -97,9 +98,9 @@ class LeaseTable {
   // Request `seq` for `key` failed (error, timeout, store down): kStoreDown for `down_ns` (0 =
   // the spec's down_ns; a connection still being made is retried sooner).
   void OnStoreError(uint64_t key, uint32_t seq, uint64_t now_ns, uint64_t down_ns = 0);
-  // A ban this process decided for `key`: refused here at once, and the next request to the
-  // store (returned) publishes it.
-  LeaseAsk Ban(uint64_t key, uint64_t ban_ns, uint64_t now_ns);
+  // A ban this process decided for `key` (`store_key` its name in the store): refused here at
+  // once; the returned request publishes it (with the tokens held, given back).
+  LeaseAsk Ban(uint64_t key, std::string_view store_key, uint64_t ban_ns, uint64_t now_ns);
 
   // Tokens held past hold_ns are returned, idle keys forgotten (once the store's budget for
   // them is whole again). Every worker may call it every hold_ns or so: it runs at most once
@@ -110,6 +111,7 @@ class LeaseTable {
     return now_ns < down_until_.load(std::memory_order_relaxed);
   }
   size_t size() const;
+  static constexpr uint32_t kShards = 16;
   const LeaseSpec& spec() const { return spec_; }
 
  private:
@@ -130,16 +132,24 @@ class LeaseTable {
     std::string store_key;
   };
 
-  LeaseAsk AskFor(uint64_t key, Lease& lease, uint64_t now_ns);
-  void MakeRoom(uint64_t now_ns, std::vector<LeaseAsk>* out);
+  struct alignas(64) Shard {
+    base::SpinLock mu;
+    std::unordered_map<uint64_t, Lease> keys;
+    uint32_t next_seq = 0;
+    uint64_t last_sweep = 0;
+    std::vector<LeaseAsk> evicted;  // give-backs of keys evicted by Check, sent by Sweep
+  };
+
+  Shard& ShardOf(uint64_t key) { return shards_[key % kShards]; }
+  LeaseAsk AskFor(Shard& shard, uint64_t key, Lease& lease, uint64_t now_ns);
+  // A full shard: the least recently used of a few keys sampled (none waiting for the store)
+  // goes, its tokens given back. O(1): a flood of new keys costs no scan.
+  void MakeRoom(Shard& shard, uint64_t key);
 
   LeaseSpec spec_;
-  mutable base::SpinLock mu_;  // every worker of the process: guards all below but down_until_
-  std::unordered_map<uint64_t, Lease> keys_;
+  size_t shard_keys_;  // max_keys per shard
   std::atomic<uint64_t> down_until_{0};
-  uint64_t last_sweep_ = 0;
-  uint32_t next_seq_ = 0;
-  std::vector<LeaseAsk> evicted_;  // give-backs of keys evicted by Check, sent with the next ask
+  std::unique_ptr<Shard[]> shards_;
 };
 
 // The Lua script the store runs for one lease request. KEYS[1] = the key's TAT, KEYS[2] = its

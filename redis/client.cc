@@ -277,9 +277,9 @@ Client::Client(core::Worker& worker, const ClientOptions& options, std::string h
 
 Client::~Client() {
   destroying_ = true;
-  worker_.CancelTask(deadline_task_);
-  worker_.CancelTask(reconnect_task_);
-  worker_.CancelTask(flush_task_);
+  worker_.RemoveTask(deadline_task_);
+  worker_.RemoveTask(reconnect_task_);
+  worker_.RemoveTask(flush_task_);
   if (ac_ != nullptr) {
     redisAsyncFree(ac_);  // its NULL callbacks see destroying_; its cleanup hook unwatches
   }

@@ -130,8 +130,9 @@ TEST(LeaseTableTest, BansComeFromTheStoreAndArePublished) {
   auto o = t.Check(5, 2 * kMs);
   EXPECT_EQ(o.verdict, LeaseTable::Verdict::kBanned);
   EXPECT_EQ(o.retry_after_ns, 59999 * kMs);
-  const LeaseAsk ask = t.Ban(6, 10000 * kMs, 0);
+  const LeaseAsk ask = t.Ban(6, "ip:10.0.0.6/32", 10000 * kMs, 0);
   EXPECT_EQ(ask.key, 6u);
+  EXPECT_EQ(ask.store_key, "ip:10.0.0.6/32");  // named even when first seen by the ban
   EXPECT_EQ(ask.ban_ms, 10000u);
   EXPECT_EQ(t.Check(6, kMs).verdict, LeaseTable::Verdict::kBanned);
 }
@@ -164,18 +165,33 @@ TEST(LeaseTableTest, SweepReturnsHeldTokensAndForgetsIdleKeys) {
   EXPECT_EQ(t.size(), 0u);
 }
 
-TEST(LeaseTableTest, AFullTableEvictsTheLeastRecentlyUsedKeyAndReturnsItsTokens) {
-  LeaseTable t(Spec(2));
-  for (uint64_t k = 1; k <= 4; ++k) {
-    t.OnGrant(k, t.Check(k, k * kMs).request.seq, Granted(3), k * kMs);  // 2 tokens each
-  }
-  t.Check(5, 10 * kMs);
-  EXPECT_EQ(t.size(), 4u);
+TEST(LeaseTableTest, AFullShardEvictsAnOldKeyAndReturnsItsTokens) {
+  LeaseSpec spec = Spec(2);
+  spec.max_keys = LeaseTable::kShards;  // one key per shard
+  LeaseTable t(spec);
+  t.OnGrant(16, t.Check(16, kMs).request.seq, Granted(3), kMs);  // 2 tokens
+  t.Check(32, 10 * kMs);                                         // the same shard: 16 goes
+  EXPECT_EQ(t.size(), 1u);
   std::vector<LeaseAsk> out;
   t.Sweep(11 * kMs, &out);
   ASSERT_FALSE(out.empty());
-  EXPECT_EQ(out[0].key, 1u);
+  EXPECT_EQ(out[0].key, 16u);
   EXPECT_EQ(out[0].give_back, 2u);
+}
+
+// A ban while a lease request is in flight: that request's answer settles nothing (no debt
+// wraps below zero, no tokens for the banned key), and after the ban the key asks for a batch.
+TEST(LeaseTableTest, ABanWhileALeaseIsInFlight) {
+  LeaseTable t(Spec(2));
+  const auto first = t.Check(3, 0);                               // credit 1, pending
+  EXPECT_EQ(t.Check(3, 0).verdict, LeaseTable::Verdict::kAllow);  // credit 2
+  t.Ban(3, "k", 100 * kMs, kMs);
+  t.OnGrant(3, first.request.seq, Granted(3), 2 * kMs);
+  EXPECT_EQ(t.Check(3, 50 * kMs).verdict, LeaseTable::Verdict::kBanned);
+  const auto after = t.Check(3, 101 * kMs);
+  EXPECT_EQ(after.verdict, LeaseTable::Verdict::kAllow);
+  ASSERT_TRUE(after.ask);
+  EXPECT_EQ(after.request.want, 3u);  // its own credit of 1 and a batch
 }
 
 // What LeaseScript() does, in microseconds.
