@@ -24,6 +24,7 @@ void ProxyContext::Reload(std::shared_ptr<const ProxyConfig> config) {
   fleet_.Configure(config);
   fleet_.Connect();
   current_ = std::make_shared<Generation>(*this, std::move(config));
+  current_->Adopt(*old, current_);
   generations_.push_back(current_);
   ++reloads_;
   old->Retire();
@@ -73,6 +74,46 @@ bool Generation::current() const { return ctx_.current_.get() == this; }
 
 const balancer::BackendMask& Generation::healthy(uint32_t pool) {
   return pools_[pool].health.eligible(ctx_.worker_.now_ms());
+}
+
+void Generation::Adopt(Generation& old, const std::shared_ptr<Generation>& self) {
+  for (size_t p = 0; p < config_->pools.size(); ++p) {
+    const PoolSpec& spec = config_->pools[p];
+    if (spec.h2 || spec.send_proxy != 0) {
+      continue;  // multiplexed connections carry the old generation's streams; PROXY ones
+                 // are never pooled
+    }
+    for (size_t q = 0; q < old.config_->pools.size(); ++q) {
+      const PoolSpec& before = old.config_->pools[q];
+      if (before.name != spec.name || before.fingerprint != spec.fingerprint ||
+          before.tls != spec.tls || before.h2) {
+        continue;
+      }
+      for (size_t i = 0; i < spec.backends.size(); ++i) {
+        for (size_t j = 0; j < before.backends.size(); ++j) {
+          if (spec.backends[i].name != before.backends[j].name) {
+            continue;
+          }
+          // The most recently used ones (at the back), in their order: TakeIdle() keeps
+          // taking the most recent, so the surplus still ages out at keepalive_timeout.
+          std::vector<core::ConnRef>& from = old.pools_[q].idle[j];
+          std::vector<core::ConnRef>& to = pools_[p].idle[i];
+          const size_t room = spec.keepalive > to.size() ? spec.keepalive - to.size() : 0;
+          const size_t first = from.size() > room ? from.size() - room : 0;
+          for (size_t k = first; k < from.size(); ++k) {
+            core::Conn* c = ctx_.worker_.Resolve(from[k]);
+            auto* up =
+                c != nullptr && !c->closing() ? dynamic_cast<UpstreamConn*>(c->handler()) : nullptr;
+            if (up != nullptr && up->idle()) {
+              up->Rehome(self, static_cast<uint32_t>(p), static_cast<uint32_t>(i));
+              to.push_back(from[k]);
+            }
+          }
+          from.resize(first);  // the rest: Retire() closes them
+        }
+      }
+    }
+  }
 }
 
 void Generation::Retire() {

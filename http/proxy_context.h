@@ -270,8 +270,13 @@ class Generation {
   uint32_t& h2_peer_streams(uint32_t pool, uint32_t backend) {
     return pools_[pool].h2_peer_streams[backend];
   }
-  // Replaced by a reload: closes the idle upstream connections of every pool, and lets the
-  // multiplexed ones finish their streams and close.
+  // Replacing `old` (a reload, or DNS changing a pool): takes over old's idle HTTP/1.1
+  // connections to each backend that stays, in a pool whose settings and TLS context are
+  // unchanged (up to keepalive per backend), so a change to one pool costs the others nothing.
+  // `self` is this generation's shared_ptr (the connections hold one).
+  void Adopt(Generation& old, const std::shared_ptr<Generation>& self);
+  // Replaced by a reload: closes the idle upstream connections of every pool (those Adopt()
+  // did not take), and lets the multiplexed ones finish their streams and close.
   void Retire();
 
  private:

@@ -38,6 +38,13 @@ class UpstreamConn final : public UpstreamHandler, public Upstream {
               bool head_request, bool holds_slot, uint64_t connect_timeout_ms,
               uint64_t response_timeout_ms);
   uint32_t backend() const { return backend_; }
+  // Idle in the pool: a new generation takes it over as its (pool, backend) (Generation::Adopt).
+  bool idle() const { return idle_; }
+  void Rehome(std::shared_ptr<Generation> gen, uint32_t pool, uint32_t backend) {
+    gen_ = std::move(gen);
+    pool_ = pool;
+    backend_ = backend;
+  }
 
   // ---- Upstream (the connection is lent whole to one exchange) ----
   // The client is done with this connection: pool it when `reusable`, else close it.

@@ -252,6 +252,25 @@ class Resolve(DnsCase):
             self.assertIn(r.header("X-Backend"), ("o1", "o3"))
 
 
+    def test_a_change_keeps_the_idle_connections_of_addresses_that_stay(self):
+        dns = self.dns()
+        (o1, o2), port = self.origins_on_one_port(["o1", "o2"])
+        dns.set_a("app.test", ["127.0.0.1"], ttl=1)
+        t = self.torii(dns_config(dns, [{"address": f"app.test:{port}", "resolve": True}]))
+        for i in range(3):
+            self.assertEqual(h.get(t.addr(), f"/?i={i}").header("X-Backend"), "o1")
+        before = o1.stats()["connections"]
+        dns.set_a("app.test", ["127.0.0.1", "127.0.0.2"], ttl=1)
+        h.wait_for(lambda: len(status(t)["pools"][0]["backends"]) == 2, 10 * h.SLOW,
+                   what="o2 added")
+        seen = collections.Counter(h.get(t.addr(), f"/?j={i}").header("X-Backend")
+                                   for i in range(6))
+        self.assertEqual(seen, {"o1": 3, "o2": 3})
+        # o1's pooled connection went on serving: the change opened none to it (the one more
+        # is this /__stats request's own).
+        self.assertEqual(o1.stats()["connections"], before + 1)
+
+
     def test_slow_start_ramps_a_new_address(self):
         dns = self.dns()
         (o1, o2), port = self.origins_on_one_port(["o1", "o2"])
