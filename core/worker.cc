@@ -575,6 +575,9 @@ Result<void> Worker::Run() {
       break;
     }
   }
+  // From here the ring is not driven: watches and tasks touched after Run() (their owners'
+  // destructors, on another thread) submit nothing (a single-issuer ring would refuse it).
+  loop_done_ = true;
   return {};
 }
 
@@ -971,7 +974,7 @@ void Worker::Unwatch(WatchId id) {
 
 void Worker::ArmWatch(WatchId id) {
   FdWatch& w = watches_[id];
-  if (w.fd < 0 || w.armed || w.events == 0) {
+  if (w.fd < 0 || w.armed || w.events == 0 || loop_done_) {
     return;
   }
   io_uring_sqe* sqe = GetSqe();
@@ -983,6 +986,11 @@ void Worker::ArmWatch(WatchId id) {
 void Worker::DisarmWatch(WatchId id) {
   FdWatch& w = watches_[id];
   if (!w.armed) {
+    return;
+  }
+  if (loop_done_) {
+    w.armed = false;  // the ring is torn down with the worker: nothing to cancel
+    w.gen = (w.gen + 1) & OpTag::kGenMask;
     return;
   }
   io_uring_sqe* sqe = GetSqe();

@@ -354,6 +354,7 @@ class Worker {
   WorkerOptions options_;
   io_uring ring_{};
   bool ring_ready_ = false;
+  bool loop_done_ = false;  // Run() returned
   const char* ring_flags_note_ = "";
   BufRing bufs_;
   BlockPool blocks_;
