@@ -61,15 +61,7 @@ LeaseTable::Outcome LeaseTable::Check(uint64_t key, uint64_t now_ns) {
   }
   Shard& shard = ShardOf(key);
   std::lock_guard<base::SpinLock> lock(shard.mu);
-  auto it = shard.keys.find(key);
-  if (it == shard.keys.end()) {
-    if (shard.keys.size() >= shard_keys_) {
-      MakeRoom(shard, key);
-    }
-    it = shard.keys.emplace(key, Lease{}).first;
-    o.new_key = true;
-  }
-  Lease& lease = it->second;
+  Lease& lease = FindOrAdd(shard, key, &o.new_key);
   lease.last_ns = std::max(lease.last_ns, now_ns);
   if (lease.pending && Since(now_ns, lease.pending_since) > spec_.down_ns) {
     lease.pending = false;  // never answered: its debt is forgiven, a new request goes out
@@ -181,14 +173,8 @@ LeaseAsk LeaseTable::Ban(uint64_t key, std::string_view store_key, uint64_t ban_
                          uint64_t now_ns) {
   Shard& shard = ShardOf(key);
   std::lock_guard<base::SpinLock> lock(shard.mu);
-  auto it = shard.keys.find(key);
-  if (it == shard.keys.end()) {
-    if (shard.keys.size() >= shard_keys_) {
-      MakeRoom(shard, key);
-    }
-    it = shard.keys.emplace(key, Lease{}).first;
-  }
-  Lease& lease = it->second;
+  bool added = false;
+  Lease& lease = FindOrAdd(shard, key, &added);
   if (lease.store_key.empty()) {
     lease.store_key.assign(store_key);
   }
@@ -238,6 +224,18 @@ void LeaseTable::Sweep(uint64_t now_ns, std::vector<LeaseAsk>* out) {
       it = idle ? shard.keys.erase(it) : std::next(it);
     }
   }
+}
+
+LeaseTable::Lease& LeaseTable::FindOrAdd(Shard& shard, uint64_t key, bool* added) {
+  auto it = shard.keys.find(key);
+  if (it != shard.keys.end()) {
+    return it->second;
+  }
+  if (shard.keys.size() >= shard_keys_) {
+    MakeRoom(shard, key);
+  }
+  *added = true;
+  return shard.keys.emplace(key, Lease{}).first->second;
 }
 
 void LeaseTable::MakeRoom(Shard& shard, uint64_t key) {

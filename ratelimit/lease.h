@@ -142,6 +142,8 @@ class LeaseTable {
 
   Shard& ShardOf(uint64_t key) { return shards_[key % kShards]; }
   LeaseAsk AskFor(Shard& shard, uint64_t key, Lease& lease, uint64_t now_ns);
+  // The key's entry, made (room made first in a full shard) when absent: *added says so.
+  Lease& FindOrAdd(Shard& shard, uint64_t key, bool* added);
   // A full shard: the least recently used of a few keys sampled (none waiting for the store)
   // goes, its tokens given back. O(1): a flood of new keys costs no scan.
   void MakeRoom(Shard& shard, uint64_t key);
