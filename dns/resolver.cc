@@ -53,6 +53,14 @@ std::expected<ares_channel, std::string> MakeChannel(const ResolverOptions& opti
   return channel;
 }
 
+// The (read, write) descriptors to hand ares_process_fd() for `revents` on `fd`: an error or
+// hang-up wakes the reader, and the writer of a connect in progress.
+std::pair<int, int> ReadyFds(int fd, uint32_t revents) {
+  const bool in = (revents & (POLLIN | POLLERR | POLLHUP)) != 0;
+  const bool out = (revents & (POLLOUT | POLLERR)) != 0;
+  return {in ? fd : ARES_SOCKET_BAD, out ? fd : ARES_SOCKET_BAD};
+}
+
 // What a finished query means: the parsed response when there is one (NXDOMAIN and NODATA
 // included: c-ares reports them as errors but hands the message over), else c-ares's reason.
 QueryResult Interpret(int status, const unsigned char* abuf, int alen, const std::string& name,
@@ -148,9 +156,8 @@ void Resolver::OnSocketState(int fd, bool readable, bool writable) {
     return;
   }
   const core::Worker::WatchId id = worker_.Watch(fd, events, [this, fd](uint32_t revents) {
-    const bool in = (revents & (POLLIN | POLLERR | POLLHUP)) != 0;
-    const bool out = (revents & (POLLOUT | POLLERR)) != 0;
-    Process(in ? fd : ARES_SOCKET_BAD, out ? fd : ARES_SOCKET_BAD);
+    const auto [read_fd, write_fd] = ReadyFds(fd, revents);
+    Process(read_fd, write_fd);
   });
   watches_.emplace_back(fd, id);
 }
@@ -231,10 +238,8 @@ std::vector<QueryResult> QueryAll(const ResolverOptions& options,
       if (fds[i].revents == 0) {
         continue;
       }
-      const bool in = (fds[i].revents & (POLLIN | POLLERR | POLLHUP)) != 0;
-      const bool out = (fds[i].revents & (POLLOUT | POLLERR)) != 0;
-      ares_process_fd(channel.channel, in ? fds[i].fd : ARES_SOCKET_BAD,
-                      out ? fds[i].fd : ARES_SOCKET_BAD);
+      const auto [read_fd, write_fd] = ReadyFds(fds[i].fd, static_cast<uint16_t>(fds[i].revents));
+      ares_process_fd(channel.channel, read_fd, write_fd);
     }
   }
   return results;

@@ -51,16 +51,11 @@ void FleetLimits::Send(const RateLimitSpec& limit, ratelimit::LeaseAsk ask) {
     if (auto t = table.lock()) {
       t->OnStoreError(key, seq, core::MonotonicNs(), connecting_ns);
     }
-    const uint64_t now = worker_.now_ms();
-    if (now - last_error_log_ms_ >= 1000) {
+    if (uint64_t suppressed = 0; error_log_.Allow(worker_.now_ms(), &suppressed)) {
       spdlog::warn(
           "redis: a fleet rate limit request failed: {} ({} more since the last message; "
           "on_store_error applies meanwhile)",
-          why, errors_since_log_);
-      last_error_log_ms_ = now;
-      errors_since_log_ = 0;
-    } else {
-      ++errors_since_log_;
+          why, suppressed);
     }
   };
   if (c == nullptr) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log_limit.h"
 #include "core/counter.h"
 #include "core/worker.h"
 #include "http/proxy_config.h"
@@ -64,8 +65,7 @@ class FleetLimits {
   bool task_made_ = false;
   core::Worker::TaskId task_ = 0;
   bool task_armed_ = false;
-  uint64_t last_error_log_ms_ = 0;
-  uint64_t errors_since_log_ = 0;
+  base::LogLimit error_log_;
 };
 
 }  // namespace torii::http

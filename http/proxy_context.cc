@@ -367,31 +367,24 @@ void ProxyContext::WakeCacheWaiters(const std::vector<cache::Waiter>& waiters) {
 }
 
 void ProxyContext::NoteTlsFailure(const core::Conn& conn, std::string_view why) {
-  ++tls_failures_since_log_;
-  const uint64_t now = worker_.now_ms();
-  if (last_tls_log_ms_ != 0 && now - last_tls_log_ms_ < 1000) {
+  uint64_t suppressed = 0;
+  if (!tls_log_.Allow(worker_.now_ms(), &suppressed)) {
     return;
   }
   const std::string peer = ratelimit::ToString(ratelimit::IpFromSockaddr(conn.peer()));
-  if (tls_failures_since_log_ > 1) {
+  if (suppressed > 0) {
     spdlog::info("TLS with {} failed: {} ({} more TLS failures since the last such line)", peer,
-                 why, tls_failures_since_log_ - 1);
+                 why, suppressed);
   } else {
     spdlog::info("TLS with {} failed: {}", peer, why);
   }
-  tls_failures_since_log_ = 0;
-  last_tls_log_ms_ = now;
 }
 
 void ProxyContext::NoteRefusedConnection(std::string_view listener, std::string_view why) {
   stats_.conns_refused++;
-  refused_since_log_++;
-  const uint64_t now = worker_.now_ms();
-  if (last_refused_log_ms_ == 0 || now - last_refused_log_ms_ >= 1000) {
+  if (uint64_t suppressed = 0; refused_log_.Allow(worker_.now_ms(), &suppressed)) {
     spdlog::warn("listener {}: {} connection(s) closed at accept ({}; {} in all on worker {})",
-                 listener, refused_since_log_, why, stats_.conns_refused.get(), worker_.id());
-    refused_since_log_ = 0;
-    last_refused_log_ms_ = now;
+                 listener, suppressed + 1, why, stats_.conns_refused.get(), worker_.id());
   }
 }
 

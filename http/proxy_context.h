@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "balancer/picker.h"
+#include "base/log_limit.h"
 #include "cache/entry.h"
 #include "cache/policy.h"
 #include "cache/store.h"
@@ -393,10 +394,8 @@ class ProxyContext {
   std::vector<cache::HeaderView> cache_headers_;
   uint64_t unix_at_ms_ = ~uint64_t{0};  // worker now_ms() when unix_now_ was read
   int64_t unix_now_ = 0;
-  uint64_t tls_failures_since_log_ = 0;
-  uint64_t last_tls_log_ms_ = 0;
-  uint64_t refused_since_log_ = 0;
-  uint64_t last_refused_log_ms_ = 0;
+  base::LogLimit tls_log_;
+  base::LogLimit refused_log_;
 };
 
 }  // namespace torii::http

@@ -50,7 +50,6 @@ constexpr std::string_view kLost = "connection lost";
 constexpr std::string_view kUnsupported = "unsupported command";
 
 constexpr size_t kInitialRing = 16;
-constexpr uint64_t kLogIntervalMs = 1000;
 
 std::unexpected<std::string> Fail(std::string_view why) {
   return std::unexpected(std::string(why));
@@ -551,16 +550,6 @@ void Client::ContextGone() {
   ScheduleReconnect();
 }
 
-bool Client::MayLog(uint64_t* suppressed) {
-  const uint64_t now = worker_.now_ms();
-  if (last_log_ms_ != 0 && now - last_log_ms_ < kLogIntervalMs) {
-    ++suppressed_logs_;
-    return false;
-  }
-  last_log_ms_ = std::max<uint64_t>(now, 1);
-  *suppressed = suppressed_logs_;
-  suppressed_logs_ = 0;
-  return true;
-}
+bool Client::MayLog(uint64_t* suppressed) { return log_limit_.Allow(worker_.now_ms(), suppressed); }
 
 }  // namespace torii::redis

@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/log_limit.h"
 #include "core/worker.h"
 
 struct redisAsyncContext;
@@ -178,8 +179,7 @@ class Client {
   std::vector<const char*> argv_ptrs_;  // scratch for redisAsyncCommandArgv, reused
   std::vector<size_t> argv_lens_;
   std::unordered_map<std::string, std::string> scripts_;  // SHA1 → body
-  uint64_t last_log_ms_ = 0;
-  uint64_t suppressed_logs_ = 0;
+  base::LogLimit log_limit_;
   ClientStats stats_;
 };
 
