@@ -291,13 +291,15 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const
   p->trusted_proxies = IpListOf(c.server.trusted_proxies);
   p->compression.order.clear();
   for (const std::string& name : c.compression.algorithms) {
-    p->compression.order.push_back(*codec::ParseCoding(name));  // the loader checked the names
+    p->compression.order.push_back(
+        *http::codec::ParseCoding(name));  // the loader checked the names
   }
   p->compression.min_bytes = c.compression.min_bytes;
-  p->compression.types = c.compression.types.empty() ? codec::DefaultTypes() : c.compression.types;
-  p->compression.level[static_cast<int>(codec::Coding::kGzip)] = c.compression.gzip_level;
-  p->compression.level[static_cast<int>(codec::Coding::kBrotli)] = c.compression.br_level;
-  p->compression.level[static_cast<int>(codec::Coding::kZstd)] = c.compression.zstd_level;
+  p->compression.types =
+      c.compression.types.empty() ? http::codec::DefaultTypes() : c.compression.types;
+  p->compression.level[static_cast<int>(http::codec::Coding::kGzip)] = c.compression.gzip_level;
+  p->compression.level[static_cast<int>(http::codec::Coding::kBrotli)] = c.compression.br_level;
+  p->compression.level[static_cast<int>(http::codec::Coding::kZstd)] = c.compression.zstd_level;
   p->compression.decompress = c.compression.decompress;
   for (const conf::RouteConfig& rc : c.routes) {
     http::RouteSpec rs;

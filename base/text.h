@@ -2,11 +2,12 @@
 // function returns a std::string. Header-only (they sit on every hot path).
 //
 // Owns: optional-whitespace trimming (RFC 9110 §5.6.3 OWS: SP and HTAB), ASCII
-// case-insensitive comparison and search, lowercasing, decimal formatting. Leaves out: list
-// parsing, token validation and anything protocol-specific (the modules that parse a field
-// know its grammar).
+// case-insensitive comparison and search, lowercasing, decimal formatting, the RFC 9110 token
+// character class. Leaves out: list parsing and anything protocol-specific (the modules that
+// parse a field know its grammar).
 #pragma once
 
+#include <array>
 #include <charconv>
 #include <cstdint>
 #include <string>
@@ -16,6 +17,33 @@ namespace torii::base {
 
 constexpr char LowerAscii(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+namespace detail {
+inline constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+}  // namespace detail
+
+// RFC 9110 §5.6.2 tchar: a byte of a token (field names, methods, codings, directive names).
+constexpr bool IsTchar(char c) { return detail::kTchar[static_cast<unsigned char>(c)]; }
+
+// RFC 9110 §5.6.2 token: one or more tchar.
+constexpr bool IsToken(std::string_view s) {
+  if (s.empty()) {
+    return false;
+  }
+  for (char c : s) {
+    if (!IsTchar(c)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 // The value of a hex digit (either case), or -1.

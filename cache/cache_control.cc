@@ -4,33 +4,12 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "base/text.h"
+
 namespace torii::cache {
 namespace {
 
-// RFC 9110 §5.6.2 tchar.
-bool IsTchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-    return true;
-  }
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
 bool IsOws(char c) { return c == ' ' || c == '\t'; }
-
-char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c; }
-
-// `name` equals the lowercase literal `lower`, ignoring ASCII case.
-bool NameIs(std::string_view name, std::string_view lower) {
-  if (name.size() != lower.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < name.size(); ++i) {
-    if (Lower(name[i]) != lower[i]) {
-      return false;
-    }
-  }
-  return true;
-}
 
 // One list element as the scanner found it. `arg` is the argument's raw text: a token, or the
 // inside of a quoted-string with its escapes still in place (`quoted`).
@@ -78,7 +57,7 @@ size_t SkipToComma(std::string_view s, size_t i) {
 // returns the index of the comma that ends it, or s.size().
 size_t ScanElement(std::string_view s, size_t i, Element* e) {
   const size_t name_start = i;
-  while (i < s.size() && IsTchar(s[i])) {
+  while (i < s.size() && base::IsTchar(s[i])) {
     ++i;
   }
   e->name = s.substr(name_start, i - name_start);
@@ -92,7 +71,7 @@ size_t ScanElement(std::string_view s, size_t i, Element* e) {
       e->malformed = !terminated;
     } else {
       const size_t arg_start = i;
-      while (i < s.size() && IsTchar(s[i])) {
+      while (i < s.size() && base::IsTchar(s[i])) {
         ++i;
       }
       e->arg = s.substr(arg_start, i - arg_start);
@@ -140,26 +119,26 @@ void KeepMax(std::optional<uint32_t>* slot, uint32_t v) {
 // Directives whose argument is delta-seconds. Returns false when `e` is none of them.
 bool ApplyDelta(const Element& e, CacheControl* cc) {
   const std::optional<uint32_t> v = DeltaSeconds(e);
-  if (NameIs(e.name, "max-age")) {
+  if (base::EqualsIgnoreCase(e.name, "max-age")) {
     KeepMin(&cc->max_age, v.value_or(0));  // invalid: stale (RFC 9111 §4.2.1)
-  } else if (NameIs(e.name, "s-maxage")) {
+  } else if (base::EqualsIgnoreCase(e.name, "s-maxage")) {
     KeepMin(&cc->s_maxage, v.value_or(0));
-  } else if (NameIs(e.name, "max-stale")) {
+  } else if (base::EqualsIgnoreCase(e.name, "max-stale")) {
     if (!e.has_arg) {
       cc->max_stale_any = !cc->max_stale.has_value();
     } else if (v) {
       KeepMin(&cc->max_stale, *v);
       cc->max_stale_any = false;
     }
-  } else if (NameIs(e.name, "min-fresh")) {
+  } else if (base::EqualsIgnoreCase(e.name, "min-fresh")) {
     if (v) {
       KeepMax(&cc->min_fresh, *v);
     }
-  } else if (NameIs(e.name, "stale-while-revalidate")) {
+  } else if (base::EqualsIgnoreCase(e.name, "stale-while-revalidate")) {
     if (v) {
       KeepMin(&cc->stale_while_revalidate, *v);
     }
-  } else if (NameIs(e.name, "stale-if-error")) {
+  } else if (base::EqualsIgnoreCase(e.name, "stale-if-error")) {
     if (v) {
       KeepMin(&cc->stale_if_error, *v);
     }
@@ -173,23 +152,23 @@ bool ApplyDelta(const Element& e, CacheControl* cc) {
 // relaxing ones (public, immutable) only when well-formed and without an argument.
 void ApplyFlag(const Element& e, CacheControl* cc) {
   const bool exact = !e.has_arg && !e.malformed;
-  if (NameIs(e.name, "no-store")) {
+  if (base::EqualsIgnoreCase(e.name, "no-store")) {
     cc->no_store = true;
-  } else if (NameIs(e.name, "no-cache")) {
+  } else if (base::EqualsIgnoreCase(e.name, "no-cache")) {
     cc->no_cache = true;
-  } else if (NameIs(e.name, "private")) {
+  } else if (base::EqualsIgnoreCase(e.name, "private")) {
     cc->private_ = true;
-  } else if (NameIs(e.name, "must-revalidate")) {
+  } else if (base::EqualsIgnoreCase(e.name, "must-revalidate")) {
     cc->must_revalidate = true;
-  } else if (NameIs(e.name, "proxy-revalidate")) {
+  } else if (base::EqualsIgnoreCase(e.name, "proxy-revalidate")) {
     cc->proxy_revalidate = true;
-  } else if (NameIs(e.name, "no-transform")) {
+  } else if (base::EqualsIgnoreCase(e.name, "no-transform")) {
     cc->no_transform = true;
-  } else if (NameIs(e.name, "only-if-cached")) {
+  } else if (base::EqualsIgnoreCase(e.name, "only-if-cached")) {
     cc->only_if_cached = true;
-  } else if (NameIs(e.name, "public")) {
+  } else if (base::EqualsIgnoreCase(e.name, "public")) {
     cc->public_ = cc->public_ || exact;
-  } else if (NameIs(e.name, "immutable")) {
+  } else if (base::EqualsIgnoreCase(e.name, "immutable")) {
     cc->immutable = cc->immutable || exact;
   }
 }

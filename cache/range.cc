@@ -25,19 +25,7 @@ std::optional<uint64_t> Digits(std::string_view s) {
   return v;
 }
 
-bool UnitIsBytes(std::string_view unit) {
-  static constexpr std::string_view kBytes = "bytes";
-  if (unit.size() != kBytes.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < unit.size(); ++i) {
-    const char c = unit[i] >= 'A' && unit[i] <= 'Z' ? static_cast<char>(unit[i] + 32) : unit[i];
-    if (c != kBytes[i]) {
-      return false;
-    }
-  }
-  return true;
-}
+bool UnitIsBytes(std::string_view unit) { return base::EqualsIgnoreCase(unit, "bytes"); }
 
 }  // namespace
 

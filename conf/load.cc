@@ -182,14 +182,6 @@ bool IsNameChar(char c) {
          c == '-';
 }
 
-// RFC 9110 5.6.2 tchar.
-bool IsTokenChar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-    return true;
-  }
-  return "!#$%&'*+-.^_`|~"sv.find(c) != std::string_view::npos;
-}
-
 // A DNS-style host name (already lowercased): labels of [a-z0-9_-], 1..63 bytes, separated by
 // single dots, 253 bytes at most. '_' is tolerated because real internal names use it.
 bool IsHostName(std::string_view host) {
@@ -644,7 +636,7 @@ class Loader {
       s.FailAt(*s.Find("group"), "group", "set user too (group alone drops nothing)");
     }
     if (auto v = s.String("request_id_header")) {
-      if (!std::all_of(v->begin(), v->end(), IsTokenChar) ||
+      if (!std::all_of(v->begin(), v->end(), base::IsTchar) ||
           base::EqualsIgnoreCase(*v, "traceparent") || base::EqualsIgnoreCase(*v, "host")) {
         s.FailAt(*s.Find("request_id_header"), "request_id_header",
                  "expected a header name (or \"\" for none), got " + Quote(*v));
@@ -1314,7 +1306,7 @@ class Loader {
         const size_t slash = type.find('/');
         const bool ok = slash != std::string::npos && slash > 0 && slash + 1 < type.size() &&
                         std::all_of(type.begin(), type.end(),
-                                    [](char c) { return IsTokenChar(c) || c == '/'; }) &&
+                                    [](char c) { return base::IsTchar(c) || c == '/'; }) &&
                         type.find('/', slash + 1) == std::string::npos &&
                         type.substr(0, slash).find('*') == std::string::npos &&
                         (type.substr(slash + 1) == "*" ||
@@ -1446,7 +1438,7 @@ class Loader {
     }
     for (const toml::node& element : *array) {
       std::string header = s.StringOf(element, key);
-      if (header.empty() || !std::all_of(header.begin(), header.end(), IsTokenChar)) {
+      if (header.empty() || !std::all_of(header.begin(), header.end(), base::IsTchar)) {
         s.FailAt(element, key, "expected a header name, got " + Quote(header));
       }
       std::transform(header.begin(), header.end(), header.begin(),
@@ -1520,7 +1512,7 @@ class Loader {
     }
     if (text.starts_with("header:")) {
       const std::string_view name = text.substr(7);
-      if (name.empty() || !std::all_of(name.begin(), name.end(), IsTokenChar)) {
+      if (name.empty() || !std::all_of(name.begin(), name.end(), base::IsTchar)) {
         fail();
       }
       r->key = RateLimitConfig::Key::kHeader;
@@ -1596,7 +1588,7 @@ class Loader {
     const std::string_view name =
         colon == std::string_view::npos ? std::string_view() : text.substr(colon + 1);
     if (colon != std::string_view::npos && !name.empty() &&
-        std::all_of(name.begin(), name.end(), IsTokenChar)) {
+        std::all_of(name.begin(), name.end(), base::IsTchar)) {
       if (kind == "header") {
         key.kind = HashKeyConfig::Kind::kHeader;
         key.name = base::ToLowerAscii(name);
@@ -1897,7 +1889,7 @@ class Loader {
     std::vector<std::string> seen;
     for (const auto& [key, node] : entries) {
       const std::string name(key->str());
-      if (name.empty() || !std::all_of(name.begin(), name.end(), IsTokenChar)) {
+      if (name.empty() || !std::all_of(name.begin(), name.end(), base::IsTchar)) {
         Fail(key->source(), s.label() + ": header name " + Quote(name) +
                                 " is not a valid token (letters, digits and !#$%&'*+-.^_`|~)");
       }
@@ -2044,7 +2036,7 @@ class Loader {
         m.CheckKeys({"name", "value", "present", "regex"});
         FieldMatch f;
         f.name = m.StringOf(m.Require("name"), "name");
-        if (f.name.empty() || !std::all_of(f.name.begin(), f.name.end(), IsTokenChar)) {
+        if (f.name.empty() || !std::all_of(f.name.begin(), f.name.end(), base::IsTchar)) {
           m.FailAt(*m.Find("name"), "name", "expected a field name, got " + Quote(f.name));
         }
         if (std::string_view(key) == "headers") {

@@ -10,7 +10,7 @@ void BuildCacheKey(std::string_view scheme, std::string_view host, std::string_v
   out->append(scheme);
   out->append("://");
   for (char c : host) {
-    out->push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+    out->push_back(base::LowerAscii(c));
   }
   if (!key_query) {
     target = target.substr(0, target.find('?'));

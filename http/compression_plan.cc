@@ -3,13 +3,9 @@
 
 #include <string>
 
+#include "cache/cache_control.h"
+
 namespace torii::http {
-
-namespace {
-
-
-}  // namespace
-
 CodingRequest ReadCodingRequest(const CompressionSpec& spec, bool route_compress, bool head,
                                 std::span<const HeaderView> request_headers) {
   CodingRequest out;
@@ -61,6 +57,7 @@ CompressionPlan PlanCompression(const CompressionSpec& spec, bool route_compress
   bool encoded = false;
   int codings = 0;
   std::optional<codec::Coding> backend_coding;
+  cache::CacheControl cc;
   for (const HeaderView& hv : response.headers) {
     if (EqualsIgnoreCase(hv.name, "content-type")) {
       content_type = hv.value;
@@ -71,16 +68,16 @@ CompressionPlan PlanCompression(const CompressionSpec& spec, bool route_compress
         backend_coding = codec::ParseCoding(hv.value);
       }
     } else if (EqualsIgnoreCase(hv.name, "cache-control")) {
-      // no-transform: intermediaries must not change the representation (RFC 9111 §5.2.2.6).
-      // private: per-user content, where compression next to reflected input leaks secrets
-      // through the compressed size (BREACH, BAD-INPUTS Z3); not compressed either.
-      if (base::ContainsIgnoreCase(hv.value, "no-transform") ||
-          base::ContainsIgnoreCase(hv.value, "private")) {
-        return plan;
-      }
+      cache::ParseCacheControl(hv.value, &cc);
     } else if (EqualsIgnoreCase(hv.name, "set-cookie")) {
       return plan;  // a response that sets a secret is not compressed (BREACH)
     }
+  }
+  // no-transform: intermediaries must not change the representation (RFC 9111 §5.2.2.6).
+  // private: per-user content, where compression next to reflected input leaks secrets through
+  // the compressed size (BREACH, BAD-INPUTS Z3); not compressed either.
+  if (cc.no_transform || cc.private_) {
+    return plan;
   }
   const bool has_body = response.framing != Framing::kNone;
   const bool body_sent = !request.head && has_body && !request.range;

@@ -51,10 +51,11 @@ void Exchange::Begin(uint32_t id) {
   held_ = false;
   start_ms_ = ctx_.worker().now_ms();
   if (cfg().timing) {
-    B().timing = ExchangeTiming{};
-    B().timing.first_byte = ctx_.worker().now_ns();
+    buffers().timing = ExchangeTiming{};
+    buffers().timing.first_byte = ctx_.worker().now_ns();
     if (conn_.requests == 0) {
-      B().timing.accept_ns = std::max<uint64_t>(1, B().timing.first_byte - conn_.accepted_ns);
+      buffers().timing.accept_ns =
+          std::max<uint64_t>(1, buffers().timing.first_byte - conn_.accepted_ns);
     }
   }
 }
@@ -86,7 +87,7 @@ void Exchange::OnRequestError(int status, const char* reason) {
     return;
   }
   // The head was fine but the body is not (bad chunk, over the limit): the upstream got part
-  // of a body and must never be reused (B15).
+  // of a body and must never be reused.
   DetachUpstream(false);
   if (resp_ == Resp::kWaiting) {
     resp_ = Resp::kNone;
@@ -121,9 +122,9 @@ void Exchange::OnRequestEnd(bool must_close, std::span<const HeaderView> trailer
 bool Exchange::OnRequestHead(const MessageHead& h) {
   ++conn_.requests;
   ctx_.stats().requests++;
-  B().method.assign(h.method);
-  B().target.assign(h.target);  // refined by CheckRequest (absolute-form); logged if refused
-  B().user.clear();
+  buffers().method.assign(h.method);
+  buffers().target.assign(h.target);  // refined by CheckRequest (absolute-form); logged if refused
+  buffers().user.clear();
   x_ = ExchangeState{};
   x_.method_id = h.method_id;
   x_.version_major = h.version_major;
@@ -148,7 +149,7 @@ bool Exchange::OnRequestHead(const MessageHead& h) {
   }
   const bool timing = cfg().timing;
   if (timing) {
-    B().timing.head = ctx_.worker().now_ns();
+    buffers().timing.head = ctx_.worker().now_ns();
   }
   ResolveClient(h);
   AssignIds(h);
@@ -166,9 +167,9 @@ bool Exchange::OnRequestHead(const MessageHead& h) {
     return !down_.closing();
   }
   if (timing) {
-    B().timing.access = ctx_.worker().now_ns();
+    buffers().timing.access = ctx_.worker().now_ns();
     if (conn_.requests == 1 && cfg().listeners[conn_.listener].tls) {
-      B().timing.tls_ns =
+      buffers().timing.tls_ns =
           static_cast<const TlsServerTransport*>(client_conn()->transport())->handshake_ns();
     }
   }
@@ -191,11 +192,11 @@ bool Exchange::OnRequestHead(const MessageHead& h) {
     return !down_.closing();
   }
   x_.pool = route.split.empty() ? route.pool : ChooseSplit(route, h);
-  B().exclude.Reset(static_cast<uint32_t>(cfg().pools[x_.pool].backends.size()));
+  buffers().exclude.Reset(static_cast<uint32_t>(cfg().pools[x_.pool].backends.size()));
   resp_ = Resp::kWaiting;
-  if (B().host.empty()) {
+  if (buffers().host.empty()) {
     // HTTP/1.0 without Host: name the pool, as nginx sends $proxy_host.
-    B().host = cfg().pools[x_.pool].name;
+    buffers().host = cfg().pools[x_.pool].name;
   }
   const PoolSpec& pool = cfg().pools[x_.pool];
   x_.key_hash = pool.needs_key_hash ? KeyHash(h, pool) : 0;
@@ -215,7 +216,7 @@ bool Exchange::OnRequestHead(const MessageHead& h) {
     }
   }
   BuildUpstreamHead(h, upgrade.value_or(std::string_view()));
-  if (B().cache.revalidating) {
+  if (buffers().cache.revalidating) {
     CacheAddValidators();
   }
   // Expect: 100-continue is answered here (and not forwarded): we are ready for the body.
@@ -247,7 +248,7 @@ void Exchange::EndDelay() {
 
 bool Exchange::RefuseAtHead(int status, std::string_view note, std::string_view extra_headers) {
   // Without a body the exchange ends when the parser reports kDone; with one, the body is
-  // unread and SendLocalReply closes (P6).
+  // unread and SendLocalReply closes the connection rather than drain it.
   req_ = Req::kHead;
   SendLocalReply(status, note, extra_headers);
   return false;
@@ -328,7 +329,7 @@ bool Exchange::CheckAuth(const MessageHead& h) {
   }
   const bool ok = creds && auth.Verify(creds->user, creds->password);
   if (ok) {
-    B().user.assign(creds->user);
+    buffers().user.assign(creds->user);
   }
   std::fill(decoded.begin(), decoded.end(), '\0');
   decoded.clear();
@@ -351,7 +352,7 @@ bool Exchange::CheckAccess(const MessageHead& h) {
   auto reject = [&](int status, std::string_view why, std::string_view extra = {}) {
     return RefuseAtHead(status, why, extra);
   };
-  const ratelimit::IpAddr& client = B().client;
+  const ratelimit::IpAddr& client = buffers().client;
   if (const ratelimit::AccessVerdict verdict =
           ratelimit::DecideAccess(listener.allow, listener.deny, route.allow, route.deny, client);
       verdict != ratelimit::AccessVerdict::kAllow) {
@@ -438,7 +439,7 @@ bool Exchange::CheckAccess(const MessageHead& h) {
   }
   // RateLimit-Policy / RateLimit (draft-ietf-httpapi-ratelimit-headers), on every response
   // of the route: the quota per window, and what is left of it now.
-  std::string& extra = B().resp_extra;
+  std::string& extra = buffers().resp_extra;
   extra.clear();
   if (headers) {
     extra.assign("RateLimit-Policy: \"");
@@ -510,7 +511,7 @@ std::string Exchange::FleetKeyName(const RateLimitSpec& limit, const MessageHead
 }
 
 void Exchange::ResolveClient(const MessageHead& h) {
-  ExchangeBuffers& b = B();
+  ExchangeBuffers& b = buffers();
   b.client = ratelimit::IpFromSockaddr(ConnClient());
   b.client_text.clear();
   b.forwarded_for.clear();
@@ -542,7 +543,7 @@ void Exchange::ResolveClient(const MessageHead& h) {
 
 void Exchange::AssignIds(const MessageHead& h) {
   const ProxyConfig& config = cfg();
-  ExchangeBuffers& b = B();
+  ExchangeBuffers& b = buffers();
   b.request_id.clear();
   b.trace_id.clear();
   b.id_lines.clear();
@@ -595,7 +596,7 @@ void Exchange::AppendRequestId(std::string* lines) const {
 }
 
 void Exchange::BuildUpstreamHead(const MessageHead& h, std::string_view upgrade) {
-  ExchangeBuffers& b = B();
+  ExchangeBuffers& b = buffers();
   std::string_view proto = scheme();
   std::string_view forwarded_host;
   if (!b.forwarded_for.empty()) {
@@ -695,7 +696,8 @@ bool Exchange::CheckRequest(const MessageHead& h) {
     close_after_ = true;
     return reject(400, "duplicate Host");
   }
-  // Request target: origin-form, absolute-form (its authority overrides Host, R7), or "*".
+  // Request target: origin-form, absolute-form (its authority overrides Host, RFC 9112 §3.2.2),
+  // or "*".
   std::string_view target = h.target;
   std::string_view authority;
   if (target.front() == '/') {
@@ -716,8 +718,8 @@ bool Exchange::CheckRequest(const MessageHead& h) {
     authority = rest.substr(0, end);
     target = end == std::string_view::npos ? std::string_view("/") : rest.substr(end);
     if (!target.empty() && target.front() == '?') {
-      B().target.assign("/");
-      B().target.append(target);
+      buffers().target.assign("/");
+      buffers().target.append(target);
     }
   }
   if (authority.empty() && host_count == 0 && h.version_minor >= 1) {
@@ -736,7 +738,7 @@ bool Exchange::CheckRequest(const MessageHead& h) {
   }
   if (const tls::ServerContext* tls = cfg().listeners[conn_.listener].tls.get();
       tls != nullptr && tls->group_count() > 1 && !host_name.empty()) {
-    // RFC 9110 §15.5.20 (BAD-INPUTS R8): the TLS server name chose one certificate; a Host
+    // RFC 9110 §15.5.20 (domain fronting): the TLS server name chose one certificate; a Host
     // that another certificate serves (the default one, for a name none lists) was not meant
     // for this connection. Without SNI there is no claim to contradict.
     const std::string_view sni = tls_session().sni();
@@ -744,21 +746,22 @@ bool Exchange::CheckRequest(const MessageHead& h) {
       return reject(421, "misdirected request (SNI names another certificate)");
     }
   }
-  B().host.assign(host);
+  buffers().host.assign(host);
   if (target.empty() || target.front() != '?') {
-    B().target.assign(target);
+    buffers().target.assign(target);
   }
   // Route, access lists, limits, the cache key and the backend all see the normalised path:
   // a spelling the backend would read as another path cannot pass a rule meant for it.
-  if (B().target != "*") {
-    if (const PathError bad = NormalizePath(&B().target, cfg().listeners[conn_.listener].path);
+  if (buffers().target != "*") {
+    if (const PathError bad =
+            NormalizePath(&buffers().target, cfg().listeners[conn_.listener].path);
         bad != PathError::kNone) {
-      B().target.assign(h.target);  // the log shows what the client sent
+      buffers().target.assign(h.target);  // the log shows what the client sent
       close_after_ = true;
       return reject(400, ToString(bad));
     }
   }
-  // Route by the same host the upstream will see (R7: route and cache key never disagree).
+  // Route by the same host the upstream will see (so route and cache key never disagree).
   std::string lower(host_name);
   for (char& c : lower) {
     if (c >= 'A' && c <= 'Z') {
@@ -767,9 +770,10 @@ bool Exchange::CheckRequest(const MessageHead& h) {
   }
   // "OPTIONS *" concerns the server as a whole: route it by host, as the path "/".
   const auto route = MatchRoute(
-      cfg().routes,
-      RouteRequest{lower, B().target == "*" ? std::string_view("/") : std::string_view(B().target),
-                   h.method_id, h.headers});
+      cfg().routes, RouteRequest{lower,
+                                 buffers().target == "*" ? std::string_view("/")
+                                                         : std::string_view(buffers().target),
+                                 h.method_id, h.headers});
   if (!route) {
     return reject(404, "no route");
   }
@@ -782,16 +786,17 @@ bool Exchange::CheckRequest(const MessageHead& h) {
 void Exchange::RedirectToHttps() {
   // https://HOST/TARGET on the default port: the host without the port the client named.
   req_ = x_.req_framing == Framing::kNone ? Req::kHead : Req::kBody;
-  std::string_view host = B().host;
+  std::string_view host = buffers().host;
   if (!host.empty() && host.front() == '[') {
     host = host.substr(0, host.find(']') + 1);  // IPv6 literal
   } else {
     host = host.substr(0, host.find(':'));
   }
-  std::string& extra = B().upstream_head;  // unused: this request never goes upstream
+  std::string& extra = buffers().upstream_head;  // unused: this request never goes upstream
   extra.assign("Location: https://");
   extra.append(host);
-  extra.append(B().target == "*" ? std::string_view("/") : std::string_view(B().target));
+  extra.append(buffers().target == "*" ? std::string_view("/")
+                                       : std::string_view(buffers().target));
   extra.append("\r\n");
   // 301 keeps browsers on https for GET; 308 keeps the method and body of anything else.
   const bool safe = x_.method_id == HTTP_GET || x_.method_id == HTTP_HEAD;
@@ -800,11 +805,12 @@ void Exchange::RedirectToHttps() {
 
 void Exchange::SendRedirect(const RouteSpec& route) {
   // Location: the configured URL, plus the request's path and query for a prefix redirect.
-  std::string& extra = B().upstream_head;  // unused by a route that never goes upstream
+  std::string& extra = buffers().upstream_head;  // unused by a route that never goes upstream
   extra.assign("Location: ");
   extra.append(route.redirect);
   if (route.redirect_prefix) {
-    extra.append(B().target == "*" ? std::string_view("/") : std::string_view(B().target));
+    extra.append(buffers().target == "*" ? std::string_view("/")
+                                         : std::string_view(buffers().target));
   }
   extra.append("\r\n");
   extra.append(route.add_headers);
@@ -873,7 +879,7 @@ uint64_t Exchange::KeyHash(const MessageHead& h, const PoolSpec& pool) const {
 bool Exchange::CanRetryElsewhere(uint32_t failed) {
   const balancer::BackendMask& healthy = gen_->healthy(x_.pool);
   for (uint32_t i = 0; i < healthy.size(); ++i) {
-    if (healthy.test(i) && !B().exclude.test(i) && i != failed) {
+    if (healthy.test(i) && !buffers().exclude.test(i) && i != failed) {
       return true;
     }
   }
@@ -886,13 +892,14 @@ void Exchange::PickBackendAndSend() {
   // race (which another worker won, so the backend shows as full on the next turn).
   for (uint32_t turn = 0; turn < 2 * pool.backends.size() + 4; ++turn) {
     ++x_.attempts;
-    auto pick = gen_->picker(x_.pool).Pick(x_.key_hash, gen_->available(x_.pool), B().exclude);
+    auto pick =
+        gen_->picker(x_.pool).Pick(x_.key_hash, gen_->available(x_.pool), buffers().exclude);
     if (!pick) {
       if (QueueForSlot()) {
         return;
       }
       // Nothing left to try: no backend is configured/eligible, or every one refused.
-      const bool tried = B().exclude.count() > 0;
+      const bool tried = buffers().exclude.count() > 0;
       resp_ = Resp::kNone;
       SendLocalReply(503, tried ? "no backend reachable" : "no backend available");
       return;
@@ -932,7 +939,7 @@ void Exchange::PickBackendAndSend() {
                     /*holds_slot=*/pool.max_conns > 0, ConnectTimeoutMs(pool, route),
                     ResponseTimeoutMs(pool, route));
     handler->set_request_complete(req_ == Req::kDone);
-    up->Write(B().upstream_head);
+    up->Write(buffers().upstream_head);
     NoteSent(pool);
     return;
   }
@@ -951,13 +958,13 @@ core::Conn* Exchange::ConnectUpstream(const PoolSpec& pool,
   if (!r) {
     gen_->ReleaseSlot(x_.pool, x_.backend);
     if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {
-      // E1: out of fds or connection slots: this is our limit, not the backend's.
+      // Out of fds or connection slots: this is our limit, not the backend's.
       resp_ = Resp::kNone;
       SendLocalReply(503, "no upstream connection available");
       *answered = true;
       return nullptr;
     }
-    B().exclude.set(x_.backend);
+    buffers().exclude.set(x_.backend);
     return nullptr;
   }
   core::Conn* up = *r;
@@ -1022,9 +1029,9 @@ bool Exchange::SendOnStream(const PoolSpec& pool) {
   p.connect_timeout_ms = ConnectTimeoutMs(pool, route);
   p.response_timeout_ms = ResponseTimeoutMs(pool, route);
   const uint32_t stream =
-      static_cast<H2UpstreamConn*>(up->handler())->Open(*up, p, &B().upstream_head);
+      static_cast<H2UpstreamConn*>(up->handler())->Open(*up, p, &buffers().upstream_head);
   if (stream == 0) {
-    B().exclude.set(x_.backend);  // the refused stream gave back its slot as it went
+    buffers().exclude.set(x_.backend);  // the refused stream gave back its slot as it went
     return false;
   }
   up_ = UpstreamRef{up->ref(), stream};
@@ -1035,12 +1042,12 @@ bool Exchange::SendOnStream(const PoolSpec& pool) {
 void Exchange::NoteSent(const PoolSpec& pool) {
   pool.counters->at(ctx_.worker().id(),
                     x_.backend * PoolSpec::kBackendColumns + PoolSpec::kSelected)++;
-  if (B().cache.cache >= 0) {
-    B().cache.request_time = ctx_.UnixNow();
+  if (buffers().cache.cache >= 0) {
+    buffers().cache.request_time = ctx_.UnixNow();
   }
   if (cfg().timing) {
-    B().timing.sent = ctx_.worker().now_ns();
-    B().timing.connected = 0;
+    buffers().timing.sent = ctx_.worker().now_ns();
+    buffers().timing.connected = 0;
   }
 }
 
@@ -1053,7 +1060,7 @@ bool Exchange::QueueForSlot() {
   const balancer::BackendMask& healthy = gen_->healthy(x_.pool);
   bool full_only = false;
   for (uint32_t i = 0; i < healthy.size() && !full_only; ++i) {
-    full_only = healthy.test(i) && !B().exclude.test(i);
+    full_only = healthy.test(i) && !buffers().exclude.test(i);
   }
   if (!full_only) {
     return false;
@@ -1090,8 +1097,8 @@ void Exchange::ResumeFromQueue(uint64_t ticket) {
 }
 
 void Exchange::NoteRequestLine(std::string_view method, std::string_view target, uint8_t major) {
-  B().method.assign(method);
-  B().target.assign(target);
+  buffers().method.assign(method);
+  buffers().target.assign(target);
   x_.version_major = major;
 }
 
@@ -1161,21 +1168,21 @@ void Exchange::OnUpstreamHead(Upstream& up, const MessageHead& head) {
   DecideCompression(head, &edits);
   const RouteSpec& route = cfg().routes[x_.route];
   edits.remove = route.response_remove;
-  std::string_view extra =
-      x_.has_resp_extra ? std::string_view(B().resp_extra) : std::string_view(route.add_headers);
+  std::string_view extra = x_.has_resp_extra ? std::string_view(buffers().resp_extra)
+                                             : std::string_view(route.add_headers);
   if (cfg().timing) {
-    B().timing.response = ctx_.worker().now_ns();
+    buffers().timing.response = ctx_.worker().now_ns();
   }
-  if (route.server_timing || !B().request_id.empty()) {
+  if (route.server_timing || !buffers().request_id.empty()) {
     if (!x_.has_resp_extra) {
-      B().resp_extra.assign(route.add_headers);
+      buffers().resp_extra.assign(route.add_headers);
       x_.has_resp_extra = true;
     }
     if (route.server_timing) {
-      AppendServerTiming(&B().resp_extra);
+      AppendServerTiming(&buffers().resp_extra);
     }
-    AppendRequestId(&B().resp_extra);
-    extra = B().resp_extra;
+    AppendRequestId(&buffers().resp_extra);
+    extra = buffers().resp_extra;
   }
   // What the client learns of the body's length: the backend's, unless the body is re-coded
   // here (its length is then known only at its end).
@@ -1330,8 +1337,8 @@ void Exchange::OnUpstreamBody(Upstream& up, std::string_view body) {
   // The body is sent from the upstream's receive buffer itself when it can be (no copy).
   down_.WriteBody(body, /*lend=*/true);
   if (down_.queued() > core::Conn::kHighWater && !upstream_paused_) {
-    // Fast backend, slow client (E7): stop reading the backend until the client catches up;
-    // the client must drain within send_timeout (D3).
+    // Fast backend, slow client: stop reading the backend until the client catches up; the
+    // client must drain within send_timeout.
     upstream_paused_ = true;
     up.PauseResponse();
     SetTimerFor(TimerFor::kSend, cfg().limits.send_timeout_ms);
@@ -1389,7 +1396,7 @@ void Exchange::OnUpstreamDone(bool reusable, std::span<const HeaderView> trailer
   const bool close_to_end = down_.WriteEnd(kept);
   resp_ = Resp::kDone;
   // An upstream that answered before the request body was complete may not have read it:
-  // never pool it (B15), and close the client too since its body has nowhere to go.
+  // never pool it, and close the client too since its body has nowhere to go.
   const bool body_complete = req_ == Req::kDone || req_ == Req::kHead;
   // A connection that was asked to switch protocols is not trusted with another request.
   DetachUpstream(reusable && body_complete && !x_.upgrade);
@@ -1436,7 +1443,7 @@ void Exchange::OnUpstreamFailed(UpstreamFailure why, bool reused) {
       PickBackendAndSend();
       return;
     case RetryAction::kRetryElsewhere:
-      B().exclude.set(x_.backend);
+      buffers().exclude.set(x_.backend);
       ++x_.retries_used;
       ctx_.stats().retries++;
       PickBackendAndSend();
@@ -1453,7 +1460,7 @@ void Exchange::OnUpstreamFailed(UpstreamFailure why, bool reused) {
     SendLocalReply(reply.status, reply.note);
     return;
   }
-  // Part of the response already went out (B4): forward every byte we got, then end the
+  // Part of the response already went out: forward every byte we got, then end the
   // connection without completing the message so the client sees the truncation.
   AbortClient(why == UpstreamFailure::kTimeout ? "upstream timeout mid-response"
                                                : "upstream failed mid-response");
@@ -1497,7 +1504,7 @@ void Exchange::SendLocalReply(int status, std::string_view note, std::string_vie
     close_after_ = true;
   }
   if (x_.req_framing != Framing::kNone && req_ != Req::kDone) {
-    close_after_ = true;  // the body is unread: close rather than drain it (P6)
+    close_after_ = true;  // the body is unread: close rather than drain it
   }
   std::string with_id;
   if (b_ && !b_->request_id.empty()) {
@@ -1571,32 +1578,32 @@ void Exchange::LogExchange() {
   stats.ObserveLatency((ctx_.worker().now_ms() - start_ms_) * 1000);
   PhaseTimes phases;
   if (cfg().timing && b_) {
-    B().timing.done = ctx_.worker().now_ns();
-    phases = ComputePhases(B().timing);
+    buffers().timing.done = ctx_.worker().now_ns();
+    phases = ComputePhases(buffers().timing);
     stats.ObservePhases(phases);
   }
   if (!ctx_.log().enabled()) {
     return;
   }
   AccessRecord r;
-  if (B().client_text.empty()) {
+  if (buffers().client_text.empty()) {
     r.client = ConnClientText();
     r.peer = conn_.proxied ? std::string_view(conn_.peer) : std::string_view();
   } else {
-    r.client = B().client_text;
+    r.client = buffers().client_text;
     r.peer = conn_.peer;
   }
-  r.request_id = B().request_id;
-  r.user = B().user;
+  r.request_id = buffers().request_id;
+  r.user = buffers().user;
   if (cfg().listeners[conn_.listener].client_auth) {
     const ClientCertInfo& cert = ClientCert();
     r.client_verify = cert.verify;
     r.client_dn = cert.subject;
   }
-  r.trace_id = B().trace_id;
-  r.method = B().method;
-  r.target = B().target;
-  r.host = B().host;
+  r.trace_id = buffers().trace_id;
+  r.method = buffers().method;
+  r.target = buffers().target;
+  r.host = buffers().host;
   r.version_major = x_.version_major;
   r.version_minor = x_.version_major == 2 ? 0 : x_.version_minor;  // "HTTP/2.0"
   r.status = x_.status;
@@ -1605,7 +1612,7 @@ void Exchange::LogExchange() {
                               : std::string_view();
   r.duration_ms = ctx_.worker().now_ms() - start_ms_;
   r.note = x_.note;
-  r.cache = B().cache.status;
+  r.cache = buffers().cache.status;
   if (x_.status == 101) {
     r.tunnel_bytes_up = x_.bytes_up;
   }
@@ -1692,7 +1699,7 @@ void Exchange::OnTimer() {
       down_.Continue();  // the request's end (or the rest of its body) is still unparsed
       return;
     case TimerFor::kSend:
-      // The client does not read its response (D3): give up on it and on the upstream.
+      // The client does not read its response: give up on it and on the upstream.
       x_.note = "send timeout";
       DetachUpstream(false);
       LogExchange();

@@ -107,7 +107,7 @@ class Exchange {
   uint64_t waiter_ticket() const;
   // The exchange's buffers, borrowed from the worker's pool on first use (the HTTP/1.1 codec
   // keeps its input and parser there too).
-  ExchangeBuffers& B() {
+  ExchangeBuffers& buffers() {
     if (!b_) {
       b_ = ctx_.AcquireBuffers(H1Parser::Kind::kRequest, RequestLimits(cfg().limits));
     }
@@ -121,7 +121,7 @@ class Exchange {
     }
   }
   // Phase timestamps of the request being read (ProxyConfig::timing), when on.
-  ExchangeTiming* timing() { return cfg().timing ? &B().timing : nullptr; }
+  ExchangeTiming* timing() { return cfg().timing ? &buffers().timing : nullptr; }
   const ProxyConfig& cfg() const { return gen_->config(); }
   static H1Parser::Limits RequestLimits(const ProxyLimits& l) {
     return H1Parser::Limits{l.header_bytes, l.header_count, l.body_bytes};
@@ -189,17 +189,18 @@ class Exchange {
   const tls::DownstreamSession& tls_session() const;
 
   bool CheckRequest(const MessageHead& h);
-  // Who the client is (B().client, client_text, forwarded_for): the peer, or behind
-  // trusted_proxies the right-most untrusted X-Forwarded-For hop (issue #15).
+  // Who the client is (buffers().client, client_text, forwarded_for): the peer, or behind
+  // trusted_proxies the right-most untrusted X-Forwarded-For hop (hops further left are the
+  // client's to invent).
   void ResolveClient(const MessageHead& h);
   // The request ID (kept from a trusted peer or made) and the traceparent (continued or
-  // started) of this request: B().request_id, trace_id, id_lines (http/trace.h).
+  // started) of this request: buffers().request_id, trace_id, id_lines (http/trace.h).
   void AssignIds(const MessageHead& h);
   // "Request-Id-Header: ID\r\n" onto a response's extra lines, when IDs are on.
   void AppendRequestId(std::string* lines) const;
   // "Forwarded: ...\r\n" (RFC 7239) for the backend: a trusted proxy's elements plus ours.
   void AppendForwarded(const MessageHead& h, std::string* lines) const;
-  // The upstream request head (B().upstream_head) for this request, with the forwarding
+  // The upstream request head (buffers().upstream_head) for this request, with the forwarding
   // headers ResolveClient decided.
   // `upgrade`: the Upgrade value forwarded when the route tunnels it (upgrade.h), else "".
   void BuildUpstreamHead(const MessageHead& h, std::string_view upgrade = {});
@@ -258,7 +259,7 @@ class Exchange {
   // "Server-Timing: ..." for the current exchange (routes with server_timing = true).
   void AppendServerTiming(std::string* out) const;
   // The body timer: body_timeout since the last byte, and never past the moment the body falls
-  // below body_min_rate on average (after the grace period): slow POST (BAD-INPUTS D2).
+  // below body_min_rate on average (after the grace period): slow POST.
   uint64_t BodyTimerMs() const {
     const ProxyLimits& l = cfg().limits;
     uint64_t ms = l.body_timeout_ms;
@@ -324,7 +325,7 @@ class Exchange {
 
  private:
   uint64_t KeyHash(const MessageHead& h, const PoolSpec& pool) const;
-  // A hash of B().client's address bytes (ip_hash behind trusted proxies, sticky splits).
+  // A hash of buffers().client's address bytes (ip_hash behind trusted proxies, sticky splits).
   uint64_t ClientAddressHash() const;
   // The pool a split route sends this request to (split_by, split_sticky, else by weight).
   uint32_t ChooseSplit(const RouteSpec& route, const MessageHead& h);
@@ -373,7 +374,7 @@ class Exchange {
     uint8_t version_minor = 1;
     CodingRequest coding;           // what the client accepts (compression)
     bool flush_each_piece = false;  // event stream: flush the encoder per piece
-    bool has_resp_extra = false;    // B().resp_extra holds this request's response headers
+    bool has_resp_extra = false;    // buffers().resp_extra holds this request's response headers
     bool have_backend = false;
     bool fresh_retry_used = false;  // the one retry of a reused connection's keep-alive race
     bool force_fresh = false;       // retry on a new connection, not a pooled one

@@ -27,22 +27,6 @@ bool OnlyKnownCodings(std::string_view v) {
 
 }  // namespace
 
-bool IsToken(std::string_view s) {
-  if (s.empty()) {
-    return false;
-  }
-  for (unsigned char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '!' || c == '#' || c == '$' || c == '%' || c == '&' || c == '\'' ||
-                    c == '*' || c == '+' || c == '-' || c == '.' || c == '^' || c == '_' ||
-                    c == '`' || c == '|' || c == '~';
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool IsCleanValue(std::string_view s) {
   for (unsigned char c : s) {
     if ((c < 0x20 && c != '\t') || c == 0x7F) {

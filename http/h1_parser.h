@@ -8,7 +8,7 @@
 // (so the buffer may grow and move). Once Next() has reported kHead, the caller may drop the
 // consumed prefix with DropConsumed().
 //
-// What it adds to llhttp (BAD-INPUTS.md "llhttp 8.1.0: what torii must add"):
+// What it adds to llhttp (checks llhttp 8 does not make, or makes too leniently):
 //  - limits: header bytes (431, 414 for the request line), header count (431), body (413,
 //    checked against Content-Length and every chunk size before any byte is read);
 //  - empty header names, obs-fold anywhere, CTLs and NUL in values → 400 / 502;
@@ -215,8 +215,8 @@ class H1Parser {
 
 // Case-insensitive ASCII comparison for header names and tokens (base/text.h).
 using base::EqualsIgnoreCase;
-// RFC 9110 token characters (header names, methods).
-bool IsToken(std::string_view s);
+// RFC 9110 token characters (header names, methods; base/text.h).
+using base::IsToken;
 // A header value torii is willing to forward: no NUL, CR, LF or other CTL except HTAB.
 bool IsCleanValue(std::string_view s);
 

@@ -89,7 +89,7 @@ bool H1Session::ProbeH2(std::span<const char> data) {
   }
   // h2c with prior knowledge (RFC 9113 §3.3): the connection preface decides. Its first bytes
   // may come alone; they wait in the input buffer until the rest decides either way.
-  std::string& in = x_.B().in;
+  std::string& in = x_.buffers().in;
   in.append(data.data(), data.size());
   const std::string_view preface = kH2Preface;
   const size_t n = std::min(in.size(), preface.size());
@@ -136,30 +136,30 @@ void H1Session::OnRecv(core::Conn& conn, std::span<const char> data) {
   if (x_.idle() && x_.input().empty() && !conn.WriteBlocked()) {
     StartRequest();  // the first byte of a request
   }
-  x_.B().in.append(data.data(), data.size());
+  x_.buffers().in.append(data.data(), data.size());
   x_.OnRequestBytes(data.size());
   Pump();
   if (!conn.closing() && x_.input().size() > kMaxPipelineBuffer + cfg().limits.header_bytes &&
       !recv_paused_) {
     // The client keeps sending while we cannot parse (pipelining ahead of a slow response):
-    // stop reading until the current exchange finishes (P1 flood).
+    // stop reading until the current exchange finishes (a pipelining flood).
     recv_paused_ = true;
     conn.PauseRecv();
   }
 }
 
 void H1Session::WaitForReader() {
-  // The client sends requests faster than it reads the responses (pipelining without reading,
-  // BAD-INPUTS P1): no next exchange starts while what it is owed exceeds the high-water
-  // mark, and nothing more is read, so memory stays bounded whatever it sends. OnWritable
-  // resumes; a client that never reads meets the send timeout (D3).
+  // The client sends requests faster than it reads the responses (pipelining without
+  // reading): no next exchange starts while what it is owed exceeds the high-water mark, and
+  // nothing more is read, so memory stays bounded whatever it sends. OnWritable resumes; a
+  // client that never reads meets the send timeout.
   waiting_reader_ = true;
   PauseReading();
   SetConnTimer(Timer::kReader, cfg().limits.send_timeout_ms);
 }
 
 void H1Session::Compact() {
-  ExchangeBuffers& b = x_.B();
+  ExchangeBuffers& b = x_.buffers();
   if (!b.parser.in_head() && b.parser.consumed() > 0) {
     b.in.erase(0, b.parser.consumed());
     b.parser.DropConsumed();
@@ -183,7 +183,7 @@ void H1Session::Pump() {
     if (x_.held()) {
       return;
     }
-    ExchangeBuffers& b = x_.B();
+    ExchangeBuffers& b = x_.buffers();
     const H1Parser::Step step = b.parser.Next(b.in.data(), b.in.size());
     switch (step.event) {
       case H1Parser::Event::kNeedMore:
@@ -228,7 +228,7 @@ void H1Session::Finished() {
   ResumeReading();
   if (x_.input().empty()) {
     SetConnTimer(Timer::kIdle, cfg().limits.idle_timeout_ms);
-    // An idle connection keeps no buffer (E2): they go back to the worker's pool.
+    // An idle connection keeps no buffer: they go back to the worker's pool.
     x_.ReleaseBuffers();
     conn_.SetIdle(core::Conn::Idle::kKeepAlive);  // may make room at the connection limit
     return;
@@ -313,7 +313,7 @@ void H1Session::OnEof(core::Conn& conn) {
   }
   if (x_.req() == Req::kBody) {
     // FIN in the middle of a request body: the request can never complete. The upstream got
-    // part of it and must not be reused (B15).
+    // part of it and must not be reused.
     x_.Abandon("client closed mid-body");
     conn.Close();
     return;
@@ -356,7 +356,7 @@ void H1Session::OnTimer(core::Conn& conn) {
       x_.OnRequestError(408, "header timeout");
       return;
     case Timer::kReader:
-      conn.Abort();  // the client does not read what it asked for (D3)
+      conn.Abort();  // the client does not read what it asked for
       return;
     case Timer::kExchange:
       x_.OnTimer();

@@ -94,7 +94,7 @@ bool RemoveWithVariants(cache::Store& store, std::string_view key, std::string* 
 
 // A copy of the request's header fields that outlives the parser's view of them.
 void Exchange::SaveRequestHeaders(std::span<const HeaderView> headers) {
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   cs.saved.clear();
   for (const HeaderView& h : headers) {
     cs.saved.append(h.name);
@@ -115,10 +115,10 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
   const ProxyConfig& config = cfg();
   const RouteSpec& route = config.routes[x_.route];
   const CacheSpec& spec = config.caches[static_cast<uint32_t>(route.cache)];
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   cs.cache = route.cache;
-  BuildCacheKey(scheme(), B().host, B().target, spec.key_query, spec.key_headers, h.headers,
-                &cs.key);
+  BuildCacheKey(scheme(), buffers().host, buffers().target, spec.key_query, spec.key_headers,
+                h.headers, &cs.key);
   cs.hash = ratelimit::HashKey(cs.key);
   const bool safe = x_.method_id == HTTP_GET || x_.method_id == HTTP_HEAD;
   if (!safe) {
@@ -141,7 +141,7 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
   }
   std::shared_ptr<const cache::Entry> entry = spec.store->Lookup(cs.key, cs.hash, source);
   if (cfg().timing) {
-    B().timing.cache = ctx_.worker().now_ns();
+    buffers().timing.cache = ctx_.worker().now_ns();
   }
   const int64_t now = ctx_.UnixNow();
   bool refresh = false;  // a stale entry may be revalidated with its validators
@@ -221,9 +221,9 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
 }
 
 void Exchange::CacheAddValidators() {
-  std::string& head = B().upstream_head;
+  std::string& head = buffers().upstream_head;
   head.resize(head.size() - 2);  // before the blank line
-  cache::AddValidators(*B().cache.entry, &head);
+  cache::AddValidators(*buffers().cache.entry, &head);
   head.append("\r\n");
   StripConditionals(&head);
 }
@@ -296,8 +296,8 @@ void Exchange::CachePurge(const MessageHead& h) {
     return;
   }
   std::string key;
-  BuildCacheKey(scheme(), B().host, B().target, spec.key_query, spec.key_headers, h.headers,
-                &key);
+  BuildCacheKey(scheme(), buffers().host, buffers().target, spec.key_query, spec.key_headers,
+                h.headers, &key);
   const bool removed = RemoveWithVariants(*spec.store, key, &ctx_.scratch());
   if (removed) {
     ctx_.stats().cache_purged++;
@@ -306,10 +306,10 @@ void Exchange::CachePurge(const MessageHead& h) {
 }
 
 void Exchange::ResumeFromCacheWait(uint64_t ticket) {
-  if (!b_ || !B().cache.waiting || B().cache.filler.c != ticket || down_.closing()) {
+  if (!b_ || !buffers().cache.waiting || buffers().cache.filler.c != ticket || down_.closing()) {
     return;  // answered (lock timeout) or gone since it began waiting
   }
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   cs.waiting = false;
   held_ = false;
   SetTimerFor(TimerFor::kNone, 0);
@@ -330,7 +330,7 @@ void Exchange::ResumeFromCacheWait(uint64_t ticket) {
 }
 
 void Exchange::CacheWaitTimeout() {
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   spec.store->LeaveFill(cs.key, cs.hash, cs.filler);
   cs.waiting = false;
@@ -345,12 +345,12 @@ void Exchange::CacheWaitTimeout() {
 void Exchange::CacheGoUpstream() {
   ctx_.stats().cache_misses++;
   CountRoute(RouteSpec::kCacheMisses);
-  B().cache.fwd = "miss";
+  buffers().cache.fwd = "miss";
   PickBackendAndSend();
 }
 
 void Exchange::CacheEndFill() {
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   if (!cs.filling) {
     return;
   }
@@ -360,13 +360,13 @@ void Exchange::CacheEndFill() {
 }
 
 bool Exchange::CacheOnUpstreamHead(const MessageHead& head) {
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   const int64_t now = ctx_.UnixNow();
   const std::span<const cache::HeaderView> headers =
       ToCacheHeaders(head.headers, &ctx_.cache_headers());
   if (x_.method_id != HTTP_GET && x_.method_id != HTTP_HEAD) {
-    if (cache::InvalidatesOnUnsafe(B().method, head.status)) {
+    if (cache::InvalidatesOnUnsafe(buffers().method, head.status)) {
       Invalidate(spec, head);
     }
     return false;
@@ -424,7 +424,7 @@ bool Exchange::CacheOnUpstreamHead(const MessageHead& head) {
     CacheEndFill();  // waiters go to the backend now rather than wait for nothing
   }
   // Cache-Status (RFC 9211) on the forwarded response.
-  std::string& extra = B().resp_extra;
+  std::string& extra = buffers().resp_extra;
   if (!x_.has_resp_extra) {
     extra.assign(cfg().routes[x_.route].add_headers);
     x_.has_resp_extra = true;
@@ -447,7 +447,7 @@ bool Exchange::CacheOnUpstreamHead(const MessageHead& head) {
 void Exchange::Invalidate(const CacheSpec& spec, const MessageHead& head) {
   // RFC 9111 §4.4: the target URI, and Location / Content-Location when they name the same
   // host (another host's entries are never touched from here).
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   std::string& scratch = ctx_.scratch();
   bool removed = RemoveWithVariants(*spec.store, cs.key, &scratch);
   for (const HeaderView& hv : head.headers) {
@@ -455,7 +455,7 @@ void Exchange::Invalidate(const CacheSpec& spec, const MessageHead& head) {
       continue;
     }
     std::string_view target = hv.value;
-    std::string_view host = B().host;
+    std::string_view host = buffers().host;
     for (std::string_view prefix : {std::string_view("http://"), std::string_view("https://")}) {
       if (target.size() > prefix.size() &&
           EqualsIgnoreCase(target.substr(0, prefix.size()), prefix)) {
@@ -482,7 +482,7 @@ void Exchange::Invalidate(const CacheSpec& spec, const MessageHead& head) {
 }
 
 void Exchange::CacheOnUpstreamBody(std::string_view body) {
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   if (cs.pending_body.size() + body.size() > spec.store->max_object()) {
     // Larger than max_object: passed through, not stored.
@@ -495,7 +495,7 @@ void Exchange::CacheOnUpstreamBody(std::string_view body) {
 }
 
 void Exchange::CacheOnUpstreamDone() {
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   if (cs.pending) {
     const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
     cs.pending->body = std::make_shared<const std::string>(std::move(cs.pending_body));
@@ -509,7 +509,7 @@ void Exchange::CacheOnUpstreamDone() {
 }
 
 bool Exchange::CacheServeStaleOnError(int status) {
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   if (cs.cache < 0 || !cs.entry || cs.from_store ||
       !cache::StaleIfErrorAllowed(*cs.entry, cs.req, ctx_.UnixNow())) {
     return false;
@@ -530,7 +530,7 @@ void Exchange::CacheEndExchange() {
   if (!b_) {
     return;
   }
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   if (cs.cache >= 0) {
     CacheEndFill();
     if (cs.waiting) {
@@ -546,7 +546,7 @@ std::shared_ptr<const std::string> Exchange::CompressedVariant(
     std::span<const HeaderView> request_headers) {
   // Compressed once per coding and entry version, then served from the store: nginx and
   // HAProxy compress every hit again.
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
   std::string key;
   VariantKey(cs.key, codec::Name(coding), &key);
@@ -563,7 +563,7 @@ std::shared_ptr<const std::string> Exchange::CompressedVariant(
   const uint64_t codec_start = cfg().timing ? core::MonotonicNs() : 0;
   const bool ok = encoder->Write(*entry->body, &out) && encoder->Finish(&out);
   if (codec_start != 0) {
-    B().timing.codec_ns += core::MonotonicNs() - codec_start;
+    buffers().timing.codec_ns += core::MonotonicNs() - codec_start;
   }
   ctx_.stats().compressed++;
   ctx_.stats().compress_in += encoder->total_in();
@@ -610,7 +610,7 @@ cache::RangeAnswer Exchange::RangeOf(const cache::Entry& entry,
 void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
                           std::span<const HeaderView> request_headers,
                           std::string_view cache_status) {
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   const int64_t now = ctx_.UnixNow();
   const bool not_modified = cache::ClientNotModified(*entry, RequestHeaders(request_headers));
   // The stored head, less Age (ours replaces it). cache/ keeps names lowercased; they go out
@@ -651,7 +651,7 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
   // its bytes, one that selects nothing gets 416; anything else gets the whole 200.
   const cache::RangeAnswer range =
       not_modified ? cache::RangeAnswer{} : RangeOf(*entry, request_headers);
-  std::string& extra = B().resp_extra;
+  std::string& extra = buffers().resp_extra;
   if (!x_.has_resp_extra) {
     extra.assign(cfg().routes[x_.route].add_headers);
     x_.has_resp_extra = true;
@@ -719,7 +719,7 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
       head, head.framing == Framing::kContentLength ? ResponseBody::kLength : ResponseBody::kNone,
       head_req, &close_after_, extra, edits);
   if (cfg().timing) {
-    B().timing.response = ctx_.worker().now_ns();
+    buffers().timing.response = ctx_.worker().now_ns();
   }
   if (!head_req && head.framing == Framing::kContentLength && body && !body->empty()) {
     cs.serving = std::move(body);
@@ -736,7 +736,7 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
 }
 
 bool Exchange::ContinueServing() {
-  ExchangeBuffers::CacheState& cs = B().cache;
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   constexpr size_t kSlice = 64 * 1024;
   const std::string& body = *cs.serving;
   const size_t end = cs.end;

@@ -21,11 +21,11 @@ void Exchange::OnUpstreamUpgrade(const MessageHead& head, std::string_view proto
   NoteUpstreamResponse(101);
   ctx_.stats().tunnels_opened++;
   if (cfg().timing) {
-    B().timing.response = ctx_.worker().now_ns();
+    buffers().timing.response = ctx_.worker().now_ns();
   }
   // The 101 is rebuilt like any response head; Connection and Upgrade are hop-by-hop, so
   // ours name the protocol the backend switched to.
-  std::string& extra = B().resp_extra;
+  std::string& extra = buffers().resp_extra;
   extra.assign("Connection: upgrade\r\nUpgrade: ");
   extra.append(protocol);
   extra.append("\r\n");
@@ -36,9 +36,9 @@ void Exchange::OnUpstreamUpgrade(const MessageHead& head, std::string_view proto
   }
   SetTimerFor(TimerFor::kTunnel, cfg().limits.tunnel_idle_timeout_ms);
   // Bytes the client sent after its request head, before the 101, are the new protocol's.
-  if (!B().in.empty()) {
-    RelayToUpstream(B().in);
-    B().in.clear();
+  if (!buffers().in.empty()) {
+    RelayToUpstream(buffers().in);
+    buffers().in.clear();
   }
   if (!held_) {
     down_.ResumeReading();  // paused while the request waited (pipelining guard)

@@ -11,7 +11,7 @@
 
 #include "http/codec/detail.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 namespace {
 
 constexpr uint32_t kLgWin = 16;  // see brotli.h
@@ -83,9 +83,10 @@ class BrotliEncoder final : public detail::StreamEncoder {
   BrotliEncoderState* state_ = nullptr;
 };
 
-class BrotliDecoder final : public Decoder {
+class BrotliDecoder final : public detail::StreamDecoder {
  public:
-  explicit BrotliDecoder(uint64_t max_output) : max_output_(max_output) {}
+  explicit BrotliDecoder(uint64_t max_output)
+      : StreamDecoder(max_output, "truncated brotli stream") {}
   ~BrotliDecoder() override {
     if (state_ != nullptr) {
       BrotliDecoderDestroyInstance(state_);
@@ -100,17 +101,8 @@ class BrotliDecoder final : public Decoder {
     return state_ != nullptr;
   }
 
-  bool Write(std::string_view in, std::string* out) override {
-    if (error_ != nullptr) {
-      return false;
-    }
-    if (finished_) {
-      return Fail("Write() after Finish()");
-    }
-    if (in.empty()) {
-      return true;
-    }
-    total_in_ += in.size();
+ private:
+  bool Decode(std::string_view in, std::string* out) override {
     if (done_) {
       return Fail("bytes after the end of the brotli stream");
     }
@@ -118,25 +110,14 @@ class BrotliDecoder final : public Decoder {
     size_t avail_in = in.size();
     const uint8_t* next_in = reinterpret_cast<const uint8_t*>(in.data());
     for (;;) {
-      // At most one byte more than the limit allows: going over is seen, never appended.
-      const uint64_t allowance = max_output_ - total_out_;
-      const size_t room = allowance >= sizeof(stage) ? sizeof(stage) : allowance + 1;
+      const size_t room = Room(sizeof(stage));
       size_t avail_out = room;
       uint8_t* next_out = stage;
       const BrotliDecoderResult result = BrotliDecoderDecompressStream(
           state_, &avail_in, &next_in, &avail_out, &next_out, nullptr);
-      const size_t produced = room - avail_out;
-      if (produced > allowance) {
-        // Keep what fits, so the caller holds exactly max_output bytes.
-        if (detail::Append(out, reinterpret_cast<const char*>(stage), allowance)) {
-          total_out_ += allowance;
-        }
-        return Fail("decoded body exceeds max_output");
+      if (!Emit(stage, room - avail_out, out)) {
+        return false;
       }
-      if (!detail::Append(out, reinterpret_cast<const char*>(stage), produced)) {
-        return Fail("out of memory");
-      }
-      total_out_ += produced;
       switch (result) {
         case BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT:
           continue;
@@ -163,38 +144,9 @@ class BrotliDecoder final : public Decoder {
     }
   }
 
-  bool Finish(std::string* /*out*/) override {
-    if (error_ != nullptr) {
-      return false;
-    }
-    if (finished_) {
-      return Fail("Finish() called twice");
-    }
-    finished_ = true;
-    if (total_in_ != 0 && !done_) {
-      return Fail("truncated brotli stream");
-    }
-    return true;
-  }
+  bool complete() const override { return done_; }
 
-  std::string_view error() const override { return error_ == nullptr ? "" : error_; }
-  size_t total_in() const override { return total_in_; }
-  size_t total_out() const override { return total_out_; }
-  size_t memory_bytes() const override { return meter_.current(); }
-
- private:
-  bool Fail(const char* why) {
-    error_ = why;
-    return false;
-  }
-
-  uint64_t max_output_;
-  uint64_t total_out_ = 0;
-  size_t total_in_ = 0;
-  const char* error_ = nullptr;  // static text
-  bool finished_ = false;        // Finish() was called
-  bool done_ = false;            // the stream's last meta-block was decoded
-  detail::MemoryMeter meter_;
+  bool done_ = false;  // the stream's last meta-block was decoded
   BrotliDecoderState* state_ = nullptr;
 };
 
@@ -219,4 +171,4 @@ std::unique_ptr<Decoder> MakeBrotliDecoder(uint64_t max_output) {
   return decoder;
 }
 
-}  // namespace torii::codec
+}  // namespace torii::http::codec

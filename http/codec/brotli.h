@@ -32,11 +32,11 @@
 
 #include "http/codec/codec.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 
 // nullptr if level is outside 0..11 or libbrotli cannot allocate.
 std::unique_ptr<Encoder> MakeBrotliEncoder(int level);
 // nullptr if libbrotli cannot allocate.
 std::unique_ptr<Decoder> MakeBrotliDecoder(uint64_t max_output);
 
-}  // namespace torii::codec
+}  // namespace torii::http::codec

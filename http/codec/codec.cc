@@ -9,7 +9,7 @@
 #include "http/codec/gzip.h"
 #include "http/codec/zstd.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 
 int MinLevel(Coding coding) {
   switch (coding) {
@@ -79,4 +79,4 @@ std::unique_ptr<Decoder> MakeDecoder(Coding coding, uint64_t max_output) {
   return nullptr;
 }
 
-}  // namespace torii::codec
+}  // namespace torii::http::codec

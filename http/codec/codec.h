@@ -26,7 +26,7 @@
 #include <string_view>
 #include <vector>
 
-namespace torii::codec {
+namespace torii::http::codec {
 
 enum class Coding : uint8_t {
   kIdentity,  // no transformation; never has an Encoder/Decoder
@@ -50,7 +50,7 @@ std::optional<Coding> ParseCoding(std::string_view name);
 // absent). `server_order`: the server's preference, e.g. {br, zstd, gzip}. Returns the first
 // coding in server_order that the client accepts with q > 0, else kIdentity. The client's
 // q-values only filter (q = 0 vs q > 0); among the acceptable codings the server's order wins
-// (the rule: `[compression] algorithms` decides).
+// (the operator's order, `[compression] algorithms`, decides).
 //
 // What counts as accepted, member by member (members are split on ',', empty ones skipped):
 //  - Header absent or empty → kIdentity. The RFC would allow any coding, but compressing for a
@@ -182,4 +182,4 @@ bool IsValidTypePattern(std::string_view pattern);
 // woff/woff2, archives, PDF: already compressed.
 std::vector<std::string> DefaultTypes();
 
-}  // namespace torii::codec
+}  // namespace torii::http::codec

@@ -3,7 +3,8 @@
 //
 // Owns: MemoryMeter, the allocation hooks handed to zlib, libbrotli and libzstd so each
 // encoder/decoder knows (and tests can pin) the memory its codec holds; Append, the one place
-// that appends codec output to a caller's string; StreamEncoder, the state every encoder shares.
+// that appends codec output to a caller's string; StreamEncoder and StreamDecoder, the state
+// every encoder and every decoder shares.
 #pragma once
 
 #include <algorithm>
@@ -16,7 +17,7 @@
 
 #include "http/codec/codec.h"
 
-namespace torii::codec::detail {
+namespace torii::http::codec::detail {
 
 // Counts the bytes a C codec library allocates through it. The libraries' free callbacks do
 // not pass the size, so each block carries a 16-byte header holding it (16 keeps max_align_t
@@ -154,4 +155,92 @@ class StreamEncoder : public Encoder {
   size_t total_out_ = 0;
 };
 
-}  // namespace torii::codec::detail
+// The part every streaming decoder shares: the open → finished/failed state and its errors, the
+// byte totals, the output bound (`max_output`, zip bombs) and the truncation check. A back end
+// implements Decode() (drive its library over `in`, handing each staged piece of output to
+// Emit()) and complete() (the input so far ends exactly at the end of a stream).
+class StreamDecoder : public Decoder {
+ public:
+  // `truncated`: the static error text of a stream cut short ("truncated gzip stream").
+  StreamDecoder(uint64_t max_output, const char* truncated)
+      : max_output_(max_output), truncated_(truncated) {}
+
+  bool Write(std::string_view in, std::string* out) final {
+    if (error_ != nullptr) {
+      return false;
+    }
+    if (finished_) {
+      return Fail("Write() after Finish()");
+    }
+    if (in.empty()) {
+      return true;
+    }
+    total_in_ += in.size();
+    return Decode(in, out);
+  }
+
+  bool Finish(std::string* /*out*/) final {
+    if (error_ != nullptr) {
+      return false;
+    }
+    if (finished_) {
+      return Fail("Finish() called twice");
+    }
+    finished_ = true;
+    if (total_in_ != 0 && !complete()) {
+      return Fail(truncated_);
+    }
+    return true;
+  }
+
+  std::string_view error() const final { return error_ == nullptr ? "" : error_; }
+  size_t total_in() const final { return total_in_; }
+  size_t total_out() const final { return total_out_; }
+  size_t memory_bytes() const final { return meter_.current(); }
+
+ protected:
+  virtual bool Decode(std::string_view in, std::string* out) = 0;
+  virtual bool complete() const = 0;
+
+  // How much output room to offer the library from a stage of `stage` bytes: at most one byte
+  // more than the bound allows, so that going over is seen without ever appending past it.
+  size_t Room(size_t stage) const {
+    const uint64_t allowance = max_output_ - total_out_;
+    return allowance >= stage ? stage : static_cast<size_t>(allowance) + 1;
+  }
+  // Appends the `n` bytes the library produced into the stage. Past the bound, only what fits
+  // is kept (the caller then holds exactly max_output bytes) and the decoder fails; it fails
+  // too when *out cannot grow.
+  bool Emit(const void* stage, size_t n, std::string* out) {
+    const uint64_t allowance = max_output_ - total_out_;
+    const char* p = static_cast<const char*>(stage);
+    if (n > allowance) {
+      if (Append(out, p, static_cast<size_t>(allowance))) {
+        total_out_ += allowance;
+      }
+      return Fail("decoded body exceeds max_output");
+    }
+    if (!Append(out, p, n)) {
+      return Fail("out of memory");
+    }
+    total_out_ += n;
+    return true;
+  }
+  // Fails the decoder for good with `why` (static text); always false.
+  bool Fail(const char* why) {
+    error_ = why;
+    return false;
+  }
+
+  MemoryMeter meter_;  // hand it to the codec library's allocation hooks
+
+ private:
+  uint64_t max_output_;
+  const char* truncated_;
+  uint64_t total_out_ = 0;
+  size_t total_in_ = 0;
+  const char* error_ = nullptr;  // static text
+  bool finished_ = false;        // Finish() was called
+};
+
+}  // namespace torii::http::codec::detail

@@ -11,7 +11,7 @@
 
 #include "http/codec/detail.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 namespace {
 
 constexpr int kWindowBits = 15;
@@ -102,9 +102,9 @@ class GzipEncoder final : public detail::StreamEncoder {
   z_stream zs_{};
 };
 
-class GzipDecoder final : public Decoder {
+class GzipDecoder final : public detail::StreamDecoder {
  public:
-  explicit GzipDecoder(uint64_t max_output) : max_output_(max_output) {
+  explicit GzipDecoder(uint64_t max_output) : StreamDecoder(max_output, "truncated gzip stream") {
     zs_.zalloc = &ZAlloc;
     zs_.zfree = &ZFree;
     zs_.opaque = &meter_;
@@ -122,17 +122,11 @@ class GzipDecoder final : public Decoder {
     return ready_;
   }
 
-  bool Write(std::string_view in, std::string* out) override {
-    if (error_ != nullptr) {
-      return false;
-    }
-    if (finished_) {
-      return Fail("Write() after Finish()");
-    }
+ private:
+  bool Decode(std::string_view in, std::string* out) override {
     char stage[detail::kStageBytes];
     const char* next = in.data();
     size_t left = in.size();
-    total_in_ += in.size();
     zs_.avail_in = 0;
     while (left > 0 || zs_.avail_in > 0 || produced_full_) {
       if (member_done_) {
@@ -149,25 +143,13 @@ class GzipDecoder final : public Decoder {
         next += slice;
         left -= slice;
       }
-      // Offer at most one byte more than the limit allows, so that going over is seen
-      // without ever appending past it.
-      const uint64_t allowance = max_output_ - total_out_;
-      const size_t room = allowance >= sizeof(stage) ? sizeof(stage) : allowance + 1;
+      const size_t room = Room(sizeof(stage));
       zs_.next_out = reinterpret_cast<Bytef*>(stage);
       zs_.avail_out = static_cast<uInt>(room);
       const int rc = inflate(&zs_, Z_NO_FLUSH);
-      const size_t produced = room - zs_.avail_out;
-      if (produced > allowance) {
-        // Keep what fits, so the caller holds exactly max_output bytes.
-        if (detail::Append(out, stage, allowance)) {
-          total_out_ += allowance;
-        }
-        return Fail("decoded body exceeds max_output");
+      if (!Emit(stage, room - zs_.avail_out, out)) {
+        return false;
       }
-      if (!detail::Append(out, stage, produced)) {
-        return Fail("out of memory");
-      }
-      total_out_ += produced;
       produced_full_ = zs_.avail_out == 0;
       switch (rc) {
         case Z_OK:
@@ -192,40 +174,11 @@ class GzipDecoder final : public Decoder {
     return true;
   }
 
-  bool Finish(std::string* /*out*/) override {
-    if (error_ != nullptr) {
-      return false;
-    }
-    if (finished_) {
-      return Fail("Finish() called twice");
-    }
-    finished_ = true;
-    if (total_in_ != 0 && !member_done_) {
-      return Fail("truncated gzip stream");
-    }
-    return true;
-  }
+  bool complete() const override { return member_done_; }
 
-  std::string_view error() const override { return error_ == nullptr ? "" : error_; }
-  size_t total_in() const override { return total_in_; }
-  size_t total_out() const override { return total_out_; }
-  size_t memory_bytes() const override { return meter_.current(); }
-
- private:
-  bool Fail(const char* why) {
-    error_ = why;
-    return false;
-  }
-
-  uint64_t max_output_;
-  uint64_t total_out_ = 0;
-  size_t total_in_ = 0;
-  const char* error_ = nullptr;  // static text
-  bool finished_ = false;        // Finish() was called
   bool ready_ = false;
   bool member_done_ = false;    // the last member ended with its trailer
   bool produced_full_ = false;  // the last inflate filled its output: call again
-  detail::MemoryMeter meter_;
   z_stream zs_{};
 };
 
@@ -250,4 +203,4 @@ std::unique_ptr<Decoder> MakeGzipDecoder(uint64_t max_output) {
   return decoder;
 }
 
-}  // namespace torii::codec
+}  // namespace torii::http::codec

@@ -20,11 +20,11 @@
 
 #include "http/codec/codec.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 
 // nullptr if level is outside 1..9 or zlib cannot allocate.
 std::unique_ptr<Encoder> MakeGzipEncoder(int level);
 // nullptr if zlib cannot allocate.
 std::unique_ptr<Decoder> MakeGzipDecoder(uint64_t max_output);
 
-}  // namespace torii::codec
+}  // namespace torii::http::codec

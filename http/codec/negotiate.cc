@@ -9,41 +9,8 @@
 #include "base/text.h"
 #include "http/codec/codec.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 namespace {
-
-// RFC 9110 §5.6.2 tchar.
-bool IsTchar(char c) {
-  const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-  return alnum || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool IsToken(std::string_view s) {
-  if (s.empty()) {
-    return false;
-  }
-  for (char c : s) {
-    if (!IsTchar(c)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-// `lower` must be lower case already.
-bool EqualsLower(std::string_view s, std::string_view lower) {
-  if (s.size() != lower.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (Lower(s[i]) != lower[i]) {
-      return false;
-    }
-  }
-  return true;
-}
 
 // RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ).
 // Returns whether `v` is a qvalue; *positive says whether it is above zero.
@@ -100,7 +67,7 @@ bool MemberAcceptable(std::string_view params) {
       return false;  // a bare name, or a second q
     }
     const std::string_view name = base::TrimOws(param.substr(0, eq));
-    if (!EqualsLower(name, "q")) {
+    if (!base::EqualsIgnoreCase(name, "q")) {
       return false;  // Accept-Encoding has no other parameter
     }
     seen_q = true;
@@ -128,16 +95,16 @@ std::string_view Name(Coding c) {
 }
 
 std::optional<Coding> ParseCoding(std::string_view name) {
-  if (EqualsLower(name, "gzip") || EqualsLower(name, "x-gzip")) {
+  if (base::EqualsIgnoreCase(name, "gzip") || base::EqualsIgnoreCase(name, "x-gzip")) {
     return Coding::kGzip;
   }
-  if (EqualsLower(name, "br")) {
+  if (base::EqualsIgnoreCase(name, "br")) {
     return Coding::kBrotli;
   }
-  if (EqualsLower(name, "zstd")) {
+  if (base::EqualsIgnoreCase(name, "zstd")) {
     return Coding::kZstd;
   }
-  if (EqualsLower(name, "identity")) {
+  if (base::EqualsIgnoreCase(name, "identity")) {
     return Coding::kIdentity;
   }
   return std::nullopt;
@@ -153,7 +120,7 @@ Coding Negotiate(std::string_view accept_encoding, std::span<const Coding> serve
 
     const size_t semi = member.find(';');
     const std::string_view name = base::TrimOws(member.substr(0, semi));
-    if (name.empty() || !IsToken(name)) {
+    if (name.empty() || !base::IsToken(name)) {
       continue;  // an empty member (",,"), or one we cannot attribute to any coding
     }
     const std::string_view params =
@@ -182,4 +149,4 @@ Coding Negotiate(std::string_view accept_encoding, std::span<const Coding> serve
   return Coding::kIdentity;
 }
 
-}  // namespace torii::codec
+}  // namespace torii::http::codec

@@ -9,38 +9,8 @@
 #include "base/text.h"
 #include "http/codec/codec.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 namespace {
-
-// RFC 9110 §5.6.2 token.
-bool IsToken(std::string_view s) {
-  if (s.empty()) {
-    return false;
-  }
-  for (char c : s) {
-    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    if (!alnum && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool EqualsNoCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    x = x >= 'A' && x <= 'Z' ? static_cast<char>(x - 'A' + 'a') : x;
-    y = y >= 'A' && y <= 'Z' ? static_cast<char>(y - 'A' + 'a') : y;
-    if (x != y) {
-      return false;
-    }
-  }
-  return true;
-}
 
 struct MediaType {
   std::string_view type;
@@ -55,7 +25,7 @@ bool Split(std::string_view s, MediaType* m) {
   }
   m->type = s.substr(0, slash);
   m->subtype = s.substr(slash + 1);
-  return IsToken(m->type) && IsToken(m->subtype);
+  return base::IsToken(m->type) && base::IsToken(m->subtype);
 }
 
 }  // namespace
@@ -90,7 +60,8 @@ bool TypeMatches(std::string_view content_type, std::span<const std::string> pat
     if (p.type == "*") {
       return true;  // "*/*"
     }
-    if (EqualsNoCase(p.type, t.type) && (p.subtype == "*" || EqualsNoCase(p.subtype, t.subtype))) {
+    if (base::EqualsIgnoreCase(p.type, t.type) &&
+        (p.subtype == "*" || base::EqualsIgnoreCase(p.subtype, t.subtype))) {
       return true;
     }
   }
@@ -133,4 +104,4 @@ std::vector<std::string> DefaultTypes() {
   };
 }
 
-}  // namespace torii::codec
+}  // namespace torii::http::codec

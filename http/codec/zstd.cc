@@ -17,7 +17,7 @@
 
 #include "http/codec/detail.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 namespace {
 
 // Encoder caps (see zstd.h for the measurements behind them).
@@ -90,9 +90,9 @@ class ZstdEncoder final : public detail::StreamEncoder {
   ZSTD_CCtx* cctx_ = nullptr;
 };
 
-class ZstdDecoder final : public Decoder {
+class ZstdDecoder final : public detail::StreamDecoder {
  public:
-  explicit ZstdDecoder(uint64_t max_output) : max_output_(max_output) {}
+  explicit ZstdDecoder(uint64_t max_output) : StreamDecoder(max_output, "truncated zstd stream") {}
   ~ZstdDecoder() override { ZSTD_freeDCtx(dctx_); }
   ZstdDecoder(const ZstdDecoder&) = delete;
   ZstdDecoder& operator=(const ZstdDecoder&) = delete;
@@ -103,24 +103,12 @@ class ZstdDecoder final : public Decoder {
            !ZSTD_isError(ZSTD_DCtx_setParameter(dctx_, ZSTD_d_windowLogMax, kDecoderMaxWindowLog));
   }
 
-  bool Write(std::string_view in, std::string* out) override {
-    if (error_ != nullptr) {
-      return false;
-    }
-    if (finished_) {
-      return Fail("Write() after Finish()");
-    }
-    if (in.empty()) {
-      return true;
-    }
-    total_in_ += in.size();
+ private:
+  bool Decode(std::string_view in, std::string* out) override {
     char stage[detail::kStageBytes];
     ZSTD_inBuffer input{in.data(), in.size(), 0};
     for (;;) {
-      // At most one byte more than the limit allows: going over is seen, never appended.
-      const uint64_t allowance = max_output_ - total_out_;
-      const size_t room = allowance >= sizeof(stage) ? sizeof(stage) : allowance + 1;
-      ZSTD_outBuffer output{stage, room, 0};
+      ZSTD_outBuffer output{stage, Room(sizeof(stage)), 0};
       const size_t consumed_before = input.pos;
       const size_t hint = ZSTD_decompressStream(dctx_, &output, &input);
       if (ZSTD_isError(hint)) {
@@ -130,17 +118,9 @@ class ZstdDecoder final : public Decoder {
                         ? "out of memory"
                         : ZSTD_getErrorName(hint));
       }
-      if (output.pos > allowance) {
-        // Keep what fits, so the caller holds exactly max_output bytes.
-        if (detail::Append(out, stage, allowance)) {
-          total_out_ += allowance;
-        }
-        return Fail("decoded body exceeds max_output");
+      if (!Emit(stage, output.pos, out)) {
+        return false;
       }
-      if (!detail::Append(out, stage, output.pos)) {
-        return Fail("out of memory");
-      }
-      total_out_ += output.pos;
       // 0: a frame ended and everything it held is out. A call that only drains output of a
       // frame that has not ended, or finds nothing to do, leaves the flag as it was; one that
       // consumes the start of another frame clears it.
@@ -157,38 +137,9 @@ class ZstdDecoder final : public Decoder {
     }
   }
 
-  bool Finish(std::string* /*out*/) override {
-    if (error_ != nullptr) {
-      return false;
-    }
-    if (finished_) {
-      return Fail("Finish() called twice");
-    }
-    finished_ = true;
-    if (total_in_ != 0 && !frame_done_) {
-      return Fail("truncated zstd stream");
-    }
-    return true;
-  }
+  bool complete() const override { return frame_done_; }
 
-  std::string_view error() const override { return error_ == nullptr ? "" : error_; }
-  size_t total_in() const override { return total_in_; }
-  size_t total_out() const override { return total_out_; }
-  size_t memory_bytes() const override { return meter_.current(); }
-
- private:
-  bool Fail(const char* why) {
-    error_ = why;
-    return false;
-  }
-
-  uint64_t max_output_;
-  uint64_t total_out_ = 0;
-  size_t total_in_ = 0;
-  const char* error_ = nullptr;  // static text
-  bool finished_ = false;        // Finish() was called
   bool frame_done_ = false;
-  detail::MemoryMeter meter_;
   ZSTD_DCtx* dctx_ = nullptr;
 };
 
@@ -213,4 +164,4 @@ std::unique_ptr<Decoder> MakeZstdDecoder(uint64_t max_output) {
   return decoder;
 }
 
-}  // namespace torii::codec
+}  // namespace torii::http::codec

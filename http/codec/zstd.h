@@ -24,11 +24,11 @@
 
 #include "http/codec/codec.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 
 // nullptr if level is outside 1..19 or libzstd cannot allocate.
 std::unique_ptr<Encoder> MakeZstdEncoder(int level);
 // nullptr if libzstd cannot allocate.
 std::unique_ptr<Decoder> MakeZstdDecoder(uint64_t max_output);
 
-}  // namespace torii::codec
+}  // namespace torii::http::codec

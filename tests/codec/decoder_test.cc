@@ -11,7 +11,7 @@
 #include "http/codec/codec.h"
 #include "tests/codec/test_data.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 namespace {
 
 using test::Compressible;
@@ -250,4 +250,4 @@ TEST(ZstdDecoderTest, WindowLimit) {
 }
 
 }  // namespace
-}  // namespace torii::codec
+}  // namespace torii::http::codec

@@ -12,7 +12,7 @@
 #include "http/codec/codec.h"
 #include "tests/codec/test_data.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 namespace {
 
 using test::Compressible;
@@ -262,4 +262,4 @@ TEST_P(EncoderRoundTrip, MemoryIsBounded) {
 INSTANTIATE_TEST_SUITE_P(Codings, EncoderRoundTrip, ::testing::ValuesIn(kCodings), CodingName);
 
 }  // namespace
-}  // namespace torii::codec
+}  // namespace torii::http::codec

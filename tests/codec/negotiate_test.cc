@@ -9,7 +9,7 @@
 
 #include "http/codec/codec.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 namespace {
 
 constexpr Coding kI = Coding::kIdentity;
@@ -203,4 +203,4 @@ TEST(CodingTest, NamesRoundTrip) {
 }
 
 }  // namespace
-}  // namespace torii::codec
+}  // namespace torii::http::codec

@@ -14,12 +14,12 @@
 
 #include "http/codec/codec.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 // Test names and failure messages show "gzip", not "1-byte object <01>".
 inline void PrintTo(Coding c, std::ostream* os) { *os << Name(c); }
-}  // namespace torii::codec
+}  // namespace torii::http::codec
 
-namespace torii::codec::test {
+namespace torii::http::codec::test {
 
 // Incompressible bytes.
 inline std::string RandomBytes(size_t n, uint32_t seed) {
@@ -105,4 +105,4 @@ inline Decoded Decode(Coding coding, std::string_view data, size_t piece = 0,
   return r;
 }
 
-}  // namespace torii::codec::test
+}  // namespace torii::http::codec::test

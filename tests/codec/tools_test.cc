@@ -17,7 +17,7 @@
 #include "http/codec/codec.h"
 #include "tests/codec/test_data.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 namespace {
 
 using test::Compressible;
@@ -124,4 +124,4 @@ INSTANTIATE_TEST_SUITE_P(Tools, ToolsTest,
                          ToolName);
 
 }  // namespace
-}  // namespace torii::codec
+}  // namespace torii::http::codec

@@ -7,7 +7,7 @@
 
 #include "http/codec/codec.h"
 
-namespace torii::codec {
+namespace torii::http::codec {
 namespace {
 
 // Exact types and "type/*" match, ignoring parameters, case and surrounding whitespace.
@@ -100,4 +100,4 @@ TEST(TypeMatchesTest, Defaults) {
 }
 
 }  // namespace
-}  // namespace torii::codec
+}  // namespace torii::http::codec

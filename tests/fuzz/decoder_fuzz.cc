@@ -21,7 +21,7 @@ constexpr uint64_t kMaxOutput = 1 << 20;
 }  // namespace
 
 int FuzzDecoder(const uint8_t* data, size_t size) {
-  using codec::Coding;
+  using http::codec::Coding;
   Input in(data, size);
   const uint8_t choice = in.Byte();
   static constexpr Coding kCodings[] = {Coding::kGzip, Coding::kBrotli, Coding::kZstd};
@@ -31,7 +31,7 @@ int FuzzDecoder(const uint8_t* data, size_t size) {
   int checked = 0;
   // 1. The bytes as a compressed body.
   {
-    std::unique_ptr<codec::Decoder> d = codec::MakeDecoder(coding, kMaxOutput);
+    std::unique_ptr<http::codec::Decoder> d = http::codec::MakeDecoder(coding, kMaxOutput);
     std::string out;
     bool ok = true;
     for (size_t off = 0; off < body.size() && ok; off += piece) {
@@ -48,10 +48,10 @@ int FuzzDecoder(const uint8_t* data, size_t size) {
   }
   // 2. The bytes compressed by our encoder decode back to themselves.
   {
-    std::unique_ptr<codec::Encoder> e = codec::MakeEncoder(coding, 1);
+    std::unique_ptr<http::codec::Encoder> e = http::codec::MakeEncoder(coding, 1);
     std::string packed;
     if (e->Write(body, &packed) && e->Finish(&packed)) {
-      std::unique_ptr<codec::Decoder> d = codec::MakeDecoder(coding, kMaxOutput);
+      std::unique_ptr<http::codec::Decoder> d = http::codec::MakeDecoder(coding, kMaxOutput);
       std::string out;
       const bool ok = d->Write(packed, &out) && d->Finish(&out);
       if (body.size() <= kMaxOutput && (!ok || out != body)) {

@@ -15,7 +15,7 @@
 namespace torii::fuzz {
 
 int FuzzNegotiate(const uint8_t* data, size_t size) {
-  using codec::Coding;
+  using http::codec::Coding;
   Input in(data, size);
   static constexpr std::array<std::array<Coding, 3>, 3> kOrders = {{
       {Coding::kBrotli, Coding::kZstd, Coding::kGzip},
@@ -27,7 +27,7 @@ int FuzzNegotiate(const uint8_t* data, size_t size) {
   const size_t n = 1 + (choice / 3) % 3;
   const std::span<const Coding> server(order.data(), n);
   const std::string_view value = in.Rest();
-  const Coding got = codec::Negotiate(value, server);
+  const Coding got = http::codec::Negotiate(value, server);
   if (got == Coding::kIdentity) {
     return 0;
   }
@@ -39,7 +39,7 @@ int FuzzNegotiate(const uint8_t* data, size_t size) {
     Violation("negotiate_fuzz", "chose a coding the server does not offer", value);
   }
   // Asked alone, the chosen coding must be acceptable to the client too.
-  if (codec::Negotiate(value, std::span<const Coding>(&got, 1)) != got) {
+  if (http::codec::Negotiate(value, std::span<const Coding>(&got, 1)) != got) {
     Violation("negotiate_fuzz", "chose a coding the client refuses", value);
   }
   return 1;

@@ -1289,9 +1289,11 @@ class Loop {
       if (coding == "garbage") {
         body = "this is not gzip at all";
         name = "gzip";
-      } else if (auto parsed = torii::codec::ParseCoding(coding);
-                 parsed && *parsed != torii::codec::Coding::kIdentity && size <= (64u << 20)) {
-        auto enc = torii::codec::MakeEncoder(*parsed, torii::codec::DefaultLevel(*parsed));
+      } else if (auto parsed = torii::http::codec::ParseCoding(coding);
+                 parsed && *parsed != torii::http::codec::Coding::kIdentity &&
+                 size <= (64u << 20)) {
+        auto enc =
+            torii::http::codec::MakeEncoder(*parsed, torii::http::codec::DefaultLevel(*parsed));
         std::string plain;
         plain.reserve(size);
         for (uint64_t i = 0; i < size; ++i) {
