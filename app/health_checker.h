@@ -1,6 +1,6 @@
 // app/health_checker.h: active health checks, once per process.
 //
-// One HealthChecker per process runs on worker 0's ring (DESIGN.md: app/ schedules the checks,
+// One HealthChecker per process runs on worker 0's ring (app/ schedules the checks,
 // balancer/ keeps the state): every `interval` it opens a connection to each backend of each
 // pool that has `health` configured, sends `GET path`, reads the status line, and reports
 // pass or fail into the pool's shared balancer::PoolHealth, which every worker reads. A

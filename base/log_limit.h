@@ -1,4 +1,4 @@
-// base/log_limit.h: "log at most once a second" (DESIGN.md's base/), for messages a flood could
+// base/log_limit.h: "log at most once a second", for messages a flood could
 // repeat (failed handshakes, refused connections, a store that is down): the first one is
 // written, then at most one per interval, each saying how many were left out since.
 #pragma once

@@ -16,8 +16,8 @@
 //    freshness information below: an error (a status that is not heuristically cacheable) needs
 //    explicit freshness (s-maxage, max-age, Expires) from the origin, or `public` with a
 //    validator, or negative_ttl for 404/410. So an error an attacker provokes at an origin that
-//    does not mark its errors cacheable is never pinned in the cache (CPDoS, BAD-INPUTS K4),
-//    and torii's own error pages never reach the store.
+//    does not mark its errors cacheable is never pinned in the cache (cache poisoning by errors:
+//    CPDoS), and torii's own error pages never reach the store.
 //  - A response needs some freshness information to be stored: explicit (s-maxage, max-age,
 //    Expires), or heuristic (a heuristically cacheable status, or `public`, with a valid
 //    Last-Modified or an ETag; with only an ETag its lifetime is 0 and each use revalidates), or
@@ -44,7 +44,7 @@ namespace torii::cache {
 // A route's cache policy knobs. Negative values read as 0.
 struct Options {
   // Responses carrying Set-Cookie (RFC 9111 §3 lets a shared cache store them; a cookie is
-  // usually one client's, BAD-INPUTS K6):
+  // usually one client's):
   enum class SetCookie : uint8_t {
     kStrip,   // stored only when the origin marked them for shared caches (public or
               // s-maxage), and without their Set-Cookie fields: the client that fetched the

@@ -5,7 +5,7 @@
 //  - One range is served (206 with Content-Range). Several ranges, an unknown unit or a
 //    malformed specifier are ignored (§14.2: a server MAY ignore Range): the whole 200 goes
 //    out. A cache never builds multipart/byteranges, so a "bytes=0-,0-,..." flood costs
-//    nothing (BAD-INPUTS K9, the "Apache killer").
+//    nothing (the "Apache killer", CVE-2011-3192).
 //  - A single well-formed range that selects nothing (first byte at or past the end, a zero
 //    suffix, an empty representation) is unsatisfiable: 416 with "Content-Range: bytes */N".
 //  - If-Range holds only with a strong comparison (§13.1.5): an entity-tag equal to the stored

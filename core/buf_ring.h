@@ -1,7 +1,7 @@
 // core/buf_ring.h: the worker's provided-buffer ring for multishot receives.
 //
 // With a buffer ring the kernel picks a buffer only when data arrives, so an idle connection
-// holds no receive buffer (DESIGN.md). liburing 2.3 has no io_uring_setup_buf_ring, so the
+// holds no receive buffer. liburing 2.3 has no io_uring_setup_buf_ring, so the
 // page-aligned ring is mapped here, initialised and registered by hand.
 //
 // Ownership: a CQE with IORING_CQE_F_BUFFER lends buffer `bid` to the handler for the

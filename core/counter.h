@@ -1,7 +1,7 @@
 // core/counter.h: a statistic written by one thread and read by any (metrics).
 //
 // Each worker owns its counters; the admin endpoint sums them across workers when it is asked
-// (DESIGN.md: per-worker counters, summed when read, nothing shared on the request path). A
+// (per-worker counters, summed when read: nothing shared on the request path). A
 // relaxed atomic load + store compiles to plain moves on x86-64 (no lock prefix, no shared
 // cache line with other workers), yet a reader on another thread sees a recent value without
 // a data race. Only the owning thread may write.

@@ -6,8 +6,8 @@
 // of them) gets a 2 KiB one, a larger one 16 KiB blocks. Sized to the write, a burst of
 // thousands of connections each queueing a head pins megabytes, not a 16 KiB block each
 // (8,000 upstream connects in flight held 105 MB of 16 KiB blocks before).
-// The bytes stay where they are until the send that carries them completes (STYLE.md C.3:
-// memory the kernel uses belongs to the operation): FillIov() exposes them to sendmsg and
+// The bytes stay where they are until the send that carries them completes (memory the
+// kernel uses belongs to the operation): FillIov() exposes them to sendmsg and
 // Consume() drops them only once the kernel reports how much it took.
 #pragma once
 

@@ -1,8 +1,9 @@
 // core/result.h: the error type of the data plane.
 //
-// No exceptions on the request path (DESIGN.md): functions return Result<T>, a std::expected
-// whose error records what went wrong, which side caused it (Pingora's ErrorSource) and the
-// errno it came from. Error is trivially copyable so returning it costs nothing.
+// No exceptions on the request path (only config loading may throw): functions return
+// Result<T>, a std::expected whose error records what went wrong, which side caused it
+// (Pingora's ErrorSource) and the errno it came from. Error is trivially copyable so returning
+// it costs nothing.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// core/timer_wheel.h: one timer structure per worker (DESIGN.md: no kernel timeout per
-// connection per byte).
+// core/timer_wheel.h: one timer structure per worker (no kernel timeout per connection per
+// byte).
 //
 // A hashed wheel of kSlots one-millisecond slots with intrusive entries (h2o's h2o_timer_t):
 // an Entry lives inside the object it times (a connection), so arming, re-arming and

@@ -338,8 +338,8 @@ io_uring_sqe* Worker::GetSqe() {
     if (sqe != nullptr) {
       return sqe;
     }
-    // SQ full (E4): push what is queued to the kernel and try again. If the kernel says EBUSY
-    // the CQ has a backlog (E3): reap it into cqe_backlog_ (dispatched later, nothing lost).
+    // SQ full: push what is queued to the kernel and try again. If the kernel says EBUSY the
+    // CQ overflowed into a backlog: reap it into cqe_backlog_ (dispatched later, nothing lost).
     ++stats_.sq_full;
     const int rc = io_uring_submit(&ring_);
     if (rc == -EBUSY || rc == -EAGAIN) {
@@ -659,7 +659,7 @@ void Worker::OnAcceptCqe(uint32_t index, const io_uring_cqe& cqe) {
     }
     ++stats_.accept_errors;
     if (IsFdExhaustion(-cqe.res)) {
-      // E1: out of fds. Pause accepting and retry on a timer (nginx does the same); never spin.
+      // Out of fds. Pause accepting and retry on a timer (nginx does the same); never spin.
       if (now_ms_ - last_accept_error_log_ms_ >= 1000) {
         last_accept_error_log_ms_ = now_ms_;
         spdlog::warn("worker {}: accept failed: {}; pausing accepts for {} ms", options_.id,
@@ -699,7 +699,7 @@ void Worker::OnAcceptCqe(uint32_t index, const io_uring_cqe& cqe) {
     }
   }
   if (c == nullptr) {
-    // D5: over the connection limit, accept and close; the connections we have keep working.
+    // Over the connection limit: accept and close; the connections we have keep working.
     ::close(fd);
     ++stats_.accept_rejected;
     if (now_ms_ - last_accept_error_log_ms_ >= 1000) {
@@ -754,7 +754,7 @@ void Worker::OnRecvCqe(Conn& c, const io_uring_cqe& cqe) {
     return;
   }
   if (cqe.res == -ENOBUFS) {
-    // E5: the buffer ring ran dry. Backpressure, not an error: re-arm once buffers are back.
+    // The buffer ring ran dry. Backpressure, not an error: re-arm once buffers are back.
     ++stats_.enobufs;
     if (c.want_recv_ && c.state_ != Conn::State::kClosing && !c.in_rearm_list_) {
       c.in_rearm_list_ = true;

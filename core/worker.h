@@ -6,7 +6,8 @@
 // surface (Write, PauseRecv/ResumeRecv, SetTimer, Close, CloseAfterFlush) and receives events
 // through the ConnHandler interface; it never touches the ring.
 //
-// Lifetime rules (DESIGN.md "io_uring rules", STYLE.md §C):
+// Lifetime rules (a completion can arrive after its connection was closed: the classic
+// io_uring use-after-free):
 //  1. user_data carries (slot, generation, op), never a pointer. A completion whose generation
 //     no longer matches is dropped (and its provided buffer recycled).
 //  2. Every submitted operation counts +1 on its connection; a CQE without IORING_CQE_F_MORE
@@ -133,7 +134,7 @@ class Conn {
   int fd() const { return fd_; }
   State state() const { return state_; }
   // True once Close(), Abort() or CloseAfterFlush() was called: no new work may start, and
-  // the handler receives no more OnRecv (input after a decided close is never parsed, P2).
+  // the handler receives no more OnRecv (input after a decided close is never parsed).
   bool closing() const {
     return state_ == State::kClosing || state_ == State::kLingering || close_after_flush_;
   }
@@ -371,7 +372,7 @@ class Worker {
   std::vector<uint32_t> flush_list_;  // Conn::WantFlush
   std::vector<uint32_t> rearm_list_;
   std::vector<uint32_t> reclaim_list_;
-  std::vector<io_uring_cqe> cqe_backlog_;  // reaped early (E3), dispatched next
+  std::vector<io_uring_cqe> cqe_backlog_;  // reaped early (CQ overflow), dispatched next
   std::vector<io_uring_cqe> batch_;
   std::vector<std::unique_ptr<SendOp>> send_ops_;
   std::vector<uint32_t> free_send_ops_;

@@ -7,7 +7,7 @@
 // would take a lock per line (the _mt sinks) or could cut a line between two workers' writes
 // (the _st sinks flush on buffer size, not on line boundaries), hence this small writer.
 // Hostile bytes in logged fields (CR, LF, ANSI escapes, quotes) are escaped and long fields
-// truncated (BAD-INPUTS L1), so one request is always one line.
+// truncated, so one request is always one line and a client cannot forge log lines.
 #pragma once
 
 #include <cstdint>

@@ -2,10 +2,10 @@
 //
 // Owns: which parts of a request name a stored response: scheme, host (lowercased, with the
 // port the client named), the request target as routed (so the route and the key always see
-// the same path, BAD-INPUTS K5), the query unless the cache says key_query = false, and the
-// values of the cache's key_headers. Parts are separated by bytes that cannot occur in them
-// (a validated Host and target hold no control characters), so two different requests never
-// build the same key.
+// the same path, however the client spelled it), the query unless the cache says
+// key_query = false, and the values of the cache's key_headers. Parts are separated by bytes
+// that cannot occur in them (a validated Host and target hold no control characters), so two
+// different requests never build the same key.
 //
 // Leaves out: Vary (secondary keys are matched by cache/ against each stored response's own
 // Vary) and hashing (the caller hashes with the process's keyed hash).

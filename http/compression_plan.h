@@ -3,7 +3,7 @@
 // Owns: reading what the client accepts (Accept-Encoding negotiated against the server's
 // order, Range) and deciding, from the response head, whether torii encodes the body, decodes
 // the backend's coding (decompress = true), or leaves it, and whether the response varies on
-// Accept-Encoding. The rules (nginx's gzip module semantics, BAD-INPUTS Z2/Z3): nothing for
+// Accept-Encoding. The rules (nginx's gzip module semantics): nothing for
 // 1xx/204/206/304, a route without `compress`, Cache-Control no-transform or private, or a
 // response that sets a cookie (BREACH); the backend's own coding passes through (decoded only
 // when the client refuses it and decompress is on); otherwise only listed types of at least

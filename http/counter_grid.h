@@ -4,7 +4,7 @@
 // written on the request path by whichever worker serves the request, and summed by the admin
 // endpoint. Each worker writes only its own row (core::Counter: single writer, relaxed), and
 // rows are separate allocations padded past a cache line, so workers never write a line that
-// another worker writes (DESIGN.md: nothing shared on the request path). The grid lives in the
+// another worker writes (nothing shared on the request path). The grid lives in the
 // ProxyConfig (shared_ptr) and is carried across a reload with the route or pool it counts.
 #pragma once
 

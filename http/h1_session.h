@@ -4,7 +4,7 @@
 // H1Parser (pipelined ones in order), runs one Exchange at a time through them, and writes
 // responses with H1ResponseWriter. The connection's own concerns stay here: the idle and
 // header timeouts, keep-alive, pipelining (no next request while the client is owed more than
-// the high-water mark, BAD-INPUTS P1), the PROXY header, half-close. A connection that turns
+// the high-water mark: backpressure), the PROXY header, half-close. A connection that turns
 // out to speak HTTP/2 (ALPN "h2", or the h2c preface on an h2c listener) is handed to an
 // H2Session before its first request.
 #pragma once
@@ -51,8 +51,7 @@ class H1Session final : public core::ConnHandler, public ExchangeHost, private D
   uint64_t FirstIdleMs() const;
   const ProxyConfig& cfg() const { return x_.cfg(); }
   void SetConnTimer(Timer what, uint64_t ms);
-  // A request begins: the header timeout runs from here (not reset by later bytes: slowloris,
-  // BAD-INPUTS D1).
+  // A request begins: the header timeout runs from here (not reset by later bytes: slowloris).
   void StartRequest();
   void Pump();
   // Between exchanges: the client is owed more than the high-water mark; stop until it reads.

@@ -704,7 +704,7 @@ void H2Session::OnTimer(core::Conn& conn) {
     st->clear_deadline();
     if (st->awaiting_head()) {
       // A header block left unfinished (slow or missing CONTINUATION): nothing else may be
-      // sent on the connection meanwhile, so it ends (BAD-INPUTS D1 for HTTP/2).
+      // sent on the connection meanwhile, so it ends (slowloris, HTTP/2 flavour).
       spdlog::debug("client {}: HTTP/2 header block not complete within header_timeout",
                     client_.peer);
       goaway_ = true;

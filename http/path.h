@@ -2,8 +2,9 @@
 //
 // torii decides on the path it forwards: the route, the access lists, the rate limit key, the
 // cache key and the upstream request line all see the normalised path, so a spelling that a
-// backend would read as /admin (/%61dmin, //admin, /./admin, /x/../admin) is /admin here too
-// (BAD-INPUTS K5; issue #15). What it does, in one pass and in place (nothing grows):
+// backend would read as /admin (/%61dmin, //admin, /./admin, /x/../admin) is /admin here too:
+// no other spelling slips past an access rule or into a different cache key (web cache
+// deception). What it does, in one pass and in place (nothing grows):
 //  - percent-decodes unreserved characters (RFC 3986 §2.3: ALPHA DIGIT - . _ ~) and
 //    uppercases the hex digits of every other escape (§6.2.2.1, §6.2.2.2);
 //  - removes dot segments, also encoded ones (%2E), per §5.2.4 ("/a/b/../c" → "/a/c",

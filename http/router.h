@@ -6,7 +6,7 @@
 // matches by prefix on the request target (nginx's location prefix), exactly, or by an RE2
 // expression on the whole path; a route may also require methods, request header fields and
 // query parameters (each present, absent, equal or matching a regex). No match is a 404, never
-// "the first pool" (BAD-INPUTS R8).
+// "the first pool": an unknown Host must not reach some backend by accident.
 #pragma once
 
 #include <optional>

@@ -1,10 +1,10 @@
 // http/serialize.h: writing HTTP/1.1 heads. torii never forwards raw header bytes.
 //
-// Every head torii sends is rebuilt from parsed, validated fields (BAD-INPUTS "re-serialise"):
-// exactly one framing header of our own, hop-by-hop headers and the headers named in
-// Connection dropped, client-supplied forwarding headers replaced by ours (H3), names with
-// an underscore dropped (S18). Values that reach here were checked by H1Parser (no CR, LF,
-// NUL or other CTL) or by the config loader, so nothing can split a header (H2).
+// Every head torii sends is rebuilt from parsed, validated fields: exactly one framing header
+// of our own, hop-by-hop headers and the headers named in Connection dropped, client-supplied
+// forwarding headers replaced by ours, names with an underscore dropped (a backend may read
+// Content_Length as Content-Length). Values that reach here were checked by H1Parser (no CR,
+// LF, NUL or other CTL) or by the config loader, so nothing can split a header.
 #pragma once
 
 #include <cstdint>

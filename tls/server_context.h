@@ -7,7 +7,7 @@
 //    SAN): an ECDSA and an RSA certificate for the same names share one SSL_CTX, and OpenSSL
 //    picks the ECDSA one when the client's signature_algorithms allow it. Each group gets a
 //    session-id context derived from its certificates, so a ticket issued under one group is
-//    never resumed under another (BAD-INPUTS T6, nginx CVE-2025-23419), while two contexts
+//    never resumed under another (cross-SNI resumption, nginx CVE-2025-23419), while two contexts
 //    built from the same files (workers, reloads, processes sharing a key file) resume each
 //    other's tickets.
 //  - SNI is matched in the ClientHello callback, before OpenSSL looks at any ticket: an

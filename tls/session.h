@@ -129,7 +129,7 @@ class Session {
   Failure failure() const { return failure_; }
   std::string_view failure_reason() const { return FailureName(failure_); }
   // True once the peer's close_notify arrived. An EOF on the socket without it (mid-body) is
-  // a truncation (BAD-INPUTS T9): abort the exchange, do not pool the upstream connection.
+  // a truncation: abort the exchange, do not pool the upstream connection.
   bool close_notify_received() const { return close_notify_received_; }
   size_t buffered_input() const { return in_.size() - in_consumed_; }
 
