@@ -652,8 +652,8 @@ std::string Admin::StatusJson() const {
   for (size_t p = 0; p < proxy_->pools.size(); ++p) {
     const http::PoolSpec& pool = proxy_->pools[p];
     o += p ? "," : "";
-    o += "{\"name\":" + Json(pool.name) + ",\"algorithm\":" + Json(pool.algorithm) +
-         ",\"backends\":[";
+    o += "{\"name\":" + Json(pool.name) +
+         ",\"algorithm\":" + Json(balancer::AlgorithmName(pool.algorithm)) + ",\"backends\":[";
     for (uint32_t b = 0; b < pool.backends.size(); ++b) {
       const uint64_t until = pool.health->ejected_until(b);
       const bool checks_up = pool.health->up(b);

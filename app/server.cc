@@ -134,11 +134,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const
   for (const conf::PoolConfig& pc : c.pools) {
     http::PoolSpec ps;
     ps.name = pc.name;
-    switch (pc.algorithm) {
-      case conf::Algorithm::kRoundRobin: ps.algorithm = "round_robin"; break;
-      case conf::Algorithm::kLeastConn: ps.algorithm = "least_conn"; break;
-      case conf::Algorithm::kIpHash: ps.algorithm = "ip_hash"; break;
-    }
+    ps.algorithm = pc.algorithm;
     ps.backends = discovery.Backends(p->pools.size());
     ps.connect_timeout_ms = static_cast<uint64_t>(pc.connect_timeout.count());
     ps.response_timeout_ms = static_cast<uint64_t>(pc.response_timeout.count());
@@ -150,11 +146,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const
     ps.retries = pc.retries;
     ps.slow_start_ms = static_cast<uint64_t>(pc.slow_start.count());
     ps.needs_key_hash = balancer::NeedsKeyHash(ps.algorithm);
-    switch (pc.hash_key.kind) {
-      case conf::HashKeyConfig::Kind::kClientIp: ps.hash_key = http::PoolSpec::HashKey::kClientIp; break;
-      case conf::HashKeyConfig::Kind::kHeader: ps.hash_key = http::PoolSpec::HashKey::kHeader; break;
-      case conf::HashKeyConfig::Kind::kCookie: ps.hash_key = http::PoolSpec::HashKey::kCookie; break;
-    }
+    ps.hash_key = pc.hash_key.kind;
     ps.hash_key_name = pc.hash_key.name;
     for (const conf::StatusRange& r : pc.fail_status) {
       ps.fail_status.emplace_back(r.first, r.last);
@@ -179,12 +171,6 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const
     if (balancer::NeedsLoadCounters(ps.algorithm)) {
       ps.load = std::make_shared<balancer::LoadCounters>(n);
     }
-    ps.fingerprint = ps.algorithm + "|" + std::to_string(ps.max_conns) + "|" +
-                     std::to_string(policy.active) + "," + std::to_string(policy.rise) + "," +
-                     std::to_string(policy.fall) + "," + std::to_string(policy.max_fails) + "," +
-                     std::to_string(policy.fail_window_ms) + "," +
-                     std::to_string(policy.max_eject_ms) + "|" + (pc.tls ? "tls" : "plain") +
-                     (ps.h2 ? "|h2" : "");
     ps.counters = std::make_shared<http::CounterGrid>(
         workers, n * http::PoolSpec::kBackendColumns);
     ps.tls = tls.pools[p->pools.size()];
@@ -201,11 +187,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const
   for (const conf::RateLimitConfig& rc : c.rate_limits) {
     http::RateLimitSpec rl;
     rl.name = rc.name;
-    switch (rc.key) {
-      case conf::RateLimitConfig::Key::kClientIp: rl.key = http::RateLimitSpec::Key::kClientIp; break;
-      case conf::RateLimitConfig::Key::kHeader: rl.key = http::RateLimitSpec::Key::kHeader; break;
-      case conf::RateLimitConfig::Key::kRoute: rl.key = http::RateLimitSpec::Key::kRoute; break;
-    }
+    rl.key = rc.key;
     rl.prefix_v4 = rc.prefix_v4;
     rl.prefix_v6 = rc.prefix_v6;
     rl.header = rc.header;
@@ -219,13 +201,6 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const
     spec.max_keys = rc.max_keys;
     spec.delay_mode = rc.delay;
     rl.table = std::make_shared<ratelimit::RateTable>(spec);
-    rl.fingerprint = std::to_string(static_cast<int>(rc.key)) + "|" + rc.header + "|" +
-                     std::to_string(rc.prefix_v4) + "/" + std::to_string(rc.prefix_v6) + "|" +
-                     std::to_string(rc.rate_count) + "/" + std::to_string(period_ns) + "|" +
-                     std::to_string(rc.burst) + "|" + std::to_string(rc.delay) + "|" +
-                     std::to_string(rc.max_keys) + "|" + std::to_string(rc.ban_after) + "," +
-                     std::to_string(rc.ban_window.count()) + "," +
-                     std::to_string(rc.ban_for.count());
     if (rc.ban_after > 0) {
       ratelimit::BanSpec ban;
       ban.ban_after = rc.ban_after;
@@ -250,19 +225,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const
       rl.leases = std::make_shared<ratelimit::LeaseTable>(rl.lease);
       rl.interval_us = std::to_string(static_cast<double>(rl.table->interval_ns()) / 1000.0);
       rl.tolerance_us = std::to_string(static_cast<double>(rl.table->tolerance_ns()) / 1000.0);
-      switch (rc.on_store_error) {
-        case conf::RateLimitConfig::OnStoreError::kLocal:
-          rl.on_store_error = http::RateLimitSpec::OnStoreError::kLocal;
-          break;
-        case conf::RateLimitConfig::OnStoreError::kAllow:
-          rl.on_store_error = http::RateLimitSpec::OnStoreError::kAllow;
-          break;
-        case conf::RateLimitConfig::OnStoreError::kDeny:
-          rl.on_store_error = http::RateLimitSpec::OnStoreError::kDeny;
-          break;
-      }
-      rl.fingerprint += "|redis," + std::to_string(sync_ns) + "," +
-                        std::to_string(static_cast<int>(rc.on_store_error));
+      rl.on_store_error = rc.on_store_error;
     }
     p->rate_limits.push_back(std::move(rl));
   }
@@ -278,7 +241,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const
     so.memory = cc.memory;
     so.max_object = cc.max_object;
     cs.store = std::make_shared<cache::Store>(so, &cache::VaryMatches);
-    cs.fingerprint = std::to_string(cc.memory) + "|" + std::to_string(cc.max_object);
+    cs.store_options = so;
     cs.policy.negative_ttl = std::chrono::duration_cast<std::chrono::seconds>(cc.negative_ttl).count();
     cs.policy.targeted = cc.targeted;
     cs.policy.set_cookie = cc.set_cookie;
@@ -350,9 +313,7 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& c, const
     rs.response_timeout_ms =
         rc.response_timeout ? static_cast<uint64_t>(rc.response_timeout->count()) : 0;
     if (rc.split_by) {
-      rs.split_by = rc.split_by->kind == conf::HashKeyConfig::Kind::kCookie
-                        ? http::PoolSpec::HashKey::kCookie
-                        : http::PoolSpec::HashKey::kHeader;
+      rs.split_by = rc.split_by->kind;
       rs.split_by_name = rc.split_by->name;
     }
     for (const conf::ErrorPage& e : rc.error_pages) {
@@ -574,7 +535,7 @@ std::shared_ptr<std::vector<std::shared_ptr<tls::TicketKeys>>> TicketKeysOf(
 void CarryOver(const http::ProxyConfig& old, http::ProxyConfig* fresh) {
   for (http::PoolSpec& pool : fresh->pools) {
     for (const http::PoolSpec& before : old.pools) {
-      if (before.name != pool.name || before.fingerprint != pool.fingerprint) {
+      if (before.name != pool.name || before.carry_key() != pool.carry_key()) {
         continue;
       }
       const bool same_backends = std::equal(
@@ -615,7 +576,7 @@ void CarryOver(const http::ProxyConfig& old, http::ProxyConfig* fresh) {
   }
   for (http::RateLimitSpec& limit : fresh->rate_limits) {
     for (const http::RateLimitSpec& before : old.rate_limits) {
-      if (before.name == limit.name && before.fingerprint == limit.fingerprint) {
+      if (before.name == limit.name && before.carry_key() == limit.carry_key()) {
         limit.table = before.table;
         limit.bans = before.bans;
         limit.leases = before.leases;
@@ -624,7 +585,7 @@ void CarryOver(const http::ProxyConfig& old, http::ProxyConfig* fresh) {
   }
   for (http::CacheSpec& cache : fresh->caches) {
     for (const http::CacheSpec& before : old.caches) {
-      if (before.name == cache.name && before.fingerprint == cache.fingerprint) {
+      if (before.name == cache.name && before.store_options == cache.store_options) {
         cache.store = before.store;
       }
     }

@@ -37,6 +37,8 @@ struct HealthPolicy {
   uint64_t fail_window_ms = 10000;  // failures older than this are forgotten
   uint64_t eject_ms = 10000;        // first ejection; doubles per consecutive ejection
   uint64_t max_eject_ms = 300000;
+
+  friend bool operator==(const HealthPolicy&, const HealthPolicy&) = default;
 };
 
 // What a report changed, so the caller can log it once.

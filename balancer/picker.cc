@@ -1,14 +1,15 @@
-// balancer/picker.cc: BackendMask and the algorithm name → factory table.
+// balancer/picker.cc: BackendMask and the algorithm table (names, factories, needs).
 //
 // The table is a plain array rather than self-registration (HAProxy INITCALL, Envoy
 // REGISTER_FACTORY): with a handful of algorithms it is simpler and has no static
-// initialization order to get wrong (STYLE.md E). Each entry also says what the algorithm needs
+// initialization order to get wrong. Each entry also says what the algorithm needs
 // from its caller (HAProxy BE_LB_NEED_*), for config loading to check. Algorithms live in their
 // own files: round_robin.cc, least_conn.cc, ip_hash.cc.
 #include "balancer/picker.h"
 
 #include <bit>
 #include <cassert>
+#include <iterator>
 #include <utility>
 
 namespace torii::balancer {
@@ -55,16 +56,16 @@ namespace {
 using Factory = std::unique_ptr<Picker> (*)(std::vector<BackendSpec>,
                                             std::shared_ptr<LoadCounters>);
 
-struct Algorithm {
+struct Entry {
   std::string_view name;
   Factory make;
   bool needs_key_hash;       // Pick() reads key_hash (NeedsKeyHash)
   bool needs_load_counters;  // shares LoadCounters across workers (NeedsLoadCounters)
 };
 
-// Config names (conf/config.h Algorithm) → constructors and the inputs each needs. The
-// algorithms that take no counters ignore them.
-constexpr Algorithm kAlgorithms[] = {
+// Indexed by Algorithm: config names, constructors and the inputs each needs. The algorithms
+// that take no counters ignore them.
+constexpr Entry kEntries[] = {
     {"round_robin",
      [](std::vector<BackendSpec> backends, std::shared_ptr<LoadCounters> /*load*/) {
        return MakeRoundRobin(std::move(backends));
@@ -77,40 +78,45 @@ constexpr Algorithm kAlgorithms[] = {
      },
      /*needs_key_hash=*/true, /*needs_load_counters=*/false},
 };
+static_assert(std::size(kEntries) == std::size(kAlgorithms));
 
-// The table entry named `algorithm` (exact, case-sensitive), or nullptr.
-const Algorithm* Find(std::string_view algorithm) {
-  for (const Algorithm& entry : kAlgorithms) {
-    if (entry.name == algorithm) {
-      return &entry;
-    }
-  }
-  return nullptr;
-}
+const Entry& EntryOf(Algorithm algorithm) { return kEntries[static_cast<size_t>(algorithm)]; }
 
 }  // namespace
 
+std::string_view AlgorithmName(Algorithm algorithm) { return EntryOf(algorithm).name; }
+
+std::optional<Algorithm> ParseAlgorithm(std::string_view name) {
+  for (Algorithm a : kAlgorithms) {
+    if (AlgorithmName(a) == name) {
+      return a;
+    }
+  }
+  return std::nullopt;
+}
+
+std::unique_ptr<Picker> MakePicker(Algorithm algorithm, std::vector<BackendSpec> backends,
+                                   std::shared_ptr<LoadCounters> load) {
+  return EntryOf(algorithm).make(std::move(backends), std::move(load));
+}
+
 std::unique_ptr<Picker> MakePicker(std::string_view algorithm, std::vector<BackendSpec> backends,
                                    std::shared_ptr<LoadCounters> load) {
-  const Algorithm* entry = Find(algorithm);
-  if (entry == nullptr) {
-    return nullptr;
-  }
-  return entry->make(std::move(backends), std::move(load));
+  const std::optional<Algorithm> a = ParseAlgorithm(algorithm);
+  return a ? MakePicker(*a, std::move(backends), std::move(load)) : nullptr;
 }
 
-std::unique_ptr<Picker> MakePicker(std::string_view algorithm, std::vector<BackendSpec> backends) {
-  return MakePicker(algorithm, std::move(backends), nullptr);
-}
+bool NeedsKeyHash(Algorithm algorithm) { return EntryOf(algorithm).needs_key_hash; }
+bool NeedsLoadCounters(Algorithm algorithm) { return EntryOf(algorithm).needs_load_counters; }
 
 bool NeedsKeyHash(std::string_view algorithm) {
-  const Algorithm* entry = Find(algorithm);
-  return entry != nullptr && entry->needs_key_hash;
+  const std::optional<Algorithm> a = ParseAlgorithm(algorithm);
+  return a && NeedsKeyHash(*a);
 }
 
 bool NeedsLoadCounters(std::string_view algorithm) {
-  const Algorithm* entry = Find(algorithm);
-  return entry != nullptr && entry->needs_load_counters;
+  const std::optional<Algorithm> a = ParseAlgorithm(algorithm);
+  return a && NeedsLoadCounters(*a);
 }
 
 }  // namespace torii::balancer

@@ -101,22 +101,39 @@ std::unique_ptr<Picker> MakeIpHash(std::vector<BackendSpec> backends);
 // processes and builds: changing it remaps every ip_hash client, so treat it as a format.
 uint64_t HashBytes(std::string_view bytes);
 
-// Name → factory: "round_robin", "least_conn", "ip_hash". `load` is least_conn's shared
-// counters (see MakeLeastConn; nullptr = private ones) and is ignored by the others. nullptr for
-// an unknown name, or for least_conn with `load` of the wrong size.
-std::unique_ptr<Picker> MakePicker(std::string_view algorithm, std::vector<BackendSpec> backends,
+// What a hashing algorithm (ip_hash) hashes, and a split's stickiness key: the client's address,
+// a request header's value or a cookie's.
+enum class HashKey : uint8_t { kClientIp, kHeader, kCookie };
+
+// The algorithms, as a pool's config names them (`algorithm = "least_conn"`).
+enum class Algorithm : uint8_t { kRoundRobin, kLeastConn, kIpHash };
+inline constexpr Algorithm kAlgorithms[] = {Algorithm::kRoundRobin, Algorithm::kLeastConn,
+                                            Algorithm::kIpHash};
+// Its config name: "round_robin", "least_conn", "ip_hash" (the one list of them).
+std::string_view AlgorithmName(Algorithm algorithm);
+// The algorithm a config name names (exact, case-sensitive), or nullopt.
+std::optional<Algorithm> ParseAlgorithm(std::string_view name);
+
+// `load` is least_conn's shared counters (see MakeLeastConn; nullptr = private ones) and is
+// ignored by the others. nullptr for least_conn with `load` of the wrong size.
+std::unique_ptr<Picker> MakePicker(Algorithm algorithm, std::vector<BackendSpec> backends,
                                    std::shared_ptr<LoadCounters> load);
-// As above with `load` = nullptr (least_conn then counts this picker's requests only).
-std::unique_ptr<Picker> MakePicker(std::string_view algorithm, std::vector<BackendSpec> backends);
+// By config name (nullptr for an unknown one); `load` = nullptr when not given (least_conn
+// then counts this picker's requests only).
+std::unique_ptr<Picker> MakePicker(std::string_view algorithm, std::vector<BackendSpec> backends,
+                                   std::shared_ptr<LoadCounters> load = nullptr);
 
 // What an algorithm needs from its caller (HAProxy BE_LB_NEED_*), so config loading can refuse a
-// combination that cannot work. False for an unknown name.
+// combination that cannot work.
 //
 // Pick() reads `key_hash`: the caller hashes the client address (or the configured hash_key
 // header/cookie) with HashBytes(). For the others key_hash is ignored, so a hash_key is an error.
-bool NeedsKeyHash(std::string_view algorithm);
+bool NeedsKeyHash(Algorithm algorithm);
 // The picker counts load: the caller creates one LoadCounters per pool, shares it among the
 // workers' pickers, and calls OnRequestStart()/OnRequestEnd() around every request.
+bool NeedsLoadCounters(Algorithm algorithm);
+// By config name: false for an unknown one.
+bool NeedsKeyHash(std::string_view algorithm);
 bool NeedsLoadCounters(std::string_view algorithm);
 
 }  // namespace torii::balancer

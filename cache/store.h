@@ -80,6 +80,8 @@ struct StoreOptions {
   size_t max_waiters_per_fill = 65536;  // JoinFill() answers kBypass beyond this
   size_t max_fills = size_t{1} << 20;   // fills in flight at most (split over the shards)
   int64_t fill_timeout = 30;            // seconds after which a fill in flight may be taken over
+
+  friend bool operator==(const StoreOptions&, const StoreOptions&) = default;
 };
 
 // Identifies a request waiting for a fill. Opaque to the store: the caller encodes its worker,

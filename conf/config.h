@@ -20,7 +20,10 @@
 #include <utility>
 #include <vector>
 
+#include "balancer/picker.h"
 #include "cache/policy.h"
+#include "ratelimit/lease.h"
+#include "ratelimit/rate_table.h"
 #include "tls/options.h"
 
 namespace torii::conf {
@@ -163,7 +166,7 @@ struct ListenerConfig {
 
 // [rate_limit.NAME]: a request rate per key (GCRA), shared by every worker.
 struct RateLimitConfig {
-  enum class Key : uint8_t { kClientIp, kHeader, kRoute };
+  using Key = ratelimit::LimitKey;
   std::string name;
   Key key = Key::kClientIp;
   uint8_t prefix_v4 = 32;      // client_ip/N: the key is the client's /N (v4) ...
@@ -181,7 +184,7 @@ struct RateLimitConfig {
   // store = "redis": one limit for every torii sharing [redis] (leases, ratelimit/lease.h).
   bool redis = false;
   Duration sync_interval{100};  // unspent leased requests go back after this
-  enum class OnStoreError : uint8_t { kLocal, kAllow, kDeny };
+  using OnStoreError = ratelimit::OnStoreError;
   OnStoreError on_store_error = OnStoreError::kLocal;  // Redis slow or down
 };
 
@@ -192,7 +195,7 @@ struct RedisConfig {
   Duration timeout{50};   // per command; longer counts as the store down
 };
 
-enum class Algorithm : uint8_t { kRoundRobin, kLeastConn, kIpHash };
+using Algorithm = balancer::Algorithm;  // names: balancer::AlgorithmName
 
 struct BackendConfig {
   SocketAddress address;  // a numeric address (len 0 when `host` is set)
@@ -247,7 +250,7 @@ struct HealthConfig {
 // ip_hash's key: the client address (default), or a request header or cookie (falling back to
 // the client address when the request has none).
 struct HashKeyConfig {
-  enum class Kind : uint8_t { kClientIp, kHeader, kCookie };
+  using Kind = balancer::HashKey;
   Kind kind = Kind::kClientIp;
   std::string name;  // header (lowercase) or cookie name
 };

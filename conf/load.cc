@@ -422,6 +422,12 @@ class Section {
   template <class T>
   void Choice(std::string_view key, std::initializer_list<std::pair<std::string_view, T>> choices,
               T* out) const {
+    Choose(key, std::span<const std::pair<std::string_view, T>>(choices.begin(), choices.size()),
+           out);
+  }
+  template <class T>
+  void Choose(std::string_view key, std::span<const std::pair<std::string_view, T>> choices,
+              T* out) const {
     const toml::node* node = Find(key);
     if (node == nullptr) {
       return;
@@ -436,6 +442,17 @@ class Section {
       names += (names.empty() ? "" : ", ") + Quote(name);
     }
     FailAt(*node, key, "expected one of " + names + ", got " + Quote(value));
+  }
+
+  // One of `values`, each named by name(value), written into *out.
+  template <class T>
+  void Choice(std::string_view key, std::span<const T> values, std::string_view (*name)(T),
+              T* out) const {
+    std::vector<std::pair<std::string_view, T>> choices;
+    for (T v : values) {
+      choices.emplace_back(name(v), v);
+    }
+    Choose(key, std::span<const std::pair<std::string_view, T>>(choices), out);
   }
 
   // A numeric socket address; `allow_port_zero` is false for addresses torii connects to.
@@ -1037,11 +1054,8 @@ class Loader {
                      std::to_string(pool_lines_[i]));
       }
     }
-    s.Choice<Algorithm>("algorithm",
-                        {{"round_robin", Algorithm::kRoundRobin},
-                         {"least_conn", Algorithm::kLeastConn},
-                         {"ip_hash", Algorithm::kIpHash}},
-                        &pool.algorithm);
+    s.Choice("algorithm", std::span<const Algorithm>(balancer::kAlgorithms),
+             &balancer::AlgorithmName, &pool.algorithm);
     if (auto key = s.String("hash_key")) {
       const toml::node& node = *s.Find("hash_key");
       if (pool.algorithm != Algorithm::kIpHash) {

@@ -12,11 +12,14 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "balancer/health.h"
 #include "balancer/load.h"
+#include "balancer/picker.h"
 #include "balancer/slots.h"
 #include "cache/policy.h"
 #include "cache/store.h"
@@ -55,7 +58,7 @@ struct BackendTarget {
 
 struct PoolSpec {
   std::string name;
-  std::string algorithm = "round_robin";
+  balancer::Algorithm algorithm = balancer::Algorithm::kRoundRobin;
   std::vector<BackendTarget> backends;
   uint64_t connect_timeout_ms = 3000;
   uint64_t response_timeout_ms = 60000;
@@ -66,7 +69,7 @@ struct PoolSpec {
   // least 1/20) until slow_start_ms has passed (0 = full share at once).
   uint64_t slow_start_ms = 0;
   // ip_hash: what to hash (the client address when the header or cookie is absent).
-  enum class HashKey : uint8_t { kClientIp, kHeader, kCookie };
+  using HashKey = balancer::HashKey;
   bool needs_key_hash = false;  // the algorithm reads Pick()'s key_hash (ip_hash)
   HashKey hash_key = HashKey::kClientIp;
   std::string hash_key_name;  // lowercase header name, or cookie name
@@ -97,10 +100,12 @@ struct PoolSpec {
   // received), kTtfbUs (their time to first byte, summed, µs; with phase_timing).
   enum BackendColumn : uint32_t { kSelected, kResponses, kTtfbUs, kBackendColumns };
   std::shared_ptr<CounterGrid> counters;  // column = backend * kBackendColumns + BackendColumn
-  // The settings the shared state above depends on, backends aside (hot reload keeps that
-  // state when the new config's pool of the same name has the same fingerprint: all of it when
-  // the backends are the same too, else each staying address's health and TLS sessions).
-  std::string fingerprint;
+  // The settings the shared state above depends on, backends aside: hot reload keeps that
+  // state when the new config's pool of the same name has equal ones (all of it when the
+  // backends are the same too, else each staying address's health and TLS sessions).
+  auto carry_key() const {
+    return std::tuple(algorithm, max_conns, health->policy(), tls != nullptr, h2);
+  }
 };
 
 // The body of a 4xx/5xx reply torii makes itself ([server] / [[route]] error_pages).
@@ -223,7 +228,7 @@ struct ListenerSpec {
 
 // One [rate_limit.NAME]: the shared table (and bans) plus how to key a request.
 struct RateLimitSpec {
-  enum class Key : uint8_t { kClientIp, kHeader, kRoute };
+  using Key = ratelimit::LimitKey;
   std::string name;
   Key key = Key::kClientIp;
   uint8_t prefix_v4 = 32;
@@ -235,7 +240,6 @@ struct RateLimitSpec {
   std::shared_ptr<ratelimit::BanList> bans;  // null when ban_after = 0
   uint64_t ban_for_s = 0;
   uint32_t ban_after = 0;
-  std::string fingerprint;  // every setting of the table (hot reload keeps equal tables)
   // store = "redis": one limit for the whole fleet, spent from leases of a budget kept in Redis
   // (ratelimit/lease.h; the requests to Redis go through each worker's http/fleet_limits.h).
   // -1: this process only.
@@ -244,8 +248,14 @@ struct RateLimitSpec {
   ratelimit::LeaseSpec lease;
   std::string interval_us;  // the GCRA's T and tau for the store, in µs as decimal text
   std::string tolerance_us;
-  enum class OnStoreError : uint8_t { kLocal, kAllow, kDeny };
+  using OnStoreError = ratelimit::OnStoreError;
   OnStoreError on_store_error = OnStoreError::kLocal;
+  // Every setting of the table, its bans and leases: hot reload keeps them when equal.
+  auto carry_key() const {
+    return std::tuple(key, prefix_v4, prefix_v6, std::string_view(header), table->spec(),
+                      bans ? bans->spec() : ratelimit::BanSpec{}, fleet >= 0, lease,
+                      on_store_error);
+  }
 };
 
 struct ProxyLimits {
@@ -277,12 +287,12 @@ struct CompressionSpec {
 struct CacheSpec {
   std::string name;
   std::shared_ptr<cache::Store> store;
+  cache::StoreOptions store_options;  // what `store` was made with (hot reload keeps it when equal)
   cache::Options policy;
   uint64_t lock_timeout_ms = 5000;       // request coalescing: the longest a request waits
   bool key_query = true;                 // the query string is part of the key
   std::vector<std::string> key_headers;  // lowercase request headers appended to the key
   ratelimit::IpList purge_allow;         // who may PURGE (empty: nobody)
-  std::string fingerprint;  // memory and max_object (hot reload keeps the store when equal)
 };
 
 struct ProxyConfig {

@@ -50,9 +50,9 @@ Generation::Generation(ProxyContext& ctx, std::shared_ptr<const ProxyConfig> con
     const auto n = static_cast<uint32_t>(backends.size());
     pools_[i].picker = balancer::MakePicker(spec.algorithm, std::move(backends), spec.load);
     if (!pools_[i].picker || !spec.health || spec.health->size() != n) {
-      // The loader refuses unknown algorithms and app/ sizes the shared state: a wiring bug.
-      spdlog::critical("pool {}: algorithm {} has no picker or no health state", spec.name,
-                       spec.algorithm);
+      // app/ sizes the shared state (load counters, health) for the backends: a wiring bug.
+      spdlog::critical("pool {}: {} state not sized for its {} backends", spec.name,
+                       balancer::AlgorithmName(spec.algorithm), n);
       std::abort();
     }
     pools_[i].health = balancer::HealthView(spec.health);
@@ -85,7 +85,7 @@ void Generation::Adopt(Generation& old, const std::shared_ptr<Generation>& self)
     }
     for (size_t q = 0; q < old.config_->pools.size(); ++q) {
       const PoolSpec& before = old.config_->pools[q];
-      if (before.name != spec.name || before.fingerprint != spec.fingerprint ||
+      if (before.name != spec.name || before.carry_key() != spec.carry_key() ||
           before.tls != spec.tls || before.h2) {
         continue;
       }

@@ -41,6 +41,8 @@ struct BanSpec {
   uint64_t window_ns = 0;   // ... within this long
   uint64_t ban_for_ns = 0;  // ban length
   size_t max_keys = 100000;
+
+  friend bool operator==(const BanSpec&, const BanSpec&) = default;
 };
 
 class BanList {

@@ -49,7 +49,13 @@ struct LeaseSpec {
   uint64_t down_ns = 1000000000;  // after a store failure, kStoreDown for this long; also how
                                   // long an answer may take before it counts as lost
   size_t max_keys = 10000;        // keys held per table
+
+  friend bool operator==(const LeaseSpec&, const LeaseSpec&) = default;
 };
+
+// What a fleet-wide limit does with a request while the store cannot answer: limit it in this
+// process alone, let it through, or refuse it.
+enum class OnStoreError : uint8_t { kLocal, kAllow, kDeny };
 
 // What to ask the store for `key` (Check and Sweep fill these; `want` 0 with a `give_back` only
 // returns tokens).

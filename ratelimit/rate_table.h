@@ -88,7 +88,13 @@ struct LimitSpec {
   uint32_t burst = 0;        // extra requests allowed at once (immediate) or queued (delay mode)
   size_t max_keys = 100000;  // keys held at most (0 is taken as 1)
   bool delay_mode = false;   // nginx limit_req without nodelay: delay instead of allowing at once
+
+  friend bool operator==(const LimitSpec&, const LimitSpec&) = default;
 };
+
+// What a limit counts by: the client's address (or its /N prefix), a request header's value,
+// or the route (one budget shared by every client).
+enum class LimitKey : uint8_t { kClientIp, kHeader, kRoute };
 
 // The answer to one Check(). All durations are from the `now` passed in.
 struct Decision {
