@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh: torii against nginx and HAProxy, configured alike (DESIGN.md "Benchmarks").
+# bench/run.sh: torii against nginx and HAProxy, configured alike (bench/README.md).
 #
 #   bash bench/run.sh [macro]   wrk throughput, latency and proxy CPU, interleaved rounds
 #   bash bench/run.sh idle      memory per idle keep-alive connection (bench/idle_conns.py)
@@ -17,6 +17,8 @@
 #                               4 KiB responses (run_h2)
 #   bash bench/run.sh h2up      HTTP/2 to the backend (h2c both sides), and the upstream
 #                               connections each proxy used (run_h2up)
+#   bash bench/run.sh fleet     the cost of a rate limit shared through Redis, never hit, next
+#                               to the same limit in the process and none (torii only)
 #
 # One torii-origin serves all three proxies (balance mode: three, one of them slow). Each proxy runs one worker (torii workers = 1,
 # nginx worker_processes 1, HAProxy nbthread 1) pinned to PROXY_CPU; wrk and the origin share
@@ -45,6 +47,7 @@
 #   COMP_LEVEL [5]          compress mode: the gzip level, 1..9 (5 = torii's default)
 #   TLS [0]                 idle mode: 1 = every idle connection over TLS 1.3 (E2)
 #   H2C [0]                 idle mode: 1 = every idle connection speaks HTTP/2 (prior knowledge)
+#   H2_STREAMS [10]         h2 and h2up modes: streams in flight per h2load connection (-m)
 #
 # balance mode: three torii-origins on LOAD_CPU, one started with --delay-ms SLOW_MS, the
 # other two answering at once. Each proxy gets one pool/upstream/backend of the three (slow
