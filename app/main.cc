@@ -12,6 +12,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "app/generation.h"
 #include "app/server.h"
 #include "conf/load.h"
 

@@ -1,12 +1,13 @@
 // conf/config.h: the configuration model torii runs from.
 //
 // This is plain data: the TOML loader (load.cc) fills it and validates it, app/ wires it into
-// workers and sessions. Nothing here does I/O or knows about io_uring. Key names follow
-// ../shared/DESIGN.md, which is the operator contract; the README documents every key.
+// workers and sessions. Nothing here does I/O or knows about io_uring. Key names are the
+// operator contract (added, never renamed); the README documents every key. Where a stage
+// library has an option type or enum, the model holds it directly (balancer::Algorithm,
+// tls::ServerOptions, cache::Options...), so there is one list of names per enum.
 //
-// Deliberately left out for now: TLS listeners (issue #5) and caches (#6).
-// The loader refuses those tables with a clear error instead of silently
-// ignoring them, so an operator never believes a protection is on when it is not.
+// The loader refuses unknown tables and keys with a clear error instead of silently ignoring
+// them, so an operator never believes a protection is on when it is not.
 #pragma once
 
 #include <netinet/in.h>
@@ -392,8 +393,8 @@ struct RouteConfig {
   // a request asking for another one is forwarded without the upgrade. [] = none.
   std::vector<std::string> upgrades{"websocket"};
   // Trailer fields (lowercase) passed on after a chunked body or as HTTP/2 trailing HEADERS,
-  // both ways; any other trailer is dropped (BAD-INPUTS C7), and so are fields that belong in
-  // a head (framing, routing, authentication, caching, content description) even if listed.
+  // both ways; any other trailer is dropped (never merged into the head), and so are fields
+  // that belong in a head (framing, routing, authentication, caching, content description) even if listed.
   std::vector<std::string> trailers{"grpc-status", "grpc-message", "grpc-status-details-bin"};
   HeaderRewrite request_headers;
   HeaderRewrite response_headers;

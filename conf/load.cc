@@ -1,17 +1,19 @@
 // conf/load.cc: the TOML loader. toml++ document → validated Config, or one ConfigError.
 //
 // Owns: reading the file, parsing it with toml++, checking every table and key against the
-// operator contract in ../shared/DESIGN.md, converting durations and sizes, resolving route →
-// pool references and the whole-config checks (at least one listener/pool/route, unique names
-// and addresses). Each error names file:line:column of the offending key or value and says what
-// was expected; the first error found wins (one clear message beats a wall of them).
+// documented key names (the operator contract: keys are added, never renamed), converting
+// durations and sizes, resolving route → pool references and the whole-config checks (at least
+// one listener/pool/route, unique names and addresses). Each error names file:line:column of the
+// offending key or value and says what was expected; the first error found wins (one clear
+// message beats a wall of them).
 //
-// Deliberately refused rather than ignored: TLS listeners (#5). An operator must never believe
-// a protection is on when it is not.
+// Unknown tables and keys are refused with their position, never ignored: an operator must
+// never believe a protection is on when it is not.
 //
 // Exceptions: toml++ throws toml::parse_error, and the validators below throw a private
 // LoadFailure to unwind to LoadConfigString(), which turns both into a ConfigError. Nothing
-// thrown here leaves this file (config loading is off the data plane; see STYLE.md H).
+// thrown here leaves this file (config loading is off the data plane, the one place where
+// exceptions are allowed).
 #include "conf/load.h"
 
 #include <arpa/inet.h>
@@ -568,19 +570,7 @@ class Loader {
     if (config.routes.empty()) {
       FailNoPosition("no [[route]] defined: at least one is required");
     }
-    // Keys that parse and validate but whose feature does not exist yet: refused after the
-    // whole file was checked, so a typo inside them is still reported precisely.
-    if (refused_) {
-      Fail(refused_->first, refused_->second);
-    }
     return config;
-  }
-
-  // Remembers the first key whose feature is not implemented.
-  void Refuse(const toml::source_region& where, std::string message) {
-    if (!refused_) {
-      refused_.emplace(where, std::move(message));
-    }
   }
 
  private:
@@ -1831,8 +1821,6 @@ class Loader {
     route.deny = CidrList(s, "deny");
     s.Bool("compress", &route.compress);
     s.Bool("server_timing", &route.server_timing);
-    // Accepted as false (the default) but refused as true until they exist: an operator must
-    // never believe a feature is on when it is not.
     if (const toml::table* headers = s.SubTable("add_headers")) {
       route.add_headers = LoadHeaderMap(Section(*headers, s.label() + " add_headers"));
     }
@@ -2313,7 +2301,6 @@ class Loader {
   }
 
   const toml::table& root_;
-  std::optional<std::pair<toml::source_region, std::string>> refused_;
   // Where each accepted [[listener]] / [[pool]] starts, to point duplicates at the original.
   std::vector<uint32_t> listener_lines_;
   std::vector<uint32_t> pool_lines_;

@@ -75,7 +75,7 @@ CompressionPlan PlanCompression(const CompressionSpec& spec, bool route_compress
   }
   // no-transform: intermediaries must not change the representation (RFC 9111 §5.2.2.6).
   // private: per-user content, where compression next to reflected input leaks secrets through
-  // the compressed size (BREACH, BAD-INPUTS Z3); not compressed either.
+  // the compressed size (BREACH); not compressed either.
   if (cc.no_transform || cc.private_) {
     return plan;
   }

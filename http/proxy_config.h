@@ -1,7 +1,7 @@
 // http/proxy_config.h: what the proxy session needs to know, as plain data.
 //
-// http/ does not read the config file: app/ translates conf::Config into this (DESIGN.md's
-// arrows: conf/ is wired by app/, the data plane only sees its own option types). One
+// http/ does not read the config file: app/ translates conf::Config into this (conf/ is wired
+// by app/; the data plane sees only its own and the stage libraries' option types). One
 // ProxyConfig is immutable once built and shared by every worker through a shared_ptr, so a
 // reload can swap in a new one while requests in flight finish on the old.
 #pragma once

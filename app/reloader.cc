@@ -1,0 +1,122 @@
+// app/reloader.cc: see reloader.h.
+#include "app/reloader.h"
+
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+#include "conf/load.h"
+
+namespace torii::app {
+
+Reloader::Reloader(const conf::Config& config, uint32_t workers)
+    : first_(config), workers_(workers) {}
+
+std::string Reloader::Start() {
+  auto tls = BuildTls(first_);
+  if (!tls) {
+    return tls.error();
+  }
+  tls_ = std::move(*tls);
+  discoveries_.push_back(std::make_unique<Discovery>(first_));
+  discovery_ = discoveries_.back().get();
+  if (!discovery_->empty()) {
+    if (std::string why = discovery_->ResolveNow(); !why.empty()) {
+      return why;
+    }
+  }
+  proxy_config_ = BuildProxyConfig(first_, tls_, workers_, *discovery_);
+  checker_ = std::make_shared<HealthChecker>(first_, *proxy_config_);
+  ticket_keys_ = TicketKeysOf(*proxy_config_);
+  return {};
+}
+
+void Reloader::Attach(std::vector<http::ProxyContext*> contexts, Admin* admin) {
+  contexts_ = std::move(contexts);
+  admin_ = admin;
+}
+
+bool Reloader::ReloadFile() {
+  const conf::Config& current = running();
+  auto refuse = [](const std::string& why) {
+    spdlog::error("SIGHUP: reload refused, still serving the previous configuration: {}", why);
+    return false;
+  };
+  auto fresh = conf::LoadConfigFile(current.source);
+  if (!fresh) {
+    return refuse(fresh.error().ToString());
+  }
+  if (std::string why = ReloadBlocker(current, *fresh); !why.empty()) {
+    return refuse(current.source + ": " + why + " (that needs a restart)");
+  }
+  auto tls = BuildTls(*fresh, &current, &tls_);
+  if (!tls) {
+    return refuse(current.source + ": " + tls.error());
+  }
+  auto next_discovery = std::make_unique<Discovery>(*fresh);
+  if (!next_discovery->empty()) {
+    if (std::string why = next_discovery->ResolveNow(); !why.empty()) {
+      return refuse(why);
+    }
+  }
+  std::shared_ptr<http::ProxyConfig> next =
+      BuildProxyConfig(*fresh, *tls, workers_, *next_discovery);
+  tls_ = std::move(*tls);
+  configs_.push_back(std::make_unique<conf::Config>(std::move(*fresh)));
+  discoveries_.push_back(std::move(next_discovery));
+  Install(std::move(next), *configs_.back(), discoveries_.back().get(), /*reload=*/true);
+  spdlog::info("SIGHUP: reloaded {} ({} reload(s)); new requests use it, requests in flight "
+               "finish on the previous one",
+               configs_.back()->source, configs_.size());
+  return true;
+}
+
+void Reloader::PollDiscovery() {
+  if (discovery_->TakeChanged()) {
+    const conf::Config& current = running();
+    Install(BuildProxyConfig(current, tls_, workers_, *discovery_), current, discovery_,
+            /*reload=*/false);
+  }
+}
+
+void Reloader::Install(std::shared_ptr<http::ProxyConfig> next, const conf::Config& config,
+                       Discovery* next_discovery, bool reload) {
+  CarryOver(*proxy_config_, next.get());
+  proxy_config_ = std::move(next);
+  std::shared_ptr<HealthChecker> previous_checker = std::move(checker_);
+  checker_ = std::make_shared<HealthChecker>(config, *proxy_config_);
+  Discovery* previous_discovery = discovery_;
+  discovery_ = next_discovery;
+  auto keys = TicketKeysOf(*proxy_config_);
+  for (http::ProxyContext* ctx : contexts_) {
+    ctx->worker().Post([ctx, cfg = proxy_config_] { ctx->Reload(cfg); });
+  }
+  http::ProxyContext* ctx0 = contexts_[0];
+  core::Worker* w0 = &ctx0->worker();
+  w0->Post([w0, ctx0, previous_checker, next_checker = checker_.get(),
+            retired = retired_checkers_, previous_discovery, next_discovery, reload,
+            admin = admin_, cfg = proxy_config_, keys, ticket_keys = ticket_keys_] {
+    previous_checker->Stop();
+    retired->push_back(previous_checker);
+    std::erase_if(*retired, [](const auto& c) { return !c->busy(); });
+    if (!next_checker->empty()) {
+      next_checker->Start(*ctx0);
+    }
+    if (previous_discovery != next_discovery) {
+      previous_discovery->Stop();
+      if (!next_discovery->empty()) {
+        next_discovery->Start(*w0);
+      }
+    }
+    if (admin != nullptr) {
+      admin->SetProxyConfig(cfg);
+      admin->SetDiscovery(next_discovery);
+      if (reload) {
+        admin->CountReload();
+      }
+    }
+    *ticket_keys = *keys;  // worker 0's rotation task reads it on this thread
+  });
+}
+
+}  // namespace torii::app
