@@ -127,8 +127,7 @@ void AddPools(const conf::Config& c, const TlsContexts& tls, uint32_t workers,
     if (balancer::NeedsLoadCounters(ps.algorithm)) {
       ps.load = std::make_shared<balancer::LoadCounters>(n);
     }
-    ps.counters = std::make_shared<http::CounterGrid>(
-        workers, n * http::PoolSpec::kBackendColumns);
+    ps.counters = std::make_shared<http::CounterGrid>(workers, n * http::PoolSpec::kBackendColumns);
     ps.tls = tls.pools[p->pools.size()];
     if (ps.tls) {
       for (const http::BackendTarget& b : ps.backends) {
@@ -206,7 +205,8 @@ void AddCaches(const conf::Config& c, http::ProxyConfig* p) {
     so.max_object = cc.max_object;
     cs.store = std::make_shared<cache::Store>(so, &cache::VaryMatches);
     cs.store_options = so;
-    cs.policy.negative_ttl = std::chrono::duration_cast<std::chrono::seconds>(cc.negative_ttl).count();
+    cs.policy.negative_ttl =
+        std::chrono::duration_cast<std::chrono::seconds>(cc.negative_ttl).count();
     cs.policy.targeted = cc.targeted;
     cs.policy.set_cookie = cc.set_cookie;
     cs.lock_timeout_ms = static_cast<uint64_t>(cc.lock_timeout.count());
@@ -245,8 +245,8 @@ void AddRoutes(const conf::Config& c, uint32_t workers, http::ProxyConfig* p) {
     for (const std::string& m : rc.methods) {
       rs.methods |= uint64_t{1} << MethodId(m);
     }
-    for (const auto& [from, to] : {std::pair{&rc.headers, &rs.headers},
-                                   std::pair{&rc.query, &rs.query}}) {
+    for (const auto& [from, to] :
+         {std::pair{&rc.headers, &rs.headers}, std::pair{&rc.query, &rs.query}}) {
       for (const conf::FieldMatch& f : *from) {
         http::FieldMatchSpec m;
         m.name = f.name;

@@ -65,9 +65,10 @@ bool Reloader::ReloadFile() {
   configs_.push_back(std::make_unique<conf::Config>(std::move(*fresh)));
   discoveries_.push_back(std::move(next_discovery));
   Install(std::move(next), *configs_.back(), discoveries_.back().get(), /*reload=*/true);
-  spdlog::info("SIGHUP: reloaded {} ({} reload(s)); new requests use it, requests in flight "
-               "finish on the previous one",
-               configs_.back()->source, configs_.size());
+  spdlog::info(
+      "SIGHUP: reloaded {} ({} reload(s)); new requests use it, requests in flight "
+      "finish on the previous one",
+      configs_.back()->source, configs_.size());
   return true;
 }
 
@@ -93,9 +94,9 @@ void Reloader::Install(std::shared_ptr<http::ProxyConfig> next, const conf::Conf
   }
   http::ProxyContext* ctx0 = contexts_[0];
   core::Worker* w0 = &ctx0->worker();
-  w0->Post([w0, ctx0, previous_checker, next_checker = checker_.get(),
-            retired = retired_checkers_, previous_discovery, next_discovery, reload,
-            admin = admin_, cfg = proxy_config_, keys, ticket_keys = ticket_keys_] {
+  w0->Post([w0, ctx0, previous_checker, next_checker = checker_.get(), retired = retired_checkers_,
+            previous_discovery, next_discovery, reload, admin = admin_, cfg = proxy_config_, keys,
+            ticket_keys = ticket_keys_] {
     previous_checker->Stop();
     retired->push_back(previous_checker);
     std::erase_if(*retired, [](const auto& c) { return !c->busy(); });

@@ -311,9 +311,9 @@ class Server {
       c->set_siblings(all);
     }
     if (sockets.admin >= 0) {
-      admin_ = std::make_unique<Admin>(
-          config_, reloader_.proxy_config(),
-          std::vector<const http::ProxyContext*>(all->begin(), all->end()));
+      admin_ =
+          std::make_unique<Admin>(config_, reloader_.proxy_config(),
+                                  std::vector<const http::ProxyContext*>(all->begin(), all->end()));
       admin_->SetDiscovery(reloader_.discovery());
     }
     reloader_.Attach(*all, admin_.get());

@@ -394,7 +394,8 @@ struct RouteConfig {
   std::vector<std::string> upgrades{"websocket"};
   // Trailer fields (lowercase) passed on after a chunked body or as HTTP/2 trailing HEADERS,
   // both ways; any other trailer is dropped (never merged into the head), and so are fields
-  // that belong in a head (framing, routing, authentication, caching, content description) even if listed.
+  // that belong in a head (framing, routing, authentication, caching, content description) even if
+  // listed.
   std::vector<std::string> trailers{"grpc-status", "grpc-message", "grpc-status-details-bin"};
   HeaderRewrite request_headers;
   HeaderRewrite response_headers;
