@@ -1,6 +1,6 @@
 // app/admin.h: the admin listener: Prometheus metrics and a JSON status document.
 //
-// One [admin] listener per process, served by worker 0 (DESIGN.md: listed as "admin" in the
+// One [admin] listener per process, served by worker 0 (listed as "admin" in the
 // ready file). It answers, one request per connection (Connection: close):
 //   GET /metrics      Prometheus text format 0.0.4: counters summed over the workers when read,
 //                     gauges for connections and backend health, a request-duration histogram
@@ -9,8 +9,10 @@
 // Clients outside [admin] allow (default: loopback only) get 403; other paths 404; methods
 // other than GET/HEAD 405.
 //
-// Reads, never writes: every number comes from core::Counter values owned by the workers, or
-// from the shared balancer/ratelimit state (atomics). Leaves out: hot reload (issue #9).
+// The documents are report.h's (each number described once there). Reads, never writes: every
+// number comes from core::Counter values owned by the workers, or from the shared
+// balancer/ratelimit state (atomics). On a reload worker 0 hands it the new
+// ProxyConfig (SetProxyConfig) and it counts the reload.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "app/discovery.h"
+#include "app/report.h"
 #include "conf/config.h"
 #include "core/worker.h"
 #include "http/proxy_config.h"
@@ -46,6 +49,8 @@ class Admin {
   void SetDiscovery(const Discovery* discovery) { discovery_ = discovery; }
 
  private:
+  ReportInputs Inputs() const;
+
   std::shared_ptr<const http::ProxyConfig> proxy_;
   std::vector<const http::ProxyContext*> contexts_;
   std::vector<std::string> listener_names_;
