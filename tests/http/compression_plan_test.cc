@@ -91,6 +91,29 @@ TEST(CompressionPlanTest, SkipRules) {
   EXPECT_FALSE(PlanCompression(spec, false, req, Response(200, {html}).head).vary);
 }
 
+// Cache-Control is read as directives (the cache's parser), not searched for text: an extension
+// or an argument that only contains "private" or "no-transform" does not stop compression; the
+// directives do wherever they stand, in any of several fields, with or without an argument.
+TEST(CompressionPlanTest, CacheControlDirectivesNotSubstrings) {
+  const CompressionSpec spec = Spec();
+  const CodingRequest req = Accepts(spec, {{"Accept-Encoding", "gzip"}});
+  const HeaderView html = {"Content-Type", "text/html"};
+  for (const char* value : {"max-age=60, x-private-id=3", "public, ext=\"no-transform\"",
+                            "max-age=60, x-no-transformer"}) {
+    EXPECT_EQ(PlanCompression(spec, true, req, Response(200, {html, {"Cache-Control", value}}).head)
+                  .encode,
+              Coding::kGzip)
+        << value;
+  }
+  EXPECT_EQ(PlanCompression(spec, true, req,
+                            Response(200, {html,
+                                           {"Cache-Control", "max-age=60"},
+                                           {"Cache-Control", "private=\"Set-Cookie\""}})
+                                .head)
+                .encode,
+            Coding::kIdentity);
+}
+
 // HEAD and Range requests vary but never get a transformed body.
 TEST(CompressionPlanTest, HeadAndRangeVaryWithoutEncoding) {
   const CompressionSpec spec = Spec();
