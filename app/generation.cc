@@ -1,7 +1,6 @@
 // app/generation.cc: see generation.h.
 #include "app/generation.h"
 
-#include <llhttp.h>
 #include <re2/re2.h>
 #include <spdlog/spdlog.h>
 
@@ -14,6 +13,7 @@
 #include "balancer/health.h"
 #include "base/text.h"
 #include "http/basic_auth.h"
+#include "http/h2_fields.h"
 
 namespace torii::app {
 
@@ -44,16 +44,6 @@ std::shared_ptr<const re2::RE2> CompileRegex(const std::string& pattern) {
   RE2::Options options;
   options.set_log_errors(false);
   return std::make_shared<const re2::RE2>(pattern, options);
-}
-
-// The llhttp id of a method name the loader accepted ("GET" → HTTP_GET).
-uint32_t MethodId(std::string_view name) {
-  for (uint32_t id = 0; id < 64; ++id) {
-    if (name == llhttp_method_name(static_cast<llhttp_method_t>(id))) {
-      return id;
-    }
-  }
-  return 63;  // not reached: the loader knows only llhttp's methods
 }
 
 // Client addresses tracked by a listener's max_conns_per_ip.
@@ -243,7 +233,7 @@ void AddRoutes(const conf::Config& c, uint32_t workers, http::ProxyConfig* p) {
       rs.path_regex = CompileRegex(rc.path_regex);
     }
     for (const std::string& m : rc.methods) {
-      rs.methods |= uint64_t{1} << MethodId(m);
+      rs.methods |= uint64_t{1} << *http::MethodId(m);  // the loader knows only llhttp's
     }
     for (const auto& [from, to] :
          {std::pair{&rc.headers, &rs.headers}, std::pair{&rc.query, &rs.query}}) {

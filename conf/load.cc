@@ -1010,71 +1010,8 @@ class Loader {
     s.Bool("resolve_at_start", &out->resolve_at_start);
   }
 
-  void LoadPool(const toml::table& table, Config& config) {
-    Section s(table, "[[pool]] #" + std::to_string(config.pools.size() + 1));
-    s.CheckKeys({"name",
-                 "algorithm",
-                 "backends",
-                 "health",
-                 "connect_timeout",
-                 "response_timeout",
-                 "keepalive_timeout",
-                 "keepalive",
-                 "retries",
-                 "hash_key",
-                 "max_fails",
-                 "fail_window",
-                 "max_eject",
-                 "fail_status",
-                 "max_conns",
-                 "queue_timeout",
-                 "tls",
-                 "send_proxy",
-                 "protocol",
-                 "max_streams",
-                 "discover",
-                 "slow_start"});
-    PoolConfig pool;
-    const toml::node& name_node = s.Require("name");
-    pool.name = LoadName(s, "pool");
-    for (size_t i = 0; i < config.pools.size(); ++i) {
-      if (config.pools[i].name == pool.name) {
-        s.FailAt(name_node, "name",
-                 "pool name " + Quote(pool.name) + " is already used at line " +
-                     std::to_string(pool_lines_[i]));
-      }
-    }
-    s.Choice("algorithm", std::span<const Algorithm>(balancer::kAlgorithms),
-             &balancer::AlgorithmName, &pool.algorithm);
-    if (auto key = s.String("hash_key")) {
-      const toml::node& node = *s.Find("hash_key");
-      if (pool.algorithm != Algorithm::kIpHash) {
-        s.FailAt(node, "hash_key", "only ip_hash pools hash a key; remove it or set "
-                                   "algorithm = \"ip_hash\"");
-      }
-      pool.hash_key = ParseHashKey(s, node, *key);
-    }
-
-    s.Dur("slow_start", &pool.slow_start, /*allow_zero=*/true);
-    if (pool.slow_start.count() > 0 && pool.algorithm == Algorithm::kIpHash) {
-      s.FailAt(*s.Find("slow_start"), "slow_start",
-               "ip_hash keeps each client on its backend, so it cannot ramp a new one's share: "
-               "use round_robin or least_conn, or remove slow_start");
-    }
-    if (const toml::table* discover = s.SubTable("discover")) {
-      Section d(*discover, s.label() + " discover");
-      d.CheckKeys({"srv"});
-      const toml::node& srv_node = d.Require("srv");
-      std::string why;
-      const std::string text = d.StringOf(srv_node, "srv");
-      auto name = ParseHostPort(text, /*port_required=*/false, &why);
-      if (!name || name->port != 0) {
-        d.FailAt(srv_node, "srv",
-                 "expected an SRV name such as \"_http._tcp.app.internal\", got " + Quote(text) +
-                     (name ? std::string(" (no port: SRV records carry it)") : " (" + why + ")"));
-      }
-      pool.discover_srv = name->host;
-    }
+  // A pool's `backends = [...]` (it may be empty or absent when `discover` names an SRV record).
+  void LoadBackends(const Section& s, PoolConfig& pool) {
     const toml::node* backends_node = s.Find("backends");
     const auto* backends = backends_node != nullptr ? backends_node->as_array() : nullptr;
     if (backends_node == nullptr && pool.discover_srv.empty()) {
@@ -1136,59 +1073,133 @@ class Loader {
       b.Bool("backup", &backend.backup);
       pool.backends.push_back(std::move(backend));
     }
+  }
+
+  // A pool's `health = { ... }`: its active checks.
+  HealthConfig LoadHealth(const Section& pool, const toml::table& table) {
+    Section h(table, pool.label() + " health");
+    h.CheckKeys({"type", "path", "host", "interval", "timeout", "rise", "fall", "expect_status",
+                 "service"});
+    HealthConfig health;
+    if (auto type = h.String("type")) {
+      if (*type == "tcp") {
+        health.type = HealthConfig::Type::kTcp;
+      } else if (*type == "grpc") {
+        health.type = HealthConfig::Type::kGrpc;
+      } else if (*type != "http") {
+        h.FailAt(*h.Find("type"), "type",
+                 "expected \"http\", \"tcp\" or \"grpc\", got " + Quote(*type));
+      }
+    }
+    if (auto service = h.String("service")) {
+      if (health.type != HealthConfig::Type::kGrpc) {
+        h.FailAt(*h.Find("service"), "service", "only a type = \"grpc\" check names a service");
+      }
+      if (!std::all_of(service->begin(), service->end(),
+                       [](char c) { return c > 0x20 && c < 0x7f; })) {
+        h.FailAt(*h.Find("service"), "service",
+                 "expected a gRPC service name such as \"pkg.Service\", got " + Quote(*service));
+      }
+      health.service = std::move(*service);
+    }
+    if (auto path = h.String("path")) {
+      if (path->empty() || path->front() != '/' || !IsCleanPath(*path)) {
+        h.FailAt(*h.Find("path"), "path",
+                 "expected a path starting with '/' (no spaces or control characters), got " +
+                     Quote(*path));
+      }
+      health.path = std::move(*path);
+    }
+    h.Dur("interval", &health.interval);
+    h.Dur("timeout", &health.timeout);
+    h.U32("rise", 1, 1000, &health.rise);
+    h.U32("fall", 1, 1000, &health.fall);
+    if (auto host = h.String("host")) {
+      if (!IsHostName(base::ToLowerAscii(*host))) {
+        h.FailAt(*h.Find("host"), "host", "expected a host name, got " + Quote(*host));
+      }
+      health.host = std::move(*host);
+    }
+    if (health.timeout > health.interval) {
+      h.FailAt(*h.Find("timeout"), "timeout",
+               "must not be longer than interval (one check per backend at a time)");
+    }
+    if (h.Find("expect_status") != nullptr) {
+      health.expect_status = StatusList(h, "expect_status", 100, 599);
+    }
+    return health;
+  }
+
+  void LoadPool(const toml::table& table, Config& config) {
+    Section s(table, "[[pool]] #" + std::to_string(config.pools.size() + 1));
+    s.CheckKeys({"name",
+                 "algorithm",
+                 "backends",
+                 "health",
+                 "connect_timeout",
+                 "response_timeout",
+                 "keepalive_timeout",
+                 "keepalive",
+                 "retries",
+                 "hash_key",
+                 "max_fails",
+                 "fail_window",
+                 "max_eject",
+                 "fail_status",
+                 "max_conns",
+                 "queue_timeout",
+                 "tls",
+                 "send_proxy",
+                 "protocol",
+                 "max_streams",
+                 "discover",
+                 "slow_start"});
+    PoolConfig pool;
+    const toml::node& name_node = s.Require("name");
+    pool.name = LoadName(s, "pool");
+    for (size_t i = 0; i < config.pools.size(); ++i) {
+      if (config.pools[i].name == pool.name) {
+        s.FailAt(name_node, "name",
+                 "pool name " + Quote(pool.name) + " is already used at line " +
+                     std::to_string(pool_lines_[i]));
+      }
+    }
+    s.Choice("algorithm", std::span<const Algorithm>(balancer::kAlgorithms),
+             &balancer::AlgorithmName, &pool.algorithm);
+    if (auto key = s.String("hash_key")) {
+      const toml::node& node = *s.Find("hash_key");
+      if (pool.algorithm != Algorithm::kIpHash) {
+        s.FailAt(node, "hash_key",
+                 "only ip_hash pools hash a key; remove it or set "
+                 "algorithm = \"ip_hash\"");
+      }
+      pool.hash_key = ParseHashKey(s, node, *key);
+    }
+
+    s.Dur("slow_start", &pool.slow_start, /*allow_zero=*/true);
+    if (pool.slow_start.count() > 0 && pool.algorithm == Algorithm::kIpHash) {
+      s.FailAt(*s.Find("slow_start"), "slow_start",
+               "ip_hash keeps each client on its backend, so it cannot ramp a new one's share: "
+               "use round_robin or least_conn, or remove slow_start");
+    }
+    if (const toml::table* discover = s.SubTable("discover")) {
+      Section d(*discover, s.label() + " discover");
+      d.CheckKeys({"srv"});
+      const toml::node& srv_node = d.Require("srv");
+      std::string why;
+      const std::string text = d.StringOf(srv_node, "srv");
+      auto name = ParseHostPort(text, /*port_required=*/false, &why);
+      if (!name || name->port != 0) {
+        d.FailAt(srv_node, "srv",
+                 "expected an SRV name such as \"_http._tcp.app.internal\", got " + Quote(text) +
+                     (name ? std::string(" (no port: SRV records carry it)") : " (" + why + ")"));
+      }
+      pool.discover_srv = name->host;
+    }
+    LoadBackends(s, pool);
 
     if (const toml::table* health_table = s.SubTable("health")) {
-      Section h(*health_table, s.label() + " health");
-      h.CheckKeys({"type", "path", "host", "interval", "timeout", "rise", "fall", "expect_status",
-                   "service"});
-      HealthConfig health;
-      if (auto type = h.String("type")) {
-        if (*type == "tcp") {
-          health.type = HealthConfig::Type::kTcp;
-        } else if (*type == "grpc") {
-          health.type = HealthConfig::Type::kGrpc;
-        } else if (*type != "http") {
-          h.FailAt(*h.Find("type"), "type",
-                   "expected \"http\", \"tcp\" or \"grpc\", got " + Quote(*type));
-        }
-      }
-      if (auto service = h.String("service")) {
-        if (health.type != HealthConfig::Type::kGrpc) {
-          h.FailAt(*h.Find("service"), "service", "only a type = \"grpc\" check names a service");
-        }
-        if (!std::all_of(service->begin(), service->end(),
-                         [](char c) { return c > 0x20 && c < 0x7f; })) {
-          h.FailAt(*h.Find("service"), "service",
-                   "expected a gRPC service name such as \"pkg.Service\", got " + Quote(*service));
-        }
-        health.service = std::move(*service);
-      }
-      if (auto path = h.String("path")) {
-        if (path->empty() || path->front() != '/' || !IsCleanPath(*path)) {
-          h.FailAt(*h.Find("path"), "path",
-                   "expected a path starting with '/' (no spaces or control characters), got " +
-                       Quote(*path));
-        }
-        health.path = std::move(*path);
-      }
-      h.Dur("interval", &health.interval);
-      h.Dur("timeout", &health.timeout);
-      h.U32("rise", 1, 1000, &health.rise);
-      h.U32("fall", 1, 1000, &health.fall);
-      if (auto host = h.String("host")) {
-        if (!IsHostName(base::ToLowerAscii(*host))) {
-          h.FailAt(*h.Find("host"), "host", "expected a host name, got " + Quote(*host));
-        }
-        health.host = std::move(*host);
-      }
-      if (health.timeout > health.interval) {
-        h.FailAt(*h.Find("timeout"), "timeout",
-                 "must not be longer than interval (one check per backend at a time)");
-      }
-      if (h.Find("expect_status") != nullptr) {
-        health.expect_status = StatusList(h, "expect_status", 100, 599);
-      }
-      pool.health = std::move(health);
+      pool.health = LoadHealth(s, *health_table);
     }
     s.U32("max_fails", 0, 1000, &pool.max_fails);
     s.Dur("fail_window", &pool.fail_window);
