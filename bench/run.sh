@@ -19,6 +19,10 @@
 #                               connections each proxy used (run_h2up)
 #   bash bench/run.sh fleet     the cost of a rate limit shared through Redis, never hit, next
 #                               to the same limit in the process and none (torii only)
+#   bash bench/run.sh soak      SOAK_SECONDS [600] of mixed traffic (keep-alive, close, TLS,
+#                               cache hits, compression, slow clients, resets) against torii
+#                               alone, sampling its RSS, fds, upstream connections and cache
+#                               every second: soak-STAMP.csv, .png and .txt (run_soak)
 #
 # One torii-origin serves all three proxies (balance mode: three, one of them slow). Each proxy runs one worker (torii workers = 1,
 # nginx worker_processes 1, HAProxy nbthread 1) pinned to PROXY_CPU; wrk and the origin share
@@ -113,13 +117,13 @@ set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up) ;;
+  macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up | soak) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up | soak)" >&2
     exit 2
     ;;
 esac
@@ -1714,6 +1718,25 @@ run_h2() {
 # HTTP/2 upstream: one stream per connection). h2load -c CONNS -m H2_STREAMS -D DURATION,
 # 1 s warm-up, ROUNDS interleaved rounds, 100 B and 4 KiB. Besides the usual columns, the log
 # gives per run the proxy's established connections to the backend right after it (ss).
+# soak mode: tests/integration/soak.py drives the traffic from Python threads (so the rate is
+# what a few clients make, a few thousand requests per second, not a saturating load: the point
+# is how resources behave over time) against the Release torii, one worker, and one
+# torii-origin; Debian's python3 (the TLS client needs its ssl module) and openssl.
+run_soak() {
+  command -v openssl >/dev/null || die "openssl is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local out=$WORK/soak
+  log "soak: ${SOAK_SECONDS:-600} s of mixed traffic (progress every 30 s: t,rss_kib,fds,upstream,cache_bytes,connections)"
+  (cd "$ROOT/tests/integration" &&
+    TORII_BIN=$TORII_BIN TORII_ORIGIN_BIN=$ORIGIN_BIN SOAK_SECONDS=${SOAK_SECONDS:-600} \
+      SOAK_OUT=$out /usr/bin/python3 soak.py)
+  local f
+  for f in csv png txt; do cp "$out/soak.$f" "$RESULTS_DIR/soak-$STAMP.$f"; done
+  log "soak: $RESULTS_DIR/soak-$STAMP.{csv,png,txt}"
+}
+
 run_h2up() {
   ensure_peers
   command -v h2load >/dev/null || bash "$ROOT/scripts/install-deps.sh"
@@ -1870,4 +1893,5 @@ case $MODE in
   edge) run_edge ;;
   h2) run_h2 ;;
   h2up) run_h2up ;;
+  soak) run_soak ;;
 esac

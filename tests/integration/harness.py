@@ -789,10 +789,11 @@ def build_request(method, path, headers=None, body=None, host="test.local", vers
 
 
 class Client:
-    """One persistent client connection (keep-alive, pipelining)."""
+    """One persistent client connection (keep-alive, pipelining); over `sock` when given (a
+    TLS socket, say), else a new TCP connection to `addr`."""
 
-    def __init__(self, addr, timeout=10, source=None, rcvbuf=None):
-        self.sock = connect(addr, timeout, source, rcvbuf)
+    def __init__(self, addr, timeout=10, source=None, rcvbuf=None, sock=None):
+        self.sock = sock if sock is not None else connect(addr, timeout, source, rcvbuf)
         self.timeout = timeout
         self.buf = b""
         self.eof = False
