@@ -28,7 +28,7 @@ declare -A SOURCES=(
   [access_log]="http/access_log.cc http/phases.cc"
   [decoder]="http/codec/codec.cc http/codec/gzip.cc http/codec/brotli.cc http/codec/zstd.cc
              http/codec/negotiate.cc http/codec/types.cc"
-  [config]="conf/load.cc conf/address.cc"
+  [config]="conf/load.cc conf/address.cc balancer/picker.cc balancer/round_robin.cc balancer/least_conn.cc balancer/ip_hash.cc"
   [proxy_protocol]="http/proxy_protocol.cc"
   [h2_fields]="http/h2_fields.cc"
   [grpc]="http/grpc.cc"
