@@ -38,7 +38,7 @@ declare -A LIBS=(
   [h1_request]="llhttp"
   [h1_response]="llhttp"
   [access_log]="-lfmt"
-  [decoder]="-lz -lbrotlienc -lbrotlidec -lzstd"
+  [decoder]="-lz -lisal -lbrotlienc -lbrotlidec -lzstd"
   [config]="-ltomlplusplus -lre2 -lcrypt"
 )
 TARGETS=(h1_request h1_response path cache negotiate client_ip access_log decoder config

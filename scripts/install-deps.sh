@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh --bench  also nginx, HAProxy and wrk for bench/run.sh
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config git
-      liburing-dev libssl-dev node-llhttp zlib1g-dev libbrotli-dev libzstd-dev libre2-dev
+      liburing-dev libssl-dev node-llhttp zlib1g-dev libisal-dev libbrotli-dev libzstd-dev libre2-dev
       libspdlog-dev libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
       libcrypt-dev libnghttp2-dev libc-ares-dev libhiredis-dev redis-server python3 python3-websockets python3-h2 python3-grpcio nghttp2-client iproute2 haproxy curl procps gzip brotli zstd chromium openssl
       clang-16 libclang-rt-16-dev)

@@ -131,7 +131,7 @@ int DefaultLevel(Coding coding);
 // Memory per encoder (the codec's state, measured with memory_bytes(); tables in gzip.h,
 // brotli.h and zstd.h). Zlib: windowBits 15, memLevel 8; Brotli: lgwin 16; zstd: windowLog
 // 19 and hashLog/chainLog 17:
-//  - gzip: 261 KiB at every level.
+//  - gzip: 261 KiB at levels 4-9 (zlib); at most 228 KiB at levels 1-3 (ISA-L).
 //  - br: 1.7 MiB at level 4; <= 2.5 MiB at levels 0-9 (10-11 peak at ~6 MiB).
 //  - zstd: 2.0 MiB at level 3 (allocated on the first Write); <= 3 MiB at any level.
 // These are per stream in flight: a worker that compresses N responses at once holds N of them,

@@ -1,6 +1,8 @@
-// http/codec/gzip.cc: gzip Encoder and Decoder over zlib (see gzip.h).
+// http/codec/gzip.cc: gzip Encoders over ISA-L (levels 1-3) and zlib (4-9), the Decoder over
+// zlib (see gzip.h).
 #include "http/codec/gzip.h"
 
+#include <isa-l/igzip_lib.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -102,6 +104,84 @@ class GzipEncoder final : public detail::StreamEncoder {
   z_stream zs_{};
 };
 
+// Levels 1-3: ISA-L's igzip, several times faster than zlib at a similar ratio. Its stream
+// state (~80 KiB, with the history window) and level buffer are allocated through the meter,
+// so memory_bytes() counts them; the level buffers are ISA-L's "medium" (level 1) and "small"
+// (2, 3) sizes, which keep an encoder under zlib's 262 KiB.
+class IsalGzipEncoder final : public detail::StreamEncoder {
+ public:
+  explicit IsalGzipEncoder(int level)
+      : level_(level),
+        level_buf_size_(level == 1   ? ISAL_DEF_LVL1_MEDIUM
+                        : level == 2 ? ISAL_DEF_LVL2_SMALL
+                                     : ISAL_DEF_LVL3_SMALL) {}
+  ~IsalGzipEncoder() override {
+    detail::MemoryMeter::Free(&meter_, level_buf_);
+    detail::MemoryMeter::Free(&meter_, stream_);
+  }
+  IsalGzipEncoder(const IsalGzipEncoder&) = delete;
+  IsalGzipEncoder& operator=(const IsalGzipEncoder&) = delete;
+
+  bool Init() {
+    stream_ = static_cast<isal_zstream*>(detail::MemoryMeter::Alloc(&meter_, sizeof(isal_zstream)));
+    level_buf_ = static_cast<uint8_t*>(detail::MemoryMeter::Alloc(&meter_, level_buf_size_));
+    return stream_ != nullptr && level_buf_ != nullptr && ResetCodec();
+  }
+
+  Coding coding() const override { return Coding::kGzip; }
+
+ private:
+  bool ResetCodec() override {
+    isal_deflate_init(stream_);
+    stream_->level = static_cast<uint32_t>(level_);
+    stream_->level_buf = level_buf_;
+    stream_->level_buf_size = static_cast<uint32_t>(level_buf_size_);
+    stream_->gzip_flag = IGZIP_GZIP;
+    return true;
+  }
+
+  // isal_deflate returns when its input is used up or its output is full: a call that leaves
+  // room in the output has taken everything, flush included; the end of the stream is its
+  // own state (trailer written).
+  bool Run(std::string_view in, Op op, std::string* out) override {
+    char stage[detail::kStageBytes];
+    stream_->flush = op == Op::kFlush ? SYNC_FLUSH : NO_FLUSH;
+    stream_->end_of_stream = op == Op::kFinish ? 1 : 0;
+    const char* next = in.data();
+    size_t left = in.size();
+    stream_->avail_in = 0;
+    for (;;) {
+      if (stream_->avail_in == 0 && left > 0) {
+        const size_t slice = std::min(left, kMaxSlice);
+        stream_->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(next));
+        stream_->avail_in = static_cast<uint32_t>(slice);
+        next += slice;
+        left -= slice;
+      }
+      stream_->next_out = reinterpret_cast<uint8_t*>(stage);
+      stream_->avail_out = sizeof(stage);
+      if (isal_deflate(stream_) != COMP_OK) {
+        return false;
+      }
+      if (!detail::Append(out, stage, sizeof(stage) - stream_->avail_out)) {
+        return false;
+      }
+      if (stream_->avail_in != 0 || left != 0) {
+        continue;
+      }
+      if (op == Op::kFinish ? stream_->internal_state.state == ZSTATE_END
+                            : stream_->avail_out != 0) {
+        return true;
+      }
+    }
+  }
+
+  int level_;
+  size_t level_buf_size_;
+  isal_zstream* stream_ = nullptr;
+  uint8_t* level_buf_ = nullptr;
+};
+
 class GzipDecoder final : public detail::StreamDecoder {
  public:
   explicit GzipDecoder(uint64_t max_output) : StreamDecoder(max_output, "truncated gzip stream") {
@@ -187,6 +267,13 @@ class GzipDecoder final : public detail::StreamDecoder {
 std::unique_ptr<Encoder> MakeGzipEncoder(int level) {
   if (level < 1 || level > 9) {
     return nullptr;
+  }
+  if (level <= ISAL_DEF_MAX_LEVEL) {
+    auto encoder = std::make_unique<IsalGzipEncoder>(level);
+    if (!encoder->Init()) {
+      return nullptr;
+    }
+    return encoder;
   }
   auto encoder = std::make_unique<GzipEncoder>(level);
   if (!encoder->Init()) {

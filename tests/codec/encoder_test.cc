@@ -261,5 +261,40 @@ TEST_P(EncoderRoundTrip, MemoryIsBounded) {
 
 INSTANTIATE_TEST_SUITE_P(Codings, EncoderRoundTrip, ::testing::ValuesIn(kCodings), CodingName);
 
+// gzip has two engines: ISA-L at levels 1-3, zlib at 4-9. At every level: each Flush() leaves
+// a prefix zlib's inflate decodes to exactly the input so far, the finished stream decodes
+// whole, Reset() starts a second stream that decodes alone, and an empty stream is valid.
+TEST(GzipEngines, EveryLevelStreamsFlushesAndResets) {
+  const std::string text = Compressible(200 * kKiB, 7) + RandomBytes(10 * kKiB, 8);
+  for (int level = MinLevel(Coding::kGzip); level <= MaxLevel(Coding::kGzip); ++level) {
+    std::unique_ptr<Encoder> e = MakeEncoder(Coding::kGzip, level);
+    ASSERT_NE(e, nullptr) << "level " << level;
+    for (int stream = 0; stream < 2; ++stream) {
+      std::string packed;
+      for (size_t pos = 0, piece = 7; pos < text.size(); pos += piece, piece = piece * 5 + 3) {
+        piece = std::min(piece, text.size() - pos);
+        ASSERT_TRUE(e->Write(std::string_view(text).substr(pos, piece), &packed));
+        ASSERT_TRUE(e->Flush(&packed));
+        std::unique_ptr<Decoder> d = MakeDecoder(Coding::kGzip, UINT64_MAX);
+        std::string body;
+        ASSERT_TRUE(d->Write(packed, &body)) << "level " << level << ": " << d->error();
+        ASSERT_TRUE(body == std::string_view(text).substr(0, pos + piece)) << "level " << level;
+      }
+      ASSERT_TRUE(e->Finish(&packed));
+      EXPECT_EQ(e->total_in(), text.size());
+      EXPECT_EQ(e->total_out(), packed.size());
+      const Decoded d = Decode(Coding::kGzip, packed);
+      ASSERT_TRUE(d.ok) << "level " << level << ": " << d.error;
+      EXPECT_EQ(d.body, text) << "level " << level;
+      ASSERT_TRUE(e->Reset());
+    }
+    std::string empty;
+    ASSERT_TRUE(e->Finish(&empty));
+    const Decoded d = Decode(Coding::kGzip, empty);
+    ASSERT_TRUE(d.ok) << "level " << level << ": " << d.error;
+    EXPECT_EQ(d.body, "");
+  }
+}
+
 }  // namespace
 }  // namespace torii::http::codec

@@ -194,6 +194,22 @@ class Settings(h.ToriiCase):
         r = h.get(t.addr(), "/?size=50000&ct=application/json", headers=ae)
         self.assertIsNone(r.header("Content-Encoding"))
 
+    def test_gzip_levels_of_both_engines_decode_with_the_real_tool(self):
+        # Levels 1-3 compress with ISA-L, 4-9 with zlib: `gzip -d` reads both, streamed
+        # (chunked, flushed as the backend's pieces arrive) and whole.
+        o = self.origin("o1")
+        for level in (1, 3, 4):
+            with self.subTest(level=level):
+                t = self.torii(compression_config(o, {"algorithms": ["gzip"],
+                                                      "gzip_level": level}))
+                for path in ("/?size=300000&text=1", "/?size=300000&text=1&chunked=1"):
+                    want = h.get(t.addr(), path).body
+                    r = h.get(t.addr(), path, headers=[("Accept-Encoding", "gzip")])
+                    self.assertEqual(r.header("Content-Encoding"), "gzip")
+                    self.assertEqual(decode_with_tool("gzip", r.body), want)
+                    self.assertLess(len(r.body), len(want) // 2)
+                t.stop()
+
     def test_fifty_mib_in_bounded_memory(self):
         o = self.origin("o1")
         t = self.torii(compression_config(o))
