@@ -1,9 +1,11 @@
 """Hot reload through the real binary (issue #9, BAD-INPUTS E8): SIGHUP swaps in a changed
 config (a route and a pool change take effect for new requests, also on connections opened
 before the reload), a bad config is refused with file:line:col while the old one keeps
-serving, what a reload cannot change (listeners) is refused, the cache survives a reload, and
-100 reloads under steady load fail no request."""
+serving, what a reload cannot change (listeners) is refused, the cache survives a reload, a
+rate limit's table and a pool's backend health survive it when their settings do not change
+(and start afresh when they do), and 100 reloads under steady load fail no request."""
 
+import json
 import os
 import re
 import signal
@@ -28,7 +30,9 @@ def two_pool_config(o1, o2, serve="one", extra_route=None, cache=False):
     return c
 
 
-class Reload(h.ToriiCase):
+class ReloadCase(h.ToriiCase):
+    """Helpers: rewrite the running config file, SIGHUP and wait for the outcome."""
+
     def write(self, t, config_or_text):
         text = config_or_text
         if isinstance(config_or_text, h.Config):
@@ -49,6 +53,8 @@ class Reload(h.ToriiCase):
         self.assertEqual(r.status, 200, r.body[:200])
         return r.header("X-Backend")
 
+
+class Reload(ReloadCase):
     def test_route_and_pool_changes_apply_to_new_requests(self):
         o1, o2 = self.origin("o1"), self.origin("o2")
         t = self.torii(two_pool_config(o1, o2, serve="one"))
@@ -158,3 +164,56 @@ class Reload(h.ToriiCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReloadCarriesState(ReloadCase):
+    def test_rate_limit_table_kept_unless_its_settings_change(self):
+        o = self.origin("o1")
+
+        def config(rate, header="a"):
+            c = h.proxy_config([o])
+            c.routes[0]["rate_limit"] = "per_ip"
+            c.routes[0]["add_headers"] = {"X-Generation": header}
+            c.tables["rate_limit.per_ip"] = {"rate": rate, "burst": 1}
+            return c
+
+        t = self.torii(config("1/m"))
+        statuses = [h.get(t.addr(), "/").status for _ in range(3)]
+        self.assertEqual(statuses[0], 200)
+        self.assertEqual(statuses[-1], 429, statuses)
+        # Another route setting, the same limit: the table (and this client's debt) stays.
+        self.write(t, config("1/m", header="b"))
+        self.reload(t, "SIGHUP: reloaded")
+        self.assertEqual(h.get(t.addr(), "/").status, 429)
+        # The limit itself changed: a new table, the client starts with a full budget.
+        self.write(t, config("2/m", header="c"))
+        self.reload(t, "SIGHUP: reloaded")
+        r = h.get(t.addr(), "/")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("X-Generation"), "c")
+
+    def test_backend_health_kept_across_a_reload(self):
+        o1, o2 = self.origin("o1"), self.origin("o2")
+        # fall 2 at 2 s intervals: a fresh health state would call o2 up for 2 s at least.
+        health = {"path": "/health", "interval": "2s", "timeout": "1s", "rise": 1, "fall": 2}
+
+        def config(routes):
+            c = h.proxy_config([o1, o2], pool_extra={"health": health})
+            c.routes = [{"host": "*", "path_prefix": p, "pool": "app"} for p in routes]
+            c.tables["admin"] = {"address": "127.0.0.1:0"}
+            return c
+
+        def status():
+            return json.loads(h.get(t.addr("admin"), "/status.json").body)
+
+        t = self.torii(config(["/"]))
+        h.get(o2.addr, "/__health?status=503")
+        h.wait_for(lambda: not status()["pools"][0]["backends"][1]["up"], 10 * h.SLOW,
+                   what="o2 down")
+        self.write(t, config(["/x/", "/"]))
+        self.reload(t, "SIGHUP: reloaded")
+        s = h.wait_for(lambda: (lambda s: s if len(s["routes"]) == 2 else None)(status()),
+                       5 * h.SLOW, what="the new generation on the status page")
+        self.assertFalse(s["pools"][0]["backends"][1]["up"], s["pools"][0])
+        self.assertTrue(s["pools"][0]["backends"][0]["up"], s["pools"][0])
+        self.assertEqual({h.get(t.addr(), "/").header("X-Backend") for _ in range(6)}, {"o1"})

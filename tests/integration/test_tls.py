@@ -457,6 +457,23 @@ class CertificateReload(h.ToriiCase):
         self.assertIn("does not match", t.error_log().split("reload refused")[-1])
 
 
+    def test_tickets_issued_before_a_reload_resume_after_it(self):
+        # The listener's ticket settings are unchanged: it keeps its keys across SIGHUP, so a
+        # client's ticket from before resumes (a fresh key set would force full handshakes).
+        self.pki = Pki()
+        self.addCleanup(self.pki.cleanup)
+        site = self.pki.leaf("site", ["a.test"])
+        t = self.torii(tls_config(self.origin("o1"), self.pki, [site]))
+        ctx = client_context(self.pki)
+        with tls_connect(t.addr("https"), ctx) as s:
+            self.assertEqual(tls_get(s, "/").status, 200)
+            session = s.session
+        self.reload(t, "SIGHUP: reloaded")
+        with tls_connect(t.addr("https"), ctx, session=session) as s:
+            self.assertEqual(tls_get(s, "/").status, 200)
+            self.assertTrue(s.session_reused)
+
+
 class CertificateExpiry(h.ToriiCase):
     # #21: seconds to each certificate's notAfter on /metrics, and a warning at start for one
     # that ends within 30 days (the test CA's leaves live 3 days).
