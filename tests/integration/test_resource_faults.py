@@ -289,6 +289,46 @@ class ConnectionFlood(h.ToriiCase):
         t.check_alive()
 
 
+    def test_newcomer_at_max_connections_evicts_the_longest_silent(self):
+        """At max_connections a new client is served, and the connection that makes room is
+        the longest-silent one that never sent a byte, then the next; an idle keep-alive
+        connection goes only when no silent one is left. Refusing the newcomer instead
+        would fail this."""
+        o = self.origin("o1")
+        c = h.proxy_config([o], server_extra={"max_connections": 16})
+        c.tables["admin"] = {"address": "127.0.0.1:0"}
+        t = self.torii(c)
+        addr = t.addr()
+        keep = h.Client(addr, timeout=5)  # a client slot and, pooled, an upstream slot
+        self.addCleanup(keep.close)
+        self.assertEqual(keep.get("/").status, 200)
+        silent = []
+        self.addCleanup(close_all, silent)
+        # 1 + 1 + 14 = 16 slots: full. (The admin listener, asked at the end, is worker 0's
+        # too; its connection is answered and closed.)
+        for _ in range(14):
+            silent.append(socket.create_connection(addr, timeout=5))
+            time.sleep(0.05)  # accepted in this order: silent[0] is the longest silent
+        time.sleep(0.3)
+        self.assertFalse(any(peer_closed(s) for s in silent))
+        newcomers = []
+        self.addCleanup(close_all, newcomers)
+        for i in range(2):
+            n = h.Client(addr, timeout=5 * h.SLOW)
+            newcomers.append(n.sock)
+            r = n.get(f"/?newcomer={i}")
+            self.assertEqual(r.status, 200)
+            h.wait_for(lambda: peer_closed(silent[i]), 2 * h.SLOW,
+                       what=f"the {i + 1}th longest-silent connection evicted")
+            self.assertFalse(any(peer_closed(s) for s in silent[i + 1:]),
+                             "a younger silent connection was evicted first")
+        # The idle keep-alive connections (the first client, the newcomers) were spared.
+        self.assertEqual(keep.get("/?after").status, 200)
+        from test_admin import parse_metrics
+        m = parse_metrics(h.get(t.addr("admin"), "/metrics").body.decode())
+        self.assertGreaterEqual(m[("torii_idle_evicted_total", "")], 2)
+
+
 class FdExhaustion(h.ToriiCase):
     NOFILE = 64
 
