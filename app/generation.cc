@@ -46,6 +46,15 @@ std::shared_ptr<const re2::RE2> CompileRegex(const std::string& pattern) {
   return std::make_shared<const re2::RE2>(pattern, options);
 }
 
+// conf/ may not include http/, so a route's field-match kinds are two enums; the cast in
+// AddRoutes relies on their order.
+using MatchKind = conf::FieldMatch::Kind;
+using SpecKind = http::FieldMatchSpec::Kind;
+static_assert(int(MatchKind::kExact) == int(SpecKind::kExact) &&
+              int(MatchKind::kPresent) == int(SpecKind::kPresent) &&
+              int(MatchKind::kAbsent) == int(SpecKind::kAbsent) &&
+              int(MatchKind::kRegex) == int(SpecKind::kRegex));
+
 // Client addresses tracked by a listener's max_conns_per_ip.
 constexpr size_t kMaxConnKeys = 1 << 20;
 
@@ -240,7 +249,7 @@ void AddRoutes(const conf::Config& c, uint32_t workers, http::ProxyConfig* p) {
       for (const conf::FieldMatch& f : *from) {
         http::FieldMatchSpec m;
         m.name = f.name;
-        m.kind = static_cast<http::FieldMatchSpec::Kind>(f.kind);
+        m.kind = static_cast<http::FieldMatchSpec::Kind>(f.kind);  // same order: asserted above
         m.value = f.value;
         if (f.kind == conf::FieldMatch::Kind::kRegex) {
           m.regex = CompileRegex(f.value);
