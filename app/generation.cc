@@ -242,7 +242,13 @@ void AddRoutes(const conf::Config& c, uint32_t workers, http::ProxyConfig* p) {
       rs.path_regex = CompileRegex(rc.path_regex);
     }
     for (const std::string& m : rc.methods) {
-      rs.methods |= uint64_t{1} << *http::MethodId(m);  // the loader knows only llhttp's
+      const std::optional<uint8_t> id = http::MethodId(m);
+      if (!id) {
+        // The loader's method list is a subset of llhttp's: a wiring bug.
+        spdlog::critical("route method {} passed the loader but llhttp does not know it", m);
+        std::abort();
+      }
+      rs.methods |= uint64_t{1} << *id;
     }
     for (const auto& [from, to] :
          {std::pair{&rc.headers, &rs.headers}, std::pair{&rc.query, &rs.query}}) {

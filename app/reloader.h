@@ -57,7 +57,10 @@ class Reloader {
   void PollDiscovery();
   // At exit, once the workers' threads have returned and before the workers are destroyed:
   // the resolvers unwatch their sockets on worker 0's ring, which must still exist.
-  void StopDiscovery() { discoveries_.clear(); }
+  void StopDiscovery() {
+    discovery_ = nullptr;
+    discoveries_.clear();
+  }
 
  private:
   const conf::Config& running() const { return configs_.empty() ? first_ : *configs_.back(); }

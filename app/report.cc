@@ -376,6 +376,9 @@ struct BackendRow {
   const http::PoolSpec* pool;
   uint32_t b;
   uint64_t now_ms;
+  // Read once, so that one backend's numbers agree with each other.
+  bool checks_up;
+  uint64_t ejected_until;
   uint64_t column(uint32_t c) const {
     return pool->counters->Sum(b * http::PoolSpec::kBackendColumns + c);
   }
@@ -395,18 +398,15 @@ Value InFlight(const BackendRow& r) {
 constexpr Metric<BackendRow> kBackendMetrics[] = {
     {"torii_backend_up", "gauge", "",
      "1 when the backend may take traffic (health checks passing, not ejected).", "up",
-     [](const BackendRow& r) -> Value {
-       return r.pool->health->up(r.b) && r.pool->health->ejected_until(r.b) <= r.now_ms;
-     }},
-    {"", "", "", "", "checks_passing",
-     [](const BackendRow& r) -> Value { return r.pool->health->up(r.b); }},
+     [](const BackendRow& r) -> Value { return r.checks_up && r.ejected_until <= r.now_ms; }},
+    {"", "", "", "", "checks_passing", [](const BackendRow& r) -> Value { return r.checks_up; }},
     {"", "", "", "", "ejected_ms",
      [](const BackendRow& r) -> Value {
-       const uint64_t until = r.pool->health->ejected_until(r.b);
-       return until > r.now_ms ? until - r.now_ms : uint64_t{0};
+       return r.ejected_until > r.now_ms ? r.ejected_until - r.now_ms : uint64_t{0};
      }},
     {"torii_backend_ejections", "gauge", "", "Consecutive passive ejections of the backend.",
-     "ejections", [](const BackendRow& r) -> Value { return uint64_t{r.pool->health->ejections(r.b)}; }},
+     "ejections",
+     [](const BackendRow& r) -> Value { return uint64_t{r.pool->health->ejections(r.b)}; }},
     {"torii_backend_in_flight", "gauge", "",
      "Requests in flight to the backend (pools with least_conn or max_conns).", "in_flight",
      &InFlight},
@@ -425,7 +425,8 @@ constexpr Metric<BackendRow> kBackendMetrics[] = {
     {"torii_backend_response_seconds_sum", "counter", "",
      "Time from sending a request to its response head, summed (with phase_timing); divide by "
      "torii_backend_responses_total for the average.",
-     "", [](const BackendRow& r) -> Value {
+     "",
+     [](const BackendRow& r) -> Value {
        return static_cast<double>(r.column(http::PoolSpec::kTtfbUs)) / 1e6;
      }},
 };
@@ -497,7 +498,7 @@ constexpr Metric<CertRow> kCertMetrics[] = {
 std::vector<BackendRow> BackendRows(const http::PoolSpec& pool, uint64_t now_ms) {
   std::vector<BackendRow> rows;
   for (uint32_t b = 0; b < pool.backends.size(); ++b) {
-    rows.push_back(BackendRow{&pool, b, now_ms});
+    rows.push_back(BackendRow{&pool, b, now_ms, pool.health->up(b), pool.health->ejected_until(b)});
   }
   return rows;
 }

@@ -57,6 +57,7 @@ using Factory = std::unique_ptr<Picker> (*)(std::vector<BackendSpec>,
                                             std::shared_ptr<LoadCounters>);
 
 struct Entry {
+  Algorithm algorithm;
   std::string_view name;
   Factory make;
   bool needs_key_hash;       // Pick() reads key_hash (NeedsKeyHash)
@@ -66,19 +67,29 @@ struct Entry {
 // Indexed by Algorithm: config names, constructors and the inputs each needs. The algorithms
 // that take no counters ignore them.
 constexpr Entry kEntries[] = {
-    {"round_robin",
+    {Algorithm::kRoundRobin, "round_robin",
      [](std::vector<BackendSpec> backends, std::shared_ptr<LoadCounters> /*load*/) {
        return MakeRoundRobin(std::move(backends));
      },
      /*needs_key_hash=*/false, /*needs_load_counters=*/false},
-    {"least_conn", &MakeLeastConn, /*needs_key_hash=*/false, /*needs_load_counters=*/true},
-    {"ip_hash",
+    {Algorithm::kLeastConn, "least_conn", &MakeLeastConn, /*needs_key_hash=*/false,
+     /*needs_load_counters=*/true},
+    {Algorithm::kIpHash, "ip_hash",
      [](std::vector<BackendSpec> backends, std::shared_ptr<LoadCounters> /*load*/) {
        return MakeIpHash(std::move(backends));
      },
      /*needs_key_hash=*/true, /*needs_load_counters=*/false},
 };
-static_assert(std::size(kEntries) == std::size(kAlgorithms));
+// Each entry sits at its algorithm's index (EntryOf indexes the table).
+constexpr bool InOrder() {
+  for (size_t i = 0; i < std::size(kEntries); ++i) {
+    if (kEntries[i].algorithm != kAlgorithms[i] || static_cast<size_t>(kAlgorithms[i]) != i) {
+      return false;
+    }
+  }
+  return std::size(kEntries) == std::size(kAlgorithms);
+}
+static_assert(InOrder());
 
 const Entry& EntryOf(Algorithm algorithm) { return kEntries[static_cast<size_t>(algorithm)]; }
 

@@ -175,7 +175,7 @@ void ApplyFlag(const Element& e, CacheControl* cc) {
 
 }  // namespace
 
-void ParseCacheControl(std::string_view value, CacheControl* cc) {
+void ParseCacheControl(std::string_view value, CacheControl* cc, bool* malformed) {
   size_t i = 0;
   while (i < value.size()) {
     if (value[i] == ',' || IsOws(value[i])) {
@@ -184,6 +184,9 @@ void ParseCacheControl(std::string_view value, CacheControl* cc) {
     }
     Element e;
     i = ScanElement(value, i, &e);
+    if (malformed != nullptr && (e.malformed || e.name.empty())) {
+      *malformed = true;
+    }
     // An element that starts with a non-token octet has no name: ScanElement stepped over it
     // to the next comma, and there is nothing to apply.
     if (!e.name.empty() && !ApplyDelta(e, cc)) {

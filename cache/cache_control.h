@@ -67,7 +67,10 @@ struct CacheControl {
 // Parses one Cache-Control field value into `cc`, adding to what earlier fields of the same
 // message put there (call it once per field line, in order; the result does not depend on the
 // order). Never fails: what it cannot read it ignores or reads conservatively (file comment).
-// `cc` must not be null.
-void ParseCacheControl(std::string_view value, CacheControl* cc);
+// `cc` must not be null. `malformed`, when given, is set when some element was not a
+// directive as RFC 9111 §5.2 spells one (no name, junk after it, an unterminated quoted
+// string): what it meant is unknown, and a reader that must not guess (compression's BREACH
+// guard) can take it as a refusal. It is never cleared.
+void ParseCacheControl(std::string_view value, CacheControl* cc, bool* malformed = nullptr);
 
 }  // namespace torii::cache

@@ -58,6 +58,7 @@ CompressionPlan PlanCompression(const CompressionSpec& spec, bool route_compress
   int codings = 0;
   std::optional<codec::Coding> backend_coding;
   cache::CacheControl cc;
+  bool cc_malformed = false;
   for (const HeaderView& hv : response.headers) {
     if (EqualsIgnoreCase(hv.name, "content-type")) {
       content_type = hv.value;
@@ -68,15 +69,16 @@ CompressionPlan PlanCompression(const CompressionSpec& spec, bool route_compress
         backend_coding = codec::ParseCoding(hv.value);
       }
     } else if (EqualsIgnoreCase(hv.name, "cache-control")) {
-      cache::ParseCacheControl(hv.value, &cc);
+      cache::ParseCacheControl(hv.value, &cc, &cc_malformed);
     } else if (EqualsIgnoreCase(hv.name, "set-cookie")) {
       return plan;  // a response that sets a secret is not compressed (BREACH)
     }
   }
   // no-transform: intermediaries must not change the representation (RFC 9111 §5.2.2.6).
   // private: per-user content, where compression next to reflected input leaks secrets through
-  // the compressed size (BREACH); not compressed either.
-  if (cc.no_transform || cc.private_) {
+  // the compressed size (BREACH); not compressed either, nor is a response whose Cache-Control
+  // cannot be read whole (";private", an unterminated quoted string): it may have meant that.
+  if (cc.no_transform || cc.private_ || cc_malformed) {
     return plan;
   }
   const bool has_body = response.framing != Framing::kNone;

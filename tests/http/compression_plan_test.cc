@@ -112,6 +112,13 @@ TEST(CompressionPlanTest, CacheControlDirectivesNotSubstrings) {
                                 .head)
                 .encode,
             Coding::kIdentity);
+  // A field that cannot be read whole may have meant private: not compressed (BREACH).
+  for (const char* value : {";private", "max-age=60, x=\"a, private", "max-age=60 private"}) {
+    EXPECT_EQ(PlanCompression(spec, true, req, Response(200, {html, {"Cache-Control", value}}).head)
+                  .encode,
+              Coding::kIdentity)
+        << value;
+  }
 }
 
 // HEAD and Range requests vary but never get a transformed body.
