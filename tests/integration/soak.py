@@ -348,8 +348,10 @@ def main():
     run(["openssl", "x509", "-req", "-in", "a.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
          "-CAcreateserial", "-out", "a.crt", "-days", "3", "-extfile", "a.ext"])
     origin = h.Origin("soak", threads=2)
-    torii = h.Torii(soak_config(origin, os.path.join(pki, "a.crt"), os.path.join(pki, "a.key")))
+    torii = None
     try:
+        torii = h.Torii(soak_config(origin, os.path.join(pki, "a.crt"),
+                                    os.path.join(pki, "a.key")))
         s = Soak(torii.pid, torii.addr("http"), torii.addr("admin"), origin.port,
                  tls_addr=torii.addr("https"), tls_ca=os.path.join(pki, "ca.crt"))
         s.run(seconds, on_sample=lambda x: print(",".join(str(x[k]) for k in FIELDS),
@@ -375,7 +377,8 @@ def main():
             f.write("\n".join(lines) + "\n")
         print("\n".join(lines))
     finally:
-        torii.stop()
+        if torii is not None:
+            torii.stop()
         origin.stop()
         shutil.rmtree(pki, ignore_errors=True)
 

@@ -21,6 +21,7 @@ WARM_UP = 30
 class SoakTest(unittest.TestCase):
     def setUp(self):
         self.pki = tempfile.mkdtemp(prefix="torii-soak-pki-")
+        self.addCleanup(shutil.rmtree, self.pki, True)
 
         def run(args):
             subprocess.run(args, cwd=self.pki, check=True, capture_output=True, timeout=60)
@@ -35,19 +36,14 @@ class SoakTest(unittest.TestCase):
         run([OPENSSL, "x509", "-req", "-in", "a.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
              "-CAcreateserial", "-out", "a.crt", "-days", "3", "-extfile", "a.ext"])
         self.origin = h.Origin("soak", threads=2)
+        self.addCleanup(self.origin.stop)  # also when torii fails to start below
         # A small ASan quarantine: freed memory held for use-after-free detection would
         # otherwise read as growth until its default 256 MiB fill up.
-        env = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:halt_on_error=1:"
-                               "print_summary=1:detect_stack_use_after_return=0:"
-                               "quarantine_size_mb=4"} if h.sanitize_on() else None
+        env = {"ASAN_OPTIONS": h.child_env()["ASAN_OPTIONS"] + ":quarantine_size_mb=4"}
         self.torii = h.Torii(soak.soak_config(self.origin, os.path.join(self.pki, "a.crt"),
                                               os.path.join(self.pki, "a.key")),
                              env_extra=env)
-
-    def tearDown(self):
-        self.torii.stop()
-        self.origin.stop()
-        shutil.rmtree(self.pki, ignore_errors=True)
+        self.addCleanup(self.torii.stop)
 
     def test_nothing_grows_under_mixed_traffic(self):
         t = self.torii
