@@ -1,8 +1,9 @@
 // http/codec/gzip.h: the gzip content coding (RFC 1952) over ISA-L and zlib.
 //
 // Encoder, levels 1-3: ISA-L's igzip at its levels 1-3 (a generic gzip header, CRC-32 and
-// length trailer), 5-10x faster than zlib's levels 1-3 at about their ratio (100 KiB of this
-// README: isal 1 42.7% at ~480 MB/s, zlib 1 43.2% at ~60 MB/s; isal 3 40.3%). Memory: the
+// length trailer), several times faster than zlib's levels 1-3 at about their ratio (100 KiB
+// of the README, one run: isal 1 42.7% at 229 MB/s, zlib 1 43.2% at 29 MB/s; isal 3 40.3%;
+// through the proxy, bench/README.md: 4.7x nginx's zlib level 1 per CPU-second). Memory: the
 // ~80 KiB stream state and a level buffer, 228 KiB at most (level 1: 228 KiB, 2: 212 KiB,
 // 3: 228 KiB). Levels 4-9: deflateInit2 with windowBits 15 + 16 (gzip wrapper: 10-byte header,
 // CRC-32 and length trailer), memLevel 8, Z_DEFAULT_STRATEGY; zlib's documented
