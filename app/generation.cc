@@ -96,6 +96,7 @@ void AddPools(const conf::Config& c, const TlsContexts& tls, uint32_t workers,
     ps.keepalive_timeout_ms = static_cast<uint64_t>(pc.keepalive_timeout.count());
     ps.keepalive = pc.keepalive;
     ps.send_proxy = pc.send_proxy;
+    ps.tcp_fastopen = pc.tcp_fastopen;
     ps.h2 = pc.protocol != conf::PoolConfig::Protocol::kHttp11;
     ps.max_streams = pc.max_streams;
     ps.retries = pc.retries;
@@ -529,8 +530,8 @@ std::string ReloadBlocker(const conf::Config& old, const conf::Config& fresh) {
     const conf::ListenerConfig& a = old.listeners[i];
     const conf::ListenerConfig& b = fresh.listeners[i];
     if (a.name != b.name || a.address.ToString() != b.address.ToString() ||
-        a.backlog != b.backlog) {
-      return "listener " + b.name + ": name, address or backlog changed";
+        a.backlog != b.backlog || a.tcp_fastopen != b.tcp_fastopen) {
+      return "listener " + b.name + ": name, address, backlog or tcp_fastopen changed";
     }
     if (a.tls.has_value() != b.tls.has_value()) {
       return "listener " + b.name + ": tls turned on or off";

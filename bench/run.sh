@@ -19,6 +19,9 @@
 #                               connections each proxy used (run_h2up)
 #   bash bench/run.sh fleet     the cost of a rate limit shared through Redis, never hit, next
 #                               to the same limit in the process and none (torii only)
+#   bash bench/run.sh fastopen  time to first byte on a new connection, TCP Fast Open off and
+#                               on (client side and, where the proxy has it, backend side),
+#                               every backend connection new (bench/ttfb.py; run_fastopen)
 #   bash bench/run.sh soak      SOAK_SECONDS [600] of mixed traffic (keep-alive, close, TLS,
 #                               cache hits, compression, slow clients, resets) against torii
 #                               alone, sampling its RSS, fds, upstream connections and cache
@@ -378,6 +381,7 @@ start_origin() {
   local name=${1:-origin} delay=${2:-0}
   local -a extra=()
   ((delay > 0)) && extra=(--delay-ms "$delay")
+  [[ -n ${ORIGIN_FASTOPEN:-} ]] && extra+=(--tcp-fastopen "$ORIGIN_FASTOPEN")
   start_bg "$WORK/$name.log" taskset -c "$LOAD_CPU" "$ORIGIN_BIN" --listen 127.0.0.1:0 \
     --name "bench-$name" --ready-file "$WORK/$name.ready" "${extra[@]}"
   ORIGIN_PID=$BG_PID
@@ -450,6 +454,10 @@ address = \"127.0.0.1:0\"
   fi
   local proto_line=""
   [[ $comp == h2up ]] && proto_line=$'\nprotocol = "h2c"'
+  if [[ $comp == tfo ]]; then
+    tls_line=$'\ntcp_fastopen = 256'
+    proto_line=$'\ntcp_fastopen = true'
+  fi
   if [[ $comp == *cache* ]]; then
     cache_table=$'\n'"[cache.bench]
 memory = \"256MiB\"
@@ -583,6 +591,10 @@ start_nginx() {
   local pass_lines=$'proxy_pass http://origin;\n            proxy_http_version 1.1;\n            proxy_set_header Connection "";\n            proxy_max_temp_file_size 0;'
   # HTTP/2 to the backend: nginx's grpc module (one stream per upstream connection).
   [[ $comp == h2up ]] && pass_lines="grpc_pass grpc://origin;"
+  # fastopen mode: TCP Fast Open on the listener (nginx has none towards upstreams).
+  [[ $comp == tfo ]] && listen_extra=" fastopen=256"
+  local keepalive_line=$'\n'"        keepalive $POOL_KEEPALIVE;"
+  ((POOL_KEEPALIVE > 0)) || keepalive_line=""
   if [[ $comp == h2* ]]; then
     # The same bound on streams per connection as torii's default (nginx: 128 too), and no
     # GOAWAY after 1000 requests (keepalive_requests also bounds HTTP/2 connections in nginx;
@@ -623,8 +635,7 @@ start_nginx() {
     nginx_conf_head "$dir"
     cat <<EOF
     keepalive_timeout 75s;$zone_line$comp_lines$cache_path
-    upstream origin {$algo_line$servers
-        keepalive $POOL_KEEPALIVE;
+    upstream origin {$algo_line$servers$keepalive_line
     }
     server {
         listen 127.0.0.1:$port$listen_extra;$ssl_lines
@@ -677,8 +688,14 @@ start_haproxy() {
   elif [[ $comp == h2c || $comp == h2up ]]; then
     bind_extra=" proto h2"
   fi
-  local server_extra=""
+  local server_extra="" reuse=always
   [[ $comp == h2up ]] && server_extra=" proto h2"
+  # fastopen mode: a new backend connection per request, TCP Fast Open on both sides for tfo.
+  ((POOL_KEEPALIVE > 0)) || reuse=never
+  if [[ $comp == tfo ]]; then
+    bind_extra+=" tfo"
+    server_extra+=" tfo"
+  fi
   if [[ $comp == *cache* ]]; then
     # Declared before the compression filter: the cache keeps the origin's bytes and every
     # hit is compressed again, as nginx does.
@@ -725,7 +742,7 @@ $strict
 defaults
     mode http
     option http-keep-alive
-    http-reuse always
+    http-reuse $reuse
     timeout connect 5s
     timeout client 60s
     timeout server 60s
@@ -1737,6 +1754,68 @@ run_soak() {
   log "soak: $RESULTS_DIR/soak-$STAMP.{csv,png,txt}"
 }
 
+# run_fastopen: each proxy twice, "cold" (every client and backend connection new, no TCP Fast
+# Open) and "tfo" (the same with fast open on its listener and, torii and HAProxy, towards the
+# origin, which accepts it); bench/ttfb.py opens TTFB_COUNT connections in a row per run and
+# times the first response byte. Rounds interleave the instances.
+run_fastopen() {
+  ensure_peers
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local flags
+  flags=$(cat /proc/sys/net/ipv4/tcp_fastopen)
+  if (((flags & 3) != 3)); then
+    echo $((flags | 3)) >/proc/sys/net/ipv4/tcp_fastopen 2>/dev/null ||
+      die "net.ipv4.tcp_fastopen = $flags: both sides need it on (sysctl -w net.ipv4.tcp_fastopen=3)"
+  fi
+  local results=$RESULTS_DIR/fastopen-$STAMP.txt count=${TTFB_COUNT:-2000} p v r out
+  POOL_KEEPALIVE=0
+  ORIGIN_FASTOPEN=256 start_origin
+  for p in $PROXIES; do
+    start_proxy "$p-cold" "" "" cold
+    start_proxy "$p-tfo" "" "" tfo
+  done
+  {
+    echo "# time to first byte on a new connection, µs (bench/ttfb.py, $count connections per run,"
+    echo "# one GET /?size=100 each, Connection: close; every backend connection new)"
+    echo "round proxy variant median_us p90_us p99_us syn_data"
+  } >"$results.runs"
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for p in $PROXIES; do
+      for v in cold tfo; do
+        local -a fo=()
+        [[ $v == tfo ]] && fo=(--fastopen)
+        out=$(timeout -k 5 600 taskset -c "$LOAD_CPU" python3 "$BENCH_DIR/ttfb.py"           --addr "127.0.0.1:${PORT[$p-$v]}" --count "$count" "${fo[@]}") ||
+          die "ttfb against $p-$v failed: $out"
+        read -r med p90 p99 syn n <<<"$out"
+        echo "$r $p $v $med $p90 $p99 $syn" >>"$results.runs"
+        log "fastopen round $r/$ROUNDS $p-$v: median ${med} µs, p90 ${p90} µs, SYN data $syn"
+        proxies_alive
+      done
+    done
+  done
+  python3 - "$results.runs" >"$results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l[0].isdigit()]
+by = {}
+for r, p, v, med, p90, p99, syn in rows:
+    by.setdefault((p, v), []).append((float(med), float(p90), float(syn)))
+print("| proxy | TTFB median, cold (µs) | with TCP Fast Open (µs) | saved | p90 cold / tfo (µs) | SYN data accepted |")
+print("|---|---:|---:|---:|---:|---:|")
+for p in dict.fromkeys(k[0] for k in by):
+    c, t = by[(p, "cold")], by[(p, "tfo")]
+    mc = statistics.median(x[0] for x in c)
+    mt = statistics.median(x[0] for x in t)
+    print(f"| {p} | {mc:.0f} | {mt:.0f} | {mc - mt:.0f} ({(mc - mt) / mc * 100:.0f}%) | "
+          f"{statistics.median(x[1] for x in c):.0f} / {statistics.median(x[1] for x in t):.0f} | "
+          f"{statistics.median(x[2] for x in t):.2f} |")
+PY
+  cat "$results"
+  echo
+  echo "results: $results (per run: $results.runs)"
+}
+
 run_h2up() {
   ensure_peers
   command -v h2load >/dev/null || bash "$ROOT/scripts/install-deps.sh"
@@ -1894,4 +1973,5 @@ case $MODE in
   h2) run_h2 ;;
   h2up) run_h2up ;;
   soak) run_soak ;;
+  fastopen) run_fastopen ;;
 esac

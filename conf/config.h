@@ -137,6 +137,11 @@ struct ListenerConfig {
   std::string name;
   SocketAddress address;
   uint32_t backlog = 4096;
+  // TCP Fast Open (RFC 7413): a client holding a cookie may send its first bytes (request or
+  // TLS ClientHello) in the SYN, saving a round trip; this many such connections may wait
+  // for their handshake at once. 0 = off. Data in a SYN can be replayed by the network: off
+  // by default, as in nginx and HAProxy.
+  uint32_t tcp_fastopen = 0;
   // Access: a client matching `deny`, or not matching a non-empty `allow`, gets 403.
   std::vector<std::string> allow;  // normalised CIDRs
   std::vector<std::string> deny;
@@ -305,6 +310,9 @@ struct PoolConfig {
   enum class Protocol : uint8_t { kHttp11, kH2, kH2c };
   Protocol protocol = Protocol::kHttp11;
   uint32_t max_streams = 128;
+  // TCP Fast Open to the backends (HTTP/1.1 pools): a new connection carries the request (or
+  // the ClientHello) in its SYN once the kernel holds the backend's cookie.
+  bool tcp_fastopen = false;
 };
 
 // request_headers / response_headers = { set = {...}, add = {...}, remove = [...] }.

@@ -755,7 +755,7 @@ class Loader {
     Section s(table, "[[listener]] #" + std::to_string(config.listeners.size() + 1));
     s.CheckKeys({"name", "address", "backlog", "allow", "deny", "max_conns_per_ip", "max_conns",
                  "tls", "http_to_https", "allow_encoded_slash", "allow_encoded_nul",
-                 "proxy_protocol", "client_auth", "h2c"});
+                 "proxy_protocol", "client_auth", "h2c", "tcp_fastopen"});
     ListenerConfig listener;
     const toml::node& name_node = s.Require("name");
     listener.name = LoadName(s, "listener");
@@ -788,6 +788,7 @@ class Loader {
       }
     }
     s.U32("backlog", 1, 65535, &listener.backlog);
+    s.U32("tcp_fastopen", 0, 65535, &listener.tcp_fastopen);
     listener.allow = CidrList(s, "allow");
     listener.deny = CidrList(s, "deny");
     s.U32("max_conns_per_ip", 0, 1 << 24, &listener.max_conns_per_ip);
@@ -1153,7 +1154,8 @@ class Loader {
                  "protocol",
                  "max_streams",
                  "discover",
-                 "slow_start"});
+                 "slow_start",
+                 "tcp_fastopen"});
     PoolConfig pool;
     const toml::node& name_node = s.Require("name");
     pool.name = LoadName(s, "pool");
@@ -1232,6 +1234,7 @@ class Loader {
       }
     }
     s.U32("max_streams", 1, 1000000, &pool.max_streams);
+    s.Bool("tcp_fastopen", &pool.tcp_fastopen);
     if (auto v = s.String("send_proxy")) {
       if (*v != "v1" && *v != "v2") {
         s.FailAt(*s.Find("send_proxy"), "send_proxy",
@@ -1273,6 +1276,11 @@ class Loader {
         pool.health->type == HealthConfig::Type::kGrpc) {
       s.FailAt(*s.Find("health"), "health",
                "gRPC health checks speak HTTP/2: set protocol = \"h2c\" or \"h2\"");
+    }
+    if (pool.protocol != PoolConfig::Protocol::kHttp11 && pool.tcp_fastopen) {
+      s.FailAt(*s.Find("tcp_fastopen"), "tcp_fastopen",
+               "HTTP/1.1 pools only: an HTTP/2 connection is opened once and carries many "
+               "requests, so there is no round trip per request to save");
     }
     if (pool.protocol != PoolConfig::Protocol::kHttp11 && pool.send_proxy != 0) {
       s.FailAt(*s.Find("send_proxy"), "send_proxy",

@@ -15,6 +15,7 @@ enum class Op : uint8_t {
   kRecv,        // multishot recv from the provided buffer ring
   kSend,        // sendmsg from the connection's OutQueue
   kConnect,     // outbound connect
+  kSynAck,      // POLLOUT after a fast-open connect: the peer answered the SYN (or refused)
   kCancel,      // cancel of every operation on a closing connection's fd
   kRecvCancel,  // cancel of just the multishot recv (receive paused for backpressure)
   kShutdown,    // shutdown(SHUT_WR) before a lingering close

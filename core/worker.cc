@@ -465,6 +465,7 @@ Conn* Worker::AllocConn(int fd, bool overflow) {
   c.close_submitted_ = false;
   c.above_high_water_ = false;
   c.in_rearm_list_ = false;
+  c.fast_open_ = Conn::FastOpen::kOff;
   c.inflight_ = 0;
   c.peer_len_ = 0;
   ++stats_.conns_live;
@@ -483,7 +484,7 @@ Conn* Worker::Resolve(ConnRef ref) const {
 }
 
 Result<Conn*> Worker::Connect(const sockaddr* addr, socklen_t len,
-                              std::unique_ptr<ConnHandler> handler) {
+                              std::unique_ptr<ConnHandler> handler, bool fast_open) {
   if (len > sizeof(sockaddr_in6)) {
     return Fail(Errc::kIo, Side::kInternal, EAFNOSUPPORT);  // TCP over IPv4/IPv6 only
   }
@@ -500,6 +501,12 @@ Result<Conn*> Worker::Connect(const sockaddr* addr, socklen_t len,
   }
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (fast_open) {
+    // Best effort: a kernel without client fast open (net.ipv4.tcp_fastopen bit 1 clear)
+    // makes an ordinary connect.
+    setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one));
+  }
+  c->fast_open_ = fast_open ? Conn::FastOpen::kOn : Conn::FastOpen::kOff;
   std::memcpy(&c->peer_, addr, len);
   c->peer_len_ = len;
   c->state_ = Conn::State::kConnecting;
@@ -620,6 +627,9 @@ void Worker::Dispatch(const io_uring_cqe& cqe) {
       break;
     case Op::kConnect:
       OnConnectCqe(*c, cqe.res);
+      break;
+    case Op::kSynAck:
+      OnSynAckCqe(*c, cqe.res);
       break;
     case Op::kClose:
       c->fd_ = -1;
@@ -800,6 +810,16 @@ void Worker::OnSendCqe(Conn& c, int res) {
     if (c.state_ == Conn::State::kClosing) {
       return;
     }
+    if (c.fast_open_ == Conn::FastOpen::kFirstSend && res == -EINPROGRESS) {
+      // The SYN left without data: the bytes go once the handshake completes.
+      MarkSend(c);
+      ArmSynAck(c);
+      return;
+    }
+    if (c.fast_open_ != Conn::FastOpen::kOff) {
+      FailConnect(c, -res);  // refused or unreachable before the handler was told
+      return;
+    }
     if (c.state_ == Conn::State::kLingering || !c.handler_) {
       c.Close();
       return;
@@ -810,6 +830,9 @@ void Worker::OnSendCqe(Conn& c, int res) {
   c.out_.Consume(static_cast<size_t>(res));
   if (c.state_ == Conn::State::kClosing) {
     return;
+  }
+  if (c.fast_open_ == Conn::FastOpen::kFirstSend) {
+    ArmSynAck(c);
   }
   if (!c.out_.empty()) {
     MarkSend(c);
@@ -830,15 +853,33 @@ void Worker::OnConnectCqe(Conn& c, int res) {
     return;
   }
   if (res < 0) {
-    c.state_ = Conn::State::kOpen;  // so the handler's Close() proceeds normally
-    c.want_recv_ = false;
-    if (c.handler_) {
-      c.handler_->OnConnected(c, std::unexpected(Error::FromCqe(res, Side::kUpstream)));
-    }
-    c.Close();
+    FailConnect(c, -res);
     return;
   }
   c.state_ = Conn::State::kOpen;
+  if (c.fast_open_ == Conn::FastOpen::kOn) {
+    // The connect may have completed without a packet (a cookie is cached): send what is
+    // queued (in the SYN) and tell the handler once the peer answers.
+    if (c.transport_) {
+      c.transport_->OnConnected(c);
+    }
+    if (c.state_ != Conn::State::kOpen) {
+      return;
+    }
+    if (!c.out_.empty() || (c.transport_ && c.transport_->pending() > 0)) {
+      MarkSend(c);
+      c.fast_open_ = Conn::FastOpen::kFirstSend;
+      return;
+    }
+    c.fast_open_ = Conn::FastOpen::kOff;
+    if (c.want_recv_) {
+      ArmRecv(c);
+    }
+    if (c.handler_) {
+      c.handler_->OnConnected(c, {});
+    }
+    return;
+  }
   if (c.want_recv_) {
     ArmRecv(c);
   }
@@ -851,6 +892,45 @@ void Worker::OnConnectCqe(Conn& c, int res) {
   if (c.handler_ && c.state_ == Conn::State::kOpen) {
     c.handler_->OnConnected(c, {});
   }
+}
+
+void Worker::ArmSynAck(Conn& c) {
+  c.fast_open_ = Conn::FastOpen::kSynAck;
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_poll_add(sqe, c.fd_, POLLOUT);
+  Submit(sqe, OpTag{c.slot_, c.gen_, Op::kSynAck}, &c);
+}
+
+void Worker::OnSynAckCqe(Conn& c, int res) {
+  if (c.fast_open_ != Conn::FastOpen::kSynAck || c.state_ != Conn::State::kOpen) {
+    return;  // closing (the poll was cancelled), or a failed send already reported it
+  }
+  c.fast_open_ = Conn::FastOpen::kOff;
+  if (res < 0 || (res & (POLLERR | POLLHUP)) != 0) {
+    int err = res < 0 ? -res : 0;
+    socklen_t len = sizeof(err);
+    if (res >= 0 && (getsockopt(c.fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0)) {
+      err = ECONNREFUSED;
+    }
+    FailConnect(c, err);
+    return;
+  }
+  if (c.want_recv_) {
+    ArmRecv(c);
+  }
+  if (c.handler_) {
+    c.handler_->OnConnected(c, {});
+  }
+}
+
+void Worker::FailConnect(Conn& c, int err) {
+  c.state_ = Conn::State::kOpen;  // so the handler's Close() proceeds normally
+  c.fast_open_ = Conn::FastOpen::kOff;
+  c.want_recv_ = false;
+  if (c.handler_) {
+    c.handler_->OnConnected(c, std::unexpected(Error::FromErrno(err, Side::kUpstream)));
+  }
+  c.Close();
 }
 
 void Worker::StartLinger(Conn& c) {

@@ -214,6 +214,12 @@ class Conn {
   bool close_submitted_ = false;
   bool above_high_water_ = false;
   bool in_rearm_list_ = false;
+  // Connect(fast_open): the connect may complete before the SYN leaves. Until the peer
+  // answers, the handler is not told: kFirstSend while the send that carries the SYN is in
+  // flight, kSynAck while waiting for POLLOUT (a deferred socket polls writable before its
+  // first send, so the poll is armed after it).
+  enum class FastOpen : uint8_t { kOff, kOn, kFirstSend, kSynAck };
+  FastOpen fast_open_ = FastOpen::kOff;
   uint16_t inflight_ = 0;
   Idle idle_ = Idle::kNo;  // which of the worker's idle lists holds it (SetIdle)
   uint32_t idle_prev_ = ~uint32_t{0};
@@ -258,7 +264,15 @@ class Worker {
   void Post(std::function<void()> fn);
 
   // Opens a non-blocking TCP connection to `addr` with `handler`. OnConnected follows.
-  Result<Conn*> Connect(const sockaddr* addr, socklen_t len, std::unique_ptr<ConnHandler> handler);
+  // `fast_open` (TCP Fast Open, RFC 7413, TCP_FASTOPEN_CONNECT): once the kernel holds a
+  // cookie from this peer, the bytes written before the connect completes (right after
+  // Connect; a transport's first flight) ride in the SYN, saving a round trip; without a
+  // cookie it is an ordinary connect that asks for one. Either way OnConnected follows the
+  // peer's answer (a refusal is a failed connect) and receiving starts then. A handler that
+  // writes nothing before the connect completes gets OnConnected at once instead, with the
+  // SYN still unsent (it leaves with the first write; a refusal then shows as OnError).
+  Result<Conn*> Connect(const sockaddr* addr, socklen_t len, std::unique_ptr<ConnHandler> handler,
+                        bool fast_open = false);
 
   Conn* Resolve(ConnRef ref) const;
 
@@ -330,6 +344,11 @@ class Worker {
   void OnRecvCqe(Conn& c, const io_uring_cqe& cqe);
   void OnSendCqe(Conn& c, int res);
   void OnConnectCqe(Conn& c, int res);
+  void OnSynAckCqe(Conn& c, int res);
+  // The send that carried a fast-open SYN completed: wait for the peer's answer.
+  void ArmSynAck(Conn& c);
+  // A connect failed (`err`, an errno): the handler hears it, the connection closes.
+  void FailConnect(Conn& c, int err);
   void OnWake();
   void OnPollCqe(const OpTag& tag, int res);
   void ArmWatch(WatchId id);

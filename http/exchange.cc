@@ -954,7 +954,7 @@ core::Conn* Exchange::ConnectUpstream(const PoolSpec& pool,
                                       std::unique_ptr<core::ConnHandler> handler, bool* answered) {
   const BackendTarget& b = pool.backends[x_.backend];
   auto r = ctx_.worker().Connect(reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
-                                 std::move(handler));
+                                 std::move(handler), pool.tcp_fastopen);
   if (!r) {
     gen_->ReleaseSlot(x_.pool, x_.backend);
     if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {

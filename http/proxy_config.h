@@ -92,6 +92,8 @@ struct PoolSpec {
   // A PROXY protocol header (1 or 2; 0 = none) opens each backend connection. It names one
   // client, so such connections are never pooled for another request.
   uint8_t send_proxy = 0;
+  // TCP Fast Open on new backend connections (the request rides in the SYN).
+  bool tcp_fastopen = false;
   // HTTP/2 to the backends (h2 over tls, or h2c): multiplexed connections, each carrying up to
   // max_streams requests at once (h2_upstream.h); false: HTTP/1.1, one request at a time.
   bool h2 = false;

@@ -898,6 +898,24 @@ TEST(LoadConfig, ProxyProtocol) {
   ExpectError(PoolWith("send_proxy = \"v3\"\n"), 7, 14, "expected \"v1\" or \"v2\"");
 }
 
+// TCP Fast Open: a queue length on a listener (0 = off, the default), a switch on an
+// HTTP/1.1 pool; an HTTP/2 pool has no per-request connect to shorten.
+TEST(LoadConfig, TcpFastOpen) {
+  EXPECT_EQ(LoadOk(PoolWith("")).listeners[0].tcp_fastopen, 0u);
+  EXPECT_FALSE(LoadOk(PoolWith("")).pools[0].tcp_fastopen);
+  EXPECT_TRUE(LoadOk(PoolWith("tcp_fastopen = true\n")).pools[0].tcp_fastopen);
+  const Config c = LoadOk(
+      "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:8080\"\ntcp_fastopen = 256\n"
+      "[[pool]]\nname = \"app\"\nbackends = [{ address = \"127.0.0.1:9001\" }]\n"
+      "[[route]]\npool = \"app\"\n");
+  EXPECT_EQ(c.listeners[0].tcp_fastopen, 256u);
+  ExpectError(
+      "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:8080\"\ntcp_fastopen = -1\n"
+      "[[pool]]\nname = \"app\"\nbackends = []\n[[route]]\npool = \"app\"\n",
+      4, 16, "tcp_fastopen");
+  ExpectError(PoolWith("protocol = \"h2c\"\ntcp_fastopen = true\n"), 8, 16, "HTTP/1.1 pools only");
+}
+
 // protocol: HTTP/1.1 by default, h2c cleartext, h2 only over tls (offering ALPN h2 alone);
 // a PROXY header names one client, so never on a multiplexed pool.
 TEST(LoadConfig, PoolProtocol) {

@@ -997,75 +997,104 @@ def _request_end(data):
             return None
 
 
-class CaptureBackend:
-    """A backend on 127.0.0.1:0 that records every request's exact bytes (`.requests`) and
-    answers each with 200 "ok" (X-Backend: capture), keeping the connection open."""
+class ThreadedBackend:
+    """A raw test backend on 127.0.0.1:0 run by Python threads: an accept loop (0.2 s timeout,
+    until cleanup()) and one thread per connection running self.serve(conn), which subclasses
+    write; the connection is closed after it. `fastopen` > 0 turns on TCP Fast Open on the
+    listening socket (that queue length); `rcvbuf` sets each accepted socket's SO_RCVBUF."""
 
-    def __init__(self):
-        self.requests = []
+    def __init__(self, name, fastopen=0, rcvbuf=None):
+        self.name = name
         self.connections = 0
         self._lock = threading.Lock()
-        self._stop = False
+        self._stop = threading.Event()
+        self._rcvbuf = rcvbuf
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if fastopen:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, fastopen)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.address = f"127.0.0.1:{self.port}"
-        self.name = "capture"
-        self._threads = []
         self._conns = []
-        t = threading.Thread(target=self._accept_loop, daemon=True)
-        t.start()
-        self._threads.append(t)
+        self._threads = [threading.Thread(target=self._accept_loop, daemon=True)]
+        self._threads[0].start()
+
+    def stopping(self):
+        return self._stop.is_set()
+
+    def serve(self, c):
+        raise NotImplementedError
 
     def _accept_loop(self):
-        while not self._stop:
+        while not self._stop.is_set():
             try:
                 c, _ = self.sock.accept()
             except socket.timeout:
                 continue
             except OSError:
                 return
+            if self._rcvbuf:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
             with self._lock:
                 self.connections += 1
                 self._conns.append(c)
-            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            t = threading.Thread(target=self._run, args=(c,), daemon=True)
             t.start()
             self._threads.append(t)
 
-    def _serve(self, c):
-        buf = b""
-        c.settimeout(0.2)
+    def _run(self, c):
         try:
-            while not self._stop:
-                try:
-                    b = c.recv(65536)
-                except socket.timeout:
-                    continue
-                if not b:
-                    return
-                buf += b
-                while True:
-                    end = _request_end(buf)
-                    if end is None:
-                        break
-                    with self._lock:
-                        self.requests.append(buf[:end])
-                    buf = buf[end:]
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
-                              b"X-Backend: capture\r\n\r\nok")
+            self.serve(c)
         except OSError:
-            return
+            pass
         finally:
             c.close()
 
     def cleanup(self):
-        self._stop = True
+        self._stop.set()
         self.sock.close()
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         for t in self._threads:
             t.join(timeout=2)
+
+
+class CaptureBackend(ThreadedBackend):
+    """A backend on 127.0.0.1:0 that records every request's exact bytes (`.requests`) and
+    answers each with 200 "ok" (X-Backend: capture), keeping the connection open."""
+
+    def __init__(self):
+        self.requests = []
+        super().__init__("capture")
+
+    def serve(self, c):
+        buf = b""
+        c.settimeout(0.2)
+        while not self.stopping():
+            try:
+                b = c.recv(65536)
+            except socket.timeout:
+                continue
+            if not b:
+                return
+            buf += b
+            while True:
+                end = _request_end(buf)
+                if end is None:
+                    break
+                with self._lock:
+                    self.requests.append(buf[:end])
+                buf = buf[end:]
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                          b"X-Backend: capture\r\n\r\nok")
 
 
 # =============================================================================================

@@ -331,29 +331,18 @@ def plot_png(samples, path, series=(("rss_kib", "RSS KIB"), ("fds", "FDS"),
 def main():
     """bench/run.sh soak: SOAK_SECONDS of traffic against the binaries in TORII_BIN and
     TORII_ORIGIN_BIN; CSV, PNG and a summary into SOAK_OUT (a folder)."""
-    import shutil
-    import subprocess
-    import tempfile
+    from test_tls import Pki
     seconds = float(os.environ.get("SOAK_SECONDS", "600"))
     out = os.environ.get("SOAK_OUT", ".")
     os.makedirs(out, exist_ok=True)
-    pki = tempfile.mkdtemp(prefix="torii-soak-pki-")
-    run = lambda args: subprocess.run(args, cwd=pki, check=True, capture_output=True)
-    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "3", "-subj", "/CN=soak CA"])
-    run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", "a.key", "-out", "a.csr", "-subj", "/CN=a.test"])
-    with open(os.path.join(pki, "a.ext"), "w") as f:
-        f.write("subjectAltName=DNS:a.test\n")
-    run(["openssl", "x509", "-req", "-in", "a.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-         "-CAcreateserial", "-out", "a.crt", "-days", "3", "-extfile", "a.ext"])
+    pki = Pki()
+    leaf = pki.leaf("a", ["a.test"])
     origin = h.Origin("soak", threads=2)
     torii = None
     try:
-        torii = h.Torii(soak_config(origin, os.path.join(pki, "a.crt"),
-                                    os.path.join(pki, "a.key")))
+        torii = h.Torii(soak_config(origin, leaf["cert"], leaf["key"]))
         s = Soak(torii.pid, torii.addr("http"), torii.addr("admin"), origin.port,
-                 tls_addr=torii.addr("https"), tls_ca=os.path.join(pki, "ca.crt"))
+                 tls_addr=torii.addr("https"), tls_ca=pki.path("ca.crt"))
         s.run(seconds, on_sample=lambda x: print(",".join(str(x[k]) for k in FIELDS),
                                                 flush=True) if int(x["t"]) % 30 == 0 else None)
         time.sleep(3)
@@ -380,7 +369,7 @@ def main():
         if torii is not None:
             torii.stop()
         origin.stop()
-        shutil.rmtree(pki, ignore_errors=True)
+        pki.cleanup()
 
 
 def soak_config(origin, cert, key, workers=1):

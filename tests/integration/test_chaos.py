@@ -155,64 +155,32 @@ if __name__ == "__main__":
     unittest.main()
 
 
-class StuckBackend:
+class StuckBackend(h.ThreadedBackend):
     """A backend on 127.0.0.1:0 that misbehaves slowly: "noread" accepts and then never reads
     nor answers; "drip" reads a request head, then sends a 64-byte response one byte every
     20 ms."""
 
     def __init__(self, mode):
         self.mode = mode
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.name = mode
-        self._stop = threading.Event()
-        self._conns = []
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
+        super().__init__(mode, rcvbuf=4096)
 
-    def _accept(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
+    def serve(self, c):
+        if self.mode == "noread":
+            self._stop.wait()
+            return
+        buf = b""
+        c.settimeout(5)
+        while b"\r\n\r\n" not in buf:
+            b = c.recv(4096)
+            if not b:
                 return
-            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            self._conns.append(c)
-            if self.mode == "drip":
-                t = threading.Thread(target=self._drip, args=(c,), daemon=True)
-                t.start()
-                self._threads.append(t)
-
-    def _drip(self, c):
-        try:
-            buf = b""
-            c.settimeout(5)
-            while b"\r\n\r\n" not in buf:
-                b = c.recv(4096)
-                if not b:
-                    return
-                buf += b
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\nConnection: close\r\n\r\n")
-            for i in range(64):
-                if self._stop.is_set():
-                    return
-                c.sendall(bytes([ord("a") + i % 26]))
-                time.sleep(0.02)
-        except OSError:
-            pass
-
-    def cleanup(self):
-        self._stop.set()
-        self.sock.close()
-        for c in self._conns:
-            c.close()
-        for t in self._threads:
-            t.join(timeout=2)
+            buf += b
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\nConnection: close\r\n\r\n")
+        for i in range(64):
+            if self.stopping():
+                return
+            c.sendall(bytes([ord("a") + i % 26]))
+            time.sleep(0.02)
 
 
 class StuckBackends(h.ToriiCase):

@@ -2,17 +2,12 @@
 descriptors, upstream connections and cache are sampled every second; nothing may grow once
 the warm-up is over, and everything goes back when the load stops. The long run is
 `bench/run.sh soak` (bench/README.md has its figures and plot)."""
-import os
-import shutil
-import subprocess
-import tempfile
-import time
 import unittest
 
 import harness as h
 import soak
+from test_tls import OPENSSL, Pki
 
-OPENSSL = shutil.which("openssl")
 SECONDS = 90
 WARM_UP = 30
 
@@ -20,28 +15,15 @@ WARM_UP = 30
 @unittest.skipIf(OPENSSL is None, "openssl is not installed")
 class SoakTest(unittest.TestCase):
     def setUp(self):
-        self.pki = tempfile.mkdtemp(prefix="torii-soak-pki-")
-        self.addCleanup(shutil.rmtree, self.pki, True)
-
-        def run(args):
-            subprocess.run(args, cwd=self.pki, check=True, capture_output=True, timeout=60)
-
-        run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "3",
-             "-subj", "/CN=soak CA"])
-        run([OPENSSL, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", "a.key", "-out", "a.csr", "-subj", "/CN=a.test"])
-        with open(os.path.join(self.pki, "a.ext"), "w") as f:
-            f.write("subjectAltName=DNS:a.test\n")
-        run([OPENSSL, "x509", "-req", "-in", "a.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "a.crt", "-days", "3", "-extfile", "a.ext"])
+        self.pki = Pki()
+        self.addCleanup(self.pki.cleanup)
+        leaf = self.pki.leaf("a", ["a.test"])
         self.origin = h.Origin("soak", threads=2)
         self.addCleanup(self.origin.stop)  # also when torii fails to start below
         # A small ASan quarantine: freed memory held for use-after-free detection would
         # otherwise read as growth until its default 256 MiB fill up.
         env = {"ASAN_OPTIONS": h.child_env()["ASAN_OPTIONS"] + ":quarantine_size_mb=4"}
-        self.torii = h.Torii(soak.soak_config(self.origin, os.path.join(self.pki, "a.crt"),
-                                              os.path.join(self.pki, "a.key")),
+        self.torii = h.Torii(soak.soak_config(self.origin, leaf["cert"], leaf["key"]),
                              env_extra=env)
         self.addCleanup(self.torii.stop)
 
@@ -49,7 +31,7 @@ class SoakTest(unittest.TestCase):
         t = self.torii
         base = soak.Soak(t.pid, t.addr("http"), t.addr("admin"), self.origin.port).sample(0)
         s = soak.Soak(t.pid, t.addr("http"), t.addr("admin"), self.origin.port,
-                      tls_addr=t.addr("https"), tls_ca=os.path.join(self.pki, "ca.crt"))
+                      tls_addr=t.addr("https"), tls_ca=self.pki.path("ca.crt"))
         samples = s.run(SECONDS)
         report = (f"requests {s.counts} errors {s.errors} last {s.last_error}\n" +
                   "\n".join(",".join(str(x[k]) for k in soak.FIELDS) for x in samples[::5]))

@@ -10,6 +10,7 @@
 //
 //   torii-origin --listen 127.0.0.1:0 --name NAME [--ready-file PATH] [--log PATH]
 //                [--threads N] [--keepalive-timeout SECONDS] [--delay-ms N]
+//                [--tcp-fastopen N]
 //
 // --delay-ms N holds every response (the control endpoints /__stats and /__health excepted)
 // for N ms before producing it, on the same timer path as the per-request delay= parameter
@@ -78,6 +79,7 @@ struct Options {
   int threads = 1;
   double keepalive_s = 60;  // 0 disables the idle timeout
   int64_t delay_ms = 0;     // --delay-ms: added to every response's delay= (control paths excepted)
+  int tcp_fastopen = 0;     // --tcp-fastopen: TCP Fast Open queue on the listener (0 = off)
 };
 
 Options g_opt;
@@ -1436,10 +1438,12 @@ class Loop {
   fputs(
       "usage: torii-origin --listen ADDR:PORT --name NAME [--ready-file PATH] [--log PATH]\n"
       "                    [--threads N] [--keepalive-timeout SECONDS] [--delay-ms N]\n"
+      "                    [--tcp-fastopen N]\n"
       "  ADDR:PORT is a.b.c.d:port or [v6]:port; port 0 picks a free port.\n"
       "  --keepalive-timeout 0 disables the idle timeout (default 60 s).\n"
       "  --delay-ms N delays every response by N ms (added to delay=; /__stats and\n"
       "  /__health are not delayed); default 0.\n"
+      "  --tcp-fastopen N accepts requests in the SYN (TCP Fast Open, queue N); default off.\n"
       "query parameters (any path not below): size=N chunked=1 delay=MS status=NNN cc=V\n"
       "  etag=V ct=TYPE close=1 hdr=Name:Value (repeatable)\n"
       "  etag=V also answers 304 to If-None-Match: \"V\" (a revalidation)\n"
@@ -1488,6 +1492,10 @@ void parse_args(int argc, char** argv) {
       auto n = parse_num<int64_t>(value);
       if (!n || *n < 0 || *n > 3600000) usage("--delay-ms must be 0..3600000");
       g_opt.delay_ms = *n;
+    } else if (key == "--tcp-fastopen") {
+      auto n = parse_num<int>(value);
+      if (!n || *n < 0 || *n > 65535) usage("--tcp-fastopen must be 0..65535");
+      g_opt.tcp_fastopen = *n;
     } else {
       usage(("unknown option " + std::string(key)).c_str());
     }
@@ -1535,6 +1543,11 @@ int make_listener(const sockaddr_storage& ss, socklen_t len) {
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (g_opt.tcp_fastopen > 0 && setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &g_opt.tcp_fastopen,
+                                           sizeof g_opt.tcp_fastopen) < 0) {
+    ::close(fd);
+    return -1;
+  }
   if (bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) < 0 || listen(fd, 4096) < 0) {
     ::close(fd);
     return -1;
