@@ -399,11 +399,13 @@ std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config,
     }
     std::shared_ptr<tls::TicketKeys> keys;
     std::shared_ptr<tls::HandshakeStats> stats;
+    std::shared_ptr<tls::EarlyDataGuard> spent;
     if (previous != nullptr && previous_contexts != nullptr && i < previous->listeners.size() &&
         previous->listeners[i].tls && previous_contexts->listeners[i]) {
       const tls::ServerOptions& before = *previous->listeners[i].tls;
       const auto& old = previous_contexts->listeners[i];
       stats = old->stats_ptr();
+      spent = old->early_data_guard();  // tickets spent on early data stay spent
       if (before.session_tickets == l.tls->session_tickets &&
           before.ticket_rotation_s == l.tls->ticket_rotation_s &&
           before.session_ticket_key_file == l.tls->session_ticket_key_file &&
@@ -411,7 +413,7 @@ std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config,
         keys = old->ticket_keys();
       }
     }
-    auto ctx = tls::ServerContext::Create(*l.tls, keys, stats);
+    auto ctx = tls::ServerContext::Create(*l.tls, keys, stats, spent);
     if (!ctx) {
       return std::unexpected("listener " + l.name + " tls: " + ctx.error());
     }

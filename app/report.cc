@@ -635,6 +635,18 @@ std::string PrometheusText(const ReportInputs& in) {
                std::to_string(l.tls->stats().resumed.load(std::memory_order_relaxed)));
     }
   }
+  w.Family("torii_tls_early_data_total", "counter",
+           "TLS early data (0-RTT) offered on listeners with early_data: accepted, or refused "
+           "because its ticket had carried early data before (a replay).");
+  for (const http::ListenerSpec& l : in.proxy.listeners) {
+    if (l.tls && l.tls->early_data()) {
+      const std::string name = "listener=\"" + Label(l.name) + "\"";
+      w.Sample("torii_tls_early_data_total", name + ",result=\"accepted\"",
+               std::to_string(l.tls->stats().early_data_accepted.load(std::memory_order_relaxed)));
+      w.Sample("torii_tls_early_data_total", name + ",result=\"refused\"",
+               std::to_string(l.tls->stats().early_data_refused.load(std::memory_order_relaxed)));
+    }
+  }
   w.Family("torii_tls_handshake_failures_total", "counter",
            "TLS handshakes (and sessions) that failed, by reason.");
   for (const http::ListenerSpec& l : in.proxy.listeners) {

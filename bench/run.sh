@@ -120,13 +120,13 @@ set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up | soak) ;;
+  macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up | soak | fastopen) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up | soak)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up | soak | fastopen)" >&2
     exit 2
     ;;
 esac

@@ -816,6 +816,11 @@ class Loader {
       }
       a.U32("verify_depth", 1, 16, &auth.verify_depth);
       a.Bool("forward", &listener.client_cert_forward);
+      if (listener.tls->early_data) {
+        s.FailAt(*s.Find("client_auth"), "client_auth",
+                 "tls.early_data and client_auth together are not supported: early data is "
+                 "accepted only where no client certificate is asked for");
+      }
     }
     s.Bool("http_to_https", &listener.http_to_https);
     s.Bool("allow_encoded_slash", &listener.allow_encoded_slash);
@@ -842,7 +847,7 @@ class Loader {
   static tls::ServerOptions LoadTls(const Section& s, const std::string& source) {
     s.CheckKeys({"certificates", "alpn", "min_version", "ciphersuites", "ciphers",
                  "handshake_timeout", "session_tickets", "ticket_rotation",
-                 "session_ticket_key_file", "groups"});
+                 "session_ticket_key_file", "groups", "early_data"});
     tls::ServerOptions o;
     const toml::node& certs = s.Require("certificates");
     const auto* array = certs.as_array();
@@ -905,6 +910,11 @@ class Loader {
     s.Dur("handshake_timeout", &handshake);
     o.handshake_timeout_ms = static_cast<uint64_t>(handshake.count());
     s.Bool("session_tickets", &o.session_tickets);
+    s.Bool("early_data", &o.early_data);
+    if (o.early_data && !o.session_tickets) {
+      s.FailAt(*s.Find("early_data"), "early_data",
+               "early data rides on a resumed session ticket: it needs session_tickets = true");
+    }
     Duration rotation{o.ticket_rotation_s * 1000};
     s.Dur("ticket_rotation", &rotation, /*allow_zero=*/true);
     if (rotation.count() % 1000 != 0 || (rotation.count() > 0 && rotation.count() < 60000)) {

@@ -88,6 +88,9 @@ class ConnHandler {
   virtual void OnDrain(Conn& /*conn*/) {}
   // Asked for by Conn::WantFlush(): once, late in the loop turn, before the sends go out.
   virtual void OnFlush(Conn& /*conn*/) {}
+  // The transport finished setting up after it had already delivered bytes (a TLS handshake
+  // completing after its early data).
+  virtual void OnTransportReady(Conn& /*conn*/) {}
   // Last call before the handler is destroyed and the slot reused.
   virtual void OnClosed(Conn& /*conn*/) {}
 };

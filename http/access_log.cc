@@ -117,7 +117,8 @@ void AccessLog::Append(const AccessRecord& r) {
       AppendEscaped(r.tls_cipher, kMaxField, true);
       buf_ += "\",\"sni\":\"";
       AppendEscaped(r.sni, kMaxField, true);
-      buf_ += r.tls_resumed ? "\",\"resumed\":true}" : "\",\"resumed\":false}";
+      buf_ += r.tls_resumed ? "\",\"resumed\":true" : "\",\"resumed\":false";
+      buf_ += r.early_data ? ",\"early_data\":true}" : "}";
     }
     buf_ += "}\n";
   } else {
@@ -163,6 +164,9 @@ void AccessLog::Append(const AccessRecord& r) {
       buf_ += " sni=";
       AppendEscaped(r.sni.empty() ? std::string_view("-") : r.sni, kMaxField, false);
       buf_ += r.tls_resumed ? " resumed=1" : " resumed=0";
+      if (r.early_data) {
+        buf_ += " early_data=1";
+      }
     }
     if (!r.peer.empty()) {
       buf_ += " peer=";

@@ -50,6 +50,7 @@ struct AccessRecord {
   std::string_view tls_cipher;
   std::string_view sni;
   bool tls_resumed = false;
+  bool early_data = false;  // the request came in TLS early data (0-RTT)
 };
 
 class AccessLog {

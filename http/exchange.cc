@@ -30,6 +30,8 @@ namespace {
 const std::string kEventStreamType = "text/event-stream";
 const std::span<const std::string> kEventStream(&kEventStreamType, 1);
 
+constexpr std::string_view kEarlyDataLine = "Early-Data: 1\r\n";  // RFC 8470 §5.1
+
 uint64_t CeilSeconds(uint64_t ns) { return ns / 1000000000 + (ns % 1000000000 != 0 ? 1 : 0); }
 
 }  // namespace
@@ -130,6 +132,14 @@ bool Exchange::OnRequestHead(const MessageHead& h) {
   x_.version_major = h.version_major;
   x_.version_minor = h.version_minor;
   x_.req_framing = h.framing;
+  if (cfg().listeners[conn_.listener].tls && tls_session().in_early_data()) {
+    // RFC 8470: only what a replay cannot harm goes before the handshake completes.
+    x_.early = true;
+    x_.early_forward =
+        (h.method_id == HTTP_GET || h.method_id == HTTP_HEAD || h.method_id == HTTP_OPTIONS) &&
+        h.framing == Framing::kNone && !h.upgrade;
+    x_.await_handshake = !x_.early_forward;
+  }
   if (h.method_id == HTTP_POST) {
     // gRPC calls are POSTs: their failures are answered as gRPC, their grpc-timeout bounds
     // the wait for the backend.
@@ -635,6 +645,15 @@ void Exchange::BuildUpstreamHead(const MessageHead& h, std::string_view upgrade)
   if (!upgrade.empty()) {
     b.id_lines.append("Connection: upgrade\r\nUpgrade: ").append(upgrade).append("\r\n");
   }
+  if (x_.early_forward) {
+    // RFC 8470 §5.1: the backend may answer 425 Too Early (a client's own marker stays).
+    x_.early_marked = std::none_of(h.headers.begin(), h.headers.end(), [](const HeaderView& hv) {
+      return EqualsIgnoreCase(hv.name, "early-data");
+    });
+    if (x_.early_marked) {
+      b.id_lines.append(kEarlyDataLine);
+    }
+  }
   if (cfg().forwarded_header) {
     AppendForwarded(h, &b.id_lines);
   }
@@ -886,7 +905,54 @@ bool Exchange::CanRetryElsewhere(uint32_t failed) {
   return false;
 }
 
+bool Exchange::HoldForHandshake() {
+  if (!x_.await_handshake) {
+    return false;
+  }
+  if (tls_session().handshake_done()) {
+    x_.await_handshake = false;
+    return false;
+  }
+  held_ = true;
+  SetTimerFor(TimerFor::kHandshake, cfg().listeners[conn_.listener].tls->handshake_timeout_ms());
+  return true;
+}
+
+void Exchange::OnHandshakeDone() {
+  if (!x_.await_handshake) {
+    return;
+  }
+  x_.await_handshake = false;
+  if (timer_for_ != TimerFor::kHandshake) {
+    return;  // not waiting yet (a rate-limit delay, a cache fetch): it goes on from there
+  }
+  held_ = false;
+  SetTimerFor(req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone, BodyTimerMs());
+  PickBackendAndSend();
+  if (!down_.closing() && !held_) {
+    down_.Continue();
+  }
+}
+
+void Exchange::RetryAfterHandshake() {
+  DetachUpstream(false);  // the 425's body is not wanted
+  x_.early_forward = false;
+  if (x_.early_marked) {
+    x_.early_marked = false;
+    std::string& head = buffers().upstream_head;
+    const size_t at = head.find(kEarlyDataLine);
+    if (at != std::string::npos) {
+      head.erase(at, kEarlyDataLine.size());
+    }
+  }
+  x_.await_handshake = true;
+  PickBackendAndSend();
+}
+
 void Exchange::PickBackendAndSend() {
+  if (HoldForHandshake()) {
+    return;
+  }
   const PoolSpec& pool = cfg().pools[x_.pool];
   // Bounded: every turn either sends, answers, queues, or excludes a backend / loses a slot
   // race (which another worker won, so the backend shows as full on the next turn).
@@ -1155,6 +1221,10 @@ void Exchange::OnUpstreamInterim(const MessageHead& head) {
 
 void Exchange::OnUpstreamHead(Upstream& up, const MessageHead& head) {
   if (down_.closing()) {
+    return;
+  }
+  if (head.status == 425 && x_.early_forward) {
+    RetryAfterHandshake();
     return;
   }
   x_.status = head.status;
@@ -1625,6 +1695,7 @@ void Exchange::LogExchange() {
     r.tls_cipher = tls.cipher();
     r.sni = tls.sni();
     r.tls_resumed = tls.resumed();
+    r.early_data = x_.early;
   }
   ctx_.log().Append(r);
 }
@@ -1689,6 +1760,13 @@ void Exchange::OnTimer() {
       return;
     case TimerFor::kTunnel:
       EndTunnel("tunnel idle timeout", /*abort=*/false);
+      return;
+    case TimerFor::kHandshake:
+      // Early data whose handshake never completed: a replayed flight, or a client gone.
+      held_ = false;
+      x_.note = "handshake not completed after early data";
+      LogExchange();
+      down_.Abort();
       return;
     case TimerFor::kQueue:
       // max_conns: no backend slot freed within queue_timeout.

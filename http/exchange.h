@@ -92,6 +92,9 @@ class Exchange {
   void Abandon(std::string_view note);
   // The client side closed: everything the exchange holds is given back.
   void OnClosed();
+  // The client's TLS handshake completed after this request came in its early data: a request
+  // held for it goes on.
+  void OnHandshakeDone();
 
   Req req() const { return req_; }
   Resp resp() const { return resp_; }
@@ -167,7 +170,16 @@ class Exchange {
   void ResumeFromCacheWait(uint64_t ticket);
 
  private:
-  enum class TimerFor : uint8_t { kNone, kBody, kSend, kQueue, kDelay, kCacheWait, kTunnel };
+  enum class TimerFor : uint8_t {
+    kNone,
+    kBody,
+    kSend,
+    kQueue,
+    kDelay,
+    kCacheWait,
+    kTunnel,
+    kHandshake,
+  };
 
   core::Conn* client_conn() const { return ctx_.worker().Resolve(conn_.ref); }
   // The connection's client: the PROXY header's source on a proxy_protocol listener, else the
@@ -205,6 +217,14 @@ class Exchange {
   // `upgrade`: the Upgrade value forwarded when the route tunnels it (upgrade.h), else "".
   void BuildUpstreamHead(const MessageHead& h, std::string_view upgrade = {});
   void PickBackendAndSend();
+  // TLS early data (RFC 8470): a request in it is forwarded only when a replay could do no
+  // harm (GET, HEAD or OPTIONS without a body or upgrade), marked Early-Data: 1; any other
+  // waits here (held) until the handshake completes, which a replayed flight never does. True
+  // when it waits.
+  bool HoldForHandshake();
+  // The backend answered 425 Too Early to a request sent in early data: sent again without
+  // Early-Data once the handshake has completed.
+  void RetryAfterHandshake();
   // The error page configured for `status` (this request's route's, then the server's).
   const ErrorPage* FindErrorPage(int status) const;
   // A reply torii makes itself: `body_text` (text/plain), an error page for its status, or the
@@ -384,6 +404,10 @@ class Exchange {
     bool upgrade = false;           // the request's upgrade was forwarded (upgrade.h)
     bool tunnel = false;            // the backend said 101: the connection is a tunnel
     bool grpc = false;              // a gRPC call (grpc.h): local failures answered as gRPC
+    bool early = false;             // the request came in TLS early data (logged)
+    bool early_forward = false;     // ... and goes to the backend before the handshake ends
+    bool await_handshake = false;   // ... and may go only after it (HoldForHandshake)
+    bool early_marked = false;      // torii added Early-Data: 1 to the upstream head
     uint64_t grpc_timeout_ms = 0;   // its grpc-timeout (0: none)
   } x_;
   static constexpr uint8_t kMaxInterim = 4;

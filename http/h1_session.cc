@@ -378,6 +378,8 @@ void H1Session::OnDrain(core::Conn& conn) {
 
 void H1Session::OnClosed(core::Conn& /*conn*/) { x_.OnClosed(); }
 
+void H1Session::OnTransportReady(core::Conn& /*conn*/) { x_.OnHandshakeDone(); }
+
 std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Conn& conn,
                                                     uint32_t listener) {
   const ListenerSpec& spec = ctx.config().listeners[listener];

@@ -37,6 +37,7 @@ class H1Session final : public core::ConnHandler, public ExchangeHost, private D
   void OnWritable(core::Conn& conn) override;
   void OnDrain(core::Conn& conn) override;
   void OnClosed(core::Conn& conn) override;
+  void OnTransportReady(core::Conn& conn) override;
 
   Exchange* FindExchange(uint32_t id) override { return x_.id() == id ? &x_ : nullptr; }
   Exchange* FindWaiter(uint64_t ticket) override {

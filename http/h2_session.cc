@@ -628,6 +628,21 @@ void H2Session::MaybeFinish() {
 
 void H2Session::OnFlush(core::Conn& /*conn*/) { Flush(); }
 
+void H2Session::OnTransportReady(core::Conn& /*conn*/) {
+  // Streams that came in early data may wait for this; each may end (and go) as it resumes.
+  std::vector<int32_t> ids;
+  ids.reserve(streams_.size());
+  for (const auto& [id, st] : streams_) {
+    ids.push_back(id);
+  }
+  for (int32_t id : ids) {
+    if (Stream* st = Find(id)) {
+      st->exchange().OnHandshakeDone();
+    }
+  }
+  Flush();
+}
+
 void H2Session::OnWritable(core::Conn& /*conn*/) { Flush(); }
 
 void H2Session::ArmAt(uint64_t at) {

@@ -57,6 +57,7 @@ class H2Session final : public core::ConnHandler, public ExchangeHost {
   void OnDrain(core::Conn& conn) override;
   void OnClosed(core::Conn& conn) override;
   void OnFlush(core::Conn& conn) override;
+  void OnTransportReady(core::Conn& conn) override;
 
   Exchange* FindExchange(uint32_t id) override;
   Exchange* FindWaiter(uint64_t ticket) override;

@@ -63,7 +63,9 @@ TlsServerTransport::TlsServerTransport(ProxyContext& ctx, core::Conn& conn,
 
 void TlsServerTransport::OnReceived(core::Conn& conn, std::span<const char> bytes) {
   const tls::Status status = session_.Receive(bytes, [&](std::string_view plain) {
-    NoteHandshakeDone();  // the first request byte: the handler's own timers take over
+    if (session_.handshake_done()) {
+      NoteHandshakeDone();  // the first request byte: the handler's own timers take over
+    }
     conn.handler()->OnRecv(conn, std::span<const char>(plain.data(), plain.size()));
     return !conn.closing();
   });
@@ -72,9 +74,16 @@ void TlsServerTransport::OnReceived(core::Conn& conn, std::span<const char> byte
     return;
   }
   if (handshake_ns_ == 0 && session_.handshake_done()) {
-    // Handshake done, no request yet: the connection is idle like a fresh plain one.
     NoteHandshakeDone();
-    conn.SetTimer(ctx_.worker().now_ms() + idle_timeout_ms_);
+    if (session_.early_data_received()) {
+      // Requests came in early data and may wait for this (the handler's timers run).
+      if (!conn.closing()) {
+        conn.handler()->OnTransportReady(conn);
+      }
+    } else {
+      // Handshake done, no request yet: the connection is idle like a fresh plain one.
+      conn.SetTimer(ctx_.worker().now_ms() + idle_timeout_ms_);
+    }
   }
 }
 

@@ -62,6 +62,9 @@ struct ServerOptions {
   // ssl_session_ticket_key format). The first key encrypts, all decrypt; no rotation (the
   // operator replaces the file and reloads), so several processes can share the keys.
   std::string session_ticket_key_file;
+  // TLS 1.3 early data (0-RTT): tickets invite up to 16 KiB of it, accepted once per ticket
+  // (early_data.h). Needs session_tickets; never with client_auth.
+  bool early_data = false;
   ClientAuthOptions client_auth;
   // Key exchange groups, in preference order (OpenSSL names). The default takes every group
   // OpenSSL offers for TLS 1.3 key exchange: a client offering only X448 or only the RFC 7919

@@ -7,6 +7,7 @@
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -24,6 +25,7 @@ using Error = std::unexpected<std::string>;
 constexpr uint64_t kDefaultTicketLifetimeS = 3600;
 constexpr uint64_t kMaxTicketLifetimeS = 7 * 24 * 3600;  // RFC 8446 §4.6.1
 constexpr size_t kMaxNameLength = 253;
+constexpr uint32_t kMaxEarlyData = 16384;  // one record: a request head, as browsers send
 
 struct LoadedCert {
   const CertificateSpec* spec = nullptr;
@@ -285,16 +287,20 @@ std::expected<void, std::string> ApplyPolicy(SSL_CTX* ctx, const ServerOptions& 
   uint64_t lifetime =
       options.ticket_rotation_s != 0 ? options.ticket_rotation_s : kDefaultTicketLifetimeS;
   lifetime = std::min(lifetime, kMaxTicketLifetimeS);
+  // Early data: OpenSSL's own replay defence would make tickets stateful (a session cache
+  // per SSL_CTX, lost on reload, not shared by processes); EarlyDataGuard does it instead.
+  const uint32_t early = options.early_data && options.session_tickets ? kMaxEarlyData : 0;
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                SSL_OP_CIPHER_SERVER_PREFERENCE |
-                               (options.session_tickets ? 0 : SSL_OP_NO_TICKET));
+                               (options.session_tickets ? 0 : SSL_OP_NO_TICKET) |
+                               (early > 0 ? SSL_OP_NO_ANTI_REPLAY : 0));
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_timeout(ctx, static_cast<long>(lifetime));
   const bool ok = SSL_CTX_set_min_proto_version(ctx, min_version) == 1 &&
                   SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) == 1 &&
-                  SSL_CTX_set_max_early_data(ctx, 0) == 1 &&
-                  SSL_CTX_set_recv_max_early_data(ctx, 0) == 1 &&
+                  SSL_CTX_set_max_early_data(ctx, early) == 1 &&
+                  SSL_CTX_set_recv_max_early_data(ctx, early) == 1 &&
                   SSL_CTX_set_num_tickets(ctx, options.session_tickets ? 1 : 0) == 1;
   if (!ok) {
     return Error("tls: cannot apply the protocol policy (" + ossl::TakeError() + ")");
@@ -480,6 +486,19 @@ struct ServerContextBuilder {
 
   // Runs first on every ClientHello, before OpenSSL looks at tickets: switches to the SNI's
   // group so the session-id context checked on resumption is that group's.
+  // A resumed session offers early data that OpenSSL found fresh: accepted once per ticket.
+  static int OnEarlyData(SSL* ssl, void* arg) {
+    auto* self = static_cast<ServerContext*>(arg);
+    EarlyDataGuard::Id id;
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    const bool first = EarlyDataGuard::TicketId(ssl, &id) &&
+                       self->early_data_->FirstUse(id, static_cast<uint64_t>(now.tv_sec));
+    self->stats_->Count(first ? self->stats_->early_data_accepted
+                              : self->stats_->early_data_refused);
+    return first ? 1 : 0;
+  }
+
   static int OnClientHello(SSL* ssl, int* alert, void* arg) {
     const auto* self = static_cast<const ServerContext*>(arg);
     const unsigned char* ext = nullptr;
@@ -581,6 +600,9 @@ struct ServerContextBuilder {
     if (!self.alpn_wire_.empty()) {
       SSL_CTX_set_alpn_select_cb(ctx.get(), OnAlpn, &self);
     }
+    if (self.early_data_ != nullptr) {
+      SSL_CTX_set_allow_early_data_cb(ctx.get(), OnEarlyData, &self);
+    }
     if (options.session_tickets && !TicketKeys::Install(ctx.get(), self.keys_.get())) {
       return Error("tls: cannot install the session ticket callback (" + ossl::TakeError() + ")");
     }
@@ -602,9 +624,17 @@ struct ServerContextBuilder {
 
 std::expected<std::shared_ptr<const ServerContext>, std::string> ServerContext::Create(
     const ServerOptions& options, std::shared_ptr<TicketKeys> keys,
-    std::shared_ptr<HandshakeStats> stats) {
+    std::shared_ptr<HandshakeStats> stats, std::shared_ptr<EarlyDataGuard> spent) {
   if (options.certificates.empty()) {
     return Error("tls: at least one certificate is required");
+  }
+  if (options.early_data && !options.session_tickets) {
+    return Error("early_data needs session_tickets: early data rides on a resumed ticket");
+  }
+  if (options.early_data && options.client_auth.mode != ClientAuthOptions::Mode::kOff) {
+    return Error(
+        "early_data and client_auth together are not supported: early data is "
+        "accepted only where no client certificate is asked for");
   }
   std::shared_ptr<ServerContext> self(new ServerContext());
   self->handshake_timeout_ms_ = options.handshake_timeout_ms;
@@ -617,6 +647,9 @@ std::expected<std::shared_ptr<const ServerContext>, std::string> ServerContext::
     keys = std::move(*made);
   }
   self->keys_ = std::move(keys);
+  if (options.early_data && options.session_tickets) {
+    self->early_data_ = spent != nullptr ? std::move(spent) : std::make_shared<EarlyDataGuard>();
+  }
   if (auto alpn = ServerContextBuilder::BuildAlpn(*self, options.alpn); !alpn) {
     return std::unexpected(alpn.error());
   }

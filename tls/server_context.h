@@ -14,8 +14,9 @@
 //    exact name, else "*.rest" for a name with one more label, else the default group (the
 //    first certificate's). A name claimed by two groups belongs to the first.
 //  - Policy: TLS 1.3 only by default, 1.2 allowed only with an ECDHE + AEAD cipher list;
-//    no renegotiation, no compression, no 0-RTT, one ticket per handshake, no server-side
-//    session cache (stateless tickets only).
+//    no renegotiation, no compression, one ticket per handshake, no server-side session cache
+//    (stateless tickets only); 0-RTT only with early_data, each ticket's early data accepted
+//    once (early_data.h).
 //  - ALPN: the first of our protocols (in our order) that the client offers. A client that
 //    offers ALPN without any of ours gets a fatal no_application_protocol alert (RFC 7301
 //    §3.2, as nginx does since 1.21.4): continuing would let an "h2"-only client speak h2 to
@@ -35,6 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tls/early_data.h"
 #include "tls/options.h"
 #include "tls/stats.h"
 #include "tls/ticket_keys.h"
@@ -50,10 +52,13 @@ class ServerContext {
   // notAfter date), two certificates of one key type for the same names, a bad version or
   // cipher list: each an error message naming the file or the value. `keys` (shared by every
   // listener and kept across reloads so tickets survive them) defaults to
-  // TicketKeys::FromOptions(options); `stats` to a fresh set of counters.
+  // TicketKeys::FromOptions(options); `stats` to a fresh set of counters; `spent` (the tickets
+  // that carried early data, kept across reloads like the keys) to a fresh record when
+  // options.early_data.
   static std::expected<std::shared_ptr<const ServerContext>, std::string> Create(
       const ServerOptions& options, std::shared_ptr<TicketKeys> keys = nullptr,
-      std::shared_ptr<HandshakeStats> stats = nullptr);
+      std::shared_ptr<HandshakeStats> stats = nullptr,
+      std::shared_ptr<EarlyDataGuard> spent = nullptr);
 
   ~ServerContext();
   ServerContext(const ServerContext&) = delete;
@@ -81,6 +86,9 @@ class ServerContext {
   HandshakeStats& stats() const { return *stats_; }
   const std::shared_ptr<HandshakeStats>& stats_ptr() const { return stats_; }
   const std::shared_ptr<TicketKeys>& ticket_keys() const { return keys_; }
+  // The record of tickets spent on early data (null without early_data).
+  const std::shared_ptr<EarlyDataGuard>& early_data_guard() const { return early_data_; }
+  bool early_data() const { return early_data_ != nullptr; }
   uint64_t handshake_timeout_ms() const { return handshake_timeout_ms_; }
   // "h2" is among the protocols ALPN may choose.
   bool offers_h2() const { return offers_h2_; }
@@ -113,6 +121,7 @@ class ServerContext {
   std::string alpn_wire_;  // length-prefixed protocol names, our preference order
   bool offers_h2_ = false;
   std::shared_ptr<TicketKeys> keys_;
+  std::shared_ptr<EarlyDataGuard> early_data_;
   std::shared_ptr<HandshakeStats> stats_;
   uint64_t handshake_timeout_ms_ = 0;
 };

@@ -217,6 +217,9 @@ Status Session::Advance() {
   if (state_ != HandshakeState::kInProgress) {
     return state_ == HandshakeState::kFailed ? Status::kFailed : Status::kOk;
   }
+  if (early_phase_) {
+    return Status::kOk;  // SSL_read_early_data drives the handshake (ReadEarly)
+  }
   ERR_clear_error();
   const int rc = SSL_do_handshake(ssl_);
   if (rc != 1) {
@@ -259,6 +262,24 @@ Status Session::CheckPostHandshake() {
   return post_handshake_ > allowed ? Fail(Failure::kHandshakeFlood) : Status::kOk;
 }
 
+Status Session::ReadEarly(std::span<char> buf, size_t* n) {
+  ERR_clear_error();
+  size_t got = 0;
+  const int rc = SSL_read_early_data(ssl_, buf.data(), buf.size(), &got);
+  if (rc == SSL_READ_EARLY_DATA_ERROR) {
+    const int err = SSL_get_error(ssl_, 0);
+    return err == SSL_ERROR_WANT_READ ? Status::kOk : FailFromSsl(err);
+  }
+  hello_done_ = true;
+  if (rc == SSL_READ_EARLY_DATA_FINISH) {
+    early_phase_ = false;  // the client's EndOfEarlyData (or no early data): finish normally
+  }
+  plaintext_in_ += got;
+  early_bytes_ += got;
+  *n = got;
+  return Status::kOk;
+}
+
 Status Session::ReadChunk(std::span<char> buf, size_t* n) {
   *n = 0;
   if (state_ == HandshakeState::kFailed) {
@@ -266,6 +287,18 @@ Status Session::ReadChunk(std::span<char> buf, size_t* n) {
   }
   if (close_notify_received_) {
     return Status::kClosed;
+  }
+  if (early_phase_) {
+    const Status status = ReadEarly(buf, n);
+    if (status != Status::kOk || *n > 0 || early_phase_) {
+      return status;
+    }
+  }
+  if (state_ == HandshakeState::kInProgress) {
+    // After the early data: the client's Finished completes the handshake.
+    if (Advance() != Status::kOk || !handshake_done()) {
+      return failed() ? Status::kFailed : Status::kOk;
+    }
   }
   ERR_clear_error();
   size_t got = 0;
@@ -389,12 +422,17 @@ Status Session::Write(std::string_view plaintext) {
   if (plaintext.empty()) {
     return Status::kOk;
   }
-  if (state_ != HandshakeState::kDone) {
-    early_plain_.append(plaintext);
-    return Status::kOk;
-  }
   ERR_clear_error();
   size_t written = 0;
+  if (state_ != HandshakeState::kDone) {
+    if (!hello_done_) {
+      early_plain_.append(plaintext);
+      return Status::kOk;
+    }
+    // Answering early data: sent now, after the server's Finished (0.5-RTT data).
+    const int rc = SSL_write_early_data(ssl_, plaintext.data(), plaintext.size(), &written);
+    return rc == 1 ? Status::kOk : FailFromSsl(SSL_get_error(ssl_, rc));
+  }
   const int rc = SSL_write_ex(ssl_, plaintext.data(), plaintext.size(), &written);
   return rc == 1 ? Status::kOk : FailFromSsl(SSL_get_error(ssl_, rc));
 }
@@ -417,11 +455,13 @@ Status Session::Shutdown() {
 }
 
 std::string_view Session::version() const {
-  return handshake_done() ? std::string_view(SSL_get_version(ssl_)) : std::string_view();
+  return handshake_done() || hello_done_ ? std::string_view(SSL_get_version(ssl_))
+                                         : std::string_view();
 }
 
 std::string_view Session::cipher() const {
-  const SSL_CIPHER* cipher = handshake_done() ? SSL_get_current_cipher(ssl_) : nullptr;
+  const SSL_CIPHER* cipher =
+      handshake_done() || hello_done_ ? SSL_get_current_cipher(ssl_) : nullptr;
   return cipher != nullptr ? std::string_view(SSL_CIPHER_get_name(cipher)) : std::string_view();
 }
 
@@ -441,7 +481,9 @@ std::string_view Session::sni() const {
   return name != nullptr ? std::string_view(name) : std::string_view();
 }
 
-bool Session::resumed() const { return handshake_done() && SSL_session_reused(ssl_) == 1; }
+bool Session::resumed() const {
+  return (handshake_done() || hello_done_) && SSL_session_reused(ssl_) == 1;
+}
 
 DownstreamSession::DownstreamSession(std::shared_ptr<const ServerContext> context)
     : Session(context != nullptr ? SSL_new(context->default_ctx()) : nullptr,
@@ -449,6 +491,9 @@ DownstreamSession::DownstreamSession(std::shared_ptr<const ServerContext> contex
       context_(std::move(context)) {
   if (!failed()) {
     SSL_set_accept_state(ssl());
+    if (context_->early_data()) {
+      AllowEarlyData();
+    }
   }
 }
 

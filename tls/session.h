@@ -25,6 +25,13 @@
 // (kHandshakeFlood). Idle memory: OpenSSL frees its record buffers between records
 // (SSL_MODE_RELEASE_BUFFERS); ReleaseBuffers() frees ours.
 //
+// Early data (TLS 1.3 0-RTT, a DownstreamSession whose context has early_data): the client's
+// first flight may carry application data under a resumed ticket. It reaches the sink before
+// the handshake is done (in_early_data() tells), and what the caller writes meanwhile leaves
+// at once (0.5-RTT data, after the server's Finished). Whether it was a replay is not known
+// until the handshake completes (a replayed flight never completes it): the caller decides
+// what to do with it (http/: safe requests only).
+//
 // Errors are return values (no exceptions). The caller keeps the timers: the handshake
 // deadline (ServerContext::handshake_timeout_ms) and idle timeouts.
 //
@@ -131,9 +138,15 @@ class Session {
   // True once the peer's close_notify arrived. An EOF on the socket without it (mid-body) is
   // a truncation: abort the exchange, do not pool the upstream connection.
   bool close_notify_received() const { return close_notify_received_; }
+  // The ClientHello was taken with early data allowed and the handshake is not done yet:
+  // plaintext delivered now is early data (server sessions only).
+  bool in_early_data() const { return hello_done_ && state_ == HandshakeState::kInProgress; }
+  // Some plaintext was delivered before the handshake completed.
+  bool early_data_received() const { return early_bytes_ > 0; }
   size_t buffered_input() const { return in_.size() - in_consumed_; }
 
-  // Facts for the access log, valid once the handshake is done (empty before).
+  // Facts for the access log, valid once the handshake is done, or during early data (empty
+  // before).
   std::string_view version() const;  // "TLSv1.3"
   std::string_view cipher() const;   // "TLS_AES_128_GCM_SHA256"
   std::string_view alpn() const;     // "http/1.1", empty if none was negotiated
@@ -152,6 +165,9 @@ class Session {
   // Called when the handshake completes and after a Receive that brought a NewSessionTicket:
   // the SSL's current session may be worth keeping.
   virtual void OnSessionUpdate() {}
+  // A server session that may take early data: the first flight is read with
+  // SSL_read_early_data.
+  void AllowEarlyData() { early_phase_ = true; }
 
  private:
   friend struct SessionIo;
@@ -159,6 +175,9 @@ class Session {
   Status BeginReceive(std::span<const char> ciphertext);
   // Decrypts up to `buf.size()` bytes into `buf`: kOk with *n = 0 when nothing is ready.
   Status ReadChunk(std::span<char> buf, size_t* n);
+  // ReadChunk during the early-data phase (which it ends at the client's EndOfEarlyData).
+  Status ReadEarly(std::span<char> buf, size_t* n);
+  bool reading() const { return handshake_done() || early_phase_; }
   Status EndReceive(Status status);
   Status FailFromSsl(int ssl_error);
   Status CheckPostHandshake();
@@ -180,12 +199,15 @@ class Session {
   OutputSink sink_;
   uint64_t bytes_in_ = 0;        // ciphertext received in total
   uint64_t plaintext_in_ = 0;    // plaintext delivered in total
+  uint64_t early_bytes_ = 0;     // of which before the handshake completed
   uint32_t post_handshake_ = 0;  // handshake messages received after the handshake
   HandshakeState state_ = HandshakeState::kInProgress;
   Failure failure_ = Failure::kNone;
   bool close_notify_received_ = false;
   bool shutdown_sent_ = false;
   bool ticket_received_ = false;  // a NewSessionTicket arrived during this Receive
+  bool early_phase_ = false;      // reading the first flight with SSL_read_early_data
+  bool hello_done_ = false;       // that read took the ClientHello (the server flight is out)
 };
 
 // A client connection's session. The ServerContext must outlive it (held by shared_ptr).
@@ -236,7 +258,7 @@ class UpstreamSession : public Session {
 template <class Sink>
 Status Session::Receive(std::span<const char> ciphertext, Sink&& on_plaintext) {
   Status status = BeginReceive(ciphertext);
-  if (status == Status::kOk && handshake_done()) {
+  if (status == Status::kOk && reading()) {
     char chunk[kChunk];
     while (true) {
       size_t n = 0;

@@ -42,6 +42,10 @@ struct HandshakeStats {
   std::atomic<uint64_t> resumed{0};  // handshakes completed by resuming a ticket / session
   std::array<std::atomic<uint64_t>, kFailureCount> failed{};  // by reason; kNone unused
   std::atomic<uint64_t> failed_after_handshake{0};  // sessions that failed once established
+  // Early data (0-RTT) offered on a resumed session: accepted, or refused because its ticket
+  // had carried early data already (a replay) or the record of spent tickets was full.
+  std::atomic<uint64_t> early_data_accepted{0};
+  std::atomic<uint64_t> early_data_refused{0};
 
   void Count(std::atomic<uint64_t>& counter) { counter.fetch_add(1, std::memory_order_relaxed); }
   uint64_t failures(Failure failure) const {
