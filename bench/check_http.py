@@ -2,7 +2,7 @@
 """bench/check_http.py: checks that a proxy answers correctly before it is measured.
 
   check_http.py --addr HOST:PORT --path /?size=N --size N [--reference HOST:PORT]
-                [--count K] [--wait SECONDS] [--tls]
+                [--count K] [--wait SECONDS] [--tls [--cert FILE --key FILE]]
 
 Waits up to --wait seconds for HOST:PORT to accept connections, then sends K requests over
 one keep-alive connection and checks each response: status 200, body of exactly N bytes,
@@ -48,6 +48,8 @@ def main():
     ap.add_argument("--wait", type=float, default=10.0)
     ap.add_argument("--name", default="server")
     ap.add_argument("--tls", action="store_true", help="speak TLS to --addr (not verified)")
+    ap.add_argument("--cert", help="with --tls: a client certificate (PEM) to present")
+    ap.add_argument("--key", help="its private key (PEM)")
     a = ap.parse_args()
     host, port = a.addr.rsplit(":", 1)
     port = int(port)
@@ -71,6 +73,8 @@ def main():
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+        if a.cert:
+            ctx.load_cert_chain(a.cert, a.key)
         return http.client.HTTPSConnection(host, port, timeout=10, context=ctx)
 
     try:

@@ -22,6 +22,11 @@
 #   bash bench/run.sh fastopen  time to first byte on a new connection, TCP Fast Open off and
 #                               on (client side and, where the proxy has it, backend side),
 #                               every backend connection new (bench/ttfb.py; run_fastopen)
+#   bash bench/run.sh mtls      full TLS 1.3 handshakes with and without a client certificate
+#                               (openssl s_time): the proxy's CPU per handshake (run_mtls)
+#   bash bench/run.sh early     TLS 1.3 resumed handshakes: time to first byte with the request
+#                               sent after the handshake and as early data (0-RTT), each
+#                               proxy with early data on (bench/tls_ttfb.cc; run_early)
 #   bash bench/run.sh soak      SOAK_SECONDS [600] of mixed traffic (keep-alive, close, TLS,
 #                               cache hits, compression, slow clients, resets) against torii
 #                               alone, sampling its RSS, fds, upstream connections and cache
@@ -120,13 +125,13 @@ set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up | soak | fastopen) ;;
+  macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up | soak | fastopen | early | mtls) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up | soak | fastopen)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up | soak | fastopen | early | mtls)" >&2
     exit 2
     ;;
 esac
@@ -439,9 +444,12 @@ pool = \"origin\"
 "
   fi
   if [[ $comp == tls* ]]; then
-    local tickets=true
-    [[ $comp == tls-notickets ]] && tickets=false
-    tls_line=$'\n'"tls = { certificates = [{ cert = \"$WORK/tls/site.crt\", key = \"$WORK/tls/site.key\" }], session_tickets = $tickets }"
+    local tickets=true early=""
+    [[ $comp == tls-notickets || $comp == tls-mtls ]] && tickets=false
+    [[ $comp == tls-early ]] && early=", early_data = true"
+    tls_line=$'\n'"tls = { certificates = [{ cert = \"$WORK/tls/site.crt\", key = \"$WORK/tls/site.key\" }], session_tickets = $tickets$early }"
+    [[ $comp == tls-mtls ]] &&
+      tls_line+=$'\n'"client_auth = { ca = \"$WORK/tls/clients-ca.crt\", mode = \"require\" }"
     # The admin listener: its /metrics tells how many handshakes were resumed.
     admin_table=$'\n'"[admin]
 address = \"127.0.0.1:0\"
@@ -572,11 +580,19 @@ start_nginx() {
     ssl_lines=$'\n'"        ssl_certificate $WORK/tls/site.crt;"
     ssl_lines+=$'\n'"        ssl_certificate_key $WORK/tls/site.key;"
     ssl_lines+=$'\n'"        ssl_protocols TLSv1.3;"
-    if [[ $comp == tls-notickets ]]; then
+    if [[ $comp == tls-notickets || $comp == tls-mtls ]]; then
       ssl_lines+=$'\n'"        ssl_session_tickets off;"
       ssl_lines+=$'\n'"        ssl_session_cache off;"
     else
       ssl_lines+=$'\n'"        ssl_session_tickets on;"
+    fi
+    if [[ $comp == tls-early ]]; then
+      # nginx's RFC 8470 recipe: early data on, the backend told which requests came in it.
+      ssl_lines+=$'\n'"        ssl_early_data on;"
+    fi
+    if [[ $comp == tls-mtls ]]; then
+      ssl_lines+=$'\n'"        ssl_verify_client on;"
+      ssl_lines+=$'\n'"        ssl_client_certificate $WORK/tls/clients-ca.crt;"
     fi
   fi
   if [[ $comp == h2tls ]]; then
@@ -591,6 +607,7 @@ start_nginx() {
   local pass_lines=$'proxy_pass http://origin;\n            proxy_http_version 1.1;\n            proxy_set_header Connection "";\n            proxy_max_temp_file_size 0;'
   # HTTP/2 to the backend: nginx's grpc module (one stream per upstream connection).
   [[ $comp == h2up ]] && pass_lines="grpc_pass grpc://origin;"
+  [[ $comp == tls-early ]] && pass_lines+=$'\n            proxy_set_header Early-Data $ssl_early_data;'
   # fastopen mode: TCP Fast Open on the listener (nginx has none towards upstreams).
   [[ $comp == tfo ]] && listen_extra=" fastopen=256"
   local keepalive_line=$'\n'"        keepalive $POOL_KEEPALIVE;"
@@ -677,9 +694,14 @@ start_haproxy() {
   if [[ $comp == tls* ]]; then
     cat "$WORK/tls/site.crt" "$WORK/tls/site.key" >"$dir.pem"
     bind_extra=" ssl crt $dir.pem ssl-min-ver TLSv1.3 alpn http/1.1"
-    if [[ $comp == tls-notickets ]]; then
+    if [[ $comp == tls-notickets || $comp == tls-mtls ]]; then
       bind_extra+=" no-tls-tickets"
       ssl_global=$'\n'"    tune.ssl.cachesize 0"
+    fi
+    [[ $comp == tls-mtls ]] && bind_extra+=" verify required ca-file $WORK/tls/clients-ca.crt"
+    if [[ $comp == tls-early ]]; then
+      bind_extra+=" allow-0rtt"
+      limit_lines+=$'\n'"    http-request set-header Early-Data 1 if { ssl_fc_has_early }"
     fi
   fi
   if [[ $comp == h2tls ]]; then
@@ -1660,6 +1682,86 @@ make_bench_cert() {
     die "openssl could not make the bench certificate: $(cat "$WORK/tls/openssl.log")"
 }
 
+# make_client_cert: $WORK/tls/clients-ca.crt and a client certificate it signed
+# ($WORK/tls/client.crt, client.key), ECDSA P-256 (mtls mode).
+make_client_cert() {
+  local t=$WORK/tls
+  {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -keyout "$t/clients-ca.key" -out "$t/clients-ca.crt" -subj "/CN=bench clients CA" &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$t/client.key" \
+        -out "$t/client.csr" -subj /CN=bench-client &&
+      openssl x509 -req -in "$t/client.csr" -CA "$t/clients-ca.crt" -CAkey "$t/clients-ca.key" \
+        -CAcreateserial -days 2 -out "$t/client.crt"
+  } >"$t/client-openssl.log" 2>&1 ||
+    die "openssl could not make the client certificate: $(cat "$t/client-openssl.log")"
+}
+
+# run_mtls: full TLS 1.3 handshakes (no tickets, no session cache) with and without client
+# certificates: each proxy twice, "tls" and "mtls" (a certificate required and verified
+# against a CA); openssl s_time -new opens connections for DURATION s, presenting a client
+# certificate to both, one GET /?size=100 on each. The proxy's CPU time per handshake is the
+# figure (s_time, one process, is the bottleneck of the rate). Rounds interleave the runs.
+run_mtls() {
+  ensure_peers
+  command -v openssl >/dev/null || die "openssl is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  make_bench_cert
+  make_client_cert
+  local results=$RESULTS_DIR/mtls-$STAMP.txt p v r out c0 c1 n secs
+  CHECK_TLS=(--tls --cert "$WORK/tls/client.crt" --key "$WORK/tls/client.key")
+  start_origin
+  for p in $PROXIES; do
+    start_proxy "$p-tls" "" "" tls-notickets
+    start_proxy "$p-mtls" "" "" tls-mtls
+  done
+  {
+    echo "# full TLS 1.3 handshakes (openssl s_time -new, ${DURATION}s per run, GET /?size=100)"
+    echo "round proxy variant connections seconds proxy_cpu_s cpu_us_per_handshake"
+  } >"$results.runs"
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for p in $PROXIES; do
+      for v in tls mtls; do
+        local -a cpids
+        read -ra cpids <<<"${CPU_PIDS[$p-$v]}"
+        sleep 1
+        c0=$(cpu_ticks "${cpids[@]}")
+        out=$(timeout -k 5 $((DURATION + 60)) taskset -c "$LOAD_CPU" openssl s_time \
+          -connect "127.0.0.1:${PORT[$p-$v]}" -new -time "$DURATION" -www "/?size=100" \
+          -cert "$WORK/tls/client.crt" -key "$WORK/tls/client.key" 2>&1) ||
+          die "s_time against $p-$v failed: $(tail -n 5 <<<"$out")"
+        c1=$(cpu_ticks "${cpids[@]}")
+        read -r n secs < <(sed -n 's/^\([0-9]*\) connections in \([0-9.]*\) real seconds.*/\1 \2/p' <<<"$out" | head -n 1)
+        [[ -n ${n:-} && $n -gt 0 ]] || die "s_time against $p-$v made no connection: $(tail -n 5 <<<"$out")"
+        local cpu
+        cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
+        echo "$r $p $v $n $secs $cpu $(awk -v c="$cpu" -v n="$n" 'BEGIN { printf "%.1f", c * 1e6 / n }')" >>"$results.runs"
+        log "mtls round $r/$ROUNDS $p-$v: $n handshakes in ${secs}s, proxy CPU ${cpu}s"
+        proxies_alive
+      done
+    done
+  done
+  python3 - "$results.runs" >"$results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l[0].isdigit()]
+by = {}
+for r, p, v, n, secs, cpu, per in rows:
+    by.setdefault((p, v), []).append((float(per), int(n) / float(secs)))
+print("| proxy | CPU µs per full handshake, TLS | with a client certificate (mTLS) | mTLS cost | handshakes/s TLS / mTLS (client-bound) |")
+print("|---|---:|---:|---:|---:|")
+for p in dict.fromkeys(k[0] for k in by):
+    a, b = by[(p, "tls")], by[(p, "mtls")]
+    ca, cb = statistics.median(x[0] for x in a), statistics.median(x[0] for x in b)
+    print(f"| {p} | {ca:.0f} | {cb:.0f} | +{cb - ca:.0f} (+{(cb - ca) / ca * 100:.0f}%) | "
+          f"{statistics.median(x[1] for x in a):.0f} / {statistics.median(x[1] for x in b):.0f} |")
+PY
+  cat "$results"
+  echo
+  echo "results: $results (per run: $results.runs)"
+}
+
 # tls_handshakes NAME: "FULL RESUMED" from the torii instance NAME's /metrics.
 tls_handshakes() {
   curl -s "http://127.0.0.1:${ADMIN_PORT[$1]}/metrics" |
@@ -1810,6 +1912,62 @@ for p in dict.fromkeys(k[0] for k in by):
     print(f"| {p} | {mc:.0f} | {mt:.0f} | {mc - mt:.0f} ({(mc - mt) / mc * 100:.0f}%) | "
           f"{statistics.median(x[1] for x in c):.0f} / {statistics.median(x[1] for x in t):.0f} | "
           f"{statistics.median(x[2] for x in t):.2f} |")
+PY
+  cat "$results"
+  echo
+  echo "results: $results (per run: $results.runs)"
+}
+
+# run_early: each proxy with TLS 1.3, tickets and early data on; bench/tls_ttfb (TTFB_COUNT
+# connections per run, each resuming the ticket the previous one got, Connection: close) times
+# connect to first response byte, the request sent after the handshake ("resumed") or as
+# early data ("0-RTT"). Rounds interleave the proxies.
+run_early() {
+  ensure_peers
+  command -v openssl >/dev/null || die "openssl is not installed"
+  build torii torii-origin tls_ttfb
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  make_bench_cert
+  local results=$RESULTS_DIR/early-$STAMP.txt count=${TTFB_COUNT:-2000} p v r out
+  local ttfb=$BUILD_DIR/bench/tls_ttfb
+  CHECK_TLS=(--tls)
+  start_origin
+  for p in $PROXIES; do
+    start_proxy "$p-0rtt" "" "" tls-early
+  done
+  {
+    echo "# TLS 1.3 resumed connections: connect to first response byte, µs (bench/tls_ttfb,"
+    echo "# $count connections per run, GET /?size=100, Connection: close)"
+    echo "round proxy variant median_us p90_us p99_us early_accepted resumed"
+  } >"$results.runs"
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for p in $PROXIES; do
+      for v in resumed early; do
+        local -a flag=()
+        [[ $v == early ]] && flag=(--early)
+        out=$(timeout -k 5 600 taskset -c "$LOAD_CPU" "$ttfb" --addr "127.0.0.1:${PORT[$p-0rtt]}" \
+          --count "$count" "${flag[@]}" 2>&1) || die "tls_ttfb against $p-0rtt failed: $out"
+        echo "$r $p $v $out" >>"$results.runs"
+        log "early round $r/$ROUNDS $p $v: $out"
+        proxies_alive
+      done
+    done
+  done
+  python3 - "$results.runs" >"$results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l[0].isdigit()]
+by = {}
+for r, p, v, med, p90, p99, early, resumed in rows:
+    by.setdefault((p, v), []).append((float(med), float(p90), float(early), float(resumed)))
+print("| proxy | TTFB resumed (µs) | TTFB 0-RTT (µs) | saved | p90 resumed / 0-RTT (µs) | early data accepted | resumed |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for p in dict.fromkeys(k[0] for k in by):
+    a, b = by[(p, "resumed")], by[(p, "early")]
+    ma, mb = statistics.median(x[0] for x in a), statistics.median(x[0] for x in b)
+    print(f"| {p} | {ma:.0f} | {mb:.0f} | {ma - mb:.0f} ({(ma - mb) / ma * 100:.0f}%) | "
+          f"{statistics.median(x[1] for x in a):.0f} / {statistics.median(x[1] for x in b):.0f} | "
+          f"{statistics.median(x[2] for x in b):.2f} | {statistics.median(x[3] for x in b):.2f} |")
 PY
   cat "$results"
   echo
@@ -1974,4 +2132,6 @@ case $MODE in
   h2up) run_h2up ;;
   soak) run_soak ;;
   fastopen) run_fastopen ;;
+  early) run_early ;;
+  mtls) run_mtls ;;
 esac

@@ -251,6 +251,31 @@ class EarlyData(h.ToriiCase):
         self.assertIn("late", out)
         self.assertEqual(b.marks, [False, True, False])  # the ticket's visit, early, retried
 
+    def test_http2_request_in_early_data(self):
+        try:
+            import h2.config
+            import h2.connection
+        except ImportError:
+            self.skipTest("python3-h2 is not installed")
+        o = self.origin("o1")
+        t, port = self.start(o, tls_extra={"alpn": ["h2", "http/1.1"]})
+        path = f"{self.tmpdir()}/h2-ticket.pem"
+        s_client(port, ["-alpn", "h2", "-sess_out", path])
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "GET"), (":path", "/?size=4"), (":scheme", "https"),
+                              (":authority", "a.test")], end_stream=True)
+        out = s_client(port, ["-alpn", "h2", "-sess_in", path, "-early_data",
+                              self.request_file(conn.data_to_send())])
+        self.assertIn("Early data was accepted", out)
+        h.wait_for(lambda: o.log_entries(), 5, what="the request at the origin")
+        entry = o.log_entries()[-1]
+        self.assertEqual(entry["target"], "/?size=4")
+        self.assertEqual(h.header_of(entry, "Early-Data"), ["1"])
+        line = t.access_log_lines(wait_for_count=1)[-1]
+        self.assertIn("HTTP/2.0", line)
+        self.assertIn("early_data=1", line)
+
     def test_off_by_default(self):
         o = self.origin("o1")
         c = tls_config(o, self.pki, [self.leaf])
