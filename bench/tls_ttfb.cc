@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -117,8 +118,8 @@ Result Visit(SSL_CTX* ctx, const Args& a, SSL_SESSION* session, const std::strin
     size_t written = 0;
     sent = SSL_write_early_data(ssl, request.data(), request.size(), &written) == 1;
   }
-  if (SSL_connect(ssl) != 1) {
-    Die("handshake failed");
+  if (const int rc = SSL_connect(ssl); rc != 1) {
+    Die("handshake failed (SSL_get_error " + std::to_string(SSL_get_error(ssl, rc)) + ")");
   }
   r.early_accepted = SSL_get_early_data_status(ssl) == SSL_EARLY_DATA_ACCEPTED;
   r.resumed = SSL_session_reused(ssl) == 1;
@@ -137,7 +138,9 @@ Result Visit(SSL_CTX* ctx, const Args& a, SSL_SESSION* session, const std::strin
   }
   r.us = std::chrono::duration<double, std::micro>(t1 - t0).count();
   r.next = SSL_get1_session(ssl);
-  SSL_shutdown(ssl);
+  // The server closed (Connection: close): as if shut down both ways, so that SSL_free does
+  // not mark the session not resumable.
+  SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
   SSL_free(ssl);
   ::close(fd);
   return r;
@@ -147,10 +150,10 @@ Result Visit(SSL_CTX* ctx, const Args& a, SSL_SESSION* session, const std::strin
 
 int main(int argc, char** argv) {
   const Args a = Parse(argc, argv);
+  signal(SIGPIPE, SIG_IGN);
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
   const std::string request = "GET " + a.path + " HTTP/1.1\r\nHost: " + a.sni +
                               "\r\nConnection: close\r\n\r\n";
   Result first = Visit(ctx, a, nullptr, request);

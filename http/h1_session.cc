@@ -126,6 +126,9 @@ void H1Session::StartRequest() {
 }
 
 void H1Session::OnRecv(core::Conn& conn, std::span<const char> data) {
+  if (close_when_ready_) {
+    return;  // decided to close: later requests are not read
+  }
   if (x_.tunnel()) {
     x_.RelayToUpstream(std::string_view(data.data(), data.size()));
     return;
@@ -222,7 +225,7 @@ void H1Session::Pump() {
 void H1Session::Finished() {
   // Keep-alive: the next request (pipelined, or when it comes), or the end.
   if (x_.close_after() || client_.draining || (client_.peer_eof && x_.input().empty())) {
-    conn_.CloseAfterFlush();
+    CloseWhenSent();
     return;
   }
   ResumeReading();
@@ -378,7 +381,24 @@ void H1Session::OnDrain(core::Conn& conn) {
 
 void H1Session::OnClosed(core::Conn& /*conn*/) { x_.OnClosed(); }
 
-void H1Session::OnTransportReady(core::Conn& /*conn*/) { x_.OnHandshakeDone(); }
+void H1Session::CloseWhenSent() {
+  const ListenerSpec& spec = cfg().listeners[client_.listener];
+  if (spec.tls && !close_when_ready_ &&
+      static_cast<const TlsServerTransport*>(conn_.transport())->server_session().in_early_data()) {
+    close_when_ready_ = true;  // what arrives meanwhile is not parsed (OnRecv)
+    SetConnTimer(Timer::kIdle, spec.tls->handshake_timeout_ms());
+    return;
+  }
+  conn_.CloseAfterFlush();
+}
+
+void H1Session::OnTransportReady(core::Conn& /*conn*/) {
+  if (close_when_ready_) {
+    conn_.CloseAfterFlush();
+    return;
+  }
+  x_.OnHandshakeDone();
+}
 
 std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Conn& conn,
                                                     uint32_t listener) {

@@ -51,6 +51,11 @@ class H1Session final : public core::ConnHandler, public ExchangeHost, private D
   // The first wait of a connection: handshake_timeout on TLS (bounded by idle_timeout).
   uint64_t FirstIdleMs() const;
   const ProxyConfig& cfg() const { return x_.cfg(); }
+  // Closes the connection once what is queued is sent. A TLS client still in early data
+  // first completes its handshake (within handshake_timeout): its next ticket and the
+  // close_notify can only follow that, and a client closed on before it would see an
+  // unexpected end of its connection.
+  void CloseWhenSent();
   void SetConnTimer(Timer what, uint64_t ms);
   // A request begins: the header timeout runs from here (not reset by later bytes: slowloris).
   void StartRequest();
@@ -86,7 +91,7 @@ class H1Session final : public core::ConnHandler, public ExchangeHost, private D
   void ResumeReading() override;
   void Continue() override;
   void Finished() override;
-  void CloseAfterFlush() override { conn_.CloseAfterFlush(); }
+  void CloseAfterFlush() override { CloseWhenSent(); }
   void Close() override { conn_.Close(); }
   void Abort() override { conn_.Abort(); }
 
@@ -101,6 +106,7 @@ class H1Session final : public core::ConnHandler, public ExchangeHost, private D
   bool waiting_reader_ = false;  // WaitForReader: no next request until OnWritable
   bool awaiting_proxy_ = false;  // a proxy_protocol listener's connection before its header
   bool probe_h2_ = false;        // the first bytes may still turn out to be HTTP/2
+  bool close_when_ready_ = false;  // closing once the TLS handshake after early data is done
 };
 
 }  // namespace torii::http

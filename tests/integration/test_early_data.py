@@ -128,6 +128,23 @@ class EarlyData(h.ToriiCase):
         # The first request (a full handshake) was not early.
         self.assertEqual(h.header_of(o.log_entries()[0], "Early-Data"), [])
 
+    def test_close_after_early_data_waits_for_the_handshake(self):
+        # Connection: close on a request answered in early data: torii closes only once the
+        # handshake is done, so the client gets its next ticket (and a close_notify): each
+        # visit's ticket carries the next visit's early data.
+        o = self.origin("o1")
+        t, port = self.start(o)
+        ticket = self.ticket(port)
+        for i in range(3):
+            after = f"{self.tmpdir()}/next-{i}.pem"
+            out = s_client(port, ["-sess_in", ticket, "-sess_out", after, "-early_data",
+                                  self.request_file(b"GET /?size=2 HTTP/1.1\r\nHost: a.test\r\n"
+                                                    b"Connection: close\r\n\r\n")])
+            self.assertIn("Early data was accepted", out, i)
+            self.assertIn("HTTP/1.1 200", out)
+            self.assertNotIn("unexpected eof", out.lower())
+            ticket = after
+
     def test_post_in_early_data_waits_for_the_handshake(self):
         o = self.origin("o1")
         t, port = self.start(o)
