@@ -240,6 +240,12 @@ CLAIMS = {
     ],
     'T5': [
         'test_tls.Options.test_t5_early_data_is_not_accepted',
+        'test_early_data.EarlyData.test_off_by_default',
+        'test_early_data.EarlyData.test_get_in_early_data_is_forwarded_marked',
+        'test_early_data.EarlyData.test_post_in_early_data_waits_for_the_handshake',
+        'test_early_data.EarlyData.test_425_from_the_backend_is_retried_after_the_handshake',
+        'test_early_data.EarlyData.test_replayed_flight_get_once_post_never',
+        'unit:tls:EarlyDataTest.AcceptedOnceThenRefused',
     ],
     'T6': [
         'unit:tls:TicketResumptionTest.NoResumptionAcrossCertificates',
