@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 #include <string_view>
+#include <tuple>
 #include <variant>
 
 #include "balancer/picker.h"
@@ -543,26 +544,31 @@ struct Histogram {
   }
 };
 
-Histogram LatencyOf(std::span<const http::ProxyContext* const> contexts) {
-  Histogram h{std::vector<uint64_t>(http::ProxyStats::kLatencyBuckets)};
+// One histogram summed over the workers: `stats_of` gives a worker's buckets and its sum.
+template <class StatsOf>
+Histogram SumOf(std::span<const http::ProxyContext* const> contexts, size_t buckets,
+                StatsOf stats_of) {
+  Histogram h{std::vector<uint64_t>(buckets)};
   for (const http::ProxyContext* c : contexts) {
+    const auto [counts, sum] = stats_of(c->stats());
     for (size_t b = 0; b < h.counts.size(); ++b) {
-      h.counts[b] += c->stats().latency_buckets[b].get();
+      h.counts[b] += counts[b].get();
     }
-    h.sum_us += c->stats().latency_sum_us.get();
+    h.sum_us += sum.get();
   }
   return h;
 }
 
+Histogram LatencyOf(std::span<const http::ProxyContext* const> contexts) {
+  return SumOf(contexts, http::ProxyStats::kLatencyBuckets, [](const http::ProxyStats& s) {
+    return std::forward_as_tuple(s.latency_buckets, s.latency_sum_us);
+  });
+}
+
 Histogram PhaseOf(std::span<const http::ProxyContext* const> contexts, size_t phase) {
-  Histogram h{std::vector<uint64_t>(http::ProxyStats::kPhaseBuckets)};
-  for (const http::ProxyContext* c : contexts) {
-    for (size_t b = 0; b < h.counts.size(); ++b) {
-      h.counts[b] += c->stats().phase_buckets[phase][b].get();
-    }
-    h.sum_us += c->stats().phase_sum_us[phase].get();
-  }
-  return h;
+  return SumOf(contexts, http::ProxyStats::kPhaseBuckets, [phase](const http::ProxyStats& s) {
+    return std::forward_as_tuple(s.phase_buckets[phase], s.phase_sum_us[phase]);
+  });
 }
 
 std::string PoolLabels(const BackendRow& r) {

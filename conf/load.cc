@@ -751,6 +751,20 @@ class Loader {
     return name;
   }
 
+  // `name` is not among the `kind`s loaded so far (`earlier`, declared at `lines`).
+  template <class T>
+  static void RequireUniqueName(const Section& s, const toml::node& name_node,
+                                std::string_view kind, const std::string& name,
+                                const std::vector<T>& earlier, const std::vector<uint32_t>& lines) {
+    for (size_t i = 0; i < earlier.size(); ++i) {
+      if (earlier[i].name == name) {
+        s.FailAt(name_node, "name",
+                 std::string(kind) + " name " + Quote(name) + " is already used at line " +
+                     std::to_string(lines[i]));
+      }
+    }
+  }
+
   void LoadListener(const toml::table& table, Config& config) {
     Section s(table, "[[listener]] #" + std::to_string(config.listeners.size() + 1));
     s.CheckKeys({"name", "address", "backlog", "allow", "deny", "max_conns_per_ip", "max_conns",
@@ -759,13 +773,7 @@ class Loader {
     ListenerConfig listener;
     const toml::node& name_node = s.Require("name");
     listener.name = LoadName(s, "listener");
-    for (size_t i = 0; i < config.listeners.size(); ++i) {
-      if (config.listeners[i].name == listener.name) {
-        s.FailAt(name_node, "name",
-                 "listener name " + Quote(listener.name) + " is already used at line " +
-                     std::to_string(listener_lines_[i]));
-      }
-    }
+    RequireUniqueName(s, name_node, "listener", listener.name, config.listeners, listener_lines_);
     if (config.admin.enabled && listener.name == "admin") {
       s.FailAt(name_node, "name",
                "listener name \"admin\" is reserved for [admin] (it names it in the ready file)");
@@ -1169,13 +1177,7 @@ class Loader {
     PoolConfig pool;
     const toml::node& name_node = s.Require("name");
     pool.name = LoadName(s, "pool");
-    for (size_t i = 0; i < config.pools.size(); ++i) {
-      if (config.pools[i].name == pool.name) {
-        s.FailAt(name_node, "name",
-                 "pool name " + Quote(pool.name) + " is already used at line " +
-                     std::to_string(pool_lines_[i]));
-      }
-    }
+    RequireUniqueName(s, name_node, "pool", pool.name, config.pools, pool_lines_);
     s.Choice("algorithm", std::span<const Algorithm>(balancer::kAlgorithms),
              &balancer::AlgorithmName, &pool.algorithm);
     if (auto key = s.String("hash_key")) {
