@@ -417,6 +417,9 @@ std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config,
     if (!ctx) {
       return std::unexpected("listener " + l.name + " tls: " + ctx.error());
     }
+    if (stats != nullptr) {  // a reload: staple what the previous context fetched meanwhile
+      (*ctx)->AdoptStaples(*previous_contexts->listeners[i]);
+    }
     // At start, reload and torii -t: a certificate close to its end is worth a warning
     // (torii_tls_certificate_expiry_seconds tracks it in between).
     const int64_t now = static_cast<int64_t>(std::time(nullptr));

@@ -27,6 +27,7 @@ std::string Reloader::Start() {
   }
   proxy_config_ = BuildProxyConfig(first_, tls_, workers_, *discovery_);
   checker_ = std::make_shared<HealthChecker>(first_, *proxy_config_);
+  ocsp_ = std::make_shared<OcspFetcher>(*proxy_config_);
   ticket_keys_ = TicketKeysOf(*proxy_config_);
   return {};
 }
@@ -88,6 +89,11 @@ void Reloader::Install(std::shared_ptr<http::ProxyConfig> next, const conf::Conf
   checker_ = std::make_shared<HealthChecker>(config, *proxy_config_);
   Discovery* previous_discovery = discovery_;
   discovery_ = next_discovery;
+  std::shared_ptr<OcspFetcher> previous_ocsp;
+  if (reload) {
+    previous_ocsp = std::move(ocsp_);
+    ocsp_ = std::make_shared<OcspFetcher>(*proxy_config_);
+  }
   auto keys = TicketKeysOf(*proxy_config_);
   for (http::ProxyContext* ctx : contexts_) {
     ctx->worker().Post([ctx, cfg = proxy_config_] { ctx->Reload(cfg); });
@@ -96,7 +102,16 @@ void Reloader::Install(std::shared_ptr<http::ProxyConfig> next, const conf::Conf
   core::Worker* w0 = &ctx0->worker();
   w0->Post([w0, ctx0, previous_checker, next_checker = checker_.get(), retired = retired_checkers_,
             previous_discovery, next_discovery, reload, admin = admin_, cfg = proxy_config_, keys,
-            ticket_keys = ticket_keys_] {
+            ticket_keys = ticket_keys_, previous_ocsp, next_ocsp = ocsp_.get(),
+            retired_ocsp = retired_ocsp_] {
+    if (previous_ocsp != nullptr) {
+      previous_ocsp->Stop();
+      retired_ocsp->push_back(previous_ocsp);
+      std::erase_if(*retired_ocsp, [](const auto& f) { return !f->busy(); });
+      if (!next_ocsp->empty()) {
+        next_ocsp->Start(*w0);
+      }
+    }
     previous_checker->Stop();
     retired->push_back(previous_checker);
     std::erase_if(*retired, [](const auto& c) { return !c->busy(); });

@@ -19,6 +19,7 @@
 #include "app/discovery.h"
 #include "app/generation.h"
 #include "app/health_checker.h"
+#include "app/ocsp_fetcher.h"
 #include "conf/config.h"
 #include "core/worker.h"
 #include "http/proxy_config.h"
@@ -43,6 +44,7 @@ class Reloader {
   // What worker 0 runs for the first generation (it is handed the next ones by Install).
   HealthChecker* checker() const { return checker_.get(); }
   Discovery* discovery() const { return discovery_; }
+  OcspFetcher* ocsp() const { return ocsp_.get(); }
   // The ticket key sets worker 0 rotates; replaced in place (on worker 0) by each generation.
   const std::shared_ptr<TicketKeyList>& ticket_keys() const { return ticket_keys_; }
 
@@ -82,6 +84,11 @@ class Reloader {
   std::shared_ptr<std::vector<std::shared_ptr<HealthChecker>>> retired_checkers_ =
       std::make_shared<std::vector<std::shared_ptr<HealthChecker>>>();
   std::shared_ptr<TicketKeyList> ticket_keys_;
+  // OCSP responses fetched for the TLS contexts, on worker 0's ring: replaced with the contexts
+  // (a reload, not a DNS change), the old one kept until its fetches in flight end.
+  std::shared_ptr<OcspFetcher> ocsp_;
+  std::shared_ptr<std::vector<std::shared_ptr<OcspFetcher>>> retired_ocsp_ =
+      std::make_shared<std::vector<std::shared_ptr<OcspFetcher>>>();
   std::vector<http::ProxyContext*> contexts_;
   Admin* admin_ = nullptr;
 };

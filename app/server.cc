@@ -332,9 +332,9 @@ class Server {
         // The first generation's checker and discovery, taken now: the main thread may
         // install another before worker 0 starts (Install then hands it the next).
         worker->set_on_start([ctx_ptr, checker = reloader_.checker(),
-                              discovery = reloader_.discovery(),
+                              discovery = reloader_.discovery(), ocsp = reloader_.ocsp(),
                               keys = reloader_.ticket_keys()](core::Worker& self) {
-          StartWorkerZero(self, *ctx_ptr, checker, discovery, keys);
+          StartWorkerZero(self, *ctx_ptr, checker, discovery, ocsp, keys);
         });
       } else {
         // Each worker's own Redis connection (fleet-wide rate limits), made before it serves.
@@ -360,15 +360,18 @@ class Server {
     reloader_.Attach(*all, admin_.get());
   }
 
-  // Once per process, on worker 0's ring: the first generation's active health checks and DNS
-  // discovery, and the rotation of the TLS session-ticket keys (checked every minute; each key
-  // set rotates on its interval).
+  // Once per process, on worker 0's ring: the first generation's active health checks, DNS
+  // discovery and OCSP fetches, and the rotation of the TLS session-ticket keys (checked every
+  // minute; each key set rotates on its interval).
   static void StartWorkerZero(core::Worker& self, http::ProxyContext& ctx, HealthChecker* checker,
-                              Discovery* discovery,
+                              Discovery* discovery, OcspFetcher* ocsp,
                               const std::shared_ptr<Reloader::TicketKeyList>& keys) {
     ctx.fleet().Connect();
     if (!checker->empty()) {
       checker->Start(ctx);
+    }
+    if (!ocsp->empty()) {
+      ocsp->Start(self);
     }
     if (!discovery->empty()) {
       discovery->Start(self);

@@ -855,7 +855,7 @@ class Loader {
   static tls::ServerOptions LoadTls(const Section& s, const std::string& source) {
     s.CheckKeys({"certificates", "alpn", "min_version", "ciphersuites", "ciphers",
                  "handshake_timeout", "session_tickets", "ticket_rotation",
-                 "session_ticket_key_file", "groups", "early_data"});
+                 "session_ticket_key_file", "groups", "early_data", "ocsp_stapling"});
     tls::ServerOptions o;
     const toml::node& certs = s.Require("certificates");
     const auto* array = certs.as_array();
@@ -919,6 +919,7 @@ class Loader {
     o.handshake_timeout_ms = static_cast<uint64_t>(handshake.count());
     s.Bool("session_tickets", &o.session_tickets);
     s.Bool("early_data", &o.early_data);
+    s.Bool("ocsp_stapling", &o.ocsp_stapling);
     if (o.early_data && !o.session_tickets) {
       s.FailAt(*s.Find("early_data"), "early_data",
                "early data rides on a resumed session ticket: it needs session_tickets = true");

@@ -62,6 +62,10 @@ struct ServerOptions {
   // ssl_session_ticket_key format). The first key encrypts, all decrypt; no rotation (the
   // operator replaces the file and reloads), so several processes can share the keys.
   std::string session_ticket_key_file;
+  // OCSP stapling fetched by torii: every certificate without an ocsp_file gets its response
+  // from the responder its Authority Information Access names (http:// only), refreshed
+  // before it expires (app/ocsp_fetcher.h). Certificates that name no responder are refused.
+  bool ocsp_stapling = false;
   // TLS 1.3 early data (0-RTT): tickets invite up to 16 KiB of it, accepted once per ticket
   // (early_data.h). Needs session_tickets; never with client_auth.
   bool early_data = false;

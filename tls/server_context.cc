@@ -182,25 +182,16 @@ int64_t UnixTime(const ASN1_GENERALIZEDTIME* t) {
   return t != nullptr && ASN1_TIME_to_tm(t, &tm) == 1 ? static_cast<int64_t>(timegm(&tm)) : 0;
 }
 
-// Reads the OCSP response to staple for `cert` (spec->ocsp_file) and checks it is one a client
-// may trust: a successful response signed by the certificate's issuer (or a responder it
-// delegated to), about this certificate, "good", and within its validity now.
-std::expected<std::pair<std::string, int64_t>, std::string> LoadStaple(const LoadedCert& cert) {
-  const std::string& file = cert.spec->ocsp_file;
-  const auto fail = [&](const std::string& why) {
+// Checks an OCSP response (DER) for `leaf`, issued by `issuer`, is one a client may trust: a
+// successful response signed by the issuer (or a responder it delegated to), about this
+// certificate, "good", and within its validity now. Returns its nextUpdate (Unix seconds, 0 =
+// none) or why not.
+std::expected<int64_t, std::string> CheckStaple(X509* leaf, X509* issuer, std::string_view der,
+                                                std::string_view cert_file) {
+  const auto fail = [](const std::string& why) {
     ERR_clear_error();
-    return Error("ocsp_file " + file + ": " + why);
+    return Error(why);
   };
-  ossl::BioPtr bio(BIO_new_file(file.c_str(), "rb"));
-  if (bio == nullptr) {
-    return fail("cannot read");
-  }
-  std::string der;
-  char buf[4096];
-  int n;
-  while ((n = BIO_read(bio.get(), buf, sizeof(buf))) > 0 && der.size() < 64 * 1024) {
-    der.append(buf, static_cast<size_t>(n));
-  }
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
   OCSP_RESPONSE* resp = d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(der.size()));
   if (resp == nullptr) {
@@ -217,10 +208,9 @@ std::expected<std::pair<std::string, int64_t>, std::string> LoadStaple(const Loa
   }
   std::unique_ptr<OCSP_BASICRESP, decltype(&OCSP_BASICRESP_free)> basic_owner(basic,
                                                                               OCSP_BASICRESP_free);
-  if (cert.chain.empty()) {
+  if (issuer == nullptr) {
     return fail("the certificate file must hold the issuer after the leaf to check it");
   }
-  X509* issuer = cert.chain.front().get();
   // The issuer is the trust anchor: the response is signed by it or by a responder it
   // certified (PARTIAL_CHAIN: no root needed above it).
   std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
@@ -235,7 +225,7 @@ std::expected<std::pair<std::string, int64_t>, std::string> LoadStaple(const Loa
   if (OCSP_basic_verify(basic, certs, store.get(), 0) != 1) {
     return fail("not signed by the certificate's issuer (" + ossl::TakeError() + ")");
   }
-  OCSP_CERTID* id = OCSP_cert_to_id(nullptr, cert.leaf.get(), issuer);
+  OCSP_CERTID* id = OCSP_cert_to_id(nullptr, leaf, issuer);
   std::unique_ptr<OCSP_CERTID, decltype(&OCSP_CERTID_free)> id_owner(id, OCSP_CERTID_free);
   int status = 0;
   int reason = 0;
@@ -244,7 +234,7 @@ std::expected<std::pair<std::string, int64_t>, std::string> LoadStaple(const Loa
   ASN1_GENERALIZEDTIME* next_update = nullptr;
   if (id == nullptr || OCSP_resp_find_status(basic, id, &status, &reason, &revoked, &this_update,
                                              &next_update) != 1) {
-    return fail("it is not about certificate " + cert.spec->cert);
+    return fail("it is not about certificate " + std::string(cert_file));
   }
   if (status != V_OCSP_CERTSTATUS_GOOD) {
     return fail(status == V_OCSP_CERTSTATUS_REVOKED ? "the certificate is revoked"
@@ -253,7 +243,60 @@ std::expected<std::pair<std::string, int64_t>, std::string> LoadStaple(const Loa
   if (OCSP_check_validity(this_update, next_update, 300, -1) != 1) {
     return fail("outside its validity (thisUpdate / nextUpdate)");
   }
-  return std::pair{std::move(der), UnixTime(next_update)};
+  return UnixTime(next_update);
+}
+
+// Reads `cert`'s ocsp_file: its bytes, or why not.
+std::expected<std::string, std::string> ReadStapleFile(const std::string& file) {
+  ossl::BioPtr bio(BIO_new_file(file.c_str(), "rb"));
+  if (bio == nullptr) {
+    ERR_clear_error();
+    return Error("ocsp_file " + file + ": cannot read");
+  }
+  std::string der;
+  char buf[4096];
+  int n;
+  while ((n = BIO_read(bio.get(), buf, sizeof(buf))) > 0 && der.size() < 64 * 1024) {
+    der.append(buf, static_cast<size_t>(n));
+  }
+  return der;
+}
+
+// For ocsp_stapling: the responder `leaf` names (its first AIA OCSP URL) and the DER request
+// for it, or why there is none.
+std::expected<std::pair<std::string, std::string>, std::string> OcspQuery(X509* leaf,
+                                                                          X509* issuer) {
+  STACK_OF(OPENSSL_STRING)* urls = X509_get1_ocsp(leaf);
+  std::string url = urls != nullptr && sk_OPENSSL_STRING_num(urls) > 0
+                        ? std::string(sk_OPENSSL_STRING_value(urls, 0))
+                        : std::string();
+  X509_email_free(urls);
+  if (url.empty()) {
+    return Error("names no OCSP responder (Authority Information Access)");
+  }
+  if (!url.starts_with("http://")) {
+    return Error("names OCSP responder " + url + ": only http:// responders are fetched");
+  }
+  if (issuer == nullptr) {
+    return Error("must hold its issuer after the leaf to ask for its OCSP response");
+  }
+  std::unique_ptr<OCSP_REQUEST, decltype(&OCSP_REQUEST_free)> req(OCSP_REQUEST_new(),
+                                                                  OCSP_REQUEST_free);
+  OCSP_CERTID* id = OCSP_cert_to_id(nullptr, leaf, issuer);
+  if (req == nullptr || id == nullptr || OCSP_request_add0_id(req.get(), id) == nullptr) {
+    OCSP_CERTID_free(id);
+    ERR_clear_error();
+    return Error("cannot build its OCSP request");
+  }
+  unsigned char* der = nullptr;
+  const int len = i2d_OCSP_REQUEST(req.get(), &der);
+  if (len <= 0) {
+    ERR_clear_error();
+    return Error("cannot encode its OCSP request");
+  }
+  std::string out(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return std::pair{std::move(url), std::move(out)};
 }
 
 // RFC 7633 Must-Staple: the certificate's TLS Feature extension lists status_request.
@@ -466,19 +509,26 @@ struct ServerContextBuilder {
     const auto* self = static_cast<const ServerContext*>(arg);
     X509* cert = SSL_get_certificate(ssl);
     const int64_t now = static_cast<int64_t>(std::time(nullptr));
-    for (const ServerContext::Staple& staple : self->staples_) {
-      if (staple.leaf != cert && X509_cmp(static_cast<X509*>(staple.leaf), cert) != 0) {
+    for (const auto& staple : self->staples_) {
+      if (staple->leaf != cert && X509_cmp(static_cast<X509*>(staple->leaf), cert) != 0) {
         continue;
       }
-      if (staple.next_update != 0 && now >= staple.next_update) {
+      std::shared_ptr<const std::string> der;
+      int64_t next_update = 0;
+      {
+        std::lock_guard<std::mutex> lock(staple->mu);
+        der = staple->der;
+        next_update = staple->next_update;
+      }
+      if (der == nullptr || (next_update != 0 && now >= next_update)) {
         return SSL_TLSEXT_ERR_NOACK;
       }
-      auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(staple.der.size()));
+      auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(der->size()));
       if (copy == nullptr) {
         return SSL_TLSEXT_ERR_NOACK;
       }
-      memcpy(copy, staple.der.data(), staple.der.size());
-      SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(staple.der.size()));
+      memcpy(copy, der->data(), der->size());
+      SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(der->size()));
       return SSL_TLSEXT_ERR_OK;  // OpenSSL owns (and frees) the copy
     }
     return SSL_TLSEXT_ERR_NOACK;
@@ -664,16 +714,42 @@ std::expected<std::shared_ptr<const ServerContext>, std::string> ServerContext::
     certs.push_back(std::move(*loaded));
   }
   for (const LoadedCert& cert : certs) {
-    if (!cert.spec->ocsp_file.empty()) {
-      auto staple = LoadStaple(cert);
-      if (!staple) {
-        return std::unexpected(staple.error());
+    X509* issuer = cert.chain.empty() ? nullptr : cert.chain.front().get();
+    if (!cert.spec->ocsp_file.empty() || options.ocsp_stapling) {
+      auto staple = std::make_unique<Staple>();
+      staple->file = cert.spec->cert;
+      X509_up_ref(cert.leaf.get());  // both released by ~ServerContext
+      staple->leaf = cert.leaf.get();
+      if (issuer != nullptr) {
+        X509_up_ref(issuer);
+        staple->issuer = issuer;
       }
-      X509_up_ref(cert.leaf.get());  // released by ~ServerContext
-      self->staples_.push_back(Staple{cert.leaf.get(), std::move(staple->first), staple->second});
+      self->staples_.push_back(std::move(staple));
+      Staple& added = *self->staples_.back();
+      if (!cert.spec->ocsp_file.empty()) {
+        auto der = ReadStapleFile(cert.spec->ocsp_file);
+        if (!der) {
+          return std::unexpected(der.error());
+        }
+        auto checked = CheckStaple(cert.leaf.get(), issuer, *der, cert.spec->cert);
+        if (!checked) {
+          return Error("ocsp_file " + cert.spec->ocsp_file + ": " + checked.error());
+        }
+        added.der = std::make_shared<const std::string>(std::move(*der));
+        added.next_update = *checked;
+      } else {
+        auto query = OcspQuery(cert.leaf.get(), issuer);
+        if (!query) {
+          return Error("ocsp_stapling: certificate " + cert.spec->cert + " " + query.error() +
+                       " (give it an ocsp_file, or turn ocsp_stapling off)");
+        }
+        self->fetches_.push_back(OcspFetch{self->staples_.size() - 1, cert.spec->cert,
+                                           std::move(query->first), std::move(query->second)});
+      }
     } else if (MustStaple(cert.leaf.get())) {
       return Error("certificate " + cert.spec->cert +
-                   " requires OCSP stapling (Must-Staple): give it an ocsp_file");
+                   " requires OCSP stapling (Must-Staple): give it an ocsp_file, or turn "
+                   "ocsp_stapling on");
     }
     std::tm tm{};
     int64_t not_after = 0;
@@ -702,8 +778,54 @@ ServerContext::~ServerContext() {
   for (Group& group : groups_) {
     SSL_CTX_free(group.ctx);
   }
-  for (Staple& staple : staples_) {
-    X509_free(static_cast<X509*>(staple.leaf));
+  for (const auto& staple : staples_) {
+    X509_free(static_cast<X509*>(staple->leaf));
+    X509_free(static_cast<X509*>(staple->issuer));
+  }
+}
+
+std::expected<int64_t, std::string> ServerContext::UpdateStaple(const OcspFetch& fetch,
+                                                                std::string_view der) const {
+  const Staple& staple = *staples_[fetch.staple];
+  auto checked = CheckStaple(static_cast<X509*>(staple.leaf), static_cast<X509*>(staple.issuer),
+                             der, staple.file);
+  if (!checked) {
+    return checked;
+  }
+  auto copy = std::make_shared<const std::string>(der);
+  std::lock_guard<std::mutex> lock(staple.mu);
+  staple.der = std::move(copy);
+  staple.next_update = *checked;
+  return checked;
+}
+
+int64_t ServerContext::staple_next_update(const OcspFetch& fetch) const {
+  const Staple& staple = *staples_[fetch.staple];
+  std::lock_guard<std::mutex> lock(staple.mu);
+  return staple.der != nullptr ? staple.next_update : 0;
+}
+
+void ServerContext::AdoptStaples(const ServerContext& old) const {
+  for (const OcspFetch& fetch : fetches_) {
+    const Staple& mine = *staples_[fetch.staple];
+    for (const auto& theirs : old.staples_) {
+      if (X509_cmp(static_cast<X509*>(theirs->leaf), static_cast<X509*>(mine.leaf)) != 0) {
+        continue;
+      }
+      std::shared_ptr<const std::string> der;
+      int64_t next_update = 0;
+      {
+        std::lock_guard<std::mutex> lock(theirs->mu);
+        der = theirs->der;
+        next_update = theirs->next_update;
+      }
+      std::lock_guard<std::mutex> lock(mine.mu);
+      if (der != nullptr && mine.der == nullptr) {
+        mine.der = std::move(der);
+        mine.next_update = next_update;
+      }
+      break;
+    }
   }
 }
 

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -83,6 +84,27 @@ class ServerContext {
   };
   const std::vector<Certificate>& certificates() const { return certificates_; }
 
+  // OCSP responses torii fetches itself (ocsp_stapling: a certificate without ocsp_file): what
+  // to ask and where. `staple` names it to UpdateStaple.
+  struct OcspFetch {
+    size_t staple = 0;
+    std::string certificate;  // the cert file, for logs
+    std::string url;          // the responder, from the certificate's AIA ("http://...")
+    std::string request;      // the DER OCSPRequest for this certificate
+  };
+  const std::vector<OcspFetch>& ocsp_fetches() const { return fetches_; }
+  // Checks a response fetched for `fetch` as an ocsp_file is checked (the issuer's signature,
+  // this certificate, good, within its validity) and staples it from now on, in place of the
+  // previous one. Returns its nextUpdate (Unix seconds, 0 = none), or why it was refused (the
+  // previous response then stays, while valid). Any thread.
+  std::expected<int64_t, std::string> UpdateStaple(const OcspFetch& fetch,
+                                                   std::string_view der) const;
+  // A reload: the responses `old` staples for the same certificates are stapled here too
+  // until this context fetches its own.
+  void AdoptStaples(const ServerContext& old) const;
+  // The nextUpdate of the response stapled for `fetch` (0: none, or it names none).
+  int64_t staple_next_update(const OcspFetch& fetch) const;
+
   HandshakeStats& stats() const { return *stats_; }
   const std::shared_ptr<HandshakeStats>& stats_ptr() const { return stats_; }
   const std::shared_ptr<TicketKeys>& ticket_keys() const { return keys_; }
@@ -109,13 +131,19 @@ class ServerContext {
 
   std::vector<Group> groups_;
   std::vector<Certificate> certificates_;
-  // OCSP responses to staple, per certificate served (ocsp_file), until their nextUpdate.
+  // OCSP responses to staple, per certificate served with ocsp_file or ocsp_stapling, until
+  // their nextUpdate. The response is replaced as fetches complete (mutex: one lock per
+  // handshake that asks for it).
   struct Staple {
-    void* leaf = nullptr;  // the X509 the SSL_CTX serves (one reference held here)
-    std::string der;
-    int64_t next_update = 0;  // Unix seconds; 0 = the response names none
+    void* leaf = nullptr;    // the X509 the SSL_CTX serves (one reference held here)
+    void* issuer = nullptr;  // the X509 after it in the cert file (one reference), or null
+    std::string file;        // the cert file
+    mutable std::mutex mu;
+    mutable std::shared_ptr<const std::string> der;  // null: nothing to staple yet
+    mutable int64_t next_update = 0;                 // Unix seconds; 0 = the response names none
   };
-  std::vector<Staple> staples_;
+  std::vector<std::unique_ptr<Staple>> staples_;
+  std::vector<OcspFetch> fetches_;
   NameMap exact_;
   NameMap wildcard_;       // "*.example.com" stored as "example.com"
   std::string alpn_wire_;  // length-prefixed protocol names, our preference order
