@@ -15,6 +15,12 @@
       incomplete, the dump does not hold one line per completed request, or (--size) the
       document length ab saw is not N.
 
+  report.py pairs RUNS A B METRIC LABEL_A LABEL_B [COL:LABEL ...]
+      Reads whitespace-separated runs (a header line "round proxy variant COL ...", lines
+      starting with # ignored) and prints a markdown table: per proxy, the median of METRIC
+      for variants A and B, B - A (and in %), and the medians of the other COLs for B
+      (fastopen, early and mtls modes).
+
   report.py table RUNS_TSV [--duration S] [--conns N]
       Reads the per-run records written by run.sh (tab separated:
       scenario proxy round rps requests p50_us p99_us cpu_s non2xx sock_errors)
@@ -666,6 +672,41 @@ def origin_requests(addrs):
     return total
 
 
+def pairs_table(path, a, b, metric, label_a, label_b, also):
+    """Per proxy, the median of column `metric` for variants `a` and `b` of the runs in `path`
+    (a header line "round proxy variant COL..." names the columns), their difference, and the
+    median of each column in `also` (COL:LABEL) for variant `b`."""
+    rows, cols = [], None
+    with open(path) as f:
+        for line in f:
+            fields = line.split()
+            if not fields or line.startswith("#"):
+                continue
+            if fields[0] == "round":
+                cols = fields
+            else:
+                rows.append(dict(zip(cols, fields)))
+    if cols is None:
+        raise ValueError("no header line (round proxy variant ...)")
+    by = {}
+    for r in rows:
+        by.setdefault((r["proxy"], r["variant"]), []).append(r)
+
+    def med(proxy, variant, col):
+        return statistics.median(float(r[col]) for r in by[(proxy, variant)])
+
+    extra = [c.split(":", 1) for c in also]
+    out = [f"| proxy | {label_a} | {label_b} | change |" + "".join(f" {lbl} |" for _, lbl in extra),
+           "|---|---:|---:|---:|" + "---:|" * len(extra)]
+    for proxy in dict.fromkeys(r["proxy"] for r in rows):
+        if (proxy, a) not in by or (proxy, b) not in by:
+            continue
+        va, vb = med(proxy, a, metric), med(proxy, b, metric)
+        out.append(f"| {proxy} | {va:.0f} | {vb:.0f} | {vb - va:+.0f} ({(vb - va) / va * 100:+.0f}%) |" +
+                   "".join(f" {med(proxy, b, col):.2f} |" for col, _ in extra))
+    return "\n".join(out)
+
+
 def main(argv):
     load_parsers = {"parse-wrk": parse_wrk, "parse-h2load": parse_h2load}
     if len(argv) >= 2 and argv[0] in load_parsers:
@@ -761,6 +802,14 @@ def main(argv):
         try:
             print(haproxy_table(argv[1], argv[2]), end="")
         except OSError as e:
+            print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
+            return 1
+        return 0
+    if len(argv) >= 6 and argv[0] == "pairs":
+        # pairs RUNS A B METRIC LABEL_A LABEL_B [COL:LABEL ...]
+        try:
+            print(pairs_table(argv[1], argv[2], argv[3], argv[4], argv[5], argv[6], argv[7:]))
+        except (OSError, ValueError, KeyError, IndexError) as e:
             print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
             return 1
         return 0

@@ -1743,20 +1743,9 @@ run_mtls() {
       done
     done
   done
-  python3 - "$results.runs" >"$results" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l[0].isdigit()]
-by = {}
-for r, p, v, n, secs, cpu, per in rows:
-    by.setdefault((p, v), []).append((float(per), int(n) / float(secs)))
-print("| proxy | CPU µs per full handshake, TLS | with a client certificate (mTLS) | mTLS cost | handshakes/s TLS / mTLS (client-bound) |")
-print("|---|---:|---:|---:|---:|")
-for p in dict.fromkeys(k[0] for k in by):
-    a, b = by[(p, "tls")], by[(p, "mtls")]
-    ca, cb = statistics.median(x[0] for x in a), statistics.median(x[0] for x in b)
-    print(f"| {p} | {ca:.0f} | {cb:.0f} | +{cb - ca:.0f} (+{(cb - ca) / ca * 100:.0f}%) | "
-          f"{statistics.median(x[1] for x in a):.0f} / {statistics.median(x[1] for x in b):.0f} |")
-PY
+  python3 "$BENCH_DIR/report.py" pairs "$results.runs" tls mtls cpu_us_per_handshake \
+    "CPU µs per full handshake, TLS" "with a client certificate (mTLS)" >"$results" ||
+    die "cannot summarise $results.runs"
   cat "$results"
   echo
   echo "results: $results (per run: $results.runs)"
@@ -1897,22 +1886,9 @@ run_fastopen() {
       done
     done
   done
-  python3 - "$results.runs" >"$results" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l[0].isdigit()]
-by = {}
-for r, p, v, med, p90, p99, syn in rows:
-    by.setdefault((p, v), []).append((float(med), float(p90), float(syn)))
-print("| proxy | TTFB median, cold (µs) | with TCP Fast Open (µs) | saved | p90 cold / tfo (µs) | SYN data accepted |")
-print("|---|---:|---:|---:|---:|---:|")
-for p in dict.fromkeys(k[0] for k in by):
-    c, t = by[(p, "cold")], by[(p, "tfo")]
-    mc = statistics.median(x[0] for x in c)
-    mt = statistics.median(x[0] for x in t)
-    print(f"| {p} | {mc:.0f} | {mt:.0f} | {mc - mt:.0f} ({(mc - mt) / mc * 100:.0f}%) | "
-          f"{statistics.median(x[1] for x in c):.0f} / {statistics.median(x[1] for x in t):.0f} | "
-          f"{statistics.median(x[2] for x in t):.2f} |")
-PY
+  python3 "$BENCH_DIR/report.py" pairs "$results.runs" cold tfo median_us \
+    "TTFB median, cold (µs)" "with TCP Fast Open (µs)" p90_us:"p90 with it (µs)" \
+    syn_data:"SYN data accepted" >"$results" || die "cannot summarise $results.runs"
   cat "$results"
   echo
   echo "results: $results (per run: $results.runs)"
@@ -1954,21 +1930,9 @@ run_early() {
       done
     done
   done
-  python3 - "$results.runs" >"$results" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l[0].isdigit()]
-by = {}
-for r, p, v, med, p90, p99, early, resumed in rows:
-    by.setdefault((p, v), []).append((float(med), float(p90), float(early), float(resumed)))
-print("| proxy | TTFB resumed (µs) | TTFB 0-RTT (µs) | saved | p90 resumed / 0-RTT (µs) | early data accepted | resumed |")
-print("|---|---:|---:|---:|---:|---:|---:|")
-for p in dict.fromkeys(k[0] for k in by):
-    a, b = by[(p, "resumed")], by[(p, "early")]
-    ma, mb = statistics.median(x[0] for x in a), statistics.median(x[0] for x in b)
-    print(f"| {p} | {ma:.0f} | {mb:.0f} | {ma - mb:.0f} ({(ma - mb) / ma * 100:.0f}%) | "
-          f"{statistics.median(x[1] for x in a):.0f} / {statistics.median(x[1] for x in b):.0f} | "
-          f"{statistics.median(x[2] for x in b):.2f} | {statistics.median(x[3] for x in b):.2f} |")
-PY
+  python3 "$BENCH_DIR/report.py" pairs "$results.runs" resumed early median_us \
+    "TTFB resumed (µs)" "TTFB 0-RTT (µs)" p90_us:"p90 0-RTT (µs)" \
+    early_accepted:"early data accepted" >"$results" || die "cannot summarise $results.runs"
   cat "$results"
   echo
   echo "results: $results (per run: $results.runs)"

@@ -513,13 +513,7 @@ struct ServerContextBuilder {
       if (staple->leaf != cert && X509_cmp(static_cast<X509*>(staple->leaf), cert) != 0) {
         continue;
       }
-      std::shared_ptr<const std::string> der;
-      int64_t next_update = 0;
-      {
-        std::lock_guard<std::mutex> lock(staple->mu);
-        der = staple->der;
-        next_update = staple->next_update;
-      }
+      const auto [der, next_update] = staple->Current();
       if (der == nullptr || (next_update != 0 && now >= next_update)) {
         return SSL_TLSEXT_ERR_NOACK;
       }
@@ -800,9 +794,8 @@ std::expected<int64_t, std::string> ServerContext::UpdateStaple(const OcspFetch&
 }
 
 int64_t ServerContext::staple_next_update(const OcspFetch& fetch) const {
-  const Staple& staple = *staples_[fetch.staple];
-  std::lock_guard<std::mutex> lock(staple.mu);
-  return staple.der != nullptr ? staple.next_update : 0;
+  const auto [der, next_update] = staples_[fetch.staple]->Current();
+  return der != nullptr ? next_update : 0;
 }
 
 void ServerContext::AdoptStaples(const ServerContext& old) const {
@@ -812,13 +805,7 @@ void ServerContext::AdoptStaples(const ServerContext& old) const {
       if (X509_cmp(static_cast<X509*>(theirs->leaf), static_cast<X509*>(mine.leaf)) != 0) {
         continue;
       }
-      std::shared_ptr<const std::string> der;
-      int64_t next_update = 0;
-      {
-        std::lock_guard<std::mutex> lock(theirs->mu);
-        der = theirs->der;
-        next_update = theirs->next_update;
-      }
+      auto [der, next_update] = theirs->Current();
       std::lock_guard<std::mutex> lock(mine.mu);
       if (der != nullptr && mine.der == nullptr) {
         mine.der = std::move(der);

@@ -22,9 +22,9 @@
 //    §3.2, as nginx does since 1.21.4): continuing would let an "h2"-only client speak h2 to
 //    our HTTP/1.1 parser. A client offering no ALPN at all gets HTTP/1.1.
 //
-// Thread safety: immutable after Create except the counters (atomics) and the ticket keys
-// (their own seqlock). Leaves out: sockets, timers (the caller enforces
-// handshake_timeout_ms), OCSP stapling, client certificates.
+// Thread safety: immutable after Create except the counters (atomics), the ticket keys (their
+// own seqlock) and the stapled OCSP responses (a mutex each). Leaves out: sockets, timers (the
+// caller enforces handshake_timeout_ms), fetching OCSP responses (app/ocsp_fetcher.h).
 #pragma once
 
 #include <cstddef>
@@ -35,6 +35,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "tls/early_data.h"
@@ -141,6 +142,11 @@ class ServerContext {
     mutable std::mutex mu;
     mutable std::shared_ptr<const std::string> der;  // null: nothing to staple yet
     mutable int64_t next_update = 0;                 // Unix seconds; 0 = the response names none
+    // The response and its nextUpdate, read together.
+    std::pair<std::shared_ptr<const std::string>, int64_t> Current() const {
+      std::lock_guard<std::mutex> lock(mu);
+      return {der, next_update};
+    }
   };
   std::vector<std::unique_ptr<Staple>> staples_;
   std::vector<OcspFetch> fetches_;

@@ -997,6 +997,18 @@ def _request_end(data):
             return None
 
 
+def read_head(sock, buf=b""):
+    """Reads from `sock` until a message head ends (CRLF CRLF): (head, what followed it), or
+    None when the peer closes first. `buf`: bytes already read."""
+    while b"\r\n\r\n" not in buf:
+        b = sock.recv(4096)
+        if not b:
+            return None
+        buf += b
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return head, rest
+
+
 class ThreadedBackend:
     """A raw test backend on 127.0.0.1:0 run by Python threads: an accept loop (0.2 s timeout,
     until cleanup()) and one thread per connection running self.serve(conn), which subclasses

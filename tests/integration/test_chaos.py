@@ -168,13 +168,9 @@ class StuckBackend(h.ThreadedBackend):
         if self.mode == "noread":
             self._stop.wait()
             return
-        buf = b""
         c.settimeout(5)
-        while b"\r\n\r\n" not in buf:
-            b = c.recv(4096)
-            if not b:
-                return
-            buf += b
+        if h.read_head(c) is None:
+            return
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\nConnection: close\r\n\r\n")
         for i in range(64):
             if self.stopping():

@@ -242,12 +242,10 @@ class EarlyData(h.ToriiCase):
                 buf = b""
                 c.settimeout(5)
                 while True:
-                    while b"\r\n\r\n" not in buf:
-                        b = c.recv(4096)
-                        if not b:
-                            return
-                        buf += b
-                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    got = h.read_head(c, buf)
+                    if got is None:
+                        return
+                    head, buf = got
                     marked = b"\r\nearly-data: 1" in head.lower()
                     with self._lock:
                         self.marks.append(marked)

@@ -72,12 +72,8 @@ class FastOpenBackend(h.ThreadedBackend):
         c.settimeout(5)
         if self.tls is not None:
             c = self.tls.wrap_socket(c, server_side=True)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            b = c.recv(4096)
-            if not b:
-                return
-            buf += b
+        if h.read_head(c) is None:
+            return
         with self._lock:
             self.seen.append(flag)
         body = b"syn-data=%d" % flag
