@@ -400,10 +400,11 @@ std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config,
     std::shared_ptr<tls::TicketKeys> keys;
     std::shared_ptr<tls::HandshakeStats> stats;
     std::shared_ptr<tls::EarlyDataGuard> spent;
+    const tls::ServerContext* old = nullptr;  // this listener's context before a reload
     if (previous != nullptr && previous_contexts != nullptr && i < previous->listeners.size() &&
         previous->listeners[i].tls && previous_contexts->listeners[i]) {
       const tls::ServerOptions& before = *previous->listeners[i].tls;
-      const auto& old = previous_contexts->listeners[i];
+      old = previous_contexts->listeners[i].get();
       stats = old->stats_ptr();
       spent = old->early_data_guard();  // tickets spent on early data stay spent
       if (before.session_tickets == l.tls->session_tickets &&
@@ -417,8 +418,8 @@ std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config,
     if (!ctx) {
       return std::unexpected("listener " + l.name + " tls: " + ctx.error());
     }
-    if (stats != nullptr) {  // a reload: staple what the previous context fetched meanwhile
-      (*ctx)->AdoptStaples(*previous_contexts->listeners[i]);
+    if (old != nullptr) {  // staple what the previous context fetched meanwhile
+      (*ctx)->AdoptStaples(*old);
     }
     // At start, reload and torii -t: a certificate close to its end is worth a warning
     // (torii_tls_certificate_expiry_seconds tracks it in between).

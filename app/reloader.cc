@@ -4,10 +4,29 @@
 #include <spdlog/spdlog.h>
 
 #include <utility>
+#include <vector>
 
 #include "conf/load.h"
 
 namespace torii::app {
+
+namespace {
+
+// On worker 0, for what works on its ring for one generation (a HealthChecker, an
+// OcspFetcher): `previous` takes no more work and stays in `retired` while connections it
+// opened may still report to it (busy()); `next`, when it has anything to do, starts.
+template <class T, class Start>
+void HandOver(const std::shared_ptr<T>& previous, std::vector<std::shared_ptr<T>>& retired, T* next,
+              Start start) {
+  previous->Stop();
+  retired.push_back(previous);
+  std::erase_if(retired, [](const std::shared_ptr<T>& t) { return !t->busy(); });
+  if (!next->empty()) {
+    start(*next);
+  }
+}
+
+}  // namespace
 
 Reloader::Reloader(const conf::Config& config, uint32_t workers)
     : first_(config), workers_(workers) {}
@@ -105,19 +124,10 @@ void Reloader::Install(std::shared_ptr<http::ProxyConfig> next, const conf::Conf
             ticket_keys = ticket_keys_, previous_ocsp, next_ocsp = ocsp_.get(),
             retired_ocsp = retired_ocsp_] {
     if (previous_ocsp != nullptr) {
-      previous_ocsp->Stop();
-      retired_ocsp->push_back(previous_ocsp);
-      std::erase_if(*retired_ocsp, [](const auto& f) { return !f->busy(); });
-      if (!next_ocsp->empty()) {
-        next_ocsp->Start(*w0);
-      }
+      HandOver(previous_ocsp, *retired_ocsp, next_ocsp, [w0](OcspFetcher& f) { f.Start(*w0); });
     }
-    previous_checker->Stop();
-    retired->push_back(previous_checker);
-    std::erase_if(*retired, [](const auto& c) { return !c->busy(); });
-    if (!next_checker->empty()) {
-      next_checker->Start(*ctx0);
-    }
+    HandOver(previous_checker, *retired, next_checker,
+             [ctx0](HealthChecker& c) { c.Start(*ctx0); });
     if (previous_discovery != next_discovery) {
       previous_discovery->Stop();
       if (!next_discovery->empty()) {

@@ -1697,6 +1697,66 @@ make_client_cert() {
     die "openssl could not make the client certificate: $(cat "$t/client-openssl.log")"
 }
 
+# pair_rounds RUNS A B MEASURE: ROUNDS rounds; in each, for every proxy, `MEASURE PROXY
+# VARIANT` for variant A then B (in this shell: it may die), which leaves its figures in
+# PAIR_LINE; "ROUND PROXY VARIANT PAIR_LINE" is appended to RUNS (report.py pairs reads it).
+pair_rounds() {
+  local runs=$1 a=$2 b=$3 measure=$4 r p v
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for p in $PROXIES; do
+      for v in "$a" "$b"; do
+        "$measure" "$p" "$v"
+        echo "$r $p $v $PAIR_LINE" >>"$runs"
+        log "$MODE round $r/$ROUNDS $p $v: $PAIR_LINE"
+        proxies_alive
+      done
+    done
+  done
+}
+
+# measure_mtls PROXY VARIANT: openssl s_time -new for DURATION s against PROXY-VARIANT with
+# the client certificate: "CONNECTIONS SECONDS PROXY_CPU_S CPU_US_PER_HANDSHAKE".
+measure_mtls() {
+  local inst=$1-$2 out c0 c1 n secs cpu
+  local -a cpids
+  read -ra cpids <<<"${CPU_PIDS[$inst]}"
+  sleep 1
+  c0=$(cpu_ticks "${cpids[@]}")
+  out=$(timeout -k 5 $((DURATION + 60)) taskset -c "$LOAD_CPU" openssl s_time \
+    -connect "127.0.0.1:${PORT[$inst]}" -new -time "$DURATION" -www "/?size=100" \
+    -cert "$WORK/tls/client.crt" -key "$WORK/tls/client.key" 2>&1) ||
+    die "s_time against $inst failed: $(tail -n 5 <<<"$out")"
+  c1=$(cpu_ticks "${cpids[@]}")
+  read -r n secs < <(sed -n 's/^\([0-9]*\) connections in \([0-9.]*\) real seconds.*/\1 \2/p' <<<"$out" | head -n 1)
+  [[ -n ${n:-} && $n -gt 0 ]] || die "s_time against $inst made no connection: $(tail -n 5 <<<"$out")"
+  cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
+  PAIR_LINE="$n $secs $cpu $(awk -v c="$cpu" -v n="$n" 'BEGIN { printf "%.1f", c * 1e6 / n }')"
+}
+
+# measure_fastopen PROXY VARIANT: bench/ttfb.py against PROXY-VARIANT (MSG_FASTOPEN for tfo):
+# "MEDIAN_US P90_US P99_US SYN_DATA".
+measure_fastopen() {
+  local inst=$1-$2 out med p90 p99 syn n
+  local -a fo=()
+  [[ $2 == tfo ]] && fo=(--fastopen)
+  out=$(timeout -k 5 600 taskset -c "$LOAD_CPU" python3 "$BENCH_DIR/ttfb.py" \
+    --addr "127.0.0.1:${PORT[$inst]}" --count "${TTFB_COUNT:-2000}" "${fo[@]}") ||
+    die "ttfb against $inst failed: $out"
+  read -r med p90 p99 syn n <<<"$out"
+  PAIR_LINE="$med $p90 $p99 $syn"
+}
+
+# measure_early PROXY VARIANT: bench/tls_ttfb against PROXY-0rtt, the request as early data
+# for the variant "early": "MEDIAN_US P90_US P99_US EARLY_ACCEPTED RESUMED".
+measure_early() {
+  local inst=$1-0rtt
+  local -a flag=()
+  [[ $2 == early ]] && flag=(--early)
+  PAIR_LINE=$(timeout -k 5 600 taskset -c "$LOAD_CPU" "$BUILD_DIR/bench/tls_ttfb" \
+    --addr "127.0.0.1:${PORT[$inst]}" --count "${TTFB_COUNT:-2000}" "${flag[@]}" 2>&1) ||
+    die "tls_ttfb against $inst failed: $PAIR_LINE"
+}
+
 # run_mtls: full TLS 1.3 handshakes (no tickets, no session cache) with and without client
 # certificates: each proxy twice, "tls" and "mtls" (a certificate required and verified
 # against a CA); openssl s_time -new opens connections for DURATION s, presenting a client
@@ -1710,7 +1770,7 @@ run_mtls() {
   mkdir -p "$RESULTS_DIR"
   make_bench_cert
   make_client_cert
-  local results=$RESULTS_DIR/mtls-$STAMP.txt p v r out c0 c1 n secs
+  local results=$RESULTS_DIR/mtls-$STAMP.txt p
   CHECK_TLS=(--tls --cert "$WORK/tls/client.crt" --key "$WORK/tls/client.key")
   start_origin
   for p in $PROXIES; do
@@ -1721,28 +1781,7 @@ run_mtls() {
     echo "# full TLS 1.3 handshakes (openssl s_time -new, ${DURATION}s per run, GET /?size=100)"
     echo "round proxy variant connections seconds proxy_cpu_s cpu_us_per_handshake"
   } >"$results.runs"
-  for ((r = 1; r <= ROUNDS; r++)); do
-    for p in $PROXIES; do
-      for v in tls mtls; do
-        local -a cpids
-        read -ra cpids <<<"${CPU_PIDS[$p-$v]}"
-        sleep 1
-        c0=$(cpu_ticks "${cpids[@]}")
-        out=$(timeout -k 5 $((DURATION + 60)) taskset -c "$LOAD_CPU" openssl s_time \
-          -connect "127.0.0.1:${PORT[$p-$v]}" -new -time "$DURATION" -www "/?size=100" \
-          -cert "$WORK/tls/client.crt" -key "$WORK/tls/client.key" 2>&1) ||
-          die "s_time against $p-$v failed: $(tail -n 5 <<<"$out")"
-        c1=$(cpu_ticks "${cpids[@]}")
-        read -r n secs < <(sed -n 's/^\([0-9]*\) connections in \([0-9.]*\) real seconds.*/\1 \2/p' <<<"$out" | head -n 1)
-        [[ -n ${n:-} && $n -gt 0 ]] || die "s_time against $p-$v made no connection: $(tail -n 5 <<<"$out")"
-        local cpu
-        cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
-        echo "$r $p $v $n $secs $cpu $(awk -v c="$cpu" -v n="$n" 'BEGIN { printf "%.1f", c * 1e6 / n }')" >>"$results.runs"
-        log "mtls round $r/$ROUNDS $p-$v: $n handshakes in ${secs}s, proxy CPU ${cpu}s"
-        proxies_alive
-      done
-    done
-  done
+  pair_rounds "$results.runs" tls mtls measure_mtls
   python3 "$BENCH_DIR/report.py" pairs "$results.runs" tls mtls cpu_us_per_handshake \
     "CPU µs per full handshake, TLS" "with a client certificate (mTLS)" >"$results" ||
     die "cannot summarise $results.runs"
@@ -1860,7 +1899,7 @@ run_fastopen() {
     echo $((flags | 3)) >/proc/sys/net/ipv4/tcp_fastopen 2>/dev/null ||
       die "net.ipv4.tcp_fastopen = $flags: both sides need it on (sysctl -w net.ipv4.tcp_fastopen=3)"
   fi
-  local results=$RESULTS_DIR/fastopen-$STAMP.txt count=${TTFB_COUNT:-2000} p v r out
+  local results=$RESULTS_DIR/fastopen-$STAMP.txt count=${TTFB_COUNT:-2000} p
   POOL_KEEPALIVE=0
   ORIGIN_FASTOPEN=256 start_origin
   for p in $PROXIES; do
@@ -1872,20 +1911,7 @@ run_fastopen() {
     echo "# one GET /?size=100 each, Connection: close; every backend connection new)"
     echo "round proxy variant median_us p90_us p99_us syn_data"
   } >"$results.runs"
-  for ((r = 1; r <= ROUNDS; r++)); do
-    for p in $PROXIES; do
-      for v in cold tfo; do
-        local -a fo=()
-        [[ $v == tfo ]] && fo=(--fastopen)
-        out=$(timeout -k 5 600 taskset -c "$LOAD_CPU" python3 "$BENCH_DIR/ttfb.py"           --addr "127.0.0.1:${PORT[$p-$v]}" --count "$count" "${fo[@]}") ||
-          die "ttfb against $p-$v failed: $out"
-        read -r med p90 p99 syn n <<<"$out"
-        echo "$r $p $v $med $p90 $p99 $syn" >>"$results.runs"
-        log "fastopen round $r/$ROUNDS $p-$v: median ${med} µs, p90 ${p90} µs, SYN data $syn"
-        proxies_alive
-      done
-    done
-  done
+  pair_rounds "$results.runs" cold tfo measure_fastopen
   python3 "$BENCH_DIR/report.py" pairs "$results.runs" cold tfo median_us \
     "TTFB median, cold (µs)" "with TCP Fast Open (µs)" p90_us:"p90 with it (µs)" \
     syn_data:"SYN data accepted" >"$results" || die "cannot summarise $results.runs"
@@ -1905,8 +1931,7 @@ run_early() {
   raise_fd_limit
   mkdir -p "$RESULTS_DIR"
   make_bench_cert
-  local results=$RESULTS_DIR/early-$STAMP.txt count=${TTFB_COUNT:-2000} p v r out
-  local ttfb=$BUILD_DIR/bench/tls_ttfb
+  local results=$RESULTS_DIR/early-$STAMP.txt count=${TTFB_COUNT:-2000} p
   CHECK_TLS=(--tls)
   start_origin
   for p in $PROXIES; do
@@ -1917,19 +1942,7 @@ run_early() {
     echo "# $count connections per run, GET /?size=100, Connection: close)"
     echo "round proxy variant median_us p90_us p99_us early_accepted resumed"
   } >"$results.runs"
-  for ((r = 1; r <= ROUNDS; r++)); do
-    for p in $PROXIES; do
-      for v in resumed early; do
-        local -a flag=()
-        [[ $v == early ]] && flag=(--early)
-        out=$(timeout -k 5 600 taskset -c "$LOAD_CPU" "$ttfb" --addr "127.0.0.1:${PORT[$p-0rtt]}" \
-          --count "$count" "${flag[@]}" 2>&1) || die "tls_ttfb against $p-0rtt failed: $out"
-        echo "$r $p $v $out" >>"$results.runs"
-        log "early round $r/$ROUNDS $p $v: $out"
-        proxies_alive
-      done
-    done
-  done
+  pair_rounds "$results.runs" resumed early measure_early
   python3 "$BENCH_DIR/report.py" pairs "$results.runs" resumed early median_us \
     "TTFB resumed (µs)" "TTFB 0-RTT (µs)" p90_us:"p90 0-RTT (µs)" \
     early_accepted:"early data accepted" >"$results" || die "cannot summarise $results.runs"

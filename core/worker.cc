@@ -857,39 +857,32 @@ void Worker::OnConnectCqe(Conn& c, int res) {
     return;
   }
   c.state_ = Conn::State::kOpen;
-  if (c.fast_open_ == Conn::FastOpen::kOn) {
-    // The connect may have completed without a packet (a cookie is cached): send what is
-    // queued (in the SYN) and tell the handler once the peer answers.
-    if (c.transport_) {
-      c.transport_->OnConnected(c);
-    }
-    if (c.state_ != Conn::State::kOpen) {
-      return;
-    }
-    if (!c.out_.empty() || (c.transport_ && c.transport_->pending() > 0)) {
-      MarkSend(c);
-      c.fast_open_ = Conn::FastOpen::kFirstSend;
-      return;
-    }
-    c.fast_open_ = Conn::FastOpen::kOff;
-    if (c.want_recv_) {
-      ArmRecv(c);
-    }
-    if (c.handler_) {
-      c.handler_->OnConnected(c, {});
-    }
-    return;
-  }
-  if (c.want_recv_) {
-    ArmRecv(c);
-  }
   if (!c.out_.empty()) {
     MarkSend(c);
   }
   if (c.transport_) {
-    c.transport_->OnConnected(c);
+    c.transport_->OnConnected(c);  // its first flight (a ClientHello)
   }
-  if (c.handler_ && c.state_ == Conn::State::kOpen) {
+  if (c.state_ != Conn::State::kOpen) {
+    return;
+  }
+  if (c.fast_open_ == Conn::FastOpen::kOn &&
+      (!c.out_.empty() || (c.transport_ && c.transport_->pending() > 0))) {
+    // The connect may have completed without a packet (a cookie is cached): what is queued
+    // goes in the SYN, and the handler hears of the connection once the peer answers.
+    MarkSend(c);
+    c.fast_open_ = Conn::FastOpen::kFirstSend;
+    return;
+  }
+  Connected(c);
+}
+
+void Worker::Connected(Conn& c) {
+  c.fast_open_ = Conn::FastOpen::kOff;
+  if (c.want_recv_) {
+    ArmRecv(c);
+  }
+  if (c.handler_) {
     c.handler_->OnConnected(c, {});
   }
 }
@@ -905,7 +898,6 @@ void Worker::OnSynAckCqe(Conn& c, int res) {
   if (c.fast_open_ != Conn::FastOpen::kSynAck || c.state_ != Conn::State::kOpen) {
     return;  // closing (the poll was cancelled), or a failed send already reported it
   }
-  c.fast_open_ = Conn::FastOpen::kOff;
   if (res < 0 || (res & (POLLERR | POLLHUP)) != 0) {
     int err = res < 0 ? -res : 0;
     socklen_t len = sizeof(err);
@@ -915,12 +907,7 @@ void Worker::OnSynAckCqe(Conn& c, int res) {
     FailConnect(c, err);
     return;
   }
-  if (c.want_recv_) {
-    ArmRecv(c);
-  }
-  if (c.handler_) {
-    c.handler_->OnConnected(c, {});
-  }
+  Connected(c);
 }
 
 void Worker::FailConnect(Conn& c, int err) {

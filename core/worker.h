@@ -348,6 +348,9 @@ class Worker {
   void OnSendCqe(Conn& c, int res);
   void OnConnectCqe(Conn& c, int res);
   void OnSynAckCqe(Conn& c, int res);
+  // A connect succeeded (and, fast open, the peer answered): receiving starts, the handler
+  // hears it.
+  void Connected(Conn& c);
   // The send that carried a fast-open SYN completed: wait for the peer's answer.
   void ArmSynAck(Conn& c);
   // A connect failed (`err`, an errno): the handler hears it, the connection closes.

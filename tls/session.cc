@@ -455,13 +455,11 @@ Status Session::Shutdown() {
 }
 
 std::string_view Session::version() const {
-  return handshake_done() || hello_done_ ? std::string_view(SSL_get_version(ssl_))
-                                         : std::string_view();
+  return agreed() ? std::string_view(SSL_get_version(ssl_)) : std::string_view();
 }
 
 std::string_view Session::cipher() const {
-  const SSL_CIPHER* cipher =
-      handshake_done() || hello_done_ ? SSL_get_current_cipher(ssl_) : nullptr;
+  const SSL_CIPHER* cipher = agreed() ? SSL_get_current_cipher(ssl_) : nullptr;
   return cipher != nullptr ? std::string_view(SSL_CIPHER_get_name(cipher)) : std::string_view();
 }
 
@@ -481,9 +479,7 @@ std::string_view Session::sni() const {
   return name != nullptr ? std::string_view(name) : std::string_view();
 }
 
-bool Session::resumed() const {
-  return (handshake_done() || hello_done_) && SSL_session_reused(ssl_) == 1;
-}
+bool Session::resumed() const { return agreed() && SSL_session_reused(ssl_) == 1; }
 
 DownstreamSession::DownstreamSession(std::shared_ptr<const ServerContext> context)
     : Session(context != nullptr ? SSL_new(context->default_ctx()) : nullptr,

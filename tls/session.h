@@ -178,6 +178,9 @@ class Session {
   // ReadChunk during the early-data phase (which it ends at the client's EndOfEarlyData).
   Status ReadEarly(std::span<char> buf, size_t* n);
   bool reading() const { return handshake_done() || early_phase_; }
+  // Version, cipher and resumption are settled: the handshake is done, or its first flight
+  // was taken with early data.
+  bool agreed() const { return handshake_done() || hello_done_; }
   Status EndReceive(Status status);
   Status FailFromSsl(int ssl_error);
   Status CheckPostHandshake();
