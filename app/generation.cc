@@ -291,6 +291,7 @@ void AddRoutes(const conf::Config& c, uint32_t workers, http::ProxyConfig* p) {
     }
     rs.host_rewrite = rc.host_rewrite;
     rs.upgrades = rc.upgrades;
+    p->upgrades = p->upgrades || !rc.upgrades.empty();
     rs.trailers = rc.trailers;
     rs.require_client_cert = rc.require_client_cert;
     rs.client_cert_allow = rc.client_cert_allow;

@@ -51,9 +51,15 @@ class Downstream {
   virtual bool WriteInterim(const MessageHead& head) = 0;
   // "100 Continue" (the exchange is ready for the request body).
   virtual void WriteContinue() = 0;
-  // "101 Switching Protocols" with `extra` (Connection and Upgrade): from here the body bytes
-  // both ways are the new protocol's, unframed. False where the protocol has no upgrade.
-  virtual bool WriteSwitchingProtocols(const MessageHead& head, std::string_view extra) = 0;
+  // The backend's "101 Switching Protocols" (`head`, with `extra`: Connection and Upgrade) as
+  // the client's protocol opens a tunnel: a 101 on HTTP/1.1, a 200 on an HTTP/2 stream (RFC
+  // 8441). From here the body bytes both ways are the new protocol's. Returns the status the
+  // client got, or 0 where the protocol has no tunnel.
+  virtual int WriteSwitchingProtocols(const MessageHead& head, std::string_view extra) = 0;
+  // The tunnel ends: cleanly (what is queued goes first, then the end of the byte stream: the
+  // connection's FIN on HTTP/1.1, END_STREAM on HTTP/2) or, `abort`, at once (the connection
+  // closed; the stream reset).
+  virtual void EndTunnel(bool abort) = 0;
   // The final response head. `*close` may be set where the body's end is the connection's
   // (HTTP/1.0); `head_request`: the head describes a body that is not sent.
   virtual void WriteHead(const MessageHead& head, ResponseBody body, bool head_request, bool* close,

@@ -215,6 +215,16 @@ bool Exchange::OnRequestHead(const MessageHead& h) {
   const std::optional<std::string_view> upgrade =
       h.upgrade ? TunnelledUpgrade(h, route.upgrades) : std::nullopt;
   x_.upgrade = upgrade.has_value();
+  if (h.connect_protocol) {
+    // An HTTP/2 client's tunnel (RFC 8441) opens on a 2xx, so it is never sent on as the
+    // ordinary request an HTTP/1.1 upgrade falls back to. HTTP/2 pools carry no upgrades.
+    if (!x_.upgrade || pool.h2) {
+      resp_ = Resp::kNone;
+      RefuseAtHead(501, x_.upgrade ? "upgrade to an HTTP/2 pool" : "upgrade not tunnelled");
+      return !down_.closing();
+    }
+    x_.connect_protocol = true;
+  }
   if (route.cache >= 0 && !x_.upgrade) {
     // Before the upstream head is built: a hit needs none of it.
     if (x_.method_id == HTTP_PURGE) {
@@ -642,8 +652,16 @@ void Exchange::BuildUpstreamHead(const MessageHead& h, std::string_view upgrade)
       cfg().listeners[conn_.listener].client_cert_forward) {
     b.id_lines.append(ClientCert().fields);  // empty unless the certificate verified
   }
+  b.ws_accept.clear();
   if (!upgrade.empty()) {
     b.id_lines.append("Connection: upgrade\r\nUpgrade: ").append(upgrade).append("\r\n");
+    if (x_.connect_protocol && EqualsIgnoreCase(upgrade, "websocket")) {
+      // The HTTP/2 client's WebSocket has no key of its own (RFC 8441 §5): the backend's
+      // handshake is torii's, and its 101 must answer this key (SwitchAccepted).
+      const std::string key = NewWebSocketKey();
+      b.id_lines.append("Sec-WebSocket-Key: ").append(key).append("\r\n");
+      b.ws_accept = WebSocketAccept(key);
+    }
   }
   if (x_.early_forward) {
     // RFC 8470 §5.1: the backend may answer 425 Too Early (a client's own marker stays).
@@ -1178,6 +1196,10 @@ void Exchange::OnRequestBytes(size_t n) {
 }
 
 void Exchange::OnRequestBody(std::string_view body) {
+  if (x_.tunnel) {
+    RelayToUpstream(body);  // a codec whose tunnel bytes come framed (HTTP/2 DATA)
+    return;
+  }
   Upstream* up = upstream();
   if (up == nullptr || body.empty()) {
     return;  // upstream gone (error reply already on its way): discard
@@ -1199,10 +1221,7 @@ void Exchange::OnUpstreamWritable() {
     return;
   }
   down_.ResumeReading();
-  if (x_.tunnel) {
-    return;  // tunnel bytes are relayed as they come, never parsed
-  }
-  down_.Continue();
+  down_.Continue();  // in a tunnel: the bytes a codec held back (HTTP/2), never parsed
 }
 
 void Exchange::OnUpstreamInterim(const MessageHead& head) {
@@ -1225,6 +1244,14 @@ void Exchange::OnUpstreamHead(Upstream& up, const MessageHead& head) {
   }
   if (head.status == 425 && x_.early_forward) {
     RetryAfterHandshake();
+    return;
+  }
+  if (x_.connect_protocol && head.status >= 200 && head.status < 300) {
+    // The client takes a 2xx as its tunnel's opening (RFC 8441), and this backend answered
+    // the upgrade without switching (HTTP/1.1 lets it ignore one: no fault of the backend's).
+    DetachUpstream(false);
+    resp_ = Resp::kNone;
+    SendLocalReply(502, "backend did not switch protocols");
     return;
   }
   x_.status = head.status;
@@ -1683,7 +1710,7 @@ void Exchange::LogExchange() {
   r.duration_ms = ctx_.worker().now_ms() - start_ms_;
   r.note = x_.note;
   r.cache = buffers().cache.status;
-  if (x_.status == 101) {
+  if (x_.switched) {
     r.tunnel_bytes_up = x_.bytes_up;
   }
   if (cfg().timing) {

@@ -146,9 +146,12 @@ class Exchange {
     }
   }
 
-  // ---- Upgrades (session_tunnel.cc; HTTP/1.1 only) ----
+  // ---- Upgrades (session_tunnel.cc) ----
   // This exchange forwarded an upgrade the route tunnels (http/upgrade.h).
   bool upgrade_requested() const { return x_.upgrade; }
+  // The backend's 101 answers the WebSocket key torii made for this request (true when torii
+  // made none: the client's own handshake is the client's to check).
+  bool SwitchAccepted(const MessageHead& head) const;
   // The backend switched protocols to `protocol` (its 101's Upgrade): the 101 goes to the
   // client, and from here both connections are one byte tunnel until either side closes or
   // it idles out.
@@ -157,7 +160,8 @@ class Exchange {
   void OnTunnelData(core::Conn& up, std::string_view bytes);
   // The backend's side of the tunnel closed (`error`: reset rather than FIN).
   void OnTunnelUpstreamClosed(bool error);
-  // Tunnel bytes from the client to the backend, with back-pressure both ways.
+  // Tunnel bytes from the client to the backend, with back-pressure both ways (also what
+  // OnRequestBody does once the tunnel is open).
   void RelayToUpstream(std::string_view bytes);
   // Ends the tunnel: logged once, both connections closed (after what is queued is sent, or
   // at once when `abort`).
@@ -403,6 +407,8 @@ class Exchange {
     bool routed = false;            // `route` holds this request's route
     bool upgrade = false;           // the request's upgrade was forwarded (upgrade.h)
     bool tunnel = false;            // the backend said 101: the connection is a tunnel
+    bool switched = false;          // ... and stays true after the tunnel ends (the log)
+    bool connect_protocol = false;  // an HTTP/2 extended CONNECT (MessageHead::connect_protocol)
     bool grpc = false;              // a gRPC call (grpc.h): local failures answered as gRPC
     bool early = false;             // the request came in TLS early data (logged)
     bool early_forward = false;     // ... and goes to the backend before the handshake ends

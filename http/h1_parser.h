@@ -82,7 +82,10 @@ struct MessageHead {
   Framing framing = Framing::kNone;
   uint64_t content_length = 0;
   bool keep_alive = true;  // llhttp_should_keep_alive after the head
-  bool upgrade = false;    // request carried Upgrade (we refuse to tunnel it)
+  bool upgrade = false;    // request carried Upgrade (http/upgrade.h decides what is tunnelled)
+  // An HTTP/2 extended CONNECT (RFC 8441) shown as the upgrade it stands for: its client
+  // takes a 2xx as the tunnel's opening.
+  bool connect_protocol = false;
   bool has_content_length = false;  // a Content-Length header was present (even 0)
 };
 

@@ -254,8 +254,8 @@ void H1Session::ResumeReading() {
 }
 
 void H1Session::Continue() {
-  if (!conn_.closing()) {
-    Pump();
+  if (!conn_.closing() && !x_.tunnel()) {
+    Pump();  // (a tunnel's bytes are relayed as they arrive: nothing is held to resume)
   }
 }
 
@@ -263,9 +263,9 @@ bool H1Session::WriteInterim(const MessageHead& head) {
   return out_.WriteInterim(conn_, head, &ctx_.scratch());
 }
 
-bool H1Session::WriteSwitchingProtocols(const MessageHead& head, std::string_view extra) {
+int H1Session::WriteSwitchingProtocols(const MessageHead& head, std::string_view extra) {
   out_.WriteSwitchingProtocols(conn_, head, extra, &ctx_.scratch());
-  return true;
+  return 101;
 }
 
 void H1Session::WriteHead(const MessageHead& head, ResponseBody body, bool head_request,

@@ -76,7 +76,14 @@ class H1Session final : public core::ConnHandler, public ExchangeHost, private D
   bool WriteBlocked() override { return conn_.WriteBlocked(); }
   bool WriteInterim(const MessageHead& head) override;
   void WriteContinue() override { H1ResponseWriter::WriteContinue(conn_); }
-  bool WriteSwitchingProtocols(const MessageHead& head, std::string_view extra) override;
+  int WriteSwitchingProtocols(const MessageHead& head, std::string_view extra) override;
+  void EndTunnel(bool abort) override {
+    if (abort) {
+      conn_.Close();
+    } else {
+      CloseWhenSent();
+    }
+  }
   void WriteHead(const MessageHead& head, ResponseBody body, bool head_request, bool* close,
                  std::string_view extra, const HeadEdits& edits) override;
   void WriteBody(std::string_view bytes, bool lend) override;

@@ -17,6 +17,7 @@ void H2RequestFields::Clear() {
   method_.clear();
   path_.clear();
   authority_.clear();
+  protocol_.clear();
   store_.clear();
   fields_.clear();
   views_.clear();
@@ -39,6 +40,7 @@ void H2RequestFields::Add(std::string_view name, std::string_view value) {
     std::string* slot = name == ":method"      ? &method_
                         : name == ":path"      ? &path_
                         : name == ":authority" ? &authority_
+                        : name == ":protocol"  ? &protocol_
                                                : nullptr;
     if (slot != nullptr) {
       slot->assign(value);
@@ -74,6 +76,21 @@ std::optional<H2RequestFields::Refusal> H2RequestFields::Build(bool end_stream, 
   h.framing = end_stream ? Framing::kNone : Framing::kChunked;
   views_.clear();
   cookie_.clear();
+  // RFC 8441: nghttp2 lets :protocol through only on a CONNECT with :scheme and :path, once
+  // torii's SETTINGS enabled it. Its DATA are the tunnel's bytes, not a body.
+  const bool tunnel = !protocol_.empty();
+  if (tunnel) {
+    if (*method != HTTP_CONNECT || path_.empty()) {
+      return Refusal{400, "malformed extended CONNECT"};
+    }
+    h.method = "GET";
+    h.method_id = HTTP_GET;
+    h.framing = Framing::kNone;
+    h.upgrade = true;
+    h.connect_protocol = true;
+    views_.push_back(HeaderView{"connection", "upgrade"});
+    views_.push_back(HeaderView{"upgrade", protocol_});
+  }
   std::optional<std::string_view> host;
   for (const Field& f : fields_) {
     const std::string_view name(store_.data() + f.at, f.name);
@@ -90,6 +107,13 @@ std::optional<H2RequestFields::Refusal> H2RequestFields::Build(bool end_stream, 
         return Refusal{400, "duplicate Host"};
       }
       host = value;
+    } else if (tunnel && (name == "content-length" || name == "sec-websocket-key")) {
+      // A tunnel has no length, and its WebSocket handshake with the backend is torii's own
+      // (an HTTP/2 client sends no key: RFC 8441 §5).
+      if (name == "content-length") {
+        return Refusal{400, "Content-Length on an extended CONNECT"};
+      }
+      continue;
     } else if (name == "content-length") {
       uint64_t n = 0;
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);

@@ -10,7 +10,8 @@
 //    MessageHead the exchange takes: :method, :path, :authority as Host (a Host sent as well
 //    must agree: 400), cookie crumbs joined into one field (§8.2.3) for the HTTP/1.1
 //    backend, the body's framing (Content-Length, none when the HEADERS end the stream, else
-//    a length known only at its end);
+//    a length known only at its end); an extended CONNECT (RFC 8441, :protocol) becomes the
+//    HTTP/1.1 upgrade it stands for: GET of :path with Connection: upgrade and Upgrade;
 //  - ResponseFields turns a response head written by serialize.h into HTTP/2 fields, so one
 //    serialiser decides what a client gets (hop-by-hop fields, compression edits, added
 //    headers) whatever the protocol; RequestFields does the same for a backend's request.
@@ -66,6 +67,7 @@ class H2RequestFields {
   std::string method_;
   std::string path_;
   std::string authority_;
+  std::string protocol_;  // :protocol (extended CONNECT)
   std::string store_;  // names and values, back to back
   std::vector<Field> fields_;
   std::vector<HeaderView> views_;

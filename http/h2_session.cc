@@ -56,7 +56,7 @@ class H2Session::Stream final : public Downstream {
     body_bytes_ = 0;
     deadline_ms_ = 0;
     head_request_ = awaiting_head_ = remote_done_ = end_held_ = finished_ = reset_ =
-        reset_after_response_ = no_body_ = false;
+        reset_after_response_ = no_body_ = tunnel_ = false;
   }
 
   // ---- The request, from nghttp2 ----
@@ -87,16 +87,22 @@ class H2Session::Stream final : public Downstream {
       return;
     }
     head_request_ = h.method_id == HTTP_HEAD;
+    tunnel_ = h.connect_protocol;
     if (!x_.OnRequestHead(h)) {
       return;
     }
-    if (end_stream && !x_.idle()) {
+    // An extended CONNECT is a request without a body: its DATA are the tunnel's (TunnelData).
+    if ((end_stream || tunnel_) && !x_.idle()) {
       x_.OnRequestEnd(false, {});
     }
   }
 
   // Request body bytes (DATA): to the exchange, or held while it holds the request.
   void OnData(std::string_view bytes) {
+    if (tunnel_) {
+      TunnelData(bytes);
+      return;
+    }
     body_bytes_ += bytes.size();
     if (finished_ || x_.idle()) {
       Consume(bytes.size());  // answered already: the rest of the body is not wanted
@@ -122,6 +128,15 @@ class H2Session::Stream final : public Downstream {
     if (finished_ || x_.idle()) {
       return;
     }
+    if (tunnel_) {
+      // The client's end of the tunnel: after the bytes still held, if any.
+      if (TunnelHolds()) {
+        end_held_ = true;
+      } else {
+        x_.EndTunnel("client closed", /*abort=*/false);
+      }
+      return;
+    }
     if (trailers_too_large_) {
       x_.OnRequestError(431, "trailer section too large");
       return;
@@ -135,6 +150,7 @@ class H2Session::Stream final : public Downstream {
 
   // The stream closed (either side, or the connection): the exchange gives everything back.
   void OnClose(bool reset_by_peer) {
+    reset_ = true;  // gone: nothing more is submitted for it
     if (!finished_ && !x_.idle()) {
       x_.Abandon(reset_by_peer ? "client reset stream" : "stream closed");
     }
@@ -164,7 +180,31 @@ class H2Session::Stream final : public Downstream {
     nghttp2_submit_headers(s_.ng_, NGHTTP2_FLAG_NONE, id_, nullptr, &nv, 1, nullptr);
     s_.conn_.WantFlush();
   }
-  bool WriteSwitchingProtocols(const MessageHead&, std::string_view) override { return false; }
+  // RFC 8441 §5: the backend's 101 opens the tunnel as a 200 whose DATA carry the backend's
+  // bytes; its WebSocket accept answered torii's key, not the client's, and stays behind.
+  int WriteSwitchingProtocols(const MessageHead& head, std::string_view extra) override {
+    if (!tunnel_ || reset_) {
+      return 0;
+    }
+    static const std::string kHandshakeOnly[] = {"sec-websocket-accept"};
+    MessageHead opened = head;
+    opened.status = 200;
+    opened.reason = "OK";
+    HeadEdits edits;
+    edits.remove = kHandshakeOnly;
+    std::string& scratch = s_.ctx_.scratch();
+    scratch.clear();
+    BuildClientResponseHead(opened, Framing::kUntilClose, false, false, 1, extra, edits, &scratch);
+    return SubmitHeaders(&scratch, /*end_stream=*/false, /*final=*/true) ? 200 : 0;
+  }
+  void EndTunnel(bool abort) override {
+    if (abort) {
+      Reset(NGHTTP2_CANCEL);
+      return;
+    }
+    WriteEnd({});  // END_STREAM once the backend's last bytes are out
+    Finished();
+  }
   void WriteHead(const MessageHead& head, ResponseBody body, bool head_request, bool* /*close*/,
                  std::string_view extra, const HeadEdits& edits) override {
     std::string& scratch = s_.ctx_.scratch();
@@ -218,6 +258,10 @@ class H2Session::Stream final : public Downstream {
   void PauseReading() override {}
   void ResumeReading() override {}
   void Continue() override {
+    if (tunnel_) {
+      ContinueTunnel();
+      return;
+    }
     if (!held_in_.empty() && !x_.held()) {
       std::string bytes = std::move(held_in_);
       held_in_.clear();
@@ -290,6 +334,39 @@ class H2Session::Stream final : public Downstream {
     return rv == 0;
   }
   std::string_view Keep(std::string_view s) { return trailer_text_.emplace_back(s); }
+  // ---- An extended CONNECT's tunnel (RFC 8441) ----
+  // Its bytes wait, unacknowledged (the stream's window bounds them), until the tunnel is open
+  // and while the backend is behind.
+  bool TunnelHolds() const { return !x_.tunnel() || x_.held() || !held_in_.empty(); }
+  // Tunnel bytes from the client: relayed, held, or (the exchange is over) dropped.
+  void TunnelData(std::string_view bytes) {
+    if (finished_ || x_.idle()) {
+      Consume(bytes.size());
+      return;
+    }
+    if (TunnelHolds()) {
+      held_in_.append(bytes);
+      return;
+    }
+    Consume(bytes.size());
+    x_.OnRequestBody(bytes);
+  }
+  // The tunnel opened, or the backend caught up: what was held goes, then the client's end.
+  void ContinueTunnel() {
+    if (!x_.tunnel() || x_.held()) {
+      return;
+    }
+    if (!held_in_.empty()) {
+      std::string bytes = std::move(held_in_);
+      held_in_.clear();
+      Consume(bytes.size());
+      x_.OnRequestBody(bytes);
+    }
+    if (end_held_ && held_in_.empty() && x_.tunnel() && !x_.held()) {
+      end_held_ = false;
+      x_.EndTunnel("client closed", /*abort=*/false);
+    }
+  }
   void Resume() {
     body_.Resume(s_.ng_, id_);
     s_.conn_.WantFlush();
@@ -340,6 +417,7 @@ class H2Session::Stream final : public Downstream {
   bool reset_ = false;
   bool reset_after_response_ = false;
   bool no_body_ = false;  // the response has no DATA (HEAD, 204, 304, ...)
+  bool tunnel_ = false;   // an extended CONNECT (RFC 8441): DATA both ways are a tunnel's
 };
 
 // =============================================================================================
@@ -374,8 +452,11 @@ H2Session::H2Session(ProxyContext& ctx, core::Conn& conn, ClientConn client)
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(l.header_bytes)},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+      // RFC 8441: WebSocket (and the other upgrades routes tunnel) by extended CONNECT.
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
   };
-  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings,
+                          std::size(settings) - (cfg().upgrades ? 0 : 1));
   nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
   reset_refill_ms_ = ctx_.worker().now_ms();
   idle_since_ms_ = ctx_.worker().now_ms();

@@ -314,6 +314,8 @@ struct ProxyConfig {
   std::vector<CacheSpec> caches;
   // Sessions take phase timestamps: [server] phase_timing, or some route has server_timing.
   bool timing = false;
+  // Some route tunnels upgrades: HTTP/2 clients are offered extended CONNECT (RFC 8441).
+  bool upgrades = false;
   // Request IDs ([server] request_id_header; empty: off) and W3C trace context
   // ([server] trace_context): the client fields the exchange replaces (lowercase names).
   std::string request_id_header;

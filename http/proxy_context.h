@@ -58,6 +58,9 @@ struct ExchangeBuffers {
   std::string trace_id;
   std::string user;  // who Basic authentication admitted ("" when the route has none)
   std::string id_lines;
+  // The Sec-WebSocket-Accept due in the backend's 101 when torii made the handshake's key
+  // (an HTTP/2 client's WebSocket, RFC 8441); empty otherwise.
+  std::string ws_accept;
   balancer::BackendMask exclude;  // backends already tried for this request (retries)
   // Phase timestamps (ProxyConfig::timing): the latency budget (phases.h). Kept here, not in
   // the session, so idle connections pay nothing.

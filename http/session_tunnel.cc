@@ -9,17 +9,18 @@
 // tunnel ends when either side closes (what is queued for the other is sent first), resets,
 // is silent both ways for tunnel_idle_timeout, or at shutdown once shutdown_grace is over;
 // it is logged once, with the bytes each way, and counted in metrics.
+//
+// An HTTP/2 client's tunnel (RFC 8441) is its stream: the codec hands over DATA as request
+// body (OnRequestBody relays it), takes the backend's bytes as response body, and ends the
+// stream with END_STREAM, or resets it, where HTTP/1.1 closes the connection.
+#include "base/text.h"
 #include "http/exchange.h"
 #include "http/serialize.h"
 
 namespace torii::http {
 
 void Exchange::OnUpstreamUpgrade(const MessageHead& head, std::string_view protocol) {
-  x_.status = 101;
-  x_.tunnel = true;
-  resp_ = Resp::kStreaming;
   NoteUpstreamResponse(101);
-  ctx_.stats().tunnels_opened++;
   if (cfg().timing) {
     buffers().timing.response = ctx_.worker().now_ns();
   }
@@ -30,10 +31,19 @@ void Exchange::OnUpstreamUpgrade(const MessageHead& head, std::string_view proto
   extra.append(protocol);
   extra.append("\r\n");
   AppendRequestId(&extra);
-  if (!down_.WriteSwitchingProtocols(head, extra)) {
+  // The client's protocol says how the switch reaches it: a 101 on HTTP/1.1, a 200 that opens
+  // the stream's tunnel on HTTP/2 (RFC 8441).
+  const int status = down_.WriteSwitchingProtocols(head, extra);
+  if (status == 0) {
+    x_.status = 101;
     AbortClient("101 on a protocol without upgrades");
     return;
   }
+  x_.status = status;
+  x_.tunnel = true;
+  x_.switched = true;
+  resp_ = Resp::kStreaming;
+  ctx_.stats().tunnels_opened++;
   SetTimerFor(TimerFor::kTunnel, cfg().limits.tunnel_idle_timeout_ms);
   // Bytes the client sent after its request head, before the 101, are the new protocol's.
   if (!buffers().in.empty()) {
@@ -42,7 +52,23 @@ void Exchange::OnUpstreamUpgrade(const MessageHead& head, std::string_view proto
   }
   if (!held_) {
     down_.ResumeReading();  // paused while the request waited (pipelining guard)
+    down_.Continue();       // tunnel bytes a codec held while the backend answered (HTTP/2)
   }
+}
+
+bool Exchange::SwitchAccepted(const MessageHead& head) const {
+  if (!x_.connect_protocol || !b_ || b_->ws_accept.empty()) {
+    return true;
+  }
+  int found = 0;
+  bool match = false;
+  for (const HeaderView& hv : head.headers) {
+    if (EqualsIgnoreCase(hv.name, "sec-websocket-accept")) {
+      ++found;
+      match = base::TrimOws(hv.value) == b_->ws_accept;
+    }
+  }
+  return found == 1 && match;
 }
 
 void Exchange::RelayToUpstream(std::string_view bytes) {
@@ -102,11 +128,7 @@ void Exchange::EndTunnel(std::string_view note, bool abort) {
   SetTimerFor(TimerFor::kNone, 0);
   resp_ = Resp::kNone;
   req_ = Req::kIdle;
-  if (abort) {
-    down_.Close();
-  } else {
-    down_.CloseAfterFlush();
-  }
+  down_.EndTunnel(abort);
 }
 
 }  // namespace torii::http

@@ -1,8 +1,13 @@
 // http/upgrade.cc: see upgrade.h.
 #include "http/upgrade.h"
 
-#include <algorithm>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
+#include <algorithm>
+#include <array>
+
+#include "base/base64.h"
 #include "base/text.h"
 #include "http/serialize.h"
 
@@ -42,6 +47,29 @@ std::optional<std::string_view> TunnelledUpgrade(const MessageHead& h,
     }
   }
   return base::TrimOws(*value);
+}
+
+std::string NewWebSocketKey() {
+  std::array<unsigned char, 16> nonce{};
+  // The key only shows that the backend read this handshake (RFC 6455 §1.3); it is no secret,
+  // so should the generator fail the zeros still make a well-formed key.
+  (void)RAND_bytes(nonce.data(), static_cast<int>(nonce.size()));
+  std::string key;
+  base::AppendBase64(std::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()),
+                     &key);
+  return key;
+}
+
+std::string WebSocketAccept(std::string_view key) {
+  static constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  std::string input(key);
+  input.append(kGuid);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha1(), nullptr);
+  std::string accept;
+  base::AppendBase64(std::string_view(reinterpret_cast<const char*>(digest), len), &accept);
+  return accept;
 }
 
 }  // namespace torii::http

@@ -214,7 +214,7 @@ void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owne
               protocol = hv.value;
             }
           }
-          if (c == nullptr || !c->upgrade_requested() || !protocol) {
+          if (c == nullptr || !c->upgrade_requested() || !protocol || !c->SwitchAccepted(h)) {
             Fail(self, UpstreamFailure::kBadResponse);
             return;
           }

@@ -72,6 +72,53 @@ TEST(H2RequestFields, BodyFraming) {
   EXPECT_EQ(refusal->status, 413);
 }
 
+// RFC 8441: an extended CONNECT is the HTTP/1.1 upgrade it stands for, so the exchange applies
+// the same upgrade rules (http/upgrade.h) to it.
+TEST(H2RequestFields, ExtendedConnectIsAnUpgrade) {
+  H2RequestFields f = Fields({{":method", "CONNECT"},
+                              {":protocol", "websocket"},
+                              {":scheme", "https"},
+                              {":path", "/chat?room=1"},
+                              {":authority", "example.com"},
+                              {"sec-websocket-version", "13"},
+                              {"sec-websocket-key", "from the client"},
+                              {"sec-websocket-protocol", "chat"}});
+  MessageHead h;
+  ASSERT_FALSE(f.Build(/*end_stream=*/false, 1 << 20, &h));
+  EXPECT_EQ(h.method, "GET");
+  EXPECT_EQ(h.method_id, HTTP_GET);
+  EXPECT_EQ(h.target, "/chat?room=1");
+  EXPECT_EQ(h.framing, Framing::kNone);  // DATA are the tunnel's, not a body
+  EXPECT_TRUE(h.upgrade);
+  EXPECT_TRUE(h.connect_protocol);
+  EXPECT_EQ(Values(h, "connection"), std::vector<std::string>{"upgrade"});
+  EXPECT_EQ(Values(h, "upgrade"), std::vector<std::string>{"websocket"});
+  EXPECT_EQ(Values(h, "host"), std::vector<std::string>{"example.com"});
+  EXPECT_EQ(Values(h, "sec-websocket-protocol"), std::vector<std::string>{"chat"});
+  // The backend's handshake is torii's: a key from the client has no meaning over HTTP/2.
+  EXPECT_TRUE(Values(h, "sec-websocket-key").empty());
+
+  // A plain CONNECT is not an upgrade (the exchange refuses it: 501).
+  H2RequestFields plain = Fields({{":method", "CONNECT"}, {":authority", "example.com:443"}});
+  ASSERT_FALSE(plain.Build(false, 1 << 20, &h));
+  EXPECT_EQ(h.method_id, HTTP_CONNECT);
+  EXPECT_FALSE(h.upgrade);
+  EXPECT_FALSE(h.connect_protocol);
+
+  // :protocol on another method, or a tunnel with a length: malformed.
+  H2RequestFields get =
+      Fields({{":method", "GET"}, {":protocol", "websocket"}, {":path", "/"}, {":authority", "a"}});
+  ASSERT_TRUE(get.Build(false, 1 << 20, &h));
+  EXPECT_EQ(get.Build(false, 1 << 20, &h)->status, 400);
+  H2RequestFields sized = Fields({{":method", "CONNECT"},
+                                  {":protocol", "websocket"},
+                                  {":path", "/"},
+                                  {":authority", "a"},
+                                  {"content-length", "5"}});
+  ASSERT_TRUE(sized.Build(false, 1 << 20, &h));
+  EXPECT_EQ(sized.Build(false, 1 << 20, &h)->status, 400);
+}
+
 TEST(H2RequestFields, Refusals) {
   MessageHead h;
   auto status = [&](H2RequestFields f) {

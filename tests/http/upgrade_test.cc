@@ -69,5 +69,16 @@ TEST(TunnelledUpgrade, SeveralListed) {
             "foo/2, websocket");
 }
 
+// RFC 6455 §1.3's worked example, and keys of the form §4.1 asks for.
+TEST(WebSocketHandshake, AcceptAnswersTheKey) {
+  EXPECT_EQ(WebSocketAccept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  const std::string a = NewWebSocketKey();
+  const std::string b = NewWebSocketKey();
+  EXPECT_EQ(a.size(), 24u);  // 16 bytes in base64
+  EXPECT_EQ(a.substr(22), "==");
+  EXPECT_NE(a, b);
+  EXPECT_NE(WebSocketAccept(a), WebSocketAccept(b));
+}
+
 }  // namespace
 }  // namespace torii::http
