@@ -234,11 +234,17 @@ class WebSocketOverH2(h.ToriiCase):
         c = self.client()
         r = c.response(open_tunnel(c, "/off/x"))
         self.assertEqual(r["status"], 501, r)
-        r = c.response(open_tunnel(c, "/plain/x"))
+        # (P3 over HTTP/2: bytes the client sent ahead of the answer are never forwarded,
+        # not as tunnel bytes nor as a request of their own.)
+        sid = open_tunnel(c, "/plain/x")
+        c.send_body(sid, b"GET /smuggled HTTP/1.1\r\nHost: a.test\r\n\r\n", end=False)
+        r = c.response(sid)
         self.assertEqual(r["status"], 502, r)
         e = self.o.log_entries()[-1]
+        self.assertEqual(e["target"], "/plain/x")
         self.assertEqual(h.header_of(e, "Upgrade"), ["websocket"])
         self.assertEqual(c.get("/plain/again")["status"], 200)
+        self.assertNotIn("/smuggled", [x["target"] for x in self.o.log_entries()])
         # A plain CONNECT is not supported at all.
         raw = self.client(validate=False)  # (python3-h2 wants a :path even on CONNECT)
         sid = raw.conn.get_next_available_stream_id()
