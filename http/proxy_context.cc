@@ -427,6 +427,32 @@ void ProxyContext::ReleaseBuffers(std::unique_ptr<ExchangeBuffers> buffers) {
   free_buffers_.push_back(std::move(buffers));
 }
 
+namespace {
+// TLS's largest record carries 16 KiB of plaintext (RFC 8446 §5.1); a seal buffer holds one
+// and the next write's head start.
+constexpr size_t kSealBufferBytes = 16 * 1024 + 512;
+constexpr size_t kMaxSealBuffers = 64;
+}  // namespace
+
+std::string ProxyContext::TakeSealBuffer() {
+  if (seal_buffers_.empty()) {
+    std::string b;
+    b.reserve(kSealBufferBytes);
+    return b;
+  }
+  std::string b = std::move(seal_buffers_.back());
+  seal_buffers_.pop_back();
+  return b;
+}
+
+void ProxyContext::GiveSealBuffer(std::string buffer) {
+  if (seal_buffers_.size() < kMaxSealBuffers && buffer.capacity() >= kSealBufferBytes &&
+      buffer.capacity() <= 2 * kSealBufferBytes) {
+    buffer.clear();
+    seal_buffers_.push_back(std::move(buffer));
+  }
+}
+
 core::Conn* Generation::TakeIdle(uint32_t pool, uint32_t backend) {
   auto& list = pools_[pool].idle[backend];
   while (!list.empty()) {

@@ -338,6 +338,11 @@ class ProxyContext {
   std::unique_ptr<ExchangeBuffers> AcquireBuffers(H1Parser::Kind kind,
                                                   const H1Parser::Limits& limits);
   void ReleaseBuffers(std::unique_ptr<ExchangeBuffers> buffers);
+  // A TLS connection's plaintext of one loop turn waits in one of these until it is sealed
+  // (TlsTransport): at most a record's worth each, kept warm per worker (a few) so a busy
+  // connection neither grows nor frees a buffer per turn, and an idle one holds none.
+  std::string TakeSealBuffer();
+  void GiveSealBuffer(std::string buffer);
 
   uint64_t NextQueueTicket() { return ++queue_tickets_; }
 
@@ -383,6 +388,7 @@ class ProxyContext {
   std::string scratch_;
   IdSource ids_;
   std::vector<std::unique_ptr<ExchangeBuffers>> free_buffers_;
+  std::vector<std::string> seal_buffers_;
   // The queue's wake-up: a worker task, created with the first waiter.
   void KickWaiters();
   void ArmKick(uint64_t delay_ms);

@@ -30,20 +30,49 @@ constexpr std::string_view kPlainHttpReply =
 }  // namespace
 
 void TlsTransport::Write(core::Conn& conn, std::string_view bytes) {
-  pending_.append(bytes);
-  if (pending_.size() >= kMaxPending) {
-    Flush(conn);
+  if (pending_.empty() && bytes.size() >= kRecord) {
+    // Whole records straight from the caller's bytes: nothing to gather first.
+    const size_t whole = bytes.size() - bytes.size() % kRecord;
+    if (!Seal(conn, bytes.substr(0, whole))) {
+      return;
+    }
+    bytes.remove_prefix(whole);
+    if (bytes.empty()) {
+      return;
+    }
+  }
+  if (pending_.empty() && pending_.capacity() < kRecord) {
+    pending_ = ctx_.TakeSealBuffer();
+  }
+  while (!bytes.empty()) {
+    const size_t n = std::min(bytes.size(), kRecord - pending_.size());
+    pending_.append(bytes.substr(0, n));
+    bytes.remove_prefix(n);
+    if (pending_.size() == kRecord) {
+      const bool sealed = Seal(conn, pending_);
+      pending_.clear();
+      if (!sealed) {
+        return;
+      }
+    }
   }
 }
 
-void TlsTransport::Flush(core::Conn& conn) {
-  if (pending_.empty()) {
-    return;
-  }
-  const tls::Status status = session().Write(pending_);
-  std::string().swap(pending_);  // an idle connection keeps no plaintext buffer
-  if (status == tls::Status::kFailed) {
+bool TlsTransport::Seal(core::Conn& conn, std::string_view plaintext) {
+  if (session().Write(plaintext) == tls::Status::kFailed) {
     Failed(conn);
+    return false;
+  }
+  return true;
+}
+
+void TlsTransport::Flush(core::Conn& conn) {
+  if (!pending_.empty()) {
+    Seal(conn, pending_);
+  }
+  if (pending_.capacity() >= kRecord) {
+    ctx_.GiveSealBuffer(std::move(pending_));
+    pending_ = std::string();  // an idle connection keeps no plaintext buffer
   }
 }
 

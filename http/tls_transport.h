@@ -27,11 +27,13 @@ class ProxyContext;
 
 // What both directions share: plaintext written during a loop turn is held and sealed at
 // Flush() (the worker calls it before sending), so a response head and its body become one
-// record, not one record per Write(). The held bytes are capped (kMaxPending: sealed at once
-// past it) and their buffer is freed after each flush, so an idle connection holds none.
+// record, not one record per Write(). Whenever a full record's worth (kRecord) is held it is
+// sealed at once, so the held bytes never outgrow one record; their buffer is the worker's
+// (ProxyContext::TakeSealBuffer), given back after each flush, so an idle connection holds
+// none and a busy one neither grows nor frees a buffer per turn.
 class TlsTransport : public core::Transport {
  public:
-  static constexpr size_t kMaxPending = 64 * 1024;
+  static constexpr size_t kRecord = 16 * 1024;  // TLS's largest record (RFC 8446 §5.1)
 
   void Write(core::Conn& conn, std::string_view bytes) override;
   size_t pending() const override { return pending_.size(); }
@@ -46,6 +48,10 @@ class TlsTransport : public core::Transport {
   ProxyContext& ctx_;
 
  private:
+  // Seals `plaintext` into records (written to the connection through the session's sink);
+  // false when the session failed (the connection is closing).
+  bool Seal(core::Conn& conn, std::string_view plaintext);
+
   std::string pending_;
 };
 
