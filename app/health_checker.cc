@@ -11,6 +11,7 @@
 
 #include "http/grpc.h"
 #include "http/h2_body.h"
+#include "http/h2_mem.h"
 #include "http/proxy_protocol.h"
 #include "http/tls_transport.h"
 
@@ -146,7 +147,7 @@ class H2HealthProbe final : public Probe {
     nghttp2_session_callbacks_set_on_header_callback(cbs, &OnHeader);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &OnData);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &OnStreamClose);
-    nghttp2_session_client_new(&ng_, cbs, this);
+    nghttp2_session_client_new3(&ng_, cbs, this, nullptr, http::H2Memory());
     nghttp2_session_callbacks_del(cbs);
     nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, nullptr, 0);
     std::vector<nghttp2_nv> nv = {

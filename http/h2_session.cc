@@ -10,6 +10,7 @@
 #include "base/text.h"
 #include "http/h2_body.h"
 #include "http/h2_fields.h"
+#include "http/h2_mem.h"
 #include "http/serialize.h"
 
 namespace torii::http {
@@ -444,7 +445,7 @@ H2Session::H2Session(ProxyContext& ctx, core::Conn& conn, ClientConn client)
                                              static_cast<uint64_t>(kResetRate));
   nghttp2_option_set_max_continuations(opt, 16);
   const ProxyLimits& l = cfg().limits;
-  nghttp2_session_server_new2(&ng_, cbs, this, opt);
+  nghttp2_session_server_new3(&ng_, cbs, this, opt, H2Memory());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   const nghttp2_settings_entry settings[] = {

@@ -9,6 +9,7 @@
 #include "base/text.h"
 #include "http/exchange.h"
 #include "http/h2_body.h"
+#include "http/h2_mem.h"
 #include "http/serialize.h"
 
 namespace torii::http {
@@ -351,7 +352,7 @@ H2UpstreamConn::H2UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> ge
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);  // acknowledged as the client takes it
-  nghttp2_session_client_new2(&ng_, cbs, this, opt);
+  nghttp2_session_client_new3(&ng_, cbs, this, opt, H2Memory());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   const nghttp2_settings_entry settings[] = {
