@@ -163,9 +163,9 @@ void H1Session::WaitForReader() {
 
 void H1Session::Compact() {
   ExchangeBuffers& b = x_.buffers();
-  if (!b.parser.in_head() && b.parser.consumed() > 0) {
-    b.in.erase(0, b.parser.consumed());
-    b.parser.DropConsumed();
+  if (!b.parser().in_head() && b.parser().consumed() > 0) {
+    b.in.erase(0, b.parser().consumed());
+    b.parser().DropConsumed();
   }
 }
 
@@ -187,7 +187,7 @@ void H1Session::Pump() {
       return;
     }
     ExchangeBuffers& b = x_.buffers();
-    const H1Parser::Step step = b.parser.Next(b.in.data(), b.in.size());
+    const H1Parser::Step step = b.parser().Next(b.in.data(), b.in.size());
     switch (step.event) {
       case H1Parser::Event::kNeedMore:
         Compact();
@@ -196,13 +196,13 @@ void H1Session::Pump() {
         }
         return;
       case H1Parser::Event::kError:
-        x_.OnRequestError(b.parser.error_status(), b.parser.error_reason());
+        x_.OnRequestError(b.parser().error_status(), b.parser().error_reason());
         return;
       case H1Parser::Event::kHead: {
         if (timer_ == Timer::kHeader) {
           SetConnTimer(Timer::kNone, 0);
         }
-        const MessageHead& head = b.parser.head();
+        const MessageHead& head = b.parser().head();
         out_.Reset(head.version_minor);
         if (!x_.OnRequestHead(head)) {
           return;
@@ -216,7 +216,7 @@ void H1Session::Pump() {
         break;
       case H1Parser::Event::kDone:
         Compact();
-        x_.OnRequestEnd(b.parser.must_close(), b.parser.trailers());
+        x_.OnRequestEnd(b.parser().must_close(), b.parser().trailers());
         break;
     }
   }

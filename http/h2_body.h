@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/text.h"
 #include "core/worker.h"
 #include "http/h1_parser.h"
 
@@ -26,6 +27,23 @@ inline nghttp2_nv Nv(std::string_view name, std::string_view value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
                     value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+// The fields `fields` (views nghttp2 copies) into `nv`. Those whose value is new on every
+// message, the request ID (`request_id_field`, its configured name) and the trace context,
+// are sent without HPACK indexing: entered into the dynamic table they would only evict
+// entries the next message can use.
+template <typename Fields>
+void AppendNv(const Fields& fields, std::string_view request_id_field,
+              std::vector<nghttp2_nv>* nv) {
+  for (const auto& f : fields) {
+    nghttp2_nv v = Nv(f.name, f.value);
+    if (f.name == "traceparent" ||
+        (!request_id_field.empty() && base::EqualsIgnoreCase(f.name, request_id_field))) {
+      v.flags = NGHTTP2_NV_FLAG_NO_INDEX;
+    }
+    nv->push_back(v);
+  }
 }
 
 // nghttp2's pending frames to `conn` while it holds less than the high-water mark (a peer that

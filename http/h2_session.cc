@@ -314,9 +314,7 @@ class H2Session::Stream final : public Downstream {
     ResponseFields(head, &s_.fields_scratch_);
     std::vector<nghttp2_nv>& nv = s_.nv_scratch_;
     nv.clear();
-    for (const H2Field& f : s_.fields_scratch_) {
-      nv.push_back(Nv(f.name, f.value));
-    }
+    AppendNv(s_.fields_scratch_, s_.cfg().request_id_header, &nv);
     int rv;
     if (!final) {
       rv = nghttp2_submit_headers(s_.ng_, NGHTTP2_FLAG_NONE, id_, nullptr, nv.data(), nv.size(),
@@ -473,8 +471,12 @@ H2Session::~H2Session() {
 }
 
 H2Session::Stream* H2Session::Find(int32_t id) {
-  auto it = streams_.find(id);
-  return it != streams_.end() ? it->second.get() : nullptr;
+  for (const std::unique_ptr<Stream>& st : streams_) {
+    if (st->id() == id) {
+      return st.get();
+    }
+  }
+  return nullptr;
 }
 
 Exchange* H2Session::FindExchange(uint32_t id) {
@@ -483,7 +485,7 @@ Exchange* H2Session::FindExchange(uint32_t id) {
 }
 
 Exchange* H2Session::FindWaiter(uint64_t ticket) {
-  for (auto& [id, st] : streams_) {
+  for (const std::unique_ptr<Stream>& st : streams_) {
     if (st->exchange().waiter_ticket() == ticket) {
       return &st->exchange();
     }
@@ -512,7 +514,7 @@ int H2Session::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void
   }
   st->AwaitHead(s->cfg().limits.header_timeout_ms);
   s->awaiting_.push_back(frame->hd.stream_id);  // its header_timeout (Rearm)
-  s->streams_.emplace(frame->hd.stream_id, std::move(st));
+  s->streams_.push_back(std::move(st));
   return 0;
 }
 
@@ -587,7 +589,8 @@ int H2Session::OnDataChunk(nghttp2_session*, uint8_t /*flags*/, int32_t stream_i
 
 int H2Session::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user) {
   auto* s = static_cast<H2Session*>(user);
-  auto it = s->streams_.find(stream_id);
+  auto it = std::find_if(s->streams_.begin(), s->streams_.end(),
+                         [&](const std::unique_ptr<Stream>& st) { return st->id() == stream_id; });
   if (it == s->streams_.end()) {
     return 0;
   }
@@ -596,8 +599,9 @@ int H2Session::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error
   }
   // Called from nghttp2_session_mem_recv / mem_send only (OnRecv, Flush): no exchange is on
   // the stack, so the stream can go now.
-  std::unique_ptr<Stream> st = std::move(it->second);
-  s->streams_.erase(it);
+  std::unique_ptr<Stream> st = std::move(*it);
+  *it = std::move(s->streams_.back());  // (order plays no part)
+  s->streams_.pop_back();
   st->OnClose(error_code != NGHTTP2_NO_ERROR);
   if (s->spare_.size() < kSpareStreams) {
     s->spare_.push_back(std::move(st));
@@ -714,8 +718,8 @@ void H2Session::OnTransportReady(core::Conn& /*conn*/) {
   // Streams that came in early data may wait for this; each may end (and go) as it resumes.
   std::vector<int32_t> ids;
   ids.reserve(streams_.size());
-  for (const auto& [id, st] : streams_) {
-    ids.push_back(id);
+  for (const std::unique_ptr<Stream>& st : streams_) {
+    ids.push_back(st->id());
   }
   for (int32_t id : ids) {
     if (Stream* st = Find(id)) {
@@ -757,7 +761,7 @@ void H2Session::Rearm() {
 
 void H2Session::ArmTimer() {
   uint64_t due = 0;
-  for (auto& [id, st] : streams_) {
+  for (const std::unique_ptr<Stream>& st : streams_) {
     if (st->deadline_ms() != 0 && (due == 0 || st->deadline_ms() < due)) {
       due = st->deadline_ms();
     }
@@ -788,9 +792,9 @@ void H2Session::OnTimer(core::Conn& conn) {
   armed_ms_ = 0;  // it fired
   // The exchanges whose timer is due; collected first, as an exchange may set its timer again.
   std::vector<int32_t> due;
-  for (auto& [id, st] : streams_) {
+  for (const std::unique_ptr<Stream>& st : streams_) {
     if (st->deadline_ms() != 0 && st->deadline_ms() <= now) {
-      due.push_back(id);
+      due.push_back(st->id());
     }
   }
   for (int32_t id : due) {
@@ -827,7 +831,7 @@ void H2Session::OnTimer(core::Conn& conn) {
 }
 
 void H2Session::AbandonAll(std::string_view note) {
-  for (auto& [id, st] : streams_) {
+  for (const std::unique_ptr<Stream>& st : streams_) {
     st->exchange().Abandon(note);
   }
 }
@@ -855,7 +859,7 @@ void H2Session::OnDrain(core::Conn& conn) {
 }
 
 void H2Session::OnClosed(core::Conn& /*conn*/) {
-  for (auto& [id, st] : streams_) {
+  for (const std::unique_ptr<Stream>& st : streams_) {
     st->OnClose(/*reset_by_peer=*/false);
   }
   streams_.clear();

@@ -28,7 +28,6 @@
 #include <memory>
 #include <span>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "core/worker.h"
@@ -104,7 +103,8 @@ class H2Session final : public core::ConnHandler, public ExchangeHost {
   core::Conn& conn_;  // the handler lives as long as its connection
   ClientConn client_;
   nghttp2_session* ng_ = nullptr;
-  std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  // The open streams (at most max_concurrent_streams, so a scan finds one faster than a hash).
+  std::vector<std::unique_ptr<Stream>> streams_;
   std::vector<std::unique_ptr<Stream>> spare_;  // ended streams kept for the next ones
   std::vector<int32_t> writable_;       // streams whose response queue drained (Flush)
   std::vector<int32_t> awaiting_;       // streams begun since the last Rearm (header_timeout)

@@ -442,9 +442,7 @@ uint32_t H2UpstreamConn::Open(core::Conn& self, const StreamParams& params, std:
   }
   std::vector<nghttp2_nv>& nv = nv_scratch_;
   nv.clear();
-  for (const H2Field& f : fields_scratch_) {
-    nv.push_back(Nv(f.name, f.value));
-  }
+  AppendNv(fields_scratch_, cfg().request_id_header, &nv);
   std::unique_ptr<Stream> st;
   if (spare_.empty()) {
     st = std::make_unique<Stream>(*this);

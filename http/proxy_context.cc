@@ -412,7 +412,7 @@ std::unique_ptr<ExchangeBuffers> ProxyContext::AcquireBuffers(H1Parser::Kind kin
     b = std::move(free_buffers_.back());
     free_buffers_.pop_back();
   }
-  b->parser.Init(kind, limits);
+  b->InitParserOnUse(kind, limits);
   return b;
 }
 

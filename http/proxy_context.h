@@ -36,10 +36,23 @@ namespace torii::http {
 // the worker's pool when a message starts and returned when the connection goes idle, so an
 // idle connection holds none of it and a busy worker allocates nothing per request.
 struct ExchangeBuffers {
-  ExchangeBuffers() { parser.set_storage(&head); }
+  ExchangeBuffers() { parser_.set_storage(&head); }
   ExchangeBuffers(const ExchangeBuffers&) = delete;
   ExchangeBuffers& operator=(const ExchangeBuffers&) = delete;
-  H1Parser parser;  // re-initialised for each exchange (llhttp keeps no state between messages)
+  // The HTTP/1.1 parser, initialised as AcquireBuffers asked at its first use (llhttp keeps
+  // no state between messages): an HTTP/2 exchange, which never parses, never pays for it.
+  H1Parser& parser() {
+    if (parser_pending_) {
+      parser_pending_ = false;
+      parser_.Init(parser_kind_, parser_limits_);
+    }
+    return parser_;
+  }
+  void InitParserOnUse(H1Parser::Kind kind, const H1Parser::Limits& limits) {
+    parser_kind_ = kind;
+    parser_limits_ = limits;
+    parser_pending_ = true;
+  }
   HeadStorage head;
   std::string in;
   std::string method;
@@ -125,6 +138,12 @@ struct ExchangeBuffers {
     id_lines.clear();
     timing = ExchangeTiming{};
   }
+
+ private:
+  H1Parser parser_;
+  H1Parser::Limits parser_limits_;
+  H1Parser::Kind parser_kind_ = H1Parser::Kind::kRequest;
+  bool parser_pending_ = false;
 };
 
 // Per-worker counters (core::Counter: written by this worker only, read by the admin

@@ -53,7 +53,7 @@ void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, ExchangeHost* 
   client_id_ = id;
   response_done_ = false;
   request_complete_ = false;
-  b_->parser.set_request_was_head(head_request);
+  b_->parser().set_request_was_head(head_request);
   if (!counted_) {
     counted_ = true;
     gen_->picker(pool_).OnRequestStart(backend_);
@@ -169,7 +169,7 @@ void UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
 }
 
 void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owned) {
-  H1Parser& parser = b_->parser;
+  H1Parser& parser = b_->parser();
   // Forgets what the parser consumed: from b_->in when it holds the bytes, else by moving
   // the view over the receive buffer.
   const auto drop = [&] {
@@ -288,7 +288,7 @@ void UpstreamConn::OnEof(core::Conn& self) {
     return;
   }
   if (response_started_) {
-    const H1Parser::Step step = b_->parser.Finish();
+    const H1Parser::Step step = b_->parser().Finish();
     if (step.event == H1Parser::Event::kDone) {
       response_done_ = true;
       response_started_ = false;
@@ -303,8 +303,8 @@ void UpstreamConn::OnEof(core::Conn& self) {
     Fail(self, UpstreamFailure::kTruncated);
     return;
   }
-  Fail(self, input().empty() && !b_->parser.started() ? UpstreamFailure::kClosedEarly
-                                                      : UpstreamFailure::kBadResponse);
+  Fail(self, input().empty() && !b_->parser().started() ? UpstreamFailure::kClosedEarly
+                                                        : UpstreamFailure::kBadResponse);
 }
 
 void UpstreamConn::OnError(core::Conn& self, core::Error /*error*/) {
@@ -317,8 +317,8 @@ void UpstreamConn::OnError(core::Conn& self, core::Error /*error*/) {
   }
   Fail(self, response_started_
                  ? UpstreamFailure::kTruncated
-                 : (input().empty() && !b_->parser.started() ? UpstreamFailure::kClosedEarly
-                                                             : UpstreamFailure::kBadResponse));
+                 : (input().empty() && !b_->parser().started() ? UpstreamFailure::kClosedEarly
+                                                               : UpstreamFailure::kBadResponse));
 }
 
 void UpstreamConn::EndTunnel(core::Conn& self, bool error) {

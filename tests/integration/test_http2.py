@@ -217,6 +217,16 @@ class H2Basics(h.ToriiCase):
         lines = self.t.access_log_lines()
         self.assertTrue(any('"GET /hello?size=1000 HTTP/2.0" 200' in l for l in lines), lines)
 
+    # The request ID is new in every response: HPACK sends it never indexed (it would only
+    # evict the fields the next response reuses), the others indexed.
+    def test_request_id_is_not_indexed(self):
+        c = self.client()
+        for path in ("/a", "/b"):
+            r = c.get(path)
+            kinds = {k: type(f).__name__ for f in r["headers"] for k in [f[0]]}
+            self.assertEqual(kinds["x-request-id"], "NeverIndexedHeaderTuple", kinds)
+            self.assertEqual(kinds["x-backend"], "HeaderTuple", kinds)
+
     def test_many_streams_at_once_on_one_connection(self):
         c = self.client()
         sids = [c.request("GET", f"/m{i}?size={100 + i}") for i in range(50)]
