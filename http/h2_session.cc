@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <deque>
 #include <string>
 
 #include "base/text.h"
@@ -24,8 +23,15 @@ constexpr double kResetRate = 100;
 // The connection-level receive window (stream windows stay at the protocol's 64 KiB): bodies
 // of several streams in flight without a WINDOW_UPDATE each round trip.
 constexpr int32_t kConnectionWindow = 1 << 20;
-// Ended streams a connection keeps for its next ones (their objects and small buffers).
-constexpr size_t kSpareStreams = 4;
+// Ended streams a connection keeps for its next ones (their objects and small buffers): as
+// many as it keeps busy at once, up to kSpareStreams, and one once it has been idle for
+// kSpareTrimMs (a client's requests come in bursts: between two, a connection is idle).
+constexpr size_t kSpareStreams = 32;
+constexpr size_t kIdleSpareStreams = 1;
+constexpr uint64_t kSpareTrimMs = 1000;
+// The buffers a spare stream keeps (a busy connection's; an idle one's).
+constexpr size_t kKeptBuffer = 16 * 1024;
+constexpr size_t kIdleKeptBuffer = 1024;
 
 }  // namespace
 
@@ -40,19 +46,22 @@ class H2Session::Stream final : public Downstream {
         x_(s.ctx_, s.client_, *this),
         fields_(s.cfg().limits.header_bytes, s.cfg().limits.header_count) {}
 
-  // Made ready for another stream of the connection (H2Session keeps a few spare), keeping
-  // small buffers and dropping large ones.
-  void Reuse(int32_t id) {
-    id_ = id;
+  // Ended and kept spare for another stream of the connection: emptied, keeping buffers of
+  // up to `keep` bytes and dropping larger ones.
+  void Park(size_t keep) {
+    id_ = 0;
     fields_.Clear();
     held_in_.clear();
-    req_trailers_.clear();
-    trailer_text_.clear();
+    trailer_store_.clear();
+    trailer_fields_.clear();
     trailer_bytes_ = 0;
     trailers_too_large_ = false;
-    body_.Clear(kKeptBuffer);
-    if (held_in_.capacity() > kKeptBuffer) {
+    body_.Clear(keep);
+    if (held_in_.capacity() > keep) {
       std::string().swap(held_in_);
+    }
+    if (trailer_store_.capacity() > keep) {
+      std::string().swap(trailer_store_);
     }
     body_bytes_ = 0;
     deadline_ms_ = 0;
@@ -67,14 +76,18 @@ class H2Session::Stream final : public Downstream {
   void AddTrailer(std::string_view name, std::string_view value) {
     trailer_bytes_ += name.size() + value.size() + 32;  // as SETTINGS_MAX_HEADER_LIST_SIZE counts
     if (trailer_bytes_ <= s_.cfg().limits.header_bytes &&
-        req_trailers_.size() < s_.cfg().limits.header_count) {
-      req_trailers_.push_back(HeaderView{Keep(name), Keep(value)});
+        trailer_fields_.size() < s_.cfg().limits.header_count) {
+      trailer_fields_.push_back(
+          {static_cast<uint32_t>(trailer_store_.size()), static_cast<uint32_t>(name.size())});
+      trailer_store_.append(name).append(value);
     } else {
       trailers_too_large_ = true;
     }
   }
 
   // The request's HEADERS are complete: its head goes to the exchange.
+  void Reuse(int32_t id) { id_ = id; }
+
   void DispatchHead(bool end_stream) {
     awaiting_head_ = false;
     deadline_ms_ = 0;
@@ -146,7 +159,7 @@ class H2Session::Stream final : public Downstream {
       end_held_ = true;
       return;
     }
-    x_.OnRequestEnd(false, req_trailers_);
+    x_.OnRequestEnd(false, Trailers());
   }
 
   // The stream closed (either side, or the connection): the exchange gives everything back.
@@ -271,7 +284,7 @@ class H2Session::Stream final : public Downstream {
     }
     if (end_held_ && held_in_.empty() && !x_.held() && !x_.idle()) {
       end_held_ = false;
-      x_.OnRequestEnd(false, req_trailers_);
+      x_.OnRequestEnd(false, Trailers());
     }
   }
   void Finished() override {
@@ -332,7 +345,19 @@ class H2Session::Stream final : public Downstream {
     s_.conn_.WantFlush();
     return rv == 0;
   }
-  std::string_view Keep(std::string_view s) { return trailer_text_.emplace_back(s); }
+  // The request's trailer fields as views into trailer_store_ (complete once the stream ended).
+  std::span<const HeaderView> Trailers() {
+    trailer_views_.clear();
+    const std::string_view store(trailer_store_);
+    for (size_t i = 0; i < trailer_fields_.size(); ++i) {
+      const auto [at, name] = trailer_fields_[i];
+      const size_t end =
+          i + 1 < trailer_fields_.size() ? trailer_fields_[i + 1].first : store.size();
+      trailer_views_.push_back(
+          HeaderView{store.substr(at, name), store.substr(at + name, end - at - name)});
+    }
+    return trailer_views_;
+  }
   // ---- An extended CONNECT's tunnel (RFC 8441) ----
   // Its bytes wait, unacknowledged (the stream's window bounds them), until the tunnel is open
   // and while the backend is behind.
@@ -394,25 +419,24 @@ class H2Session::Stream final : public Downstream {
     s_.conn_.WantFlush();
   }
 
-  static constexpr size_t kKeptBuffer = 16 * 1024;
-
   H2Session& s_;
   int32_t id_;
   Exchange x_;
   H2RequestFields fields_;  // the request head as it arrives
   uint64_t body_bytes_ = 0;
-  uint64_t deadline_ms_ = 0;  // the exchange's timer (0: none)
-  std::string held_in_;  // request DATA the exchange is not taking yet (unacknowledged)
-  H2BodyQueue body_;     // the response body for nghttp2 to frame
-  std::deque<std::string> trailer_text_;  // the request trailers' names and values
-  std::vector<HeaderView> req_trailers_;  // ... as fields (views into trailer_text_)
+  uint64_t deadline_ms_ = 0;   // the exchange's timer (0: none)
+  std::string held_in_;        // request DATA the exchange is not taking yet (unacknowledged)
+  H2BodyQueue body_;           // the response body for nghttp2 to frame
+  std::string trailer_store_;  // the request trailers' names and values, back to back
+  std::vector<std::pair<uint32_t, uint32_t>> trailer_fields_;  // each: where, name length
+  std::vector<HeaderView> trailer_views_;                      // Trailers()
   size_t trailer_bytes_ = 0;
   bool trailers_too_large_ = false;
   bool head_request_ = false;
   bool awaiting_head_ = false;  // HEADERS begun, the header block not complete yet
-  bool remote_done_ = false;  // END_STREAM from the client
-  bool end_held_ = false;     // ... while request bytes were still held
-  bool finished_ = false;     // the exchange is over (or the stream was reset by us)
+  bool remote_done_ = false;    // END_STREAM from the client
+  bool end_held_ = false;       // ... while request bytes were still held
+  bool finished_ = false;       // the exchange is over (or the stream was reset by us)
   bool reset_ = false;
   bool reset_after_response_ = false;
   bool no_body_ = false;  // the response has no DATA (HEAD, 204, 304, ...)
@@ -513,6 +537,7 @@ int H2Session::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void
     st->Reuse(frame->hd.stream_id);
   }
   st->AwaitHead(s->cfg().limits.header_timeout_ms);
+  s->spares_trimmed_ = false;
   s->awaiting_.push_back(frame->hd.stream_id);  // its header_timeout (Rearm)
   s->streams_.push_back(std::move(st));
   return 0;
@@ -604,6 +629,7 @@ int H2Session::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error
   s->streams_.pop_back();
   st->OnClose(error_code != NGHTTP2_NO_ERROR);
   if (s->spare_.size() < kSpareStreams) {
+    st->Park(kKeptBuffer);
     s->spare_.push_back(std::move(st));
   }
   if (s->streams_.empty()) {
@@ -745,7 +771,7 @@ void H2Session::Rearm() {
     // An idle connection may make room at the connection limit (Worker eviction).
     conn_.SetIdle(idle ? core::Conn::Idle::kKeepAlive : core::Conn::Idle::kNo);
     if (idle) {
-      ArmAt(idle_since_ms_ + cfg().limits.idle_timeout_ms);
+      ArmAt(IdleDue());
     }
   }
   for (int32_t id : awaiting_) {
@@ -759,6 +785,21 @@ void H2Session::Rearm() {
   }
 }
 
+uint64_t H2Session::IdleDue() const {
+  const uint64_t end = idle_since_ms_ + cfg().limits.idle_timeout_ms;
+  return spares_trimmed_ ? end : std::min(end, idle_since_ms_ + kSpareTrimMs);
+}
+
+void H2Session::TrimSpares() {
+  spares_trimmed_ = true;
+  if (spare_.size() > kIdleSpareStreams) {
+    spare_.resize(kIdleSpareStreams);
+  }
+  for (std::unique_ptr<Stream>& spare : spare_) {
+    spare->Park(kIdleKeptBuffer);
+  }
+}
+
 void H2Session::ArmTimer() {
   uint64_t due = 0;
   for (const std::unique_ptr<Stream>& st : streams_) {
@@ -768,7 +809,7 @@ void H2Session::ArmTimer() {
   }
   const bool idle = streams_.empty();
   if (idle) {
-    const uint64_t at = idle_since_ms_ + cfg().limits.idle_timeout_ms;
+    const uint64_t at = IdleDue();
     due = due == 0 ? at : std::min(due, at);
   }
   if (idle != idle_listed_) {
@@ -816,6 +857,9 @@ void H2Session::OnTimer(core::Conn& conn) {
       return;
     }
     st->exchange().OnTimer();
+  }
+  if (streams_.empty() && !spares_trimmed_ && now >= idle_since_ms_ + kSpareTrimMs) {
+    TrimSpares();
   }
   if (streams_.empty() && now >= idle_since_ms_ + cfg().limits.idle_timeout_ms) {
     // Idle: GOAWAY (NO_ERROR, the last stream we processed), then close.

@@ -85,11 +85,14 @@ class H2Session final : public core::ConnHandler, public ExchangeHost {
   // nghttp2's frames to the connection while it is under the high-water mark; then the
   // streams whose queue drained hear OnWritable.
   void Flush();
-  // The connection's timer: the earliest stream deadline, or idle_timeout without streams (a
+  // The connection's timer: the earliest stream deadline, or IdleDue() without streams (a
   // scan of the streams: at start and when the timer fires). Between, ArmAt only brings it
   // earlier (deadlines that move later are found when it fires), and Rearm after each read or
   // flush notes the connection going idle or busy and the header blocks begun.
   void ArmTimer();
+  // An idle connection's next deadline: its spare streams' trim, then idle_timeout.
+  uint64_t IdleDue() const;
+  void TrimSpares();
   void ArmAt(uint64_t at);
   void Rearm();
   // A client reset a stream: within the budget, or the connection ends (rapid reset).
@@ -115,6 +118,7 @@ class H2Session final : public core::ConnHandler, public ExchangeHost {
   bool idle_listed_ = false;  // in the worker's idle list (no stream open)
   double reset_budget_;  // rapid reset: resets the client may still make now
   uint64_t reset_refill_ms_ = 0;
+  bool spares_trimmed_ = true;  // no stream since the spare ones were last trimmed
   bool goaway_ = false;  // GOAWAY submitted: no new stream, close when the last ends
 };
 

@@ -398,19 +398,22 @@ bool Generation::IsFailureStatus(uint32_t pool, int status) const {
 }
 
 namespace {
-// Buffers kept warm per worker, and the largest input buffer worth keeping.
-constexpr size_t kMaxPooledBuffers = 256;
+// Buffers kept warm per worker (the most exchanges in flight lately, up to this bound), how
+// often the ones not needed are given back, and the largest input buffer worth keeping.
+constexpr size_t kMaxPooledBuffers = 4096;
+constexpr uint64_t kBufferTrimMs = 1000;
 constexpr size_t kMaxPooledInput = 64 * 1024;
 }  // namespace
 
 std::unique_ptr<ExchangeBuffers> ProxyContext::AcquireBuffers(H1Parser::Kind kind,
-                                                             const H1Parser::Limits& limits) {
+                                                              const H1Parser::Limits& limits) {
   std::unique_ptr<ExchangeBuffers> b;
   if (free_buffers_.empty()) {
     b = std::make_unique<ExchangeBuffers>();
   } else {
     b = std::move(free_buffers_.back());
     free_buffers_.pop_back();
+    free_low_ = std::min(free_low_, free_buffers_.size());
   }
   b->InitParserOnUse(kind, limits);
   return b;
@@ -425,6 +428,27 @@ void ProxyContext::ReleaseBuffers(std::unique_ptr<ExchangeBuffers> buffers) {
     std::string().swap(buffers->in);  // a flood's buffer is not kept warm
   }
   free_buffers_.push_back(std::move(buffers));
+  if (!trim_armed_) {
+    if (!trim_created_) {
+      trim_task_ = worker_.AddTask([this] { TrimBuffers(); });
+      trim_created_ = true;
+    }
+    trim_armed_ = true;
+    free_low_ = free_buffers_.size();
+    worker_.ArmTask(trim_task_, worker_.now_ms() + kBufferTrimMs);
+  }
+}
+
+void ProxyContext::TrimBuffers() {
+  // The pool never fell below free_low_ during the last interval: that many buffers were not
+  // needed, and go (a burst's buffers are given back within two intervals of its end).
+  const size_t surplus = std::min(free_low_, free_buffers_.size());
+  free_buffers_.erase(free_buffers_.begin(), free_buffers_.begin() + surplus);  // coldest first
+  free_low_ = free_buffers_.size();
+  trim_armed_ = !free_buffers_.empty();
+  if (trim_armed_) {
+    worker_.ArmTask(trim_task_, worker_.now_ms() + kBufferTrimMs);
+  }
 }
 
 namespace {

@@ -353,10 +353,14 @@ class ProxyContext {
   FleetLimits& fleet() { return fleet_; }
   const FleetLimits& fleet() const { return fleet_; }
 
-  // Buffers for a new exchange, with their parser initialised as `kind` with `limits`.
+  // Buffers for a new exchange, with their parser initialised as `kind` with `limits` at its
+  // first use. Released buffers are kept for the next exchanges: as many as were in flight
+  // lately (each second, those the pool did not need go), so a busy worker allocates none
+  // and a burst's are given back.
   std::unique_ptr<ExchangeBuffers> AcquireBuffers(H1Parser::Kind kind,
                                                   const H1Parser::Limits& limits);
   void ReleaseBuffers(std::unique_ptr<ExchangeBuffers> buffers);
+  size_t pooled_buffers() const { return free_buffers_.size(); }
   // A TLS connection's plaintext of one loop turn waits in one of these until it is sealed
   // (TlsTransport): at most a record's worth each, kept warm per worker (a few) so a busy
   // connection neither grows nor frees a buffer per turn, and an idle one holds none.
@@ -407,6 +411,12 @@ class ProxyContext {
   std::string scratch_;
   IdSource ids_;
   std::vector<std::unique_ptr<ExchangeBuffers>> free_buffers_;
+  // Every kBufferTrimMs while the pool holds any, the buffers it never needed go.
+  void TrimBuffers();
+  size_t free_low_ = 0;  // the fewest the pool held since the last trim
+  bool trim_created_ = false;
+  bool trim_armed_ = false;
+  core::Worker::TaskId trim_task_ = 0;
   std::vector<std::string> seal_buffers_;
   // The queue's wake-up: a worker task, created with the first waiter.
   void KickWaiters();
