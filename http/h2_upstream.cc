@@ -20,7 +20,7 @@ namespace {
 // stream's own window stays at the protocol's 64 KiB, returned as the exchange takes bytes).
 constexpr int32_t kConnectionWindow = 8 << 20;
 // Ended streams a connection keeps for its next ones (their objects and small buffers).
-constexpr size_t kSpareStreams = 16;
+constexpr size_t kSpareStreams = 128;
 
 }  // namespace
 

@@ -531,12 +531,13 @@ void Exchange::CacheEndExchange() {
     return;
   }
   ExchangeBuffers::CacheState& cs = buffers().cache;
-  if (cs.cache >= 0) {
-    CacheEndFill();
-    if (cs.waiting) {
-      const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
-      spec.store->LeaveFill(cs.key, cs.hash, cs.filler);
-    }
+  if (cs.cache < 0) {
+    return;  // a request that never used a cache left its state as it found it
+  }
+  CacheEndFill();
+  if (cs.waiting) {
+    const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
+    spec.store->LeaveFill(cs.key, cs.hash, cs.filler);
   }
   cs.clear();
 }
