@@ -3,6 +3,7 @@
 
 #include "http/proxy_session.h"
 
+#include <malloc.h>
 #include <time.h>
 
 #include <algorithm>
@@ -402,6 +403,7 @@ namespace {
 // often the ones not needed are given back, and the largest input buffer worth keeping.
 constexpr size_t kMaxPooledBuffers = 4096;
 constexpr uint64_t kBufferTrimMs = 1000;
+constexpr size_t kTrimHeapAfter = 256;  // buffers freed at once that make a heap trim worth it
 constexpr size_t kMaxPooledInput = 64 * 1024;
 }  // namespace
 
@@ -445,6 +447,11 @@ void ProxyContext::TrimBuffers() {
   const size_t surplus = std::min(free_low_, free_buffers_.size());
   free_buffers_.erase(free_buffers_.begin(), free_buffers_.begin() + surplus);  // coldest first
   free_low_ = free_buffers_.size();
+  if (surplus >= kTrimHeapAfter) {
+    // A burst ended: what it freed lies between live blocks, where malloc keeps it; give the
+    // free pages back to the system, or the burst would leave the process that much larger.
+    malloc_trim(0);
+  }
   trim_armed_ = !free_buffers_.empty();
   if (trim_armed_) {
     worker_.ArmTask(trim_task_, worker_.now_ms() + kBufferTrimMs);
