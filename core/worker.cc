@@ -1184,14 +1184,22 @@ void Worker::TrimAfterBurst() {
   // quarter of its peak, at most once a second: a handful of calls per burst, none in a
   // steady state.
   peak_live_ = std::max(peak_live_, stats_.conns_live);
-  if (peak_live_ - stats_.conns_live < kTrimDrop || stats_.conns_live > peak_live_ / 4 ||
-      now_ms_ - last_trim_ms_ < 1000) {
+  if (peak_live_ - stats_.conns_live < kTrimDrop || stats_.conns_live > peak_live_ / 4) {
     return;
+  }
+  if (TrimHeap()) {
+    peak_live_ = stats_.conns_live;
+  }
+}
+
+bool Worker::TrimHeap() {
+  if (now_ms_ - last_trim_ms_ < 1000) {
+    return false;
   }
   malloc_trim(0);
   last_trim_ms_ = now_ms_;
-  peak_live_ = stats_.conns_live;
   ++stats_.heap_trims;
+  return true;
 }
 
 void Worker::BeforeSleep() {

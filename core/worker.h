@@ -121,7 +121,7 @@ struct WorkerStats {
   uint64_t idle_evicted = 0;       // idle connections closed to admit a new client at max_conns
   uint64_t connects = 0;
   uint64_t conns_live = 0;
-  uint64_t heap_trims = 0;  // malloc_trim calls after bursts (TrimAfterBurst)
+  uint64_t heap_trims = 0;  // malloc_trim calls after bursts (TrimHeap)
 };
 
 class Conn {
@@ -278,6 +278,11 @@ class Worker {
                         bool fast_open = false);
 
   Conn* Resolve(ConnRef ref) const;
+
+  // After a burst (of connections, or of exchanges on connections that stay open) glibc keeps
+  // the memory it freed in its arenas: malloc_trim gives their free pages back, at most once a
+  // second per worker (false when it ran less than a second ago). Worker's thread only.
+  bool TrimHeap();
 
   // Timers that belong to no connection (health-check rounds): a task is a callback registered
   // once and armed for a deadline as often as needed; it fires once per ArmTask(), on the

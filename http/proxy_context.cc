@@ -1,14 +1,12 @@
 // http/proxy_context.cc: see proxy_context.h.
 #include "http/proxy_context.h"
 
-#include "http/proxy_session.h"
-
-#include <malloc.h>
+#include <spdlog/spdlog.h>
 #include <time.h>
 
 #include <algorithm>
 
-#include <spdlog/spdlog.h>
+#include "http/proxy_session.h"
 
 namespace torii::http {
 
@@ -450,7 +448,7 @@ void ProxyContext::TrimBuffers() {
   if (surplus >= kTrimHeapAfter) {
     // A burst ended: what it freed lies between live blocks, where malloc keeps it; give the
     // free pages back to the system, or the burst would leave the process that much larger.
-    malloc_trim(0);
+    worker_.TrimHeap();
   }
   trim_armed_ = !free_buffers_.empty();
   if (trim_armed_) {
