@@ -37,9 +37,13 @@ struct alignas(16) Header {
 };
 static_assert(sizeof(Header) == 16);
 
-constexpr uint32_t kClasses = 8;  // blocks of 64 << k bytes, k < kClasses: 64 B .. 8 KiB
+// Block sizes grow by half (a block wastes at most a third of itself); what a session keeps
+// for its life (its own state, tables) is mostly larger, and goes to malloc, exactly sized.
+constexpr std::array<uint32_t, 11> kBlockBytes = {64,  96,  128, 192,  256, 384,
+                                                  512, 768, 1024, 1536, 2048};
+constexpr uint32_t kClasses = kBlockBytes.size();
 constexpr uint32_t kLarge = ~uint32_t{0};
-constexpr size_t BlockBytes(uint32_t k) { return size_t{64} << k; }
+constexpr size_t BlockBytes(uint32_t k) { return kBlockBytes[k]; }
 
 uint32_t ClassFor(size_t size) {
   const size_t need = size + sizeof(Header);

@@ -15,7 +15,7 @@ namespace {
 TEST(H2Memory, ClassesAreReused) {
   nghttp2_mem* mem = H2Memory();
   const size_t before = H2MemoryCachedBytes();
-  for (size_t size : {1, 40, 48, 49, 100, 500, 2000, 8000}) {
+  for (size_t size : {1, 40, 48, 49, 100, 500, 1500, 2032}) {
     void* a = mem->malloc(size, mem->mem_user_data);
     void* b = mem->malloc(size, mem->mem_user_data);
     ASSERT_NE(a, nullptr);
