@@ -7,7 +7,6 @@ tunnels nothing answers 501, a backend that does not switch 502: an HTTP/2 clien
 2xx as its tunnel's opening, so torii never lets one through otherwise. The client is
 python3-h2 writing RFC 6455 frames by hand; the backend is python3-websockets."""
 
-import json
 import os
 import socket
 import ssl
@@ -17,7 +16,7 @@ import unittest
 
 import harness as h
 from test_admin import parse_metrics
-from test_websocket import RawBackend, WsBackend, masked_frame
+from test_websocket import RawBackend, WsBackend, WsFleetCase, masked_frame
 
 try:
     import h2.errors
@@ -80,36 +79,16 @@ def take_frames(c, sid, count, timeout=20):
 
 @unittest.skipIf(h2 is None or websockets is None,
                  "python3-h2 and python3-websockets import only in Debian's python3")
-class WebSocketOverH2(h.ToriiCase):
+class WebSocketOverH2(WsFleetCase):
     @classmethod
     def setUpClass(cls):
-        cls.ws = WsBackend()
-        cls.addClassCleanup(cls.ws.stop)
-        cls.o = cls.class_origin("plain")
-        c = h.proxy_config([cls.ws.address], server_extra={"access_log_format": "json"},
-                           pools={"plain": [cls.o]})
-        c.listeners[0]["h2c"] = True
-        c.tables["admin"] = {"address": "127.0.0.1:0"}
-        c.routes = [
-            {"path_prefix": "/plain/", "pool": "plain"},
-            {"path_prefix": "/off/", "pool": "app", "upgrades": []},
-            {"path_prefix": "/", "pool": "app"},
-        ]
-        cls.t = cls.class_torii(c)
+        cls.start_fleet(h2c=True)
 
     def client(self, **kw):
         c = H2Client(self.t.addr("http"), **kw)
         self.addCleanup(c.close)
         c.read_until(lambda: ENABLE_CONNECT_PROTOCOL in c.server_settings, 5)
         return c
-
-    def tunnel_record(self, target):
-        def find():
-            lines = self.t.access_log_lines(wait_for_count=0, timeout=1)
-            recs = [json.loads(x) for x in lines]
-            recs = [r for r in recs if r["target"] == target]
-            return recs[-1] if recs else None
-        return h.wait_for(find, 5, what=f"log record of {target}")
 
     # SETTINGS_ENABLE_CONNECT_PROTOCOL, the handshake torii makes for the backend, the 200
     # that opens the tunnel (with the subprotocol, without the backend's accept), then text,

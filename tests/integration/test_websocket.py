@@ -126,15 +126,20 @@ def read_head(sock, timeout=5):
     return head.decode("latin-1"), rest
 
 
-@unittest.skipIf(websockets is None, "python3-websockets is not importable (Debian's python3)")
-class WebSocket(h.ToriiCase):
+class WsFleetCase(h.ToriiCase):
+    """A WebSocket backend (WsBackend), an ordinary origin and torii in front of them (JSON
+    access log, admin listener; `h2c`: HTTP/2 with prior knowledge too): /plain/ goes to the
+    origin, /off/ is a route that tunnels nothing, the rest goes to the WebSocket backend."""
+
     @classmethod
-    def setUpClass(cls):
+    def start_fleet(cls, h2c=False):
         cls.ws = WsBackend()
         cls.addClassCleanup(cls.ws.stop)
         cls.o = cls.class_origin("plain")
         c = h.proxy_config([cls.ws.address], server_extra={"access_log_format": "json"},
                            pools={"plain": [cls.o]})
+        if h2c:
+            c.listeners[0]["h2c"] = True
         c.tables["admin"] = {"address": "127.0.0.1:0"}
         c.routes = [
             {"path_prefix": "/plain/", "pool": "plain"},
@@ -142,7 +147,6 @@ class WebSocket(h.ToriiCase):
             {"path_prefix": "/", "pool": "app"},
         ]
         cls.t = cls.class_torii(c)
-        cls.uri = ws_url(cls.t, "/ws")
 
     def log_records(self, count):
         lines = self.t.access_log_lines(wait_for_count=count, timeout=5)
@@ -154,6 +158,14 @@ class WebSocket(h.ToriiCase):
             recs = [r for r in self.log_records(0) if r["target"] == target]
             return recs[-1] if recs else None
         return h.wait_for(find, 5, what=f"log record of {target}")
+
+
+@unittest.skipIf(websockets is None, "python3-websockets is not importable (Debian's python3)")
+class WebSocket(WsFleetCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.start_fleet()
+        cls.uri = ws_url(cls.t, "/ws")
 
     # Text and binary messages, a negotiated subprotocol, ping/pong: the handshake and the
     # frames pass through unchanged; the backend sees the forwarding headers.
