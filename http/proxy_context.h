@@ -360,7 +360,6 @@ class ProxyContext {
   std::unique_ptr<ExchangeBuffers> AcquireBuffers(H1Parser::Kind kind,
                                                   const H1Parser::Limits& limits);
   void ReleaseBuffers(std::unique_ptr<ExchangeBuffers> buffers);
-  size_t pooled_buffers() const { return free_buffers_.size(); }
   // A TLS connection's plaintext of one loop turn waits in one of these until it is sealed
   // (TlsTransport): at most a record's worth each, kept warm per worker (a few) so a busy
   // connection neither grows nor frees a buffer per turn, and an idle one holds none.
