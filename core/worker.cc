@@ -493,9 +493,8 @@ Result<Conn*> Worker::Connect(const sockaddr* addr, socklen_t len,
     return std::unexpected(Error::FromErrno(errno, Side::kUpstream));
   }
   Conn* c = AllocConn(fd);
-  // Evict only while the headroom lasts: victims still closing count as live, so a burst of
-  // accepts within one turn displaces at most that many connections, never every idle one.
-  if (c == nullptr && stats_.conns_live < options_.max_conns + EvictionHeadroom()) {
+  if (c == nullptr) {
+    // At max_conns: an outbound connection never evicts (the client it serves is live too).
     ::close(fd);
     return Fail(Errc::kTooManyConns, Side::kInternal);
   }

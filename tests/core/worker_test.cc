@@ -946,6 +946,51 @@ TEST(WorkerTest, TableFullEvictsSilentConnectionsBeforeKeepAliveOnes) {
   EXPECT_TRUE(lw.runner->Stop().has_value());
 }
 
+// At max_conns, Worker::Connect fails with kTooManyConns (and keeps no socket); the
+// connections already open keep working and a freed slot makes a connect possible again.
+TEST(WorkerTest, ConnectAtTheConnectionLimitFails) {
+  WorkerOptions options = SmallOptions();
+  options.max_conns = 2;
+  WorkerRunner runner(options);
+  ASSERT_TRUE(runner.Start());
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = Loopback(0);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(lfd, 16), 0);
+  addr = Loopback(LocalPort(lfd));
+  Probe probe;
+  auto connect = [&] {
+    return runner.OnWorker([&]() -> std::pair<ConnRef, Errc> {
+      Result<Conn*> c =
+          runner.worker().Connect(reinterpret_cast<const sockaddr*>(&addr), sizeof(addr),
+                                  std::make_unique<ConnectHandler>(&probe));
+      return c ? std::pair{(*c)->ref(), Errc{}} : std::pair{ConnRef{}, c.error().code};
+    });
+  };
+  const auto [a, a_err] = connect();
+  const auto [b, b_err] = connect();
+  ASSERT_TRUE(a.valid());
+  ASSERT_TRUE(b.valid());
+  const auto [c, c_err] = connect();
+  EXPECT_FALSE(c.valid());
+  EXPECT_EQ(c_err, Errc::kTooManyConns);
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.connected_ok == 2; }));
+  EXPECT_EQ(runner.WaitConnsLive(2), 2u);
+  ASSERT_TRUE(runner.OnWorker([&] {
+    Conn* conn = runner.worker().Resolve(a);
+    if (conn != nullptr) {
+      conn->Close();
+    }
+    return conn != nullptr;
+  }));
+  EXPECT_EQ(runner.WaitConnsLive(1), 1u);
+  const auto [d, d_err] = connect();
+  EXPECT_TRUE(d.valid()) << "a freed slot did not admit a new connect";
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.connected_ok == 3; }));
+  ::close(lfd);
+  EXPECT_TRUE(runner.Stop().has_value());
+}
+
 TEST(WorkerTest, CloseDuringPendingConnect) {
   Probe probe;
   WorkerRunner runner(SmallOptions());
