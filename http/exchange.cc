@@ -1019,7 +1019,7 @@ void Exchange::PickBackendAndSend() {
     up_ = UpstreamRef{up->ref(), 0};
     auto* handler = static_cast<UpstreamConn*>(up->handler());
     const RouteSpec& route = cfg().routes[x_.route];
-    handler->Attach(*up, conn_.ref, conn_.host, id_, x_.method_id == HTTP_HEAD,
+    handler->Attach(*up, ExchangeRef{conn_.ref, conn_.host, id_}, x_.method_id == HTTP_HEAD,
                     /*holds_slot=*/pool.max_conns > 0, ConnectTimeoutMs(pool, route),
                     ResponseTimeoutMs(pool, route));
     handler->set_request_complete(req_ == Req::kDone);
@@ -1104,9 +1104,7 @@ bool Exchange::SendOnStream(const PoolSpec& pool) {
   }
   const RouteSpec& route = cfg().routes[x_.route];
   H2UpstreamConn::StreamParams p;
-  p.client = conn_.ref;
-  p.host = conn_.host;
-  p.id = id_;
+  p.client = ExchangeRef{conn_.ref, conn_.host, id_};
   p.head_request = x_.method_id == HTTP_HEAD;
   p.holds_slot = pool.max_conns > 0;
   p.end_stream = x_.req_framing == Framing::kNone;
@@ -1137,8 +1135,8 @@ void Exchange::NoteSent(const PoolSpec& pool) {
 
 bool Exchange::QueueForSlot() {
   const PoolSpec& pool = cfg().pools[x_.pool];
-  if (pool.max_conns == 0) {
-    return false;
+  if (pool.max_conns == 0 || background_) {
+    return false;  // a background refresh has no connection to be woken through: it ends
   }
   // Waiting helps only if some eligible backend is merely full.
   const balancer::BackendMask& healthy = gen_->healthy(x_.pool);
@@ -1669,6 +1667,9 @@ void Exchange::DetachUpstream(bool reusable) {
 }
 
 void Exchange::LogExchange() {
+  if (background_) {
+    return;  // a background refresh is no client's request
+  }
   ProxyStats& stats = ctx_.stats();
   stats.responses_by_class[x_.status >= 100 && x_.status < 600 ? x_.status / 100 : 0]++;
   stats.bytes_sent += x_.bytes_sent;
@@ -1813,6 +1814,13 @@ void Exchange::OnTimer() {
     case TimerFor::kNone:
       return;
   }
+}
+
+Exchange* ExchangeRef::Resolve(const core::Worker& worker) const {
+  if (host == nullptr || (conn.valid() && worker.Resolve(conn) == nullptr)) {
+    return nullptr;
+  }
+  return host->FindExchange(id);
 }
 
 // The waiter lists keep connection references only; these (rare) wake-ups find the handler's

@@ -167,6 +167,16 @@ class Exchange {
   // at once when `abort`).
   void EndTunnel(std::string_view note, bool abort);
 
+  // ---- Background refreshes (cache_refresh.h) ----
+  // This exchange, one of the worker's CacheRefresher, takes over the revalidation `from` has
+  // prepared for a stale-while-revalidate entry (its route, pool, upstream head and stale
+  // entry, and the lead of the entry's fill) and sends it: the response only updates the
+  // store; it is neither logged nor counted as a request.
+  void StartRefresh(uint32_t id, Exchange& from);
+  // What a refresh knows of the client connection whose request started it: its listener, and
+  // the client and local addresses (a PROXY header to the backend names them).
+  ClientConn RefreshClientConn() const;
+
   // ---- Waits ----
   // max_conns: a backend slot may be free now.
   void ResumeFromQueue(uint64_t ticket);
@@ -188,7 +198,10 @@ class Exchange {
   core::Conn* client_conn() const { return ctx_.worker().Resolve(conn_.ref); }
   // The connection's client: the PROXY header's source on a proxy_protocol listener, else the
   // socket peer. Who the request's client is may go further (ResolveClient).
-  const sockaddr* ConnClient() const { return conn_.client(*client_conn()); }
+  const sockaddr* ConnClient() const {
+    return conn_.proxied ? reinterpret_cast<const sockaddr*>(&conn_.proxied->source)
+                         : client_conn()->peer();
+  }
   std::string_view ConnClientText() const { return conn_.client_text(); }
   // "https" on a TLS listener, else "http" (X-Forwarded-Proto, cache keys, redirects).
   const char* scheme() const { return cfg().listeners[conn_.listener].scheme(); }
@@ -346,6 +359,10 @@ class Exchange {
   void MaybeFinishServed();
   // Forwards the request to the backend as a plain miss (after a wait, a bypass).
   void CacheGoUpstream();
+  // stale-while-revalidate, as the entry's fill begins: answers the client from the stale
+  // entry now and hands the revalidation to the worker's CacheRefresher (true), or false when
+  // it cannot take it (this request then revalidates in the foreground).
+  bool RefreshInBackground(const MessageHead& h);
 
  private:
   uint64_t KeyHash(const MessageHead& h, const PoolSpec& pool) const;
@@ -427,6 +444,7 @@ class Exchange {
   bool close_after_ = false;
   bool upstream_paused_ = false;  // we paused the upstream's receive for client back-pressure
   bool held_ = false;             // the request is held (see held())
+  bool background_ = false;       // a CacheRefresher's: no client, never logged
 };
 
 }  // namespace torii::http

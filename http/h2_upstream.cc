@@ -35,8 +35,6 @@ class H2UpstreamConn::Stream final : public Upstream {
   // Takes on exchange `p.id` (a new stream, or a spare one of an ended stream).
   void Start(const StreamParams& p, bool reused) {
     client_ = p.client;
-    host_ = p.host;
-    client_id_ = p.id;
     head_request_ = p.head_request;
     holds_slot_ = p.holds_slot;
     request_ended_ = p.end_stream;
@@ -106,10 +104,7 @@ class H2UpstreamConn::Stream final : public Upstream {
   bool reused() const override { return reused_; }
 
   // ---- From the connection ----
-  Exchange* client() {
-    core::Conn* c = c_.ctx_.worker().Resolve(client_);
-    return c != nullptr ? host_->FindExchange(client_id_) : nullptr;
-  }
+  Exchange* client() { return client_.Resolve(c_.ctx_.worker()); }
   bool released() const { return released_; }
   bool response_started() const { return head_done_; }
   uint64_t deadline_ms() const { return deadline_ms_; }
@@ -311,9 +306,7 @@ class H2UpstreamConn::Stream final : public Upstream {
 
   H2UpstreamConn& c_;
   int32_t id_ = 0;
-  core::ConnRef client_;
-  ExchangeHost* host_ = nullptr;
-  uint32_t client_id_ = 0;
+  ExchangeRef client_;
   bool head_request_ = false;
   bool holds_slot_ = false;
   bool request_ended_ = false;  // the request body's end is queued (or there is none)

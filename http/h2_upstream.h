@@ -56,11 +56,9 @@ class H2UpstreamConn final : public UpstreamHandler {
   // A new connection (just connecting) joins the shared list.
   void Register(core::Conn& self);
 
-  // What a stream is for: exchange `id` of client connection `client` (handled by `host`).
+  // What a stream is for: exchange `client`.
   struct StreamParams {
-    core::ConnRef client;
-    ExchangeHost* host = nullptr;
-    uint32_t id = 0;
+    ExchangeRef client;
     bool head_request = false;
     bool holds_slot = false;  // one of the backend's max_conns slots, given back at its end
     bool end_stream = false;  // the request has no body: HEADERS end it

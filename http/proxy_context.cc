@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "http/cache_refresh.h"
 #include "http/proxy_session.h"
 
 namespace torii::http {
@@ -16,6 +17,15 @@ ProxyContext::ProxyContext(core::Worker& worker, std::shared_ptr<const ProxyConf
   fleet_.Configure(config);
   current_ = std::make_shared<Generation>(*this, std::move(config));
   generations_.push_back(current_);
+}
+
+ProxyContext::~ProxyContext() = default;
+
+CacheRefresher& ProxyContext::refresher() {
+  if (!refresher_) {
+    refresher_ = std::make_unique<CacheRefresher>(*this);
+  }
+  return *refresher_;
 }
 
 void ProxyContext::Reload(std::shared_ptr<const ProxyConfig> config) {

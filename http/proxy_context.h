@@ -180,6 +180,7 @@ struct ProxyStats {
   core::Counter cache_stored;       // responses stored
   core::Counter cache_variants;     // compressed variants made (once per coding and version)
   core::Counter cache_purged;       // PURGE and unsafe-method invalidations that removed entries
+  core::Counter cache_refreshes;    // stale-while-revalidate refreshes sent in the background
   // Upgraded connections (WebSocket): opened and ended (active = the difference), and the
   // bytes they carried each way.
   core::Counter tunnels_opened;
@@ -232,6 +233,7 @@ struct ProxyStats {
   }
 };
 
+class CacheRefresher;
 class ProxyContext;
 
 // One config version on one worker: the ProxyConfig and this worker's state for its pools
@@ -331,6 +333,7 @@ class ProxyContext {
  public:
   ProxyContext(core::Worker& worker, std::shared_ptr<const ProxyConfig> config,
                std::unique_ptr<AccessLog> log);
+  ~ProxyContext();
 
   core::Worker& worker() { return worker_; }
   // The active config (new sessions and requests); a session reads its own generation's.
@@ -384,6 +387,8 @@ class ProxyContext {
   }
   // Wakes the waiters of a fetch that ended (their worker runs ResumeCacheWaiter).
   void WakeCacheWaiters(const std::vector<cache::Waiter>& waiters);
+  // stale-while-revalidate: this worker's background refreshes (made with the first).
+  CacheRefresher& refresher();
   // Wall clock in Unix seconds (cache freshness and Age), read once per loop turn at most.
   int64_t UnixNow();
   // Scratch for header views handed to the cache (never held across calls).
@@ -433,6 +438,8 @@ class ProxyContext {
   int64_t unix_now_ = 0;
   base::LogLimit tls_log_;
   base::LogLimit refused_log_;
+  // Last: its exchanges use the rest while it ends them.
+  std::unique_ptr<CacheRefresher> refresher_;
 };
 
 }  // namespace torii::http

@@ -29,14 +29,12 @@ class UpstreamConn final : public UpstreamHandler, public Upstream {
   UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> gen, uint32_t pool,
                uint32_t backend);
 
-  // Lends this connection to exchange `id` of client connection `client`, waiting at most
-  // `connect_timeout_ms` for the connect and `response_timeout_ms` between response bytes.
-  // `head_request`: the request is HEAD (the response has no body whatever it says).
-  // `host` is `client`'s handler: used only while `client` resolves (a handler is replaced only
-  // before its connection's first request, when nothing is attached to it).
-  void Attach(core::Conn& self, core::ConnRef client, ExchangeHost* host, uint32_t id,
-              bool head_request, bool holds_slot, uint64_t connect_timeout_ms,
-              uint64_t response_timeout_ms);
+  // Lends this connection to exchange `client`, waiting at most `connect_timeout_ms` for the
+  // connect and `response_timeout_ms` between response bytes. `head_request`: the request is
+  // HEAD (the response has no body whatever it says). A client connection's handler is
+  // replaced only before its first request, when nothing is attached to it.
+  void Attach(core::Conn& self, const ExchangeRef& client, bool head_request, bool holds_slot,
+              uint64_t connect_timeout_ms, uint64_t response_timeout_ms);
   uint32_t backend() const { return backend_; }
   // Idle in the pool: a new generation takes it over as its (pool, backend) (Generation::Adopt).
   bool idle() const { return idle_; }
@@ -94,9 +92,7 @@ class UpstreamConn final : public UpstreamHandler, public Upstream {
   uint32_t backend_;
   uint64_t connect_timeout_ms_ = 0;   // of the exchange attached (route or pool)
   uint64_t response_timeout_ms_ = 0;
-  core::ConnRef client_;
-  ExchangeHost* client_host_ = nullptr;  // its handler
-  uint32_t client_id_ = 0;               // the exchange's id on that connection
+  ExchangeRef client_;                  // the exchange this connection is lent to (invalid: none)
   std::unique_ptr<ExchangeBuffers> b_;  // borrowed while lent to a client (with the parser)
   H1Parser::Limits limits_;
   bool idle_ = false;

@@ -6,8 +6,9 @@
 //   request head ─► key ─► Lookup ─ fresh ─────────────────────────► ServeEntry (hit)
 //                                  ├ stale, validators ─► JoinFill ─► backend with
 //                                  │                      If-None-Match / If-Modified-Since
-//                                  ├ stale-while-revalidate: the first request refreshes,
-//                                  │   the others are served the stale entry meanwhile
+//                                  ├ stale-while-revalidate: served stale at once; the
+//                                  │   first request hands the revalidation to the worker's
+//                                  │   CacheRefresher (cache_refresh.h), which updates the entry
 //                                  └ nothing usable ─► JoinFill ─┬ kFill: fetch and store
 //                                                                ├ kWait: park until EndFill
 //                                                                └ kBypass: plain miss
@@ -27,10 +28,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <utility>
 
 #include "cache/policy.h"
 #include "cache/tags.h"
 #include "http/cache_key.h"
+#include "http/cache_refresh.h"
 #include "http/exchange.h"
 #include "ratelimit/hash.h"
 #include "ratelimit/ip.h"
@@ -183,6 +187,9 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
     case cache::FillRole::kFill:
       cs.filling = true;
       cs.filler = self;
+      if (swr && RefreshInBackground(h)) {
+        return true;
+      }
       break;
     case cache::FillRole::kWait:
       if (swr) {
@@ -218,6 +225,82 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
     cs.fwd = "miss";
   }
   return false;
+}
+
+bool Exchange::RefreshInBackground(const MessageHead& h) {
+  // A request in TLS early data goes to the backend only as itself (a 425 is retried after its
+  // handshake), so it revalidates in the foreground.
+  if (x_.early || !ctx_.refresher().HasRoom()) {
+    return false;
+  }
+  ExchangeBuffers::CacheState& cs = buffers().cache;
+  SaveRequestHeaders(h.headers);
+  // The refresh asks what this request would have asked: with the entry's validators when it
+  // has any, else for the whole response.
+  cs.revalidating = cache::CanRevalidate(*cs.entry);
+  cs.fwd = cs.revalidating ? "stale" : "miss";
+  BuildUpstreamHead(h);
+  if (cs.revalidating) {
+    CacheAddValidators();
+  }
+  ctx_.refresher().Start(*this);  // takes over the fill this request leads
+  ctx_.stats().cache_hits++;
+  CountRoute(RouteSpec::kCacheHits);
+  ServeEntry(cs.entry, h.headers, "torii; hit; detail=stale-while-revalidate");
+  return true;
+}
+
+void Exchange::StartRefresh(uint32_t id, Exchange& from) {
+  gen_ = from.gen_;  // the pool and route indices are the generation's
+  Begin(id);
+  background_ = true;
+  x_.route = from.x_.route;
+  x_.routed = true;
+  x_.pool = from.x_.pool;
+  x_.key_hash = from.x_.key_hash;
+  x_.method_id = from.x_.method_id;
+  x_.version_major = from.x_.version_major;
+  x_.version_minor = from.x_.version_minor;
+  ExchangeBuffers& b = buffers();
+  ExchangeBuffers& fb = from.buffers();
+  b.method = fb.method;
+  b.target = fb.target;
+  b.host = fb.host;
+  b.client = fb.client;
+  b.upstream_head = fb.upstream_head;
+  ExchangeBuffers::CacheState& cs = b.cache;
+  ExchangeBuffers::CacheState& fcs = fb.cache;
+  cs.cache = fcs.cache;
+  cs.key = fcs.key;
+  cs.hash = fcs.hash;
+  cs.req = fcs.req;
+  cs.entry = fcs.entry;
+  cs.filler = fcs.filler;
+  cs.fwd = fcs.fwd;
+  cs.revalidating = fcs.revalidating;
+  SaveRequestHeaders(fcs.saved_views);  // Vary: the stored response is this request's
+  cs.filling = std::exchange(fcs.filling, false);
+  req_ = Req::kDone;  // a GET without a body: all of it is in the head
+  PickBackendAndSend();
+}
+
+ClientConn Exchange::RefreshClientConn() const {
+  ClientConn c;
+  c.listener = conn_.listener;
+  c.requests = 1;
+  c.peer = conn_.peer;
+  c.proxied = std::make_unique<ClientConn::Proxied>();
+  const sockaddr* client = ConnClient();
+  std::memcpy(&c.proxied->source, client,
+              client->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+  if (conn_.proxied) {
+    c.proxied->dest = conn_.proxied->dest;
+  } else {
+    socklen_t len = sizeof(c.proxied->dest);
+    getsockname(client_conn()->fd(), reinterpret_cast<sockaddr*>(&c.proxied->dest), &len);
+  }
+  c.proxied->text = std::string(ConnClientText());
+  return c;
 }
 
 void Exchange::CacheAddValidators() {

@@ -19,6 +19,9 @@
 
 namespace torii::http {
 
+class Exchange;
+class ExchangeHost;
+
 class Upstream {
  public:
   // Request body bytes, as they come from the client: re-chunked without extensions when
@@ -50,6 +53,20 @@ class Upstream {
 class UpstreamHandler : public core::ConnHandler {
  public:
   virtual Upstream* FindUpstream(uint32_t stream) = 0;
+};
+
+// Where an upstream request reports: exchange `id` of `host`. A client connection's host (its
+// handler) lives as long as the connection `conn`, resolved on every use; a host the worker
+// owns (the background cache refreshes, cache_refresh.h: `conn` invalid) outlives every
+// upstream it lends an exchange to.
+struct ExchangeRef {
+  core::ConnRef conn;
+  ExchangeHost* host = nullptr;
+  uint32_t id = 0;
+  bool valid() const { return host != nullptr; }
+  void reset() { *this = ExchangeRef{}; }
+  // The exchange, or nullptr once it or its connection is gone.
+  Exchange* Resolve(const core::Worker& worker) const;
 };
 
 // Where an exchange's Upstream lives: its connection and stream.

@@ -17,10 +17,7 @@ UpstreamConn::UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> gen, u
       limits_{gen_->config().limits.header_bytes * 2, gen_->config().limits.header_count * 2,
               ~uint64_t{0}} {}
 
-Exchange* UpstreamConn::client() {
-  core::Conn* c = ctx_.worker().Resolve(client_);
-  return c != nullptr ? client_host_->FindExchange(client_id_) : nullptr;
-}
+Exchange* UpstreamConn::client() { return client_.Resolve(ctx_.worker()); }
 
 bool UpstreamConn::CloseIfUnattached(core::Conn& self) {
   if (idle_) {
@@ -38,8 +35,8 @@ bool UpstreamConn::CloseIfUnattached(core::Conn& self) {
   return false;
 }
 
-void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, ExchangeHost* host, uint32_t id,
-                          bool head_request, bool holds_slot, uint64_t connect_timeout_ms,
+void UpstreamConn::Attach(core::Conn& self, const ExchangeRef& client, bool head_request,
+                          bool holds_slot, uint64_t connect_timeout_ms,
                           uint64_t response_timeout_ms) {
   if (!b_) {
     b_ = ctx_.AcquireBuffers(H1Parser::Kind::kResponse, limits_);
@@ -49,8 +46,6 @@ void UpstreamConn::Attach(core::Conn& self, core::ConnRef client, ExchangeHost* 
   idle_ = false;
   self.SetIdle(core::Conn::Idle::kNo);
   client_ = client;
-  client_host_ = host;
-  client_id_ = id;
   response_done_ = false;
   request_complete_ = false;
   b_->parser().set_request_was_head(head_request);

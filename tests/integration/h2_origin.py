@@ -17,6 +17,7 @@ Paths:
   /__stats           {"connections", "streams", "max_concurrent"} as JSON
   /health            an empty answer with the status /__health?status=N set (200 at first)
 anything else        200 with the backend's name.
+A cc=VALUE parameter adds Cache-Control: VALUE to a 200 (/size, /slow and the default).
 Every response carries x-backend (--name), x-conn (connection number) and x-stream.
 """
 import argparse
@@ -207,8 +208,9 @@ class Conn:
                     await asyncio.sleep(int(q.get("ms", "100")) / 1000)
                 body = pattern(int(q["n"])) if u.path == "/size" else \
                     (self.args.name + "\n").encode()
+                cc = [("cache-control", q["cc"])] if "cc" in q else []
                 self.h2.send_headers(sid, [(":status", "200"), ("content-type", "text/plain"),
-                                           ("content-length", str(len(body)))] + common)
+                                           ("content-length", str(len(body)))] + cc + common)
                 await self.send_body(sid, body)
                 if u.path == "/goaway":
                     self.h2.close_connection(last_stream_id=sid)

@@ -533,25 +533,87 @@ class SetCookieStored(CacheCase):
 
 
 class StaleWhileRevalidate(CacheCase):
-    def test_one_request_refreshes_while_others_get_the_stale_entry(self):
+    """stale-while-revalidate (RFC 5861 §3): within the window every request, the first one
+    included, is answered from the stale entry at once, and one refresh, owned by the worker
+    rather than by a client connection, updates the entry in the background."""
+
+    def wait_fresh(self, path):
+        """Requests `path` until the refreshed entry answers (bounded); returns what the
+        requests before it got."""
+        seen = []
+
+        def fresh():
+            r = self.get(path)
+            seen.append(r.header("Cache-Status"))
+            return r.header("Cache-Status") == "torii; hit"
+
+        h.wait_for(fresh, 10 * h.SLOW, interval=0.1, what="the background refresh to land")
+        return seen[:-1]
+
+    def test_first_request_is_served_stale_and_the_refresh_outlives_its_client(self):
+        # The origin takes 0.8 s: a refresh in the foreground would hold the first request. (The
+        # refreshed entry is that much older on arrival: max-age leaves it fresh for a while.)
+        path = "/swr-first?cc=max-age=3,stale-while-revalidate=60&etag=s1&delay=800&size=100"
+        self.get(path)
+        time.sleep(3.6)
+        before = self.origin_count()
+        r = self.get(path)  # its connection closes as soon as it has the answer
+        self.assertEqual(r.status, 200)
+        self.assertEqual(len(r.body), 100)
+        self.assertCacheStatus(r, "torii; hit; detail=stale-while-revalidate")
+        self.assertGreaterEqual(int(r.header("Age")), 3)
+        # Meanwhile the stale entry answers; then the refreshed one (the origin's 304), fresh.
+        seen = self.wait_fresh(path)
+        for status in seen:
+            self.assertEqual(status, "torii; hit; detail=stale-while-revalidate")
+        self.assertEqual(self.origin_count() - before, 1)
+        self.assertLess(int(self.get(path).header("Age")), 3)
+
+    def test_concurrent_requests_all_get_the_stale_entry_and_one_refresh_runs(self):
         path = "/swr?cc=max-age=3,stale-while-revalidate=60&etag=s1&delay=600"
         self.get(path)
         time.sleep(3.6)
         before = self.origin_count()
-        results = {}
-
-        def refresher():
-            results["a"] = self.get(path)
-
-        t = threading.Thread(target=refresher)
-        t.start()
-        time.sleep(0.2)
-        b = self.get(path)
-        t.join(10)
-        self.assertCacheStatus(b, "torii; hit; detail=stale-while-revalidate")
-        self.assertCacheStatus(results["a"], "torii; fwd=stale; fwd-status=304")
-        self.assertCacheStatus(self.get(path), "torii; hit")
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(self.get(path)))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        self.assertEqual(len(results), 4)
+        for r in results:
+            self.assertCacheStatus(r, "torii; hit; detail=stale-while-revalidate")
+        self.wait_fresh(path)
         self.assertEqual(self.origin_count() - before, 1)
+
+    def test_without_validators_the_refresh_fetches_the_whole_response(self):
+        path = "/swr-noval?cc=max-age=3,stale-while-revalidate=60&size=64&delay=300"
+        self.get(path)
+        time.sleep(3.6)
+        before = self.origin_count()
+        self.assertCacheStatus(self.get(path), "torii; hit; detail=stale-while-revalidate")
+        self.wait_fresh(path)
+        self.assertEqual(self.origin_count() - before, 1)
+        self.assertEqual(len(self.get(path).body), 64)
+
+
+class StaleWhileRevalidateOriginDown(h.ToriiCase):
+    def test_a_failed_refresh_leaves_the_stale_entry_and_the_next_request_tries_again(self):
+        o = self.origin("o1")
+        t = self.torii(cache_config(o))
+        path = "/swr-down?cc=max-age=1,stale-while-revalidate=60&etag=d1&size=32"
+        self.assertEqual(h.get(t.addr(), path).status, 200)
+        o.stop()
+        time.sleep(1.6)
+        for _ in range(3):
+            r = h.get(t.addr(), path)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(len(r.body), 32)
+            self.assertEqual(r.header("Cache-Status"),
+                             "torii; hit; detail=stale-while-revalidate")
+            time.sleep(0.3)  # the refresh fails meanwhile (connection refused)
+        t.check_alive()
 
 
 class StaleIfError(h.ToriiCase):

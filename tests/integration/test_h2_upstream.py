@@ -208,6 +208,25 @@ class H2Upstream(h.ToriiCase):
         t2 = self.torii(h2_pool_config([f"127.0.0.1:{port}"]))
         self.assertEqual(h.get(t2.addr(), "/").status, 503)
 
+    def test_stale_while_revalidate_refreshes_on_a_stream_in_the_background(self):
+        """#17: an HTTP/2 pool carries the worker's background refresh like any exchange's
+        request: the client gets the stale entry at once, one stream refreshes it."""
+        o = self.h2origin("b1")
+        c = h2_pool_config([o])
+        c.routes[0]["cache"] = "main"
+        c.tables["cache.main"] = {"memory": "4MiB", "max_object": "1MiB"}
+        t = self.torii(c)
+        path = "/slow?ms=400&cc=max-age%3D3,stale-while-revalidate%3D60"
+        self.assertEqual(h.get(t.addr(), path).header("Cache-Status"), "torii; fwd=miss; stored")
+        time.sleep(3.6)
+        r = h.get(t.addr(), path)
+        self.assertEqual(r.body, b"b1\n")
+        self.assertEqual(r.header("Cache-Status"), "torii; hit; detail=stale-while-revalidate")
+        h.wait_for(lambda: h.get(t.addr(), path).header("Cache-Status") == "torii; hit",
+                   10 * h.SLOW, interval=0.1, what="the background refresh to land")
+        streams = {(e["conn"], e["stream"]) for e in o.log_entries() if e["path"] == path}
+        self.assertEqual(len(streams), 2)
+
     def test_silent_backend_is_found_dead_by_ping(self):
         # A backend that stops answering without closing (SIGSTOP: a hung host) is found out by
         # PING within about keepalive_timeout, long before response_timeout.
