@@ -15,6 +15,7 @@ import time
 import unittest
 
 import harness as h
+from test_admin import parse_metrics
 
 SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 
@@ -59,6 +60,9 @@ class CacheCase(h.ToriiCase):
 
     def origin_count(self):
         return self.o.stats()["requests"]
+
+    def metrics(self):
+        return parse_metrics(h.get(self.t.addr("admin"), "/metrics").body.decode())
 
     def get(self, path, **kw):
         return h.get(self.addr, path, **kw)
@@ -557,6 +561,7 @@ class StaleWhileRevalidate(CacheCase):
         self.get(path)
         time.sleep(3.6)
         before = self.origin_count()
+        metrics_before = self.metrics()
         r = self.get(path)  # its connection closes as soon as it has the answer
         self.assertEqual(r.status, 200)
         self.assertEqual(len(r.body), 100)
@@ -568,6 +573,13 @@ class StaleWhileRevalidate(CacheCase):
             self.assertEqual(status, "torii; hit; detail=stale-while-revalidate")
         self.assertEqual(self.origin_count() - before, 1)
         self.assertLess(int(self.get(path).header("Age")), 3)
+        # Counted as a refresh and a revalidation; the clients' requests only are requests.
+        m, m0 = self.metrics(), metrics_before
+        delta = lambda name, labels="": m[(name, labels)] - m0[(name, labels)]
+        self.assertEqual(delta("torii_cache_background_refreshes_total"), 1)
+        self.assertEqual(delta("torii_cache_revalidated_total"), 1)
+        self.assertEqual(delta("torii_requests_total"),
+                         delta("torii_responses_total", 'class="2xx"'))
 
     def test_concurrent_requests_all_get_the_stale_entry_and_one_refresh_runs(self):
         path = "/swr?cc=max-age=3,stale-while-revalidate=60&etag=s1&delay=600"
