@@ -411,6 +411,7 @@ std::expected<TlsContexts, std::string> BuildTls(const conf::Config& config,
       if (before.session_tickets == l.tls->session_tickets &&
           before.ticket_rotation_s == l.tls->ticket_rotation_s &&
           before.session_ticket_key_file == l.tls->session_ticket_key_file &&
+          before.shared_ticket_keys == l.tls->shared_ticket_keys &&
           l.tls->session_ticket_key_file.empty()) {
         keys = old->ticket_keys();
       }

@@ -24,6 +24,7 @@
 
 #include "app/admin.h"
 #include "app/reloader.h"
+#include "app/ticket_share.h"
 #include "core/worker.h"
 #include "http/proxy_config.h"
 #include "http/proxy_context.h"
@@ -329,12 +330,14 @@ class Server {
       });
       worker->set_on_turn_end([ctx_ptr] { ctx_ptr->log().Flush(); });
       if (w == 0) {
+        ticket_share_ = std::make_unique<TicketKeyShare>(*ctx_ptr, reloader_.ticket_keys());
         // The first generation's checker and discovery, taken now: the main thread may
         // install another before worker 0 starts (Install then hands it the next).
         worker->set_on_start([ctx_ptr, checker = reloader_.checker(),
                               discovery = reloader_.discovery(), ocsp = reloader_.ocsp(),
-                              keys = reloader_.ticket_keys()](core::Worker& self) {
-          StartWorkerZero(self, *ctx_ptr, checker, discovery, ocsp, keys);
+                              keys = reloader_.ticket_keys(),
+                              share = ticket_share_.get()](core::Worker& self) {
+          StartWorkerZero(self, *ctx_ptr, checker, discovery, ocsp, keys, share);
         });
       } else {
         // Each worker's own Redis connection (fleet-wide rate limits), made before it serves.
@@ -365,8 +368,10 @@ class Server {
   // minute; each key set rotates on its interval).
   static void StartWorkerZero(core::Worker& self, http::ProxyContext& ctx, HealthChecker* checker,
                               Discovery* discovery, OcspFetcher* ocsp,
-                              const std::shared_ptr<Reloader::TicketKeyList>& keys) {
+                              const std::shared_ptr<Reloader::TicketKeyList>& keys,
+                              TicketKeyShare* share) {
     ctx.fleet().Connect();
+    share->Start();
     if (!checker->empty()) {
       checker->Start(ctx);
     }
@@ -476,6 +481,7 @@ class Server {
     for (const auto& c : contexts_) {
       c->fleet().Close();
     }
+    ticket_share_.reset();
     workers_list_.clear();
     contexts_.clear();
     if (failed_.load()) {
@@ -496,6 +502,8 @@ class Server {
   std::unique_ptr<Admin> admin_;  // made once the contexts exist; outlives the workers
   std::vector<std::unique_ptr<core::Worker>> workers_list_;
   std::vector<std::unique_ptr<http::ProxyContext>> contexts_;
+  // Worker 0's: listeners' session-ticket keys shared through Redis.
+  std::unique_ptr<TicketKeyShare> ticket_share_;
   std::vector<std::thread> threads_;
   std::atomic<uint32_t> exited_{0};
   std::atomic<bool> failed_{false};

@@ -803,6 +803,14 @@ class Loader {
     s.U32("max_conns", 0, 1 << 24, &listener.max_conns);
     if (const toml::table* t = s.SubTable("tls")) {
       listener.tls = LoadTls(Section(*t, s.label() + " tls"), config.source);
+      if (!listener.tls->shared_ticket_keys.empty()) {
+        if (!config.redis.enabled) {
+          Section ts(*t, s.label() + " tls");
+          ts.FailAt(*ts.Find("session_ticket_keys"), "session_ticket_keys",
+                    "\"redis\" needs a [redis] table with its address");
+        }
+        listener.tls->shared_ticket_keys = listener.name;
+      }
     }
     if (const toml::table* t = s.SubTable("client_auth")) {
       if (!listener.tls) {
@@ -855,7 +863,8 @@ class Loader {
   static tls::ServerOptions LoadTls(const Section& s, const std::string& source) {
     s.CheckKeys({"certificates", "alpn", "min_version", "ciphersuites", "ciphers",
                  "handshake_timeout", "session_tickets", "ticket_rotation",
-                 "session_ticket_key_file", "groups", "early_data", "ocsp_stapling"});
+                 "session_ticket_key_file", "session_ticket_keys", "groups", "early_data",
+                 "ocsp_stapling"});
     tls::ServerOptions o;
     const toml::node& certs = s.Require("certificates");
     const auto* array = certs.as_array();
@@ -934,6 +943,21 @@ class Loader {
     o.ticket_rotation_s = static_cast<uint64_t>(rotation.count() / 1000);
     if (auto v = s.String("session_ticket_key_file")) {
       o.session_ticket_key_file = RelativeTo(source, *v);
+    }
+    bool shared = false;
+    s.Choice<bool>("session_ticket_keys", {{"local", false}, {"redis", true}}, &shared);
+    if (shared) {
+      const toml::node& at = *s.Find("session_ticket_keys");
+      if (!o.session_ticket_key_file.empty()) {
+        s.FailAt(at, "session_ticket_keys",
+                 "the keys come from Redis or from session_ticket_key_file, not both");
+      }
+      if (!o.session_tickets || o.ticket_rotation_s == 0) {
+        s.FailAt(at, "session_ticket_keys",
+                 "keys shared through Redis turn with ticket_rotation: it needs session_tickets "
+                 "= true and a ticket_rotation other than \"0s\"");
+      }
+      o.shared_ticket_keys = "?";  // named after its listener by the caller
     }
     if (const toml::node* list = s.Find("groups")) {
       const auto* array = list->as_array();

@@ -62,6 +62,9 @@ struct ServerOptions {
   // ssl_session_ticket_key format). The first key encrypts, all decrypt; no rotation (the
   // operator replaces the file and reloads), so several processes can share the keys.
   std::string session_ticket_key_file;
+  // session_ticket_keys = "redis": the name under which a fleet of torii shares this listener's
+  // keys through Redis (app/ticket_share.h installs them); empty: this process's own keys.
+  std::string shared_ticket_keys;
   // OCSP stapling fetched by torii: every certificate without an ocsp_file gets its response
   // from the responder its Authority Information Access names (http:// only), refreshed
   // before it expires (app/ocsp_fetcher.h). Certificates that name no responder are refused.

@@ -149,12 +149,34 @@ std::expected<std::shared_ptr<TicketKeys>, std::string> TicketKeys::LoadFile(
   return result;
 }
 
+std::expected<std::shared_ptr<TicketKeys>, std::string> TicketKeys::Shared(std::string name,
+                                                                           uint64_t slot_s) {
+  auto keys = Generate(0);
+  if (keys) {
+    (*keys)->shared_name_ = std::move(name);
+    (*keys)->slot_s_ = slot_s;
+  }
+  return keys;
+}
+
 std::expected<std::shared_ptr<TicketKeys>, std::string> TicketKeys::FromOptions(
     const ServerOptions& options) {
   if (!options.session_ticket_key_file.empty()) {
     return LoadFile(options.session_ticket_key_file);
   }
+  if (!options.shared_ticket_keys.empty()) {
+    return Shared(options.shared_ticket_keys, options.ticket_rotation_s);
+  }
   return Generate(options.ticket_rotation_s);
+}
+
+bool TicketKeys::Replace(std::span<const TicketKey> keys) {
+  if (keys.empty() || keys.size() > kMaxKeys) {
+    return false;
+  }
+  std::lock_guard lock(writer_mu_);
+  Publish(keys);
+  return true;
 }
 
 // Writer: seq odd, words, seq even (Boehm, "Can seqlocks get along with programming language

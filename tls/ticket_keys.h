@@ -6,7 +6,8 @@
 // decrypts. Random keys rotate: Rotate(now) makes a fresh key current and keeps the previous
 // one for decryption only, so a ticket issued two rotations ago is no longer decryptable and
 // its client simply gets a full handshake (no error). Keys from a file never rotate: the
-// operator replaces the file and reloads.
+// operator replaces the file and reloads. Keys a fleet shares (Shared) never rotate here
+// either: app/ticket_share.h installs the fleet's set with Replace as its slots turn.
 //
 // Concurrency: every handshake reads the keys, a timer rotates them a few times a day. The
 // set lives in a seqlock over atomic words: readers never lock or write shared memory (a
@@ -63,7 +64,12 @@ class TicketKeys {
   // Fixed keys given directly (tests, or keys the app obtained elsewhere). 1..kMaxKeys.
   static std::expected<std::shared_ptr<TicketKeys>, std::string> FromKeys(
       std::span<const TicketKey> keys);
-  // LoadFile when options name a key file, else Generate(options.ticket_rotation_s).
+  // Keys shared by a fleet under `name`, turning every `slot_s` seconds: one random key of this
+  // process's own until the fleet's are installed (Replace).
+  static std::expected<std::shared_ptr<TicketKeys>, std::string> Shared(std::string name,
+                                                                        uint64_t slot_s);
+  // LoadFile when options name a key file, Shared when they share the keys, else
+  // Generate(options.ticket_rotation_s).
   static std::expected<std::shared_ptr<TicketKeys>, std::string> FromOptions(
       const ServerOptions& options);
 
@@ -79,6 +85,12 @@ class TicketKeys {
   bool RotateNow();
   bool rotates() const { return rotation_ms_ != 0; }
   uint64_t rotation_s() const { return rotation_ms_ / 1000; }
+  // The fleet's name for these keys and how often its key turns (Shared), else empty and 0.
+  const std::string& shared_name() const { return shared_name_; }
+  uint64_t slot_s() const { return slot_s_; }
+  // Installs `keys` (1..kMaxKeys; the first encrypts, all decrypt) in place of the set held,
+  // any thread. False, and nothing changed, for another count.
+  bool Replace(std::span<const TicketKey> keys);
 
   // Hot path, lock-free, any thread. Copies the current key into `out`.
   void EncryptionKey(TicketKey* out) const;
@@ -98,6 +110,8 @@ class TicketKeys {
   TicketKey LoadKey(size_t index) const;  // inside a read section
 
   uint64_t rotation_ms_;
+  std::string shared_name_;
+  uint64_t slot_s_ = 0;
   std::mutex writer_mu_;  // serialises Rotate (readers never take it)
   uint64_t last_rotation_ms_ = 0;
   bool clock_started_ = false;

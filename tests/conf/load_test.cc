@@ -1495,6 +1495,37 @@ TEST(LoadTls, Errors) {
               "h2c is HTTP/2 without TLS");
 }
 
+// session_ticket_keys = "redis": the keys are shared under the listener's name.
+TEST(LoadTls, TicketKeysSharedThroughRedis) {
+  const std::string redis = "[redis]\naddress = \"127.0.0.1:6379\"\n";
+  Config c = LoadOk(
+      redis +
+      WithTls(R"({ certificates = [{ cert = "a", key = "b" }], session_ticket_keys = "redis" })"));
+  EXPECT_EQ(c.listeners[0].tls->shared_ticket_keys, "https");
+  c = LoadOk(
+      redis +
+      WithTls(R"({ certificates = [{ cert = "a", key = "b" }], session_ticket_keys = "local" })"));
+  EXPECT_EQ(c.listeners[0].tls->shared_ticket_keys, "");
+  ExpectError(
+      WithTls(R"({ certificates = [{ cert = "a", key = "b" }], session_ticket_keys = "redis" })"),
+      4, 75, "\"redis\" needs a [redis] table");
+  ExpectError(
+      redis +
+          WithTls(
+              R"({ certificates = [{ cert = "a", key = "b" }], session_ticket_keys = "redis", session_ticket_key_file = "k" })"),
+      6, 75, "not both");
+  ExpectError(
+      redis +
+          WithTls(
+              R"({ certificates = [{ cert = "a", key = "b" }], session_ticket_keys = "redis", ticket_rotation = "0s" })"),
+      6, 75, "ticket_rotation other than");
+  ExpectError(
+      redis +
+          WithTls(
+              R"({ certificates = [{ cert = "a", key = "b" }], session_ticket_keys = "fleet" })"),
+      6, 75, "expected one of \"local\", \"redis\"");
+}
+
 TEST(LoadAccess, ListsAndConnectionLimits) {
   Config c = LoadOk(std::string(R"([server]
 trusted_proxies = ["10.0.0.0/8", "::1"]

@@ -15,6 +15,7 @@ import time
 import unittest
 
 import harness as h
+import test_tls
 
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -242,3 +243,75 @@ class Fleet(h.ToriiCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(os.path.exists(REDIS), "redis-server is not installed")
+@unittest.skipIf(test_tls.OPENSSL is None, "openssl is not installed")
+class FleetTicketKeys(h.ToriiCase):
+    """#19: session_ticket_keys = "redis": a TLS session ticket issued by one torii resumes
+    on another that shares the keys through Redis (slot keys made once, read by all)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = test_tls.Pki()
+        cls.addClassCleanup(cls.pki.cleanup)
+        cls.cert = cls.pki.leaf("site", ["a.test"])
+
+    def redis(self):
+        r = RedisServer()
+        self.addCleanup(r.cleanup)
+        return r
+
+    def torii_sharing(self, origin, redis, keys="redis", workers=1):
+        c = test_tls.tls_config(origin, self.pki, [self.cert], {"session_ticket_keys": keys},
+                                workers=workers)
+        c.tables["redis"] = {"address": redis.address}
+        return self.torii(c)
+
+    def wait_shared(self, t):
+        h.wait_for(lambda: "session ticket keys shared through redis" in t.error_log(),
+                   10 * h.SLOW, interval=0.05, what="torii to install the fleet's ticket keys")
+
+    def ticket_from(self, t, ctx):
+        with test_tls.tls_connect(t.addr("https"), ctx) as s:
+            test_tls.tls_get(s, "/")
+            return s.session
+
+    def resumes(self, t, ctx, session):
+        with test_tls.tls_connect(t.addr("https"), ctx, session=session) as s:
+            self.assertEqual(test_tls.tls_get(s, "/").status, 200)
+            return s.session_reused
+
+    def test_processes_sharing_keys_through_redis_resume_each_other(self):
+        redis = self.redis()
+        o = self.origin("o1")
+        a = self.torii_sharing(o, redis, workers=2)
+        b = self.torii_sharing(o, redis)
+        c = self.torii_sharing(o, redis, keys="local")  # [redis] too, but its own keys
+        self.wait_shared(a)
+        self.wait_shared(b)
+        ctx = test_tls.client_context(self.pki)
+        session = self.ticket_from(a, ctx)
+        self.assertTrue(self.resumes(b, ctx, session))
+        self.assertTrue(self.resumes(a, ctx, session))
+        self.assertFalse(self.resumes(c, ctx, session))  # a full handshake, no error
+        # The previous, current and next slot's keys, made once for the fleet.
+        self.assertEqual(redis.command("EVAL \"return #redis.call('KEYS', ARGV[1])\" 0 "
+                                       "torii:tls-ticket:https:*"), ":3")
+
+    def test_redis_down_at_start_then_back(self):
+        redis = self.redis()
+        redis.stop()
+        o = self.origin("o1")
+        a = self.torii_sharing(o, redis)
+        ctx = test_tls.client_context(self.pki)
+        # Its own key meanwhile: TLS works, tickets resume on this process.
+        own = self.ticket_from(a, ctx)
+        self.assertTrue(self.resumes(a, ctx, own))
+        self.assertNotIn("session ticket keys shared through redis", a.error_log())
+        redis.start()
+        self.wait_shared(a)
+        b = self.torii_sharing(o, redis)
+        self.wait_shared(b)
+        self.assertTrue(self.resumes(b, ctx, self.ticket_from(a, ctx)))
+        a.check_alive()

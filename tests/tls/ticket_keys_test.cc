@@ -266,6 +266,48 @@ TEST(TicketResumptionTest, SharedKeyFileAcrossContexts) {
   SSL_SESSION_free(ticket);
 }
 
+// Keys a fleet shares (session_ticket_keys = "redis"): a random key of the process's own until
+// the fleet's set is installed; Replace swaps the whole set (the first encrypts), so a ticket
+// made under the fleet's key resumes on another context that installed the same set, and one
+// made before under the process's own key no longer does. Never rotated here.
+TEST(TicketResumptionTest, SharedKeysAreReplacedByTheFleetsSet) {
+  ServerOptions options = Options({Pki::Get().a_ec, Pki::Get().a_rsa()});
+  options.shared_ticket_keys = "https";
+  options.ticket_rotation_s = 600;
+  auto first = MakeServer(options);
+  auto second = MakeServer(options);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  TicketKeys& a = *first->ticket_keys();
+  TicketKeys& b = *second->ticket_keys();
+  EXPECT_EQ(a.shared_name(), "https");
+  EXPECT_EQ(a.slot_s(), 600u);
+  EXPECT_FALSE(a.rotates());
+  EXPECT_FALSE(a.Rotate(1'000'000'000));
+  SSL_SESSION* own = FirstTicket(first, "a.test");
+  ASSERT_NE(own, nullptr);
+  EXPECT_FALSE(Resumes(second, "a.test", own)) << "two processes' own keys differ";
+  const TicketKey fleet[] = {KeyFilledWith(3), KeyFilledWith(4), KeyFilledWith(5)};
+  ASSERT_TRUE(a.Replace(fleet));
+  ASSERT_TRUE(b.Replace(fleet));
+  EXPECT_EQ(a.size(), 3u);
+  EXPECT_FALSE(Resumes(first, "a.test", own)) << "the process's own key went";
+  SSL_SESSION* shared = FirstTicket(first, "a.test");
+  ASSERT_NE(shared, nullptr);
+  EXPECT_TRUE(Resumes(second, "a.test", shared));
+  // The next turn: the former current key decrypts still.
+  const TicketKey turned[] = {KeyFilledWith(4), KeyFilledWith(6), KeyFilledWith(3)};
+  ASSERT_TRUE(b.Replace(turned));
+  EXPECT_TRUE(Resumes(second, "a.test", shared));
+  TicketKey out;
+  b.EncryptionKey(&out);
+  EXPECT_EQ(out.name, turned[0].name);
+  EXPECT_FALSE(b.Replace({}));
+  EXPECT_EQ(b.size(), 3u);
+  SSL_SESSION_free(own);
+  SSL_SESSION_free(shared);
+}
+
 // session_tickets = false: no ticket is issued, nothing resumes.
 TEST(TicketResumptionTest, TicketsCanBeDisabled) {
   ServerOptions options = Options({Pki::Get().a_ec});
