@@ -192,6 +192,7 @@ void AddRateLimits(const conf::Config& c, http::ProxyConfig* p) {
     p->redis = true;
     p->redis_options.address = c.redis.address.ToString();
     p->redis_options.timeout_ms = static_cast<uint64_t>(c.redis.timeout.count());
+    p->redis_pool_size = c.redis.pool_size;
   }
 }
 

@@ -199,6 +199,7 @@ struct RedisConfig {
   bool enabled = false;
   SocketAddress address;  // numeric
   Duration timeout{50};   // per command; longer counts as the store down
+  uint32_t pool_size = 1;  // connections per worker (a key's commands keep to one of them)
 };
 
 using Algorithm = balancer::Algorithm;  // names: balancer::AlgorithmName

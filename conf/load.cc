@@ -537,11 +537,12 @@ class Loader {
     }
     if (const toml::table* t = top.SubTable("redis")) {
       Section s(*t, "[redis]");
-      s.CheckKeys({"address", "timeout"});
+      s.CheckKeys({"address", "timeout", "pool_size"});
       s.Require("address");
       config.redis.enabled = true;
       config.redis.address = *s.Address("address", /*allow_port_zero=*/false);
       s.Dur("timeout", &config.redis.timeout);
+      s.U32("pool_size", 1, 16, &config.redis.pool_size);
     }
     for (const toml::table* t : ArrayOfTables(top, "listener")) {
       LoadListener(*t, config);

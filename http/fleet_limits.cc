@@ -11,22 +11,27 @@ void FleetLimits::Configure(std::shared_ptr<const ProxyConfig> config) {
   config_ = std::move(config);
 }
 
-redis::Client* FleetLimits::client() {
+redis::Client* FleetLimits::client(uint64_t key) {
   const std::string& address = config_->redis_options.address;
-  if (client_ != nullptr && client_for_ == address) {
-    return client_.get();
+  const size_t size = std::max<uint32_t>(config_->redis_pool_size, 1);
+  if (client_for_ != address || clients_.size() != size) {
+    clients_.clear();  // another [redis]: every connection is made again
+    clients_.resize(size);
+    client_for_ = address;
+  }
+  std::unique_ptr<redis::Client>& c = clients_[key % size];
+  if (c != nullptr) {
+    return c.get();
   }
   auto made = redis::Client::Create(worker_, config_->redis_options);
   if (!made) {
-    client_.reset();
     return nullptr;
   }
-  client_ = std::move(*made);
-  client_for_ = address;
+  c = std::move(*made);
   if (!script_) {
     script_ = std::make_unique<redis::Script>(ratelimit::LeaseScript());
   }
-  return client_.get();
+  return c.get();
 }
 
 void FleetLimits::Send(const RateLimitSpec& limit, ratelimit::LeaseAsk ask) {
@@ -41,7 +46,7 @@ void FleetLimits::Send(const RateLimitSpec& limit, ratelimit::LeaseAsk ask) {
   std::weak_ptr<ratelimit::LeaseTable> table = limit.leases;
   const uint64_t key = ask.key;
   const uint32_t seq = ask.seq;
-  redis::Client* c = client();
+  redis::Client* c = client(key);
   // A connection still being made (or remade) is tried again after [redis] timeout, a failed
   // request after the table's down time.
   const uint64_t connecting_ns =

@@ -35,13 +35,15 @@ class FleetLimits {
   // requests find it ready.
   void Connect() {
     if (config_ != nullptr && config_->redis) {
-      client();
+      for (uint64_t key = 0; key < config_->redis_pool_size; ++key) {
+        client(key);
+      }
     }
   }
 
   // Closes the connection while the worker's ring still exists (before the worker is
   // destroyed; its answers are dropped).
-  void Close() { client_.reset(); }
+  void Close() { clients_.clear(); }
 
   // `limit`'s lease table (limit.fleet >= 0).
   static ratelimit::LeaseTable& table(const RateLimitSpec& limit) { return *limit.leases; }
@@ -55,12 +57,14 @@ class FleetLimits {
 
  private:
   void Sweep();
-  redis::Client* client();
+  // The connection for `key` (made, or made again for a new [redis], on first use).
+  redis::Client* client(uint64_t key);
 
   core::Worker& worker_;
   std::shared_ptr<const ProxyConfig> config_;
-  std::unique_ptr<redis::Client> client_;
-  std::string client_for_;  // the address client_ was made for
+  // [redis] pool_size connections; a key's commands all go to one (its answers stay in order).
+  std::vector<std::unique_ptr<redis::Client>> clients_;
+  std::string client_for_;  // the address clients_ were made for
   std::unique_ptr<redis::Script> script_;
   bool task_made_ = false;
   core::Worker::TaskId task_ = 0;

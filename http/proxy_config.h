@@ -307,6 +307,7 @@ struct ProxyConfig {
   // them). Each worker opens its own connection when it first needs one.
   bool redis = false;
   redis::ClientOptions redis_options;
+  uint32_t redis_pool_size = 1;  // connections per worker for the limits
   uint32_t fleet_limits = 0;
   // Peers whose X-Forwarded-For names the client (empty: the peer is the client).
   ratelimit::IpList trusted_proxies;

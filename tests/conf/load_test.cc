@@ -1690,6 +1690,7 @@ TEST(LoadConfig, RedisStoreForRateLimits) {
   Config c = LoadOk(WithBase(R"([redis]
 address = "127.0.0.1:6379"
 timeout = "20ms"
+pool_size = 4
 
 [rate_limit.fleet]
 rate = "100/s"
@@ -1703,6 +1704,7 @@ rate = "5/s"
   EXPECT_TRUE(c.redis.enabled);
   EXPECT_EQ(c.redis.address.ToString(), "127.0.0.1:6379");
   EXPECT_EQ(c.redis.timeout, std::chrono::milliseconds(20));
+  EXPECT_EQ(c.redis.pool_size, 4u);
   ASSERT_EQ(c.rate_limits.size(), 2u);
   EXPECT_TRUE(c.rate_limits[0].redis);
   EXPECT_EQ(c.rate_limits[0].sync_interval, std::chrono::milliseconds(250));
@@ -1710,9 +1712,14 @@ rate = "5/s"
   EXPECT_FALSE(c.rate_limits[1].redis);
   EXPECT_EQ(c.rate_limits[1].on_store_error, RateLimitConfig::OnStoreError::kLocal);
   EXPECT_FALSE(LoadOk(kBase).redis.enabled);
+  EXPECT_EQ(LoadOk(WithBase("[redis]\naddress = \"127.0.0.1:6379\"\n")).redis.pool_size, 1u);
 }
 
 TEST(LoadConfig, BadRedisSettingsAreRefused) {
+  ExpectError(WithBase("[redis]\naddress = \"127.0.0.1:6379\"\npool_size = 0\n"), 3, 13,
+              "expected an integer from 1 to 16, got 0");
+  ExpectError(WithBase("[redis]\naddress = \"127.0.0.1:6379\"\npool_size = 17\n"), 3, 13,
+              "expected an integer from 1 to 16, got 17");
   ExpectError(WithBase("[rate_limit.f]\nrate = \"1/s\"\nstore = \"redis\"\n"), 3, 9,
               "needs a [redis] table");
   ExpectError(WithBase("[redis]\naddress = \"127.0.0.1:6379\"\n[rate_limit.f]\nrate = \"1/s\"\n"

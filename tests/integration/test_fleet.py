@@ -6,6 +6,7 @@ and a ban decided by one process refused by the other."""
 
 import collections
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -60,6 +61,19 @@ class RedisServer:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
             s.sendall(line.encode() + b"\r\n")
             return s.recv(4096).split(b"\r\n")[0].decode()
+
+    def info_clients(self):
+        """connected_clients from INFO clients (this query's own connection included)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall(b"INFO clients\r\n")
+            data = b""
+            while b"connected_clients:" not in data or not data.endswith(b"\r\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        m = re.search(rb"connected_clients:(\d+)", data)
+        return int(m.group(1)) if m else -1
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -315,3 +329,34 @@ class FleetTicketKeys(h.ToriiCase):
         self.wait_shared(b)
         self.assertTrue(self.resumes(b, ctx, self.ticket_from(a, ctx)))
         a.check_alive()
+
+
+@unittest.skipUnless(os.path.exists(REDIS), "redis-server is not installed")
+class FleetPoolSize(h.ToriiCase):
+    def test_pool_size_connections_per_worker_share_the_limit(self):
+        """#19: [redis] pool_size = 3 opens three connections per worker (a key's commands
+        keep to one of them) and the fleet's limit holds across them."""
+        redis = RedisServer()
+        self.addCleanup(redis.cleanup)
+        o = self.origin("o1")
+        c = fleet_config(o, redis, {"rate": "5/s", "burst": 1, "key": "header:X-User"},
+                         workers=2)
+        c.tables["redis"]["pool_size"] = 3
+        t = self.torii(c)
+
+        def torii_connections():
+            # INFO clients counts this inline connection too.
+            info = redis.info_clients()
+            return info - 1
+
+        h.wait_for(lambda: torii_connections() == 6, 10 * h.SLOW, interval=0.05,
+                   what="2 workers x 3 connections to redis")
+        # Eight users, 10 requests each at once: each user gets at most its limit's share.
+        statuses = collections.Counter()
+        for user in range(8):
+            for _ in range(10):
+                statuses[h.get(t.addr(), "/", headers={"X-User": f"u{user}"}).status] += 1
+        self.assertEqual(set(statuses) - {200, 429}, set(), statuses)
+        self.assertGreaterEqual(statuses[429], 8 * 4, statuses)  # 10 asked in < 2 s, 5/s each
+        self.assertGreaterEqual(statuses[200], 8, statuses)
+        self.assertEqual(torii_connections(), 6)
