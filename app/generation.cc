@@ -479,19 +479,28 @@ void CarryOver(const http::ProxyConfig& old, http::ProxyConfig* fresh) {
         pool.counters = before.counters;
         continue;
       }
-      // The backends changed (DNS, or an edit): an address that stays keeps its health and
-      // TLS sessions; a new one starts with none. In-flight counts (least_conn, max_conns)
-      // start over: requests in flight finish on the previous generation's counters.
+      // The backends changed (DNS, or an edit): an address that stays keeps its health, TLS
+      // sessions and requests in flight (least_conn load, max_conns slots: the old counters
+      // hand over to the new ones, where the requests in flight under the old list end); a new
+      // one starts with none.
+      std::vector<uint32_t> map(before.backends.size(), balancer::kGone);
       for (size_t i = 0; i < pool.backends.size(); ++i) {
         for (size_t j = 0; j < before.backends.size(); ++j) {
           if (pool.backends[i].name != before.backends[j].name) {
             continue;
           }
+          map[j] = static_cast<uint32_t>(i);
           pool.health->Adopt(static_cast<uint32_t>(i), *before.health, static_cast<uint32_t>(j));
           if (i < pool.tls_sessions.size() && j < before.tls_sessions.size()) {
             pool.tls_sessions[i] = before.tls_sessions[j];
           }
         }
+      }
+      if (before.load != nullptr && pool.load != nullptr) {
+        before.load->HandOver(pool.load, map);
+      }
+      if (before.slots != nullptr && pool.slots != nullptr) {
+        before.slots->HandOver(pool.slots, std::move(map));
       }
     }
   }

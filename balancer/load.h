@@ -13,6 +13,10 @@
 // would not save that traffic, it would only make each pick read 16 times as many lines (64
 // backends: 4 lines instead of 64; 1024: 4 KiB instead of 64 KiB, more than L1 holds).
 //
+// An address change (DNS, an edit) builds new counters for the new backend list: HandOver()
+// makes the new ones the count of every address that stays, including its requests still in
+// flight under the old list (hand_over.h).
+//
 // Deliberately left out: counting connections rather than requests (torii pools upstream
 // connections, so an idle pooled connection is no load), and any decay or slow start.
 #pragma once
@@ -22,6 +26,9 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
+
+#include "balancer/hand_over.h"
 
 namespace torii::balancer {
 
@@ -44,6 +51,10 @@ class LoadCounters {
     if (i >= size_) {
       return;
     }
+    if (LoadCounters* next = successor_.Find(&i)) {
+      next->Add(i);
+      return;
+    }
     active_[i].fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -52,6 +63,10 @@ class LoadCounters {
   void Sub(uint32_t i) {
     assert(i < size_);
     if (i >= size_) {
+      return;
+    }
+    if (LoadCounters* next = successor_.Find(&i)) {
+      next->Sub(i);
       return;
     }
     std::atomic<uint32_t>& active = active_[i];
@@ -76,9 +91,26 @@ class LoadCounters {
   // relaxed load, as Get() does): no bounds check per backend.
   std::span<const std::atomic<uint32_t>> counts() const { return {active_.get(), size_}; }
 
+  // `next` (a new backend list's counters, not in use yet) counts from here on for every
+  // backend that stays: map[i] is backend i's index there, or kGone. Its counts start at ours,
+  // and our Add/Sub of a backend that stays are made there, so the requests in flight under
+  // the old list end on the count the new one reads. Once per object.
+  void HandOver(std::shared_ptr<LoadCounters> next, std::vector<uint32_t> map) {
+    if (successor_.set()) {
+      return;
+    }
+    for (uint32_t i = 0; i < size_ && i < map.size(); ++i) {
+      if (map[i] != kGone && map[i] < next->size_) {
+        next->active_[map[i]].fetch_add(Get(i), std::memory_order_relaxed);
+      }
+    }
+    successor_.Set(std::move(next), std::move(map));
+  }
+
  private:
   uint32_t size_;
   std::unique_ptr<std::atomic<uint32_t>[]> active_;  // packed: see the top of this file
+  Successor<LoadCounters> successor_;
 };
 
 }  // namespace torii::balancer

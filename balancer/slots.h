@@ -9,6 +9,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
+
+#include "balancer/hand_over.h"
 
 namespace torii::balancer {
 
@@ -26,6 +29,9 @@ class BackendSlots {
     if (i >= size_) {
       return false;
     }
+    if (BackendSlots* next = successor_.Find(&i)) {
+      return next->TryAcquire(i, limit);
+    }
     std::atomic<uint32_t>& used = slots_[i].used;
     uint32_t current = used.load(std::memory_order_relaxed);
     while (current < limit) {
@@ -42,6 +48,10 @@ class BackendSlots {
     if (i >= size_) {
       return;
     }
+    if (BackendSlots* next = successor_.Find(&i)) {
+      next->Release(i);
+      return;
+    }
     std::atomic<uint32_t>& used = slots_[i].used;
     uint32_t current = used.load(std::memory_order_relaxed);
     while (current != 0 && !used.compare_exchange_weak(current, current - 1,
@@ -51,7 +61,29 @@ class BackendSlots {
   }
 
   uint32_t InUse(uint32_t i) const {
-    return i < size_ ? slots_[i].used.load(std::memory_order_relaxed) : 0;
+    if (i >= size_) {
+      return 0;
+    }
+    if (const BackendSlots* next = successor_.Find(&i)) {
+      return next->InUse(i);
+    }
+    return slots_[i].used.load(std::memory_order_relaxed);
+  }
+
+  // As LoadCounters::HandOver: `next` (a new backend list's slots, not in use yet) holds the
+  // slots of every backend that stays (map[i]: its index there, or kGone), those taken under
+  // the old list included, and is given them back when those requests end. Once per object.
+  void HandOver(std::shared_ptr<BackendSlots> next, std::vector<uint32_t> map) {
+    if (successor_.set()) {
+      return;
+    }
+    for (uint32_t i = 0; i < size_ && i < map.size(); ++i) {
+      if (map[i] != kGone && map[i] < next->size_) {
+        next->slots_[map[i]].used.fetch_add(slots_[i].used.load(std::memory_order_relaxed),
+                                            std::memory_order_relaxed);
+      }
+    }
+    successor_.Set(std::move(next), std::move(map));
   }
 
  private:
@@ -60,6 +92,7 @@ class BackendSlots {
   };
   uint32_t size_;
   std::unique_ptr<Slot[]> slots_;
+  Successor<BackendSlots> successor_;
 };
 
 }  // namespace torii::balancer

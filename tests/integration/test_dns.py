@@ -271,6 +271,37 @@ class Resolve(DnsCase):
         self.assertEqual(o1.stats()["connections"], before + 1)
 
 
+    def test_requests_in_flight_keep_their_max_conns_slot_across_a_change(self):
+        """#19: max_conns = 1 and a slow request in flight to o1 when DNS adds o2: o1 stays
+        full under the new list (its slot is handed over, not counted afresh), so the next
+        requests all go to o2 until the slow one ends."""
+        dns = self.dns()
+        (o1, o2), port = self.origins_on_one_port(["o1", "o2"])
+        dns.set_a("app.test", ["127.0.0.1"], ttl=1)
+        t = self.torii(dns_config(dns, [{"address": f"app.test:{port}", "resolve": True}],
+                                  pool_extra={"max_conns": 1, "queue_timeout": "10s"}))
+        slow = {}
+        th = threading.Thread(target=lambda: slow.update(r=h.get(t.addr(), "/?delay=4000",
+                                                                  timeout=30)))
+        th.start()
+        self.addCleanup(th.join, 30)
+        h.wait_for(lambda: o1.stats()["requests"] >= 1, 10 * h.SLOW, interval=0.05,
+                   what="the slow request to reach o1")
+        dns.set_a("app.test", ["127.0.0.1", "127.0.0.2"], ttl=1)
+        h.wait_for(lambda: len(status(t)["pools"][0]["backends"]) == 2, 10 * h.SLOW,
+                   what="o2 added")
+        self.assertIsNone(slow.get("r"), "the slow request ended too early for this test")
+        seen = collections.Counter(h.get(t.addr(), f"/?i={i}").header("X-Backend")
+                                   for i in range(6))
+        self.assertIsNone(slow.get("r"), "the slow request ended too early for this test")
+        self.assertEqual(seen, {"o2": 6})
+        th.join(30)
+        self.assertEqual(slow["r"].header("X-Backend"), "o1")
+        # Its end gave the slot back to the new list's count: o1 takes requests again.
+        seen = collections.Counter(h.get(t.addr(), f"/?j={i}").header("X-Backend")
+                                   for i in range(4))
+        self.assertEqual(seen, {"o1": 2, "o2": 2})
+
     def test_slow_start_ramps_a_new_address(self):
         dns = self.dns()
         (o1, o2), port = self.origins_on_one_port(["o1", "o2"])
