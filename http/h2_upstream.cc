@@ -389,6 +389,16 @@ void H2UpstreamConn::Register(core::Conn& self) {
   self.WantFlush();  // the connection preface and SETTINGS
 }
 
+bool H2UpstreamConn::Rehome(std::shared_ptr<Generation> gen, uint32_t pool, uint32_t backend) {
+  if (draining_ || failed_ || !shared_) {
+    return false;
+  }
+  gen_ = std::move(gen);
+  pool_ = pool;
+  backend_ = backend;
+  return true;
+}
+
 void H2UpstreamConn::Unshare() {
   if (!shared_) {
     return;

@@ -55,6 +55,12 @@ class H2UpstreamConn final : public UpstreamHandler {
                                   uint32_t backend);
   // A new connection (just connecting) joins the shared list.
   void Register(core::Conn& self);
+  // A new generation (a reload, an address change) takes this shared connection over as its
+  // (pool, backend), its place on the shared list moved by the caller (Generation::Adopt):
+  // streams in flight finish on it and end their counts there (the old counts were handed
+  // over to the new, balancer/hand_over.h); new streams come from the new generation. False
+  // when it takes no new stream (draining, failed): it is left to end with the old one.
+  bool Rehome(std::shared_ptr<Generation> gen, uint32_t pool, uint32_t backend);
 
   // What a stream is for: exchange `client`.
   struct StreamParams {

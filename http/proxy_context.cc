@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "http/cache_refresh.h"
+#include "http/h2_upstream.h"
 #include "http/proxy_session.h"
 
 namespace torii::http {
@@ -88,19 +89,36 @@ const balancer::BackendMask& Generation::healthy(uint32_t pool) {
 void Generation::Adopt(Generation& old, const std::shared_ptr<Generation>& self) {
   for (size_t p = 0; p < config_->pools.size(); ++p) {
     const PoolSpec& spec = config_->pools[p];
-    if (spec.h2 || spec.send_proxy != 0) {
-      continue;  // multiplexed connections carry the old generation's streams; PROXY ones
-                 // are never pooled
+    if (spec.send_proxy != 0) {
+      continue;  // PROXY connections are never pooled
     }
     for (size_t q = 0; q < old.config_->pools.size(); ++q) {
       const PoolSpec& before = old.config_->pools[q];
       if (before.name != spec.name || before.carry_key() != spec.carry_key() ||
-          before.tls != spec.tls || before.h2) {
+          before.tls != spec.tls || before.h2 != spec.h2) {
         continue;
       }
       for (size_t i = 0; i < spec.backends.size(); ++i) {
         for (size_t j = 0; j < before.backends.size(); ++j) {
           if (spec.backends[i].name != before.backends[j].name) {
+            continue;
+          }
+          if (spec.h2) {
+            // Multiplexed connections to an address that stays go on serving, their streams
+            // in flight included; the old generation's list is left empty (Retire).
+            std::vector<core::ConnRef>& from = old.pools_[q].shared[j];
+            std::vector<core::ConnRef>& to = pools_[p].shared[i];
+            for (const core::ConnRef ref : from) {
+              core::Conn* c = ctx_.worker_.Resolve(ref);
+              auto* up = c != nullptr && !c->closing() ? dynamic_cast<H2UpstreamConn*>(c->handler())
+                                                       : nullptr;
+              if (up != nullptr &&
+                  up->Rehome(self, static_cast<uint32_t>(p), static_cast<uint32_t>(i))) {
+                to.push_back(ref);
+              }
+            }
+            from.clear();
+            pools_[p].h2_peer_streams[i] = old.pools_[q].h2_peer_streams[j];
             continue;
           }
           // The most recently used ones (at the back), in their order: TakeIdle() keeps

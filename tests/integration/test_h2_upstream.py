@@ -260,9 +260,9 @@ class H2Upstream(h.ToriiCase):
         self.assertTrue(checks)
         self.assertEqual(checks[-1]["method"], "GET")
 
-    def test_reload_drains_the_old_connections(self):
-        # A reload: streams in flight finish on the old generation's connection, which then
-        # closes; new requests open a connection of the new generation.
+    def test_reload_keeps_the_connection_of_an_unchanged_pool(self):
+        # A reload that leaves the pool as it was: the new generation takes the shared
+        # connection over, so the stream in flight finishes on it and new requests share it.
         o = self.h2origin("b1")
         c = h2_pool_config([o])
         t = self.torii(c)
@@ -278,11 +278,29 @@ class H2Upstream(h.ToriiCase):
                        what="the reload")
             r = h.get(t.addr(), "/")
             self.assertEqual(r.status, 200)
-            self.assertEqual(r.header("X-Conn"), "2")  # the new generation's connection
+            self.assertEqual(r.header("X-Conn"), "1")  # the same connection, taken over
             first = slow.result(timeout=10)
         self.assertEqual(first.status, 200)
+        self.assertEqual(first.header("X-Conn"), "1")
+        self.assertEqual(h.get(t.addr(), "/").header("X-Conn"), "1")
+        self.assertEqual(o.stats()["connections"], 2)  # torii's one, and this /__stats
+        # A reload that changes the pool drains it: the stream in flight finishes on the old
+        # connection, which then closes; new requests open one of the new generation.
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            slow = ex.submit(h.get, t.addr(), "/slow?ms=800")
+            time.sleep(0.2)
+            c.pools[0]["max_conns"] = 10  # part of what the shared state depends on
+            with open(t.config_path, "w") as f:
+                f.write(c.render(t.ready_file, t.access_log_path, t.error_log_path))
+            os.kill(t.pid, signal.SIGHUP)
+            h.wait_for(lambda: t.error_log().count("SIGHUP: reloaded") == 2, 10 * h.SLOW,
+                       what="the second reload")
+            r = h.get(t.addr(), "/")
+            self.assertEqual(r.status, 200)
+            self.assertNotEqual(r.header("X-Conn"), "1")  # the new generation's connection
+            first = slow.result(timeout=10)
         self.assertEqual(first.header("X-Conn"), "1")  # finished where it began
-        # The old connection closes once its stream is done.
+
         def connections():
             out = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{o.port} )"],
                                  capture_output=True, text=True, check=True).stdout
