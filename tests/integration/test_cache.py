@@ -557,24 +557,24 @@ class StaleWhileRevalidate(CacheCase):
     def test_first_request_is_served_stale_and_the_refresh_outlives_its_client(self):
         # The origin takes 0.8 s: a refresh in the foreground would hold the first request. (The
         # refreshed entry is that much older on arrival: max-age leaves it fresh for a while.)
-        path = "/swr-first?cc=max-age=3,stale-while-revalidate=60&etag=s1&delay=800&size=100"
+        path = "/swr-first?cc=max-age=5,stale-while-revalidate=60&etag=s1&delay=800&size=100"
         self.get(path)
-        time.sleep(3.6)
+        time.sleep(5.6)
         before = self.origin_count()
         metrics_before = self.metrics()
         r = self.get(path)  # its connection closes as soon as it has the answer
         self.assertEqual(r.status, 200)
         self.assertEqual(len(r.body), 100)
         self.assertCacheStatus(r, "torii; hit; detail=stale-while-revalidate")
-        self.assertGreaterEqual(int(r.header("Age")), 3)
+        self.assertGreaterEqual(int(r.header("Age")), 5)
         # Meanwhile the stale entry answers; then the refreshed one (the origin's 304), fresh.
         seen = self.wait_fresh(path)
         for status in seen:
             self.assertEqual(status, "torii; hit; detail=stale-while-revalidate")
-        self.assertEqual(self.origin_count() - before, 1)
-        self.assertLess(int(self.get(path).header("Age")), 3)
         # Counted as a refresh and a revalidation; the clients' requests only are requests.
         m, m0 = self.metrics(), metrics_before
+        self.assertEqual(self.origin_count() - before, 1)
+        self.assertLess(int(self.get(path).header("Age")), 5)
         delta = lambda name, labels="": m[(name, labels)] - m0[(name, labels)]
         self.assertEqual(delta("torii_cache_background_refreshes_total"), 1)
         self.assertEqual(delta("torii_cache_revalidated_total"), 1)

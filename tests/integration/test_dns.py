@@ -281,7 +281,7 @@ class Resolve(DnsCase):
         t = self.torii(dns_config(dns, [{"address": f"app.test:{port}", "resolve": True}],
                                   pool_extra={"max_conns": 1, "queue_timeout": "10s"}))
         slow = {}
-        th = threading.Thread(target=lambda: slow.update(r=h.get(t.addr(), "/?delay=4000",
+        th = threading.Thread(target=lambda: slow.update(r=h.get(t.addr(), "/?delay=8000",
                                                                   timeout=30)))
         th.start()
         self.addCleanup(th.join, 30)

@@ -339,7 +339,7 @@ class FleetPoolSize(h.ToriiCase):
         redis = RedisServer()
         self.addCleanup(redis.cleanup)
         o = self.origin("o1")
-        c = fleet_config(o, redis, {"rate": "5/s", "burst": 1, "key": "header:X-User"},
+        c = fleet_config(o, redis, {"rate": "1/s", "burst": 1, "key": "header:X-User"},
                          workers=2)
         c.tables["redis"]["pool_size"] = 3
         t = self.torii(c)
@@ -351,12 +351,10 @@ class FleetPoolSize(h.ToriiCase):
 
         h.wait_for(lambda: torii_connections() == 6, 10 * h.SLOW, interval=0.05,
                    what="2 workers x 3 connections to redis")
-        # Eight users, 10 requests each at once: each user gets at most its limit's share.
-        statuses = collections.Counter()
+        # Eight users (keys spread over the connections), 10 requests each in a row: each is
+        # served, then limited.
         for user in range(8):
-            for _ in range(10):
-                statuses[h.get(t.addr(), "/", headers={"X-User": f"u{user}"}).status] += 1
-        self.assertEqual(set(statuses) - {200, 429}, set(), statuses)
-        self.assertGreaterEqual(statuses[429], 8 * 4, statuses)  # 10 asked in < 2 s, 5/s each
-        self.assertGreaterEqual(statuses[200], 8, statuses)
+            statuses = collections.Counter(
+                h.get(t.addr(), "/", headers={"X-User": f"u{user}"}).status for _ in range(10))
+            self.assertEqual(set(statuses), {200, 429}, statuses)
         self.assertEqual(torii_connections(), 6)

@@ -267,9 +267,18 @@ class H2Upstream(h.ToriiCase):
         c = h2_pool_config([o])
         t = self.torii(c)
         self.assertEqual(h.get(t.addr(), "/").header("X-Conn"), "1")
+
+        def slow_ones():
+            return sum(e["path"].startswith("/slow") for e in o.log_entries())
+
+        def slow_at_origin(before):
+            h.wait_for(lambda: slow_ones() > before, 10 * h.SLOW, interval=0.02,
+                       what="the slow request to reach the origin")
+
         with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            before = slow_ones()
             slow = ex.submit(h.get, t.addr(), "/slow?ms=800")
-            time.sleep(0.2)
+            slow_at_origin(before)  # in flight before the reload
             c.routes[0]["trailers"] = ["grpc-status"]
             with open(t.config_path, "w") as f:
                 f.write(c.render(t.ready_file, t.access_log_path, t.error_log_path))
@@ -287,8 +296,9 @@ class H2Upstream(h.ToriiCase):
         # A reload that changes the pool drains it: the stream in flight finishes on the old
         # connection, which then closes; new requests open one of the new generation.
         with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            before = slow_ones()
             slow = ex.submit(h.get, t.addr(), "/slow?ms=800")
-            time.sleep(0.2)
+            slow_at_origin(before)  # in flight before the reload
             c.pools[0]["max_conns"] = 10  # part of what the shared state depends on
             with open(t.config_path, "w") as f:
                 f.write(c.render(t.ready_file, t.access_log_path, t.error_log_path))
