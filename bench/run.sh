@@ -168,7 +168,11 @@ RL_BURST=1000000  # torii's maximum
 FLEET_RATE=1000000
 REDIS_ADDR=
 
-for v in DURATION ROUNDS CONNS N PROXY_CPU LOAD_CPU SLOW_MS COMP_LEVEL; do
+for v in PROXY_CPU LOAD_CPU; do
+  [[ ${!v} =~ ^[0-9]+(,[0-9]+)*$ ]] ||
+    { echo "run.sh: $v must be a CPU number or a comma-separated list (got '${!v}')" >&2; exit 2; }
+done
+for v in DURATION ROUNDS CONNS N SLOW_MS COMP_LEVEL WORKERS WRK_THREADS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number (got '${!v}')" >&2; exit 2; }
 done
 ((DURATION >= 1 && DURATION <= 600)) || { echo "run.sh: DURATION must be 1..600" >&2; exit 2; }
