@@ -164,12 +164,20 @@ class ReadyFileAndStop(h.ToriiCase):
 
         th = threading.Thread(target=slow)
         th.start()
-        time.sleep(0.4)
+        # The slow request is at the origin (the idle client's was the first) before the stop.
+        h.wait_for(lambda: o.stats()["requests"] >= 2, 10 * h.SLOW, interval=0.02,
+                   what="the slow request to reach the origin")
         t0 = time.monotonic()
         t.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        with self.assertRaises(OSError):
-            socket.create_connection(addr, timeout=2).close()
+
+        def refused():
+            try:
+                socket.create_connection(addr, timeout=2).close()
+                return False
+            except OSError:
+                return True
+
+        h.wait_for(refused, 5 * h.SLOW, interval=0.05, what="new connections to be refused")
         self.assertTrue(idle.closed_by_peer(timeout=2), "idle keep-alive client not closed")
         idle.close()
         th.join(10)
