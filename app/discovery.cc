@@ -29,7 +29,7 @@ const char* TypeName(dns::Type type) {
 
 // A resolved address with a port, as a backend: its socket address and its "IP:port" name.
 http::BackendTarget TargetOf(const dns::IpAddress& ip, uint16_t port, const std::string& host,
-                             uint32_t weight, bool backup) {
+                             uint32_t weight, uint8_t tier) {
   http::BackendTarget t;
   if (ip.family == AF_INET6) {
     auto* in6 = reinterpret_cast<sockaddr_in6*>(&t.addr);
@@ -48,20 +48,52 @@ http::BackendTarget TargetOf(const dns::IpAddress& ip, uint16_t port, const std:
   }
   t.host = host;
   t.weight = weight;
-  t.backup = backup;
+  t.tier = tier;
   return t;
 }
 
 bool SameList(const std::vector<http::BackendTarget>& a,
               const std::vector<http::BackendTarget>& b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
-    return x.name == y.name && x.weight == y.weight && x.backup == y.backup;
+    return x.name == y.name && x.weight == y.weight && x.tier == y.tier;
   });
 }
 
 constexpr dns::Type kAddressTypes[] = {dns::Type::kA, dns::Type::kAaaa};
 
 }  // namespace
+
+std::vector<SrvBackend> SrvBackends(const std::vector<dns::SrvTarget>& records) {
+  std::vector<uint16_t> priorities;  // distinct, ascending
+  for (const dns::SrvTarget& r : records) {
+    const auto at = std::lower_bound(priorities.begin(), priorities.end(), r.priority);
+    if (at == priorities.end() || *at != r.priority) {
+      priorities.insert(at, r.priority);
+    }
+  }
+  std::vector<uint32_t> heaviest(priorities.size(), 0);
+  auto rank = [&](uint16_t priority) {
+    return static_cast<size_t>(std::lower_bound(priorities.begin(), priorities.end(), priority) -
+                               priorities.begin());
+  };
+  for (const dns::SrvTarget& r : records) {
+    uint32_t& h = heaviest[rank(r.priority)];
+    h = std::max<uint32_t>(h, r.weight);
+  }
+  std::vector<SrvBackend> out;
+  out.reserve(records.size());
+  for (const dns::SrvTarget& r : records) {
+    const size_t tier = rank(r.priority);
+    const uint32_t h = heaviest[tier];
+    uint32_t weight = r.weight;
+    if (h > 256) {
+      weight = static_cast<uint32_t>((uint64_t{r.weight} * 256 + h / 2) / h);
+    }
+    out.push_back(SrvBackend{r.target, r.port, std::clamp<uint32_t>(weight, 1, 256),
+                             static_cast<uint8_t>(std::min<size_t>(tier, 255))});
+  }
+  return out;
+}
 
 Discovery::Discovery(const conf::Config& config) {
   resolver_options_.servers = config.dns.servers;
@@ -189,14 +221,14 @@ std::vector<http::BackendTarget> Discovery::Compute(const PoolSources& pool) con
       out.push_back(std::move(t));
     }
   };
-  auto addresses = [&](const std::string& host, uint16_t port, uint32_t weight, bool backup) {
+  auto addresses = [&](const std::string& host, uint16_t port, uint32_t weight, uint8_t tier) {
     for (dns::Type type : kAddressTypes) {
       auto it = questions_.find(Key{host, type});
       if (it == questions_.end() || !it->second.tracker.resolved()) {
         continue;
       }
       for (const dns::IpAddress& ip : it->second.tracker.answer().addresses) {
-        add(TargetOf(ip, port, host, weight, backup));
+        add(TargetOf(ip, port, host, weight, tier));
       }
     }
   };
@@ -207,23 +239,18 @@ std::vector<http::BackendTarget> Discovery::Compute(const PoolSources& pool) con
       t.addr_len = b.address.len;
       t.name = b.address.ToString();
       t.weight = b.weight;
-      t.backup = b.backup;
+      t.tier = b.backup ? 1 : 0;
       add(std::move(t));
     } else {
-      addresses(b.host, b.port, b.weight, b.backup);
+      addresses(b.host, b.port, b.weight, b.backup ? 1 : 0);
     }
   }
   if (!pool.srv.empty()) {
     auto it = questions_.find(Key{pool.srv, dns::Type::kSrv});
     if (it != questions_.end() && it->second.tracker.resolved()) {
       const std::vector<dns::SrvTarget>& records = it->second.tracker.answer().srv;
-      uint16_t primary = std::numeric_limits<uint16_t>::max();
-      for (const dns::SrvTarget& r : records) {
-        primary = std::min(primary, r.priority);
-      }
-      for (const dns::SrvTarget& r : records) {  // sorted: lowest priority first
-        // RFC 2782 weights are relative within a priority; 0 means "rarely": weight 1.
-        addresses(r.target, r.port, std::clamp<uint32_t>(r.weight, 1, 256), r.priority != primary);
+      for (const SrvBackend& s : SrvBackends(records)) {
+        addresses(s.target, s.port, s.weight, s.tier);
       }
     }
   }
@@ -285,7 +312,8 @@ void Discovery::Publish(bool log) {
     if (log) {
       std::string names;
       for (const http::BackendTarget& t : list) {
-        names += (names.empty() ? "" : ", ") + t.name + (t.backup ? " (backup)" : "");
+        names += (names.empty() ? "" : ", ") + t.name +
+                 (t.tier > 0 ? " (backup tier " + std::to_string(t.tier) + ")" : "");
       }
       spdlog::info("pool {}: DNS changed its backends: {}", pools_[p].name,
                    names.empty() ? std::string("none") : names);

@@ -5,7 +5,8 @@
 // AAAA for each SRV target; each question asked once however many pools use it. A pool's
 // backend list is its numeric backends, then each name's addresses (with the entry's port,
 // weight and backup), then the SRV targets' addresses (the SRV port and weight; the lowest
-// priority serves, higher ones are backups), without duplicate addresses.
+// priority serves, each higher one is a further backup tier: SrvBackends), without duplicate
+// addresses.
 //
 // At start-up (and on reload) ResolveNow() asks everything once on the calling thread; after
 // that the questions are asked again on worker 0's ring (dns::Resolver), each at its TTL
@@ -31,6 +32,18 @@
 #include "http/proxy_config.h"
 
 namespace torii::app {
+
+// SRV records as backends (RFC 2782): each priority, lowest first, is a tier (the lowest
+// serves, the next is the first backup tier, and so on; past 255 the rest share the last).
+// Weights are relative within a priority: kept when they fit 1..256, else scaled into it with
+// their proportions (1000 and 3000 stay 1:3); 0 ("rarely") becomes 1. In the records' order.
+struct SrvBackend {
+  std::string target;
+  uint16_t port = 0;
+  uint32_t weight = 1;
+  uint8_t tier = 0;
+};
+std::vector<SrvBackend> SrvBackends(const std::vector<dns::SrvTarget>& records);
 
 class Discovery {
  public:

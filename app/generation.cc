@@ -469,7 +469,7 @@ void CarryOver(const http::ProxyConfig& old, http::ProxyConfig* fresh) {
       const bool same_backends = std::equal(
           before.backends.begin(), before.backends.end(), pool.backends.begin(),
           pool.backends.end(), [](const http::BackendTarget& a, const http::BackendTarget& b) {
-            return a.name == b.name && a.weight == b.weight && a.backup == b.backup;
+            return a.name == b.name && a.weight == b.weight && a.tier == b.tier;
           });
       if (same_backends) {
         pool.health = before.health;

@@ -722,8 +722,8 @@ std::string StatusJson(const ReportInputs& in) {
       const http::BackendTarget& b = pool.backends[r.b];
       o += (r.b ? "," : "") + std::string("{\"address\":") + Json(b.name) +
            ",\"weight\":" + std::to_string(b.weight) +
-           ",\"backup\":" + (b.backup ? "true" : "false") + "," +
-           JsonMembers(kBackendMetrics, r) + "}";
+           ",\"backup\":" + (b.tier > 0 ? "true" : "false") +
+           ",\"tier\":" + std::to_string(b.tier) + "," + JsonMembers(kBackendMetrics, r) + "}";
     }
     o += "]";
     // Backends found by DNS: each name asked, what it answered, and whether that answer is

@@ -100,7 +100,7 @@ uint32_t TableSize(uint32_t backends) {
   return static_cast<uint32_t>(size);
 }
 
-// One class of backends (the primaries, or the backups) and its lookup table.
+// One class of backends (the primaries, or one tier of backups) and its lookup table.
 struct HashClass {
   std::vector<uint32_t> members;  // backend indexes of this class, ascending
   std::vector<uint32_t> table;    // slot → backend index; empty when the class is empty
@@ -207,30 +207,42 @@ class IpHash final : public Picker {
  public:
   explicit IpHash(std::vector<BackendSpec> backends)
       : size_(static_cast<uint32_t>(backends.size())) {
-    for (uint32_t i = 0; i < size_; ++i) {
-      (backends[i].backup ? backups_ : primaries_).members.push_back(i);
+    std::vector<uint8_t> present;  // the tiers, ascending
+    for (const BackendSpec& b : backends) {
+      const auto at = std::lower_bound(present.begin(), present.end(), b.tier);
+      if (at == present.end() || *at != b.tier) {
+        present.insert(at, b.tier);
+      }
     }
-    primaries_.Build(backends);
-    backups_.Build(backends);
+    tiers_.resize(present.size());
+    for (uint32_t i = 0; i < size_; ++i) {
+      const auto t = std::lower_bound(present.begin(), present.end(), backends[i].tier);
+      tiers_[static_cast<size_t>(t - present.begin())].members.push_back(i);
+    }
+    for (HashClass& tier : tiers_) {
+      tier.Build(backends);
+    }
   }
 
-  // Primaries' table first; the backups' only when no primary is eligible. The key is mixed
-  // once more so that a caller passing a weak hash (a raw IPv4 address) still spreads.
+  // The lowest tier's table first (the primaries'); a higher tier's only when no backend of a
+  // lower one is eligible. The key is mixed once more so that a caller passing a weak hash (a
+  // raw IPv4 address) still spreads.
   std::optional<uint32_t> Pick(uint64_t key_hash, const BackendMask& healthy,
                                const BackendMask& exclude) override {
     const uint64_t key = base::Mix64Stafford13(key_hash);
-    if (std::optional<uint32_t> primary = primaries_.Pick(key, healthy, exclude)) {
-      return primary;
+    for (const HashClass& tier : tiers_) {
+      if (std::optional<uint32_t> pick = tier.Pick(key, healthy, exclude)) {
+        return pick;
+      }
     }
-    return backups_.Pick(key, healthy, exclude);
+    return std::nullopt;
   }
 
   uint32_t size() const override { return size_; }
 
  private:
   uint32_t size_;
-  HashClass primaries_;
-  HashClass backups_;
+  std::vector<HashClass> tiers_;  // ascending; the lowest first
 };
 
 }  // namespace

@@ -106,18 +106,19 @@ class LeastConn final : public Picker {
     for (uint32_t w = 0; w < WordCount(n_); ++w) {
       open_[w] = mask_scan::ValidBits(n_, w);
     }
-    Open([&](uint32_t w) { return classes_.primary[w]; });
+    Open([&](uint32_t w) { return classes_.tiers[0][w]; });
   }
 
-  // Primaries first; backups only when no primary is eligible. O(n), no allocation; one relaxed
-  // atomic load per backend. Returns nullopt, touching no state, when nothing is eligible.
+  // Primaries first; each backup tier only when no lower tier is eligible. O(n), no allocation;
+  // one relaxed atomic load per backend. Returns nullopt, touching no state, when nothing is
+  // eligible.
   std::optional<uint32_t> Pick(uint64_t /*key_hash*/, const BackendMask& healthy,
                                const BackendMask& exclude) override {
     bool scan_exact = n_ > kSmallPool;
     if (scan_exact) {
       // The scan over the healthy primaries, ignoring `exclude`: its winner is the pick unless
       // it is excluded (a retry), there is none (no primary is up), or the keys were not exact.
-      const uint64_t* const primary = classes_.primary.data();
+      const uint64_t* const primary = classes_.tiers[0].data();
       Open([&](uint32_t w) { return primary[w] & healthy.word(w); });
       const Best best = parked_any_ ? Scan</*kPark=*/true>() : Scan</*kPark=*/false>();
       scan_exact = best.active_or <= active_limit_;
@@ -129,8 +130,8 @@ class LeastConn final : public Picker {
     // again when its keys were exact a moment ago (they may not be any more: other workers move
     // the counts), else the pairwise comparison. Exact keys are below kParked, so the winner is
     // one of the eligible backends.
-    for (const std::vector<uint64_t>* cls : {&classes_.primary, &classes_.backup}) {
-      if (!mask_scan::Eligible(*cls, healthy, exclude, chosen_)) {
+    for (const std::vector<uint64_t>& cls : classes_.tiers) {
+      if (!mask_scan::Eligible(cls, healthy, exclude, chosen_)) {
         continue;
       }
       if (scan_exact) {
@@ -288,7 +289,7 @@ class LeastConn final : public Picker {
 
   std::shared_ptr<LoadCounters> load_;  // shared with the pool's other pickers; never null
   uint32_t n_;
-  mask_scan::Classes classes_;  // primaries and backups, as words
+  mask_scan::Classes classes_;  // primaries and backup tiers, as words
   bool parked_any_ = false;     // some backend is parked (open_ is not every backend)
   uint64_t active_limit_ = 0;   // the scan key is exact while every count is <= this
   uint32_t cursor_ = 0;         // where the next scan starts: one past the last winner

@@ -1,8 +1,8 @@
 // balancer/mask_scan.h: sets of backends as 64-bit words, and reading a pick's masks into them.
 // Internal to balancer/ (round_robin.cc and least_conn.cc); not part of picker.h's interface.
 //
-// A picker keeps its fixed sets (the primaries, the backups) as words, bit i of word i / 64
-// standing for backend i, with no bit set at or past the pool's size. A pick restricts one of
+// A picker keeps its fixed sets (the primaries, each tier of backups) as words, bit i of word i /
+// 64 standing for backend i, with no bit set at or past the pool's size. A pick restricts one of
 // them to the backends that are healthy and not excluded, reading both masks a word at a time
 // through BackendMask::word() (Eligible), and then visits only the backends it must: those set,
 // or those clear (ForEachSet, ForEachClear), in ascending order. Everything here is O(words)
@@ -12,6 +12,7 @@
 // backends visited), which stays in the pickers.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <span>
@@ -37,16 +38,27 @@ inline uint64_t ValidBits(uint32_t n, uint32_t w) {
 }
 
 // A pool's backends by class, as words: WordCount(specs.size()) each, no bit past the pool.
+// tiers[0] holds the primaries (the lowest tier present; possibly none), then each higher tier
+// present, in order: a pick tries them in turn and takes the first with an eligible backend.
 struct Classes {
-  std::vector<uint64_t> primary;  // bit i: backend i serves normally
-  std::vector<uint64_t> backup;   // bit i: backend i serves only when no primary is eligible
+  std::vector<std::vector<uint64_t>> tiers;  // at least one
 };
 
 inline Classes SplitByClass(const std::vector<BackendSpec>& specs) {
   const auto n = static_cast<uint32_t>(specs.size());
-  Classes classes{std::vector<uint64_t>(WordCount(n), 0), std::vector<uint64_t>(WordCount(n), 0)};
+  std::vector<uint8_t> present = {0};  // the tiers, ascending; 0 even when it has no backend
+  for (const BackendSpec& s : specs) {
+    const auto at = std::lower_bound(present.begin(), present.end(), s.tier);
+    if (at == present.end() || *at != s.tier) {
+      present.insert(at, s.tier);
+    }
+  }
+  Classes classes;
+  classes.tiers.assign(present.size(), std::vector<uint64_t>(WordCount(n), 0));
   for (uint32_t i = 0; i < n; ++i) {
-    (specs[i].backup ? classes.backup : classes.primary)[i / 64] |= uint64_t{1} << (i % 64);
+    const size_t t = static_cast<size_t>(
+        std::lower_bound(present.begin(), present.end(), specs[i].tier) - present.begin());
+    classes.tiers[t][i / 64] |= uint64_t{1} << (i % 64);
   }
   return classes;
 }

@@ -48,7 +48,9 @@ class BackendMask {
 
 struct BackendSpec {
   uint32_t weight = 1;  // 1..256
-  bool backup = false;  // serves only when no primary is eligible
+  // 0: a primary. 1, 2, ...: a backup tier, which serves only when no backend of a lower tier
+  // is eligible (SRV priorities; `backup = true` is tier 1).
+  uint8_t tier = 0;
   // Stable identity for consistent hashing (ip_hash): HashBytes() of the backend's address, so
   // a backend keeps its share of the keys when others are added or removed around it. 0 = use
   // the backend's index, which is stable only while backends are appended at the end.

@@ -54,8 +54,8 @@ class RoundRobin final : public Picker {
     }
   }
 
-  // Primaries first; backups only when no primary is eligible. One round over the backends, no
-  // allocation. Returns nullopt, touching no state, when nothing is eligible.
+  // Primaries first; each backup tier only when no lower tier is eligible. One round over the
+  // backends, no allocation. Returns nullopt, touching no state, when nothing is eligible.
   std::optional<uint32_t> Pick(uint64_t /*key_hash*/, const BackendMask& healthy,
                                const BackendMask& exclude) override {
     if (n_ <= kSmallPool) {
@@ -63,15 +63,15 @@ class RoundRobin final : public Picker {
         return std::nullopt;
       }
       const uint64_t eligible = healthy.word(0) & ~exclude.word(0);
-      for (uint64_t cls : {classes_.primary[0], classes_.backup[0]}) {
-        if ((cls & eligible) != 0) {
-          return RoundSmall(cls & eligible);
+      for (const std::vector<uint64_t>& cls : classes_.tiers) {
+        if ((cls[0] & eligible) != 0) {
+          return RoundSmall(cls[0] & eligible);
         }
       }
       return std::nullopt;
     }
-    for (const std::vector<uint64_t>* cls : {&classes_.primary, &classes_.backup}) {
-      if (mask_scan::Eligible(*cls, healthy, exclude, chosen_)) {
+    for (const std::vector<uint64_t>& cls : classes_.tiers) {
+      if (mask_scan::Eligible(cls, healthy, exclude, chosen_)) {
         return RoundAmong(chosen_.data());
       }
     }
@@ -182,7 +182,7 @@ class RoundRobin final : public Picker {
   }
 
   uint32_t n_;
-  mask_scan::Classes classes_;  // primaries and backups, as words
+  mask_scan::Classes classes_;  // primaries and backup tiers, as words
   int64_t total_weight_ = 0;    // of every backend: the total when all are eligible
   // What every round reads (and current_ is what it writes), each contiguous.
   std::vector<int64_t> weight_;   // 1..256

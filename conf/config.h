@@ -267,7 +267,8 @@ struct PoolConfig {
   Algorithm algorithm = Algorithm::kRoundRobin;
   std::vector<BackendConfig> backends;
   // discover = { srv = "_http._tcp.app.internal" }: backends from these SRV records (targets,
-  // ports, weights; the lowest priority serves, higher ones are backups), besides `backends`.
+  // ports, weights; the lowest priority serves, each higher one a further backup tier), besides
+  // `backends`.
   std::string discover_srv;
   // A backend DNS adds while torii runs gets its full share of requests over this long (0 = at
   // once). round_robin and least_conn only.

@@ -53,7 +53,9 @@ struct BackendTarget {
   // slow_start ramps its share from then.
   uint64_t added_ms = 0;
   uint32_t weight = 1;
-  bool backup = false;
+  // 0: a primary; 1, 2, ...: a backup tier (`backup = true` is 1; SRV priorities rank from 0),
+  // serving only when no backend of a lower tier can (balancer::BackendSpec::tier).
+  uint8_t tier = 0;
 };
 
 struct PoolSpec {

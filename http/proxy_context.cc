@@ -55,7 +55,7 @@ Generation::Generation(ProxyContext& ctx, std::shared_ptr<const ProxyConfig> con
     for (const BackendTarget& b : spec.backends) {
       // The address identifies a backend on the ip_hash ring, so adding or removing another
       // one does not move this one's clients.
-      backends.push_back(balancer::BackendSpec{b.weight, b.backup, balancer::HashBytes(b.name)});
+      backends.push_back(balancer::BackendSpec{b.weight, b.tier, balancer::HashBytes(b.name)});
     }
     const auto n = static_cast<uint32_t>(backends.size());
     pools_[i].picker = balancer::MakePicker(spec.algorithm, std::move(backends), spec.load);

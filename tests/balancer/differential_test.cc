@@ -117,6 +117,17 @@ uint32_t Clamp(uint32_t weight) { return std::clamp<uint32_t>(weight, 1, 256); }
 // Smooth weighted round robin exactly as nginx's ngx_http_upstream_get_peer: every eligible
 // backend's credit grows by its weight, the largest credit wins (the lowest index on a tie) and
 // gives back the eligible total. Backups take part only when no primary is eligible.
+// The tiers present, ascending: a pick tries each in turn (primaries, then each backup tier).
+std::vector<uint8_t> TiersOf(const std::vector<BackendSpec>& specs) {
+  std::vector<uint8_t> tiers;
+  for (const BackendSpec& s : specs) {
+    tiers.push_back(s.tier);
+  }
+  std::sort(tiers.begin(), tiers.end());
+  tiers.erase(std::unique(tiers.begin(), tiers.end()), tiers.end());
+  return tiers;
+}
+
 class ReferenceRoundRobin {
  public:
   explicit ReferenceRoundRobin(const std::vector<BackendSpec>& specs) : specs_(specs) {
@@ -124,11 +135,11 @@ class ReferenceRoundRobin {
   }
 
   std::optional<uint32_t> Pick(const PlainMask& healthy, const PlainMask& exclude) {
-    for (bool backup : {false, true}) {
+    for (uint8_t tier : TiersOf(specs_)) {
       int64_t total = 0;
       std::optional<uint32_t> best;
       for (uint32_t i = 0; i < specs_.size(); ++i) {
-        if (specs_[i].backup != backup || !healthy.test(i) || exclude.test(i)) {
+        if (specs_[i].tier != tier || !healthy.test(i) || exclude.test(i)) {
           continue;
         }
         const int64_t weight = Clamp(specs_[i].weight);
@@ -167,14 +178,14 @@ class ReferenceLeastConn {
   std::optional<uint32_t> Pick(const PlainMask& healthy, const PlainMask& exclude) {
     const auto n = static_cast<uint32_t>(specs_.size());
     const uint32_t start = cursor_ < n ? cursor_ : 0;
-    for (bool backup : {false, true}) {
+    for (uint8_t tier : TiersOf(specs_)) {
       std::optional<uint32_t> best;
       uint64_t best_active = 0;
       uint64_t best_weight = 1;
       uint64_t best_pass = 0;
       for (uint32_t step = 0; step < n; ++step) {
         const uint32_t i = (start + step) % n;
-        if (specs_[i].backup != backup || !healthy.test(i) || exclude.test(i)) {
+        if (specs_[i].tier != tier || !healthy.test(i) || exclude.test(i)) {
           continue;
         }
         const uint64_t active = load_.Get(i);
@@ -305,21 +316,24 @@ bool RunScenario(const ScenarioSpec& scenario, Totals& totals) {
   const int backup_mode = static_cast<int>(rng.Below(5));
   std::vector<BackendSpec> specs;
   for (uint32_t i = 0; i < n; ++i) {
-    bool backup = false;
+    uint8_t tier = 0;
     switch (backup_mode) {
       case 1:
-        backup = rng.Chance(100);
+        tier = rng.Chance(100) ? 1 : 0;
         break;
       case 2:
-        backup = rng.Chance(500);
+        tier = rng.Chance(500) ? 1 : 0;
         break;
       case 3:
-        backup = true;
+        tier = 1;
+        break;
+      case 4:
+        tier = static_cast<uint8_t>(rng.Below(4) * 3);  // tiers 0, 3, 6, 9 (SRV priorities)
         break;
       default:
-        break;  // 0, 4: none
+        break;  // 0: none
     }
-    specs.push_back(BackendSpec{DrawWeight(rng, weight_mode), backup, rng.Next()});
+    specs.push_back(BackendSpec{DrawWeight(rng, weight_mode), tier, rng.Next()});
   }
 
   auto load = std::make_shared<LoadCounters>(n);
@@ -449,7 +463,7 @@ bool RunScenario(const ScenarioSpec& scenario, Totals& totals) {
       ++totals.nullopt_picks;
       continue;
     }
-    if (specs[*got].backup) {
+    if (specs[*got].tier > 0) {
       ++totals.backup_picks;
     }
     if (lc) {

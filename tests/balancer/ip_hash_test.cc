@@ -34,8 +34,8 @@ class Keys {
 };
 
 // Backend i has the identity of address "10.0.0.<i>:8080", as the proxy would give it.
-BackendSpec Backend(uint32_t i, uint32_t weight = 1, bool backup = false) {
-  return BackendSpec{weight, backup, HashBytes("10.0.0." + std::to_string(i) + ":8080")};
+BackendSpec Backend(uint32_t i, uint32_t weight = 1, uint8_t tier = 0) {
+  return BackendSpec{weight, tier, HashBytes("10.0.0." + std::to_string(i) + ":8080")};
 }
 
 // `n` backends of weight 1, identities 0..n-1.
@@ -372,7 +372,7 @@ TEST(IpHash, RandomStateStaysCorrect) {
   constexpr uint32_t kN = 70;
   std::vector<BackendSpec> specs;
   for (uint32_t i = 0; i < kN; ++i) {
-    specs.push_back(Backend(i, 1 + (i * 37) % 256, i % 7 == 0));
+    specs.push_back(Backend(i, 1 + (i * 37) % 256, i % 7 == 0 ? 1 + i % 3 : 0));  // 3 tiers
   }
   auto picker = MakeIpHash(specs);
   Keys random(7);
@@ -382,19 +382,19 @@ TEST(IpHash, RandomStateStaysCorrect) {
     BackendMask exclude(kN);
     exclude.set(random.Next() % kN);
     std::optional<uint32_t> pick = picker->Pick(random.Next(), healthy, exclude);
-    bool any_primary = false;
+    uint8_t lowest = 255;  // the lowest tier with an eligible backend: the pick's
     bool any = false;
     for (uint32_t i = 0; i < kN; ++i) {
       if (healthy.test(i) && !exclude.test(i)) {
         any = true;
-        any_primary = any_primary || !specs[i].backup;
+        lowest = std::min(lowest, specs[i].tier);
       }
     }
     ASSERT_EQ(pick.has_value(), any);
     if (pick) {
       ASSERT_TRUE(healthy.test(*pick));
       ASSERT_FALSE(exclude.test(*pick));
-      ASSERT_EQ(specs[*pick].backup, !any_primary);
+      ASSERT_EQ(specs[*pick].tier, lowest);
     }
   }
 }

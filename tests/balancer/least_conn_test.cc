@@ -324,7 +324,8 @@ TEST(LeastConn, RandomStateStaysCorrect) {
   constexpr uint32_t kN = 70;
   std::vector<BackendSpec> specs;
   for (uint32_t i = 0; i < kN; ++i) {
-    specs.push_back(BackendSpec{1 + (i * 37) % 256, i % 7 == 0});
+    specs.push_back(BackendSpec{1 + (i * 37) % 256,
+                                static_cast<uint8_t>(i % 7 == 0 ? 1 + i % 3 : 0)});  // 3 tiers
   }
   auto load = std::make_shared<LoadCounters>(kN);
   auto picker = MakeLeastConn(specs, load);
@@ -344,12 +345,12 @@ TEST(LeastConn, RandomStateStaysCorrect) {
     BackendMask exclude(kN);
     exclude.set(next() % kN);
     std::optional<uint32_t> pick = picker->Pick(0, healthy, exclude);
-    bool any_primary = false;
+    uint8_t lowest = 255;  // the lowest tier with an eligible backend: the pick's
     bool any = false;
     for (uint32_t i = 0; i < kN; ++i) {
       if (healthy.test(i) && !exclude.test(i)) {
         any = true;
-        any_primary = any_primary || !specs[i].backup;
+        lowest = std::min(lowest, specs[i].tier);
       }
     }
     ASSERT_EQ(pick.has_value(), any);
@@ -358,9 +359,9 @@ TEST(LeastConn, RandomStateStaysCorrect) {
     }
     ASSERT_TRUE(healthy.test(*pick));
     ASSERT_FALSE(exclude.test(*pick));
-    ASSERT_EQ(specs[*pick].backup, !any_primary);
+    ASSERT_EQ(specs[*pick].tier, lowest);
     for (uint32_t i = 0; i < kN; ++i) {
-      if (healthy.test(i) && !exclude.test(i) && specs[i].backup == specs[*pick].backup) {
+      if (healthy.test(i) && !exclude.test(i) && specs[i].tier == specs[*pick].tier) {
         ASSERT_LE(uint64_t{load->Get(*pick)} * specs[i].weight,
                   uint64_t{load->Get(i)} * specs[*pick].weight)
             << *pick << " vs " << i;

@@ -215,6 +215,34 @@ TEST(RoundRobin, BackupsOnlyWhenPrimariesUnavailable) {
   EXPECT_EQ(Sequence(*picker, 3, healthy), "aaa");
 }
 
+// Backup tiers (SRV priorities): each serves only when every lower tier is unavailable, in
+// order, small pools and large (the word-by-word path) alike; a pool of backups only starts at
+// its lowest tier.
+TEST(RoundRobin, BackupTiersServeInOrder) {
+  for (uint32_t pad : {0u, 70u}) {  // 70 more primaries, all down: more than one mask word
+    std::vector<BackendSpec> specs = {{1, 0}, {1, 2}, {1, 5}, {1, 5}};
+    for (uint32_t i = 0; i < pad; ++i) {
+      specs.push_back({1, 0});
+    }
+    const auto n = static_cast<uint32_t>(specs.size());
+    auto picker = MakeRoundRobin(specs);
+    BackendMask healthy(n, true);
+    for (uint32_t i = 4; i < n; ++i) {
+      healthy.set(i, false);
+    }
+    EXPECT_EQ(Sequence(*picker, 2, healthy), "aa") << pad;
+    healthy.set(0, false);
+    EXPECT_EQ(Sequence(*picker, 2, healthy), "bb") << pad;  // tier 2 before tier 5
+    healthy.set(1, false);
+    EXPECT_EQ(Sequence(*picker, 4, healthy), "cdcd") << pad;
+    healthy.set(1, true);
+    EXPECT_EQ(Sequence(*picker, 2, healthy), "bb") << pad;
+  }
+  auto backups_only = MakeRoundRobin({{1, 3}, {1, 7}});
+  BackendMask both(2, true);
+  EXPECT_EQ(Sequence(*backups_only, 2, both), "aa");
+}
+
 // Nothing eligible (all unhealthy, empty pool, empty mask) gives nullopt, never a loop.
 TEST(RoundRobin, NothingEligible) {
   auto picker = MakeRoundRobin(Weights({1, 2, 3}));
@@ -300,7 +328,8 @@ TEST(RoundRobin, IgnoresKeyHash) {
 TEST(RoundRobin, FlappingHealthStaysCorrect) {
   std::vector<BackendSpec> specs;
   for (uint32_t i = 0; i < 70; ++i) {
-    specs.push_back(BackendSpec{1 + (i * 37) % 256, i % 7 == 0});
+    specs.push_back(BackendSpec{1 + (i * 37) % 256,
+                                static_cast<uint8_t>(i % 7 == 0 ? 1 + i % 3 : 0)});  // 3 tiers
   }
   auto picker = MakeRoundRobin(specs);
   uint64_t state = 12345;
@@ -314,19 +343,19 @@ TEST(RoundRobin, FlappingHealthStaysCorrect) {
     BackendMask exclude(70);
     exclude.set(next() % 70);
     std::optional<uint32_t> pick = picker->Pick(0, healthy, exclude);
-    bool any_primary = false;
+    uint8_t lowest = 255;  // the lowest tier with an eligible backend: the pick's
     bool any = false;
     for (uint32_t i = 0; i < 70; ++i) {
       if (healthy.test(i) && !exclude.test(i)) {
         any = true;
-        any_primary = any_primary || !specs[i].backup;
+        lowest = std::min(lowest, specs[i].tier);
       }
     }
     ASSERT_EQ(pick.has_value(), any);
     if (pick) {
       ASSERT_TRUE(healthy.test(*pick));
       ASSERT_FALSE(exclude.test(*pick));
-      ASSERT_EQ(specs[*pick].backup, !any_primary);
+      ASSERT_EQ(specs[*pick].tier, lowest);
     }
   }
 }

@@ -354,6 +354,42 @@ class Srv(DnsCase):
         h.wait_for(lambda: h.get(t.addr(), "/").header("X-Backend") == "d", 10 * h.SLOW,
                    what="the new SRV target in use")
 
+    def test_srv_priorities_are_backup_tiers_and_large_weights_keep_their_ratio(self):
+        """#19: three SRV priorities are three tiers: the second serves only when the first
+        is down, the third only when both are; weights above 256 are scaled, not clamped
+        (1000 : 3000 stays 1 : 3)."""
+        dns = self.dns()
+        o = {n: self.origin(n) for n in "abcd"}
+        port = lambda x: int(o[x].address.rsplit(":", 1)[1])
+        for n in "abcd":
+            dns.set_a(f"{n}.test", ["127.0.0.1"], ttl=30)
+        dns.set_srv("_http._tcp.app.test", [(10, 1000, port("a"), "a.test"),
+                                            (10, 3000, port("b"), "b.test"),
+                                            (20, 7, port("c"), "c.test"),
+                                            (30, 70000 % 65536, port("d"), "d.test")], ttl=30)
+        t = self.torii(dns_config(dns, [], pool_extra={
+            "discover": {"srv": "_http._tcp.app.test"},
+            "health": {"path": "/", "interval": "1s", "timeout": "300ms", "fall": 1,
+                       "rise": 1}}))
+        seen = collections.Counter(h.get(t.addr(), f"/?i={i}").header("X-Backend")
+                                   for i in range(40))
+        self.assertEqual(seen, {"a": 10, "b": 30})
+        rows = {x["address"]: (x["tier"], x["weight"], x["backup"])
+                for x in status(t)["pools"][0]["backends"]}
+        self.assertEqual(rows, {f"127.0.0.1:{port('a')}": (0, 85, False),
+                                f"127.0.0.1:{port('b')}": (0, 256, False),
+                                f"127.0.0.1:{port('c')}": (1, 7, True),
+                                f"127.0.0.1:{port('d')}": (2, 256, True)})
+        o["a"].stop()
+        o["b"].stop()
+        h.wait_for(lambda: h.get(t.addr(), "/").header("X-Backend") == "c", 10 * h.SLOW,
+                   what="the second tier in use")
+        self.assertEqual({h.get(t.addr(), f"/?j={i}").header("X-Backend") for i in range(6)},
+                         {"c"})  # never the third tier while the second serves
+        o["c"].stop()
+        h.wait_for(lambda: h.get(t.addr(), "/").header("X-Backend") == "d", 10 * h.SLOW,
+                   what="the third tier in use")
+
 
 class StartUp(DnsCase):
     def test_name_that_does_not_resolve_stops_start_up(self):
