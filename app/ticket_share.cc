@@ -151,9 +151,6 @@ void TicketKeyShare::Ask(const std::shared_ptr<tls::TicketKeys>& keys, uint64_t 
                            slot);
             }
           });
-  for (std::string& a : args) {
-    OPENSSL_cleanse(a.data(), a.size());
-  }
 }
 
 void TicketKeyShare::Failed(const std::string& name, const std::string& why) {

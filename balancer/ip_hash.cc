@@ -43,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "balancer/mask_scan.h"
 #include "balancer/picker.h"
 #include "base/hash.h"
 
@@ -207,17 +208,10 @@ class IpHash final : public Picker {
  public:
   explicit IpHash(std::vector<BackendSpec> backends)
       : size_(static_cast<uint32_t>(backends.size())) {
-    std::vector<uint8_t> present;  // the tiers, ascending
-    for (const BackendSpec& b : backends) {
-      const auto at = std::lower_bound(present.begin(), present.end(), b.tier);
-      if (at == present.end() || *at != b.tier) {
-        present.insert(at, b.tier);
-      }
-    }
-    tiers_.resize(present.size());
+    std::vector<uint32_t> ranks;
+    tiers_.resize(mask_scan::TierRanks(backends, &ranks));
     for (uint32_t i = 0; i < size_; ++i) {
-      const auto t = std::lower_bound(present.begin(), present.end(), backends[i].tier);
-      tiers_[static_cast<size_t>(t - present.begin())].members.push_back(i);
+      tiers_[ranks[i]].members.push_back(i);
     }
     for (HashClass& tier : tiers_) {
       tier.Build(backends);
@@ -242,7 +236,7 @@ class IpHash final : public Picker {
 
  private:
   uint32_t size_;
-  std::vector<HashClass> tiers_;  // ascending; the lowest first
+  std::vector<HashClass> tiers_;  // by tier rank (mask_scan::TierRanks); the primaries first
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 // balancer/mask_scan.h: sets of backends as 64-bit words, and reading a pick's masks into them.
-// Internal to balancer/ (round_robin.cc and least_conn.cc); not part of picker.h's interface.
+// Internal to balancer/ (round_robin.cc and least_conn.cc; ip_hash.cc uses TierRanks); not part
+// of picker.h's interface.
 //
 // A picker keeps its fixed sets (the primaries, each tier of backups) as words, bit i of word i /
 // 64 standing for backend i, with no bit set at or past the pool's size. A pick restricts one of
@@ -12,7 +13,7 @@
 // backends visited), which stays in the pickers.
 #pragma once
 
-#include <algorithm>
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <span>
@@ -44,21 +45,34 @@ struct Classes {
   std::vector<std::vector<uint64_t>> tiers;  // at least one
 };
 
+// Each backend's tier as a rank among the tiers present (ranks[i]; tier 0, the primaries, is
+// rank 0 even when it has no backend), and how many ranks there are: the order a pick tries them.
+inline uint32_t TierRanks(const std::vector<BackendSpec>& specs, std::vector<uint32_t>* ranks) {
+  std::array<uint32_t, 256> rank_of{};  // 1 where a tier is present, then each tier's rank
+  rank_of[0] = 1;
+  for (const BackendSpec& s : specs) {
+    rank_of[s.tier] = 1;
+  }
+  uint32_t count = 0;
+  for (uint32_t& r : rank_of) {
+    const uint32_t present = r;
+    r = count;
+    count += present;
+  }
+  ranks->resize(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    (*ranks)[i] = rank_of[specs[i].tier];
+  }
+  return count;
+}
+
 inline Classes SplitByClass(const std::vector<BackendSpec>& specs) {
   const auto n = static_cast<uint32_t>(specs.size());
-  std::vector<uint8_t> present = {0};  // the tiers, ascending; 0 even when it has no backend
-  for (const BackendSpec& s : specs) {
-    const auto at = std::lower_bound(present.begin(), present.end(), s.tier);
-    if (at == present.end() || *at != s.tier) {
-      present.insert(at, s.tier);
-    }
-  }
+  std::vector<uint32_t> ranks;
   Classes classes;
-  classes.tiers.assign(present.size(), std::vector<uint64_t>(WordCount(n), 0));
+  classes.tiers.assign(TierRanks(specs, &ranks), std::vector<uint64_t>(WordCount(n), 0));
   for (uint32_t i = 0; i < n; ++i) {
-    const size_t t = static_cast<size_t>(
-        std::lower_bound(present.begin(), present.end(), specs[i].tier) - present.begin());
-    classes.tiers[t][i / 64] |= uint64_t{1} << (i % 64);
+    classes.tiers[ranks[i]][i / 64] |= uint64_t{1} << (i % 64);
   }
   return classes;
 }

@@ -141,9 +141,10 @@ struct ClientConn {
     }
   }
 
-  // The connection's client: the PROXY header's source, else the socket peer.
-  const sockaddr* client(const core::Conn& conn) const {
-    return proxied ? reinterpret_cast<const sockaddr*>(&proxied->source) : conn.peer();
+  // The connection's client: the PROXY header's source, else `conn`'s socket peer (`conn` is
+  // read only then: a background refresh's ClientConn has no connection and always the former).
+  const sockaddr* client(const core::Conn* conn) const {
+    return proxied ? reinterpret_cast<const sockaddr*>(&proxied->source) : conn->peer();
   }
   std::string_view client_text() const { return proxied ? proxied->text : peer; }
 };

@@ -198,10 +198,7 @@ class Exchange {
   core::Conn* client_conn() const { return ctx_.worker().Resolve(conn_.ref); }
   // The connection's client: the PROXY header's source on a proxy_protocol listener, else the
   // socket peer. Who the request's client is may go further (ResolveClient).
-  const sockaddr* ConnClient() const {
-    return conn_.proxied ? reinterpret_cast<const sockaddr*>(&conn_.proxied->source)
-                         : client_conn()->peer();
-  }
+  const sockaddr* ConnClient() const { return conn_.client(client_conn()); }
   std::string_view ConnClientText() const { return conn_.client_text(); }
   // "https" on a TLS listener, else "http" (X-Forwarded-Proto, cache keys, redirects).
   const char* scheme() const { return cfg().listeners[conn_.listener].scheme(); }
