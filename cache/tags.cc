@@ -55,6 +55,18 @@ bool CarriesTag(const Entry& entry, std::span<const std::string> tags) {
   return false;
 }
 
+void TagsOf(std::span<const Header> headers, std::vector<std::string_view>* out) {
+  for (const Header& h : headers) {
+    const bool comma = base::EqualsIgnoreCase(h.name, "cache-tag");
+    if (comma || base::EqualsIgnoreCase(h.name, "surrogate-key")) {
+      ForEachTag(h.value, comma ? ", \t" : " \t", [&](std::string_view tag) {
+        out->push_back(tag);
+        return true;
+      });
+    }
+  }
+}
+
 std::shared_ptr<const Entry> MarkedStale(const Entry& entry, int64_t now) {
   auto copy = std::make_shared<Entry>(entry);
   copy->freshness_lifetime = std::min(entry.freshness_lifetime, CurrentAge(entry, now));

@@ -25,6 +25,10 @@ void AppendTags(std::string_view value, std::vector<std::string>* out);
 // True when `entry` was stored with one of `tags` in a Cache-Tag or Surrogate-Key field.
 bool CarriesTag(const Entry& entry, std::span<const std::string> tags);
 
+// The tags `headers` (a stored response's) carry in Cache-Tag and Surrogate-Key fields, split
+// as CarriesTag() splits them; views into `headers`.
+void TagsOf(std::span<const Header> headers, std::vector<std::string_view>* out);
+
 // A soft purge's copy of `entry`: stale from `now` on (its freshness lifetime ends at its
 // current age), everything else kept, so it is revalidated before its next use and still
 // serves stale-if-error / stale-while-revalidate as if it had just expired.

@@ -31,7 +31,7 @@ const ProcessKey& Key() {
 
 uint64_t KeyedHash(const uint8_t* data, size_t len) {
   const ProcessKey& k = Key();
-  return SipHash<1, 3>(k.k0, k.k1, data, len);
+  return base::SipHash<1, 3>(k.k0, k.k1, data, len);
 }
 
 }  // namespace detail

@@ -38,8 +38,8 @@ TEST(SipHashTest, MatchesTheReferenceVectors) {
   }
   const uint64_t k0 = 0x0706050403020100ull;
   const uint64_t k1 = 0x0f0e0d0c0b0a0908ull;
-  EXPECT_EQ((detail::SipHash<2, 4>(k0, k1, msg, 15)), 0xa129ca6149be45e5ull);
-  EXPECT_EQ((detail::SipHash<2, 4>(k0, k1, msg, 0)), 0x726fdb47dd0e0e31ull);
+  EXPECT_EQ((base::SipHash<2, 4>(k0, k1, msg, 15)), 0xa129ca6149be45e5ull);
+  EXPECT_EQ((base::SipHash<2, 4>(k0, k1, msg, 0)), 0x726fdb47dd0e0e31ull);
 }
 
 // HashKey is deterministic within the process and separates different text.

@@ -1,0 +1,206 @@
+// cache/disk.h: a cache's disk tier. Responses kept in one file of a fixed size, found again
+// after a restart, never served torn.
+//
+// Owns: DiskStore, the file's format and its in-memory index. The store decides where each
+// record goes and whether what a read brought back may be served; the bytes themselves move
+// through the caller's io_uring (http/ reads and writes at the offsets given here), so a
+// worker never blocks on the disk. The only blocking I/O here is opening the file and the
+// start-up scan, on a thread of its own.
+//
+// Format. Block 0 is the superblock: magic, version, file size and a random 128-bit key made
+// when the file is formatted. Records follow at block-aligned offsets, each a 64-byte header
+// (magic, sequence number, lengths, CRC-32C of the payload, SipHash-2-4 of the header under
+// the file's key), then the cache key, the response's metadata (status, header fields,
+// freshness inputs, validators, Vary) and the body, zero-padded to the next block.
+//
+// Placement: a circular log (the write head moves forward and wraps to block 1), so eviction
+// is FIFO in write order and the file never grows past `size`. A record being written over is
+// dropped from the index when its space is reserved, before the write is submitted. A key
+// written again gets a new record; the old one is dropped from the index (its space comes
+// back when the head reaches it).
+//
+// Restart. The scan follows the records from block 1 (each header gives the next record's
+// offset), steps block by block over what is not a record (the tail of a record written over,
+// never-written space, skipped as holes), keeps the newest record of each key and drops the
+// older of two that overlap, and puts the write head after the newest record. Entries written
+// by an earlier process come back stale: each is revalidated on its first use (its validators
+// make that a 304 when the backend still has it).
+//
+// Crash safety. A record is indexed only after its write completed, and every read checks the
+// header's SipHash (under a key no response can know: a body that imitates a header is never
+// taken for one), the sequence number the index expects, the key and the payload's CRC-32C: a
+// torn or overwritten record is a miss, and is dropped from the index. Padding with zeros means
+// no stale header survives inside a newer record.
+//
+// Concurrency: one mutex over the index, held for map operations only (no I/O, no parsing of
+// bodies under it). Thread-safe.
+//
+// Leaves out: when to read or write (http/: a memory miss reads, a stored response is written
+// through), freshness (policy.h), and the memory tier (store.h). Objects on disk are bounded by
+// the memory tier's max_object (they pass through it).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/entry.h"
+
+namespace torii::cache {
+
+struct DiskOptions {
+  std::string path;
+  uint64_t size = 0;  // bytes of the file, superblock included
+
+  friend bool operator==(const DiskOptions&, const DiskOptions&) = default;
+};
+
+struct DiskStats {
+  bool ready = false;     // the start-up scan finished
+  size_t entries = 0;     // keys with a record
+  uint64_t bytes = 0;     // space their records take (block-aligned)
+  uint64_t capacity = 0;  // space for records (size less the superblock)
+  uint64_t loaded = 0;    // records the start-up scan found
+  uint64_t hits = 0;      // reads that gave an entry
+  uint64_t misses = 0;    // Find() calls without a record
+  uint64_t writes = 0;    // records written
+  uint64_t write_errors = 0;
+  uint64_t corrupt = 0;  // reads refused: torn, overwritten or not the key's
+};
+
+// Where a record lies (Find()): the reader reads head_len bytes at `offset` into one buffer
+// and body_len bytes after them into another, and hands both to Decode().
+struct DiskRecord {
+  uint64_t offset = 0;
+  uint64_t seq = 0;
+  uint32_t head_len = 0;
+  uint64_t body_len = 0;
+  bool stale = false;  // written by an earlier process, or soft-purged: revalidate first
+};
+
+// One record to write (PrepareWrite()): `head`, then `body`, then `padding` zero bytes
+// (ZeroPadding()) at `offset`, as one vectored write. Report its end with Written().
+struct DiskWrite {
+  uint64_t offset = 0;
+  uint64_t seq = 0;
+  std::string head;
+  std::shared_ptr<const std::string> body;
+  size_t padding = 0;
+  size_t total() const { return head.size() + (body ? body->size() : 0) + padding; }
+};
+
+class DiskStore {
+ public:
+  static constexpr size_t kBlock = 4096;
+  static constexpr size_t kHeaderSize = 64;
+  static constexpr uint64_t kMinSize = uint64_t{1} << 20;
+  static constexpr size_t kMaxKey = 16 * 1024;
+  static constexpr size_t kMaxMeta = 1024 * 1024;
+
+  // The keyed hash the index uses for keys and tags (the caller's, so it is the one every
+  // other table of the process uses; it need not be stable across processes).
+  using KeyHash = uint64_t (*)(std::string_view);
+
+  // Opens (creating or formatting when needed) `options.path`, locked against another process,
+  // and starts the scan of what it holds. nullptr with `error` set when the file cannot be
+  // used. Until the scan is done, Find() misses and PrepareWrite() declines.
+  static std::shared_ptr<DiskStore> Open(const DiskOptions& options, KeyHash hash,
+                                         std::string* error);
+  ~DiskStore();
+  DiskStore(const DiskStore&) = delete;
+  DiskStore& operator=(const DiskStore&) = delete;
+
+  int fd() const { return fd_; }
+  const DiskOptions& options() const { return options_; }
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  // Blocks until the start-up scan is done (tests, benchmarks).
+  void WaitReady();
+
+  // The record of `key`, if one is indexed (counts a miss when not).
+  std::optional<DiskRecord> Find(std::string_view key);
+
+  // The entry a read of `rec` brought back (`head`: its head_len bytes; `body`: its body_len
+  // bytes, adopted as the entry's body), or nullptr when the record is torn, was written over
+  // or dropped since Find(), or is not `key`'s: it is then dropped from the index. An entry of
+  // a record marked stale comes back stale at `now` (its freshness lifetime cut to its age).
+  std::shared_ptr<Entry> Decode(std::string_view key, const DiskRecord& rec, std::string_view head,
+                                std::shared_ptr<const std::string> body, int64_t now);
+
+  // Reserves space for `entry` under `key` at the write head and serialises its head. Declines
+  // (nullopt) before the scan is done, for a compressed variant (coding != 0: they are made
+  // again from the identity entry), and for a record larger than a quarter of the file.
+  std::optional<DiskWrite> PrepareWrite(std::string_view key, const Entry& entry);
+  // The write of `w` ended: indexed when `ok` (unless its space was reserved again meanwhile),
+  // else forgotten.
+  void Written(const DiskWrite& w, bool ok);
+
+  // Drops `key`'s record (invalidation, PURGE). True if there was one.
+  bool Remove(std::string_view key);
+  // Purge by tag: drops (or, `soft`, marks stale) every record carrying one of `tags`.
+  // Returns how many. O(records).
+  size_t PurgeTags(std::span<const std::string> tags, bool soft);
+
+  DiskStats Stats() const;
+
+  // kBlock zero bytes: where a write's padding comes from.
+  static const char* ZeroPadding();
+
+  // The serialised form of an entry's metadata and its inverse (exposed for tests and the
+  // fuzz target: Decode() reads bytes from the disk). DecodeMeta returns false on anything
+  // malformed, leaving `out` partly filled.
+  static void EncodeMeta(const Entry& entry, std::string* out);
+  static bool DecodeMeta(std::string_view in, Entry* out);
+
+ private:
+  struct Rec {
+    uint64_t hash = 0;
+    uint64_t seq = 0;
+    uint32_t head_len = 0;
+    uint64_t body_len = 0;
+    uint64_t extent = 0;  // block-aligned length
+    bool committed = false;
+    bool stale = false;
+    std::vector<uint64_t> tags;  // hashes of the Cache-Tag / Surrogate-Key values
+  };
+  using Map = std::map<uint64_t, Rec>;  // by offset
+
+  DiskStore(const DiskOptions& options, KeyHash hash, int fd, uint64_t k0, uint64_t k1);
+  void Scan();
+  // Drops the record at `it` from both maps (mu_ held). Returns the next one.
+  Map::iterator DropLocked(Map::iterator it);
+  void TagHashes(std::span<const Header> headers, std::vector<uint64_t>* out) const;
+  uint64_t HeaderMac(const unsigned char* header) const;
+
+  const DiskOptions options_;
+  const KeyHash hash_;
+  const int fd_;
+  const uint64_t k0_;
+  const uint64_t k1_;
+
+  mutable std::mutex mu_;
+  Map by_offset_;
+  std::unordered_map<uint64_t, uint64_t> by_hash_;  // key hash → offset of its committed record
+  uint64_t head_ = kBlock;                          // where the next record goes
+  uint64_t next_seq_ = 1;
+  uint64_t boot_seq_ = 1;  // records below it were written by an earlier process
+  uint64_t bytes_ = 0;
+  DiskStats counts_;  // hits, misses, writes, write_errors, corrupt, loaded
+
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> stop_{false};
+  std::condition_variable ready_cv_;
+  std::thread scanner_;
+};
+
+}  // namespace torii::cache
