@@ -14,6 +14,7 @@
 #include "base/text.h"
 #include "http/basic_auth.h"
 #include "http/h2_fields.h"
+#include "ratelimit/hash.h"
 
 namespace torii::app {
 
@@ -214,7 +215,24 @@ void AddCaches(const conf::Config& c, http::ProxyConfig* p) {
     cs.key_query = cc.key_query;
     cs.key_headers = cc.key_headers;
     cs.purge_allow = IpListOf(cc.purge_allow);
+    cs.disk_options = cache::DiskOptions{cc.disk_path, cc.disk_size};
     p->caches.push_back(std::move(cs));
+  }
+}
+
+// A disk tier stays with its file (whichever cache names it): a new size takes effect at the
+// next start.
+void CarryDisks(const http::ProxyConfig& old, http::ProxyConfig* fresh) {
+  for (http::CacheSpec& cache : fresh->caches) {
+    for (const http::CacheSpec& before : old.caches) {
+      if (before.disk && !cache.disk_options.path.empty() &&
+          before.disk_options.path == cache.disk_options.path) {
+        if (before.disk_options.size != cache.disk_options.size && !cache.disk) {
+          spdlog::warn("[cache.{}] disk: a new size takes effect when torii restarts", cache.name);
+        }
+        cache.disk = before.disk;
+      }
+    }
   }
 }
 
@@ -527,6 +545,7 @@ void CarryOver(const http::ProxyConfig& old, http::ProxyConfig* fresh) {
       }
     }
   }
+  CarryDisks(old, fresh);
   for (size_t i = 0; i < fresh->listeners.size() && i < old.listeners.size(); ++i) {
     http::ListenerSpec& l = fresh->listeners[i];
     const http::ListenerSpec& before = old.listeners[i];
@@ -535,6 +554,23 @@ void CarryOver(const http::ProxyConfig& old, http::ProxyConfig* fresh) {
     l.max_conns_per_ip = before.max_conns_per_ip;
     l.per_ip = before.per_ip;
   }
+}
+
+std::string OpenDiskTiers(http::ProxyConfig* proxy, const http::ProxyConfig* previous) {
+  if (previous != nullptr) {
+    CarryDisks(*previous, proxy);
+  }
+  for (http::CacheSpec& cache : proxy->caches) {
+    if (cache.disk || cache.disk_options.path.empty()) {
+      continue;
+    }
+    std::string error;
+    cache.disk = cache::DiskStore::Open(cache.disk_options, &ratelimit::HashKey, &error);
+    if (!cache.disk) {
+      return "[cache." + cache.name + "] " + error;
+    }
+  }
+  return {};
 }
 
 std::string ReloadBlocker(const conf::Config& old, const conf::Config& fresh) {

@@ -44,8 +44,15 @@ std::shared_ptr<http::ProxyConfig> BuildProxyConfig(const conf::Config& config,
 // Hot reload keeps what must outlive a config version: a pool's health, load and max_conns
 // state and TLS sessions when its settings are unchanged, a rate-limit table (and its bans and
 // leases) with the same settings, a cache store of the same size (entries survive a reload),
-// route counters, and every listener's connection counters (listeners do not change on reload).
+// route counters, every listener's connection counters (listeners do not change on reload), and
+// the disk tiers by file.
 void CarryOver(const http::ProxyConfig& old, http::ProxyConfig* fresh);
+
+// Gives every cache with a disk tier configured its store: `previous`'s for the same file (a
+// reload), else the file opened (start-up, or a reload that adds or moves one). The first
+// failure, or empty. The scans of what new files hold run on threads of their own; requests
+// miss the disk tier until each is done.
+std::string OpenDiskTiers(http::ProxyConfig* proxy, const http::ProxyConfig* previous);
 
 // What a reload cannot change (the sockets and threads are made once): empty when `fresh` may
 // replace `old`, else why not.

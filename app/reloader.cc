@@ -44,7 +44,11 @@ std::string Reloader::Start() {
       return why;
     }
   }
-  proxy_config_ = BuildProxyConfig(first_, tls_, workers_, *discovery_);
+  std::shared_ptr<http::ProxyConfig> proxy = BuildProxyConfig(first_, tls_, workers_, *discovery_);
+  if (std::string why = OpenDiskTiers(proxy.get(), nullptr); !why.empty()) {
+    return why;
+  }
+  proxy_config_ = std::move(proxy);
   checker_ = std::make_shared<HealthChecker>(first_, *proxy_config_);
   ocsp_ = std::make_shared<OcspFetcher>(*proxy_config_);
   ticket_keys_ = TicketKeysOf(*proxy_config_);
@@ -81,6 +85,9 @@ bool Reloader::ReloadFile() {
   }
   std::shared_ptr<http::ProxyConfig> next =
       BuildProxyConfig(*fresh, *tls, workers_, *next_discovery);
+  if (std::string why = OpenDiskTiers(next.get(), proxy_config_.get()); !why.empty()) {
+    return refuse(why);
+  }
   tls_ = std::move(*tls);
   configs_.push_back(std::make_unique<conf::Config>(std::move(*fresh)));
   discoveries_.push_back(std::move(next_discovery));

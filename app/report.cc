@@ -472,14 +472,57 @@ constexpr Metric<const http::RateLimitSpec*> kRateLimitMetrics[] = {
 };
 
 constexpr Metric<const http::CacheSpec*> kCacheMetrics[] = {
-    {"torii_cache_bytes", "gauge", "", "Bytes held by each cache (bodies, headers, keys).",
-     "bytes", [](const http::CacheSpec* const& c) -> Value { return uint64_t{c->store->bytes()}; }},
+    {"torii_cache_bytes", "gauge", "", "Bytes held by each cache (bodies, headers, keys).", "bytes",
+     [](const http::CacheSpec* const& c) -> Value { return uint64_t{c->store->bytes()}; }},
     {"torii_cache_capacity_bytes", "gauge", "", "Each cache's memory bound.", "capacity",
      [](const http::CacheSpec* const& c) -> Value { return uint64_t{c->store->capacity()}; }},
     {"torii_cache_entries", "gauge", "", "Responses (and compressed variants) stored.", "entries",
      [](const http::CacheSpec* const& c) -> Value { return uint64_t{c->store->entries()}; }},
     {"torii_cache_evictions_total", "counter", "", "Entries evicted to make room.", "",
      [](const http::CacheSpec* const& c) -> Value { return c->store->Stats().evictions; }},
+    // The disk tier (cache/disk.h); zero for a cache without one.
+    {"torii_cache_disk_entries", "gauge", "", "Responses each cache's disk tier holds.",
+     "disk_entries",
+     [](const http::CacheSpec* const& c) -> Value {
+       return uint64_t{c->disk ? c->disk->Stats().entries : 0};
+     }},
+    {"torii_cache_disk_bytes", "gauge", "", "Space the disk tier's records take.", "disk_bytes",
+     [](const http::CacheSpec* const& c) -> Value { return c->disk ? c->disk->Stats().bytes : 0; }},
+    {"torii_cache_disk_capacity_bytes", "gauge", "", "Space for records in each disk tier's file.",
+     "disk_capacity",
+     [](const http::CacheSpec* const& c) -> Value {
+       return c->disk ? c->disk->Stats().capacity : 0;
+     }},
+    {"torii_cache_disk_ready", "gauge", "",
+     "1 once the disk tier's start-up scan is done (it misses until then).", "disk_ready",
+     [](const http::CacheSpec* const& c) -> Value {
+       return uint64_t{c->disk && c->disk->ready() ? 1u : 0u};
+     }},
+    {"torii_cache_disk_loaded", "gauge", "", "Records the disk tier's start-up scan found.",
+     "disk_loaded",
+     [](const http::CacheSpec* const& c) -> Value {
+       return c->disk ? c->disk->Stats().loaded : 0;
+     }},
+    {"torii_cache_disk_reads_total", "counter", "outcome=\"hit\"",
+     "Memory misses looked up on disk, by outcome.", "disk_hits",
+     [](const http::CacheSpec* const& c) -> Value { return c->disk ? c->disk->Stats().hits : 0; }},
+    {"torii_cache_disk_reads_total", "counter", "outcome=\"miss\"", "", "disk_misses",
+     [](const http::CacheSpec* const& c) -> Value {
+       return c->disk ? c->disk->Stats().misses : 0;
+     }},
+    {"torii_cache_disk_reads_total", "counter", "outcome=\"corrupt\"", "", "disk_corrupt",
+     [](const http::CacheSpec* const& c) -> Value {
+       return c->disk ? c->disk->Stats().corrupt : 0;
+     }},
+    {"torii_cache_disk_writes_total", "counter", "outcome=\"ok\"",
+     "Records written to the disk tier, by outcome.", "disk_writes",
+     [](const http::CacheSpec* const& c) -> Value {
+       return c->disk ? c->disk->Stats().writes : 0;
+     }},
+    {"torii_cache_disk_writes_total", "counter", "outcome=\"error\"", "", "disk_write_errors",
+     [](const http::CacheSpec* const& c) -> Value {
+       return c->disk ? c->disk->Stats().write_errors : 0;
+     }},
 };
 
 // ---- Served certificates ----

@@ -25,6 +25,7 @@ constexpr char kRecordMagic[8] = {'T', 'O', 'R', 'I', 'I', 'R', 'C', '1'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kSuperSize = 48;  // what the superblock's checksum covers, and the checksum
 constexpr size_t kMacAt = DiskStore::kHeaderSize - 8;
+constexpr uint32_t kTombstone = 1;  // header flag: the metadata lists (offset, seq) pairs
 
 uint64_t AlignUp(uint64_t n) {
   return (n + DiskStore::kBlock - 1) / DiskStore::kBlock * DiskStore::kBlock;
@@ -63,6 +64,7 @@ struct RecordHeader {
   uint32_t meta_len = 0;
   uint64_t body_len = 0;
   uint32_t crc = 0;
+  uint32_t flags = 0;  // kTombstone
   uint64_t head_len() const { return DiskStore::kHeaderSize + key_len + meta_len; }
 };
 
@@ -74,6 +76,7 @@ void FillHeader(const RecordHeader& r, unsigned char* p) {
   PutAt<uint32_t>(p + 20, r.meta_len);
   PutAt<uint64_t>(p + 24, r.body_len);
   PutAt<uint32_t>(p + 32, r.crc);
+  PutAt<uint32_t>(p + 36, r.flags);
 }
 
 RecordHeader ReadHeader(const unsigned char* p) {
@@ -83,6 +86,7 @@ RecordHeader ReadHeader(const unsigned char* p) {
   r.meta_len = GetAt<uint32_t>(p + 20);
   r.body_len = GetAt<uint64_t>(p + 24);
   r.crc = GetAt<uint32_t>(p + 32);
+  r.flags = GetAt<uint32_t>(p + 36);
   return r;
 }
 
@@ -326,6 +330,8 @@ void DiskStore::Scan() {
   struct Found {
     uint64_t offset;
     Rec rec;
+    std::vector<std::pair<uint64_t, uint64_t>> kills;  // a tombstone's (offset, seq) pairs
+    bool tombstone = false;
   };
   std::vector<Found> found;
   const uint64_t size = options_.size;
@@ -367,9 +373,23 @@ void DiskStore::Scan() {
       }
     }
     const std::string_view key = std::string_view(head).substr(kHeaderSize, r.key_len);
+    const std::string_view meta_bytes = std::string_view(head).substr(kHeaderSize + r.key_len);
     Entry meta;
     const uint64_t extent = AlignUp(r.head_len() + r.body_len);
-    if (DecodeMeta(std::string_view(head).substr(kHeaderSize + r.key_len), &meta)) {
+    if (r.flags == kTombstone) {
+      // Acted on only when whole (its CRC): a torn one names nothing.
+      if (r.key_len == 0 && r.body_len == 0 && r.meta_len % 16 == 0 &&
+          CrcOf(std::string_view(head).substr(kHeaderSize), {}) == r.crc) {
+        Found f{off, Rec{}, {}, true};
+        f.rec.seq = r.seq;
+        f.rec.extent = extent;
+        const auto* m = reinterpret_cast<const unsigned char*>(meta_bytes.data());
+        for (size_t i = 0; i < meta_bytes.size(); i += 16) {
+          f.kills.emplace_back(GetAt<uint64_t>(m + i), GetAt<uint64_t>(m + i + 8));
+        }
+        found.push_back(std::move(f));
+      }
+    } else if (r.flags == 0 && DecodeMeta(meta_bytes, &meta)) {
       Rec rec;
       rec.hash = hash_(key);
       rec.seq = r.seq;
@@ -378,7 +398,7 @@ void DiskStore::Scan() {
       rec.extent = extent;
       rec.committed = true;
       TagHashes(meta.headers, &rec.tags);
-      found.push_back(Found{off, std::move(rec)});
+      found.push_back(Found{off, std::move(rec), {}, false});
     }
     off += extent;
   }
@@ -386,26 +406,42 @@ void DiskStore::Scan() {
   // it, was kept before it.
   std::sort(found.begin(), found.end(),
             [](const Found& a, const Found& b) { return a.rec.seq > b.rec.seq; });
+  std::map<uint64_t, uint64_t> taken;  // offset → end of every record and tombstone kept
   Map kept;
   std::unordered_map<uint64_t, uint64_t> keys;
-  uint64_t bytes = 0;
+  std::vector<const Found*> tombstones;
   for (Found& f : found) {
-    if (keys.contains(f.rec.hash)) {
+    if (!f.tombstone && keys.contains(f.rec.hash)) {
       continue;
     }
-    auto next = kept.lower_bound(f.offset);
-    if (next != kept.end() && next->first < f.offset + f.rec.extent) {
+    auto next = taken.lower_bound(f.offset);
+    if (next != taken.end() && next->first < f.offset + f.rec.extent) {
       continue;
     }
-    if (next != kept.begin()) {
-      auto prev = std::prev(next);
-      if (prev->first + prev->second.extent > f.offset) {
-        continue;
-      }
+    if (next != taken.begin() && std::prev(next)->second > f.offset) {
+      continue;
+    }
+    taken.emplace(f.offset, f.offset + f.rec.extent);
+    if (f.tombstone) {
+      tombstones.push_back(&f);
+      continue;
     }
     keys.emplace(f.rec.hash, f.offset);
-    bytes += f.rec.extent;
     kept.emplace(f.offset, std::move(f.rec));
+  }
+  // What a purge dropped stays dropped (a tombstone is newer than what it names).
+  for (const Found* t : tombstones) {
+    for (const auto& [offset, seq] : t->kills) {
+      auto it = kept.find(offset);
+      if (it != kept.end() && it->second.seq == seq) {
+        keys.erase(it->second.hash);
+        kept.erase(it);
+      }
+    }
+  }
+  uint64_t bytes = 0;
+  for (const auto& [offset, rec] : kept) {
+    bytes += rec.extent;
   }
   std::lock_guard lock(mu_);
   if (!found.empty()) {
@@ -425,7 +461,10 @@ void DiskStore::Scan() {
   ready_cv_.notify_all();
 }
 
-DiskStore::Map::iterator DiskStore::DropLocked(Map::iterator it) {
+DiskStore::Map::iterator DiskStore::DropLocked(Map::iterator it, bool dead) {
+  if (dead && it->second.committed) {
+    dead_.emplace_back(it->first, it->second.seq);
+  }
   auto k = by_hash_.find(it->second.hash);
   if (k != by_hash_.end() && k->second == it->first) {
     by_hash_.erase(k);
@@ -459,8 +498,8 @@ std::shared_ptr<Entry> DiskStore::Decode(std::string_view key, const DiskRecord&
     const auto* p = reinterpret_cast<const unsigned char*>(head.data());
     const RecordHeader r = ReadHeader(p);
     ok = std::memcmp(p, kRecordMagic, 8) == 0 && GetAt<uint64_t>(p + kMacAt) == HeaderMac(p) &&
-         r.seq == rec.seq && r.head_len() == rec.head_len && r.body_len == rec.body_len &&
-         head.substr(kHeaderSize, r.key_len) == key &&
+         r.flags == 0 && r.seq == rec.seq && r.head_len() == rec.head_len &&
+         r.body_len == rec.body_len && head.substr(kHeaderSize, r.key_len) == key &&
          CrcOf(head.substr(kHeaderSize), *body) == r.crc &&
          DecodeMeta(head.substr(kHeaderSize + r.key_len), entry.get());
   }
@@ -519,25 +558,7 @@ std::optional<DiskWrite> DiskStore::PrepareWrite(std::string_view key, const Ent
   TagHashes(entry.headers, &rec.tags);
   {
     std::lock_guard lock(mu_);
-    if (head_ + extent > options_.size) {
-      head_ = kBlock;  // wrap: the tail past the head keeps its records until the head returns
-    }
-    auto it = by_offset_.lower_bound(head_);
-    if (it != by_offset_.begin()) {
-      auto prev = std::prev(it);
-      if (prev->first + prev->second.extent > head_) {
-        DropLocked(prev);
-      }
-    }
-    while (it != by_offset_.end() && it->first < head_ + extent) {
-      it = DropLocked(it);
-    }
-    w.offset = head_;
-    w.seq = next_seq_++;
-    head_ += extent;
-    if (head_ >= options_.size) {
-      head_ = kBlock;
-    }
+    w.offset = ReserveLocked(extent, &w.seq);
     rec.seq = w.seq;
     bytes_ += extent;
     by_offset_.emplace(w.offset, std::move(rec));
@@ -547,6 +568,60 @@ std::optional<DiskWrite> DiskStore::PrepareWrite(std::string_view key, const Ent
   FillHeader(r, p);
   PutAt<uint64_t>(p + kMacAt, HeaderMac(p));
   w.padding = extent - total;
+  return w;
+}
+
+uint64_t DiskStore::ReserveLocked(uint64_t extent, uint64_t* seq) {
+  if (head_ + extent > options_.size) {
+    head_ = kBlock;  // wrap: the tail past the head keeps its records until the head returns
+  }
+  auto it = by_offset_.lower_bound(head_);
+  if (it != by_offset_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second.extent > head_) {
+      DropLocked(prev);
+    }
+  }
+  while (it != by_offset_.end() && it->first < head_ + extent) {
+    it = DropLocked(it);
+  }
+  const uint64_t offset = head_;
+  *seq = next_seq_++;
+  head_ += extent;
+  if (head_ >= options_.size) {
+    head_ = kBlock;
+  }
+  return offset;
+}
+
+std::optional<DiskWrite> DiskStore::TakeTombstone() {
+  DiskWrite w;
+  RecordHeader r;
+  {
+    std::lock_guard lock(mu_);
+    if (dead_.empty()) {
+      return std::nullopt;
+    }
+    // As many as one record's metadata holds; the rest go in the next one.
+    const size_t n = std::min(dead_.size(), kMaxMeta / 16);
+    w.head.resize(kHeaderSize + n * 16);
+    auto* m = reinterpret_cast<unsigned char*>(w.head.data() + kHeaderSize);
+    for (size_t i = 0; i < n; ++i) {
+      PutAt<uint64_t>(m + 16 * i, dead_[i].first);
+      PutAt<uint64_t>(m + 16 * i + 8, dead_[i].second);
+    }
+    dead_.erase(dead_.begin(), dead_.begin() + static_cast<ptrdiff_t>(n));
+    const uint64_t extent = AlignUp(w.head.size());
+    w.offset = ReserveLocked(extent, &w.seq);
+    w.padding = extent - w.head.size();
+  }
+  r.seq = w.seq;
+  r.meta_len = static_cast<uint32_t>(w.head.size() - kHeaderSize);
+  r.flags = kTombstone;
+  r.crc = CrcOf(std::string_view(w.head).substr(kHeaderSize), {});
+  auto* p = reinterpret_cast<unsigned char*>(w.head.data());
+  FillHeader(r, p);
+  PutAt<uint64_t>(p + kMacAt, HeaderMac(p));
   return w;
 }
 
@@ -587,7 +662,7 @@ bool DiskStore::Remove(std::string_view key) {
   if (k == by_hash_.end()) {
     return false;
   }
-  DropLocked(by_offset_.find(k->second));
+  DropLocked(by_offset_.find(k->second), /*dead=*/true);
   return true;
 }
 
@@ -613,7 +688,7 @@ size_t DiskStore::PurgeTags(std::span<const std::string> tags, bool soft) {
       it->second.stale = true;
       ++it;
     } else {
-      it = DropLocked(it);
+      it = DropLocked(it, /*dead=*/true);
     }
   }
   return n;

@@ -19,6 +19,9 @@
 // written again gets a new record; the old one is dropped from the index (its space comes
 // back when the head reaches it).
 //
+// Purges outlive a restart: a tombstone record names the records a purge dropped, and the scan
+// drops them again (TakeTombstone()).
+//
 // Restart. The scan follows the records from block 1 (each header gives the next record's
 // offset), steps block by block over what is not a record (the tail of a record written over,
 // never-written space, skipped as holes), keeps the newest record of each key and drops the
@@ -150,6 +153,13 @@ class DiskStore {
   // Purge by tag: drops (or, `soft`, marks stale) every record carrying one of `tags`.
   // Returns how many. O(records).
   size_t PurgeTags(std::span<const std::string> tags, bool soft);
+  // A record dropped by Remove() or a hard PurgeTags() is still on disk: a tombstone (a record
+  // naming the dropped ones by offset and sequence number) keeps a restart from finding it
+  // again. The caller writes what this returns (nullopt: nothing pending) like any record,
+  // after each Remove() or PurgeTags(). A tombstone is newer than every record it names, so
+  // the log writes over them before it: it never outlives its use. One that is lost (a failed
+  // write, a crash first) lets its records come back stale: revalidated before use.
+  std::optional<DiskWrite> TakeTombstone();
 
   DiskStats Stats() const;
 
@@ -177,8 +187,11 @@ class DiskStore {
 
   DiskStore(const DiskOptions& options, KeyHash hash, int fd, uint64_t k0, uint64_t k1);
   void Scan();
-  // Drops the record at `it` from both maps (mu_ held). Returns the next one.
-  Map::iterator DropLocked(Map::iterator it);
+  // Drops the record at `it` from both maps (mu_ held). Returns the next one. `dead`: it is
+  // still intact on disk, so the next tombstone names it.
+  Map::iterator DropLocked(Map::iterator it, bool dead = false);
+  // Reserves `extent` bytes at the write head for a record of sequence number `*seq` (mu_ held).
+  uint64_t ReserveLocked(uint64_t extent, uint64_t* seq);
   void TagHashes(std::span<const Header> headers, std::vector<uint64_t>* out) const;
   uint64_t HeaderMac(const unsigned char* header) const;
 
@@ -195,6 +208,7 @@ class DiskStore {
   uint64_t next_seq_ = 1;
   uint64_t boot_seq_ = 1;  // records below it were written by an earlier process
   uint64_t bytes_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> dead_;  // (offset, seq) for the next tombstone
   DiskStats counts_;  // hits, misses, writes, write_errors, corrupt, loaded
 
   std::atomic<bool> ready_{false};

@@ -447,6 +447,9 @@ struct CacheConfig {
   cache::Options::SetCookie set_cookie = cache::Options::SetCookie::kStrip;
   // Targeted Cache-Control fields (RFC 9213), lowercase, first found wins.
   std::vector<std::string> targeted{"cdn-cache-control"};
+  // disk = { path = "...", size = "10GiB" }: the disk tier (cache/disk.h); empty path = none.
+  std::string disk_path;
+  uint64_t disk_size = 0;
 };
 
 struct Config {

@@ -37,6 +37,7 @@
 #include <utility>
 
 #include "base/text.h"
+#include "cache/disk.h"
 
 namespace torii::conf {
 namespace {
@@ -1514,7 +1515,7 @@ class Loader {
     for (const auto& [name, table] : NamedTables(top, "cache", "cache")) {
       Section s(*table, "[cache." + name + "]");
       s.CheckKeys({"memory", "max_object", "negative_ttl", "lock_timeout", "key_query",
-                   "key_headers", "purge_allow", "targeted", "set_cookie"});
+                   "key_headers", "purge_allow", "targeted", "set_cookie", "disk"});
       CacheConfig c;
       c.name = name;
       s.Size("memory", kMiB, 1024 * kGiB, &c.memory);
@@ -1553,6 +1554,28 @@ class Loader {
         }
       }
       c.purge_allow = CidrList(s, "purge_allow");
+      if (const toml::table* disk = s.SubTable("disk")) {
+        Section d(*disk, s.label() + " disk");
+        d.CheckKeys({"path", "size"});
+        const toml::node& path = d.Require("path");
+        d.Require("size");
+        c.disk_path = d.String("path").value_or("");
+        if (c.disk_path.empty() || c.disk_path.front() != '/') {
+          d.FailAt(path, "path", "expected an absolute file path, got " + Shown(path));
+        }
+        d.Size("size", cache::DiskStore::kMinSize, uint64_t{1} << 50, &c.disk_size);
+        if (c.disk_size / 4 < c.max_object) {
+          d.FailAt(*d.Find("size"), "size",
+                   "size (" + FormatSize(c.disk_size) +
+                       ") must be at least four times max_object (" + FormatSize(c.max_object) +
+                       ")");
+        }
+        for (const CacheConfig& other : config.caches) {
+          if (other.disk_path == c.disk_path) {
+            d.FailAt(path, "path", "[cache." + other.name + "] already keeps its disk tier there");
+          }
+        }
+      }
       config.caches.push_back(std::move(c));
     }
   }

@@ -23,6 +23,7 @@ enum class Op : uint8_t {
   kWake,        // eventfd read: another thread asked this worker to look at its mailbox
   kPoll,        // readiness of a watched descriptor (slot = watch id, gen = its generation)
   kPollRemove,  // removal of a watch's poll (its completion carries nothing)
+  kFile,        // a read or write of a file (slot = the file operation's index)
 };
 
 struct OpTag {

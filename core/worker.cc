@@ -577,7 +577,7 @@ Result<void> Worker::Run() {
     RunTimers();
     BeforeSleep();
 
-    if (draining_ && stats_.conns_live == 0) {
+    if (draining_ && stats_.conns_live == 0 && files_inflight_ == 0) {
       break;
     }
   }
@@ -602,6 +602,10 @@ void Worker::Dispatch(const io_uring_cqe& cqe) {
     return;
   }
   if (tag.op == Op::kPollRemove) {
+    return;
+  }
+  if (tag.op == Op::kFile) {
+    OnFileCqe(tag.slot, cqe.res);
     return;
   }
   Conn* c = tag.slot < conns_.size() ? conns_[tag.slot].get() : nullptr;
@@ -641,6 +645,7 @@ void Worker::Dispatch(const io_uring_cqe& cqe) {
     case Op::kWake:
     case Op::kPoll:
     case Op::kPollRemove:
+    case Op::kFile:
       break;
   }
   MaybeFinishClose(*c);
@@ -1279,6 +1284,54 @@ void Worker::BeforeSleep() {
   if (on_turn_end_) {
     on_turn_end_();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker: file I/O
+
+void Worker::ReadFile(int fd, uint64_t offset, std::span<const iovec> iov, FileFn fn) {
+  SubmitFile(false, fd, offset, iov, std::move(fn));
+}
+
+void Worker::WriteFile(int fd, uint64_t offset, std::span<const iovec> iov, FileFn fn) {
+  SubmitFile(true, fd, offset, iov, std::move(fn));
+}
+
+void Worker::SubmitFile(bool write, int fd, uint64_t offset, std::span<const iovec> iov,
+                        FileFn fn) {
+  uint32_t index;
+  if (!free_file_ops_.empty()) {
+    index = free_file_ops_.back();
+    free_file_ops_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(file_ops_.size());
+    file_ops_.push_back(std::make_unique<FileOp>());
+  }
+  FileOp& op = *file_ops_[index];
+  op.iov.assign(iov.begin(), iov.end());
+  op.fn = std::move(fn);
+  io_uring_sqe* sqe = GetSqe();
+  if (write) {
+    io_uring_prep_writev(sqe, fd, op.iov.data(), static_cast<unsigned>(op.iov.size()), offset);
+  } else {
+    io_uring_prep_readv(sqe, fd, op.iov.data(), static_cast<unsigned>(op.iov.size()), offset);
+  }
+  ++files_inflight_;
+  Submit(sqe, OpTag{index, 0, Op::kFile}, nullptr);
+}
+
+void Worker::OnFileCqe(uint32_t index, int res) {
+  if (index >= file_ops_.size() || !file_ops_[index]->fn) {
+    ++stats_.stale_completions;
+    return;
+  }
+  FileOp& op = *file_ops_[index];
+  FileFn fn = std::move(op.fn);
+  op.fn = nullptr;
+  op.iov.clear();
+  free_file_ops_.push_back(index);
+  --files_inflight_;
+  fn(res);
 }
 
 }  // namespace torii::core

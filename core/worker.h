@@ -307,6 +307,15 @@ class Worker {
   void Rewatch(WatchId id, uint32_t events);
   void Unwatch(WatchId id);
 
+  // File I/O through the ring (the cache's disk tier): a vectored read or write of `iov` at
+  // `offset` of `fd`; `fn` gets the result (bytes moved, or -errno) on the worker's thread, from
+  // the loop. The iovec array is copied; the buffers it points to must stay valid until `fn`
+  // runs (keep them in its captures). A stopping worker waits for the operations in flight.
+  // Worker's thread only.
+  using FileFn = std::function<void(int res)>;
+  void ReadFile(int fd, uint64_t offset, std::span<const iovec> iov, FileFn fn);
+  void WriteFile(int fd, uint64_t offset, std::span<const iovec> iov, FileFn fn);
+
   uint64_t now_ms() const { return now_ms_; }
   // The loop turn's time in ns (read once per turn with now_ms(): timestamps that cost no
   // clock read, precise to the turn; the latency budget uses them).
@@ -362,6 +371,8 @@ class Worker {
   void FailConnect(Conn& c, int err);
   void OnWake();
   void OnPollCqe(const OpTag& tag, int res);
+  void SubmitFile(bool write, int fd, uint64_t offset, std::span<const iovec> iov, FileFn fn);
+  void OnFileCqe(uint32_t index, int res);
   void ArmWatch(WatchId id);
   void DisarmWatch(WatchId id);
   void RunTimers();
@@ -425,6 +436,13 @@ class Worker {
   };
   std::vector<FdWatch> watches_;
   std::vector<WatchId> free_watches_;
+  struct FileOp {
+    std::vector<iovec> iov;
+    FileFn fn;
+  };
+  std::vector<std::unique_ptr<FileOp>> file_ops_;
+  std::vector<uint32_t> free_file_ops_;
+  uint64_t files_inflight_ = 0;
   Published published_;
   // Idle connections per Conn::Idle kind (kFresh, kKeepAlive), least recently idle first
   // (intrusive, by slot).

@@ -66,7 +66,7 @@ uint64_t Exchange::waiter_ticket() const {
   if (x_.queue_ticket != 0) {
     return x_.queue_ticket;
   }
-  return b_ && b_->cache.waiting ? b_->cache.filler.c : 0;
+  return b_ && (b_->cache.waiting || b_->cache.reading) ? b_->cache.filler.c : 0;
 }
 
 const tls::DownstreamSession& Exchange::tls_session() const {
@@ -1836,6 +1836,14 @@ void ResumeCacheWaiter(core::Conn& client, uint64_t ticket) {
   auto* host = dynamic_cast<ExchangeHost*>(client.handler());
   if (Exchange* x = host != nullptr ? host->FindWaiter(ticket) : nullptr) {
     x->ResumeFromCacheWait(ticket);
+  }
+}
+
+void ResumeDiskRead(core::Conn& client, uint64_t ticket,
+                    std::shared_ptr<const cache::Entry> entry) {
+  auto* host = dynamic_cast<ExchangeHost*>(client.handler());
+  if (Exchange* x = host != nullptr ? host->FindWaiter(ticket) : nullptr) {
+    x->ResumeFromDisk(ticket, std::move(entry));
   }
 }
 

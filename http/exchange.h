@@ -182,6 +182,9 @@ class Exchange {
   void ResumeFromQueue(uint64_t ticket);
   // Request coalescing: the fetch this request waited for ended (session_cache.cc).
   void ResumeFromCacheWait(uint64_t ticket);
+  // The disk tier's read this request waited for ended: `entry` is what it found (nullptr: torn,
+  // purged or another variant), already promoted to the memory tier.
+  void ResumeFromDisk(uint64_t ticket, std::shared_ptr<const cache::Entry> entry);
 
  private:
   enum class TimerFor : uint8_t {
@@ -312,6 +315,17 @@ class Exchange {
   // behind another request's fetch of the same key (true); or prepares this request's fetch,
   // with validators when a stale entry can be revalidated (false: go on to the backend).
   bool CacheBeforeUpstream(const MessageHead& h);
+  // What CacheBeforeUpstream does with the entry a lookup found (nullptr: none): serve it, park,
+  // hand a revalidation to the refresher (true), or prepare the fetch (false). `h` is the
+  // request head while it is readable; nullptr after a disk read, when the request's fields
+  // are saved and its upstream head is built already. `hit` is the Cache-Status of a fresh hit.
+  bool CacheDecide(std::shared_ptr<const cache::Entry> entry,
+                   std::span<const HeaderView> request_headers, const MessageHead* h,
+                   std::string_view hit);
+  // A miss in memory with a record on disk: parks the request while the worker's ring reads it.
+  void CacheReadDisk(const CacheSpec& spec, const cache::DiskRecord& rec, const MessageHead& h);
+  // Writes a response just stored in memory through to the disk tier, if the cache has one.
+  void CacheWriteDisk(const CacheSpec& spec, const cache::Entry& entry);
   // PURGE of a URL on a route with a cache (allowed CIDRs only).
   void CachePurge(const MessageHead& h);
   // At the backend's response head. True: the client is answered from the store instead
@@ -359,7 +373,7 @@ class Exchange {
   // stale-while-revalidate, as the entry's fill begins: answers the client from the stale
   // entry now and hands the revalidation to the worker's CacheRefresher (true), or false when
   // it cannot take it (this request then revalidates in the foreground).
-  bool RefreshInBackground(const MessageHead& h);
+  bool RefreshInBackground(const MessageHead* h);
 
  private:
   uint64_t KeyHash(const MessageHead& h, const PoolSpec& pool) const;

@@ -21,6 +21,7 @@
 #include "balancer/load.h"
 #include "balancer/picker.h"
 #include "balancer/slots.h"
+#include "cache/disk.h"
 #include "cache/policy.h"
 #include "cache/store.h"
 #include "http/basic_auth.h"
@@ -292,6 +293,10 @@ struct CacheSpec {
   std::string name;
   std::shared_ptr<cache::Store> store;
   cache::StoreOptions store_options;  // what `store` was made with (hot reload keeps it when equal)
+  // The disk tier (cache/disk.h), when configured: opened once (OpenDiskTiers, app/), kept by
+  // every reload that keeps its path.
+  cache::DiskOptions disk_options;
+  std::shared_ptr<cache::DiskStore> disk;
   cache::Options policy;
   uint64_t lock_timeout_ms = 5000;       // request coalescing: the longest a request waits
   bool key_query = true;                 // the query string is part of the key

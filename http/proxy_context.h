@@ -101,6 +101,7 @@ struct ExchangeBuffers {
     std::string entry_names;              // scratch: its names, capitalised
     bool filling = false;      // this request leads the fetch of `key` (EndFill due)
     bool waiting = false;      // parked behind another request's fetch
+    bool reading = false;      // parked while the disk tier reads its record
     bool revalidating = false; // the request carries the entry's validators
     bool from_store = false;   // the client is answered from the store; upstream body ignored
     bool no_store = false;     // the response must not be stored (a GET with a body)
@@ -119,7 +120,7 @@ struct ExchangeBuffers {
       status.clear();
       saved.clear();
       saved_views.clear();
-      filling = waiting = revalidating = from_store = no_store = false;
+      filling = waiting = reading = revalidating = from_store = no_store = false;
     }
   } cache;
   void clear() {

@@ -124,4 +124,8 @@ void ResumeQueuedRequest(core::Conn& client, uint64_t ticket);
 // WakeCacheWaiters). A stale `ticket` does nothing.
 void ResumeCacheWaiter(core::Conn& client, uint64_t ticket);
 
+// Called on the reader's worker when a disk-tier read ended (session_cache.cc) with what it found.
+// A stale `ticket` does nothing.
+void ResumeDiskRead(core::Conn& client, uint64_t ticket, std::shared_ptr<const cache::Entry> entry);
+
 }  // namespace torii::http

@@ -83,16 +83,48 @@ std::span<const cache::HeaderView> ToCacheHeaders(std::span<const HeaderView> in
 constexpr codec::Coding kVariantCodings[] = {codec::Coding::kGzip, codec::Coding::kBrotli,
                                              codec::Coding::kZstd};
 
-// Removes `key` and the compressed variants made from it. True if anything was stored.
-bool RemoveWithVariants(cache::Store& store, std::string_view key, std::string* scratch) {
+// Writes a record the disk tier placed (cache/disk.h) through the worker's ring.
+void SubmitDiskWrite(core::Worker& worker, const std::shared_ptr<cache::DiskStore>& disk,
+                     cache::DiskWrite planned) {
+  auto w = std::make_shared<cache::DiskWrite>(std::move(planned));
+  iovec iov[3];
+  size_t n = 0;
+  iov[n++] = {w->head.data(), w->head.size()};
+  if (w->body && !w->body->empty()) {
+    iov[n++] = {const_cast<char*>(w->body->data()), w->body->size()};
+  }
+  if (w->padding > 0) {
+    iov[n++] = {const_cast<char*>(cache::DiskStore::ZeroPadding()), w->padding};
+  }
+  worker.WriteFile(disk->fd(), w->offset, std::span<const iovec>(iov, n), [disk, w](int res) {
+    disk->Written(*w, res == static_cast<int64_t>(w->total()));
+  });
+}
+
+// After a removal from the disk tier: the tombstones that keep a restart from finding what was
+// removed.
+void WriteTombstones(core::Worker& worker, const CacheSpec& spec) {
+  while (std::optional<cache::DiskWrite> w = spec.disk->TakeTombstone()) {
+    SubmitDiskWrite(worker, spec.disk, std::move(*w));
+  }
+}
+
+// Removes `key` and the compressed variants made from it, from memory and disk. True if
+// anything was stored.
+bool RemoveWithVariants(core::Worker& worker, const CacheSpec& spec, std::string_view key,
+                        std::string* scratch) {
+  cache::Store& store = *spec.store;
   bool removed = store.Remove(key, ratelimit::HashKey(key));
+  if (spec.disk && spec.disk->Remove(key)) {
+    removed = true;
+    WriteTombstones(worker, spec);
+  }
   for (codec::Coding c : kVariantCodings) {
     VariantKey(key, codec::Name(c), scratch);
     removed = store.Remove(*scratch, ratelimit::HashKey(*scratch)) || removed;
   }
   return removed;
 }
-
 
 }  // namespace
 
@@ -147,6 +179,20 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
   if (cfg().timing) {
     buffers().timing.cache = ctx_.worker().now_ns();
   }
+  if (!entry && spec.disk) {
+    if (std::optional<cache::DiskRecord> rec = spec.disk->Find(cs.key)) {
+      CacheReadDisk(spec, *rec, h);
+      return true;
+    }
+  }
+  return CacheDecide(std::move(entry), h.headers, &h, "torii; hit");
+}
+
+bool Exchange::CacheDecide(std::shared_ptr<const cache::Entry> entry,
+                           std::span<const HeaderView> request_headers, const MessageHead* h,
+                           std::string_view hit) {
+  const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cfg().routes[x_.route].cache)];
+  ExchangeBuffers::CacheState& cs = buffers().cache;
   const int64_t now = ctx_.UnixNow();
   bool refresh = false;  // a stale entry may be revalidated with its validators
   bool swr = false;      // ... and served stale meanwhile (stale-while-revalidate)
@@ -156,7 +202,7 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
       case cache::Verdict::kFresh:
         ctx_.stats().cache_hits++;
         CountRoute(RouteSpec::kCacheHits);
-        ServeEntry(entry, h.headers, "torii; hit");
+        ServeEntry(entry, request_headers, hit);
         return true;
       case cache::Verdict::kStaleWhileRevalidate:
       case cache::Verdict::kRevalidate:
@@ -178,7 +224,9 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
     ctx_.stats().cache_misses++;
     CountRoute(RouteSpec::kCacheMisses);
     cs.fwd = cs.entry ? "stale" : "miss";
-    SaveRequestHeaders(h.headers);
+    if (h != nullptr) {
+      SaveRequestHeaders(h->headers);
+    }
     return false;
   }
   const cache::Waiter self{ctx_.worker().id(), (uint64_t{conn_.ref.slot} << 32) | conn_.ref.gen,
@@ -197,15 +245,17 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
         spec.store->LeaveFill(cs.key, cs.hash, self);
         ctx_.stats().cache_hits++;
         CountRoute(RouteSpec::kCacheHits);
-        ServeEntry(cs.entry, h.headers, "torii; hit; detail=stale-while-revalidate");
+        ServeEntry(cs.entry, request_headers, "torii; hit; detail=stale-while-revalidate");
         return true;
       }
       ctx_.stats().cache_collapsed++;
       cs.waiting = true;
       cs.filler = self;  // our own waiter record, for LeaveFill
-      SaveRequestHeaders(h.headers);
-      // Built now, while the head is still readable: a miss after the wait goes upstream.
-      BuildUpstreamHead(h);
+      if (h != nullptr) {
+        SaveRequestHeaders(h->headers);
+        // Built now, while the head is still readable: a miss after the wait goes upstream.
+        BuildUpstreamHead(*h);
+      }
       held_ = true;  // hold the next pipelined request meanwhile
       SetTimerFor(TimerFor::kCacheWait, spec.lock_timeout_ms);
       return true;
@@ -214,7 +264,9 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
   }
   ctx_.stats().cache_misses++;
   CountRoute(RouteSpec::kCacheMisses);
-  SaveRequestHeaders(h.headers);
+  if (h != nullptr) {
+    SaveRequestHeaders(h->headers);
+  }
   if (refresh) {
     // Ask the backend whether the stored response is still good (RFC 9111 §4.3.1): our own
     // validators replace the client's conditionals, which are answered from the refreshed
@@ -227,27 +279,107 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
   return false;
 }
 
-bool Exchange::RefreshInBackground(const MessageHead& h) {
+bool Exchange::RefreshInBackground(const MessageHead* h) {
   // A request in TLS early data goes to the backend only as itself (a 425 is retried after its
   // handshake), so it revalidates in the foreground.
   if (x_.early || !ctx_.refresher().HasRoom()) {
     return false;
   }
   ExchangeBuffers::CacheState& cs = buffers().cache;
-  SaveRequestHeaders(h.headers);
+  if (h != nullptr) {
+    SaveRequestHeaders(h->headers);
+  }
   // The refresh asks what this request would have asked: with the entry's validators when it
   // has any, else for the whole response.
   cs.revalidating = cache::CanRevalidate(*cs.entry);
   cs.fwd = cs.revalidating ? "stale" : "miss";
-  BuildUpstreamHead(h);
+  if (h != nullptr) {
+    BuildUpstreamHead(*h);
+  }
   if (cs.revalidating) {
     CacheAddValidators();
   }
   ctx_.refresher().Start(*this);  // takes over the fill this request leads
   ctx_.stats().cache_hits++;
   CountRoute(RouteSpec::kCacheHits);
-  ServeEntry(cs.entry, h.headers, "torii; hit; detail=stale-while-revalidate");
+  ServeEntry(cs.entry, cs.saved_views, "torii; hit; detail=stale-while-revalidate");
   return true;
+}
+
+void Exchange::CacheReadDisk(const CacheSpec& spec, const cache::DiskRecord& rec,
+                             const MessageHead& h) {
+  ExchangeBuffers::CacheState& cs = buffers().cache;
+  SaveRequestHeaders(h.headers);
+  // Built now, while the head is still readable: a miss after the read goes upstream.
+  BuildUpstreamHead(h);
+  cs.reading = true;
+  cs.filler = cache::Waiter{ctx_.worker().id(), (uint64_t{conn_.ref.slot} << 32) | conn_.ref.gen,
+                            ctx_.NextQueueTicket()};
+  held_ = true;  // hold the next pipelined request meanwhile
+  SetTimerFor(TimerFor::kCacheWait, spec.lock_timeout_ms);
+  // The head into one buffer, the body straight into the string the entry will share.
+  struct Read {
+    std::string key;
+    std::string head;
+    std::shared_ptr<std::string> body = std::make_shared<std::string>();
+  };
+  auto read = std::make_shared<Read>();
+  read->key = cs.key;
+  read->head.resize(rec.head_len);
+  read->body->resize_and_overwrite(rec.body_len, [](char*, size_t n) { return n; });
+  const iovec iov[2] = {{read->head.data(), read->head.size()},
+                        {read->body->data(), read->body->size()}};
+  ProxyContext* ctx = &ctx_;
+  ctx_.worker().ReadFile(
+      spec.disk->fd(), rec.offset, std::span<const iovec>(iov, rec.body_len > 0 ? 2 : 1),
+      [ctx, read, rec, disk = spec.disk, store = spec.store, hash = cs.hash, conn = conn_.ref,
+       ticket = cs.filler.c](int res) {
+        std::shared_ptr<const cache::Entry> found;
+        if (res == static_cast<int64_t>(rec.head_len + rec.body_len)) {
+          std::shared_ptr<cache::Entry> entry =
+              disk->Decode(read->key, rec, read->head, std::move(read->body), ctx->UnixNow());
+          if (entry) {
+            // Promoted: the next request for it is a memory hit.
+            std::shared_ptr<const cache::Entry> stored = store->Insert(read->key, hash, entry);
+            found = stored ? std::move(stored) : std::move(entry);
+          }
+        }
+        if (core::Conn* c = ctx->worker().Resolve(conn)) {
+          ResumeDiskRead(*c, ticket, std::move(found));
+        }
+      });
+}
+
+void Exchange::ResumeFromDisk(uint64_t ticket, std::shared_ptr<const cache::Entry> entry) {
+  if (!b_ || !buffers().cache.reading || buffers().cache.filler.c != ticket || down_.closing()) {
+    return;  // answered (timeout) or gone since the read began
+  }
+  ExchangeBuffers::CacheState& cs = buffers().cache;
+  cs.reading = false;
+  held_ = false;
+  SetTimerFor(TimerFor::kNone, 0);
+  if (entry && !entry->vary.empty() &&
+      !cache::VaryMatches(*entry, RequestHeaders(cs.saved_views))) {
+    entry.reset();  // the variant on disk is another request's
+  }
+  if (!CacheDecide(std::move(entry), cs.saved_views, nullptr, "torii; hit; detail=disk")) {
+    if (cs.revalidating) {
+      CacheAddValidators();
+    }
+    PickBackendAndSend();
+  }
+  if (!down_.closing() && !held_) {
+    down_.Continue();
+  }
+}
+
+void Exchange::CacheWriteDisk(const CacheSpec& spec, const cache::Entry& entry) {
+  if (!spec.disk) {
+    return;
+  }
+  if (std::optional<cache::DiskWrite> w = spec.disk->PrepareWrite(buffers().cache.key, entry)) {
+    SubmitDiskWrite(ctx_.worker(), spec.disk, std::move(*w));
+  }
 }
 
 void Exchange::StartRefresh(uint32_t id, Exchange& from) {
@@ -371,17 +503,29 @@ void Exchange::CachePurge(const MessageHead& h) {
           }
           return soft ? cache::MarkedStale(*e, now) : nullptr;
         });
+    size_t on_disk = 0;
+    if (spec.disk) {
+      on_disk = spec.disk->PurgeTags(tags, soft);
+      WriteTombstones(ctx_.worker(), spec);
+    }
     ctx_.stats().cache_purged += n;
     std::string text = soft ? "marked stale: " : "purged: ";
     AppendDecimal(&text, n);
-    text.append(" entries\n");
-    SendLocalReply(n > 0 ? 200 : 404, soft ? "soft purge by tag" : "purge by tag", {}, text);
+    text.append(" entries");
+    if (spec.disk) {
+      text.append(" in memory, ");
+      AppendDecimal(&text, on_disk);
+      text.append(" on disk");
+    }
+    text.append("\n");
+    SendLocalReply(n + on_disk > 0 ? 200 : 404, soft ? "soft purge by tag" : "purge by tag", {},
+                   text);
     return;
   }
   std::string key;
   BuildCacheKey(scheme(), buffers().host, buffers().target, spec.key_query, spec.key_headers,
                 h.headers, &key);
-  const bool removed = RemoveWithVariants(*spec.store, key, &ctx_.scratch());
+  const bool removed = RemoveWithVariants(ctx_.worker(), spec, key, &ctx_.scratch());
   if (removed) {
     ctx_.stats().cache_purged++;
   }
@@ -415,8 +559,11 @@ void Exchange::ResumeFromCacheWait(uint64_t ticket) {
 void Exchange::CacheWaitTimeout() {
   ExchangeBuffers::CacheState& cs = buffers().cache;
   const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
-  spec.store->LeaveFill(cs.key, cs.hash, cs.filler);
+  if (cs.waiting) {
+    spec.store->LeaveFill(cs.key, cs.hash, cs.filler);
+  }
   cs.waiting = false;
+  cs.reading = false;
   held_ = false;
   SetTimerFor(TimerFor::kNone, 0);
   CacheGoUpstream();
@@ -463,10 +610,11 @@ bool Exchange::CacheOnUpstreamHead(const MessageHead& head) {
       if (auto stored = spec.store->Insert(cs.key, cs.hash, refreshed)) {
         serve = std::move(stored);
       }
+      CacheWriteDisk(spec, *serve);
     } else {
       // The 304 made the response uncacheable, or validated another representation: the
       // stored one goes.
-      RemoveWithVariants(*spec.store, cs.key, &ctx_.scratch());
+      RemoveWithVariants(ctx_.worker(), spec, cs.key, &ctx_.scratch());
     }
     CacheEndFill();
     if (r == cache::Refresh::kMismatch) {
@@ -532,7 +680,7 @@ void Exchange::Invalidate(const CacheSpec& spec, const MessageHead& head) {
   // host (another host's entries are never touched from here).
   ExchangeBuffers::CacheState& cs = buffers().cache;
   std::string& scratch = ctx_.scratch();
-  bool removed = RemoveWithVariants(*spec.store, cs.key, &scratch);
+  bool removed = RemoveWithVariants(ctx_.worker(), spec, cs.key, &scratch);
   for (const HeaderView& hv : head.headers) {
     if (!EqualsIgnoreCase(hv.name, "location") && !EqualsIgnoreCase(hv.name, "content-location")) {
       continue;
@@ -557,7 +705,7 @@ void Exchange::Invalidate(const CacheSpec& spec, const MessageHead& head) {
     std::string key;
     BuildCacheKey(scheme(), host, target, spec.key_query, spec.key_headers, cs.saved_views,
                   &key);
-    removed = RemoveWithVariants(*spec.store, key, &scratch) || removed;
+    removed = RemoveWithVariants(ctx_.worker(), spec, key, &scratch) || removed;
   }
   if (removed) {
     ctx_.stats().cache_purged++;
@@ -583,8 +731,9 @@ void Exchange::CacheOnUpstreamDone() {
     const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
     cs.pending->body = std::make_shared<const std::string>(std::move(cs.pending_body));
     cs.pending_body.clear();
-    if (spec.store->Insert(cs.key, cs.hash, std::move(cs.pending))) {
+    if (auto stored = spec.store->Insert(cs.key, cs.hash, std::move(cs.pending))) {
       ctx_.stats().cache_stored++;
+      CacheWriteDisk(spec, *stored);
     }
     cs.pending.reset();
   }

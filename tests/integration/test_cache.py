@@ -6,10 +6,14 @@ origin request), compressed variants made once, and the memory bound under a flo
 
 import gzip
 import json
+import os
 import re
 import resource
 import selectors
+import signal
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -764,3 +768,157 @@ class MemoryBound(CacheCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DiskTier(h.ToriiCase):
+    """[cache.NAME] disk: objects beyond the memory bound are served from the file, a restart
+    finds them (revalidated on first use), a purge reaches them, a torn record is never served,
+    and a reload keeps the tier."""
+
+    OBJECTS = 40
+    SIZE = 64 * 1024
+
+    def config(self, origin, disk):
+        return cache_config(origin, {"memory": "1MiB", "max_object": "256KiB",
+                                     "disk": {"path": disk, "size": "16MiB"}})
+
+    @staticmethod
+    def disk_metric(t, name, labels=""):
+        """The sample of `name` for [cache.main] (with `labels` after the cache's)."""
+        want = 'cache="main"' + ("," + labels if labels else "")
+        return metrics(t).get((name, want))
+
+    def wait_metric(self, t, name, labels, want, timeout=20):
+        deadline = time.monotonic() + timeout * h.SLOW
+        value = None
+        while time.monotonic() < deadline:
+            value = self.disk_metric(t, name, labels)
+            if value is not None and value >= want:
+                return value
+            time.sleep(0.05)
+        self.fail(f"{name}{{{labels}}} = {value}, expected >= {want}: {metrics(t)}")
+
+    def fill(self, t, paths):
+        bodies = {}
+        for p in paths:
+            r = h.get(t.addr(), p)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.header("Cache-Status"), "torii; fwd=miss; stored")
+            bodies[p] = r.body
+        # Written through to disk after each response: wait for the last write to land.
+        self.wait_metric(t, "torii_cache_disk_writes_total", 'outcome="ok"', len(paths))
+        return bodies
+
+    def paths(self, tag, n=OBJECTS, etag=True):
+        return [f"/disk-{tag}-{i}?cc=max-age=600&size={self.SIZE}" + (f"&etag={tag}{i}" if etag
+                                                                      else "")
+                for i in range(n)]
+
+    def test_a_working_set_beyond_memory_is_served_from_disk(self):
+        o = self.origin("o1")
+        disk = os.path.join(self.tmpdir(), "cache.disk")
+        t = self.torii(self.config(o, disk))
+        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        paths = self.paths("ws")
+        bodies = self.fill(t, paths)  # 2.5 MiB: most of it no longer in the 1 MiB memory tier
+        before = o.stats()["requests"]
+        statuses = []
+        for _ in range(2):
+            for p in paths:
+                r = h.get(t.addr(), p)
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.body, bodies[p])
+                statuses.append(r.header("Cache-Status"))
+        self.assertEqual(o.stats()["requests"], before, "a hit on disk reached the origin")
+        self.assertIn("torii; hit; detail=disk", statuses)
+        self.assertEqual(set(statuses), {"torii; hit", "torii; hit; detail=disk"})
+        self.assertGreaterEqual(self.disk_metric(t, "torii_cache_disk_reads_total",
+                                                 'outcome="hit"'),
+                                statuses.count("torii; hit; detail=disk"))
+        self.assertEqual(self.disk_metric(t, "torii_cache_disk_reads_total",
+                                          'outcome="corrupt"'), 0)
+        self.assertLessEqual(self.disk_metric(t, "torii_cache_bytes"), 1 << 20)
+        self.assertEqual(self.disk_metric(t, "torii_cache_disk_entries"), len(paths))
+        # The file never grows past its size, whatever is written.
+        self.assertEqual(os.path.getsize(disk), 16 << 20)
+        # A reload keeps the tier (and what it holds).
+        os.kill(t.pid, signal.SIGHUP)
+        time.sleep(0.5 * h.SLOW)
+        r = h.get(t.addr(), paths[0])
+        self.assertIn(r.header("Cache-Status"), ("torii; hit", "torii; hit; detail=disk"))
+        self.assertEqual(o.stats()["requests"], before)
+
+    def test_a_restart_finds_the_entries_and_revalidates_them(self):
+        o = self.origin("o1")
+        disk = os.path.join(self.tmpdir(), "cache.disk")
+        config = self.config(o, disk)
+        t = self.torii(config)
+        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        paths = self.paths("rs", n=8)
+        bodies = self.fill(t, paths)
+        # PURGE reaches the disk too: a purged URL is not found after the restart.
+        purge = h.get(t.addr(), paths[7], method="PURGE")
+        self.assertEqual(purge.status, 200)
+        t.stop()
+        t = self.torii(config)
+        self.assertEqual(self.wait_metric(t, "torii_cache_disk_loaded", "", 7), 7)
+        before = len(o.log_entries())
+        for p in paths[:7]:
+            r = h.get(t.addr(), p)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, bodies[p])
+            # Stale after a restart: revalidated with the stored ETag, answered 304.
+            self.assertEqual(r.header("Cache-Status"), "torii; fwd=stale; fwd-status=304")
+            r = h.get(t.addr(), p)
+            self.assertEqual(r.header("Cache-Status"), "torii; hit")
+        seen = o.log_entries()[before:]
+        self.assertEqual(len(seen), 7)
+        for entry in seen:
+            names = {k.lower(): v for k, v in entry["headers"]}
+            self.assertIn("if-none-match", names, entry)
+        r = h.get(t.addr(), paths[7])
+        self.assertEqual(r.header("Cache-Status"), "torii; fwd=miss; stored")
+
+    def test_a_torn_record_is_never_served(self):
+        o = self.origin("o1")
+        disk = os.path.join(self.tmpdir(), "cache.disk")
+        config = self.config(o, disk)
+        t = self.torii(config)
+        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        paths = self.paths("torn", n=3, etag=False)
+        bodies = self.fill(t, paths)
+        os.kill(t.pid, signal.SIGKILL)  # a crash: nothing flushed, nothing closed cleanly
+        t.stop(expect_code=None)
+        # Damage one record's body, as a write cut short by a crash would leave it.
+        with open(disk, "r+b") as f:
+            data = f.read()
+            at = data.find(b"/disk-torn-1?")
+            self.assertGreater(at, 0)
+            f.seek(at + 4096)
+            f.write(b"\xde\xad\xbe\xef" * 16)
+        t = self.torii(config)
+        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        for p in paths:
+            r = h.get(t.addr(), p)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, bodies[p], p)
+        self.assertEqual(self.disk_metric(t, "torii_cache_disk_reads_total",
+                                          'outcome="corrupt"'), 1)
+
+    def test_bad_disk_settings_are_refused_at_start(self):
+        o = self.origin("o1")
+        c = cache_config(o, {"disk": {"path": "relative/path", "size": "16MiB"}})
+        t = h.Torii(c, dir=tempfile.mkdtemp(dir=self.tmpdir()), start=False)
+        self.addCleanup(t.cleanup)
+        p = subprocess.run([h.torii_bin(), "-t", "-c", t.config_path], capture_output=True,
+                           text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("expected an absolute file path", p.stderr + p.stdout)
+        missing = os.path.join(self.tmpdir(), "no", "such", "dir", "cache")
+        c = cache_config(o, {"disk": {"path": missing, "size": "16MiB"}})
+        t = h.Torii(c, dir=tempfile.mkdtemp(dir=self.tmpdir()), start=False)
+        self.addCleanup(t.cleanup)
+        with self.assertRaises(AssertionError) as ctx:
+            t.start(10)
+        self.assertIn("disk cache " + missing, str(ctx.exception))
+        t.stop(expect_code=None)
