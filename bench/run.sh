@@ -9,6 +9,8 @@
 #   bash bench/run.sh ratelimit the cost of a per-client-IP rate limit that is never hit (below)
 #   bash bench/run.sh compress  gzip on the fly of a 100 KiB text response, CPU per request (below)
 #   bash bench/run.sh cache     cache hits: 4 KiB, and 100 KiB gzip from the cache (run_cache)
+#   bash bench/run.sh disk      cache hits from a disk tier: 100 KiB objects, a working set
+#                               twice the memory bound, against nginx's proxy_cache (run_disk)
 #   bash bench/run.sh tls       TLS 1.3: keep-alive, full and resumed handshakes (run_tls)
 #   bash bench/run.sh timing    the cost of the per-request latency budget (run_timing)
 #   bash bench/run.sh edge      the cost of the edge features: richer routes, request IDs and
@@ -130,13 +132,13 @@ set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up | soak | fastopen | early | mtls) ;;
+  macro | idle | parser | balance | ratelimit | fleet | compress | cache | disk | tls | timing | edge | h2 | h2up | soak | fastopen | early | mtls) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | tls | timing | edge | h2 | h2up | soak | fastopen | early | mtls)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | disk | tls | timing | edge | h2 | h2up | soak | fastopen | early | mtls)" >&2
     exit 2
     ;;
 esac
@@ -487,6 +489,14 @@ max_object = \"1MiB\"
 "
     cache_line=$'\ncache = "bench"'
   fi
+  if [[ $comp == disk ]]; then
+    cache_table=$'\n'"[cache.bench]
+memory = \"$DISK_MEMORY\"
+max_object = \"1MiB\"
+disk = { path = \"$dir/cache.disk\", size = \"$DISK_SIZE\" }
+"
+    cache_line=$'\ncache = "bench"'
+  fi
   if [[ $comp == *gzip* ]]; then
     comp_table=$'\n'"[compression]
 algorithms = [\"gzip\"]
@@ -640,6 +650,12 @@ start_nginx() {
     [[ -d /dev/shm && -w /dev/shm ]] && store=$(mktemp -d /dev/shm/torii-bench-nginx.XXXXXX)
     EXTRA_DIRS+=("$store")
     cache_path=$'\n'"    proxy_cache_path $store levels=1:2 keys_zone=bench:10m max_size=256m inactive=60m use_temp_path=off;"
+    cache_lines=$'\n'"            proxy_cache bench;"
+    cache_lines+=$'\n'"            proxy_cache_lock on;"
+  fi
+  if [[ $comp == disk ]]; then
+    # On disk (the same file system as torii's disk tier), as large as torii's.
+    cache_path=$'\n'"    proxy_cache_path $dir/cache levels=1:2 keys_zone=bench:10m max_size=$DISK_SIZE_NGINX inactive=60m use_temp_path=off;"
     cache_lines=$'\n'"            proxy_cache bench;"
     cache_lines+=$'\n'"            proxy_cache_lock on;"
   fi
@@ -1548,6 +1564,99 @@ run_cache() {
   echo "results: $results (per-run records: $runs)"
 }
 
+# disk mode: the cache's disk tier. DISK_OBJECTS [1280] objects of 100 KiB (GET /dN?size=102400,
+# Cache-Control: max-age=3600), a working set twice torii's memory tier (DISK_MEMORY [64MiB]);
+# torii's [cache.bench] keeps them in its disk tier (DISK_SIZE [1GiB], a file in the bench
+# directory), nginx's proxy_cache in files in the same directory (max_size as large; nginx has
+# no memory tier: its hits are file reads, through the page cache as torii's). Both are filled
+# with every object first (each fetched once, then the fill is checked: a second pass must reach
+# the origin 0 times), then measured with wrk -t1 -cCONNS picking objects uniformly at random
+# (a Lua script, the same seed for both). HAProxy's cache lives in memory only: not compared
+# here. Reported: req/s, p50, p99, proxy CPU, requests per proxy CPU-second, torii / nginx, and
+# the origin requests during the recorded runs (0 when every request was a hit).
+DISK_OBJECTS=${DISK_OBJECTS:-1280}
+DISK_MEMORY=${DISK_MEMORY:-64MiB}
+DISK_SIZE=${DISK_SIZE:-1GiB}
+DISK_SIZE_NGINX=${DISK_SIZE_NGINX:-1g}
+run_disk() {
+  ensure_peers
+  command -v wrk >/dev/null || die "wrk is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/disk-$STAMP.txt runs=$RESULTS_DIR/disk-$STAMP.tsv
+  local origin_log=$RESULTS_DIR/disk-$STAMP-origin.tsv script=$WORK/disk.lua
+  runs_header "$runs" scenario proxy
+  printf '# scenario\tproxy\trequests_answered\torigin_requests\n' >"$origin_log"
+  cat >"$script" <<EOF
+math.randomseed(1)
+request = function()
+  return wrk.format("GET", "/d" .. math.random($DISK_OBJECTS) .. "?size=102400&cc=max-age=3600")
+end
+EOF
+  start_origin
+  local p r
+  local proxies=""
+  for p in $PROXIES; do [[ ${p%%-*} == haproxy ]] || proxies+=" $p"; done
+  for p in $proxies; do start_proxy "$p" "" "" disk; done
+  for p in $proxies; do
+    check_proxy "$p" "/d1?size=102400&cc=max-age=3600" 102400
+    # Fill: every object once; then a second pass must be all hits.
+    local o0 o1 pass
+    for pass in fill check; do
+      o0=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
+      python3 - "127.0.0.1:${PORT[$p]}" "$DISK_OBJECTS" <<'EOF' || die "$p: filling its cache failed"
+import http.client, sys
+host, port = sys.argv[1].rsplit(":", 1)
+c = http.client.HTTPConnection(host, int(port), timeout=30)
+for i in range(1, int(sys.argv[2]) + 1):
+    c.request("GET", f"/d{i}?size=102400&cc=max-age=3600")
+    r = c.getresponse()
+    body = r.read()
+    if r.status != 200 or len(body) != 102400:
+        sys.exit(f"/d{i}: {r.status}, {len(body)} bytes")
+EOF
+      o1=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
+      log "$p: $pass pass of $DISK_OBJECTS objects, $((o1 - o0)) origin requests"
+      [[ $pass == check ]] && ((o1 - o0 > 0)) && log "WARNING: $p: $((o1 - o0)) misses after the fill"
+      sleep 1  # nginx writes its files when each response ends; torii through its ring
+    done
+  done
+  WRK_HEADERS=(-s "$script")
+  for p in $proxies; do warm_up "$p" "/" "$WORK/warmup-disk-$p.txt"; done
+  proxies_alive
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for p in $proxies; do
+      local out=$WORK/wrk-disk-$p-$r.txt o0 o1
+      o0=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
+      measure "$p" "/" "$out"
+      o1=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
+      record_run "$runs" "disk100k" "$p" "$r"
+      printf '%s\t%s\t%s\t%s\n' "disk100k" "$p" "$M_REQS" "$((o1 - o0))" >>"$origin_log"
+      log_run "disk100k round $r/$ROUNDS $p" "origin requests $((o1 - o0))"
+      keep_failed_run "$p" "$out" "$RESULTS_DIR/disk-$STAMP-wrk-$p-$r.txt"
+      proxies_alive
+    done
+  done
+  WRK_HEADERS=()
+  {
+    echo "torii benchmark: cache hits from a disk tier, wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS interleaved round(s)"
+    env_header
+    echo "disk100k: $DISK_OBJECTS objects of 100 KiB picked at random (working set $((DISK_OBJECTS * 100 / 1024)) MiB); torii memory tier $DISK_MEMORY + disk tier $DISK_SIZE (one file); nginx proxy_cache files, max_size $DISK_SIZE_NGINX, same file system ($(df --output=fstype "$WORK" | tail -n 1))"
+    echo
+    python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
+    echo
+    echo "origin requests during the recorded runs (all hits when 0):"
+    awk -F'\t' '!/^#/ { n[$1" "$2] += $4; q[$1" "$2] += $3 } END { for (k in n) printf "  %-20s %d of %d requests\n", k, n[k], q[k] }' "$origin_log" | sort
+    echo
+    problems_footer
+  } >"$results"
+  echo
+  cat "$results"
+  echo
+  echo "results: $results (per-run records: $runs)"
+}
+
 # timing mode: what the latency budget costs (issue #9's goal: under 3 % of requests per CPU-
 # second). Two torii instances, identical but for [server] phase_timing (on: every request's
 # phases timed into the access log's fields and the /metrics histograms; off), are measured in
@@ -2116,6 +2225,7 @@ case $MODE in
   fleet) run_fleet ;;
   compress) run_compress ;;
   cache) run_cache ;;
+  disk) run_disk ;;
   tls) run_tls ;;
   timing) run_timing ;;
   edge) run_edge ;;

@@ -485,7 +485,8 @@ std::optional<DiskRecord> DiskStore::Find(std::string_view key) {
     return std::nullopt;
   }
   const Rec& r = by_offset_.at(k->second);
-  return DiskRecord{k->second, r.seq, r.head_len, r.body_len, r.stale || r.seq < boot_seq_};
+  return DiskRecord{k->second, r.seq, r.head_len, r.body_len, r.stale || r.seq < boot_seq_,
+                    r.verified};
 }
 
 std::shared_ptr<Entry> DiskStore::Decode(std::string_view key, const DiskRecord& rec,
@@ -500,7 +501,7 @@ std::shared_ptr<Entry> DiskStore::Decode(std::string_view key, const DiskRecord&
     ok = std::memcmp(p, kRecordMagic, 8) == 0 && GetAt<uint64_t>(p + kMacAt) == HeaderMac(p) &&
          r.flags == 0 && r.seq == rec.seq && r.head_len() == rec.head_len &&
          r.body_len == rec.body_len && head.substr(kHeaderSize, r.key_len) == key &&
-         CrcOf(head.substr(kHeaderSize), *body) == r.crc &&
+         (rec.verified || CrcOf(head.substr(kHeaderSize), *body) == r.crc) &&
          DecodeMeta(head.substr(kHeaderSize + r.key_len), entry.get());
   }
   bool stale = rec.stale;
@@ -517,6 +518,7 @@ std::shared_ptr<Entry> DiskStore::Decode(std::string_view key, const DiskRecord&
       return nullptr;
     }
     counts_.hits++;
+    it->second.verified = true;
     stale = it->second.stale || rec.seq < boot_seq_;
   }
   if (stale) {
@@ -642,6 +644,7 @@ void DiskStore::Written(const DiskWrite& w, bool ok) {
   }
   Rec& rec = it->second;
   rec.committed = true;
+  rec.verified = true;  // written whole by this process: nothing can have torn it
   auto [k, inserted] = by_hash_.try_emplace(rec.hash, w.offset);
   if (!inserted) {
     auto old = by_offset_.find(k->second);

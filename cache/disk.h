@@ -31,8 +31,11 @@
 //
 // Crash safety. A record is indexed only after its write completed, and every read checks the
 // header's SipHash (under a key no response can know: a body that imitates a header is never
-// taken for one), the sequence number the index expects, the key and the payload's CRC-32C: a
-// torn or overwritten record is a miss, and is dropped from the index. Padding with zeros means
+// taken for one), the sequence number the index expects and the key, and then that the record
+// is still indexed (its space is taken from the index before anything is written over it): a
+// torn or overwritten record is a miss, and is dropped from the index. The payload's CRC-32C is
+// checked on the first read of each record the scan found (what a crash may have torn); a
+// record this process wrote, or already checked, is not checked again. Padding with zeros means
 // no stale header survives inside a newer record.
 //
 // Concurrency: one mutex over the index, held for map operations only (no I/O, no parsing of
@@ -90,6 +93,7 @@ struct DiskRecord {
   uint32_t head_len = 0;
   uint64_t body_len = 0;
   bool stale = false;  // written by an earlier process, or soft-purged: revalidate first
+  bool verified = false;  // its CRC need not be checked again (Decode())
 };
 
 // One record to write (PrepareWrite()): `head`, then `body`, then `padding` zero bytes
@@ -181,6 +185,7 @@ class DiskStore {
     uint64_t extent = 0;  // block-aligned length
     bool committed = false;
     bool stale = false;
+    bool verified = false;       // written by this process, or its CRC checked once since the scan
     std::vector<uint64_t> tags;  // hashes of the Cache-Tag / Surrogate-Key values
   };
   using Map = std::map<uint64_t, Rec>;  // by offset

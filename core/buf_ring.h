@@ -58,9 +58,9 @@ class BufRing final : public BufferLender {
     Hold(bid);
     return true;
   }
-  void Return(uint16_t bid) override {
+  void Return(uint32_t bid) override {
     --lent_;
-    Drop(bid);
+    Drop(static_cast<uint16_t>(bid));
   }
   uint32_t lent() const { return lent_; }
   void Publish();

@@ -55,13 +55,13 @@ void OutQueue::Append(std::string_view bytes) {
   }
 }
 
-void OutQueue::AppendLent(std::string_view bytes, uint16_t id) {
+void OutQueue::AppendLent(std::string_view bytes, uint32_t id) {
   Block* b = reinterpret_cast<Block*>(pool_->GetNode());
   b->next = nullptr;
   b->base = bytes.data();
   b->begin = 0;
   b->end = static_cast<uint32_t>(bytes.size());
-  b->lent_id = id;
+  b->lent_id = static_cast<int32_t>(id);
   b->capacity = 0;
   if (tail_ == nullptr) {
     head_ = b;
@@ -86,7 +86,7 @@ int OutQueue::FillIov(iovec* iov, int max) const {
 
 void OutQueue::Retire(Block* b) {
   if (b->lent_id >= 0) {
-    const auto id = static_cast<uint16_t>(b->lent_id);
+    const auto id = static_cast<uint32_t>(b->lent_id);
     pool_->PutNode(reinterpret_cast<char*>(b));
     if (lender_ != nullptr) {
       lender_->Return(id);

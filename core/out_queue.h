@@ -62,12 +62,12 @@ class BlockPool {
   FreeList nodes_;
 };
 
-// Memory lent to an OutQueue instead of copied into it (a provided receive buffer); the queue
-// gives it back once the bytes were sent or dropped.
+// Memory lent to an OutQueue instead of copied into it (a provided receive buffer, a stored
+// response's body); the queue gives it back once the bytes were sent or dropped.
 class BufferLender {
  public:
   virtual ~BufferLender() = default;
-  virtual void Return(uint16_t id) = 0;
+  virtual void Return(uint32_t id) = 0;
 };
 
 class OutQueue {
@@ -81,7 +81,7 @@ class OutQueue {
   void Append(std::string_view bytes);
   // Queues `bytes` without copying them: they belong to buffer `id` of the lender, which
   // must keep them unchanged until the queue calls lender->Return(id) (once per call).
-  void AppendLent(std::string_view bytes, uint16_t id);
+  void AppendLent(std::string_view bytes, uint32_t id);
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   // Points up to `max` iovecs at the queued bytes, oldest first. Returns how many were filled.
@@ -99,7 +99,7 @@ class OutQueue {
     const char* base;  // bytes [base + begin, base + end)
     uint32_t begin;
     uint32_t end;
-    int32_t lent_id;   // -1: owned block
+    int32_t lent_id;    // -1: owned block; else the lender's id (below 2^31)
     uint32_t capacity;  // owned: bytes after the header (a small or a large block)
     char* data() { return reinterpret_cast<char*>(this + 1); }
   };

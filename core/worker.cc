@@ -140,6 +140,44 @@ void Conn::WriteFromRecvBuffer(std::string_view bytes) {
   worker_->MarkSend(*this);
 }
 
+void Conn::WritePinned(std::string_view bytes, const std::shared_ptr<const void>& owner) {
+  if (transport_ || !owner || bytes.size() < kPinMin) {
+    Write(bytes);
+    return;
+  }
+  if (state_ == State::kClosing || state_ == State::kLingering || bytes.empty()) {
+    return;
+  }
+  out_.AppendLent(bytes, worker_->Pin(owner));
+  if (out_.size() > kHighWater) {
+    above_high_water_ = true;
+  }
+  worker_->MarkSend(*this);
+}
+
+uint32_t Worker::Pin(const std::shared_ptr<const void>& owner) {
+  uint32_t index;
+  if (!free_pins_.empty()) {
+    index = free_pins_.back();
+    free_pins_.pop_back();
+    pins_[index] = owner;
+  } else {
+    index = static_cast<uint32_t>(pins_.size());
+    pins_.push_back(owner);
+  }
+  return kPinBase + index;
+}
+
+void Worker::Lenders::Return(uint32_t id) {
+  if (id < kPinBase) {
+    worker_->bufs_.Return(id);
+    return;
+  }
+  const uint32_t index = id - kPinBase;
+  worker_->pins_[index].reset();
+  worker_->free_pins_.push_back(index);
+}
+
 bool Conn::WriteBlocked() {
   if (queued() <= kHighWater) {
     return false;
@@ -452,7 +490,7 @@ Conn* Worker::AllocConn(int fd, bool overflow) {
     free_slots_.pop_back();
   } else {
     slot = static_cast<uint32_t>(conns_.size());
-    conns_.push_back(std::unique_ptr<Conn>(new Conn(this, slot, &blocks_, &bufs_)));
+    conns_.push_back(std::unique_ptr<Conn>(new Conn(this, slot, &blocks_, &lenders_)));
   }
   Conn& c = *conns_[slot];
   c.fd_ = fd;

@@ -157,6 +157,11 @@ class Conn {
   // this or another connection's OnRecv): the buffer is lent to the send instead of copied,
   // while the ring can spare it and this queue is short; otherwise the bytes are copied.
   void WriteFromRecvBuffer(std::string_view bytes);
+  // Like Write() for bytes that `owner` keeps alive (a stored response's body): the queue holds
+  // a reference to `owner` until they are sent, instead of a copy. Through a transport (TLS)
+  // they are copied as they are transformed, and below kPinMin copying costs less.
+  static constexpr size_t kPinMin = 16 * 1024;
+  void WritePinned(std::string_view bytes, const std::shared_ptr<const void>& owner);
   // Queues bytes for the wire as they are, past the transport (the transport's own output).
   void WriteRaw(std::string_view bytes);
   size_t queued() const { return out_.size() + (transport_ ? transport_->pending() : 0); }
@@ -407,6 +412,22 @@ class Worker {
   std::span<const char> recv_data_;
   uint16_t recv_bid_ = 0;
 
+  // The lender of every connection's out queue: ids below kPinBase are the buffer ring's, the
+  // others owners pinned by Conn::WritePinned (declared before conns_: their queues return
+  // what they hold when they are destroyed).
+  static constexpr uint32_t kPinBase = uint32_t{1} << 16;
+  class Lenders final : public BufferLender {
+   public:
+    explicit Lenders(Worker* worker) : worker_(worker) {}
+    void Return(uint32_t id) override;
+
+   private:
+    Worker* worker_;
+  };
+  uint32_t Pin(const std::shared_ptr<const void>& owner);
+  std::vector<std::shared_ptr<const void>> pins_;
+  std::vector<uint32_t> free_pins_;
+  Lenders lenders_{this};
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> send_list_;

@@ -67,6 +67,12 @@ class Downstream {
   // Body bytes. `lend`: they lie in a receive buffer being delivered now (no copy needed
   // before this call returns), else they are copied.
   virtual void WriteBody(std::string_view bytes, bool lend) = 0;
+  // Body bytes that `owner` keeps alive (a stored response's body): a codec that can send them
+  // from there holds `owner` instead of copying them.
+  virtual void WriteStoredBody(std::string_view bytes,
+                               const std::shared_ptr<const std::string>& /*owner*/) {
+    WriteBody(bytes, /*lend=*/false);
+  }
   // The end of the response, with the trailer fields the backend sent after its body (passed
   // on where the framing has room for them: a chunked body's last chunk, HTTP/2 trailing
   // HEADERS; else dropped). True when the connection must close for the client to see it.

@@ -55,7 +55,8 @@ void H1ResponseWriter::WriteHead(core::Conn& conn, const MessageHead& head, Body
 }
 
 void H1ResponseWriter::WriteBody(core::Conn& conn, std::string_view bytes, bool lend,
-                                 std::string* scratch) const {
+                                 std::string* scratch,
+                                 const std::shared_ptr<const void>& owner) const {
   if (bytes.empty()) {
     return;
   }
@@ -65,7 +66,9 @@ void H1ResponseWriter::WriteBody(core::Conn& conn, std::string_view bytes, bool 
     AppendChunkHeader(bytes.size(), scratch);
     conn.Write(*scratch);
   }
-  if (lend) {
+  if (owner) {
+    conn.WritePinned(bytes, owner);
+  } else if (lend) {
     conn.WriteFromRecvBuffer(bytes);
   } else {
     conn.Write(bytes);

@@ -48,7 +48,9 @@ class H1ResponseWriter {
                  bool* close, std::string_view extra, const HeadEdits& edits, std::string* scratch);
   // Body bytes in the framing WriteHead chose. `lend`: the bytes lie in a receive buffer being
   // delivered now (Conn::WriteFromRecvBuffer), else they are copied.
-  void WriteBody(core::Conn& conn, std::string_view bytes, bool lend, std::string* scratch) const;
+  // `owner` (a stored body's): the bytes are sent from where they are, `owner` held meanwhile.
+  void WriteBody(core::Conn& conn, std::string_view bytes, bool lend, std::string* scratch,
+                 const std::shared_ptr<const void>& owner = nullptr) const;
   // The end of the body (the last chunk when chunked, with the forwarded `trailers`). True
   // when the connection must close for the client to see the end (a close-delimited body).
   bool WriteEnd(core::Conn& conn, std::span<const HeaderView> trailers, std::string* scratch) const;

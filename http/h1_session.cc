@@ -277,6 +277,11 @@ void H1Session::WriteBody(std::string_view bytes, bool lend) {
   out_.WriteBody(conn_, bytes, lend, &ctx_.scratch());
 }
 
+void H1Session::WriteStoredBody(std::string_view bytes,
+                                const std::shared_ptr<const std::string>& owner) {
+  out_.WriteBody(conn_, bytes, /*lend=*/false, &ctx_.scratch(), owner);
+}
+
 size_t H1Session::WriteLocalReply(int status, bool close, std::string_view extra,
                                   std::string_view body, std::string_view content_type) {
   return out_.WriteLocalReply(conn_, status, close, extra, body, content_type, &ctx_.scratch());

@@ -975,7 +975,7 @@ bool Exchange::ContinueServing() {
   const size_t end = cs.end;
   while (cs.offset < end && down_.queued() < core::Conn::kHighWater && !down_.closing()) {
     const size_t n = std::min(kSlice, end - cs.offset);
-    down_.WriteBody(std::string_view(body).substr(cs.offset, n), /*lend=*/false);
+    down_.WriteStoredBody(std::string_view(body).substr(cs.offset, n), cs.serving);
     cs.offset += n;
     x_.bytes_sent += n;
     CountRoute(RouteSpec::kCacheBytes, n);

@@ -33,6 +33,7 @@ declare -A SOURCES=(
   [h2_fields]="http/h2_fields.cc"
   [grpc]="http/grpc.cc"
   [dns_message]="dns/message.cc"
+  [disk_meta]="cache/disk.cc cache/tags.cc cache/policy.cc cache/cache_control.cc cache/http_date.cc"
 )
 declare -A LIBS=(
   [h1_request]="llhttp"
@@ -40,9 +41,10 @@ declare -A LIBS=(
   [access_log]="-lfmt"
   [decoder]="-lz -lisal -lbrotlienc -lbrotlidec -lzstd"
   [config]="-ltomlplusplus -lre2 -lcrypt"
+  [disk_meta]="-lisal"
 )
 TARGETS=(h1_request h1_response path cache negotiate client_ip access_log decoder config
-         proxy_protocol h2_fields grpc dns_message)
+         proxy_protocol h2_fields grpc dns_message disk_meta)
 
 cxxflags=(-std=c++2b -U__cpp_concepts -D__cpp_concepts=202002L -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined
           -DTORII_LIBFUZZER -DLLHTTP_STRICT_MODE=1 -I. -I/usr/share/include/llhttp

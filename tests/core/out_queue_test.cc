@@ -286,8 +286,8 @@ TEST(OutQueueTest, CyclesReuseOneBlock) {
 // Records the lent buffers handed back, in order.
 class RecordingLender : public BufferLender {
  public:
-  void Return(uint16_t id) override { returned.push_back(id); }
-  std::vector<uint16_t> returned;
+  void Return(uint32_t id) override { returned.push_back(id); }
+  std::vector<uint32_t> returned;
 };
 
 // Lent bytes are sent in place (the iovec points at the lender's memory), in order with copied
@@ -310,11 +310,11 @@ TEST(OutQueueTest, LentSegmentsAreSentInPlaceAndReturnedOnce) {
   q.Consume(4 + 2999);  // one byte of the first lent segment left
   EXPECT_TRUE(lender.returned.empty());
   q.Consume(1);
-  EXPECT_EQ(lender.returned, (std::vector<uint16_t>{7}));
+  EXPECT_EQ(lender.returned, (std::vector<uint32_t>{7}));
   q.Consume(2 + 100);
   EXPECT_EQ(lender.returned.size(), 1u);
   q.Clear();  // dropped unsent: still returned, once
-  EXPECT_EQ(lender.returned, (std::vector<uint16_t>{7, 9}));
+  EXPECT_EQ(lender.returned, (std::vector<uint32_t>{7, 9}));
   EXPECT_TRUE(q.empty());
 }
 

@@ -1679,3 +1679,68 @@ TEST(WorkerTest, FileReadsAndWritesGoThroughTheRing) {
 
 }  // namespace
 }  // namespace torii::core
+
+namespace torii::core {
+namespace {
+
+// Conn::WritePinned: bytes a shared owner keeps alive are sent from where they are; the queue
+// holds the owner until they are sent (or dropped with the connection), then lets it go.
+class PinnedHandler : public RecordHandler {
+ public:
+  PinnedHandler(Probe* probe, std::shared_ptr<const std::string> body)
+      : RecordHandler(probe), body_(std::move(body)) {}
+  void OnRecv(Conn& conn, std::span<const char> data) override {
+    RecordHandler::OnRecv(conn, data);
+    if (!sent_) {
+      sent_ = true;
+      conn.Write("head:");
+      for (size_t off = 0; off < body_->size(); off += 64 * 1024) {
+        conn.WritePinned(std::string_view(*body_).substr(off, 64 * 1024), body_);
+      }
+      body_.reset();  // from here only the queue keeps it
+      conn.Write(":tail");
+      conn.CloseAfterFlush();
+    }
+  }
+
+ private:
+  std::shared_ptr<const std::string> body_;
+  bool sent_ = false;
+};
+
+TEST(WorkerTest, PinnedBytesAreSentAndTheirOwnerReleased) {
+  Probe probe;
+  auto body = std::make_shared<const std::string>(Pattern(1 << 20, 5));
+  std::weak_ptr<const std::string> watch = body;
+  auto lw = StartListening(SmallOptions(), &probe,
+                           [&](Conn&) { return std::make_unique<PinnedHandler>(&probe, body); });
+  const int fd = ConnectTo(lw.port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WriteAll(fd, "go"));
+  bool eof = false;
+  const std::string got = ReadUpTo(fd, (1 << 20) + 11, 10s, &eof);
+  EXPECT_TRUE(eof);
+  EXPECT_TRUE(got == "head:" + *body + ":tail") << "pinned bytes differ";
+  ::close(fd);
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.closed == 1; }));
+  body.reset();
+  EXPECT_TRUE(watch.expired()) << "the queue still holds the owner after sending";
+  // A peer that resets while pinned bytes are queued: they are dropped, the owner released.
+  body = std::make_shared<const std::string>(Pattern(4 << 20, 6));
+  watch = body;
+  const int fd2 = ConnectTo(lw.port);
+  ASSERT_GE(fd2, 0);
+  ASSERT_TRUE(WriteAll(fd2, "go"));
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.bytes >= 4; }));
+  body.reset();
+  linger lg{1, 0};
+  setsockopt(fd2, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  ::close(fd2);  // RST with megabytes still queued
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.closed == 2; }));
+  EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
+  EXPECT_TRUE(watch.expired()) << "a dropped queue still holds the owner";
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+}  // namespace
+}  // namespace torii::core

@@ -28,6 +28,7 @@ int FuzzProxyProtocol(const uint8_t* data, size_t size);
 int FuzzH2Fields(const uint8_t* data, size_t size);
 int FuzzGrpc(const uint8_t* data, size_t size);
 int FuzzDnsMessage(const uint8_t* data, size_t size);
+int FuzzDiskMeta(const uint8_t* data, size_t size);
 }  // namespace torii::fuzz
 
 namespace {
@@ -56,6 +57,7 @@ const Target kTargets[] = {
     {"h2_fields", torii::fuzz::FuzzH2Fields, 3000, 4},
     {"grpc", torii::fuzz::FuzzGrpc, 3000, 6},
     {"dns_message", torii::fuzz::FuzzDnsMessage, 3000, 5},
+    {"disk_meta", torii::fuzz::FuzzDiskMeta, 3000, 3},
 };
 
 std::vector<std::string> LoadCorpus(const std::string& target) {

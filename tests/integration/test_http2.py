@@ -446,6 +446,41 @@ class H2Stages(h.ToriiCase):
         self.assertTrue(header(r, "ratelimit-policy"))
         self.assertEqual(len([e for e in o.log_entries() if e["target"].startswith("/r")]), 2)
 
+    def test_disk_tier_hits_on_concurrent_streams(self):
+        # Each stream that misses in memory waits for its own read from the disk tier while the
+        # others go on; every one is answered with the stored bytes.
+        o = self.origin("o1")
+        c = h2c_config([o])
+        c.tables["cache.main"] = {"memory": "1MiB", "max_object": "256KiB",
+                                  "disk": {"path": os.path.join(self.tmpdir(), "cache.disk"),
+                                           "size": "16MiB"}}
+        c.routes[0]["cache"] = "main"
+        t = self.torii(c)
+        cl = H2Client(t.addr("http"))
+        self.addCleanup(cl.close)
+        paths = [f"/h2disk{i}?size=65536&cc=max-age%3D600" for i in range(32)]
+        bodies = {}
+        for p in paths:
+            r = cl.get(p)
+            self.assertEqual(r["status"], 200)
+            bodies[p] = r["data"]
+        deadline = time.monotonic() + 20 * h.SLOW
+        while time.monotonic() < deadline:
+            m = h.get(t.addr("admin"), "/metrics").body.decode()
+            if f'torii_cache_disk_writes_total{{cache="main",outcome="ok"}} {len(paths)}' in m:
+                break
+            time.sleep(0.05)
+        before = len(o.log_entries())
+        sids = {cl.request("GET", p): p for p in paths}
+        statuses = []
+        for sid, p in sids.items():
+            r = cl.response(sid)
+            self.assertEqual(r["status"], 200)
+            self.assertEqual(r["data"], bodies[p], p)
+            statuses.append(header(r, "cache-status")[0])
+        self.assertIn("torii; hit; detail=disk", statuses)
+        self.assertEqual(len(o.log_entries()), before, "a stream went to the origin")
+
     def test_cache_hit_and_gzip_on_streams(self):
         o = self.origin("o1")
         c = h2c_config([o])
