@@ -1501,6 +1501,33 @@ run_compress() {
 #   hitgzip:  GET /?size=102400&text=1 with Accept-Encoding: gzip: a 100 KiB text hit that the
 #             client wants compressed. torii stores one gzip variant and serves it on every
 #             later hit; nginx and HAProxy compress the stored bytes again on every hit.
+# rounds_counting_origin MODE SCENARIO PATH RUNS ORIGIN_LOG PROXY...: ROUNDS interleaved
+# measured runs of PATH against each PROXY, recorded in RUNS, with the origin's requests during
+# each run in ORIGIN_LOG (0 when every request was a cache hit).
+rounds_counting_origin() {
+  local mode=$1 sc=$2 path=$3 runs=$4 origin_log=$5 r p
+  shift 5
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for p in "$@"; do
+      local out=$WORK/wrk-$sc-$p-$r.txt o0 o1
+      o0=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
+      measure "$p" "$path" "$out"
+      o1=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
+      record_run "$runs" "$sc" "$p" "$r"
+      printf '%s\t%s\t%s\t%s\n' "$sc" "$p" "$M_REQS" "$((o1 - o0))" >>"$origin_log"
+      log_run "$sc round $r/$ROUNDS $p" "origin requests $((o1 - o0))"
+      keep_failed_run "$p" "$out" "$RESULTS_DIR/$mode-$STAMP-wrk-$sc-$p-$r.txt"
+      proxies_alive
+    done
+  done
+}
+
+# origin_requests_summary ORIGIN_LOG: the origin's requests per scenario and proxy.
+origin_requests_summary() {
+  echo "origin requests during the recorded runs (all hits when 0):"
+  awk -F'\t' '!/^#/ { n[$1" "$2] += $4; q[$1" "$2] += $3 } END { for (k in n) printf "  %-20s %d of %d requests\n", k, n[k], q[k] }' "$1" | sort
+}
+
 run_cache() {
   ensure_peers
   command -v wrk >/dev/null || die "wrk is not installed"
@@ -1528,19 +1555,7 @@ run_cache() {
     done
     for p in $PROXIES; do warm_up "$p" "$path" "$WORK/warmup-$sc-$p.txt"; done
     proxies_alive
-    for ((r = 1; r <= ROUNDS; r++)); do
-      for p in $PROXIES; do
-        local out=$WORK/wrk-$sc-$p-$r.txt o0 o1
-        o0=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
-        measure "$p" "$path" "$out"
-        o1=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
-        record_run "$runs" "$sc" "$p" "$r"
-        printf '%s\t%s\t%s\t%s\n' "$sc" "$p" "$M_REQS" "$((o1 - o0))" >>"$origin_log"
-        log_run "$sc round $r/$ROUNDS $p" "origin requests $((o1 - o0))"
-        keep_failed_run "$p" "$out" "$RESULTS_DIR/cache-$STAMP-wrk-$sc-$p-$r.txt"
-        proxies_alive
-      done
-    done
+    rounds_counting_origin cache "$sc" "$path" "$runs" "$origin_log" $PROXIES
     WRK_HEADERS=()
     for p in $PROXIES; do check_proxy "$p" "$path" "$size"; done
   done
@@ -1553,8 +1568,7 @@ run_cache() {
     echo
     python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
     echo
-    echo "origin requests during the recorded runs (all hits when 0):"
-    awk -F'\t' '!/^#/ { n[$1" "$2] += $4; q[$1" "$2] += $3 } END { for (k in n) printf "  %-20s %d of %d requests\n", k, n[k], q[k] }' "$origin_log" | sort
+    origin_requests_summary "$origin_log"
     echo
     problems_footer
   } >"$results"
@@ -1625,19 +1639,8 @@ EOF
   WRK_HEADERS=(-s "$script")
   for p in $proxies; do warm_up "$p" "/" "$WORK/warmup-disk-$p.txt"; done
   proxies_alive
-  for ((r = 1; r <= ROUNDS; r++)); do
-    for p in $proxies; do
-      local out=$WORK/wrk-disk-$p-$r.txt o0 o1
-      o0=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
-      measure "$p" "/" "$out"
-      o1=$(python3 "$BENCH_DIR/report.py" origin-requests "$ORIGIN_ADDR") || die "origin /__stats"
-      record_run "$runs" "disk100k" "$p" "$r"
-      printf '%s\t%s\t%s\t%s\n' "disk100k" "$p" "$M_REQS" "$((o1 - o0))" >>"$origin_log"
-      log_run "disk100k round $r/$ROUNDS $p" "origin requests $((o1 - o0))"
-      keep_failed_run "$p" "$out" "$RESULTS_DIR/disk-$STAMP-wrk-$p-$r.txt"
-      proxies_alive
-    done
-  done
+  # shellcheck disable=SC2086
+  rounds_counting_origin disk disk100k "/" "$runs" "$origin_log" $proxies
   WRK_HEADERS=()
   {
     echo "torii benchmark: cache hits from a disk tier, wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS interleaved round(s)"
@@ -1646,8 +1649,7 @@ EOF
     echo
     python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
     echo
-    echo "origin requests during the recorded runs (all hits when 0):"
-    awk -F'\t' '!/^#/ { n[$1" "$2] += $4; q[$1" "$2] += $3 } END { for (k in n) printf "  %-20s %d of %d requests\n", k, n[k], q[k] }' "$origin_log" | sort
+    origin_requests_summary "$origin_log"
     echo
     problems_footer
   } >"$results"
