@@ -843,7 +843,8 @@ class DiskTier(h.ToriiCase):
         self.assertEqual(os.path.getsize(disk), 16 << 20)
         # A reload keeps the tier (and what it holds).
         os.kill(t.pid, signal.SIGHUP)
-        time.sleep(0.5 * h.SLOW)
+        h.wait_for(lambda: metrics(t).get(("torii_config_reloads_total", "")) == 1,
+                   10 * h.SLOW, interval=0.05, what="the reload")
         r = h.get(t.addr(), paths[0])
         self.assertIn(r.header("Cache-Status"), ("torii; hit", "torii; hit; detail=disk"))
         self.assertEqual(o.stats()["requests"], before)
