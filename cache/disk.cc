@@ -344,7 +344,8 @@ void DiskStore::Scan() {
     if (data < 0 && errno == ENXIO) {
       break;
     }
-    if (data > static_cast<off_t>(off)) {
+    // (Data starting inside this block, on a file system of smaller blocks: read it.)
+    if (data > static_cast<off_t>(off) && static_cast<uint64_t>(data) / kBlock * kBlock > off) {
       off = static_cast<uint64_t>(data) / kBlock * kBlock;
       continue;
     }
