@@ -906,6 +906,55 @@ class DiskTier(h.ToriiCase):
         self.assertEqual(self.disk_metric(t, "torii_cache_disk_reads_total",
                                           'outcome="corrupt"'), 1)
 
+    def test_a_crash_while_writing_never_serves_a_torn_record(self):
+        # SIGKILL while clients fill the cache (writes in flight), then a restart: every URL is
+        # answered with its own head and body, from the disk or from the origin, never a mix.
+        o = self.origin("o1")
+        disk = os.path.join(self.tmpdir(), "cache.disk")
+        config = self.config(o, disk)
+        t = self.torii(config)
+        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        n = 240
+
+        def path(i):
+            return f"/crash-{i}?cc=max-age=600&etag=c{i}&hdr=X-Key:{i}&size={20000 + 37 * i}"
+
+        done = []
+        lock = threading.Lock()
+
+        def client(start):
+            c = None
+            for i in range(start, n, 4):
+                try:
+                    c = c or h.Client(t.addr(), timeout=10 * h.SLOW)
+                    c.request("GET", path(i))
+                    with lock:
+                        done.append(i)
+                except Exception:  # torii is killed under it
+                    return
+
+        threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(4)]
+        for th in threads:
+            th.start()
+        h.wait_for(lambda: len(done) >= n // 2, 30 * h.SLOW, interval=0.005,
+                   what="half the URLs fetched")
+        os.kill(t.pid, signal.SIGKILL)
+        for th in threads:
+            th.join(15)
+        t.stop(expect_code=None)
+        t = self.torii(config)
+        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        reference = {}
+        for i in range(n):
+            size = 20000 + 37 * i
+            if size not in reference:
+                reference[size] = h.get(o.addr, f"/?size={size}").body
+            r = h.get(t.addr(), path(i))
+            self.assertEqual(r.status, 200, i)
+            self.assertEqual(r.header("X-Key"), str(i), f"{i}: {r.headers}")
+            self.assertEqual(r.body, reference[size], f"{i}: the body is not its own")
+        t.check_alive()
+
     def test_bad_disk_settings_are_refused_at_start(self):
         o = self.origin("o1")
         c = cache_config(o, {"disk": {"path": "relative/path", "size": "16MiB"}})

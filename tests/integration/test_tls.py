@@ -804,18 +804,32 @@ class ToBackends(h.ToriiCase):
         cls.backend = cls.class_torii(tls_config(cls.o, cls.pki,
                                                  [cls.pki.leaf("b", ["backend.test"])]))
 
-    def front(self, tls):
+    def front(self, tls, **pool_extra):
         c = h.proxy_config([{"address": f"127.0.0.1:{self.backend.addr('https')[1]}"}],
-                           pool_extra={"tls": tls, "retries": 0, "max_fails": 0})
+                           pool_extra={"tls": tls, "retries": 0, "max_fails": 0, **pool_extra})
         return self.torii(c)
 
+    def backend_handshakes(self, kind):
+        text = h.get(self.backend.addr("admin"), "/metrics").body.decode()
+        m = re.search(r'torii_tls_handshakes_total\{listener="https",kind="' + kind +
+                      r'"\} (\d+)', text)
+        return int(m.group(1)) if m else 0
+
     def test_verified_backend_and_resumed_sessions(self):
-        t = self.front({"verify": True, "ca": self.pki.path("ca.crt"), "sni": "backend.test"})
-        for i in range(3):
-            # Connection: close makes torii open a new upstream connection each time.
-            r = h.get(t.addr(), f"/headers?i={i}", headers=[("Connection", "close")])
+        # keepalive 0: a new upstream connection, so a new handshake, for every request; the
+        # backend torii counts which of them resumed the session the first one got.
+        t = self.front({"verify": True, "ca": self.pki.path("ca.crt"), "sni": "backend.test"},
+                       keepalive=0)
+        full, resumed = self.backend_handshakes("full"), self.backend_handshakes("resumed")
+        for i in range(4):
+            r = h.get(t.addr(), f"/headers?i={i}")
             self.assertEqual(r.status, 200)
             self.assertIn(b"X-Forwarded-Proto: https", r.body)  # the backend torii saw TLS
+        full = self.backend_handshakes("full") - full
+        resumed = self.backend_handshakes("resumed") - resumed
+        self.assertEqual(full + resumed, 4, "one handshake per request")
+        self.assertEqual(full, 1, "only the first handshake is a full one")
+        self.assertEqual(resumed, 3)
 
     def test_wrong_ca_is_a_502(self):
         t = self.front({"verify": True, "ca": self.pki.path("other-ca.crt"),
