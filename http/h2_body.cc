@@ -23,11 +23,24 @@ bool SendFrames(nghttp2_session* ng, core::Conn& conn) {
 }
 
 void H2BodyQueue::Append(std::string_view bytes) {
+  if (!pinned_.empty()) {
+    auto copy = std::make_shared<const std::string>(bytes);
+    AppendPinned(*copy, copy);
+    return;
+  }
   if (off_ == out_.size()) {
     out_.clear();
     off_ = 0;
   }
   out_.append(bytes);
+}
+
+void H2BodyQueue::AppendPinned(std::string_view bytes, const std::shared_ptr<const void>& owner) {
+  if (bytes.empty()) {
+    return;
+  }
+  pinned_.push_back(Piece{bytes, owner});
+  pinned_bytes_ += bytes.size();
 }
 
 void H2BodyQueue::End(std::span<const HeaderView> trailers) {
@@ -44,6 +57,8 @@ void H2BodyQueue::Clear(size_t keep) {
     std::string().swap(out_);
   }
   off_ = 0;
+  pinned_.clear();
+  pinned_bytes_ = 0;
   trailers_.clear();
   end_ = deferred_ = false;
 }
@@ -82,14 +97,28 @@ void H2BodyQueue::Resume(nghttp2_session* ng, int32_t id) {
 
 bool H2BodyQueue::Send(core::Conn& conn, size_t length) {
   const bool was_above = queued() > core::Conn::kLowWater;
-  conn.Write(std::string_view(out_.data() + off_, length));
-  off_ += length;
-  if (off_ == out_.size()) {
-    out_.clear();
-    off_ = 0;
-  } else if (off_ > 64 * 1024 && off_ * 2 > out_.size()) {
-    out_.erase(0, off_);
-    off_ = 0;
+  const size_t copied = std::min(length, out_.size() - off_);
+  if (copied > 0) {
+    conn.Write(std::string_view(out_.data() + off_, copied));
+    off_ += copied;
+    if (off_ == out_.size()) {
+      out_.clear();
+      off_ = 0;
+    } else if (off_ > 64 * 1024 && off_ * 2 > out_.size()) {
+      out_.erase(0, off_);
+      off_ = 0;
+    }
+  }
+  for (size_t left = length - copied; left > 0 && !pinned_.empty();) {
+    Piece& p = pinned_.front();
+    const size_t n = std::min(left, p.bytes.size());
+    conn.WritePinned(p.bytes.substr(0, n), p.owner);
+    p.bytes.remove_prefix(n);
+    pinned_bytes_ -= n;
+    left -= n;
+    if (p.bytes.empty()) {
+      pinned_.pop_front();
+    }
   }
   return was_above && queued() <= core::Conn::kLowWater;
 }

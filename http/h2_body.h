@@ -10,6 +10,8 @@
 #include <nghttp2/nghttp2.h>
 
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -53,10 +55,13 @@ bool SendFrames(nghttp2_session* ng, core::Conn& conn);
 
 class H2BodyQueue {
  public:
-  size_t queued() const { return out_.size() - off_; }
+  size_t queued() const { return out_.size() - off_ + pinned_bytes_; }
   bool ended() const { return end_; }
 
   void Append(std::string_view bytes);
+  // Bytes `owner` keeps alive (a stored response's body): queued as a reference, and sent
+  // from where they are (Conn::WritePinned) instead of copied here first.
+  void AppendPinned(std::string_view bytes, const std::shared_ptr<const void>& owner);
   // The end of the body, with its trailer fields (names lowercased here: HTTP/2's rule).
   void End(std::span<const HeaderView> trailers);
   // Empty again for another stream; a buffer grown past `keep` bytes is freed.
@@ -78,8 +83,16 @@ class H2BodyQueue {
                             size_t length, H2BodyQueue& queue, bool* drained);
 
  private:
+  // Copied bytes first (out_ from off_), then pinned pieces; bytes appended after a pinned
+  // piece become a piece of their own, so the order holds.
+  struct Piece {
+    std::string_view bytes;
+    std::shared_ptr<const void> owner;
+  };
   std::string out_;
   size_t off_ = 0;
+  std::deque<Piece> pinned_;
+  size_t pinned_bytes_ = 0;
   std::vector<std::pair<std::string, std::string>> trailers_;
   bool end_ = false;
   bool deferred_ = false;  // nghttp2 waits for bytes (resume_data)

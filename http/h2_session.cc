@@ -238,6 +238,14 @@ class H2Session::Stream final : public Downstream {
     body_.Append(bytes);
     Resume();
   }
+  void WriteStoredBody(std::string_view bytes,
+                       const std::shared_ptr<const std::string>& owner) override {
+    if (reset_ || no_body_ || bytes.empty()) {
+      return;
+    }
+    body_.AppendPinned(bytes, owner);
+    Resume();
+  }
   bool WriteEnd(std::span<const HeaderView> trailers) override {
     body_.End(trailers);
     Resume();
