@@ -91,3 +91,33 @@ TEST(Phases, CacheHitHasNoBackendPhasesAndLocalRepliesOnlyWhatHappened) {
 
 }  // namespace
 }  // namespace torii::http
+
+namespace torii::http {
+namespace {
+
+// Milliseconds go out with three decimals, rounded to the nearest microsecond (as "%.3f" did,
+// without formatting a double).
+TEST(Phases, MillisecondsHaveThreeDecimalsRoundedToTheMicrosecond) {
+  const std::pair<uint64_t, const char*> cases[] = {
+      {0, "0.000"},
+      {499, "0.000"},
+      {500, "0.001"},
+      {1499, "0.001"},
+      {1234567, "1.235"},
+      {999999499, "999.999"},
+      {999999500, "1000.000"},
+      {12000000000, "12000.000"},
+      {45006000, "45.006"},
+  };
+  for (const auto& [ns, text] : cases) {
+    PhaseTimes p;
+    p.ns[static_cast<size_t>(Phase::kTotal)] = ns;
+    p.present = 1u << static_cast<int>(Phase::kTotal);
+    std::string out;
+    AppendPhasesText(p, &out);
+    EXPECT_EQ(out, std::string("total:") + text) << ns;
+  }
+}
+
+}  // namespace
+}  // namespace torii::http
