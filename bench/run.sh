@@ -942,8 +942,8 @@ log_run() {
 }
 
 # write_table_results RESULTS RUNS TITLE [LINE...]: the results file of a mode whose runs
-# report.py's table sums up (TITLE, the environment, the LINEs, the table, the log problems),
-# then shown.
+# report.py's table sums up (TITLE, the environment, the LINEs, the table, with ORIGIN_LOG set
+# the origin's requests per run (rounds_counting_origin), the log problems), then shown.
 write_table_results() {
   local results=$1 runs=$2 title=$3 line
   shift 3
@@ -954,6 +954,10 @@ write_table_results() {
     echo
     python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
     echo
+    if [[ -n ${ORIGIN_LOG:-} ]]; then
+      origin_requests_summary "$ORIGIN_LOG"
+      echo
+    fi
     problems_footer
   } >"$results"
   echo
@@ -1560,22 +1564,10 @@ run_cache() {
     for p in $PROXIES; do check_proxy "$p" "$path" "$size"; done
   done
 
-  {
-    echo "torii benchmark: cache hits, wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS interleaved round(s)"
-    env_header
-    echo "hit4k: GET /?size=4096 (Cache-Control: max-age=3600); hitgzip: GET /?size=102400&text=1 with Accept-Encoding: gzip, gzip level $COMP_LEVEL"
-    echo "caches: torii [cache.bench] 256 MiB; nginx proxy_cache (files in /dev/shm); HAProxy cache section (256 MB, filter cache before filter compression)"
-    echo
-    python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
-    echo
-    origin_requests_summary "$origin_log"
-    echo
-    problems_footer
-  } >"$results"
-  echo
-  cat "$results"
-  echo
-  echo "results: $results (per-run records: $runs)"
+  ORIGIN_LOG=$origin_log write_table_results "$results" "$runs" \
+    "torii benchmark: cache hits, wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS interleaved round(s)" \
+    "hit4k: GET /?size=4096 (Cache-Control: max-age=3600); hitgzip: GET /?size=102400&text=1 with Accept-Encoding: gzip, gzip level $COMP_LEVEL" \
+    "caches: torii [cache.bench] 256 MiB; nginx proxy_cache (files in /dev/shm); HAProxy cache section (256 MB, filter cache before filter compression)"
 }
 
 # disk mode: the cache's disk tier. DISK_OBJECTS [1280] objects of 100 KiB (GET /dN?size=102400,
@@ -1642,21 +1634,9 @@ EOF
   # shellcheck disable=SC2086
   rounds_counting_origin disk disk100k "/" "$runs" "$origin_log" $proxies
   WRK_HEADERS=()
-  {
-    echo "torii benchmark: cache hits from a disk tier, wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS interleaved round(s)"
-    env_header
-    echo "disk100k: $DISK_OBJECTS objects of 100 KiB picked at random (working set $((DISK_OBJECTS * 100 / 1024)) MiB); torii memory tier $DISK_MEMORY + disk tier $DISK_SIZE (one file); nginx proxy_cache files, max_size $DISK_SIZE_NGINX, same file system ($(df --output=fstype "$WORK" | tail -n 1))"
-    echo
-    python3 "$BENCH_DIR/report.py" table "$runs" --duration "$DURATION" --conns "$CONNS"
-    echo
-    origin_requests_summary "$origin_log"
-    echo
-    problems_footer
-  } >"$results"
-  echo
-  cat "$results"
-  echo
-  echo "results: $results (per-run records: $runs)"
+  ORIGIN_LOG=$origin_log write_table_results "$results" "$runs" \
+    "torii benchmark: cache hits from a disk tier, wrk -t1 -c$CONNS -d${DURATION}s --latency, $ROUNDS interleaved round(s)" \
+    "disk100k: $DISK_OBJECTS objects of 100 KiB picked at random (working set $((DISK_OBJECTS * 100 / 1024)) MiB); torii memory tier $DISK_MEMORY + disk tier $DISK_SIZE (one file); nginx proxy_cache files, max_size $DISK_SIZE_NGINX, same file system ($(df --output=fstype "$WORK" | tail -n 1))"
 }
 
 # timing mode: what the latency budget costs (issue #9's goal: under 3 % of requests per CPU-
