@@ -9,8 +9,8 @@
 //
 // Format. Block 0 is the superblock: magic, version, file size and a random 128-bit key made
 // when the file is formatted. Records follow at block-aligned offsets, each a 64-byte header
-// (magic, sequence number, lengths, CRC-32C of the payload, SipHash-2-4 of the header under
-// the file's key), then the cache key, the response's metadata (status, header fields,
+// (magic, sequence number, lengths, flags, CRC-32C of the payload, SipHash-2-4 of the header
+// under the file's key), then the cache key, the response's metadata (status, header fields,
 // freshness inputs, validators, Vary) and the body, zero-padded to the next block.
 //
 // Placement: a circular log (the write head moves forward and wraps to block 1), so eviction
