@@ -486,8 +486,7 @@ std::optional<DiskRecord> DiskStore::Find(std::string_view key) {
     return std::nullopt;
   }
   const Rec& r = by_offset_.at(k->second);
-  return DiskRecord{k->second, r.seq, r.head_len, r.body_len, r.stale || r.seq < boot_seq_,
-                    r.verified};
+  return DiskRecord{k->second, r.seq, r.head_len, r.body_len, r.verified};
 }
 
 std::shared_ptr<Entry> DiskStore::Decode(std::string_view key, const DiskRecord& rec,
@@ -505,7 +504,7 @@ std::shared_ptr<Entry> DiskStore::Decode(std::string_view key, const DiskRecord&
          (rec.verified || CrcOf(head.substr(kHeaderSize), *body) == r.crc) &&
          DecodeMeta(head.substr(kHeaderSize + r.key_len), entry.get());
   }
-  bool stale = rec.stale;
+  bool stale = false;  // written by an earlier process, or soft-purged: revalidate first
   {
     std::lock_guard lock(mu_);
     auto it = by_offset_.find(rec.offset);

@@ -92,7 +92,6 @@ struct DiskRecord {
   uint64_t seq = 0;
   uint32_t head_len = 0;
   uint64_t body_len = 0;
-  bool stale = false;  // written by an earlier process, or soft-purged: revalidate first
   bool verified = false;  // its CRC need not be checked again (Decode())
 };
 
