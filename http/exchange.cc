@@ -1825,24 +1825,31 @@ Exchange* ExchangeRef::Resolve(const core::Worker& worker) const {
 
 // The waiter lists keep connection references only; these (rare) wake-ups find the handler's
 // ExchangeHost side by its dynamic type.
-void ResumeQueuedRequest(core::Conn& client, uint64_t ticket) {
+namespace {
+
+// The exchange of `client` waiting with `ticket`, or nullptr.
+Exchange* WaitingExchange(core::Conn& client, uint64_t ticket) {
   auto* host = dynamic_cast<ExchangeHost*>(client.handler());
-  if (Exchange* x = host != nullptr ? host->FindWaiter(ticket) : nullptr) {
+  return host != nullptr ? host->FindWaiter(ticket) : nullptr;
+}
+
+}  // namespace
+
+void ResumeQueuedRequest(core::Conn& client, uint64_t ticket) {
+  if (Exchange* x = WaitingExchange(client, ticket)) {
     x->ResumeFromQueue(ticket);
   }
 }
 
 void ResumeCacheWaiter(core::Conn& client, uint64_t ticket) {
-  auto* host = dynamic_cast<ExchangeHost*>(client.handler());
-  if (Exchange* x = host != nullptr ? host->FindWaiter(ticket) : nullptr) {
+  if (Exchange* x = WaitingExchange(client, ticket)) {
     x->ResumeFromCacheWait(ticket);
   }
 }
 
 void ResumeDiskRead(core::Conn& client, uint64_t ticket,
                     std::shared_ptr<const cache::Entry> entry) {
-  auto* host = dynamic_cast<ExchangeHost*>(client.handler());
-  if (Exchange* x = host != nullptr ? host->FindWaiter(ticket) : nullptr) {
+  if (Exchange* x = WaitingExchange(client, ticket)) {
     x->ResumeFromDisk(ticket, std::move(entry));
   }
 }

@@ -350,6 +350,7 @@ class Exchange {
       const std::shared_ptr<const cache::Entry>& entry, codec::Coding coding,
       std::span<const HeaderView> request_headers);
   void SaveRequestHeaders(std::span<const HeaderView> headers);
+  cache::Waiter NewWaiter();
   // A revalidation: the stale entry's validators replace the client's conditionals in the
   // upstream head just built.
   void CacheAddValidators();

@@ -128,6 +128,13 @@ bool RemoveWithVariants(core::Worker& worker, const CacheSpec& spec, std::string
 
 }  // namespace
 
+// This request as a waiter (cache::Waiter): its worker, its connection's slot and generation,
+// and a new ticket (ProxyContext::WakeCacheWaiters and ResumeDiskRead find it by them).
+cache::Waiter Exchange::NewWaiter() {
+  return cache::Waiter{ctx_.worker().id(), (uint64_t{conn_.ref.slot} << 32) | conn_.ref.gen,
+                       ctx_.NextQueueTicket()};
+}
+
 // A copy of the request's header fields that outlives the parser's view of them.
 void Exchange::SaveRequestHeaders(std::span<const HeaderView> headers) {
   ExchangeBuffers::CacheState& cs = buffers().cache;
@@ -229,8 +236,7 @@ bool Exchange::CacheDecide(std::shared_ptr<const cache::Entry> entry,
     }
     return false;
   }
-  const cache::Waiter self{ctx_.worker().id(), (uint64_t{conn_.ref.slot} << 32) | conn_.ref.gen,
-                           ctx_.NextQueueTicket()};
+  const cache::Waiter self = NewWaiter();
   switch (spec.store->JoinFill(cs.key, cs.hash, self, now)) {
     case cache::FillRole::kFill:
       cs.filling = true;
@@ -313,8 +319,7 @@ void Exchange::CacheReadDisk(const CacheSpec& spec, const cache::DiskRecord& rec
   // Built now, while the head is still readable: a miss after the read goes upstream.
   BuildUpstreamHead(h);
   cs.reading = true;
-  cs.filler = cache::Waiter{ctx_.worker().id(), (uint64_t{conn_.ref.slot} << 32) | conn_.ref.gen,
-                            ctx_.NextQueueTicket()};
+  cs.filler = NewWaiter();
   held_ = true;  // hold the next pipelined request meanwhile
   SetTimerFor(TimerFor::kCacheWait, spec.lock_timeout_ms);
   // The head into one buffer, the body straight into the string the entry will share.
