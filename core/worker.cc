@@ -111,10 +111,7 @@ void Conn::WriteRaw(std::string_view bytes) {
     return;
   }
   out_.Append(bytes);
-  if (out_.size() > kHighWater) {
-    above_high_water_ = true;
-  }
-  worker_->MarkSend(*this);
+  Queued();
 }
 
 void Conn::WriteFromRecvBuffer(std::string_view bytes) {
@@ -134,10 +131,7 @@ void Conn::WriteFromRecvBuffer(std::string_view bytes) {
   } else {
     out_.Append(bytes);
   }
-  if (out_.size() > kHighWater) {
-    above_high_water_ = true;
-  }
-  worker_->MarkSend(*this);
+  Queued();
 }
 
 void Conn::WritePinned(std::string_view bytes, const std::shared_ptr<const void>& owner) {
@@ -145,14 +139,11 @@ void Conn::WritePinned(std::string_view bytes, const std::shared_ptr<const void>
     Write(bytes);
     return;
   }
-  if (state_ == State::kClosing || state_ == State::kLingering || bytes.empty()) {
+  if (state_ == State::kClosing || state_ == State::kLingering) {
     return;
   }
   out_.AppendLent(bytes, worker_->Pin(owner));
-  if (out_.size() > kHighWater) {
-    above_high_water_ = true;
-  }
-  worker_->MarkSend(*this);
+  Queued();
 }
 
 uint32_t Worker::Pin(const std::shared_ptr<const void>& owner) {
@@ -176,6 +167,13 @@ void Worker::Lenders::Return(uint32_t id) {
   const uint32_t index = id - kPinBase;
   worker_->pins_[index].reset();
   worker_->free_pins_.push_back(index);
+}
+
+void Conn::Queued() {
+  if (out_.size() > kHighWater) {
+    above_high_water_ = true;
+  }
+  worker_->MarkSend(*this);
 }
 
 bool Conn::WriteBlocked() {

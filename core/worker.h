@@ -204,6 +204,8 @@ class Conn {
  private:
   friend class Worker;
   enum class RecvState : uint8_t { kOff, kArmed, kCancelling };
+  // Bytes were added to out_: note a crossing of kHighWater and ask for a send.
+  void Queued();
 
   Conn(Worker* worker, uint32_t slot, BlockPool* pool, BufferLender* lender)
       : worker_(worker), slot_(slot), out_(pool, lender) {}
