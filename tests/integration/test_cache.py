@@ -782,6 +782,17 @@ class DiskTier(h.ToriiCase):
         return cache_config(origin, {"memory": "1MiB", "max_object": "256KiB",
                                      "disk": {"path": disk, "size": "16MiB"}})
 
+    def start(self, config):
+        """A torii on `config` whose disk tier has finished its start-up scan."""
+        t = self.torii(config)
+        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        return t
+
+    def origin_and_config(self):
+        o = self.origin("o1")
+        disk = os.path.join(self.tmpdir(), "cache.disk")
+        return o, disk, self.config(o, disk)
+
     @staticmethod
     def disk_metric(t, name, labels=""):
         """The sample of `name` for [cache.main] (with `labels` after the cache's)."""
@@ -815,10 +826,8 @@ class DiskTier(h.ToriiCase):
                 for i in range(n)]
 
     def test_a_working_set_beyond_memory_is_served_from_disk(self):
-        o = self.origin("o1")
-        disk = os.path.join(self.tmpdir(), "cache.disk")
-        t = self.torii(self.config(o, disk))
-        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        o, disk, config = self.origin_and_config()
+        t = self.start(config)
         paths = self.paths("ws")
         bodies = self.fill(t, paths)  # 2.5 MiB: most of it no longer in the 1 MiB memory tier
         before = o.stats()["requests"]
@@ -850,11 +859,8 @@ class DiskTier(h.ToriiCase):
         self.assertEqual(o.stats()["requests"], before)
 
     def test_a_restart_finds_the_entries_and_revalidates_them(self):
-        o = self.origin("o1")
-        disk = os.path.join(self.tmpdir(), "cache.disk")
-        config = self.config(o, disk)
-        t = self.torii(config)
-        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        o, disk, config = self.origin_and_config()
+        t = self.start(config)
         paths = self.paths("rs", n=8)
         bodies = self.fill(t, paths)
         # PURGE reaches the disk too: a purged URL is not found after the restart.
@@ -881,11 +887,8 @@ class DiskTier(h.ToriiCase):
         self.assertEqual(r.header("Cache-Status"), "torii; fwd=miss; stored")
 
     def test_a_torn_record_is_never_served(self):
-        o = self.origin("o1")
-        disk = os.path.join(self.tmpdir(), "cache.disk")
-        config = self.config(o, disk)
-        t = self.torii(config)
-        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        o, disk, config = self.origin_and_config()
+        t = self.start(config)
         paths = self.paths("torn", n=3, etag=False)
         bodies = self.fill(t, paths)
         os.kill(t.pid, signal.SIGKILL)  # a crash: nothing flushed, nothing closed cleanly
@@ -897,8 +900,7 @@ class DiskTier(h.ToriiCase):
             self.assertGreater(at, 0)
             f.seek(at + 4096)
             f.write(b"\xde\xad\xbe\xef" * 16)
-        t = self.torii(config)
-        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        t = self.start(config)
         for p in paths:
             r = h.get(t.addr(), p)
             self.assertEqual(r.status, 200)
@@ -909,11 +911,8 @@ class DiskTier(h.ToriiCase):
     def test_a_crash_while_writing_never_serves_a_torn_record(self):
         # SIGKILL while clients fill the cache (writes in flight), then a restart: every URL is
         # answered with its own head and body, from the disk or from the origin, never a mix.
-        o = self.origin("o1")
-        disk = os.path.join(self.tmpdir(), "cache.disk")
-        config = self.config(o, disk)
-        t = self.torii(config)
-        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        o, disk, config = self.origin_and_config()
+        t = self.start(config)
         n = 240
 
         def path(i):
@@ -942,8 +941,7 @@ class DiskTier(h.ToriiCase):
         for th in threads:
             th.join(15)
         t.stop(expect_code=None)
-        t = self.torii(config)
-        self.wait_metric(t, "torii_cache_disk_ready", "", 1)
+        t = self.start(config)
         reference = {}
         for i in range(n):
             size = 20000 + 37 * i
