@@ -7,6 +7,11 @@
 
 namespace torii::http {
 
+H2HeadScratch& ThreadHeadScratch() {
+  thread_local H2HeadScratch scratch;
+  return scratch;
+}
+
 bool SendFrames(nghttp2_session* ng, core::Conn& conn) {
   while (conn.queued() < core::Conn::kHighWater && !conn.closing()) {
     const uint8_t* bytes = nullptr;
@@ -63,8 +68,7 @@ void H2BodyQueue::Clear(size_t keep) {
   end_ = deferred_ = false;
 }
 
-ssize_t H2BodyQueue::Read(nghttp2_session* ng, int32_t id, size_t length, uint32_t* flags,
-                          std::vector<nghttp2_nv>* nv_scratch) {
+ssize_t H2BodyQueue::Read(nghttp2_session* ng, int32_t id, size_t length, uint32_t* flags) {
   const size_t avail = queued();
   const size_t n = std::min(length, avail);
   if (n == 0 && !end_) {
@@ -75,11 +79,12 @@ ssize_t H2BodyQueue::Read(nghttp2_session* ng, int32_t id, size_t length, uint32
   if (n == avail && end_) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (!trailers_.empty()) {
-      nv_scratch->clear();
+      std::vector<nghttp2_nv>& nv = ThreadHeadScratch().nv;
+      nv.clear();
       for (const auto& [name, value] : trailers_) {
-        nv_scratch->push_back(Nv(name, value));
+        nv.push_back(Nv(name, value));
       }
-      if (nghttp2_submit_trailer(ng, id, nv_scratch->data(), nv_scratch->size()) == 0) {
+      if (nghttp2_submit_trailer(ng, id, nv.data(), nv.size()) == 0) {
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;  // the trailing HEADERS end the stream
       }
       trailers_.clear();

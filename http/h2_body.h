@@ -21,6 +21,7 @@
 #include "base/text.h"
 #include "core/worker.h"
 #include "http/h1_parser.h"
+#include "http/h2_fields.h"
 
 namespace torii::http {
 
@@ -48,6 +49,15 @@ void AppendNv(const Fields& fields, std::string_view request_id_field,
   }
 }
 
+// One head's fields and nghttp2's view of them, built and handed to nghttp2 (which copies
+// them) within one call: the HTTP/2 codecs of a thread share one, so an idle connection keeps
+// none.
+struct H2HeadScratch {
+  std::vector<H2Field> fields;
+  std::vector<nghttp2_nv> nv;
+};
+H2HeadScratch& ThreadHeadScratch();
+
 // nghttp2's pending frames to `conn` while it holds less than the high-water mark (a peer that
 // does not read holds nghttp2 back, not the connection's memory). False on an nghttp2 error
 // (the connection is beyond saving).
@@ -70,8 +80,7 @@ class H2BodyQueue {
   // nghttp2's data source read callback for stream `id`: the length of the next DATA frame,
   // or NGHTTP2_ERR_DEFERRED until more bytes come (Resume). At the end, EOF; with trailers they
   // are submitted here and END_STREAM goes on them.
-  ssize_t Read(nghttp2_session* ng, int32_t id, size_t length, uint32_t* flags,
-               std::vector<nghttp2_nv>* nv_scratch);
+  ssize_t Read(nghttp2_session* ng, int32_t id, size_t length, uint32_t* flags);
   // Wakes nghttp2 when its data source waits for bytes (after Append or End).
   void Resume(nghttp2_session* ng, int32_t id);
   // send_data: `length` queued bytes to `conn`. True when the queue just fell to the

@@ -1,6 +1,9 @@
 // http/h2_mem.cc: see h2_mem.h.
 #include "http/h2_mem.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdlib>
@@ -39,8 +42,8 @@ static_assert(sizeof(Header) == 16);
 
 // Block sizes grow by half (a block wastes at most a third of itself); what a session keeps
 // for its life (its own state, tables) is mostly larger, and goes to malloc, exactly sized.
-constexpr std::array<uint32_t, 11> kBlockBytes = {64,  96,  128, 192,  256, 384,
-                                                  512, 768, 1024, 1536, 2048};
+constexpr std::array<uint32_t, 11> kBlockBytes = {64,  96,  128,  192,  256, 384,
+                                                  512, 768, 1040, 1536, 2048};
 constexpr uint32_t kClasses = kBlockBytes.size();
 constexpr uint32_t kLarge = ~uint32_t{0};
 constexpr size_t BlockBytes(uint32_t k) { return kBlockBytes[k]; }
@@ -165,5 +168,132 @@ nghttp2_mem* H2Memory() {
 }
 
 size_t H2MemoryCachedBytes() { return t_lists_gone ? 0 : t_lists.cached; }
+
+// =============================================================================================
+// H2SessionMemory
+
+namespace {
+
+constexpr size_t PageRound(size_t n) {
+  return (n + H2SessionMemory::kPageBytes - 1) & ~(H2SessionMemory::kPageBytes - 1);
+}
+
+bool AllZero(const unsigned char* p, size_t n) {
+  static constexpr std::array<unsigned char, H2SessionMemory::kPageBytes> kZero{};
+  return std::memcmp(p, kZero.data(), n) == 0;
+}
+
+}  // namespace
+
+H2SessionMemory::H2SessionMemory() : mem_{this, &Malloc, &Free, &Calloc, &Realloc} {}
+
+void* H2SessionMemory::Allocate(size_t size) {
+  if (size < kPageBytes) {
+    return http::Allocate(size);
+  }
+  if (size > SIZE_MAX - kPageBytes) {
+    return nullptr;
+  }
+  void* p = std::aligned_alloc(kPageBytes, PageRound(size));
+  if (p == nullptr) {
+    return nullptr;
+  }
+  large_.push_back(Large{p, size});
+  return p;
+}
+
+H2SessionMemory::Large* H2SessionMemory::FindLarge(void* ptr) {
+  for (Large& l : large_) {
+    if (l.ptr == ptr) {
+      return &l;
+    }
+  }
+  return nullptr;
+}
+
+void H2SessionMemory::FreeLarge(Large* large) {
+  std::free(large->ptr);
+  *large = large_.back();
+  large_.pop_back();
+}
+
+void* H2SessionMemory::Malloc(size_t size, void* self) {
+  return static_cast<H2SessionMemory*>(self)->Allocate(size);
+}
+
+void H2SessionMemory::Free(void* ptr, void* self) {
+  auto* m = static_cast<H2SessionMemory*>(self);
+  if (Large* l = ptr != nullptr ? m->FindLarge(ptr) : nullptr) {
+    m->FreeLarge(l);
+  } else {
+    Release(ptr);
+  }
+}
+
+void* H2SessionMemory::Calloc(size_t n, size_t size, void* self) {
+  if (size != 0 && n > SIZE_MAX / size) {
+    return nullptr;
+  }
+  void* p = static_cast<H2SessionMemory*>(self)->Allocate(n * size);
+  if (p != nullptr) {
+    std::memset(p, 0, n * size);
+  }
+  return p;
+}
+
+void* H2SessionMemory::Realloc(void* ptr, size_t size, void* self) {
+  auto* m = static_cast<H2SessionMemory*>(self);
+  if (ptr == nullptr) {
+    return m->Allocate(size);
+  }
+  Large* l = m->FindLarge(ptr);
+  if (l == nullptr && size < kPageBytes) {
+    return MemRealloc(ptr, size, nullptr);  // a small block stays with the lists
+  }
+  size_t old = 0;
+  if (l != nullptr) {
+    if (size <= PageRound(l->size)) {
+      l->size = size;  // the pages already hold it
+      return ptr;
+    }
+    old = l->size;
+  } else {
+    old = (static_cast<const Header*>(ptr) - 1)->size;
+  }
+  void* next = m->Allocate(size);
+  if (next == nullptr) {
+    return nullptr;  // realloc's contract: the old block stays
+  }
+  std::memcpy(next, ptr, std::min(old, size));
+  Free(ptr, self);
+  return next;
+}
+
+void H2SessionMemory::NoteSessionMade() {
+  for (Large& l : large_) {
+    l.frames = l.size >= kFrameBufferBytes;
+  }
+}
+
+size_t H2SessionMemory::ReleaseIdlePages() {
+  size_t given = 0;
+  for (const Large& l : large_) {
+    auto* base = static_cast<unsigned char*>(l.ptr);
+    const size_t span = PageRound(l.size);
+    if (l.frames) {
+      madvise(base, span, MADV_DONTNEED);
+      given += span;
+      continue;
+    }
+    for (size_t off = 0; off < span; off += kPageBytes) {
+      // Reading a page never touched maps the shared zero page: nothing becomes resident.
+      if (AllZero(base + off, kPageBytes)) {
+        madvise(base + off, kPageBytes, MADV_DONTNEED);
+        given += kPageBytes;
+      }
+    }
+  }
+  return given;
+}
 
 }  // namespace torii::http

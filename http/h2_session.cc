@@ -24,14 +24,13 @@ constexpr double kResetRate = 100;
 // of several streams in flight without a WINDOW_UPDATE each round trip.
 constexpr int32_t kConnectionWindow = 1 << 20;
 // Ended streams a connection keeps for its next ones (their objects and small buffers): as
-// many as it keeps busy at once, up to kSpareStreams, and one once it has been idle for
-// kSpareTrimMs (a client's requests come in bursts: between two, a connection is idle).
+// many as it keeps busy at once, up to kSpareStreams, and none once it has been idle for
+// kSpareTrimMs (a client's requests come in bursts: between two, a connection is idle); its
+// nghttp2 session then gives its large blocks' pages back too (H2SessionMemory).
 constexpr size_t kSpareStreams = 32;
-constexpr size_t kIdleSpareStreams = 1;
 constexpr uint64_t kSpareTrimMs = 1000;
-// The buffers a spare stream keeps (a busy connection's; an idle one's).
+// The buffers a spare stream keeps.
 constexpr size_t kKeptBuffer = 16 * 1024;
-constexpr size_t kIdleKeptBuffer = 1024;
 
 }  // namespace
 
@@ -321,9 +320,7 @@ class H2Session::Stream final : public Downstream {
   bool reset_after_response() const { return reset_after_response_; }
 
   // nghttp2's data source: what the response queue holds.
-  ssize_t Read(size_t length, uint32_t* flags) {
-    return body_.Read(s_.ng_, id_, length, flags, &s_.nv_scratch_);
-  }
+  ssize_t Read(size_t length, uint32_t* flags) { return body_.Read(s_.ng_, id_, length, flags); }
   H2BodyQueue& body() { return body_; }
   int32_t id() const { return id_; }
 
@@ -332,10 +329,11 @@ class H2Session::Stream final : public Downstream {
     if (reset_) {
       return false;
     }
-    ResponseFields(head, &s_.fields_scratch_);
-    std::vector<nghttp2_nv>& nv = s_.nv_scratch_;
+    H2HeadScratch& scratch = ThreadHeadScratch();
+    ResponseFields(head, &scratch.fields);
+    std::vector<nghttp2_nv>& nv = scratch.nv;
     nv.clear();
-    AppendNv(s_.fields_scratch_, s_.cfg().request_id_header, &nv);
+    AppendNv(scratch.fields, s_.cfg().request_id_header, &nv);
     int rv;
     if (!final) {
       rv = nghttp2_submit_headers(s_.ng_, NGHTTP2_FLAG_NONE, id_, nullptr, nv.data(), nv.size(),
@@ -474,8 +472,10 @@ H2Session::H2Session(ProxyContext& ctx, core::Conn& conn, ClientConn client)
   nghttp2_option_set_stream_reset_rate_limit(opt, 2 * static_cast<uint64_t>(kResetBurst),
                                              static_cast<uint64_t>(kResetRate));
   nghttp2_option_set_max_continuations(opt, 16);
+  nghttp2_option_set_no_closed_streams(opt, 1);
   const ProxyLimits& l = cfg().limits;
-  nghttp2_session_server_new3(&ng_, cbs, this, opt, H2Memory());
+  nghttp2_session_server_new3(&ng_, cbs, this, opt, memory_.mem());
+  memory_.NoteSessionMade();
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   const nghttp2_settings_entry settings[] = {
@@ -800,11 +800,10 @@ uint64_t H2Session::IdleDue() const {
 
 void H2Session::TrimSpares() {
   spares_trimmed_ = true;
-  if (spare_.size() > kIdleSpareStreams) {
-    spare_.resize(kIdleSpareStreams);
-  }
-  for (std::unique_ptr<Stream>& spare : spare_) {
-    spare->Park(kIdleKeptBuffer);
+  spare_.clear();
+  spare_.shrink_to_fit();
+  if (!nghttp2_session_want_write(ng_)) {
+    memory_.ReleaseIdlePages();
   }
 }
 

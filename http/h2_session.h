@@ -34,6 +34,7 @@
 #include "http/downstream.h"
 #include "http/exchange.h"
 #include "http/h2_fields.h"
+#include "http/h2_mem.h"
 #include "http/proxy_context.h"
 
 namespace torii::http {
@@ -105,14 +106,13 @@ class H2Session final : public core::ConnHandler, public ExchangeHost {
   ProxyContext& ctx_;
   core::Conn& conn_;  // the handler lives as long as its connection
   ClientConn client_;
+  H2SessionMemory memory_;  // ng_'s allocator: before ng_, gone after it
   nghttp2_session* ng_ = nullptr;
   // The open streams (at most max_concurrent_streams, so a scan finds one faster than a hash).
   std::vector<std::unique_ptr<Stream>> streams_;
   std::vector<std::unique_ptr<Stream>> spare_;  // ended streams kept for the next ones
   std::vector<int32_t> writable_;       // streams whose response queue drained (Flush)
   std::vector<int32_t> awaiting_;       // streams begun since the last Rearm (header_timeout)
-  std::vector<H2Field> fields_scratch_;  // a response head's fields (ResponseFields)
-  std::vector<nghttp2_nv> nv_scratch_;   // ... for nghttp2 to copy
   uint64_t idle_since_ms_ = 0;
   uint64_t armed_ms_ = 0;    // the connection timer's deadline (0: not armed)
   bool idle_listed_ = false;  // in the worker's idle list (no stream open)

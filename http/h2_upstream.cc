@@ -234,7 +234,7 @@ class H2UpstreamConn::Stream final : public Upstream {
 
   // nghttp2's data source: the request body queued here.
   ssize_t Read(size_t length, uint32_t* flags) {
-    const ssize_t n = body_.Read(c_.ng_, id_, length, flags, &c_.nv_scratch_);
+    const ssize_t n = body_.Read(c_.ng_, id_, length, flags);
     if ((*flags & NGHTTP2_DATA_FLAG_EOF) != 0) {
       request_sent_ = true;
     }
@@ -439,13 +439,14 @@ Upstream* H2UpstreamConn::FindUpstream(uint32_t stream) {
 
 uint32_t H2UpstreamConn::Open(core::Conn& self, const StreamParams& params, std::string* head) {
   self_ = &self;
-  RequestFields(head, cfg().pools[pool_].tls ? "https" : "http", &fields_scratch_);
-  if (fields_scratch_.empty()) {
+  H2HeadScratch& scratch = ThreadHeadScratch();
+  RequestFields(head, cfg().pools[pool_].tls ? "https" : "http", &scratch.fields);
+  if (scratch.fields.empty()) {
     return 0;
   }
-  std::vector<nghttp2_nv>& nv = nv_scratch_;
+  std::vector<nghttp2_nv>& nv = scratch.nv;
   nv.clear();
-  AppendNv(fields_scratch_, cfg().request_id_header, &nv);
+  AppendNv(scratch.fields, cfg().request_id_header, &nv);
   std::unique_ptr<Stream> st;
   if (spare_.empty()) {
     st = std::make_unique<Stream>(*this);

@@ -131,9 +131,7 @@ class H2UpstreamConn final : public UpstreamHandler {
   nghttp2_session* ng_ = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
   std::vector<std::unique_ptr<Stream>> spare_;  // ended streams kept for the next ones
-  std::vector<int32_t> writable_;  // streams whose request queue drained (Flush)
-  std::vector<H2Field> fields_scratch_;
-  std::vector<nghttp2_nv> nv_scratch_;
+  std::vector<int32_t> writable_;               // streams whose request queue drained (Flush)
   uint64_t idle_since_ms_ = 0;
   uint64_t armed_ms_ = 0;
   uint64_t last_recv_ms_ = 0;  // the last bytes from the backend

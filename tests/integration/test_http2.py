@@ -227,6 +227,31 @@ class H2Basics(h.ToriiCase):
             self.assertEqual(kinds["x-request-id"], "NeverIndexedHeaderTuple", kinds)
             self.assertEqual(kinds["x-backend"], "HeaderTuple", kinds)
 
+    # A connection idle past the spare-stream trim (1 s) has dropped its spare streams and its
+    # nghttp2 session has given its frame buffer's and empty stream table's pages back: it must
+    # serve on exactly as before, with the header fields both sides entered into their HPACK
+    # tables on the first request sent as table references afterwards.
+    def test_connection_idle_past_the_trim_serves_on(self):
+        c = self.client()
+        token = "t" * 900
+        first = c.get("/idle-1?size=3000", headers=[("x-token", token)])
+        self.assertEqual(first["status"], 200)
+        time.sleep(1.6)
+        for i in range(2, 5):
+            sids = [c.request("GET", f"/idle-{i}-{j}?size={3000 + j}", headers=[("x-token", token)])
+                    for j in range(3)]
+            for j, sid in enumerate(sids):
+                r = c.response(sid)
+                self.assertEqual(r["status"], 200, r)
+                self.assertEqual(len(r["data"]), 3000 + j)
+                self.assertEqual(header(r, "x-backend"), ["o1"])
+            time.sleep(1.2)
+        seen = {e["target"]: dict((k.lower(), v) for k, v in e["headers"])
+                for e in self.o.log_entries() if e["target"].startswith("/idle-")}
+        self.assertEqual(len(seen), 10, sorted(seen))
+        for target, headers in seen.items():
+            self.assertEqual(headers.get("x-token"), token, target)
+
     def test_many_streams_at_once_on_one_connection(self):
         c = self.client()
         sids = [c.request("GET", f"/m{i}?size={100 + i}") for i in range(50)]
