@@ -104,30 +104,29 @@ class H2Session::Stream final : public Downstream {
     if (!x_.OnRequestHead(h)) {
       return;
     }
-    // An extended CONNECT is a request without a body: its DATA are the tunnel's (TunnelData).
+    // An extended CONNECT is a request without a body: its DATA are the tunnel's (OnData).
     if ((end_stream || tunnel_) && !x_.idle()) {
       x_.OnRequestEnd(false, {});
     }
   }
 
-  // Request body bytes (DATA): to the exchange, or held while it holds the request.
+  // DATA from the client (request body bytes, or a tunnel's): to the exchange, or held (see
+  // Holds), or dropped once the exchange is over.
   void OnData(std::string_view bytes) {
-    if (tunnel_) {
-      TunnelData(bytes);
-      return;
-    }
-    body_bytes_ += bytes.size();
     if (finished_ || x_.idle()) {
-      Consume(bytes.size());  // answered already: the rest of the body is not wanted
+      Consume(bytes.size());  // answered already: the rest is not wanted
       return;
     }
-    x_.OnRequestBytes(bytes.size());
-    if (body_bytes_ > s_.cfg().limits.body_bytes) {
-      Consume(bytes.size());
-      x_.OnRequestError(413, "request body too large");
-      return;
+    if (!tunnel_) {
+      body_bytes_ += bytes.size();
+      x_.OnRequestBytes(bytes.size());
+      if (body_bytes_ > s_.cfg().limits.body_bytes) {
+        Consume(bytes.size());
+        x_.OnRequestError(413, "request body too large");
+        return;
+      }
     }
-    if (x_.held() || !held_in_.empty()) {
+    if (Holds()) {
       held_in_.append(bytes);  // bounded by the stream's window: nothing is acknowledged
       return;
     }
@@ -141,24 +140,15 @@ class H2Session::Stream final : public Downstream {
     if (finished_ || x_.idle()) {
       return;
     }
-    if (tunnel_) {
-      // The client's end of the tunnel: after the bytes still held, if any.
-      if (TunnelHolds()) {
-        end_held_ = true;
-      } else {
-        x_.EndTunnel("client closed", /*abort=*/false);
-      }
-      return;
-    }
-    if (trailers_too_large_) {
+    if (trailers_too_large_ && !tunnel_) {
       x_.OnRequestError(431, "trailer section too large");
       return;
     }
-    if (x_.held() || !held_in_.empty()) {
-      end_held_ = true;
+    if (Holds()) {
+      end_held_ = true;  // after the bytes still held
       return;
     }
-    x_.OnRequestEnd(false, Trailers());
+    DeliverEnd();
   }
 
   // The stream closed (either side, or the connection): the exchange gives everything back.
@@ -278,20 +268,18 @@ class H2Session::Stream final : public Downstream {
   // pause on the connection, which other streams share.
   void PauseReading() override {}
   void ResumeReading() override {}
+  // The exchange takes client bytes again (or the tunnel opened): what was held goes, then
+  // the client's end if it came meanwhile.
   void Continue() override {
-    if (tunnel_) {
-      ContinueTunnel();
-      return;
-    }
-    if (!held_in_.empty() && !x_.held()) {
+    if (!held_in_.empty() && !Waiting()) {
       std::string bytes = std::move(held_in_);
       held_in_.clear();
       Consume(bytes.size());
       x_.OnRequestBody(bytes);
     }
-    if (end_held_ && held_in_.empty() && !x_.held() && !x_.idle()) {
+    if (end_held_ && held_in_.empty() && !Waiting() && !x_.idle()) {
       end_held_ = false;
-      x_.OnRequestEnd(false, Trailers());
+      DeliverEnd();
     }
   }
   void Finished() override {
@@ -364,37 +352,19 @@ class H2Session::Stream final : public Downstream {
     }
     return trailer_views_;
   }
-  // ---- An extended CONNECT's tunnel (RFC 8441) ----
-  // Its bytes wait, unacknowledged (the stream's window bounds them), until the tunnel is open
-  // and while the backend is behind.
-  bool TunnelHolds() const { return !x_.tunnel() || x_.held() || !held_in_.empty(); }
-  // Tunnel bytes from the client: relayed, held, or (the exchange is over) dropped.
-  void TunnelData(std::string_view bytes) {
-    if (finished_ || x_.idle()) {
-      Consume(bytes.size());
-      return;
-    }
-    if (TunnelHolds()) {
-      held_in_.append(bytes);
-      return;
-    }
-    Consume(bytes.size());
-    x_.OnRequestBody(bytes);
-  }
-  // The tunnel opened, or the backend caught up: what was held goes, then the client's end.
-  void ContinueTunnel() {
-    if (!x_.tunnel() || x_.held()) {
-      return;
-    }
-    if (!held_in_.empty()) {
-      std::string bytes = std::move(held_in_);
-      held_in_.clear();
-      Consume(bytes.size());
-      x_.OnRequestBody(bytes);
-    }
-    if (end_held_ && held_in_.empty() && x_.tunnel() && !x_.held()) {
-      end_held_ = false;
+  // The exchange takes no client bytes now: it holds the request (a limit's delay, early
+  // data, a backend behind), or the stream is an extended CONNECT (RFC 8441) whose tunnel is
+  // not open yet.
+  bool Waiting() const { return x_.held() || (tunnel_ && !x_.tunnel()); }
+  // Client bytes wait, unacknowledged (the stream's window bounds them), while the exchange
+  // does and behind bytes already waiting.
+  bool Holds() const { return Waiting() || !held_in_.empty(); }
+  // The client's END_STREAM to the exchange: the request's end, or the tunnel's client side.
+  void DeliverEnd() {
+    if (tunnel_) {
       x_.EndTunnel("client closed", /*abort=*/false);
+    } else {
+      x_.OnRequestEnd(false, Trailers());
     }
   }
   void Resume() {
