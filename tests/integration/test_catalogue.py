@@ -343,6 +343,8 @@ CLAIMS = {
     ],
     'E1': [
         'test_resource_faults.FdExhaustion.test_e1_emfile_pauses_accepting',
+        'test_resource_faults.FdExhaustion.'
+        'test_e1_keepalive_clients_served_under_load_while_accepting_fails',
     ],
     'E2': [
         'bench: bash bench/run.sh idle (bytes per idle connection, gradual and BATCH=N bursts)',

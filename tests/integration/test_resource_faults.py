@@ -10,6 +10,7 @@ import subprocess
 import select
 import socket
 import struct
+import threading
 import time
 import unittest
 
@@ -368,29 +369,22 @@ class FdExhaustion(h.ToriiCase):
             self.assertEqual(p.returncode, 1)
             self.assertIn("above the hard RLIMIT_NOFILE", p.stderr.decode())
 
-    def test_e1_emfile_pauses_accepting(self):
-        """E1: torii (one worker) runs with RLIMIT_NOFILE 64 and 100 idle clients connect:
-        accept fails with EMFILE, torii pauses accepting and retries on a timer, so it uses
-        < 20% of one core (no busy loop). An accepted client that sends a request gets a 503
-        (upstream socket() fails with EMFILE) or a close, within a bound. A request on a
-        connection still in the backlog is served once the clients leave, and new requests
-        succeed within ~1 s (accepting resumed).
+    def limited_torii(self, pool_extra, limits=None):
+        """A torii (one worker, origin o1) started with RLIMIT_NOFILE = NOFILE.
 
         harness.Torii has no hook for the child's rlimits, so the soft limit of this process
         is lowered while torii is spawned (children inherit it, as after `ulimit -n 64`); the
-        soft limit is what accept and socket() check."""
+        soft limit is what accept and socket() check. It must be in place before torii starts:
+        io_uring snapshots RLIMIT_NOFILE when an accept is armed, so prlimit on the running
+        process would not reach its multishot accept."""
         o = self.origin("o1")
-        # keepalive 0: every request needs a new upstream socket (no pooled one hides EMFILE).
-        # Torii inherits the limit from this process (as under `ulimit -n`); it must be in
-        # place before torii starts: io_uring snapshots RLIMIT_NOFILE when an accept is armed,
-        # so prlimit on the running process would not reach its multishot accept.
         self.assertLess(len(os.listdir("/proc/self/fd")), self.NOFILE - 16)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (self.NOFILE, hard))
         try:
             # max_open_files: torii keeps the limit it was given (by default it raises the soft
             # limit to what max_connections needs).
-            t = self.torii(h.proxy_config([o], pool_extra={"keepalive": 0},
+            t = self.torii(h.proxy_config([o], pool_extra=pool_extra, limits=limits,
                                           server_extra={"max_open_files": self.NOFILE}))
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
@@ -399,6 +393,17 @@ class FdExhaustion(h.ToriiCase):
         self.addCleanup(lambda: t.alive() and resource.prlimit(
             t.pid, resource.RLIMIT_NOFILE, (soft, hard)))
         self.assertEqual(resource.prlimit(t.pid, resource.RLIMIT_NOFILE)[0], self.NOFILE)
+        return t
+
+    def test_e1_emfile_pauses_accepting(self):
+        """E1: torii (one worker) runs with RLIMIT_NOFILE 64 and 100 idle clients connect:
+        accept fails with EMFILE, torii pauses accepting and retries on a timer, so it uses
+        < 20% of one core (no busy loop). An accepted client that sends a request gets a 503
+        (upstream socket() fails with EMFILE) or a close, within a bound. A request on a
+        connection still in the backlog is served once the clients leave, and new requests
+        succeed within ~1 s (accepting resumed)."""
+        # keepalive 0: every request needs a new upstream socket (no pooled one hides EMFILE).
+        t = self.limited_torii({"keepalive": 0})
         addr = t.addr()
         # One request end to end, and both of its connections destroyed, before the fds run
         # out: UndefinedBehaviorSanitizer's vptr check probes memory through a pipe() the first
@@ -462,6 +467,66 @@ class FdExhaustion(h.ToriiCase):
         r = waiting.read_response()
         self.assertEqual((r.status, r.body), (200, b"o1\n"), "the backlogged request")
         self.assertEqual(h.get(addr, "/").status, 200)
+        t.check_alive()
+
+
+    def test_e1_keepalive_clients_served_under_load_while_accepting_fails(self):
+        """E1 under load: four keep-alive clients send requests back to back, over the four
+        upstream connections the pool opened before, while 100 more clients take every fd torii
+        has left. Accepting fails (EMFILE) and pauses, and the four are served throughout:
+        every request they send, before, during and after, is answered 200. Once the 100 leave,
+        new connections are served again within ~1 s."""
+        # keepalive_requests: the load clients' connections are not capped meanwhile (D8).
+        t = self.limited_torii({"keepalive": 8}, limits={"keepalive_requests": 1000000})
+        addr = t.addr()
+        # Warm-up (see test_e1_emfile_pauses_accepting: a client session destroyed once before
+        # the fds run out), then four upstream connections opened at once (slow answers).
+        self.assertEqual(h.get(addr, "/").status, 200)
+        time.sleep(0.2)
+        loaders = [h.Client(addr, timeout=3 * h.SLOW) for _ in range(4)]
+        for c in loaders:
+            self.addCleanup(c.close)
+            c.send(h.build_request("GET", "/?delay=300"))
+        for c in loaders:
+            self.assertEqual(c.read_response().status, 200)
+        stop = threading.Event()
+        results = [[] for _ in loaders]  # per client: (monotonic time, status or error)
+
+        def load(c, out):
+            while not stop.is_set():
+                try:
+                    out.append((time.monotonic(), c.get("/?under-load").status))
+                except (OSError, ConnectionError, TimeoutError, h.Malformed) as e:
+                    out.append((time.monotonic(), repr(e)))
+                    return
+
+        threads = [threading.Thread(target=load, args=(c, out), daemon=True)
+                   for c, out in zip(loaders, results)]
+        for th in threads:
+            th.start()
+        self.addCleanup(stop.set)
+        clients = []
+        self.addCleanup(close_all, clients)
+        for _ in range(100):
+            clients.append(socket.create_connection(addr, timeout=5))
+        h.wait_for(lambda: "accept failed" in t.error_log(), 5 * h.SLOW, interval=0.05,
+                   what="torii to log the EMFILE accept failure")
+        exhausted = time.monotonic()
+        self.assertLessEqual(h.fd_count(t.pid), self.NOFILE)
+        time.sleep(1.5)
+        close_all(clients)
+        ended = time.monotonic()
+        r, attempts = get_within(addr, "/?after-exhaustion", ended + 1.0 * h.SLOW)
+        self.assertIsNotNone(r, f"no 200 within 1 s of the clients leaving ({attempts} tries)")
+        stop.set()
+        for th in threads:
+            th.join(5 * h.SLOW)
+        for i, out in enumerate(results):
+            outcomes = {o for _, o in out}
+            self.assertEqual(outcomes, {200}, f"client {i}: {[o for _, o in out if o != 200]}")
+            during = [o for at, o in out if exhausted <= at <= ended]
+            self.assertGreater(len(during), 5, f"client {i} was served {len(during)} times "
+                               "while accepting failed")
         t.check_alive()
 
 
