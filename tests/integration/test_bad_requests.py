@@ -2,9 +2,10 @@
 
 Each row sends exact bytes with raw() and asserts three things: the status torii answers, whether
 it closes the connection, and what reached the origin (never `/smuggled`; usually nothing at
-all). One torii and its origins serve the whole class (starting them per row would dominate the
-run time); tearDown checks that torii is still alive and that no origin ever saw /smuggled, and
-the class cleanup stops torii with the sanitizer check.
+all). The rows whose verdict is just that are data (RAW_ROWS, walked by RawRows); the others are
+methods that check more. One torii and its origins serve each class (starting them per row would
+dominate the run time); tearDown checks that torii is still alive and that no origin ever saw
+/smuggled, and the class cleanup stops torii with the sanitizer check.
 """
 
 import socket
@@ -126,34 +127,133 @@ class BadRequestBase(h.ToriiCase):
         return rs
 
 
+def chunked(body, target="/", extra=()):
+    return post([b"Transfer-Encoding: chunked"] + list(extra), body, target=target)
+
+
+# The catalogue's `raw` rows whose verdict is exact bytes in, a status out: each row becomes
+# RawRows.test_<row>_<name>, which sends every variant on a connection of its own and asserts
+# the status (an int, or a tuple of allowed ones; a (payload, status) variant names its own),
+# whether torii closes the connection (`closed`, default True) and how many requests reached an
+# origin (`forwarded`, default 0: nothing; None: don't care); tearDown adds that /smuggled never
+# did, and the class cleanup that no sanitizer spoke. Rows that owe more than that (what the
+# origin received, how fast, how much memory) are methods of the classes after it.
+RAW_ROWS = [
+    # row, name, status, variants, options
+    ("S1", "cl_then_te", 400,
+     [post([b"Content-Length: 4", b"Transfer-Encoding: chunked"], b"0\r\n\r\n" + SM)], {}),
+    ("S2", "te_then_cl", 400,
+     [post([b"Transfer-Encoding: chunked", b"Content-Length: 4"], b"0\r\n\r\n" + SM)], {}),
+    ("S3", "conflicting_content_length", 400,
+     [post([b"Content-Length: 4", b"Content-Length: 41"], b"abcd" + SM)], {}),
+    ("S4", "duplicate_content_length", 400,
+     [post(cl, b"ab" + SM) for cl in ([b"Content-Length: 2", b"Content-Length: 2"],
+                                      [b"Content-Length: 2, 2"])], {}),
+    ("S5", "malformed_content_length", 400,
+     [post([b"Content-Length: " + v], b"ab" + SM)
+      for v in [b"", b"+2", b"-2", b"0x2", b"1 0", b"1_0", b"2a", b"99999999999999999999",
+                b"184467440737095516160"]], {}),
+    # Anything but exactly "chunked": 400, or 501 for a coding torii does not know.
+    ("S7", "transfer_encoding_variants", (400, 501),
+     [post(te, b"0\r\n\r\n" + SM)
+      for te in [[b"Transfer-Encoding: chunked, chunked"], [b"Transfer-Encoding: chunked, gzip"],
+                 [b"Transfer-Encoding: gzip, chunked"], [b"Transfer-Encoding: xchunked"],
+                 [b"Transfer-Encoding: identity"], [b"Transfer-Encoding: chunked;x=y"],
+                 [b"Transfer-Encoding: , chunked"], [b"Transfer-Encoding: chunked,"],
+                 [b"Transfer-Encoding: \x0bchunked"], [b"Transfer-Encoding: \x0cchunked"],
+                 [b"Transfer-Encoding: \x00chunked"],
+                 [b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked"],
+                 [b"Transfer-Encoding: gzip"]]], {}),
+    ("S9", "transfer_encoding_obs_fold", 400,
+     [post([b"Transfer-Encoding:", b" chunked", b"Content-Length: 4"], b"0\r\n\r\n" + SM)],
+     {}),
+    ("S10", "obs_fold_any_header", 400,
+     [get(fold) for fold in ([b"X-A: a", b" b"], [b"X-A: a", b"\tb"], [b"X-A:", b" b"])], {}),
+    ("S11", "http10_with_transfer_encoding", 400,
+     [post([b"Transfer-Encoding: chunked"], b"0\r\n\r\n" + SM, version="1.0")], {}),
+    ("S12", "bare_lf", 400,
+     [b"GET / HTTP/1.1\nHost: a.test\n\n", b"GET / HTTP/1.1\r\nHost: a.test\nX-A: b\r\n\r\n"],
+     {}),
+    ("S13", "bare_cr_in_value", 400,
+     [post([b"X-A: a\rTransfer-Encoding: chunked", b"Content-Length: 5"], b"0\r\n\r\n" + SM)],
+     {}),
+    ("S15", "ctl_in_value", 400,
+     [get([b"X-A: a" + bytes([c]) + b"b"]) for c in [1, 8, 0x0b, 0x0c, 0x1b, 0x1f, 0x7f]], {}),
+    ("S16", "empty_header_name", 400,
+     [post([b": x", b"Content-Length: 4"], b"abcd" + SM), get([b":x"])], {}),
+    ("S17", "invalid_header_name", 400,
+     [post([name, b"Content-Length: 4"], b"abcd" + SM)
+      for name in [b"X Y: z", b"Transfer-Encoding : chunked", b"X@Y: z", b"X\x01Y: z",
+                   b"X(Y): z", b"\"X\": z", b" X: z"]], {}),
+    ("C1", "bad_chunk_size", 400,
+     [chunked(size + b"\r\nab\r\n0\r\n\r\n" + SM)
+      for size in [b"0x2", b"+2", b"-1", b" 2", b"2 ", b"2_0", b"2;", b"g", b""]],
+     {"forwarded": None}),
+    # Chunks that together pass body_bytes: 413 at the chunk that passes it.
+    ("C2", "chunks_over_budget", 413,
+     [chunked((b"%x\r\n" % (BODY_LIMIT // 2)) + b"x" * (BODY_LIMIT // 2) + b"\r\n"
+              + (b"%x\r\n" % (BODY_LIMIT // 2 + 1)), target="/echo")], {"forwarded": None}),
+    ("C3", "bare_lf_in_chunks", 400,
+     [chunked(body + SM) for body in [b"2\nab\r\n0\r\n\r\n", b"2\r\nab\n0\r\n\r\n",
+                                      b"2\r\nab\r\n0\n\n", b"2;x=y\nab\r\n0\r\n\r\n",
+                                      b"2\r\nab\r\n0\r\n\n"]], {"forwarded": None}),
+    ("C4", "chunk_data_without_crlf", 400, [chunked(b"2\r\nabXX0\r\n\r\n" + SM)],
+     {"forwarded": None}),
+    ("C5", "chunk_spill", 400, [chunked(b"2\r\nabcd\r\n0\r\n\r\n" + SM)], {"forwarded": None}),
+    # A chunk extension with a bare LF, or longer than 4 KiB.
+    ("C6", "bad_chunk_extensions", 400,
+     [chunked(b"2;x=\"a\nb\"\r\nab\r\n0\r\n\r\n" + SM),
+      chunked(b"2;x=" + b"v" * 10240 + b"\r\nab\r\n0\r\n\r\n" + SM)], {"forwarded": None}),
+    # HTTP/2.0 in an HTTP/1 request line: 505; a malformed version: 400.
+    ("R2", "versions", 400, [(get(version="2.0"), 505), get(version="01.1"), get(version="1.10")],
+     {}),
+    ("R3", "fragment_in_target", 400, [get(target="/a#b"), get(target="/#")], {}),
+    ("R4", "bad_target_bytes", 400,
+     [get(target=t) for t in ["/a\x00b", "/a\tb", "/a\x01b", "/a\x7fb", "/\xc3\xa9", "/a\x1b[0m"]],
+     {}),
+    ("R6", "bad_host", 400,
+     [get(hosts, host=None)
+      for hosts in [[b"Host: a.test", b"Host: a.test"], [b"Host: a.test", b"Host: b.test"],
+                    [b"Host: a,b"], [b"Host: a/b@c"], [b"Host: .."], [b"Host: a..b"],
+                    [b"Host: "], [b"Host: a b"], [b"Host: a:"], [b"Host: a:12x"],
+                    [b"Host: [::1"], [b"Host: a@b"]]], {}),
+    # Neither origin-form nor absolute-form.
+    ("R7", "bad_target_forms", (400, 404),
+     [get(target=t) for t in ["a.test/x", "ftp://a.test/", "http://", "*"]], {"closed": None}),
+    ("R9", "long_request_line", 414, [get(target="/" + "a" * 20000)], {}),
+    # One 70 KB header, or many.
+    ("R10", "header_section_too_large", 431,
+     [get([b"X-Big: " + b"b" * 70000]), get([b"X-H%d: %s" % (i, b"v" * 200) for i in range(90)])],
+     {}),
+    ("R12", "bad_methods", (400, 501),
+     [m + b" / HTTP/1.1\r\nHost: a.test\r\n\r\n" for m in [b"get", b"FOO", b"G@T", b"GETT"]],
+     {}),
+    # An HTTP/1.0 request without keep-alive ends the connection: SM after it never runs.
+    ("P2", "http10_close", 200, [get(version="1.0") + SM], {"forwarded": 1}),
+    # An early 431 with an unread body closes the connection; the body never runs.
+    ("P6", "early_431_with_body", 431,
+     [post([b"X-Big: " + b"b" * 20000, b"Content-Length: %d" % len(SM)], SM)], {}),
+]
+
+
+class RawRows(BadRequestBase):
+    """RAW_ROWS, one test per row (made below)."""
+
+
+def _raw_row_test(status, variants, options):
+    def test(self):
+        for v in variants:
+            payload, want = v if isinstance(v, tuple) else (v, status)
+            with self.subTest(payload=payload[:120]):
+                self.expect(payload, want, **options)
+    return test
+
+
+for _row, _name, _status, _variants, _options in RAW_ROWS:
+    setattr(RawRows, f"test_{_row.lower()}_{_name}", _raw_row_test(_status, _variants, _options))
+
+
 class RequestFraming(BadRequestBase):
-    # S1: CL.TE → 400, close, nothing forwarded (the smuggled GET never runs).
-    def test_s1_cl_then_te(self):
-        self.expect(post([b"Content-Length: 4", b"Transfer-Encoding: chunked"],
-                         b"0\r\n\r\n" + SM), 400)
-
-    # S2: TE.CL → 400, close, nothing forwarded.
-    def test_s2_te_then_cl(self):
-        self.expect(post([b"Transfer-Encoding: chunked", b"Content-Length: 4"],
-                         b"0\r\n\r\n" + SM), 400)
-
-    # S3: two different Content-Length values → 400, close.
-    def test_s3_conflicting_content_length(self):
-        self.expect(post([b"Content-Length: 4", b"Content-Length: 41"], b"abcd" + SM), 400)
-
-    # S4: duplicate identical CL, or "2, 2" → 400, close.
-    def test_s4_duplicate_content_length(self):
-        for cl in ([b"Content-Length: 2", b"Content-Length: 2"], [b"Content-Length: 2, 2"]):
-            with self.subTest(cl=cl):
-                self.expect(post(cl, b"ab" + SM), 400)
-
-    # S5: malformed Content-Length values → 400, close.
-    def test_s5_malformed_content_length(self):
-        for v in [b"", b"+2", b"-2", b"0x2", b"1 0", b"1_0", b"2a", b"99999999999999999999",
-                  b"184467440737095516160"]:
-            with self.subTest(cl=v):
-                self.expect(post([b"Content-Length: " + v], b"ab" + SM), 400)
-
     # S6: CL with leading zeros is accepted and forwarded as plain decimal, never raw.
     def test_s6_leading_zero_content_length_is_reserialised(self):
         rs = self.expect(post([b"Content-Length: 0002", b"Connection: close"], b"ab",
@@ -169,79 +269,16 @@ class RequestFraming(BadRequestBase):
         self.assertNotIn(b"Content-Length: 0002", wire)
         self.assertTrue(wire.endswith(b"\r\n\r\nab"), wire)
 
-    # S7: Transfer-Encoding other than exactly "chunked" → 400 (or 501), close.
-    def test_s7_transfer_encoding_variants(self):
-        variants = [[b"Transfer-Encoding: chunked, chunked"],
-                    [b"Transfer-Encoding: chunked, gzip"],
-                    [b"Transfer-Encoding: gzip, chunked"],
-                    [b"Transfer-Encoding: xchunked"],
-                    [b"Transfer-Encoding: identity"],
-                    [b"Transfer-Encoding: chunked;x=y"],
-                    [b"Transfer-Encoding: , chunked"],
-                    [b"Transfer-Encoding: chunked,"],
-                    [b"Transfer-Encoding: \x0bchunked"],
-                    [b"Transfer-Encoding: \x0cchunked"],
-                    [b"Transfer-Encoding: \x00chunked"],
-                    [b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked"],
-                    [b"Transfer-Encoding: gzip"]]
-        for te in variants:
-            with self.subTest(te=te):
-                self.expect(post(te, b"0\r\n\r\n" + SM), (400, 501))
-
     # S8: "Transfer-Encoding: CHUNKED" is the chunked coding (tokens are case-insensitive).
     def test_s8_chunked_is_case_insensitive(self):
         rs = self.expect(post([b"Transfer-Encoding: CHUNKED", b"Connection: close"],
                               b"5\r\nhello\r\n0\r\n\r\n", target="/echo"), 200, forwarded=1)
         self.assertEqual(rs[0].body, b"hello")
 
-    # S9: TE obs-fold plus CL → 400, close, nothing forwarded.
-    def test_s9_transfer_encoding_obs_fold(self):
-        self.expect(post([b"Transfer-Encoding:", b" chunked", b"Content-Length: 4"],
-                         b"0\r\n\r\n" + SM), 400)
-
-    # S10: obs-fold in any header → 400, close.
-    def test_s10_obs_fold_any_header(self):
-        for fold in ([b"X-A: a", b" b"], [b"X-A: a", b"\tb"], [b"X-A:", b" b"]):
-            with self.subTest(fold=fold):
-                self.expect(get(fold), 400)
-
-    # S11: HTTP/1.0 with Transfer-Encoding → 400, close.
-    def test_s11_http10_with_transfer_encoding(self):
-        self.expect(post([b"Transfer-Encoding: chunked"], b"0\r\n\r\n" + SM, version="1.0"),
-                    400)
-
-    # S12: bare LF line endings → 400, close.
-    def test_s12_bare_lf(self):
-        self.expect(b"GET / HTTP/1.1\nHost: a.test\n\n", 400)
-        self.expect(b"GET / HTTP/1.1\r\nHost: a.test\nX-A: b\r\n\r\n", 400)
-
-    # S13: bare CR inside a value → 400, close.
-    def test_s13_bare_cr_in_value(self):
-        self.expect(post([b"X-A: a\rTransfer-Encoding: chunked", b"Content-Length: 5"],
-                         b"0\r\n\r\n" + SM), 400)
-
     # S14: NUL in a header value → 400; no NUL ever reaches an origin.
     def test_s14_nul_in_value(self):
         self.expect(get([b"X-A: a\x00b"]), 400)
         self.assertNotIn(b"\\u0000", self.o1.log_bytes())
-
-    # S15: other CTLs (0x01-0x08, 0x0b-0x1f, 0x7f) in a value → 400.
-    def test_s15_ctl_in_value(self):
-        for c in [1, 8, 0x0b, 0x0c, 0x1b, 0x1f, 0x7f]:
-            with self.subTest(ctl=hex(c)):
-                self.expect(get([b"X-A: a" + bytes([c]) + b"b"]), 400)
-
-    # S16: empty header name → 400, close.
-    def test_s16_empty_header_name(self):
-        self.expect(post([b": x", b"Content-Length: 4"], b"abcd" + SM), 400)
-        self.expect(get([b":x"]), 400)
-
-    # S17: invalid header-name characters → 400, close.
-    def test_s17_invalid_header_name(self):
-        for name in [b"X Y: z", b"Transfer-Encoding : chunked", b"X@Y: z", b"X\x01Y: z",
-                     b"X(Y): z", b"\"X\": z", b" X: z"]:
-            with self.subTest(name=name):
-                self.expect(post([name, b"Content-Length: 4"], b"abcd" + SM), 400)
 
     # S18: header names with '_' are dropped, never forwarded (so Content_Length cannot frame).
     def test_s18_underscore_header_dropped(self):
@@ -269,16 +306,6 @@ class RequestFraming(BadRequestBase):
 
 
 class ChunkedBodies(BadRequestBase):
-    def chunked(self, body, target="/", extra=()):
-        return post([b"Transfer-Encoding: chunked"] + list(extra), body, target=target)
-
-    # C1: malformed chunk sizes → 400, close.
-    def test_c1_bad_chunk_size(self):
-        for size in [b"0x2", b"+2", b"-1", b" 2", b"2 ", b"2_0", b"2;", b"g", b""]:
-            with self.subTest(size=size):
-                self.expect(self.chunked(size + b"\r\nab\r\n0\r\n\r\n" + SM), 400,
-                            forwarded=None)
-
     # C2: a chunk size over the body budget → 413 at once (before reading it), close.
     def test_c2_huge_chunk_size(self):
         for size, allowed in [(b"FFFFFFFFFFFFFFED", 413), (b"10000000000000000", (400, 413)),
@@ -287,30 +314,9 @@ class ChunkedBodies(BadRequestBase):
             with self.subTest(size=size):
                 rss = self.t.rss_kib()
                 t0 = time.monotonic()
-                self.expect(self.chunked(size + b"\r\nab"), allowed, forwarded=None)
+                self.expect(chunked(size + b"\r\nab"), allowed, forwarded=None)
                 self.assertLess(time.monotonic() - t0, 1.0 * h.SLOW)
                 self.assertLess(self.t.rss_kib() - rss, 16 * 1024, "RSS grew")
-
-    # C2 (budget): chunks that together pass body_bytes → 413 at the chunk that passes it.
-    def test_c2_chunks_over_budget(self):
-        half = BODY_LIMIT // 2
-        body = (b"%x\r\n" % half) + b"x" * half + b"\r\n" + (b"%x\r\n" % (half + 1))
-        self.expect(self.chunked(body, target="/echo"), 413, forwarded=None)
-
-    # C3: bare LF in chunk framing → 400.
-    def test_c3_bare_lf_in_chunks(self):
-        for body in [b"2\nab\r\n0\r\n\r\n", b"2\r\nab\n0\r\n\r\n", b"2\r\nab\r\n0\n\n",
-                     b"2;x=y\nab\r\n0\r\n\r\n", b"2\r\nab\r\n0\r\n\n"]:
-            with self.subTest(body=body):
-                self.expect(self.chunked(body + SM), 400, forwarded=None)
-
-    # C4: chunk data followed by something other than CRLF → 400.
-    def test_c4_chunk_data_without_crlf(self):
-        self.expect(self.chunked(b"2\r\nabXX0\r\n\r\n" + SM), 400, forwarded=None)
-
-    # C5: more data than the chunk size (spill) → 400, close.
-    def test_c5_chunk_spill(self):
-        self.expect(self.chunked(b"2\r\nabcd\r\n0\r\n\r\n" + SM), 400, forwarded=None)
 
     # C6: valid chunk extensions are accepted and stripped when re-chunking to the origin.
     def test_c6_chunk_extensions_stripped(self):
@@ -324,12 +330,6 @@ class ChunkedBodies(BadRequestBase):
             self.assertNotIn(ext, body, f"chunk extension forwarded: {body!r}")
         self.assertEqual(h._parse_one(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                                       + body, 0)[0].body, b"abcde")
-
-    # C6: a chunk extension with a bare LF, or longer than 4 KiB → 400.
-    def test_c6_bad_chunk_extensions(self):
-        self.expect(self.chunked(b"2;x=\"a\nb\"\r\nab\r\n0\r\n\r\n" + SM), 400, forwarded=None)
-        self.expect(self.chunked(b"2;x=" + b"v" * 10240 + b"\r\nab\r\n0\r\n\r\n" + SM), 400,
-                    forwarded=None)
 
     # C7: trailers (even Content-Length, Host, Authorization) are dropped: never forwarded,
     # never merged into the head.
@@ -373,42 +373,16 @@ class RequestLine(BadRequestBase):
         self.assertIn(h.status_of(data), (400, None), data)
         self.assertEqual(self.origin_count(), before)
 
-    # R2: HTTP/2.0 in an HTTP/1 request line → 505; HTTP/01.1 → 400.
-    def test_r2_versions(self):
-        self.expect(get(version="2.0"), 505)
-        self.expect(get(version="01.1"), 400)
-        self.expect(get(version="1.10"), 400)
-
     # R2: HTTP/1.2 is answered as HTTP/1.1 (RFC 9110 §2.5: the highest minor we support).
     def test_r2_http12_is_treated_as_11(self):
         rs = self.expect(get([b"Connection: close"], version="1.2"), 200, forwarded=1)
         self.assertEqual(rs[0].version, "HTTP/1.1")
-
-    # R3: '#' in the request target → 400.
-    def test_r3_fragment_in_target(self):
-        self.expect(get(target="/a#b"), 400)
-        self.expect(get(target="/#"), 400)
-
-    # R4: NUL, TAB, CTL or raw non-ASCII in the target → 400.
-    def test_r4_bad_target_bytes(self):
-        for target in ["/a\x00b", "/a\tb", "/a\x01b", "/a\x7fb", "/\xc3\xa9", "/a\x1b[0m"]:
-            with self.subTest(target=target):
-                self.expect(get(target=target), 400)
 
     # R5: HTTP/1.1 without Host → 400 (HTTP/1.0 without Host is fine).
     def test_r5_missing_host(self):
         self.expect(get(host=None), 400)
         rs = self.expect(get(host=None, version="1.0"), 200, forwarded=1)
         self.assertEqual(rs[0].header("X-Backend"), "o1")
-
-    # R6: duplicate or invalid Host → 400.
-    def test_r6_bad_host(self):
-        for hosts in [[b"Host: a.test", b"Host: a.test"], [b"Host: a.test", b"Host: b.test"],
-                      [b"Host: a,b"], [b"Host: a/b@c"], [b"Host: .."], [b"Host: a..b"],
-                      [b"Host: "], [b"Host: a b"], [b"Host: a:"], [b"Host: a:12x"],
-                      [b"Host: [::1"], [b"Host: a@b"]]:
-            with self.subTest(hosts=hosts):
-                self.expect(get(hosts, host=None), 400)
 
     # R7: an absolute-form target's authority routes the request and becomes the Host the
     # origin sees; the origin gets the origin-form path.
@@ -431,33 +405,12 @@ class RequestLine(BadRequestBase):
         self.assertEqual(rs[0].header("X-Backend"), "o1")
         self.assertEqual(h.header_of(self.o1.log_entries()[-1], "Host"), ["a.test"])
 
-    # R7: a target that is neither origin-form nor absolute-form → 400.
-    def test_r7_bad_target_forms(self):
-        for target in ["a.test/x", "ftp://a.test/", "http://", "*"]:
-            with self.subTest(target=target):
-                self.expect(get(target=target), (400, 404), closed=None)
-
-    # R9: a 20 KB request line → 414, close.
-    def test_r9_long_request_line(self):
-        self.expect(get(target="/" + "a" * 20000), 414)
-
-    # R10: a header section over header_bytes (one 70 KB header, or many) → 431, close.
-    def test_r10_header_section_too_large(self):
-        self.expect(get([b"X-Big: " + b"b" * 70000]), 431)
-        self.expect(get([b"X-H%d: %s" % (i, b"v" * 200) for i in range(90)]), 431)
-
     # R11: more than header_count (100) headers → 431, close; exactly 100 is fine.
     def test_r11_too_many_headers(self):
         self.expect(get([b"X-H%d: v" % i for i in range(200)]), 431)
         self.expect(get([b"X-H%d: v" % i for i in range(100)]), 431)  # + Host = 101
         self.expect(get([b"X-H%d: v" % i for i in range(98)] + [b"Connection: close"]), 200,
                     forwarded=1)  # + Host = 100
-
-    # R12: lower-case or unknown methods → 400 or 501; never forwarded.
-    def test_r12_bad_methods(self):
-        for method in [b"get", b"FOO", b"G@T", b"GETT"]:
-            with self.subTest(method=method):
-                self.expect(method + b" / HTTP/1.1\r\nHost: a.test\r\n\r\n", (400, 501))
 
     # CONNECT is not proxied → 501 (or 400), close.
     def test_connect_refused(self):
@@ -481,10 +434,6 @@ class ConnectionHandling(BadRequestBase):
                     b"Connection: close\r\n\r\n" % size)
                 self.assertEqual([r.status for r in rs], [200], f"tail: {data[-300:]!r}")
                 self.assertEqual(len(rs[0].body), size)
-
-    # P2 (1.0): an HTTP/1.0 request without keep-alive ends the connection the same way.
-    def test_p2_http10_close(self):
-        self.expect(get(version="1.0") + SM, 200, forwarded=1)
 
     # P3: an Upgrade the origin answers with 200 instead of 101: the upgrade was forwarded (the
     # route tunnels websocket), the bytes after the request are held, never tunnelled nor
@@ -532,10 +481,6 @@ class ConnectionHandling(BadRequestBase):
         self.expect(post([b"Content-Length: %d" % (BODY_LIMIT + 1)]), 413)
         self.assertLess(time.monotonic() - t0, 1.0 * h.SLOW)
         self.expect(post([b"Content-Length: %d" % (BODY_LIMIT + 1)], SM * 100), 413)
-
-    # P6: an early 431 with an unread body closes the connection; the body never runs.
-    def test_p6_early_431_with_body(self):
-        self.expect(post([b"X-Big: " + b"b" * 20000, b"Content-Length: %d" % len(SM)], SM), 431)
 
     # A body of exactly body_bytes is accepted and delivered intact.
     def test_body_at_limit_accepted(self):
