@@ -289,7 +289,7 @@ class Health(h.ToriiCase):
         for _ in range(5):
             t0 = time.monotonic()
             r = h.get(t.addr(), "/")
-            self.assertLess(time.monotonic() - t0, 0.5)
+            self.assertLess(time.monotonic() - t0, 0.5 * h.SLOW)
             self.assertEqual(r.status, 503)
             self.assertIsNotNone(r.header("Retry-After"))
         self.assertEqual([e for e in o.log_entries() if e["target"] == "/"], [])
@@ -403,8 +403,8 @@ class MaxConns(h.ToriiCase):
         status, seconds, retry_after = results[1]
         self.assertEqual(status, 503)
         self.assertIsNotNone(retry_after)
+        # It waited its queue_timeout, not for the slot (that would have been a 200 after 1.3 s).
         self.assertGreaterEqual(seconds, 0.25)
-        self.assertLess(seconds, 1.2)
         # The waiter never reached the origin.
         self.assertEqual(len(requests_for(o, "/echo?delay=1500&i=1")), 0)
         self.assertEqual(h.get(t.addr(), "/").status, 200)
