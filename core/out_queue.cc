@@ -14,11 +14,26 @@ BlockPool::FreeList::~FreeList() {
 
 char* BlockPool::FreeList::Get() {
   if (free_.empty()) {
+    low_ = 0;
     return new char[size_];
   }
   char* p = free_.back();
   free_.pop_back();
+  low_ = std::min(low_, free_.size());
   return p;
+}
+
+size_t BlockPool::FreeList::Trim() {
+  const size_t surplus = std::min(low_, free_.size());
+  for (size_t i = 0; i < surplus; ++i) {
+    delete[] free_[i];
+  }
+  free_.erase(free_.begin(), free_.begin() + static_cast<std::ptrdiff_t>(surplus));
+  if (free_.capacity() > 2 * free_.size() + 64) {
+    free_.shrink_to_fit();  // the list itself: a burst's length
+  }
+  low_ = free_.size();
+  return surplus * size_;
 }
 
 void BlockPool::FreeList::Put(char* piece) {

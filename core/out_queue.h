@@ -41,6 +41,11 @@ class BlockPool {
   char* GetNode() { return nodes_.Get(); }
   void PutNode(char* node) { nodes_.Put(node); }
 
+  // Frees the pieces no Get needed since the last Trim (a burst's, once it is over); returns
+  // the bytes freed. Called about once a second.
+  size_t Trim() { return large_.Trim() + small_.Trim() + nodes_.Trim(); }
+  size_t cached_bytes() const { return large_.bytes() + small_.bytes() + nodes_.bytes(); }
+
  private:
   // Pieces of one size: reused last-in first-out, at most `max` kept.
   class FreeList {
@@ -51,11 +56,14 @@ class BlockPool {
     FreeList& operator=(const FreeList&) = delete;
     char* Get();
     void Put(char* piece);
+    size_t Trim();
+    size_t bytes() const { return free_.size() * size_; }
 
    private:
-    std::vector<char*> free_;
+    std::vector<char*> free_;  // the coldest first
     size_t size_;
     size_t max_;
+    size_t low_ = 0;  // the fewest pieces free_ held since the last Trim
   };
   FreeList large_;
   FreeList small_;

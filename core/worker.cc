@@ -1232,6 +1232,19 @@ void Worker::TrimAfterBurst() {
   }
 }
 
+void Worker::TrimBlockPool() {
+  pool_trim_armed_ = false;
+  // After a burst the pool holds what its busiest moment returned (up to its bounds): blocks
+  // scattered through the heap that keep the pages around them, even once the connections
+  // that used them are idle. Those no write needed for a whole second go, then the heap.
+  if (blocks_.Trim() >= kPoolTrimHeapBytes) {
+    heap_trim_owed_ = true;
+  }
+  if (heap_trim_owed_ && TrimHeap()) {
+    heap_trim_owed_ = false;
+  }
+}
+
 bool Worker::TrimHeap() {
   if (now_ms_ - last_trim_ms_ < 1000) {
     return false;
@@ -1266,6 +1279,13 @@ void Worker::BeforeSleep() {
   }
   reclaim_list_.clear();
   TrimAfterBurst();
+  if (!pool_trim_armed_ && (heap_trim_owed_ || blocks_.cached_bytes() > 0) && !draining_) {
+    if (pool_trim_task_ == kNoTask) {
+      pool_trim_task_ = AddTask([this] { TrimBlockPool(); });
+    }
+    ArmTask(pool_trim_task_, now_ms_ + 1000);
+    pool_trim_armed_ = true;
+  }
 
   // Receives to re-arm (ENOBUFS, cancelled for a pause that has since been lifted, ...).
   for (size_t i = 0; i < rearm_list_.size(); ++i) {

@@ -36,6 +36,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/slab.h"
 #include "core/buf_ring.h"
 #include "core/counter.h"
 #include "core/op_tag.h"
@@ -124,7 +125,7 @@ struct WorkerStats {
   uint64_t heap_trims = 0;  // malloc_trim calls after bursts (TrimHeap)
 };
 
-class Conn {
+class Conn : public base::SlabAllocated<Conn> {
  public:
   static constexpr size_t kHighWater = 256 * 1024;
   static constexpr size_t kLowWater = 64 * 1024;
@@ -330,6 +331,8 @@ class Worker {
   uint32_t id() const { return options_.id; }
   bool draining() const { return draining_; }
   const WorkerStats& stats() const { return stats_; }
+  // What the out-queue block pool keeps for the next writes (tests).
+  size_t pooled_block_bytes() const { return blocks_.cached_bytes(); }
   // A copy of some of stats() that any thread may read (metrics): published once per loop turn.
   struct Published {
     Counter conns_live;
@@ -385,6 +388,8 @@ class Worker {
   void RunTimers();
   void BeforeSleep();
   void TrimAfterBurst();
+  // The out-queue block pool's surplus goes each second (a task armed while it holds any).
+  void TrimBlockPool();
   void ArmAccept(Listener& l);
   void ArmRecv(Conn& c);
   void ArmWake();
@@ -483,6 +488,12 @@ class Worker {
   static constexpr uint64_t kTrimDrop = 1024;
   uint64_t peak_live_ = 0;
   uint64_t last_trim_ms_ = 0;
+  // TrimBlockPool: its task, whether it is armed, and a heap trim owed (the pool freed much
+  // while TrimHeap's once-a-second bound held it back).
+  static constexpr size_t kPoolTrimHeapBytes = 1 << 20;
+  TaskId pool_trim_task_ = kNoTask;
+  bool pool_trim_armed_ = false;
+  bool heap_trim_owed_ = false;
   std::mutex mailbox_mu_;
   std::vector<std::function<void()>> mailbox_;
 

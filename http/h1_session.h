@@ -13,6 +13,7 @@
 #include <span>
 #include <string_view>
 
+#include "base/slab.h"
 #include "core/worker.h"
 #include "http/downstream.h"
 #include "http/exchange.h"
@@ -22,7 +23,10 @@
 
 namespace torii::http {
 
-class H1Session final : public core::ConnHandler, public ExchangeHost, private Downstream {
+class H1Session final : public core::ConnHandler,
+                        public ExchangeHost,
+                        private Downstream,
+                        public base::SlabAllocated<H1Session> {
  public:
   H1Session(ProxyContext& ctx, core::Conn& conn, ClientConn client);
 

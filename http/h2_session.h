@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/slab.h"
 #include "core/worker.h"
 #include "http/downstream.h"
 #include "http/exchange.h"
@@ -42,7 +43,9 @@ namespace torii::http {
 // What an HTTP/2 client sends first (RFC 9113 §3.4).
 inline constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-class H2Session final : public core::ConnHandler, public ExchangeHost {
+class H2Session final : public core::ConnHandler,
+                        public ExchangeHost,
+                        public base::SlabAllocated<H2Session> {
  public:
   H2Session(ProxyContext& ctx, core::Conn& conn, ClientConn client);
   ~H2Session() override;

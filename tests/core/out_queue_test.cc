@@ -266,6 +266,45 @@ TEST(BlockPoolTest, ReusesReturnedBlocksUpToCap) {
   pool.Put(y);
 }
 
+// Trim frees the blocks no Get needed since the last Trim: none right after a burst that
+// emptied the pool, all of what came back once a whole interval passed without a Get, and
+// only the surplus while some are still used.
+TEST(BlockPoolTest, TrimFreesWhatAnIntervalDidNotNeed) {
+  BlockPool pool(/*max_cached=*/8);
+  std::vector<char*> burst;
+  for (int i = 0; i < 6; ++i) {
+    burst.push_back(pool.Get());
+  }
+  for (char* b : burst) {
+    pool.Put(b);
+  }
+  EXPECT_EQ(pool.cached_bytes(), 6 * kBlock);
+  EXPECT_EQ(pool.Trim(), 0u);  // the pool was empty during this interval
+  EXPECT_EQ(pool.Trim(), 6 * kBlock);
+  EXPECT_EQ(pool.cached_bytes(), 0u);
+  // Steady use of two blocks out of six: four go, two stay.
+  burst.clear();
+  for (int i = 0; i < 6; ++i) {
+    burst.push_back(pool.Get());
+  }
+  for (char* b : burst) {
+    pool.Put(b);
+  }
+  pool.Trim();
+  char* x = pool.Get();
+  char* y = pool.Get();
+  pool.Put(x);
+  pool.Put(y);
+  EXPECT_EQ(pool.Trim(), 4 * kBlock);
+  EXPECT_EQ(pool.cached_bytes(), 2 * kBlock);
+  // Small blocks and nodes are trimmed the same way.
+  char* s = pool.GetSmall();
+  pool.PutSmall(s);
+  EXPECT_EQ(pool.Trim(), 2 * kBlock);  // the two large ones went unused this interval
+  EXPECT_EQ(pool.Trim(), BlockPool::kSmallBlockSize);
+  EXPECT_EQ(pool.cached_bytes(), 0u);
+}
+
 // A queue that reaches zero bytes through Consume holds no block: a thousand fill/drain
 // cycles on one queue cycle through the same pooled block.
 TEST(OutQueueTest, CyclesReuseOneBlock) {

@@ -735,6 +735,40 @@ TEST(WorkerTest, PeerResetWhileLargeSendInFlight) {
   EXPECT_TRUE(lw.runner->Stop().has_value());
 }
 
+// A burst of large writes fills the out-queue block pool; once no write has needed it for a
+// while, the pool gives its blocks back and the worker trims the heap (a burst must not leave
+// the process that much larger).
+TEST(WorkerTest, BurstBlocksAreGivenBackOnceIdle) {
+  Probe probe;
+  auto lw = StartListening(SmallOptions(), &probe, [&](Conn&) {
+    return std::make_unique<BlastHandler>(&probe, 1 << 20, /*close_after_flush=*/true);
+  });
+  std::vector<int> fds;
+  for (int i = 0; i < 16; ++i) {
+    const int fd = ConnectTo(lw.port);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(WriteAll(fd, "go"));
+    fds.push_back(fd);
+  }
+  for (int fd : fds) {
+    bool eof = false;
+    EXPECT_EQ(ReadUpTo(fd, (1 << 20) + 1, 10s, &eof).size(), size_t{1} << 20);
+    EXPECT_TRUE(eof);
+    ::close(fd);
+  }
+  EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
+  Worker& w = lw.runner->worker();
+  EXPECT_GE(lw.runner->OnWorker([&] { return w.pooled_block_bytes(); }), size_t{1} << 20);
+  const auto deadline = Clock::now() + 10s;
+  while (lw.runner->OnWorker([&] { return w.pooled_block_bytes(); }) > 0 &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(lw.runner->OnWorker([&] { return w.pooled_block_bytes(); }), 0u);
+  EXPECT_GE(lw.runner->Stats().heap_trims, 1u);
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
 // CloseAfterFlush delivers every queued byte (1 MiB) before the FIN: the client reads exactly
 // 1 MiB, byte-exact, then EOF; the lingering close then frees the slot.
 TEST(WorkerTest, CloseAfterFlushDeliversAllBytesBeforeFin) {
