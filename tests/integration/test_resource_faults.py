@@ -395,6 +395,18 @@ class FdExhaustion(h.ToriiCase):
         self.assertEqual(resource.prlimit(t.pid, resource.RLIMIT_NOFILE)[0], self.NOFILE)
         return t
 
+    def exhaust_fds(self, t):
+        """Opens 100 idle clients, more than torii has fds for, and waits until accepting
+        failed (EMFILE). Returns the clients (closed at cleanup, or by close_all)."""
+        clients = []
+        self.addCleanup(close_all, clients)
+        for _ in range(100):
+            clients.append(socket.create_connection(t.addr(), timeout=5))
+        h.wait_for(lambda: "accept failed" in t.error_log(), 5 * h.SLOW, interval=0.05,
+                   what="torii to log the EMFILE accept failure")
+        self.assertLessEqual(h.fd_count(t.pid), self.NOFILE)
+        return clients
+
     def test_e1_emfile_pauses_accepting(self):
         """E1: torii (one worker) runs with RLIMIT_NOFILE 64 and 100 idle clients connect:
         accept fails with EMFILE, torii pauses accepting and retries on a timer, so it uses
@@ -417,13 +429,7 @@ class FdExhaustion(h.ToriiCase):
         time.sleep(0.1)  # the close completions reach the loop, which destroys the handlers
         base_fds = h.fd_count(t.pid)
         self.assertLess(base_fds, self.NOFILE - 8, f"torii already holds {base_fds} fds")
-        clients = []
-        self.addCleanup(close_all, clients)
-        for _ in range(100):
-            clients.append(socket.create_connection(addr, timeout=5))
-        h.wait_for(lambda: "accept failed" in t.error_log(), 5 * h.SLOW, interval=0.05,
-                   what="torii to log the EMFILE accept failure")
-        self.assertLessEqual(h.fd_count(t.pid), self.NOFILE)
+        clients = self.exhaust_fds(t)
         # No busy loop while the backlog holds connections it cannot accept.
         time.sleep(0.2)
         c0, w0 = cpu_seconds(t.pid), time.monotonic()
@@ -505,14 +511,8 @@ class FdExhaustion(h.ToriiCase):
         for th in threads:
             th.start()
         self.addCleanup(stop.set)
-        clients = []
-        self.addCleanup(close_all, clients)
-        for _ in range(100):
-            clients.append(socket.create_connection(addr, timeout=5))
-        h.wait_for(lambda: "accept failed" in t.error_log(), 5 * h.SLOW, interval=0.05,
-                   what="torii to log the EMFILE accept failure")
+        clients = self.exhaust_fds(t)
         exhausted = time.monotonic()
-        self.assertLessEqual(h.fd_count(t.pid), self.NOFILE)
         time.sleep(1.5)
         close_all(clients)
         ended = time.monotonic()
