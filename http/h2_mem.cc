@@ -270,9 +270,18 @@ void* H2SessionMemory::Realloc(void* ptr, size_t size, void* self) {
 }
 
 void H2SessionMemory::NoteSessionMade() {
+  const auto candidates = std::count_if(large_.begin(), large_.end(),
+                                        [](const Large& l) { return l.size >= kFrameBufferBytes; });
   for (Large& l : large_) {
-    l.frames = l.size >= kFrameBufferBytes;
+    // Only the one such block is taken for the frame buffer: more would mean an nghttp2 that
+    // makes its session differently, and then none of them is.
+    l.frames = candidates == 1 && l.size >= kFrameBufferBytes;
   }
+}
+
+size_t H2SessionMemory::frame_blocks() const {
+  return static_cast<size_t>(
+      std::count_if(large_.begin(), large_.end(), [](const Large& l) { return l.frames; }));
 }
 
 size_t H2SessionMemory::ReleaseIdlePages() {

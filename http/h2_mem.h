@@ -41,10 +41,10 @@ class H2SessionMemory {
   // For nghttp2_session_*_new3 (it copies the struct; this object must outlive the session).
   nghttp2_mem* mem() { return &mem_; }
 
-  // Right after the session was made: its blocks of kFrameBufferBytes or more are its
-  // outbound frame buffer. nghttp2 makes that buffer at creation and no other block as large
-  // then; it packs every frame afresh into it, so its bytes are dead once the session has
-  // nothing left to send.
+  // Right after the session was made: its block of kFrameBufferBytes or more is its outbound
+  // frame buffer (when there is exactly one such block; otherwise none is taken). nghttp2
+  // makes that buffer at creation and no other block as large then; it packs every frame
+  // afresh into it, so its bytes are dead once the session has nothing left to send.
   void NoteSessionMade();
 
   // The session has no stream and nothing to send (nghttp2_session_want_write is 0): the
@@ -52,6 +52,10 @@ class H2SessionMemory {
   // are given back (MADV_DONTNEED: a later touch maps a fresh zero page). Returns the bytes
   // given back, resident or not.
   size_t ReleaseIdlePages();
+
+  // How many blocks NoteSessionMade took for the frame buffer (tests: exactly one, or an
+  // nghttp2 that makes its session differently would have pages given back that hold data).
+  size_t frame_blocks() const;
 
   static constexpr size_t kPageBytes = 4096;
   static constexpr size_t kFrameBufferBytes = 16384;

@@ -151,6 +151,7 @@ TEST(H2SessionMemory, IdlePagesGoBack) {
   auto* frames = static_cast<char*>(mem->malloc(16394, mem->mem_user_data));
   auto* table = static_cast<char*>(mem->calloc(1, 2 * page, mem->mem_user_data));
   m.NoteSessionMade();
+  EXPECT_EQ(m.frame_blocks(), 1u);
   auto* later = static_cast<char*>(mem->malloc(20000, mem->mem_user_data));  // not the frames
   std::memset(frames, 'f', 16394);
   std::memset(later, 'l', 20000);
@@ -169,6 +170,20 @@ TEST(H2SessionMemory, IdlePagesGoBack) {
   for (void* p : {frames, table, later}) {
     mem->free(p, mem->mem_user_data);
   }
+  // Two blocks that large at creation: neither is taken for the frame buffer.
+  H2SessionMemory two;
+  nghttp2_mem* m2 = two.mem();
+  void* a = m2->malloc(16394, m2->mem_user_data);
+  void* b = m2->malloc(32768, m2->mem_user_data);
+  two.NoteSessionMade();
+  EXPECT_EQ(two.frame_blocks(), 0u);
+  std::memset(a, 'a', 16394);
+  std::memset(b, 'b', 32768);
+  EXPECT_EQ(two.ReleaseIdlePages(), 0u);  // no frame buffer, no zero page
+  EXPECT_EQ(static_cast<char*>(a)[100], 'a');
+  EXPECT_EQ(static_cast<char*>(b)[32767], 'b');
+  m2->free(a, m2->mem_user_data);
+  m2->free(b, m2->mem_user_data);
 }
 
 // A real nghttp2 server session on this allocator answers a request, goes idle and gives its
@@ -206,6 +221,8 @@ TEST(H2SessionMemory, ServerSessionWorksAfterGivingPagesBack) {
   nghttp2_session* client = nullptr;
   ASSERT_EQ(nghttp2_session_server_new3(&server, cbs, &seen, nullptr, m.mem()), 0);
   m.NoteSessionMade();
+  // The allocator's assumption about this nghttp2: one block that large at creation.
+  ASSERT_EQ(m.frame_blocks(), 1u);
   ASSERT_EQ(nghttp2_session_client_new(&client, cbs, &seen), 0);
   nghttp2_session_callbacks_del(cbs);
   nghttp2_submit_settings(server, NGHTTP2_FLAG_NONE, nullptr, 0);
