@@ -132,15 +132,22 @@ void* MemMalloc(size_t size, void* /*user*/) { return Allocate(size); }
 
 void MemFree(void* ptr, void* /*user*/) { Release(ptr); }
 
-void* MemCalloc(size_t n, size_t size, void* /*user*/) {
+// calloc's contract over `allocate`: n × size bytes, zeroed; nullptr when that overflows or
+// `allocate` fails.
+template <typename AllocateFn>
+void* ZeroedBlock(size_t n, size_t size, AllocateFn allocate) {
   if (size != 0 && n > SIZE_MAX / size) {
     return nullptr;
   }
-  void* p = Allocate(n * size);
+  void* p = allocate(n * size);
   if (p != nullptr) {
     std::memset(p, 0, n * size);
   }
   return p;
+}
+
+void* MemCalloc(size_t n, size_t size, void* /*user*/) {
+  return ZeroedBlock(n, size, [](size_t bytes) { return Allocate(bytes); });
 }
 
 void* MemRealloc(void* ptr, size_t size, void* /*user*/) {
@@ -231,14 +238,8 @@ void H2SessionMemory::Free(void* ptr, void* self) {
 }
 
 void* H2SessionMemory::Calloc(size_t n, size_t size, void* self) {
-  if (size != 0 && n > SIZE_MAX / size) {
-    return nullptr;
-  }
-  void* p = static_cast<H2SessionMemory*>(self)->Allocate(n * size);
-  if (p != nullptr) {
-    std::memset(p, 0, n * size);
-  }
-  return p;
+  auto* m = static_cast<H2SessionMemory*>(self);
+  return ZeroedBlock(n, size, [m](size_t bytes) { return m->Allocate(bytes); });
 }
 
 void* H2SessionMemory::Realloc(void* ptr, size_t size, void* self) {

@@ -46,8 +46,8 @@ class H2Session::Stream final : public Downstream {
         fields_(s.cfg().limits.header_bytes, s.cfg().limits.header_count) {}
 
   // Ended and kept spare for another stream of the connection: emptied, keeping buffers of
-  // up to `keep` bytes and dropping larger ones.
-  void Park(size_t keep) {
+  // up to kKeptBuffer bytes and dropping larger ones.
+  void Park() {
     id_ = 0;
     fields_.Clear();
     held_in_.clear();
@@ -55,11 +55,11 @@ class H2Session::Stream final : public Downstream {
     trailer_fields_.clear();
     trailer_bytes_ = 0;
     trailers_too_large_ = false;
-    body_.Clear(keep);
-    if (held_in_.capacity() > keep) {
+    body_.Clear(kKeptBuffer);
+    if (held_in_.capacity() > kKeptBuffer) {
       std::string().swap(held_in_);
     }
-    if (trailer_store_.capacity() > keep) {
+    if (trailer_store_.capacity() > kKeptBuffer) {
       std::string().swap(trailer_store_);
     }
     body_bytes_ = 0;
@@ -607,7 +607,7 @@ int H2Session::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error
   s->streams_.pop_back();
   st->OnClose(error_code != NGHTTP2_NO_ERROR);
   if (s->spare_.size() < kSpareStreams) {
-    st->Park(kKeptBuffer);
+    st->Park();
     s->spare_.push_back(std::move(st));
   }
   if (s->streams_.empty()) {
