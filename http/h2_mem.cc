@@ -40,8 +40,10 @@ struct alignas(16) Header {
 };
 static_assert(sizeof(Header) == 16);
 
-// Block sizes grow by half (a block wastes at most a third of itself); what a session keeps
-// for its life (its own state, tables) is mostly larger, and goes to malloc, exactly sized.
+// Block sizes grow by about half (a block wastes at most a third of itself); 1,040 is a 1 KiB
+// table (HPACK's ring of entries, one per session side) plus the header, which a 1,024-byte
+// class would pad to 1,536. What a session keeps for its life is otherwise mostly larger, and
+// goes to malloc, exactly sized.
 constexpr std::array<uint32_t, 11> kBlockBytes = {64,  96,  128,  192,  256, 384,
                                                   512, 768, 1040, 1536, 2048};
 constexpr uint32_t kClasses = kBlockBytes.size();

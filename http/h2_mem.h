@@ -4,8 +4,8 @@
 // item, the header fields it copies, HPACK table entries): about eight allocations per
 // proxied request, whose malloc/free showed as 5-6 % of a worker's CPU on the HTTP/2 paths.
 // H2Memory() serves them from per-thread free lists in eleven size classes (64 B to 2 KiB
-// blocks, each 1.5 times the last, 16 bytes of each a header that names the class); larger
-// requests (a session's own state and tables, kept for its life) go to malloc. A freed
+// blocks, each about 1.5 times the last, 16 bytes of each a header that names the class);
+// larger requests (a session's own state and tables, kept for its life) go to malloc. A freed
 // block waits in its thread's list for the next allocation of its class, at most
 // kMaxCachedBytes per thread, so what a burst leaves behind is bounded and goes back to
 // malloc past it. Blocks waiting in a list are poisoned for AddressSanitizer, which therefore
