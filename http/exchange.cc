@@ -41,30 +41,31 @@ Exchange::Exchange(ProxyContext& ctx, ClientConn& conn, Downstream& down)
 
 void Exchange::Begin(uint32_t id) {
   id_ = id;
-  x_ = ExchangeState{};
-  if (b_) {
-    b_->method.clear();
-    b_->target.clear();
-    b_->host.clear();
-  }
+  ExchangeBuffers& b = buffers();  // the exchange's state lives there from now on
+  b.state = ExchangeState{};
+  b.method.clear();
+  b.target.clear();
+  b.host.clear();
   req_ = Req::kHead;
   resp_ = Resp::kNone;
   close_after_ = false;
   held_ = false;
-  start_ms_ = ctx_.worker().now_ms();
+  b.start_ms = ctx_.worker().now_ms();
   if (cfg().timing) {
-    buffers().timing = ExchangeTiming{};
-    buffers().timing.first_byte = ctx_.worker().now_ns();
+    b.timing = ExchangeTiming{};
+    b.timing.first_byte = ctx_.worker().now_ns();
     if (conn_.requests == 0) {
-      buffers().timing.accept_ns =
-          std::max<uint64_t>(1, buffers().timing.first_byte - conn_.accepted_ns);
+      b.timing.accept_ns = std::max<uint64_t>(1, b.timing.first_byte - conn_.accepted_ns);
     }
   }
 }
 
 uint64_t Exchange::waiter_ticket() const {
-  if (x_.queue_ticket != 0) {
-    return x_.queue_ticket;
+  if (!b_) {
+    return 0;  // idle
+  }
+  if (x().queue_ticket != 0) {
+    return x().queue_ticket;
   }
   return b_ && (b_->cache.waiting || b_->cache.reading) ? b_->cache.filler.c : 0;
 }
@@ -104,8 +105,8 @@ void Exchange::OnRequestEnd(bool must_close, std::span<const HeaderView> trailer
   if (Upstream* u = upstream()) {
     if (resp_ != Resp::kDone) {
       std::vector<HeaderView> kept;  // allocates only when there are trailers
-      KeepTrailers(trailers, cfg().routes[x_.route].trailers, &kept);
-      u->EndRequestBody(x_.req_framing == Framing::kChunked, kept);
+      KeepTrailers(trailers, cfg().routes[x().route].trailers, &kept);
+      u->EndRequestBody(x().req_framing == Framing::kChunked, kept);
     } else {
       u->set_request_complete(true);  // answered already: nothing more is sent
     }
@@ -127,27 +128,27 @@ bool Exchange::OnRequestHead(const MessageHead& h) {
   buffers().method.assign(h.method);
   buffers().target.assign(h.target);  // refined by CheckRequest (absolute-form); logged if refused
   buffers().user.clear();
-  x_ = ExchangeState{};
-  x_.method_id = h.method_id;
-  x_.version_major = h.version_major;
-  x_.version_minor = h.version_minor;
-  x_.req_framing = h.framing;
+  buffers().state = ExchangeState{};
+  x().method_id = h.method_id;
+  x().version_major = h.version_major;
+  x().version_minor = h.version_minor;
+  x().req_framing = h.framing;
   if (cfg().listeners[conn_.listener].tls && tls_session().in_early_data()) {
     // RFC 8470: only what a replay cannot harm goes before the handshake completes.
-    x_.early = true;
-    x_.early_forward =
+    x().early = true;
+    x().early_forward =
         (h.method_id == HTTP_GET || h.method_id == HTTP_HEAD || h.method_id == HTTP_OPTIONS) &&
         h.framing == Framing::kNone && !h.upgrade;
-    x_.await_handshake = !x_.early_forward;
+    x().await_handshake = !x().early_forward;
   }
   if (h.method_id == HTTP_POST) {
     // gRPC calls are POSTs: their failures are answered as gRPC, their grpc-timeout bounds
     // the wait for the backend.
     for (const HeaderView& hv : h.headers) {
       if (EqualsIgnoreCase(hv.name, "content-type")) {
-        x_.grpc = IsGrpcContentType(hv.value);
+        x().grpc = IsGrpcContentType(hv.value);
       } else if (EqualsIgnoreCase(hv.name, "grpc-timeout")) {
-        x_.grpc_timeout_ms = ParseGrpcTimeout(hv.value).value_or(0);
+        x().grpc_timeout_ms = ParseGrpcTimeout(hv.value).value_or(0);
       }
     }
   }
@@ -170,10 +171,10 @@ bool Exchange::OnRequestHead(const MessageHead& h) {
     RedirectToHttps();
     return !down_.closing();
   }
-  if (cfg().routes[x_.route].require_client_cert && !CheckClientCert(cfg().routes[x_.route])) {
+  if (cfg().routes[x().route].require_client_cert && !CheckClientCert(cfg().routes[x().route])) {
     return !down_.closing();
   }
-  if (cfg().routes[x_.route].auth && !CheckAuth(h)) {
+  if (cfg().routes[x().route].auth && !CheckAuth(h)) {
     return !down_.closing();
   }
   if (timing) {
@@ -185,49 +186,49 @@ bool Exchange::OnRequestHead(const MessageHead& h) {
   }
   req_ = h.framing == Framing::kNone ? Req::kHead : Req::kBody;
   if (req_ == Req::kBody) {
-    x_.body_start_ms = ctx_.worker().now_ms();
+    x().body_start_ms = ctx_.worker().now_ms();
     SetTimerFor(TimerFor::kBody, BodyTimerMs());
   } else {
     SetTimerFor(TimerFor::kNone, 0);
   }
   // Route → pick → send: the head goes out now; the body follows as it arrives.
-  const RouteSpec& route = cfg().routes[x_.route];
+  const RouteSpec& route = cfg().routes[x().route];
   if (route.redirect_status != 0) {
     SendRedirect(route);
     return !down_.closing();
   }
   if (route.return_status != 0) {
-    x_.configured_reply = true;  // whatever its status, the request itself was fine
+    x().configured_reply = true;  // whatever its status, the request itself was fine
     SendLocalReply(route.return_status, "return", route.add_headers, route.return_body);
     return !down_.closing();
   }
-  x_.pool = route.split.empty() ? route.pool : ChooseSplit(route, h);
-  buffers().exclude.Reset(static_cast<uint32_t>(cfg().pools[x_.pool].backends.size()));
+  x().pool = route.split.empty() ? route.pool : ChooseSplit(route, h);
+  buffers().exclude.Reset(static_cast<uint32_t>(cfg().pools[x().pool].backends.size()));
   resp_ = Resp::kWaiting;
   if (buffers().host.empty()) {
     // HTTP/1.0 without Host: name the pool, as nginx sends $proxy_host.
-    buffers().host = cfg().pools[x_.pool].name;
+    buffers().host = cfg().pools[x().pool].name;
   }
-  const PoolSpec& pool = cfg().pools[x_.pool];
-  x_.key_hash = pool.needs_key_hash ? KeyHash(h, pool) : 0;
-  x_.coding =
-      ReadCodingRequest(cfg().compression, route.compress, x_.method_id == HTTP_HEAD, h.headers);
+  const PoolSpec& pool = cfg().pools[x().pool];
+  x().key_hash = pool.needs_key_hash ? KeyHash(h, pool) : 0;
+  x().coding =
+      ReadCodingRequest(cfg().compression, route.compress, x().method_id == HTTP_HEAD, h.headers);
   const std::optional<std::string_view> upgrade =
       h.upgrade ? TunnelledUpgrade(h, route.upgrades) : std::nullopt;
-  x_.upgrade = upgrade.has_value();
+  x().upgrade = upgrade.has_value();
   if (h.connect_protocol) {
     // An HTTP/2 client's tunnel (RFC 8441) opens on a 2xx, so it is never sent on as the
     // ordinary request an HTTP/1.1 upgrade falls back to. HTTP/2 pools carry no upgrades.
-    if (!x_.upgrade || pool.h2) {
+    if (!x().upgrade || pool.h2) {
       resp_ = Resp::kNone;
-      RefuseAtHead(501, x_.upgrade ? "upgrade to an HTTP/2 pool" : "upgrade not tunnelled");
+      RefuseAtHead(501, x().upgrade ? "upgrade to an HTTP/2 pool" : "upgrade not tunnelled");
       return !down_.closing();
     }
-    x_.connect_protocol = true;
+    x().connect_protocol = true;
   }
-  if (route.cache >= 0 && !x_.upgrade) {
+  if (route.cache >= 0 && !x().upgrade) {
     // Before the upstream head is built: a hit needs none of it.
-    if (x_.method_id == HTTP_PURGE) {
+    if (x().method_id == HTTP_PURGE) {
       CachePurge(h);
       return !down_.closing();
     }
@@ -241,15 +242,15 @@ bool Exchange::OnRequestHead(const MessageHead& h) {
   }
   // Expect: 100-continue is answered here (and not forwarded): we are ready for the body.
   for (const HeaderView& hv : h.headers) {
-    if (EqualsIgnoreCase(hv.name, "expect") && x_.req_framing != Framing::kNone) {
+    if (EqualsIgnoreCase(hv.name, "expect") && x().req_framing != Framing::kNone) {
       down_.WriteContinue();
     }
   }
-  if (x_.delay_ms > 0) {
+  if (x().delay_ms > 0) {
     // Rate limit in delay mode: the request is spaced out at the limit's rate (nginx limit_req
     // without nodelay). Its body waits with it.
     held_ = true;
-    SetTimerFor(TimerFor::kDelay, x_.delay_ms);
+    SetTimerFor(TimerFor::kDelay, x().delay_ms);
     return true;
   }
   PickBackendAndSend();
@@ -257,7 +258,7 @@ bool Exchange::OnRequestHead(const MessageHead& h) {
 }
 
 void Exchange::EndDelay() {
-  x_.delay_ms = 0;
+  x().delay_ms = 0;
   held_ = false;
   SetTimerFor(req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone, BodyTimerMs());
   PickBackendAndSend();
@@ -332,7 +333,7 @@ bool Exchange::CheckClientCert(const RouteSpec& route) {
 }
 
 bool Exchange::CheckAuth(const MessageHead& h) {
-  BasicAuth& auth = *cfg().routes[x_.route].auth;
+  BasicAuth& auth = *cfg().routes[x().route].auth;
   std::string_view value;
   int fields = 0;
   for (const HeaderView& hv : h.headers) {
@@ -363,8 +364,8 @@ bool Exchange::CheckAuth(const MessageHead& h) {
 bool Exchange::CheckAccess(const MessageHead& h) {
   const ProxyConfig& config = cfg();
   const ListenerSpec& listener = config.listeners[conn_.listener];
-  const RouteSpec& route = config.routes[x_.route];
-  x_.delay_ms = 0;
+  const RouteSpec& route = config.routes[x().route];
+  x().delay_ms = 0;
   if (listener.allow.empty() && listener.deny.empty() && route.allow.empty() &&
       route.deny.empty() && route.rate_limit < 0) {
     return true;  // the common case costs three branches
@@ -387,7 +388,7 @@ bool Exchange::CheckAccess(const MessageHead& h) {
   bool keyed = false;
   if (limit.key == RateLimitSpec::Key::kRoute) {
     key = ratelimit::HashKey(
-        std::string_view(reinterpret_cast<const char*>(&x_.route), sizeof(x_.route)));
+        std::string_view(reinterpret_cast<const char*>(&x().route), sizeof(x().route)));
     keyed = true;
   } else if (limit.key == RateLimitSpec::Key::kHeader) {
     for (const HeaderView& hv : h.headers) {
@@ -496,8 +497,8 @@ bool Exchange::CheckAccess(const MessageHead& h) {
     return reject(429, "rate limited", extra);
   }
   extra.append(route.add_headers);
-  x_.has_resp_extra = true;
-  x_.delay_ms = (d.delay_ns + 999999) / 1000000;
+  x().has_resp_extra = true;
+  x().delay_ms = (d.delay_ns + 999999) / 1000000;
   return true;
 }
 
@@ -507,7 +508,7 @@ std::string Exchange::FleetKeyName(const RateLimitSpec& limit, const MessageHead
   // prefix as text, a header value's SHA-256 (bounded, and no value can be chosen to collide),
   // or the route's host and path.
   if (limit.key == RateLimitSpec::Key::kRoute) {
-    const RouteSpec& route = cfg().routes[x_.route];
+    const RouteSpec& route = cfg().routes[x().route];
     return "route:" + route.host + route.path_prefix + route.path_exact;
   }
   if (limit.key == RateLimitSpec::Key::kHeader) {
@@ -641,7 +642,7 @@ void Exchange::BuildUpstreamHead(const MessageHead& h, std::string_view upgrade)
   }
   // The route's rewrites apply to what the backend gets only: routing, access, limits, the
   // cache key and the log all used the client's (normalised) request.
-  const RouteSpec& route = cfg().routes[x_.route];
+  const RouteSpec& route = cfg().routes[x().route];
   std::string_view target = b.target;
   std::string& rewritten = ctx_.scratch();
   if (RewriteTarget(route, b.target, &rewritten)) {
@@ -655,7 +656,7 @@ void Exchange::BuildUpstreamHead(const MessageHead& h, std::string_view upgrade)
   b.ws_accept.clear();
   if (!upgrade.empty()) {
     b.id_lines.append("Connection: upgrade\r\nUpgrade: ").append(upgrade).append("\r\n");
-    if (x_.connect_protocol && EqualsIgnoreCase(upgrade, "websocket")) {
+    if (x().connect_protocol && EqualsIgnoreCase(upgrade, "websocket")) {
       // The HTTP/2 client's WebSocket has no key of its own (RFC 8441 §5): the backend's
       // handshake is torii's, and its 101 must answer this key (SwitchAccepted).
       const std::string key = NewWebSocketKey();
@@ -663,12 +664,12 @@ void Exchange::BuildUpstreamHead(const MessageHead& h, std::string_view upgrade)
       b.ws_accept = WebSocketAccept(key);
     }
   }
-  if (x_.early_forward) {
+  if (x().early_forward) {
     // RFC 8470 §5.1: the backend may answer 425 Too Early (a client's own marker stays).
-    x_.early_marked = std::none_of(h.headers.begin(), h.headers.end(), [](const HeaderView& hv) {
+    x().early_marked = std::none_of(h.headers.begin(), h.headers.end(), [](const HeaderView& hv) {
       return EqualsIgnoreCase(hv.name, "early-data");
     });
-    if (x_.early_marked) {
+    if (x().early_marked) {
       b.id_lines.append(kEarlyDataLine);
     }
   }
@@ -678,7 +679,7 @@ void Exchange::BuildUpstreamHead(const MessageHead& h, std::string_view upgrade)
   BuildUpstreamRequestHead(
       h,
       route.host_rewrite.empty() ? std::string_view(b.host) : std::string_view(route.host_rewrite),
-      target, b.forwarded_for.empty() ? ConnClientText() : b.forwarded_for, x_.req_framing,
+      target, b.forwarded_for.empty() ? ConnClientText() : b.forwarded_for, x().req_framing,
       &b.upstream_head, proto, forwarded_host,
       UpstreamHeadEdits{route.upstream_remove, b.id_lines});
 }
@@ -814,15 +815,15 @@ bool Exchange::CheckRequest(const MessageHead& h) {
   if (!route) {
     return reject(404, "no route");
   }
-  x_.route = *route;
-  x_.routed = true;
+  x().route = *route;
+  x().routed = true;
   CountRoute(RouteSpec::kRequests);
   return true;
 }
 
 void Exchange::RedirectToHttps() {
   // https://HOST/TARGET on the default port: the host without the port the client named.
-  req_ = x_.req_framing == Framing::kNone ? Req::kHead : Req::kBody;
+  req_ = x().req_framing == Framing::kNone ? Req::kHead : Req::kBody;
   std::string_view host = buffers().host;
   if (!host.empty() && host.front() == '[') {
     host = host.substr(0, host.find(']') + 1);  // IPv6 literal
@@ -836,7 +837,7 @@ void Exchange::RedirectToHttps() {
                                        : std::string_view(buffers().target));
   extra.append("\r\n");
   // 301 keeps browsers on https for GET; 308 keeps the method and body of anything else.
-  const bool safe = x_.method_id == HTTP_GET || x_.method_id == HTTP_HEAD;
+  const bool safe = x().method_id == HTTP_GET || x().method_id == HTTP_HEAD;
   SendLocalReply(safe ? 301 : 308, "http_to_https", extra);
 }
 
@@ -914,7 +915,7 @@ uint64_t Exchange::KeyHash(const MessageHead& h, const PoolSpec& pool) const {
 }
 
 bool Exchange::CanRetryElsewhere(uint32_t failed) {
-  const balancer::BackendMask& healthy = gen_->healthy(x_.pool);
+  const balancer::BackendMask& healthy = gen_->healthy(x().pool);
   for (uint32_t i = 0; i < healthy.size(); ++i) {
     if (healthy.test(i) && !buffers().exclude.test(i) && i != failed) {
       return true;
@@ -924,11 +925,11 @@ bool Exchange::CanRetryElsewhere(uint32_t failed) {
 }
 
 bool Exchange::HoldForHandshake() {
-  if (!x_.await_handshake) {
+  if (!x().await_handshake) {
     return false;
   }
   if (tls_session().handshake_done()) {
-    x_.await_handshake = false;
+    x().await_handshake = false;
     return false;
   }
   held_ = true;
@@ -937,10 +938,10 @@ bool Exchange::HoldForHandshake() {
 }
 
 void Exchange::OnHandshakeDone() {
-  if (!x_.await_handshake) {
+  if (!b_ || !x().await_handshake) {  // idle, or nothing waits for the handshake
     return;
   }
-  x_.await_handshake = false;
+  x().await_handshake = false;
   if (timer_for_ != TimerFor::kHandshake) {
     return;  // not waiting yet (a rate-limit delay, a cache fetch): it goes on from there
   }
@@ -954,16 +955,16 @@ void Exchange::OnHandshakeDone() {
 
 void Exchange::RetryAfterHandshake() {
   DetachUpstream(false);  // the 425's body is not wanted
-  x_.early_forward = false;
-  if (x_.early_marked) {
-    x_.early_marked = false;
+  x().early_forward = false;
+  if (x().early_marked) {
+    x().early_marked = false;
     std::string& head = buffers().upstream_head;
     const size_t at = head.find(kEarlyDataLine);
     if (at != std::string::npos) {
       head.erase(at, kEarlyDataLine.size());
     }
   }
-  x_.await_handshake = true;
+  x().await_handshake = true;
   PickBackendAndSend();
 }
 
@@ -971,13 +972,13 @@ void Exchange::PickBackendAndSend() {
   if (HoldForHandshake()) {
     return;
   }
-  const PoolSpec& pool = cfg().pools[x_.pool];
+  const PoolSpec& pool = cfg().pools[x().pool];
   // Bounded: every turn either sends, answers, queues, or excludes a backend / loses a slot
   // race (which another worker won, so the backend shows as full on the next turn).
   for (uint32_t turn = 0; turn < 2 * pool.backends.size() + 4; ++turn) {
-    ++x_.attempts;
+    ++x().attempts;
     auto pick =
-        gen_->picker(x_.pool).Pick(x_.key_hash, gen_->available(x_.pool), buffers().exclude);
+        gen_->picker(x().pool).Pick(x().key_hash, gen_->available(x().pool), buffers().exclude);
     if (!pick) {
       if (QueueForSlot()) {
         return;
@@ -988,11 +989,11 @@ void Exchange::PickBackendAndSend() {
       SendLocalReply(503, tried ? "no backend reachable" : "no backend available");
       return;
     }
-    if (!gen_->TryAcquireSlot(x_.pool, *pick)) {
+    if (!gen_->TryAcquireSlot(x().pool, *pick)) {
       continue;  // another worker took the last slot since available() looked
     }
-    x_.backend = *pick;
-    x_.have_backend = true;
+    x().backend = *pick;
+    x().have_backend = true;
     if (pool.h2) {
       if (SendOnStream(pool)) {
         return;
@@ -1000,14 +1001,14 @@ void Exchange::PickBackendAndSend() {
       continue;  // that backend is excluded now
     }
     core::Conn* up = nullptr;
-    if (x_.attempts == 1 || !x_.force_fresh) {
-      up = gen_->TakeIdle(x_.pool, x_.backend);
+    if (x().attempts == 1 || !x().force_fresh) {
+      up = gen_->TakeIdle(x().pool, x().backend);
     }
     if (up != nullptr) {
       ctx_.stats().upstream_reused++;
     } else {
       bool answered = false;
-      up = ConnectUpstream(pool, std::make_unique<UpstreamConn>(ctx_, gen_, x_.pool, x_.backend),
+      up = ConnectUpstream(pool, std::make_unique<UpstreamConn>(ctx_, gen_, x().pool, x().backend),
                            &answered);
       if (answered) {
         return;
@@ -1018,8 +1019,8 @@ void Exchange::PickBackendAndSend() {
     }
     up_ = UpstreamRef{up->ref(), 0};
     auto* handler = static_cast<UpstreamConn*>(up->handler());
-    const RouteSpec& route = cfg().routes[x_.route];
-    handler->Attach(*up, ExchangeRef{conn_.ref, conn_.host, id_}, x_.method_id == HTTP_HEAD,
+    const RouteSpec& route = cfg().routes[x().route];
+    handler->Attach(*up, ExchangeRef{conn_.ref, conn_.host, id_}, x().method_id == HTTP_HEAD,
                     /*holds_slot=*/pool.max_conns > 0, ConnectTimeoutMs(pool, route),
                     ResponseTimeoutMs(pool, route));
     handler->set_request_complete(req_ == Req::kDone);
@@ -1036,11 +1037,11 @@ void Exchange::PickBackendAndSend() {
 
 core::Conn* Exchange::ConnectUpstream(const PoolSpec& pool,
                                       std::unique_ptr<core::ConnHandler> handler, bool* answered) {
-  const BackendTarget& b = pool.backends[x_.backend];
+  const BackendTarget& b = pool.backends[x().backend];
   auto r = ctx_.worker().Connect(reinterpret_cast<const sockaddr*>(&b.addr), b.addr_len,
                                  std::move(handler), pool.tcp_fastopen);
   if (!r) {
-    gen_->ReleaseSlot(x_.pool, x_.backend);
+    gen_->ReleaseSlot(x().pool, x().backend);
     if (r.error().code == core::Errc::kNoFds || r.error().code == core::Errc::kTooManyConns) {
       // Out of fds or connection slots: this is our limit, not the backend's.
       resp_ = Resp::kNone;
@@ -1048,7 +1049,7 @@ core::Conn* Exchange::ConnectUpstream(const PoolSpec& pool,
       *answered = true;
       return nullptr;
     }
-    buffers().exclude.set(x_.backend);
+    buffers().exclude.set(x().backend);
     return nullptr;
   }
   core::Conn* up = *r;
@@ -1069,7 +1070,7 @@ core::Conn* Exchange::ConnectUpstream(const PoolSpec& pool,
   }
   if (pool.tls) {
     up->set_transport(std::make_unique<TlsClientTransport>(
-        ctx_, *up, pool.tls, pool.tls_names[x_.backend], pool.tls_sessions[x_.backend]));
+        ctx_, *up, pool.tls, pool.tls_names[x().backend], pool.tls_sessions[x().backend]));
   }
   ctx_.stats().upstream_connects++;
   return up;
@@ -1083,37 +1084,37 @@ uint64_t Exchange::ResponseTimeoutMs(const PoolSpec& pool, const RouteSpec& rout
   const uint64_t configured =
       route.response_timeout_ms != 0 ? route.response_timeout_ms : pool.response_timeout_ms;
   // A gRPC client's deadline: the backend wait ends with it (DEADLINE_EXCEEDED).
-  return x_.grpc_timeout_ms != 0 ? std::min(configured, x_.grpc_timeout_ms) : configured;
+  return x().grpc_timeout_ms != 0 ? std::min(configured, x().grpc_timeout_ms) : configured;
 }
 
 bool Exchange::SendOnStream(const PoolSpec& pool) {
   core::Conn* up = nullptr;
-  if (x_.attempts == 1 || !x_.force_fresh) {
-    up = H2UpstreamConn::FindWithRoom(ctx_.worker(), *gen_, x_.pool, x_.backend);
+  if (x().attempts == 1 || !x().force_fresh) {
+    up = H2UpstreamConn::FindWithRoom(ctx_.worker(), *gen_, x().pool, x().backend);
   }
   if (up != nullptr) {
     ctx_.stats().upstream_reused++;
   } else {
     bool answered = false;
-    up = ConnectUpstream(pool, std::make_unique<H2UpstreamConn>(ctx_, gen_, x_.pool, x_.backend),
+    up = ConnectUpstream(pool, std::make_unique<H2UpstreamConn>(ctx_, gen_, x().pool, x().backend),
                          &answered);
     if (up == nullptr) {
       return answered;
     }
     static_cast<H2UpstreamConn*>(up->handler())->Register(*up);
   }
-  const RouteSpec& route = cfg().routes[x_.route];
+  const RouteSpec& route = cfg().routes[x().route];
   H2UpstreamConn::StreamParams p;
   p.client = ExchangeRef{conn_.ref, conn_.host, id_};
-  p.head_request = x_.method_id == HTTP_HEAD;
+  p.head_request = x().method_id == HTTP_HEAD;
   p.holds_slot = pool.max_conns > 0;
-  p.end_stream = x_.req_framing == Framing::kNone;
+  p.end_stream = x().req_framing == Framing::kNone;
   p.connect_timeout_ms = ConnectTimeoutMs(pool, route);
   p.response_timeout_ms = ResponseTimeoutMs(pool, route);
   const uint32_t stream =
       static_cast<H2UpstreamConn*>(up->handler())->Open(*up, p, &buffers().upstream_head);
   if (stream == 0) {
-    buffers().exclude.set(x_.backend);  // the refused stream gave back its slot as it went
+    buffers().exclude.set(x().backend);  // the refused stream gave back its slot as it went
     return false;
   }
   up_ = UpstreamRef{up->ref(), stream};
@@ -1123,7 +1124,7 @@ bool Exchange::SendOnStream(const PoolSpec& pool) {
 
 void Exchange::NoteSent(const PoolSpec& pool) {
   pool.counters->at(ctx_.worker().id(),
-                    x_.backend * PoolSpec::kBackendColumns + PoolSpec::kSelected)++;
+                    x().backend * PoolSpec::kBackendColumns + PoolSpec::kSelected)++;
   if (buffers().cache.cache >= 0) {
     buffers().cache.request_time = ctx_.UnixNow();
   }
@@ -1134,12 +1135,12 @@ void Exchange::NoteSent(const PoolSpec& pool) {
 }
 
 bool Exchange::QueueForSlot() {
-  const PoolSpec& pool = cfg().pools[x_.pool];
+  const PoolSpec& pool = cfg().pools[x().pool];
   if (pool.max_conns == 0 || background_) {
     return false;  // a background refresh has no connection to be woken through: it ends
   }
   // Waiting helps only if some eligible backend is merely full.
-  const balancer::BackendMask& healthy = gen_->healthy(x_.pool);
+  const balancer::BackendMask& healthy = gen_->healthy(x().pool);
   bool full_only = false;
   for (uint32_t i = 0; i < healthy.size() && !full_only; ++i) {
     full_only = healthy.test(i) && !buffers().exclude.test(i);
@@ -1147,21 +1148,21 @@ bool Exchange::QueueForSlot() {
   if (!full_only) {
     return false;
   }
-  const bool first = x_.queue_ticket == 0;
+  const bool first = x().queue_ticket == 0;
   if (first) {
     ctx_.stats().queued++;
-    x_.queue_ticket = ctx_.NextQueueTicket();
+    x().queue_ticket = ctx_.NextQueueTicket();
     // The request waits up to queue_timeout in all, however often it is resumed.
     SetTimerFor(TimerFor::kQueue, pool.queue_timeout_ms);
   }
   // Hold the body (and the next pipelined request) until a backend takes the request.
   held_ = true;
-  gen_->Enqueue(x_.pool, conn_.ref, x_.queue_ticket, requeue_front_);
+  gen_->Enqueue(x().pool, conn_.ref, x().queue_ticket, requeue_front_);
   return true;
 }
 
 void Exchange::ResumeFromQueue(uint64_t ticket) {
-  if (ticket != x_.queue_ticket || down_.closing()) {
+  if (!b_ || ticket != x().queue_ticket || down_.closing()) {
     return;  // answered (queue timeout) or gone since it was queued
   }
   held_ = false;
@@ -1171,7 +1172,7 @@ void Exchange::ResumeFromQueue(uint64_t ticket) {
   if (down_.closing() || held_) {
     return;  // still waiting (back at the front of the queue), or answered and closing
   }
-  x_.queue_ticket = 0;
+  x().queue_ticket = 0;
   if (resp_ == Resp::kWaiting) {
     SetTimerFor(req_ == Req::kBody ? TimerFor::kBody : TimerFor::kNone, BodyTimerMs());
   }
@@ -1181,12 +1182,12 @@ void Exchange::ResumeFromQueue(uint64_t ticket) {
 void Exchange::NoteRequestLine(std::string_view method, std::string_view target, uint8_t major) {
   buffers().method.assign(method);
   buffers().target.assign(target);
-  x_.version_major = major;
+  x().version_major = major;
 }
 
 void Exchange::OnRequestBytes(size_t n) {
   if (req_ == Req::kBody) {
-    x_.body_bytes += n;
+    x().body_bytes += n;
     if (timer_for_ == TimerFor::kBody) {
       SetTimerFor(TimerFor::kBody, BodyTimerMs());
     }
@@ -1194,7 +1195,7 @@ void Exchange::OnRequestBytes(size_t n) {
 }
 
 void Exchange::OnRequestBody(std::string_view body) {
-  if (x_.tunnel) {
+  if (x().tunnel) {
     RelayToUpstream(body);  // a codec whose tunnel bytes come framed (HTTP/2 DATA)
     return;
   }
@@ -1202,7 +1203,7 @@ void Exchange::OnRequestBody(std::string_view body) {
   if (up == nullptr || body.empty()) {
     return;  // upstream gone (error reply already on its way): discard
   }
-  up->WriteRequestBody(body, x_.req_framing == Framing::kChunked, &ctx_.scratch());
+  up->WriteRequestBody(body, x().req_framing == Framing::kChunked, &ctx_.scratch());
   if (up->WriteBlocked()) {
     // The backend reads slower than the client sends: stop reading the client.
     held_ = true;
@@ -1227,12 +1228,12 @@ void Exchange::OnUpstreamInterim(const MessageHead& head) {
   // after the final response began (nor to a client whose protocol has none: the writer
   // says), and at most kMaxInterim per exchange and only while the client reads: a backend
   // cannot make torii buffer interim responses without bound.
-  if (down_.closing() || resp_ != Resp::kWaiting || x_.interim_sent >= kMaxInterim ||
+  if (down_.closing() || resp_ != Resp::kWaiting || x().interim_sent >= kMaxInterim ||
       down_.WriteBlocked()) {
     return;
   }
   if (down_.WriteInterim(head)) {
-    ++x_.interim_sent;
+    ++x().interim_sent;
   }
 }
 
@@ -1240,11 +1241,11 @@ void Exchange::OnUpstreamHead(Upstream& up, const MessageHead& head) {
   if (down_.closing()) {
     return;
   }
-  if (head.status == 425 && x_.early_forward) {
+  if (head.status == 425 && x().early_forward) {
     RetryAfterHandshake();
     return;
   }
-  if (x_.connect_protocol && head.status >= 200 && head.status < 300) {
+  if (x().connect_protocol && head.status >= 200 && head.status < 300) {
     // The client takes a 2xx as its tunnel's opening (RFC 8441), and this backend answered
     // the upgrade without switching (HTTP/1.1 lets it ignore one: no fault of the backend's).
     DetachUpstream(false);
@@ -1252,26 +1253,26 @@ void Exchange::OnUpstreamHead(Upstream& up, const MessageHead& head) {
     SendLocalReply(502, "backend did not switch protocols");
     return;
   }
-  x_.status = head.status;
+  x().status = head.status;
   resp_ = Resp::kStreaming;
   NoteUpstreamResponse(head.status);
   if (b_->cache.cache >= 0 && CacheOnUpstreamHead(head)) {
     return;  // answered from the store (refreshed by a 304, or stale-if-error)
   }
-  const bool head_req = x_.method_id == HTTP_HEAD;
+  const bool head_req = x().method_id == HTTP_HEAD;
   HeadEdits edits;
   DecideCompression(head, &edits);
-  const RouteSpec& route = cfg().routes[x_.route];
+  const RouteSpec& route = cfg().routes[x().route];
   edits.remove = route.response_remove;
-  std::string_view extra = x_.has_resp_extra ? std::string_view(buffers().resp_extra)
-                                             : std::string_view(route.add_headers);
+  std::string_view extra = x().has_resp_extra ? std::string_view(buffers().resp_extra)
+                                              : std::string_view(route.add_headers);
   if (cfg().timing) {
     buffers().timing.response = ctx_.worker().now_ns();
   }
   if (route.server_timing || !buffers().request_id.empty()) {
-    if (!x_.has_resp_extra) {
+    if (!x().has_resp_extra) {
       buffers().resp_extra.assign(route.add_headers);
-      x_.has_resp_extra = true;
+      x().has_resp_extra = true;
     }
     if (route.server_timing) {
       AppendServerTiming(&buffers().resp_extra);
@@ -1285,14 +1286,14 @@ void Exchange::OnUpstreamHead(Upstream& up, const MessageHead& head) {
   Body body = head.framing == Framing::kNone            ? Body::kNone
               : head.framing == Framing::kContentLength ? Body::kLength
                                                         : Body::kUnknown;
-  if (encoder_ || decoder_) {
+  if (x().encoder || x().decoder) {
     body = Body::kUnknown;
     // Event streams must reach the client event by event; anything else is flushed only as the
     // codec's buffers fill (a flush per upstream read would cost 1-45% of the ratio).
-    x_.flush_each_piece = false;
+    x().flush_each_piece = false;
     for (const HeaderView& hv : head.headers) {
       if (EqualsIgnoreCase(hv.name, "content-type") && codec::TypeMatches(hv.value, kEventStream)) {
-        x_.flush_each_piece = true;
+        x().flush_each_piece = true;
       }
     }
   }
@@ -1304,27 +1305,27 @@ void Exchange::OnUpstreamHead(Upstream& up, const MessageHead& head) {
 }
 
 void Exchange::NoteUpstreamResponse(int status) {
-  CounterGrid& counters = *cfg().pools[x_.pool].counters;
+  CounterGrid& counters = *cfg().pools[x().pool].counters;
   const uint32_t worker = ctx_.worker().id();
-  const uint32_t base = x_.backend * PoolSpec::kBackendColumns;
+  const uint32_t base = x().backend * PoolSpec::kBackendColumns;
   counters.at(worker, base + PoolSpec::kResponses)++;
   if (b_->timing.sent != 0) {
     counters.at(worker, base + PoolSpec::kTtfbUs) +=
         (ctx_.worker().now_ns() - std::min(b_->timing.sent, ctx_.worker().now_ns())) / 1000;
   }
-  if (gen_->IsFailureStatus(x_.pool, status)) {
-    gen_->ReportBackendFailure(x_.pool, x_.backend, "failure status");
+  if (gen_->IsFailureStatus(x().pool, status)) {
+    gen_->ReportBackendFailure(x().pool, x().backend, "failure status");
   } else {
-    gen_->ReportBackendSuccess(x_.pool, x_.backend);
+    gen_->ReportBackendSuccess(x().pool, x().backend);
   }
 }
 
 void Exchange::DecideCompression(const MessageHead& head, HeadEdits* edits) {
   const CompressionPlan plan =
-      PlanCompression(cfg().compression, cfg().routes[x_.route].compress, x_.coding, head);
+      PlanCompression(cfg().compression, cfg().routes[x().route].compress, x().coding, head);
   if (plan.decode) {
-    decoder_ = codec::MakeDecoder(*plan.decode, cfg().compression.max_decoded);
-    if (decoder_) {
+    x().decoder = codec::MakeDecoder(*plan.decode, cfg().compression.max_decoded);
+    if (x().decoder) {
       edits->drop_content_encoding = true;
       edits->vary_accept_encoding = true;
       edits->weaken_etag = true;
@@ -1335,8 +1336,8 @@ void Exchange::DecideCompression(const MessageHead& head, HeadEdits* edits) {
   if (plan.encode == codec::Coding::kIdentity) {
     return;
   }
-  encoder_ = ctx_.AcquireEncoder(plan.encode);
-  if (!encoder_) {
+  x().encoder = ctx_.AcquireEncoder(plan.encode);
+  if (!x().encoder) {
     return;  // at the worker's encoder cap, or out of memory: send it as it is
   }
   edits->content_encoding = codec::Name(plan.encode);
@@ -1345,7 +1346,7 @@ void Exchange::DecideCompression(const MessageHead& head, HeadEdits* edits) {
 }
 
 void Exchange::WriteBody(std::string_view bytes) {
-  x_.bytes_sent += bytes.size();
+  x().bytes_sent += bytes.size();
   down_.WriteBody(bytes, /*lend=*/false);
 }
 
@@ -1375,15 +1376,18 @@ void Exchange::AppendServerTiming(std::string* out) const {
 }
 
 void Exchange::EndEncoder(bool finished) {
-  decoder_.reset();
-  if (!encoder_) {
+  if (!b_) {
+    return;  // idle: no codec
+  }
+  x().decoder.reset();
+  if (!x().encoder) {
     return;
   }
   if (finished) {
-    ctx_.stats().compress_in += encoder_->total_in();
-    ctx_.stats().compress_out += encoder_->total_out();
+    ctx_.stats().compress_in += x().encoder->total_in();
+    ctx_.stats().compress_out += x().encoder->total_out();
   }
-  ctx_.ReleaseEncoder(std::move(encoder_));
+  ctx_.ReleaseEncoder(std::move(x().encoder));
 }
 
 void Exchange::OnUpstreamBody(Upstream& up, std::string_view body) {
@@ -1398,24 +1402,24 @@ void Exchange::OnUpstreamBody(Upstream& up, std::string_view body) {
       CacheOnUpstreamBody(body);
     }
   }
-  if (encoder_ || decoder_) {
+  if (x().encoder || x().decoder) {
     std::string& out = ctx_.codec_out();
     out.clear();
     const uint64_t codec_start = cfg().timing ? core::MonotonicNs() : 0;
     bool ok;
-    if (decoder_) {
-      ok = decoder_->Write(body, &out);  // false: corrupt, or over max_decoded (a bomb)
+    if (x().decoder) {
+      ok = x().decoder->Write(body, &out);  // false: corrupt, or over max_decoded (a bomb)
     } else {
-      ok = encoder_->Write(body, &out);
-      if (ok && x_.flush_each_piece) {
-        ok = encoder_->Flush(&out);
+      ok = x().encoder->Write(body, &out);
+      if (ok && x().flush_each_piece) {
+        ok = x().encoder->Flush(&out);
       }
     }
     if (codec_start != 0) {
       b_->timing.codec_ns += core::MonotonicNs() - codec_start;
     }
     if (!ok) {
-      const bool decoding = decoder_ != nullptr;
+      const bool decoding = x().decoder != nullptr;
       EndEncoder(false);
       AbortClient(decoding ? "backend body could not be decoded" : "compression failed");
       return;
@@ -1428,7 +1432,7 @@ void Exchange::OnUpstreamBody(Upstream& up, std::string_view body) {
     }
     return;
   }
-  x_.bytes_sent += body.size();
+  x().bytes_sent += body.size();
   // The body is sent from the upstream's receive buffer itself when it can be (no copy).
   down_.WriteBody(body, /*lend=*/true);
   if (down_.queued() > core::Conn::kHighWater && !upstream_paused_) {
@@ -1469,11 +1473,11 @@ void Exchange::OnUpstreamDone(bool reusable, std::span<const HeaderView> trailer
     }
     CacheOnUpstreamDone();
   }
-  if (encoder_ || decoder_) {
+  if (x().encoder || x().decoder) {
     std::string& out = ctx_.codec_out();
     out.clear();
     const uint64_t codec_start = cfg().timing ? core::MonotonicNs() : 0;
-    const bool ok = decoder_ ? decoder_->Finish(&out) : encoder_->Finish(&out);
+    const bool ok = x().decoder ? x().decoder->Finish(&out) : x().encoder->Finish(&out);
     if (codec_start != 0) {
       b_->timing.codec_ns += core::MonotonicNs() - codec_start;
     }
@@ -1487,18 +1491,18 @@ void Exchange::OnUpstreamDone(bool reusable, std::span<const HeaderView> trailer
   EndEncoder(true);
   // A close-delimited body ends with the connection.
   std::vector<HeaderView> kept;  // allocates only when there are trailers
-  KeepTrailers(trailers, cfg().routes[x_.route].trailers, &kept);
+  KeepTrailers(trailers, cfg().routes[x().route].trailers, &kept);
   const bool close_to_end = down_.WriteEnd(kept);
   resp_ = Resp::kDone;
   // An upstream that answered before the request body was complete may not have read it:
   // never pool it, and close the client too since its body has nowhere to go.
   const bool body_complete = req_ == Req::kDone || req_ == Req::kHead;
   // A connection that was asked to switch protocols is not trusted with another request.
-  DetachUpstream(reusable && body_complete && !x_.upgrade);
+  DetachUpstream(reusable && body_complete && !x().upgrade);
   if (close_to_end) {
     close_after_ = true;
   }
-  if (!body_complete && x_.req_framing != Framing::kNone) {
+  if (!body_complete && x().req_framing != Framing::kNone) {
     close_after_ = true;
     req_ = Req::kDone;
   }
@@ -1517,29 +1521,29 @@ void Exchange::OnUpstreamFailed(UpstreamFailure why, bool reused) {
     ctx_.stats().upstream_connect_failures++;
   }
   if (!SaysNothingOfBackend(why, reused)) {
-    gen_->ReportBackendFailure(x_.pool, x_.backend, ToString(why));
+    gen_->ReportBackendFailure(x().pool, x().backend, ToString(why));
   }
   RetryFacts facts;
   facts.why = why;
   facts.reused = reused;
   facts.response_started = !nothing_sent;
-  facts.request_has_body = x_.req_framing != Framing::kNone;
-  facts.idempotent = IsIdempotentMethod(x_.method_id);
-  facts.fresh_retry_used = x_.fresh_retry_used;
-  facts.retries_used = x_.retries_used;
-  facts.max_retries = cfg().pools[x_.pool].retries;
-  facts.other_backend_left = CanRetryElsewhere(x_.backend);
-  x_.force_fresh = false;
+  facts.request_has_body = x().req_framing != Framing::kNone;
+  facts.idempotent = IsIdempotentMethod(x().method_id);
+  facts.fresh_retry_used = x().fresh_retry_used;
+  facts.retries_used = x().retries_used;
+  facts.max_retries = cfg().pools[x().pool].retries;
+  facts.other_backend_left = CanRetryElsewhere(x().backend);
+  x().force_fresh = false;
   switch (DecideRetry(facts)) {
     case RetryAction::kRetryFresh:
-      x_.fresh_retry_used = true;
-      x_.force_fresh = true;
+      x().fresh_retry_used = true;
+      x().force_fresh = true;
       ctx_.stats().retries++;
       PickBackendAndSend();
       return;
     case RetryAction::kRetryElsewhere:
-      buffers().exclude.set(x_.backend);
-      ++x_.retries_used;
+      buffers().exclude.set(x().backend);
+      ++x().retries_used;
       ctx_.stats().retries++;
       PickBackendAndSend();
       return;
@@ -1562,8 +1566,8 @@ void Exchange::OnUpstreamFailed(UpstreamFailure why, bool reused) {
 }
 
 const ErrorPage* Exchange::FindErrorPage(int status) const {
-  if (x_.routed) {
-    for (const ErrorPage& page : cfg().routes[x_.route].error_pages) {
+  if (x().routed) {
+    for (const ErrorPage& page : cfg().routes[x().route].error_pages) {
       if (page.status == status) {
         return &page;
       }
@@ -1582,15 +1586,15 @@ void Exchange::SendLocalReply(int status, std::string_view note, std::string_vie
   if (status >= 500 && b_ && b_->cache.entry && CacheServeStaleOnError(status)) {
     return;
   }
-  x_.status = status;
-  x_.note = note;
+  x().status = status;
+  x().note = note;
   resp_ = Resp::kDone;
   if (status >= 400) {
     // A request we refused for its framing or limits: whatever follows cannot be trusted.
     // Refusals of a well-formed request (access, rate, route, backend) keep the connection.
     const bool well_formed = status == 401 || status == 403 || status == 404 || status == 421 ||
                              status == 429 || status == 502 || status == 503 || status == 504 ||
-                             x_.configured_reply;
+                             x().configured_reply;
     if (!well_formed) {
       close_after_ = true;
     }
@@ -1598,7 +1602,7 @@ void Exchange::SendLocalReply(int status, std::string_view note, std::string_vie
   if (conn_.draining || conn_.peer_eof) {
     close_after_ = true;
   }
-  if (x_.req_framing != Framing::kNone && req_ != Req::kDone) {
+  if (x().req_framing != Framing::kNone && req_ != Req::kDone) {
     close_after_ = true;  // the body is unread: close rather than drain it
   }
   std::string with_id;
@@ -1610,25 +1614,25 @@ void Exchange::SendLocalReply(int status, std::string_view note, std::string_vie
   // The operator's page for this status (the route's, then the server's), for the replies
   // torii makes itself; a return route's body is its own.
   std::string_view content_type = body_text.empty() ? "" : "text/plain";
-  if (body_text.empty() && status >= 400 && !x_.configured_reply) {
+  if (body_text.empty() && status >= 400 && !x().configured_reply) {
     if (const ErrorPage* page = FindErrorPage(status)) {
       body_text = page->body;
       content_type = page->content_type;
     }
   }
   std::string grpc_fields;
-  if (x_.grpc && status >= 400) {
+  if (x().grpc && status >= 400) {
     // A gRPC client reads the outcome from grpc-status: 200 and a trailers-only reply (the
     // access log shows the 200 sent, and the note why).
     grpc_fields.assign(extra_headers);
     AppendGrpcStatusFields(GrpcStatusFor(status), note.empty() ? ReasonPhrase(status) : note,
                            &grpc_fields);
     extra_headers = grpc_fields;
-    status = x_.status = 200;
+    status = x().status = 200;
     body_text = {};
     content_type = "application/grpc";
   }
-  x_.bytes_sent =
+  x().bytes_sent =
       down_.WriteLocalReply(status, close_after_, extra_headers, body_text, content_type);
   if (close_after_) {
     req_ = Req::kDone;
@@ -1640,7 +1644,7 @@ void Exchange::SendLocalReply(int status, std::string_view note, std::string_vie
 
 void Exchange::AbortClient(std::string_view note) {
   EndEncoder(false);
-  x_.note = note;
+  x().note = note;
   ctx_.stats().aborted++;
   DetachUpstream(false);
   LogExchange();
@@ -1671,9 +1675,9 @@ void Exchange::LogExchange() {
     return;  // a background refresh is no client's request
   }
   ProxyStats& stats = ctx_.stats();
-  stats.responses_by_class[x_.status >= 100 && x_.status < 600 ? x_.status / 100 : 0]++;
-  stats.bytes_sent += x_.bytes_sent;
-  stats.ObserveLatency((ctx_.worker().now_ms() - start_ms_) * 1000);
+  stats.responses_by_class[x().status >= 100 && x().status < 600 ? x().status / 100 : 0]++;
+  stats.bytes_sent += x().bytes_sent;
+  stats.ObserveLatency((ctx_.worker().now_ms() - buffers().start_ms) * 1000);
   PhaseTimes phases;
   if (cfg().timing && b_) {
     buffers().timing.done = ctx_.worker().now_ns();
@@ -1702,17 +1706,17 @@ void Exchange::LogExchange() {
   r.method = buffers().method;
   r.target = buffers().target;
   r.host = buffers().host;
-  r.version_major = x_.version_major;
-  r.version_minor = x_.version_major == 2 ? 0 : x_.version_minor;  // "HTTP/2.0"
-  r.status = x_.status;
-  r.bytes_sent = x_.bytes_sent;
-  r.backend = x_.have_backend ? std::string_view(cfg().pools[x_.pool].backends[x_.backend].name)
-                              : std::string_view();
-  r.duration_ms = ctx_.worker().now_ms() - start_ms_;
-  r.note = x_.note;
+  r.version_major = x().version_major;
+  r.version_minor = x().version_major == 2 ? 0 : x().version_minor;  // "HTTP/2.0"
+  r.status = x().status;
+  r.bytes_sent = x().bytes_sent;
+  r.backend = x().have_backend ? std::string_view(cfg().pools[x().pool].backends[x().backend].name)
+                               : std::string_view();
+  r.duration_ms = ctx_.worker().now_ms() - buffers().start_ms;
+  r.note = x().note;
   r.cache = buffers().cache.status;
-  if (x_.switched) {
-    r.tunnel_bytes_up = x_.bytes_up;
+  if (x().switched) {
+    r.tunnel_bytes_up = x().bytes_up;
   }
   if (cfg().timing) {
     r.phases = &phases;
@@ -1723,7 +1727,7 @@ void Exchange::LogExchange() {
     r.tls_cipher = tls.cipher();
     r.sni = tls.sni();
     r.tls_resumed = tls.resumed();
-    r.early_data = x_.early;
+    r.early_data = x().early;
   }
   ctx_.log().Append(r);
 }
@@ -1741,7 +1745,10 @@ void Exchange::FinishExchange() {
 }
 
 void Exchange::Abandon(std::string_view note) {
-  if (x_.tunnel) {
+  if (!b_) {
+    return;  // idle (between requests, or an HTTP/2 stream whose head never came): nothing began
+  }
+  if (tunnel()) {
     EndTunnel(note, /*abort=*/true);
     return;
   }
@@ -1749,8 +1756,8 @@ void Exchange::Abandon(std::string_view note) {
   EndEncoder(false);
   DetachUpstream(false);
   if (!note.empty()) {
-    x_.note = note;
-    x_.status = x_.status == 0 ? 499 : x_.status;
+    x().note = note;
+    x().status = x().status == 0 ? 499 : x().status;
     LogExchange();
   }
   req_ = Req::kIdle;
@@ -1758,7 +1765,7 @@ void Exchange::Abandon(std::string_view note) {
 }
 
 void Exchange::OnClosed() {
-  if (x_.tunnel) {
+  if (tunnel()) {
     EndTunnel("tunnel closed at shutdown", /*abort=*/true);
   }
   EndEncoder(false);
@@ -1792,13 +1799,13 @@ void Exchange::OnTimer() {
     case TimerFor::kHandshake:
       // Early data whose handshake never completed: a replayed flight, or a client gone.
       held_ = false;
-      x_.note = "handshake not completed after early data";
+      x().note = "handshake not completed after early data";
       LogExchange();
       down_.Abort();
       return;
     case TimerFor::kQueue:
       // max_conns: no backend slot freed within queue_timeout.
-      x_.queue_ticket = 0;
+      x().queue_ticket = 0;
       held_ = false;
       resp_ = Resp::kNone;
       SendLocalReply(503, "queue timeout");
@@ -1806,7 +1813,7 @@ void Exchange::OnTimer() {
       return;
     case TimerFor::kSend:
       // The client does not read its response: give up on it and on the upstream.
-      x_.note = "send timeout";
+      x().note = "send timeout";
       DetachUpstream(false);
       LogExchange();
       down_.Abort();

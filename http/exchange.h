@@ -19,6 +19,7 @@
 // Internal to http/: the public surface is proxy_session.h.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -105,7 +106,7 @@ class Exchange {
   // After this exchange the connection ends (HTTP/1.1).
   bool close_after() const { return close_after_; }
   void set_close_after() { close_after_ = true; }
-  bool tunnel() const { return x_.tunnel; }
+  bool tunnel() const { return b_ != nullptr && b_->state.tunnel; }
   uint32_t id() const { return id_; }
   uint64_t waiter_ticket() const;
   // The exchange's buffers, borrowed from the worker's pool on first use (the HTTP/1.1 codec
@@ -148,7 +149,7 @@ class Exchange {
 
   // ---- Upgrades (session_tunnel.cc) ----
   // This exchange forwarded an upgrade the route tunnels (http/upgrade.h).
-  bool upgrade_requested() const { return x_.upgrade; }
+  bool upgrade_requested() const { return b_ != nullptr && b_->state.upgrade; }
   // The backend's 101 answers the WebSocket key torii made for this request (true when torii
   // made none: the client's own handshake is the client's to check).
   bool SwitchAccepted(const MessageHead& head) const;
@@ -253,12 +254,12 @@ class Exchange {
   void RedirectToHttps();
   // max_conns: wait for a slot (true), or false when waiting cannot help.
   bool QueueForSlot();
-  // HTTP/2 pools: a stream on a connection to x_.backend with room, or on a new one. False
+  // HTTP/2 pools: a stream on a connection to x().backend with room, or on a new one. False
   // when that failed (the backend is excluded); true when sent, or answered (503).
   bool SendOnStream(const PoolSpec& pool);
-  // The request went to x_.backend: counted, and its time noted (cache, phases).
+  // The request went to x().backend: counted, and its time noted (cache, phases).
   void NoteSent(const PoolSpec& pool);
-  // A new connection to x_.backend handled by `handler` (PROXY header and TLS as the pool
+  // A new connection to x().backend handled by `handler` (PROXY header and TLS as the pool
   // says), or nullptr: the backend is excluded, or (*answered) torii is out of connections and
   // answered 503. Either way the slot taken for it is given back.
   core::Conn* ConnectUpstream(const PoolSpec& pool, std::unique_ptr<core::ConnHandler> handler,
@@ -303,7 +304,7 @@ class Exchange {
     if (l.body_min_rate > 0) {
       const uint64_t now = ctx_.worker().now_ms();
       const uint64_t due =
-          x_.body_start_ms + l.body_grace_ms + x_.body_bytes * 1000 / l.body_min_rate;
+          x().body_start_ms + l.body_grace_ms + x().body_bytes * 1000 / l.body_min_rate;
       ms = std::min(ms, due > now ? due - now : 1);
     }
     return ms;
@@ -391,62 +392,31 @@ class Exchange {
   void LogExchange();
   // Adds `n` to this request's route's counter `column` (RouteSpec::Column).
   void CountRoute(uint32_t column, uint64_t n = 1) {
-    cfg().routes[x_.route].requests->at(ctx_.worker().id(), column) += n;
+    cfg().routes[x().route].requests->at(ctx_.worker().id(), column) += n;
   }
 
-  // Laid out by size (8, 4, then 1-byte fields). Per-exchange state that needs memory of its
-  // own (the retry exclusion mask, head storage, timings) lives in the pooled ExchangeBuffers.
+  // The current exchange's state (ExchangeState), in its buffers: valid from Begin() until
+  // they go back to the pool, which happens only once the exchange is idle.
+  ExchangeState& x() {
+    assert(b_ != nullptr);
+    return b_->state;
+  }
+  const ExchangeState& x() const {
+    assert(b_ != nullptr);
+    return b_->state;
+  }
+
+  // Laid out by size (8, 4, then 1-byte fields). The exchange's own state and what needs memory
+  // of its own (the retry exclusion mask, head storage, timings) live in the pooled
+  // ExchangeBuffers: an idle connection's Exchange is this much.
   ProxyContext& ctx_;
   ClientConn& conn_;
   Downstream& down_;
   // Taken at the connection's start, renewed at each request head: a reload applies from the
   // next request.
   std::shared_ptr<Generation> gen_;
-  std::unique_ptr<ExchangeBuffers> b_;       // borrowed while a request is in progress
-  std::unique_ptr<codec::Encoder> encoder_;  // compressing the response being sent
-  std::unique_ptr<codec::Decoder> decoder_;  // decompress: the backend's coding, undone
-  // The current exchange's own state: one struct, reset in one go at each request.
-  struct ExchangeState {
-    std::string_view note;       // why torii answered locally or cut the exchange (access log)
-    uint64_t key_hash = 0;       // ip_hash key
-    uint64_t queue_ticket = 0;   // max_conns queue: the ticket this request waits with (0: none)
-    uint64_t delay_ms = 0;       // rate limit delay mode: hold the request this long
-    uint64_t bytes_sent = 0;     // response body bytes sent to the client
-    uint64_t bytes_up = 0;       // tunnel bytes from the client to the backend
-    uint64_t body_start_ms = 0;  // when the request's body phase began
-    uint64_t body_bytes = 0;     // request bytes received since then (body_min_rate)
-    uint32_t pool = 0;
-    uint32_t backend = 0;
-    uint32_t attempts = 0;
-    uint32_t retries_used = 0;  // retries on another backend (pool.retries caps them)
-    uint32_t route = 0;
-    int status = 0;
-    Framing req_framing = Framing::kNone;
-    uint8_t method_id = 0;
-    uint8_t version_major = 1;
-    uint8_t version_minor = 1;
-    CodingRequest coding;           // what the client accepts (compression)
-    bool flush_each_piece = false;  // event stream: flush the encoder per piece
-    bool has_resp_extra = false;    // buffers().resp_extra holds this request's response headers
-    bool have_backend = false;
-    bool fresh_retry_used = false;  // the one retry of a reused connection's keep-alive race
-    bool force_fresh = false;       // retry on a new connection, not a pooled one
-    uint8_t interim_sent = 0;       // 103 responses forwarded (at most kMaxInterim)
-    bool configured_reply = false;  // a return route's reply: the connection stays open
-    bool routed = false;            // `route` holds this request's route
-    bool upgrade = false;           // the request's upgrade was forwarded (upgrade.h)
-    bool tunnel = false;            // the backend said 101: the connection is a tunnel
-    bool switched = false;          // ... and stays true after the tunnel ends (the log)
-    bool connect_protocol = false;  // an HTTP/2 extended CONNECT (MessageHead::connect_protocol)
-    bool grpc = false;              // a gRPC call (grpc.h): local failures answered as gRPC
-    bool early = false;             // the request came in TLS early data (logged)
-    bool early_forward = false;     // ... and goes to the backend before the handshake ends
-    bool await_handshake = false;   // ... and may go only after it (HoldForHandshake)
-    bool early_marked = false;      // torii added Early-Data: 1 to the upstream head
-    uint64_t grpc_timeout_ms = 0;   // its grpc-timeout (0: none)
-  } x_;
+  std::unique_ptr<ExchangeBuffers> b_;  // borrowed while a request is in progress
   static constexpr uint8_t kMaxInterim = 4;
-  uint64_t start_ms_ = 0;
   UpstreamRef up_;
   uint32_t id_ = 0;
   TimerFor timer_for_ = TimerFor::kNone;

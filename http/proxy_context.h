@@ -23,6 +23,7 @@
 #include "core/counter.h"
 #include "core/worker.h"
 #include "http/access_log.h"
+#include "http/compression_plan.h"
 #include "http/fleet_limits.h"
 #include "http/h1_parser.h"
 #include "http/phases.h"
@@ -30,6 +31,51 @@
 #include "http/trace.h"
 
 namespace torii::http {
+
+// The state of one exchange (a request and its response), reset in one go at each request.
+// It lives in the exchange's pooled ExchangeBuffers, not in the session: an idle connection
+// keeps none of it.
+struct ExchangeState {
+  std::string_view note;       // why torii answered locally or cut the exchange (access log)
+  uint64_t key_hash = 0;       // ip_hash key
+  uint64_t queue_ticket = 0;   // max_conns queue: the ticket this request waits with (0: none)
+  uint64_t delay_ms = 0;       // rate limit delay mode: hold the request this long
+  uint64_t bytes_sent = 0;     // response body bytes sent to the client
+  uint64_t bytes_up = 0;       // tunnel bytes from the client to the backend
+  uint64_t body_start_ms = 0;  // when the request's body phase began
+  uint64_t body_bytes = 0;     // request bytes received since then (body_min_rate)
+  uint32_t pool = 0;
+  uint32_t backend = 0;
+  uint32_t attempts = 0;
+  uint32_t retries_used = 0;  // retries on another backend (pool.retries caps them)
+  uint32_t route = 0;
+  int status = 0;
+  Framing req_framing = Framing::kNone;
+  uint8_t method_id = 0;
+  uint8_t version_major = 1;
+  uint8_t version_minor = 1;
+  CodingRequest coding;           // what the client accepts (compression)
+  bool flush_each_piece = false;  // event stream: flush the encoder per piece
+  bool has_resp_extra = false;    // buffers().resp_extra holds this request's response headers
+  bool have_backend = false;
+  bool fresh_retry_used = false;  // the one retry of a reused connection's keep-alive race
+  bool force_fresh = false;       // retry on a new connection, not a pooled one
+  uint8_t interim_sent = 0;       // 103 responses forwarded (at most Exchange::kMaxInterim)
+  bool configured_reply = false;  // a return route's reply: the connection stays open
+  bool routed = false;            // `route` holds this request's route
+  bool upgrade = false;           // the request's upgrade was forwarded (upgrade.h)
+  bool tunnel = false;            // the backend said 101: the connection is a tunnel
+  bool switched = false;          // ... and stays true after the tunnel ends (the log)
+  bool connect_protocol = false;  // an HTTP/2 extended CONNECT (MessageHead::connect_protocol)
+  bool grpc = false;              // a gRPC call (grpc.h): local failures answered as gRPC
+  bool early = false;             // the request came in TLS early data (logged)
+  bool early_forward = false;     // ... and goes to the backend before the handshake ends
+  bool await_handshake = false;   // ... and may go only after it (HoldForHandshake)
+  bool early_marked = false;      // torii added Early-Data: 1 to the upstream head
+  uint64_t grpc_timeout_ms = 0;   // its grpc-timeout (0: none)
+  std::unique_ptr<codec::Encoder> encoder;  // compressing the response being sent
+  std::unique_ptr<codec::Decoder> decoder;  // decompress: the backend's coding, undone
+};
 
 // The growable memory of one exchange (a request and its response on one connection): the
 // input buffer, the head storage and the strings kept for the log and a retry. Borrowed from
@@ -78,6 +124,8 @@ struct ExchangeBuffers {
   // Phase timestamps (ProxyConfig::timing): the latency budget (phases.h). Kept here, not in
   // the session, so idle connections pay nothing.
   ExchangeTiming timing;
+  ExchangeState state;    // Exchange::x(): the exchange's own state
+  uint64_t start_ms = 0;  // when the exchange began (Exchange::Begin), for its latency
   // The response cache's state for this exchange (routes with a cache; session_cache.cc).
   struct CacheState {
     int32_t cache = -1;  // the route's cache (ProxyConfig::caches) when this request uses it
@@ -138,6 +186,7 @@ struct ExchangeBuffers {
     trace_id.clear();
     id_lines.clear();
     timing = ExchangeTiming{};
+    state = ExchangeState{};
   }
 
  private:

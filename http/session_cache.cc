@@ -156,14 +156,14 @@ void Exchange::SaveRequestHeaders(std::span<const HeaderView> headers) {
 
 bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
   const ProxyConfig& config = cfg();
-  const RouteSpec& route = config.routes[x_.route];
+  const RouteSpec& route = config.routes[x().route];
   const CacheSpec& spec = config.caches[static_cast<uint32_t>(route.cache)];
   ExchangeBuffers::CacheState& cs = buffers().cache;
   cs.cache = route.cache;
   BuildCacheKey(scheme(), buffers().host, buffers().target, spec.key_query, spec.key_headers,
                 h.headers, &cs.key);
   cs.hash = ratelimit::HashKey(cs.key);
-  const bool safe = x_.method_id == HTTP_GET || x_.method_id == HTTP_HEAD;
+  const bool safe = x().method_id == HTTP_GET || x().method_id == HTTP_HEAD;
   if (!safe) {
     // Forwarded; a successful unsafe request invalidates the URL (CacheOnUpstreamHead).
     cs.fwd = "method";
@@ -171,14 +171,14 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
     return false;
   }
   const RequestHeaders source(h.headers);
-  cs.req = cache::ReadRequest(x_.method_id == HTTP_HEAD ? "HEAD" : "GET", source);
-  if (x_.req_framing != Framing::kNone || cs.req.has_authorization) {
+  cs.req = cache::ReadRequest(x().method_id == HTTP_HEAD ? "HEAD" : "GET", source);
+  if (x().req_framing != Framing::kNone || cs.req.has_authorization) {
     // A GET with a body is never answered from the store (its body must be read and
     // forwarded, P5); a request with credentials is never answered with a shared response
     // (RFC 9111 §3.5, K6). Both go to the backend; the response may still be stored if the
     // policy allows, except a GET with a body: the response may depend on the body.
     cs.fwd = "request";
-    cs.no_store = x_.req_framing != Framing::kNone;
+    cs.no_store = x().req_framing != Framing::kNone;
     SaveRequestHeaders(h.headers);
     return false;
   }
@@ -198,7 +198,7 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
 bool Exchange::CacheDecide(std::shared_ptr<const cache::Entry> entry,
                            std::span<const HeaderView> request_headers, const MessageHead* h,
                            std::string_view hit) {
-  const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cfg().routes[x_.route].cache)];
+  const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cfg().routes[x().route].cache)];
   ExchangeBuffers::CacheState& cs = buffers().cache;
   const int64_t now = ctx_.UnixNow();
   bool refresh = false;  // a stale entry may be revalidated with its validators
@@ -226,7 +226,7 @@ bool Exchange::CacheDecide(std::shared_ptr<const cache::Entry> entry,
     SendLocalReply(504, "only-if-cached: not stored");
     return true;
   }
-  if (x_.method_id == HTTP_HEAD) {
+  if (x().method_id == HTTP_HEAD) {
     // A HEAD is answered from a stored GET but never fills the store (K8).
     ctx_.stats().cache_misses++;
     CountRoute(RouteSpec::kCacheMisses);
@@ -288,7 +288,7 @@ bool Exchange::CacheDecide(std::shared_ptr<const cache::Entry> entry,
 bool Exchange::RefreshInBackground(const MessageHead* h) {
   // A request in TLS early data goes to the backend only as itself (a 425 is retried after its
   // handshake), so it revalidates in the foreground.
-  if (x_.early || !ctx_.refresher().HasRoom()) {
+  if (x().early || !ctx_.refresher().HasRoom()) {
     return false;
   }
   ExchangeBuffers::CacheState& cs = buffers().cache;
@@ -391,13 +391,13 @@ void Exchange::StartRefresh(uint32_t id, Exchange& from) {
   gen_ = from.gen_;  // the pool and route indices are the generation's
   Begin(id);
   background_ = true;
-  x_.route = from.x_.route;
-  x_.routed = true;
-  x_.pool = from.x_.pool;
-  x_.key_hash = from.x_.key_hash;
-  x_.method_id = from.x_.method_id;
-  x_.version_major = from.x_.version_major;
-  x_.version_minor = from.x_.version_minor;
+  x().route = from.x().route;
+  x().routed = true;
+  x().pool = from.x().pool;
+  x().key_hash = from.x().key_hash;
+  x().method_id = from.x().method_id;
+  x().version_major = from.x().version_major;
+  x().version_minor = from.x().version_minor;
   ExchangeBuffers& b = buffers();
   ExchangeBuffers& fb = from.buffers();
   b.method = fb.method;
@@ -480,7 +480,7 @@ void Exchange::StripConditionals(std::string* head) {
 
 void Exchange::CachePurge(const MessageHead& h) {
   const ProxyConfig& config = cfg();
-  const CacheSpec& spec = config.caches[static_cast<uint32_t>(config.routes[x_.route].cache)];
+  const CacheSpec& spec = config.caches[static_cast<uint32_t>(config.routes[x().route].cache)];
   // The connection's client only (the socket peer, or a trusted PROXY header's source): a
   // PURGE is an administrative act, never trusted from a header.
   const ratelimit::IpAddr peer = ratelimit::IpFromSockaddr(ConnClient());
@@ -600,7 +600,7 @@ bool Exchange::CacheOnUpstreamHead(const MessageHead& head) {
   const int64_t now = ctx_.UnixNow();
   const std::span<const cache::HeaderView> headers =
       ToCacheHeaders(head.headers, &ctx_.cache_headers());
-  if (x_.method_id != HTTP_GET && x_.method_id != HTTP_HEAD) {
+  if (x().method_id != HTTP_GET && x().method_id != HTTP_HEAD) {
     if (cache::InvalidatesOnUnsafe(buffers().method, head.status)) {
       Invalidate(spec, head);
     }
@@ -641,7 +641,7 @@ bool Exchange::CacheOnUpstreamHead(const MessageHead& head) {
     return true;
   }
   bool storing = false;
-  if (x_.method_id == HTTP_GET && !cs.no_store) {
+  if (x().method_id == HTTP_GET && !cs.no_store) {
     const cache::StoreDecision d = cache::Storable(cs.req, head.status, headers, spec.policy);
     const bool fits = head.framing != Framing::kContentLength ||
                       head.content_length <= spec.store->max_object();
@@ -661,9 +661,9 @@ bool Exchange::CacheOnUpstreamHead(const MessageHead& head) {
   }
   // Cache-Status (RFC 9211) on the forwarded response.
   std::string& extra = buffers().resp_extra;
-  if (!x_.has_resp_extra) {
-    extra.assign(cfg().routes[x_.route].add_headers);
-    x_.has_resp_extra = true;
+  if (!x().has_resp_extra) {
+    extra.assign(cfg().routes[x().route].add_headers);
+    x().has_resp_extra = true;
   }
   cs.status.assign("torii; fwd=");
   cs.status.append(cs.fwd);
@@ -755,7 +755,7 @@ bool Exchange::CacheServeStaleOnError(int status) {
   CountRoute(RouteSpec::kCacheStale);
   CacheEndFill();
   cs.from_store = true;
-  x_.note = "stale-if-error";
+  x().note = "stale-if-error";
   std::string cache_status = "torii; fwd=stale; fwd-status=";
   AppendDecimal(&cache_status, static_cast<uint64_t>(status));
   cache_status.append("; detail=stale-if-error");
@@ -824,7 +824,7 @@ std::shared_ptr<const std::string> Exchange::CompressedVariant(
 
 cache::RangeAnswer Exchange::RangeOf(const cache::Entry& entry,
                                      std::span<const HeaderView> request_headers) const {
-  if (entry.status != 200 || x_.method_id != HTTP_GET || !entry.body) {
+  if (entry.status != 200 || x().method_id != HTTP_GET || !entry.body) {
     return {};  // Range is defined for GET only (RFC 9110 §14.2), and served on a 200
   }
   const HeaderView* range = nullptr;
@@ -890,9 +890,9 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
   const cache::RangeAnswer range =
       not_modified ? cache::RangeAnswer{} : RangeOf(*entry, request_headers);
   std::string& extra = buffers().resp_extra;
-  if (!x_.has_resp_extra) {
-    extra.assign(cfg().routes[x_.route].add_headers);
-    x_.has_resp_extra = true;
+  if (!x().has_resp_extra) {
+    extra.assign(cfg().routes[x().route].add_headers);
+    x().has_resp_extra = true;
   }
   if (range.kind == cache::RangeKind::kSatisfiable) {
     head.status = 206;
@@ -914,10 +914,10 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
     body.reset();
   }
   HeadEdits edits;
-  edits.remove = cfg().routes[x_.route].response_remove;
+  edits.remove = cfg().routes[x().route].response_remove;
   if (!not_modified && range.kind == cache::RangeKind::kIgnore) {
     const CompressionPlan plan =
-        PlanCompression(cfg().compression, cfg().routes[x_.route].compress, x_.coding, head);
+        PlanCompression(cfg().compression, cfg().routes[x().route].compress, x().coding, head);
     edits.vary_accept_encoding = plan.vary;
     if (plan.encode != codec::Coding::kIdentity) {
       if (auto variant = CompressedVariant(entry, plan.encode, request_headers)) {
@@ -949,8 +949,8 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
   if (conn_.draining) {
     close_after_ = true;
   }
-  const bool head_req = x_.method_id == HTTP_HEAD;
-  x_.status = head.status;
+  const bool head_req = x().method_id == HTTP_HEAD;
+  x().status = head.status;
   resp_ = Resp::kStreaming;
   // A stored body's length is always known.
   down_.WriteHead(
@@ -982,7 +982,7 @@ bool Exchange::ContinueServing() {
     const size_t n = std::min(kSlice, end - cs.offset);
     down_.WriteStoredBody(std::string_view(body).substr(cs.offset, n), cs.serving);
     cs.offset += n;
-    x_.bytes_sent += n;
+    x().bytes_sent += n;
     CountRoute(RouteSpec::kCacheBytes, n);
   }
   if (cs.offset < end) {

@@ -35,13 +35,13 @@ void Exchange::OnUpstreamUpgrade(const MessageHead& head, std::string_view proto
   // the stream's tunnel on HTTP/2 (RFC 8441).
   const int status = down_.WriteSwitchingProtocols(head, extra);
   if (status == 0) {
-    x_.status = 101;
+    x().status = 101;
     AbortClient("101 on a protocol without upgrades");
     return;
   }
-  x_.status = status;
-  x_.tunnel = true;
-  x_.switched = true;
+  x().status = status;
+  x().tunnel = true;
+  x().switched = true;
   resp_ = Resp::kStreaming;
   ctx_.stats().tunnels_opened++;
   SetTimerFor(TimerFor::kTunnel, cfg().limits.tunnel_idle_timeout_ms);
@@ -57,7 +57,7 @@ void Exchange::OnUpstreamUpgrade(const MessageHead& head, std::string_view proto
 }
 
 bool Exchange::SwitchAccepted(const MessageHead& head) const {
-  if (!x_.connect_protocol || !b_ || b_->ws_accept.empty()) {
+  if (!x().connect_protocol || !b_ || b_->ws_accept.empty()) {
     return true;
   }
   int found = 0;
@@ -76,7 +76,7 @@ void Exchange::RelayToUpstream(std::string_view bytes) {
   if (up == nullptr || bytes.empty()) {
     return;
   }
-  x_.bytes_up += bytes.size();
+  x().bytes_up += bytes.size();
   ctx_.stats().tunnel_bytes_up += bytes.size();
   up->WriteFromRecvBuffer(bytes);
   if (up->queued() > core::Conn::kHighWater && !held_) {
@@ -88,10 +88,10 @@ void Exchange::RelayToUpstream(std::string_view bytes) {
 }
 
 void Exchange::OnTunnelData(core::Conn& up, std::string_view bytes) {
-  if (down_.closing() || !x_.tunnel || bytes.empty()) {
+  if (down_.closing() || !x().tunnel || bytes.empty()) {
     return;
   }
-  x_.bytes_sent += bytes.size();
+  x().bytes_sent += bytes.size();
   ctx_.stats().tunnel_bytes_down += bytes.size();
   down_.WriteBody(bytes, /*lend=*/true);
   if (down_.queued() > core::Conn::kHighWater && !upstream_paused_) {
@@ -104,7 +104,7 @@ void Exchange::OnTunnelData(core::Conn& up, std::string_view bytes) {
 }
 
 void Exchange::OnTunnelUpstreamClosed(bool error) {
-  if (!x_.tunnel) {
+  if (!x().tunnel) {
     return;  // the client ended the tunnel itself (EndTunnel)
   }
   up_.reset();  // the upstream detached and closed itself
@@ -112,11 +112,11 @@ void Exchange::OnTunnelUpstreamClosed(bool error) {
 }
 
 void Exchange::EndTunnel(std::string_view note, bool abort) {
-  if (!x_.tunnel) {
+  if (!x().tunnel) {
     return;
   }
-  x_.tunnel = false;
-  x_.note = note;
+  x().tunnel = false;
+  x().note = note;
   ctx_.stats().tunnels_closed++;
   if (core::Conn* up = tunnel_upstream()) {
     auto* handler = static_cast<UpstreamConn*>(up->handler());
