@@ -18,6 +18,18 @@ namespace torii::core {
 
 namespace {
 
+// Batched waits. While at least kBatchBusy connections are busy (not idle between exchanges),
+// more completions are due any moment: the wait asks the kernel for kBatchCompletions of them,
+// for at most kBatchWaitUs, and then for the first one (IORING_FEAT_MIN_TIMEOUT). A turn then
+// handles a batch instead of waking for each completion. Measured at 100-byte keep-alive
+// (wrk -c50, one worker): 3.5 io_uring_enter calls per request before, +10% requests per CPU-
+// second and a lower median latency; with fewer busy connections every completion is handled
+// at once (one client alone would otherwise wait up to kBatchWaitUs per turn: +30 us median).
+constexpr uint64_t kBatchBusy = 16;
+constexpr unsigned kBatchCompletions = 8;
+constexpr uint32_t kBatchWaitUs = 20;
+constexpr uint32_t kFeatMinTimeout = 1U << 15;  // IORING_FEAT_MIN_TIMEOUT (liburing 2.3 lacks it)
+
 constexpr uint16_t kBufGroup = 1;
 constexpr uint32_t kMaxBatch = 256;
 constexpr uint32_t kMaxTimerRounds = 4096;
@@ -315,7 +327,7 @@ Result<void> Worker::SetupRing() {
             IORING_SETUP_SUBMIT_ALL;
   p.cq_entries = cq;
   int rc = io_uring_queue_init_params(options_.sq_entries, &ring_, &p);
-  ring_flags_note_ = "SINGLE_ISSUER|DEFER_TASKRUN";
+  ring_flags_note_ = "SINGLE_ISSUER|DEFER_TASKRUN, batched waits";
   if (rc == -EINVAL) {
     // Older kernels refuse DEFER_TASKRUN (6.1) or SINGLE_ISSUER (6.0): fall back cleanly.
     p = io_uring_params{};
@@ -329,6 +341,10 @@ Result<void> Worker::SetupRing() {
     return Fail(Errc::kIo, Side::kInternal, -rc);
   }
   ring_ready_ = true;
+  min_wait_ = (p.features & kFeatMinTimeout) != 0 && (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+  if (!min_wait_ && (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0) {
+    ring_flags_note_ = "SINGLE_ISSUER|DEFER_TASKRUN, no batched waits (kernel < 6.12)";
+  }
   if (!(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_EXT_ARG)) {
     spdlog::critical("worker {}: kernel lacks IORING_FEAT_NODROP/EXT_ARG", options_.id);
     return Fail(Errc::kIo, Side::kInternal, ENOSYS);
@@ -390,6 +406,31 @@ void Worker::Submit(io_uring_sqe* sqe, OpTag tag, Conn* conn) {
   if (conn != nullptr) {
     ++conn->inflight_;
   }
+}
+
+int Worker::SubmitAndWait(__kernel_timespec* ts) {
+  if (!min_wait_ || stats_.conns_live - idle_count_ < kBatchBusy) {
+    io_uring_cqe* first = nullptr;
+    return io_uring_submit_and_wait_timeout(&ring_, &first, 1, ts, nullptr);
+  }
+  // liburing 2.3 has no call that passes a minimum wait: publish the queued SQEs as its
+  // submit does (the ring is not SQPOLL), then enter with the extended argument.
+  io_uring_sq* sq = &ring_.sq;
+  const unsigned tail = sq->sqe_tail;
+  if (sq->sqe_head != tail) {
+    sq->sqe_head = tail;
+    io_uring_smp_store_release(sq->ktail, tail);
+  }
+  const unsigned to_submit = tail - *sq->khead;
+  io_uring_getevents_arg arg{};
+  arg.pad = kBatchWaitUs;  // min_wait_usec since 6.12
+  arg.ts = reinterpret_cast<uint64_t>(ts);
+  const unsigned wait_nr = io_uring_cq_ready(&ring_) > 0 ? 0 : kBatchCompletions;
+  ++stats_.batched_waits;
+  const int rc = io_uring_enter2(ring_.ring_fd, to_submit, wait_nr,
+                                 IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                                 reinterpret_cast<sigset_t*>(&arg), sizeof(arg));
+  return rc;  // -errno on failure, as liburing's calls
 }
 
 void Worker::ReapInto(std::vector<io_uring_cqe>& out) {
@@ -455,6 +496,7 @@ void Worker::LinkIdle(Conn& c) {
     idle_head_[k] = c.slot_;
   }
   idle_tail_[k] = c.slot_;
+  ++idle_count_;
 }
 
 void Worker::UnlinkIdle(Conn& c) {
@@ -472,6 +514,7 @@ void Worker::UnlinkIdle(Conn& c) {
   } else {
     idle_tail_[k] = c.idle_prev_;
   }
+  --idle_count_;
   c.idle_ = Conn::Idle::kNo;
   c.idle_prev_ = c.idle_next_ = kNoSlot;
 }
@@ -588,9 +631,8 @@ Result<void> Worker::Run() {
       ts.tv_nsec = static_cast<int64_t>((wait % 1000) * 1000000);
       tsp = &ts;
     }
-    io_uring_cqe* first = nullptr;
     if (cqe_backlog_.empty()) {
-      const int rc = io_uring_submit_and_wait_timeout(&ring_, &first, 1, tsp, nullptr);
+      const int rc = SubmitAndWait(tsp);
       if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
         spdlog::error("worker {}: io_uring_submit_and_wait failed: {}", options_.id,
                       strerror(-rc));

@@ -123,6 +123,7 @@ struct WorkerStats {
   uint64_t connects = 0;
   uint64_t conns_live = 0;
   uint64_t heap_trims = 0;  // malloc_trim calls after bursts (TrimHeap)
+  uint64_t batched_waits = 0;  // waits for a batch of completions (Worker::SubmitAndWait)
 };
 
 class Conn : public base::SlabAllocated<Conn> {
@@ -342,6 +343,8 @@ class Worker {
   };
   const Published& published() const { return published_; }
   const char* ring_flags_note() const { return ring_flags_note_; }
+  // Whether busy turns wait for a batch of completions (see SubmitAndWait; set up by Run()).
+  bool batches_waits() const { return min_wait_; }
 
  private:
   friend class Conn;
@@ -404,11 +407,15 @@ class Worker {
   uint64_t EvictionHeadroom() const { return std::max<uint64_t>(16, options_.max_conns / 64); }
   void LinkIdle(Conn& c);
   void UnlinkIdle(Conn& c);
+  // One io_uring_enter: submits what is queued and waits for a completion or `ts` (null: no
+  // timer). See kBatchBusy.
+  int SubmitAndWait(__kernel_timespec* ts);
 
   WorkerOptions options_;
   io_uring ring_{};
   bool ring_ready_ = false;
   bool loop_done_ = false;  // Run() returned
+  bool min_wait_ = false;   // the kernel takes a minimum wait (IORING_FEAT_MIN_TIMEOUT, 6.12)
   const char* ring_flags_note_ = "";
   BufRing bufs_;
   BlockPool blocks_;
@@ -476,6 +483,7 @@ class Worker {
   // (intrusive, by slot).
   uint32_t idle_head_[3] = {~uint32_t{0}, ~uint32_t{0}, ~uint32_t{0}};
   uint32_t idle_tail_[3] = {~uint32_t{0}, ~uint32_t{0}, ~uint32_t{0}};
+  uint64_t idle_count_ = 0;  // connections on those lists
   TimerWheel::Entry accept_retry_;
   TimerWheel::Entry drain_deadline_;
   uint64_t last_accept_error_log_ms_ = 0;

@@ -1267,6 +1267,54 @@ TEST(WorkerTest, SetTimerFiresOnTimer) {
   EXPECT_TRUE(lw.runner->Stop().has_value());
 }
 
+// With 16 or more busy connections a turn waits for a batch of completions (on kernels with
+// IORING_FEAT_MIN_TIMEOUT), with fewer it never does: 40 echo connections served one request at a
+// time (so a batch never fills and every wait ends at its minimum) still answer every request, and
+// a timer set meanwhile still fires.
+TEST(WorkerTest, BatchedWaitsLoseNoCompletionAndKeepTimers) {
+  Probe probe;
+  std::atomic<int> made{0};
+  auto lw = StartListening(SmallOptions(), &probe, [&](Conn& conn) -> std::unique_ptr<ConnHandler> {
+    if (made.fetch_add(1) == 40) {
+      return std::make_unique<TimerHandler>(&probe, conn, 100, -1, false);
+    }
+    return std::make_unique<EchoHandler>(&probe);
+  });
+  // A lone client: every completion is handled at once (no wait for company).
+  std::vector<int> fds{ConnectTo(lw.port)};
+  ASSERT_GE(fds[0], 0);
+  for (int round = 0; round < 20; ++round) {
+    ASSERT_TRUE(WriteAll(fds[0], "alone"));
+    ASSERT_EQ(ReadUpTo(fds[0], 5, 5s), "alone");
+  }
+  EXPECT_EQ(lw.runner->Stats().batched_waits, 0u);
+  for (int i = 1; i < 40; ++i) {
+    fds.push_back(ConnectTo(lw.port));
+    ASSERT_GE(fds.back(), 0);
+  }
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.accepted == 40; }));
+  for (int round = 0; round < 20; ++round) {
+    for (const int fd : fds) {
+      const std::string msg = "round " + std::to_string(round);
+      ASSERT_TRUE(WriteAll(fd, msg));
+      ASSERT_EQ(ReadUpTo(fd, msg.size(), 5s), msg);
+    }
+  }
+  const int tfd = ConnectTo(lw.port);
+  ASSERT_GE(tfd, 0);
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.timers == 1; }, 5s)) << "OnTimer never came";
+  EXPECT_TRUE(WaitEof(tfd, 3s));
+  ::close(tfd);
+  if (lw.runner->OnWorker([&] { return lw.runner->worker().batches_waits(); })) {
+    EXPECT_GT(lw.runner->Stats().batched_waits, 0u) << "40 busy connections, no batched wait";
+  }
+  for (const int fd : fds) {
+    ::close(fd);
+  }
+  EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
 // Verifies an incoming stream byte by byte against Pattern(seed 0) and, on EOF, answers with
 // the number of bytes it saw, then closes after flushing.
 class CountHandler : public ConnHandler {
