@@ -400,8 +400,6 @@ class Server {
         auto r = workers_list_[w]->Run();
         if (!r) {
           failed_ = true;
-        } else if (w == 0) {
-          spdlog::debug("worker 0 ring: {}", workers_list_[w]->ring_flags_note());
         }
         exited_.fetch_add(1);
       });

@@ -345,6 +345,9 @@ Result<void> Worker::SetupRing() {
   if (!min_wait_ && (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0) {
     ring_flags_note_ = "SINGLE_ISSUER|DEFER_TASKRUN, no batched waits (kernel < 6.12)";
   }
+  if (options_.id == 0) {
+    spdlog::info("worker 0 ring: {}", ring_flags_note_);  // the features this kernel gave
+  }
   if (!(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_EXT_ARG)) {
     spdlog::critical("worker {}: kernel lacks IORING_FEAT_NODROP/EXT_ARG", options_.id);
     return Fail(Errc::kIo, Side::kInternal, ENOSYS);

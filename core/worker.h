@@ -342,7 +342,6 @@ class Worker {
     Counter idle_evicted;
   };
   const Published& published() const { return published_; }
-  const char* ring_flags_note() const { return ring_flags_note_; }
   // Whether busy turns wait for a batch of completions (see SubmitAndWait; set up by Run()).
   bool batches_waits() const { return min_wait_; }
 
