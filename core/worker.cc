@@ -327,26 +327,25 @@ Result<void> Worker::SetupRing() {
             IORING_SETUP_SUBMIT_ALL;
   p.cq_entries = cq;
   int rc = io_uring_queue_init_params(options_.sq_entries, &ring_, &p);
-  ring_flags_note_ = "SINGLE_ISSUER|DEFER_TASKRUN, batched waits";
   if (rc == -EINVAL) {
     // Older kernels refuse DEFER_TASKRUN (6.1) or SINGLE_ISSUER (6.0): fall back cleanly.
     p = io_uring_params{};
     p.flags = IORING_SETUP_CQSIZE;
     p.cq_entries = cq;
     rc = io_uring_queue_init_params(options_.sq_entries, &ring_, &p);
-    ring_flags_note_ = "no SINGLE_ISSUER/DEFER_TASKRUN (kernel refused)";
   }
   if (rc < 0) {
     spdlog::critical("worker {}: io_uring_queue_init failed: {}", options_.id, strerror(-rc));
     return Fail(Errc::kIo, Side::kInternal, -rc);
   }
   ring_ready_ = true;
-  min_wait_ = (p.features & kFeatMinTimeout) != 0 && (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
-  if (!min_wait_ && (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0) {
-    ring_flags_note_ = "SINGLE_ISSUER|DEFER_TASKRUN, no batched waits (kernel < 6.12)";
-  }
-  if (options_.id == 0) {
-    spdlog::info("worker 0 ring: {}", ring_flags_note_);  // the features this kernel gave
+  const bool deferred = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+  min_wait_ = deferred && (p.features & kFeatMinTimeout) != 0;
+  if (options_.id == 0) {  // the features this kernel gave
+    spdlog::info("worker 0 ring: {}",
+                 !deferred   ? "no SINGLE_ISSUER/DEFER_TASKRUN (kernel refused)"
+                 : min_wait_ ? "SINGLE_ISSUER|DEFER_TASKRUN, batched waits"
+                             : "SINGLE_ISSUER|DEFER_TASKRUN, no batched waits (kernel < 6.12)");
   }
   if (!(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_EXT_ARG)) {
     spdlog::critical("worker {}: kernel lacks IORING_FEAT_NODROP/EXT_ARG", options_.id);

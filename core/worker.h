@@ -415,7 +415,6 @@ class Worker {
   bool ring_ready_ = false;
   bool loop_done_ = false;  // Run() returned
   bool min_wait_ = false;   // the kernel takes a minimum wait (IORING_FEAT_MIN_TIMEOUT, 6.12)
-  const char* ring_flags_note_ = "";
   BufRing bufs_;
   BlockPool blocks_;
   TimerWheel timers_;
