@@ -50,14 +50,28 @@ constexpr uint32_t kClasses = kBlockBytes.size();
 constexpr uint32_t kLarge = ~uint32_t{0};
 constexpr size_t BlockBytes(uint32_t k) { return kBlockBytes[k]; }
 
-uint32_t ClassFor(size_t size) {
-  const size_t need = size + sizeof(Header);
-  for (uint32_t k = 0; k < kClasses; ++k) {
-    if (need <= BlockBytes(k)) {
-      return k;
+// The class of each 16-byte step of a block's size: nghttp2 allocates for every header field
+// it decodes, so a table look-up, not a search.
+constexpr size_t kStep = 16;
+constexpr size_t kSteps = kBlockBytes.back() / kStep + 1;
+static_assert(std::ranges::all_of(kBlockBytes, [](uint32_t b) { return b % kStep == 0; }));
+constexpr std::array<uint8_t, kSteps> kClassOfStep = [] {
+  std::array<uint8_t, kSteps> t{};
+  uint32_t k = 0;
+  for (size_t i = 0; i < kSteps; ++i) {
+    while (i * kStep > kBlockBytes[k]) {
+      ++k;
     }
+    t[i] = static_cast<uint8_t>(k);
   }
-  return kLarge;
+  return t;
+}();
+
+uint32_t ClassFor(size_t size) {
+  if (size > kBlockBytes.back() - sizeof(Header)) {
+    return kLarge;
+  }
+  return kClassOfStep[(size + sizeof(Header) + kStep - 1) / kStep];
 }
 
 // One thread's lists: a freed block's first bytes after its header link it to the next.

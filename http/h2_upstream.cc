@@ -351,6 +351,8 @@ H2UpstreamConn::H2UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> ge
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(2 * cfg().limits.header_bytes)},
+      // Streams are sent in turn, without RFC 7540's dependency tree (nghttp2 keeps none).
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
@@ -428,8 +430,16 @@ bool H2UpstreamConn::HasRoom() const {
 }
 
 H2UpstreamConn::Stream* H2UpstreamConn::Find(int32_t id) {
+  if (id == last_id_ && last_ != nullptr) {
+    return last_;
+  }
   auto it = streams_.find(id);
-  return it != streams_.end() ? it->second.get() : nullptr;
+  if (it == streams_.end()) {
+    return nullptr;
+  }
+  last_id_ = id;
+  last_ = it->second.get();
+  return last_;
 }
 
 Upstream* H2UpstreamConn::FindUpstream(uint32_t stream) {
@@ -552,6 +562,9 @@ int H2UpstreamConn::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t 
   // Off the map before its exchange hears of it (a retry may open another stream here).
   std::unique_ptr<Stream> st = std::move(it->second);
   c->streams_.erase(it);
+  if (c->last_ == st.get()) {
+    c->last_ = nullptr;
+  }
   if (c->streams_.empty()) {
     c->idle_since_ms_ = c->ctx_.worker().now_ms();
     c->ArmAt(c->idle_since_ms_ + c->cfg().pools[c->pool_].keepalive_timeout_ms);
@@ -638,6 +651,7 @@ void H2UpstreamConn::FailAll(UpstreamFailure why) {
     streams.push_back(std::move(st));
   }
   streams_.clear();
+  last_ = nullptr;
   if (self_ != nullptr && !self_->closing()) {
     self_->Close();
   }

@@ -76,9 +76,12 @@ std::optional<TraceParent> ParseTraceParent(std::string_view v) {
 
 void AppendHex(const uint8_t* bytes, size_t n, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
+  const size_t at = out->size();
+  out->resize(at + 2 * n);
+  char* p = out->data() + at;
   for (size_t i = 0; i < n; ++i) {
-    out->push_back(kHex[bytes[i] >> 4]);
-    out->push_back(kHex[bytes[i] & 15]);
+    p[2 * i] = kHex[bytes[i] >> 4];
+    p[2 * i + 1] = kHex[bytes[i] & 15];
   }
 }
 

@@ -38,6 +38,45 @@ TEST(H2Memory, ClassesAreReused) {
   mem->free(nullptr, mem->mem_user_data);
 }
 
+// Each size gets the smallest class that holds it with the block's 16-byte header (a freed
+// block adds its class's bytes to the cache), and sizes past the largest class none.
+TEST(H2Memory, EachSizeGetsTheSmallestClassThatHoldsIt) {
+  nghttp2_mem* mem = H2Memory();
+  constexpr size_t kClassBytes[] = {64, 96, 128, 192, 256, 384, 512, 768, 1040, 1536, 2048};
+  // Empty lists first (an earlier test may have filled the cache to its bound).
+  std::vector<void*> held;
+  for (size_t bytes : kClassBytes) {
+    for (size_t before = SIZE_MAX; H2MemoryCachedBytes() < before;) {
+      before = H2MemoryCachedBytes();
+      held.push_back(mem->malloc(bytes - 16, mem->mem_user_data));
+    }
+  }
+  ASSERT_EQ(H2MemoryCachedBytes(), 0u);
+  for (size_t size = 0; size <= 2100; ++size) {
+    size_t expect = 0;
+    for (size_t bytes : kClassBytes) {
+      if (size + 16 <= bytes) {
+        expect = bytes;
+        break;
+      }
+    }
+    void* p = mem->malloc(size, mem->mem_user_data);
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 0x5a, size);
+    const size_t before = H2MemoryCachedBytes();
+    mem->free(p, mem->mem_user_data);
+    ASSERT_EQ(H2MemoryCachedBytes() - before, expect) << size;
+    void* again = mem->malloc(size, mem->mem_user_data);  // takes it off the list again
+    if (expect != 0) {
+      ASSERT_EQ(again, p) << size;
+    }
+    mem->free(again, mem->mem_user_data);
+  }
+  for (void* p : held) {
+    mem->free(p, mem->mem_user_data);
+  }
+}
+
 // Larger than the largest class: malloc's, never cached.
 TEST(H2Memory, LargeBlocksGoToMalloc) {
   nghttp2_mem* mem = H2Memory();
