@@ -13,7 +13,8 @@ H2HeadScratch& ThreadHeadScratch() {
 }
 
 bool SendFrames(nghttp2_session* ng, core::Conn& conn) {
-  while (conn.queued() < core::Conn::kHighWater && !conn.closing()) {
+  // Above the high-water mark, WriteBlocked() asks for OnWritable() when the queue drains.
+  while (!conn.closing() && !conn.WriteBlocked()) {
     const uint8_t* bytes = nullptr;
     const ssize_t n = nghttp2_session_mem_send(ng, &bytes);
     if (n < 0) {

@@ -978,7 +978,9 @@ bool Exchange::ContinueServing() {
   constexpr size_t kSlice = 64 * 1024;
   const std::string& body = *cs.serving;
   const size_t end = cs.end;
-  while (cs.offset < end && down_.queued() < core::Conn::kHighWater && !down_.closing()) {
+  // Until the client's queue is above its high-water mark: WriteBlocked() is also what asks
+  // for OnWritable() when it drains (stopping at the mark itself would wait for nothing).
+  while (cs.offset < end && !down_.closing() && !down_.WriteBlocked()) {
     const size_t n = std::min(kSlice, end - cs.offset);
     down_.WriteStoredBody(std::string_view(body).substr(cs.offset, n), cs.serving);
     cs.offset += n;

@@ -95,6 +95,18 @@ class Basics(CacheCase):
             self.assertIn(("Cache-Control", "max-age=60"), r.headers)
         self.assertEqual(self.origin_count() - before, 1)
 
+    def test_a_hit_larger_than_the_clients_high_water_mark_is_sent_whole(self):
+        # Bodies are queued to the client 64 KiB at a time up to its high-water mark (256 KiB),
+        # the rest as it drains: a queue left exactly at the mark once waited for ever.
+        for size in (300 * 1024, 600 * 1024, 900 * 1024):
+            path = f"/big-hit-{size}?cc=max-age=600&size={size}"
+            miss = self.get(path)
+            self.assertCacheStatus(miss, "torii; fwd=miss; stored")
+            r = self.get(path)
+            self.assertCacheStatus(r, "torii; hit")
+            self.assertEqual(len(r.body), size)
+            self.assertTrue(r.body == miss.body)
+
     def test_query_is_part_of_the_key(self):
         before = self.origin_count()
         self.get("/q?cc=max-age=60&a=1")
