@@ -514,6 +514,16 @@ constexpr Metric<const http::CacheSpec*> kCacheMetrics[] = {
      [](const http::CacheSpec* const& c) -> Value {
        return c->disk ? c->disk->Stats().corrupt : 0;
      }},
+    {"torii_cache_disk_mapped_total", "counter", "",
+     "Disk hits served in place from the file's mapping (the others were read).", "disk_mapped",
+     [](const http::CacheSpec* const& c) -> Value {
+       return c->disk ? c->disk->Stats().mapped : 0;
+     }},
+    {"torii_cache_disk_pinned", "gauge", "",
+     "Records held in place by the responses being sent from them.", "disk_pinned",
+     [](const http::CacheSpec* const& c) -> Value {
+       return uint64_t{c->disk ? c->disk->Stats().pinned : 0};
+     }},
     {"torii_cache_disk_writes_total", "counter", "outcome=\"ok\"",
      "Records written to the disk tier, by outcome.", "disk_writes",
      [](const http::CacheSpec* const& c) -> Value {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <isa-l/crc.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -294,6 +295,12 @@ std::shared_ptr<DiskStore> DiskStore::Open(const DiskOptions& options, KeyHash h
   DiskOptions opened = options;
   opened.size = size;
   std::shared_ptr<DiskStore> store(new DiskStore(opened, hash, fd, k0, k1));
+  // Hits are served from this mapping where their pages are in memory (MapRecord()); without it,
+  // every hit is read.
+  if (void* m = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0); m != MAP_FAILED) {
+    store->map_ = static_cast<char*>(m);
+    store->page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  }
   store->scanner_ = std::thread([s = store.get()] { s->Scan(); });
   return store;
 }
@@ -305,6 +312,9 @@ DiskStore::~DiskStore() {
   stop_.store(true, std::memory_order_relaxed);
   if (scanner_.joinable()) {
     scanner_.join();
+  }
+  if (map_ != nullptr) {
+    munmap(map_, options_.size);
   }
   ::close(fd_);  // also releases the lock
 }
@@ -490,8 +500,13 @@ std::optional<DiskRecord> DiskStore::Find(std::string_view key) {
 }
 
 std::shared_ptr<Entry> DiskStore::Decode(std::string_view key, const DiskRecord& rec,
-                                         std::string_view head,
-                                         std::shared_ptr<const std::string> body, int64_t now) {
+                                         std::string_view head, Body body, int64_t now) {
+  return DecodeAs(key, rec, head, std::move(body), now, /*mapped=*/false);
+}
+
+std::shared_ptr<Entry> DiskStore::DecodeAs(std::string_view key, const DiskRecord& rec,
+                                           std::string_view head, Body body, int64_t now,
+                                           bool mapped) {
   auto entry = std::make_shared<Entry>();
   bool ok = head.size() == rec.head_len && head.size() >= kHeaderSize && body &&
             body->size() == rec.body_len;
@@ -518,6 +533,7 @@ std::shared_ptr<Entry> DiskStore::Decode(std::string_view key, const DiskRecord&
       return nullptr;
     }
     counts_.hits++;
+    counts_.mapped += mapped ? 1 : 0;
     it->second.verified = true;
     stale = it->second.stale || rec.seq < boot_seq_;
   }
@@ -525,7 +541,70 @@ std::shared_ptr<Entry> DiskStore::Decode(std::string_view key, const DiskRecord&
     entry->freshness_lifetime = std::min(entry->freshness_lifetime, CurrentAge(*entry, now));
   }
   entry->body = std::move(body);
+  // Its record's identity (top bit: never one Store::Insert gives), so what is derived from one
+  // version of a key (compressed variants) is not taken for another's.
+  entry->id = (uint64_t{1} << 63) | rec.seq;
   return entry;
+}
+
+// Unpins its record when the last body served from it is gone.
+class DiskStore::PinHolder {
+ public:
+  PinHolder(std::shared_ptr<DiskStore> store, uint64_t offset)
+      : store_(std::move(store)), offset_(offset) {}
+  ~PinHolder() { store_->Unpin(offset_); }
+  PinHolder(const PinHolder&) = delete;
+  PinHolder& operator=(const PinHolder&) = delete;
+
+ private:
+  std::shared_ptr<DiskStore> store_;
+  uint64_t offset_;
+};
+
+MappedRecord DiskStore::MapRecord(std::string_view key, const DiskRecord& rec, int64_t now) {
+  const uint64_t len = uint64_t{rec.head_len} + rec.body_len;
+  if (map_ == nullptr || rec.offset < kBlock || len > options_.size - rec.offset) {
+    return MappedRecord{nullptr, /*read=*/true};
+  }
+  // Resident? A page that is not would be read by the send that touches it, in the worker.
+  const uint64_t first = rec.offset / page_ * page_;
+  const uint64_t pages = (rec.offset + len - first + page_ - 1) / page_;
+  unsigned char in_core[64];
+  for (uint64_t at = 0; at < pages; at += sizeof in_core) {
+    const uint64_t n = std::min<uint64_t>(sizeof in_core, pages - at);
+    if (mincore(map_ + first + at * page_, n * page_, in_core) != 0) {
+      return MappedRecord{nullptr, /*read=*/true};
+    }
+    for (uint64_t i = 0; i < n; ++i) {
+      if ((in_core[i] & 1) == 0) {
+        return MappedRecord{nullptr, /*read=*/true};
+      }
+    }
+  }
+  {
+    // Pinned only while still indexed as Find() saw it: from here on, no reservation covers it.
+    std::lock_guard lock(mu_);
+    auto it = by_offset_.find(rec.offset);
+    if (it == by_offset_.end() || it->second.seq != rec.seq || !it->second.committed) {
+      return MappedRecord{};  // written over or dropped since Find(): a miss
+    }
+    Pin& pin = pins_[rec.offset];
+    pin.end = rec.offset + it->second.extent;
+    pin.count++;
+  }
+  auto holder = std::make_shared<const PinHolder>(shared_from_this(), rec.offset);
+  const std::string_view bytes(map_ + rec.offset, len);
+  return MappedRecord{DecodeAs(key, rec, bytes.substr(0, rec.head_len),
+                               Body(bytes.substr(rec.head_len), std::move(holder)), now,
+                               /*mapped=*/true)};
+}
+
+void DiskStore::Unpin(uint64_t offset) {
+  std::lock_guard lock(mu_);
+  auto it = pins_.find(offset);
+  if (it != pins_.end() && --it->second.count == 0) {
+    pins_.erase(it);
+  }
 }
 
 std::optional<DiskWrite> DiskStore::PrepareWrite(std::string_view key, const Entry& entry) {
@@ -560,7 +639,11 @@ std::optional<DiskWrite> DiskStore::PrepareWrite(std::string_view key, const Ent
   TagHashes(entry.headers, &rec.tags);
   {
     std::lock_guard lock(mu_);
-    w.offset = ReserveLocked(extent, &w.seq);
+    const std::optional<uint64_t> at = ReserveLocked(extent, &w.seq);
+    if (!at) {
+      return std::nullopt;
+    }
+    w.offset = *at;
     rec.seq = w.seq;
     bytes_ += extent;
     by_offset_.emplace(w.offset, std::move(rec));
@@ -573,9 +656,26 @@ std::optional<DiskWrite> DiskStore::PrepareWrite(std::string_view key, const Ent
   return w;
 }
 
-uint64_t DiskStore::ReserveLocked(uint64_t extent, uint64_t* seq) {
-  if (head_ + extent > options_.size) {
-    head_ = kBlock;  // wrap: the tail past the head keeps its records until the head returns
+std::optional<uint64_t> DiskStore::ReserveLocked(uint64_t extent, uint64_t* seq) {
+  // Past the pinned records in the way: at most once around the file.
+  uint64_t passed = 0;
+  for (;;) {
+    if (head_ + extent > options_.size) {
+      passed += options_.size - head_;
+      head_ = kBlock;  // wrap: the tail past the head keeps its records until the head returns
+    }
+    auto p = pins_.lower_bound(head_);
+    if (p != pins_.begin() && std::prev(p)->second.end > head_) {
+      --p;
+    }
+    if (p == pins_.end() || p->first >= head_ + extent) {
+      break;
+    }
+    passed += p->second.end - head_;
+    head_ = p->second.end;
+    if (passed > options_.size) {
+      return std::nullopt;
+    }
   }
   auto it = by_offset_.lower_bound(head_);
   if (it != by_offset_.begin()) {
@@ -612,9 +712,13 @@ std::optional<DiskWrite> DiskStore::TakeTombstone() {
       PutAt<uint64_t>(m + 16 * i, dead_[i].first);
       PutAt<uint64_t>(m + 16 * i + 8, dead_[i].second);
     }
-    dead_.erase(dead_.begin(), dead_.begin() + static_cast<ptrdiff_t>(n));
     const uint64_t extent = AlignUp(w.head.size());
-    w.offset = ReserveLocked(extent, &w.seq);
+    const std::optional<uint64_t> at = ReserveLocked(extent, &w.seq);
+    if (!at) {
+      return std::nullopt;  // the records stay named for the next one
+    }
+    dead_.erase(dead_.begin(), dead_.begin() + static_cast<ptrdiff_t>(n));
+    w.offset = *at;
     w.padding = extent - w.head.size();
   }
   r.seq = w.seq;
@@ -704,6 +808,7 @@ DiskStats DiskStore::Stats() const {
   s.entries = by_hash_.size();
   s.bytes = bytes_;
   s.capacity = options_.size - kBlock;
+  s.pinned = pins_.size();
   return s;
 }
 

@@ -7,6 +7,12 @@
 // worker never blocks on the disk. The only blocking I/O here is opening the file and the
 // start-up scan, on a thread of its own.
 //
+// Serving in place. The file is also mapped read-only: a hit whose pages are all in memory
+// (mincore) is served from the mapping, with neither a read nor a copy into the process
+// (MapRecord()); its body pins the record until the last send queued from it has ended, and
+// the write head passes over pinned records instead of writing over them. A record not in
+// memory is read through the ring as before (the read brings its pages in).
+//
 // Format. Block 0 is the superblock: magic, version, file size and a random 128-bit key made
 // when the file is formatted. Records follow at block-aligned offsets, each a 64-byte header
 // (magic, sequence number, lengths, flags, CRC-32C of the payload, SipHash-2-4 of the header
@@ -14,7 +20,8 @@
 // freshness inputs, validators, Vary) and the body, zero-padded to the next block.
 //
 // Placement: a circular log (the write head moves forward and wraps to block 1), so eviction
-// is FIFO in write order and the file never grows past `size`. A record being written over is
+// is FIFO in write order (pinned records aside: they wait for the next lap) and the file never
+// grows past `size`. A record being written over is
 // dropped from the index when its space is reserved, before the write is submitted. A key
 // written again gets a new record; the old one is dropped from the index (its space comes
 // back when the head reaches it).
@@ -83,6 +90,8 @@ struct DiskStats {
   uint64_t writes = 0;    // records written
   uint64_t write_errors = 0;
   uint64_t corrupt = 0;  // reads refused: torn, overwritten or not the key's
+  uint64_t mapped = 0;   // hits served in place from the file's mapping (MapRecord())
+  size_t pinned = 0;     // records held in place now by the bodies served from them
 };
 
 // Where a record lies (Find()): the reader reads head_len bytes at `offset` into one buffer
@@ -95,18 +104,24 @@ struct DiskRecord {
   bool verified = false;  // its CRC need not be checked again (Decode())
 };
 
+// What MapRecord() found: a hit (entry), a miss (neither), or a record to read instead (read).
+struct MappedRecord {
+  std::shared_ptr<Entry> entry;
+  bool read = false;
+};
+
 // One record to write (PrepareWrite()): `head`, then `body`, then `padding` zero bytes
 // (ZeroPadding()) at `offset`, as one vectored write. Report its end with Written().
 struct DiskWrite {
   uint64_t offset = 0;
   uint64_t seq = 0;
   std::string head;
-  std::shared_ptr<const std::string> body;
+  Body body;
   size_t padding = 0;
   size_t total() const { return head.size() + (body ? body->size() : 0) + padding; }
 };
 
-class DiskStore {
+class DiskStore : public std::enable_shared_from_this<DiskStore> {
  public:
   static constexpr size_t kBlock = 4096;
   static constexpr size_t kHeaderSize = 64;
@@ -141,11 +156,20 @@ class DiskStore {
   // or dropped since Find(), or is not `key`'s: it is then dropped from the index. An entry of
   // a record marked stale comes back stale at `now` (its freshness lifetime cut to its age).
   std::shared_ptr<Entry> Decode(std::string_view key, const DiskRecord& rec, std::string_view head,
-                                std::shared_ptr<const std::string> body, int64_t now);
+                                Body body, int64_t now);
+
+  // `rec` served in place from the file's mapping (no read, no copy): the entry as Decode()
+  // gives it, its body a borrowed view of the record that keeps it pinned — the write head
+  // passes over a pinned record instead of writing over it — until the last copy of the body
+  // (the sends queued from it) is gone. `read` instead when the file could not be mapped or a
+  // page of the record is not in memory: the caller reads it through its ring (a worker never
+  // waits for the disk; the read brings the pages in). Neither: a miss, as Decode() says.
+  MappedRecord MapRecord(std::string_view key, const DiskRecord& rec, int64_t now);
 
   // Reserves space for `entry` under `key` at the write head and serialises its head. Declines
   // (nullopt) before the scan is done, for a compressed variant (coding != 0: they are made
-  // again from the identity entry), and for a record larger than a quarter of the file.
+  // again from the identity entry), for a record larger than a quarter of the file, and when
+  // pinned records leave no room for it.
   std::optional<DiskWrite> PrepareWrite(std::string_view key, const Entry& entry);
   // The write of `w` ended: indexed when `ok` (unless its space was reserved again meanwhile),
   // else forgotten.
@@ -194,8 +218,18 @@ class DiskStore {
   // Drops the record at `it` from both maps (mu_ held). Returns the next one. `dead`: it is
   // still intact on disk, so the next tombstone names it.
   Map::iterator DropLocked(Map::iterator it, bool dead = false);
-  // Reserves `extent` bytes at the write head for a record of sequence number `*seq` (mu_ held).
-  uint64_t ReserveLocked(uint64_t extent, uint64_t* seq);
+  // Reserves `extent` bytes at the write head for a record of sequence number `*seq` (mu_ held),
+  // past any pinned record; nullopt when pinned records leave no such space.
+  std::optional<uint64_t> ReserveLocked(uint64_t extent, uint64_t* seq);
+  // A record held in place while a body served from the mapping lives (MapRecord()).
+  struct Pin {
+    uint64_t end = 0;  // offset + extent
+    uint32_t count = 0;
+  };
+  class PinHolder;
+  void Unpin(uint64_t offset);
+  std::shared_ptr<Entry> DecodeAs(std::string_view key, const DiskRecord& rec,
+                                  std::string_view head, Body body, int64_t now, bool mapped);
   void TagHashes(std::span<const Header> headers, std::vector<uint64_t>* out) const;
   uint64_t HeaderMac(const unsigned char* header) const;
 
@@ -205,8 +239,12 @@ class DiskStore {
   const uint64_t k0_;
   const uint64_t k1_;
 
+  char* map_ = nullptr;  // the whole file, read-only (nullptr: not mapped, MapRecord() says read)
+  size_t page_ = 4096;
+
   mutable std::mutex mu_;
   Map by_offset_;
+  std::map<uint64_t, Pin> pins_;  // by offset; disjoint (only indexed records are pinned)
   std::unordered_map<uint64_t, uint64_t> by_hash_;  // key hash → offset of its committed record
   uint64_t head_ = kBlock;                          // where the next record goes
   uint64_t next_seq_ = 1;

@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "cache/cache_control.h"
@@ -40,12 +41,49 @@ class HeaderSource {
   virtual bool Get(std::string_view lower_name, std::string* out) const = 0;
 };
 
+// A stored response's body: its bytes and what keeps them alive. Usually a string of its own
+// (shared by the versions a 304 refresh creates, and by the sends still queued); a body served
+// from the disk tier's mapping holds that record in place instead (disk.h: Pin). Reads like the
+// shared_ptr<const std::string> it generalises: `body->size()`, `*body`, `if (body)`. A body
+// that is not a string of its own is borrowed(): whoever keeps an entry for long (the memory
+// tier) copies it first, so a record is not held in place for longer than a response takes.
+class Body {
+ public:
+  Body() = default;
+  Body(std::nullptr_t) {}  // NOLINT(google-explicit-constructor)
+  template <typename S>
+  requires std::is_convertible_v<S*, const std::string*> Body(
+      std::shared_ptr<S> s)  // NOLINT(google-explicit-constructor)
+      : bytes_(s ? std::string_view(*s) : std::string_view()), keep_(std::move(s)) {}
+  // `bytes`, valid while `keep` lives.
+  Body(std::string_view bytes, std::shared_ptr<const void> keep)
+      : bytes_(bytes), keep_(std::move(keep)), borrowed_(true) {}
+
+  explicit operator bool() const { return keep_ != nullptr; }
+  const std::string_view* operator->() const { return &bytes_; }
+  std::string_view operator*() const { return bytes_; }
+  const std::shared_ptr<const void>& keep() const { return keep_; }
+  bool borrowed() const { return borrowed_; }
+  void reset() { *this = Body(); }
+  friend bool operator==(const Body& b, std::nullptr_t) { return !b; }
+  // The same bytes, in the same place, kept by the same owner.
+  friend bool operator==(const Body& a, const Body& b) {
+    return a.keep_ == b.keep_ && a.bytes_.data() == b.bytes_.data() &&
+           a.bytes_.size() == b.bytes_.size();
+  }
+
+ private:
+  std::string_view bytes_;
+  std::shared_ptr<const void> keep_;
+  bool borrowed_ = false;
+};
+
 // A stored response: immutable once inserted in the Store and shared between workers through
 // shared_ptr<const Entry>, so a worker streaming a body never races the one that evicts it.
 struct Entry {
   uint16_t status = 0;
   std::vector<Header> headers;  // end-to-end fields as stored (hop-by-hop removed by the caller)
-  std::shared_ptr<const std::string> body;  // shared by the versions a 304 refresh creates
+  Body body;
 
   // RFC 9111 §4.2.3 inputs (Unix seconds).
   int64_t request_time = 0;   // when the request that fetched it was sent
@@ -75,7 +113,9 @@ struct Entry {
   // entry they were made from, so a variant of an older version is recognised and dropped.
   uint8_t coding = 0;
   uint64_t source_id = 0;
-  uint64_t id = 0;  // assigned by Store::Insert, unique per process
+  // Assigned by Store::Insert, unique per process; an entry served from the disk tier in place
+  // carries its record's (disk.h: top bit set).
+  uint64_t id = 0;
 
   // Bytes this entry is charged against the store's memory bound (body, headers, key, bookkeeping).
   size_t charge = 0;

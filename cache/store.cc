@@ -503,6 +503,9 @@ std::shared_ptr<const Entry> Store::Insert(std::string_view key, uint64_t hash,
     s.refusals.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
+  if (entry->body.borrowed()) {
+    entry->body = std::make_shared<const std::string>(*entry->body);  // its own copy, kept
+  }
   if (entry->charge == 0) {
     entry->charge = ChargeOf(key, *entry);
   }

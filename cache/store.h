@@ -139,7 +139,8 @@ class Store {
 
   // Stores `entry` under `key`. `entry` must be new to the store and read by nobody else: the
   // store sets entry->id (unique in the process) and, when entry->charge is 0, entry->charge
-  // = ChargeOf(key, *entry) (a copy of a stored entry must reset charge to 0). Refuses
+  // = ChargeOf(key, *entry) (a copy of a stored entry must reset charge to 0), and gives a
+  // borrowed body (Body::borrowed: a disk record served in place) a copy of its own. Refuses
   // (nullptr, counted) an entry whose charge exceeds max_object(), and a null entry. Replaces
   // the variant whose Vary fields (names, values, presence; order aside) and coding equal
   // entry's, drops the oldest variant when the key already holds kMaxVariants, then evicts

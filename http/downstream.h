@@ -70,7 +70,7 @@ class Downstream {
   // Body bytes that `owner` keeps alive (a stored response's body): a codec that can send them
   // from there holds `owner` instead of copying them.
   virtual void WriteStoredBody(std::string_view bytes,
-                               const std::shared_ptr<const std::string>& /*owner*/) {
+                               const std::shared_ptr<const void>& /*owner*/) {
     WriteBody(bytes, /*lend=*/false);
   }
   // The end of the response, with the trailer fields the backend sent after its body (passed

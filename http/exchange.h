@@ -347,9 +347,8 @@ class Exchange {
                   std::span<const HeaderView> request_headers, std::string_view cache_status);
   // The body of `entry` in `coding`: the stored variant, or made now and stored (nullptr:
   // no encoder free, send identity).
-  std::shared_ptr<const std::string> CompressedVariant(
-      const std::shared_ptr<const cache::Entry>& entry, codec::Coding coding,
-      std::span<const HeaderView> request_headers);
+  cache::Body CompressedVariant(const std::shared_ptr<const cache::Entry>& entry,
+                                codec::Coding coding, std::span<const HeaderView> request_headers);
   void SaveRequestHeaders(std::span<const HeaderView> headers);
   cache::Waiter NewWaiter();
   // A revalidation: the stale entry's validators replace the client's conditionals in the

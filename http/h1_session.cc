@@ -277,8 +277,7 @@ void H1Session::WriteBody(std::string_view bytes, bool lend) {
   out_.WriteBody(conn_, bytes, lend, &ctx_.scratch());
 }
 
-void H1Session::WriteStoredBody(std::string_view bytes,
-                                const std::shared_ptr<const std::string>& owner) {
+void H1Session::WriteStoredBody(std::string_view bytes, const std::shared_ptr<const void>& owner) {
   out_.WriteBody(conn_, bytes, /*lend=*/false, &ctx_.scratch(), owner);
 }
 

@@ -227,8 +227,7 @@ class H2Session::Stream final : public Downstream {
     body_.Append(bytes);
     Resume();
   }
-  void WriteStoredBody(std::string_view bytes,
-                       const std::shared_ptr<const std::string>& owner) override {
+  void WriteStoredBody(std::string_view bytes, const std::shared_ptr<const void>& owner) override {
     if (reset_ || no_body_ || bytes.empty()) {
       return;
     }

@@ -137,7 +137,7 @@ struct ExchangeBuffers {
                                                 // stale-if-error)
     std::shared_ptr<cache::Entry> pending;      // the backend's response being stored
     std::string pending_body;
-    std::shared_ptr<const std::string> serving;  // body being written to the client
+    cache::Body serving;  // body being written to the client
     size_t offset = 0;
     size_t end = 0;            // where the bytes being served end (a range's, or the body's)
     cache::Waiter filler;      // coalescing: this request's record (c = its ticket)

@@ -188,8 +188,18 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
   }
   if (!entry && spec.disk) {
     if (std::optional<cache::DiskRecord> rec = spec.disk->Find(cs.key)) {
-      CacheReadDisk(spec, *rec, h);
-      return true;
+      // In place from the file's mapping when its pages are in memory (not promoted: the page
+      // cache holds it as well as the memory tier would); else read through the ring, then
+      // promoted.
+      cache::MappedRecord mapped = spec.disk->MapRecord(cs.key, *rec, ctx_.UnixNow());
+      if (mapped.read) {
+        CacheReadDisk(spec, *rec, h);
+        return true;
+      }
+      if (mapped.entry &&
+          (mapped.entry->vary.empty() || cache::VaryMatches(*mapped.entry, source))) {
+        return CacheDecide(std::move(mapped.entry), h.headers, &h, "torii; hit; detail=disk");
+      }
     }
   }
   return CacheDecide(std::move(entry), h.headers, &h, "torii; hit");
@@ -341,8 +351,9 @@ void Exchange::CacheReadDisk(const CacheSpec& spec, const cache::DiskRecord& rec
        ticket = cs.filler.c](int res) {
         std::shared_ptr<const cache::Entry> found;
         if (res == static_cast<int64_t>(rec.head_len + rec.body_len)) {
-          std::shared_ptr<cache::Entry> entry =
-              disk->Decode(read->key, rec, read->head, std::move(read->body), ctx->UnixNow());
+          std::shared_ptr<cache::Entry> entry = disk->Decode(
+              read->key, rec, read->head, std::shared_ptr<const std::string>(std::move(read->body)),
+              ctx->UnixNow());
           if (entry) {
             // Promoted: the next request for it is a memory hit.
             std::shared_ptr<const cache::Entry> stored = store->Insert(read->key, hash, entry);
@@ -779,9 +790,9 @@ void Exchange::CacheEndExchange() {
   cs.clear();
 }
 
-std::shared_ptr<const std::string> Exchange::CompressedVariant(
-    const std::shared_ptr<const cache::Entry>& entry, codec::Coding coding,
-    std::span<const HeaderView> request_headers) {
+cache::Body Exchange::CompressedVariant(const std::shared_ptr<const cache::Entry>& entry,
+                                        codec::Coding coding,
+                                        std::span<const HeaderView> request_headers) {
   // Compressed once per coding and entry version, then served from the store: nginx and
   // HAProxy compress every hit again.
   ExchangeBuffers::CacheState& cs = buffers().cache;
@@ -817,7 +828,7 @@ std::shared_ptr<const std::string> Exchange::CompressedVariant(
   variant->id = 0;
   variant->charge = 0;
   ctx_.stats().cache_variants++;
-  std::shared_ptr<const std::string> body = variant->body;
+  cache::Body body = variant->body;
   spec.store->Insert(key, hash, std::move(variant));
   return body;
 }
@@ -881,7 +892,7 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
   head.status = not_modified ? 304 : entry->status;
   head.headers = views;
   head.version_minor = 1;
-  std::shared_ptr<const std::string> body = entry->body;
+  cache::Body body = entry->body;
   head.framing = not_modified || entry->status == 204 ? Framing::kNone : Framing::kContentLength;
   head.content_length = body ? body->size() : 0;
   head.has_content_length = head.framing == Framing::kContentLength;
@@ -976,13 +987,13 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
 bool Exchange::ContinueServing() {
   ExchangeBuffers::CacheState& cs = buffers().cache;
   constexpr size_t kSlice = 64 * 1024;
-  const std::string& body = *cs.serving;
+  const std::string_view body = *cs.serving;
   const size_t end = cs.end;
   // Until the client's queue is above its high-water mark: WriteBlocked() is also what asks
   // for OnWritable() when it drains (stopping at the mark itself would wait for nothing).
   while (cs.offset < end && !down_.closing() && !down_.WriteBlocked()) {
     const size_t n = std::min(kSlice, end - cs.offset);
-    down_.WriteStoredBody(std::string_view(body).substr(cs.offset, n), cs.serving);
+    down_.WriteStoredBody(body.substr(cs.offset, n), cs.serving.keep());
     cs.offset += n;
     x().bytes_sent += n;
     CountRoute(RouteSpec::kCacheBytes, n);

@@ -228,7 +228,7 @@ TEST_F(DiskTest, ARecordInsideABodyIsNotTakenForOne) {
     other->WaitReady();
     std::optional<DiskWrite> w = other->PrepareWrite("/evil", *MakeEntry("poison"));
     ASSERT_TRUE(w);
-    forged = w->head + *w->body;
+    forged = w->head + std::string(*w->body);
   }
   {
     auto s = Open();
@@ -358,6 +358,104 @@ TEST_F(DiskTest, ReadsOfRecordsWrittenOverOrDroppedAreMisses) {
   EXPECT_TRUE(s->Remove("k"));
   EXPECT_FALSE(s->Decode("k", rec, head, body, 1010));  // purged while read: not served
   EXPECT_EQ(s->Stats().corrupt, 0u);
+}
+
+// A hit served in place: the entry's body is a view of the file's mapping (no read), the same
+// bytes as written, and it pins its record until the last copy of the body is gone.
+TEST_F(DiskTest, RecordsAreServedInPlaceAndPinnedWhileTheirBodyLives) {
+  auto s = Open();
+  const std::string body(10000, 'm');
+  ASSERT_TRUE(Write(*s, "k", *MakeEntry(body)));
+  const DiskRecord rec = *s->Find("k");
+  MappedRecord m = s->MapRecord("k", rec, 1010);
+  ASSERT_FALSE(m.read);  // just written: its pages are in memory
+  ASSERT_TRUE(m.entry);
+  EXPECT_TRUE(m.entry->body.borrowed());
+  EXPECT_EQ(*m.entry->body, body);
+  EXPECT_EQ(m.entry->status, 200);
+  EXPECT_EQ(m.entry->etag, "\"v1\"");
+  EXPECT_EQ(s->Stats().mapped, 1u);
+  EXPECT_EQ(s->Stats().hits, 1u);
+  EXPECT_EQ(s->Stats().pinned, 1u);
+  Body kept = m.entry->body;  // a send still queued from it
+  m.entry.reset();
+  EXPECT_EQ(s->Stats().pinned, 1u);
+  EXPECT_EQ(*kept, body);
+  kept.reset();
+  EXPECT_EQ(s->Stats().pinned, 0u);
+  // A record dropped between Find() and MapRecord() is a miss, and pins nothing.
+  ASSERT_TRUE(Write(*s, "gone", *MakeEntry("bye")));
+  const DiskRecord gone = *s->Find("gone");
+  ASSERT_TRUE(s->Remove("gone"));
+  m = s->MapRecord("gone", gone, 1010);
+  EXPECT_FALSE(m.read);
+  EXPECT_FALSE(m.entry);
+  EXPECT_EQ(s->Stats().pinned, 0u);
+  EXPECT_EQ(s->Stats().corrupt, 0u);
+  // Another key's record is refused (and dropped) as Decode() refuses it.
+  ASSERT_TRUE(Write(*s, "a", *MakeEntry("aaa")));
+  m = s->MapRecord("b", *s->Find("a"), 1010);
+  EXPECT_FALSE(m.entry);
+  EXPECT_EQ(s->Stats().corrupt, 1u);
+  EXPECT_EQ(s->Stats().pinned, 0u);
+}
+
+// The write head goes around a pinned record: it stays intact and indexed however much is
+// written, and is written over on a later lap once its body is gone. When pinned records
+// leave no room, a write is declined.
+TEST_F(DiskTest, TheWriteHeadPassesOverPinnedRecords) {
+  const uint64_t size = uint64_t{1} << 20;
+  auto s = Open(size);
+  const std::string body(100000, 'p');
+  ASSERT_TRUE(Write(*s, "pinned", *MakeEntry(body)));
+  MappedRecord m = s->MapRecord("pinned", *s->Find("pinned"), 1010);
+  ASSERT_TRUE(m.entry);
+  for (int i = 0; i < 60; ++i) {  // about five times around the file
+    ASSERT_TRUE(Write(*s, "w" + std::to_string(i), *MakeEntry(std::string(80000, 'w'))));
+  }
+  EXPECT_EQ(*m.entry->body, body);  // the same bytes, never written over
+  ASSERT_TRUE(s->Find("pinned"));
+  EXPECT_TRUE(Read(*s, "pinned"));
+  EXPECT_EQ(s->Stats().corrupt, 0u);
+  m.entry.reset();
+  EXPECT_EQ(s->Stats().pinned, 0u);
+  for (int i = 0; i < 20 && s->Find("pinned"); ++i) {
+    ASSERT_TRUE(Write(*s, "x" + std::to_string(i), *MakeEntry(std::string(80000, 'x'))));
+  }
+  EXPECT_FALSE(s->Find("pinned"));  // unpinned: first in, first out again
+  // Every record pinned: no room for another.
+  std::vector<std::shared_ptr<Entry>> held;
+  for (int i = 0; i < 60; ++i) {
+    for (const std::string key : {"w" + std::to_string(i), "x" + std::to_string(i)}) {
+      if (std::optional<DiskRecord> rec = s->Find(key)) {
+        if (MappedRecord r = s->MapRecord(key, *rec, 1010); r.entry) {
+          held.push_back(r.entry);
+        }
+      }
+    }
+  }
+  ASSERT_EQ(held.size(), s->Stats().entries);
+  ASSERT_EQ(s->Stats().pinned, held.size());
+  EXPECT_FALSE(s->PrepareWrite("one-more", *MakeEntry(std::string(200000, 'z'))));
+  held.clear();
+  EXPECT_TRUE(Write(*s, "one-more", *MakeEntry(std::string(200000, 'z'))));
+}
+
+// A record whose pages are not in memory is read, not served from the mapping (a send that
+// touched them would wait for the disk in the worker).
+TEST_F(DiskTest, ARecordNotInMemoryIsReadInstead) {
+  auto s = Open();
+  ASSERT_TRUE(Write(*s, "cold", *MakeEntry(std::string(50000, 'c'))));
+  const DiskRecord rec = *s->Find("cold");
+  ASSERT_EQ(fdatasync(s->fd()), 0);
+  ASSERT_EQ(posix_fadvise(s->fd(), 0, 0, POSIX_FADV_DONTNEED), 0);
+  const MappedRecord m = s->MapRecord("cold", rec, 1010);
+  if (!m.read) {
+    GTEST_SKIP() << "this file system keeps the pages in memory (tmpfs?)";
+  }
+  EXPECT_FALSE(m.entry);
+  EXPECT_EQ(s->Stats().pinned, 0u);
+  EXPECT_TRUE(Read(*s, "cold"));  // the ring's read, as the worker does it
 }
 
 TEST_F(DiskTest, FailedWritesAreNotIndexed) {

@@ -117,6 +117,28 @@ TEST(StoreTest, IdsAndCharge) {
   EXPECT_EQ(store.bytes(), a->charge + b->charge + 12345);
 }
 
+// A borrowed body (a disk record served in place) is copied when stored: the store never
+// keeps what lends it alive.
+TEST(StoreTest, ABorrowedBodyIsCopiedWhenStored) {
+  Store store;
+  auto lender = std::make_shared<const std::string>("lent bytes");
+  auto e = MakeEntry("");
+  e->body = Body(std::string_view(*lender), lender);
+  ASSERT_TRUE(e->body.borrowed());
+  const auto stored = store.Insert("k", 1, e);
+  ASSERT_NE(stored, nullptr);
+  EXPECT_FALSE(stored->body.borrowed());
+  EXPECT_EQ(*stored->body, "lent bytes");
+  EXPECT_NE(stored->body->data(), lender->data());
+  EXPECT_EQ(lender.use_count(), 1);  // only the test holds it
+  // An owned body is shared, not copied.
+  auto owned = MakeEntry("mine");
+  const std::string_view before = *owned->body;
+  const auto kept = store.Insert("k2", 2, owned);
+  ASSERT_NE(kept, nullptr);
+  EXPECT_EQ(kept->body->data(), before.data());
+}
+
 // Two keys with the same hash are told apart by the full key; neither serves the other.
 TEST(StoreTest, HashCollisionComparesFullKey) {
   Store store;

@@ -858,6 +858,9 @@ class DiskTier(h.ToriiCase):
                                 statuses.count("torii; hit; detail=disk"))
         self.assertEqual(self.disk_metric(t, "torii_cache_disk_reads_total",
                                           'outcome="corrupt"'), 0)
+        # Served in place from the file's mapping (its pages were just written: in memory).
+        self.assertGreaterEqual(self.disk_metric(t, "torii_cache_disk_mapped_total"),
+                                statuses.count("torii; hit; detail=disk"))
         self.assertLessEqual(self.disk_metric(t, "torii_cache_bytes"), 1 << 20)
         self.assertEqual(self.disk_metric(t, "torii_cache_disk_entries"), len(paths))
         # The file never grows past its size, whatever is written.
@@ -869,6 +872,70 @@ class DiskTier(h.ToriiCase):
         r = h.get(t.addr(), paths[0])
         self.assertIn(r.header("Cache-Status"), ("torii; hit", "torii; hit; detail=disk"))
         self.assertEqual(o.stats()["requests"], before)
+
+    def test_a_record_being_sent_is_never_written_over(self):
+        """A disk hit is sent from the file's mapping; while a slow client still reads it, the
+        log wraps around the record (the write head passes over it, pinned) and every byte the
+        client gets is the object's."""
+        o = self.origin("o1")
+        disk = os.path.join(self.tmpdir(), "cache.disk")
+        mib = 1 << 20
+        t = self.start(cache_config(o, {"memory": "24MiB", "max_object": "6MiB",
+                                        "disk": {"path": disk, "size": "32MiB"}}))
+        # Larger than a socket's largest send buffer (tcp_wmem: 4 MiB): part of it stays with
+        # torii until the client reads.
+        size = 5 * mib
+        big = f"/disk-pin-big?cc=max-age=600&size={size}"
+        expected = self.fill(t, [big])[big]
+        # A memory hit larger than the client's high-water mark (256 KiB) is sent whole.
+        mem = f"/disk-pin-mem?cc=max-age=600&text=1&size={size}"
+        in_memory = self.fill(t, [mem])[mem]
+        r = h.get(t.addr(), mem)
+        self.assertEqual(r.header("Cache-Status"), "torii; hit")
+        self.assertTrue(r.body == in_memory, f"{len(r.body)} bytes of {size}")
+        # The big one out of the memory tier (24 MiB), still on disk (30 of 32 MiB written).
+        self.fill(t, [f"/disk-pin-a{i}?cc=max-age=600&text=1&size={size}" for i in range(4)])
+        r = h.get(t.addr(), big)
+        self.assertEqual(r.header("Cache-Status"), "torii; hit; detail=disk")
+        self.assertEqual(r.body, expected)
+        mapped = self.disk_metric(t, "torii_cache_disk_mapped_total")
+        self.assertGreaterEqual(mapped, 1)
+        s = h.connect(t.addr(), timeout=10 * h.SLOW, rcvbuf=4096)
+        try:
+            s.sendall(h.build_request("GET", big))
+            got = s.recv(65536)
+            self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:100])
+            self.assertIn(b"detail=disk", got.partition(b"\r\n\r\n")[0], got[:600])
+            self.assertEqual(self.disk_metric(t, "torii_cache_disk_mapped_total"), mapped + 1)
+            self.assertEqual(self.disk_metric(t, "torii_cache_disk_pinned"), 1)
+            # 25 MiB more: the head goes around the file and past the record being sent.
+            writes = self.disk_metric(t, "torii_cache_disk_writes_total", 'outcome="ok"')
+            others = [f"/disk-pin-b{i}?cc=max-age=600&text=1&size={size}" for i in range(5)]
+            for p in others:
+                self.assertEqual(h.get(t.addr(), p).status, 200)
+            self.wait_metric(t, "torii_cache_disk_writes_total", 'outcome="ok"',
+                             writes + len(others))
+            self.assertEqual(self.disk_metric(t, "torii_cache_disk_pinned"), 1)
+            data = got
+            deadline = time.monotonic() + 30 * h.SLOW
+            while time.monotonic() < deadline:
+                head, sep, body = data.partition(b"\r\n\r\n")
+                if sep and len(body) >= size:
+                    break
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertEqual(len(body), size)
+        self.assertTrue(body == expected, "the body sent from the mapping changed under it")
+        h.wait_for(lambda: self.disk_metric(t, "torii_cache_disk_pinned") == 0, 10 * h.SLOW,
+                   interval=0.05, what="the record unpinned")
+        # Its space is taken on the next lap; the big object is still whole where it is read.
+        self.assertEqual(self.disk_metric(t, "torii_cache_disk_reads_total", 'outcome="corrupt"'),
+                         0)
 
     def test_a_restart_finds_the_entries_and_revalidates_them(self):
         o, disk, config = self.origin_and_config()
