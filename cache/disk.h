@@ -11,7 +11,11 @@
 // (mincore) is served from the mapping, with neither a read nor a copy into the process
 // (MapRecord()); its body pins the record until the last send queued from it has ended, and
 // the write head passes over pinned records instead of writing over them. A record not in
-// memory is read through the ring as before (the read brings its pages in).
+// memory is read through the ring as before (the read brings its pages in). A file cut short
+// under the process has no page past its end in memory, so those records are read (short: a
+// miss) rather than touched through the mapping; what is left is the moment between mincore
+// and the decoding of a record's head, when a truncation or an eviction followed by a failing
+// disk would end the process with SIGBUS (the kernel's own copies for sends fail with EFAULT).
 //
 // Format. Block 0 is the superblock: magic, version, file size and a random 128-bit key made
 // when the file is formatted. Records follow at block-aligned offsets, each a 64-byte header

@@ -458,6 +458,21 @@ TEST_F(DiskTest, ARecordNotInMemoryIsReadInstead) {
   EXPECT_TRUE(Read(*s, "cold"));  // the ring's read, as the worker does it
 }
 
+// A file cut short under a running torii (not something torii does, but it is a file anyone
+// with the rights can truncate): the pages past its end are in no cache, so the record is
+// read, and the read finds it short: a miss, never a touch of the mapping past the end.
+TEST_F(DiskTest, AFileTruncatedUnderTheStoreIsAMissNotACrash) {
+  auto s = Open();
+  ASSERT_TRUE(Write(*s, "k", *MakeEntry(std::string(30000, 't'))));
+  const DiskRecord rec = *s->Find("k");
+  ASSERT_EQ(ftruncate(s->fd(), static_cast<off_t>(DiskStore::kBlock)), 0);
+  const MappedRecord m = s->MapRecord("k", rec, 1010);
+  EXPECT_TRUE(m.read);
+  EXPECT_FALSE(m.entry);
+  EXPECT_EQ(s->Stats().pinned, 0u);
+  EXPECT_FALSE(Read(*s, "k"));
+}
+
 TEST_F(DiskTest, FailedWritesAreNotIndexed) {
   auto s = Open();
   std::optional<DiskWrite> w = s->PrepareWrite("k", *MakeEntry("x"));
