@@ -707,6 +707,59 @@ def pairs_table(path, a, b, metric, label_a, label_b, also):
     return "\n".join(out)
 
 
+def parse_strace_c(text):
+    """strace -c's summary: {syscall: calls} and the total ({} when there is no table)."""
+    calls = {}
+    for line in text.splitlines():
+        f = line.split()
+        # "% time  seconds  usecs/call  calls  [errors]  syscall"; the errors column may be empty.
+        if len(f) < 5 or not f[0].replace(".", "", 1).isdigit():
+            continue
+        name = f[-1]
+        count = f[3]
+        if count.isdigit():
+            calls[name] = int(count)
+    return calls
+
+
+def parse_perf_count(text, event):
+    """The count `perf stat -x,` printed for `event` (0 when absent or not counted)."""
+    for line in text.splitlines():
+        f = line.split(",")
+        if len(f) > 2 and event in f[2]:
+            return int(f[0]) if f[0].isdigit() else 0
+    return 0
+
+
+def syscalls_table(work, n1, n2, proxies):
+    """Per-request system calls and io_uring operations, by difference of two request counts,
+    from the strace -c and perf stat files run.sh's syscalls mode left in `work`."""
+    out = ["| proxy | system calls / request | io_uring operations / request | the largest, per request |",
+           "|---|---:|---:|---|"]
+    for p in proxies:
+        try:
+            with open(f"{work}/strace-{p}-{n1}.txt") as f:
+                a = parse_strace_c(f.read())
+            with open(f"{work}/strace-{p}-{n2}.txt") as f:
+                b = parse_strace_c(f.read())
+            with open(f"{work}/perf-{p}-{n1}.txt") as f:
+                qa = parse_perf_count(f.read(), "io_uring_submit_req")
+            with open(f"{work}/perf-{p}-{n2}.txt") as f:
+                qb = parse_perf_count(f.read(), "io_uring_submit_req")
+        except OSError as e:
+            out.append(f"| {p} | (no data: {e}) | | |")
+            continue
+        span = n2 - n1
+        names = set(a) | set(b)
+        names.discard("total")
+        per = {n: (b.get(n, 0) - a.get(n, 0)) / span for n in names}
+        total = sum(per.values())
+        top = sorted(((v, n) for n, v in per.items() if v >= 0.005), reverse=True)[:5]
+        out.append(f"| {p} | {total:.2f} | {(qb - qa) / span:.2f} | " +
+                   ", ".join(f"{n} {v:.2f}" for v, n in top) + " |")
+    return "\n".join(out)
+
+
 def main(argv):
     load_parsers = {"parse-wrk": parse_wrk, "parse-h2load": parse_h2load}
     if len(argv) >= 2 and argv[0] in load_parsers:
@@ -732,6 +785,9 @@ def main(argv):
             print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
             return 1
         print("%.2f %d %.1f %.1f %.1f %.1f %d %d %d" % vals)
+        return 0
+    if len(argv) >= 4 and argv[0] == "syscalls":
+        print(syscalls_table(argv[1], int(argv[2]), int(argv[3]), argv[4:]))
         return 0
     tables = {
         # subcommand: (function, its options beyond --duration/--conns with their types)

@@ -29,6 +29,9 @@
 #   bash bench/run.sh early     TLS 1.3 resumed handshakes: time to first byte with the request
 #                               sent after the handshake and as early data (0-RTT), each
 #                               proxy with early data on (bench/tls_ttfb.cc; run_early)
+#   bash bench/run.sh syscalls  system calls and io_uring submissions per proxied request
+#                               (100 B keep-alive), by difference of two request counts
+#                               (strace -c, perf stat; run_syscalls)
 #   bash bench/run.sh soak      SOAK_SECONDS [600] of mixed traffic (keep-alive, close, TLS,
 #                               cache hits, compression, slow clients, resets) against torii
 #                               alone, sampling its RSS, fds, upstream connections and cache
@@ -132,13 +135,13 @@ set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit | fleet | compress | cache | disk | tls | timing | edge | h2 | h2up | soak | fastopen | early | mtls) ;;
+  macro | idle | parser | balance | ratelimit | fleet | compress | cache | disk | tls | timing | edge | h2 | h2up | syscalls | soak | fastopen | early | mtls) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | disk | tls | timing | edge | h2 | h2up | soak | fastopen | early | mtls)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | disk | tls | timing | edge | h2 | h2up | syscalls | soak | fastopen | early | mtls)" >&2
     exit 2
     ;;
 esac
@@ -2104,6 +2107,70 @@ run_h2up() {
     "p50 / p99 columns: h2load's mean / maximum time per request (it reports no percentiles)"
 }
 
+# syscalls mode: what each proxy asks of the kernel per request. HTTP/1.1 keep-alive, 100 B
+# responses, h2load --h1 -cCONNS with an exact request count; for SYSCALL_N1 [20000] and
+# SYSCALL_N2 [60000] requests, strace -c -f on every process and thread of the proxy counts its
+# system calls, and perf stat counts the io_uring operations it submitted
+# (io_uring:io_uring_submit_req; 0 for nginx and HAProxy). The per-request figures are the
+# differences divided by N2 - N1 (connection set-up and the tracer's own attach and detach
+# cancel out). strace slows every system call down, which changes how many requests each one
+# carries; the counts are for comparing, not timings.
+SYSCALL_N1=${SYSCALL_N1:-20000}
+SYSCALL_N2=${SYSCALL_N2:-60000}
+run_syscalls() {
+  ensure_peers
+  command -v strace >/dev/null || die "strace is not installed (apt-get install strace)"
+  command -v perf >/dev/null || die "perf is not installed (apt-get install linux-perf)"
+  command -v h2load >/dev/null || bash "$ROOT/scripts/install-deps.sh"
+  command -v h2load >/dev/null || die "h2load (nghttp2-client) is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/syscalls-$STAMP.txt p n pid st_pid perf_pid url tpids
+  local -a pids
+  start_origin
+  for p in $PROXIES; do start_proxy "$p"; done
+  for p in $PROXIES; do
+    url="http://127.0.0.1:${PORT[$p]}/?size=100"
+    timeout -k 5 60 taskset -c "$LOAD_CPU" h2load --h1 -c "$CONNS" -n 5000 "$url" \
+      >"$WORK/syscalls-warm-$p.txt" 2>&1 || die "h2load warm-up against $p failed"
+    for n in "$SYSCALL_N1" "$SYSCALL_N2"; do
+      pids=()
+      for pid in ${CPU_PIDS[$p]}; do pids+=(-p "$pid"); done
+      start_bg "$WORK/strace-$p-$n.log" strace -f -c -qq -o "$WORK/strace-$p-$n.txt" "${pids[@]}"
+      st_pid=$BG_PID
+      tpids=$(echo "${CPU_PIDS[$p]}" | tr ' ' ',')
+      start_bg "$WORK/perf-$p-$n.txt" perf stat -x, -e io_uring:io_uring_submit_req -p "$tpids"
+      perf_pid=$BG_PID
+      sleep 1
+      timeout -k 5 300 taskset -c "$LOAD_CPU" h2load --h1 -c "$CONNS" -n "$n" "$url" \
+        >"$WORK/syscalls-$p-$n.txt" 2>&1 ||
+        die "h2load against $p failed: $(tail -n 5 "$WORK/syscalls-$p-$n.txt")"
+      grep -q "$n succeeded" "$WORK/syscalls-$p-$n.txt" ||
+        die "$p: not every request succeeded: $(grep requests: "$WORK/syscalls-$p-$n.txt")"
+      sleep 0.5
+      kill -INT "$st_pid" "$perf_pid" 2>/dev/null || true
+      wait "$st_pid" "$perf_pid" 2>/dev/null || true
+      forget_pid "$st_pid"
+      forget_pid "$perf_pid"
+      log "$p: $n requests traced"
+      proxies_alive
+    done
+  done
+  {
+    echo "torii benchmark: system calls and io_uring operations per proxied request (HTTP/1.1 keep-alive, 100 B, h2load --h1 -c$CONNS)"
+    env_header
+    echo "per request = (count at $SYSCALL_N2 requests - count at $SYSCALL_N1) / $((SYSCALL_N2 - SYSCALL_N1)); strace -c -f on every process and thread of the proxy; perf stat -e io_uring:io_uring_submit_req"
+    echo
+    # shellcheck disable=SC2086
+    python3 "$BENCH_DIR/report.py" syscalls "$WORK" "$SYSCALL_N1" "$SYSCALL_N2" $PROXIES
+  } >"$results"
+  echo
+  cat "$results"
+  echo
+  echo "results: $results"
+}
+
 # start_h2_backend: an nginx serving h2c (prior knowledge) on LOAD_CPU; BACKENDS is it.
 start_h2_backend() {
   local dir=$WORK/h2backend port
@@ -2213,6 +2280,7 @@ case $MODE in
   edge) run_edge ;;
   h2) run_h2 ;;
   h2up) run_h2up ;;
+  syscalls) run_syscalls ;;
   soak) run_soak ;;
   fastopen) run_fastopen ;;
   early) run_early ;;
