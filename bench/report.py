@@ -723,12 +723,13 @@ def parse_strace_c(text):
 
 
 def parse_perf_count(text, event):
-    """The count `perf stat -x,` printed for `event` (0 when absent or not counted)."""
+    """The count `perf stat -x,` printed for `event` (None when absent or not counted: no
+    permission for the tracepoint, or no such event on this kernel)."""
     for line in text.splitlines():
         f = line.split(",")
         if len(f) > 2 and event in f[2]:
-            return int(f[0]) if f[0].isdigit() else 0
-    return 0
+            return int(f[0]) if f[0].isdigit() else None
+    return None
 
 
 def syscalls_table(work, n1, n2, proxies):
@@ -755,7 +756,8 @@ def syscalls_table(work, n1, n2, proxies):
         per = {n: (b.get(n, 0) - a.get(n, 0)) / span for n in names}
         total = sum(per.values())
         top = sorted(((v, n) for n, v in per.items() if v >= 0.005), reverse=True)[:5]
-        out.append(f"| {p} | {total:.2f} | {(qb - qa) / span:.2f} | " +
+        ops = "n/a" if qa is None or qb is None else f"{(qb - qa) / span:.2f}"
+        out.append(f"| {p} | {total:.2f} | {ops} | " +
                    ", ".join(f"{n} {v:.2f}" for v, n in top) + " |")
     return "\n".join(out)
 

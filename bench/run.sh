@@ -2119,8 +2119,11 @@ SYSCALL_N1=${SYSCALL_N1:-20000}
 SYSCALL_N2=${SYSCALL_N2:-60000}
 run_syscalls() {
   ensure_peers
-  command -v strace >/dev/null || die "strace is not installed (apt-get install strace)"
-  command -v perf >/dev/null || die "perf is not installed (apt-get install linux-perf)"
+  if ! command -v strace >/dev/null || ! command -v perf >/dev/null; then
+    bash "$ROOT/scripts/install-deps.sh" --bench
+  fi
+  command -v strace >/dev/null || die "strace is not installed"
+  command -v perf >/dev/null || die "perf (linux-perf) is not installed"
   command -v h2load >/dev/null || bash "$ROOT/scripts/install-deps.sh"
   command -v h2load >/dev/null || die "h2load (nghttp2-client) is not installed"
   build torii torii-origin
