@@ -25,10 +25,9 @@
 //
 // Placement: a circular log (the write head moves forward and wraps to block 1), so eviction
 // is FIFO in write order (pinned records aside: they wait for the next lap) and the file never
-// grows past `size`. A record being written over is
-// dropped from the index when its space is reserved, before the write is submitted. A key
-// written again gets a new record; the old one is dropped from the index (its space comes
-// back when the head reaches it).
+// grows past `size`. A record being written over is dropped from the index when its space is
+// reserved, before the write is submitted. A key written again gets a new record; the old one
+// is dropped from the index (its space comes back when the head reaches it).
 //
 // Purges outlive a restart: a tombstone record names the records a purge dropped, and the scan
 // drops them again (TakeTombstone()).

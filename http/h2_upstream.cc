@@ -430,14 +430,13 @@ bool H2UpstreamConn::HasRoom() const {
 }
 
 H2UpstreamConn::Stream* H2UpstreamConn::Find(int32_t id) {
-  if (id == last_id_ && last_ != nullptr) {
+  if (last_ != nullptr && last_->id() == id) {
     return last_;
   }
   auto it = streams_.find(id);
   if (it == streams_.end()) {
     return nullptr;
   }
-  last_id_ = id;
   last_ = it->second.get();
   return last_;
 }

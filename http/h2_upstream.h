@@ -133,7 +133,6 @@ class H2UpstreamConn final : public UpstreamHandler {
   // The stream Find() gave last (a header block's fields arrive one callback each, all for one
   // stream): nullptr once it leaves streams_.
   Stream* last_ = nullptr;
-  int32_t last_id_ = 0;
   std::vector<std::unique_ptr<Stream>> spare_;  // ended streams kept for the next ones
   std::vector<int32_t> writable_;               // streams whose request queue drained (Flush)
   uint64_t idle_since_ms_ = 0;

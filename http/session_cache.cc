@@ -196,8 +196,7 @@ bool Exchange::CacheBeforeUpstream(const MessageHead& h) {
         CacheReadDisk(spec, *rec, h);
         return true;
       }
-      if (mapped.entry &&
-          (mapped.entry->vary.empty() || cache::VaryMatches(*mapped.entry, source))) {
+      if (mapped.entry && cache::VaryMatches(*mapped.entry, source)) {
         return CacheDecide(std::move(mapped.entry), h.headers, &h, "torii; hit; detail=disk");
       }
     }
@@ -351,9 +350,8 @@ void Exchange::CacheReadDisk(const CacheSpec& spec, const cache::DiskRecord& rec
        ticket = cs.filler.c](int res) {
         std::shared_ptr<const cache::Entry> found;
         if (res == static_cast<int64_t>(rec.head_len + rec.body_len)) {
-          std::shared_ptr<cache::Entry> entry = disk->Decode(
-              read->key, rec, read->head, std::shared_ptr<const std::string>(std::move(read->body)),
-              ctx->UnixNow());
+          std::shared_ptr<cache::Entry> entry =
+              disk->Decode(read->key, rec, read->head, std::move(read->body), ctx->UnixNow());
           if (entry) {
             // Promoted: the next request for it is a memory hit.
             std::shared_ptr<const cache::Entry> stored = store->Insert(read->key, hash, entry);
