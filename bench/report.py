@@ -708,7 +708,7 @@ def pairs_table(path, a, b, metric, label_a, label_b, also):
 
 
 def parse_strace_c(text):
-    """strace -c's summary: {syscall: calls} and the total ({} when there is no table)."""
+    """strace -c's summary: {syscall: calls}, its "total" row included ({} without a table)."""
     calls = {}
     for line in text.splitlines():
         f = line.split()
@@ -737,16 +737,17 @@ def syscalls_table(work, n1, n2, proxies):
     from the strace -c and perf stat files run.sh's syscalls mode left in `work`."""
     out = ["| proxy | system calls / request | io_uring operations / request | the largest, per request |",
            "|---|---:|---:|---|"]
+    def parsed(kind, p, n, parse):
+        with open(f"{work}/{kind}-{p}-{n}.txt") as f:
+            return parse(f.read())
+
+    def sqes(text):
+        return parse_perf_count(text, "io_uring_submit_req")
+
     for p in proxies:
         try:
-            with open(f"{work}/strace-{p}-{n1}.txt") as f:
-                a = parse_strace_c(f.read())
-            with open(f"{work}/strace-{p}-{n2}.txt") as f:
-                b = parse_strace_c(f.read())
-            with open(f"{work}/perf-{p}-{n1}.txt") as f:
-                qa = parse_perf_count(f.read(), "io_uring_submit_req")
-            with open(f"{work}/perf-{p}-{n2}.txt") as f:
-                qb = parse_perf_count(f.read(), "io_uring_submit_req")
+            a, b = (parsed("strace", p, n, parse_strace_c) for n in (n1, n2))
+            qa, qb = (parsed("perf", p, n, sqes) for n in (n1, n2))
         except OSError as e:
             out.append(f"| {p} | (no data: {e}) | | |")
             continue
