@@ -54,6 +54,7 @@ void AppendNv(const Fields& fields, std::string_view request_id_field,
 // none.
 struct H2HeadScratch {
   std::vector<H2Field> fields;
+  std::string store;  // what the fields' views need kept (BuildClientResponseFields)
   std::vector<nghttp2_nv> nv;
 };
 H2HeadScratch& ThreadHeadScratch();

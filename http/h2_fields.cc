@@ -4,7 +4,9 @@
 #include <llhttp.h>
 
 #include <charconv>
+#include <cstring>
 
+#include "base/name_set.h"
 #include "base/text.h"
 
 namespace torii::http {
@@ -166,50 +168,37 @@ std::optional<uint8_t> MethodId(std::string_view method) {
 namespace {
 
 bool IsConnectionSpecific(std::string_view lower_name) {
-  return lower_name == "connection" || lower_name == "keep-alive" ||
-         lower_name == "proxy-connection" || lower_name == "transfer-encoding" ||
-         lower_name == "upgrade";
+  static constexpr std::string_view kNames[] = {"connection", "keep-alive", "proxy-connection",
+                                                "transfer-encoding", "upgrade"};
+  static constexpr base::NameSet<std::size(kNames)> kSet(kNames);
+  return kSet.Contains(lower_name);
 }
 
-// The "Name: value" lines of a serialised head from `at` (the CRLF ending its first line):
-// names lowercased in place, values trimmed, each passed to `field(name, value)`.
+// The "Name: value" lines of a serialised head after its first line (`at`: the CRLF ending
+// it): names lowercased in place, values trimmed, each passed to `field(name, value)`. No
+// value holds a CR (serialize.h), so the first one ends the line.
 template <typename Fn>
 void ForEachField(std::string& h, size_t at, Fn field) {
-  const std::string_view text(h);
-  while (at != std::string::npos && at + 2 < h.size()) {
-    const size_t start = at + 2;
-    const size_t end = h.find("\r\n", start);
-    if (end == std::string::npos || end == start) {
+  char* p = h.data() + at + 2;
+  char* const end = h.data() + h.size();
+  while (p < end) {
+    char* const eol = static_cast<char*>(std::memchr(p, '\r', static_cast<size_t>(end - p)));
+    if (eol == nullptr || eol == p) {
       break;
     }
-    const size_t colon = h.find(':', start);
-    if (colon != std::string::npos && colon < end && colon > start) {
-      for (size_t i = start; i < colon; ++i) {
-        h[i] = base::LowerAscii(h[i]);
-      }
-      field(text.substr(start, colon - start),
-            base::TrimOws(text.substr(colon + 1, end - colon - 1)));
+    char* colon = p;
+    for (; colon < eol && *colon != ':'; ++colon) {
+      *colon = base::LowerAscii(*colon);
     }
-    at = end;
+    if (colon < eol && colon > p) {
+      field(std::string_view(p, static_cast<size_t>(colon - p)),
+            base::TrimOws(std::string_view(colon + 1, static_cast<size_t>(eol - colon - 1))));
+    }
+    p = eol + 2;
   }
 }
 
 }  // namespace
-
-void ResponseFields(std::string* head, std::vector<H2Field>* out) {
-  out->clear();
-  std::string& h = *head;
-  // "HTTP/1.1 NNN ..."
-  if (h.size() < 12) {
-    return;
-  }
-  out->push_back(H2Field{":status", std::string_view(h).substr(9, 3)});
-  ForEachField(h, h.find("\r\n"), [&](std::string_view name, std::string_view value) {
-    if (!IsConnectionSpecific(name)) {
-      out->push_back(H2Field{name, value});
-    }
-  });
-}
 
 void RequestFields(std::string* head, std::string_view scheme, std::vector<H2Field>* out) {
   out->clear();

@@ -12,9 +12,9 @@
 //    backend, the body's framing (Content-Length, none when the HEADERS end the stream, else
 //    a length known only at its end); an extended CONNECT (RFC 8441, :protocol) becomes the
 //    HTTP/1.1 upgrade it stands for: GET of :path with Connection: upgrade and Upgrade;
-//  - ResponseFields turns a response head written by serialize.h into HTTP/2 fields, so one
-//    serialiser decides what a client gets (hop-by-hop fields, compression edits, added
-//    headers) whatever the protocol; RequestFields does the same for a backend's request.
+//  - RequestFields turns a request head written by serialize.h for a backend into HTTP/2
+//    fields, so one serialiser decides what a backend gets whatever the protocol (responses
+//    to clients: serialize.h's BuildClientResponseFields).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "http/h1_parser.h"
+#include "http/serialize.h"
 
 namespace torii::http {
 
@@ -77,16 +78,6 @@ class H2RequestFields {
 // llhttp's number for a method name, or nullopt for a method llhttp does not know (the same
 // set an HTTP/1.1 request may use).
 std::optional<uint8_t> MethodId(std::string_view method);
-
-// A response head as serialize.h writes it ("HTTP/1.1 200 OK\r\nName: value\r\n...\r\n")
-// as HTTP/2 fields: ":status" first, then the fields with their names lowercased (in place in
-// `head`), without the connection-specific ones HTTP/2 forbids (RFC 9113 §8.2.2). The views
-// point into `head`.
-struct H2Field {
-  std::string_view name;
-  std::string_view value;
-};
-void ResponseFields(std::string* head, std::vector<H2Field>* out);
 
 // A request head as serialize.h writes it for a backend ("GET /p HTTP/1.1\r\nHost: h\r\n...")
 // as HTTP/2 fields for an HTTP/2 backend: :method, :scheme (`scheme`), :authority (the Host

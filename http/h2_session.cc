@@ -173,10 +173,10 @@ class H2Session::Stream final : public Downstream {
   bool WriteBlocked() override { return queued() > core::Conn::kHighWater; }
 
   bool WriteInterim(const MessageHead& head) override {
-    std::string& scratch = s_.ctx_.scratch();
-    scratch.clear();
-    BuildClientResponseHead(head, Framing::kNone, false, false, 1, {}, &scratch);
-    return SubmitHeaders(&scratch, /*end_stream=*/false, /*final=*/false);
+    H2HeadScratch& scratch = ThreadHeadScratch();
+    BuildClientResponseFields(head, Framing::kNone, false, {}, HeadEdits{}, &scratch.store,
+                              &scratch.fields);
+    return SubmitHeaders(scratch, /*end_stream=*/false, /*final=*/false);
   }
   void WriteContinue() override {
     const nghttp2_nv nv = Nv(":status", "100");
@@ -195,10 +195,10 @@ class H2Session::Stream final : public Downstream {
     opened.reason = "OK";
     HeadEdits edits;
     edits.remove = kHandshakeOnly;
-    std::string& scratch = s_.ctx_.scratch();
-    scratch.clear();
-    BuildClientResponseHead(opened, Framing::kUntilClose, false, false, 1, extra, edits, &scratch);
-    return SubmitHeaders(&scratch, /*end_stream=*/false, /*final=*/true) ? 200 : 0;
+    H2HeadScratch& scratch = ThreadHeadScratch();
+    BuildClientResponseFields(opened, Framing::kUntilClose, false, extra, edits, &scratch.store,
+                              &scratch.fields);
+    return SubmitHeaders(scratch, /*end_stream=*/false, /*final=*/true) ? 200 : 0;
   }
   void EndTunnel(bool abort) override {
     if (abort) {
@@ -210,15 +210,14 @@ class H2Session::Stream final : public Downstream {
   }
   void WriteHead(const MessageHead& head, ResponseBody body, bool head_request, bool* /*close*/,
                  std::string_view extra, const HeadEdits& edits) override {
-    std::string& scratch = s_.ctx_.scratch();
-    scratch.clear();
-    BuildClientResponseHead(head,
-                            body == ResponseBody::kLength ? Framing::kContentLength
-                            : body == ResponseBody::kUnknown
-                                ? Framing::kUntilClose  // DATA frames end it
-                                : Framing::kNone,
-                            head_request, /*close=*/false, 1, extra, edits, &scratch);
-    SubmitHeaders(&scratch, head_request || body == ResponseBody::kNone, /*final=*/true);
+    H2HeadScratch& scratch = ThreadHeadScratch();
+    BuildClientResponseFields(head,
+                              body == ResponseBody::kLength ? Framing::kContentLength
+                              : body == ResponseBody::kUnknown
+                                  ? Framing::kUntilClose  // DATA frames end it
+                                  : Framing::kNone,
+                              head_request, extra, edits, &scratch.store, &scratch.fields);
+    SubmitHeaders(scratch, head_request || body == ResponseBody::kNone, /*final=*/true);
   }
   void WriteBody(std::string_view bytes, bool /*lend*/) override {
     if (reset_ || no_body_ || bytes.empty()) {
@@ -241,20 +240,18 @@ class H2Session::Stream final : public Downstream {
   }
   size_t WriteLocalReply(int status, bool /*close*/, std::string_view extra, std::string_view body,
                          std::string_view content_type) override {
-    std::string& scratch = s_.ctx_.scratch();
-    scratch.clear();
-    const std::string_view sent =
-        content_type.empty() ? BuildLocalReply(status, false, extra, &scratch)
-                             : BuildLocalReply(status, false, extra, body, content_type, &scratch);
-    // The head ends where the body begins: the body moves to the stream's queue before the
-    // head is cut from it (resize writes a terminator over the body's first byte).
+    std::array<char, 64> text;
+    const std::string_view sent = content_type.empty() ? LocalReplyText(status, &text) : body;
+    H2HeadScratch& scratch = ThreadHeadScratch();
+    BuildLocalReplyFields(status, extra, sent.size(),
+                          content_type.empty() ? "text/plain" : content_type, &scratch.store,
+                          &scratch.fields);
     const bool no_body = head_request_ || sent.empty();
     if (!no_body) {
       body_.Append(sent);
     }
-    scratch.resize(scratch.size() - sent.size());
     body_.End({});
-    SubmitHeaders(&scratch, no_body, /*final=*/true);
+    SubmitHeaders(scratch, no_body, /*final=*/true);
     return sent.size();
   }
 
@@ -312,12 +309,11 @@ class H2Session::Stream final : public Downstream {
   int32_t id() const { return id_; }
 
  private:
-  bool SubmitHeaders(std::string* head, bool end_stream, bool final) {
+  // Submits the head BuildClientResponseFields left in `scratch`.
+  bool SubmitHeaders(H2HeadScratch& scratch, bool end_stream, bool final) {
     if (reset_) {
       return false;
     }
-    H2HeadScratch& scratch = ThreadHeadScratch();
-    ResponseFields(head, &scratch.fields);
     std::vector<nghttp2_nv>& nv = scratch.nv;
     nv.clear();
     AppendNv(scratch.fields, s_.cfg().request_id_header, &nv);

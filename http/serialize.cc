@@ -4,6 +4,10 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
+#include <functional>
+
+#include "base/name_set.h"
 
 namespace torii::http {
 
@@ -44,7 +48,19 @@ bool IsDroppedRequestHeader(std::string_view name) {
                                                   "x-http-method-override",
                                                   "client-cert",
                                                   "client-cert-chain"};
-  return Listed<std::string_view>(kDropped, name) || name.find('_') != std::string_view::npos;
+  static constexpr base::NameSet<std::size(kDropped)> kSet(kDropped);
+  return kSet.Contains(name) || name.find('_') != std::string_view::npos;
+}
+
+// Whether any of `headers` is a Connection field (most messages have none: then no field is
+// named in one, and NamedInConnection need not be asked for each).
+bool HasConnectionField(std::span<const HeaderView> headers) {
+  for (const HeaderView& h : headers) {
+    if (EqualsIgnoreCase(h.name, "connection")) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void AppendHeader(std::string* out, std::string_view name, std::string_view value) {
@@ -61,7 +77,8 @@ bool IsDroppedResponseHeader(std::string_view name) {
   static constexpr std::string_view kDropped[] = {
       "connection", "keep-alive",     "proxy-connection", "te",     "transfer-encoding",
       "trailer",    "content-length", "upgrade",          "proxy-authenticate"};
-  return Listed<std::string_view>(kDropped, name);
+  static constexpr base::NameSet<std::size(kDropped)> kSet(kDropped);
+  return kSet.Contains(name);
 }
 
 std::string_view ReasonPhrase(int status) {
@@ -197,14 +214,16 @@ void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
   out->append(" HTTP/1.1\r\n");
   AppendHeader(out, "Host", host);
   // Our hop goes after the client's last Via line (RFC 9110 §7.6.3), or in a Via of its own.
+  const bool connection = HasConnectionField(req.headers);
   const HeaderView* last_via = nullptr;
   for (const HeaderView& h : req.headers) {
-    if (EqualsIgnoreCase(h.name, "via") && !NamedInConnection(req.headers, h.name)) {
+    if (EqualsIgnoreCase(h.name, "via") &&
+        !(connection && NamedInConnection(req.headers, h.name))) {
       last_via = &h;
     }
   }
   for (const HeaderView& h : req.headers) {
-    if (IsDroppedRequestHeader(h.name) || NamedInConnection(req.headers, h.name)) {
+    if (IsDroppedRequestHeader(h.name) || (connection && NamedInConnection(req.headers, h.name))) {
       continue;
     }
     if (Listed(edits.remove, h.name)) {
@@ -263,23 +282,180 @@ bool VaryCoversAcceptEncoding(std::string_view vary) {
   return false;
 }
 
-}  // namespace
+// Where WriteResponseHead puts a response head: HTTP/1.1 text for the wire.
+class TextHead {
+ public:
+  TextHead(std::string* out, bool close, uint8_t minor)
+      : out_(*out), close_(close), minor_(minor) {}
 
-void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head_request,
-                             bool close, uint8_t client_minor, std::string_view extra,
-                             const HeadEdits& edits, std::string* out) {
-  out->append(client_minor >= 1 ? "HTTP/1.1 " : "HTTP/1.0 ");
-  AppendDecimal(out, resp.status);
-  out->push_back(' ');
-  // Our own reason phrase: a backend's (possibly huge or odd) one is not forwarded.
-  out->append(ReasonPhrase(resp.status));
-  out->append("\r\n");
+  void Reserve(size_t n) { out_.reserve(out_.size() + n); }
+  void Status(int status) {
+    out_.append(minor_ >= 1 ? "HTTP/1.1 " : "HTTP/1.0 ");
+    AppendDecimal(&out_, static_cast<uint64_t>(status));
+    out_.push_back(' ');
+    // Our own reason phrase: a backend's (possibly huge or odd) one is not forwarded.
+    out_.append(ReasonPhrase(status));
+    out_.append("\r\n");
+  }
+  // A field of the message, named as its sender spelled it; its value is `a` then `b`.
+  void Field(std::string_view name, std::string_view a, std::string_view b = {}) {
+    const size_t at = out_.size();
+    out_.resize(at + name.size() + a.size() + b.size() + 4);
+    char* p = out_.data() + at;
+    p = Put(p, name);
+    *p++ = ':';
+    *p++ = ' ';
+    p = Put(p, a);
+    p = Put(p, b);
+    *p++ = '\r';
+    *p = '\n';
+  }
+  // One of torii's own fields: `name` as HTTP/1.1 spells it (`lower`: as HTTP/2 must).
+  void Own(std::string_view name, std::string_view /*lower*/, std::string_view value) {
+    Field(name, value);
+  }
+  void Own(std::string_view name, std::string_view /*lower*/, uint64_t value) {
+    out_.append(name);
+    out_.append(": ");
+    AppendDecimal(&out_, value);
+    out_.append("\r\n");
+  }
+  // Pre-serialised "Name: value\r\n" lines.
+  void Lines(std::string_view lines) { out_.append(lines); }
+  void End() {
+    if (close_) {
+      out_.append("Connection: close\r\n");
+    } else if (minor_ == 0) {
+      out_.append("Connection: keep-alive\r\n");
+    }
+    out_.append("\r\n");
+  }
+
+ private:
+  static char* Put(char* p, std::string_view s) {
+    if (!s.empty()) {
+      std::memcpy(p, s.data(), s.size());
+    }
+    return p + s.size();
+  }
+
+  std::string& out_;
+  bool close_;
+  uint8_t minor_;
+};
+
+// HTTP/2 fields: names lowercased, connection-specific fields left out. What the message's
+// own bytes do not hold (a lowercased name, a merged value, a number) is kept in `store`.
+class FieldsHead {
+ public:
+  FieldsHead(std::string* store, std::vector<H2Field>* out) : store_(*store), out_(*out) {
+    store_.clear();
+    out_.clear();
+  }
+
+  void Reserve(size_t n) { store_.reserve(n); }
+  void Status(int status) {
+    char digits[12];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), status);
+    out_.push_back(H2Field{":status", Keep(std::string_view(digits, end - digits))});
+  }
+  void Field(std::string_view name, std::string_view a, std::string_view b = {}) {
+    const std::string_view lower = Lower(name);
+    out_.push_back(H2Field{lower, b.empty() ? a : Keep(a, b)});
+  }
+  void Own(std::string_view /*name*/, std::string_view lower, std::string_view value) {
+    if (lower != "transfer-encoding") {  // HTTP/2 frames the body itself
+      out_.push_back(H2Field{lower, value});
+    }
+  }
+  void Own(std::string_view /*name*/, std::string_view lower, uint64_t value) {
+    char digits[24];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), value);
+    out_.push_back(H2Field{lower, Keep(std::string_view(digits, end - digits))});
+  }
+  void Lines(std::string_view lines) {
+    while (!lines.empty()) {
+      const size_t eol = lines.find("\r\n");
+      const std::string_view line = lines.substr(0, eol);
+      lines = eol == std::string_view::npos ? std::string_view() : lines.substr(eol + 2);
+      const size_t colon = line.find(':');
+      if (colon == std::string_view::npos || colon == 0) {
+        continue;
+      }
+      const std::string_view name = line.substr(0, colon);
+      if (!IsConnectionSpecific(name)) {
+        Field(name, base::TrimOws(line.substr(colon + 1)));
+      }
+    }
+  }
+  void End() {}
+
+ private:
+  static bool IsConnectionSpecific(std::string_view name) {
+    static constexpr std::string_view kNames[] = {"connection", "keep-alive", "proxy-connection",
+                                                  "transfer-encoding", "upgrade"};
+    static constexpr base::NameSet<std::size(kNames)> kSet(kNames);
+    return kSet.Contains(name);
+  }
+  std::string_view Lower(std::string_view name) {
+    for (char c : name) {
+      if (c >= 'A' && c <= 'Z') {
+        const std::string_view kept = Keep(name);
+        char* p = store_.data() + (kept.data() - store_.data());
+        for (size_t i = 0; i < kept.size(); ++i) {
+          p[i] = base::LowerAscii(p[i]);
+        }
+        return kept;
+      }
+    }
+    return name;  // already lowercase (an HTTP/2 backend's, or torii's own)
+  }
+  // `a` then `b`, copied into the store. The store was reserved for all a head keeps; should
+  // it grow anyway, the views already taken into it follow it to its new place.
+  std::string_view Keep(std::string_view a, std::string_view b = {}) {
+    const char* old = store_.data();
+    const size_t old_size = store_.size();
+    store_.append(a);
+    store_.append(b);
+    if (store_.data() != old) {
+      for (H2Field& f : out_) {
+        f.name = Rebased(f.name, old, old_size);
+        f.value = Rebased(f.value, old, old_size);
+      }
+    }
+    return std::string_view(store_).substr(old_size);
+  }
+  std::string_view Rebased(std::string_view v, const char* old, size_t old_size) const {
+    const std::less_equal<const char*> le;
+    if (!v.empty() && le(old, v.data()) && le(v.data() + v.size(), old + old_size)) {
+      return std::string_view(store_.data() + (v.data() - old), v.size());
+    }
+    return v;
+  }
+
+  std::string& store_;
+  std::vector<H2Field>& out_;
+};
+
+// The response head for the client, into `out` (TextHead or FieldsHead).
+template <typename Out>
+void WriteResponseHead(const MessageHead& resp, Framing framing, bool head_request,
+                       std::string_view extra, const HeadEdits& edits, Out& out) {
+  size_t size = 128 + extra.size() + edits.content_encoding.size();
+  bool connection = false;
+  for (const HeaderView& h : resp.headers) {
+    size += h.name.size() + h.value.size() + 4;
+    connection = connection || EqualsIgnoreCase(h.name, "connection");
+  }
+  out.Reserve(size);
+  out.Status(resp.status);
   bool vary_done = !edits.vary_accept_encoding;
   for (const HeaderView& h : resp.headers) {
-    if (IsDroppedResponseHeader(h.name) || NamedInConnection(resp.headers, h.name)) {
+    if (IsDroppedResponseHeader(h.name) ||
+        (connection && NamedInConnection(resp.headers, h.name))) {
       continue;
     }
-    if (Listed(edits.remove, h.name)) {
+    if (!edits.remove.empty() && Listed(edits.remove, h.name)) {
       continue;
     }
     if ((!edits.content_encoding.empty() || edits.drop_content_encoding) &&
@@ -289,82 +465,98 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
     if (!vary_done && EqualsIgnoreCase(h.name, "vary")) {
       vary_done = true;
       if (!VaryCoversAcceptEncoding(h.value)) {
-        out->append(h.name);
-        out->append(": ");
-        out->append(h.value);
-        out->append(h.value.empty() ? "Accept-Encoding\r\n" : ", Accept-Encoding\r\n");
+        out.Field(h.name, h.value, h.value.empty() ? "Accept-Encoding" : ", Accept-Encoding");
         continue;
       }
     }
     if (edits.weaken_etag && EqualsIgnoreCase(h.name, "etag") && !h.value.starts_with("W/")) {
-      out->append(h.name);
-      out->append(": W/");
-      out->append(h.value);
-      out->append("\r\n");
+      out.Field(h.name, "W/", h.value);
       continue;
     }
-    AppendHeader(out, h.name, h.value);
+    out.Field(h.name, h.value);
   }
   if (!edits.content_encoding.empty()) {
-    out->append("Content-Encoding: ");
-    out->append(edits.content_encoding);
-    out->append("\r\n");
+    out.Own("Content-Encoding", "content-encoding", edits.content_encoding);
   }
   if (!vary_done) {
-    out->append("Vary: Accept-Encoding\r\n");
+    out.Own("Vary", "vary", "Accept-Encoding");
   }
   if (framing == Framing::kContentLength ||
       ((head_request || resp.status == 304) && resp.has_content_length)) {
-    out->append("Content-Length: ");
-    AppendDecimal(out, resp.content_length);
-    out->append("\r\n");
+    out.Own("Content-Length", "content-length", resp.content_length);
   } else if (framing == Framing::kChunked) {
-    out->append("Transfer-Encoding: chunked\r\n");
+    out.Own("Transfer-Encoding", "transfer-encoding", "chunked");
   } else if (framing == Framing::kNone && !head_request && resp.status >= 200 &&
              resp.status != 204 && resp.status != 304) {
-    out->append("Content-Length: 0\r\n");
+    out.Own("Content-Length", "content-length", uint64_t{0});
   }
-  out->append(extra);
-  if (close) {
-    out->append("Connection: close\r\n");
-  } else if (client_minor == 0) {
-    out->append("Connection: keep-alive\r\n");
-  }
-  out->append("\r\n");
+  out.Lines(extra);
+  out.End();
 }
+
+}  // namespace
+
+void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head_request,
+                             bool close, uint8_t client_minor, std::string_view extra,
+                             const HeadEdits& edits, std::string* out) {
+  TextHead text(out, close, client_minor);
+  WriteResponseHead(resp, framing, head_request, extra, edits, text);
+}
+
+void BuildClientResponseFields(const MessageHead& resp, Framing framing, bool head_request,
+                               std::string_view extra, const HeadEdits& edits, std::string* store,
+                               std::vector<H2Field>* out) {
+  FieldsHead fields(store, out);
+  WriteResponseHead(resp, framing, head_request, extra, edits, fields);
+}
+
+namespace {
+
+// A local reply's head: torii's Server, the body's type and length, Retry-After on a 503.
+template <typename Out>
+void WriteLocalHead(int status, std::string_view extra, size_t body_size,
+                    std::string_view content_type, Out& out) {
+  out.Reserve(160 + extra.size() + content_type.size());
+  out.Status(status);
+  out.Own("Server", "server", "torii");
+  out.Own("Content-Type", "content-type", content_type);
+  out.Own("Content-Length", "content-length", uint64_t{body_size});
+  if (status == 503) {
+    out.Own("Retry-After", "retry-after", "1");
+  }
+  out.Lines(extra);
+  out.End();
+}
+
+}  // namespace
 
 std::string_view BuildLocalReply(int status, bool close, std::string_view extra,
                                  std::string_view body, std::string_view content_type,
                                  std::string* out) {
-  out->append("HTTP/1.1 ");
-  AppendDecimal(out, static_cast<uint64_t>(status));
-  out->push_back(' ');
-  out->append(ReasonPhrase(status));
-  out->append("\r\nServer: torii\r\nContent-Type: ");
-  out->append(content_type);
-  out->append("\r\nContent-Length: ");
-  AppendDecimal(out, body.size());
-  out->append("\r\n");
-  if (status == 503) {
-    out->append("Retry-After: 1\r\n");
-  }
-  out->append(extra);
-  out->append(close ? "Connection: close\r\n\r\n" : "\r\n");
+  TextHead text(out, close, /*minor=*/1);
+  WriteLocalHead(status, extra, body.size(), content_type, text);
   const size_t body_at = out->size();
   out->append(body);
   return std::string_view(*out).substr(body_at);
 }
 
-std::string_view BuildLocalReply(int status, bool close, std::string_view extra,
-                                 std::string* out) {
-  // The body is the status line's text: "503 Service Unavailable\n".
-  char text[64];
+std::string_view LocalReplyText(int status, std::array<char, 64>* buf) {
   const std::string_view reason = ReasonPhrase(status);
-  const int n = std::snprintf(text, sizeof(text), "%d %.*s\n", status,
+  const int n = std::snprintf(buf->data(), buf->size(), "%d %.*s\n", status,
                               static_cast<int>(reason.size()), reason.data());
-  return BuildLocalReply(status, close, extra,
-                         std::string_view(text, static_cast<size_t>(std::max(n, 0))),
-                         "text/plain", out);
+  return std::string_view(buf->data(), static_cast<size_t>(std::clamp(n, 0, 63)));
+}
+
+std::string_view BuildLocalReply(int status, bool close, std::string_view extra, std::string* out) {
+  std::array<char, 64> text;
+  return BuildLocalReply(status, close, extra, LocalReplyText(status, &text), "text/plain", out);
+}
+
+void BuildLocalReplyFields(int status, std::string_view extra, size_t body_size,
+                           std::string_view content_type, std::string* store,
+                           std::vector<H2Field>* out) {
+  FieldsHead fields(store, out);
+  WriteLocalHead(status, extra, body_size, content_type, fields);
 }
 
 std::optional<std::string_view> ValidateHost(std::string_view host) {

@@ -7,6 +7,7 @@
 // LF, NUL or other CTL) or by the config loader, so nothing can split a header.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -57,6 +58,27 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
                              bool close, uint8_t client_minor, std::string_view extra,
                              const HeadEdits& edits, std::string* out);
 
+// One header field of an HTTP/2 message (RFC 9113 §8.2): a lowercase name.
+struct H2Field {
+  std::string_view name;
+  std::string_view value;
+};
+
+// The same response head as HTTP/2 fields, decided by the same rules (one serialiser decides
+// what a client gets, whatever the protocol): ":status" first, then the fields with lowercase
+// names, without the connection-specific ones HTTP/2 forbids (RFC 9113 §8.2.2; `extra` may
+// name them: a tunnel's Connection and Upgrade). Built straight from `resp`: no text is
+// written and parsed again. The views point into `resp`'s fields, `extra` and `store` (what
+// torii had to write: lowercased names, merged values, numbers), which is overwritten.
+void BuildClientResponseFields(const MessageHead& resp, Framing framing, bool head_request,
+                               std::string_view extra, const HeadEdits& edits, std::string* store,
+                               std::vector<H2Field>* out);
+// A local reply's head (BuildLocalReply's) as HTTP/2 fields, for a body of `body_size` bytes of
+// `content_type`.
+void BuildLocalReplyFields(int status, std::string_view extra, size_t body_size,
+                           std::string_view content_type, std::string* store,
+                           std::vector<H2Field>* out);
+
 // A complete local reply (status line, headers, short text body) into `out`. Returns the body.
 // `extra` holds pre-serialised "Name: value\r\n" lines (Location, add_headers).
 std::string_view BuildLocalReply(int status, bool close, std::string_view extra,
@@ -68,6 +90,9 @@ std::string_view BuildLocalReply(int status, bool close, std::string_view extra,
 inline std::string_view BuildLocalReply(int status, bool close, std::string* out) {
   return BuildLocalReply(status, close, {}, out);
 }
+// The body of a local reply that has none of its own, into `buf`: the status line's text
+// ("503 Service Unavailable\n").
+std::string_view LocalReplyText(int status, std::array<char, 64>* buf);
 
 // "1a2b\r\n"
 void AppendChunkHeader(size_t size, std::string* out);

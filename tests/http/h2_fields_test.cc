@@ -167,47 +167,6 @@ TEST(MethodId, KnowsLlhttpsMethods) {
   EXPECT_FALSE(MethodId(""));
 }
 
-TEST(ResponseFields, FromTheSerialisedHead) {
-  const HeaderView backend[] = {{"Content-Type", "text/plain"},
-                                {"Connection", "keep-alive, X-Hop"},
-                                {"X-Hop", "1"},
-                                {"Keep-Alive", "timeout=5"},
-                                {"Set-Cookie", "a=1"},
-                                {"Set-Cookie", "b=2"}};
-  MessageHead resp;
-  resp.status = 200;
-  resp.headers = backend;
-  resp.has_content_length = true;
-  resp.content_length = 5;
-  std::string head;
-  BuildClientResponseHead(resp, Framing::kContentLength, false, /*close=*/true, 1,
-                          "X-Added: yes\r\n", &head);
-  std::vector<H2Field> fields;
-  ResponseFields(&head, &fields);
-  std::vector<std::pair<std::string, std::string>> got;
-  for (const H2Field& f : fields) {
-    got.emplace_back(f.name, f.value);
-  }
-  const std::vector<std::pair<std::string, std::string>> want = {
-      {":status", "200"},    {"content-type", "text/plain"}, {"set-cookie", "a=1"},
-      {"set-cookie", "b=2"}, {"content-length", "5"},        {"x-added", "yes"}};
-  EXPECT_EQ(got, want);
-}
-
-TEST(ResponseFields, TransferEncodingAndUpgradeNeverReachAClient) {
-  std::string head =
-      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n"
-      "Proxy-Connection: x\r\nX-Ok: 1\r\n\r\n";
-  std::vector<H2Field> fields;
-  ResponseFields(&head, &fields);
-  ASSERT_EQ(fields.size(), 2u);
-  EXPECT_EQ(fields[0].value, "101");
-  EXPECT_EQ(fields[1].name, "x-ok");
-  std::string shorter = "HTTP/1.1";
-  ResponseFields(&shorter, &fields);
-  EXPECT_TRUE(fields.empty());
-}
-
 // A backend request head becomes HTTP/2 fields: pseudo-header fields first (Host as
 // :authority), te: trailers, lowercase names, no connection-specific field.
 TEST(RequestFields, FromTheSerialisedHead) {

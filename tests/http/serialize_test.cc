@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/text.h"
 #include "http/h1_parser.h"
 
 namespace torii::http {
@@ -695,6 +696,122 @@ TEST(ClientHeadTest, CompressionEdits) {
   out.clear();
   BuildClientResponseHead(n->h(), Framing::kChunked, false, false, 1, "", decoded, &out);
   EXPECT_EQ(Count(Headers(out), "content-encoding"), 0);
+}
+
+// ============================================================================================
+// BuildClientResponseFields: the same head as HTTP/2 fields
+
+std::vector<std::pair<std::string, std::string>> Pairs(const std::vector<H2Field>& fields) {
+  std::vector<std::pair<std::string, std::string>> got;
+  for (const H2Field& f : fields) {
+    got.emplace_back(f.name, f.value);
+  }
+  return got;
+}
+
+// The text head BuildClientResponseHead writes, read back as HTTP/2 fields: ":status", then
+// each line's name lowercased, without the connection-specific fields.
+std::vector<std::pair<std::string, std::string>> TextAsFields(std::string_view head) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::vector<std::string> lines = Lines(head);
+  out.emplace_back(":status", lines[0].substr(9, 3));
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const size_t colon = lines[i].find(':');
+    std::string name = base::ToLowerAscii(lines[i].substr(0, colon));
+    if (name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
+        name == "transfer-encoding" || name == "upgrade") {
+      continue;
+    }
+    out.emplace_back(name, std::string(base::TrimOws(lines[i].substr(colon + 1))));
+  }
+  return out;
+}
+
+TEST(ClientFieldsTest, FromTheMessage) {
+  const HeaderView backend[] = {{"Content-Type", "text/plain"},
+                                {"Connection", "keep-alive, X-Hop"},
+                                {"X-Hop", "1"},
+                                {"Keep-Alive", "timeout=5"},
+                                {"Set-Cookie", "a=1"},
+                                {"set-cookie", "b=2"}};
+  MessageHead resp;
+  resp.status = 200;
+  resp.headers = backend;
+  resp.has_content_length = true;
+  resp.content_length = 5;
+  std::string store;
+  std::vector<H2Field> fields;
+  BuildClientResponseFields(resp, Framing::kContentLength, false, "X-Added: yes\r\n", {}, &store,
+                            &fields);
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {":status", "200"},    {"content-type", "text/plain"}, {"set-cookie", "a=1"},
+      {"set-cookie", "b=2"}, {"content-length", "5"},        {"x-added", "yes"}};
+  EXPECT_EQ(Pairs(fields), want);
+  // Names already lowercase are not copied: the view is the message's own.
+  EXPECT_EQ(fields[3].name.data(), backend[5].name.data());
+}
+
+// Lines torii adds may name connection-specific fields (a tunnel's Connection and Upgrade);
+// framing is HTTP/2's own: none of them reaches an HTTP/2 client.
+TEST(ClientFieldsTest, ConnectionSpecificFieldsNeverReachAClient) {
+  MessageHead resp;
+  resp.status = 101;
+  std::string store;
+  std::vector<H2Field> fields;
+  BuildClientResponseFields(resp, Framing::kChunked, false,
+                            "Connection: upgrade\r\nUpgrade: websocket\r\nProxy-Connection: x\r\n"
+                            "Keep-Alive: 1\r\nX-Ok:  1 \r\nbroken line\r\n:\r\n",
+                            {}, &store, &fields);
+  EXPECT_EQ(Pairs(fields),
+            (std::vector<std::pair<std::string, std::string>>{{":status", "101"}, {"x-ok", "1"}}));
+}
+
+// Every response, edit and framing gives the same fields whichever protocol carries them:
+// the text head read back as fields equals the fields built directly.
+TEST(ClientFieldsTest, SameHeadAsTheText) {
+  const std::string responses[] = {
+      "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nVary: Cookie\r\nETag: \"v1\"\r\n"
+      "Content-Length: 5\r\n\r\nhello",
+      "HTTP/1.1 200 OK\r\nvary: accept-encoding\r\netag: W/\"x\"\r\nserver: be\r\n"
+      "Content-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "HTTP/1.1 304 Not Modified\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n"
+      "Content-Length: 99\r\nDate: Mon, 07 Dec 2026 00:00:00 GMT\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\nVary:\r\nX-Empty:\r\nTrailer: X-T\r\nUpgrade: h2c\r\n\r\n",
+      "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n",
+  };
+  HeadEdits compress;
+  compress.content_encoding = "zstd";
+  compress.vary_accept_encoding = true;
+  compress.weaken_etag = true;
+  HeadEdits decode;
+  decode.drop_content_encoding = true;
+  static const std::string kRemove[] = {"server", "x-empty"};
+  HeadEdits remove;
+  remove.remove = kRemove;
+  const HeadEdits edits[] = {HeadEdits{}, compress, decode, remove};
+  const std::string_view extras[] = {"", "X-Cache: HIT\r\nAge: 3\r\nRetry-After: 1\r\n"};
+  int cases = 0;
+  for (const std::string& text : responses) {
+    auto r = Parse(text, H1Parser::Kind::kResponse);
+    ASSERT_TRUE(r->head) << text;
+    for (const HeadEdits& e : edits) {
+      for (std::string_view extra : extras) {
+        for (Framing framing : {Framing::kContentLength, Framing::kUntilClose, Framing::kNone}) {
+          for (bool head_request : {false, true}) {
+            std::string wire;
+            BuildClientResponseHead(r->h(), framing, head_request, /*close=*/false, 1, extra, e,
+                                    &wire);
+            std::string store;
+            std::vector<H2Field> fields;
+            BuildClientResponseFields(r->h(), framing, head_request, extra, e, &store, &fields);
+            EXPECT_EQ(Pairs(fields), TextAsFields(wire)) << wire;
+            ++cases;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(cases, 5 * 4 * 2 * 3 * 2);
 }
 
 // Trailer fields pass on unless they belong in a head (RFC 9110 §6.5.1) or are hop-by-hop or
