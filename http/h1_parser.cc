@@ -460,8 +460,13 @@ int H1Parser::ValidateHead() {
     head_end = std::max(head_end, f.value_off + f.value_len);
     head_end = std::max(head_end, f.name_off + f.name_len);
   }
-  for (uint32_t i = head_start_ + 1; i < head_end; ++i) {
-    if (b[i - 1] == '\n' && (b[i] == ' ' || b[i] == '\t')) {
+  const char* const end = b + head_end;
+  for (const char* p = b + head_start_; p < end; ++p) {
+    p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+    if (p == nullptr || p + 1 == end) {
+      break;
+    }
+    if (p[1] == ' ' || p[1] == '\t') {
       return Fail(bad, "obs-fold");
     }
   }

@@ -146,7 +146,6 @@ struct ExchangeBuffers {
     std::string saved;         // the request's header fields, kept past its head
     std::vector<HeaderView> saved_views;
     std::vector<HeaderView> entry_views;  // scratch: a stored head as views
-    std::string entry_names;              // scratch: its names, capitalised
     bool filling = false;      // this request leads the fetch of `key` (EndFill due)
     bool waiting = false;      // parked behind another request's fetch
     bool reading = false;      // parked while the disk tier reads its record

@@ -285,8 +285,8 @@ bool VaryCoversAcceptEncoding(std::string_view vary) {
 // Where WriteResponseHead puts a response head: HTTP/1.1 text for the wire.
 class TextHead {
  public:
-  TextHead(std::string* out, bool close, uint8_t minor)
-      : out_(*out), close_(close), minor_(minor) {}
+  TextHead(std::string* out, bool close, uint8_t minor, bool title_case = false)
+      : out_(*out), close_(close), minor_(minor), title_case_(title_case) {}
 
   void Reserve(size_t n) { out_.reserve(out_.size() + n); }
   void Status(int status) {
@@ -302,7 +302,7 @@ class TextHead {
     const size_t at = out_.size();
     out_.resize(at + name.size() + a.size() + b.size() + 4);
     char* p = out_.data() + at;
-    p = Put(p, name);
+    p = title_case_ ? PutTitleCase(p, name) : Put(p, name);
     *p++ = ':';
     *p++ = ' ';
     p = Put(p, a);
@@ -338,10 +338,20 @@ class TextHead {
     }
     return p + s.size();
   }
+  // "content-type" as "Content-Type": each letter that starts a word in upper case.
+  static char* PutTitleCase(char* p, std::string_view s) {
+    bool start = true;
+    for (char c : s) {
+      *p++ = start && c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+      start = c == '-';
+    }
+    return p;
+  }
 
   std::string& out_;
   bool close_;
   uint8_t minor_;
+  bool title_case_;  // the message's names are lowercase: HTTP/1.1 capitalises them
 };
 
 // HTTP/2 fields: names lowercased, connection-specific fields left out. What the message's
@@ -499,7 +509,7 @@ void WriteResponseHead(const MessageHead& resp, Framing framing, bool head_reque
 void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head_request,
                              bool close, uint8_t client_minor, std::string_view extra,
                              const HeadEdits& edits, std::string* out) {
-  TextHead text(out, close, client_minor);
+  TextHead text(out, close, client_minor, edits.title_case);
   WriteResponseHead(resp, framing, head_request, extra, edits, text);
 }
 

@@ -53,6 +53,9 @@ struct HeadEdits {
   bool weaken_etag = false;
   bool drop_content_encoding = false;  // the body was decoded (decompress = true)
   std::span<const std::string> remove;  // lowercase names of the backend's fields dropped
+  // The message's names are lowercase (a stored response's): HTTP/1.1 gets them in the usual
+  // capitalisation ("content-type" as "Content-Type"), as a response from the backend would.
+  bool title_case = false;
 };
 void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head_request,
                              bool close, uint8_t client_minor, std::string_view extra,

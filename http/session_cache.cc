@@ -860,30 +860,14 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
   ExchangeBuffers::CacheState& cs = buffers().cache;
   const int64_t now = ctx_.UnixNow();
   const bool not_modified = cache::ClientNotModified(*entry, RequestHeaders(request_headers));
-  // The stored head, less Age (ours replaces it). cache/ keeps names lowercased; they go out
-  // in the usual capitalisation ("content-type" → "Content-Type"), as a miss sends them.
+  // The stored head, less Age (ours replaces it). cache/ keeps names lowercased; HTTP/1.1
+  // writes them in the usual capitalisation ("Content-Type"), as a miss sends them
+  // (HeadEdits::title_case); HTTP/2 takes them as they are.
   std::vector<HeaderView>& views = cs.entry_views;
-  std::string& names = cs.entry_names;
   views.clear();
-  names.clear();
   for (const cache::Header& h : entry->headers) {
-    if (EqualsIgnoreCase(h.name, "age")) {
-      continue;
-    }
-    const size_t start = names.size();
-    names.append(h.name);
-    for (size_t i = start; i < names.size(); ++i) {
-      char& c = names[i];
-      if ((i == start || names[i - 1] == '-') && c >= 'a' && c <= 'z') {
-        c = static_cast<char>(c - 'a' + 'A');
-      }
-    }
-  }
-  size_t at = 0;
-  for (const cache::Header& h : entry->headers) {
-    if (!EqualsIgnoreCase(h.name, "age")) {
-      views.push_back(HeaderView{std::string_view(names).substr(at, h.name.size()), h.value});
-      at += h.name.size();
+    if (h.name != "age") {
+      views.push_back(HeaderView{h.name, h.value});
     }
   }
   MessageHead head;
@@ -924,6 +908,7 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
   }
   HeadEdits edits;
   edits.remove = cfg().routes[x().route].response_remove;
+  edits.title_case = true;
   if (!not_modified && range.kind == cache::RangeKind::kIgnore) {
     const CompressionPlan plan =
         PlanCompression(cfg().compression, cfg().routes[x().route].compress, x().coding, head);

@@ -698,6 +698,29 @@ TEST(ClientHeadTest, CompressionEdits) {
   EXPECT_EQ(Count(Headers(out), "content-encoding"), 0);
 }
 
+// A stored response's names are lowercase: HTTP/1.1 clients get them capitalised as a backend
+// would send them; added lines are written as they are.
+TEST(ClientHeadTest, TitleCaseForLowercaseNames) {
+  const HeaderView stored[] = {
+      {"content-type", "text/plain"}, {"x-a-b", "1"}, {"etag", "\"v\""}, {"vary", "cookie"},
+      {"www-authenticate", "Basic"},  {"-odd", "2"}};
+  MessageHead resp;
+  resp.status = 200;
+  resp.headers = stored;
+  resp.content_length = 3;
+  HeadEdits edits;
+  edits.title_case = true;
+  edits.weaken_etag = true;
+  edits.vary_accept_encoding = true;
+  std::string out;
+  BuildClientResponseHead(resp, Framing::kContentLength, false, false, 1, "x-added: yes\r\n", edits,
+                          &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A-B: 1\r\nEtag: W/\"v\"\r\n"
+            "Vary: cookie, Accept-Encoding\r\nWww-Authenticate: Basic\r\n-Odd: 2\r\n"
+            "Content-Length: 3\r\nx-added: yes\r\n\r\n");
+}
+
 // ============================================================================================
 // BuildClientResponseFields: the same head as HTTP/2 fields
 
@@ -788,7 +811,9 @@ TEST(ClientFieldsTest, SameHeadAsTheText) {
   static const std::string kRemove[] = {"server", "x-empty"};
   HeadEdits remove;
   remove.remove = kRemove;
-  const HeadEdits edits[] = {HeadEdits{}, compress, decode, remove};
+  HeadEdits title;
+  title.title_case = true;
+  const HeadEdits edits[] = {HeadEdits{}, compress, decode, remove, title};
   const std::string_view extras[] = {"", "X-Cache: HIT\r\nAge: 3\r\nRetry-After: 1\r\n"};
   int cases = 0;
   for (const std::string& text : responses) {
@@ -811,7 +836,7 @@ TEST(ClientFieldsTest, SameHeadAsTheText) {
       }
     }
   }
-  EXPECT_EQ(cases, 5 * 4 * 2 * 3 * 2);
+  EXPECT_EQ(cases, 5 * 5 * 2 * 3 * 2);
 }
 
 // Trailer fields pass on unless they belong in a head (RFC 9110 §6.5.1) or are hop-by-hop or
