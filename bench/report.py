@@ -5,6 +5,10 @@
       Parses `wrk --latency` output and prints one line:
       "RPS REQUESTS P50_US P99_US NON2XX SOCKET_ERRORS" (fails if the output is incomplete).
 
+  report.py instructions WORK PROXY...
+      The instructions mode's table: user-space instructions per request for each proxy and
+      scenario, from the callgrind dumps in WORK, and each proxy's count divided by torii's.
+
   report.py parse-ab FILE CSV RAW [--size N]
       Parses the output of `ab -k -e CSV -g RAW` and prints one line:
       "RPS REQUESTS P50_US P90_US P99_US P999_US NON2XX FAILED KEEPALIVE". p50/p90/p99 are
@@ -763,6 +767,59 @@ def syscalls_table(work, n1, n2, proxies):
     return "\n".join(out)
 
 
+def callgrind_total(path):
+    """The instruction count of one callgrind dump (its "summary:" line)."""
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+    raise ValueError(f"{path}: no summary line")
+
+
+def instructions_table(work, proxies):
+    """User-space instructions per request, by difference of two request counts, from the
+    callgrind dumps run.sh's instructions mode left in `work` (callgrind-NAME-SCENARIO.PID.K:
+    K = 1 after the first count of requests, 2 after the second)."""
+    import glob
+    import re
+    spans = {}
+    for name in glob.glob(f"{work}/instr-*-*.txt"):
+        m = re.search(r"instr-(.+)-(\d+)\.txt$", name)
+        if m and not m.group(1).startswith("warm"):
+            spans.setdefault(m.group(1), []).append(int(m.group(2)))
+    scenarios = ["proxy", "hit4k"]
+    out = ["| proxy | " + " | ".join(f"{s}: instructions / request" for s in scenarios) +
+           " | " + " | ".join(f"{s}: ÷ torii" for s in scenarios) + " |",
+           "|---|" + "---:|" * (2 * len(scenarios))]
+    per = {}
+    for p in proxies:
+        for sc in scenarios:
+            name = f"{p}-{sc}"
+            counts = sorted(spans.get(name, []))
+            try:
+                if len(counts) != 2:
+                    raise ValueError("two request counts expected")
+                totals = []
+                for k in (1, 2):
+                    files = glob.glob(f"{work}/callgrind-{name}.*.{k}")
+                    if not files:
+                        raise ValueError(f"no dump {k}")
+                    totals.append(sum(callgrind_total(f) for f in files))
+                per[(p, sc)] = (totals[1] - totals[0]) / (counts[1] - counts[0])
+            except (OSError, ValueError):
+                per[(p, sc)] = None
+    for p in proxies:
+        cells = []
+        for sc in scenarios:
+            v = per[(p, sc)]
+            cells.append("n/a" if v is None else f"{v:,.0f}")
+        for sc in scenarios:
+            v, t = per[(p, sc)], per.get(("torii", sc))
+            cells.append("n/a" if v is None or not t else f"{v / t:.2f}")
+        out.append(f"| {p} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv):
     load_parsers = {"parse-wrk": parse_wrk, "parse-h2load": parse_h2load}
     if len(argv) >= 2 and argv[0] in load_parsers:
@@ -788,6 +845,9 @@ def main(argv):
             print(f"report.py: {argv[1]}: {e}", file=sys.stderr)
             return 1
         print("%.2f %d %.1f %.1f %.1f %.1f %d %d %d" % vals)
+        return 0
+    if len(argv) >= 2 and argv[0] == "instructions":
+        print(instructions_table(argv[1], argv[2:]))
         return 0
     if len(argv) >= 4 and argv[0] == "syscalls":
         print(syscalls_table(argv[1], int(argv[2]), int(argv[3]), argv[4:]))

@@ -32,6 +32,9 @@
 #   bash bench/run.sh syscalls  system calls and io_uring submissions per proxied request
 #                               (100 B keep-alive), by difference of two request counts
 #                               (strace -c, perf stat; run_syscalls)
+#   bash bench/run.sh instructions  user-space instructions per proxied request (100 B
+#                               keep-alive, and 4 KiB cache hits), by difference of two request
+#                               counts (valgrind's callgrind; run_instructions)
 #   bash bench/run.sh soak      SOAK_SECONDS [600] of mixed traffic (keep-alive, close, TLS,
 #                               cache hits, compression, slow clients, resets) against torii
 #                               alone, sampling its RSS, fds, upstream connections and cache
@@ -135,13 +138,13 @@ set -euo pipefail
 
 MODE=${1:-macro}
 case $MODE in
-  macro | idle | parser | balance | ratelimit | fleet | compress | cache | disk | tls | timing | edge | h2 | h2up | syscalls | soak | fastopen | early | mtls) ;;
+  macro | idle | parser | balance | ratelimit | fleet | compress | cache | disk | tls | timing | edge | h2 | h2up | syscalls | instructions | soak | fastopen | early | mtls) ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | disk | tls | timing | edge | h2 | h2up | syscalls | soak | fastopen | early | mtls)" >&2
+    echo "run.sh: unknown mode '$MODE' (macro | idle | parser | balance | ratelimit | fleet | compress | cache | disk | tls | timing | edge | h2 | h2up | syscalls | instructions | soak | fastopen | early | mtls)" >&2
     exit 2
     ;;
 esac
@@ -561,7 +564,8 @@ pool = "origin"$limit_line$comp_line$cache_line
 EOF
   "$TORII_BIN" -t -c "$dir/torii.toml" >"$dir/check.log" 2>&1 ||
     die "$name rejects its bench config: $(cat "$dir/check.log")"
-  start_bg "$WORK/$name.log" taskset -c "$PROXY_CPU" "$TORII_BIN" -c "$dir/torii.toml"
+  start_bg "$WORK/$name.log" taskset -c "$PROXY_CPU" "${PROXY_WRAP[@]}" "$TORII_BIN" \
+    -c "$dir/torii.toml"
   MAIN_PID[$name]=$BG_PID
   CPU_PIDS[$name]=$BG_PID
   wait_file "$dir/ready" "$BG_PID" "$name"
@@ -574,6 +578,9 @@ EOF
   return 0
 }
 
+# nginx's master process: "off" (instructions mode) has the one process serve requests itself.
+NGINX_MASTER=on
+
 # nginx_conf_head DIR: the start of an nginx.conf (one worker, logs and temp files in DIR),
 # up to the inside of its http block.
 nginx_conf_head() {
@@ -582,7 +589,7 @@ user root;
 worker_processes $WORKERS;
 worker_rlimit_nofile $FD_LIMIT;
 daemon off;
-master_process on;
+master_process $NGINX_MASTER;
 pid $1/nginx.pid;
 error_log $1/logs/error.log warn;
 events {
@@ -698,11 +705,13 @@ EOF
   } >"$dir/nginx.conf"
   nginx -t -p "$dir/" -e "$dir/logs/error.log" -c "$dir/nginx.conf" >"$dir/check.log" 2>&1 ||
     die "$name rejects its bench config: $(cat "$dir/check.log")"
-  start_bg "$WORK/$name.log" taskset -c "$PROXY_CPU" nginx -p "$dir/" -e "$dir/logs/error.log" \
-    -c "$dir/nginx.conf"
+  start_bg "$WORK/$name.log" taskset -c "$PROXY_CPU" "${PROXY_WRAP[@]}" nginx -p "$dir/" \
+    -e "$dir/logs/error.log" -c "$dir/nginx.conf"
   MAIN_PID[$name]=$BG_PID
   local master=$BG_PID workers="" i
+  [[ $NGINX_MASTER == off ]] && workers=$master
   for ((i = 0; i < 100; i++)); do
+    [[ -n $workers ]] && break
     pid_alive "$master" || die "$name exited during start-up: $(tail -n 20 "$dir/logs/error.log" "$WORK/$name.log" 2>/dev/null)"
     # Workers (and the cache manager); not nginx's cache loader, which exits by design
     # about a minute after start-up.
@@ -716,7 +725,8 @@ EOF
   read -ra wp <<<"$workers"
   EXTRA_PIDS+=("${wp[@]}")
   NGINX_WORKERS[$name]=$workers
-  CPU_PIDS[$name]="$master $workers"
+  CPU_PIDS[$name]=$workers
+  [[ $workers == "$master" ]] || CPU_PIDS[$name]="$master $workers"
   PORT[$name]=$port
 }
 
@@ -813,7 +823,8 @@ $cache_section
 EOF
   haproxy -c -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 ||
     die "$name rejects its bench config: $(cat "$dir/check.log")"
-  start_bg "$WORK/$name.log" taskset -c "$PROXY_CPU" haproxy -db -f "$dir/haproxy.cfg"
+  start_bg "$WORK/$name.log" taskset -c "$PROXY_CPU" "${PROXY_WRAP[@]}" haproxy -db \
+    -f "$dir/haproxy.cfg"
   MAIN_PID[$name]=$BG_PID
   CPU_PIDS[$name]=$BG_PID
   PORT[$name]=$port
@@ -828,6 +839,9 @@ check_proxy() {
     die "$name failed its response check: $out"
   log "check: $out"
 }
+
+# What the proxies are started under (instructions mode: valgrind's callgrind); none by default.
+PROXY_WRAP=()
 
 # start_proxy NAME [ALGO [LIMIT [COMP]]]: starts the instance NAME (kind = NAME up to the
 # first "-").
@@ -2174,6 +2188,95 @@ run_syscalls() {
   echo "results: $results"
 }
 
+# instructions mode: the user-space instructions each proxy executes per request (callgrind,
+# under valgrind: only the proxy's own code and its libraries, not the kernel's share), for
+# HTTP/1.1 keep-alive requests proxied to the origin (100 B) and for 4 KiB cache hits. The
+# counters of the processes that serve requests (torii's, HAProxy's, nginx's worker) are
+# zeroed, INSTR_N1 [20000] requests sent (h2load --h1 -cCONNS), the counters dumped; the same
+# for INSTR_N2 [40000]; per request = (dump 2 - dump 1) / (INSTR_N2 - INSTR_N1), so what a run
+# costs whatever its length (connections opened, the first misses) cancels out.
+INSTR_N1=${INSTR_N1:-20000}
+INSTR_N2=${INSTR_N2:-40000}
+
+# callgrind_at NAME ACTION: callgrind_control ACTION (-z zero, -d dump) on the processes of
+# NAME that serve requests. A process asleep in the kernel takes the command when it next
+# wakes: one request wakes it (its cost is in both dumps alike, so the difference drops it).
+callgrind_at() {
+  local name=$1 action=$2 pid path=$3
+  local -a serving
+  if [[ ${name%%-*} == nginx ]]; then
+    read -ra serving <<<"${NGINX_WORKERS[$name]}"
+  else
+    serving=("${MAIN_PID[$name]}")
+  fi
+  for pid in "${serving[@]}"; do
+    timeout -k 2 30 callgrind_control "$action" "$pid" >"$WORK/callgrind-control.log" 2>&1 &
+    local ctl=$!
+    sleep 0.3
+    curl -s -m 5 -o /dev/null "http://127.0.0.1:${PORT[$name]}$path" || true
+    if ! wait "$ctl" || grep -q '^Error' "$WORK/callgrind-control.log"; then
+      die "callgrind_control $action $pid ($name) failed: $(tail -n 3 "$WORK/callgrind-control.log")"
+    fi
+  done
+}
+
+run_instructions() {
+  ensure_peers
+  command -v callgrind_control >/dev/null || bash "$ROOT/scripts/install-deps.sh" --bench
+  command -v callgrind_control >/dev/null || die "valgrind is not installed"
+  command -v h2load >/dev/null || bash "$ROOT/scripts/install-deps.sh"
+  command -v h2load >/dev/null || die "h2load (nghttp2-client) is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+  local results=$RESULTS_DIR/instructions-$STAMP.txt p n scenario path name
+  start_origin
+  for scenario in proxy hit4k; do
+    path="/?size=100"
+    local cache=""
+    if [[ $scenario == hit4k ]]; then
+      path="/?size=4096&cc=max-age%3D3600"
+      cache=cache
+    fi
+    for p in $PROXIES; do
+      name=$p-$scenario
+      # nginx without its master process: callgrind_control reaches no forked worker.
+      PROXY_WRAP=(valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind-$name.%p")
+      NGINX_MASTER=off
+      start_proxy "$name" "" "" "$cache"
+      PROXY_WRAP=()
+      NGINX_MASTER=on
+      timeout -k 5 300 taskset -c "$LOAD_CPU" h2load --h1 -c "$CONNS" -n 2000 \
+        "http://127.0.0.1:${PORT[$name]}$path" >"$WORK/instr-warm-$name.txt" 2>&1 ||
+        die "h2load warm-up against $name failed: $(tail -n 5 "$WORK/instr-warm-$name.txt")"
+      for n in "$INSTR_N1" "$INSTR_N2"; do
+        callgrind_at "$name" -z "$path"
+        timeout -k 5 600 taskset -c "$LOAD_CPU" h2load --h1 -c "$CONNS" -n "$n" \
+          "http://127.0.0.1:${PORT[$name]}$path" >"$WORK/instr-$name-$n.txt" 2>&1 ||
+          die "h2load against $name failed: $(tail -n 5 "$WORK/instr-$name-$n.txt")"
+        grep -q "$n succeeded" "$WORK/instr-$name-$n.txt" ||
+          die "$name: not every request succeeded: $(grep requests: "$WORK/instr-$name-$n.txt")"
+        callgrind_at "$name" -d "$path"
+        log "$name: $n requests counted"
+      done
+      stop_proxy "$name"
+    done
+  done
+  {
+    echo "torii benchmark: user-space instructions per request (HTTP/1.1 keep-alive, h2load --h1 -c$CONNS, valgrind --tool=callgrind)"
+    env_header
+    echo "per request = (instructions over $INSTR_N2 requests - over $INSTR_N1) / $((INSTR_N2 - INSTR_N1)), counters zeroed before each run; kernel time is not counted (see the syscalls mode)"
+    echo "proxy: 100 B responses proxied to the origin (keep-alive to it); hit4k: 4 KiB responses served from the proxy's cache"
+    echo
+    # shellcheck disable=SC2086
+    python3 "$BENCH_DIR/report.py" instructions "$WORK" $PROXIES
+  } >"$results"
+  echo
+  cat "$results"
+  echo
+  echo "results: $results"
+}
+
 # start_h2_backend: an nginx serving h2c (prior knowledge) on LOAD_CPU; BACKENDS is it.
 start_h2_backend() {
   local dir=$WORK/h2backend port
@@ -2284,6 +2387,7 @@ case $MODE in
   h2) run_h2 ;;
   h2up) run_h2up ;;
   syscalls) run_syscalls ;;
+  instructions) run_instructions ;;
   soak) run_soak ;;
   fastopen) run_fastopen ;;
   early) run_early ;;
