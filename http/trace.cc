@@ -3,6 +3,7 @@
 
 #include <sys/random.h>
 
+#include <array>
 #include <chrono>
 #include <cstring>
 
@@ -75,13 +76,21 @@ std::optional<TraceParent> ParseTraceParent(std::string_view v) {
 }
 
 void AppendHex(const uint8_t* bytes, size_t n, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
+  // Both digits of every byte value, side by side: one two-byte copy per byte.
+  static constexpr std::array<char, 512> kPairs = [] {
+    constexpr char kHex[] = "0123456789abcdef";
+    std::array<char, 512> t{};
+    for (size_t b = 0; b < 256; ++b) {
+      t[2 * b] = kHex[b >> 4];
+      t[2 * b + 1] = kHex[b & 15];
+    }
+    return t;
+  }();
   const size_t at = out->size();
   out->resize(at + 2 * n);
   char* p = out->data() + at;
   for (size_t i = 0; i < n; ++i) {
-    p[2 * i] = kHex[bytes[i] >> 4];
-    p[2 * i + 1] = kHex[bytes[i] & 15];
+    std::memcpy(p + 2 * i, &kPairs[2 * bytes[i]], 2);
   }
 }
 

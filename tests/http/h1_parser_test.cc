@@ -1147,5 +1147,23 @@ TEST(H1HelpersTest, CharacterClasses) {
   EXPECT_FALSE(EqualsIgnoreCase("a", "b"));
 }
 
+// IsCleanValue looks at eight bytes at a time: every byte value, at every position of values
+// of 1 to 24 bytes (whole words, a tail, both), in a clean value of plain letters and in one
+// of obs-text (0xFF: every high bit set), agrees with the byte-by-byte rule.
+TEST(H1HelpersTest, CleanValueEveryByteEveryPosition) {
+  for (char fill : {'a', '\xff', '\t'}) {
+    for (size_t len = 1; len <= 24; ++len) {
+      for (size_t at = 0; at < len; ++at) {
+        for (int b = 0; b < 256; ++b) {
+          std::string v(len, fill);
+          v[at] = static_cast<char>(b);
+          const bool clean = (b >= 0x20 || b == '\t') && b != 0x7F;
+          ASSERT_EQ(IsCleanValue(v), clean) << "len " << len << " at " << at << " byte " << b;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace torii::http
