@@ -461,7 +461,9 @@ void WriteResponseHead(const MessageHead& resp, Framing framing, bool head_reque
   out.Status(resp.status);
   bool vary_done = !edits.vary_accept_encoding;
   for (const HeaderView& h : resp.headers) {
-    if (IsDroppedResponseHeader(h.name) ||
+    // A name that is empty or a pseudo-header's can only come from a bug upstream of here
+    // (parsers hand over tokens): never passed on, in either protocol.
+    if (h.name.empty() || h.name.front() == ':' || IsDroppedResponseHeader(h.name) ||
         (connection && NamedInConnection(resp.headers, h.name))) {
       continue;
     }

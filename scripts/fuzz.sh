@@ -30,7 +30,7 @@ declare -A SOURCES=(
              http/codec/negotiate.cc http/codec/types.cc"
   [config]="conf/load.cc conf/address.cc balancer/picker.cc balancer/round_robin.cc balancer/least_conn.cc balancer/ip_hash.cc"
   [proxy_protocol]="http/proxy_protocol.cc"
-  [h2_fields]="http/h2_fields.cc"
+  [h2_fields]="http/h2_fields.cc http/serialize.cc"
   [grpc]="http/grpc.cc"
   [dns_message]="dns/message.cc"
   [disk_meta]="cache/disk.cc cache/tags.cc cache/policy.cc cache/cache_control.cc cache/http_date.cc"

@@ -7,8 +7,9 @@
 //  - at most one Host and one Cookie field, and a Host that agrees with :authority;
 //  - the framing agrees with Content-Length and the end of the stream;
 //  - every header view lies inside what the fields held (no dangling view).
-// Then the same bytes as a response head: ResponseFields gives :status first and only
-// lowercase names, none of them connection-specific; and as a backend request head:
+// Then the same fields as a response's, with the same bytes as the lines torii adds:
+// BuildClientResponseFields gives :status first and only lowercase names, none of them
+// connection-specific; and the bytes as a backend request head:
 // RequestFields gives the four pseudo-header fields and te first, then lowercase names, never
 // Host, a connection-specific field or another te.
 #include <string>
@@ -17,6 +18,7 @@
 
 #include "base/text.h"
 #include "http/h2_fields.h"
+#include "http/serialize.h"
 #include "tests/fuzz/fuzz.h"
 
 namespace torii::fuzz {
@@ -67,9 +69,28 @@ int FuzzH2Fields(const uint8_t* data, size_t size) {
       Violation(kName, "an HTTP/2 head that says another version", h.method);
     }
   }
-  std::string head(reinterpret_cast<const char*>(data), size);
+  std::vector<http::HeaderView> response;
+  Input again(data, size);
+  const uint8_t status = again.Byte();
+  while (!again.empty()) {
+    const std::string_view name = again.Until('\0', 512);
+    response.push_back(http::HeaderView{name, again.Until('\0', 2048)});
+  }
+  http::MessageHead resp;
+  resp.status = 100 + status % 500;
+  resp.headers = response;
+  resp.has_content_length = (status & 1) != 0;
+  resp.content_length = size;
+  http::HeadEdits edits;
+  edits.vary_accept_encoding = (status & 2) != 0;
+  edits.weaken_etag = (status & 4) != 0;
+  edits.content_encoding = (status & 8) != 0 ? "gzip" : "";
+  std::string store;
   std::vector<http::H2Field> out;
-  http::ResponseFields(&head, &out);
+  http::BuildClientResponseFields(
+      resp, (status & 16) != 0 ? http::Framing::kContentLength : http::Framing::kUntilClose,
+      (status & 32) != 0, std::string_view(reinterpret_cast<const char*>(data), size), edits,
+      &store, &out);
   for (size_t i = 0; i < out.size(); ++i) {
     const std::string_view name = out[i].name;
     if ((i == 0) != (name == ":status")) {
@@ -86,6 +107,7 @@ int FuzzH2Fields(const uint8_t* data, size_t size) {
     }
   }
   std::string request(reinterpret_cast<const char*>(data), size);
+  out.clear();
   http::RequestFields(&request, "http", &out);
   static constexpr std::string_view kFirst[] = {":method", ":scheme", ":authority", ":path", "te"};
   for (size_t i = 0; i < out.size(); ++i) {
