@@ -104,7 +104,14 @@ class WebSocketOverH2(WsFleetCase):
         self.assertEqual(header(st, "sec-websocket-protocol"), ["chat"])
         self.assertEqual(header(st, "sec-websocket-accept"), [])
         # This test's handshake (an earlier test's tunnel may still reach the backend after it).
-        mine = [(p, r) for p, r in self.ws.requests if p == "/chat?room=1"]
+        # The backend records it in its handler, which runs once its 101 is sent: the 200 may
+        # arrive first.
+        deadline = time.monotonic() + 5
+        mine = []
+        while not mine and time.monotonic() < deadline:
+            mine = [(p, r) for p, r in self.ws.requests if p == "/chat?room=1"]
+            if not mine:
+                time.sleep(0.01)
         self.assertEqual(len(mine), 1, [p for p, _ in self.ws.requests])
         path, req = mine[0]
         self.assertEqual(req["Upgrade"].lower(), "websocket")
