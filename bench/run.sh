@@ -2131,6 +2131,17 @@ run_h2up() {
 # carries; the counts are for comparing, not timings.
 SYSCALL_N1=${SYSCALL_N1:-20000}
 SYSCALL_N2=${SYSCALL_N2:-60000}
+# counting_prelude: what the modes that count per request (syscalls, instructions) need
+# before they start: h2load (exact request counts), torii and its origin built, the
+# descriptor limit raised, the results directory.
+counting_prelude() {
+  command -v h2load >/dev/null || bash "$ROOT/scripts/install-deps.sh"
+  command -v h2load >/dev/null || die "h2load (nghttp2-client) is not installed"
+  build torii torii-origin
+  raise_fd_limit
+  mkdir -p "$RESULTS_DIR"
+}
+
 run_syscalls() {
   ensure_peers
   if ! command -v strace >/dev/null || ! command -v perf >/dev/null; then
@@ -2138,11 +2149,7 @@ run_syscalls() {
   fi
   command -v strace >/dev/null || die "strace is not installed"
   command -v perf >/dev/null || die "perf (linux-perf) is not installed"
-  command -v h2load >/dev/null || bash "$ROOT/scripts/install-deps.sh"
-  command -v h2load >/dev/null || die "h2load (nghttp2-client) is not installed"
-  build torii torii-origin
-  raise_fd_limit
-  mkdir -p "$RESULTS_DIR"
+  counting_prelude
   local results=$RESULTS_DIR/syscalls-$STAMP.txt p n pid st_pid perf_pid url tpids
   local -a pids
   start_origin
@@ -2224,11 +2231,7 @@ run_instructions() {
   ensure_peers
   command -v callgrind_control >/dev/null || bash "$ROOT/scripts/install-deps.sh" --bench
   command -v callgrind_control >/dev/null || die "valgrind is not installed"
-  command -v h2load >/dev/null || bash "$ROOT/scripts/install-deps.sh"
-  command -v h2load >/dev/null || die "h2load (nghttp2-client) is not installed"
-  build torii torii-origin
-  raise_fd_limit
-  mkdir -p "$RESULTS_DIR"
+  counting_prelude
   local results=$RESULTS_DIR/instructions-$STAMP.txt p n scenario path name
   start_origin
   for scenario in proxy hit4k; do
