@@ -370,8 +370,11 @@ class FieldsHead {
     out_.push_back(H2Field{":status", Keep(std::string_view(digits, end - digits))});
   }
   void Field(std::string_view name, std::string_view a, std::string_view b = {}) {
-    const std::string_view lower = Lower(name);
-    out_.push_back(H2Field{lower, b.empty() ? a : Keep(a, b)});
+    // In the list before the value is kept: a Keep that moved the store re-bases it too.
+    out_.push_back(H2Field{Lower(name), a});
+    if (!b.empty()) {
+      out_.back().value = Keep(a, b);
+    }
   }
   void Own(std::string_view /*name*/, std::string_view lower, std::string_view value) {
     if (lower != "transfer-encoding") {  // HTTP/2 frames the body itself
