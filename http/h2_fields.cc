@@ -6,7 +6,6 @@
 #include <charconv>
 #include <cstring>
 
-#include "base/name_set.h"
 #include "base/text.h"
 
 namespace torii::http {
@@ -167,13 +166,6 @@ std::optional<uint8_t> MethodId(std::string_view method) {
 
 namespace {
 
-bool IsConnectionSpecific(std::string_view lower_name) {
-  static constexpr std::string_view kNames[] = {"connection", "keep-alive", "proxy-connection",
-                                                "transfer-encoding", "upgrade"};
-  static constexpr base::NameSet<std::size(kNames)> kSet(kNames);
-  return kSet.Contains(lower_name);
-}
-
 // The "Name: value" lines of a serialised head after its first line (`at`: the CRLF ending
 // it): names lowercased in place, values trimmed, each passed to `field(name, value)`. No
 // value holds a CR (serialize.h), so the first one ends the line.
@@ -219,7 +211,7 @@ void RequestFields(std::string* head, std::string_view scheme, std::vector<H2Fie
   ForEachField(h, line_end, [&](std::string_view name, std::string_view value) {
     if (name == "host") {
       (*out)[2].value = value;
-    } else if (!IsConnectionSpecific(name) && name != "te") {
+    } else if (!IsConnectionSpecificField(name) && name != "te") {
       out->push_back(H2Field{name, value});
     }
   });

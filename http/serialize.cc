@@ -81,6 +81,13 @@ bool IsDroppedResponseHeader(std::string_view name) {
   return kSet.Contains(name);
 }
 
+bool IsConnectionSpecificField(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"connection", "keep-alive", "proxy-connection",
+                                                "transfer-encoding", "upgrade"};
+  static constexpr base::NameSet<std::size(kNames)> kSet(kNames);
+  return kSet.Contains(name);
+}
+
 std::string_view ReasonPhrase(int status) {
   switch (status) {
     case 100: return "Continue";
@@ -396,7 +403,7 @@ class FieldsHead {
         continue;
       }
       const std::string_view name = line.substr(0, colon);
-      if (!IsConnectionSpecific(name)) {
+      if (!IsConnectionSpecificField(name)) {
         Field(name, base::TrimOws(line.substr(colon + 1)));
       }
     }
@@ -404,19 +411,12 @@ class FieldsHead {
   void End() {}
 
  private:
-  static bool IsConnectionSpecific(std::string_view name) {
-    static constexpr std::string_view kNames[] = {"connection", "keep-alive", "proxy-connection",
-                                                  "transfer-encoding", "upgrade"};
-    static constexpr base::NameSet<std::size(kNames)> kSet(kNames);
-    return kSet.Contains(name);
-  }
   std::string_view Lower(std::string_view name) {
     for (char c : name) {
       if (c >= 'A' && c <= 'Z') {
-        const std::string_view kept = Keep(name);
-        char* p = store_.data() + (kept.data() - store_.data());
-        for (size_t i = 0; i < kept.size(); ++i) {
-          p[i] = base::LowerAscii(p[i]);
+        const std::string_view kept = Keep(name);  // the store's last bytes
+        for (size_t i = store_.size() - kept.size(); i < store_.size(); ++i) {
+          store_[i] = base::LowerAscii(store_[i]);
         }
         return kept;
       }
@@ -455,12 +455,11 @@ template <typename Out>
 void WriteResponseHead(const MessageHead& resp, Framing framing, bool head_request,
                        std::string_view extra, const HeadEdits& edits, Out& out) {
   size_t size = 128 + extra.size() + edits.content_encoding.size();
-  bool connection = false;
   for (const HeaderView& h : resp.headers) {
     size += h.name.size() + h.value.size() + 4;
-    connection = connection || EqualsIgnoreCase(h.name, "connection");
   }
   out.Reserve(size);
+  const bool connection = HasConnectionField(resp.headers);
   out.Status(resp.status);
   bool vary_done = !edits.vary_accept_encoding;
   for (const HeaderView& h : resp.headers) {
@@ -559,7 +558,9 @@ std::string_view LocalReplyText(int status, std::array<char, 64>* buf) {
   const std::string_view reason = ReasonPhrase(status);
   const int n = std::snprintf(buf->data(), buf->size(), "%d %.*s\n", status,
                               static_cast<int>(reason.size()), reason.data());
-  return std::string_view(buf->data(), static_cast<size_t>(std::clamp(n, 0, 63)));
+  // snprintf returns the length it wanted: never more than what the buffer holds.
+  return std::string_view(buf->data(),
+                          static_cast<size_t>(std::clamp(n, 0, static_cast<int>(buf->size()) - 1)));
 }
 
 std::string_view BuildLocalReply(int status, bool close, std::string_view extra, std::string* out) {

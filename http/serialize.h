@@ -122,6 +122,10 @@ bool NamedInConnection(std::span<const HeaderView> headers, std::string_view nam
 // and the framing it writes itself (Content-Length, Transfer-Encoding).
 bool IsDroppedResponseHeader(std::string_view name);
 
+// Fields HTTP/2 forbids in any message (RFC 9113 §8.2.2): Connection and the fields it
+// implies (Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade). Any case.
+bool IsConnectionSpecificField(std::string_view name);
+
 std::string_view ReasonPhrase(int status);
 
 // Validates a Host value (reg-name or IP literal, optional :port). Returns the host without
