@@ -5,7 +5,7 @@
       Parses `wrk --latency` output and prints one line:
       "RPS REQUESTS P50_US P99_US NON2XX SOCKET_ERRORS" (fails if the output is incomplete).
 
-  report.py instructions WORK PROXY...
+  report.py instructions WORK N1 N2 PROXY...
       The instructions mode's table: user-space instructions per request for each proxy and
       scenario, from the callgrind dumps in WORK, and each proxy's count divided by torii's.
 
@@ -79,6 +79,7 @@
   report.py haproxy-table SOCKET TABLE
       Prints HAProxy's "show table TABLE" from its stats socket SOCKET.
 """
+import glob
 import gzip
 import http.client
 import json
@@ -776,17 +777,10 @@ def callgrind_total(path):
     raise ValueError(f"{path}: no summary line")
 
 
-def instructions_table(work, proxies):
+def instructions_table(work, n1, n2, proxies):
     """User-space instructions per request, by difference of two request counts, from the
     callgrind dumps run.sh's instructions mode left in `work` (callgrind-NAME-SCENARIO.PID.K:
-    K = 1 after the first count of requests, 2 after the second)."""
-    import glob
-    import re
-    spans = {}
-    for name in glob.glob(f"{work}/instr-*-*.txt"):
-        m = re.search(r"instr-(.+)-(\d+)\.txt$", name)
-        if m and not m.group(1).startswith("warm"):
-            spans.setdefault(m.group(1), []).append(int(m.group(2)))
+    K = 1 after `n1` requests, 2 after `n2`)."""
     scenarios = ["proxy", "hit4k"]
     out = ["| proxy | " + " | ".join(f"{s}: instructions / request" for s in scenarios) +
            " | " + " | ".join(f"{s}: ÷ torii" for s in scenarios) + " |",
@@ -795,17 +789,14 @@ def instructions_table(work, proxies):
     for p in proxies:
         for sc in scenarios:
             name = f"{p}-{sc}"
-            counts = sorted(spans.get(name, []))
             try:
-                if len(counts) != 2:
-                    raise ValueError("two request counts expected")
                 totals = []
                 for k in (1, 2):
                     files = glob.glob(f"{work}/callgrind-{name}.*.{k}")
                     if not files:
                         raise ValueError(f"no dump {k}")
                     totals.append(sum(callgrind_total(f) for f in files))
-                per[(p, sc)] = (totals[1] - totals[0]) / (counts[1] - counts[0])
+                per[(p, sc)] = (totals[1] - totals[0]) / (n2 - n1)
             except (OSError, ValueError):
                 per[(p, sc)] = None
     for p in proxies:
@@ -846,8 +837,8 @@ def main(argv):
             return 1
         print("%.2f %d %.1f %.1f %.1f %.1f %d %d %d" % vals)
         return 0
-    if len(argv) >= 2 and argv[0] == "instructions":
-        print(instructions_table(argv[1], argv[2:]))
+    if len(argv) >= 4 and argv[0] == "instructions":
+        print(instructions_table(argv[1], int(argv[2]), int(argv[3]), argv[4:]))
         return 0
     if len(argv) >= 4 and argv[0] == "syscalls":
         print(syscalls_table(argv[1], int(argv[2]), int(argv[3]), argv[4:]))

@@ -2272,7 +2272,7 @@ run_instructions() {
     echo "proxy: 100 B responses proxied to the origin (keep-alive to it); hit4k: 4 KiB responses served from the proxy's cache"
     echo
     # shellcheck disable=SC2086
-    python3 "$BENCH_DIR/report.py" instructions "$WORK" $PROXIES
+    python3 "$BENCH_DIR/report.py" instructions "$WORK" "$INSTR_N1" "$INSTR_N2" $PROXIES
   } >"$results"
   echo
   cat "$results"
