@@ -103,8 +103,8 @@ void OutQueue::Retire(Block* b) {
   if (b->lent_id >= 0) {
     const auto id = static_cast<uint32_t>(b->lent_id);
     pool_->PutNode(reinterpret_cast<char*>(b));
-    if (lender_ != nullptr) {
-      lender_->Return(id);
+    if (BufferLender* lender = pool_->lender()) {
+      lender->Return(id);
     }
   } else if (b->capacity == kSmallCapacity) {
     pool_->PutSmall(reinterpret_cast<char*>(b));

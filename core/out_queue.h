@@ -20,15 +20,25 @@
 
 namespace torii::core {
 
+// Memory lent to an OutQueue instead of copied into it (a provided receive buffer, a stored
+// response's body); the queue gives it back once the bytes were sent or dropped.
+class BufferLender {
+ public:
+  virtual ~BufferLender() = default;
+  virtual void Return(uint32_t id) = 0;
+};
+
 class BlockPool {
  public:
   static constexpr size_t kBlockSize = 16 * 1024;
   static constexpr size_t kSmallBlockSize = 2 * 1024;
   static constexpr size_t kNodeSize = 32;  // a segment that points at lent memory
   // Keeps up to `max_cached` large blocks, as many small ones as fit in the same memory, and
-  // 16 nodes per large block; more are freed as they come back.
-  explicit BlockPool(size_t max_cached = 256)
-      : large_(kBlockSize, max_cached),
+  // 16 nodes per large block; more are freed as they come back. `lender` is told when a queue
+  // drawing on this pool is done with memory lent to it (nullptr: nobody lends).
+  explicit BlockPool(size_t max_cached = 256, BufferLender* lender = nullptr)
+      : lender_(lender),
+        large_(kBlockSize, max_cached),
         small_(kSmallBlockSize, max_cached * (kBlockSize / kSmallBlockSize)),
         nodes_(kNodeSize, max_cached * 16) {}
   BlockPool(const BlockPool&) = delete;
@@ -40,6 +50,8 @@ class BlockPool {
   void PutSmall(char* block) { small_.Put(block); }
   char* GetNode() { return nodes_.Get(); }
   void PutNode(char* node) { nodes_.Put(node); }
+  BufferLender* lender() const { return lender_; }
+  void set_lender(BufferLender* lender) { lender_ = lender; }
 
   // Frees the pieces no Get needed since the last Trim (a burst's, once it is over); returns
   // the bytes freed. Called about once a second.
@@ -65,30 +77,24 @@ class BlockPool {
     size_t max_;
     size_t low_ = 0;  // the fewest pieces free_ held since the last Trim
   };
+  BufferLender* lender_;
   FreeList large_;
   FreeList small_;
   FreeList nodes_;
 };
 
-// Memory lent to an OutQueue instead of copied into it (a provided receive buffer, a stored
-// response's body); the queue gives it back once the bytes were sent or dropped.
-class BufferLender {
- public:
-  virtual ~BufferLender() = default;
-  virtual void Return(uint32_t id) = 0;
-};
-
 class OutQueue {
  public:
-  explicit OutQueue(BlockPool* pool, BufferLender* lender = nullptr)
-      : pool_(pool), lender_(lender) {}
+  // Blocks come from `pool`, and lent memory goes back to its lender (one pointer per queue:
+  // every connection has one).
+  explicit OutQueue(BlockPool* pool) : pool_(pool) {}
   ~OutQueue() { Clear(); }
   OutQueue(const OutQueue&) = delete;
   OutQueue& operator=(const OutQueue&) = delete;
 
   void Append(std::string_view bytes);
-  // Queues `bytes` without copying them: they belong to buffer `id` of the lender, which
-  // must keep them unchanged until the queue calls lender->Return(id) (once per call).
+  // Queues `bytes` without copying them: they belong to buffer `id` of the pool's lender,
+  // which must keep them unchanged until the queue calls lender->Return(id) (once per call).
   void AppendLent(std::string_view bytes, uint32_t id);
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
@@ -116,7 +122,6 @@ class OutQueue {
   static constexpr uint32_t kSmallCapacity = BlockPool::kSmallBlockSize - sizeof(Block);
   void Retire(Block* b);
   BlockPool* pool_;
-  BufferLender* lender_;
   Block* head_ = nullptr;
   Block* tail_ = nullptr;
   size_t size_ = 0;

@@ -281,7 +281,7 @@ void Conn::Abort() {
 // Worker: setup
 
 Worker::Worker(const WorkerOptions& options)
-    : options_(options), blocks_(256), timers_(MonotonicMs()), now_ms_(MonotonicMs()) {
+    : options_(options), blocks_(256, &lenders_), timers_(MonotonicMs()), now_ms_(MonotonicMs()) {
   // Created here, not with the ring, so that RequestStop()/Post() from another thread before
   // Run() starts are never lost (the eventfd counter keeps the wakeup until it is read).
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -533,7 +533,7 @@ Conn* Worker::AllocConn(int fd, bool overflow) {
     free_slots_.pop_back();
   } else {
     slot = static_cast<uint32_t>(conns_.size());
-    conns_.push_back(std::unique_ptr<Conn>(new Conn(this, slot, &blocks_, &lenders_)));
+    conns_.push_back(std::unique_ptr<Conn>(new Conn(this, slot, &blocks_)));
   }
   Conn& c = *conns_[slot];
   c.fd_ = fd;
@@ -548,7 +548,7 @@ Conn* Worker::AllocConn(int fd, bool overflow) {
   c.in_rearm_list_ = false;
   c.fast_open_ = Conn::FastOpen::kOff;
   c.inflight_ = 0;
-  c.peer_len_ = 0;
+  c.peer_.sa.sa_family = AF_UNSPEC;
   ++stats_.conns_live;
   return &c;
 }
@@ -588,7 +588,6 @@ Result<Conn*> Worker::Connect(const sockaddr* addr, socklen_t len,
   }
   c->fast_open_ = fast_open ? Conn::FastOpen::kOn : Conn::FastOpen::kOff;
   std::memcpy(&c->peer_, addr, len);
-  c->peer_len_ = len;
   c->state_ = Conn::State::kConnecting;
   c->handler_ = std::move(handler);
   io_uring_sqe* sqe = GetSqe();
@@ -806,9 +805,9 @@ void Worker::OnAcceptCqe(uint32_t index, const io_uring_cqe& cqe) {
   ++stats_.accepted;
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  c->peer_len_ = sizeof(c->peer_);
-  if (getpeername(fd, &c->peer_.sa, &c->peer_len_) != 0) {
-    c->peer_len_ = 0;
+  socklen_t peer_len = sizeof(c->peer_);
+  if (getpeername(fd, &c->peer_.sa, &peer_len) != 0) {
+    c->peer_.sa.sa_family = AF_UNSPEC;  // not the slot's previous peer
   }
   c->handler_ = accept_fn_ ? accept_fn_(*c, index) : nullptr;
   if (!c->handler_) {

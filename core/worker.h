@@ -209,45 +209,47 @@ class Conn : public base::SlabAllocated<Conn> {
   // Bytes were added to out_: note a crossing of kHighWater and ask for a send.
   void Queued();
 
-  Conn(Worker* worker, uint32_t slot, BlockPool* pool, BufferLender* lender)
-      : worker_(worker), slot_(slot), out_(pool, lender) {}
+  Conn(Worker* worker, uint32_t slot, BlockPool* pool) : worker_(worker), out_(pool), slot_(slot) {}
 
+  // Every open connection has one of these, idle keep-alive ones included: the members are
+  // ordered by size (no padding) and the flags are bits, so the object stays at 152 bytes.
   Worker* worker_;
+  OutQueue out_;
+  TimerWheel::Entry timer_;
+  std::unique_ptr<ConnHandler> handler_;
+  std::unique_ptr<Transport> transport_;
+  union PeerAddr {
+    sockaddr sa;
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  } peer_{};
   uint32_t slot_;
   uint32_t gen_ = 0;
   int fd_ = -1;
+  uint32_t send_op_ = ~uint32_t{0};  // the SendOp lent for the send in flight
+  uint32_t idle_prev_ = ~uint32_t{0};
+  uint32_t idle_next_ = ~uint32_t{0};
+  uint16_t inflight_ = 0;
   State state_ = State::kFree;
   RecvState recv_ = RecvState::kOff;
-  bool want_recv_ = false;
-  bool send_in_flight_ = false;
-  bool in_send_list_ = false;
-  bool in_flush_list_ = false;
-  bool close_after_flush_ = false;
-  bool close_submitted_ = false;
-  bool above_high_water_ = false;
-  bool in_rearm_list_ = false;
   // Connect(fast_open): the connect may complete before the SYN leaves. Until the peer
   // answers, the handler is not told: kFirstSend while the send that carries the SYN is in
   // flight, kSynAck while waiting for POLLOUT (a deferred socket polls writable before its
   // first send, so the poll is armed after it).
   enum class FastOpen : uint8_t { kOff, kOn, kFirstSend, kSynAck };
   FastOpen fast_open_ = FastOpen::kOff;
-  uint16_t inflight_ = 0;
   Idle idle_ = Idle::kNo;  // which of the worker's idle lists holds it (SetIdle)
-  uint32_t idle_prev_ = ~uint32_t{0};
-  uint32_t idle_next_ = ~uint32_t{0};
-  OutQueue out_;
-  TimerWheel::Entry timer_;
-  union PeerAddr {
-    sockaddr sa;
-    sockaddr_in v4;
-    sockaddr_in6 v6;
-  } peer_{};
-  socklen_t peer_len_ = 0;
-  uint32_t send_op_ = ~uint32_t{0};  // the SendOp lent for the send in flight
-  std::unique_ptr<ConnHandler> handler_;
-  std::unique_ptr<Transport> transport_;
+  bool want_recv_ : 1 = false;
+  bool send_in_flight_ : 1 = false;
+  bool in_send_list_ : 1 = false;
+  bool in_flush_list_ : 1 = false;
+  bool close_after_flush_ : 1 = false;
+  bool close_submitted_ : 1 = false;
+  bool above_high_water_ : 1 = false;
+  bool in_rearm_list_ : 1 = false;
 };
+static_assert(sizeof(Conn) <= 152,
+              "an idle connection's Conn grew: see the note above its members");
 
 class Worker {
  public:

@@ -119,6 +119,25 @@ struct ClientConn {
     sockaddr_storage dest;
     std::string text;  // source's address, as peer
   };
+  // The connection-limit slots a connection holds (NewClientSession), given back when it
+  // ends. Only a listener with a limit gives its connections one: a connection without holds
+  // a null pointer, not the slots.
+  struct LimitSlots {
+    std::shared_ptr<std::atomic<uint32_t>> listener;  // the listener's max_conns count
+    std::shared_ptr<ratelimit::ConnLimiter> ip;       // max_conns_per_ip
+    uint64_t ip_key = 0;
+    LimitSlots() = default;
+    LimitSlots(const LimitSlots&) = delete;
+    LimitSlots& operator=(const LimitSlots&) = delete;
+    ~LimitSlots() {
+      if (listener) {
+        listener->fetch_sub(1, std::memory_order_acq_rel);
+      }
+      if (ip) {
+        ip->Release(ip_key);
+      }
+    }
+  };
 
   core::ConnRef ref;
   ExchangeHost* host = nullptr;  // the connection's handler (set by it)
@@ -128,24 +147,13 @@ struct ClientConn {
   std::string peer;                  // the socket peer's address
   std::unique_ptr<Proxied> proxied;  // null without a PROXY header
   std::unique_ptr<ClientCertInfo> client_cert;  // client_auth listeners, from the first request
+  std::unique_ptr<LimitSlots> slots;            // null unless the listener limits connections
   bool draining = false;  // shutting down: the exchanges in flight are the last
   bool peer_eof = false;  // the client half-closed (HTTP/1.1)
-  // The connection-limit slots it holds (NewClientSession), given back when it ends.
-  std::shared_ptr<std::atomic<uint32_t>> listener_slot;
-  std::shared_ptr<ratelimit::ConnLimiter> ip_slot;
-  uint64_t ip_key = 0;
 
   ClientConn() = default;
   ClientConn(ClientConn&&) = default;
   ClientConn& operator=(ClientConn&&) = delete;
-  ~ClientConn() {
-    if (listener_slot) {
-      listener_slot->fetch_sub(1, std::memory_order_acq_rel);
-    }
-    if (ip_slot) {
-      ip_slot->Release(ip_key);
-    }
-  }
 
   // The connection's client: the PROXY header's source, else `conn`'s socket peer (`conn` is
   // read only then: a background refresh's ClientConn has no connection and always the former).

@@ -419,13 +419,16 @@ std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Con
   client.accepted_ns = ctx.worker().now_ns();
   client.peer = FormatAddress(conn.peer());
   // Connection limits (listener-wide, then per socket peer), counted across workers.
+  if (spec.conns || spec.per_ip) {
+    client.slots = std::make_unique<ClientConn::LimitSlots>();
+  }
   if (spec.conns) {
     if (spec.conns->fetch_add(1, std::memory_order_acq_rel) >= spec.max_conns) {
       spec.conns->fetch_sub(1, std::memory_order_acq_rel);
       ctx.NoteRefusedConnection(spec.name, "listener max_conns");
       return nullptr;
     }
-    client.listener_slot = spec.conns;
+    client.slots->listener = spec.conns;
   }
   if (spec.per_ip) {
     const uint64_t ip_key = ratelimit::HashIp(ratelimit::IpFromSockaddr(conn.peer()), 255);
@@ -433,8 +436,8 @@ std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Con
       ctx.NoteRefusedConnection(spec.name, "max_conns_per_ip");
       return nullptr;  // `client` gives the listener slot back
     }
-    client.ip_slot = spec.per_ip;
-    client.ip_key = ip_key;
+    client.slots->ip = spec.per_ip;
+    client.slots->ip_key = ip_key;
   }
   std::unique_ptr<core::Transport> tls;
   if (spec.tls) {

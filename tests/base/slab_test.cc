@@ -50,6 +50,20 @@ TEST(SlabTest, CarvesChunksAndReusesFreedBlocks) {
   EXPECT_EQ(Slab(Slab::kChunkBytes + 1).Allocate(), nullptr);  // larger than a chunk
 }
 
+// A block is rounded up to the alignment asked for (at least a pointer's: a free block holds
+// the link), and every block handed out keeps it.
+TEST(SlabTest, RoundsToTheAlignmentAskedFor) {
+  EXPECT_EQ(Slab(152, 8).block(), 152u);
+  EXPECT_EQ(Slab(150, 8).block(), 152u);
+  EXPECT_EQ(Slab(152).block(), 160u);
+  EXPECT_EQ(Slab(3, 1).block(), sizeof(void*));
+  EXPECT_EQ(Slab(40, 32).block(), 64u);
+  Slab slab(24, 8);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(slab.Allocate()) % 8, 0u);
+  }
+}
+
 struct Tracked : SlabAllocated<Tracked> {
   explicit Tracked(int v) : value(v) {}
   int value;

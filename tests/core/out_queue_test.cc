@@ -332,9 +332,9 @@ class RecordingLender : public BufferLender {
 // Lent bytes are sent in place (the iovec points at the lender's memory), in order with copied
 // ones, and each lent buffer is returned exactly once, only when all its bytes were consumed.
 TEST(OutQueueTest, LentSegmentsAreSentInPlaceAndReturnedOnce) {
-  BlockPool pool;
   RecordingLender lender;
-  OutQueue q(&pool, &lender);
+  BlockPool pool(256, &lender);
+  OutQueue q(&pool);
   const std::string lent1(3000, 'a');
   const std::string lent2(5000, 'b');
   q.Append("HEAD");
