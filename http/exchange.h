@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/slab.h"
 #include "cache/entry.h"
 #include "cache/range.h"
 #include "core/worker.h"
@@ -56,7 +57,10 @@ class ExchangeHost {
   ~ExchangeHost() = default;
 };
 
-class Exchange {
+// An HTTP/1.1 connection holds one only while requests are in progress (an idle keep-alive
+// connection has none; SlabAllocated keeps them apart from malloc's chunks); an HTTP/2 stream
+// holds one.
+class Exchange : public base::SlabAllocated<Exchange> {
  public:
   // The state of the request side (what the codec delivered) and of the response side.
   enum class Req : uint8_t { kIdle, kHead, kBody, kDone };

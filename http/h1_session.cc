@@ -32,7 +32,7 @@ std::string FormatAddress(const sockaddr* sa) {
 }
 
 H1Session::H1Session(ProxyContext& ctx, core::Conn& conn, ClientConn client)
-    : ctx_(ctx), conn_(conn), client_(std::move(client)), x_(ctx, client_, *this) {
+    : ctx_(ctx), conn_(conn), client_(std::move(client)) {
   client_.host = this;
   // A TLS client has handshake_timeout to finish its handshake (then, silent, idle_timeout);
   // a PROXY header must be complete within header_timeout.
@@ -89,7 +89,7 @@ bool H1Session::ProbeH2(std::span<const char> data) {
   }
   // h2c with prior knowledge (RFC 9113 §3.3): the connection preface decides. Its first bytes
   // may come alone; they wait in the input buffer until the rest decides either way.
-  std::string& in = x_.buffers().in;
+  std::string& in = x().buffers().in;
   in.append(data.data(), data.size());
   const std::string_view preface = kH2Preface;
   const size_t n = std::min(in.size(), preface.size());
@@ -111,7 +111,9 @@ bool H1Session::ProbeH2(std::span<const char> data) {
 
 void H1Session::SwitchToH2(std::string_view bytes) {
   const std::string first(bytes);  // `bytes` may live in this session's buffers
-  x_.ReleaseBuffers();
+  if (x_) {
+    x_->ReleaseBuffers();
+  }
   auto h2 = std::make_unique<H2Session>(ctx_, conn_, std::move(client_));
   H2Session* next = h2.get();
   core::Conn& conn = conn_;
@@ -122,28 +124,29 @@ void H1Session::SwitchToH2(std::string_view bytes) {
 void H1Session::StartRequest() {
   conn_.SetIdle(core::Conn::Idle::kNo);
   SetConnTimer(Timer::kHeader, cfg().limits.header_timeout_ms);
-  x_.Begin(++next_id_);
+  x().Begin(++next_id_);
 }
 
 void H1Session::OnRecv(core::Conn& conn, std::span<const char> data) {
   if (close_when_ready_) {
     return;  // decided to close: later requests are not read
   }
-  if (x_.tunnel()) {
-    x_.RelayToUpstream(std::string_view(data.data(), data.size()));
+  if (x_ && x_->tunnel()) {
+    x_->RelayToUpstream(std::string_view(data.data(), data.size()));
     return;
   }
   if (probe_h2_ && ProbeH2(data)) {
     return;
   }
-  if (x_.idle() && x_.input().empty() && !conn.WriteBlocked()) {
+  if (Idle() && !conn.WriteBlocked()) {
     StartRequest();  // the first byte of a request
   }
-  x_.buffers().in.append(data.data(), data.size());
-  x_.OnRequestBytes(data.size());
+  Exchange& x = this->x();
+  x.buffers().in.append(data.data(), data.size());
+  x.OnRequestBytes(data.size());
   Pump();
-  if (!conn.closing() && x_.input().size() > kMaxPipelineBuffer + cfg().limits.header_bytes &&
-      !recv_paused_) {
+  if (!conn.closing() && x_ &&
+      x_->input().size() > kMaxPipelineBuffer + cfg().limits.header_bytes && !recv_paused_) {
     // The client keeps sending while we cannot parse (pipelining ahead of a slow response):
     // stop reading until the current exchange finishes (a pipelining flood).
     recv_paused_ = true;
@@ -162,7 +165,7 @@ void H1Session::WaitForReader() {
 }
 
 void H1Session::Compact() {
-  ExchangeBuffers& b = x_.buffers();
+  ExchangeBuffers& b = x_->buffers();
   if (!b.parser().in_head() && b.parser().consumed() > 0) {
     b.in.erase(0, b.parser().consumed());
     b.parser().DropConsumed();
@@ -171,9 +174,13 @@ void H1Session::Compact() {
 
 void H1Session::Pump() {
   using Req = Exchange::Req;
+  if (!x_) {
+    return;  // idle: nothing to parse
+  }
+  Exchange& x = *x_;  // freed only by OnFlush, never during a pump
   while (!conn_.closing()) {
-    if (x_.req() == Req::kDone || x_.req() == Req::kIdle) {
-      if (x_.req() == Req::kIdle && !x_.input().empty()) {
+    if (x.req() == Req::kDone || x.req() == Req::kIdle) {
+      if (x.req() == Req::kIdle && !x.input().empty()) {
         if (conn_.WriteBlocked()) {
           WaitForReader();
           return;
@@ -183,20 +190,20 @@ void H1Session::Pump() {
       }
       return;
     }
-    if (x_.held()) {
+    if (x.held()) {
       return;
     }
-    ExchangeBuffers& b = x_.buffers();
+    ExchangeBuffers& b = x.buffers();
     const H1Parser::Step step = b.parser().Next(b.in.data(), b.in.size());
     switch (step.event) {
       case H1Parser::Event::kNeedMore:
         Compact();
-        if (client_.peer_eof && x_.req() == Req::kHead && x_.resp() == Exchange::Resp::kNone) {
+        if (client_.peer_eof && x.req() == Req::kHead && x.resp() == Exchange::Resp::kNone) {
           conn_.Close();  // a partial head after the client's FIN can never complete
         }
         return;
       case H1Parser::Event::kError:
-        x_.OnRequestError(b.parser().error_status(), b.parser().error_reason());
+        x.OnRequestError(b.parser().error_status(), b.parser().error_reason());
         return;
       case H1Parser::Event::kHead: {
         if (timer_ == Timer::kHeader) {
@@ -204,19 +211,19 @@ void H1Session::Pump() {
         }
         const MessageHead& head = b.parser().head();
         out_.Reset(head.version_minor);
-        if (!x_.OnRequestHead(head)) {
+        if (!x.OnRequestHead(head)) {
           return;
         }
         Compact();
         break;
       }
       case H1Parser::Event::kBody:
-        x_.OnRequestBody(step.body);
+        x.OnRequestBody(step.body);
         Compact();
         break;
       case H1Parser::Event::kDone:
         Compact();
-        x_.OnRequestEnd(b.parser().must_close(), b.parser().trailers());
+        x.OnRequestEnd(b.parser().must_close(), b.parser().trailers());
         break;
     }
   }
@@ -224,19 +231,25 @@ void H1Session::Pump() {
 
 void H1Session::Finished() {
   // Keep-alive: the next request (pipelined, or when it comes), or the end.
-  if (x_.close_after() || client_.draining || (client_.peer_eof && x_.input().empty())) {
+  if (x_->close_after() || client_.draining || (client_.peer_eof && x_->input().empty())) {
     CloseWhenSent();
     return;
   }
   ResumeReading();
-  if (x_.input().empty()) {
-    SetConnTimer(Timer::kIdle, cfg().limits.idle_timeout_ms);
-    // An idle connection keeps no buffer: they go back to the worker's pool.
-    x_.ReleaseBuffers();
-    conn_.SetIdle(core::Conn::Idle::kKeepAlive);  // may make room at the connection limit
+  if (x_->input().empty()) {
+    GoIdle();
     return;
   }
   Pump();
+}
+
+void H1Session::GoIdle() {
+  SetConnTimer(Timer::kIdle, cfg().limits.idle_timeout_ms);
+  // An idle connection keeps no buffer: they go back to the worker's pool, and the exchange
+  // itself late in this loop turn (OnFlush: the exchange that called Finished still runs).
+  x_->ReleaseBuffers();
+  conn_.WantFlush();
+  conn_.SetIdle(core::Conn::Idle::kKeepAlive);  // may make room at the connection limit
 }
 
 void H1Session::PauseReading() {
@@ -254,7 +267,7 @@ void H1Session::ResumeReading() {
 }
 
 void H1Session::Continue() {
-  if (!conn_.closing() && !x_.tunnel()) {
+  if (!conn_.closing() && x_ && !x_->tunnel()) {
     Pump();  // (a tunnel's bytes are relayed as they arrive: nothing is held to resume)
   }
 }
@@ -293,58 +306,63 @@ void H1Session::OnWritable(core::Conn& conn) {
   if (waiting_reader_) {
     // Between exchanges, the client read enough: go on with the requests it sent.
     waiting_reader_ = false;
-    if (!x_.held()) {
+    if (!x_->held()) {
       ResumeReading();
     }
-    if (x_.input().empty()) {
-      SetConnTimer(Timer::kIdle, cfg().limits.idle_timeout_ms);
+    if (x_->input().empty()) {
+      GoIdle();
     } else {
       Pump();
     }
     return;
   }
   (void)conn;
-  x_.OnWritable();
+  if (x_) {
+    x_->OnWritable();
+  }
 }
 
 void H1Session::OnEof(core::Conn& conn) {
   using Req = Exchange::Req;
   client_.peer_eof = true;
-  if (x_.tunnel()) {
-    x_.EndTunnel("client closed", /*abort=*/false);
+  if (x_ && x_->tunnel()) {
+    x_->EndTunnel("client closed", /*abort=*/false);
     return;
   }
-  if (x_.idle() && x_.input().empty()) {
+  if (Idle()) {
     conn.Close();  // a keep-alive client went away between requests: normal
     return;
   }
-  if (x_.req() == Req::kBody) {
+  if (x_->req() == Req::kBody) {
     // FIN in the middle of a request body: the request can never complete. The upstream got
     // part of it and must not be reused.
-    x_.Abandon("client closed mid-body");
+    x_->Abandon("client closed mid-body");
     conn.Close();
     return;
   }
-  if (x_.req() == Req::kHead && x_.resp() == Exchange::Resp::kNone) {
+  if (x_->req() == Req::kHead && x_->resp() == Exchange::Resp::kNone) {
     // Half a head and then FIN: nothing to answer.
     conn.Close();
     return;
   }
   // A half-close after a complete request (printf | nc): answer it (and any complete
   // pipelined requests after it), then close.
-  if (x_.input().empty()) {
-    x_.set_close_after();
+  if (x_->input().empty()) {
+    x_->set_close_after();
   }
 }
 
 void H1Session::OnError(core::Conn& conn, core::Error /*error*/) {
-  if (x_.tunnel()) {
-    x_.EndTunnel("client reset", /*abort=*/true);
+  if (x_ && x_->tunnel()) {
+    x_->EndTunnel("client reset", /*abort=*/true);
     return;
   }
-  const Exchange::Resp resp = x_.resp();
-  x_.Abandon(resp == Exchange::Resp::kWaiting || resp == Exchange::Resp::kStreaming ? "client reset"
-                                                                                    : "");
+  if (x_) {
+    const Exchange::Resp resp = x_->resp();
+    x_->Abandon(resp == Exchange::Resp::kWaiting || resp == Exchange::Resp::kStreaming
+                    ? "client reset"
+                    : "");
+  }
   conn.Close();
 }
 
@@ -359,14 +377,16 @@ void H1Session::OnTimer(core::Conn& conn) {
       conn.Close();
       return;
     case Timer::kHeader:
-      x_.set_close_after();
-      x_.OnRequestError(408, "header timeout");
+      x().set_close_after();
+      x().OnRequestError(408, "header timeout");
       return;
     case Timer::kReader:
       conn.Abort();  // the client does not read what it asked for
       return;
     case Timer::kExchange:
-      x_.OnTimer();
+      if (x_) {
+        x_->OnTimer();
+      }
       return;
     case Timer::kNone:
       return;
@@ -375,15 +395,27 @@ void H1Session::OnTimer(core::Conn& conn) {
 
 void H1Session::OnDrain(core::Conn& conn) {
   client_.draining = true;
-  if (x_.tunnel()) {
+  if (x_ && x_->tunnel()) {
     return;  // a tunnel runs on until either side closes or shutdown_grace ends (OnClosed)
   }
-  if (x_.idle() && x_.input().empty()) {
+  if (Idle()) {
     conn.Close();
   }
 }
 
-void H1Session::OnClosed(core::Conn& /*conn*/) { x_.OnClosed(); }
+void H1Session::OnClosed(core::Conn& /*conn*/) {
+  if (x_) {
+    x_->OnClosed();
+  }
+}
+
+void H1Session::OnFlush(core::Conn& /*conn*/) {
+  // Asked for by Finished(): an exchange still between requests at the end of the loop turn
+  // goes (no request came in the same turn), so an idle connection holds none.
+  if (x_ && x_->idle() && !x_->has_buffers()) {
+    x_.reset();
+  }
+}
 
 void H1Session::CloseWhenSent() {
   const ListenerSpec& spec = cfg().listeners[client_.listener];
@@ -401,7 +433,9 @@ void H1Session::OnTransportReady(core::Conn& /*conn*/) {
     conn_.CloseAfterFlush();
     return;
   }
-  x_.OnHandshakeDone();
+  if (x_) {
+    x_->OnHandshakeDone();
+  }
 }
 
 std::unique_ptr<core::ConnHandler> NewClientSession(ProxyContext& ctx, core::Conn& conn,

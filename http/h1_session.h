@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 
@@ -42,10 +43,11 @@ class H1Session final : public core::ConnHandler,
   void OnDrain(core::Conn& conn) override;
   void OnClosed(core::Conn& conn) override;
   void OnTransportReady(core::Conn& conn) override;
+  void OnFlush(core::Conn& conn) override;
 
-  Exchange* FindExchange(uint32_t id) override { return x_.id() == id ? &x_ : nullptr; }
+  Exchange* FindExchange(uint32_t id) override { return x_ && x_->id() == id ? x_.get() : nullptr; }
   Exchange* FindWaiter(uint64_t ticket) override {
-    return x_.waiter_ticket() == ticket ? &x_ : nullptr;
+    return x_ && x_->waiter_ticket() == ticket ? x_.get() : nullptr;
   }
 
  private:
@@ -54,7 +56,18 @@ class H1Session final : public core::ConnHandler,
 
   // The first wait of a connection: handshake_timeout on TLS (bounded by idle_timeout).
   uint64_t FirstIdleMs() const;
-  const ProxyConfig& cfg() const { return x_.cfg(); }
+  // The exchange's configuration; between requests the newest (the next exchange's).
+  const ProxyConfig& cfg() const { return x_ ? x_->cfg() : ctx_.config(); }
+  // The exchange, made when a request's first bytes come (or the h2c probe needs the input
+  // buffer); Finished() lets it go once the connection is idle.
+  Exchange& x() {
+    if (!x_) {
+      x_ = std::make_unique<Exchange>(ctx_, client_, static_cast<Downstream&>(*this));
+    }
+    return *x_;
+  }
+  // Between requests: no exchange in progress, and no byte of the next request yet.
+  bool Idle() const { return !x_ || (x_->idle() && x_->input().empty()); }
   // Closes the connection once what is queued is sent. A TLS client still in early data
   // first completes its handshake (within handshake_timeout): its next ticket and the
   // close_notify can only follow that, and a client closed on before it would see an
@@ -66,6 +79,9 @@ class H1Session final : public core::ConnHandler,
   void Pump();
   // Between exchanges: the client is owed more than the high-water mark; stop until it reads.
   void WaitForReader();
+  // Between requests with nothing buffered: the keep-alive wait begins, holding no buffer and,
+  // after this loop turn, no exchange.
+  void GoIdle();
   void Compact();
   // The connection speaks HTTP/2: an H2Session takes it over with `bytes` (this is destroyed).
   void SwitchToH2(std::string_view bytes);
@@ -110,7 +126,7 @@ class H1Session final : public core::ConnHandler,
   ProxyContext& ctx_;
   core::Conn& conn_;  // the handler lives as long as its connection
   ClientConn client_;
-  Exchange x_;
+  std::unique_ptr<Exchange> x_;  // null while the connection is idle (x())
   H1ResponseWriter out_;  // the response half of the codec (framing for this client)
   uint32_t next_id_ = 0;  // the id of the next exchange (its place on the connection)
   Timer timer_ = Timer::kNone;
@@ -120,5 +136,7 @@ class H1Session final : public core::ConnHandler,
   bool probe_h2_ = false;        // the first bytes may still turn out to be HTTP/2
   bool close_when_ready_ = false;  // closing once the TLS handshake after early data is done
 };
+// What an idle keep-alive connection keeps, besides its core::Conn: see bench/README.md (idle).
+static_assert(sizeof(H1Session) <= 160, "an idle HTTP/1.1 connection's session grew");
 
 }  // namespace torii::http
