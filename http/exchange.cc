@@ -588,7 +588,9 @@ void Exchange::AssignIds(const MessageHead& h) {
   }
   if (config.trace_context) {
     // W3C Trace Context: continue the client's trace with torii as the parent span, or start
-    // one. tracestate passes through untouched as an end-to-end field.
+    // one (SettleTrace makes the new ids when the backend's head or the log needs them: a
+    // request answered here and not logged makes none). tracestate passes through untouched
+    // as an end-to-end field.
     std::optional<TraceParent> tp;
     for (const HeaderView& hv : h.headers) {
       if (EqualsIgnoreCase(hv.name, "traceparent")) {
@@ -598,16 +600,27 @@ void Exchange::AssignIds(const MessageHead& h) {
         }
       }
     }
-    if (!tp) {
-      tp.emplace();
-      ctx_.ids().Fill(tp->trace_id.data(), tp->trace_id.size());
+    if (tp) {
+      b.trace = *tp;
+      x().trace = ExchangeState::Trace::kContinue;
+    } else {
+      x().trace = ExchangeState::Trace::kStart;
     }
-    ctx_.ids().Fill(tp->parent_id.data(), tp->parent_id.size());
-    AppendHex(tp->trace_id.data(), tp->trace_id.size(), &b.trace_id);
-    b.id_lines.append("traceparent: ");
-    AppendTraceParent(*tp, &b.id_lines);
-    b.id_lines.append("\r\n");
   }
+}
+
+void Exchange::SettleTrace() {
+  ExchangeBuffers& b = buffers();
+  if (x().trace != ExchangeState::Trace::kContinue && x().trace != ExchangeState::Trace::kStart) {
+    return;  // off, or settled already
+  }
+  if (x().trace == ExchangeState::Trace::kStart) {
+    b.trace.flags = 0;
+    ctx_.ids().Fill(b.trace.trace_id.data(), b.trace.trace_id.size());
+  }
+  ctx_.ids().Fill(b.trace.parent_id.data(), b.trace.parent_id.size());
+  AppendHex(b.trace.trace_id.data(), b.trace.trace_id.size(), &b.trace_id);
+  x().trace = ExchangeState::Trace::kSettled;
 }
 
 void Exchange::AppendRequestId(std::string* lines) const {
@@ -647,6 +660,12 @@ void Exchange::BuildUpstreamHead(const MessageHead& h, std::string_view upgrade)
   std::string& rewritten = ctx_.scratch();
   if (RewriteTarget(route, b.target, &rewritten)) {
     target = rewritten;
+  }
+  if (x().trace != ExchangeState::Trace::kOff) {
+    SettleTrace();
+    b.id_lines.append("traceparent: ");  // right after the request ID, as AssignIds left it
+    AppendTraceParent(b.trace, &b.id_lines);
+    b.id_lines.append("\r\n");
   }
   b.id_lines.append(route.upstream_add);
   if (cfg().listeners[conn_.listener].client_auth &&
@@ -1702,6 +1721,7 @@ void Exchange::LogExchange() {
     r.client_verify = cert.verify;
     r.client_dn = cert.subject;
   }
+  SettleTrace();
   r.trace_id = buffers().trace_id;
   r.method = buffers().method;
   r.target = buffers().target;

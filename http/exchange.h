@@ -227,9 +227,13 @@ class Exchange : public base::SlabAllocated<Exchange> {
   // trusted_proxies the right-most untrusted X-Forwarded-For hop (hops further left are the
   // client's to invent).
   void ResolveClient(const MessageHead& h);
-  // The request ID (kept from a trusted peer or made) and the traceparent (continued or
-  // started) of this request: buffers().request_id, trace_id, id_lines (http/trace.h).
+  // The request ID (kept from a trusted peer or made) and the trace context (continued or
+  // started) of this request: buffers().request_id, the ID's line in id_lines, and the trace
+  // (http/trace.h) whose new ids SettleTrace makes.
   void AssignIds(const MessageHead& h);
+  // Makes the trace context's new ids (torii's parent id; a trace id when the client sent none)
+  // and buffers().trace_id, once, when first needed: the backend's traceparent, the log.
+  void SettleTrace();
   // "Request-Id-Header: ID\r\n" onto a response's extra lines, when IDs are on.
   void AppendRequestId(std::string* lines) const;
   // "Forwarded: ...\r\n" (RFC 7239) for the backend: a trusted proxy's elements plus ours.

@@ -72,6 +72,10 @@ struct ExchangeState {
   bool early_forward = false;     // ... and goes to the backend before the handshake ends
   bool await_handshake = false;   // ... and may go only after it (HoldForHandshake)
   bool early_marked = false;      // torii added Early-Data: 1 to the upstream head
+  // The trace context (Exchange::AssignIds): off, read from the client's traceparent or to be
+  // started, with its random parts still to make (Exchange::SettleTrace), or settled.
+  enum class Trace : uint8_t { kOff, kContinue, kStart, kSettled };
+  Trace trace = Trace::kOff;
   uint64_t grpc_timeout_ms = 0;   // its grpc-timeout (0: none)
   std::unique_ptr<codec::Encoder> encoder;  // compressing the response being sent
   std::unique_ptr<codec::Decoder> decoder;  // decompress: the backend's coding, undone
@@ -112,8 +116,10 @@ struct ExchangeBuffers {
   std::string client_text;    // the client's address when it is not the peer ("" otherwise)
   std::string forwarded_for;  // from a trusted peer: its X-Forwarded-For chain, then the peer
   // Request ID and trace context (AssignIds): the ID, the trace's 32-hex id for the log, and
-  // the "Name: value\r\n" lines the backend gets in place of the client's.
+  // the "Name: value\r\n" lines the backend gets in place of the client's. `trace` is torii's
+  // span (state.trace says what of it is made yet); trace_id is its id in hex once settled.
   std::string request_id;
+  TraceParent trace;
   std::string trace_id;
   std::string user;  // who Basic authentication admitted ("" when the route has none)
   std::string id_lines;

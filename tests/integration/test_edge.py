@@ -287,6 +287,23 @@ class RequestIdsAndTraceContext(h.ToriiCase):
             self.assertIsNotNone(m)
             self.assertNotEqual(m.group(1), "4bf92f3577b34da6a3ce929d0e0e4736")
 
+    # torii makes a trace's ids when the backend's head or the log first needs them, once: the
+    # log shows the trace the backend got, and a request torii answers itself after its head
+    # is logged with a trace of its own.
+    def test_trace_id_logged_is_the_one_sent(self):
+        self.start()
+        h.get(self.t.addr(), "/")
+        m = TRACEPARENT.match(self.seen("traceparent")[0])
+        self.assertIsNotNone(m)
+        rec = json.loads(self.t.access_log_lines(wait_for_count=1)[0])
+        self.assertEqual(rec["trace_id"], m.group(1))
+        data, _ = h.raw(self.t.addr(), b"GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(h.status_of(data), 400)
+        rec = json.loads(self.t.access_log_lines(wait_for_count=2)[1])
+        self.assertEqual(rec["status"], 400)
+        self.assertRegex(rec["trace_id"], HEX32)
+        self.assertNotEqual(rec["trace_id"], m.group(1))
+
     # Both can be turned off: the client's fields then pass through as any other.
     def test_off(self):
         self.start(request_id_header="", trace_context=False)
