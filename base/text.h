@@ -2,9 +2,9 @@
 // function returns a std::string. Header-only (they sit on every hot path).
 //
 // Owns: optional-whitespace trimming (RFC 9110 §5.6.3 OWS: SP and HTAB), ASCII
-// case-insensitive comparison and search, lowercasing, decimal formatting, the RFC 9110 token
-// character class. Leaves out: list parsing and anything protocol-specific (the modules that
-// parse a field know its grammar).
+// case-insensitive comparison and search, lowercasing, decimal formatting, header lines, the RFC
+// 9110 token character class. Leaves out: list parsing and anything protocol-specific (the modules
+// that parse a field know its grammar).
 #pragma once
 
 #include <array>
@@ -112,6 +112,21 @@ inline void AppendDecimal(std::string* out, uint64_t v) {
   char buf[24];
   const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
   out->append(buf, static_cast<size_t>(end - buf));
+}
+
+// Appends a header line, "name: value\r\n", growing `out` once.
+inline void AppendField(std::string* out, std::string_view name, std::string_view value) {
+  const size_t at = out->size();
+  out->resize(at + name.size() + value.size() + 4);
+  char* p = out->data() + at;
+  name.copy(p, name.size());
+  p += name.size();
+  *p++ = ':';
+  *p++ = ' ';
+  value.copy(p, value.size());
+  p += value.size();
+  *p++ = '\r';
+  *p = '\n';
 }
 
 }  // namespace torii::base

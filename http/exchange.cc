@@ -625,7 +625,7 @@ void Exchange::SettleTrace() {
 
 void Exchange::AppendRequestId(std::string* lines) const {
   if (b_ && !b_->request_id.empty()) {
-    lines->append(cfg().request_id_header).append(": ").append(b_->request_id).append("\r\n");
+    base::AppendField(lines, cfg().request_id_header, b_->request_id);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "base/name_set.h"
+#include "base/text.h"
 
 namespace torii::http {
 
@@ -62,14 +63,6 @@ bool HasConnectionField(std::span<const HeaderView> headers) {
   }
   return false;
 }
-
-void AppendHeader(std::string* out, std::string_view name, std::string_view value) {
-  out->append(name);
-  out->append(": ");
-  out->append(value);
-  out->append("\r\n");
-}
-
 
 }  // namespace
 
@@ -205,7 +198,7 @@ void KeepTrailers(std::span<const HeaderView> trailers, std::span<const std::str
 void AppendLastChunk(std::span<const HeaderView> trailers, std::string* out) {
   out->append("0\r\n");
   for (const HeaderView& t : trailers) {
-    AppendHeader(out, t.name, t.value);
+    base::AppendField(out, t.name, t.value);
   }
   out->append("\r\n");
 }
@@ -219,7 +212,7 @@ void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
   out->push_back(' ');
   out->append(target);
   out->append(" HTTP/1.1\r\n");
-  AppendHeader(out, "Host", host);
+  base::AppendField(out, "Host", host);
   // Our hop goes after the client's last Via line (RFC 9110 §7.6.3), or in a Via of its own.
   const bool connection = HasConnectionField(req.headers);
   const HeaderView* last_via = nullptr;
@@ -243,20 +236,20 @@ void BuildUpstreamRequestHead(const MessageHead& req, std::string_view host,
       out->append(", 1.1 torii\r\n");
       continue;
     }
-    AppendHeader(out, h.name, h.value);
+    base::AppendField(out, h.name, h.value);
   }
   const bool have_via = last_via != nullptr;
-  AppendHeader(out, "X-Forwarded-For", forwarded_for);
-  AppendHeader(out, "X-Forwarded-Proto", proto);
+  base::AppendField(out, "X-Forwarded-For", forwarded_for);
+  base::AppendField(out, "X-Forwarded-Proto", proto);
   if (!forwarded_host.empty()) {
-    AppendHeader(out, "X-Forwarded-Host", forwarded_host);
+    base::AppendField(out, "X-Forwarded-Host", forwarded_host);
   }
   out->append(edits.add);
   if (!have_via) {
-    AppendHeader(out, "Via", "1.1 torii");
+    base::AppendField(out, "Via", "1.1 torii");
   }
   if (framing == Framing::kChunked) {
-    AppendHeader(out, "Transfer-Encoding", "chunked");
+    base::AppendField(out, "Transfer-Encoding", "chunked");
   } else if (framing == Framing::kContentLength) {
     out->append("Content-Length: ");
     AppendDecimal(out, req.content_length);
