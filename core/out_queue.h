@@ -51,7 +51,6 @@ class BlockPool {
   char* GetNode() { return nodes_.Get(); }
   void PutNode(char* node) { nodes_.Put(node); }
   BufferLender* lender() const { return lender_; }
-  void set_lender(BufferLender* lender) { lender_ = lender; }
 
   // Frees the pieces no Get needed since the last Trim (a burst's, once it is over); returns
   // the bytes freed. Called about once a second.

@@ -611,8 +611,8 @@ void Exchange::AssignIds(const MessageHead& h) {
 
 void Exchange::SettleTrace() {
   ExchangeBuffers& b = buffers();
-  if (x().trace != ExchangeState::Trace::kContinue && x().trace != ExchangeState::Trace::kStart) {
-    return;  // off, or settled already
+  if (x().trace == ExchangeState::Trace::kOff || x().trace == ExchangeState::Trace::kSettled) {
+    return;
   }
   if (x().trace == ExchangeState::Trace::kStart) {
     b.trace.flags = 0;
@@ -674,12 +674,13 @@ void Exchange::BuildUpstreamHead(const MessageHead& h, std::string_view upgrade)
   }
   b.ws_accept.clear();
   if (!upgrade.empty()) {
-    b.id_lines.append("Connection: upgrade\r\nUpgrade: ").append(upgrade).append("\r\n");
+    b.id_lines.append("Connection: upgrade\r\n");
+    base::AppendField(&b.id_lines, "Upgrade", upgrade);
     if (x().connect_protocol && EqualsIgnoreCase(upgrade, "websocket")) {
       // The HTTP/2 client's WebSocket has no key of its own (RFC 8441 §5): the backend's
       // handshake is torii's, and its 101 must answer this key (SwitchAccepted).
       const std::string key = NewWebSocketKey();
-      b.id_lines.append("Sec-WebSocket-Key: ").append(key).append("\r\n");
+      base::AppendField(&b.id_lines, "Sec-WebSocket-Key", key);
       b.ws_accept = WebSocketAccept(key);
     }
   }

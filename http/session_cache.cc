@@ -31,6 +31,7 @@
 #include <cstring>
 #include <utility>
 
+#include "base/text.h"
 #include "cache/policy.h"
 #include "cache/tags.h"
 #include "http/cache_key.h"
@@ -683,9 +684,7 @@ bool Exchange::CacheOnUpstreamHead(const MessageHead& head) {
   if (storing) {
     cs.status.append("; stored");
   }
-  extra.append("Cache-Status: ");
-  extra.append(cs.status);
-  extra.append("\r\n");
+  base::AppendField(&extra, "Cache-Status", cs.status);
   return false;
 }
 
@@ -935,9 +934,8 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
   // Age (RFC 9111 §5.1) and Cache-Status (RFC 9211), after the route's own headers.
   extra.append("Age: ");
   AppendDecimal(&extra, static_cast<uint64_t>(cache::CurrentAge(*entry, now)));
-  extra.append("\r\nCache-Status: ");
-  extra.append(cache_status);
   extra.append("\r\n");
+  base::AppendField(&extra, "Cache-Status", cache_status);
   AppendRequestId(&extra);
   cs.status.assign(cache_status);
   if (conn_.draining) {

@@ -27,9 +27,8 @@ void Exchange::OnUpstreamUpgrade(const MessageHead& head, std::string_view proto
   // The 101 is rebuilt like any response head; Connection and Upgrade are hop-by-hop, so
   // ours name the protocol the backend switched to.
   std::string& extra = buffers().resp_extra;
-  extra.assign("Connection: upgrade\r\nUpgrade: ");
-  extra.append(protocol);
-  extra.append("\r\n");
+  extra.assign("Connection: upgrade\r\n");
+  base::AppendField(&extra, "Upgrade", protocol);
   AppendRequestId(&extra);
   // The client's protocol says how the switch reaches it: a 101 on HTTP/1.1, a 200 that opens
   // the stream's tunnel on HTTP/2 (RFC 8441).
