@@ -117,6 +117,10 @@ struct Entry {
   // carries its record's (disk.h: top bit set).
   uint64_t id = 0;
 
+  // The fields as the layer that serves hits renders them, made once before the entry is
+  // stored (http/: HTTP/1.1 field lines); opaque here. Empty: not made (each hit renders).
+  std::string rendered;
+
   // Bytes this entry is charged against the store's memory bound (body, headers, key, bookkeeping).
   size_t charge = 0;
 };

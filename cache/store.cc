@@ -708,7 +708,7 @@ size_t Store::ChargeOf(std::string_view key, const Entry& entry) {
   for (const Entry::VaryField& f : entry.vary) {
     charge += sizeof(Entry::VaryField) + f.name.size() + f.value.size();
   }
-  return charge + entry.etag.size() + entry.last_modified.size();
+  return charge + entry.etag.size() + entry.last_modified.size() + entry.rendered.size();
 }
 
 StoreStats Store::Stats() const {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <type_traits>
 
 #include "base/name_set.h"
 #include "base/text.h"
@@ -269,9 +270,6 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
                           out);
 }
 
-namespace {
-
-// Whether a Vary value already names Accept-Encoding (or is "*", which covers everything).
 bool VaryCoversAcceptEncoding(std::string_view vary) {
   while (!vary.empty()) {
     const std::string_view item = base::TrimOws(base::PopField(&vary, ','));
@@ -281,6 +279,8 @@ bool VaryCoversAcceptEncoding(std::string_view vary) {
   }
   return false;
 }
+
+namespace {
 
 // Where WriteResponseHead puts a response head: HTTP/1.1 text for the wire.
 class TextHead {
@@ -443,17 +443,11 @@ class FieldsHead {
   std::vector<H2Field>& out_;
 };
 
-// The response head for the client, into `out` (TextHead or FieldsHead).
+// The response's own fields, as `edits` changes them, into `out`. Returns whether a Vary
+// naming Accept-Encoding is among them (or none was asked for).
 template <typename Out>
-void WriteResponseHead(const MessageHead& resp, Framing framing, bool head_request,
-                       std::string_view extra, const HeadEdits& edits, Out& out) {
-  size_t size = 128 + extra.size() + edits.content_encoding.size();
-  for (const HeaderView& h : resp.headers) {
-    size += h.name.size() + h.value.size() + 4;
-  }
-  out.Reserve(size);
+bool WriteResponseFields(const MessageHead& resp, const HeadEdits& edits, Out& out) {
   const bool connection = HasConnectionField(resp.headers);
-  out.Status(resp.status);
   bool vary_done = !edits.vary_accept_encoding;
   for (const HeaderView& h : resp.headers) {
     // A name that is empty or a pseudo-header's can only come from a bug upstream of here
@@ -482,6 +476,30 @@ void WriteResponseHead(const MessageHead& resp, Framing framing, bool head_reque
     }
     out.Field(h.name, h.value);
   }
+  return vary_done;
+}
+
+// The response head for the client, into `out` (TextHead or FieldsHead).
+template <typename Out>
+void WriteResponseHead(const MessageHead& resp, Framing framing, bool head_request,
+                       std::string_view extra, const HeadEdits& edits, Out& out) {
+  constexpr bool kText = std::is_same_v<Out, TextHead>;
+  const bool rendered = kText && !edits.rendered.empty();
+  size_t size = 128 + extra.size() + edits.content_encoding.size() + edits.rendered.size();
+  if (!rendered) {
+    for (const HeaderView& h : resp.headers) {
+      size += h.name.size() + h.value.size() + 4;
+    }
+  }
+  out.Reserve(size);
+  out.Status(resp.status);
+  bool vary_done;
+  if (rendered) {
+    out.Lines(edits.rendered);
+    vary_done = !edits.vary_accept_encoding || edits.rendered_vary;
+  } else {
+    vary_done = WriteResponseFields(resp, edits, out);
+  }
   if (!edits.content_encoding.empty()) {
     out.Own("Content-Encoding", "content-encoding", edits.content_encoding);
   }
@@ -508,6 +526,17 @@ void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head
                              const HeadEdits& edits, std::string* out) {
   TextHead text(out, close, client_minor, edits.title_case);
   WriteResponseHead(resp, framing, head_request, extra, edits, text);
+}
+
+std::string RenderStoredFields(std::span<const HeaderView> headers) {
+  std::string out;
+  TextHead text(&out, /*close=*/false, /*minor=*/1, /*title_case=*/true);
+  MessageHead head;
+  head.headers = headers;
+  HeadEdits edits;
+  edits.title_case = true;
+  WriteResponseFields(head, edits, text);
+  return out;
 }
 
 void BuildClientResponseFields(const MessageHead& resp, Framing framing, bool head_request,

@@ -56,10 +56,25 @@ struct HeadEdits {
   // The message's names are lowercase (a stored response's): HTTP/1.1 gets them in the usual
   // capitalisation ("content-type" as "Content-Type"), as a response from the backend would.
   bool title_case = false;
+  // The message's fields as RenderStoredFields wrote them, sent as they are to an HTTP/1.1
+  // client instead of each field vetted and spelled again (HTTP/2 ignores it). Only with no
+  // other edit than title_case and vary_accept_encoding, and the latter only where the fields
+  // have no Vary (one is added) or one that covers Accept-Encoding (`rendered_vary`).
+  std::string_view rendered;
+  bool rendered_vary = false;
 };
 void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head_request,
                              bool close, uint8_t client_minor, std::string_view extra,
                              const HeadEdits& edits, std::string* out);
+
+// A stored response's fields (lowercase names) as BuildClientResponseHead sends them to an
+// HTTP/1.1 client with `title_case` and nothing else edited: the "Name: value\r\n" lines
+// between its status line and its framing, rendered once when the response is stored
+// (HeadEdits::rendered) so that each hit copies them.
+std::string RenderStoredFields(std::span<const HeaderView> headers);
+
+// Whether a Vary value already names Accept-Encoding (or is "*", which covers everything).
+bool VaryCoversAcceptEncoding(std::string_view vary);
 
 // One header field of an HTTP/2 message (RFC 9113 §8.2): a lowercase name.
 struct H2Field {

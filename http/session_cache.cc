@@ -127,6 +127,24 @@ bool RemoveWithVariants(core::Worker& worker, const CacheSpec& spec, std::string
   return removed;
 }
 
+// The stored fields a hit sends: all but Age (the hit's own replaces it).
+void StoredViews(const cache::Entry& entry, std::vector<HeaderView>* views) {
+  views->clear();
+  for (const cache::Header& h : entry.headers) {
+    if (h.name != "age") {
+      views->push_back(HeaderView{h.name, h.value});
+    }
+  }
+}
+
+// Renders `entry`'s fields for HTTP/1.1 hits once, before it is stored (HeadEdits::rendered).
+void RenderForHits(cache::Entry* entry) {
+  std::vector<HeaderView> views;
+  views.reserve(entry->headers.size());
+  StoredViews(*entry, &views);
+  entry->rendered = RenderStoredFields(views);
+}
+
 }  // namespace
 
 // This request as a waiter (cache::Waiter): its worker, its connection's slot and generation,
@@ -354,6 +372,7 @@ void Exchange::CacheReadDisk(const CacheSpec& spec, const cache::DiskRecord& rec
           std::shared_ptr<cache::Entry> entry =
               disk->Decode(read->key, rec, read->head, std::move(read->body), ctx->UnixNow());
           if (entry) {
+            RenderForHits(entry.get());
             // Promoted: the next request for it is a memory hit.
             std::shared_ptr<const cache::Entry> stored = store->Insert(read->key, hash, entry);
             found = stored ? std::move(stored) : std::move(entry);
@@ -621,6 +640,7 @@ bool Exchange::CacheOnUpstreamHead(const MessageHead& head) {
     const cache::Refresh r = cache::Refresh304(*cs.entry, headers, cs.request_time, now,
                                                spec.policy, refreshed.get());
     std::shared_ptr<const cache::Entry> serve = refreshed;
+    RenderForHits(refreshed.get());
     if (r == cache::Refresh::kStore) {
       if (auto stored = spec.store->Insert(cs.key, cs.hash, refreshed)) {
         serve = std::move(stored);
@@ -744,6 +764,7 @@ void Exchange::CacheOnUpstreamDone() {
     const CacheSpec& spec = cfg().caches[static_cast<uint32_t>(cs.cache)];
     cs.pending->body = std::make_shared<const std::string>(std::move(cs.pending_body));
     cs.pending_body.clear();
+    RenderForHits(cs.pending.get());
     if (auto stored = spec.store->Insert(cs.key, cs.hash, std::move(cs.pending))) {
       ctx_.stats().cache_stored++;
       CacheWriteDisk(spec, *stored);
@@ -863,12 +884,7 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
   // writes them in the usual capitalisation ("Content-Type"), as a miss sends them
   // (HeadEdits::title_case); HTTP/2 takes them as they are.
   std::vector<HeaderView>& views = cs.entry_views;
-  views.clear();
-  for (const cache::Header& h : entry->headers) {
-    if (h.name != "age") {
-      views.push_back(HeaderView{h.name, h.value});
-    }
-  }
+  StoredViews(*entry, &views);
   MessageHead head;
   head.status = not_modified ? 304 : entry->status;
   head.headers = views;
@@ -930,6 +946,17 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
       }
     }
     head.content_length = body ? body->size() : 0;
+  }
+  if (!entry->rendered.empty() && !head.headers.empty() && edits.remove.empty() &&
+      edits.content_encoding.empty() && !edits.drop_content_encoding && !edits.weaken_etag) {
+    // The fields as they were rendered when stored, unless the Vary they carry must change.
+    const auto vary = std::find_if(views.begin(), views.end(),
+                                   [](const HeaderView& v) { return v.name == "vary"; });
+    const bool covered = vary != views.end() && VaryCoversAcceptEncoding(vary->value);
+    if (!edits.vary_accept_encoding || vary == views.end() || covered) {
+      edits.rendered = entry->rendered;
+      edits.rendered_vary = covered;
+    }
   }
   // Age (RFC 9111 §5.1) and Cache-Status (RFC 9211), after the route's own headers.
   extra.append("Age: ");

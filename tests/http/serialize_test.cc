@@ -721,6 +721,81 @@ TEST(ClientHeadTest, TitleCaseForLowercaseNames) {
             "Content-Length: 3\r\nx-added: yes\r\n\r\n");
 }
 
+// A hit's head from the fields rendered when the response was stored is the head the fields
+// themselves give, for every edit a hit may use the rendering with; and what the rendering
+// leaves out (hop-by-hop fields, those named in Connection) stays out.
+TEST(ClientHeadTest, RenderedStoredFieldsGiveTheSameHead) {
+  const std::vector<std::vector<HeaderView>> heads = {
+      {},
+      {{"content-type", "text/plain"}, {"cache-control", "max-age=60"}, {"etag", "\"v1\""}},
+      {{"content-type", "text/html"}, {"vary", "accept-encoding"}, {"x-a-b", "1"}},
+      {{"vary", "*"}, {"set-cookie", "a=1"}, {"set-cookie", "b=2"}},
+      {{"connection", "x-hop"},
+       {"x-hop", "1"},
+       {"keep-alive", "5"},
+       {"x_under", "2"},
+       {"transfer-encoding", "chunked"},
+       {"content-length", "99"},
+       {"server", "s"}},
+      {{"vary", "cookie"}, {"date", "Mon, 07 Dec 2026 06:00:00 GMT"}},  // a Vary to extend
+  };
+  for (size_t i = 0; i < heads.size(); ++i) {
+    const std::string rendered = RenderStoredFields(heads[i]);
+    for (const bool vary_ae : {false, true}) {
+      for (const Framing framing : {Framing::kContentLength, Framing::kNone}) {
+        MessageHead resp;
+        resp.status = framing == Framing::kNone ? 304 : 200;
+        resp.headers = heads[i];
+        resp.content_length = 7;
+        resp.has_content_length = framing == Framing::kContentLength;
+        HeadEdits edits;
+        edits.title_case = true;
+        edits.vary_accept_encoding = vary_ae;
+        std::string vetted;
+        BuildClientResponseHead(resp, framing, false, false, 1, "Age: 3\r\n", edits, &vetted);
+        const HeaderView* vary = nullptr;
+        for (const HeaderView& h : heads[i]) {
+          if (h.name == "vary" && vary == nullptr) {
+            vary = &h;
+          }
+        }
+        const bool covered = vary != nullptr && VaryCoversAcceptEncoding(vary->value);
+        if (vary_ae && vary != nullptr && !covered) {
+          continue;  // the hit renders such a head itself (its Vary changes)
+        }
+        edits.rendered = rendered;
+        edits.rendered_vary = covered;
+        std::string fast;
+        BuildClientResponseHead(resp, framing, false, false, 1, "Age: 3\r\n", edits, &fast);
+        EXPECT_EQ(fast, vetted) << "head " << i << " vary_ae " << vary_ae;
+      }
+    }
+  }
+  EXPECT_EQ(RenderStoredFields(heads[4]), "X_under: 2\r\nServer: s\r\n");
+  EXPECT_EQ(RenderStoredFields(heads[1]),
+            "Content-Type: text/plain\r\nCache-Control: max-age=60\r\nEtag: \"v1\"\r\n");
+}
+
+// HTTP/2 clients get their fields from the message itself: a rendering is not for them.
+TEST(ClientFieldsTest, RenderedFieldsAreForHttp1Only) {
+  const HeaderView stored[] = {{"content-type", "text/plain"}, {"x-a", "1"}};
+  MessageHead resp;
+  resp.status = 200;
+  resp.headers = stored;
+  resp.content_length = 1;
+  HeadEdits edits;
+  edits.title_case = true;
+  const std::string rendered = RenderStoredFields(stored);
+  edits.rendered = rendered;
+  std::string store;
+  std::vector<H2Field> fields;
+  BuildClientResponseFields(resp, Framing::kContentLength, false, {}, edits, &store, &fields);
+  ASSERT_EQ(fields.size(), 4u);
+  EXPECT_EQ(fields[1].name, "content-type");
+  EXPECT_EQ(fields[2].name, "x-a");
+  EXPECT_EQ(fields[3].name, "content-length");
+}
+
 // ============================================================================================
 // BuildClientResponseFields: the same head as HTTP/2 fields
 

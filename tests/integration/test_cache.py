@@ -95,6 +95,26 @@ class Basics(CacheCase):
             self.assertIn(("Cache-Control", "max-age=60"), r.headers)
         self.assertEqual(self.origin_count() - before, 1)
 
+    def test_a_hit_sends_the_fields_the_miss_sent(self):
+        # A stored response's fields are rendered for HTTP/1.1 once, when stored, and copied on
+        # each hit (a Vary that must name Accept-Encoding is extended on each): a hit's fields
+        # are the miss's, fields of one name in the same order, but for the lines each answer
+        # has its own (the store keeps Date apart; names go out in title case, "Etag").
+        own = {"age", "cache-status", "x-request-id"}
+        paths = ["/same-1?cc=max-age=60&size=100&hdr=X-Kept:yes",
+                 "/same-2?cc=max-age=60&size=100&hdr=Vary:Cookie&hdr=X-Two:a&hdr=X-Two:b",
+                 "/same-3?cc=max-age=60&size=5&hdr=ETag:%22v%22&hdr=Vary:Accept-Encoding",
+                 "/same-4?cc=max-age=60&size=0&hdr=Connection:X-Hop&hdr=X-Hop:1"]
+        for path in paths:
+            miss = self.get(path)
+            self.assertCacheStatus(miss, "torii; fwd=miss; stored")
+            for _ in range(2):
+                hit = self.get(path)
+                self.assertCacheStatus(hit, "torii; hit")
+                fields = [sorted(((n.lower(), v) for n, v in r.headers if n.lower() not in own),
+                                 key=lambda f: f[0]) for r in (miss, hit)]
+                self.assertEqual(fields[1], fields[0], path)
+
     def test_a_hit_larger_than_the_clients_high_water_mark_is_sent_whole(self):
         # Bodies are queued to the client 64 KiB at a time up to its high-water mark (256 KiB),
         # the rest as it drains: a queue left exactly at the mark once waited for ever.
