@@ -83,6 +83,7 @@ import glob
 import gzip
 import http.client
 import json
+import os
 import zlib
 import re
 import socket
@@ -781,7 +782,7 @@ def instructions_table(work, n1, n2, proxies):
     """User-space instructions per request, by difference of two request counts, from the
     callgrind dumps run.sh's instructions mode left in `work` (callgrind-NAME-SCENARIO.PID.K:
     K = 1 after `n1` requests, 2 after `n2`)."""
-    scenarios = ["proxy", "hit4k"]
+    scenarios = os.environ.get("INSTR_SCENARIOS", "proxy hit4k").split()
     out = ["| proxy | " + " | ".join(f"{s}: instructions / request" for s in scenarios) +
            " | " + " | ".join(f"{s}: ÷ torii" for s in scenarios) + " |",
            "|---|" + "---:|" * (2 * len(scenarios))]

@@ -2197,13 +2197,16 @@ run_syscalls() {
 
 # instructions mode: the user-space instructions each proxy executes per request (callgrind,
 # under valgrind: only the proxy's own code and its libraries, not the kernel's share), for
-# HTTP/1.1 keep-alive requests proxied to the origin (100 B) and for 4 KiB cache hits. The
+# HTTP/1.1 keep-alive requests proxied to the origin (100 B), for 4 KiB cache hits, and for
+# HTTP/2 clients proxied to an h2c backend (4 KiB, as the h2up mode; INSTR_H2UP=0 skips it). The
 # counters of the processes that serve requests (torii's, HAProxy's, nginx's worker) are
 # zeroed, INSTR_N1 [20000] requests sent (h2load --h1 -cCONNS), the counters dumped; the same
 # for INSTR_N2 [40000]; per request = (dump 2 - dump 1) / (INSTR_N2 - INSTR_N1), so what a run
 # costs whatever its length (connections opened, the first misses) cancels out.
 INSTR_N1=${INSTR_N1:-20000}
 INSTR_N2=${INSTR_N2:-40000}
+# INSTR_H2UP [1]: also the h2up path (HTTP/2 both sides); 0 leaves it out.
+INSTR_H2UP=${INSTR_H2UP:-1}
 
 # callgrind_at NAME ACTION: callgrind_control ACTION (-z zero, -d dump) on the processes of
 # NAME that serve requests. A process asleep in the kernel takes the command when it next
@@ -2265,14 +2268,44 @@ run_instructions() {
       stop_proxy "$name"
     done
   done
+  # HTTP/2 on both sides: 4 KiB responses from an h2c backend, as the h2up mode runs them.
+  if [[ $INSTR_H2UP == 1 ]]; then
+    start_h2_backend
+    path=/s4k
+    for p in $PROXIES; do
+      name=$p-h2up
+      PROXY_WRAP=(valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind-$name.%p")
+      NGINX_MASTER=off
+      "start_$p" "$name" "" "" h2up
+      RUNNING+=" $name"
+      PROXY_WRAP=()
+      NGINX_MASTER=on
+      timeout -k 5 300 taskset -c "$LOAD_CPU" h2load -c "$CONNS" -m "$H2_STREAMS" -n 2000 \
+        "http://127.0.0.1:${PORT[$name]}$path" >"$WORK/instr-warm-$name.txt" 2>&1 ||
+        die "h2load warm-up against $name failed: $(tail -n 5 "$WORK/instr-warm-$name.txt")"
+      for n in "$INSTR_N1" "$INSTR_N2"; do
+        callgrind_at "$name" -z "$path"
+        timeout -k 5 600 taskset -c "$LOAD_CPU" h2load -c "$CONNS" -m "$H2_STREAMS" -n "$n" \
+          "http://127.0.0.1:${PORT[$name]}$path" >"$WORK/instr-$name-$n.txt" 2>&1 ||
+          die "h2load against $name failed: $(tail -n 5 "$WORK/instr-$name-$n.txt")"
+        grep -q "$n succeeded" "$WORK/instr-$name-$n.txt" ||
+          die "$name: not every request succeeded: $(grep requests: "$WORK/instr-$name-$n.txt")"
+        callgrind_at "$name" -d "$path"
+        log "$name: $n requests counted"
+      done
+      stop_proxy "$name"
+    done
+  fi
   {
     echo "torii benchmark: user-space instructions per request (HTTP/1.1 keep-alive, h2load --h1 -c$CONNS, valgrind --tool=callgrind)"
     env_header
     echo "per request = (instructions over $INSTR_N2 requests - over $INSTR_N1) / $((INSTR_N2 - INSTR_N1)), counters zeroed before each run; kernel time is not counted (see the syscalls mode)"
     echo "proxy: 100 B responses proxied to the origin (keep-alive to it); hit4k: 4 KiB responses served from the proxy's cache"
+    [[ $INSTR_H2UP == 1 ]] && echo "h2up: HTTP/2 clients (h2load -c$CONNS -m$H2_STREAMS), 4 KiB responses from an h2c backend (nginx), configured as in the h2up mode"
     echo
     # shellcheck disable=SC2086
-    python3 "$BENCH_DIR/report.py" instructions "$WORK" "$INSTR_N1" "$INSTR_N2" $PROXIES
+    INSTR_SCENARIOS="proxy hit4k$([[ $INSTR_H2UP == 1 ]] && echo " h2up")" \
+      python3 "$BENCH_DIR/report.py" instructions "$WORK" "$INSTR_N1" "$INSTR_N2" $PROXIES
   } >"$results"
   echo
   cat "$results"
