@@ -44,7 +44,12 @@ void BlockPool::FreeList::Put(char* piece) {
   }
 }
 
-void OutQueue::Append(std::string_view bytes) {
+void OutQueue::Append(std::string_view bytes, bool movable) {
+  if (movable && head_ != nullptr && head_ == tail_ && head_->lent_id < 0 &&
+      head_->capacity == kSmallCapacity && bytes.size() > kSmallCapacity - head_->end &&
+      bytes.size() <= kCapacity - (head_->end - head_->begin)) {
+    Enlarge();
+  }
   while (!bytes.empty()) {
     if (tail_ == nullptr || tail_->lent_id >= 0 || tail_->end == tail_->capacity) {
       const bool small = bytes.size() <= kSmallCapacity;
@@ -68,6 +73,20 @@ void OutQueue::Append(std::string_view bytes) {
     size_ += n;
     bytes.remove_prefix(n);
   }
+}
+
+void OutQueue::Enlarge() {
+  Block* small = head_;
+  Block* b = reinterpret_cast<Block*>(pool_->Get());
+  b->next = nullptr;
+  b->base = b->data();
+  b->begin = 0;
+  b->end = small->end - small->begin;
+  b->lent_id = -1;
+  b->capacity = kCapacity;
+  std::memcpy(b->data(), small->data() + small->begin, b->end);
+  head_ = tail_ = b;
+  Retire(small);
 }
 
 void OutQueue::AppendLent(std::string_view bytes, uint32_t id) {

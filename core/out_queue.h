@@ -91,7 +91,10 @@ class OutQueue {
   OutQueue(const OutQueue&) = delete;
   OutQueue& operator=(const OutQueue&) = delete;
 
-  void Append(std::string_view bytes);
+  // `movable`: no send is in flight (nothing queued is the kernel's), so the queued bytes may
+  // move: a short head in a small block that `bytes` would spill out of moves with them into
+  // one large block, and the kernel gets one piece instead of two (a plain send).
+  void Append(std::string_view bytes, bool movable = false);
   // Queues `bytes` without copying them: they belong to buffer `id` of the pool's lender,
   // which must keep them unchanged until the queue calls lender->Return(id) (once per call).
   void AppendLent(std::string_view bytes, uint32_t id);
@@ -120,6 +123,8 @@ class OutQueue {
   static constexpr uint32_t kCapacity = BlockPool::kBlockSize - sizeof(Block);
   static constexpr uint32_t kSmallCapacity = BlockPool::kSmallBlockSize - sizeof(Block);
   void Retire(Block* b);
+  // The only block, a small one, becomes a large one holding the same bytes.
+  void Enlarge();
   BlockPool* pool_;
   Block* head_ = nullptr;
   Block* tail_ = nullptr;

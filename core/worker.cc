@@ -122,7 +122,7 @@ void Conn::WriteRaw(std::string_view bytes) {
   if (state_ == State::kClosing || state_ == State::kLingering || bytes.empty()) {
     return;
   }
-  out_.Append(bytes);
+  out_.Append(bytes, /*movable=*/!send_in_flight_);
   Queued();
 }
 
@@ -138,10 +138,11 @@ void Conn::WriteFromRecvBuffer(std::string_view bytes) {
   const std::span<const char> cur = worker_->recv_data_;
   const bool inside = !cur.empty() && bytes.data() >= cur.data() &&
                       bytes.data() + bytes.size() <= cur.data() + cur.size();
-  if (inside && out_.size() < kLowWater && worker_->bufs_.Lend(worker_->recv_bid_)) {
+  if (inside && bytes.size() >= kLendMin && out_.size() < kLowWater &&
+      worker_->bufs_.Lend(worker_->recv_bid_)) {
     out_.AppendLent(bytes, worker_->recv_bid_);
   } else {
-    out_.Append(bytes);
+    out_.Append(bytes, /*movable=*/!send_in_flight_);
   }
   Queued();
 }
@@ -1371,11 +1372,17 @@ void Worker::BeforeSleep() {
     free_send_ops_.pop_back();
     SendOp& op = *send_ops_[c.send_op_];
     const int n = c.out_.FillIov(op.iov, Conn::kMaxIov);
-    op.msg = msghdr{};
-    op.msg.msg_iov = op.iov;
-    op.msg.msg_iovlen = static_cast<size_t>(n);
     io_uring_sqe* sqe = GetSqe();
-    io_uring_prep_sendmsg(sqe, c.fd_, &op.msg, MSG_NOSIGNAL);
+    if (n == 1) {
+      // One piece (a short response's head and body share a block): a plain send, which spares
+      // the kernel copying in and checking a msghdr and an iovec array.
+      io_uring_prep_send(sqe, c.fd_, op.iov[0].iov_base, op.iov[0].iov_len, MSG_NOSIGNAL);
+    } else {
+      op.msg = msghdr{};
+      op.msg.msg_iov = op.iov;
+      op.msg.msg_iovlen = static_cast<size_t>(n);
+      io_uring_prep_sendmsg(sqe, c.fd_, &op.msg, MSG_NOSIGNAL);
+    }
     Submit(sqe, OpTag{c.slot_, c.gen_, Op::kSend}, &c);
     c.send_in_flight_ = true;
   }

@@ -157,8 +157,12 @@ class Conn : public base::SlabAllocated<Conn> {
   void Write(std::string_view bytes);
   // Like Write() for bytes that lie inside the receive buffer being delivered right now (by
   // this or another connection's OnRecv): the buffer is lent to the send instead of copied,
-  // while the ring can spare it and this queue is short; otherwise the bytes are copied.
+  // while the ring can spare it, this queue is short and they are not few (kLendMin);
+  // otherwise the bytes are copied.
   void WriteFromRecvBuffer(std::string_view bytes);
+  // Below this, bytes are copied even from a receive buffer: the copy costs less than lending,
+  // and a short response's head and body then leave in one piece (a plain send).
+  static constexpr size_t kLendMin = 1024;
   // Like Write() for bytes that `owner` keeps alive (a stored response's body): the queue holds
   // a reference to `owner` until they are sent, instead of a copy. Through a transport (TLS)
   // they are copied as they are transformed, and below kPinMin copying costs less.

@@ -80,6 +80,43 @@ TEST(OutQueueTest, SmallWritesGetSmallBlocks) {
   EXPECT_EQ(Exposed(q), head + Pattern(3 * BlockPool::kBlockSize, 2));
 }
 
+// With no send in flight (movable), a head alone in a small block moves with a body that would
+// spill out of it into one large block: one iovec, the same bytes. Not when the two would not
+// fit one large block, nor behind lent memory, nor while a send may hold the small block.
+TEST(OutQueueTest, MovableHeadAndBodyLeaveInOnePiece) {
+  BlockPool pool;
+  const std::string head = Pattern(300);
+  const std::string body = Pattern(4096, 1);
+  iovec iov[4];
+  {
+    OutQueue q(&pool);
+    q.Append(head, /*movable=*/true);
+    q.Append(body, /*movable=*/true);
+    ASSERT_EQ(q.FillIov(iov, 4), 1);
+    EXPECT_EQ(q.size(), head.size() + body.size());
+    EXPECT_EQ(Exposed(q), head + body);
+    q.Consume(100);  // a partial send, then more (the large block has room)
+    q.Append(body, /*movable=*/true);
+    EXPECT_EQ(Exposed(q), (head + body).substr(100) + body);
+    EXPECT_EQ(q.FillIov(iov, 4), 1);
+  }
+  {
+    OutQueue q(&pool);
+    q.Append(head, /*movable=*/false);
+    q.Append(body, /*movable=*/false);
+    EXPECT_EQ(q.FillIov(iov, 4), 2);
+    EXPECT_EQ(Exposed(q), head + body);
+  }
+  {
+    OutQueue q(&pool);
+    const std::string big = Pattern(BlockPool::kBlockSize, 2);
+    q.Append(head, /*movable=*/true);
+    q.Append(big, /*movable=*/true);  // more than one large block holds with the head
+    EXPECT_EQ(Exposed(q), head + big);
+    EXPECT_EQ(q.FillIov(iov, 4), 2);  // the small block filled, then a large one
+  }
+}
+
 // Small appends accumulate in order in one block and come back as a single iovec.
 TEST(OutQueueTest, SmallAppendsInOrder) {
   BlockPool pool;
