@@ -2198,15 +2198,15 @@ run_syscalls() {
 # instructions mode: the user-space instructions each proxy executes per request (callgrind,
 # under valgrind: only the proxy's own code and its libraries, not the kernel's share), for
 # HTTP/1.1 keep-alive requests proxied to the origin (100 B), for 4 KiB cache hits, and for
-# HTTP/2 clients proxied to an h2c backend (4 KiB, as the h2up mode; INSTR_H2UP=0 skips it). The
+# HTTP/2 clients proxied to an h2c backend (4 KiB, as the h2up mode). The
 # counters of the processes that serve requests (torii's, HAProxy's, nginx's worker) are
 # zeroed, INSTR_N1 [20000] requests sent (h2load --h1 -cCONNS), the counters dumped; the same
 # for INSTR_N2 [40000]; per request = (dump 2 - dump 1) / (INSTR_N2 - INSTR_N1), so what a run
 # costs whatever its length (connections opened, the first misses) cancels out.
 INSTR_N1=${INSTR_N1:-20000}
 INSTR_N2=${INSTR_N2:-40000}
-# INSTR_H2UP [1]: also the h2up path (HTTP/2 both sides); 0 leaves it out.
-INSTR_H2UP=${INSTR_H2UP:-1}
+# INSTR_SCENARIOS ["proxy hit4k h2up"]: which of the three to count.
+INSTR_SCENARIOS=${INSTR_SCENARIOS:-proxy hit4k h2up}
 
 # callgrind_at NAME ACTION: callgrind_control ACTION (-z zero, -d dump) on the processes of
 # NAME that serve requests. A process asleep in the kernel takes the command when it next
@@ -2235,9 +2235,10 @@ run_instructions() {
   command -v callgrind_control >/dev/null || bash "$ROOT/scripts/install-deps.sh" --bench
   command -v callgrind_control >/dev/null || die "valgrind is not installed"
   counting_prelude
-  local results=$RESULTS_DIR/instructions-$STAMP.txt p n scenario path name
+  local results=$RESULTS_DIR/instructions-$STAMP.txt p n scenario path name i
   start_origin
-  for scenario in proxy hit4k; do
+  for scenario in $INSTR_SCENARIOS; do
+    [[ $scenario == h2up ]] && continue  # below: its own backend
     path="/?size=100"
     local cache=""
     if [[ $scenario == hit4k ]]; then
@@ -2269,7 +2270,9 @@ run_instructions() {
     done
   done
   # HTTP/2 on both sides: 4 KiB responses from an h2c backend, as the h2up mode runs them.
-  if [[ $INSTR_H2UP == 1 ]]; then
+  if [[ " $INSTR_SCENARIOS " == *" h2up "* ]]; then
+    BACKENDS=()  # the h2c backend only
+    POOL_KEEPALIVE=$((CONNS * H2_STREAMS * 2))  # as the h2up mode
     start_h2_backend
     path=/s4k
     for p in $PROXIES; do
@@ -2280,16 +2283,31 @@ run_instructions() {
       RUNNING+=" $name"
       PROXY_WRAP=()
       NGINX_MASTER=on
+      # Under valgrind a proxy takes seconds to listen (nginx reads OpenSSL's configuration).
+      for ((i = 0; i < 300; i++)); do
+        curl -s --http2-prior-knowledge -o /dev/null "http://127.0.0.1:${PORT[$name]}$path" && break
+        sleep 0.2
+      done
+      check_h2 "$name" http "$path" 4096
       timeout -k 5 300 taskset -c "$LOAD_CPU" h2load -c "$CONNS" -m "$H2_STREAMS" -n 2000 \
         "http://127.0.0.1:${PORT[$name]}$path" >"$WORK/instr-warm-$name.txt" 2>&1 ||
         die "h2load warm-up against $name failed: $(tail -n 5 "$WORK/instr-warm-$name.txt")"
+      # A warm-up may see errors (HAProxy under valgrind resets some of its first streams);
+      # the counted runs below may not.
+      grep -q "2000 succeeded" "$WORK/instr-warm-$name.txt" ||
+        log "$name warm-up: $(grep requests: "$WORK/instr-warm-$name.txt")"
       for n in "$INSTR_N1" "$INSTR_N2"; do
         callgrind_at "$name" -z "$path"
         timeout -k 5 600 taskset -c "$LOAD_CPU" h2load -c "$CONNS" -m "$H2_STREAMS" -n "$n" \
           "http://127.0.0.1:${PORT[$name]}$path" >"$WORK/instr-$name-$n.txt" 2>&1 ||
           die "h2load against $name failed: $(tail -n 5 "$WORK/instr-$name-$n.txt")"
-        grep -q "$n succeeded" "$WORK/instr-$name-$n.txt" ||
-          die "$name: not every request succeeded: $(grep requests: "$WORK/instr-$name-$n.txt")"
+        # nginx's grpc_pass fails about one request in 20,000 here; a failure costs less than a
+        # success, so up to one in 1,000 moves the figure by less than 0.1 %, and is logged.
+        local ok
+        ok=$(sed -n 's/^requests:.* \([0-9]*\) succeeded.*/\1/p' "$WORK/instr-$name-$n.txt")
+        ((ok >= n - n / 1000)) ||
+          die "$name: too many failed requests: $(grep requests: "$WORK/instr-$name-$n.txt")"
+        ((ok == n)) || log "$name: $((n - ok)) of $n requests failed"
         callgrind_at "$name" -d "$path"
         log "$name: $n requests counted"
       done
@@ -2301,10 +2319,10 @@ run_instructions() {
     env_header
     echo "per request = (instructions over $INSTR_N2 requests - over $INSTR_N1) / $((INSTR_N2 - INSTR_N1)), counters zeroed before each run; kernel time is not counted (see the syscalls mode)"
     echo "proxy: 100 B responses proxied to the origin (keep-alive to it); hit4k: 4 KiB responses served from the proxy's cache"
-    [[ $INSTR_H2UP == 1 ]] && echo "h2up: HTTP/2 clients (h2load -c$CONNS -m$H2_STREAMS), 4 KiB responses from an h2c backend (nginx), configured as in the h2up mode"
+    [[ " $INSTR_SCENARIOS " == *" h2up "* ]] && echo "h2up: HTTP/2 clients (h2load -c$CONNS -m$H2_STREAMS), 4 KiB responses from an h2c backend (nginx), configured as in the h2up mode"
     echo
     # shellcheck disable=SC2086
-    INSTR_SCENARIOS="proxy hit4k$([[ $INSTR_H2UP == 1 ]] && echo " h2up")" \
+    INSTR_SCENARIOS="$INSTR_SCENARIOS" \
       python3 "$BENCH_DIR/report.py" instructions "$WORK" "$INSTR_N1" "$INSTR_N2" $PROXIES
   } >"$results"
   echo

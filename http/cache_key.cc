@@ -9,8 +9,10 @@ void BuildCacheKey(std::string_view scheme, std::string_view host, std::string_v
   out->clear();
   out->append(scheme);
   out->append("://");
-  for (char c : host) {
-    out->push_back(base::LowerAscii(c));
+  const size_t host_at = out->size();
+  out->append(host);
+  for (char& c : std::span(*out).subspan(host_at)) {
+    c = base::LowerAscii(c);
   }
   if (!key_query) {
     target = target.substr(0, target.find('?'));
