@@ -52,14 +52,7 @@ void OutQueue::Append(std::string_view bytes, bool movable) {
   }
   while (!bytes.empty()) {
     if (tail_ == nullptr || tail_->lent_id >= 0 || tail_->end == tail_->capacity) {
-      const bool small = bytes.size() <= kSmallCapacity;
-      Block* b = reinterpret_cast<Block*>(small ? pool_->GetSmall() : pool_->Get());
-      b->next = nullptr;
-      b->base = b->data();
-      b->begin = 0;
-      b->end = 0;
-      b->lent_id = -1;
-      b->capacity = small ? kSmallCapacity : kCapacity;
+      Block* b = NewOwned(bytes.size() <= kSmallCapacity);
       if (tail_ == nullptr) {
         head_ = b;
       } else {
@@ -75,15 +68,21 @@ void OutQueue::Append(std::string_view bytes, bool movable) {
   }
 }
 
-void OutQueue::Enlarge() {
-  Block* small = head_;
-  Block* b = reinterpret_cast<Block*>(pool_->Get());
+OutQueue::Block* OutQueue::NewOwned(bool small) {
+  Block* b = reinterpret_cast<Block*>(small ? pool_->GetSmall() : pool_->Get());
   b->next = nullptr;
   b->base = b->data();
   b->begin = 0;
-  b->end = small->end - small->begin;
+  b->end = 0;
   b->lent_id = -1;
-  b->capacity = kCapacity;
+  b->capacity = small ? kSmallCapacity : kCapacity;
+  return b;
+}
+
+void OutQueue::Enlarge() {
+  Block* small = head_;
+  Block* b = NewOwned(/*small=*/false);
+  b->end = small->end - small->begin;
   std::memcpy(b->data(), small->data() + small->begin, b->end);
   head_ = tail_ = b;
   Retire(small);

@@ -123,6 +123,8 @@ class OutQueue {
   static constexpr uint32_t kCapacity = BlockPool::kBlockSize - sizeof(Block);
   static constexpr uint32_t kSmallCapacity = BlockPool::kSmallBlockSize - sizeof(Block);
   void Retire(Block* b);
+  // An empty owned block from the pool, small or large, not yet linked.
+  Block* NewOwned(bool small);
   // The only block, a small one, becomes a large one holding the same bytes.
   void Enlarge();
   BlockPool* pool_;
