@@ -479,24 +479,48 @@ bool WriteResponseFields(const MessageHead& resp, const HeadEdits& edits, Out& o
   return vary_done;
 }
 
+// Whether `edits.rendered` stands for what WriteResponseFields would write of `resp` under
+// `edits`: it was rendered with title case and no other edit, so nothing else may be edited
+// but a Vary that must name Accept-Encoding where the fields' Vary (the first the loop would
+// see) already does. Sets `*vary_done` as WriteResponseFields would return it.
+bool RenderedApplies(const MessageHead& resp, const HeadEdits& edits, bool* vary_done) {
+  if (edits.rendered.empty() || !edits.title_case || !edits.remove.empty() ||
+      !edits.content_encoding.empty() || edits.drop_content_encoding || edits.weaken_etag) {
+    return false;
+  }
+  *vary_done = true;
+  if (!edits.vary_accept_encoding) {
+    return true;
+  }
+  const bool connection = HasConnectionField(resp.headers);
+  for (const HeaderView& h : resp.headers) {
+    if (EqualsIgnoreCase(h.name, "vary") &&
+        !(connection && NamedInConnection(resp.headers, h.name))) {
+      return VaryCoversAcceptEncoding(h.value);  // else the loop rewrites it
+    }
+  }
+  *vary_done = false;  // no Vary: the line is added after the fields
+  return true;
+}
+
 // The response head for the client, into `out` (TextHead or FieldsHead).
 template <typename Out>
 void WriteResponseHead(const MessageHead& resp, Framing framing, bool head_request,
                        std::string_view extra, const HeadEdits& edits, Out& out) {
-  constexpr bool kText = std::is_same_v<Out, TextHead>;
-  const bool rendered = kText && !edits.rendered.empty();
-  size_t size = 128 + extra.size() + edits.content_encoding.size() + edits.rendered.size();
-  if (!rendered) {
+  bool vary_done = false;
+  const bool rendered = std::is_same_v<Out, TextHead> && RenderedApplies(resp, edits, &vary_done);
+  size_t size = 128 + extra.size() + edits.content_encoding.size();
+  if (rendered) {
+    size += edits.rendered.size();
+  } else {
     for (const HeaderView& h : resp.headers) {
       size += h.name.size() + h.value.size() + 4;
     }
   }
   out.Reserve(size);
   out.Status(resp.status);
-  bool vary_done;
   if (rendered) {
     out.Lines(edits.rendered);
-    vary_done = !edits.vary_accept_encoding || edits.rendered_vary;
   } else {
     vary_done = WriteResponseFields(resp, edits, out);
   }

@@ -56,12 +56,11 @@ struct HeadEdits {
   // The message's names are lowercase (a stored response's): HTTP/1.1 gets them in the usual
   // capitalisation ("content-type" as "Content-Type"), as a response from the backend would.
   bool title_case = false;
-  // The message's fields as RenderStoredFields wrote them, sent as they are to an HTTP/1.1
-  // client instead of each field vetted and spelled again (HTTP/2 ignores it). Only with no
-  // other edit than title_case and vary_accept_encoding, and the latter only where the fields
-  // have no Vary (one is added) or one that covers Accept-Encoding (`rendered_vary`).
+  // The message's fields as RenderStoredFields wrote them: an HTTP/1.1 head copies them
+  // instead of vetting and spelling each field again, wherever the edits above leave them as
+  // they were rendered (title_case, nothing removed or recoded, a Vary that needs no change);
+  // otherwise, and for HTTP/2, the fields are written from the message as usual.
   std::string_view rendered;
-  bool rendered_vary = false;
 };
 void BuildClientResponseHead(const MessageHead& resp, Framing framing, bool head_request,
                              bool close, uint8_t client_minor, std::string_view extra,

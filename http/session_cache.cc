@@ -924,6 +924,9 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
   HeadEdits edits;
   edits.remove = cfg().routes[x().route].response_remove;
   edits.title_case = true;
+  if (!head.headers.empty()) {
+    edits.rendered = entry->rendered;  // the stored fields (a 416 sends none), rendered once
+  }
   if (!not_modified && range.kind == cache::RangeKind::kIgnore) {
     const CompressionPlan plan =
         PlanCompression(cfg().compression, cfg().routes[x().route].compress, x().coding, head);
@@ -946,17 +949,6 @@ void Exchange::ServeEntry(const std::shared_ptr<const cache::Entry>& entry,
       }
     }
     head.content_length = body ? body->size() : 0;
-  }
-  if (!entry->rendered.empty() && !head.headers.empty() && edits.remove.empty() &&
-      edits.content_encoding.empty() && !edits.drop_content_encoding && !edits.weaken_etag) {
-    // The fields as they were rendered when stored, unless the Vary they carry must change.
-    const auto vary = std::find_if(views.begin(), views.end(),
-                                   [](const HeaderView& v) { return v.name == "vary"; });
-    const bool covered = vary != views.end() && VaryCoversAcceptEncoding(vary->value);
-    if (!edits.vary_accept_encoding || vary == views.end() || covered) {
-      edits.rendered = entry->rendered;
-      edits.rendered_vary = covered;
-    }
   }
   // Age (RFC 9111 §5.1) and Cache-Status (RFC 9211), after the route's own headers.
   extra.append("Age: ");
