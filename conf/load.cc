@@ -866,7 +866,7 @@ class Loader {
     s.CheckKeys({"certificates", "alpn", "min_version", "ciphersuites", "ciphers",
                  "handshake_timeout", "session_tickets", "ticket_rotation",
                  "session_ticket_key_file", "session_ticket_keys", "groups", "early_data",
-                 "ocsp_stapling"});
+                 "ocsp_stapling", "record_size"});
     tls::ServerOptions o;
     const toml::node& certs = s.Require("certificates");
     const auto* array = certs.as_array();
@@ -931,6 +931,18 @@ class Loader {
     s.Bool("session_tickets", &o.session_tickets);
     s.Bool("early_data", &o.early_data);
     s.Bool("ocsp_stapling", &o.ocsp_stapling);
+    if (const toml::node* size = s.Find("record_size")) {
+      const auto* text = size->as_string();
+      if (text != nullptr && text->get() != "dynamic" && !ParseSize(text->get())) {
+        s.FailAt(*size, "record_size",
+                 "expected \"dynamic\" or a size such as \"4KiB\", got " + Shown(*size));
+      }
+      if (text == nullptr || text->get() != "dynamic") {
+        uint64_t bytes = 0;
+        s.Size("record_size", tls::kMinRecordSize, tls::kMaxRecordSize, &bytes);
+        o.record_size = static_cast<uint32_t>(bytes);
+      }
+    }
     if (o.early_data && !o.session_tickets) {
       s.FailAt(*s.Find("early_data"), "early_data",
                "early data rides on a resumed session ticket: it needs session_tickets = true");

@@ -59,9 +59,18 @@ void TlsTransport::Write(core::Conn& conn, std::string_view bytes) {
 }
 
 bool TlsTransport::Seal(core::Conn& conn, std::string_view plaintext) {
-  if (session().Write(plaintext) == tls::Status::kFailed) {
-    Failed(conn);
-    return false;
+  const uint64_t now = ctx_.worker().now_ms();
+  while (!plaintext.empty()) {
+    const size_t limit = records_.Limit(now);
+    // Full records: one write, which OpenSSL cuts into records of that size itself.
+    const size_t n = limit == tls::RecordSizer::kMaxRecord ? plaintext.size()
+                                                           : std::min(plaintext.size(), limit);
+    if (session().Write(plaintext.substr(0, n)) == tls::Status::kFailed) {
+      Failed(conn);
+      return false;
+    }
+    records_.Sealed(n, now);
+    plaintext.remove_prefix(n);
   }
   return true;
 }
@@ -83,7 +92,7 @@ void TlsTransport::OnCloseAfterFlush(core::Conn& conn) {
 
 TlsServerTransport::TlsServerTransport(ProxyContext& ctx, core::Conn& conn,
                                        std::shared_ptr<const tls::ServerContext> tls)
-    : TlsTransport(ctx),
+    : TlsTransport(ctx, tls->record_size()),
       idle_timeout_ms_(ctx.config().limits.idle_timeout_ms),
       accepted_ns_(core::MonotonicNs()),
       session_(std::move(tls)) {
@@ -141,7 +150,7 @@ TlsClientTransport::TlsClientTransport(ProxyContext& ctx, core::Conn& conn,
                                        std::shared_ptr<const tls::ClientContext> tls,
                                        std::string_view host,
                                        std::shared_ptr<tls::ClientSessionCache> sessions)
-    : TlsTransport(ctx), session_(std::move(tls), host, std::move(sessions)) {
+    : TlsTransport(ctx, tls::kMaxRecordSize), session_(std::move(tls), host, std::move(sessions)) {
   session_.SetOutputSink(SinkTo(conn));
 }
 

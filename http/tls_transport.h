@@ -13,12 +13,13 @@
 #pragma once
 
 #include <memory>
-#include <string>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "core/transport.h"
 #include "core/worker.h"
+#include "tls/record_size.h"
 #include "tls/session.h"
 
 namespace torii::http {
@@ -30,7 +31,9 @@ class ProxyContext;
 // record, not one record per Write(). Whenever a full record's worth (kRecord) is held it is
 // sealed at once, so the held bytes never outgrow one record; their buffer is the worker's
 // (ProxyContext::TakeSealBuffer), given back after each flush, so an idle connection holds
-// none and a busy one neither grows nor frees a buffer per turn.
+// none and a busy one neither grows nor frees a buffer per turn. How much goes in each record
+// is the RecordSizer's call: to clients, the listener's record_size (dynamic by default: small
+// records while a connection's window is small); to backends, full records.
 class TlsTransport : public core::Transport {
  public:
   static constexpr size_t kRecord = 16 * 1024;  // TLS's largest record (RFC 8446 §5.1)
@@ -41,7 +44,8 @@ class TlsTransport : public core::Transport {
   void OnCloseAfterFlush(core::Conn& conn) override;
 
  protected:
-  explicit TlsTransport(ProxyContext& ctx) : ctx_(ctx) {}
+  // `record_size`: tls::ServerOptions::record_size (0: dynamic).
+  TlsTransport(ProxyContext& ctx, uint32_t record_size) : ctx_(ctx), records_(record_size) {}
   virtual tls::Session& session() = 0;
   virtual void Failed(core::Conn& conn) = 0;
 
@@ -53,6 +57,7 @@ class TlsTransport : public core::Transport {
   bool Seal(core::Conn& conn, std::string_view plaintext);
 
   std::string pending_;
+  tls::RecordSizer records_;
 };
 
 class TlsServerTransport final : public TlsTransport {

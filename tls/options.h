@@ -37,6 +37,11 @@ struct ClientAuthOptions {
   uint32_t verify_depth = 4;
 };
 
+// The bounds of ServerOptions::record_size: TLS's largest plaintext per record (RFC 8446
+// §5.1), and a floor below which records cost more than they gain.
+inline constexpr uint32_t kMinRecordSize = 512;
+inline constexpr uint32_t kMaxRecordSize = 16 * 1024;
+
 struct ServerOptions {
   // The first certificate (with any other certificate for the same names, e.g. its RSA
   // twin) is the default, served when SNI is absent or matches no certificate's names.
@@ -72,6 +77,9 @@ struct ServerOptions {
   // TLS 1.3 early data (0-RTT): tickets invite up to 16 KiB of it, accepted once per ticket
   // (early_data.h). Needs session_tickets; never with client_auth.
   bool early_data = false;
+  // The most plaintext per record sent to clients (kMinRecordSize..kMaxRecordSize), or 0: dynamic
+  // (record_size.h: one TCP segment per record at first and after an idle second, then full).
+  uint32_t record_size = 0;
   ClientAuthOptions client_auth;
   // Key exchange groups, in preference order (OpenSSL names). The default takes every group
   // OpenSSL offers for TLS 1.3 key exchange: a client offering only X448 or only the RFC 7919

@@ -680,8 +680,14 @@ std::expected<std::shared_ptr<const ServerContext>, std::string> ServerContext::
         "early_data and client_auth together are not supported: early data is "
         "accepted only where no client certificate is asked for");
   }
+  if (options.record_size != 0 &&
+      (options.record_size < kMinRecordSize || options.record_size > kMaxRecordSize)) {
+    return Error("record_size must be from 512 to 16384 bytes, got " +
+                 std::to_string(options.record_size));
+  }
   std::shared_ptr<ServerContext> self(new ServerContext());
   self->handshake_timeout_ms_ = options.handshake_timeout_ms;
+  self->record_size_ = options.record_size;
   self->stats_ = stats != nullptr ? std::move(stats) : std::make_shared<HandshakeStats>();
   if (keys == nullptr && options.session_tickets) {
     auto made = TicketKeys::FromOptions(options);

@@ -113,6 +113,8 @@ class ServerContext {
   const std::shared_ptr<EarlyDataGuard>& early_data_guard() const { return early_data_; }
   bool early_data() const { return early_data_ != nullptr; }
   uint64_t handshake_timeout_ms() const { return handshake_timeout_ms_; }
+  // ServerOptions::record_size (0: dynamic).
+  uint32_t record_size() const { return record_size_; }
   // "h2" is among the protocols ALPN may choose.
   bool offers_h2() const { return offers_h2_; }
 
@@ -158,6 +160,7 @@ class ServerContext {
   std::shared_ptr<EarlyDataGuard> early_data_;
   std::shared_ptr<HandshakeStats> stats_;
   uint64_t handshake_timeout_ms_ = 0;
+  uint32_t record_size_ = 0;
 };
 
 }  // namespace torii::tls

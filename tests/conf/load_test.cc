@@ -1495,6 +1495,23 @@ TEST(LoadTls, Errors) {
               "h2c is HTTP/2 without TLS");
 }
 
+// record_size: "dynamic" (the default, 0) or a size from 512 bytes to 16 KiB.
+TEST(LoadTls, RecordSize) {
+  const std::string certs = R"({ certificates = [{ cert = "a", key = "b" }])";
+  EXPECT_EQ(LoadOk(WithTls(certs + " }")).listeners[0].tls->record_size, 0u);
+  EXPECT_EQ(LoadOk(WithTls(certs + R"(, record_size = "dynamic" })")).listeners[0].tls->record_size,
+            0u);
+  EXPECT_EQ(LoadOk(WithTls(certs + R"(, record_size = "4KiB" })")).listeners[0].tls->record_size,
+            4096u);
+  EXPECT_EQ(LoadOk(WithTls(certs + ", record_size = 1400 }")).listeners[0].tls->record_size, 1400u);
+  ExpectError(WithTls(certs + ", record_size = 100 }"), 4, 67,
+              "expected a size from 512B to 16KiB, got 100");
+  ExpectError(WithTls(certs + R"(, record_size = "32KiB" })"), 4, 67,
+              "expected a size from 512B to 16KiB");
+  ExpectError(WithTls(certs + R"(, record_size = "small" })"), 4, 67,
+              "expected \"dynamic\" or a size such as \"4KiB\", got \"small\"");
+}
+
 // session_ticket_keys = "redis": the keys are shared under the listener's name.
 TEST(LoadTls, TicketKeysSharedThroughRedis) {
   const std::string redis = "[redis]\naddress = \"127.0.0.1:6379\"\n";

@@ -640,6 +640,134 @@ class Groups(h.ToriiCase):
         self.assertIn("groups [X25519:nope]", p.stderr.decode())
 
 
+class RecordReader:
+    """A TLS 1.3 client over memory BIOs that sees the records on the wire: the length of each
+    record (ciphertext and 17 bytes: the content type and the AEAD tag) and its plaintext."""
+
+    def __init__(self, addr, ctx, server_name="a.test"):
+        self.sock = socket.create_connection(addr, timeout=10)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.inc, self.out, server_hostname=server_name)
+        self.wire = b""  # bytes received, not yet split into whole records
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._send()
+                self._receive()
+        self._send()
+
+    def close(self):
+        self.sock.close()
+
+    def _send(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _receive(self):
+        """Reads from the socket; returns the lengths of the records it completed."""
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        self.inc.write(chunk)
+        self.wire += chunk
+        lengths = []
+        while len(self.wire) >= 5 and len(self.wire) >= 5 + int.from_bytes(self.wire[3:5], "big"):
+            n = int.from_bytes(self.wire[3:5], "big")
+            lengths.append(n)
+            self.wire = self.wire[5 + n:]
+        return lengths
+
+    def get(self, path):
+        """One request; returns (response, [record lengths]) for the records that carried the
+        response (and any ticket that came with them)."""
+        self.tls.write(h.build_request("GET", path, host="a.test"))
+        self._send()
+        data, lengths = b"", []
+        while True:
+            resp = h.parse_responses(data) if data else []
+            if resp and resp[0].complete:
+                return resp[0], lengths
+            lengths += self._receive()
+            while True:
+                try:
+                    data += self.tls.read(65536)
+                except ssl.SSLWantReadError:
+                    break
+
+
+@unittest.skipIf(OPENSSL is None, "openssl is not installed")
+class RecordSizes(h.ToriiCase):
+    """tls.record_size: dynamic by default (records of one TCP segment while a connection is
+    new or back from an idle second, then full 16 KiB records), or a fixed cap."""
+
+    SMALL = 1378 + 17  # RecordSizer::kSmallRecord on the wire, less the 5-byte header
+    FULL = 16384 + 17
+    BODY = 100 * 1024
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = Pki()
+        cls.addClassCleanup(cls.pki.cleanup)
+        cls.cert = cls.pki.leaf("a", ["a.test"])
+        cls.o = cls.class_origin("o1")
+
+    def fetch(self, reader):
+        resp, lengths = reader.get(f"/?size={self.BODY}")
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(len(resp.body), self.BODY)
+        return lengths
+
+    def test_dynamic_small_first_then_full_then_small_after_idle(self):
+        t = self.torii(tls_config(self.o, self.pki, [self.cert]))
+        reader = RecordReader(t.addr("https"), client_context(self.pki))
+        try:
+            first = self.fetch(reader)
+            # A new connection: its response starts in records of one segment...
+            big = [i for i, n in enumerate(first) if n > self.SMALL]
+            self.assertTrue(big, first)
+            small = first[:big[0]]
+            self.assertGreaterEqual(sum(n - 17 for n in small), 64 * 1024, first)
+            self.assertLessEqual(max(small), self.SMALL, first)
+            # ...then goes on in full records.
+            self.assertEqual(max(first), self.FULL, first)
+            # The next response on the busy connection: full records from the start.
+            second = self.fetch(reader)
+            self.assertEqual(second[0], self.FULL, second)
+            self.assertEqual(second.count(self.FULL), self.BODY // 16384, second)
+            # Idle for more than a second: small records again.
+            time.sleep(1.3)
+            third = self.fetch(reader)
+            self.assertLessEqual(max(third[:40]), self.SMALL, third)
+            self.assertEqual(max(third), self.FULL, third)
+        finally:
+            reader.close()
+
+    def test_fixed_size_caps_every_record(self):
+        t = self.torii(tls_config(self.o, self.pki, [self.cert], {"record_size": "4KiB"}))
+        reader = RecordReader(t.addr("https"), client_context(self.pki))
+        try:
+            for _ in range(2):
+                lengths = self.fetch(reader)
+                self.assertEqual(max(lengths), 4096 + 17, lengths)
+                self.assertGreaterEqual(len(lengths), self.BODY // 4096, lengths)
+        finally:
+            reader.close()
+
+    def test_bad_record_size_is_refused_at_load(self):
+        c = tls_config(self.o, self.pki, [self.cert], {"record_size": 100})
+        path = os.path.join(self.tmpdir(), "bad.toml")
+        with open(path, "w") as f:
+            f.write(c.render("/tmp/unused.ready", "off", "-"))
+        p = subprocess.run([h.torii_bin(), "-t", "-c", path], capture_output=True, timeout=30,
+                           env=h.child_env())
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("record_size", p.stderr.decode())
+        self.assertIn("expected a size from 512B to 16KiB, got 100", p.stderr.decode())
+
+
 class Options(h.ToriiCase):
     @classmethod
     def setUpClass(cls):
