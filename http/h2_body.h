@@ -1,10 +1,12 @@
 // http/h2_body.h: the outgoing body of one HTTP/2 stream, shared by both HTTP/2 codecs.
 //
 // The bytes of a body (a response to a client, h2_session.h; a request to a backend,
-// h2_upstream.h) wait here until nghttp2 frames them: its data source reads how much goes in
-// the next DATA frame (Read), and its send_data callback writes them straight from here to the
-// connection (SendDataFrame; DATA is never copied into nghttp2). The end of the body can carry
-// trailer fields, sent as trailing HEADERS.
+// h2_upstream.h) wait here until they are framed. On the client side nghttp2 frames them: its
+// data source reads how much goes in the next DATA frame (Read), and its send_data callback
+// writes them straight from here to the connection (SendDataFrame; DATA is never copied into
+// nghttp2). Toward a backend torii's own codec frames them (H2UpstreamConn::SendBodies: a DATA
+// frame header, then Send). The end of the body can carry trailer fields, sent as trailing
+// HEADERS.
 #pragma once
 
 #include <nghttp2/nghttp2.h>
@@ -68,6 +70,8 @@ class H2BodyQueue {
  public:
   size_t queued() const { return out_.size() - off_ + pinned_bytes_; }
   bool ended() const { return end_; }
+  // The trailer fields End() was given (names lowercased).
+  const std::vector<std::pair<std::string, std::string>>& trailers() const { return trailers_; }
 
   void Append(std::string_view bytes);
   // Bytes `owner` keeps alive (a stored response's body): queued as a reference, and sent

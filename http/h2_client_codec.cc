@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "http/h1_parser.h"
+
 namespace torii::http {
 
 namespace {
@@ -198,24 +200,33 @@ bool ValidName(std::string_view n) {
   return true;
 }
 
-// No control character but HTAB (NUL, CR and LF included), no DEL, no whitespace at either end.
+// No control character but HTAB (NUL, CR and LF included), no DEL (IsCleanValue, as on
+// HTTP/1.1), no whitespace at either end (RFC 9113 §8.2.1).
 bool ValidValue(std::string_view v) {
   if (!v.empty() &&
       (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t')) {
     return false;
   }
-  for (char c : v) {
-    const auto b = static_cast<uint8_t>(c);
-    if ((b < 0x20 && b != '\t') || b == 0x7f) {
-      return false;
-    }
-  }
-  return true;
+  return IsCleanValue(v);
 }
 
-bool ConnectionSpecific(std::string_view n) {
-  return n == "connection" || n == "keep-alive" || n == "proxy-connection" ||
-         n == "transfer-encoding" || n == "upgrade";
+// The fields HTTP/2 forbids (RFC 9113 §8.2.2): connection-specific ones, and TE but
+// "trailers". Compared by length first: most names are none of them.
+bool Forbidden(std::string_view n, std::string_view v) {
+  switch (n.size()) {
+    case 2:
+      return n == "te" && v != "trailers";
+    case 7:
+      return n == "upgrade";
+    case 10:
+      return n == "connection" || n == "keep-alive";
+    case 16:
+      return n == "proxy-connection";
+    case 17:
+      return n == "transfer-encoding";
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -900,8 +911,7 @@ void H2ClientCodec::CheckField(int32_t id, Stream& s, std::string_view name,
     return;
   }
   s.saw_regular = true;
-  if (!ValidName(name) || !ValidValue(value) || ConnectionSpecific(name) ||
-      (name == "te" && value != "trailers")) {
+  if (!ValidName(name) || !ValidValue(value) || Forbidden(name, value)) {
     s.malformed = true;
     return;
   }

@@ -29,6 +29,8 @@
 #include <utility>
 #include <vector>
 
+#include "http/serialize.h"
+
 namespace torii::http {
 
 // RFC 9113 §7 error codes.
@@ -50,10 +52,7 @@ enum class H2Error : uint32_t {
 };
 
 // One field to encode: a lowercase name and its value.
-struct H2OutField {
-  std::string_view name;
-  std::string_view value;
-};
+using H2OutField = H2Field;
 
 // Appends `fields` as one HPACK header block: a dynamic table size update to 0 first when
 // `table_update`, then each field as a literal never entered into a table ("never indexed" for

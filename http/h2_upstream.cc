@@ -80,7 +80,7 @@ class H2UpstreamConn::Stream final : public Upstream {
   void ResumeResponse() override {
     paused_ = false;
     if (unacked_ > 0) {
-      nghttp2_session_consume(c_.ng_, id_, unacked_);
+      c_.codec_.Consume(id_, unacked_);
       unacked_ = 0;
       c_.self_->WantFlush();
     }
@@ -90,14 +90,13 @@ class H2UpstreamConn::Stream final : public Upstream {
     released_ = true;
     EndCount();
     if (unacked_ > 0) {
-      nghttp2_session_consume(c_.ng_, id_, unacked_);
+      c_.codec_.Consume(id_, unacked_);
       unacked_ = 0;
     }
     if (!response_done_ || !request_sent_) {
       // The exchange no longer wants the rest either way: the stream ends here (NO_ERROR
       // after a complete response, RFC 9113 §8.1; CANCEL otherwise).
-      nghttp2_submit_rst_stream(c_.ng_, NGHTTP2_FLAG_NONE, id_,
-                                reusable && response_done_ ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+      c_.codec_.Reset(id_, reusable && response_done_ ? H2Error::kNoError : H2Error::kCancel);
     }
     c_.self_->WantFlush();
   }
@@ -111,7 +110,7 @@ class H2UpstreamConn::Stream final : public Upstream {
   void set_deadline(uint64_t ms) { deadline_ms_ = ms; }
   void Touch() { deadline_ms_ = c_.ctx_.worker().now_ms() + response_timeout_ms_; }
 
-  // A field of a response head or of its trailers (nghttp2 checked its syntax).
+  // A field of a response head or of its trailers (the codec checked its syntax).
   void AddField(std::string_view name, std::string_view value) {
     if (name == ":status") {
       uint16_t st = 0;
@@ -143,7 +142,7 @@ class H2UpstreamConn::Stream final : public Upstream {
     }
     BuildViews();
     if (head_done_) {
-      Done(views_);  // trailers (nghttp2 made sure they end the stream)
+      Done(views_);  // trailers (the codec made sure they end the stream)
       return;
     }
     MessageHead head;
@@ -195,7 +194,7 @@ class H2UpstreamConn::Stream final : public Upstream {
     if (paused_ && !released_) {
       unacked_ += bytes.size();
     } else {
-      nghttp2_session_consume(c_.ng_, id_, bytes.size());
+      c_.codec_.Consume(id_, bytes.size());
     }
   }
 
@@ -204,19 +203,19 @@ class H2UpstreamConn::Stream final : public Upstream {
   // The stream failed: its exchange hears why (once), and the stream is reset.
   void Fail(UpstreamFailure why) {
     if (!released_) {
-      nghttp2_submit_rst_stream(c_.ng_, NGHTTP2_FLAG_NONE, id_, NGHTTP2_CANCEL);
+      c_.codec_.Reset(id_, H2Error::kCancel);
       c_.self_->WantFlush();
       Detach(why);
     }
   }
-  // The stream closed (nghttp2 dropped it): an exchange still attached hears it as a failure.
-  void OnClosed(uint32_t error_code) {
-    if (error_code == NGHTTP2_REFUSED_STREAM && !released_) {
+  // The stream closed: an exchange still attached hears it as a failure.
+  void OnClosed(H2Error code) {
+    if (code == H2Error::kRefusedStream && !released_) {
       c_.ctx_.stats().h2_up_refused++;
     }
-    Detach(error_code == NGHTTP2_REFUSED_STREAM ? UpstreamFailure::kRefused
-           : head_done_                         ? UpstreamFailure::kTruncated
-                                                : UpstreamFailure::kClosedEarly);
+    Detach(code == H2Error::kRefusedStream ? UpstreamFailure::kRefused
+           : head_done_                    ? UpstreamFailure::kTruncated
+                                           : UpstreamFailure::kClosedEarly);
   }
   // The connection is lost under the stream: once the response began, a truncation.
   void OnLost(UpstreamFailure why) {
@@ -232,15 +231,8 @@ class H2UpstreamConn::Stream final : public Upstream {
     }
   }
 
-  // nghttp2's data source: the request body queued here.
-  ssize_t Read(size_t length, uint32_t* flags) {
-    const ssize_t n = body_.Read(c_.ng_, id_, length, flags);
-    if ((*flags & NGHTTP2_DATA_FLAG_EOF) != 0) {
-      request_sent_ = true;
-    }
-    return n;
-  }
   H2BodyQueue& body() { return body_; }
+  bool request_sent() const { return request_sent_; }
   void mark_request_sent() { request_sent_ = true; }
 
  private:
@@ -249,10 +241,7 @@ class H2UpstreamConn::Stream final : public Upstream {
     uint32_t name;
     uint32_t value;
   };
-  void Resume() {
-    body_.Resume(c_.ng_, id_);
-    c_.self_->WantFlush();
-  }
+  void Resume() { c_.QueueBody(id_); }
   void BuildViews() {
     views_.clear();
     const std::string_view text = text_;
@@ -313,7 +302,7 @@ class H2UpstreamConn::Stream final : public Upstream {
   bool reused_ = false;
   uint64_t response_timeout_ms_ = 0;
   uint64_t deadline_ms_ = 0;
-  H2BodyQueue body_;  // the request body for nghttp2 to frame
+  H2BodyQueue body_;  // the request body, framed as the windows allow (SendBodies)
   std::string text_;  // the response head's (or trailers') names and values, back to back
   std::vector<Field> fields_;
   std::vector<HeaderView> views_;
@@ -334,35 +323,21 @@ class H2UpstreamConn::Stream final : public Upstream {
 
 H2UpstreamConn::H2UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> gen, uint32_t pool,
                                uint32_t backend)
-    : ctx_(ctx), gen_(std::move(gen)), pool_(pool), backend_(backend) {
-  nghttp2_session_callbacks* cbs = nullptr;
-  nghttp2_session_callbacks_new(&cbs);
-  nghttp2_session_callbacks_set_on_header_callback(cbs, &OnHeader);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &OnFrameRecv);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &OnDataChunk);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &OnStreamClose);
-  nghttp2_session_callbacks_set_send_data_callback(cbs, &SendData);
-  nghttp2_option* opt = nullptr;
-  nghttp2_option_new(&opt);
-  nghttp2_option_set_no_auto_window_update(opt, 1);  // acknowledged as the client takes it
-  nghttp2_session_client_new3(&ng_, cbs, this, opt, H2Memory());
-  nghttp2_option_del(opt);
-  nghttp2_session_callbacks_del(cbs);
-  const nghttp2_settings_entry settings[] = {
-      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(2 * cfg().limits.header_bytes)},
-      // Streams are sent in turn, without RFC 7540's dependency tree (nghttp2 keeps none).
-      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
-  };
-  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
-  nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+    : ctx_(ctx),
+      gen_(std::move(gen)),
+      pool_(pool),
+      backend_(backend),
+      codec_(*this,
+             H2ClientCodec::Settings{
+                 .max_header_list = static_cast<uint32_t>(2 * gen_->config().limits.header_bytes),
+                 .connection_window = kConnectionWindow},
+             H2Memory()) {
   idle_since_ms_ = ctx_.worker().now_ms();
 }
 
 H2UpstreamConn::~H2UpstreamConn() {
   streams_.clear();
   spare_.clear();
-  nghttp2_session_del(ng_);
 }
 
 core::Conn* H2UpstreamConn::FindWithRoom(core::Worker& worker, Generation& gen, uint32_t pool,
@@ -423,9 +398,8 @@ bool H2UpstreamConn::HasRoom() const {
   }
   // Before this connection's SETTINGS, what the backend said on an earlier one (a new
   // connection is opened when the others are full: it must not overshoot the same limit).
-  const uint32_t peer = settings_seen_ ? nghttp2_session_get_remote_settings(
-                                             ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
-                                       : gen_->h2_peer_streams(pool_, backend_);
+  const uint32_t peer =
+      settings_seen_ ? codec_.peer_max_streams() : gen_->h2_peer_streams(pool_, backend_);
   return streams_.size() < std::min(peer, cfg().pools[pool_].max_streams);
 }
 
@@ -453,9 +427,14 @@ uint32_t H2UpstreamConn::Open(core::Conn& self, const StreamParams& params, std:
   if (scratch.fields.empty()) {
     return 0;
   }
-  std::vector<nghttp2_nv>& nv = scratch.nv;
-  nv.clear();
-  AppendNv(scratch.fields, cfg().request_id_header, &nv);
+  const int32_t id = codec_.Open(scratch.fields, params.end_stream);
+  if (id == 0) {
+    if (!codec_.failed() && !codec_.goaway_received()) {
+      draining_ = true;  // stream ids spent: the next exchanges open another connection
+      Unshare();
+    }
+    return 0;
+  }
   std::unique_ptr<Stream> st;
   if (spare_.empty()) {
     st = std::make_unique<Stream>(*this);
@@ -464,16 +443,6 @@ uint32_t H2UpstreamConn::Open(core::Conn& self, const StreamParams& params, std:
     spare_.pop_back();
   }
   st->Start(params, /*reused=*/opened_ > 0);
-  nghttp2_data_provider provider;
-  provider.source.ptr = st.get();
-  provider.read_callback = &H2UpstreamConn::ReadBody;
-  const int32_t id = nghttp2_submit_request(ng_, nullptr, nv.data(), nv.size(),
-                                            params.end_stream ? nullptr : &provider, nullptr);
-  if (id < 0) {
-    st->Recycle();  // gives back its count and slot
-    spare_.push_back(std::move(st));
-    return 0;
-  }
   st->set_id(id);
   if (params.end_stream) {
     st->mark_request_sent();
@@ -490,108 +459,151 @@ uint32_t H2UpstreamConn::Open(core::Conn& self, const StreamParams& params, std:
   return static_cast<uint32_t>(id);
 }
 
-// ---- nghttp2 callbacks ----
+// ---- What the codec reports ----
 
-int H2UpstreamConn::OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
-                             size_t namelen, const uint8_t* value, size_t valuelen,
-                             uint8_t /*flags*/, void* user) {
-  auto* c = static_cast<H2UpstreamConn*>(user);
-  if (frame->hd.type != NGHTTP2_HEADERS) {
-    return 0;
-  }
-  if (Stream* st = c->Find(frame->hd.stream_id)) {
-    st->AddField(std::string_view(reinterpret_cast<const char*>(name), namelen),
-                 std::string_view(reinterpret_cast<const char*>(value), valuelen));
-  }
-  return 0;
-}
-
-int H2UpstreamConn::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
-  auto* c = static_cast<H2UpstreamConn*>(user);
-  const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-  switch (frame->hd.type) {
-    case NGHTTP2_HEADERS:
-      if (Stream* st = c->Find(frame->hd.stream_id)) {
-        st->OnHeaders(end);
-      }
-      return 0;
-    case NGHTTP2_DATA:
-      if (end) {
-        if (Stream* st = c->Find(frame->hd.stream_id)) {
-          st->OnDataEnd();
-        }
-      }
-      return 0;
-    case NGHTTP2_SETTINGS:
-      if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
-        c->settings_seen_ = true;
-        c->gen_->h2_peer_streams(c->pool_, c->backend_) =
-            nghttp2_session_get_remote_settings(c->ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-      }
-      return 0;
-    case NGHTTP2_GOAWAY:
-      // No new stream here; those above last_stream_id are closed by nghttp2 as refused.
-      c->draining_ = true;
-      c->Unshare();
-      return 0;
-    default:
-      return 0;
+void H2UpstreamConn::OnField(int32_t stream, std::string_view name, std::string_view value) {
+  if (Stream* st = Find(stream)) {
+    st->AddField(name, value);
   }
 }
 
-int H2UpstreamConn::OnDataChunk(nghttp2_session*, uint8_t /*flags*/, int32_t stream_id,
-                                const uint8_t* data, size_t len, void* user) {
-  auto* c = static_cast<H2UpstreamConn*>(user);
-  Stream* st = c->Find(stream_id);
+void H2UpstreamConn::OnHeaders(int32_t stream, bool end_stream) {
+  if (Stream* st = Find(stream)) {
+    st->OnHeaders(end_stream);
+  }
+}
+
+void H2UpstreamConn::OnData(int32_t stream, std::string_view bytes) {
+  Stream* st = Find(stream);
   if (st == nullptr) {
-    nghttp2_session_consume(c->ng_, stream_id, len);
-    return 0;
+    codec_.Consume(stream, bytes.size());
+    return;
   }
-  st->OnData(std::string_view(reinterpret_cast<const char*>(data), len));
-  return 0;
+  st->OnData(bytes);
 }
 
-int H2UpstreamConn::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code,
-                                  void* user) {
-  auto* c = static_cast<H2UpstreamConn*>(user);
-  auto it = c->streams_.find(stream_id);
-  if (it == c->streams_.end()) {
-    return 0;
+void H2UpstreamConn::OnDataEnd(int32_t stream) {
+  if (Stream* st = Find(stream)) {
+    st->OnDataEnd();
+  }
+}
+
+void H2UpstreamConn::OnSettings() {
+  settings_seen_ = true;
+  gen_->h2_peer_streams(pool_, backend_) = codec_.peer_max_streams();
+}
+
+void H2UpstreamConn::OnGoaway() {
+  // No new stream here; those above its last stream id are closed by the codec as refused.
+  draining_ = true;
+  Unshare();
+}
+
+void H2UpstreamConn::ProcessClosed() {
+  for (const auto& [id, code] : codec_.TakeClosed()) {
+    CloseStream(id, code);
+  }
+}
+
+void H2UpstreamConn::CloseStream(int32_t id, H2Error code) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) {
+    return;
   }
   // Off the map before its exchange hears of it (a retry may open another stream here).
   std::unique_ptr<Stream> st = std::move(it->second);
-  c->streams_.erase(it);
-  if (c->last_ == st.get()) {
-    c->last_ = nullptr;
+  streams_.erase(it);
+  if (last_ == st.get()) {
+    last_ = nullptr;
   }
-  if (c->streams_.empty()) {
-    c->idle_since_ms_ = c->ctx_.worker().now_ms();
-    c->ArmAt(c->idle_since_ms_ + c->cfg().pools[c->pool_].keepalive_timeout_ms);
+  if (streams_.empty()) {
+    idle_since_ms_ = ctx_.worker().now_ms();
+    ArmAt(idle_since_ms_ + cfg().pools[pool_].keepalive_timeout_ms);
   }
-  st->OnClosed(error_code);
-  if (c->spare_.size() < kSpareStreams) {
+  st->OnClosed(code);
+  if (spare_.size() < kSpareStreams) {
     st->Recycle();
-    c->spare_.push_back(std::move(st));
+    spare_.push_back(std::move(st));
   }
-  return 0;
 }
 
-ssize_t H2UpstreamConn::ReadBody(nghttp2_session*, int32_t /*stream_id*/, uint8_t* /*buf*/,
-                                 size_t length, uint32_t* data_flags, nghttp2_data_source* source,
-                                 void* /*user*/) {
-  return static_cast<Stream*>(source->ptr)->Read(length, data_flags);
+void H2UpstreamConn::QueueBody(int32_t id) {
+  if (std::find(sending_.begin(), sending_.end(), id) == sending_.end()) {
+    sending_.push_back(id);
+  }
+  if (self_ != nullptr) {
+    self_->WantFlush();
+  }
 }
 
-int H2UpstreamConn::SendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
-                             size_t length, nghttp2_data_source* source, void* user) {
-  auto* c = static_cast<H2UpstreamConn*>(user);
-  auto* st = static_cast<Stream*>(source->ptr);
-  bool drained = false;
-  H2BodyQueue::SendDataFrame(*c->self_, *frame, framehd, length, st->body(), &drained);
-  if (drained) {
-    c->writable_.push_back(st->id());  // its exchange may read its client again
+void H2UpstreamConn::Emit() {
+  std::string& out = codec_.output();
+  if (out.empty() || self_->closing()) {
+    out.clear();
+    return;
   }
-  return 0;
+  if (self_->WriteBlocked()) {
+    // A backend that does not read: what it makes torii answer (PING, SETTINGS) waits in the
+    // codec, which gives up on the connection past its bound (a flood), until OnWritable.
+    return;
+  }
+  self_->Write(out);
+  out.clear();
+}
+
+void H2UpstreamConn::SendBodies() {
+  for (size_t i = 0; i < sending_.size();) {
+    const int32_t id = sending_[i];
+    Stream* st = Find(id);
+    bool keep = false;
+    while (st != nullptr && !st->released() && !st->request_sent()) {
+      if (self_->closing() || self_->WriteBlocked()) {
+        keep = true;  // OnWritable brings it back
+        break;
+      }
+      H2BodyQueue& body = st->body();
+      const size_t queued = body.queued();
+      const bool trailers = !body.trailers().empty();
+      if (queued == 0) {
+        if (body.ended()) {
+          if (trailers) {
+            std::vector<H2Field>& fields = ThreadHeadScratch().fields;
+            fields.clear();
+            for (const auto& [name, value] : body.trailers()) {
+              fields.push_back(H2Field{name, value});
+            }
+            codec_.SendTrailers(id, fields);
+            Emit();
+          } else {
+            const std::array<char, 9> h = codec_.DataHeader(id, 0, /*end_stream=*/true);
+            self_->Write(std::string_view(h.data(), h.size()));
+          }
+          st->mark_request_sent();
+        }
+        break;  // more comes with the next WriteRequestBody
+      }
+      const size_t n = std::min(queued, codec_.Sendable(id));
+      if (n == 0) {
+        keep = true;  // the windows are closed: a WINDOW_UPDATE brings it back
+        break;
+      }
+      const bool last = n == queued && body.ended() && !trailers;
+      const std::array<char, 9> h = codec_.DataHeader(id, n, last);
+      self_->Write(std::string_view(h.data(), h.size()));
+      if (body.Send(*self_, n)) {
+        writable_.push_back(id);  // its exchange may read its client again
+      }
+      if (last) {
+        st->mark_request_sent();
+      }
+    }
+    if (keep) {
+      ++i;
+    } else {
+      sending_[i] = sending_.back();
+      sending_.pop_back();
+    }
+  }
 }
 
 // ---- The connection ----
@@ -601,10 +613,10 @@ void H2UpstreamConn::Flush() {
     return;
   }
   for (int round = 0; round < 8; ++round) {
-    if (!SendFrames(ng_, *self_)) {
-      FailAll(UpstreamFailure::kBadResponse);
-      return;
-    }
+    Emit();
+    SendBodies();
+    Emit();
+    ProcessClosed();
     if (writable_.empty() || self_->closing()) {
       break;
     }
@@ -628,12 +640,12 @@ void H2UpstreamConn::MaybeClose() {
   if (self_->closing()) {
     return;
   }
-  if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_)) {
+  if (codec_.failed()) {
     Unshare();
-    FailAll(UpstreamFailure::kClosedEarly);
+    FailAll(UpstreamFailure::kBadResponse);
     return;
   }
-  if (draining_ && streams_.empty() && !nghttp2_session_want_write(ng_)) {
+  if (draining_ && streams_.empty()) {
     Unshare();
     self_->CloseAfterFlush();
   }
@@ -715,14 +727,15 @@ void H2UpstreamConn::OnConnected(core::Conn& self, core::Result<void> result) {
 }
 
 void H2UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
-  const ssize_t n =
-      nghttp2_session_mem_recv(ng_, reinterpret_cast<const uint8_t*>(data.data()), data.size());
-  if (n < 0) {
+  self_ = &self;
+  if (!codec_.Receive(std::string_view(data.data(), data.size()))) {
     spdlog::debug("upstream {}: HTTP/2: {}", cfg().pools[pool_].backends[backend_].name,
-                  nghttp2_strerror(static_cast<int>(n)));
+                  codec_.failure());
+    Emit();  // the GOAWAY that says why, if the connection can still take it
     FailAll(UpstreamFailure::kBadResponse);
     return;
   }
+  ProcessClosed();
   last_recv_ms_ = ctx_.worker().now_ms();
   ping_sent_ms_ = 0;  // any byte shows the peer alive
   if (!self.closing()) {
@@ -770,7 +783,7 @@ void H2UpstreamConn::OnTimer(core::Conn& self) {
       return;
     }
     if (ping_sent_ms_ == 0 && now >= last_recv_ms_ + PingInterval()) {
-      nghttp2_submit_ping(ng_, NGHTTP2_FLAG_NONE, nullptr);
+      codec_.Ping();
       ping_sent_ms_ = now;
     }
   }
@@ -778,7 +791,7 @@ void H2UpstreamConn::OnTimer(core::Conn& self) {
     // Idle past keepalive_timeout: GOAWAY, then close.
     Unshare();
     draining_ = true;
-    nghttp2_session_terminate_session(ng_, NGHTTP2_NO_ERROR);
+    codec_.Goaway(H2Error::kNoError);
     Flush();
     if (!self.closing()) {
       self.CloseAfterFlush();
@@ -799,7 +812,7 @@ void H2UpstreamConn::OnDrain(core::Conn& self) {
   draining_ = true;
   Unshare();
   if (streams_.empty()) {
-    nghttp2_session_terminate_session(ng_, NGHTTP2_NO_ERROR);
+    codec_.Goaway(H2Error::kNoError);
   }
   self.WantFlush();
 }

@@ -1,4 +1,5 @@
-// http/h2_upstream.h: the HTTP/2 upstream codec (internal to http/), on nghttp2.
+// http/h2_upstream.h: the HTTP/2 upstream connection (internal to http/), framed by torii's
+// own client codec (h2_client_codec.h).
 //
 // H2UpstreamConn is one connection to a backend of a pool with protocol = "h2" (TLS, ALPN h2)
 // or "h2c" (prior knowledge). Each worker keeps its connections to a backend in the
@@ -23,8 +24,6 @@
 // as long again its streams fail (a dead peer; retried when safe).
 #pragma once
 
-#include <nghttp2/nghttp2.h>
-
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,6 +32,7 @@
 #include <vector>
 
 #include "core/worker.h"
+#include "http/h2_client_codec.h"
 #include "http/h2_fields.h"
 #include "http/proxy_context.h"
 #include "http/retry.h"
@@ -42,7 +42,7 @@ namespace torii::http {
 
 class ExchangeHost;
 
-class H2UpstreamConn final : public UpstreamHandler {
+class H2UpstreamConn final : public UpstreamHandler, private H2ClientCodec::Host {
  public:
   H2UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> gen, uint32_t pool,
                  uint32_t backend);
@@ -72,7 +72,7 @@ class H2UpstreamConn final : public UpstreamHandler {
     uint64_t response_timeout_ms = 0;
   };
   // Opens a stream carrying `head` (as BuildUpstreamRequestHead wrote it; rewritten in place).
-  // Returns its id, or 0 when nghttp2 refused it (the caller tries elsewhere).
+  // Returns its id, or 0 when no stream could be opened (the caller tries elsewhere).
   uint32_t Open(core::Conn& self, const StreamParams& params, std::string* head);
 
   Upstream* FindUpstream(uint32_t stream) override;
@@ -91,24 +91,31 @@ class H2UpstreamConn final : public UpstreamHandler {
   class Stream;
   friend class Stream;
 
-  static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
-                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags,
-                      void* user);
-  static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user);
-  static int OnDataChunk(nghttp2_session*, uint8_t flags, int32_t stream_id, const uint8_t* data,
-                         size_t len, void* user);
-  static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user);
-  static int SendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
-                      nghttp2_data_source* source, void* user);
-  static ssize_t ReadBody(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
-                          uint32_t* data_flags, nghttp2_data_source* source, void* user);
+  // ---- H2ClientCodec::Host ----
+  void OnField(int32_t stream, std::string_view name, std::string_view value) override;
+  void OnHeaders(int32_t stream, bool end_stream) override;
+  void OnData(int32_t stream, std::string_view bytes) override;
+  void OnDataEnd(int32_t stream) override;
+  void OnSettings() override;
+  void OnGoaway() override;
+  void OnPingAck() override {}  // any byte received shows the peer alive (OnRecv)
 
   const ProxyConfig& cfg() const { return gen_->config(); }
   Stream* Find(int32_t id);
   bool HasRoom() const;
-  // Frames out while the connection is under its high-water mark; streams whose request queue
+  // Frames out: the codec's control frames and HEADERS, then request bodies as the windows
+  // allow while the connection is under its high-water mark; streams whose request queue
   // drained hear it (OnUpstreamWritable).
   void Flush();
+  // The codec's frames to the connection.
+  void Emit();
+  // DATA (and trailers) of the streams in sending_, as far as windows and the connection allow.
+  void SendBodies();
+  // A stream has request body bytes (or its end) to send.
+  void QueueBody(int32_t id);
+  // Streams the codec closed since the last call: off the map, their exchanges told.
+  void ProcessClosed();
+  void CloseStream(int32_t id, H2Error code);
   // No new stream on this connection (GOAWAY either way, shutdown, reload): off the shared list.
   void Unshare();
   // Every stream fails with `why` (the connection is lost); the connection closes.
@@ -128,13 +135,14 @@ class H2UpstreamConn final : public UpstreamHandler {
   uint32_t pool_;
   uint32_t backend_;
   core::Conn* self_ = nullptr;
-  nghttp2_session* ng_ = nullptr;
+  H2ClientCodec codec_;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
   // The stream Find() gave last (a header block's fields arrive one callback each, all for one
   // stream): nullptr once it leaves streams_.
   Stream* last_ = nullptr;
   std::vector<std::unique_ptr<Stream>> spare_;  // ended streams kept for the next ones
   std::vector<int32_t> writable_;               // streams whose request queue drained (Flush)
+  std::vector<int32_t> sending_;                // streams with request body to frame
   uint64_t idle_since_ms_ = 0;
   uint64_t armed_ms_ = 0;
   uint64_t last_recv_ms_ = 0;  // the last bytes from the backend

@@ -29,6 +29,7 @@ int FuzzH2Fields(const uint8_t* data, size_t size);
 int FuzzGrpc(const uint8_t* data, size_t size);
 int FuzzDnsMessage(const uint8_t* data, size_t size);
 int FuzzDiskMeta(const uint8_t* data, size_t size);
+int FuzzH2Client(const uint8_t* data, size_t size);
 }  // namespace torii::fuzz
 
 namespace {
@@ -58,6 +59,7 @@ const Target kTargets[] = {
     {"grpc", torii::fuzz::FuzzGrpc, 3000, 6},
     {"dns_message", torii::fuzz::FuzzDnsMessage, 3000, 5},
     {"disk_meta", torii::fuzz::FuzzDiskMeta, 3000, 3},
+    {"h2_client", torii::fuzz::FuzzH2Client, 3000, 4},
 };
 
 std::vector<std::string> LoadCorpus(const std::string& target) {
