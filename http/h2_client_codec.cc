@@ -833,6 +833,7 @@ bool H2ClientCodec::OnHeadersFrame(uint8_t flags, int32_t id, std::string_view p
   block_id_ = id;
   block_end_stream_ = (flags & kEndStream) != 0;
   block_bytes_ = 0;
+  block_list_ = 0;
   continuations_ = 0;
   Stream* s = Find(id);
   if (s == nullptr || s->remote_ended) {
@@ -871,7 +872,14 @@ bool H2ClientCodec::OnHeaderFragment(std::string_view fragment, bool end_headers
     in += n;
     left -= static_cast<size_t>(n);
     if ((flags & NGHTTP2_HD_INFLATE_EMIT) != 0 && block_ != Block::kIgnored) {
-      if (Stream* s = Find(id); s != nullptr && !s->malformed) {
+      // What the block decodes to is bounded as advertised (RFC 9113 §6.5.2's accounting):
+      // a few bytes of table references can stand for megabytes of fields.
+      block_list_ += static_cast<uint64_t>(nv.namelen) + nv.valuelen + 32;
+      Stream* s = Find(id);
+      if (s != nullptr && block_list_ > settings_.max_header_list) {
+        s->malformed = true;
+      }
+      if (s != nullptr && !s->malformed) {
         CheckField(id, *s, std::string_view(reinterpret_cast<const char*>(nv.name), nv.namelen),
                    std::string_view(reinterpret_cast<const char*>(nv.value), nv.valuelen));
       }

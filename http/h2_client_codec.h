@@ -205,6 +205,7 @@ class H2ClientCodec {
   Block block_ = Block::kHead;
   bool block_end_stream_ = false;
   uint32_t block_bytes_ = 0;
+  uint64_t block_list_ = 0;  // the decoded fields' size, as SETTINGS_MAX_HEADER_LIST_SIZE counts
   uint32_t continuations_ = 0;
   bool preface_settings_ = false;  // the peer's first frame (SETTINGS) came
   bool settings_received_ = false;

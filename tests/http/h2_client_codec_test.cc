@@ -656,6 +656,22 @@ TEST(H2ClientCodecTest, MalformedResponsesResetTheirStream) {
   }
 }
 
+// A block of a few kilobytes that decodes to more than the advertised header list (table
+// references to one large field): the stream is reset, its fields stop reaching the host.
+TEST(H2ClientCodecTest, HeaderListBoundedAfterDecoding) {
+  Raw r;
+  Fields head = {{":status", "200"}};
+  for (int i = 0; i < 40; ++i) {
+    head.emplace_back("x-big", std::string(2000, 'b'));
+  }
+  const std::string block = r.deflater.Block(head);
+  ASSERT_LT(block.size(), 16384u);  // the deflater indexed the field once
+  ASSERT_TRUE(r.Feed(kSettings + Frame(0x1, 0x4, 1, block)));
+  EXPECT_EQ(r.codec.TakeClosed()[0].second, H2Error::kProtocol);
+  EXPECT_LT(r.seen.fields[1].size(), 40u);
+  EXPECT_TRUE(r.seen.heads[1].empty());
+}
+
 TEST(H2ClientCodecTest, BodyRulesResetTheStream) {
   {  // more DATA than Content-Length
     Raw r;
