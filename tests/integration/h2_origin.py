@@ -14,6 +14,9 @@ Paths:
   /goaway            answers, then GOAWAY (last stream = this one): the next request needs a
                      new connection
   /die               closes the TCP connection without answering
+  /malformed?kind=K  a response HTTP/2 forbids, written as raw frames past python-h2's checks:
+                     K = ctl (a value with \x01), upper (an uppercase name), conn (a
+                     Connection field), length (Content-Length 10 over a 3-byte body)
   /__stats           {"connections", "streams", "max_concurrent"} as JSON
   /health            an empty answer with the status /__health?status=N set (200 at first)
 anything else        200 with the backend's name.
@@ -150,6 +153,29 @@ class Conn:
             self.flush()
         return True
 
+    def write_malformed(self, sid, kind):
+        """Raw HEADERS (and DATA) for `sid`: literals without indexing, so the HPACK tables on
+        both sides stay as they were; python-h2 never learns of them (the peer resets the
+        stream, which it then hears)."""
+        def literal(name, value):
+            assert len(name) < 127 and len(value) < 127
+            return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+        def frame(ftype, flags, payload):
+            return (len(payload).to_bytes(3, "big") + bytes([ftype, flags]) +
+                    sid.to_bytes(4, "big") + payload)
+
+        fields = {"ctl": literal(b"x-bad", b"a\x01b"),
+                  "upper": literal(b"X-Bad", b"a"),
+                  "conn": literal(b"connection", b"close"),
+                  "length": literal(b"content-length", b"10")}[kind]
+        block = b"\x88" + fields  # :status 200 (static index 8)
+        self.flush()
+        if kind == "length":
+            self.w.write(frame(0x1, 0x4, block) + frame(0x0, 0x1, b"abc"))
+        else:
+            self.w.write(frame(0x1, 0x5, block))
+
     async def answer(self, sid):
         st = self.streams.get(sid)
         if st is None:
@@ -172,6 +198,8 @@ class Conn:
                 self.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
             elif u.path == "/rst":
                 self.h2.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
+            elif u.path == "/malformed":
+                self.write_malformed(sid, q.get("kind", "ctl"))
             elif u.path == "/die":
                 self.closed = True
                 self.w.close()

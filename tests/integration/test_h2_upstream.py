@@ -174,6 +174,36 @@ class H2Upstream(h.ToriiCase):
         self.assertGreaterEqual(metric("torii_upstream_http2_refused_total"), 2)
         self.assertGreaterEqual(metric("torii_upstream_http2_connections_total"), 3)
 
+    # A response HTTP/2 forbids (RFC 9113 §8.2: a control character in a value, an uppercase
+    # name, a connection-specific field; §8.1.1: DATA short of Content-Length) is 502 and
+    # resets its stream only: the connection goes on carrying the next requests. A control
+    # character (S15) would otherwise reach HTTP/1.1 clients.
+    def test_malformed_responses_are_502_and_the_connection_stays(self):
+        o = self.h2origin("b1")
+        t = self.torii(h2_pool_config([o]))
+        with h.Client(t.addr()) as c:
+            first = c.get("/")
+            self.assertEqual(first.status, 200)
+            for kind in ("ctl", "upper", "conn"):
+                r = c.get(f"/malformed?kind={kind}")
+                self.assertEqual(r.status, 502, kind)
+                self.assertNotIn(b"\x01", r.raw_head, kind)
+                ok = c.get("/")
+                self.assertEqual(ok.status, 200, kind)
+                self.assertEqual(ok.header("X-Conn"), first.header("X-Conn"), kind)
+        # Short of its Content-Length: the head was on its way, so the client sees the cut.
+        data, closed = h.raw(t.addr(), b"GET /malformed?kind=length HTTP/1.1\r\nHost: a\r\n\r\n",
+                             timeout=3 * h.SLOW)
+        self.assertTrue(closed)
+        rs = h.parse_responses(data)
+        self.assertEqual(rs[0].status, 200)
+        self.assertFalse(rs[0].complete)
+        with h.Client(t.addr()) as c:
+            ok = c.get("/")
+            self.assertEqual(ok.status, 200)
+            self.assertEqual(ok.header("X-Conn"), first.header("X-Conn"))
+        t.check_alive()
+
     def test_max_streams_opens_more_connections(self):
         o = self.h2origin("b1")
         t = self.torii(h2_pool_config([o], pool_extra={"max_streams": 2}))
