@@ -41,9 +41,10 @@ constexpr int32_t kStreamWindow = 65535;  // each stream's receive window (never
 // empty or tiny CONTINUATIONs costs the peer nothing and must end).
 constexpr uint32_t kMaxBlockBytes = 256 * 1024;
 constexpr uint32_t kMaxContinuations = 32;
-// Control frames answered (PING, SETTINGS) while the host has not written them out: a peer
-// that floods them fails the connection rather than growing the output.
-constexpr size_t kMaxOutput = 1 << 20;
+// Answers to the peer's PING and SETTINGS frames waiting in the output while the host cannot
+// write (the peer does not read): a peer that floods them fails the connection rather than
+// growing the output.
+constexpr size_t kMaxReplies = 64 * 1024;
 
 uint32_t Read32(const char* p) {
   return (static_cast<uint32_t>(static_cast<uint8_t>(p[0])) << 24) |
@@ -254,7 +255,11 @@ void EncodeHeaderBlock(std::span<const H2OutField> fields, bool table_update, st
 
 H2ClientCodec::H2ClientCodec(Host& host, const Settings& settings, nghttp2_mem* mem)
     : host_(host), settings_(settings) {
-  nghttp2_hd_inflate_new2(&inflater_, mem);
+  if (nghttp2_hd_inflate_new2(&inflater_, mem) != 0) {
+    inflater_ = nullptr;
+    failed_ = true;  // out of memory: Receive() refuses everything
+    failure_ = "no memory for the HPACK decoder";
+  }
   out_.append(kPreface);
   // SETTINGS: no push; the header list torii takes; no RFC 7540 priorities.
   WriteFrameHeader(18, kSettings, 0, 0);
@@ -439,6 +444,13 @@ void H2ClientCodec::MaybeClose(int32_t id, Stream& s) {
 
 void H2ClientCodec::StreamError(int32_t id, H2Error code) { Reset(id, code); }
 
+void H2ClientCodec::Malformed(int32_t id, H2Error code) {
+  if (Find(id) != nullptr) {
+    host_.OnMalformed(id);
+  }
+  Reset(id, code);
+}
+
 void H2ClientCodec::Consume(int32_t stream, size_t n) {
   if (failed_ || n == 0) {
     return;
@@ -466,6 +478,9 @@ void H2ClientCodec::Consume(int32_t stream, size_t n) {
 bool H2ClientCodec::Receive(std::string_view bytes) {
   if (failed_) {
     return false;
+  }
+  if (out_.empty()) {
+    reply_bytes_ = 0;  // the host wrote every answer out
   }
   while (!bytes.empty()) {
     if (state_ == State::kData) {
@@ -549,8 +564,8 @@ bool H2ClientCodec::Receive(std::string_view bytes) {
     if (!ok || failed_) {
       return false;
     }
-    if (out_.size() > kMaxOutput) {
-      return Fail(H2Error::kEnhanceYourCalm, "control frames flooded");
+    if (reply_bytes_ > kMaxReplies) {
+      return Fail(H2Error::kEnhanceYourCalm, "PING or SETTINGS flood");
     }
   }
   return !failed_;
@@ -584,10 +599,10 @@ bool H2ClientCodec::OnDataStart(uint8_t flags, int32_t id, uint32_t length) {
     data_stream_ = nullptr;  // after END_STREAM: dropped (and given back)
   } else if (s != nullptr && static_cast<int64_t>(length) > s->recv_window) {
     data_stream_ = nullptr;
-    StreamError(id, H2Error::kFlowControl);
+    Malformed(id, H2Error::kFlowControl);
   } else if (s != nullptr && !s->final_head) {
     data_stream_ = nullptr;
-    StreamError(id, H2Error::kProtocol);  // DATA before the response head
+    Malformed(id);  // DATA before the response head
   } else if (s != nullptr) {
     s->recv_window -= static_cast<int32_t>(length);
   }
@@ -603,7 +618,7 @@ bool H2ClientCodec::DataBytes(std::string_view bytes) {
     s->received += bytes.size();
     if (s->content_length >= 0 && s->received > static_cast<uint64_t>(s->content_length)) {
       data_stream_ = nullptr;
-      StreamError(id_, H2Error::kProtocol);  // more than its Content-Length
+      Malformed(id_);  // more than its Content-Length
       s = nullptr;
     }
   }
@@ -626,7 +641,7 @@ bool H2ClientCodec::DataDone() {
     return !failed_;
   }
   if (s->content_length >= 0 && s->received != static_cast<uint64_t>(s->content_length)) {
-    StreamError(id_, H2Error::kProtocol);  // fewer bytes than its Content-Length
+    Malformed(id_);  // fewer bytes than its Content-Length
     return !failed_;
   }
   s->remote_ended = true;
@@ -663,6 +678,7 @@ bool H2ClientCodec::OnFrame(uint8_t type, uint8_t flags, int32_t id, std::string
       } else {
         WriteFrameHeader(8, kPing, kAck, 0);
         out_.append(p);
+        reply_bytes_ += 17;
       }
       return true;
     case kGoaway: {
@@ -805,6 +821,7 @@ bool H2ClientCodec::OnSettingsFrame(uint8_t flags, int32_t id, std::string_view 
     }
   }
   WriteFrameHeader(0, kSettings, kAck, 0);
+  reply_bytes_ += 9 + p.size();  // what the peer sent: an ACK costs it as much
   preface_settings_ = true;
   settings_received_ = true;
   host_.OnSettings();
@@ -950,7 +967,7 @@ void H2ClientCodec::EndBlock(int32_t id) {
     }
   }
   if (s->malformed) {
-    StreamError(id, H2Error::kProtocol);
+    Malformed(id);
     return;
   }
   if (block_ == Block::kHead && s->status >= 200) {
@@ -959,7 +976,7 @@ void H2ClientCodec::EndBlock(int32_t id) {
       s->content_length = 0;  // no body, whatever Content-Length says
     }
     if (block_end_stream_ && s->content_length > 0) {
-      StreamError(id, H2Error::kProtocol);  // a length promised, no body sent
+      Malformed(id);  // a length promised, no body sent
       return;
     }
   } else if (block_ == Block::kHead) {
@@ -968,7 +985,7 @@ void H2ClientCodec::EndBlock(int32_t id) {
   }
   if (block_ == Block::kTrailers && s->content_length >= 0 &&
       s->received != static_cast<uint64_t>(s->content_length)) {
-    StreamError(id, H2Error::kProtocol);  // fewer bytes than its Content-Length
+    Malformed(id);  // fewer bytes than its Content-Length
     return;
   }
   if (block_end_stream_) {

@@ -80,6 +80,9 @@ class H2ClientCodec {
     virtual void OnGoaway() = 0;
     // The answer to our PING.
     virtual void OnPingAck() = 0;
+    // The stream's response broke HTTP/2's rules (RFC 9113 §8): it is being reset
+    // (PROTOCOL_ERROR), and TakeClosed will report it.
+    virtual void OnMalformed(int32_t stream) = 0;
   };
 
   struct Settings {
@@ -165,6 +168,8 @@ class H2ClientCodec {
   void CloseStream(int32_t id, H2Error code);
   void MaybeClose(int32_t id, Stream& s);
   void StreamError(int32_t id, H2Error code);
+  // The host hears of a malformed response, then the stream is reset with `code`.
+  void Malformed(int32_t id, H2Error code = H2Error::kProtocol);
   void WriteFrameHeader(uint32_t length, uint8_t type, uint8_t flags, int32_t id);
   void WriteHeaders(int32_t id, std::span<const H2OutField> fields, bool end_stream);
   void WindowUpdate(int32_t id, uint32_t increment);
@@ -176,6 +181,7 @@ class H2ClientCodec {
   std::unordered_map<int32_t, Stream> streams_;
   std::vector<std::pair<int32_t, H2Error>> closed_;
   std::string out_;
+  size_t reply_bytes_ = 0;  // answers to the peer's PING and SETTINGS in out_, unwritten
   std::string in_;  // an incomplete frame header or non-DATA payload
   std::string block_scratch_;
   int32_t next_id_ = 1;

@@ -53,6 +53,7 @@ class H2UpstreamConn::Stream final : public Upstream {
     ClearFields();
     unacked_ = 0;
     paused_ = released_ = head_done_ = response_done_ = request_sent_ = too_large_ = false;
+    malformed_ = false;
   }
 
   void set_id(int32_t id) { id_ = id; }
@@ -208,14 +209,18 @@ class H2UpstreamConn::Stream final : public Upstream {
       Detach(why);
     }
   }
+  // The response broke HTTP/2's rules: the codec resets the stream, and its close is a bad
+  // response (502, a mark against the backend), not a connection that went away.
+  void MarkMalformed() { malformed_ = true; }
   // The stream closed: an exchange still attached hears it as a failure.
   void OnClosed(H2Error code) {
     if (code == H2Error::kRefusedStream && !released_) {
       c_.ctx_.stats().h2_up_refused++;
     }
-    Detach(code == H2Error::kRefusedStream ? UpstreamFailure::kRefused
-           : head_done_                    ? UpstreamFailure::kTruncated
-                                           : UpstreamFailure::kClosedEarly);
+    Detach(malformed_ ? (head_done_ ? UpstreamFailure::kTruncated : UpstreamFailure::kBadResponse)
+           : code == H2Error::kRefusedStream ? UpstreamFailure::kRefused
+           : head_done_                      ? UpstreamFailure::kTruncated
+                                             : UpstreamFailure::kClosedEarly);
   }
   // The connection is lost under the stream: once the response began, a truncation.
   void OnLost(UpstreamFailure why) {
@@ -269,6 +274,12 @@ class H2UpstreamConn::Stream final : public Upstream {
   }
   // Lets go of the exchange (once), which hears `why`.
   void Detach(UpstreamFailure why) {
+    if (unacked_ > 0) {
+      // What a paused client held back goes back to the connection's window: the stream
+      // takes no more, but the connection carries others.
+      c_.codec_.Consume(id_, unacked_);
+      unacked_ = 0;
+    }
     if (released_) {
       return;
     }
@@ -316,6 +327,7 @@ class H2UpstreamConn::Stream final : public Upstream {
   bool response_done_ = false;
   bool request_sent_ = false;
   bool too_large_ = false;
+  bool malformed_ = false;  // the codec found the response malformed (OnMalformed)
 };
 
 // =============================================================================================
@@ -488,6 +500,12 @@ void H2UpstreamConn::OnDataEnd(int32_t stream) {
   }
 }
 
+void H2UpstreamConn::OnMalformed(int32_t stream) {
+  if (Stream* st = Find(stream)) {
+    st->MarkMalformed();
+  }
+}
+
 void H2UpstreamConn::OnSettings() {
   settings_seen_ = true;
   gen_->h2_peer_streams(pool_, backend_) = codec_.peer_max_streams();
@@ -536,13 +554,13 @@ void H2UpstreamConn::QueueBody(int32_t id) {
   }
 }
 
-void H2UpstreamConn::Emit() {
+void H2UpstreamConn::Emit(bool closing) {
   std::string& out = codec_.output();
   if (out.empty() || self_->closing()) {
     out.clear();
     return;
   }
-  if (self_->WriteBlocked()) {
+  if (self_->WriteBlocked() && !closing) {
     // A backend that does not read: what it makes torii answer (PING, SETTINGS) waits in the
     // codec, which gives up on the connection past its bound (a flood), until OnWritable.
     return;
@@ -647,6 +665,7 @@ void H2UpstreamConn::MaybeClose() {
   }
   if (draining_ && streams_.empty()) {
     Unshare();
+    Emit(/*closing=*/true);  // the last RST_STREAM or GOAWAY, held while the queue was full
     self_->CloseAfterFlush();
   }
 }
@@ -731,7 +750,8 @@ void H2UpstreamConn::OnRecv(core::Conn& self, std::span<const char> data) {
   if (!codec_.Receive(std::string_view(data.data(), data.size()))) {
     spdlog::debug("upstream {}: HTTP/2: {}", cfg().pools[pool_].backends[backend_].name,
                   codec_.failure());
-    Emit();  // the GOAWAY that says why, if the connection can still take it
+    ProcessClosed();         // streams a GOAWAY refused in the same bytes stay retryable
+    Emit(/*closing=*/true);  // the GOAWAY that says why
     FailAll(UpstreamFailure::kBadResponse);
     return;
   }
@@ -794,6 +814,7 @@ void H2UpstreamConn::OnTimer(core::Conn& self) {
     codec_.Goaway(H2Error::kNoError);
     Flush();
     if (!self.closing()) {
+      Emit(/*closing=*/true);
       self.CloseAfterFlush();
     }
     return;

@@ -99,6 +99,7 @@ class H2UpstreamConn final : public UpstreamHandler, private H2ClientCodec::Host
   void OnSettings() override;
   void OnGoaway() override;
   void OnPingAck() override {}  // any byte received shows the peer alive (OnRecv)
+  void OnMalformed(int32_t stream) override;
 
   const ProxyConfig& cfg() const { return gen_->config(); }
   Stream* Find(int32_t id);
@@ -107,8 +108,9 @@ class H2UpstreamConn final : public UpstreamHandler, private H2ClientCodec::Host
   // allow while the connection is under its high-water mark; streams whose request queue
   // drained hear it (OnUpstreamWritable).
   void Flush();
-  // The codec's frames to the connection.
-  void Emit();
+  // The codec's frames to the connection; held while it is above its high-water mark, unless
+  // `closing` (the last frames before a close).
+  void Emit(bool closing = false);
   // DATA (and trailers) of the streams in sending_, as far as windows and the connection allow.
   void SendBodies();
   // A stream has request body bytes (or its end) to send.

@@ -2,14 +2,16 @@
 // (http/h2_client_codec.h).
 //
 // Input: one byte choosing how many streams are open (1-8, bit 3: the first has a body still
-// to come), one byte for the size of the pieces the rest is received in (1-256), then the
-// server's bytes. The oracle:
+// to come, bit 4: the host resets a stream from inside a callback, as an exchange that gives
+// up does), one byte for the size of the pieces the rest is received in (1-256), then the
+// server's bytes. The host gives back exactly the DATA it was handed (Consume) after each
+// piece, the way the upstream connection does. The oracle:
 //  - a field reaches the host only with a valid name: ":status" (three digits, first in a
 //    block), or lowercase token characters, never a connection-specific field; its value has
 //    no control character but HTAB and no whitespace at either end;
 //  - DATA and header blocks reach the host only for streams that were opened and not closed;
 //  - a stream with a Content-Length gets no more DATA than it said, and ends with exactly it;
-//  - each stream is reported closed once;
+//  - each stream is reported closed once, and nothing reaches a stream the host reset;
 //  - once Receive() says no, the codec is failed and stays so.
 #include <charconv>
 #include <map>
@@ -28,7 +30,11 @@ namespace {
 constexpr const char* kName = "h2_client_fuzz";
 
 struct Host : http::H2ClientCodec::Host {
+  http::H2ClientCodec* codec = nullptr;
+  bool reset_inside = false;
+  std::map<int32_t, size_t> taken;  // DATA handed over, not yet given back
   std::set<int32_t> open;
+  std::set<int32_t> gone;             // reset by the host: nothing more may reach it
   std::map<int32_t, int64_t> length;  // Content-Length of the current head
   std::map<int32_t, uint64_t> data;
   std::map<int32_t, bool> ended;
@@ -36,7 +42,7 @@ struct Host : http::H2ClientCodec::Host {
   int events = 0;
 
   void Check(int32_t s) {
-    if (open.count(s) == 0) {
+    if (open.count(s) == 0 || gone.count(s) != 0) {
       Violation(kName, "an event for a stream not open", std::to_string(s));
     }
     ++events;
@@ -91,6 +97,11 @@ struct Host : http::H2ClientCodec::Host {
       Violation(kName, "DATA after the end", std::to_string(s));
     }
     data[s] += b.size();
+    taken[s] += b.size();
+    if (reset_inside && b.size() % 3 == 0) {
+      codec->Reset(s, http::H2Error::kCancel);  // from inside the codec's own call
+      gone.insert(s);
+    }
     auto it = length.find(s);
     if (it != length.end() && data[s] > static_cast<uint64_t>(it->second)) {
       Violation(kName, "more DATA than Content-Length", std::to_string(s));
@@ -107,6 +118,7 @@ struct Host : http::H2ClientCodec::Host {
   void OnSettings() override { ++events; }
   void OnGoaway() override { ++events; }
   void OnPingAck() override { ++events; }
+  void OnMalformed(int32_t s) override { Check(s); }
 };
 
 }  // namespace
@@ -117,6 +129,8 @@ int FuzzH2Client(const uint8_t* data, size_t size) {
   const size_t piece = 1 + in.Byte();
   Host host;
   http::H2ClientCodec codec(host, http::H2ClientCodec::Settings{}, nullptr);
+  host.codec = &codec;
+  host.reset_inside = (choice & 0x10) != 0;
   const http::H2Field get[] = {
       {":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}};
   const int streams = 1 + (choice & 7);
@@ -145,10 +159,11 @@ int FuzzH2Client(const uint8_t* data, size_t size) {
       }
       host.length.erase(id);
     }
-    // What a host does: take the bytes it was given, so the windows move.
-    for (int32_t id : host.open) {
-      codec.Consume(id, 1024);
+    // What a host does: give back the bytes it was handed, so the windows move.
+    for (const auto& [id, n] : host.taken) {
+      codec.Consume(id, n);
     }
+    host.taken.clear();
     codec.output().clear();
   }
   return codec.settings_received() && host.events > 1 ? 1 : 0;

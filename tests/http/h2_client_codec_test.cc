@@ -28,6 +28,7 @@ struct Seen : H2ClientCodec::Host {
   int settings = 0;
   int goaways = 0;
   int ping_acks = 0;
+  std::vector<int32_t> malformed;
   void OnField(int32_t s, std::string_view n, std::string_view v) override {
     fields[s].emplace_back(n, v);
   }
@@ -37,6 +38,7 @@ struct Seen : H2ClientCodec::Host {
   void OnSettings() override { ++settings; }
   void OnGoaway() override { ++goaways; }
   void OnPingAck() override { ++ping_acks; }
+  void OnMalformed(int32_t s) override { malformed.push_back(s); }
 };
 
 std::vector<H2OutField> Out(const Fields& f) {
@@ -459,6 +461,7 @@ TEST(H2ClientCodecTest, ResetPingAndSettings) {
   p.Pump();
   EXPECT_EQ(p.codec.TakeClosed(),
             (std::vector<std::pair<int32_t, H2Error>>{{id, H2Error::kRefusedStream}}));
+  EXPECT_TRUE(p.seen.malformed.empty());  // the backend's reset is not a malformed response
   p.codec.Ping();
   nghttp2_submit_ping(p.server.ng, NGHTTP2_FLAG_NONE, nullptr);
   p.Pump();
@@ -619,6 +622,28 @@ TEST(H2ClientCodecTest, ConnectionErrorsAnswerGoaway) {
   }
 }
 
+// PINGs answered while the host cannot write them out: past 64 KiB of answers the
+// connection fails; answers the host took do not count.
+TEST(H2ClientCodecTest, PingFloodWhileNotWritten) {
+  Raw r;
+  ASSERT_TRUE(r.Feed(kSettings));
+  r.codec.output().clear();
+  std::string pings;
+  for (int i = 0; i < 1000; ++i) {
+    pings += Frame(0x6, 0, 0, std::string(8, 'p'));
+  }
+  for (int round = 0; round < 20; ++round) {  // written out each time: 20,000 PINGs fine
+    ASSERT_TRUE(r.Feed(pings)) << round;
+    r.codec.output().clear();
+  }
+  bool ok = true;
+  for (int round = 0; round < 10 && ok; ++round) {  // never written out
+    ok = r.Feed(pings);
+  }
+  EXPECT_FALSE(ok);
+  EXPECT_EQ(r.GoawayCode(), static_cast<int64_t>(H2Error::kEnhanceYourCalm));
+}
+
 // A response that breaks HTTP/2's rules resets its own stream; the connection and the other
 // streams go on.
 TEST(H2ClientCodecTest, MalformedResponsesResetTheirStream) {
@@ -648,6 +673,7 @@ TEST(H2ClientCodecTest, MalformedResponsesResetTheirStream) {
     const auto closed = r.codec.TakeClosed();
     ASSERT_EQ(closed.size(), 1u) << what;
     EXPECT_EQ(closed[0], std::make_pair(int32_t{1}, H2Error::kProtocol)) << what;
+    EXPECT_EQ(r.seen.malformed, std::vector<int32_t>{1}) << what;
     EXPECT_TRUE(r.seen.heads[1].empty()) << what;  // the host never saw the head end
     EXPECT_NE(r.codec.output().find(Frame(0x3, 0, 1, U32(0x1))), std::string::npos) << what;
     // Stream 3 is unharmed.
