@@ -1,16 +1,16 @@
 // app/health_checker.cc: see health_checker.h.
 #include "app/health_checker.h"
 
-#include <nghttp2/nghttp2.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
 #include <optional>
 
 #include "http/grpc.h"
-#include "http/h2_body.h"
+#include "http/h2_client_codec.h"
 #include "http/h2_mem.h"
 #include "http/proxy_protocol.h"
 #include "http/tls_transport.h"
@@ -113,8 +113,9 @@ class HealthProbe final : public Probe {
 };
 
 // An HTTP/2 check (pools with protocol "h2" / "h2c"): one stream, GET path (judged by its
-// status) or the gRPC health protocol's Check (grpc-status 0 and SERVING pass).
-class H2HealthProbe final : public Probe {
+// status) or the gRPC health protocol's Check (grpc-status 0 and SERVING pass), framed by the
+// same client codec as the traffic to these backends (http/h2_client_codec.h).
+class H2HealthProbe final : public Probe, private http::H2ClientCodec::Host {
  public:
   struct Request {
     bool grpc = false;
@@ -128,41 +129,25 @@ class H2HealthProbe final : public Probe {
       : Probe(checker, target, "closed before the answer"),
         req_(std::move(request)),
         expect_(std::move(expect)) {}
-  ~H2HealthProbe() override {
-    if (ng_ != nullptr) {
-      nghttp2_session_del(ng_);
-    }
-  }
-  H2HealthProbe(const H2HealthProbe&) = delete;
-  H2HealthProbe& operator=(const H2HealthProbe&) = delete;
 
   void OnConnected(core::Conn& conn, core::Result<void> result) override {
     if (!result) {
       Finish(conn, false, std::string("connect: ") + std::string(result.error().name()));
       return;
     }
-    conn_ = &conn;
-    nghttp2_session_callbacks* cbs = nullptr;
-    nghttp2_session_callbacks_new(&cbs);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, &OnHeader);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &OnData);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &OnStreamClose);
-    nghttp2_session_client_new3(&ng_, cbs, this, nullptr, http::H2Memory());
-    nghttp2_session_callbacks_del(cbs);
-    nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, nullptr, 0);
-    std::vector<nghttp2_nv> nv = {
-        http::Nv(":method", req_.grpc ? "POST" : "GET"),
-        http::Nv(":scheme", req_.tls ? "https" : "http"), http::Nv(":authority", req_.authority),
-        http::Nv(":path", req_.path), http::Nv("user-agent", "torii-health-check")};
-    nghttp2_data_provider provider;
-    provider.source.ptr = this;
-    provider.read_callback = &ReadMessage;
+    codec_.emplace(static_cast<http::H2ClientCodec::Host&>(*this), http::H2ClientCodec::Settings{},
+                   http::H2Memory());
+    std::vector<http::H2Field> fields = {{":method", req_.grpc ? "POST" : "GET"},
+                                         {":scheme", req_.tls ? "https" : "http"},
+                                         {":authority", req_.authority},
+                                         {":path", req_.path},
+                                         {"user-agent", "torii-health-check"}};
     if (req_.grpc) {
-      nv.push_back(http::Nv("content-type", "application/grpc"));
-      nv.push_back(http::Nv("te", "trailers"));
+      fields.push_back({"content-type", "application/grpc"});
+      fields.push_back({"te", "trailers"});
     }
-    if (nghttp2_submit_request(ng_, nullptr, nv.data(), nv.size(), req_.grpc ? &provider : nullptr,
-                               nullptr) < 0) {
+    stream_ = codec_->Open(fields, /*end_stream=*/!req_.grpc);
+    if (stream_ == 0) {
       Finish(conn, false, "HTTP/2 request refused");
       return;
     }
@@ -173,86 +158,89 @@ class H2HealthProbe final : public Probe {
     if (done()) {
       return;
     }
-    if (nghttp2_session_mem_recv(ng_, reinterpret_cast<const uint8_t*>(data.data()), data.size()) <
-        0) {
+    if (!codec_->Receive(std::string_view(data.data(), data.size()))) {
       Finish(conn, false, "HTTP/2 protocol error");
       return;
+    }
+    for (const auto& [id, code] : codec_->TakeClosed()) {
+      if (id == stream_) {
+        Judge(conn, code);
+        return;
+      }
     }
     Flush(conn);
   }
 
  private:
-  static int OnHeader(nghttp2_session*, const nghttp2_frame* /*frame*/, const uint8_t* name,
-                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t /*flags*/,
-                      void* user) {
-    auto* p = static_cast<H2HealthProbe*>(user);
-    const std::string_view n(reinterpret_cast<const char*>(name), namelen);
-    const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  // ---- http::H2ClientCodec::Host ----
+  void OnField(int32_t /*stream*/, std::string_view n, std::string_view v) override {
     if (n == ":status") {
-      p->status_ = 0;
-      for (char c : v) {
-        p->status_ = p->status_ * 10 + (c - '0');
-      }
+      status_ = (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');  // checked: 3 digits
     } else if (n == "grpc-status") {
-      p->grpc_status_ = std::string(v);
+      grpc_status_ = std::string(v);
     }
-    return 0;
   }
-  static int OnData(nghttp2_session*, uint8_t /*flags*/, int32_t /*stream_id*/, const uint8_t* data,
-                    size_t len, void* user) {
-    auto* p = static_cast<H2HealthProbe*>(user);
-    if (p->body_.size() < kMaxBody) {
-      p->body_.append(reinterpret_cast<const char*>(data),
-                      std::min(len, kMaxBody - p->body_.size()));
+  void OnHeaders(int32_t /*stream*/, bool /*end_stream*/) override {}
+  void OnData(int32_t stream, std::string_view bytes) override {
+    if (body_.size() < kMaxBody) {
+      body_.append(bytes.substr(0, kMaxBody - body_.size()));
     }
-    return 0;
+    codec_->Consume(stream, bytes.size());
   }
-  static int OnStreamClose(nghttp2_session*, int32_t /*stream_id*/, uint32_t error_code,
-                           void* user) {
-    auto* p = static_cast<H2HealthProbe*>(user);
-    if (error_code != NGHTTP2_NO_ERROR) {
-      p->Finish(*p->conn_, false, "stream reset");
-    } else if (!p->req_.grpc) {
-      const bool ok =
-          std::any_of(p->expect_.begin(), p->expect_.end(), [&](const conf::StatusRange& r) {
-            return p->status_ >= r.first && p->status_ <= r.last;
-          });
-      p->Finish(*p->conn_, ok, "status " + std::to_string(p->status_));
-    } else if (p->status_ != 200 || p->grpc_status_ != "0") {
-      p->Finish(*p->conn_, false,
-                "status " + std::to_string(p->status_) + ", grpc-status " + p->grpc_status_);
+  void OnDataEnd(int32_t /*stream*/) override {}
+  void OnSettings() override {}
+  void OnGoaway() override {}
+  void OnPingAck() override {}
+  void OnMalformed(int32_t /*stream*/) override { malformed_ = true; }
+
+  // The stream closed: the verdict.
+  void Judge(core::Conn& conn, http::H2Error code) {
+    if (malformed_) {
+      Finish(conn, false, "malformed response");
+    } else if (code != http::H2Error::kNoError) {
+      Finish(conn, false, "stream reset");
+    } else if (!req_.grpc) {
+      const bool ok = std::any_of(expect_.begin(), expect_.end(), [&](const conf::StatusRange& r) {
+        return status_ >= r.first && status_ <= r.last;
+      });
+      Finish(conn, ok, "status " + std::to_string(status_));
+    } else if (status_ != 200 || grpc_status_ != "0") {
+      Finish(conn, false, "status " + std::to_string(status_) + ", grpc-status " + grpc_status_);
     } else {
-      const std::optional<uint32_t> serving = http::GrpcHealthStatus(p->body_);
-      p->Finish(*p->conn_, serving == 1u,
-                serving ? "health status " + std::to_string(*serving) : "bad HealthCheckResponse");
+      const std::optional<uint32_t> serving = http::GrpcHealthStatus(body_);
+      Finish(conn, serving == 1u,
+             serving ? "health status " + std::to_string(*serving) : "bad HealthCheckResponse");
     }
-    return 0;
-  }
-  static ssize_t ReadMessage(nghttp2_session*, int32_t /*stream_id*/, uint8_t* buf, size_t length,
-                             uint32_t* flags, nghttp2_data_source* source, void* /*user*/) {
-    auto* p = static_cast<H2HealthProbe*>(source->ptr);
-    const size_t n = std::min(length, p->req_.message.size() - p->sent_);
-    std::memcpy(buf, p->req_.message.data() + p->sent_, n);
-    p->sent_ += n;
-    if (p->sent_ == p->req_.message.size()) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-    }
-    return static_cast<ssize_t>(n);
   }
 
+  // The codec's frames, then the gRPC request message as the windows allow.
   void Flush(core::Conn& conn) {
-    if (!http::SendFrames(ng_, conn)) {
-      Finish(conn, false, "HTTP/2 protocol error");
+    std::string& out = codec_->output();
+    if (!out.empty()) {
+      conn.Write(out);
+      out.clear();
+    }
+    while (req_.grpc && sent_ < req_.message.size()) {
+      const size_t n = std::min(req_.message.size() - sent_, codec_->Sendable(stream_));
+      if (n == 0) {
+        break;  // a WINDOW_UPDATE brings the rest
+      }
+      const bool last = sent_ + n == req_.message.size();
+      const std::array<char, 9> h = codec_->DataHeader(stream_, n, last);
+      conn.Write(std::string_view(h.data(), h.size()));
+      conn.Write(std::string_view(req_.message).substr(sent_, n));
+      sent_ += n;
     }
   }
   static constexpr size_t kMaxBody = 1024;  // a HealthCheckResponse is a few bytes
 
   Request req_;
   std::vector<conf::StatusRange> expect_;
-  core::Conn* conn_ = nullptr;
-  nghttp2_session* ng_ = nullptr;
+  std::optional<http::H2ClientCodec> codec_;
+  int32_t stream_ = 0;
   size_t sent_ = 0;
   int status_ = 0;
+  bool malformed_ = false;
   std::string grpc_status_;
   std::string body_;
 };
