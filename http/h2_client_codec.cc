@@ -59,26 +59,43 @@ void Put32(uint32_t v, std::string* out) {
   out->append(b, 4);
 }
 
-// HPACK's integer with an N-bit prefix (RFC 7541 §5.1), the first byte's high bits `first`.
-void PutInt(uint32_t v, int prefix_bits, uint8_t first, std::string* out) {
+// A frame header (RFC 9113 §4.1) at `h`: 9 bytes.
+void PutFrameHeader(char* h, uint32_t length, uint8_t type, uint8_t flags, int32_t id) {
+  const auto sid = static_cast<uint32_t>(id);
+  h[0] = static_cast<char>(length >> 16);
+  h[1] = static_cast<char>(length >> 8);
+  h[2] = static_cast<char>(length);
+  h[3] = static_cast<char>(type);
+  h[4] = static_cast<char>(flags);
+  h[5] = static_cast<char>((sid >> 24) & 0x7f);
+  h[6] = static_cast<char>(sid >> 16);
+  h[7] = static_cast<char>(sid >> 8);
+  h[8] = static_cast<char>(sid);
+}
+
+// HPACK's integer with an N-bit prefix (RFC 7541 §5.1), the first byte's high bits `first`,
+// written at `p`; returns the end (at most 6 bytes for a 32-bit value).
+char* PutInt(uint32_t v, int prefix_bits, uint8_t first, char* p) {
   const uint32_t max = (1u << prefix_bits) - 1;
   if (v < max) {
-    out->push_back(static_cast<char>(first | v));
-    return;
+    *p++ = static_cast<char>(first | v);
+    return p;
   }
-  out->push_back(static_cast<char>(first | max));
+  *p++ = static_cast<char>(first | max);
   v -= max;
   while (v >= 128) {
-    out->push_back(static_cast<char>(0x80 | (v & 0x7f)));
+    *p++ = static_cast<char>(0x80 | (v & 0x7f));
     v >>= 7;
   }
-  out->push_back(static_cast<char>(v));
+  *p++ = static_cast<char>(v);
+  return p;
 }
 
 // A raw string literal (H = 0).
-void PutString(std::string_view s, std::string* out) {
-  PutInt(static_cast<uint32_t>(s.size()), 7, 0x00, out);
-  out->append(s);
+char* PutString(std::string_view s, char* p) {
+  p = PutInt(static_cast<uint32_t>(s.size()), 7, 0x00, p);
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
 }
 
 // RFC 7541 Appendix A: the index of a static table entry with this name (the first of its
@@ -233,24 +250,34 @@ bool Forbidden(std::string_view n, std::string_view v) {
 }  // namespace
 
 void EncodeHeaderBlock(std::span<const H2OutField> fields, bool table_update, std::string* out) {
-  if (table_update) {
-    out->push_back(0x20);  // dynamic table size update: 0 (RFC 7541 §6.3)
-  }
+  // At most: the update byte, and per field a type byte, two integers of 6 bytes, the strings.
+  size_t bound = 1;
   for (const H2OutField& f : fields) {
-    if (const uint32_t pair = StaticPairIndex(f.name, f.value)) {
-      out->push_back(static_cast<char>(0x80 | pair));  // indexed field (§6.1)
-      continue;
-    }
-    // Literal without indexing (§6.2.2, 0000xxxx) or never indexed (§6.2.3, 0001xxxx).
-    const uint8_t first = Sensitive(f.name) ? 0x10 : 0x00;
-    if (const uint32_t name = StaticNameIndex(f.name)) {
-      PutInt(name, 4, first, out);
-    } else {
-      out->push_back(static_cast<char>(first));
-      PutString(f.name, out);
-    }
-    PutString(f.value, out);
+    bound += 13 + f.name.size() + f.value.size();
   }
+  const size_t start = out->size();
+  out->resize_and_overwrite(start + bound, [&](char* buf, size_t) {
+    char* p = buf + start;
+    if (table_update) {
+      *p++ = 0x20;  // dynamic table size update: 0 (RFC 7541 §6.3)
+    }
+    for (const H2OutField& f : fields) {
+      if (const uint32_t pair = StaticPairIndex(f.name, f.value)) {
+        *p++ = static_cast<char>(0x80 | pair);  // indexed field (§6.1)
+        continue;
+      }
+      // Literal without indexing (§6.2.2, 0000xxxx) or never indexed (§6.2.3, 0001xxxx).
+      const uint8_t first = Sensitive(f.name) ? 0x10 : 0x00;
+      if (const uint32_t name = StaticNameIndex(f.name)) {
+        p = PutInt(name, 4, first, p);
+      } else {
+        *p++ = static_cast<char>(first);
+        p = PutString(f.name, p);
+      }
+      p = PutString(f.value, p);
+    }
+    return static_cast<size_t>(p - buf);
+  });
 }
 
 H2ClientCodec::H2ClientCodec(Host& host, const Settings& settings, nghttp2_mem* mem)
@@ -288,15 +315,8 @@ H2ClientCodec::Stream* H2ClientCodec::Find(int32_t id) {
 }
 
 void H2ClientCodec::WriteFrameHeader(uint32_t length, uint8_t type, uint8_t flags, int32_t id) {
-  const char h[9] = {static_cast<char>(length >> 16),
-                     static_cast<char>(length >> 8),
-                     static_cast<char>(length),
-                     static_cast<char>(type),
-                     static_cast<char>(flags),
-                     static_cast<char>((static_cast<uint32_t>(id) >> 24) & 0x7f),
-                     static_cast<char>(static_cast<uint32_t>(id) >> 16),
-                     static_cast<char>(static_cast<uint32_t>(id) >> 8),
-                     static_cast<char>(id)};
+  char h[9];
+  PutFrameHeader(h, length, type, flags, id);
   out_.append(h, 9);
 }
 
@@ -323,17 +343,29 @@ std::vector<std::pair<int32_t, H2Error>> H2ClientCodec::TakeClosed() {
 // ---- Sending ----
 
 void H2ClientCodec::WriteHeaders(int32_t id, std::span<const H2OutField> fields, bool end_stream) {
-  std::string& block = block_scratch_;
-  block.clear();
-  EncodeHeaderBlock(fields, table_update_due_, &block);
+  // Encoded straight after a frame header left blank, filled in once the length is known.
+  const size_t at = out_.size();
+  out_.append(9, '\0');
+  EncodeHeaderBlock(fields, table_update_due_, &out_);
   table_update_due_ = false;
+  const size_t length = out_.size() - at - 9;
+  const uint8_t end = end_stream ? kEndStream : 0;
+  if (length <= peer_max_frame_) {
+    PutFrameHeader(out_.data() + at, static_cast<uint32_t>(length), kHeaders, kEndHeaders | end,
+                   id);
+    return;
+  }
+  // Larger than a frame: HEADERS, then CONTINUATION frames.
+  std::string& block = block_scratch_;
+  block.assign(out_, at + 9, length);
+  out_.resize(at);
   std::string_view rest = block;
   uint8_t type = kHeaders;
   do {
     const size_t n = std::min<size_t>(rest.size(), peer_max_frame_);
     uint8_t flags = n == rest.size() ? kEndHeaders : 0;
-    if (type == kHeaders && end_stream) {
-      flags |= kEndStream;
+    if (type == kHeaders) {
+      flags |= end;
     }
     WriteFrameHeader(static_cast<uint32_t>(n), type, flags, id);
     out_.append(rest.substr(0, n));
@@ -381,17 +413,9 @@ std::array<char, 9> H2ClientCodec::DataHeader(int32_t stream, size_t n, bool end
       MaybeClose(stream, *s);
     }
   }
-  const auto len = static_cast<uint32_t>(n);
-  const auto id = static_cast<uint32_t>(stream);
-  return {static_cast<char>(len >> 16),
-          static_cast<char>(len >> 8),
-          static_cast<char>(len),
-          static_cast<char>(kData),
-          static_cast<char>(end_stream ? kEndStream : 0),
-          static_cast<char>((id >> 24) & 0x7f),
-          static_cast<char>(id >> 16),
-          static_cast<char>(id >> 8),
-          static_cast<char>(id)};
+  std::array<char, 9> h;
+  PutFrameHeader(h.data(), static_cast<uint32_t>(n), kData, end_stream ? kEndStream : 0, stream);
+  return h;
 }
 
 void H2ClientCodec::SendTrailers(int32_t stream, std::span<const H2OutField> fields) {
