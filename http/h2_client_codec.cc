@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "base/text.h"
 #include "http/h1_parser.h"
 
 namespace torii::http {
@@ -198,20 +199,12 @@ bool Sensitive(std::string_view n) {
 }
 
 // RFC 9110 §5.6.2 token characters, lowercase only (RFC 9113 §8.2.1).
-constexpr std::array<bool, 256> kNameChars = [] {
-  std::array<bool, 256> t{};
-  for (char c : std::string_view("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")) {
-    t[static_cast<uint8_t>(c)] = true;
-  }
-  return t;
-}();
-
 bool ValidName(std::string_view n) {
   if (n.empty()) {
     return false;
   }
   for (char c : n) {
-    if (!kNameChars[static_cast<uint8_t>(c)]) {
+    if (!base::IsTchar(c) || (c >= 'A' && c <= 'Z')) {
       return false;
     }
   }
@@ -228,23 +221,10 @@ bool ValidValue(std::string_view v) {
   return IsCleanValue(v);
 }
 
-// The fields HTTP/2 forbids (RFC 9113 §8.2.2): connection-specific ones, and TE but
-// "trailers". Compared by length first: most names are none of them.
+// The fields HTTP/2 forbids (RFC 9113 §8.2.2): connection-specific ones (serialize.h's list,
+// the one every codec drops), and TE but "trailers".
 bool Forbidden(std::string_view n, std::string_view v) {
-  switch (n.size()) {
-    case 2:
-      return n == "te" && v != "trailers";
-    case 7:
-      return n == "upgrade";
-    case 10:
-      return n == "connection" || n == "keep-alive";
-    case 16:
-      return n == "proxy-connection";
-    case 17:
-      return n == "transfer-encoding";
-    default:
-      return false;
-  }
+  return IsConnectionSpecificField(n) || (n == "te" && v != "trailers");
 }
 
 }  // namespace
