@@ -6,16 +6,18 @@
 // state of each stream, and the checks a response must pass before its fields reach the host
 // (RFC 9113 §8.1-8.3: one :status of three digits first, lowercase token names, values without
 // NUL, CR, LF, other controls or surrounding whitespace, no connection-specific field, a
-// Content-Length that the DATA add up to). A protocol error of the peer's fails the whole
-// connection (GOAWAY); a malformed response resets its stream only (RST_STREAM PROTOCOL_ERROR).
+// Content-Length that the DATA add up to, a decoded block within the advertised header list).
+// A protocol error of the peer's fails the whole connection (GOAWAY); a malformed response
+// resets its stream only (RST_STREAM PROTOCOL_ERROR, and Host::OnMalformed).
 //
 // Header blocks are encoded without Huffman coding and without the dynamic table (each field
 // is a literal, its name taken from the static table when it is there: what HAProxy sends),
 // so encoding is a copy; decoding uses nghttp2's HPACK inflater (its public hd API), which
 // keeps the peer's dynamic table and decodes Huffman strings.
 //
-// Leaves out: I/O and timers (the host writes Output() to the connection and sends DATA
-// payloads itself after DataHeader()), what a stream is for (h2_upstream.h).
+// Leaves out: I/O and timers (the host writes output() to the connection and sends DATA
+// payloads itself after DataHeader()), what a stream is for (h2_upstream.h, and the HTTP/2
+// health probe in app/health_checker.cc).
 #pragma once
 
 #include <nghttp2/nghttp2.h>
@@ -97,7 +99,7 @@ class H2ClientCodec {
 
   // ---- Receiving ----
 
-  // Bytes from the peer. False once the connection failed (a GOAWAY is in Output()).
+  // Bytes from the peer. False once the connection failed (a GOAWAY is in output()).
   bool Receive(std::string_view bytes);
   // `n` bytes of `stream`'s DATA were taken: WINDOW_UPDATEs go out as half a window is taken.
   void Consume(int32_t stream, size_t n);
@@ -113,7 +115,7 @@ class H2ClientCodec {
   // The 9-byte header of a DATA frame of `n` bytes (n <= Sendable()), whose payload the caller
   // writes right after it; the windows shrink by `n`. With `end_stream` the request is done.
   std::array<char, 9> DataHeader(int32_t stream, size_t n, bool end_stream);
-  // Trailers: a HEADERS frame that ends the request (into Output()).
+  // Trailers: a HEADERS frame that ends the request (into output()).
   void SendTrailers(int32_t stream, std::span<const H2OutField> fields);
   // RST_STREAM with `code`; the stream is closed here (TakeClosed reports it).
   void Reset(int32_t stream, H2Error code);
@@ -121,8 +123,10 @@ class H2ClientCodec {
   // GOAWAY with `code` (last stream 0: a client accepts no stream of the server's).
   void Goaway(H2Error code);
 
-  // Frames made since the last call (control frames, HEADERS), for the host to write before
-  // any DATA it writes itself.
+  // Frames made and not yet taken (control frames, HEADERS): the host writes them, then
+  // clears the string, before any DATA it writes itself. Answers to the peer's PING and
+  // SETTINGS left here past 64 KiB (a peer flooding them while it does not read) fail the
+  // connection.
   std::string& output() { return out_; }
   // Streams that closed since the last call, with the error code that closed them (NO_ERROR
   // for a stream both sides ended), oldest first.
