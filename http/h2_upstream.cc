@@ -80,9 +80,7 @@ class H2UpstreamConn::Stream final : public Upstream {
   void PauseResponse() override { paused_ = true; }
   void ResumeResponse() override {
     paused_ = false;
-    if (unacked_ > 0) {
-      c_.codec_.Consume(id_, unacked_);
-      unacked_ = 0;
+    if (GiveBack()) {
       c_.self_->WantFlush();
     }
   }
@@ -90,10 +88,7 @@ class H2UpstreamConn::Stream final : public Upstream {
     client_.reset();
     released_ = true;
     EndCount();
-    if (unacked_ > 0) {
-      c_.codec_.Consume(id_, unacked_);
-      unacked_ = 0;
-    }
+    GiveBack();
     if (!response_done_ || !request_sent_) {
       // The exchange no longer wants the rest either way: the stream ends here (NO_ERROR
       // after a complete response, RFC 9113 §8.1; CANCEL otherwise).
@@ -111,7 +106,9 @@ class H2UpstreamConn::Stream final : public Upstream {
   void set_deadline(uint64_t ms) { deadline_ms_ = ms; }
   void Touch() { deadline_ms_ = c_.ctx_.worker().now_ms() + response_timeout_ms_; }
 
-  // A field of a response head or of its trailers (the codec checked its syntax).
+  // A field of a response head or of its trailers. The codec checked its syntax (":status" is
+  // the only pseudo-field it lets through) and bounds the block's size by the header list it
+  // advertises (2 × header_bytes); their number is bounded here.
   void AddField(std::string_view name, std::string_view value) {
     if (name == ":status") {
       uint16_t st = 0;
@@ -119,12 +116,7 @@ class H2UpstreamConn::Stream final : public Upstream {
       status_ = st;
       return;
     }
-    if (!name.empty() && name.front() == ':') {
-      return;
-    }
-    field_bytes_ += name.size() + value.size() + 32;
-    if (field_bytes_ > 2 * c_.cfg().limits.header_bytes ||
-        fields_.size() >= 2 * c_.cfg().limits.header_count) {
+    if (fields_.size() >= 2 * c_.cfg().limits.header_count) {
       too_large_ = true;
       return;
     }
@@ -258,7 +250,6 @@ class H2UpstreamConn::Stream final : public Upstream {
     text_.clear();
     fields_.clear();
     views_.clear();
-    field_bytes_ = 0;
     status_ = 0;
   }
   void Done(std::span<const HeaderView> trailers) {
@@ -272,14 +263,19 @@ class H2UpstreamConn::Stream final : public Upstream {
     }
     x->OnUpstreamDone(/*reusable=*/true, trailers);  // the exchange releases the stream
   }
+  // The response bytes held back while the client was slow, acknowledged to the backend now
+  // (WINDOW_UPDATE as the codec decides). True when there were some.
+  bool GiveBack() {
+    if (unacked_ == 0) {
+      return false;
+    }
+    c_.codec_.Consume(id_, unacked_);
+    unacked_ = 0;
+    return true;
+  }
   // Lets go of the exchange (once), which hears `why`.
   void Detach(UpstreamFailure why) {
-    if (unacked_ > 0) {
-      // What a paused client held back goes back to the connection's window: the stream
-      // takes no more, but the connection carries others.
-      c_.codec_.Consume(id_, unacked_);
-      unacked_ = 0;
-    }
+    GiveBack();  // the stream takes no more, but the connection carries others
     if (released_) {
       return;
     }
@@ -317,7 +313,6 @@ class H2UpstreamConn::Stream final : public Upstream {
   std::string text_;  // the response head's (or trailers') names and values, back to back
   std::vector<Field> fields_;
   std::vector<HeaderView> views_;
-  size_t field_bytes_ = 0;
   size_t unacked_ = 0;  // response DATA held unacknowledged while paused
   uint16_t status_ = 0;
   bool counted_ = false;
@@ -812,9 +807,8 @@ void H2UpstreamConn::OnTimer(core::Conn& self) {
     Unshare();
     draining_ = true;
     codec_.Goaway(H2Error::kNoError);
-    Flush();
+    Flush();  // draining without streams: MaybeClose writes the GOAWAY and closes
     if (!self.closing()) {
-      Emit(/*closing=*/true);
       self.CloseAfterFlush();
     }
     return;

@@ -36,7 +36,7 @@ class ProxyContext;
 // records while a connection's window is small); to backends, full records.
 class TlsTransport : public core::Transport {
  public:
-  static constexpr size_t kRecord = 16 * 1024;  // TLS's largest record (RFC 8446 §5.1)
+  static constexpr size_t kRecord = tls::kMaxRecordSize;  // TLS's largest record
 
   void Write(core::Conn& conn, std::string_view bytes) override;
   size_t pending() const override { return pending_.size(); }

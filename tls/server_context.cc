@@ -682,7 +682,8 @@ std::expected<std::shared_ptr<const ServerContext>, std::string> ServerContext::
   }
   if (options.record_size != 0 &&
       (options.record_size < kMinRecordSize || options.record_size > kMaxRecordSize)) {
-    return Error("record_size must be from 512 to 16384 bytes, got " +
+    return Error("record_size must be from " + std::to_string(kMinRecordSize) + " to " +
+                 std::to_string(kMaxRecordSize) + " bytes, got " +
                  std::to_string(options.record_size));
   }
   std::shared_ptr<ServerContext> self(new ServerContext());
