@@ -12,22 +12,6 @@ H2HeadScratch& ThreadHeadScratch() {
   return scratch;
 }
 
-bool SendFrames(nghttp2_session* ng, core::Conn& conn) {
-  // Above the high-water mark, WriteBlocked() asks for OnWritable() when the queue drains.
-  while (!conn.closing() && !conn.WriteBlocked()) {
-    const uint8_t* bytes = nullptr;
-    const ssize_t n = nghttp2_session_mem_send(ng, &bytes);
-    if (n < 0) {
-      return false;
-    }
-    if (n == 0) {
-      break;
-    }
-    conn.Write(std::string_view(reinterpret_cast<const char*>(bytes), static_cast<size_t>(n)));
-  }
-  return true;
-}
-
 void H2BodyQueue::Append(std::string_view bytes) {
   if (!pinned_.empty()) {
     auto copy = std::make_shared<const std::string>(bytes);
@@ -66,39 +50,7 @@ void H2BodyQueue::Clear(size_t keep) {
   pinned_.clear();
   pinned_bytes_ = 0;
   trailers_.clear();
-  end_ = deferred_ = false;
-}
-
-ssize_t H2BodyQueue::Read(nghttp2_session* ng, int32_t id, size_t length, uint32_t* flags) {
-  const size_t avail = queued();
-  const size_t n = std::min(length, avail);
-  if (n == 0 && !end_) {
-    deferred_ = true;
-    return NGHTTP2_ERR_DEFERRED;
-  }
-  *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-  if (n == avail && end_) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (!trailers_.empty()) {
-      std::vector<nghttp2_nv>& nv = ThreadHeadScratch().nv;
-      nv.clear();
-      for (const auto& [name, value] : trailers_) {
-        nv.push_back(Nv(name, value));
-      }
-      if (nghttp2_submit_trailer(ng, id, nv.data(), nv.size()) == 0) {
-        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;  // the trailing HEADERS end the stream
-      }
-      trailers_.clear();
-    }
-  }
-  return static_cast<ssize_t>(n);
-}
-
-void H2BodyQueue::Resume(nghttp2_session* ng, int32_t id) {
-  if (deferred_) {
-    deferred_ = false;
-    nghttp2_session_resume_data(ng, id);
-  }
+  end_ = false;
 }
 
 bool H2BodyQueue::Send(core::Conn& conn, size_t length) {
@@ -127,20 +79,6 @@ bool H2BodyQueue::Send(core::Conn& conn, size_t length) {
     }
   }
   return was_above && queued() <= core::Conn::kLowWater;
-}
-
-void H2BodyQueue::SendDataFrame(core::Conn& conn, const nghttp2_frame& frame,
-                                const uint8_t* framehd, size_t length, H2BodyQueue& queue,
-                                bool* drained) {
-  conn.Write(std::string_view(reinterpret_cast<const char*>(framehd), 9));
-  if (frame.data.padlen > 0) {
-    const char pad = static_cast<char>(frame.data.padlen - 1);
-    conn.Write(std::string_view(&pad, 1));
-  }
-  *drained = queue.Send(conn, length);
-  if (frame.data.padlen > 1) {
-    conn.Write(std::string(frame.data.padlen - 1, '\0'));
-  }
 }
 
 }  // namespace torii::http

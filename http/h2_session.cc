@@ -25,8 +25,7 @@ constexpr double kResetRate = 100;
 constexpr int32_t kConnectionWindow = 1 << 20;
 // Ended streams a connection keeps for its next ones (their objects and small buffers): as
 // many as it keeps busy at once, up to kSpareStreams, and none once it has been idle for
-// kSpareTrimMs (a client's requests come in bursts: between two, a connection is idle); its
-// nghttp2 session then gives its large blocks' pages back too (H2SessionMemory).
+// kSpareTrimMs (a client's requests come in bursts: between two, a connection is idle).
 constexpr size_t kSpareStreams = 32;
 constexpr uint64_t kSpareTrimMs = 1000;
 // The buffers a spare stream keeps.
@@ -65,12 +64,12 @@ class H2Session::Stream final : public Downstream {
     body_bytes_ = 0;
     deadline_ms_ = 0;
     head_request_ = awaiting_head_ = remote_done_ = end_held_ = finished_ = reset_ =
-        reset_after_response_ = no_body_ = tunnel_ = false;
+        reset_after_response_ = no_body_ = tunnel_ = scheduled_ = response_sent_ = false;
   }
 
-  // ---- The request, from nghttp2 ----
+  // ---- The request, from the codec ----
   void AddField(std::string_view name, std::string_view value) { fields_.Add(name, value); }
-  // A field of the request's trailing HEADERS (nghttp2 checked it as RFC 9113 §8.2 says),
+  // A field of the request's trailing HEADERS (the codec checked it as RFC 9113 §8.2 says),
   // bounded as the head is by header_bytes and header_count.
   void AddTrailer(std::string_view name, std::string_view value) {
     trailer_bytes_ += name.size() + value.size() + 32;  // as SETTINGS_MAX_HEADER_LIST_SIZE counts
@@ -160,7 +159,7 @@ class H2Session::Stream final : public Downstream {
     finished_ = true;
     if (!held_in_.empty()) {
       // The stream is gone; its unacknowledged bytes still hold the connection's window.
-      nghttp2_session_consume_connection(s_.ng_, held_in_.size());
+      s_.codec_.Consume(0, held_in_.size());
       held_in_.clear();
     }
     x_.OnClosed();
@@ -179,8 +178,11 @@ class H2Session::Stream final : public Downstream {
     return SubmitHeaders(scratch, /*end_stream=*/false, /*final=*/false);
   }
   void WriteContinue() override {
-    const nghttp2_nv nv = Nv(":status", "100");
-    nghttp2_submit_headers(s_.ng_, NGHTTP2_FLAG_NONE, id_, nullptr, &nv, 1, nullptr);
+    if (reset_) {
+      return;
+    }
+    const H2OutField status[] = {{":status", "100"}};
+    s_.codec_.SendHeaders(id_, status, /*end_stream=*/false);
     s_.conn_.WantFlush();
   }
   // RFC 8441 §5: the backend's 101 opens the tunnel as a 200 whose DATA carry the backend's
@@ -202,7 +204,7 @@ class H2Session::Stream final : public Downstream {
   }
   void EndTunnel(bool abort) override {
     if (abort) {
-      Reset(NGHTTP2_CANCEL);
+      Reset(H2Error::kCancel);
       return;
     }
     WriteEnd({});  // END_STREAM once the backend's last bytes are out
@@ -284,11 +286,14 @@ class H2Session::Stream final : public Downstream {
     // A response that ended before the request did: the rest of the request is not wanted
     // (RST_STREAM NO_ERROR once the response is out, RFC 9113 §8.1).
     reset_after_response_ = !remote_done_;
+    if (response_sent_) {
+      ResponseSent();
+    }
     s_.conn_.WantFlush();
   }
-  void CloseAfterFlush() override { Reset(NGHTTP2_INTERNAL_ERROR); }
-  void Close() override { Reset(NGHTTP2_INTERNAL_ERROR); }
-  void Abort() override { Reset(NGHTTP2_CANCEL); }
+  void CloseAfterFlush() override { Reset(H2Error::kInternal); }
+  void Close() override { Reset(H2Error::kInternal); }
+  void Abort() override { Reset(H2Error::kCancel); }
 
   Exchange& exchange() { return x_; }
   uint64_t deadline_ms() const { return deadline_ms_; }
@@ -301,38 +306,39 @@ class H2Session::Stream final : public Downstream {
   bool awaiting_head() const { return awaiting_head_; }
   bool finished() const { return finished_; }
   void clear_deadline() { deadline_ms_ = 0; }
-  bool reset_after_response() const { return reset_after_response_; }
-
-  // nghttp2's data source: what the response queue holds.
-  ssize_t Read(size_t length, uint32_t* flags) { return body_.Read(s_.ng_, id_, length, flags); }
   H2BodyQueue& body() { return body_; }
   int32_t id() const { return id_; }
+  bool reset() const { return reset_; }
+  // In the session's sending_ list (Schedule), or taken off it.
+  bool scheduled() const { return scheduled_; }
+  void set_scheduled(bool on) { scheduled_ = on; }
+  // The response's END_STREAM went out (on its HEADERS, last DATA or trailers).
+  void ResponseSent() {
+    response_sent_ = true;
+    if (reset_after_response_ && !reset_) {
+      reset_ = true;
+      s_.codec_.Reset(id_, H2Error::kNoError);
+    }
+  }
 
  private:
-  // Submits the head BuildClientResponseFields left in `scratch`.
+  // Sends the head BuildClientResponseFields left in `scratch`.
   bool SubmitHeaders(H2HeadScratch& scratch, bool end_stream, bool final) {
     if (reset_) {
       return false;
     }
-    std::vector<nghttp2_nv>& nv = scratch.nv;
-    nv.clear();
-    AppendNv(scratch.fields, s_.cfg().request_id_header, &nv);
-    int rv;
-    if (!final) {
-      rv = nghttp2_submit_headers(s_.ng_, NGHTTP2_FLAG_NONE, id_, nullptr, nv.data(), nv.size(),
-                                  nullptr);
-    } else if (end_stream) {
+    if (final && end_stream) {
       no_body_ = true;
       body_.Clear(kKeptBuffer);
-      rv = nghttp2_submit_response(s_.ng_, id_, nv.data(), nv.size(), nullptr);
-    } else {
-      nghttp2_data_provider provider;
-      provider.source.ptr = this;
-      provider.read_callback = &H2Session::ReadBody;
-      rv = nghttp2_submit_response(s_.ng_, id_, nv.data(), nv.size(), &provider);
+    }
+    const bool sent = s_.codec_.SendHeaders(id_, scratch.fields, end_stream);
+    if (sent && final && end_stream) {
+      ResponseSent();
+    } else if (sent && final) {
+      s_.Schedule(id_);  // its body (or its end) follows as DATA
     }
     s_.conn_.WantFlush();
-    return rv == 0;
+    return sent;
   }
   // The request's trailer fields as views into trailer_store_ (complete once the stream ended).
   std::span<const HeaderView> Trailers() {
@@ -363,11 +369,13 @@ class H2Session::Stream final : public Downstream {
     }
   }
   void Resume() {
-    body_.Resume(s_.ng_, id_);
+    if (!no_body_ && !response_sent_) {
+      s_.Schedule(id_);
+    }
     s_.conn_.WantFlush();
   }
   void Consume(size_t n) {
-    nghttp2_session_consume(s_.ng_, id_, n);
+    s_.codec_.Consume(id_, n);
     s_.conn_.WantFlush();
   }
   // Request DATA held back for an exchange that no longer wants it: acknowledged, so the
@@ -379,14 +387,14 @@ class H2Session::Stream final : public Downstream {
     }
     end_held_ = false;
   }
-  void Reset(uint32_t code) {
+  void Reset(H2Error code) {
     if (reset_) {
       return;
     }
     reset_ = true;
     finished_ = true;
     DropHeldRequest();
-    nghttp2_submit_rst_stream(s_.ng_, NGHTTP2_FLAG_NONE, id_, code);
+    s_.codec_.Reset(id_, code);
     s_.conn_.WantFlush();
   }
 
@@ -397,7 +405,7 @@ class H2Session::Stream final : public Downstream {
   uint64_t body_bytes_ = 0;
   uint64_t deadline_ms_ = 0;   // the exchange's timer (0: none)
   std::string held_in_;        // request DATA the exchange is not taking yet (unacknowledged)
-  H2BodyQueue body_;           // the response body for nghttp2 to frame
+  H2BodyQueue body_;           // the response body, framed as the windows allow (SendBodies)
   std::string trailer_store_;  // the request trailers' names and values, back to back
   std::vector<std::pair<uint32_t, uint32_t>> trailer_fields_;  // each: where, name length
   std::vector<HeaderView> trailer_views_;                      // Trailers()
@@ -412,48 +420,34 @@ class H2Session::Stream final : public Downstream {
   bool reset_after_response_ = false;
   bool no_body_ = false;  // the response has no DATA (HEAD, 204, 304, ...)
   bool tunnel_ = false;   // an extended CONNECT (RFC 8441): DATA both ways are a tunnel's
+  bool scheduled_ = false;
+  bool response_sent_ = false;  // END_STREAM sent
 };
 
 // =============================================================================================
 // H2Session
 
+namespace {
+
+H2Codec::Settings CodecSettings(const ProxyConfig& cfg) {
+  H2Codec::Settings settings;
+  settings.max_header_list = static_cast<uint32_t>(cfg.limits.header_bytes);
+  settings.connection_window = kConnectionWindow;
+  settings.max_streams = cfg.limits.max_concurrent_streams;
+  // RFC 8441: WebSocket (and the other upgrades routes tunnel) by extended CONNECT.
+  settings.connect_protocol = cfg.upgrades;
+  return settings;
+}
+
+}  // namespace
+
 H2Session::H2Session(ProxyContext& ctx, core::Conn& conn, ClientConn client)
-    : ctx_(ctx), conn_(conn), client_(std::move(client)), reset_budget_(kResetBurst) {
+    : ctx_(ctx),
+      conn_(conn),
+      client_(std::move(client)),
+      codec_(*this, CodecSettings(ctx.config()), H2Memory()),
+      reset_budget_(kResetBurst) {
   client_.host = this;
-  nghttp2_session_callbacks* cbs = nullptr;
-  nghttp2_session_callbacks_new(&cbs);
-  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &OnBeginHeaders);
-  nghttp2_session_callbacks_set_on_header_callback(cbs, &OnHeader);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &OnFrameRecv);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &OnDataChunk);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &OnStreamClose);
-  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &OnFrameSend);
-  nghttp2_session_callbacks_set_send_data_callback(cbs, &SendData);
-  nghttp2_option* opt = nullptr;
-  nghttp2_option_new(&opt);
-  // Request DATA is acknowledged as the exchange takes it (Stream::Consume).
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  // Backstops behind torii's own rapid-reset budget; CONTINUATION floods; the header block.
-  nghttp2_option_set_stream_reset_rate_limit(opt, 2 * static_cast<uint64_t>(kResetBurst),
-                                             static_cast<uint64_t>(kResetRate));
-  nghttp2_option_set_max_continuations(opt, 16);
-  nghttp2_option_set_no_closed_streams(opt, 1);
-  const ProxyLimits& l = cfg().limits;
-  nghttp2_session_server_new3(&ng_, cbs, this, opt, memory_.mem());
-  memory_.NoteSessionMade();
-  nghttp2_option_del(opt);
-  nghttp2_session_callbacks_del(cbs);
-  const nghttp2_settings_entry settings[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, l.max_concurrent_streams},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(l.header_bytes)},
-      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
-      // RFC 8441: WebSocket (and the other upgrades routes tunnel) by extended CONNECT.
-      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
-  };
-  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings,
-                          std::size(settings) - (cfg().upgrades ? 0 : 1));
-  nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
   reset_refill_ms_ = ctx_.worker().now_ms();
   idle_since_ms_ = ctx_.worker().now_ms();
   ctx_.stats().h2_connections++;
@@ -464,7 +458,6 @@ H2Session::H2Session(ProxyContext& ctx, core::Conn& conn, ClientConn client)
 H2Session::~H2Session() {
   streams_.clear();
   spare_.clear();
-  nghttp2_session_del(ng_);
 }
 
 H2Session::Stream* H2Session::Find(int32_t id) {
@@ -490,155 +483,89 @@ Exchange* H2Session::FindWaiter(uint64_t ticket) {
   return nullptr;
 }
 
-int H2Session::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
-  auto* s = static_cast<H2Session*>(user);
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
-    return 0;
-  }
-  if (s->goaway_ || s->streams_.size() >= s->cfg().limits.max_concurrent_streams) {
-    // Over SETTINGS_MAX_CONCURRENT_STREAMS (before the client saw it), or shutting down.
-    nghttp2_submit_rst_stream(s->ng_, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                              NGHTTP2_REFUSED_STREAM);
-    return 0;
-  }
+// ---- The codec's events ----
+
+void H2Session::OnBegin(int32_t id) {
   std::unique_ptr<Stream> st;
-  if (s->spare_.empty()) {
-    st = std::make_unique<Stream>(*s, frame->hd.stream_id);
+  if (spare_.empty()) {
+    st = std::make_unique<Stream>(*this, id);
   } else {
-    st = std::move(s->spare_.back());
-    s->spare_.pop_back();
-    st->Reuse(frame->hd.stream_id);
+    st = std::move(spare_.back());
+    spare_.pop_back();
+    st->Reuse(id);
   }
-  st->AwaitHead(s->cfg().limits.header_timeout_ms);
-  s->spares_trimmed_ = false;
-  s->awaiting_.push_back(frame->hd.stream_id);  // its header_timeout (Rearm)
-  s->streams_.push_back(std::move(st));
-  return 0;
+  st->AwaitHead(cfg().limits.header_timeout_ms);
+  spares_trimmed_ = false;
+  awaiting_.push_back(id);  // its header_timeout (Rearm)
+  streams_.push_back(std::move(st));
 }
 
-int H2Session::OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
-                        size_t namelen, const uint8_t* value, size_t valuelen, uint8_t /*flags*/,
-                        void* user) {
-  auto* s = static_cast<H2Session*>(user);
-  if (frame->hd.type != NGHTTP2_HEADERS) {
-    return 0;
-  }
-  Stream* st = s->Find(frame->hd.stream_id);
-  if (st == nullptr) {
-    return 0;
-  }
-  const std::string_view n(reinterpret_cast<const char*>(name), namelen);
-  const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
-  if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-    st->AddField(n, v);
-  } else {
-    st->AddTrailer(n, v);  // trailing HEADERS (nghttp2 refuses a second header block otherwise)
-  }
-  return 0;
-}
-
-int H2Session::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
-  auto* s = static_cast<H2Session*>(user);
-  switch (frame->hd.type) {
-    case NGHTTP2_HEADERS: {
-      Stream* st = s->Find(frame->hd.stream_id);
-      if (st == nullptr) {
-        return 0;
-      }
-      const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-      if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        st->DispatchHead(end);
-      } else if (end) {
-        st->OnRemoteEnd();  // trailers end the request
-      }
-      return 0;
-    }
-    case NGHTTP2_DATA:
-      if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
-        if (Stream* st = s->Find(frame->hd.stream_id)) {
-          st->OnRemoteEnd();
-        }
-      }
-      return 0;
-    case NGHTTP2_RST_STREAM:
-      // Rapid reset is streams opened and cancelled while torii works on them; a reset of a
-      // stream already answered (or unknown: a peer's reply to frames that crossed) costs
-      // nothing and is not counted.
-      if (Stream* st = s->Find(frame->hd.stream_id); st != nullptr && !st->finished()) {
-        s->NoteClientReset();
-      }
-      return 0;
-    default:
-      return 0;
-  }
-}
-
-int H2Session::OnDataChunk(nghttp2_session*, uint8_t /*flags*/, int32_t stream_id,
-                           const uint8_t* data, size_t len, void* user) {
-  auto* s = static_cast<H2Session*>(user);
-  Stream* st = s->Find(stream_id);
-  if (st == nullptr) {
-    nghttp2_session_consume(s->ng_, stream_id, len);
-    return 0;
-  }
-  st->OnData(std::string_view(reinterpret_cast<const char*>(data), len));
-  return 0;
-}
-
-int H2Session::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user) {
-  auto* s = static_cast<H2Session*>(user);
-  auto it = std::find_if(s->streams_.begin(), s->streams_.end(),
-                         [&](const std::unique_ptr<Stream>& st) { return st->id() == stream_id; });
-  if (it == s->streams_.end()) {
-    return 0;
-  }
-  if (error_code != NGHTTP2_NO_ERROR) {
-    s->ctx_.stats().h2_resets++;
-  }
-  // Called from nghttp2_session_mem_recv / mem_send only (OnRecv, Flush): no exchange is on
-  // the stack, so the stream can go now.
-  std::unique_ptr<Stream> st = std::move(*it);
-  *it = std::move(s->streams_.back());  // (order plays no part)
-  s->streams_.pop_back();
-  st->OnClose(error_code != NGHTTP2_NO_ERROR);
-  if (s->spare_.size() < kSpareStreams) {
-    st->Park();
-    s->spare_.push_back(std::move(st));
-  }
-  if (s->streams_.empty()) {
-    s->idle_since_ms_ = s->ctx_.worker().now_ms();
-  }
-  return 0;
-}
-
-int H2Session::OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
-  auto* s = static_cast<H2Session*>(user);
-  if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
-      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
-    Stream* st = s->Find(frame->hd.stream_id);
-    if (st != nullptr && st->reset_after_response()) {
-      nghttp2_submit_rst_stream(s->ng_, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+void H2Session::OnField(int32_t id, std::string_view name, std::string_view value) {
+  if (Stream* st = Find(id)) {
+    if (st->awaiting_head()) {
+      st->AddField(name, value);
+    } else {
+      st->AddTrailer(name, value);
     }
   }
-  return 0;
 }
 
-ssize_t H2Session::ReadBody(nghttp2_session*, int32_t /*stream_id*/, uint8_t* /*buf*/,
-                            size_t length, uint32_t* data_flags, nghttp2_data_source* source,
-                            void* /*user*/) {
-  return static_cast<Stream*>(source->ptr)->Read(length, data_flags);
-}
-
-int H2Session::SendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
-                        size_t length, nghttp2_data_source* source, void* user) {
-  auto* s = static_cast<H2Session*>(user);
-  auto* st = static_cast<Stream*>(source->ptr);
-  bool drained = false;
-  H2BodyQueue::SendDataFrame(s->conn_, *frame, framehd, length, st->body(), &drained);
-  if (drained) {
-    s->writable_.push_back(st->id());  // its exchange may go on (OnWritable)
+void H2Session::OnHeaders(int32_t id, bool end_stream) {
+  Stream* st = Find(id);
+  if (st == nullptr) {
+    return;
   }
-  return 0;
+  if (st->awaiting_head()) {
+    st->DispatchHead(end_stream);
+  } else if (end_stream) {
+    st->OnRemoteEnd();  // trailers end the request
+  }
+}
+
+void H2Session::OnData(int32_t id, std::string_view bytes) {
+  if (Stream* st = Find(id)) {
+    st->OnData(bytes);
+  } else {
+    codec_.Consume(id, bytes.size());
+  }
+}
+
+void H2Session::OnDataEnd(int32_t id) {
+  if (Stream* st = Find(id)) {
+    st->OnRemoteEnd();
+  }
+}
+
+void H2Session::OnReset(int32_t id) {
+  // Rapid reset is streams opened and cancelled while torii works on them; a reset of a stream
+  // already answered costs nothing and is not counted.
+  if (Stream* st = Find(id); st != nullptr && !st->finished()) {
+    NoteClientReset();
+  }
+}
+
+void H2Session::ProcessClosed() {
+  for (const auto& [id, code] : codec_.TakeClosed()) {
+    auto it = std::find_if(streams_.begin(), streams_.end(),
+                           [&](const std::unique_ptr<Stream>& st) { return st->id() == id; });
+    if (it == streams_.end()) {
+      continue;
+    }
+    if (code != H2Error::kNoError) {
+      ctx_.stats().h2_resets++;
+    }
+    std::unique_ptr<Stream> st = std::move(*it);
+    *it = std::move(streams_.back());  // (order plays no part)
+    streams_.pop_back();
+    st->OnClose(code != H2Error::kNoError);
+    if (spare_.size() < kSpareStreams) {
+      st->Park();
+      spare_.push_back(std::move(st));
+    }
+    if (streams_.empty()) {
+      idle_since_ms_ = ctx_.worker().now_ms();
+    }
+  }
 }
 
 void H2Session::NoteClientReset() {
@@ -648,37 +575,134 @@ void H2Session::NoteClientReset() {
                reset_budget_ + static_cast<double>(now - reset_refill_ms_) * kResetRate / 1000.0);
   reset_refill_ms_ = now;
   reset_budget_ -= 1;
-  if (reset_budget_ < 0 && !goaway_) {
-    spdlog::warn("client {}: HTTP/2 streams reset faster than {}/s: GOAWAY", client_.peer,
-                 kResetRate);
-    ctx_.stats().h2_calm++;
-    goaway_ = true;
-    nghttp2_session_terminate_session(ng_, NGHTTP2_ENHANCE_YOUR_CALM);
-    AbandonAll("rapid reset");
+  if (reset_budget_ < 0) {
+    calm_ = true;  // acted on once Receive returns (OnRecv)
   }
 }
 
+void H2Session::Terminate(H2Error code, std::string_view note) {
+  codec_.Goaway(code);
+  AbandonAll(note);
+  ProcessClosed();
+  Emit(/*closing=*/true);
+  conn_.CloseAfterFlush();
+}
+
 void H2Session::OnRecv(core::Conn& conn, std::span<const char> data) {
-  const ssize_t n =
-      nghttp2_session_mem_recv(ng_, reinterpret_cast<const uint8_t*>(data.data()), data.size());
-  if (n < 0) {
-    // A connection error nghttp2 could not answer itself (bad preface, flood): end it.
-    spdlog::debug("client {}: HTTP/2: {}", client_.peer, nghttp2_strerror(static_cast<int>(n)));
+  const bool ok = codec_.Receive(std::string_view(data.data(), data.size()));
+  ProcessClosed();
+  if (!ok) {
+    // A connection error (bad preface, a frame breaking the protocol, a flood): the codec's
+    // GOAWAY says why, if it could speak HTTP/2 at all.
+    spdlog::debug("client {}: HTTP/2: {}", client_.peer, codec_.failure());
     AbandonAll("protocol error");
-    conn.Close();
+    ProcessClosed();
+    Emit(/*closing=*/true);
+    conn.CloseAfterFlush();
+    return;
+  }
+  if (calm_ && !codec_.goaway_sent()) {
+    spdlog::warn("client {}: HTTP/2 streams reset faster than {}/s: GOAWAY", client_.peer,
+                 kResetRate);
+    ctx_.stats().h2_calm++;
+    Terminate(H2Error::kEnhanceYourCalm, "rapid reset");
     return;
   }
   conn.WantFlush();
   Rearm();
 }
 
+void H2Session::Emit(bool closing) {
+  std::string& out = codec_.output();
+  if (out.empty() || conn_.closing()) {
+    out.clear();
+    return;
+  }
+  if (conn_.WriteBlocked() && !closing) {
+    return;  // OnWritable brings it back
+  }
+  conn_.Write(out);
+  out.clear();
+}
+
+void H2Session::Schedule(int32_t id) {
+  Stream* st = Find(id);
+  if (st != nullptr && !st->scheduled()) {
+    st->set_scheduled(true);
+    sending_.push_back(id);
+  }
+}
+
+void H2Session::SendBodies() {
+  // Passes over the list, one DATA frame per stream each, until every stream sent what it
+  // has or waits for a window, or the connection is full: then the list turns so that the
+  // stream that was next goes first next time.
+  bool progress = true;
+  while (progress && !sending_.empty()) {
+    progress = false;
+    for (size_t k = 0; k < sending_.size();) {
+      if (conn_.closing() || conn_.WriteBlocked()) {
+        std::rotate(sending_.begin(), sending_.begin() + static_cast<std::ptrdiff_t>(k),
+                    sending_.end());
+        return;
+      }
+      const int32_t id = sending_[k];
+      Stream* st = Find(id);
+      bool done = st == nullptr || st->reset() || !codec_.is_open(id);
+      if (!done) {
+        H2BodyQueue& body = st->body();
+        const size_t queued = body.queued();
+        const bool trailers = !body.trailers().empty();
+        if (queued == 0) {
+          done = true;  // a later WriteBody or WriteEnd schedules it again
+          if (body.ended()) {
+            if (trailers) {
+              std::vector<H2Field>& fields = ThreadHeadScratch().fields;
+              fields.clear();
+              for (const auto& [name, value] : body.trailers()) {
+                fields.push_back(H2Field{name, value});
+              }
+              codec_.SendTrailers(id, fields);
+              Emit();
+            } else {
+              const std::array<char, 9> h = codec_.DataHeader(id, 0, /*end_stream=*/true);
+              conn_.Write(std::string_view(h.data(), h.size()));
+            }
+            st->ResponseSent();
+          }
+        } else if (const size_t n = std::min(queued, codec_.Sendable(id)); n > 0) {
+          const bool last = n == queued && body.ended() && !trailers;
+          const std::array<char, 9> h = codec_.DataHeader(id, n, last);
+          conn_.Write(std::string_view(h.data(), h.size()));
+          if (body.Send(conn_, n)) {
+            writable_.push_back(id);  // its exchange may go on (OnWritable)
+          }
+          if (last) {
+            st->ResponseSent();
+            done = true;
+          }
+          progress = true;
+        }
+        // else: the windows are closed; a WINDOW_UPDATE brings it back (Flush after Receive)
+      }
+      if (done) {
+        if (st != nullptr) {
+          st->set_scheduled(false);
+        }
+        sending_.erase(sending_.begin() + static_cast<std::ptrdiff_t>(k));
+        continue;
+      }
+      ++k;
+    }
+  }
+}
+
 void H2Session::Flush() {
   for (int round = 0; round < 8; ++round) {
-    if (!SendFrames(ng_, conn_)) {
-      AbandonAll("protocol error");
-      conn_.Close();
-      return;
-    }
+    Emit();
+    SendBodies();
+    Emit();
+    ProcessClosed();
     if (writable_.empty() || conn_.closing()) {
       break;
     }
@@ -702,11 +726,9 @@ void H2Session::MaybeFinish() {
   if (conn_.closing()) {
     return;
   }
-  if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_)) {
-    conn_.CloseAfterFlush();  // GOAWAY both ways, or a connection error: nothing more to do
-    return;
-  }
-  if (goaway_ && streams_.empty() && !nghttp2_session_want_write(ng_)) {
+  // GOAWAY either way and nothing left to do: close once what is queued is out.
+  if ((codec_.goaway_sent() || codec_.goaway_received()) && streams_.empty() &&
+      codec_.output().empty()) {
     conn_.CloseAfterFlush();
   }
 }
@@ -767,9 +789,8 @@ void H2Session::TrimSpares() {
   spares_trimmed_ = true;
   spare_.clear();
   spare_.shrink_to_fit();
-  if (!nghttp2_session_want_write(ng_)) {
-    memory_.ReleaseIdlePages();
-  }
+  sending_.shrink_to_fit();
+  writable_.shrink_to_fit();
 }
 
 void H2Session::ArmTimer() {
@@ -821,11 +842,7 @@ void H2Session::OnTimer(core::Conn& conn) {
       // sent on the connection meanwhile, so it ends (slowloris, HTTP/2 flavour).
       spdlog::debug("client {}: HTTP/2 header block not complete within header_timeout",
                     client_.peer);
-      goaway_ = true;
-      nghttp2_session_terminate_session(ng_, NGHTTP2_PROTOCOL_ERROR);
-      AbandonAll("header timeout");
-      Flush();
-      conn.CloseAfterFlush();
+      Terminate(H2Error::kProtocol, "header timeout");
       return;
     }
     st->exchange().OnTimer();
@@ -834,10 +851,8 @@ void H2Session::OnTimer(core::Conn& conn) {
     TrimSpares();
   }
   if (streams_.empty() && now >= idle_since_ms_ + cfg().limits.idle_timeout_ms) {
-    // Idle: GOAWAY (NO_ERROR, the last stream we processed), then close.
-    goaway_ = true;
-    nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_),
-                          NGHTTP2_NO_ERROR, nullptr, 0);
+    // Idle: GOAWAY (NO_ERROR, the last stream we took), then close.
+    codec_.Goaway(H2Error::kNoError);
     Flush();
     conn.CloseAfterFlush();
     return;
@@ -866,11 +881,7 @@ void H2Session::OnError(core::Conn& conn, core::Error /*error*/) {
 void H2Session::OnDrain(core::Conn& conn) {
   // Graceful shutdown: GOAWAY with the last stream we processed; the streams in flight finish.
   client_.draining = true;
-  if (!goaway_) {
-    goaway_ = true;
-    nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_),
-                          NGHTTP2_NO_ERROR, nullptr, 0);
-  }
+  codec_.Goaway(H2Error::kNoError);
   conn.WantFlush();
 }
 

@@ -1,11 +1,13 @@
-// http/h2_session.h: the HTTP/2 downstream codec (internal to http/), on nghttp2.
+// http/h2_session.h: the HTTP/2 downstream codec (internal to http/), on torii's own framing.
 //
 // H2Session handles one client connection that speaks HTTP/2 (ALPN "h2", or the h2c preface
-// on an h2c listener; H1Session hands it over before the first request). nghttp2 is driven
-// through its memory interface by the worker's loop: received bytes go to mem_recv as they
-// come; frames are written once per loop turn (Conn::WantFlush → OnFlush), and only while the
-// connection's send queue is under its high-water mark, so a client that does not read holds
-// back nghttp2, not torii's memory.
+// on an h2c listener; H1Session hands it over before the first request). Received bytes go
+// to the server codec (h2_server_codec.h) as they come; frames are written once per loop turn
+// (Conn::WantFlush → OnFlush), and only while the connection's send queue is under its
+// high-water mark, so a client that does not read holds back the codec, not torii's memory.
+// Response bodies are framed round-robin: one DATA frame per stream in turn, as the windows
+// allow, straight from each stream's queue (H2BodyQueue::Send: never copied into a frame
+// buffer).
 //
 // Each request stream runs one Exchange (exchange.h), exactly as an HTTP/1.1 request does: the
 // stream is that exchange's Downstream. Request bodies are flow-controlled by what the
@@ -18,11 +20,9 @@
 // list bounded by [limits] header_bytes and header_count (431), request bodies by body_bytes
 // (413), streams reset by the client faster than a budget (rapid reset, CVE-2023-44487) end the
 // connection with GOAWAY ENHANCE_YOUR_CALM, CONTINUATION, SETTINGS and PING floods are cut by
-// nghttp2's own bounds, RFC 7540 priorities are off, and an idle connection gets GOAWAY at
-// idle_timeout.
+// the codec's bounds, a header block left unfinished by header_timeout, RFC 7540 priorities
+// are off, and an idle connection gets GOAWAY at idle_timeout.
 #pragma once
-
-#include <nghttp2/nghttp2.h>
 
 #include <cstdint>
 #include <memory>
@@ -35,7 +35,7 @@
 #include "http/downstream.h"
 #include "http/exchange.h"
 #include "http/h2_fields.h"
-#include "http/h2_mem.h"
+#include "http/h2_server_codec.h"
 #include "http/proxy_context.h"
 
 namespace torii::http {
@@ -45,7 +45,8 @@ inline constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n
 
 class H2Session final : public core::ConnHandler,
                         public ExchangeHost,
-                        public base::SlabAllocated<H2Session> {
+                        public base::SlabAllocated<H2Session>,
+                        private H2Codec::Host {
  public:
   H2Session(ProxyContext& ctx, core::Conn& conn, ClientConn client);
   ~H2Session() override;
@@ -69,26 +70,31 @@ class H2Session final : public core::ConnHandler,
   class Stream;
   friend class Stream;
 
-  // nghttp2's callbacks (user_data is the session).
-  static int OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user);
-  static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
-                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags,
-                      void* user);
-  static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user);
-  static int OnDataChunk(nghttp2_session*, uint8_t flags, int32_t stream_id, const uint8_t* data,
-                         size_t len, void* user);
-  static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user);
-  static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user);
-  static int SendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
-                      nghttp2_data_source* source, void* user);
-  static ssize_t ReadBody(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
-                          uint32_t* data_flags, nghttp2_data_source* source, void* user);
+  // ---- H2Codec::Host ----
+  void OnBegin(int32_t stream) override;
+  void OnField(int32_t stream, std::string_view name, std::string_view value) override;
+  void OnHeaders(int32_t stream, bool end_stream) override;
+  void OnData(int32_t stream, std::string_view bytes) override;
+  void OnDataEnd(int32_t stream) override;
+  void OnReset(int32_t stream) override;
 
   const ProxyConfig& cfg() const { return ctx_.config(); }
   Stream* Find(int32_t id);
-  // nghttp2's frames to the connection while it is under the high-water mark; then the
-  // streams whose queue drained hear OnWritable.
+  // The codec's frames, then response bodies, to the connection while it is under the
+  // high-water mark; then the streams whose queue drained hear OnWritable.
   void Flush();
+  // The codec's frames (control frames, HEADERS) to the connection; held while it is above its
+  // high-water mark (the codec bounds what a client that does not read makes it answer),
+  // unless the connection is closing.
+  void Emit(bool closing = false);
+  // DATA for the streams in sending_, one frame each in turn, while the windows and the
+  // connection take them.
+  void SendBodies();
+  // `id` has response bytes (or its end) to frame.
+  void Schedule(int32_t id);
+  // Streams the codec closed since the last call: off the list, their exchanges told. Never
+  // while an exchange is on the stack (after Receive, and in Flush).
+  void ProcessClosed();
   // The connection's timer: the earliest stream deadline, or IdleDue() without streams (a
   // scan of the streams: at start and when the timer fires). Between, ArmAt only brings it
   // earlier (deadlines that move later are found when it fires), and Rearm after each read or
@@ -99,8 +105,11 @@ class H2Session final : public core::ConnHandler,
   void TrimSpares();
   void ArmAt(uint64_t at);
   void Rearm();
-  // A client reset a stream: within the budget, or the connection ends (rapid reset).
+  // A client reset a stream: within the budget, or the connection is to end (rapid reset).
   void NoteClientReset();
+  // A fatal GOAWAY (`code`): every exchange abandoned with `note`, the connection closed once
+  // the GOAWAY is out.
+  void Terminate(H2Error code, std::string_view note);
   // Ends every exchange still running (the connection is going): logged with `note`.
   void AbandonAll(std::string_view note);
   // GOAWAY already sent and nothing left to do: close after what is queued.
@@ -109,12 +118,12 @@ class H2Session final : public core::ConnHandler,
   ProxyContext& ctx_;
   core::Conn& conn_;  // the handler lives as long as its connection
   ClientConn client_;
-  H2SessionMemory memory_;  // ng_'s allocator: before ng_, gone after it
-  nghttp2_session* ng_ = nullptr;
+  H2ServerCodec codec_;
   // The open streams (at most max_concurrent_streams, so a scan finds one faster than a hash).
   std::vector<std::unique_ptr<Stream>> streams_;
   std::vector<std::unique_ptr<Stream>> spare_;  // ended streams kept for the next ones
   std::vector<int32_t> writable_;       // streams whose response queue drained (Flush)
+  std::vector<int32_t> sending_;        // streams with response bytes to frame (SendBodies)
   std::vector<int32_t> awaiting_;       // streams begun since the last Rearm (header_timeout)
   uint64_t idle_since_ms_ = 0;
   uint64_t armed_ms_ = 0;    // the connection timer's deadline (0: not armed)
@@ -122,7 +131,7 @@ class H2Session final : public core::ConnHandler,
   double reset_budget_;  // rapid reset: resets the client may still make now
   uint64_t reset_refill_ms_ = 0;
   bool spares_trimmed_ = true;  // no stream since the spare ones were last trimmed
-  bool goaway_ = false;  // GOAWAY submitted: no new stream, close when the last ends
+  bool calm_ = false;           // streams reset past the budget: GOAWAY ENHANCE_YOUR_CALM due
 };
 
 }  // namespace torii::http

@@ -34,7 +34,8 @@ declare -A SOURCES=(
   [grpc]="http/grpc.cc"
   [dns_message]="dns/message.cc"
   [disk_meta]="cache/disk.cc cache/tags.cc cache/policy.cc cache/cache_control.cc cache/http_date.cc"
-  [h2_client]="http/h2_client_codec.cc http/h1_parser.cc http/serialize.cc"
+  [h2_client]="http/h2_codec.cc http/h2_client_codec.cc http/h1_parser.cc http/serialize.cc"
+  [h2_server]="http/h2_codec.cc http/h2_server_codec.cc http/h1_parser.cc http/serialize.cc"
 )
 declare -A LIBS=(
   [h1_request]="llhttp"
@@ -44,9 +45,10 @@ declare -A LIBS=(
   [config]="-ltomlplusplus -lre2 -lcrypt"
   [disk_meta]="-lisal"
   [h2_client]="llhttp -lnghttp2"
+  [h2_server]="llhttp -lnghttp2"
 )
 TARGETS=(h1_request h1_response path cache negotiate client_ip access_log decoder config
-         proxy_protocol h2_fields grpc dns_message disk_meta h2_client)
+         proxy_protocol h2_fields grpc dns_message disk_meta h2_client h2_server)
 
 cxxflags=(-std=c++2b -U__cpp_concepts -D__cpp_concepts=202002L -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined
           -DTORII_LIBFUZZER -DLLHTTP_STRICT_MODE=1 -I. -I/usr/share/include/llhttp

@@ -30,6 +30,7 @@ int FuzzGrpc(const uint8_t* data, size_t size);
 int FuzzDnsMessage(const uint8_t* data, size_t size);
 int FuzzDiskMeta(const uint8_t* data, size_t size);
 int FuzzH2Client(const uint8_t* data, size_t size);
+int FuzzH2Server(const uint8_t* data, size_t size);
 }  // namespace torii::fuzz
 
 namespace {
@@ -60,6 +61,7 @@ const Target kTargets[] = {
     {"dns_message", torii::fuzz::FuzzDnsMessage, 3000, 5},
     {"disk_meta", torii::fuzz::FuzzDiskMeta, 3000, 3},
     {"h2_client", torii::fuzz::FuzzH2Client, 3000, 4},
+    {"h2_server", torii::fuzz::FuzzH2Server, 3000, 4},
 };
 
 std::vector<std::string> LoadCorpus(const std::string& target) {

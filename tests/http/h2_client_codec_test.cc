@@ -14,10 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include "tests/http/h2_test_util.h"
+
 namespace torii::http {
 namespace {
-
-using Fields = std::vector<std::pair<std::string, std::string>>;
 
 // What the codec told its host.
 struct Seen : H2ClientCodec::Host {
@@ -227,7 +227,7 @@ class Server {
   // A response with `body` (ending the stream), and trailers after it when given; with
   // neither, the HEADERS end the stream.
   void Respond(int32_t id, const Fields& head, std::string body, Fields trailers = {}) {
-    std::vector<nghttp2_nv> nv = Nv(head);
+    std::vector<nghttp2_nv> nv = Nvs(head);
     if (body.empty() && trailers.empty()) {
       ASSERT_EQ(nghttp2_submit_response(ng, id, nv.data(), nv.size(), nullptr), 0);
       return;
@@ -245,7 +245,7 @@ class Server {
       if (b.empty()) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (!t.empty()) {
-          std::vector<nghttp2_nv> tv = s->Nv(t);
+          std::vector<nghttp2_nv> tv = Nvs(t);
           nghttp2_submit_trailer(ng, id, tv.data(), tv.size());
           *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         }
@@ -253,16 +253,6 @@ class Server {
       return static_cast<ssize_t>(n);
     };
     ASSERT_EQ(nghttp2_submit_response(ng, id, nv.data(), nv.size(), &p), 0);
-  }
-
-  std::vector<nghttp2_nv> Nv(const Fields& f) {
-    std::vector<nghttp2_nv> nv;
-    for (const auto& [n, v] : f) {
-      nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                              reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(),
-                              v.size(), NGHTTP2_NV_FLAG_NONE});
-    }
-    return nv;
   }
 
   nghttp2_session* ng = nullptr;
@@ -478,55 +468,6 @@ TEST(H2ClientCodecTest, ResetPingAndSettings) {
 
 // ---- Hostile frames, byte by byte ----
 
-std::string Frame(uint8_t type, uint8_t flags, int32_t id, std::string_view payload) {
-  std::string f;
-  const auto len = static_cast<uint32_t>(payload.size());
-  f.push_back(static_cast<char>(len >> 16));
-  f.push_back(static_cast<char>(len >> 8));
-  f.push_back(static_cast<char>(len));
-  f.push_back(static_cast<char>(type));
-  f.push_back(static_cast<char>(flags));
-  const auto u = static_cast<uint32_t>(id);
-  f.push_back(static_cast<char>(u >> 24));
-  f.push_back(static_cast<char>(u >> 16));
-  f.push_back(static_cast<char>(u >> 8));
-  f.push_back(static_cast<char>(u));
-  f.append(payload);
-  return f;
-}
-
-std::string U32(uint32_t v) {
-  return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
-                     static_cast<char>(v >> 8), static_cast<char>(v)};
-}
-
-std::string Setting(uint16_t id, uint32_t v) {
-  return std::string{static_cast<char>(id >> 8), static_cast<char>(id)} + U32(v);
-}
-
-// A header block as a peer may encode it (nghttp2's deflater checks nothing).
-class Deflater {
- public:
-  Deflater() { nghttp2_hd_deflate_new(&d_, 4096); }
-  ~Deflater() { nghttp2_hd_deflate_del(d_); }
-  std::string Block(const Fields& fields) {
-    std::vector<nghttp2_nv> nv;
-    for (const auto& [n, v] : fields) {
-      nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                              reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(),
-                              v.size(), NGHTTP2_NV_FLAG_NONE});
-    }
-    std::string out(nghttp2_hd_deflate_bound(d_, nv.data(), nv.size()), '\0');
-    const ssize_t n = nghttp2_hd_deflate_hd(d_, reinterpret_cast<uint8_t*>(out.data()), out.size(),
-                                            nv.data(), nv.size());
-    out.resize(n < 0 ? 0 : static_cast<size_t>(n));
-    return out;
-  }
-
- private:
-  nghttp2_hd_deflater* d_ = nullptr;
-};
-
 struct Raw {
   Raw() : codec(seen, H2ClientCodec::Settings{}, nullptr) {
     for (int i = 0; i < 3; ++i) {
@@ -535,22 +476,7 @@ struct Raw {
     codec.output().clear();
   }
   bool Feed(std::string_view bytes) { return codec.Receive(bytes); }
-  // The error code of the GOAWAY in the output, or -1.
-  int64_t GoawayCode() const {
-    const std::string& out = const_cast<H2ClientCodec&>(codec).output();
-    for (size_t at = 0; at + 9 <= out.size();) {
-      const uint32_t len = (static_cast<uint8_t>(out[at]) << 16) |
-                           (static_cast<uint8_t>(out[at + 1]) << 8) |
-                           static_cast<uint8_t>(out[at + 2]);
-      if (out[at + 3] == 0x7 && len >= 8) {
-        return (static_cast<uint8_t>(out[at + 13]) << 24) |
-               (static_cast<uint8_t>(out[at + 14]) << 16) |
-               (static_cast<uint8_t>(out[at + 15]) << 8) | static_cast<uint8_t>(out[at + 16]);
-      }
-      at += 9 + len;
-    }
-    return -1;
-  }
+  int64_t GoawayCode() { return GoawayCodeIn(codec.output()); }
   Seen seen;
   H2ClientCodec codec;
   Deflater deflater;
