@@ -326,10 +326,31 @@ bool H2Codec::Fail(H2Error code, std::string why) {
   return false;
 }
 
+void H2Codec::Trim() {
+  if (out_.empty()) {
+    std::string().swap(out_);
+  }
+  if (in_.empty()) {
+    std::string().swap(in_);
+  }
+  std::string().swap(block_scratch_);
+  if (streams_.empty()) {
+    std::unordered_map<int32_t, Stream>().swap(streams_);
+  }
+  if (closed_.empty()) {
+    closed_.shrink_to_fit();
+  }
+}
+
 std::vector<std::pair<int32_t, H2Error>> H2Codec::TakeClosed() {
   std::vector<std::pair<int32_t, H2Error>> closed;
   closed.swap(closed_);
   return closed;
+}
+
+void H2Codec::TakeClosed(std::vector<std::pair<int32_t, H2Error>>* into) {
+  into->clear();
+  into->swap(closed_);
 }
 
 // ---- Sending ----

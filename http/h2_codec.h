@@ -132,6 +132,10 @@ class H2Codec {
   void Reset(int32_t stream, H2Error code);
   void Ping();
 
+  // Gives back the memory of buffers that hold nothing now (an idle connection's): what is
+  // left is the stream-independent state and the peer's HPACK table.
+  void Trim();
+
   // Frames made and not yet taken (control frames, HEADERS): the host writes them, then
   // clears the string, before any DATA it writes itself. Answers to the peer's PING and
   // SETTINGS left here past 64 KiB (a peer flooding them while it does not read) fail the
@@ -140,6 +144,8 @@ class H2Codec {
   // Streams that closed since the last call, with the error code that closed them (NO_ERROR
   // for a stream both sides ended), oldest first.
   std::vector<std::pair<int32_t, H2Error>> TakeClosed();
+  // The same into `into` (emptied first), the two vectors' memory kept for the next call.
+  void TakeClosed(std::vector<std::pair<int32_t, H2Error>>* into);
 
   bool failed() const { return failed_; }
   bool goaway_received() const { return goaway_received_; }

@@ -34,7 +34,7 @@ void H2RequestFields::Add(std::string_view name, std::string_view value) {
     return;  // nothing more is kept: the request is answered 431
   }
   if (name.empty()) {
-    malformed_ = true;  // nghttp2 lets none through; never trusted to hold either
+    malformed_ = true;  // the codec lets none through; never trusted to hold either
     return;
   }
   if (!name.empty() && name.front() == ':') {
@@ -77,7 +77,7 @@ std::optional<H2RequestFields::Refusal> H2RequestFields::Build(bool end_stream, 
   h.framing = end_stream ? Framing::kNone : Framing::kChunked;
   views_.clear();
   cookie_.clear();
-  // RFC 8441: nghttp2 lets :protocol through only on a CONNECT with :scheme and :path, once
+  // RFC 8441: the codec lets :protocol through only on a CONNECT with :scheme and :path, once
   // torii's SETTINGS enabled it. Its DATA are the tunnel's bytes, not a body.
   const bool tunnel = !protocol_.empty();
   if (tunnel) {

@@ -1,10 +1,10 @@
 // http/h2_fields.h: HTTP/2 header fields to and from the heads the exchange speaks.
 //
-// The HTTP/2 codec (h2_session.h) gets a request's fields one by one from nghttp2 (which has
-// already applied RFC 9113's syntax rules: lowercase names, no connection-specific fields,
-// pseudo-header fields first and only the defined ones, TE only "trailers", a Content-Length
-// that matches the DATA). What is left to decide is what torii makes of them, here, without
-// sockets:
+// The HTTP/2 session (h2_session.h) gets a request's fields one by one from its codec
+// (h2_server_codec.h, which has already applied RFC 9113's syntax rules: lowercase names, no
+// connection-specific fields, pseudo-header fields first and only the defined ones, TE only
+// "trailers", a Content-Length that matches the DATA). What is left to decide is what torii makes
+// of them, here, without sockets:
 //  - H2RequestFields collects them within [limits] header_bytes and header_count (431 past
 //    them, counted as RFC 9113 §6.5.2 does: name + value + 32 per field) and builds the
 //    MessageHead the exchange takes: :method, :path, :authority as Host (a Host sent as well

@@ -545,7 +545,8 @@ void H2Session::OnReset(int32_t id) {
 }
 
 void H2Session::ProcessClosed() {
-  for (const auto& [id, code] : codec_.TakeClosed()) {
+  codec_.TakeClosed(&closed_);
+  for (const auto& [id, code] : closed_) {
     auto it = std::find_if(streams_.begin(), streams_.end(),
                            [&](const std::unique_ptr<Stream>& st) { return st->id() == id; });
     if (it == streams_.end()) {
@@ -789,8 +790,13 @@ void H2Session::TrimSpares() {
   spares_trimmed_ = true;
   spare_.clear();
   spare_.shrink_to_fit();
+  streams_.shrink_to_fit();
   sending_.shrink_to_fit();
   writable_.shrink_to_fit();
+  awaiting_.shrink_to_fit();
+  closed_.clear();
+  closed_.shrink_to_fit();
+  codec_.Trim();
 }
 
 void H2Session::ArmTimer() {

@@ -124,6 +124,7 @@ class H2Session final : public core::ConnHandler,
   std::vector<std::unique_ptr<Stream>> spare_;  // ended streams kept for the next ones
   std::vector<int32_t> writable_;       // streams whose response queue drained (Flush)
   std::vector<int32_t> sending_;        // streams with response bytes to frame (SendBodies)
+  std::vector<std::pair<int32_t, H2Error>> closed_;  // ProcessClosed's (kept between calls)
   std::vector<int32_t> awaiting_;       // streams begun since the last Rearm (header_timeout)
   uint64_t idle_since_ms_ = 0;
   uint64_t armed_ms_ = 0;    // the connection timer's deadline (0: not armed)
