@@ -115,6 +115,10 @@ bool H2ServerCodec::BeginBlock(int32_t id, bool end_stream, Block* block) {
   if (s == nullptr || s->remote_ended) {
     // A stream closed here (reset, or answered and reset): the client's frames that crossed
     // ours are dropped; its block is decoded all the same, for the table to follow the peer's.
+    // One the client had ended is a stream error (RFC 9113 §5.1, half-closed (remote)).
+    if (s != nullptr) {
+      Reset(id, H2Error::kStreamClosed);
+    }
     *block = Block::kIgnored;
     return true;
   }

@@ -639,6 +639,28 @@ TEST(H2ServerCodecTest, BodyAndTrailerRulesResetTheStream) {
   }
 }
 
+// Frames on a stream the client ended (half-closed, remote): a stream error STREAM_CLOSED; on
+// one closed here already, dropped (they crossed our RST_STREAM).
+TEST(H2ServerCodecTest, FramesAfterTheClientsEndAreStreamClosed) {
+  for (const bool data : {true, false}) {
+    Raw r;
+    const std::string get = r.deflater.Block(kGet);
+    ASSERT_TRUE(r.Feed(kStart + Frame(0x1, 0x5, 1, get)));
+    ASSERT_EQ(r.seen.heads[1], std::vector<bool>{true});
+    const std::string late =
+        data ? Frame(0x0, 0, 1, "late") : Frame(0x1, 0x5, 1, r.deflater.Block({{"x-t", "1"}}));
+    ASSERT_TRUE(r.Feed(late));
+    EXPECT_EQ(r.codec.TakeClosed(),
+              (std::vector<std::pair<int32_t, H2Error>>{{1, H2Error::kStreamClosed}}));
+    EXPECT_NE(r.codec.output().find(Frame(0x3, 0, 1, U32(0x5))), std::string::npos);
+    EXPECT_TRUE(r.seen.data[1].empty());
+    r.codec.output().clear();
+    ASSERT_TRUE(r.Feed(Frame(0x0, 0, 1, "later")));  // closed now: dropped, no answer
+    EXPECT_TRUE(r.codec.output().empty() ||
+                r.codec.output().find(Frame(0x3, 0, 1, U32(0x5))) == std::string::npos);
+  }
+}
+
 // PINGs answered while the host cannot write them out: past 64 KiB of answers the connection
 // fails; answers the host took do not count.
 TEST(H2ServerCodecTest, PingFloodWhileNotWritten) {
