@@ -466,6 +466,13 @@ void H2Codec::Malformed(int32_t id, H2Error code) {
   if (Find(id) != nullptr) {
     host_.OnMalformed(id);
   }
+  StreamError(id, code);
+}
+
+void H2Codec::StreamError(int32_t id, H2Error code) {
+  if (Find(id) != nullptr) {
+    host_.OnStreamError(id);
+  }
   Reset(id, code);
 }
 
@@ -627,7 +634,7 @@ bool H2Codec::OnDataStart(uint8_t flags, int32_t id, uint32_t length) {
   if (s != nullptr && s->remote_ended) {
     data_stream_ = nullptr;  // after END_STREAM: dropped (and given back)
     if (role_ == Role::kServer) {
-      Reset(id, H2Error::kStreamClosed);  // RFC 9113 §5.1, half-closed (remote)
+      StreamError(id, H2Error::kStreamClosed);  // RFC 9113 §5.1, half-closed (remote)
     }
   } else if (s != nullptr && static_cast<int64_t>(length) > s->recv_window) {
     data_stream_ = nullptr;
@@ -776,12 +783,12 @@ bool H2Codec::OnFrame(uint8_t type, uint8_t flags, int32_t id, std::string_view 
         return true;  // closed here already
       }
       if (inc == 0) {
-        Reset(id, H2Error::kProtocol);
+        StreamError(id, H2Error::kProtocol);
         return true;
       }
       s->send_window += inc;
       if (s->send_window > kMaxWindow) {
-        Reset(id, H2Error::kFlowControl);
+        StreamError(id, H2Error::kFlowControl);
       }
       return true;
     }
@@ -790,7 +797,7 @@ bool H2Codec::OnFrame(uint8_t type, uint8_t flags, int32_t id, std::string_view 
         return Fail(H2Error::kProtocol, "PRIORITY on stream 0");
       }
       if (p.size() != 5) {
-        Reset(id, H2Error::kFrameSize);
+        StreamError(id, H2Error::kFrameSize);
       }
       return true;  // priorities are not acted on
     case kPushPromise:
@@ -814,6 +821,7 @@ bool H2Codec::OnSettingsFrame(uint8_t flags, int32_t id, std::string_view p) {
   if (p.size() % 6 != 0) {
     return Fail(H2Error::kFrameSize, "SETTINGS not a multiple of 6 bytes");
   }
+  int64_t initial_window = -1;  // SETTINGS_INITIAL_WINDOW_SIZE, if the frame has one
   for (size_t i = 0; i < p.size(); i += 6) {
     const uint16_t param =
         static_cast<uint16_t>((static_cast<uint8_t>(p[i]) << 8) | static_cast<uint8_t>(p[i + 1]));
@@ -833,20 +841,12 @@ bool H2Codec::OnSettingsFrame(uint8_t flags, int32_t id, std::string_view p) {
       case 0x3:
         peer_max_streams_ = v;
         break;
-      case 0x4: {  // INITIAL_WINDOW_SIZE: every open stream's window moves by the difference
+      case 0x4:  // INITIAL_WINDOW_SIZE: the last one of the frame is applied, below
         if (v > kMaxWindow) {
           return Fail(H2Error::kFlowControl, "SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1");
         }
-        const int64_t delta = static_cast<int64_t>(v) - peer_initial_window_;
-        for (auto& [sid, s] : streams_) {
-          s.send_window += delta;
-          if (s.send_window > kMaxWindow) {
-            return Fail(H2Error::kFlowControl, "a stream window above 2^31-1");
-          }
-        }
-        peer_initial_window_ = v;
+        initial_window = v;
         break;
-      }
       case 0x5:
         if (v < 16384 || v > 16777215) {
           return Fail(H2Error::kProtocol, "SETTINGS_MAX_FRAME_SIZE out of range");
@@ -856,6 +856,18 @@ bool H2Codec::OnSettingsFrame(uint8_t flags, int32_t id, std::string_view p) {
       default:
         break;  // MAX_HEADER_LIST_SIZE is advisory; unknown settings are ignored
     }
+  }
+  if (initial_window >= 0 && initial_window != peer_initial_window_) {
+    // Every open stream's window moves by the difference: one pass over the streams per
+    // frame, however many times the frame repeats the setting.
+    const int64_t delta = initial_window - peer_initial_window_;
+    for (auto& [sid, s] : streams_) {
+      s.send_window += delta;
+      if (s.send_window > kMaxWindow) {
+        return Fail(H2Error::kFlowControl, "a stream window above 2^31-1");
+      }
+    }
+    peer_initial_window_ = static_cast<uint32_t>(initial_window);
   }
   WriteFrameHeader(0, kSettings, kAck, 0);
   reply_bytes_ += 9 + p.size();  // what the peer sent: an ACK costs it as much

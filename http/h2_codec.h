@@ -97,6 +97,12 @@ class H2Codec {
     virtual void OnBegin(int32_t /*stream*/) {}
     // The peer reset a stream that was open (TakeClosed will report it).
     virtual void OnReset(int32_t /*stream*/) {}
+    // The codec is resetting an open stream for a stream error of the peer's (a malformed
+    // message, a frame its state does not allow, a window broken); TakeClosed will report it.
+    virtual void OnStreamError(int32_t /*stream*/) {}
+    // (Server) The stream's header block decodes to more than the advertised header list: its
+    // further fields are neither checked nor passed on (the host answers 431).
+    virtual void OnTooLarge(int32_t /*stream*/) {}
   };
 
   struct Settings {
@@ -176,6 +182,7 @@ class H2Codec {
     bool saw_regular = false;  // the current block had a regular field (pseudo after it: bad)
     bool malformed = false;    // the current block broke a rule (reset at its end)
     bool content_length_seen = false;
+    bool too_large = false;  // the current block passed the header list bound
     // A request's (H2ServerCodec).
     bool connect = false;   // :method CONNECT
     bool options = false;   // :method OPTIONS
@@ -207,8 +214,12 @@ class H2Codec {
   void WriteReset(int32_t stream, H2Error code);
   void CloseStream(int32_t id, H2Error code);
   void MaybeClose(int32_t id, Stream& s);
-  // The host hears of a malformed message, then the stream is reset with `code`.
+  // The host hears of a malformed message, then the stream is reset with `code`
+  // (StreamError).
   void Malformed(int32_t id, H2Error code = H2Error::kProtocol);
+  // A stream error of the peer's making: the host hears of it (OnStreamError), then the stream
+  // is reset with `code`.
+  void StreamError(int32_t id, H2Error code);
   Stream* Find(int32_t id);
   // A new stream's state, its windows at their initial sizes; `id` becomes the highest.
   Stream& OpenStream(int32_t id);

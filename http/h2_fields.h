@@ -38,6 +38,8 @@ class H2RequestFields {
 
   // One field of the request's HEADERS (and CONTINUATION), in order.
   void Add(std::string_view name, std::string_view value);
+  // The codec found the header list over the bound itself (and passes no more fields): 431.
+  void MarkTooLarge() { too_large_ = true; }
   bool too_large() const { return too_large_; }
   // :method and :path as received (kept even when the head is refused: for the log).
   std::string_view method() const { return method_; }

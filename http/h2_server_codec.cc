@@ -117,13 +117,14 @@ bool H2ServerCodec::BeginBlock(int32_t id, bool end_stream, Block* block) {
     // ours are dropped; its block is decoded all the same, for the table to follow the peer's.
     // One the client had ended is a stream error (RFC 9113 §5.1, half-closed (remote)).
     if (s != nullptr) {
-      Reset(id, H2Error::kStreamClosed);
+      StreamError(id, H2Error::kStreamClosed);
     }
     *block = Block::kIgnored;
     return true;
   }
   *block = Block::kTrailers;  // a request head's block ended before any other frame
   s->saw_regular = false;
+  s->too_large = false;
   if (!end_stream) {
     s->malformed = true;  // trailers must end the stream
   }
@@ -131,12 +132,19 @@ bool H2ServerCodec::BeginBlock(int32_t id, bool end_stream, Block* block) {
 }
 
 void H2ServerCodec::CheckField(int32_t id, std::string_view name, std::string_view value,
-                               uint64_t /*list*/) {
+                               uint64_t list) {
   Stream* found = Find(id);
-  if (found == nullptr || found->malformed) {
+  if (found == nullptr || found->malformed || found->too_large) {
     return;
   }
   Stream& s = *found;
+  if (list > settings_.max_header_list) {
+    // A few bytes of table references can stand for megabytes of fields: past the bound they
+    // are decoded (the table must follow the peer's) and no more.
+    s.too_large = true;
+    host_.OnTooLarge(id);
+    return;
+  }
   if (!name.empty() && name[0] == ':') {
     const uint8_t bit = name == ":method"                                   ? kMethod
                         : name == ":scheme"                                 ? kScheme

@@ -30,6 +30,8 @@ constexpr size_t kSpareStreams = 32;
 constexpr uint64_t kSpareTrimMs = 1000;
 // The buffers a spare stream keeps.
 constexpr size_t kKeptBuffer = 16 * 1024;
+// Frames held for a client that does not read (Emit) past which nothing more is read from it.
+constexpr size_t kHeldOutput = 64 * 1024;
 
 }  // namespace
 
@@ -88,7 +90,6 @@ class H2Session::Stream final : public Downstream {
 
   void DispatchHead(bool end_stream) {
     awaiting_head_ = false;
-    deadline_ms_ = 0;
     s_.ctx_.stats().h2_streams++;
     x_.Begin(static_cast<uint32_t>(id_));
     remote_done_ = end_stream;
@@ -243,7 +244,9 @@ class H2Session::Stream final : public Downstream {
   size_t WriteLocalReply(int status, bool /*close*/, std::string_view extra, std::string_view body,
                          std::string_view content_type) override {
     std::array<char, 64> text;
-    const std::string_view sent = content_type.empty() ? LocalReplyText(status, &text) : body;
+    const std::string_view sent = StatusHasNoContent(status) ? std::string_view()
+                                  : content_type.empty()     ? LocalReplyText(status, &text)
+                                                             : body;
     H2HeadScratch& scratch = ThreadHeadScratch();
     BuildLocalReplyFields(status, extra, sent.size(),
                           content_type.empty() ? "text/plain" : content_type, &scratch.store,
@@ -297,13 +300,18 @@ class H2Session::Stream final : public Downstream {
 
   Exchange& exchange() { return x_; }
   uint64_t deadline_ms() const { return deadline_ms_; }
-  // Between the stream's first HEADERS frame and the end of its header block, the timer is
-  // header_timeout (the exchange's own timers come after).
-  void AwaitHead(uint64_t ms) {
-    awaiting_head_ = true;
-    deadline_ms_ = s_.ctx_.worker().now_ms() + ms;
-  }
+  // Between the stream's HEADERS and the end of its header block (the connection's
+  // header_timeout covers it: H2Session::Rearm).
+  void AwaitHead() { awaiting_head_ = true; }
   bool awaiting_head() const { return awaiting_head_; }
+  // The decoded head or trailers passed the header list bound: 431 (or the trailers' 431).
+  void TooLarge() {
+    if (awaiting_head_) {
+      fields_.MarkTooLarge();
+    } else {
+      trailers_too_large_ = true;
+    }
+  }
   bool finished() const { return finished_; }
   void clear_deadline() { deadline_ms_ = 0; }
   H2BodyQueue& body() { return body_; }
@@ -494,9 +502,8 @@ void H2Session::OnBegin(int32_t id) {
     spare_.pop_back();
     st->Reuse(id);
   }
-  st->AwaitHead(cfg().limits.header_timeout_ms);
+  st->AwaitHead();
   spares_trimmed_ = false;
-  awaiting_.push_back(id);  // its header_timeout (Rearm)
   streams_.push_back(std::move(st));
 }
 
@@ -512,8 +519,8 @@ void H2Session::OnField(int32_t id, std::string_view name, std::string_view valu
 
 void H2Session::OnHeaders(int32_t id, bool end_stream) {
   Stream* st = Find(id);
-  if (st == nullptr) {
-    return;
+  if (st == nullptr || calm_) {
+    return;  // (the connection is about to end: nothing more reaches a backend)
   }
   if (st->awaiting_head()) {
     st->DispatchHead(end_stream);
@@ -536,11 +543,23 @@ void H2Session::OnDataEnd(int32_t id) {
   }
 }
 
-void H2Session::OnReset(int32_t id) {
-  // Rapid reset is streams opened and cancelled while torii works on them; a reset of a stream
-  // already answered costs nothing and is not counted.
-  if (Stream* st = Find(id); st != nullptr && !st->finished()) {
+void H2Session::OnReset(int32_t id) { NoteEarlyEnd(id); }
+
+void H2Session::OnStreamError(int32_t id) { NoteEarlyEnd(id); }
+
+void H2Session::NoteEarlyEnd(int32_t id) {
+  // Rapid reset is streams opened and ended early while torii works on them: by the client's
+  // RST_STREAM, or by a stream error it provoked (a malformed request, DATA after its
+  // END_STREAM, a broken window). A stream already answered costs nothing, one the exchange
+  // gave up is torii's doing: neither is counted.
+  if (Stream* st = Find(id); st != nullptr && !st->finished() && !st->reset()) {
     NoteClientReset();
+  }
+}
+
+void H2Session::OnTooLarge(int32_t id) {
+  if (Stream* st = Find(id)) {
+    st->TooLarge();
   }
 }
 
@@ -615,15 +634,28 @@ void H2Session::OnRecv(core::Conn& conn, std::span<const char> data) {
 
 void H2Session::Emit(bool closing) {
   std::string& out = codec_.output();
-  if (out.empty() || conn_.closing()) {
+  if (conn_.closing()) {
     out.clear();
     return;
   }
-  if (conn_.WriteBlocked() && !closing) {
-    return;  // OnWritable brings it back
+  if (!out.empty()) {
+    if (conn_.WriteBlocked() && !closing) {
+      // OnWritable brings it back. Meanwhile a client that sends and does not read would have
+      // torii answer into this string without end (each bodiless response, each reset it
+      // provokes): past kHeldOutput nothing more is read from it until it reads.
+      if (out.size() > kHeldOutput && !recv_paused_) {
+        recv_paused_ = true;
+        conn_.PauseRecv();
+      }
+      return;
+    }
+    conn_.Write(out);
+    out.clear();
   }
-  conn_.Write(out);
-  out.clear();
+  if (recv_paused_ && !conn_.WriteBlocked()) {
+    recv_paused_ = false;
+    conn_.ResumeRecv();
+  }
 }
 
 void H2Session::Schedule(int32_t id) {
@@ -770,12 +802,15 @@ void H2Session::Rearm() {
       ArmAt(IdleDue());
     }
   }
-  for (int32_t id : awaiting_) {
-    if (Stream* st = Find(id); st != nullptr && st->awaiting_head()) {
-      ArmAt(st->deadline_ms());
-    }
+  // A header block begun and not finished (slow or missing CONTINUATION): nothing else may be
+  // sent on the connection meanwhile, so it gets header_timeout (slowloris, HTTP/2 flavour),
+  // whatever stream it is on.
+  if (!codec_.in_header_block()) {
+    block_due_ms_ = 0;
+  } else if (block_due_ms_ == 0) {
+    block_due_ms_ = ctx_.worker().now_ms() + cfg().limits.header_timeout_ms;
+    ArmAt(block_due_ms_);
   }
-  awaiting_.clear();
   if (armed_ms_ == 0) {
     ArmTimer();
   }
@@ -793,7 +828,6 @@ void H2Session::TrimSpares() {
   streams_.shrink_to_fit();
   sending_.shrink_to_fit();
   writable_.shrink_to_fit();
-  awaiting_.shrink_to_fit();
   closed_.clear();
   closed_.shrink_to_fit();
   codec_.Trim();
@@ -805,6 +839,9 @@ void H2Session::ArmTimer() {
     if (st->deadline_ms() != 0 && (due == 0 || st->deadline_ms() < due)) {
       due = st->deadline_ms();
     }
+  }
+  if (block_due_ms_ != 0 && (due == 0 || block_due_ms_ < due)) {
+    due = block_due_ms_;
   }
   const bool idle = streams_.empty();
   if (idle) {
@@ -830,6 +867,12 @@ void H2Session::ArmTimer() {
 void H2Session::OnTimer(core::Conn& conn) {
   const uint64_t now = ctx_.worker().now_ms();
   armed_ms_ = 0;  // it fired
+  if (block_due_ms_ != 0 && now >= block_due_ms_ && codec_.in_header_block()) {
+    spdlog::debug("client {}: HTTP/2 header block not complete within header_timeout",
+                  client_.peer);
+    Terminate(H2Error::kProtocol, "header timeout");
+    return;
+  }
   // The exchanges whose timer is due; collected first, as an exchange may set its timer again.
   std::vector<int32_t> due;
   for (const std::unique_ptr<Stream>& st : streams_) {
@@ -843,14 +886,6 @@ void H2Session::OnTimer(core::Conn& conn) {
       continue;
     }
     st->clear_deadline();
-    if (st->awaiting_head()) {
-      // A header block left unfinished (slow or missing CONTINUATION): nothing else may be
-      // sent on the connection meanwhile, so it ends (slowloris, HTTP/2 flavour).
-      spdlog::debug("client {}: HTTP/2 header block not complete within header_timeout",
-                    client_.peer);
-      Terminate(H2Error::kProtocol, "header timeout");
-      return;
-    }
     st->exchange().OnTimer();
   }
   if (streams_.empty() && !spares_trimmed_ && now >= idle_since_ms_ + kSpareTrimMs) {

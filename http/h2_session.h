@@ -77,6 +77,8 @@ class H2Session final : public core::ConnHandler,
   void OnData(int32_t stream, std::string_view bytes) override;
   void OnDataEnd(int32_t stream) override;
   void OnReset(int32_t stream) override;
+  void OnStreamError(int32_t stream) override;
+  void OnTooLarge(int32_t stream) override;
 
   const ProxyConfig& cfg() const { return ctx_.config(); }
   Stream* Find(int32_t id);
@@ -98,13 +100,16 @@ class H2Session final : public core::ConnHandler,
   // The connection's timer: the earliest stream deadline, or IdleDue() without streams (a
   // scan of the streams: at start and when the timer fires). Between, ArmAt only brings it
   // earlier (deadlines that move later are found when it fires), and Rearm after each read or
-  // flush notes the connection going idle or busy and the header blocks begun.
+  // flush notes the connection going idle or busy and a header block begun or ended.
   void ArmTimer();
   // An idle connection's next deadline: its spare streams' trim, then idle_timeout.
   uint64_t IdleDue() const;
   void TrimSpares();
   void ArmAt(uint64_t at);
   void Rearm();
+  // A stream the client ended early (OnReset, OnStreamError): counted as a reset unless it
+  // was answered already or torii ended it.
+  void NoteEarlyEnd(int32_t id);
   // A client reset a stream: within the budget, or the connection is to end (rapid reset).
   void NoteClientReset();
   // A fatal GOAWAY (`code`): every exchange abandoned with `note`, the connection closed once
@@ -125,9 +130,10 @@ class H2Session final : public core::ConnHandler,
   std::vector<int32_t> writable_;       // streams whose response queue drained (Flush)
   std::vector<int32_t> sending_;        // streams with response bytes to frame (SendBodies)
   std::vector<std::pair<int32_t, H2Error>> closed_;  // ProcessClosed's (kept between calls)
-  std::vector<int32_t> awaiting_;       // streams begun since the last Rearm (header_timeout)
   uint64_t idle_since_ms_ = 0;
   uint64_t armed_ms_ = 0;    // the connection timer's deadline (0: not armed)
+  uint64_t block_due_ms_ = 0;  // header_timeout of the header block in progress (0: none)
+  bool recv_paused_ = false;   // held output past kHeldOutput: not reading (Emit)
   bool idle_listed_ = false;  // in the worker's idle list (no stream open)
   double reset_budget_;  // rapid reset: resets the client may still make now
   uint64_t reset_refill_ms_ = 0;

@@ -579,8 +579,10 @@ void WriteLocalHead(int status, std::string_view extra, size_t body_size,
   out.Reserve(160 + extra.size() + content_type.size());
   out.Status(status);
   out.Own("Server", "server", "torii");
-  out.Own("Content-Type", "content-type", content_type);
-  out.Own("Content-Length", "content-length", uint64_t{body_size});
+  if (!StatusHasNoContent(status)) {
+    out.Own("Content-Type", "content-type", content_type);
+    out.Own("Content-Length", "content-length", uint64_t{body_size});
+  }
   if (status == 503) {
     out.Own("Retry-After", "retry-after", "1");
   }
@@ -593,6 +595,9 @@ void WriteLocalHead(int status, std::string_view extra, size_t body_size,
 std::string_view BuildLocalReply(int status, bool close, std::string_view extra,
                                  std::string_view body, std::string_view content_type,
                                  std::string* out) {
+  if (StatusHasNoContent(status)) {
+    body = {};
+  }
   TextHead text(out, close, /*minor=*/1);
   WriteLocalHead(status, extra, body.size(), content_type, text);
   const size_t body_at = out->size();

@@ -96,6 +96,12 @@ void BuildLocalReplyFields(int status, std::string_view extra, size_t body_size,
                            std::string_view content_type, std::string* store,
                            std::vector<H2Field>* out);
 
+// Whether a response with this status carries no content (1xx, 204, 304: RFC 9110 §6.4.1). A
+// local reply with one is sent without a body, Content-Type or Content-Length.
+constexpr bool StatusHasNoContent(int status) {
+  return status < 200 || status == 204 || status == 304;
+}
+
 // A complete local reply (status line, headers, short text body) into `out`. Returns the body.
 // `extra` holds pre-serialised "Name: value\r\n" lines (Location, add_headers).
 std::string_view BuildLocalReply(int status, bool close, std::string_view extra,

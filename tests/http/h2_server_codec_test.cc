@@ -41,6 +41,8 @@ struct Seen : H2Codec::Host {
   void OnGoaway() override { ++goaways; }
   void OnMalformed(int32_t s) override { malformed.push_back(s); }
   void OnReset(int32_t s) override { resets.push_back(s); }
+  void OnTooLarge(int32_t s) override { too_large.push_back(s); }
+  std::vector<int32_t> too_large;
 };
 
 std::vector<H2OutField> Out(const Fields& f) {
@@ -54,9 +56,10 @@ std::vector<H2OutField> Out(const Fields& f) {
 const Fields kGet = {
     {":method", "GET"}, {":scheme", "https"}, {":authority", "a.test"}, {":path", "/x"}};
 
-H2Codec::Settings ServerSettings(uint32_t max_streams = 100, bool connect_protocol = true) {
+H2Codec::Settings ServerSettings(uint32_t max_streams = 100, bool connect_protocol = true,
+                                 uint32_t max_header_list = 16 * 1024) {
   H2Codec::Settings s;
-  s.max_header_list = 16 * 1024;
+  s.max_header_list = max_header_list;
   s.connection_window = 1 << 20;
   s.max_streams = max_streams;
   s.connect_protocol = connect_protocol;
@@ -328,7 +331,7 @@ TEST(H2ServerCodecTest, FlowControlBothWays) {
 }
 
 TEST(H2ServerCodecTest, TrailersBothWaysAndContinuation) {
-  Pair p;
+  Pair p(ServerSettings(100, true, /*max_header_list=*/64 * 1024));
   Fields post = kGet;
   post[0].second = "POST";
   post.emplace_back("te", "trailers");
@@ -556,6 +559,15 @@ TEST(H2ServerCodecTest, MalformedRequestsResetTheirStream) {
       {"leading space", with(kGet, "x-a", " a")},
       {"two Content-Length", with(with(kGet, "content-length", "0"), "content-length", "0")},
       {"Content-Length not a number", with(kGet, "content-length", "1x")},
+      {"Content-Length empty", with(kGet, "content-length", "")},
+      {"Content-Length signed", with(kGet, "content-length", "+1")},
+      {"Content-Length of 20 digits", with(kGet, "content-length", "99999999999999999999")},
+      {"name with a space", with(kGet, "x a", "1")},
+      {"name with @", with(kGet, "x@a", "1")},
+      {"name with a control character", with(kGet, "x\x01a", "1")},
+      {"name not ASCII", with(kGet, "x\xc3\xa9", "1")},
+      {"DEL in a value", with(kGet, "x-a", "a\x7f")},
+      {"trailing tab", with(kGet, "x-a", "a\t")},
       {"Content-Length and no body", with(kGet, "content-length", "3")},
   };
   for (const auto& [what, head] : heads) {
@@ -659,6 +671,59 @@ TEST(H2ServerCodecTest, FramesAfterTheClientsEndAreStreamClosed) {
     EXPECT_TRUE(r.codec.output().empty() ||
                 r.codec.output().find(Frame(0x3, 0, 1, U32(0x5))) == std::string::npos);
   }
+}
+
+// A block of a few kilobytes that decodes to more than the advertised header list (table
+// references to one large field): the host hears it once, the fields past the bound stop
+// reaching it, and the head still ends (the host answers 431; the table stays in step).
+TEST(H2ServerCodecTest, HeaderListBoundedAfterDecoding) {
+  Raw r;
+  Fields head = kGet;
+  for (int i = 0; i < 40; ++i) {
+    head.emplace_back("x-big", std::string(2000, 'b'));
+  }
+  const std::string block = r.deflater.Block(head);
+  ASSERT_LT(block.size(), 16384u);  // the deflater indexed the field once
+  ASSERT_TRUE(r.Feed(kStart + Frame(0x1, 0x5, 1, block)));
+  EXPECT_EQ(r.seen.too_large, std::vector<int32_t>{1});
+  EXPECT_LT(r.seen.fields[1].size(), 14u);  // 16 KiB: seven 2 KiB fields and the pseudo ones
+  EXPECT_EQ(r.seen.heads[1], std::vector<bool>{true});
+  // The next request on the connection decodes as it should.
+  ASSERT_TRUE(r.Feed(Frame(0x1, 0x5, 3, r.deflater.Block(kGet))));
+  EXPECT_EQ(r.seen.fields[3], kGet);
+}
+
+// SETTINGS that repeat INITIAL_WINDOW_SIZE: the last value holds (one pass over the streams
+// per frame, however many entries).
+TEST(H2ServerCodecTest, RepeatedInitialWindowSize) {
+  Raw r;
+  ASSERT_TRUE(r.Feed(kStart + Frame(0x1, 0x5, 1, r.deflater.Block(kGet))));
+  std::string settings;
+  for (uint32_t i = 0; i < 2000; ++i) {
+    settings += Setting(0x4, 1000 + i);
+  }
+  settings += Setting(0x4, 100);
+  ASSERT_TRUE(r.Feed(Frame(0x4, 0, 0, settings)));
+  EXPECT_EQ(r.codec.Sendable(1), 100u);
+}
+
+// Padded HEADERS and DATA: the padding is taken out.
+TEST(H2ServerCodecTest, PaddedFrames) {
+  Raw r;
+  const Fields post = {
+      {":method", "POST"}, {":scheme", "https"}, {":authority", "a"}, {":path", "/"}};
+  const std::string block = r.deflater.Block(post);
+  std::string bytes = kStart + Frame(0x1, 0x4 | 0x8, 1, std::string(1, '\x03') + block + "ppp");
+  bytes += Frame(0x0, 0x8, 1, std::string(1, '\x05') + "body" + std::string(5, '\0'));
+  bytes += Frame(0x0, 0x1 | 0x8, 1, std::string(1, '\x00') + "!");
+  ASSERT_TRUE(r.Feed(bytes)) << r.codec.failure();
+  EXPECT_EQ(r.seen.fields[1], post);
+  EXPECT_EQ(r.seen.data[1], "body!");
+  EXPECT_TRUE(r.seen.data_end[1]);
+  // Padding longer than its frame: a connection error.
+  ASSERT_TRUE(r.Feed(Frame(0x1, 0x4, 3, r.deflater.Block(post))));
+  EXPECT_FALSE(r.Feed(Frame(0x0, 0x8, 3, std::string(1, '\x09') + "x")));
+  EXPECT_EQ(r.GoawayCode(), static_cast<int64_t>(H2Error::kProtocol));
 }
 
 // PINGs answered while the host cannot write them out: past 64 KiB of answers the connection

@@ -433,6 +433,32 @@ TEST(LocalReplyTest, ContentLengthMatchesBody) {
   }
 }
 
+// A local reply whose status has no content (a route's `return = { status = 204 }`, a 304)
+// goes without a body, Content-Type or Content-Length, whatever body it was given: a strict
+// parser finds the response complete at its head, nothing after it. The same as HTTP/2 fields.
+TEST(LocalReplyTest, NoContentStatusesHaveNoBody) {
+  for (int status : {204, 304}) {
+    std::string out;
+    const std::string_view body =
+        BuildLocalReply(status, false, "X-A: 1\r\n", "text", "text/plain", &out);
+    EXPECT_TRUE(body.empty()) << status;
+    EXPECT_TRUE(out.ends_with("\r\n\r\n")) << out;
+    const auto h = Headers(out);
+    EXPECT_EQ(Count(h, "content-length"), 0) << status;
+    EXPECT_EQ(Count(h, "content-type"), 0) << status;
+    EXPECT_EQ(Get(h, "x-a"), std::optional<std::string>("1"));
+    std::string plain;
+    EXPECT_TRUE(BuildLocalReply(status, false, &plain).empty()) << status;
+    std::string store;
+    std::vector<H2Field> fields;
+    BuildLocalReplyFields(status, {}, 0, "text/plain", &store, &fields);
+    for (const H2Field& f : fields) {
+      EXPECT_NE(f.name, "content-length") << status;
+      EXPECT_NE(f.name, "content-type") << status;
+    }
+  }
+}
+
 // ReasonPhrase knows the statuses torii sends and never returns an empty phrase.
 TEST(LocalReplyTest, ReasonPhrases) {
   EXPECT_EQ(ReasonPhrase(200), "OK");

@@ -19,7 +19,8 @@ import harness as h
 
 try:
     import hpack
-    from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, SettingsFrame
+    from hyperframe.frame import (ContinuationFrame, DataFrame, HeadersFrame, PingFrame,
+                                  SettingsFrame)
     import h2.config
     import h2.connection
     import h2.errors
@@ -613,6 +614,83 @@ class H2Defences(h.ToriiCase):
         # The backend saw bounded work, and torii serves others.
         time.sleep(0.3)
         self.assertLess(len(o.log_entries()), 600)
+        self.assertEqual(h.get(t.addr("http"), "/alive").status, 200)
+
+    def test_provoked_stream_errors_count_as_rapid_reset(self):
+        # A request torii starts on, then a frame its stream may not carry (DATA after the
+        # client's END_STREAM): torii resets the stream (STREAM_CLOSED) and drops the exchange,
+        # a cancellation as cheap for the client as RST_STREAM, and counted as one.
+        o = self.origin("o1")
+        t = self.torii(h2c_config([o]))
+        sock = self._raw_h2(t.addr("http"))
+        enc = hpack.Encoder()
+        sent, closed = 0, False
+        for batch in range(20):
+            frames = b""
+            for i in range(50):
+                sid = 1 + 2 * (batch * 50 + i)
+                block = enc.encode([(":method", "GET"), (":scheme", "http"),
+                                    (":path", f"/se{sid}?delay=200"), (":authority", "a")])
+                frames += HeadersFrame(sid, data=block, flags=["END_HEADERS", "END_STREAM"]) \
+                    .serialize() + DataFrame(sid, data=b"x").serialize()
+            try:
+                sock.sendall(frames)
+                sent += 50
+            except OSError:
+                closed = True
+                break
+        data, closed_now = self._read_until_closed(sock, timeout=10)
+        self.assertTrue(closed or closed_now, f"still open after {sent} provoked resets")
+        self.assertIn(0xB, self._goaway_codes(data))  # ENHANCE_YOUR_CALM
+        time.sleep(0.5)
+        self.assertLess(len([e for e in o.log_entries() if e["target"].startswith("/se")]), 600)
+        self.assertEqual(h.get(t.addr("http"), "/alive").status, 200)
+
+    def test_client_that_sends_and_never_reads_is_bounded(self):
+        # Bodiless answers (204s torii makes itself: each closes its stream at once) asked for
+        # as fast as the client can write, never read: once its answers pile up torii reads no
+        # more from it (what it sent waits in the kernel's buffers), and does not grow. Each
+        # answer carries 4 KiB of header: 20,000 of them would be 80 MB.
+        o = self.origin("o1")
+        c = h2c_config([o])
+        c.routes.insert(0, {"path_prefix": "/nb", "return": {"status": 204},
+                            "add_headers": {"X-Pad": "p" * 4096}})
+        t = self.torii(c)
+        sock = socket.create_connection(t.addr("http"), timeout=5)
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0).serialize() +
+                     SettingsFrame(0, flags=["ACK"]).serialize())
+        before = t.rss_kib()
+        enc = hpack.Encoder()
+        sock.settimeout(0.5)
+        sid = 1
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sid < 40000:
+            frames = b""
+            for _ in range(100):
+                block = enc.encode([(":method", "GET"), (":scheme", "http"),
+                                    (":path", "/nb"), (":authority", "a"),
+                                    ("x-n", str(sid))])
+                frames += HeadersFrame(sid, data=block,
+                                       flags=["END_HEADERS", "END_STREAM"]).serialize()
+                sid += 2
+            try:
+                sock.sendall(frames)
+            except (socket.timeout, TimeoutError, OSError):
+                break  # the kernel's buffers are full
+        # What torii serves until it stops reading (it stops growing: the count holds for a
+        # second), bounded in time.
+        served, deadline = -1, time.monotonic() + 15 * h.SLOW
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            now = len(t.access_log_lines())
+            if now == served:
+                break
+            served = now
+        self.assertLess(served, 10000, f"{sid // 2} requests sent")
+        if not h.sanitize_on():  # (AddressSanitizer's quarantine keeps what torii freed)
+            self.assertLess(t.rss_kib() - before, 40 * 1024, f"{sid // 2} requests sent")
         self.assertEqual(h.get(t.addr("http"), "/alive").status, 200)
 
     def test_concurrent_streams_are_bounded(self):
