@@ -345,6 +345,20 @@ class H2Basics(h.ToriiCase):
              ("X-Upper", "1")],
             [(":method", "GET"), (":scheme", "http"), (":path", "/x5"), (":authority", "a"),
              ("transfer-encoding", "chunked")],
+            # Names that are no token (S17), a pseudo-field after a field, a second :path, a
+            # :path that is not absolute, a value with a control character, a Content-Length
+            # that is no number (S5).
+            [(":method", "GET"), (":scheme", "http"), (":path", "/x6"), (":authority", "a"),
+             ("x a", "1")],
+            [(":method", "GET"), (":scheme", "http"), (":authority", "a"), ("x-a", "1"),
+             (":path", "/x7")],
+            [(":method", "GET"), (":scheme", "http"), (":path", "/x8"), (":path", "/x8b"),
+             (":authority", "a")],
+            [(":method", "GET"), (":scheme", "http"), (":path", "x9"), (":authority", "a")],
+            [(":method", "GET"), (":scheme", "http"), (":path", "/x10"), (":authority", "a"),
+             ("x-a", "a\x01b")],
+            [(":method", "GET"), (":scheme", "http"), (":path", "/x11"), (":authority", "a"),
+             ("content-length", "+0")],
         ]
         c = self.client(validate=False)
         for hdrs in cases:
@@ -359,7 +373,8 @@ class H2Basics(h.ToriiCase):
         r = c.get("/te", headers=[("te", "trailers")])
         self.assertEqual(r["status"], 200)
         targets = {e["target"] for e in self.o.log_entries()}
-        for t in ("/x1", "/x2", "/x4", "/x5"):
+        for t in ("/x1", "/x2", "/x4", "/x5", "/x6", "/x7", "/x8", "/x8b", "x9", "/x10",
+                  "/x11"):
             self.assertNotIn(t, targets)
 
     def test_header_list_over_the_limit_is_431(self):
@@ -370,6 +385,24 @@ class H2Basics(h.ToriiCase):
         # Refused before the exchange saw a head: the log still names the request.
         lines = self.t.access_log_lines()
         self.assertTrue(any('"GET /big-head HTTP/2.0" 431' in l for l in lines), lines[-3:])
+
+    def test_header_count_over_the_limit_is_431(self):
+        c = self.client()
+        r = c.get("/many-fields", headers=[(f"x-f{i}", "v") for i in range(120)])
+        self.assertEqual(r["status"], 431)
+        self.assertEqual(c.get("/after-count")["status"], 200)
+
+    def test_underscore_names_are_not_forwarded(self):
+        # S18: a backend may read X_Real_IP as X-Real-IP; HTTP/2 requests lose such fields as
+        # HTTP/1.1 ones do.
+        c = self.client()
+        r = c.get("/underscore", headers=[("x_real_ip", "6.6.6.6"), ("x-ok", "1")])
+        self.assertEqual(r["status"], 200)
+        seen = [dict((k.lower(), v) for k, v in e["headers"]) for e in self.o.log_entries()
+                if e["target"] == "/underscore"]
+        self.assertEqual(len(seen), 1)
+        self.assertNotIn("x_real_ip", seen[0])
+        self.assertEqual(seen[0].get("x-ok"), "1")
 
     def test_body_over_the_limit_is_413(self):
         c = self.client()
