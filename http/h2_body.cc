@@ -41,6 +41,13 @@ void H2BodyQueue::End(std::span<const HeaderView> trailers) {
   end_ = true;
 }
 
+void H2BodyQueue::TrailerFields(std::vector<H2Field>* out) const {
+  out->clear();
+  for (const auto& [name, value] : trailers_) {
+    out->push_back(H2Field{name, value});
+  }
+}
+
 void H2BodyQueue::Clear(size_t keep) {
   out_.clear();
   if (out_.capacity() > keep) {

@@ -37,6 +37,8 @@ class H2BodyQueue {
   bool ended() const { return end_; }
   // The trailer fields End() was given (names lowercased).
   const std::vector<std::pair<std::string, std::string>>& trailers() const { return trailers_; }
+  // The same as fields to encode (views into this queue), into `out`.
+  void TrailerFields(std::vector<H2Field>* out) const;
 
   void Append(std::string_view bytes);
   // Bytes `owner` keeps alive (a stored response's body): queued as a reference, and sent

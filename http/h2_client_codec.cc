@@ -1,7 +1,6 @@
 // http/h2_client_codec.cc: see h2_client_codec.h.
 #include "http/h2_client_codec.h"
 
-#include <charconv>
 #include <cstdint>
 
 namespace torii::http {
@@ -76,23 +75,7 @@ void H2ClientCodec::CheckField(int32_t id, std::string_view name, std::string_vi
     host_.OnField(id, name, value);
     return;
   }
-  s.saw_regular = true;
-  if (!H2ValidName(name) || !H2ValidValue(value) || H2ForbiddenField(name, value)) {
-    s.malformed = true;
-    return;
-  }
-  if (name == "content-length" && block_ == Block::kHead) {
-    uint64_t n = 0;
-    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-    if (s.content_length_seen || ec != std::errc() || end != value.data() + value.size() ||
-        value.empty() || n > static_cast<uint64_t>(INT64_MAX)) {
-      s.malformed = true;
-      return;
-    }
-    s.content_length_seen = true;
-    s.content_length = static_cast<int64_t>(n);
-  }
-  host_.OnField(id, name, value);
+  RegularField(id, s, name, value);
 }
 
 void H2ClientCodec::EndBlock(int32_t id) {

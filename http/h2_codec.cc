@@ -2,6 +2,7 @@
 #include "http/h2_codec.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 
 #include "base/text.h"
@@ -324,6 +325,26 @@ bool H2Codec::Fail(H2Error code, std::string why) {
     Goaway(code, last_taken_);
   }
   return false;
+}
+
+void H2Codec::RegularField(int32_t id, Stream& s, std::string_view name, std::string_view value) {
+  s.saw_regular = true;
+  if (!H2ValidName(name) || !H2ValidValue(value) || H2ForbiddenField(name, value)) {
+    s.malformed = true;
+    return;
+  }
+  if (name == "content-length" && block_ == Block::kHead) {
+    uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (s.content_length_seen || ec != std::errc() || end != value.data() + value.size() ||
+        value.empty() || n > static_cast<uint64_t>(INT64_MAX)) {
+      s.malformed = true;
+      return;
+    }
+    s.content_length_seen = true;
+    s.content_length = static_cast<int64_t>(n);
+  }
+  host_.OnField(id, name, value);
 }
 
 void H2Codec::Trim() {

@@ -206,6 +206,10 @@ class H2Codec {
   virtual void EndBlock(int32_t id) = 0;
 
   bool Fail(H2Error code, std::string why);
+  // A regular (not pseudo-) field of a block, checked as both roles must (RFC 9113 §8.2: name,
+  // value, forbidden fields; a head's one numeric Content-Length kept in `s`), then passed on;
+  // otherwise the block is marked malformed.
+  void RegularField(int32_t id, Stream& s, std::string_view name, std::string_view value);
   void WriteFrameHeader(uint32_t length, uint8_t type, uint8_t flags, int32_t id);
   // A header block as HEADERS (and CONTINUATION past the peer's frame size) into output().
   void WriteHeaders(int32_t id, std::span<const H2OutField> fields, bool end_stream);

@@ -691,10 +691,7 @@ void H2Session::SendBodies() {
           if (body.ended()) {
             if (trailers) {
               std::vector<H2Field>& fields = ThreadHeadScratch().fields;
-              fields.clear();
-              for (const auto& [name, value] : body.trailers()) {
-                fields.push_back(H2Field{name, value});
-              }
+              body.TrailerFields(&fields);
               codec_.SendTrailers(id, fields);
               Emit();
             } else {
