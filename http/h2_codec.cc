@@ -294,8 +294,18 @@ H2Codec::~H2Codec() {
 }
 
 H2Codec::Stream* H2Codec::Find(int32_t id) {
+  // The calls for one frame or one message come for the same stream, one after another: the
+  // last one found is remembered (a hash look-up divides by the bucket count).
+  if (id == found_id_ && found_ != nullptr) {
+    return found_;
+  }
   auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : &it->second;
+  if (it == streams_.end()) {
+    return nullptr;
+  }
+  found_id_ = id;
+  found_ = &it->second;
+  return found_;
 }
 
 H2Codec::Stream& H2Codec::OpenStream(int32_t id) {
@@ -357,6 +367,7 @@ void H2Codec::Trim() {
   std::string().swap(block_scratch_);
   if (streams_.empty()) {
     std::unordered_map<int32_t, Stream>().swap(streams_);
+    found_ = nullptr;
   }
   if (closed_.empty()) {
     closed_.shrink_to_fit();
@@ -408,12 +419,12 @@ void H2Codec::WriteHeaders(int32_t id, std::span<const H2OutField> fields, bool 
   } while (!rest.empty());
 }
 
-size_t H2Codec::Sendable(int32_t stream) const {
-  auto it = streams_.find(stream);
-  if (failed_ || it == streams_.end() || it->second.local_ended) {
+size_t H2Codec::Sendable(int32_t stream) {
+  const Stream* s = Find(stream);
+  if (failed_ || s == nullptr || s->local_ended) {
     return 0;
   }
-  const int64_t w = std::min(send_window_, it->second.send_window);
+  const int64_t w = std::min(send_window_, s->send_window);
   return w <= 0 ? 0 : static_cast<size_t>(std::min<int64_t>(w, peer_max_frame_));
 }
 
@@ -472,6 +483,9 @@ void H2Codec::CloseStream(int32_t id, H2Error code) {
   }
   if (data_stream_ == &it->second) {
     data_stream_ = nullptr;  // the rest of this DATA frame is dropped
+  }
+  if (found_ == &it->second) {
+    found_ = nullptr;
   }
   streams_.erase(it);
   closed_.emplace_back(id, code);

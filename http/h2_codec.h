@@ -128,7 +128,7 @@ class H2Codec {
   // ---- Sending ----
 
   // How many body bytes `stream` may send now (both windows), at most one frame's worth.
-  size_t Sendable(int32_t stream) const;
+  size_t Sendable(int32_t stream);
   // The 9-byte header of a DATA frame of `n` bytes (n <= Sendable()), whose payload the caller
   // writes right after it; the windows shrink by `n`. With `end_stream` the message is done.
   std::array<char, 9> DataHeader(int32_t stream, size_t n, bool end_stream);
@@ -159,7 +159,7 @@ class H2Codec {
   uint32_t peer_max_streams() const { return peer_max_streams_; }
   size_t open_streams() const { return streams_.size(); }
   // Whether a stream is open (not closed by either side's END_STREAMs or a reset).
-  bool is_open(int32_t stream) const { return streams_.count(stream) != 0; }
+  bool is_open(int32_t stream) { return Find(stream) != nullptr; }
   // A header block begun and not ended (CONTINUATION frames due).
   bool in_header_block() const { return block_id_ != 0; }
   // Why the connection failed, for a debug log line.
@@ -234,6 +234,8 @@ class H2Codec {
   Settings settings_;
   Role role_;
   std::unordered_map<int32_t, Stream> streams_;
+  int32_t found_id_ = 0;  // Find's last answer (found_ null: none)
+  Stream* found_ = nullptr;
   std::string out_;
   int32_t max_opened_ = 0;  // the highest stream id opened (by either side: odd ids only)
   int32_t last_taken_ = 0;  // a server's: the highest stream whose request it took
