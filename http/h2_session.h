@@ -86,8 +86,9 @@ class H2Session final : public core::ConnHandler,
   // high-water mark; then the streams whose queue drained hear OnWritable.
   void Flush();
   // The codec's frames (control frames, HEADERS) to the connection; held while it is above its
-  // high-water mark (the codec bounds what a client that does not read makes it answer),
-  // unless the connection is closing.
+  // high-water mark, unless the connection is closing. A client that does not read is no
+  // longer read from once kHeldOutput of them wait (answers without a body close their stream
+  // at once: the stream limit does not bound them), and again once they went out.
   void Emit(bool closing = false);
   // DATA for the streams in sending_, one frame each in turn, while the windows and the
   // connection take them.
