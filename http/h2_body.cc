@@ -88,4 +88,36 @@ bool H2BodyQueue::Send(core::Conn& conn, size_t length) {
   return was_above && queued() <= core::Conn::kLowWater;
 }
 
+BodyStep SendBodyStep(H2Codec& codec, int32_t id, H2BodyQueue& body, core::Conn& conn,
+                      bool* drained) {
+  *drained = false;
+  const size_t queued = body.queued();
+  const bool trailers = !body.trailers().empty();
+  if (queued == 0) {
+    if (!body.ended()) {
+      return BodyStep::kWaiting;
+    }
+    if (trailers) {
+      std::vector<H2Field>& fields = ThreadHeadScratch().fields;
+      body.TrailerFields(&fields);
+      codec.SendTrailers(id, fields);
+      conn.Write(codec.output());
+      codec.output().clear();
+    } else {
+      const std::array<char, 9> h = codec.DataHeader(id, 0, /*end_stream=*/true);
+      conn.Write(std::string_view(h.data(), h.size()));
+    }
+    return BodyStep::kEnded;
+  }
+  const size_t n = std::min(queued, codec.Sendable(id));
+  if (n == 0) {
+    return BodyStep::kBlocked;
+  }
+  const bool last = n == queued && body.ended() && !trailers;
+  const std::array<char, 9> h = codec.DataHeader(id, n, last);
+  conn.Write(std::string_view(h.data(), h.size()));
+  *drained = body.Send(conn, n);
+  return last ? BodyStep::kEnded : BodyStep::kSent;
+}
+
 }  // namespace torii::http

@@ -19,6 +19,7 @@
 #include "base/text.h"
 #include "core/worker.h"
 #include "http/h1_parser.h"
+#include "http/h2_codec.h"
 #include "http/h2_fields.h"
 
 namespace torii::http {
@@ -67,5 +68,19 @@ class H2BodyQueue {
   std::vector<std::pair<std::string, std::string>> trailers_;
   bool end_ = false;
 };
+
+// One step of framing `body` as stream `id`'s DATA on `conn` (not write-blocked), for both ends
+// of the proxy: one DATA frame as the windows allow (END_STREAM on the last bytes when the body
+// has ended without trailers), or, once everything went, its end (an empty DATA frame with
+// END_STREAM, or its trailers, with the codec's frames before them written out).
+enum class BodyStep : uint8_t {
+  kWaiting,  // nothing queued and no end yet: the next write brings more
+  kBlocked,  // bytes queued and the windows closed: a WINDOW_UPDATE brings it back
+  kSent,     // a DATA frame went out; more may follow
+  kEnded,    // the body's end went out: nothing more for this stream
+};
+// `*drained` is set when the queue fell to its low-water mark (its producer may go on).
+BodyStep SendBodyStep(H2Codec& codec, int32_t id, H2BodyQueue& body, core::Conn& conn,
+                      bool* drained);
 
 }  // namespace torii::http

@@ -112,15 +112,7 @@ void H2ClientCodec::EndBlock(int32_t id) {
     Malformed(id);  // fewer bytes than its Content-Length
     return;
   }
-  if (block_end_stream_) {
-    s->remote_ended = true;
-  }
-  host_.OnHeaders(id, block_end_stream_);
-  if (block_end_stream_) {
-    if (Stream* again = Find(id)) {
-      MaybeClose(id, *again);
-    }
-  }
+  BlockDone(id, *s);
 }
 
 }  // namespace torii::http

@@ -357,6 +357,18 @@ void H2Codec::RegularField(int32_t id, Stream& s, std::string_view name, std::st
   host_.OnField(id, name, value);
 }
 
+void H2Codec::BlockDone(int32_t id, Stream& s) {
+  if (block_end_stream_) {
+    s.remote_ended = true;
+  }
+  host_.OnHeaders(id, block_end_stream_);
+  if (block_end_stream_) {
+    if (Stream* again = Find(id)) {  // (the host may have reset it meanwhile)
+      MaybeClose(id, *again);
+    }
+  }
+}
+
 void H2Codec::Trim() {
   if (out_.empty()) {
     std::string().swap(out_);

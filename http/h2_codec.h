@@ -210,6 +210,9 @@ class H2Codec {
   // value, forbidden fields; a head's one numeric Content-Length kept in `s`), then passed on;
   // otherwise the block is marked malformed.
   void RegularField(int32_t id, Stream& s, std::string_view name, std::string_view value);
+  // A block that passed its role's checks: the host hears OnHeaders, and END_STREAM on it ends
+  // the peer's side of the stream.
+  void BlockDone(int32_t id, Stream& s);
   void WriteFrameHeader(uint32_t length, uint8_t type, uint8_t flags, int32_t id);
   // A header block as HEADERS (and CONTINUATION past the peer's frame size) into output().
   void WriteHeaders(int32_t id, std::span<const H2OutField> fields, bool end_stream);

@@ -216,15 +216,7 @@ void H2ServerCodec::EndBlock(int32_t id) {
     return;
   }
   s->final_head = true;
-  if (block_end_stream_) {
-    s->remote_ended = true;
-  }
-  host_.OnHeaders(id, block_end_stream_);
-  if (block_end_stream_) {
-    if (Stream* again = Find(id)) {
-      MaybeClose(id, *again);
-    }
-  }
+  BlockDone(id, *s);
 }
 
 }  // namespace torii::http

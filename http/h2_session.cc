@@ -683,37 +683,25 @@ void H2Session::SendBodies() {
       Stream* st = Find(id);
       bool done = st == nullptr || st->reset() || !codec_.is_open(id);
       if (!done) {
-        H2BodyQueue& body = st->body();
-        const size_t queued = body.queued();
-        const bool trailers = !body.trailers().empty();
-        if (queued == 0) {
-          done = true;  // a later WriteBody or WriteEnd schedules it again
-          if (body.ended()) {
-            if (trailers) {
-              std::vector<H2Field>& fields = ThreadHeadScratch().fields;
-              body.TrailerFields(&fields);
-              codec_.SendTrailers(id, fields);
-              Emit();
-            } else {
-              const std::array<char, 9> h = codec_.DataHeader(id, 0, /*end_stream=*/true);
-              conn_.Write(std::string_view(h.data(), h.size()));
-            }
-            st->ResponseSent();
-          }
-        } else if (const size_t n = std::min(queued, codec_.Sendable(id)); n > 0) {
-          const bool last = n == queued && body.ended() && !trailers;
-          const std::array<char, 9> h = codec_.DataHeader(id, n, last);
-          conn_.Write(std::string_view(h.data(), h.size()));
-          if (body.Send(conn_, n)) {
-            writable_.push_back(id);  // its exchange may go on (OnWritable)
-          }
-          if (last) {
+        bool drained = false;
+        switch (SendBodyStep(codec_, id, st->body(), conn_, &drained)) {
+          case BodyStep::kWaiting:
+            done = true;  // a later WriteBody or WriteEnd schedules it again
+            break;
+          case BodyStep::kBlocked:
+            break;  // a WINDOW_UPDATE brings it back (Flush after Receive)
+          case BodyStep::kSent:
+            progress = true;
+            break;
+          case BodyStep::kEnded:
             st->ResponseSent();
             done = true;
-          }
-          progress = true;
+            progress = true;
+            break;
         }
-        // else: the windows are closed; a WINDOW_UPDATE brings it back (Flush after Receive)
+        if (drained) {
+          writable_.push_back(id);  // its exchange may go on (OnWritable)
+        }
       }
       if (done) {
         if (st != nullptr) {

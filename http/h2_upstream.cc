@@ -574,38 +574,19 @@ void H2UpstreamConn::SendBodies() {
         keep = true;  // OnWritable brings it back
         break;
       }
-      H2BodyQueue& body = st->body();
-      const size_t queued = body.queued();
-      const bool trailers = !body.trailers().empty();
-      if (queued == 0) {
-        if (body.ended()) {
-          if (trailers) {
-            std::vector<H2Field>& fields = ThreadHeadScratch().fields;
-            body.TrailerFields(&fields);
-            codec_.SendTrailers(id, fields);
-            Emit();
-          } else {
-            const std::array<char, 9> h = codec_.DataHeader(id, 0, /*end_stream=*/true);
-            self_->Write(std::string_view(h.data(), h.size()));
-          }
-          st->mark_request_sent();
-        }
-        break;  // more comes with the next WriteRequestBody
-      }
-      const size_t n = std::min(queued, codec_.Sendable(id));
-      if (n == 0) {
-        keep = true;  // the windows are closed: a WINDOW_UPDATE brings it back
-        break;
-      }
-      const bool last = n == queued && body.ended() && !trailers;
-      const std::array<char, 9> h = codec_.DataHeader(id, n, last);
-      self_->Write(std::string_view(h.data(), h.size()));
-      if (body.Send(*self_, n)) {
+      bool drained = false;
+      const BodyStep step = SendBodyStep(codec_, id, st->body(), *self_, &drained);
+      if (drained) {
         writable_.push_back(id);  // its exchange may read its client again
       }
-      if (last) {
+      if (step == BodyStep::kSent) {
+        continue;
+      }
+      if (step == BodyStep::kEnded) {
         st->mark_request_sent();
       }
+      keep = step == BodyStep::kBlocked;  // the windows closed: a WINDOW_UPDATE brings it back
+      break;                              // kWaiting: more comes with the next WriteRequestBody
     }
     if (keep) {
       ++i;
