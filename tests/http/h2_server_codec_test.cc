@@ -217,21 +217,8 @@ struct Pair {
     }
     FAIL() << "no quiet after 200 rounds";
   }
-  // Response body bytes as the windows allow, the way the session sends them.
   size_t SendBody(int32_t id, std::string_view body, bool end) {
-    size_t sent = 0;
-    while (sent < body.size()) {
-      const size_t n = std::min(codec.Sendable(id), body.size() - sent);
-      if (n == 0) {
-        break;
-      }
-      const bool last = end && sent + n == body.size();
-      const std::array<char, 9> h = codec.DataHeader(id, n, last);
-      codec.output().append(h.data(), h.size());
-      codec.output().append(body.substr(sent, n));
-      sent += n;
-    }
-    return sent;
+    return SendBodyFrames(codec, id, body, end);
   }
 
   Seen seen;

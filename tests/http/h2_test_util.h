@@ -4,11 +4,15 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "http/h2_codec.h"
 
 namespace torii::http {
 
@@ -64,6 +68,24 @@ inline std::vector<nghttp2_nv> Nvs(const Fields& fields) {
                             v.size(), NGHTTP2_NV_FLAG_NONE});
   }
   return nv;
+}
+
+// Body bytes as DATA frames into the codec's output as the windows allow, the way torii's
+// connections send them; returns how many went.
+inline size_t SendBodyFrames(H2Codec& codec, int32_t id, std::string_view body, bool end) {
+  size_t sent = 0;
+  while (sent < body.size()) {
+    const size_t n = std::min(codec.Sendable(id), body.size() - sent);
+    if (n == 0) {
+      break;
+    }
+    const bool last = end && sent + n == body.size();
+    const std::array<char, 9> h = codec.DataHeader(id, n, last);
+    codec.output().append(h.data(), h.size());
+    codec.output().append(body.substr(sent, n));
+    sent += n;
+  }
+  return sent;
 }
 
 // A header block as a peer may encode it (nghttp2's deflater checks nothing).
