@@ -9,8 +9,10 @@
 // extended CONNECT; lowercase token names, values without control characters or surrounding
 // whitespace, no connection-specific field, TE only "trailers"; a Content-Length the DATA add
 // up to; trailers that end the stream without pseudo-fields. A malformed request resets its
-// stream only (RST_STREAM PROTOCOL_ERROR, and Host::OnMalformed). The size of a header list is
-// the host's to bound (it answers 431 rather than resetting).
+// stream only (RST_STREAM PROTOCOL_ERROR, and Host::OnMalformed). A header list that decodes
+// past the advertised size is not reset: its further fields are dropped and the host told
+// (Host::OnTooLarge), to answer 431. Every stream error of the client's making is told too
+// (Host::OnStreamError), for the host to count against its rapid-reset budget.
 //
 // Streams over SETTINGS_MAX_CONCURRENT_STREAMS are refused (REFUSED_STREAM) until the client
 // acknowledged the setting, and a connection error after (PROTOCOL_ERROR, RFC 9113 §5.1.2);
