@@ -445,6 +445,19 @@ class H2Basics(h.ToriiCase):
         self.assertEqual(e["trailers"], [["x-sum", "42"]])
         self.assertEqual(h.header_of(e, "Transfer-Encoding"), ["chunked"])
 
+    def test_forbidden_trailers_reset_the_stream(self):
+        # C7: trailers that carry a connection-specific field or a pseudo-field make the request
+        # malformed: its stream is reset (PROTOCOL_ERROR), the connection goes on.
+        c = self.client(validate=False)
+        for trailer in ([("transfer-encoding", "chunked")], [(":path", "/other")]):
+            sid = c.request("POST", "/echo-bad-trailer", end=False)
+            c.send_body(sid, b"hello", end=False)
+            c.conn.send_headers(sid, trailer, end_stream=True)
+            c.flush()
+            r = c.response(sid)
+            self.assertEqual(r["reset"], h2.errors.ErrorCodes.PROTOCOL_ERROR, (trailer, r))
+        self.assertEqual(c.get("/after-bad-trailers")["status"], 200)
+
     def test_access_list_on_a_stream(self):
         c = self.client()
         r = c.get("/denied/x")
