@@ -696,8 +696,9 @@ class H2Defences(h.ToriiCase):
         # Bodiless answers (204s torii makes itself: each closes its stream at once) asked for
         # as fast as the client can write, never read: once its answers pile up torii reads no
         # more from it (what it sent waits in the kernel's buffers), and does not grow. Each
-        # answer carries 4 KiB of header: 40,000 of them would be 160 MB. What it serves before
-        # it stops is what the kernel took, and a few reads' worth.
+        # answer carries 4 KiB of header. What it serves before it stops is what it had received
+        # when it paused (receive completions already queued: 3,100 to 20,800 seen), not all of
+        # what the client sent.
         o = self.origin("o1")
         c = h2c_config([o])
         c.routes.insert(0, {"path_prefix": "/nb", "return": {"status": 204},
@@ -713,7 +714,7 @@ class H2Defences(h.ToriiCase):
         sock.settimeout(0.5)
         sid = 1
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and sid < 80000:
+        while time.monotonic() < deadline and sid < 160000:
             frames = b""
             for _ in range(100):
                 block = enc.encode([(":method", "GET"), (":scheme", "http"),
@@ -735,7 +736,7 @@ class H2Defences(h.ToriiCase):
             if now == served:
                 break
             served = now
-        self.assertLess(served, 20000, f"{sid // 2} requests sent")
+        self.assertLess(served, 3 * (sid // 2) // 4, f"{sid // 2} requests sent")
         if not h.sanitize_on():  # (AddressSanitizer's quarantine keeps what torii freed)
             self.assertLess(t.rss_kib() - before, 40 * 1024, f"{sid // 2} requests sent")
         self.assertEqual(h.get(t.addr("http"), "/alive").status, 200)
