@@ -613,12 +613,9 @@ void H2Session::OnRecv(core::Conn& conn, std::span<const char> data) {
   ProcessClosed();
   if (!ok) {
     // A connection error (bad preface, a frame breaking the protocol, a flood): the codec's
-    // GOAWAY says why, if it could speak HTTP/2 at all.
+    // GOAWAY says why, if it could speak HTTP/2 at all (Terminate adds none to a failed codec).
     spdlog::debug("client {}: HTTP/2: {}", client_.peer, codec_.failure());
-    AbandonAll("protocol error");
-    ProcessClosed();
-    Emit(/*closing=*/true);
-    conn.CloseAfterFlush();
+    Terminate(H2Error::kProtocol, "protocol error");
     return;
   }
   if (calm_ && !codec_.goaway_sent()) {
