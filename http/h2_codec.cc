@@ -548,6 +548,12 @@ void H2Codec::Consume(int32_t stream, size_t n) {
 // ---- Receiving ----
 
 bool H2Codec::Receive(std::string_view bytes) {
+  size_t taken = 0;
+  return Receive(bytes, SIZE_MAX, &taken);
+}
+
+bool H2Codec::Receive(std::string_view bytes, size_t output_limit, size_t* taken) {
+  *taken = bytes.size();  // all of them, unless it stops early
   if (failed_) {
     return false;
   }
@@ -566,6 +572,10 @@ bool H2Codec::Receive(std::string_view bytes) {
     bytes.remove_prefix(n);
   }
   while (!bytes.empty()) {
+    if (state_ == State::kHeader && in_.empty() && out_.size() > output_limit) {
+      *taken -= bytes.size();
+      break;
+    }
     if (state_ == State::kData) {
       // DATA payload, delivered as it comes: the pad length, the data, the padding.
       if (pad_pending_) {

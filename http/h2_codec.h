@@ -121,6 +121,11 @@ class H2Codec {
 
   // Bytes from the peer. False once the connection failed (a GOAWAY is in output()).
   bool Receive(std::string_view bytes);
+  // The same, stopping at a frame's start once output() holds more than `output_limit` bytes
+  // (a peer whose frames make the codec answer faster than it reads is read no further until
+  // the host has written the answers): *taken says how many bytes it took, the rest are to be
+  // given again.
+  bool Receive(std::string_view bytes, size_t output_limit, size_t* taken);
   // `n` bytes of `stream`'s DATA were taken (stream 0: bytes of a stream that is gone, the
   // connection's only): WINDOW_UPDATEs go out as half a window is taken.
   void Consume(int32_t stream, size_t n);

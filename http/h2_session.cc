@@ -608,25 +608,54 @@ void H2Session::Terminate(H2Error code, std::string_view note) {
   conn_.CloseAfterFlush();
 }
 
-void H2Session::OnRecv(core::Conn& conn, std::span<const char> data) {
-  const bool ok = codec_.Receive(std::string_view(data.data(), data.size()));
+void H2Session::OnRecv(core::Conn& /*conn*/, std::span<const char> data) {
+  const std::string_view bytes(data.data(), data.size());
+  if (recv_paused_ || !unread_.empty()) {
+    // Receive completions already in the ring when reading paused still come: kept, not
+    // answered, until the client reads again (FeedHeld).
+    unread_.append(bytes);
+    return;
+  }
+  const size_t taken = Process(bytes);
+  if (taken < bytes.size() && !conn_.closing()) {
+    unread_.assign(bytes.substr(taken));  // OnFlush writes what is held, then goes on
+  }
+}
+
+size_t H2Session::Process(std::string_view bytes) {
+  size_t taken = 0;
+  const bool ok = codec_.Receive(bytes, kHeldOutput, &taken);
   ProcessClosed();
   if (!ok) {
     // A connection error (bad preface, a frame breaking the protocol, a flood): the codec's
     // GOAWAY says why, if it could speak HTTP/2 at all (Terminate adds none to a failed codec).
     spdlog::debug("client {}: HTTP/2: {}", client_.peer, codec_.failure());
     Terminate(H2Error::kProtocol, "protocol error");
-    return;
+    return bytes.size();
   }
   if (calm_ && !codec_.goaway_sent()) {
     spdlog::warn("client {}: HTTP/2 streams reset faster than {}/s: GOAWAY", client_.peer,
                  kResetRate);
     ctx_.stats().h2_calm++;
     Terminate(H2Error::kEnhanceYourCalm, "rapid reset");
-    return;
+    return bytes.size();
   }
-  conn.WantFlush();
+  conn_.WantFlush();
   Rearm();
+  return taken;
+}
+
+void H2Session::FeedHeld() {
+  while (!unread_.empty() && !recv_paused_ && !conn_.closing()) {
+    unread_.erase(0, Process(unread_));
+    Flush();  // writes the answers, or pauses reading again (Emit)
+  }
+  if (unread_.empty() || conn_.closing()) {
+    std::string().swap(unread_);
+    if (!recv_paused_ && !conn_.closing()) {
+      conn_.ResumeRecv();
+    }
+  }
 }
 
 void H2Session::Emit(bool closing) {
@@ -651,7 +680,11 @@ void H2Session::Emit(bool closing) {
   }
   if (recv_paused_ && !conn_.WriteBlocked()) {
     recv_paused_ = false;
-    conn_.ResumeRecv();
+    if (unread_.empty()) {
+      conn_.ResumeRecv();
+    } else {
+      conn_.WantFlush();  // OnFlush feeds what was held first (not from inside a Flush)
+    }
   }
 }
 
@@ -748,7 +781,12 @@ void H2Session::MaybeFinish() {
   }
 }
 
-void H2Session::OnFlush(core::Conn& /*conn*/) { Flush(); }
+void H2Session::OnFlush(core::Conn& /*conn*/) {
+  Flush();
+  if (!unread_.empty() && !recv_paused_) {
+    FeedHeld();
+  }
+}
 
 void H2Session::OnTransportReady(core::Conn& /*conn*/) {
   // Streams that came in early data may wait for this; each may end (and go) as it resumes.

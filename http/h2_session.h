@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -80,6 +81,15 @@ class H2Session final : public core::ConnHandler,
   void OnStreamError(int32_t stream) override;
   void OnTooLarge(int32_t stream) override;
 
+  // Received bytes to the codec, then what they call for; the codec stops once kHeldOutput of
+  // answers wait to be written (a client whose requests are answered faster than it reads):
+  // how many it took (all when the connection ends).
+  size_t Process(std::string_view bytes);
+  // What was not taken, or arrived while reading was paused (unread_), fed once the answers
+  // are written, each time until kHeldOutput more wait; a client still not reading pauses it
+  // again with the rest kept. Reading resumes once none is left.
+  void FeedHeld();
+
   const ProxyConfig& cfg() const { return ctx_.config(); }
   Stream* Find(int32_t id);
   // The codec's frames, then response bodies, to the connection while it is under the
@@ -88,7 +98,8 @@ class H2Session final : public core::ConnHandler,
   // The codec's frames (control frames, HEADERS) to the connection; held while it is above its
   // high-water mark, unless the connection is closing. A client that does not read is no
   // longer read from once kHeldOutput of them wait (answers without a body close their stream
-  // at once: the stream limit does not bound them), and again once they went out.
+  // at once: the stream limit does not bound them); once they went out, what arrived meanwhile
+  // is fed first (FeedHeld), then reading resumes.
   void Emit(bool closing = false);
   // DATA for the streams in sending_, one frame each in turn, while the windows and the
   // connection take them.
@@ -135,6 +146,10 @@ class H2Session final : public core::ConnHandler,
   uint64_t armed_ms_ = 0;    // the connection timer's deadline (0: not armed)
   uint64_t block_due_ms_ = 0;  // header_timeout of the header block in progress (0: none)
   bool recv_paused_ = false;   // held output past kHeldOutput: not reading (Emit)
+  // Bytes the codec did not take yet, and those received after the pause (completions already
+  // in the ring when it was asked for): bounded by what the receive had in flight; fed to the
+  // codec only while reading is not paused (FeedHeld).
+  std::string unread_;
   bool idle_listed_ = false;  // in the worker's idle list (no stream open)
   double reset_budget_;  // rapid reset: resets the client may still make now
   uint64_t reset_refill_ms_ = 0;

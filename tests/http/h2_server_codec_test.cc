@@ -735,6 +735,46 @@ TEST(H2ServerCodecTest, PingFloodWhileNotWritten) {
   EXPECT_EQ(r.GoawayCode(), static_cast<int64_t>(H2Error::kEnhanceYourCalm));
 }
 
+// Receive with an output limit stops at the start of the first frame after the codec's answers
+// passed it; the rest, given again once the answers are taken, is answered in turn.
+TEST(H2ServerCodecTest, OutputLimitStopsAtAFrameStart) {
+  Raw r;
+  ASSERT_TRUE(r.Feed(kStart));
+  r.codec.output().clear();
+  const std::string ping = Frame(0x6, 0, 0, std::string(8, 'p'));  // answered with 17 bytes
+  std::string pings;
+  for (int i = 0; i < 10; ++i) {
+    pings += ping;
+  }
+  size_t taken = 0;
+  ASSERT_TRUE(r.codec.Receive(pings, 40, &taken));
+  EXPECT_EQ(taken, 3 * ping.size());  // 51 bytes of answers after the third
+  EXPECT_EQ(r.codec.output().size(), 51u);
+  // Nothing is taken while the answers wait, not even part of a frame.
+  ASSERT_TRUE(r.codec.Receive(std::string_view(pings).substr(taken, 5), 40, &taken));
+  EXPECT_EQ(taken, 0u);
+  r.codec.output().clear();
+  size_t total = 3 * ping.size();
+  ASSERT_TRUE(r.codec.Receive(std::string_view(pings).substr(total, 5), 40, &taken));
+  EXPECT_EQ(taken, 5u);  // a frame begun before the limit is read to its end
+  total += taken;
+  size_t answered = 3 * 17;
+  while (total < pings.size()) {
+    answered += r.codec.output().size();
+    r.codec.output().clear();
+    ASSERT_TRUE(r.codec.Receive(std::string_view(pings).substr(total), 40, &taken));
+    ASSERT_GT(taken, 0u);
+    EXPECT_LE(r.codec.output().size(), 40u + 17u);
+    total += taken;
+  }
+  answered += r.codec.output().size();
+  EXPECT_EQ(answered, 17u * 10);  // each PING answered once
+  // Without a limit (the plain Receive) everything is taken.
+  r.codec.output().clear();
+  ASSERT_TRUE(r.Feed(pings));
+  EXPECT_EQ(r.codec.output().size(), 17u * 10);
+}
+
 // Our first frames: SETTINGS with the stream limit, the header list, no push, no RFC 7540
 // priorities, extended CONNECT when enabled; the connection window raised to 1 MiB.
 TEST(H2ServerCodecTest, ServerSettingsAreSent) {
