@@ -9,6 +9,7 @@
 #include <limits>
 #include <optional>
 
+#include "base/text.h"
 #include "http/grpc.h"
 #include "http/h2_client_codec.h"
 #include "http/h2_mem.h"
@@ -89,9 +90,9 @@ class HealthProbe final : public Probe {
     if (head_.size() < kStatusLineBytes) {
       return;
     }
-    const bool well_formed = head_.starts_with("HTTP/1.") && head_[7] >= '0' && head_[7] <= '9' &&
-                             head_[8] == ' ' && IsDigit(head_[9]) && IsDigit(head_[10]) &&
-                             IsDigit(head_[11]);
+    const bool well_formed = head_.starts_with("HTTP/1.") && base::IsDigit(head_[7]) &&
+                             head_[8] == ' ' && base::IsDigit(head_[9]) &&
+                             base::IsDigit(head_[10]) && base::IsDigit(head_[11]);
     if (!well_formed) {
       Finish(conn, false, "not an HTTP/1.x response");
       return;
@@ -105,7 +106,6 @@ class HealthProbe final : public Probe {
 
  private:
   static constexpr size_t kStatusLineBytes = 12;
-  static bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
   std::string_view request_;  // owned by the checker
   std::vector<conf::StatusRange> expect_;

@@ -30,6 +30,10 @@ inline constexpr std::array<bool, 256> kTchar = [] {
 }();
 }  // namespace detail
 
+// RFC 5234 DIGIT and ALPHA (ASCII only, whatever the locale).
+constexpr bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
 // RFC 9110 §5.6.2 tchar: a byte of a token (field names, methods, codings, directive names).
 constexpr bool IsTchar(char c) { return detail::kTchar[static_cast<unsigned char>(c)]; }
 

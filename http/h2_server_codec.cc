@@ -16,16 +16,13 @@ constexpr uint8_t kAuthority = 4;
 constexpr uint8_t kPath = 8;
 constexpr uint8_t kProtocol = 16;
 
-bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
 // RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
 bool IsScheme(std::string_view v) {
-  if (v.empty() || !IsAlpha(v[0])) {
+  if (v.empty() || !base::IsAlpha(v[0])) {
     return false;
   }
   for (char c : v) {
-    if (!IsAlpha(c) && !IsDigit(c) && c != '+' && c != '-' && c != '.') {
+    if (!base::IsAlpha(c) && !base::IsDigit(c) && c != '+' && c != '-' && c != '.') {
       return false;
     }
   }
@@ -35,7 +32,7 @@ bool IsScheme(std::string_view v) {
 // RFC 3986 §3.2: userinfo, host (an IP literal's brackets too) and port characters.
 bool IsAuthority(std::string_view v) {
   for (char c : v) {
-    if (!IsAlpha(c) && !IsDigit(c) &&
+    if (!base::IsAlpha(c) && !base::IsDigit(c) &&
         std::string_view("-._~!$&'()*+,;=:@[]%").find(c) == std::string_view::npos) {
       return false;
     }

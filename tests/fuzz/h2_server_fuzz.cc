@@ -3,10 +3,11 @@
 //
 // Input: one byte of choices (bits 0-2: the stream limit, 1-8; bit 3: the host resets a
 // stream from inside a callback, as an exchange that gives up does; bit 4: extended CONNECT
-// enabled; bit 5: the host answers each request once its head is in), one byte for the size
-// of the pieces the rest is received in (1-256), then the client's bytes after the preface
-// (which is prepended). The host gives back exactly the DATA it was handed (Consume) after
-// each piece, the way the session does. The oracle:
+// enabled; bit 5: the host answers each request once its head is in; bit 6: each piece is
+// received with an output limit of a quarter of its size, what is not taken given again), one
+// byte for the size of the pieces the rest is received in (1-256), then the client's bytes
+// after the preface (which is prepended). The host gives back exactly the DATA it was handed
+// (Consume) after each piece, the way the session does. The oracle:
 //  - streams begin with odd ids, each higher than the last, never more open than the limit
 //    (as the codec counts them: one closed within the same bytes no longer counts);
 //  - a field reaches the host only for a stream begun, open and not reset by the host, with a
@@ -18,7 +19,9 @@
 //    without :protocol;
 //  - a stream with a Content-Length gets no more DATA than it said, and ends with exactly it;
 //  - each stream is reported closed once;
-//  - once Receive() says no, the codec is failed and stays so.
+//  - once Receive() says no, the codec is failed and stays so;
+//  - with an output limit, Receive() takes some bytes when its output is empty, and stops
+//    early only past the limit.
 #include <charconv>
 #include <map>
 #include <set>
@@ -176,6 +179,7 @@ int FuzzH2Server(const uint8_t* data, size_t size) {
   host.connect_protocol = settings.connect_protocol;
   host.max_streams = settings.max_streams;
   const bool answer = (choice & 0x20) != 0;
+  const bool limited = (choice & 0x40) != 0;  // Receive with an output limit (H2Session's)
   std::string bytes = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   bytes.append(in.Rest());
   std::string_view rest = bytes;
@@ -183,7 +187,19 @@ int FuzzH2Server(const uint8_t* data, size_t size) {
   while (!rest.empty()) {
     const std::string_view part = rest.substr(0, piece);
     rest.remove_prefix(part.size());
-    const bool ok = codec.Receive(part);
+    size_t taken = part.size();
+    const bool ok = limited ? codec.Receive(part, piece / 4, &taken) : codec.Receive(part);
+    if (taken > part.size() || (ok && taken == 0)) {
+      // (the output is empty here: each pass takes at least a frame's start)
+      Violation(kName, "Receive() with an output limit took no bytes, or more than given", part);
+    }
+    if (ok && taken < part.size()) {
+      if (codec.output().size() <= piece / 4) {
+        Violation(kName, "Receive() stopped under its output limit", part);
+      }
+      // Given again next pass, once the answers are taken.
+      rest = std::string_view(part.data() + taken, part.size() - taken + rest.size());
+    }
     if (failed && ok) {
       Violation(kName, "a failed codec took bytes again", part);
     }
