@@ -12,7 +12,6 @@
 #include "base/text.h"
 #include "http/grpc.h"
 #include "http/h2_client_codec.h"
-#include "http/h2_mem.h"
 #include "http/proxy_protocol.h"
 #include "http/tls_transport.h"
 
@@ -135,8 +134,7 @@ class H2HealthProbe final : public Probe, private http::H2ClientCodec::Host {
       Finish(conn, false, std::string("connect: ") + std::string(result.error().name()));
       return;
     }
-    codec_.emplace(static_cast<http::H2ClientCodec::Host&>(*this), http::H2ClientCodec::Settings{},
-                   http::H2Memory());
+    codec_.emplace(static_cast<http::H2ClientCodec::Host&>(*this), http::H2ClientCodec::Settings{});
     std::vector<http::H2Field> fields = {{":method", req_.grpc ? "POST" : "GET"},
                                          {":scheme", req_.tls ? "https" : "http"},
                                          {":authority", req_.authority},

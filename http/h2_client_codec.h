@@ -20,8 +20,7 @@ namespace torii::http {
 
 class H2ClientCodec final : public H2Codec {
  public:
-  H2ClientCodec(Host& host, const Settings& settings, nghttp2_mem* mem)
-      : H2Codec(Role::kClient, host, settings, mem) {}
+  H2ClientCodec(Host& host, const Settings& settings) : H2Codec(Role::kClient, host, settings) {}
 
   // A new stream with these request fields (pseudo-fields first); END_STREAM on the HEADERS
   // when `end_stream`. Returns its id, or 0 when no stream can be opened (ids spent, failed,

@@ -256,13 +256,8 @@ void EncodeHeaderBlock(std::span<const H2OutField> fields, bool table_update, st
   });
 }
 
-H2Codec::H2Codec(Role role, Host& host, const Settings& settings, nghttp2_mem* mem)
+H2Codec::H2Codec(Role role, Host& host, const Settings& settings)
     : host_(host), settings_(settings), role_(role) {
-  if (nghttp2_hd_inflate_new2(&inflater_, mem) != 0) {
-    inflater_ = nullptr;
-    failed_ = true;  // out of memory: Receive() refuses everything
-    failure_ = "no memory for the HPACK decoder";
-  }
   // SETTINGS: no push; the header list torii takes; no RFC 7540 priorities; a server's
   // stream limit and extended CONNECT.
   std::pair<uint16_t, uint32_t> params[5] = {
@@ -287,11 +282,7 @@ H2Codec::H2Codec(Role role, Host& host, const Settings& settings, nghttp2_mem* m
   }
 }
 
-H2Codec::~H2Codec() {
-  if (inflater_ != nullptr) {
-    nghttp2_hd_inflate_del(inflater_);
-  }
-}
+H2Codec::~H2Codec() = default;
 
 H2Codec::Stream* H2Codec::Find(int32_t id) {
   // The calls for one frame or one message come for the same stream, one after another: the
@@ -377,6 +368,10 @@ void H2Codec::Trim() {
     std::string().swap(in_);
   }
   std::string().swap(block_scratch_);
+  if (block_id_ == 0) {
+    std::string().swap(block_in_);
+  }
+  hpack_.Trim();
   if (streams_.empty()) {
     std::unordered_map<int32_t, Stream>().swap(streams_);
     found_ = nullptr;
@@ -966,40 +961,34 @@ bool H2Codec::OnHeaderFragment(std::string_view fragment, bool end_headers) {
   if (block_bytes_ > kMaxBlockBytes) {
     return Fail(H2Error::kEnhanceYourCalm, "header block too large");
   }
+  if (!end_headers) {
+    block_in_.append(fragment);  // CONTINUATION frames are due: decoded once the last is in
+    return true;
+  }
+  std::string_view block = fragment;
+  if (!block_in_.empty()) {
+    block_in_.append(fragment);
+    block = block_in_;
+  }
   const int32_t id = block_id_;
-  auto in = reinterpret_cast<const uint8_t*>(fragment.data());
-  size_t left = fragment.size();
-  for (;;) {
-    nghttp2_nv nv;
-    int flags = 0;
-    const ssize_t n = nghttp2_hd_inflate_hd2(inflater_, &nv, &flags, const_cast<uint8_t*>(in), left,
-                                             end_headers ? 1 : 0);
-    if (n < 0) {
-      return Fail(H2Error::kCompression, "HPACK: " + std::string(nghttp2_strerror(n)));
-    }
-    in += n;
-    left -= static_cast<size_t>(n);
-    if ((flags & NGHTTP2_HD_INFLATE_EMIT) != 0 && block_ != Block::kIgnored) {
-      // What the block decodes to is bounded as advertised (RFC 9113 §6.5.2's accounting):
-      // a few bytes of table references can stand for megabytes of fields.
-      block_list_ += static_cast<uint64_t>(nv.namelen) + nv.valuelen + 32;
-      CheckField(id, std::string_view(reinterpret_cast<const char*>(nv.name), nv.namelen),
-                 std::string_view(reinterpret_cast<const char*>(nv.value), nv.valuelen),
-                 block_list_);
-    }
-    if ((flags & NGHTTP2_HD_INFLATE_FINAL) != 0) {
-      nghttp2_hd_inflate_end_headers(inflater_);
-      break;
-    }
-    if ((flags & NGHTTP2_HD_INFLATE_EMIT) == 0 && left == 0) {
-      break;
-    }
+  const bool ok = hpack_.Decode(block, *this);  // the fields: Field()
+  block_in_.clear();
+  if (!ok) {
+    return Fail(H2Error::kCompression, std::string("HPACK: ") + hpack_.error());
   }
-  if (end_headers) {
-    block_id_ = 0;
-    EndBlock(id);
-  }
+  block_id_ = 0;
+  EndBlock(id);
   return !failed_;
+}
+
+void H2Codec::Field(std::string_view name, std::string_view value) {
+  if (block_ == Block::kIgnored) {
+    return;  // decoded all the same, for the table to follow the peer's
+  }
+  // What the block decodes to is bounded as advertised (RFC 9113 §6.5.2's accounting): a few
+  // bytes of table references can stand for megabytes of fields.
+  block_list_ += static_cast<uint64_t>(name.size()) + value.size() + 32;
+  CheckField(block_id_, name, value, block_list_);
 }
 
 }  // namespace torii::http

@@ -4,9 +4,9 @@
 //
 // Owns: reading frames (the client preface on a server connection, frame headers, DATA as it
 // comes, other frames whole), SETTINGS both ways, flow control windows in both directions,
-// PING, GOAWAY, RST_STREAM, header blocks over HEADERS and CONTINUATION (decoded by nghttp2's
-// HPACK inflater, its public hd API, which keeps the peer's dynamic table and decodes Huffman
-// strings), the state of each stream, and the connection errors the frame layer defines
+// PING, GOAWAY, RST_STREAM, header blocks over HEADERS and CONTINUATION (decoded whole, once
+// the block's last frame is in, by hpack.h's decoder, which keeps the peer's dynamic table),
+// the state of each stream, and the connection errors the frame layer defines
 // (GOAWAY with their code). What the fields of a header block may be, and what a new stream
 // is, belong to the role: a subclass checks requests (server) or responses (client) per
 // RFC 9113 §8 and resets a malformed message's stream only (RST_STREAM PROTOCOL_ERROR).
@@ -19,8 +19,6 @@
 // payloads itself after DataHeader()), what a stream is for.
 #pragma once
 
-#include <nghttp2/nghttp2.h>
-
 #include <array>
 #include <cstdint>
 #include <span>
@@ -30,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "http/hpack.h"
 #include "http/serialize.h"
 
 namespace torii::http {
@@ -68,7 +67,7 @@ bool H2ValidName(std::string_view name);
 bool H2ValidValue(std::string_view value);
 bool H2ForbiddenField(std::string_view name, std::string_view value);
 
-class H2Codec {
+class H2Codec : private HpackDecoder::Sink {
  public:
   // What the codec tells its connection, from within Receive() (none from the send calls).
   class Host {
@@ -197,7 +196,7 @@ class H2Codec {
   // same, for the table to follow the peer's).
   enum class Block : uint8_t { kHead, kTrailers, kIgnored };
 
-  H2Codec(Role role, Host& host, const Settings& settings, nghttp2_mem* mem);
+  H2Codec(Role role, Host& host, const Settings& settings);
 
   // ---- The role's part ----
   // A HEADERS frame begins a block on `id` (checked: not stream 0): which kind, or false
@@ -265,16 +264,19 @@ class H2Codec {
   bool OnSettingsFrame(uint8_t flags, int32_t id, std::string_view p);
   bool OnHeadersFrame(uint8_t flags, int32_t id, std::string_view p);
   bool OnHeaderFragment(std::string_view fragment, bool end_headers);
+  // HpackDecoder::Sink: a field of the block being decoded, to the role's CheckField.
+  void Field(std::string_view name, std::string_view value) override;
   bool OnDataStart(uint8_t flags, int32_t id, uint32_t length);
   bool DataBytes(std::string_view bytes);
   bool DataDone();
   void WindowUpdate(int32_t id, uint32_t increment);
 
-  nghttp2_hd_inflater* inflater_ = nullptr;
+  HpackDecoder hpack_;
   std::vector<std::pair<int32_t, H2Error>> closed_;
   size_t reply_bytes_ = 0;  // answers to the peer's PING and SETTINGS in out_, unwritten
   std::string in_;          // an incomplete frame header or non-DATA payload
   std::string block_scratch_;
+  std::string block_in_;         // a header block spread over frames, until its last one
   int64_t send_window_ = 65535;  // the connection's, toward the peer
   int64_t recv_window_ = 65535;  // the connection's, from the peer
   uint32_t unacked_ = 0;         // connection-level bytes taken, not yet given back

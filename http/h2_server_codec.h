@@ -29,8 +29,7 @@ namespace torii::http {
 
 class H2ServerCodec final : public H2Codec {
  public:
-  H2ServerCodec(Host& host, const Settings& settings, nghttp2_mem* mem)
-      : H2Codec(Role::kServer, host, settings, mem) {}
+  H2ServerCodec(Host& host, const Settings& settings) : H2Codec(Role::kServer, host, settings) {}
 
   // A response head (an interim one: a 1xx :status without `end_stream`) on an open stream;
   // END_STREAM when `end_stream`. False when the stream is closed or its response was done.

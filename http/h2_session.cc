@@ -9,7 +9,6 @@
 #include "base/text.h"
 #include "http/h2_body.h"
 #include "http/h2_fields.h"
-#include "http/h2_mem.h"
 #include "http/serialize.h"
 
 namespace torii::http {
@@ -453,7 +452,7 @@ H2Session::H2Session(ProxyContext& ctx, core::Conn& conn, ClientConn client)
     : ctx_(ctx),
       conn_(conn),
       client_(std::move(client)),
-      codec_(*this, CodecSettings(ctx.config()), H2Memory()),
+      codec_(*this, CodecSettings(ctx.config())),
       reset_budget_(kResetBurst) {
   client_.host = this;
   reset_refill_ms_ = ctx_.worker().now_ms();

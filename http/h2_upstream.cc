@@ -9,7 +9,6 @@
 #include "base/text.h"
 #include "http/exchange.h"
 #include "http/h2_body.h"
-#include "http/h2_mem.h"
 #include "http/serialize.h"
 
 namespace torii::http {
@@ -334,11 +333,9 @@ H2UpstreamConn::H2UpstreamConn(ProxyContext& ctx, std::shared_ptr<Generation> ge
       gen_(std::move(gen)),
       pool_(pool),
       backend_(backend),
-      codec_(*this,
-             H2ClientCodec::Settings{
-                 .max_header_list = static_cast<uint32_t>(2 * gen_->config().limits.header_bytes),
-                 .connection_window = kConnectionWindow},
-             H2Memory()) {
+      codec_(*this, H2ClientCodec::Settings{.max_header_list = static_cast<uint32_t>(
+                                                2 * gen_->config().limits.header_bytes),
+                                            .connection_window = kConnectionWindow}) {
   idle_since_ms_ = ctx_.worker().now_ms();
 }
 

@@ -36,6 +36,7 @@ declare -A SOURCES=(
   [disk_meta]="cache/disk.cc cache/tags.cc cache/policy.cc cache/cache_control.cc cache/http_date.cc"
   [h2_client]="http/h2_codec.cc http/h2_client_codec.cc http/h1_parser.cc http/serialize.cc"
   [h2_server]="http/h2_codec.cc http/h2_server_codec.cc http/h1_parser.cc http/serialize.cc"
+  [hpack]="http/hpack.cc"
 )
 declare -A LIBS=(
   [h1_request]="llhttp"
@@ -46,9 +47,10 @@ declare -A LIBS=(
   [disk_meta]="-lisal"
   [h2_client]="llhttp -lnghttp2"
   [h2_server]="llhttp -lnghttp2"
+  [hpack]="-lnghttp2"
 )
 TARGETS=(h1_request h1_response path cache negotiate client_ip access_log decoder config
-         proxy_protocol h2_fields grpc dns_message disk_meta h2_client h2_server)
+         proxy_protocol h2_fields grpc dns_message disk_meta h2_client h2_server hpack)
 
 cxxflags=(-std=c++2b -U__cpp_concepts -D__cpp_concepts=202002L -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined
           -DTORII_LIBFUZZER -DLLHTTP_STRICT_MODE=1 -I. -I/usr/share/include/llhttp

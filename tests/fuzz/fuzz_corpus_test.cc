@@ -25,6 +25,7 @@ int FuzzAccessLog(const uint8_t* data, size_t size);
 int FuzzDecoder(const uint8_t* data, size_t size);
 int FuzzConfig(const uint8_t* data, size_t size);
 int FuzzProxyProtocol(const uint8_t* data, size_t size);
+int FuzzHpack(const uint8_t* data, size_t size);
 int FuzzH2Fields(const uint8_t* data, size_t size);
 int FuzzGrpc(const uint8_t* data, size_t size);
 int FuzzDnsMessage(const uint8_t* data, size_t size);
@@ -62,6 +63,7 @@ const Target kTargets[] = {
     {"disk_meta", torii::fuzz::FuzzDiskMeta, 3000, 3},
     {"h2_client", torii::fuzz::FuzzH2Client, 3000, 4},
     {"h2_server", torii::fuzz::FuzzH2Server, 3000, 4},
+    {"hpack", torii::fuzz::FuzzHpack, 3000, 8},
 };
 
 std::vector<std::string> LoadCorpus(const std::string& target) {

@@ -128,7 +128,7 @@ int FuzzH2Client(const uint8_t* data, size_t size) {
   const uint8_t choice = in.Byte();
   const size_t piece = 1 + in.Byte();
   Host host;
-  http::H2ClientCodec codec(host, http::H2ClientCodec::Settings{}, nullptr);
+  http::H2ClientCodec codec(host, http::H2ClientCodec::Settings{});
   host.codec = &codec;
   host.reset_inside = (choice & 0x10) != 0;
   const http::H2Field get[] = {

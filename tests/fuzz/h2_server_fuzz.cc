@@ -173,7 +173,7 @@ int FuzzH2Server(const uint8_t* data, size_t size) {
   settings.connection_window = 1 << 20;
   settings.max_streams = 1 + (choice & 7);
   settings.connect_protocol = (choice & 0x10) != 0;
-  http::H2ServerCodec codec(host, settings, nullptr);
+  http::H2ServerCodec codec(host, settings);
   host.codec = &codec;
   host.reset_inside = (choice & 0x08) != 0;
   host.connect_protocol = settings.connect_protocol;

@@ -265,7 +265,7 @@ class Server {
 
 struct Pair {
   explicit Pair(std::vector<nghttp2_settings_entry> settings = {})
-      : server(std::move(settings)), codec(seen, H2ClientCodec::Settings{}, nullptr) {}
+      : server(std::move(settings)), codec(seen, H2ClientCodec::Settings{}) {}
 
   // Both ways until neither has anything to say.
   void Pump() {
@@ -456,7 +456,7 @@ TEST(H2ClientCodecTest, ResetPingAndSettings) {
 // ---- Hostile frames, byte by byte ----
 
 struct Raw {
-  Raw() : codec(seen, H2ClientCodec::Settings{}, nullptr) {
+  Raw() : codec(seen, H2ClientCodec::Settings{}) {
     for (int i = 0; i < 3; ++i) {
       codec.Open(Out(kGet), true);  // streams 1, 3, 5
     }

@@ -177,7 +177,7 @@ class Client {
 };
 
 struct Pair {
-  explicit Pair(H2Codec::Settings settings = ServerSettings()) : codec(seen, settings, nullptr) {}
+  explicit Pair(H2Codec::Settings settings = ServerSettings()) : codec(seen, settings) {}
 
   // Both ways until neither has anything to say; the server takes request bodies as they
   // come (Consume) unless `hold`.
@@ -389,7 +389,7 @@ TEST(H2ServerCodecTest, GracefulGoaway) {
 TEST(H2ServerCodecTest, StreamLimit) {
   H2ServerCodec::Settings s = ServerSettings(/*max_streams=*/2);
   Seen seen;
-  H2ServerCodec codec(seen, s, nullptr);
+  H2ServerCodec codec(seen, s);
   Deflater d;
   std::string bytes = std::string(kPreface) + Frame(0x4, 0, 0, "");
   for (int32_t id : {1, 3, 5}) {
@@ -406,9 +406,7 @@ TEST(H2ServerCodecTest, StreamLimit) {
 // ---- Hostile frames, byte by byte ----
 
 struct Raw {
-  explicit Raw(H2Codec::Settings s = ServerSettings()) : codec(seen, s, nullptr) {
-    codec.output().clear();
-  }
+  explicit Raw(H2Codec::Settings s = ServerSettings()) : codec(seen, s) { codec.output().clear(); }
   bool Feed(std::string_view bytes) { return codec.Receive(bytes); }
   int64_t GoawayCode() { return GoawayCodeIn(codec.output()); }
   Seen seen;
@@ -779,7 +777,7 @@ TEST(H2ServerCodecTest, OutputLimitStopsAtAFrameStart) {
 // priorities, extended CONNECT when enabled; the connection window raised to 1 MiB.
 TEST(H2ServerCodecTest, ServerSettingsAreSent) {
   Seen seen;
-  H2ServerCodec codec(seen, ServerSettings(7), nullptr);
+  H2ServerCodec codec(seen, ServerSettings(7));
   const std::string& out = codec.output();
   ASSERT_GE(out.size(), 9u + 30 + 13);
   EXPECT_EQ(out.substr(0, 9), Frame(0x4, 0, 0, std::string(30, '\0')).substr(0, 9));

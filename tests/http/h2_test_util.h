@@ -108,4 +108,43 @@ class Deflater {
   nghttp2_hd_deflater* d_ = nullptr;
 };
 
+// nghttp2's HPACK inflater, the reference torii's decoder (http/hpack.h) is held to: one whole
+// block at a time, false on the error nghttp2 finds.
+class NgInflater {
+ public:
+  NgInflater() { nghttp2_hd_inflate_new(&i_); }
+  ~NgInflater() { nghttp2_hd_inflate_del(i_); }
+  NgInflater(const NgInflater&) = delete;
+  NgInflater& operator=(const NgInflater&) = delete;
+  bool Decode(std::string_view block, Fields* out) {
+    auto in = reinterpret_cast<const uint8_t*>(block.data());
+    size_t left = block.size();
+    for (;;) {
+      nghttp2_nv nv;
+      int flags = 0;
+      const ssize_t n = nghttp2_hd_inflate_hd2(i_, &nv, &flags, in, left, 1);
+      if (n < 0) {
+        return false;
+      }
+      in += n;
+      left -= static_cast<size_t>(n);
+      if ((flags & NGHTTP2_HD_INFLATE_EMIT) != 0) {
+        out->emplace_back(std::string(reinterpret_cast<const char*>(nv.name), nv.namelen),
+                          std::string(reinterpret_cast<const char*>(nv.value), nv.valuelen));
+      }
+      if ((flags & NGHTTP2_HD_INFLATE_FINAL) != 0) {
+        nghttp2_hd_inflate_end_headers(i_);
+        return true;
+      }
+      if ((flags & NGHTTP2_HD_INFLATE_EMIT) == 0 && left == 0) {
+        return true;
+      }
+    }
+  }
+  size_t table_size() const { return nghttp2_hd_inflate_get_dynamic_table_size(i_); }
+
+ private:
+  nghttp2_hd_inflater* i_ = nullptr;
+};
+
 }  // namespace torii::http
