@@ -878,6 +878,38 @@ class H2Defences(h.ToriiCase):
         self.assertLess(t.rss_kib() - before, 8 * 1024)
         self.assertNotIn("/bomb", {e["target"] for e in o.log_entries()})
 
+    def test_broken_header_compression_ends_the_connection(self):
+        # Blocks HPACK cannot decode (RFC 9113 §4.3: COMPRESSION_ERROR, the connection's end),
+        # whole or spread over CONTINUATION frames: GOAWAY COMPRESSION_ERROR, no request reaches
+        # the backend, and torii serves the next client.
+        o = self.origin("o1")
+        t = self.torii(h2c_config([o]))
+        good = hpack.Encoder().encode([(":method", "GET"), (":scheme", "http"),
+                                       (":path", "/hp"), (":authority", "a")])
+        broken = {
+            "index 0": b"\x80",
+            "index past the tables": b"\xbf\x01",
+            "Huffman EOS": b"\x00\x84\xff\xff\xff\xff\x01a",
+            "table size above 4096": b"\x3f\xe2\x1f",
+            "string past the block": b"\x00\x05ab",
+        }
+        for what, bad in broken.items():
+            for split in (False, True):
+                sock = self._raw_h2(t.addr("http"))
+                if split:
+                    frames = (HeadersFrame(1, data=good, flags=["END_STREAM"]).serialize() +
+                              ContinuationFrame(1, data=bad, flags=["END_HEADERS"]).serialize())
+                else:
+                    frames = HeadersFrame(1, data=good + bad,
+                                          flags=["END_HEADERS", "END_STREAM"]).serialize()
+                sock.sendall(frames)
+                data, closed = self._read_until_closed(sock, timeout=5)
+                self.assertTrue(closed, what)
+                self.assertIn(9, self._goaway_codes(data), what)  # COMPRESSION_ERROR
+                sock.close()
+        self.assertNotIn("/hp", {e["target"] for e in o.log_entries()})
+        self.assertEqual(h.get(t.addr("http"), "/alive").status, 200)
+
     def test_continuation_flood_ends_the_connection(self):
         o = self.origin("o1")
         t = self.torii(h2c_config([o]))
