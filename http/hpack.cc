@@ -270,6 +270,82 @@ bool HuffmanDecode(std::string_view in, std::string* out) {
   return ok;
 }
 
+namespace {
+
+// Short Huffman strings decoded lately on this thread, by their coded bytes. A backend sends
+// most of its response fields' values again in every response, Huffman-coded anew and not
+// from its table (nginx: the server, content type, validators, the date within its second), so
+// most strings a worker decodes it has decoded before: a look-up (a hash of at most two words,
+// one comparison, one copy) costs a tenth of decoding them. Only strings that decoded
+// cleanly are kept, and a hit is compared in full, so what it gives is what decoding would.
+class RecentHuffman {
+ public:
+  static constexpr size_t kMaxIn = 32;
+
+  bool Find(std::string_view in, std::string* out) const {
+    const Slot& s = slots_[SlotOf(in)];
+    if (s.in_len != in.size() || std::memcmp(s.in, in.data(), in.size()) != 0) {
+      return false;
+    }
+    out->append(s.out, s.out_len);
+    return true;
+  }
+  void Keep(std::string_view in, std::string_view decoded) {
+    if (decoded.size() > kMaxOut) {
+      return;
+    }
+    Slot& s = slots_[SlotOf(in)];
+    s.in_len = static_cast<uint8_t>(in.size());
+    s.out_len = static_cast<uint8_t>(decoded.size());
+    std::memcpy(s.in, in.data(), in.size());
+    std::memcpy(s.out, decoded.data(), decoded.size());
+  }
+
+ private:
+  static constexpr size_t kSlots = 64;
+  static constexpr size_t kMaxOut = kMaxIn * 8 / 5;
+  struct Slot {
+    uint8_t in_len = 0xff;  // (no string: longer than kMaxIn)
+    uint8_t out_len = 0;
+    char in[kMaxIn];
+    char out[kMaxOut];
+  };
+
+  // `in` is 1 to kMaxIn bytes: its first and last eight (overlapping, or zero-padded when
+  // shorter) and its length, mixed.
+  static size_t SlotOf(std::string_view in) {
+    uint64_t a = 0;
+    uint64_t b = 0;
+    std::memcpy(&a, in.data(), std::min<size_t>(in.size(), 8));
+    if (in.size() > 8) {
+      std::memcpy(&b, in.data() + in.size() - 8, 8);
+    }
+    const uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full) ^ in.size();
+    return static_cast<size_t>((h * 0x165667b19e3779f9ull) >> 58);
+  }
+
+  std::array<Slot, kSlots> slots_{};
+};
+
+thread_local RecentHuffman t_recent;
+
+}  // namespace
+
+bool HuffmanDecodeRecent(std::string_view in, std::string* out) {
+  if (in.empty() || in.size() > RecentHuffman::kMaxIn) {
+    return HuffmanDecode(in, out);
+  }
+  if (t_recent.Find(in, out)) {
+    return true;
+  }
+  const size_t at = out->size();
+  if (!HuffmanDecode(in, out)) {
+    return false;
+  }
+  t_recent.Keep(in, std::string_view(*out).substr(at));
+  return true;
+}
+
 bool HpackDecoder::Fail(const char* why) {
   error_ = why;
   return false;
@@ -315,7 +391,7 @@ bool HpackDecoder::ReadString(const uint8_t** p, const uint8_t* end, std::string
     return true;
   }
   buf->clear();
-  if (!HuffmanDecode(raw, buf)) {
+  if (!HuffmanDecodeRecent(raw, buf)) {
     return Fail("a Huffman string with EOS or bad padding");
   }
   *out = *buf;

@@ -4,8 +4,9 @@
 // block into its fields, in order. The table's names and values lie end to end in one buffer
 // (oldest first; what eviction frees at the front is reclaimed by moving the rest down when
 // the buffer would otherwise grow), so an entry costs no allocation of its own. Huffman strings
-// are decoded a symbol per table lookup for codes of up to 9 bits (every letter, digit and
-// common punctuation mark), longer ones by their length in the canonical code.
+// are decoded up to two symbols per table lookup (12 bits: every letter, digit and common
+// punctuation mark is coded in 5 to 8), longer codes by their length in the canonical code;
+// short ones a thread decoded lately are looked up instead (HuffmanDecodeRecent).
 //
 // Decoding errors (RFC 9113 §4.3: COMPRESSION_ERROR, the connection's end): an index of 0 or
 // past the tables, an integer over 32 bits, a string past the block, a Huffman string with the
@@ -90,5 +91,8 @@ class HpackDecoder {
 // RFC 7541 Huffman decoding of `in`, appended to `out`; false on EOS in the string, or padding
 // longer than 7 bits or not of 1 bits (the decoder's; for tests and the fuzz target).
 bool HuffmanDecode(std::string_view in, std::string* out);
+// The same, answered from the strings this thread decoded lately when `in` is one of them
+// (short ones: what a backend repeats in every response).
+bool HuffmanDecodeRecent(std::string_view in, std::string* out);
 
 }  // namespace torii::http

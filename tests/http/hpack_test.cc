@@ -79,6 +79,41 @@ TEST(HpackDecoderTest, HuffmanStringsRoundTrip) {
   }
 }
 
+// Strings decoded again (from the thread's recent ones) come out as decoding them gives, among
+// many more than the look-up holds (so that slots are taken over), short and long, and a
+// string that fails fails every time.
+TEST(HpackDecoderTest, RecentStringsDecodeAsDecoding) {
+  std::mt19937 rng(3);
+  std::vector<std::string> coded;
+  for (int i = 0; i < 300; ++i) {
+    std::string value(1 + rng() % 50, 'x');
+    for (char& c : value) {
+      c = "abcdefghij0123456789 :/-"[rng() % 24];
+    }
+    Deflater enc;  // a fresh table: the value goes as a string every time
+    coded.push_back(enc.Block({{"x-v", value}}));
+  }
+  for (int round = 0; round < 5000; ++round) {
+    const std::string& block = coded[rng() % coded.size()];
+    HpackDecoder a;
+    NgInflater ng;
+    Fields want;
+    ASSERT_TRUE(ng.Decode(block, &want));
+    ASSERT_EQ(Decode(a, block), want) << round;
+  }
+  for (const std::string& bad :
+       {std::string("\x00", 1), std::string("\xff"), std::string("\xff\xff\xff\xff")}) {
+    for (int i = 0; i < 3; ++i) {
+      std::string out;
+      EXPECT_FALSE(HuffmanDecodeRecent(bad, &out));
+    }
+  }
+  std::string out;
+  EXPECT_TRUE(HuffmanDecodeRecent("\x07", &out));  // "0", padding
+  EXPECT_TRUE(HuffmanDecodeRecent("\x07", &out));
+  EXPECT_EQ(out, "00");  // appended each time
+}
+
 // Header lists with repeats, through one deflater and one decoder for the whole run: entries
 // enter, are referenced and are evicted as the deflater's table (4,096 bytes) turns over.
 TEST(HpackDecoderTest, DynamicTableFollowsTheEncoder) {
