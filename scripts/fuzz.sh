@@ -34,8 +34,8 @@ declare -A SOURCES=(
   [grpc]="http/grpc.cc"
   [dns_message]="dns/message.cc"
   [disk_meta]="cache/disk.cc cache/tags.cc cache/policy.cc cache/cache_control.cc cache/http_date.cc"
-  [h2_client]="http/h2_codec.cc http/h2_client_codec.cc http/h1_parser.cc http/serialize.cc"
-  [h2_server]="http/h2_codec.cc http/h2_server_codec.cc http/h1_parser.cc http/serialize.cc"
+  [h2_client]="http/hpack.cc http/h2_codec.cc http/h2_client_codec.cc http/h1_parser.cc http/serialize.cc"
+  [h2_server]="http/hpack.cc http/h2_codec.cc http/h2_server_codec.cc http/h1_parser.cc http/serialize.cc"
   [hpack]="http/hpack.cc"
 )
 declare -A LIBS=(
