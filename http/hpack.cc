@@ -249,10 +249,8 @@ bool HuffmanDecode(std::string_view in, std::string* out) {
       bits -= length;
       continue;
     }
-    if (bits < 8 && (acc >> (64 - bits)) == (uint64_t{1} << bits) - 1) {
-      break;  // the padding (1 bits, EOS's prefix: no code is all 1s but EOS)
-    }
-    // A code longer than kFastBits.
+    // A code longer than kFastBits (never at the end's padding: 1 to 7 bits of 1s, then
+    // zeros, always begin a code of at most kFastBits, which the fast path checks).
     const auto [symbol, length] = FirstCode(kHuffman, window, kMaxCodeLength);
     if (length > bits) {
       ok = false;  // padding over 7 bits, or not of 1s
@@ -398,7 +396,7 @@ bool HpackDecoder::ReadString(const uint8_t** p, const uint8_t* end, std::string
   return true;
 }
 
-bool HpackDecoder::ReadLiteral(const uint8_t** p, const uint8_t* end, int prefix,
+bool HpackDecoder::ReadLiteral(const uint8_t** p, const uint8_t* end, int prefix, bool indexing,
                                std::string_view* name, std::string_view* value) {
   uint64_t index = 0;
   if (!ReadInt(p, end, prefix, &index)) {
@@ -413,7 +411,7 @@ bool HpackDecoder::ReadLiteral(const uint8_t** p, const uint8_t* end, int prefix
     if (!Lookup(index, name, &unused)) {
       return false;
     }
-    if (index > kStaticTable.size()) {
+    if (indexing && index > kStaticTable.size()) {
       // A name in the dynamic table may be evicted by the entry this field makes (§4.4).
       name_buf_.assign(*name);
       *name = name_buf_;
@@ -442,7 +440,7 @@ bool HpackDecoder::Decode(std::string_view block, Sink& sink) {
         return false;
       }
     } else if ((b & 0x40) != 0) {  // §6.2.1 literal with incremental indexing
-      if (!ReadLiteral(&p, end, 6, &name, &value)) {
+      if (!ReadLiteral(&p, end, 6, /*indexing=*/true, &name, &value)) {
         return false;
       }
       Insert(name, value);
@@ -461,7 +459,7 @@ bool HpackDecoder::Decode(std::string_view block, Sink& sink) {
       EvictTo(max_size_);
       continue;
     } else {  // §6.2.2 without indexing (0000), §6.2.3 never indexed (0001)
-      if (!ReadLiteral(&p, end, 4, &name, &value)) {
+      if (!ReadLiteral(&p, end, 4, /*indexing=*/false, &name, &value)) {
         return false;
       }
     }
@@ -477,7 +475,7 @@ void HpackDecoder::EvictTo(uint32_t max) {
     const uint32_t len = uint32_t{e.name_len} + e.value_len;
     size_ -= len + 32;
     start_ += len;
-    first_ = (first_ + 1) & (static_cast<uint32_t>(ring_.size()) - 1);
+    first_ = Pos(1);
     --count_;
   }
   if (count_ == 0) {
@@ -504,19 +502,13 @@ void HpackDecoder::Insert(std::string_view name, std::string_view value) {
     start_ = 0;
   }
   if (count_ == ring_.size()) {
-    // Grow the ring (a power of two), the entries in order from 0.
-    std::vector<Entry> grown(ring_.empty() ? 8 : ring_.size() * 2);
-    for (uint32_t i = 0; i < count_; ++i) {
-      grown[i] = ring_[(first_ + i) & (static_cast<uint32_t>(ring_.size()) - 1)];
-    }
-    ring_.swap(grown);
-    first_ = 0;
+    Reshape(ring_.empty() ? 8 : ring_.size() * 2);
   }
   const Entry e{base_ + static_cast<uint32_t>(bytes_.size()), static_cast<uint16_t>(name.size()),
                 static_cast<uint16_t>(value.size())};
   bytes_.append(name);
   bytes_.append(value);
-  ring_[(first_ + count_) & (static_cast<uint32_t>(ring_.size()) - 1)] = e;
+  ring_[Pos(count_)] = e;
   ++count_;
   size_ += static_cast<uint32_t>(size);
 }
@@ -538,11 +530,15 @@ void HpackDecoder::Trim() {
   while (ring < count_) {
     ring *= 2;
   }
-  std::vector<Entry> kept(ring);
+  Reshape(ring);
+}
+
+void HpackDecoder::Reshape(size_t size) {
+  std::vector<Entry> ring(size);
   for (uint32_t i = 0; i < count_; ++i) {
-    kept[i] = ring_[(first_ + i) & (static_cast<uint32_t>(ring_.size()) - 1)];
+    ring[i] = ring_[Pos(i)];
   }
-  ring_.swap(kept);
+  ring_.swap(ring);
   first_ = 0;
 }
 

@@ -64,16 +64,20 @@ class HpackDecoder {
   bool ReadString(const uint8_t** p, const uint8_t* end, std::string* buf, std::string_view* out);
   // A literal field (§6.2): the name by index (its low `prefix` bits) or as a literal, then
   // the value.
-  bool ReadLiteral(const uint8_t** p, const uint8_t* end, int prefix, std::string_view* name,
-                   std::string_view* value);
+  bool ReadLiteral(const uint8_t** p, const uint8_t* end, int prefix, bool indexing,
+                   std::string_view* name, std::string_view* value);
   // §4.4: the oldest entries out until the table is at most `max`.
   void EvictTo(uint32_t max);
   // §4.4: a new entry (none, and an empty table, when it is larger than the table); `name`
   // and `value` must not point into the table.
   void Insert(std::string_view name, std::string_view value);
-  const Entry& Nth(uint32_t i) const {  // 0: the newest
-    return ring_[(first_ + count_ - 1 - i) & (static_cast<uint32_t>(ring_.size()) - 1)];
+  // The `i`th entry from the oldest (0), where it sits in ring_.
+  uint32_t Pos(uint32_t i) const {
+    return (first_ + i) & (static_cast<uint32_t>(ring_.size()) - 1);
   }
+  const Entry& Nth(uint32_t i) const { return ring_[Pos(count_ - 1 - i)]; }  // 0: the newest
+  // The entries into a ring of `size` (a power of two, at least count_), the oldest at 0.
+  void Reshape(size_t size);
 
   std::string bytes_;        // the entries' names and values, oldest first, from start_
   uint32_t base_ = 0;        // how many bytes the table had taken before bytes_[0] (wraps)

@@ -55,30 +55,8 @@ const Fields kGet = {
 // ---- Header encoding ----
 
 Fields Inflate(std::string_view block) {
-  nghttp2_hd_inflater* inf = nullptr;
-  EXPECT_EQ(nghttp2_hd_inflate_new(&inf), 0);
   Fields out;
-  auto in = reinterpret_cast<const uint8_t*>(block.data());
-  size_t left = block.size();
-  for (;;) {
-    nghttp2_nv nv;
-    int flags = 0;
-    const ssize_t n = nghttp2_hd_inflate_hd2(inf, &nv, &flags, in, left, 1);
-    EXPECT_GE(n, 0);
-    if (n < 0) {
-      break;
-    }
-    in += n;
-    left -= static_cast<size_t>(n);
-    if ((flags & NGHTTP2_HD_INFLATE_EMIT) != 0) {
-      out.emplace_back(std::string(reinterpret_cast<const char*>(nv.name), nv.namelen),
-                       std::string(reinterpret_cast<const char*>(nv.value), nv.valuelen));
-    }
-    if ((flags & NGHTTP2_HD_INFLATE_FINAL) != 0) {
-      break;
-    }
-  }
-  nghttp2_hd_inflate_del(inf);
+  EXPECT_TRUE(NgInflater().Decode(block, &out));
   return out;
 }
 
