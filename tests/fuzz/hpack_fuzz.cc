@@ -19,13 +19,6 @@ namespace {
 
 constexpr const char* kName = "hpack_fuzz";
 
-struct Collect : http::HpackDecoder::Sink {
-  void Field(std::string_view name, std::string_view value) override {
-    fields.emplace_back(std::string(name), std::string(value));
-  }
-  http::Fields fields;
-};
-
 }  // namespace
 
 int FuzzHpack(const uint8_t* data, size_t size) {
@@ -41,7 +34,7 @@ int FuzzHpack(const uint8_t* data, size_t size) {
       in = Input(reinterpret_cast<const uint8_t*>(block.data() + n), block.size() - n);
       block = block.substr(0, n);
     }
-    Collect c;
+    http::CollectFields c;
     http::Fields want;
     const bool ok = ours.Decode(block, c);
     const bool ng_ok = ng.Decode(block, &want);

@@ -108,6 +108,14 @@ class Deflater {
   nghttp2_hd_deflater* d_ = nullptr;
 };
 
+// The fields torii's HPACK decoder (http/hpack.h) gives, as they come.
+struct CollectFields : HpackDecoder::Sink {
+  void Field(std::string_view name, std::string_view value) override {
+    fields.emplace_back(std::string(name), std::string(value));
+  }
+  Fields fields;
+};
+
 // nghttp2's HPACK inflater, the reference torii's decoder (http/hpack.h) is held to: one whole
 // block at a time, false on the error nghttp2 finds.
 class NgInflater {

@@ -19,15 +19,8 @@ std::string B(const char (&bytes)[N]) {
   return std::string(bytes, N - 1);
 }
 
-struct Collect : HpackDecoder::Sink {
-  void Field(std::string_view name, std::string_view value) override {
-    fields.emplace_back(std::string(name), std::string(value));
-  }
-  Fields fields;
-};
-
 Fields Decode(HpackDecoder& d, std::string_view block, bool* ok = nullptr) {
-  Collect c;
+  CollectFields c;
   const bool r = d.Decode(block, c);
   if (ok != nullptr) {
     *ok = r;
