@@ -3,6 +3,7 @@
 
 #include <llhttp.h>
 
+#include <bit>
 #include <charconv>
 #include <cstring>
 
@@ -166,28 +167,40 @@ std::optional<uint8_t> MethodId(std::string_view method) {
 
 namespace {
 
-// The "Name: value" lines of a serialised head after its first line (`at`: the CRLF ending
-// it): names lowercased in place, values trimmed, each passed to `field(name, value)`. No
-// value holds a CR (serialize.h), so the first one ends the line.
-template <typename Fn>
-void ForEachField(std::string& h, size_t at, Fn field) {
-  char* p = h.data() + at + 2;
-  char* const end = h.data() + h.size();
-  while (p < end) {
-    char* const eol = static_cast<char*>(std::memchr(p, '\r', static_cast<size_t>(end - p)));
-    if (eol == nullptr || eol == p) {
-      break;
+// Lowercases the name that starts at `p` in place, up to the ':' that ends it, and returns
+// where that ':' is (nullptr if the line, which ends at `end`, has none). Eight bytes at a time: a
+// byte equal to ':' is flagged exactly where it first occurs (a borrow can flag a byte only
+// above a real match), and A-Z below it gain 0x20.
+char* LowerNameToColon(char* p, char* end) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  for (; end - p >= 8; p += 8) {
+    uint64_t w;
+    std::memcpy(&w, p, sizeof(w));
+    const uint64_t c = w ^ (kOnes * ':');
+    const uint64_t colon = (c - kOnes) & ~c & kHigh;
+    const uint64_t low7 = w & ~kHigh;
+    // High bit of each byte: at least 'A', and above 'Z'; ASCII only.
+    uint64_t upper =
+        ((low7 + kOnes * (0x80 - 'A')) ^ (low7 + kOnes * (0x80 - 'Z' - 1))) & ~w & kHigh;
+    if (colon != 0) {
+      upper &= (colon & (~colon + 1)) - 1;  // only the bytes before the first ':'
     }
-    char* colon = p;
-    for (; colon < eol && *colon != ':'; ++colon) {
-      *colon = base::LowerAscii(*colon);
+    if (upper != 0) {
+      w |= upper >> 2;  // 0x80 >> 2 == 0x20: 'A' becomes 'a'
+      std::memcpy(p, &w, sizeof(w));
     }
-    if (colon < eol && colon > p) {
-      field(std::string_view(p, static_cast<size_t>(colon - p)),
-            base::TrimOws(std::string_view(colon + 1, static_cast<size_t>(eol - colon - 1))));
+    if (colon != 0) {
+      return p + std::countr_zero(colon) / 8;
     }
-    p = eol + 2;
   }
+  for (; p < end; ++p) {
+    if (*p == ':') {
+      return p;
+    }
+    *p = base::LowerAscii(*p);
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -208,13 +221,28 @@ void RequestFields(std::string* head, std::string_view scheme, std::vector<H2Fie
   out->push_back(H2Field{":authority", {}});  // the Host line's value, below
   out->push_back(H2Field{":path", text.substr(sp1 + 1, sp2 - sp1 - 1)});
   out->push_back(H2Field{"te", "trailers"});  // torii passes trailers on (gRPC requires it)
-  ForEachField(h, line_end, [&](std::string_view name, std::string_view value) {
-    if (name == "host") {
-      (*out)[2].value = value;
-    } else if (!IsConnectionSpecificField(name) && name != "te") {
-      out->push_back(H2Field{name, value});
+  // The "Name: value" lines (serialize.h writes them; no value holds a CR, so the first one
+  // ends the line), up to the blank line: names lowercased in place, values trimmed.
+  char* p = h.data() + line_end + 2;
+  char* const end = h.data() + h.size();
+  while (p < end && *p != '\r') {
+    char* const eol = static_cast<char*>(std::memchr(p, '\r', static_cast<size_t>(end - p)));
+    if (eol == nullptr) {
+      break;
     }
-  });
+    char* const colon = LowerNameToColon(p, eol);
+    if (colon != nullptr && colon > p) {
+      const std::string_view name(p, static_cast<size_t>(colon - p));
+      const std::string_view value =
+          base::TrimOws(std::string_view(colon + 1, static_cast<size_t>(eol - colon - 1)));
+      if (name == "host") {
+        (*out)[2].value = value;
+      } else if (!IsConnectionSpecificField(name) && name != "te") {
+        out->push_back(H2Field{name, value});
+      }
+    }
+    p = eol + 2;
+  }
 }
 
 }  // namespace torii::http

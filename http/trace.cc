@@ -132,16 +132,17 @@ uint64_t IdSource::Next() {
 }
 
 void IdSource::Fill(uint8_t* out, size_t n) {
-  bool nonzero = false;
+  uint64_t any = 0;  // the bits of every word used: all zero only if every byte is
   for (size_t i = 0; i < n; i += 8) {
-    const uint64_t r = Next();
+    uint64_t r = Next();
     const size_t take = n - i < 8 ? n - i : 8;
-    std::memcpy(out + i, &r, take);
-    for (size_t j = 0; j < take; ++j) {
-      nonzero = nonzero || out[i + j] != 0;
+    if (take < 8) {
+      r &= (uint64_t{1} << (8 * take)) - 1;  // the bytes copied below (little-endian order)
     }
+    std::memcpy(out + i, &r, take);
+    any |= r;
   }
-  if (!nonzero && n > 0) {
+  if (any == 0 && n > 0) {
     out[n - 1] = 1;
   }
 }

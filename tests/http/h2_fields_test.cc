@@ -194,5 +194,29 @@ TEST(RequestFields, FromTheSerialisedHead) {
   EXPECT_TRUE(fields.empty());
 }
 
+// Names of any length are lowercased up to their colon only (eight bytes at a time, then the
+// rest), bytes outside ASCII letters are left alone, and a line without a colon is skipped
+// without touching the next one.
+TEST(RequestFields, LowercasesNamesOfAnyLengthUpToTheColon) {
+  std::string head =
+      "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: A:B\r\nABCDEFGH: V\r\n"
+      "ABCDEFG: Upper:Value\r\nX-ZZ@[`{\xc3\x89: Z\r\nNO COLON HERE AT ALL\r\n"
+      "A-Very-Long-Field-Name-Of-Forty-Bytes-Xy: 1\r\nQ:  Trim \r\n\r\n";
+  std::vector<H2Field> fields;
+  RequestFields(&head, "http", &fields);
+  std::vector<std::pair<std::string_view, std::string_view>> got;
+  for (size_t i = 5; i < fields.size(); ++i) {
+    got.emplace_back(fields[i].name, fields[i].value);
+  }
+  EXPECT_EQ(fields[2].value, "h");
+  EXPECT_EQ(got, (std::vector<std::pair<std::string_view, std::string_view>>{
+                     {"x-forwarded-for", "A:B"},
+                     {"abcdefgh", "V"},
+                     {"abcdefg", "Upper:Value"},
+                     {"x-zz@[`{\xc3\x89", "Z"},
+                     {"a-very-long-field-name-of-forty-bytes-xy", "1"},
+                     {"q", "Trim"}}));
+}
+
 }  // namespace
 }  // namespace torii::http
