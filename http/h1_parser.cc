@@ -43,21 +43,35 @@ bool CleanBytes(std::string_view s) {
 bool IsCleanValue(std::string_view s) {
   // Eight bytes at a time: a word with no byte below 0x20 and none equal to 0x7F is clean (the
   // tests below never miss one; a borrow may flag a clean byte only above a flagged one). A
-  // flagged word (a tab, or a real control character) is looked at byte by byte.
+  // flagged word (a tab, or a real control character) is looked at byte by byte. The last
+  // bytes are the value's last eight (again in part), or, in a value shorter than a word, its
+  // bytes in a word of clean ones.
   constexpr uint64_t kOnes = 0x0101010101010101ull;
   constexpr uint64_t kHigh = 0x8080808080808080ull;
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, s.data() + i, sizeof(w));
+  const auto clean = [&](uint64_t w, size_t at, size_t n) {
     const uint64_t below = (w - kOnes * 0x20) & ~w & kHigh;
     const uint64_t d = w ^ (kOnes * 0x7F);
     const uint64_t del = (d - kOnes) & ~d & kHigh;
-    if ((below | del) != 0 && !CleanBytes(s.substr(i, 8))) {
+    return (below | del) == 0 || CleanBytes(s.substr(at, n));
+  };
+  const size_t n = s.size();
+  if (n == 0) {
+    return true;
+  }
+  if (n < 8) {
+    uint64_t w = kOnes * 'a';
+    std::memcpy(&w, s.data(), n);
+    return clean(w, 0, n);
+  }
+  uint64_t w;
+  for (size_t i = 0; i + 8 < n; i += 8) {
+    std::memcpy(&w, s.data() + i, sizeof(w));
+    if (!clean(w, i, 8)) {
       return false;
     }
   }
-  return CleanBytes(s.substr(i));
+  std::memcpy(&w, s.data() + n - 8, sizeof(w));
+  return clean(w, n - 8, 8);
 }
 
 const llhttp_settings_t& H1Parser::Settings() {

@@ -790,5 +790,27 @@ TEST(H2ServerCodecTest, ServerSettingsAreSent) {
   EXPECT_EQ(out.substr(39), Frame(0x8, 0, 0, U32((1 << 20) - 65535)));
 }
 
+// H2ValidName looks at eight bytes at a time: every byte value, at every position of names of
+// 1 to 24 bytes (a short name, whole words, an overlapping last word), among lowercase letters,
+// among '-' and among '~' (a tchar outside the whole-word test), agrees with the byte-by-byte
+// rule: a tchar and not an uppercase letter.
+TEST(H2ValidName, EveryByteEveryPosition) {
+  const std::string_view tchars = "!#$%&'*+-.^_`|~";
+  for (char fill : {'a', '-', '~'}) {
+    for (size_t len = 1; len <= 24; ++len) {
+      for (size_t at = 0; at < len; ++at) {
+        for (int b = 0; b < 256; ++b) {
+          std::string n(len, fill);
+          n[at] = static_cast<char>(b);
+          const bool valid = (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') ||
+                             tchars.find(static_cast<char>(b)) != std::string_view::npos;
+          ASSERT_EQ(H2ValidName(n), valid) << "len " << len << " at " << at << " byte " << b;
+        }
+      }
+    }
+  }
+  EXPECT_FALSE(H2ValidName(""));
+}
+
 }  // namespace
 }  // namespace torii::http
