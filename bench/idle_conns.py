@@ -2,7 +2,7 @@
 """bench/idle_conns.py: memory cost of idle keep-alive connections in a server.
 
   idle_conns.py --addr HOST:PORT --pid PID [--pid PID ...] [-n 10000] [--path /?size=100]
-                [--batch 200] [--settle 2] [--label NAME] [--tls] [--h2c]
+                [--batch 200] [--settle 3] [--label NAME] [--tls] [--h2c]
 
 Opens N TCP connections to HOST:PORT; on each it sends one keep-alive GET and reads the
 whole response (status 200 required, Content-Length framing), then leaves it idle. RSS
@@ -152,7 +152,7 @@ def main():
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--path", default="/?size=100")
     ap.add_argument("--batch", type=int, default=200)
-    ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--settle", type=float, default=3.0)
     ap.add_argument("--label", default="server")
     ap.add_argument("--tls", action="store_true", help="TLS on every connection (not verified)")
     ap.add_argument("--h2c", action="store_true", help="HTTP/2 with prior knowledge")
@@ -182,9 +182,12 @@ def main():
     # Warm-up: 200 connections that connect, get a response and close, so the baseline already
     # includes the server's lazily allocated per-worker state (buffer pools, upstream pool).
     # Not --batch: with --batch N the burst itself must land after the baseline.
+    # Both readings come `settle` seconds after the traffic before them: long enough for torii
+    # to give back its receive ring's pages (after a quiet second), so neither reading holds
+    # pages the other does not.
     for s in open_batch(host, port, request, min(200, a.n), tls, a.h2c):
         s.close()
-    time.sleep(a.settle / 2)
+    time.sleep(a.settle)
     before = rss_kib(a.pid)
 
     socks = []

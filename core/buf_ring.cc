@@ -2,8 +2,10 @@
 #include "core/buf_ring.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 
 namespace torii::core {
 
@@ -72,6 +74,42 @@ void BufRing::Recycle(uint16_t bid) {
   io_uring_buf_ring_add(br_, base_ + static_cast<size_t>(bid) * buffer_size_, buffer_size_, bid,
                         io_uring_buf_ring_mask(count_), pending_);
   ++pending_;
+  ++recycled_;
+}
+
+size_t BufRing::Release() {
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  size_t released = 0;
+  uint32_t run = 0;  // the first buffer of the current run of unheld ones
+  for (uint32_t i = 0; i <= count_; ++i) {
+    if (i < count_ && refs_[i] == 0) {
+      continue;
+    }
+    // The whole pages inside the run (a page shared with a held buffer stays).
+    const uintptr_t from =
+        (reinterpret_cast<uintptr_t>(base_) + size_t{run} * buffer_size_ + page - 1) & ~(page - 1);
+    const uintptr_t to =
+        (reinterpret_cast<uintptr_t>(base_) + size_t{i} * buffer_size_) & ~(page - 1);
+    if (i > run && to > from &&
+        madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED) == 0) {
+      released += to - from;
+    }
+    run = i + 1;
+  }
+  return released;
+}
+
+size_t BufRing::resident_bytes() const {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in((base_bytes_ + page - 1) / page);
+  if (base_ == nullptr || mincore(base_, base_bytes_, in.data()) != 0) {
+    return 0;
+  }
+  size_t pages = 0;
+  for (unsigned char v : in) {
+    pages += v & 1;
+  }
+  return pages * page;
 }
 
 void BufRing::Publish() {

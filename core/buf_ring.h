@@ -8,6 +8,11 @@
 // duration of one callback; the worker gives it back with Recycle() right after. Buffers are
 // recycled in batches: Recycle() writes the ring entry, Publish() makes them visible with one
 // release store per loop turn.
+//
+// Memory: a buffer's pages become resident the first time the kernel fills it, and the kernel
+// takes the buffers in ring order, so after a busy spell every buffer has at least its first
+// page resident (a small request touches one page of 16 KiB). Release() gives the pages of
+// every buffer nobody holds back to the system; the worker calls it once traffic is quiet.
 #pragma once
 
 #include <liburing.h>
@@ -64,6 +69,16 @@ class BufRing final : public BufferLender {
   }
   uint32_t lent() const { return lent_; }
   void Publish();
+  // Buffers handed back to the kernel since Init (each fill the kernel made, once used).
+  uint64_t recycled() const { return recycled_; }
+  // Gives back the pages of every buffer with no holder (MADV_DONTNEED: the next fill maps
+  // fresh zeroed pages) and returns how many bytes of buffers that covered. Safe only while
+  // the kernel cannot be filling a buffer whose completion the worker has not seen: with
+  // IORING_SETUP_DEFER_TASKRUN (fills happen inside the worker's own io_uring_enter) and the
+  // completion queue drained, as Worker::TrimRecvRing ensures.
+  size_t Release();
+  // The buffers' bytes now resident in memory (mincore; for tests and diagnostics).
+  size_t resident_bytes() const;
   // Unregisters and unmaps (the destructor does this too); call before tearing the ring down.
   void Reset();
 
@@ -78,6 +93,7 @@ class BufRing final : public BufferLender {
   uint16_t group_id_ = 0;
   int pending_ = 0;
   uint32_t lent_ = 0;
+  uint64_t recycled_ = 0;
   std::vector<uint16_t> refs_;
   bool registered_ = false;
 };

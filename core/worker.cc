@@ -341,6 +341,7 @@ Result<void> Worker::SetupRing() {
   }
   ring_ready_ = true;
   const bool deferred = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+  deferred_taskrun_ = deferred;
   min_wait_ = deferred && (p.features & kFeatMinTimeout) != 0;
   if (options_.id == 0) {  // the features this kernel gave
     spdlog::info("worker 0 ring: {}",
@@ -1289,6 +1290,21 @@ void Worker::TrimBlockPool() {
   }
 }
 
+void Worker::TrimRecvRing() {
+  ring_trim_armed_ = false;
+  // Quiet: the kernel filled fewer buffers in the last second than a sixteenth of the ring.
+  // Busy, the pages would only be touched again at once; quiet, the next fills cost a page
+  // fault each. Every completion must have been seen (none waiting in the queue or in the
+  // kernel's overflow list): a buffer filled for one not yet seen has no holder yet.
+  if (bufs_.recycled() - ring_armed_at_ >= std::max(1u, options_.recv_buffers / 16) ||
+      io_uring_cq_ready(&ring_) != 0 || io_uring_cq_has_overflow(&ring_) || !cqe_backlog_.empty()) {
+    return;  // BeforeSleep arms it again
+  }
+  bufs_.Release();
+  ring_released_at_ = bufs_.recycled();
+  ++stats_.recv_ring_releases;
+}
+
 bool Worker::TrimHeap() {
   if (now_ms_ - last_trim_ms_ < 1000) {
     return false;
@@ -1329,6 +1345,16 @@ void Worker::BeforeSleep() {
     }
     ArmTask(pool_trim_task_, now_ms_ + 1000);
     pool_trim_armed_ = true;
+  }
+  // Buffers filled since the ring's pages last went back: look again in a second (TrimRecvRing).
+  if (!ring_trim_armed_ && deferred_taskrun_ && bufs_.recycled() != ring_released_at_ &&
+      !draining_) {
+    if (ring_trim_task_ == kNoTask) {
+      ring_trim_task_ = AddTask([this] { TrimRecvRing(); });
+    }
+    ring_armed_at_ = bufs_.recycled();
+    ArmTask(ring_trim_task_, now_ms_ + 1000);
+    ring_trim_armed_ = true;
   }
 
   // Receives to re-arm (ENOBUFS, cancelled for a pause that has since been lifted, ...).

@@ -124,6 +124,7 @@ struct WorkerStats {
   uint64_t conns_live = 0;
   uint64_t heap_trims = 0;  // malloc_trim calls after bursts (TrimHeap)
   uint64_t batched_waits = 0;  // waits for a batch of completions (Worker::SubmitAndWait)
+  uint64_t recv_ring_releases = 0;  // quiet seconds after which the receive ring's pages went back
 };
 
 class Conn : public base::SlabAllocated<Conn> {
@@ -340,6 +341,7 @@ class Worker {
   const WorkerStats& stats() const { return stats_; }
   // What the out-queue block pool keeps for the next writes (tests).
   size_t pooled_block_bytes() const { return blocks_.cached_bytes(); }
+  size_t recv_ring_resident_bytes() const { return bufs_.resident_bytes(); }
   // A copy of some of stats() that any thread may read (metrics): published once per loop turn.
   struct Published {
     Counter conns_live;
@@ -398,6 +400,7 @@ class Worker {
   void TrimAfterBurst();
   // The out-queue block pool's surplus goes each second (a task armed while it holds any).
   void TrimBlockPool();
+  void TrimRecvRing();
   void ArmAccept(Listener& l);
   void ArmRecv(Conn& c);
   void ArmWake();
@@ -506,6 +509,14 @@ class Worker {
   TaskId pool_trim_task_ = kNoTask;
   bool pool_trim_armed_ = false;
   bool heap_trim_owed_ = false;
+  // TrimRecvRing: its task, whether it is armed, the ring's recycled() count when it was
+  // armed and when the ring's pages last went back; whether fills happen only inside this
+  // thread's io_uring_enter (IORING_SETUP_DEFER_TASKRUN), which Release needs.
+  TaskId ring_trim_task_ = kNoTask;
+  bool ring_trim_armed_ = false;
+  bool deferred_taskrun_ = false;
+  uint64_t ring_armed_at_ = 0;
+  uint64_t ring_released_at_ = 0;
   std::mutex mailbox_mu_;
   std::vector<std::function<void()>> mailbox_;
 

@@ -769,6 +769,59 @@ TEST(WorkerTest, BurstBlocksAreGivenBackOnceIdle) {
   EXPECT_TRUE(lw.runner->Stop().has_value());
 }
 
+// After a burst the receive ring's pages go back once traffic is quiet (fewer fills in a
+// second than a sixteenth of the ring), and bytes received afterwards (into fresh pages)
+// arrive intact: a connection that stayed open through the release echoes exactly.
+TEST(WorkerTest, ReceiveRingPagesGoBackOnceQuiet) {
+  Probe probe;
+  auto lw = StartListening(SmallOptions(), &probe,
+                           [&](Conn&) { return std::make_unique<EchoHandler>(&probe); });
+  Worker& w = lw.runner->worker();
+  const size_t ring = size_t{64} * 16 * 1024;
+  std::vector<int> fds;
+  for (int i = 0; i < 4; ++i) {
+    const int fd = ConnectTo(lw.port);
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const std::string big = Pattern(1 << 20, i + 1);
+    std::thread writer([&] { WriteAll(fds[i], big); });
+    const std::string back = ReadUpTo(fds[i], big.size(), 10s);
+    writer.join();
+    ASSERT_TRUE(back == big) << "echoed bytes differ on connection " << i;
+  }
+  EXPECT_GE(lw.runner->OnWorker([&] { return w.recv_ring_resident_bytes(); }), ring / 2);
+  // One small message every 400 ms (below the quiet bound of 4 fills a second), each echoed
+  // byte for byte, until the ring has been released and a message has crossed it since.
+  uint64_t released_before = 0;
+  bool crossed = false;
+  const auto deadline = Clock::now() + 10s;
+  for (int n = 0; Clock::now() < deadline && !crossed; ++n) {
+    const uint64_t releases = lw.runner->Stats().recv_ring_releases;
+    const std::string msg = "message " + std::to_string(n) + " " + Pattern(100, n);
+    ASSERT_TRUE(WriteAll(fds[0], msg));
+    ASSERT_EQ(ReadUpTo(fds[0], msg.size(), 5s), msg);
+    crossed = released_before > 0;
+    released_before = releases;
+    std::this_thread::sleep_for(400ms);
+  }
+  EXPECT_TRUE(crossed) << "the receive ring was never released";
+  // Quiet now: what stays resident is at most the pages the last few messages touched.
+  const auto quiet = Clock::now() + 5s;
+  while (lw.runner->OnWorker([&] { return w.recv_ring_resident_bytes(); }) > 64 * 1024 &&
+         Clock::now() < quiet) {
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_LE(lw.runner->OnWorker([&] { return w.recv_ring_resident_bytes(); }), size_t{64} * 1024);
+  EXPECT_EQ(lw.runner->Stats().stale_completions, 0u);
+  for (int fd : fds) {
+    ::close(fd);
+  }
+  EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
+  EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
 // CloseAfterFlush delivers every queued byte (1 MiB) before the FIN: the client reads exactly
 // 1 MiB, byte-exact, then EOF; the lingering close then frees the slot.
 TEST(WorkerTest, CloseAfterFlushDeliversAllBytesBeforeFin) {
