@@ -29,6 +29,12 @@ bool H2ClientCodec::BeginBlock(int32_t id, bool end_stream, Block* block) {
   }
   Stream* s = Find(id);
   if (s == nullptr || s->remote_ended) {
+    // A stream closed here (reset, or ended both ways): frames that crossed ours are dropped.
+    // One the backend had ended while torii's side is still open (a request body still going
+    // after a complete response) is a stream error (RFC 9113 §5.1, half-closed (remote)).
+    if (s != nullptr) {
+      StreamError(id, H2Error::kStreamClosed);
+    }
     *block = Block::kIgnored;  // decoded all the same: the table must follow the peer's
     return true;
   }

@@ -723,9 +723,7 @@ bool H2Codec::OnDataStart(uint8_t flags, int32_t id, uint32_t length) {
   Stream* s = data_stream_;
   if (s != nullptr && s->remote_ended) {
     data_stream_ = nullptr;  // after END_STREAM: dropped (and given back)
-    if (role_ == Role::kServer) {
-      StreamError(id, H2Error::kStreamClosed);  // RFC 9113 §5.1, half-closed (remote)
-    }
+    StreamError(id, H2Error::kStreamClosed);  // RFC 9113 §5.1, half-closed (remote)
   } else if (s != nullptr && static_cast<int64_t>(length) > s->recv_window) {
     data_stream_ = nullptr;
     Malformed(id, H2Error::kFlowControl);

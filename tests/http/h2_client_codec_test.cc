@@ -589,6 +589,38 @@ TEST(H2ClientCodecTest, HeaderListBoundedAfterDecoding) {
   EXPECT_TRUE(r.seen.heads[1].empty());
 }
 
+// RFC 9113 §5.1: after the backend's END_STREAM, while torii's side of the stream is still
+// open (a request body still going after a complete response), DATA or HEADERS on it are a
+// stream error of type STREAM_CLOSED: the stream is reset, nothing more reaches the host, and
+// the other streams go on.
+TEST(H2ClientCodecTest, FramesAfterTheBackendEndedAStreamResetIt) {
+  for (const bool data : {true, false}) {
+    Seen seen;
+    H2ClientCodec codec(seen, H2ClientCodec::Settings{});
+    Deflater deflater;
+    const int32_t open = codec.Open(Out(kGet), /*end_stream=*/false);  // a body follows
+    const int32_t other = codec.Open(Out(kGet), /*end_stream=*/true);
+    codec.output().clear();
+    ASSERT_TRUE(
+        codec.Receive(kSettings + Frame(0x1, 0x5, open, deflater.Block({{":status", "200"}}))));
+    EXPECT_EQ(seen.heads[open], std::vector<bool>{true});
+    EXPECT_TRUE(codec.TakeClosed().empty()) << "half-closed (remote), not closed";
+    const std::string late =
+        data ? Frame(0x0, 0x1, open, "late")
+             : Frame(0x1, 0x5, open, deflater.Block({{":status", "200"}, {"x-late", "1"}}));
+    ASSERT_TRUE(codec.Receive(late)) << data;
+    EXPECT_NE(codec.output().find(Frame(0x3, 0, open, U32(0x5))), std::string::npos) << data;
+    const auto closed = codec.TakeClosed();
+    ASSERT_EQ(closed.size(), 1u) << data;
+    EXPECT_EQ(closed[0], std::make_pair(open, H2Error::kStreamClosed)) << data;
+    EXPECT_TRUE(seen.data[open].empty()) << data;
+    EXPECT_EQ(seen.heads[open], std::vector<bool>{true}) << data;
+    EXPECT_EQ(seen.fields[open].size(), 1u) << data;  // :status of the first head only
+    ASSERT_TRUE(codec.Receive(Frame(0x1, 0x5, other, deflater.Block({{":status", "204"}}))));
+    EXPECT_EQ(seen.heads[other], std::vector<bool>{true}) << data;
+  }
+}
+
 TEST(H2ClientCodecTest, BodyRulesResetTheStream) {
   // DATA of "abc" against a Content-Length of 2 (more) and of 5 (fewer): the stream is reset
   // as malformed, and what arrived within the length reached the host.
