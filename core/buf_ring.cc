@@ -77,9 +77,8 @@ void BufRing::Recycle(uint16_t bid) {
   ++recycled_;
 }
 
-size_t BufRing::Release() {
+void BufRing::Release() {
   static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  size_t released = 0;
   uint32_t run = 0;  // the first buffer of the current run of unheld ones
   for (uint32_t i = 0; i <= count_; ++i) {
     if (i < count_ && refs_[i] == 0) {
@@ -90,13 +89,11 @@ size_t BufRing::Release() {
         (reinterpret_cast<uintptr_t>(base_) + size_t{run} * buffer_size_ + page - 1) & ~(page - 1);
     const uintptr_t to =
         (reinterpret_cast<uintptr_t>(base_) + size_t{i} * buffer_size_) & ~(page - 1);
-    if (i > run && to > from &&
-        madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED) == 0) {
-      released += to - from;
+    if (i > run && to > from) {
+      madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
     }
     run = i + 1;
   }
-  return released;
 }
 
 size_t BufRing::resident_bytes() const {

@@ -72,11 +72,11 @@ class BufRing final : public BufferLender {
   // Buffers handed back to the kernel since Init (each fill the kernel made, once used).
   uint64_t recycled() const { return recycled_; }
   // Gives back the pages of every buffer with no holder (MADV_DONTNEED: the next fill maps
-  // fresh zeroed pages) and returns how many bytes of buffers that covered. Safe only while
+  // fresh zeroed pages). Safe only while
   // the kernel cannot be filling a buffer whose completion the worker has not seen: with
   // IORING_SETUP_DEFER_TASKRUN (fills happen inside the worker's own io_uring_enter) and the
   // completion queue drained, as Worker::TrimRecvRing ensures.
-  size_t Release();
+  void Release();
   // The buffers' bytes now resident in memory (mincore; for tests and diagnostics).
   size_t resident_bytes() const;
   // Unregisters and unmaps (the destructor does this too); call before tearing the ring down.

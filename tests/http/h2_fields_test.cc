@@ -167,6 +167,17 @@ TEST(MethodId, KnowsLlhttpsMethods) {
   EXPECT_FALSE(MethodId(""));
 }
 
+using FieldPairs = std::vector<std::pair<std::string_view, std::string_view>>;
+
+// `fields` from the `from`th on, as name/value pairs.
+FieldPairs Pairs(const std::vector<H2Field>& fields, size_t from = 0) {
+  FieldPairs out;
+  for (size_t i = from; i < fields.size(); ++i) {
+    out.emplace_back(fields[i].name, fields[i].value);
+  }
+  return out;
+}
+
 // A backend request head becomes HTTP/2 fields: pseudo-header fields first (Host as
 // :authority), te: trailers, lowercase names, no connection-specific field.
 TEST(RequestFields, FromTheSerialisedHead) {
@@ -176,19 +187,14 @@ TEST(RequestFields, FromTheSerialisedHead) {
       "Content-Length: 5\r\n\r\n";
   std::vector<H2Field> fields;
   RequestFields(&head, "https", &fields);
-  std::vector<std::pair<std::string_view, std::string_view>> got;
-  for (const H2Field& f : fields) {
-    got.emplace_back(f.name, f.value);
-  }
-  EXPECT_EQ(got, (std::vector<std::pair<std::string_view, std::string_view>>{
-                     {":method", "POST"},
-                     {":scheme", "https"},
-                     {":authority", "api.test:8080"},
-                     {":path", "/svc/Call?x=1"},
-                     {"te", "trailers"},
-                     {"content-type", "application/grpc"},
-                     {"via", "1.1 torii"},
-                     {"content-length", "5"}}));
+  EXPECT_EQ(Pairs(fields), (FieldPairs{{":method", "POST"},
+                                       {":scheme", "https"},
+                                       {":authority", "api.test:8080"},
+                                       {":path", "/svc/Call?x=1"},
+                                       {"te", "trailers"},
+                                       {"content-type", "application/grpc"},
+                                       {"via", "1.1 torii"},
+                                       {"content-length", "5"}}));
   std::string bad = "GARBAGE";
   RequestFields(&bad, "http", &fields);
   EXPECT_TRUE(fields.empty());
@@ -204,18 +210,13 @@ TEST(RequestFields, LowercasesNamesOfAnyLengthUpToTheColon) {
       "A-Very-Long-Field-Name-Of-Forty-Bytes-Xy: 1\r\nQ:  Trim \r\n\r\n";
   std::vector<H2Field> fields;
   RequestFields(&head, "http", &fields);
-  std::vector<std::pair<std::string_view, std::string_view>> got;
-  for (size_t i = 5; i < fields.size(); ++i) {
-    got.emplace_back(fields[i].name, fields[i].value);
-  }
   EXPECT_EQ(fields[2].value, "h");
-  EXPECT_EQ(got, (std::vector<std::pair<std::string_view, std::string_view>>{
-                     {"x-forwarded-for", "A:B"},
-                     {"abcdefgh", "V"},
-                     {"abcdefg", "Upper:Value"},
-                     {"x-zz@[`{\xc3\x89", "Z"},
-                     {"a-very-long-field-name-of-forty-bytes-xy", "1"},
-                     {"q", "Trim"}}));
+  EXPECT_EQ(Pairs(fields, 5), (FieldPairs{{"x-forwarded-for", "A:B"},
+                                          {"abcdefgh", "V"},
+                                          {"abcdefg", "Upper:Value"},
+                                          {"x-zz@[`{\xc3\x89", "Z"},
+                                          {"a-very-long-field-name-of-forty-bytes-xy", "1"},
+                                          {"q", "Trim"}}));
 }
 
 }  // namespace
