@@ -10,6 +10,7 @@
 #include <array>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -103,6 +104,36 @@ constexpr bool ContainsIgnoreCase(std::string_view haystack, std::string_view ne
 }
 
 // A lowercased copy.
+// Whether `s` holds an ASCII uppercase letter: eight bytes at a time (the last word overlaps
+// the one before it), a string shorter than a word byte by byte.
+inline bool HasUpperAscii(std::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  // The high bit of each byte of `w` that is 'A'..'Z' (bytes of 0x80 and above never).
+  const auto upper = [](uint64_t w) {
+    const uint64_t low7 = w & ~kHigh;
+    return ((low7 + kOnes * (0x80 - 'A')) ^ (low7 + kOnes * (0x80 - 'Z' - 1))) & ~w & kHigh;
+  };
+  const size_t n = s.size();
+  if (n < 8) {
+    for (char c : s) {
+      if (c >= 'A' && c <= 'Z') {
+        return true;
+      }
+    }
+    return false;
+  }
+  uint64_t w;
+  for (size_t i = 0; i + 8 < n; i += 8) {
+    std::memcpy(&w, s.data() + i, sizeof(w));
+    if (upper(w) != 0) {
+      return true;
+    }
+  }
+  std::memcpy(&w, s.data() + n - 8, sizeof(w));
+  return upper(w) != 0;
+}
+
 inline std::string ToLowerAscii(std::string_view s) {
   std::string out(s);
   for (char& c : out) {

@@ -44,8 +44,7 @@ bool IsCleanValue(std::string_view s) {
   // Eight bytes at a time: a word with no byte below 0x20 and none equal to 0x7F is clean (the
   // tests below never miss one; a borrow may flag a clean byte only above a flagged one). A
   // flagged word (a tab, or a real control character) is looked at byte by byte. The last
-  // bytes are the value's last eight (again in part), or, in a value shorter than a word, its
-  // bytes in a word of clean ones.
+  // bytes are the value's last eight (again in part).
   constexpr uint64_t kOnes = 0x0101010101010101ull;
   constexpr uint64_t kHigh = 0x8080808080808080ull;
   const auto clean = [&](uint64_t w, size_t at, size_t n) {
@@ -59,8 +58,18 @@ bool IsCleanValue(std::string_view s) {
     return true;
   }
   if (n < 8) {
-    uint64_t w = kOnes * 'a';
-    std::memcpy(&w, s.data(), n);
+    // Its bytes in one word: two overlapping halves, or (under four) first, middle and last.
+    uint64_t w;
+    if (n >= 4) {
+      uint32_t lo;
+      uint32_t hi;
+      std::memcpy(&lo, s.data(), sizeof(lo));
+      std::memcpy(&hi, s.data() + n - 4, sizeof(hi));
+      w = lo | uint64_t{hi} << 32;
+    } else {
+      const auto byte = [&](size_t i) { return uint64_t{static_cast<unsigned char>(s[i])}; };
+      w = (kOnes * 'a') << 24 | byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16;
+    }
     return clean(w, 0, n);
   }
   uint64_t w;

@@ -405,16 +405,14 @@ class FieldsHead {
 
  private:
   std::string_view Lower(std::string_view name) {
-    for (char c : name) {
-      if (c >= 'A' && c <= 'Z') {
-        const std::string_view kept = Keep(name);  // the store's last bytes
-        for (size_t i = store_.size() - kept.size(); i < store_.size(); ++i) {
-          store_[i] = base::LowerAscii(store_[i]);
-        }
-        return kept;
-      }
+    if (!base::HasUpperAscii(name)) {
+      return name;  // already lowercase (an HTTP/2 backend's, or torii's own)
     }
-    return name;  // already lowercase (an HTTP/2 backend's, or torii's own)
+    const std::string_view kept = Keep(name);  // the store's last bytes
+    for (size_t i = store_.size() - kept.size(); i < store_.size(); ++i) {
+      store_[i] = base::LowerAscii(store_[i]);
+    }
+    return kept;
   }
   // `a` then `b`, copied into the store. The store was reserved for all a head keeps; should
   // it grow anyway, the views already taken into it follow it to its new place.

@@ -25,5 +25,25 @@ TEST(TextTest, AppendFieldWritesOneLineAfterTheRest) {
   EXPECT_EQ(empty, "a: b\r\n");
 }
 
+// HasUpperAscii looks at eight bytes at a time: every byte value, at every position of strings
+// of 0 to 24 bytes (short ones, whole words, an overlapping last word), among lowercase letters
+// and among 0xFF bytes (every high bit set), agrees with the byte-by-byte rule.
+TEST(TextTest, HasUpperAsciiEveryByteEveryPosition) {
+  EXPECT_FALSE(HasUpperAscii(""));
+  for (char fill : {'a', '\xff', '@', '['}) {
+    for (size_t len = 1; len <= 24; ++len) {
+      EXPECT_FALSE(HasUpperAscii(std::string(len, fill)));
+      for (size_t at = 0; at < len; ++at) {
+        for (int b = 0; b < 256; ++b) {
+          std::string s(len, fill);
+          s[at] = static_cast<char>(b);
+          ASSERT_EQ(HasUpperAscii(s), b >= 'A' && b <= 'Z')
+              << "len " << len << " at " << at << " byte " << b;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace torii::base
