@@ -79,6 +79,9 @@ void BufRing::Recycle(uint16_t bid) {
 
 void BufRing::Release() {
   static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  if (base_ == nullptr) {
+    return;
+  }
   uint32_t run = 0;  // the first buffer of the current run of unheld ones
   for (uint32_t i = 0; i <= count_; ++i) {
     if (i < count_ && refs_[i] == 0) {
@@ -87,8 +90,10 @@ void BufRing::Release() {
     // The whole pages inside the run (a page shared with a held buffer stays).
     const uintptr_t from =
         (reinterpret_cast<uintptr_t>(base_) + size_t{run} * buffer_size_ + page - 1) & ~(page - 1);
+    // A run that ends the ring ends at the mapping's end (mmap maps whole pages).
     const uintptr_t to =
-        (reinterpret_cast<uintptr_t>(base_) + size_t{i} * buffer_size_) & ~(page - 1);
+        i == count_ ? (reinterpret_cast<uintptr_t>(base_) + base_bytes_ + page - 1) & ~(page - 1)
+                    : (reinterpret_cast<uintptr_t>(base_) + size_t{i} * buffer_size_) & ~(page - 1);
     if (i > run && to > from) {
       madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
     }

@@ -74,8 +74,9 @@ class BufRing final : public BufferLender {
   // Gives back the pages of every buffer with no holder (MADV_DONTNEED: the next fill maps
   // fresh zeroed pages). Safe only while
   // the kernel cannot be filling a buffer whose completion the worker has not seen: with
-  // IORING_SETUP_DEFER_TASKRUN (fills happen inside the worker's own io_uring_enter) and the
-  // completion queue drained, as Worker::TrimRecvRing ensures.
+  // IORING_SETUP_DEFER_TASKRUN on a kernel that never issues a multishot receive from io-wq
+  // (6.8: fills happen inside the worker's own io_uring_enter) and the completion queue
+  // drained, as Worker::SetupRing and Worker::TrimRecvRing ensure.
   void Release();
   // The buffers' bytes now resident in memory (mincore; for tests and diagnostics).
   size_t resident_bytes() const;

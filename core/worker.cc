@@ -7,11 +7,13 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace torii::core {
@@ -319,6 +321,21 @@ uint64_t MonotonicNs() {
 
 uint64_t MonotonicMs() { return MonotonicNs() / 1000000; }
 
+namespace {
+
+// Whether the running kernel's release is at least major.minor (uname: "6.12.3-...").
+bool KernelAtLeast(int major, int minor) {
+  utsname u{};
+  int have_major = 0;
+  int have_minor = 0;
+  if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &have_major, &have_minor) != 2) {
+    return false;
+  }
+  return have_major > major || (have_major == major && have_minor >= minor);
+}
+
+}  // namespace
+
 void Worker::AddListener(int fd, uint32_t index) { listeners_.push_back(Listener{fd, index}); }
 
 Result<void> Worker::SetupRing() {
@@ -341,13 +358,18 @@ Result<void> Worker::SetupRing() {
   }
   ring_ready_ = true;
   const bool deferred = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
-  deferred_taskrun_ = deferred;
   min_wait_ = deferred && (p.features & kFeatMinTimeout) != 0;
+  // BufRing::Release needs every buffer fill to happen inside this thread's io_uring_enter:
+  // DEFER_TASKRUN runs the receives' task work only there, and since 6.8 the kernel never
+  // issues a multishot receive from an io-wq thread (one punted there, which happens when
+  // arming its poll fails, would fill a buffer at any moment on older kernels).
+  release_ring_ = deferred && KernelAtLeast(6, 8);
   if (options_.id == 0) {  // the features this kernel gave
-    spdlog::info("worker 0 ring: {}",
+    spdlog::info("worker 0 ring: {}{}",
                  !deferred   ? "no SINGLE_ISSUER/DEFER_TASKRUN (kernel refused)"
                  : min_wait_ ? "SINGLE_ISSUER|DEFER_TASKRUN, batched waits"
-                             : "SINGLE_ISSUER|DEFER_TASKRUN, no batched waits (kernel < 6.12)");
+                             : "SINGLE_ISSUER|DEFER_TASKRUN, no batched waits (kernel < 6.12)",
+                 release_ring_ ? ", idle receive buffers given back" : "");
   }
   if (!(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_EXT_ARG)) {
     spdlog::critical("worker {}: kernel lacks IORING_FEAT_NODROP/EXT_ARG", options_.id);
@@ -1347,8 +1369,7 @@ void Worker::BeforeSleep() {
     pool_trim_armed_ = true;
   }
   // Buffers filled since the ring's pages last went back: look again in a second (TrimRecvRing).
-  if (!ring_trim_armed_ && deferred_taskrun_ && bufs_.recycled() != ring_released_at_ &&
-      !draining_) {
+  if (!ring_trim_armed_ && release_ring_ && bufs_.recycled() != ring_released_at_ && !draining_) {
     if (ring_trim_task_ == kNoTask) {
       ring_trim_task_ = AddTask([this] { TrimRecvRing(); });
     }

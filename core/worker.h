@@ -342,6 +342,8 @@ class Worker {
   // What the out-queue block pool keeps for the next writes (tests).
   size_t pooled_block_bytes() const { return blocks_.cached_bytes(); }
   size_t recv_ring_resident_bytes() const { return bufs_.resident_bytes(); }
+  // Whether this kernel lets the receive ring's pages go back when quiet (TrimRecvRing).
+  bool releases_recv_ring() const { return release_ring_; }
   // A copy of some of stats() that any thread may read (metrics): published once per loop turn.
   struct Published {
     Counter conns_live;
@@ -510,11 +512,11 @@ class Worker {
   bool pool_trim_armed_ = false;
   bool heap_trim_owed_ = false;
   // TrimRecvRing: its task, whether it is armed, the ring's recycled() count when it was
-  // armed and when the ring's pages last went back; whether fills happen only inside this
-  // thread's io_uring_enter (IORING_SETUP_DEFER_TASKRUN), which Release needs.
+  // armed and when the ring's pages last went back; whether the kernel fills buffers only
+  // inside this thread's io_uring_enter, which BufRing::Release needs (SetupRing).
   TaskId ring_trim_task_ = kNoTask;
   bool ring_trim_armed_ = false;
-  bool deferred_taskrun_ = false;
+  bool release_ring_ = false;
   uint64_t ring_armed_at_ = 0;
   uint64_t ring_released_at_ = 0;
   std::mutex mailbox_mu_;

@@ -777,6 +777,10 @@ TEST(WorkerTest, ReceiveRingPagesGoBackOnceQuiet) {
   auto lw = StartListening(SmallOptions(), &probe,
                            [&](Conn&) { return std::make_unique<EchoHandler>(&probe); });
   Worker& w = lw.runner->worker();
+  if (!w.releases_recv_ring()) {
+    EXPECT_TRUE(lw.runner->Stop().has_value());
+    GTEST_SKIP() << "this kernel may fill receive buffers outside io_uring_enter (< 6.8)";
+  }
   const size_t ring = size_t{64} * 16 * 1024;
   std::vector<int> fds;
   for (int i = 0; i < 4; ++i) {
