@@ -239,16 +239,28 @@ def table(path, duration, conns):
             errors = sum(r["non2xx"] + r["sock"] for r in rs)
             busy = f"{statistics.median(r['busy_p'] for r in rs):.0f}%/" \
                    f"{statistics.median(r['busy_l'] for r in rs):.0f}%"
-            summary[px] = (med_rps, per_cpu)
+            summary[px] = (med_rps, per_cpu, rs)
             out.append(f"  {px:<8} {med_rps:>15,.0f} {_fmt_lat(med_p50):>9} {_fmt_lat(med_p99):>9} "
                        f"{cpu_pct:>9.0f}% {per_cpu:>10,.0f} {errors:>7} {busy:>13}   "
                        + " ".join(f"{r['rps']:,.0f}" for r in rs))
         if "torii" in summary:
-            t_rps, t_cpu = summary["torii"]
+            t_rps, t_cpu, t_rs = summary["torii"]
             for peer in (p for p in proxies if p != "torii"):
-                p_rps, p_cpu = summary[peer]
+                p_rps, p_cpu, p_rs = summary[peer]
+                # Each round's ratio of the two proxies' req per CPU-second: rounds run back to
+                # back, so a ratio within one round is less exposed to the host's drift.
+                by_round = []
+                for r in t_rs:
+                    pr = [x for x in p_rs if x["round"] == r["round"]]
+                    if r["cpu"] > 0 and pr and pr[0]["cpu"] > 0 and pr[0]["requests"] > 0:
+                        by_round.append((r["requests"] / r["cpu"]) /
+                                        (pr[0]["requests"] / pr[0]["cpu"]))
+                per_round = ""
+                if by_round:
+                    per_round = (f"   per round: median x{statistics.median(by_round):.2f} ("
+                                 + " ".join(f"x{x:.2f}" for x in by_round) + ")")
                 out.append(f"  torii / {peer:<8} req/s {_fmt_ratio(t_rps, p_rps):>6}   "
-                           f"req per CPU-second {_fmt_ratio(t_cpu, p_cpu):>6}")
+                           f"req per CPU-second {_fmt_ratio(t_cpu, p_cpu):>6}" + per_round)
         out.append("")
     out.append("proxy CPU = proxy CPU seconds (utime+stime, all its processes) / wall seconds of "
                "the runs; 100% = the one core it is pinned to.")
