@@ -103,7 +103,6 @@ constexpr bool ContainsIgnoreCase(std::string_view haystack, std::string_view ne
   return false;
 }
 
-// A lowercased copy.
 // Whether `s` holds an ASCII uppercase letter: eight bytes at a time (the last word overlaps
 // the one before it), a string shorter than a word byte by byte.
 inline bool HasUpperAscii(std::string_view s) {
@@ -134,6 +133,7 @@ inline bool HasUpperAscii(std::string_view s) {
   return upper(w) != 0;
 }
 
+// A lowercased copy.
 inline std::string ToLowerAscii(std::string_view s) {
   std::string out(s);
   for (char& c : out) {
