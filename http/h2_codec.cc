@@ -93,26 +93,28 @@ char* PutInt(uint32_t v, int prefix_bits, uint8_t first, char* p) {
   return p;
 }
 
+// `n` bytes (sizeof(T) to twice that) as two overlapping words of type T: a copy of a short
+// string without a call to memcpy.
+template <typename T>
+void CopyTwoWords(char* dst, const char* src, size_t n) {
+  T a;
+  T b;
+  std::memcpy(&a, src, sizeof(T));
+  std::memcpy(&b, src + n - sizeof(T), sizeof(T));
+  std::memcpy(dst, &a, sizeof(T));
+  std::memcpy(dst + n - sizeof(T), &b, sizeof(T));
+}
+
 // A raw string literal (H = 0). Most names and values are short: up to 16 bytes are copied
-// as two overlapping words (or halves), without a call to memcpy.
+// as two overlapping words (or halves).
 [[gnu::always_inline]] inline char* PutString(std::string_view s, char* p) {
   p = PutInt(static_cast<uint32_t>(s.size()), 7, 0x00, p);
   const size_t n = s.size();
   const char* src = s.data();
   if (n >= 8 && n <= 16) {
-    uint64_t a;
-    uint64_t b;
-    std::memcpy(&a, src, 8);
-    std::memcpy(&b, src + n - 8, 8);
-    std::memcpy(p, &a, 8);
-    std::memcpy(p + n - 8, &b, 8);
+    CopyTwoWords<uint64_t>(p, src, n);
   } else if (n >= 4 && n < 8) {
-    uint32_t a;
-    uint32_t b;
-    std::memcpy(&a, src, 4);
-    std::memcpy(&b, src + n - 4, 4);
-    std::memcpy(p, &a, 4);
-    std::memcpy(p + n - 4, &b, 4);
+    CopyTwoWords<uint32_t>(p, src, n);
   } else if (n < 4) {
     for (size_t i = 0; i < n; ++i) {
       p[i] = src[i];
