@@ -3,7 +3,7 @@
 //
 // Owns: optional-whitespace trimming (RFC 9110 §5.6.3 OWS: SP and HTAB), ASCII
 // case-insensitive comparison and search, lowercasing, decimal formatting, header lines, the RFC
-// 9110 token character class. Leaves out: list parsing and anything protocol-specific (the modules
+// 9110 token character class, byte tests eight bytes at a time (word::). Leaves out: list parsing and anything protocol-specific (the modules
 // that parse a field know its grammar).
 #pragma once
 
@@ -103,34 +103,65 @@ constexpr bool ContainsIgnoreCase(std::string_view haystack, std::string_view ne
   return false;
 }
 
-// Whether `s` holds an ASCII uppercase letter: eight bytes at a time (the last word overlaps
-// the one before it), a string shorter than a word byte by byte.
-inline bool HasUpperAscii(std::string_view s) {
-  constexpr uint64_t kOnes = 0x0101010101010101ull;
-  constexpr uint64_t kHigh = 0x8080808080808080ull;
-  // The high bit of each byte of `w` that is 'A'..'Z' (bytes of 0x80 and above never).
-  const auto upper = [](uint64_t w) {
-    const uint64_t low7 = w & ~kHigh;
-    return ((low7 + kOnes * (0x80 - 'A')) ^ (low7 + kOnes * (0x80 - 'Z' - 1))) & ~w & kHigh;
-  };
+// Eight bytes at a time: a word's bytes tested together. Each mask below holds the high bit
+// (0x80) of every byte of `w` that passes the test.
+namespace word {
+
+inline constexpr uint64_t kOnes = 0x0101010101010101ull;
+inline constexpr uint64_t kHigh = 0x8080808080808080ull;
+
+// Bytes from `lo` to `hi` (1 <= lo <= hi < 0x80); bytes of 0x80 and above never pass.
+constexpr uint64_t InRange(uint64_t w, uint8_t lo, uint8_t hi) {
+  const uint64_t low7 = w & ~kHigh;
+  return ((low7 + kOnes * (0x80 - lo)) ^ (low7 + kOnes * (0x7F - hi))) & ~w & kHigh;
+}
+// Bytes below `c` (c <= 0x80): exact for the lowest one (a borrow may flag a byte above it).
+constexpr uint64_t Below(uint64_t w, uint8_t c) { return (w - kOnes * c) & ~w & kHigh; }
+// Bytes equal to `c`: exact for the lowest one (a borrow may flag a byte above it).
+constexpr uint64_t Equal(uint64_t w, uint8_t c) { return Below(w ^ (kOnes * c), 1); }
+
+// Whether `test(w, at, len)` holds for every word covering `s`, stopping at the first that
+// fails: eight bytes at a time, the last word being the last eight bytes (overlapping the one
+// before it); a string shorter than a word as one word of its bytes (two overlapping halves,
+// or first, middle and last) and 'a's. The word stands for the `len` bytes of `s` from `at`
+// (for a test that looks at them one by one when the word alone cannot tell).
+template <typename Test>
+[[gnu::always_inline]] inline bool AllWords(std::string_view s, Test test) {
   const size_t n = s.size();
-  if (n < 8) {
-    for (char c : s) {
-      if (c >= 'A' && c <= 'Z') {
-        return true;
-      }
-    }
-    return false;
+  const char* p = s.data();
+  if (n == 0) {
+    return true;
   }
   uint64_t w;
+  if (n < 8) {
+    if (n >= 4) {
+      uint32_t lo;
+      uint32_t hi;
+      std::memcpy(&lo, p, sizeof(lo));
+      std::memcpy(&hi, p + n - 4, sizeof(hi));
+      w = lo | uint64_t{hi} << 32;
+    } else {
+      const auto byte = [&](size_t i) { return uint64_t{static_cast<unsigned char>(p[i])}; };
+      w = (kOnes * 'a') << 24 | byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16;
+    }
+    return test(w, size_t{0}, n);
+  }
   for (size_t i = 0; i + 8 < n; i += 8) {
-    std::memcpy(&w, s.data() + i, sizeof(w));
-    if (upper(w) != 0) {
-      return true;
+    std::memcpy(&w, p + i, sizeof(w));
+    if (!test(w, i, size_t{8})) {
+      return false;
     }
   }
-  std::memcpy(&w, s.data() + n - 8, sizeof(w));
-  return upper(w) != 0;
+  std::memcpy(&w, p + n - 8, sizeof(w));
+  return test(w, n - 8, size_t{8});
+}
+
+}  // namespace word
+
+// Whether `s` holds an ASCII uppercase letter (a word at a time).
+inline bool HasUpperAscii(std::string_view s) {
+  return !word::AllWords(
+      s, [](uint64_t w, size_t, size_t) { return word::InRange(w, 'A', 'Z') == 0; });
 }
 
 // A lowercased copy.

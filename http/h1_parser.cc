@@ -41,46 +41,13 @@ bool CleanBytes(std::string_view s) {
 }  // namespace
 
 bool IsCleanValue(std::string_view s) {
-  // Eight bytes at a time: a word with no byte below 0x20 and none equal to 0x7F is clean (the
-  // tests below never miss one; a borrow may flag a clean byte only above a flagged one). A
-  // flagged word (a tab, or a real control character) is looked at byte by byte. The last
-  // bytes are the value's last eight (again in part).
-  constexpr uint64_t kOnes = 0x0101010101010101ull;
-  constexpr uint64_t kHigh = 0x8080808080808080ull;
-  const auto clean = [&](uint64_t w, size_t at, size_t n) {
-    const uint64_t below = (w - kOnes * 0x20) & ~w & kHigh;
-    const uint64_t d = w ^ (kOnes * 0x7F);
-    const uint64_t del = (d - kOnes) & ~d & kHigh;
-    return (below | del) == 0 || CleanBytes(s.substr(at, n));
-  };
-  const size_t n = s.size();
-  if (n == 0) {
-    return true;
-  }
-  if (n < 8) {
-    // Its bytes in one word: two overlapping halves, or (under four) first, middle and last.
-    uint64_t w;
-    if (n >= 4) {
-      uint32_t lo;
-      uint32_t hi;
-      std::memcpy(&lo, s.data(), sizeof(lo));
-      std::memcpy(&hi, s.data() + n - 4, sizeof(hi));
-      w = lo | uint64_t{hi} << 32;
-    } else {
-      const auto byte = [&](size_t i) { return uint64_t{static_cast<unsigned char>(s[i])}; };
-      w = (kOnes * 'a') << 24 | byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16;
-    }
-    return clean(w, 0, n);
-  }
-  uint64_t w;
-  for (size_t i = 0; i + 8 < n; i += 8) {
-    std::memcpy(&w, s.data() + i, sizeof(w));
-    if (!clean(w, i, 8)) {
-      return false;
-    }
-  }
-  std::memcpy(&w, s.data() + n - 8, sizeof(w));
-  return clean(w, n - 8, 8);
+  // A word with no byte below 0x20 and none equal to 0x7F is clean (the tests never miss one;
+  // a borrow may flag a clean byte only above a flagged one). A flagged word (a tab, or a real
+  // control character) is looked at byte by byte.
+  return base::word::AllWords(s, [&](uint64_t w, size_t at, size_t n) {
+    return (base::word::Below(w, 0x20) | base::word::Equal(w, 0x7F)) == 0 ||
+           CleanBytes(s.substr(at, n));
+  });
 }
 
 const llhttp_settings_t& H1Parser::Settings() {

@@ -227,10 +227,9 @@ bool Sensitive(std::string_view n) {
 }  // namespace
 
 bool H2ValidName(std::string_view n) {
-  // A tchar that is not an uppercase letter (RFC 9113 §8.2.1). Eight bytes at a time: a word
-  // of lowercase letters, digits and '-' alone (most names) passes as a whole; any other word
-  // is looked at byte by byte. The last word is the name's last eight bytes (again in part),
-  // or, for a name shorter than a word, its bytes among letters.
+  // A tchar that is not an uppercase letter (RFC 9113 §8.2.1). A word of lowercase letters,
+  // digits and '-' alone (most names) passes as a whole; any other word is looked at byte by
+  // byte.
   static constexpr std::array<bool, 256> kNameChar = [] {
     std::array<bool, 256> t{};
     for (int c = 0; c < 256; ++c) {
@@ -238,41 +237,19 @@ bool H2ValidName(std::string_view n) {
     }
     return t;
   }();
-  constexpr uint64_t kOnes = 0x0101010101010101ull;
-  constexpr uint64_t kHigh = 0x8080808080808080ull;
-  // High bit of each byte of `w` (all below 0x80) that lies in [lo, hi].
-  const auto in = [](uint64_t w, uint8_t lo, uint8_t hi) {
-    return (w + kOnes * (0x80 - lo)) & ~(w + kOnes * (0x7F - hi)) & kHigh;
-  };
-  const auto valid = [&](uint64_t w, const char* p, size_t len) {
-    if ((w & kHigh) == 0 && (in(w, 'a', 'z') | in(w, '0', '9') | in(w, '-', '-')) == kHigh) {
+  namespace word = base::word;
+  return !n.empty() && word::AllWords(n, [&](uint64_t w, size_t at, size_t len) {
+    if ((word::InRange(w, 'a', 'z') | word::InRange(w, '0', '9') | word::InRange(w, '-', '-')) ==
+        word::kHigh) {
       return true;
     }
-    for (size_t i = 0; i < len; ++i) {
-      if (!kNameChar[static_cast<unsigned char>(p[i])]) {
+    for (char c : n.substr(at, len)) {
+      if (!kNameChar[static_cast<unsigned char>(c)]) {
         return false;
       }
     }
     return true;
-  };
-  const size_t len = n.size();
-  if (len == 0) {
-    return false;
-  }
-  uint64_t w;
-  if (len < 8) {
-    w = kOnes * 'a';
-    std::memcpy(&w, n.data(), len);
-    return valid(w, n.data(), len);
-  }
-  for (size_t i = 0; i + 8 < len; i += 8) {
-    std::memcpy(&w, n.data() + i, sizeof(w));
-    if (!valid(w, n.data() + i, 8)) {
-      return false;
-    }
-  }
-  std::memcpy(&w, n.data() + len - 8, sizeof(w));
-  return valid(w, n.data() + len - 8, 8);
+  });
 }
 
 bool H2ValidValue(std::string_view v) {

@@ -168,21 +168,15 @@ std::optional<uint8_t> MethodId(std::string_view method) {
 namespace {
 
 // Lowercases the name that starts at `p` in place, up to the ':' that ends it, and returns
-// where that ':' is (nullptr if the line, which ends at `end`, has none). Eight bytes at a time: a
-// byte equal to ':' is flagged exactly where it first occurs (a borrow can flag a byte only
-// above a real match), and A-Z below it gain 0x20.
+// where that ':' is (nullptr if the line, which ends at `end`, has none). Eight bytes at a
+// time: the first ':' is flagged exactly, and A-Z below it gain 0x20.
 char* LowerNameToColon(char* p, char* end) {
-  constexpr uint64_t kOnes = 0x0101010101010101ull;
-  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  namespace word = base::word;
   for (; end - p >= 8; p += 8) {
     uint64_t w;
     std::memcpy(&w, p, sizeof(w));
-    const uint64_t c = w ^ (kOnes * ':');
-    const uint64_t colon = (c - kOnes) & ~c & kHigh;
-    const uint64_t low7 = w & ~kHigh;
-    // High bit of each byte: at least 'A', and above 'Z'; ASCII only.
-    uint64_t upper =
-        ((low7 + kOnes * (0x80 - 'A')) ^ (low7 + kOnes * (0x80 - 'Z' - 1))) & ~w & kHigh;
+    const uint64_t colon = word::Equal(w, ':');
+    uint64_t upper = word::InRange(w, 'A', 'Z');
     if (colon != 0) {
       upper &= (colon & (~colon + 1)) - 1;  // only the bytes before the first ':'
     }
