@@ -3,8 +3,8 @@
 //
 // Owns: optional-whitespace trimming (RFC 9110 §5.6.3 OWS: SP and HTAB), ASCII
 // case-insensitive comparison and search, lowercasing, decimal formatting, header lines, the RFC
-// 9110 token character class, byte tests eight bytes at a time (word::). Leaves out: list parsing and anything protocol-specific (the modules
-// that parse a field know its grammar).
+// 9110 token character class, byte tests eight bytes at a time (word::). Leaves out: list
+// parsing and anything protocol-specific (the modules that parse a field know its grammar).
 #pragma once
 
 #include <array>
