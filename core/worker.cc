@@ -1300,7 +1300,6 @@ void Worker::TrimAfterBurst() {
 }
 
 void Worker::TrimBlockPool() {
-  pool_trim_armed_ = false;
   // After a burst the pool holds what its busiest moment returned (up to its bounds): blocks
   // scattered through the heap that keep the pages around them, even once the connections
   // that used them are idle. Those no write needed for a whole second go, then the heap.
@@ -1313,7 +1312,6 @@ void Worker::TrimBlockPool() {
 }
 
 void Worker::TrimRecvRing() {
-  ring_trim_armed_ = false;
   // Quiet: the kernel filled fewer buffers in the last second than a sixteenth of the ring.
   // Busy, the pages would only be touched again at once; quiet, the next fills cost a page
   // fault each. Every completion must have been seen (none waiting in the queue or in the
@@ -1325,6 +1323,17 @@ void Worker::TrimRecvRing() {
   bufs_.Release();
   ring_released_at_ = bufs_.recycled();
   ++stats_.recv_ring_releases;
+}
+
+void Worker::ArmInASecond(SecondCheck& check, void (Worker::*run)()) {
+  if (check.task == kNoTask) {
+    check.task = AddTask([this, &check, run] {
+      check.armed = false;
+      (this->*run)();
+    });
+  }
+  ArmTask(check.task, now_ms_ + 1000);
+  check.armed = true;
 }
 
 bool Worker::TrimHeap() {
@@ -1361,21 +1370,13 @@ void Worker::BeforeSleep() {
   }
   reclaim_list_.clear();
   TrimAfterBurst();
-  if (!pool_trim_armed_ && (heap_trim_owed_ || blocks_.cached_bytes() > 0) && !draining_) {
-    if (pool_trim_task_ == kNoTask) {
-      pool_trim_task_ = AddTask([this] { TrimBlockPool(); });
-    }
-    ArmTask(pool_trim_task_, now_ms_ + 1000);
-    pool_trim_armed_ = true;
+  if (!pool_trim_.armed && (heap_trim_owed_ || blocks_.cached_bytes() > 0) && !draining_) {
+    ArmInASecond(pool_trim_, &Worker::TrimBlockPool);
   }
   // Buffers filled since the ring's pages last went back: look again in a second (TrimRecvRing).
-  if (!ring_trim_armed_ && release_ring_ && bufs_.recycled() != ring_released_at_ && !draining_) {
-    if (ring_trim_task_ == kNoTask) {
-      ring_trim_task_ = AddTask([this] { TrimRecvRing(); });
-    }
+  if (!ring_trim_.armed && release_ring_ && bufs_.recycled() != ring_released_at_ && !draining_) {
     ring_armed_at_ = bufs_.recycled();
-    ArmTask(ring_trim_task_, now_ms_ + 1000);
-    ring_trim_armed_ = true;
+    ArmInASecond(ring_trim_, &Worker::TrimRecvRing);
   }
 
   // Receives to re-arm (ENOBUFS, cancelled for a pause that has since been lifted, ...).

@@ -403,6 +403,12 @@ class Worker {
   // The out-queue block pool's surplus goes each second (a task armed while it holds any).
   void TrimBlockPool();
   void TrimRecvRing();
+  // A trim that runs a second after BeforeSleep arms it, while there is something to trim.
+  struct SecondCheck {
+    TaskId task = kNoTask;
+    bool armed = false;
+  };
+  void ArmInASecond(SecondCheck& check, void (Worker::*run)());
   void ArmAccept(Listener& l);
   void ArmRecv(Conn& c);
   void ArmWake();
@@ -505,17 +511,15 @@ class Worker {
   static constexpr uint64_t kTrimDrop = 1024;
   uint64_t peak_live_ = 0;
   uint64_t last_trim_ms_ = 0;
-  // TrimBlockPool: its task, whether it is armed, and a heap trim owed (the pool freed much
-  // while TrimHeap's once-a-second bound held it back).
+  // TrimBlockPool: its check, and a heap trim owed (the pool freed much while TrimHeap's
+  // once-a-second bound held it back).
   static constexpr size_t kPoolTrimHeapBytes = 1 << 20;
-  TaskId pool_trim_task_ = kNoTask;
-  bool pool_trim_armed_ = false;
+  SecondCheck pool_trim_;
   bool heap_trim_owed_ = false;
-  // TrimRecvRing: its task, whether it is armed, the ring's recycled() count when it was
-  // armed and when the ring's pages last went back; whether the kernel fills buffers only
-  // inside this thread's io_uring_enter, which BufRing::Release needs (SetupRing).
-  TaskId ring_trim_task_ = kNoTask;
-  bool ring_trim_armed_ = false;
+  // TrimRecvRing: its check, the ring's recycled() count when it was armed and when the
+  // ring's pages last went back; whether the kernel fills buffers only inside this thread's
+  // io_uring_enter, which BufRing::Release needs (SetupRing).
+  SecondCheck ring_trim_;
   bool release_ring_ = false;
   uint64_t ring_armed_at_ = 0;
   uint64_t ring_released_at_ = 0;
