@@ -98,6 +98,7 @@ void AddPools(const conf::Config& c, const TlsContexts& tls, uint32_t workers,
     ps.keepalive = pc.keepalive;
     ps.send_proxy = pc.send_proxy;
     ps.tcp_fastopen = pc.tcp_fastopen;
+    ps.splice_min = pc.splice_min;
     ps.h2 = pc.protocol != conf::PoolConfig::Protocol::kHttp11;
     ps.max_streams = pc.max_streams;
     ps.retries = pc.retries;

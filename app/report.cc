@@ -297,6 +297,10 @@ constexpr WorkerMetric kWorkerMetrics[] = {
     {"torii_compression_out_bytes_total", "counter", "", "Bytes after compression.",
      "compression.bytes_out",
      [](const http::ProxyContext& c) { return c.stats().compress_out.get(); }},
+    {"torii_spliced_bytes_total", "counter", "",
+     "Response body bytes sent from the backend's socket to the client's without passing "
+     "through torii's memory (splice_min).",
+     "spliced_bytes", [](const http::ProxyContext& c) { return c.stats().spliced_bytes.get(); }},
     {"torii_cache_hits_total", "counter", "", "Requests answered from the response cache.",
      "cache.hits", [](const http::ProxyContext& c) { return c.stats().cache_hits.get(); }},
     {"torii_cache_misses_total", "counter", "",

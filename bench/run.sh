@@ -52,7 +52,9 @@
 #   DURATION [5]            seconds per wrk run (balance mode: and per ab run)
 #   ROUNDS [3]              rounds per scenario; a round runs every proxy once, in turn
 #   SCENARIOS [small large] small = GET /?size=100, large = GET /?size=102400 (a, b also work)
-#   PROXIES [torii nginx haproxy]
+#   PROXIES [torii nginx haproxy]  also torii-nosplice (splice_min = 0) and haproxy-splice
+#                           (option splice-response): the large-body path with and without
+#                           splice on both sides
 #   CONNS [50]              wrk connections (wrk -t1; balance mode: and ab -c)
 #   N [10000]               idle mode: connections to open
 #   BATCH [200]             idle mode: connections opened (and their requests in flight) at
@@ -484,6 +486,9 @@ address = \"127.0.0.1:0\"
   fi
   local proto_line=""
   [[ $comp == h2up ]] && proto_line=$'\nprotocol = "h2c"'
+  # An instance named torii-nosplice sends every body through torii's memory (splice_min = 0;
+  # by default bodies of 64 KiB and more go socket to socket).
+  [[ $name == *-nosplice ]] && proto_line+=$'\nsplice_min = 0'
   if [[ $comp == tfo ]]; then
     tls_line=$'\ntcp_fastopen = 256'
     proto_line=$'\ntcp_fastopen = true'
@@ -753,7 +758,10 @@ start_haproxy() {
   elif [[ $comp == h2c || $comp == h2up ]]; then
     bind_extra=" proto h2"
   fi
-  local server_extra="" reuse=always
+  local server_extra="" reuse=always splice_line=""
+  # An instance named haproxy-splice splices response bodies (option splice-response; HAProxy
+  # splices nothing by default).
+  [[ $name == *-splice ]] && splice_line=$'\n    option splice-response'
   [[ $comp == h2up ]] && server_extra=" proto h2"
   # fastopen mode: a new backend connection per request, TCP Fast Open on both sides for tfo.
   ((POOL_KEEPALIVE > 0)) || reuse=never
@@ -812,7 +820,7 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout http-keep-alive 60s
-    timeout http-request 10s
+    timeout http-request 10s$splice_line
 
 frontend bench
     bind 127.0.0.1:$port$bind_extra$limit_lines$comp_lines

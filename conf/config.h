@@ -315,6 +315,10 @@ struct PoolConfig {
   // TCP Fast Open to the backends (HTTP/1.1 pools): a new connection carries the request (or
   // the ClientHello) in its SYN once the kernel holds the backend's cookie.
   bool tcp_fastopen = false;
+  // Response bodies of at least splice_min bytes (Content-Length) from an HTTP/1.1 backend to
+  // a plain HTTP/1.1 client, sent as they are (not compressed, not stored), go from socket to
+  // socket through a pipe (splice(2)) instead of through torii's memory. 0 = never.
+  uint64_t splice_min = 64 * 1024;
 };
 
 // request_headers / response_headers = { set = {...}, add = {...}, remove = [...] }.

@@ -1212,7 +1212,8 @@ class Loader {
                  "max_streams",
                  "discover",
                  "slow_start",
-                 "tcp_fastopen"});
+                 "tcp_fastopen",
+                 "splice_min"});
     PoolConfig pool;
     const toml::node& name_node = s.Require("name");
     pool.name = LoadName(s, "pool");
@@ -1286,6 +1287,7 @@ class Loader {
     }
     s.U32("max_streams", 1, 1000000, &pool.max_streams);
     s.Bool("tcp_fastopen", &pool.tcp_fastopen);
+    s.Size("splice_min", 0, uint64_t{1} << 40, &pool.splice_min);
     if (auto v = s.String("send_proxy")) {
       if (*v != "v1" && *v != "v2") {
         s.FailAt(*s.Find("send_proxy"), "send_proxy",

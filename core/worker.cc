@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 namespace torii::core {
 
@@ -212,6 +213,9 @@ void Conn::PauseRecv() {
 }
 
 void Conn::ResumeRecv() {
+  if (forward_ != kNoForward && worker_->forwards_[forward_].src.slot == slot_) {
+    return;  // the forward stopped the receive: it resumes it when done (FinishForward)
+  }
   want_recv_ = true;
   if (recv_ == RecvState::kOff && (state_ == State::kOpen || state_ == State::kLingering)) {
     worker_->ArmRecv(*this);
@@ -245,6 +249,9 @@ void Conn::Close() {
   state_ = State::kClosing;
   want_recv_ = false;
   worker_->timers_.Cancel(timer_);
+  if (forward_ != kNoForward) {
+    worker_->EndForward(forward_);
+  }
   if (inflight_ > 0) {
     io_uring_sqe* sqe = worker_->GetSqe();
     io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
@@ -306,6 +313,16 @@ Worker::~Worker() {
   }
   if (wake_fd_ >= 0) {
     ::close(wake_fd_);
+  }
+  for (const Forward& f : forwards_) {
+    if (f.live) {
+      ::close(f.pipe_r);
+      ::close(f.pipe_w);
+    }
+  }
+  for (const auto& [r, w] : spare_pipes_) {
+    ::close(r);
+    ::close(w);
   }
   if (ring_ready_) {
     bufs_.Reset();  // unregister while the ring still exists
@@ -485,7 +502,11 @@ void Worker::ArmAccept(Listener& l) {
 
 void Worker::ArmRecv(Conn& c) {
   io_uring_sqe* sqe = GetSqe();
-  io_uring_prep_recv_multishot(sqe, c.fd_, nullptr, 0, 0);
+  if (c.recv_one_shot_) {
+    io_uring_prep_recv(sqe, c.fd_, nullptr, 0, 0);
+  } else {
+    io_uring_prep_recv_multishot(sqe, c.fd_, nullptr, 0, 0);
+  }
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufGroup;
   Submit(sqe, OpTag{c.slot_, c.gen_, Op::kRecv}, &c);
@@ -847,6 +868,17 @@ void Worker::OnRecvCqe(Conn& c, const io_uring_cqe& cqe) {
   const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
   if (!more) {
     c.recv_ = Conn::RecvState::kOff;
+    if (c.forward_ != Conn::kNoForward && forwards_[c.forward_].src.slot == c.slot_ &&
+        cqe.res != 0 && cqe.res != -ENOBUFS && cqe.res != -ECANCELED && cqe.res < 0) {
+      // An error ends the receive: the forward cannot go on either (the handler hears it).
+      EndForward(c.forward_);
+    } else if (c.forward_ != Conn::kNoForward && forwards_[c.forward_].src.slot == c.slot_ &&
+               cqe.res != 0) {
+      // The receive stopped for the forward: the bytes it carries (if any) go first, then
+      // splicing starts (this turn, before the sends).
+      forwards_[c.forward_].splicing = true;
+      forward_ready_.push_back(c.forward_);
+    }
   }
   if (cqe.res > 0) {
     const auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
@@ -856,8 +888,11 @@ void Worker::OnRecvCqe(Conn& c, const io_uring_cqe& cqe) {
       recv_bid_ = bid;
       if (c.transport_) {
         c.transport_->OnReceived(c, recv_data_);
-      } else {
+      } else if (c.forward_ == Conn::kNoForward) {
         c.handler_->OnRecv(c, recv_data_);
+      } else if (const std::span<const char> rest = ForwardReceived(c, recv_data_);
+                 !rest.empty() && c.state_ == Conn::State::kOpen && c.handler_) {
+        c.handler_->OnRecv(c, rest);
       }
       recv_data_ = {};
       bufs_.Drop(bid);  // back to the kernel unless a send borrowed it
@@ -943,6 +978,10 @@ void Worker::OnSendCqe(Conn& c, int res) {
   }
   if (!c.out_.empty()) {
     MarkSend(c);
+  } else if (c.forward_ != Conn::kNoForward) {
+    if (forwards_[c.forward_].dst.slot == c.slot_) {
+      PumpForward(c.forward_);  // what dst had queued is out: the pipe's bytes may follow
+    }
   } else if (c.close_after_flush_ && c.state_ == Conn::State::kOpen) {
     StartLinger(c);
     return;
@@ -1104,6 +1143,230 @@ void Worker::BeginDrain() {
       }
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forwards (Conn::ForwardTo)
+
+bool Conn::ForwardTo(Conn& to, uint64_t bytes) {
+  if (bytes == 0 || &to == this || transport_ || to.transport_ || state_ != State::kOpen ||
+      to.state_ != State::kOpen || close_after_flush_ || to.close_after_flush_ ||
+      forward_ != kNoForward || to.forward_ != kNoForward) {
+    return false;
+  }
+  return worker_->StartForward(*this, to, bytes);
+}
+
+bool Conn::ForwardWaitsForDestination() const {
+  if (forward_ == kNoForward) {
+    return false;
+  }
+  const Worker::Forward& f = worker_->forwards_[forward_];
+  return f.src.slot == slot_ && f.in_pipe > 0;
+}
+
+bool Worker::StartForward(Conn& src, Conn& dst, uint64_t bytes) {
+  std::pair<int, int> pipe_fds;
+  if (!spare_pipes_.empty()) {
+    pipe_fds = spare_pipes_.back();
+    spare_pipes_.pop_back();
+  } else {
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+      return false;  // descriptors exhausted: the caller moves the bytes itself
+    }
+    pipe_fds = {fds[0], fds[1]};
+  }
+  uint32_t id;
+  if (!free_forwards_.empty()) {
+    id = free_forwards_.back();
+    free_forwards_.pop_back();
+  } else {
+    id = static_cast<uint32_t>(forwards_.size());
+    forwards_.emplace_back();
+  }
+  Forward& f = forwards_[id];
+  f = Forward{};
+  f.src = src.ref();
+  f.dst = dst.ref();
+  f.pipe_r = pipe_fds.first;
+  f.pipe_w = pipe_fds.second;
+  f.left = bytes;
+  f.live = true;
+  // Watches with no events yet: armed (one poll) only when a splice would block.
+  f.src_watch = Watch(src.fd_, 0, [this, id](uint32_t) {
+    forwards_[id].waits_src = false;
+    Rewatch(forwards_[id].src_watch, 0);
+    PumpForward(id);
+  });
+  forwards_[id].dst_watch = Watch(dst.fd_, 0, [this, id](uint32_t) {
+    forwards_[id].waits_dst = false;
+    Rewatch(forwards_[id].dst_watch, 0);
+    PumpForward(id);
+  });
+  src.forward_ = id;
+  dst.forward_ = id;
+  ++stats_.forwards;
+  src.PauseRecv();
+  if (src.recv_ == Conn::RecvState::kOff) {
+    forwards_[id].splicing = true;
+    forward_ready_.push_back(id);
+  }
+  return true;
+}
+
+std::span<const char> Worker::ForwardReceived(Conn& src, std::span<const char> data) {
+  const uint32_t id = src.forward_;
+  Forward& f = forwards_[id];
+  if (f.src.slot != src.slot_) {
+    return data;  // src is the destination of this forward: its own input is its handler's
+  }
+  Conn* dst = Resolve(f.dst);
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(f.left, data.size()));
+  if (dst != nullptr) {
+    dst->WriteFromRecvBuffer(std::string_view(data.data(), n));
+  }
+  f.left -= n;
+  f.moved += n;
+  if (f.left == 0) {
+    FinishForward(id);
+  } else if (src.handler_) {
+    const uint64_t moved = std::exchange(f.moved, 0);
+    src.handler_->OnForwarded(src, moved, false);
+  }
+  return data.subspan(n);
+}
+
+void Worker::PumpForward(uint32_t id) {
+  if (id >= forwards_.size() || !forwards_[id].live || !forwards_[id].splicing) {
+    return;
+  }
+  Forward& f = forwards_[id];
+  Conn* src = Resolve(f.src);
+  Conn* dst = Resolve(f.dst);
+  if (src == nullptr || dst == nullptr) {
+    EndForward(id);  // Close() ends a forward first: not expected
+    return;
+  }
+  for (bool progress = true; progress;) {
+    progress = false;
+    // Out first: the pipe into dst, once what dst queued itself has gone.
+    if (f.in_pipe > 0 && !f.waits_dst && !dst->send_in_flight_ && dst->out_.empty()) {
+      const ssize_t n = splice(f.pipe_r, nullptr, dst->fd_, nullptr, f.in_pipe,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        f.in_pipe -= static_cast<uint64_t>(n);
+        f.moved += static_cast<uint64_t>(n);
+        f.out_started = true;
+        stats_.spliced_bytes += static_cast<uint64_t>(n);
+        progress = true;
+      } else if (n < 0 && errno == EAGAIN) {
+        f.waits_dst = true;
+        Rewatch(f.dst_watch, POLLOUT);
+      } else {
+        const int err = n < 0 ? errno : EPIPE;
+        EndForward(id);
+        if (dst->handler_) {
+          dst->handler_->OnError(*dst, Error::FromErrno(err, Side::kInternal));
+        }
+        return;
+      }
+    }
+    // In: src into the pipe while it has room. EAGAIN with bytes in the pipe may mean a full
+    // pipe rather than an empty socket: dst's progress brings the next try, not a poll of src.
+    if (f.left > 0 && !f.waits_src && !f.src_ended && f.in_pipe < kPipeBytes) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(f.left, kPipeBytes - f.in_pipe));
+      const ssize_t n =
+          splice(src->fd_, nullptr, f.pipe_w, nullptr, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        f.left -= static_cast<uint64_t>(n);
+        f.in_pipe += static_cast<uint64_t>(n);
+        progress = true;
+      } else if (n < 0 && errno == EAGAIN) {
+        if (f.in_pipe == 0) {
+          f.waits_src = true;
+          Rewatch(f.src_watch, POLLIN);
+        }
+      } else {
+        f.src_ended = true;  // the peer closed (0) or failed before all was forwarded: below
+        f.src_err = n < 0 ? errno : 0;
+      }
+    }
+  }
+  if (f.left == 0 && f.in_pipe == 0) {
+    FinishForward(id);
+    return;
+  }
+  if (f.src_ended && f.in_pipe == 0) {
+    SourceEnded(id, *src, f.src_err);  // after every byte read before the end has gone on
+    return;
+  }
+  if (f.moved > 0 && src->handler_) {
+    const uint64_t moved = std::exchange(f.moved, 0);
+    src->handler_->OnForwarded(*src, moved, false);
+  }
+}
+
+void Worker::SourceEnded(uint32_t id, Conn& src, int err) {
+  // Its handler hears what moved, then the end as it would from a receive.
+  const uint64_t moved = std::exchange(forwards_[id].moved, 0);
+  EndForward(id);
+  src.want_recv_ = false;
+  if (moved > 0 && src.handler_ && src.state_ == Conn::State::kOpen) {
+    src.handler_->OnForwarded(src, moved, false);
+  }
+  if (!src.handler_ || src.state_ != Conn::State::kOpen) {
+    return;
+  }
+  if (err == 0) {
+    src.handler_->OnEof(src);
+  } else {
+    src.handler_->OnError(src, Error::FromErrno(err, Side::kInternal));
+  }
+}
+
+void Worker::FinishForward(uint32_t id) {
+  Forward& f = forwards_[id];
+  const uint64_t moved = f.moved;
+  Conn* src = Resolve(f.src);
+  Conn* dst = Resolve(f.dst);
+  EndForward(id);
+  if (dst != nullptr) {
+    if (!dst->out_.empty()) {
+      MarkSend(*dst);  // written while the forward lasted: it follows the forwarded bytes
+    } else if (dst->close_after_flush_ && dst->state_ == Conn::State::kOpen && dst->send_idle()) {
+      StartLinger(*dst);
+    }
+  }
+  if (src != nullptr && src->state_ == Conn::State::kOpen) {
+    src->ResumeRecv();
+    if (src->handler_) {
+      src->handler_->OnForwarded(*src, moved, true);
+    }
+  }
+}
+
+void Worker::EndForward(uint32_t id) {
+  Forward& f = forwards_[id];
+  if (!f.live) {
+    return;
+  }
+  f.live = false;
+  Unwatch(f.src_watch);
+  Unwatch(f.dst_watch);
+  for (const ConnRef& ref : {f.src, f.dst}) {
+    if (ref.slot < conns_.size() && conns_[ref.slot]->forward_ == id) {
+      conns_[ref.slot]->forward_ = Conn::kNoForward;
+    }
+  }
+  if (f.in_pipe == 0 && spare_pipes_.size() < kSparePipes) {
+    spare_pipes_.emplace_back(f.pipe_r, f.pipe_w);
+  } else {
+    ::close(f.pipe_r);  // bytes left in it belong to nobody now
+    ::close(f.pipe_w);
+  }
+  f.pipe_r = f.pipe_w = -1;
+  free_forwards_.push_back(id);
 }
 
 Worker::WatchId Worker::Watch(int fd, uint32_t events, WatchFn fn) {
@@ -1390,6 +1653,13 @@ void Worker::BeforeSleep() {
   }
   rearm_list_.clear();
 
+  // Forwards whose source stopped receiving: the first splices (which may finish them and call
+  // their handlers, so before the flushes and the sends).
+  for (size_t i = 0; i < forward_ready_.size(); ++i) {
+    PumpForward(forward_ready_[i]);
+  }
+  forward_ready_.clear();
+
   // Handlers that batch their output write it now (what they write joins the sends below).
   // A handler may ask again from OnFlush: it runs again, in this same pass.
   for (size_t i = 0; i < flush_list_.size(); ++i) {
@@ -1411,6 +1681,10 @@ void Worker::BeforeSleep() {
     if (c.send_in_flight_ || c.out_.empty() ||
         (c.state_ != Conn::State::kOpen && c.state_ != Conn::State::kLingering)) {
       continue;
+    }
+    if (c.forward_ != Conn::kNoForward && forwards_[c.forward_].dst.slot == c.slot_ &&
+        forwards_[c.forward_].out_started) {
+      continue;  // written after the forwarded bytes began: it follows them (FinishForward)
     }
     if (free_send_ops_.empty()) {
       free_send_ops_.push_back(static_cast<uint32_t>(send_ops_.size()));

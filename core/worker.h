@@ -81,6 +81,9 @@ class ConnHandler {
   virtual void OnError(Conn& conn, Error error) = 0;
   // The deadline set with Conn::SetTimer() passed.
   virtual void OnTimer(Conn& conn) = 0;
+  // Conn::ForwardTo: `bytes` more of the forwarded input reached the destination; `done` once
+  // the last did (receiving has resumed).
+  virtual void OnForwarded(Conn& /*conn*/, uint64_t /*bytes*/, bool /*done*/) {}
   // An outbound connect finished (Worker::Connect).
   virtual void OnConnected(Conn& /*conn*/, Result<void> /*result*/) {}
   // The output queue went from above Conn::kHighWater to below Conn::kLowWater.
@@ -125,6 +128,8 @@ struct WorkerStats {
   uint64_t heap_trims = 0;  // malloc_trim calls after bursts (TrimHeap)
   uint64_t batched_waits = 0;  // waits for a batch of completions (Worker::SubmitAndWait)
   uint64_t recv_ring_releases = 0;  // quiet seconds after which the receive ring's pages went back
+  uint64_t forwards = 0;            // Conn::ForwardTo calls that started
+  uint64_t spliced_bytes = 0;       // bytes forwards moved by splice (not through user space)
 };
 
 class Conn : public base::SlabAllocated<Conn> {
@@ -176,8 +181,25 @@ class Conn : public base::SlabAllocated<Conn> {
   // included); the handler's OnWritable then follows once the queue drains below kLowWater.
   bool WriteBlocked();
   bool send_idle() const {
-    return out_.empty() && !send_in_flight_ && (!transport_ || transport_->pending() == 0);
+    return out_.empty() && !send_in_flight_ && (!transport_ || transport_->pending() == 0) &&
+           forward_ == kNoForward;
   }
+
+  // Splice forwarding (HAProxy's splice; nginx has none): the next `bytes` bytes of this
+  // connection's input go to `to`'s socket, after what `to` has queued, through a pipe
+  // (splice(2)): never copied into user space, never seen by this handler, whose OnForwarded
+  // reports how many reached `to`, and `done` once all of them did; receiving then resumes.
+  // Bytes the ring had already received when this is called go the ordinary way, through
+  // `to`'s queue. If this connection ends first (EOF, error) its handler hears it as usual,
+  // after the bytes it sent before its FIN went on; a failure to write `to` goes to `to`'s
+  // handler; closing either ends the forward, and receiving then stays stopped here for the
+  // handler to decide (close). While the forward lasts `to` sends nothing else. False, and nothing
+  // started, where it cannot be done: a transport on either side, either not open, a forward
+  // already under way on either, or no pipe to be had.
+  bool ForwardTo(Conn& to, uint64_t bytes);
+  // This connection's forward holds bytes its destination has not taken yet: a wait that is
+  // the destination's, not this peer's.
+  bool ForwardWaitsForDestination() const;
 
   // The handler's OnFlush() runs once late in this loop turn, before the sends: a handler that
   // batches its output (HTTP/2 frames of many streams) writes it there, once per turn.
@@ -186,6 +208,11 @@ class Conn : public base::SlabAllocated<Conn> {
   // Backpressure: stop / restart the multishot receive.
   void PauseRecv();
   void ResumeRecv();
+  // From the next time receiving is armed: one buffer per receive (re-armed after each) rather
+  // than a multishot receive, which keeps taking whatever arrives. A handler that may hand its
+  // input to a forward (ForwardTo) right after a message head sets it: a multishot receive
+  // would have taken most of what follows into the ring by the time the head is read.
+  void SetRecvOneShot(bool one_shot) { recv_one_shot_ = one_shot; }
 
   // One deadline per connection; the handler knows what it means.
   void SetTimer(uint64_t deadline_ms);
@@ -213,6 +240,7 @@ class Conn : public base::SlabAllocated<Conn> {
   enum class RecvState : uint8_t { kOff, kArmed, kCancelling };
   // Bytes were added to out_: note a crossing of kHighWater and ask for a send.
   void Queued();
+  static constexpr uint32_t kNoForward = ~uint32_t{0};
 
   Conn(Worker* worker, uint32_t slot, BlockPool* pool) : worker_(worker), out_(pool), slot_(slot) {}
 
@@ -234,6 +262,7 @@ class Conn : public base::SlabAllocated<Conn> {
   uint32_t send_op_ = ~uint32_t{0};  // the SendOp lent for the send in flight
   uint32_t idle_prev_ = ~uint32_t{0};
   uint32_t idle_next_ = ~uint32_t{0};
+  uint32_t forward_ = kNoForward;  // the Worker::Forward this connection is either end of
   uint16_t inflight_ = 0;
   State state_ = State::kFree;
   RecvState recv_ = RecvState::kOff;
@@ -252,6 +281,7 @@ class Conn : public base::SlabAllocated<Conn> {
   bool close_submitted_ : 1 = false;
   bool above_high_water_ : 1 = false;
   bool in_rearm_list_ : 1 = false;
+  bool recv_one_shot_ : 1 = false;
 };
 static_assert(sizeof(Conn) <= 152,
               "an idle connection's Conn grew: see the note above its members");
@@ -409,6 +439,43 @@ class Worker {
     bool armed = false;
   };
   void ArmInASecond(SecondCheck& check, void (Worker::*run)());
+  // Conn::ForwardTo. A forward takes bytes from `src` into its pipe and from there into `dst`
+  // by splice(2) on the non-blocking sockets, once src's multishot receive has stopped (until
+  // then what it receives goes to dst's queue: ForwardReceived); it waits for readiness with
+  // two watches (one-shot polls), armed only when a splice would block.
+  static constexpr uint32_t kPipeBytes = 64 * 1024;  // a pipe's default capacity
+  static constexpr size_t kSparePipes = 64;          // idle pipes a worker keeps
+  struct Forward {
+    ConnRef src;
+    ConnRef dst;
+    int pipe_r = -1;
+    int pipe_w = -1;
+    uint64_t left = 0;     // bytes still to take from src
+    uint64_t in_pipe = 0;  // taken from src, not yet in dst
+    uint64_t moved = 0;    // reached dst since src's handler last heard
+    WatchId src_watch = 0;
+    WatchId dst_watch = 0;
+    bool live = false;
+    bool splicing = false;     // src's receive has stopped: bytes move by splice
+    bool out_started = false;  // a byte went into dst's socket: dst's own queue waits
+    bool waits_src = false;
+    bool waits_dst = false;
+    // src ended (FIN, or src_err) before all was forwarded: its handler hears it once what the
+    // pipe holds has gone on (every byte received is forwarded: BAD-INPUTS B4).
+    bool src_ended = false;
+    int src_err = 0;
+  };
+  bool StartForward(Conn& src, Conn& dst, uint64_t bytes);
+  // Bytes src received while its receive was being stopped: the forward's share goes to dst's
+  // queue; returns what is left over for src's handler.
+  std::span<const char> ForwardReceived(Conn& src, std::span<const char> data);
+  void PumpForward(uint32_t id);
+  // The source ended before all was forwarded (`err`: 0 for its FIN, else an errno).
+  void SourceEnded(uint32_t id, Conn& src, int err);
+  // The forward is over (done, failed or abandoned); its pipe is kept when empty.
+  void EndForward(uint32_t id);
+  // All forwarded: src's receive resumes, dst's queue goes on, src's handler hears it.
+  void FinishForward(uint32_t id);
   void ArmAccept(Listener& l);
   void ArmRecv(Conn& c);
   void ArmWake();
@@ -485,6 +552,10 @@ class Worker {
     WatchFn fn;
   };
   std::vector<FdWatch> watches_;
+  std::vector<Forward> forwards_;
+  std::vector<uint32_t> free_forwards_;
+  std::vector<uint32_t> forward_ready_;  // forwards whose splicing starts this turn
+  std::vector<std::pair<int, int>> spare_pipes_;
   std::vector<WatchId> free_watches_;
   struct FileOp {
     std::vector<iovec> iov;

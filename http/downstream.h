@@ -64,6 +64,10 @@ class Downstream {
   // (HTTP/1.0); `head_request`: the head describes a body that is not sent.
   virtual void WriteHead(const MessageHead& head, ResponseBody body, bool head_request, bool* close,
                          std::string_view extra, const HeadEdits& edits) = 0;
+  // The client's connection, when body bytes written after WriteHead may go into its socket as
+  // they are (plain HTTP/1.1 with the backend's Content-Length: Upstream::SpliceBodyTo); else
+  // nullptr.
+  virtual core::Conn* SpliceTarget() { return nullptr; }
   // Body bytes. `lend`: they lie in a receive buffer being delivered now (no copy needed
   // before this call returns), else they are copied.
   virtual void WriteBody(std::string_view bytes, bool lend) = 0;

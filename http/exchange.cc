@@ -1321,8 +1321,22 @@ void Exchange::OnUpstreamHead(Upstream& up, const MessageHead& head) {
     close_after_ = true;
   }
   down_.WriteHead(head, body, head_req, &close_after_, extra, edits);
-  (void)up;
+  // A large body that passes through as it is may go socket to socket (splice_min).
+  const uint64_t splice_min = cfg().pools[x().pool].splice_min;
+  if (body == Body::kLength && !head_req && splice_min > 0 && head.content_length >= splice_min &&
+      !x().encoder && !x().decoder && !b_->cache.pending && !down_.closing()) {
+    if (core::Conn* client = down_.SpliceTarget()) {
+      up.SpliceBodyTo(*client);
+    }
+  }
 }
+
+void Exchange::OnUpstreamSpliced(uint64_t bytes) {
+  x().bytes_sent += bytes;
+  ctx_.stats().spliced_bytes += bytes;
+}
+
+void Exchange::OnSpliceStalled() { OnSendTimeout(); }
 
 void Exchange::NoteUpstreamResponse(int status) {
   CounterGrid& counters = *cfg().pools[x().pool].counters;
@@ -1482,6 +1496,14 @@ void Exchange::OnWritable() {
     resp_ = Resp::kDone;
     MaybeFinishServed();
   }
+}
+
+void Exchange::OnSendTimeout() {
+  // The client does not read its response: give up on it and on the upstream.
+  x().note = "send timeout";
+  DetachUpstream(false);
+  LogExchange();
+  down_.Abort();
 }
 
 void Exchange::OnUpstreamDone(bool reusable, std::span<const HeaderView> trailers) {
@@ -1833,11 +1855,7 @@ void Exchange::OnTimer() {
       down_.Continue();  // the request's end (or the rest of its body) is still unparsed
       return;
     case TimerFor::kSend:
-      // The client does not read its response: give up on it and on the upstream.
-      x().note = "send timeout";
-      DetachUpstream(false);
-      LogExchange();
-      down_.Abort();
+      OnSendTimeout();
       return;
     case TimerFor::kNone:
       return;

@@ -140,6 +140,10 @@ class Exchange : public base::SlabAllocated<Exchange> {
   // A 103 Early Hints from the backend, before its final response.
   void OnUpstreamInterim(const MessageHead& head);
   void OnUpstreamBody(Upstream& up, std::string_view body);
+  // `bytes` more of the body went to the client socket to socket (Upstream::SpliceBodyTo).
+  void OnUpstreamSpliced(uint64_t bytes);
+  // The spliced body waits for a client that does not take it: as the send timeout.
+  void OnSpliceStalled();
   // The response is complete; `trailers` (valid for this call) are what followed its body.
   void OnUpstreamDone(bool reusable, std::span<const HeaderView> trailers);
   void OnUpstreamFailed(UpstreamFailure why, bool reused);
@@ -222,6 +226,8 @@ class Exchange : public base::SlabAllocated<Exchange> {
   // The TLS session of the client connection (TLS listeners only).
   const tls::DownstreamSession& tls_session() const;
 
+  // The client did not read its response within send_timeout: cut off, logged.
+  void OnSendTimeout();
   bool CheckRequest(const MessageHead& h);
   // Who the client is (buffers().client, client_text, forwarded_for): the peer, or behind
   // trusted_proxies the right-most untrusted X-Forwarded-For hop (hops further left are the

@@ -286,6 +286,12 @@ void H1Session::WriteHead(const MessageHead& head, ResponseBody body, bool head_
   out_.WriteHead(conn_, head, body, head_request, close, extra, edits, &ctx_.scratch());
 }
 
+core::Conn* H1Session::SpliceTarget() {
+  // Bytes pass through unframed only with the backend's length; a transport (TLS) encrypts.
+  return out_.framing() == Framing::kContentLength && conn_.transport() == nullptr ? &conn_
+                                                                                   : nullptr;
+}
+
 void H1Session::WriteBody(std::string_view bytes, bool lend) {
   out_.WriteBody(conn_, bytes, lend, &ctx_.scratch());
 }

@@ -106,6 +106,7 @@ class H1Session final : public core::ConnHandler,
   }
   void WriteHead(const MessageHead& head, ResponseBody body, bool head_request, bool* close,
                  std::string_view extra, const HeadEdits& edits) override;
+  core::Conn* SpliceTarget() override;
   void WriteBody(std::string_view bytes, bool lend) override;
   void WriteStoredBody(std::string_view bytes, const std::shared_ptr<const void>& owner) override;
   bool WriteEnd(std::span<const HeaderView> trailers) override {

@@ -97,6 +97,8 @@ struct PoolSpec {
   uint8_t send_proxy = 0;
   // TCP Fast Open on new backend connections (the request rides in the SYN).
   bool tcp_fastopen = false;
+  // Bodies of at least this many bytes go to plain HTTP/1.1 clients by splice (0 = never).
+  uint64_t splice_min = 64 * 1024;
   // HTTP/2 to the backends (h2 over tls, or h2c): multiplexed connections, each carrying up to
   // max_streams requests at once (h2_upstream.h); false: HTTP/1.1, one request at a time.
   bool h2 = false;

@@ -226,6 +226,7 @@ struct ProxyStats {
   core::Counter compressed;     // responses encoded
   core::Counter compress_in;    // bytes before / after encoding
   core::Counter compress_out;
+  core::Counter spliced_bytes;  // response body bytes moved socket to socket (splice_min)
   // Response cache (RFC 9211 Cache-Status outcomes).
   core::Counter cache_hits;         // answered from the store (fresh, or stale within limits)
   core::Counter cache_misses;       // forwarded: nothing usable stored

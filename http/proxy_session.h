@@ -56,6 +56,9 @@ class UpstreamConn final : public UpstreamHandler, public Upstream {
   void PauseResponse() override { self_->PauseRecv(); }
   void ResumeResponse() override { self_->ResumeRecv(); }
   Upstream* FindUpstream(uint32_t /*stream*/) override { return this; }
+  // Plain connections only: the forward starts once the bytes that came with the head are
+  // parsed (Pump), for what remains of the Content-Length.
+  bool SpliceBodyTo(core::Conn& client) override;
 
   // Ends the tunnel this connection carries (after a 101): detached from the client and
   // closed, after its queued bytes when not `error`; the client is told unless it asked.
@@ -69,6 +72,7 @@ class UpstreamConn final : public UpstreamHandler, public Upstream {
   void OnWritable(core::Conn& conn) override;
   void OnDrain(core::Conn& conn) override;
   void OnClosed(core::Conn& conn) override;
+  void OnForwarded(core::Conn& conn, uint64_t bytes, bool done) override;
 
  private:
   Exchange* client();
@@ -104,6 +108,13 @@ class UpstreamConn final : public UpstreamHandler, public Upstream {
   bool counted_ = false;  // the picker counts a request on this backend (least_conn load)
   bool holds_slot_ = false;  // the request holds one of the backend's max_conns slots
   bool tunnel_ = false;      // after a 101: bytes are relayed to the client, never parsed
+  bool forwarding_ = false;  // the body's rest goes to the client by Conn::ForwardTo
+  core::ConnRef splice_to_;  // SpliceBodyTo's client, until the forward starts
+  // Starts the forward of the body's rest to splice_to_ (Pump, once the buffered bytes are
+  // parsed); false when it could not start (the body then goes on through the parser).
+  bool StartSplice(core::Conn& self);
+  // The forwarded body is complete: the response ends as the parser's kDone would end it.
+  void EndSplicedResponse(core::Conn& self);
   // Ends the picker's count of the current request and gives back its slot, exactly once per
   // Attach().
   void EndCount();

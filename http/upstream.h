@@ -43,6 +43,11 @@ class Upstream {
   // The request went out on a connection that had carried others before (the keep-alive
   // race: the backend may have closed it meanwhile).
   virtual bool reused() const = 0;
+  // Called from OnUpstreamHead: the rest of this response's body (its Content-Length, after
+  // what came with the head) may go straight from the backend's socket to `client`'s
+  // (core::Conn::ForwardTo) instead of through OnUpstreamBody; OnUpstreamSpliced reports it.
+  // False where this upstream cannot (HTTP/2, TLS): the body comes the ordinary way.
+  virtual bool SpliceBodyTo(core::Conn& /*client*/) { return false; }
 
  protected:
   ~Upstream() = default;

@@ -43,11 +43,18 @@ void UpstreamConn::Attach(core::Conn& self, const ExchangeRef& client, bool head
   }
   self_ = &self;
   reused_ = idle_;
+  if (!reused_) {
+    // A new connection waits for its first response head with one receive at a time when the
+    // body may be spliced; Pump switches as responses come (see SpliceBodyTo).
+    self.SetRecvOneShot(cfg().pools[pool_].splice_min > 0 && self.transport() == nullptr);
+  }
   idle_ = false;
   self.SetIdle(core::Conn::Idle::kNo);
   client_ = client;
   response_done_ = false;
   request_complete_ = false;
+  forwarding_ = false;
+  splice_to_.reset();
   b_->parser().set_request_was_head(head_request);
   if (!counted_) {
     counted_ = true;
@@ -185,6 +192,9 @@ void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owne
       case H1Parser::Event::kNeedMore:
         if (!parser.in_head()) {
           drop();
+          if (splice_to_.valid() && len == 0 && StartSplice(self)) {
+            return;  // the rest of the body goes socket to socket
+          }
         }
         if (!owned && len > 0) {
           // A partial head: keep it from the message start (the parser's offsets count
@@ -241,6 +251,11 @@ void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owne
         if (Exchange* c = client()) {
           c->OnUpstreamHead(*this, h);
         }
+        if (!splice_to_.valid()) {
+          // Not spliced: the rest of this body, and the next response's head, come through
+          // a multishot receive (no receive to arm per buffer).
+          self.SetRecvOneShot(false);
+        }
         drop();
         break;
       }
@@ -252,6 +267,7 @@ void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owne
         break;
       case H1Parser::Event::kDone: {
         drop();
+        splice_to_.reset();  // the whole body came with the head
         if (!response_started_) {
           break;  // end of an interim response
         }
@@ -272,6 +288,64 @@ void UpstreamConn::Pump(core::Conn& self, const char* buf, size_t len, bool owne
       }
     }
   }
+}
+
+bool UpstreamConn::SpliceBodyTo(core::Conn& client) {
+  if (self_ == nullptr || self_->transport() != nullptr || tunnel_ || forwarding_ ||
+      b_->parser().head().framing != Framing::kContentLength) {
+    return false;
+  }
+  splice_to_ = client.ref();
+  return true;
+}
+
+bool UpstreamConn::StartSplice(core::Conn& self) {
+  core::Conn* to = ctx_.worker().Resolve(splice_to_);
+  splice_to_.reset();
+  const H1Parser& parser = b_->parser();
+  const uint64_t seen = parser.body_bytes_seen();
+  const uint64_t length = parser.head().content_length;
+  if (to == nullptr || seen >= length || !self.ForwardTo(*to, length - seen)) {
+    return false;
+  }
+  forwarding_ = true;
+  // A connection that carried a spliced body waits for its next head one receive at a time
+  // (the forward re-arms receiving when it is done), so that one can be spliced as well.
+  self.SetRecvOneShot(true);
+  return true;
+}
+
+void UpstreamConn::OnForwarded(core::Conn& self, uint64_t bytes, bool done) {
+  Exchange* c = client();
+  if (c != nullptr && bytes > 0) {
+    c->OnUpstreamSpliced(bytes);
+  }
+  if (done) {
+    EndSplicedResponse(self);
+    return;
+  }
+  // Bytes moved: the wait starts again, the client's (send_timeout) while the pipe holds bytes
+  // it has not taken, else the backend's.
+  self.SetTimer(ctx_.worker().now_ms() + (self.ForwardWaitsForDestination()
+                                              ? cfg().limits.send_timeout_ms
+                                              : response_timeout_ms_));
+}
+
+void UpstreamConn::EndSplicedResponse(core::Conn& self) {
+  forwarding_ = false;
+  H1Parser& parser = b_->parser();
+  const bool reusable = parser.head().keep_alive;
+  // The body went past the parser: it starts afresh for the next response.
+  parser.Init(H1Parser::Kind::kResponse, limits_);
+  response_done_ = true;
+  response_started_ = false;
+  self.ClearTimer();
+  Exchange* c = client();
+  if (c == nullptr) {
+    Release(false);
+    return;
+  }
+  c->OnUpstreamDone(reusable, {});
 }
 
 void UpstreamConn::OnEof(core::Conn& self) {
@@ -333,6 +407,14 @@ void UpstreamConn::EndTunnel(core::Conn& self, bool error) {
 void UpstreamConn::OnTimer(core::Conn& self) {
   if (CloseIfUnattached(self)) {
     return;
+  }
+  if (forwarding_ && self.ForwardWaitsForDestination()) {
+    // The backend's bytes wait in the pipe for a client that does not read them: the client's
+    // send timeout, not a backend failure.
+    if (Exchange* c = client()) {
+      c->OnSpliceStalled();
+      return;
+    }
   }
   Fail(self, connected_ ? UpstreamFailure::kTimeout : UpstreamFailure::kConnectTimeout);
 }

@@ -200,6 +200,8 @@ struct Probe {
   std::vector<uint64_t> timer_fired_ms;
   std::vector<uint64_t> timer_deadline_ms;
   std::vector<std::string> failures;  // checks made on the worker thread
+  uint64_t forwarded = 0;             // OnForwarded's bytes, and its calls with `done`
+  int forward_done = 0;
 
   template <class F>
   void Update(F&& f) {
@@ -1879,6 +1881,193 @@ TEST(WorkerTest, PinnedBytesAreSentAndTheirOwnerReleased) {
   EXPECT_EQ(lw.runner->WaitConnsLive(0), 0u);
   EXPECT_TRUE(watch.expired()) << "a dropped queue still holds the owner";
   EXPECT_TRUE(lw.runner->Stop().has_value());
+}
+
+}  // namespace
+}  // namespace torii::core
+
+namespace torii::core {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Forwards (Conn::ForwardTo)
+
+// The source of a forward, as an HTTP/1.1 upstream uses one: its first receive starts with a
+// 4-byte "head"; the destination (`dst`) gets "H:" and the first `total` payload bytes, those
+// that came with the head written by the handler and the rest forwarded; whatever follows is
+// the handler's own input again (recorded).
+class ForwardSourceHandler : public RecordHandler {
+ public:
+  ForwardSourceHandler(Probe* probe, ConnRef dst, uint64_t total)
+      : RecordHandler(probe), dst_(dst), total_(total) {}
+  void OnRecv(Conn& conn, std::span<const char> data) override {
+    if (started_) {
+      RecordHandler::OnRecv(conn, data);
+      return;
+    }
+    const size_t take = std::min<size_t>(data.size(), 4 - head_.size());
+    head_.append(data.data(), take);
+    if (head_.size() < 4) {
+      return;
+    }
+    started_ = true;
+    const std::string_view rest(data.data() + take, data.size() - take);
+    Conn* dst = conn.worker().Resolve(dst_);
+    if (dst == nullptr) {
+      probe_->Update([&] { probe_->failures.push_back("destination gone"); });
+      return;
+    }
+    const size_t now = static_cast<size_t>(std::min<uint64_t>(rest.size(), total_));
+    dst->Write("H:");
+    dst->Write(rest.substr(0, now));
+    if (total_ > now && !conn.ForwardTo(*dst, total_ - now)) {
+      probe_->Update([&] { probe_->failures.push_back("ForwardTo refused"); });
+    }
+    if (rest.size() > now) {
+      RecordHandler::OnRecv(conn, std::span<const char>(rest.data() + now, rest.size() - now));
+    }
+  }
+  void OnForwarded(Conn& /*conn*/, uint64_t bytes, bool done) override {
+    probe_->Update([&] {
+      probe_->forwarded += bytes;
+      probe_->forward_done += done ? 1 : 0;
+    });
+  }
+
+ private:
+  ConnRef dst_;
+  uint64_t total_;
+  std::string head_;
+  bool started_ = false;
+};
+
+// A worker whose first accepted connection is a forward's destination (recording) and whose
+// second is its source (ForwardSourceHandler, receiving one buffer at a time as an upstream
+// that may splice does). Both test-side sockets are returned connected.
+struct ForwardSetup {
+  ListeningWorker lw;
+  int dst = -1;  // the test's end of the destination
+  int src = -1;  // ... and of the source
+  ConnRef src_ref;
+};
+
+ForwardSetup StartForwarding(Probe* probe, uint64_t total) {
+  ForwardSetup f;
+  f.lw = StartListening(SmallOptions(), probe, [probe, total](Conn& conn) {
+    const auto refs = probe->Read([&] { return probe->refs; });
+    if (refs.size() == 1) {
+      return std::unique_ptr<ConnHandler>(std::make_unique<RecordHandler>(probe));
+    }
+    conn.SetRecvOneShot(true);
+    return std::unique_ptr<ConnHandler>(
+        std::make_unique<ForwardSourceHandler>(probe, refs[0], total));
+  });
+  f.dst = ConnectTo(f.lw.port);
+  EXPECT_TRUE(probe->WaitFor([&] { return probe->accepted == 1; }));
+  f.src = ConnectTo(f.lw.port);
+  EXPECT_TRUE(probe->WaitFor([&] { return probe->accepted == 2; }));
+  f.src_ref = probe->Read([&] { return probe->refs[1]; });
+  return f;
+}
+
+// Exactly the bytes asked for reach the destination, in order, after what it had queued, and
+// by splice; what the source sends after them is its handler's input again; a destination
+// that stops reading holds the forward up (ForwardWaitsForDestination) until it reads again.
+TEST(WorkerTest, ForwardMovesExactlyTheBytesAskedThroughAPipe) {
+  Probe probe;
+  constexpr size_t kTotal = 16 * 1024 * 1024 + 17;
+  ForwardSetup f = StartForwarding(&probe, kTotal);
+  const int small = 64 * 1024;  // so that the destination's sockets fill before the pipe
+  setsockopt(f.dst, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  const std::string payload = Pattern(kTotal, 7);
+  ASSERT_TRUE(WriteAll(f.src, "HEAD"));
+  std::thread writer([&] {
+    WriteAll(f.src, payload);
+    WriteAll(f.src, "tail!");
+  });
+  // Nobody reads the destination yet: the forward fills the sockets and its pipe, then waits.
+  bool held = false;
+  for (int i = 0; i < 200 && !held; ++i) {
+    std::this_thread::sleep_for(10ms);
+    held = f.lw.runner->OnWorker([&] {
+      Conn* c = f.lw.runner->worker().Resolve(f.src_ref);
+      return c != nullptr && c->ForwardWaitsForDestination();
+    });
+  }
+  EXPECT_TRUE(held) << "the forward never waited for its destination";
+  const std::string got = ReadUpTo(f.dst, 2 + kTotal, 20s);
+  writer.join();
+  ASSERT_EQ(got.size(), 2 + kTotal);
+  EXPECT_EQ(got.substr(0, 2), "H:");
+  EXPECT_TRUE(got.compare(2, kTotal, payload) == 0) << "forwarded bytes differ";
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.received == "tail!"; }))
+      << "after the forward: " << probe.Read([&] { return probe.received; });
+  EXPECT_EQ(probe.Read([&] { return probe.forward_done; }), 1);
+  EXPECT_TRUE(probe.Read([&] { return probe.failures.empty(); }));
+  const WorkerStats st = f.lw.runner->Stats();
+  EXPECT_EQ(st.forwards, 1u);
+  // At most the first receive's buffer went through the handler; the rest by splice.
+  EXPECT_GE(st.spliced_bytes, kTotal - 16 * 1024);
+  EXPECT_EQ(probe.Read([&] { return probe.forwarded; }), st.spliced_bytes);
+  // Nothing else is held: the destination still answers, the source receives again.
+  ASSERT_TRUE(WriteAll(f.src, "more"));
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.received == "tail!more"; }));
+  ::close(f.src);
+  ::close(f.dst);
+}
+
+// The source ends (FIN) before all was forwarded: its handler hears OnEof, and the destination
+// has every byte that was sent before it.
+TEST(WorkerTest, ForwardSourceEofReachesItsHandler) {
+  Probe probe;
+  ForwardSetup f = StartForwarding(&probe, 1024 * 1024);
+  const std::string part = Pattern(200 * 1024, 3);
+  ASSERT_TRUE(WriteAll(f.src, "HEAD"));
+  ASSERT_TRUE(WriteAll(f.src, part));
+  ::shutdown(f.src, SHUT_WR);
+  const std::string got = ReadUpTo(f.dst, 2 + part.size(), 5s);
+  EXPECT_EQ(got.size(), 2 + part.size());
+  EXPECT_TRUE(got.compare(2, part.size(), part) == 0);
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.eofs == 1; }));
+  EXPECT_EQ(probe.Read([&] { return probe.forward_done; }), 0);
+  // The source closed (its handler's choice); the destination stays open and idle.
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.closed == 1; }));
+  EXPECT_EQ(f.lw.runner->Stats().conns_live, 1u);
+  ::close(f.src);
+  ::close(f.dst);
+}
+
+// The destination resets mid-forward: its handler hears the error (and closes it); the forward
+// ends there, the source's receive stays stopped for its handler to close it (an exchange's
+// upstream is released with its client), and closes cleanly.
+TEST(WorkerTest, ForwardDestinationResetReachesItsHandler) {
+  Probe probe;
+  ForwardSetup f = StartForwarding(&probe, 64 * 1024 * 1024);
+  ASSERT_TRUE(WriteAll(f.src, "HEAD"));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    const std::string chunk = Pattern(256 * 1024, 5);
+    const auto deadline = Clock::now() + 5s;
+    while (!stop.load() && Clock::now() < deadline && WriteAll(f.src, chunk)) {
+    }
+  });
+  EXPECT_EQ(ReadUpTo(f.dst, 300 * 1024, 5s).size(), 300u * 1024);
+  CloseWithRst(f.dst);
+  EXPECT_TRUE(probe.WaitFor([&] { return probe.errors == 1; }));
+  stop.store(true);
+  ::shutdown(f.src, SHUT_RDWR);
+  writer.join();
+  EXPECT_TRUE(f.lw.runner->OnWorker([&] {
+    Conn* c = f.lw.runner->worker().Resolve(f.src_ref);
+    if (c == nullptr || c->ForwardWaitsForDestination()) {
+      return false;
+    }
+    c->Close();
+    return true;
+  }));
+  ::close(f.src);
+  EXPECT_EQ(f.lw.runner->WaitConnsLive(0), 0u);
+  EXPECT_EQ(probe.Read([&] { return probe.forward_done; }), 0);
 }
 
 }  // namespace
