@@ -190,7 +190,7 @@ done
 ((SLOW_MS >= 1 && SLOW_MS <= 10000)) || { echo "run.sh: SLOW_MS must be 1..10000" >&2; exit 2; }
 ((COMP_LEVEL >= 1 && COMP_LEVEL <= 9)) || { echo "run.sh: COMP_LEVEL must be 1..9" >&2; exit 2; }
 for p in $PROXIES; do
-  [[ $p == torii || $p == nginx || $p == haproxy ]] ||
+  [[ $p == torii || $p == nginx || $p == haproxy || $p == torii-nosplice || $p == haproxy-splice ]] ||
     { echo "run.sh: unknown proxy '$p' in PROXIES" >&2; exit 2; }
 done
 

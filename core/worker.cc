@@ -1175,6 +1175,10 @@ bool Worker::StartForward(Conn& src, Conn& dst, uint64_t bytes) {
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
       return false;  // descriptors exhausted: the caller moves the bytes itself
     }
+    // Larger than the kernel's default where allowed (fs.pipe-max-size, the user's pipe pages):
+    // a 100 KiB body then moves in one splice each way. Where refused, the pipe keeps its
+    // default size and fills sooner (a full pipe is an EAGAIN like an empty socket's).
+    fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(kPipeBytes));
     pipe_fds = {fds[0], fds[1]};
   }
   uint32_t id;
@@ -1266,7 +1270,7 @@ void Worker::PumpForward(uint32_t id) {
       } else {
         const int err = n < 0 ? errno : EPIPE;
         EndForward(id);
-        if (dst->handler_) {
+        if (dst->handler_ && dst->state_ == Conn::State::kOpen) {
           dst->handler_->OnError(*dst, Error::FromErrno(err, Side::kInternal));
         }
         return;

@@ -443,7 +443,7 @@ class Worker {
   // by splice(2) on the non-blocking sockets, once src's multishot receive has stopped (until
   // then what it receives goes to dst's queue: ForwardReceived); it waits for readiness with
   // two watches (one-shot polls), armed only when a splice would block.
-  static constexpr uint32_t kPipeBytes = 64 * 1024;  // a pipe's default capacity
+  static constexpr uint32_t kPipeBytes = 256 * 1024;  // what a forward's pipe holds at most
   static constexpr size_t kSparePipes = 64;          // idle pipes a worker keeps
   struct Forward {
     ConnRef src;
