@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/utsname.h>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -502,8 +504,10 @@ void Worker::ArmAccept(Listener& l) {
 
 void Worker::ArmRecv(Conn& c) {
   io_uring_sqe* sqe = GetSqe();
+  c.recv_armed_one_shot_ = c.recv_one_shot_;
   if (c.recv_one_shot_) {
     io_uring_prep_recv(sqe, c.fd_, nullptr, 0, 0);
+    ++one_shot_recvs_;
   } else {
     io_uring_prep_recv_multishot(sqe, c.fd_, nullptr, 0, 0);
   }
@@ -584,6 +588,8 @@ Conn* Worker::AllocConn(int fd, bool overflow) {
   c.fd_ = fd;
   c.state_ = Conn::State::kOpen;
   c.recv_ = Conn::RecvState::kOff;
+  c.recv_one_shot_ = false;
+  c.forward_ = Conn::kNoForward;
   c.want_recv_ = true;
   c.send_in_flight_ = false;
   c.in_send_list_ = false;
@@ -649,6 +655,12 @@ Result<void> Worker::Run() {
   if (auto r = SetupRing(); !r) {
     return r;
   }
+  // splice(2) into a socket the peer closed raises SIGPIPE (it has no MSG_NOSIGNAL, which every
+  // send here uses): blocked on this thread, it stays pending and harmless, the EPIPE reported.
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
   now_ns_ = MonotonicNs();
   now_ms_ = now_ns_ / 1000000;
   for (Listener& l : listeners_) {
@@ -868,6 +880,10 @@ void Worker::OnRecvCqe(Conn& c, const io_uring_cqe& cqe) {
   const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
   if (!more) {
     c.recv_ = Conn::RecvState::kOff;
+    if (c.recv_armed_one_shot_) {
+      c.recv_armed_one_shot_ = false;
+      --one_shot_recvs_;
+    }
     if (c.forward_ != Conn::kNoForward && forwards_[c.forward_].src.slot == c.slot_ &&
         cqe.res != 0 && cqe.res != -ENOBUFS && cqe.res != -ECANCELED && cqe.res < 0) {
       // An error ends the receive: the forward cannot go on either (the handler hears it).
@@ -1162,7 +1178,11 @@ bool Conn::ForwardWaitsForDestination() const {
     return false;
   }
   const Worker::Forward& f = worker_->forwards_[forward_];
-  return f.src.slot == slot_ && f.in_pipe > 0;
+  if (f.src.slot != slot_) {
+    return false;
+  }
+  const Conn* dst = worker_->Resolve(f.dst);
+  return f.in_pipe > 0 || (dst != nullptr && (!dst->out_.empty() || dst->send_in_flight_));
 }
 
 bool Worker::StartForward(Conn& src, Conn& dst, uint64_t bytes) {
@@ -1233,12 +1253,22 @@ std::span<const char> Worker::ForwardReceived(Conn& src, std::span<const char> d
   f.left -= n;
   f.moved += n;
   if (f.left == 0) {
-    FinishForward(id);
-  } else if (src.handler_) {
-    const uint64_t moved = std::exchange(f.moved, 0);
-    src.handler_->OnForwarded(src, moved, false);
+    FinishForward(id, /*input_follows=*/data.size() > n);
+  } else {
+    ReportForward(src, f, /*done=*/false, /*input_follows=*/false);
   }
   return data.subspan(n);
+}
+
+void Worker::ReportForward(Conn& src, Forward& f, bool done, bool input_follows) {
+  ForwardProgress p;
+  p.bytes = std::exchange(f.moved, 0);
+  p.spliced = std::exchange(f.spliced, 0);
+  p.done = done;
+  p.input_follows = input_follows;
+  if ((p.bytes > 0 || done) && src.handler_ && src.state_ == Conn::State::kOpen) {
+    src.handler_->OnForwarded(src, p);
+  }
 }
 
 void Worker::PumpForward(uint32_t id) {
@@ -1254,13 +1284,16 @@ void Worker::PumpForward(uint32_t id) {
   }
   for (bool progress = true; progress;) {
     progress = false;
-    // Out first: the pipe into dst, once what dst queued itself has gone.
-    if (f.in_pipe > 0 && !f.waits_dst && !dst->send_in_flight_ && dst->out_.empty()) {
+    // Out first: the pipe into dst, once what dst queued before it has gone (what it queued
+    // since the first spliced byte waits behind the pipe's bytes).
+    if (f.in_pipe > 0 && !f.waits_dst && !dst->send_in_flight_ &&
+        (dst->out_.empty() || f.out_started)) {
       const ssize_t n = splice(f.pipe_r, nullptr, dst->fd_, nullptr, f.in_pipe,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         f.in_pipe -= static_cast<uint64_t>(n);
         f.moved += static_cast<uint64_t>(n);
+        f.spliced += static_cast<uint64_t>(n);
         f.out_started = true;
         stats_.spliced_bytes += static_cast<uint64_t>(n);
         progress = true;
@@ -1298,27 +1331,21 @@ void Worker::PumpForward(uint32_t id) {
     }
   }
   if (f.left == 0 && f.in_pipe == 0) {
-    FinishForward(id);
+    FinishForward(id, /*input_follows=*/false);
     return;
   }
   if (f.src_ended && f.in_pipe == 0) {
     SourceEnded(id, *src, f.src_err);  // after every byte read before the end has gone on
     return;
   }
-  if (f.moved > 0 && src->handler_) {
-    const uint64_t moved = std::exchange(f.moved, 0);
-    src->handler_->OnForwarded(*src, moved, false);
-  }
+  ReportForward(*src, f, /*done=*/false, /*input_follows=*/false);
 }
 
 void Worker::SourceEnded(uint32_t id, Conn& src, int err) {
   // Its handler hears what moved, then the end as it would from a receive.
-  const uint64_t moved = std::exchange(forwards_[id].moved, 0);
+  ReportForward(src, forwards_[id], /*done=*/false, /*input_follows=*/false);
   EndForward(id);
   src.want_recv_ = false;
-  if (moved > 0 && src.handler_ && src.state_ == Conn::State::kOpen) {
-    src.handler_->OnForwarded(src, moved, false);
-  }
   if (!src.handler_ || src.state_ != Conn::State::kOpen) {
     return;
   }
@@ -1329,23 +1356,19 @@ void Worker::SourceEnded(uint32_t id, Conn& src, int err) {
   }
 }
 
-void Worker::FinishForward(uint32_t id) {
+void Worker::FinishForward(uint32_t id, bool input_follows) {
   Forward& f = forwards_[id];
-  const uint64_t moved = f.moved;
+  ForwardProgress p;
+  p.bytes = f.moved;
+  p.spliced = f.spliced;
+  p.done = true;
+  p.input_follows = input_follows;
   Conn* src = Resolve(f.src);
-  Conn* dst = Resolve(f.dst);
   EndForward(id);
-  if (dst != nullptr) {
-    if (!dst->out_.empty()) {
-      MarkSend(*dst);  // written while the forward lasted: it follows the forwarded bytes
-    } else if (dst->close_after_flush_ && dst->state_ == Conn::State::kOpen && dst->send_idle()) {
-      StartLinger(*dst);
-    }
-  }
   if (src != nullptr && src->state_ == Conn::State::kOpen) {
     src->ResumeRecv();
     if (src->handler_) {
-      src->handler_->OnForwarded(*src, moved, true);
+      src->handler_->OnForwarded(*src, p);
     }
   }
 }
@@ -1371,6 +1394,22 @@ void Worker::EndForward(uint32_t id) {
   }
   f.pipe_r = f.pipe_w = -1;
   free_forwards_.push_back(id);
+  for (const ConnRef& ref : {f.src, f.dst}) {
+    if (Conn* c = Resolve(ref)) {
+      AfterForward(*c);
+    }
+  }
+}
+
+void Worker::AfterForward(Conn& c) {
+  if (c.state_ != Conn::State::kOpen) {
+    return;  // closing (the Close() that ended the forward, maybe) or lingering already
+  }
+  if (!c.out_.empty()) {
+    MarkSend(c);  // held back while the forward lasted: it follows the forwarded bytes
+  } else if (c.close_after_flush_ && c.send_idle()) {
+    StartLinger(c);
+  }
 }
 
 Worker::WatchId Worker::Watch(int fd, uint32_t events, WatchFn fn) {
@@ -1584,7 +1623,8 @@ void Worker::TrimRecvRing() {
   // fault each. Every completion must have been seen (none waiting in the queue or in the
   // kernel's overflow list): a buffer filled for one not yet seen has no holder yet.
   if (bufs_.recycled() - ring_armed_at_ >= std::max(1u, options_.recv_buffers / 16) ||
-      io_uring_cq_ready(&ring_) != 0 || io_uring_cq_has_overflow(&ring_) || !cqe_backlog_.empty()) {
+      one_shot_recvs_ != 0 || io_uring_cq_ready(&ring_) != 0 || io_uring_cq_has_overflow(&ring_) ||
+      !cqe_backlog_.empty()) {
     return;  // BeforeSleep arms it again
   }
   bufs_.Release();

@@ -65,6 +65,16 @@ struct ConnRef {
   void reset() { slot = kNone; }
 };
 
+// What Conn::ForwardTo reports to the source's handler (ConnHandler::OnForwarded).
+struct ForwardProgress {
+  uint64_t bytes = 0;    // more of the forwarded input reached the destination (or its queue)
+  uint64_t spliced = 0;  // ... of which went by splice (the rest had been received already)
+  bool done = false;     // the last byte did; receiving has resumed
+  // With `done`: the source had sent more than was forwarded, already received (its handler
+  // gets it next, through OnRecv): whatever the bytes are, they arrived too early.
+  bool input_follows = false;
+};
+
 // What a connection's owner (http/) implements. Every callback runs on the worker's thread,
 // from the loop; `conn` is valid for the duration of the call.
 class ConnHandler {
@@ -81,9 +91,8 @@ class ConnHandler {
   virtual void OnError(Conn& conn, Error error) = 0;
   // The deadline set with Conn::SetTimer() passed.
   virtual void OnTimer(Conn& conn) = 0;
-  // Conn::ForwardTo: `bytes` more of the forwarded input reached the destination; `done` once
-  // the last did (receiving has resumed).
-  virtual void OnForwarded(Conn& /*conn*/, uint64_t /*bytes*/, bool /*done*/) {}
+  // Conn::ForwardTo's progress (ForwardProgress).
+  virtual void OnForwarded(Conn& /*conn*/, const ForwardProgress& /*progress*/) {}
   // An outbound connect finished (Worker::Connect).
   virtual void OnConnected(Conn& /*conn*/, Result<void> /*result*/) {}
   // The output queue went from above Conn::kHighWater to below Conn::kLowWater.
@@ -189,6 +198,7 @@ class Conn : public base::SlabAllocated<Conn> {
   // connection's input go to `to`'s socket, after what `to` has queued, through a pipe
   // (splice(2)): never copied into user space, never seen by this handler, whose OnForwarded
   // reports how many reached `to`, and `done` once all of them did; receiving then resumes.
+  // The worker's thread blocks SIGPIPE (splice has no MSG_NOSIGNAL).
   // Bytes the ring had already received when this is called go the ordinary way, through
   // `to`'s queue. If this connection ends first (EOF, error) its handler hears it as usual,
   // after the bytes it sent before its FIN went on; a failure to write `to` goes to `to`'s
@@ -197,8 +207,9 @@ class Conn : public base::SlabAllocated<Conn> {
   // started, where it cannot be done: a transport on either side, either not open, a forward
   // already under way on either, or no pipe to be had.
   bool ForwardTo(Conn& to, uint64_t bytes);
-  // This connection's forward holds bytes its destination has not taken yet: a wait that is
-  // the destination's, not this peer's.
+  // This connection's forward waits for its destination: bytes in the pipe or in the
+  // destination's own queue that it has not taken yet (a wait that is the destination's, not
+  // this peer's).
   bool ForwardWaitsForDestination() const;
 
   // The handler's OnFlush() runs once late in this loop turn, before the sends: a handler that
@@ -282,6 +293,7 @@ class Conn : public base::SlabAllocated<Conn> {
   bool above_high_water_ : 1 = false;
   bool in_rearm_list_ : 1 = false;
   bool recv_one_shot_ : 1 = false;
+  bool recv_armed_one_shot_ : 1 = false;  // the receive in flight is a single one
 };
 static_assert(sizeof(Conn) <= 152,
               "an idle connection's Conn grew: see the note above its members");
@@ -453,6 +465,7 @@ class Worker {
     uint64_t left = 0;     // bytes still to take from src
     uint64_t in_pipe = 0;  // taken from src, not yet in dst
     uint64_t moved = 0;    // reached dst since src's handler last heard
+    uint64_t spliced = 0;  // ... of which by splice
     WatchId src_watch = 0;
     WatchId dst_watch = 0;
     bool live = false;
@@ -465,6 +478,8 @@ class Worker {
     bool src_ended = false;
     int src_err = 0;
   };
+  // Reports what moved to src's handler (unless nothing did and it is not done).
+  void ReportForward(Conn& src, Forward& f, bool done, bool input_follows);
   bool StartForward(Conn& src, Conn& dst, uint64_t bytes);
   // Bytes src received while its receive was being stopped: the forward's share goes to dst's
   // queue; returns what is left over for src's handler.
@@ -474,8 +489,12 @@ class Worker {
   void SourceEnded(uint32_t id, Conn& src, int err);
   // The forward is over (done, failed or abandoned); its pipe is kept when empty.
   void EndForward(uint32_t id);
-  // All forwarded: src's receive resumes, dst's queue goes on, src's handler hears it.
-  void FinishForward(uint32_t id);
+  // All forwarded: src's receive resumes, src's handler hears it (`input_follows`: see
+  // ForwardProgress).
+  void FinishForward(uint32_t id, bool input_follows);
+  // A connection's forward ended: what its queue held back goes on, a deferred lingering
+  // close starts.
+  void AfterForward(Conn& c);
   void ArmAccept(Listener& l);
   void ArmRecv(Conn& c);
   void ArmWake();
@@ -592,6 +611,10 @@ class Worker {
   // io_uring_enter, which BufRing::Release needs (SetupRing).
   SecondCheck ring_trim_;
   bool release_ring_ = false;
+  // Single receives in flight (Conn::SetRecvOneShot): the kernel may issue one from an io-wq
+  // thread (after a spurious wakeup, or when arming its poll fails), filling a buffer at any
+  // moment: TrimRecvRing waits until there are none.
+  uint32_t one_shot_recvs_ = 0;
   uint64_t ring_armed_at_ = 0;
   uint64_t ring_released_at_ = 0;
   std::mutex mailbox_mu_;

@@ -1331,9 +1331,9 @@ void Exchange::OnUpstreamHead(Upstream& up, const MessageHead& head) {
   }
 }
 
-void Exchange::OnUpstreamSpliced(uint64_t bytes) {
+void Exchange::OnUpstreamSpliced(uint64_t bytes, uint64_t spliced) {
   x().bytes_sent += bytes;
-  ctx_.stats().spliced_bytes += bytes;
+  ctx_.stats().spliced_bytes += spliced;
 }
 
 void Exchange::OnSpliceStalled() { OnSendTimeout(); }

@@ -140,8 +140,9 @@ class Exchange : public base::SlabAllocated<Exchange> {
   // A 103 Early Hints from the backend, before its final response.
   void OnUpstreamInterim(const MessageHead& head);
   void OnUpstreamBody(Upstream& up, std::string_view body);
-  // `bytes` more of the body went to the client socket to socket (Upstream::SpliceBodyTo).
-  void OnUpstreamSpliced(uint64_t bytes);
+  // `bytes` more of the body went to the client past OnUpstreamBody (Upstream::SpliceBodyTo),
+  // `spliced` of them socket to socket.
+  void OnUpstreamSpliced(uint64_t bytes, uint64_t spliced);
   // The spliced body waits for a client that does not take it: as the send timeout.
   void OnSpliceStalled();
   // The response is complete; `trailers` (valid for this call) are what followed its body.

@@ -72,7 +72,7 @@ class UpstreamConn final : public UpstreamHandler, public Upstream {
   void OnWritable(core::Conn& conn) override;
   void OnDrain(core::Conn& conn) override;
   void OnClosed(core::Conn& conn) override;
-  void OnForwarded(core::Conn& conn, uint64_t bytes, bool done) override;
+  void OnForwarded(core::Conn& conn, const core::ForwardProgress& progress) override;
 
  private:
   Exchange* client();
@@ -110,11 +110,13 @@ class UpstreamConn final : public UpstreamHandler, public Upstream {
   bool tunnel_ = false;      // after a 101: bytes are relayed to the client, never parsed
   bool forwarding_ = false;  // the body's rest goes to the client by Conn::ForwardTo
   core::ConnRef splice_to_;  // SpliceBodyTo's client, until the forward starts
+  uint64_t forward_progress_ms_ = 0;  // when the forward started or last moved bytes
   // Starts the forward of the body's rest to splice_to_ (Pump, once the buffered bytes are
   // parsed); false when it could not start (the body then goes on through the parser).
   bool StartSplice(core::Conn& self);
-  // The forwarded body is complete: the response ends as the parser's kDone would end it.
-  void EndSplicedResponse(core::Conn& self);
+  // The forwarded body is complete: the response ends as the parser's kDone would end it
+  // (`clean`: nothing came after it; else the connection is not reused, B9).
+  void EndSplicedResponse(core::Conn& self, bool clean);
   // Ends the picker's count of the current request and gives back its slot, exactly once per
   // Attach().
   void EndCount();

@@ -1,6 +1,8 @@
 // http/upstream_conn.cc: UpstreamConn (proxy_session.h), the HTTP/1.1 upstream codec.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "base/text.h"
 #include "http/exchange.h"
 #include "http/proxy_session.h"
@@ -306,35 +308,43 @@ bool UpstreamConn::StartSplice(core::Conn& self) {
   const uint64_t seen = parser.body_bytes_seen();
   const uint64_t length = parser.head().content_length;
   if (to == nullptr || seen >= length || !self.ForwardTo(*to, length - seen)) {
+    self.SetRecvOneShot(false);  // the body comes through the parser after all
     return false;
   }
   forwarding_ = true;
+  // Who is slow shows when the timer fires (OnTimer): the client (send_timeout) or the
+  // backend (response_timeout since bytes last moved).
+  forward_progress_ms_ = ctx_.worker().now_ms();
+  self.SetTimer(forward_progress_ms_ +
+                std::min(cfg().limits.send_timeout_ms, response_timeout_ms_));
   // A connection that carried a spliced body waits for its next head one receive at a time
   // (the forward re-arms receiving when it is done), so that one can be spliced as well.
   self.SetRecvOneShot(true);
   return true;
 }
 
-void UpstreamConn::OnForwarded(core::Conn& self, uint64_t bytes, bool done) {
+void UpstreamConn::OnForwarded(core::Conn& self, const core::ForwardProgress& progress) {
   Exchange* c = client();
-  if (c != nullptr && bytes > 0) {
-    c->OnUpstreamSpliced(bytes);
+  if (c != nullptr && progress.bytes > 0) {
+    c->OnUpstreamSpliced(progress.bytes, progress.spliced);
   }
-  if (done) {
-    EndSplicedResponse(self);
+  if (progress.done) {
+    EndSplicedResponse(self, !progress.input_follows);
     return;
   }
-  // Bytes moved: the wait starts again, the client's (send_timeout) while the pipe holds bytes
-  // it has not taken, else the backend's.
-  self.SetTimer(ctx_.worker().now_ms() + (self.ForwardWaitsForDestination()
-                                              ? cfg().limits.send_timeout_ms
-                                              : response_timeout_ms_));
+  // Bytes moved: the wait starts again, the client's (send_timeout) while it has bytes it has
+  // not taken, else the backend's.
+  forward_progress_ms_ = ctx_.worker().now_ms();
+  self.SetTimer(forward_progress_ms_ + (self.ForwardWaitsForDestination()
+                                            ? cfg().limits.send_timeout_ms
+                                            : response_timeout_ms_));
 }
 
-void UpstreamConn::EndSplicedResponse(core::Conn& self) {
+void UpstreamConn::EndSplicedResponse(core::Conn& self, bool clean) {
   forwarding_ = false;
   H1Parser& parser = b_->parser();
-  const bool reusable = parser.head().keep_alive;
+  // Bytes after a complete response (B9) make the connection unusable, as in Pump.
+  const bool reusable = parser.head().keep_alive && clean;
   // The body went past the parser: it starts afresh for the next response.
   parser.Init(H1Parser::Kind::kResponse, limits_);
   response_done_ = true;
@@ -408,11 +418,16 @@ void UpstreamConn::OnTimer(core::Conn& self) {
   if (CloseIfUnattached(self)) {
     return;
   }
-  if (forwarding_ && self.ForwardWaitsForDestination()) {
-    // The backend's bytes wait in the pipe for a client that does not read them: the client's
-    // send timeout, not a backend failure.
-    if (Exchange* c = client()) {
-      c->OnSpliceStalled();
+  if (forwarding_) {
+    if (self.ForwardWaitsForDestination()) {
+      // The backend's bytes wait for a client that does not take them: the client's send
+      // timeout, not a backend failure.
+      if (Exchange* c = client()) {
+        c->OnSpliceStalled();
+        return;
+      }
+    } else if (ctx_.worker().now_ms() < forward_progress_ms_ + response_timeout_ms_) {
+      self.SetTimer(forward_progress_ms_ + response_timeout_ms_);  // the backend's wait goes on
       return;
     }
   }

@@ -200,8 +200,10 @@ struct Probe {
   std::vector<uint64_t> timer_fired_ms;
   std::vector<uint64_t> timer_deadline_ms;
   std::vector<std::string> failures;  // checks made on the worker thread
-  uint64_t forwarded = 0;             // OnForwarded's bytes, and its calls with `done`
+  uint64_t forwarded = 0;             // OnForwarded's bytes (and spliced), its calls with `done`
+  uint64_t spliced = 0;               // (and with `input_follows`)
   int forward_done = 0;
+  int input_follows = 0;
 
   template <class F>
   void Update(F&& f) {
@@ -1927,10 +1929,12 @@ class ForwardSourceHandler : public RecordHandler {
       RecordHandler::OnRecv(conn, std::span<const char>(rest.data() + now, rest.size() - now));
     }
   }
-  void OnForwarded(Conn& /*conn*/, uint64_t bytes, bool done) override {
+  void OnForwarded(Conn& /*conn*/, const ForwardProgress& p) override {
     probe_->Update([&] {
-      probe_->forwarded += bytes;
-      probe_->forward_done += done ? 1 : 0;
+      probe_->forwarded += p.bytes;
+      probe_->spliced += p.spliced;
+      probe_->forward_done += p.done ? 1 : 0;
+      probe_->input_follows += p.input_follows ? 1 : 0;
     });
   }
 
@@ -1951,14 +1955,14 @@ struct ForwardSetup {
   ConnRef src_ref;
 };
 
-ForwardSetup StartForwarding(Probe* probe, uint64_t total) {
+ForwardSetup StartForwarding(Probe* probe, uint64_t total, bool one_shot = true) {
   ForwardSetup f;
-  f.lw = StartListening(SmallOptions(), probe, [probe, total](Conn& conn) {
+  f.lw = StartListening(SmallOptions(), probe, [probe, total, one_shot](Conn& conn) {
     const auto refs = probe->Read([&] { return probe->refs; });
     if (refs.size() == 1) {
       return std::unique_ptr<ConnHandler>(std::make_unique<RecordHandler>(probe));
     }
-    conn.SetRecvOneShot(true);
+    conn.SetRecvOneShot(one_shot);
     return std::unique_ptr<ConnHandler>(
         std::make_unique<ForwardSourceHandler>(probe, refs[0], total));
   });
@@ -2008,10 +2012,36 @@ TEST(WorkerTest, ForwardMovesExactlyTheBytesAskedThroughAPipe) {
   EXPECT_EQ(st.forwards, 1u);
   // At most the first receive's buffer went through the handler; the rest by splice.
   EXPECT_GE(st.spliced_bytes, kTotal - 16 * 1024);
-  EXPECT_EQ(probe.Read([&] { return probe.forwarded; }), st.spliced_bytes);
+  EXPECT_EQ(probe.Read([&] { return probe.spliced; }), st.spliced_bytes);
+  // Reported: every forwarded byte (the first receive's share went by the handler itself).
+  const uint64_t forwarded = probe.Read([&] { return probe.forwarded; });
+  EXPECT_LE(forwarded, kTotal);
+  EXPECT_GE(forwarded, kTotal - 16 * 1024);
+  EXPECT_EQ(probe.Read([&] { return probe.input_follows; }), 0);
   // Nothing else is held: the destination still answers, the source receives again.
   ASSERT_TRUE(WriteAll(f.src, "more"));
   EXPECT_TRUE(probe.WaitFor([&] { return probe.received == "tail!more"; }));
+  ::close(f.src);
+  ::close(f.dst);
+}
+
+// A multishot receive has already taken what follows the head when the forward starts: those
+// buffers go to the destination's queue, exactly up to the forwarded length, and the bytes
+// after it reach the handler, which hears that they followed (input_follows).
+TEST(WorkerTest, ForwardTakesWhatTheRingAlreadyReceived) {
+  Probe probe;
+  constexpr size_t kTotal = 40 * 1024 + 3;
+  ForwardSetup f = StartForwarding(&probe, kTotal, /*one_shot=*/false);
+  const std::string payload = Pattern(kTotal, 9);
+  ASSERT_TRUE(WriteAll(f.src, "HEAD" + payload + "tail!"));  // one write: one batch of buffers
+  const std::string got = ReadUpTo(f.dst, 2 + kTotal, 5s);
+  ASSERT_EQ(got.size(), 2 + kTotal);
+  EXPECT_TRUE(got.compare(2, kTotal, payload) == 0);
+  ASSERT_TRUE(probe.WaitFor([&] { return probe.received == "tail!"; }));
+  EXPECT_EQ(probe.Read([&] { return probe.forward_done; }), 1);
+  EXPECT_EQ(probe.Read([&] { return probe.input_follows; }), 1);
+  EXPECT_EQ(probe.Read([&] { return probe.spliced; }), 0u);
+  EXPECT_TRUE(WaitEof(f.dst, 100ms) == false);  // the destination stays open
   ::close(f.src);
   ::close(f.dst);
 }

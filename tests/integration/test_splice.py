@@ -67,9 +67,11 @@ class Splice(h.ToriiCase):
             self.assertEqual(len(r.body), n)
             self.assertEqual(r.body, h.pattern_bytes(n), f"size {n}")
         self.assertEqual(len({r.header("X-Conn-Id") for r in rs}), 1)  # one upstream connection
-        large = sum(n for n in sizes if n >= 64 * 1024)
-        # All but what came with each head (one receive buffer at most) went by splice.
-        self.assertGreaterEqual(spliced(self.t) - before, large - 4 * 16 * 1024)
+        # The first three bodies went by splice, all but what came with each head (one receive
+        # buffer at most); the fourth is small, after which the connection receives with a
+        # multishot receive again, so the last one comes mostly through the ring.
+        large = sum(sizes[:3])
+        self.assertGreaterEqual(spliced(self.t) - before, large - 3 * 16 * 1024)
         # The access log counts the spliced bytes as sent.
         lines = self.t.access_log_lines(wait_for_count=len(sizes))
         self.assertTrue(any(f" {5 * 1024 * 1024 + 3} " in l for l in lines), lines[-5:])
@@ -87,7 +89,8 @@ class Splice(h.ToriiCase):
         self.assertEqual(rs[2].body, h.pattern_bytes(200 * 1024))
 
     # What is not sent as it is stays on the ordinary path: a HEAD, a body below splice_min,
-    # and a body the client gets compressed.
+    # and a body the client gets compressed. A large body after those comes through a multishot
+    # receive (mostly through the ring), and the next one is spliced again.
     def test_head_small_and_compressed_bodies_are_not_spliced(self):
         before = spliced(self.t)
         with h.Client(self.addr) as c:
@@ -98,9 +101,11 @@ class Splice(h.ToriiCase):
             r = c.get("/?size=300000", headers=[("Accept-Encoding", "gzip")])
             self.assertEqual(r.header("Content-Encoding"), "gzip")
             self.assertEqual(gzip.decompress(r.body), h.pattern_bytes(300000))
+            self.assertEqual(spliced(self.t), before)
             self.assertEqual(len(c.get("/?size=100000").body), 100000)  # the connection goes on
+            self.assertEqual(len(c.get("/?size=100000").body), 100000)
         self.assertGreaterEqual(spliced(self.t) - before, 100000 - 16 * 1024)
-        self.assertLessEqual(spliced(self.t) - before, 100000)
+        self.assertLessEqual(spliced(self.t) - before, 200000)
 
     # A client that stops reading a spliced body meets send_timeout (D3): the connection is cut
     # within a few seconds and the next client is served.
