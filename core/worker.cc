@@ -689,7 +689,12 @@ Result<void> Worker::Run() {
       ts.tv_nsec = static_cast<int64_t>((wait % 1000) * 1000000);
       tsp = &ts;
     }
-    if (cqe_backlog_.empty()) {
+    if (cqe_backlog_.empty() && !forward_again_.empty()) {
+      // A forward goes on this turn: completions are taken without waiting for one.
+      __kernel_timespec zero{};
+      io_uring_cqe* first = nullptr;
+      io_uring_submit_and_wait_timeout(&ring_, &first, 1, &zero, nullptr);
+    } else if (cqe_backlog_.empty()) {
       const int rc = SubmitAndWait(tsp);
       if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
         spdlog::error("worker {}: io_uring_submit_and_wait failed: {}", options_.id,
@@ -1282,7 +1287,13 @@ void Worker::PumpForward(uint32_t id) {
     EndForward(id);  // Close() ends a forward first: not expected
     return;
   }
+  int rounds = 0;
   for (bool progress = true; progress;) {
+    if (++rounds > kPumpRounds) {
+      forward_again_.push_back(id);  // the others' turn: this one goes on in the next
+      ++stats_.forward_yields;
+      break;
+    }
     progress = false;
     // Out first: the pipe into dst, once what dst queued before it has gone (what it queued
     // since the first spliced byte waits behind the pipe's bytes).
@@ -1699,6 +1710,8 @@ void Worker::BeforeSleep() {
 
   // Forwards whose source stopped receiving: the first splices (which may finish them and call
   // their handlers, so before the flushes and the sends).
+  forward_ready_.insert(forward_ready_.end(), forward_again_.begin(), forward_again_.end());
+  forward_again_.clear();
   for (size_t i = 0; i < forward_ready_.size(); ++i) {
     PumpForward(forward_ready_[i]);
   }

@@ -139,6 +139,7 @@ struct WorkerStats {
   uint64_t recv_ring_releases = 0;  // quiet seconds after which the receive ring's pages went back
   uint64_t forwards = 0;            // Conn::ForwardTo calls that started
   uint64_t spliced_bytes = 0;       // bytes forwards moved by splice (not through user space)
+  uint64_t forward_yields = 0;      // pumps that used their rounds, going on in the next turn
 };
 
 class Conn : public base::SlabAllocated<Conn> {
@@ -457,6 +458,9 @@ class Worker {
   // two watches (one-shot polls), armed only when a splice would block.
   static constexpr uint32_t kPipeBytes = 256 * 1024;  // what a forward's pipe holds at most
   static constexpr size_t kSparePipes = 64;          // idle pipes a worker keeps
+  // Rounds (a splice each way) one pump may run before the forward waits for the next turn:
+  // between fast peers a forward would otherwise keep the loop as long as both keep up.
+  static constexpr int kPumpRounds = 16;
   struct Forward {
     ConnRef src;
     ConnRef dst;
@@ -574,6 +578,7 @@ class Worker {
   std::vector<Forward> forwards_;
   std::vector<uint32_t> free_forwards_;
   std::vector<uint32_t> forward_ready_;  // forwards whose splicing starts this turn
+  std::vector<uint32_t> forward_again_;  // forwards that used their rounds: next turn, no wait
   std::vector<std::pair<int, int>> spare_pipes_;
   std::vector<WatchId> free_watches_;
   struct FileOp {

@@ -2010,6 +2010,7 @@ TEST(WorkerTest, ForwardMovesExactlyTheBytesAskedThroughAPipe) {
   EXPECT_TRUE(probe.Read([&] { return probe.failures.empty(); }));
   const WorkerStats st = f.lw.runner->Stats();
   EXPECT_EQ(st.forwards, 1u);
+  RecordProperty("forward_yields", std::to_string(st.forward_yields));
   // At most the first receive's buffer went through the handler; the rest by splice.
   EXPECT_GE(st.spliced_bytes, kTotal - 16 * 1024);
   EXPECT_EQ(probe.Read([&] { return probe.spliced; }), st.spliced_bytes);
