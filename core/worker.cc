@@ -19,6 +19,8 @@
 #include <cstring>
 #include <utility>
 
+#include "base/free_index.h"
+
 namespace torii::core {
 
 namespace {
@@ -165,15 +167,8 @@ void Conn::WritePinned(std::string_view bytes, const std::shared_ptr<const void>
 }
 
 uint32_t Worker::Pin(const std::shared_ptr<const void>& owner) {
-  uint32_t index;
-  if (!free_pins_.empty()) {
-    index = free_pins_.back();
-    free_pins_.pop_back();
-    pins_[index] = owner;
-  } else {
-    index = static_cast<uint32_t>(pins_.size());
-    pins_.push_back(owner);
-  }
+  const uint32_t index = base::TakeIndex(free_pins_, pins_.size(), [&] { pins_.emplace_back(); });
+  pins_[index] = owner;
   return kPinBase + index;
 }
 
@@ -576,14 +571,10 @@ Conn* Worker::AllocConn(int fd, bool overflow) {
   if (stats_.conns_live >= options_.max_conns + (overflow ? EvictionHeadroom() : 0)) {
     return nullptr;
   }
-  uint32_t slot;
-  if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    slot = static_cast<uint32_t>(conns_.size());
-    conns_.push_back(std::unique_ptr<Conn>(new Conn(this, slot, &blocks_)));
-  }
+  const uint32_t slot = base::TakeIndex(free_slots_, conns_.size(), [&] {
+    conns_.push_back(
+        std::unique_ptr<Conn>(new Conn(this, static_cast<uint32_t>(conns_.size()), &blocks_)));
+  });
   Conn& c = *conns_[slot];
   c.fd_ = fd;
   c.state_ = Conn::State::kOpen;
@@ -1206,14 +1197,8 @@ bool Worker::StartForward(Conn& src, Conn& dst, uint64_t bytes) {
     fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(kPipeBytes));
     pipe_fds = {fds[0], fds[1]};
   }
-  uint32_t id;
-  if (!free_forwards_.empty()) {
-    id = free_forwards_.back();
-    free_forwards_.pop_back();
-  } else {
-    id = static_cast<uint32_t>(forwards_.size());
-    forwards_.emplace_back();
-  }
+  const uint32_t id =
+      base::TakeIndex(free_forwards_, forwards_.size(), [&] { forwards_.emplace_back(); });
   Forward& f = forwards_[id];
   f = Forward{};
   f.src = src.ref();
@@ -1424,14 +1409,8 @@ void Worker::AfterForward(Conn& c) {
 }
 
 Worker::WatchId Worker::Watch(int fd, uint32_t events, WatchFn fn) {
-  WatchId id = 0;
-  if (!free_watches_.empty()) {
-    id = free_watches_.back();
-    free_watches_.pop_back();
-  } else {
-    id = static_cast<WatchId>(watches_.size());
-    watches_.emplace_back();
-  }
+  const WatchId id =
+      base::TakeIndex(free_watches_, watches_.size(), [&] { watches_.emplace_back(); });
   FdWatch& w = watches_[id];
   w.fd = fd;
   w.events = events;
@@ -1743,12 +1722,8 @@ void Worker::BeforeSleep() {
         forwards_[c.forward_].out_started) {
       continue;  // written after the forwarded bytes began: it follows them (FinishForward)
     }
-    if (free_send_ops_.empty()) {
-      free_send_ops_.push_back(static_cast<uint32_t>(send_ops_.size()));
-      send_ops_.push_back(std::make_unique<SendOp>());
-    }
-    c.send_op_ = free_send_ops_.back();
-    free_send_ops_.pop_back();
+    c.send_op_ = base::TakeIndex(free_send_ops_, send_ops_.size(),
+                                 [&] { send_ops_.push_back(std::make_unique<SendOp>()); });
     SendOp& op = *send_ops_[c.send_op_];
     const int n = c.out_.FillIov(op.iov, Conn::kMaxIov);
     io_uring_sqe* sqe = GetSqe();
@@ -1784,14 +1759,8 @@ void Worker::WriteFile(int fd, uint64_t offset, std::span<const iovec> iov, File
 
 void Worker::SubmitFile(bool write, int fd, uint64_t offset, std::span<const iovec> iov,
                         FileFn fn) {
-  uint32_t index;
-  if (!free_file_ops_.empty()) {
-    index = free_file_ops_.back();
-    free_file_ops_.pop_back();
-  } else {
-    index = static_cast<uint32_t>(file_ops_.size());
-    file_ops_.push_back(std::make_unique<FileOp>());
-  }
+  const uint32_t index = base::TakeIndex(free_file_ops_, file_ops_.size(),
+                                         [&] { file_ops_.push_back(std::make_unique<FileOp>()); });
   FileOp& op = *file_ops_[index];
   op.iov.assign(iov.begin(), iov.end());
   op.fn = std::move(fn);
