@@ -210,7 +210,7 @@ void Conn::PauseRecv() {
 }
 
 void Conn::ResumeRecv() {
-  if (forward_ != kNoForward && worker_->forwards_[forward_].src.slot == slot_) {
+  if (worker_->ForwardFrom(*this) != kNoForward) {
     return;  // the forward stopped the receive: it resumes it when done (FinishForward)
   }
   want_recv_ = true;
@@ -880,16 +880,16 @@ void Worker::OnRecvCqe(Conn& c, const io_uring_cqe& cqe) {
       c.recv_armed_one_shot_ = false;
       --one_shot_recvs_;
     }
-    if (c.forward_ != Conn::kNoForward && forwards_[c.forward_].src.slot == c.slot_ &&
-        cqe.res != 0 && cqe.res != -ENOBUFS && cqe.res != -ECANCELED && cqe.res < 0) {
-      // An error ends the receive: the forward cannot go on either (the handler hears it).
-      EndForward(c.forward_);
-    } else if (c.forward_ != Conn::kNoForward && forwards_[c.forward_].src.slot == c.slot_ &&
-               cqe.res != 0) {
-      // The receive stopped for the forward: the bytes it carries (if any) go first, then
-      // splicing starts (this turn, before the sends).
-      forwards_[c.forward_].splicing = true;
-      forward_ready_.push_back(c.forward_);
+    if (const uint32_t id = ForwardFrom(c); id != Conn::kNoForward && cqe.res != 0) {
+      if (cqe.res < 0 && cqe.res != -ENOBUFS && cqe.res != -ECANCELED) {
+        // An error ends the receive: the forward cannot go on either (the handler hears it).
+        EndForward(id);
+      } else {
+        // The receive stopped for the forward: the bytes it carries (if any) go first, then
+        // splicing starts (this turn, before the sends).
+        forwards_[id].splicing = true;
+        forward_ready_.push_back(id);
+      }
     }
   }
   if (cqe.res > 0) {
@@ -900,7 +900,7 @@ void Worker::OnRecvCqe(Conn& c, const io_uring_cqe& cqe) {
       recv_bid_ = bid;
       if (c.transport_) {
         c.transport_->OnReceived(c, recv_data_);
-      } else if (c.forward_ == Conn::kNoForward) {
+      } else if (ForwardFrom(c) == Conn::kNoForward) {
         c.handler_->OnRecv(c, recv_data_);
       } else if (const std::span<const char> rest = ForwardReceived(c, recv_data_);
                  !rest.empty() && c.state_ == Conn::State::kOpen && c.handler_) {
@@ -991,9 +991,7 @@ void Worker::OnSendCqe(Conn& c, int res) {
   if (!c.out_.empty()) {
     MarkSend(c);
   } else if (c.forward_ != Conn::kNoForward) {
-    if (forwards_[c.forward_].dst.slot == c.slot_) {
-      PumpForward(c.forward_);  // what dst had queued is out: the pipe's bytes may follow
-    }
+    PumpForward(ForwardInto(c));  // what dst had queued is out: the pipe's bytes may follow
   } else if (c.close_after_flush_ && c.state_ == Conn::State::kOpen) {
     StartLinger(c);
     return;
@@ -1170,13 +1168,11 @@ bool Conn::ForwardTo(Conn& to, uint64_t bytes) {
 }
 
 bool Conn::ForwardWaitsForDestination() const {
-  if (forward_ == kNoForward) {
+  const uint32_t id = worker_->ForwardFrom(*this);
+  if (id == kNoForward) {
     return false;
   }
-  const Worker::Forward& f = worker_->forwards_[forward_];
-  if (f.src.slot != slot_) {
-    return false;
-  }
+  const Worker::Forward& f = worker_->forwards_[id];
   const Conn* dst = worker_->Resolve(f.dst);
   return f.in_pipe > 0 || (dst != nullptr && (!dst->out_.empty() || dst->send_in_flight_));
 }
@@ -1230,11 +1226,8 @@ bool Worker::StartForward(Conn& src, Conn& dst, uint64_t bytes) {
 }
 
 std::span<const char> Worker::ForwardReceived(Conn& src, std::span<const char> data) {
-  const uint32_t id = src.forward_;
+  const uint32_t id = ForwardFrom(src);
   Forward& f = forwards_[id];
-  if (f.src.slot != src.slot_) {
-    return data;  // src is the destination of this forward: its own input is its handler's
-  }
   Conn* dst = Resolve(f.dst);
   const size_t n = static_cast<size_t>(std::min<uint64_t>(f.left, data.size()));
   if (dst != nullptr) {
@@ -1250,12 +1243,17 @@ std::span<const char> Worker::ForwardReceived(Conn& src, std::span<const char> d
   return data.subspan(n);
 }
 
-void Worker::ReportForward(Conn& src, Forward& f, bool done, bool input_follows) {
+ForwardProgress Worker::TakeProgress(Forward& f, bool done, bool input_follows) {
   ForwardProgress p;
   p.bytes = std::exchange(f.moved, 0);
   p.spliced = std::exchange(f.spliced, 0);
   p.done = done;
   p.input_follows = input_follows;
+  return p;
+}
+
+void Worker::ReportForward(Conn& src, Forward& f, bool done, bool input_follows) {
+  const ForwardProgress p = TakeProgress(f, done, input_follows);
   if ((p.bytes > 0 || done) && src.handler_ && src.state_ == Conn::State::kOpen) {
     src.handler_->OnForwarded(src, p);
   }
@@ -1354,11 +1352,7 @@ void Worker::SourceEnded(uint32_t id, Conn& src, int err) {
 
 void Worker::FinishForward(uint32_t id, bool input_follows) {
   Forward& f = forwards_[id];
-  ForwardProgress p;
-  p.bytes = f.moved;
-  p.spliced = f.spliced;
-  p.done = true;
-  p.input_follows = input_follows;
+  const ForwardProgress p = TakeProgress(f, /*done=*/true, input_follows);
   Conn* src = Resolve(f.src);
   EndForward(id);
   if (src != nullptr && src->state_ == Conn::State::kOpen) {
@@ -1718,9 +1712,8 @@ void Worker::BeforeSleep() {
         (c.state_ != Conn::State::kOpen && c.state_ != Conn::State::kLingering)) {
       continue;
     }
-    if (c.forward_ != Conn::kNoForward && forwards_[c.forward_].dst.slot == c.slot_ &&
-        forwards_[c.forward_].out_started) {
-      continue;  // written after the forwarded bytes began: it follows them (FinishForward)
+    if (const uint32_t id = ForwardInto(c); id != Conn::kNoForward && forwards_[id].out_started) {
+      continue;  // written after the forwarded bytes began: it follows them (AfterForward)
     }
     c.send_op_ = base::TakeIndex(free_send_ops_, send_ops_.size(),
                                  [&] { send_ops_.push_back(std::make_unique<SendOp>()); });

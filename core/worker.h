@@ -482,6 +482,20 @@ class Worker {
     bool src_ended = false;
     int src_err = 0;
   };
+  // The forward `c` is the source of, or the destination of; Conn::kNoForward if none.
+  uint32_t ForwardFrom(const Conn& c) const {
+    return c.forward_ != Conn::kNoForward && forwards_[c.forward_].src.slot == c.slot_
+               ? c.forward_
+               : Conn::kNoForward;
+  }
+  uint32_t ForwardInto(const Conn& c) const {
+    return c.forward_ != Conn::kNoForward && forwards_[c.forward_].dst.slot == c.slot_
+               ? c.forward_
+               : Conn::kNoForward;
+  }
+  // What moved since src's handler last heard (taken from `f`), with `done` and
+  // `input_follows` (ForwardProgress).
+  static ForwardProgress TakeProgress(Forward& f, bool done, bool input_follows);
   // Reports what moved to src's handler (unless nothing did and it is not done).
   void ReportForward(Conn& src, Forward& f, bool done, bool input_follows);
   bool StartForward(Conn& src, Conn& dst, uint64_t bytes);

@@ -1336,8 +1336,6 @@ void Exchange::OnUpstreamSpliced(uint64_t bytes, uint64_t spliced) {
   ctx_.stats().spliced_bytes += spliced;
 }
 
-void Exchange::OnSpliceStalled() { OnSendTimeout(); }
-
 void Exchange::NoteUpstreamResponse(int status) {
   CounterGrid& counters = *cfg().pools[x().pool].counters;
   const uint32_t worker = ctx_.worker().id();

@@ -143,8 +143,9 @@ class Exchange : public base::SlabAllocated<Exchange> {
   // `bytes` more of the body went to the client past OnUpstreamBody (Upstream::SpliceBodyTo),
   // `spliced` of them socket to socket.
   void OnUpstreamSpliced(uint64_t bytes, uint64_t spliced);
-  // The spliced body waits for a client that does not take it: as the send timeout.
-  void OnSpliceStalled();
+  // The client did not take its response within send_timeout (the kSend timer, or a spliced
+  // body waiting for it, UpstreamConn::OnTimer): cut off, logged.
+  void OnSendTimeout();
   // The response is complete; `trailers` (valid for this call) are what followed its body.
   void OnUpstreamDone(bool reusable, std::span<const HeaderView> trailers);
   void OnUpstreamFailed(UpstreamFailure why, bool reused);
@@ -227,8 +228,6 @@ class Exchange : public base::SlabAllocated<Exchange> {
   // The TLS session of the client connection (TLS listeners only).
   const tls::DownstreamSession& tls_session() const;
 
-  // The client did not read its response within send_timeout: cut off, logged.
-  void OnSendTimeout();
   bool CheckRequest(const MessageHead& h);
   // Who the client is (buffers().client, client_text, forwarded_for): the peer, or behind
   // trusted_proxies the right-most untrusted X-Forwarded-For hop (hops further left are the

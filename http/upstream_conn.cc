@@ -423,7 +423,7 @@ void UpstreamConn::OnTimer(core::Conn& self) {
       // The backend's bytes wait for a client that does not take them: the client's send
       // timeout, not a backend failure.
       if (Exchange* c = client()) {
-        c->OnSpliceStalled();
+        c->OnSendTimeout();
         return;
       }
     } else if (ctx_.worker().now_ms() < forward_progress_ms_ + response_timeout_ms_) {
