@@ -217,7 +217,7 @@ class Conn : public base::SlabAllocated<Conn> {
   // batches its output (HTTP/2 frames of many streams) writes it there, once per turn.
   void WantFlush();
 
-  // Backpressure: stop / restart the multishot receive.
+  // Backpressure: stop / restart receiving (multishot, or one receive at a time).
   void PauseRecv();
   void ResumeRecv();
   // From the next time receiving is armed: one buffer per receive (re-armed after each) rather
@@ -453,7 +453,7 @@ class Worker {
   };
   void ArmInASecond(SecondCheck& check, void (Worker::*run)());
   // Conn::ForwardTo. A forward takes bytes from `src` into its pipe and from there into `dst`
-  // by splice(2) on the non-blocking sockets, once src's multishot receive has stopped (until
+  // by splice(2) on the non-blocking sockets, once src's receive has stopped (until
   // then what it receives goes to dst's queue: ForwardReceived); it waits for readiness with
   // two watches (one-shot polls), armed only when a splice would block.
   static constexpr uint32_t kPipeBytes = 256 * 1024;  // what a forward's pipe holds at most
